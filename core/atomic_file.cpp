@@ -1,0 +1,36 @@
+#include "core/atomic_file.h"
+
+#include <atomic>
+#include <fstream>
+#include <unistd.h>
+
+#include "core/error.h"
+
+namespace vp {
+
+void write_atomically(const std::filesystem::path& path,
+                      const std::function<void(const std::filesystem::path& tmp_path)>& write) {
+  static std::atomic<unsigned> counter{0};
+  // Keep the extension last: some writers pick the format from it.
+  std::filesystem::path tmp = path.parent_path() /
+      (".tmp" + std::to_string(::getpid()) + "_" + std::to_string(counter++) + "_" + path.filename().string());
+  try {
+    write(tmp);
+    std::filesystem::rename(tmp, path);
+  } catch (...) {
+    std::error_code ec;
+    std::filesystem::remove(tmp, ec);
+    throw;
+  }
+}
+
+void write_text_atomically(const std::filesystem::path& path, const std::string& text) {
+  write_atomically(path, [&](const std::filesystem::path& tmp) {
+    std::ofstream out(tmp, std::ios::binary);
+    out << text;
+    out.close();
+    if (!out) throw InputError("cannot write " + path.string());
+  });
+}
+
+}  // namespace vp

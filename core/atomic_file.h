@@ -1,0 +1,17 @@
+// Outputs appear whole or not at all: write to a temporary name beside the
+// target, then rename (atomic on POSIX within one filesystem).
+#pragma once
+
+#include <filesystem>
+#include <functional>
+#include <string>
+
+namespace vp {
+
+// Calls write(tmp_path) and renames tmp_path to path on success; removes tmp_path on failure
+// (the exception propagates).
+void write_atomically(const std::filesystem::path& path,
+                      const std::function<void(const std::filesystem::path& tmp_path)>& write);
+void write_text_atomically(const std::filesystem::path& path, const std::string& text);
+
+}  // namespace vp

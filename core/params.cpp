@@ -1,0 +1,284 @@
+#include "core/params.h"
+
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+
+#include "core/error.h"
+
+namespace vp {
+
+std::string to_string(ParamType t) {
+  switch (t) {
+    case ParamType::number: return "a number";
+    case ParamType::integer: return "an integer";
+    case ParamType::boolean: return "true or false";
+    case ParamType::string: return "a string";
+    case ParamType::number_list: return "a number or a list of numbers";
+    case ParamType::string_list: return "a string or a list of strings";
+    case ParamType::map: return "a map";
+  }
+  return "?";
+}
+
+std::string Diagnostic::format() const {
+  std::string s = where.empty() ? "" : where + ": ";
+  if (!key_path.empty()) s += key_path + ": ";
+  return s + message;
+}
+
+std::string location(const std::string& file, const YAML::Node& node) {
+  if (!node.IsDefined() || node.Mark().is_null()) return file;
+  const YAML::Mark m = node.Mark();
+  return file + ":" + std::to_string(m.line + 1) + ":" + std::to_string(m.column + 1);
+}
+
+void Diagnostics::error(const YAML::Node& at, const std::string& key_path, const std::string& message) {
+  items_.push_back({location(file_, at), key_path, message});
+}
+void Diagnostics::error(const std::string& key_path, const std::string& message) {
+  items_.push_back({file_, key_path, message});
+}
+std::string Diagnostics::format() const {
+  std::string s;
+  for (const auto& d : items_) s += d.format() + "\n";
+  return s;
+}
+void Diagnostics::throw_if_any() const {
+  if (!ok()) {
+    std::string s = format();
+    s.pop_back();
+    throw InputError(s);
+  }
+}
+
+namespace {
+
+std::size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t diag = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      std::size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] != b[j - 1])});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+bool is_number(const YAML::Node& n, bool integer) {
+  if (!n.IsScalar()) return false;
+  const std::string s = n.Scalar();
+  try {
+    std::size_t used = 0;
+    if (integer) {
+      (void)std::stoll(s, &used);
+    } else {
+      double v = std::stod(s, &used);
+      if (!std::isfinite(v)) return false;
+    }
+    return used == s.size();
+  } catch (...) {
+    return false;
+  }
+}
+
+bool is_bool(const YAML::Node& n) {
+  if (!n.IsScalar()) return false;
+  bool b;
+  return YAML::convert<bool>::decode(n, b);
+}
+
+}  // namespace
+
+Params::Params(YAML::Node node, std::vector<ParamSpec> specs, std::string file, std::string key_path)
+    : node_(node), specs_(std::move(specs)), file_(std::move(file)), key_path_(std::move(key_path)) {}
+
+Params Params::from_strings(const std::map<std::string, std::string>& values, std::vector<ParamSpec> specs,
+                            std::string origin) {
+  YAML::Node node(YAML::NodeType::Map);
+  for (const auto& [k, v] : values) {
+    try {
+      node[k] = YAML::Load(v);
+    } catch (const YAML::Exception&) {
+      node[k] = v;
+    }
+  }
+  return Params(node, std::move(specs), std::move(origin), "");
+}
+
+const ParamSpec* Params::spec(const std::string& key) const {
+  for (const auto& s : specs_)
+    if (s.name == key) return &s;
+  return nullptr;
+}
+
+std::string Params::key_path(const std::string& key) const {
+  return key_path_.empty() ? key : key_path_ + "." + key;
+}
+
+std::string Params::where(const std::string& key) const {
+  if (node_.IsMap() && node_[key]) return location(file_, node_[key]);
+  return location(file_, node_);
+}
+
+void Params::fail(const std::string& key, const std::string& message) const {
+  std::string w = where(key);
+  throw InputError((w.empty() ? "" : w + ": ") + key_path(key) + ": " + message);
+}
+
+bool Params::has(const std::string& key) const { return node_.IsMap() && node_[key] && !node_[key].IsNull(); }
+
+YAML::Node Params::value(const std::string& key) const {
+  if (has(key)) return node_[key];
+  const ParamSpec* s = spec(key);
+  if (!s) throw std::logic_error("parameter '" + key + "' is not declared by this stage");
+  if (s->default_yaml.empty()) fail(key, "required parameter is missing");
+  return YAML::Load(s->default_yaml);
+}
+
+YAML::Node Params::node(const std::string& key) const {
+  if (has(key)) return node_[key];
+  const ParamSpec* s = spec(key);
+  if (s && !s->default_yaml.empty()) return YAML::Load(s->default_yaml);
+  return YAML::Node();
+}
+
+double Params::number(const std::string& key) const {
+  YAML::Node n = value(key);
+  if (!is_number(n, false)) fail(key, "expected a number, found '" + YAML::Dump(n) + "'");
+  return n.as<double>();
+}
+long long Params::integer(const std::string& key) const {
+  YAML::Node n = value(key);
+  if (!is_number(n, true)) fail(key, "expected an integer, found '" + YAML::Dump(n) + "'");
+  return n.as<long long>();
+}
+bool Params::boolean(const std::string& key) const {
+  YAML::Node n = value(key);
+  if (!is_bool(n)) fail(key, "expected true or false, found '" + YAML::Dump(n) + "'");
+  return n.as<bool>();
+}
+std::string Params::string(const std::string& key) const {
+  YAML::Node n = value(key);
+  if (!n.IsScalar()) fail(key, "expected a string");
+  return n.Scalar();
+}
+std::vector<double> Params::numbers(const std::string& key) const {
+  YAML::Node n = value(key);
+  std::vector<double> out;
+  if (n.IsScalar()) n = YAML::Load("[" + n.Scalar() + "]");
+  if (!n.IsSequence()) fail(key, "expected a list of numbers");
+  for (const auto& e : n) {
+    if (!is_number(e, false)) fail(key, "expected a list of numbers, found element '" + YAML::Dump(e) + "'");
+    out.push_back(e.as<double>());
+  }
+  return out;
+}
+std::vector<std::string> Params::strings(const std::string& key) const {
+  YAML::Node n = value(key);
+  std::vector<std::string> out;
+  if (n.IsScalar()) {
+    // "a,b,c" from the command line is a list too.
+    std::stringstream ss(n.Scalar());
+    for (std::string item; std::getline(ss, item, ',');)
+      if (!item.empty()) out.push_back(item);
+    return out;
+  }
+  if (!n.IsSequence()) fail(key, "expected a list of strings");
+  for (const auto& e : n) {
+    if (!e.IsScalar()) fail(key, "expected a list of strings");
+    out.push_back(e.Scalar());
+  }
+  return out;
+}
+
+void Params::check(Diagnostics& diags) const {
+  if (node_.IsDefined() && !node_.IsNull() && !node_.IsMap()) {
+    diags.error(node_, key_path_, "expected a map of parameters");
+    return;
+  }
+  if (node_.IsMap()) {
+    for (const auto& kv : node_) {
+      const std::string key = kv.first.Scalar();
+      if (key == "stage" || spec(key)) continue;
+      std::string best;
+      std::size_t best_d = 3;
+      for (const auto& s : specs_) {
+        std::size_t d = edit_distance(key, s.name);
+        if (d < best_d) best_d = d, best = s.name;
+      }
+      std::string known;
+      for (const auto& s : specs_) known += (known.empty() ? "" : ", ") + s.name;
+      diags.error(kv.first, key_path(key),
+                  "unknown key" + (best.empty() ? "" : "; did you mean '" + best + "'?") +
+                      " Known keys: " + (known.empty() ? "(none)" : known));
+    }
+  }
+  for (const auto& s : specs_) {
+    if (!has(s.name)) {
+      if (s.required) diags.error(node_, key_path(s.name), "required key is missing (" + s.help + ")");
+      continue;
+    }
+    const YAML::Node n = node_[s.name];
+    auto bad = [&](const std::string& what) { diags.error(n, key_path(s.name), what); };
+    auto check_bounds = [&](const YAML::Node& e) {
+      double v = e.as<double>();
+      if (s.min && v < *s.min) bad("value " + e.Scalar() + " is below the minimum " + YAML::Dump(YAML::Node(*s.min)));
+      if (s.max && v > *s.max) bad("value " + e.Scalar() + " is above the maximum " + YAML::Dump(YAML::Node(*s.max)));
+    };
+    auto check_choice = [&](const std::string& v) {
+      if (s.choices.empty() || std::find(s.choices.begin(), s.choices.end(), v) != s.choices.end()) return;
+      std::string c;
+      for (const auto& x : s.choices) c += (c.empty() ? "" : ", ") + x;
+      bad("'" + v + "' is not one of: " + c);
+    };
+    switch (s.type) {
+      case ParamType::number:
+      case ParamType::integer:
+        if (!is_number(n, s.type == ParamType::integer)) bad("expected " + to_string(s.type) + ", found '" + YAML::Dump(n) + "'");
+        else check_bounds(n);
+        break;
+      case ParamType::boolean:
+        if (!is_bool(n)) bad("expected true or false, found '" + YAML::Dump(n) + "'");
+        break;
+      case ParamType::string:
+        if (!n.IsScalar()) bad("expected a string");
+        else check_choice(n.Scalar());
+        break;
+      case ParamType::number_list:
+        if (n.IsScalar()) {
+          if (!is_number(n, false)) bad("expected " + to_string(s.type));
+          else check_bounds(n);
+        } else if (!n.IsSequence()) {
+          bad("expected " + to_string(s.type));
+        } else {
+          for (const auto& e : n) {
+            if (!is_number(e, false)) bad("expected " + to_string(s.type) + ", found element '" + YAML::Dump(e) + "'");
+            else check_bounds(e);
+          }
+        }
+        break;
+      case ParamType::string_list:
+        if (n.IsScalar()) {
+          for (const auto& v : strings(s.name)) check_choice(v);
+        } else if (!n.IsSequence()) {
+          bad("expected " + to_string(s.type));
+        } else {
+          for (const auto& e : n) {
+            if (!e.IsScalar()) bad("expected " + to_string(s.type));
+            else check_choice(e.Scalar());
+          }
+        }
+        break;
+      case ParamType::map:
+        if (!n.IsMap()) bad("expected a map");
+        break;
+    }
+  }
+}
+
+}  // namespace vp

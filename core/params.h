@@ -1,0 +1,93 @@
+// Declared stage parameters, their values from YAML or CLI flags, and validation
+// diagnostics that point at file:line:column and the key path.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <yaml-cpp/yaml.h>
+
+namespace vp {
+
+enum class ParamType { number, integer, boolean, string, number_list, string_list, map };
+std::string to_string(ParamType t);  // "number", "integer", ... (used in "expected ..." messages)
+
+struct ParamSpec {
+  std::string name;
+  ParamType type = ParamType::number;
+  std::string help;
+  std::string unit;                  // "µm", "MPa", "" when dimensionless
+  std::string default_yaml;          // YAML text of the default; empty = no default
+  bool required = false;
+  std::vector<std::string> choices;  // allowed strings (string, string_list)
+  std::optional<double> min, max;    // inclusive bounds (number, integer, each list element)
+};
+
+struct Diagnostic {
+  std::string where;     // "configs/demo.yaml:12:7" (1-based), or the file alone
+  std::string key_path;  // "stages[2].method"
+  std::string message;   // what was found and what was expected
+  std::string format() const;  // "where: key_path: message"
+};
+
+class Diagnostics {
+ public:
+  explicit Diagnostics(std::string file = {}) : file_(std::move(file)) {}
+  void error(const YAML::Node& at, const std::string& key_path, const std::string& message);
+  void error(const std::string& key_path, const std::string& message);  // no position known
+  bool ok() const { return items_.empty(); }
+  const std::vector<Diagnostic>& items() const { return items_; }
+  const std::string& file() const { return file_; }
+  std::string format() const;  // one line per diagnostic
+  void throw_if_any() const;   // InputError with format()
+
+ private:
+  std::string file_;
+  std::vector<Diagnostic> items_;
+};
+
+// "file:line:col" for a node (1-based), or the file alone when the node has no mark.
+std::string location(const std::string& file, const YAML::Node& node);
+
+// The parameters of one stage invocation. Values not given fall back to the spec's default.
+class Params {
+ public:
+  Params() = default;
+  // node: the stage's YAML map (may hold the "stage" key itself, which is ignored).
+  Params(YAML::Node node, std::vector<ParamSpec> specs, std::string file = {}, std::string key_path = {});
+  // From CLI flags: each value is parsed as YAML ("0.5", "[1,2]", "otsu").
+  static Params from_strings(const std::map<std::string, std::string>& values, std::vector<ParamSpec> specs,
+                             std::string origin = "command line");
+
+  // Generic checks against the specs: unknown keys (with the closest known name), types,
+  // choices, bounds, required keys.
+  void check(Diagnostics& diags) const;
+
+  bool has(const std::string& key) const;  // given explicitly
+  double number(const std::string& key) const;
+  long long integer(const std::string& key) const;
+  bool boolean(const std::string& key) const;
+  std::string string(const std::string& key) const;
+  std::vector<double> numbers(const std::string& key) const;
+  std::vector<std::string> strings(const std::string& key) const;
+  YAML::Node node(const std::string& key) const;  // given value, else parsed default, else null
+
+  // InputError "file:line:col: stages[2].phase: message".
+  [[noreturn]] void fail(const std::string& key, const std::string& message) const;
+  std::string where(const std::string& key) const;
+  std::string key_path(const std::string& key) const;
+  const std::vector<ParamSpec>& specs() const { return specs_; }
+
+ private:
+  const ParamSpec* spec(const std::string& key) const;
+  YAML::Node value(const std::string& key) const;
+
+  YAML::Node node_;
+  std::vector<ParamSpec> specs_;
+  std::string file_;
+  std::string key_path_;
+};
+
+}  // namespace vp

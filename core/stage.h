@@ -1,0 +1,132 @@
+// The three faces of every pipeline stage: declared parameters, a preflight that
+// validates them without touching voxels, and run. The runner only knows this
+// interface; a stage never reaches back into the runner.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/metric_row.h"
+#include "core/params.h"
+#include "core/phase_table.h"
+#include "core/progress.h"
+#include "core/volume.h"
+
+namespace vp {
+
+// What a sample holds as data flows through the stages (bit flags).
+enum DataFlag : unsigned {
+  kGrey = 1u << 0,       // greyscale intensities
+  kLabels = 1u << 1,     // phase labels with phase table
+  kParticles = 1u << 2,  // separated particle ids (0 = none)
+  kCracks = 1u << 3,     // crack ids (0 = none)
+};
+std::string describe_data(unsigned flags);  // "grey, labels"
+
+// The sample's entry in the config, resolved.
+struct SampleInfo {
+  std::string name;
+  std::string series;
+  double pressure_MPa = 0;
+  std::string path;         // absolute
+  std::string labels_path;  // absolute, or empty
+  Vec3 spacing_um{1, 1, 1};
+  int pressing_axis = 2;    // 0 = x, 1 = y, 2 = z
+};
+
+// Everything one sample carries between stages, and what stages add to its results.
+struct SampleContext {
+  SampleInfo sample;
+  std::optional<AnyVolume> grey;
+  std::optional<LabelVolume> labels;
+  std::optional<Volume<std::uint32_t>> particles;
+  std::optional<Volume<std::uint32_t>> cracks;
+
+  std::filesystem::path out_dir;  // this sample's output folder (exists)
+  int threads = 1;
+  Progress* progress = nullptr;
+  std::string current_stage;      // set by the runner
+
+  std::vector<MetricRow> rows;    // appended by stages; runner fills MetricRow::stage
+  nlohmann::json details = nlohmann::json::object();  // this stage's structured results (reset per stage)
+  std::vector<std::filesystem::path> artifacts;        // files written (images, tables, fields)
+
+  void add(std::string metric, std::string phase, std::string axis, double value, std::string unit) {
+    rows.push_back({std::move(metric), std::move(phase), std::move(axis), value, std::move(unit), current_stage});
+  }
+  void report(const std::string& text) const {
+    if (progress) progress->message(sample.name, current_stage, text);
+  }
+  void report_fraction(double done) const {
+    if (progress) progress->fraction(sample.name, current_stage, done);
+  }
+};
+
+// What a stage can see of the sample before anything runs.
+struct PreflightContext {
+  const PhaseTable& phases;  // the config's phase table (may be empty)
+  unsigned available = 0;    // DataFlag bits present when this stage starts
+};
+
+class Stage {
+ public:
+  virtual ~Stage() = default;
+  virtual std::string name() const = 0;     // the YAML `stage:` value
+  virtual std::string summary() const = 0;  // one line for `voxpress stages`
+  virtual std::vector<ParamSpec> params() const = 0;
+  virtual unsigned needs() const = 0;       // DataFlag bits that must be present
+  virtual unsigned provides() const { return 0; }
+  // Peak working memory beyond the sample's own volumes, in bytes per voxel (scheduler budget).
+  virtual double bytes_per_voxel() const { return 8.0; }
+  // Checks that need the phase table or the data flow (generic type checks are done already).
+  virtual void preflight(const Params&, const PreflightContext&, Diagnostics&) const {}
+  virtual void run(const Params& params, SampleContext& ctx) const = 0;
+};
+
+// Runs once after all samples of a batch (aggregation, report), on the finished run folder.
+class BatchStage {
+ public:
+  virtual ~BatchStage() = default;
+  virtual std::string name() const = 0;
+  virtual std::string summary() const = 0;
+  virtual std::vector<ParamSpec> params() const = 0;
+  virtual void preflight(const Params&, Diagnostics&) const {}
+  virtual void run(const Params& params, const std::filesystem::path& run_dir, Progress& progress) const = 0;
+};
+
+// A CLI subcommand: `voxpress NAME args...`. Returns the process exit code.
+struct Command {
+  std::string name;
+  std::string summary;
+  std::function<int(const std::vector<std::string>& args)> run;
+};
+
+class Registry {
+ public:
+  static Registry& global();  // filled by register_all() in pipeline/catalog.cpp
+
+  void add(std::unique_ptr<Stage> stage);
+  void add(std::unique_ptr<BatchStage> stage);
+  void add(Command command);
+
+  const Stage* stage(const std::string& name) const;
+  const BatchStage* batch_stage(const std::string& name) const;
+  const Command* command(const std::string& name) const;
+  const std::vector<std::unique_ptr<Stage>>& stages() const { return stages_; }
+  const std::vector<std::unique_ptr<BatchStage>>& batch_stages() const { return batch_stages_; }
+  const std::vector<Command>& commands() const { return commands_; }
+
+ private:
+  std::vector<std::unique_ptr<Stage>> stages_;
+  std::vector<std::unique_ptr<BatchStage>> batch_stages_;
+  std::vector<Command> commands_;
+};
+
+}  // namespace vp

@@ -1,0 +1,62 @@
+// Reading and writing volumes in the formats beamlines and viewers use.
+// No ITK types here: ITK stays inside the .cpp files that need it.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "core/volume.h"
+
+namespace vp {
+
+struct ReadOptions {
+  std::string path;             // a file, a folder of 2-D TIFF slices, or a glob ("stack/slice_*.tif")
+  std::string format = "auto";  // auto | tiff | mha | mhd | nrrd | nifti | raw | hdf5 | npy
+  // raw binary (format: raw)
+  std::optional<Dims> dims;
+  std::optional<DType> dtype;
+  bool big_endian = false;
+  std::uint64_t header_bytes = 0;
+  // HDF5 (format: hdf5)
+  std::string dataset;          // e.g. "/exchange/data"; empty = the only 3-D dataset in the file
+  // Region of interest: only this box is kept (read slice-wise where the format allows).
+  std::optional<Box> roi;
+  bool hash = true;             // compute the SHA-256 of the input bytes for provenance
+};
+
+struct ReadResult {
+  AnyVolume volume;             // provenance filled: absolute path + sha256
+  std::string format;           // the format actually read
+  bool spacing_from_file = false;  // true when the file recorded a voxel size
+};
+
+// Throws InputError naming the file and what was wrong (truncated, dims vs size, missing dataset,
+// NaN in a float volume, zero-sized volume, unsupported sample format, ...).
+ReadResult read_volume(const ReadOptions& options);
+
+// Header only: dims, dtype and spacing without reading voxels.
+struct VolumeInfo {
+  Dims dims;
+  DType dtype = DType::u8;
+  Vec3 spacing_um{1, 1, 1};
+  bool spacing_from_file = false;
+  std::string format;
+};
+VolumeInfo probe_volume(const ReadOptions& options);
+
+struct WriteOptions {
+  std::string format = "auto";  // auto (from the extension) | tiff | mha | nrrd | nifti | raw
+  bool compress = true;         // Deflate for TIFF, zlib for MHA/NRRD
+};
+
+// Writes atomically (temporary file, then rename). TIFF: one page per z, ImageJ-compatible
+// spacing; MHA/NRRD: spacing and origin in the header (µm).
+void write_volume(const AnyVolume& volume, const std::string& path, const WriteOptions& options = {});
+
+template <class T>
+void write_volume(const Volume<T>& volume, const std::string& path, const WriteOptions& options = {}) {
+  write_volume(AnyVolume(volume), path, options);
+}
+
+}  // namespace vp

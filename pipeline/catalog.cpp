@@ -1,0 +1,12 @@
+#include "pipeline/catalog.h"
+
+namespace vp {
+
+void register_all([[maybe_unused]] Registry& registry) {
+  static bool done = false;
+  if (done) return;
+  done = true;
+  // Order is the order of `voxpress --help`. One line per area.
+}
+
+}  // namespace vp
