@@ -1,0 +1,128 @@
+#include "pipeline/commands/cli_common.h"
+
+#include <algorithm>
+#include <iostream>
+#include <sstream>
+
+#include "core/error.h"
+
+namespace vp {
+
+void add_volume_flags(CLI::App& app, VolumeArgs& a) {
+  app.add_option("VOLUME", a.path, "volume file, folder of TIFF slices, or glob")->required();
+  app.add_option("--format", a.format, "auto|tiff|mha|mhd|nrrd|nifti|raw|hdf5|npy")->capture_default_str();
+  app.add_option("--dims", a.dims, "raw: NX,NY,NZ");
+  app.add_option("--dtype", a.dtype, "raw: uint8|uint16|int16|uint32|float32");
+  app.add_option("--endian", a.endian, "raw: little|big")->capture_default_str();
+  app.add_option("--offset", a.offset, "raw: header bytes to skip")->capture_default_str();
+  app.add_option("--dataset", a.dataset, "HDF5 dataset path, e.g. /exchange/data");
+  app.add_option("--spacing", a.spacing, "voxel size in µm: S or SX,SY,SZ (overrides the file)");
+}
+
+Vec3 parse_spacing(const std::string& text, const std::string& flag) {
+  std::vector<double> v;
+  std::stringstream ss(text);
+  for (std::string item; std::getline(ss, item, ',');) {
+    try {
+      std::size_t used = 0;
+      v.push_back(std::stod(item, &used));
+      if (used != item.size()) throw std::invalid_argument(item);
+    } catch (const std::exception&) {
+      throw InputError(flag + " '" + text + "': '" + item + "' is not a number; expected S or SX,SY,SZ in µm");
+    }
+  }
+  if (v.size() == 1) v = {v[0], v[0], v[0]};
+  if (v.size() != 3) throw InputError(flag + " '" + text + "': expected 1 or 3 comma-separated numbers");
+  for (double s : v)
+    if (!(s > 0)) throw InputError(flag + " '" + text + "': voxel sizes must be positive");
+  return {v[0], v[1], v[2]};
+}
+
+std::vector<std::pair<std::string, std::string>> parse_assignments(const std::string& text, const std::string& flag) {
+  std::vector<std::pair<std::string, std::string>> out;
+  std::stringstream ss(text);
+  for (std::string item; std::getline(ss, item, ',');) {
+    auto eq = item.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == item.size())
+      throw InputError(flag + " '" + text + "': '" + item + "' is not NAME=VALUE");
+    out.emplace_back(item.substr(0, eq), item.substr(eq + 1));
+  }
+  return out;
+}
+
+ReadResult load_volume(const VolumeArgs& a) {
+  ReadOptions o;
+  o.path = a.path;
+  o.format = a.format;
+  if (!a.dims.empty()) {
+    std::vector<index_t> d;
+    std::stringstream ss(a.dims);
+    for (std::string item; std::getline(ss, item, ',');) {
+      try {
+        d.push_back(std::stoll(item));
+      } catch (const std::exception&) {
+        throw InputError("--dims '" + a.dims + "': expected NX,NY,NZ");
+      }
+    }
+    if (d.size() != 3) throw InputError("--dims '" + a.dims + "': expected NX,NY,NZ");
+    o.dims = Dims{d[0], d[1], d[2]};
+  }
+  if (!a.dtype.empty()) o.dtype = parse_dtype(a.dtype);
+  if (a.endian != "little" && a.endian != "big") throw InputError("--endian: expected little or big");
+  o.big_endian = a.endian == "big";
+  o.header_bytes = a.offset;
+  o.dataset = a.dataset;
+  ReadResult r = read_volume(o);
+  if (!a.spacing.empty()) spacing_of(r.volume) = parse_spacing(a.spacing);
+  return r;
+}
+
+std::vector<int> labels_present(const Volume<std::uint8_t>& labels) {
+  bool seen[256] = {};
+  for (index_t i = 0; i < labels.size(); ++i) seen[labels[i]] = true;
+  std::vector<int> out;
+  for (int l = 0; l < 256; ++l)
+    if (seen[l]) out.push_back(l);
+  return out;
+}
+
+PhaseTable phase_table_from_flags(const std::string& labels, const std::string& roles,
+                                  const std::vector<int>& present) {
+  std::vector<Phase> phases;
+  if (labels.empty()) {
+    phases = PhaseTable::unnamed(present).phases();
+  } else {
+    for (const auto& [name, value] : parse_assignments(labels, "--labels")) {
+      int label = -1;
+      try {
+        label = std::stoi(value);
+      } catch (const std::exception&) {
+      }
+      if (label < 0 || label > 255) throw InputError("--labels: '" + name + "=" + value + "': label must be 0..255");
+      phases.push_back({name, label, parse_role(name).value_or(Role::other)});
+    }
+  }
+  for (const auto& [name, role_text] : parse_assignments(roles.empty() ? "" : roles, "--roles")) {
+    auto it = std::find_if(phases.begin(), phases.end(), [&](const Phase& p) { return p.name == name; });
+    if (it == phases.end()) throw InputError("--roles: no phase named '" + name + "' (name it in --labels)");
+    auto role = parse_role(role_text);
+    if (!role) throw InputError("--roles: '" + role_text + "' is not a role; expected one of " + role_names());
+    it->role = *role;
+  }
+  return PhaseTable(std::move(phases));
+}
+
+bool parse_cli(CLI::App& app, const std::vector<std::string>& args) {
+  std::vector<std::string> reversed(args.rbegin(), args.rend());  // CLI11 takes them reversed
+  try {
+    app.parse(reversed);
+  } catch (const CLI::CallForHelp&) {
+    std::cout << app.help();
+    return true;
+  } catch (const CLI::ParseError& e) {
+    throw InputError(e.what() + std::string(" (see voxpress ") + app.get_name() + " --help)");
+  }
+  return false;
+}
+
+}  // namespace vp

@@ -1,0 +1,47 @@
+// Flags shared by the commands that take a VOLUME argument (info, solve, measure,
+// segment, cracks): format options, spacing override, phase names and roles.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "core/phase_table.h"
+#include "filters/io/volume_io.h"
+
+namespace vp {
+
+struct VolumeArgs {
+  std::string path;
+  std::string format = "auto";
+  std::string dims;       // "NX,NY,NZ" (raw)
+  std::string dtype;      // raw
+  std::string endian = "little";
+  std::uint64_t offset = 0;
+  std::string dataset;    // HDF5
+  std::string spacing;    // "S" or "SX,SY,SZ" in µm; overrides the file's
+};
+
+// Adds the positional VOLUME and --format --dims --dtype --endian --offset --dataset --spacing.
+void add_volume_flags(CLI::App& app, VolumeArgs& args);
+// Reads the volume; --spacing wins over the file's metadata.
+ReadResult load_volume(const VolumeArgs& args);
+
+// "0.5" -> {0.5, 0.5, 0.5}; "1,1,2" -> {1, 1, 2}. Throws InputError naming the flag.
+Vec3 parse_spacing(const std::string& text, const std::string& flag = "--spacing");
+// "NAME=VALUE,NAME=VALUE" -> pairs. Throws InputError naming the flag.
+std::vector<std::pair<std::string, std::string>> parse_assignments(const std::string& text, const std::string& flag);
+
+// Phase table from --labels pore=0,se=1,am=2 and --roles se=electrolyte,am=active.
+// Without --labels: one "phase<N>" per label present. A name equal to a role ("pore",
+// "electrolyte", "active", ...) takes that role unless --roles says otherwise.
+PhaseTable phase_table_from_flags(const std::string& labels, const std::string& roles,
+                                  const std::vector<int>& labels_present);
+std::vector<int> labels_present(const Volume<std::uint8_t>& labels);
+
+// Parses args (argv after the command name) and turns CLI11's errors into InputError;
+// returns true when --help was printed (the caller then exits 0).
+bool parse_cli(CLI::App& app, const std::vector<std::string>& args);
+
+}  // namespace vp
