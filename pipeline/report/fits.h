@@ -1,0 +1,89 @@
+// Trend fits of metrics against applied pressure: pure functions on plain vectors.
+//
+// Every fit drops non-finite points first, counts what is left, and answers with a
+// status instead of numbers when the data cannot support the model:
+//   "ok", "insufficient_points" (fewer than the model's minimum), "degenerate"
+//   (all x equal), plus model-specific statuses documented below.
+// Numbers that are not defined for the status are NaN (JSON writes null).
+#pragma once
+
+#include <cmath>
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace vp::report {
+
+// Ordinary least squares y = slope·x + intercept; r2 = 1 − SSE/SST (1 when SST = 0 and SSE = 0).
+struct LineFit {
+  double slope = 0, intercept = 0, r2 = 0;
+  bool ok = false;  // false when fewer than 2 points or all x equal
+};
+LineFit least_squares_line(const std::vector<double>& x, const std::vector<double>& y);
+
+// Heckel compaction: ln(1/(1−D)) = k·P + A with relative density D = 1 − porosity,
+// i.e. ln(1/porosity) = k·P + A. Yield pressure P_y = 1/k (MPa).
+// Points with porosity outside (0, 1] are dropped (ln undefined or infinite).
+// Minimum 3 points. Status "no_densification" when k ≤ 0 (then P_y is NaN).
+struct HeckelFit {
+  std::string status = "insufficient_points";
+  std::size_t n_points = 0;
+  double k_per_MPa = NAN, A = NAN, yield_pressure_MPa = NAN, r2 = NAN;
+  double porosity_at(double pressure_MPa) const;  // exp(−(kP + A))
+};
+HeckelFit fit_heckel(const std::vector<double>& pressure_MPa, const std::vector<double>& porosity);
+
+// Rise-then-plateau ("knee") model for contact-area fraction against pressure:
+//   f(P) = plateau + slope·min(P − P_knee, 0)
+// continuous, linear below the knee, constant above it. Least squares over the knee
+// position: every data pressure as a fixed knee, plus, for each split of the sorted
+// points, the unconstrained line/constant intersection when it falls inside that
+// interval. The global optimum of this 3-parameter model is among these candidates,
+// so noiseless data is recovered exactly. Minimum 4 points (3 parameters + 1).
+// Status "no_plateau" when the best knee is the highest pressure (still rising),
+// "no_rise" when it is the lowest (flat throughout); P_knee is NaN then.
+struct KneeFit {
+  std::string status = "insufficient_points";
+  std::size_t n_points = 0;
+  double knee_pressure_MPa = NAN, plateau = NAN, slope_per_MPa = NAN, r2 = NAN;
+  double knee_at = NAN;  // the fitted knee position even when status is not "ok" (for plotting)
+  double value_at(double pressure_MPa) const;
+};
+KneeFit fit_knee(const std::vector<double>& pressure_MPa, const std::vector<double>& value);
+
+// Bruggeman-type tortuosity: τ = ε^(−α). α by least squares of ln τ = −α·ln ε through
+// the origin (the model has no prefactor), r2 of that fit on ln τ. For comparison the free
+// fit ln τ = ln c − α_free·ln ε is reported as well. Points need 0 < ε < 1 and finite τ > 0
+// (non-percolating samples, τ = ∞, are dropped). Minimum 3 points.
+struct BruggemanFit {
+  std::string status = "insufficient_points";
+  std::size_t n_points = 0;
+  double alpha = NAN, r2 = NAN;
+  double alpha_free = NAN, prefactor_free = NAN, r2_free = NAN;
+  double tau_at(double eps) const;  // ε^(−α)
+};
+BruggemanFit fit_bruggeman(const std::vector<double>& eps, const std::vector<double>& tau);
+
+// Crack onset: the lowest sampled pressure whose crack volume fraction exceeds the
+// threshold (strictly), and the linear interpolation of the crossing between the last
+// pressure at or below the threshold and that one. Statuses: "ok", "not_reached" (never
+// exceeds), "above_at_lowest_pressure" (onset ≤ the lowest pressure; onset_pressure_MPa is
+// that pressure, the interpolated crossing NaN). Minimum 3 points.
+struct CrackOnset {
+  std::string status = "insufficient_points";
+  std::size_t n_points = 0;
+  double threshold = NAN;
+  double onset_pressure_MPa = NAN, interpolated_onset_MPa = NAN;
+};
+CrackOnset find_crack_onset(const std::vector<double>& pressure_MPa, const std::vector<double>& crack_fraction,
+                            double threshold);
+
+// JSON forms (non-finite numbers as null) with the model written out.
+nlohmann::json to_json(const HeckelFit& f);
+nlohmann::json to_json(const KneeFit& f);
+nlohmann::json to_json(const BruggemanFit& f);
+nlohmann::json to_json(const CrackOnset& f);
+
+}  // namespace vp::report

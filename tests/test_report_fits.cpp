@@ -1,0 +1,183 @@
+// The trend fits recover known parameters from synthetic pressure series.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "pipeline/report/fits.h"
+
+using namespace vp::report;
+
+namespace {
+
+const std::vector<double> kPressures = {0, 25, 50, 75, 100, 150, 200, 300};
+
+std::vector<double> heckel_porosity(const std::vector<double>& P, double k, double A) {
+  std::vector<double> eps;
+  for (double p : P) eps.push_back(std::exp(-(k * p + A)));
+  return eps;
+}
+
+}  // namespace
+
+TEST(LeastSquaresLine, ExactLineAndR2) {
+  const auto f = least_squares_line({1, 2, 3, 4}, {3, 5, 7, 9});
+  ASSERT_TRUE(f.ok);
+  EXPECT_NEAR(f.slope, 2.0, 1e-14);
+  EXPECT_NEAR(f.intercept, 1.0, 1e-14);
+  EXPECT_NEAR(f.r2, 1.0, 1e-14);
+  EXPECT_FALSE(least_squares_line({2, 2, 2}, {1, 2, 3}).ok);
+}
+
+TEST(Heckel, ExactOnNoiselessData) {
+  const double k = 0.004, A = 0.45;  // A: ln(1/porosity) at zero pressure, porosity 0.638
+  const auto f = fit_heckel(kPressures, heckel_porosity(kPressures, k, A));
+  ASSERT_EQ(f.status, "ok");
+  EXPECT_EQ(f.n_points, kPressures.size());
+  EXPECT_NEAR(f.k_per_MPa, k, 1e-13);
+  EXPECT_NEAR(f.A, A, 1e-12);
+  EXPECT_NEAR(f.yield_pressure_MPa, 250.0, 1e-9);
+  EXPECT_NEAR(f.r2, 1.0, 1e-12);
+  EXPECT_NEAR(f.porosity_at(100), std::exp(-(0.4 + 0.45)), 1e-12);
+}
+
+TEST(Heckel, WithinToleranceWithNoise) {
+  const double k = 0.004, A = 0.45;
+  std::mt19937 rng(7);
+  std::normal_distribution<double> noise(0.0, 0.002);  // 0.2 % absolute porosity noise
+  std::vector<double> P, eps;
+  for (int rep = 0; rep < 4; ++rep)
+    for (double p : kPressures) {
+      P.push_back(p);
+      eps.push_back(std::exp(-(k * p + A)) + noise(rng));
+    }
+  const auto f = fit_heckel(P, eps);
+  ASSERT_EQ(f.status, "ok");
+  EXPECT_NEAR(f.k_per_MPa, k, 0.05 * k);
+  EXPECT_NEAR(f.A, A, 0.01);
+  EXPECT_GT(f.r2, 0.98);
+}
+
+TEST(Heckel, DropsInvalidPorosityAndNeedsThreePoints) {
+  // porosity 0 (ln infinite), NaN and > 1 are dropped; two valid points left.
+  const auto f = fit_heckel({0, 10, 20, 30, 40}, {0.4, 0.0, NAN, 1.2, 0.3});
+  EXPECT_EQ(f.status, "insufficient_points");
+  EXPECT_EQ(f.n_points, 2u);
+  EXPECT_TRUE(std::isnan(f.k_per_MPa));
+  EXPECT_TRUE(std::isnan(f.yield_pressure_MPa));
+}
+
+TEST(Heckel, NoDensificationWhenPorosityRises) {
+  const auto f = fit_heckel({0, 50, 100}, {0.3, 0.31, 0.33});
+  EXPECT_EQ(f.status, "no_densification");
+  EXPECT_LT(f.k_per_MPa, 0);
+  EXPECT_TRUE(std::isnan(f.yield_pressure_MPa));
+}
+
+TEST(Knee, ExactKneeBetweenSamplesOnNoiselessData) {
+  // Rises at 0.002 /MPa from 0.2, plateau 0.5 reached at 150 MPa... but knee placed at 137.5.
+  const double knee = 137.5, plateau = 0.5, slope = 0.002;
+  std::vector<double> caf;
+  for (double p : kPressures) caf.push_back(plateau + slope * std::min(p - knee, 0.0));
+  const auto f = fit_knee(kPressures, caf);
+  ASSERT_EQ(f.status, "ok");
+  EXPECT_NEAR(f.knee_pressure_MPa, knee, 1e-9);
+  EXPECT_NEAR(f.plateau, plateau, 1e-12);
+  EXPECT_NEAR(f.slope_per_MPa, slope, 1e-12);
+  EXPECT_NEAR(f.r2, 1.0, 1e-12);
+  EXPECT_NEAR(f.value_at(50), plateau + slope * (50 - knee), 1e-12);
+}
+
+TEST(Knee, ExactKneeAtASamplePressure) {
+  std::vector<double> caf;
+  for (double p : kPressures) caf.push_back(0.6 + 0.001 * std::min(p - 100.0, 0.0));
+  const auto f = fit_knee(kPressures, caf);
+  ASSERT_EQ(f.status, "ok");
+  EXPECT_NEAR(f.knee_pressure_MPa, 100.0, 1e-9);
+}
+
+TEST(Knee, WithinToleranceWithNoise) {
+  const double knee = 120, plateau = 0.45, slope = 0.0025;
+  std::mt19937 rng(11);
+  std::normal_distribution<double> noise(0.0, 0.005);
+  std::vector<double> P, caf;
+  for (double p = 0; p <= 300; p += 10) {
+    P.push_back(p);
+    caf.push_back(plateau + slope * std::min(p - knee, 0.0) + noise(rng));
+  }
+  const auto f = fit_knee(P, caf);
+  ASSERT_EQ(f.status, "ok");
+  EXPECT_NEAR(f.knee_pressure_MPa, knee, 10.0);
+  EXPECT_NEAR(f.plateau, plateau, 0.005);
+  EXPECT_NEAR(f.slope_per_MPa, slope, 0.0003);
+}
+
+TEST(Knee, StatusesWhenNoKneeInRange) {
+  EXPECT_EQ(fit_knee({0, 10, 20, 30, 40}, {0.1, 0.2, 0.3, 0.4, 0.5}).status, "no_plateau");
+  EXPECT_EQ(fit_knee({0, 10, 20, 30}, {0.4, 0.4, 0.4, 0.4}).status, "no_rise");
+  const auto few = fit_knee({0, 10, 20}, {0.1, 0.2, 0.2});
+  EXPECT_EQ(few.status, "insufficient_points");
+  EXPECT_TRUE(std::isnan(few.knee_pressure_MPa));
+}
+
+TEST(Bruggeman, RecoversAlphaExactly) {
+  const double alpha = 1.5;  // classical Bruggeman for spheres: tau = eps^-0.5 · ... here alpha = 1.5
+  std::vector<double> eps = {0.45, 0.38, 0.31, 0.25, 0.2}, tau;
+  for (double e : eps) tau.push_back(std::pow(e, -alpha));
+  const auto f = fit_bruggeman(eps, tau);
+  ASSERT_EQ(f.status, "ok");
+  EXPECT_NEAR(f.alpha, alpha, 1e-12);
+  EXPECT_NEAR(f.r2, 1.0, 1e-12);
+  EXPECT_NEAR(f.alpha_free, alpha, 1e-10);
+  EXPECT_NEAR(f.prefactor_free, 1.0, 1e-10);
+  EXPECT_NEAR(f.tau_at(0.3), std::pow(0.3, -alpha), 1e-12);
+}
+
+TEST(Bruggeman, DropsNonPercolatingAndNoisyWithinTolerance) {
+  const double alpha = 0.8;
+  std::mt19937 rng(3);
+  std::normal_distribution<double> noise(0.0, 0.01);  // 1 % relative noise on tau
+  std::vector<double> eps, tau;
+  for (double e = 0.1; e < 0.6; e += 0.05) {
+    eps.push_back(e);
+    tau.push_back(std::pow(e, -alpha) * (1 + noise(rng)));
+  }
+  eps.push_back(0.05);
+  tau.push_back(INFINITY);  // not percolating: dropped
+  const auto f = fit_bruggeman(eps, tau);
+  ASSERT_EQ(f.status, "ok");
+  EXPECT_EQ(f.n_points, eps.size() - 1);
+  EXPECT_NEAR(f.alpha, alpha, 0.02);
+  EXPECT_EQ(fit_bruggeman({0.3, 0.2}, {2, 3}).status, "insufficient_points");
+}
+
+TEST(CrackOnset, FirstPressureAboveThresholdAndInterpolatedCrossing) {
+  const std::vector<double> P = {0, 50, 100, 150, 200};
+  const std::vector<double> cvf = {0.0, 0.0005, 0.001, 0.004, 0.01};
+  const auto c = find_crack_onset(P, cvf, 0.002);
+  ASSERT_EQ(c.status, "ok");
+  EXPECT_EQ(c.onset_pressure_MPa, 150.0);
+  EXPECT_NEAR(c.interpolated_onset_MPa, 100 + (0.002 - 0.001) / 0.003 * 50, 1e-12);
+  // Exactly at the threshold does not count as passing it.
+  EXPECT_EQ(find_crack_onset(P, cvf, 0.001).onset_pressure_MPa, 150.0);
+  EXPECT_EQ(find_crack_onset(P, cvf, 0.05).status, "not_reached");
+  const auto early = find_crack_onset(P, {0.01, 0.02, 0.03, 0.04, 0.05}, 0.001);
+  EXPECT_EQ(early.status, "above_at_lowest_pressure");
+  EXPECT_EQ(early.onset_pressure_MPa, 0.0);
+  EXPECT_TRUE(std::isnan(early.interpolated_onset_MPa));
+  EXPECT_EQ(find_crack_onset({0, 10}, {0, 1}, 0.5).status, "insufficient_points");
+}
+
+TEST(CrackOnset, OrderOfInputDoesNotMatter) {
+  const auto c = find_crack_onset({200, 0, 100}, {0.02, 0.0, 0.0}, 0.001);
+  ASSERT_EQ(c.status, "ok");
+  EXPECT_EQ(c.onset_pressure_MPa, 200.0);
+}
+
+TEST(FitJson, NonFiniteBecomesNullAndModelIsNamed) {
+  const auto j = to_json(fit_heckel({0, 1}, {0.5, 0.4}));
+  EXPECT_EQ(j["status"], "insufficient_points");
+  EXPECT_TRUE(j["k_per_MPa"].is_null());
+  EXPECT_EQ(j["model"], "heckel");
+}
