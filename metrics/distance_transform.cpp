@@ -1,0 +1,191 @@
+#include "metrics/distance_transform.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include <tbb/blocked_range.h>
+#include <tbb/parallel_for.h>
+
+namespace vp {
+namespace {
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+// Squared length of an axis offset of d voxels, measured between voxel centres.
+struct CentreCost {
+  double h2;
+  double operator()(index_t d) const { return h2 * static_cast<double>(d * d); }
+  // First integer p where site q (value fq) is strictly below site s < q (value fs): the two
+  // parabolas cross once, at x = (fq - fs + h²(q² - s²)) / (2h²(q - s)).
+  index_t first_better(index_t s, double fs, index_t q, double fq, index_t lo, index_t hi) const {
+    double x = (fq - fs + h2 * static_cast<double>(q * q - s * s)) / (2.0 * h2 * static_cast<double>(q - s));
+    if (!(x < static_cast<double>(hi))) return hi;
+    index_t p = static_cast<index_t>(std::floor(x)) + 1;
+    return std::clamp(p, lo, hi);
+  }
+};
+
+// Squared length of an axis offset of d voxels from a voxel centre to the near face of the
+// other voxel's cube: (max(|d| - ½, 0)·h)². Convex in d, so two translated copies cross once.
+struct BoundaryCost {
+  double h2;
+  double operator()(index_t d) const {
+    double a = std::max(std::abs(static_cast<double>(d)) - 0.5, 0.0);
+    return h2 * a * a;
+  }
+  index_t first_better(index_t s, double fs, index_t q, double fq, index_t lo, index_t hi) const {
+    // (fs + g(p - s)) - (fq + g(p - q)) is non-decreasing in p: binary search for the first p > 0.
+    while (lo < hi) {
+      index_t mid = lo + (hi - lo) / 2;
+      if (fq + (*this)(mid - q) < fs + (*this)(mid - s)) hi = mid;
+      else lo = mid + 1;
+    }
+    return lo;
+  }
+};
+
+// Working memory of one line transform.
+struct LineScratch {
+  std::vector<index_t> site, start;
+  std::vector<double> value;
+  void reserve(index_t n) {
+    site.resize(static_cast<std::size_t>(n + 2));
+    start.resize(static_cast<std::size_t>(n + 2));
+    value.resize(static_cast<std::size_t>(n + 2));
+  }
+};
+
+// out[p] = min over q of f[q] + g(p - q): the lower envelope of translated copies of g.
+// With outside_bg, virtual zero-valued sites sit at q = -1 and q = n.
+template <class Cost>
+void lower_envelope(const double* f, index_t n, bool outside_bg, const Cost& g, double* out, LineScratch& s) {
+  index_t k = -1;
+  auto push = [&](index_t q, double fq) {
+    while (k >= 0) {
+      index_t p = s.start[k];
+      if (fq + g(p - q) <= s.value[k] + g(p - s.site[k])) --k;  // q wins from here on: k is never needed
+      else break;
+    }
+    if (k < 0) {
+      k = 0;
+      s.site[0] = q;
+      s.value[0] = fq;
+      s.start[0] = 0;
+      return;
+    }
+    index_t w = g.first_better(s.site[k], s.value[k], q, fq, s.start[k] + 1, n);
+    if (w < n) {
+      ++k;
+      s.site[k] = q;
+      s.value[k] = fq;
+      s.start[k] = w;
+    }
+  };
+  if (outside_bg) push(-1, 0.0);
+  for (index_t q = 0; q < n; ++q)
+    if (f[q] < kInf) push(q, f[q]);
+  if (outside_bg) push(n, 0.0);
+  if (k < 0) {
+    std::fill(out, out + n, kInf);
+    return;
+  }
+  index_t top = k;
+  k = 0;
+  for (index_t p = 0; p < n; ++p) {
+    while (k < top && s.start[k + 1] <= p) ++k;
+    out[p] = s.value[k] + g(p - s.site[k]);
+  }
+}
+
+// One separable pass along `axis`, in place on squared distances. Lines along y and z are
+// gathered in blocks of consecutive x so that each cache line read is used fully.
+template <class Cost>
+void pass(Volume<float>& d, int axis, bool outside_bg, const Cost& g) {
+  const Dims dims = d.dims();
+  const index_t n = dims[axis];
+  if (axis == 0) {
+    tbb::parallel_for(tbb::blocked_range<index_t>(0, dims.y * dims.z), [&](const tbb::blocked_range<index_t>& r) {
+      LineScratch s;
+      s.reserve(n);
+      std::vector<double> in(static_cast<std::size_t>(n)), out(static_cast<std::size_t>(n));
+      for (index_t line = r.begin(); line != r.end(); ++line) {
+        float* row = d.data() + line * n;
+        for (index_t i = 0; i < n; ++i) in[i] = row[i];
+        lower_envelope(in.data(), n, outside_bg, g, out.data(), s);
+        for (index_t i = 0; i < n; ++i) row[i] = static_cast<float>(out[i]);
+      }
+    });
+    return;
+  }
+  constexpr index_t kBlock = 16;
+  const index_t blocks_x = (dims.x + kBlock - 1) / kBlock;
+  const index_t other = axis == 1 ? dims.z : dims.y;  // the third axis
+  const index_t stride = axis == 1 ? dims.x : dims.x * dims.y;
+  const index_t other_stride = axis == 1 ? dims.x * dims.y : dims.x;
+  tbb::parallel_for(tbb::blocked_range<index_t>(0, blocks_x * other), [&](const tbb::blocked_range<index_t>& r) {
+    LineScratch s;
+    s.reserve(n);
+    std::vector<double> in(static_cast<std::size_t>(n * kBlock)), out(static_cast<std::size_t>(n));
+    for (index_t job = r.begin(); job != r.end(); ++job) {
+      const index_t x0 = (job % blocks_x) * kBlock;
+      const index_t width = std::min(kBlock, dims.x - x0);
+      float* base = d.data() + (job / blocks_x) * other_stride + x0;
+      for (index_t i = 0; i < n; ++i)
+        for (index_t b = 0; b < width; ++b) in[b * n + i] = base[i * stride + b];
+      for (index_t b = 0; b < width; ++b) {
+        lower_envelope(&in[b * n], n, outside_bg, g, out.data(), s);
+        for (index_t i = 0; i < n; ++i) base[i * stride + b] = static_cast<float>(out[i]);
+      }
+    }
+  });
+}
+
+template <class CostFactory>
+Volume<float> separable_transform(const Volume<std::uint8_t>& fg, const DistanceOptions& o, CostFactory make_cost) {
+  Volume<float> d = fg.like<float>(fg.dims());
+  const std::uint8_t* m = fg.data();
+  float* out = d.data();
+  tbb::parallel_for(tbb::blocked_range<index_t>(0, fg.size()), [&](const tbb::blocked_range<index_t>& r) {
+    for (index_t i = r.begin(); i != r.end(); ++i)
+      out[i] = m[i] ? std::numeric_limits<float>::infinity() : 0.0f;
+  });
+  if (fg.empty()) return d;
+  for (int axis = 0; axis < 3; ++axis) {
+    double h = fg.spacing_um[axis];
+    pass(d, axis, o.outside_is_background, make_cost(h * h));
+  }
+  return d;
+}
+
+}  // namespace
+
+Volume<float> squared_distance_transform(const Volume<std::uint8_t>& foreground, const DistanceOptions& options) {
+  return separable_transform(foreground, options, [](double h2) { return CentreCost{h2}; });
+}
+
+Volume<float> distance_transform(const Volume<std::uint8_t>& foreground, const DistanceOptions& options) {
+  Volume<float> d = squared_distance_transform(foreground, options);
+  float* p = d.data();
+  tbb::parallel_for(tbb::blocked_range<index_t>(0, d.size()), [&](const tbb::blocked_range<index_t>& r) {
+    for (index_t i = r.begin(); i != r.end(); ++i) p[i] = std::sqrt(p[i]);
+  });
+  return d;
+}
+
+Volume<float> squared_distance_to_boundary(const Volume<std::uint8_t>& foreground, const DistanceOptions& options) {
+  return separable_transform(foreground, options, [](double h2) { return BoundaryCost{h2}; });
+}
+
+Volume<std::uint8_t> label_mask(const Volume<std::uint8_t>& labels, int label) {
+  Volume<std::uint8_t> m = labels.like<std::uint8_t>(labels.dims());
+  const std::uint8_t* in = labels.data();
+  std::uint8_t* out = m.data();
+  tbb::parallel_for(tbb::blocked_range<index_t>(0, labels.size()), [&](const tbb::blocked_range<index_t>& r) {
+    for (index_t i = r.begin(); i != r.end(); ++i) out[i] = in[i] == label ? 1 : 0;
+  });
+  return m;
+}
+
+}  // namespace vp

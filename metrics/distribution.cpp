@@ -1,0 +1,44 @@
+#include "metrics/distribution.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+namespace vp {
+
+double percentile_sorted(const std::vector<double>& sorted, double q) {
+  if (sorted.empty()) return std::numeric_limits<double>::quiet_NaN();
+  double pos = q / 100.0 * static_cast<double>(sorted.size() - 1);
+  auto lo = static_cast<std::size_t>(std::floor(pos));
+  std::size_t hi = std::min(lo + 1, sorted.size() - 1);
+  double t = pos - static_cast<double>(lo);
+  return sorted[lo] + t * (sorted[hi] - sorted[lo]);
+}
+
+Distribution summarize(std::vector<double> values) {
+  values.erase(std::remove_if(values.begin(), values.end(), [](double v) { return !std::isfinite(v); }), values.end());
+  Distribution d;
+  d.count = static_cast<std::int64_t>(values.size());
+  if (values.empty()) {
+    double nan = std::numeric_limits<double>::quiet_NaN();
+    d.mean = d.std = d.min = d.p10 = d.p25 = d.median = d.p75 = d.p90 = d.max = nan;
+    return d;
+  }
+  std::sort(values.begin(), values.end());
+  double sum = 0;
+  for (double v : values) sum += v;  // sorted order: the same sum for any thread count
+  d.mean = sum / static_cast<double>(values.size());
+  double ss = 0;
+  for (double v : values) ss += (v - d.mean) * (v - d.mean);
+  d.std = std::sqrt(ss / static_cast<double>(values.size()));
+  d.min = values.front();
+  d.max = values.back();
+  d.p10 = percentile_sorted(values, 10);
+  d.p25 = percentile_sorted(values, 25);
+  d.median = percentile_sorted(values, 50);
+  d.p75 = percentile_sorted(values, 75);
+  d.p90 = percentile_sorted(values, 90);
+  return d;
+}
+
+}  // namespace vp

@@ -1,0 +1,35 @@
+// Local thickness (Hildebrand & Rüegsegger 1997): at each voxel of a phase, the diameter of
+// the largest ball that contains the voxel and fits inside the phase.
+//
+// Exact definition used here, in µm: the phase is the union of its voxel cubes; a ball is
+// centred at a voxel centre c with radius r(c) = distance from c to the nearest background
+// voxel cube (squared_distance_to_boundary), i.e. the largest ball at c inside the phase. The
+// local thickness of voxel p is 2·max{ r(c) : |p - c| < r(c) }. A slab t voxels thick gives
+// t·h for odd t (the ball sits on the middle voxel) and (t-1)·h for even t (balls are
+// centred on voxel centres, never between two); a voxelised sphere |x - c| <= R gives about
+// 2R·h at its centre (its cube surface is stepped).
+//
+// Balls contained in a 26-neighbour's ball (r(n) >= r(c) + |n - c|) are dropped before
+// painting (exactly redundant); the rest are painted plane by plane in parallel (max is
+// order-independent, so the result does not depend on the thread count).
+#pragma once
+
+#include <cstdint>
+
+#include "core/volume.h"
+#include "metrics/distribution.h"
+
+namespace vp {
+
+struct LocalThicknessOptions {
+  bool outside_is_background = false;  // true: the six faces bound the phase (balls stop there)
+};
+
+// Local thickness in µm on foreground voxels (mask != 0), 0 elsewhere; +inf on every foreground
+// voxel when there is no background at all (and outside_is_background is false).
+Volume<float> local_thickness(const Volume<std::uint8_t>& foreground, const LocalThicknessOptions& options = {});
+
+// Distribution of the local thickness over the foreground voxels.
+Distribution thickness_distribution(const Volume<float>& thickness, const Volume<std::uint8_t>& foreground);
+
+}  // namespace vp
