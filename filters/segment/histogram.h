@@ -1,0 +1,68 @@
+// Grey-value histograms and the intensity classifiers that work on them:
+// manual thresholds, Otsu / multi-Otsu, k-means and Gaussian mixtures on intensity,
+// hysteresis. Labels are always ordered by increasing mean grey value (0 = darkest).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "core/volume.h"
+
+namespace vp {
+
+// Equal-width bins over [lo, hi]; values outside are clamped into the end bins.
+struct Histogram {
+  double lo = 0, hi = 1;
+  std::vector<double> counts;
+  double bin_width() const { return (hi - lo) / static_cast<double>(counts.size()); }
+  double centre(std::size_t bin) const { return lo + (static_cast<double>(bin) + 0.5) * bin_width(); }
+  double upper_edge(std::size_t bin) const { return lo + static_cast<double>(bin + 1) * bin_width(); }
+  std::size_t bin_of(double v) const;
+  double total() const;
+};
+
+// Histogram over the volume's own [min, max] (a constant volume gets [v, v + 1]).
+Histogram histogram(const Volume<float>& grey, int bins = 256);
+Histogram histogram(const Volume<float>& grey, int bins, double lo, double hi);
+
+// Label = number of thresholds t with value >= t (thresholds ascending), so k-1 thresholds give
+// labels 0..k-1. Throws InputError when the thresholds are not strictly ascending.
+Volume<std::uint8_t> apply_thresholds(const Volume<float>& grey, const std::vector<double>& thresholds);
+
+// Multi-Otsu: the k-1 thresholds (bin upper edges) that maximise the between-class variance of
+// the histogram, found exactly by dynamic programming over bin boundaries. classes >= 2.
+std::vector<double> otsu_thresholds(const Histogram& h, int classes = 2);
+
+// 1-D k-means (Lloyd) on the histogram from quantile starts; centres ascending.
+// Thresholds are the midpoints between consecutive centres.
+struct KMeansFit {
+  std::vector<double> centres;
+  std::vector<double> thresholds;
+  int iterations = 0;
+};
+KMeansFit kmeans_intensity(const Histogram& h, int classes, int max_iterations = 200);
+
+// Gaussian mixture fitted by EM on the histogram, started from the multi-Otsu classes;
+// components ascending by mean. Each voxel takes the component of highest posterior.
+struct GaussianMixture {
+  std::vector<double> weights, means, sigmas;
+  int iterations = 0;
+  double log_likelihood = 0;  // per voxel, at the last iteration
+  double density(std::size_t component, double value) const;  // weighted component density
+  int classify(double value) const;                           // most probable component
+  // Values where the most probable component changes, ascending (the decision boundaries).
+  std::vector<double> boundaries(double lo, double hi, int samples = 4096) const;
+};
+GaussianMixture fit_gaussian_mixture(const Histogram& h, int classes, int max_iterations = 500,
+                                     double tolerance = 1e-9);
+Volume<std::uint8_t> classify_mixture(const Volume<float>& grey, const GaussianMixture& mixture);
+
+// Hysteresis: 1 where value >= high, or value >= low and connected through voxels >= low to a
+// voxel >= high (6- or 26-connectivity); 0 elsewhere.
+Volume<std::uint8_t> hysteresis_threshold(const Volume<float>& grey, double low, double high,
+                                          int connectivity = 6);
+
+// Mean grey value of each label (labels 0..n-1; NaN for labels absent).
+std::vector<double> label_means(const Volume<float>& grey, const Volume<std::uint8_t>& labels, int n);
+
+}  // namespace vp

@@ -1,0 +1,321 @@
+// Exact unit tests of the intensity classifiers, distance transforms, clean-up and particle
+// separation on constructed volumes with known answers.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "core/error.h"
+#include "filters/segment/cleanup.h"
+#include "filters/segment/distance.h"
+#include "filters/segment/histogram.h"
+#include "filters/segment/particles.h"
+
+using namespace vp;
+
+namespace {
+
+// Three slabs along x with grey levels 10, 50, 90 (labels 0, 1, 2).
+Volume<float> three_levels(Dims d, Volume<std::uint8_t>* truth) {
+  Volume<float> v(d);
+  if (truth) *truth = Volume<std::uint8_t>(d);
+  for (index_t z = 0; z < d.z; ++z)
+    for (index_t y = 0; y < d.y; ++y)
+      for (index_t x = 0; x < d.x; ++x) {
+        const int c = static_cast<int>((x + y) % 7 < 2 ? 0 : (x * 3 + z) % 5 < 3 ? 1 : 2);
+        v(x, y, z) = 10.0f + 40.0f * c;
+        if (truth) (*truth)(x, y, z) = static_cast<std::uint8_t>(c);
+      }
+  return v;
+}
+
+Volume<std::uint8_t> ball_mask(Dims d, Vec3 centre, double r, Vec3 spacing = {1, 1, 1}) {
+  Volume<std::uint8_t> m(d, spacing);
+  for (index_t z = 0; z < d.z; ++z)
+    for (index_t y = 0; y < d.y; ++y)
+      for (index_t x = 0; x < d.x; ++x) {
+        const double dx = (x - centre[0]) * spacing[0], dy = (y - centre[1]) * spacing[1],
+                     dz = (z - centre[2]) * spacing[2];
+        if (dx * dx + dy * dy + dz * dz <= r * r) m(x, y, z) = 1;
+      }
+  return m;
+}
+
+}  // namespace
+
+TEST(Histogram, CountsEveryVoxelAndClampsRange) {
+  Volume<float> v(Dims{4, 3, 2});
+  for (index_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(i);
+  const Histogram h = histogram(v, 23);  // bins of width 1
+  EXPECT_DOUBLE_EQ(h.total(), 24.0);
+  EXPECT_EQ(h.lo, 0.0);
+  EXPECT_EQ(h.hi, 23.0);
+  EXPECT_EQ(h.counts.front(), 1.0);
+  EXPECT_EQ(h.counts.back(), 2.0);  // 22 and 23 (the maximum is clamped into the last bin)
+}
+
+TEST(Thresholds, ManualThresholdsGiveCountOfThresholdsReached) {
+  Volume<float> v(Dims{5, 1, 1});
+  const float vals[5] = {0, 1, 1.5f, 2, 3};
+  for (int i = 0; i < 5; ++i) v[i] = vals[i];
+  const auto l = apply_thresholds(v, {1.0, 2.0});
+  const int expect[5] = {0, 1, 1, 2, 2};
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(l[i], expect[i]) << i;
+  EXPECT_THROW(apply_thresholds(v, {2.0, 1.0}), InputError);
+}
+
+TEST(Thresholds, MultiOtsuReproducesPiecewiseConstantLabelsExactly) {
+  Volume<std::uint8_t> truth;
+  const Volume<float> v = three_levels(Dims{20, 18, 16}, &truth);
+  const auto t = otsu_thresholds(histogram(v, 256), 3);
+  ASSERT_EQ(t.size(), 2u);
+  // The split falls mid-gap between the occupied bins.
+  EXPECT_NEAR(t[0], 30.0, 0.2);
+  EXPECT_NEAR(t[1], 70.0, 0.2);
+  const auto l = apply_thresholds(v, t);
+  EXPECT_EQ(l.storage(), truth.storage());
+}
+
+TEST(Thresholds, OtsuTwoClassesMatchesBruteForce) {
+  std::mt19937 rng(7);
+  std::normal_distribution<double> a(20, 5), b(60, 8);
+  Volume<float> v(Dims{40, 40, 10});
+  for (index_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(i % 3 ? a(rng) : b(rng));
+  const Histogram h = histogram(v, 128);
+  const auto t = otsu_thresholds(h, 2);
+  // Brute force: maximise w0 w1 (m0 - m1)^2 over every split.
+  double best = -1;
+  std::size_t best_k = 0;
+  for (std::size_t k = 1; k < h.counts.size(); ++k) {
+    double w0 = 0, s0 = 0, w1 = 0, s1 = 0;
+    for (std::size_t i = 0; i < h.counts.size(); ++i) (i < k ? w0 : w1) += h.counts[i], (i < k ? s0 : s1) += h.counts[i] * h.centre(i);
+    if (w0 == 0 || w1 == 0) continue;
+    const double var = w0 * w1 * std::pow(s0 / w0 - s1 / w1, 2);
+    if (var > best) best = var, best_k = k;
+  }
+  EXPECT_NEAR(t[0], h.lo + best_k * h.bin_width(), 1e-9);
+}
+
+TEST(Thresholds, KMeansFindsCentresOfSeparatedLevels) {
+  const Volume<float> v = three_levels(Dims{20, 18, 16}, nullptr);
+  const KMeansFit k = kmeans_intensity(histogram(v, 256), 3);
+  ASSERT_EQ(k.centres.size(), 3u);
+  const double bw = 80.0 / 256;
+  EXPECT_NEAR(k.centres[0], 10, bw);
+  EXPECT_NEAR(k.centres[1], 50, bw);
+  EXPECT_NEAR(k.centres[2], 90, bw);
+  EXPECT_NEAR(k.thresholds[0], 30, bw);
+  EXPECT_NEAR(k.thresholds[1], 70, bw);
+}
+
+TEST(Thresholds, GaussianMixtureRecoversKnownMixture) {
+  std::mt19937 rng(11);
+  std::normal_distribution<double> a(100, 10), b(160, 15);
+  Volume<float> v(Dims{50, 50, 40});  // 100k samples: 30 % a, 70 % b
+  for (index_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(i % 10 < 3 ? a(rng) : b(rng));
+  const GaussianMixture g = fit_gaussian_mixture(histogram(v, 256), 2);
+  EXPECT_NEAR(g.weights[0], 0.3, 0.01);
+  EXPECT_NEAR(g.means[0], 100, 0.5);
+  EXPECT_NEAR(g.means[1], 160, 0.5);
+  EXPECT_NEAR(g.sigmas[0], 10, 0.5);
+  EXPECT_NEAR(g.sigmas[1], 15, 0.5);
+  // Decision boundary where the weighted densities are equal.
+  const auto cut = g.boundaries(50, 250);
+  ASSERT_EQ(cut.size(), 1u);
+  EXPECT_NEAR(g.density(0, cut[0]), g.density(1, cut[0]), 1e-9);
+}
+
+TEST(Thresholds, HysteresisKeepsOnlyWeakRegionsConnectedToStrong) {
+  // Row: strong seed at x=1, weak run x=2..4 connected; a weak run x=7..8 alone.
+  Volume<float> v(Dims{10, 1, 1});
+  const float vals[10] = {0, 9, 5, 5, 5, 0, 0, 5, 5, 0};
+  for (int i = 0; i < 10; ++i) v[i] = vals[i];
+  const auto m = hysteresis_threshold(v, 4, 8);
+  const int expect[10] = {0, 1, 1, 1, 1, 0, 0, 0, 0, 0};
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(m[i], expect[i]) << i;
+  // Diagonal contact counts only with 26-connectivity.
+  Volume<float> w(Dims{2, 2, 1});
+  w(0, 0, 0) = 9;
+  w(1, 1, 0) = 5;
+  EXPECT_EQ(hysteresis_threshold(w, 4, 8, 6)(1, 1, 0), 0);
+  EXPECT_EQ(hysteresis_threshold(w, 4, 8, 26)(1, 1, 0), 1);
+}
+
+TEST(Distance, MatchesBruteForceWithAnisotropicSpacing) {
+  Volume<std::uint8_t> sites(Dims{9, 7, 5}, {0.5, 1.0, 2.0});
+  sites(1, 2, 0) = sites(7, 6, 4) = sites(4, 0, 2) = 1;
+  const auto d2 = squared_distance_to_sites(sites);
+  for (index_t z = 0; z < 5; ++z)
+    for (index_t y = 0; y < 7; ++y)
+      for (index_t x = 0; x < 9; ++x) {
+        double best = 1e300;
+        for (auto [sx, sy, sz] : {std::array<int, 3>{1, 2, 0}, {7, 6, 4}, {4, 0, 2}}) {
+          const double dx = (x - sx) * 0.5, dy = (y - sy) * 1.0, dz = (z - sz) * 2.0;
+          best = std::min(best, dx * dx + dy * dy + dz * dz);
+        }
+        EXPECT_FLOAT_EQ(d2(x, y, z), static_cast<float>(best));
+      }
+}
+
+TEST(Distance, BackgroundDistanceIgnoresOutsideOfVolume) {
+  Volume<std::uint8_t> m(Dims{5, 1, 1}, {2, 2, 2}, 1);
+  m[4] = 0;
+  const auto d = distance_to_background(m);
+  EXPECT_FLOAT_EQ(d[0], 8.0f);  // 4 voxels of 2 µm to the background voxel, not 2 µm to the border
+  EXPECT_FLOAT_EQ(d[3], 2.0f);
+  EXPECT_FLOAT_EQ(d[4], 0.0f);
+}
+
+TEST(Components, SixVersusTwentySixConnectivity) {
+  Volume<std::uint8_t> m(Dims{3, 3, 3});
+  m(0, 0, 0) = m(1, 1, 1) = m(2, 2, 2) = 1;
+  EXPECT_EQ(connected_components(m, 6).count, 3u);
+  EXPECT_EQ(connected_components(m, 26).count, 1u);
+}
+
+TEST(Cleanup, RemovesIslandsBelowSizeAndGivesThemToSurroundings) {
+  Volume<std::uint8_t> l(Dims{12, 12, 12}, {1, 1, 1}, 0);
+  for (index_t z = 2; z < 4; ++z)  // island of 8 voxels of label 1 inside label 0
+    for (index_t y = 2; y < 4; ++y)
+      for (index_t x = 2; x < 4; ++x) l(x, y, z) = 1;
+  for (index_t z = 6; z < 10; ++z)  // 64-voxel region of label 1, with a 1-voxel island of 2 inside
+    for (index_t y = 6; y < 10; ++y)
+      for (index_t x = 6; x < 10; ++x) l(x, y, z) = 1;
+  l(7, 7, 7) = 2;
+  EXPECT_EQ(remove_small_islands(l, 1, 9), 1u);
+  EXPECT_EQ(l(2, 2, 2), 0);
+  EXPECT_EQ(l(6, 6, 6), 1);
+  EXPECT_EQ(remove_small_islands(l, 2, voxels_for_volume(2.0, l.spacing_um)), 1u);
+  EXPECT_EQ(l(7, 7, 7), 1);
+  index_t ones = 0;
+  for (auto v : l.storage()) ones += v == 1;
+  EXPECT_EQ(ones, 64);
+}
+
+TEST(Cleanup, FillsEnclosedHolesOnly) {
+  Volume<std::uint8_t> l(Dims{10, 10, 10}, {1, 1, 1}, 0);
+  for (index_t z = 1; z < 6; ++z)
+    for (index_t y = 1; y < 6; ++y)
+      for (index_t x = 1; x < 6; ++x) l(x, y, z) = 2;
+  l(3, 3, 3) = 0;  // enclosed pore
+  l(3, 3, 4) = 1;  // enclosed other phase, touching the pore
+  for (index_t x = 0; x < 10; ++x) l(x, 8, 8) = 2;  // a rod through the volume: nothing enclosed
+  EXPECT_EQ(fill_holes(l, 2), 2);
+  EXPECT_EQ(l(3, 3, 3), 2);
+  EXPECT_EQ(l(3, 3, 4), 2);
+  EXPECT_EQ(l(0, 0, 0), 0);
+}
+
+TEST(Cleanup, DilationIsEllipsoidalInVoxelsForAnisotropicSpacing) {
+  Volume<std::uint8_t> m(Dims{21, 21, 21}, {1.0, 1.0, 2.0});
+  m(10, 10, 10) = 1;
+  const auto d = dilate(m, 4.0);
+  // Ball of 4 µm: 4 voxels along x and y, 2 along z.
+  EXPECT_EQ(d(14, 10, 10), 1);
+  EXPECT_EQ(d(15, 10, 10), 0);
+  EXPECT_EQ(d(10, 10, 12), 1);
+  EXPECT_EQ(d(10, 10, 13), 0);
+  index_t n = 0, expect = 0;
+  for (index_t z = 0; z < 21; ++z)
+    for (index_t y = 0; y < 21; ++y)
+      for (index_t x = 0; x < 21; ++x) {
+        n += d(x, y, z);
+        const double r2 = std::pow(x - 10.0, 2) + std::pow(y - 10.0, 2) + std::pow(2 * (z - 10.0), 2);
+        expect += r2 <= 16.0;
+      }
+  EXPECT_EQ(n, expect);
+  EXPECT_EQ(erode(d, 4.0).storage(), m.storage());
+}
+
+TEST(Cleanup, OpeningRemovesThinBridgeAndClosingFillsNarrowGap) {
+  Volume<std::uint8_t> l(Dims{30, 12, 12}, {1, 1, 1}, 0);
+  auto box = [&](int x0, int x1, int y0, int y1, int z0, int z1, std::uint8_t v) {
+    for (int z = z0; z < z1; ++z)
+      for (int y = y0; y < y1; ++y)
+        for (int x = x0; x < x1; ++x) l(x, y, z) = v;
+  };
+  box(2, 12, 1, 11, 1, 11, 1);
+  box(18, 28, 1, 11, 1, 11, 1);
+  box(12, 18, 6, 7, 6, 7, 1);  // 1-voxel-thick bridge
+  Volume<std::uint8_t> opened = l;
+  const index_t changed = open_phase(opened, 1, 1.5);
+  index_t lost = 0;
+  for (index_t i = 0; i < l.size(); ++i) lost += l[i] == 1 && opened[i] != 1;
+  EXPECT_EQ(changed, lost);
+  EXPECT_GE(lost, 6);
+  for (int x = 12; x < 18; ++x) EXPECT_EQ(opened(x, 6, 6), 0);
+  EXPECT_EQ(opened(7, 6, 6), 1);
+  Volume<std::uint8_t> gap(Dims{20, 10, 10}, {1, 1, 1}, 1);
+  for (index_t z = 0; z < 10; ++z)
+    for (index_t y = 0; y < 10; ++y) gap(10, y, z) = 0;  // 1-voxel slit
+  EXPECT_EQ(close_phase(gap, 1, 1.0), 100);
+  for (auto v : gap.storage()) EXPECT_EQ(v, 1);
+}
+
+TEST(Particles, TwoTouchingSpheresGiveTwoParticles) {
+  const Dims d{40, 24, 24};
+  Volume<std::uint8_t> a = ball_mask(d, {12, 12, 12}, 8), b = ball_mask(d, {26, 12, 12}, 8);
+  Volume<std::uint8_t> l(d);
+  for (index_t i = 0; i < l.size(); ++i) l[i] = a[i] || b[i] ? 2 : 0;
+  const auto ids = separate_particles(l, 2);
+  const auto t = particle_table(ids);
+  ASSERT_EQ(t.size(), 2u);
+  // The cut runs through the neck's mid-plane: each half keeps its own ball.
+  EXPECT_EQ(ids(12, 12, 12) != ids(26, 12, 12), true);
+  EXPECT_EQ(t[0].voxels + t[1].voxels, [&] {
+    index_t n = 0;
+    for (auto v : l.storage()) n += v == 2;
+    return n;
+  }());
+  for (const Particle& p : t) {
+    EXPECT_NEAR(p.centroid_um[1], 12, 1e-9);
+    EXPECT_NEAR(p.centroid_um[2], 12, 1e-9);
+    EXPECT_FALSE(p.touches_border);
+    EXPECT_GT(p.sphericity, 0.9);
+  }
+  // The cut is the neck's mid-plane x = 19: every voxel off that plane lies with its own ball.
+  for (index_t z = 0; z < d.z; ++z)
+    for (index_t y = 0; y < d.y; ++y)
+      for (index_t x = 0; x < d.x; ++x)
+        if (ids(x, y, z) && x != 19) EXPECT_EQ(ids(x, y, z), x < 19 ? ids(12, 12, 12) : ids(26, 12, 12));
+}
+
+TEST(Particles, TableOfABoxIsExact) {
+  Volume<std::uint32_t> ids(Dims{10, 10, 10}, {0.5, 1.0, 2.0});
+  ids.origin_um = {1, 2, 3};
+  for (index_t z = 0; z < 3; ++z)
+    for (index_t y = 2; y < 6; ++y)
+      for (index_t x = 4; x < 9; ++x) ids(x, y, z) = 1;
+  const auto t = particle_table(ids);
+  ASSERT_EQ(t.size(), 1u);
+  const Particle& p = t[0];
+  EXPECT_EQ(p.voxels, 60);
+  EXPECT_DOUBLE_EQ(p.volume_um3, 60.0);
+  EXPECT_NEAR(p.equivalent_diameter_um, std::cbrt(6 * 60.0 / M_PI), 1e-12);
+  EXPECT_DOUBLE_EQ(p.centroid_um[0], 1 + 6.0 * 0.5);
+  EXPECT_DOUBLE_EQ(p.centroid_um[1], 2 + 3.5 * 1.0);
+  EXPECT_DOUBLE_EQ(p.centroid_um[2], 3 + 1.0 * 2.0);
+  EXPECT_EQ(p.bbox_min, (std::array<index_t, 3>{4, 2, 0}));
+  EXPECT_EQ(p.bbox_max, (std::array<index_t, 3>{8, 5, 2}));
+  // Box 2.5 x 4 x 6 µm: area 2 (10 + 15 + 24) = 98 µm², reported as 2/3 of it.
+  EXPECT_NEAR(p.surface_area_um2, 98.0 * 2 / 3, 1e-12);
+  EXPECT_TRUE(p.touches_border);
+  const std::string csv = particle_table_csv(t);
+  EXPECT_EQ(csv.substr(0, 3), "id,");
+  EXPECT_NE(csv.find("\n1,60,60,"), std::string::npos);
+}
+
+TEST(Particles, HMaximaMergesShallowBumps) {
+  // A 1-D profile with two peaks 5 and 4.5 separated by a saddle at 4: h = 1 keeps one marker.
+  Volume<float> f(Dims{7, 1, 1});
+  const float vals[7] = {1, 5, 4, 4.5f, 2, 0, 3};
+  for (int i = 0; i < 7; ++i) f[i] = vals[i];
+  std::uint32_t n = 0;
+  auto m = h_maxima_markers(f, 1.0, 6, &n);
+  EXPECT_EQ(n, 2u);  // the big peak, and the separate component at x=6
+  EXPECT_EQ(m[1], 1u);
+  EXPECT_EQ(m[3], 1u);  // the marker is the whole plateau of the reconstruction, x = 1..3
+  EXPECT_EQ(m[4], 0u);
+  m = h_maxima_markers(f, 0.25, 6, &n);
+  EXPECT_EQ(n, 3u);
+}
