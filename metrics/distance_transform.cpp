@@ -178,14 +178,4 @@ Volume<float> squared_distance_to_boundary(const Volume<std::uint8_t>& foregroun
   return separable_transform(foreground, options, [](double h2) { return BoundaryCost{h2}; });
 }
 
-Volume<std::uint8_t> label_mask(const Volume<std::uint8_t>& labels, int label) {
-  Volume<std::uint8_t> m = labels.like<std::uint8_t>(labels.dims());
-  const std::uint8_t* in = labels.data();
-  std::uint8_t* out = m.data();
-  tbb::parallel_for(tbb::blocked_range<index_t>(0, labels.size()), [&](const tbb::blocked_range<index_t>& r) {
-    for (index_t i = r.begin(); i != r.end(); ++i) out[i] = in[i] == label ? 1 : 0;
-  });
-  return m;
-}
-
 }  // namespace vp

@@ -37,7 +37,6 @@ Volume<float> distance_transform(const Volume<std::uint8_t>& foreground, const D
 Volume<float> squared_distance_to_boundary(const Volume<std::uint8_t>& foreground,
                                            const DistanceOptions& options = {});
 
-// Foreground mask of one label (1 where labels == label, else 0); spacing and origin are kept.
-Volume<std::uint8_t> label_mask(const Volume<std::uint8_t>& labels, int label);
+// A phase's mask from a label volume: phase_mask() in metrics/face_connectivity.h.
 
 }  // namespace vp

@@ -103,18 +103,6 @@ TEST(DistanceTransform, SphereMaxIsRadius) {
   }
 }
 
-TEST(DistanceTransform, LabelMaskSelectsOneLabel) {
-  Volume<std::uint8_t> l({3, 1, 1}, {2, 2, 2});
-  l(0, 0, 0) = 0;
-  l(1, 0, 0) = 5;
-  l(2, 0, 0) = 7;
-  auto m = label_mask(l, 5);
-  EXPECT_EQ(m(0, 0, 0), 0);
-  EXPECT_EQ(m(1, 0, 0), 1);
-  EXPECT_EQ(m(2, 0, 0), 0);
-  EXPECT_EQ(m.spacing_um[0], 2.0);
-}
-
 TEST(LocalThickness, SlabOfOddThicknessIsExact) {
   // Slabs normal to z with hz = 0.8 µm, and normal to x with hx = 1.5 µm.
   for (int t : {1, 3, 5, 7}) {
