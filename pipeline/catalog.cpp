@@ -7,6 +7,7 @@ void register_all([[maybe_unused]] Registry& registry) {
   if (done) return;
   done = true;
   // Order is the order of `voxpress --help`. One line per area.
+  register_pipeline(registry);
 }
 
 }  // namespace vp
