@@ -1,0 +1,57 @@
+// Internal to filters/io: one reader/writer per file format, behind read_volume/write_volume.
+// Each reader fills a Header without touching voxels (probe) and reads only the ROI's voxels
+// straight into a Volume allocated at the ROI's size.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "filters/io/volume_io.h"
+
+namespace vp::io {
+
+// What a file says about its volume before any voxel is read.
+struct Header {
+  Dims dims;
+  DType dtype = DType::u8;
+  Vec3 spacing_um{1, 1, 1};
+  Vec3 origin_um{0, 0, 0};
+  bool spacing_from_file = false;
+};
+
+// A zero-initialised volume of the given element type and size.
+AnyVolume allocate_volume(DType dtype, Dims dims);
+// Untyped access to an AnyVolume's voxel buffer (x fastest).
+void* voxel_bytes(AnyVolume& v);
+const void* voxel_bytes(const AnyVolume& v);
+Dims box_dims(const Box& b);
+bool covers_all(const Box& b, const Dims& d);
+
+// TIFF (libtiff): one multi-page file or several files whose pages follow each other in z.
+Header probe_tiff(const std::vector<std::string>& files);
+AnyVolume read_tiff(const std::vector<std::string>& files, const Header& header, const Box& roi);
+void write_tiff(const AnyVolume& volume, const std::string& path, bool compress);
+
+// MHA/MHD, NRRD, NIfTI (ITK ImageIO). format: mha | mhd | nrrd | nifti.
+Header probe_itk(const std::string& path, const std::string& format);
+AnyVolume read_itk(const std::string& path, const std::string& format, const Header& header, const Box& roi);
+void write_itk(const AnyVolume& volume, const std::string& path, const std::string& format, bool compress);
+// Files whose bytes make up an ITK image: the header plus a detached data file (MHD, NHDR).
+std::vector<std::string> itk_data_files(const std::string& path);
+
+// Raw binary: dims, dtype, endianness and header offset come from the options.
+Header probe_raw(const ReadOptions& options);
+AnyVolume read_raw(const ReadOptions& options, const Header& header, const Box& roi);
+void write_raw(const AnyVolume& volume, const std::string& path);
+
+// NumPy .npy (C or Fortran order; numpy shape (z, y, x) or (y, x)).
+Header probe_npy(const std::string& path);
+AnyVolume read_npy(const std::string& path, const Header& header, const Box& roi);
+void write_npy(const AnyVolume& volume, const std::string& path);
+
+// HDF5 (C API): a named dataset or the only 3-D dataset; numpy shape (z, y, x).
+Header probe_hdf5(const std::string& path, const std::string& dataset);
+AnyVolume read_hdf5(const std::string& path, const std::string& dataset, const Header& header, const Box& roi);
+void write_hdf5(const AnyVolume& volume, const std::string& path, const std::string& dataset, bool compress);
+
+}  // namespace vp::io

@@ -1,0 +1,171 @@
+// MHA/MHD, NRRD and NIfTI through ITK's ImageIO. Reading decodes straight into the volume's
+// buffer; writing hands ITK a non-owning view of it (itk_bridge.h).
+//
+// Units: MHA/MHD and NRRD carry spacing and origin as plain numbers; ours are micrometres.
+// ITK's NIfTI IO converts the file's units to millimetres, so NIfTI is scaled by 1000 both ways.
+#include <itkImageFileWriter.h>
+#include <itkImageIOBase.h>
+#include <itkImageIOFactory.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "filters/io/io_formats.h"
+#include "filters/io/itk_bridge.h"
+
+namespace vp::io {
+namespace {
+
+using Component = itk::IOComponentEnum;
+
+double um_per_itk_unit(const std::string& format) { return format == "nifti" ? 1000.0 : 1.0; }
+
+itk::ImageIOBase::Pointer open_io(const std::string& path) {
+  itk::ImageIOBase::Pointer io =
+      itk::ImageIOFactory::CreateImageIO(path.c_str(), itk::ImageIOFactory::IOFileModeEnum::ReadMode);
+  if (!io) throw InputError(path + ": no ITK reader recognises this file (expected MHA/MHD, NRRD or NIfTI)");
+  io->SetFileName(path);
+  try {
+    io->ReadImageInformation();
+  } catch (const itk::ExceptionObject& e) {
+    throw InputError(path + ": cannot read the image header (" + std::string(e.GetDescription()) + ")");
+  }
+  return io;
+}
+
+// int8 widens to int16 and float64 narrows to float32; other component types are refused.
+DType dtype_for(const itk::ImageIOBase& io, const std::string& path) {
+  switch (io.GetComponentType()) {
+    case Component::UCHAR: return DType::u8;
+    case Component::CHAR: return DType::i16;
+    case Component::USHORT: return DType::u16;
+    case Component::SHORT: return DType::i16;
+    case Component::UINT: return DType::u32;
+    case Component::FLOAT: return DType::f32;
+    case Component::DOUBLE: return DType::f32;
+    default:
+      throw InputError(path + ": unsupported sample format " +
+                       itk::ImageIOBase::GetComponentTypeAsString(io.GetComponentType()) +
+                       "; expected uint8, int8, uint16, int16, uint32, float32 or float64 voxels");
+  }
+}
+
+template <class Src, class Dst>
+void read_converted(itk::ImageIOBase& io, Dst* dst, std::size_t n) {
+  std::vector<Src> tmp(n);
+  io.Read(tmp.data());
+  std::transform(tmp.begin(), tmp.end(), dst, [](Src s) { return static_cast<Dst>(s); });
+}
+
+}  // namespace
+
+Header probe_itk(const std::string& path, const std::string& format) {
+  auto io = open_io(path);
+  const unsigned nd = io->GetNumberOfDimensions();
+  if (nd < 2 || nd > 3)
+    throw InputError(path + ": " + std::to_string(nd) + "-D image; expected a 2-D or 3-D volume");
+  if (io->GetNumberOfComponents() != 1)
+    throw InputError(path + ": " + std::to_string(io->GetNumberOfComponents()) +
+                     " components per voxel; expected a scalar volume");
+  Header h;
+  h.dtype = dtype_for(*io, path);
+  h.dims = {static_cast<index_t>(io->GetDimensions(0)), static_cast<index_t>(io->GetDimensions(1)),
+            nd == 3 ? static_cast<index_t>(io->GetDimensions(2)) : 1};
+  const double scale = um_per_itk_unit(format);
+  for (unsigned a = 0; a < nd; ++a) {
+    h.spacing_um[a] = io->GetSpacing(a) * scale;
+    h.origin_um[a] = io->GetOrigin(a) * scale;
+  }
+  if (nd == 2) h.spacing_um[2] = h.spacing_um[0];
+  h.spacing_from_file = true;
+  return h;
+}
+
+AnyVolume read_itk(const std::string& path, const std::string& format, const Header& header, const Box& roi) {
+  auto io = open_io(path);
+  const unsigned nd = io->GetNumberOfDimensions();
+  itk::ImageIORegion region(nd);
+  for (unsigned a = 0; a < nd; ++a) {
+    region.SetIndex(a, 0);
+    region.SetSize(a, io->GetDimensions(a));
+  }
+  io->SetIORegion(region);
+  // ITK's readers decode whole images (NRRD cannot stream): read all, then keep the ROI.
+  AnyVolume full = allocate_volume(header.dtype, header.dims);
+  const auto n = static_cast<std::size_t>(header.dims.count());
+  try {
+    switch (io->GetComponentType()) {
+      case Component::CHAR: read_converted<std::int8_t>(*io, std::get<Volume<std::int16_t>>(full).data(), n); break;
+      case Component::DOUBLE: read_converted<double>(*io, std::get<Volume<float>>(full).data(), n); break;
+      default: io->Read(voxel_bytes(full));
+    }
+  } catch (const itk::ExceptionObject& e) {
+    throw InputError(path + ": cannot read the voxels, file truncated or corrupt? (" +
+                     std::string(e.GetDescription()) + ")");
+  }
+  (void)format;
+  if (covers_all(roi, header.dims)) return full;
+  return std::visit([&](const auto& v) -> AnyVolume { return v.crop(roi); }, full);
+}
+
+std::vector<std::string> itk_data_files(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::vector<std::string> files{path};
+  std::ifstream in(path);
+  for (std::string line; std::getline(in, line);) {
+    std::string name;
+    for (const char* key : {"ElementDataFile", "data file:", "datafile:"}) {
+      if (line.rfind(key, 0) == 0) {
+        name = line.substr(std::strlen(key));
+        const auto eq = name.find('=');
+        if (std::string(key) == "ElementDataFile" && eq != std::string::npos) name = name.substr(eq + 1);
+      }
+    }
+    if (name.empty()) continue;
+    name.erase(0, name.find_first_not_of(" \t"));
+    name.erase(name.find_last_not_of(" \t\r") + 1);
+    // LOCAL: data follows the header in the same file; LIST and patterns are not hashed.
+    if (name.empty() || name == "LOCAL" || name.rfind("LIST", 0) == 0 || name.find(' ') != std::string::npos) break;
+    const fs::path data = fs::path(path).parent_path() / name;
+    if (fs::exists(data)) files.push_back(data.string());
+    break;
+  }
+  return files;
+}
+
+void write_itk(const AnyVolume& volume, const std::string& path, const std::string& format, bool compress) {
+  write_atomically(path, [&](const std::filesystem::path& tmp) {
+    std::visit(
+        [&](const auto& v) {
+          using T = typename std::decay_t<decltype(v)>::value_type;
+          // The writer only reads the shared buffer.
+          auto image = itk_view(const_cast<Volume<T>&>(v));
+          // NIfTI's header unit is mm as ITK writes it: hand it millimetres.
+          if (format == "nifti") {
+            auto spacing = image->GetSpacing();
+            auto origin = image->GetOrigin();
+            for (unsigned a = 0; a < 3; ++a) {
+              spacing[a] /= 1000.0;
+              origin[a] /= 1000.0;
+            }
+            image->SetSpacing(spacing);
+            image->SetOrigin(origin);
+          }
+          auto writer = itk::ImageFileWriter<ItkImage3<T>>::New();
+          writer->SetInput(image);
+          writer->SetFileName(tmp.string());
+          writer->SetUseCompression(compress);
+          try {
+            writer->Update();
+          } catch (const itk::ExceptionObject& e) {
+            throw InputError(path + ": cannot write " + format + " (" + std::string(e.GetDescription()) + ")");
+          }
+        },
+        volume);
+  });
+}
+
+}  // namespace vp::io

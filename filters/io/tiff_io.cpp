@@ -1,0 +1,343 @@
+// TIFF stacks through libtiff: each page is one z-slice. Pages are decoded one strip or tile
+// at a time straight into the volume's buffer, so reading needs the volume plus one strip.
+#include <tiffio.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdarg>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+#include <sstream>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "filters/io/io_formats.h"
+
+namespace vp::io {
+namespace {
+
+// One open TIFF with its own error sink (libtiff's global handlers are not thread-safe).
+class TiffFile {
+ public:
+  TiffFile(const std::string& path, const char* mode) : path_(path) {
+    TIFFOpenOptions* opts = TIFFOpenOptionsAlloc();
+    TIFFOpenOptionsSetErrorHandlerExtR(opts, &TiffFile::on_error, this);
+    TIFFOpenOptionsSetWarningHandlerExtR(opts, &TiffFile::on_warning, this);
+    tif_ = TIFFOpenExt(path.c_str(), mode, opts);
+    TIFFOpenOptionsFree(opts);
+    if (!tif_) fail(mode[0] == 'r' ? "cannot open as TIFF" : "cannot create TIFF");
+  }
+  ~TiffFile() {
+    if (tif_) TIFFClose(tif_);
+  }
+  TiffFile(const TiffFile&) = delete;
+  TiffFile& operator=(const TiffFile&) = delete;
+
+  TIFF* get() const { return tif_; }
+  const std::string& path() const { return path_; }
+  const std::string& error() const { return error_; }
+  // Closes explicitly so that errors while flushing are reported.
+  void close() {
+    TIFFClose(tif_);
+    tif_ = nullptr;
+    if (!error_.empty()) fail("error while writing");
+  }
+  [[noreturn]] void fail(const std::string& what) const {
+    throw InputError(path_ + ": " + what + (error_.empty() ? "" : " (" + error_ + ")"));
+  }
+
+ private:
+  static int on_error(TIFF*, void* self, const char* module, const char* fmt, va_list ap) {
+    char buf[512];
+    std::vsnprintf(buf, sizeof buf, fmt, ap);
+    auto* f = static_cast<TiffFile*>(self);
+    if (f->error_.empty()) f->error_ = std::string(module ? module : "libtiff") + ": " + buf;
+    return 1;
+  }
+  static int on_warning(TIFF*, void*, const char*, const char*, va_list) { return 1; }  // unknown tags etc.
+
+  std::string path_;
+  std::string error_;
+  TIFF* tif_ = nullptr;
+};
+
+// The layout of one page as far as decoding is concerned.
+struct PageLayout {
+  std::uint32_t width = 0, height = 0;
+  std::uint16_t bits = 0, sample_format = SAMPLEFORMAT_UINT;
+  bool tiled = false;
+  std::uint32_t block_w = 0, block_h = 0;  // tile size, or (width, rows per strip)
+};
+
+std::string page_name(const TiffFile&, std::uint32_t page) { return "page " + std::to_string(page); }
+
+PageLayout read_layout(const TiffFile& f, std::uint32_t page) {
+  TIFF* t = f.get();
+  PageLayout L;
+  std::uint16_t spp = 1, planar = PLANARCONFIG_CONTIG;
+  TIFFGetField(t, TIFFTAG_IMAGEWIDTH, &L.width);
+  TIFFGetField(t, TIFFTAG_IMAGELENGTH, &L.height);
+  TIFFGetFieldDefaulted(t, TIFFTAG_BITSPERSAMPLE, &L.bits);
+  TIFFGetFieldDefaulted(t, TIFFTAG_SAMPLEFORMAT, &L.sample_format);
+  TIFFGetFieldDefaulted(t, TIFFTAG_SAMPLESPERPIXEL, &spp);
+  TIFFGetFieldDefaulted(t, TIFFTAG_PLANARCONFIG, &planar);
+  if (spp != 1)
+    throw InputError(f.path() + ": " + page_name(f, page) + " has " + std::to_string(spp) +
+                     " samples per pixel; expected a greyscale stack (1 sample)");
+  L.tiled = TIFFIsTiled(t);
+  if (L.tiled) {
+    TIFFGetField(t, TIFFTAG_TILEWIDTH, &L.block_w);
+    TIFFGetField(t, TIFFTAG_TILELENGTH, &L.block_h);
+  } else {
+    std::uint32_t rps = L.height;
+    TIFFGetFieldDefaulted(t, TIFFTAG_ROWSPERSTRIP, &rps);
+    L.block_w = L.width;
+    L.block_h = std::min(rps, L.height);
+  }
+  if (L.block_w == 0 || L.block_h == 0) throw InputError(f.path() + ": " + page_name(f, page) + " has empty strips/tiles");
+  return L;
+}
+
+// Which of our element types holds a TIFF sample losslessly. int8 widens to int16.
+DType dtype_for(const TiffFile& f, std::uint32_t page, const PageLayout& L) {
+  const auto b = L.bits;
+  const auto s = L.sample_format;
+  if (s == SAMPLEFORMAT_UINT || s == SAMPLEFORMAT_VOID) {
+    if (b == 1 || b == 8) return DType::u8;
+    if (b == 16) return DType::u16;
+    if (b == 32) return DType::u32;
+  } else if (s == SAMPLEFORMAT_INT) {
+    if (b == 8 || b == 16) return DType::i16;
+  } else if (s == SAMPLEFORMAT_IEEEFP) {
+    if (b == 32) return DType::f32;
+  }
+  const char* kind = s == SAMPLEFORMAT_INT ? "signed integer" : s == SAMPLEFORMAT_IEEEFP ? "float" : "unsigned integer";
+  throw InputError(f.path() + ": " + page_name(f, page) + " holds " + std::to_string(b) + "-bit " + kind +
+                   " samples; unsupported sample format (expected 1/8/16/32-bit unsigned, 8/16-bit signed or "
+                   "32-bit float)");
+}
+
+// Micrometres per unit of an ImageJ "unit=" string; 0 when it is not a length.
+double um_per_unit(std::string u) {
+  std::transform(u.begin(), u.end(), u.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (u == "micron" || u == "microns" || u == "um" || u == "\xc2\xb5m" || u == "\xb5m" || u == "\\u00b5m" ||
+      u == "micrometer" || u == "micrometre")
+    return 1.0;
+  if (u == "nm" || u == "nanometer" || u == "nanometre") return 1e-3;
+  if (u == "mm" || u == "millimeter" || u == "millimetre") return 1e3;
+  if (u == "cm" || u == "centimeter" || u == "centimetre") return 1e4;
+  if (u == "m" || u == "meter" || u == "metre") return 1e6;
+  if (u == "inch" || u == "in") return 25400.0;
+  return 0.0;
+}
+
+// Spacing from XResolution/YResolution (pixels per unit) and ImageJ's description
+// ("unit=micron", "spacing=<z>"). Resolution in inch at 72 dpi is a display default, not a
+// voxel size, and is ignored.
+void read_spacing(const TiffFile& f, Header& h) {
+  TIFF* t = f.get();
+  std::string unit;
+  double z_spacing = 0;
+  char* desc = nullptr;
+  if (TIFFGetField(t, TIFFTAG_IMAGEDESCRIPTION, &desc) && desc && std::strncmp(desc, "ImageJ=", 7) == 0) {
+    std::istringstream in(desc);
+    for (std::string line; std::getline(in, line);) {
+      const auto eq = line.find('=');
+      if (eq == std::string::npos) continue;
+      const std::string key = line.substr(0, eq), value = line.substr(eq + 1);
+      if (key == "unit") unit = value;
+      if (key == "spacing") z_spacing = std::atof(value.c_str());
+    }
+  }
+  float xres = 0, yres = 0;
+  std::uint16_t res_unit = RESUNIT_INCH;
+  const bool has_x = TIFFGetField(t, TIFFTAG_XRESOLUTION, &xres) && xres > 0;
+  const bool has_y = TIFFGetField(t, TIFFTAG_YRESOLUTION, &yres) && yres > 0;
+  TIFFGetFieldDefaulted(t, TIFFTAG_RESOLUTIONUNIT, &res_unit);
+  double scale = 0;  // µm per resolution unit
+  if (!unit.empty()) scale = um_per_unit(unit);
+  else if (res_unit == RESUNIT_CENTIMETER) scale = 1e4;
+  else if (res_unit == RESUNIT_INCH && has_x && xres != 72.0f) scale = 25400.0;
+  if (scale <= 0 || !has_x) return;
+  h.spacing_um[0] = scale / xres;
+  h.spacing_um[1] = scale / (has_y ? yres : xres);
+  h.spacing_um[2] = z_spacing > 0 ? z_spacing * scale : h.spacing_um[0];
+  h.spacing_from_file = true;
+}
+
+// Copies samples [x_begin, x_begin + n) of one decoded row into dst, widening where needed.
+template <class T>
+void unpack_row(const std::uint8_t* row, const PageLayout& L, std::uint32_t x_begin, std::uint32_t n, T* dst) {
+  if (L.bits == 1) {
+    for (std::uint32_t i = 0; i < n; ++i) {
+      const std::uint32_t x = x_begin + i;
+      dst[i] = static_cast<T>((row[x >> 3] >> (7 - (x & 7))) & 1u);
+    }
+  } else if (L.bits == 8 && L.sample_format == SAMPLEFORMAT_INT) {
+    const auto* s = reinterpret_cast<const std::int8_t*>(row) + x_begin;
+    for (std::uint32_t i = 0; i < n; ++i) dst[i] = static_cast<T>(s[i]);
+  } else {
+    std::memcpy(dst, row + static_cast<std::size_t>(x_begin) * sizeof(T), static_cast<std::size_t>(n) * sizeof(T));
+  }
+}
+
+// Decodes the blocks (strips or tiles) of the current page that meet the ROI's rows and columns.
+template <class T>
+void read_page(const TiffFile& f, std::uint32_t page, const PageLayout& L, const Box& roi, T* plane) {
+  TIFF* t = f.get();
+  const auto x0 = static_cast<std::uint32_t>(roi.min[0]), x1 = static_cast<std::uint32_t>(roi.min[0] + roi.size[0]);
+  const auto y0 = static_cast<std::uint32_t>(roi.min[1]), y1 = static_cast<std::uint32_t>(roi.min[1] + roi.size[1]);
+  const std::size_t nx = roi.size[0];
+  const tmsize_t row_bytes = L.tiled ? TIFFTileRowSize(t) : TIFFScanlineSize(t);
+  const tmsize_t block_bytes = L.tiled ? TIFFTileSize(t) : TIFFStripSize(t);
+  if (row_bytes <= 0 || block_bytes <= 0) f.fail(page_name(f, page) + ": invalid strip/tile size");
+  std::vector<std::uint8_t> block(static_cast<std::size_t>(block_bytes));
+  for (std::uint32_t by = (y0 / L.block_h) * L.block_h; by < y1; by += L.block_h) {
+    const std::uint32_t bx_begin = L.tiled ? (x0 / L.block_w) * L.block_w : 0;
+    for (std::uint32_t bx = bx_begin; bx < x1; bx += L.block_w) {
+      // Rows of this block that exist in the page (the last strip may be short).
+      const std::uint32_t rows = std::min(L.block_h, L.height - by);
+      tmsize_t got;
+      if (L.tiled) got = TIFFReadEncodedTile(t, TIFFComputeTile(t, bx, by, 0, 0), block.data(), block_bytes);
+      else got = TIFFReadEncodedStrip(t, TIFFComputeStrip(t, by, 0), block.data(), block_bytes);
+      const tmsize_t needed = L.tiled ? block_bytes : row_bytes * static_cast<tmsize_t>(rows);
+      if (got < needed)
+        f.fail(page_name(f, page) + ": truncated or corrupt " + (L.tiled ? "tile" : "strip") + " at row " +
+               std::to_string(by) + "; expected " + std::to_string(needed) + " bytes, decoded " +
+               std::to_string(std::max<tmsize_t>(got, 0)));
+      const std::uint32_t cx0 = std::max(x0, bx), cx1 = std::min(x1, bx + L.block_w);
+      const std::uint32_t ry0 = std::max(y0, by), ry1 = std::min(y1, by + rows);
+      for (std::uint32_t y = ry0; y < ry1; ++y) {
+        const std::uint8_t* row = block.data() + static_cast<std::size_t>(y - by) * row_bytes;
+        unpack_row(row, L, cx0 - bx, cx1 - cx0, plane + (y - y0) * nx + (cx0 - x0));
+      }
+    }
+  }
+}
+
+std::uint32_t page_count(const TiffFile& f) {
+  const tdir_t n = TIFFNumberOfDirectories(f.get());
+  // A broken chain of pages (truncated file) must not read as a shorter stack.
+  if (!f.error().empty()) f.fail("truncated or corrupt page directory after page " + std::to_string(n));
+  if (n == 0) f.fail("no image pages");
+  return n;
+}
+
+}  // namespace
+
+Header probe_tiff(const std::vector<std::string>& files) {
+  Header h;
+  PageLayout first;
+  index_t pages = 0;
+  for (std::size_t k = 0; k < files.size(); ++k) {
+    TiffFile f(files[k], "r");
+    const std::uint32_t n = page_count(f);
+    // Every page must match the first one; checking all headers is cheap (no voxels).
+    for (std::uint32_t p = 0; p < n; ++p) {
+      if (!TIFFSetDirectory(f.get(), static_cast<tdir_t>(p))) f.fail("cannot read the header of page " + std::to_string(p));
+      const PageLayout L = read_layout(f, p);
+      const DType t = dtype_for(f, p, L);
+      if (k == 0 && p == 0) {
+        first = L;
+        h.dtype = t;
+        read_spacing(f, h);
+      } else if (L.width != first.width || L.height != first.height || t != h.dtype) {
+        f.fail(page_name(f, p) + " is " + std::to_string(L.width) + "x" + std::to_string(L.height) + " " +
+               to_string(t) + "; expected " + std::to_string(first.width) + "x" + std::to_string(first.height) +
+               " " + to_string(h.dtype) + " like the first page");
+      }
+    }
+    pages += n;
+  }
+  h.dims = {first.width, first.height, pages};
+  return h;
+}
+
+AnyVolume read_tiff(const std::vector<std::string>& files, const Header& header, const Box& roi) {
+  AnyVolume out = allocate_volume(header.dtype, box_dims(roi));
+  std::visit(
+      [&](auto& vol) {
+        using T = typename std::decay_t<decltype(vol)>::value_type;
+        const index_t plane = roi.size[0] * roi.size[1];
+        index_t z = 0;  // global page index
+        for (const auto& path : files) {
+          if (z >= roi.min[2] + roi.size[2]) break;
+          TiffFile f(path, "r");
+          const std::uint32_t n = page_count(f);
+          for (std::uint32_t p = 0; p < n; ++p, ++z) {
+            if (z < roi.min[2] || z >= roi.min[2] + roi.size[2]) continue;
+            if (!TIFFSetDirectory(f.get(), static_cast<tdir_t>(p))) f.fail("cannot read page " + std::to_string(p));
+            const PageLayout L = read_layout(f, p);
+            read_page<T>(f, p, L, roi, vol.data() + (z - roi.min[2]) * plane);
+          }
+        }
+      },
+      out);
+  return out;
+}
+
+namespace {
+
+template <class T>
+std::uint16_t sample_format_of() {
+  if constexpr (std::is_floating_point_v<T>) return SAMPLEFORMAT_IEEEFP;
+  else if constexpr (std::is_signed_v<T>) return SAMPLEFORMAT_INT;
+  else return SAMPLEFORMAT_UINT;
+}
+
+// ImageJ reads these keys: the stack size, the unit and the z spacing (x, y from the
+// resolution tags); min/max set the display range of 16/32-bit stacks.
+template <class T>
+std::string imagej_description(const Volume<T>& v) {
+  std::ostringstream d;
+  d.precision(10);
+  const auto [lo, hi] = std::minmax_element(v.storage().begin(), v.storage().end());
+  d << "ImageJ=1.11a\nimages=" << v.dims().z << "\nslices=" << v.dims().z << "\nunit=micron\nspacing="
+    << v.spacing_um[2] << "\nloop=false\nmin=" << static_cast<double>(*lo) << "\nmax=" << static_cast<double>(*hi)
+    << "\n";
+  return d.str();
+}
+
+template <class T>
+void write_pages(const Volume<T>& v, const std::string& path, bool compress) {
+  const Dims& d = v.dims();
+  const std::uint64_t bytes = static_cast<std::uint64_t>(d.count()) * sizeof(T);
+  // Classic TIFF offsets are 32-bit: switch to BigTIFF near 4 GiB.
+  TiffFile f(path, bytes > (std::uint64_t{4000} << 20) ? "w8" : "w");
+  TIFF* t = f.get();
+  const std::string desc = imagej_description(v);
+  for (index_t z = 0; z < d.z; ++z) {
+    TIFFSetField(t, TIFFTAG_SUBFILETYPE, 0);
+    TIFFSetField(t, TIFFTAG_IMAGEWIDTH, static_cast<std::uint32_t>(d.x));
+    TIFFSetField(t, TIFFTAG_IMAGELENGTH, static_cast<std::uint32_t>(d.y));
+    TIFFSetField(t, TIFFTAG_BITSPERSAMPLE, static_cast<std::uint16_t>(8 * sizeof(T)));
+    TIFFSetField(t, TIFFTAG_SAMPLESPERPIXEL, static_cast<std::uint16_t>(1));
+    TIFFSetField(t, TIFFTAG_SAMPLEFORMAT, sample_format_of<T>());
+    TIFFSetField(t, TIFFTAG_PHOTOMETRIC, PHOTOMETRIC_MINISBLACK);
+    TIFFSetField(t, TIFFTAG_PLANARCONFIG, PLANARCONFIG_CONTIG);
+    TIFFSetField(t, TIFFTAG_COMPRESSION, compress ? COMPRESSION_ADOBE_DEFLATE : COMPRESSION_NONE);
+    TIFFSetField(t, TIFFTAG_ROWSPERSTRIP, TIFFDefaultStripSize(t, 0));
+    TIFFSetField(t, TIFFTAG_XRESOLUTION, static_cast<float>(1.0 / v.spacing_um[0]));
+    TIFFSetField(t, TIFFTAG_YRESOLUTION, static_cast<float>(1.0 / v.spacing_um[1]));
+    TIFFSetField(t, TIFFTAG_RESOLUTIONUNIT, RESUNIT_NONE);
+    if (z == 0) TIFFSetField(t, TIFFTAG_IMAGEDESCRIPTION, desc.c_str());
+    for (index_t y = 0; y < d.y; ++y) {
+      auto* row = const_cast<T*>(&v(0, y, z));  // libtiff's API is not const-correct; it does not modify rows
+      if (TIFFWriteScanline(t, row, static_cast<std::uint32_t>(y), 0) < 0)
+        f.fail("cannot write row " + std::to_string(y) + " of page " + std::to_string(z));
+    }
+    if (!TIFFWriteDirectory(t)) f.fail("cannot write page " + std::to_string(z));
+  }
+  f.close();
+}
+
+}  // namespace
+
+void write_tiff(const AnyVolume& volume, const std::string& path, bool compress) {
+  write_atomically(path, [&](const std::filesystem::path& tmp) {
+    std::visit([&](const auto& v) { write_pages(v, tmp.string(), compress); }, volume);
+  });
+}
+
+}  // namespace vp::io

@@ -1,0 +1,275 @@
+// read_volume / probe_volume / write_volume: find the files, pick the format, check the
+// result (non-empty, finite) and record provenance. The formats live in *_io.cpp.
+#include "filters/io/volume_io.h"
+
+#include <glob.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <filesystem>
+#include <sstream>
+
+#include "core/error.h"
+#include "core/hash.h"
+#include "filters/io/io_formats.h"
+
+namespace fs = std::filesystem;
+
+namespace vp {
+namespace io {
+
+AnyVolume allocate_volume(DType dtype, Dims dims) {
+  switch (dtype) {
+    case DType::u8: return Volume<std::uint8_t>(dims);
+    case DType::u16: return Volume<std::uint16_t>(dims);
+    case DType::i16: return Volume<std::int16_t>(dims);
+    case DType::u32: return Volume<std::uint32_t>(dims);
+    case DType::f32: return Volume<float>(dims);
+  }
+  throw std::logic_error("allocate_volume: unknown dtype");
+}
+
+void* voxel_bytes(AnyVolume& v) {
+  return std::visit([](auto& vol) -> void* { return vol.data(); }, v);
+}
+const void* voxel_bytes(const AnyVolume& v) {
+  return std::visit([](const auto& vol) -> const void* { return vol.data(); }, v);
+}
+Dims box_dims(const Box& b) { return {b.size[0], b.size[1], b.size[2]}; }
+bool covers_all(const Box& b, const Dims& d) {
+  return b.min[0] == 0 && b.min[1] == 0 && b.min[2] == 0 && b.size[0] == d.x && b.size[1] == d.y &&
+         b.size[2] == d.z;
+}
+
+}  // namespace io
+
+namespace {
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  return s;
+}
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+bool is_glob(const std::string& path) { return path.find_first_of("*?[") != std::string::npos; }
+
+// "slice_2.tif" before "slice_10.tif": digit runs compare by value.
+bool natural_less(const std::string& a, const std::string& b) {
+  std::size_t i = 0, j = 0;
+  while (i < a.size() && j < b.size()) {
+    if (std::isdigit(static_cast<unsigned char>(a[i])) && std::isdigit(static_cast<unsigned char>(b[j]))) {
+      std::size_t i2 = i, j2 = j;
+      while (i2 < a.size() && std::isdigit(static_cast<unsigned char>(a[i2]))) ++i2;
+      while (j2 < b.size() && std::isdigit(static_cast<unsigned char>(b[j2]))) ++j2;
+      std::string na = a.substr(i, i2 - i), nb = b.substr(j, j2 - j);
+      na.erase(0, std::min(na.find_first_not_of('0'), na.size()));
+      nb.erase(0, std::min(nb.find_first_not_of('0'), nb.size()));
+      if (na.size() != nb.size()) return na.size() < nb.size();
+      if (na != nb) return na < nb;
+      i = i2;
+      j = j2;
+    } else {
+      if (a[i] != b[j]) return a[i] < b[j];
+      ++i;
+      ++j;
+    }
+  }
+  return a.size() - i < b.size() - j;
+}
+
+bool is_tiff_name(const std::string& p) {
+  const std::string l = lower(p);
+  return ends_with(l, ".tif") || ends_with(l, ".tiff");
+}
+
+// The files a path names: itself, the TIFF slices in a folder, or a glob's matches; sorted naturally.
+std::vector<std::string> input_files(const std::string& path) {
+  std::vector<std::string> files;
+  if (is_glob(path) && !fs::exists(path)) {
+    glob_t g{};
+    const int rc = ::glob(path.c_str(), 0, nullptr, &g);
+    if (rc == 0)
+      for (std::size_t i = 0; i < g.gl_pathc; ++i) files.emplace_back(g.gl_pathv[i]);
+    globfree(&g);
+    if (files.empty()) throw InputError(path + ": the pattern matches no file");
+  } else if (fs::is_directory(path)) {
+    for (const auto& e : fs::directory_iterator(path))
+      if (e.is_regular_file() && is_tiff_name(e.path().string())) files.push_back(e.path().string());
+    if (files.empty()) throw InputError(path + ": the folder holds no .tif/.tiff slices");
+  } else {
+    if (!fs::exists(path)) throw InputError(path + ": no such file");
+    if (!fs::is_regular_file(path)) throw InputError(path + ": not a regular file");
+    files.push_back(path);
+  }
+  std::sort(files.begin(), files.end(), natural_less);
+  return files;
+}
+
+std::string format_from_name(const std::string& path) {
+  const std::string l = lower(path);
+  if (is_tiff_name(l) || fs::is_directory(path) || is_glob(path)) return "tiff";
+  if (ends_with(l, ".mha")) return "mha";
+  if (ends_with(l, ".mhd")) return "mhd";
+  if (ends_with(l, ".nrrd") || ends_with(l, ".nhdr")) return "nrrd";
+  if (ends_with(l, ".nii") || ends_with(l, ".nii.gz")) return "nifti";
+  if (ends_with(l, ".h5") || ends_with(l, ".hdf5") || ends_with(l, ".hdf") || ends_with(l, ".nxs") ||
+      ends_with(l, ".cxi"))
+    return "hdf5";
+  if (ends_with(l, ".npy")) return "npy";
+  if (ends_with(l, ".raw") || ends_with(l, ".bin") || ends_with(l, ".vol")) return "raw";
+  throw InputError(path +
+                   ": cannot tell the format from the name; expected .tif/.tiff, .mha, .mhd, .nrrd, .nhdr, "
+                   ".nii(.gz), .h5/.hdf5, .npy or .raw (or give format)");
+}
+
+std::string check_format(const std::string& path, const std::string& requested) {
+  static const std::vector<std::string> known{"tiff", "mha", "mhd", "nrrd", "nifti", "raw", "hdf5", "npy"};
+  if (requested.empty() || requested == "auto") return format_from_name(path);
+  const std::string f = lower(requested) == "tif" ? "tiff" : lower(requested);
+  if (std::find(known.begin(), known.end(), f) == known.end())
+    throw InputError(path + ": unknown format '" + requested +
+                     "'; expected auto, tiff, mha, mhd, nrrd, nifti, raw, hdf5 or npy");
+  return f;
+}
+
+struct Source {
+  std::string format;
+  std::vector<std::string> files;
+};
+
+Source locate(const ReadOptions& o) {
+  if (o.path.empty()) throw InputError("volume path is empty");
+  Source s;
+  s.files = input_files(o.path);
+  s.format = check_format(o.path, o.format);
+  if (s.files.size() > 1 && s.format != "tiff")
+    throw InputError(o.path + ": several files match; only TIFF slices can be stacked");
+  return s;
+}
+
+io::Header probe(const Source& s, const ReadOptions& o) {
+  io::Header h;
+  const std::string& f = s.format;
+  if (f == "tiff") h = io::probe_tiff(s.files);
+  else if (f == "mha" || f == "mhd" || f == "nrrd" || f == "nifti") h = io::probe_itk(s.files[0], f);
+  else if (f == "raw") {
+    ReadOptions r = o;
+    r.path = s.files[0];
+    h = io::probe_raw(r);
+  } else if (f == "npy") h = io::probe_npy(s.files[0]);
+  else if (f == "hdf5") h = io::probe_hdf5(s.files[0], o.dataset);
+  if (h.dims.empty())
+    throw InputError(o.path + ": zero-sized volume " + to_string(h.dims) + "; expected at least one voxel");
+  return h;
+}
+
+Box resolve_roi(const std::optional<Box>& roi, const Dims& d, const std::string& path) {
+  if (!roi) return Box{{0, 0, 0}, {d.x, d.y, d.z}};
+  const char* axis = "xyz";
+  for (int a = 0; a < 3; ++a) {
+    if (roi->min[a] < 0 || roi->size[a] <= 0 || roi->min[a] + roi->size[a] > d[a]) {
+      std::ostringstream m;
+      m << path << ": ROI along " << axis[a] << " [" << roi->min[a] << ", " << roi->min[a] + roi->size[a]
+        << ") is empty or leaves the volume " << to_string(d);
+      throw InputError(m.str());
+    }
+  }
+  return *roi;
+}
+
+// NaN or Inf would poison every mean and solve downstream: refuse them at the door.
+void check_finite(const Volume<float>& v, const std::string& path) {
+  const Dims& d = v.dims();
+  for (index_t i = 0; i < v.size(); ++i) {
+    if (!std::isfinite(v[i])) {
+      std::ostringstream m;
+      m << path << ": voxel (x=" << i % d.x << ", y=" << (i / d.x) % d.y << ", z=" << i / (d.x * d.y)
+        << ") is " << v[i] << "; expected finite grey values";
+      throw InputError(m.str());
+    }
+  }
+}
+
+std::string content_hash(const Source& s) {
+  std::vector<std::string> files = s.files;
+  if (s.format == "mhd" || s.format == "nrrd") files = io::itk_data_files(s.files[0]);
+  if (files.size() == 1) return sha256_file(files[0]);
+  // Several files: one hash over their bytes in order.
+  Sha256 h;
+  std::vector<char> buf(1 << 20);
+  for (const auto& f : files) {
+    std::FILE* fp = std::fopen(f.c_str(), "rb");
+    if (!fp) throw InputError(f + ": cannot open for hashing");
+    std::size_t n;
+    while ((n = std::fread(buf.data(), 1, buf.size(), fp)) > 0) h.update(buf.data(), n);
+    std::fclose(fp);
+  }
+  return h.hex_digest();
+}
+
+}  // namespace
+
+ReadResult read_volume(const ReadOptions& options) {
+  const Source s = locate(options);
+  const io::Header h = probe(s, options);
+  const Box roi = resolve_roi(options.roi, h.dims, options.path);
+  const std::string& f = s.format;
+  ReadResult r;
+  if (f == "tiff") r.volume = io::read_tiff(s.files, h, roi);
+  else if (f == "mha" || f == "mhd" || f == "nrrd" || f == "nifti") r.volume = io::read_itk(s.files[0], f, h, roi);
+  else if (f == "raw") {
+    ReadOptions o = options;
+    o.path = s.files[0];
+    r.volume = io::read_raw(o, h, roi);
+  } else if (f == "npy") r.volume = io::read_npy(s.files[0], h, roi);
+  else if (f == "hdf5") r.volume = io::read_hdf5(s.files[0], options.dataset, h, roi);
+  r.format = f;
+  r.spacing_from_file = h.spacing_from_file;
+
+  std::visit(
+      [&](auto& v) {
+        v.spacing_um = h.spacing_um;
+        for (int a = 0; a < 3; ++a) v.origin_um[a] = h.origin_um[a] + roi.min[a] * h.spacing_um[a];
+        v.provenance.path = fs::absolute(options.path).lexically_normal().string();
+        if (options.hash) v.provenance.sha256 = content_hash(s);
+      },
+      r.volume);
+  if (auto* fv = std::get_if<Volume<float>>(&r.volume)) check_finite(*fv, options.path);
+  return r;
+}
+
+VolumeInfo probe_volume(const ReadOptions& options) {
+  const Source s = locate(options);
+  const io::Header h = probe(s, options);
+  VolumeInfo info;
+  info.dims = h.dims;
+  info.dtype = h.dtype;
+  info.spacing_um = h.spacing_um;
+  info.spacing_from_file = h.spacing_from_file;
+  info.format = s.format;
+  return info;
+}
+
+void write_volume(const AnyVolume& volume, const std::string& path, const WriteOptions& options) {
+  if (dims_of(volume).empty())
+    throw InputError(path + ": refusing to write a zero-sized volume " + to_string(dims_of(volume)));
+  std::string f = options.format;
+  if (f.empty() || f == "auto") {
+    f = format_from_name(path);
+    if (f == "mhd") throw InputError(path + ": write .mha (one file) instead of .mhd + .raw");
+  } else {
+    f = check_format(path, f);
+  }
+  if (f == "tiff") io::write_tiff(volume, path, options.compress);
+  else if (f == "mha" || f == "nrrd" || f == "nifti") io::write_itk(volume, path, f, options.compress);
+  else if (f == "raw") io::write_raw(volume, path);
+  else if (f == "npy") io::write_npy(volume, path);
+  else if (f == "hdf5") io::write_hdf5(volume, path, "/exchange/data", options.compress);
+  else throw InputError(path + ": cannot write format '" + f + "'; expected tiff, mha, nrrd, nifti, raw, npy or hdf5");
+}
+
+}  // namespace vp
