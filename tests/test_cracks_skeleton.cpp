@@ -7,12 +7,15 @@
 
 #include <tbb/global_control.h>
 
+#include "filters/segment/distance.h"
 #include "metrics/cracks/skeleton.h"
 
 namespace vp {
 namespace {
 
 using Mask = Volume<std::uint8_t>;
+
+long long count_components_26(const Mask& m) { return connected_components(m, 26).count; }
 
 Mask box(Dims d, index_t x0, index_t y0, index_t z0, index_t x1, index_t y1, index_t z1) {
   Mask m(d);

@@ -167,30 +167,6 @@ long long euler_characteristic(const Volume<std::uint8_t>& mask) {
   return sum8 / 8;
 }
 
-long long count_components_26(const Volume<std::uint8_t>& mask) {
-  Padded p(mask);
-  long long count = 0;
-  std::vector<std::size_t> stack;
-  for (std::size_t i = 0; i < p.v.size(); ++i) {
-    if (!p.v[i]) continue;
-    ++count;
-    p.v[i] = 0;
-    stack.push_back(i);
-    while (!stack.empty()) {
-      const std::size_t c = stack.back();
-      stack.pop_back();
-      for (int k = 0; k < 27; ++k) {
-        const std::size_t n = c + p.offset[k];
-        if (p.v[n]) {
-          p.v[n] = 0;
-          stack.push_back(n);
-        }
-      }
-    }
-  }
-  return count;
-}
-
 Volume<std::uint8_t> skeletonize(const Volume<std::uint8_t>& mask) {
   Padded p(mask);
   const Dims pd = p.dims;

@@ -29,9 +29,6 @@ Volume<std::uint8_t> skeletonize(const Volume<std::uint8_t>& mask);
 // cavities. A ball gives 1, a torus 0, a hollow sphere 2.
 long long euler_characteristic(const Volume<std::uint8_t>& mask);
 
-// Number of 26-connected components of the nonzero voxels.
-long long count_components_26(const Volume<std::uint8_t>& mask);
-
 // True when deleting the voxel at (x, y, z) of the 3×3×3 neighbourhood `neighbours`
 // (bit i set = object at offset (i%3-1, i/3%3-1, i/9-1); bit 13 is the voxel itself)
 // changes neither the number of object components, nor background components, nor
