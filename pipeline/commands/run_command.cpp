@@ -1,0 +1,52 @@
+// voxpress run CONFIG [--out DIR] [--jobs N] [--only SAMPLE...] [--max-memory BYTES|4G] [--quiet]
+#include <iostream>
+
+#include "core/stage.h"
+#include "pipeline/commands/cli_common.h"
+#include "pipeline/runner.h"
+
+namespace vp {
+
+namespace {
+
+int run_main(const std::vector<std::string>& args) {
+  CLI::App app("Validate the config, run every sample's stages, then the report stages", "run");
+  std::string config_path, out_dir, max_memory;
+  RunOptions options;
+  bool quiet = false;
+  app.add_option("CONFIG", config_path, "YAML batch configuration")->required();
+  app.add_option("--out", out_dir, "run folder (default: the config's `output`, else runs/<config name>)");
+  app.add_option("--jobs", options.jobs, "samples processed at once (default: number of threads)")->check(CLI::PositiveNumber);
+  app.add_option("--only", options.only, "run only these samples (repeat or comma-separate)")->delimiter(',');
+  app.add_option("--max-memory", max_memory, "memory budget for concurrent samples: bytes or 512M, 4G (default: half the RAM)");
+  app.add_flag("--quiet,-q", quiet, "no progress on stderr (run.log still gets everything)");
+  if (parse_cli(app, args)) return 0;
+  if (!max_memory.empty()) options.max_memory = parse_bytes(max_memory);
+  options.out_dir = out_dir;
+
+  const Config config = load_config(config_path, Registry::global());
+  Progress progress(quiet);
+  const RunResult result = run_batch(config, options, progress);
+
+  const auto& samples = result.record.samples;
+  std::cout << samples.size() - static_cast<std::size_t>(result.failed_samples) << " of " << samples.size()
+            << " samples ok";
+  if (result.failed_samples > 0) {
+    std::cout << "; failed:";
+    for (const auto& s : samples)
+      if (!s.ok) std::cout << " " << s.info.name;
+  }
+  if (result.failed_report_stages > 0) std::cout << "; " << result.failed_report_stages << " report stage(s) failed";
+  std::cout << "\nresults: " << (result.run_dir / "metrics.csv").string() << "\n         "
+            << (result.run_dir / "metrics.json").string() << "\n         " << (result.run_dir / "run.log").string()
+            << "\n";
+  return result.exit_code();
+}
+
+}  // namespace
+
+Command make_run_command() {
+  return {"run", "run a YAML batch: samples, stages, report -> metrics.csv, metrics.json", run_main};
+}
+
+}  // namespace vp

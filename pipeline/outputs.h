@@ -1,0 +1,79 @@
+// The run folder, a contract users and later stages rely on:
+//   RUN/metrics.csv   tidy long form: sample,series,pressure_MPa,stage,metric,phase,axis,value,unit
+//   RUN/metrics.json  the same numbers (non-finite as null) plus provenance
+//   RUN/run.log       everything the progress printed
+//   RUN/config.yaml   a copy of the config that produced the run
+//   RUN/samples/<sample>/  each sample's images and volumes
+// Every file is written atomically (temporary name, then rename).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/metric_row.h"
+#include "core/stage.h"
+#include "core/volume.h"
+
+namespace vp {
+
+inline constexpr const char* kMetricsCsvHeader = "sample,series,pressure_MPa,stage,metric,phase,axis,value,unit";
+
+struct StageRecord {
+  std::string stage;
+  double seconds = 0;
+  nlohmann::json details = nlohmann::json::object();
+};
+
+// One sample's outcome: its numbers, or the error that stopped it (then no rows, no folder).
+struct SampleRecord {
+  SampleInfo info;
+  std::string kind;
+  bool ok = false;
+  std::string error;       // message of the failure
+  std::string error_kind;  // input | compute | internal
+  std::string input_sha256, labels_sha256;
+  std::string dtype;
+  Dims dims;               // as loaded (after the ROI)
+  std::optional<Box> roi;
+  std::vector<StageRecord> stages;
+  std::vector<MetricRow> rows;
+  std::vector<std::string> artifacts;  // relative to the run folder
+  double seconds = 0;
+};
+
+struct BatchStageRecord {
+  std::string stage;
+  bool ok = false;
+  std::string error;
+  double seconds = 0;
+};
+
+struct RunRecord {
+  std::string config_path, config_sha256;
+  std::string version;
+  int threads = 1, jobs = 1;
+  std::uint64_t memory_budget_bytes = 0;
+  std::string started, finished;  // ISO 8601 UTC
+  double seconds = 0;
+  std::vector<SampleRecord> samples;
+  std::vector<BatchStageRecord> report;
+};
+
+// RFC 4180 quoting: fields holding , " CR or LF are quoted, quotes doubled.
+std::string csv_field(const std::string& text);
+// Header plus one line per row of every successful sample, in sample then stage order.
+std::string metrics_csv(const std::vector<SampleRecord>& samples);
+nlohmann::json metrics_json(const RunRecord& run);
+// Writes metrics.csv and metrics.json into run_dir, each atomically.
+void write_metrics(const std::filesystem::path& run_dir, const RunRecord& run);
+
+std::string utc_timestamp();  // "2026-11-25T15:04:05Z"
+// The voxpress version compiled into this library.
+std::string voxpress_version();
+
+}  // namespace vp

@@ -1,0 +1,54 @@
+// The foundation's stage (volume_fraction) and commands (run, validate, info, stages).
+#include "core/error.h"
+#include "metrics/phase_fractions.h"
+#include "pipeline/catalog.h"
+
+namespace vp {
+
+// Defined in pipeline/commands/<name>_command.cpp.
+Command make_run_command();
+Command make_validate_command();
+Command make_info_command();
+Command make_stages_command();
+
+namespace {
+
+// The first metric of every batch: exact voxel counts over the whole (ROI-cropped) volume.
+class VolumeFractionStage : public Stage {
+ public:
+  std::string name() const override { return "volume_fraction"; }
+  std::string summary() const override {
+    return "volume fraction of every phase in the phase table, and porosity of the pore-role phases";
+  }
+  std::vector<ParamSpec> params() const override { return {}; }
+  unsigned needs() const override { return kLabels; }
+  double bytes_per_voxel() const override { return 0.0; }  // counts in place
+
+  void run(const Params&, SampleContext& ctx) const override {
+    const LabelVolume& labels = *ctx.labels;
+    const PhaseFractions f = phase_fractions(labels);
+    nlohmann::json voxels = nlohmann::json::object();
+    for (const auto& p : f.phases) {
+      ctx.add("volume_fraction", p.phase, "", p.fraction, "1");
+      voxels[p.phase] = p.voxels;
+    }
+    for (const auto& p : f.phases)
+      if (p.role == Role::pore) ctx.add("porosity", p.phase, "", p.fraction, "1");
+    const Vec3& s = labels.spacing_um;
+    ctx.details = {{"total_voxels", f.total},
+                   {"voxels", voxels},
+                   {"volume_um3", static_cast<double>(f.total) * s[0] * s[1] * s[2]}};
+  }
+};
+
+}  // namespace
+
+void register_pipeline(Registry& registry) {
+  registry.add(make_run_command());
+  registry.add(make_validate_command());
+  registry.add(make_info_command());
+  registry.add(make_stages_command());
+  registry.add(std::make_unique<VolumeFractionStage>());
+}
+
+}  // namespace vp
