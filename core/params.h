@@ -37,6 +37,7 @@ class Diagnostics {
   explicit Diagnostics(std::string file = {}) : file_(std::move(file)) {}
   void error(const YAML::Node& at, const std::string& key_path, const std::string& message);
   void error(const std::string& key_path, const std::string& message);  // no position known
+  void add(Diagnostic diagnostic) { items_.push_back(std::move(diagnostic)); }  // e.g. from another Diagnostics
   bool ok() const { return items_.empty(); }
   const std::vector<Diagnostic>& items() const { return items_; }
   const std::string& file() const { return file_; }
