@@ -1,0 +1,166 @@
+#include "filters/segment/features.h"
+
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+
+#include <tbb/blocked_range.h>
+#include <tbb/parallel_for.h>
+
+#include "core/error.h"
+
+namespace vp {
+
+namespace {
+
+std::string sigma_tag(double s) {
+  std::ostringstream o;
+  o << s;
+  return o.str();
+}
+
+// In-place 1-D convolution of every line along `axis` with a symmetric kernel, replicated border.
+void convolve_axis(Volume<float>& v, int axis, const std::vector<double>& k) {
+  const Dims d = v.dims();
+  const index_t n = d[axis];
+  const index_t stride = axis == 0 ? 1 : axis == 1 ? d.x : d.x * d.y;
+  const index_t lines = v.size() / n;
+  const auto r = static_cast<index_t>(k.size() / 2);
+  tbb::parallel_for(tbb::blocked_range<index_t>(0, lines, 64), [&](const tbb::blocked_range<index_t>& range) {
+    std::vector<double> line(static_cast<std::size_t>(n));
+    for (index_t l = range.begin(); l != range.end(); ++l) {
+      index_t base;
+      if (axis == 0) base = l * d.x;
+      else if (axis == 1) base = (l % d.x) + (l / d.x) * d.x * d.y;
+      else base = l;
+      for (index_t q = 0; q < n; ++q) line[q] = v[base + q * stride];
+      for (index_t q = 0; q < n; ++q) {
+        double s = 0;
+        for (index_t t = -r; t <= r; ++t) s += k[t + r] * line[std::clamp<index_t>(q + t, 0, n - 1)];
+        v[base + q * stride] = static_cast<float>(s);
+      }
+    }
+  });
+}
+
+std::vector<double> gaussian_kernel(double sigma_vox) {
+  const auto r = static_cast<int>(std::ceil(3 * sigma_vox));
+  std::vector<double> k(2 * r + 1);
+  double sum = 0;
+  for (int i = -r; i <= r; ++i) sum += k[i + r] = std::exp(-0.5 * i * i / (sigma_vox * sigma_vox));
+  for (double& w : k) w /= sum;
+  return k;
+}
+
+}  // namespace
+
+std::vector<std::string> feature_names(const FeatureSettings& s) {
+  std::vector<std::string> n{"intensity"};
+  for (double sigma : s.sigmas_um)
+    for (const char* f : {"gauss", "gradient", "hessian1", "hessian2", "hessian3", "log", "stddev"})
+      n.push_back(std::string(f) + "_s" + sigma_tag(sigma));
+  return n;
+}
+
+Volume<float> gaussian_smooth(const Volume<float>& v, double sigma_um) {
+  if (!(sigma_um >= 0)) throw InputError("Gaussian σ must be >= 0 µm");
+  Volume<float> out = v;
+  if (sigma_um == 0) return out;
+  for (int a = 0; a < 3; ++a) {
+    const double s = sigma_um / v.spacing_um[a];
+    if (s < 0.1 || v.dims()[a] == 1) continue;  // narrower than a tenth of a voxel: identity
+    convolve_axis(out, a, gaussian_kernel(s));
+  }
+  return out;
+}
+
+std::array<double, 3> symmetric_eigenvalues(double a, double b, double c, double d, double e, double f) {
+  // Smith's trigonometric closed form.
+  const double p1 = d * d + e * e + f * f;
+  std::array<double, 3> ev;
+  if (p1 <= 1e-30 * (a * a + b * b + c * c) || p1 == 0) {
+    ev = {a, b, c};
+  } else {
+    const double q = (a + b + c) / 3;
+    const double p2 = (a - q) * (a - q) + (b - q) * (b - q) + (c - q) * (c - q) + 2 * p1;
+    const double p = std::sqrt(p2 / 6);
+    const double B11 = (a - q) / p, B22 = (b - q) / p, B33 = (c - q) / p, B12 = d / p, B13 = e / p, B23 = f / p;
+    const double detB = B11 * (B22 * B33 - B23 * B23) - B12 * (B12 * B33 - B23 * B13) + B13 * (B12 * B23 - B22 * B13);
+    const double rr = std::clamp(detB / 2, -1.0, 1.0);
+    const double phi = std::acos(rr) / 3;
+    const double e1 = q + 2 * p * std::cos(phi);
+    const double e3 = q + 2 * p * std::cos(phi + 2 * M_PI / 3);
+    ev = {e1, 3 * q - e1 - e3, e3};
+  }
+  std::sort(ev.begin(), ev.end());
+  return ev;
+}
+
+std::vector<float> voxel_features(const Volume<float>& grey, const FeatureSettings& settings, index_t z0, index_t z1) {
+  const Dims d = grey.dims();
+  if (z0 < 0 || z1 > d.z || z0 >= z1) throw std::out_of_range("voxel_features: bad slab");
+  double max_sigma_vox = 0;
+  for (double s : settings.sigmas_um) {
+    if (!(s > 0)) throw InputError("feature scales must be > 0 µm");
+    max_sigma_vox = std::max(max_sigma_vox, s / grey.spacing_um[2]);
+  }
+  // Halo: the 3σ kernel plus one voxel for the finite differences.
+  const auto halo = static_cast<index_t>(std::ceil(3 * max_sigma_vox)) + 1;
+  const index_t h0 = std::max<index_t>(0, z0 - halo), h1 = std::min(d.z, z1 + halo);
+  Box box;
+  box.min = {0, 0, h0};
+  box.size = {d.x, d.y, h1 - h0};
+  const Volume<float> slab = grey.crop(box);
+  const Dims sd = slab.dims();
+  const std::size_t nf = 1 + 7 * settings.sigmas_um.size();
+  const index_t plane = d.x * d.y;
+  const index_t n = plane * (z1 - z0);
+  std::vector<float> out(static_cast<std::size_t>(n) * nf);
+  const index_t off = (z0 - h0) * plane;
+  for (index_t i = 0; i < n; ++i) out[i * nf] = slab[off + i];
+
+  Volume<float> squared = slab;
+  for (auto& v : squared.storage()) v = v * v;
+  const Vec3 h = grey.spacing_um;
+  for (std::size_t si = 0; si < settings.sigmas_um.size(); ++si) {
+    const double sigma = settings.sigmas_um[si];
+    const Volume<float> g = gaussian_smooth(slab, sigma);
+    const Volume<float> g2 = gaussian_smooth(squared, sigma);
+    const std::size_t c0 = 1 + 7 * si;
+    tbb::parallel_for(tbb::blocked_range<index_t>(0, n, 4096), [&](const tbb::blocked_range<index_t>& r) {
+      for (index_t i = r.begin(); i != r.end(); ++i) {
+        const index_t j = off + i;
+        const index_t x = j % sd.x, y = (j / sd.x) % sd.y, z = j / plane;
+        // Neighbour indices with replicated borders.
+        const index_t xm = x > 0 ? x - 1 : x, xp = x + 1 < sd.x ? x + 1 : x;
+        const index_t ym = y > 0 ? y - 1 : y, yp = y + 1 < sd.y ? y + 1 : y;
+        const index_t zm = z > 0 ? z - 1 : z, zp = z + 1 < sd.z ? z + 1 : z;
+        auto G = [&](index_t a, index_t b, index_t c) { return static_cast<double>(g(a, b, c)); };
+        const double c = G(x, y, z);
+        const double gx = (G(xp, y, z) - G(xm, y, z)) / (2 * h[0]);
+        const double gy = (G(x, yp, z) - G(x, ym, z)) / (2 * h[1]);
+        const double gz = (G(x, y, zp) - G(x, y, zm)) / (2 * h[2]);
+        const double hxx = (G(xp, y, z) - 2 * c + G(xm, y, z)) / (h[0] * h[0]);
+        const double hyy = (G(x, yp, z) - 2 * c + G(x, ym, z)) / (h[1] * h[1]);
+        const double hzz = (G(x, y, zp) - 2 * c + G(x, y, zm)) / (h[2] * h[2]);
+        const double hxy = (G(xp, yp, z) - G(xp, ym, z) - G(xm, yp, z) + G(xm, ym, z)) / (4 * h[0] * h[1]);
+        const double hxz = (G(xp, y, zp) - G(xp, y, zm) - G(xm, y, zp) + G(xm, y, zm)) / (4 * h[0] * h[2]);
+        const double hyz = (G(x, yp, zp) - G(x, yp, zm) - G(x, ym, zp) + G(x, ym, zm)) / (4 * h[1] * h[2]);
+        const auto ev = symmetric_eigenvalues(hxx, hyy, hzz, hxy, hxz, hyz);
+        // Scale normalisation (σ for first, σ² for second derivatives) keeps scales comparable.
+        const double s2 = sigma * sigma;
+        float* row = &out[static_cast<std::size_t>(i) * nf + c0];
+        row[0] = static_cast<float>(c);
+        row[1] = static_cast<float>(sigma * std::sqrt(gx * gx + gy * gy + gz * gz));
+        row[2] = static_cast<float>(s2 * ev[0]);
+        row[3] = static_cast<float>(s2 * ev[1]);
+        row[4] = static_cast<float>(s2 * ev[2]);
+        row[5] = static_cast<float>(s2 * (hxx + hyy + hzz));
+        row[6] = static_cast<float>(std::sqrt(std::max(0.0, static_cast<double>(g2[j]) - c * c)));
+      }
+    });
+  }
+  return out;
+}
+
+}  // namespace vp

@@ -1,0 +1,32 @@
+// Voxel features for the trainable classifier: multi-scale Gaussian smoothing, gradient
+// magnitude, Hessian eigenvalues, Laplacian of Gaussian and local standard deviation (texture).
+// Scales are in µm, so a model trained at one voxel size applies at another.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core/volume.h"
+
+namespace vp {
+
+struct FeatureSettings {
+  std::vector<double> sigmas_um{1.0, 2.0, 4.0};
+};
+
+// Names in column order: "intensity", then per σ "gauss_s<σ>", "gradient_s<σ>",
+// "hessian1_s<σ>", "hessian2_s<σ>", "hessian3_s<σ>" (ascending eigenvalues), "log_s<σ>", "stddev_s<σ>".
+std::vector<std::string> feature_names(const FeatureSettings& settings);
+
+// Separable Gaussian smoothing with σ in µm (per-axis σ / spacing voxels; kernel radius 3σ,
+// replicated border). σ = 0 leaves the volume unchanged.
+Volume<float> gaussian_smooth(const Volume<float>& v, double sigma_um);
+
+// Features of the voxels in z-slices [z0, z1), row-major (voxel, feature), voxels in raster order.
+// Computed on the slab plus a halo of 4σ so that results equal those on the whole volume.
+std::vector<float> voxel_features(const Volume<float>& grey, const FeatureSettings& settings, index_t z0, index_t z1);
+
+// Eigenvalues of the symmetric matrix [[a, d, e], [d, b, f], [e, f, c]], ascending.
+std::array<double, 3> symmetric_eigenvalues(double a, double b, double c, double d, double e, double f);
+
+}  // namespace vp
