@@ -48,6 +48,9 @@ struct SampleContext {
   std::optional<LabelVolume> labels;
   std::optional<Volume<std::uint32_t>> particles;
   std::optional<Volume<std::uint32_t>> cracks;
+  // The config's phase table (names, labels, roles), for stages that create labels; null or
+  // empty when the config has none. Set by the runner.
+  const PhaseTable* config_phases = nullptr;
 
   std::filesystem::path out_dir;  // this sample's output folder (exists)
   int threads = 1;
