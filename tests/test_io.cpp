@@ -242,6 +242,10 @@ TEST(TiffRead, SpacingFromImageJAndResolutionUnits) {
   write_raw_tiff((dir / "in.tif").string(), s, pages, "", 25400.0f, RESUNIT_INCH);
   o.path = (dir / "in.tif").string();
   expect_spacing({1, 2, 1}, spacing_of(read_volume(o).volume));
+  // 100 dpi is an editor's default, not a voxel size.
+  write_raw_tiff((dir / "dpi.tif").string(), s, pages, "", 100.0f, RESUNIT_INCH);
+  o.path = (dir / "dpi.tif").string();
+  EXPECT_FALSE(read_volume(o).spacing_from_file);
   // No resolution: spacing not from the file.
   write_raw_tiff((dir / "none.tif").string(), s, pages);
   o.path = (dir / "none.tif").string();

@@ -54,6 +54,8 @@ TEST(RealData, PumaFiberformGreyAndFibreFraction) {
   for (index_t i = 0; i < v.size(); ++i) fibre += v[i] >= 90;
   EXPECT_EQ(fibre, 167140);  // PuMA: compute_volume_fraction(ws, (90, 255)) == 0.16714
   EXPECT_EQ(histogram(v).size(), 256u);
+  // Its ImageJ header says 100 pixels per inch (254 µm): a print default, not the 1.3 µm voxel.
+  EXPECT_FALSE(read("puma_100_fiberform.tif").spacing_from_file);
 }
 
 TEST(RealData, OpenImpalaOneBitTrueFraction) {

@@ -24,7 +24,8 @@ class TiffFile {
     TIFFOpenOptions* opts = TIFFOpenOptionsAlloc();
     TIFFOpenOptionsSetErrorHandlerExtR(opts, &TiffFile::on_error, this);
     TIFFOpenOptionsSetWarningHandlerExtR(opts, &TiffFile::on_warning, this);
-    tif_ = TIFFOpenExt(path.c_str(), mode, opts);
+    // "m": no memory-mapping; mapped pages would sit in memory beside the volume.
+    tif_ = TIFFOpenExt(path.c_str(), (std::string(mode) + "m").c_str(), opts);
     TIFFOpenOptionsFree(opts);
     if (!tif_) fail(mode[0] == 'r' ? "cannot open as TIFF" : "cannot create TIFF");
   }
@@ -133,8 +134,9 @@ double um_per_unit(std::string u) {
 }
 
 // Spacing from XResolution/YResolution (pixels per unit) and ImageJ's description
-// ("unit=micron", "spacing=<z>"). Resolution in inch at 72 dpi is a display default, not a
-// voxel size, and is ignored.
+// ("unit=micron", "spacing=<z>"). A whole number of dots per inch up to 1200 (72, 96, 100,
+// 300, ...) is an image editor's print default, not a voxel size (PuMA's FiberForm carries
+// ImageJ "unit=inch" at 100 px/inch = 254 µm for 1.3 µm voxels), and is ignored.
 void read_spacing(const TiffFile& f, Header& h) {
   TIFF* t = f.get();
   std::string unit;
@@ -158,8 +160,9 @@ void read_spacing(const TiffFile& f, Header& h) {
   double scale = 0;  // µm per resolution unit
   if (!unit.empty()) scale = um_per_unit(unit);
   else if (res_unit == RESUNIT_CENTIMETER) scale = 1e4;
-  else if (res_unit == RESUNIT_INCH && has_x && xres != 72.0f) scale = 25400.0;
-  if (scale <= 0 || !has_x) return;
+  else if (res_unit == RESUNIT_INCH) scale = 25400.0;
+  const bool print_default = scale == 25400.0 && xres <= 1200.0f && xres == std::floor(xres);
+  if (scale <= 0 || !has_x || print_default) return;
   h.spacing_um[0] = scale / xres;
   h.spacing_um[1] = scale / (has_y ? yres : xres);
   h.spacing_um[2] = z_spacing > 0 ? z_spacing * scale : h.spacing_um[0];
