@@ -1,0 +1,148 @@
+#include "filters/segment/segmenter.h"
+
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+
+#include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include "core/error.h"
+#include "filters/segment/cleanup.h"
+
+namespace vp {
+
+SegmentMethod parse_segment_method(const std::string& n) {
+  if (n == "otsu") return SegmentMethod::otsu;
+  if (n == "multi-otsu" || n == "multi_otsu") return SegmentMethod::multi_otsu;
+  if (n == "gmm") return SegmentMethod::gmm;
+  if (n == "kmeans") return SegmentMethod::kmeans;
+  if (n == "threshold") return SegmentMethod::threshold;
+  if (n == "hysteresis") return SegmentMethod::hysteresis;
+  if (n == "forest") return SegmentMethod::forest;
+  throw InputError("segmentation method '" + n + "': expected one of " + kSegmentMethodChoices);
+}
+
+std::string to_string(SegmentMethod m) {
+  switch (m) {
+    case SegmentMethod::otsu: return "otsu";
+    case SegmentMethod::multi_otsu: return "multi-otsu";
+    case SegmentMethod::gmm: return "gmm";
+    case SegmentMethod::kmeans: return "kmeans";
+    case SegmentMethod::threshold: return "threshold";
+    case SegmentMethod::hysteresis: return "hysteresis";
+    case SegmentMethod::forest: return "forest";
+  }
+  return "otsu";
+}
+
+SegmentResult segment_grey(const Volume<float>& grey, const SegmentOptions& o) {
+  SegmentResult r;
+  r.histogram = histogram(grey, o.bins);
+  if (o.classes < 2 || o.classes > 255) throw InputError("classes must be 2..255, got " + std::to_string(o.classes));
+  switch (o.method) {
+    case SegmentMethod::otsu:
+    case SegmentMethod::multi_otsu:
+      r.thresholds = otsu_thresholds(r.histogram, o.method == SegmentMethod::otsu ? 2 : o.classes);
+      r.labels = apply_thresholds(grey, r.thresholds);
+      break;
+    case SegmentMethod::kmeans:
+      r.kmeans = kmeans_intensity(r.histogram, o.classes);
+      r.thresholds = r.kmeans->thresholds;
+      r.labels = apply_thresholds(grey, r.thresholds);
+      break;
+    case SegmentMethod::gmm:
+      r.mixture = fit_gaussian_mixture(r.histogram, o.classes);
+      r.thresholds = r.mixture->boundaries(r.histogram.lo, r.histogram.hi);
+      r.labels = classify_mixture(grey, *r.mixture);
+      break;
+    case SegmentMethod::threshold:
+      if (o.thresholds.empty()) throw InputError("method threshold needs thresholds (e.g. --thresholds 0.3,0.7)");
+      r.thresholds = o.thresholds;
+      r.labels = apply_thresholds(grey, r.thresholds);
+      break;
+    case SegmentMethod::hysteresis:
+      if (o.thresholds.size() != 2)
+        throw InputError("method hysteresis needs exactly two thresholds LOW,HIGH; got " +
+                         std::to_string(o.thresholds.size()));
+      r.thresholds = o.thresholds;
+      r.labels = hysteresis_threshold(grey, o.thresholds[0], o.thresholds[1], o.connectivity);
+      break;
+    case SegmentMethod::forest:
+      if (!o.model) throw InputError("method forest needs a model (--model FILE, or --scribbles FILE to train one)");
+      r.labels = o.model->classify(grey);
+      break;
+  }
+  int mx = 0;
+  for (auto v : r.labels.storage()) mx = std::max<int>(mx, v);
+  r.classes = std::max(mx + 1, o.method == SegmentMethod::threshold ? static_cast<int>(o.thresholds.size()) + 1 : 2);
+  return r;
+}
+
+CleanupReport cleanup_labels(Volume<std::uint8_t>& labels, const CleanupOptions& o) {
+  CleanupReport rep;
+  for (auto [l, r] : o.open_um) rep.voxels_opened += open_phase(labels, l, r);
+  for (auto [l, r] : o.close_um) rep.voxels_closed += close_phase(labels, l, r);
+  for (auto [l, v] : o.min_island_um3)
+    rep.islands_removed += remove_small_islands(labels, l, voxels_for_volume(v, labels.spacing_um), o.connectivity);
+  for (auto l : o.fill_holes) rep.voxels_filled += fill_holes(labels, l);
+  return rep;
+}
+
+std::vector<unsigned char> histogram_png(const Histogram& h, const std::vector<double>& thresholds,
+                                         const GaussianMixture* mixture, const std::string& title) {
+  const int W = 800, H = 420, left = 60, right = 20, top = 40, bottom = 50;
+  const int pw = W - left - right, ph = H - top - bottom;
+  cv::Mat img(H, W, CV_8UC3, cv::Scalar(255, 255, 255));
+  const double peak = std::max(1.0, *std::max_element(h.counts.begin(), h.counts.end()));
+  auto px = [&](double v) { return left + static_cast<int>(std::lround((v - h.lo) / (h.hi - h.lo) * pw)); };
+  auto py = [&](double c) { return top + ph - static_cast<int>(std::lround(std::min(c / peak, 1.05) * ph)); };
+  for (std::size_t b = 0; b < h.counts.size(); ++b) {
+    const int x0 = px(h.lo + b * h.bin_width()), x1 = std::max(x0 + 1, px(h.lo + (b + 1) * h.bin_width()));
+    cv::rectangle(img, cv::Point(x0, py(h.counts[b])), cv::Point(x1 - 1, top + ph), cv::Scalar(170, 170, 170), cv::FILLED);
+  }
+  if (mixture) {
+    const cv::Scalar colours[] = {{200, 60, 0}, {0, 150, 0}, {0, 100, 230}, {160, 0, 160}, {0, 180, 180}};
+    const double scale = h.total() * h.bin_width();
+    std::vector<cv::Point> sum;
+    for (std::size_t c = 0; c < mixture->means.size(); ++c) {
+      std::vector<cv::Point> pts;
+      for (int i = 0; i <= pw; ++i) {
+        const double v = h.lo + (h.hi - h.lo) * i / pw;
+        pts.emplace_back(left + i, py(scale * mixture->density(c, v)));
+      }
+      cv::polylines(img, pts, false, colours[c % 5], 2, cv::LINE_AA);
+    }
+    for (int i = 0; i <= pw; ++i) {
+      const double v = h.lo + (h.hi - h.lo) * i / pw;
+      double s = 0;
+      for (std::size_t c = 0; c < mixture->means.size(); ++c) s += mixture->density(c, v);
+      sum.emplace_back(left + i, py(scale * s));
+    }
+    cv::polylines(img, sum, false, cv::Scalar(0, 0, 0), 1, cv::LINE_AA);
+  }
+  for (double t : thresholds) {
+    const int x = px(t);
+    cv::line(img, cv::Point(x, top), cv::Point(x, top + ph), cv::Scalar(0, 0, 220), 2);
+    std::ostringstream s;
+    s.precision(4);
+    s << t;
+    cv::putText(img, s.str(), cv::Point(x + 3, top + 14), cv::FONT_HERSHEY_SIMPLEX, 0.4, cv::Scalar(0, 0, 220), 1, cv::LINE_AA);
+  }
+  cv::rectangle(img, cv::Point(left, top), cv::Point(left + pw, top + ph), cv::Scalar(0, 0, 0), 1);
+  auto label = [&](double v, int x) {
+    std::ostringstream s;
+    s.precision(5);
+    s << v;
+    cv::putText(img, s.str(), cv::Point(x - 15, top + ph + 18), cv::FONT_HERSHEY_SIMPLEX, 0.45, cv::Scalar(0, 0, 0), 1, cv::LINE_AA);
+  };
+  for (int k = 0; k <= 4; ++k) label(h.lo + (h.hi - h.lo) * k / 4, left + pw * k / 4);
+  cv::putText(img, "grey value", cv::Point(left + pw / 2 - 40, H - 10), cv::FONT_HERSHEY_SIMPLEX, 0.5, cv::Scalar(0, 0, 0), 1, cv::LINE_AA);
+  cv::putText(img, title, cv::Point(left, 25), cv::FONT_HERSHEY_SIMPLEX, 0.6, cv::Scalar(0, 0, 0), 1, cv::LINE_AA);
+  std::vector<unsigned char> png;
+  cv::imencode(".png", img, png);
+  return png;
+}
+
+}  // namespace vp

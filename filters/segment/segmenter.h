@@ -1,0 +1,59 @@
+// One entry point per job, shared by the `segment` command and the YAML stages:
+// grey -> class labels by the chosen method, with the diagnostics the quality plot needs.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/volume.h"
+#include "filters/segment/forest.h"
+#include "filters/segment/histogram.h"
+
+namespace vp {
+
+enum class SegmentMethod { otsu, multi_otsu, gmm, kmeans, threshold, hysteresis, forest };
+SegmentMethod parse_segment_method(const std::string& name);  // InputError listing the choices
+std::string to_string(SegmentMethod m);
+inline const char* kSegmentMethodChoices = "otsu|multi-otsu|gmm|kmeans|threshold|hysteresis|forest";
+
+struct SegmentOptions {
+  SegmentMethod method = SegmentMethod::otsu;
+  int classes = 2;                  // multi-otsu, gmm, kmeans (otsu: always 2)
+  std::vector<double> thresholds;   // threshold: ascending cut values; hysteresis: {low, high}
+  int bins = 256;                   // histogram bins for otsu / multi-otsu / gmm / kmeans
+  int connectivity = 6;             // hysteresis
+  const ForestModel* model = nullptr;  // forest
+};
+
+struct SegmentResult {
+  Volume<std::uint8_t> labels;      // class 0..k-1, ascending mean grey for intensity methods
+  int classes = 0;
+  Histogram histogram;
+  std::vector<double> thresholds;   // cut values used (GMM: decision boundaries)
+  std::optional<GaussianMixture> mixture;
+  std::optional<KMeansFit> kmeans;
+};
+
+SegmentResult segment_grey(const Volume<float>& grey, const SegmentOptions& options);
+
+// Clean-up steps in a fixed order: open, close, islands, holes (each per listed label).
+struct CleanupOptions {
+  std::vector<std::pair<std::uint8_t, double>> min_island_um3;  // label -> minimum volume
+  std::vector<std::uint8_t> fill_holes;                          // labels whose holes are filled
+  std::vector<std::pair<std::uint8_t, double>> open_um, close_um;  // label -> radius in µm
+  int connectivity = 26;                                         // for islands
+};
+struct CleanupReport {
+  std::size_t islands_removed = 0;
+  index_t voxels_filled = 0, voxels_opened = 0, voxels_closed = 0;
+};
+CleanupReport cleanup_labels(Volume<std::uint8_t>& labels, const CleanupOptions& options);
+
+// PNG (bytes) of the grey histogram with the thresholds as red lines and, when given, the
+// mixture components (coloured) and their sum (black) scaled to the counts.
+std::vector<unsigned char> histogram_png(const Histogram& h, const std::vector<double>& thresholds,
+                                         const GaussianMixture* mixture, const std::string& title);
+
+}  // namespace vp
