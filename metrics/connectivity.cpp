@@ -1,0 +1,224 @@
+#include "metrics/connectivity.h"
+
+#include <array>
+#include <cstdlib>
+#include <functional>
+
+#include <tbb/blocked_range.h>
+#include <tbb/combinable.h>
+#include <tbb/parallel_for.h>
+
+#include "core/error.h"
+#include "metrics/face_connectivity.h"
+
+namespace vp {
+namespace {
+
+constexpr std::uint32_t kNone = 0xFFFFFFFFu;
+
+void check_connectivity(int c) {
+  if (c != 6 && c != 18 && c != 26)
+    throw InputError("connectivity " + std::to_string(c) + ": expected 6, 18 or 26");
+}
+
+// Neighbours already visited in raster order (z, then y, then x), within the connectivity.
+std::vector<std::array<int, 3>> backward_neighbours(int connectivity) {
+  std::vector<std::array<int, 3>> out;
+  const int max_l1 = connectivity == 6 ? 1 : connectivity == 18 ? 2 : 3;
+  for (int dz = -1; dz <= 0; ++dz)
+    for (int dy = -1; dy <= 1; ++dy)
+      for (int dx = -1; dx <= 1; ++dx) {
+        bool backward = dz < 0 || (dy < 0) || (dy == 0 && dx < 0);
+        if (dz == 0 && dy > 0) backward = false;
+        if (!backward || std::abs(dx) + std::abs(dy) + std::abs(dz) > max_l1) continue;
+        out.push_back({dx, dy, dz});
+      }
+  return out;
+}
+
+std::uint32_t find_root(std::vector<std::uint32_t>& parent, std::uint32_t i) {
+  while (parent[i] != i) {
+    parent[i] = parent[parent[i]];
+    i = parent[i];
+  }
+  return i;
+}
+
+// The smaller index becomes the root, so roots are first voxels in raster order.
+void unite(std::vector<std::uint32_t>& parent, std::uint32_t a, std::uint32_t b) {
+  a = find_root(parent, a);
+  b = find_root(parent, b);
+  if (a == b) return;
+  if (a < b) parent[b] = a;
+  else parent[a] = b;
+}
+
+}  // namespace
+
+Clusters label_clusters(const Volume<std::uint8_t>& mask, int connectivity) {
+  check_connectivity(connectivity);
+  const Dims d = mask.dims();
+  if (d.count() >= static_cast<index_t>(kNone)) throw InputError("volume " + to_string(d) + " too large for 32-bit cluster ids");
+  Clusters out;
+  out.ids = mask.like<std::uint32_t>(d, 0);
+  out.voxels.assign(1, 0);
+  if (mask.empty()) return out;
+  const auto nbrs = backward_neighbours(connectivity);
+  std::vector<std::uint32_t> parent(static_cast<std::size_t>(d.count()), kNone);
+  const std::uint8_t* m = mask.data();
+
+  // Union-find inside z-slabs in parallel, then across the slab boundaries.
+  const index_t slab = std::max<index_t>(1, (d.z + 15) / 16);
+  auto link = [&](index_t x, index_t y, index_t z, index_t zmin) {
+    const index_t i = mask.index(x, y, z);
+    for (const auto& o : nbrs) {
+      index_t nx = x + o[0], ny = y + o[1], nz = z + o[2];
+      if (nx < 0 || ny < 0 || nz < zmin || nx >= d.x || ny >= d.y) continue;
+      index_t j = mask.index(nx, ny, nz);
+      if (m[j]) unite(parent, static_cast<std::uint32_t>(i), static_cast<std::uint32_t>(j));
+    }
+  };
+  tbb::parallel_for(tbb::blocked_range<index_t>(0, (d.z + slab - 1) / slab), [&](const tbb::blocked_range<index_t>& r) {
+    for (index_t s = r.begin(); s != r.end(); ++s) {
+      const index_t z0 = s * slab, z1 = std::min(d.z, z0 + slab);
+      for (index_t z = z0; z < z1; ++z)
+        for (index_t y = 0; y < d.y; ++y)
+          for (index_t x = 0; x < d.x; ++x) {
+            index_t i = mask.index(x, y, z);
+            if (!m[i]) continue;
+            parent[i] = static_cast<std::uint32_t>(i);
+            link(x, y, z, z0);
+          }
+    }
+  });
+  for (index_t z0 = slab; z0 < d.z; z0 += slab)
+    for (index_t y = 0; y < d.y; ++y)
+      for (index_t x = 0; x < d.x; ++x)
+        if (m[mask.index(x, y, z0)]) link(x, y, z0, z0 - 1);
+
+  // Roots precede their members, so one ascending pass resolves every voxel and numbers roots.
+  std::uint32_t* ids = out.ids.data();
+  for (index_t i = 0; i < d.count(); ++i) {
+    if (!m[i]) continue;
+    std::uint32_t r = find_root(parent, static_cast<std::uint32_t>(i));
+    if (r == static_cast<std::uint32_t>(i)) {
+      ids[i] = ++out.count;
+      out.voxels.push_back(0);
+    } else {
+      ids[i] = ids[r];
+    }
+    ++out.voxels[ids[i]];
+  }
+  return out;
+}
+
+namespace {
+
+// χ of the complex on voxel centres (6-connectivity).
+std::int64_t euler_centres(const Volume<std::uint8_t>& mask) {
+  const Dims d = mask.dims();
+  auto in = [&](index_t x, index_t y, index_t z) -> int {
+    return x < d.x && y < d.y && z < d.z && mask(x, y, z) ? 1 : 0;
+  };
+  tbb::combinable<std::int64_t> chi(0);
+  tbb::parallel_for(tbb::blocked_range<index_t>(0, d.z), [&](const tbb::blocked_range<index_t>& r) {
+    std::int64_t& c = chi.local();
+    for (index_t z = r.begin(); z != r.end(); ++z)
+      for (index_t y = 0; y < d.y; ++y)
+        for (index_t x = 0; x < d.x; ++x) {
+          if (!in(x, y, z)) continue;
+          // Cells whose lowest corner is this voxel.
+          int px = in(x + 1, y, z), py = in(x, y + 1, z), pz = in(x, y, z + 1);
+          int pxy = in(x + 1, y + 1, z), pxz = in(x + 1, y, z + 1), pyz = in(x, y + 1, z + 1), pxyz = in(x + 1, y + 1, z + 1);
+          std::int64_t edges = px + py + pz;
+          std::int64_t faces = (px & py & pxy) + (px & pz & pxz) + (py & pz & pyz);
+          std::int64_t cubes = px & py & pz & pxy & pxz & pyz & pxyz;
+          c += 1 - edges + faces - cubes;
+        }
+  });
+  return chi.combine(std::plus<>());
+}
+
+// χ of the union of closed voxel cubes (26-connectivity).
+std::int64_t euler_cubes(const Volume<std::uint8_t>& mask) {
+  const Dims d = mask.dims();
+  auto in = [&](index_t x, index_t y, index_t z) -> bool {
+    return x >= 0 && y >= 0 && z >= 0 && x < d.x && y < d.y && z < d.z && mask(x, y, z);
+  };
+  tbb::combinable<std::int64_t> chi(0);
+  // Lattice point (i, j, k) is the corner shared by voxels (i-1..i, j-1..j, k-1..k); the cells
+  // listed at it: the vertex, the edges from it along +x/+y/+z, the faces spanned by pairs of
+  // those directions, and the cube (voxel (i, j, k)).
+  tbb::parallel_for(tbb::blocked_range<index_t>(0, d.z + 1), [&](const tbb::blocked_range<index_t>& r) {
+    std::int64_t& c = chi.local();
+    for (index_t k = r.begin(); k != r.end(); ++k)
+      for (index_t j = 0; j <= d.y; ++j)
+        for (index_t i = 0; i <= d.x; ++i) {
+          bool vertex = false;
+          for (int a = 0; a < 8 && !vertex; ++a) vertex = in(i - (a & 1), j - ((a >> 1) & 1), k - ((a >> 2) & 1));
+          if (!vertex) continue;
+          // Edge along x from (i,j,k): voxels (i, j-1..j, k-1..k).
+          bool ex = in(i, j, k) || in(i, j - 1, k) || in(i, j, k - 1) || in(i, j - 1, k - 1);
+          bool ey = in(i, j, k) || in(i - 1, j, k) || in(i, j, k - 1) || in(i - 1, j, k - 1);
+          bool ez = in(i, j, k) || in(i - 1, j, k) || in(i, j - 1, k) || in(i - 1, j - 1, k);
+          // Face in the xy plane at height k: voxels (i, j, k-1..k); xz: (i, j-1..j, k); yz: (i-1..i, j, k).
+          bool fxy = in(i, j, k) || in(i, j, k - 1);
+          bool fxz = in(i, j, k) || in(i, j - 1, k);
+          bool fyz = in(i, j, k) || in(i - 1, j, k);
+          bool cube = in(i, j, k);
+          c += 1 - (ex + ey + ez) + (fxy + fxz + fyz) - cube;
+        }
+  });
+  return chi.combine(std::plus<>());
+}
+
+}  // namespace
+
+std::int64_t euler_characteristic(const Volume<std::uint8_t>& mask, int connectivity) {
+  check_connectivity(connectivity);
+  if (mask.empty()) return 0;
+  return connectivity == 6 ? euler_centres(mask) : euler_cubes(mask);
+}
+
+Topology topology(const Volume<std::uint8_t>& mask, int connectivity) {
+  check_connectivity(connectivity);
+  Topology t;
+  const Dims d = mask.dims();
+  t.components = label_clusters(mask, connectivity).count;
+  Volume<std::uint8_t> complement = mask.like<std::uint8_t>(d);
+  for (index_t i = 0; i < mask.size(); ++i) complement[i] = mask[i] ? 0 : 1;
+  Clusters holes = label_clusters(complement, connectivity == 6 ? 26 : 6);
+  std::vector<char> open(static_cast<std::size_t>(holes.count) + 1, 0);
+  for (index_t z = 0; z < d.z; ++z)
+    for (index_t y = 0; y < d.y; ++y)
+      for (index_t x = 0; x < d.x; ++x)
+        if (x == 0 || y == 0 || z == 0 || x == d.x - 1 || y == d.y - 1 || z == d.z - 1) open[holes.ids(x, y, z)] = 1;
+  for (std::uint32_t id = 1; id <= holes.count; ++id)
+    if (!open[id]) ++t.cavities;
+  t.euler = euler_characteristic(mask, connectivity);
+  t.tunnels = t.components + t.cavities - t.euler;
+  const Vec3 h = mask.spacing_um;
+  double volume = static_cast<double>(d.count()) * h[0] * h[1] * h[2];
+  t.connectivity_density_per_um3 = volume > 0 ? static_cast<double>(t.tunnels) / volume : 0;
+  return t;
+}
+
+Percolation percolation(const Volume<std::uint8_t>& mask, int axis, int connectivity) {
+  check_connectivity(connectivity);
+  FaceConnectivityOptions o;
+  o.axis = axis;
+  o.connectivity = connectivity;
+  FaceReach r = face_reachability(mask, o);
+  Percolation p;
+  p.axis = axis;
+  p.phase_voxels = r.phase_voxels;
+  if (r.phase_voxels > 0) {
+    double n = static_cast<double>(r.phase_voxels);
+    p.percolating_fraction = static_cast<double>(r.percolating) / n;
+    p.dead_end_fraction = static_cast<double>(r.dead_end) / n;
+    p.isolated_fraction = static_cast<double>(r.isolated) / n;
+  }
+  return p;
+}
+
+}  // namespace vp
