@@ -1,0 +1,117 @@
+#include "metrics/geometric_tortuosity.h"
+
+#include <array>
+#include <cmath>
+#include <limits>
+#include <queue>
+#include <vector>
+
+#include <tbb/parallel_invoke.h>
+
+#include "core/error.h"
+
+namespace vp {
+namespace {
+
+struct Step {
+  index_t dx, dy, dz;
+  float length;
+};
+
+std::vector<Step> neighbour_steps(int connectivity, const Vec3& h) {
+  std::vector<Step> steps;
+  const int max_l1 = connectivity == 6 ? 1 : connectivity == 18 ? 2 : 3;
+  for (int dz = -1; dz <= 1; ++dz)
+    for (int dy = -1; dy <= 1; ++dy)
+      for (int dx = -1; dx <= 1; ++dx) {
+        int l1 = std::abs(dx) + std::abs(dy) + std::abs(dz);
+        if (l1 == 0 || l1 > max_l1) continue;
+        double len = std::sqrt(dx * dx * h[0] * h[0] + dy * dy * h[1] * h[1] + dz * dz * h[2] * h[2]);
+        steps.push_back({dx, dy, dz, static_cast<float>(len)});
+      }
+  return steps;
+}
+
+void check(int axis, int connectivity) {
+  if (axis < 0 || axis > 2) throw InputError("axis " + std::to_string(axis) + ": expected 0 (x), 1 (y) or 2 (z)");
+  if (connectivity != 6 && connectivity != 18 && connectivity != 26)
+    throw InputError("connectivity " + std::to_string(connectivity) + ": expected 6, 18 or 26");
+}
+
+}  // namespace
+
+Volume<float> geodesic_distance_from_plane(const Volume<std::uint8_t>& mask, int axis, index_t index, int connectivity) {
+  check(axis, connectivity);
+  constexpr float kInf = std::numeric_limits<float>::infinity();
+  const Dims d = mask.dims();
+  Volume<float> dist = mask.like<float>(d, kInf);
+  if (mask.empty()) return dist;
+  const auto steps = neighbour_steps(connectivity, mask.spacing_um);
+  using Item = std::pair<float, index_t>;
+  std::priority_queue<Item, std::vector<Item>, std::greater<>> heap;
+  for (index_t z = 0; z < d.z; ++z)
+    for (index_t y = 0; y < d.y; ++y)
+      for (index_t x = 0; x < d.x; ++x) {
+        const index_t p[3] = {x, y, z};
+        if (p[axis] != index || !mask(x, y, z)) continue;
+        dist(x, y, z) = 0;
+        heap.push({0.0f, mask.index(x, y, z)});
+      }
+  while (!heap.empty()) {
+    auto [du, u] = heap.top();
+    heap.pop();
+    if (du > dist[u]) continue;  // stale entry
+    const index_t x = u % d.x, y = (u / d.x) % d.y, z = u / (d.x * d.y);
+    for (const Step& s : steps) {
+      index_t nx = x + s.dx, ny = y + s.dy, nz = z + s.dz;
+      if (nx < 0 || ny < 0 || nz < 0 || nx >= d.x || ny >= d.y || nz >= d.z) continue;
+      index_t v = mask.index(nx, ny, nz);
+      if (!mask[v]) continue;
+      float dv = du + s.length;
+      if (dv < dist[v]) {
+        dist[v] = dv;
+        heap.push({dv, v});
+      }
+    }
+  }
+  return dist;
+}
+
+GeometricTortuosity geometric_tortuosity(const Volume<std::uint8_t>& mask, const GeometricTortuosityOptions& o) {
+  check(o.axis, o.connectivity);
+  const Dims d = mask.dims();
+  const index_t n = d[o.axis];
+  GeometricTortuosity t;
+  t.axis = o.axis;
+  t.straight_length_um = static_cast<double>(n - 1) * mask.spacing_um[o.axis];
+  Volume<float> d_in, d_out;
+  if (o.map)
+    tbb::parallel_invoke([&] { d_in = geodesic_distance_from_plane(mask, o.axis, 0, o.connectivity); },
+                         [&] { d_out = geodesic_distance_from_plane(mask, o.axis, n - 1, o.connectivity); });
+  else
+    d_in = geodesic_distance_from_plane(mask, o.axis, 0, o.connectivity);
+  std::vector<double> ratios;
+  for (index_t z = 0; z < d.z; ++z)
+    for (index_t y = 0; y < d.y; ++y)
+      for (index_t x = 0; x < d.x; ++x) {
+        const index_t p[3] = {x, y, z};
+        if (p[o.axis] != n - 1 || !mask(x, y, z)) continue;
+        ++t.outlet_voxels;
+        float di = d_in(x, y, z);
+        if (std::isinf(di)) continue;
+        ++t.outlet_reached;
+        ratios.push_back(t.straight_length_um > 0 ? di / t.straight_length_um : std::numeric_limits<double>::quiet_NaN());
+      }
+  t.ratios = summarize(ratios);
+  t.mean = t.ratios.count > 0 ? t.ratios.mean : std::numeric_limits<double>::quiet_NaN();
+  if (o.map) {
+    Volume<float> m = mask.like<float>(d, 0.0f);
+    for (index_t i = 0; i < m.size(); ++i)
+      if (std::isfinite(d_in[i]) && std::isfinite(d_out[i]) && t.straight_length_um > 0)
+        m[i] = static_cast<float>((d_in[i] + d_out[i]) / t.straight_length_um);
+    t.map = std::move(m);
+  }
+  return t;
+}
+
+}  // namespace vp
