@@ -523,6 +523,21 @@ TEST(BadInput, EachGivesInputErrorNamingTheFile) {
     std::ofstream(cut, std::ios::binary) << bytes;
   }
   expect_input_error_naming([&] { read_path(cut); }, cut, "");
+  // Corrupt compressed data: page 1's first Deflate strip overwritten with garbage.
+  const std::string bad_strip = (dir / "bad_strip.tif").string();
+  write_volume(pattern<std::uint16_t>({32, 32, 2}), bad_strip);
+  {
+    TIFF* t = TIFFOpen(bad_strip.c_str(), "r");
+    ASSERT_TRUE(TIFFSetDirectory(t, 1));
+    std::uint64_t* offsets = nullptr;
+    ASSERT_TRUE(TIFFGetField(t, TIFFTAG_STRIPOFFSETS, &offsets));
+    const std::uint64_t at = offsets[0];
+    TIFFClose(t);
+    std::fstream io(bad_strip, std::ios::in | std::ios::out | std::ios::binary);
+    io.seekp(static_cast<std::streamoff>(at));
+    io << std::string(64, '\xff');
+  }
+  expect_input_error_naming([&] { read_path(bad_strip); }, bad_strip, "page 1");
   // Zero-sized: a raw volume with a zero dimension.
   const std::string empty = (dir / "empty.raw").string();
   std::ofstream(empty, std::ios::binary).close();

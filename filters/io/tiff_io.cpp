@@ -219,6 +219,13 @@ void read_page(const TiffFile& f, std::uint32_t page, const PageLayout& L, const
   }
 }
 
+// Moves to page p. Stepping forward one page at a time keeps a long stack linear
+// (TIFFSetDirectory walks the chain from the first page every time).
+void go_to_page(const TiffFile& f, std::uint32_t p, std::uint32_t current) {
+  const bool ok = p == current + 1 ? TIFFReadDirectory(f.get()) : TIFFSetDirectory(f.get(), static_cast<tdir_t>(p));
+  if (!ok) f.fail("cannot read the header of page " + std::to_string(p));
+}
+
 std::uint32_t page_count(const TiffFile& f) {
   const tdir_t n = TIFFNumberOfDirectories(f.get());
   // A broken chain of pages (truncated file) must not read as a shorter stack.
@@ -238,7 +245,7 @@ Header probe_tiff(const std::vector<std::string>& files) {
     const std::uint32_t n = page_count(f);
     // Every page must match the first one; checking all headers is cheap (no voxels).
     for (std::uint32_t p = 0; p < n; ++p) {
-      if (!TIFFSetDirectory(f.get(), static_cast<tdir_t>(p))) f.fail("cannot read the header of page " + std::to_string(p));
+      if (p > 0) go_to_page(f, p, p - 1);
       const PageLayout L = read_layout(f, p);
       const DType t = dtype_for(f, p, L);
       if (k == 0 && p == 0) {
@@ -268,9 +275,11 @@ AnyVolume read_tiff(const std::vector<std::string>& files, const Header& header,
           if (z >= roi.min[2] + roi.size[2]) break;
           TiffFile f(path, "r");
           const std::uint32_t n = page_count(f);
+          std::uint32_t current = 0;  // TIFFNumberOfDirectories leaves the file on page 0
           for (std::uint32_t p = 0; p < n; ++p, ++z) {
             if (z < roi.min[2] || z >= roi.min[2] + roi.size[2]) continue;
-            if (!TIFFSetDirectory(f.get(), static_cast<tdir_t>(p))) f.fail("cannot read page " + std::to_string(p));
+            if (p != current) go_to_page(f, p, current);
+            current = p;
             const PageLayout L = read_layout(f, p);
             read_page<T>(f, p, L, roi, vol.data() + (z - roi.min[2]) * plane);
           }
