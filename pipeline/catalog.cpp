@@ -8,6 +8,7 @@ void register_all([[maybe_unused]] Registry& registry) {
   done = true;
   // Order is the order of `voxpress --help`. One line per area.
   register_pipeline(registry);
+  register_segment(registry);
   register_report(registry);
 }
 

@@ -1,0 +1,239 @@
+// voxpress segment VOLUME --out LABELS [...]: preprocessing, phase segmentation, clean-up and
+// particle separation of one volume from the command line (the same functions as the stages).
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "core/json_util.h"
+#include "core/stage.h"
+#include "filters/io/slice_png.h"
+#include "filters/preprocess/preprocess.h"
+#include "filters/segment/particles.h"
+#include "filters/segment/segmenter.h"
+#include "pipeline/commands/cli_common.h"
+
+namespace vp {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+std::vector<double> parse_numbers(const std::string& text, const std::string& flag) {
+  std::vector<double> v;
+  std::stringstream ss(text);
+  for (std::string item; std::getline(ss, item, ',');) {
+    try {
+      std::size_t used = 0;
+      v.push_back(std::stod(item, &used));
+      if (used != item.size()) throw std::invalid_argument(item);
+    } catch (const std::exception&) {
+      throw InputError(flag + " '" + text + "': '" + item + "' is not a number");
+    }
+  }
+  return v;
+}
+
+void write_bytes(const fs::path& path, const std::vector<unsigned char>& bytes) {
+  write_atomically(path, [&](const fs::path& tmp) {
+    std::ofstream f(tmp, std::ios::binary);
+    f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+    if (!f) throw InputError(path.string() + ": cannot write");
+  });
+}
+
+int segment_main(const std::vector<std::string>& args) {
+  CLI::App app("Segment a greyscale volume into phase labels (0 = darkest class), optionally clean up and "
+               "separate particles",
+               "segment");
+  VolumeArgs volume;
+  add_volume_flags(app, volume);
+  std::string out, method, thresholds, denoise = "none", crop, percentiles = "0.5,99.5";
+  std::string scribbles, model_out, model_in, sigmas = "1,2,4", particles_out, particles_csv, qc_dir;
+  int classes = 0, bins = 256, bin = 1, connectivity = 6, trees = 64;
+  int median_radius = 1, diffusion_iterations = 5, nlmeans_patch = 2;
+  double bilateral_sigma = 1.0, min_island = 0, open_r = 0, close_r = 0, h = 1.0, min_particle = 0;
+  int cleanup_label = -1, particle_label = -1;
+  bool rings = false, cupping = false, normalise = false, fill = false, json = false;
+  app.add_option("--out", out, "output label volume (TIFF, MHA, NRRD, NIfTI, raw by extension)")->required();
+  app.add_option("--method", method, std::string(kSegmentMethodChoices) + " (default otsu; forest with a model)");
+  app.add_option("--classes", classes, "number of classes K (multi-otsu default 3, others 2)");
+  app.add_option("--thresholds", thresholds, "threshold: T1,T2,...; hysteresis: LOW,HIGH");
+  app.add_option("--bins", bins, "histogram bins")->capture_default_str();
+  app.add_option("--connectivity", connectivity, "hysteresis connectivity 6|26")->capture_default_str();
+  app.add_option("--crop", crop, "region X0,Y0,Z0,NX,NY,NZ in voxels");
+  app.add_option("--bin", bin, "mean binning 1|2|4")->capture_default_str();
+  app.add_flag("--rings", rings, "ring-artefact reduction about the slice centre");
+  app.add_flag("--cupping", cupping, "radial cupping (beam-hardening) correction");
+  app.add_option("--denoise", denoise, "none|median|bilateral|anisotropic|nlmeans")->capture_default_str();
+  app.add_option("--median-radius", median_radius, "median radius, voxels")->capture_default_str();
+  app.add_option("--bilateral-sigma", bilateral_sigma, "bilateral spatial sigma, µm")->capture_default_str();
+  app.add_option("--diffusion-iterations", diffusion_iterations, "anisotropic diffusion iterations")->capture_default_str();
+  app.add_option("--nlmeans-patch", nlmeans_patch, "non-local means patch radius, voxels")->capture_default_str();
+  app.add_flag("--normalise", normalise, "map the --percentiles to 0 and 1 before segmenting");
+  app.add_option("--percentiles", percentiles, "LOW,HIGH in % for --normalise")->capture_default_str();
+  app.add_option("--scribbles", scribbles, "label volume of scribbles (0 unlabelled, v = class v-1) to train a forest");
+  app.add_option("--model-out", model_out, "save the trained forest here (.yml, .yml.gz, .xml)");
+  app.add_option("--model", model_in, "apply a forest saved with --model-out");
+  app.add_option("--sigmas", sigmas, "forest feature scales in µm")->capture_default_str();
+  app.add_option("--trees", trees, "forest size")->capture_default_str();
+  app.add_option("--min-island", min_island, "remove islands of every class below this volume, µm³");
+  app.add_flag("--fill-holes", fill, "fill holes enclosed in the --cleanup-label class");
+  app.add_option("--open", open_r, "opening radius of the --cleanup-label class, µm");
+  app.add_option("--close", close_r, "closing radius of the --cleanup-label class, µm");
+  app.add_option("--cleanup-label", cleanup_label, "class for --fill-holes/--open/--close (default: brightest)");
+  app.add_option("--particles", particles_out, "write separated particle ids (uint32) of --particle-label here");
+  app.add_option("--particle-label", particle_label, "class to separate (default: brightest)");
+  app.add_option("--h", h, "h-maxima marker height, µm")->capture_default_str();
+  app.add_option("--min-particle", min_particle, "drop particles below this volume, µm³");
+  app.add_option("--particles-csv", particles_csv, "per-particle table (default: next to --particles, .csv)");
+  app.add_option("--qc", qc_dir, "folder for histogram.png, labels_{xy,xz,yz}.png, particles_xy.png");
+  app.add_flag("--json", json, "print the summary as JSON");
+  if (parse_cli(app, args)) return 0;
+
+  if (!model_in.empty() && !scribbles.empty()) throw InputError("--model and --scribbles exclude each other");
+  if (!model_out.empty() && scribbles.empty()) throw InputError("--model-out needs --scribbles to train from");
+  if (method.empty()) method = (!model_in.empty() || !scribbles.empty()) ? "forest" : "otsu";
+  SegmentOptions so;
+  so.method = parse_segment_method(method);
+  if (so.method == SegmentMethod::forest && model_in.empty() && scribbles.empty())
+    throw InputError("--method forest needs --model FILE or --scribbles FILE");
+  so.classes = classes > 0 ? classes : so.method == SegmentMethod::multi_otsu ? 3 : 2;
+  if (!thresholds.empty()) so.thresholds = parse_numbers(thresholds, "--thresholds");
+  so.bins = bins;
+  so.connectivity = connectivity;
+
+  PreprocessOptions po;
+  if (!crop.empty()) {
+    const auto c = parse_numbers(crop, "--crop");
+    if (c.size() != 6) throw InputError("--crop '" + crop + "': expected X0,Y0,Z0,NX,NY,NZ");
+    Box b;
+    for (int a = 0; a < 3; ++a) {
+      b.min[a] = static_cast<index_t>(c[a]);
+      b.size[a] = static_cast<index_t>(c[3 + a]);
+    }
+    po.crop = b;
+  }
+  po.bin = bin;
+  po.rings = rings;
+  po.cupping = cupping;
+  po.denoise.method = parse_denoise_method(denoise);
+  po.denoise.median_radius_vox = median_radius;
+  po.denoise.bilateral_domain_um = bilateral_sigma;
+  po.denoise.diffusion_iterations = diffusion_iterations;
+  po.denoise.nlmeans_patch_radius = nlmeans_patch;
+  po.normalise = normalise;
+  const auto pc = parse_numbers(percentiles, "--percentiles");
+  if (pc.size() != 2) throw InputError("--percentiles '" + percentiles + "': expected LOW,HIGH");
+  po.percentile_low = pc[0] / 100;
+  po.percentile_high = pc[1] / 100;
+
+  const ReadResult input = load_volume(volume);
+  PreprocessReport prep;
+  const Volume<float> grey = preprocess_grey(to_float(input.volume), po, &prep);
+
+  std::optional<ForestModel> model;
+  if (!model_in.empty()) model = ForestModel::load(model_in);
+  if (!scribbles.empty()) {
+    ReadOptions ro;
+    ro.path = scribbles;
+    Volume<std::uint8_t> s = to_labels_u8(read_volume(ro).volume);
+    s.provenance.path = scribbles;
+    if (po.crop) s = s.crop(*po.crop);
+    if (po.bin != 1) throw InputError("--scribbles cannot be combined with --bin (scribbles are not binned)");
+    FeatureSettings fset;
+    fset.sigmas_um = parse_numbers(sigmas, "--sigmas");
+    ForestOptions fo;
+    fo.trees = trees;
+    model = ForestModel::train(grey, s, fset, fo);
+    if (!model_out.empty()) model->save(model_out);
+  }
+  so.model = model ? &*model : nullptr;
+  SegmentResult r = segment_grey(grey, so);
+  Volume<std::uint8_t>& labels = r.labels;
+  const std::uint8_t brightest = static_cast<std::uint8_t>(r.classes - 1);
+
+  CleanupOptions co;
+  const std::uint8_t cl = cleanup_label >= 0 ? static_cast<std::uint8_t>(cleanup_label) : brightest;
+  if (open_r > 0) co.open_um.emplace_back(cl, open_r);
+  if (close_r > 0) co.close_um.emplace_back(cl, close_r);
+  if (min_island > 0)
+    for (int c = 0; c < r.classes; ++c) co.min_island_um3.emplace_back(static_cast<std::uint8_t>(c), min_island);
+  if (fill) co.fill_holes.push_back(cl);
+  const CleanupReport cr = cleanup_labels(labels, co);
+  write_volume(labels, out);
+
+  nlohmann::json summary = {{"input", provenance_of(input.volume).path},
+                            {"sha256", provenance_of(input.volume).sha256},
+                            {"out", out},
+                            {"dims", to_json(labels.dims())},
+                            {"spacing_um", to_json(labels.spacing_um)},
+                            {"preprocess", prep.steps},
+                            {"method", to_string(so.method)},
+                            {"classes", r.classes},
+                            {"thresholds", r.thresholds}};
+  std::vector<double> fraction(r.classes, 0.0);
+  for (auto v : labels.storage())
+    if (v < r.classes) fraction[v] += 1.0 / static_cast<double>(labels.size());
+  summary["class_fraction"] = fraction;
+  if (r.mixture)
+    summary["mixture"] = {{"weights", r.mixture->weights}, {"means", r.mixture->means}, {"sigmas", r.mixture->sigmas}};
+  if (model)
+    summary["model"] = {{"training_samples", model->training_samples()},
+                        {"training_accuracy", model->training_accuracy()},
+                        {"saved", model_out}};
+  summary["cleanup"] = {{"voxels_opened", cr.voxels_opened},
+                        {"voxels_closed", cr.voxels_closed},
+                        {"islands_removed", cr.islands_removed},
+                        {"voxels_filled", cr.voxels_filled}};
+
+  std::optional<Volume<std::uint32_t>> ids;
+  if (!particles_out.empty()) {
+    ParticleOptions o;
+    o.h_um = h;
+    o.min_volume_um3 = min_particle;
+    const std::uint8_t pl = particle_label >= 0 ? static_cast<std::uint8_t>(particle_label) : brightest;
+    ids = separate_particles(labels, pl, o);
+    write_volume(*ids, particles_out);
+    const auto table = particle_table(*ids);
+    if (particles_csv.empty()) particles_csv = fs::path(particles_out).replace_extension(".csv").string();
+    write_text_atomically(particles_csv, particle_table_csv(table));
+    summary["particles"] = {{"label", pl}, {"count", table.size()}, {"volume", particles_out}, {"table", particles_csv}};
+  }
+  if (!qc_dir.empty()) {
+    fs::create_directories(qc_dir);
+    write_bytes(fs::path(qc_dir) / "histogram.png",
+                histogram_png(r.histogram, r.thresholds, r.mixture ? &*r.mixture : nullptr, to_string(so.method)));
+    for (Plane p : {Plane::xy, Plane::xz, Plane::yz})
+      write_label_overlay_png(&grey, labels, p, -1, (fs::path(qc_dir) / ("labels_" + to_string(p) + ".png")).string());
+    if (ids) write_label_overlay_png(&grey, *ids, Plane::xy, -1, (fs::path(qc_dir) / "particles_xy.png").string());
+    summary["qc"] = qc_dir;
+  }
+  if (json) {
+    std::cout << summary.dump(2) << "\n";
+  } else {
+    std::cout << "segmented " << to_string(labels.dims()) << " by " << to_string(so.method) << " into " << r.classes
+              << " classes";
+    if (!r.thresholds.empty()) {
+      std::cout << " (thresholds";
+      for (double t : r.thresholds) std::cout << " " << format_number(t);
+      std::cout << ")";
+    }
+    std::cout << "\n";
+    for (int c = 0; c < r.classes; ++c) std::cout << "  class " << c << ": fraction " << format_number(fraction[c]) << "\n";
+    if (ids) std::cout << "  particles: " << summary["particles"]["count"] << " -> " << particles_out << "\n";
+    std::cout << "wrote " << out << "\n";
+  }
+  return 0;
+}
+
+}  // namespace
+
+Command make_segment_command() {
+  return {"segment", "grey volume -> phase labels (otsu, multi-otsu, gmm, kmeans, threshold, hysteresis, forest)",
+          segment_main};
+}
+
+}  // namespace vp

@@ -1,0 +1,481 @@
+// Stages preprocess, segment, cleanup, particles and the `segment` command's registration.
+#include <cmath>
+#include <filesystem>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "core/json_util.h"
+#include "filters/io/slice_png.h"
+#include "filters/preprocess/preprocess.h"
+#include "filters/segment/cleanup.h"
+#include "filters/segment/particles.h"
+#include "filters/segment/segmenter.h"
+#include "pipeline/catalog.h"
+
+namespace vp {
+
+Command make_segment_command();  // pipeline/commands/segment_command.cpp
+
+namespace {
+
+namespace fs = std::filesystem;
+
+ParamSpec spec(std::string name, ParamType type, std::string help, std::string unit = "", std::string def = "") {
+  ParamSpec s;
+  s.name = std::move(name);
+  s.type = type;
+  s.help = std::move(help);
+  s.unit = std::move(unit);
+  s.default_yaml = std::move(def);
+  return s;
+}
+
+ParamSpec bounded(ParamSpec s, std::optional<double> lo, std::optional<double> hi = std::nullopt) {
+  s.min = lo;
+  s.max = hi;
+  return s;
+}
+
+ParamSpec choice(ParamSpec s, std::vector<std::string> choices) {
+  s.choices = std::move(choices);
+  return s;
+}
+
+void record(SampleContext& ctx, const fs::path& p) { ctx.artifacts.push_back(p); }
+
+void write_png_bytes(const fs::path& path, const std::vector<unsigned char>& bytes) {
+  write_atomically(path, [&](const fs::path& tmp) {
+    std::FILE* f = std::fopen(tmp.c_str(), "wb");
+    if (!f) throw std::runtime_error("cannot write " + tmp.string());
+    const bool ok = std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size();
+    std::fclose(f);
+    if (!ok) throw std::runtime_error("short write " + tmp.string());
+  });
+}
+
+// Labels over grey in the three planes: labels_xy.png, labels_xz.png, labels_yz.png.
+template <class L>
+void write_overlays(SampleContext& ctx, const std::string& what, const Volume<L>& labels, bool all_planes) {
+  const std::optional<Volume<float>> grey =
+      ctx.grey && dims_of(*ctx.grey) == labels.dims() ? std::optional<Volume<float>>(to_float(*ctx.grey)) : std::nullopt;
+  for (Plane p : {Plane::xy, Plane::xz, Plane::yz}) {
+    if (!all_planes && p != Plane::xy) break;
+    const fs::path path = ctx.out_dir / (what + "_" + to_string(p) + ".png");
+    write_label_overlay_png(grey ? &*grey : static_cast<const Volume<float>*>(nullptr), labels, p, -1, path.string());
+    record(ctx, path);
+  }
+}
+
+// Phase name -> label in the config's phase table; the key path names the offending entry.
+const Phase& resolve_phase(const Params& params, const std::string& key, const PhaseTable& table,
+                           const std::string& name) {
+  try {
+    return table.resolve(name);
+  } catch (const InputError& e) {
+    params.fail(key, e.what());
+  }
+}
+
+const PhaseTable& table_of(const SampleContext& ctx) {
+  if (ctx.labels) return ctx.labels->phases;
+  static const PhaseTable empty;
+  return ctx.config_phases ? *ctx.config_phases : empty;
+}
+
+// ---------------------------------------------------------------- preprocess
+
+class PreprocessStage : public Stage {
+ public:
+  std::string name() const override { return "preprocess"; }
+  std::string summary() const override {
+    return "grey -> grey: crop, bin, ring and cupping correction, denoise, percentile normalisation";
+  }
+  std::vector<ParamSpec> params() const override {
+    return {
+        spec("crop", ParamType::number_list, "voxel box [x0, y0, z0, nx, ny, nz]"),
+        spec("bin", ParamType::integer, "mean binning factor", "voxels", "1"),
+        spec("rings", ParamType::boolean, "ring-artefact reduction about the rotation centre", "", "false"),
+        bounded(spec("ring_window", ParamType::integer, "running-median window over radial shells (odd)", "shells", "9"), 3),
+        spec("cupping", ParamType::boolean, "radial cupping (beam hardening) correction", "", "false"),
+        bounded(spec("cupping_degree", ParamType::integer, "polynomial degree in r²", "", "2"), 1, 4),
+        spec("centre", ParamType::number_list, "rotation centre [x, y] in voxels; default the slice centre", "voxels"),
+        choice(spec("denoise", ParamType::string, "denoising filter", "", "none"),
+               {"none", "median", "bilateral", "anisotropic", "nlmeans"}),
+        bounded(spec("median_radius", ParamType::integer, "median box radius", "voxels", "1"), 1),
+        bounded(spec("bilateral_sigma", ParamType::number, "bilateral spatial σ", "µm", "1.0"), 0),
+        bounded(spec("bilateral_range", ParamType::number, "bilateral grey σ (0: twice the noise estimate)", "grey", "0"), 0),
+        bounded(spec("diffusion_iterations", ParamType::integer, "anisotropic diffusion iterations", "", "5"), 1),
+        bounded(spec("diffusion_conductance", ParamType::number, "anisotropic diffusion conductance", "", "1.0"), 0),
+        bounded(spec("nlmeans_patch_radius", ParamType::integer, "non-local means patch radius", "voxels", "2"), 1),
+        bounded(spec("nlmeans_search_radius", ParamType::integer, "non-local means sampler radius", "voxels", "5"), 1),
+        bounded(spec("nlmeans_samples", ParamType::integer, "patches sampled per voxel", "", "50"), 1),
+        bounded(spec("nlmeans_iterations", ParamType::integer, "non-local means iterations", "", "1"), 1),
+        spec("normalise", ParamType::boolean, "map percentiles to 0 and 1", "", "false"),
+        bounded(spec("percentiles", ParamType::number_list, "low and high percentiles for normalise", "%", "[0.5, 99.5]"), 0, 100),
+        spec("clamp", ParamType::boolean, "clamp normalised values to [0, 1]", "", "false"),
+    };
+  }
+  unsigned needs() const override { return kGrey; }
+  unsigned provides() const override { return kGrey; }
+  double bytes_per_voxel() const override { return 16.0; }
+
+  void preflight(const Params& p, const PreflightContext&, Diagnostics& d) const override {
+    if (p.has("crop") && p.numbers("crop").size() != 6)
+      d.error(p.key_path("crop"), "expected 6 numbers [x0, y0, z0, nx, ny, nz]");
+    const long long bin = p.integer("bin");
+    if (bin != 1 && bin != 2 && bin != 4) d.error(p.key_path("bin"), "expected 1, 2 or 4");
+    if (p.integer("ring_window") % 2 == 0) d.error(p.key_path("ring_window"), "expected an odd number");
+    if (p.has("centre") && p.numbers("centre").size() != 2) d.error(p.key_path("centre"), "expected [x, y]");
+    const auto pc = p.numbers("percentiles");
+    if (pc.size() != 2 || !(pc[0] < pc[1])) d.error(p.key_path("percentiles"), "expected [low, high] with low < high");
+  }
+
+  void run(const Params& p, SampleContext& ctx) const override {
+    PreprocessOptions o;
+    if (p.has("crop")) {
+      const auto c = p.numbers("crop");
+      Box b;
+      for (int a = 0; a < 3; ++a) {
+        b.min[a] = static_cast<index_t>(c[a]);
+        b.size[a] = static_cast<index_t>(c[3 + a]);
+      }
+      o.crop = b;
+    }
+    o.bin = static_cast<int>(p.integer("bin"));
+    o.rings = p.boolean("rings");
+    o.ring_window = static_cast<int>(p.integer("ring_window"));
+    o.cupping = p.boolean("cupping");
+    o.cupping_degree = static_cast<int>(p.integer("cupping_degree"));
+    if (p.has("centre")) {
+      const auto c = p.numbers("centre");
+      o.centre.centre_x = c[0];
+      o.centre.centre_y = c[1];
+    }
+    o.denoise.method = parse_denoise_method(p.string("denoise"));
+    o.denoise.median_radius_vox = static_cast<int>(p.integer("median_radius"));
+    o.denoise.bilateral_domain_um = p.number("bilateral_sigma");
+    o.denoise.bilateral_range = p.number("bilateral_range");
+    o.denoise.diffusion_iterations = static_cast<int>(p.integer("diffusion_iterations"));
+    o.denoise.diffusion_conductance = p.number("diffusion_conductance");
+    o.denoise.nlmeans_patch_radius = static_cast<int>(p.integer("nlmeans_patch_radius"));
+    o.denoise.nlmeans_search_radius = static_cast<int>(p.integer("nlmeans_search_radius"));
+    o.denoise.nlmeans_samples = static_cast<int>(p.integer("nlmeans_samples"));
+    o.denoise.nlmeans_iterations = static_cast<int>(p.integer("nlmeans_iterations"));
+    o.normalise = p.boolean("normalise");
+    const auto pc = p.numbers("percentiles");
+    o.percentile_low = pc[0] / 100;
+    o.percentile_high = pc[1] / 100;
+    o.clamp = p.boolean("clamp");
+    PreprocessReport rep;
+    Volume<float> out = preprocess_grey(to_float(*ctx.grey), o, &rep);
+    ctx.details = {{"steps", rep.steps}, {"dims", to_json(out.dims())}, {"spacing_um", to_json(out.spacing_um)}};
+    if (o.cupping) ctx.details["cupping_coefficients"] = rep.cupping_coefficients;
+    if (o.normalise) ctx.details["normalise_grey"] = {rep.normalise_low, rep.normalise_high};
+    ctx.grey = AnyVolume(std::move(out));
+    // Labels already present must keep matching the grey they were made from.
+    if (ctx.labels && !(ctx.labels->dims() == dims_of(*ctx.grey)))
+      throw InputError("preprocess: crop/bin changes the grey volume to " + to_string(dims_of(*ctx.grey)) +
+                       " but the sample's labels are " + to_string(ctx.labels->dims()) +
+                       "; run preprocess before segment or crop with the sample's roi");
+    const fs::path path = ctx.out_dir / "grey_xy.png";
+    write_slice_png(*ctx.grey, Plane::xy, -1, path.string());
+    record(ctx, path);
+  }
+};
+
+// ---------------------------------------------------------------- segment
+
+class SegmentStage : public Stage {
+ public:
+  std::string name() const override { return "segment"; }
+  std::string summary() const override {
+    return "grey -> phase labels: otsu, multi-otsu, gmm, kmeans, threshold, hysteresis or a trained forest";
+  }
+  std::vector<ParamSpec> params() const override {
+    return {
+        choice(spec("method", ParamType::string, "segmentation method", "", "otsu"),
+               {"otsu", "multi-otsu", "gmm", "kmeans", "threshold", "hysteresis", "forest"}),
+        bounded(spec("classes", ParamType::integer, "number of classes (default: entries of phases, else 2)"), 2, 255),
+        spec("thresholds", ParamType::number_list, "threshold: ascending cuts; hysteresis: [low, high]", "grey"),
+        bounded(spec("bins", ParamType::integer, "histogram bins", "", "256"), 2, 65536),
+        spec("connectivity", ParamType::integer, "hysteresis connectivity", "", "6"),
+        spec("model", ParamType::string, "forest: model file saved by voxpress segment --model-out"),
+        spec("phases", ParamType::map,
+             "class index -> phase name of the config's phase table, e.g. {0: pore, 1: se, 2: am}"),
+    };
+  }
+  unsigned needs() const override { return kGrey; }
+  unsigned provides() const override { return kLabels; }
+  double bytes_per_voxel() const override { return 6.0; }
+
+  static std::map<int, std::string> class_phases(const Params& p) {
+    std::map<int, std::string> m;
+    const YAML::Node n = p.node("phases");
+    if (!n || n.IsNull()) return m;
+    for (const auto& kv : n) {
+      int k = -1;
+      try {
+        k = kv.first.as<int>();
+      } catch (const YAML::Exception&) {
+        p.fail("phases", "key '" + kv.first.as<std::string>() + "' is not a class index (0, 1, ...)");
+      }
+      if (k < 0 || k > 254) p.fail("phases", "class index " + std::to_string(k) + " outside 0..254");
+      m[k] = kv.second.as<std::string>();
+    }
+    return m;
+  }
+
+  int classes(const Params& p) const {
+    if (p.has("classes")) return static_cast<int>(p.integer("classes"));
+    const auto m = class_phases(p);
+    return m.empty() ? 2 : m.rbegin()->first + 1;
+  }
+
+  void preflight(const Params& p, const PreflightContext& pf, Diagnostics& d) const override {
+    const std::string method = p.string("method");
+    if (method == "threshold" && !p.has("thresholds")) d.error(p.key_path("thresholds"), "method threshold needs thresholds");
+    if (method == "hysteresis" && (!p.has("thresholds") || p.numbers("thresholds").size() != 2))
+      d.error(p.key_path("thresholds"), "method hysteresis needs [low, high]");
+    if (method == "forest") {
+      if (!p.has("model")) d.error(p.key_path("model"), "method forest needs a model file");
+      else if (!fs::exists(p.string("model"))) d.error(p.key_path("model"), "model file '" + p.string("model") + "' not found");
+    }
+    const long long conn = p.integer("connectivity");
+    if (conn != 6 && conn != 26) d.error(p.key_path("connectivity"), "expected 6 or 26");
+    try {
+      const auto m = class_phases(p);
+      for (int k = 0; k < classes(p) && !m.empty(); ++k)
+        if (!m.count(k)) d.error(p.key_path("phases"), "class " + std::to_string(k) + " has no phase");
+      for (const auto& [k, name] : m) {
+        if (!pf.phases.empty() && !pf.phases.by_name(name))
+          d.error(p.key_path("phases"), "phase '" + name + "' is not in the config's phase table");
+        if (k >= classes(p))
+          d.error(p.key_path("phases"), "class " + std::to_string(k) + " >= classes " + std::to_string(p.integer("classes")));
+      }
+    } catch (const InputError& e) {
+      d.error(p.key_path("phases"), e.what());
+    }
+  }
+
+  void run(const Params& p, SampleContext& ctx) const override {
+    const Volume<float> grey = to_float(*ctx.grey);
+    SegmentOptions o;
+    o.method = parse_segment_method(p.string("method"));
+    o.classes = classes(p);
+    if (p.has("thresholds")) o.thresholds = p.numbers("thresholds");
+    o.bins = static_cast<int>(p.integer("bins"));
+    o.connectivity = static_cast<int>(p.integer("connectivity"));
+    std::optional<ForestModel> model;
+    if (o.method == SegmentMethod::forest) {
+      model = ForestModel::load(p.string("model"));
+      o.model = &*model;
+    }
+    SegmentResult r = segment_grey(grey, o);
+    const auto names = class_phases(p);
+    // Class index -> label of the config's phase table (identity when no phases are mapped).
+    const PhaseTable config = ctx.config_phases ? *ctx.config_phases : PhaseTable();
+    std::vector<int> label_of(256);
+    for (int c = 0; c < 256; ++c) label_of[c] = c;
+    nlohmann::json mapping = nlohmann::json::object();
+    for (const auto& [c, name] : names) {
+      if (config.empty()) {
+        // No config table: labels keep the class index, named as given.
+        mapping[std::to_string(c)] = {{"phase", name}, {"label", c}};
+        continue;
+      }
+      label_of[c] = resolve_phase(p, "phases", config, name).label;
+      mapping[std::to_string(c)] = {{"phase", name}, {"label", label_of[c]}};
+    }
+    if (!names.empty())
+      for (int c = 0; c < r.classes; ++c)
+        if (!names.count(c)) p.fail("phases", "class " + std::to_string(c) + " has no phase; map every class 0.." +
+                                                  std::to_string(r.classes - 1));
+    Volume<std::uint8_t> labels = r.labels;
+    for (auto& v : labels.storage()) v = static_cast<std::uint8_t>(label_of[v]);
+    PhaseTable table;
+    if (!config.empty()) {
+      table = config;
+    } else if (!names.empty()) {
+      std::vector<Phase> ph;
+      for (const auto& [c, name] : names) ph.push_back({name, c, parse_role(name).value_or(Role::other)});
+      table = PhaseTable(ph);
+    } else {
+      std::vector<int> present;
+      for (int c = 0; c < r.classes; ++c) present.push_back(c);
+      table = PhaseTable::unnamed(present);
+    }
+    const std::vector<double> means = label_means(grey, r.labels, r.classes);
+    std::vector<double> fractions(r.classes, 0.0);
+    for (auto v : r.labels.storage()) fractions[v] += 1.0 / static_cast<double>(r.labels.size());
+    ctx.details = {{"method", to_string(o.method)},
+                   {"classes", r.classes},
+                   {"thresholds", r.thresholds},
+                   {"class_mean_grey", nlohmann::json::array()},
+                   {"class_fraction", fractions},
+                   {"class_to_phase", mapping}};
+    for (double m : means) ctx.details["class_mean_grey"].push_back(json_number(m));
+    if (r.mixture)
+      ctx.details["mixture"] = {{"weights", r.mixture->weights}, {"means", r.mixture->means}, {"sigmas", r.mixture->sigmas}};
+    if (model) ctx.details["model"] = {{"path", p.string("model")}, {"training_accuracy", model->training_accuracy()}};
+    ctx.labels = LabelVolume(std::move(labels), table);
+    const fs::path hist = ctx.out_dir / "histogram.png";
+    write_png_bytes(hist, histogram_png(r.histogram, r.thresholds, r.mixture ? &*r.mixture : nullptr,
+                                        ctx.sample.name + ": " + to_string(o.method)));
+    record(ctx, hist);
+    write_overlays(ctx, "labels", static_cast<const Volume<std::uint8_t>&>(*ctx.labels), true);
+  }
+};
+
+// ---------------------------------------------------------------- cleanup
+
+class CleanupStage : public Stage {
+ public:
+  std::string name() const override { return "cleanup"; }
+  std::string summary() const override {
+    return "labels -> labels: opening/closing (µm radii), small islands per phase, enclosed holes";
+  }
+  std::vector<ParamSpec> params() const override {
+    return {
+        spec("open", ParamType::map, "phase -> opening radius, e.g. {se: 0.5}", "µm"),
+        spec("close", ParamType::map, "phase -> closing radius", "µm"),
+        spec("min_island", ParamType::map, "phase -> minimum island volume, e.g. {pore: 2.0}", "µm³"),
+        spec("min_island_voxels", ParamType::map, "phase -> minimum island size", "voxels"),
+        spec("fill_holes", ParamType::string_list, "phases whose enclosed holes are filled"),
+        spec("connectivity", ParamType::integer, "island connectivity", "", "26"),
+    };
+  }
+  unsigned needs() const override { return kLabels; }
+  unsigned provides() const override { return kLabels; }
+  double bytes_per_voxel() const override { return 14.0; }
+
+  static std::vector<std::pair<std::string, double>> entries(const Params& p, const std::string& key) {
+    std::vector<std::pair<std::string, double>> out;
+    const YAML::Node n = p.node(key);
+    if (!n || n.IsNull()) return out;
+    if (!n.IsMap()) p.fail(key, "expected a map phase -> number");
+    for (const auto& kv : n) {
+      double v = 0;
+      try {
+        v = kv.second.as<double>();
+      } catch (const YAML::Exception&) {
+        p.fail(key, "value of '" + kv.first.as<std::string>() + "' is not a number");
+      }
+      if (!(v >= 0)) p.fail(key, "value of '" + kv.first.as<std::string>() + "' must be >= 0");
+      out.emplace_back(kv.first.as<std::string>(), v);
+    }
+    return out;
+  }
+
+  void preflight(const Params& p, const PreflightContext& pf, Diagnostics& d) const override {
+    try {
+      for (const char* key : {"open", "close", "min_island", "min_island_voxels"})
+        for (const auto& [name, v] : entries(p, key))
+          if (!pf.phases.empty() && !pf.phases.by_name(name))
+            d.error(p.key_path(key), "phase '" + name + "' is not in the config's phase table");
+    } catch (const InputError& e) {
+      d.error("", e.what());
+    }
+    if (p.has("fill_holes"))
+      for (const auto& name : p.strings("fill_holes"))
+        if (!pf.phases.empty() && !pf.phases.by_name(name))
+          d.error(p.key_path("fill_holes"), "phase '" + name + "' is not in the config's phase table");
+    const long long conn = p.integer("connectivity");
+    if (conn != 6 && conn != 26) d.error(p.key_path("connectivity"), "expected 6 or 26");
+  }
+
+  void run(const Params& p, SampleContext& ctx) const override {
+    LabelVolume& labels = *ctx.labels;
+    const PhaseTable& table = labels.phases;
+    auto label = [&](const std::string& key, const std::string& name) {
+      return static_cast<std::uint8_t>(resolve_phase(p, key, table, name).label);
+    };
+    CleanupOptions o;
+    for (const auto& [n, r] : entries(p, "open")) o.open_um.emplace_back(label("open", n), r);
+    for (const auto& [n, r] : entries(p, "close")) o.close_um.emplace_back(label("close", n), r);
+    for (const auto& [n, v] : entries(p, "min_island")) o.min_island_um3.emplace_back(label("min_island", n), v);
+    const Vec3& s = labels.spacing_um;
+    for (const auto& [n, v] : entries(p, "min_island_voxels"))
+      o.min_island_um3.emplace_back(label("min_island_voxels", n), v * s[0] * s[1] * s[2]);
+    if (p.has("fill_holes"))
+      for (const auto& n : p.strings("fill_holes")) o.fill_holes.push_back(label("fill_holes", n));
+    o.connectivity = static_cast<int>(p.integer("connectivity"));
+    const CleanupReport rep = cleanup_labels(labels, o);
+    ctx.details = {{"voxels_opened", rep.voxels_opened},
+                   {"voxels_closed", rep.voxels_closed},
+                   {"islands_removed", rep.islands_removed},
+                   {"voxels_filled", rep.voxels_filled}};
+    write_overlays(ctx, "labels", static_cast<const Volume<std::uint8_t>&>(labels), true);
+  }
+};
+
+// ---------------------------------------------------------------- particles
+
+class ParticlesStage : public Stage {
+ public:
+  std::string name() const override { return "particles"; }
+  std::string summary() const override {
+    return "labels -> particle ids: distance map, h-maxima markers, watershed; particles.csv";
+  }
+  std::vector<ParamSpec> params() const override {
+    return {
+        spec("phase", ParamType::string, "phase to separate", "", "am"),
+        bounded(spec("h", ParamType::number, "h-maxima marker height of the distance map", "µm", "1.0"), 0),
+        bounded(spec("min_volume", ParamType::number, "drop particles smaller than this", "µm³", "0"), 0),
+        spec("connectivity", ParamType::integer, "6 or 26", "", "26"),
+    };
+  }
+  unsigned needs() const override { return kLabels; }
+  unsigned provides() const override { return kParticles; }
+  double bytes_per_voxel() const override { return 40.0; }
+
+  void preflight(const Params& p, const PreflightContext& pf, Diagnostics& d) const override {
+    if (!pf.phases.empty()) {
+      try {
+        pf.phases.resolve(p.string("phase"));
+      } catch (const InputError& e) {
+        d.error(p.key_path("phase"), e.what());
+      }
+    }
+    if (!(p.number("h") > 0)) d.error(p.key_path("h"), "expected h > 0 µm");
+    const long long conn = p.integer("connectivity");
+    if (conn != 6 && conn != 26) d.error(p.key_path("connectivity"), "expected 6 or 26");
+  }
+
+  void run(const Params& p, SampleContext& ctx) const override {
+    const LabelVolume& labels = *ctx.labels;
+    const Phase& phase = resolve_phase(p, "phase", table_of(ctx), p.string("phase"));
+    ParticleOptions o;
+    o.h_um = p.number("h");
+    o.min_volume_um3 = p.number("min_volume");
+    o.connectivity = static_cast<int>(p.integer("connectivity"));
+    Volume<std::uint32_t> ids = separate_particles(labels, static_cast<std::uint8_t>(phase.label), o);
+    const std::vector<Particle> table = particle_table(ids);
+    const fs::path csv = ctx.out_dir / "particles.csv";
+    write_text_atomically(csv, particle_table_csv(table));
+    record(ctx, csv);
+    double dsum = 0, inner = 0;
+    for (const Particle& q : table) {
+      dsum += q.equivalent_diameter_um;
+      inner += !q.touches_border;
+    }
+    const double n = static_cast<double>(table.size());
+    ctx.add("particle_count", phase.name, "", n, "1");
+    ctx.add("particle_count_interior", phase.name, "", inner, "1");
+    ctx.add("equivalent_diameter_mean", phase.name, "", n > 0 ? dsum / n : std::nan(""), "µm");
+    ctx.details = {{"phase", phase.name}, {"h_um", o.h_um}, {"particles", table.size()}, {"table", "particles.csv"}};
+    ctx.particles = std::move(ids);
+    write_overlays(ctx, "particles", *ctx.particles, false);
+  }
+};
+
+}  // namespace
+
+void register_segment(Registry& registry) {
+  registry.add(make_segment_command());
+  registry.add(std::make_unique<PreprocessStage>());
+  registry.add(std::make_unique<SegmentStage>());
+  registry.add(std::make_unique<CleanupStage>());
+  registry.add(std::make_unique<ParticlesStage>());
+}
+
+}  // namespace vp
