@@ -473,6 +473,21 @@ TEST(Hdf5, DXchangeDatasetShapeZyxAndHyperslabRoi) {
   }
 }
 
+TEST(Hdf5, WriterPutsTheVolumeWhereAsked) {
+  const fs::path dir = scratch("h5write");
+  const Volume<std::int16_t> v = pattern<std::int16_t>({4, 3, 2}, {0.3, 0.4, 0.5});
+  WriteOptions w;
+  w.dataset = "/results/labels";
+  write_volume(v, (dir / "out.hdf5").string(), w);
+  ReadOptions o;
+  o.path = (dir / "out.hdf5").string();
+  o.dataset = "/results/labels";
+  const ReadResult r = read_volume(o);
+  expect_same_voxels(v, r.volume);
+  EXPECT_TRUE(r.spacing_from_file);
+  expect_spacing({0.3, 0.4, 0.5}, spacing_of(r.volume));
+}
+
 TEST(Hdf5, MissingDatasetListsTheDatasetsFound) {
   const fs::path dir = scratch("h5missing");
   const std::string path = (dir / "scan.h5").string();

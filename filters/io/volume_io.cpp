@@ -268,7 +268,7 @@ void write_volume(const AnyVolume& volume, const std::string& path, const WriteO
   else if (f == "mha" || f == "nrrd" || f == "nifti") io::write_itk(volume, path, f, options.compress);
   else if (f == "raw") io::write_raw(volume, path);
   else if (f == "npy") io::write_npy(volume, path);
-  else if (f == "hdf5") io::write_hdf5(volume, path, "/exchange/data", options.compress);
+  else if (f == "hdf5") io::write_hdf5(volume, path, options.dataset, options.compress);
   else throw InputError(path + ": cannot write format '" + f + "'; expected tiff, mha, nrrd, nifti, raw, npy or hdf5");
 }
 

@@ -46,12 +46,15 @@ struct VolumeInfo {
 VolumeInfo probe_volume(const ReadOptions& options);
 
 struct WriteOptions {
-  std::string format = "auto";  // auto (from the extension) | tiff | mha | nrrd | nifti | raw
-  bool compress = true;         // Deflate for TIFF, zlib for MHA/NRRD
+  std::string format = "auto";  // auto (from the extension) | tiff | mha | nrrd | nifti | raw | npy | hdf5
+  bool compress = true;         // Deflate for TIFF, zlib for MHA/NRRD, gzip'ed chunks for HDF5
+  std::string dataset = "/exchange/data";  // HDF5 only: where the volume goes
 };
 
 // Writes atomically (temporary file, then rename). TIFF: one page per z, ImageJ-compatible
-// spacing; MHA/NRRD: spacing and origin in the header (µm).
+// spacing; MHA/NRRD: spacing and origin in the header (µm); NIfTI: in mm as the format wants;
+// npy: numpy (z, y, x) C order, no spacing; HDF5: numpy (z, y, x) with element_size_um (z, y, x);
+// raw: the voxels alone, x fastest, little-endian.
 void write_volume(const AnyVolume& volume, const std::string& path, const WriteOptions& options = {});
 
 template <class T>
