@@ -99,8 +99,11 @@ std::vector<Found> list_datasets(hid_t file) {
     if (info->type != H5L_TYPE_HARD) return 0;
     Hid obj(H5Oopen(group, name, H5P_DEFAULT), H5Oclose);
     if (!obj.valid() || H5Iget_type(obj.get()) != H5I_DATASET) return 0;
-    auto* out = static_cast<std::vector<Found>*>(data);
-    out->push_back({"/" + std::string(name), describe(obj.get()), static_cast<int>(shape_of(obj.get()).size())});
+    Found f;
+    f.name.append("/").append(name);
+    f.description = describe(obj.get());
+    f.rank = static_cast<int>(shape_of(obj.get()).size());
+    static_cast<std::vector<Found>*>(data)->push_back(std::move(f));
     return 0;
   };
   H5Lvisit(file, H5_INDEX_NAME, H5_ITER_INC, visit, &found);
