@@ -3,12 +3,15 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <map>
+#include <mutex>
 
 #include <tbb/blocked_range.h>
 #include <tbb/combinable.h>
 #include <tbb/parallel_for.h>
 
 #include "core/error.h"
+#include "metrics/phase_fractions.h"
 
 namespace vp {
 namespace {
@@ -47,7 +50,9 @@ void for_each_step(const Dims& d, const std::array<int, 3>& s, tbb::combinable<A
 
 }  // namespace
 
-CroftonDirections crofton_directions(const Vec3& h) {
+namespace {
+
+CroftonDirections compute_crofton_directions(const Vec3& h) {
   CroftonDirections c;
   c.step = kSteps;
   std::array<Vec3, 13> unit;
@@ -75,6 +80,18 @@ CroftonDirections crofton_directions(const Vec3& h) {
   }
   for (int k = 0; k < 13; ++k) c.weight[k] = static_cast<double>(hits[k]) / kPoints;
   return c;
+}
+
+}  // namespace
+
+CroftonDirections crofton_directions(const Vec3& h) {
+  // The weights cost ~3 M dot products: computed once per spacing (REV tiles reuse them).
+  static std::mutex mutex;
+  static std::map<Vec3, CroftonDirections> cache;
+  std::lock_guard<std::mutex> lock(mutex);
+  auto it = cache.find(h);
+  if (it == cache.end()) it = cache.emplace(h, compute_crofton_directions(h)).first;
+  return it->second;
 }
 
 double InterfaceAreas::area(int a, int b) const {
@@ -118,19 +135,32 @@ InterfaceAreas interface_areas(const Volume<std::uint8_t>& labels) {
   for (int k = 0; k < 13; ++k)
     if (step_pairs(d, dirs.step[k]) > 0) weight_sum += dirs.weight[k];
 
-  std::vector<double> crofton(256 * 256, 0.0), faces(256 * 256, 0.0);
+  // Labels present, numbered 0..n-1, so the per-thread pair counters stay small.
+  const auto present = count_labels(labels);
+  std::array<std::uint16_t, 256> slot{};
+  std::vector<int> label_of;
+  for (int l = 0; l < 256; ++l)
+    if (present[static_cast<std::size_t>(l)] > 0) {
+      slot[static_cast<std::size_t>(l)] = static_cast<std::uint16_t>(label_of.size());
+      label_of.push_back(l);
+    }
+  const std::size_t n = label_of.size();
+  std::vector<double> crofton(n * n, 0.0), faces(n * n, 0.0);
   const std::uint8_t* l = labels.data();
   for (int k = 0; k < 13; ++k) {
     const auto& s = dirs.step[k];
     const index_t n_pairs = step_pairs(d, s);
     if (n_pairs <= 0) continue;
     using Counts = std::vector<std::int64_t>;
-    tbb::combinable<Counts> counts([] { return Counts(256 * 256, 0); });
-    for_each_step(d, s, counts, [l](Counts& c, index_t i, index_t j) {
+    tbb::combinable<Counts> counts([n] { return Counts(n * n, 0); });
+    for_each_step(d, s, counts, [l, &slot, n](Counts& c, index_t i, index_t j) {
       std::uint8_t a = l[i], b = l[j];
-      if (a != b) ++c[a < b ? a * 256 + b : b * 256 + a];
+      if (a != b) {
+        std::size_t sa = slot[a], sb = slot[b];
+        ++c[sa < sb ? sa * n + sb : sb * n + sa];
+      }
     });
-    Counts total(256 * 256, 0);
+    Counts total(n * n, 0);
     counts.combine_each([&](const Counts& c) {
       for (std::size_t i = 0; i < c.size(); ++i) total[i] += c[i];
     });
@@ -145,10 +175,10 @@ InterfaceAreas interface_areas(const Volume<std::uint8_t>& labels) {
       if (axis) faces[i] += face_area * static_cast<double>(total[i]);
     }
   }
-  for (int a = 0; a < 256; ++a)
-    for (int b = a + 1; b < 256; ++b)
-      if (crofton[a * 256 + b] > 0 || faces[a * 256 + b] > 0)
-        out.pairs.push_back({a, b, crofton[a * 256 + b], faces[a * 256 + b]});
+  for (std::size_t a = 0; a < n; ++a)
+    for (std::size_t b = a + 1; b < n; ++b)
+      if (crofton[a * n + b] > 0 || faces[a * n + b] > 0)
+        out.pairs.push_back({label_of[a], label_of[b], crofton[a * n + b], faces[a * n + b]});
   return out;
 }
 
