@@ -91,7 +91,10 @@ struct GroundTruth {
   double contact_area_fraction = -1;  // < 0: no AM in the phantom
   int contact_samples_per_voxel_face = 0;
 
+  // Particles listed one by one (composite: AM only), and summaries of phases whose particles
+  // are too many to list (composite: se, binder): {"se": {"count", "equivalent_radius_mean_um"...}}.
   std::vector<ParticleTruth> particles;
+  nlohmann::json particle_summary = nlohmann::json::object();
   std::vector<CrackTruth> cracks;
 
   nlohmann::json parameters = nlohmann::json::object();  // the generator's inputs, for the record
@@ -119,11 +122,14 @@ struct CompactionSpec {
   bool enabled = true;       // false: no pressing; porosity = CompositeSpec::pore_fraction
   double heckel_k = 0.0064;  // MPa⁻¹
   double heckel_A = 1.14;    // loose (P = 0) porosity exp(−A) = 0.32
-  // AM–SE contact law the SE flow is steered to: c(P) = c0 + (c_max − c0)(1 − exp(−P / P_knee)).
+  // AM–SE contact law the SE flow is steered to (measured by the truth's surface quadrature):
+  // c(P) = c0 + (c_max − c0)(1 − exp(−P / P_knee)) + slope·P — a knee near 2–3 × P_knee (≈ 50 MPa)
+  // and a slowly rising plateau. Clamped to what the geometry can reach.
   bool steer_contact = true;
   double contact_c0 = 0.35;
-  double contact_max = 0.85;
-  double contact_knee_MPa = 20;  // the curve bends near 2–3 × P_knee (≈ 50 MPa)
+  double contact_max = 0.88;
+  double contact_knee_MPa = 20;
+  double contact_slope_per_MPa = 5e-5;
 };
 double heckel_porosity(const CompactionSpec& c, double pressure_MPa);
 double target_contact_fraction(const CompactionSpec& c, double pressure_MPa);
@@ -173,7 +179,7 @@ struct CompositeSpec {
   CompactionSpec compaction;
   CrackSpec cracks;
   bool cracks_enabled = true;
-  int contact_samples_per_voxel_face = 16;
+  int contact_samples_per_voxel_face = 4;
 
   nlohmann::json to_json() const;
 };

@@ -1,0 +1,775 @@
+// The composite-cathode phantom: one particle set, pressed uniaxially along z.
+//
+// Model (plausibility over fidelity):
+//  * Loose state (P = 0, relative density D0 = 1 − exp(−A)): AM particles (rigid spheres and
+//    ellipsoids, some polycrystalline), SE particles (soft spheres) and binder blobs placed at
+//    random in a box tall enough that the image window stays filled at every pressure.
+//  * Pressing to P scales every centre's z by s(P) = D0 / D(P) (Heckel D); AM and binder keep
+//    their shape, SE particles flatten volume-preservingly (z semi-axis r·s, lateral r/√s).
+//  * SE flows into the voids: a point outside AM and binder is SE when
+//    F = f_se − w·g ≤ δ, where f_se is the level-set distance to the nearest SE particle and g a
+//    proximity to AM surfaces in [0, 1]. δ is chosen so the image porosity equals Heckel's exactly
+//    (to one voxel); w steers how much SE wets the AM so the AM–SE contact follows a knee law.
+//  * At and above the crack onset, planar discs in the SE and grain-boundary facets of
+//    polycrystalline AM open into void; their number grows with pressure, each keeps its place.
+// The phase at a point is a pure function of position, so the ground truth can be evaluated on
+// the continuous geometry (surface and plane quadratures) as well as on the voxel grid.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+
+#include <tbb/parallel_for.h>
+
+#include "core/error.h"
+#include "phantoms/cell_grid.h"
+#include "phantoms/geometry.h"
+#include "phantoms/phantom.h"
+#include "phantoms/random.h"
+
+namespace vp::phantom {
+
+double heckel_porosity(const CompactionSpec& c, double pressure_MPa) {
+  return std::exp(-(c.heckel_k * pressure_MPa + c.heckel_A));
+}
+
+double target_contact_fraction(const CompactionSpec& c, double pressure_MPa) {
+  return c.contact_c0 + (c.contact_max - c.contact_c0) * (1 - std::exp(-pressure_MPa / c.contact_knee_MPa)) +
+         c.contact_slope_per_MPa * pressure_MPa;
+}
+
+nlohmann::json CompositeSpec::to_json() const {
+  return {
+      {"dims", {dims.x, dims.y, dims.z}},
+      {"spacing_um", {spacing_um[0], spacing_um[1], spacing_um[2]}},
+      {"seed", seed},
+      {"fractions", {{"am", am_fraction}, {"se", se_fraction}, {"binder", binder_fraction}, {"pore", pore_fraction}}},
+      {"am_particles",
+       {{"radius_vox", am_radius_vox}, {"radius_cv", am_radius_cv}, {"radius_min_vox", am_radius_min_vox},
+        {"radius_max_vox", am_radius_max_vox}, {"ellipsoid_fraction", ellipsoid_fraction},
+        {"aspect_max", aspect_max}, {"polycrystal_fraction", polycrystal_fraction}, {"grains", grains}}},
+      {"se_radius_vox", se_radius_vox},
+      {"binder_radius_vox", binder_radius_vox},
+      {"pressures_MPa", pressures_MPa},
+      {"compaction",
+       {{"enabled", compaction.enabled}, {"heckel_k", compaction.heckel_k}, {"heckel_A", compaction.heckel_A},
+        {"steer_contact", compaction.steer_contact}, {"contact_c0", compaction.contact_c0},
+        {"contact_max", compaction.contact_max}, {"contact_knee_MPa", compaction.contact_knee_MPa},
+        {"contact_slope_per_MPa", compaction.contact_slope_per_MPa}}},
+      {"cracks",
+       {{"enabled", cracks_enabled}, {"onset_MPa", cracks.onset_MPa}, {"full_pressure_MPa", cracks.full_pressure_MPa},
+        {"se_count", cracks.se_count}, {"se_aperture_um", cracks.se_aperture_um}, {"se_radius_um", cracks.se_radius_um},
+        {"se_normal", {cracks.se_normal[0], cracks.se_normal[1], cracks.se_normal[2]}},
+        {"se_tilt_deg", cracks.se_tilt_deg}, {"am_count", cracks.am_count}, {"am_aperture_um", cracks.am_aperture_um}}},
+      {"contact_samples_per_voxel_face", contact_samples_per_voxel_face},
+  };
+}
+
+namespace {
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+// ---------------------------------------------------------------- the loose particle set
+
+struct AmBody {
+  Vec3 centre;                // loose frame
+  Vec3 semi;                  // µm, rigid
+  std::vector<Vec3> grains;   // grain seeds relative to the centre (µm); empty = single crystal
+};
+struct Ball {
+  Vec3 centre;  // loose frame
+  double r;
+};
+struct SeCrackSeed {
+  Vec3 centre_loose;
+  Vec3 normal;
+};
+struct AmCrackSeed {
+  int particle;
+  int grain_a, grain_b;
+};
+
+struct ParticleSet {
+  std::vector<AmBody> am;
+  std::vector<Ball> se, binder;
+  std::vector<SeCrackSeed> se_cracks;
+  std::vector<AmCrackSeed> am_cracks;
+};
+
+double relative_density(const CompositeSpec& s, double p) {
+  return s.compaction.enabled ? 1 - heckel_porosity(s.compaction, p) : 1 - s.pore_fraction;
+}
+double z_scale(const CompositeSpec& s, double p) {
+  return s.compaction.enabled ? relative_density(s, 0) / relative_density(s, p) : 1.0;
+}
+// The smallest z scale any pressure can reach (fully dense).
+double z_scale_limit(const CompositeSpec& s) { return s.compaction.enabled ? relative_density(s, 0) : 1.0; }
+
+void check_spec(const CompositeSpec& s) {
+  auto bad = [](const std::string& key, const std::string& what) { throw InputError("phantom spec: " + key + ": " + what); };
+  if (s.dims.empty()) bad("size", "expected positive dimensions, got " + to_string(s.dims));
+  for (double h : s.spacing_um)
+    if (!(h > 0)) bad("spacing_um", "expected positive spacing");
+  if (s.am_fraction < 0 || s.se_fraction < 0 || s.binder_fraction < 0 || s.am_fraction + s.se_fraction + s.binder_fraction <= 0)
+    bad("fractions", "expected non-negative am, se, binder with a positive sum");
+  if (!(s.pore_fraction >= 0 && s.pore_fraction < 1)) bad("fractions.pore", "expected 0 ≤ pore < 1");
+  if (!(s.am_radius_min_vox > 0 && s.am_radius_min_vox <= s.am_radius_vox && s.am_radius_vox <= s.am_radius_max_vox))
+    bad("am_particles", "expected 0 < radius_min_vox ≤ radius_vox ≤ radius_max_vox");
+  if (!(s.se_radius_vox > 0)) bad("se_radius_vox", "expected > 0");
+  if (s.binder_fraction > 0 && !(s.binder_radius_vox > 0)) bad("binder_radius_vox", "expected > 0");
+  if (!(s.aspect_max >= 1)) bad("am_particles.aspect_max", "expected ≥ 1");
+  if (s.grains < 2 && s.polycrystal_fraction > 0) bad("am_particles.grains", "expected ≥ 2 grains");
+  if (s.compaction.enabled && !(s.compaction.heckel_k >= 0 && s.compaction.heckel_A > 0))
+    bad("compaction", "expected heckel_k ≥ 0 and heckel_A > 0");
+  if (s.cracks.full_pressure_MPa < s.cracks.onset_MPa) bad("cracks.full_pressure_MPa", "expected ≥ onset_MPa");
+  if (s.contact_samples_per_voxel_face < 1) bad("contact_samples_per_voxel_face", "expected ≥ 1");
+  for (double p : s.pressures_MPa)
+    if (!(p >= 0)) bad("pressures_MPa", "expected non-negative pressures");
+}
+
+ParticleSet place_particles(const CompositeSpec& s) {
+  ParticleSet set;
+  const double h = s.spacing_um[0];
+  const ImageBox box{s.dims, s.spacing_um};
+  const Vec3 size = box.size();
+  const double s_min = z_scale_limit(s);
+  const double d0 = relative_density(s, 0);
+  const double solid = s.am_fraction + s.se_fraction + s.binder_fraction;
+  const double margin = s.am_radius_max_vox * s.aspect_max * h;
+  const Vec3 lo{-margin, -margin, -margin};
+  const Vec3 hi{size[0] + margin, size[1] + margin, size[2] / s_min + margin};
+  const double region = (hi[0] - lo[0]) * (hi[1] - lo[1]) * (hi[2] - lo[2]);
+
+  // AM: log-normal radii until the target volume, largest first (denser random packing), then
+  // random sequential addition with bounding spheres kept apart in the fully dense frame.
+  Rng rng(s.seed, kStreamAm);
+  const double sig = std::sqrt(std::log(1 + s.am_radius_cv * s.am_radius_cv));
+  const double mu = std::log(s.am_radius_vox) - sig * sig / 2;
+  std::vector<AmBody> wanted;
+  double vol = 0;
+  const double am_target = s.am_fraction / solid * d0 * region;
+  while (vol < am_target && wanted.size() < 200000) {
+    const double r = std::clamp(std::exp(mu + sig * rng.normal()), s.am_radius_min_vox, s.am_radius_max_vox) * h;
+    AmBody b;
+    b.semi = {r, r, r};
+    if (rng.uniform() < s.ellipsoid_fraction) {
+      const double ex = std::pow(s.aspect_max, rng.uniform(-1, 1)), ey = std::pow(s.aspect_max, rng.uniform(-1, 1));
+      const double ez = std::clamp(1 / (ex * ey), 1 / s.aspect_max, s.aspect_max);
+      b.semi = {r * ex, r * ey, r * ez};
+    }
+    vol += ellipsoid_volume(b.semi);
+    wanted.push_back(b);
+  }
+  std::stable_sort(wanted.begin(), wanted.end(), [](const AmBody& a, const AmBody& b) {
+    return ellipsoid_volume(a.semi) > ellipsoid_volume(b.semi);
+  });
+  auto bound = [](const AmBody& b) { return std::max({b.semi[0], b.semi[1], b.semi[2]}); };
+  CellGrid placed(lo, hi, 2 * s.am_radius_max_vox * s.aspect_max * h);
+  const double keep_apart = 0.92;  // bounding spheres may overlap a little: touching particles
+  for (AmBody& b : wanted) {
+    const double rb = bound(b);
+    for (int attempt = 0; attempt < 400; ++attempt) {
+      const Vec3 c{rng.uniform(lo[0], hi[0]), rng.uniform(lo[1], hi[1]), rng.uniform(lo[2], hi[2])};
+      bool free = true;
+      for (int j : placed.at(c)) {
+        const AmBody& o = set.am[j];
+        const double dx = c[0] - o.centre[0], dy = c[1] - o.centre[1], dz = (c[2] - o.centre[2]) * s_min;
+        const double dmin = keep_apart * (rb + bound(o));
+        if (dx * dx + dy * dy + dz * dz < dmin * dmin) {
+          free = false;
+          break;
+        }
+      }
+      if (!free) continue;
+      b.centre = c;
+      // Registered with a reach of the largest possible partner so every conflict is seen.
+      const double reach = rb + s.am_radius_max_vox * s.aspect_max * h;
+      placed.insert(static_cast<int>(set.am.size()), {c[0] - reach, c[1] - reach, c[2] - reach / s_min},
+                    {c[0] + reach, c[1] + reach, c[2] + reach / s_min});
+      set.am.push_back(b);
+      break;
+    }
+  }
+  // Polycrystalline agglomerates: grain seeds uniformly inside 0.8 of the body.
+  Rng grains(s.seed, kStreamGrains);
+  for (AmBody& b : set.am) {
+    if (!(grains.uniform() < s.polycrystal_fraction)) continue;
+    for (int g = 0; g < s.grains; ++g) {
+      Vec3 u;
+      do u = {grains.uniform(-1, 1), grains.uniform(-1, 1), grains.uniform(-1, 1)};
+      while (dot(u, u) > 1);
+      b.grains.push_back({0.8 * b.semi[0] * u[0], 0.8 * b.semi[1] * u[1], 0.8 * b.semi[2] * u[2]});
+    }
+  }
+
+  // SE and binder: random centres outside AM, as many as their volume share asks for.
+  CellGrid am_grid(lo, hi, 2 * s.am_radius_max_vox * s.aspect_max * h);
+  for (std::size_t i = 0; i < set.am.size(); ++i) {
+    const AmBody& b = set.am[i];
+    am_grid.insert(static_cast<int>(i), sub(b.centre, b.semi), add(b.centre, b.semi));
+  }
+  auto outside_am = [&](const Vec3& c) {
+    for (int j : am_grid.at(c))
+      if (ellipsoid_norm(c, set.am[j].centre, set.am[j].semi) < 1) return false;
+    return true;
+  };
+  auto scatter = [&](std::vector<Ball>& out, double fraction, double r, Stream stream) {
+    Rng g(s.seed, stream);
+    const auto n = static_cast<std::size_t>(std::llround(fraction / solid * d0 * region / (4.0 / 3.0 * kPi * r * r * r)));
+    for (std::size_t tries = 0; out.size() < n && tries < 20 * n + 100; ++tries) {
+      const Vec3 c{g.uniform(lo[0], hi[0]), g.uniform(lo[1], hi[1]), g.uniform(lo[2], hi[2])};
+      if (outside_am(c)) out.push_back({c, r});
+    }
+  };
+  scatter(set.se, s.se_fraction, s.se_radius_vox * h, kStreamSe);
+  if (s.binder_fraction > 0) scatter(set.binder, s.binder_fraction, s.binder_radius_vox * h, kStreamBinder);
+
+  // Crack sites, fixed once: SE discs centred inside the image at the onset pressure, and one
+  // grain boundary (a grain and its nearest neighbour: they always share a facet) in each of
+  // the polycrystalline particles lying wholly inside the image at the onset.
+  if (s.cracks_enabled) {
+    const double s_on = z_scale(s, s.cracks.onset_MPa);
+    Rng cr(s.seed, kStreamCracksSe);
+    const Vec3 n0 = normalized(s.cracks.se_normal);
+    Vec3 e1, e2;
+    plane_basis(n0, e1, e2);
+    for (int i = 0; i < s.cracks.se_count; ++i) {
+      Vec3 c;
+      for (int a = 0; a < 3; ++a) {
+        const double m = std::min(0.25 * size[a], 0.5 * s.cracks.se_radius_um);
+        c[a] = cr.uniform(m, size[a] - m);
+      }
+      c[2] /= s_on;
+      const double tilt = s.cracks.se_tilt_deg * kPi / 180 * std::sqrt(cr.uniform());
+      const double az = 2 * kPi * cr.uniform();
+      const Vec3 n = add(scale(n0, std::cos(tilt)), scale(add(scale(e1, std::cos(az)), scale(e2, std::sin(az))), std::sin(tilt)));
+      set.se_cracks.push_back({c, normalized(n)});
+    }
+    std::vector<int> candidates;
+    for (std::size_t i = 0; i < set.am.size(); ++i) {
+      const AmBody& b = set.am[i];
+      if (b.grains.size() < 2) continue;
+      const Vec3 c{b.centre[0], b.centre[1], b.centre[2] * s_on};
+      if (box.contains(sub(c, b.semi)) && box.contains(add(c, b.semi))) candidates.push_back(static_cast<int>(i));
+    }
+    Rng ca(s.seed, kStreamCracksAm);
+    for (std::size_t i = candidates.size(); i > 1; --i) std::swap(candidates[i - 1], candidates[ca.below(i)]);
+    for (int k = 0; k < s.cracks.am_count && k < static_cast<int>(candidates.size()); ++k) {
+      const AmBody& b = set.am[candidates[k]];
+      const int ga = static_cast<int>(ca.below(b.grains.size()));
+      int gb = -1;
+      double best = kInf;
+      for (int g = 0; g < static_cast<int>(b.grains.size()); ++g) {
+        const double d = norm(sub(b.grains[g], b.grains[ga]));
+        if (g != ga && d < best) best = d, gb = g;
+      }
+      set.am_cracks.push_back({candidates[k], ga, gb});
+    }
+  }
+  return set;
+}
+
+// ---------------------------------------------------------------- one pressed state
+
+int active_cracks(const CrackSpec& c, int count, double p) {
+  if (count <= 0 || p < c.onset_MPa) return 0;
+  if (c.full_pressure_MPa <= c.onset_MPa) return count;
+  const double t = std::min(1.0, (p - c.onset_MPa) / (c.full_pressure_MPa - c.onset_MPa));
+  return std::min(count, 1 + static_cast<int>(std::floor((count - 1) * t + 1e-9)));
+}
+
+struct Fields {
+  int am = -1;          // owning AM particle (smallest ellipsoid norm < 1)
+  int binder = -1;
+  int se = -1;          // nearest SE particle
+  double f_se = 0;      // level-set distance to the nearest SE particle (capped at the reach)
+  double g = 0;         // AM proximity in [0, 1]
+};
+
+class PressedState {
+ public:
+  PressedState(const CompositeSpec& spec, const ParticleSet& set, double pressure)
+      : spec_(spec), set_(set), box_{spec.dims, spec.spacing_um} {
+    s_ = z_scale(spec, pressure);
+    const double h = spec.spacing_um[0];
+    const Vec3 size = box_.size();
+    const double pad = (spec.am_radius_max_vox * spec.aspect_max + 4 * spec.se_radius_vox) * h;
+    const Vec3 lo{-pad, -pad, -pad}, hi{size[0] + pad, size[1] + pad, size[2] + pad};
+    proximity_ = 2 * spec.se_radius_vox * h;
+    se_reach_ = 1.5 * spec.se_radius_vox * h;
+
+    am_grid_ = CellGrid(lo, hi, std::max(4.0 * h, spec.am_radius_max_vox * h));
+    am_.resize(set.am.size());
+    for (std::size_t i = 0; i < set.am.size(); ++i) {
+      const AmBody& b = set.am[i];
+      am_[i] = {b.centre[0], b.centre[1], b.centre[2] * s_};
+      const Vec3 r = add(b.semi, {proximity_, proximity_, proximity_});
+      am_grid_.insert(static_cast<int>(i), sub(am_[i], r), add(am_[i], r));
+    }
+    // SE flattens volume-preservingly: z semi-axis r·s, lateral r/√s.
+    se_grid_ = CellGrid(lo, hi, std::max(2.0 * h, 2 * (spec.se_radius_vox * h / std::sqrt(s_) + se_reach_)));
+    se_c_.resize(set.se.size());
+    se_a_.resize(set.se.size());
+    for (std::size_t i = 0; i < set.se.size(); ++i) {
+      const Ball& b = set.se[i];
+      se_c_[i] = {b.centre[0], b.centre[1], b.centre[2] * s_};
+      se_a_[i] = {b.r / std::sqrt(s_), b.r / std::sqrt(s_), b.r * s_};
+      const double e = se_reach_ * std::max(1.0, 1 / s_);
+      const Vec3 r = add(se_a_[i], {e, e, e});
+      se_grid_.insert(static_cast<int>(i), sub(se_c_[i], r), add(se_c_[i], r));
+    }
+    binder_grid_ = CellGrid(lo, hi, std::max(2.0 * h, 4 * spec.binder_radius_vox * h));
+    binder_c_.resize(set.binder.size());
+    for (std::size_t i = 0; i < set.binder.size(); ++i) {
+      const Ball& b = set.binder[i];
+      binder_c_[i] = {b.centre[0], b.centre[1], b.centre[2] * s_};
+      binder_grid_.insert(static_cast<int>(i), sub(binder_c_[i], {b.r, b.r, b.r}), add(binder_c_[i], {b.r, b.r, b.r}));
+    }
+    const int n_se = active_cracks(spec.cracks, static_cast<int>(set.se_cracks.size()), pressure);
+    const int n_am = active_cracks(spec.cracks, static_cast<int>(set.am_cracks.size()), pressure);
+    for (int i = 0; i < n_se; ++i) {
+      const auto& c = set.se_cracks[i];
+      se_cracks_.push_back({{c.centre_loose[0], c.centre_loose[1], c.centre_loose[2] * s_}, c.normal, static_cast<std::uint32_t>(i + 1)});
+    }
+    for (int i = 0; i < n_am; ++i) {
+      const auto& c = set.am_cracks[i];
+      const AmBody& b = set.am[c.particle];
+      const Vec3 sa = add(am_[c.particle], b.grains[c.grain_a]), sb = add(am_[c.particle], b.grains[c.grain_b]);
+      am_cracks_.push_back({c.particle, c.grain_a, c.grain_b, scale(add(sa, sb), 0.5), normalized(sub(sb, sa)),
+                            static_cast<std::uint32_t>(set.se_cracks.size() + i + 1)});
+    }
+  }
+
+  double z_scale_value() const { return s_; }
+  const ImageBox& box() const { return box_; }
+  const Vec3& am_centre(int i) const { return am_[i]; }
+
+  Fields fields(const Vec3& p) const {
+    Fields f;
+    double best = 1;
+    for (int i : am_grid_.at(p)) {
+      const Vec3& a = set_.am[i].semi;
+      const double q = ellipsoid_norm(p, am_[i], a);
+      if (q < best) best = q, f.am = i;
+      if (q >= 1) {
+        const double d = (q - 1) * std::min({a[0], a[1], a[2]});
+        f.g = std::max(f.g, 1 - d / proximity_);
+      }
+    }
+    if (f.am >= 0) f.g = 1;
+    for (int i : binder_grid_.at(p))
+      if (norm(sub(p, binder_c_[i])) < set_.binder[i].r) {
+        f.binder = i;
+        break;
+      }
+    f.f_se = se_reach_;
+    for (int i : se_grid_.at(p)) {
+      const double d = (ellipsoid_norm(p, se_c_[i], se_a_[i]) - 1) * set_.se[i].r;
+      if (d < f.f_se) f.f_se = d, f.se = i;
+    }
+    return f;
+  }
+
+  // Id of the SE crack slab containing p (before asking whether p is SE), 0 if none.
+  std::uint32_t se_crack_at(const Vec3& p) const {
+    for (const auto& c : se_cracks_) {
+      const Vec3 d = sub(p, c.centre);
+      const double along = dot(d, c.normal);
+      if (std::fabs(along) >= spec_.cracks.se_aperture_um / 2) continue;
+      if (dot(d, d) - along * along < spec_.cracks.se_radius_um * spec_.cracks.se_radius_um) return c.id;
+    }
+    return 0;
+  }
+
+  // Does p, inside AM particle `am`, lie on the facet between grains a and b (distance to the
+  // bisector plane below `half_width`, and a or b the nearest grain)?
+  bool on_grain_facet(const Vec3& p, int am, int ga, int gb, const Vec3& mid, const Vec3& n, double half_width) const {
+    if (std::fabs(dot(sub(p, mid), n)) >= half_width) return false;
+    const auto& g = set_.am[am].grains;
+    const Vec3 q = sub(p, am_[am]);
+    const double da = norm(sub(q, g[ga])), db = norm(sub(q, g[gb]));
+    const double near = std::min(da, db);
+    for (int k = 0; k < static_cast<int>(g.size()); ++k)
+      if (k != ga && k != gb && norm(sub(q, g[k])) < near) return false;
+    return true;
+  }
+
+  // Id of the intergranular crack of AM particle `am` containing p, 0 if none.
+  std::uint32_t am_crack_at(const Vec3& p, int am) const {
+    for (const auto& c : am_cracks_)
+      if (c.particle == am && on_grain_facet(p, am, c.ga, c.gb, c.mid, c.normal, spec_.cracks.am_aperture_um / 2))
+        return c.id;
+    return 0;
+  }
+
+  struct Point {
+    std::uint8_t label;
+    std::uint32_t crack;
+  };
+  // The final phase at p for the solved (w, δ).
+  Point classify(const Vec3& p, double w, double delta) const {
+    const Fields f = fields(p);
+    return classify(p, f, w, delta);
+  }
+  Point classify(const Vec3& p, const Fields& f, double w, double delta) const {
+    if (f.am >= 0) {
+      const std::uint32_t c = am_crack_at(p, f.am);
+      return c ? Point{kPore, c} : Point{kActive, 0};
+    }
+    if (f.binder >= 0) return {kBinder, 0};
+    const bool se = f.f_se - w * f.g <= delta;
+    const std::uint32_t c = se_crack_at(p);
+    if (c) return {kPore, se ? c : 0u};
+    return {se ? kElectrolyte : kPore, 0};
+  }
+
+  struct SeCrack {
+    Vec3 centre, normal;
+    std::uint32_t id;
+  };
+  struct AmCrack {
+    int particle, ga, gb;
+    Vec3 mid, normal;
+    std::uint32_t id;
+  };
+  const std::vector<SeCrack>& se_cracks() const { return se_cracks_; }
+  const std::vector<AmCrack>& am_cracks() const { return am_cracks_; }
+  const Vec3& se_centre(int i) const { return se_c_[i]; }
+  const Vec3& se_semi(int i) const { return se_a_[i]; }
+
+ private:
+  const CompositeSpec& spec_;
+  const ParticleSet& set_;
+  ImageBox box_;
+  double s_ = 1, proximity_ = 1, se_reach_ = 1;
+  CellGrid am_grid_, se_grid_, binder_grid_;
+  std::vector<Vec3> am_, se_c_, se_a_, binder_c_;
+  std::vector<SeCrack> se_cracks_;
+  std::vector<AmCrack> am_cracks_;
+};
+
+// Per-voxel fields of a pressed state and the solve for (w, δ).
+struct VoxelFields {
+  std::vector<std::int32_t> am, binder, se;
+  std::vector<float> f_se, g;
+  std::vector<std::uint32_t> am_crack, se_slab;
+};
+
+VoxelFields sample_fields(const PressedState& st) {
+  const Dims d = st.box().dims;
+  const auto n = static_cast<std::size_t>(d.count());
+  VoxelFields v;
+  v.am.resize(n), v.binder.resize(n), v.se.resize(n), v.f_se.resize(n), v.g.resize(n), v.am_crack.resize(n), v.se_slab.resize(n);
+  tbb::parallel_for(index_t{0}, d.z, [&](index_t z) {
+    for (index_t y = 0; y < d.y; ++y)
+      for (index_t x = 0; x < d.x; ++x) {
+        const auto i = static_cast<std::size_t>(x + d.x * (y + d.y * z));
+        const Vec3 p = st.box().centre_of(x, y, z);
+        const Fields f = st.fields(p);
+        v.am[i] = f.am, v.binder[i] = f.binder, v.se[i] = f.se;
+        v.f_se[i] = static_cast<float>(f.f_se), v.g[i] = static_cast<float>(f.g);
+        v.am_crack[i] = f.am >= 0 ? st.am_crack_at(p, f.am) : 0;
+        v.se_slab[i] = (f.am < 0 && f.binder < 0) ? st.se_crack_at(p) : 0;
+      }
+  });
+  return v;
+}
+
+// Voxels that may become SE or pore (outside AM, binder and SE crack slabs), and the faces of
+// intact AM voxels towards non-AM neighbours (neighbour index, face area).
+struct SolveSetup {
+  std::vector<std::size_t> free;
+  std::vector<std::pair<std::size_t, float>> am_faces;
+  std::int64_t fixed_pore = 0;  // AM crack voxels + SE slab voxels: pore whatever δ is
+};
+
+SolveSetup solve_setup(const VoxelFields& v, const ImageBox& box) {
+  SolveSetup s;
+  const Dims d = box.dims;
+  const double area[3] = {box.h[1] * box.h[2], box.h[0] * box.h[2], box.h[0] * box.h[1]};
+  auto is_am = [&](std::size_t i) { return v.am[i] >= 0 && v.am_crack[i] == 0; };
+  for (index_t z = 0; z < d.z; ++z)
+    for (index_t y = 0; y < d.y; ++y)
+      for (index_t x = 0; x < d.x; ++x) {
+        const auto i = static_cast<std::size_t>(x + d.x * (y + d.y * z));
+        if (v.am[i] >= 0) {
+          if (v.am_crack[i]) {
+            ++s.fixed_pore;
+            continue;
+          }
+          const index_t c[3] = {x, y, z};
+          const index_t stride[3] = {1, d.x, d.x * d.y};
+          for (int a = 0; a < 3; ++a)
+            for (int dir : {-1, 1}) {
+              const index_t nc = c[a] + dir;
+              if (nc < 0 || nc >= d[a]) continue;
+              const auto j = static_cast<std::size_t>(static_cast<index_t>(i) + dir * stride[a]);
+              if (!is_am(j)) s.am_faces.push_back({j, static_cast<float>(area[a])});
+            }
+        } else if (v.binder[i] < 0) {
+          if (v.se_slab[i])
+            ++s.fixed_pore;
+          else
+            s.free.push_back(i);
+        }
+      }
+  return s;
+}
+
+// δ such that exactly `pore_wanted` free voxels have F = f_se − w·g > δ.
+double solve_delta(const VoxelFields& v, const SolveSetup& s, double w, std::int64_t pore_wanted) {
+  const auto n = static_cast<std::int64_t>(s.free.size());
+  pore_wanted = std::clamp<std::int64_t>(pore_wanted, 0, n);
+  if (pore_wanted == n) return -kInf;
+  std::vector<double> F(s.free.size());
+  for (std::size_t k = 0; k < s.free.size(); ++k) F[k] = v.f_se[s.free[k]] - w * v.g[s.free[k]];
+  const auto k = static_cast<std::size_t>(n - pore_wanted - 1);  // the largest SE value
+  std::nth_element(F.begin(), F.begin() + static_cast<std::ptrdiff_t>(k), F.end());
+  return F[k];
+}
+
+bool overlaps_box(const ImageBox& box, const Vec3& c, const Vec3& a) {
+  const Vec3 size = box.size();
+  for (int k = 0; k < 3; ++k)
+    if (c[k] + a[k] <= 0 || c[k] - a[k] >= size[k]) return false;
+  return true;
+}
+
+// Quadrature points on the exact AM surfaces inside the image (not buried in another AM
+// particle, not cut away by a crack), each with what lies just outside it: fixed (pore, binder)
+// or the SE level-set values that decide SE vs pore for a given (w, δ).
+struct SurfaceSums {
+  double se = 0, pore = 0, binder = 0;
+};
+struct SurfaceSamples {
+  struct Point {
+    double weight;
+    std::uint8_t kind;  // 0: SE or pore by (w, δ), 1: pore, 2: binder
+    float f_se, g;
+  };
+  std::vector<Point> points;
+  SurfaceSums sums(double w, double delta) const {
+    SurfaceSums s;
+    for (const Point& p : points) {
+      if (p.kind == 1) s.pore += p.weight;
+      else if (p.kind == 2) s.binder += p.weight;
+      else if (p.f_se - w * p.g <= delta) s.se += p.weight;
+      else s.pore += p.weight;
+    }
+    return s;
+  }
+};
+
+SurfaceSamples sample_am_surfaces(const PressedState& st, const ParticleSet& set, const std::vector<int>& in_view,
+                                  int samples_per_face) {
+  const ImageBox& box = st.box();
+  const double face = box.h[0] * box.h[1];
+  const double eps = 1e-5 * std::min({box.h[0], box.h[1], box.h[2]});
+  std::vector<std::vector<SurfaceSamples::Point>> per(in_view.size());
+  tbb::parallel_for(std::size_t{0}, in_view.size(), [&](std::size_t k) {
+    const int i = in_view[k];
+    const Vec3& a = set.am[i].semi;
+    const double area = (a[0] == a[1] && a[1] == a[2]) ? 4 * kPi * a[0] * a[0] : ellipsoid_surface_area(a);
+    const int m = std::max(64, static_cast<int>(std::ceil(samples_per_face * area / face)));
+    for (const SurfacePoint& sp : ellipsoid_surface_points(st.am_centre(i), a, m)) {
+      if (!box.contains(sp.p)) continue;
+      const Fields f = st.fields(sp.p);
+      if (f.am != i && f.am >= 0) continue;   // inside another AM particle: not a surface
+      if (st.am_crack_at(sp.p, i)) continue;  // cut away by an intergranular crack
+      const Vec3 o = add(sp.p, scale(sp.n, eps));
+      if (!box.contains(o)) continue;
+      const Fields fo = st.fields(o);
+      SurfaceSamples::Point pt{sp.weight, 0, static_cast<float>(fo.f_se), static_cast<float>(fo.g)};
+      if (fo.am >= 0) {
+        if (!st.am_crack_at(o, fo.am)) continue;
+        pt.kind = 1;
+      } else if (fo.binder >= 0) {
+        pt.kind = 2;
+      } else if (st.se_crack_at(o)) {
+        pt.kind = 1;
+      }
+      per[k].push_back(pt);
+    }
+  });
+  SurfaceSamples out;
+  for (auto& v : per) out.points.insert(out.points.end(), v.begin(), v.end());
+  return out;
+}
+
+}  // namespace
+
+Phantom generate_composite(const CompositeSpec& spec, double pressure_MPa) {
+  check_spec(spec);
+  if (!(pressure_MPa >= 0)) throw InputError("phantom: pressure " + std::to_string(pressure_MPa) + " MPa: expected ≥ 0");
+  const ParticleSet set = place_particles(spec);
+  const PressedState st(spec, set, pressure_MPa);
+  const ImageBox& box = st.box();
+  const Dims d = spec.dims;
+  const VoxelFields v = sample_fields(st);
+  const SolveSetup setup = solve_setup(v, box);
+
+  // Porosity: Heckel's (or the fixed pore fraction), exactly to one voxel, cracks included.
+  const double porosity = spec.compaction.enabled ? heckel_porosity(spec.compaction, pressure_MPa) : spec.pore_fraction;
+  const std::int64_t pore_wanted = std::llround(porosity * static_cast<double>(d.count())) - setup.fixed_pore;
+
+  // AM surface samples (they depend on the geometry only), then contact steering: bisection on
+  // w, measured with the same surface quadrature the ground truth uses (monotone: a larger w
+  // pulls SE onto AM surfaces).
+  std::vector<int> in_view;
+  for (std::size_t i = 0; i < set.am.size(); ++i)
+    if (overlaps_box(box, st.am_centre(static_cast<int>(i)), set.am[i].semi)) in_view.push_back(static_cast<int>(i));
+  const SurfaceSamples surface = sample_am_surfaces(st, set, in_view, spec.contact_samples_per_voxel_face);
+  std::vector<PlaneArea> am_crack_areas;
+  const double step = std::min({spec.spacing_um[0], spec.spacing_um[1], spec.spacing_um[2]}) / 8;
+  double crack_walls = 0;
+  for (const auto& c : st.am_cracks()) {
+    const Vec3& a = set.am[c.particle].semi;
+    am_crack_areas.push_back(plane_area(c.mid, c.normal, 2 * std::max({a[0], a[1], a[2]}), step, [&](const Vec3& q) {
+      if (!box.contains(q)) return false;
+      const Fields f = st.fields(q);
+      return f.am == c.particle && st.on_grain_facet(q, c.particle, c.ga, c.gb, c.mid, c.normal, kInf);
+    }));
+    crack_walls += 2 * am_crack_areas.back().area;  // both walls of a grain-boundary crack are AM
+  }
+  auto contact_at = [&](double ww, double dd) {
+    const SurfaceSums sums = surface.sums(ww, dd);
+    const double all = sums.se + sums.pore + sums.binder + crack_walls;
+    return all > 0 ? sums.se / all : 0.0;
+  };
+  double w = 0;
+  const double h = spec.spacing_um[0];
+  if (spec.compaction.enabled && spec.compaction.steer_contact && !surface.points.empty()) {
+    const double target = target_contact_fraction(spec.compaction, pressure_MPa);
+    double lo = -2 * spec.se_radius_vox * h, hi = 4 * spec.se_radius_vox * h;
+    auto contact = [&](double ww) { return contact_at(ww, solve_delta(v, setup, ww, pore_wanted)); };
+    if (target <= contact(lo))
+      w = lo;
+    else if (target >= contact(hi))
+      w = hi;
+    else {
+      for (int it = 0; it < 30; ++it) {
+        const double mid = 0.5 * (lo + hi);
+        (contact(mid) < target ? lo : hi) = mid;
+      }
+      w = 0.5 * (lo + hi);
+    }
+  }
+  const double delta = solve_delta(v, setup, w, pore_wanted);
+
+  // The label, particle-id and crack-id volumes.
+  Phantom out;
+  const bool with_binder = spec.binder_fraction > 0;
+  out.labels = LabelVolume(Volume<std::uint8_t>(d, spec.spacing_um), phase_table(with_binder));
+  out.particles = Volume<std::uint32_t>(d, spec.spacing_um);
+  out.cracks = Volume<std::uint32_t>(d, spec.spacing_um);
+  const auto n_am = static_cast<std::uint32_t>(set.am.size()), n_se = static_cast<std::uint32_t>(set.se.size());
+  for (std::size_t i = 0; i < static_cast<std::size_t>(d.count()); ++i) {
+    std::uint8_t label;
+    std::uint32_t particle = 0, crack = 0;
+    if (v.am[i] >= 0) {
+      crack = v.am_crack[i];
+      label = crack ? kPore : kActive;
+      if (!crack) particle = static_cast<std::uint32_t>(v.am[i]) + 1;
+    } else if (v.binder[i] >= 0) {
+      label = kBinder;
+      particle = n_am + n_se + static_cast<std::uint32_t>(v.binder[i]) + 1;
+    } else {
+      const bool se = v.f_se[i] - w * v.g[i] <= delta;
+      if (v.se_slab[i]) {
+        label = kPore;
+        crack = se ? v.se_slab[i] : 0;
+      } else if (se) {
+        label = kElectrolyte;
+        if (v.se[i] >= 0) particle = n_am + static_cast<std::uint32_t>(v.se[i]) + 1;
+      } else {
+        label = kPore;
+      }
+    }
+    out.labels[static_cast<index_t>(i)] = label;
+    out.particles[static_cast<index_t>(i)] = particle;
+    out.cracks[static_cast<index_t>(i)] = crack;
+  }
+
+  // ---- ground truth
+  GroundTruth& t = out.truth;
+  t.generator = "composite";
+  t.pressure_MPa = pressure_MPa;
+  t.seed = spec.seed;
+  count_phases(out.labels, t);
+  t.target_porosity = porosity;
+  t.relative_density = 1 - porosity;
+  t.z_scale = st.z_scale_value();
+  t.parameters = spec.to_json();
+  t.parameters["solved"] = {{"delta_um", delta}, {"contact_weight_um", w},
+                            {"target_contact_fraction", spec.compaction.enabled && spec.compaction.steer_contact
+                                                            ? nlohmann::json(target_contact_fraction(spec.compaction, pressure_MPa))
+                                                            : nlohmann::json(nullptr)}};
+
+  std::vector<std::int64_t> voxels(static_cast<std::size_t>(n_am + n_se + set.binder.size() + 1), 0);
+  for (std::uint32_t id : out.particles.storage()) ++voxels[id];
+  for (int k : in_view) {
+    const auto i = static_cast<std::uint32_t>(k);
+    const Vec3& c = st.am_centre(k);
+    const Vec3& a = set.am[i].semi;
+    ParticleTruth p;
+    p.id = i + 1;
+    p.phase = "am";
+    p.centre_um = c;
+    p.semi_axes_um = a;
+    p.volume_um3 = ellipsoid_volume(a);
+    p.surface_area_um2 = (a[0] == a[1] && a[1] == a[2]) ? 4 * kPi * a[0] * a[0] : ellipsoid_surface_area(a);
+    p.voxels = voxels[i + 1];
+    p.inside = box.contains(sub(c, a)) && box.contains(add(c, a));
+    p.grains = static_cast<int>(set.am[i].grains.size());
+    t.particles.push_back(p);
+  }
+  auto summary = [&](std::uint32_t first, std::size_t count, double r) {
+    std::int64_t seen = 0;
+    for (std::size_t i = 0; i < count; ++i) seen += voxels[first + i + 1] > 0;
+    return nlohmann::json{{"count", seen}, {"equivalent_radius_mean_um", r}, {"equivalent_radius_min_um", r},
+                          {"equivalent_radius_max_um", r}, {"equivalent_radius_median_um", r},
+                          {"note", "particles with at least one voxel; SE radius before flattening"}};
+  };
+  t.particle_summary["se"] = summary(n_am, set.se.size(), spec.se_radius_vox * h);
+  if (with_binder) t.particle_summary["binder"] = summary(n_am + n_se, set.binder.size(), spec.binder_radius_vox * h);
+
+  // Cracks: mid-plane area within host and image by a plane quadrature at 1/8 voxel pitch.
+  std::vector<std::int64_t> crack_voxels(set.se_cracks.size() + set.am_cracks.size() + 1, 0);
+  for (std::uint32_t id : out.cracks.storage()) ++crack_voxels[id];
+  for (const auto& c : st.se_cracks()) {
+    const double R = spec.cracks.se_radius_um;
+    const PlaneArea pa = plane_area(c.centre, c.normal, R, step, [&](const Vec3& q) {
+      if (!box.contains(q) || norm(sub(q, c.centre)) >= R) return false;
+      const Fields f = st.fields(q);
+      return f.am < 0 && f.binder < 0 && f.f_se - w * f.g <= delta;
+    });
+    t.cracks.push_back({c.id, "se", "planar", pa.centroid, c.normal, spec.cracks.se_aperture_um, pa.area, R, 0,
+                        crack_voxels[c.id]});
+  }
+  for (std::size_t k = 0; k < st.am_cracks().size(); ++k) {
+    const auto& c = st.am_cracks()[k];
+    t.cracks.push_back({c.id, "am", "intergranular", am_crack_areas[k].centroid, c.normal, spec.cracks.am_aperture_um,
+                        am_crack_areas[k].area, 0, static_cast<std::uint32_t>(c.particle + 1), crack_voxels[c.id]});
+  }
+
+  // AM surfaces by quadrature (see sample_am_surfaces), crack walls added to pore|am.
+  SurfaceSums total = surface.sums(w, delta);
+  total.pore += crack_walls;
+  t.interface_area_um2["se|am"] = total.se;
+  t.interface_area_um2["pore|am"] = total.pore;
+  if (with_binder) t.interface_area_um2["am|binder"] = total.binder;
+  t.interface_area_method = "surface quadrature";
+  t.am_surface_area_um2 = total.se + total.pore + total.binder;
+  t.am_se_contact_area_um2 = total.se;
+  t.contact_area_fraction = t.am_surface_area_um2 > 0 ? total.se / t.am_surface_area_um2 : -1;
+  t.contact_samples_per_voxel_face = spec.contact_samples_per_voxel_face;
+  return out;
+}
+
+std::vector<Phantom> generate_series(const CompositeSpec& spec) {
+  std::vector<Phantom> out;
+  for (double p : spec.pressures_MPa) out.push_back(generate_composite(spec, p));
+  return out;
+}
+
+}  // namespace vp::phantom
