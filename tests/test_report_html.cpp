@@ -82,15 +82,22 @@ fs::path make_run(const std::string& name) {
                          {"input", {{"path", "/data/" + s + ".tif"}, {"sha256", std::string(64, 'a')}}},
                          {"spacing_um", {0.5, 0.5, 0.5}},
                          {"dims", {64, 64, 32}},
-                         {"stages", {{{"stage", "segment"}, {"seconds", 1.5}}}}});
+                         {"status", "ok"},
+                         {"error", nullptr},
+                         {"stages", {{{"stage", "segment"}, {"seconds", 1.5}, {"details", nlohmann::json::object()}}}}});
     }
   }
-  samples.push_back({{"name", "dry_p400"}, {"series", "dry"}, {"pressure_MPa", 400}, {"error", "segment: no pores found"}});
+  // As pipeline/outputs.cpp writes them: the failed sample with status and error, and the errors list.
+  samples.push_back({{"name", "dry_p400"}, {"series", "dry"}, {"pressure_MPa", 400}, {"status", "failed"},
+                     {"error", "segment: no pores found"}});
+  const nlohmann::json errors = {{{"sample", "dry_p400"}, {"kind", "compute"}, {"message", "segment: no pores found"}},
+                                 {{"report_stage", "series"}, {"message", "disk full"}}};
   std::ofstream(run / "metrics.csv", std::ios::binary) << csv;
-  const nlohmann::json mj = {{"version", "0.1.0"},
+  const nlohmann::json mj = {{"voxpress_version", "0.1.0"},
                              {"threads", 2},
                              {"config", {{"path", "/nonexistent/demo.yaml"}, {"sha256", std::string(64, 'b')}}},
-                             {"samples", samples}};
+                             {"samples", samples},
+                             {"errors", errors}};
   std::ofstream(run / "metrics.json", std::ios::binary) << mj.dump(2);
   std::ofstream(run / "config.yaml", std::ios::binary) << "series: [dry, wet]\nreport:\n  - stage: report\n";
   return run;
@@ -127,7 +134,9 @@ TEST(Report, HasEverySectionEmbeddedImagesAndNoExternalResources) {
   EXPECT_EQ(count(html, "class=\"slice\""), 27u + 4u);
   EXPECT_NE(html.find("cracks_xz.png"), std::string::npos);
   // Summary: the failure from metrics.json.
-  EXPECT_NE(html.find("segment: no pores found"), std::string::npos);
+  EXPECT_EQ(count(html, "<td class=\"error\">segment: no pores found</td>"), 1u);  // listed once though recorded twice
+  EXPECT_NE(html.find("report stage series"), std::string::npos);
+  EXPECT_NE(html.find("<td class=\"num\">2</td></tr><tr><th>series"), std::string::npos);  // 2 failures
   // Fits: Heckel yield pressures 1/k for both series, knee at 150 MPa, alpha 1.4.
   EXPECT_NE(html.find(">250<"), std::string::npos);
   EXPECT_NE(html.find(">166.667<"), std::string::npos);

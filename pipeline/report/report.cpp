@@ -178,6 +178,7 @@ std::vector<Failure> failures(const json& mj) {
     if (errs->is_array()) {
       for (const auto& e : *errs) {
         std::string name = e.is_object() && e.contains("sample") ? json_text(e["sample"]) : "";
+        if (name.empty() && e.is_object() && e.contains("report_stage")) name = "report stage " + json_text(e["report_stage"]);
         if (!name.empty() && seen.count(name)) continue;
         const json* m = field(e, {"message", "error", "what"});
         out.push_back({name, m ? json_text(*m) : json_text(e)});
@@ -424,7 +425,8 @@ void section_settings(std::ostringstream& h, const SeriesOutputs& s, const Repor
 void section_provenance(std::ostringstream& h, const SeriesOutputs& s) {
   const json& mj = s.run.metrics_json;
   h << "<section id=\"provenance\"><h2>Provenance</h2>\n<table>";
-  for (const char* key : {"version", "voxpress_version", "threads", "started", "finished", "host", "run_seconds"})
+  for (const char* key : {"voxpress_version", "version", "threads", "jobs", "memory_budget_bytes", "started", "finished",
+                          "seconds"})
     if (const json* v = field(mj, {key})) h << "<tr><th>" << esc(key) << "</th><td>" << esc(json_text(*v)) << "</td></tr>";
   h << "<tr><th>report generated</th><td>" << esc(utc_now()) << "</td></tr></table>\n";
   const auto entries = sample_entries(mj);
@@ -442,6 +444,10 @@ void section_provenance(std::ostringstream& h, const SeriesOutputs& s) {
         }
       }
       if (const json* p = field(e, {"input_path", "path"})) input = json_text(*p);
+      if (const json* l = field(e, {"labels_input"}); l && l->is_object()) {
+        if (const json* p = field(*l, {"path"})) input += " + labels " + json_text(*p);
+        if (const json* q = field(*l, {"sha256"})) sha += " + " + json_text(*q);
+      }
       if (const json* q = field(e, {"input_sha256", "sha256"})) sha = json_text(*q);
       std::string times;
       if (const json* st = field(e, {"stages", "timings", "stage_seconds"})) {
