@@ -553,6 +553,15 @@ TEST(BadInput, EachGivesInputErrorNamingTheFile) {
     io << std::string(64, '\xff');
   }
   expect_input_error_naming([&] { read_path(bad_strip); }, bad_strip, "page 1");
+  // Truncated MHA, NRRD and npy: the header promises more voxels than the file holds.
+  for (const std::string name : {"cut.mha", "cut.nrrd", "cut.npy", "cut.nii", "cutz.mha", "cutz.nrrd", "cutz.nii.gz"}) {
+    const std::string path = (dir / name).string();
+    WriteOptions w;
+    w.compress = name.find("cutz") == 0;
+    write_volume(pattern<std::uint16_t>({64, 64, 8}), path, w);
+    fs::resize_file(path, fs::file_size(path) - 1000);
+    expect_input_error_naming([&] { read_path(path); }, path, "");
+  }
   // Zero-sized: a raw volume with a zero dimension.
   const std::string empty = (dir / "empty.raw").string();
   std::ofstream(empty, std::ios::binary).close();

@@ -7,6 +7,8 @@
 #include <itkImageIOBase.h>
 #include <itkImageIOFactory.h>
 
+#include <zlib.h>
+
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -60,6 +62,81 @@ void read_converted(itk::ImageIOBase& io, Dst* dst, std::size_t n) {
   std::transform(tmp.begin(), tmp.end(), dst, [](Src s) { return static_cast<Dst>(s); });
 }
 
+std::uint64_t size_of(const std::string& path) {
+  std::error_code ec;
+  const auto n = std::filesystem::file_size(path, ec);
+  return ec ? 0 : n;
+}
+
+[[noreturn]] void truncated(const std::string& path, std::uint64_t expected, std::uint64_t actual, const char* what) {
+  throw InputError(path + ": truncated; the header promises " + std::to_string(expected) + " bytes of " + what +
+                   ", the file holds " + std::to_string(actual));
+}
+
+// MetaIO reads short data without complaint: compare the header's promise with the bytes present.
+void check_meta_complete(const std::string& path, std::uint64_t data_bytes) {
+  std::ifstream in(path, std::ios::binary);
+  std::string line, data_file;
+  bool compressed = false;
+  std::uint64_t compressed_size = 0, header_size = 0;
+  while (std::getline(in, line)) {
+    const auto eq = line.find('=');
+    if (eq == std::string::npos) continue;
+    std::string key = line.substr(0, eq), value = line.substr(eq + 1);
+    key.erase(key.find_last_not_of(" \t") + 1);
+    value.erase(0, value.find_first_not_of(" \t"));
+    value.erase(value.find_last_not_of(" \t\r") + 1);
+    if (key == "CompressedData") compressed = value == "True" || value == "true";
+    if (key == "CompressedDataSize") compressed_size = std::stoull(value);
+    if (key == "HeaderSize" && value != "-1") header_size = std::stoull(value);
+    if (key == "ElementDataFile") {
+      data_file = value;
+      break;  // the last header line
+    }
+  }
+  if (data_file.empty() || data_file.rfind("LIST", 0) == 0 || data_file.find(' ') != std::string::npos) return;
+  std::uint64_t available;
+  std::string where = path;
+  if (data_file == "LOCAL") {
+    const auto header_end = static_cast<std::uint64_t>(in.tellg());
+    available = size_of(path) - header_end;
+  } else {
+    where = (std::filesystem::path(path).parent_path() / data_file).string();
+    const std::uint64_t n = size_of(where);
+    available = n > header_size ? n - header_size : 0;
+  }
+  const std::uint64_t expected = compressed ? compressed_size : data_bytes;
+  if (available < expected) truncated(where, expected, available, compressed ? "compressed voxel data" : "voxel data");
+}
+
+// ITK's NIfTI IO reads short data (plain or gzip'ed) without complaint: count the bytes.
+void check_nifti_complete(const std::string& path, std::uint64_t data_bytes) {
+  gzFile gz = gzopen(path.c_str(), "rb");  // reads plain files as they are
+  if (!gz) throw InputError(path + ": cannot open");
+  unsigned char hdr[176] = {};
+  const int got = gzread(gz, hdr, sizeof hdr);
+  std::int32_t sizeof_hdr = 0;
+  std::memcpy(&sizeof_hdr, hdr, 4);
+  std::uint64_t offset = 0;
+  if (got >= 112 && sizeof_hdr == 348) {
+    float f;
+    std::memcpy(&f, hdr + 108, 4);
+    offset = static_cast<std::uint64_t>(f);
+  } else if (got >= 176 && sizeof_hdr == 540) {
+    std::int64_t o;
+    std::memcpy(&o, hdr + 168, 8);
+    offset = static_cast<std::uint64_t>(o);
+  } else {
+    gzclose(gz);
+    return;  // byte-swapped or detached (.hdr/.img) headers: left to ITK
+  }
+  std::uint64_t total = static_cast<std::uint64_t>(std::max(got, 0));
+  std::vector<unsigned char> buf(1 << 20);
+  for (int n; (n = gzread(gz, buf.data(), static_cast<unsigned>(buf.size()))) > 0;) total += n;
+  gzclose(gz);
+  if (total < offset + data_bytes) truncated(path, offset + data_bytes, total, "header and voxel data");
+}
+
 }  // namespace
 
 Header probe_itk(const std::string& path, const std::string& format) {
@@ -96,6 +173,9 @@ AnyVolume read_itk(const std::string& path, const std::string& format, const Hea
   // ITK's readers decode whole images (NRRD cannot stream): read all, then keep the ROI.
   AnyVolume full = allocate_volume(header.dtype, header.dims);
   const auto n = static_cast<std::size_t>(header.dims.count());
+  const std::uint64_t data_bytes = n * io->GetComponentSize();
+  if (format == "mha" || format == "mhd") check_meta_complete(path, data_bytes);
+  if (format == "nifti") check_nifti_complete(path, data_bytes);
   try {
     switch (io->GetComponentType()) {
       case Component::CHAR: read_converted<std::int8_t>(*io, std::get<Volume<std::int16_t>>(full).data(), n); break;
@@ -106,7 +186,6 @@ AnyVolume read_itk(const std::string& path, const std::string& format, const Hea
     throw InputError(path + ": cannot read the voxels, file truncated or corrupt? (" +
                      std::string(e.GetDescription()) + ")");
   }
-  (void)format;
   if (covers_all(roi, header.dims)) return full;
   return std::visit([&](const auto& v) -> AnyVolume { return v.crop(roi); }, full);
 }
