@@ -155,7 +155,7 @@ TEST(SeriesFits, SelectsColumnsByMetricNameAndWritesFiles) {
   const double k = 0.005, A = 0.5;
   const std::vector<double> P = {0, 50, 100, 150, 200};
   for (double p : P) {
-    const std::string s = "p" + std::to_string(static_cast<int>(p));
+    const std::string s = std::string("p").append(std::to_string(static_cast<int>(p)));
     const double eps = std::exp(-(k * p + A));
     rows.push_back(row(s, "dry", p, "porosity", "", "", eps));
     rows.push_back(row(s, "dry", p, "volume_fraction", "pore", "", eps));

@@ -1,0 +1,93 @@
+// `voxpress report RUN_DIR` on a synthetic finished run: settings from the run's config copy,
+// flags that override them, and exit code 2 with a message naming the file on bad input.
+// Needs the voxpress executable (built with the whole tree); skips when it is not there.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+using namespace std::string_literals;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+struct Result {
+  int code = -1;
+  std::string out, err;
+};
+
+Result voxpress(const std::string& args, const fs::path& scratch) {
+  const std::string cmd = "\""s + VP_VOXPRESS_EXE + "\" " + args + " >\"" + (scratch / "out.txt").string() + "\" 2>\"" +
+                          (scratch / "err.txt").string() + "\"";
+  const int status = std::system(cmd.c_str());
+  Result r;
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.out = slurp(scratch / "out.txt");
+  r.err = slurp(scratch / "err.txt");
+  return r;
+}
+
+class ReportCommand : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!fs::exists(VP_VOXPRESS_EXE)) GTEST_SKIP() << "voxpress is not built (" << VP_VOXPRESS_EXE << "); command test skipped";
+    run = fs::temp_directory_path() / ("vp_test_report_command_" + std::to_string(::getpid()));
+    fs::remove_all(run);
+    fs::create_directories(run / "samples");
+    std::string csv = "sample,series,pressure_MPa,stage,metric,phase,axis,value,unit\n";
+    const double cvf[] = {0.0, 0.002, 0.02, 0.03};
+    for (int i = 0; i < 4; ++i) {
+      const std::string s = std::string("p").append(std::to_string(i * 100));
+      csv += s + ",A," + std::to_string(i * 100) + ",cracks,crack_volume_fraction,,," + std::to_string(cvf[i]) + ",1\n";
+    }
+    std::ofstream(run / "metrics.csv") << csv;
+    std::ofstream(run / "config.yaml") << "report:\n  - stage: report\n    title: From the config\n"
+                                          "    crack_threshold: 0.01\n    plots: false\n";
+  }
+  void TearDown() override {
+    if (!run.empty()) fs::remove_all(run);
+  }
+  fs::path run;
+};
+
+}  // namespace
+
+TEST_F(ReportCommand, UsesTheRunConfigsReportSettings) {
+  const auto r = voxpress("report \"" + run.string() + "\"", run);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto html = slurp(run / "report.html");
+  EXPECT_NE(html.find("<title>From the config</title>"), std::string::npos);
+  EXPECT_NE(html.find("Plots were switched off"), std::string::npos);
+  const auto fits = slurp(run / "fits.json");
+  EXPECT_NE(fits.find("\"onset_pressure_MPa\": 200.0"), std::string::npos) << fits;  // 0.02 > 0.01 at 200 MPa
+  EXPECT_TRUE(fs::exists(run / "series" / "A.csv"));
+}
+
+TEST_F(ReportCommand, FlagsOverrideTheConfig) {
+  const auto r = voxpress("report \"" + run.string() + "\" --title Override --crack-threshold 0.001", run);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(slurp(run / "report.html").find("<title>Override</title>"), std::string::npos);
+  EXPECT_NE(slurp(run / "fits.json").find("\"onset_pressure_MPa\": 100.0"), std::string::npos);
+}
+
+TEST_F(ReportCommand, BadInputExitsTwoNamingTheFile) {
+  auto r = voxpress("report \"" + (run / "nope").string() + "\"", run);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("nope"), std::string::npos) << r.err;
+  std::ofstream(run / "metrics.csv", std::ios::app) << "p9,A,900,cracks,crack_volume_fraction,,,lots,1\n";
+  r = voxpress("report \"" + run.string() + "\"", run);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("metrics.csv:6"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("lots"), std::string::npos) << r.err;
+  r = voxpress("report \"" + run.string() + "\" --crack-threshold 2", run);
+  EXPECT_EQ(r.code, 2);
+}
