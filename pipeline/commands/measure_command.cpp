@@ -1,0 +1,173 @@
+// voxpress measure VOLUME [--metrics LIST] [--labels NAME=VALUE,...] [--roles NAME=ROLE,...]
+//                         [--spacing SX,SY,SZ] [--particles FILE] [--connectivity N] [--json]
+// Runs the measurement stages (the same code as in a YAML batch) on one label volume and prints
+// the rows: a table, or {"rows": [...]} with --json.
+#include <cmath>
+#include <iomanip>
+#include <iostream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "core/error.h"
+#include "core/json_util.h"
+#include "core/stage.h"
+#include "pipeline/commands/cli_common.h"
+
+namespace vp {
+
+namespace {
+
+// What --metrics accepts: a stage name, or a metric name of the contract (mapped to its stage).
+const std::map<std::string, std::string>& metric_to_stage() {
+  static const std::map<std::string, std::string> m = {
+      {"volume_fraction", "volume_fraction"},
+      {"porosity", "volume_fraction"},
+      {"fractions", "volume_fraction"},
+      {"relative_density", "volume_fractions_profile"},
+      {"profiles", "volume_fractions_profile"},
+      {"volume_fractions_profile", "volume_fractions_profile"},
+      {"interface_area", "interfaces"},
+      {"specific_interface_area", "interfaces"},
+      {"interface_area_facecount", "interfaces"},
+      {"tpb_density", "interfaces"},
+      {"interfaces", "interfaces"},
+      {"contact_area_fraction", "contact_area"},
+      {"contact_area", "contact_area"},
+      {"percolating_fraction", "connectivity"},
+      {"dead_end_fraction", "connectivity"},
+      {"isolated_fraction", "connectivity"},
+      {"cluster_count", "connectivity"},
+      {"euler_characteristic", "connectivity"},
+      {"connectivity_density", "connectivity"},
+      {"connectivity", "connectivity"},
+      {"geometric_tortuosity", "geometric_tortuosity"},
+      {"local_thickness_mean", "local_thickness"},
+      {"local_thickness", "local_thickness"},
+      {"particle_count", "particle_sizes"},
+      {"particle_sizes", "particle_sizes"},
+      {"rev", "rev"},
+  };
+  return m;
+}
+
+std::vector<std::string> split(const std::string& text) {
+  std::vector<std::string> out;
+  std::stringstream ss(text);
+  for (std::string item; std::getline(ss, item, ',');)
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+// Stage names to run, in order, without repeats.
+std::vector<std::string> stages_for(const std::string& metrics, const PhaseTable& table, bool have_particles) {
+  std::vector<std::string> wanted;
+  if (metrics.empty()) {
+    wanted = {"volume_fraction", "volume_fractions_profile", "interfaces", "connectivity", "geometric_tortuosity",
+              "local_thickness"};
+    // Defaults that need something the volume may not have are left out, not failed.
+    if (!table.by_role(Role::active).empty() && !table.by_role(Role::electrolyte).empty())
+      wanted.insert(wanted.begin() + 3, "contact_area");
+    if (have_particles) wanted.push_back("particle_sizes");
+  } else {
+    for (const auto& name : split(metrics)) {
+      auto it = metric_to_stage().find(name);
+      if (it == metric_to_stage().end()) {
+        std::string known;
+        for (const auto& [k, v] : metric_to_stage()) known += (known.empty() ? "" : ", ") + k;
+        throw InputError("--metrics: unknown metric '" + name + "'; expected one of " + known);
+      }
+      wanted.push_back(it->second);
+    }
+  }
+  std::vector<std::string> out;
+  std::set<std::string> seen;
+  for (const auto& s : wanted)
+    if (seen.insert(s).second) out.push_back(s);
+  return out;
+}
+
+int measure_main(const std::vector<std::string>& args) {
+  CLI::App app("Measure microstructure metrics of a phase-label volume", "measure");
+  VolumeArgs volume;
+  add_volume_flags(app, volume);
+  std::string metrics, labels_flag, roles_flag, particles_path;
+  int connectivity = 0;
+  bool json = false;
+  app.add_option("--metrics", metrics, "comma-separated metric or stage names (default: all that apply)");
+  app.add_option("--labels", labels_flag, "phase names: NAME=VALUE,... (e.g. pore=0,se=1,am=2)");
+  app.add_option("--roles", roles_flag, "phase roles: NAME=ROLE,... (e.g. se=electrolyte,am=active)");
+  app.add_option("--particles", particles_path, "particle-id volume (uint32, same dims) for per-particle metrics");
+  app.add_option("--connectivity", connectivity, "6, 18 or 26 for the connectivity metrics (default 6)");
+  app.add_flag("--json", json, "print {\"rows\": [...]}");
+  if (parse_cli(app, args)) return 0;
+
+  const ReadResult input = load_volume(volume);
+  Volume<std::uint8_t> voxels = to_labels_u8(input.volume);
+  PhaseTable table = phase_table_from_flags(labels_flag, roles_flag, labels_present(voxels));
+
+  SampleContext ctx;
+  ctx.sample.name = volume.path;
+  ctx.sample.path = volume.path;
+  ctx.sample.spacing_um = voxels.spacing_um;
+  ctx.labels = LabelVolume(std::move(voxels), std::move(table));
+  if (!particles_path.empty()) {
+    ReadOptions ro;
+    ro.path = particles_path;
+    AnyVolume pv = read_volume(ro).volume;
+    Volume<std::uint32_t> ids(dims_of(pv), ctx.labels->spacing_um);
+    std::visit(
+        [&](const auto& v) {
+          using T = typename std::decay_t<decltype(v)>::value_type;
+          for (index_t i = 0; i < v.size(); ++i) {
+            const double x = static_cast<double>(v[i]);
+            if (x < 0 || x != std::floor(x))
+              throw InputError(particles_path + ": voxel " + std::to_string(i) + " holds " + std::to_string(x) +
+                               "; expected a non-negative integer particle id");
+            ids[i] = static_cast<std::uint32_t>(v[i]);
+          }
+          (void)sizeof(T);
+        },
+        pv);
+    if (!(ids.dims() == ctx.labels->dims()))
+      throw InputError(particles_path + ": dims " + to_string(ids.dims()) + " differ from the label volume's " +
+                       to_string(ctx.labels->dims()));
+    ctx.particles = std::move(ids);
+  }
+
+  const Registry& reg = Registry::global();
+  for (const std::string& name : stages_for(metrics, ctx.labels->phases, ctx.particles.has_value())) {
+    const Stage* stage = reg.stage(name);
+    if (!stage) throw InputError("--metrics: stage '" + name + "' is not available in this build");
+    std::map<std::string, std::string> values;
+    if (connectivity != 0 && name == "connectivity") values["connectivity"] = std::to_string(connectivity);
+    Params params = Params::from_strings(values, stage->params(), "measure command line");
+    Diagnostics diags("measure command line");
+    params.check(diags);
+    stage->preflight(params, PreflightContext{ctx.labels->phases, kLabels | (ctx.particles ? kParticles : 0u)}, diags);
+    diags.throw_if_any();
+    ctx.current_stage = name;
+    ctx.details = nlohmann::json::object();
+    stage->run(params, ctx);
+  }
+
+  if (json) {
+    std::cout << rows_to_json(ctx.rows).dump(2) << "\n";
+    return 0;
+  }
+  std::cout << std::left << std::setw(40) << "metric" << std::setw(16) << "phase" << std::setw(6) << "axis"
+            << std::setw(16) << "value" << "unit\n";
+  for (const MetricRow& r : ctx.rows)
+    std::cout << std::left << std::setw(40) << r.metric << std::setw(16) << r.phase << std::setw(6) << r.axis
+              << std::setw(16) << format_number(r.value) << r.unit << "\n";
+  return 0;
+}
+
+}  // namespace
+
+Command make_measure_command() {
+  return {"measure", "microstructure metrics of a label volume (fractions, interfaces, contact, connectivity, ...)",
+          measure_main};
+}
+
+}  // namespace vp
