@@ -91,11 +91,8 @@ Volume<float> reduce_rings(const Volume<float>& grey, const RadialGeometry& geo,
       }
       for (index_t y = 0; y < d.y; ++y)
         for (index_t x = 0; x < d.x; ++x) {
-          const double rr = r(x, y, 0);
-          const auto k = static_cast<index_t>(std::floor(rr));
-          const double t = rr - static_cast<double>(k);
-          const double off = k + 1 < shells ? (1 - t) * ring[k] + t * ring[k + 1] : ring[k];
-          out(x, y, z) = static_cast<float>(grey(x, y, z) - off);
+          // The same nearest-shell assignment as the profile: a ring is a shell-wise offset.
+          out(x, y, z) = static_cast<float>(grey(x, y, z) - ring[std::lround(r(x, y, 0))]);
         }
     }
   });

@@ -15,7 +15,7 @@ struct RadialGeometry {
 
 // Ring removal in polar coordinates: per slice, the median over angle of each one-voxel radial
 // shell gives a radial profile; a ring is where that profile departs from its running median
-// over `window` shells. The departure is subtracted (linearly interpolated in r).
+// over `window` shells. The departure is subtracted from every voxel of the shell.
 // Structures that are not rotationally symmetric survive; only shell-wise offsets are removed.
 Volume<float> reduce_rings(const Volume<float>& grey, const RadialGeometry& geometry = {}, int window = 9);
 

@@ -20,9 +20,10 @@ struct DenoiseOptions {
   int diffusion_iterations = 5;       // anisotropic
   double diffusion_conductance = 1.0; // anisotropic: edge threshold in units of grey gradient spread
   int nlmeans_patch_radius = 2;       // nlmeans: patch radius in voxels
-  int nlmeans_iterations = 1;
+  int nlmeans_iterations = 3;
   int nlmeans_search_radius = 5;      // random sampler radius (voxels)
   int nlmeans_samples = 50;           // patches sampled per voxel
+  double nlmeans_bandwidth = 0;       // patch-weight kernel σ in grey units; 0 = 4 × estimate_noise_sigma
 };
 
 // Robust noise σ: 1.4826 × the median absolute deviation of neighbour differences along x,

@@ -109,7 +109,8 @@ class PreprocessStage : public Stage {
         bounded(spec("nlmeans_patch_radius", ParamType::integer, "non-local means patch radius", "voxels", "2"), 1),
         bounded(spec("nlmeans_search_radius", ParamType::integer, "non-local means sampler radius", "voxels", "5"), 1),
         bounded(spec("nlmeans_samples", ParamType::integer, "patches sampled per voxel", "", "50"), 1),
-        bounded(spec("nlmeans_iterations", ParamType::integer, "non-local means iterations", "", "1"), 1),
+        bounded(spec("nlmeans_bandwidth", ParamType::number, "patch-weight kernel σ (0: 4 × the noise estimate)", "grey", "0"), 0),
+        bounded(spec("nlmeans_iterations", ParamType::integer, "non-local means iterations", "", "3"), 1),
         spec("normalise", ParamType::boolean, "map percentiles to 0 and 1", "", "false"),
         bounded(spec("percentiles", ParamType::number_list, "low and high percentiles for normalise", "%", "[0.5, 99.5]"), 0, 100),
         spec("clamp", ParamType::boolean, "clamp normalised values to [0, 1]", "", "false"),
@@ -161,6 +162,7 @@ class PreprocessStage : public Stage {
     o.denoise.nlmeans_search_radius = static_cast<int>(p.integer("nlmeans_search_radius"));
     o.denoise.nlmeans_samples = static_cast<int>(p.integer("nlmeans_samples"));
     o.denoise.nlmeans_iterations = static_cast<int>(p.integer("nlmeans_iterations"));
+    o.denoise.nlmeans_bandwidth = p.number("nlmeans_bandwidth");
     o.normalise = p.boolean("normalise");
     const auto pc = p.numbers("percentiles");
     o.percentile_low = pc[0] / 100;
