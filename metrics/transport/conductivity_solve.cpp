@@ -1,0 +1,278 @@
+#include "metrics/transport/conductivity_solve.h"
+
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <map>
+
+#include <tbb/blocked_range.h>
+#include <tbb/parallel_for.h>
+#include <tbb/parallel_reduce.h>
+
+#include "core/error.h"
+#include "metrics/face_connectivity.h"
+#include "metrics/transport/multigrid.h"
+
+namespace vp {
+namespace {
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+constexpr index_t kGrain = 1 << 14;  // fixed reduction blocks: sums independent of thread count
+
+double dot(const float* a, const float* b, index_t n) {
+  return tbb::parallel_deterministic_reduce(
+      tbb::blocked_range<index_t>(0, n, kGrain), 0.0,
+      [&](const tbb::blocked_range<index_t>& r, double acc) {
+        for (index_t i = r.begin(); i < r.end(); ++i) acc += static_cast<double>(a[i]) * b[i];
+        return acc;
+      },
+      [](double x, double y) { return x + y; });
+}
+
+// x += α p, r −= α q; returns ‖r‖².
+double update_solution(double alpha, const float* p, const float* q, double* x, float* r, index_t n) {
+  const float alpha_f = static_cast<float>(alpha);
+  return tbb::parallel_deterministic_reduce(
+      tbb::blocked_range<index_t>(0, n, kGrain), 0.0,
+      [&](const tbb::blocked_range<index_t>& rg, double acc) {
+        for (index_t i = rg.begin(); i < rg.end(); ++i) {
+          x[i] += alpha * p[i];
+          r[i] -= alpha_f * q[i];
+          acc += static_cast<double>(r[i]) * r[i];
+        }
+        return acc;
+      },
+      [](double a, double b) { return a + b; });
+}
+
+void check_inputs(const Volume<std::uint8_t>& labels, const ConductivityTable& k, const TransportOptions& o) {
+  if (o.axis < 0 || o.axis > 2)
+    throw InputError("transport: axis " + std::to_string(o.axis) + " is not 0 (x), 1 (y) or 2 (z)");
+  if (labels.dims().empty()) throw InputError("transport: empty volume " + to_string(labels.dims()));
+  for (int l = 0; l < 256; ++l)
+    if (!std::isfinite(k[l]) || k[l] < 0)
+      throw InputError("transport: conductivity of label " + std::to_string(l) + " is " + std::to_string(k[l]) +
+                       "; expected a finite number ≥ 0");
+  if (!(o.tolerance > 0)) throw InputError("transport: tolerance must be > 0");
+  if (!(o.flux_balance > 0)) throw InputError("transport: flux_balance must be > 0");
+  if (o.max_iterations < 1) throw InputError("transport: max_iterations must be ≥ 1");
+  for (double s : labels.spacing_um)
+    if (!(s > 0) || !std::isfinite(s)) throw InputError("transport: voxel spacing must be positive");
+}
+
+std::array<index_t, 256> histogram(const Volume<std::uint8_t>& labels) {
+  using H = std::array<index_t, 256>;
+  return tbb::parallel_deterministic_reduce(
+      tbb::blocked_range<index_t>(0, labels.size(), 1 << 16), H{},
+      [&](const tbb::blocked_range<index_t>& r, H h) {
+        for (index_t i = r.begin(); i < r.end(); ++i) ++h[labels[i]];
+        return h;
+      },
+      [](H a, const H& b) {
+        for (int l = 0; l < 256; ++l) a[l] += b[l];
+        return a;
+      });
+}
+
+}  // namespace
+
+std::string axis_name(int axis) {
+  if (axis < 0 || axis > 2) throw InputError("axis " + std::to_string(axis) + " is not 0, 1 or 2");
+  return std::string(1, "xyz"[axis]);
+}
+
+TransportResult solve_transport(const Volume<std::uint8_t>& labels, const ConductivityTable& conductivity,
+                                const TransportOptions& options) {
+  check_inputs(labels, conductivity, options);
+  const auto start = std::chrono::steady_clock::now();
+  auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
+
+  const Dims dims = labels.dims();
+  const int ax = options.axis;
+  const Vec3& h = labels.spacing_um;
+  const double total = static_cast<double>(dims.count());
+
+  TransportResult out;
+  out.axis = ax;
+  out.length_um = static_cast<double>(dims[ax]) * h[ax];
+  out.area_um2 = static_cast<double>(dims[(ax + 1) % 3]) * h[(ax + 1) % 3] * static_cast<double>(dims[(ax + 2) % 3]) *
+                 h[(ax + 2) % 3];
+
+  // Volume fractions, Σ ε_i σ_i and the reference conductivity, over the whole image.
+  const auto counts = histogram(labels);
+  double eps_sigma = 0, conducting = 0;
+  std::vector<int> conducting_labels;
+  std::map<double, std::uint8_t> code_of_value;  // equal conductivities share one code
+  for (int l = 0; l < 256; ++l) {
+    if (conductivity[l] <= 0 || counts[l] == 0) continue;
+    conducting_labels.push_back(l);
+    conducting += static_cast<double>(counts[l]);
+    eps_sigma += static_cast<double>(counts[l]) / total * conductivity[l];
+    out.sigma_ref = std::max(out.sigma_ref, conductivity[l]);
+    code_of_value.emplace(conductivity[l], 0);
+  }
+  out.porosity = conducting / total;
+  if (code_of_value.size() > 255)
+    throw InputError("transport: more than 255 distinct conductivities in one volume");
+  std::vector<double> code_value{0.0};
+  for (auto& [value, code] : code_of_value) {
+    code = static_cast<std::uint8_t>(code_value.size());
+    code_value.push_back(value);
+  }
+  std::array<std::uint8_t, 256> code_of_label{};
+  for (int l : conducting_labels) code_of_label[l] = code_of_value.at(conductivity[l]);
+
+  auto not_percolating = [&] {
+    out.status = "not_percolating";
+    out.sigma_eff = 0;
+    out.tau = kInf;
+    out.macmullin = kInf;
+    out.flux_balance = 0;
+    out.seconds = elapsed();
+    return out;
+  };
+  if (conducting_labels.empty()) return not_percolating();
+
+  // Keep only voxels face-connected to both electrodes; the flags volume becomes the code volume.
+  FaceConnectivityOptions fc;
+  fc.axis = ax;
+  fc.connectivity = 6;
+  fc.periodic = {options.periodic, options.periodic, options.periodic};
+  FaceReach reach = face_reachability(labels, conducting_labels, fc);
+  out.porosity_percolating = static_cast<double>(reach.percolating) / total;
+  if (!reach.percolates()) return not_percolating();
+  Volume<std::uint8_t> code = std::move(reach.flags);
+  {
+    std::uint8_t* c = code.data();
+    tbb::parallel_for(tbb::blocked_range<index_t>(0, code.size(), 1 << 16), [&](const tbb::blocked_range<index_t>& r) {
+      for (index_t i = r.begin(); i < r.end(); ++i)
+        c[i] = FaceReach::is_percolating(c[i]) ? code_of_label[labels[i]] : 0;
+    });
+  }
+
+  // Face conductance tables: G = k_f·A_a/h_a per pair of codes, electrode coupling 2k·A/h.
+  transport::FineLevel fine;
+  fine.grid = transport::Grid({dims.x, dims.y, dims.z}, ax, options.periodic);
+  fine.code = code.data();
+  fine.no_code.assign(static_cast<std::size_t>(dims.x), 0);
+  fine.codes = static_cast<int>(code_value.size());
+  const double area[3] = {h[1] * h[2], h[0] * h[2], h[0] * h[1]};
+  const auto pairs = static_cast<std::size_t>(fine.codes * fine.codes);
+  for (int a = 0; a < 3; ++a) {
+    fine.face_exact[a].assign(pairs, 0.0);
+    for (int i = 1; i < fine.codes; ++i)
+      for (int j = 1; j < fine.codes; ++j) {
+        const double ki = code_value[i], kj = code_value[j];
+        fine.face_exact[a][i * fine.codes + j] = 2 * ki * kj / (ki + kj) * area[a] / h[a];
+      }
+    fine.face[a].assign(fine.face_exact[a].begin(), fine.face_exact[a].end());
+  }
+  fine.dirichlet_exact.assign(static_cast<std::size_t>(fine.codes), 0.0);
+  for (int i = 1; i < fine.codes; ++i) fine.dirichlet_exact[i] = 2 * code_value[i] * area[ax] / h[ax];
+  fine.dirichlet.assign(fine.dirichlet_exact.begin(), fine.dirichlet_exact.end());
+
+  // Initial guess: the linear potential of a uniform medium.
+  const index_t n = code.size();
+  const index_t stride[3] = {1, dims.x, dims.x * dims.y};
+  std::vector<double> x(static_cast<std::size_t>(n), 0.0);
+  tbb::parallel_for(tbb::blocked_range<index_t>(0, n, 1 << 16), [&](const tbb::blocked_range<index_t>& r) {
+    for (index_t i = r.begin(); i < r.end(); ++i)
+      if (code[i]) {
+        const index_t t = (i / stride[ax]) % dims[ax];
+        x[i] = 1.0 - (static_cast<double>(t) + 0.5) / static_cast<double>(dims[ax]);
+      }
+  });
+
+  transport::Multigrid mg(fine);
+  out.multigrid_levels = mg.levels();
+  std::vector<float> r(static_cast<std::size_t>(n)), p(static_cast<std::size_t>(n)), q(static_cast<std::size_t>(n));
+
+  // CG with restarts: each restart recomputes the residual in double from the double
+  // potentials, so the float vectors only ever carry a correction (iterative refinement).
+  constexpr double kInnerReduction = 1e-4;
+  transport::FaceCurrents currents;
+  for (;;) {
+    double b2 = 0;
+    const double r2 = transport::true_residual(fine, x.data(), r.data(), &b2);
+    const double b_norm = std::sqrt(b2);
+    out.residual = b_norm > 0 ? std::sqrt(r2) / b_norm : 0.0;
+    currents = transport::electrode_currents(fine, x.data());
+    out.flux_balance = currents.in != 0 ? std::abs(currents.in - currents.out) / std::abs(currents.in) : kInf;
+    if (out.residual <= options.tolerance && out.flux_balance <= options.flux_balance) {
+      out.status = "ok";
+      break;
+    }
+    if (out.iterations >= options.max_iterations) {
+      out.status = "not_converged";
+      break;
+    }
+    double target = kInnerReduction * std::sqrt(r2);
+    if (out.residual > options.tolerance) target = std::max(target, 0.5 * options.tolerance * b_norm);
+    mg.precondition(r.data(), q.data());
+    std::copy(q.begin(), q.end(), p.begin());
+    double rz = dot(r.data(), q.data(), n);
+    const long iterations_before = out.iterations;
+    while (out.iterations < options.max_iterations) {
+      mg.apply(p.data(), q.data());
+      const double pq = dot(p.data(), q.data(), n);
+      if (!(pq > 0) || !(rz > 0)) break;  // converged to rounding: restart from the true residual
+      const double alpha = rz / pq;
+      const double rr = update_solution(alpha, p.data(), q.data(), x.data(), r.data(), n);
+      ++out.iterations;
+      if (std::sqrt(rr) <= target) break;
+      mg.precondition(r.data(), q.data());
+      const double rz_next = dot(r.data(), q.data(), n);
+      const float beta = static_cast<float>(rz_next / rz);
+      rz = rz_next;
+      float* pp = p.data();
+      const float* zz = q.data();
+      tbb::parallel_for(tbb::blocked_range<index_t>(0, n, 1 << 16), [&](const tbb::blocked_range<index_t>& rg) {
+        for (index_t i = rg.begin(); i < rg.end(); ++i) pp[i] = zz[i] + beta * pp[i];
+      });
+    }
+    if (out.iterations == iterations_before) {  // no step possible: rounding floor reached
+      out.status = out.residual <= options.tolerance && out.flux_balance <= options.flux_balance ? "ok" : "not_converged";
+      break;
+    }
+  }
+  out.flux_in = currents.in;
+  out.flux_out = currents.out;
+  // ΔV = 1: σ_eff = I·L/A with I the mean of the inlet and outlet currents.
+  out.sigma_eff = 0.5 * (currents.in + currents.out) * out.length_um / out.area_um2;
+  out.tau = out.sigma_eff > 0 ? eps_sigma / out.sigma_eff : kInf;
+  out.macmullin = out.sigma_eff > 0 ? out.sigma_ref / out.sigma_eff : kInf;
+
+  if (options.keep_profile) {
+    const std::vector<double> planes = transport::plane_currents(fine, x.data());
+    const int b = (ax + 1) % 3, d = (ax + 2) % 3;
+    out.profile.resize(static_cast<std::size_t>(dims[ax]));
+    for (index_t t = 0; t < dims[ax]; ++t) {
+      double sum = 0;
+      index_t count = 0;
+      for (index_t w = 0; w < dims[d]; ++w)
+        for (index_t u = 0; u < dims[b]; ++u) {
+          index_t at[3];
+          at[ax] = t, at[b] = u, at[d] = w;
+          const index_t i = code.index(at[0], at[1], at[2]);
+          if (code[i]) sum += x[static_cast<std::size_t>(i)], ++count;
+        }
+      ProfileSlice& s = out.profile[static_cast<std::size_t>(t)];
+      s.position_um = (static_cast<double>(t) + 0.5) * h[ax];
+      s.current_in = planes[static_cast<std::size_t>(t)];
+      s.potential_mean = count ? sum / static_cast<double>(count) : std::numeric_limits<double>::quiet_NaN();
+      s.percolating_fraction = static_cast<double>(count) / static_cast<double>(dims[b] * dims[d]);
+    }
+  }
+  if (options.keep_fields) {
+    Volume<float> potential = labels.like<float>(dims);
+    for (index_t i = 0; i < n; ++i) potential[i] = code[i] ? static_cast<float>(x[static_cast<std::size_t>(i)]) : 0.0f;
+    Volume<float> current = labels.like<float>(dims);
+    transport::current_density(fine, x.data(), {h[0], h[1], h[2]}, current.data());
+    out.potential = std::move(potential);
+    out.current_density = std::move(current);
+  }
+  out.seconds = elapsed();
+  return out;
+}
+
+}  // namespace vp

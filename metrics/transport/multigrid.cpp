@@ -1,0 +1,714 @@
+#include "metrics/transport/multigrid.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <type_traits>
+
+#include <tbb/blocked_range.h>
+#include <tbb/parallel_for.h>
+#include <tbb/parallel_reduce.h>
+
+#include "core/error.h"
+
+namespace vp::transport {
+
+// ---------------------------------------------------------------------------------------
+// Grid
+
+Grid::Grid(std::array<index_t, 3> dims, int transport_axis, bool periodic_sides) : n(dims), axis(transport_axis) {
+  bool odd_cycle = false;
+  for (int a = 0; a < 3; ++a) {
+    wrap[a] = periodic_sides && a != axis && n[a] > 1;
+    odd_cycle = odd_cycle || (wrap[a] && n[a] % 2 == 1);
+  }
+  // A periodic axis of odd length is an odd cycle: two colours cannot separate neighbours,
+  // three can (the last cell takes colour 2).
+  colours = odd_cycle ? 3 : 2;
+  for (int a = 0; a < 3; ++a) {
+    colour_term[a].resize(static_cast<std::size_t>(n[a]));
+    for (index_t c = 0; c < n[a]; ++c) colour_term[a][c] = static_cast<std::uint8_t>(c & 1);
+    if (wrap[a] && n[a] % 2 == 1) colour_term[a][n[a] - 1] = 2;
+  }
+}
+
+Grid Grid::coarsened() const {
+  std::array<index_t, 3> m;
+  for (int a = 0; a < 3; ++a) m[a] = n[a] > 1 ? (n[a] + 1) / 2 : 1;
+  return Grid(m, axis, wrap[0] || wrap[1] || wrap[2]);
+}
+
+namespace {
+
+// One cell with its six neighbours (−x, +x, −y, +y, −z, +z; −1 where there is none).
+struct Cell {
+  index_t i = 0;
+  std::array<index_t, 3> at{0, 0, 0};
+  std::array<index_t, 6> nb{-1, -1, -1, -1, -1, -1};
+};
+
+struct Row {
+  index_t base, ym, yp, zm, zp;  // first cell of this row and of the neighbouring rows (−1: none)
+};
+
+Row row_of(const Grid& g, index_t y, index_t z) {
+  const index_t sy = g.n[0], sz = g.n[0] * g.n[1];
+  Row r;
+  r.base = y * sy + z * sz;
+  r.ym = y > 0 ? r.base - sy : g.wrap[1] ? r.base + (g.n[1] - 1) * sy : -1;
+  r.yp = y < g.n[1] - 1 ? r.base + sy : g.wrap[1] ? r.base - (g.n[1] - 1) * sy : -1;
+  r.zm = z > 0 ? r.base - sz : g.wrap[2] ? r.base + (g.n[2] - 1) * sz : -1;
+  r.zp = z < g.n[2] - 1 ? r.base + sz : g.wrap[2] ? r.base - (g.n[2] - 1) * sz : -1;
+  return r;
+}
+
+inline void fill_cell(const Grid& g, const Row& r, index_t x, Cell& c) {
+  c.i = r.base + x;
+  c.at[0] = x;
+  c.nb[0] = x > 0 ? c.i - 1 : g.wrap[0] ? c.i + g.n[0] - 1 : -1;
+  c.nb[1] = x < g.n[0] - 1 ? c.i + 1 : g.wrap[0] ? c.i - (g.n[0] - 1) : -1;
+  c.nb[2] = r.ym < 0 ? -1 : r.ym + x;
+  c.nb[3] = r.yp < 0 ? -1 : r.yp + x;
+  c.nb[4] = r.zm < 0 ? -1 : r.zm + x;
+  c.nb[5] = r.zp < 0 ? -1 : r.zp + x;
+}
+
+// Calls f(cell) for the cells of row (y, z), only those of `colour` unless colour < 0.
+template <class F>
+void for_row(const Grid& g, index_t y, index_t z, int colour, F&& f) {
+  const Row r = row_of(g, y, z);
+  Cell c;
+  c.at = {0, y, z};
+  if (colour < 0) {
+    for (index_t x = 0; x < g.n[0]; ++x) fill_cell(g, r, x, c), f(c);
+    return;
+  }
+  const int yz = g.colour_term[1][y] + g.colour_term[2][z];
+  if (g.colours == 2) {
+    for (index_t x = (colour - yz) & 1; x < g.n[0]; x += 2) fill_cell(g, r, x, c), f(c);
+    return;
+  }
+  for (index_t x = 0; x < g.n[0]; ++x)
+    if ((g.colour_term[0][x] + yz) % g.colours == colour) fill_cell(g, r, x, c), f(c);
+}
+
+// Runs f(y, z) for every row, rows in parallel.
+template <class F>
+void parallel_rows(const Grid& g, F&& f) {
+  const index_t grain = std::max<index_t>(1, 4096 / g.n[0]);
+  tbb::parallel_for(tbb::blocked_range<index_t>(0, g.rows(), grain), [&](const tbb::blocked_range<index_t>& rr) {
+    for (index_t r = rr.begin(); r < rr.end(); ++r) f(r % g.n[1], r / g.n[1]);
+  });
+}
+
+// Σ over rows of f(y, z) -> double, in a fixed order whatever the thread count.
+template <class F>
+double deterministic_row_sum(const Grid& g, F&& f) {
+  const index_t grain = std::max<index_t>(1, 16384 / g.n[0]);
+  return tbb::parallel_deterministic_reduce(
+      tbb::blocked_range<index_t>(0, g.rows(), grain), 0.0,
+      [&](const tbb::blocked_range<index_t>& rr, double acc) {
+        for (index_t r = rr.begin(); r < rr.end(); ++r) acc += f(r % g.n[1], r / g.n[1]);
+        return acc;
+      },
+      [](double a, double b) { return a + b; });
+}
+
+// ---- the two kinds of level behind one interface --------------------------------------
+
+inline index_t plane_index(const Grid& g, const Cell& c) {
+  const int b = (g.axis + 1) % 3, d = (g.axis + 2) % 3;
+  return c.at[b] + g.n[b] * c.at[d];
+}
+
+// Fine level through the generic Cell interface; Real = double reads the exact tables.
+template <class Real = float>
+struct FineViewT {
+  const FineLevel& L;
+  const Grid& grid() const { return L.grid; }
+  bool active(const Cell& c) const { return L.code[c.i] != 0; }
+  bool active_at(index_t i) const { return L.code[i] != 0; }
+  const Real* faces(int a) const {
+    if constexpr (std::is_same_v<Real, double>) return L.face_exact[a].data();
+    else return L.face[a].data();
+  }
+  Real dirichlet(int code) const {
+    if constexpr (std::is_same_v<Real, double>) return L.dirichlet_exact[code];
+    else return L.dirichlet[code];
+  }
+  Real coupling(const Cell& c, int k) const {
+    const index_t j = c.nb[k];
+    return j < 0 ? Real(0) : faces(k >> 1)[L.code[c.i] * L.codes + L.code[j]];
+  }
+  Real electrode_low(const Cell& c) const { return c.at[L.grid.axis] == 0 ? dirichlet(L.code[c.i]) : Real(0); }
+  Real electrode_high(const Cell& c) const {
+    return c.at[L.grid.axis] == L.grid.n[L.grid.axis] - 1 ? dirichlet(L.code[c.i]) : Real(0);
+  }
+};
+using FineView = FineViewT<float>;
+using ExactView = FineViewT<double>;
+
+struct CoarseView {
+  const CoarseLevel& L;
+  const Grid& grid() const { return L.grid; }
+  bool active(const Cell&) const { return true; }  // inactive cells have a zero diagonal
+  bool active_at(index_t) const { return true; }
+  float coupling(const Cell& c, int k) const {
+    const index_t j = c.nb[k];
+    if (j < 0) return 0.0f;
+    return (k & 1) ? L.face[k >> 1][c.i] : L.face[k >> 1][j];
+  }
+  float electrode_low(const Cell& c) const {
+    return c.at[L.grid.axis] == 0 ? L.dirichlet_low[plane_index(L.grid, c)] : 0.0f;
+  }
+  float electrode_high(const Cell& c) const {
+    return c.at[L.grid.axis] == L.grid.n[L.grid.axis] - 1 ? L.dirichlet_high[plane_index(L.grid, c)] : 0.0f;
+  }
+};
+
+// S = Σ_j G_ij x_j and D = Σ_j G_ij + electrode couplings, for one cell.
+template <class V, class T, class Acc>
+inline void stencil(const V& v, const Cell& c, const T* x, Acc& S, Acc& D) {
+  S = 0, D = 0;
+  for (int k = 0; k < 6; ++k) {
+    const Acc g = v.coupling(c, k);
+    if (g != 0) S += g * static_cast<Acc>(x[c.nb[k]]), D += g;
+  }
+  D += static_cast<Acc>(v.electrode_low(c)) + static_cast<Acc>(v.electrode_high(c));
+}
+
+// The x positions of row (y, z) with the given colour (all when colour < 0).
+template <class F>
+inline void for_colour(const Grid& g, index_t y, index_t z, int colour, F&& f) {
+  if (colour < 0) {
+    for (index_t x = 0; x < g.n[0]; ++x) f(x);
+    return;
+  }
+  const int yz = g.colour_term[1][y] + g.colour_term[2][z];
+  if (g.colours == 2) {
+    for (index_t x = (colour - yz) & 1; x < g.n[0]; x += 2) f(x);
+    return;
+  }
+  for (index_t x = 0; x < g.n[0]; ++x)
+    if ((g.colour_term[0][x] + yz) % g.colours == colour) f(x);
+}
+
+// Electrode couplings of a row when the transport axis is y or z: how many of the row's
+// voxels' faces lie on the inlet (low) and on the outlet (high).
+struct RowElectrodes {
+  bool low = false, high = false;
+};
+inline RowElectrodes row_electrodes(const Grid& g, index_t y, index_t z) {
+  RowElectrodes e;
+  if (g.axis == 1) e.low = y == 0, e.high = y == g.n[1] - 1;
+  if (g.axis == 2) e.low = z == 0, e.high = z == g.n[2] - 1;
+  return e;
+}
+
+// Fast row kernels: f(i, S, D, inlet) for each cell of the row and colour, with
+// S = Σ G_ij x_j, D = Σ G_ij + electrode couplings (0 for cells carrying no current) and
+// inlet = the cell's coupling to the inlet (its right-hand side for inlet potential 1).
+// Missing neighbour rows read a row of zero codes / conductances, so the inner loop has
+// no branches for them.
+template <class T, class Acc, class F>
+inline void fine_row(const FineLevel& L, index_t y, index_t z, int colour, const T* X, F&& f) {
+  const Grid& g = L.grid;
+  const Row r = row_of(g, y, z);
+  const index_t n0 = g.n[0];
+  const int nc = L.codes;
+  const std::uint8_t* zero = L.no_code.data();
+  const std::uint8_t* c = L.code + r.base;
+  const std::uint8_t* cym = r.ym < 0 ? zero : L.code + r.ym;
+  const std::uint8_t* cyp = r.yp < 0 ? zero : L.code + r.yp;
+  const std::uint8_t* czm = r.zm < 0 ? zero : L.code + r.zm;
+  const std::uint8_t* czp = r.zp < 0 ? zero : L.code + r.zp;
+  const T* x0 = X + r.base;
+  const T* xym = r.ym < 0 ? x0 : X + r.ym;
+  const T* xyp = r.yp < 0 ? x0 : X + r.yp;
+  const T* xzm = r.zm < 0 ? x0 : X + r.zm;
+  const T* xzp = r.zp < 0 ? x0 : X + r.zp;
+  const FineViewT<Acc> tables{L};
+  const Acc* fx = tables.faces(0);
+  const Acc* fy = tables.faces(1);
+  const Acc* fz = tables.faces(2);
+  const RowElectrodes e = row_electrodes(g, y, z);
+  for_colour(g, y, z, colour, [&](index_t x) {
+    const int ci = c[x];
+    if (!ci) {
+      f(r.base + x, Acc(0), Acc(0), Acc(0));
+      return;
+    }
+    const int k = ci * nc;
+    Acc S = 0, D = 0, G;
+    const index_t xm = x > 0 ? x - 1 : g.wrap[0] ? n0 - 1 : -1;
+    const index_t xp = x < n0 - 1 ? x + 1 : g.wrap[0] ? 0 : -1;
+    if (xm >= 0) G = fx[k + c[xm]], S += G * static_cast<Acc>(x0[xm]), D += G;
+    if (xp >= 0) G = fx[k + c[xp]], S += G * static_cast<Acc>(x0[xp]), D += G;
+    G = fy[k + cym[x]], S += G * static_cast<Acc>(xym[x]), D += G;
+    G = fy[k + cyp[x]], S += G * static_cast<Acc>(xyp[x]), D += G;
+    G = fz[k + czm[x]], S += G * static_cast<Acc>(xzm[x]), D += G;
+    G = fz[k + czp[x]], S += G * static_cast<Acc>(xzp[x]), D += G;
+    const bool low = g.axis == 0 ? x == 0 : e.low;
+    const bool high = g.axis == 0 ? x == n0 - 1 : e.high;
+    const Acc dir = tables.dirichlet(ci);
+    D += (low ? dir : Acc(0)) + (high ? dir : Acc(0));
+    f(r.base + x, S, D, low ? dir : Acc(0));
+  });
+}
+
+template <class T, class Acc, class F>
+inline void coarse_row(const CoarseLevel& L, index_t y, index_t z, int colour, const T* X, F&& f) {
+  const Grid& g = L.grid;
+  const Row r = row_of(g, y, z);
+  const index_t n0 = g.n[0];
+  const float* zero = L.no_face.data();
+  const float* gx = L.face[0].data() + r.base;
+  const float* gyp = L.face[1].data() + r.base;  // 0 where there is no + neighbour
+  const float* gzp = L.face[2].data() + r.base;
+  const float* gym = r.ym < 0 ? zero : L.face[1].data() + r.ym;
+  const float* gzm = r.zm < 0 ? zero : L.face[2].data() + r.zm;
+  const T* x0 = X + r.base;
+  const T* xym = r.ym < 0 ? x0 : X + r.ym;
+  const T* xyp = r.yp < 0 ? x0 : X + r.yp;
+  const T* xzm = r.zm < 0 ? x0 : X + r.zm;
+  const T* xzp = r.zp < 0 ? x0 : X + r.zp;
+  const RowElectrodes e = row_electrodes(g, y, z);
+  const int b = (g.axis + 1) % 3;
+  for_colour(g, y, z, colour, [&](index_t x) {
+    Acc S = 0, D = 0, G;
+    const index_t xm = x > 0 ? x - 1 : g.wrap[0] ? n0 - 1 : -1;
+    const index_t xp = x < n0 - 1 ? x + 1 : g.wrap[0] ? 0 : -1;
+    if (xm >= 0) G = gx[xm], S += G * static_cast<Acc>(x0[xm]), D += G;
+    if (xp >= 0) G = gx[x], S += G * static_cast<Acc>(x0[xp]), D += G;
+    G = gym[x], S += G * static_cast<Acc>(xym[x]), D += G;
+    G = gyp[x], S += G * static_cast<Acc>(xyp[x]), D += G;
+    G = gzm[x], S += G * static_cast<Acc>(xzm[x]), D += G;
+    G = gzp[x], S += G * static_cast<Acc>(xzp[x]), D += G;
+    float inlet = 0;
+    const bool low = g.axis == 0 ? x == 0 : e.low;
+    const bool high = g.axis == 0 ? x == n0 - 1 : e.high;
+    if (low || high) {
+      const std::array<index_t, 3> at{x, y, z};
+      const index_t p = at[b] + g.n[b] * at[(g.axis + 2) % 3];
+      if (low) inlet = L.dirichlet_low[p], D += inlet;
+      if (high) D += L.dirichlet_high[p];
+    }
+    f(r.base + x, S, D, inlet);
+  });
+}
+
+template <class T, class Acc, class F>
+inline void level_row(const FineView& v, index_t y, index_t z, int colour, const T* X, F&& f) {
+  fine_row<T, Acc>(v.L, y, z, colour, X, f);
+}
+template <class T, class Acc, class F>
+inline void level_row(const CoarseView& v, index_t y, index_t z, int colour, const T* X, F&& f) {
+  coarse_row<T, Acc>(v.L, y, z, colour, X, f);
+}
+
+template <class V>
+void smooth(const V& v, const float* b, float* x, bool forward) {
+  const Grid& g = v.grid();
+  for (int step = 0; step < g.colours; ++step) {
+    const int colour = forward ? step : g.colours - 1 - step;
+    parallel_rows(g, [&](index_t y, index_t z) {
+      level_row<float, float>(v, y, z, colour, x, [&](index_t i, float S, float D, float) {
+        if (D > 0) x[i] = (b[i] + S) / D;
+      });
+    });
+  }
+}
+
+// Coarse cell of a fine coordinate along axis a.
+inline index_t parent_coord(const Grid& fine, int a, index_t c) { return fine.n[a] > 1 ? c >> 1 : c; }
+
+// Children of coarse coordinate C along axis a: [first, last].
+inline std::pair<index_t, index_t> child_range(const Grid& fine, int a, index_t C) {
+  if (fine.n[a] == 1) return {0, 0};
+  return {2 * C, std::min(2 * C + 1, fine.n[a] - 1)};
+}
+
+template <class V>
+void restrict_residual(const V& v, const float* b, const float* x, CoarseLevel& C) {
+  const Grid& f = v.grid();
+  const Grid& g = C.grid;
+  parallel_rows(g, [&](index_t Y, index_t Z) {
+    const index_t base = Y * g.n[0] + Z * g.n[0] * g.n[1];
+    std::fill_n(&C.b[base], g.n[0], 0.0f);
+    std::fill_n(&C.x[base], g.n[0], 0.0f);
+    const auto [y0, y1] = child_range(f, 1, Y);
+    const auto [z0, z1] = child_range(f, 2, Z);
+    for (index_t z = z0; z <= z1; ++z)
+      for (index_t y = y0; y <= y1; ++y) {
+        const index_t fbase = y * f.n[0] + z * f.n[0] * f.n[1];
+        const int shift = f.n[0] > 1 ? 1 : 0;
+        level_row<float, float>(v, y, z, -1, x, [&](index_t i, float S, float D, float) {
+          if (D > 0) C.b[base + ((i - fbase) >> shift)] += b[i] - (D * x[i] - S);
+        });
+      }
+  });
+}
+
+template <class V>
+void prolong_add(const V& v, const CoarseLevel& C, float* x) {
+  const Grid& f = v.grid();
+  const Grid& g = C.grid;
+  const int shift = f.n[0] > 1 ? 1 : 0;
+  parallel_rows(f, [&](index_t y, index_t z) {
+    const float* cx = C.x.data() + parent_coord(f, 1, y) * g.n[0] + parent_coord(f, 2, z) * g.n[0] * g.n[1];
+    const index_t base = y * f.n[0] + z * f.n[0] * f.n[1];
+    float* row = x + base;
+    for (index_t i = 0; i < f.n[0]; ++i)
+      if (v.active_at(base + i)) row[i] += cx[i >> shift];
+  });
+}
+
+Cell cell_at(const Grid& g, index_t x, index_t y, index_t z) {
+  Cell c;
+  c.at = {x, y, z};
+  fill_cell(g, row_of(g, y, z), x, c);
+  return c;
+}
+
+// Coarse conductances by averaging: ½ × the sum of the fine couplings crossing each coarse face.
+template <class V>
+CoarseLevel coarsen(const V& v) {
+  constexpr double kScale = 0.5;  // PᵀAP is twice the re-discretised operator
+  const Grid& f = v.grid();
+  CoarseLevel C;
+  C.grid = f.coarsened();
+  const Grid& g = C.grid;
+  const auto cells = static_cast<std::size_t>(g.count());
+  for (auto& a : C.face) a.assign(cells, 0.0f);
+  C.x.assign(cells, 0.0f);
+  C.b.assign(cells, 0.0f);
+  C.no_face.assign(static_cast<std::size_t>(g.n[0]), 0.0f);
+  for (auto* w : {&C.c1, &C.c2, &C.w, &C.r1}) w->assign(cells, 0.0f);
+  const int ax = g.axis, pb = (ax + 1) % 3, pd = (ax + 2) % 3;
+  C.dirichlet_low.assign(static_cast<std::size_t>(g.n[pb] * g.n[pd]), 0.0f);
+  C.dirichlet_high.assign(C.dirichlet_low.size(), 0.0f);
+  parallel_rows(g, [&](index_t Y, index_t Z) {
+    for (index_t X = 0; X < g.n[0]; ++X) {
+      const std::array<index_t, 3> I{X, Y, Z};
+      const index_t ci = X + g.n[0] * (Y + g.n[1] * Z);
+      std::array<std::pair<index_t, index_t>, 3> kids;
+      for (int a = 0; a < 3; ++a) kids[a] = child_range(f, a, I[a]);
+      double face_sum[3] = {0, 0, 0}, low = 0, high = 0;
+      for (index_t z = kids[2].first; z <= kids[2].second; ++z)
+        for (index_t y = kids[1].first; y <= kids[1].second; ++y)
+          for (index_t x = kids[0].first; x <= kids[0].second; ++x) {
+            const Cell c = cell_at(f, x, y, z);
+            if (!v.active(c)) continue;
+            for (int a = 0; a < 3; ++a)
+              if (c.at[a] == kids[a].second) face_sum[a] += v.coupling(c, 2 * a + 1);
+            low += v.electrode_low(c);
+            high += v.electrode_high(c);
+          }
+      for (int a = 0; a < 3; ++a) {
+        const bool has_plus = I[a] < g.n[a] - 1 || g.wrap[a];
+        C.face[a][ci] = has_plus ? static_cast<float>(kScale * face_sum[a]) : 0.0f;
+      }
+      const index_t p = I[pb] + g.n[pb] * I[pd];
+      if (I[ax] == 0) C.dirichlet_low[p] = static_cast<float>(kScale * low);
+      if (I[ax] == g.n[ax] - 1) C.dirichlet_high[p] = static_cast<float>(kScale * high);
+    }
+  });
+  return C;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------
+// Coarsest level: dense Cholesky over its cells with a positive diagonal.
+
+struct Multigrid::Coarsest {
+  std::vector<index_t> cells;  // level index of each unknown
+  std::vector<double> L;       // lower factor, row-major m×m
+  std::vector<double> work;
+
+  template <class V>
+  explicit Coarsest(const V& v) {
+    const Grid& g = v.grid();
+    std::vector<index_t> unknown(static_cast<std::size_t>(g.count()), -1);
+    std::vector<Cell> all;
+    for (index_t z = 0; z < g.n[2]; ++z)
+      for (index_t y = 0; y < g.n[1]; ++y)
+        for_row(g, y, z, -1, [&](const Cell& c) {
+          if (!v.active(c)) return;
+          float D = v.electrode_low(c) + v.electrode_high(c);
+          for (int k = 0; k < 6; ++k) D += v.coupling(c, k);
+          if (D <= 0) return;
+          unknown[c.i] = static_cast<index_t>(cells.size());
+          cells.push_back(c.i);
+          all.push_back(c);
+        });
+    const std::size_t m = cells.size();
+    L.assign(m * m, 0.0);
+    for (std::size_t p = 0; p < m; ++p) {
+      const Cell& c = all[p];
+      double D = v.electrode_low(c) + v.electrode_high(c);
+      for (int k = 0; k < 6; ++k) {
+        const double gk = v.coupling(c, k);
+        if (gk == 0) continue;
+        D += gk;
+        const index_t q = unknown[c.nb[k]];
+        if (q >= 0 && static_cast<std::size_t>(q) != p) L[p * m + q] -= gk;
+      }
+      L[p * m + p] += D;
+    }
+    for (std::size_t j = 0; j < m; ++j) {
+      double d = L[j * m + j];
+      for (std::size_t k = 0; k < j; ++k) d -= L[j * m + k] * L[j * m + k];
+      if (!(d > 0)) throw ComputeError("transport: coarsest multigrid operator is not positive definite");
+      d = std::sqrt(d);
+      L[j * m + j] = d;
+      for (std::size_t i = j + 1; i < m; ++i) {
+        double s = L[i * m + j];
+        for (std::size_t k = 0; k < j; ++k) s -= L[i * m + k] * L[j * m + k];
+        L[i * m + j] = s / d;
+      }
+    }
+    for (std::size_t i = 0; i < m; ++i)
+      for (std::size_t j = i + 1; j < m; ++j) L[i * m + j] = 0;
+    work.resize(m);
+  }
+
+  void solve(const float* b, float* x) {
+    const std::size_t m = cells.size();
+    for (std::size_t i = 0; i < m; ++i) {
+      double s = b[cells[i]];
+      for (std::size_t k = 0; k < i; ++k) s -= L[i * m + k] * work[k];
+      work[i] = s / L[i * m + i];
+    }
+    for (std::size_t i = m; i-- > 0;) {
+      double s = work[i];
+      for (std::size_t k = i + 1; k < m; ++k) s -= L[k * m + i] * work[k];
+      work[i] = s / L[i * m + i];
+    }
+    for (std::size_t i = 0; i < m; ++i) x[cells[i]] = static_cast<float>(work[i]);
+  }
+};
+
+Multigrid::Multigrid(const FineLevel& fine, index_t coarsest_cells) : fine_(fine) {
+  if (fine.grid.count() > coarsest_cells) {
+    coarse_.push_back(coarsen(FineView{fine}));
+    while (coarse_.back().grid.count() > coarsest_cells) {
+      const Grid& g = coarse_.back().grid;
+      if (g.n[0] == 1 && g.n[1] == 1 && g.n[2] == 1) break;
+      coarse_.push_back(coarsen(CoarseView{coarse_.back()}));
+    }
+  }
+  if (coarse_.empty())
+    coarsest_ = std::make_unique<Coarsest>(FineView{fine});
+  else
+    coarsest_ = std::make_unique<Coarsest>(CoarseView{coarse_.back()});
+}
+
+Multigrid::~Multigrid() = default;
+
+std::size_t Multigrid::bytes() const {
+  std::size_t total = coarsest_->L.size() * sizeof(double);
+  for (const auto& c : coarse_)
+    total += (c.face[0].size() * 9 + c.dirichlet_low.size() * 2) * sizeof(float);
+  return total;
+}
+
+void Multigrid::precondition(const float* r, float* z) {
+  const auto n = static_cast<std::size_t>(fine_.grid.count());
+  std::fill_n(z, n, 0.0f);
+  if (coarse_.empty())
+    coarsest_->solve(r, z);
+  else
+    cycle(0, r, z);
+}
+
+void Multigrid::cycle(int level, const float* b, float* x) {
+  CoarseLevel& next = coarse_[static_cast<std::size_t>(level)];
+  auto descend = [&](const auto& view) {
+    smooth(view, b, x, true);
+    restrict_residual(view, b, x, next);
+    solve_coarse(level + 1);
+    prolong_add(view, next, x);
+    smooth(view, b, x, false);
+  };
+  if (level == 0)
+    descend(FineView{fine_});
+  else
+    descend(CoarseView{coarse_[static_cast<std::size_t>(level - 1)]});
+}
+
+namespace {
+
+double level_dot(const std::vector<float>& a, const std::vector<float>& b) {
+  const auto n = static_cast<index_t>(a.size());
+  return tbb::parallel_deterministic_reduce(
+      tbb::blocked_range<index_t>(0, n, 1 << 14), 0.0,
+      [&](const tbb::blocked_range<index_t>& r, double acc) {
+        for (index_t i = r.begin(); i < r.end(); ++i) acc += static_cast<double>(a[i]) * b[i];
+        return acc;
+      },
+      [](double u, double v) { return u + v; });
+}
+
+void level_apply(const CoarseLevel& L, const float* x, float* y) {
+  const CoarseView v{L};
+  parallel_rows(L.grid, [&](index_t yy, index_t zz) {
+    level_row<float, float>(v, yy, zz, -1, x, [&](index_t i, float S, float D, float) { y[i] = D * x[i] - S; });
+  });
+}
+
+}  // namespace
+
+// Level l ≥ 1: x_l ≈ A_l⁻¹ b_l. Exact on the coarsest level; elsewhere a K-cycle (Notay &
+// Vassilevski 2008): two steps of a Krylov method preconditioned by this level's V-step, which
+// makes the piecewise-constant hierarchy as strong as a W-cycle and independent of depth.
+void Multigrid::solve_coarse(int level) {
+  CoarseLevel& L = coarse_[static_cast<std::size_t>(level - 1)];
+  if (level == levels() - 1) {
+    coarsest_->solve(L.b.data(), L.x.data());
+    return;
+  }
+  const std::size_t n = L.b.size();
+  auto B = [&](const std::vector<float>& rhs, std::vector<float>& out) {
+    std::fill(out.begin(), out.end(), 0.0f);
+    cycle(level, rhs.data(), out.data());
+  };
+  B(L.b, L.c1);
+  level_apply(L, L.c1.data(), L.w.data());
+  const double rho1 = level_dot(L.c1, L.w), alpha1 = level_dot(L.c1, L.b);
+  if (!(rho1 > 0)) {
+    std::copy(L.c1.begin(), L.c1.end(), L.x.begin());
+    return;
+  }
+  const auto a1 = static_cast<float>(alpha1 / rho1);
+  for (std::size_t i = 0; i < n; ++i) L.r1[i] = L.b[i] - a1 * L.w[i];
+  const double b2 = level_dot(L.b, L.b), r2 = level_dot(L.r1, L.r1);
+  if (r2 <= 0.0625 * b2) {  // ‖r₁‖ ≤ ¼‖b‖: one step is enough
+    for (std::size_t i = 0; i < n; ++i) L.x[i] = a1 * L.c1[i];
+    return;
+  }
+  B(L.r1, L.c2);
+  level_apply(L, L.c2.data(), L.w.data());
+  const double gamma = level_dot(L.c1, L.w), beta = level_dot(L.c2, L.w), alpha2 = level_dot(L.c2, L.r1);
+  const double rho2 = beta - gamma * gamma / rho1;
+  if (!(rho2 > 0)) {
+    for (std::size_t i = 0; i < n; ++i) L.x[i] = a1 * L.c1[i];
+    return;
+  }
+  const auto k1 = static_cast<float>(alpha1 / rho1 - gamma * alpha2 / (rho1 * rho2));
+  const auto k2 = static_cast<float>(alpha2 / rho2);
+  for (std::size_t i = 0; i < n; ++i) L.x[i] = k1 * L.c1[i] + k2 * L.c2[i];
+}
+
+void Multigrid::apply(const float* x, float* y) const {
+  const FineView v{fine_};
+  const Grid& g = fine_.grid;
+  parallel_rows(g, [&](index_t yy, index_t zz) {
+    level_row<float, float>(v, yy, zz, -1, x, [&](index_t i, float S, float D, float) { y[i] = D * x[i] - S; });
+  });
+}
+
+double true_residual(const FineLevel& fine, const double* x, float* r, double* b_norm2) {
+  const FineView v{fine};
+  const Grid& g = fine.grid;
+  std::vector<double> b2(static_cast<std::size_t>(g.rows()), 0.0);
+  const double r2 = deterministic_row_sum(g, [&](index_t y, index_t z) {
+    double acc = 0, bacc = 0;
+    level_row<double, double>(v, y, z, -1, x, [&](index_t i, double S, double D, double inlet) {
+      if (!(D > 0)) {
+        r[i] = 0;
+        return;
+      }
+      const double b = inlet;  // inlet at potential 1, outlet at 0
+      const double res = b - (D * x[i] - S);
+      r[i] = static_cast<float>(res);
+      acc += res * res;
+      bacc += b * b;
+    });
+    b2[static_cast<std::size_t>(y + g.n[1] * z)] = bacc;
+    return acc;
+  });
+  if (b_norm2) {
+    double s = 0;
+    for (double v2 : b2) s += v2;
+    *b_norm2 = s;
+  }
+  return r2;
+}
+
+FaceCurrents electrode_currents(const FineLevel& fine, const double* x) {
+  const ExactView v{fine};
+  const Grid& g = fine.grid;
+  const int a = g.axis, b = (a + 1) % 3, d = (a + 2) % 3;
+  FaceCurrents out;
+  for (index_t t : {index_t(0), g.n[a] - 1}) {
+    double in = 0, outflow = 0;
+    for (index_t v2 = 0; v2 < g.n[d]; ++v2)
+      for (index_t u = 0; u < g.n[b]; ++u) {
+        std::array<index_t, 3> p;
+        p[a] = t, p[b] = u, p[d] = v2;
+        const Cell c = cell_at(g, p[0], p[1], p[2]);
+        if (!v.active(c)) continue;
+        if (t == 0) in += static_cast<double>(v.electrode_low(c)) * (1.0 - x[c.i]);
+        if (t == g.n[a] - 1) outflow += static_cast<double>(v.electrode_high(c)) * x[c.i];
+      }
+    if (t == 0) out.in = in;
+    if (t == g.n[a] - 1) out.out = outflow;
+  }
+  return out;
+}
+
+std::vector<double> plane_currents(const FineLevel& fine, const double* x) {
+  const ExactView v{fine};
+  const Grid& g = fine.grid;
+  const int a = g.axis, b = (a + 1) % 3, d = (a + 2) % 3;
+  const index_t N = g.n[a];
+  std::vector<double> out(static_cast<std::size_t>(N + 1), 0.0);
+  tbb::parallel_for(index_t(0), N + 1, [&](index_t t) {
+    double sum = 0;  // one plane summed serially: fixed order
+    for (index_t w = 0; w < g.n[d]; ++w)
+      for (index_t u = 0; u < g.n[b]; ++u) {
+        std::array<index_t, 3> p;
+        p[a] = t < N ? t : N - 1, p[b] = u, p[d] = w;
+        const Cell c = cell_at(g, p[0], p[1], p[2]);
+        if (!v.active(c)) continue;
+        if (t == 0)
+          sum += static_cast<double>(v.electrode_low(c)) * (1.0 - x[c.i]);
+        else if (t == N)
+          sum += static_cast<double>(v.electrode_high(c)) * x[c.i];
+        else
+          sum += static_cast<double>(v.coupling(c, 2 * a)) * (x[c.nb[2 * a]] - x[c.i]);
+      }
+    out[static_cast<std::size_t>(t)] = sum;
+  });
+  return out;
+}
+
+void current_density(const FineLevel& fine, const double* x, const std::array<double, 3>& h, float* out) {
+  const ExactView v{fine};
+  const Grid& g = fine.grid;
+  const double area[3] = {h[1] * h[2], h[0] * h[2], h[0] * h[1]};
+  parallel_rows(g, [&](index_t y, index_t z) {
+    for_row(g, y, z, -1, [&](const Cell& c) {
+      if (!v.active(c)) {
+        out[c.i] = 0;
+        return;
+      }
+      double j2 = 0;
+      for (int a = 0; a < 3; ++a) {
+        // Currents in the + direction through the − face and the + face of the voxel.
+        double minus = c.nb[2 * a] < 0 ? 0.0 : v.coupling(c, 2 * a) * (x[c.nb[2 * a]] - x[c.i]);
+        double plus = c.nb[2 * a + 1] < 0 ? 0.0 : v.coupling(c, 2 * a + 1) * (x[c.i] - x[c.nb[2 * a + 1]]);
+        if (a == g.axis) {
+          if (c.at[a] == 0) minus = v.electrode_low(c) * (1.0 - x[c.i]);
+          if (c.at[a] == g.n[a] - 1) plus = v.electrode_high(c) * x[c.i];
+        }
+        const double j = 0.5 * (minus + plus) / area[a];
+        j2 += j * j;
+      }
+      out[c.i] = static_cast<float>(std::sqrt(j2));
+    });
+  });
+}
+
+}  // namespace vp::transport
