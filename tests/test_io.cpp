@@ -54,6 +54,8 @@ void expect_spacing(const Vec3& want, const Vec3& got, double rel = 1e-6) {
   for (int a = 0; a < 3; ++a) EXPECT_NEAR(got[a], want[a], rel * want[a]) << "axis " << a;
 }
 
+AnyVolume read_path(const std::string& path);
+
 template <class T>
 class RoundTrip : public ::testing::Test {};
 using Types = ::testing::Types<std::uint8_t, std::uint16_t, std::int16_t, std::uint32_t, float>;
@@ -89,6 +91,16 @@ TYPED_TEST(RoundTrip, EveryFormatKeepsVoxelsDtypeAndSpacing) {
   o.dims = v.dims();
   o.dtype = dtype_of<TypeParam>();
   expect_same_voxels(v, read_volume(o).volume);
+}
+
+TEST(Write, LabelVolumeWritesAsUint8) {
+  const fs::path dir = scratch("labels");
+  LabelVolume labels(Volume<std::uint8_t>({3, 2, 2}, {0.4, 0.4, 0.8}, 2), PhaseTable{});
+  labels[5] = 1;
+  write_volume(labels, (dir / "labels.tif").string());
+  const auto back = std::get<Volume<std::uint8_t>>(read_path((dir / "labels.tif").string()));
+  EXPECT_EQ(back.storage(), labels.storage());
+  expect_spacing({0.4, 0.4, 0.8}, back.spacing_um);
 }
 
 // ---- TIFF written here with libtiff, the way other tools write them ----

@@ -202,14 +202,14 @@ AnyVolume read_hdf5(const std::string& path, const std::string& dataset, const H
   return out;
 }
 
-void write_hdf5(const AnyVolume& volume, const std::string& path, const std::string& dataset, bool compress) {
+void write_hdf5(VolumeRef volume, const std::string& path, const std::string& dataset, bool compress) {
   silence_hdf5();
   static const hid_t mem_types[] = {H5T_NATIVE_UINT8, H5T_NATIVE_UINT16, H5T_NATIVE_INT16, H5T_NATIVE_UINT32,
                                     H5T_NATIVE_FLOAT};
   static const hid_t file_types[] = {H5T_STD_U8LE, H5T_STD_U16LE, H5T_STD_I16LE, H5T_STD_U32LE, H5T_IEEE_F32LE};
-  const int k = static_cast<int>(dtype_of(volume));
-  const Dims& d = dims_of(volume);
-  const Vec3& s = spacing_of(volume);
+  const int k = static_cast<int>(ref_dtype(volume));
+  const Dims d = ref_dims(volume);
+  const Vec3 s = ref_spacing(volume);
   write_atomically(path, [&](const std::filesystem::path& tmp) {
     Hid file(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
     if (!file.valid()) throw InputError(path + ": cannot create HDF5 file");
@@ -225,7 +225,7 @@ void write_hdf5(const AnyVolume& volume, const std::string& path, const std::str
     }
     Hid ds(H5Dcreate2(file.get(), dataset.c_str(), file_types[k], space.get(), lcpl.get(), dcpl.get(), H5P_DEFAULT),
            H5Dclose);
-    if (!ds.valid() || H5Dwrite(ds.get(), mem_types[k], H5S_ALL, H5S_ALL, H5P_DEFAULT, voxel_bytes(volume)) < 0)
+    if (!ds.valid() || H5Dwrite(ds.get(), mem_types[k], H5S_ALL, H5S_ALL, H5P_DEFAULT, ref_bytes(volume)) < 0)
       throw InputError(path + ": cannot write dataset '" + dataset + "'");
     const hsize_t three = 3;
     Hid aspace(H5Screate_simple(1, &three, nullptr), H5Sclose);

@@ -19,6 +19,16 @@ struct Header {
   bool spacing_from_file = false;
 };
 
+// A non-owning handle on a volume of any element type: writers take it so that writing a
+// Volume<T> never copies it into an AnyVolume.
+using VolumeRef = std::variant<const Volume<std::uint8_t>*, const Volume<std::uint16_t>*, const Volume<std::int16_t>*,
+                               const Volume<std::uint32_t>*, const Volume<float>*>;
+VolumeRef ref_of(const AnyVolume& v);
+Dims ref_dims(VolumeRef v);
+DType ref_dtype(VolumeRef v);
+Vec3 ref_spacing(VolumeRef v);
+const void* ref_bytes(VolumeRef v);
+
 // A zero-initialised volume of the given element type and size.
 AnyVolume allocate_volume(DType dtype, Dims dims);
 // Untyped access to an AnyVolume's voxel buffer (x fastest).
@@ -30,28 +40,28 @@ bool covers_all(const Box& b, const Dims& d);
 // TIFF (libtiff): one multi-page file or several files whose pages follow each other in z.
 Header probe_tiff(const std::vector<std::string>& files);
 AnyVolume read_tiff(const std::vector<std::string>& files, const Header& header, const Box& roi);
-void write_tiff(const AnyVolume& volume, const std::string& path, bool compress);
+void write_tiff(VolumeRef volume, const std::string& path, bool compress);
 
 // MHA/MHD, NRRD, NIfTI (ITK ImageIO). format: mha | mhd | nrrd | nifti.
 Header probe_itk(const std::string& path, const std::string& format);
 AnyVolume read_itk(const std::string& path, const std::string& format, const Header& header, const Box& roi);
-void write_itk(const AnyVolume& volume, const std::string& path, const std::string& format, bool compress);
+void write_itk(VolumeRef volume, const std::string& path, const std::string& format, bool compress);
 // Files whose bytes make up an ITK image: the header plus a detached data file (MHD, NHDR).
 std::vector<std::string> itk_data_files(const std::string& path);
 
 // Raw binary: dims, dtype, endianness and header offset come from the options.
 Header probe_raw(const ReadOptions& options);
 AnyVolume read_raw(const ReadOptions& options, const Header& header, const Box& roi);
-void write_raw(const AnyVolume& volume, const std::string& path);
+void write_raw(VolumeRef volume, const std::string& path);
 
 // NumPy .npy (C or Fortran order; numpy shape (z, y, x) or (y, x)).
 Header probe_npy(const std::string& path);
 AnyVolume read_npy(const std::string& path, const Header& header, const Box& roi);
-void write_npy(const AnyVolume& volume, const std::string& path);
+void write_npy(VolumeRef volume, const std::string& path);
 
 // HDF5 (C API): a named dataset or the only 3-D dataset; numpy shape (z, y, x).
 Header probe_hdf5(const std::string& path, const std::string& dataset);
 AnyVolume read_hdf5(const std::string& path, const std::string& dataset, const Header& header, const Box& roi);
-void write_hdf5(const AnyVolume& volume, const std::string& path, const std::string& dataset, bool compress);
+void write_hdf5(VolumeRef volume, const std::string& path, const std::string& dataset, bool compress);
 
 }  // namespace vp::io

@@ -215,13 +215,13 @@ std::vector<std::string> itk_data_files(const std::string& path) {
   return files;
 }
 
-void write_itk(const AnyVolume& volume, const std::string& path, const std::string& format, bool compress) {
+void write_itk(VolumeRef volume, const std::string& path, const std::string& format, bool compress) {
   write_atomically(path, [&](const std::filesystem::path& tmp) {
     std::visit(
-        [&](const auto& v) {
-          using T = typename std::decay_t<decltype(v)>::value_type;
+        [&](const auto* v) {
+          using T = typename std::decay_t<decltype(*v)>::value_type;
           // The writer only reads the shared buffer.
-          auto image = itk_view(const_cast<Volume<T>&>(v));
+          auto image = itk_view(const_cast<Volume<T>&>(*v));
           // NIfTI's header unit is mm as ITK writes it: hand it millimetres.
           if (format == "nifti") {
             auto spacing = image->GetSpacing();

@@ -224,11 +224,11 @@ AnyVolume read_raw(const ReadOptions& o, const Header& h, const Box& roi) {
   return read_c_order(o.path, o.header_bytes, stored_type_of(h.dtype, o.big_endian), h.dims, h.dtype, roi);
 }
 
-void write_raw(const AnyVolume& volume, const std::string& path) {
+void write_raw(VolumeRef volume, const std::string& path) {
   write_atomically(path, [&](const std::filesystem::path& tmp) {
     std::ofstream out(tmp, std::ios::binary);
-    const std::size_t bytes = static_cast<std::size_t>(dims_of(volume).count()) * dtype_size(dtype_of(volume));
-    out.write(static_cast<const char*>(voxel_bytes(volume)), static_cast<std::streamsize>(bytes));
+    const std::size_t bytes = static_cast<std::size_t>(ref_dims(volume).count()) * dtype_size(ref_dtype(volume));
+    out.write(static_cast<const char*>(ref_bytes(volume)), static_cast<std::streamsize>(bytes));
     out.close();
     if (!out) throw InputError(path + ": cannot write");
   });
@@ -268,10 +268,10 @@ AnyVolume read_npy(const std::string& path, const Header& h, const Box& roi) {
   return out;
 }
 
-void write_npy(const AnyVolume& volume, const std::string& path) {
+void write_npy(VolumeRef volume, const std::string& path) {
   static const char* descr[] = {"|u1", "<u2", "<i2", "<u4", "<f4"};
-  const Dims& d = dims_of(volume);
-  std::string dict = "{'descr': '" + std::string(descr[static_cast<int>(dtype_of(volume))]) +
+  const Dims d = ref_dims(volume);
+  std::string dict = "{'descr': '" + std::string(descr[static_cast<int>(ref_dtype(volume))]) +
                      "', 'fortran_order': False, 'shape': (" + std::to_string(d.z) + ", " + std::to_string(d.y) +
                      ", " + std::to_string(d.x) + "), }";
   // Magic (6) + version (2) + length (2) + dict + padding, a multiple of 64, ending in '\n'.
@@ -285,8 +285,8 @@ void write_npy(const AnyVolume& volume, const std::string& path) {
     out.write(reinterpret_cast<const char*>(pre), sizeof pre);
     out.write(dict.data(), static_cast<std::streamsize>(dict.size()));
     static_assert(std::endian::native == std::endian::little, "npy writer assumes a little-endian host");
-    const std::size_t bytes = static_cast<std::size_t>(d.count()) * dtype_size(dtype_of(volume));
-    out.write(static_cast<const char*>(voxel_bytes(volume)), static_cast<std::streamsize>(bytes));
+    const std::size_t bytes = static_cast<std::size_t>(d.count()) * dtype_size(ref_dtype(volume));
+    out.write(static_cast<const char*>(ref_bytes(volume)), static_cast<std::streamsize>(bytes));
     out.close();
     if (!out) throw InputError(path + ": cannot write");
   });

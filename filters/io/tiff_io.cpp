@@ -346,9 +346,9 @@ void write_pages(const Volume<T>& v, const std::string& path, bool compress) {
 
 }  // namespace
 
-void write_tiff(const AnyVolume& volume, const std::string& path, bool compress) {
+void write_tiff(VolumeRef volume, const std::string& path, bool compress) {
   write_atomically(path, [&](const std::filesystem::path& tmp) {
-    std::visit([&](const auto& v) { write_pages(v, tmp.string(), compress); }, volume);
+    std::visit([&](const auto* v) { write_pages(*v, tmp.string(), compress); }, volume);
   });
 }
 

@@ -36,6 +36,22 @@ void* voxel_bytes(AnyVolume& v) {
 const void* voxel_bytes(const AnyVolume& v) {
   return std::visit([](const auto& vol) -> const void* { return vol.data(); }, v);
 }
+VolumeRef ref_of(const AnyVolume& v) {
+  return std::visit([](const auto& vol) -> VolumeRef { return &vol; }, v);
+}
+Dims ref_dims(VolumeRef v) {
+  return std::visit([](const auto* vol) { return vol->dims(); }, v);
+}
+DType ref_dtype(VolumeRef v) {
+  return std::visit([](const auto* vol) { return dtype_of<typename std::decay_t<decltype(*vol)>::value_type>(); }, v);
+}
+Vec3 ref_spacing(VolumeRef v) {
+  return std::visit([](const auto* vol) { return vol->spacing_um; }, v);
+}
+const void* ref_bytes(VolumeRef v) {
+  return std::visit([](const auto* vol) -> const void* { return vol->data(); }, v);
+}
+
 Dims box_dims(const Box& b) { return {b.size[0], b.size[1], b.size[2]}; }
 bool covers_all(const Box& b, const Dims& d) {
   return b.min[0] == 0 && b.min[1] == 0 && b.min[2] == 0 && b.size[0] == d.x && b.size[1] == d.y &&
@@ -254,9 +270,11 @@ VolumeInfo probe_volume(const ReadOptions& options) {
   return info;
 }
 
-void write_volume(const AnyVolume& volume, const std::string& path, const WriteOptions& options) {
-  if (dims_of(volume).empty())
-    throw InputError(path + ": refusing to write a zero-sized volume " + to_string(dims_of(volume)));
+namespace {
+
+void write_ref(io::VolumeRef volume, const std::string& path, const WriteOptions& options) {
+  const Dims d = io::ref_dims(volume);
+  if (d.empty()) throw InputError(path + ": refusing to write a zero-sized volume " + to_string(d));
   std::string f = options.format;
   if (f.empty() || f == "auto") {
     f = format_from_name(path);
@@ -271,5 +289,23 @@ void write_volume(const AnyVolume& volume, const std::string& path, const WriteO
   else if (f == "hdf5") io::write_hdf5(volume, path, options.dataset, options.compress);
   else throw InputError(path + ": cannot write format '" + f + "'; expected tiff, mha, nrrd, nifti, raw, npy or hdf5");
 }
+
+}  // namespace
+
+void write_volume(const AnyVolume& volume, const std::string& path, const WriteOptions& options) {
+  write_ref(io::ref_of(volume), path, options);
+}
+
+namespace io_detail {
+template <class T>
+void write_typed(const Volume<T>& volume, const std::string& path, const WriteOptions& options) {
+  write_ref(io::VolumeRef(&volume), path, options);
+}
+template void write_typed(const Volume<std::uint8_t>&, const std::string&, const WriteOptions&);
+template void write_typed(const Volume<std::uint16_t>&, const std::string&, const WriteOptions&);
+template void write_typed(const Volume<std::int16_t>&, const std::string&, const WriteOptions&);
+template void write_typed(const Volume<std::uint32_t>&, const std::string&, const WriteOptions&);
+template void write_typed(const Volume<float>&, const std::string&, const WriteOptions&);
+}  // namespace io_detail
 
 }  // namespace vp

@@ -57,9 +57,16 @@ struct WriteOptions {
 // raw: the voxels alone, x fastest, little-endian.
 void write_volume(const AnyVolume& volume, const std::string& path, const WriteOptions& options = {});
 
+namespace io_detail {
+// Defined for the five element types in volume_io.cpp.
+template <class T>
+void write_typed(const Volume<T>& volume, const std::string& path, const WriteOptions& options);
+}  // namespace io_detail
+
+// Writes a typed volume (LabelVolume included) without copying it into an AnyVolume.
 template <class T>
 void write_volume(const Volume<T>& volume, const std::string& path, const WriteOptions& options = {}) {
-  write_volume(AnyVolume(volume), path, options);
+  io_detail::write_typed(volume, path, options);
 }
 
 }  // namespace vp
