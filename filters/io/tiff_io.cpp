@@ -10,6 +10,9 @@
 #include <memory>
 #include <sstream>
 
+#include <tbb/blocked_range.h>
+#include <tbb/parallel_for.h>
+
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "filters/io/io_formats.h"
@@ -259,31 +262,42 @@ Header probe_tiff(const std::vector<std::string>& files) {
       }
     }
     pages += n;
+    h.tiff_pages.push_back(n);
   }
   h.dims = {first.width, first.height, pages};
   return h;
 }
 
 AnyVolume read_tiff(const std::vector<std::string>& files, const Header& header, const Box& roi) {
+  // The pages the ROI needs, in z order: (file, page in that file).
+  std::vector<std::pair<std::size_t, std::uint32_t>> pages;
+  index_t z = 0;
+  for (std::size_t k = 0; k < files.size(); ++k)
+    for (std::uint32_t p = 0; p < header.tiff_pages.at(k); ++p, ++z)
+      if (z >= roi.min[2] && z < roi.min[2] + roi.size[2]) pages.emplace_back(k, p);
   AnyVolume out = allocate_volume(header.dtype, box_dims(roi));
   std::visit(
       [&](auto& vol) {
         using T = typename std::decay_t<decltype(vol)>::value_type;
         const index_t plane = roi.size[0] * roi.size[1];
-        index_t z = 0;  // global page index
-        for (const auto& path : files) {
-          if (z >= roi.min[2] + roi.size[2]) break;
-          TiffFile f(path, "r");
-          const std::uint32_t n = page_count(f);
-          std::uint32_t current = 0;  // TIFFNumberOfDirectories leaves the file on page 0
-          for (std::uint32_t p = 0; p < n; ++p, ++z) {
-            if (z < roi.min[2] || z >= roi.min[2] + roi.size[2]) continue;
-            if (p != current) go_to_page(f, p, current);
+        // Pages decode independently into their own planes: each task opens its own handle
+        // and walks its run of pages forward. The result does not depend on the split.
+        tbb::parallel_for(tbb::blocked_range<std::size_t>(0, pages.size(), 4), [&](const auto& range) {
+          std::unique_ptr<TiffFile> f;
+          std::size_t open_file = files.size();
+          std::uint32_t current = 0;
+          for (std::size_t i = range.begin(); i != range.end(); ++i) {
+            const auto [k, p] = pages[i];
+            if (k != open_file) {
+              f = std::make_unique<TiffFile>(files[k], "r");  // opens on page 0
+              open_file = k;
+              current = 0;
+            }
+            if (p != current) go_to_page(*f, p, current);
             current = p;
-            const PageLayout L = read_layout(f, p);
-            read_page<T>(f, p, L, roi, vol.data() + (z - roi.min[2]) * plane);
+            read_page<T>(*f, p, read_layout(*f, p), roi, vol.data() + static_cast<index_t>(i) * plane);
           }
-        }
+        });
       },
       out);
   return out;
