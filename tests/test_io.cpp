@@ -346,6 +346,39 @@ TEST(ItkFormats, OriginAndSpacingInMicrometres) {
   }
 }
 
+TEST(ItkFormats, DetachedMhdAndNhdrHeadersReadTheirDataFile) {
+  const fs::path dir = scratch("detached");
+  std::string data;
+  for (std::uint16_t i = 0; i < 12; ++i) data.append(reinterpret_cast<const char*>(&i), 2);
+  std::ofstream(dir / "v.raw", std::ios::binary) << data;
+  std::ofstream(dir / "v.mhd") << "ObjectType = Image\nNDims = 3\nDimSize = 3 2 2\nElementSpacing = 0.5 0.25 2\n"
+                                  "ElementType = MET_USHORT\nElementByteOrderMSB = False\nElementDataFile = v.raw\n";
+  std::ofstream(dir / "v.nhdr") << "NRRD0004\ntype: uint16\ndimension: 3\nsizes: 3 2 2\nspacings: 0.5 0.25 2\n"
+                                   "encoding: raw\nendian: little\ndata file: v.raw\n";
+  for (const std::string name : {"v.mhd", "v.nhdr"}) {
+    ReadOptions o;
+    o.path = (dir / name).string();
+    const ReadResult r = read_volume(o);
+    const auto& v = std::get<Volume<std::uint16_t>>(r.volume);
+    ASSERT_EQ(v.dims(), (Dims{3, 2, 2})) << name;
+    EXPECT_EQ(v(2, 1, 1), 11);
+    EXPECT_EQ(v(1, 0, 1), 7);
+    expect_spacing({0.5, 0.25, 2}, v.spacing_um);
+    // Provenance covers the header and the voxels: one hash over both files.
+    std::ifstream in(dir / name, std::ios::binary);
+    const std::string header((std::istreambuf_iterator<char>(in)), {});
+    Sha256 h;
+    h.update(header.data(), header.size());
+    h.update(data.data(), data.size());
+    EXPECT_EQ(v.provenance.sha256, h.hex_digest()) << name;
+  }
+  // The detached data file shorter than the header says.
+  fs::resize_file(dir / "v.raw", 20);
+  ReadOptions o;
+  o.path = (dir / "v.mhd").string();
+  EXPECT_THROW(read_volume(o), InputError);
+}
+
 // ---- raw ----
 
 TEST(Raw, BigEndianWithHeaderOffsetAndRoi) {
