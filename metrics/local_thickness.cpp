@@ -8,14 +8,17 @@
 #include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
 
+#include "core/error.h"
 #include "metrics/distance_transform.h"
 
 namespace vp {
 namespace {
 
+// A candidate ball: centre (x, y, z) as 16-bit indices and squared radius in µm², exactly as the
+// transform stored it (12 bytes; there can be nearly as many balls as phase voxels).
 struct Ball {
-  index_t x, y, z;
-  double r;  // µm
+  std::uint16_t x, y, z;
+  float r2;
 };
 
 // Centres whose ball is not inside a 26-neighbour's ball, in (z, y, x) order.
@@ -42,12 +45,20 @@ std::vector<Ball> maximal_balls(const Volume<float>& r2, const Volume<std::uint8
                 // Contained (up to float rounding of the stored squares): the neighbour covers it.
                 if (rn >= rc + step - 1e-6 * (rc + step)) redundant = true;
               }
-          if (!redundant) out.push_back({x, y, z, rc});
+          if (!redundant)
+            out.push_back({static_cast<std::uint16_t>(x), static_cast<std::uint16_t>(y), static_cast<std::uint16_t>(z),
+                           r2(x, y, z)});
         }
     }
   });
+  std::size_t total = 0;
+  for (const auto& p : per_plane) total += p.size();
   std::vector<Ball> balls;
-  for (auto& p : per_plane) balls.insert(balls.end(), p.begin(), p.end());
+  balls.reserve(total);
+  for (auto& p : per_plane) {
+    balls.insert(balls.end(), p.begin(), p.end());
+    std::vector<Ball>().swap(p);
+  }
   return balls;
 }
 
@@ -64,6 +75,8 @@ index_t half_extent(double limit2, double h) {
 Volume<float> local_thickness(const Volume<std::uint8_t>& fg, const LocalThicknessOptions& options) {
   const Dims d = fg.dims();
   const Vec3 h = fg.spacing_um;
+  if (d.x > 65535 || d.y > 65535 || d.z > 65535)
+    throw InputError("local_thickness: volume " + to_string(d) + " has more than 65535 voxels along an axis");
   Volume<float> lt = fg.like<float>(d, 0.0f);
   if (fg.empty()) return lt;
   Volume<float> r2 = squared_distance_to_boundary(fg, {options.outside_is_background});
@@ -89,7 +102,7 @@ Volume<float> local_thickness(const Volume<std::uint8_t>& fg, const LocalThickne
       while (i < balls.size() && balls[i].z < z) ++i;
       first_in_plane[static_cast<std::size_t>(z)] = i;
     }
-    for (const Ball& b : balls) r_max = std::max(r_max, b.r);
+    for (const Ball& b : balls) r_max = std::max(r_max, std::sqrt(static_cast<double>(b.r2)));
   }
   const index_t reach_z = static_cast<index_t>(std::ceil(r_max / h[2]));
 
@@ -99,11 +112,12 @@ Volume<float> local_thickness(const Volume<std::uint8_t>& fg, const LocalThickne
       for (std::size_t i = first_in_plane[static_cast<std::size_t>(z0)]; i < first_in_plane[static_cast<std::size_t>(z1)];
            ++i) {
         const Ball& b = balls[i];
-        const double rr = b.r * b.r;
+        const double rr = b.r2;
+        const double r = std::sqrt(rr);
         const double dz = static_cast<double>(z - b.z) * h[2];
         const double rem_z = rr - dz * dz;
         if (rem_z <= 0) continue;
-        const float diameter = static_cast<float>(2.0 * b.r);
+        const float diameter = static_cast<float>(2.0 * r);
         const index_t ky = half_extent(rem_z, h[1]);
         for (index_t y = std::max<index_t>(0, b.y - ky); y <= std::min<index_t>(d.y - 1, b.y + ky); ++y) {
           const double dy = static_cast<double>(y - b.y) * h[1];
