@@ -148,8 +148,6 @@ class ConfigParser {
     }
     Params top(without(root, {"phases", "samples", "stages", "report"}), top_level_specs(), file_, "");
     top.check(diags_);
-    if (top.has("version") && attempt([&] { return top.integer("version"); }).value_or(1) != 1)
-      diags_.error(root["version"], "version", "found " + root["version"].Scalar() + "; expected 1");
     if (auto out = attempt([&] { return top.string("output"); }); out && top.has("output"))
       config_.output = resolve(*out);
     else
@@ -196,13 +194,19 @@ class ConfigParser {
       ph.name = p.string("name");
       ph.label = static_cast<int>(p.integer("label"));
       ph.role = *parse_role(p.string("role"));
+      bool unique = true;
       for (const auto& q : phases) {
-        if (q.name == ph.name) diags_.error(n["name"], kp + ".name", "duplicate phase name '" + ph.name + "'; expected unique names");
-        if (q.label == ph.label)
+        if (q.name == ph.name) {
+          diags_.error(n["name"], kp + ".name", "duplicate phase name '" + ph.name + "'; expected unique names");
+          unique = false;
+        }
+        if (q.label == ph.label) {
           diags_.error(n["label"], kp + ".label", "label " + std::to_string(ph.label) + " is already phase '" + q.name +
                                                       "'; expected one phase per label");
+          unique = false;
+        }
       }
-      phases.push_back(ph);
+      if (unique) phases.push_back(ph);
     }
     try {
       config_.phases = PhaseTable(std::move(phases));
@@ -249,33 +253,34 @@ class ConfigParser {
   }
 
   // Checks that the file exists and that its header reads with these options.
-  std::optional<VolumeInfo> probe(const ReadOptions& o, const YAML::Node& at, const std::string& kp) {
+  std::optional<VolumeInfo> probe(const ReadOptions& o, const YAML::Node& at, const std::string& kp, Diagnostics& into) {
     if (!has_glob(o.path) && !fs::exists(o.path)) {
-      diags_.error(at, kp, "file not found: " + o.path + " (relative paths resolve against " + base_.string() +
+      into.error(at, kp, "file not found: " + o.path + " (relative paths resolve against " + base_.string() +
                                "); expected an existing volume file or folder of TIFF slices");
       return std::nullopt;
     }
     try {
       VolumeInfo info = probe_volume(o);
       if (info.dims.empty()) {
-        diags_.error(at, kp, o.path + ": the volume is empty (dims " + to_string(info.dims) +
+        into.error(at, kp, o.path + ": the volume is empty (dims " + to_string(info.dims) +
                                  "); expected at least one voxel along each axis");
         return std::nullopt;
       }
       return info;
     } catch (const InputError& e) {
-      diags_.error(at, kp, e.what());
+      into.error(at, kp, e.what());
     } catch (const std::exception& e) {
-      diags_.error(at, kp, o.path + ": cannot read the header: " + e.what());
+      into.error(at, kp, o.path + ": cannot read the header: " + e.what());
     }
     return std::nullopt;
   }
 
   std::optional<Vec3> voxel_size(const Params& src) {
-    auto v = attempt([&] { return src.numbers("voxel_size_um"); });
-    if (!v) return std::nullopt;
-    if (v->size() == 1) v = std::vector<double>{(*v)[0], (*v)[0], (*v)[0]};
     const YAML::Node n = src.node("voxel_size_um");
+    // A scalar goes through number(): Params::numbers() rewrites a scalar node in place.
+    auto v = n.IsScalar() ? attempt([&] { return std::vector<double>(3, src.number("voxel_size_um")); })
+                          : attempt([&] { return src.numbers("voxel_size_um"); });
+    if (!v) return std::nullopt;
     if (v->size() != 3) {
       diags_.error(n, src.key_path("voxel_size_um"), "found " + std::to_string(v->size()) +
                                                          " numbers; expected one number or [sx, sy, sz] in µm");
@@ -379,27 +384,30 @@ class ConfigParser {
     const std::string axis = attempt([&] { return pick(p, d, "pressing_axis").string("pressing_axis"); }).value_or("z");
     s.info.pressing_axis = axis == "x" ? 0 : axis == "y" ? 1 : 2;
 
-    auto header = probe(s.read, n["path"], kp + ".path");
-    if (!header) return std::nullopt;
-    s.header = *header;
+    // Problems of the data files are kept with the sample: `run` records it as failed and goes
+    // on with the others. Problems of the config itself go to diags_.
+    Diagnostics file_problems(file_);
+    const auto header = probe(s.read, n["path"], kp + ".path", file_problems);
+    if (header) s.header = *header;
     bool ok = true;
 
     const Params& vs = pick(p, d, "voxel_size_um");
     if (vs.has("voxel_size_um")) {
       auto v = voxel_size(vs);
-      if (!v) return std::nullopt;
-      s.info.spacing_um = *v;
+      if (v) s.info.spacing_um = *v;
+      ok = ok && v.has_value();
       s.spacing_from_config = true;
-    } else if (header->spacing_from_file) {
+    } else if (header && header->spacing_from_file) {
       s.info.spacing_um = header->spacing_um;
-    } else {
-      diags_.error(n, kp + ".voxel_size_um", s.read.path + " records no voxel size; add voxel_size_um (µm) to the sample or to defaults");
+    } else if (header) {
+      diags_.error(n, kp + ".voxel_size_um",
+                   s.read.path + " records no voxel size; add voxel_size_um (µm) to the sample or to defaults");
       ok = false;
     }
 
     if (n["roi"] && n["roi"].IsMap()) {
       if (auto b = roi(n["roi"], kp + ".roi")) {
-        for (int a = 0; a < 3; ++a)
+        for (int a = 0; header && a < 3; ++a)
           if (b->min[a] + b->size[a] > header->dims[a]) {
             static const char* ax = "xyz";
             diags_.error(n["roi"], kp + ".roi",
@@ -420,21 +428,20 @@ class ConfigParser {
         diags_.error(n["labels"], kp + ".labels", "a sample of kind labels takes no `labels` companion; expected kind: grey");
         ok = false;
       } else if (auto comp = labels_companion(n["labels"], d, kp + ".labels")) {
-        auto lh = probe(*comp, n["labels"], kp + ".labels");
-        if (!lh) return std::nullopt;
-        if (!(lh->dims == header->dims)) {
-          diags_.error(n["labels"], kp + ".labels", comp->path + " is " + to_string(lh->dims) + " but the grey volume is " +
-                                                        to_string(header->dims) + "; expected the same dims");
-          ok = false;
-        }
+        const auto lh = probe(*comp, n["labels"], kp + ".labels", file_problems);
+        if (lh && header && !(lh->dims == header->dims))
+          file_problems.error(n["labels"], kp + ".labels", comp->path + " is " + to_string(lh->dims) +
+                                                             " but the grey volume is " + to_string(header->dims) +
+                                                             "; expected the same dims");
         comp->roi = s.roi;
         s.labels = *comp;
-        s.labels_header = *lh;
+        if (lh) s.labels_header = *lh;
         s.info.labels_path = comp->path;
       } else {
         ok = false;
       }
     }
+    if (!file_problems.ok()) s.file_problem = file_problems.items().front();
     return ok ? std::optional<SampleConfig>(std::move(s)) : std::nullopt;
   }
 
@@ -485,7 +492,7 @@ class ConfigParser {
 
   std::string unknown_hint(const std::string& name, const std::vector<std::string>& known) const {
     const std::string best = closest_name(name, known);
-    return (best.empty() ? "" : "; did you mean '" + best + "'?") + " Known: " + (known.empty() ? "(none)" : join(known)) +
+    return (best.empty() ? "" : "; did you mean '" + best + "'?") + "; known: " + (known.empty() ? "(none)" : join(known)) +
            " (see `voxpress stages`)";
   }
 
@@ -612,6 +619,13 @@ std::vector<ParamSpec> phase_specs() {
 
 Config parse_config(const fs::path& path, const Registry& registry, Diagnostics& diags) {
   return ConfigParser(path, registry, diags).parse();
+}
+
+std::vector<Diagnostic> all_problems(const Diagnostics& diags, const Config& config) {
+  std::vector<Diagnostic> out = diags.items();
+  for (const auto& s : config.samples)
+    if (s.file_problem) out.push_back(*s.file_problem);
+  return out;
 }
 
 Config load_config(const fs::path& path, const Registry& registry) {

@@ -26,6 +26,9 @@ struct SampleConfig {
   std::optional<VolumeInfo> labels_header;
   std::optional<Box> roi;
   bool spacing_from_config = false;  // voxel_size_um given (wins over the file)
+  // The data file cannot be used (missing, unreadable header, empty, companion dims differ).
+  // `validate` reports it as an error; `run` records this sample as failed and runs the others.
+  std::optional<Diagnostic> file_problem;
 
   unsigned initial_data() const;     // DataFlag bits present after loading
   Dims loaded_dims() const;          // ROI size, or the file's dims
@@ -53,12 +56,17 @@ struct Config {
   std::vector<BatchStageConfig> report;
 };
 
-// Parses and validates; every problem goes into diags (the returned Config is only meaningful
-// when diags.ok()). diags' file should be the config path as the user wrote it.
+// Parses and validates; every problem of the config goes into diags (the returned Config is only
+// meaningful when diags.ok()); problems of a sample's data file go into its file_problem.
+// diags' file should be the config path as the user wrote it.
 Config parse_config(const std::filesystem::path& path, const Registry& registry, Diagnostics& diags);
 
-// parse_config, then throws InputError listing every diagnostic when there is any.
+// parse_config, then throws InputError listing every diagnostic when there is any (samples'
+// file problems excepted: the runner records them per sample).
 Config load_config(const std::filesystem::path& path, const Registry& registry);
+
+// The config's diagnostics followed by every sample's file problem (what `validate` prints).
+std::vector<Diagnostic> all_problems(const Diagnostics& diags, const Config& config);
 
 // The keys of the config's sections, with types, units and defaults (validation and docs).
 std::vector<ParamSpec> top_level_specs();

@@ -79,10 +79,12 @@ class SampleRunner {
     const fs::path final_dir = run_dir_ / "samples" / name;
     const fs::path work_dir = run_dir_ / "samples" / (".partial-" + name);
     try {
+      if (sample.file_problem) throw InputError(sample.file_problem->format());
       fs::remove_all(work_dir);
       fs::create_directories(work_dir);
       SampleContext ctx;
       ctx.sample = sample.info;
+      ctx.config_phases = &config_.phases;
       ctx.out_dir = work_dir;
       ctx.threads = threads_;
       ctx.progress = &progress_;
@@ -272,6 +274,9 @@ RunResult run_batch(const Config& config, const RunOptions& options, Progress& p
                                   " jobs, " + std::to_string(run.threads) + " threads, memory budget " +
                                   format_bytes(run.memory_budget_bytes) + " -> " + run_dir.string());
 
+  for (std::size_t k : chosen)
+    if (const auto& s = config.samples[k]; s.file_problem)
+      progress.message(s.info.name, "", "cannot be read, recorded as failed: " + s.file_problem->format());
   std::vector<std::uint64_t> estimate(chosen.size());
   for (std::size_t k = 0; k < chosen.size(); ++k) {
     estimate[k] = estimate_sample_bytes(config.samples[chosen[k]], config.stages);

@@ -16,9 +16,10 @@ int validate_main(const std::vector<std::string>& args) {
   if (parse_cli(app, args)) return 0;
   Diagnostics diags(config_path);
   const Config config = parse_config(config_path, Registry::global(), diags);
-  if (!diags.ok()) {
-    std::cerr << diags.format();
-    std::cerr << "invalid: " << diags.items().size() << (diags.items().size() == 1 ? " error" : " errors") << "\n";
+  const std::vector<Diagnostic> problems = all_problems(diags, config);
+  if (!problems.empty()) {
+    for (const auto& d : problems) std::cerr << d.format() << "\n";
+    std::cerr << "invalid: " << problems.size() << (problems.size() == 1 ? " error" : " errors") << "\n";
     return 2;
   }
   std::cout << "valid: " << config.samples.size() << " samples, " << config.stages.size() << " stages\n";
