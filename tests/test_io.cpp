@@ -222,6 +222,33 @@ TEST_P(TiffCompression, SixteenBitStripsAndTilesDecode) {
 INSTANTIATE_TEST_SUITE_P(Codecs, TiffCompression,
                          ::testing::Values(COMPRESSION_NONE, COMPRESSION_LZW, COMPRESSION_ADOBE_DEFLATE));
 
+TEST(TiffRead, ReducedResolutionPagesAreNotSlices) {
+  const fs::path dir = scratch("thumb");
+  const std::string path = (dir / "thumb.tif").string();
+  TIFF* t = TIFFOpen(path.c_str(), "w");
+  ASSERT_NE(t, nullptr);
+  // slice 0 (4 x 3), a 2 x 2 thumbnail, slice 1.
+  for (int page = 0; page < 3; ++page) {
+    const bool thumb = page == 1;
+    const std::uint32_t w = thumb ? 2 : 4, h = thumb ? 2 : 3;
+    TIFFSetField(t, TIFFTAG_SUBFILETYPE, thumb ? FILETYPE_REDUCEDIMAGE : 0);
+    TIFFSetField(t, TIFFTAG_IMAGEWIDTH, w);
+    TIFFSetField(t, TIFFTAG_IMAGELENGTH, h);
+    TIFFSetField(t, TIFFTAG_BITSPERSAMPLE, 8);
+    TIFFSetField(t, TIFFTAG_SAMPLESPERPIXEL, 1);
+    TIFFSetField(t, TIFFTAG_PHOTOMETRIC, PHOTOMETRIC_MINISBLACK);
+    TIFFSetField(t, TIFFTAG_ROWSPERSTRIP, h);
+    std::vector<std::uint8_t> row(w, static_cast<std::uint8_t>(10 * page + 1));
+    for (std::uint32_t y = 0; y < h; ++y) ASSERT_GE(TIFFWriteScanline(t, row.data(), y, 0), 0);
+    ASSERT_TRUE(TIFFWriteDirectory(t));
+  }
+  TIFFClose(t);
+  const auto v = std::get<Volume<std::uint8_t>>(read_path(path));
+  ASSERT_EQ(v.dims(), (Dims{4, 3, 2}));
+  EXPECT_EQ(v(3, 2, 0), 1);
+  EXPECT_EQ(v(3, 2, 1), 21);
+}
+
 TEST(TiffRead, Int8WidensToInt16) {
   const fs::path dir = scratch("int8");
   std::vector<std::vector<std::uint8_t>> pages{{0x80, 0xff, 0x00, 0x7f}};

@@ -17,7 +17,7 @@ struct Header {
   Vec3 spacing_um{1, 1, 1};
   Vec3 origin_um{0, 0, 0};
   bool spacing_from_file = false;
-  std::vector<std::uint32_t> tiff_pages;  // TIFF: pages in each input file, in order
+  std::vector<std::vector<std::uint32_t>> tiff_pages;  // TIFF: the slice pages of each input file
 };
 
 // A non-owning handle on a volume of any element type: writers take it so that writing a

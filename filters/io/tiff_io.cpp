@@ -246,12 +246,17 @@ Header probe_tiff(const std::vector<std::string>& files) {
   for (std::size_t k = 0; k < files.size(); ++k) {
     TiffFile f(files[k], "r");
     const std::uint32_t n = page_count(f);
-    // Every page must match the first one; checking all headers is cheap (no voxels).
+    std::vector<std::uint32_t> slices;
+    // Every slice must match the first one; checking all headers is cheap (no voxels).
     for (std::uint32_t p = 0; p < n; ++p) {
       if (p > 0) go_to_page(f, p, p - 1);
+      // Thumbnails and pyramid levels (reduced-resolution pages) are not slices.
+      std::uint32_t subfile = 0;
+      if (TIFFGetField(f.get(), TIFFTAG_SUBFILETYPE, &subfile) && (subfile & FILETYPE_REDUCEDIMAGE)) continue;
+      slices.push_back(p);
       const PageLayout L = read_layout(f, p);
       const DType t = dtype_for(f, p, L);
-      if (k == 0 && p == 0) {
+      if (pages == 0 && slices.size() == 1) {
         first = L;
         h.dtype = t;
         read_spacing(f, h);
@@ -261,9 +266,10 @@ Header probe_tiff(const std::vector<std::string>& files) {
                " " + to_string(h.dtype) + " like the first page");
       }
     }
-    pages += n;
-    h.tiff_pages.push_back(n);
+    pages += static_cast<index_t>(slices.size());
+    h.tiff_pages.push_back(std::move(slices));
   }
+  if (pages == 0) throw InputError(files[0] + ": no full-resolution image pages");
   h.dims = {first.width, first.height, pages};
   return h;
 }
@@ -273,8 +279,10 @@ AnyVolume read_tiff(const std::vector<std::string>& files, const Header& header,
   std::vector<std::pair<std::size_t, std::uint32_t>> pages;
   index_t z = 0;
   for (std::size_t k = 0; k < files.size(); ++k)
-    for (std::uint32_t p = 0; p < header.tiff_pages.at(k); ++p, ++z)
+    for (std::uint32_t p : header.tiff_pages.at(k)) {
       if (z >= roi.min[2] && z < roi.min[2] + roi.size[2]) pages.emplace_back(k, p);
+      ++z;
+    }
   AnyVolume out = allocate_volume(header.dtype, box_dims(roi));
   std::visit(
       [&](auto& vol) {
