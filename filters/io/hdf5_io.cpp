@@ -118,7 +118,8 @@ std::string listing(const std::vector<Found>& found) {
 }
 
 // Opens the named dataset, or the only 3-D one when no name is given.
-Hid open_dataset(hid_t file, const std::string& path, const std::string& name) {
+Hid open_dataset(hid_t file, const std::string& path, const std::string& name, std::string* resolved = nullptr) {
+  if (resolved) *resolved = name;
   if (!name.empty()) {
     // Check each link on the way: H5Dopen2 on a missing path fails without saying where.
     bool exists = true;
@@ -141,6 +142,7 @@ Hid open_dataset(hid_t file, const std::string& path, const std::string& name) {
   if (three_d.size() != 1)
     throw InputError(path + ": " + std::to_string(three_d.size()) +
                      " 3-D datasets; name one with dataset (the file holds " + listing(all) + ")");
+  if (resolved) *resolved = three_d[0].name;
   return Hid(H5Dopen2(file, three_d[0].name.c_str(), H5P_DEFAULT), H5Dclose);
 }
 
@@ -165,9 +167,10 @@ bool read_spacing(hid_t dataset, Vec3& spacing) {
 
 }  // namespace
 
-Header probe_hdf5(const std::string& path, const std::string& dataset) {
+Header probe_hdf5(const std::string& path, const std::string& name) {
   Hid file = open_file(path);
-  Hid ds = open_dataset(file.get(), path, dataset);
+  std::string dataset;
+  Hid ds = open_dataset(file.get(), path, name, &dataset);
   const auto shape = shape_of(ds.get());
   const auto t = dtype_for(ds.get());
   if (!t)
@@ -182,9 +185,10 @@ Header probe_hdf5(const std::string& path, const std::string& dataset) {
   return h;
 }
 
-AnyVolume read_hdf5(const std::string& path, const std::string& dataset, const Header& header, const Box& roi) {
+AnyVolume read_hdf5(const std::string& path, const std::string& name, const Header& header, const Box& roi) {
   Hid file = open_file(path);
-  Hid ds = open_dataset(file.get(), path, dataset);
+  std::string dataset;
+  Hid ds = open_dataset(file.get(), path, name, &dataset);
   const auto t = dtype_for(ds.get());
   const int rank = static_cast<int>(shape_of(ds.get()).size());
   AnyVolume out = allocate_volume(header.dtype, box_dims(roi));
