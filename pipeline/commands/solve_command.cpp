@@ -1,0 +1,204 @@
+// voxpress solve VOLUME [--phase LABEL[,LABEL...]] [--cond LABEL=VALUE,...] [--axis x|y|z|all]
+//                       [--spacing SX,SY,SZ] [--tol T] [--periodic] [--json] [--out DIR] ...
+// One-shot conductivity solve on a label volume. Runs the `transport` stage (the same code as
+// in a YAML batch) and prints a table, or one JSON object with --json.
+#include <cstdio>
+#include <filesystem>
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+
+#include <tbb/global_control.h>
+#include <tbb/task_arena.h>
+
+#include "core/error.h"
+#include "core/json_util.h"
+#include "core/stage.h"
+#include "pipeline/commands/cli_common.h"
+
+namespace vp {
+
+namespace {
+
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> out;
+  std::stringstream ss(text);
+  for (std::string item; std::getline(ss, item, ',');)
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+// "0-89" -> the labels present in 0..89; anything else is kept as a name or label.
+std::vector<std::string> expand_ranges(const std::vector<std::string>& items, const std::vector<int>& present,
+                                       const std::string& flag) {
+  std::vector<std::string> out;
+  for (const auto& item : items) {
+    const auto dash = item.find('-');
+    int lo = -1, hi = -1;
+    if (dash != std::string::npos && dash > 0 && std::sscanf(item.c_str(), "%d-%d", &lo, &hi) == 2) {
+      if (lo < 0 || hi > 255 || lo > hi) throw InputError(flag + ": range '" + item + "' must be A-B with 0 ≤ A ≤ B ≤ 255");
+      for (int l : present)
+        if (l >= lo && l <= hi) out.push_back(std::to_string(l));
+      continue;
+    }
+    out.push_back(item);
+  }
+  return out;
+}
+
+std::string yaml_list(const std::vector<std::string>& items) {
+  std::string s = "[";
+  for (std::size_t i = 0; i < items.size(); ++i) s += (i ? ", " : "") + nlohmann::json(items[i]).dump();
+  return s + "]";
+}
+
+void print_table(const nlohmann::json& axes, const std::string& phase, const std::string& unit) {
+  std::cout << "conducting phase(s): " << phase << "   sigma_eff unit: " << unit << "\n";
+  std::cout << std::left << std::setw(5) << "axis" << std::setw(17) << "status" << std::right << std::setw(13)
+            << "sigma_eff" << std::setw(11) << "tau" << std::setw(11) << "macmullin" << std::setw(10) << "porosity"
+            << std::setw(11) << "perc." << std::setw(7) << "iter" << std::setw(11) << "residual" << std::setw(11)
+            << "balance" << std::setw(9) << "s" << "\n";
+  auto num = [](const nlohmann::json& v, int digits = 6) {
+    if (v.is_null()) return std::string("inf");
+    std::ostringstream o;
+    o << std::setprecision(digits) << v.get<double>();
+    return o.str();
+  };
+  for (const auto& [axis, r] : axes.items()) {
+    std::ostringstream sec;
+    sec << std::fixed << std::setprecision(2) << r["seconds"].get<double>();
+    std::cout << std::left << std::setw(5) << axis << std::setw(17) << r["status"].get<std::string>() << std::right
+              << std::setw(13) << num(r["sigma_eff"]) << std::setw(11) << num(r["tau"]) << std::setw(11)
+              << num(r["macmullin"]) << std::setw(10) << num(r["porosity"], 5) << std::setw(11)
+              << num(r["porosity_percolating"], 5) << std::setw(7) << r["iterations"].get<long>() << std::setw(11)
+              << num(r["residual"], 2) << std::setw(11) << num(r["flux_balance"], 2) << std::setw(9) << sec.str()
+              << "\n";
+  }
+}
+
+int solve_main(const std::vector<std::string>& args) {
+  CLI::App app("Effective conductivity, tortuosity factor and MacMullin number by a voxel conduction solve",
+               "solve");
+  VolumeArgs volume;
+  add_volume_flags(app, volume);
+  std::string phase_flag, cond_flag, axis = "z", labels_flag, roles_flag, out_dir, unit = "1";
+  double tol = 1e-6, balance = 1e-4;
+  long max_iterations = 1000;
+  bool periodic = false, json = false;
+  int threads = 0;
+  app.add_option("--phase", phase_flag, "conducting phase(s), conductivity 1: names or labels, A-B ranges (0-89)");
+  app.add_option("--cond", cond_flag, "conductivities: LABEL=VALUE,... (names or labels; others 0)");
+  app.add_option("--axis", axis, "x, y, z or all")->check(CLI::IsMember({"x", "y", "z", "all"}))->capture_default_str();
+  app.add_option("--tol", tol, "relative residual to reach")->capture_default_str();
+  app.add_option("--flux-balance", balance, "|I_in - I_out| / |I_in| to reach")->capture_default_str();
+  app.add_option("--max-iterations", max_iterations, "CG iterations at most")->capture_default_str();
+  app.add_flag("--periodic", periodic, "side faces wrap around");
+  app.add_option("--unit", unit, "unit of the conductivities (e.g. mS/cm; 1 = normalised)")->capture_default_str();
+  app.add_option("--labels", labels_flag, "phase names: NAME=VALUE,... (e.g. pore=0,se=1,am=2)");
+  app.add_option("--roles", roles_flag, "phase roles: NAME=ROLE,...");
+  app.add_option("--out", out_dir,
+                 "folder for potential/current volumes (TIFF), potential_*.png, current_*.png, transport_profile_*.csv");
+  app.add_option("--threads", threads, "worker threads (0 = all)");
+  app.add_flag("--json", json, "print one JSON object");
+  if (parse_cli(app, args)) return 0;
+  if (phase_flag.empty() && cond_flag.empty())
+    throw InputError("name the conducting phase(s): --phase LABEL[,LABEL...] or --cond LABEL=VALUE,...");
+
+  std::unique_ptr<tbb::global_control> limit;
+  if (threads > 0) limit = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism, threads);
+
+  const ReadResult input = load_volume(volume);
+  Volume<std::uint8_t> voxels = to_labels_u8(input.volume);
+  const std::vector<int> present = labels_present(voxels);
+  PhaseTable table = phase_table_from_flags(labels_flag, roles_flag, present);
+
+  std::map<std::string, std::string> values;
+  if (!phase_flag.empty()) values["phase"] = yaml_list(expand_ranges(split_list(phase_flag), present, "--phase"));
+  if (!cond_flag.empty()) {
+    std::string map = "{";
+    for (const auto& [name, value] : parse_assignments(cond_flag, "--cond")) {
+      try {
+        std::size_t used = 0;
+        (void)std::stod(value, &used);
+        if (used != value.size()) throw std::invalid_argument(value);
+      } catch (const std::exception&) {
+        throw InputError("--cond: '" + name + "=" + value + "': the conductivity is not a number");
+      }
+      map += (map.size() > 1 ? ", " : "") + nlohmann::json(name).dump() + ": " + value;
+    }
+    values["conductivities"] = map + "}";
+  }
+  values["axes"] = axis == "all" ? "[x, y, z]" : "[" + axis + "]";
+  values["tol"] = format_number(tol);
+  values["flux_balance"] = format_number(balance);
+  values["max_iterations"] = std::to_string(max_iterations);
+  values["periodic"] = periodic ? "true" : "false";
+  values["conductivity_unit"] = nlohmann::json(unit).dump();
+  values["write_fields"] = out_dir.empty() ? "false" : "true";
+
+  const Stage* stage = Registry::global().stage("transport");
+  if (!stage) throw InputError("the transport stage is not registered in this build");
+  Params params = Params::from_strings(values, stage->params(), "solve command line");
+  Diagnostics diags("solve command line");
+  params.check(diags);
+  stage->preflight(params, PreflightContext{table, kLabels}, diags);
+  diags.throw_if_any();
+
+  SampleContext ctx;
+  ctx.sample.name = volume.path;
+  ctx.sample.path = volume.path;
+  ctx.sample.spacing_um = voxels.spacing_um;
+  ctx.threads = threads > 0 ? threads : tbb::this_task_arena::max_concurrency();
+  if (!out_dir.empty()) {
+    std::filesystem::create_directories(out_dir);
+    ctx.out_dir = out_dir;
+  }
+  const Vec3 spacing = voxels.spacing_um;
+  const Dims dims = voxels.dims();
+  ctx.labels = LabelVolume(std::move(voxels), std::move(table));
+  ctx.current_stage = "transport";
+  stage->run(params, ctx);
+
+  const nlohmann::json& axes = ctx.details["axes"];
+  bool converged = true;
+  for (const auto& [a, r] : axes.items()) converged = converged && r["status"] != "not_converged";
+  if (json) {
+    nlohmann::json out = {
+        {"input",
+         {{"path", provenance_of(input.volume).path},
+          {"sha256", provenance_of(input.volume).sha256},
+          {"format", input.format},
+          {"dims", to_json(dims)},
+          {"spacing_um", to_json(spacing)}}},
+        {"phase", ctx.details["phase"]},
+        {"conductivities", ctx.details["conductivities"]},
+        {"conductivity_unit", unit},
+        {"settings", ctx.details["settings"]},
+    };
+    for (const auto& [a, r] : axes.items()) out[a] = r;
+    if (!out_dir.empty()) {
+      nlohmann::json files = nlohmann::json::array();
+      for (const auto& f : ctx.artifacts) files.push_back(f.string());
+      out["outputs"] = files;
+    }
+    std::cout << out.dump(2) << "\n";
+  } else {
+    std::cout << volume.path << "  " << to_string(dims) << " voxels of " << format_number(spacing[0]) << " x "
+              << format_number(spacing[1]) << " x " << format_number(spacing[2]) << " µm\n";
+    print_table(axes, ctx.details["phase"].get<std::string>(), unit);
+    for (const auto& f : ctx.artifacts) std::cout << "wrote " << f.string() << "\n";
+  }
+  if (!converged) {
+    std::cerr << "voxpress solve: not converged within --max-iterations " << max_iterations << "\n";
+    return 3;
+  }
+  return 0;
+}
+
+}  // namespace
+
+Command make_solve_command() {
+  return {"solve", "effective conductivity, tortuosity factor, MacMullin number (voxel conduction solve)", solve_main};
+}
+
+}  // namespace vp

@@ -1,0 +1,249 @@
+// The `transport` stage (voxel conductivity solve) and the registration of `solve`.
+// The solve itself is metrics/transport/conductivity_solve.h; this wrapper resolves phase
+// names and conductivities, adds the rows, fills ctx.details and writes the optional fields,
+// slice PNGs and through-plane profiles. The `solve` command runs this same stage.
+#include <cmath>
+#include <filesystem>
+#include <sstream>
+
+#include <tbb/task_arena.h>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "core/json_util.h"
+#include "filters/io/slice_png.h"
+#include "filters/io/volume_io.h"
+#include "metrics/transport/conductivity_solve.h"
+#include "pipeline/catalog.h"
+
+namespace vp {
+
+Command make_solve_command();  // pipeline/commands/solve_command.cpp
+
+namespace {
+
+namespace fs = std::filesystem;
+
+ParamSpec spec(std::string name, ParamType type, std::string help, std::string unit, std::string def,
+               std::optional<double> min = std::nullopt) {
+  ParamSpec s;
+  s.name = std::move(name);
+  s.type = type;
+  s.help = std::move(help);
+  s.unit = std::move(unit);
+  s.default_yaml = std::move(def);
+  s.min = min;
+  return s;
+}
+
+// The conducting phases and their conductivities, resolved against the phase table.
+struct ConductingPhases {
+  ConductivityTable table{};
+  std::vector<const Phase*> phases;  // in the phase table's order
+  std::string name;                  // "se", or "se+am" with several
+};
+
+ConductingPhases resolve_conductivities(const Params& p, const PhaseTable& phases) {
+  ConductingPhases out;
+  auto add = [&](const std::string& key, const std::string& name_or_label, double value) {
+    const Phase* ph = nullptr;
+    try {
+      ph = &phases.resolve(name_or_label);
+    } catch (const InputError& e) {
+      p.fail(key, e.what());
+    }
+    if (!std::isfinite(value) || value < 0)
+      p.fail(key, "conductivity of '" + name_or_label + "' is " + format_number(value) + "; expected a number ≥ 0");
+    out.table[static_cast<std::size_t>(ph->label)] = value;
+  };
+  for (const auto& name : p.strings("phase")) add("phase", name, 1.0);
+  const YAML::Node map = p.node("conductivities");
+  if (map && map.IsMap())
+    for (const auto& kv : map) {
+      double value = 0;
+      try {
+        value = kv.second.as<double>();
+      } catch (const YAML::Exception&) {
+        p.fail("conductivities", "value of '" + kv.first.as<std::string>() + "' is not a number");
+      }
+      add("conductivities", kv.first.as<std::string>(), value);
+    }
+  for (const Phase& ph : phases.phases())
+    if (out.table[static_cast<std::size_t>(ph.label)] > 0) {
+      out.phases.push_back(&ph);
+      out.name += (out.name.empty() ? "" : "+") + ph.name;
+    }
+  return out;
+}
+
+int parse_axis(const std::string& a) { return a == "x" ? 0 : a == "y" ? 1 : 2; }
+
+nlohmann::json result_json(const TransportResult& r) {
+  nlohmann::json j = {
+      {"sigma_eff", json_number(r.sigma_eff)},
+      {"tau", json_number(r.tau)},
+      {"macmullin", json_number(r.macmullin)},
+      {"porosity", json_number(r.porosity)},
+      {"porosity_percolating", json_number(r.porosity_percolating)},
+      {"iterations", r.iterations},
+      {"residual", json_number(r.residual)},
+      {"flux_in", json_number(r.flux_in)},
+      {"flux_out", json_number(r.flux_out)},
+      {"flux_balance", json_number(r.flux_balance)},
+      {"status", r.status},
+      {"seconds", r.seconds},
+      {"sigma_ref", json_number(r.sigma_ref)},
+      {"length_um", r.length_um},
+      {"area_um2", r.area_um2},
+      {"multigrid_levels", r.multigrid_levels},
+  };
+  if (r.status == "not_percolating")
+    j["note"] = "no path of conducting voxels joins the two faces: sigma_eff = 0, tau and macmullin infinite (null)";
+  if (r.status == "not_converged")
+    j["note"] = "the iteration limit was reached before the tolerances were met; numbers are not trustworthy";
+  return j;
+}
+
+std::string profile_csv(const TransportResult& r) {
+  std::ostringstream csv;
+  csv << "slice,position_um,current_in,potential_mean,percolating_fraction\n";
+  for (std::size_t t = 0; t < r.profile.size(); ++t) {
+    const ProfileSlice& s = r.profile[t];
+    csv << t << ',' << format_number(s.position_um) << ',' << format_number(s.current_in) << ','
+        << format_number(s.potential_mean) << ',' << format_number(s.percolating_fraction) << '\n';
+  }
+  csv << "outlet," << format_number(r.length_um) << ',' << format_number(r.flux_out) << ",0,\n";
+  return csv.str();
+}
+
+// Fields as float TIFFs, and viridis slice PNGs of the primary axis (non-conducting voxels black).
+void write_fields(const TransportResult& r, bool primary, SampleContext& ctx) {
+  const std::string axis = axis_name(r.axis);
+  const fs::path pot = ctx.out_dir / ("potential_" + axis + ".tif");
+  const fs::path cur = ctx.out_dir / ("current_" + axis + ".tif");
+  write_volume(*r.potential, pot.string());
+  write_volume(*r.current_density, cur.string());
+  ctx.artifacts.push_back(pot);
+  ctx.artifacts.push_back(cur);
+  if (!primary) return;
+  Volume<float> shown = *r.potential;
+  for (index_t i = 0; i < shown.size(); ++i)
+    if ((*r.current_density)[i] == 0 && shown[i] == 0) shown[i] = std::numeric_limits<float>::quiet_NaN();
+  for (Plane plane : {Plane::xy, Plane::xz, Plane::yz}) {
+    const fs::path pp = ctx.out_dir / ("potential_" + to_string(plane) + ".png");
+    write_field_png(shown, plane, -1, pp.string(), std::make_pair(0.0, 1.0));
+    ctx.artifacts.push_back(pp);
+    const fs::path cp = ctx.out_dir / ("current_" + to_string(plane) + ".png");
+    write_field_png(*r.current_density, plane, -1, cp.string());
+    ctx.artifacts.push_back(cp);
+  }
+}
+
+class TransportStage : public Stage {
+ public:
+  std::string name() const override { return "transport"; }
+  std::string summary() const override {
+    return "voxel conductivity solve: sigma_eff, tortuosity factor, MacMullin number per axis (CG + multigrid)";
+  }
+  std::vector<ParamSpec> params() const override {
+    ParamSpec axes = spec("axes", ParamType::string_list, "transport directions", "", "[z]");
+    axes.choices = {"x", "y", "z"};
+    return {
+        spec("phase", ParamType::string_list, "conducting phases (names or labels), conductivity 1 each", "", "[]"),
+        spec("conductivities", ParamType::map,
+             "conductivity per phase name or label, e.g. {se: 1, am: 1e-4}; phases not named conduct nothing",
+             "conductivity_unit", "{}"),
+        spec("conductivity_unit", ParamType::string, "unit of the conductivities, e.g. mS/cm (1 = normalised)", "",
+             "\"1\""),
+        axes,
+        spec("tol", ParamType::number, "relative residual ‖b − Ax‖/‖b‖ to reach", "", "1e-6", 0.0),
+        spec("flux_balance", ParamType::number, "inlet/outlet current balance |I_in − I_out|/|I_in| to reach", "",
+             "1e-4", 0.0),
+        spec("periodic", ParamType::boolean, "side faces wrap around (periodic boundary)", "", "false"),
+        spec("max_iterations", ParamType::integer, "conjugate-gradient iterations at most", "", "1000", 1.0),
+        spec("write_fields", ParamType::boolean,
+             "write potential/current-density volumes (float TIFF) and slice PNGs", "", "false"),
+    };
+  }
+  unsigned needs() const override { return kLabels; }
+  // Codes 1 + potential 8 + three CG vectors 12 + coarse levels ~5 (measured ≤ 30 B/voxel);
+  // fields add 8.
+  double bytes_per_voxel() const override { return 30.0; }
+
+  void preflight(const Params& p, const PreflightContext& pf, Diagnostics& d) const override {
+    if (p.strings("phase").empty() && (!p.node("conductivities") || p.node("conductivities").size() == 0))
+      d.error(p.key_path("phase"), "name the conducting phase(s): phase: [se] or conductivities: {se: 1, am: 1e-4}");
+    if (!(p.number("tol") > 0)) d.error(p.key_path("tol"), "expected a tolerance > 0");
+    if (!(p.number("flux_balance") > 0)) d.error(p.key_path("flux_balance"), "expected a balance > 0");
+    if (pf.phases.empty()) return;
+    try {
+      resolve_conductivities(p, pf.phases);
+    } catch (const InputError& e) {
+      d.error(p.key_path("phase"), e.what());
+    }
+  }
+
+  void run(const Params& p, SampleContext& ctx) const override {
+    const LabelVolume& labels = *ctx.labels;
+    const ConductingPhases cond = resolve_conductivities(p, labels.phases);
+    const std::string unit = p.string("conductivity_unit");
+    TransportOptions o;
+    o.periodic = p.boolean("periodic");
+    o.tolerance = p.number("tol");
+    o.flux_balance = p.number("flux_balance");
+    o.max_iterations = p.integer("max_iterations");
+    o.keep_fields = p.boolean("write_fields") && !ctx.out_dir.empty();
+    o.keep_profile = true;
+
+    std::vector<int> axes;
+    for (const auto& a : p.strings("axes")) axes.push_back(parse_axis(a));
+    int primary = axes.empty() ? 2 : axes.front();
+    for (int a : axes)
+      if (a == ctx.sample.pressing_axis) primary = a;
+
+    nlohmann::json per_axis = nlohmann::json::object();
+    tbb::task_arena arena(std::max(1, ctx.threads));
+    for (int axis : axes) {
+      o.axis = axis;
+      ctx.report("solving along " + axis_name(axis) + " for " + (cond.name.empty() ? "(nothing)" : cond.name));
+      TransportResult r;
+      arena.execute([&] { r = solve_transport(labels, cond.table, o); });
+      const std::string a = axis_name(axis);
+      ctx.add("sigma_eff", cond.name, a, r.sigma_eff, unit);
+      ctx.add("tau", cond.name, a, r.tau, "1");
+      ctx.add("macmullin", cond.name, a, r.macmullin, "1");
+      ctx.add("porosity_percolating", cond.name, a, r.porosity_percolating, "1");
+      ctx.report(a + ": " + r.status + ", sigma_eff " + format_number(r.sigma_eff) + " " + unit + ", tau " +
+                 format_number(r.tau) + ", " + std::to_string(r.iterations) + " iterations, " +
+                 format_number(std::round(r.seconds * 100) / 100) + " s");
+      per_axis[a] = result_json(r);
+      if (!ctx.out_dir.empty()) {
+        const fs::path csv = ctx.out_dir / ("transport_profile_" + a + ".csv");
+        write_text_atomically(csv, profile_csv(r));
+        ctx.artifacts.push_back(csv);
+        if (r.potential) write_fields(r, axis == primary, ctx);
+      }
+    }
+    nlohmann::json conductivities = nlohmann::json::object();
+    for (const Phase* ph : cond.phases) conductivities[ph->name] = cond.table[static_cast<std::size_t>(ph->label)];
+    ctx.details["phase"] = cond.name;
+    ctx.details["conductivities"] = conductivities;
+    ctx.details["conductivity_unit"] = unit;
+    ctx.details["settings"] = {{"tol", o.tolerance},
+                               {"flux_balance", o.flux_balance},
+                               {"periodic", o.periodic},
+                               {"max_iterations", o.max_iterations},
+                               {"connectivity", 6},
+                               {"boundary", "Dirichlet on the two faces of the axis (L = N h), zero flux elsewhere"}};
+    ctx.details["axes"] = per_axis;
+  }
+};
+
+}  // namespace
+
+void register_transport(Registry& registry) {
+  registry.add(std::make_unique<TransportStage>());
+  registry.add(make_solve_command());
+}
+
+}  // namespace vp
