@@ -560,6 +560,34 @@ TEST(Hdf5, WriterPutsTheVolumeWhereAsked) {
   expect_spacing({0.3, 0.4, 0.5}, spacing_of(r.volume));
 }
 
+TEST(Hdf5, WithoutANameExactlyOne3DDatasetIsRequired) {
+  const fs::path dir = scratch("h5two");
+  const std::string path = (dir / "two.h5").string();
+  write_volume(Volume<std::uint8_t>({2, 2, 2}), path);  // /exchange/data
+  {
+    hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+    const hsize_t shape[3] = {1, 2, 3};
+    hid_t sp = H5Screate_simple(3, shape, nullptr);
+    hid_t ds = H5Dcreate2(f, "/exchange/data_dark", H5T_NATIVE_UINT16, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    H5Dclose(ds);
+    H5Sclose(sp);
+    H5Fclose(f);
+  }
+  ReadOptions o;
+  o.path = path;
+  try {
+    read_volume(o);
+    FAIL() << "no error";
+  } catch (const InputError& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("2 3-D datasets"), std::string::npos) << m;
+    EXPECT_NE(m.find("/exchange/data (2, 2, 2) uint8"), std::string::npos) << m;
+    EXPECT_NE(m.find("/exchange/data_dark (1, 2, 3) uint16"), std::string::npos) << m;
+  }
+  o.dataset = "/exchange/data_dark";
+  EXPECT_EQ(dims_of(read_volume(o).volume), (Dims{3, 2, 1}));
+}
+
 TEST(Hdf5, MissingDatasetListsTheDatasetsFound) {
   const fs::path dir = scratch("h5missing");
   const std::string path = (dir / "scan.h5").string();
