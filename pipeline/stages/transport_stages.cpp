@@ -69,10 +69,12 @@ ConductingPhases resolve_conductivities(const Params& p, const PhaseTable& phase
       add("conductivities", kv.first.as<std::string>(), value);
     }
   for (const Phase& ph : phases.phases())
-    if (out.table[static_cast<std::size_t>(ph.label)] > 0) {
-      out.phases.push_back(&ph);
-      out.name += (out.name.empty() ? "" : "+") + ph.name;
-    }
+    if (out.table[static_cast<std::size_t>(ph.label)] > 0) out.phases.push_back(&ph);
+  // "se", "se+am"; a long list (a grey range such as 0-89) as "phase0..phase89".
+  if (out.phases.size() <= 4)
+    for (const Phase* ph : out.phases) out.name += (out.name.empty() ? "" : "+") + ph->name;
+  else
+    out.name = out.phases.front()->name + ".." + out.phases.back()->name;
   return out;
 }
 
