@@ -1,0 +1,340 @@
+// Phase fractions, the volume_fraction stage, the outputs' exact text, and the runner's
+// scheduling and failure handling.
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include <tbb/task_arena.h>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "filters/io/volume_io.h"
+#include "metrics/phase_fractions.h"
+#include "pipeline/catalog.h"
+#include "pipeline/outputs.h"
+#include "pipeline/runner.h"
+
+namespace fs = std::filesystem;
+using namespace vp;
+
+namespace {
+
+PhaseTable three_phases() {
+  return PhaseTable({{"pore", 0, Role::pore}, {"se", 1, Role::electrolyte}, {"am", 2, Role::active}});
+}
+
+// 4x3x2 = 24 voxels: 6 pore, 8 se, 10 am.
+LabelVolume small_labels() {
+  Volume<std::uint8_t> v({4, 3, 2}, {0.5, 1.0, 2.0});
+  for (index_t i = 0; i < 24; ++i) v[i] = i < 6 ? 0 : i < 14 ? 1 : 2;
+  v.provenance.path = "/data/small.tif";
+  return LabelVolume(std::move(v), three_phases());
+}
+
+TEST(PhaseFractions, ExactCountsAndFractions) {
+  const PhaseFractions f = phase_fractions(small_labels());
+  EXPECT_EQ(f.total, 24);
+  ASSERT_EQ(f.phases.size(), 3u);
+  EXPECT_EQ(f.phases[0].phase, "pore");
+  EXPECT_EQ(f.phases[0].voxels, 6);
+  EXPECT_EQ(f.phases[1].voxels, 8);
+  EXPECT_EQ(f.phases[2].voxels, 10);
+  EXPECT_EQ(f.phases[0].fraction, 6.0 / 24.0);
+  EXPECT_EQ(f.phases[1].fraction, 8.0 / 24.0);
+  EXPECT_EQ(f.phases[2].fraction, 10.0 / 24.0);
+  EXPECT_EQ(f.role_fraction(Role::pore), 0.25);
+  EXPECT_EQ(f.role_fraction(Role::binder), 0.0);
+}
+
+TEST(PhaseFractions, PhaseAbsentFromTheVolumeHasFractionZero) {
+  LabelVolume l = small_labels();
+  l.phases = PhaseTable({{"pore", 0, Role::pore}, {"se", 1, Role::electrolyte}, {"am", 2, Role::active},
+                         {"cbd", 3, Role::binder}});
+  const PhaseFractions f = phase_fractions(l);
+  ASSERT_EQ(f.phases.size(), 4u);
+  EXPECT_EQ(f.phases[3].voxels, 0);
+  EXPECT_EQ(f.phases[3].fraction, 0.0);
+}
+
+TEST(PhaseFractions, LabelMissingFromTheTableIsAnErrorNamingLabelVoxelAndFile) {
+  LabelVolume l = small_labels();
+  l(1, 2, 1) = 7;
+  l(3, 2, 1) = 7;
+  try {
+    phase_fractions(l);
+    FAIL() << "expected InputError";
+  } catch (const InputError& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "/data/small.tif: label 7 occurs in 2 voxels (first at x=1, y=2, z=1) but the phase table does not "
+              "name it; expected only pore=0, se=1, am=2 — add it to `phases`");
+  }
+}
+
+TEST(PhaseFractions, CountsDoNotDependOnTheThreadCount) {
+  Volume<std::uint8_t> v({61, 47, 33});
+  std::mt19937 rng(7);
+  for (index_t i = 0; i < v.size(); ++i) v[i] = static_cast<std::uint8_t>(rng() % 5);
+  std::array<index_t, 256> serial{};
+  for (index_t i = 0; i < v.size(); ++i) ++serial[v[i]];
+  for (int threads : {1, 2, 4}) {
+    tbb::task_arena arena(threads);
+    const auto counts = arena.execute([&] { return count_labels(v); });
+    EXPECT_EQ(counts, serial) << threads << " threads";
+  }
+}
+
+TEST(VolumeFractionStage, RowsDetailsAndPorosity) {
+  Registry reg;
+  register_pipeline(reg);
+  const Stage* stage = reg.stage("volume_fraction");
+  ASSERT_NE(stage, nullptr);
+  EXPECT_EQ(stage->needs(), unsigned(kLabels));
+  SampleContext ctx;
+  ctx.labels = small_labels();
+  ctx.current_stage = "volume_fraction";
+  stage->run(Params(YAML::Node(), stage->params()), ctx);
+  ASSERT_EQ(ctx.rows.size(), 4u);
+  const std::vector<std::pair<std::string, std::string>> expected = {
+      {"volume_fraction", "pore"}, {"volume_fraction", "se"}, {"volume_fraction", "am"}, {"porosity", "pore"}};
+  const std::vector<double> values = {0.25, 8.0 / 24, 10.0 / 24, 0.25};
+  for (std::size_t i = 0; i < 4; ++i) {
+    EXPECT_EQ(ctx.rows[i].metric, expected[i].first);
+    EXPECT_EQ(ctx.rows[i].phase, expected[i].second);
+    EXPECT_EQ(ctx.rows[i].axis, "");
+    EXPECT_EQ(ctx.rows[i].unit, "1");
+    EXPECT_EQ(ctx.rows[i].stage, "volume_fraction");
+    EXPECT_EQ(ctx.rows[i].value, values[i]);
+  }
+  EXPECT_EQ(ctx.details["total_voxels"], 24);
+  EXPECT_EQ(ctx.details["voxels"]["am"], 10);
+  EXPECT_DOUBLE_EQ(ctx.details["volume_um3"].get<double>(), 24 * 0.5 * 1.0 * 2.0);
+}
+
+TEST(Outputs, CsvQuotingFollowsRfc4180) {
+  EXPECT_EQ(csv_field("plain"), "plain");
+  EXPECT_EQ(csv_field("am|se"), "am|se");
+  EXPECT_EQ(csv_field("a,b"), "\"a,b\"");
+  EXPECT_EQ(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+  EXPECT_EQ(csv_field("two\nlines"), "\"two\nlines\"");
+  EXPECT_EQ(csv_field("µm²"), "µm²");
+}
+
+RunRecord two_samples() {
+  RunRecord run;
+  run.config_path = "/c.yaml";
+  run.config_sha256 = std::string(64, 'a');
+  run.version = "0.1.0";
+  SampleRecord ok;
+  ok.ok = true;
+  ok.info.name = "p050";
+  ok.info.series = "cath,A";
+  ok.info.pressure_MPa = 50;
+  ok.rows = {{"volume_fraction", "am", "", 0.1, "1", "volume_fraction"},
+             {"tau", "se", "z", std::numeric_limits<double>::infinity(), "1", "transport"},
+             {"sigma", "se", "z", std::nan(""), "S/m", "transport"},
+             {"interface_area", "am|se", "", 1234.5, "µm²", "interfaces"}};
+  SampleRecord bad;
+  bad.info.name = "p100";
+  bad.info.pressure_MPa = 100;
+  bad.error = "x.tif: truncated";
+  bad.error_kind = "input";
+  bad.rows = {{"volume_fraction", "am", "", 0.5, "1", "volume_fraction"}};  // never reported
+  run.samples = {ok, bad};
+  return run;
+}
+
+TEST(Outputs, MetricsCsvExactText) {
+  EXPECT_EQ(metrics_csv(two_samples().samples),
+            "sample,series,pressure_MPa,stage,metric,phase,axis,value,unit\n"
+            "p050,\"cath,A\",50,volume_fraction,volume_fraction,am,,0.1,1\n"
+            "p050,\"cath,A\",50,transport,tau,se,z,inf,1\n"
+            "p050,\"cath,A\",50,transport,sigma,se,z,nan,S/m\n"
+            "p050,\"cath,A\",50,interfaces,interface_area,am|se,,1234.5,µm²\n");
+}
+
+TEST(Outputs, MetricsJsonHasTheSameNumbersNullForNonFiniteAndTheErrors) {
+  const nlohmann::json j = metrics_json(two_samples());
+  ASSERT_EQ(j["metrics"].size(), 4u);
+  EXPECT_EQ(j["metrics"][0]["value"], 0.1);
+  EXPECT_EQ(j["metrics"][0]["sample"], "p050");
+  EXPECT_EQ(j["metrics"][0]["pressure_MPa"], 50.0);
+  EXPECT_TRUE(j["metrics"][1]["value"].is_null());
+  EXPECT_TRUE(j["metrics"][2]["value"].is_null());
+  EXPECT_EQ(j["config"]["sha256"], std::string(64, 'a'));
+  ASSERT_EQ(j["samples"].size(), 2u);
+  EXPECT_EQ(j["samples"][0]["status"], "ok");
+  EXPECT_TRUE(j["samples"][0]["error"].is_null());
+  EXPECT_EQ(j["samples"][1]["status"], "failed");
+  EXPECT_EQ(j["samples"][1]["error"], "x.tif: truncated");
+  ASSERT_EQ(j["errors"].size(), 1u);
+  EXPECT_EQ(j["errors"][0]["sample"], "p100");
+  for (const char* key : {"voxpress_version", "threads", "jobs", "started", "finished", "seconds", "report"})
+    EXPECT_TRUE(j.contains(key)) << key;
+}
+
+TEST(Runner, ParseBytes) {
+  EXPECT_EQ(parse_bytes("4G"), std::uint64_t{4} << 30);
+  EXPECT_EQ(parse_bytes("512M"), std::uint64_t{512} << 20);
+  EXPECT_EQ(parse_bytes("1.5G"), std::uint64_t{3} << 29);
+  EXPECT_EQ(parse_bytes("2GiB"), std::uint64_t{2} << 30);
+  EXPECT_EQ(parse_bytes("64k"), std::uint64_t{64} << 10);
+  EXPECT_EQ(parse_bytes("1000"), 1000u);
+  for (const char* bad : {"abc", "-1G", "4X", "", "0"}) EXPECT_THROW(parse_bytes(bad), InputError) << bad;
+  try {
+    parse_bytes("4X");
+  } catch (const InputError& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "--max-memory '4X': expected a positive size in bytes, optionally with K, M, G or T (e.g. 4G)");
+  }
+  EXPECT_EQ(format_bytes(std::uint64_t{3} << 29), "1.5 GiB");
+  EXPECT_GT(default_memory_budget(), 0u);
+}
+
+// Test stages: one writes an artifact, one fails for the sample named "bad" after writing a file.
+class WriteNote : public Stage {
+ public:
+  std::string name() const override { return "write_note"; }
+  std::string summary() const override { return "test"; }
+  std::vector<ParamSpec> params() const override { return {}; }
+  unsigned needs() const override { return kLabels; }
+  double bytes_per_voxel() const override { return 100.0; }
+  void run(const Params&, SampleContext& ctx) const override {
+    const fs::path p = ctx.out_dir / "note.txt";
+    write_text_atomically(p, ctx.sample.name);
+    ctx.artifacts.push_back(p);
+    ctx.details = {{"wrote", "note.txt"}};
+  }
+};
+class FailForBad : public Stage {
+ public:
+  std::string name() const override { return "fail_for_bad"; }
+  std::string summary() const override { return "test"; }
+  std::vector<ParamSpec> params() const override { return {}; }
+  unsigned needs() const override { return 0; }
+  void run(const Params&, SampleContext& ctx) const override {
+    ctx.add("before_failure", "", "", 1, "1");
+    if (ctx.sample.name == "bad") throw ComputeError("did not converge");
+  }
+};
+
+class RunnerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("vp_test_runner_" + std::to_string(::getpid()) + "_" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    register_pipeline(reg_);
+    reg_.add(std::make_unique<WriteNote>());
+    reg_.add(std::make_unique<FailForBad>());
+    for (int k = 0; k < 4; ++k) {
+      Volume<std::uint8_t> v({6, 5, 4});
+      for (index_t i = 0; i < v.size(); ++i) v[i] = static_cast<std::uint8_t>(i % (k + 2) == 0 ? 1 : 0);
+      write_volume(v, (dir_ / ("s" + std::to_string(k) + ".mha")).string());
+    }
+    std::ofstream(dir_ / "cfg.yaml") << "phases:\n  - {name: pore, label: 0, role: pore}\n"
+                                        "  - {name: am, label: 1, role: active}\n"
+                                        "defaults: {voxel_size_um: 1}\n"
+                                        "samples:\n"
+                                        "  - {path: s0.mha, kind: labels, pressure_MPa: 0}\n"
+                                        "  - {path: s1.mha, kind: labels, pressure_MPa: 10, name: bad}\n"
+                                        "  - {path: s2.mha, kind: labels, pressure_MPa: 20}\n"
+                                        "  - {path: s3.mha, kind: labels, pressure_MPa: 30}\n"
+                                        "stages:\n  - stage: volume_fraction\n  - stage: write_note\n"
+                                        "  - stage: fail_for_bad\n";
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  RunResult run(int jobs, std::uint64_t max_memory, const std::string& out) {
+    const Config c = load_config(dir_ / "cfg.yaml", reg_);
+    RunOptions o;
+    o.jobs = jobs;
+    o.max_memory = max_memory;
+    o.out_dir = dir_ / out;
+    Progress quiet(true);
+    return run_batch(c, o, quiet);
+  }
+
+  fs::path dir_;
+  Registry reg_;
+};
+
+TEST_F(RunnerTest, FailedSampleIsRecordedLeavesNoFolderAndTheOthersRun) {
+  const RunResult r = run(2, 0, "run");
+  EXPECT_EQ(r.failed_samples, 1);
+  EXPECT_EQ(r.exit_code(), 4);
+  ASSERT_EQ(r.record.samples.size(), 4u);
+  const SampleRecord& bad = r.record.samples[1];
+  EXPECT_FALSE(bad.ok);
+  EXPECT_EQ(bad.error_kind, "compute");
+  EXPECT_EQ(bad.error, "did not converge");
+  EXPECT_TRUE(bad.rows.empty());
+  EXPECT_FALSE(fs::exists(r.run_dir / "samples" / "bad"));
+  EXPECT_FALSE(fs::exists(r.run_dir / "samples" / ".partial-bad"));
+  for (int k : {0, 2, 3}) {
+    const SampleRecord& s = r.record.samples[static_cast<std::size_t>(k)];
+    EXPECT_TRUE(s.ok) << s.error;
+    ASSERT_EQ(s.artifacts.size(), 1u);
+    EXPECT_EQ(s.artifacts[0], "samples/" + s.info.name + "/note.txt");
+    EXPECT_TRUE(fs::exists(r.run_dir / s.artifacts[0]));
+    ASSERT_EQ(s.stages.size(), 4u);  // read + three stages, each timed
+    EXPECT_EQ(s.stages[0].stage, "read");
+    EXPECT_EQ(s.stages[2].details["wrote"], "note.txt");
+  }
+  // s2: every voxel with i % 4 == 0 is am: 30 of 120.
+  EXPECT_EQ(r.record.samples[2].rows[1].metric, "volume_fraction");
+  EXPECT_EQ(r.record.samples[2].rows[1].phase, "am");
+  EXPECT_EQ(r.record.samples[2].rows[1].value, 0.25);
+  // metrics.csv holds the good samples only, metrics.json the error.
+  std::ifstream csv(r.run_dir / "metrics.csv");
+  std::stringstream text;
+  text << csv.rdbuf();
+  EXPECT_EQ(text.str().find("\nbad,"), std::string::npos);
+  EXPECT_NE(text.str().find("s3,default,30,volume_fraction,volume_fraction,am,,0.2,1\n"), std::string::npos);
+  const auto j = nlohmann::json::parse(std::ifstream(r.run_dir / "metrics.json"));
+  EXPECT_EQ(j["errors"][0]["sample"], "bad");
+  EXPECT_EQ(j["errors"][0]["kind"], "compute");
+  EXPECT_TRUE(fs::exists(r.run_dir / "run.log"));
+  EXPECT_TRUE(fs::exists(r.run_dir / "config.yaml"));
+}
+
+TEST_F(RunnerTest, ResultsDoNotDependOnJobsOrMemoryBudget) {
+  const Config c = load_config(dir_ / "cfg.yaml", reg_);
+  // 120 voxels × (1 + 1 byte loaded + 100 bytes of write_note).
+  EXPECT_EQ(estimate_sample_bytes(c.samples[0], c.stages), 120u * 102u);
+  const RunResult serial = run(1, 0, "serial");
+  const RunResult tight = run(4, 1, "tight");  // every sample above the budget: each runs alone
+  const RunResult wide = run(4, std::uint64_t{1} << 30, "wide");
+  EXPECT_EQ(metrics_csv(serial.record.samples), metrics_csv(tight.record.samples));
+  EXPECT_EQ(metrics_csv(serial.record.samples), metrics_csv(wide.record.samples));
+  EXPECT_EQ(tight.record.memory_budget_bytes, 1u);
+  EXPECT_EQ(wide.record.jobs, 4);
+}
+
+TEST_F(RunnerTest, OnlySelectsSamplesAndUnknownNamesAreErrors) {
+  const Config c = load_config(dir_ / "cfg.yaml", reg_);
+  RunOptions o;
+  o.only = {"s3", "s0"};
+  o.out_dir = dir_ / "only";
+  Progress quiet(true);
+  const RunResult r = run_batch(c, o, quiet);
+  ASSERT_EQ(r.record.samples.size(), 2u);
+  EXPECT_EQ(r.record.samples[0].info.name, "s0");  // config order
+  EXPECT_EQ(r.record.samples[1].info.name, "s3");
+  EXPECT_EQ(r.exit_code(), 0);
+  o.only = {"s9"};
+  try {
+    run_batch(c, o, quiet);
+    FAIL() << "expected InputError";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("--only: no sample named 's9'"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("samples: s0, bad, s2, s3"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
