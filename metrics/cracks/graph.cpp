@@ -176,7 +176,7 @@ SkeletonGraph skeleton_graph(const Volume<std::uint8_t>& skeleton) {
   for (int id = 0; id < static_cast<int>(graph.nodes.size()); ++id) trace_from_node(id);
   // Loops without any node: anchor each at its lowest voxel.
   for (index_t i = 0; i < n; ++i) {
-    if (degree[i] != 2 || on_branch[i]) continue;
+    if (degree[i] != 2 || on_branch[i] || node_of[i] >= 0) continue;
     SkeletonNode anchor;
     anchor.kind = NodeKind::loop_anchor;
     anchor.voxels.push_back(i);

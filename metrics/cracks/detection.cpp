@@ -1,0 +1,150 @@
+#include "metrics/cracks/detection.h"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <limits>
+#include <sstream>
+
+#include "core/error.h"
+#include "filters/segment/cleanup.h"
+#include "filters/segment/distance.h"
+#include "metrics/cracks/shape.h"
+#include "metrics/local_thickness.h"
+
+namespace vp {
+
+namespace {
+
+std::array<bool, 256> label_set(const std::vector<int>& labels) {
+  std::array<bool, 256> in{};
+  for (int l : labels)
+    if (l >= 0 && l < 256) in[static_cast<std::size_t>(l)] = true;
+  return in;
+}
+
+double median_of(std::vector<float>& v) {
+  if (v.empty()) return std::numeric_limits<double>::quiet_NaN();
+  auto mid = v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2);
+  std::nth_element(v.begin(), mid, v.end());
+  return *mid;
+}
+
+// Median grey levels of the host and of the void, from the labels (NaN when absent).
+struct GreyLevels {
+  double host = 0, void_ = 0;
+};
+GreyLevels grey_levels(const Volume<std::uint8_t>& labels, const Volume<float>& grey, const std::array<bool, 256>& host,
+                       const std::array<bool, 256>& pore) {
+  std::vector<float> h, v;
+  for (index_t i = 0; i < labels.size(); ++i) {
+    if (host[labels[i]]) h.push_back(grey[i]);
+    else if (pore[labels[i]]) v.push_back(grey[i]);
+  }
+  return {median_of(h), median_of(v)};
+}
+
+}  // namespace
+
+CrackDetection detect_cracks(const Volume<std::uint8_t>& labels, const Volume<float>* grey,
+                             const CrackDetectionOptions& o) {
+  if (o.host_labels.empty()) throw InputError("crack detection: no host phase given");
+  if (o.void_labels.empty()) throw InputError("crack detection: no void (pore) phase given");
+  if (grey && !(grey->dims() == labels.dims()))
+    throw InputError("crack detection: grey image " + to_string(grey->dims()) + " and labels " +
+                     to_string(labels.dims()) + " differ in size; expected the same dims");
+  if (!(o.min_aspect > 0)) throw InputError("crack detection: min_aspect must be positive");
+  const std::array<bool, 256> host = label_set(o.host_labels), pore = label_set(o.void_labels);
+  for (int l : o.host_labels)
+    if (pore[static_cast<std::size_t>(l)])
+      throw InputError("crack detection: label " + std::to_string(l) + " is both host and void");
+
+  const Dims d = labels.dims();
+  const Vec3 h = labels.spacing_um;
+  const double h_max = std::max({h[0], h[1], h[2]});
+  CrackDetection out;
+  out.max_aperture_um = o.max_aperture_um > 0 ? o.max_aperture_um : 4 * h_max;
+  out.closing_radius_um = o.closing_radius_um > 0 ? o.closing_radius_um : out.max_aperture_um / 2 + h_max;
+  out.ids = labels.like<std::uint32_t>(d);
+
+  // 1. Void, plus the grey sheet response on host or void voxels.
+  Volume<std::uint8_t> void_mask = labels.like<std::uint8_t>(d);
+  for (index_t i = 0; i < labels.size(); ++i) {
+    void_mask[i] = pore[labels[i]];
+    out.void_voxels += void_mask[i];
+  }
+  if (grey) {
+    SheetnessOptions so = o.sheetness;
+    if (!(so.contrast > 0) || !std::isfinite(so.host_level)) {
+      const GreyLevels levels = grey_levels(labels, *grey, host, pore);
+      if (!(so.contrast > 0)) so.contrast = levels.host - levels.void_;
+      if (!(so.contrast > 0))
+        throw InputError("crack detection: the grey contrast between host (median " + std::to_string(levels.host) +
+                         ") and void (median " + std::to_string(levels.void_) +
+                         ") is not positive or not known; give the sheet contrast explicitly");
+      if (!std::isfinite(so.host_level)) so.host_level = levels.host;
+    }
+    out.contrast = so.contrast;
+    // Hysteresis: host voxels with a response ≥ sheet_threshold / 2 that are 26-connected to
+    // one ≥ sheet_threshold; noise seldom reaches the high level, a crack's rim seldom the low.
+    // A film of another solid phase between host grains is dark too: keep clear of them.
+    const Volume<float> sheet = dark_sheetness(*grey, so);
+    Volume<std::uint8_t> other_solid = labels.like<std::uint8_t>(d);
+    for (index_t i = 0; i < labels.size(); ++i) other_solid[i] = !host[labels[i]] && !pore[labels[i]];
+    const Volume<std::uint8_t> near_other = dilate(other_solid, 1.5 * h_max);
+    Volume<std::uint8_t> weak = labels.like<std::uint8_t>(d);
+    for (index_t i = 0; i < labels.size(); ++i)
+      weak[i] = host[labels[i]] && !near_other[i] && sheet[i] >= o.sheet_threshold / 2;
+    const Components weak_parts = connected_components(weak, 26);
+    std::vector<std::uint8_t> has_strong(weak_parts.count + 1, 0);
+    for (index_t i = 0; i < labels.size(); ++i)
+      if (weak_parts.ids[i] && sheet[i] >= o.sheet_threshold) has_strong[weak_parts.ids[i]] = 1;
+    for (index_t i = 0; i < labels.size(); ++i)
+      if (has_strong[weak_parts.ids[i]] && weak_parts.ids[i]) {
+        void_mask[i] = 1;
+        ++out.sheet_voxels;
+      }
+  }
+
+  // 2. Inside the closed host (as labelled, sheet voxels included, so that a crack found
+  //    only in the grey image does not split its own host).
+  Volume<std::uint8_t> labelled_host = labels.like<std::uint8_t>(d);
+  for (index_t i = 0; i < labels.size(); ++i) labelled_host[i] = host[labels[i]];
+  const Volume<std::uint8_t> closed = erode(dilate(labelled_host, out.closing_radius_um), out.closing_radius_um);
+
+  // 3. Thin, by the local thickness of the whole void.
+  const Volume<float> thickness = local_thickness(void_mask);
+  Volume<std::uint8_t> thin = labels.like<std::uint8_t>(d);
+  for (index_t i = 0; i < labels.size(); ++i) {
+    if (!void_mask[i] || !closed[i]) continue;
+    ++out.enclosed_voxels;
+    // A small tolerance: local thickness is a sum of float distances.
+    if (thickness[i] <= out.max_aperture_um * (1 + 1e-6)) {
+      thin[i] = 1;
+      ++out.thin_voxels;
+    }
+  }
+
+  // 4. Sheet-like components become cracks.
+  const Components comps = connected_components(thin, 26);
+  std::vector<std::vector<index_t>> members(comps.count + 1);
+  for (index_t i = 0; i < labels.size(); ++i)
+    if (comps.ids[i]) members[comps.ids[i]].push_back(i);
+  std::vector<std::uint32_t> new_id(comps.count + 1, 0);
+  for (std::uint32_t c = 1; c <= comps.count; ++c) {
+    const auto& v = members[c];
+    if (static_cast<index_t>(v.size()) < o.min_voxels) {
+      ++out.rejected_small;
+      continue;
+    }
+    if (sheet_aspect(principal_axes(v, d, h)) < o.min_aspect) {
+      ++out.rejected_shape;
+      continue;
+    }
+    new_id[c] = ++out.count;
+  }
+  for (index_t i = 0; i < labels.size(); ++i) out.ids[i] = new_id[comps.ids[i]];
+  return out;
+}
+
+}  // namespace vp

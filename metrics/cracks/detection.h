@@ -1,0 +1,58 @@
+// Crack detection: thin, sheet-like voids inside a host phase.
+//
+// 1. Void = voxels of the void labels (the pore role), plus, when a grey image is given,
+//    host voxels with a dark-sheet response (sheetness.h) ≥ sheet_threshold / 2 that are
+//    26-connected to one ≥ sheet_threshold (hysteresis): cracks one to three voxels wide
+//    that thresholding labelled as host. Voxels within 1.5 voxels of another solid phase are
+//    left out: a thin film of a darker solid between host grains looks like a crack.
+// 2. Inside the host: void voxels within the morphological closing of the host by a ball of
+//    radius closing_radius_um (the host with its thin gaps filled; pores wider than twice the
+//    radius stay open).
+// 3. Thin: local thickness of the void (metrics/local_thickness.h, computed on the whole void
+//    so that the rim of a large pore keeps the pore's large thickness) ≤ max_aperture_um.
+// 4. Sheet-like: 26-connected components of the voxels left; a component is a crack when it
+//    has at least min_voxels voxels and sheet_aspect ≥ min_aspect (middle over smallest
+//    principal extent, shape.h).
+// Crack ids 1..count follow the raster order (x fastest) of each crack's first voxel.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "core/volume.h"
+#include "metrics/cracks/sheetness.h"
+
+namespace vp {
+
+struct CrackDetectionOptions {
+  std::vector<int> host_labels;      // phase labels of the host (e.g. the electrolyte)
+  std::vector<int> void_labels;      // labels of void (pore role)
+  double max_aperture_um = 0;        // ≤ 0: 4 voxels of the coarsest spacing
+  double closing_radius_um = 0;      // ≤ 0: max_aperture/2 + one coarsest voxel
+  double min_aspect = 3;
+  index_t min_voxels = 20;
+  // Grey-image branch (used only when a grey image is passed).
+  double sheet_threshold = 0.3;
+  SheetnessOptions sheetness;        // contrast ≤ 0: host median − void median of the grey
+};
+
+struct CrackDetection {
+  Volume<std::uint32_t> ids;         // 0 = no crack, 1..count
+  std::uint32_t count = 0;
+  double max_aperture_um = 0;        // the values actually used
+  double closing_radius_um = 0;
+  double contrast = 0;               // grey contrast used for sheetness (0 without grey)
+  index_t void_voxels = 0;           // labelled void
+  index_t sheet_voxels = 0;          // added from the grey sheet response
+  index_t enclosed_voxels = 0;       // void inside the closed host
+  index_t thin_voxels = 0;           // of those, thin enough
+  std::uint32_t rejected_small = 0;  // components below min_voxels
+  std::uint32_t rejected_shape = 0;  // components not sheet-like
+};
+
+// labels: phase labels; grey: optional, same dims. Throws InputError on dims mismatch, empty
+// host or void label lists, or non-positive thresholds.
+CrackDetection detect_cracks(const Volume<std::uint8_t>& labels, const Volume<float>* grey,
+                             const CrackDetectionOptions& options);
+
+}  // namespace vp

@@ -1,0 +1,91 @@
+// The one ITK translation unit of the crack area: Hessian and Gaussian smoothing.
+#include "metrics/cracks/sheetness.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include <itkHessianRecursiveGaussianImageFilter.h>
+#include <itkSmoothingRecursiveGaussianImageFilter.h>
+#include <tbb/blocked_range.h>
+#include <tbb/parallel_for.h>
+
+#include "core/error.h"
+#include "filters/io/itk_bridge.h"
+#include "metrics/cracks/shape.h"
+
+namespace vp {
+
+Volume<float> dark_sheetness(const Volume<float>& grey, const SheetnessOptions& o) {
+  if (!(o.contrast > 0))
+    throw InputError("sheetness: contrast " + std::to_string(o.contrast) +
+                     " (host minus void grey level) must be positive");
+  const Vec3 h = grey.spacing_um;
+  const double h_min = std::min({h[0], h[1], h[2]});
+  const Dims d = grey.dims();
+  Volume<float> best = grey.like<float>(d, 0.0f);
+  const double c = o.contrast_fraction * o.contrast;
+  const double valley = o.valley_fraction * o.contrast;
+  const double below_host = std::isfinite(o.host_level) ? o.host_level - valley : std::numeric_limits<double>::infinity();
+
+  using Image = ItkImage3<float>;
+  for (double s_vox : o.scales_vox) {
+    if (!(s_vox > 0)) throw InputError("sheetness: scale " + std::to_string(s_vox) + " voxels must be positive");
+    const double sigma = s_vox * h_min;
+    auto input = itk_view(grey);
+    using Hessian = itk::HessianRecursiveGaussianImageFilter<Image>;
+    auto hessian = Hessian::New();
+    hessian->SetInput(input);
+    hessian->SetSigma(sigma);
+    hessian->SetNormalizeAcrossScale(true);  // σ²·∂²: responses comparable across scales
+    hessian->Update();
+    using Smooth = itk::SmoothingRecursiveGaussianImageFilter<Image, Image>;
+    auto smooth = Smooth::New();
+    smooth->SetInput(input);
+    smooth->SetSigma(sigma);
+    smooth->Update();
+    const auto* H = hessian->GetOutput()->GetBufferPointer();
+    const float* G = smooth->GetOutput()->GetBufferPointer();
+
+    tbb::parallel_for(tbb::blocked_range<index_t>(0, d.z), [&](const tbb::blocked_range<index_t>& r) {
+      for (index_t z = r.begin(); z < r.end(); ++z)
+        for (index_t y = 0; y < d.y; ++y)
+          for (index_t x = 0; x < d.x; ++x) {
+            const index_t i = grey.index(x, y, z);
+            const auto& t = H[i];
+            itk::FixedArray<double, 3> ev;
+            t.ComputeEigenValues(ev);
+            double l[3] = {ev[0], ev[1], ev[2]};
+            std::sort(l, l + 3, [](double a, double b) { return std::abs(a) < std::abs(b); });
+            if (l[2] <= 0) continue;
+            const double rs = std::abs(l[1]) / l[2];
+            const double rb = std::abs(2 * l[2] - std::abs(l[1]) - std::abs(l[0])) / l[2];
+            const double s2 = l[0] * l[0] + l[1] * l[1] + l[2] * l[2];
+            const double m = std::exp(-rs * rs / (2 * o.alpha * o.alpha)) *
+                             (1 - std::exp(-rb * rb / (2 * o.beta * o.beta))) * (1 - std::exp(-s2 / (2 * c * c)));
+            if (m < 0.05 || m <= best[i]) continue;  // negligible: skip the valley test
+            if (G[i] > below_host) continue;
+            // Valley test along the sheet normal (the eigenvector of the largest eigenvalue).
+            std::array<std::array<double, 3>, 3> mtx{{{t(0, 0), t(0, 1), t(0, 2)},
+                                                     {t(1, 0), t(1, 1), t(1, 2)},
+                                                     {t(2, 0), t(2, 1), t(2, 2)}}};
+            std::array<double, 3> values;
+            std::array<Vec3, 3> vectors;
+            symmetric_eigen(mtx, values, vectors);
+            const Vec3& n = vectors[0];  // largest (positive) eigenvalue
+            bool is_valley = true;
+            for (int side = -1; side <= 1 && is_valley; side += 2) {
+              index_t p[3] = {x, y, z};
+              for (int k = 0; k < 3; ++k) {
+                p[k] += static_cast<index_t>(std::lround(side * 2 * sigma * n[k] / h[k]));
+                p[k] = std::clamp<index_t>(p[k], 0, d[k] - 1);
+              }
+              is_valley = G[grey.index(p[0], p[1], p[2])] - G[i] >= valley;
+            }
+            if (is_valley) best[i] = static_cast<float>(m);
+          }
+    });
+  }
+  return best;
+}
+
+}  // namespace vp
