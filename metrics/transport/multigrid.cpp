@@ -550,6 +550,13 @@ double level_dot(const std::vector<float>& a, const std::vector<float>& b) {
       [](double u, double v) { return u + v; });
 }
 
+template <class F>
+void for_each_index(std::size_t n, F&& f) {
+  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, n, 1 << 14), [&](const tbb::blocked_range<std::size_t>& r) {
+    for (std::size_t i = r.begin(); i < r.end(); ++i) f(i);
+  });
+}
+
 void level_apply(const CoarseLevel& L, const float* x, float* y) {
   const CoarseView v{L};
   parallel_rows(L.grid, [&](index_t yy, index_t zz) {
@@ -581,10 +588,10 @@ void Multigrid::solve_coarse(int level) {
     return;
   }
   const auto a1 = static_cast<float>(alpha1 / rho1);
-  for (std::size_t i = 0; i < n; ++i) L.r1[i] = L.b[i] - a1 * L.w[i];
+  for_each_index(n, [&](std::size_t i) { L.r1[i] = L.b[i] - a1 * L.w[i]; });
   const double b2 = level_dot(L.b, L.b), r2 = level_dot(L.r1, L.r1);
   if (r2 <= 0.0625 * b2) {  // ‖r₁‖ ≤ ¼‖b‖: one step is enough
-    for (std::size_t i = 0; i < n; ++i) L.x[i] = a1 * L.c1[i];
+    for_each_index(n, [&](std::size_t i) { L.x[i] = a1 * L.c1[i]; });
     return;
   }
   B(L.r1, L.c2);
@@ -592,12 +599,12 @@ void Multigrid::solve_coarse(int level) {
   const double gamma = level_dot(L.c1, L.w), beta = level_dot(L.c2, L.w), alpha2 = level_dot(L.c2, L.r1);
   const double rho2 = beta - gamma * gamma / rho1;
   if (!(rho2 > 0)) {
-    for (std::size_t i = 0; i < n; ++i) L.x[i] = a1 * L.c1[i];
+    for_each_index(n, [&](std::size_t i) { L.x[i] = a1 * L.c1[i]; });
     return;
   }
   const auto k1 = static_cast<float>(alpha1 / rho1 - gamma * alpha2 / (rho1 * rho2));
   const auto k2 = static_cast<float>(alpha2 / rho2);
-  for (std::size_t i = 0; i < n; ++i) L.x[i] = k1 * L.c1[i] + k2 * L.c2[i];
+  for_each_index(n, [&](std::size_t i) { L.x[i] = k1 * L.c1[i] + k2 * L.c2[i]; });
 }
 
 void Multigrid::apply(const float* x, float* y) const {
