@@ -59,6 +59,7 @@ struct Line {
   std::string title;
   std::vector<double> x, y, err;  // err empty: no error bars
   bool curve = false;
+  bool points_only = false;       // measured points of a fit plot: the fitted line is the line
   int colour = 1;                 // gnuplot linecolor index, one per series
 };
 
@@ -204,6 +205,7 @@ std::vector<PlotSpec> plan_plots(const std::vector<SeriesTable>& tables, const s
       Line pts;
       pts.title = series_title(t.name);
       pts.colour = colour;
+      pts.points_only = true;
       for (std::size_t i = 0; i < t.pressures_MPa.size(); ++i) {
         pts.x.push_back(t.pressures_MPa[i]);
         const double e = c->value[i];
@@ -212,7 +214,7 @@ std::vector<PlotSpec> plan_plots(const std::vector<SeriesTable>& tables, const s
       it->lines.push_back(std::move(pts));
       if (std::isfinite(h.fit.k_per_MPa)) {
         const auto [p0, p1] = pressure_range(t);
-        it->lines.push_back(curve_line(series_title(t.name) + ": k = " + format_number(h.fit.k_per_MPa) + " /MPa", p0, p1,
+        it->lines.push_back(curve_line(series_title(t.name) + ": k = " + format_number(h.fit.k_per_MPa) + " MPa⁻¹", p0, p1,
                                        colour, [&](double P) { return h.fit.k_per_MPa * P + h.fit.A; }));
       }
     }
@@ -241,6 +243,7 @@ std::vector<PlotSpec> plan_plots(const std::vector<SeriesTable>& tables, const s
       Line pts;
       pts.title = series_title(t.name);
       pts.colour = colour;
+      pts.points_only = true;
       double lo = INFINITY, hi = -INFINITY;
       for (std::size_t i = 0; i < t.pressures_MPa.size(); ++i) {
         const double e = eps->n[i] ? eps->value[i] : NAN, y = tau->n[i] ? tau->value[i] : NAN;
@@ -277,14 +280,17 @@ std::string data_text(const PlotSpec& s) {
 
 std::string script_text(const PlotSpec& s, const fs::path& data, const fs::path& png) {
   std::ostringstream g;
-  g << "set encoding utf8\n"
+  // One gnuplot process runs every script: reset so arrows, log scales and ranges do not leak.
+  g << "reset\nset encoding utf8\n"
     << "set terminal pngcairo size 900,560 noenhanced font 'DejaVu Sans,11'\n"
     << "set output " << gp_string(png.string()) << "\n"
     << "set title " << gp_string(s.plot.title) << "\n"
     << "set xlabel " << gp_string(s.xlabel) << "\n"
     << "set ylabel " << gp_string(s.ylabel) << "\n"
-    << "set grid\nset key outside right top box\nset offsets graph 0.03, graph 0.03, graph 0.05, graph 0.05\n";
+    << "set grid\nset key outside right top box\n";
+  // Margins around the data; on log axes gnuplot's own autoscale is used (offsets are linear there).
   if (s.log_xy) g << "set logscale xy\n";
+  else g << "set offsets graph 0.03, graph 0.03, graph 0.05, graph 0.05\n";
   int arrow = 1;
   for (const auto& [x, label] : s.vertical_markers)
     if (std::isfinite(x))
@@ -300,6 +306,7 @@ std::string script_text(const PlotSpec& s, const fs::path& data, const fs::path&
     if (li) g << ", \\\n     ";
     g << gp_string(data.string()) << " index " << li;
     if (l.curve) g << " using 1:2 with lines dt 2 lw 2";
+    else if (l.points_only) g << " using 1:2 with points pt 7 ps 1.4";
     else if (!l.err.empty()) g << " using 1:2:3 with yerrorlines pt 7 ps 1.2 lw 2";
     else g << " using 1:2 with linespoints pt 7 ps 1.2 lw 2";
     g << " lc " << l.colour << " title " << gp_string(l.title);

@@ -197,7 +197,7 @@ void section_summary(std::ostringstream& h, const SeriesOutputs& s, const PlotSe
   const auto failed = failures(s.run.metrics_json);
   h << "<section id=\"summary\"><h2>Summary</h2>\n<table>"
     << "<tr><th>samples with results</th><td class=\"num\">" << samples.size() << "</td></tr>"
-    << "<tr><th>failed samples</th><td class=\"num\">" << failed.size() << "</td></tr>"
+    << "<tr><th>failures (samples, report stages)</th><td class=\"num\">" << failed.size() << "</td></tr>"
     << "<tr><th>series</th><td class=\"num\">" << s.tables.size() << "</td></tr>"
     << "<tr><th>measured numbers</th><td class=\"num\">" << s.run.rows.size() << "</td></tr></table>\n";
   h << "<table><tr><th>series</th><th>pressures (MPa)</th><th>samples</th><th>metric columns</th></tr>\n";
