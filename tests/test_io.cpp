@@ -249,6 +249,76 @@ TEST(TiffRead, ReducedResolutionPagesAreNotSlices) {
   EXPECT_EQ(v(3, 2, 1), 21);
 }
 
+// An ImageJ stack over 4 GB, in miniature: one IFD, "images=3", the planes back to back.
+std::string imagej_big_stack(std::uint32_t w, std::uint32_t h, std::uint32_t planes, const std::vector<std::uint16_t>& v) {
+  const std::string desc = "ImageJ=1.54f\nimages=" + std::to_string(planes) + "\nslices=" + std::to_string(planes) +
+                           "\nunit=micron\nspacing=3\nloop=false\n";
+  const std::uint16_t entries = 13;
+  const std::uint32_t ifd = 8, res_at = ifd + 2 + entries * 12 + 4, desc_at = res_at + 8;
+  const std::uint32_t data_at = desc_at + static_cast<std::uint32_t>(desc.size() + 1);
+  std::string out("II*\0", 4);
+  auto u16 = [&](std::uint16_t x) { out.append(reinterpret_cast<const char*>(&x), 2); };
+  auto u32 = [&](std::uint32_t x) { out.append(reinterpret_cast<const char*>(&x), 4); };
+  auto entry = [&](std::uint16_t tag, std::uint16_t type, std::uint32_t count, std::uint32_t value) {
+    u16(tag);
+    u16(type);
+    u32(count);
+    if (type == 3 && count == 1) {
+      u16(static_cast<std::uint16_t>(value));
+      u16(0);
+    } else {
+      u32(value);
+    }
+  };
+  u32(ifd);
+  u16(entries);
+  entry(256, 4, 1, w);
+  entry(257, 4, 1, h);
+  entry(258, 3, 1, 16);
+  entry(259, 3, 1, 1);
+  entry(262, 3, 1, 1);
+  entry(270, 2, static_cast<std::uint32_t>(desc.size() + 1), desc_at);
+  entry(273, 4, 1, data_at);
+  entry(277, 3, 1, 1);
+  entry(278, 4, 1, h);
+  entry(279, 4, 1, w * h * 2);
+  entry(282, 5, 1, res_at);  // 2 pixels per micron = 0.5 µm, both axes
+  entry(283, 5, 1, res_at);
+  entry(296, 3, 1, 1);  // ResolutionUnit none; the unit is in the description
+  u32(0);  // no next IFD
+  u32(2);
+  u32(1);
+  out += desc;
+  out.push_back('\0');
+  for (std::uint16_t x : v) u16(x);
+  return out;
+}
+
+TEST(TiffRead, ImageJStackWithOneDirectoryAndContiguousPlanes) {
+  const fs::path dir = scratch("ijbig");
+  std::vector<std::uint16_t> values(5 * 4 * 3);
+  for (std::size_t i = 0; i < values.size(); ++i) values[i] = static_cast<std::uint16_t>(1000 + 3 * i);
+  const std::string path = (dir / "big.tif").string();
+  std::ofstream(path, std::ios::binary) << imagej_big_stack(5, 4, 3, values);
+  ReadOptions o;
+  o.path = path;
+  const ReadResult r = read_volume(o);
+  const auto& v = std::get<Volume<std::uint16_t>>(r.volume);
+  ASSERT_EQ(v.dims(), (Dims{5, 4, 3}));
+  for (index_t i = 0; i < v.size(); ++i) ASSERT_EQ(v[i], values[i]);
+  expect_spacing({0.5, 0.5, 3.0}, v.spacing_um);
+  o.roi = Box{{1, 1, 2}, {3, 2, 1}};
+  const auto roi = std::get<Volume<std::uint16_t>>(read_volume(o).volume);
+  EXPECT_EQ(roi(0, 0, 0), v(1, 1, 2));
+  EXPECT_EQ(roi(2, 1, 0), v(3, 2, 2));
+  // The last plane cut short: an error, not a shorter stack.
+  std::string bytes = imagej_big_stack(5, 4, 3, values);
+  bytes.resize(bytes.size() - 10);
+  std::ofstream(path, std::ios::binary) << bytes;
+  o.roi.reset();
+  EXPECT_THROW(read_volume(o), InputError);
+}
+
 TEST(TiffRead, Int8WidensToInt16) {
   const fs::path dir = scratch("int8");
   std::vector<std::vector<std::uint8_t>> pages{{0x80, 0xff, 0x00, 0x7f}};

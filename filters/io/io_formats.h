@@ -18,6 +18,9 @@ struct Header {
   Vec3 origin_um{0, 0, 0};
   bool spacing_from_file = false;
   std::vector<std::vector<std::uint32_t>> tiff_pages;  // TIFF: the slice pages of each input file
+  // ImageJ stacks over 4 GB keep one IFD and `images=N` planes back to back from this offset.
+  std::uint64_t imagej_planes_offset = 0;
+  bool big_endian = false;
 };
 
 // A non-owning handle on a volume of any element type: writers take it so that writing a
@@ -54,6 +57,9 @@ std::vector<std::string> itk_data_files(const std::string& path);
 Header probe_raw(const ReadOptions& options);
 AnyVolume read_raw(const ReadOptions& options, const Header& header, const Box& roi);
 void write_raw(VolumeRef volume, const std::string& path);
+// The ROI of dims.count() samples of dtype stored x-fastest from `offset` (raw, ImageJ planes).
+AnyVolume read_contiguous(const std::string& path, std::uint64_t offset, DType dtype, bool big_endian,
+                          const Dims& dims, const Box& roi);
 
 // NumPy .npy (C or Fortran order; numpy shape (z, y, x) or (y, x)).
 Header probe_npy(const std::string& path);

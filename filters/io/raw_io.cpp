@@ -220,6 +220,11 @@ Header probe_raw(const ReadOptions& o) {
   return h;
 }
 
+AnyVolume read_contiguous(const std::string& path, std::uint64_t offset, DType dtype, bool big_endian,
+                          const Dims& dims, const Box& roi) {
+  return read_c_order(path, offset, stored_type_of(dtype, big_endian), dims, dtype, roi);
+}
+
 AnyVolume read_raw(const ReadOptions& o, const Header& h, const Box& roi) {
   return read_c_order(o.path, o.header_bytes, stored_type_of(h.dtype, o.big_endian), h.dims, h.dtype, roi);
 }

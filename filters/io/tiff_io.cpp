@@ -229,6 +229,28 @@ void go_to_page(const TiffFile& f, std::uint32_t p, std::uint32_t current) {
   if (!ok) f.fail("cannot read the header of page " + std::to_string(p));
 }
 
+// ImageJ saves stacks over 4 GB as one IFD whose description says "images=N" and puts the N
+// uncompressed planes back to back. Returns where the planes start, or 0 for an ordinary TIFF.
+std::uint64_t imagej_planes_offset(const TiffFile& f, const PageLayout& L, index_t& planes) {
+  TIFF* t = f.get();
+  char* desc = nullptr;
+  if (!TIFFGetField(t, TIFFTAG_IMAGEDESCRIPTION, &desc) || !desc || std::strncmp(desc, "ImageJ=", 7) != 0) return 0;
+  const char* images = std::strstr(desc, "\nimages=");
+  if (!images) return 0;
+  planes = std::atoll(images + 8);
+  std::uint16_t compression = COMPRESSION_NONE;
+  TIFFGetFieldDefaulted(t, TIFFTAG_COMPRESSION, &compression);
+  if (planes <= 1 || compression != COMPRESSION_NONE || L.tiled || L.bits % 8 != 0) return 0;
+  // The strips of the first plane must be contiguous for the planes to be.
+  const std::uint64_t* offsets = nullptr;
+  const std::uint64_t* counts = nullptr;
+  if (!TIFFGetField(t, TIFFTAG_STRIPOFFSETS, &offsets) || !TIFFGetField(t, TIFFTAG_STRIPBYTECOUNTS, &counts)) return 0;
+  const std::uint32_t strips = TIFFNumberOfStrips(t);
+  for (std::uint32_t i = 1; i < strips; ++i)
+    if (offsets[i] != offsets[i - 1] + counts[i - 1]) return 0;
+  return offsets[0];
+}
+
 std::uint32_t page_count(const TiffFile& f) {
   const tdir_t n = TIFFNumberOfDirectories(f.get());
   // A broken chain of pages (truncated file) must not read as a shorter stack.
@@ -271,10 +293,28 @@ Header probe_tiff(const std::vector<std::string>& files) {
   }
   if (pages == 0) throw InputError(files[0] + ": no full-resolution image pages");
   h.dims = {first.width, first.height, pages};
+  if (files.size() == 1 && pages == 1) {
+    TiffFile f(files[0], "r");
+    index_t planes = 0;
+    const std::uint64_t offset = imagej_planes_offset(f, first, planes);
+    const std::uint64_t plane_bytes = static_cast<std::uint64_t>(first.width) * first.height * (first.bits / 8);
+    if (offset > 0 && plane_bytes == static_cast<std::uint64_t>(first.width) * first.height * dtype_size(h.dtype)) {
+      const std::uint64_t need = offset + plane_bytes * static_cast<std::uint64_t>(planes);
+      const std::uint64_t have = std::filesystem::file_size(files[0]);
+      if (have < need)
+        f.fail("truncated ImageJ stack: " + std::to_string(planes) + " planes need " + std::to_string(need) +
+               " bytes, the file has " + std::to_string(have));
+      h.dims.z = planes;
+      h.imagej_planes_offset = offset;
+      h.big_endian = TIFFIsBigEndian(f.get());
+    }
+  }
   return h;
 }
 
 AnyVolume read_tiff(const std::vector<std::string>& files, const Header& header, const Box& roi) {
+  if (header.imagej_planes_offset > 0)
+    return read_contiguous(files[0], header.imagej_planes_offset, header.dtype, header.big_endian, header.dims, roi);
   // The pages the ROI needs, in z order: (file, page in that file).
   std::vector<std::pair<std::size_t, std::uint32_t>> pages;
   index_t z = 0;
