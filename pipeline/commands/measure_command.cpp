@@ -155,11 +155,11 @@ int measure_main(const std::vector<std::string>& args) {
     std::cout << rows_to_json(ctx.rows).dump(2) << "\n";
     return 0;
   }
-  std::cout << std::left << std::setw(40) << "metric" << std::setw(16) << "phase" << std::setw(6) << "axis"
-            << std::setw(16) << "value" << "unit\n";
+  std::cout << std::left << std::setw(40) << "metric" << ' ' << std::setw(16) << "phase" << ' ' << std::setw(5) << "axis"
+            << ' ' << std::setw(24) << "value" << ' ' << "unit\n";
   for (const MetricRow& r : ctx.rows)
-    std::cout << std::left << std::setw(40) << r.metric << std::setw(16) << r.phase << std::setw(6) << r.axis
-              << std::setw(16) << format_number(r.value) << r.unit << "\n";
+    std::cout << std::left << std::setw(40) << r.metric << ' ' << std::setw(16) << r.phase << ' ' << std::setw(5) << r.axis
+              << ' ' << std::setw(24) << format_number(r.value) << ' ' << r.unit << "\n";
   return 0;
 }
 

@@ -192,8 +192,11 @@ class InterfacesStage : public Stage {
       }
       pairs.push_back({{"pair", pair}, {"area_um2", pa.area_um2}, {"facecount_um2", pa.facecount_um2}});
     }
-    for (const Phase& ph : labels.phases.phases())
+    for (const Phase& ph : labels.phases.phases()) {
       ctx.add("specific_surface_area", ph.name, "", a.surface(ph.label) / a.volume_um3, "µm^-1");
+      if (p.boolean("facecount"))
+        ctx.add("specific_surface_area_facecount", ph.name, "", a.surface_facecount(ph.label) / a.volume_um3, "µm^-1");
+    }
     ctx.details = {{"estimator", "crofton-13"}, {"volume_um3", a.volume_um3}, {"pairs", pairs}};
     // Triple-phase boundary where AM, SE and pore meet (when the table has all three roles).
     const auto am = labels.phases.by_role(Role::active), se = labels.phases.by_role(Role::electrolyte),
