@@ -74,7 +74,9 @@ void check_roles(const PreflightContext& pf, Diagnostics& d, const std::string& 
   if (pf.phases.empty()) return;
   for (Role r : roles)
     if (pf.phases.by_role(r).empty())
-      d.error("phases", stage + " needs a phase with role '" + to_string(r) + "' in the phase table");
+      d.error("phases", stage + " needs a phase with role '" + to_string(r) +
+                            "' in the phase table (config: `role:` of a phase; command line: --roles NAME=" +
+                            to_string(r) + ")");
 }
 
 std::vector<const Phase*> selected_phases(const Params& p, const PhaseTable& table) {
