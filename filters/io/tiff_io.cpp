@@ -391,7 +391,9 @@ void write_pages(const Volume<T>& v, const std::string& path, bool compress) {
     TIFFSetField(t, TIFFTAG_PHOTOMETRIC, PHOTOMETRIC_MINISBLACK);
     TIFFSetField(t, TIFFTAG_PLANARCONFIG, PLANARCONFIG_CONTIG);
     TIFFSetField(t, TIFFTAG_COMPRESSION, compress ? COMPRESSION_ADOBE_DEFLATE : COMPRESSION_NONE);
-    TIFFSetField(t, TIFFTAG_ROWSPERSTRIP, TIFFDefaultStripSize(t, 0));
+    // Strips of about 256 KiB: Deflate compresses better than in libtiff's default 8 KiB.
+    const auto rows = static_cast<std::uint32_t>(std::max<index_t>(1, (index_t{256} << 10) / (d.x * index_t{sizeof(T)})));
+    TIFFSetField(t, TIFFTAG_ROWSPERSTRIP, std::min<std::uint32_t>(rows, static_cast<std::uint32_t>(d.y)));
     TIFFSetField(t, TIFFTAG_XRESOLUTION, static_cast<float>(1.0 / v.spacing_um[0]));
     TIFFSetField(t, TIFFTAG_YRESOLUTION, static_cast<float>(1.0 / v.spacing_um[1]));
     TIFFSetField(t, TIFFTAG_RESOLUTIONUNIT, RESUNIT_NONE);
