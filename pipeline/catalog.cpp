@@ -9,6 +9,7 @@ void register_all([[maybe_unused]] Registry& registry) {
   // Order is the order of `voxpress --help`. One line per area.
   register_pipeline(registry);
   register_segment(registry);
+  register_metrics(registry);
   register_transport(registry);
   register_report(registry);
 }
