@@ -23,7 +23,8 @@ namespace {
 // One open TIFF with its own error sink (libtiff's global handlers are not thread-safe).
 class TiffFile {
  public:
-  TiffFile(const std::string& path, const char* mode) : path_(path) {
+  // `name` is the path messages show (the target, when writing to a temporary file).
+  TiffFile(const std::string& path, const char* mode, const std::string& name = "") : path_(name.empty() ? path : name) {
     TIFFOpenOptions* opts = TIFFOpenOptionsAlloc();
     TIFFOpenOptionsSetErrorHandlerExtR(opts, &TiffFile::on_error, this);
     TIFFOpenOptionsSetWarningHandlerExtR(opts, &TiffFile::on_warning, this);
@@ -374,11 +375,11 @@ std::string imagej_description(const Volume<T>& v) {
 }
 
 template <class T>
-void write_pages(const Volume<T>& v, const std::string& path, bool compress) {
+void write_pages(const Volume<T>& v, const std::string& tmp, const std::string& path, bool compress) {
   const Dims& d = v.dims();
   const std::uint64_t bytes = static_cast<std::uint64_t>(d.count()) * sizeof(T);
   // Classic TIFF offsets are 32-bit: switch to BigTIFF near 4 GiB.
-  TiffFile f(path, bytes > (std::uint64_t{4000} << 20) ? "w8" : "w");
+  TiffFile f(tmp, bytes > (std::uint64_t{4000} << 20) ? "w8" : "w", path);
   TIFF* t = f.get();
   const std::string desc = imagej_description(v);
   for (index_t z = 0; z < d.z; ++z) {
@@ -412,7 +413,7 @@ void write_pages(const Volume<T>& v, const std::string& path, bool compress) {
 
 void write_tiff(VolumeRef volume, const std::string& path, bool compress) {
   write_atomically(path, [&](const std::filesystem::path& tmp) {
-    std::visit([&](const auto* v) { write_pages(*v, tmp.string(), compress); }, volume);
+    std::visit([&](const auto* v) { write_pages(*v, tmp.string(), path, compress); }, volume);
   });
 }
 
