@@ -13,6 +13,8 @@
 #include <map>
 #include <string>
 
+#include <sys/resource.h>
+
 #include <tbb/task_arena.h>
 
 #include "metrics/transport/conductivity_solve.h"
@@ -27,6 +29,15 @@ long status_kib(const char* key) {
   return -1;
 }
 
+// User + system CPU seconds of this process: on a shared machine wall time includes waiting for
+// a core; CPU time / threads is what the solve takes on an idle machine.
+double cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         1e-6 * static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+}
+
 bool reset_peak() {
   std::ofstream f("/proc/self/clear_refs");
   f << "5";
@@ -39,8 +50,8 @@ int main(int argc, char** argv) {
   const long max_size = argc > 1 ? std::atol(argv[1]) : 512;
   std::printf("voxel conductivity solve, random blobs, transport along z, %d threads\n",
               tbb::this_task_arena::max_concurrency());
-  std::printf("%6s %6s %9s %9s %8s %7s %10s %9s %9s  %s\n", "size", "phi", "eps_perc", "tau", "time_s", "iter",
-              "residual", "balance", "B/voxel", "status");
+  std::printf("%6s %6s %9s %9s %8s %8s %7s %10s %9s %9s  %s\n", "size", "phi", "eps_perc", "tau", "wall_s", "cpu_s",
+              "iter", "residual", "balance", "B/voxel", "status");
   std::map<double, std::pair<long, long>> first_last;  // phi -> iterations at the smallest / largest size
   for (long n : {128L, 256L, 512L}) {
     if (n > max_size) break;
@@ -50,13 +61,15 @@ int main(int argc, char** argv) {
       k[1] = 1.0;
       const bool peak_ok = reset_peak();
       const long before = status_kib("VmRSS:");
+      const double cpu0 = cpu_seconds();
       vp::TransportOptions o;
       o.axis = 2;
       const vp::TransportResult r = vp::solve_transport(labels, k, o);
       const long peak = status_kib("VmHWM:");
+      const double cpu = cpu_seconds() - cpu0;
       const double bytes = peak_ok ? static_cast<double>(peak - before) * 1024.0 / static_cast<double>(n * n * n) : -1;
-      std::printf("%5ld³ %6.2f %9.4f %9.4f %8.2f %7ld %10.2e %9.2e %9.1f  %s\n", n, phi, r.porosity_percolating, r.tau,
-                  r.seconds, r.iterations, r.residual, r.flux_balance, bytes, r.status.c_str());
+      std::printf("%5ld³ %6.2f %9.4f %9.4f %8.2f %8.2f %7ld %10.2e %9.2e %9.1f  %s\n", n, phi, r.porosity_percolating,
+                  r.tau, r.seconds, cpu, r.iterations, r.residual, r.flux_balance, bytes, r.status.c_str());
       std::fflush(stdout);
       auto& fl = first_last[phi];
       if (fl.first == 0) fl.first = r.iterations;
