@@ -80,13 +80,12 @@ std::string page_name(const TiffFile&, std::uint32_t page) { return "page " + st
 PageLayout read_layout(const TiffFile& f, std::uint32_t page) {
   TIFF* t = f.get();
   PageLayout L;
-  std::uint16_t spp = 1, planar = PLANARCONFIG_CONTIG;
+  std::uint16_t spp = 1;  // with one sample per pixel the planar configuration is moot
   TIFFGetField(t, TIFFTAG_IMAGEWIDTH, &L.width);
   TIFFGetField(t, TIFFTAG_IMAGELENGTH, &L.height);
   TIFFGetFieldDefaulted(t, TIFFTAG_BITSPERSAMPLE, &L.bits);
   TIFFGetFieldDefaulted(t, TIFFTAG_SAMPLEFORMAT, &L.sample_format);
   TIFFGetFieldDefaulted(t, TIFFTAG_SAMPLESPERPIXEL, &spp);
-  TIFFGetFieldDefaulted(t, TIFFTAG_PLANARCONFIG, &planar);
   if (spp != 1)
     throw InputError(f.path() + ": " + page_name(f, page) + " has " + std::to_string(spp) +
                      " samples per pixel; expected a greyscale stack (1 sample)");
