@@ -1,0 +1,311 @@
+// The voxpress binary end to end: run, validate, info, stages, and bad input in a batch.
+#include <gtest/gtest.h>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "core/hash.h"
+#include "filters/io/volume_io.h"
+
+namespace fs = std::filesystem;
+using namespace vp;
+
+namespace {
+
+struct Result {
+  int code = -1;
+  std::string out, err;
+};
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+class CliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("vp_test_cli_" + std::to_string(::getpid()) + "_" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  Result voxpress(const std::string& args) {
+    const fs::path out = dir_ / "stdout.txt", err = dir_ / "stderr.txt";
+    const std::string cmd = "cd '" + dir_.string() + "' && '" VP_VOXPRESS_EXE "' " + args + " >'" + out.string() +
+                            "' 2>'" + err.string() + "'";
+    const int status = std::system(cmd.c_str());
+    Result r;
+    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    r.out = slurp(out);
+    r.err = slurp(err);
+    fs::remove(out);
+    fs::remove(err);
+    return r;
+  }
+
+  // 4x4x2 labels: 8 pore (0), 16 - n_am se (1), n_am + 8 am (2) arranged by index.
+  void write_labels(const std::string& name, int am_voxels) {
+    Volume<std::uint8_t> v({4, 4, 2}, {0.5, 0.5, 1.0});
+    for (index_t i = 0; i < 32; ++i) v[i] = i < 8 ? 0 : i < 32 - am_voxels ? 1 : 2;
+    write_volume(v, (dir_ / name).string());
+  }
+
+  void write_text(const std::string& name, const std::string& text) { std::ofstream(dir_ / name, std::ios::binary) << text; }
+
+  // Files left behind that are not whole outputs: working folders or temporary files.
+  std::vector<std::string> partial_outputs(const fs::path& root) const {
+    std::vector<std::string> found;
+    for (const auto& e : fs::recursive_directory_iterator(root)) {
+      const std::string n = e.path().filename().string();
+      if (n.rfind(".partial-", 0) == 0 || n.rfind(".tmp", 0) == 0) found.push_back(e.path().string());
+    }
+    return found;
+  }
+
+  fs::path dir_;
+};
+
+const char* kPhases =
+    "phases:\n"
+    "  - {name: pore, label: 0, role: pore}\n"
+    "  - {name: se, label: 1, role: electrolyte}\n"
+    "  - {name: am, label: 2, role: active}\n";
+
+TEST_F(CliTest, RunWritesExactMetricsAndProvenance) {
+  write_labels("p000.tif", 8);   // pore 8, se 16, am 8 of 32
+  write_labels("p050.tif", 12);  // pore 8, se 12, am 12
+  write_text("batch.yaml", std::string(kPhases) +
+                               "samples:\n"
+                               "  - {path: p000.tif, kind: labels, pressure_MPa: 0, series: cathode}\n"
+                               "  - {path: p050.tif, kind: labels, pressure_MPa: 50, series: cathode,\n"
+                               "     voxel_size_um: [1, 1, 2]}\n"
+                               "stages:\n  - stage: volume_fraction\n");
+  const Result r = voxpress("run batch.yaml --out out --jobs 2");
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("2 of 2 samples ok"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find((dir_ / "out" / "metrics.csv").string()), std::string::npos) << r.out;
+  EXPECT_NE(r.err.find("p050 / volume_fraction: done in"), std::string::npos) << r.err;  // progress
+
+  EXPECT_EQ(slurp(dir_ / "out" / "metrics.csv"),
+            "sample,series,pressure_MPa,stage,metric,phase,axis,value,unit\n"
+            "p000,cathode,0,volume_fraction,volume_fraction,pore,,0.25,1\n"
+            "p000,cathode,0,volume_fraction,volume_fraction,se,,0.5,1\n"
+            "p000,cathode,0,volume_fraction,volume_fraction,am,,0.25,1\n"
+            "p000,cathode,0,volume_fraction,porosity,pore,,0.25,1\n"
+            "p050,cathode,50,volume_fraction,volume_fraction,pore,,0.25,1\n"
+            "p050,cathode,50,volume_fraction,volume_fraction,se,,0.375,1\n"
+            "p050,cathode,50,volume_fraction,volume_fraction,am,,0.375,1\n"
+            "p050,cathode,50,volume_fraction,porosity,pore,,0.25,1\n");
+
+  const auto j = nlohmann::json::parse(slurp(dir_ / "out" / "metrics.json"));
+  EXPECT_EQ(j["config"]["sha256"], sha256_file((dir_ / "batch.yaml").string()));
+  EXPECT_EQ(j["config"]["path"], (dir_ / "batch.yaml").string());
+  EXPECT_EQ(j["metrics"].size(), 8u);
+  EXPECT_EQ(j["metrics"][5]["value"], 0.375);
+  EXPECT_EQ(j["jobs"], 2);
+  EXPECT_GE(j["threads"].get<int>(), 1);
+  for (const char* key : {"voxpress_version", "started", "finished", "seconds", "memory_budget_bytes"})
+    EXPECT_TRUE(j.contains(key)) << key;
+  ASSERT_EQ(j["samples"].size(), 2u);
+  const auto& s0 = j["samples"][0];
+  EXPECT_EQ(s0["name"], "p000");
+  EXPECT_EQ(s0["status"], "ok");
+  EXPECT_EQ(s0["input"]["path"], (dir_ / "p000.tif").string());
+  EXPECT_EQ(s0["input"]["sha256"].get<std::string>().size(), 64u);
+  EXPECT_EQ(s0["dims"], nlohmann::json({4, 4, 2}));
+  EXPECT_EQ(s0["dtype"], "uint8");
+  EXPECT_EQ(s0["spacing_um"], nlohmann::json({0.5, 0.5, 1.0}));      // from the TIFF
+  EXPECT_EQ(j["samples"][1]["spacing_um"], nlohmann::json({1.0, 1.0, 2.0}));  // the config wins
+  ASSERT_EQ(s0["stages"].size(), 2u);
+  EXPECT_EQ(s0["stages"][0]["stage"], "read");
+  EXPECT_EQ(s0["stages"][1]["stage"], "volume_fraction");
+  EXPECT_TRUE(s0["stages"][1]["seconds"].is_number());
+  EXPECT_EQ(s0["stages"][1]["details"]["total_voxels"], 32);
+  EXPECT_TRUE(j["errors"].empty());
+
+  EXPECT_TRUE(fs::is_directory(dir_ / "out" / "samples" / "p000"));
+  EXPECT_TRUE(fs::is_directory(dir_ / "out" / "samples" / "p050"));
+  EXPECT_NE(slurp(dir_ / "out" / "run.log").find("p000 / volume_fraction: done in"), std::string::npos);
+  EXPECT_EQ(slurp(dir_ / "out" / "config.yaml"), slurp(dir_ / "batch.yaml"));
+  EXPECT_TRUE(partial_outputs(dir_ / "out").empty());
+
+  // --quiet silences stderr; the log still has everything. --only picks samples.
+  const Result q = voxpress("run batch.yaml --out out2 --quiet --only p050 --max-memory 64M");
+  ASSERT_EQ(q.code, 0) << q.err;
+  EXPECT_EQ(q.err, "");
+  EXPECT_NE(slurp(dir_ / "out2" / "run.log").find("p050 / volume_fraction: done in"), std::string::npos);
+  EXPECT_EQ(slurp(dir_ / "out2" / "metrics.csv").find("p000"), std::string::npos);
+  EXPECT_EQ(nlohmann::json::parse(slurp(dir_ / "out2" / "metrics.json"))["memory_budget_bytes"], 64u << 20);
+}
+
+TEST_F(CliTest, DefaultOutputFolderIsRunsConfigName) {
+  write_labels("a.mha", 4);
+  write_text("demo.yaml", std::string(kPhases) + "samples:\n  - {path: a.mha, kind: labels}\nstages:\n  - stage: volume_fraction\n");
+  const Result r = voxpress("run demo.yaml -q");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(fs::exists(dir_ / "runs" / "demo" / "metrics.csv"));
+  EXPECT_TRUE(fs::exists(dir_ / "runs" / "demo" / "metrics.json"));
+}
+
+TEST_F(CliTest, ValidateExitCodes) {
+  write_labels("a.mha", 4);
+  write_text("good.yaml", std::string(kPhases) +
+                              "samples:\n  - {path: a.mha, kind: labels}\n  - {path: a.mha, name: b, kind: labels}\n"
+                              "stages:\n  - stage: volume_fraction\n");
+  Result r = voxpress("validate good.yaml");
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "valid: 2 samples, 1 stages\n");
+
+  write_text("bad.yaml", "samples:\n  - path: a.mha\n    pressure_MPa: -5\n  - path: missing.tif\n"
+                         "stages:\n  - stage: volume_fractio\n");
+  r = voxpress("validate bad.yaml");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.out, "");
+  EXPECT_NE(r.err.find("bad.yaml:3:19: samples[0].pressure_MPa: value -5 is below the minimum 0"), std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("bad.yaml:6:12: stages[0].stage: unknown stage 'volume_fractio'; did you mean 'volume_fraction'?"),
+            std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("bad.yaml:4:11: samples[1].path: file not found: " + (dir_ / "missing.tif").string()),
+            std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("invalid: 3 errors"), std::string::npos) << r.err;
+
+  // `run` refuses an invalid config before doing any work.
+  r = voxpress("run bad.yaml --out never");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_FALSE(fs::exists(dir_ / "never"));
+  EXPECT_EQ(voxpress("validate nothere.yaml").code, 2);
+  EXPECT_EQ(voxpress("validate").code, 2);  // CONFIG is required
+}
+
+TEST_F(CliTest, InfoJsonValues) {
+  Volume<std::uint16_t> v({5, 4, 3}, {0.5, 0.25, 2.0});
+  for (index_t i = 0; i < v.size(); ++i) v[i] = static_cast<std::uint16_t>(100 * (i % 4));  // 0,100,200,300
+  write_volume(v, (dir_ / "g.mha").string());
+  Result r = voxpress("info g.mha --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["dims"], nlohmann::json({5, 4, 3}));
+  EXPECT_EQ(j["dtype"], "uint16");
+  EXPECT_EQ(j["spacing_um"], nlohmann::json({0.5, 0.25, 2.0}));
+  EXPECT_EQ(j["min"], 0.0);
+  EXPECT_EQ(j["max"], 300.0);
+  EXPECT_EQ(j["mean"], 150.0);  // 60 voxels, 15 of each value
+  EXPECT_DOUBLE_EQ(j["std"].get<double>(), std::sqrt(12500.0));
+  EXPECT_EQ(j["percentiles"]["50"], 150.0);  // halfway between the 30th and 31st values (100, 200)
+  EXPECT_EQ(j["distinct_values"], nlohmann::json({0.0, 100.0, 200.0, 300.0}));
+  EXPECT_EQ(j["voxels"], 60);
+
+  // Raw with format flags and a spacing override; text output names the fields.
+  write_text("r.raw", std::string(64, '\x07'));
+  r = voxpress("info r.raw --format raw --dims 4,4,4 --dtype uint8 --spacing 2 --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["dims"], nlohmann::json({4, 4, 4}));
+  EXPECT_EQ(j["spacing_um"], nlohmann::json({2.0, 2.0, 2.0}));
+  EXPECT_EQ(j["mean"], 7.0);
+  r = voxpress("info r.raw --format raw --dims 4,4,4 --dtype uint8");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("dims         4 x 4 x 4"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("1 µm assumed"), std::string::npos) << r.out;
+  r = voxpress("info r.raw --format raw --dims 4,4,5 --dtype uint8");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("r.raw"), std::string::npos) << r.err;
+}
+
+TEST_F(CliTest, StagesListsParameters) {
+  Result r = voxpress("stages");
+  ASSERT_EQ(r.code, 0);
+  EXPECT_NE(r.out.find("volume_fraction"), std::string::npos);
+  r = voxpress("stages --json");
+  ASSERT_EQ(r.code, 0);
+  const auto j = nlohmann::json::parse(r.out);
+  bool found = false;
+  for (const auto& s : j["stages"])
+    if (s["name"] == "volume_fraction") {
+      found = true;
+      EXPECT_EQ(s["needs"], "labels");
+    }
+  EXPECT_TRUE(found);
+  EXPECT_EQ(voxpress("stages no_such_stage").code, 2);
+}
+
+// Each kind of bad input fails its own sample with a message naming the file; the good sample
+// is still measured; nothing partial is left; the exit code says that something failed.
+TEST_F(CliTest, BadInputInABatch) {
+  write_labels("good.tif", 8);
+  // Truncated TIFF: an uncompressed 3-page stack cut to 60 % of its bytes.
+  {
+    Volume<std::uint8_t> v({32, 32, 3});
+    WriteOptions o;
+    o.compress = false;
+    write_volume(v, (dir_ / "trunc.tif").string(), o);
+    fs::resize_file(dir_ / "trunc.tif", fs::file_size(dir_ / "trunc.tif") * 6 / 10);
+  }
+  write_text("short.raw", std::string(60, '\0'));  // dims say 4x4x4 = 64 bytes
+  write_volume(Volume<std::uint8_t>({4, 4, 2}), (dir_ / "d.h5").string());  // holds /exchange/data only
+  {
+    std::vector<float> f(32, 1.0f);
+    f[13] = std::nanf("");
+    std::ofstream(dir_ / "nan.raw", std::ios::binary).write(reinterpret_cast<const char*>(f.data()), 32 * sizeof(float));
+  }
+  write_text("empty.mha", "ObjectType = Image\nNDims = 3\nDimSize = 0 4 4\nElementType = MET_UCHAR\n"
+                          "ElementSpacing = 1 1 1\nElementDataFile = LOCAL\n");
+  write_text("batch.yaml", std::string(kPhases) +
+                               "defaults: {voxel_size_um: 1}\n"
+                               "samples:\n"
+                               "  - {path: good.tif, kind: labels}\n"
+                               "  - {path: trunc.tif, kind: labels}\n"
+                               "  - {path: short.raw, kind: labels, format: raw, dims: [4, 4, 4], dtype: uint8}\n"
+                               "  - {path: d.h5, kind: labels, dataset: /exchange/missing}\n"
+                               "  - {path: nan.raw, name: nan, format: raw, dims: [4, 4, 2], dtype: float32,\n"
+                               "     labels: good.tif}\n"
+                               "  - {path: empty.mha, kind: labels}\n"
+                               "stages:\n  - stage: volume_fraction\n");
+  const Result r = voxpress("run batch.yaml --out out");
+  EXPECT_EQ(r.code, 4) << r.out << r.err;
+  EXPECT_NE(r.out.find("1 of 6 samples ok; failed: trunc short d nan empty"), std::string::npos) << r.out;
+
+  const std::string csv = slurp(dir_ / "out" / "metrics.csv");
+  EXPECT_NE(csv.find("good,default,0,volume_fraction,volume_fraction,am,,0.25,1\n"), std::string::npos) << csv;
+  for (const char* bad : {"\ntrunc,", "\nshort,", "\nd,", "\nnan,", "\nempty,"}) EXPECT_EQ(csv.find(bad), std::string::npos);
+
+  const auto j = nlohmann::json::parse(slurp(dir_ / "out" / "metrics.json"));
+  ASSERT_EQ(j["errors"].size(), 5u) << j["errors"].dump(2);
+  const std::vector<std::pair<std::string, std::string>> expected = {
+      {"trunc", "trunc.tif"}, {"short", "short.raw"}, {"d", "/exchange/missing"}, {"nan", "nan.raw"},
+      {"empty", "empty.mha"}};
+  for (std::size_t k = 0; k < expected.size(); ++k) {
+    EXPECT_EQ(j["errors"][k]["sample"], expected[k].first);
+    EXPECT_EQ(j["errors"][k]["kind"], "input");
+    const std::string msg = j["errors"][k]["message"];
+    EXPECT_NE(msg.find(expected[k].second), std::string::npos) << msg;
+    EXPECT_NE(r.err.find(expected[k].first + ": FAILED (input error): "), std::string::npos) << r.err;
+    EXPECT_FALSE(fs::exists(dir_ / "out" / "samples" / expected[k].first));
+  }
+  EXPECT_NE(j["errors"][3]["message"].get<std::string>().find("x=1, y=3, z=0"), std::string::npos)
+      << j["errors"][3]["message"];  // the NaN's voxel: index 13 in a 4x4 slice
+  EXPECT_TRUE(fs::is_directory(dir_ / "out" / "samples" / "good"));
+  EXPECT_TRUE(partial_outputs(dir_ / "out").empty());
+
+  // validate reports the problems its header probe can see, without reading voxels.
+  const Result v = voxpress("validate batch.yaml");
+  EXPECT_EQ(v.code, 2);
+  EXPECT_NE(v.err.find("samples[2].path: "), std::string::npos) << v.err;  // raw size
+  EXPECT_NE(v.err.find("samples[3].path: "), std::string::npos) << v.err;  // HDF5 dataset
+  EXPECT_NE(v.err.find("samples[5].path: "), std::string::npos) << v.err;  // empty
+}
+
+}  // namespace
