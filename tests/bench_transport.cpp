@@ -13,6 +13,7 @@
 #include <map>
 #include <string>
 
+#include <malloc.h>
 #include <sys/resource.h>
 
 #include <tbb/task_arena.h>
@@ -48,6 +49,9 @@ bool reset_peak() {
 
 int main(int argc, char** argv) {
   const long max_size = argc > 1 ? std::atol(argv[1]) : 512;
+  // Fixed mmap threshold: every large block is mapped and unmapped, so freed memory of one case
+  // leaves the RSS (glibc's dynamic threshold would keep it on the heap and hide the next peak).
+  mallopt(M_MMAP_THRESHOLD, 1 << 20);
   std::printf("voxel conductivity solve, random blobs, transport along z, %d threads\n",
               tbb::this_task_arena::max_concurrency());
   std::printf("%6s %6s %9s %9s %8s %8s %7s %10s %9s %9s  %s\n", "size", "phi", "eps_perc", "tau", "wall_s", "cpu_s",
