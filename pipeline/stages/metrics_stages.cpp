@@ -56,7 +56,8 @@ ParamSpec connectivity_param(const std::string& def) {
 
 void check_connectivity(const Params& p, Diagnostics& d) {
   const long long c = p.integer("connectivity");
-  if (c != 6 && c != 18 && c != 26) d.error(p.key_path("connectivity"), "expected 6, 18 or 26, found " + std::to_string(c));
+  if (c != 6 && c != 18 && c != 26)
+    d.error(p.node("connectivity"), p.key_path("connectivity"), "found " + std::to_string(c) + "; expected 6, 18 or 26");
 }
 
 void check_phases(const Params& p, const PreflightContext& pf, Diagnostics& d) {
@@ -65,7 +66,7 @@ void check_phases(const Params& p, const PreflightContext& pf, Diagnostics& d) {
     try {
       pf.phases.resolve(name);
     } catch (const InputError& e) {
-      d.error(p.key_path("phases"), e.what());
+      d.error(p.node("phases"), p.key_path("phases"), e.what());
     }
   }
 }
