@@ -745,6 +745,12 @@ TEST(BadInput, EachGivesInputErrorNamingTheFile) {
   nan(2, 1, 1) = std::numeric_limits<float>::quiet_NaN();
   write_volume(nan, (dir / "nan.tif").string());
   expect_input_error_naming([&] { read_path((dir / "nan.tif").string()); }, "nan.tif", "voxel (x=2, y=1, z=1)");
+  // Of several, the first in memory order is named (whatever the thread count).
+  Volume<float> many({128, 64, 32}, {1, 1, 1}, 0.0f);
+  many(5, 60, 31) = std::numeric_limits<float>::infinity();
+  many(100, 3, 17) = std::numeric_limits<float>::quiet_NaN();
+  write_volume(many, (dir / "many.mha").string());
+  expect_input_error_naming([&] { read_path((dir / "many.mha").string()); }, "many.mha", "voxel (x=100, y=3, z=17)");
   nan(2, 1, 1) = 1;
   nan(0, 2, 0) = -std::numeric_limits<float>::infinity();
   write_volume(nan, (dir / "inf.mha").string());

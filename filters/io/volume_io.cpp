@@ -10,6 +10,9 @@
 #include <filesystem>
 #include <sstream>
 
+#include <tbb/blocked_range.h>
+#include <tbb/parallel_reduce.h>
+
 #include "core/error.h"
 #include "core/hash.h"
 #include "filters/io/io_formats.h"
@@ -198,16 +201,22 @@ Box resolve_roi(const std::optional<Box>& roi, const Dims& d, const std::string&
 }
 
 // NaN or Inf would poison every mean and solve downstream: refuse them at the door.
+// The first (lowest index) offending voxel is named, whatever the thread count.
 void check_finite(const Volume<float>& v, const std::string& path) {
   const Dims& d = v.dims();
-  for (index_t i = 0; i < v.size(); ++i) {
-    if (!std::isfinite(v[i])) {
-      std::ostringstream m;
-      m << path << ": voxel (x=" << i % d.x << ", y=" << (i / d.x) % d.y << ", z=" << i / (d.x * d.y)
-        << ") is " << v[i] << "; expected finite grey values";
-      throw InputError(m.str());
-    }
-  }
+  const index_t first = tbb::parallel_reduce(
+      tbb::blocked_range<index_t>(0, v.size(), index_t{1} << 16), v.size(),
+      [&](const tbb::blocked_range<index_t>& r, index_t found) {
+        for (index_t i = r.begin(); i < r.end() && i < found; ++i)
+          if (!std::isfinite(v[i])) return i;
+        return found;
+      },
+      [](index_t a, index_t b) { return std::min(a, b); });
+  if (first == v.size()) return;
+  std::ostringstream m;
+  m << path << ": voxel (x=" << first % d.x << ", y=" << (first / d.x) % d.y << ", z=" << first / (d.x * d.y)
+    << ") is " << v[first] << "; expected finite grey values";
+  throw InputError(m.str());
 }
 
 std::string content_hash(const Source& s) {
