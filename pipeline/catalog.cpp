@@ -12,6 +12,7 @@ void register_all([[maybe_unused]] Registry& registry) {
   register_metrics(registry);
   register_transport(registry);
   register_report(registry);
+  register_phantoms(registry);
 }
 
 }  // namespace vp
