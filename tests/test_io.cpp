@@ -13,6 +13,8 @@
 #include <limits>
 #include <random>
 
+#include <tbb/global_control.h>
+
 #include "core/error.h"
 #include "core/hash.h"
 #include "filters/io/volume_io.h"
@@ -91,6 +93,21 @@ TYPED_TEST(RoundTrip, EveryFormatKeepsVoxelsDtypeAndSpacing) {
   o.dims = v.dims();
   o.dtype = dtype_of<TypeParam>();
   expect_same_voxels(v, read_volume(o).volume);
+}
+
+TEST(Write, DeflateTiffBytesDoNotDependOnTheThreadCount) {
+  const fs::path dir = scratch("threads");
+  const Volume<float> v = pattern<float>({40, 30, 37});
+  std::string bytes[2];
+  for (int k = 0; k < 2; ++k) {
+    tbb::global_control limit(tbb::global_control::max_allowed_parallelism, k == 0 ? 1 : 4);
+    const std::string path = (dir / ("t" + std::to_string(k) + ".tif")).string();
+    write_volume(v, path);
+    std::ifstream in(path, std::ios::binary);
+    bytes[k].assign(std::istreambuf_iterator<char>(in), {});
+    expect_same_voxels(v, read_path(path));
+  }
+  EXPECT_EQ(bytes[0], bytes[1]);
 }
 
 TEST(Write, LabelVolumeWritesAsUint8) {

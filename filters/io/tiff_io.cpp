@@ -1,6 +1,7 @@
 // TIFF stacks through libtiff: each page is one z-slice. Pages are decoded one strip or tile
 // at a time straight into the volume's buffer, so reading needs the volume plus one strip.
 #include <tiffio.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <cmath>
@@ -373,6 +374,33 @@ std::string imagej_description(const Volume<T>& v) {
   return d.str();
 }
 
+// Deflate-compressed strips of pages [z0, z1), compressed in parallel (zlib streams, as TIFF's
+// Adobe Deflate expects). Each strip is compressed on its own, so the bytes do not depend on
+// the thread count.
+template <class T>
+std::vector<std::vector<std::vector<std::uint8_t>>> deflate_strips(const Volume<T>& v, index_t z0, index_t z1,
+                                                                    std::uint32_t rows_per_strip) {
+  const Dims& d = v.dims();
+  const index_t strips = (d.y + rows_per_strip - 1) / rows_per_strip;
+  std::vector<std::vector<std::vector<std::uint8_t>>> out(static_cast<std::size_t>(z1 - z0),
+                                                          std::vector<std::vector<std::uint8_t>>(strips));
+  tbb::parallel_for(tbb::blocked_range<index_t>(0, (z1 - z0) * strips), [&](const tbb::blocked_range<index_t>& r) {
+    for (index_t k = r.begin(); k != r.end(); ++k) {
+      const index_t z = z0 + k / strips, s = k % strips;
+      const index_t y0 = s * rows_per_strip, rows = std::min<index_t>(rows_per_strip, d.y - y0);
+      const auto* src = reinterpret_cast<const Bytef*>(&v(0, y0, z));
+      const uLong n = static_cast<uLong>(rows * d.x * static_cast<index_t>(sizeof(T)));
+      auto& dst = out[static_cast<std::size_t>(k / strips)][static_cast<std::size_t>(s)];
+      dst.resize(compressBound(n));
+      uLongf len = dst.size();
+      if (compress2(dst.data(), &len, src, n, Z_DEFAULT_COMPRESSION) != Z_OK)
+        throw std::runtime_error("zlib failed to compress a TIFF strip");
+      dst.resize(len);
+    }
+  });
+  return out;
+}
+
 template <class T>
 void write_pages(const Volume<T>& v, const std::string& tmp, const std::string& path, bool compress) {
   const Dims& d = v.dims();
@@ -381,7 +409,14 @@ void write_pages(const Volume<T>& v, const std::string& tmp, const std::string& 
   TiffFile f(tmp, bytes > (std::uint64_t{4000} << 20) ? "w8" : "w", path);
   TIFF* t = f.get();
   const std::string desc = imagej_description(v);
+  // Strips of about 256 KiB: Deflate compresses better than in libtiff's default 8 KiB.
+  const auto rows_per_strip = static_cast<std::uint32_t>(
+      std::min<index_t>(d.y, std::max<index_t>(1, (index_t{256} << 10) / (d.x * index_t{sizeof(T)}))));
+  // Pages are compressed a batch at a time: bounded memory, and every core busy.
+  const index_t batch = 16;
+  std::vector<std::vector<std::vector<std::uint8_t>>> packed;
   for (index_t z = 0; z < d.z; ++z) {
+    if (compress && z % batch == 0) packed = deflate_strips(v, z, std::min(d.z, z + batch), rows_per_strip);
     TIFFSetField(t, TIFFTAG_SUBFILETYPE, 0);
     TIFFSetField(t, TIFFTAG_IMAGEWIDTH, static_cast<std::uint32_t>(d.x));
     TIFFSetField(t, TIFFTAG_IMAGELENGTH, static_cast<std::uint32_t>(d.y));
@@ -391,17 +426,22 @@ void write_pages(const Volume<T>& v, const std::string& tmp, const std::string& 
     TIFFSetField(t, TIFFTAG_PHOTOMETRIC, PHOTOMETRIC_MINISBLACK);
     TIFFSetField(t, TIFFTAG_PLANARCONFIG, PLANARCONFIG_CONTIG);
     TIFFSetField(t, TIFFTAG_COMPRESSION, compress ? COMPRESSION_ADOBE_DEFLATE : COMPRESSION_NONE);
-    // Strips of about 256 KiB: Deflate compresses better than in libtiff's default 8 KiB.
-    const auto rows = static_cast<std::uint32_t>(std::max<index_t>(1, (index_t{256} << 10) / (d.x * index_t{sizeof(T)})));
-    TIFFSetField(t, TIFFTAG_ROWSPERSTRIP, std::min<std::uint32_t>(rows, static_cast<std::uint32_t>(d.y)));
+    TIFFSetField(t, TIFFTAG_ROWSPERSTRIP, rows_per_strip);
     TIFFSetField(t, TIFFTAG_XRESOLUTION, static_cast<float>(1.0 / v.spacing_um[0]));
     TIFFSetField(t, TIFFTAG_YRESOLUTION, static_cast<float>(1.0 / v.spacing_um[1]));
     TIFFSetField(t, TIFFTAG_RESOLUTIONUNIT, RESUNIT_NONE);
     if (z == 0) TIFFSetField(t, TIFFTAG_IMAGEDESCRIPTION, desc.c_str());
-    for (index_t y = 0; y < d.y; ++y) {
-      auto* row = const_cast<T*>(&v(0, y, z));  // libtiff's API is not const-correct; it does not modify rows
-      if (TIFFWriteScanline(t, row, static_cast<std::uint32_t>(y), 0) < 0)
-        f.fail("cannot write row " + std::to_string(y) + " of page " + std::to_string(z));
+    if (compress) {
+      auto& strips = packed[static_cast<std::size_t>(z % batch)];
+      for (std::size_t s = 0; s < strips.size(); ++s)
+        if (TIFFWriteRawStrip(t, static_cast<std::uint32_t>(s), strips[s].data(), static_cast<tmsize_t>(strips[s].size())) < 0)
+          f.fail("cannot write strip " + std::to_string(s) + " of page " + std::to_string(z));
+    } else {
+      for (index_t y = 0; y < d.y; ++y) {
+        auto* row = const_cast<T*>(&v(0, y, z));  // libtiff's API is not const-correct; it does not modify rows
+        if (TIFFWriteScanline(t, row, static_cast<std::uint32_t>(y), 0) < 0)
+          f.fail("cannot write row " + std::to_string(y) + " of page " + std::to_string(z));
+      }
     }
     if (!TIFFWriteDirectory(t)) f.fail("cannot write page " + std::to_string(z));
   }
