@@ -59,7 +59,7 @@ int main(int argc, char** argv) {
       write_s.push_back(seconds_since(t0));
     }
   }
-  std::printf("volume I/O, %s uint16 (%.0f MiB), %d threads (TIFF pages decode in parallel)\n\n",
+  std::printf("volume I/O, %s uint16 (%.0f MiB), %d threads (TIFF pages decode and compress in parallel)\n\n",
               to_string(d).c_str(), mib, tbb::info::default_concurrency());
   std::printf("| file | size MiB | write s | read s | peak extra MiB |\n|---|---|---|---|---|\n");
   for (std::size_t k = 0; k < cases.size(); ++k) {
