@@ -202,7 +202,8 @@ AnyVolume read_hdf5(const std::string& path, const std::string& name, const Head
   H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, start, nullptr, count, nullptr);
   Hid mspace(H5Screate_simple(rank, count, nullptr), H5Sclose);
   if (H5Dread(ds.get(), t->second, mspace.get(), fspace.get(), H5P_DEFAULT, voxel_bytes(out)) < 0)
-    throw InputError(path + ": cannot read dataset '" + dataset + "' (truncated or corrupt?)");
+    throw InputError(path + ": cannot read dataset '" + dataset +
+                     "' (truncated, corrupt, or compressed with a filter this HDF5 library lacks)");
   return out;
 }
 
