@@ -87,7 +87,7 @@ std::map<std::pair<std::string, std::string>, double> rev_metrics(const LabelVol
       m[{"specific_interface_area", phases[i].name + "|" + phases[j].name}] =
           areas.area(phases[i].label, phases[j].label) / areas.volume_um3;
   if (!lv.phases.by_role(Role::active).empty() && !lv.phases.by_role(Role::electrolyte).empty())
-    m[{"contact_area_fraction", ""}] = contact_area(lv).fraction;
+    m[{"contact_area_fraction", ""}] = contact_area(areas, lv.phases).fraction;
   return m;
 }
 

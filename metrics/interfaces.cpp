@@ -201,9 +201,14 @@ void require_role(const PhaseTable& table, Role role, const std::string& what) {
 ContactArea contact_area(const LabelVolume& labels) {
   require_role(labels.phases, Role::active, "contact_area_fraction");
   require_role(labels.phases, Role::electrolyte, "contact_area_fraction");
-  const auto active = role_lookup(labels.phases, Role::active);
-  const auto electrolyte = role_lookup(labels.phases, Role::electrolyte);
-  const InterfaceAreas areas = interface_areas(labels);
+  return contact_area(interface_areas(labels), labels.phases);
+}
+
+ContactArea contact_area(const InterfaceAreas& areas, const PhaseTable& table) {
+  require_role(table, Role::active, "contact_area_fraction");
+  require_role(table, Role::electrolyte, "contact_area_fraction");
+  const auto active = role_lookup(table, Role::active);
+  const auto electrolyte = role_lookup(table, Role::electrolyte);
   ContactArea c;
   for (const auto& p : areas.pairs) {
     bool a_act = active[p.label_a], b_act = active[p.label_b];

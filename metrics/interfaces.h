@@ -62,6 +62,8 @@ struct ContactArea {
   double fraction = 0;
 };
 ContactArea contact_area(const LabelVolume& labels);
+// The same from interface areas already computed for this table's labels.
+ContactArea contact_area(const InterfaceAreas& areas, const PhaseTable& table);
 
 // Per AM particle: the same fraction over the surface of that particle (its voxels that hold an
 // active label, against voxels of non-active labels; AM–AM contacts between particles are not
