@@ -741,7 +741,8 @@ TEST(BadInput, EachGivesInputErrorNamingTheFile) {
   }
   expect_input_error_naming([&] { read_path(bad_strip); }, bad_strip, "page 1");
   // Truncated MHA, NRRD and npy: the header promises more voxels than the file holds.
-  for (const std::string name : {"cut.mha", "cut.nrrd", "cut.npy", "cut.nii", "cutz.mha", "cutz.nrrd", "cutz.nii.gz"}) {
+  for (const std::string name :
+       {"cut.mha", "cut.nrrd", "cut.npy", "cut.nii", "cutz.mha", "cutz.nrrd", "cutz.nii.gz", "cut.h5", "cutz.h5"}) {
     const std::string path = (dir / name).string();
     WriteOptions w;
     w.compress = name.find("cutz") == 0;
