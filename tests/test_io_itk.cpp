@@ -33,7 +33,8 @@ TEST(ItkBridge, FilterOutputsComeBackAsVolumes) {
   v.provenance.path = "/data/scan.tif";
   using Threshold = itk::BinaryThresholdImageFilter<ItkImage3<std::uint16_t>, ItkImage3<std::uint8_t>>;
   auto threshold = Threshold::New();
-  threshold->SetInput(itk_view(v));
+  const Volume<std::uint16_t>& input = v;  // filters take read-only views of const volumes
+  threshold->SetInput(itk_view(input));
   threshold->SetLowerThreshold(60);
   threshold->SetInsideValue(1);
   threshold->SetOutsideValue(0);
