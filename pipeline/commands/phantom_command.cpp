@@ -1,0 +1,204 @@
+// voxpress phantom --out DIR [...]: a synthetic pressure series with exact ground truth.
+// Per pressure: <name>.tif (grey uint16), <name>_labels.tif (uint8), <name>.truth.json, and with
+// --ids <name>_particles.tif / <name>_cracks.tif (uint32); series.yaml lists the samples as a
+// ready-to-run config fragment. Same arguments, same bytes.
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <memory>
+#include <sstream>
+
+#include <tbb/global_control.h>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "core/json_util.h"
+#include "core/stage.h"
+#include "filters/io/slice_png.h"
+#include "filters/io/volume_io.h"
+#include "phantoms/phantom.h"
+#include "phantoms/phantom_spec.h"
+#include "pipeline/catalog.h"
+#include "pipeline/commands/cli_common.h"
+
+namespace vp {
+
+namespace {
+
+namespace fs = std::filesystem;
+using namespace vp::phantom;
+
+std::vector<double> parse_list(const std::string& text, const std::string& flag) {
+  std::vector<double> v;
+  std::stringstream ss(text);
+  for (std::string item; std::getline(ss, item, ',');) {
+    try {
+      std::size_t used = 0;
+      v.push_back(std::stod(item, &used));
+      if (used != item.size()) throw std::invalid_argument(item);
+    } catch (const std::exception&) {
+      throw InputError(flag + " '" + text + "': '" + item + "' is not a number");
+    }
+  }
+  if (v.empty()) throw InputError(flag + ": expected at least one number");
+  return v;
+}
+
+// "p010" for 10 MPa, "p012p5" for 12.5 MPa.
+std::string sample_name(const std::string& prefix, double pressure) {
+  char buf[64];
+  if (pressure == std::floor(pressure))
+    std::snprintf(buf, sizeof buf, "p%03lld", static_cast<long long>(pressure));
+  else {
+    std::snprintf(buf, sizeof buf, "p%05.1f", pressure);
+    for (char* c = buf; *c; ++c)
+      if (*c == '.') *c = 'p';
+  }
+  return prefix + buf;
+}
+
+std::string yaml_list(const Vec3& v) {
+  return "[" + format_number(v[0]) + ", " + format_number(v[1]) + ", " + format_number(v[2]) + "]";
+}
+
+// A config fragment the pipeline accepts as is (add stages:); paths relative to DIR.
+std::string series_yaml(const PhantomJob& job, const std::vector<std::pair<std::string, double>>& samples,
+                        const std::string& command_line) {
+  std::ostringstream y;
+  y << "# Written by: " << command_line << "\n"
+    << "# Ground truth beside each volume: <name>.truth.json. Add `stages:` to run it.\n"
+    << "version: 1\n"
+    << "phases:\n";
+  const PhaseTable table = phase_table(job.composite.binder_fraction > 0);
+  for (const Phase& p : table.phases())
+    y << "  - {name: " << p.name << ", label: " << p.label << ", role: " << to_string(p.role) << "}\n";
+  y << "defaults:\n"
+    << "  voxel_size_um: " << yaml_list(job.composite.spacing_um) << "\n"
+    << "  pressing_axis: z\n"
+    << "samples:\n";
+  for (const auto& [name, pressure] : samples)
+    y << "  - {name: " << name << ", path: " << name << ".tif, labels: " << name << "_labels.tif, pressure_MPa: "
+      << format_number(pressure) << ", series: " << job.series << "}\n";
+  return y.str();
+}
+
+int phantom_main(const std::vector<std::string>& args) {
+  CLI::App app("Generate a synthetic composite-cathode pressure series with exact ground truth", "phantom");
+  std::string out, spec_path, pressures, size, spacing, noise, prefix, format = "tif", slices;
+  std::optional<std::uint64_t> seed;
+  std::optional<double> snr, blur, cupping, rings, curtains;
+  bool fib_sem = false, ids = false;
+  int threads = 0;
+  app.add_option("--out", out, "output folder (created)")->required();
+  app.add_option("--spec", spec_path, "YAML phantom spec (flags below override it)");
+  app.add_option("--seed", seed, "random seed (default 1): same seed, same bytes");
+  app.add_option("--size", size, "image size in voxels: N or NX,NY,NZ (default 64)");
+  app.add_option("--spacing", spacing, "voxel size in µm: S or SX,SY,SZ (default 0.5; fib-sem 0.01,0.01,0.02)");
+  app.add_option("--pressures", pressures, "applied pressures in MPa: P1,P2,... (default 10,50,125,250,370)");
+  app.add_option("--snr", snr, "signal-to-noise ratio |grey(am) − grey(se)| / σ_noise (default 8)");
+  app.add_option("--blur", blur, "Gaussian PSF σ in voxels (default 1)");
+  app.add_option("--noise", noise, "gaussian|poisson|none (default gaussian)");
+  app.add_option("--cupping", cupping, "beam-hardening cupping: centre darker by this fraction (default 0)");
+  app.add_option("--rings", rings, "ring artefacts: ± this fraction of the gain (default 0)");
+  app.add_option("--curtains", curtains, "FIB-SEM curtaining amplitude, fraction of the gain (default 0.08)");
+  app.add_flag("--fib-sem", fib_sem, "FIB-SEM flavour: 10×10×20 nm voxels unless --spacing, curtaining stripes");
+  app.add_option("--prefix", prefix, "prefix of the sample names (names are <prefix>p<PPP>)");
+  app.add_option("--format", format, "volume format: tif|mha (compressed)")->capture_default_str();
+  app.add_flag("--ids", ids, "also write <name>_particles and <name>_cracks id volumes (uint32)");
+  app.add_option("--slices", slices, "also write mid-z slice PNGs here: <name>_xy.png, <name>_labels_xy.png");
+  app.add_option("--threads", threads, "worker threads (0 = all); results do not depend on it");
+  if (parse_cli(app, args)) return 0;
+  if (format != "tif" && format != "mha") throw InputError("--format '" + format + "': expected tif or mha");
+
+  std::unique_ptr<tbb::global_control> limit;
+  if (threads > 0) limit = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism, threads);
+
+  PhantomJob job = spec_path.empty() ? PhantomJob{} : load_phantom_spec(spec_path);
+  if (spec_path.empty()) job.imaging.seed = job.composite.seed;
+  CompositeSpec& c = job.composite;
+  if (fib_sem && !job.fib_sem) {
+    job.fib_sem = true;
+    if (spacing.empty()) c.spacing_um = kFibSemSpacingUm;
+  }
+  if (seed) c.seed = *seed, job.imaging.seed = *seed;
+  if (!size.empty()) {
+    const auto v = parse_list(size, "--size");
+    if ((v.size() != 1 && v.size() != 3) || std::any_of(v.begin(), v.end(), [](double x) { return x < 1 || x != std::floor(x); }))
+      throw InputError("--size '" + size + "': expected N or NX,NY,NZ (positive whole numbers)");
+    c.dims = v.size() == 1 ? Dims{index_t(v[0]), index_t(v[0]), index_t(v[0])} : Dims{index_t(v[0]), index_t(v[1]), index_t(v[2])};
+  }
+  if (!spacing.empty()) c.spacing_um = parse_spacing(spacing);
+  if (!pressures.empty()) c.pressures_MPa = parse_list(pressures, "--pressures");
+  if (snr) {
+    if (!(*snr > 0)) throw InputError("--snr: expected > 0");
+    job.imaging.snr = *snr;
+  }
+  if (blur) {
+    if (!(*blur >= 0)) throw InputError("--blur: expected ≥ 0 voxels");
+    job.imaging.blur_sigma_vox = {*blur, *blur, *blur};
+  }
+  if (!noise.empty()) job.imaging.noise = parse_noise_model(noise, "--noise");
+  if (cupping) job.imaging.cupping = *cupping;
+  if (rings) job.imaging.ring_amplitude = *rings;
+  if (curtains) job.imaging.curtain_amplitude = *curtains;
+
+  // The command line goes into series.yaml and the truth (reproducibility), without the output
+  // folders and thread count, so the bytes depend on neither.
+  std::string command_line = "voxpress phantom";
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--out" || args[i] == "--slices" || args[i] == "--threads") {
+      ++i;
+      continue;
+    }
+    if (args[i].rfind("--out=", 0) == 0 || args[i].rfind("--slices=", 0) == 0 || args[i].rfind("--threads=", 0) == 0)
+      continue;
+    command_line += " " + args[i];
+  }
+
+  const fs::path dir(out);
+  fs::create_directories(dir);
+  if (!slices.empty()) fs::create_directories(slices);
+  WriteOptions wo;
+  wo.compress = true;
+  std::vector<std::pair<std::string, double>> written;
+  for (double pressure : c.pressures_MPa) {
+    const std::string name = sample_name(prefix, pressure);
+    Phantom ph = generate_composite(c, pressure);
+    const Volume<std::uint16_t> grey = job.fib_sem ? fib_sem_image(ph.labels, job.imaging) : ct_image(ph.labels, job.imaging);
+    const std::string ext = "." + format;
+    write_volume(grey, (dir / (name + ext)).string(), wo);
+    write_volume(static_cast<const Volume<std::uint8_t>&>(ph.labels), (dir / (name + "_labels" + ext)).string(), wo);
+    if (ids) {
+      write_volume(ph.particles, (dir / (name + "_particles" + ext)).string(), wo);
+      write_volume(ph.cracks, (dir / (name + "_cracks" + ext)).string(), wo);
+    }
+    ImagingSpec imaging = job.imaging;
+    if (job.fib_sem && imaging.curtain_amplitude <= 0) imaging.curtain_amplitude = 0.08;
+    ph.truth.parameters["imaging"] = imaging.to_json();
+    ph.truth.parameters["imaging"]["modality"] = job.fib_sem ? "fib-sem" : "ct";
+    nlohmann::json files = {{"grey", name + ext}, {"labels", name + "_labels" + ext}};
+    if (ids) files["particles"] = name + "_particles" + ext, files["cracks"] = name + "_cracks" + ext;
+    ph.truth.parameters["files"] = files;
+    ph.truth.parameters["command"] = command_line;
+    write_text_atomically(dir / (name + ".truth.json"), ph.truth.to_json().dump(1) + "\n");
+    if (!slices.empty()) {
+      write_slice_png(grey, Plane::xy, -1, (fs::path(slices) / (name + "_xy.png")).string());
+      write_label_overlay_png(&grey, ph.labels, Plane::xy, -1, (fs::path(slices) / (name + "_labels_xy.png")).string());
+    }
+    std::printf("%s  %6.1f MPa  porosity %.4f  am %.4f  se %.4f  contact %.4f  cracks %zu\n", name.c_str(), pressure,
+                ph.truth.volume_fraction.at("pore"), ph.truth.volume_fraction.at("am"),
+                ph.truth.volume_fraction.at("se"), ph.truth.contact_area_fraction, ph.truth.cracks.size());
+    written.emplace_back(name, pressure);
+  }
+  write_text_atomically(dir / "series.yaml", series_yaml(job, written, command_line));
+  return 0;
+}
+
+}  // namespace
+
+void register_phantoms(Registry& registry) {
+  registry.add(Command{"phantom", "synthetic pressure series with exact ground truth (CT / FIB-SEM)", phantom_main});
+}
+
+}  // namespace vp
