@@ -176,7 +176,8 @@ int segment_main(const std::vector<std::string>& args) {
                             {"thresholds", r.thresholds}};
   std::vector<double> fraction(r.classes, 0.0);
   for (auto v : labels.storage())
-    if (v < r.classes) fraction[v] += 1.0 / static_cast<double>(labels.size());
+    if (v < r.classes) fraction[v] += 1;  // exact counts, divided once
+  for (double& f : fraction) f /= static_cast<double>(labels.size());
   summary["class_fraction"] = fraction;
   if (r.mixture)
     summary["mixture"] = {{"weights", r.mixture->weights}, {"means", r.mixture->means}, {"sigmas", r.mixture->sigmas}};

@@ -41,6 +41,12 @@ ParamSpec choice(ParamSpec s, std::vector<std::string> choices) {
   return s;
 }
 
+// A preflight problem at the key's line and column when the key was given.
+void bad(Diagnostics& d, const Params& p, const std::string& key, const std::string& message) {
+  if (p.has(key)) d.error(p.node(key), p.key_path(key), message);
+  else d.error(p.key_path(key), message);
+}
+
 void record(SampleContext& ctx, const fs::path& p) { ctx.artifacts.push_back(p); }
 
 void write_png_bytes(const fs::path& path, const std::vector<unsigned char>& bytes) {
@@ -122,13 +128,13 @@ class PreprocessStage : public Stage {
 
   void preflight(const Params& p, const PreflightContext&, Diagnostics& d) const override {
     if (p.has("crop") && p.numbers("crop").size() != 6)
-      d.error(p.key_path("crop"), "expected 6 numbers [x0, y0, z0, nx, ny, nz]");
+      bad(d, p, "crop", "expected 6 numbers [x0, y0, z0, nx, ny, nz]");
     const long long bin = p.integer("bin");
-    if (bin != 1 && bin != 2 && bin != 4) d.error(p.key_path("bin"), "expected 1, 2 or 4");
-    if (p.integer("ring_window") % 2 == 0) d.error(p.key_path("ring_window"), "expected an odd number");
-    if (p.has("centre") && p.numbers("centre").size() != 2) d.error(p.key_path("centre"), "expected [x, y]");
+    if (bin != 1 && bin != 2 && bin != 4) bad(d, p, "bin", "expected 1, 2 or 4");
+    if (p.integer("ring_window") % 2 == 0) bad(d, p, "ring_window", "expected an odd number");
+    if (p.has("centre") && p.numbers("centre").size() != 2) bad(d, p, "centre", "expected [x, y]");
     const auto pc = p.numbers("percentiles");
-    if (pc.size() != 2 || !(pc[0] < pc[1])) d.error(p.key_path("percentiles"), "expected [low, high] with low < high");
+    if (pc.size() != 2 || !(pc[0] < pc[1])) bad(d, p, "percentiles", "expected [low, high] with low < high");
   }
 
   void run(const Params& p, SampleContext& ctx) const override {
@@ -235,27 +241,27 @@ class SegmentStage : public Stage {
 
   void preflight(const Params& p, const PreflightContext& pf, Diagnostics& d) const override {
     const std::string method = p.string("method");
-    if (method == "threshold" && !p.has("thresholds")) d.error(p.key_path("thresholds"), "method threshold needs thresholds");
+    if (method == "threshold" && !p.has("thresholds")) bad(d, p, "thresholds", "method threshold needs thresholds");
     if (method == "hysteresis" && (!p.has("thresholds") || p.numbers("thresholds").size() != 2))
-      d.error(p.key_path("thresholds"), "method hysteresis needs [low, high]");
+      bad(d, p, "thresholds", "method hysteresis needs [low, high]");
     if (method == "forest") {
-      if (!p.has("model")) d.error(p.key_path("model"), "method forest needs a model file");
-      else if (!fs::exists(p.string("model"))) d.error(p.key_path("model"), "model file '" + p.string("model") + "' not found");
+      if (!p.has("model")) bad(d, p, "model", "method forest needs a model file");
+      else if (!fs::exists(p.string("model"))) bad(d, p, "model", "model file '" + p.string("model") + "' not found");
     }
     const long long conn = p.integer("connectivity");
-    if (conn != 6 && conn != 26) d.error(p.key_path("connectivity"), "expected 6 or 26");
+    if (conn != 6 && conn != 26) bad(d, p, "connectivity", "expected 6 or 26");
     try {
       const auto m = class_phases(p);
       for (int k = 0; k < classes(p) && !m.empty(); ++k)
-        if (!m.count(k)) d.error(p.key_path("phases"), "class " + std::to_string(k) + " has no phase");
+        if (!m.count(k)) bad(d, p, "phases", "class " + std::to_string(k) + " has no phase");
       for (const auto& [k, name] : m) {
         if (!pf.phases.empty() && !pf.phases.by_name(name))
-          d.error(p.key_path("phases"), "phase '" + name + "' is not in the config's phase table");
+          bad(d, p, "phases", "phase '" + name + "' is not in the config's phase table");
         if (k >= classes(p))
-          d.error(p.key_path("phases"), "class " + std::to_string(k) + " >= classes " + std::to_string(p.integer("classes")));
+          bad(d, p, "phases", "class " + std::to_string(k) + " >= classes " + std::to_string(p.integer("classes")));
       }
     } catch (const InputError& e) {
-      d.error(p.key_path("phases"), e.what());
+      bad(d, p, "phases", e.what());
     }
   }
 
@@ -308,7 +314,8 @@ class SegmentStage : public Stage {
     }
     const std::vector<double> means = label_means(grey, r.labels, r.classes);
     std::vector<double> fractions(r.classes, 0.0);
-    for (auto v : r.labels.storage()) fractions[v] += 1.0 / static_cast<double>(r.labels.size());
+    for (auto v : r.labels.storage()) fractions[v] += 1;  // exact counts, divided once
+    for (double& f : fractions) f /= static_cast<double>(r.labels.size());
     ctx.details = {{"method", to_string(o.method)},
                    {"classes", r.classes},
                    {"thresholds", r.thresholds},
@@ -369,20 +376,26 @@ class CleanupStage : public Stage {
   }
 
   void preflight(const Params& p, const PreflightContext& pf, Diagnostics& d) const override {
-    try {
-      for (const char* key : {"open", "close", "min_island", "min_island_voxels"})
-        for (const auto& [name, v] : entries(p, key))
-          if (!pf.phases.empty() && !pf.phases.by_name(name))
-            d.error(p.key_path(key), "phase '" + name + "' is not in the config's phase table");
-    } catch (const InputError& e) {
-      d.error("", e.what());
+    for (const char* key : {"open", "close", "min_island", "min_island_voxels"}) {
+      std::vector<std::pair<std::string, double>> given;
+      try {
+        given = entries(p, key);
+      } catch (const InputError& e) {
+        // entries() names the position already; keep only its message after the key path.
+        const std::string what = e.what(), tag = p.key_path(key) + ": ";
+        const auto at = what.find(tag);
+        bad(d, p, key, at == std::string::npos ? what : what.substr(at + tag.size()));
+      }
+      for (const auto& [name, v] : given)
+        if (!pf.phases.empty() && !pf.phases.by_name(name))
+          bad(d, p, key, "phase '" + name + "' is not in the config's phase table");
     }
     if (p.has("fill_holes"))
       for (const auto& name : p.strings("fill_holes"))
         if (!pf.phases.empty() && !pf.phases.by_name(name))
-          d.error(p.key_path("fill_holes"), "phase '" + name + "' is not in the config's phase table");
+          bad(d, p, "fill_holes", "phase '" + name + "' is not in the config's phase table");
     const long long conn = p.integer("connectivity");
-    if (conn != 6 && conn != 26) d.error(p.key_path("connectivity"), "expected 6 or 26");
+    if (conn != 6 && conn != 26) bad(d, p, "connectivity", "expected 6 or 26");
   }
 
   void run(const Params& p, SampleContext& ctx) const override {
@@ -435,12 +448,12 @@ class ParticlesStage : public Stage {
       try {
         pf.phases.resolve(p.string("phase"));
       } catch (const InputError& e) {
-        d.error(p.key_path("phase"), e.what());
+        bad(d, p, "phase", e.what());
       }
     }
-    if (!(p.number("h") > 0)) d.error(p.key_path("h"), "expected h > 0 µm");
+    if (p.number("h") == 0) bad(d, p, "h", "expected h > 0 µm");  // negatives: the generic bound check
     const long long conn = p.integer("connectivity");
-    if (conn != 6 && conn != 26) d.error(p.key_path("connectivity"), "expected 6 or 26");
+    if (conn != 6 && conn != 26) bad(d, p, "connectivity", "expected 6 or 26");
   }
 
   void run(const Params& p, SampleContext& ctx) const override {
