@@ -3,6 +3,7 @@
 // names and conductivities, adds the rows, fills ctx.details and writes the optional fields,
 // slice PNGs and through-plane profiles. The `solve` command runs this same stage.
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <sstream>
 
@@ -178,10 +179,30 @@ class TransportStage : public Stage {
     if (!(p.number("tol") > 0)) d.error(p.key_path("tol"), "expected a tolerance > 0");
     if (!(p.number("flux_balance") > 0)) d.error(p.key_path("flux_balance"), "expected a balance > 0");
     if (pf.phases.empty()) return;
-    try {
-      resolve_conductivities(p, pf.phases);
-    } catch (const InputError& e) {
-      d.error(p.key_path("phase"), e.what());
+    for (const auto& name : p.strings("phase")) {
+      try {
+        pf.phases.resolve(name);
+      } catch (const InputError& e) {
+        d.error(p.node("phase"), p.key_path("phase"), e.what());
+      }
+    }
+    const YAML::Node map = p.node("conductivities");
+    if (!map || !map.IsMap()) return;
+    for (const auto& kv : map) {
+      const std::string key = kv.first.as<std::string>();
+      const std::string where = p.key_path("conductivities") + "." + key;
+      try {
+        pf.phases.resolve(key);
+      } catch (const InputError& e) {
+        d.error(kv.first, where, e.what());
+      }
+      double value = -1;
+      try {
+        value = kv.second.as<double>();
+      } catch (const YAML::Exception&) {
+      }
+      if (!std::isfinite(value) || value < 0)
+        d.error(kv.second, where, "found '" + kv.second.as<std::string>("") + "'; expected a conductivity ≥ 0");
     }
   }
 
@@ -215,9 +236,10 @@ class TransportStage : public Stage {
       ctx.add("tau", cond.name, a, r.tau, "1");
       ctx.add("macmullin", cond.name, a, r.macmullin, "1");
       ctx.add("porosity_percolating", cond.name, a, r.porosity_percolating, "1");
-      ctx.report(a + ": " + r.status + ", sigma_eff " + format_number(r.sigma_eff) + " " + unit + ", tau " +
-                 format_number(r.tau) + ", " + std::to_string(r.iterations) + " iterations, " +
-                 format_number(std::round(r.seconds * 100) / 100) + " s");
+      char line[256];
+      std::snprintf(line, sizeof line, "%s: %s, sigma_eff %.6g %s, tau %.6g, %ld iterations, %.2f s", a.c_str(),
+                    r.status.c_str(), r.sigma_eff, unit.c_str(), r.tau, r.iterations, r.seconds);
+      ctx.report(line);
       per_axis[a] = result_json(r);
       if (!ctx.out_dir.empty()) {
         const fs::path csv = ctx.out_dir / ("transport_profile_" + a + ".csv");
