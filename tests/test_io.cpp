@@ -460,6 +460,25 @@ TEST(ItkFormats, OriginAndSpacingInMicrometres) {
   }
 }
 
+TEST(ItkFormats, RoiEqualsTheCropOfTheFullRead) {
+  const fs::path dir = scratch("itkroi");
+  const Volume<std::int16_t> v = pattern<std::int16_t>({9, 7, 6});
+  const Box box{{2, 1, 3}, {5, 4, 2}};
+  const Volume<std::int16_t> want = v.crop(box);
+  for (const std::string name : {"plain.mha", "zlib.mha", "v.nrrd", "v.nii"}) {
+    WriteOptions w;
+    w.compress = name == "zlib.mha";
+    write_volume(v, (dir / name).string(), w);
+    ReadOptions o;
+    o.path = (dir / name).string();
+    o.roi = box;
+    const auto got = std::get<Volume<std::int16_t>>(read_volume(o).volume);
+    ASSERT_EQ(got.dims(), want.dims()) << name;
+    EXPECT_EQ(got.storage(), want.storage()) << name;
+    EXPECT_NEAR(got.origin_um[2], 3 * 2.0, 1e-6) << name;  // NIfTI stores float32
+  }
+}
+
 TEST(ItkFormats, DetachedMhdAndNhdrHeadersReadTheirDataFile) {
   const fs::path dir = scratch("detached");
   std::string data;

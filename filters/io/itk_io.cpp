@@ -164,30 +164,33 @@ Header probe_itk(const std::string& path, const std::string& format) {
 AnyVolume read_itk(const std::string& path, const std::string& format, const Header& header, const Box& roi) {
   auto io = open_io(path);
   const unsigned nd = io->GetNumberOfDimensions();
-  itk::ImageIORegion region(nd);
-  for (unsigned a = 0; a < nd; ++a) {
-    region.SetIndex(a, 0);
-    region.SetSize(a, io->GetDimensions(a));
-  }
-  io->SetIORegion(region);
-  // ITK's readers decode whole images (NRRD cannot stream): read all, then keep the ROI.
-  AnyVolume full = allocate_volume(header.dtype, header.dims);
-  const auto n = static_cast<std::size_t>(header.dims.count());
-  const std::uint64_t data_bytes = n * io->GetComponentSize();
+  const std::uint64_t data_bytes = static_cast<std::uint64_t>(header.dims.count()) * io->GetComponentSize();
   if (format == "mha" || format == "mhd") check_meta_complete(path, data_bytes);
   if (format == "nifti") check_nifti_complete(path, data_bytes);
+  // MetaIO reads a sub-region of uncompressed data from disk; the other ITK readers decode
+  // the whole image, which is then cropped.
+  const bool stream_roi = (format == "mha" || format == "mhd") && io->CanStreamRead() && !io->GetUseCompression();
+  const Box region_box = stream_roi ? roi : Box{{0, 0, 0}, {header.dims.x, header.dims.y, header.dims.z}};
+  itk::ImageIORegion region(nd);
+  for (unsigned a = 0; a < nd; ++a) {
+    region.SetIndex(a, region_box.min[a]);
+    region.SetSize(a, static_cast<itk::SizeValueType>(region_box.size[a]));
+  }
+  io->SetIORegion(region);
+  AnyVolume read = allocate_volume(header.dtype, box_dims(region_box));
+  const auto n = static_cast<std::size_t>(box_dims(region_box).count());
   try {
     switch (io->GetComponentType()) {
-      case Component::CHAR: read_converted<std::int8_t>(*io, std::get<Volume<std::int16_t>>(full).data(), n); break;
-      case Component::DOUBLE: read_converted<double>(*io, std::get<Volume<float>>(full).data(), n); break;
-      default: io->Read(voxel_bytes(full));
+      case Component::CHAR: read_converted<std::int8_t>(*io, std::get<Volume<std::int16_t>>(read).data(), n); break;
+      case Component::DOUBLE: read_converted<double>(*io, std::get<Volume<float>>(read).data(), n); break;
+      default: io->Read(voxel_bytes(read));
     }
   } catch (const itk::ExceptionObject& e) {
     throw InputError(path + ": cannot read the voxels, file truncated or corrupt? (" +
                      std::string(e.GetDescription()) + ")");
   }
-  if (covers_all(roi, header.dims)) return full;
-  return std::visit([&](const auto& v) -> AnyVolume { return v.crop(roi); }, full);
+  if (stream_roi || covers_all(roi, header.dims)) return read;
+  return std::visit([&](const auto& v) -> AnyVolume { return v.crop(roi); }, read);
 }
 
 std::vector<std::string> itk_data_files(const std::string& path) {
