@@ -117,6 +117,24 @@ TEST(Series, GroupsBySeriesAndPressureWithUncertaintyColumns) {
             "A,100,1,a100,0.3,0.01,\n");
 }
 
+TEST(Series, UncertaintyWithoutPhasePairsWithTheOnlyColumnOfItsMetric) {
+  const std::vector<RunRow> rows = {
+      row("a", "S", 0, "porosity", "pore", "", 0.3),
+      row("a", "S", 0, "porosity_uncertainty", "", "", 0.01),
+      row("a", "S", 0, "tau", "se", "x", 2.0),
+      row("a", "S", 0, "tau", "se", "z", 3.0),
+      row("a", "S", 0, "tau_uncertainty", "", "", 0.5),  // two tau columns: ambiguous, kept apart
+  };
+  const auto t = build_series(rows).at(0);
+  const auto* por = t.find({"porosity", "pore", ""});
+  ASSERT_NE(por, nullptr);
+  ASSERT_TRUE(por->has_uncertainty);
+  EXPECT_EQ(por->uncertainty[0], 0.01);
+  EXPECT_EQ(t.find({"porosity_uncertainty", "", ""}), nullptr);
+  EXPECT_NE(t.find({"tau_uncertainty", "", ""}), nullptr);
+  EXPECT_FALSE(t.find({"tau", "se", "z"})->has_uncertainty);
+}
+
 TEST(Series, ReplicatesAreAveragedWithTheirSpreadAsUncertainty) {
   const std::vector<RunRow> rows = {
       row("r1", "S", 50, "porosity", "", "", 0.30),

@@ -73,8 +73,16 @@ std::vector<SeriesTable> build_series(const std::vector<RunRow>& rows, std::vect
   auto base_of = [&](const MetricKey& k) -> std::optional<MetricKey> {
     if (!ends_with(k.metric, kUncertaintySuffix)) return std::nullopt;
     MetricKey base{k.metric.substr(0, k.metric.size() - std::string(kUncertaintySuffix).size()), k.phase, k.axis};
-    if (!present.count(base)) return std::nullopt;
-    return base;
+    if (present.count(base)) return base;
+    // An uncertainty without phase and axis belongs to the metric's only column, if it has one.
+    if (!k.phase.empty() || !k.axis.empty()) return std::nullopt;
+    std::optional<MetricKey> only;
+    for (const auto& p : present)
+      if (p.metric == base.metric) {
+        if (only) return std::nullopt;  // several columns: ambiguous, keep it as its own column
+        only = p;
+      }
+    return only;
   };
 
   std::vector<std::string> series_order;

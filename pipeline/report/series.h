@@ -23,6 +23,8 @@ struct MetricKey {
 
 // Rows named <metric>_uncertainty with the same phase and axis give the uncertainty
 // (one standard uncertainty, same unit) of <metric>; they become that column's error bars.
+// One with empty phase and axis applies to <metric>'s only column when it has exactly one
+// (the rev stage writes porosity_uncertainty|| for porosity|pore|).
 inline constexpr const char* kUncertaintySuffix = "_uncertainty";
 
 struct SeriesColumn {
