@@ -163,6 +163,23 @@ std::vector<std::size_t> selected_samples(const Config& config, const std::vecto
   return out;
 }
 
+// Creates RUN/samples and clears what an interrupted earlier run may have left: working folders
+// of samples (.partial-*), temporary files of atomic writes (.tmp*) and the old log.
+void prepare_run_folder(const fs::path& run_dir) {
+  try {
+    fs::create_directories(run_dir / "samples");
+    for (const fs::path dir : {run_dir, run_dir / "samples"})
+      for (const auto& e : fs::directory_iterator(dir)) {
+        const std::string n = e.path().filename().string();
+        if (n.rfind(".partial-", 0) == 0 || n.rfind(".tmp", 0) == 0) fs::remove_all(e.path());
+      }
+    fs::remove(run_dir / "run.log");
+  } catch (const fs::filesystem_error& e) {
+    throw InputError("cannot prepare the run folder " + run_dir.string() + ": " + e.code().message() +
+                     "; expected a writable folder (--out DIR or `output:`)");
+  }
+}
+
 void write_config_copy(const Config& config, const fs::path& run_dir) {
   std::ifstream in(config.path, std::ios::binary);
   std::stringstream text;
@@ -256,8 +273,7 @@ RunResult run_batch(const Config& config, const RunOptions& options, Progress& p
   RunResult result;
   result.run_dir = (options.out_dir.empty() ? config.output : fs::absolute(options.out_dir)).lexically_normal();
   const fs::path& run_dir = result.run_dir;
-  fs::create_directories(run_dir / "samples");
-  fs::remove(run_dir / "run.log");
+  prepare_run_folder(run_dir);
   progress.set_log((run_dir / "run.log").string());
   write_config_copy(config, run_dir);
 

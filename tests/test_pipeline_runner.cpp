@@ -303,6 +303,33 @@ TEST_F(RunnerTest, FailedSampleIsRecordedLeavesNoFolderAndTheOthersRun) {
   EXPECT_TRUE(fs::exists(r.run_dir / "config.yaml"));
 }
 
+TEST_F(RunnerTest, LeftoversOfAnInterruptedRunAreCleared) {
+  const fs::path out = dir_ / "again";
+  fs::create_directories(out / "samples" / ".partial-s0");
+  std::ofstream(out / "samples" / ".partial-s0" / "half.txt") << "x";
+  std::ofstream(out / ".tmp123_0_metrics.csv") << "sample,se";
+  const RunResult r = run(2, 0, "again");
+  EXPECT_EQ(r.failed_samples, 1);
+  EXPECT_FALSE(fs::exists(out / "samples" / ".partial-s0"));
+  EXPECT_FALSE(fs::exists(out / ".tmp123_0_metrics.csv"));
+  EXPECT_TRUE(fs::exists(out / "samples" / "s0" / "note.txt"));
+}
+
+TEST_F(RunnerTest, UnwritableRunFolderIsAnInputError) {
+  std::ofstream(dir_ / "file") << "x";
+  const Config c = load_config(dir_ / "cfg.yaml", reg_);
+  RunOptions o;
+  o.out_dir = dir_ / "file" / "run";
+  Progress quiet(true);
+  try {
+    run_batch(c, o, quiet);
+    FAIL() << "expected InputError";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("cannot prepare the run folder " + (dir_ / "file" / "run").string()),
+              std::string::npos) << e.what();
+  }
+}
+
 TEST_F(RunnerTest, ResultsDoNotDependOnJobsOrMemoryBudget) {
   const Config c = load_config(dir_ / "cfg.yaml", reg_);
   // 120 voxels × (1 + 1 byte loaded + 100 bytes of write_note).
