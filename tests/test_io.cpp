@@ -57,6 +57,7 @@ void expect_spacing(const Vec3& want, const Vec3& got, double rel = 1e-6) {
 }
 
 AnyVolume read_path(const std::string& path);
+void expect_input_error_naming(const std::function<void()>& f, const std::string& file, const std::string& what);
 
 template <class T>
 class RoundTrip : public ::testing::Test {};
@@ -540,6 +541,9 @@ TEST(Raw, BigEndianWithHeaderOffsetAndRoi) {
   for (index_t z = 0; z < 2; ++z)
     for (index_t y = 0; y < 2; ++y)
       for (index_t x = 0; x < 3; ++x) EXPECT_EQ(r(x, y, z), 1000 + v.index(x + 1, y + 2, z + 1) * 7);
+  // A box leaving the volume names the file and the axis.
+  o.roi = Box{{0, 0, 2}, {5, 4, 2}};
+  expect_input_error_naming([&] { read_volume(o); }, path, "ROI along z [2, 4)");
 }
 
 TEST(Raw, SizeMismatchSaysExpectedAndActualBytes) {
