@@ -4,6 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <filesystem>
+
+#include "filters/io/volume_io.h"
 
 #include "filters/preprocess/denoise.h"
 #include "filters/segment/distance.h"
@@ -142,4 +145,21 @@ TEST(Accuracy, ParticleCountOnSeparatedSpheres) {
   const int truth = ph.truth.particle_count("am");
   std::printf("separated spheres: %zu particles found, %d true\n", table.size(), truth);
   EXPECT_LE(std::abs(static_cast<double>(table.size()) - truth), 0.05 * truth);
+}
+
+// Real scan: PuMA's FiberForm micro-CT (MANIFEST.md), fibre = grey 90..255 by PuMA's own tests.
+TEST(RealData, FiberformThresholdReproducesPumaVolumeFraction) {
+  const std::string file = std::string(VP_REAL_DATA_DIR) + "/puma_100_fiberform.tif";
+  if (!std::filesystem::exists(file)) GTEST_SKIP() << "real data not present: " << file;
+  ReadOptions o;
+  o.path = file;
+  const Volume<float> grey = to_float(read_volume(o).volume);
+  const auto labels = apply_thresholds(grey, {90});
+  index_t fibre = 0;
+  for (auto v : labels.storage()) fibre += v == 1;
+  EXPECT_EQ(fibre, 167140);  // PuMA: compute_volume_fraction(ws, (90, 255)) == 0.16714
+  const SegmentResult otsu = segment_grey(grey, {SegmentMethod::otsu});
+  std::printf("fiberform: Otsu threshold %.2f, fibre fraction %.5f (PuMA cut-off 90: 0.16714)\n", otsu.thresholds[0],
+              fraction(otsu.labels, 1));
+  EXPECT_NEAR(fraction(otsu.labels, 1), 0.16714, 0.02);
 }
