@@ -87,8 +87,9 @@ void check_meta_complete(const std::string& path, std::uint64_t data_bytes) {
     value.erase(0, value.find_first_not_of(" \t"));
     value.erase(value.find_last_not_of(" \t\r") + 1);
     if (key == "CompressedData") compressed = value == "True" || value == "true";
-    if (key == "CompressedDataSize") compressed_size = std::stoull(value);
-    if (key == "HeaderSize" && value != "-1") header_size = std::stoull(value);
+    // Malformed numbers are left for ITK to report.
+    if (key == "CompressedDataSize") compressed_size = std::strtoull(value.c_str(), nullptr, 10);
+    if (key == "HeaderSize" && value != "-1") header_size = std::strtoull(value.c_str(), nullptr, 10);
     if (key == "ElementDataFile") {
       data_file = value;
       break;  // the last header line
