@@ -170,7 +170,10 @@ NpyHeader parse_npy(const std::string& path) {
   std::stringstream ss(m[1].str());
   for (std::string item; std::getline(ss, item, ',');) {
     if (item.find_first_not_of(" \t") == std::string::npos) continue;
-    h.shape.push_back(std::stoll(item));
+    char* end = nullptr;
+    const long long n = std::strtoll(item.c_str(), &end, 10);
+    if (end == item.c_str() || n < 0) throw InputError(path + ": .npy shape '" + m[1].str() + "' is not a list of sizes");
+    h.shape.push_back(n);
   }
   const std::string& d = h.descr;
   if (d.size() < 3 || std::string("<>|=").find(d[0]) == std::string::npos)
