@@ -183,6 +183,22 @@ TEST(Report, WithoutGnuplotSaysSoAndStillRendersTables) {
   fs::remove_all(run);
 }
 
+TEST(Report, RunWhereEverySampleFailedStillGetsAReport) {
+  const fs::path run = fs::temp_directory_path() / ("vp_test_report_html_failed_" + std::to_string(::getpid()));
+  fs::remove_all(run);
+  fs::create_directories(run);
+  std::ofstream(run / "metrics.csv") << "sample,series,pressure_MPa,stage,metric,phase,axis,value,unit\n";
+  const nlohmann::json mj = {{"samples", {{{"name", "p1"}, {"status", "failed"}, {"error", "p1.tif: truncated"}}}},
+                             {"errors", {{{"sample", "p1"}, {"message", "p1.tif: truncated"}}}}};
+  std::ofstream(run / "metrics.json") << mj.dump();
+  const auto out = write_report(run, ReportOptions{});
+  EXPECT_TRUE(out.plots.plots.empty());
+  const auto html = slurp(run / "report.html");
+  EXPECT_EQ(count(html, "<td class=\"error\">p1.tif: truncated</td>"), 1u);
+  EXPECT_NE(html.find("<section id=\"files\">"), std::string::npos);
+  fs::remove_all(run);
+}
+
 TEST(Report, RendersInHeadlessChromiumWithEveryImageLoaded) {
   const std::string chromium = find_program({"chromium", "chromium-browser", "google-chrome"});
   if (chromium.empty()) GTEST_SKIP() << "headless Chromium is not installed (apt-get install chromium); render check skipped";
