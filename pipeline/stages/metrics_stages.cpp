@@ -9,6 +9,7 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/json_util.h"
+#include "filters/io/slice_png.h"
 #include "metrics/connectivity.h"
 #include "metrics/face_connectivity.h"
 #include "metrics/fraction_profiles.h"
@@ -120,6 +121,14 @@ nlohmann::json to_json(const Distribution& d) {
           {"min", json_number(d.min)}, {"p10", json_number(d.p10)}, {"p25", json_number(d.p25)},
           {"median", json_number(d.median)}, {"p75", json_number(d.p75)}, {"p90", json_number(d.p90)},
           {"max", json_number(d.max)}};
+}
+
+// Mid-z slice of a scalar map for the report gallery: <what>_xy.png (viridis).
+void write_map_png(SampleContext& ctx, const std::string& what, const Volume<float>& map) {
+  if (ctx.out_dir.empty()) return;
+  const fs::path path = ctx.out_dir / (what + "_xy.png");
+  write_field_png(map, Plane::xy, -1, path.string());
+  ctx.artifacts.push_back(path);
 }
 
 void write_artifact(SampleContext& ctx, const std::string& file, const std::string& text) {
@@ -348,6 +357,7 @@ class GeometricTortuosityStage : public Stage {
                             {"outlet_reached", g.outlet_reached}, {"ratios", to_json(g.ratios)},
                             {"status", g.outlet_reached > 0 ? "ok" : "no path from inlet to outlet"}};
         if (g.map) {
+          write_map_png(ctx, "geodesic_ratio_" + ph->name + "_" + kAxisName[axis], *g.map);
           double sum = 0;
           std::int64_t n = 0;
           for (index_t i = 0; i < g.map->size(); ++i)
@@ -386,6 +396,7 @@ class LocalThicknessStage : public Stage {
       const Volume<std::uint8_t> mask = phase_mask(labels, {ph->label});
       const Volume<float> lt = local_thickness(mask, {p.boolean("outside_is_background")});
       const Distribution d = thickness_distribution(lt, mask);
+      write_map_png(ctx, "thickness_" + ph->name, lt);
       ctx.add("local_thickness_mean", ph->name, "", d.mean, "µm");
       ctx.add("local_thickness_median", ph->name, "", d.median, "µm");
       ctx.add("local_thickness_p10", ph->name, "", d.p10, "µm");
