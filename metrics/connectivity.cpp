@@ -196,7 +196,10 @@ Topology topology(const Volume<std::uint8_t>& mask, int connectivity) {
   for (std::uint32_t id = 1; id <= holes.count; ++id)
     if (!open[id]) ++t.cavities;
   t.euler = euler_characteristic(mask, connectivity);
-  t.tunnels = t.components + t.cavities - t.euler;
+  // 18 is measured with the 26 complex: take β0 under 26 too so that β1 = β0 + β2 − χ is that
+  // complex's (the complement is 6-connected in both cases).
+  const std::int64_t b0 = connectivity == 18 ? label_clusters(mask, 26).count : t.components;
+  t.tunnels = b0 + t.cavities - t.euler;
   const Vec3 h = mask.spacing_um;
   double volume = static_cast<double>(d.count()) * h[0] * h[1] * h[2];
   t.connectivity_density_per_um3 = volume > 0 ? static_cast<double>(t.tunnels) / volume : 0;

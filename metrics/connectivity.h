@@ -10,7 +10,8 @@
 //   6-connectivity:  vertices = phase voxels, edges = face-adjacent pairs, faces = 2×2 squares,
 //                    cubes = 2×2×2 blocks entirely in the phase (the complex on voxel centres);
 //   26-connectivity: the union of the closed voxel cubes (their corners, edges, faces, cubes).
-//   18-connectivity has no such complex; it is reported with the 26 complex (documented).
+//   18-connectivity has no such complex; it is reported with the 26 complex (and its tunnels β1
+//   with the 26 components), while cluster counts stay 18-connected.
 // The outside of the image counts as not-phase. χ = β0 − β1 + β2 (components − tunnels +
 // cavities); connectivity density = β1 / image volume (µm⁻³) with β2 = cavities = clusters of
 // the complement (complementary connectivity: 6 ↔ 26, 18 → 6) that do not touch the border.

@@ -126,6 +126,14 @@ TEST(Topology, BettiNumbersOfConstructedShapes) {
   EXPECT_EQ(t.cavities, 0);
   EXPECT_EQ(t.tunnels, 1);
   EXPECT_DOUBLE_EQ(t.connectivity_density_per_um3, 1.0 / (32.0 * 32 * 32));
+  // 18: clusters 18-connected, topology of the 26 complex. Two corner-touching voxels: two
+  // clusters, χ = 1, no tunnel.
+  Volume<std::uint8_t> m({3, 3, 3});
+  m(0, 0, 0) = m(1, 1, 1) = 1;
+  auto c = topology(m, 18);
+  EXPECT_EQ(c.components, 2);
+  EXPECT_EQ(c.euler, 1);
+  EXPECT_EQ(c.tunnels, 0);
 }
 
 TEST(Percolation, ChannelsDeadEndsAndIslands) {
