@@ -14,6 +14,9 @@
 #include <set>
 #include <sstream>
 
+#include <tbb/parallel_for.h>
+#include <tbb/task_arena.h>
+
 #include "core/atomic_file.h"
 #include "core/json_util.h"
 
@@ -68,7 +71,22 @@ struct PlotSpec {
   std::string xlabel, ylabel;
   bool log_xy = false;
   std::vector<Line> lines;
-  std::vector<std::pair<double, std::string>> vertical_markers;  // x, label
+  struct Marker {
+    double x;
+    std::string kind;                 // "knee", "onset"
+    std::vector<std::string> series;  // series sharing this marker
+  };
+  std::vector<Marker> vertical_markers;
+
+  // One marker per (x, kind): series at the same place share a label instead of overprinting.
+  void mark(double x, const std::string& kind, const std::string& series) {
+    for (auto& m : vertical_markers)
+      if (m.x == x && m.kind == kind) {
+        m.series.push_back(series);
+        return;
+      }
+    vertical_markers.push_back({x, kind, {series}});
+  }
   std::vector<std::pair<double, std::string>> horizontal_markers;
 };
 
@@ -166,12 +184,12 @@ std::vector<PlotSpec> plan_plots(const std::vector<SeriesTable>& tables, const s
           insert_point(curve, k.fit.knee_at, k.fit.value_at(k.fit.knee_at));  // draw the corner exactly
           s.lines.push_back(std::move(curve));
           if (k.fit.status == "ok")
-            s.vertical_markers.emplace_back(k.fit.knee_pressure_MPa, series_title(t.name) + " knee");
+            s.mark(k.fit.knee_pressure_MPa, "knee", series_title(t.name));
         }
       for (const auto& o : f.crack_onset)
         if (o.column == key) {
           if (std::isfinite(o.onset.onset_pressure_MPa))
-            s.vertical_markers.emplace_back(o.onset.onset_pressure_MPa, series_title(t.name) + " onset");
+            s.mark(o.onset.onset_pressure_MPa, "onset", series_title(t.name));
           if (s.horizontal_markers.empty()) s.horizontal_markers.emplace_back(o.onset.threshold, "threshold");
         }
     }
@@ -292,10 +310,17 @@ std::string script_text(const PlotSpec& s, const fs::path& data, const fs::path&
   if (s.log_xy) g << "set logscale xy\n";
   else g << "set offsets graph 0.03, graph 0.03, graph 0.05, graph 0.05\n";
   int arrow = 1;
-  for (const auto& [x, label] : s.vertical_markers)
-    if (std::isfinite(x))
+  int text = 1;
+  for (const auto& m : s.vertical_markers)
+    if (const double x = m.x; std::isfinite(x)) {
+      std::string label;
+      for (const auto& name : m.series) label += (label.empty() ? "" : ", ") + name;
+      label += " " + m.kind;
       g << "set arrow " << arrow++ << " from " << gp_number(x) << ", graph 0 to " << gp_number(x)
         << ", graph 1 nohead dt 3 lc rgb 'gray40'\n";
+      g << "set label " << text++ << " " << gp_string(label + " " + format_number(x) + " MPa") << " at " << gp_number(x)
+        << ", graph 0.97 rotate by 90 right offset -0.8, 0 font ',9' tc rgb 'gray30'\n";
+    }
   for (const auto& [y, label] : s.horizontal_markers)
     if (std::isfinite(y))
       g << "set arrow " << arrow++ << " from graph 0, first " << gp_number(y) << " to graph 1, first " << gp_number(y)
@@ -335,6 +360,32 @@ int run_gnuplot(const std::string& exe, const std::vector<fs::path>& scripts, co
   while (waitpid(pid, &status, 0) < 0)
     if (errno != EINTR) return -1;
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+// Splits the scripts over up to 4 gnuplot processes (≥ 8 plots each) run at once; their logs
+// are joined into one. Returns −1 when gnuplot could not be started, else the worst exit status.
+int run_gnuplot_parallel(const std::string& exe, const std::vector<fs::path>& scripts, const fs::path& dir,
+                         const fs::path& log) {
+  const std::size_t workers = std::clamp<std::size_t>(
+      std::min<std::size_t>(static_cast<std::size_t>(tbb::this_task_arena::max_concurrency()), scripts.size() / 8), 1, 4);
+  std::vector<int> status(workers, 0);
+  std::vector<fs::path> logs(workers);
+  tbb::parallel_for(std::size_t{0}, workers, [&](std::size_t w) {
+    const std::size_t begin = scripts.size() * w / workers, end = scripts.size() * (w + 1) / workers;
+    logs[w] = dir / ("gnuplot." + std::to_string(w) + ".log");
+    const std::vector<fs::path> part(scripts.begin() + static_cast<std::ptrdiff_t>(begin),
+                                     scripts.begin() + static_cast<std::ptrdiff_t>(end));
+    status[w] = run_gnuplot(exe, part, logs[w]);
+  });
+  std::ofstream joined(log, std::ios::binary | std::ios::app);
+  for (const auto& l : logs) {
+    std::ifstream in(l, std::ios::binary);
+    if (in) joined << in.rdbuf();
+    std::error_code ec;
+    fs::remove(l, ec);
+  }
+  if (std::find(status.begin(), status.end(), -1) != status.end()) return -1;
+  return *std::max_element(status.begin(), status.end());
 }
 
 bool non_empty_file(const fs::path& p) {
@@ -389,7 +440,7 @@ PlotSet draw_plots(const fs::path& run_dir, const std::vector<SeriesTable>& tabl
     write_text_atomically(script, script_text(s, data, png));
     scripts.push_back(script);
   }
-  int rc = run_gnuplot(gnuplot, scripts, log);
+  const int rc = run_gnuplot_parallel(gnuplot, scripts, plot_dir, log);
   if (rc == -1) {
     set.message = "gnuplot (" + gnuplot + ") could not be started, so no plots were drawn; the tables and fits below are complete.";
     return set;
