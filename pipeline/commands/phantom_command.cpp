@@ -181,7 +181,7 @@ int phantom_main(const std::vector<std::string>& args) {
     if (ids) files["particles"] = name + "_particles" + ext, files["cracks"] = name + "_cracks" + ext;
     ph.truth.parameters["files"] = files;
     ph.truth.parameters["command"] = command_line;
-    write_text_atomically(dir / (name + ".truth.json"), ph.truth.to_json().dump(1) + "\n");
+    write_text_atomically(dir / (name + ".truth.json"), ph.truth.to_json().dump() + "\n");
     if (!slices.empty()) {
       write_slice_png(grey, Plane::xy, -1, (fs::path(slices) / (name + "_xy.png")).string());
       write_label_overlay_png(&grey, ph.labels, Plane::xy, -1, (fs::path(slices) / (name + "_labels_xy.png")).string());
