@@ -96,16 +96,20 @@ std::array<double, 3> symmetric_eigenvalues(double a, double b, double c, double
   return ev;
 }
 
-std::vector<float> voxel_features(const Volume<float>& grey, const FeatureSettings& settings, index_t z0, index_t z1) {
-  const Dims d = grey.dims();
-  if (z0 < 0 || z1 > d.z || z0 >= z1) throw std::out_of_range("voxel_features: bad slab");
+index_t feature_halo(const Volume<float>& grey, const FeatureSettings& settings) {
   double max_sigma_vox = 0;
   for (double s : settings.sigmas_um) {
     if (!(s > 0)) throw InputError("feature scales must be > 0 µm");
     max_sigma_vox = std::max(max_sigma_vox, s / grey.spacing_um[2]);
   }
-  // Halo: the 3σ kernel plus one voxel for the finite differences.
-  const auto halo = static_cast<index_t>(std::ceil(3 * max_sigma_vox)) + 1;
+  // The 3σ kernel plus one voxel for the finite differences.
+  return static_cast<index_t>(std::ceil(3 * max_sigma_vox)) + 1;
+}
+
+std::vector<float> voxel_features(const Volume<float>& grey, const FeatureSettings& settings, index_t z0, index_t z1) {
+  const Dims d = grey.dims();
+  if (z0 < 0 || z1 > d.z || z0 >= z1) throw std::out_of_range("voxel_features: bad slab");
+  const index_t halo = feature_halo(grey, settings);
   const index_t h0 = std::max<index_t>(0, z0 - halo), h1 = std::min(d.z, z1 + halo);
   Box box;
   box.min = {0, 0, h0};

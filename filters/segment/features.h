@@ -26,6 +26,9 @@ Volume<float> gaussian_smooth(const Volume<float>& v, double sigma_um);
 // Computed on the slab plus a halo of 4σ so that results equal those on the whole volume.
 std::vector<float> voxel_features(const Volume<float>& grey, const FeatureSettings& settings, index_t z0, index_t z1);
 
+// Slices of context voxel_features() reads beyond each side of a slab (3σ kernel + 1).
+index_t feature_halo(const Volume<float>& grey, const FeatureSettings& settings);
+
 // Eigenvalues of the symmetric matrix [[a, d, e], [d, b, f], [e, f, c]], ascending.
 std::array<double, 3> symmetric_eigenvalues(double a, double b, double c, double d, double e, double f);
 
