@@ -143,12 +143,15 @@ TEST_F(CliTest, RunWritesExactMetricsAndProvenance) {
   EXPECT_TRUE(partial_outputs(dir_ / "out").empty());
 
   // --quiet silences stderr; the log still has everything. --only picks samples.
-  const Result q = voxpress("run batch.yaml --out out2 --quiet --only p050 --max-memory 64M");
+  const Result q = voxpress("run --only p050 batch.yaml --out out2 --quiet --max-memory 64M");
   ASSERT_EQ(q.code, 0) << q.err;
   EXPECT_EQ(q.err, "");
   EXPECT_NE(slurp(dir_ / "out2" / "run.log").find("p050 / volume_fraction: done in"), std::string::npos);
   EXPECT_EQ(slurp(dir_ / "out2" / "metrics.csv").find("p000"), std::string::npos);
   EXPECT_EQ(nlohmann::json::parse(slurp(dir_ / "out2" / "metrics.json"))["memory_budget_bytes"], 64u << 20);
+  const Result both = voxpress("run batch.yaml --out out3 -q --only p050,p000");
+  ASSERT_EQ(both.code, 0) << both.err;
+  EXPECT_EQ(nlohmann::json::parse(slurp(dir_ / "out3" / "metrics.json"))["samples"].size(), 2u);
 }
 
 TEST_F(CliTest, DefaultOutputFolderIsRunsConfigName) {

@@ -17,7 +17,11 @@ int run_main(const std::vector<std::string>& args) {
   app.add_option("CONFIG", config_path, "YAML batch configuration")->required();
   app.add_option("--out", out_dir, "run folder (default: the config's `output`, else runs/<config name>)");
   app.add_option("--jobs", options.jobs, "samples processed at once (default: number of threads)")->check(CLI::PositiveNumber);
-  app.add_option("--only", options.only, "run only these samples (repeat or comma-separate)")->delimiter(',');
+  // One value per --only (repeat it or comma-separate), so that CONFIG may follow it.
+  app.add_option("--only", options.only, "run only these samples (repeat or comma-separate)")
+      ->allow_extra_args(false)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
+      ->delimiter(',');
   app.add_option("--max-memory", max_memory, "memory budget for concurrent samples: bytes or 512M, 4G (default: half the RAM)");
   app.add_flag("--quiet,-q", quiet, "no progress on stderr (run.log still gets everything)");
   if (parse_cli(app, args)) return 0;
