@@ -117,7 +117,7 @@ TEST(PhantomComposite, PorosityFallsAndContactRisesWithPressure) {
 }
 
 TEST(PhantomComposite, CracksAppearAboveOnsetInTheirHosts) {
-  const CompositeSpec s = small_spec(64);
+  const CompositeSpec s = small_spec(48);
   const Phantom below = generate_composite(s, 125);
   EXPECT_TRUE(below.truth.cracks.empty());
   for (auto c : below.cracks.storage()) {
@@ -303,4 +303,29 @@ TEST(PhantomTruth, JsonHasTheContractKeysAndRoundTrips) {
   EXPECT_EQ(j["phases"][2]["role"], "active");
   const GroundTruth back = GroundTruth::from_json(nlohmann::json::parse(j.dump()));
   EXPECT_EQ(back.to_json().dump(), j.dump());
+}
+
+TEST(PhantomImaging, CuppingDarkensTheCentreAndRingsFollowTheRadius) {
+  LabelVolume block(Volume<std::uint8_t>({64, 64, 4}, {1, 1, 1}, kElectrolyte), phase_table());
+  ImagingSpec im;
+  im.noise = NoiseModel::none;
+  im.blur_sigma_vox = {0, 0, 0};
+  im.cupping = 0.2;
+  const auto cup = ct_image(block, im);
+  const double level = im.grey_level("se");
+  // Centre voxel (r = 0.71 voxel of 32): factor 1 − 0.2·(1 − (r/32)²).
+  EXPECT_NEAR(cup(32, 32, 0), level * (1 - 0.2 * (1 - 0.5 / 1024)), 0.5);
+  EXPECT_NEAR(cup(0, 0, 0), level, 0.5);  // corner: beyond the cupping radius
+  im.cupping = 0;
+  im.ring_amplitude = 0.02;
+  const auto rings = ct_image(block, im);
+  std::set<int> values;
+  for (index_t x = 32; x < 64; ++x) {
+    values.insert(rings(x, 32, 0));
+    ASSERT_EQ(rings(x, 32, 0), rings(x, 32, 3));                       // same in every slice
+    ASSERT_LE(std::abs(rings(x, 32, 0) - level), 0.02 * im.gain + 0.5);  // bounded amplitude
+  }
+  EXPECT_GT(values.size(), 10u);
+  // Mirror voxels at the same radius get the same ring offset.
+  EXPECT_EQ(rings(40, 32, 1), rings(23, 31, 1));
 }
