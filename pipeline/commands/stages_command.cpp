@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "core/error.h"
+#include "core/json_util.h"
 #include "core/stage.h"
 #include "pipeline/commands/cli_common.h"
 
@@ -40,8 +41,8 @@ void print_params(const std::vector<ParamSpec>& specs) {
       for (const auto& c : s.choices) std::cout << " " << c;
     }
     if (s.min || s.max) {
-      std::cout << " range [" << (s.min ? std::to_string(*s.min) : "-inf") << ", "
-                << (s.max ? std::to_string(*s.max) : "inf") << "]";
+      std::cout << " range [" << (s.min ? format_number(*s.min) : "-inf") << ", "
+                << (s.max ? format_number(*s.max) : "inf") << "]";
     }
     std::cout << "\n        " << s.help << "\n";
   }
