@@ -30,7 +30,7 @@ void row(const std::string& step, const Dims& d, const std::function<void()>& f)
   const auto t0 = std::chrono::steady_clock::now();
   f();
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::printf("| %-40s | %-11s | %8.2f | %9.2f |\n", step.c_str(), to_string(d).c_str(), s,
+  std::printf("| %-40s | %-11s | %8.2f | %9.3g |\n", step.c_str(), to_string(d).c_str(), s,
               static_cast<double>(d.count()) / s / 1e6);
   std::fflush(stdout);
 }
