@@ -87,11 +87,12 @@ CrackDetection detect_cracks(const Volume<std::uint8_t>& labels, const Volume<fl
     out.contrast = so.contrast;
     // Hysteresis: host voxels with a response ≥ sheet_threshold / 2 that are 26-connected to
     // one ≥ sheet_threshold; noise seldom reaches the high level, a crack's rim seldom the low.
-    // A film of another solid phase between host grains is dark too: keep clear of them.
+    // A film of another solid phase between host grains is dark too: keep clear of it.
     const Volume<float> sheet = dark_sheetness(*grey, so);
-    Volume<std::uint8_t> other_solid = labels.like<std::uint8_t>(d);
-    for (index_t i = 0; i < labels.size(); ++i) other_solid[i] = !host[labels[i]] && !pore[labels[i]];
-    const Volume<std::uint8_t> near_other = dilate(other_solid, 1.5 * h_max);
+    // Labelled void needs no help: next to it the response only widens what is there.
+    Volume<std::uint8_t> not_host = labels.like<std::uint8_t>(d);
+    for (index_t i = 0; i < labels.size(); ++i) not_host[i] = !host[labels[i]];
+    const Volume<std::uint8_t> near_other = dilate(not_host, 1.75 * h_max);  // 26-neighbours and beyond
     Volume<std::uint8_t> weak = labels.like<std::uint8_t>(d);
     for (index_t i = 0; i < labels.size(); ++i)
       weak[i] = host[labels[i]] && !near_other[i] && sheet[i] >= o.sheet_threshold / 2;
@@ -133,7 +134,11 @@ CrackDetection detect_cracks(const Volume<std::uint8_t>& labels, const Volume<fl
   std::vector<std::uint32_t> new_id(comps.count + 1, 0);
   for (std::uint32_t c = 1; c <= comps.count; ++c) {
     const auto& v = members[c];
-    if (static_cast<index_t>(v.size()) < o.min_voxels) {
+    // Found mostly in the grey image: noise makes small sheets, so ask for more support.
+    index_t from_grey = 0;
+    for (index_t i : v) from_grey += !pore[labels[i]];
+    const index_t least = 2 * from_grey > static_cast<index_t>(v.size()) ? o.min_grey_voxels : o.min_voxels;
+    if (static_cast<index_t>(v.size()) < least) {
       ++out.rejected_small;
       continue;
     }

@@ -3,15 +3,18 @@
 // 1. Void = voxels of the void labels (the pore role), plus, when a grey image is given,
 //    host voxels with a dark-sheet response (sheetness.h) ≥ sheet_threshold / 2 that are
 //    26-connected to one ≥ sheet_threshold (hysteresis): cracks one to three voxels wide
-//    that thresholding labelled as host. Voxels within 1.5 voxels of another solid phase are
-//    left out: a thin film of a darker solid between host grains looks like a crack.
+//    that thresholding labelled as host. Voxels within 1.75 voxels of any non-host voxel are
+//    left out: a thin film of a darker solid between host grains looks like a crack, and
+//    beside labelled void the response would only widen what the labels hold (a crack the
+//    labels hold in part keeps a gap of about one voxel to its grey-found remainder).
 // 2. Inside the host: void voxels within the morphological closing of the host by a ball of
 //    radius closing_radius_um (the host with its thin gaps filled; pores wider than twice the
 //    radius stay open).
 // 3. Thin: local thickness of the void (metrics/local_thickness.h, computed on the whole void
 //    so that the rim of a large pore keeps the pore's large thickness) ≤ max_aperture_um.
 // 4. Sheet-like: 26-connected components of the voxels left; a component is a crack when it
-//    has at least min_voxels voxels and sheet_aspect ≥ min_aspect (middle over smallest
+//    has at least min_voxels voxels (min_grey_voxels when most of it comes from the grey
+//    image: noise makes small sheets) and sheet_aspect ≥ min_aspect (middle over smallest
 //    principal extent, shape.h).
 // Crack ids 1..count follow the raster order (x fastest) of each crack's first voxel.
 #pragma once
@@ -29,10 +32,11 @@ struct CrackDetectionOptions {
   std::vector<int> void_labels;      // labels of void (pore role)
   double max_aperture_um = 0;        // ≤ 0: 4 voxels of the coarsest spacing
   double closing_radius_um = 0;      // ≤ 0: max_aperture/2 + one coarsest voxel
-  double min_aspect = 3;
+  double min_aspect = 4;
   index_t min_voxels = 20;
+  index_t min_grey_voxels = 200;     // the same for a component found mostly in the grey image
   // Grey-image branch (used only when a grey image is passed).
-  double sheet_threshold = 0.3;
+  double sheet_threshold = 0.5;
   SheetnessOptions sheetness;        // contrast ≤ 0: host median − void median of the grey
 };
 

@@ -72,16 +72,24 @@ Volume<float> dark_sheetness(const Volume<float>& grey, const SheetnessOptions& 
             std::array<Vec3, 3> vectors;
             symmetric_eigen(mtx, values, vectors);
             const Vec3& n = vectors[0];  // largest (positive) eigenvalue
-            bool is_valley = true;
-            for (int side = -1; side <= 1 && is_valley; side += 2) {
+            // Grey at p + t·n, nearest voxel (clamped to the volume).
+            auto grey_along = [&](double t) {
               index_t p[3] = {x, y, z};
-              for (int k = 0; k < 3; ++k) {
-                p[k] += static_cast<index_t>(std::lround(side * 2 * sigma * n[k] / h[k]));
-                p[k] = std::clamp<index_t>(p[k], 0, d[k] - 1);
+              for (int k = 0; k < 3; ++k)
+                p[k] = std::clamp<index_t>(p[k] + static_cast<index_t>(std::lround(t * n[k] / h[k])), 0, d[k] - 1);
+              return G[grey.index(p[0], p[1], p[2])];
+            };
+            bool keep = true;
+            for (int side = -1; side <= 1 && keep; side += 2) {
+              keep = grey_along(side * 2 * sigma) - G[i] >= valley;
+              // Ridge only: the valley floor, not its flanks, so that a crack the labels
+              // already hold is not widened.
+              if (o.ridge_only) {
+                const double step = std::abs(n[0]) * h[0] + std::abs(n[1]) * h[1] + std::abs(n[2]) * h[2];
+                keep = keep && grey_along(side * step) >= G[i];
               }
-              is_valley = G[grey.index(p[0], p[1], p[2])] - G[i] >= valley;
             }
-            if (is_valley) best[i] = static_cast<float>(m);
+            if (keep) best[i] = static_cast<float>(m);
           }
     });
   }

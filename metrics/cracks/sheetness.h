@@ -10,7 +10,9 @@
 // A step edge also looks like half a sheet on its dark side; a valley test rejects it: the
 // smoothed grey at p ± 2σ·n (n = the λ3 eigenvector) must exceed the smoothed grey at p by
 // valley_fraction × contrast on both sides, and (when host_level is given) the smoothed grey
-// at p must lie that much below the host level. The result is the maximum of M over the scales.
+// at p must lie that much below the host level; with ridge_only, p must be the valley floor
+// (no darker smoothed grey one voxel away along ±n). The result is the maximum of M over the
+// scales.
 #pragma once
 
 #include <limits>
@@ -30,6 +32,9 @@ struct SheetnessOptions {
   // When finite: the sheet centre's smoothed grey must also lie valley_fraction × contrast
   // below this host level (a thin host neck between brighter phases is no crack).
   double host_level = std::numeric_limits<double>::quiet_NaN();
+  // Keep only the valley floor: the smoothed grey one voxel away along ±n is not darker
+  // (a one-voxel-thin ridge instead of a band σ wide).
+  bool ridge_only = true;
 };
 
 // Sheet response in [0, 1] per voxel. Throws InputError when contrast ≤ 0 or a scale ≤ 0.
