@@ -11,6 +11,7 @@ void register_all([[maybe_unused]] Registry& registry) {
   register_segment(registry);
   register_metrics(registry);
   register_transport(registry);
+  register_cracks(registry);
   register_report(registry);
   register_phantoms(registry);
 }
