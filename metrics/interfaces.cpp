@@ -147,29 +147,54 @@ InterfaceAreas interface_areas(const Volume<std::uint8_t>& labels) {
   const std::size_t n = label_of.size();
   std::vector<double> crofton(n * n, 0.0), faces(n * n, 0.0);
   const std::uint8_t* l = labels.data();
+  // One sweep counts the crossings of all 13 directions: every step p -> p + s stays within the
+  // planes z - 1 .. z + 1, so the image is read once. counts[k * n² + pair] per thread.
+  const std::size_t nn = n * n;
+  using Counts = std::vector<std::int64_t>;
+  tbb::combinable<Counts> counts([nn] { return Counts(13 * nn, 0); });
+  std::array<index_t, 13> offset;
+  for (int k = 0; k < 13; ++k) offset[k] = dirs.step[k][0] + d.x * (dirs.step[k][1] + d.y * dirs.step[k][2]);
+  tbb::parallel_for(tbb::blocked_range<index_t>(0, d.z), [&](const tbb::blocked_range<index_t>& r) {
+    Counts& c = counts.local();
+    auto cross = [&](int k, std::uint8_t a, std::uint8_t b) {
+      const std::size_t sa = slot[a], sb = slot[b];
+      ++c[static_cast<std::size_t>(k) * nn + (sa < sb ? sa * n + sb : sb * n + sa)];
+    };
+    for (index_t z = r.begin(); z != r.end(); ++z)
+      for (index_t y = 0; y < d.y; ++y) {
+        const bool inner_yz = y >= 1 && y + 1 < d.y && z >= 1 && z + 1 < d.z;
+        const index_t row = d.x * (y + d.y * z);
+        for (index_t x = 0; x < d.x; ++x) {
+          const index_t i = row + x;
+          const std::uint8_t a = l[i];
+          if (inner_yz && x >= 1 && x + 1 < d.x) {
+            for (int k = 0; k < 13; ++k)
+              if (l[i + offset[k]] != a) cross(k, a, l[i + offset[k]]);
+            continue;
+          }
+          for (int k = 0; k < 13; ++k) {
+            const auto& st = dirs.step[k];
+            const index_t nx = x + st[0], ny = y + st[1], nz = z + st[2];
+            if (nx < 0 || ny < 0 || nz < 0 || nx >= d.x || ny >= d.y || nz >= d.z) continue;
+            if (l[i + offset[k]] != a) cross(k, a, l[i + offset[k]]);
+          }
+        }
+      }
+  });
+  Counts all(13 * nn, 0);
+  counts.combine_each([&](const Counts& c) {
+    for (std::size_t i = 0; i < c.size(); ++i) all[i] += c[i];
+  });
   for (int k = 0; k < 13; ++k) {
     const auto& s = dirs.step[k];
-    const index_t n_pairs = step_pairs(d, s);
-    if (n_pairs <= 0) continue;
-    using Counts = std::vector<std::int64_t>;
-    tbb::combinable<Counts> counts([n] { return Counts(n * n, 0); });
-    for_each_step(d, s, counts, [l, &slot, n](Counts& c, index_t i, index_t j) {
-      std::uint8_t a = l[i], b = l[j];
-      if (a != b) {
-        std::size_t sa = slot[a], sb = slot[b];
-        ++c[sa < sb ? sa * n + sb : sb * n + sa];
-      }
-    });
-    Counts total(n * n, 0);
-    counts.combine_each([&](const Counts& c) {
-      for (std::size_t i = 0; i < c.size(); ++i) total[i] += c[i];
-    });
+    if (step_pairs(d, s) <= 0) continue;
+    const std::int64_t* total = &all[static_cast<std::size_t>(k) * nn];
     // Each crossing stands for the area V_voxel / |s| of the plane across the lines (Cauchy:
     // surface = 2 × mean over directions of crossings × that area).
     const double factor = 2.0 * dirs.weight[k] / weight_sum * voxel_volume / step_length(s, h);
     const bool axis = std::abs(s[0]) + std::abs(s[1]) + std::abs(s[2]) == 1;
     const double face_area = axis ? (s[0] ? h[1] * h[2] : s[1] ? h[0] * h[2] : h[0] * h[1]) : 0.0;
-    for (std::size_t i = 0; i < total.size(); ++i) {
+    for (std::size_t i = 0; i < nn; ++i) {
       if (!total[i]) continue;
       crofton[i] += factor * static_cast<double>(total[i]);
       if (axis) faces[i] += face_area * static_cast<double>(total[i]);
