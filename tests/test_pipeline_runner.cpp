@@ -15,6 +15,7 @@
 #include "core/error.h"
 #include "filters/io/volume_io.h"
 #include "metrics/phase_fractions.h"
+#include "phantoms/phantom.h"
 #include "pipeline/catalog.h"
 #include "pipeline/outputs.h"
 #include "pipeline/runner.h"
@@ -362,6 +363,35 @@ TEST_F(RunnerTest, OnlySelectsSamplesAndUnknownNamesAreErrors) {
     EXPECT_NE(std::string(e.what()).find("--only: no sample named 's9'"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("samples: s0, bad, s2, s3"), std::string::npos) << e.what();
   }
+}
+
+// A pressed composite phantom through the whole batch path (file, config, runner, stage):
+// the fractions equal the generator's exact counts, and porosity follows its Heckel target.
+TEST_F(RunnerTest, PhantomFractionsMatchGroundTruthThroughTheBatch) {
+  phantom::CompositeSpec spec;
+  spec.dims = {40, 40, 32};
+  spec.spacing_um = {0.5, 0.5, 0.5};
+  spec.cracks_enabled = false;
+  const phantom::Phantom ph = phantom::generate_composite(spec, 125);
+  write_volume(ph.labels, (dir_ / "phantom.tif").string());
+  std::ofstream(dir_ / "phantom.yaml") << "phases:\n  - {name: pore, label: 0, role: pore}\n"
+                                          "  - {name: se, label: 1, role: electrolyte}\n"
+                                          "  - {name: am, label: 2, role: active}\n"
+                                          "samples:\n  - {path: phantom.tif, kind: labels, pressure_MPa: 125}\n"
+                                          "stages:\n  - stage: volume_fraction\n";
+  const Config c = load_config(dir_ / "phantom.yaml", reg_);
+  RunOptions o;
+  o.out_dir = dir_ / "phantom_run";
+  Progress quiet(true);
+  const RunResult r = run_batch(c, o, quiet);
+  ASSERT_EQ(r.exit_code(), 0) << r.record.samples[0].error;
+  const auto& rows = r.record.samples[0].rows;
+  ASSERT_EQ(rows.size(), 4u);
+  for (std::size_t i = 0; i < 3; ++i) EXPECT_EQ(rows[i].value, ph.truth.volume_fraction.at(rows[i].phase)) << rows[i].phase;
+  EXPECT_EQ(rows[3].metric, "porosity");
+  EXPECT_EQ(rows[3].value, ph.truth.volume_fraction.at("pore"));
+  EXPECT_NEAR(rows[3].value, ph.truth.target_porosity, 0.01);
+  EXPECT_EQ(r.record.samples[0].info.spacing_um, (Vec3{0.5, 0.5, 0.5}));  // from the TIFF
 }
 
 }  // namespace
