@@ -623,8 +623,11 @@ Phantom generate_composite(const CompositeSpec& spec, double pressure_MPa) {
   const double step = std::min({spec.spacing_um[0], spec.spacing_um[1], spec.spacing_um[2]}) / 8;
   double crack_walls = 0;
   for (const auto& c : st.am_cracks()) {
+    // Search square centred on the particle centre's projection onto the facet plane.
     const Vec3& a = set.am[c.particle].semi;
-    am_crack_areas.push_back(plane_area(c.mid, c.normal, 2 * std::max({a[0], a[1], a[2]}), step, [&](const Vec3& q) {
+    const Vec3 centre = st.am_centre(c.particle);
+    const Vec3 foot = sub(centre, scale(c.normal, dot(sub(centre, c.mid), c.normal)));
+    am_crack_areas.push_back(plane_area(foot, c.normal, std::max({a[0], a[1], a[2]}), step, [&](const Vec3& q) {
       if (!box.contains(q)) return false;
       const Fields f = st.fields(q);
       return f.am == c.particle && st.on_grain_facet(q, c.particle, c.ga, c.gb, c.mid, c.normal, kInf);

@@ -128,9 +128,12 @@ Volume<std::uint16_t> render(const LabelVolume& labels, const ImagingSpec& spec,
   }
   for (int a = 0; a < 3; ++a) blur_axis(g, a, spec.blur_sigma_vox[a]);
 
+  // Rounding to integers adds 1/12 grey² of variance: the noise drawn leaves room for it, so the
+  // uint16 output carries σ_noise (exactly so for σ_noise ≥ 0.5 grey levels).
   const double sigma = spec.noise == NoiseModel::none ? 0 : spec.noise_sigma();
+  const double sigma_drawn = std::sqrt(std::max(0.0, sigma * sigma - 1.0 / 12));
   const double mid = 0.5 * (spec.grey_level(spec.snr_phase_a) + spec.grey_level(spec.snr_phase_b));
-  const double count_scale = sigma * sigma / mid;  // Poisson: var = c·grey, equal to σ² at `mid`
+  const double count_scale = sigma_drawn * sigma_drawn / mid;  // Poisson: var = c·grey, σ_drawn² at `mid`
   const double cx = 0.5 * d.x, cy = 0.5 * d.y;
   const double rmax = 0.5 * std::min(d.x, d.y);
   Volume<std::uint16_t> out = labels.like<std::uint16_t>(d);
@@ -151,8 +154,9 @@ Volume<std::uint16_t> render(const LabelVolume& labels, const ImagingSpec& spec,
           v += curtain_amplitude * spec.gain * curtain_z *
                smooth_profile(spec.seed, kStreamCurtains, (x + 0.5) / spec.curtain_period_vox);
         const auto idx = static_cast<std::uint64_t>(i);
-        if (spec.noise == NoiseModel::gaussian) v += sigma * gaussian(spec.seed, idx);
-        else if (spec.noise == NoiseModel::poisson) v = count_scale * poisson(std::max(0.0, v) / count_scale, spec.seed, idx);
+        if (spec.noise == NoiseModel::gaussian) v += sigma_drawn * gaussian(spec.seed, idx);
+        else if (spec.noise == NoiseModel::poisson && count_scale > 0)
+          v = count_scale * poisson(std::max(0.0, v) / count_scale, spec.seed, idx);
         out[i] = static_cast<std::uint16_t>(std::clamp(std::round(v), 0.0, 65535.0));
       }
   });

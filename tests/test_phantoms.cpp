@@ -244,14 +244,17 @@ LabelVolume two_halves() {
 TEST(PhantomImaging, GaussianAndPoissonNoiseDeliverTheRequestedSnr) {
   const LabelVolume v = two_halves();
   for (NoiseModel model : {NoiseModel::gaussian, NoiseModel::poisson})
-    for (double snr : {2.0, 5.0, 12.0}) {
-      ImagingSpec im;
-      im.noise = model;
-      im.snr = snr;
-      im.blur_sigma_vox = {1.2, 1.2, 1.2};
-      const double got = measured_snr(ct_image(v, im));
-      EXPECT_NEAR(got / snr, 1.0, 0.10) << (model == NoiseModel::gaussian ? "gaussian" : "poisson") << " snr " << snr;
-    }
+    for (double gain : {40000.0, 16.0})  // 16: a narrow grey range where rounding matters
+      for (double snr : {2.0, 5.0, 12.0}) {
+        ImagingSpec im;
+        im.noise = model;
+        im.snr = snr;
+        im.gain = gain;
+        im.blur_sigma_vox = {1.2, 1.2, 1.2};
+        const double got = measured_snr(ct_image(v, im));
+        EXPECT_NEAR(got / snr, 1.0, 0.10) << (model == NoiseModel::gaussian ? "gaussian" : "poisson") << " gain "
+                                          << gain << " snr " << snr;
+      }
 }
 
 TEST(PhantomImaging, NoiselessLevelsAndDeterminism) {
