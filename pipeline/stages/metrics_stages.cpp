@@ -53,8 +53,7 @@ ParamSpec axes_param() {
   return choice(spec("axes", ParamType::string_list, "axes to measure along", "", "[x, y, z]"), {"x", "y", "z"});
 }
 ParamSpec connectivity_param(const std::string& def) {
-  return choice(spec("connectivity", ParamType::integer, "voxel neighbourhood: 6 (faces), 18 (+ edges), 26 (+ corners)", "", def),
-                {});
+  return spec("connectivity", ParamType::integer, "voxel neighbourhood: 6 (faces), 18 (+ edges), 26 (+ corners)", "", def);
 }
 
 void check_connectivity(const Params& p, Diagnostics& d) {
