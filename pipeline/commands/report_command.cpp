@@ -56,7 +56,7 @@ int report_main(const std::vector<std::string>& args) {
   app.add_option("RUN_DIR", run_dir, "run folder holding metrics.csv (and metrics.json, samples/)")->required();
   app.add_option("--title", title, "report title (default: the run config's report.title, else the built-in one)");
   app.add_option("--crack-threshold", crack_threshold,
-                 "crack volume fraction that counts as cracked, 0..1 (default: the run config's, else 0.001)");
+                 "crack volume fraction a sample must exceed to count as cracked, 0..1 (default: the run config's, else 0 = any crack)");
   app.add_flag("--no-plots", no_plots, "skip the gnuplot plots");
   if (parse_cli(app, args)) return 0;
 

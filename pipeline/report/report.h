@@ -15,7 +15,7 @@ namespace vp::report {
 
 struct ReportOptions {
   std::string title = "voxpress pressure-series report";
-  double crack_threshold = 0.001;  // crack volume fraction (1) that counts as cracked
+  double crack_threshold = 0;      // crack volume fraction (1) a sample must exceed: 0 = any detected crack
   bool plots = true;               // draw plots with gnuplot
   std::string gnuplot;             // executable; empty = find_gnuplot()
 };

@@ -13,7 +13,7 @@ Command make_report_command();
 std::vector<ParamSpec> report_stage_params() {
   ParamSpec title{"title", ParamType::string, "heading and <title> of report.html", "", "voxpress pressure-series report"};
   ParamSpec threshold{"crack_threshold", ParamType::number,
-                      "crack volume fraction above which a sample counts as cracked (crack onset pressure)", "1", "0.001"};
+                      "crack volume fraction a sample must exceed to count as cracked (crack onset); 0 = any detected crack", "1", "0"};
   threshold.min = 0.0;
   threshold.max = 1.0;
   ParamSpec plots{"plots", ParamType::boolean, "draw the plots with gnuplot (PNG files plus embedded in the report)", "", "true"};
