@@ -15,6 +15,31 @@
 
 namespace vp {
 
+namespace {
+
+// Eigenvalues of a symmetric 3×3 matrix in closed form (Smith 1961): about ten times faster
+// than an iterative solver, and the Hessian is evaluated at every voxel and scale.
+void eigenvalues(double a00, double a01, double a02, double a11, double a12, double a22, double out[3]) {
+  const double p1 = a01 * a01 + a02 * a02 + a12 * a12;
+  if (p1 == 0) {
+    out[0] = a00, out[1] = a11, out[2] = a22;
+    return;
+  }
+  const double q = (a00 + a11 + a22) / 3;
+  const double p2 = (a00 - q) * (a00 - q) + (a11 - q) * (a11 - q) + (a22 - q) * (a22 - q) + 2 * p1;
+  const double p = std::sqrt(p2 / 6);
+  const double b00 = (a00 - q) / p, b11 = (a11 - q) / p, b22 = (a22 - q) / p, b01 = a01 / p, b02 = a02 / p,
+               b12 = a12 / p;
+  const double r = std::clamp((b00 * (b11 * b22 - b12 * b12) - b01 * (b01 * b22 - b12 * b02) + b02 * (b01 * b12 - b11 * b02)) / 2,
+                              -1.0, 1.0);
+  const double phi = std::acos(r) / 3;
+  out[0] = q + 2 * p * std::cos(phi);
+  out[2] = q + 2 * p * std::cos(phi + 2 * M_PI / 3);
+  out[1] = 3 * q - out[0] - out[2];
+}
+
+}  // namespace
+
 Volume<float> dark_sheetness(const Volume<float>& grey, const SheetnessOptions& o) {
   if (!(o.contrast > 0))
     throw InputError("sheetness: contrast " + std::to_string(o.contrast) +
@@ -52,9 +77,8 @@ Volume<float> dark_sheetness(const Volume<float>& grey, const SheetnessOptions& 
           for (index_t x = 0; x < d.x; ++x) {
             const index_t i = grey.index(x, y, z);
             const auto& t = H[i];
-            itk::FixedArray<double, 3> ev;
-            t.ComputeEigenValues(ev);
-            double l[3] = {ev[0], ev[1], ev[2]};
+            double l[3];
+            eigenvalues(t(0, 0), t(0, 1), t(0, 2), t(1, 1), t(1, 2), t(2, 2), l);
             std::sort(l, l + 3, [](double a, double b) { return std::abs(a) < std::abs(b); });
             if (l[2] <= 0) continue;
             const double rs = std::abs(l[1]) / l[2];
