@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <fcntl.h>
 #include <fstream>
@@ -42,6 +43,13 @@ std::string gp_string(const std::string& s) {
     out += c;
   }
   return out + "\"";
+}
+
+// Numbers in legends and labels: 4 significant digits are what a reader takes in.
+std::string short_number(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.4g", v);
+  return buf;
 }
 
 std::string gp_number(double v) { return std::isfinite(v) ? format_number(v) : "NaN"; }
@@ -232,7 +240,7 @@ std::vector<PlotSpec> plan_plots(const std::vector<SeriesTable>& tables, const s
       it->lines.push_back(std::move(pts));
       if (std::isfinite(h.fit.k_per_MPa)) {
         const auto [p0, p1] = pressure_range(t);
-        it->lines.push_back(curve_line(series_title(t.name) + ": k = " + format_number(h.fit.k_per_MPa) + " MPa⁻¹", p0, p1,
+        it->lines.push_back(curve_line(series_title(t.name) + ": k = " + short_number(h.fit.k_per_MPa) + " MPa⁻¹", p0, p1,
                                        colour, [&](double P) { return h.fit.k_per_MPa * P + h.fit.A; }));
       }
     }
@@ -273,7 +281,7 @@ std::vector<PlotSpec> plan_plots(const std::vector<SeriesTable>& tables, const s
       if (!std::isfinite(lo)) continue;
       it->lines.push_back(std::move(pts));
       if (std::isfinite(b.fit.alpha))
-        it->lines.push_back(curve_line(series_title(t.name) + ": alpha = " + format_number(b.fit.alpha), lo, hi, colour,
+        it->lines.push_back(curve_line(series_title(t.name) + ": alpha = " + short_number(b.fit.alpha), lo, hi, colour,
                                        [&](double e) { return b.fit.tau_at(e); }));
     }
   specs.erase(std::remove_if(specs.begin(), specs.end(), [](const PlotSpec& s) { return s.lines.empty(); }), specs.end());
@@ -318,7 +326,7 @@ std::string script_text(const PlotSpec& s, const fs::path& data, const fs::path&
       label += " " + m.kind;
       g << "set arrow " << arrow++ << " from " << gp_number(x) << ", graph 0 to " << gp_number(x)
         << ", graph 1 nohead dt 3 lc rgb 'gray40'\n";
-      g << "set label " << text++ << " " << gp_string(label + " " + format_number(x) + " MPa") << " at " << gp_number(x)
+      g << "set label " << text++ << " " << gp_string(label + " " + short_number(x) + " MPa") << " at " << gp_number(x)
         << ", graph 0.97 rotate by 90 right offset -0.8, 0 font ',9' tc rgb 'gray30'\n";
     }
   for (const auto& [y, label] : s.horizontal_markers)
