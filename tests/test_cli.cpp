@@ -8,6 +8,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -354,6 +355,45 @@ TEST_F(CliTest, ExampleConfigValidatesAndRuns) {
   EXPECT_EQ(j["samples"][1]["labels_input"]["path"], (data / "p050_labels.tif").string());
   EXPECT_EQ(j["samples"][2]["dtype"], "uint16");
   EXPECT_EQ(j["samples"][3]["spacing_um"], nlohmann::json({0.5, 0.5, 0.5}));  // from defaults
+}
+
+// Real third-party volumes (see the data MANIFEST): phase fractions against TauFactor's
+// notebook output and the Leopard sandstone's porosity, through `voxpress run`.
+TEST_F(CliTest, RealVolumesPhaseFractions) {
+  const fs::path real(VP_REAL_DATA_DIR);
+  const fs::path electrode = real / "taufactor_electrode.tiff", leopard = real / "porespy_image_Leopard_slice100.npy";
+  if (!fs::exists(electrode) || !fs::exists(leopard))
+    GTEST_SKIP() << "real data not found under " << real << " (taufactor_electrode.tiff, porespy_image_Leopard_slice100.npy)";
+  write_text("electrode.yaml",
+             "samples:\n  - {path: " + electrode.string() + ", kind: labels, voxel_size_um: 0.390625}\n"
+             "phases:\n"
+             "  - {name: pore, label: 0, role: pore}\n"
+             "  - {name: nmc, label: 85, role: active}\n"
+             "  - {name: cbd, label: 170, role: binder}\n"
+             "stages:\n  - stage: volume_fraction\n");
+  write_text("leopard.yaml",
+             "samples:\n  - {path: " + leopard.string() + ", kind: labels, voxel_size_um: 2.25}\n"
+             "phases:\n"
+             "  - {name: grain, label: 0, role: other}\n"
+             "  - {name: pore, label: 1, role: pore}\n"
+             "stages:\n  - stage: volume_fraction\n");
+  std::map<std::string, double> value;  // "metric/phase"
+  for (const char* config : {"electrode", "leopard"}) {
+    const Result r = voxpress(std::string("run ") + config + ".yaml --out " + config + " -q");
+    ASSERT_EQ(r.code, 0) << r.err;
+    const auto j = nlohmann::json::parse(slurp(dir_ / config / "metrics.json"));
+    for (const auto& m : j["metrics"])
+      value[std::string(config) + ":" + m["metric"].get<std::string>() + "/" + m["phase"].get<std::string>()] = m["value"];
+  }
+  // TauFactor 01-tortuosity.ipynb: pore 0.44991737604141235, NMC 0.40046632289886475,
+  // CBD 0.1496163010597229 (each an exact count / 2^24).
+  EXPECT_EQ(value["electrode:volume_fraction/pore"], 0.44991737604141235);
+  EXPECT_EQ(value["electrode:volume_fraction/nmc"], 0.40046632289886475);
+  EXPECT_EQ(value["electrode:volume_fraction/cbd"], 0.1496163010597229);
+  EXPECT_EQ(value["electrode:porosity/pore"], 0.44991737604141235);
+  // Leopard sandstone (1 = pore): 262235 of 10^6 voxels.
+  EXPECT_EQ(value["leopard:porosity/pore"], 0.262235);
+  EXPECT_EQ(value["leopard:volume_fraction/grain"], 0.737765);
 }
 
 }  // namespace
