@@ -189,6 +189,12 @@ int phantom_main(const std::vector<std::string>& args) {
     std::printf("%s  %6.1f MPa  porosity %.4f  am %.4f  se %.4f  contact %.4f  cracks %zu\n", name.c_str(), pressure,
                 ph.truth.volume_fraction.at("pore"), ph.truth.volume_fraction.at("am"),
                 ph.truth.volume_fraction.at("se"), ph.truth.contact_area_fraction, ph.truth.cracks.size());
+    const double n = static_cast<double>(c.dims.count());
+    if (ph.truth.target_porosity >= 0 &&
+        std::fabs(ph.truth.voxel_count.at("pore") - ph.truth.target_porosity * n) > 1)
+      std::fprintf(stderr, "voxpress phantom: warning: %s: porosity %.4f cannot reach the Heckel target %.4f "
+                           "(solids or cracks leave no room at this size)\n",
+                   name.c_str(), ph.truth.volume_fraction.at("pore"), ph.truth.target_porosity);
     written.emplace_back(name, pressure);
   }
   write_text_atomically(dir / "series.yaml", series_yaml(job, written, command_line));
