@@ -101,6 +101,8 @@ class SampleRunner {
       fail(rec, "compute", e.what());
     } catch (const std::exception& e) {
       fail(rec, "internal", e.what());
+    } catch (...) {
+      fail(rec, "internal", "unknown exception");
     }
     if (!rec.ok) {
       // No partial output: neither the working folder nor a stale one from an earlier run.
@@ -353,8 +355,10 @@ RunResult run_batch(const Config& config, const RunOptions& options, Progress& p
       br.ok = true;
     } catch (const std::exception& e) {
       br.error = e.what();
-      ++result.failed_report_stages;
+    } catch (...) {
+      br.error = "unknown exception";
     }
+    if (!br.ok) ++result.failed_report_stages;
     br.seconds = seconds_since(tb);
     progress.message("", br.stage, br.ok ? "done in " + seconds_text(br.seconds) : "FAILED: " + br.error);
     run.report.push_back(br);

@@ -223,6 +223,27 @@ class FailForBad : public Stage {
   }
 };
 
+// A report stage: counts the lines of metrics.csv (which must exist by then); fails on demand.
+class CountLines : public BatchStage {
+ public:
+  std::string name() const override { return "count_lines"; }
+  std::string summary() const override { return "test"; }
+  std::vector<ParamSpec> params() const override {
+    ParamSpec fail;
+    fail.name = "fail";
+    fail.type = ParamType::boolean;
+    fail.default_yaml = "false";
+    return {fail};
+  }
+  void run(const Params& p, const fs::path& run_dir, Progress&) const override {
+    if (p.boolean("fail")) throw std::runtime_error("plot failed");
+    std::ifstream in(run_dir / "metrics.csv");
+    int lines = 0;
+    for (std::string l; std::getline(in, l);) ++lines;
+    write_text_atomically(run_dir / "lines.txt", std::to_string(lines));
+  }
+};
+
 class RunnerTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -233,6 +254,7 @@ class RunnerTest : public ::testing::Test {
     register_pipeline(reg_);
     reg_.add(std::make_unique<WriteNote>());
     reg_.add(std::make_unique<FailForBad>());
+    reg_.add(std::make_unique<CountLines>());
     for (int k = 0; k < 4; ++k) {
       Volume<std::uint8_t> v({6, 5, 4});
       for (index_t i = 0; i < v.size(); ++i) v[i] = static_cast<std::uint8_t>(i % (k + 2) == 0 ? 1 : 0);
@@ -302,6 +324,33 @@ TEST_F(RunnerTest, FailedSampleIsRecordedLeavesNoFolderAndTheOthersRun) {
   EXPECT_EQ(j["errors"][0]["kind"], "compute");
   EXPECT_TRUE(fs::exists(r.run_dir / "run.log"));
   EXPECT_TRUE(fs::exists(r.run_dir / "config.yaml"));
+}
+
+TEST_F(RunnerTest, ReportStagesRunAfterTheMetricsAreWrittenAndTheirFailuresCount) {
+  std::ofstream(dir_ / "report.yaml") << "phases:\n  - {name: pore, label: 0, role: pore}\n"
+                                         "  - {name: am, label: 1, role: active}\n"
+                                         "defaults: {voxel_size_um: 1}\n"
+                                         "samples:\n  - {path: s0.mha, kind: labels}\n  - {path: s2.mha, kind: labels}\n"
+                                         "stages:\n  - stage: volume_fraction\n"
+                                         "report:\n  - stage: count_lines\n  - {stage: count_lines, fail: true}\n";
+  const Config c = load_config(dir_ / "report.yaml", reg_);
+  RunOptions o;
+  o.out_dir = dir_ / "report_run";
+  Progress quiet(true);
+  const RunResult r = run_batch(c, o, quiet);
+  EXPECT_EQ(r.failed_samples, 0);
+  EXPECT_EQ(r.failed_report_stages, 1);
+  EXPECT_EQ(r.exit_code(), 4);
+  std::ifstream lines(o.out_dir / "lines.txt");
+  int n = 0;
+  lines >> n;
+  EXPECT_EQ(n, 1 + 2 * 3);  // header + 2 samples × (2 fractions + porosity)
+  const auto j = nlohmann::json::parse(std::ifstream(o.out_dir / "metrics.json"));
+  ASSERT_EQ(j["report"].size(), 2u);
+  EXPECT_EQ(j["report"][0]["status"], "ok");
+  EXPECT_EQ(j["report"][1]["status"], "failed");
+  EXPECT_EQ(j["report"][1]["error"], "plot failed");
+  EXPECT_EQ(j["errors"][0]["report_stage"], "count_lines");
 }
 
 TEST_F(RunnerTest, LeftoversOfAnInterruptedRunAreCleared) {
