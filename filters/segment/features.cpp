@@ -27,17 +27,20 @@ void convolve_axis(Volume<float>& v, int axis, const std::vector<double>& k) {
   const index_t lines = v.size() / n;
   const auto r = static_cast<index_t>(k.size() / 2);
   tbb::parallel_for(tbb::blocked_range<index_t>(0, lines, 64), [&](const tbb::blocked_range<index_t>& range) {
-    std::vector<double> line(static_cast<std::size_t>(n));
+    // The line padded with r replicated values each side: the tap loop needs no bounds checks.
+    std::vector<float> line(static_cast<std::size_t>(n + 2 * r));
+    std::vector<float> kf(k.begin(), k.end());
     for (index_t l = range.begin(); l != range.end(); ++l) {
       index_t base;
       if (axis == 0) base = l * d.x;
       else if (axis == 1) base = (l % d.x) + (l / d.x) * d.x * d.y;
       else base = l;
-      for (index_t q = 0; q < n; ++q) line[q] = v[base + q * stride];
+      for (index_t q = -r; q < n + r; ++q) line[q + r] = v[base + std::clamp<index_t>(q, 0, n - 1) * stride];
       for (index_t q = 0; q < n; ++q) {
-        double s = 0;
-        for (index_t t = -r; t <= r; ++t) s += k[t + r] * line[std::clamp<index_t>(q + t, 0, n - 1)];
-        v[base + q * stride] = static_cast<float>(s);
+        const float* in = &line[q];
+        float s = 0;
+        for (index_t t = 0; t <= 2 * r; ++t) s += kf[t] * in[t];
+        v[base + q * stride] = s;
       }
     }
   });
