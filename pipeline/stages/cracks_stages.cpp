@@ -161,7 +161,7 @@ class CracksStage : public Stage {
   }
   unsigned needs() const override { return kLabels; }
   unsigned provides() const override { return kCracks; }
-  double bytes_per_voxel() const override { return 40.0; }  // masks, thickness, Hessian per scale
+  double bytes_per_voxel() const override { return 48.0; }  // Hessian (24 B) + smoothed grey + masks
 
   void preflight(const Params& p, const PreflightContext& pf, Diagnostics& d) const override {
     const long long c = p.integer("connectivity");
