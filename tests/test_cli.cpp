@@ -396,4 +396,43 @@ TEST_F(CliTest, RealVolumesPhaseFractions) {
   EXPECT_EQ(value["leopard:volume_fraction/grain"], 0.737765);
 }
 
+// Ctrl-C or a crash at any moment leaves whole files or none: metrics.csv / metrics.json either absent or
+// complete, and no sample folder under its final name unless that sample finished.
+TEST_F(CliTest, InterruptedRunLeavesNoHalfWrittenOutputs) {
+  std::string samples;
+  for (int k = 0; k < 10; ++k) {
+    Volume<std::uint8_t> v({160, 160, 128});
+    for (index_t i = 0; i < v.size(); ++i) v[i] = static_cast<std::uint8_t>((i * (k + 3)) % 3);
+    write_volume(v, (dir_ / ("s" + std::to_string(k) + ".mha")).string());
+    samples += "  - {path: s" + std::to_string(k) + ".mha, kind: labels}\n";
+  }
+  write_text("big.yaml", std::string(kPhases) + "defaults: {voxel_size_um: 1}\nsamples:\n" + samples +
+                             "stages:\n  - stage: volume_fraction\n");
+  // SIGTERM stands in for Ctrl-C (a background job ignores SIGINT); SIGKILL for a crash.
+  for (const auto& [delay_ms, signal] : std::vector<std::pair<int, std::string>>{{200, "TERM"}, {300, "KILL"}, {400, "TERM"}}) {
+    const fs::path out = dir_ / ("int" + std::to_string(delay_ms));
+    const std::string cmd = "cd '" + dir_.string() + "' && ('" VP_VOXPRESS_EXE "' run big.yaml -q --jobs 1 --out '" +
+                            out.string() + "' >/dev/null 2>&1 & pid=$!; sleep " + std::to_string(delay_ms / 1000.0) +
+                            "; kill -" + signal + " $pid 2>/dev/null; wait $pid) >/dev/null 2>&1";
+    (void)std::system(cmd.c_str());
+    if (fs::exists(out / "metrics.csv")) {
+      const std::string csv = slurp(out / "metrics.csv");
+      EXPECT_EQ(csv.rfind("sample,series,pressure_MPa,stage,metric,phase,axis,value,unit\n", 0), 0u);
+      EXPECT_EQ(csv.back(), '\n');
+      EXPECT_NO_THROW(nlohmann::json::parse(slurp(out / "metrics.json")));
+    }
+    if (!fs::exists(out / "samples")) continue;
+    for (const auto& e : fs::directory_iterator(out / "samples")) {
+      const std::string n = e.path().filename().string();
+      if (n.rfind(".partial-", 0) == 0) continue;  // a working folder: cleared by the next run
+      EXPECT_TRUE(n.size() == 2 && n[0] == 's') << n;  // s0..s9, each complete
+    }
+    // The next run into the same folder clears the leftovers and completes.
+    const Result again = voxpress("run big.yaml -q --out '" + out.string() + "'");
+    EXPECT_EQ(again.code, 0) << again.err;
+    EXPECT_TRUE(partial_outputs(out).empty());
+    EXPECT_EQ(nlohmann::json::parse(slurp(out / "metrics.json"))["metrics"].size(), 10u * 4u);
+  }
+}
+
 }  // namespace
