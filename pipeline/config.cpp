@@ -427,7 +427,7 @@ class ConfigParser {
       if (s.kind == "labels") {
         diags_.error(n["labels"], kp + ".labels", "a sample of kind labels takes no `labels` companion; expected kind: grey");
         ok = false;
-      } else if (auto comp = labels_companion(n["labels"], d, kp + ".labels")) {
+      } else if (auto comp = labels_companion(n["labels"], kp + ".labels")) {
         const auto lh = probe(*comp, n["labels"], kp + ".labels", file_problems);
         if (lh && header && !(lh->dims == header->dims))
           file_problems.error(n["labels"], kp + ".labels", comp->path + " is " + to_string(lh->dims) +
@@ -445,8 +445,9 @@ class ConfigParser {
     return ok ? std::optional<SampleConfig>(std::move(s)) : std::nullopt;
   }
 
-  // `labels: PATH` (format detected) or `labels: {path, format, dims, dtype, ...}`.
-  std::optional<ReadOptions> labels_companion(const YAML::Node& n, const Params&, const std::string& kp) {
+  // `labels: PATH` (format detected) or `labels: {path, format, dims, dtype, ...}`. The companion
+  // does not inherit `defaults`' format options: they describe the grey volumes.
+  std::optional<ReadOptions> labels_companion(const YAML::Node& n, const std::string& kp) {
     std::vector<ParamSpec> specs = format_specs();
     auto path = spec("path", ParamType::string, "companion label volume");
     path.required = true;

@@ -170,7 +170,7 @@ std::vector<std::size_t> selected_samples(const Config& config, const std::vecto
 void prepare_run_folder(const fs::path& run_dir) {
   try {
     fs::create_directories(run_dir / "samples");
-    for (const fs::path dir : {run_dir, run_dir / "samples"})
+    for (const fs::path& dir : {run_dir, run_dir / "samples"})
       for (const auto& e : fs::directory_iterator(dir)) {
         const std::string n = e.path().filename().string();
         if (n.rfind(".partial-", 0) == 0 || n.rfind(".tmp", 0) == 0) fs::remove_all(e.path());
