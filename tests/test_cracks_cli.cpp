@@ -54,12 +54,16 @@ class CracksCli : public ::testing::Test {
     const phantom::Phantom ph = phantom::planar_cracks(s);
     labels_ = (dir_ / "labels.tif").string();
     write_volume(static_cast<const Volume<std::uint8_t>&>(ph.labels), labels_);
+    phantom::ImagingSpec imaging;
+    imaging.snr = 8;
+    grey_ = (dir_ / "grey.tif").string();
+    write_volume(phantom::ct_image(ph.labels, imaging), grey_);
   }
   void TearDown() override {
     if (!dir_.empty()) fs::remove_all(dir_);
   }
   fs::path dir_;
-  std::string labels_;
+  std::string labels_, grey_;
 };
 
 TEST_F(CracksCli, JsonHasTheContractKeysAndExactThroughCrack) {
@@ -98,6 +102,16 @@ TEST_F(CracksCli, JsonHasTheContractKeysAndExactThroughCrack) {
   EXPECT_EQ(header.rfind("id,area_um2,aperture_mean_um,aperture_max_um,nx,ny,nz,angle_to_pressing_axis_deg,volume_um3,host", 0),
             0u);
   for (const char* png : {"cracks_xy.png", "cracks_xz.png", "cracks_yz.png"}) EXPECT_TRUE(fs::exists(out / png)) << png;
+}
+
+TEST_F(CracksCli, GreyImageKeepsTheLabelledCracks) {
+  // Both cracks are labelled: the grey branch must neither lose nor widen them.
+  const CommandResult r = run("cracks " + labels_ + " --labels pore=0,se=1 --host se --grey " + grey_ + " --json");
+  ASSERT_EQ(r.status, 0) << r.out;
+  const nlohmann::json j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["crack_count"].get<int>(), 2);
+  EXPECT_DOUBLE_EQ(j["bottleneck_diameter"]["z"].get<double>(), 1.5);
+  EXPECT_GT(j["detection"]["grey_contrast"].get<double>(), 0);
 }
 
 TEST_F(CracksCli, TextOutputAndBadHost) {
