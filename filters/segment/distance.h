@@ -1,5 +1,6 @@
-// Exact Euclidean distance transforms in µm (anisotropic spacing honoured) and connected
-// components: the building blocks of clean-up and particle separation.
+// Distance transforms and connected components in the forms clean-up and particle separation
+// use. The kernels are metrics' (metrics/distance_transform.h, metrics/connectivity.h: one
+// implementation each); these are thin adapters with segmentation's names.
 #pragma once
 
 #include <cstdint>
@@ -9,7 +10,7 @@
 namespace vp {
 
 // Squared distance (µm²) from each voxel centre to the nearest voxel centre with sites != 0,
-// exact (Felzenszwalb-Huttenlocher separable transform); +inf everywhere when there is no site.
+// exact (metrics' separable transform); +inf everywhere when there is no site.
 // Nothing outside the volume counts as a site.
 Volume<float> squared_distance_to_sites(const Volume<std::uint8_t>& sites);
 
