@@ -67,7 +67,7 @@ CrackDetection detect_cracks(const Volume<std::uint8_t>& labels, const Volume<fl
   out.closing_radius_um = o.closing_radius_um > 0 ? o.closing_radius_um : out.max_aperture_um / 2 + h_max;
   out.ids = labels.like<std::uint32_t>(d);
 
-  // 1. Void, plus the grey sheet response on host or void voxels.
+  // 1. Void, plus host voxels with a strong grey sheet response.
   Volume<std::uint8_t> void_mask = labels.like<std::uint8_t>(d);
   for (index_t i = 0; i < labels.size(); ++i) {
     void_mask[i] = pore[labels[i]];
@@ -85,14 +85,14 @@ CrackDetection detect_cracks(const Volume<std::uint8_t>& labels, const Volume<fl
       if (!std::isfinite(so.host_level)) so.host_level = levels.host;
     }
     out.contrast = so.contrast;
-    // Hysteresis: host voxels with a response ≥ sheet_threshold / 2 that are 26-connected to
-    // one ≥ sheet_threshold; noise seldom reaches the high level, a crack's rim seldom the low.
-    // A film of another solid phase between host grains is dark too: keep clear of it.
     const Volume<float> sheet = dark_sheetness(*grey, so);
-    // Labelled void needs no help: next to it the response only widens what is there.
+    // Keep clear of non-host voxels: a film of another solid between host grains is dark too,
+    // and beside labelled void the response only widens what the labels hold.
     Volume<std::uint8_t> not_host = labels.like<std::uint8_t>(d);
     for (index_t i = 0; i < labels.size(); ++i) not_host[i] = !host[labels[i]];
     const Volume<std::uint8_t> near_other = dilate(not_host, 1.75 * h_max);  // 26-neighbours and beyond
+    // Hysteresis: host voxels with a response ≥ sheet_threshold / 2 that are 26-connected to
+    // one ≥ sheet_threshold; noise seldom reaches the high level, a crack's rim seldom the low.
     Volume<std::uint8_t> weak = labels.like<std::uint8_t>(d);
     for (index_t i = 0; i < labels.size(); ++i)
       weak[i] = host[labels[i]] && !near_other[i] && sheet[i] >= o.sheet_threshold / 2;
