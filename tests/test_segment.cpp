@@ -46,12 +46,18 @@ Volume<std::uint8_t> ball_mask(Dims d, Vec3 centre, double r, Vec3 spacing = {1,
 TEST(Histogram, CountsEveryVoxelAndClampsRange) {
   Volume<float> v(Dims{4, 3, 2});
   for (index_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(i);
-  const Histogram h = histogram(v, 23);  // bins of width 1
+  const Histogram h = histogram(v, 23, 0.0, 23.0);  // bins of width 1
   EXPECT_DOUBLE_EQ(h.total(), 24.0);
-  EXPECT_EQ(h.lo, 0.0);
-  EXPECT_EQ(h.hi, 23.0);
   EXPECT_EQ(h.counts.front(), 1.0);
   EXPECT_EQ(h.counts.back(), 2.0);  // 22 and 23 (the maximum is clamped into the last bin)
+  // Integer values over fewer levels than bins: one bin per level, centred on it.
+  const Histogram g = histogram(v, 256);
+  ASSERT_EQ(g.counts.size(), 24u);
+  EXPECT_EQ(g.lo, -0.5);
+  EXPECT_EQ(g.centre(5), 5.0);
+  for (double c : g.counts) EXPECT_EQ(c, 1.0);
+  v[0] = 0.25f;  // not integral any more: 256 bins over [min, max]
+  EXPECT_EQ(histogram(v, 256).counts.size(), 256u);
 }
 
 TEST(Thresholds, ManualThresholdsGiveCountOfThresholdsReached) {

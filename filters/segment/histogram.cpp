@@ -28,6 +28,12 @@ Histogram histogram(const Volume<float>& grey, int bins) {
   if (grey.empty()) throw InputError("histogram: empty volume");
   const auto [mn, mx] = std::minmax_element(grey.storage().begin(), grey.storage().end());
   double lo = *mn, hi = *mx;
+  // Integer grey values (8/16-bit scans, or a median of them) spanning fewer levels than bins:
+  // one bin per level, centred on it. Finer bins would leave a comb of empty bins, on which
+  // a mixture fit collapses its components onto single levels.
+  const bool integral = std::all_of(grey.storage().begin(), grey.storage().end(),
+                                    [](float v) { return std::floor(v) == v; });
+  if (integral && hi - lo + 1 <= bins) return histogram(grey, static_cast<int>(hi - lo + 1), lo - 0.5, hi + 0.5);
   if (!(hi > lo)) hi = lo + 1;
   return histogram(grey, bins, lo, hi);
 }

@@ -21,7 +21,8 @@ struct Histogram {
   double total() const;
 };
 
-// Histogram over the volume's own [min, max] (a constant volume gets [v, v + 1]).
+// Histogram over the volume's own [min, max] (a constant volume gets [v, v + 1]). Integer-valued
+// volumes spanning at most `bins` levels get one bin per level instead ([min − ½, max + ½]).
 Histogram histogram(const Volume<float>& grey, int bins = 256);
 Histogram histogram(const Volume<float>& grey, int bins, double lo, double hi);
 
