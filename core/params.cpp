@@ -54,21 +54,6 @@ void Diagnostics::throw_if_any() const {
 
 namespace {
 
-std::size_t edit_distance(const std::string& a, const std::string& b) {
-  std::vector<std::size_t> row(b.size() + 1);
-  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (std::size_t i = 1; i <= a.size(); ++i) {
-    std::size_t diag = row[0];
-    row[0] = i;
-    for (std::size_t j = 1; j <= b.size(); ++j) {
-      std::size_t up = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] != b[j - 1])});
-      diag = up;
-    }
-  }
-  return row[b.size()];
-}
-
 bool is_number(const YAML::Node& n, bool integer) {
   if (!n.IsScalar()) return false;
   const std::string s = n.Scalar();
@@ -93,6 +78,26 @@ bool is_bool(const YAML::Node& n) {
 }
 
 }  // namespace
+
+std::string closest_name(const std::string& word, const std::vector<std::string>& candidates) {
+  std::string best;
+  std::size_t best_d = 3;  // suggest only within edit distance 2
+  for (const auto& c : candidates) {
+    std::vector<std::size_t> row(c.size() + 1);
+    for (std::size_t j = 0; j <= c.size(); ++j) row[j] = j;
+    for (std::size_t i = 1; i <= word.size(); ++i) {
+      std::size_t diag = row[0];
+      row[0] = i;
+      for (std::size_t j = 1; j <= c.size(); ++j) {
+        std::size_t up = row[j];
+        row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (word[i - 1] != c[j - 1])});
+        diag = up;
+      }
+    }
+    if (row[c.size()] < best_d) best_d = row[c.size()], best = c;
+  }
+  return best;
+}
 
 Params::Params(YAML::Node node, std::vector<ParamSpec> specs, std::string file, std::string key_path)
     : node_(node), specs_(std::move(specs)), file_(std::move(file)), key_path_(std::move(key_path)) {}
@@ -168,9 +173,10 @@ std::string Params::string(const std::string& key) const {
   return n.Scalar();
 }
 std::vector<double> Params::numbers(const std::string& key) const {
-  YAML::Node n = value(key);
+  const YAML::Node given = value(key);
+  // A fresh node: assigning to `given` would overwrite the config's own node (yaml-cpp nodes are references).
+  const YAML::Node n = given.IsScalar() ? YAML::Load("[" + given.Scalar() + "]") : given;
   std::vector<double> out;
-  if (n.IsScalar()) n = YAML::Load("[" + n.Scalar() + "]");
   if (!n.IsSequence()) fail(key, "expected a list of numbers");
   for (const auto& e : n) {
     if (!is_number(e, false)) fail(key, "expected a list of numbers, found element '" + YAML::Dump(e) + "'");
@@ -205,17 +211,14 @@ void Params::check(Diagnostics& diags) const {
     for (const auto& kv : node_) {
       const std::string key = kv.first.Scalar();
       if (key == "stage" || spec(key)) continue;
-      std::string best;
-      std::size_t best_d = 3;
-      for (const auto& s : specs_) {
-        std::size_t d = edit_distance(key, s.name);
-        if (d < best_d) best_d = d, best = s.name;
-      }
+      std::vector<std::string> names;
+      for (const auto& s : specs_) names.push_back(s.name);
+      const std::string best = closest_name(key, names);
       std::string known;
-      for (const auto& s : specs_) known += (known.empty() ? "" : ", ") + s.name;
+      for (const auto& n : names) known += (known.empty() ? "" : ", ") + n;
       diags.error(kv.first, key_path(key),
                   "unknown key" + (best.empty() ? "" : "; did you mean '" + best + "'?") +
-                      " Known keys: " + (known.empty() ? "(none)" : known));
+                      (best.empty() ? "; known keys: " : " Known keys: ") + (known.empty() ? "(none)" : known));
     }
   }
   for (const auto& s : specs_) {

@@ -49,6 +49,9 @@ class Diagnostics {
   std::vector<Diagnostic> items_;
 };
 
+// The closest candidate within edit distance 2, or "" (for "did you mean" hints).
+std::string closest_name(const std::string& word, const std::vector<std::string>& candidates);
+
 // "file:line:col" for a node (1-based), or the file alone when the node has no mark.
 std::string location(const std::string& file, const YAML::Node& node);
 

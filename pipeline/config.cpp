@@ -29,26 +29,6 @@ std::size_t SampleConfig::loaded_bytes_per_voxel() const {
   return bytes;
 }
 
-std::string closest_name(const std::string& word, const std::vector<std::string>& candidates) {
-  std::string best;
-  std::size_t best_d = 3;
-  for (const auto& c : candidates) {
-    std::vector<std::size_t> row(c.size() + 1);
-    for (std::size_t j = 0; j <= c.size(); ++j) row[j] = j;
-    for (std::size_t i = 1; i <= word.size(); ++i) {
-      std::size_t diag = row[0];
-      row[0] = i;
-      for (std::size_t j = 1; j <= c.size(); ++j) {
-        std::size_t up = row[j];
-        row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (word[i - 1] != c[j - 1])});
-        diag = up;
-      }
-    }
-    if (row[c.size()] < best_d) best_d = row[c.size()], best = c;
-  }
-  return best;
-}
-
 namespace {
 
 ParamSpec spec(std::string name, ParamType type, std::string help, std::string unit = "", std::string def = "",

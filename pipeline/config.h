@@ -74,7 +74,5 @@ std::vector<ParamSpec> defaults_specs();
 std::vector<ParamSpec> sample_specs();
 std::vector<ParamSpec> phase_specs();
 
-// The closest of the candidates within edit distance 2, or "" (for "did you mean" hints).
-std::string closest_name(const std::string& word, const std::vector<std::string>& candidates);
 
 }  // namespace vp

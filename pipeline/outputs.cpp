@@ -5,10 +5,6 @@
 #include "core/atomic_file.h"
 #include "core/json_util.h"
 
-#ifndef VOXPRESS_VERSION
-#define VOXPRESS_VERSION "0.1.0"  // the voxpress target defines it from project(VERSION); vp_pipeline does not
-#endif
-
 namespace vp {
 
 std::string voxpress_version() { return VOXPRESS_VERSION; }
