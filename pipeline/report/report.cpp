@@ -1,5 +1,6 @@
 #include "pipeline/report/report.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <ctime>
@@ -241,9 +242,22 @@ void section_plots(std::ostringstream& h, const fs::path& run_dir, const PlotSet
     if (!plots.message.empty()) h << "<p class=\"note\">" << esc(plots.message) << "</p>\n";
     h << "<p>Each metric against applied pressure; series as separate lines. Every plot is also a PNG file in "
          "<code>plots/</code> (drawn by gnuplot, pngcairo).</p>\n<div class=\"plots\">\n";
-    for (const auto& p : plots.plots)
-      h << "<figure>" << embedded_png(run_dir / p.png, p.title, "plot") << "<figcaption>" << esc(p.caption) << " — "
-        << relative_link(p.png, p.png.generic_string()) << "</figcaption></figure>\n";
+    // The quantities a pressure study is read for come first; the rest keep the stages' order.
+    static const std::vector<std::string> headline = {
+        "porosity", "relative_density", "contact_area_fraction", "tau", "sigma_eff", "macmullin",
+        "heckel", "bruggeman", "crack_volume_fraction", "crack_count", "percolating_fraction"};
+    auto rank = [&](const Plot& p) {
+      const std::string key = p.title.substr(0, p.title.find('|'));
+      for (std::size_t i = 0; i < headline.size(); ++i)
+        if (key == headline[i] || p.id.rfind(headline[i] + "_", 0) == 0) return i;
+      return headline.size();
+    };
+    std::vector<const Plot*> ordered;
+    for (const auto& p : plots.plots) ordered.push_back(&p);
+    std::stable_sort(ordered.begin(), ordered.end(), [&](const Plot* a, const Plot* b) { return rank(*a) < rank(*b); });
+    for (const Plot* p : ordered)
+      h << "<figure>" << embedded_png(run_dir / p->png, p->title, "plot") << "<figcaption>" << esc(p->caption) << " — "
+        << relative_link(p->png, p->png.generic_string()) << "</figcaption></figure>\n";
     h << "</div>\n";
   }
   h << "</section>\n";
