@@ -55,6 +55,24 @@ void unite(std::vector<std::uint32_t>& parent, std::uint32_t a, std::uint32_t b)
 
 }  // namespace
 
+const std::vector<Offset>& neighbour_offsets(int connectivity) {
+  check_connectivity(connectivity);
+  static const auto make = [](int max_l1) {
+    std::vector<Offset> o;
+    for (int dz = -1; dz <= 1; ++dz)
+      for (int dy = -1; dy <= 1; ++dy)
+        for (int dx = -1; dx <= 1; ++dx) {
+          const int l1 = std::abs(dx) + std::abs(dy) + std::abs(dz);
+          if (l1 > 0 && l1 <= max_l1) o.push_back({dx, dy, dz});
+        }
+    return o;
+  };
+  // 6 keeps its own order (x, y, z pairs): the watershed breaks ties in neighbour order.
+  static const std::vector<Offset> six = {{-1, 0, 0}, {1, 0, 0}, {0, -1, 0}, {0, 1, 0}, {0, 0, -1}, {0, 0, 1}};
+  static const std::vector<Offset> eighteen = make(2), all = make(3);
+  return connectivity == 6 ? six : connectivity == 18 ? eighteen : all;
+}
+
 Clusters label_clusters(const Volume<std::uint8_t>& mask, int connectivity) {
   check_connectivity(connectivity);
   const Dims d = mask.dims();

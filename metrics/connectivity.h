@@ -33,6 +33,14 @@ struct Clusters {
 // mask: nonzero = in the phase. connectivity 6, 18 or 26 (InputError otherwise).
 Clusters label_clusters(const Volume<std::uint8_t>& mask, int connectivity = 6);
 
+// The neighbour offsets of a connectivity: 6 (faces: ∓x, ∓y, ∓z), 18 (+ edges) or 26 (+ corners;
+// 18 and 26 in raster order of the neighbour); InputError for anything else. Fixed order, since
+// callers (the watershed) break ties in it.
+struct Offset {
+  int dx, dy, dz;
+};
+const std::vector<Offset>& neighbour_offsets(int connectivity);
+
 // χ of the mask for connectivity 6 or 26 (18 → 26, see above).
 std::int64_t euler_characteristic(const Volume<std::uint8_t>& mask, int connectivity = 6);
 

@@ -15,11 +15,11 @@
 #include "filters/preprocess/denoise.h"
 #include "filters/preprocess/intensity.h"
 #include "filters/segment/cleanup.h"
-#include "filters/segment/distance.h"
 #include "filters/segment/forest.h"
 #include "filters/segment/particles.h"
 #include "filters/segment/segmenter.h"
 #include "filters/segment/features.h"
+#include "metrics/distance_transform.h"
 #include <random>
 
 using namespace vp;
@@ -103,7 +103,7 @@ int main(int argc, char** argv) {
   row("forest train (scribbles)", d, [&] { model = ForestModel::train(grey, scribbles); });
   row("forest classify", d, [&] { model->classify(grey); });
   Volume<std::uint8_t> labels = r.labels;
-  row("distance transform (exact EDT)", d, [&] { distance_to_background(labels); });
+  row("distance transform (exact EDT)", d, [&] { distance_transform(labels); });
   row("open 1 um (AM)", d, [&] { open_phase(labels, 1, 1.0); });
   row("close 1 um (AM)", d, [&] { close_phase(labels, 1, 1.0); });
   row("remove islands < 10 um^3 (SE)", d, [&] { remove_small_islands(labels, 0, 10); });

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <queue>
 #include <random>
 
@@ -84,6 +85,19 @@ TEST(Clusters, TouchingByFaceEdgeCorner) {
   EXPECT_EQ(c.voxels[1], 3);
   EXPECT_EQ(c.ids(0, 0, 0), 0u);
   EXPECT_THROW(label_clusters(m, 8), InputError);
+}
+
+TEST(Clusters, NeighbourOffsetsOfEachConnectivity) {
+  for (auto [conn, max_l1] : {std::pair{6, 1}, {18, 2}, {26, 3}}) {
+    const auto& offs = neighbour_offsets(conn);
+    EXPECT_EQ(offs.size(), static_cast<std::size_t>(conn));
+    for (const Offset& o : offs) {
+      const int l1 = std::abs(o.dx) + std::abs(o.dy) + std::abs(o.dz);
+      EXPECT_GE(l1, 1);
+      EXPECT_LE(l1, max_l1);
+    }
+  }
+  EXPECT_THROW(neighbour_offsets(8), InputError);
 }
 
 TEST(Clusters, MatchBreadthFirstSearchOnRandomVolumes) {

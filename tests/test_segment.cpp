@@ -7,7 +7,6 @@
 
 #include "core/error.h"
 #include "filters/segment/cleanup.h"
-#include "filters/segment/distance.h"
 #include "filters/segment/histogram.h"
 #include "filters/segment/particles.h"
 
@@ -145,38 +144,6 @@ TEST(Thresholds, HysteresisKeepsOnlyWeakRegionsConnectedToStrong) {
   w(1, 1, 0) = 5;
   EXPECT_EQ(hysteresis_threshold(w, 4, 8, 6)(1, 1, 0), 0);
   EXPECT_EQ(hysteresis_threshold(w, 4, 8, 26)(1, 1, 0), 1);
-}
-
-TEST(Distance, MatchesBruteForceWithAnisotropicSpacing) {
-  Volume<std::uint8_t> sites(Dims{9, 7, 5}, {0.5, 1.0, 2.0});
-  sites(1, 2, 0) = sites(7, 6, 4) = sites(4, 0, 2) = 1;
-  const auto d2 = squared_distance_to_sites(sites);
-  for (index_t z = 0; z < 5; ++z)
-    for (index_t y = 0; y < 7; ++y)
-      for (index_t x = 0; x < 9; ++x) {
-        double best = 1e300;
-        for (auto [sx, sy, sz] : {std::array<int, 3>{1, 2, 0}, {7, 6, 4}, {4, 0, 2}}) {
-          const double dx = (x - sx) * 0.5, dy = (y - sy) * 1.0, dz = (z - sz) * 2.0;
-          best = std::min(best, dx * dx + dy * dy + dz * dz);
-        }
-        EXPECT_FLOAT_EQ(d2(x, y, z), static_cast<float>(best));
-      }
-}
-
-TEST(Distance, BackgroundDistanceIgnoresOutsideOfVolume) {
-  Volume<std::uint8_t> m(Dims{5, 1, 1}, {2, 2, 2}, 1);
-  m[4] = 0;
-  const auto d = distance_to_background(m);
-  EXPECT_FLOAT_EQ(d[0], 8.0f);  // 4 voxels of 2 µm to the background voxel, not 2 µm to the border
-  EXPECT_FLOAT_EQ(d[3], 2.0f);
-  EXPECT_FLOAT_EQ(d[4], 0.0f);
-}
-
-TEST(Components, SixVersusTwentySixConnectivity) {
-  Volume<std::uint8_t> m(Dims{3, 3, 3});
-  m(0, 0, 0) = m(1, 1, 1) = m(2, 2, 2) = 1;
-  EXPECT_EQ(connected_components(m, 6).count, 3u);
-  EXPECT_EQ(connected_components(m, 26).count, 1u);
 }
 
 TEST(Cleanup, RemovesIslandsBelowSizeAndGivesThemToSurroundings) {

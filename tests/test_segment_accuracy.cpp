@@ -9,11 +9,11 @@
 #include "filters/io/volume_io.h"
 
 #include "filters/preprocess/denoise.h"
-#include "filters/segment/distance.h"
 #include "filters/segment/forest.h"
 #include "filters/segment/histogram.h"
 #include "filters/segment/particles.h"
 #include "filters/segment/segmenter.h"
+#include "metrics/distance_transform.h"
 #include "phantoms/phantom.h"
 
 using namespace vp;
@@ -99,7 +99,7 @@ TEST(Accuracy, ForestSeparatesNearEqualAttenuationFromSparseScribbles) {
   for (int l = 0; l < 3; ++l) {
     Volume<std::uint8_t> inside(grey.dims(), grey.spacing_um);
     for (index_t i = 0; i < grey.size(); ++i) inside[i] = ph.labels[i] == l;
-    const Volume<float> depth = distance_to_background(inside);
+    const Volume<float> depth = distance_transform(inside);
     // Every 8th slice, every 6th row: strokes along x through the phase interior.
     for (index_t z = 4; z < grey.dims().z; z += 8)
       for (index_t y = 3; y < grey.dims().y; y += 6)

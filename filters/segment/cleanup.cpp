@@ -10,7 +10,8 @@
 #include <tbb/parallel_for.h>
 
 #include "core/error.h"
-#include "filters/segment/distance.h"
+#include "metrics/connectivity.h"
+#include "metrics/distance_transform.h"
 
 namespace vp {
 
@@ -73,7 +74,11 @@ index_t voxels_for_volume(double volume_um3, const Vec3& s) {
 
 Volume<std::uint8_t> dilate(const Volume<std::uint8_t>& mask, double radius_um) {
   check_radius(radius_um);
-  const Volume<float> d2 = squared_distance_to_sites(mask);
+  // Squared distance to the nearest voxel of the mask: the mask is the distance transform's
+  // background (+inf everywhere when the mask is empty; outside the volume is not in the mask).
+  Volume<std::uint8_t> others = mask.like<std::uint8_t>(mask.dims());
+  for (index_t i = 0; i < mask.size(); ++i) others[i] = mask[i] ? 0 : 1;
+  const Volume<float> d2 = squared_distance_transform(others);
   Volume<std::uint8_t> out = mask.like<std::uint8_t>(mask.dims());
   // A small relative slack so that centres exactly on the sphere are inside despite rounding.
   const double r2 = radius_um * radius_um * (1 + 1e-9);
@@ -94,7 +99,7 @@ Volume<std::uint8_t> erode(const Volume<std::uint8_t>& mask, double radius_um) {
 std::size_t remove_small_islands(Volume<std::uint8_t>& labels, std::uint8_t label, index_t min_voxels,
                                  int connectivity) {
   if (min_voxels <= 1) return 0;
-  const Components c = connected_components(mask_of(labels, label), connectivity);
+  const Clusters c = label_clusters(mask_of(labels, label), connectivity);
   std::vector<index_t> size(c.count + 1, 0);
   for (index_t i = 0; i < labels.size(); ++i) ++size[c.ids[i]];
   Volume<std::uint8_t> orphan = labels.like<std::uint8_t>(labels.dims());
@@ -111,7 +116,7 @@ std::size_t remove_small_islands(Volume<std::uint8_t>& labels, std::uint8_t labe
 index_t fill_holes(Volume<std::uint8_t>& labels, std::uint8_t label) {
   Volume<std::uint8_t> other = labels.like<std::uint8_t>(labels.dims());
   for (index_t i = 0; i < labels.size(); ++i) other[i] = labels[i] != label;
-  const Components c = connected_components(other, 6);
+  const Clusters c = label_clusters(other, 6);
   std::vector<std::uint8_t> touches(c.count + 1, 0);
   const Dims d = labels.dims();
   for (index_t z = 0; z < d.z; ++z)

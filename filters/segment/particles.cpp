@@ -8,7 +8,8 @@
 
 #include "core/error.h"
 #include "core/json_util.h"
-#include "filters/segment/distance.h"
+#include "metrics/connectivity.h"
+#include "metrics/distance_transform.h"
 
 namespace vp {
 
@@ -168,7 +169,7 @@ Volume<std::uint32_t> separate_particles(const Volume<std::uint8_t>& labels, std
                                          const ParticleOptions& o) {
   Volume<std::uint8_t> mask = labels.like<std::uint8_t>(labels.dims());
   for (index_t i = 0; i < labels.size(); ++i) mask[i] = labels[i] == label;
-  const Volume<float> dist = distance_to_background(mask);
+  const Volume<float> dist = distance_transform(mask);
   std::uint32_t n = 0;
   const Volume<std::uint32_t> markers = h_maxima_markers(dist, o.h_um, o.connectivity, &n);
   Volume<std::uint32_t> ids = watershed_from_markers(dist, markers, o.connectivity);

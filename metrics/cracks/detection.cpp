@@ -8,7 +8,7 @@
 
 #include "core/error.h"
 #include "filters/segment/cleanup.h"
-#include "filters/segment/distance.h"
+#include "metrics/connectivity.h"
 #include "metrics/cracks/shape.h"
 #include "metrics/local_thickness.h"
 
@@ -96,7 +96,7 @@ CrackDetection detect_cracks(const Volume<std::uint8_t>& labels, const Volume<fl
     Volume<std::uint8_t> weak = labels.like<std::uint8_t>(d);
     for (index_t i = 0; i < labels.size(); ++i)
       weak[i] = host[labels[i]] && !near_other[i] && sheet[i] >= o.sheet_threshold / 2;
-    const Components weak_parts = connected_components(weak, 26);
+    const Clusters weak_parts = label_clusters(weak, 26);
     std::vector<std::uint8_t> has_strong(weak_parts.count + 1, 0);
     for (index_t i = 0; i < labels.size(); ++i)
       if (weak_parts.ids[i] && sheet[i] >= o.sheet_threshold) has_strong[weak_parts.ids[i]] = 1;
@@ -127,7 +127,7 @@ CrackDetection detect_cracks(const Volume<std::uint8_t>& labels, const Volume<fl
   }
 
   // 4. Sheet-like components become cracks.
-  const Components comps = connected_components(thin, 26);
+  const Clusters comps = label_clusters(thin, 26);
   std::vector<std::vector<index_t>> members(comps.count + 1);
   for (index_t i = 0; i < labels.size(); ++i)
     if (comps.ids[i]) members[comps.ids[i]].push_back(i);

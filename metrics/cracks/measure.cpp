@@ -7,7 +7,7 @@
 #include <set>
 
 #include "core/error.h"
-#include "filters/segment/distance.h"
+#include "metrics/connectivity.h"
 #include "metrics/cracks/graph.h"
 #include "metrics/cracks/shape.h"
 #include "metrics/cracks/skeleton.h"
@@ -156,7 +156,7 @@ CrackMeasurements measure_cracks(const Volume<std::uint8_t>& labels, const Volum
   }
 
   // Void networks that hold cracks.
-  const Components nets = connected_components(network_mask, conn);
+  const Clusters nets = label_clusters(network_mask, conn);
   std::map<std::uint32_t, double> crack_volume_of_net;
   for (auto& c : out.cracks) {
     const std::uint32_t net = nets.ids[members.at(c.id).front()];
