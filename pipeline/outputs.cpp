@@ -3,6 +3,7 @@
 #include <ctime>
 
 #include "core/atomic_file.h"
+#include "core/csv.h"
 #include "core/json_util.h"
 
 namespace vp {
@@ -16,16 +17,6 @@ std::string utc_timestamp() {
   char buf[32];
   std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
   return buf;
-}
-
-std::string csv_field(const std::string& text) {
-  if (text.find_first_of(",\"\r\n") == std::string::npos) return text;
-  std::string out = "\"";
-  for (char c : text) {
-    if (c == '"') out += '"';
-    out += c;
-  }
-  return out + "\"";
 }
 
 std::string metrics_csv(const std::vector<SampleRecord>& samples) {

@@ -15,13 +15,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/csv.h"  // csv_field, kMetricsCsvHeader
 #include "core/metric_row.h"
 #include "core/stage.h"
 #include "core/volume.h"
 
 namespace vp {
-
-inline constexpr const char* kMetricsCsvHeader = "sample,series,pressure_MPa,stage,metric,phase,axis,value,unit";
 
 struct StageRecord {
   std::string stage;
@@ -64,8 +63,6 @@ struct RunRecord {
   std::vector<BatchStageRecord> report;
 };
 
-// RFC 4180 quoting: fields holding , " CR or LF are quoted, quotes doubled.
-std::string csv_field(const std::string& text);
 // Header plus one line per row of every successful sample, in sample then stage order.
 std::string metrics_csv(const std::vector<SampleRecord>& samples);
 nlohmann::json metrics_json(const RunRecord& run);

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include "core/csv.h"
 #include "core/error.h"
 #include "core/hash.h"
 #include "core/params.h"
@@ -79,4 +80,13 @@ TEST(Params, ChecksTypesBoundsChoicesAndUnknownKeys) {
   auto cli = Params::from_strings({{"axes", "x,y"}, {"tol", "0.5"}}, specs);
   EXPECT_EQ(cli.strings("axes"), (std::vector<std::string>{"x", "y"}));
   EXPECT_DOUBLE_EQ(cli.number("tol"), 0.5);
+}
+
+TEST(Csv, QuotingFollowsRfc4180) {
+  EXPECT_EQ(csv_field("plain"), "plain");
+  EXPECT_EQ(csv_field("am|se"), "am|se");
+  EXPECT_EQ(csv_field("a,b"), "\"a,b\"");
+  EXPECT_EQ(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+  EXPECT_EQ(csv_field("two\nlines"), "\"two\nlines\"");
+  EXPECT_EQ(csv_field("µm²"), "µm²");
 }

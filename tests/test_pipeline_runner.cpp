@@ -116,15 +116,6 @@ TEST(VolumeFractionStage, RowsDetailsAndPorosity) {
   EXPECT_DOUBLE_EQ(ctx.details["volume_um3"].get<double>(), 24 * 0.5 * 1.0 * 2.0);
 }
 
-TEST(Outputs, CsvQuotingFollowsRfc4180) {
-  EXPECT_EQ(csv_field("plain"), "plain");
-  EXPECT_EQ(csv_field("am|se"), "am|se");
-  EXPECT_EQ(csv_field("a,b"), "\"a,b\"");
-  EXPECT_EQ(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
-  EXPECT_EQ(csv_field("two\nlines"), "\"two\nlines\"");
-  EXPECT_EQ(csv_field("µm²"), "µm²");
-}
-
 RunRecord two_samples() {
   RunRecord run;
   run.config_path = "/c.yaml";

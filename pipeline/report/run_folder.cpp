@@ -39,16 +39,6 @@ std::vector<std::string> split_csv_line(const std::string& line, bool* untermina
   return fields;
 }
 
-std::string csv_field(const std::string& text) {
-  if (text.find_first_of(",\"\n\r") == std::string::npos) return text;
-  std::string out = "\"";
-  for (char c : text) {
-    if (c == '"') out += '"';
-    out += c;
-  }
-  return out + "\"";
-}
-
 namespace {
 
 double parse_number(const std::string& text, const fs::path& path, int line, const char* column) {

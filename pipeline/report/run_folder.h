@@ -9,6 +9,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/csv.h"
+
 namespace vp::report {
 
 // One line of metrics.csv.
@@ -21,8 +23,8 @@ struct RunRow {
   int line = 0;  // 1-based line in metrics.csv (for messages)
 };
 
-// The exact header metrics.csv must have.
-inline constexpr const char* kMetricsCsvHeader = "sample,series,pressure_MPa,stage,metric,phase,axis,value,unit";
+// The exact header metrics.csv must have: vp::kMetricsCsvHeader (core/csv.h), the one the
+// runner writes.
 
 // Parses metrics.csv (RFC 4180 quoting). Throws InputError naming file:line and the column
 // when the header differs, a line has the wrong number of fields, or a number does not parse
@@ -52,8 +54,8 @@ struct RunFolder {
 // Reads both files; throws InputError naming RUN/metrics.csv when it is missing.
 RunFolder read_run_folder(const std::filesystem::path& run_dir);
 
-// CSV helpers shared by the readers and writers here.
+// Splits one CSV record (RFC 4180 quoting) into fields; the writers' quoting is vp::csv_field
+// (core/csv.h).
 std::vector<std::string> split_csv_line(const std::string& line, bool* unterminated_quote = nullptr);
-std::string csv_field(const std::string& text);  // quotes when it holds , " or a newline
 
 }  // namespace vp::report
