@@ -133,7 +133,8 @@ TEST_F(SegmentCli, YamlStagesSegmentCleanAndCountParticles) {
   std::stringstream ss;
   ss << csv.rdbuf();
   const std::string m = ss.str();
-  EXPECT_NE(m.find(",particles,particle_count,am,,2,1"), std::string::npos) << m;
+  EXPECT_NE(m.find(",particles,particles_separated,am,,2,1"), std::string::npos) << m;
+  EXPECT_EQ(m.find(",particles,particle_count"), std::string::npos) << m;  // particle_sizes' metric
   // 2000 AM voxels and 64 pore voxels of 18432.
   EXPECT_NE(m.find(",volume_fraction,volume_fraction,am,,0.1085069444444444"), std::string::npos) << m;
   EXPECT_NE(m.find(",volume_fraction,volume_fraction,pore,,0.003472222222222222"), std::string::npos) << m;

@@ -468,15 +468,9 @@ class ParticlesStage : public Stage {
     const fs::path csv = ctx.out_dir / "particles.csv";
     write_text_atomically(csv, particle_table_csv(table));
     record(ctx, csv);
-    double dsum = 0, inner = 0;
-    for (const Particle& q : table) {
-      dsum += q.equivalent_diameter_um;
-      inner += !q.touches_border;
-    }
-    const double n = static_cast<double>(table.size());
-    ctx.add("particle_count", phase.name, "", n, "1");
-    ctx.add("particle_count_interior", phase.name, "", inner, "1");
-    ctx.add("equivalent_diameter_mean", phase.name, "", n > 0 ? dsum / n : std::nan(""), "µm");
+    // Only how many ids were produced: particle_count and the size distribution (border
+    // particles excluded) are the particle_sizes stage's metrics.
+    ctx.add("particles_separated", phase.name, "", static_cast<double>(table.size()), "1");
     ctx.details = {{"phase", phase.name}, {"h_um", o.h_um}, {"particles", table.size()}, {"table", "particles.csv"}};
     ctx.particles = std::move(ids);
     write_overlays(ctx, "particles", *ctx.particles, false);
