@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -17,6 +18,7 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/json_util.h"
+#include "filters/io/slice_png.h"
 #include "metrics/phase_fractions.h"
 
 namespace vp {
@@ -50,7 +52,8 @@ LabelVolume make_labels(const AnyVolume& volume, const PhaseTable& phases) {
 }
 
 // Artifact paths as the run folder will hold them: the sample's working folder is renamed to
-// its final name once the sample succeeds.
+// its final name once the sample succeeds. A file written again by a later stage (grey_xy.png
+// by preprocess, labels_*.png by segment and cleanup) is listed once, where it first appeared.
 std::vector<std::string> artifact_paths(const std::vector<fs::path>& artifacts, const fs::path& work_dir,
                                         const fs::path& final_dir, const fs::path& run_dir) {
   std::vector<std::string> out;
@@ -58,9 +61,27 @@ std::vector<std::string> artifact_paths(const std::vector<fs::path>& artifacts, 
     fs::path p = a.is_absolute() ? a : work_dir / a;
     const fs::path rel = p.lexically_normal().lexically_relative(work_dir);
     if (!rel.empty() && *rel.begin() != "..") p = final_dir / rel;
-    out.push_back(p.lexically_normal().lexically_relative(run_dir).generic_string());
+    std::string path = p.lexically_normal().lexically_relative(run_dir).generic_string();
+    if (std::find(out.begin(), out.end(), path) == out.end()) out.push_back(std::move(path));
   }
   return out;
+}
+
+// The report gallery's slices of the volumes as read, mid-z plane: grey_xy.png for a sample
+// with a grey volume, labels_xy.png (labels over the grey when there is one) for a sample
+// whose labels come from a file. Stages that change the volumes write them again.
+void write_input_slices(SampleContext& ctx) {
+  if (ctx.grey) {
+    const fs::path path = ctx.out_dir / "grey_xy.png";
+    write_slice_png(*ctx.grey, Plane::xy, -1, path.string());
+    ctx.artifacts.push_back(path);
+  }
+  if (ctx.labels) {
+    const fs::path path = ctx.out_dir / "labels_xy.png";
+    write_label_overlay_png(ctx.grey ? &*ctx.grey : nullptr, static_cast<const Volume<std::uint8_t>&>(*ctx.labels),
+                            Plane::xy, -1, path.string());
+    ctx.artifacts.push_back(path);
+  }
 }
 
 class SampleRunner {
@@ -218,6 +239,7 @@ void load_sample(const SampleConfig& sample, const PhaseTable& phases, SampleCon
     ctx.labels = make_labels(comp.volume, phases);
     details["labels_format"] = comp.format;
   }
+  write_input_slices(ctx);
   const double s = seconds_since(t0);
   rec.stages.push_back({"read", s, details});
   ctx.report("read " + to_string(rec.dims) + " " + rec.dtype + " in " + seconds_text(s));

@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <random>
 #include <sstream>
 
@@ -278,6 +279,46 @@ class RunnerTest : public ::testing::Test {
   Registry reg_;
 };
 
+// The report gallery's slices of the volumes as read: grey_xy.png for a grey sample,
+// labels_xy.png for labels from a file (over the grey when there is one), recorded as artifacts.
+TEST_F(RunnerTest, WritesTheInputSlicesForTheReportGallery) {
+  Volume<std::uint16_t> g({6, 5, 4});
+  for (index_t i = 0; i < g.size(); ++i) g[i] = static_cast<std::uint16_t>(100 * (i % 7));
+  write_volume(g, (dir_ / "g.mha").string());
+  std::ofstream(dir_ / "slices.yaml") << "phases:\n  - {name: pore, label: 0, role: pore}\n"
+                                           "  - {name: am, label: 1, role: active}\n"
+                                           "defaults: {voxel_size_um: 1}\n"
+                                           "samples:\n"
+                                           "  - {path: g.mha, labels: s0.mha, pressure_MPa: 0, name: both}\n"
+                                           "  - {path: g.mha, pressure_MPa: 10, name: grey}\n"
+                                           "  - {path: s0.mha, kind: labels, pressure_MPa: 20, name: labels}\n"
+                                           "stages:\n  - stage: fail_for_bad\n";
+  const Config c = load_config(dir_ / "slices.yaml", reg_);
+  RunOptions o;
+  o.out_dir = dir_ / "run";
+  Progress quiet(true);
+  const RunResult r = run_batch(c, o, quiet);
+  ASSERT_EQ(r.failed_samples, 0);
+  auto is_png = [](const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    char sig[8] = {};
+    in.read(sig, 8);
+    return in && std::string(sig, 8) == "\x89PNG\r\n\x1a\n";
+  };
+  const std::map<std::string, std::vector<std::string>> expected = {
+      {"both", {"grey_xy.png", "labels_xy.png"}}, {"grey", {"grey_xy.png"}}, {"labels", {"labels_xy.png"}}};
+  for (const SampleRecord& s : r.record.samples) {
+    const std::vector<std::string>& files = expected.at(s.info.name);
+    ASSERT_EQ(s.artifacts.size(), files.size()) << s.info.name;
+    for (std::size_t k = 0; k < files.size(); ++k) {
+      EXPECT_EQ(s.artifacts[k], "samples/" + s.info.name + "/" + files[k]);
+      EXPECT_TRUE(is_png(r.run_dir / s.artifacts[k])) << s.artifacts[k];
+    }
+  }
+  EXPECT_FALSE(fs::exists(r.run_dir / "samples" / "grey" / "labels_xy.png"));
+  EXPECT_FALSE(fs::exists(r.run_dir / "samples" / "labels" / "grey_xy.png"));
+}
+
 TEST_F(RunnerTest, FailedSampleIsRecordedLeavesNoFolderAndTheOthersRun) {
   const RunResult r = run(2, 0, "run");
   EXPECT_EQ(r.failed_samples, 1);
@@ -293,9 +334,11 @@ TEST_F(RunnerTest, FailedSampleIsRecordedLeavesNoFolderAndTheOthersRun) {
   for (int k : {0, 2, 3}) {
     const SampleRecord& s = r.record.samples[static_cast<std::size_t>(k)];
     EXPECT_TRUE(s.ok) << s.error;
-    ASSERT_EQ(s.artifacts.size(), 1u);
-    EXPECT_EQ(s.artifacts[0], "samples/" + s.info.name + "/note.txt");
-    EXPECT_TRUE(fs::exists(r.run_dir / s.artifacts[0]));
+    // labels_xy.png from the runner (labels read from a file), then the stage's note.
+    ASSERT_EQ(s.artifacts.size(), 2u);
+    EXPECT_EQ(s.artifacts[0], "samples/" + s.info.name + "/labels_xy.png");
+    EXPECT_EQ(s.artifacts[1], "samples/" + s.info.name + "/note.txt");
+    for (const auto& a : s.artifacts) EXPECT_TRUE(fs::exists(r.run_dir / a)) << a;
     ASSERT_EQ(s.stages.size(), 4u);  // read + three stages, each timed
     EXPECT_EQ(s.stages[0].stage, "read");
     EXPECT_EQ(s.stages[2].details["wrote"], "note.txt");
