@@ -16,11 +16,8 @@ namespace {
 using Mask = Volume<std::uint8_t>;
 
 long long count_components_26(const Mask& m) { return label_clusters(m, 26).count; }
-// skeleton.h's χ (26-connected object); metrics/connectivity.h, included for label_clusters,
-// declares euler_characteristic(mask, connectivity = 6) too, so a one-argument call is ambiguous.
-long long thinning_euler(const Mask& m) {
-  return static_cast<long long (*)(const Volume<std::uint8_t>&)>(&euler_characteristic)(m);
-}
+// χ of the 26-connected object (the cubical complex of closed voxel cubes).
+long long thinning_euler(const Mask& m) { return euler_characteristic(m, 26); }
 
 Mask box(Dims d, index_t x0, index_t y0, index_t z0, index_t x1, index_t y1, index_t z1) {
   Mask m(d);

@@ -148,25 +148,6 @@ int euler_change_on_removal(std::uint32_t neighbours) {
   return (after - before) / 8;
 }
 
-long long euler_characteristic(const Volume<std::uint8_t>& mask) {
-  const CubeTables& t = tables();
-  const Padded p(mask);
-  const Dims d = mask.dims();
-  long long sum8 = 0;
-  // Vertex (i, j, k) of the lattice is shared by padded voxels (i..i+1, j..j+1, k..k+1).
-  for (index_t k = 0; k <= d.z; ++k)
-    for (index_t j = 0; j <= d.y; ++j)
-      for (index_t i = 0; i <= d.x; ++i) {
-        int cfg = 0;
-        for (int c = 0; c < 2; ++c)
-          for (int b = 0; b < 2; ++b)
-            for (int a = 0; a < 2; ++a)
-              if (p.v[p.at(i + a, j + b, k + c)]) cfg |= 1 << (a + 2 * b + 4 * c);
-        sum8 += t.phi8[cfg];
-      }
-  return sum8 / 8;
-}
-
 Volume<std::uint8_t> skeletonize(const Volume<std::uint8_t>& mask) {
   Padded p(mask);
   const Dims pd = p.dims;

@@ -24,10 +24,7 @@ namespace vp {
 // mask: nonzero = object. Returns a 1/0 mask with the input's spacing, origin and provenance.
 Volume<std::uint8_t> skeletonize(const Volume<std::uint8_t>& mask);
 
-// Euler characteristic χ = vertices − edges + faces − cubes of the union of the closed
-// voxel cubes (26-connected object, 6-connected background); χ = components − tunnels +
-// cavities. A ball gives 1, a torus 0, a hollow sphere 2.
-long long euler_characteristic(const Volume<std::uint8_t>& mask);
+// The Euler characteristic of a mask: euler_characteristic(mask, 26) in metrics/connectivity.h.
 
 // True when deleting the voxel at (x, y, z) of the 3×3×3 neighbourhood `neighbours`
 // (bit i set = object at offset (i%3-1, i/3%3-1, i/9-1); bit 13 is the voxel itself)
