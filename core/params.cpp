@@ -21,6 +21,32 @@ std::string to_string(ParamType t) {
   return "?";
 }
 
+ParamSpec param(std::string name, ParamType type, std::string help, std::string unit, std::string default_yaml) {
+  ParamSpec s;
+  s.name = std::move(name);
+  s.type = type;
+  s.help = std::move(help);
+  s.unit = std::move(unit);
+  s.default_yaml = std::move(default_yaml);
+  return s;
+}
+
+ParamSpec bounded(ParamSpec spec, std::optional<double> min, std::optional<double> max) {
+  spec.min = min;
+  spec.max = max;
+  return spec;
+}
+
+ParamSpec choices(ParamSpec spec, std::vector<std::string> allowed) {
+  spec.choices = std::move(allowed);
+  return spec;
+}
+
+ParamSpec required(ParamSpec spec) {
+  spec.required = true;
+  return spec;
+}
+
 std::string Diagnostic::format() const {
   std::string s = where.empty() ? "" : where + ": ";
   if (!key_path.empty()) s += key_path + ": ";

@@ -25,6 +25,14 @@ struct ParamSpec {
   std::optional<double> min, max;    // inclusive bounds (number, integer, each list element)
 };
 
+// Builders for the declared parameters of stages, configs and specs:
+//   bounded(param("bins", ParamType::integer, "histogram bins", "", "256"), 2, 65536)
+ParamSpec param(std::string name, ParamType type, std::string help, std::string unit = "",
+                std::string default_yaml = "");
+ParamSpec bounded(ParamSpec spec, std::optional<double> min, std::optional<double> max = std::nullopt);
+ParamSpec choices(ParamSpec spec, std::vector<std::string> allowed);
+ParamSpec required(ParamSpec spec);
+
 struct Diagnostic {
   std::string where;     // "configs/demo.yaml:12:7" (1-based), or the file alone
   std::string key_path;  // "stages[2].method"

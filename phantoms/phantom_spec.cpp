@@ -25,21 +25,6 @@ std::string list(const std::vector<double>& v) {
 std::string list(const Vec3& v) { return list(std::vector<double>{v[0], v[1], v[2]}); }
 std::string boolean(bool b) { return b ? "true" : "false"; }
 
-ParamSpec p(std::string name, ParamType type, std::string help, std::string unit, std::string def,
-            std::optional<double> min = std::nullopt, std::optional<double> max = std::nullopt,
-            std::vector<std::string> choices = {}) {
-  ParamSpec s;
-  s.name = std::move(name);
-  s.type = type;
-  s.help = std::move(help);
-  s.unit = std::move(unit);
-  s.default_yaml = std::move(def);
-  s.min = min;
-  s.max = max;
-  s.choices = std::move(choices);
-  return s;
-}
-
 Vec3 vec3_from(const Params& ps, const std::string& key) {
   const auto v = ps.numbers(key);
   if (v.size() == 1) return {v[0], v[0], v[0]};
@@ -60,24 +45,30 @@ std::vector<ParamSpec> spec_top_level_params() {
   const CompositeSpec& c = defaults().composite;
   using T = ParamType;
   return {
-      p("size", T::number_list, "image size in voxels: N or [nx, ny, nz]", "voxels", num(c.dims.x), 1.0),
-      p("spacing_um", T::number_list, "voxel size: S or [sx, sy, sz] (fib-sem default [0.01, 0.01, 0.02])", "µm",
-        list(c.spacing_um), 1e-9),
-      p("seed", T::integer, "random seed: same seed, same bytes", "", std::to_string(c.seed), 0.0),
-      p("pressures_MPa", T::number_list, "applied pressures, one sample each", "MPa", list(c.pressures_MPa), 0.0),
-      p("series", T::string, "series name written into series.yaml", "", defaults().series),
-      p("modality", T::string, "imaging model", "", "ct", std::nullopt, std::nullopt, {"ct", "fib-sem"}),
-      p("fractions", T::map, "target volume fractions {am, se, binder, pore}", "", ""),
-      p("am_particles", T::map, "active-material particle population", "", ""),
-      p("se_radius_vox", T::number, "SE particle radius (loose state), in voxels of the x spacing", "voxels",
-        num(c.se_radius_vox), 0.5),
-      p("binder_radius_vox", T::number, "binder blob radius, in voxels of the x spacing", "voxels",
-        num(c.binder_radius_vox), 0.5),
-      p("compaction", T::map, "Heckel compaction and the AM–SE contact law", "", ""),
-      p("cracks", T::map, "cracks above an onset pressure", "", ""),
-      p("contact_samples_per_voxel_face", T::integer, "surface quadrature density of the contact truth", "",
-        std::to_string(c.contact_samples_per_voxel_face), 1.0, 256.0),
-      p("imaging", T::map, "CT / FIB-SEM forward model", "", ""),
+      bounded(param("size", T::number_list, "image size in voxels: N or [nx, ny, nz]", "voxels", num(c.dims.x)), 1.0),
+      bounded(param("spacing_um", T::number_list, "voxel size: S or [sx, sy, sz] (fib-sem default [0.01, 0.01, 0.02])",
+                    "µm", list(c.spacing_um)),
+              1e-9),
+      bounded(param("seed", T::integer, "random seed: same seed, same bytes", "", std::to_string(c.seed)), 0.0),
+      bounded(param("pressures_MPa", T::number_list, "applied pressures, one sample each", "MPa",
+                    list(c.pressures_MPa)),
+              0.0),
+      param("series", T::string, "series name written into series.yaml", "", defaults().series),
+      choices(param("modality", T::string, "imaging model", "", "ct"), {"ct", "fib-sem"}),
+      param("fractions", T::map, "target volume fractions {am, se, binder, pore}", "", ""),
+      param("am_particles", T::map, "active-material particle population", "", ""),
+      bounded(param("se_radius_vox", T::number, "SE particle radius (loose state), in voxels of the x spacing",
+                    "voxels", num(c.se_radius_vox)),
+              0.5),
+      bounded(param("binder_radius_vox", T::number, "binder blob radius, in voxels of the x spacing", "voxels",
+                    num(c.binder_radius_vox)),
+              0.5),
+      param("compaction", T::map, "Heckel compaction and the AM–SE contact law", "", ""),
+      param("cracks", T::map, "cracks above an onset pressure", "", ""),
+      bounded(param("contact_samples_per_voxel_face", T::integer, "surface quadrature density of the contact truth", "",
+                    std::to_string(c.contact_samples_per_voxel_face)),
+              1.0, 256.0),
+      param("imaging", T::map, "CT / FIB-SEM forward model", "", ""),
   };
 }
 
@@ -85,10 +76,11 @@ std::vector<ParamSpec> spec_fraction_params() {
   const CompositeSpec& c = defaults().composite;
   using T = ParamType;
   return {
-      p("am", T::number, "active material share of the solid", "1", num(c.am_fraction), 0.0, 1.0),
-      p("se", T::number, "solid electrolyte share of the solid", "1", num(c.se_fraction), 0.0, 1.0),
-      p("binder", T::number, "binder share of the solid (> 0 adds label 3)", "1", num(c.binder_fraction), 0.0, 1.0),
-      p("pore", T::number, "porosity when compaction is disabled", "1", num(c.pore_fraction), 0.0, 0.95),
+      bounded(param("am", T::number, "active material share of the solid", "1", num(c.am_fraction)), 0.0, 1.0),
+      bounded(param("se", T::number, "solid electrolyte share of the solid", "1", num(c.se_fraction)), 0.0, 1.0),
+      bounded(param("binder", T::number, "binder share of the solid (> 0 adds label 3)", "1", num(c.binder_fraction)),
+              0.0, 1.0),
+      bounded(param("pore", T::number, "porosity when compaction is disabled", "1", num(c.pore_fraction)), 0.0, 0.95),
   };
 }
 
@@ -96,15 +88,19 @@ std::vector<ParamSpec> spec_am_particle_params() {
   const CompositeSpec& c = defaults().composite;
   using T = ParamType;
   return {
-      p("radius_vox", T::number, "mean radius (log-normal)", "voxels", num(c.am_radius_vox), 0.5),
-      p("radius_cv", T::number, "coefficient of variation of the radius", "1", num(c.am_radius_cv), 0.0, 2.0),
-      p("radius_min_vox", T::number, "smallest radius", "voxels", num(c.am_radius_min_vox), 0.5),
-      p("radius_max_vox", T::number, "largest radius", "voxels", num(c.am_radius_max_vox), 0.5),
-      p("ellipsoid_fraction", T::number, "share of axis-aligned ellipsoids", "1", num(c.ellipsoid_fraction), 0.0, 1.0),
-      p("aspect_max", T::number, "largest axis ratio of an ellipsoid", "1", num(c.aspect_max), 1.0, 4.0),
-      p("polycrystal_fraction", T::number, "share of polycrystalline agglomerates", "1", num(c.polycrystal_fraction),
-        0.0, 1.0),
-      p("grains", T::integer, "Voronoi grains per agglomerate", "", std::to_string(c.grains), 2.0, 64.0),
+      bounded(param("radius_vox", T::number, "mean radius (log-normal)", "voxels", num(c.am_radius_vox)), 0.5),
+      bounded(param("radius_cv", T::number, "coefficient of variation of the radius", "1", num(c.am_radius_cv)),
+              0.0, 2.0),
+      bounded(param("radius_min_vox", T::number, "smallest radius", "voxels", num(c.am_radius_min_vox)), 0.5),
+      bounded(param("radius_max_vox", T::number, "largest radius", "voxels", num(c.am_radius_max_vox)), 0.5),
+      bounded(param("ellipsoid_fraction", T::number, "share of axis-aligned ellipsoids", "1",
+                    num(c.ellipsoid_fraction)),
+              0.0, 1.0),
+      bounded(param("aspect_max", T::number, "largest axis ratio of an ellipsoid", "1", num(c.aspect_max)), 1.0, 4.0),
+      bounded(param("polycrystal_fraction", T::number, "share of polycrystalline agglomerates", "1",
+                    num(c.polycrystal_fraction)),
+              0.0, 1.0),
+      bounded(param("grains", T::integer, "Voronoi grains per agglomerate", "", std::to_string(c.grains)), 2.0, 64.0),
   };
 }
 
@@ -112,16 +108,18 @@ std::vector<ParamSpec> spec_compaction_params() {
   const CompactionSpec& c = defaults().composite.compaction;
   using T = ParamType;
   return {
-      p("enabled", T::boolean, "press along z following Heckel; false: fixed porosity fractions.pore", "",
-        boolean(c.enabled)),
-      p("heckel_k", T::number, "Heckel slope k in ln(1/(1−D)) = kP + A", "MPa^-1", num(c.heckel_k), 0.0),
-      p("heckel_A", T::number, "Heckel intercept A (loose porosity exp(−A))", "1", num(c.heckel_A), 1e-6),
-      p("steer_contact", T::boolean, "steer SE flow so AM–SE contact follows the law below", "",
-        boolean(c.steer_contact)),
-      p("contact_c0", T::number, "contact fraction at P = 0", "1", num(c.contact_c0), 0.0, 1.0),
-      p("contact_max", T::number, "contact fraction of the plateau", "1", num(c.contact_max), 0.0, 1.0),
-      p("contact_knee_MPa", T::number, "pressure scale of the knee", "MPa", num(c.contact_knee_MPa), 1e-6),
-      p("contact_slope_per_MPa", T::number, "slow rise of the plateau", "MPa^-1", num(c.contact_slope_per_MPa), 0.0),
+      param("enabled", T::boolean, "press along z following Heckel; false: fixed porosity fractions.pore", "",
+            boolean(c.enabled)),
+      bounded(param("heckel_k", T::number, "Heckel slope k in ln(1/(1−D)) = kP + A", "MPa^-1", num(c.heckel_k)), 0.0),
+      bounded(param("heckel_A", T::number, "Heckel intercept A (loose porosity exp(−A))", "1", num(c.heckel_A)), 1e-6),
+      param("steer_contact", T::boolean, "steer SE flow so AM–SE contact follows the law below", "",
+            boolean(c.steer_contact)),
+      bounded(param("contact_c0", T::number, "contact fraction at P = 0", "1", num(c.contact_c0)), 0.0, 1.0),
+      bounded(param("contact_max", T::number, "contact fraction of the plateau", "1", num(c.contact_max)), 0.0, 1.0),
+      bounded(param("contact_knee_MPa", T::number, "pressure scale of the knee", "MPa", num(c.contact_knee_MPa)), 1e-6),
+      bounded(param("contact_slope_per_MPa", T::number, "slow rise of the plateau", "MPa^-1",
+                    num(c.contact_slope_per_MPa)),
+              0.0),
   };
 }
 
@@ -130,16 +128,20 @@ std::vector<ParamSpec> spec_crack_params() {
   const CrackSpec& c = s.cracks;
   using T = ParamType;
   return {
-      p("enabled", T::boolean, "generate cracks", "", boolean(s.cracks_enabled)),
-      p("onset_MPa", T::number, "first crack appears at this pressure", "MPa", num(c.onset_MPa), 0.0),
-      p("full_pressure_MPa", T::number, "all cracks present from this pressure", "MPa", num(c.full_pressure_MPa), 0.0),
-      p("se_count", T::integer, "planar SE cracks at full pressure", "", std::to_string(c.se_count), 0.0),
-      p("se_aperture_um", T::number, "opening of SE cracks", "µm", num(c.se_aperture_um), 0.0),
-      p("se_radius_um", T::number, "radius of the SE crack discs", "µm", num(c.se_radius_um), 0.0),
-      p("se_normal", T::number_list, "mean normal of SE cracks [x, y, z]", "", list(c.se_normal)),
-      p("se_tilt_deg", T::number, "largest tilt of a normal from se_normal", "°", num(c.se_tilt_deg), 0.0, 90.0),
-      p("am_count", T::integer, "intergranular AM cracks at full pressure", "", std::to_string(c.am_count), 0.0),
-      p("am_aperture_um", T::number, "opening of intergranular cracks", "µm", num(c.am_aperture_um), 0.0),
+      param("enabled", T::boolean, "generate cracks", "", boolean(s.cracks_enabled)),
+      bounded(param("onset_MPa", T::number, "first crack appears at this pressure", "MPa", num(c.onset_MPa)), 0.0),
+      bounded(param("full_pressure_MPa", T::number, "all cracks present from this pressure", "MPa",
+                    num(c.full_pressure_MPa)),
+              0.0),
+      bounded(param("se_count", T::integer, "planar SE cracks at full pressure", "", std::to_string(c.se_count)), 0.0),
+      bounded(param("se_aperture_um", T::number, "opening of SE cracks", "µm", num(c.se_aperture_um)), 0.0),
+      bounded(param("se_radius_um", T::number, "radius of the SE crack discs", "µm", num(c.se_radius_um)), 0.0),
+      param("se_normal", T::number_list, "mean normal of SE cracks [x, y, z]", "", list(c.se_normal)),
+      bounded(param("se_tilt_deg", T::number, "largest tilt of a normal from se_normal", "°", num(c.se_tilt_deg)),
+              0.0, 90.0),
+      bounded(param("am_count", T::integer, "intergranular AM cracks at full pressure", "", std::to_string(c.am_count)),
+              0.0),
+      bounded(param("am_aperture_um", T::number, "opening of intergranular cracks", "µm", num(c.am_aperture_um)), 0.0),
   };
 }
 
@@ -147,20 +149,28 @@ std::vector<ParamSpec> spec_imaging_params() {
   const ImagingSpec& im = defaults().imaging;
   using T = ParamType;
   return {
-      p("attenuation", T::map, "per-phase attenuation {pore, se, am, binder}", "1", ""),
-      p("offset", T::number, "grey = offset + gain·μ", "grey", num(im.offset), 0.0),
-      p("gain", T::number, "grey = offset + gain·μ", "grey", num(im.gain), 0.0),
-      p("blur_sigma_vox", T::number_list, "Gaussian PSF σ: S or [sx, sy, sz]", "voxels", list(im.blur_sigma_vox), 0.0),
-      p("noise", T::string, "noise model", "", "gaussian", std::nullopt, std::nullopt, {"gaussian", "poisson", "none"}),
-      p("snr", T::number, "|grey(a) − grey(b)| / σ_noise", "1", num(im.snr), 1e-6),
-      p("snr_phases", T::string_list, "the two phases a, b that define the SNR", "", "[am, se]"),
-      p("cupping", T::number, "beam-hardening cupping: centre darker by this fraction", "1", num(im.cupping), 0.0, 0.9),
-      p("ring_amplitude", T::number, "ring artefacts: ± this fraction of gain per radius", "1", num(im.ring_amplitude),
-        0.0, 1.0),
-      p("curtain_amplitude", T::number, "FIB-SEM curtains: ± this fraction of gain (fib-sem default 0.08)", "1",
-        num(im.curtain_amplitude), 0.0, 1.0),
-      p("curtain_period_vox", T::number, "typical curtain stripe width", "voxels", num(im.curtain_period_vox), 0.5),
-      p("seed", T::integer, "noise seed (default: the phantom seed)", "", "", 0.0),
+      param("attenuation", T::map, "per-phase attenuation {pore, se, am, binder}", "1", ""),
+      bounded(param("offset", T::number, "grey = offset + gain·μ", "grey", num(im.offset)), 0.0),
+      bounded(param("gain", T::number, "grey = offset + gain·μ", "grey", num(im.gain)), 0.0),
+      bounded(param("blur_sigma_vox", T::number_list, "Gaussian PSF σ: S or [sx, sy, sz]", "voxels",
+                    list(im.blur_sigma_vox)),
+              0.0),
+      choices(param("noise", T::string, "noise model", "", "gaussian"), {"gaussian", "poisson", "none"}),
+      bounded(param("snr", T::number, "|grey(a) − grey(b)| / σ_noise", "1", num(im.snr)), 1e-6),
+      param("snr_phases", T::string_list, "the two phases a, b that define the SNR", "", "[am, se]"),
+      bounded(param("cupping", T::number, "beam-hardening cupping: centre darker by this fraction", "1",
+                    num(im.cupping)),
+              0.0, 0.9),
+      bounded(param("ring_amplitude", T::number, "ring artefacts: ± this fraction of gain per radius", "1",
+                    num(im.ring_amplitude)),
+              0.0, 1.0),
+      bounded(param("curtain_amplitude", T::number, "FIB-SEM curtains: ± this fraction of gain (fib-sem default 0.08)",
+                    "1", num(im.curtain_amplitude)),
+              0.0, 1.0),
+      bounded(param("curtain_period_vox", T::number, "typical curtain stripe width", "voxels",
+                    num(im.curtain_period_vox)),
+              0.5),
+      bounded(param("seed", T::integer, "noise seed (default: the phantom seed)", "", ""), 0.0),
   };
 }
 

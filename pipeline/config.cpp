@@ -31,38 +31,25 @@ std::size_t SampleConfig::loaded_bytes_per_voxel() const {
 
 namespace {
 
-ParamSpec spec(std::string name, ParamType type, std::string help, std::string unit = "", std::string def = "",
-               std::vector<std::string> choices = {}, std::optional<double> min = {}, std::optional<double> max = {}) {
-  ParamSpec s;
-  s.name = std::move(name);
-  s.type = type;
-  s.help = std::move(help);
-  s.unit = std::move(unit);
-  s.default_yaml = std::move(def);
-  s.choices = std::move(choices);
-  s.min = min;
-  s.max = max;
-  return s;
-}
-
 std::vector<ParamSpec> format_specs() {
   return {
-      spec("format", ParamType::string, "volume format", "", "auto",
-           {"auto", "tiff", "mha", "mhd", "nrrd", "nifti", "raw", "hdf5", "npy"}),
-      spec("dims", ParamType::number_list, "raw: [nx, ny, nz]", "voxels", "", {}, 1.0),
-      spec("dtype", ParamType::string, "raw: element type", "", "", {"uint8", "uint16", "int16", "uint32", "float32"}),
-      spec("endian", ParamType::string, "raw: byte order", "", "little", {"little", "big"}),
-      spec("offset", ParamType::integer, "raw: header bytes to skip", "bytes", "0", {}, 0.0),
-      spec("dataset", ParamType::string, "HDF5 dataset, e.g. /exchange/data (empty: the only 3-D one)", "", ""),
+      choices(param("format", ParamType::string, "volume format", "", "auto"),
+              {"auto", "tiff", "mha", "mhd", "nrrd", "nifti", "raw", "hdf5", "npy"}),
+      bounded(param("dims", ParamType::number_list, "raw: [nx, ny, nz]", "voxels"), 1.0),
+      choices(param("dtype", ParamType::string, "raw: element type"), {"uint8", "uint16", "int16", "uint32", "float32"}),
+      choices(param("endian", ParamType::string, "raw: byte order", "", "little"), {"little", "big"}),
+      bounded(param("offset", ParamType::integer, "raw: header bytes to skip", "bytes", "0"), 0.0),
+      param("dataset", ParamType::string, "HDF5 dataset, e.g. /exchange/data (empty: the only 3-D one)"),
   };
 }
 
 ParamSpec voxel_size_spec() {
-  return spec("voxel_size_um", ParamType::number_list,
-              "voxel size: S or [sx, sy, sz] (> 0); overrides the file's metadata", "µm");
+  return param("voxel_size_um", ParamType::number_list,
+               "voxel size: S or [sx, sy, sz] (> 0); overrides the file's metadata", "µm");
 }
 ParamSpec pressing_axis_spec() {
-  return spec("pressing_axis", ParamType::string, "axis along which the sample was pressed", "", "z", {"x", "y", "z"});
+  return choices(param("pressing_axis", ParamType::string, "axis along which the sample was pressed", "", "z"),
+                 {"x", "y", "z"});
 }
 
 std::vector<std::string> names_of(const std::vector<ParamSpec>& specs) {
@@ -297,10 +284,8 @@ class ConfigParser {
   }
 
   static std::vector<ParamSpec> roi_specs() {
-    auto mn = spec("min", ParamType::number_list, "first voxel [x, y, z]", "voxels");
-    auto sz = spec("size", ParamType::number_list, "extent [x, y, z]", "voxels");
-    mn.required = sz.required = true;
-    return {mn, sz};
+    return {required(param("min", ParamType::number_list, "first voxel [x, y, z]", "voxels")),
+            required(param("size", ParamType::number_list, "extent [x, y, z]", "voxels"))};
   }
 
   std::string default_name(const std::string& path) const {
@@ -429,9 +414,7 @@ class ConfigParser {
   // does not inherit `defaults`' format options: they describe the grey volumes.
   std::optional<ReadOptions> labels_companion(const YAML::Node& n, const std::string& kp) {
     std::vector<ParamSpec> specs = format_specs();
-    auto path = spec("path", ParamType::string, "companion label volume");
-    path.required = true;
-    specs.insert(specs.begin(), path);
+    specs.insert(specs.begin(), required(param("path", ParamType::string, "companion label volume")));
     const Params none(YAML::Node(), specs, file_, kp);
     if (n.IsScalar()) {
       YAML::Node m(YAML::NodeType::Map);
@@ -553,13 +536,13 @@ class ConfigParser {
 
 std::vector<ParamSpec> top_level_specs() {
   return {
-      spec("version", ParamType::integer, "config schema version", "", "1", {}, 1.0, 1.0),
-      spec("output", ParamType::string, "run folder (relative: to the config's folder); default runs/<config name> in the working directory"),
-      spec("phases", ParamType::string_list, "phase table: list of {name, label, role}"),
-      spec("defaults", ParamType::map, "values every sample inherits: voxel_size_um, pressing_axis, format options"),
-      spec("samples", ParamType::string_list, "list of samples"),
-      spec("stages", ParamType::string_list, "per-sample stages in order: list of {stage: NAME, ...parameters}"),
-      spec("report", ParamType::string_list, "batch stages run after all samples: list of {stage: NAME, ...}"),
+      bounded(param("version", ParamType::integer, "config schema version", "", "1"), 1.0, 1.0),
+      param("output", ParamType::string, "run folder (relative: to the config's folder); default runs/<config name> in the working directory"),
+      param("phases", ParamType::string_list, "phase table: list of {name, label, role}"),
+      param("defaults", ParamType::map, "values every sample inherits: voxel_size_um, pressing_axis, format options"),
+      param("samples", ParamType::string_list, "list of samples"),
+      param("stages", ParamType::string_list, "per-sample stages in order: list of {stage: NAME, ...parameters}"),
+      param("report", ParamType::string_list, "batch stages run after all samples: list of {stage: NAME, ...}"),
   };
 }
 
@@ -571,16 +554,14 @@ std::vector<ParamSpec> defaults_specs() {
 }
 
 std::vector<ParamSpec> sample_specs() {
-  auto path = spec("path", ParamType::string, "grey or label volume: file, folder of TIFF slices, or glob");
-  path.required = true;
   std::vector<ParamSpec> s = {
-      spec("name", ParamType::string, "unique sample name (default: the file's stem)"),
-      path,
-      spec("kind", ParamType::string, "what the volume holds", "", "grey", {"grey", "labels"}),
-      spec("labels", ParamType::string, "companion label volume of a grey sample: PATH or {path, format options}"),
-      spec("pressure_MPa", ParamType::number, "applied stack pressure", "MPa", "0", {}, 0.0),
-      spec("series", ParamType::string, "pressure series the sample belongs to", "", "default"),
-      spec("roi", ParamType::map, "region of interest {min: [x, y, z], size: [x, y, z]}", "voxels"),
+      param("name", ParamType::string, "unique sample name (default: the file's stem)"),
+      required(param("path", ParamType::string, "grey or label volume: file, folder of TIFF slices, or glob")),
+      choices(param("kind", ParamType::string, "what the volume holds", "", "grey"), {"grey", "labels"}),
+      param("labels", ParamType::string, "companion label volume of a grey sample: PATH or {path, format options}"),
+      bounded(param("pressure_MPa", ParamType::number, "applied stack pressure", "MPa", "0"), 0.0),
+      param("series", ParamType::string, "pressure series the sample belongs to", "", "default"),
+      param("roi", ParamType::map, "region of interest {min: [x, y, z], size: [x, y, z]}", "voxels"),
       voxel_size_spec(),
       pressing_axis_spec(),
   };
@@ -592,10 +573,9 @@ std::vector<ParamSpec> phase_specs() {
   std::vector<std::string> roles;
   for (Role r : {Role::pore, Role::electrolyte, Role::active, Role::binder, Role::carbon, Role::crack, Role::other})
     roles.push_back(to_string(r));
-  auto name = spec("name", ParamType::string, "short phase name used in outputs (am, se, pore)");
-  auto label = spec("label", ParamType::integer, "label value in the label volume", "", "", {}, 0.0, 255.0);
-  name.required = label.required = true;
-  return {name, label, spec("role", ParamType::string, "what the phase is", "", "other", roles)};
+  return {required(param("name", ParamType::string, "short phase name used in outputs (am, se, pore)")),
+          required(bounded(param("label", ParamType::integer, "label value in the label volume"), 0.0, 255.0)),
+          choices(param("role", ParamType::string, "what the phase is", "", "other"), roles)};
 }
 
 Config parse_config(const fs::path& path, const Registry& registry, Diagnostics& diags) {

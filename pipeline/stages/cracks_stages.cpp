@@ -25,22 +25,6 @@ namespace fs = std::filesystem;
 
 const char* const kAxisName[3] = {"x", "y", "z"};
 
-ParamSpec spec(std::string name, ParamType type, std::string help, std::string unit = "", std::string def = "") {
-  ParamSpec s;
-  s.name = std::move(name);
-  s.type = type;
-  s.help = std::move(help);
-  s.unit = std::move(unit);
-  s.default_yaml = std::move(def);
-  return s;
-}
-
-ParamSpec bounded(ParamSpec s, std::optional<double> min, std::optional<double> max = std::nullopt) {
-  s.min = min;
-  s.max = max;
-  return s;
-}
-
 // A phase list item is a role name ("electrolyte", "active", "pore") meaning every phase of
 // that role, or a phase name / label.
 std::vector<const Phase*> resolve_phases(const std::vector<std::string>& items, const PhaseTable& table) {
@@ -121,42 +105,34 @@ class CracksStage : public Stage {
   }
   std::vector<ParamSpec> params() const override {
     return {
-        spec("host", ParamType::string_list, "host phase(s): role names (electrolyte, active) or phase names/labels",
-             "", "[electrolyte]"),
-        spec("void", ParamType::string_list, "void phase(s) cracks consist of: role names or phase names/labels", "",
-             "[pore]"),
-        bounded(spec("max_aperture", ParamType::number, "widest opening still a crack (0 = 4 voxels)", "µm", "0"), 0.0),
-        bounded(spec("closing_radius", ParamType::number,
-                     "radius of the host closing that defines 'inside the host' (0 = max_aperture/2 + 1 voxel)", "µm", "0"),
+        param("host", ParamType::string_list, "host phase(s): role names (electrolyte, active) or phase names/labels",
+              "", "[electrolyte]"),
+        param("void", ParamType::string_list, "void phase(s) cracks consist of: role names or phase names/labels", "",
+              "[pore]"),
+        bounded(param("max_aperture", ParamType::number, "widest opening still a crack (0 = 4 voxels)", "µm", "0"), 0.0),
+        bounded(param("closing_radius", ParamType::number,
+                      "radius of the host closing that defines 'inside the host' (0 = max_aperture/2 + 1 voxel)", "µm", "0"),
                 0.0),
-        bounded(spec("min_aspect", ParamType::number, "least sheet aspect (middle / smallest principal extent)", "", "4"),
+        bounded(param("min_aspect", ParamType::number, "least sheet aspect (middle / smallest principal extent)", "", "4"),
                 1.0),
-        bounded(spec("min_voxels", ParamType::integer, "smallest crack in voxels", "", "20"), 1.0),
-        spec("use_grey", ParamType::boolean, "add the Hessian dark-sheet response of the grey image when present", "",
-             "true"),
-        bounded(spec("sheet_threshold", ParamType::number, "sheet response for a crack seed (hysteresis: half of it to grow)",
-                     "", "0.5"),
+        bounded(param("min_voxels", ParamType::integer, "smallest crack in voxels", "", "20"), 1.0),
+        param("use_grey", ParamType::boolean, "add the Hessian dark-sheet response of the grey image when present", "",
+              "true"),
+        bounded(param("sheet_threshold", ParamType::number, "sheet response for a crack seed (hysteresis: half of it to grow)",
+                      "", "0.5"),
                 0.0, 1.0),
-        bounded(spec("sheet_scales", ParamType::number_list, "Hessian scales σ in voxels of the finest spacing", "voxel",
-                     "[1, 2, 3]"),
+        bounded(param("sheet_scales", ParamType::number_list, "Hessian scales σ in voxels of the finest spacing", "voxel",
+                      "[1, 2, 3]"),
                 0.1),
-        bounded(spec("sheet_contrast", ParamType::number, "host minus void grey level (0 = medians from the labels)",
-                     "grey", "0"),
+        bounded(param("sheet_contrast", ParamType::number, "host minus void grey level (0 = medians from the labels)",
+                      "grey", "0"),
                 0.0),
-        [] {
-          ParamSpec s = spec("connectivity", ParamType::integer, "void networks and short-circuit paths: 6 or 26", "", "26");
-          s.min = 6;
-          s.max = 26;
-          return s;
-        }(),
-        [] {
-          ParamSpec s = spec("pressing_axis", ParamType::string, "x, y, z, or sample (the sample's pressing axis)", "",
-                             "sample");
-          s.choices = {"x", "y", "z", "sample"};
-          return s;
-        }(),
-        spec("skeleton", ParamType::boolean, "skeletonise the cracks for their length and graph", "", "true"),
-        spec("slices", ParamType::boolean, "write cracks_xy/xz/yz.png", "", "true"),
+        bounded(param("connectivity", ParamType::integer, "void networks and short-circuit paths: 6 or 26", "", "26"), 6,
+                26),
+        choices(param("pressing_axis", ParamType::string, "x, y, z, or sample (the sample's pressing axis)", "", "sample"),
+                {"x", "y", "z", "sample"}),
+        param("skeleton", ParamType::boolean, "skeletonise the cracks for their length and graph", "", "true"),
+        param("slices", ParamType::boolean, "write cracks_xy/xz/yz.png", "", "true"),
     };
   }
   unsigned needs() const override { return kLabels; }

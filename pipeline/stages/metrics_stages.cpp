@@ -31,29 +31,14 @@ namespace fs = std::filesystem;
 
 const char* const kAxisName[3] = {"x", "y", "z"};
 
-ParamSpec spec(std::string name, ParamType type, std::string help, std::string unit = "", std::string def = "") {
-  ParamSpec s;
-  s.name = std::move(name);
-  s.type = type;
-  s.help = std::move(help);
-  s.unit = std::move(unit);
-  s.default_yaml = std::move(def);
-  return s;
-}
-
-ParamSpec choice(ParamSpec s, std::vector<std::string> choices) {
-  s.choices = std::move(choices);
-  return s;
-}
-
 ParamSpec phases_param(const std::string& help) {
-  return spec("phases", ParamType::string_list, help + " (names or labels; [] = every phase of the table)", "", "[]");
+  return param("phases", ParamType::string_list, help + " (names or labels; [] = every phase of the table)", "", "[]");
 }
 ParamSpec axes_param() {
-  return choice(spec("axes", ParamType::string_list, "axes to measure along", "", "[x, y, z]"), {"x", "y", "z"});
+  return choices(param("axes", ParamType::string_list, "axes to measure along", "", "[x, y, z]"), {"x", "y", "z"});
 }
 ParamSpec connectivity_param(const std::string& def) {
-  return spec("connectivity", ParamType::integer, "voxel neighbourhood: 6 (faces), 18 (+ edges), 26 (+ corners)", "", def);
+  return param("connectivity", ParamType::integer, "voxel neighbourhood: 6 (faces), 18 (+ edges), 26 (+ corners)", "", def);
 }
 
 void check_connectivity(const Params& p, Diagnostics& d) {
@@ -186,7 +171,7 @@ class InterfacesStage : public Stage {
            "specific areas, triple-phase boundary density";
   }
   std::vector<ParamSpec> params() const override {
-    return {spec("facecount", ParamType::boolean, "also report the face-count areas (interface_area_facecount)", "", "true")};
+    return {param("facecount", ParamType::boolean, "also report the face-count areas (interface_area_facecount)", "", "true")};
   }
   unsigned needs() const override { return kLabels; }
   double bytes_per_voxel() const override { return 0.0; }
@@ -234,8 +219,8 @@ class ContactAreaStage : public Stage {
     return "AM–SE contact-area fraction = A(am|se) / A(am|other phases); per particle when particle ids exist";
   }
   std::vector<ParamSpec> params() const override {
-    return {spec("exclude_border", ParamType::boolean,
-                 "leave particles cut by the image faces out of the per-particle distribution", "", "true")};
+    return {param("exclude_border", ParamType::boolean,
+                  "leave particles cut by the image faces out of the per-particle distribution", "", "true")};
   }
   unsigned needs() const override { return kLabels; }
   double bytes_per_voxel() const override { return 0.0; }
@@ -333,7 +318,7 @@ class GeometricTortuosityStage : public Stage {
   }
   std::vector<ParamSpec> params() const override {
     return {phases_param("phases to analyse"), axes_param(), connectivity_param("26"),
-            spec("map", ParamType::boolean, "compute the per-voxel (d_in + d_out)/L map (details: its mean)", "", "false")};
+            param("map", ParamType::boolean, "compute the per-voxel (d_in + d_out)/L map (details: its mean)", "", "false")};
   }
   unsigned needs() const override { return kLabels; }
   double bytes_per_voxel() const override { return 16.0; }
@@ -391,7 +376,7 @@ class LocalThicknessStage : public Stage {
   }
   std::vector<ParamSpec> params() const override {
     return {phases_param("phases to analyse"),
-            spec("outside_is_background", ParamType::boolean, "the image faces bound the phase", "", "false")};
+            param("outside_is_background", ParamType::boolean, "the image faces bound the phase", "", "false")};
   }
   unsigned needs() const override { return kLabels; }
   double bytes_per_voxel() const override { return 9.0; }

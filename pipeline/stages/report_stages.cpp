@@ -11,13 +11,14 @@ Command make_report_command();
 
 // The report stage's parameters; the `report` command reads the same keys from the run's config.
 std::vector<ParamSpec> report_stage_params() {
-  ParamSpec title{"title", ParamType::string, "heading and <title> of report.html", "", "voxpress pressure-series report"};
-  ParamSpec threshold{"crack_threshold", ParamType::number,
-                      "crack volume fraction a sample must exceed to count as cracked (crack onset); 0 = any detected crack", "1", "0"};
-  threshold.min = 0.0;
-  threshold.max = 1.0;
-  ParamSpec plots{"plots", ParamType::boolean, "draw the plots with gnuplot (PNG files plus embedded in the report)", "", "true"};
-  return {title, threshold, plots};
+  return {
+      param("title", ParamType::string, "heading and <title> of report.html", "", "voxpress pressure-series report"),
+      bounded(param("crack_threshold", ParamType::number,
+                    "crack volume fraction a sample must exceed to count as cracked (crack onset); 0 = any detected crack",
+                    "1", "0"),
+              0.0, 1.0),
+      param("plots", ParamType::boolean, "draw the plots with gnuplot (PNG files plus embedded in the report)", "", "true"),
+  };
 }
 
 report::ReportOptions report_options(const Params& params) {

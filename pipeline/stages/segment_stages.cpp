@@ -20,27 +20,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-ParamSpec spec(std::string name, ParamType type, std::string help, std::string unit = "", std::string def = "") {
-  ParamSpec s;
-  s.name = std::move(name);
-  s.type = type;
-  s.help = std::move(help);
-  s.unit = std::move(unit);
-  s.default_yaml = std::move(def);
-  return s;
-}
-
-ParamSpec bounded(ParamSpec s, std::optional<double> lo, std::optional<double> hi = std::nullopt) {
-  s.min = lo;
-  s.max = hi;
-  return s;
-}
-
-ParamSpec choice(ParamSpec s, std::vector<std::string> choices) {
-  s.choices = std::move(choices);
-  return s;
-}
-
 // A preflight problem at the key's line and column when the key was given.
 void bad(Diagnostics& d, const Params& p, const std::string& key, const std::string& message) {
   if (p.has(key)) d.error(p.node(key), p.key_path(key), message);
@@ -98,28 +77,28 @@ class PreprocessStage : public Stage {
   }
   std::vector<ParamSpec> params() const override {
     return {
-        spec("crop", ParamType::number_list, "voxel box [x0, y0, z0, nx, ny, nz]"),
-        spec("bin", ParamType::integer, "mean binning factor", "voxels", "1"),
-        spec("rings", ParamType::boolean, "ring-artefact reduction about the rotation centre", "", "false"),
-        bounded(spec("ring_window", ParamType::integer, "running-median window over radial shells (odd)", "shells", "9"), 3),
-        spec("cupping", ParamType::boolean, "radial cupping (beam hardening) correction", "", "false"),
-        bounded(spec("cupping_degree", ParamType::integer, "polynomial degree in r²", "", "2"), 1, 4),
-        spec("centre", ParamType::number_list, "rotation centre [x, y] in voxels; default the slice centre", "voxels"),
-        choice(spec("denoise", ParamType::string, "denoising filter", "", "none"),
-               {"none", "median", "bilateral", "anisotropic", "nlmeans"}),
-        bounded(spec("median_radius", ParamType::integer, "median box radius", "voxels", "1"), 1),
-        bounded(spec("bilateral_sigma", ParamType::number, "bilateral spatial σ", "µm", "1.0"), 0),
-        bounded(spec("bilateral_range", ParamType::number, "bilateral grey σ (0: twice the noise estimate)", "grey", "0"), 0),
-        bounded(spec("diffusion_iterations", ParamType::integer, "anisotropic diffusion iterations", "", "5"), 1),
-        bounded(spec("diffusion_conductance", ParamType::number, "anisotropic diffusion conductance", "", "1.0"), 0),
-        bounded(spec("nlmeans_patch_radius", ParamType::integer, "non-local means patch radius", "voxels", "2"), 1),
-        bounded(spec("nlmeans_search_radius", ParamType::integer, "non-local means sampler radius", "voxels", "5"), 1),
-        bounded(spec("nlmeans_samples", ParamType::integer, "patches sampled per voxel", "", "50"), 1),
-        bounded(spec("nlmeans_bandwidth", ParamType::number, "patch-weight kernel σ (0: 4 × the noise estimate)", "grey", "0"), 0),
-        bounded(spec("nlmeans_iterations", ParamType::integer, "non-local means iterations", "", "3"), 1),
-        spec("normalise", ParamType::boolean, "map percentiles to 0 and 1", "", "false"),
-        bounded(spec("percentiles", ParamType::number_list, "low and high percentiles for normalise", "%", "[0.5, 99.5]"), 0, 100),
-        spec("clamp", ParamType::boolean, "clamp normalised values to [0, 1]", "", "false"),
+        param("crop", ParamType::number_list, "voxel box [x0, y0, z0, nx, ny, nz]"),
+        param("bin", ParamType::integer, "mean binning factor", "voxels", "1"),
+        param("rings", ParamType::boolean, "ring-artefact reduction about the rotation centre", "", "false"),
+        bounded(param("ring_window", ParamType::integer, "running-median window over radial shells (odd)", "shells", "9"), 3),
+        param("cupping", ParamType::boolean, "radial cupping (beam hardening) correction", "", "false"),
+        bounded(param("cupping_degree", ParamType::integer, "polynomial degree in r²", "", "2"), 1, 4),
+        param("centre", ParamType::number_list, "rotation centre [x, y] in voxels; default the slice centre", "voxels"),
+        choices(param("denoise", ParamType::string, "denoising filter", "", "none"),
+                {"none", "median", "bilateral", "anisotropic", "nlmeans"}),
+        bounded(param("median_radius", ParamType::integer, "median box radius", "voxels", "1"), 1),
+        bounded(param("bilateral_sigma", ParamType::number, "bilateral spatial σ", "µm", "1.0"), 0),
+        bounded(param("bilateral_range", ParamType::number, "bilateral grey σ (0: twice the noise estimate)", "grey", "0"), 0),
+        bounded(param("diffusion_iterations", ParamType::integer, "anisotropic diffusion iterations", "", "5"), 1),
+        bounded(param("diffusion_conductance", ParamType::number, "anisotropic diffusion conductance", "", "1.0"), 0),
+        bounded(param("nlmeans_patch_radius", ParamType::integer, "non-local means patch radius", "voxels", "2"), 1),
+        bounded(param("nlmeans_search_radius", ParamType::integer, "non-local means sampler radius", "voxels", "5"), 1),
+        bounded(param("nlmeans_samples", ParamType::integer, "patches sampled per voxel", "", "50"), 1),
+        bounded(param("nlmeans_bandwidth", ParamType::number, "patch-weight kernel σ (0: 4 × the noise estimate)", "grey", "0"), 0),
+        bounded(param("nlmeans_iterations", ParamType::integer, "non-local means iterations", "", "3"), 1),
+        param("normalise", ParamType::boolean, "map percentiles to 0 and 1", "", "false"),
+        bounded(param("percentiles", ParamType::number_list, "low and high percentiles for normalise", "%", "[0.5, 99.5]"), 0, 100),
+        param("clamp", ParamType::boolean, "clamp normalised values to [0, 1]", "", "false"),
     };
   }
   unsigned needs() const override { return kGrey; }
@@ -201,15 +180,15 @@ class SegmentStage : public Stage {
   }
   std::vector<ParamSpec> params() const override {
     return {
-        choice(spec("method", ParamType::string, "segmentation method", "", "otsu"),
-               {"otsu", "multi-otsu", "gmm", "kmeans", "threshold", "hysteresis", "forest"}),
-        bounded(spec("classes", ParamType::integer, "number of classes (default: entries of phases, else 2)"), 2, 255),
-        spec("thresholds", ParamType::number_list, "threshold: ascending cuts; hysteresis: [low, high]", "grey"),
-        bounded(spec("bins", ParamType::integer, "histogram bins", "", "256"), 2, 65536),
-        spec("connectivity", ParamType::integer, "hysteresis connectivity", "", "6"),
-        spec("model", ParamType::string, "forest: model file saved by voxpress segment --model-out"),
-        spec("phases", ParamType::map,
-             "class index -> phase name of the config's phase table, e.g. {0: pore, 1: se, 2: am}"),
+        choices(param("method", ParamType::string, "segmentation method", "", "otsu"),
+                {"otsu", "multi-otsu", "gmm", "kmeans", "threshold", "hysteresis", "forest"}),
+        bounded(param("classes", ParamType::integer, "number of classes (default: entries of phases, else 2)"), 2, 255),
+        param("thresholds", ParamType::number_list, "threshold: ascending cuts; hysteresis: [low, high]", "grey"),
+        bounded(param("bins", ParamType::integer, "histogram bins", "", "256"), 2, 65536),
+        param("connectivity", ParamType::integer, "hysteresis connectivity", "", "6"),
+        param("model", ParamType::string, "forest: model file saved by voxpress segment --model-out"),
+        param("phases", ParamType::map,
+              "class index -> phase name of the config's phase table, e.g. {0: pore, 1: se, 2: am}"),
     };
   }
   unsigned needs() const override { return kGrey; }
@@ -345,12 +324,12 @@ class CleanupStage : public Stage {
   }
   std::vector<ParamSpec> params() const override {
     return {
-        spec("open", ParamType::map, "phase -> opening radius, e.g. {se: 0.5}", "µm"),
-        spec("close", ParamType::map, "phase -> closing radius", "µm"),
-        spec("min_island", ParamType::map, "phase -> minimum island volume, e.g. {pore: 2.0}", "µm³"),
-        spec("min_island_voxels", ParamType::map, "phase -> minimum island size", "voxels"),
-        spec("fill_holes", ParamType::string_list, "phases whose enclosed holes are filled"),
-        spec("connectivity", ParamType::integer, "island connectivity", "", "26"),
+        param("open", ParamType::map, "phase -> opening radius, e.g. {se: 0.5}", "µm"),
+        param("close", ParamType::map, "phase -> closing radius", "µm"),
+        param("min_island", ParamType::map, "phase -> minimum island volume, e.g. {pore: 2.0}", "µm³"),
+        param("min_island_voxels", ParamType::map, "phase -> minimum island size", "voxels"),
+        param("fill_holes", ParamType::string_list, "phases whose enclosed holes are filled"),
+        param("connectivity", ParamType::integer, "island connectivity", "", "26"),
     };
   }
   unsigned needs() const override { return kLabels; }
@@ -433,10 +412,10 @@ class ParticlesStage : public Stage {
   }
   std::vector<ParamSpec> params() const override {
     return {
-        spec("phase", ParamType::string, "phase to separate", "", "am"),
-        bounded(spec("h", ParamType::number, "h-maxima marker height of the distance map", "µm", "1.0"), 0),
-        bounded(spec("min_volume", ParamType::number, "drop particles smaller than this", "µm³", "0"), 0),
-        spec("connectivity", ParamType::integer, "6 or 26", "", "26"),
+        param("phase", ParamType::string, "phase to separate", "", "am"),
+        bounded(param("h", ParamType::number, "h-maxima marker height of the distance map", "µm", "1.0"), 0),
+        bounded(param("min_volume", ParamType::number, "drop particles smaller than this", "µm³", "0"), 0),
+        param("connectivity", ParamType::integer, "6 or 26", "", "26"),
     };
   }
   unsigned needs() const override { return kLabels; }

@@ -25,18 +25,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-ParamSpec spec(std::string name, ParamType type, std::string help, std::string unit, std::string def,
-               std::optional<double> min = std::nullopt) {
-  ParamSpec s;
-  s.name = std::move(name);
-  s.type = type;
-  s.help = std::move(help);
-  s.unit = std::move(unit);
-  s.default_yaml = std::move(def);
-  s.min = min;
-  return s;
-}
-
 // The conducting phases and their conductivities, resolved against the phase table.
 struct ConductingPhases {
   ConductivityTable table{};
@@ -149,23 +137,22 @@ class TransportStage : public Stage {
     return "voxel conductivity solve: sigma_eff, tortuosity factor, MacMullin number per axis (CG + multigrid)";
   }
   std::vector<ParamSpec> params() const override {
-    ParamSpec axes = spec("axes", ParamType::string_list, "transport directions", "", "[z]");
-    axes.choices = {"x", "y", "z"};
     return {
-        spec("phase", ParamType::string_list, "conducting phases (names or labels), conductivity 1 each", "", "[]"),
-        spec("conductivities", ParamType::map,
-             "conductivity per phase name or label, e.g. {se: 1, am: 1e-4}; phases not named conduct nothing",
-             "conductivity_unit", "{}"),
-        spec("conductivity_unit", ParamType::string, "unit of the conductivities, e.g. mS/cm (1 = normalised)", "",
-             "\"1\""),
-        axes,
-        spec("tol", ParamType::number, "relative residual ‖b − Ax‖/‖b‖ to reach", "", "1e-6", 0.0),
-        spec("flux_balance", ParamType::number, "inlet/outlet current balance |I_in − I_out|/|I_in| to reach", "",
-             "1e-4", 0.0),
-        spec("periodic", ParamType::boolean, "side faces wrap around (periodic boundary)", "", "false"),
-        spec("max_iterations", ParamType::integer, "conjugate-gradient iterations at most", "", "1000", 1.0),
-        spec("write_fields", ParamType::boolean,
-             "write potential/current-density volumes (float TIFF) and slice PNGs", "", "false"),
+        param("phase", ParamType::string_list, "conducting phases (names or labels), conductivity 1 each", "", "[]"),
+        param("conductivities", ParamType::map,
+              "conductivity per phase name or label, e.g. {se: 1, am: 1e-4}; phases not named conduct nothing",
+              "conductivity_unit", "{}"),
+        param("conductivity_unit", ParamType::string, "unit of the conductivities, e.g. mS/cm (1 = normalised)", "",
+              "\"1\""),
+        choices(param("axes", ParamType::string_list, "transport directions", "", "[z]"), {"x", "y", "z"}),
+        bounded(param("tol", ParamType::number, "relative residual ‖b − Ax‖/‖b‖ to reach", "", "1e-6"), 0.0),
+        bounded(param("flux_balance", ParamType::number, "inlet/outlet current balance |I_in − I_out|/|I_in| to reach",
+                      "", "1e-4"),
+                0.0),
+        param("periodic", ParamType::boolean, "side faces wrap around (periodic boundary)", "", "false"),
+        bounded(param("max_iterations", ParamType::integer, "conjugate-gradient iterations at most", "", "1000"), 1.0),
+        param("write_fields", ParamType::boolean,
+              "write potential/current-density volumes (float TIFF) and slice PNGs", "", "false"),
     };
   }
   unsigned needs() const override { return kLabels; }
