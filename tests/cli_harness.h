@@ -24,11 +24,16 @@ inline std::string slurp(const std::filesystem::path& p) {
   return s.str();
 }
 
+// separate: stdout in `out`, stderr in `err`; merged: both interleaved in `out` (as a terminal
+// shows them), `err` empty.
+enum class Streams { separate, merged };
+
 // Runs `voxpress ARGS` (ARGS as a shell fragment) in `dir`, capturing its streams there.
-inline CliResult run_voxpress(const std::string& args, const std::filesystem::path& dir) {
+inline CliResult run_voxpress(const std::string& args, const std::filesystem::path& dir,
+                              Streams streams = Streams::separate) {
   const auto out = dir / ".stdout.txt", err = dir / ".stderr.txt";
   const std::string cmd = "cd '" + dir.string() + "' && '" VP_VOXPRESS_EXE "' " + args + " >'" + out.string() +
-                          "' 2>'" + err.string() + "'";
+                          (streams == Streams::merged ? "' 2>&1" : "' 2>'" + err.string() + "'");
   const int status = std::system(cmd.c_str());
   CliResult r;
   r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;

@@ -1,7 +1,6 @@
 // The voxpress binary end to end: run, validate, info, stages, and bad input in a batch.
 #include <gtest/gtest.h>
 
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -9,10 +8,10 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
 
+#include "cli_harness.h"
 #include "core/hash.h"
 #include "filters/io/volume_io.h"
 
@@ -21,17 +20,8 @@ using namespace vp;
 
 namespace {
 
-struct Result {
-  int code = -1;
-  std::string out, err;
-};
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+using Result = vp::testing::CliResult;
+using vp::testing::slurp;
 
 class CliTest : public ::testing::Test {
  protected:
@@ -43,19 +33,7 @@ class CliTest : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(dir_); }
 
-  Result voxpress(const std::string& args) {
-    const fs::path out = dir_ / "stdout.txt", err = dir_ / "stderr.txt";
-    const std::string cmd = "cd '" + dir_.string() + "' && '" VP_VOXPRESS_EXE "' " + args + " >'" + out.string() +
-                            "' 2>'" + err.string() + "'";
-    const int status = std::system(cmd.c_str());
-    Result r;
-    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    r.out = slurp(out);
-    r.err = slurp(err);
-    fs::remove(out);
-    fs::remove(err);
-    return r;
-  }
+  Result voxpress(const std::string& args) const { return vp::testing::run_voxpress(args, dir_); }
 
   // 4x4x2 labels: 8 pore (0), 16 - n_am se (1), n_am + 8 am (2) arranged by index.
   void write_labels(const std::string& name, int am_voxels) {

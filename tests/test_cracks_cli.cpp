@@ -2,18 +2,16 @@
 // contract, exact numbers for an axis-aligned through-crack, the crack table and slice PNGs.
 #include <gtest/gtest.h>
 
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmath>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <memory>
 #include <string>
 
 #include <nlohmann/json.hpp>
 
+#include "cli_harness.h"
 #include "filters/io/volume_io.h"
 #include "phantoms/phantom.h"
 
@@ -22,21 +20,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct CommandResult {
-  int status = -1;
-  std::string out;
-};
-
-CommandResult run(const std::string& args) {
-  CommandResult r;
-  const std::string cmd = std::string(VP_VOXPRESS_EXE) + " " + args + " 2>&1";
-  std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(cmd.c_str(), "r"), pclose);
-  char buf[4096];
-  while (std::size_t n = fread(buf, 1, sizeof buf, pipe.get())) r.out.append(buf, n);
-  const int status = pclose(pipe.release());
-  r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
+using CommandResult = testing::CliResult;
 
 class CracksCli : public ::testing::Test {
  protected:
@@ -62,6 +46,8 @@ class CracksCli : public ::testing::Test {
   void TearDown() override {
     if (!dir_.empty()) fs::remove_all(dir_);
   }
+  // stdout and stderr together in `out`.
+  CommandResult run(const std::string& args) const { return testing::run_voxpress(args, dir_, testing::Streams::merged); }
   fs::path dir_;
   std::string labels_, grey_;
 };
@@ -69,7 +55,7 @@ class CracksCli : public ::testing::Test {
 TEST_F(CracksCli, JsonHasTheContractKeysAndExactThroughCrack) {
   const fs::path out = dir_ / "out";
   const CommandResult r = run("cracks " + labels_ + " --labels pore=0,se=1 --host se --json --out " + out.string());
-  ASSERT_EQ(r.status, 0) << r.out;
+  ASSERT_EQ(r.code, 0) << r.out;
   const nlohmann::json j = nlohmann::json::parse(r.out);
   for (const char* key : {"crack_count", "crack_volume_fraction", "crack_surface_density", "crack_area", "aperture_mean",
                           "aperture_max", "percolates", "bottleneck_diameter", "cracks", "rows"})
@@ -107,7 +93,7 @@ TEST_F(CracksCli, JsonHasTheContractKeysAndExactThroughCrack) {
 TEST_F(CracksCli, GreyImageKeepsTheLabelledCracks) {
   // Both cracks are labelled: the grey branch must neither lose nor widen them.
   const CommandResult r = run("cracks " + labels_ + " --labels pore=0,se=1 --host se --grey " + grey_ + " --json");
-  ASSERT_EQ(r.status, 0) << r.out;
+  ASSERT_EQ(r.code, 0) << r.out;
   const nlohmann::json j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["crack_count"].get<int>(), 2);
   EXPECT_DOUBLE_EQ(j["bottleneck_diameter"]["z"].get<double>(), 1.5);
@@ -116,11 +102,11 @@ TEST_F(CracksCli, GreyImageKeepsTheLabelledCracks) {
 
 TEST_F(CracksCli, TextOutputAndBadHost) {
   const CommandResult ok = run("cracks " + labels_ + " --labels pore=0,se=1 --host se");
-  ASSERT_EQ(ok.status, 0) << ok.out;
+  ASSERT_EQ(ok.code, 0) << ok.out;
   EXPECT_NE(ok.out.find("crack_count"), std::string::npos);
   EXPECT_NE(ok.out.find("bottleneck_diameter z"), std::string::npos);
   const CommandResult bad = run("cracks " + labels_ + " --labels pore=0,se=1 --host am");
-  EXPECT_EQ(bad.status, 2) << bad.out;
+  EXPECT_EQ(bad.code, 2) << bad.out;
   EXPECT_NE(bad.out.find("am"), std::string::npos) << bad.out;
 }
 

@@ -2,15 +2,13 @@
 // Runs the built executable (skips when it has not been built in this build folder).
 #include <gtest/gtest.h>
 
-#include <array>
 #include <cmath>
-#include <cstdio>
 #include <filesystem>
-#include <memory>
 #include <string>
 
 #include <nlohmann/json.hpp>
 
+#include "cli_harness.h"
 #include "filters/io/volume_io.h"
 #include "phantoms/phantom.h"
 
@@ -19,22 +17,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct Result {
-  int code = -1;
-  std::string out;
-};
-
-Result run(const std::string& args) {
-  Result r;
-  const std::string cmd = std::string(VP_VOXPRESS_EXE) + " " + args + " 2>/dev/null";
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return r;
-  std::array<char, 4096> buf;
-  while (std::size_t n = std::fread(buf.data(), 1, buf.size(), p)) r.out.append(buf.data(), n);
-  int status = pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
+using Result = vp::testing::CliResult;
 
 const nlohmann::json* find_row(const nlohmann::json& rows, const std::string& metric, const std::string& phase,
                                const std::string& axis = "") {
@@ -61,6 +44,7 @@ class MeasureCommand : public ::testing::Test {
   void TearDown() override {
     if (!dir_.empty()) fs::remove_all(dir_);
   }
+  vp::testing::CliResult run(const std::string& args) const { return vp::testing::run_voxpress(args, dir_); }
   fs::path dir_;
   phantom::Phantom ph_;
   std::string labels_;

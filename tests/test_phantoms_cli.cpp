@@ -2,13 +2,11 @@
 #include <gtest/gtest.h>
 
 #include <array>
-#include <cstdio>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 
 #include <nlohmann/json.hpp>
 
+#include "cli_harness.h"
 #include "filters/io/volume_io.h"
 #include "phantoms/phantom.h"
 
@@ -17,16 +15,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string file_bytes(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
-}
-
-int run(const std::string& args) {
-  const std::string cmd = std::string(VP_VOXPRESS_EXE) + " " + args + " >/dev/null 2>&1";
-  const int status = std::system(cmd.c_str());
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
+using vp::testing::slurp;
 
 class PhantomCli : public ::testing::Test {
  protected:
@@ -38,6 +27,7 @@ class PhantomCli : public ::testing::Test {
   void TearDown() override {
     if (!dir_.empty()) fs::remove_all(dir_);
   }
+  int run(const std::string& args) const { return vp::testing::run_voxpress(args, dir_).code; }
   fs::path dir_;
 };
 
@@ -54,12 +44,12 @@ TEST_F(PhantomCli, SameArgumentsGiveTheSameBytesWhateverTheFolderAndThreads) {
       "p010.tif", "p010.truth.json", "p010_cracks.tif", "p010_labels.tif", "p010_particles.tif",
       "p260.tif", "p260.truth.json", "p260_cracks.tif", "p260_labels.tif", "p260_particles.tif", "series.yaml"};
   EXPECT_EQ(names, expected);
-  for (const auto& n : names) EXPECT_EQ(file_bytes(dir_ / "a" / n), file_bytes(dir_ / "b" / n)) << n;
+  for (const auto& n : names) EXPECT_EQ(slurp(dir_ / "a" / n), slurp(dir_ / "b" / n)) << n;
   ASSERT_EQ(run("phantom --out " + (dir_ / "c").string() + " --size 32 --seed 5 --pressures 10"), 0);
-  EXPECT_NE(file_bytes(dir_ / "a" / "p010_labels.tif"), file_bytes(dir_ / "c" / "p010_labels.tif"));
+  EXPECT_NE(slurp(dir_ / "a" / "p010_labels.tif"), slurp(dir_ / "c" / "p010_labels.tif"));
 
   // Truth beside the volume, consistent with the label file.
-  const auto truth = nlohmann::json::parse(file_bytes(dir_ / "a" / "p260.truth.json"));
+  const auto truth = nlohmann::json::parse(slurp(dir_ / "a" / "p260.truth.json"));
   EXPECT_EQ(truth["pressure_MPa"], 260.0);
   EXPECT_GE(truth["crack_count"].get<int>(), 1);
   EXPECT_EQ(truth["parameters"]["imaging"]["noise"], "poisson");
@@ -71,7 +61,7 @@ TEST_F(PhantomCli, SameArgumentsGiveTheSameBytesWhateverTheFolderAndThreads) {
   EXPECT_EQ(truth["voxel_count"]["pore"].get<std::int64_t>(), counts[0]);
   EXPECT_EQ(truth["voxel_count"]["am"].get<std::int64_t>(), counts[2]);
 
-  const std::string yaml = file_bytes(dir_ / "a" / "series.yaml");
+  const std::string yaml = slurp(dir_ / "a" / "series.yaml");
   EXPECT_NE(yaml.find("{name: p260, path: p260.tif, labels: p260_labels.tif, pressure_MPa: 260, series: composite}"),
             std::string::npos) << yaml;
   EXPECT_NE(yaml.find("voxel_size_um: [0.5, 0.5, 0.5]"), std::string::npos) << yaml;
@@ -91,7 +81,7 @@ TEST(DataSamples, BundledSeriesMatchesItsTruth) {
   if (!fs::exists(dir / "series.yaml")) GTEST_SKIP() << "data_samples/series not present";
   double last_porosity = 2, last_contact = -1;
   for (const char* name : {"p010", "p050", "p125", "p250", "p370"}) {
-    const auto truth = nlohmann::json::parse(file_bytes(dir / (std::string(name) + ".truth.json")));
+    const auto truth = nlohmann::json::parse(slurp(dir / (std::string(name) + ".truth.json")));
     ReadOptions ro;
     ro.path = (dir / (std::string(name) + "_labels.tif")).string();
     const auto labels = std::get<Volume<std::uint8_t>>(read_volume(ro).volume);

@@ -3,38 +3,17 @@
 // Needs the voxpress executable (built with the whole tree); skips when it is not there.
 #include <gtest/gtest.h>
 
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 
-using namespace std::string_literals;
+#include "cli_harness.h"
+
 namespace fs = std::filesystem;
 
 namespace {
 
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-struct Result {
-  int code = -1;
-  std::string out, err;
-};
-
-Result voxpress(const std::string& args, const fs::path& scratch) {
-  const std::string cmd = "\""s + VP_VOXPRESS_EXE + "\" " + args + " >\"" + (scratch / "out.txt").string() + "\" 2>\"" +
-                          (scratch / "err.txt").string() + "\"";
-  const int status = std::system(cmd.c_str());
-  Result r;
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.out = slurp(scratch / "out.txt");
-  r.err = slurp(scratch / "err.txt");
-  return r;
-}
+using vp::testing::run_voxpress;
+using vp::testing::slurp;
 
 class ReportCommand : public ::testing::Test {
  protected:
@@ -62,7 +41,7 @@ class ReportCommand : public ::testing::Test {
 }  // namespace
 
 TEST_F(ReportCommand, UsesTheRunConfigsReportSettings) {
-  const auto r = voxpress("report \"" + run.string() + "\"", run);
+  const auto r = run_voxpress("report \"" + run.string() + "\"", run);
   ASSERT_EQ(r.code, 0) << r.err;
   const auto html = slurp(run / "report.html");
   EXPECT_NE(html.find("<title>From the config</title>"), std::string::npos);
@@ -73,21 +52,21 @@ TEST_F(ReportCommand, UsesTheRunConfigsReportSettings) {
 }
 
 TEST_F(ReportCommand, FlagsOverrideTheConfig) {
-  const auto r = voxpress("report \"" + run.string() + "\" --title Override --crack-threshold 0.001", run);
+  const auto r = run_voxpress("report \"" + run.string() + "\" --title Override --crack-threshold 0.001", run);
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(slurp(run / "report.html").find("<title>Override</title>"), std::string::npos);
   EXPECT_NE(slurp(run / "fits.json").find("\"onset_pressure_MPa\": 100.0"), std::string::npos);
 }
 
 TEST_F(ReportCommand, BadInputExitsTwoNamingTheFile) {
-  auto r = voxpress("report \"" + (run / "nope").string() + "\"", run);
+  auto r = run_voxpress("report \"" + (run / "nope").string() + "\"", run);
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("nope"), std::string::npos) << r.err;
   std::ofstream(run / "metrics.csv", std::ios::app) << "p9,A,900,cracks,crack_volume_fraction,,,lots,1\n";
-  r = voxpress("report \"" + run.string() + "\"", run);
+  r = run_voxpress("report \"" + run.string() + "\"", run);
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("metrics.csv:6"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("lots"), std::string::npos) << r.err;
-  r = voxpress("report \"" + run.string() + "\" --crack-threshold 2", run);
+  r = run_voxpress("report \"" + run.string() + "\" --crack-threshold 2", run);
   EXPECT_EQ(r.code, 2);
 }

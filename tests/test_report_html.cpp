@@ -12,6 +12,7 @@
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 
+#include "cli_harness.h"
 #include "core/json_util.h"
 #include "pipeline/report/report.h"
 
@@ -20,12 +21,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+using vp::testing::slurp;
 
 std::size_t count(const std::string& text, const std::string& what) {
   std::size_t n = 0;

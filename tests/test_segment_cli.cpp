@@ -3,11 +3,10 @@
 // voxpress executable has not been built.
 #include <gtest/gtest.h>
 
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 
+#include "cli_harness.h"
 #include "filters/io/volume_io.h"
 
 using namespace vp;
@@ -26,14 +25,10 @@ class SegmentCli : public ::testing::Test {
     if (!dir_.empty()) fs::remove_all(dir_);
   }
   // Runs voxpress with args; returns the exit code, stdout+stderr in `out`.
-  int run(const std::string& args, std::string* out = nullptr) {
-    const fs::path log = dir_ / "log.txt";
-    const int rc = std::system((std::string(VP_VOXPRESS_EXE) + " " + args + " > " + log.string() + " 2>&1").c_str());
-    std::ifstream f(log);
-    std::stringstream ss;
-    ss << f.rdbuf();
-    if (out) *out = ss.str();
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+  int run(const std::string& args, std::string* out = nullptr) const {
+    auto r = vp::testing::run_voxpress(args, dir_, vp::testing::Streams::merged);
+    if (out) *out = std::move(r.out);
+    return r.code;
   }
   std::string path(const std::string& name) const { return (dir_ / name).string(); }
   fs::path dir_;
@@ -129,10 +124,7 @@ TEST_F(SegmentCli, YamlStagesSegmentCleanAndCountParticles) {
                                       "  - {stage: volume_fraction}\n";
   std::string out;
   ASSERT_EQ(run("run " + path("cfg.yaml") + " --out " + path("run") + " -q", &out), 0) << out;
-  std::ifstream csv(dir_ / "run" / "metrics.csv");
-  std::stringstream ss;
-  ss << csv.rdbuf();
-  const std::string m = ss.str();
+  const std::string m = vp::testing::slurp(dir_ / "run" / "metrics.csv");
   EXPECT_NE(m.find(",particles,particles_separated,am,,2,1"), std::string::npos) << m;
   EXPECT_EQ(m.find(",particles,particle_count"), std::string::npos) << m;  // particle_sizes' metric
   // 2000 AM voxels and 64 pore voxels of 18432.

@@ -2,15 +2,12 @@
 // executable (VP_VOXPRESS_EXE); skipped when it has not been built.
 #include <gtest/gtest.h>
 
-#include <array>
-#include <cstdio>
 #include <filesystem>
-#include <memory>
 #include <string>
-#include <sys/wait.h>
 
 #include <nlohmann/json.hpp>
 
+#include "cli_harness.h"
 #include "filters/io/volume_io.h"
 
 namespace vp {
@@ -18,22 +15,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct CommandRun {
-  int code = -1;
-  std::string out;
-};
-
-CommandRun voxpress(const std::string& args) {
-  CommandRun r;
-  const std::string cmd = std::string(VP_VOXPRESS_EXE) + " " + args + " 2>/dev/null";
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return r;
-  std::array<char, 4096> buf;
-  for (std::size_t n; (n = fread(buf.data(), 1, buf.size(), p)) > 0;) r.out.append(buf.data(), n);
-  const int status = pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
+using CommandRun = testing::CliResult;
 
 class SolveCommand : public ::testing::Test {
  protected:
@@ -52,6 +34,7 @@ class SolveCommand : public ::testing::Test {
   void TearDown() override {
     if (!dir_.empty()) fs::remove_all(dir_);
   }
+  CommandRun voxpress(const std::string& args) const { return testing::run_voxpress(args, dir_); }
   fs::path dir_;
   std::string halves_;
 };
