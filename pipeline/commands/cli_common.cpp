@@ -19,7 +19,7 @@ void add_volume_flags(CLI::App& app, VolumeArgs& a) {
   app.add_option("--spacing", a.spacing, "voxel size in µm: S or SX,SY,SZ (overrides the file)");
 }
 
-Vec3 parse_spacing(const std::string& text, const std::string& flag) {
+std::vector<double> parse_numbers(const std::string& text, const std::string& flag, const std::string& expected) {
   std::vector<double> v;
   std::stringstream ss(text);
   for (std::string item; std::getline(ss, item, ',');) {
@@ -28,9 +28,23 @@ Vec3 parse_spacing(const std::string& text, const std::string& flag) {
       v.push_back(std::stod(item, &used));
       if (used != item.size()) throw std::invalid_argument(item);
     } catch (const std::exception&) {
-      throw InputError(flag + " '" + text + "': '" + item + "' is not a number; expected S or SX,SY,SZ in µm");
+      throw InputError(flag + " '" + text + "': '" + item + "' is not a number" +
+                       (expected.empty() ? "" : "; expected " + expected));
     }
   }
+  return v;
+}
+
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> out;
+  std::stringstream ss(text);
+  for (std::string item; std::getline(ss, item, ',');)
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+Vec3 parse_spacing(const std::string& text, const std::string& flag) {
+  std::vector<double> v = parse_numbers(text, flag, "S or SX,SY,SZ in µm");
   if (v.size() == 1) v = {v[0], v[0], v[0]};
   if (v.size() != 3) throw InputError(flag + " '" + text + "': expected 1 or 3 comma-separated numbers");
   for (double s : v)

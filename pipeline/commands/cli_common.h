@@ -30,6 +30,11 @@ ReadResult load_volume(const VolumeArgs& args);
 
 // "0.5" -> {0.5, 0.5, 0.5}; "1,1,2" -> {1, 1, 2}. Throws InputError naming the flag.
 Vec3 parse_spacing(const std::string& text, const std::string& flag = "--spacing");
+// "1,2.5,3" -> {1, 2.5, 3}; "" -> {}. Throws InputError naming the flag and the item that is not a
+// number, followed by "; expected EXPECTED" when `expected` is given.
+std::vector<double> parse_numbers(const std::string& text, const std::string& flag, const std::string& expected = "");
+// "a,b,,c" -> {"a", "b", "c"} (empty items dropped).
+std::vector<std::string> split_list(const std::string& text);
 // "NAME=VALUE,NAME=VALUE" -> pairs. Throws InputError naming the flag.
 std::vector<std::pair<std::string, std::string>> parse_assignments(const std::string& text, const std::string& flag);
 

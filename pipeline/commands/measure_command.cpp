@@ -51,14 +51,6 @@ const std::map<std::string, std::string>& metric_to_stage() {
   return m;
 }
 
-std::vector<std::string> split(const std::string& text) {
-  std::vector<std::string> out;
-  std::stringstream ss(text);
-  for (std::string item; std::getline(ss, item, ',');)
-    if (!item.empty()) out.push_back(item);
-  return out;
-}
-
 // Stage names to run, in order, without repeats.
 std::vector<std::string> stages_for(const std::string& metrics, const PhaseTable& table, bool have_particles) {
   std::vector<std::string> wanted;
@@ -70,7 +62,7 @@ std::vector<std::string> stages_for(const std::string& metrics, const PhaseTable
       wanted.insert(wanted.begin() + 3, "contact_area");
     if (have_particles) wanted.push_back("particle_sizes");
   } else {
-    for (const auto& name : split(metrics)) {
+    for (const auto& name : split_list(metrics)) {
       auto it = metric_to_stage().find(name);
       if (it == metric_to_stage().end()) {
         std::string known;

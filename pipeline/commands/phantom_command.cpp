@@ -30,17 +30,7 @@ namespace fs = std::filesystem;
 using namespace vp::phantom;
 
 std::vector<double> parse_list(const std::string& text, const std::string& flag) {
-  std::vector<double> v;
-  std::stringstream ss(text);
-  for (std::string item; std::getline(ss, item, ',');) {
-    try {
-      std::size_t used = 0;
-      v.push_back(std::stod(item, &used));
-      if (used != item.size()) throw std::invalid_argument(item);
-    } catch (const std::exception&) {
-      throw InputError(flag + " '" + text + "': '" + item + "' is not a number");
-    }
-  }
+  std::vector<double> v = parse_numbers(text, flag);
   if (v.empty()) throw InputError(flag + ": expected at least one number");
   return v;
 }

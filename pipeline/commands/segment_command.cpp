@@ -21,21 +21,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::vector<double> parse_numbers(const std::string& text, const std::string& flag) {
-  std::vector<double> v;
-  std::stringstream ss(text);
-  for (std::string item; std::getline(ss, item, ',');) {
-    try {
-      std::size_t used = 0;
-      v.push_back(std::stod(item, &used));
-      if (used != item.size()) throw std::invalid_argument(item);
-    } catch (const std::exception&) {
-      throw InputError(flag + " '" + text + "': '" + item + "' is not a number");
-    }
-  }
-  return v;
-}
-
 void write_bytes(const fs::path& path, const std::vector<unsigned char>& bytes) {
   write_atomically(path, [&](const fs::path& tmp) {
     std::ofstream f(tmp, std::ios::binary);

@@ -20,14 +20,6 @@ namespace vp {
 
 namespace {
 
-std::vector<std::string> split_list(const std::string& text) {
-  std::vector<std::string> out;
-  std::stringstream ss(text);
-  for (std::string item; std::getline(ss, item, ',');)
-    if (!item.empty()) out.push_back(item);
-  return out;
-}
-
 // "0-89" -> the labels present in 0..89; anything else is kept as a name or label.
 std::vector<std::string> expand_ranges(const std::vector<std::string>& items, const std::vector<int>& present,
                                        const std::string& flag) {
