@@ -1,6 +1,7 @@
 #include "pipeline/commands/cli_common.h"
 
 #include <algorithm>
+#include <cmath>
 #include <iostream>
 #include <sstream>
 
@@ -98,6 +99,28 @@ std::vector<int> labels_present(const Volume<std::uint8_t>& labels) {
   for (int l = 0; l < 256; ++l)
     if (seen[l]) out.push_back(l);
   return out;
+}
+
+Volume<std::uint32_t> read_particle_ids(const std::string& path, const Volume<std::uint8_t>& labels) {
+  ReadOptions ro;
+  ro.path = path;
+  const AnyVolume pv = read_volume(ro).volume;
+  if (!(dims_of(pv) == labels.dims()))
+    throw InputError(path + ": dims " + to_string(dims_of(pv)) + " differ from the label volume's " +
+                     to_string(labels.dims()));
+  Volume<std::uint32_t> ids(labels.dims(), labels.spacing_um);
+  std::visit(
+      [&](const auto& v) {
+        for (index_t i = 0; i < v.size(); ++i) {
+          const double x = static_cast<double>(v[i]);
+          if (x < 0 || x != std::floor(x))
+            throw InputError(path + ": voxel " + std::to_string(i) + " holds " + std::to_string(x) +
+                             "; expected a non-negative integer particle id");
+          ids[i] = static_cast<std::uint32_t>(x);
+        }
+      },
+      pv);
+  return ids;
 }
 
 PhaseTable phase_table_from_flags(const std::string& labels, const std::string& roles,

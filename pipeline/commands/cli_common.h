@@ -45,6 +45,10 @@ PhaseTable phase_table_from_flags(const std::string& labels, const std::string& 
                                   const std::vector<int>& labels_present);
 std::vector<int> labels_present(const Volume<std::uint8_t>& labels);
 
+// --particles FILE: particle ids (any integer-valued type) with the labels' dims, as uint32 with
+// the labels' spacing. Throws InputError naming the file on other dims or a non-integer voxel.
+Volume<std::uint32_t> read_particle_ids(const std::string& path, const Volume<std::uint8_t>& labels);
+
 // Parses args (argv after the command name) and turns CLI11's errors into InputError;
 // returns true when --help was printed (the caller then exits 0).
 bool parse_cli(CLI::App& app, const std::vector<std::string>& args);

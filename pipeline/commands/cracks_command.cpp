@@ -25,28 +25,6 @@ std::string number_or_dash(const nlohmann::json& v, int precision = 6) {
   return s.str();
 }
 
-Volume<std::uint32_t> read_particle_ids(const std::string& path, const Volume<std::uint8_t>& labels) {
-  ReadOptions ro;
-  ro.path = path;
-  const AnyVolume pv = read_volume(ro).volume;
-  if (!(dims_of(pv) == labels.dims()))
-    throw InputError(path + ": dims " + to_string(dims_of(pv)) + " differ from the label volume's " +
-                     to_string(labels.dims()));
-  Volume<std::uint32_t> ids(labels.dims(), labels.spacing_um);
-  std::visit(
-      [&](const auto& v) {
-        for (index_t i = 0; i < v.size(); ++i) {
-          const double x = static_cast<double>(v[i]);
-          if (x < 0 || x != std::floor(x))
-            throw InputError(path + ": voxel " + std::to_string(i) + " holds " + std::to_string(x) +
-                             "; expected a non-negative integer particle id");
-          ids[i] = static_cast<std::uint32_t>(x);
-        }
-      },
-      pv);
-  return ids;
-}
-
 void print_table(const nlohmann::json& d) {
   std::cout << "host " << d["host"].get<std::string>() << ", pressing axis " << d["pressing_axis"].get<std::string>()
             << "\n";

@@ -103,29 +103,7 @@ int measure_main(const std::vector<std::string>& args) {
   ctx.sample.path = volume.path;
   ctx.sample.spacing_um = voxels.spacing_um;
   ctx.labels = LabelVolume(std::move(voxels), std::move(table));
-  if (!particles_path.empty()) {
-    ReadOptions ro;
-    ro.path = particles_path;
-    AnyVolume pv = read_volume(ro).volume;
-    Volume<std::uint32_t> ids(dims_of(pv), ctx.labels->spacing_um);
-    std::visit(
-        [&](const auto& v) {
-          using T = typename std::decay_t<decltype(v)>::value_type;
-          for (index_t i = 0; i < v.size(); ++i) {
-            const double x = static_cast<double>(v[i]);
-            if (x < 0 || x != std::floor(x))
-              throw InputError(particles_path + ": voxel " + std::to_string(i) + " holds " + std::to_string(x) +
-                               "; expected a non-negative integer particle id");
-            ids[i] = static_cast<std::uint32_t>(v[i]);
-          }
-          (void)sizeof(T);
-        },
-        pv);
-    if (!(ids.dims() == ctx.labels->dims()))
-      throw InputError(particles_path + ": dims " + to_string(ids.dims()) + " differ from the label volume's " +
-                       to_string(ctx.labels->dims()));
-    ctx.particles = std::move(ids);
-  }
+  if (!particles_path.empty()) ctx.particles = read_particle_ids(particles_path, *ctx.labels);
 
   const Registry& reg = Registry::global();
   for (const std::string& name : stages_for(metrics, ctx.labels->phases, ctx.particles.has_value())) {
