@@ -148,24 +148,6 @@ struct FineViewT {
 using FineView = FineViewT<float>;
 using ExactView = FineViewT<double>;
 
-struct CoarseView {
-  const CoarseLevel& L;
-  const Grid& grid() const { return L.grid; }
-  bool active(const Cell&) const { return true; }  // inactive cells have a zero diagonal
-  bool active_at(index_t) const { return true; }
-  float coupling(const Cell& c, int k) const {
-    const index_t j = c.nb[k];
-    if (j < 0) return 0.0f;
-    return (k & 1) ? L.face[k >> 1][c.i] : L.face[k >> 1][j];
-  }
-  float electrode_low(const Cell& c) const {
-    return c.at[L.grid.axis] == 0 ? L.dirichlet_low[plane_index(L.grid, c)] : 0.0f;
-  }
-  float electrode_high(const Cell& c) const {
-    return c.at[L.grid.axis] == L.grid.n[L.grid.axis] - 1 ? L.dirichlet_high[plane_index(L.grid, c)] : 0.0f;
-  }
-};
-
 // S = Σ_j G_ij x_j and D = Σ_j G_ij + electrode couplings, for one cell.
 template <class V, class T, class Acc>
 inline void stencil(const V& v, const Cell& c, const T* x, Acc& S, Acc& D) {
@@ -257,55 +239,9 @@ inline void fine_row(const FineLevel& L, index_t y, index_t z, int colour, const
 }
 
 template <class T, class Acc, class F>
-inline void coarse_row(const CoarseLevel& L, index_t y, index_t z, int colour, const T* X, F&& f) {
-  const Grid& g = L.grid;
-  const Row r = row_of(g, y, z);
-  const index_t n0 = g.n[0];
-  const float* zero = L.no_face.data();
-  const float* gx = L.face[0].data() + r.base;
-  const float* gyp = L.face[1].data() + r.base;  // 0 where there is no + neighbour
-  const float* gzp = L.face[2].data() + r.base;
-  const float* gym = r.ym < 0 ? zero : L.face[1].data() + r.ym;
-  const float* gzm = r.zm < 0 ? zero : L.face[2].data() + r.zm;
-  const T* x0 = X + r.base;
-  const T* xym = r.ym < 0 ? x0 : X + r.ym;
-  const T* xyp = r.yp < 0 ? x0 : X + r.yp;
-  const T* xzm = r.zm < 0 ? x0 : X + r.zm;
-  const T* xzp = r.zp < 0 ? x0 : X + r.zp;
-  const RowElectrodes e = row_electrodes(g, y, z);
-  const int b = (g.axis + 1) % 3;
-  for_colour(g, y, z, colour, [&](index_t x) {
-    Acc S = 0, D = 0, G;
-    const index_t xm = x > 0 ? x - 1 : g.wrap[0] ? n0 - 1 : -1;
-    const index_t xp = x < n0 - 1 ? x + 1 : g.wrap[0] ? 0 : -1;
-    if (xm >= 0) G = gx[xm], S += G * static_cast<Acc>(x0[xm]), D += G;
-    if (xp >= 0) G = gx[x], S += G * static_cast<Acc>(x0[xp]), D += G;
-    G = gym[x], S += G * static_cast<Acc>(xym[x]), D += G;
-    G = gyp[x], S += G * static_cast<Acc>(xyp[x]), D += G;
-    G = gzm[x], S += G * static_cast<Acc>(xzm[x]), D += G;
-    G = gzp[x], S += G * static_cast<Acc>(xzp[x]), D += G;
-    float inlet = 0;
-    const bool low = g.axis == 0 ? x == 0 : e.low;
-    const bool high = g.axis == 0 ? x == n0 - 1 : e.high;
-    if (low || high) {
-      const std::array<index_t, 3> at{x, y, z};
-      const index_t p = at[b] + g.n[b] * at[(g.axis + 2) % 3];
-      if (low) inlet = L.dirichlet_low[p], D += inlet;
-      if (high) D += L.dirichlet_high[p];
-    }
-    f(r.base + x, S, D, inlet);
-  });
-}
-
-template <class T, class Acc, class F>
 inline void level_row(const FineView& v, index_t y, index_t z, int colour, const T* X, F&& f) {
   fine_row<T, Acc>(v.L, y, z, colour, X, f);
 }
-template <class T, class Acc, class F>
-inline void level_row(const CoarseView& v, index_t y, index_t z, int colour, const T* X, F&& f) {
-  coarse_row<T, Acc>(v.L, y, z, colour, X, f);
-}
-
 template <class V>
 void smooth(const V& v, const float* b, float* x, bool forward) {
   const Grid& g = v.grid();
@@ -328,41 +264,6 @@ inline std::pair<index_t, index_t> child_range(const Grid& fine, int a, index_t 
   return {2 * C, std::min(2 * C + 1, fine.n[a] - 1)};
 }
 
-template <class V>
-void restrict_residual(const V& v, const float* b, const float* x, CoarseLevel& C) {
-  const Grid& f = v.grid();
-  const Grid& g = C.grid;
-  parallel_rows(g, [&](index_t Y, index_t Z) {
-    const index_t base = Y * g.n[0] + Z * g.n[0] * g.n[1];
-    std::fill_n(&C.b[base], g.n[0], 0.0f);
-    std::fill_n(&C.x[base], g.n[0], 0.0f);
-    const auto [y0, y1] = child_range(f, 1, Y);
-    const auto [z0, z1] = child_range(f, 2, Z);
-    for (index_t z = z0; z <= z1; ++z)
-      for (index_t y = y0; y <= y1; ++y) {
-        const index_t fbase = y * f.n[0] + z * f.n[0] * f.n[1];
-        const int shift = f.n[0] > 1 ? 1 : 0;
-        level_row<float, float>(v, y, z, -1, x, [&](index_t i, float S, float D, float) {
-          if (D > 0) C.b[base + ((i - fbase) >> shift)] += b[i] - (D * x[i] - S);
-        });
-      }
-  });
-}
-
-template <class V>
-void prolong_add(const V& v, const CoarseLevel& C, float* x) {
-  const Grid& f = v.grid();
-  const Grid& g = C.grid;
-  const int shift = f.n[0] > 1 ? 1 : 0;
-  parallel_rows(f, [&](index_t y, index_t z) {
-    const float* cx = C.x.data() + parent_coord(f, 1, y) * g.n[0] + parent_coord(f, 2, z) * g.n[0] * g.n[1];
-    const index_t base = y * f.n[0] + z * f.n[0] * f.n[1];
-    float* row = x + base;
-    for (index_t i = 0; i < f.n[0]; ++i)
-      if (v.active_at(base + i)) row[i] += cx[i >> shift];
-  });
-}
-
 Cell cell_at(const Grid& g, index_t x, index_t y, index_t z) {
   Cell c;
   c.at = {x, y, z};
@@ -370,64 +271,352 @@ Cell cell_at(const Grid& g, index_t x, index_t y, index_t z) {
   return c;
 }
 
-// Coarse conductances by averaging: ½ × the sum of the fine couplings crossing each coarse face.
-template <class V>
-CoarseLevel coarsen(const V& v) {
+// ---- connectivity-aware aggregation ---------------------------------------------------
+//
+// The conducting voxels of one 2×2×2 cell, split into their face-connected pieces: for each
+// of the 256 patterns of active children (bit k = child dx + 2dy + 4dz), the piece of each
+// child and the number of pieces (at most 4).
+struct PieceTable {
+  std::array<std::array<std::uint8_t, 8>, 256> piece{};
+  std::array<std::uint8_t, 256> count{};
+  PieceTable() {
+    for (int p = 0; p < 256; ++p) {
+      std::array<int, 8> lab;
+      lab.fill(-1);
+      int n = 0;
+      for (int k = 0; k < 8; ++k) {
+        if (!((p >> k) & 1) || lab[k] >= 0) continue;
+        int stack[8], top = 0;
+        stack[top++] = k, lab[k] = n;
+        while (top > 0) {
+          const int c = stack[--top];
+          for (int bit : {1, 2, 4}) {
+            const int d = c ^ bit;
+            if (((p >> d) & 1) && lab[d] < 0) lab[d] = n, stack[top++] = d;
+          }
+        }
+        ++n;
+      }
+      for (int k = 0; k < 8; ++k) piece[p][k] = static_cast<std::uint8_t>(lab[k] < 0 ? 0 : lab[k]);
+      count[p] = static_cast<std::uint8_t>(n);
+    }
+  }
+};
+const PieceTable& piece_table() {
+  static const PieceTable t;
+  return t;
+}
+
+inline index_t cell_index(const Grid& g, index_t X, index_t Y, index_t Z) { return X + g.n[0] * (Y + g.n[1] * Z); }
+
+// Node of the first coarse level that holds the (active) fine voxel (x, y, z).
+inline std::uint32_t fine_parent(const Grid& f, const CoarseLevel& C, index_t x, index_t y, index_t z) {
+  const index_t ci = cell_index(C.grid, parent_coord(f, 0, x), parent_coord(f, 1, y), parent_coord(f, 2, z));
+  const int k = (f.n[0] > 1 ? static_cast<int>(x & 1) : 0) | (f.n[1] > 1 ? static_cast<int>(y & 1) << 1 : 0) |
+                (f.n[2] > 1 ? static_cast<int>(z & 1) << 2 : 0);
+  return C.cell_start[static_cast<std::size_t>(ci)] + piece_table().piece[C.pattern[static_cast<std::size_t>(ci)]][k];
+}
+
+using Edge = std::pair<std::uint32_t, double>;  // neighbour node, summed conductance
+
+// Per-thread scratch of the edge gathering: one edge list and electrode coupling per piece.
+struct Scratch {
+  std::vector<std::vector<Edge>> edges;
+  std::vector<double> electrode;
+  void reset(std::size_t pieces) {
+    if (edges.size() < pieces) edges.resize(pieces);
+    for (std::size_t p = 0; p < pieces; ++p) edges[p].clear();
+    electrode.assign(pieces, 0.0);
+  }
+  // Sorts and merges piece p's edges (fixed order: deterministic sums).
+  const std::vector<Edge>& merged(std::size_t p) {
+    auto& e = edges[p];
+    std::stable_sort(e.begin(), e.end(), [](const Edge& a, const Edge& b) { return a.first < b.first; });
+    std::size_t out = 0;
+    for (std::size_t i = 0; i < e.size(); ++i) {
+      if (out > 0 && e[out - 1].first == e[i].first) e[out - 1].second += e[i].second;
+      else e[out++] = e[i];
+    }
+    e.resize(out);
+    return e;
+  }
+};
+
+void prefix_sum(std::vector<std::uint32_t>& v) {
+  std::uint64_t s = 0;
+  for (auto& x : v) {
+    s += x;
+    if (s > 0xffffffffu) throw ComputeError("transport: multigrid level too large for 32-bit indices");
+    x = static_cast<std::uint32_t>(s);
+  }
+}
+
+// Builds C's adjacency from gather(scratch, X, Y, Z): gather fills scratch for the pieces of
+// cell (X, Y, Z) with the fine couplings leaving each piece (Galerkin sums) and its electrode
+// couplings; the coarse conductances are ½ × those sums (exact for a uniform medium).
+template <class Gather>
+void build_edges(CoarseLevel& C, Gather&& gather) {
   constexpr double kScale = 0.5;  // PᵀAP is twice the re-discretised operator
-  const Grid& f = v.grid();
+  const Grid& g = C.grid;
+  const std::size_t m = C.cell_start.back();
+  C.row.assign(m + 1, 0);
+  C.electrode.assign(m, 0.0f);
+  for (int pass = 0; pass < 2; ++pass) {
+    parallel_rows(g, [&](index_t Y, index_t Z) {
+      Scratch s;
+      for (index_t X = 0; X < g.n[0]; ++X) {
+        const auto ci = static_cast<std::size_t>(cell_index(g, X, Y, Z));
+        const std::uint32_t first = C.cell_start[ci], pieces = C.cell_start[ci + 1] - first;
+        if (pieces == 0) continue;
+        s.reset(pieces);
+        gather(s, X, Y, Z);
+        for (std::uint32_t p = 0; p < pieces; ++p) {
+          const auto& e = s.merged(p);
+          const std::uint32_t node = first + p;
+          if (pass == 0) {
+            C.row[node + 1] = static_cast<std::uint32_t>(e.size());
+            C.electrode[node] = static_cast<float>(kScale * s.electrode[p]);
+          } else {
+            std::uint32_t at = C.row[node];
+            for (const auto& [t, w] : e) C.col[at] = t, C.weight[at++] = static_cast<float>(kScale * w);
+          }
+        }
+      }
+    });
+    if (pass == 0) {
+      prefix_sum(C.row);
+      C.col.assign(C.row.back(), 0);
+      C.weight.assign(C.row.back(), 0.0f);
+    }
+  }
+  for (auto* w : {&C.x, &C.b, &C.c2, &C.w}) w->assign(m, 0.0f);
+}
+
+// First coarse level from the voxels.
+CoarseLevel coarsen_fine(const FineLevel& F) {
+  const FineView v{F};
+  const Grid& f = F.grid;
   CoarseLevel C;
   C.grid = f.coarsened();
   const Grid& g = C.grid;
   const auto cells = static_cast<std::size_t>(g.count());
-  for (auto& a : C.face) a.assign(cells, 0.0f);
-  C.x.assign(cells, 0.0f);
-  C.b.assign(cells, 0.0f);
-  C.no_face.assign(static_cast<std::size_t>(g.n[0]), 0.0f);
-  for (auto* w : {&C.c1, &C.c2, &C.w, &C.r1}) w->assign(cells, 0.0f);
-  const int ax = g.axis, pb = (ax + 1) % 3, pd = (ax + 2) % 3;
-  C.dirichlet_low.assign(static_cast<std::size_t>(g.n[pb] * g.n[pd]), 0.0f);
-  C.dirichlet_high.assign(C.dirichlet_low.size(), 0.0f);
+  C.pattern.assign(cells, 0);
+  C.cell_start.assign(cells + 1, 0);
+  const PieceTable& T = piece_table();
   parallel_rows(g, [&](index_t Y, index_t Z) {
+    const auto [y0, y1] = child_range(f, 1, Y);
+    const auto [z0, z1] = child_range(f, 2, Z);
     for (index_t X = 0; X < g.n[0]; ++X) {
-      const std::array<index_t, 3> I{X, Y, Z};
-      const index_t ci = X + g.n[0] * (Y + g.n[1] * Z);
-      std::array<std::pair<index_t, index_t>, 3> kids;
-      for (int a = 0; a < 3; ++a) kids[a] = child_range(f, a, I[a]);
-      double face_sum[3] = {0, 0, 0}, low = 0, high = 0;
-      for (index_t z = kids[2].first; z <= kids[2].second; ++z)
-        for (index_t y = kids[1].first; y <= kids[1].second; ++y)
-          for (index_t x = kids[0].first; x <= kids[0].second; ++x) {
-            const Cell c = cell_at(f, x, y, z);
-            if (!v.active(c)) continue;
-            for (int a = 0; a < 3; ++a)
-              if (c.at[a] == kids[a].second) face_sum[a] += v.coupling(c, 2 * a + 1);
-            low += v.electrode_low(c);
-            high += v.electrode_high(c);
-          }
-      for (int a = 0; a < 3; ++a) {
-        const bool has_plus = I[a] < g.n[a] - 1 || g.wrap[a];
-        C.face[a][ci] = has_plus ? static_cast<float>(kScale * face_sum[a]) : 0.0f;
-      }
-      const index_t p = I[pb] + g.n[pb] * I[pd];
-      if (I[ax] == 0) C.dirichlet_low[p] = static_cast<float>(kScale * low);
-      if (I[ax] == g.n[ax] - 1) C.dirichlet_high[p] = static_cast<float>(kScale * high);
+      const auto [x0, x1] = child_range(f, 0, X);
+      int pattern = 0;
+      for (index_t z = z0; z <= z1; ++z)
+        for (index_t y = y0; y <= y1; ++y)
+          for (index_t x = x0; x <= x1; ++x)
+            if (F.code[cell_index(f, x, y, z)] != 0) pattern |= 1 << ((x - x0) + 2 * (y - y0) + 4 * (z - z0));
+      const auto ci = static_cast<std::size_t>(cell_index(g, X, Y, Z));
+      C.pattern[ci] = static_cast<std::uint8_t>(pattern);
+      C.cell_start[ci + 1] = T.count[pattern];
     }
   });
+  prefix_sum(C.cell_start);
+  build_edges(C, [&](Scratch& s, index_t X, index_t Y, index_t Z) {
+    const auto [x0, x1] = child_range(f, 0, X);
+    const auto [y0, y1] = child_range(f, 1, Y);
+    const auto [z0, z1] = child_range(f, 2, Z);
+    const auto ci = static_cast<std::size_t>(cell_index(g, X, Y, Z));
+    const auto& piece = T.piece[C.pattern[ci]];
+    const index_t n0 = f.n[0], n01 = f.n[0] * f.n[1];
+    for (index_t z = z0; z <= z1; ++z)
+      for (index_t y = y0; y <= y1; ++y)
+        for (index_t x = x0; x <= x1; ++x) {
+          const Cell c = cell_at(f, x, y, z);
+          if (!v.active(c)) continue;
+          const int p = piece[(x - x0) + 2 * (y - y0) + 4 * (z - z0)];
+          const std::uint32_t node = C.cell_start[ci] + static_cast<std::uint32_t>(p);
+          for (int k = 0; k < 6; ++k) {
+            const index_t j = c.nb[k];
+            if (j < 0 || !v.active_at(j)) continue;
+            const float w = v.coupling(c, k);
+            if (w == 0) continue;
+            const std::uint32_t t = fine_parent(f, C, j % n0, (j / n0) % f.n[1], j / n01);
+            if (t != node) s.edges[static_cast<std::size_t>(p)].emplace_back(t, static_cast<double>(w));
+          }
+          s.electrode[static_cast<std::size_t>(p)] += static_cast<double>(v.electrode_low(c)) + v.electrode_high(c);
+        }
+  });
   return C;
+}
+
+// Calls f(node) for the nodes of the children (cells of S) of cell (X, Y, Z) of S's coarsening,
+// in increasing node order.
+template <class F>
+void for_child_nodes(const CoarseLevel& S, index_t X, index_t Y, index_t Z, F&& f) {
+  const Grid& s = S.grid;
+  const auto [x0, x1] = child_range(s, 0, X);
+  const auto [y0, y1] = child_range(s, 1, Y);
+  const auto [z0, z1] = child_range(s, 2, Z);
+  for (index_t z = z0; z <= z1; ++z)
+    for (index_t y = y0; y <= y1; ++y)
+      for (index_t x = x0; x <= x1; ++x) {
+        const auto fc = static_cast<std::size_t>(cell_index(s, x, y, z));
+        for (std::uint32_t i = S.cell_start[fc]; i < S.cell_start[fc + 1]; ++i) f(i);
+      }
+}
+
+// Next coarse level from a coarse level: the nodes of each 2×2×2 group of cells, split into
+// the pieces connected inside the group. Fills S.parent.
+CoarseLevel coarsen_graph(CoarseLevel& S) {
+  CoarseLevel C;
+  C.grid = S.grid.coarsened();
+  const Grid& g = C.grid;
+  const auto cells = static_cast<std::size_t>(g.count());
+  C.cell_start.assign(cells + 1, 0);
+  S.parent.assign(S.nodes(), 0);
+  auto find = [](std::vector<int>& uf, int a) {
+    while (uf[a] != a) a = uf[a] = uf[uf[a]];
+    return a;
+  };
+  parallel_rows(g, [&](index_t Y, index_t Z) {
+    std::vector<std::uint32_t> items;
+    std::vector<int> uf, label;
+    for (index_t X = 0; X < g.n[0]; ++X) {
+      items.clear();
+      for_child_nodes(S, X, Y, Z, [&](std::uint32_t i) { items.push_back(i); });
+      const int m = static_cast<int>(items.size());
+      uf.resize(static_cast<std::size_t>(m));
+      for (int a = 0; a < m; ++a) uf[a] = a;
+      for (int a = 0; a < m; ++a)
+        for (std::uint32_t e = S.row[items[a]]; e < S.row[items[a] + 1]; ++e) {
+          if (S.weight[e] == 0) continue;
+          const auto it = std::lower_bound(items.begin(), items.end(), S.col[e]);
+          if (it == items.end() || *it != S.col[e]) continue;
+          const int ra = find(uf, a), rb = find(uf, static_cast<int>(it - items.begin()));
+          if (ra != rb) uf[std::max(ra, rb)] = std::min(ra, rb);
+        }
+      label.assign(static_cast<std::size_t>(m), -1);
+      std::uint32_t pieces = 0;
+      for (int a = 0; a < m; ++a) {
+        const int r = find(uf, a);
+        if (label[r] < 0) label[r] = static_cast<int>(pieces++);
+        S.parent[items[a]] = static_cast<std::uint32_t>(label[r]);
+      }
+      C.cell_start[static_cast<std::size_t>(cell_index(g, X, Y, Z)) + 1] = pieces;
+    }
+  });
+  prefix_sum(C.cell_start);
+  parallel_rows(g, [&](index_t Y, index_t Z) {
+    for (index_t X = 0; X < g.n[0]; ++X) {
+      const std::uint32_t first = C.cell_start[static_cast<std::size_t>(cell_index(g, X, Y, Z))];
+      for_child_nodes(S, X, Y, Z, [&](std::uint32_t i) { S.parent[i] += first; });
+    }
+  });
+  build_edges(C, [&](Scratch& s, index_t X, index_t Y, index_t Z) {
+    const std::uint32_t first = C.cell_start[static_cast<std::size_t>(cell_index(g, X, Y, Z))];
+    for_child_nodes(S, X, Y, Z, [&](std::uint32_t i) {
+      const std::uint32_t node = S.parent[i];
+      auto& list = s.edges[node - first];
+      for (std::uint32_t e = S.row[i]; e < S.row[i + 1]; ++e) {
+        const std::uint32_t t = S.parent[S.col[e]];
+        if (t != node) list.emplace_back(t, static_cast<double>(S.weight[e]));
+      }
+      s.electrode[node - first] += S.electrode[i];
+    });
+  });
+  return C;
+}
+
+// S = Σ_j G_ij x_j and D = Σ_j G_ij + electrode coupling of node i of a coarse level.
+inline void node_stencil(const CoarseLevel& L, std::uint32_t i, const float* x, float& S, float& D) {
+  S = 0, D = L.electrode[i];
+  for (std::uint32_t e = L.row[i]; e < L.row[i + 1]; ++e) S += L.weight[e] * x[L.col[e]], D += L.weight[e];
+}
+
+// Gauss-Seidel on a coarse level, colour by colour of its cells: the nodes of one cell are
+// never coupled (they are pieces not connected inside it) and couplings join face-adjacent
+// cells only, so the cells' colouring separates every pair of coupled nodes.
+void smooth_graph(const CoarseLevel& L, const float* b, float* x, bool forward) {
+  const Grid& g = L.grid;
+  for (int step = 0; step < g.colours; ++step) {
+    const int colour = forward ? step : g.colours - 1 - step;
+    parallel_rows(g, [&](index_t Y, index_t Z) {
+      for_colour(g, Y, Z, colour, [&](index_t X) {
+        const auto ci = static_cast<std::size_t>(cell_index(g, X, Y, Z));
+        for (std::uint32_t i = L.cell_start[ci]; i < L.cell_start[ci + 1]; ++i) {
+          float S, D;
+          node_stencil(L, i, x, S, D);
+          if (D > 0) x[i] = (b[i] + S) / D;
+        }
+      });
+    });
+  }
+}
+
+// Restriction (Pᵀ) of the fine residual b − A x to the first coarse level; clears C.x.
+void restrict_fine(const FineLevel& F, const float* b, const float* x, CoarseLevel& C) {
+  const FineView v{F};
+  const Grid& f = F.grid;
+  const Grid& g = C.grid;
+  parallel_rows(g, [&](index_t Y, index_t Z) {
+    const auto base = static_cast<std::size_t>(cell_index(g, 0, Y, Z));
+    const std::uint32_t n0 = C.cell_start[base], n1 = C.cell_start[base + static_cast<std::size_t>(g.n[0])];
+    std::fill(C.b.begin() + n0, C.b.begin() + n1, 0.0f);
+    std::fill(C.x.begin() + n0, C.x.begin() + n1, 0.0f);
+    const auto [y0, y1] = child_range(f, 1, Y);
+    const auto [z0, z1] = child_range(f, 2, Z);
+    for (index_t z = z0; z <= z1; ++z)
+      for (index_t y = y0; y <= y1; ++y) {
+        const index_t fbase = cell_index(f, 0, y, z);
+        level_row<float, float>(v, y, z, -1, x, [&](index_t i, float S, float D, float) {
+          if (D > 0) C.b[fine_parent(f, C, i - fbase, y, z)] += b[i] - (D * x[i] - S);
+        });
+      }
+  });
+}
+
+void prolong_fine(const FineLevel& F, const CoarseLevel& C, float* x) {
+  const Grid& f = F.grid;
+  parallel_rows(f, [&](index_t y, index_t z) {
+    const index_t base = cell_index(f, 0, y, z);
+    for (index_t i = 0; i < f.n[0]; ++i)
+      if (F.code[base + i] != 0) x[base + i] += C.x[fine_parent(f, C, i, y, z)];
+  });
+}
+
+// Restriction from coarse level S to the next one C (S.parent); clears C.x.
+void restrict_graph(const CoarseLevel& S, const float* b, const float* x, CoarseLevel& C) {
+  const Grid& g = C.grid;
+  parallel_rows(g, [&](index_t Y, index_t Z) {
+    const auto base = static_cast<std::size_t>(cell_index(g, 0, Y, Z));
+    const std::uint32_t n0 = C.cell_start[base], n1 = C.cell_start[base + static_cast<std::size_t>(g.n[0])];
+    std::fill(C.b.begin() + n0, C.b.begin() + n1, 0.0f);
+    std::fill(C.x.begin() + n0, C.x.begin() + n1, 0.0f);
+    for (index_t X = 0; X < g.n[0]; ++X)
+      for_child_nodes(S, X, Y, Z, [&](std::uint32_t i) {
+        float Sx, D;
+        node_stencil(S, i, x, Sx, D);
+        C.b[S.parent[i]] += b[i] - (D * x[i] - Sx);
+      });
+  });
+}
+
+void prolong_graph(const CoarseLevel& S, const CoarseLevel& C, float* x) {
+  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, S.nodes(), 1 << 14), [&](const tbb::blocked_range<std::size_t>& r) {
+    for (std::size_t i = r.begin(); i < r.end(); ++i) x[i] += C.x[S.parent[i]];
+  });
 }
 
 }  // namespace
 
 // ---------------------------------------------------------------------------------------
-// Coarsest level: dense Cholesky over its cells with a positive diagonal.
+// Coarsest level: dense Cholesky over its unknowns.
 
 struct Multigrid::Coarsest {
   std::vector<index_t> cells;  // level index of each unknown
   std::vector<double> L;       // lower factor, row-major m×m
   std::vector<double> work;
 
-  template <class V>
-  explicit Coarsest(const V& v) {
+  // The fine level itself (small volumes): the active voxels with a positive diagonal.
+  explicit Coarsest(const FineView& v) {
     const Grid& g = v.grid();
     std::vector<index_t> unknown(static_cast<std::size_t>(g.count()), -1);
     std::vector<Cell> all;
@@ -456,6 +645,28 @@ struct Multigrid::Coarsest {
       }
       L[p * m + p] += D;
     }
+    factorise();
+  }
+
+  // A coarse level: every node.
+  explicit Coarsest(const CoarseLevel& C) {
+    const std::size_t m = C.nodes();
+    cells.resize(m);
+    L.assign(m * m, 0.0);
+    for (std::size_t p = 0; p < m; ++p) {
+      cells[p] = static_cast<index_t>(p);
+      double D = C.electrode[p];
+      for (std::uint32_t e = C.row[p]; e < C.row[p + 1]; ++e) {
+        D += C.weight[e];
+        L[p * m + C.col[e]] -= C.weight[e];
+      }
+      L[p * m + p] += D;
+    }
+    factorise();
+  }
+
+  void factorise() {
+    const std::size_t m = cells.size();
     for (std::size_t j = 0; j < m; ++j) {
       double d = L[j * m + j];
       for (std::size_t k = 0; k < j; ++k) d -= L[j * m + k] * L[j * m + k];
@@ -491,17 +702,18 @@ struct Multigrid::Coarsest {
 
 Multigrid::Multigrid(const FineLevel& fine, index_t coarsest_cells) : fine_(fine) {
   if (fine.grid.count() > coarsest_cells) {
-    coarse_.push_back(coarsen(FineView{fine}));
-    while (coarse_.back().grid.count() > coarsest_cells) {
+    coarse_.push_back(coarsen_fine(fine));
+    while (coarse_.back().nodes() > static_cast<std::size_t>(coarsest_cells)) {
       const Grid& g = coarse_.back().grid;
       if (g.n[0] == 1 && g.n[1] == 1 && g.n[2] == 1) break;
-      coarse_.push_back(coarsen(CoarseView{coarse_.back()}));
+      CoarseLevel next = coarsen_graph(coarse_.back());
+      coarse_.push_back(std::move(next));
     }
   }
   if (coarse_.empty())
     coarsest_ = std::make_unique<Coarsest>(FineView{fine});
   else
-    coarsest_ = std::make_unique<Coarsest>(CoarseView{coarse_.back()});
+    coarsest_ = std::make_unique<Coarsest>(coarse_.back());
 }
 
 Multigrid::~Multigrid() = default;
@@ -509,7 +721,8 @@ Multigrid::~Multigrid() = default;
 std::size_t Multigrid::bytes() const {
   std::size_t total = coarsest_->L.size() * sizeof(double);
   for (const auto& c : coarse_)
-    total += (c.face[0].size() * 9 + c.dirichlet_low.size() * 2) * sizeof(float);
+    total += (c.cell_start.size() + c.row.size() + c.col.size() + c.parent.size()) * sizeof(std::uint32_t) +
+             c.pattern.size() + (c.weight.size() + c.electrode.size() * 5) * sizeof(float);
   return total;
 }
 
@@ -524,17 +737,21 @@ void Multigrid::precondition(const float* r, float* z) {
 
 void Multigrid::cycle(int level, const float* b, float* x) {
   CoarseLevel& next = coarse_[static_cast<std::size_t>(level)];
-  auto descend = [&](const auto& view) {
-    smooth(view, b, x, true);
-    restrict_residual(view, b, x, next);
+  if (level == 0) {
+    const FineView v{fine_};
+    smooth(v, b, x, true);
+    restrict_fine(fine_, b, x, next);
     solve_coarse(level + 1);
-    prolong_add(view, next, x);
-    smooth(view, b, x, false);
-  };
-  if (level == 0)
-    descend(FineView{fine_});
-  else
-    descend(CoarseView{coarse_[static_cast<std::size_t>(level - 1)]});
+    prolong_fine(fine_, next, x);
+    smooth(v, b, x, false);
+    return;
+  }
+  const CoarseLevel& L = coarse_[static_cast<std::size_t>(level - 1)];
+  smooth_graph(L, b, x, true);
+  restrict_graph(L, b, x, next);
+  solve_coarse(level + 1);
+  prolong_graph(L, next, x);
+  smooth_graph(L, b, x, false);
 }
 
 namespace {
@@ -558,9 +775,10 @@ void for_each_index(std::size_t n, F&& f) {
 }
 
 void level_apply(const CoarseLevel& L, const float* x, float* y) {
-  const CoarseView v{L};
-  parallel_rows(L.grid, [&](index_t yy, index_t zz) {
-    level_row<float, float>(v, yy, zz, -1, x, [&](index_t i, float S, float D, float) { y[i] = D * x[i] - S; });
+  for_each_index(L.nodes(), [&](std::size_t i) {
+    float S, D;
+    node_stencil(L, static_cast<std::uint32_t>(i), x, S, D);
+    y[i] = D * x[i] - S;
   });
 }
 
@@ -580,31 +798,30 @@ void Multigrid::solve_coarse(int level) {
     std::fill(out.begin(), out.end(), 0.0f);
     cycle(level, rhs.data(), out.data());
   };
-  B(L.b, L.c1);
-  level_apply(L, L.c1.data(), L.w.data());
-  const double rho1 = level_dot(L.c1, L.w), alpha1 = level_dot(L.c1, L.b);
-  if (!(rho1 > 0)) {
-    std::copy(L.c1.begin(), L.c1.end(), L.x.begin());
-    return;
-  }
+  // c₁ is built in x and r₁ in b (b is not needed afterwards): two vectors fewer per level.
+  B(L.b, L.x);
+  level_apply(L, L.x.data(), L.w.data());
+  const double rho1 = level_dot(L.x, L.w), alpha1 = level_dot(L.x, L.b);
+  if (!(rho1 > 0)) return;
   const auto a1 = static_cast<float>(alpha1 / rho1);
-  for_each_index(n, [&](std::size_t i) { L.r1[i] = L.b[i] - a1 * L.w[i]; });
-  const double b2 = level_dot(L.b, L.b), r2 = level_dot(L.r1, L.r1);
+  const double b2 = level_dot(L.b, L.b);
+  for_each_index(n, [&](std::size_t i) { L.b[i] -= a1 * L.w[i]; });
+  const double r2 = level_dot(L.b, L.b);
   if (r2 <= 0.0625 * b2) {  // ‖r₁‖ ≤ ¼‖b‖: one step is enough
-    for_each_index(n, [&](std::size_t i) { L.x[i] = a1 * L.c1[i]; });
+    for_each_index(n, [&](std::size_t i) { L.x[i] *= a1; });
     return;
   }
-  B(L.r1, L.c2);
+  B(L.b, L.c2);
   level_apply(L, L.c2.data(), L.w.data());
-  const double gamma = level_dot(L.c1, L.w), beta = level_dot(L.c2, L.w), alpha2 = level_dot(L.c2, L.r1);
+  const double gamma = level_dot(L.x, L.w), beta = level_dot(L.c2, L.w), alpha2 = level_dot(L.c2, L.b);
   const double rho2 = beta - gamma * gamma / rho1;
   if (!(rho2 > 0)) {
-    for_each_index(n, [&](std::size_t i) { L.x[i] = a1 * L.c1[i]; });
+    for_each_index(n, [&](std::size_t i) { L.x[i] *= a1; });
     return;
   }
   const auto k1 = static_cast<float>(alpha1 / rho1 - gamma * alpha2 / (rho1 * rho2));
   const auto k2 = static_cast<float>(alpha2 / rho2);
-  for_each_index(n, [&](std::size_t i) { L.x[i] = k1 * L.c1[i] + k2 * L.c2[i]; });
+  for_each_index(n, [&](std::size_t i) { L.x[i] = k1 * L.x[i] + k2 * L.c2[i]; });
 }
 
 void Multigrid::apply(const float* x, float* y) const {

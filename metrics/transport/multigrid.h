@@ -6,20 +6,24 @@
 // (0 when either is 0) and A_a the face area; a voxel on an inlet/outlet face couples to the
 // Dirichlet plane on that face through G_b = 2 k A_a/h_a (half a voxel away).
 //
-// Multigrid: cell-centred, 2×2×2 agglomeration (an axis of one cell is not coarsened),
-// piecewise-constant prolongation P, restriction Pᵀ, and coarse conductances by averaging:
-// the coarse face conductance is ½ × the sum of the fine face conductances crossing that
-// coarse face (and likewise the Dirichlet couplings). That is the Galerkin operator PᵀAP
-// scaled by ½, which equals the re-discretised operator for a uniform medium and, being a sum,
-// keeps every fine connection: a coarse cell that holds a conducting path is never cut off
-// from the electrodes, so every coarse operator stays non-singular however high the
-// conductivity contrast. Smoother: red-black Gauss-Seidel (three colours when a periodic axis
-// has odd length), forward colours before the coarse correction and reverse colours after.
-// Piecewise-constant hierarchies lose strength with depth in a plain V-cycle (measured: CG
-// iterations 25 → 37 from 128³ to 256³), so below the fine level each level is solved by a
-// K-cycle (Notay & Vassilevski 2008): two Krylov steps preconditioned by the level's V-step
-// (measured on random blobs, 128³ → 256³ → 512³: 12 → 12 → 13 iterations at 50 % conducting,
-// 14 → 18 → 25 at 30 %, where thin necks inside coarse cells are overrated; see docs/transport.md). The coarsest level (≤ 512 cells) is solved exactly by dense
+// Multigrid: connectivity-aware aggregation. Each coarse level is built on the cells of a
+// 2×2×2 agglomeration of the level above (an axis of one cell is not coarsened), but a coarse
+// cell is split into the pieces of it that are face-connected inside the cell: each piece is
+// one coarse unknown (a "node"; cells without conducting voxels have none). Prolongation is
+// piecewise constant per piece, restriction its transpose, and coarse conductances by
+// averaging: the coupling of two nodes is ½ × the sum of the fine couplings between their
+// pieces (and likewise the electrode couplings), i.e. the Galerkin operator PᵀAP scaled by ½,
+// which equals the re-discretised operator for a uniform medium and keeps every fine
+// connection, so every coarse operator stays non-singular. Splitting matters near the
+// percolation threshold: merging two pieces that meet only outside the cell (thin walls,
+// dead ends) shorts them together, and the old cell-wise hierarchy lost strength with depth
+// there (CG iterations on 30 % random blobs 14 → 18 → 25 from 128³ to 512³; now 10 → 10 → 10).
+// Smoother: Gauss-Seidel, red-black over the cells (three colours when a periodic axis has
+// odd length) — the nodes of one cell are never coupled and couplings join face-adjacent
+// cells only, so the cells' colouring separates coupled nodes — forward colours before the
+// coarse correction and reverse colours after. Below the fine level each level is solved by
+// a K-cycle (Notay & Vassilevski 2008): two Krylov steps preconditioned by the level's
+// V-step. The coarsest level (≤ 512 nodes, or a single cell) is solved exactly by dense
 // Cholesky. The K-cycle makes the preconditioner slightly nonlinear; the outer CG restarts
 // from the recomputed true residual every 10⁴-fold reduction, which keeps it robust.
 #pragma once
@@ -62,19 +66,27 @@ struct FineLevel {
   std::vector<double> dirichlet_exact;
 };
 
-// A coarse level: stored face conductances to the + neighbour and the electrode couplings.
+// A coarse level: an aggregate graph. Its nodes are the connected pieces of the structured
+// cells of `grid` (2×2×2 agglomerates of the level above): the voxels / nodes of one cell that
+// are connected inside it form one node, so a cell holding two pieces that meet only outside
+// it has two nodes, and a cell without conducting voxels has none. Nodes are numbered cell by
+// cell; couplings (both directions, CSR) join nodes of face-adjacent cells only.
 struct CoarseLevel {
   Grid grid;
-  std::array<std::vector<float>, 3> face;   // face[a][i]: conductance between i and its + neighbour along a
-  std::vector<float> dirichlet_low, dirichlet_high;  // per cell of the inlet / outlet plane
+  std::vector<std::uint32_t> cell_start;    // grid.count()+1: the nodes of cell c are [cell_start[c], cell_start[c+1])
+  std::vector<std::uint8_t> pattern;        // first coarse level only: conducting children of each cell (bit dx+2dy+4dz)
+  std::vector<std::uint32_t> row, col;      // couplings of node i: col/weight[row[i] .. row[i+1])
+  std::vector<float> weight;
+  std::vector<float> electrode;             // coupling to the electrodes (inlet + outlet)
+  std::vector<std::uint32_t> parent;        // node of the next coarser level holding this one (empty on the last)
   std::vector<float> x, b;                  // correction and right-hand side of this level
-  std::vector<float> no_face;               // grid.n[0] zeros: stands in for a missing neighbour row
-  std::vector<float> c1, c2, w, r1;         // K-cycle work vectors
+  std::vector<float> c2, w;                 // K-cycle work vectors (c₁ is built in x, r₁ in b)
+  std::size_t nodes() const { return electrode.size(); }
 };
 
 class Multigrid {
  public:
-  // `fine` must outlive the Multigrid. Levels are built until ≤ coarsest_cells cells remain.
+  // `fine` must outlive the Multigrid. Levels are built until ≤ coarsest_cells nodes remain.
   explicit Multigrid(const FineLevel& fine, index_t coarsest_cells = 512);
   ~Multigrid();
 
