@@ -149,6 +149,16 @@ PhaseTable phase_table_from_flags(const std::string& labels, const std::string& 
   return PhaseTable(std::move(phases));
 }
 
+Params stage_params(const Stage& stage, const std::map<std::string, std::string>& values, const std::string& origin,
+                    const PreflightContext& preflight) {
+  Params params = Params::from_strings(values, stage.params(), origin);
+  Diagnostics diags(origin);
+  params.check(diags);
+  stage.preflight(params, preflight, diags);
+  diags.throw_if_any();
+  return params;
+}
+
 bool parse_cli(CLI::App& app, const std::vector<std::string>& args) {
   std::vector<std::string> reversed(args.rbegin(), args.rend());  // CLI11 takes them reversed
   try {

@@ -2,12 +2,14 @@
 // segment, cracks): format options, spacing override, phase names and roles.
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
 #include <CLI/CLI.hpp>
 
 #include "core/phase_table.h"
+#include "core/stage.h"
 #include "filters/io/volume_io.h"
 
 namespace vp {
@@ -48,6 +50,12 @@ std::vector<int> labels_present(const Volume<std::uint8_t>& labels);
 // --particles FILE: particle ids (any integer-valued type) with the labels' dims, as uint32 with
 // the labels' spacing. Throws InputError naming the file on other dims or a non-integer voxel.
 Volume<std::uint32_t> read_particle_ids(const std::string& path, const Volume<std::uint8_t>& labels);
+
+// A stage's parameters from command-line values ({"connectivity": "26"}, each parsed as YAML),
+// checked against its specs and its preflight; InputError listing every problem, attributed to
+// `origin` ("cracks command line").
+Params stage_params(const Stage& stage, const std::map<std::string, std::string>& values, const std::string& origin,
+                    const PreflightContext& preflight);
 
 // Parses args (argv after the command name) and turns CLI11's errors into InputError;
 // returns true when --help was printed (the caller then exits 0).

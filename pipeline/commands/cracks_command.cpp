@@ -126,11 +126,8 @@ int cracks_main(const std::vector<std::string>& args) {
 
   const Stage* stage = Registry::global().stage("cracks");
   if (!stage) throw InputError("the cracks stage is not available in this build");
-  Params params = Params::from_strings(values, stage->params(), "cracks command line");
-  Diagnostics diags("cracks command line");
-  params.check(diags);
-  stage->preflight(params, PreflightContext{ctx.labels->phases, kLabels | (ctx.grey ? kGrey : 0u)}, diags);
-  diags.throw_if_any();
+  const Params params = stage_params(*stage, values, "cracks command line",
+                                     PreflightContext{ctx.labels->phases, kLabels | (ctx.grey ? kGrey : 0u)});
   ctx.current_stage = "cracks";
   stage->run(params, ctx);
 

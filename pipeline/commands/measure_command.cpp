@@ -111,11 +111,8 @@ int measure_main(const std::vector<std::string>& args) {
     if (!stage) throw InputError("--metrics: stage '" + name + "' is not available in this build");
     std::map<std::string, std::string> values;
     if (connectivity != 0 && name == "connectivity") values["connectivity"] = std::to_string(connectivity);
-    Params params = Params::from_strings(values, stage->params(), "measure command line");
-    Diagnostics diags("measure command line");
-    params.check(diags);
-    stage->preflight(params, PreflightContext{ctx.labels->phases, kLabels | (ctx.particles ? kParticles : 0u)}, diags);
-    diags.throw_if_any();
+    const Params params = stage_params(*stage, values, "measure command line",
+                                       PreflightContext{ctx.labels->phases, kLabels | (ctx.particles ? kParticles : 0u)});
     ctx.current_stage = name;
     ctx.details = nlohmann::json::object();
     stage->run(params, ctx);

@@ -130,11 +130,7 @@ int solve_main(const std::vector<std::string>& args) {
 
   const Stage* stage = Registry::global().stage("transport");
   if (!stage) throw InputError("the transport stage is not registered in this build");
-  Params params = Params::from_strings(values, stage->params(), "solve command line");
-  Diagnostics diags("solve command line");
-  params.check(diags);
-  stage->preflight(params, PreflightContext{table, kLabels}, diags);
-  diags.throw_if_any();
+  const Params params = stage_params(*stage, values, "solve command line", PreflightContext{table, kLabels});
 
   SampleContext ctx;
   ctx.sample.name = volume.path;
