@@ -17,7 +17,9 @@ TEST(PhantomTruth, CappedSphereContactFraction) {
     const ContactArea c = contact_area(ph.labels);
     const double exact = (1 - std::cos(angle * M_PI / 180)) / 2;
     EXPECT_NEAR(c.fraction, exact, 0.02) << "cap " << angle << "°";
-    if (ph.truth.contact_area_fraction >= 0) EXPECT_NEAR(ph.truth.contact_area_fraction, exact, 0.02);
+    if (ph.truth.contact_area_fraction >= 0) {
+      EXPECT_NEAR(ph.truth.contact_area_fraction, exact, 0.02);
+    }
     EXPECT_NEAR(c.am_surface_um2 / (4 * M_PI * spec.radius_um * spec.radius_um), 1.0, 0.02);
   }
 }

@@ -250,7 +250,9 @@ TEST(Particles, TwoTouchingSpheresGiveTwoParticles) {
   for (index_t z = 0; z < d.z; ++z)
     for (index_t y = 0; y < d.y; ++y)
       for (index_t x = 0; x < d.x; ++x)
-        if (ids(x, y, z) && x != 19) EXPECT_EQ(ids(x, y, z), x < 19 ? ids(12, 12, 12) : ids(26, 12, 12));
+        if (ids(x, y, z) && x != 19) {
+          EXPECT_EQ(ids(x, y, z), x < 19 ? ids(12, 12, 12) : ids(26, 12, 12));
+        }
 }
 
 TEST(Particles, TableOfABoxIsExact) {

@@ -25,13 +25,6 @@ double mean_of(const Volume<float>& v) {
   return s / static_cast<double>(v.size());
 }
 
-double std_of(const Volume<float>& v) {
-  const double m = mean_of(v);
-  double s = 0;
-  for (float x : v.storage()) s += (x - m) * (x - m);
-  return std::sqrt(s / static_cast<double>(v.size()));
-}
-
 Volume<float> noisy_constant(Dims d, double level, double sigma, unsigned seed) {
   std::mt19937 rng(seed);
   std::normal_distribution<double> n(level, sigma);
