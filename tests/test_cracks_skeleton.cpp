@@ -134,7 +134,9 @@ TEST(Skeleton, SolidBoxThinsToConnectedThinTree) {
   expect_thin(s);
   // Every skeleton voxel lies inside the object.
   for (index_t i = 0; i < s.size(); ++i)
-    if (s[i]) EXPECT_TRUE(solid[i]);
+    if (s[i]) {
+      EXPECT_TRUE(solid[i]);
+    }
   // The spacing travels with the result.
   Mask aniso = solid;
   aniso.spacing_um = {0.5, 0.5, 2.0};
@@ -151,7 +153,9 @@ TEST(Skeleton, CubeThinsToAPointOrShortLine) {
   for (index_t z = 0; z < 9; ++z)
     for (index_t y = 0; y < 9; ++y)
       for (index_t x = 0; x < 9; ++x)
-        if (s(x, y, z)) EXPECT_LE(std::abs(x - 4) + std::abs(y - 4) + std::abs(z - 4), 2);
+        if (s(x, y, z)) {
+          EXPECT_LE(std::abs(x - 4) + std::abs(y - 4) + std::abs(z - 4), 2);
+        }
 }
 
 TEST(Skeleton, TorusKeepsItsHole) {
@@ -217,7 +221,9 @@ TEST(Skeleton, TopologyPreservedOnRandomBlobs) {
       EXPECT_EQ(count_components_26(s), count_components_26(m)) << "seed " << seed << " threshold " << threshold;
       EXPECT_EQ(thinning_euler(s), thinning_euler(m)) << "seed " << seed << " threshold " << threshold;
       for (index_t i = 0; i < s.size(); ++i)
-        if (s[i]) ASSERT_TRUE(m[i]);
+        if (s[i]) {
+          ASSERT_TRUE(m[i]);
+        }
       expect_thin(s, /*squares_allowed=*/true);
     }
   }
