@@ -179,7 +179,9 @@ TEST(Skeleton, PlateThinsToMedialLines) {
   for (index_t z = 0; z < 9; ++z)
     for (index_t y = 0; y < 30; ++y)
       for (index_t x = 0; x < 30; ++x)
-        if (s(x, y, z)) EXPECT_EQ(z, 4) << "skeleton voxel off the mid-plane";
+        if (s(x, y, z)) {
+          EXPECT_EQ(z, 4) << "skeleton voxel off the mid-plane";
+        }
 }
 
 TEST(Skeleton, HollowShellKeepsItsCavity) {
