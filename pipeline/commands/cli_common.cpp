@@ -123,6 +123,18 @@ Volume<std::uint32_t> read_particle_ids(const std::string& path, const Volume<st
   return ids;
 }
 
+SampleContext label_sample_context(const ReadResult& input, const std::string& labels_flag,
+                                   const std::string& roles_flag) {
+  Volume<std::uint8_t> voxels = to_labels_u8(input.volume);
+  PhaseTable table = phase_table_from_flags(labels_flag, roles_flag, labels_present(voxels));
+  SampleContext ctx;
+  ctx.sample.name = voxels.provenance.path;
+  ctx.sample.path = voxels.provenance.path;
+  ctx.sample.spacing_um = voxels.spacing_um;
+  ctx.labels = LabelVolume(std::move(voxels), std::move(table));
+  return ctx;
+}
+
 PhaseTable phase_table_from_flags(const std::string& labels, const std::string& roles,
                                   const std::vector<int>& present) {
   std::vector<Phase> phases;

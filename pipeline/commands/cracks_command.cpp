@@ -86,13 +86,8 @@ int cracks_main(const std::vector<std::string>& args) {
   if (parse_cli(app, args)) return 0;
 
   const ReadResult input = load_volume(volume);
-  Volume<std::uint8_t> voxels = to_labels_u8(input.volume);
-  PhaseTable table = phase_table_from_flags(labels_flag, roles_flag, labels_present(voxels));
-
-  SampleContext ctx;
-  ctx.sample.name = volume.path;
-  ctx.sample.path = volume.path;
-  ctx.sample.spacing_um = voxels.spacing_um;
+  SampleContext ctx = label_sample_context(input, labels_flag, roles_flag);
+  const LabelVolume& voxels = *ctx.labels;
   if (pressing_axis != "x" && pressing_axis != "y" && pressing_axis != "z")
     throw InputError("--pressing-axis '" + pressing_axis + "': expected x, y or z");
   ctx.sample.pressing_axis = pressing_axis == "x" ? 0 : pressing_axis == "y" ? 1 : 2;
@@ -108,7 +103,6 @@ int cracks_main(const std::vector<std::string>& args) {
     ctx.grey = std::move(grey);
   }
   if (!particles_path.empty()) ctx.particles = read_particle_ids(particles_path, voxels);
-  ctx.labels = LabelVolume(std::move(voxels), std::move(table));
   if (!out_dir.empty()) {
     std::filesystem::create_directories(out_dir);
     ctx.out_dir = out_dir;

@@ -95,14 +95,7 @@ int measure_main(const std::vector<std::string>& args) {
   if (parse_cli(app, args)) return 0;
 
   const ReadResult input = load_volume(volume);
-  Volume<std::uint8_t> voxels = to_labels_u8(input.volume);
-  PhaseTable table = phase_table_from_flags(labels_flag, roles_flag, labels_present(voxels));
-
-  SampleContext ctx;
-  ctx.sample.name = volume.path;
-  ctx.sample.path = volume.path;
-  ctx.sample.spacing_um = voxels.spacing_um;
-  ctx.labels = LabelVolume(std::move(voxels), std::move(table));
+  SampleContext ctx = label_sample_context(input, labels_flag, roles_flag);
   if (!particles_path.empty()) ctx.particles = read_particle_ids(particles_path, *ctx.labels);
 
   const Registry& reg = Registry::global();

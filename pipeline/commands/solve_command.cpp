@@ -100,9 +100,8 @@ int solve_main(const std::vector<std::string>& args) {
   if (threads > 0) limit = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism, threads);
 
   const ReadResult input = load_volume(volume);
-  Volume<std::uint8_t> voxels = to_labels_u8(input.volume);
-  const std::vector<int> present = labels_present(voxels);
-  PhaseTable table = phase_table_from_flags(labels_flag, roles_flag, present);
+  SampleContext ctx = label_sample_context(input, labels_flag, roles_flag);
+  const std::vector<int> present = labels_present(*ctx.labels);
 
   std::map<std::string, std::string> values;
   if (!phase_flag.empty()) values["phase"] = yaml_list(expand_ranges(split_list(phase_flag), present, "--phase"));
@@ -130,20 +129,15 @@ int solve_main(const std::vector<std::string>& args) {
 
   const Stage* stage = Registry::global().stage("transport");
   if (!stage) throw InputError("the transport stage is not registered in this build");
-  const Params params = stage_params(*stage, values, "solve command line", PreflightContext{table, kLabels});
+  const Params params = stage_params(*stage, values, "solve command line", PreflightContext{ctx.labels->phases, kLabels});
 
-  SampleContext ctx;
-  ctx.sample.name = volume.path;
-  ctx.sample.path = volume.path;
-  ctx.sample.spacing_um = voxels.spacing_um;
   ctx.threads = threads > 0 ? threads : tbb::this_task_arena::max_concurrency();
   if (!out_dir.empty()) {
     std::filesystem::create_directories(out_dir);
     ctx.out_dir = out_dir;
   }
-  const Vec3 spacing = voxels.spacing_um;
-  const Dims dims = voxels.dims();
-  ctx.labels = LabelVolume(std::move(voxels), std::move(table));
+  const Vec3 spacing = ctx.labels->spacing_um;
+  const Dims dims = ctx.labels->dims();
   ctx.current_stage = "transport";
   stage->run(params, ctx);
 
