@@ -38,6 +38,7 @@ Clusters label_clusters(const Volume<std::uint8_t>& mask, int connectivity = 6);
 // callers (the watershed) break ties in it.
 struct Offset {
   int dx, dy, dz;
+  int operator[](int axis) const { return axis == 0 ? dx : axis == 1 ? dy : dz; }
 };
 const std::vector<Offset>& neighbour_offsets(int connectivity);
 

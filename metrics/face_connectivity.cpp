@@ -10,34 +10,16 @@
 #include <tbb/parallel_reduce.h>
 
 #include "core/error.h"
+#include "metrics/connectivity.h"
 
 namespace vp {
 namespace {
 
 using u32 = std::uint32_t;
 
-struct Offset {
-  int d[3];
-};
-
-// The neighbour offsets of a connectivity: 6 (|d|₁ = 1), 18 (|d|₁ ≤ 2), 26 (all).
-std::vector<Offset> neighbour_offsets(int connectivity) {
-  std::vector<Offset> out;
-  for (int dz = -1; dz <= 1; ++dz)
-    for (int dy = -1; dy <= 1; ++dy)
-      for (int dx = -1; dx <= 1; ++dx) {
-        int l1 = std::abs(dx) + std::abs(dy) + std::abs(dz);
-        if (l1 == 0) continue;
-        if (connectivity == 6 && l1 > 1) continue;
-        if (connectivity == 18 && l1 > 2) continue;
-        out.push_back({{dx, dy, dz}});
-      }
-  return out;
-}
-
 // Offsets to voxels visited earlier in raster order (x fastest), so one pass sees every pair once.
 bool is_backward(const Offset& o) {
-  return o.d[2] < 0 || (o.d[2] == 0 && (o.d[1] < 0 || (o.d[1] == 0 && o.d[0] < 0)));
+  return o[2] < 0 || (o[2] == 0 && (o[1] < 0 || (o[1] == 0 && o[0] < 0)));
 }
 
 // Union-find with path halving; the smaller index becomes the root.
@@ -84,7 +66,7 @@ FaceReach face_reachability(const Volume<std::uint8_t>& mask, const FaceConnecti
   const Dims d = mask.dims();
   const index_t n[3] = {d.x, d.y, d.z};
   const index_t sy = d.x, sz = d.x * d.y;
-  const std::vector<Offset> all = neighbour_offsets(options.connectivity);
+  const std::vector<Offset>& all = neighbour_offsets(options.connectivity);
   std::vector<Offset> backward;
   for (const auto& o : all)
     if (is_backward(o)) backward.push_back(o);
@@ -106,7 +88,7 @@ FaceReach face_reachability(const Volume<std::uint8_t>& mask, const FaceConnecti
           if (!m[i]) continue;
           parent[i] = static_cast<u32>(i);
           for (const auto& o : backward) {
-            const index_t X = x + o.d[0], Y = y + o.d[1], Z = z + o.d[2];
+            const index_t X = x + o[0], Y = y + o[1], Z = z + o[2];
             if (X < 0 || X >= d.x || Y < 0 || Y >= d.y || Z < z0) continue;
             const index_t j = X + Y * sy + Z * sz;
             if (m[j]) unite(parent, static_cast<u32>(i), static_cast<u32>(j));
@@ -122,8 +104,8 @@ FaceReach face_reachability(const Volume<std::uint8_t>& mask, const FaceConnecti
         const index_t i = x + y * sy + z * sz;
         if (!m[i]) continue;
         for (const auto& o : backward) {
-          if (o.d[2] != -1) continue;
-          const index_t X = x + o.d[0], Y = y + o.d[1];
+          if (o[2] != -1) continue;
+          const index_t X = x + o[0], Y = y + o[1];
           if (X < 0 || X >= d.x || Y < 0 || Y >= d.y) continue;
           const index_t j = X + Y * sy + (z - 1) * sz;
           if (m[j]) unite(parent, static_cast<u32>(i), static_cast<u32>(j));
@@ -143,11 +125,11 @@ FaceReach face_reachability(const Volume<std::uint8_t>& mask, const FaceConnecti
         const index_t i = p[0] + p[1] * sy + p[2] * sz;
         if (!m[i]) continue;
         for (const auto& o : all) {
-          if (o.d[a] != -1) continue;
+          if (o[a] != -1) continue;
           index_t q[3];
           bool inside = true;
           for (int k = 0; k < 3; ++k) {
-            q[k] = p[k] + o.d[k];
+            q[k] = p[k] + o[k];
             if (q[k] < 0 || q[k] >= n[k]) {
               if (!wraps[k]) inside = false;
               q[k] = (q[k] + n[k]) % n[k];
