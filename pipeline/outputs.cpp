@@ -1,8 +1,8 @@
 #include "pipeline/outputs.h"
 
-#include <ctime>
 
 #include "core/atomic_file.h"
+#include "core/utc_time.h"
 #include "core/csv.h"
 #include "core/json_util.h"
 
@@ -10,14 +10,7 @@ namespace vp {
 
 std::string voxpress_version() { return VOXPRESS_VERSION; }
 
-std::string utc_timestamp() {
-  std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
+std::string utc_timestamp() { return utc_time("%Y-%m-%dT%H:%M:%SZ"); }
 
 std::string metrics_csv(const std::vector<SampleRecord>& samples) {
   std::string out = std::string(kMetricsCsvHeader) + "\n";

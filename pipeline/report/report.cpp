@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <ctime>
 #include <fstream>
 #include <map>
 #include <set>
@@ -13,6 +12,7 @@
 #include "core/error.h"
 #include "core/hash.h"
 #include "core/json_util.h"
+#include "core/utc_time.h"
 
 namespace vp::report {
 
@@ -96,15 +96,6 @@ std::string embedded_png(const fs::path& file, const std::string& alt, const std
 
 std::string relative_link(const fs::path& rel, const std::string& text) {
   return "<a href=\"" + esc(rel.generic_string()) + "\">" + esc(text) + "</a>";
-}
-
-std::string utc_now() {
-  std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm);
-  return buf;
 }
 
 std::string json_text(const json& j) {
@@ -442,7 +433,7 @@ void section_provenance(std::ostringstream& h, const SeriesOutputs& s) {
   for (const char* key : {"voxpress_version", "version", "threads", "jobs", "memory_budget_bytes", "started", "finished",
                           "seconds"})
     if (const json* v = field(mj, {key})) h << "<tr><th>" << esc(key) << "</th><td>" << esc(json_text(*v)) << "</td></tr>";
-  h << "<tr><th>report generated</th><td>" << esc(utc_now()) << "</td></tr></table>\n";
+  h << "<tr><th>report generated</th><td>" << esc(utc_time("%Y-%m-%d %H:%M:%S UTC")) << "</td></tr></table>\n";
   const auto entries = sample_entries(mj);
   if (!entries.empty()) {
     h << "<div class=\"scroll\"><table><tr><th>sample</th><th>series</th><th>pressure (MPa)</th><th>input</th><th>sha256</th>"
@@ -514,7 +505,7 @@ std::string render_report_html(const SeriesOutputs& s, const PlotSet& plots, con
   h << "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>"
     << esc(o.title) << "</title>\n<style>" << kStyle << "</style>\n</head>\n<body>\n<header><h1>" << esc(o.title)
-    << "</h1><p>Run folder " << esc(fs::absolute(s.run.dir).lexically_normal().string()) << " · generated " << esc(utc_now())
+    << "</h1><p>Run folder " << esc(fs::absolute(s.run.dir).lexically_normal().string()) << " · generated " << esc(utc_time("%Y-%m-%d %H:%M:%S UTC"))
     << "</p></header>\n<nav><a href=\"#summary\">Summary</a><a href=\"#plots\">Plots</a><a href=\"#fits\">Fits</a>"
        "<a href=\"#gallery\">Gallery</a><a href=\"#tables\">Tables</a><a href=\"#settings\">Settings</a>"
        "<a href=\"#provenance\">Provenance</a><a href=\"#files\">Files</a></nav>\n<main>\n";
