@@ -1,5 +1,6 @@
-// voxpress report RUN_DIR: regenerates the series tables, fits, plots and report.html of a
-// finished run from its files alone (metrics.csv, metrics.json, samples/*/ slices).
+// voxpress report RUN_DIR [--figures DIR]: regenerates the series tables, fits and report.html of
+// a finished run from its files alone (metrics.csv, metrics.json, config.yaml, samples/*/ slices),
+// and on request the headline panel as paper figures (SVG, PDF, 300-dpi PNG).
 #include <filesystem>
 #include <iostream>
 #include <map>
@@ -49,15 +50,18 @@ Params run_report_params(const fs::path& run_dir) {
 }
 
 int report_main(const std::vector<std::string>& args) {
-  CLI::App app("Regenerate the pressure-series tables, trend fits, plots and report.html of a finished run", "report");
-  std::string run_dir, title;
+  CLI::App app("Regenerate the pressure-series tables, trend fits, figures and report.html of a finished run", "report");
+  std::string run_dir, title, figures;
   std::optional<double> crack_threshold;
   bool no_plots = false;
   app.add_option("RUN_DIR", run_dir, "run folder holding metrics.csv (and metrics.json, samples/)")->required();
   app.add_option("--title", title, "report title (default: the run config's report.title, else the built-in one)");
   app.add_option("--crack-threshold", crack_threshold,
                  "crack volume fraction a sample must exceed to count as cracked, 0..1 (default: the run config's, else 0 = any crack)");
-  app.add_flag("--no-plots", no_plots, "skip the gnuplot plots");
+  app.add_flag("--no-plots", no_plots, "leave the figures out of report.html (summary, tables and fits stay)");
+  app.add_option("--figures", figures,
+                 "also write the headline panel for a paper into this folder: headline.svg and one SVG per figure, "
+                 "each as PDF and 300-dpi PNG too (rsvg-convert), with the CSV behind it");
   if (parse_cli(app, args)) return 0;
 
   const fs::path dir(run_dir);
@@ -73,15 +77,19 @@ int report_main(const std::vector<std::string>& args) {
 
   const auto out = report::write_report(dir, options);
   for (const auto& w : out.warnings) std::cerr << "warning: " << w << "\n";
-  std::cout << "wrote " << out.html.string() << " (" << out.plots.plots.size() << " plots, " << out.files.size()
-            << " files)\n";
+  std::cout << "wrote " << out.html.string() << " (" << out.figures << " figures, " << out.files.size() << " files)\n";
+  if (!figures.empty()) {
+    const auto paper = report::write_report_figures(dir, figures, options);
+    if (!paper.message.empty()) std::cerr << "warning: " << paper.message << "\n";
+    std::cout << "wrote " << paper.files.size() << " figure files to " << figures << "\n";
+  }
   return 0;
 }
 
 }  // namespace
 
 Command make_report_command() {
-  return {"report", "regenerate the pressure-series report (tables, fits, plots, report.html) of a run folder", report_main};
+  return {"report", "regenerate the pressure-series report (tables, fits, figures, report.html) of a run folder; --figures for a paper", report_main};
 }
 
 }  // namespace vp

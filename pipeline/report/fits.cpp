@@ -122,6 +122,65 @@ HeckelFit fit_heckel(const std::vector<double>& pressure_MPa, const std::vector<
 
 double KneeFit::value_at(double P) const { return plateau + slope_per_MPa * std::min(P - knee_at, 0.0); }
 
+double student_t_975(std::size_t dof) {
+  static const double table[30] = {12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+                                   2.201,  2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+                                   2.080,  2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042};
+  if (dof == 0) return kNaN;
+  if (dof <= 30) return table[dof - 1];
+  const double z = 1.959964, v = static_cast<double>(dof);
+  return z + (z * z * z + z) / (4 * v) + (5 * std::pow(z, 5) + 16 * z * z * z + 3 * z) / (96 * v * v);
+}
+
+namespace {
+
+// SSE of the knee model with the knee fixed at K (linear in plateau and slope).
+double knee_sse_at(const std::vector<std::pair<double, double>>& p, double K) {
+  std::vector<double> g(p.size());
+  for (std::size_t i = 0; i < p.size(); ++i) g[i] = std::min(p[i].first - K, 0.0);
+  return fit_with_basis(p, g).sse;
+}
+
+// The 95 % profile-likelihood interval of the knee (see fits.h): scan K over the sampled range,
+// then bisect each edge of the accepted set to 1e-6 of the range.
+std::pair<double, double> knee_profile_interval(const std::vector<std::pair<double, double>>& p, double knee,
+                                                double sse_min) {
+  const double dof = static_cast<double>(p.size()) - 3;
+  const double t = student_t_975(p.size() - 3);
+  const double limit = sse_min * (1 + t * t / dof) + 1e-14 * total_sum_squares(p);
+  const double a = p.front().first, b = p.back().first;
+  auto inside = [&](double K) { return knee_sse_at(p, K) <= limit; };
+  auto edge = [&](double in, double out) {  // inside(in), !inside(out)
+    for (int it = 0; it < 60 && std::abs(out - in) > 1e-6 * (b - a); ++it) {
+      const double mid = 0.5 * (in + out);
+      (inside(mid) ? in : out) = mid;
+    }
+    return in;
+  };
+  constexpr int kSteps = 400;
+  double lo = knee, hi = knee;
+  // Walk outwards from the best knee until the first rejected position, then refine that edge.
+  for (int i = 1; i <= kSteps; ++i) {
+    const double K = knee - (knee - a) * i / kSteps;
+    if (!inside(K)) {
+      lo = edge(knee - (knee - a) * (i - 1) / kSteps, K);
+      break;
+    }
+    lo = K;
+  }
+  for (int i = 1; i <= kSteps; ++i) {
+    const double K = knee + (b - knee) * i / kSteps;
+    if (!inside(K)) {
+      hi = edge(knee + (b - knee) * (i - 1) / kSteps, K);
+      break;
+    }
+    hi = K;
+  }
+  return {lo, hi};
+}
+
+}  // namespace
+
 KneeFit fit_knee(const std::vector<double>& pressure_MPa, const std::vector<double>& value) {
   KneeFit f;
   const auto p = finite_sorted(pressure_MPa, value);
@@ -169,6 +228,10 @@ KneeFit fit_knee(const std::vector<double>& pressure_MPa, const std::vector<doub
   }
   f.knee_at = best_knee;
   f.plateau = best_plateau;
+  if (best_knee > p.front().first && best_knee < p.back().first) {
+    const auto [lo, hi] = knee_profile_interval(p, best_knee, best_sse);
+    f.knee_ci95_low_MPa = lo, f.knee_ci95_high_MPa = hi;
+  }
   f.slope_per_MPa = best_slope;
   f.r2 = r_squared(best_sse, total_sum_squares(p));
   if (best_knee >= p.back().first) {
@@ -265,6 +328,8 @@ nlohmann::json to_json(const KneeFit& f) {
           {"status", f.status},
           {"n_points", f.n_points},
           {"knee_pressure_MPa", json_number(f.knee_pressure_MPa)},
+          {"knee_ci95_low_MPa", json_number(f.knee_ci95_low_MPa)},
+          {"knee_ci95_high_MPa", json_number(f.knee_ci95_high_MPa)},
           {"plateau", json_number(f.plateau)},
           {"slope_per_MPa", json_number(f.slope_per_MPa)},
           {"r2", json_number(f.r2)}};

@@ -44,14 +44,24 @@ HeckelFit fit_heckel(const std::vector<double>& pressure_MPa, const std::vector<
 // so noiseless data is recovered exactly. Minimum 4 points (3 parameters + 1).
 // Status "no_plateau" when the best knee is the highest pressure (still rising),
 // "no_rise" when it is the lowest (flat throughout); P_knee is NaN then.
+// Uncertainty of the knee (status "ok"): the 95 % profile-likelihood interval, i.e. every knee
+// position K in [P_min, P_max] whose best fit with K fixed has SSE(K) ≤ SSE_min·(1 + F/(n − 3)),
+// F = t²(0.975, n − 3) (Bates & Watts, nonlinear regression). Few points make it wide, as it
+// should be; noiseless data collapse it onto the knee. It is cut at the sampled pressures
+// (no knee outside the data can be resolved).
 struct KneeFit {
   std::string status = "insufficient_points";
   std::size_t n_points = 0;
   double knee_pressure_MPa = NAN, plateau = NAN, slope_per_MPa = NAN, r2 = NAN;
+  double knee_ci95_low_MPa = NAN, knee_ci95_high_MPa = NAN;  // profile interval (status "ok")
   double knee_at = NAN;  // the fitted knee position even when status is not "ok" (for plotting)
   double value_at(double pressure_MPa) const;
 };
 KneeFit fit_knee(const std::vector<double>& pressure_MPa, const std::vector<double>& value);
+
+// Two-sided 97.5 % quantile of Student's t with `dof` degrees of freedom (table to 30, then
+// the Cornish–Fisher expansion, within 1e-3).
+double student_t_975(std::size_t dof);
 
 // Bruggeman-type tortuosity: τ = ε^(−α). α by least squares of ln τ = −α·ln ε through
 // the origin (the model has no prefactor), r2 of that fit on ln τ. For comparison the free

@@ -1,5 +1,5 @@
 // Batch stages over a finished run folder: `series` (tables and fits as files) and `report`
-// (the same, plus plots and RUN/report.html).
+// (the same, plus RUN/report.html with its figures).
 #include "core/error.h"
 #include "pipeline/catalog.h"
 #include "pipeline/report/report.h"
@@ -17,7 +17,7 @@ std::vector<ParamSpec> report_stage_params() {
                     "crack volume fraction a sample must exceed to count as cracked (crack onset); 0 = any detected crack",
                     "1", "0"),
               0.0, 1.0),
-      param("plots", ParamType::boolean, "draw the plots with gnuplot (PNG files plus embedded in the report)", "", "true"),
+      param("plots", ParamType::boolean, "draw the figures (inline SVG) in report.html", "", "true"),
   };
 }
 
@@ -55,13 +55,13 @@ class ReportStage : public BatchStage {
  public:
   std::string name() const override { return "report"; }
   std::string summary() const override {
-    return "series tables, trend fits, plots and the self-contained HTML report (RUN/report.html)";
+    return "series tables, trend fits, figures and the self-contained HTML report (RUN/report.html)";
   }
   std::vector<ParamSpec> params() const override { return report_stage_params(); }
   void run(const Params& params, const std::filesystem::path& run_dir, Progress& progress) const override {
     const auto out = report::write_report(run_dir, report_options(params));
     for (const auto& w : out.warnings) progress.message("", name(), "warning: " + w);
-    progress.message("", name(), std::to_string(out.plots.plots.size()) + " plots; wrote " + out.html.string());
+    progress.message("", name(), std::to_string(out.figures) + " figures; wrote " + out.html.string());
   }
 };
 
