@@ -48,8 +48,8 @@ fs::path make_run(int series, int pressures, int metrics) {
 }  // namespace
 
 int main() {
-  std::printf("| series × pressures | metric columns | rows | tables + fits + files (s) | report.html, no plots (s) | report.html + plots (s) | plots |\n");
-  std::printf("|---|---|---|---|---|---|---|\n");
+  std::printf("| series × pressures | metric columns | rows | tables + fits + files (s) | report.html, no figures (s) | report.html + SVG figures (s) | figures | report.html (MB) |\n");
+  std::printf("|---|---|---|---|---|---|---|---|\n");
   for (auto [series, pressures, metrics] : {std::tuple{2, 8, 10}, std::tuple{4, 16, 50}, std::tuple{8, 32, 100}}) {
     const auto run = make_run(series, pressures, metrics);
     ReportOptions o;
@@ -64,8 +64,8 @@ int main() {
     t0 = std::chrono::steady_clock::now();
     const auto out = write_report(run, o);
     const double t_plots = seconds_since(t0);
-    std::printf("| %d × %d | %d | %zu | %.3f | %.3f | %.3f | %zu |\n", series, pressures, metrics + 5, s.run.rows.size(),
-                t_series, t_html, t_plots, out.plots.plots.size());
+    std::printf("| %d × %d | %d | %zu | %.3f | %.3f | %.3f | %zu | %.1f |\n", series, pressures, metrics + 5, s.run.rows.size(),
+                t_series, t_html, t_plots, out.figures, static_cast<double>(fs::file_size(out.html)) / 1e6);
     fs::remove_all(run);
   }
   return 0;

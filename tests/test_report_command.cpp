@@ -3,6 +3,7 @@
 // Needs the voxpress executable (built with the whole tree); skips when it is not there.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 
@@ -69,4 +70,41 @@ TEST_F(ReportCommand, BadInputExitsTwoNamingTheFile) {
   EXPECT_NE(r.err.find("lots"), std::string::npos) << r.err;
   r = run_voxpress("report \"" + run.string() + "\" --crack-threshold 2", run);
   EXPECT_EQ(r.code, 2);
+}
+
+TEST_F(ReportCommand, FiguresWritesThePanelAsSvgPdfAndPng) {
+  // A porosity column as well, so the panel holds a Heckel fit next to the cracks.
+  std::ofstream csv(run / "metrics.csv", std::ios::app);
+  for (int i = 0; i < 4; ++i)
+    csv << "p" << i * 100 << ",A," << i * 100 << ",metrics,porosity,pore,," << 0.3 * std::exp(-0.005 * i * 100) << ",1\n";
+  csv.close();
+  const fs::path figures = run / "paper";
+  const auto r = run_voxpress("report \"" + run.string() + "\" --figures \"" + figures.string() + "\"", run);
+  ASSERT_EQ(r.code, 0) << r.err;
+  for (const char* stem : {"headline", "porosity", "cracks", "heckel"}) {
+    const auto svg = slurp(figures / (std::string(stem) + ".svg"));
+    EXPECT_EQ(svg.rfind("<svg xmlns=\"http://www.w3.org/2000/svg\"", 0), 0u) << stem;
+    EXPECT_EQ(svg.find('|'), std::string::npos) << stem;  // no machine names anywhere in a paper figure
+  }
+  EXPECT_NE(slurp(figures / "headline.svg").find("yield pressure 1/k = 200 MPa"), std::string::npos);
+  EXPECT_NE(slurp(figures / "porosity.csv").find("trace,kind,pressure_MPa,value"), std::string::npos);
+  if (!fs::exists("/usr/bin/rsvg-convert") && !std::getenv("VP_RSVG_CONVERT"))
+    GTEST_SKIP() << "rsvg-convert (librsvg2-bin) is not installed: SVG only, PDF/PNG not checked";
+  for (const char* stem : {"headline", "porosity", "cracks"}) {
+    EXPECT_EQ(slurp(figures / (std::string(stem) + ".pdf")).rfind("%PDF-", 0), 0u) << stem;
+    EXPECT_EQ(slurp(figures / (std::string(stem) + ".png")).rfind("\x89PNG", 0), 0u) << stem;
+  }
+  // 300 dpi: the 610 px wide chart (CSS px, 96 per inch) is 1906.25 pixels wide, rounded either way.
+  const auto png = slurp(figures / "porosity.png");
+  ASSERT_GT(png.size(), 24u);
+  const unsigned width = (static_cast<unsigned char>(png[16]) << 24) | (static_cast<unsigned char>(png[17]) << 16) |
+                         (static_cast<unsigned char>(png[18]) << 8) | static_cast<unsigned char>(png[19]);
+  EXPECT_NEAR(width, 1906.25, 1.0);
+}
+
+TEST_F(ReportCommand, FiguresIntoAFileIsBadInput) {
+  std::ofstream(run / "occupied") << "x";
+  const auto r = run_voxpress("report \"" + run.string() + "\" --figures \"" + (run / "occupied").string() + "\"", run);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("occupied"), std::string::npos) << r.err;
 }

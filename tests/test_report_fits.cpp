@@ -113,6 +113,53 @@ TEST(Knee, WithinToleranceWithNoise) {
   EXPECT_NEAR(f.slope_per_MPa, slope, 0.0003);
 }
 
+TEST(Knee, IntervalCollapsesOnNoiselessData) {
+  std::vector<double> caf;
+  for (double p : kPressures) caf.push_back(0.5 + 0.002 * std::min(p - 137.5, 0.0));
+  const auto f = fit_knee(kPressures, caf);
+  ASSERT_EQ(f.status, "ok");
+  EXPECT_NEAR(f.knee_ci95_low_MPa, 137.5, 1e-3);
+  EXPECT_NEAR(f.knee_ci95_high_MPa, 137.5, 1e-3);
+}
+
+TEST(Knee, ProfileIntervalCoversTheTrueKneeAtAbout95Percent) {
+  // 400 noisy realisations of one rise-then-plateau law: the 95 % profile-likelihood interval
+  // must contain the true knee about 95 % of the time (too narrow or too wide both fail).
+  const double knee = 120, plateau = 0.45, slope = 0.0025;
+  int covered = 0, n = 0;
+  double width = 0;
+  for (unsigned seed = 1; seed <= 400; ++seed) {
+    std::mt19937 rng(seed);
+    std::normal_distribution<double> noise(0.0, 0.01);
+    std::vector<double> P, caf;
+    for (double p = 0; p <= 300; p += 20) {
+      P.push_back(p);
+      caf.push_back(plateau + slope * std::min(p - knee, 0.0) + noise(rng));
+    }
+    const auto f = fit_knee(P, caf);
+    if (f.status != "ok") continue;
+    ++n;
+    ASSERT_LE(f.knee_ci95_low_MPa, f.knee_pressure_MPa);
+    ASSERT_GE(f.knee_ci95_high_MPa, f.knee_pressure_MPa);
+    width += f.knee_ci95_high_MPa - f.knee_ci95_low_MPa;
+    if (f.knee_ci95_low_MPa <= knee && knee <= f.knee_ci95_high_MPa) ++covered;
+  }
+  ASSERT_GT(n, 390);
+  const double coverage = static_cast<double>(covered) / n;
+  std::printf("coverage %d of %d, mean width %.1f MPa\n", covered, n, width / n);
+  EXPECT_GT(coverage, 0.90) << covered << " of " << n;
+  EXPECT_LT(coverage, 0.99) << covered << " of " << n;
+  EXPECT_LT(width / n, 60.0);  // informative: much narrower than the 300 MPa range
+}
+
+TEST(Knee, StudentQuantiles) {
+  EXPECT_DOUBLE_EQ(student_t_975(1), 12.706);
+  EXPECT_DOUBLE_EQ(student_t_975(30), 2.042);
+  EXPECT_NEAR(student_t_975(60), 2.0003, 1e-3);
+  EXPECT_NEAR(student_t_975(1000), 1.9623, 1e-3);
+  EXPECT_TRUE(std::isnan(student_t_975(0)));
+}
+
 TEST(Knee, StatusesWhenNoKneeInRange) {
   EXPECT_EQ(fit_knee({0, 10, 20, 30, 40}, {0.1, 0.2, 0.3, 0.4, 0.5}).status, "no_plateau");
   EXPECT_EQ(fit_knee({0, 10, 20, 30}, {0.4, 0.4, 0.4, 0.4}).status, "no_rise");
