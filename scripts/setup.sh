@@ -10,7 +10,7 @@ packages=(cmake ninja-build g++ pkg-config ccache
   libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev libopencv-ml-dev
   libtbb-dev libyaml-cpp-dev libgtest-dev libtiff-dev libhdf5-dev zlib1g-dev
   nlohmann-json3-dev libcli11-dev
-  gnuplot-nox)
+  librsvg2-bin)
 if [[ "${1:-}" == "--with-test-tools" ]]; then
   packages+=(chromium)
 fi

@@ -281,8 +281,11 @@ struct Builder {
         out.columns.insert(pv->key);
         if (ci) out.columns.insert(ci->key);
       }
-      auto seg = measured(t, *col, prefix(si) + (pv ? "segmented" : "measured") + (col->has_uncertainty ? " ± REV spread" : ""),
-                          colr, unit);
+      // Error bars: without replicates they are the porosity_uncertainty rows, which the rev stage
+      // writes (the REV spread); with replicates, their spread combined with those (series.h).
+      const bool replicates = std::any_of(col->n.begin(), col->n.end(), [](int n) { return n > 1; });
+      const std::string bars = !col->has_uncertainty ? "" : replicates ? " ± replicate and REV spread" : " ± REV spread";
+      auto seg = measured(t, *col, prefix(si) + (pv ? "segmented" : "measured") + bars, colr, unit);
       const Endpoints e = endpoints(t, *col);
       if (const auto* h = heckel_for(in.fits[si], key->first); h && std::isfinite(h->k_per_MPa)) {
         c.traces.push_back(fit_curve(prefix(si) + "Heckel fit", colr, 0, c.x_range->second,
