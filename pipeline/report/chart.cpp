@@ -165,13 +165,23 @@ std::pair<double, double> data_y_range(const Chart& c) {
 
 std::string render_svg(const Chart& c, const ChartStyle& st, bool standalone) {
   const double fs = st.font_px;
-  const double W = st.width, H = st.height;
+  const double W = st.width;
+  double H = st.height;
   // Long titles wrap (at most 3 lines) rather than run off a small panel.
   const double title_fs = fs * 1.12, title_x = st.compact ? 6 : fs * 5.2;
   auto title_lines = wrap(c.title, static_cast<std::size_t>(std::max(10.0, (W - title_x - 8) / (title_fs * 0.56))));
   if (title_lines.size() > 3) title_lines.resize(3), title_lines.back() += " …";
   const double left = fs * 5.2, right = 10 + st.notes_width;
   const double top = fs * 0.9 + title_fs * 1.25 * std::max<std::size_t>(1, title_lines.size()), bottom = fs * 3.4;
+  std::size_t legend_entries = 0;
+  for (const auto& t : c.traces) legend_entries += !t.name.empty();
+  const std::size_t note_chars = static_cast<std::size_t>(std::max(8.0, (st.notes_width - 10) / (fs * 0.56)));
+  if (st.notes_width > 0) {  // a chart with many series grows rather than cut its notes off
+    std::size_t note_lines = 0;
+    for (const auto& note : c.notes) note_lines += wrap(note, note_chars).size();
+    const double needed = top + fs * 0.4 + legend_entries * fs * 1.25 + (legend_entries ? fs * 0.7 : 0) + note_lines * fs * 1.22 + fs;
+    H = std::max(H, needed);
+  }
   const double x0 = left, x1 = W - right, y0 = top, y1 = H - bottom;  // plot area (y0 top)
 
   const auto [dxl, dxh] = data_x_range(c);
@@ -303,10 +313,11 @@ std::string render_svg(const Chart& c, const ChartStyle& st, bool standalone) {
   }
   s << "</g>\n";
   // Marker labels (outside the clip so they stay readable).
+  int labelled = 0;  // stacked, so markers of several series at one pressure stay readable
   for (const auto& m : c.vmarkers)
     if (!m.label.empty()) {
       const bool right_side = X(m.x) < (x0 + x1) / 2;
-      s << "<text x=\"" << fmt(X(m.x) + (right_side ? 4 : -4)) << "\" y=\"" << fmt(y0 + fs * 1.1) << "\" text-anchor=\""
+      s << "<text x=\"" << fmt(X(m.x) + (right_side ? 4 : -4)) << "\" y=\"" << fmt(y0 + fs * 1.1 * ++labelled) << "\" text-anchor=\""
         << (right_side ? "start" : "end") << "\" font-size=\"" << fmt(fs * 0.88) << "\" fill=\"" << m.colour.hex()
         << "\" paint-order=\"stroke\" stroke=\"#ffffff\" stroke-width=\"3\">" << xml_escape(m.label) << "</text>\n";
     }
@@ -345,7 +356,6 @@ std::string render_svg(const Chart& c, const ChartStyle& st, bool standalone) {
   if (st.notes_width > 0) {
     const double bx = W - st.notes_width + 4;
     double by = y0 + fs * 0.4;
-    const std::size_t chars = static_cast<std::size_t>(std::max(8.0, (st.notes_width - 10) / (fs * 0.56)));
     s << "<g class=\"legend\" font-size=\"" << fmt(fs * 0.9) << "\">";
     for (const auto* t : legend) {
       by += fs * 1.25;
@@ -354,7 +364,7 @@ std::string render_svg(const Chart& c, const ChartStyle& st, bool standalone) {
     s << "</g>\n<g class=\"notes\" font-size=\"" << fmt(fs * 0.92) << "\" fill=\"#1d2329\">";
     if (!legend.empty()) by += fs * 0.7;
     for (const auto& note : c.notes)
-      for (const auto& line : wrap(note, chars)) {
+      for (const auto& line : wrap(note, note_chars)) {
         by += fs * 1.22;
         s << "<text x=\"" << fmt(bx) << "\" y=\"" << fmt(by) << "\">" << xml_escape(line) << "</text>";
       }

@@ -467,10 +467,8 @@ struct Builder {
       if (e.ok()) {
         c.notes.push_back(prefix(si) + human_number(e.v_first, 3) + " at " + mpa(e.p_first) + " → " +
                           human_number(e.v_last, 3) + " at " + mpa(e.p_last));
-        const std::string name = metric == "tau" ? "τ" : "σ_eff";
         out.summary.push_back(prefix(si) + in.names.title(key->first) + " " + change_word(e.v_first, e.v_last, "rose", "fell") +
                               " from " + human_number(e.v_first, 3) + " to " + human_number(e.v_last, 3) + ".");
-        (void)name;
       }
       std::vector<std::string> off_scale;
       for (std::size_t i = 0; i < t.pressures_MPa.size(); ++i)
@@ -697,15 +695,29 @@ std::string chart_csv(const Chart& chart) {
 }
 
 std::string compose_svg(const std::vector<Chart>& charts, const ChartStyle& style, int columns) {
-  const int rows = static_cast<int>((charts.size() + columns - 1) / columns);
+  // Charts may have grown to fit their notes: each row is as tall as its tallest chart.
+  std::vector<std::string> svgs;
+  std::vector<double> heights;
+  for (const auto& c : charts) {
+    svgs.push_back(render_svg(c, style, false));
+    const auto at = svgs.back().find("height=\"") + 8;
+    heights.push_back(std::stod(svgs.back().substr(at, svgs.back().find('"', at) - at)));
+  }
+  std::vector<double> row_top = {0};
+  for (std::size_t r = 0; r * columns < charts.size(); ++r) {
+    double h = 0;
+    for (std::size_t i = r * columns; i < std::min(charts.size(), (r + 1) * columns); ++i) h = std::max(h, heights[i]);
+    row_top.push_back(row_top.back() + h);
+  }
+  const int width = style.width * columns;
+  const std::string total = format_number(row_top.back());
   std::ostringstream s;
-  s << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << style.width * columns << "\" height=\"" << style.height * rows
-    << "\" viewBox=\"0 0 " << style.width * columns << " " << style.height * rows << "\">\n<rect width=\"100%\" height=\"100%\" fill=\"#ffffff\"/>\n";
-  for (std::size_t i = 0; i < charts.size(); ++i) {
-    std::string svg = render_svg(charts[i], style, false);
-    const int x = static_cast<int>(i % columns) * style.width, y = static_cast<int>(i / columns) * style.height;
-    svg.insert(4, " x=\"" + std::to_string(x) + "\" y=\"" + std::to_string(y) + "\"");  // after "<svg"
-    s << svg << "\n";
+  s << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << width << "\" height=\"" << total << "\" viewBox=\"0 0 " << width
+    << " " << total << "\">\n<rect width=\"100%\" height=\"100%\" fill=\"#ffffff\"/>\n";
+  for (std::size_t i = 0; i < svgs.size(); ++i) {
+    const int x = static_cast<int>(i % columns) * style.width;
+    svgs[i].insert(4, " x=\"" + std::to_string(x) + "\" y=\"" + format_number(row_top[i / columns]) + "\"");  // after "<svg"
+    s << svgs[i] << "\n";
   }
   s << "</svg>\n";
   return s.str();

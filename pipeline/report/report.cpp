@@ -488,7 +488,7 @@ void slice_cell(std::ostringstream& h, const fs::path& png, const std::string& a
   }
   h << "<div class=\"slice\"><img alt=\"" << esc(alt) << "\" title=\"" << esc(png.filename().string())
     << "\" src=\"data:image/png;base64," << base64(bytes) << "\">";
-  const auto [w_um, h_um] = slice_extent_um(entry, png);
+  const double w_um = slice_extent_um(entry, png).first;
   if (w_um > 0 && png_size(bytes).first > 0) {
     const double bar = scale_bar_um(w_um);
     char width[32];
@@ -496,7 +496,6 @@ void slice_cell(std::ostringstream& h, const fs::path& png, const std::string& a
     h << "<span class=\"bar\" style=\"width:" << width << "px\"></span><span class=\"bar-label\">" << show(bar) << " µm</span>";
   }
   h << "</div>";
-  (void)h_um;
 }
 
 void section_gallery(std::ostringstream& h, const SeriesOutputs& s, const Names& names) {
