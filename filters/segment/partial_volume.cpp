@@ -328,7 +328,7 @@ PartialVolumeResult partial_volume_segmentation(const Volume<float>& grey, const
             }
           }
         } else {
-          ab = unmixing_pair(gl, adj ? adj : cand, centre, k);
+          ab = unmixing_pair(gl, cand, centre, k);
         }
         st.pair_weight[ab.first * k + ab.second] += 1 - shared;
         const auto [a, b] = ab;
