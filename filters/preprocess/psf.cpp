@@ -18,6 +18,12 @@ namespace {
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 constexpr int kJackknifeGroups = 10;
 constexpr double kStudentT9 = 2.262;  // two-sided 95 % quantile, 9 degrees of freedom
+// Relative systematic error of the edge model on phantoms (curvature, nearby interfaces, normal
+// noise), measured in docs/segmentation.md; added in quadrature to the jackknife half-width.
+constexpr double kSystematic = 0.05;
+constexpr double kSmooth[3] = {1, 2, 1};
+constexpr double kLateralVariance = 0.5;  // variance of [1 2 1] / 4, voxels²
+constexpr double kLateralNoise = 0.375;   // noise σ factor of [1 2 1] ⊗ [1 2 1] / 16: √36 / 16
 
 double phi(double z) { return 0.5 * std::erfc(-z * M_SQRT1_2); }
 double phi_density(double z) { return 0.3989422804014327 * std::exp(-0.5 * z * z); }
@@ -88,8 +94,16 @@ EdgeSet collect_edges(const Volume<float>& g, int axis, const std::vector<double
     std::vector<float> line(static_cast<std::size_t>(n));
     std::vector<float> window(static_cast<std::size_t>(len));
     for (index_t u = 1; u + 1 < nu; ++u) {
+      // The line averaged with [1 2 1] ⊗ [1 2 1] / 16 across: noise × 0.375, and for an
+      // interface normal to the line the profile is unchanged (obliquity: see edge_width).
       const index_t base = u * st[ua] + v * st[va];
-      for (index_t k = 0; k < n; ++k) line[k] = g[base + k * st[axis]];
+      for (index_t k = 0; k < n; ++k) {
+        double acc = 0;
+        for (int i = -1; i <= 1; ++i)
+          for (int j = -1; j <= 1; ++j)
+            acc += kSmooth[i + 1] * kSmooth[j + 1] * g[base + k * st[axis] + i * st[ua] + j * st[va]];
+        line[k] = static_cast<float>(acc / 16);
+      }
       for (std::size_t i = 0; i < levels.size(); ++i)
         for (std::size_t j = i + 1; j < levels.size(); ++j) {
           const double lo = levels[i], step = levels[j] - levels[i], mid = 0.5 * (levels[i] + levels[j]);
@@ -123,7 +137,7 @@ EdgeSet collect_edges(const Volume<float>& g, int axis, const std::vector<double
             for (int b = 0; b < 3; ++b)
               if (b != axis)
                 e.tangent2[b] = std::max(0.0, grad[b] * grad[b] - sobel_noise_var) / (grad[axis] * grad[axis]);
-            e.weight = step * step / (noise * noise);
+            e.weight = step * step / (kLateralNoise * kLateralNoise * noise * noise);
             f.samples.insert(f.samples.end(), window.begin(), window.end());
             f.edges.push_back(e);
             k += half_width;  // one edge per interface: skip the noise wiggles around this crossing
@@ -152,25 +166,34 @@ EdgeSet collect_edges(const Volume<float>& g, int axis, const std::vector<double
   return set;
 }
 
-// Least-squares fit of one profile's position t0 for a given width s (Gauss–Newton from `t0`);
-// returns the weighted residual sum of squares and updates t0.
+// Least-squares fit of one profile for a given width s: position t0 (Gauss–Newton from `t0`) and
+// its two plateau levels (linear, so solved exactly at each step; a nearby interface that
+// tilts a plateau then shifts a level instead of widening the edge). Returns the residual sum
+// of squares and updates t0.
 double fit_position(const float* y, int len, double s, double& t0) {
-  for (int it = 0; it < 4; ++it) {
+  double lo = 0, step = 1, rss = 0;
+  for (int it = 0; it <= 4; ++it) {
+    // Levels for the current t0: regression of y on Φ.
+    double sp = 0, spp = 0, sy = 0, spy = 0;
+    for (int k = 0; k < len; ++k) {
+      const double p = phi((k - t0) / s);
+      sp += p, spp += p * p, sy += y[k], spy += p * y[k];
+    }
+    const double det = len * spp - sp * sp;
+    if (det > 1e-12) {
+      step = (len * spy - sp * sy) / det;
+      lo = (sy - step * sp) / len;
+    }
     double num = 0, den = 0;
+    rss = 0;
     for (int k = 0; k < len; ++k) {
       const double z = (k - t0) / s;
-      const double r = y[k] - phi(z);
-      const double jac = phi_density(z) / s;  // −∂r/∂t0
-      num += r * jac;
-      den += jac * jac;
+      const double r = y[k] - lo - step * phi(z);
+      const double jac = step * phi_density(z) / s;  // −∂r/∂t0
+      num += r * jac, den += jac * jac, rss += r * r;
     }
-    if (!(den > 0)) break;
+    if (it == 4 || !(den > 0)) break;
     t0 = std::clamp(t0 - num / den, 1.0, len - 2.0);
-  }
-  double rss = 0;
-  for (int k = 0; k < len; ++k) {
-    const double r = y[k] - phi((k - t0) / s);
-    rss += r * r;
   }
   return rss;
 }
@@ -178,7 +201,7 @@ double fit_position(const float* y, int len, double s, double& t0) {
 double edge_width(const EdgeProfile& e, int axis, double sigma_axis, const std::array<double, 3>& sigma) {
   double s2 = sigma_axis * sigma_axis;
   for (int b = 0; b < 3; ++b)
-    if (b != axis) s2 += e.tangent2[b] * sigma[b] * sigma[b];
+    if (b != axis) s2 += e.tangent2[b] * (sigma[b] * sigma[b] + kLateralVariance);
   return std::sqrt(s2);
 }
 
@@ -213,47 +236,52 @@ struct AxisFit {
   std::size_t edges = 0;
 };
 
-// σ of one axis: a coarse log grid, then a fine grid around its minimum that also yields the
-// leave-one-group-out minima of the jackknife.
+// σ of one axis: golden-section search of the profile cost over [lo, hi], then (last sweep) a fine
+// grid around its minimum that also yields the leave-one-group-out minima of the jackknife.
 AxisFit fit_axis(const EdgeSet& set, std::vector<char>& used, int axis, const std::array<double, 3>& sigma,
-                 bool reject_outliers) {
+                 double lo, double hi, bool reject_outliers, bool jackknife) {
   AxisFit fit;
   const std::size_t ne = set.edges.size();
   std::vector<double> positions(ne), cost(ne);
   for (std::size_t i = 0; i < ne; ++i) positions[i] = set.edges[i].crossing;
   auto count_used = [&] { return static_cast<std::size_t>(std::count(used.begin(), used.end(), 1)); };
-  auto total = [&] { return std::accumulate(cost.begin(), cost.end(), 0.0); };
-
-  std::vector<double> grid, f;
-  for (double s = 0.15; s <= 6.0; s *= 1.08) grid.push_back(s);
-  for (double s : grid) {
+  auto total_at = [&](double s) {
     edge_costs(set, used, axis, s, sigma, positions, cost);
-    f.push_back(total());
+    return std::accumulate(cost.begin(), cost.end(), 0.0);
+  };
+
+  const double ratio = 0.6180339887498949;
+  double a = lo, b = hi, c = b - ratio * (b - a), d = a + ratio * (b - a);
+  double fc = total_at(c), fd = total_at(d);
+  while (b - a > 2e-3 * (a + b)) {
+    if (fc < fd) b = d, d = c, fd = fc, c = b - ratio * (b - a), fc = total_at(c);
+    else a = c, c = d, fc = fd, d = a + ratio * (b - a), fd = total_at(d);
   }
-  double best = parabolic_minimum(grid, f);
+  const double best = 0.5 * (a + b);
+  fit.sigma = best;
 
   if (reject_outliers) {
     // χ² bound on each profile's residual (dof ≈ samples − 1), or 3 × the median when the noise
     // is below the model's own misfit (noise-free scans).
-    edge_costs(set, used, axis, best, sigma, positions, cost);
-    std::vector<double> c;
+    total_at(best);
+    std::vector<double> c2;
     for (std::size_t i = 0; i < ne; ++i)
-      if (used[i]) c.push_back(cost[i]);
-    if (!c.empty()) {
-      auto mid = c.begin() + static_cast<std::ptrdiff_t>(c.size() / 2);
-      std::nth_element(c.begin(), mid, c.end());
-      const double dof = set.length() - 1;
+      if (used[i]) c2.push_back(cost[i]);
+    if (!c2.empty()) {
+      auto mid = c2.begin() + static_cast<std::ptrdiff_t>(c2.size() / 2);
+      std::nth_element(c2.begin(), mid, c2.end());
+      const double dof = set.length() - 3;
       const double bound = std::max(dof + 4.5 * std::sqrt(2 * dof), 3 * *mid);
       for (std::size_t i = 0; i < ne; ++i)
         if (used[i] && cost[i] > bound) used[i] = 0;
     }
   }
   fit.edges = count_used();
-  if (fit.edges == 0) return fit;
+  if (fit.edges == 0 || !jackknife) return fit;
 
-  // Fine grid ±12 % in 1 % steps, per jackknife group.
+  // Fine grid ±8 % in 1 % steps, per jackknife group.
   std::vector<double> fine;
-  for (int i = -12; i <= 12; ++i) fine.push_back(best * (1 + 0.01 * i));
+  for (int i = -8; i <= 8; ++i) fine.push_back(best * (1 + 0.01 * i));
   std::vector<std::vector<double>> group_cost(kJackknifeGroups, std::vector<double>(fine.size(), 0.0));
   std::vector<double> full(fine.size(), 0.0);
   for (std::size_t i = 0; i < ne; ++i) positions[i] = set.edges[i].crossing;
@@ -274,7 +302,8 @@ AxisFit fit_axis(const EdgeSet& set, std::vector<char>& used, int axis, const st
   const double mean = std::accumulate(loo.begin(), loo.end(), 0.0) / kJackknifeGroups;
   double ss = 0;
   for (double v : loo) ss += (v - mean) * (v - mean);
-  fit.ci95 = kStudentT9 * std::sqrt((kJackknifeGroups - 1.0) / kJackknifeGroups * ss);
+  const double statistical = kStudentT9 * std::sqrt((kJackknifeGroups - 1.0) / kJackknifeGroups * ss);
+  fit.ci95 = std::hypot(statistical, kSystematic * fit.sigma);
   return fit;
 }
 
@@ -302,7 +331,7 @@ PsfEstimate estimate_psf(const Volume<float>& grey, const std::vector<double>& c
 
   std::array<double, 3> sigma{1, 1, 1};
   std::array<AxisFit, 3> fits;
-  int half_width = 4;
+  int half_width = 5;
   for (int round = 0; round < 2; ++round) {
     std::array<EdgeSet, 3> sets;
     std::array<std::vector<char>, 3> used;
@@ -319,7 +348,8 @@ PsfEstimate estimate_psf(const Volume<float>& grey, const std::vector<double>& c
           fits[a] = AxisFit{kNaN, kNaN, sets[a].edges.size()};
           continue;
         }
-        fits[a] = fit_axis(sets[a], used[a], a, basis, sweep == 0);
+        const double lo = sweep == 0 ? 0.15 : 0.8 * sigma[a], hi = sweep == 0 ? 6.0 : 1.25 * sigma[a];
+        fits[a] = fit_axis(sets[a], used[a], a, basis, lo, hi, sweep == 0, sweep == 2);
       }
       for (int a = 0; a < 3; ++a) {
         // An axis without its own edges borrows the mean of the others for the oblique term.
