@@ -45,6 +45,9 @@ int segment_main(const std::vector<std::string>& args) {
   int cleanup_label = -1, particle_label = -1;
   bool rings = false, cupping = false, normalise = false, fill = false, json = false, no_thin_pores = false;
   std::string psf_sigma;
+  std::string deconvolve = "none", deconvolve_sigma;
+  int deconvolve_iterations = DeconvolveOptions{}.iterations, deconvolve_classes = DeconvolveOptions{}.classes;
+  double deconvolve_smooth = DeconvolveOptions{}.smooth_vox;
   app.add_option("--out", out, "output label volume (TIFF, MHA, NRRD, NIfTI, raw by extension)")->required();
   app.add_option("--method", method, std::string(kSegmentMethodChoices) + " (default auto; forest with a model)");
   app.add_option("--classes", classes, "number of classes K (multi-otsu default 3, others 2)");
@@ -57,6 +60,12 @@ int segment_main(const std::vector<std::string>& args) {
   app.add_option("--bin", bin, "mean binning 1|2|4")->capture_default_str();
   app.add_flag("--rings", rings, "ring-artefact reduction about the slice centre");
   app.add_flag("--cupping", cupping, "radial cupping (beam-hardening) correction");
+  app.add_option("--deconvolve", deconvolve, "none|richardson-lucy: deconvolve with the scan's PSF (before denoise)")
+      ->capture_default_str();
+  app.add_option("--deconvolve-iterations", deconvolve_iterations, "Richardson–Lucy iterations")->capture_default_str();
+  app.add_option("--deconvolve-sigma", deconvolve_sigma, "PSF σ in voxels: S or SX,SY,SZ (default: estimated from the scan)");
+  app.add_option("--deconvolve-classes", deconvolve_classes, "pure phases for the PSF estimate")->capture_default_str();
+  app.add_option("--deconvolve-smooth", deconvolve_smooth, "Gaussian σ after Richardson–Lucy, voxels")->capture_default_str();
   app.add_option("--denoise", denoise, "none|median|bilateral|anisotropic|nlmeans")->capture_default_str();
   app.add_option("--median-radius", median_radius, "median radius, voxels")->capture_default_str();
   app.add_option("--bilateral-sigma", bilateral_sigma, "bilateral spatial sigma, µm")->capture_default_str();
@@ -116,6 +125,18 @@ int segment_main(const std::vector<std::string>& args) {
   po.bin = bin;
   po.rings = rings;
   po.cupping = cupping;
+  po.deconvolve.method = parse_deconvolve_method(deconvolve);
+  po.deconvolve.iterations = deconvolve_iterations;
+  if (!deconvolve_sigma.empty()) {
+    const auto s = parse_numbers(deconvolve_sigma, "--deconvolve-sigma");
+    if ((s.size() != 1 && s.size() != 3) || std::any_of(s.begin(), s.end(), [](double v) { return !(v >= 0); }))
+      throw InputError("--deconvolve-sigma '" + deconvolve_sigma + "': expected S or SX,SY,SZ (voxels, ≥ 0)");
+    po.deconvolve.psf_sigma_vox = s.size() == 1 ? std::array<double, 3>{s[0], s[0], s[0]}
+                                                : std::array<double, 3>{s[0], s[1], s[2]};
+  }
+  if (deconvolve_classes < 2) throw InputError("--deconvolve-classes: expected ≥ 2");
+  po.deconvolve.classes = deconvolve_classes;
+  po.deconvolve.smooth_vox = deconvolve_smooth;
   po.denoise.method = parse_denoise_method(denoise);
   po.denoise.median_radius_vox = median_radius;
   po.denoise.bilateral_domain_um = bilateral_sigma;
@@ -170,6 +191,7 @@ int segment_main(const std::vector<std::string>& args) {
                             {"preprocess", prep.steps},
                             {"method", to_string(so.method)},
                             {"thresholds", r.thresholds}};
+  if (po.deconvolve.method != DeconvolveMethod::none) summary["deconvolve"] = deconvolve_json(prep);
   // Per class: voxel fraction of its label, grey mean and σ (auto: end member and noise σ).
   std::vector<double> fraction(r.classes, 0.0), sum(r.classes, 0.0), sum2(r.classes, 0.0);
   for (index_t i = 0; i < labels.size(); ++i)

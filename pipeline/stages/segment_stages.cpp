@@ -84,6 +84,13 @@ class PreprocessStage : public Stage {
         param("cupping", ParamType::boolean, "radial cupping (beam hardening) correction", "", "false"),
         bounded(param("cupping_degree", ParamType::integer, "polynomial degree in r²", "", "2"), 1, 4),
         param("centre", ParamType::number_list, "rotation centre [x, y] in voxels; default the slice centre", "voxels"),
+        choices(param("deconvolve", ParamType::string, "deconvolution with a Gaussian PSF (before denoise)", "", "none"),
+                {"none", "richardson-lucy"}),
+        bounded(param("deconvolve_iterations", ParamType::integer, "Richardson–Lucy iterations", "", "10"), 1),
+        bounded(param("deconvolve_sigma_vox", ParamType::number_list,
+                      "PSF σ: S or [sx, sy, sz]; default estimated from the scan (edge-spread fit)", "voxels"), 0),
+        bounded(param("deconvolve_classes", ParamType::integer, "pure phases for the PSF estimate", "", "3"), 2, 16),
+        bounded(param("deconvolve_smooth", ParamType::number, "Gaussian σ after Richardson–Lucy (noise)", "voxels", "0.5"), 0),
         choices(param("denoise", ParamType::string, "denoising filter", "", "none"),
                 {"none", "median", "bilateral", "anisotropic", "nlmeans"}),
         bounded(param("median_radius", ParamType::integer, "median box radius", "voxels", "1"), 1),
@@ -112,6 +119,9 @@ class PreprocessStage : public Stage {
     if (bin != 1 && bin != 2 && bin != 4) bad(d, p, "bin", "expected 1, 2 or 4");
     if (p.integer("ring_window") % 2 == 0) bad(d, p, "ring_window", "expected an odd number");
     if (p.has("centre") && p.numbers("centre").size() != 2) bad(d, p, "centre", "expected [x, y]");
+    if (p.has("deconvolve_sigma_vox") && p.numbers("deconvolve_sigma_vox").size() != 1 &&
+        p.numbers("deconvolve_sigma_vox").size() != 3)
+      bad(d, p, "deconvolve_sigma_vox", "expected S or [sx, sy, sz]");
     const auto pc = p.numbers("percentiles");
     if (pc.size() != 2 || !(pc[0] < pc[1])) bad(d, p, "percentiles", "expected [low, high] with low < high");
   }
@@ -137,6 +147,15 @@ class PreprocessStage : public Stage {
       o.centre.centre_x = c[0];
       o.centre.centre_y = c[1];
     }
+    o.deconvolve.method = parse_deconvolve_method(p.string("deconvolve"));
+    o.deconvolve.iterations = static_cast<int>(p.integer("deconvolve_iterations"));
+    if (p.has("deconvolve_sigma_vox")) {
+      const auto s = p.numbers("deconvolve_sigma_vox");
+      o.deconvolve.psf_sigma_vox = s.size() == 1 ? std::array<double, 3>{s[0], s[0], s[0]}
+                                                 : std::array<double, 3>{s[0], s[1], s[2]};
+    }
+    o.deconvolve.classes = static_cast<int>(p.integer("deconvolve_classes"));
+    o.deconvolve.smooth_vox = p.number("deconvolve_smooth");
     o.denoise.method = parse_denoise_method(p.string("denoise"));
     o.denoise.median_radius_vox = static_cast<int>(p.integer("median_radius"));
     o.denoise.bilateral_domain_um = p.number("bilateral_sigma");
@@ -158,6 +177,7 @@ class PreprocessStage : public Stage {
     ctx.details = {{"steps", rep.steps}, {"dims", to_json(out.dims())}, {"spacing_um", to_json(out.spacing_um)}};
     if (o.cupping) ctx.details["cupping_coefficients"] = rep.cupping_coefficients;
     if (o.normalise) ctx.details["normalise_grey"] = {rep.normalise_low, rep.normalise_high};
+    if (o.deconvolve.method != DeconvolveMethod::none) ctx.details["deconvolve"] = deconvolve_json(rep);
     ctx.grey = AnyVolume(std::move(out));
     // Labels already present must keep matching the grey they were made from.
     if (ctx.labels && !(ctx.labels->dims() == dims_of(*ctx.grey)))
