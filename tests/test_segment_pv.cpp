@@ -212,6 +212,10 @@ TEST(PartialVolume, TooManyClassesExitsTwoWithTheBicThroughTheCli) {
   for (const char* key : {"thresholds", "classes", "volume_fraction", "volume_fraction_pv", "volume_fraction_pv_ci95"})
     EXPECT_TRUE(j.contains(key)) << key;
   ASSERT_EQ(j["classes"].size(), 2u);
+  ASSERT_TRUE(j["psf_sigma_vox"].is_array());
+  EXPECT_EQ(j["psf_sigma_vox"].size(), 3u);
+  // Blur σ = 1 voxel across the one plane (normal x): the edge-spread fit sees it on x.
+  if (j["psf_sigma_vox"][0].is_number()) EXPECT_NEAR(j["psf_sigma_vox"][0].get<double>(), 1.0, 0.2) << j["psf_status"];
   EXPECT_LT(j["classes"][0]["mean"].get<double>(), j["classes"][1]["mean"].get<double>());
   EXPECT_NEAR(j["volume_fraction_pv"]["0"].get<double>(), 0.5, 0.005);
   fs::remove_all(dir);

@@ -13,6 +13,7 @@
 #include "core/stage.h"
 #include "filters/io/slice_png.h"
 #include "filters/preprocess/preprocess.h"
+#include "filters/preprocess/psf.h"
 #include "filters/segment/particles.h"
 #include "filters/segment/segmenter.h"
 #include "pipeline/commands/cli_common.h"
@@ -211,6 +212,22 @@ int segment_main(const std::vector<std::string>& args) {
   }
   summary["classes"] = cls;
   summary["volume_fraction"] = vf;
+  // PSF σ per axis from the scan's own edges between the classes' grey levels.
+  {
+    std::vector<double> levels;
+    for (const auto& c : cls)
+      if (c["mean"].is_number()) levels.push_back(c["mean"].get<double>());
+    std::sort(levels.begin(), levels.end());
+    try {
+      const PsfEstimate e = estimate_psf(grey, levels);
+      summary["psf_sigma_vox"] = {json_number(e.sigma_vox[0]), json_number(e.sigma_vox[1]), json_number(e.sigma_vox[2])};
+      summary["psf_sigma_ci95_vox"] = {json_number(e.ci95_vox[0]), json_number(e.ci95_vox[1]), json_number(e.ci95_vox[2])};
+      summary["psf_status"] = e.status;
+    } catch (const InputError& e) {
+      summary["psf_sigma_vox"] = {nullptr, nullptr, nullptr};
+      summary["psf_status"] = e.what();
+    }
+  }
   if (r.partial_volume) {
     const PartialVolumeResult& pv = *r.partial_volume;
     const PartialVolumeMixture& m = r.auto_fit->mixture;
