@@ -1,6 +1,8 @@
 // Imaging forward models: labels → uint16 grey values (CT, FIB-SEM).
 #include <algorithm>
 #include <cmath>
+#include <limits>
+#include <map>
 
 #include <tbb/parallel_for.h>
 
@@ -23,7 +25,7 @@ double ImagingSpec::noise_sigma() const {
 }
 
 nlohmann::json ImagingSpec::to_json() const {
-  return {{"attenuation", attenuation},
+  nlohmann::json j = {{"attenuation", attenuation},
           {"offset", offset},
           {"gain", gain},
           {"blur_sigma_vox", {blur_sigma_vox[0], blur_sigma_vox[1], blur_sigma_vox[2]}},
@@ -35,6 +37,9 @@ nlohmann::json ImagingSpec::to_json() const {
           {"curtain_amplitude", curtain_amplitude},
           {"curtain_period_vox", curtain_period_vox},
           {"seed", seed}};
+  // Written only when on, so the truth files of scans without texture keep their bytes.
+  if (grain_contrast > 0) j["grain_contrast"] = grain_contrast;
+  return j;
 }
 
 namespace {
@@ -109,7 +114,68 @@ double smooth_profile(std::uint64_t seed, std::uint64_t stream, double t) {
   return a + (b - a) * (t - f);
 }
 
-Volume<std::uint16_t> render(const LabelVolume& labels, const ImagingSpec& spec, double curtain_amplitude) {
+// Fractional attenuation change of every voxel of a polycrystalline AM agglomerate (0 elsewhere):
+// the voxel's grain is its nearest seed; each grain draws its factor from the texture stream.
+Volume<float> grain_texture(const Phantom& ph, const ImagingSpec& spec) {
+  if (ph.particles.empty() || !(ph.particles.dims() == ph.labels.dims()))
+    throw InputError("imaging: grain_contrast needs the phantom's particle ids (same size as the labels)");
+  struct Agglomerate {
+    std::vector<Vec3> seeds;     // voxel coordinates
+    std::vector<float> factor;   // fractional change per grain
+  };
+  std::map<std::uint32_t, Agglomerate> by_id;
+  const Vec3 h = ph.labels.spacing_um;
+  const Vec3 o = ph.labels.origin_um;
+  for (const ParticleTruth& p : ph.truth.particles) {
+    if (p.phase != "am" || p.grains < 2) continue;
+    Agglomerate a;
+    for (int g = 0; g < p.grains; ++g) {
+      // Draws of grain g: 64 per grain; 3 per rejection try (uniform in the unit ball), the last
+      // one for its attenuation factor.
+      const std::uint64_t base = (static_cast<std::uint64_t>(p.id) << 8 | static_cast<std::uint64_t>(g)) * 64;
+      auto draw = [&](std::uint64_t k) { return unit_double(hash3(spec.seed, kStreamTexture, base + k)); };
+      Vec3 u{0, 0, 0};
+      for (int attempt = 0; attempt < 20; ++attempt) {
+        const Vec3 c{2 * draw(3 * attempt) - 1, 2 * draw(3 * attempt + 1) - 1, 2 * draw(3 * attempt + 2) - 1};
+        if (c[0] * c[0] + c[1] * c[1] + c[2] * c[2] <= 1) {
+          u = c;
+          break;
+        }
+      }
+      Vec3 seed;
+      for (int a3 = 0; a3 < 3; ++a3)
+        seed[a3] = (p.centre_um[a3] + 0.8 * p.semi_axes_um[a3] * u[a3] - o[a3]) / h[a3] - 0.5;
+      a.seeds.push_back(seed);
+      a.factor.push_back(static_cast<float>(spec.grain_contrast * (2 * draw(63) - 1)));
+    }
+    by_id.emplace(p.id, std::move(a));
+  }
+  const Dims d = ph.labels.dims();
+  Volume<float> delta = ph.labels.like<float>(d);
+  tbb::parallel_for(index_t{0}, d.z, [&](index_t z) {
+    for (index_t y = 0; y < d.y; ++y)
+      for (index_t x = 0; x < d.x; ++x) {
+        const index_t i = x + d.x * (y + d.y * z);
+        if (ph.labels[i] != kActive) continue;
+        const auto it = by_id.find(ph.particles[i]);
+        if (it == by_id.end()) continue;
+        const Agglomerate& a = it->second;
+        std::size_t best = 0;
+        double best_d2 = std::numeric_limits<double>::infinity();
+        for (std::size_t g = 0; g < a.seeds.size(); ++g) {
+          // Physical distances: anisotropic spacing respected.
+          const double dx = (x - a.seeds[g][0]) * h[0], dy = (y - a.seeds[g][1]) * h[1], dz = (z - a.seeds[g][2]) * h[2];
+          const double d2 = dx * dx + dy * dy + dz * dz;
+          if (d2 < best_d2) best_d2 = d2, best = g;
+        }
+        delta[i] = a.factor[best];
+      }
+  });
+  return delta;
+}
+
+Volume<std::uint16_t> render(const LabelVolume& labels, const ImagingSpec& spec, double curtain_amplitude,
+                             const Volume<float>* texture = nullptr) {
   // Grey level per label through the phase table.
   std::array<float, 256> level{};
   std::array<bool, 256> known{};
@@ -125,6 +191,12 @@ Volume<std::uint16_t> render(const LabelVolume& labels, const ImagingSpec& spec,
       throw InputError("imaging: label " + std::to_string(l) + " at voxel index " + std::to_string(i) +
                        " is not in the phase table");
     g[i] = level[l];
+  }
+  if (texture) {
+    std::array<float, 256> attenuation_gain{};
+    for (const Phase& p : labels.phases.phases())
+      attenuation_gain[p.label] = static_cast<float>(spec.gain * spec.attenuation.at(p.name));
+    for (index_t i = 0; i < labels.size(); ++i) g[i] += attenuation_gain[labels[i]] * (*texture)[i];
   }
   for (int a = 0; a < 3; ++a) blur_axis(g, a, spec.blur_sigma_vox[a]);
 
@@ -166,11 +238,28 @@ Volume<std::uint16_t> render(const LabelVolume& labels, const ImagingSpec& spec,
 }  // namespace
 
 Volume<std::uint16_t> ct_image(const LabelVolume& labels, const ImagingSpec& spec) {
+  if (spec.grain_contrast > 0)
+    throw InputError("imaging: grain_contrast needs the phantom's particle ids; image the whole phantom");
   return render(labels, spec, spec.curtain_amplitude);
 }
 
 Volume<std::uint16_t> fib_sem_image(const LabelVolume& labels, const ImagingSpec& spec) {
+  if (spec.grain_contrast > 0)
+    throw InputError("imaging: grain_contrast needs the phantom's particle ids; image the whole phantom");
   return render(labels, spec, spec.curtain_amplitude > 0 ? spec.curtain_amplitude : 0.08);
+}
+
+Volume<std::uint16_t> ct_image(const Phantom& ph, const ImagingSpec& spec) {
+  if (!(spec.grain_contrast > 0)) return render(ph.labels, spec, spec.curtain_amplitude);
+  const Volume<float> texture = grain_texture(ph, spec);
+  return render(ph.labels, spec, spec.curtain_amplitude, &texture);
+}
+
+Volume<std::uint16_t> fib_sem_image(const Phantom& ph, const ImagingSpec& spec) {
+  const double curtains = spec.curtain_amplitude > 0 ? spec.curtain_amplitude : 0.08;
+  if (!(spec.grain_contrast > 0)) return render(ph.labels, spec, curtains);
+  const Volume<float> texture = grain_texture(ph, spec);
+  return render(ph.labels, spec, curtains, &texture);
 }
 
 }  // namespace vp::phantom

@@ -170,6 +170,11 @@ std::vector<ParamSpec> spec_imaging_params() {
       bounded(param("curtain_period_vox", T::number, "typical curtain stripe width", "voxels",
                     num(im.curtain_period_vox)),
               0.5),
+      bounded(param("grain_contrast", T::number, "AM grain texture: each agglomerate grain ± this fraction of μ_am",
+                    "1", num(im.grain_contrast)),
+              0.0, 0.5),
+      param("realistic", T::boolean,
+            "harder, lab-like scan: poisson noise, cupping 0.08, grain_contrast 0.04 (each unless set)", "", "false"),
       bounded(param("seed", T::integer, "noise seed (default: the phantom seed)", "", ""), 0.0),
   };
 }
@@ -281,6 +286,12 @@ PhantomJob phantom_job_from_yaml(const YAML::Node& root, const std::string& file
   g.ring_amplitude = im.number("ring_amplitude");
   g.curtain_amplitude = im.number("curtain_amplitude");
   g.curtain_period_vox = im.number("curtain_period_vox");
+  g.grain_contrast = im.number("grain_contrast");
+  if (im.boolean("realistic")) {
+    if (!im.has("noise")) g.noise = NoiseModel::poisson;
+    if (!im.has("cupping")) g.cupping = kRealisticCupping;
+    if (!im.has("grain_contrast")) g.grain_contrast = kRealisticGrainContrast;
+  }
   g.seed = im.has("seed") ? static_cast<std::uint64_t>(im.integer("seed")) : c.seed;
   return job;
 }

@@ -26,7 +26,10 @@ using namespace vp;
 
 namespace {
 
+std::string only;  // bench_segment N STEP: only the rows whose name contains STEP
+
 void row(const std::string& step, const Dims& d, const std::function<void()>& f) {
+  if (!only.empty() && step.find(only) == std::string::npos) return;
   const auto t0 = std::chrono::steady_clock::now();
   f();
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -39,6 +42,7 @@ void row(const std::string& step, const Dims& d, const std::function<void()>& f)
 
 int main(int argc, char** argv) {
   const index_t n = argc > 1 ? std::stoll(argv[1]) : 256;
+  if (argc > 2) only = argv[2];
   const auto t0 = std::chrono::steady_clock::now();
   Volume<std::uint8_t> truth(Dims{n, n, n}, {0.5, 0.5, 0.5});
   std::mt19937 rng(2);
@@ -91,8 +95,10 @@ int main(int argc, char** argv) {
   row("segment multi-otsu k=3", d, [&] { segment_grey(grey, {SegmentMethod::multi_otsu, 3}); });
   row("segment kmeans k=3", d, [&] { segment_grey(grey, {SegmentMethod::kmeans, 3}); });
   row("segment gmm k=3", d, [&] { segment_grey(grey, {SegmentMethod::gmm, 3}); });
+  row("segment auto k=2 + PV fractions", d, [&] { segment_grey(grey, {SegmentMethod::automatic, 2}); });
   SegmentOptions hy;
   hy.method = SegmentMethod::hysteresis;
+  if (r.thresholds.empty()) r = segment_grey(grey, {SegmentMethod::otsu});  // its row was filtered out
   hy.thresholds = {r.thresholds[0] * 0.95, r.thresholds[0] * 1.05};
   row("segment hysteresis", d, [&] { segment_grey(grey, hy); });
   Volume<std::uint8_t> scribbles(d, grey.spacing_um);
@@ -101,7 +107,9 @@ int main(int argc, char** argv) {
       for (index_t x = 0; x < d.x; x += 4) scribbles(x, y, z) = static_cast<std::uint8_t>(truth(x, y, z) ? 2 : 1);
   std::optional<ForestModel> model;
   row("forest train (scribbles)", d, [&] { model = ForestModel::train(grey, scribbles); });
-  row("forest classify", d, [&] { model->classify(grey); });
+  row("forest classify", d, [&] {
+    if (model) model->classify(grey);
+  });
   Volume<std::uint8_t> labels = r.labels;
   row("distance transform (exact EDT)", d, [&] { distance_transform(labels); });
   row("open 1 um (AM)", d, [&] { open_phase(labels, 1, 1.0); });

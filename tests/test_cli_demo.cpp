@@ -2,6 +2,7 @@
 // and its segmented numbers follow the phantoms' ground truth.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <map>
 #include <sstream>
@@ -60,9 +61,16 @@ TEST(Demo, RunsTheWholePipelineAndWritesTheReport) {
     const double porosity = m.at(sample + "/porosity/pore/");
     EXPECT_LT(porosity, last_porosity) << sample << ": porosity must fall with pressure";
     last_porosity = porosity;
-    // Thin pore films under the PSF make thresholding read low (README: demo accuracy).
-    EXPECT_NEAR(porosity, truth["volume_fraction"]["pore"].get<double>(), 0.03) << sample;
-    EXPECT_NEAR(m.at(sample + "/volume_fraction/am/"), truth["volume_fraction"]["am"].get<double>(), 0.03) << sample;
+    // Method auto with thin-pore labelling and a one-voxel SE opening: measured within 0.011
+    // (README: demo accuracy).
+    const double true_porosity = truth["volume_fraction"]["pore"].get<double>();
+    EXPECT_NEAR(porosity, true_porosity, 0.015) << sample;
+    EXPECT_NEAR(m.at(sample + "/volume_fraction/am/"), truth["volume_fraction"]["am"].get<double>(), 0.015) << sample;
+    // Partial-volume porosity from the grey values: measured within 0.013, truth inside its 95 %.
+    const double pv = m.at(sample + "/porosity_pv/pore/"), ci = m.at(sample + "/porosity_pv_ci95/pore/");
+    EXPECT_NEAR(pv, true_porosity, 0.015) << sample;
+    EXPECT_LE(std::fabs(pv - true_porosity), ci) << sample;
+    // Measured within 0.076 (thin pore films along SE|AM faces read as SE; README).
     EXPECT_NEAR(m.at(sample + "/contact_area_fraction/se|am/"), truth["contact_area_fraction"].get<double>(), 0.08)
         << sample;
     const double tau = m.at(sample + "/tau/se+am/z");

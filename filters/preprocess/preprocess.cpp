@@ -1,9 +1,52 @@
 #include "filters/preprocess/preprocess.h"
 
+#include <cmath>
+
 #include "core/error.h"
+#include "core/json_util.h"
 #include "filters/preprocess/intensity.h"
 
 namespace vp {
+
+DeconvolveMethod parse_deconvolve_method(const std::string& name) {
+  if (name == "none") return DeconvolveMethod::none;
+  if (name == "richardson-lucy") return DeconvolveMethod::richardson_lucy;
+  throw InputError("deconvolve '" + name + "': expected none or richardson-lucy");
+}
+
+std::string to_string(DeconvolveMethod m) { return m == DeconvolveMethod::none ? "none" : "richardson-lucy"; }
+
+Volume<float> deconvolve(const Volume<float>& grey, const DeconvolveOptions& o, PreprocessReport* report) {
+  if (o.method == DeconvolveMethod::none) return grey;
+  std::array<double, 3> sigma = o.psf_sigma_vox;
+  if (sigma == std::array<double, 3>{0, 0, 0}) {
+    const PsfEstimate psf = estimate_psf(grey, histogram_peak_levels(grey, o.classes));
+    for (int a = 0; a < 3; ++a)
+      if (!std::isfinite(psf.sigma_vox[a]))
+        throw ComputeError("deconvolve: the PSF could not be estimated from the scan (" + psf.status +
+                           "); give its σ (deconvolve_sigma_vox / --deconvolve-sigma)");
+    sigma = psf.sigma_vox;
+    if (report) report->psf = psf;
+  }
+  if (o.smooth_vox < 0) throw InputError("deconvolve: smooth σ must be ≥ 0 voxels");
+  Volume<float> out = richardson_lucy(grey, sigma, o.iterations);
+  if (o.smooth_vox > 0) out = gaussian_blur(out, {o.smooth_vox, o.smooth_vox, o.smooth_vox});
+  if (report) report->deconvolve_sigma_vox = sigma;
+  return out;
+}
+
+nlohmann::json deconvolve_json(const PreprocessReport& r) {
+  auto triple = [](const std::array<double, 3>& v) {
+    return nlohmann::json::array({json_number(v[0]), json_number(v[1]), json_number(v[2])});
+  };
+  nlohmann::json j = {{"psf_sigma_vox", triple(r.deconvolve_sigma_vox)}};
+  if (r.psf) {
+    j["psf_ci95_vox"] = triple(r.psf->ci95_vox);
+    j["psf_edges"] = r.psf->edges;
+    j["psf_status"] = r.psf->status;
+  }
+  return j;
+}
 
 Volume<float> preprocess_grey(const Volume<float>& grey, const PreprocessOptions& o, PreprocessReport* report) {
   PreprocessReport local;
@@ -37,6 +80,10 @@ Volume<float> preprocess_grey(const Volume<float>& grey, const PreprocessOptions
     v = std::move(fit.grey);
     rep.cupping_coefficients = fit.coefficients;
     rep.steps.push_back("cupping");
+  }
+  if (o.deconvolve.method != DeconvolveMethod::none) {
+    v = deconvolve(v, o.deconvolve, &rep);
+    rep.steps.push_back("deconvolve:" + to_string(o.deconvolve.method));
   }
   if (o.denoise.method != DenoiseMethod::none) {
     v = denoise(v, o.denoise);

@@ -46,6 +46,8 @@ void convolve_axis(Volume<float>& v, int axis, const std::vector<double>& k) {
   });
 }
 
+}  // namespace
+
 std::vector<double> gaussian_kernel(double sigma_vox) {
   const auto r = static_cast<int>(std::ceil(3 * sigma_vox));
   std::vector<double> k(2 * r + 1);
@@ -54,8 +56,6 @@ std::vector<double> gaussian_kernel(double sigma_vox) {
   for (double& w : k) w /= sum;
   return k;
 }
-
-}  // namespace
 
 std::vector<std::string> feature_names(const FeatureSettings& s) {
   std::vector<std::string> n{"intensity"};

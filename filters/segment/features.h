@@ -18,6 +18,9 @@ struct FeatureSettings {
 // "hessian1_s<σ>", "hessian2_s<σ>", "hessian3_s<σ>" (ascending eigenvalues), "log_s<σ>", "stddev_s<σ>".
 std::vector<std::string> feature_names(const FeatureSettings& settings);
 
+// The normalised 1-D Gaussian taps gaussian_smooth() uses along an axis (radius ⌈3σ⌉).
+std::vector<double> gaussian_kernel(double sigma_vox);
+
 // Separable Gaussian smoothing with σ in µm (per-axis σ / spacing voxels; kernel radius 3σ,
 // replicated border). σ = 0 leaves the volume unchanged.
 Volume<float> gaussian_smooth(const Volume<float>& v, double sigma_um);

@@ -14,6 +14,7 @@
 namespace vp {
 
 SegmentMethod parse_segment_method(const std::string& n) {
+  if (n == "auto") return SegmentMethod::automatic;
   if (n == "otsu") return SegmentMethod::otsu;
   if (n == "multi-otsu" || n == "multi_otsu") return SegmentMethod::multi_otsu;
   if (n == "gmm") return SegmentMethod::gmm;
@@ -26,6 +27,7 @@ SegmentMethod parse_segment_method(const std::string& n) {
 
 std::string to_string(SegmentMethod m) {
   switch (m) {
+    case SegmentMethod::automatic: return "auto";
     case SegmentMethod::otsu: return "otsu";
     case SegmentMethod::multi_otsu: return "multi-otsu";
     case SegmentMethod::gmm: return "gmm";
@@ -42,6 +44,15 @@ SegmentResult segment_grey(const Volume<float>& grey, const SegmentOptions& o) {
   r.histogram = histogram(grey, o.bins);
   if (o.classes < 2 || o.classes > 255) throw InputError("classes must be 2..255, got " + std::to_string(o.classes));
   switch (o.method) {
+    case SegmentMethod::automatic: {
+      r.auto_fit = fit_auto_segmentation(r.histogram, o.classes);
+      r.partial_volume = partial_volume_segmentation(grey, r.auto_fit->mixture, o.partial_volume);
+      r.labels = std::move(r.partial_volume->labels);
+      r.partial_volume->labels = Volume<std::uint8_t>();
+      r.thresholds = r.partial_volume->thresholds;
+      r.mixture = pure_components(r.auto_fit->mixture);
+      break;
+    }
     case SegmentMethod::otsu:
     case SegmentMethod::multi_otsu:
       r.thresholds = otsu_thresholds(r.histogram, o.method == SegmentMethod::otsu ? 2 : o.classes);
@@ -76,8 +87,20 @@ SegmentResult segment_grey(const Volume<float>& grey, const SegmentOptions& o) {
   }
   int mx = 0;
   for (auto v : r.labels.storage()) mx = std::max<int>(mx, v);
-  r.classes = std::max(mx + 1, o.method == SegmentMethod::threshold ? static_cast<int>(o.thresholds.size()) + 1 : 2);
+  r.classes = std::max(mx + 1, o.method == SegmentMethod::threshold ? static_cast<int>(o.thresholds.size()) + 1
+                              : o.method == SegmentMethod::automatic  ? o.classes
+                                                                      : 2);
   return r;
+}
+
+GaussianMixture pure_components(const PartialVolumeMixture& m) {
+  GaussianMixture g;
+  g.weights = m.weights;
+  g.means = m.means;
+  g.sigmas = m.sigmas;
+  g.iterations = m.iterations;
+  g.log_likelihood = m.log_likelihood;
+  return g;
 }
 
 CleanupReport cleanup_labels(Volume<std::uint8_t>& labels, const CleanupOptions& o) {

@@ -10,21 +10,26 @@
 #include "core/volume.h"
 #include "filters/segment/forest.h"
 #include "filters/segment/histogram.h"
+#include "filters/segment/mixture_model.h"
+#include "filters/segment/partial_volume.h"
 
 namespace vp {
 
-enum class SegmentMethod { otsu, multi_otsu, gmm, kmeans, threshold, hysteresis, forest };
+// auto: partial-volume mixture fit, neighbourhood-aware labels and partial-volume fractions
+// (filters/segment/mixture_model.h, partial_volume.h); the default when no method is named.
+enum class SegmentMethod { automatic, otsu, multi_otsu, gmm, kmeans, threshold, hysteresis, forest };
 SegmentMethod parse_segment_method(const std::string& name);  // InputError listing the choices
 std::string to_string(SegmentMethod m);
-inline const char* kSegmentMethodChoices = "otsu|multi-otsu|gmm|kmeans|threshold|hysteresis|forest";
+inline const char* kSegmentMethodChoices = "auto|otsu|multi-otsu|gmm|kmeans|threshold|hysteresis|forest";
 
 struct SegmentOptions {
-  SegmentMethod method = SegmentMethod::otsu;
-  int classes = 2;                  // multi-otsu, gmm, kmeans (otsu: always 2)
+  SegmentMethod method = SegmentMethod::automatic;
+  int classes = 2;                  // auto, multi-otsu, gmm, kmeans (otsu: always 2)
   std::vector<double> thresholds;   // threshold: ascending cut values; hysteresis: {low, high}
   int bins = 256;                   // histogram bins for otsu / multi-otsu / gmm / kmeans
   int connectivity = 6;             // hysteresis
   const ForestModel* model = nullptr;  // forest
+  PartialVolumeOptions partial_volume; // auto
 };
 
 struct SegmentResult {
@@ -34,7 +39,12 @@ struct SegmentResult {
   std::vector<double> thresholds;   // cut values used (GMM: decision boundaries)
   std::optional<GaussianMixture> mixture;
   std::optional<KMeansFit> kmeans;
+  std::optional<AutoSegmentFit> auto_fit;        // auto: the mixture and the evidence per K
+  std::optional<PartialVolumeResult> partial_volume;  // auto: fractions (its labels moved out)
 };
+
+// The pure-phase Gaussians of a partial-volume mixture, for histogram_png.
+GaussianMixture pure_components(const PartialVolumeMixture& m);
 
 SegmentResult segment_grey(const Volume<float>& grey, const SegmentOptions& options);
 

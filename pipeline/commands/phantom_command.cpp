@@ -77,8 +77,8 @@ int phantom_main(const std::vector<std::string>& args) {
   CLI::App app("Generate a synthetic composite-cathode pressure series with exact ground truth", "phantom");
   std::string out, spec_path, pressures, size, spacing, noise, prefix, format = "tif", slices;
   std::optional<std::uint64_t> seed;
-  std::optional<double> snr, blur, cupping, rings, curtains;
-  bool fib_sem = false, ids = false;
+  std::optional<double> snr, blur, cupping, rings, curtains, grain_contrast;
+  bool fib_sem = false, ids = false, realistic = false;
   int threads = 0;
   app.add_option("--out", out, "output folder (created)")->required();
   app.add_option("--spec", spec_path, "YAML phantom spec (flags below override it)");
@@ -92,6 +92,9 @@ int phantom_main(const std::vector<std::string>& args) {
   app.add_option("--cupping", cupping, "beam-hardening cupping: centre darker by this fraction (default 0)");
   app.add_option("--rings", rings, "ring artefacts: ± this fraction of the gain (default 0)");
   app.add_option("--curtains", curtains, "FIB-SEM curtaining amplitude, fraction of the gain (default 0.08)");
+  app.add_option("--grain-contrast", grain_contrast, "AM grain texture: ± this fraction of the AM attenuation (default 0)");
+  app.add_flag("--realistic", realistic,
+               "harder, lab-like scan: poisson noise, cupping 0.08, grain contrast 0.04 (unless given)");
   app.add_flag("--fib-sem", fib_sem, "FIB-SEM flavour: 10×10×20 nm voxels unless --spacing, curtaining stripes");
   app.add_option("--prefix", prefix, "prefix of the sample names (names are <prefix>p<PPP>)");
   app.add_option("--format", format, "volume format: tif|mha (compressed)")->capture_default_str();
@@ -132,6 +135,15 @@ int phantom_main(const std::vector<std::string>& args) {
   if (cupping) job.imaging.cupping = *cupping;
   if (rings) job.imaging.ring_amplitude = *rings;
   if (curtains) job.imaging.curtain_amplitude = *curtains;
+  if (grain_contrast) {
+    if (!(*grain_contrast >= 0 && *grain_contrast <= 0.5)) throw InputError("--grain-contrast: expected 0 … 0.5");
+    job.imaging.grain_contrast = *grain_contrast;
+  }
+  if (realistic) {
+    if (noise.empty()) job.imaging.noise = NoiseModel::poisson;
+    if (!cupping) job.imaging.cupping = kRealisticCupping;
+    if (!grain_contrast) job.imaging.grain_contrast = kRealisticGrainContrast;
+  }
 
   // The command line goes into series.yaml and the truth (reproducibility), without the output
   // folders and thread count, so the bytes depend on neither.
@@ -155,7 +167,7 @@ int phantom_main(const std::vector<std::string>& args) {
   for (double pressure : c.pressures_MPa) {
     const std::string name = sample_name(prefix, pressure);
     Phantom ph = generate_composite(c, pressure);
-    const Volume<std::uint16_t> grey = job.fib_sem ? fib_sem_image(ph.labels, job.imaging) : ct_image(ph.labels, job.imaging);
+    const Volume<std::uint16_t> grey = job.fib_sem ? fib_sem_image(ph, job.imaging) : ct_image(ph, job.imaging);
     const std::string ext = "." + format;
     write_volume(grey, (dir / (name + ext)).string(), wo);
     write_volume(static_cast<const Volume<std::uint8_t>&>(ph.labels), (dir / (name + "_labels" + ext)).string(), wo);

@@ -1,5 +1,7 @@
 // voxpress segment VOLUME --out LABELS [...]: preprocessing, phase segmentation, clean-up and
 // particle separation of one volume from the command line (the same functions as the stages).
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -11,6 +13,7 @@
 #include "core/stage.h"
 #include "filters/io/slice_png.h"
 #include "filters/preprocess/preprocess.h"
+#include "filters/preprocess/psf.h"
 #include "filters/segment/particles.h"
 #include "filters/segment/segmenter.h"
 #include "pipeline/commands/cli_common.h"
@@ -41,10 +44,16 @@ int segment_main(const std::vector<std::string>& args) {
   int median_radius = 1, diffusion_iterations = 5, nlmeans_patch = 2;
   double bilateral_sigma = 1.0, min_island = 0, open_r = 0, close_r = 0, h = 1.0, min_particle = 0;
   int cleanup_label = -1, particle_label = -1;
-  bool rings = false, cupping = false, normalise = false, fill = false, json = false;
+  bool rings = false, cupping = false, normalise = false, fill = false, json = false, no_thin_pores = false;
+  std::string psf_sigma;
+  std::string deconvolve = "none", deconvolve_sigma;
+  int deconvolve_iterations = DeconvolveOptions{}.iterations, deconvolve_classes = DeconvolveOptions{}.classes;
+  double deconvolve_smooth = DeconvolveOptions{}.smooth_vox;
   app.add_option("--out", out, "output label volume (TIFF, MHA, NRRD, NIfTI, raw by extension)")->required();
-  app.add_option("--method", method, std::string(kSegmentMethodChoices) + " (default otsu; forest with a model)");
+  app.add_option("--method", method, std::string(kSegmentMethodChoices) + " (default auto; forest with a model)");
   app.add_option("--classes", classes, "number of classes K (multi-otsu default 3, others 2)");
+  app.add_option("--psf-sigma", psf_sigma, "auto: PSF σ in voxels, S or SX,SY,SZ (default 1)");
+  app.add_flag("--no-thin-pores", no_thin_pores, "auto: do not label darkest-phase films thinner than the PSF");
   app.add_option("--thresholds", thresholds, "threshold: T1,T2,...; hysteresis: LOW,HIGH");
   app.add_option("--bins", bins, "histogram bins")->capture_default_str();
   app.add_option("--connectivity", connectivity, "hysteresis connectivity 6|26")->capture_default_str();
@@ -52,6 +61,12 @@ int segment_main(const std::vector<std::string>& args) {
   app.add_option("--bin", bin, "mean binning 1|2|4")->capture_default_str();
   app.add_flag("--rings", rings, "ring-artefact reduction about the slice centre");
   app.add_flag("--cupping", cupping, "radial cupping (beam-hardening) correction");
+  app.add_option("--deconvolve", deconvolve, "none|richardson-lucy: deconvolve with the scan's PSF (before denoise)")
+      ->capture_default_str();
+  app.add_option("--deconvolve-iterations", deconvolve_iterations, "Richardson–Lucy iterations")->capture_default_str();
+  app.add_option("--deconvolve-sigma", deconvolve_sigma, "PSF σ in voxels: S or SX,SY,SZ (default: estimated from the scan)");
+  app.add_option("--deconvolve-classes", deconvolve_classes, "pure phases for the PSF estimate")->capture_default_str();
+  app.add_option("--deconvolve-smooth", deconvolve_smooth, "Gaussian σ after Richardson–Lucy, voxels")->capture_default_str();
   app.add_option("--denoise", denoise, "none|median|bilateral|anisotropic|nlmeans")->capture_default_str();
   app.add_option("--median-radius", median_radius, "median radius, voxels")->capture_default_str();
   app.add_option("--bilateral-sigma", bilateral_sigma, "bilateral spatial sigma, µm")->capture_default_str();
@@ -80,7 +95,7 @@ int segment_main(const std::vector<std::string>& args) {
 
   if (!model_in.empty() && !scribbles.empty()) throw InputError("--model and --scribbles exclude each other");
   if (!model_out.empty() && scribbles.empty()) throw InputError("--model-out needs --scribbles to train from");
-  if (method.empty()) method = (!model_in.empty() || !scribbles.empty()) ? "forest" : "otsu";
+  if (method.empty()) method = (!model_in.empty() || !scribbles.empty()) ? "forest" : "auto";
   SegmentOptions so;
   so.method = parse_segment_method(method);
   if (so.method == SegmentMethod::forest && model_in.empty() && scribbles.empty())
@@ -89,6 +104,13 @@ int segment_main(const std::vector<std::string>& args) {
   if (!thresholds.empty()) so.thresholds = parse_numbers(thresholds, "--thresholds");
   so.bins = bins;
   so.connectivity = connectivity;
+  so.partial_volume.thin_pores = !no_thin_pores;
+  if (!psf_sigma.empty()) {
+    const auto s = parse_numbers(psf_sigma, "--psf-sigma");
+    if ((s.size() != 1 && s.size() != 3) || !std::all_of(s.begin(), s.end(), [](double v) { return v > 0; }))
+      throw InputError("--psf-sigma '" + psf_sigma + "': expected S or SX,SY,SZ voxels, each > 0");
+    for (int a = 0; a < 3; ++a) so.partial_volume.psf_sigma_vox[a] = s[s.size() == 1 ? 0 : a];
+  }
 
   PreprocessOptions po;
   if (!crop.empty()) {
@@ -104,6 +126,18 @@ int segment_main(const std::vector<std::string>& args) {
   po.bin = bin;
   po.rings = rings;
   po.cupping = cupping;
+  po.deconvolve.method = parse_deconvolve_method(deconvolve);
+  po.deconvolve.iterations = deconvolve_iterations;
+  if (!deconvolve_sigma.empty()) {
+    const auto s = parse_numbers(deconvolve_sigma, "--deconvolve-sigma");
+    if ((s.size() != 1 && s.size() != 3) || std::any_of(s.begin(), s.end(), [](double v) { return !(v >= 0); }))
+      throw InputError("--deconvolve-sigma '" + deconvolve_sigma + "': expected S or SX,SY,SZ (voxels, ≥ 0)");
+    po.deconvolve.psf_sigma_vox = s.size() == 1 ? std::array<double, 3>{s[0], s[0], s[0]}
+                                                : std::array<double, 3>{s[0], s[1], s[2]};
+  }
+  if (deconvolve_classes < 2) throw InputError("--deconvolve-classes: expected ≥ 2");
+  po.deconvolve.classes = deconvolve_classes;
+  po.deconvolve.smooth_vox = deconvolve_smooth;
   po.denoise.method = parse_denoise_method(denoise);
   po.denoise.median_radius_vox = median_radius;
   po.denoise.bilateral_domain_um = bilateral_sigma;
@@ -157,14 +191,73 @@ int segment_main(const std::vector<std::string>& args) {
                             {"spacing_um", to_json(labels.spacing_um)},
                             {"preprocess", prep.steps},
                             {"method", to_string(so.method)},
-                            {"classes", r.classes},
                             {"thresholds", r.thresholds}};
-  std::vector<double> fraction(r.classes, 0.0);
-  for (auto v : labels.storage())
-    if (v < r.classes) fraction[v] += 1;  // exact counts, divided once
-  for (double& f : fraction) f /= static_cast<double>(labels.size());
-  summary["class_fraction"] = fraction;
-  if (r.mixture)
+  if (po.deconvolve.method != DeconvolveMethod::none) summary["deconvolve"] = deconvolve_json(prep);
+  // Per class: voxel fraction of its label, grey mean and σ (auto: end member and noise σ).
+  std::vector<double> fraction(r.classes, 0.0), sum(r.classes, 0.0), sum2(r.classes, 0.0);
+  for (index_t i = 0; i < labels.size(); ++i)
+    if (labels[i] < r.classes) {
+      fraction[labels[i]] += 1;  // exact counts, divided once
+      sum[labels[i]] += grey[i];
+      sum2[labels[i]] += static_cast<double>(grey[i]) * grey[i];
+    }
+  nlohmann::json cls = nlohmann::json::array(), vf = nlohmann::json::object();
+  for (int c = 0; c < r.classes; ++c) {
+    const double n = fraction[c];
+    double mean = n > 0 ? sum[c] / n : std::nan(""), sigma = n > 0 ? std::sqrt(std::max(sum2[c] / n - mean * mean, 0.0)) : std::nan("");
+    if (r.partial_volume) mean = r.partial_volume->means[c], sigma = r.auto_fit->mixture.sigmas[c];
+    fraction[c] /= static_cast<double>(labels.size());
+    cls.push_back({{"label", c}, {"mean", json_number(mean)}, {"sigma", json_number(sigma)}, {"fraction", fraction[c]}});
+    vf[std::to_string(c)] = fraction[c];
+  }
+  summary["classes"] = cls;
+  summary["volume_fraction"] = vf;
+  // PSF σ per axis from the scan's own edges between the classes' grey levels.
+  {
+    std::vector<double> levels;
+    for (const auto& c : cls)
+      if (c["mean"].is_number()) levels.push_back(c["mean"].get<double>());
+    std::sort(levels.begin(), levels.end());
+    try {
+      const PsfEstimate e = estimate_psf(grey, levels);
+      summary["psf_sigma_vox"] = {json_number(e.sigma_vox[0]), json_number(e.sigma_vox[1]), json_number(e.sigma_vox[2])};
+      summary["psf_sigma_ci95_vox"] = {json_number(e.ci95_vox[0]), json_number(e.ci95_vox[1]), json_number(e.ci95_vox[2])};
+      summary["psf_status"] = e.status;
+    } catch (const InputError& e) {
+      summary["psf_sigma_vox"] = {nullptr, nullptr, nullptr};
+      summary["psf_status"] = e.what();
+    }
+  }
+  if (r.partial_volume) {
+    const PartialVolumeResult& pv = *r.partial_volume;
+    const PartialVolumeMixture& m = r.auto_fit->mixture;
+    nlohmann::json f = nlohmann::json::object(), ci = nlohmann::json::object();
+    for (int c = 0; c < r.classes; ++c) {
+      f[std::to_string(c)] = pv.fraction_pv[c];
+      ci[std::to_string(c)] = pv.fraction_pv_ci95[c];
+    }
+    summary["volume_fraction_pv"] = f;
+    summary["volume_fraction_pv_ci95"] = ci;
+    nlohmann::json evidence = nlohmann::json::array(), interfaces = nlohmann::json::array();
+    for (const auto& e : r.auto_fit->evidence)
+      evidence.push_back({{"classes", e.classes}, {"bic", e.bic}, {"min_separation_sigma", json_number(e.min_separation)}});
+    for (const auto& p : m.interfaces) interfaces.push_back({{"labels", {p.a, p.b}}, {"weight", p.weight}});
+    summary["fit"] = {{"pure_weights", m.weights},
+                      {"interfaces", interfaces},
+                      {"fit_ks", m.ks},
+                      {"log_likelihood_per_voxel", m.log_likelihood},
+                      {"bic_per_k", evidence},
+                      {"separation_sigma", m.separations()},
+                      {"end_member_uncertainty", pv.mean_uncertainty},
+                      {"pure_voxels", pv.pure_voxels},
+                      {"mixed_voxels", pv.mixed_voxels},
+                      {"thin_pore_voxels", pv.thin_pore_voxels},
+                      {"rim_voxels_avoided", pv.rim_voxels_avoided}};
+    summary["warnings"] = r.auto_fit->warnings;
+    if (!json)
+      for (const auto& w : r.auto_fit->warnings) std::cerr << "warning: " << w << "\n";
+  }
+  if (r.mixture && !r.auto_fit)
     summary["mixture"] = {{"weights", r.mixture->weights}, {"means", r.mixture->means}, {"sigmas", r.mixture->sigmas}};
   if (model)
     summary["model"] = {{"training_samples", model->training_samples()},
@@ -208,7 +301,13 @@ int segment_main(const std::vector<std::string>& args) {
       std::cout << ")";
     }
     std::cout << "\n";
-    for (int c = 0; c < r.classes; ++c) std::cout << "  class " << c << ": fraction " << format_number(fraction[c]) << "\n";
+    for (int c = 0; c < r.classes; ++c) {
+      std::cout << "  class " << c << ": fraction " << format_number(fraction[c]);
+      if (r.partial_volume)
+        std::cout << ", partial-volume fraction " << format_number(r.partial_volume->fraction_pv[c]) << " ± "
+                  << format_number(r.partial_volume->fraction_pv_ci95[c]);
+      std::cout << "\n";
+    }
     if (ids) std::cout << "  particles: " << summary["particles"]["count"] << " -> " << particles_out << "\n";
     std::cout << "wrote " << out << "\n";
   }
@@ -218,7 +317,7 @@ int segment_main(const std::vector<std::string>& args) {
 }  // namespace
 
 Command make_segment_command() {
-  return {"segment", "grey volume -> phase labels (otsu, multi-otsu, gmm, kmeans, threshold, hysteresis, forest)",
+  return {"segment", "grey volume -> phase labels (auto, otsu, multi-otsu, gmm, kmeans, threshold, hysteresis, forest)",
           segment_main};
 }
 

@@ -84,6 +84,13 @@ class PreprocessStage : public Stage {
         param("cupping", ParamType::boolean, "radial cupping (beam hardening) correction", "", "false"),
         bounded(param("cupping_degree", ParamType::integer, "polynomial degree in r²", "", "2"), 1, 4),
         param("centre", ParamType::number_list, "rotation centre [x, y] in voxels; default the slice centre", "voxels"),
+        choices(param("deconvolve", ParamType::string, "deconvolution with a Gaussian PSF (before denoise)", "", "none"),
+                {"none", "richardson-lucy"}),
+        bounded(param("deconvolve_iterations", ParamType::integer, "Richardson–Lucy iterations", "", "10"), 1),
+        bounded(param("deconvolve_sigma_vox", ParamType::number_list,
+                      "PSF σ: S or [sx, sy, sz]; default estimated from the scan (edge-spread fit)", "voxels"), 0),
+        bounded(param("deconvolve_classes", ParamType::integer, "pure phases for the PSF estimate", "", "3"), 2, 16),
+        bounded(param("deconvolve_smooth", ParamType::number, "Gaussian σ after Richardson–Lucy (noise)", "voxels", "0.5"), 0),
         choices(param("denoise", ParamType::string, "denoising filter", "", "none"),
                 {"none", "median", "bilateral", "anisotropic", "nlmeans"}),
         bounded(param("median_radius", ParamType::integer, "median box radius", "voxels", "1"), 1),
@@ -112,6 +119,9 @@ class PreprocessStage : public Stage {
     if (bin != 1 && bin != 2 && bin != 4) bad(d, p, "bin", "expected 1, 2 or 4");
     if (p.integer("ring_window") % 2 == 0) bad(d, p, "ring_window", "expected an odd number");
     if (p.has("centre") && p.numbers("centre").size() != 2) bad(d, p, "centre", "expected [x, y]");
+    if (p.has("deconvolve_sigma_vox") && p.numbers("deconvolve_sigma_vox").size() != 1 &&
+        p.numbers("deconvolve_sigma_vox").size() != 3)
+      bad(d, p, "deconvolve_sigma_vox", "expected S or [sx, sy, sz]");
     const auto pc = p.numbers("percentiles");
     if (pc.size() != 2 || !(pc[0] < pc[1])) bad(d, p, "percentiles", "expected [low, high] with low < high");
   }
@@ -137,6 +147,15 @@ class PreprocessStage : public Stage {
       o.centre.centre_x = c[0];
       o.centre.centre_y = c[1];
     }
+    o.deconvolve.method = parse_deconvolve_method(p.string("deconvolve"));
+    o.deconvolve.iterations = static_cast<int>(p.integer("deconvolve_iterations"));
+    if (p.has("deconvolve_sigma_vox")) {
+      const auto s = p.numbers("deconvolve_sigma_vox");
+      o.deconvolve.psf_sigma_vox = s.size() == 1 ? std::array<double, 3>{s[0], s[0], s[0]}
+                                                 : std::array<double, 3>{s[0], s[1], s[2]};
+    }
+    o.deconvolve.classes = static_cast<int>(p.integer("deconvolve_classes"));
+    o.deconvolve.smooth_vox = p.number("deconvolve_smooth");
     o.denoise.method = parse_denoise_method(p.string("denoise"));
     o.denoise.median_radius_vox = static_cast<int>(p.integer("median_radius"));
     o.denoise.bilateral_domain_um = p.number("bilateral_sigma");
@@ -158,6 +177,7 @@ class PreprocessStage : public Stage {
     ctx.details = {{"steps", rep.steps}, {"dims", to_json(out.dims())}, {"spacing_um", to_json(out.spacing_um)}};
     if (o.cupping) ctx.details["cupping_coefficients"] = rep.cupping_coefficients;
     if (o.normalise) ctx.details["normalise_grey"] = {rep.normalise_low, rep.normalise_high};
+    if (o.deconvolve.method != DeconvolveMethod::none) ctx.details["deconvolve"] = deconvolve_json(rep);
     ctx.grey = AnyVolume(std::move(out));
     // Labels already present must keep matching the grey they were made from.
     if (ctx.labels && !(ctx.labels->dims() == dims_of(*ctx.grey)))
@@ -176,17 +196,20 @@ class SegmentStage : public Stage {
  public:
   std::string name() const override { return "segment"; }
   std::string summary() const override {
-    return "grey -> phase labels: otsu, multi-otsu, gmm, kmeans, threshold, hysteresis or a trained forest";
+    return "grey -> phase labels: auto (partial-volume mixture, with partial-volume fractions), otsu, multi-otsu, gmm, "
+           "kmeans, threshold, hysteresis or a trained forest";
   }
   std::vector<ParamSpec> params() const override {
     return {
-        choices(param("method", ParamType::string, "segmentation method", "", "otsu"),
-                {"otsu", "multi-otsu", "gmm", "kmeans", "threshold", "hysteresis", "forest"}),
+        choices(param("method", ParamType::string, "segmentation method", "", "auto"),
+                {"auto", "otsu", "multi-otsu", "gmm", "kmeans", "threshold", "hysteresis", "forest"}),
         bounded(param("classes", ParamType::integer, "number of classes (default: entries of phases, else 2)"), 2, 255),
         param("thresholds", ParamType::number_list, "threshold: ascending cuts; hysteresis: [low, high]", "grey"),
         bounded(param("bins", ParamType::integer, "histogram bins", "", "256"), 2, 65536),
         param("connectivity", ParamType::integer, "hysteresis connectivity", "", "6"),
         param("model", ParamType::string, "forest: model file saved by voxpress segment --model-out"),
+        bounded(param("psf_sigma", ParamType::number, "auto: point-spread-function σ", "voxels", "1.0"), 0.1, 10),
+        param("thin_pores", ParamType::boolean, "auto: label darkest-phase films thinner than the PSF", "", "true"),
         param("phases", ParamType::map,
               "class index -> phase name of the config's phase table, e.g. {0: pore, 1: se, 2: am}"),
     };
@@ -244,6 +267,39 @@ class SegmentStage : public Stage {
     }
   }
 
+  // auto: partial-volume fractions per phase as metric rows (the segment stage is the one that
+  // has both the grey values and the fitted end members), the fit in the details.
+  static void add_partial_volume(const SegmentResult& r, const std::vector<int>& label_of, const PhaseTable& table,
+                                 SampleContext& ctx) {
+    const PartialVolumeResult& pv = *r.partial_volume;
+    const PartialVolumeMixture& m = r.auto_fit->mixture;
+    nlohmann::json pure = nlohmann::json::array(), evidence = nlohmann::json::array(), interfaces = nlohmann::json::array();
+    for (int c = 0; c < r.classes; ++c) {
+      const Phase* phase = table.by_label(label_of[c]);
+      const std::string name = phase ? phase->name : "phase" + std::to_string(label_of[c]);
+      ctx.add("volume_fraction_pv", name, "", pv.fraction_pv[c], "1");
+      ctx.add("volume_fraction_pv_ci95", name, "", pv.fraction_pv_ci95[c], "1");
+      if (phase && phase->role == Role::pore) {
+        ctx.add("porosity_pv", name, "", pv.fraction_pv[c], "1");
+        ctx.add("porosity_pv_ci95", name, "", pv.fraction_pv_ci95[c], "1");
+      }
+      pure.push_back({{"class", c}, {"phase", name}, {"end_member", pv.means[c]}, {"end_member_uncertainty", pv.mean_uncertainty[c]},
+                      {"sigma", m.sigmas[c]}, {"pure_weight", m.weights[c]}, {"pure_voxels", pv.pure_voxels[c]}});
+    }
+    for (const auto& e : r.auto_fit->evidence)
+      evidence.push_back({{"classes", e.classes}, {"bic", e.bic}, {"min_separation_sigma", json_number(e.min_separation)}});
+    for (const auto& q : m.interfaces) interfaces.push_back({{"classes", {q.a, q.b}}, {"weight", q.weight}});
+    ctx.details["partial_volume"] = {{"classes", pure},
+                                     {"interfaces", interfaces},
+                                     {"fit_ks", m.ks},
+                                     {"bic_per_k", evidence},
+                                     {"mixed_voxels", pv.mixed_voxels},
+                                     {"thin_pore_voxels", pv.thin_pore_voxels},
+                                     {"rim_voxels_avoided", pv.rim_voxels_avoided},
+                                     {"warnings", r.auto_fit->warnings}};
+    for (const auto& w : r.auto_fit->warnings) ctx.report("segment: warning: " + w);
+  }
+
   void run(const Params& p, SampleContext& ctx) const override {
     const Volume<float> grey = to_float(*ctx.grey);
     SegmentOptions o;
@@ -252,6 +308,8 @@ class SegmentStage : public Stage {
     if (p.has("thresholds")) o.thresholds = p.numbers("thresholds");
     o.bins = static_cast<int>(p.integer("bins"));
     o.connectivity = static_cast<int>(p.integer("connectivity"));
+    o.partial_volume.psf_sigma_vox.fill(p.number("psf_sigma"));
+    o.partial_volume.thin_pores = p.boolean("thin_pores");
     std::optional<ForestModel> model;
     if (o.method == SegmentMethod::forest) {
       model = ForestModel::load(p.string("model"));
@@ -305,6 +363,7 @@ class SegmentStage : public Stage {
     if (r.mixture)
       ctx.details["mixture"] = {{"weights", r.mixture->weights}, {"means", r.mixture->means}, {"sigmas", r.mixture->sigmas}};
     if (model) ctx.details["model"] = {{"path", p.string("model")}, {"training_accuracy", model->training_accuracy()}};
+    if (r.partial_volume) add_partial_volume(r, label_of, table, ctx);
     ctx.labels = LabelVolume(std::move(labels), table);
     const fs::path hist = ctx.out_dir / "histogram.png";
     write_png_bytes(hist, histogram_png(r.histogram, r.thresholds, r.mixture ? &*r.mixture : nullptr,

@@ -1,0 +1,473 @@
+#include "filters/preprocess/psf.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+
+#include <tbb/parallel_for.h>
+
+#include "core/error.h"
+#include "filters/preprocess/denoise.h"
+#include "filters/segment/histogram.h"
+
+namespace vp {
+
+namespace {
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+constexpr int kJackknifeGroups = 10;
+constexpr double kStudentT9 = 2.262;  // two-sided 95 % quantile, 9 degrees of freedom
+// Relative systematic error of the edge model on phantoms (curvature, nearby interfaces, normal
+// noise), measured in docs/segmentation.md; added in quadrature to the jackknife half-width.
+constexpr double kSystematic = 0.05;
+constexpr double kSmooth[3] = {1, 2, 1};
+constexpr double kLateralVariance = 0.5;  // variance of [1 2 1] / 4, voxels²
+constexpr double kLateralNoise = 0.375;   // noise σ factor of [1 2 1] ⊗ [1 2 1] / 16: √36 / 16
+
+double phi(double z) { return 0.5 * std::erfc(-z * M_SQRT1_2); }
+double phi_density(double z) { return 0.3989422804014327 * std::exp(-0.5 * z * z); }
+
+// One interface profile along a grid line, normalised to rise from 0 to 1.
+struct EdgeProfile {
+  std::size_t offset = 0;           // first sample in the shared sample buffer
+  double crossing = 0;              // where the samples cross 0.5 (linear interpolation), local index
+  std::array<double, 3> tangent2{}; // (n_b / n_a)², debiased for the normal's noise; 0 for b = a
+  double weight = 1;                // (step / noise σ)²: residuals in units of the noise
+};
+
+struct EdgeSet {
+  int half_width = 4;               // samples per profile: 2·half_width + 2
+  std::vector<float> samples;
+  std::vector<EdgeProfile> edges;
+  int length() const { return 2 * half_width + 2; }
+};
+
+struct Strides {
+  index_t s[3];
+};
+
+// Sobel gradient (central difference along b, [1 2 1] smoothing across), divided by 32 so a
+// unit ramp gives 1. p must have all 26 neighbours.
+std::array<double, 3> sobel(const Volume<float>& g, index_t x, index_t y, index_t z) {
+  const Dims d = g.dims();
+  const index_t st[3] = {1, d.x, d.x * d.y};
+  const index_t p = x + d.x * (y + d.y * z);
+  static constexpr double w[3] = {1, 2, 1};
+  std::array<double, 3> out{};
+  for (int b = 0; b < 3; ++b) {
+    const int c1 = (b + 1) % 3, c2 = (b + 2) % 3;
+    double acc = 0;
+    for (int i = -1; i <= 1; ++i)
+      for (int j = -1; j <= 1; ++j) {
+        const index_t q = p + i * st[c1] + j * st[c2];
+        acc += w[i + 1] * w[j + 1] * (g[q + st[b]] - g[q - st[b]]);
+      }
+    out[b] = acc / 32;
+  }
+  return out;
+}
+
+// Every usable interface crossing along the grid lines of `axis`.
+EdgeSet collect_edges(const Volume<float>& g, int axis, const std::vector<double>& levels, double noise,
+                      int half_width, const PsfOptions& o) {
+  EdgeSet set;
+  set.half_width = half_width;
+  const int len = set.length();
+  const Dims d = g.dims();
+  const int ua = (axis + 1) % 3, va = (axis + 2) % 3;  // the two other axes
+  const index_t n = d[axis], nu = d[ua], nv = d[va];
+  if (n < len + 2 || nu < 3 || nv < 3) return set;
+  const index_t st[3] = {1, d.x, d.x * d.y};
+  // Noise variance of one Sobel component across the line, averaged over the two voxels that
+  // straddle the crossing: σ² · Σw² / 32² with Σw² = 2 · 6 · 5 (the pair average turns the
+  // [1 2 1] along the line into [1 3 3 1] / 2).
+  const double sobel_noise_var = noise * noise * 60.0 / 1024.0;
+
+  struct Found {
+    std::vector<float> samples;
+    std::vector<EdgeProfile> edges;
+  };
+  std::vector<Found> per_v(static_cast<std::size_t>(nv));
+  tbb::parallel_for(index_t{1}, nv - 1, [&](index_t v) {
+    Found& f = per_v[static_cast<std::size_t>(v)];
+    std::vector<float> line(static_cast<std::size_t>(n));
+    std::vector<float> window(static_cast<std::size_t>(len));
+    for (index_t u = 1; u + 1 < nu; ++u) {
+      // The line averaged with [1 2 1] ⊗ [1 2 1] / 16 across: noise × 0.375, and for an
+      // interface normal to the line the profile is unchanged (obliquity: see edge_width).
+      const index_t base = u * st[ua] + v * st[va];
+      for (index_t k = 0; k < n; ++k) {
+        double acc = 0;
+        for (int i = -1; i <= 1; ++i)
+          for (int j = -1; j <= 1; ++j)
+            acc += kSmooth[i + 1] * kSmooth[j + 1] * g[base + k * st[axis] + i * st[ua] + j * st[va]];
+        line[k] = static_cast<float>(acc / 16);
+      }
+      for (std::size_t i = 0; i < levels.size(); ++i)
+        for (std::size_t j = i + 1; j < levels.size(); ++j) {
+          const double lo = levels[i], step = levels[j] - levels[i], mid = 0.5 * (levels[i] + levels[j]);
+          for (index_t k = half_width; k + half_width + 1 < n; ++k) {
+            const bool rising = line[k] < mid && line[k + 1] >= mid;
+            const bool falling = line[k] >= mid && line[k + 1] < mid;
+            if (!rising && !falling) continue;
+            // Window k − W .. k + W + 1, oriented to rise.
+            for (int s = 0; s < len; ++s) {
+              const index_t at = rising ? k - half_width + s : k + half_width + 1 - s;
+              window[s] = static_cast<float>((line[at] - lo) / step);
+            }
+            const double left = 0.5 * (window[0] + window[1]);
+            const double right = 0.5 * (window[len - 2] + window[len - 1]);
+            if (std::fabs(left) > o.plateau_tolerance || std::fabs(right - 1) > o.plateau_tolerance) continue;
+            // Interface normal from the Sobel gradient at the two straddling voxels.
+            std::array<index_t, 3> c0{}, c1{};
+            c0[axis] = k, c0[ua] = u, c0[va] = v;
+            c1 = c0;
+            c1[axis] = k + 1;
+            const auto g0 = sobel(g, c0[0], c0[1], c0[2]), g1 = sobel(g, c1[0], c1[1], c1[2]);
+            std::array<double, 3> grad{};
+            for (int b = 0; b < 3; ++b) grad[b] = 0.5 * (g0[b] + g1[b]);
+            const double norm2 = grad[0] * grad[0] + grad[1] * grad[1] + grad[2] * grad[2];
+            if (!(norm2 > 0) || grad[axis] * grad[axis] < o.min_normal_cosine * o.min_normal_cosine * norm2) continue;
+            EdgeProfile e;
+            e.offset = f.samples.size();
+            const int c = half_width;
+            const double y0 = window[c], y1 = window[c + 1];
+            e.crossing = (y1 > y0) ? c + std::clamp((0.5 - y0) / (y1 - y0), 0.0, 1.0) : c + 0.5;
+            for (int b = 0; b < 3; ++b)
+              if (b != axis)
+                e.tangent2[b] = std::max(0.0, grad[b] * grad[b] - sobel_noise_var) / (grad[axis] * grad[axis]);
+            e.weight = step * step / (kLateralNoise * kLateralNoise * noise * noise);
+            f.samples.insert(f.samples.end(), window.begin(), window.end());
+            f.edges.push_back(e);
+            k += half_width;  // one edge per interface: skip the noise wiggles around this crossing
+          }
+        }
+    }
+  });
+  std::size_t total = 0;
+  for (const Found& f : per_v) total += f.edges.size();
+  // Thin evenly (deterministically) beyond the cap.
+  const std::size_t keep = std::min(total, o.max_edges_per_axis);
+  set.edges.reserve(keep);
+  set.samples.reserve(keep * static_cast<std::size_t>(len));
+  std::size_t index = 0;
+  for (const Found& f : per_v)
+    for (const EdgeProfile& e : f.edges) {
+      const bool take = keep == total || (index * keep) / total != ((index + 1) * keep) / total;
+      ++index;
+      if (!take) continue;
+      EdgeProfile copy = e;
+      copy.offset = set.samples.size();
+      set.samples.insert(set.samples.end(), f.samples.begin() + static_cast<std::ptrdiff_t>(e.offset),
+                         f.samples.begin() + static_cast<std::ptrdiff_t>(e.offset + static_cast<std::size_t>(len)));
+      set.edges.push_back(copy);
+    }
+  return set;
+}
+
+// Least-squares fit of one profile for a given width s: position t0 (Gauss–Newton from `t0`) and
+// its two plateau levels (linear, so solved exactly at each step; a nearby interface that
+// tilts a plateau then shifts a level instead of widening the edge). Returns the residual sum
+// of squares and updates t0.
+double fit_position(const float* y, int len, double s, double& t0) {
+  double lo = 0, step = 1, rss = 0;
+  for (int it = 0; it <= 4; ++it) {
+    // Levels for the current t0: regression of y on Φ.
+    double sp = 0, spp = 0, sy = 0, spy = 0;
+    for (int k = 0; k < len; ++k) {
+      const double p = phi((k - t0) / s);
+      sp += p, spp += p * p, sy += y[k], spy += p * y[k];
+    }
+    const double det = len * spp - sp * sp;
+    if (det > 1e-12) {
+      step = (len * spy - sp * sy) / det;
+      lo = (sy - step * sp) / len;
+    }
+    double num = 0, den = 0;
+    rss = 0;
+    for (int k = 0; k < len; ++k) {
+      const double z = (k - t0) / s;
+      const double r = y[k] - lo - step * phi(z);
+      const double jac = step * phi_density(z) / s;  // −∂r/∂t0
+      num += r * jac, den += jac * jac, rss += r * r;
+    }
+    if (it == 4 || !(den > 0)) break;
+    t0 = std::clamp(t0 - num / den, 1.0, len - 2.0);
+  }
+  return rss;
+}
+
+double edge_width(const EdgeProfile& e, int axis, double sigma_axis, const std::array<double, 3>& sigma) {
+  double s2 = sigma_axis * sigma_axis;
+  for (int b = 0; b < 3; ++b)
+    if (b != axis) s2 += e.tangent2[b] * (sigma[b] * sigma[b] + kLateralVariance);
+  return std::sqrt(s2);
+}
+
+// Weighted residual per edge at σ_a (positions refitted from `positions`, which are updated).
+void edge_costs(const EdgeSet& set, const std::vector<char>& used, int axis, double sigma_axis,
+                const std::array<double, 3>& sigma, std::vector<double>& positions, std::vector<double>& cost) {
+  const int len = set.length();
+  tbb::parallel_for(std::size_t{0}, set.edges.size(), [&](std::size_t i) {
+    if (!used[i]) {
+      cost[i] = 0;
+      return;
+    }
+    const EdgeProfile& e = set.edges[i];
+    cost[i] = e.weight * fit_position(set.samples.data() + e.offset, len, edge_width(e, axis, sigma_axis, sigma),
+                                      positions[i]);
+  });
+}
+
+// Minimum of a sampled curve: parabola through the lowest grid point and its neighbours.
+double parabolic_minimum(const std::vector<double>& x, const std::vector<double>& f) {
+  const std::size_t m = static_cast<std::size_t>(std::min_element(f.begin(), f.end()) - f.begin());
+  if (m == 0 || m + 1 == f.size()) return x[m];
+  const double x0 = x[m - 1], x1 = x[m], x2 = x[m + 1], f0 = f[m - 1], f1 = f[m], f2 = f[m + 1];
+  const double num = (x1 - x0) * (x1 - x0) * (f1 - f2) - (x1 - x2) * (x1 - x2) * (f1 - f0);
+  const double den = (x1 - x0) * (f1 - f2) - (x1 - x2) * (f1 - f0);
+  if (!(std::fabs(den) > 0)) return x1;
+  return std::clamp(x1 - 0.5 * num / den, x0, x2);
+}
+
+struct AxisFit {
+  double sigma = kNaN, ci95 = kNaN;
+  std::size_t edges = 0;
+};
+
+// σ of one axis: golden-section search of the profile cost over [lo, hi], then (last sweep) a fine
+// grid around its minimum that also yields the leave-one-group-out minima of the jackknife.
+AxisFit fit_axis(const EdgeSet& set, std::vector<char>& used, int axis, const std::array<double, 3>& sigma,
+                 double lo, double hi, bool reject_outliers, bool jackknife) {
+  AxisFit fit;
+  const std::size_t ne = set.edges.size();
+  std::vector<double> positions(ne), cost(ne);
+  for (std::size_t i = 0; i < ne; ++i) positions[i] = set.edges[i].crossing;
+  auto count_used = [&] { return static_cast<std::size_t>(std::count(used.begin(), used.end(), 1)); };
+  auto total_at = [&](double s) {
+    edge_costs(set, used, axis, s, sigma, positions, cost);
+    return std::accumulate(cost.begin(), cost.end(), 0.0);
+  };
+
+  const double ratio = 0.6180339887498949;
+  double a = lo, b = hi, c = b - ratio * (b - a), d = a + ratio * (b - a);
+  double fc = total_at(c), fd = total_at(d);
+  while (b - a > 2e-3 * (a + b)) {
+    if (fc < fd) b = d, d = c, fd = fc, c = b - ratio * (b - a), fc = total_at(c);
+    else a = c, c = d, fc = fd, d = a + ratio * (b - a), fd = total_at(d);
+  }
+  const double best = 0.5 * (a + b);
+  fit.sigma = best;
+
+  if (reject_outliers) {
+    // χ² bound on each profile's residual (dof ≈ samples − 1), or 3 × the median when the noise
+    // is below the model's own misfit (noise-free scans).
+    total_at(best);
+    std::vector<double> c2;
+    for (std::size_t i = 0; i < ne; ++i)
+      if (used[i]) c2.push_back(cost[i]);
+    if (!c2.empty()) {
+      auto mid = c2.begin() + static_cast<std::ptrdiff_t>(c2.size() / 2);
+      std::nth_element(c2.begin(), mid, c2.end());
+      const double dof = set.length() - 3;
+      const double bound = std::max(dof + 4.5 * std::sqrt(2 * dof), 3 * *mid);
+      for (std::size_t i = 0; i < ne; ++i)
+        if (used[i] && cost[i] > bound) used[i] = 0;
+    }
+  }
+  fit.edges = count_used();
+  if (fit.edges == 0 || !jackknife) return fit;
+
+  // Fine grid ±8 % in 1 % steps, per jackknife group.
+  std::vector<double> fine;
+  for (int i = -8; i <= 8; ++i) fine.push_back(best * (1 + 0.01 * i));
+  std::vector<std::vector<double>> group_cost(kJackknifeGroups, std::vector<double>(fine.size(), 0.0));
+  std::vector<double> full(fine.size(), 0.0);
+  for (std::size_t i = 0; i < ne; ++i) positions[i] = set.edges[i].crossing;
+  for (std::size_t s = 0; s < fine.size(); ++s) {
+    edge_costs(set, used, axis, fine[s], sigma, positions, cost);
+    std::size_t rank = 0;
+    for (std::size_t i = 0; i < ne; ++i)
+      if (used[i]) group_cost[rank++ % kJackknifeGroups][s] += cost[i];
+    for (int gi = 0; gi < kJackknifeGroups; ++gi) full[s] += group_cost[gi][s];
+  }
+  fit.sigma = parabolic_minimum(fine, full);
+  std::vector<double> loo(kJackknifeGroups);
+  for (int gi = 0; gi < kJackknifeGroups; ++gi) {
+    std::vector<double> rest(fine.size());
+    for (std::size_t s = 0; s < fine.size(); ++s) rest[s] = full[s] - group_cost[gi][s];
+    loo[gi] = parabolic_minimum(fine, rest);
+  }
+  const double mean = std::accumulate(loo.begin(), loo.end(), 0.0) / kJackknifeGroups;
+  double ss = 0;
+  for (double v : loo) ss += (v - mean) * (v - mean);
+  const double statistical = kStudentT9 * std::sqrt((kJackknifeGroups - 1.0) / kJackknifeGroups * ss);
+  fit.ci95 = std::hypot(statistical, kSystematic * fit.sigma);
+  return fit;
+}
+
+const char* kAxisNames[3] = {"x", "y", "z"};
+
+}  // namespace
+
+PsfEstimate estimate_psf(const Volume<float>& grey, const std::vector<double>& class_means) {
+  return estimate_psf(grey, class_means, PsfOptions{});
+}
+
+PsfEstimate estimate_psf(const Volume<float>& grey, const std::vector<double>& class_means, const PsfOptions& o) {
+  if (class_means.size() < 2) throw InputError("psf: expected at least two pure-phase grey levels");
+  std::vector<double> levels = class_means;
+  std::sort(levels.begin(), levels.end());
+  for (std::size_t i = 0; i + 1 < levels.size(); ++i)
+    if (!(levels[i + 1] > levels[i]) || !std::isfinite(levels[i]) || !std::isfinite(levels[i + 1]))
+      throw InputError("psf: the pure-phase grey levels must be finite and distinct");
+  PsfEstimate est;
+  double min_step = levels[1] - levels[0];
+  for (std::size_t i = 0; i + 1 < levels.size(); ++i) min_step = std::min(min_step, levels[i + 1] - levels[i]);
+  est.noise_sigma = o.noise_sigma > 0 ? o.noise_sigma : estimate_noise_sigma(grey);
+  // Noise-free or integer-rounded scans: rounding alone leaves 1/√12 grey levels.
+  const double noise = std::max({est.noise_sigma, 1e-3 * min_step, 1 / std::sqrt(12.0)});
+
+  std::array<double, 3> sigma{1, 1, 1};
+  std::array<AxisFit, 3> fits;
+  int half_width = 5;
+  for (int round = 0; round < 2; ++round) {
+    std::array<EdgeSet, 3> sets;
+    std::array<std::vector<char>, 3> used;
+    for (int a = 0; a < 3; ++a) {
+      sets[a] = collect_edges(grey, a, levels, noise, half_width, o);
+      used[a].assign(sets[a].edges.size(), 1);
+    }
+    // Sweep 1 ignores the oblique term (other σ unknown) and drops outliers; sweeps 2–3 use the
+    // other axes' σ from the sweep before.
+    for (int sweep = 0; sweep < 3; ++sweep) {
+      std::array<double, 3> basis = sweep == 0 ? std::array<double, 3>{0, 0, 0} : sigma;
+      for (int a = 0; a < 3; ++a) {
+        if (sets[a].edges.size() < o.min_edges) {
+          fits[a] = AxisFit{kNaN, kNaN, sets[a].edges.size()};
+          continue;
+        }
+        const double lo = sweep == 0 ? 0.15 : 0.8 * sigma[a], hi = sweep == 0 ? 6.0 : 1.25 * sigma[a];
+        fits[a] = fit_axis(sets[a], used[a], a, basis, lo, hi, sweep == 0, sweep == 2);
+      }
+      for (int a = 0; a < 3; ++a) {
+        // An axis without its own edges borrows the mean of the others for the oblique term.
+        double fallback = 0;
+        int count = 0;
+        for (int b = 0; b < 3; ++b)
+          if (std::isfinite(fits[b].sigma)) fallback += fits[b].sigma, ++count;
+        sigma[a] = std::isfinite(fits[a].sigma) ? fits[a].sigma : (count ? fallback / count : 1.0);
+      }
+    }
+    // The window must reach the plateaus: 3σ each side.
+    double widest = 0;
+    for (int a = 0; a < 3; ++a)
+      if (std::isfinite(fits[a].sigma)) widest = std::max(widest, fits[a].sigma);
+    const int needed = std::min(12, static_cast<int>(std::ceil(3 * widest)));
+    if (needed <= half_width) break;
+    half_width = needed;
+  }
+
+  std::string problems;
+  for (int a = 0; a < 3; ++a) {
+    const bool few = fits[a].edges < o.min_edges;
+    est.sigma_vox[a] = few ? kNaN : fits[a].sigma;
+    est.ci95_vox[a] = few ? kNaN : fits[a].ci95;
+    est.edges[a] = fits[a].edges;
+    if (few)
+      problems += std::string(problems.empty() ? "" : "; ") + "axis " + kAxisNames[a] + ": " +
+                  std::to_string(fits[a].edges) + " usable interface profiles (need " + std::to_string(o.min_edges) + ")";
+    else if (est.sigma_vox[a] < 0.2 || est.sigma_vox[a] > 5.5)
+      problems += std::string(problems.empty() ? "" : "; ") + "axis " + kAxisNames[a] +
+                  ": σ at the edge of the fitted range 0.15–6 voxels";
+  }
+  est.status = problems.empty() ? "ok" : problems;
+  return est;
+}
+
+std::vector<double> histogram_peak_levels(const Volume<float>& grey, int classes) {
+  if (classes < 2) throw InputError("psf: expected at least two classes");
+  const Histogram h = histogram(grey, 1024);
+  // Mode of each multi-Otsu interval, on a lightly smoothed histogram (3-bin mean).
+  const std::vector<double> t = otsu_thresholds(h, classes);
+  std::vector<double> smooth(h.counts.size());
+  for (std::size_t b = 0; b < h.counts.size(); ++b) {
+    double acc = 0;
+    int n = 0;
+    for (std::size_t c = (b ? b - 1 : 0); c <= std::min(b + 1, h.counts.size() - 1); ++c) acc += h.counts[c], ++n;
+    smooth[b] = acc / n;
+  }
+  std::vector<double> levels;
+  double lo = -std::numeric_limits<double>::infinity();
+  for (int c = 0; c < classes; ++c) {
+    const double hi = c + 1 < classes ? t[static_cast<std::size_t>(c)] : std::numeric_limits<double>::infinity();
+    double best = -1, at = kNaN;
+    for (std::size_t b = 0; b < h.counts.size(); ++b) {
+      const double x = h.centre(b);
+      if (x >= lo && x < hi && smooth[b] > best) best = smooth[b], at = x;
+    }
+    if (!std::isfinite(at)) throw InputError("psf: histogram class " + std::to_string(c) + " is empty");
+    levels.push_back(at);
+    lo = hi;
+  }
+  return levels;
+}
+
+Volume<float> gaussian_blur(const Volume<float>& grey, const std::array<double, 3>& sigma_vox) {
+  Volume<float> v = grey;
+  const Dims d = v.dims();
+  for (int axis = 0; axis < 3; ++axis) {
+    const double sigma = sigma_vox[axis];
+    if (!(sigma > 0)) continue;
+    const int radius = static_cast<int>(std::ceil(4 * sigma));
+    std::vector<double> k(2 * radius + 1);
+    double sum = 0;
+    for (int i = -radius; i <= radius; ++i) sum += k[i + radius] = std::exp(-0.5 * i * i / (sigma * sigma));
+    for (double& x : k) x /= sum;
+    const index_t n = d[axis];
+    const index_t stride = axis == 0 ? 1 : axis == 1 ? d.x : d.x * d.y;
+    const index_t lines = d.count() / n;
+    tbb::parallel_for(index_t{0}, lines, [&](index_t line) {
+      index_t base;
+      if (axis == 0) base = line * d.x;
+      else if (axis == 1) base = (line / d.x) * d.x * d.y + line % d.x;
+      else base = line;
+      std::vector<double> in(static_cast<std::size_t>(n));
+      for (index_t i = 0; i < n; ++i) in[i] = v[base + i * stride];
+      for (index_t i = 0; i < n; ++i) {
+        double acc = 0;
+        for (int j = -radius; j <= radius; ++j) acc += k[j + radius] * in[std::clamp<index_t>(i + j, 0, n - 1)];
+        v[base + i * stride] = static_cast<float>(acc);
+      }
+    });
+  }
+  return v;
+}
+
+Volume<float> richardson_lucy(const Volume<float>& grey, const std::array<double, 3>& sigma_vox, int iterations) {
+  if (iterations < 1) throw InputError("deconvolution: iterations must be ≥ 1, got " + std::to_string(iterations));
+  for (int a = 0; a < 3; ++a)
+    if (!(sigma_vox[a] >= 0) || !std::isfinite(sigma_vox[a]))
+      throw InputError(std::string("deconvolution: PSF σ along ") + kAxisNames[a] + " must be a finite number ≥ 0");
+  // Shift so the darkest voxel sits at 5 % of the range: RL multiplies, so it needs d > 0.
+  const auto [mn, mx] = std::minmax_element(grey.storage().begin(), grey.storage().end());
+  const double range = std::max(1e-6, static_cast<double>(*mx - *mn));
+  const double shift = 0.05 * range - *mn;
+  Volume<float> data = grey;
+  for (float& v : data.storage()) v = static_cast<float>(v + shift);
+  Volume<float> u = data;
+  Volume<float> ratio = data.like<float>(data.dims());
+  for (int it = 0; it < iterations; ++it) {
+    const Volume<float> predicted = gaussian_blur(u, sigma_vox);
+    tbb::parallel_for(index_t{0}, data.size(), [&](index_t i) {
+      ratio[i] = predicted[i] > 0 ? data[i] / predicted[i] : 1.0f;
+    });
+    const Volume<float> correction = gaussian_blur(ratio, sigma_vox);
+    tbb::parallel_for(index_t{0}, data.size(), [&](index_t i) { u[i] *= correction[i]; });
+  }
+  for (float& v : u.storage()) v = static_cast<float>(v - shift);
+  return u;
+}
+
+}  // namespace vp

@@ -1,0 +1,71 @@
+// Point-spread function of a grey scan, estimated from the scan itself, and deconvolution with it.
+//
+// Model: the scan is the pure-phase image (one grey level per phase) convolved with a Gaussian
+// PSF of σ = (σx, σy, σz) voxels, plus noise. Across a flat interface between phases i and j
+// with unit normal n, the profile along axis a is the edge-spread function
+//   g(t) = m_i + (m_j − m_i) Φ((t − t0) / s),   s² = σ_a² + Σ_{b≠a} (n_b / n_a)² σ_b²,
+// so each interface crossed by a grid line is one equation for σ. estimate_psf finds every
+// crossing of a midpoint (m_i + m_j)/2 along every grid line of every axis (lines averaged with
+// [1 2 1] ⊗ [1 2 1] / 16 across, which cuts the noise to 0.375× and adds a known ½ voxel² to the
+// oblique term), keeps those whose window (±max(5, 3σ) voxels) reaches both plateaus (|mean of
+// the two end samples − level| < 0.3 |m_j − m_i|) and whose Sobel normal lies within 16° of the
+// line (|n_a| ≥ 0.96), and fits σ_a by least squares over all kept edges at once, each edge with
+// its own sub-voxel position t0 and its own two plateau levels (profile likelihood over σ; free
+// levels absorb a nearby interface's tilt of a plateau instead of widening the edge). The
+// oblique-normal term uses the other axes' current σ (three sweeps) and is debiased for the
+// noise of the Sobel normal. Edges whose residual exceeds a χ² bound (nearby interfaces in the
+// window: thin films, contacts) are dropped after the first sweep.
+// Measured on composite phantoms (docs/segmentation.md, "Grey-scan accuracy"): within 5 % for
+// isotropic blur 0.7–1.5 voxels at SNR 5–12; biased high (up to +11 %) on the sharpest axis of
+// a strongly anisotropic PSF (0.7 / 1.0 / 1.5).
+// Uncertainty: delete-a-group jackknife over 10 interleaved groups of edges (t₉ · SE), combined
+// in quadrature with a 5 % systematic term (the model bias measured on phantoms).
+// Deterministic for a given input, independent of the thread count.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "core/volume.h"
+
+namespace vp {
+
+struct PsfEstimate {
+  std::array<double, 3> sigma_vox{};          // Gaussian PSF σ per axis (x, y, z), voxels; NaN: not measurable
+  std::array<double, 3> ci95_vox{};           // 95 % half-width of sigma_vox (NaN with it)
+  std::array<std::size_t, 3> edges{};         // interface profiles used per axis
+  std::string status;                         // "ok", or what limited the estimate (per axis)
+  double noise_sigma = 0;                     // grey-value noise σ the fit assumed
+};
+
+struct PsfOptions {
+  double min_normal_cosine = 0.96;  // |n_a| of an edge profile used for axis a
+  double plateau_tolerance = 0.3;   // end samples within this fraction of the step of their level
+  std::size_t max_edges_per_axis = 5000;   // evenly thinned beyond this (speed)
+  std::size_t min_edges = 30;       // fewer on an axis: that σ is NaN and the status says so
+  double noise_sigma = 0;           // grey-value noise σ; 0 = estimate_noise_sigma(grey)
+};
+
+// class_means: the pure-phase grey levels, ascending (at least two); edges between every pair of
+// them are used. Throws InputError for fewer than two levels or levels not distinct.
+PsfEstimate estimate_psf(const Volume<float>& grey, const std::vector<double>& class_means);
+PsfEstimate estimate_psf(const Volume<float>& grey, const std::vector<double>& class_means,
+                         const PsfOptions& options);
+
+// Pure-phase grey levels for a scan whose phases are unknown: multi-Otsu splits the histogram
+// into `classes` intervals and each level is the mode of its interval (the peak of pure voxels,
+// which the partial-volume voxels between peaks do not move). Ascending.
+std::vector<double> histogram_peak_levels(const Volume<float>& grey, int classes);
+
+// Separable Gaussian blur with σ per axis in voxels (kernel to 4σ, edges clamped). σ = 0: identity.
+Volume<float> gaussian_blur(const Volume<float>& grey, const std::array<double, 3>& sigma_vox);
+
+// Richardson–Lucy deconvolution with a Gaussian PSF (the PSF is symmetric, so its adjoint is
+// itself): u ← u · H(d / H u), starting from u = d, for `iterations` steps. Works on the grey
+// values shifted to be positive (RL needs positive data) and shifted back. Separable real-space
+// blurs, no FFT: 2 × 3 one-dimensional passes per iteration.
+Volume<float> richardson_lucy(const Volume<float>& grey, const std::array<double, 3>& sigma_vox, int iterations);
+
+}  // namespace vp

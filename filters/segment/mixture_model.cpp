@@ -1,0 +1,277 @@
+#include "filters/segment/mixture_model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+#include <sstream>
+
+#include "core/error.h"
+
+namespace vp {
+
+namespace {
+
+constexpr double kInvSqrt2Pi = 0.3989422804014327;
+
+double normal_pdf(double z) { return kInvSqrt2Pi * std::exp(-0.5 * z * z); }
+double normal_cdf(double z) { return 0.5 * std::erfc(-z / std::sqrt(2.0)); }
+// ∫_{-∞}^{z} Φ(t) dt: integrates the interface density into its CDF.
+double integrated_cdf(double z) { return z * normal_cdf(z) + normal_pdf(z); }
+
+// Binning widens every population by bw²/12 (Sheppard): the model's σ is the noise alone.
+double binned_sigma(double sigma, double bin_width) { return std::sqrt(sigma * sigma + bin_width * bin_width / 12); }
+
+std::vector<InterfacePopulation> all_pairs(int k) {
+  std::vector<InterfacePopulation> p;
+  for (int a = 0; a < k; ++a)
+    for (int b = a + 1; b < k; ++b) p.push_back({a, b, 0});
+  return p;
+}
+
+// Pure classes from ascending cuts: weight, mean and σ of the voxels between cuts.
+PartialVolumeMixture start_from_cuts(const Histogram& h, std::vector<double> cuts, int k) {
+  std::sort(cuts.begin(), cuts.end());
+  cuts.erase(std::unique(cuts.begin(), cuts.end()), cuts.end());
+  PartialVolumeMixture m;
+  const std::size_t nk = cuts.size() + 1;
+  std::vector<double> w(nk, 0), s(nk, 0), ss(nk, 0);
+  for (std::size_t i = 0; i < h.counts.size(); ++i) {
+    const double x = h.centre(i);
+    const auto c = static_cast<std::size_t>(std::upper_bound(cuts.begin(), cuts.end(), x) - cuts.begin());
+    w[c] += h.counts[i], s[c] += h.counts[i] * x, ss[c] += h.counts[i] * x * x;
+  }
+  const double total = h.total();
+  for (std::size_t c = 0; c < nk; ++c) {
+    if (w[c] <= 0) continue;
+    const double mean = s[c] / w[c];
+    m.weights.push_back(0.9 * w[c] / total);
+    m.means.push_back(mean);
+    m.sigmas.push_back(std::max(std::sqrt(std::max(ss[c] / w[c] - mean * mean, 0.0)), 0.5 * h.bin_width()));
+  }
+  if (static_cast<int>(m.means.size()) != k) return {};
+  m.interfaces = all_pairs(k);
+  const double share = k > 1 ? 0.1 / static_cast<double>(m.interfaces.size()) : 0;
+  for (auto& p : m.interfaces) p.weight = share;
+  if (k == 1) m.weights[0] = 1;
+  return m;
+}
+
+double quantile(const Histogram& h, double q) {
+  const double target = q * h.total();
+  double acc = 0;
+  for (std::size_t i = 0; i < h.counts.size(); ++i) {
+    acc += h.counts[i];
+    if (acc >= target) return h.upper_edge(i);
+  }
+  return h.hi;
+}
+
+// EM on the histogram. Pure phases update weight, mean and σ from their responsibilities;
+// interface populations update their weight (their shape follows the pure means and σ).
+void run_em(const Histogram& h, PartialVolumeMixture& m, int max_iterations) {
+  const int k = m.classes();
+  const std::size_t np = m.interfaces.size();
+  const double bw = h.bin_width(), total = h.total();
+  const double min_sigma = 0.1 * bw;
+  std::vector<double> dens(static_cast<std::size_t>(k) + np);
+  double prev = -std::numeric_limits<double>::infinity();
+  for (m.iterations = 0; m.iterations < max_iterations; ++m.iterations) {
+    std::vector<double> w(static_cast<std::size_t>(k), 0), s(w), ss(w), v(np, 0);
+    double ll = 0;
+    for (std::size_t i = 0; i < h.counts.size(); ++i) {
+      const double c = h.counts[i];
+      if (c == 0) continue;
+      const double x = h.centre(i);
+      double sum = 0;
+      for (int j = 0; j < k; ++j) sum += dens[j] = m.pure_density(j, x);
+      for (std::size_t p = 0; p < np; ++p) sum += dens[k + p] = m.interface_density(p, x);
+      if (!(sum > 0)) {  // far outside every population: the nearest mean takes it
+        std::size_t best = 0;
+        for (int j = 1; j < k; ++j)
+          if (std::fabs(x - m.means[j]) < std::fabs(x - m.means[best])) best = j;
+        std::fill(dens.begin(), dens.end(), 0.0);
+        dens[best] = sum = 1;
+        ll += c * std::log(std::numeric_limits<double>::min());
+      } else {
+        ll += c * std::log(sum * bw);
+      }
+      for (int j = 0; j < k; ++j) {
+        const double r = c * dens[j] / sum;
+        w[j] += r, s[j] += r * x, ss[j] += r * x * x;
+      }
+      for (std::size_t p = 0; p < np; ++p) v[p] += c * dens[k + p] / sum;
+    }
+    for (int j = 0; j < k; ++j) {
+      if (w[j] <= 0) continue;
+      m.weights[j] = w[j] / total;
+      m.means[j] = s[j] / w[j];
+      const double var = ss[j] / w[j] - m.means[j] * m.means[j] - bw * bw / 12;
+      m.sigmas[j] = std::max(std::sqrt(std::max(var, 0.0)), min_sigma);
+    }
+    for (std::size_t p = 0; p < np; ++p) m.interfaces[p].weight = v[p] / total;
+    m.log_likelihood = ll / total;
+    if (std::fabs(ll - prev) <= 1e-11 * std::fabs(ll)) break;
+    prev = ll;
+  }
+}
+
+// Ascending means; interface pairs follow their phases.
+void sort_phases(PartialVolumeMixture& m) {
+  const int k = m.classes();
+  std::vector<int> order(static_cast<std::size_t>(k));
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(), [&](int a, int b) { return m.means[a] < m.means[b]; });
+  std::vector<int> rank(static_cast<std::size_t>(k));
+  for (int r = 0; r < k; ++r) rank[order[r]] = r;
+  PartialVolumeMixture s = m;
+  for (int r = 0; r < k; ++r) {
+    s.weights[r] = m.weights[order[r]];
+    s.means[r] = m.means[order[r]];
+    s.sigmas[r] = m.sigmas[order[r]];
+  }
+  s.interfaces = all_pairs(k);
+  for (const auto& p : m.interfaces) {
+    const int a = std::min(rank[p.a], rank[p.b]), b = std::max(rank[p.a], rank[p.b]);
+    for (auto& q : s.interfaces)
+      if (q.a == a && q.b == b) q.weight = p.weight;
+  }
+  m = s;
+}
+
+double model_cdf(const PartialVolumeMixture& m, double x, double bw) {
+  double f = 0;
+  // Bin edges see the grey before binning: noise σ alone.
+  (void)bw;
+  for (int j = 0; j < m.classes(); ++j) f += m.weights[j] * normal_cdf((x - m.means[j]) / m.sigmas[j]);
+  for (const auto& p : m.interfaces) {
+    const double s = 0.5 * (m.sigmas[p.a] + m.sigmas[p.b]);
+    const double span = m.means[p.b] - m.means[p.a];
+    if (!(span > 0)) continue;
+    f += p.weight * s * (integrated_cdf((x - m.means[p.a]) / s) - integrated_cdf((x - m.means[p.b]) / s)) / span;
+  }
+  return f;
+}
+
+void finish(const Histogram& h, PartialVolumeMixture& m) {
+  const double total = h.total();
+  const int params = 3 * m.classes() - 1 + static_cast<int>(m.interfaces.size());
+  m.bic = -2 * m.log_likelihood * total + params * std::log(total);
+  double acc = 0, worst = 0;
+  for (std::size_t i = 0; i < h.counts.size(); ++i) {
+    acc += h.counts[i];
+    worst = std::max(worst, std::fabs(acc / total - model_cdf(m, h.upper_edge(i), h.bin_width())));
+  }
+  m.ks = worst;
+}
+
+}  // namespace
+
+double PartialVolumeMixture::pure_density(int k, double x) const {
+  const double s = binned_sigma(sigmas[k], bin_width);
+  return weights[k] * normal_pdf((x - means[k]) / s) / s;
+}
+
+double PartialVolumeMixture::interface_density(std::size_t i, double x) const {
+  const InterfacePopulation& p = interfaces[i];
+  const double span = means[p.b] - means[p.a];
+  if (!(span > 0) || p.weight <= 0) return 0;
+  const double s = 0.5 * (binned_sigma(sigmas[p.a], bin_width) + binned_sigma(sigmas[p.b], bin_width));
+  return p.weight * (normal_cdf((x - means[p.a]) / s) - normal_cdf((x - means[p.b]) / s)) / span;
+}
+
+double PartialVolumeMixture::density(double x) const {
+  double d = 0;
+  for (int k = 0; k < classes(); ++k) d += pure_density(k, x);
+  for (std::size_t i = 0; i < interfaces.size(); ++i) d += interface_density(i, x);
+  return d;
+}
+
+std::vector<double> PartialVolumeMixture::thresholds() const {
+  std::vector<double> t;
+  for (int k = 0; k + 1 < classes(); ++k) t.push_back(0.5 * (means[k] + means[k + 1]));
+  return t;
+}
+
+std::vector<double> PartialVolumeMixture::separations() const {
+  std::vector<double> d;
+  for (int k = 0; k + 1 < classes(); ++k) d.push_back((means[k + 1] - means[k]) / std::max(sigmas[k], sigmas[k + 1]));
+  return d;
+}
+
+PartialVolumeMixture fit_partial_volume_mixture(const Histogram& h, int classes, int max_iterations) {
+  if (classes < 1 || classes > 8)
+    throw InputError("partial-volume mixture: classes must be 1..8, got " + std::to_string(classes));
+  if (!(h.total() > 0)) throw InputError("partial-volume mixture: empty histogram");
+  std::vector<std::vector<double>> starts;
+  if (classes == 1) starts.push_back({});
+  else {
+    starts.push_back(otsu_thresholds(h, classes));
+    starts.push_back(kmeans_intensity(h, classes).thresholds);
+    // A phase of well under 1 % hides in the tail of its neighbour: start one there.
+    std::vector<double> rest = classes > 2 ? otsu_thresholds(h, classes - 1) : std::vector<double>{};
+    std::vector<double> low = rest, high = rest;
+    low.push_back(quantile(h, 0.005));
+    high.push_back(quantile(h, 0.995));
+    starts.push_back(low);
+    starts.push_back(high);
+  }
+  PartialVolumeMixture best;
+  bool have = false;
+  const double bw = h.bin_width();
+  for (const auto& cuts : starts) {
+    PartialVolumeMixture m = start_from_cuts(h, cuts, classes);
+    if (m.classes() != classes) continue;
+    m.bin_width = bw;
+    for (double& s : m.sigmas) s = std::sqrt(std::max(s * s - bw * bw / 12, 0.01 * bw * bw));
+    run_em(h, m, max_iterations);
+    if (!have || m.log_likelihood > best.log_likelihood) best = m, have = true;
+  }
+  if (!have) throw InputError("partial-volume mixture: the histogram has fewer than " + std::to_string(classes) +
+                              " occupied grey ranges");
+  sort_phases(best);
+  finish(h, best);
+  return best;
+}
+
+AutoSegmentFit fit_auto_segmentation(const Histogram& h, int classes) {
+  AutoSegmentFit out;
+  std::vector<PartialVolumeMixture> fits;
+  for (int k = 1; k <= classes; ++k) {
+    fits.push_back(fit_partial_volume_mixture(h, k));
+    const auto sep = fits.back().separations();
+    out.evidence.push_back({k, fits.back().bic,
+                            sep.empty() ? std::numeric_limits<double>::infinity() : *std::min_element(sep.begin(), sep.end())});
+  }
+  out.mixture = fits.back();
+  const auto& m = out.mixture;
+  int best_k = 1;
+  for (const auto& e : out.evidence)
+    if (e.bic < out.evidence[best_k - 1].bic) best_k = e.classes;
+  const double min_weight = *std::min_element(m.weights.begin(), m.weights.end());
+  const bool separable = out.evidence.back().min_separation >= kMinClassSeparation;
+  if (best_k < classes || !separable || min_weight < 5e-4) {
+    std::ostringstream s;
+    s << "auto segmentation: the grey histogram does not support " << classes << " distinguishable classes (";
+    if (best_k < classes) s << "BIC is lowest at K = " << best_k;
+    else if (!separable) s << "two fitted classes are only " << out.evidence.back().min_separation << " σ apart";
+    else s << "a fitted class holds only " << min_weight * 100 << " % of the voxels";
+    s << "); BIC per K:";
+    for (const auto& e : out.evidence) s << " K=" << e.classes << ": " << e.bic << ";";
+    s << " fitted means:";
+    for (double mu : m.means) s << " " << mu;
+    s << ". Ask for fewer classes (--classes / classes:) or use method threshold";
+    throw InputError(s.str());
+  }
+  const auto sep = m.separations();
+  for (std::size_t k = 0; k < sep.size(); ++k)
+    if (sep[k] < kWarnClassSeparation) {
+      std::ostringstream s;
+      s << "classes " << k << " and " << k + 1 << " overlap: means " << m.means[k] << " and " << m.means[k + 1] << " are "
+        << sep[k] << " σ apart (< " << kWarnClassSeparation << "); labels near their boundary are unreliable";
+      out.warnings.push_back(s.str());
+    }
+  return out;
+}
+
+}  // namespace vp

@@ -1,0 +1,427 @@
+#include "filters/segment/partial_volume.h"
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <numeric>
+
+#include <tbb/blocked_range.h>
+#include <tbb/enumerable_thread_specific.h>
+#include <tbb/parallel_for.h>
+
+#include "core/error.h"
+#include "filters/segment/features.h"
+
+namespace vp {
+
+namespace {
+
+constexpr int kMaxClasses = 8;
+constexpr double kSqrt2Pi = 2.5066282746310002;
+// A voxel whose phase-free neighbourhood grey lies within this many σ of an end member is pure.
+constexpr double kPureWindow = 2.0;
+// Pure voxels needed before their mean replaces the histogram fit's end member.
+constexpr std::int64_t kMinPureVoxels = 200;
+
+// OR of the bitmasks within ±r voxels along each axis (a box), borders clamped.
+Volume<std::uint8_t> or_dilate(const Volume<std::uint8_t>& in, const std::array<int, 3>& radius) {
+  Volume<std::uint8_t> v = in;
+  const Dims d = v.dims();
+  for (int axis = 0; axis < 3; ++axis) {
+    const int r = radius[axis];
+    const index_t n = d[axis];
+    if (r <= 0 || n == 1) continue;
+    const index_t stride = axis == 0 ? 1 : axis == 1 ? d.x : d.x * d.y;
+    const index_t lines = v.size() / n;
+    tbb::parallel_for(tbb::blocked_range<index_t>(0, lines, 256), [&](const tbb::blocked_range<index_t>& range) {
+      std::vector<std::uint8_t> line(static_cast<std::size_t>(n));
+      for (index_t l = range.begin(); l != range.end(); ++l) {
+        index_t base;
+        if (axis == 0) base = l * d.x;
+        else if (axis == 1) base = (l % d.x) + (l / d.x) * d.x * d.y;
+        else base = l;
+        for (index_t q = 0; q < n; ++q) line[q] = v[base + q * stride];
+        for (index_t q = 0; q < n; ++q) {
+          std::uint8_t m = 0;
+          const index_t lo = std::max<index_t>(0, q - r), hi = std::min<index_t>(n - 1, q + r);
+          for (index_t t = lo; t <= hi; ++t) m |= line[t];
+          v[base + q * stride] = m;
+        }
+      }
+    });
+  }
+  return v;
+}
+
+// The unmixing pair for a voxel: consecutive candidates bracketing its neighbourhood grey; below
+// (above) every candidate, the next darker (brighter) class of the model, which may be a phase
+// too thin to be detected nearby (a pore film under the PSF).
+std::pair<int, int> unmixing_pair(double g, unsigned candidates, const std::vector<double>& mu, int k) {
+  int cl[kMaxClasses], n = 0;
+  for (int c = 0; c < k; ++c)
+    if (candidates & (1u << c)) cl[n++] = c;
+  if (n == 0)
+    for (int c = 0; c < k; ++c) cl[n++] = c;
+  if (g <= mu[cl[0]]) {
+    if (cl[0] > 0) return {cl[0] - 1, cl[0]};
+    return {cl[0], n >= 2 ? cl[1] : 1};
+  }
+  if (g >= mu[cl[n - 1]]) {
+    if (cl[n - 1] < k - 1) return {cl[n - 1], cl[n - 1] + 1};
+    return {n >= 2 ? cl[n - 2] : k - 2, cl[n - 1]};
+  }
+  int j = 0;
+  while (j + 2 < n && g >= mu[cl[j + 1]]) ++j;
+  return {cl[j], cl[j + 1]};
+}
+
+struct SliceStats {
+  std::array<std::int64_t, kMaxClasses> labels{}, pure{};
+  std::array<double, kMaxClasses> pure_grey{}, pure_grey2{};
+  std::array<std::int64_t, kMaxClasses * kMaxClasses> pair_count{};
+  std::array<double, kMaxClasses * kMaxClasses> pair_grey{}, pair_weight{};
+  std::array<double, kMaxClasses * kMaxClasses * kMaxClasses> pair_share{};
+  std::int64_t thin = 0, rim = 0;
+};
+
+// A middle-class run of one or two voxels along an axis with a darker class on one side and a
+// brighter one on the other is the blend of a darker|brighter edge (a pore|AM edge at SE grey,
+// or a pore film against AM): each such voxel takes the nearer of the two outer end members.
+// Reads a copy of the labels, so the result does not depend on the visiting order.
+constexpr index_t kMaxRimRun = 2;
+std::int64_t relabel_sandwiched_rims(Volume<std::uint8_t>& labels, const Volume<float>& grey,
+                                     const std::vector<double>& centre) {
+  const int k = static_cast<int>(centre.size());
+  if (k < 3) return 0;
+  const Volume<std::uint8_t> in = labels;
+  const Dims d = in.dims();
+  std::vector<std::int64_t> changed(static_cast<std::size_t>(d.z), 0);
+  tbb::parallel_for(index_t{0}, d.z, [&](index_t z) {
+    for (index_t y = 0; y < d.y; ++y)
+      for (index_t x = 0; x < d.x; ++x) {
+        const index_t i = x + d.x * (y + d.y * z);
+        const int m = in[i];
+        if (m == 0 || m == k - 1) continue;
+        const index_t pos[3] = {x, y, z}, step[3] = {1, d.x, d.x * d.y};
+        for (int a = 0; a < 3; ++a) {
+          // Outer labels of the run of m through i along this axis (runs of at most 2).
+          index_t lo = pos[a] - 1, hi = pos[a] + 1;
+          while (lo >= 0 && hi - lo - 1 < kMaxRimRun && in[i + (lo - pos[a]) * step[a]] == m) --lo;
+          while (hi < d[a] && hi - lo - 1 < kMaxRimRun && in[i + (hi - pos[a]) * step[a]] == m) ++hi;
+          if (lo < 0 || hi >= d[a]) continue;
+          const int before = in[i + (lo - pos[a]) * step[a]], after = in[i + (hi - pos[a]) * step[a]];
+          const int dark = std::min(before, after), bright = std::max(before, after);
+          if (!(dark < m && bright > m)) continue;
+          const double g = grey[i];
+          labels[i] = static_cast<std::uint8_t>(std::fabs(g - centre[dark]) <= std::fabs(g - centre[bright]) ? dark : bright);
+          ++changed[static_cast<std::size_t>(z)];
+          break;
+        }
+      }
+  });
+  return std::accumulate(changed.begin(), changed.end(), std::int64_t{0});
+}
+
+}  // namespace
+
+std::vector<double> unmixed_fractions(const UnmixingSums& s, const std::vector<double>& mu) {
+  const int k = s.classes;
+  std::vector<double> f(static_cast<std::size_t>(k), 0.0);
+  for (int c = 0; c < k; ++c) f[c] = static_cast<double>(s.pure[c]);
+  for (int a = 0; a < k; ++a)
+    for (int b = a + 1; b < k; ++b) {
+      const int q = a * k + b;
+      if (s.pair_count[q] == 0) continue;
+      // Per voxel: shares s_m of middle phases fixed, the rest w = 1 − Σ s_m split so that
+      // w_a μ_a + w_b μ_b = g − Σ s_m μ_m, unclipped; summed over the pair's voxels.
+      double rest = s.pair_grey[q] - s.pair_weight[q] * mu[a];
+      for (int m = 0; m < k; ++m) {
+        const double share = s.pair_share[static_cast<std::size_t>(q * k + m)];
+        rest -= share * mu[m];
+        f[m] += share;
+      }
+      const double fb = rest / (mu[b] - mu[a]);
+      f[a] += s.pair_weight[q] - fb;
+      f[b] += fb;
+    }
+  for (double& x : f) x /= static_cast<double>(s.voxels);
+  return f;
+}
+
+PartialVolumeResult partial_volume_segmentation(const Volume<float>& grey, const PartialVolumeMixture& fit,
+                                                const PartialVolumeOptions& o) {
+  const int k = fit.classes();
+  if (k < 2 || k > kMaxClasses)
+    throw InputError("partial-volume labelling needs 2.." + std::to_string(kMaxClasses) + " classes, got " +
+                     std::to_string(k));
+  if (grey.empty()) throw InputError("partial-volume labelling: empty volume");
+  const Dims d = grey.dims();
+  const Vec3 sp = grey.spacing_um;
+  const std::vector<double>& mu_fit = fit.means;
+  const std::vector<double>& sigma = fit.sigmas;
+
+  // Smoothed grey, and how much of a voxel's own value it holds (to leave that out).
+  const double min_spacing = std::min({sp[0], sp[1], sp[2]});
+  const double smooth_um = o.smooth_sigma_vox * min_spacing;
+  const Volume<float> gs = gaussian_smooth(grey, smooth_um);
+  double w0 = 1, w2 = 1, slope_sigma = 0;
+  std::array<int, 3> radius{};
+  for (int a = 0; a < 3; ++a) {
+    const double s_vox = smooth_um / sp[a];
+    double smooth_var = 0;
+    if (!(s_vox < 0.1 || d[a] == 1)) {
+      const auto kern = gaussian_kernel(s_vox);
+      w0 *= kern[kern.size() / 2];
+      double q = 0;
+      for (double x : kern) q += x * x;
+      w2 *= q;
+      smooth_var = s_vox * s_vox;
+    }
+    // Widest edge (PSF ⊕ smoothing): the shallowest slope a blended edge can have.
+    slope_sigma = std::max(slope_sigma, std::sqrt(o.psf_sigma_vox[a] * o.psf_sigma_vox[a] + smooth_var));
+    radius[a] = d[a] == 1 ? 0 : std::max(1, static_cast<int>(std::ceil(2 * o.psf_sigma_vox[a])));
+  }
+  const double loo_noise = std::sqrt(std::max(w2 - w0 * w0, 0.0)) / (1 - w0);  // σ(g_loo) / σ(noise)
+  auto loo = [&](index_t i) { return (static_cast<double>(gs[i]) - w0 * grey[i]) / (1 - w0); };
+
+  // Which phases are confidently present at each voxel (bit k), from the leave-one-out grey.
+  std::vector<double> cut = fit.thresholds(), flat(static_cast<std::size_t>(k), 0.0);
+  for (int c = 1; c + 1 < k; ++c) flat[c] = 0.5 * (mu_fit[c + 1] - mu_fit[c - 1]) / (kSqrt2Pi * slope_sigma);
+  const double dark_limit = mu_fit[0] + 0.75 * (mu_fit[1] - mu_fit[0]);
+  const double bright_limit = mu_fit[k - 1] - 0.75 * (mu_fit[k - 1] - mu_fit[k - 2]);
+  Volume<std::uint8_t> conf = grey.like<std::uint8_t>(d);
+  auto at = [&](index_t x, index_t y, index_t z) { return static_cast<double>(gs(x, y, z)); };
+  tbb::parallel_for(index_t{0}, d.z, [&](index_t z) {
+    const index_t zm = z > 0 ? z - 1 : z, zp = z + 1 < d.z ? z + 1 : z;
+    for (index_t y = 0; y < d.y; ++y) {
+      const index_t ym = y > 0 ? y - 1 : y, yp = y + 1 < d.y ? y + 1 : y;
+      for (index_t x = 0; x < d.x; ++x) {
+        const index_t i = x + d.x * (y + d.y * z);
+        const double g = loo(i);
+        std::uint8_t bits = 0;
+        if (g < dark_limit) bits |= 1;
+        if (g > bright_limit) bits |= static_cast<std::uint8_t>(1u << (k - 1));
+        const auto c = static_cast<int>(std::upper_bound(cut.begin(), cut.end(), g) - cut.begin());
+        if (c > 0 && c < k - 1) {
+          const index_t xm = x > 0 ? x - 1 : x, xp = x + 1 < d.x ? x + 1 : x;
+          const double gx = 0.5 * (at(xp, y, z) - at(xm, y, z)), gy = 0.5 * (at(x, yp, z) - at(x, ym, z));
+          const double gz = 0.5 * (at(x, y, zp) - at(x, y, zm));
+          if (gx * gx + gy * gy + gz * gz < flat[c] * flat[c]) bits |= static_cast<std::uint8_t>(1u << c);
+        }
+        conf[i] = bits;
+      }
+    }
+  });
+  const Volume<std::uint8_t> near = or_dilate(conf, radius);
+  // The phases right next to a voxel (one voxel away) are the ones its blend is made of.
+  const Volume<std::uint8_t> adjacent = or_dilate(conf, {1, 1, 1});
+
+  // End-member centres: the median grey of voxels with a single phase near them.
+  std::vector<double> centre = mu_fit;
+  {
+    const double lo = mu_fit.front() - 8 * sigma.front(), hi = mu_fit.back() + 8 * sigma.back();
+    const int bins = 4096;
+    const double bw = (hi - lo) / bins;
+    using Counts = std::vector<std::int64_t>;
+    tbb::enumerable_thread_specific<Counts> local(Counts(static_cast<std::size_t>(k * bins), 0));
+    tbb::parallel_for(tbb::blocked_range<index_t>(0, grey.size(), 1 << 15), [&](const tbb::blocked_range<index_t>& r) {
+      Counts& c = local.local();
+      for (index_t i = r.begin(); i != r.end(); ++i) {
+        const unsigned p = near[i];
+        if (p == 0 || (p & (p - 1))) continue;
+        const int cls = std::countr_zero(p);
+        const int b = std::clamp(static_cast<int>((grey[i] - lo) / bw), 0, bins - 1);
+        ++c[static_cast<std::size_t>(cls * bins + b)];
+      }
+    });
+    Counts total(static_cast<std::size_t>(k * bins), 0);
+    for (const Counts& c : local)  // integer sums: order-free, deterministic
+      for (std::size_t i = 0; i < total.size(); ++i) total[i] += c[i];
+    for (int cls = 0; cls < k; ++cls) {
+      const std::int64_t n = std::accumulate(total.begin() + cls * bins, total.begin() + (cls + 1) * bins, std::int64_t{0});
+      if (n < kMinPureVoxels) continue;
+      std::int64_t acc = 0;
+      for (int b = 0; b < bins; ++b) {
+        const std::int64_t c = total[static_cast<std::size_t>(cls * bins + b)];
+        if (2 * (acc + c) >= n) {
+          centre[cls] = lo + (b + (0.5 * n - acc) / std::max<std::int64_t>(c, 1)) * bw;
+          break;
+        }
+        acc += c;
+      }
+    }
+  }
+
+  // Labels read a lightly smoothed grey: less noise at boundaries for little extra blur.
+  const Volume<float> glab = gaussian_smooth(grey, o.label_sigma_vox * min_spacing);
+  // Labels and unmixing sums, slice by slice, summed in slice order (deterministic).
+  PartialVolumeResult out;
+  out.labels = grey.like<std::uint8_t>(d);
+  std::vector<SliceStats> stats(static_cast<std::size_t>(d.z));
+  const unsigned all = (1u << k) - 1;
+  const double valley_depth = mu_fit[1] - 0.25 * (mu_fit[1] - mu_fit[0]);
+  const double valley_curvature = 0.05 * (mu_fit[1] - mu_fit[0]);
+  tbb::parallel_for(index_t{0}, d.z, [&](index_t z) {
+    SliceStats& st = stats[static_cast<std::size_t>(z)];
+    for (index_t y = 0; y < d.y; ++y)
+      for (index_t x = 0; x < d.x; ++x) {
+        const index_t i = x + d.x * (y + d.y * z);
+        const double g = grey[i];
+        const double gv = glab[i];
+        const unsigned p = near[i];
+        const unsigned cand = p ? p : all;
+        // Label: the nearest end member among the phases present nearby (midpoint rule).
+        int best = -1, free_best = 0;
+        for (int c = 0; c < k; ++c) {
+          if (std::fabs(gv - centre[c]) < std::fabs(gv - centre[free_best])) free_best = c;
+          if ((cand & (1u << c)) && (best < 0 || std::fabs(gv - centre[c]) < std::fabs(gv - centre[best]))) best = c;
+        }
+        if (best != free_best && free_best > 0 && free_best < k - 1) ++st.rim;
+        // A valley of the smoothed grey darker than class 1 is a film of the darkest class
+        // thinner than the PSF: keep it in the labels so that connectivity sees it.
+        if (o.thin_pores && best != 0 && (cand & 1u) && gs[i] < valley_depth) {
+          const index_t step[3] = {1, d.x, d.x * d.y};
+          const index_t pos[3] = {x, y, z};
+          for (int a = 0; a < 3; ++a) {
+            if (pos[a] == 0 || pos[a] + 1 >= d[a]) continue;
+            const double m = gs[i - step[a]], c = gs[i], q = gs[i + step[a]];
+            if (c <= m && c <= q && m + q - 2 * c > valley_curvature) {
+              best = 0;
+              ++st.thin;
+              break;
+            }
+          }
+        }
+        out.labels[i] = static_cast<std::uint8_t>(best);
+        // Fractions: pure when one phase is near and the neighbourhood grey says so.
+        const double gl = loo(i);
+        if (p && !(p & (p - 1))) {
+          const int c = std::countr_zero(p);
+          if (std::fabs(gl - centre[c]) <= kPureWindow * loo_noise * sigma[c]) {
+            ++st.pure[c];
+            st.pure_grey[c] += g;
+            st.pure_grey2[c] += g * g;
+            continue;
+          }
+        }
+        // Unmixing: the darkest and brightest phase adjacent, with any middle phase adjacent
+        // taking the share of the 3³ box where it is confidently present (flat); with one or
+        // no phase adjacent, the candidates bracketing the neighbourhood grey.
+        const unsigned adj = adjacent[i];
+        std::pair<int, int> ab;
+        double shared = 0;
+        if (std::popcount(adj) >= 2) {
+          const int lo = std::countr_zero(adj), hi = 31 - std::countl_zero(adj);
+          ab = {lo, hi};
+          if (std::popcount(adj) >= 3) {
+            std::array<int, kMaxClasses> count{};
+            int box = 0;
+            for (index_t zz = std::max<index_t>(z - 1, 0); zz <= std::min(z + 1, d.z - 1); ++zz)
+              for (index_t yy = std::max<index_t>(y - 1, 0); yy <= std::min(y + 1, d.y - 1); ++yy)
+                for (index_t xx = std::max<index_t>(x - 1, 0); xx <= std::min(x + 1, d.x - 1); ++xx, ++box)
+                  for (int c = lo + 1; c < hi; ++c) count[c] += (conf(xx, yy, zz) >> c) & 1u;
+            const int q = lo * k + hi;
+            for (int m = lo + 1; m < hi; ++m) {
+              const double share = static_cast<double>(count[m]) / box;
+              st.pair_share[static_cast<std::size_t>(q * k + m)] += share;
+              shared += share;
+            }
+          }
+        } else {
+          ab = unmixing_pair(gl, cand, centre, k);
+        }
+        st.pair_weight[ab.first * k + ab.second] += 1 - shared;
+        const auto [a, b] = ab;
+        ++st.pair_count[a * k + b];
+        st.pair_grey[a * k + b] += g;
+      }
+  });
+
+  UnmixingSums sums;
+  sums.classes = k;
+  sums.voxels = grey.size();
+  sums.pure.assign(k, 0);
+  sums.pure_grey.assign(k, 0);
+  sums.pure_grey2.assign(k, 0);
+  sums.pair_count.assign(static_cast<std::size_t>(k * k), 0);
+  sums.pair_grey.assign(static_cast<std::size_t>(k * k), 0);
+  sums.pair_weight.assign(static_cast<std::size_t>(k * k), 0);
+  sums.pair_share.assign(static_cast<std::size_t>(k * k * k), 0);
+  std::vector<std::int64_t> label_count(k, 0);
+  for (const SliceStats& st : stats) {
+    for (int c = 0; c < k; ++c) {
+      sums.pure[c] += st.pure[c];
+      sums.pure_grey[c] += st.pure_grey[c];
+      sums.pure_grey2[c] += st.pure_grey2[c];
+    }
+    for (int q = 0; q < k * k; ++q) {
+      sums.pair_count[q] += st.pair_count[q];
+      sums.pair_grey[q] += st.pair_grey[q];
+      sums.pair_weight[q] += st.pair_weight[q];
+      for (int m = 0; m < k; ++m) sums.pair_share[q * k + m] += st.pair_share[static_cast<std::size_t>(q * k + m)];
+    }
+    out.thin_pore_voxels += st.thin;
+    out.rim_voxels_avoided += st.rim;
+  }
+
+  // End members: the mean of the pure voxels (chosen without their own noise: unbiased), else the fit.
+  const double n_total = static_cast<double>(grey.size());
+  out.means = mu_fit;
+  out.mean_uncertainty.assign(k, 0);
+  for (int c = 0; c < k; ++c) {
+    const auto n = static_cast<double>(sums.pure[c]);
+    if (sums.pure[c] >= kMinPureVoxels) {
+      const double m = sums.pure_grey[c] / n;
+      const double var = std::max(sums.pure_grey2[c] / n - m * m, 0.0);
+      out.means[c] = m;
+      // Statistical error, and half the disagreement with the histogram fit as the model term.
+      out.mean_uncertainty[c] = std::sqrt(var / n + 0.25 * (m - mu_fit[c]) * (m - mu_fit[c]));
+    } else {
+      // Only the histogram knows this end member: its standard error from the fitted weight,
+      // and a quarter σ for the blend populations it is entangled with.
+      const double w = std::max(fit.weights[c] * n_total, 1.0);
+      out.mean_uncertainty[c] = std::sqrt(sigma[c] * sigma[c] / w + 0.0625 * sigma[c] * sigma[c]);
+    }
+  }
+  for (int c = 0; c + 1 < k; ++c)
+    if (!(out.means[c + 1] > out.means[c]))
+      throw ComputeError("partial-volume end members are not ascending (class " + std::to_string(c) + ": " +
+                         std::to_string(out.means[c]) + ", class " + std::to_string(c + 1) + ": " +
+                         std::to_string(out.means[c + 1]) + ")");
+
+  out.fraction_pv = unmixed_fractions(sums, out.means);
+  for (int c = 0; c + 1 < k; ++c) out.thresholds.push_back(0.5 * (centre[c] + centre[c + 1]));
+  out.pure_voxels = sums.pure;
+  out.fraction_labels.resize(k);
+  out.rim_voxels_avoided += relabel_sandwiched_rims(out.labels, glab, centre);
+  for (auto v : out.labels.storage()) ++label_count[v];  // exact counts, divided once
+  for (int c = 0; c < k; ++c) out.fraction_labels[c] = static_cast<double>(label_count[c]) / n_total;
+  for (int q = 0; q < k * k; ++q) out.mixed_voxels += sums.pair_count[q];
+
+  // 95 % half-width: noise of the unmixed voxels plus end-member uncertainty (linearised).
+  std::vector<double> var(static_cast<std::size_t>(k), 0.0);
+  for (int a = 0; a < k; ++a)
+    for (int b = a + 1; b < k; ++b) {
+      const auto n = static_cast<double>(sums.pair_count[a * k + b]);
+      const double span = out.means[b] - out.means[a];
+      const double v = n * 0.5 * (sigma[a] * sigma[a] + sigma[b] * sigma[b]) / (span * span) / (n_total * n_total);
+      var[a] += v;
+      var[b] += v;
+    }
+  for (int j = 0; j < k; ++j) {
+    const double h = 1e-4 * (out.means[k - 1] - out.means[0]);
+    std::vector<double> up = out.means, dn = out.means;
+    up[j] += h;
+    dn[j] -= h;
+    const auto fu = unmixed_fractions(sums, up), fd = unmixed_fractions(sums, dn);
+    for (int c = 0; c < k; ++c) {
+      const double deriv = (fu[c] - fd[c]) / (2 * h);
+      var[c] += deriv * deriv * out.mean_uncertainty[j] * out.mean_uncertainty[j];
+    }
+  }
+  out.fraction_pv_ci95.resize(k);
+  for (int c = 0; c < k; ++c) out.fraction_pv_ci95[c] = 1.96 * std::sqrt(var[c]);
+  return out;
+}
+
+}  // namespace vp

@@ -1,0 +1,63 @@
+// Partial-volume-aware labelling and phase fractions from a grey scan and the end members of a
+// fitted partial-volume mixture (filters/segment/mixture_model.h).
+//
+// Blur conserves attenuation and the noise is zero-mean, so Σ_voxels grey = Σ_k N_k μ_k: a
+// voxel that mixes phases a and b, unmixed linearly without clipping,
+//   f_a = (μ_b − g) / (μ_b − μ_a),  f_b = 1 − f_a,
+// gives fractions whose sum over the volume is unbiased, provided each voxel is unmixed with
+// the right pair. The pair comes from the phases present nearby, decided on a smoothed grey
+// that leaves the voxel itself out (its own noise must not choose its pair, or the estimate
+// is biased like clipping). Middle phases (grey between two others) count as present only
+// where the smoothed grey is flat: every blurred pore|AM edge crosses SE grey, steeply.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <vector>
+
+#include "core/volume.h"
+#include "filters/segment/mixture_model.h"
+
+namespace vp {
+
+struct PartialVolumeOptions {
+  std::array<double, 3> psf_sigma_vox{1.0, 1.0, 1.0};  // sets the neighbourhood and the edge slope
+  double smooth_sigma_vox = 1.0;  // Gaussian that decides which phases are near (never the fractions)
+  double label_sigma_vox = 0.5;   // Gaussian on the grey the labels are read from (0: raw)
+  bool thin_pores = true;         // label darkest-phase valleys thinner than the PSF (films)
+};
+
+struct PartialVolumeResult {
+  Volume<std::uint8_t> labels;               // class 0..K-1, ascending mean grey
+  std::vector<double> thresholds;            // midpoints of the label end members (no pair restriction)
+  std::vector<double> means;                 // end members used for unmixing
+  std::vector<double> mean_uncertainty;      // their 1σ uncertainty
+  std::vector<double> fraction_labels;       // fraction of voxels per label
+  std::vector<double> fraction_pv;           // partial-volume fraction per class
+  std::vector<double> fraction_pv_ci95;      // 95 % half-width (end members and noise)
+  std::vector<std::int64_t> pure_voxels;     // voxels taken as pure, per class
+  std::int64_t mixed_voxels = 0;             // voxels unmixed with a pair
+  std::int64_t thin_pore_voxels = 0;         // darkest-class labels from valleys (thin_pores)
+  std::int64_t rim_voxels_avoided = 0;       // middle-class grey voxels labelled with a nearby pair
+};
+
+// Labels and fractions in one pass over the volume (plus a smoothing and a dilation).
+// Throws InputError for fewer than 2 or more than 8 classes.
+PartialVolumeResult partial_volume_segmentation(const Volume<float>& grey, const PartialVolumeMixture& fit,
+                                                const PartialVolumeOptions& options = {});
+
+// Fractions from per-pair sums (exposed for the uncertainty and for tests): pure voxel counts
+// per class, and per pair (a, b) the voxel count and grey sum of the voxels unmixed with it.
+struct UnmixingSums {
+  int classes = 0;
+  std::int64_t voxels = 0;
+  std::vector<std::int64_t> pure;              // per class
+  std::vector<double> pure_grey, pure_grey2;   // Σ g, Σ g² of the pure voxels, per class
+  std::vector<std::int64_t> pair_count;        // [a * classes + b], a < b
+  std::vector<double> pair_grey;               // Σ g
+  std::vector<double> pair_weight;             // Σ (1 − Σ_m s_m): the share split between a and b
+  std::vector<double> pair_share;              // [(a * classes + b) * classes + m]: Σ s_m fixed shares
+};
+std::vector<double> unmixed_fractions(const UnmixingSums& sums, const std::vector<double>& means);
+
+}  // namespace vp
