@@ -749,6 +749,7 @@ RunResult run_batch(const Config& config, const RunOptions& options, Progress& p
     if (options.resume) {
       const std::optional<std::string> reason = resume_reason(config, s, run_dir, records[k]);
       if (!reason) {
+        records[k].memory_estimate_bytes = estimate_sample_bytes(s, config.stages);
         progress.message(name, "", "complete with unchanged inputs and settings: kept (--resume)");
         continue;
       }
