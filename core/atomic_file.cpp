@@ -40,6 +40,11 @@ void write_atomically(const std::filesystem::path& path,
   try {
     write(tmp);
     std::filesystem::rename(tmp, path);
+  } catch (const std::filesystem::filesystem_error& e) {
+    std::error_code ec;
+    std::filesystem::remove(tmp, ec);
+    // An output that cannot be written is the user's path to fix (exit 2), not an internal error.
+    throw InputError("cannot write " + path.string() + ": " + e.code().message());
   } catch (...) {
     std::error_code ec;
     std::filesystem::remove(tmp, ec);

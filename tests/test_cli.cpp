@@ -496,4 +496,45 @@ TEST_F(CliTest, MemoryEstimateIsWithinAQuarterOfTheMeasuredPeak) {
   }
 }
 
+// Bare 0/1 label files work with the defaults; a missing role says how to give it, with the
+// file's own labels; absurd numbers and unwritable outputs are input errors naming flag or path.
+TEST_F(CliTest, BareLabelFilesAbsurdNumbersAndUnwritableOutputs) {
+  Volume<std::uint8_t> v({16, 16, 16});
+  for (index_t z = 0; z < 16; ++z)
+    for (index_t y = 0; y < 16; ++y)
+      for (index_t x = 0; x < 16; ++x) v(x, y, z) = (x == 7 || x == 8) && y > 1 && y < 14 ? 0 : 1;  // a slit in 1
+  write_volume(v, (dir_ / "bare.tif").string());
+  const Result cracks = voxpress("cracks bare.tif --host 1 --json");
+  ASSERT_EQ(cracks.code, 0) << cracks.err;
+  EXPECT_GE(nlohmann::json::parse(cracks.out)["rows"].size(), 1u);
+
+  const Result role = voxpress("cracks bare.tif");  // host: electrolyte, which a bare file lacks
+  EXPECT_EQ(role.code, 2);
+  EXPECT_NE(role.err.find("\n  give roles with --labels pore=0,se=1 --roles se=electrolyte (roles: "), std::string::npos)
+      << role.err;
+  const Result measure = voxpress("measure bare.tif --metrics contact_area");
+  EXPECT_EQ(measure.code, 2);
+  EXPECT_NE(measure.err.find("give roles with --labels pore=0,se=1 --roles se=electrolyte"), std::string::npos) << measure.err;
+  const Result named = voxpress("measure bare.tif --metrics contact_area --labels a=0,b=1");
+  EXPECT_NE(named.err.find("give roles with --roles a=pore,b=electrolyte"), std::string::npos) << named.err;
+
+  for (const auto& [args, expected] : std::vector<std::pair<std::string, std::string>>{
+           {"solve bare.tif --phase 1 --spacing inf", "--spacing 'inf': voxel sizes must be finite"},
+           {"solve bare.tif --phase 1 --spacing nan", "--spacing 'nan': voxel sizes must be finite"},
+           {"solve bare.tif --cond 1=1e308", "conductivities.1: found '1e308'; expected 0 or a conductivity between"},
+           {"solve bare.tif --phase 1 --out /proc/x.tif", "--out /proc/x.tif: cannot create this folder"},
+           {"segment bare.tif --out /proc/x/l.tif", "--out /proc/x/l.tif: cannot write there"},
+           {"cracks bare.tif --host 1 --out /proc/x", "--out /proc/x: cannot create this folder"}}) {
+    const Result r = voxpress(args);
+    EXPECT_EQ(r.code, 2) << args << ": " << r.err;
+    EXPECT_NE(r.err.find(expected), std::string::npos) << args << ": " << r.err;
+  }
+  write_text("nan.yaml", std::string(kPhases) + "defaults: {voxel_size_um: .nan}\nsamples:\n  - {path: bare.tif, kind: labels}\n"
+                                                 "stages:\n  - {stage: transport, conductivities: {se: 1e308}}\n");
+  const Result cfg = voxpress("validate nan.yaml");
+  EXPECT_EQ(cfg.code, 2);
+  EXPECT_NE(cfg.err.find("defaults.voxel_size_um: expected a number"), std::string::npos) << cfg.err;
+  EXPECT_NE(cfg.err.find("conductivities.se: found '1e308'"), std::string::npos) << cfg.err;
+}
+
 }  // namespace
