@@ -68,6 +68,24 @@ void remove_temporaries(const fs::path& dir, const std::vector<std::string>& pre
 }
 
 // Atomically, under a temporary name carrying the token (as every temporary of the run).
+// A marker's temporary (".vp-<16 hex>-.voxpress-run"): a run killed while writing its marker
+// leaves only this, and the folder is still as good as empty.
+bool is_marker_temporary(const fs::path& p) {
+  const std::string n = p.filename().string();
+  return n.size() == 4 + 16 + 1 + std::string(kRunMarker).size() && n.rfind(".vp-", 0) == 0 &&
+         n.substr(21) == kRunMarker;
+}
+
+// Empty, or holding only marker temporaries and an empty samples/ of a run killed at its start.
+bool nothing_but_a_killed_start(const fs::path& dir) {
+  for (const auto& e : fs::directory_iterator(dir)) {
+    if (is_marker_temporary(e.path())) continue;
+    if (e.path().filename() == "samples" && e.is_directory() && fs::is_empty(e.path())) continue;
+    return false;
+  }
+  return true;
+}
+
 void write_marker(const fs::path& dir, const std::string& token) {
   const nlohmann::json m = {{"voxpress_version", voxpress_version()}, {"tokens", {token}}};
   const fs::path tmp = dir / (temporary_prefix(token) + kRunMarker);
@@ -94,7 +112,7 @@ fs::path sample_result_file(const fs::path& run_dir, const std::string& token, c
 RunFolder claim_run_folder(const fs::path& dir, const std::vector<std::string>& sample_names, bool force) {
   RunFolder run{dir, new_token()};
   try {
-    const bool empty = !fs::exists(dir) || (fs::is_directory(dir) && fs::is_empty(dir));
+    const bool empty = !fs::exists(dir) || (fs::is_directory(dir) && nothing_but_a_killed_start(dir));
     std::optional<std::vector<std::string>> tokens = empty ? std::vector<std::string>{} : earlier_tokens(dir);
     if (!tokens) {
       if (!fs::is_directory(dir))
@@ -116,6 +134,9 @@ RunFolder claim_run_folder(const fs::path& dir, const std::vector<std::string>& 
       tokens = std::vector<std::string>{};
     }
     fs::create_directories(dir);
+    if (empty)
+      for (const auto& e : fs::directory_iterator(dir))
+        if (is_marker_temporary(e.path())) fs::remove(e.path());
     std::vector<std::string> prefixes;
     for (const auto& t : *tokens) prefixes.push_back(temporary_prefix(t));
     remove_temporaries(dir, prefixes);
