@@ -759,7 +759,7 @@ RunResult run_batch(const Config& config, const RunOptions& options, Progress& p
     }
     std::error_code ec;
     if (s.file_problem) {
-      progress.message(name, "", "cannot be read, recorded as failed: " + s.file_problem->format());
+      progress.message(name, "", "FAILED (input error): " + s.file_problem->format());
       records[k] = refused_sample(s, "input", s.file_problem->format());
       fs::remove_all(run_dir / "samples" / name, ec);  // no stale folder of an earlier run
       continue;
