@@ -14,4 +14,9 @@ void write_atomically(const std::filesystem::path& path,
                       const std::function<void(const std::filesystem::path& tmp_path)>& write);
 void write_text_atomically(const std::filesystem::path& path, const std::string& text);
 
+// Temporary names are "<prefix>tmp<pid>_<n>_<file name>". The default prefix is "."; a batch run
+// sets one carrying its run token (".vp-<token>-") so that the next run into the same folder can
+// tell its own leftovers from anything else there. Returns the previous prefix.
+std::string set_temporary_prefix(const std::string& prefix);
+
 }  // namespace vp

@@ -1,25 +1,37 @@
 #include "pipeline/runner.h"
 
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <poll.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <utility>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
-#include <functional>
-#include <mutex>
+#include <iostream>
+#include <map>
 #include <sstream>
 
 #include <tbb/info.h>
 #include <tbb/task_arena.h>
-#include <tbb/task_group.h>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/hash.h"
 #include "core/json_util.h"
 #include "filters/io/slice_png.h"
 #include "metrics/phase_fractions.h"
+#include "pipeline/run_ownership.h"
 
 namespace vp {
 
@@ -29,6 +41,25 @@ namespace {
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+constexpr const char* kSampleRecordFile = ".voxpress-sample.json";
+
+// "SEGV", "SIGSEGV" or "11" -> 11; 0 when unknown.
+int signal_number(const std::string& text) {
+  const std::string abbrev = text.rfind("SIG", 0) == 0 ? text.substr(3) : text;
+  for (int s = 1; s < NSIG; ++s)
+    if (const char* a = ::sigabbrev_np(s); a && abbrev == a) return s;
+  try {
+    return std::stoi(text);
+  } catch (const std::exception&) {
+    return 0;
+  }
+}
+
+std::string signal_name(int s) {
+  const char* a = ::sigabbrev_np(s);
+  return a ? std::string("SIG") + a : "signal " + std::to_string(s);
 }
 
 std::string seconds_text(double s) {
@@ -84,12 +115,14 @@ void write_input_slices(SampleContext& ctx) {
   }
 }
 
+// Runs one sample in this process (a worker's): never throws; a failure is recorded in the
+// returned record and leaves no sample folder. A success leaves samples/<name>/ with every
+// artifact and .voxpress-sample.json, the record from which --resume takes it.
 class SampleRunner {
  public:
-  SampleRunner(const Config& config, const fs::path& run_dir, int threads, Progress& progress)
-      : config_(config), run_dir_(run_dir), threads_(threads), progress_(progress) {}
+  SampleRunner(const Config& config, const fs::path& run_dir, const std::string& token, int threads, Progress& progress)
+      : config_(config), run_dir_(run_dir), token_(token), threads_(threads), progress_(progress) {}
 
-  // Never throws: a failure is recorded in the returned record and leaves no sample folder.
   SampleRecord run(const SampleConfig& sample) const {
     const auto t0 = std::chrono::steady_clock::now();
     SampleRecord rec;
@@ -98,9 +131,11 @@ class SampleRunner {
     rec.roi = sample.roi;
     const std::string& name = sample.info.name;
     const fs::path final_dir = run_dir_ / "samples" / name;
-    const fs::path work_dir = run_dir_ / "samples" / (".partial-" + name);
+    const fs::path work_dir = sample_work_dir(run_dir_, token_, name);
     try {
+      rec.settings_hash = sample_settings_hash(config_, sample);
       if (sample.file_problem) throw InputError(sample.file_problem->format());
+      const std::string inputs_hash = sample_inputs_hash(sample);
       fs::remove_all(work_dir);
       fs::create_directories(work_dir);
       SampleContext ctx;
@@ -113,9 +148,13 @@ class SampleRunner {
       for (const auto& sc : config_.stages) run_stage(sc, ctx, rec);
       rec.rows = std::move(ctx.rows);
       rec.artifacts = artifact_paths(ctx.artifacts, work_dir, final_dir, run_dir_);
+      rec.ok = true;
+      rec.seconds = seconds_since(t0);
+      nlohmann::json done = sample_record_json(rec);
+      done["inputs_sha256"] = inputs_hash;
+      write_text_atomically(work_dir / kSampleRecordFile, done.dump(1) + "\n");
       fs::remove_all(final_dir);  // outputs of an earlier run of this sample
       fs::rename(work_dir, final_dir);
-      rec.ok = true;
     } catch (const InputError& e) {
       fail(rec, "input", e.what());
     } catch (const ComputeError& e) {
@@ -145,12 +184,29 @@ class SampleRunner {
     ctx.current_stage = sc.stage->name();
     ctx.details = nlohmann::json::object();
     progress_.message(ctx.sample.name, ctx.current_stage, "start");
+    crash_if_asked(ctx.sample.name, ctx.current_stage);
     const std::size_t rows_before = ctx.rows.size();
     sc.stage->run(sc.params, ctx);
     const double s = seconds_since(t0);
     rec.stages.push_back({ctx.current_stage, s, ctx.details});
     progress_.message(ctx.sample.name, ctx.current_stage,
                       "done in " + seconds_text(s) + " (" + std::to_string(ctx.rows.size() - rows_before) + " metrics)");
+  }
+
+  // Test hook, honoured by worker processes only: VP_TEST_CRASH=<sample>:<signal>[:<stage>]
+  // raises the signal (SEGV, ABRT, KILL, ... or a number) when that sample starts that stage
+  // (default: its first stage), so that the batch's crash handling is tested deterministically.
+  static void crash_if_asked(const std::string& sample, const std::string& stage) {
+    const char* spec = std::getenv("VP_TEST_CRASH");
+    if (!spec) return;
+    std::vector<std::string> parts;
+    std::stringstream ss(spec);
+    for (std::string p; std::getline(ss, p, ':');) parts.push_back(p);
+    if (parts.size() < 2 || parts[0] != sample) return;
+    if (parts.size() >= 3 && parts[2] != stage) return;
+    static bool first_stage_seen = false;
+    if (parts.size() < 3 && std::exchange(first_stage_seen, true)) return;
+    std::raise(signal_number(parts[1]));
   }
 
   static void fail(SampleRecord& rec, const std::string& kind, const std::string& message) {
@@ -161,6 +217,7 @@ class SampleRunner {
 
   const Config& config_;
   fs::path run_dir_;
+  std::string token_;
   int threads_;
   Progress& progress_;
 };
@@ -184,23 +241,6 @@ std::vector<std::size_t> selected_samples(const Config& config, const std::vecto
     for (std::size_t i = 0; i < config.samples.size(); ++i) out.push_back(i);
   std::sort(out.begin(), out.end());  // config order, whatever the order of --only
   return out;
-}
-
-// Creates RUN/samples and clears what an interrupted earlier run may have left: working folders
-// of samples (.partial-*), temporary files of atomic writes (.tmp*) and the old log.
-void prepare_run_folder(const fs::path& run_dir) {
-  try {
-    fs::create_directories(run_dir / "samples");
-    for (const fs::path& dir : {run_dir, run_dir / "samples"})
-      for (const auto& e : fs::directory_iterator(dir)) {
-        const std::string n = e.path().filename().string();
-        if (n.rfind(".partial-", 0) == 0 || n.rfind(".tmp", 0) == 0) fs::remove_all(e.path());
-      }
-    fs::remove(run_dir / "run.log");
-  } catch (const fs::filesystem_error& e) {
-    throw InputError("cannot prepare the run folder " + run_dir.string() + ": " + e.code().message() +
-                     "; expected a writable folder (--out DIR or `output:`)");
-  }
 }
 
 void write_config_copy(const Config& config, const fs::path& run_dir) {
@@ -252,6 +292,56 @@ std::uint64_t estimate_sample_bytes(const SampleConfig& sample, const std::vecto
   return static_cast<std::uint64_t>(std::ceil(voxels * (static_cast<double>(sample.loaded_bytes_per_voxel()) + stage_bytes)));
 }
 
+namespace {
+
+std::optional<std::uint64_t> read_number_file(const fs::path& p) {
+  std::ifstream in(p);
+  std::string text;
+  if (!(in >> text)) return std::nullopt;
+  try {
+    return std::stoull(text);
+  } catch (const std::exception&) {
+    return std::nullopt;  // "max": no limit
+  }
+}
+
+// What the process's memory cgroup still allows, when it sets a limit.
+std::optional<std::uint64_t> cgroup_memory_left() {
+  std::ifstream cg("/proc/self/cgroup");
+  for (std::string line; std::getline(cg, line);) {
+    if (line.rfind("0::", 0) == 0) {  // cgroup v2
+      const fs::path dir = fs::path("/sys/fs/cgroup") / fs::path(line.substr(3)).relative_path();
+      const auto max = read_number_file(dir / "memory.max");
+      if (!max) return std::nullopt;
+      const std::uint64_t used = read_number_file(dir / "memory.current").value_or(0);
+      return *max > used ? *max - used : 0;
+    }
+  }
+  const auto limit = read_number_file("/sys/fs/cgroup/memory/memory.limit_in_bytes");  // cgroup v1
+  if (!limit || *limit >= (std::uint64_t{1} << 60)) return std::nullopt;
+  const std::uint64_t used = read_number_file("/sys/fs/cgroup/memory/memory.usage_in_bytes").value_or(0);
+  return *limit > used ? *limit - used : 0;
+}
+
+}  // namespace
+
+std::uint64_t machine_memory_available() {
+  std::uint64_t available = 0;
+  std::ifstream meminfo("/proc/meminfo");
+  for (std::string key; meminfo >> key;) {
+    std::uint64_t kib = 0;
+    meminfo >> kib;
+    if (key == "MemAvailable:") available = kib * 1024;
+    meminfo.ignore(256, '\n');
+  }
+  if (available == 0) {
+    const long pages = ::sysconf(_SC_AVPHYS_PAGES), page = ::sysconf(_SC_PAGE_SIZE);
+    available = pages > 0 && page > 0 ? static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(page) : 0;
+  }
+  if (const auto left = cgroup_memory_left()) available = std::min(available, *left);
+  return available;
+}
+
 std::uint64_t default_memory_budget() {
   const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGE_SIZE);
   if (pages <= 0 || page <= 0) return std::uint64_t{4} << 30;  // unknown: assume a small machine
@@ -291,13 +381,345 @@ std::string format_bytes(std::uint64_t bytes) {
   return buf;
 }
 
+namespace {
+
+nlohmann::json read_options_json(const ReadOptions& o) {
+  return {{"path", o.path},
+          {"format", o.format},
+          {"dims", o.dims ? to_json(*o.dims) : nlohmann::json(nullptr)},
+          {"dtype", o.dtype ? nlohmann::json(to_string(*o.dtype)) : nlohmann::json(nullptr)},
+          {"big_endian", o.big_endian},
+          {"header_bytes", o.header_bytes},
+          {"dataset", o.dataset},
+          {"roi", o.roi ? nlohmann::json{{"min", o.roi->min}, {"size", o.roi->size}} : nlohmann::json(nullptr)}};
+}
+
+// The files a volume path reads, sorted: a folder's files, a glob's matches, a file (with the
+// data files beside a .mhd / .nhdr header that share its stem).
+std::vector<fs::path> input_files(const std::string& path) {
+  std::vector<fs::path> files;
+  const fs::path p(path);
+  std::error_code ec;
+  auto add_matching = [&](const fs::path& dir, auto&& keep) {
+    for (const auto& e : fs::directory_iterator(dir, ec))
+      if (e.is_regular_file() && keep(e.path())) files.push_back(e.path());
+  };
+  if (fs::is_directory(p, ec)) {
+    add_matching(p, [](const fs::path&) { return true; });
+  } else if (path.find_first_of("*?[") != std::string::npos) {
+    const std::string pattern = p.filename().string();
+    add_matching(p.parent_path(), [&](const fs::path& f) { return ::fnmatch(pattern.c_str(), f.filename().c_str(), 0) == 0; });
+  } else {
+    files.push_back(p);
+    std::string ext = p.extension().string();
+    for (auto& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (ext == ".mhd" || ext == ".nhdr") {
+      const std::string stem = p.stem().string() + ".";
+      add_matching(p.parent_path(), [&](const fs::path& f) { return f != p && f.filename().string().rfind(stem, 0) == 0; });
+    }
+  }
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+}  // namespace
+
+std::string sample_settings_hash(const Config& config, const SampleConfig& sample) {
+  const SampleInfo& i = sample.info;
+  nlohmann::json phases = nlohmann::json::array();
+  for (const auto& ph : config.phases.phases()) phases.push_back({ph.name, ph.label, to_string(ph.role)});
+  nlohmann::json stages = nlohmann::json::array();
+  for (const auto& sc : config.stages) {
+    nlohmann::json params = nlohmann::json::object();
+    for (const auto& spec : sc.params.specs()) params[spec.name] = YAML::Dump(sc.params.node(spec.name));
+    stages.push_back({{"stage", sc.stage->name()}, {"params", params}});
+  }
+  const nlohmann::json j = {
+      {"voxpress_version", voxpress_version()},
+      {"sample",
+       {{"name", i.name}, {"series", i.series}, {"pressure_MPa", format_number(i.pressure_MPa)}, {"path", i.path},
+        {"labels_path", i.labels_path}, {"pressing_axis", i.pressing_axis}, {"kind", sample.kind},
+        {"spacing_um", {format_number(i.spacing_um[0]), format_number(i.spacing_um[1]), format_number(i.spacing_um[2])}},
+        {"spacing_from_config", sample.spacing_from_config}, {"read", read_options_json(sample.read)},
+        {"labels", sample.labels ? read_options_json(*sample.labels) : nlohmann::json(nullptr)}}},
+      {"phases", phases},
+      {"stages", stages},
+  };
+  const std::string text = j.dump();
+  return sha256_hex(text.data(), text.size());
+}
+
+std::string sample_inputs_hash(const SampleConfig& sample) {
+  std::string digests;
+  for (const std::string& path : {sample.read.path, sample.labels ? sample.labels->path : std::string()}) {
+    if (path.empty()) continue;
+    for (const auto& f : input_files(path)) digests += f.string() + " " + sha256_file(f.string()) + "\n";
+  }
+  return sha256_hex(digests.data(), digests.size());
+}
+
+int sample_worker_main(const std::vector<std::string>& args, const Registry& registry) {
+  std::map<std::string, std::string> opt;
+  std::string config_path;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    if (args[i].rfind("--", 0) == 0 && i + 1 < args.size()) opt[args[i]] = args[i + 1], ++i;
+    else config_path = args[i];
+  }
+  const fs::path run_dir = opt["--run-dir"];
+  const std::string token = opt["--token"], name = opt["--sample"];
+  if (config_path.empty() || run_dir.empty() || token.empty() || name.empty()) {
+    std::cerr << "voxpress __sample: internal command of `voxpress run`; not for direct use\n";
+    return 2;
+  }
+  set_temporary_prefix(temporary_prefix(token));
+  Progress progress(false);  // stderr: a pipe the runner reads, forwards and logs
+  SampleRecord rec;
+  rec.info.name = name;
+  try {
+    const Config config = load_config(config_path, registry);
+    if (config.sha256 != opt["--config-sha256"])
+      throw InputError(config_path + " changed while the batch ran (its SHA-256 is now " + config.sha256 +
+                       "); run the batch again");
+    const auto it = std::find_if(config.samples.begin(), config.samples.end(),
+                                 [&](const SampleConfig& c) { return c.info.name == name; });
+    if (it == config.samples.end()) throw InputError(config_path + ": no sample named '" + name + "'");
+    const int threads = std::max(1, std::atoi(opt["--threads"].c_str()));
+    const SampleRunner runner(config, run_dir, token, threads, progress);
+    tbb::task_arena arena(threads);
+    rec = arena.execute([&] { return runner.run(*it); });
+  } catch (const std::exception& e) {
+    rec.ok = false;
+    rec.error_kind = "input";
+    rec.error = e.what();
+  }
+  write_text_atomically(sample_result_file(run_dir, token, name), sample_record_json(rec).dump() + "\n");
+  return 0;
+}
+
+namespace {
+
+// One sample's worker process: its pid, the read end of its merged stdout/stderr and what its
+// progress lines said last.
+struct Worker {
+  pid_t pid = -1;
+  int fd = -1;
+  std::size_t k = 0;  // index into the batch's chosen samples
+  std::string pending, stage, last_line;
+};
+
+// fork + exec with only async-signal-safe calls in the child (the parent may run oneTBB threads).
+// The worker dies with the runner (PR_SET_PDEATHSIG), so a killed batch leaves no orphans.
+Worker spawn_worker(const std::vector<std::string>& argv, std::size_t k) {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error(std::string("pipe: ") + std::strerror(errno));
+  std::vector<char*> cargv;
+  for (const auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
+  cargv.push_back(nullptr);
+  const pid_t parent = ::getpid();
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) ::_exit(127);
+    ::dup2(fds[1], STDOUT_FILENO);
+    ::dup2(fds[1], STDERR_FILENO);
+    ::execv(cargv[0], cargv.data());
+    ::_exit(127);
+  }
+  ::close(fds[1]);
+  if (pid < 0) {
+    ::close(fds[0]);
+    throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
+  }
+  Worker w;
+  w.pid = pid;
+  w.fd = fds[0];
+  w.k = k;
+  return w;
+}
+
+// Forwards a worker's progress line to the batch's progress (restamped with the batch's clock)
+// and remembers its stage and text for a crash report.
+void forward_line(Worker& w, const std::string& sample, const std::string& line, Progress& progress) {
+  std::string text = line;
+  const std::size_t close = line.find("] ");
+  if (!line.empty() && line[0] == '[' && close != std::string::npos) text = line.substr(close + 2);
+  else text = sample + ": " + line;  // not a progress line: a library's message
+  const std::string who = sample + " / ";
+  if (text.rfind(who, 0) == 0) {
+    const std::size_t colon = text.find(": ", who.size());
+    if (colon != std::string::npos) w.stage = text.substr(who.size(), colon - who.size());
+  }
+  w.last_line = text;
+  progress.message("", "", text);
+}
+
+// The record of a worker that ended: the one it wrote, or a crash record naming the signal or
+// exit status, the stage and the last progress line.
+SampleRecord collect_worker(const Worker& w, int status, const SampleConfig& sample, const fs::path& run_dir,
+                            const std::string& token, Progress& progress) {
+  const fs::path result = sample_result_file(run_dir, token, sample.info.name);
+  SampleRecord rec;
+  bool reported = false;
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+    try {
+      rec = sample_record_from_json(nlohmann::json::parse(std::ifstream(result, std::ios::binary)));
+      reported = true;
+    } catch (const std::exception&) {
+    }
+  }
+  std::error_code ec;
+  fs::remove(result, ec);
+  if (reported) {
+    if (rec.info.path.empty()) {  // failed before it could resolve its sample
+      rec.info = sample.info;
+      rec.kind = sample.kind;
+      rec.roi = sample.roi;
+    }
+    return rec;
+  }
+  rec.info = sample.info;
+  rec.kind = sample.kind;
+  rec.roi = sample.roi;
+  rec.ok = false;
+  rec.error_kind = "crash";
+  WorkerFailure f;
+  f.stage = w.stage;
+  f.last_progress = w.last_line;
+  if (WIFSIGNALED(status)) {
+    const int sig = WTERMSIG(status);
+    f.signal = signal_name(sig);
+    rec.error = "worker process killed by " + f.signal + " (" + ::strsignal(sig) + ")" +
+                (sig == SIGKILL ? "; the kernel's out-of-memory killer sends SIGKILL when memory runs out" : "");
+  } else {
+    f.exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    rec.error = "worker process exited with status " + std::to_string(f.exit_status) + " without a result";
+  }
+  rec.error += " during stage '" + (f.stage.empty() ? std::string("start") : f.stage) + "'; last progress: '" +
+               f.last_progress + "'";
+  rec.worker_failure = f;
+  // Its working folder, and a sample folder it may have renamed into place before it died.
+  fs::remove_all(sample_work_dir(run_dir, token, sample.info.name), ec);
+  fs::remove_all(run_dir / "samples" / sample.info.name, ec);
+  progress.message(sample.info.name, "", "FAILED (crash): " + rec.error);
+  return rec;
+}
+
+// Why --resume must run the sample again, or nullopt with `reused` filled when its folder is
+// complete and its inputs and settings are unchanged.
+std::optional<std::string> resume_reason(const Config& config, const SampleConfig& sample, const fs::path& run_dir,
+                                         SampleRecord& reused) {
+  const fs::path dir = run_dir / "samples" / sample.info.name;
+  if (!fs::is_directory(dir)) return "missing";
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(std::ifstream(dir / kSampleRecordFile, std::ios::binary));
+    reused = sample_record_from_json(j);
+  } catch (const std::exception&) {
+    return "incomplete";
+  }
+  if (!reused.ok || !j.contains("inputs_sha256")) return "incomplete";
+  if (reused.settings_hash != sample_settings_hash(config, sample)) return "settings changed";
+  if (sample.file_problem) return "input changed";
+  try {
+    if (j["inputs_sha256"] != sample_inputs_hash(sample)) return "input changed";
+  } catch (const std::exception&) {
+    return "input changed";
+  }
+  reused.reused = true;
+  return std::nullopt;
+}
+
+// Runs the queued samples (indices into chosen) in worker processes, at most `jobs` at once and
+// within the memory budget, and fills their records.
+void run_workers(const Config& config, const std::vector<std::size_t>& chosen, const std::vector<std::size_t>& queue,
+                 const std::vector<std::uint64_t>& estimate, const RunRecord& run, const RunFolder& folder,
+                 const fs::path& program, Progress& progress, std::vector<SampleRecord>& records) {
+  std::vector<Worker> workers;
+  std::size_t next = 0;
+  std::uint64_t in_use = 0;
+  while (next < queue.size() || !workers.empty()) {
+    while (next < queue.size() && static_cast<int>(workers.size()) < run.jobs) {
+      const std::size_t k = queue[next];
+      if (!workers.empty() && in_use + estimate[k] > run.memory_budget_bytes) break;
+      const SampleConfig& s = config.samples[chosen[k]];
+      workers.push_back(spawn_worker({program.string(), "__sample", config.path.string(), "--run-dir", folder.dir.string(),
+                                      "--token", folder.token, "--sample", s.info.name, "--threads",
+                                      std::to_string(run.threads), "--config-sha256", config.sha256},
+                                     k));
+      in_use += estimate[k];
+      ++next;
+    }
+    std::vector<pollfd> fds;
+    for (const auto& w : workers) fds.push_back({w.fd, POLLIN, 0});
+    if (::poll(fds.data(), fds.size(), -1) < 0) {
+      if (errno == EINTR) continue;
+      throw std::runtime_error(std::string("poll: ") + std::strerror(errno));
+    }
+    for (std::size_t i = fds.size(); i-- > 0;) {
+      if (!(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      Worker& w = workers[i];
+      const std::string& name = config.samples[chosen[w.k]].info.name;
+      char buf[65536];
+      const ssize_t n = ::read(w.fd, buf, sizeof buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n > 0) {
+        w.pending.append(buf, static_cast<std::size_t>(n));
+        for (std::size_t eol; (eol = w.pending.find('\n')) != std::string::npos;) {
+          forward_line(w, name, w.pending.substr(0, eol), progress);
+          w.pending.erase(0, eol + 1);
+        }
+        continue;
+      }
+      // End of output: the worker has exited (or closed its streams just before).
+      if (!w.pending.empty()) forward_line(w, name, w.pending, progress);
+      ::close(w.fd);
+      int status = 0;
+      rusage usage{};
+      while (::wait4(w.pid, &status, 0, &usage) < 0 && errno == EINTR) {
+      }
+      SampleRecord rec = collect_worker(w, status, config.samples[chosen[w.k]], folder.dir, folder.token, progress);
+      rec.memory_estimate_bytes = estimate[w.k];
+      rec.peak_rss_bytes = static_cast<std::uint64_t>(usage.ru_maxrss) * 1024;  // Linux: KiB
+      records[w.k] = std::move(rec);
+      in_use -= estimate[w.k];
+      workers.erase(workers.begin() + static_cast<std::ptrdiff_t>(i));
+    }
+  }
+}
+
+SampleRecord refused_sample(const SampleConfig& sample, const std::string& kind, const std::string& error) {
+  SampleRecord rec;
+  rec.info = sample.info;
+  rec.kind = sample.kind;
+  rec.roi = sample.roi;
+  rec.error_kind = kind;
+  rec.error = error;
+  return rec;
+}
+
+// Restores the default temporary prefix when the run ends, however it ends.
+struct TemporaryPrefix {
+  explicit TemporaryPrefix(const std::string& prefix) : previous(set_temporary_prefix(prefix)) {}
+  ~TemporaryPrefix() { set_temporary_prefix(previous); }
+  std::string previous;
+};
+
+}  // namespace
+
 RunResult run_batch(const Config& config, const RunOptions& options, Progress& progress) {
   const auto t0 = std::chrono::steady_clock::now();
   const std::vector<std::size_t> chosen = selected_samples(config, options.only);
   RunResult result;
   result.run_dir = (options.out_dir.empty() ? config.output : fs::absolute(options.out_dir)).lexically_normal();
   const fs::path& run_dir = result.run_dir;
-  prepare_run_folder(run_dir);
+  std::vector<std::string> names;
+  for (std::size_t k : chosen) names.push_back(config.samples[k].info.name);
+  const RunFolder folder = claim_run_folder(run_dir, names, options.force);
+  const TemporaryPrefix prefix(temporary_prefix(folder.token));
+  {
+    std::error_code ec;
+    fs::remove(run_dir / "run.log", ec);  // ours: the folder is a run folder
+  }
   progress.set_log((run_dir / "run.log").string());
   write_config_copy(config, run_dir);
 
@@ -309,56 +731,62 @@ RunResult run_batch(const Config& config, const RunOptions& options, Progress& p
   run.jobs = std::max(1, options.jobs > 0 ? options.jobs : run.threads);
   run.memory_budget_bytes = options.max_memory > 0 ? options.max_memory : default_memory_budget();
   run.started = utc_timestamp();
+  run.resumed = options.resume;
+  const std::uint64_t machine = machine_memory_available();
   progress.message("", "run", config.path.string() + ": " + std::to_string(chosen.size()) + " samples, " +
                                   std::to_string(config.stages.size()) + " stages, " + std::to_string(run.jobs) +
                                   " jobs, " + std::to_string(run.threads) + " threads, memory budget " +
-                                  format_bytes(run.memory_budget_bytes) + " -> " + run_dir.string());
+                                  format_bytes(run.memory_budget_bytes) + " (available " + format_bytes(machine) +
+                                  ") -> " + run_dir.string());
 
-  for (std::size_t k : chosen)
-    if (const auto& s = config.samples[k]; s.file_problem)
-      progress.message(s.info.name, "", "cannot be read, recorded as failed: " + s.file_problem->format());
+  // Each sample is taken over (--resume), refused (unreadable, too big) or queued for a worker.
+  std::vector<SampleRecord> records(chosen.size());
   std::vector<std::uint64_t> estimate(chosen.size());
+  std::vector<std::size_t> queue;
   for (std::size_t k = 0; k < chosen.size(); ++k) {
-    estimate[k] = estimate_sample_bytes(config.samples[chosen[k]], config.stages);
+    const SampleConfig& s = config.samples[chosen[k]];
+    const std::string& name = s.info.name;
+    if (options.resume) {
+      const std::optional<std::string> reason = resume_reason(config, s, run_dir, records[k]);
+      if (!reason) {
+        records[k].memory_estimate_bytes = estimate_sample_bytes(s, config.stages);
+        progress.message(name, "", "complete with unchanged inputs and settings: kept (--resume)");
+        continue;
+      }
+      run.redone.push_back({name, *reason});
+      progress.message(name, "", "run again (--resume): " + *reason);
+      records[k] = SampleRecord();
+    }
+    std::error_code ec;
+    if (s.file_problem) {
+      progress.message(name, "", "FAILED (input error): " + s.file_problem->format());
+      records[k] = refused_sample(s, "input", s.file_problem->format());
+      fs::remove_all(run_dir / "samples" / name, ec);  // no stale folder of an earlier run
+      continue;
+    }
+    estimate[k] = estimate_sample_bytes(s, config.stages);
+    std::string refusal;
     if (estimate[k] > run.memory_budget_bytes)
-      progress.message(config.samples[chosen[k]].info.name, "", "warning: needs about " + format_bytes(estimate[k]) +
-                                                                    ", more than the memory budget " +
-                                                                    format_bytes(run.memory_budget_bytes) + "; it runs alone");
+      refusal = "refused: needs about " + format_bytes(estimate[k]) + " (" + to_string(s.loaded_dims()) +
+                " voxels), more than the memory budget " + format_bytes(run.memory_budget_bytes) +
+                "; raise --max-memory if the machine has the memory, or crop the sample with `roi`";
+    else if (estimate[k] > machine)
+      refusal = "refused: needs about " + format_bytes(estimate[k]) + " (" + to_string(s.loaded_dims()) +
+                " voxels), more than this machine has available (" + format_bytes(machine) +
+                ", MemAvailable and the cgroup limit; budget " + format_bytes(run.memory_budget_bytes) +
+                "); crop the sample with `roi` or run it on a larger machine";
+    if (!refusal.empty()) {
+      progress.message(name, "", "FAILED (memory error): " + refusal);
+      records[k] = refused_sample(s, "memory", refusal);
+      records[k].memory_estimate_bytes = estimate[k];
+      fs::remove_all(run_dir / "samples" / name, ec);
+      continue;
+    }
+    queue.push_back(k);
   }
 
-  // Samples start in config order as soon as a job slot and their memory estimate are free. A
-  // finishing sample starts the next ones from its own task, so no task ever blocks waiting.
-  std::vector<SampleRecord> records(chosen.size());
-  const SampleRunner runner(config, run_dir, run.threads, progress);
-  tbb::task_arena arena(run.threads);
-  tbb::task_group group;
-  std::mutex mutex;
-  std::size_t next = 0;
-  int running = 0;
-  std::uint64_t in_use = 0;
-  std::function<void()> launch_ready = [&] {  // called with mutex held
-    while (next < chosen.size() && running < run.jobs) {
-      const std::size_t k = next;
-      if (running > 0 && in_use + estimate[k] > run.memory_budget_bytes) break;
-      ++next;
-      ++running;
-      in_use += estimate[k];
-      group.run([&, k] {
-        records[k] = runner.run(config.samples[chosen[k]]);
-        std::lock_guard<std::mutex> lock(mutex);
-        --running;
-        in_use -= estimate[k];
-        launch_ready();
-      });
-    }
-  };
-  arena.execute([&] {
-    {
-      std::lock_guard<std::mutex> lock(mutex);
-      launch_ready();
-    }
-    group.wait();
-  });
+  const fs::path program = options.worker_program.empty() ? fs::path("/proc/self/exe") : options.worker_program;
+  run_workers(config, chosen, queue, estimate, run, folder, program, progress, records);
 
   run.samples = std::move(records);
   for (const auto& s : run.samples) result.failed_samples += s.ok ? 0 : 1;

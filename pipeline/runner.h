@@ -1,7 +1,10 @@
-// Runs a validated batch: each sample is read (ROI applied), its stages run in order on a
-// SampleContext, its rows collected; samples run concurrently on oneTBB within --jobs and a
-// memory budget. A failing sample is recorded with its error and the batch goes on. Then the
-// report stages run on the finished run folder.
+// Runs a validated batch: each sample runs in its own worker process (this program executed
+// again with the hidden command `__sample`), which reads it (ROI applied), runs its stages in order
+// on a SampleContext and hands its record back as JSON. Workers run concurrently within --jobs
+// and a memory budget; a sample whose estimate exceeds the budget or the machine is refused up
+// front. A failing sample (an error, or a worker killed by a signal: segfault, abort, the OOM
+// killer) is recorded with its error and the batch goes on. Then the report stages run on the
+// finished run folder.
 #pragma once
 
 #include <cstdint>
@@ -20,6 +23,11 @@ struct RunOptions {
   int jobs = 0;                    // samples at once; 0: the number of threads
   std::vector<std::string> only;   // sample names; empty: all
   std::uint64_t max_memory = 0;    // bytes; 0: default_memory_budget()
+  bool resume = false;             // keep complete samples whose inputs and settings are unchanged
+  bool force = false;              // write into a non-empty folder that is not a run folder
+  // The program that runs one sample (`PROGRAM __sample ...`); empty: this program
+  // (/proc/self/exe). Its main must hand `__sample` to sample_worker_main.
+  std::filesystem::path worker_program;
 };
 
 struct RunResult {
@@ -32,6 +40,20 @@ struct RunResult {
 
 RunResult run_batch(const Config& config, const RunOptions& options, Progress& progress);
 
+// The hidden command of a worker process: `__sample CONFIG --run-dir DIR --token T --sample NAME
+// --threads N --config-sha256 H`. Runs that one sample of the config (loaded with `registry`)
+// into its working folder, renames it into place on success and writes its record to
+// sample_result_file(). Returns 0 when the record was written, whatever the sample's outcome.
+int sample_worker_main(const std::vector<std::string>& args, const Registry& registry);
+
+// Canonical hash of what determines a sample's results apart from its input bytes: its resolved
+// config (paths, kind, format options, ROI, spacing, pressure, series), the phase table, the
+// stage list with every parameter's resolved value, and the voxpress version.
+std::string sample_settings_hash(const Config& config, const SampleConfig& sample);
+// SHA-256 over the bytes of the files a sample reads (its volume, a folder's or glob's files,
+// a .mhd/.nhdr header's data files beside it, the labels companion).
+std::string sample_inputs_hash(const SampleConfig& sample);
+
 // Reads the sample's volumes into ctx (grey for kind grey, labels for kind labels or a labels
 // companion) with the config's spacing and phase table; fills the record's provenance fields.
 void load_sample(const SampleConfig& sample, const PhaseTable& phases, SampleContext& ctx, SampleRecord& record);
@@ -41,6 +63,9 @@ std::uint64_t estimate_sample_bytes(const SampleConfig& sample, const std::vecto
 
 // Half the physical memory: leaves room for the OS and for estimates that run short.
 std::uint64_t default_memory_budget();
+// What this machine can give a sample now: MemAvailable, and no more than what the cgroup's
+// memory limit leaves (cgroup v2 memory.max − memory.current, or v1 limit − usage) when one is set.
+std::uint64_t machine_memory_available();
 
 // "4G", "512M", "1.5G", "2000000" (binary units K, M, G, T; optional trailing B/iB).
 // Throws InputError naming the flag.

@@ -49,7 +49,8 @@ class CliTest : public ::testing::Test {
     std::vector<std::string> found;
     for (const auto& e : fs::recursive_directory_iterator(root)) {
       const std::string n = e.path().filename().string();
-      if (n.rfind(".partial-", 0) == 0 || n.rfind(".tmp", 0) == 0) found.push_back(e.path().string());
+      if (n.rfind(".vp-", 0) == 0 || n.rfind(".partial-", 0) == 0 || n.rfind(".tmp", 0) == 0)
+        found.push_back(e.path().string());
     }
     return found;
   }
@@ -402,7 +403,7 @@ TEST_F(CliTest, InterruptedRunLeavesNoHalfWrittenOutputs) {
     if (!fs::exists(out / "samples")) continue;
     for (const auto& e : fs::directory_iterator(out / "samples")) {
       const std::string n = e.path().filename().string();
-      if (n.rfind(".partial-", 0) == 0) continue;  // a working folder: cleared by the next run
+      if (n.rfind(".vp-", 0) == 0) continue;  // a working folder or result of the run: cleared by the next run
       EXPECT_TRUE(n.size() == 2 && n[0] == 's') << n;  // s0..s9, each complete
     }
     // The next run into the same folder clears the leftovers and completes.
@@ -411,6 +412,129 @@ TEST_F(CliTest, InterruptedRunLeavesNoHalfWrittenOutputs) {
     EXPECT_TRUE(partial_outputs(out).empty());
     EXPECT_EQ(nlohmann::json::parse(slurp(out / "metrics.json"))["metrics"].size(), 10u * 4u);
   }
+}
+
+// metrics.json without what legitimately differs between runs of the same config: timings,
+// scheduling, resources and provenance of the run itself.
+nlohmann::json without_timing(nlohmann::json j) {
+  for (const char* k : {"started", "finished", "seconds", "jobs", "threads", "memory_budget_bytes", "resume"}) j.erase(k);
+  for (auto& s : j["samples"]) {
+    for (const char* k : {"seconds", "peak_rss_bytes", "reused"}) s.erase(k);
+    for (auto& st : s["stages"]) st.erase("seconds");
+  }
+  for (auto& b : j["report"]) b.erase("seconds");
+  return j;
+}
+
+// A batch killed by SIGKILL mid-way, then resumed, equals an uninterrupted run: metrics.csv byte
+// for byte, metrics.json apart from timings; and metrics.csv is the same for --jobs 1 and 2.
+TEST_F(CliTest, ResumeAfterSigkillEqualsAnUninterruptedRun) {
+  std::string samples;
+  for (int k = 0; k < 6; ++k) {
+    Volume<std::uint8_t> v({48, 48, 32}, {0.5, 0.5, 0.5});
+    for (index_t i = 0; i < v.size(); ++i) v[i] = static_cast<std::uint8_t>((i * (k + 3) / 7) % 3);
+    write_volume(v, (dir_ / ("s" + std::to_string(k) + ".tif")).string());
+    samples += "  - {path: s" + std::to_string(k) + ".tif, kind: labels, pressure_MPa: " + std::to_string(10 * k) + "}\n";
+  }
+  write_text("b.yaml", std::string(kPhases) + "samples:\n" + samples +
+                           "stages:\n  - stage: volume_fraction\n  - {stage: interfaces}\n");
+  const Result full = voxpress("run b.yaml -q --jobs 2 --out full");
+  ASSERT_EQ(full.code, 0) << full.err;
+  const Result serial = voxpress("run b.yaml -q --jobs 1 --out serial");
+  ASSERT_EQ(serial.code, 0) << serial.err;
+  EXPECT_EQ(slurp(dir_ / "serial" / "metrics.csv"), slurp(dir_ / "full" / "metrics.csv"));  // --jobs 1 vs 2
+  const Result again = voxpress("run b.yaml -q --jobs 2 --out full");
+  EXPECT_EQ(slurp(dir_ / "serial" / "metrics.csv"), slurp(dir_ / "full" / "metrics.csv"));  // run to run
+
+  // Killed once two samples are complete (the runner and, with it, its workers).
+  const fs::path out = dir_ / "killed";
+  const std::string cmd = "cd '" + dir_.string() + "' && ('" VP_VOXPRESS_EXE "' run b.yaml -q --jobs 1 --out '" +
+                          out.string() + "' >/dev/null 2>&1 & pid=$!; for i in $(seq 600); do [ -e '" +
+                          (out / "samples" / "s1").string() + "' ] && break; sleep 0.05; done; kill -KILL $pid; wait $pid) "
+                          ">/dev/null 2>&1";
+  (void)std::system(cmd.c_str());
+  ASSERT_TRUE(fs::exists(out / "samples" / "s1"));
+  EXPECT_FALSE(fs::exists(out / "samples" / "s5"));
+  const Result resumed = voxpress("run b.yaml --resume --jobs 2 --out killed");
+  ASSERT_EQ(resumed.code, 0) << resumed.err;
+  EXPECT_NE(resumed.out.find("resumed: "), std::string::npos) << resumed.out;
+  EXPECT_NE(resumed.out.find("s5 (missing)"), std::string::npos) << resumed.out;
+  EXPECT_EQ(resumed.out.find("s0 ("), std::string::npos) << resumed.out;  // kept
+  EXPECT_NE(resumed.err.find("s0: complete with unchanged inputs and settings: kept (--resume)"), std::string::npos);
+  EXPECT_EQ(slurp(out / "metrics.csv"), slurp(dir_ / "full" / "metrics.csv"));
+  const auto a = nlohmann::json::parse(slurp(out / "metrics.json"));
+  const auto b = nlohmann::json::parse(slurp(dir_ / "full" / "metrics.json"));
+  const auto diff = nlohmann::json::diff(without_timing(b), without_timing(a));
+  EXPECT_TRUE(diff.empty()) << diff.dump();
+  EXPECT_TRUE(a["resume"]["reused"].size() >= 2u) << a["resume"].dump();
+  EXPECT_TRUE(partial_outputs(out).empty());
+}
+
+// The memory estimate that schedules and refuses samples is within 25 % of what a worker
+// really uses: its peak RSS minus that of a worker on an 8³ sample (the program itself).
+TEST_F(CliTest, MemoryEstimateIsWithinAQuarterOfTheMeasuredPeak) {
+  for (const auto& [name, edge] : std::vector<std::pair<std::string, index_t>>{{"tiny", 8}, {"big", 150}}) {
+    Volume<std::uint8_t> v({edge, edge, edge}, {1, 1, 1});
+    for (index_t i = 0; i < v.size(); ++i) v[i] = static_cast<std::uint8_t>(i % (edge * edge) < edge ? 0 : 1);
+    write_volume(v, (dir_ / (name + ".tif")).string());
+  }
+  for (const std::string stages : {"  - {stage: connectivity}\n", "  - {stage: transport, phase: se, tol: 1e-3}\n"}) {
+    std::map<std::string, nlohmann::json> sample;
+    for (const std::string name : {"tiny", "big"}) {
+      write_text(name + ".yaml", std::string(kPhases) + "samples:\n  - {path: " + name + ".tif, kind: labels}\nstages:\n" + stages);
+      const Result r = voxpress("run " + name + ".yaml -q --out " + name + "_run");
+      ASSERT_EQ(r.code, 0) << r.err;
+      sample[name] = nlohmann::json::parse(slurp(dir_ / (name + "_run") / "metrics.json"))["samples"][0];
+      fs::remove_all(dir_ / (name + "_run"));
+    }
+    const double estimate = sample["big"]["memory_estimate_bytes"].get<double>();
+    const double used = sample["big"]["peak_rss_bytes"].get<double>() - sample["tiny"]["peak_rss_bytes"].get<double>();
+    EXPECT_GT(used, 0) << stages;
+    EXPECT_LE(std::abs(estimate - used), 0.25 * used) << stages << "estimate " << estimate << " B, measured " << used << " B";
+    std::printf("%s  estimate %.1f MiB, measured %.1f MiB above the program's own\n", stages.c_str(), estimate / 1048576,
+                used / 1048576);
+  }
+}
+
+// Bare 0/1 label files work with the defaults; a missing role says how to give it, with the
+// file's own labels; absurd numbers and unwritable outputs are input errors naming flag or path.
+TEST_F(CliTest, BareLabelFilesAbsurdNumbersAndUnwritableOutputs) {
+  Volume<std::uint8_t> v({16, 16, 16});
+  for (index_t z = 0; z < 16; ++z)
+    for (index_t y = 0; y < 16; ++y)
+      for (index_t x = 0; x < 16; ++x) v(x, y, z) = (x == 7 || x == 8) && y > 1 && y < 14 ? 0 : 1;  // a slit in 1
+  write_volume(v, (dir_ / "bare.tif").string());
+  const Result cracks = voxpress("cracks bare.tif --host 1 --json");
+  ASSERT_EQ(cracks.code, 0) << cracks.err;
+  EXPECT_GE(nlohmann::json::parse(cracks.out)["rows"].size(), 1u);
+
+  const Result role = voxpress("cracks bare.tif");  // host: electrolyte, which a bare file lacks
+  EXPECT_EQ(role.code, 2);
+  EXPECT_NE(role.err.find("\n  give roles with --labels pore=0,se=1 --roles se=electrolyte (roles: "), std::string::npos)
+      << role.err;
+  const Result measure = voxpress("measure bare.tif --metrics contact_area");
+  EXPECT_EQ(measure.code, 2);
+  EXPECT_NE(measure.err.find("give roles with --labels pore=0,se=1 --roles se=electrolyte"), std::string::npos) << measure.err;
+  const Result named = voxpress("measure bare.tif --metrics contact_area --labels a=0,b=1");
+  EXPECT_NE(named.err.find("give roles with --roles a=pore,b=electrolyte"), std::string::npos) << named.err;
+
+  for (const auto& [args, expected] : std::vector<std::pair<std::string, std::string>>{
+           {"solve bare.tif --phase 1 --spacing inf", "--spacing 'inf': voxel sizes must be finite"},
+           {"solve bare.tif --phase 1 --spacing nan", "--spacing 'nan': voxel sizes must be finite"},
+           {"solve bare.tif --cond 1=1e308", "conductivities.1: found '1e308'; expected 0 or a conductivity between"},
+           {"solve bare.tif --phase 1 --out /proc/x.tif", "--out /proc/x.tif: cannot create this folder"},
+           {"segment bare.tif --out /proc/x/l.tif", "--out /proc/x/l.tif: cannot write there"},
+           {"cracks bare.tif --host 1 --out /proc/x", "--out /proc/x: cannot create this folder"}}) {
+    const Result r = voxpress(args);
+    EXPECT_EQ(r.code, 2) << args << ": " << r.err;
+    EXPECT_NE(r.err.find(expected), std::string::npos) << args << ": " << r.err;
+  }
+  write_text("nan.yaml", std::string(kPhases) + "defaults: {voxel_size_um: .nan}\nsamples:\n  - {path: bare.tif, kind: labels}\n"
+                                                 "stages:\n  - {stage: transport, conductivities: {se: 1e308}}\n");
+  const Result cfg = voxpress("validate nan.yaml");
+  EXPECT_EQ(cfg.code, 2);
+  EXPECT_NE(cfg.err.find("defaults.voxel_size_um: expected a number"), std::string::npos) << cfg.err;
+  EXPECT_NE(cfg.err.find("conductivities.se: found '1e308'"), std::string::npos) << cfg.err;
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <map>
 #include <random>
 #include <sstream>
+#include <tuple>
 
 #include <tbb/task_arena.h>
 
@@ -25,6 +26,13 @@ namespace fs = std::filesystem;
 using namespace vp;
 
 namespace {
+
+std::string vp_slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
 
 PhaseTable three_phases() {
   return PhaseTable({{"pore", 0, Role::pore}, {"se", 1, Role::electrolyte}, {"am", 2, Role::active}});
@@ -236,6 +244,15 @@ class CountLines : public BatchStage {
   }
 };
 
+// The registry of these tests: the pipeline's stages and the test stages above. The test binary's
+// own main hands `__sample` to the runner's worker with it, as voxpress's main does.
+void register_test_registry(Registry& reg) {
+  register_pipeline(reg);
+  reg.add(std::make_unique<WriteNote>());
+  reg.add(std::make_unique<FailForBad>());
+  reg.add(std::make_unique<CountLines>());
+}
+
 class RunnerTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -243,10 +260,7 @@ class RunnerTest : public ::testing::Test {
                                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(dir_);
     fs::create_directories(dir_);
-    register_pipeline(reg_);
-    reg_.add(std::make_unique<WriteNote>());
-    reg_.add(std::make_unique<FailForBad>());
-    reg_.add(std::make_unique<CountLines>());
+    register_test_registry(reg_);
     for (int k = 0; k < 4; ++k) {
       Volume<std::uint8_t> v({6, 5, 4});
       for (index_t i = 0; i < v.size(); ++i) v[i] = static_cast<std::uint8_t>(i % (k + 2) == 0 ? 1 : 0);
@@ -263,14 +277,19 @@ class RunnerTest : public ::testing::Test {
                                         "stages:\n  - stage: volume_fraction\n  - stage: write_note\n"
                                         "  - stage: fail_for_bad\n";
   }
-  void TearDown() override { fs::remove_all(dir_); }
+  void TearDown() override {
+    ::unsetenv("VP_TEST_CRASH");
+    fs::remove_all(dir_);
+  }
 
-  RunResult run(int jobs, std::uint64_t max_memory, const std::string& out) {
-    const Config c = load_config(dir_ / "cfg.yaml", reg_);
+  RunResult run(int jobs, std::uint64_t max_memory, const std::string& out, const std::string& config = "cfg.yaml",
+                bool resume = false) {
+    const Config c = load_config(dir_ / config, reg_);
     RunOptions o;
     o.jobs = jobs;
     o.max_memory = max_memory;
     o.out_dir = dir_ / out;
+    o.resume = resume;
     Progress quiet(true);
     return run_batch(c, o, quiet);
   }
@@ -387,16 +406,79 @@ TEST_F(RunnerTest, ReportStagesRunAfterTheMetricsAreWrittenAndTheirFailuresCount
   EXPECT_EQ(j["errors"][0]["report_stage"], "count_lines");
 }
 
-TEST_F(RunnerTest, LeftoversOfAnInterruptedRunAreCleared) {
+// The next run removes exactly the temporaries of the runs named in the folder's marker: names
+// like voxpress's own but not carrying such a run's token are left alone.
+TEST_F(RunnerTest, LeftoversOfAnInterruptedRunAreClearedAndNothingElse) {
   const fs::path out = dir_ / "again";
+  run(2, 0, "again");
+  const auto marker = nlohmann::json::parse(std::ifstream(out / ".voxpress-run"));
+  ASSERT_EQ(marker["tokens"].size(), 1u);
+  const std::string prefix = ".vp-" + marker["tokens"][0].get<std::string>() + "-";
+  fs::create_directories(out / "samples" / (prefix + "s0.partial"));
+  std::ofstream(out / "samples" / (prefix + "s0.partial") / "half.txt") << "x";
+  std::ofstream(out / (prefix + "tmp123_0_metrics.csv")) << "sample,se";
+  std::ofstream(out / "samples" / (prefix + "s2.result.json")) << "{";
+  // Named like the leftovers of older versions or of another token: not ours to delete.
   fs::create_directories(out / "samples" / ".partial-s0");
-  std::ofstream(out / "samples" / ".partial-s0" / "half.txt") << "x";
-  std::ofstream(out / ".tmp123_0_metrics.csv") << "sample,se";
+  std::ofstream(out / ".tmp123_0_metrics.csv") << "user";
+  std::ofstream(out / ".vp-0123456789abcdef-tmp1_0_x.csv") << "user";
   const RunResult r = run(2, 0, "again");
   EXPECT_EQ(r.failed_samples, 1);
-  EXPECT_FALSE(fs::exists(out / "samples" / ".partial-s0"));
-  EXPECT_FALSE(fs::exists(out / ".tmp123_0_metrics.csv"));
+  EXPECT_FALSE(fs::exists(out / "samples" / (prefix + "s0.partial")));
+  EXPECT_FALSE(fs::exists(out / (prefix + "tmp123_0_metrics.csv")));
+  EXPECT_FALSE(fs::exists(out / "samples" / (prefix + "s2.result.json")));
+  EXPECT_TRUE(fs::exists(out / "samples" / ".partial-s0"));
+  EXPECT_EQ(vp_slurp(out / ".tmp123_0_metrics.csv"), "user");
+  EXPECT_EQ(vp_slurp(out / ".vp-0123456789abcdef-tmp1_0_x.csv"), "user");
   EXPECT_TRUE(fs::exists(out / "samples" / "s0" / "note.txt"));
+}
+
+// A non-empty folder that is not a run folder is refused, naming it; --force writes into it
+// without touching a user file, even ones named like voxpress's temporaries; and refuses when a
+// user file holds one of voxpress's output names.
+TEST_F(RunnerTest, ForeignFolderIsRefusedAndForceNeverTouchesUserFiles) {
+  const fs::path out = dir_ / "mine";
+  fs::create_directories(out / "samples" / ".partial-s0");
+  std::ofstream(out / "samples" / ".partial-s0" / "data.txt") << "keep";
+  std::ofstream(out / ".tmp123_0_metrics.csv") << "keep";
+  std::ofstream(out / "notes.txt") << "keep";
+  const Config c = load_config(dir_ / "cfg.yaml", reg_);
+  RunOptions o;
+  o.out_dir = out;
+  Progress quiet(true);
+  try {
+    run_batch(c, o, quiet);
+    FAIL() << "expected InputError";
+  } catch (const InputError& e) {
+    EXPECT_EQ(std::string(e.what()), out.string() + " is not empty and is not a voxpress run folder (no .voxpress-run); "
+                                     "choose another --out, or pass --force to write into it (its files are left alone)");
+  }
+  EXPECT_FALSE(fs::exists(out / "metrics.csv"));
+  o.force = true;
+  const RunResult r = run_batch(c, o, quiet);
+  EXPECT_EQ(r.failed_samples, 1);
+  EXPECT_TRUE(fs::exists(out / "metrics.csv"));
+  EXPECT_EQ(vp_slurp(out / "samples" / ".partial-s0" / "data.txt"), "keep");
+  EXPECT_EQ(vp_slurp(out / ".tmp123_0_metrics.csv"), "keep");
+  EXPECT_EQ(vp_slurp(out / "notes.txt"), "keep");
+  // Now a run folder: a plain run into it is accepted and still leaves the user's files.
+  o.force = false;
+  EXPECT_EQ(run_batch(c, o, quiet).failed_samples, 1);
+  EXPECT_EQ(vp_slurp(out / "notes.txt"), "keep");
+
+  const fs::path taken = dir_ / "taken";
+  fs::create_directories(taken);
+  std::ofstream(taken / "metrics.csv") << "mine";
+  o.out_dir = taken;
+  o.force = true;
+  try {
+    run_batch(c, o, quiet);
+    FAIL() << "expected InputError";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("--force never replaces files voxpress did not write"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("metrics.csv"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(vp_slurp(taken / "metrics.csv"), "mine");
 }
 
 TEST_F(RunnerTest, UnwritableRunFolderIsAnInputError) {
@@ -419,12 +501,124 @@ TEST_F(RunnerTest, ResultsDoNotDependOnJobsOrMemoryBudget) {
   // 120 voxels × (1 + 1 byte loaded + 100 bytes of write_note).
   EXPECT_EQ(estimate_sample_bytes(c.samples[0], c.stages), 120u * 102u);
   const RunResult serial = run(1, 0, "serial");
-  const RunResult tight = run(4, 1, "tight");  // every sample above the budget: each runs alone
+  const RunResult tight = run(4, 120u * 102u, "tight");  // room for one sample at a time
   const RunResult wide = run(4, std::uint64_t{1} << 30, "wide");
   EXPECT_EQ(metrics_csv(serial.record.samples), metrics_csv(tight.record.samples));
   EXPECT_EQ(metrics_csv(serial.record.samples), metrics_csv(wide.record.samples));
-  EXPECT_EQ(tight.record.memory_budget_bytes, 1u);
+  EXPECT_EQ(vp_slurp(serial.run_dir / "metrics.csv"), vp_slurp(wide.run_dir / "metrics.csv"));
+  EXPECT_EQ(tight.record.memory_budget_bytes, 120u * 102u);
   EXPECT_EQ(wide.record.jobs, 4);
+  EXPECT_EQ(tight.failed_samples, 1);
+}
+
+// A sample whose estimate exceeds the budget is refused up front, with the estimate and the
+// budget; the others run, and the outputs are written for what finished.
+TEST_F(RunnerTest, SampleLargerThanTheBudgetIsRefusedUpFront) {
+  Volume<std::uint8_t> big({40, 30, 20});  // 24000 voxels × 102 B ≈ 2.3 MiB
+  write_volume(big, (dir_ / "big.mha").string());
+  std::ofstream(dir_ / "big.yaml") << "phases:\n  - {name: pore, label: 0, role: pore}\n"
+                                      "  - {name: am, label: 1, role: active}\n"
+                                      "defaults: {voxel_size_um: 1}\n"
+                                      "samples:\n  - {path: s0.mha, kind: labels}\n  - {path: big.mha, kind: labels}\n"
+                                      "  - {path: s2.mha, kind: labels}\n"
+                                      "stages:\n  - stage: volume_fraction\n  - stage: write_note\n";
+  const RunResult r = run(2, std::uint64_t{1} << 20, "big_run", "big.yaml");
+  EXPECT_EQ(r.exit_code(), 4);
+  ASSERT_EQ(r.record.samples.size(), 3u);
+  const SampleRecord& big_rec = r.record.samples[1];
+  EXPECT_FALSE(big_rec.ok);
+  EXPECT_EQ(big_rec.error_kind, "memory");
+  EXPECT_EQ(big_rec.error, "refused: needs about 2.3 MiB (40x30x20 voxels), more than the memory budget 1.0 MiB; "
+                           "raise --max-memory if the machine has the memory, or crop the sample with `roi`");
+  EXPECT_EQ(big_rec.peak_rss_bytes, 0u);  // never started
+  EXPECT_TRUE(r.record.samples[0].ok);
+  EXPECT_TRUE(r.record.samples[2].ok);
+  const std::string csv = vp_slurp(r.run_dir / "metrics.csv");
+  EXPECT_NE(csv.find("\ns0,"), std::string::npos);
+  EXPECT_NE(csv.find("\ns2,"), std::string::npos);
+  EXPECT_EQ(csv.find("\nbig,"), std::string::npos);
+  const auto j = nlohmann::json::parse(std::ifstream(r.run_dir / "metrics.json"));
+  EXPECT_EQ(j["errors"][0]["sample"], "big");
+  EXPECT_EQ(j["errors"][0]["kind"], "memory");
+  EXPECT_GT(machine_memory_available(), 0u);
+}
+
+// A worker killed by a signal (segfault, abort, or SIGKILL as the OOM killer sends) is that
+// sample's failure with the signal, the stage and the last progress line; the batch completes.
+TEST_F(RunnerTest, CrashedWorkerIsThatSamplesFailureAndTheBatchCompletes) {
+  for (const auto& [spec, signal, stage] : std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"s2:SEGV", "SIGSEGV", "volume_fraction"}, {"s0:ABRT:write_note", "SIGABRT", "write_note"}, {"s3:KILL", "SIGKILL", "volume_fraction"}}) {
+    ::setenv("VP_TEST_CRASH", spec.c_str(), 1);
+    const std::string out = "crash_" + signal;
+    const RunResult r = run(2, 0, out);
+    ::unsetenv("VP_TEST_CRASH");
+    EXPECT_EQ(r.exit_code(), 4);
+    EXPECT_EQ(r.failed_samples, 2) << spec;  // "bad" and the crashed one
+    const std::string name = spec.substr(0, 2);
+    for (const SampleRecord& s : r.record.samples) {
+      if (s.info.name != name) {
+        EXPECT_EQ(s.ok, s.info.name != "bad") << s.info.name << ": " << s.error;
+        continue;
+      }
+      EXPECT_FALSE(s.ok);
+      EXPECT_EQ(s.error_kind, "crash");
+      ASSERT_TRUE(s.worker_failure.has_value());
+      EXPECT_EQ(s.worker_failure->signal, signal);
+      EXPECT_EQ(s.worker_failure->stage, stage);
+      EXPECT_EQ(s.worker_failure->last_progress, name + " / " + stage + ": start");
+      EXPECT_NE(s.error.find("worker process killed by " + signal), std::string::npos) << s.error;
+      EXPECT_FALSE(fs::exists(r.run_dir / "samples" / name));
+    }
+    const std::string csv = vp_slurp(r.run_dir / "metrics.csv");
+    EXPECT_EQ(csv.find("\n" + name + ","), std::string::npos);
+    EXPECT_NE(csv.find(name == "s0" ? "\ns2," : "\ns0,"), std::string::npos);
+    const auto j = nlohmann::json::parse(std::ifstream(r.run_dir / "metrics.json"));
+    bool found = false;
+    for (const auto& s : j["samples"])
+      if (s["name"] == name) {
+        found = true;
+        EXPECT_EQ(s["worker"]["signal"], signal);
+        EXPECT_EQ(s["worker"]["stage"], stage);
+      }
+    EXPECT_TRUE(found);
+    for (const auto& e : fs::directory_iterator(r.run_dir / "samples"))
+      EXPECT_NE(e.path().filename().string().rfind(".vp-", 0), 0u) << e.path();  // no leftovers
+  }
+}
+
+// --resume keeps complete samples whose inputs and settings match, runs the rest again and says
+// why; the tables equal those of an uninterrupted run.
+TEST_F(RunnerTest, ResumeRedoesExactlyTheChangedOrMissingSamples) {
+  const RunResult full = run(2, 0, "full");
+  const std::string csv = vp_slurp(full.run_dir / "metrics.csv");
+  fs::remove_all(full.run_dir / "samples" / "s3");                           // never finished
+  fs::remove(full.run_dir / "samples" / "s0" / ".voxpress-sample.json");  // incomplete
+  RunResult r = run(2, 0, "full", "cfg.yaml", true);
+  auto redone = [](const RunResult& res) {
+    std::vector<std::string> out;
+    for (const auto& d : res.record.redone) out.push_back(d.sample + ":" + d.reason);
+    return out;
+  };
+  EXPECT_EQ(redone(r), (std::vector<std::string>{"s0:incomplete", "bad:missing", "s3:missing"}));
+  EXPECT_TRUE(r.record.samples[2].reused);
+  EXPECT_FALSE(r.record.samples[3].reused);
+  EXPECT_EQ(vp_slurp(r.run_dir / "metrics.csv"), csv);
+  const auto j = nlohmann::json::parse(std::ifstream(r.run_dir / "metrics.json"));
+  EXPECT_EQ(j["resume"]["reused"], nlohmann::json({"s2"}));
+  EXPECT_EQ(j["resume"]["redone"][0]["sample"], "s0");
+
+  // A changed pressure (settings) and changed voxels (input): exactly those samples run again.
+  std::string text = vp_slurp(dir_ / "cfg.yaml");
+  text.replace(text.find("pressure_MPa: 20"), 16, "pressure_MPa: 25");
+  std::ofstream(dir_ / "cfg.yaml") << text;
+  Volume<std::uint8_t> v({6, 5, 4});
+  write_volume(v, (dir_ / "s3.mha").string());
+  r = run(1, 0, "full", "cfg.yaml", true);
+  EXPECT_EQ(redone(r), (std::vector<std::string>{"bad:missing", "s2:settings changed", "s3:input changed"}));
+  EXPECT_TRUE(r.record.samples[0].reused);
+  EXPECT_NE(vp_slurp(r.run_dir / "metrics.csv").find("s2,default,25,"), std::string::npos);
+  EXPECT_NE(vp_slurp(r.run_dir / "metrics.csv").find("s3,default,30,volume_fraction,volume_fraction,pore,,1,1"),
+            std::string::npos);
 }
 
 TEST_F(RunnerTest, OnlySelectsSamplesAndUnknownNamesAreErrors) {
@@ -478,3 +672,14 @@ TEST_F(RunnerTest, PhantomFractionsMatchGroundTruthThroughTheBatch) {
 }
 
 }  // namespace
+
+// The runner executes this binary again as the worker of each sample (`__sample`).
+int main(int argc, char** argv) {
+  if (argc > 1 && std::string(argv[1]) == "__sample") {
+    Registry reg;
+    register_test_registry(reg);
+    return sample_worker_main(std::vector<std::string>(argv + 2, argv + argc), reg);
+  }
+  ::testing::InitGoogleTest(&argc, argv);
+  return RUN_ALL_TESTS();
+}

@@ -5,6 +5,12 @@
 #include <iostream>
 #include <sstream>
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
 #include "core/error.h"
 
 namespace vp {
@@ -49,7 +55,8 @@ Vec3 parse_spacing(const std::string& text, const std::string& flag) {
   if (v.size() == 1) v = {v[0], v[0], v[0]};
   if (v.size() != 3) throw InputError(flag + " '" + text + "': expected 1 or 3 comma-separated numbers");
   for (double s : v)
-    if (!(s > 0)) throw InputError(flag + " '" + text + "': voxel sizes must be positive");
+    if (!(s > 0) || !std::isfinite(s) || s > 1e6)
+      throw InputError(flag + " '" + text + "': voxel sizes must be finite, positive numbers of µm (at most 1e6)");
   return {v[0], v[1], v[2]};
 }
 
@@ -169,6 +176,51 @@ Params stage_params(const Stage& stage, const std::map<std::string, std::string>
   stage.preflight(params, preflight, diags);
   diags.throw_if_any();
   return params;
+}
+
+void create_output_folder(const std::string& dir, const std::string& flag) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec || !std::filesystem::is_directory(dir))
+    throw InputError(flag + " " + dir + ": cannot create this folder (" + (ec ? ec.message() : "a file of that name exists") +
+                     "); expected a writable folder");
+  // Writable for real (read-only mounts, /proc, permissions): create and remove a file of our own.
+  const std::string probe = (std::filesystem::path(dir) / (".vp-probe-" + std::to_string(::getpid()))).string();
+  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) throw InputError(flag + " " + dir + ": cannot write into this folder (" + std::strerror(errno) + ")");
+  ::close(fd);
+  ::unlink(probe.c_str());
+}
+
+void check_output_file(const std::string& path, const std::string& flag) {
+  const std::filesystem::path p(path);
+  if (std::filesystem::is_directory(p)) throw InputError(flag + " " + path + ": is a folder; expected a file name");
+  const std::string dir = p.parent_path().empty() ? "." : p.parent_path().string();
+  try {
+    create_output_folder(dir, flag);
+  } catch (const InputError&) {
+    throw InputError(flag + " " + path + ": cannot write there (its folder " + dir + " cannot be created or written)");
+  }
+}
+
+InputError with_roles_hint(const InputError& e, const PhaseTable& table, bool labels_given) {
+  const std::string what = e.what();
+  if (what.find("role '") == std::string::npos) return e;
+  static const char* const kNames[] = {"pore", "se", "am"};
+  static const char* const kRoles[] = {"pore", "electrolyte", "active"};
+  std::string labels, roles;
+  std::size_t k = 0;
+  for (const Phase& ph : table.phases()) {
+    if (k == 3) break;
+    const std::string name = labels_given ? ph.name : kNames[k];
+    labels += (labels.empty() ? "" : ",") + name + "=" + std::to_string(ph.label);
+    if (name != kRoles[k]) roles += (roles.empty() ? "" : ",") + name + "=" + kRoles[k];
+    ++k;
+  }
+  std::string hint = "give roles with ";
+  if (!labels_given) hint += "--labels " + labels + (roles.empty() ? "" : " ");
+  if (!roles.empty()) hint += "--roles " + roles;
+  return InputError(what + "\n  " + hint + " (roles: " + role_names() + ")");
 }
 
 bool parse_cli(CLI::App& app, const std::vector<std::string>& args) {

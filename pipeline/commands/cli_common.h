@@ -8,6 +8,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "core/error.h"
 #include "core/phase_table.h"
 #include "core/stage.h"
 #include "filters/io/volume_io.h"
@@ -61,6 +62,16 @@ Volume<std::uint32_t> read_particle_ids(const std::string& path, const Volume<st
 // `origin` ("cracks command line").
 Params stage_params(const Stage& stage, const std::map<std::string, std::string>& values, const std::string& origin,
                     const PreflightContext& preflight);
+
+// --out DIR of a command: created, and checked writable before any work, else an InputError naming
+// the flag and the path (exit 2). output_file_folder does the same for the folder of an output file.
+void create_output_folder(const std::string& dir, const std::string& flag);
+void check_output_file(const std::string& path, const std::string& flag);
+
+// A role error of a label command ("no phase with role 'pore'") followed by one line that says how
+// to give roles, built from the labels in the volume: "give roles with --labels pore=0,se=1
+// --roles se=electrolyte". Other errors unchanged.
+InputError with_roles_hint(const InputError& e, const PhaseTable& table, bool labels_given);
 
 // Parses args (argv after the command name) and turns CLI11's errors into InputError;
 // returns true when --help was printed (the caller then exits 0).

@@ -68,7 +68,7 @@ int cracks_main(const std::vector<std::string>& args) {
   bool json = false, no_grey = false;
   app.add_option("--host", host, "host phase(s), comma-separated: role names (electrolyte, active) or phase names/labels")
       ->capture_default_str();
-  app.add_option("--void", void_phases, "void phase(s) cracks consist of (role names or phase names/labels)")
+  app.add_option("--void", void_phases, "void phase(s) cracks consist of (role names or phase names/labels; without --labels: label 0)")
       ->capture_default_str();
   app.add_option("--grey", grey_path, "grey image of the same volume (adds the Hessian sheet response)");
   app.add_flag("--no-grey-sheetness", no_grey, "read --grey only for the slice PNGs");
@@ -85,6 +85,9 @@ int cracks_main(const std::vector<std::string>& args) {
   app.add_flag("--json", json, "print the results as JSON");
   if (parse_cli(app, args)) return 0;
 
+  if (!out_dir.empty()) create_output_folder(out_dir, "--out");
+  // A bare label file has no phase table, so no 'pore' role: its void is label 0.
+  if (app.count("--void") == 0 && labels_flag.empty()) void_phases = "0";
   const ReadResult input = load_volume(volume);
   SampleContext ctx = label_sample_context(input, labels_flag, roles_flag);
   const LabelVolume& voxels = *ctx.labels;
@@ -103,10 +106,7 @@ int cracks_main(const std::vector<std::string>& args) {
     ctx.grey = std::move(grey);
   }
   if (!particles_path.empty()) ctx.particles = read_particle_ids(particles_path, voxels);
-  if (!out_dir.empty()) {
-    std::filesystem::create_directories(out_dir);
-    ctx.out_dir = out_dir;
-  }
+  if (!out_dir.empty()) ctx.out_dir = out_dir;
 
   values["host"] = "[" + host + "]";
   values["void"] = "[" + void_phases + "]";
@@ -120,10 +120,14 @@ int cracks_main(const std::vector<std::string>& args) {
 
   const Stage* stage = Registry::global().stage("cracks");
   if (!stage) throw InputError("the cracks stage is not available in this build");
-  const Params params = stage_params(*stage, values, "cracks command line",
-                                     PreflightContext{ctx.labels->phases, kLabels | (ctx.grey ? kGrey : 0u)});
   ctx.current_stage = "cracks";
-  stage->run(params, ctx);
+  try {
+    const Params params = stage_params(*stage, values, "cracks command line",
+                                       PreflightContext{ctx.labels->phases, kLabels | (ctx.grey ? kGrey : 0u)});
+    stage->run(params, ctx);
+  } catch (const InputError& e) {
+    throw with_roles_hint(e, ctx.labels->phases, !labels_flag.empty());
+  }
 
   if (json) {
     nlohmann::json out = ctx.details;

@@ -99,16 +99,20 @@ int measure_main(const std::vector<std::string>& args) {
   if (!particles_path.empty()) ctx.particles = read_particle_ids(particles_path, *ctx.labels);
 
   const Registry& reg = Registry::global();
-  for (const std::string& name : stages_for(metrics, ctx.labels->phases, ctx.particles.has_value())) {
-    const Stage* stage = reg.stage(name);
-    if (!stage) throw InputError("--metrics: stage '" + name + "' is not available in this build");
-    std::map<std::string, std::string> values;
-    if (connectivity != 0 && name == "connectivity") values["connectivity"] = std::to_string(connectivity);
-    const Params params = stage_params(*stage, values, "measure command line",
-                                       PreflightContext{ctx.labels->phases, kLabels | (ctx.particles ? kParticles : 0u)});
-    ctx.current_stage = name;
-    ctx.details = nlohmann::json::object();
-    stage->run(params, ctx);
+  try {
+    for (const std::string& name : stages_for(metrics, ctx.labels->phases, ctx.particles.has_value())) {
+      const Stage* stage = reg.stage(name);
+      if (!stage) throw InputError("--metrics: stage '" + name + "' is not available in this build");
+      std::map<std::string, std::string> values;
+      if (connectivity != 0 && name == "connectivity") values["connectivity"] = std::to_string(connectivity);
+      const Params params = stage_params(*stage, values, "measure command line",
+                                         PreflightContext{ctx.labels->phases, kLabels | (ctx.particles ? kParticles : 0u)});
+      ctx.current_stage = name;
+      ctx.details = nlohmann::json::object();
+      stage->run(params, ctx);
+    }
+  } catch (const InputError& e) {
+    throw with_roles_hint(e, ctx.labels->phases, !labels_flag.empty());
   }
 
   if (json) {

@@ -1,4 +1,4 @@
-// voxpress run CONFIG [--out DIR] [--jobs N] [--only SAMPLE...] [--max-memory BYTES|4G] [--quiet]
+// voxpress run CONFIG [--out DIR] [--jobs N] [--only SAMPLE...] [--max-memory BYTES|4G] [--resume] [--force] [--quiet]
 #include <iostream>
 
 #include "core/stage.h"
@@ -23,6 +23,10 @@ int run_main(const std::vector<std::string>& args) {
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
       ->delimiter(',');
   app.add_option("--max-memory", max_memory, "memory budget for concurrent samples: bytes or 512M, 4G (default: half the RAM)");
+  app.add_flag("--resume", options.resume,
+               "keep the samples of the run folder that are complete with unchanged inputs and settings; run the rest");
+  app.add_flag("--force", options.force,
+               "write into a non-empty folder that is not a voxpress run folder (its files are never touched)");
   app.add_flag("--quiet,-q", quiet, "no progress on stderr (run.log still gets everything)");
   if (parse_cli(app, args)) return 0;
   if (!max_memory.empty()) options.max_memory = parse_bytes(max_memory);
@@ -41,6 +45,12 @@ int run_main(const std::vector<std::string>& args) {
       if (!s.ok) std::cout << " " << s.info.name;
   }
   if (result.failed_report_stages > 0) std::cout << "; " << result.failed_report_stages << " report stage(s) failed";
+  if (result.record.resumed) {
+    std::cout << "\nresumed: " << samples.size() - result.record.redone.size() << " kept, "
+              << result.record.redone.size() << " run again";
+    for (std::size_t i = 0; i < result.record.redone.size(); ++i)
+      std::cout << (i == 0 ? ": " : ", ") << result.record.redone[i].sample << " (" << result.record.redone[i].reason << ")";
+  }
   std::cout << "\nresults: " << (result.run_dir / "metrics.csv").string() << "\n         "
             << (result.run_dir / "metrics.json").string() << "\n         " << (result.run_dir / "run.log").string()
             << "\n";

@@ -95,6 +95,8 @@ int segment_main(const std::vector<std::string>& args) {
 
   if (!model_in.empty() && !scribbles.empty()) throw InputError("--model and --scribbles exclude each other");
   if (!model_out.empty() && scribbles.empty()) throw InputError("--model-out needs --scribbles to train from");
+  check_output_file(out, "--out");
+  if (!qc_dir.empty()) create_output_folder(qc_dir, "--qc");
   if (method.empty()) method = (!model_in.empty() || !scribbles.empty()) ? "forest" : "auto";
   SegmentOptions so;
   so.method = parse_segment_method(method);

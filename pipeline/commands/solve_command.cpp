@@ -99,6 +99,7 @@ int solve_main(const std::vector<std::string>& args) {
   std::unique_ptr<tbb::global_control> limit;
   if (threads > 0) limit = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism, threads);
 
+  if (!out_dir.empty()) create_output_folder(out_dir, "--out");
   const ReadResult input = load_volume(volume);
   SampleContext ctx = label_sample_context(input, labels_flag, roles_flag);
   const std::vector<int> present = labels_present(*ctx.labels);
@@ -129,13 +130,15 @@ int solve_main(const std::vector<std::string>& args) {
 
   const Stage* stage = Registry::global().stage("transport");
   if (!stage) throw InputError("the transport stage is not registered in this build");
-  const Params params = stage_params(*stage, values, "solve command line", PreflightContext{ctx.labels->phases, kLabels});
+  Params params;
+  try {
+    params = stage_params(*stage, values, "solve command line", PreflightContext{ctx.labels->phases, kLabels});
+  } catch (const InputError& e) {
+    throw with_roles_hint(e, ctx.labels->phases, !labels_flag.empty());
+  }
 
   ctx.threads = threads > 0 ? threads : tbb::this_task_arena::max_concurrency();
-  if (!out_dir.empty()) {
-    std::filesystem::create_directories(out_dir);
-    ctx.out_dir = out_dir;
-  }
+  if (!out_dir.empty()) ctx.out_dir = out_dir;
   const Vec3 spacing = ctx.labels->spacing_um;
   const Dims dims = ctx.labels->dims();
   ctx.current_stage = "transport";

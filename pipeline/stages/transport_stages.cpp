@@ -32,6 +32,11 @@ struct ConductingPhases {
   std::string name;                  // "se", or "se+am" with several
 };
 
+// Conductivities are 0 or within [1e-30, 1e30] in any unit: beyond that the solve's sums overflow or
+// underflow (1e308 is a typo, not a material), so such values are input errors, not failed solves.
+bool plausible_conductivity(double value) { return value == 0 || (value >= 1e-30 && value <= 1e30); }
+const char* const kConductivityExpected = "expected 0 or a conductivity between 1e-30 and 1e30";
+
 ConductingPhases resolve_conductivities(const Params& p, const PhaseTable& phases) {
   ConductingPhases out;
   auto add = [&](const std::string& key, const std::string& name_or_label, double value) {
@@ -41,8 +46,8 @@ ConductingPhases resolve_conductivities(const Params& p, const PhaseTable& phase
     } catch (const InputError& e) {
       p.fail(key, e.what());
     }
-    if (!std::isfinite(value) || value < 0)
-      p.fail(key, "conductivity of '" + name_or_label + "' is " + format_number(value) + "; expected a number ≥ 0");
+    if (!std::isfinite(value) || value < 0 || !plausible_conductivity(value))
+      p.fail(key, "conductivity of '" + name_or_label + "' is " + format_number(value) + "; " + kConductivityExpected);
     out.table[static_cast<std::size_t>(ph->label)] = value;
   };
   for (const auto& name : p.strings("phase")) add("phase", name, 1.0);
@@ -188,8 +193,8 @@ class TransportStage : public Stage {
         value = kv.second.as<double>();
       } catch (const YAML::Exception&) {
       }
-      if (!std::isfinite(value) || value < 0)
-        d.error(kv.second, where, "found '" + kv.second.as<std::string>("") + "'; expected a conductivity ≥ 0");
+      if (!std::isfinite(value) || value < 0 || !plausible_conductivity(value))
+        d.error(kv.second, where, "found '" + kv.second.as<std::string>("") + "'; " + kConductivityExpected);
     }
   }
 
