@@ -5,7 +5,9 @@
 // size at the stage's start (the mark is reset per stage through /proc/self/clear_refs), in MiB
 // and in bytes per voxel. Phantom generation and CT imaging are timed as stages of their own.
 //   bench_pipeline [N...] [--threads T]     (default sizes 128 256 512; T = all cores)
-// Wall times depend on the machine's load: CPU seconds show the work itself.
+// Wall times depend on the machine's load: CPU seconds show the work itself. A digest of each
+// stage's metric rows and of the final label, particle and crack volumes follows, so that a change
+// of algorithm can be checked to leave the results bit-identical (same thread count).
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -20,6 +22,7 @@
 #include <tbb/global_control.h>
 #include <tbb/info.h>
 
+#include "core/hash.h"
 #include "core/stage.h"
 #include "pipeline/catalog.h"
 #include "pipeline/config.h"
@@ -69,6 +72,23 @@ Measure measure(const std::function<void()>& f) {
   return m;
 }
 
+template <class T>
+std::string digest(const Volume<T>& v) {
+  return sha256_hex(v.storage().data(), v.storage().size() * sizeof(T)).substr(0, 16);
+}
+
+std::string digest(const std::vector<MetricRow>& rows, std::size_t from) {
+  Sha256 h;
+  char value[64];
+  for (std::size_t k = from; k < rows.size(); ++k) {
+    const MetricRow& r = rows[k];
+    std::snprintf(value, sizeof value, "%.17g", r.value);
+    const std::string line = r.metric + "|" + r.phase + "|" + r.axis + "|" + value + "|" + r.unit + "\n";
+    h.update(line.data(), line.size());
+  }
+  return h.hex_digest().substr(0, 16);
+}
+
 void print_row(const std::string& stage, index_t n, const Measure& m) {
   const double voxels = static_cast<double>(n) * static_cast<double>(n) * static_cast<double>(n);
   std::printf("| %-24s | %4lld³ | %8.2f | %8.2f | %9.3g | %8.0f | %6.1f |\n", stage.c_str(), static_cast<long long>(n),
@@ -104,6 +124,7 @@ int main(int argc, char** argv) {
               "peak MiB", "B/vox");
   std::printf("|--------------------------|-------|----------|----------|-----------|----------|--------|\n");
   std::vector<std::pair<index_t, Measure>> totals;
+  std::vector<std::string> digests;
   for (index_t n : sizes) {
     phantom::CompositeSpec spec = job.composite;
     spec.dims = {n, n, n};
@@ -127,7 +148,10 @@ int main(int argc, char** argv) {
     for (const StageConfig& sc : config.stages) {
       ctx.current_stage = sc.stage->name();
       ctx.details = nlohmann::json::object();
+      const std::size_t rows_before = ctx.rows.size();
       const Measure m = measure([&] { sc.stage->run(sc.params, ctx); });
+      digests.push_back("| " + std::to_string(n) + "³ | " + sc.stage->name() + " | " +
+                        std::to_string(ctx.rows.size() - rows_before) + " rows | " + digest(ctx.rows, rows_before) + " |");
       print_row(sc.stage->name(), n, m);
       total.wall += m.wall;
       total.cpu += m.cpu;
@@ -135,6 +159,9 @@ int main(int argc, char** argv) {
     }
     print_row("all stages", n, total);
     totals.push_back({n, total});
+    if (ctx.labels) digests.push_back("| " + std::to_string(n) + "³ | labels volume | | " + digest(*ctx.labels) + " |");
+    if (ctx.particles) digests.push_back("| " + std::to_string(n) + "³ | particles volume | | " + digest(*ctx.particles) + " |");
+    if (ctx.cracks) digests.push_back("| " + std::to_string(n) + "³ | cracks volume | | " + digest(*ctx.cracks) + " |");
     fs::remove_all(ctx.out_dir);
   }
   fs::remove_all(scratch);
@@ -146,5 +173,11 @@ int main(int argc, char** argv) {
     std::printf("| %lld³ | %.0f | %.1f | %.1f |\n", static_cast<long long>(n), r * r * r, m.wall / totals.front().second.wall,
                 m.cpu / totals.front().second.cpu);
   }
+  std::printf("\nResults (SHA-256 prefixes; equal across builds = bit-identical results):\n\n"
+              "| size | output | | digest |\n|---|---|---|---|\n");
+  for (const std::string& line : digests) std::printf("%s\n", line.c_str());
+  std::printf("\nResults (SHA-256 prefixes; equal across builds = bit-identical results):\n\n"
+              "| size | output | | digest |\n|---|---|---|---|\n");
+  for (const std::string& line : digests) std::printf("%s\n", line.c_str());
   return 0;
 }
