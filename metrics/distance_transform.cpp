@@ -36,13 +36,17 @@ struct BoundaryCost {
     return h2 * a * a;
   }
   index_t first_better(index_t s, double fs, index_t q, double fq, index_t lo, index_t hi) const {
-    // (fs + g(p - s)) - (fq + g(p - q)) is non-decreasing in p: binary search for the first p > 0.
-    while (lo < hi) {
-      index_t mid = lo + (hi - lo) / 2;
-      if (fq + (*this)(mid - q) < fs + (*this)(mid - s)) hi = mid;
-      else lo = mid + 1;
-    }
-    return lo;
+    // (fs + g(p - s)) - (fq + g(p - q)) is non-decreasing in p, so the answer is the first p in
+    // [lo, hi) where q is better. Start from where the centre-cost parabolas (shifted by the
+    // half voxel) cross, which is within a voxel or two of it, and walk to it.
+    auto better = [&](index_t p) { return fq + (*this)(p - q) < fs + (*this)(p - s); };
+    const double x = (fq - fs + h2 * static_cast<double>(q * q - s * s + (q - s))) / (2.0 * h2 * static_cast<double>(q - s));
+    index_t p = lo;
+    if (x >= static_cast<double>(hi)) p = hi;
+    else if (x > static_cast<double>(lo)) p = static_cast<index_t>(x);
+    while (p > lo && better(p - 1)) --p;
+    while (p < hi && !better(p)) ++p;
+    return p;
   }
 };
 

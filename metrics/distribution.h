@@ -16,6 +16,15 @@ struct Distribution {
 // values are ignored. An empty sample gives count 0 and NaN statistics.
 Distribution summarize(std::vector<double> values);
 
+// summarize() of a sample given as its distinct values, ascending, each with its multiplicity:
+// the same numbers bit for bit (the sums run over the same sorted sequence), in memory of the
+// distinct values only (a thickness map has few: its values are ball diameters).
+struct ValueCount {
+  double value;
+  std::int64_t count;
+};
+Distribution summarize_counts(const std::vector<ValueCount>& ascending);
+
 // The q-th percentile (0..100) of sorted finite values, linear interpolation.
 double percentile_sorted(const std::vector<double>& sorted, double q);
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <map>
 #include <vector>
 
 #include <tbb/blocked_range.h>
@@ -21,10 +22,15 @@ struct Ball {
   float r2;
 };
 
-// Centres whose ball is not inside a 26-neighbour's ball, in (z, y, x) order.
-std::vector<Ball> maximal_balls(const Volume<float>& r2, const Volume<std::uint8_t>& fg) {
+// Centres whose ball is not inside a 26-neighbour's ball, per centre plane z, in (y, x) order.
+std::vector<std::vector<Ball>> maximal_balls(const Volume<float>& r2, const Volume<std::uint8_t>& fg) {
   const Dims d = r2.dims();
   const Vec3 h = r2.spacing_um;
+  double step[27];
+  for (int k = 0; k < 27; ++k) {
+    const int dx = k % 3 - 1, dy = k / 3 % 3 - 1, dz = k / 9 - 1;
+    step[k] = std::sqrt(dx * dx * h[0] * h[0] + dy * dy * h[1] * h[1] + dz * dz * h[2] * h[2]);
+  }
   std::vector<std::vector<Ball>> per_plane(static_cast<std::size_t>(d.z));
   tbb::parallel_for(tbb::blocked_range<index_t>(0, d.z), [&](const tbb::blocked_range<index_t>& range) {
     for (index_t z = range.begin(); z != range.end(); ++z) {
@@ -32,7 +38,8 @@ std::vector<Ball> maximal_balls(const Volume<float>& r2, const Volume<std::uint8
       for (index_t y = 0; y < d.y; ++y)
         for (index_t x = 0; x < d.x; ++x) {
           if (!fg(x, y, z)) continue;
-          double rc = std::sqrt(static_cast<double>(r2(x, y, z)));
+          const float rc2 = r2(x, y, z);
+          const double rc = std::sqrt(static_cast<double>(rc2));
           bool redundant = false;
           for (index_t dz = -1; dz <= 1 && !redundant; ++dz)
             for (index_t dy = -1; dy <= 1 && !redundant; ++dy)
@@ -40,26 +47,22 @@ std::vector<Ball> maximal_balls(const Volume<float>& r2, const Volume<std::uint8
                 index_t nx = x + dx, ny = y + dy, nz = z + dz;
                 if ((dx | dy | dz) == 0 || nx < 0 || ny < 0 || nz < 0 || nx >= d.x || ny >= d.y || nz >= d.z) continue;
                 if (!fg(nx, ny, nz)) continue;
-                double step = std::sqrt(dx * dx * h[0] * h[0] + dy * dy * h[1] * h[1] + dz * dz * h[2] * h[2]);
-                double rn = std::sqrt(static_cast<double>(r2(nx, ny, nz)));
+                const float rn2 = r2(nx, ny, nz);
+                const double s = step[(dx + 1) + 3 * (dy + 1) + 9 * (dz + 1)];
+                // A ball no larger cannot contain this one (the tolerance below is far smaller
+                // than a step unless the radius exceeds a million steps).
+                if (rn2 <= rc2 && rc < 1e5 * s) continue;
+                double rn = std::sqrt(static_cast<double>(rn2));
                 // Contained (up to float rounding of the stored squares): the neighbour covers it.
-                if (rn >= rc + step - 1e-6 * (rc + step)) redundant = true;
+                if (rn >= rc + s - 1e-6 * (rc + s)) redundant = true;
               }
           if (!redundant)
-            out.push_back({static_cast<std::uint16_t>(x), static_cast<std::uint16_t>(y), static_cast<std::uint16_t>(z),
-                           r2(x, y, z)});
+            out.push_back({static_cast<std::uint16_t>(x), static_cast<std::uint16_t>(y), static_cast<std::uint16_t>(z), rc2});
         }
+      out.shrink_to_fit();
     }
   });
-  std::size_t total = 0;
-  for (const auto& p : per_plane) total += p.size();
-  std::vector<Ball> balls;
-  balls.reserve(total);
-  for (auto& p : per_plane) {
-    balls.insert(balls.end(), p.begin(), p.end());
-    std::vector<Ball>().swap(p);
-  }
-  return balls;
+  return per_plane;
 }
 
 // Largest k >= 0 with (k·h)² < limit2 (limit2 > 0).
@@ -70,6 +73,32 @@ index_t half_extent(double limit2, double h) {
   return k;
 }
 
+// Per image row, the next voxel not painted yet at or after x (union-find with path halving
+// over x; index d.x is the end sentinel), so that painting the balls largest first writes each
+// voxel once: the first ball to reach a voxel is the largest that contains it.
+class Unpainted {
+ public:
+  explicit Unpainted(index_t width) : w_(width + 1) {}
+  void reset(index_t rows) {
+    next_.resize(static_cast<std::size_t>(w_ * rows));
+    for (index_t r = 0; r < rows; ++r)
+      for (index_t x = 0; x < w_; ++x) next_[static_cast<std::size_t>(r * w_ + x)] = static_cast<std::int32_t>(x);
+  }
+  index_t find(index_t row, index_t x) {
+    std::int32_t* n = next_.data() + row * w_;
+    while (n[x] != x) {
+      n[x] = n[n[x]];
+      x = n[x];
+    }
+    return x;
+  }
+  void paint(index_t row, index_t x) { next_[static_cast<std::size_t>(row * w_ + x)] = static_cast<std::int32_t>(x + 1); }
+
+ private:
+  index_t w_;
+  std::vector<std::int32_t> next_;
+};
+
 }  // namespace
 
 Volume<float> local_thickness(const Volume<std::uint8_t>& fg, const LocalThicknessOptions& options) {
@@ -77,56 +106,60 @@ Volume<float> local_thickness(const Volume<std::uint8_t>& fg, const LocalThickne
   const Vec3 h = fg.spacing_um;
   if (d.x > 65535 || d.y > 65535 || d.z > 65535)
     throw InputError("local_thickness: volume " + to_string(d) + " has more than 65535 voxels along an axis");
-  Volume<float> lt = fg.like<float>(d, 0.0f);
-  if (fg.empty()) return lt;
-  Volume<float> r2 = squared_distance_to_boundary(fg, {options.outside_is_background});
-  // No background anywhere: the phase has no finite thickness.
-  bool unbounded = false;
-  for (index_t i = 0; i < fg.size() && !unbounded; ++i)
-    if (fg[i] && std::isinf(r2[i])) unbounded = true;
-  if (unbounded) {
-    for (index_t i = 0; i < fg.size(); ++i)
-      if (fg[i]) lt[i] = std::numeric_limits<float>::infinity();
-    return lt;
-  }
-  const std::vector<Ball> balls = maximal_balls(r2, fg);
-  r2 = Volume<float>();  // free before painting
-  if (balls.empty()) return lt;
-
-  // first_in_plane[z]: index of the first ball with centre plane >= z (balls are sorted by z).
-  std::vector<std::size_t> first_in_plane(static_cast<std::size_t>(d.z + 1));
-  double r_max = 0;
+  if (fg.empty()) return fg.like<float>(d, 0.0f);
+  std::vector<std::vector<Ball>> balls;
   {
-    std::size_t i = 0;
-    for (index_t z = 0; z <= d.z; ++z) {
-      while (i < balls.size() && balls[i].z < z) ++i;
-      first_in_plane[static_cast<std::size_t>(z)] = i;
+    const Volume<float> r2 = squared_distance_to_boundary(fg, {options.outside_is_background});
+    // No background anywhere: the phase has no finite thickness.
+    bool unbounded = false;
+    for (index_t i = 0; i < fg.size() && !unbounded; ++i)
+      if (fg[i] && std::isinf(r2[i])) unbounded = true;
+    if (unbounded) {
+      Volume<float> lt = fg.like<float>(d, 0.0f);
+      for (index_t i = 0; i < fg.size(); ++i)
+        if (fg[i]) lt[i] = std::numeric_limits<float>::infinity();
+      return lt;
     }
-    for (const Ball& b : balls) r_max = std::max(r_max, std::sqrt(static_cast<double>(b.r2)));
-  }
-  const index_t reach_z = static_cast<index_t>(std::ceil(r_max / h[2]));
+    balls = maximal_balls(r2, fg);
+  }  // the distance map is freed before the thickness map exists
+  Volume<float> lt = fg.like<float>(d, 0.0f);
+  float r2_max = 0;
+  for (const auto& plane : balls)
+    for (const Ball& b : plane) r2_max = std::max(r2_max, b.r2);
+  if (r2_max == 0) return lt;
+  const index_t reach_z = static_cast<index_t>(std::ceil(std::sqrt(static_cast<double>(r2_max)) / h[2]));
 
   tbb::parallel_for(tbb::blocked_range<index_t>(0, d.z), [&](const tbb::blocked_range<index_t>& range) {
+    Unpainted unpainted(d.x);
+    std::vector<const Ball*> here;
     for (index_t z = range.begin(); z != range.end(); ++z) {
-      index_t z0 = std::max<index_t>(0, z - reach_z), z1 = std::min<index_t>(d.z, z + reach_z + 1);
-      for (std::size_t i = first_in_plane[static_cast<std::size_t>(z0)]; i < first_in_plane[static_cast<std::size_t>(z1)];
-           ++i) {
-        const Ball& b = balls[i];
+      // The balls that reach plane z, largest first (equal radii paint equal values).
+      here.clear();
+      for (index_t c = std::max<index_t>(0, z - reach_z); c < std::min<index_t>(d.z, z + reach_z + 1); ++c) {
+        const double dz = static_cast<double>(z - c) * h[2];
+        for (const Ball& b : balls[static_cast<std::size_t>(c)])
+          if (static_cast<double>(b.r2) - dz * dz > 0) here.push_back(&b);
+      }
+      std::sort(here.begin(), here.end(), [](const Ball* a, const Ball* b) { return a->r2 > b->r2; });
+      unpainted.reset(d.y);
+      for (const Ball* bp : here) {
+        const Ball& b = *bp;
         const double rr = b.r2;
-        const double r = std::sqrt(rr);
         const double dz = static_cast<double>(z - b.z) * h[2];
         const double rem_z = rr - dz * dz;
-        if (rem_z <= 0) continue;
-        const float diameter = static_cast<float>(2.0 * r);
+        const float diameter = static_cast<float>(2.0 * std::sqrt(rr));
         const index_t ky = half_extent(rem_z, h[1]);
         for (index_t y = std::max<index_t>(0, b.y - ky); y <= std::min<index_t>(d.y - 1, b.y + ky); ++y) {
           const double dy = static_cast<double>(y - b.y) * h[1];
           const double rem_y = rem_z - dy * dy;
           if (rem_y <= 0) continue;
           const index_t kx = half_extent(rem_y, h[0]);
+          const index_t x1 = std::min<index_t>(d.x - 1, b.x + kx);
           float* row = &lt(0, y, z);
-          for (index_t x = std::max<index_t>(0, b.x - kx); x <= std::min<index_t>(d.x - 1, b.x + kx); ++x)
-            row[x] = std::max(row[x], diameter);
+          for (index_t x = unpainted.find(y, std::max<index_t>(0, b.x - kx)); x <= x1; x = unpainted.find(y, x + 1)) {
+            row[x] = diameter;
+            unpainted.paint(y, x);
+          }
         }
       }
     }
@@ -135,10 +168,31 @@ Volume<float> local_thickness(const Volume<std::uint8_t>& fg, const LocalThickne
 }
 
 Distribution thickness_distribution(const Volume<float>& thickness, const Volume<std::uint8_t>& fg) {
-  std::vector<double> values;
-  for (index_t i = 0; i < fg.size(); ++i)
-    if (fg[i]) values.push_back(thickness[i]);
-  return summarize(std::move(values));
+  // Distinct values with their counts, plane by plane in parallel, then merged in plane order.
+  const Dims d = fg.dims();
+  std::vector<std::vector<ValueCount>> per_plane(static_cast<std::size_t>(d.z));
+  tbb::parallel_for(index_t{0}, d.z, [&](index_t z) {
+    std::vector<float> v;
+    for (index_t y = 0; y < d.y; ++y)
+      for (index_t x = 0; x < d.x; ++x)
+        if (fg(x, y, z)) v.push_back(thickness(x, y, z));
+    std::sort(v.begin(), v.end());
+    auto& out = per_plane[static_cast<std::size_t>(z)];
+    for (std::size_t i = 0; i < v.size();) {
+      std::size_t j = i;
+      while (j < v.size() && v[j] == v[i]) ++j;
+      out.push_back({v[i], static_cast<std::int64_t>(j - i)});
+      i = j;
+    }
+  });
+  std::map<double, std::int64_t> counts;
+  for (auto& plane : per_plane) {
+    for (const ValueCount& r : plane) counts[r.value] += r.count;
+    std::vector<ValueCount>().swap(plane);
+  }
+  std::vector<ValueCount> ascending;
+  for (const auto& [value, count] : counts) ascending.push_back({value, count});
+  return summarize_counts(ascending);
 }
 
 }  // namespace vp

@@ -10,8 +10,12 @@
 // 2R·h at its centre (its cube surface is stepped).
 //
 // Balls contained in a 26-neighbour's ball (r(n) >= r(c) + |n - c|) are dropped before
-// painting (exactly redundant); the rest are painted plane by plane in parallel (max is
-// order-independent, so the result does not depend on the thread count).
+// painting (exactly redundant); the rest are painted plane by plane in parallel, largest first,
+// each row keeping a union-find of its unpainted voxels: the first ball to reach a voxel is the
+// largest containing it, so every voxel is written once and a ball costs its rows, not its
+// volume. The value is the maximum whatever the order, so the result does not depend on the
+// thread count. Memory: the boundary distance map (4 B/voxel) and the balls (12 B each), then
+// the balls and the result (4 B/voxel).
 #pragma once
 
 #include <cstdint>

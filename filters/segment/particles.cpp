@@ -1,10 +1,13 @@
 #include "filters/segment/particles.h"
 
+#include <algorithm>
 #include <cmath>
 #include <deque>
 #include <limits>
 #include <queue>
 #include <sstream>
+
+#include <tbb/parallel_for.h>
 
 #include "core/error.h"
 #include "core/json_util.h"
@@ -17,20 +20,34 @@ namespace {
 
 constexpr float kLowest = -std::numeric_limits<float>::infinity();
 
-struct Grid {
+// A voxel's in-volume neighbours as linear index steps, in neighbour_offsets' order (the
+// watershed breaks ties in that order). Interior voxels take every step without bounds checks.
+struct Neighbours {
   Dims d;
-  index_t x(index_t i) const { return i % d.x; }
-  index_t y(index_t i) const { return (i / d.x) % d.y; }
-  index_t z(index_t i) const { return i / (d.x * d.y); }
-  // Calls f(j) for each in-volume neighbour j of voxel i.
+  std::vector<Offset> offs;
+  std::vector<index_t> step;
+
+  Neighbours(const Dims& dims, const std::vector<Offset>& offsets) : d(dims), offs(offsets) {
+    for (const Offset& o : offs) step.push_back(o.dx + d.x * (o.dy + d.y * o.dz));
+  }
+  // Calls f(j) for each in-volume neighbour j of voxel i = (x, y, z).
   template <class F>
-  void each_neighbour(index_t i, const std::vector<Offset>& offs, F&& f) const {
-    const index_t xi = x(i), yi = y(i), zi = z(i);
-    for (const Offset& o : offs) {
-      const index_t nx = xi + o.dx, ny = yi + o.dy, nz = zi + o.dz;
-      if (nx < 0 || ny < 0 || nz < 0 || nx >= d.x || ny >= d.y || nz >= d.z) continue;
-      f(nx + d.x * (ny + d.y * nz));
+  void each(index_t i, index_t x, index_t y, index_t z, F&& f) const {
+    if (x > 0 && y > 0 && z > 0 && x + 1 < d.x && y + 1 < d.y && z + 1 < d.z) {
+      for (const index_t s : step) f(i + s);
+      return;
     }
+    for (std::size_t k = 0; k < offs.size(); ++k) {
+      const Offset& o = offs[k];
+      const index_t nx = x + o.dx, ny = y + o.dy, nz = z + o.dz;
+      if (nx < 0 || ny < 0 || nz < 0 || nx >= d.x || ny >= d.y || nz >= d.z) continue;
+      f(i + step[k]);
+    }
+  }
+  template <class F>
+  void each(index_t i, F&& f) const {
+    const index_t r = i / d.x;
+    each(i, i - r * d.x, r % d.y, r / d.y, f);
   }
 };
 
@@ -49,36 +66,47 @@ std::vector<Offset> later(const std::vector<Offset>& offs) {
   return out;
 }
 
-}  // namespace
-
-Volume<float> reconstruct_by_dilation(const Volume<float>& marker, const Volume<float>& mask, int connectivity) {
-  if (!(marker.dims() == mask.dims())) throw InputError("reconstruction: marker and mask dims differ");
+// Reconstruction by dilation of marker(i) under mask(i) (Vincent's hybrid algorithm: a raster
+// and an anti-raster sweep, then FIFO propagation). Voxels where mask is -inf take no part.
+// The result is unique, so it does not depend on the order of the sweeps.
+template <class Marker, class Mask>
+Volume<float> reconstruct(const Dims& d, const Volume<float>& like, Marker&& marker, Mask&& mask, int connectivity) {
   const auto& offs = neighbour_offsets(connectivity);
-  const auto before = earlier(offs), after = later(offs);
-  const Grid g{mask.dims()};
-  Volume<float> J = marker;
-  for (index_t i = 0; i < J.size(); ++i) J[i] = std::min(J[i], mask[i]);
-  // Vincent's hybrid algorithm: a raster and an anti-raster sweep, then FIFO propagation.
-  for (index_t i = 0; i < J.size(); ++i) {
-    float m = J[i];
-    g.each_neighbour(i, before, [&](index_t j) { m = std::max(m, J[j]); });
-    J[i] = std::min(m, mask[i]);
-  }
+  const Neighbours all(d, offs), before(d, earlier(offs)), after(d, later(offs));
+  Volume<float> J = like.like<float>(d);
+  for (index_t i = 0; i < J.size(); ++i) J[i] = std::min(marker(i), mask(i));
+  index_t i = 0;
+  for (index_t z = 0; z < d.z; ++z)
+    for (index_t y = 0; y < d.y; ++y)
+      for (index_t x = 0; x < d.x; ++x, ++i) {
+        const float limit = mask(i);
+        if (limit == kLowest) continue;
+        float m = J[i];
+        before.each(i, x, y, z, [&](index_t j) { m = std::max(m, J[j]); });
+        J[i] = std::min(m, limit);
+      }
   std::deque<index_t> fifo;
-  for (index_t i = J.size() - 1; i >= 0; --i) {
-    float m = J[i];
-    g.each_neighbour(i, after, [&](index_t j) { m = std::max(m, J[j]); });
-    J[i] = std::min(m, mask[i]);
-    bool push = false;
-    g.each_neighbour(i, after, [&](index_t j) { push = push || (J[j] < J[i] && J[j] < mask[j]); });
-    if (push) fifo.push_back(i);
-  }
+  i = J.size() - 1;
+  for (index_t z = d.z - 1; z >= 0; --z)
+    for (index_t y = d.y - 1; y >= 0; --y)
+      for (index_t x = d.x - 1; x >= 0; --x, --i) {
+        const float limit = mask(i);
+        if (limit == kLowest) continue;
+        float m = J[i];
+        after.each(i, x, y, z, [&](index_t j) { m = std::max(m, J[j]); });
+        const float v = J[i] = std::min(m, limit);
+        bool push = false;
+        after.each(i, x, y, z, [&](index_t j) { push = push || (J[j] < v && J[j] < mask(j)); });
+        if (push) fifo.push_back(i);
+      }
   while (!fifo.empty()) {
     const index_t p = fifo.front();
     fifo.pop_front();
-    g.each_neighbour(p, offs, [&](index_t q) {
-      if (J[q] < J[p] && mask[q] != J[q]) {
-        J[q] = std::min(J[p], mask[q]);
+    const float v = J[p];
+    all.each(p, [&](index_t q) {
+      const float limit = mask(q);
+      if (J[q] < v && limit != J[q]) {
+        J[q] = std::min(v, limit);
         fifo.push_back(q);
       }
     });
@@ -86,38 +114,109 @@ Volume<float> reconstruct_by_dilation(const Volume<float>& marker, const Volume<
   return J;
 }
 
+// Marks whose watershed queue holds voxel indices of type I (32-bit when they fit: 4 B/voxel).
+// Flooding order: highest level first, then first come first served. Every voxel is queued
+// once, labelled by the neighbour that queues it first; that is exactly the label it would get
+// from a queue that holds every (level, arrival, voxel, label) offer and skips labelled voxels,
+// because all offers of a voxel share its level, so its earliest offer is served first.
+template <class I>
+void flood(const Volume<float>& f, Volume<std::uint32_t>& out, const Neighbours& nb) {
+  // The distinct levels of the foreground, ascending (distance maps have few: sums of squares).
+  std::vector<std::vector<float>> per_plane(static_cast<std::size_t>(f.dims().z));
+  const index_t plane = f.dims().x * f.dims().y;
+  tbb::parallel_for(index_t{0}, f.dims().z, [&](index_t z) {
+    auto& v = per_plane[static_cast<std::size_t>(z)];
+    for (index_t i = z * plane; i < (z + 1) * plane; ++i)
+      if (f[i] > 0) v.push_back(f[i]);
+    std::sort(v.begin(), v.end());
+    v.erase(std::unique(v.begin(), v.end()), v.end());
+  });
+  std::vector<float> levels;
+  for (auto& v : per_plane) {
+    levels.insert(levels.end(), v.begin(), v.end());
+    std::vector<float>().swap(v);
+    std::sort(levels.begin(), levels.end());
+    levels.erase(std::unique(levels.begin(), levels.end()), levels.end());
+  }
+  if (levels.empty()) return;
+  std::vector<std::vector<I>> bucket(levels.size());
+  std::vector<std::size_t> head(levels.size(), 0);
+  std::ptrdiff_t top = -1;
+  // While the markers seed the queue, queued voxels carry kQueued so they do not seed too
+  // (marker ids stay far below 2^31: there are fewer markers than voxels).
+  constexpr std::uint32_t kQueued = 0x80000000u;
+  auto offer = [&](index_t j, std::uint32_t label) {
+    if (out[j] || !(f[j] > 0)) return;
+    out[j] = label;
+    const auto b = std::lower_bound(levels.begin(), levels.end(), f[j]) - levels.begin();
+    bucket[static_cast<std::size_t>(b)].push_back(static_cast<I>(j));
+    top = std::max(top, b);
+  };
+  // The markers are labelled already; they queue their neighbours in raster order.
+  for (index_t i = 0; i < f.size(); ++i)
+    if (out[i] && !(out[i] & kQueued)) {
+      const std::uint32_t label = out[i] | kQueued;
+      nb.each(i, [&](index_t j) { offer(j, label); });
+    }
+  for (const auto& q : bucket)
+    for (const I j : q) out[static_cast<index_t>(j)] &= ~kQueued;
+  while (top >= 0) {
+    auto& q = bucket[static_cast<std::size_t>(top)];
+    std::size_t& h = head[static_cast<std::size_t>(top)];
+    if (h == q.size()) {
+      std::vector<I>().swap(q);
+      h = 0;
+      --top;
+      continue;
+    }
+    const index_t p = static_cast<index_t>(q[h++]);
+    const std::uint32_t label = out[p];
+    nb.each(p, [&](index_t j) { offer(j, label); });
+  }
+}
+
+void flood_any(const Volume<float>& f, Volume<std::uint32_t>& out, const Neighbours& nb) {
+  if (f.size() <= static_cast<index_t>(std::numeric_limits<std::uint32_t>::max())) flood<std::uint32_t>(f, out, nb);
+  else flood<index_t>(f, out, nb);
+}
+
+}  // namespace
+
+Volume<float> reconstruct_by_dilation(const Volume<float>& marker, const Volume<float>& mask, int connectivity) {
+  if (!(marker.dims() == mask.dims())) throw InputError("reconstruction: marker and mask dims differ");
+  return reconstruct(
+      mask.dims(), mask, [&](index_t i) { return marker[i]; }, [&](index_t i) { return mask[i]; }, connectivity);
+}
+
 Volume<std::uint32_t> h_maxima_markers(const Volume<float>& f, double h, int connectivity, std::uint32_t* count) {
   if (!(h > 0)) throw InputError("h-maxima: h must be > 0");
-  const auto& offs = neighbour_offsets(connectivity);
-  Volume<float> marker = f, mask = f;
-  for (index_t i = 0; i < f.size(); ++i) {
-    // The background takes no part: nothing propagates through it between particles.
-    if (f[i] > 0) marker[i] = static_cast<float>(f[i] - h);
-    else marker[i] = mask[i] = kLowest;
-  }
-  const Volume<float> R = reconstruct_by_dilation(marker, mask, connectivity);
-  const Grid g{f.dims()};
+  // The background takes no part: nothing propagates through it between particles.
+  const Volume<float> R = reconstruct(
+      f.dims(), f, [&](index_t i) { return f[i] > 0 ? static_cast<float>(f[i] - h) : kLowest; },
+      [&](index_t i) { return f[i] > 0 ? f[i] : kLowest; }, connectivity);
+  const Neighbours nb(f.dims(), neighbour_offsets(connectivity));
+  // ids: 0 unvisited, kVisited a plateau that is not a maximum (cleared at the end), else its id.
+  constexpr std::uint32_t kVisited = std::numeric_limits<std::uint32_t>::max();
   Volume<std::uint32_t> ids = f.like<std::uint32_t>(f.dims());
-  Volume<std::uint8_t> seen = f.like<std::uint8_t>(f.dims());
   std::uint32_t n = 0;
   std::vector<index_t> plateau, stack;
   for (index_t start = 0; start < f.size(); ++start) {
-    if (!(f[start] > 0) || seen[start]) continue;
+    if (!(f[start] > 0) || ids[start]) continue;
     // Flood the plateau of equal R; it is a regional maximum when no neighbour is higher.
     plateau.clear();
     stack.assign(1, start);
-    seen[start] = 1;
+    ids[start] = kVisited;
     bool maximum = true;
     const float level = R[start];
     while (!stack.empty()) {
       const index_t i = stack.back();
       stack.pop_back();
       plateau.push_back(i);
-      g.each_neighbour(i, offs, [&](index_t j) {
+      nb.each(i, [&](index_t j) {
         if (!(f[j] > 0)) return;
         if (R[j] > level) maximum = false;
-        else if (R[j] == level && !seen[j]) {
-          seen[j] = 1;
+        else if (R[j] == level && !ids[j]) {
+          ids[j] = kVisited;
           stack.push_back(j);
         }
       });
@@ -126,6 +225,8 @@ Volume<std::uint32_t> h_maxima_markers(const Volume<float>& f, double h, int con
     ++n;
     for (index_t i : plateau) ids[i] = n;
   }
+  for (auto& v : ids.storage())
+    if (v == kVisited) v = 0;
   if (count) *count = n;
   return ids;
 }
@@ -133,46 +234,24 @@ Volume<std::uint32_t> h_maxima_markers(const Volume<float>& f, double h, int con
 Volume<std::uint32_t> watershed_from_markers(const Volume<float>& f, const Volume<std::uint32_t>& markers,
                                              int connectivity) {
   if (!(f.dims() == markers.dims())) throw InputError("watershed: distance map and markers dims differ");
-  const auto& offs = neighbour_offsets(connectivity);
-  const Grid g{f.dims()};
+  const Neighbours nb(f.dims(), neighbour_offsets(connectivity));
   Volume<std::uint32_t> out = markers;
-  struct Item {
-    float level;
-    std::uint64_t order;
-    index_t voxel;
-    std::uint32_t label;
-    bool operator<(const Item& o) const {  // priority_queue pops the largest: highest level, then earliest
-      if (level != o.level) return level < o.level;
-      return order > o.order;
-    }
-  };
-  std::priority_queue<Item> queue;
-  std::uint64_t order = 0;
-  for (index_t i = 0; i < f.size(); ++i)
-    if (out[i])
-      g.each_neighbour(i, offs, [&](index_t j) {
-        if (!out[j] && f[j] > 0) queue.push({f[j], order++, j, out[i]});
-      });
-  while (!queue.empty()) {
-    const Item it = queue.top();
-    queue.pop();
-    if (out[it.voxel]) continue;
-    out[it.voxel] = it.label;
-    g.each_neighbour(it.voxel, offs, [&](index_t j) {
-      if (!out[j] && f[j] > 0) queue.push({f[j], order++, j, it.label});
-    });
-  }
+  flood_any(f, out, nb);
   return out;
 }
 
 Volume<std::uint32_t> separate_particles(const Volume<std::uint8_t>& labels, std::uint8_t label,
                                          const ParticleOptions& o) {
-  Volume<std::uint8_t> mask = labels.like<std::uint8_t>(labels.dims());
-  for (index_t i = 0; i < labels.size(); ++i) mask[i] = labels[i] == label;
-  const Volume<float> dist = distance_transform(mask);
+  Volume<float> dist;
+  {
+    Volume<std::uint8_t> mask = labels.like<std::uint8_t>(labels.dims());
+    for (index_t i = 0; i < labels.size(); ++i) mask[i] = labels[i] == label;
+    dist = distance_transform(mask);
+  }
   std::uint32_t n = 0;
-  const Volume<std::uint32_t> markers = h_maxima_markers(dist, o.h_um, o.connectivity, &n);
-  Volume<std::uint32_t> ids = watershed_from_markers(dist, markers, o.connectivity);
+  // The markers become the particle ids in place (no second id volume: 12 B/voxel at most).
+  Volume<std::uint32_t> ids = h_maxima_markers(dist, o.h_um, o.connectivity, &n);
+  flood_any(dist, ids, Neighbours(dist.dims(), neighbour_offsets(o.connectivity)));
   if (o.min_volume_um3 > 0) {
     const double voxel = labels.spacing_um[0] * labels.spacing_um[1] * labels.spacing_um[2];
     std::vector<index_t> size(n + 1, 0);

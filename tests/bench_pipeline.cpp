@@ -1,0 +1,183 @@
+// The demo's stage list (read from configs/demo.yaml, so it follows the demo) run stage by stage
+// on CT phantoms of the bundled series' spec (data_samples/phantom_ct.yaml) at 128³, 256³ and
+// 512³, pressed at 250 MPa. Per stage: wall time, CPU time (getrusage, all threads), Mvoxel/s
+// of wall time, and peak memory as the rise of the resident high-water mark above the resident
+// size at the stage's start (the mark is reset per stage through /proc/self/clear_refs), in MiB
+// and in bytes per voxel. Phantom generation and CT imaging are timed as stages of their own.
+//   bench_pipeline [N...] [--threads T]     (default sizes 128 256 512; T = all cores)
+// Wall times depend on the machine's load: CPU seconds show the work itself. A digest of each
+// stage's metric rows and of the final label, particle and crack volumes follows, so that a change
+// of algorithm can be checked to leave the results bit-identical (same thread count).
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <tbb/global_control.h>
+#include <tbb/info.h>
+
+#include "core/hash.h"
+#include "core/stage.h"
+#include "pipeline/catalog.h"
+#include "pipeline/config.h"
+#include "phantoms/phantom.h"
+#include "phantoms/phantom_spec.h"
+
+using namespace vp;
+namespace fs = std::filesystem;
+
+namespace {
+
+double cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         1e-6 * static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+}
+
+// VmRSS or VmHWM of this process in bytes (0 when /proc is unavailable).
+double status_bytes(const std::string& key) {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind(key + ":", 0) == 0) return 1024.0 * std::stod(line.substr(key.size() + 1));
+  return 0;
+}
+
+void reset_high_water_mark() {
+  std::ofstream out("/proc/self/clear_refs");
+  out << "5";
+}
+
+struct Measure {
+  double wall = 0, cpu = 0, peak_bytes = 0;
+};
+
+Measure measure(const std::function<void()>& f) {
+  reset_high_water_mark();
+  const double rss0 = status_bytes("VmRSS");
+  const double cpu0 = cpu_seconds();
+  const auto t0 = std::chrono::steady_clock::now();
+  f();
+  Measure m;
+  m.wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  m.cpu = cpu_seconds() - cpu0;
+  m.peak_bytes = std::max(0.0, status_bytes("VmHWM") - rss0);
+  return m;
+}
+
+template <class T>
+std::string digest(const Volume<T>& v) {
+  return sha256_hex(v.storage().data(), v.storage().size() * sizeof(T)).substr(0, 16);
+}
+
+std::string digest(const std::vector<MetricRow>& rows, std::size_t from) {
+  Sha256 h;
+  char value[64];
+  for (std::size_t k = from; k < rows.size(); ++k) {
+    const MetricRow& r = rows[k];
+    std::snprintf(value, sizeof value, "%.17g", r.value);
+    const std::string line = r.metric + "|" + r.phase + "|" + r.axis + "|" + value + "|" + r.unit + "\n";
+    h.update(line.data(), line.size());
+  }
+  return h.hex_digest().substr(0, 16);
+}
+
+void print_row(const std::string& stage, index_t n, const Measure& m) {
+  const double voxels = static_cast<double>(n) * static_cast<double>(n) * static_cast<double>(n);
+  std::printf("| %-24s | %4lld³ | %8.2f | %8.2f | %9.3g | %8.0f | %6.1f |\n", stage.c_str(), static_cast<long long>(n),
+              m.wall, m.cpu, voxels / m.wall / 1e6, m.peak_bytes / (1024.0 * 1024.0), m.peak_bytes / voxels);
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<index_t> sizes;
+  int threads = tbb::info::default_concurrency();
+  for (int k = 1; k < argc; ++k) {
+    const std::string a = argv[k];
+    if (a == "--threads" && k + 1 < argc) threads = std::stoi(argv[++k]);
+    else sizes.push_back(std::stoll(a));
+  }
+  if (sizes.empty()) sizes = {128, 256, 512};
+  tbb::global_control limit(tbb::global_control::max_allowed_parallelism, static_cast<std::size_t>(threads));
+
+  Registry& registry = Registry::global();
+  register_all(registry);
+  const fs::path source(VP_SOURCE_DIR);
+  const Config config = load_config(source / "configs" / "demo.yaml", registry);
+  phantom::PhantomJob job = phantom::load_phantom_spec((source / "data_samples" / "phantom_ct.yaml").string());
+  const double pressure = 250;
+  const fs::path scratch = fs::temp_directory_path() / ("bench_pipeline_" + std::to_string(::getpid()));
+
+  std::printf("bench_pipeline: configs/demo.yaml stages on data_samples/phantom_ct.yaml phantoms at %.0f MPa; "
+              "%d threads\n\n",
+              pressure, threads);
+  std::printf("| %-24s | %5s | %8s | %8s | %9s | %8s | %6s |\n", "stage", "size", "wall s", "CPU s", "Mvoxel/s",
+              "peak MiB", "B/vox");
+  std::printf("|--------------------------|-------|----------|----------|-----------|----------|--------|\n");
+  std::vector<std::pair<index_t, Measure>> totals;
+  std::vector<std::string> digests;
+  for (index_t n : sizes) {
+    phantom::CompositeSpec spec = job.composite;
+    spec.dims = {n, n, n};
+    phantom::Phantom ph;
+    print_row("phantom", n, measure([&] { ph = phantom::generate_composite(spec, pressure); }));
+    Volume<std::uint16_t> grey;
+    print_row("ct imaging", n, measure([&] { grey = phantom::ct_image(ph.labels, job.imaging); }));
+    ph = phantom::Phantom();
+
+    SampleContext ctx;
+    ctx.sample.name = "bench" + std::to_string(n);
+    ctx.sample.pressure_MPa = pressure;
+    ctx.sample.spacing_um = grey.spacing_um;
+    ctx.sample.pressing_axis = 2;
+    ctx.grey = std::move(grey);
+    ctx.config_phases = &config.phases;
+    ctx.out_dir = scratch / ctx.sample.name;
+    fs::create_directories(ctx.out_dir);
+    ctx.threads = threads;
+    Measure total;
+    for (const StageConfig& sc : config.stages) {
+      ctx.current_stage = sc.stage->name();
+      ctx.details = nlohmann::json::object();
+      const std::size_t rows_before = ctx.rows.size();
+      const Measure m = measure([&] { sc.stage->run(sc.params, ctx); });
+      digests.push_back("| " + std::to_string(n) + "³ | " + sc.stage->name() + " | " +
+                        std::to_string(ctx.rows.size() - rows_before) + " rows | " + digest(ctx.rows, rows_before) + " |");
+      print_row(sc.stage->name(), n, m);
+      total.wall += m.wall;
+      total.cpu += m.cpu;
+      total.peak_bytes = std::max(total.peak_bytes, m.peak_bytes);
+    }
+    print_row("all stages", n, total);
+    totals.push_back({n, total});
+    if (ctx.labels) digests.push_back("| " + std::to_string(n) + "³ | labels volume | | " + digest(*ctx.labels) + " |");
+    if (ctx.particles) digests.push_back("| " + std::to_string(n) + "³ | particles volume | | " + digest(*ctx.particles) + " |");
+    if (ctx.cracks) digests.push_back("| " + std::to_string(n) + "³ | cracks volume | | " + digest(*ctx.cracks) + " |");
+    fs::remove_all(ctx.out_dir);
+  }
+  fs::remove_all(scratch);
+
+  std::printf("\nScaling of the whole stage list (wall and CPU time relative to the first size, against the "
+              "voxel ratio):\n\n| size | voxels × | wall × | CPU × |\n|---|---|---|---|\n");
+  for (const auto& [n, m] : totals) {
+    const double r = static_cast<double>(n) / static_cast<double>(totals.front().first);
+    std::printf("| %lld³ | %.0f | %.1f | %.1f |\n", static_cast<long long>(n), r * r * r, m.wall / totals.front().second.wall,
+                m.cpu / totals.front().second.cpu);
+  }
+  std::printf("\nResults (SHA-256 prefixes; equal across builds = bit-identical results):\n\n"
+              "| size | output | | digest |\n|---|---|---|---|\n");
+  for (const std::string& line : digests) std::printf("%s\n", line.c_str());
+  std::printf("\nResults (SHA-256 prefixes; equal across builds = bit-identical results):\n\n"
+              "| size | output | | digest |\n|---|---|---|---|\n");
+  for (const std::string& line : digests) std::printf("%s\n", line.c_str());
+  return 0;
+}
