@@ -91,6 +91,7 @@ int main(int argc, char** argv) {
   row("segment multi-otsu k=3", d, [&] { segment_grey(grey, {SegmentMethod::multi_otsu, 3}); });
   row("segment kmeans k=3", d, [&] { segment_grey(grey, {SegmentMethod::kmeans, 3}); });
   row("segment gmm k=3", d, [&] { segment_grey(grey, {SegmentMethod::gmm, 3}); });
+  row("segment auto k=2 + PV fractions", d, [&] { segment_grey(grey, {SegmentMethod::automatic, 2}); });
   SegmentOptions hy;
   hy.method = SegmentMethod::hysteresis;
   hy.thresholds = {r.thresholds[0] * 0.95, r.thresholds[0] * 1.05};

@@ -84,6 +84,44 @@ struct SliceStats {
   std::int64_t thin = 0, rim = 0;
 };
 
+// A middle-class run of one or two voxels along an axis with a darker class on one side and a
+// brighter one on the other is the blend of a darker|brighter edge (a pore|AM edge at SE grey,
+// or a pore film against AM): each such voxel takes the nearer of the two outer end members.
+// Reads a copy of the labels, so the result does not depend on the visiting order.
+constexpr index_t kMaxRimRun = 2;
+std::int64_t relabel_sandwiched_rims(Volume<std::uint8_t>& labels, const Volume<float>& grey,
+                                     const std::vector<double>& centre) {
+  const int k = static_cast<int>(centre.size());
+  if (k < 3) return 0;
+  const Volume<std::uint8_t> in = labels;
+  const Dims d = in.dims();
+  std::vector<std::int64_t> changed(static_cast<std::size_t>(d.z), 0);
+  tbb::parallel_for(index_t{0}, d.z, [&](index_t z) {
+    for (index_t y = 0; y < d.y; ++y)
+      for (index_t x = 0; x < d.x; ++x) {
+        const index_t i = x + d.x * (y + d.y * z);
+        const int m = in[i];
+        if (m == 0 || m == k - 1) continue;
+        const index_t pos[3] = {x, y, z}, step[3] = {1, d.x, d.x * d.y};
+        for (int a = 0; a < 3; ++a) {
+          // Outer labels of the run of m through i along this axis (runs of at most 2).
+          index_t lo = pos[a] - 1, hi = pos[a] + 1;
+          while (lo >= 0 && hi - lo - 1 < kMaxRimRun && in[i + (lo - pos[a]) * step[a]] == m) --lo;
+          while (hi < d[a] && hi - lo - 1 < kMaxRimRun && in[i + (hi - pos[a]) * step[a]] == m) ++hi;
+          if (lo < 0 || hi >= d[a]) continue;
+          const int before = in[i + (lo - pos[a]) * step[a]], after = in[i + (hi - pos[a]) * step[a]];
+          const int dark = std::min(before, after), bright = std::max(before, after);
+          if (!(dark < m && bright > m)) continue;
+          const double g = grey[i];
+          labels[i] = static_cast<std::uint8_t>(std::fabs(g - centre[dark]) <= std::fabs(g - centre[bright]) ? dark : bright);
+          ++changed[static_cast<std::size_t>(z)];
+          break;
+        }
+      }
+  });
+  return std::accumulate(changed.begin(), changed.end(), std::int64_t{0});
+}
+
 }  // namespace
 
 std::vector<double> unmixed_fractions(const UnmixingSums& s, const std::vector<double>& mu) {
@@ -214,6 +252,8 @@ PartialVolumeResult partial_volume_segmentation(const Volume<float>& grey, const
     }
   }
 
+  // Labels read a lightly smoothed grey: less noise at boundaries for little extra blur.
+  const Volume<float> glab = gaussian_smooth(grey, o.label_sigma_vox * min_spacing);
   // Labels and unmixing sums, slice by slice, summed in slice order (deterministic).
   PartialVolumeResult out;
   out.labels = grey.like<std::uint8_t>(d);
@@ -227,13 +267,14 @@ PartialVolumeResult partial_volume_segmentation(const Volume<float>& grey, const
       for (index_t x = 0; x < d.x; ++x) {
         const index_t i = x + d.x * (y + d.y * z);
         const double g = grey[i];
+        const double gv = glab[i];
         const unsigned p = near[i];
         const unsigned cand = p ? p : all;
         // Label: the nearest end member among the phases present nearby (midpoint rule).
         int best = -1, free_best = 0;
         for (int c = 0; c < k; ++c) {
-          if (std::fabs(g - centre[c]) < std::fabs(g - centre[free_best])) free_best = c;
-          if ((cand & (1u << c)) && (best < 0 || std::fabs(g - centre[c]) < std::fabs(g - centre[best]))) best = c;
+          if (std::fabs(gv - centre[c]) < std::fabs(gv - centre[free_best])) free_best = c;
+          if ((cand & (1u << c)) && (best < 0 || std::fabs(gv - centre[c]) < std::fabs(gv - centre[best]))) best = c;
         }
         if (best != free_best && free_best > 0 && free_best < k - 1) ++st.rim;
         // A valley of the smoothed grey darker than class 1 is a film of the darkest class
@@ -252,7 +293,6 @@ PartialVolumeResult partial_volume_segmentation(const Volume<float>& grey, const
           }
         }
         out.labels[i] = static_cast<std::uint8_t>(best);
-        ++st.labels[best];
         // Fractions: pure when one phase is near and the neighbourhood grey says so.
         const double gl = loo(i);
         if (p && !(p & (p - 1))) {
@@ -288,7 +328,7 @@ PartialVolumeResult partial_volume_segmentation(const Volume<float>& grey, const
             }
           }
         } else {
-          ab = unmixing_pair(gl, adj ? adj : cand, centre, k);
+          ab = unmixing_pair(gl, cand, centre, k);
         }
         st.pair_weight[ab.first * k + ab.second] += 1 - shared;
         const auto [a, b] = ab;
@@ -310,7 +350,6 @@ PartialVolumeResult partial_volume_segmentation(const Volume<float>& grey, const
   std::vector<std::int64_t> label_count(k, 0);
   for (const SliceStats& st : stats) {
     for (int c = 0; c < k; ++c) {
-      label_count[c] += st.labels[c];
       sums.pure[c] += st.pure[c];
       sums.pure_grey[c] += st.pure_grey[c];
       sums.pure_grey2[c] += st.pure_grey2[c];
@@ -354,6 +393,8 @@ PartialVolumeResult partial_volume_segmentation(const Volume<float>& grey, const
   for (int c = 0; c + 1 < k; ++c) out.thresholds.push_back(0.5 * (centre[c] + centre[c + 1]));
   out.pure_voxels = sums.pure;
   out.fraction_labels.resize(k);
+  out.rim_voxels_avoided += relabel_sandwiched_rims(out.labels, glab, centre);
+  for (auto v : out.labels.storage()) ++label_count[v];  // exact counts, divided once
   for (int c = 0; c < k; ++c) out.fraction_labels[c] = static_cast<double>(label_count[c]) / n_total;
   for (int q = 0; q < k * k; ++q) out.mixed_voxels += sums.pair_count[q];
 

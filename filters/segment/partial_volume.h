@@ -23,6 +23,7 @@ namespace vp {
 struct PartialVolumeOptions {
   std::array<double, 3> psf_sigma_vox{1.0, 1.0, 1.0};  // sets the neighbourhood and the edge slope
   double smooth_sigma_vox = 1.0;  // Gaussian that decides which phases are near (never the fractions)
+  double label_sigma_vox = 0.5;   // Gaussian on the grey the labels are read from (0: raw)
   bool thin_pores = true;         // label darkest-phase valleys thinner than the PSF (films)
 };
 

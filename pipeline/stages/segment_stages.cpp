@@ -196,17 +196,20 @@ class SegmentStage : public Stage {
  public:
   std::string name() const override { return "segment"; }
   std::string summary() const override {
-    return "grey -> phase labels: otsu, multi-otsu, gmm, kmeans, threshold, hysteresis or a trained forest";
+    return "grey -> phase labels: auto (partial-volume mixture, with partial-volume fractions), otsu, multi-otsu, gmm, "
+           "kmeans, threshold, hysteresis or a trained forest";
   }
   std::vector<ParamSpec> params() const override {
     return {
-        choices(param("method", ParamType::string, "segmentation method", "", "otsu"),
-                {"otsu", "multi-otsu", "gmm", "kmeans", "threshold", "hysteresis", "forest"}),
+        choices(param("method", ParamType::string, "segmentation method", "", "auto"),
+                {"auto", "otsu", "multi-otsu", "gmm", "kmeans", "threshold", "hysteresis", "forest"}),
         bounded(param("classes", ParamType::integer, "number of classes (default: entries of phases, else 2)"), 2, 255),
         param("thresholds", ParamType::number_list, "threshold: ascending cuts; hysteresis: [low, high]", "grey"),
         bounded(param("bins", ParamType::integer, "histogram bins", "", "256"), 2, 65536),
         param("connectivity", ParamType::integer, "hysteresis connectivity", "", "6"),
         param("model", ParamType::string, "forest: model file saved by voxpress segment --model-out"),
+        bounded(param("psf_sigma", ParamType::number, "auto: point-spread-function σ", "voxels", "1.0"), 0.1, 10),
+        param("thin_pores", ParamType::boolean, "auto: label darkest-phase films thinner than the PSF", "", "true"),
         param("phases", ParamType::map,
               "class index -> phase name of the config's phase table, e.g. {0: pore, 1: se, 2: am}"),
     };
@@ -264,6 +267,39 @@ class SegmentStage : public Stage {
     }
   }
 
+  // auto: partial-volume fractions per phase as metric rows (the segment stage is the one that
+  // has both the grey values and the fitted end members), the fit in the details.
+  static void add_partial_volume(const SegmentResult& r, const std::vector<int>& label_of, const PhaseTable& table,
+                                 SampleContext& ctx) {
+    const PartialVolumeResult& pv = *r.partial_volume;
+    const PartialVolumeMixture& m = r.auto_fit->mixture;
+    nlohmann::json pure = nlohmann::json::array(), evidence = nlohmann::json::array(), interfaces = nlohmann::json::array();
+    for (int c = 0; c < r.classes; ++c) {
+      const Phase* phase = table.by_label(label_of[c]);
+      const std::string name = phase ? phase->name : "phase" + std::to_string(label_of[c]);
+      ctx.add("volume_fraction_pv", name, "", pv.fraction_pv[c], "1");
+      ctx.add("volume_fraction_pv_ci95", name, "", pv.fraction_pv_ci95[c], "1");
+      if (phase && phase->role == Role::pore) {
+        ctx.add("porosity_pv", name, "", pv.fraction_pv[c], "1");
+        ctx.add("porosity_pv_ci95", name, "", pv.fraction_pv_ci95[c], "1");
+      }
+      pure.push_back({{"class", c}, {"phase", name}, {"end_member", pv.means[c]}, {"end_member_uncertainty", pv.mean_uncertainty[c]},
+                      {"sigma", m.sigmas[c]}, {"pure_weight", m.weights[c]}, {"pure_voxels", pv.pure_voxels[c]}});
+    }
+    for (const auto& e : r.auto_fit->evidence)
+      evidence.push_back({{"classes", e.classes}, {"bic", e.bic}, {"min_separation_sigma", json_number(e.min_separation)}});
+    for (const auto& q : m.interfaces) interfaces.push_back({{"classes", {q.a, q.b}}, {"weight", q.weight}});
+    ctx.details["partial_volume"] = {{"classes", pure},
+                                     {"interfaces", interfaces},
+                                     {"fit_ks", m.ks},
+                                     {"bic_per_k", evidence},
+                                     {"mixed_voxels", pv.mixed_voxels},
+                                     {"thin_pore_voxels", pv.thin_pore_voxels},
+                                     {"rim_voxels_avoided", pv.rim_voxels_avoided},
+                                     {"warnings", r.auto_fit->warnings}};
+    for (const auto& w : r.auto_fit->warnings) ctx.report("segment: warning: " + w);
+  }
+
   void run(const Params& p, SampleContext& ctx) const override {
     const Volume<float> grey = to_float(*ctx.grey);
     SegmentOptions o;
@@ -272,6 +308,8 @@ class SegmentStage : public Stage {
     if (p.has("thresholds")) o.thresholds = p.numbers("thresholds");
     o.bins = static_cast<int>(p.integer("bins"));
     o.connectivity = static_cast<int>(p.integer("connectivity"));
+    o.partial_volume.psf_sigma_vox.fill(p.number("psf_sigma"));
+    o.partial_volume.thin_pores = p.boolean("thin_pores");
     std::optional<ForestModel> model;
     if (o.method == SegmentMethod::forest) {
       model = ForestModel::load(p.string("model"));
@@ -325,6 +363,7 @@ class SegmentStage : public Stage {
     if (r.mixture)
       ctx.details["mixture"] = {{"weights", r.mixture->weights}, {"means", r.mixture->means}, {"sigmas", r.mixture->sigmas}};
     if (model) ctx.details["model"] = {{"path", p.string("model")}, {"training_accuracy", model->training_accuracy()}};
+    if (r.partial_volume) add_partial_volume(r, label_of, table, ctx);
     ctx.labels = LabelVolume(std::move(labels), table);
     const fs::path hist = ctx.out_dir / "histogram.png";
     write_png_bytes(hist, histogram_png(r.histogram, r.thresholds, r.mixture ? &*r.mixture : nullptr,

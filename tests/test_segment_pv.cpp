@@ -1,0 +1,218 @@
+// Method auto: the partial-volume mixture fit, neighbourhood-aware labels and partial-volume
+// fractions, against analytic cases and the bundled series' ground truth.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <random>
+
+#include <nlohmann/json.hpp>
+
+#include "cli_harness.h"
+#include "core/error.h"
+#include "filters/io/volume_io.h"
+#include "filters/segment/features.h"
+#include "filters/segment/mixture_model.h"
+#include "filters/segment/partial_volume.h"
+#include "filters/segment/segmenter.h"
+
+namespace fs = std::filesystem;
+using namespace vp;
+
+namespace {
+
+double phi(double z) { return 0.5 * std::erfc(-z / std::sqrt(2.0)); }
+
+// Expected counts of a pure/interface model in unit bins centred on integers lo..hi.
+Histogram model_histogram(const PartialVolumeMixture& m, double n, int lo, int hi) {
+  Histogram h;
+  h.lo = lo - 0.5;
+  h.hi = hi + 0.5;
+  for (int v = lo; v <= hi; ++v) {
+    const double a = v - 0.5, b = v + 0.5;
+    double p = 0;
+    for (int k = 0; k < m.classes(); ++k)
+      p += m.weights[k] * (phi((b - m.means[k]) / m.sigmas[k]) - phi((a - m.means[k]) / m.sigmas[k]));
+    // Interfaces: uniform between the means, then the noise; integrated numerically.
+    for (const auto& q : m.interfaces) {
+      const double s = 0.5 * (m.sigmas[q.a] + m.sigmas[q.b]);
+      const int steps = 400;
+      double acc = 0;
+      for (int j = 0; j < steps; ++j) {
+        const double mu = m.means[q.a] + (j + 0.5) / steps * (m.means[q.b] - m.means[q.a]);
+        acc += phi((b - mu) / s) - phi((a - mu) / s);
+      }
+      p += q.weight * acc / steps;
+    }
+    h.counts.push_back(n * p);
+  }
+  return h;
+}
+
+// Deterministic Gaussian noise.
+void add_noise(Volume<float>& v, double sigma, unsigned seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<double> n(0, sigma);
+  for (auto& x : v.storage()) x = static_cast<float>(x + n(rng));
+}
+
+}  // namespace
+
+TEST(MixtureModel, RecoversAKnownThreePhaseMixtureWithInterfaces) {
+  PartialVolumeMixture truth;
+  truth.weights = {0.01, 0.45, 0.34};  // a 1 % class, as pores at high pressure
+  truth.means = {100, 140, 200};
+  truth.sigmas = {5, 5, 6};
+  truth.interfaces = {{0, 1, 0.05}, {0, 2, 0.03}, {1, 2, 0.12}};
+  const Histogram h = model_histogram(truth, 1e7, 60, 240);
+  const PartialVolumeMixture m = fit_partial_volume_mixture(h, 3);
+  ASSERT_EQ(m.classes(), 3);
+  for (int k = 0; k < 3; ++k) {
+    EXPECT_NEAR(m.means[k], truth.means[k], 0.3) << k;
+    EXPECT_NEAR(m.sigmas[k], truth.sigmas[k], 0.15 * truth.sigmas[k]) << k;
+    EXPECT_NEAR(m.weights[k], truth.weights[k], 0.01) << k;
+  }
+  // The blends' total is well determined; how it splits between the pore|AM blend and the two
+  // it overlaps is not (the pore|AM blend spans the whole grey range).
+  double blends = 0;
+  for (const auto& q : m.interfaces) blends += q.weight;
+  EXPECT_NEAR(blends, 0.20, 0.01);
+  EXPECT_NEAR(m.interfaces[0].weight, truth.interfaces[0].weight, 0.015);
+  EXPECT_LT(m.ks, 0.005);
+  const auto t = m.thresholds();
+  EXPECT_NEAR(t[0], 120, 0.3);
+  EXPECT_NEAR(t[1], 170, 0.3);
+}
+
+TEST(MixtureModel, FewerDistinguishableClassesThanAskedIsAnInputErrorWithTheEvidence) {
+  PartialVolumeMixture truth;
+  truth.weights = {0.45, 0.45};
+  truth.means = {100, 160};
+  truth.sigmas = {6, 6};
+  truth.interfaces = {{0, 1, 0.1}};
+  const Histogram h = model_histogram(truth, 1e6, 60, 200);
+  EXPECT_NO_THROW(fit_auto_segmentation(h, 2));
+  try {
+    fit_auto_segmentation(h, 3);
+    FAIL() << "three classes accepted from a two-phase histogram";
+  } catch (const InputError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("BIC"), std::string::npos) << what;
+    EXPECT_NE(what.find("K=1"), std::string::npos) << what;
+    EXPECT_NE(what.find("K=3"), std::string::npos) << what;
+  }
+}
+
+// Two phases split by a plane at x = 10.3 voxels (the boundary voxel is 30 % A), blurred σ = 1
+// and noisy at SNR 8: the partial-volume fraction is 10.3 / 32 exactly in expectation.
+TEST(PartialVolume, BlurredTwoPhaseSlabGivesTheExactFractionWithinItsInterval) {
+  const Dims d{32, 24, 24};
+  Volume<float> g(d, {1, 1, 1});
+  const double a = 100, b = 180, edge = 10.3;
+  for (index_t z = 0; z < d.z; ++z)
+    for (index_t y = 0; y < d.y; ++y)
+      for (index_t x = 0; x < d.x; ++x) {
+        const double fa = std::clamp(edge - static_cast<double>(x), 0.0, 1.0);
+        g(x, y, z) = static_cast<float>(fa * a + (1 - fa) * b);
+      }
+  g = gaussian_smooth(g, 1.0);
+  add_noise(g, (b - a) / 8, 7);
+  SegmentOptions o;
+  o.method = SegmentMethod::automatic;
+  o.classes = 2;
+  const SegmentResult r = segment_grey(g, o);
+  ASSERT_TRUE(r.partial_volume);
+  const double truth = edge / 32;
+  const double pv = r.partial_volume->fraction_pv[0], ci = r.partial_volume->fraction_pv_ci95[0];
+  EXPECT_NEAR(pv, truth, 0.002) << "ci " << ci;
+  EXPECT_LE(std::fabs(pv - truth), ci);
+  EXPECT_NEAR(pv + r.partial_volume->fraction_pv[1], 1.0, 1e-12);
+  EXPECT_NEAR(r.auto_fit->mixture.means[0], a, 1.5);
+  EXPECT_NEAR(r.auto_fit->mixture.means[1], b, 1.5);
+}
+
+// A pore | AM edge crosses SE grey after blur; with SE elsewhere in the volume (so that three
+// classes are fitted), the edge must come out as pore and AM only.
+TEST(PartialVolume, PoreAmEdgeDoesNotInventAnSeRim) {
+  const Dims d{48, 24, 24};
+  Volume<float> g(d, {1, 1, 1});
+  const double pore = 100, se = 140, am = 200;
+  for (index_t z = 0; z < d.z; ++z)
+    for (index_t y = 0; y < d.y; ++y)
+      for (index_t x = 0; x < d.x; ++x) g(x, y, z) = static_cast<float>(x < 12 ? pore : x < 24 ? am : se);
+  g = gaussian_smooth(g, 1.0);
+  add_noise(g, (am - se) / 8, 11);
+  SegmentOptions o;
+  o.classes = 3;  // method auto is the default
+  const SegmentResult r = segment_grey(g, o);
+  ASSERT_EQ(r.classes, 3);
+  index_t se_in_edge = 0, edge_voxels = 0;
+  for (index_t z = 0; z < d.z; ++z)
+    for (index_t y = 0; y < d.y; ++y)
+      for (index_t x = 8; x < 16; ++x, ++edge_voxels) se_in_edge += r.labels(x, y, z) == 1;
+  EXPECT_EQ(se_in_edge, 0) << "of " << edge_voxels << " voxels around the pore|AM plane";
+  EXPECT_GT(r.partial_volume->rim_voxels_avoided, 0);
+  // The SE|AM edge keeps its SE, and the fractions follow the geometry.
+  EXPECT_EQ(r.labels(30, 12, 12), 1);
+  EXPECT_NEAR(r.partial_volume->fraction_pv[0], 12.0 / 48, 0.01);
+  EXPECT_NEAR(r.partial_volume->fraction_pv[1], 24.0 / 48, 0.02);
+  EXPECT_NEAR(r.partial_volume->fraction_pv[0], 12.0 / 48, 0.003);
+}
+
+// The bundled series: grey scans with exact truth (data_samples/README.md).
+TEST(PartialVolume, BundledSeriesPorosityWithinItsIntervalAndPoreFilmsLabelled) {
+  for (const char* name : {"p050", "p370"}) {
+    const fs::path dir = fs::path(VP_SOURCE_DIR) / "data_samples/series";
+    ReadOptions ro;
+    ro.path = (dir / (std::string(name) + ".tif")).string();
+    const Volume<float> grey = to_float(read_volume(ro).volume);
+    ro.path = (dir / (std::string(name) + "_labels.tif")).string();
+    const Volume<std::uint8_t> truth_labels = to_labels_u8(read_volume(ro).volume);
+    const auto truth = nlohmann::json::parse(vp::testing::slurp(dir / (std::string(name) + ".truth.json")));
+    SegmentOptions o;
+    o.classes = 3;
+    const SegmentResult r = segment_grey(grey, o);
+    const double porosity = truth["volume_fraction"]["pore"].get<double>();
+    const double pv = r.partial_volume->fraction_pv[0], ci = r.partial_volume->fraction_pv_ci95[0];
+    EXPECT_LE(std::fabs(pv - porosity), ci) << name << ": " << pv << " ± " << ci << " vs " << porosity;
+    EXPECT_NEAR(pv, porosity, 0.008) << name;
+    // Pore Dice against the blur ceiling: midpoint thresholds on the noise-free blurred truth.
+    const double level[3] = {1100.8, 1107.2, 1116.0};
+    Volume<float> clean = truth_labels.like<float>(truth_labels.dims());
+    for (index_t i = 0; i < clean.size(); ++i) clean[i] = static_cast<float>(level[truth_labels[i]]);
+    clean = gaussian_smooth(clean, 0.5);  // σ = 1 voxel of 0.5 µm
+    double both = 0, a = 0, b = 0, cb = 0, ca = 0;
+    for (index_t i = 0; i < clean.size(); ++i) {
+      const bool t = truth_labels[i] == 0, l = r.labels[i] == 0, c = clean[i] < 0.5 * (level[0] + level[1]);
+      both += t && l, a += t, b += l, cb += t && c, ca += c;
+    }
+    const double dice = 2 * both / (a + b), ceiling = 2 * cb / (a + ca);
+    EXPECT_GT(dice, ceiling - 0.035) << name << ": pore Dice " << dice << ", ceiling " << ceiling;
+    if (std::string(name) == "p370") EXPECT_GT(dice, ceiling + 0.03) << "thin pore films under the PSF";
+  }
+}
+
+TEST(PartialVolume, TooManyClassesExitsTwoWithTheBicThroughTheCli) {
+  const fs::path dir = fs::temp_directory_path() / ("vp_test_pv_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  Volume<float> g(Dims{40, 20, 20}, {0.5, 0.5, 0.5});
+  for (index_t z = 0; z < 20; ++z)
+    for (index_t y = 0; y < 20; ++y)
+      for (index_t x = 0; x < 40; ++x) g(x, y, z) = x < 20 ? 1000.0f : 1060.0f;
+  g = gaussian_smooth(g, 0.5);
+  add_noise(g, 6, 3);
+  write_volume(g, (dir / "two.mha").string());
+  const auto bad = vp::testing::run_voxpress("segment two.mha --out l.tif --method auto --classes 3", dir);
+  EXPECT_EQ(bad.code, 2) << bad.out << bad.err;
+  EXPECT_NE(bad.err.find("BIC per K"), std::string::npos) << bad.err;
+  const auto ok = vp::testing::run_voxpress("segment two.mha --out l.tif --classes 2 --json", dir);
+  ASSERT_EQ(ok.code, 0) << ok.err;
+  const auto j = nlohmann::json::parse(ok.out);
+  EXPECT_EQ(j["method"], "auto");
+  for (const char* key : {"thresholds", "classes", "volume_fraction", "volume_fraction_pv", "volume_fraction_pv_ci95"})
+    EXPECT_TRUE(j.contains(key)) << key;
+  ASSERT_EQ(j["classes"].size(), 2u);
+  EXPECT_LT(j["classes"][0]["mean"].get<double>(), j["classes"][1]["mean"].get<double>());
+  EXPECT_NEAR(j["volume_fraction_pv"]["0"].get<double>(), 0.5, 0.005);
+  fs::remove_all(dir);
+}
