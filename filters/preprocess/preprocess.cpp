@@ -20,7 +20,7 @@ Volume<float> deconvolve(const Volume<float>& grey, const DeconvolveOptions& o, 
   if (o.method == DeconvolveMethod::none) return grey;
   std::array<double, 3> sigma = o.psf_sigma_vox;
   if (sigma == std::array<double, 3>{0, 0, 0}) {
-    const PsfEstimate psf = estimate_psf(grey, histogram_peak_levels(grey, o.classes));
+    const PsfEstimate psf = estimate_psf(grey, pure_phase_levels(grey, o.classes));
     for (int a = 0; a < 3; ++a)
       if (!std::isfinite(psf.sigma_vox[a]))
         throw ComputeError("deconvolve: the PSF could not be estimated from the scan (" + psf.status +

@@ -16,7 +16,7 @@
 namespace vp {
 
 // Deconvolution with a Gaussian PSF: given σ, or estimated from the scan (estimate_psf on the
-// histogram_peak_levels of `classes` pure phases). Richardson–Lucy for `iterations` steps, then
+// pure_phase_levels of `classes` pure phases). Richardson–Lucy for `iterations` steps, then
 // a Gaussian of σ = `smooth_vox` (the resolution the result is brought to; it damps the noise
 // that RL amplifies). Runs before denoising: a denoised scan no longer has the scan's PSF.
 enum class DeconvolveMethod { none, richardson_lucy };

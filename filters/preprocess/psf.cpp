@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "filters/preprocess/denoise.h"
 #include "filters/segment/histogram.h"
+#include "filters/segment/mixture_model.h"
 
 namespace vp {
 
@@ -105,7 +106,9 @@ EdgeSet collect_edges(const Volume<float>& g, int axis, const std::vector<double
         line[k] = static_cast<float>(acc / 16);
       }
       for (std::size_t i = 0; i < levels.size(); ++i)
-        for (std::size_t j = i + 1; j < levels.size(); ++j) {
+        // Consecutive levels only: the edge of a non-adjacent pair (pore|AM) often hides a film
+        // of the phase between (an SE coat thinner than the PSF), which would read as blur.
+        for (std::size_t j = i + 1; j < std::min(i + 2, levels.size()); ++j) {
           const double lo = levels[i], step = levels[j] - levels[i], mid = 0.5 * (levels[i] + levels[j]);
           for (index_t k = half_width; k + half_width + 1 < n; ++k) {
             const bool rising = line[k] < mid && line[k + 1] >= mid;
@@ -116,9 +119,13 @@ EdgeSet collect_edges(const Volume<float>& g, int axis, const std::vector<double
               const index_t at = rising ? k - half_width + s : k + half_width + 1 - s;
               window[s] = static_cast<float>((line[at] - lo) / step);
             }
-            const double left = 0.5 * (window[0] + window[1]);
-            const double right = 0.5 * (window[len - 2] + window[len - 1]);
-            if (std::fabs(left) > o.plateau_tolerance || std::fabs(right - 1) > o.plateau_tolerance) continue;
+            // Both plateaus reached: the three outermost samples on each side lie within the
+            // tolerance (or 3 noise σ of the averaged line, if larger) of their level.
+            const double tolerance = std::max(o.plateau_tolerance, 3 * kLateralNoise * noise / step);
+            bool plateaus = true;
+            for (int s = 0; s < 3 && plateaus; ++s)
+              plateaus = std::fabs(window[s]) <= tolerance && std::fabs(window[len - 1 - s] - 1) <= tolerance;
+            if (!plateaus) continue;
             // Interface normal from the Sobel gradient at the two straddling voxels.
             std::array<index_t, 3> c0{}, c1{};
             c0[axis] = k, c0[ua] = u, c0[va] = v;
@@ -386,32 +393,9 @@ PsfEstimate estimate_psf(const Volume<float>& grey, const std::vector<double>& c
   return est;
 }
 
-std::vector<double> histogram_peak_levels(const Volume<float>& grey, int classes) {
+std::vector<double> pure_phase_levels(const Volume<float>& grey, int classes) {
   if (classes < 2) throw InputError("psf: expected at least two classes");
-  const Histogram h = histogram(grey, 1024);
-  // Mode of each multi-Otsu interval, on a lightly smoothed histogram (3-bin mean).
-  const std::vector<double> t = otsu_thresholds(h, classes);
-  std::vector<double> smooth(h.counts.size());
-  for (std::size_t b = 0; b < h.counts.size(); ++b) {
-    double acc = 0;
-    int n = 0;
-    for (std::size_t c = (b ? b - 1 : 0); c <= std::min(b + 1, h.counts.size() - 1); ++c) acc += h.counts[c], ++n;
-    smooth[b] = acc / n;
-  }
-  std::vector<double> levels;
-  double lo = -std::numeric_limits<double>::infinity();
-  for (int c = 0; c < classes; ++c) {
-    const double hi = c + 1 < classes ? t[static_cast<std::size_t>(c)] : std::numeric_limits<double>::infinity();
-    double best = -1, at = kNaN;
-    for (std::size_t b = 0; b < h.counts.size(); ++b) {
-      const double x = h.centre(b);
-      if (x >= lo && x < hi && smooth[b] > best) best = smooth[b], at = x;
-    }
-    if (!std::isfinite(at)) throw InputError("psf: histogram class " + std::to_string(c) + " is empty");
-    levels.push_back(at);
-    lo = hi;
-  }
-  return levels;
+  return fit_partial_volume_mixture(histogram(grey, 256), classes).means;
 }
 
 Volume<float> gaussian_blur(const Volume<float>& grey, const std::array<double, 3>& sigma_vox) {

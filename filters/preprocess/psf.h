@@ -5,10 +5,11 @@
 // with unit normal n, the profile along axis a is the edge-spread function
 //   g(t) = m_i + (m_j − m_i) Φ((t − t0) / s),   s² = σ_a² + Σ_{b≠a} (n_b / n_a)² σ_b²,
 // so each interface crossed by a grid line is one equation for σ. estimate_psf finds every
-// crossing of a midpoint (m_i + m_j)/2 along every grid line of every axis (lines averaged with
+// crossing of a midpoint (m_i + m_{i+1})/2 of consecutive levels (a pore|AM edge often hides an
+// SE film thinner than the PSF, which would read as blur) along every grid line of every axis (lines averaged with
 // [1 2 1] ⊗ [1 2 1] / 16 across, which cuts the noise to 0.375× and adds a known ½ voxel² to the
-// oblique term), keeps those whose window (±max(5, 3σ) voxels) reaches both plateaus (|mean of
-// the two end samples − level| < 0.3 |m_j − m_i|) and whose Sobel normal lies within 16° of the
+// oblique term), keeps those whose window (±max(5, 3σ) voxels) reaches both plateaus (the three
+// outermost samples each side within 0.12 of the step, or 3 noise σ, of their level) and whose Sobel normal lies within 16° of the
 // line (|n_a| ≥ 0.96), and fits σ_a by least squares over all kept edges at once, each edge with
 // its own sub-voxel position t0 and its own two plateau levels (profile likelihood over σ; free
 // levels absorb a nearby interface's tilt of a plateau instead of widening the edge). The
@@ -42,22 +43,21 @@ struct PsfEstimate {
 
 struct PsfOptions {
   double min_normal_cosine = 0.96;  // |n_a| of an edge profile used for axis a
-  double plateau_tolerance = 0.3;   // end samples within this fraction of the step of their level
+  double plateau_tolerance = 0.12;  // 3 end samples each side within this fraction of the step (or 3 noise σ)
   std::size_t max_edges_per_axis = 5000;   // evenly thinned beyond this (speed)
   std::size_t min_edges = 30;       // fewer on an axis: that σ is NaN and the status says so
   double noise_sigma = 0;           // grey-value noise σ; 0 = estimate_noise_sigma(grey)
 };
 
-// class_means: the pure-phase grey levels, ascending (at least two); edges between every pair of
-// them are used. Throws InputError for fewer than two levels or levels not distinct.
+// class_means: the pure-phase grey levels, ascending (at least two); edges between consecutive
+// levels are used. Throws InputError for fewer than two levels or levels not distinct.
 PsfEstimate estimate_psf(const Volume<float>& grey, const std::vector<double>& class_means);
 PsfEstimate estimate_psf(const Volume<float>& grey, const std::vector<double>& class_means,
                          const PsfOptions& options);
 
-// Pure-phase grey levels for a scan whose phases are unknown: multi-Otsu splits the histogram
-// into `classes` intervals and each level is the mode of its interval (the peak of pure voxels,
-// which the partial-volume voxels between peaks do not move). Ascending.
-std::vector<double> histogram_peak_levels(const Volume<float>& grey, int classes);
+// Pure-phase grey levels for a scan whose phases are unknown: the means of the partial-volume
+// mixture fit (filters/segment/mixture_model.h) with `classes` phases, on 256 bins. Ascending.
+std::vector<double> pure_phase_levels(const Volume<float>& grey, int classes);
 
 // Separable Gaussian blur with σ per axis in voxels (kernel to 4σ, edges clamped). σ = 0: identity.
 Volume<float> gaussian_blur(const Volume<float>& grey, const std::array<double, 3>& sigma_vox);
