@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes every reader and the YAML config validator with libFuzzer (+ ASan + UBSan) for
-# SECONDS each (default 60) and prints one table row per target. Exit 1 on any finding.
+# SECONDS each (default 60) and prints one table row per target: executions, crashes (incl.
+# sanitizer findings and leaks), hangs, OOMs, unique crashing inputs. Exit 1 on any finding.
 #   scripts/fuzz.sh [SECONDS] [TARGET...]      targets: tiff mha nrrd nifti raw hdf5 npy config
 # Build folder: $VOXPRESS_FUZZ_BUILD or ./build-fuzz (clang, -DVP_FUZZ=ON, configured here).
 # Seeds come from our own writers and phantoms (vp_fuzz_seeds); the growing corpus stays in
@@ -20,11 +21,13 @@ if [[ ! -f "$build/build.ninja" ]]; then
   cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_COMPILER=clang \
     -DCMAKE_CXX_COMPILER=clang++ -DVP_FUZZ=ON >/dev/null
 fi
-seeds_build="${VP_SEEDS_BUILD:-$build}"
 ninja -C "$build" -j "$jobs" $(printf 'fuzz_%s ' "${targets[@]}") >/dev/null
-ninja -C "$seeds_build" -j "$jobs" vp_fuzz_seeds >/dev/null
-rm -rf "$build/fuzz-seeds"
-"$seeds_build/fuzz/vp_fuzz_seeds" "$build/fuzz-seeds"
+# Seeds are deterministic: written once per build folder (delete BUILD/fuzz-seeds to rewrite).
+if [[ ! -d "$build/fuzz-seeds" ]]; then
+  seeds_build="${VP_SEEDS_BUILD:-$build}"
+  ninja -C "$seeds_build" -j "$jobs" vp_fuzz_seeds >/dev/null
+  "$seeds_build/fuzz/vp_fuzz_seeds" "$build/fuzz-seeds.tmp" && mv "$build/fuzz-seeds.tmp" "$build/fuzz-seeds"
+fi
 
 # Each harness writes its inputs under $TMPDIR: RAM when there is some.
 export TMPDIR="${TMPDIR:-$([[ -w /dev/shm ]] && echo /dev/shm || echo /tmp)}"
@@ -37,18 +40,19 @@ for t in "${targets[@]}"; do
   corpus="$build/fuzz-corpus/$t" findings="$build/fuzz-findings/$t" log="$build/fuzz-logs/$t.log"
   rm -rf "$findings"  # this run's findings only
   mkdir -p "$corpus" "$findings" "$(dirname "$log")"
-  # One worker process (-fork=1) that survives crashes, hangs (20 s) and OOMs (2 GB), so every
-  # finding of the run is kept and counted, not just the first.
-  "$build/fuzz/fuzz_$t" -fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1 \
-    -max_total_time="$seconds" -timeout=20 -rss_limit_mb=2048 -max_len=65536 \
-    -artifact_prefix="$findings/" "$corpus" "$build/fuzz-seeds/$t" >"$log" 2>&1 || true
-  # The fork-mode status line: "#EXECS: cov: .. oom/timeout/crash: O/T/C time: .."
-  last=$(grep -E '^#[0-9]+: cov:' "$log" | tail -1 || true)
-  execs=$(sed -E 's/^#([0-9]+):.*/\1/' <<<"$last")
-  read -r ooms hangs crashes < <(sed -E 's|.*oom/timeout/crash: ([0-9]+)/([0-9]+)/([0-9]+).*|\1 \2 \3|' <<<"$last")
-  unique=$(find "$findings" -maxdepth 1 -type f \( -name 'crash-*' -o -name 'timeout-*' -o -name 'oom-*' -o -name 'leak-*' \) | wc -l)
-  printf '%-8s %12s %8s %6s %5s %20s\n' "$t" "${execs:-0}" "${crashes:-?}" "${hangs:-?}" "${ooms:-?}" "$unique"
-  if [[ -z "$last" || "${crashes:-1}" != 0 || "${hangs:-1}" != 0 || "${ooms:-1}" != 0 || "$unique" != 0 ]]; then
+  # One process: libFuzzer stops at its first finding and saves it (crash-*, leak-*, timeout-*
+  # for a hang past 20 s, oom-* past 2 GB); fork mode would restart the process every few seconds,
+  # which costs more than the fuzzing itself for targets that load ITK and HDF5.
+  "$build/fuzz/fuzz_$t" -max_total_time="$seconds" -timeout=20 -rss_limit_mb=2048 -max_len=65536 \
+    -print_final_stats=1 -artifact_prefix="$findings/" "$corpus" "$build/fuzz-seeds/$t" >"$log" 2>&1 || true
+  execs=$(sed -nE 's/^stat::number_of_executed_units: *([0-9]+).*/\1/p' "$log" | tail -1)
+  count() { find "$findings" -maxdepth 1 -type f -name "$1" | wc -l; }
+  crashes=$(($(count 'crash-*') + $(count 'leak-*') + $(count 'deadly*')))
+  hangs=$(count 'timeout-*')
+  ooms=$(count 'oom-*')
+  unique=$(find "$findings" -maxdepth 1 -type f | wc -l)
+  printf '%-8s %12s %8s %6s %5s %20s\n' "$t" "${execs:-0}" "$crashes" "$hangs" "$ooms" "$unique"
+  if [[ -z "$execs" || "$unique" != 0 ]] || grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|libFuzzer)|runtime error:' "$log"; then
     status=1
   fi
 done
