@@ -136,6 +136,24 @@ TEST(HostileItk, MetaImageDimSizeBeyondTheDataIsRefused) {
   expect_refused(dir / "lie.mhd", {"d.raw", "DimSize"});
 }
 
+TEST(HostileItk, CorruptZlibMetaImageIsRefusedNotLoopedOn) {
+  // ITK 5.2's MetaIO inflates forever on a broken zlib stream (a hang fuzz_mha found, its input
+  // kept as fuzz_mha_hang.mha): our zlib check refuses the file first.
+  const fs::path dir = scratch("mhaz");
+  Volume<float> v({7, 5, 3});
+  for (index_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(i);
+  write_volume(v, (dir / "ok.mha").string());  // zlib by default
+  std::string bytes = read_bytes(dir / "ok.mha");
+  const std::size_t data = bytes.find("ElementDataFile = LOCAL\n") + 24;
+  ASSERT_LT(data + 12, bytes.size());
+  for (std::size_t i = data + 4; i < data + 12; ++i) bytes[i] = '\x5a';  // garble the deflate blocks
+  write_bytes(dir / "bad.mha", bytes);
+  expect_refused(dir / "bad.mha", {"corrupt zlib voxel data"});
+  // The fuzzer's input itself (a float ramp whose stream was mutated), byte for byte.
+  const fs::path kept = fs::path(VP_SOURCE_DIR) / "tests" / "data" / "fuzz_mha_hang.mha";
+  expect_refused(kept, {"zlib"});
+}
+
 TEST(HostileItk, NiftiDimBeyondTheDataIsRefused) {
   const fs::path dir = scratch("nii");
   Volume<std::uint16_t> v({4, 4, 4});

@@ -79,6 +79,40 @@ std::string trimmed(std::string s) {
   return s;
 }
 
+// ITK 5.2's MetaIO inflates in a loop that never ends on a corrupt zlib stream (a hang found by
+// fuzz_mha): inflate the stored bytes once here, discarding the output, and accept only one
+// clean stream of exactly the promised size. Time is bounded by `expected`.
+void check_zlib_stream(const std::string& path, const std::string& where, std::uint64_t offset, std::uint64_t stored,
+                       std::uint64_t expected) {
+  std::ifstream in(where, std::ios::binary);
+  in.seekg(static_cast<std::streamoff>(offset));
+  z_stream z{};
+  if (inflateInit(&z) != Z_OK) throw std::runtime_error("zlib: inflateInit failed");
+  std::vector<unsigned char> src(1 << 16), dst(1 << 16);
+  std::uint64_t left = stored;
+  int rc = Z_OK;
+  while (rc != Z_STREAM_END && z.total_out <= expected) {
+    if (z.avail_in == 0) {
+      const auto n = static_cast<std::streamsize>(std::min<std::uint64_t>(left, src.size()));
+      if (n == 0 || !in.read(reinterpret_cast<char*>(src.data()), n)) break;
+      left -= static_cast<std::uint64_t>(n);
+      z.next_in = src.data();
+      z.avail_in = static_cast<uInt>(n);
+    }
+    z.next_out = dst.data();
+    z.avail_out = static_cast<uInt>(dst.size());
+    rc = inflate(&z, Z_NO_FLUSH);
+    if (rc != Z_OK && rc != Z_STREAM_END) break;
+  }
+  const std::uint64_t got = z.total_out;
+  inflateEnd(&z);
+  if (rc != Z_STREAM_END || got != expected)
+    throw InputError(path + ": corrupt zlib voxel data (CompressedData = True): the stream " +
+                     (rc == Z_STREAM_END ? "holds " + std::to_string(got) + " bytes"
+                                         : "breaks after " + std::to_string(got) + " bytes") +
+                     ", DimSize x ElementType promises " + std::to_string(expected));
+}
+
 // MetaIO reads short data without complaint: compare the header's promise with the bytes present
 // (for zlib data, with what those bytes can expand to).
 void check_meta_data(const std::string& path, std::uint64_t data_bytes) {
@@ -107,8 +141,8 @@ void check_meta_data(const std::string& path, std::uint64_t data_bytes) {
   std::uint64_t available;
   std::string where = path;
   if (data_file == "LOCAL") {
-    const auto header_end = static_cast<std::uint64_t>(in.tellg());
-    available = size_of(path) - header_end;
+    const auto header_end = in.tellg();  // -1 when the header ends the file
+    available = header_end < 0 ? 0 : size_of(path) - static_cast<std::uint64_t>(header_end);
   } else {
     where = (std::filesystem::path(path).parent_path() / data_file).string();
     const std::uint64_t n = size_of(where);
@@ -118,7 +152,9 @@ void check_meta_data(const std::string& path, std::uint64_t data_bytes) {
   if (!compressed) return check_stored(path, what, data_bytes, available, 1);
   if (has_compressed_size && available < compressed_size)
     truncated(where, compressed_size, available, "compressed voxel data");
-  check_stored(path, what, data_bytes, has_compressed_size ? compressed_size : available, kMaxDeflateRatio);
+  const std::uint64_t stored = has_compressed_size ? compressed_size : available;
+  check_stored(path, what, data_bytes, stored, kMaxDeflateRatio);
+  check_zlib_stream(path, where, where == path ? size_of(path) - available : header_size, stored, data_bytes);
 }
 
 // ITK's NRRD IO allocates what "sizes" claims before it finds the data short: compare the
