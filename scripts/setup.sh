@@ -2,6 +2,7 @@
 # Installs voxpress's Debian 12 build dependencies (idempotent) and builds it in Release.
 #   scripts/setup.sh [--with-test-tools]     (build folder: $VOXPRESS_BUILD or ./build)
 # --with-test-tools also installs headless Chromium, used by the report's rendering test.
+# --with-fuzz-tools also installs clang and its libFuzzer + sanitizer runtimes (scripts/fuzz.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +14,9 @@ packages=(cmake ninja-build g++ pkg-config ccache
   librsvg2-bin)
 if [[ "${1:-}" == "--with-test-tools" ]]; then
   packages+=(chromium)
+fi
+if [[ " $* " == *" --with-fuzz-tools "* ]]; then
+  packages+=(clang libclang-rt-14-dev)
 fi
 
 missing=()

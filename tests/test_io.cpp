@@ -18,6 +18,7 @@
 #include "core/error.h"
 #include "core/hash.h"
 #include "filters/io/volume_io.h"
+#include "tests/io_craft.h"
 
 namespace fs = std::filesystem;
 using namespace vp;
@@ -267,57 +268,12 @@ TEST(TiffRead, ReducedResolutionPagesAreNotSlices) {
   EXPECT_EQ(v(3, 2, 1), 21);
 }
 
-// An ImageJ stack over 4 GB, in miniature: one IFD, "images=3", the planes back to back.
-std::string imagej_big_stack(std::uint32_t w, std::uint32_t h, std::uint32_t planes, const std::vector<std::uint16_t>& v) {
-  const std::string desc = "ImageJ=1.54f\nimages=" + std::to_string(planes) + "\nslices=" + std::to_string(planes) +
-                           "\nunit=micron\nspacing=3\nloop=false\n";
-  const std::uint16_t entries = 13;
-  const std::uint32_t ifd = 8, res_at = ifd + 2 + entries * 12 + 4, desc_at = res_at + 8;
-  const std::uint32_t data_at = desc_at + static_cast<std::uint32_t>(desc.size() + 1);
-  std::string out("II*\0", 4);
-  auto u16 = [&](std::uint16_t x) { out.append(reinterpret_cast<const char*>(&x), 2); };
-  auto u32 = [&](std::uint32_t x) { out.append(reinterpret_cast<const char*>(&x), 4); };
-  auto entry = [&](std::uint16_t tag, std::uint16_t type, std::uint32_t count, std::uint32_t value) {
-    u16(tag);
-    u16(type);
-    u32(count);
-    if (type == 3 && count == 1) {
-      u16(static_cast<std::uint16_t>(value));
-      u16(0);
-    } else {
-      u32(value);
-    }
-  };
-  u32(ifd);
-  u16(entries);
-  entry(256, 4, 1, w);
-  entry(257, 4, 1, h);
-  entry(258, 3, 1, 16);
-  entry(259, 3, 1, 1);
-  entry(262, 3, 1, 1);
-  entry(270, 2, static_cast<std::uint32_t>(desc.size() + 1), desc_at);
-  entry(273, 4, 1, data_at);
-  entry(277, 3, 1, 1);
-  entry(278, 4, 1, h);
-  entry(279, 4, 1, w * h * 2);
-  entry(282, 5, 1, res_at);  // 2 pixels per micron = 0.5 µm, both axes
-  entry(283, 5, 1, res_at);
-  entry(296, 3, 1, 1);  // ResolutionUnit none; the unit is in the description
-  u32(0);  // no next IFD
-  u32(2);
-  u32(1);
-  out += desc;
-  out.push_back('\0');
-  for (std::uint16_t x : v) u16(x);
-  return out;
-}
-
 TEST(TiffRead, ImageJStackWithOneDirectoryAndContiguousPlanes) {
   const fs::path dir = scratch("ijbig");
   std::vector<std::uint16_t> values(5 * 4 * 3);
   for (std::size_t i = 0; i < values.size(); ++i) values[i] = static_cast<std::uint16_t>(1000 + 3 * i);
   const std::string path = (dir / "big.tif").string();
-  std::ofstream(path, std::ios::binary) << imagej_big_stack(5, 4, 3, values);
+  std::ofstream(path, std::ios::binary) << vp::craft::imagej_big_stack(5, 4, 3, values);
   ReadOptions o;
   o.path = path;
   const ReadResult r = read_volume(o);
@@ -330,7 +286,7 @@ TEST(TiffRead, ImageJStackWithOneDirectoryAndContiguousPlanes) {
   EXPECT_EQ(roi(0, 0, 0), v(1, 1, 2));
   EXPECT_EQ(roi(2, 1, 0), v(3, 2, 2));
   // The last plane cut short: an error, not a shorter stack.
-  std::string bytes = imagej_big_stack(5, 4, 3, values);
+  std::string bytes = vp::craft::imagej_big_stack(5, 4, 3, values);
   bytes.resize(bytes.size() - 10);
   std::ofstream(path, std::ios::binary) << bytes;
   o.roi.reset();
@@ -679,6 +635,8 @@ TEST(Hdf5, WithoutANameExactlyOne3DDatasetIsRequired) {
     const hsize_t shape[3] = {1, 2, 3};
     hid_t sp = H5Screate_simple(3, shape, nullptr);
     hid_t ds = H5Dcreate2(f, "/exchange/data_dark", H5T_NATIVE_UINT16, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    const std::uint16_t dark[6] = {1, 2, 3, 4, 5, 6};  // written: a shape without data is refused
+    H5Dwrite(ds, H5T_NATIVE_UINT16, H5S_ALL, H5S_ALL, H5P_DEFAULT, dark);
     H5Dclose(ds);
     H5Sclose(sp);
     H5Fclose(f);

@@ -165,6 +165,32 @@ bool read_spacing(hid_t dataset, Vec3& spacing) {
   return false;
 }
 
+// How many times the dataset's stored bytes can expand through its filter pipeline.
+std::uint64_t max_expansion(hid_t dataset) {
+  Hid dcpl(H5Dget_create_plist(dataset), H5Pclose);
+  std::uint64_t ratio = 1;
+  const int n = dcpl.valid() ? H5Pget_nfilters(dcpl.get()) : 0;
+  for (int i = 0; i < n; ++i) {
+    unsigned flags = 0;
+    std::size_t nvalues = 0;
+    const H5Z_filter_t f = H5Pget_filter2(dcpl.get(), static_cast<unsigned>(i), &flags, &nvalues, nullptr, 0, nullptr,
+                                          nullptr);
+    if (f == H5Z_FILTER_SHUFFLE || f == H5Z_FILTER_FLETCHER32) continue;  // no change in size
+    // Deflate and szip: about 1032:1; n-bit and scale-offset pack to as little as 1 bit a value.
+    const std::uint64_t r = f == H5Z_FILTER_NBIT || f == H5Z_FILTER_SCALEOFFSET ? 64 : kMaxDeflateRatio;
+    ratio = ratio > (std::uint64_t{1} << 40) ? ratio : ratio * r;
+  }
+  return ratio;
+}
+
+// The shape's bytes must be stored in the file (unwritten chunks would read as fill values: a
+// wrapped or lying shape costs nothing to write but everything to allocate).
+void check_dataset_storage(hid_t dataset, const std::string& path, const std::string& name, std::uint64_t needed) {
+  const std::uint64_t stored = H5Dget_storage_size(dataset);
+  const std::string what = "dataset '" + name + "' shape" + (stored == 0 ? " (never written: fill values only)" : "");
+  check_stored(path, what, needed, std::min<std::uint64_t>(stored, file_bytes(path)), max_expansion(dataset));
+}
+
 }  // namespace
 
 Header probe_hdf5(const std::string& path, const std::string& name) {
@@ -178,9 +204,13 @@ Header probe_hdf5(const std::string& path, const std::string& name) {
                      "; unsupported sample format (expected uint8/16/32, int8/16, float32/64)");
   Header h;
   h.dtype = t->first;
-  if (shape.size() == 3) h.dims = {static_cast<index_t>(shape[2]), static_cast<index_t>(shape[1]), static_cast<index_t>(shape[0])};
-  else if (shape.size() == 2) h.dims = {static_cast<index_t>(shape[1]), static_cast<index_t>(shape[0]), 1};
+  Hid type(H5Dget_type(ds.get()), H5Tclose);
+  const std::uint64_t stored_size = H5Tget_size(type.get());
+  const std::string field = "dataset '" + dataset + "' shape";
+  if (shape.size() == 3) h.dims = checked_dims(path, field, shape[2], shape[1], shape[0], stored_size);
+  else if (shape.size() == 2) h.dims = checked_dims(path, field, shape[1], shape[0], 1, stored_size);
   else throw InputError(path + ": dataset '" + dataset + "' is " + describe(ds.get()) + "; expected 2-D or 3-D");
+  if (!h.dims.empty()) check_dataset_storage(ds.get(), path, dataset, static_cast<std::uint64_t>(h.dims.count()) * stored_size);
   h.spacing_from_file = read_spacing(ds.get(), h.spacing_um);
   return h;
 }

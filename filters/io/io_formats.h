@@ -23,6 +23,29 @@ struct Header {
   bool big_endian = false;
 };
 
+// ---- header limits (read_limits.cpp): what a header may claim, checked before allocating ----
+// Most bytes any size computation may reach: index arithmetic in bytes never wraps below 2^63.
+inline constexpr std::uint64_t kMaxHeaderBytes = std::uint64_t{1} << 62;
+// Deflate (zlib, gzip) expands at most 1032:1; a claim beyond that is a lie.
+inline constexpr std::uint64_t kMaxDeflateRatio = 1032;
+
+// a * b, or an InputError "path: field ..." when the product leaves [0, kMaxHeaderBytes].
+std::uint64_t checked_mul(const std::string& path, const std::string& field, std::uint64_t a, std::uint64_t b);
+// a + b under the same limit.
+std::uint64_t checked_add(const std::string& path, const std::string& field, std::uint64_t a, std::uint64_t b);
+// The dims a header's (x, y, z) sizes make, each and their product times `bytes_per_voxel`
+// checked; `field` names the header field the sizes came from.
+Dims checked_dims(const std::string& path, const std::string& field, std::uint64_t x, std::uint64_t y,
+                  std::uint64_t z, std::uint64_t bytes_per_voxel);
+// Refuses `needed` bytes of voxels when the file holds only `stored` bytes for them and they
+// could expand at most `max_ratio` times (1: uncompressed). `what` names the field or data.
+void check_stored(const std::string& path, const std::string& what, std::uint64_t needed, std::uint64_t stored,
+                  std::uint64_t max_ratio);
+// Refuses dims over the voxel cap, saying how to raise it.
+void check_voxel_cap(const std::string& path, const Dims& dims, std::uint64_t cap);
+// The file's size in bytes (InputError when it cannot be stat'ed).
+std::uint64_t file_bytes(const std::string& path);
+
 // A non-owning handle on a volume of any element type: writers take it so that writing a
 // Volume<T> never copies it into an AnyVolume.
 using VolumeRef = std::variant<const Volume<std::uint8_t>*, const Volume<std::uint16_t>*, const Volume<std::int16_t>*,

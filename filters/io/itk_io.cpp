@@ -73,69 +73,190 @@ std::uint64_t size_of(const std::string& path) {
                    ", the file holds " + std::to_string(actual));
 }
 
-// MetaIO reads short data without complaint: compare the header's promise with the bytes present.
-void check_meta_complete(const std::string& path, std::uint64_t data_bytes) {
+std::string trimmed(std::string s) {
+  s.erase(0, s.find_first_not_of(" \t"));
+  s.erase(s.find_last_not_of(" \t\r") + 1);
+  return s;
+}
+
+// ITK 5.2's MetaIO inflates in a loop that never ends on a corrupt zlib stream (a hang found by
+// fuzz_mha): inflate the stored bytes once here, discarding the output, and accept only one
+// clean stream of exactly the promised size. Time is bounded by `expected`.
+void check_zlib_stream(const std::string& path, const std::string& where, std::uint64_t offset, std::uint64_t stored,
+                       std::uint64_t expected) {
+  std::ifstream in(where, std::ios::binary);
+  in.seekg(static_cast<std::streamoff>(offset));
+  z_stream z{};
+  if (inflateInit(&z) != Z_OK) throw std::runtime_error("zlib: inflateInit failed");
+  std::vector<unsigned char> src(1 << 16), dst(1 << 16);
+  std::uint64_t left = stored;
+  int rc = Z_OK;
+  while (rc != Z_STREAM_END && z.total_out <= expected) {
+    if (z.avail_in == 0) {
+      const auto n = static_cast<std::streamsize>(std::min<std::uint64_t>(left, src.size()));
+      if (n == 0 || !in.read(reinterpret_cast<char*>(src.data()), n)) break;
+      left -= static_cast<std::uint64_t>(n);
+      z.next_in = src.data();
+      z.avail_in = static_cast<uInt>(n);
+    }
+    z.next_out = dst.data();
+    z.avail_out = static_cast<uInt>(dst.size());
+    rc = inflate(&z, Z_NO_FLUSH);
+    if (rc != Z_OK && rc != Z_STREAM_END) break;
+  }
+  const std::uint64_t got = z.total_out;
+  inflateEnd(&z);
+  if (rc != Z_STREAM_END || got != expected)
+    throw InputError(path + ": corrupt zlib voxel data (CompressedData = True): the stream " +
+                     (rc == Z_STREAM_END ? "holds " + std::to_string(got) + " bytes"
+                                         : "breaks after " + std::to_string(got) + " bytes") +
+                     ", DimSize x ElementType promises " + std::to_string(expected));
+}
+
+// MetaIO reads short data without complaint: compare the header's promise with the bytes present
+// (for zlib data, with what those bytes can expand to).
+void check_meta_data(const std::string& path, std::uint64_t data_bytes) {
   std::ifstream in(path, std::ios::binary);
   std::string line, data_file;
-  bool compressed = false;
+  bool compressed = false, has_compressed_size = false;
   std::uint64_t compressed_size = 0, header_size = 0;
   while (std::getline(in, line)) {
     const auto eq = line.find('=');
     if (eq == std::string::npos) continue;
-    std::string key = line.substr(0, eq), value = line.substr(eq + 1);
-    key.erase(key.find_last_not_of(" \t") + 1);
-    value.erase(0, value.find_first_not_of(" \t"));
-    value.erase(value.find_last_not_of(" \t\r") + 1);
+    const std::string key = trimmed(line.substr(0, eq)), value = trimmed(line.substr(eq + 1));
     if (key == "CompressedData") compressed = value == "True" || value == "true";
     // Malformed numbers are left for ITK to report.
-    if (key == "CompressedDataSize") compressed_size = std::strtoull(value.c_str(), nullptr, 10);
+    if (key == "CompressedDataSize") {
+      compressed_size = std::strtoull(value.c_str(), nullptr, 10);
+      has_compressed_size = true;
+    }
     if (key == "HeaderSize" && value != "-1") header_size = std::strtoull(value.c_str(), nullptr, 10);
     if (key == "ElementDataFile") {
       data_file = value;
       break;  // the last header line
     }
   }
+  // Lists and patterns of slice files: only the voxel cap applies.
   if (data_file.empty() || data_file.rfind("LIST", 0) == 0 || data_file.find(' ') != std::string::npos) return;
   std::uint64_t available;
   std::string where = path;
   if (data_file == "LOCAL") {
-    const auto header_end = static_cast<std::uint64_t>(in.tellg());
-    available = size_of(path) - header_end;
+    const auto header_end = in.tellg();  // -1 when the header ends the file
+    available = header_end < 0 ? 0 : size_of(path) - static_cast<std::uint64_t>(header_end);
   } else {
     where = (std::filesystem::path(path).parent_path() / data_file).string();
     const std::uint64_t n = size_of(where);
     available = n > header_size ? n - header_size : 0;
   }
-  const std::uint64_t expected = compressed ? compressed_size : data_bytes;
-  if (available < expected) truncated(where, expected, available, compressed ? "compressed voxel data" : "voxel data");
+  const std::string what = where == path ? "DimSize x ElementType" : "DimSize x ElementType (data in " + where + ")";
+  if (!compressed) return check_stored(path, what, data_bytes, available, 1);
+  if (has_compressed_size && available < compressed_size)
+    truncated(where, compressed_size, available, "compressed voxel data");
+  const std::uint64_t stored = has_compressed_size ? compressed_size : available;
+  check_stored(path, what, data_bytes, stored, kMaxDeflateRatio);
+  check_zlib_stream(path, where, where == path ? size_of(path) - available : header_size, stored, data_bytes);
 }
 
-// ITK's NIfTI IO reads short data (plain or gzip'ed) without complaint: count the bytes.
-void check_nifti_complete(const std::string& path, std::uint64_t data_bytes) {
+// ITK's NRRD IO allocates what "sizes" claims before it finds the data short: compare the
+// claim with the data bytes present, as the "encoding" stores them.
+void check_nrrd_data(const std::string& path, std::uint64_t data_bytes, std::uint64_t voxels) {
+  std::ifstream in(path, std::ios::binary);
+  std::string line, encoding = "raw", data_file;
+  bool attached = false;
+  std::getline(in, line);  // NRRD000X
+  while (std::getline(in, line)) {
+    if (trimmed(line).empty()) {
+      attached = true;  // the data follow the blank line
+      break;
+    }
+    if (line[0] == '#' || line.find(":=") != std::string::npos) continue;
+    const auto colon = line.find(':');
+    if (colon == std::string::npos) continue;
+    const std::string key = trimmed(line.substr(0, colon)), value = trimmed(line.substr(colon + 1));
+    if (key == "encoding") encoding = value;
+    if (key == "data file" || key == "datafile") data_file = value;
+  }
+  std::uint64_t available;
+  std::string where = path;
+  if (!data_file.empty()) {
+    // LIST or "pattern first last step": several files; only the voxel cap applies.
+    if (data_file.rfind("LIST", 0) == 0 || data_file.find(' ') != std::string::npos) return;
+    const std::filesystem::path p(data_file);
+    where = (p.is_absolute() ? p : std::filesystem::path(path).parent_path() / p).string();
+    available = size_of(where);
+  } else if (attached) {
+    available = size_of(path) - static_cast<std::uint64_t>(in.tellg());
+  } else {
+    available = 0;  // neither attached nor detached data
+  }
+  const std::string what = where == path ? "sizes x type" : "sizes x type (data in " + where + ")";
+  if (encoding == "raw") check_stored(path, what, data_bytes, available, 1);
+  else if (encoding == "gz" || encoding == "gzip") check_stored(path, what, data_bytes, available, kMaxDeflateRatio);
+  else if (encoding == "hex") check_stored(path, what, data_bytes, available / 2, 1);
+  // Text: at least one character per value.
+  else if (encoding == "txt" || encoding == "text" || encoding == "ascii") check_stored(path, "sizes", voxels, available, 1);
+  // bzip2 has no tight expansion bound: a loose one, and the voxel cap.
+  else check_stored(path, what, data_bytes, available, std::uint64_t{1} << 16);
+}
+
+// NIfTI's vox_offset and where the data start; compressed (.nii.gz) or not.
+struct NiftiLayout {
+  bool known = false;
+  std::uint64_t offset = 0;
+};
+
+NiftiLayout nifti_layout(const std::string& path) {
   gzFile gz = gzopen(path.c_str(), "rb");  // reads plain files as they are
   if (!gz) throw InputError(path + ": cannot open");
   unsigned char hdr[176] = {};
   const int got = gzread(gz, hdr, sizeof hdr);
+  gzclose(gz);
   std::int32_t sizeof_hdr = 0;
   std::memcpy(&sizeof_hdr, hdr, 4);
-  std::uint64_t offset = 0;
+  NiftiLayout L;
   if (got >= 112 && sizeof_hdr == 348) {
     float f;
     std::memcpy(&f, hdr + 108, 4);
-    offset = static_cast<std::uint64_t>(f);
+    if (!(f >= 0 && f < 1e18f)) throw InputError(path + ": NIfTI header field vox_offset is " + std::to_string(f));
+    L = {true, static_cast<std::uint64_t>(f)};
   } else if (got >= 176 && sizeof_hdr == 540) {
     std::int64_t o;
     std::memcpy(&o, hdr + 168, 8);
-    offset = static_cast<std::uint64_t>(o);
-  } else {
-    gzclose(gz);
-    return;  // byte-swapped or detached (.hdr/.img) headers: left to ITK
+    if (o < 0 || static_cast<std::uint64_t>(o) > kMaxHeaderBytes)
+      throw InputError(path + ": NIfTI header field vox_offset is " + std::to_string(o));
+    L = {true, static_cast<std::uint64_t>(o)};
   }
-  std::uint64_t total = static_cast<std::uint64_t>(std::max(got, 0));
+  return L;  // byte-swapped or detached (.hdr/.img) headers: left to ITK
+}
+
+bool gzip_magic(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  unsigned char m[2] = {};
+  in.read(reinterpret_cast<char*>(m), 2);
+  return in && m[0] == 0x1f && m[1] == 0x8b;
+}
+
+// Before allocating: the bytes present (or what gzip'ed bytes can expand to) must cover the claim.
+void check_nifti_data(const std::string& path, std::uint64_t data_bytes) {
+  const NiftiLayout L = nifti_layout(path);
+  if (!L.known) return;
+  const std::uint64_t needed = checked_add(path, "vox_offset + dim x datatype", L.offset, data_bytes);
+  check_stored(path, "vox_offset + dim x datatype", needed, size_of(path), gzip_magic(path) ? kMaxDeflateRatio : 1);
+}
+
+// ITK's NIfTI IO reads short data (plain or gzip'ed) without complaint: count the bytes, up to
+// what the header promises.
+void check_nifti_complete(const std::string& path, std::uint64_t data_bytes) {
+  const NiftiLayout L = nifti_layout(path);
+  if (!L.known) return;
+  gzFile gz = gzopen(path.c_str(), "rb");
+  if (!gz) throw InputError(path + ": cannot open");
+  const std::uint64_t needed = L.offset + data_bytes;
+  std::uint64_t total = 0;
   std::vector<unsigned char> buf(1 << 20);
-  for (int n; (n = gzread(gz, buf.data(), static_cast<unsigned>(buf.size()))) > 0;) total += n;
+  for (int n; total < needed && (n = gzread(gz, buf.data(), static_cast<unsigned>(buf.size()))) > 0;) total += n;
   gzclose(gz);
-  if (total < offset + data_bytes) truncated(path, offset + data_bytes, total, "header and voxel data");
+  if (total < needed) truncated(path, needed, total, "header and voxel data");
 }
 
 }  // namespace
@@ -150,8 +271,15 @@ Header probe_itk(const std::string& path, const std::string& format) {
                      " components per voxel; expected a scalar volume");
   Header h;
   h.dtype = dtype_for(*io, path);
-  h.dims = {static_cast<index_t>(io->GetDimensions(0)), static_cast<index_t>(io->GetDimensions(1)),
-            nd == 3 ? static_cast<index_t>(io->GetDimensions(2)) : 1};
+  // ITK has parsed the header but allocated nothing yet: validate before read_itk does.
+  const char* field = format == "nifti" ? "dim" : format == "nrrd" ? "sizes" : "DimSize";
+  h.dims = checked_dims(path, field, io->GetDimensions(0), io->GetDimensions(1), nd == 3 ? io->GetDimensions(2) : 1,
+                        io->GetComponentSize());
+  const auto voxels = static_cast<std::uint64_t>(h.dims.count());
+  const std::uint64_t data_bytes = voxels * io->GetComponentSize();
+  if (format == "mha" || format == "mhd") check_meta_data(path, data_bytes);
+  if (format == "nrrd") check_nrrd_data(path, data_bytes, voxels);
+  if (format == "nifti") check_nifti_data(path, data_bytes);
   const double scale = um_per_itk_unit(format);
   for (unsigned a = 0; a < nd; ++a) {
     h.spacing_um[a] = io->GetSpacing(a) * scale;
@@ -166,7 +294,6 @@ AnyVolume read_itk(const std::string& path, const std::string& format, const Hea
   auto io = open_io(path);
   const unsigned nd = io->GetNumberOfDimensions();
   const std::uint64_t data_bytes = static_cast<std::uint64_t>(header.dims.count()) * io->GetComponentSize();
-  if (format == "mha" || format == "mhd") check_meta_complete(path, data_bytes);
   if (format == "nifti") check_nifti_complete(path, data_bytes);
   // MetaIO reads a sub-region of uncompressed data from disk; the other ITK readers decode
   // the whole image, which is then cropped.

@@ -2,12 +2,13 @@
 // samples in (z, y, x) C order, which is our x-fastest order. ROIs read row by row.
 #include <algorithm>
 #include <bit>
+#include <cerrno>
 #include <cstdio>
+#include <limits>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
-#include <regex>
 #include <sstream>
 
 #include "core/atomic_file.h"
@@ -120,22 +121,41 @@ AnyVolume read_c_order(const std::string& path, std::uint64_t offset, const Stor
   return out;
 }
 
-std::uint64_t file_size(const std::string& path) {
-  std::error_code ec;
-  const auto n = std::filesystem::file_size(path, ec);
-  if (ec) throw InputError(path + ": cannot stat (" + ec.message() + ")");
-  return n;
-}
-
 // ---- npy header ----
 struct NpyHeader {
   StoredType stored;
   std::string descr;
   bool fortran = false;
-  std::vector<index_t> shape;
+  std::vector<std::uint64_t> shape;  // as stored: (z, y, x) or (y, x)
   std::uint64_t data_offset = 0;
 };
 
+// numpy caps its header at 10 000 bytes; anything longer is not a header numpy wrote.
+constexpr std::uint32_t kMaxNpyHeader = 65536;
+
+// The text after `'key':` in numpy's header dict (spaces skipped), or npos when absent.
+std::size_t npy_value(const std::string& dict, const std::string& key) {
+  std::size_t at = dict.find("'" + key + "'");
+  if (at == std::string::npos) return at;
+  at = dict.find_first_not_of(" \t", at + key.size() + 2);
+  if (at == std::string::npos || dict[at] != ':') return std::string::npos;
+  at = dict.find_first_not_of(" \t", at + 1);
+  return at;
+}
+
+// One size of the 'shape' tuple: a whole number that fits 63 bits.
+std::uint64_t npy_size(const std::string& item, const std::string& shape, const std::string& path) {
+  const std::size_t b = item.find_first_not_of(" \t"), e = item.find_last_not_of(" \tL");
+  const std::string digits = item.substr(b, e - b + 1);
+  errno = 0;
+  const unsigned long long n = std::strtoull(digits.c_str(), nullptr, 10);
+  if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos || errno == ERANGE ||
+      n > static_cast<unsigned long long>(std::numeric_limits<index_t>::max()))
+    throw InputError(path + ": .npy header field 'shape' (" + shape + ") is not a tuple of sizes below 2^63");
+  return n;
+}
+
+// Parses the header by hand (linear time; a regex over a hostile header is not).
 NpyHeader parse_npy(const std::string& path) {
   FilePtr f = open_read(path);
   unsigned char pre[12];
@@ -154,29 +174,36 @@ NpyHeader parse_npy(const std::string& path) {
   } else {
     throw InputError(path + ": unsupported .npy version " + std::to_string(major));
   }
+  if (len > kMaxNpyHeader || start + len > file_bytes(path))
+    throw InputError(path + ": .npy header length field is " + std::to_string(len) + " bytes; the file holds " +
+                     std::to_string(file_bytes(path)) + " (at most " + std::to_string(kMaxNpyHeader) + " expected)");
   std::string dict(len, '\0');
   read_exact(f.get(), start, dict.data(), len, path);
   NpyHeader h;
   h.data_offset = start + len;
-  std::smatch m;
-  if (!std::regex_search(dict, m, std::regex("'descr'\\s*:\\s*'([^']*)'")))
+  std::size_t at = npy_value(dict, "descr");
+  const std::size_t descr_end = at == std::string::npos ? at : dict.find('\'', at + 1);
+  if (at == std::string::npos || dict[at] != '\'' || descr_end == std::string::npos)
     throw InputError(path + ": .npy header has no 'descr'");
-  h.descr = m[1];
-  if (!std::regex_search(dict, m, std::regex("'fortran_order'\\s*:\\s*(True|False)")))
+  h.descr = dict.substr(at + 1, descr_end - at - 1);
+  at = npy_value(dict, "fortran_order");
+  if (at != std::string::npos && dict.compare(at, 4, "True") == 0) h.fortran = true;
+  else if (at == std::string::npos || dict.compare(at, 5, "False") != 0)
     throw InputError(path + ": .npy header has no 'fortran_order'");
-  h.fortran = m[1] == "True";
-  if (!std::regex_search(dict, m, std::regex("'shape'\\s*:\\s*\\(([^)]*)\\)")))
+  at = npy_value(dict, "shape");
+  const std::size_t shape_end = at == std::string::npos ? at : dict.find(')', at);
+  if (at == std::string::npos || dict[at] != '(' || shape_end == std::string::npos)
     throw InputError(path + ": .npy header has no 'shape'");
-  std::stringstream ss(m[1].str());
+  const std::string shape = dict.substr(at + 1, shape_end - at - 1);
+  std::stringstream ss(shape);
   for (std::string item; std::getline(ss, item, ',');) {
     if (item.find_first_not_of(" \t") == std::string::npos) continue;
-    char* end = nullptr;
-    const long long n = std::strtoll(item.c_str(), &end, 10);
-    if (end == item.c_str() || n < 0) throw InputError(path + ": .npy shape '" + m[1].str() + "' is not a list of sizes");
-    h.shape.push_back(n);
+    if (h.shape.size() == 3) throw InputError(path + ": .npy shape (" + shape + ") has more than 3 dimensions");
+    h.shape.push_back(npy_size(item, shape, path));
   }
   const std::string& d = h.descr;
-  if (d.size() < 3 || std::string("<>|=").find(d[0]) == std::string::npos)
+  if (d.size() < 3 || d.size() > 4 || std::string("<>|=").find(d[0]) == std::string::npos ||
+      d.find_first_not_of("0123456789", 2) != std::string::npos)
     throw InputError(path + ": unsupported .npy dtype '" + d + "'");
   h.stored.big_endian = d[0] == '>';
   h.stored.kind = d[1];
@@ -192,19 +219,22 @@ Header header_from_npy(const NpyHeader& n, const std::string& path) {
   Header h;
   h.dtype = *t;
   // numpy axes are (z, y, x) or (y, x): the last axis is x.
-  if (n.shape.size() == 3) h.dims = {n.shape[2], n.shape[1], n.shape[0]};
-  else if (n.shape.size() == 2) h.dims = {n.shape[1], n.shape[0], 1};
+  const auto bytes = static_cast<std::uint64_t>(n.stored.bytes);
+  if (n.shape.size() == 3) h.dims = checked_dims(path, "'shape'", n.shape[2], n.shape[1], n.shape[0], bytes);
+  else if (n.shape.size() == 2) h.dims = checked_dims(path, "'shape'", n.shape[1], n.shape[0], 1, bytes);
   else
     throw InputError(path + ": array has " + std::to_string(n.shape.size()) + " dimensions; expected 2 or 3");
   return h;
 }
 
 void check_data_size(const std::string& path, std::uint64_t offset, const Dims& d, int bytes, const std::string& what) {
-  const std::uint64_t expected = offset + static_cast<std::uint64_t>(d.count()) * bytes;
-  const std::uint64_t actual = file_size(path);
+  const auto count = static_cast<std::uint64_t>(d.count());
+  const std::uint64_t expected = checked_add(path, what + " header + data", offset,
+                                             checked_mul(path, what + " dims", count, static_cast<std::uint64_t>(bytes)));
+  const std::uint64_t actual = file_bytes(path);
   if (actual != expected)
     throw InputError(path + ": size mismatch: " + what + " " + to_string(d) + " needs " + std::to_string(expected) +
-                     " bytes (header " + std::to_string(offset) + " + " + std::to_string(d.count()) + " x " +
+                     " bytes (header " + std::to_string(offset) + " + " + std::to_string(count) + " x " +
                      std::to_string(bytes) + "), the file has " + std::to_string(actual) + " bytes");
 }
 
@@ -215,8 +245,10 @@ Header probe_raw(const ReadOptions& o) {
   if (!o.dims || !o.dtype)
     throw InputError(o.path + ": a raw volume needs dims (NX,NY,NZ) and dtype (uint8, uint16, int16, uint32, float32)");
   Header h;
-  h.dims = *o.dims;
   h.dtype = *o.dtype;
+  const Dims& d = *o.dims;
+  if (d.x < 0 || d.y < 0 || d.z < 0) throw InputError(o.path + ": raw dims " + to_string(d) + " are negative");
+  h.dims = checked_dims(o.path, "dims", d.x, d.y, d.z, dtype_size(h.dtype));
   if (h.dims.empty()) return h;  // the caller reports the zero-sized volume
   check_data_size(o.path, o.header_bytes, h.dims, static_cast<int>(dtype_size(h.dtype)),
                   "raw " + to_string(h.dtype));

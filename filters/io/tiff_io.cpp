@@ -78,6 +78,9 @@ struct PageLayout {
 
 std::string page_name(const TiffFile&, std::uint32_t page) { return "page " + std::to_string(page); }
 
+// A strip or tile buffer above this (and above the page itself) is refused.
+constexpr std::uint64_t kMaxBlockBytes = std::uint64_t{64} << 20;
+
 PageLayout read_layout(const TiffFile& f, std::uint32_t page) {
   TIFF* t = f.get();
   PageLayout L;
@@ -101,7 +104,40 @@ PageLayout read_layout(const TiffFile& f, std::uint32_t page) {
     L.block_h = std::min(rps, L.height);
   }
   if (L.block_w == 0 || L.block_h == 0) throw InputError(f.path() + ": " + page_name(f, page) + " has empty strips/tiles");
+  // One block is decoded at a time per thread: a tile far larger than the page is a lie.
+  const std::uint64_t bits = std::max<std::uint16_t>(L.bits, 1);
+  const std::uint64_t block_bytes = checked_mul(f.path(), "TileWidth x TileLength",
+                                                checked_mul(f.path(), "TileWidth x TileLength", L.block_w, L.block_h), bits) / 8;
+  const std::uint64_t page_bytes = checked_mul(f.path(), "ImageWidth x ImageLength",
+                                               checked_mul(f.path(), "ImageWidth x ImageLength", L.width, L.height), bits) / 8;
+  if (block_bytes > std::max(page_bytes, kMaxBlockBytes))
+    throw InputError(f.path() + ": " + page_name(f, page) + " header field " + (L.tiled ? "TileWidth/TileLength" : "RowsPerStrip") +
+                     " claims " + std::to_string(L.block_w) + "x" + std::to_string(L.block_h) + " blocks for a " +
+                     std::to_string(L.width) + "x" + std::to_string(L.height) + " page (corrupt or hostile file)");
   return L;
+}
+
+// How many times a page's stored bytes can expand when decoded; a header claiming more
+// voxels than that is a lie. Codecs without a tight bound get a loose one (the voxel cap holds).
+std::uint64_t max_expansion(std::uint16_t compression) {
+  switch (compression) {
+    case COMPRESSION_NONE: return 1;
+    case COMPRESSION_PACKBITS: return 64;  // a 2-byte run code decodes to at most 128 bytes
+    case COMPRESSION_ADOBE_DEFLATE:
+    case COMPRESSION_DEFLATE: return kMaxDeflateRatio;
+    case COMPRESSION_LZW: return 2048;  // 12-bit codes, table reset at 4094 entries: ~1500:1
+    default: return std::uint64_t{1} << 16;  // zstd, LZMA, CCITT, JPEG ...
+  }
+}
+
+// The fewest bytes the file must hold for one page of this layout and compression.
+std::uint64_t min_stored_bytes(const TiffFile& f, const PageLayout& L) {
+  std::uint16_t compression = COMPRESSION_NONE;
+  TIFFGetFieldDefaulted(f.get(), TIFFTAG_COMPRESSION, &compression);
+  const std::uint64_t row_bytes = (static_cast<std::uint64_t>(L.width) * L.bits + 7) / 8;
+  const std::uint64_t page = checked_mul(f.path(), "ImageLength x row bytes", L.height, row_bytes);
+  const std::uint64_t ratio = max_expansion(compression);
+  return (page + ratio - 1) / ratio;
 }
 
 // Which of our element types holds a TIFF sample losslessly. int8 widens to int16.
@@ -238,7 +274,13 @@ std::uint64_t imagej_planes_offset(const TiffFile& f, const PageLayout& L, index
   if (!TIFFGetField(t, TIFFTAG_IMAGEDESCRIPTION, &desc) || !desc || std::strncmp(desc, "ImageJ=", 7) != 0) return 0;
   const char* images = std::strstr(desc, "\nimages=");
   if (!images) return 0;
-  planes = std::atoll(images + 8);
+  // A plain count of at most 10 digits; anything else is not what ImageJ writes.
+  const char* digits = images + 8;
+  std::size_t n = 0;
+  while (n < 11 && digits[n] >= '0' && digits[n] <= '9') ++n;
+  if (n == 0 || n > 10 || (digits[n] != '\n' && digits[n] != '\0'))
+    f.fail("header field ImageDescription 'images=' is not a plane count");
+  planes = std::atoll(digits);
   std::uint16_t compression = COMPRESSION_NONE;
   TIFFGetFieldDefaulted(t, TIFFTAG_COMPRESSION, &compression);
   if (planes <= 1 || compression != COMPRESSION_NONE || L.tiled || L.bits % 8 != 0) return 0;
@@ -266,8 +308,10 @@ Header probe_tiff(const std::vector<std::string>& files) {
   Header h;
   PageLayout first;
   index_t pages = 0;
+  std::uint64_t min_stored = 0, file_total = 0;
   for (std::size_t k = 0; k < files.size(); ++k) {
     TiffFile f(files[k], "r");
+    file_total += file_bytes(files[k]);
     const std::uint32_t n = page_count(f);
     std::vector<std::uint32_t> slices;
     // Every slice must match the first one; checking all headers is cheap (no voxels).
@@ -279,6 +323,7 @@ Header probe_tiff(const std::vector<std::string>& files) {
       slices.push_back(p);
       const PageLayout L = read_layout(f, p);
       const DType t = dtype_for(f, p, L);
+      min_stored = checked_add(f.path(), "page sizes", min_stored, min_stored_bytes(f, L));
       if (pages == 0 && slices.size() == 1) {
         first = L;
         h.dtype = t;
@@ -293,19 +338,25 @@ Header probe_tiff(const std::vector<std::string>& files) {
     h.tiff_pages.push_back(std::move(slices));
   }
   if (pages == 0) throw InputError(files[0] + ": no full-resolution image pages");
-  h.dims = {first.width, first.height, pages};
+  h.dims = checked_dims(files[0], "ImageWidth x ImageLength x pages", first.width, first.height,
+                        static_cast<std::uint64_t>(pages), dtype_size(h.dtype));
+  const std::string where = files.size() == 1 ? files[0] : files[0] + " (and " + std::to_string(files.size() - 1) + " more slices)";
+  check_stored(where, "ImageWidth x ImageLength x pages", min_stored, file_total, 1);
   if (files.size() == 1 && pages == 1) {
     TiffFile f(files[0], "r");
     index_t planes = 0;
     const std::uint64_t offset = imagej_planes_offset(f, first, planes);
     const std::uint64_t plane_bytes = static_cast<std::uint64_t>(first.width) * first.height * (first.bits / 8);
     if (offset > 0 && plane_bytes == static_cast<std::uint64_t>(first.width) * first.height * dtype_size(h.dtype)) {
-      const std::uint64_t need = offset + plane_bytes * static_cast<std::uint64_t>(planes);
-      const std::uint64_t have = std::filesystem::file_size(files[0]);
+      const std::string field = "ImageDescription 'images=" + std::to_string(planes) + "'";
+      const std::uint64_t need =
+          checked_add(f.path(), field, offset, checked_mul(f.path(), field, plane_bytes, static_cast<std::uint64_t>(planes)));
+      const std::uint64_t have = file_bytes(files[0]);
       if (have < need)
-        f.fail("truncated ImageJ stack: " + std::to_string(planes) + " planes need " + std::to_string(need) +
+        f.fail("truncated ImageJ stack: header field " + field + " needs " + std::to_string(need) +
                " bytes, the file has " + std::to_string(have));
-      h.dims.z = planes;
+      h.dims = checked_dims(f.path(), field, first.width, first.height, static_cast<std::uint64_t>(planes),
+                            dtype_size(h.dtype));
       h.imagej_planes_offset = offset;
       h.big_endian = TIFFIsBigEndian(f.get());
     }

@@ -183,6 +183,7 @@ io::Header probe(const Source& s, const ReadOptions& o) {
   else if (f == "hdf5") h = io::probe_hdf5(s.files[0], o.dataset);
   if (h.dims.empty())
     throw InputError(o.path + ": zero-sized volume " + to_string(h.dims) + "; expected at least one voxel");
+  io::check_voxel_cap(o.path, h.dims, max_voxels(o));
   return h;
 }
 
@@ -190,7 +191,7 @@ Box resolve_roi(const std::optional<Box>& roi, const Dims& d, const std::string&
   if (!roi) return Box{{0, 0, 0}, {d.x, d.y, d.z}};
   const char* axis = "xyz";
   for (int a = 0; a < 3; ++a) {
-    if (roi->min[a] < 0 || roi->size[a] <= 0 || roi->min[a] + roi->size[a] > d[a]) {
+    if (roi->min[a] < 0 || roi->size[a] <= 0 || roi->min[a] >= d[a] || roi->size[a] > d[a] - roi->min[a]) {
       std::ostringstream m;
       m << path << ": ROI along " << axis[a] << " [" << roi->min[a] << ", " << roi->min[a] + roi->size[a]
         << ") is empty or leaves the volume " << to_string(d);

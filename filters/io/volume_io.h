@@ -23,7 +23,14 @@ struct ReadOptions {
   // Region of interest: only this box is kept (read slice-wise where the format allows).
   std::optional<Box> roi;
   bool hash = true;             // compute the SHA-256 of the input bytes for provenance
+  // Most voxels a header may claim; 0 = $VP_MAX_VOXELS, else kDefaultMaxVoxels.
+  std::uint64_t max_voxels = 0;
 };
+
+// 2^34 voxels (16 GiB of uint8): above a 2048^3 scan, far below what 64-bit sizes can wrap to.
+inline constexpr std::uint64_t kDefaultMaxVoxels = std::uint64_t{1} << 34;
+// The voxel cap in force for these options (throws InputError on a malformed $VP_MAX_VOXELS).
+std::uint64_t max_voxels(const ReadOptions& options);
 
 struct ReadResult {
   AnyVolume volume;             // provenance filled: absolute path + sha256
@@ -32,7 +39,9 @@ struct ReadResult {
 };
 
 // Throws InputError naming the file and what was wrong (truncated, dims vs size, missing dataset,
-// NaN in a float volume, zero-sized volume, unsupported sample format, ...).
+// NaN in a float volume, zero-sized volume, unsupported sample format, ...). Every header field
+// is checked before any voxel buffer is allocated: sizes whose product wraps 64 bits, data
+// claimed beyond the file (or beyond what its compressed bytes can expand to), the voxel cap.
 ReadResult read_volume(const ReadOptions& options);
 
 // Header only: dims, dtype and spacing without reading voxels.
