@@ -57,13 +57,13 @@ def blobs_tiff(tmp_path_factory):
 def test_solve_peak_rss_is_at_most_the_cli_s_plus_the_array(blobs_tiff):
     array_kib = N ** 3 // 1024
     cli_peak = _cli_peak_kib(["solve", str(blobs_tiff), "--phase", "1", "--axis", "z", "--json"])
-    py = _python_peak_kib(HWM + f"""
+    py = _python_peak_kib(HWM + textwrap.dedent(f"""
     import numpy as np, tifffile, voxpress as vp
     arr = tifffile.imread({str(blobs_tiff)!r})
     r = vp.solve(arr, phase=1, axis="z")
     assert r["z"]["status"] == "ok", r
     print("peak=%d" % hwm())
-    """)
+    """))
     print(f"peak RSS: CLI {cli_peak} KiB, Python {py['peak']} KiB, array {array_kib} KiB")
     assert py["peak"] <= cli_peak + array_kib
 
@@ -71,14 +71,14 @@ def test_solve_peak_rss_is_at_most_the_cli_s_plus_the_array(blobs_tiff):
 def test_read_returns_the_volume_without_a_second_copy(blobs_tiff):
     # Reading a 16 MiB volume: if the array were copied out of the C++ volume, the peak would grow
     # by a second 16 MiB; the capsule hands over the C++ buffer instead.
-    r = _python_peak_kib(HWM + f"""
+    r = _python_peak_kib(HWM + textwrap.dedent(f"""
     import numpy as np, voxpress as vp
     base = hwm()
     v = vp.read({str(blobs_tiff)!r})
     after = hwm()
     assert not v.array.flags.owndata
     print("base=%d after=%d" % (base, after))
-    """)
+    """))
     grown = r["after"] - r["base"]
     array_kib = N ** 3 // 1024
     print(f"read: peak grew by {grown} KiB for a {array_kib} KiB volume")
