@@ -41,4 +41,18 @@ void Progress::emit(const std::string& line) {
   if (log_.is_open()) log_ << line << '\n' << std::flush;
 }
 
+namespace {
+thread_local ProgressHook* current_hook = nullptr;
+}  // namespace
+
+ScopedProgressHook::ScopedProgressHook(ProgressHook hook) : previous_(current_hook), hook_(std::move(hook)) {
+  current_hook = &hook_;
+}
+
+ScopedProgressHook::~ScopedProgressHook() { current_hook = previous_; }
+
+void progress_point(double done) {
+  if (current_hook && *current_hook) (*current_hook)(done);
+}
+
 }  // namespace vp

@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <fstream>
+#include <functional>
 #include <mutex>
 #include <string>
 
@@ -28,5 +29,27 @@ class Progress {
   std::mutex mutex_;
   std::ofstream log_;
 };
+
+// Cooperative progress and cancellation inside long computations (the CG solve polls it every
+// iteration). A host that runs them for another language (the Python module) installs a hook on
+// its own thread for the duration of a call; the computation calls progress_point(done) from the
+// thread that started it, at points where stopping is safe. The hook may report `done` (0..1, or
+// NaN when unknown) and may throw to stop the computation (Ctrl-C from Python). Without a hook on
+// the calling thread, progress_point does nothing, so worker threads and the CLI never pay for it.
+using ProgressHook = std::function<void(double done)>;
+
+class ScopedProgressHook {
+ public:
+  explicit ScopedProgressHook(ProgressHook hook);
+  ~ScopedProgressHook();
+  ScopedProgressHook(const ScopedProgressHook&) = delete;
+  ScopedProgressHook& operator=(const ScopedProgressHook&) = delete;
+
+ private:
+  ProgressHook* previous_;
+  ProgressHook hook_;
+};
+
+void progress_point(double done);
 
 }  // namespace vp

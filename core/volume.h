@@ -80,21 +80,41 @@ class Volume {
     voxels_.assign(static_cast<std::size_t>(dims.count()), fill);
   }
 
+  // A volume over voxels it does not own, used in place (the Python module's NumPy arrays):
+  // `voxels` holds dims.count() elements, x fastest, and outlives the volume and its moves.
+  // Copies of it own their voxels; storage() throws (there is no vector to hand out).
+  static Volume borrowing(T* voxels, Dims dims, Vec3 spacing_um = {1.0, 1.0, 1.0}) {
+    if (dims.x < 0 || dims.y < 0 || dims.z < 0) throw std::invalid_argument("Volume: negative dimension");
+    Volume v;
+    v.spacing_um = spacing_um;
+    v.dims_ = dims;
+    v.borrowed_ = voxels;
+    return v;
+  }
+  Volume(const Volume& o)
+      : spacing_um(o.spacing_um), origin_um(o.origin_um), provenance(o.provenance), dims_(o.dims_),
+        voxels_(o.borrowed_ ? std::vector<T>(o.borrowed_, o.borrowed_ + o.size()) : o.voxels_) {}
+  Volume& operator=(const Volume& o) {
+    if (this != &o) *this = Volume(o);
+    return *this;
+  }
+  Volume(Volume&&) noexcept = default;
+  Volume& operator=(Volume&&) noexcept = default;
+  bool borrowed() const { return borrowed_ != nullptr; }
+
   const Dims& dims() const { return dims_; }
   index_t size() const { return dims_.count(); }
-  bool empty() const { return voxels_.empty(); }
-  T* data() { return voxels_.data(); }
-  const T* data() const { return voxels_.data(); }
-  std::vector<T>& storage() { return voxels_; }
-  const std::vector<T>& storage() const { return voxels_; }
+  bool empty() const { return borrowed_ ? size() == 0 : voxels_.empty(); }
+  T* data() { return borrowed_ ? borrowed_ : voxels_.data(); }
+  const T* data() const { return borrowed_ ? borrowed_ : voxels_.data(); }
+  std::vector<T>& storage() { return owned_storage(); }
+  const std::vector<T>& storage() const { return const_cast<Volume*>(this)->owned_storage(); }
 
   index_t index(index_t x, index_t y, index_t z) const { return x + dims_.x * (y + dims_.y * z); }
-  T& operator()(index_t x, index_t y, index_t z) { return voxels_[static_cast<std::size_t>(index(x, y, z))]; }
-  const T& operator()(index_t x, index_t y, index_t z) const {
-    return voxels_[static_cast<std::size_t>(index(x, y, z))];
-  }
-  T& operator[](index_t i) { return voxels_[static_cast<std::size_t>(i)]; }
-  const T& operator[](index_t i) const { return voxels_[static_cast<std::size_t>(i)]; }
+  T& operator()(index_t x, index_t y, index_t z) { return data()[index(x, y, z)]; }
+  const T& operator()(index_t x, index_t y, index_t z) const { return data()[index(x, y, z)]; }
+  T& operator[](index_t i) { return data()[i]; }
+  const T& operator[](index_t i) const { return data()[i]; }
 
   VolumeView<T> view() { return {data(), dims_, dims_.x, dims_.x * dims_.y}; }
   VolumeView<const T> view() const { return {data(), dims_, dims_.x, dims_.x * dims_.y}; }
@@ -140,8 +160,14 @@ class Volume {
         throw std::out_of_range("crop box outside volume " + to_string(dims_));
   }
 
+  std::vector<T>& owned_storage() {
+    if (borrowed_) throw std::logic_error("Volume::storage(): a borrowed volume has no vector storage (use data())");
+    return voxels_;
+  }
+
   Dims dims_;
   std::vector<T> voxels_;
+  T* borrowed_ = nullptr;  // set: the voxels live elsewhere (borrowing()); voxels_ is empty
 };
 
 // Phase labels (integers) plus the table that names them and gives their roles.

@@ -1,5 +1,6 @@
 #include "metrics/transport/conductivity_solve.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <limits>
@@ -10,6 +11,7 @@
 #include <tbb/parallel_reduce.h>
 
 #include "core/error.h"
+#include "core/progress.h"
 #include "metrics/face_connectivity.h"
 #include "metrics/transport/multigrid.h"
 
@@ -58,6 +60,14 @@ void check_inputs(const Volume<std::uint8_t>& labels, const ConductivityTable& k
   if (o.max_iterations < 1) throw InputError("transport: max_iterations must be ≥ 1");
   for (double s : labels.spacing_um)
     if (!(s > 0) || !std::isfinite(s)) throw InputError("transport: voxel spacing must be positive");
+}
+
+constexpr double kUnknownProgress = std::numeric_limits<double>::quiet_NaN();
+
+// Progress of CG as the fraction of the way, in decades, from residual 1 down to the tolerance.
+double convergence_progress(double relative_residual, double tolerance) {
+  if (!(relative_residual > 0) || !(tolerance < 1)) return 1.0;
+  return std::clamp(std::log10(relative_residual) / std::log10(tolerance), 0.0, 1.0);
 }
 
 std::array<index_t, 256> histogram(const Volume<std::uint8_t>& labels) {
@@ -139,6 +149,7 @@ TransportResult solve_transport(const Volume<std::uint8_t>& labels, const Conduc
   fc.connectivity = 6;
   fc.periodic = {options.periodic, options.periodic, options.periodic};
   FaceReach reach = face_reachability(labels, conducting_labels, fc);
+  progress_point(kUnknownProgress);  // a cancellation point between the set-up phases
   out.porosity_percolating = static_cast<double>(reach.percolating) / total;
   if (!reach.percolates()) return not_percolating();
   Volume<std::uint8_t> code = std::move(reach.flags);
@@ -185,6 +196,7 @@ TransportResult solve_transport(const Volume<std::uint8_t>& labels, const Conduc
 
   transport::Multigrid mg(fine);
   out.multigrid_levels = mg.levels();
+  progress_point(kUnknownProgress);
   std::vector<float> r(static_cast<std::size_t>(n)), p(static_cast<std::size_t>(n)), q(static_cast<std::size_t>(n));
 
   // CG with restarts: each restart recomputes the residual in double from the double
@@ -219,6 +231,7 @@ TransportResult solve_transport(const Volume<std::uint8_t>& labels, const Conduc
       const double alpha = rz / pq;
       const double rr = update_solution(alpha, p.data(), q.data(), x.data(), r.data(), n);
       ++out.iterations;
+      progress_point(convergence_progress(std::sqrt(rr) / b_norm, options.tolerance));
       if (std::sqrt(rr) <= target) break;
       mg.precondition(r.data(), q.data());
       const double rz_next = dot(r.data(), q.data(), n);

@@ -13,6 +13,7 @@
 #include "core/json_util.h"
 #include "core/stage.h"
 #include "pipeline/commands/cli_common.h"
+#include "pipeline/commands/command_api.h"
 
 namespace vp {
 
@@ -57,13 +58,43 @@ void print_table(const nlohmann::json& d) {
   }
 }
 
+}  // namespace
+
+nlohmann::json cracks_sample(SampleContext& ctx, const CracksRequest& request) {
+  if (!request.out_dir.empty()) {
+    std::filesystem::create_directories(request.out_dir);
+    ctx.out_dir = request.out_dir;
+  }
+  std::map<std::string, std::string> values;
+  values["host"] = "[" + request.host + "]";
+  values["void"] = "[" + request.void_phases + "]";
+  values["pressing_axis"] = "sample";
+  if (!request.use_grey) values["use_grey"] = "false";
+  if (!request.max_aperture.empty()) values["max_aperture"] = request.max_aperture;
+  if (!request.min_aspect.empty()) values["min_aspect"] = request.min_aspect;
+  if (!request.min_voxels.empty()) values["min_voxels"] = request.min_voxels;
+  if (!request.sheet_threshold.empty()) values["sheet_threshold"] = request.sheet_threshold;
+  if (!request.connectivity.empty()) values["connectivity"] = request.connectivity;
+
+  const Stage* stage = Registry::global().stage("cracks");
+  if (!stage) throw InputError("the cracks stage is not available in this build");
+  const Params params = stage_params(*stage, values, "cracks command line",
+                                     PreflightContext{ctx.labels->phases, kLabels | (ctx.grey ? kGrey : 0u)});
+  ctx.current_stage = "cracks";
+  stage->run(params, ctx);
+  nlohmann::json out = ctx.details;
+  out["rows"] = rows_to_json(ctx.rows)["rows"];
+  return out;
+}
+
+namespace {
+
 int cracks_main(const std::vector<std::string>& args) {
   CLI::App app("Detect and measure cracks in a host phase of a label volume", "cracks");
   VolumeArgs volume;
   add_volume_flags(app, volume);
   std::string host = "electrolyte", void_phases = "pore", grey_path, labels_flag, roles_flag, particles_path, out_dir,
               pressing_axis = "z";
-  std::map<std::string, std::string> values;
   std::string max_aperture, min_aspect, min_voxels, sheet_threshold, connectivity;
   bool json = false, no_grey = false;
   app.add_option("--host", host, "host phase(s), comma-separated: role names (electrolyte, active) or phase names/labels")
@@ -106,32 +137,24 @@ int cracks_main(const std::vector<std::string>& args) {
     ctx.grey = std::move(grey);
   }
   if (!particles_path.empty()) ctx.particles = read_particle_ids(particles_path, voxels);
-  if (!out_dir.empty()) ctx.out_dir = out_dir;
-
-  values["host"] = "[" + host + "]";
-  values["void"] = "[" + void_phases + "]";
-  values["pressing_axis"] = "sample";
-  if (no_grey) values["use_grey"] = "false";
-  if (!max_aperture.empty()) values["max_aperture"] = max_aperture;
-  if (!min_aspect.empty()) values["min_aspect"] = min_aspect;
-  if (!min_voxels.empty()) values["min_voxels"] = min_voxels;
-  if (!sheet_threshold.empty()) values["sheet_threshold"] = sheet_threshold;
-  if (!connectivity.empty()) values["connectivity"] = connectivity;
-
-  const Stage* stage = Registry::global().stage("cracks");
-  if (!stage) throw InputError("the cracks stage is not available in this build");
-  ctx.current_stage = "cracks";
+  CracksRequest request;
+  request.host = host;
+  request.void_phases = void_phases;
+  request.use_grey = !no_grey;
+  request.max_aperture = max_aperture;
+  request.min_aspect = min_aspect;
+  request.min_voxels = min_voxels;
+  request.sheet_threshold = sheet_threshold;
+  request.connectivity = connectivity;
+  request.out_dir = out_dir;
+  nlohmann::json out;
   try {
-    const Params params = stage_params(*stage, values, "cracks command line",
-                                       PreflightContext{ctx.labels->phases, kLabels | (ctx.grey ? kGrey : 0u)});
-    stage->run(params, ctx);
+    out = cracks_sample(ctx, request);
   } catch (const InputError& e) {
     throw with_roles_hint(e, ctx.labels->phases, !labels_flag.empty());
   }
 
   if (json) {
-    nlohmann::json out = ctx.details;
-    out["rows"] = rows_to_json(ctx.rows)["rows"];
     out["input"] = {{"path", provenance_of(input.volume).path},
                     {"sha256", provenance_of(input.volume).sha256}};
     std::cout << out.dump(2) << "\n";

@@ -9,6 +9,7 @@
 #include "core/json_util.h"
 #include "core/stage.h"
 #include "pipeline/commands/cli_common.h"
+#include "pipeline/commands/command_api.h"
 
 namespace vp {
 
@@ -57,7 +58,7 @@ std::vector<std::pair<double, index_t>> value_counts(const Volume<T>& v) {
     for (std::size_t b = 0; b < hist.size(); ++b)
       if (hist[b] > 0) out.emplace_back(static_cast<double>(static_cast<long long>(b) + lowest), hist[b]);
   } else {
-    std::vector<T> sorted(v.storage());
+    std::vector<T> sorted(v.data(), v.data() + v.size());
     std::sort(sorted.begin(), sorted.end());
     for (std::size_t i = 0; i < sorted.size();) {
       std::size_t j = i;
@@ -95,6 +96,27 @@ GreyStats grey_stats(const Volume<T>& v) {
 
 std::string num(double v) { return format_number(v); }
 
+}  // namespace
+
+nlohmann::json info_json(const ReadResult& r, const std::string& spacing_source) {
+  const GreyStats s = std::visit([](const auto& v) { return grey_stats(v); }, r.volume);
+  return {
+      {"path", provenance_of(r.volume).path},
+      {"sha256", provenance_of(r.volume).sha256},
+      {"format", r.format},
+      {"dims", to_json(dims_of(r.volume))},
+      {"voxels", s.voxels},
+      {"dtype", to_string(dtype_of(r.volume))},
+      {"spacing_um", to_json(spacing_of(r.volume))},
+      {"spacing_source", spacing_source},
+      {"min", s.min}, {"max", s.max}, {"mean", s.mean}, {"std", s.std},
+      {"percentiles", {{"1", s.p1}, {"50", s.p50}, {"99", s.p99}}},
+      {"distinct_values", s.distinct ? nlohmann::json(*s.distinct) : nlohmann::json(nullptr)},
+  };
+}
+
+namespace {
+
 int info_main(const std::vector<std::string>& args) {
   CLI::App app("Show a volume's dims, dtype, spacing, value range and histogram summary", "info");
   VolumeArgs volume;
@@ -103,27 +125,15 @@ int info_main(const std::vector<std::string>& args) {
   app.add_flag("--json", json, "print one JSON object");
   if (parse_cli(app, args)) return 0;
   const ReadResult r = load_volume(volume);
+  if (json) {
+    std::cout << info_json(r, !volume.spacing.empty() ? "flag" : r.spacing_from_file ? "file" : "default").dump(2)
+              << "\n";
+    return 0;
+  }
   const GreyStats s = std::visit([](const auto& v) { return grey_stats(v); }, r.volume);
   const Dims& d = dims_of(r.volume);
   const Vec3& sp = spacing_of(r.volume);
   const bool spacing_known = r.spacing_from_file || !volume.spacing.empty();
-  if (json) {
-    nlohmann::json j = {
-        {"path", provenance_of(r.volume).path},
-        {"sha256", provenance_of(r.volume).sha256},
-        {"format", r.format},
-        {"dims", to_json(d)},
-        {"voxels", s.voxels},
-        {"dtype", to_string(dtype_of(r.volume))},
-        {"spacing_um", to_json(sp)},
-        {"spacing_source", !volume.spacing.empty() ? "flag" : r.spacing_from_file ? "file" : "default"},
-        {"min", s.min}, {"max", s.max}, {"mean", s.mean}, {"std", s.std},
-        {"percentiles", {{"1", s.p1}, {"50", s.p50}, {"99", s.p99}}},
-        {"distinct_values", s.distinct ? nlohmann::json(*s.distinct) : nlohmann::json(nullptr)},
-    };
-    std::cout << j.dump(2) << "\n";
-    return 0;
-  }
   std::cout << "path         " << provenance_of(r.volume).path << "\n"
             << "format       " << r.format << "\n"
             << "dims         " << d.x << " x " << d.y << " x " << d.z << "  (x, y, z; " << s.voxels << " voxels)\n"

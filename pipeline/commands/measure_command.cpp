@@ -13,6 +13,7 @@
 #include "core/json_util.h"
 #include "core/stage.h"
 #include "pipeline/commands/cli_common.h"
+#include "pipeline/commands/command_api.h"
 
 namespace vp {
 
@@ -79,6 +80,25 @@ std::vector<std::string> stages_for(const std::string& metrics, const PhaseTable
   return out;
 }
 
+}  // namespace
+
+void measure_sample(SampleContext& ctx, const std::string& metrics, int connectivity) {
+  const Registry& reg = Registry::global();
+  for (const std::string& name : stages_for(metrics, ctx.labels->phases, ctx.particles.has_value())) {
+    const Stage* stage = reg.stage(name);
+    if (!stage) throw InputError("--metrics: stage '" + name + "' is not available in this build");
+    std::map<std::string, std::string> values;
+    if (connectivity != 0 && name == "connectivity") values["connectivity"] = std::to_string(connectivity);
+    const Params params = stage_params(*stage, values, "measure command line",
+                                       PreflightContext{ctx.labels->phases, kLabels | (ctx.particles ? kParticles : 0u)});
+    ctx.current_stage = name;
+    ctx.details = nlohmann::json::object();
+    stage->run(params, ctx);
+  }
+}
+
+namespace {
+
 int measure_main(const std::vector<std::string>& args) {
   CLI::App app("Measure microstructure metrics of a phase-label volume", "measure");
   VolumeArgs volume;
@@ -98,19 +118,8 @@ int measure_main(const std::vector<std::string>& args) {
   SampleContext ctx = label_sample_context(input, labels_flag, roles_flag);
   if (!particles_path.empty()) ctx.particles = read_particle_ids(particles_path, *ctx.labels);
 
-  const Registry& reg = Registry::global();
   try {
-    for (const std::string& name : stages_for(metrics, ctx.labels->phases, ctx.particles.has_value())) {
-      const Stage* stage = reg.stage(name);
-      if (!stage) throw InputError("--metrics: stage '" + name + "' is not available in this build");
-      std::map<std::string, std::string> values;
-      if (connectivity != 0 && name == "connectivity") values["connectivity"] = std::to_string(connectivity);
-      const Params params = stage_params(*stage, values, "measure command line",
-                                         PreflightContext{ctx.labels->phases, kLabels | (ctx.particles ? kParticles : 0u)});
-      ctx.current_stage = name;
-      ctx.details = nlohmann::json::object();
-      stage->run(params, ctx);
-    }
+    measure_sample(ctx, metrics, connectivity);
   } catch (const InputError& e) {
     throw with_roles_hint(e, ctx.labels->phases, !labels_flag.empty());
   }

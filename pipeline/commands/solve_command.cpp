@@ -15,6 +15,7 @@
 #include "core/json_util.h"
 #include "core/stage.h"
 #include "pipeline/commands/cli_common.h"
+#include "pipeline/commands/command_api.h"
 
 namespace vp {
 
@@ -68,6 +69,78 @@ void print_table(const nlohmann::json& axes, const std::string& phase, const std
   }
 }
 
+}  // namespace
+
+nlohmann::json solve_sample(SampleContext& ctx, const SolveRequest& request) {
+  if (request.phase.empty() && request.cond.empty())
+    throw InputError("name the conducting phase(s): --phase LABEL[,LABEL...] or --cond LABEL=VALUE,...");
+  if (request.axis != "x" && request.axis != "y" && request.axis != "z" && request.axis != "all")
+    throw InputError("--axis '" + request.axis + "': expected x, y, z or all");
+  const int threads = request.threads;
+  std::unique_ptr<tbb::global_control> limit;
+  if (threads > 0) limit = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism, threads);
+
+  const std::vector<int> present = labels_present(*ctx.labels);
+
+  std::map<std::string, std::string> values;
+  if (!request.phase.empty()) values["phase"] = yaml_list(expand_ranges(split_list(request.phase), present, "--phase"));
+  if (!request.cond.empty()) {
+    std::string map = "{";
+    for (const auto& [name, value] : parse_assignments(request.cond, "--cond")) {
+      try {
+        std::size_t used = 0;
+        (void)std::stod(value, &used);
+        if (used != value.size()) throw std::invalid_argument(value);
+      } catch (const std::exception&) {
+        throw InputError("--cond: '" + name + "=" + value + "': the conductivity is not a number");
+      }
+      map += (map.size() > 1 ? ", " : "") + nlohmann::json(name).dump() + ": " + value;
+    }
+    values["conductivities"] = map + "}";
+  }
+  values["axes"] = request.axis == "all" ? "[x, y, z]" : "[" + request.axis + "]";
+  values["tol"] = format_number(request.tol);
+  values["flux_balance"] = format_number(request.flux_balance);
+  values["max_iterations"] = std::to_string(request.max_iterations);
+  values["periodic"] = request.periodic ? "true" : "false";
+  values["conductivity_unit"] = nlohmann::json(request.unit).dump();
+  values["write_fields"] = request.out_dir.empty() ? "false" : "true";
+
+  const Stage* stage = Registry::global().stage("transport");
+  if (!stage) throw InputError("the transport stage is not registered in this build");
+  const Params params = stage_params(*stage, values, "solve command line", PreflightContext{ctx.labels->phases, kLabels});
+
+  ctx.threads = threads > 0 ? threads : tbb::this_task_arena::max_concurrency();
+  if (!request.out_dir.empty()) {
+    std::filesystem::create_directories(request.out_dir);
+    ctx.out_dir = request.out_dir;
+  }
+  ctx.current_stage = "transport";
+  stage->run(params, ctx);
+
+  nlohmann::json out = {
+      {"phase", ctx.details["phase"]},
+      {"conductivities", ctx.details["conductivities"]},
+      {"conductivity_unit", request.unit},
+      {"settings", ctx.details["settings"]},
+  };
+  for (const auto& [a, r] : ctx.details["axes"].items()) out[a] = r;
+  if (!request.out_dir.empty()) {
+    nlohmann::json files = nlohmann::json::array();
+    for (const auto& f : ctx.artifacts) files.push_back(f.string());
+    out["outputs"] = files;
+  }
+  return out;
+}
+
+bool solve_converged(const nlohmann::json& solve_json) {
+  for (const char* a : {"x", "y", "z"})
+    if (solve_json.contains(a) && solve_json[a]["status"] == "not_converged") return false;
+  return true;
+}
+
+namespace {
+
 int solve_main(const std::vector<std::string>& args) {
   CLI::App app("Effective conductivity, tortuosity factor and MacMullin number by a voxel conduction solve",
                "solve");
@@ -96,81 +169,43 @@ int solve_main(const std::vector<std::string>& args) {
   if (phase_flag.empty() && cond_flag.empty())
     throw InputError("name the conducting phase(s): --phase LABEL[,LABEL...] or --cond LABEL=VALUE,...");
 
-  std::unique_ptr<tbb::global_control> limit;
-  if (threads > 0) limit = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism, threads);
+  SolveRequest request;
+  request.phase = phase_flag;
+  request.cond = cond_flag;
+  request.axis = axis;
+  request.tol = tol;
+  request.flux_balance = balance;
+  request.max_iterations = max_iterations;
+  request.periodic = periodic;
+  request.unit = unit;
+  request.out_dir = out_dir;
+  request.threads = threads;
 
   if (!out_dir.empty()) create_output_folder(out_dir, "--out");
   const ReadResult input = load_volume(volume);
   SampleContext ctx = label_sample_context(input, labels_flag, roles_flag);
-  const std::vector<int> present = labels_present(*ctx.labels);
-
-  std::map<std::string, std::string> values;
-  if (!phase_flag.empty()) values["phase"] = yaml_list(expand_ranges(split_list(phase_flag), present, "--phase"));
-  if (!cond_flag.empty()) {
-    std::string map = "{";
-    for (const auto& [name, value] : parse_assignments(cond_flag, "--cond")) {
-      try {
-        std::size_t used = 0;
-        (void)std::stod(value, &used);
-        if (used != value.size()) throw std::invalid_argument(value);
-      } catch (const std::exception&) {
-        throw InputError("--cond: '" + name + "=" + value + "': the conductivity is not a number");
-      }
-      map += (map.size() > 1 ? ", " : "") + nlohmann::json(name).dump() + ": " + value;
-    }
-    values["conductivities"] = map + "}";
-  }
-  values["axes"] = axis == "all" ? "[x, y, z]" : "[" + axis + "]";
-  values["tol"] = format_number(tol);
-  values["flux_balance"] = format_number(balance);
-  values["max_iterations"] = std::to_string(max_iterations);
-  values["periodic"] = periodic ? "true" : "false";
-  values["conductivity_unit"] = nlohmann::json(unit).dump();
-  values["write_fields"] = out_dir.empty() ? "false" : "true";
-
-  const Stage* stage = Registry::global().stage("transport");
-  if (!stage) throw InputError("the transport stage is not registered in this build");
-  Params params;
+  nlohmann::json result;
   try {
-    params = stage_params(*stage, values, "solve command line", PreflightContext{ctx.labels->phases, kLabels});
+    result = solve_sample(ctx, request);
   } catch (const InputError& e) {
     throw with_roles_hint(e, ctx.labels->phases, !labels_flag.empty());
   }
-
-  ctx.threads = threads > 0 ? threads : tbb::this_task_arena::max_concurrency();
-  if (!out_dir.empty()) ctx.out_dir = out_dir;
+  const bool converged = solve_converged(result);
   const Vec3 spacing = ctx.labels->spacing_um;
   const Dims dims = ctx.labels->dims();
-  ctx.current_stage = "transport";
-  stage->run(params, ctx);
-
-  const nlohmann::json& axes = ctx.details["axes"];
-  bool converged = true;
-  for (const auto& [a, r] : axes.items()) converged = converged && r["status"] != "not_converged";
   if (json) {
-    nlohmann::json out = {
-        {"input",
-         {{"path", provenance_of(input.volume).path},
-          {"sha256", provenance_of(input.volume).sha256},
-          {"format", input.format},
-          {"dims", to_json(dims)},
-          {"spacing_um", to_json(spacing)}}},
-        {"phase", ctx.details["phase"]},
-        {"conductivities", ctx.details["conductivities"]},
-        {"conductivity_unit", unit},
-        {"settings", ctx.details["settings"]},
-    };
-    for (const auto& [a, r] : axes.items()) out[a] = r;
-    if (!out_dir.empty()) {
-      nlohmann::json files = nlohmann::json::array();
-      for (const auto& f : ctx.artifacts) files.push_back(f.string());
-      out["outputs"] = files;
-    }
+    nlohmann::json out = {{"input",
+                           {{"path", provenance_of(input.volume).path},
+                            {"sha256", provenance_of(input.volume).sha256},
+                            {"format", input.format},
+                            {"dims", to_json(dims)},
+                            {"spacing_um", to_json(spacing)}}}};
+    out.update(result);
     std::cout << out.dump(2) << "\n";
   } else {
     std::cout << volume.path << "  " << to_string(dims) << " voxels of " << format_number(spacing[0]) << " x "
               << format_number(spacing[1]) << " x " << format_number(spacing[2]) << " µm\n";
-    print_table(axes, ctx.details["phase"].get<std::string>(), unit);
+    print_table(ctx.details["axes"], ctx.details["phase"].get<std::string>(), unit);
     for (const auto& f : ctx.artifacts) std::cout << "wrote " << f.string() << "\n";
   }
   if (!converged) {

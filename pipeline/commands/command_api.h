@@ -1,0 +1,57 @@
+// What the volume commands compute once their input is in memory, without the command line:
+// the CLI (after parsing flags and reading the file) and the Python module (after wrapping NumPy
+// arrays) both call these, so they return the same numbers under the same JSON keys.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/metric_row.h"
+#include "core/stage.h"
+#include "filters/io/volume_io.h"
+
+namespace vp {
+
+// `voxpress solve`'s flags.
+struct SolveRequest {
+  std::string phase;              // --phase: names or labels, A-B ranges
+  std::string cond;               // --cond: LABEL=VALUE,...
+  std::string axis = "z";         // x, y, z or all
+  double tol = 1e-6;
+  double flux_balance = 1e-4;
+  long max_iterations = 1000;
+  bool periodic = false;
+  std::string unit = "1";
+  std::string out_dir;            // empty: write nothing
+  int threads = 0;                // 0: all
+};
+
+// Runs the transport stage on ctx.labels. Returns solve --json without "input": phase,
+// conductivities, conductivity_unit, settings, one object per axis, and outputs with out_dir.
+nlohmann::json solve_sample(SampleContext& ctx, const SolveRequest& request);
+// True unless an axis ended "not_converged" (the CLI then exits 3).
+bool solve_converged(const nlohmann::json& solve_json);
+
+// Runs the measurement stages that `metrics` names (a comma list of metric or stage names; empty:
+// all that apply) on ctx.labels (and ctx.particles); the rows are left in ctx.rows.
+void measure_sample(SampleContext& ctx, const std::string& metrics, int connectivity);
+
+// `voxpress cracks`'s flags (empty strings: the stage's defaults).
+struct CracksRequest {
+  std::string host = "electrolyte";  // role or phase names/labels, comma-separated
+  std::string void_phases = "pore";
+  bool use_grey = true;              // false: --no-grey-sheetness
+  std::string max_aperture, min_aspect, min_voxels, sheet_threshold, connectivity;
+  std::string out_dir;               // empty: write nothing
+};
+
+// Runs the cracks stage on ctx.labels (ctx.grey, ctx.particles when set; pressing axis from
+// ctx.sample). Returns cracks --json without "input": the stage's details plus "rows".
+nlohmann::json cracks_sample(SampleContext& ctx, const CracksRequest& request);
+
+// `voxpress info`'s JSON for a volume read by `read`; spacing_source: "flag", "file" or "default".
+nlohmann::json info_json(const ReadResult& read, const std::string& spacing_source);
+
+}  // namespace vp

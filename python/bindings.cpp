@@ -1,0 +1,486 @@
+// _voxpress: the compiled half of the Python module. It wraps NumPy arrays as voxpress volumes and
+// calls the same functions the CLI commands call (pipeline/commands/command_api.h), so a Python
+// result is the CLI's --json result. The pure-Python package (python/voxpress/) checks arguments,
+// converts dtypes with a warning and documents the API; this file trusts what it is given only as
+// far as it checks it here.
+//
+// Axes: a NumPy array is indexed [z, y, x] (C order, as tifffile reads a stack), which is exactly
+// voxpress's x-fastest memory layout, so no transpose is ever needed. Triples (spacing, origin,
+// dims) are in voxpress's (x, y, z) order, as in every JSON output.
+#include <cmath>
+#include <optional>
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include "core/error.h"
+#include "core/json_util.h"
+#include "core/progress.h"
+#include "filters/io/volume_io.h"
+#include "filters/preprocess/preprocess.h"
+#include "filters/segment/forest.h"
+#include "filters/segment/segmenter.h"
+#include "pipeline/catalog.h"
+#include "pipeline/commands/cli_common.h"
+#include "pipeline/commands/command_api.h"
+#include "pipeline/config.h"
+#include "pipeline/runner.h"
+
+namespace py = pybind11;
+
+namespace vp {
+namespace {
+
+// ---- long calls: GIL released, progress reported, Ctrl-C honoured -----------------------------
+
+// Thrown through the computation by the progress hook; not a std::exception, so no
+// `catch (const std::exception&)` on the way turns a Ctrl-C into an ordinary error.
+struct Interrupted {};
+
+// Runs f() without the GIL. Every progress_point() the computation reaches on this thread takes
+// the GIL, runs Python's signal handlers (PyErr_CheckSignals: Ctrl-C raises KeyboardInterrupt)
+// and the caller's progress callback; a Python exception from either stops the computation and
+// is re-raised here.
+class LongCall {
+ public:
+  explicit LongCall(py::object progress) : progress_(std::move(progress)) {}
+
+  template <class F>
+  auto operator()(F&& f) -> decltype(f()) {
+    std::optional<decltype(f())> result;
+    {
+      ScopedProgressHook hook([this](double done) { poll(done); });
+      py::gil_scoped_release release;
+      try {
+        result.emplace(f());
+      } catch (const Interrupted&) {
+      }
+    }
+    if (error_) {
+      error_->restore();
+      error_.reset();
+      throw py::error_already_set();
+    }
+    return std::move(*result);
+  }
+
+ private:
+  void poll(double done) {
+    py::gil_scoped_acquire gil;
+    bool failed = PyErr_CheckSignals() != 0;
+    if (!failed && !progress_.is_none() && done == done) {  // NaN: a checkpoint without a fraction
+      PyObject* r = PyObject_CallFunction(progress_.ptr(), "d", done);
+      failed = r == nullptr;
+      Py_XDECREF(r);
+    }
+    if (failed) {
+      error_.emplace();  // takes the pending Python exception
+      throw Interrupted{};
+    }
+  }
+
+  py::object progress_;
+  std::optional<py::error_already_set> error_;
+};
+
+// ---- arrays <-> volumes -----------------------------------------------------------------------
+
+Dims dims_of_array(const py::array& a, const char* what) {
+  if (a.ndim() != 3)
+    throw InputError(std::string(what) + ": expected a 3-D array indexed [z, y, x]; got " + std::to_string(a.ndim()) +
+                     "-D (a single slice: arr[np.newaxis])");
+  if (!(a.flags() & py::array::c_style))
+    throw InputError(std::string(what) + ": expected a C-contiguous array; pass np.ascontiguousarray(" + what + ")");
+  return {a.shape(2), a.shape(1), a.shape(0)};
+}
+
+Vec3 checked_spacing(const Vec3& s, const char* what = "spacing_um") {
+  for (double v : s)
+    if (!(v > 0) || !std::isfinite(v))
+      throw InputError(std::string(what) + ": voxel sizes must be positive and finite, in µm (x, y, z)");
+  return s;
+}
+
+// A volume over the array's own voxels, used in place (no copy): the caller keeps the array alive
+// for as long as the volume (the duration of one call). The label, metric and transport code only
+// reads it; a copy of the volume owns its voxels.
+template <class T>
+Volume<T> volume_from_array(const py::array& a, const Vec3& spacing, const char* what) {
+  const Dims d = dims_of_array(a, what);
+  if (!py::isinstance<py::array_t<T>>(a))
+    throw InputError(std::string(what) + ": expected dtype " + to_string(dtype_of<T>()) + "; got " +
+                     std::string(py::str(a.dtype())));
+  return Volume<T>::borrowing(static_cast<T*>(const_cast<void*>(a.data())), d, checked_spacing(spacing));
+}
+
+AnyVolume any_from_array(const py::array& a, const Vec3& spacing, const char* what) {
+  if (py::isinstance<py::array_t<std::uint8_t>>(a)) return volume_from_array<std::uint8_t>(a, spacing, what);
+  if (py::isinstance<py::array_t<std::uint16_t>>(a)) return volume_from_array<std::uint16_t>(a, spacing, what);
+  if (py::isinstance<py::array_t<std::int16_t>>(a)) return volume_from_array<std::int16_t>(a, spacing, what);
+  if (py::isinstance<py::array_t<std::uint32_t>>(a)) return volume_from_array<std::uint32_t>(a, spacing, what);
+  if (py::isinstance<py::array_t<float>>(a)) return volume_from_array<float>(a, spacing, what);
+  throw InputError(std::string(what) + ": dtype " + std::string(py::str(a.dtype())) +
+                   " is not a voxpress volume type; expected uint8, uint16, int16, uint32 or float32 "
+                   "(convert with arr.astype(...))");
+}
+
+// A NumPy array [z, y, x] over the volume's own voxels: the capsule owns the C++ volume.
+template <class T>
+py::array to_numpy(Volume<T>&& v) {
+  auto* owned = new Volume<T>(std::move(v));
+  py::capsule base(owned, [](void* p) { delete static_cast<Volume<T>*>(p); });
+  const Dims d = owned->dims();
+  const auto s = static_cast<py::ssize_t>(sizeof(T));
+  return py::array_t<T>({d.z, d.y, d.x}, {s * d.x * d.y, s * d.x, s}, owned->data(), base);
+}
+
+py::array any_to_numpy(AnyVolume&& v) {
+  return std::visit([](auto&& vol) -> py::array { return to_numpy(std::move(vol)); }, std::move(v));
+}
+
+py::tuple triple(const Vec3& v) { return py::make_tuple(v[0], v[1], v[2]); }
+
+// ---- JSON -> Python ---------------------------------------------------------------------------
+
+py::object to_python(const nlohmann::json& j) {
+  switch (j.type()) {
+    case nlohmann::json::value_t::null: return py::none();
+    case nlohmann::json::value_t::boolean: return py::bool_(j.get<bool>());
+    case nlohmann::json::value_t::number_integer: return py::int_(j.get<long long>());
+    case nlohmann::json::value_t::number_unsigned: return py::int_(j.get<unsigned long long>());
+    case nlohmann::json::value_t::number_float: return py::float_(j.get<double>());
+    case nlohmann::json::value_t::string: return py::str(j.get<std::string>());
+    case nlohmann::json::value_t::array: {
+      py::list l;
+      for (const auto& e : j) l.append(to_python(e));
+      return l;
+    }
+    case nlohmann::json::value_t::object: {
+      py::dict d;
+      for (const auto& [k, e] : j.items()) d[py::str(k)] = to_python(e);
+      return d;
+    }
+    default: return py::none();
+  }
+}
+
+py::list rows_to_python(const std::vector<MetricRow>& rows) {
+  py::list out;
+  for (const MetricRow& r : rows) {
+    py::dict d;
+    d["stage"] = r.stage;
+    d["metric"] = r.metric;
+    d["phase"] = r.phase;
+    d["axis"] = r.axis;
+    d["value"] = r.value;  // a float: inf and nan as in metrics.csv (JSON writes null)
+    d["unit"] = r.unit;
+    out.append(d);
+  }
+  return out;
+}
+
+// ---- the sample context of an array (as label_sample_context builds it for a file) -----------
+
+SampleContext array_sample_context(const py::array& labels, const Vec3& spacing, const std::string& labels_flag,
+                                   const std::string& roles_flag, const std::string& name) {
+  Volume<std::uint8_t> voxels = volume_from_array<std::uint8_t>(labels, spacing, "labels");
+  voxels.provenance.path = name;
+  PhaseTable table = phase_table_from_flags(labels_flag, roles_flag, labels_present(voxels));
+  SampleContext ctx;
+  ctx.sample.name = name;
+  ctx.sample.path = name;
+  ctx.sample.spacing_um = voxels.spacing_um;
+  ctx.labels = LabelVolume(std::move(voxels), std::move(table));
+  return ctx;
+}
+
+nlohmann::json array_input_json(const SampleContext& ctx) {
+  return {{"path", ctx.sample.path},
+          {"sha256", nullptr},
+          {"format", "array"},
+          {"dims", to_json(ctx.labels->dims())},
+          {"spacing_um", to_json(ctx.labels->spacing_um)}};
+}
+
+VolumeArgs reader_args(const std::string& path, const std::string& format, const std::string& dims,
+                       const std::string& dtype, const std::string& endian, std::uint64_t offset,
+                       const std::string& dataset, const std::string& spacing) {
+  VolumeArgs a;
+  a.path = path;
+  a.format = format;
+  a.dims = dims;
+  a.dtype = dtype;
+  a.endian = endian;
+  a.offset = offset;
+  a.dataset = dataset;
+  a.spacing = spacing;
+  return a;
+}
+
+// ---- the functions ----------------------------------------------------------------------------
+
+py::tuple py_read(const std::string& path, const std::string& format, const std::string& dims, const std::string& dtype,
+               const std::string& endian, std::uint64_t offset, const std::string& dataset, const std::string& spacing) {
+  const VolumeArgs args = reader_args(path, format, dims, dtype, endian, offset, dataset, spacing);
+  ReadResult r = LongCall(py::none())([&] { return load_volume(args); });
+  py::dict provenance;
+  provenance["path"] = provenance_of(r.volume).path;
+  provenance["sha256"] = provenance_of(r.volume).sha256;
+  provenance["format"] = r.format;
+  provenance["spacing_source"] = !spacing.empty() ? "flag" : r.spacing_from_file ? "file" : "default";
+  const Vec3 sp = spacing_of(r.volume);
+  const Vec3 origin = std::visit([](const auto& v) { return v.origin_um; }, r.volume);
+  return py::make_tuple(any_to_numpy(std::move(r.volume)), triple(sp), triple(origin), provenance);
+}
+
+py::object py_info_file(const std::string& path, const std::string& format, const std::string& dims,
+                     const std::string& dtype, const std::string& endian, std::uint64_t offset,
+                     const std::string& dataset, const std::string& spacing) {
+  const VolumeArgs args = reader_args(path, format, dims, dtype, endian, offset, dataset, spacing);
+  const nlohmann::json j = LongCall(py::none())([&] {
+    const ReadResult r = load_volume(args);
+    return info_json(r, !args.spacing.empty() ? "flag" : r.spacing_from_file ? "file" : "default");
+  });
+  return to_python(j);
+}
+
+py::object py_info_array(const py::array& volume, const Vec3& spacing, bool spacing_given, const std::string& name) {
+  ReadResult r{any_from_array(volume, spacing, "volume"), "array", false};
+  provenance_of(r.volume).path = name;
+  const nlohmann::json j =
+      LongCall(py::none())([&] { return info_json(r, spacing_given ? "argument" : "default"); });
+  return to_python(j);
+}
+
+py::object py_solve(const py::array& labels, const Vec3& spacing, const std::string& labels_flag,
+                 const std::string& roles_flag, const std::string& name, const SolveRequest& request,
+                 py::object progress) {
+  SampleContext ctx = array_sample_context(labels, spacing, labels_flag, roles_flag, name);
+  nlohmann::json out = {{"input", array_input_json(ctx)}};
+  out.update(LongCall(std::move(progress))([&] { return solve_sample(ctx, request); }));
+  return to_python(out);
+}
+
+py::list py_measure(const py::array& labels, const Vec3& spacing, const std::string& labels_flag,
+                 const std::string& roles_flag, const std::string& name, const std::string& metrics,
+                 int connectivity, const std::optional<py::array>& particles, py::object progress) {
+  SampleContext ctx = array_sample_context(labels, spacing, labels_flag, roles_flag, name);
+  if (particles) {
+    Volume<std::uint32_t> ids = volume_from_array<std::uint32_t>(*particles, spacing, "particles");
+    if (!(ids.dims() == ctx.labels->dims()))
+      throw InputError("particles: shape differs from the labels' (both [z, y, x])");
+    ctx.particles = std::move(ids);
+  }
+  LongCall(std::move(progress))([&] {
+    measure_sample(ctx, metrics, connectivity);
+    return true;
+  });
+  return rows_to_python(ctx.rows);
+}
+
+py::object py_cracks(const py::array& labels, const Vec3& spacing, const std::string& labels_flag,
+                  const std::string& roles_flag, const std::string& name, const std::optional<py::array>& grey,
+                  const std::optional<py::array>& particles, const std::string& pressing_axis,
+                  const CracksRequest& request, py::object progress) {
+  SampleContext ctx = array_sample_context(labels, spacing, labels_flag, roles_flag, name);
+  if (pressing_axis != "x" && pressing_axis != "y" && pressing_axis != "z")
+    throw InputError("--pressing-axis '" + pressing_axis + "': expected x, y or z");
+  ctx.sample.pressing_axis = pressing_axis == "x" ? 0 : pressing_axis == "y" ? 1 : 2;
+  if (grey) {
+    // An owned copy: the grey-level filters the crack detector runs may use vector storage.
+    AnyVolume g = std::visit([](const auto& v) -> AnyVolume { return v; }, any_from_array(*grey, spacing, "grey"));
+    if (!(dims_of(g) == ctx.labels->dims())) throw InputError("grey: shape differs from the labels' (both [z, y, x])");
+    ctx.grey = std::move(g);
+  }
+  if (particles) {
+    Volume<std::uint32_t> ids = volume_from_array<std::uint32_t>(*particles, spacing, "particles");
+    if (!(ids.dims() == ctx.labels->dims()))
+      throw InputError("particles: shape differs from the labels' (both [z, y, x])");
+    ctx.particles = std::move(ids);
+  }
+  nlohmann::json out = LongCall(std::move(progress))([&] { return cracks_sample(ctx, request); });
+  out["input"] = {{"path", name}, {"sha256", nullptr}};
+  return to_python(out);
+}
+
+// The segment command's pipeline (preprocess, segment, clean up) on an array, with its --json
+// summary's keys; options are the command's flags with dashes as underscores.
+py::tuple py_segment(const py::array& grey, const Vec3& spacing, const std::string& name, const py::dict& o,
+                  py::object progress) {
+  auto get = [&](const char* key, auto fallback) {
+    using T = decltype(fallback);
+    return o.contains(key) && !o[key].is_none() ? o[key].cast<T>() : fallback;
+  };
+  const std::string model_path = get("model", std::string());
+  std::string method = get("method", std::string());
+  if (method.empty()) method = model_path.empty() ? "otsu" : "forest";
+  SegmentOptions so;
+  so.method = parse_segment_method(method);
+  if (so.method == SegmentMethod::forest && model_path.empty()) throw InputError("--method forest needs --model FILE");
+  const int classes = get("classes", 0);
+  so.classes = classes > 0 ? classes : so.method == SegmentMethod::multi_otsu ? 3 : 2;
+  so.thresholds = get("thresholds", std::vector<double>());
+  so.bins = get("bins", 256);
+  so.connectivity = get("connectivity", 6);
+
+  PreprocessOptions po;
+  const auto crop = get("crop", std::vector<index_t>());
+  if (!crop.empty()) {
+    if (crop.size() != 6) throw InputError("--crop: expected X0,Y0,Z0,NX,NY,NZ");
+    Box b;
+    for (int a = 0; a < 3; ++a) {
+      b.min[a] = crop[a];
+      b.size[a] = crop[3 + a];
+    }
+    po.crop = b;
+  }
+  po.bin = get("bin", 1);
+  po.rings = get("rings", false);
+  po.cupping = get("cupping", false);
+  po.denoise.method = parse_denoise_method(get("denoise", std::string("none")));
+  po.denoise.median_radius_vox = get("median_radius", 1);
+  po.denoise.bilateral_domain_um = get("bilateral_sigma", 1.0);
+  po.denoise.diffusion_iterations = get("diffusion_iterations", 5);
+  po.denoise.nlmeans_patch_radius = get("nlmeans_patch", 2);
+  po.normalise = get("normalise", false);
+  const auto pc = get("percentiles", std::vector<double>{0.5, 99.5});
+  if (pc.size() != 2) throw InputError("--percentiles: expected LOW,HIGH");
+  po.percentile_low = pc[0] / 100;
+  po.percentile_high = pc[1] / 100;
+  const double min_island = get("min_island", 0.0), open_r = get("open", 0.0), close_r = get("close", 0.0);
+  const bool fill = get("fill_holes", false);
+  const int cleanup_label = get("cleanup_label", -1);
+
+  const AnyVolume input = any_from_array(grey, spacing, "grey");
+  std::optional<ForestModel> model;
+  if (!model_path.empty()) model = ForestModel::load(model_path);
+  so.model = model ? &*model : nullptr;
+
+  PreprocessReport prep;
+  CleanupReport cr;
+  SegmentResult r = LongCall(std::move(progress))([&] {
+    const Volume<float> g = preprocess_grey(to_float(input), po, &prep);
+    SegmentResult s = segment_grey(g, so);
+    const auto brightest = static_cast<std::uint8_t>(s.classes - 1);
+    CleanupOptions co;
+    const std::uint8_t cl = cleanup_label >= 0 ? static_cast<std::uint8_t>(cleanup_label) : brightest;
+    if (open_r > 0) co.open_um.emplace_back(cl, open_r);
+    if (close_r > 0) co.close_um.emplace_back(cl, close_r);
+    if (min_island > 0)
+      for (int c = 0; c < s.classes; ++c) co.min_island_um3.emplace_back(static_cast<std::uint8_t>(c), min_island);
+    if (fill) co.fill_holes.push_back(cl);
+    cr = cleanup_labels(s.labels, co);
+    return s;
+  });
+  const Volume<std::uint8_t>& labels = r.labels;
+  nlohmann::json summary = {{"input", name},
+                            {"sha256", nullptr},
+                            {"dims", to_json(labels.dims())},
+                            {"spacing_um", to_json(labels.spacing_um)},
+                            {"preprocess", prep.steps},
+                            {"method", to_string(so.method)},
+                            {"classes", r.classes},
+                            {"thresholds", r.thresholds}};
+  std::vector<double> fraction(static_cast<std::size_t>(r.classes), 0.0);
+  for (index_t i = 0; i < labels.size(); ++i)
+    if (labels[i] < r.classes) fraction[labels[i]] += 1;  // exact counts, divided once
+  for (double& f : fraction) f /= static_cast<double>(labels.size());
+  summary["class_fraction"] = fraction;
+  if (r.mixture)
+    summary["mixture"] = {{"weights", r.mixture->weights}, {"means", r.mixture->means}, {"sigmas", r.mixture->sigmas}};
+  if (model)
+    summary["model"] = {{"training_samples", model->training_samples()},
+                        {"training_accuracy", model->training_accuracy()},
+                        {"saved", ""}};
+  summary["cleanup"] = {{"voxels_opened", cr.voxels_opened},
+                        {"voxels_closed", cr.voxels_closed},
+                        {"islands_removed", cr.islands_removed},
+                        {"voxels_filled", cr.voxels_filled}};
+  const Vec3 out_spacing = r.labels.spacing_um;
+  const Vec3 out_origin = r.labels.origin_um;
+  return py::make_tuple(to_numpy(std::move(r.labels)), to_python(summary), triple(out_spacing), triple(out_origin));
+}
+
+// A CLI command run in this process (same code, same bytes written): its exit code.
+int py_run_command(const std::string& name, const std::vector<std::string>& args) {
+  const Command* c = Registry::global().command(name);
+  if (!c) throw InputError("no command '" + name + "' in this build");
+  return LongCall(py::none())([&] { return c->run(args); });
+}
+
+py::dict py_run(const std::string& config_path, const std::string& out, int jobs, const std::vector<std::string>& only,
+             const std::string& max_memory, bool quiet) {
+  RunOptions options;
+  options.out_dir = out;
+  options.jobs = jobs;
+  options.only = only;
+  if (!max_memory.empty()) options.max_memory = parse_bytes(max_memory);
+  const RunResult r = LongCall(py::none())([&] {
+    const Config config = load_config(config_path, Registry::global());
+    Progress progress(quiet);
+    return run_batch(config, options, progress);
+  });
+  py::dict d;
+  d["run_dir"] = r.run_dir.string();
+  d["exit_code"] = r.exit_code();
+  d["failed_samples"] = r.failed_samples;
+  d["failed_report_stages"] = r.failed_report_stages;
+  return d;
+}
+
+}  // namespace
+}  // namespace vp
+
+PYBIND11_MODULE(_voxpress, m) {
+  using namespace vp;
+  m.doc() = "voxpress's compiled core; use the `voxpress` package, which wraps it";
+  register_all(Registry::global());
+
+  static py::exception<InputError> input_error(m, "InputError", PyExc_ValueError);
+  static py::exception<ComputeError> compute_error(m, "ComputeError", PyExc_RuntimeError);
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const InputError& e) {
+      PyErr_SetString(input_error.ptr(), e.what());
+    } catch (const ComputeError& e) {
+      PyErr_SetString(compute_error.ptr(), e.what());
+    }
+  });
+  m.attr("version") = VOXPRESS_VERSION;
+
+  py::class_<SolveRequest>(m, "SolveRequest")
+      .def(py::init<>())
+      .def_readwrite("phase", &SolveRequest::phase)
+      .def_readwrite("cond", &SolveRequest::cond)
+      .def_readwrite("axis", &SolveRequest::axis)
+      .def_readwrite("tol", &SolveRequest::tol)
+      .def_readwrite("flux_balance", &SolveRequest::flux_balance)
+      .def_readwrite("max_iterations", &SolveRequest::max_iterations)
+      .def_readwrite("periodic", &SolveRequest::periodic)
+      .def_readwrite("unit", &SolveRequest::unit)
+      .def_readwrite("out_dir", &SolveRequest::out_dir)
+      .def_readwrite("threads", &SolveRequest::threads);
+  py::class_<CracksRequest>(m, "CracksRequest")
+      .def(py::init<>())
+      .def_readwrite("host", &CracksRequest::host)
+      .def_readwrite("void_phases", &CracksRequest::void_phases)
+      .def_readwrite("use_grey", &CracksRequest::use_grey)
+      .def_readwrite("max_aperture", &CracksRequest::max_aperture)
+      .def_readwrite("min_aspect", &CracksRequest::min_aspect)
+      .def_readwrite("min_voxels", &CracksRequest::min_voxels)
+      .def_readwrite("sheet_threshold", &CracksRequest::sheet_threshold)
+      .def_readwrite("connectivity", &CracksRequest::connectivity)
+      .def_readwrite("out_dir", &CracksRequest::out_dir);
+
+  m.def("read", &vp::py_read);
+  m.def("info_file", &vp::py_info_file);
+  m.def("info_array", &vp::py_info_array);
+  m.def("solve", &vp::py_solve);
+  m.def("measure", &vp::py_measure);
+  m.def("cracks", &vp::py_cracks);
+  m.def("segment", &vp::py_segment);
+  m.def("run_command", &vp::py_run_command);
+  m.def("run", &vp::py_run);
+}
