@@ -8,6 +8,8 @@
 // voxpress's x-fastest memory layout, so no transpose is ever needed. Triples (spacing, origin,
 // dims) are in voxpress's (x, y, z) order, as in every JSON output.
 #include <cmath>
+#include <cstdlib>
+#include <filesystem>
 #include <optional>
 
 #include <pybind11/numpy.h>
@@ -409,6 +411,17 @@ int py_run_command(const std::string& name, const std::vector<std::string>& args
   return LongCall(py::none())([&] { return c->run(args); });
 }
 
+// Samples run in worker processes of the voxpress binary (this process is Python, so
+// /proc/self/exe cannot be the worker): $VOXPRESS_EXE, else the binary built beside the module.
+std::filesystem::path sample_worker_program() {
+  const char* env = std::getenv("VOXPRESS_EXE");
+  const std::filesystem::path exe = env && *env ? std::filesystem::path(env) : std::filesystem::path(VP_VOXPRESS_EXE);
+  if (!std::filesystem::exists(exe))
+    throw InputError("vp.run: the voxpress program that runs each sample was not found at '" + exe.string() +
+                     "'; build it (ninja -C build voxpress) or set VOXPRESS_EXE to its path");
+  return exe;
+}
+
 py::dict py_run(const std::string& config_path, const std::string& out, int jobs, const std::vector<std::string>& only,
              const std::string& max_memory, bool quiet) {
   RunOptions options;
@@ -416,6 +429,7 @@ py::dict py_run(const std::string& config_path, const std::string& out, int jobs
   options.jobs = jobs;
   options.only = only;
   if (!max_memory.empty()) options.max_memory = parse_bytes(max_memory);
+  options.worker_program = sample_worker_program();
   const RunResult r = LongCall(py::none())([&] {
     const Config config = load_config(config_path, Registry::global());
     Progress progress(quiet);
