@@ -316,7 +316,7 @@ py::tuple py_segment(const py::array& grey, const Vec3& spacing, const std::stri
   };
   const std::string model_path = get("model", std::string());
   std::string method = get("method", std::string());
-  if (method.empty()) method = model_path.empty() ? "otsu" : "forest";
+  if (method.empty()) method = model_path.empty() ? "auto" : "forest";
   SegmentOptions so;
   so.method = parse_segment_method(method);
   if (so.method == SegmentMethod::forest && model_path.empty()) throw InputError("--method forest needs --model FILE");
@@ -361,8 +361,10 @@ py::tuple py_segment(const py::array& grey, const Vec3& spacing, const std::stri
 
   PreprocessReport prep;
   CleanupReport cr;
+  std::optional<Volume<float>> preprocessed;
   SegmentResult r = LongCall(std::move(progress))([&] {
-    const Volume<float> g = preprocess_grey(to_float(input), po, &prep);
+    preprocessed = preprocess_grey(to_float(input), po, &prep);
+    const Volume<float>& g = *preprocessed;
     SegmentResult s = segment_grey(g, so);
     const auto brightest = static_cast<std::uint8_t>(s.classes - 1);
     CleanupOptions co;
@@ -382,15 +384,8 @@ py::tuple py_segment(const py::array& grey, const Vec3& spacing, const std::stri
                             {"spacing_um", to_json(labels.spacing_um)},
                             {"preprocess", prep.steps},
                             {"method", to_string(so.method)},
-                            {"classes", r.classes},
                             {"thresholds", r.thresholds}};
-  std::vector<double> fraction(static_cast<std::size_t>(r.classes), 0.0);
-  for (index_t i = 0; i < labels.size(); ++i)
-    if (labels[i] < r.classes) fraction[labels[i]] += 1;  // exact counts, divided once
-  for (double& f : fraction) f /= static_cast<double>(labels.size());
-  summary["class_fraction"] = fraction;
-  if (r.mixture)
-    summary["mixture"] = {{"weights", r.mixture->weights}, {"means", r.mixture->means}, {"sigmas", r.mixture->sigmas}};
+  summary.update(segmentation_summary(*preprocessed, r));
   if (model)
     summary["model"] = {{"training_samples", model->training_samples()},
                         {"training_accuracy", model->training_accuracy()},

@@ -11,6 +11,7 @@
 #include "core/metric_row.h"
 #include "core/stage.h"
 #include "filters/io/volume_io.h"
+#include "filters/segment/segmenter.h"
 
 namespace vp {
 
@@ -50,6 +51,11 @@ struct CracksRequest {
 // Runs the cracks stage on ctx.labels (ctx.grey, ctx.particles when set; pressing axis from
 // ctx.sample). Returns cracks --json without "input": the stage's details plus "rows".
 nlohmann::json cracks_sample(SampleContext& ctx, const CracksRequest& request);
+
+// `voxpress segment --json`'s per-class and fit keys for labels segmented from `grey`: classes
+// [{label, mean, sigma, fraction}], volume_fraction, psf_sigma_vox (+ ci95, status) and, for
+// method auto, volume_fraction_pv, volume_fraction_pv_ci95, fit and warnings; mixture for gmm.
+nlohmann::json segmentation_summary(const Volume<float>& grey, const SegmentResult& r);
 
 // `voxpress info`'s JSON for a volume read by `read`; spacing_source: "flag", "file" or "default".
 nlohmann::json info_json(const ReadResult& read, const std::string& spacing_source);

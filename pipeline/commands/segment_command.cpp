@@ -17,6 +17,7 @@
 #include "filters/segment/particles.h"
 #include "filters/segment/segmenter.h"
 #include "pipeline/commands/cli_common.h"
+#include "pipeline/commands/command_api.h"
 
 namespace vp {
 
@@ -31,6 +32,80 @@ void write_bytes(const fs::path& path, const std::vector<unsigned char>& bytes) 
     if (!f) throw InputError(path.string() + ": cannot write");
   });
 }
+
+}  // namespace
+
+nlohmann::json segmentation_summary(const Volume<float>& grey, const SegmentResult& r) {
+  nlohmann::json summary = nlohmann::json::object();
+  const Volume<std::uint8_t>& labels = r.labels;
+  // Per class: voxel fraction of its label, grey mean and σ (auto: end member and noise σ).
+  std::vector<double> fraction(r.classes, 0.0), sum(r.classes, 0.0), sum2(r.classes, 0.0);
+  for (index_t i = 0; i < labels.size(); ++i)
+    if (labels[i] < r.classes) {
+      fraction[labels[i]] += 1;  // exact counts, divided once
+      sum[labels[i]] += grey[i];
+      sum2[labels[i]] += static_cast<double>(grey[i]) * grey[i];
+    }
+  nlohmann::json cls = nlohmann::json::array(), vf = nlohmann::json::object();
+  for (int c = 0; c < r.classes; ++c) {
+    const double n = fraction[c];
+    double mean = n > 0 ? sum[c] / n : std::nan(""), sigma = n > 0 ? std::sqrt(std::max(sum2[c] / n - mean * mean, 0.0)) : std::nan("");
+    if (r.partial_volume) mean = r.partial_volume->means[c], sigma = r.auto_fit->mixture.sigmas[c];
+    fraction[c] /= static_cast<double>(labels.size());
+    cls.push_back({{"label", c}, {"mean", json_number(mean)}, {"sigma", json_number(sigma)}, {"fraction", fraction[c]}});
+    vf[std::to_string(c)] = fraction[c];
+  }
+  summary["classes"] = cls;
+  summary["volume_fraction"] = vf;
+  // PSF σ per axis from the scan's own edges between the classes' grey levels.
+  {
+    std::vector<double> levels;
+    for (const auto& c : cls)
+      if (c["mean"].is_number()) levels.push_back(c["mean"].get<double>());
+    std::sort(levels.begin(), levels.end());
+    try {
+      const PsfEstimate e = estimate_psf(grey, levels);
+      summary["psf_sigma_vox"] = {json_number(e.sigma_vox[0]), json_number(e.sigma_vox[1]), json_number(e.sigma_vox[2])};
+      summary["psf_sigma_ci95_vox"] = {json_number(e.ci95_vox[0]), json_number(e.ci95_vox[1]), json_number(e.ci95_vox[2])};
+      summary["psf_status"] = e.status;
+    } catch (const InputError& e) {
+      summary["psf_sigma_vox"] = {nullptr, nullptr, nullptr};
+      summary["psf_status"] = e.what();
+    }
+  }
+  if (r.partial_volume) {
+    const PartialVolumeResult& pv = *r.partial_volume;
+    const PartialVolumeMixture& m = r.auto_fit->mixture;
+    nlohmann::json f = nlohmann::json::object(), ci = nlohmann::json::object();
+    for (int c = 0; c < r.classes; ++c) {
+      f[std::to_string(c)] = pv.fraction_pv[c];
+      ci[std::to_string(c)] = pv.fraction_pv_ci95[c];
+    }
+    summary["volume_fraction_pv"] = f;
+    summary["volume_fraction_pv_ci95"] = ci;
+    nlohmann::json evidence = nlohmann::json::array(), interfaces = nlohmann::json::array();
+    for (const auto& e : r.auto_fit->evidence)
+      evidence.push_back({{"classes", e.classes}, {"bic", e.bic}, {"min_separation_sigma", json_number(e.min_separation)}});
+    for (const auto& p : m.interfaces) interfaces.push_back({{"labels", {p.a, p.b}}, {"weight", p.weight}});
+    summary["fit"] = {{"pure_weights", m.weights},
+                      {"interfaces", interfaces},
+                      {"fit_ks", m.ks},
+                      {"log_likelihood_per_voxel", m.log_likelihood},
+                      {"bic_per_k", evidence},
+                      {"separation_sigma", m.separations()},
+                      {"end_member_uncertainty", pv.mean_uncertainty},
+                      {"pure_voxels", pv.pure_voxels},
+                      {"mixed_voxels", pv.mixed_voxels},
+                      {"thin_pore_voxels", pv.thin_pore_voxels},
+                      {"rim_voxels_avoided", pv.rim_voxels_avoided}};
+    summary["warnings"] = r.auto_fit->warnings;
+  }
+  if (r.mixture && !r.auto_fit)
+    summary["mixture"] = {{"weights", r.mixture->weights}, {"means", r.mixture->means}, {"sigmas", r.mixture->sigmas}};
+  return summary;
+}
+
+namespace {
 
 int segment_main(const std::vector<std::string>& args) {
   CLI::App app("Segment a greyscale volume into phase labels (0 = darkest class), optionally clean up and "
@@ -195,72 +270,9 @@ int segment_main(const std::vector<std::string>& args) {
                             {"method", to_string(so.method)},
                             {"thresholds", r.thresholds}};
   if (po.deconvolve.method != DeconvolveMethod::none) summary["deconvolve"] = deconvolve_json(prep);
-  // Per class: voxel fraction of its label, grey mean and σ (auto: end member and noise σ).
-  std::vector<double> fraction(r.classes, 0.0), sum(r.classes, 0.0), sum2(r.classes, 0.0);
-  for (index_t i = 0; i < labels.size(); ++i)
-    if (labels[i] < r.classes) {
-      fraction[labels[i]] += 1;  // exact counts, divided once
-      sum[labels[i]] += grey[i];
-      sum2[labels[i]] += static_cast<double>(grey[i]) * grey[i];
-    }
-  nlohmann::json cls = nlohmann::json::array(), vf = nlohmann::json::object();
-  for (int c = 0; c < r.classes; ++c) {
-    const double n = fraction[c];
-    double mean = n > 0 ? sum[c] / n : std::nan(""), sigma = n > 0 ? std::sqrt(std::max(sum2[c] / n - mean * mean, 0.0)) : std::nan("");
-    if (r.partial_volume) mean = r.partial_volume->means[c], sigma = r.auto_fit->mixture.sigmas[c];
-    fraction[c] /= static_cast<double>(labels.size());
-    cls.push_back({{"label", c}, {"mean", json_number(mean)}, {"sigma", json_number(sigma)}, {"fraction", fraction[c]}});
-    vf[std::to_string(c)] = fraction[c];
-  }
-  summary["classes"] = cls;
-  summary["volume_fraction"] = vf;
-  // PSF σ per axis from the scan's own edges between the classes' grey levels.
-  {
-    std::vector<double> levels;
-    for (const auto& c : cls)
-      if (c["mean"].is_number()) levels.push_back(c["mean"].get<double>());
-    std::sort(levels.begin(), levels.end());
-    try {
-      const PsfEstimate e = estimate_psf(grey, levels);
-      summary["psf_sigma_vox"] = {json_number(e.sigma_vox[0]), json_number(e.sigma_vox[1]), json_number(e.sigma_vox[2])};
-      summary["psf_sigma_ci95_vox"] = {json_number(e.ci95_vox[0]), json_number(e.ci95_vox[1]), json_number(e.ci95_vox[2])};
-      summary["psf_status"] = e.status;
-    } catch (const InputError& e) {
-      summary["psf_sigma_vox"] = {nullptr, nullptr, nullptr};
-      summary["psf_status"] = e.what();
-    }
-  }
-  if (r.partial_volume) {
-    const PartialVolumeResult& pv = *r.partial_volume;
-    const PartialVolumeMixture& m = r.auto_fit->mixture;
-    nlohmann::json f = nlohmann::json::object(), ci = nlohmann::json::object();
-    for (int c = 0; c < r.classes; ++c) {
-      f[std::to_string(c)] = pv.fraction_pv[c];
-      ci[std::to_string(c)] = pv.fraction_pv_ci95[c];
-    }
-    summary["volume_fraction_pv"] = f;
-    summary["volume_fraction_pv_ci95"] = ci;
-    nlohmann::json evidence = nlohmann::json::array(), interfaces = nlohmann::json::array();
-    for (const auto& e : r.auto_fit->evidence)
-      evidence.push_back({{"classes", e.classes}, {"bic", e.bic}, {"min_separation_sigma", json_number(e.min_separation)}});
-    for (const auto& p : m.interfaces) interfaces.push_back({{"labels", {p.a, p.b}}, {"weight", p.weight}});
-    summary["fit"] = {{"pure_weights", m.weights},
-                      {"interfaces", interfaces},
-                      {"fit_ks", m.ks},
-                      {"log_likelihood_per_voxel", m.log_likelihood},
-                      {"bic_per_k", evidence},
-                      {"separation_sigma", m.separations()},
-                      {"end_member_uncertainty", pv.mean_uncertainty},
-                      {"pure_voxels", pv.pure_voxels},
-                      {"mixed_voxels", pv.mixed_voxels},
-                      {"thin_pore_voxels", pv.thin_pore_voxels},
-                      {"rim_voxels_avoided", pv.rim_voxels_avoided}};
-    summary["warnings"] = r.auto_fit->warnings;
-    if (!json)
-      for (const auto& w : r.auto_fit->warnings) std::cerr << "warning: " << w << "\n";
-  }
-  if (r.mixture && !r.auto_fit)
-    summary["mixture"] = {{"weights", r.mixture->weights}, {"means", r.mixture->means}, {"sigmas", r.mixture->sigmas}};
+  summary.update(segmentation_summary(grey, r));
+  if (r.auto_fit && !json)
+    for (const auto& w : r.auto_fit->warnings) std::cerr << "warning: " << w << "\n";
   if (model)
     summary["model"] = {{"training_samples", model->training_samples()},
                         {"training_accuracy", model->training_accuracy()},
@@ -304,7 +316,7 @@ int segment_main(const std::vector<std::string>& args) {
     }
     std::cout << "\n";
     for (int c = 0; c < r.classes; ++c) {
-      std::cout << "  class " << c << ": fraction " << format_number(fraction[c]);
+      std::cout << "  class " << c << ": fraction " << format_number(summary["classes"][c]["fraction"].get<double>());
       if (r.partial_volume)
         std::cout << ", partial-volume fraction " << format_number(r.partial_volume->fraction_pv[c]) << " ± "
                   << format_number(r.partial_volume->fraction_pv_ci95[c]);
