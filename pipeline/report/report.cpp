@@ -13,6 +13,7 @@
 #include "core/hash.h"
 #include "core/json_util.h"
 #include "core/utc_time.h"
+#include "pipeline/report/chart.h"
 #include "pipeline/report/truth.h"
 
 namespace vp::report {
@@ -39,21 +40,8 @@ std::string base64(const std::string& bytes) {
   return out;
 }
 
-std::string html_escape(const std::string& text) {
-  std::string out;
-  out.reserve(text.size());
-  for (char c : text) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
+// HTML text and attribute values need exactly the XML escapes.
+std::string html_escape(const std::string& text) { return xml_escape(text); }
 
 SeriesOutputs write_series_outputs(const fs::path& run_dir, const ReportOptions& options) {
   SeriesOutputs s;
