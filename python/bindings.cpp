@@ -321,7 +321,7 @@ py::tuple py_segment(const py::array& grey, const Vec3& spacing, const std::stri
   so.method = parse_segment_method(method);
   if (so.method == SegmentMethod::forest && model_path.empty()) throw InputError("--method forest needs --model FILE");
   const int classes = get("classes", 0);
-  so.classes = classes > 0 ? classes : so.method == SegmentMethod::multi_otsu ? 3 : 2;
+  so.classes = classes > 0 ? classes : default_class_count(so.method);
   so.thresholds = get("thresholds", std::vector<double>());
   so.bins = get("bins", 256);
   so.connectivity = get("connectivity", 6);

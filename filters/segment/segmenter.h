@@ -20,6 +20,11 @@ namespace vp {
 enum class SegmentMethod { automatic, otsu, multi_otsu, gmm, kmeans, threshold, hysteresis, forest };
 SegmentMethod parse_segment_method(const std::string& name);  // InputError listing the choices
 std::string to_string(SegmentMethod m);
+// Classes fitted when none are asked for: 3 (pore, electrolyte, active material) for the methods
+// that model a composite's histogram (multi-otsu, auto), 2 for the others.
+inline int default_class_count(SegmentMethod m) {
+  return m == SegmentMethod::multi_otsu || m == SegmentMethod::automatic ? 3 : 2;
+}
 inline const char* kSegmentMethodChoices = "auto|otsu|multi-otsu|gmm|kmeans|threshold|hysteresis|forest";
 
 struct SegmentOptions {

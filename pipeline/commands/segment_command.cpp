@@ -126,7 +126,7 @@ int segment_main(const std::vector<std::string>& args) {
   double deconvolve_smooth = DeconvolveOptions{}.smooth_vox;
   app.add_option("--out", out, "output label volume (TIFF, MHA, NRRD, NIfTI, raw by extension)")->required();
   app.add_option("--method", method, std::string(kSegmentMethodChoices) + " (default auto; forest with a model)");
-  app.add_option("--classes", classes, "number of classes K (multi-otsu default 3, others 2)");
+  app.add_option("--classes", classes, "number of classes K (auto and multi-otsu default 3, others 2)");
   app.add_option("--psf-sigma", psf_sigma, "auto: PSF σ in voxels, S or SX,SY,SZ (default 1)");
   app.add_flag("--no-thin-pores", no_thin_pores, "auto: do not label darkest-phase films thinner than the PSF");
   app.add_option("--thresholds", thresholds, "threshold: T1,T2,...; hysteresis: LOW,HIGH");
@@ -177,7 +177,7 @@ int segment_main(const std::vector<std::string>& args) {
   so.method = parse_segment_method(method);
   if (so.method == SegmentMethod::forest && model_in.empty() && scribbles.empty())
     throw InputError("--method forest needs --model FILE or --scribbles FILE");
-  so.classes = classes > 0 ? classes : so.method == SegmentMethod::multi_otsu ? 3 : 2;
+  so.classes = classes > 0 ? classes : default_class_count(so.method);
   if (!thresholds.empty()) so.thresholds = parse_numbers(thresholds, "--thresholds");
   so.bins = bins;
   so.connectivity = connectivity;
