@@ -12,6 +12,7 @@ namespace vp {
 namespace {
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
+constexpr index_t kNone = std::numeric_limits<index_t>::max();
 
 // Squared length of an axis offset of d voxels, measured between voxel centres.
 struct CentreCost {
@@ -103,6 +104,29 @@ void lower_envelope(const double* f, index_t n, bool outside_bg, const Cost& g, 
   }
 }
 
+// The same minimum as lower_envelope by direct search when every value of the line is small:
+// out[p] <= f[p] (the site p itself), and a site q can only do better when g(p - q) < f[p], i.e.
+// within sqrt(f[p]/h²) + 1 voxels of p (both costs). The sums are the envelope's very sums
+// (f[q] + g(p - q) in double, from the table cost[|p - q|]), so the result is bit-identical.
+// Returns false, doing nothing, when some value is too large (or infinite) for this to pay.
+bool near_minimum(const double* f, index_t n, bool outside_bg, const std::vector<double>& cost, double h2, double* out) {
+  constexpr index_t kMaxReach = 24;
+  if (!(h2 > 0)) return false;
+  double f_max = 0;
+  for (index_t p = 0; p < n; ++p) f_max = std::max(f_max, f[p]);
+  if (!(f_max < h2 * static_cast<double>(kMaxReach * kMaxReach))) return false;  // also false for +inf
+  for (index_t p = 0; p < n; ++p) {
+    const index_t reach = static_cast<index_t>(std::sqrt(f[p] / h2)) + 2;
+    double best = f[p] + cost[0];
+    for (index_t q = std::max<index_t>(0, p - reach); q < p; ++q) best = std::min(best, f[q] + cost[static_cast<std::size_t>(p - q)]);
+    for (index_t q = p + 1, end = std::min<index_t>(n, p + reach + 1); q < end; ++q)
+      best = std::min(best, f[q] + cost[static_cast<std::size_t>(q - p)]);
+    if (outside_bg) best = std::min({best, 0.0 + cost[static_cast<std::size_t>(p + 1)], 0.0 + cost[static_cast<std::size_t>(n - p)]});
+    out[p] = best;
+  }
+  return true;
+}
+
 // One separable pass along `axis`, in place on squared distances. Lines along y and z are
 // gathered in blocks of consecutive x so that each cache line read is used fully.
 template <class Cost>
@@ -110,19 +134,34 @@ void pass(Volume<float>& d, int axis, bool outside_bg, const Cost& g) {
   const Dims dims = d.dims();
   const index_t n = dims[axis];
   if (axis == 0) {
+    // The first pass sees only 0 (background) and +inf, so the envelope's minimum is the cost
+    // of the nearest background voxel: two scans give it, the same value the envelope would.
     tbb::parallel_for(tbb::blocked_range<index_t>(0, dims.y * dims.z), [&](const tbb::blocked_range<index_t>& r) {
-      LineScratch s;
-      s.reserve(n);
-      std::vector<double> in(static_cast<std::size_t>(n)), out(static_cast<std::size_t>(n));
+      std::vector<index_t> left(static_cast<std::size_t>(n));
       for (index_t line = r.begin(); line != r.end(); ++line) {
         float* row = d.data() + line * n;
-        for (index_t i = 0; i < n; ++i) in[i] = row[i];
-        lower_envelope(in.data(), n, outside_bg, g, out.data(), s);
-        for (index_t i = 0; i < n; ++i) row[i] = static_cast<float>(out[i]);
+        index_t last = outside_bg ? -1 : kNone;  // nearest background at or before p
+        for (index_t p = 0; p < n; ++p) {
+          if (row[p] == 0.0f) last = p;
+          left[p] = last;
+        }
+        index_t next = outside_bg ? n : kNone;  // nearest background at or after p
+        for (index_t p = n - 1; p >= 0; --p) {
+          if (row[p] == 0.0f) {
+            next = p;
+            continue;
+          }
+          index_t dist = kNone;
+          if (left[p] != kNone) dist = p - left[p];
+          if (next != kNone) dist = std::min(dist, next - p);
+          row[p] = dist == kNone ? std::numeric_limits<float>::infinity() : static_cast<float>(g(dist));
+        }
       }
     });
     return;
   }
+  std::vector<double> cost(static_cast<std::size_t>(n + 2));
+  for (index_t k = 0; k < n + 2; ++k) cost[static_cast<std::size_t>(k)] = g(k);
   constexpr index_t kBlock = 16;
   const index_t blocks_x = (dims.x + kBlock - 1) / kBlock;
   const index_t other = axis == 1 ? dims.z : dims.y;  // the third axis
@@ -139,7 +178,7 @@ void pass(Volume<float>& d, int axis, bool outside_bg, const Cost& g) {
       for (index_t i = 0; i < n; ++i)
         for (index_t b = 0; b < width; ++b) in[b * n + i] = base[i * stride + b];
       for (index_t b = 0; b < width; ++b) {
-        lower_envelope(&in[b * n], n, outside_bg, g, out.data(), s);
+        if (!near_minimum(&in[b * n], n, outside_bg, cost, g.h2, out.data())) lower_envelope(&in[b * n], n, outside_bg, g, out.data(), s);
         for (index_t i = 0; i < n; ++i) base[i * stride + b] = static_cast<float>(out[i]);
       }
     }

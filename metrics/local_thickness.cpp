@@ -1,9 +1,12 @@
 #include "metrics/local_thickness.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <map>
+#include <unordered_map>
 #include <vector>
 
 #include <tbb/blocked_range.h>
@@ -22,55 +25,111 @@ struct Ball {
   float r2;
 };
 
-// Centres whose ball is not inside a 26-neighbour's ball, per centre plane z, in (y, x) order.
-std::vector<std::vector<Ball>> maximal_balls(const Volume<float>& r2, const Volume<std::uint8_t>& fg) {
-  const Dims d = r2.dims();
-  const Vec3 h = r2.spacing_um;
-  double step[27];
-  for (int k = 0; k < 27; ++k) {
-    const int dx = k % 3 - 1, dy = k / 3 % 3 - 1, dz = k / 9 - 1;
-    step[k] = std::sqrt(dx * dx * h[0] * h[0] + dy * dy * h[1] * h[1] + dz * dz * h[2] * h[2]);
-  }
-  std::vector<std::vector<Ball>> per_plane(static_cast<std::size_t>(d.z));
-  tbb::parallel_for(tbb::blocked_range<index_t>(0, d.z), [&](const tbb::blocked_range<index_t>& range) {
-    for (index_t z = range.begin(); z != range.end(); ++z) {
-      auto& out = per_plane[static_cast<std::size_t>(z)];
-      for (index_t y = 0; y < d.y; ++y)
-        for (index_t x = 0; x < d.x; ++x) {
-          if (!fg(x, y, z)) continue;
-          const float rc2 = r2(x, y, z);
-          const double rc = std::sqrt(static_cast<double>(rc2));
-          bool redundant = false;
-          for (index_t dz = -1; dz <= 1 && !redundant; ++dz)
-            for (index_t dy = -1; dy <= 1 && !redundant; ++dy)
-              for (index_t dx = -1; dx <= 1 && !redundant; ++dx) {
-                index_t nx = x + dx, ny = y + dy, nz = z + dz;
-                if ((dx | dy | dz) == 0 || nx < 0 || ny < 0 || nz < 0 || nx >= d.x || ny >= d.y || nz >= d.z) continue;
-                if (!fg(nx, ny, nz)) continue;
-                const float rn2 = r2(nx, ny, nz);
-                const double s = step[(dx + 1) + 3 * (dy + 1) + 9 * (dz + 1)];
-                // A ball no larger cannot contain this one (the tolerance below is far smaller
-                // than a step unless the radius exceeds a million steps).
-                if (rn2 <= rc2 && rc < 1e5 * s) continue;
-                double rn = std::sqrt(static_cast<double>(rn2));
-                // Contained (up to float rounding of the stored squares): the neighbour covers it.
-                if (rn >= rc + s - 1e-6 * (rc + s)) redundant = true;
-              }
-          if (!redundant)
-            out.push_back({static_cast<std::uint16_t>(x), static_cast<std::uint16_t>(y), static_cast<std::uint16_t>(z), rc2});
-        }
-      out.shrink_to_fit();
-    }
-  });
-  return per_plane;
-}
-
 // Largest k >= 0 with (k·h)² < limit2 (limit2 > 0).
 index_t half_extent(double limit2, double h) {
   auto k = static_cast<index_t>(std::floor(std::sqrt(limit2) / h));
   while (k > 0 && (k * h) * (k * h) >= limit2) --k;
   while (((k + 1) * h) * ((k + 1) * h) < limit2) ++k;
   return k;
+}
+
+// The voxels a ball of squared radius r2 paints, seen from a neighbour's centre: for each of the 7
+// neighbour offsets o up to sign ((|dx|, |dy|, |dz|) as the index |dx| + 2|dy| + 4|dz|), the
+// largest squared distance from o to a painted voxel. The painted voxels are exactly those the
+// painting loop below visits (the same half_extent row by row), and the largest distance is at a
+// row's end, in the quadrant opposite o.
+using FarthestPainted = std::array<double, 8>;
+FarthestPainted farthest_painted(double r2, const Vec3& h) {
+  FarthestPainted m{};
+  for (index_t c = 0; (c * h[2]) * (c * h[2]) < r2; ++c) {
+    const double rem_z = r2 - (c * h[2]) * (c * h[2]);
+    for (index_t b = 0; (b * h[1]) * (b * h[1]) < rem_z; ++b) {
+      const double rem_y = rem_z - (b * h[1]) * (b * h[1]);
+      if (rem_y <= 0) continue;
+      const index_t a = half_extent(rem_y, h[0]);
+      for (int t = 1; t < 8; ++t) {
+        const double ex = static_cast<double>(a + (t & 1)) * h[0], ey = static_cast<double>(b + (t >> 1 & 1)) * h[1],
+                     ez = static_cast<double>(c + (t >> 2)) * h[2];
+        m[t] = std::max(m[t], ex * ex + ey * ey + ez * ez);
+      }
+    }
+  }
+  return m;
+}
+
+// Centres whose ball paints something no 26-neighbour's ball paints, per centre plane z, largest
+// first. A neighbour n at offset o covers the ball at c when r2(n) exceeds the farthest painted
+// voxel from o (with a margin far above rounding), or, as before, when its ball contains c's ball
+// up to float rounding (r(n) >= r(c) + |o|). Either way n is at least as large, paints every voxel
+// c paints, and c can go: the maximum is unchanged. Background voxels have r2 = 0 and foreground
+// voxels r2 >= (h/2)² > 0, so a background neighbour never covers and needs no mask test.
+std::vector<std::vector<Ball>> maximal_balls(const Volume<float>& r2, const Volume<std::uint8_t>& fg) {
+  const Dims d = r2.dims();
+  const Vec3 h = r2.spacing_um;
+  double step[27], near_limit[27];
+  index_t offset[27];
+  int type[27];
+  for (int k = 0; k < 27; ++k) {
+    const int dx = k % 3 - 1, dy = k / 3 % 3 - 1, dz = k / 9 - 1;
+    step[k] = std::sqrt(dx * dx * h[0] * h[0] + dy * dy * h[1] * h[1] + dz * dz * h[2] * h[2]);
+    near_limit[k] = 1e5 * step[k];
+    offset[k] = dx + d.x * (dy + d.y * dz);
+    type[k] = std::abs(dx) + 2 * std::abs(dy) + 4 * std::abs(dz);
+  }
+  // Does neighbour k (squared radius rn2) paint every voxel the ball at the centre paints?
+  auto covered_by = [&](float rc2, double rc, const FarthestPainted& far, float rn2, int k) {
+    // A ball no larger cannot contain this one.
+    if (rn2 <= rc2 && rc < near_limit[k]) return false;
+    if (static_cast<double>(rn2) > far[type[k]] * (1 + 1e-12)) return true;
+    const double rn = std::sqrt(static_cast<double>(rn2));
+    // Contained (up to float rounding of the stored squares): the neighbour covers it.
+    return rn >= rc + step[k] - 1e-6 * (rc + step[k]);
+  };
+  std::vector<std::vector<Ball>> per_plane(static_cast<std::size_t>(d.z));
+  tbb::parallel_for(tbb::blocked_range<index_t>(0, d.z), [&](const tbb::blocked_range<index_t>& range) {
+    // The farthest painted voxels per distinct squared radius (there are few), cached.
+    std::unordered_map<float, FarthestPainted> cache;
+    float last_r2 = -1;
+    const FarthestPainted* far = nullptr;
+    for (index_t z = range.begin(); z != range.end(); ++z) {
+      auto& out = per_plane[static_cast<std::size_t>(z)];
+      const bool z_inside = z > 0 && z + 1 < d.z;
+      for (index_t y = 0; y < d.y; ++y) {
+        const bool yz_inside = z_inside && y > 0 && y + 1 < d.y;
+        const std::uint8_t* mrow = &fg(0, y, z);
+        const float* rrow = &r2(0, y, z);
+        for (index_t x = 0; x < d.x; ++x) {
+          if (!mrow[x]) continue;
+          const float rc2 = rrow[x];
+          const double rc = std::sqrt(static_cast<double>(rc2));
+          if (rc2 != last_r2) {
+            auto it = cache.find(rc2);
+            if (it == cache.end()) it = cache.emplace(rc2, farthest_painted(rc2, h)).first;
+            far = &it->second;
+            last_r2 = rc2;
+          }
+          bool redundant = false;
+          if (yz_inside && x > 0 && x + 1 < d.x) {
+            const float* c = rrow + x;
+            for (int k = 0; k < 27 && !redundant; ++k)
+              if (k != 13) redundant = covered_by(rc2, rc, *far, c[offset[k]], k);
+          } else {
+            for (int k = 0; k < 27 && !redundant; ++k) {
+              const index_t nx = x + k % 3 - 1, ny = y + k / 3 % 3 - 1, nz = z + k / 9 - 1;
+              if (k == 13 || nx < 0 || ny < 0 || nz < 0 || nx >= d.x || ny >= d.y || nz >= d.z) continue;
+              redundant = covered_by(rc2, rc, *far, r2(nx, ny, nz), k);
+            }
+          }
+          if (!redundant)
+            out.push_back({static_cast<std::uint16_t>(x), static_cast<std::uint16_t>(y), static_cast<std::uint16_t>(z), rc2});
+        }
+      }
+      // Largest first, so that a plane's balls reaching a distance are a prefix.
+      std::stable_sort(out.begin(), out.end(), [](const Ball& a, const Ball& b) { return a.r2 > b.r2; });
+      out.shrink_to_fit();
+    }
+  });
+  return per_plane;
 }
 
 // Per image row, the next voxel not painted yet at or after x (union-find with path halving
@@ -131,19 +190,28 @@ Volume<float> local_thickness(const Volume<std::uint8_t>& fg, const LocalThickne
 
   tbb::parallel_for(tbb::blocked_range<index_t>(0, d.z), [&](const tbb::blocked_range<index_t>& range) {
     Unpainted unpainted(d.x);
-    std::vector<const Ball*> here;
+    // The balls reaching the plane, and their sort keys: r2's bits (positive floats order as
+    // their bits) complemented so that the largest comes first, then the ball's place in `reach`.
+    std::vector<Ball> reach;
+    std::vector<std::uint64_t> here;
     for (index_t z = range.begin(); z != range.end(); ++z) {
-      // The balls that reach plane z, largest first (equal radii paint equal values).
+      reach.clear();
       here.clear();
       for (index_t c = std::max<index_t>(0, z - reach_z); c < std::min<index_t>(d.z, z + reach_z + 1); ++c) {
         const double dz = static_cast<double>(z - c) * h[2];
-        for (const Ball& b : balls[static_cast<std::size_t>(c)])
-          if (static_cast<double>(b.r2) - dz * dz > 0) here.push_back(&b);
+        const auto& plane = balls[static_cast<std::size_t>(c)];
+        for (std::size_t i = 0; i < plane.size(); ++i) {
+          if (!(static_cast<double>(plane[i].r2) - dz * dz > 0)) break;  // the rest are smaller
+          std::uint32_t bits;
+          std::memcpy(&bits, &plane[i].r2, sizeof bits);
+          here.push_back((static_cast<std::uint64_t>(~bits) << 32) | reach.size());
+          reach.push_back(plane[i]);
+        }
       }
-      std::sort(here.begin(), here.end(), [](const Ball* a, const Ball* b) { return a->r2 > b->r2; });
+      std::sort(here.begin(), here.end());
       unpainted.reset(d.y);
-      for (const Ball* bp : here) {
-        const Ball& b = *bp;
+      for (const std::uint64_t key : here) {
+        const Ball& b = reach[static_cast<std::size_t>(key & 0xFFFFFFFFu)];
         const double rr = b.r2;
         const double dz = static_cast<double>(z - b.z) * h[2];
         const double rem_z = rr - dz * dz;
