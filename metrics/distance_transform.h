@@ -13,7 +13,9 @@
 // thickness is built on it.
 //
 // Algorithm: separable lower envelope (Felzenszwalb–Huttenlocher / Meijster), one pass per
-// axis, oneTBB-parallel over lines; exact, O(N), results independent of the thread count.
+// axis, oneTBB-parallel over lines; exact, O(N), results independent of the thread count. The
+// first pass is two scans (its input is 0 or +inf); a later line whose values are all small
+// takes the minimum by direct search over the few sites that can win, the very same sums.
 #pragma once
 
 #include <cstdint>

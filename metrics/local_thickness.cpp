@@ -217,17 +217,24 @@ Volume<float> local_thickness(const Volume<std::uint8_t>& fg, const LocalThickne
         const double rem_z = rr - dz * dz;
         const float diameter = static_cast<float>(2.0 * std::sqrt(rr));
         const index_t ky = half_extent(rem_z, h[1]);
-        for (index_t y = std::max<index_t>(0, b.y - ky); y <= std::min<index_t>(d.y - 1, b.y + ky); ++y) {
-          const double dy = static_cast<double>(y - b.y) * h[1];
-          const double rem_y = rem_z - dy * dy;
-          if (rem_y <= 0) continue;
-          const index_t kx = half_extent(rem_y, h[0]);
+        auto paint_row = [&](index_t y, index_t kx) {
+          if (y < 0 || y >= d.y) return;
           const index_t x1 = std::min<index_t>(d.x - 1, b.x + kx);
           float* row = &lt(0, y, z);
           for (index_t x = unpainted.find(y, std::max<index_t>(0, b.x - kx)); x <= x1; x = unpainted.find(y, x + 1)) {
             row[x] = diameter;
             unpainted.paint(y, x);
           }
+        };
+        // Rows outward from the centre row: a row's half width is the previous one's or less.
+        index_t kx = half_extent(rem_z, h[0]);
+        for (index_t j = 0; j <= ky; ++j) {
+          const double dy = static_cast<double>(j) * h[1];
+          const double rem_y = rem_z - dy * dy;
+          if (rem_y <= 0) continue;
+          while (kx > 0 && (kx * h[0]) * (kx * h[0]) >= rem_y) --kx;  // = half_extent(rem_y, h[0])
+          paint_row(b.y + j, kx);
+          if (j > 0) paint_row(b.y - j, kx);
         }
       }
     }

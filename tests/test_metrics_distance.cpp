@@ -2,6 +2,7 @@
 // analytic cases (slabs, lines, spheres), with anisotropic spacing.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cmath>
 #include <limits>
 #include <random>
@@ -64,6 +65,43 @@ TEST(DistanceTransform, MatchesBruteForceAnisotropic) {
                                                                 << " cube=" << to_cube << " outside=" << outside;
           }
     }
+}
+
+TEST(DistanceTransform, MatchesBruteForceFromFarAndNear) {
+  // Sparse background: lines mix short distances (direct search) and long ones (envelope),
+  // so both ways of computing a line must give the exact minimum.
+  for (double p_bg : {0.002, 0.02}) {
+    auto m = random_mask({40, 33, 27}, {0.7, 1.3, 0.9}, 1.0 - p_bg, 3);
+    std::vector<std::array<index_t, 3>> bg;
+    for (index_t z = 0; z < 27; ++z)
+      for (index_t y = 0; y < 33; ++y)
+        for (index_t x = 0; x < 40; ++x)
+          if (!m(x, y, z)) bg.push_back({x, y, z});
+    ASSERT_FALSE(bg.empty());
+    for (bool to_cube : {false, true}) {
+      auto d2 = to_cube ? squared_distance_to_boundary(m) : squared_distance_transform(m);
+      const Vec3 h = m.spacing_um;
+      for (index_t z = 0; z < 27; ++z)
+        for (index_t y = 0; y < 33; ++y)
+          for (index_t x = 0; x < 40; ++x) {
+            double want = 0;
+            if (m(x, y, z)) {
+              want = std::numeric_limits<double>::infinity();
+              const index_t p[3] = {x, y, z};
+              for (const auto& b : bg) {
+                double s = 0;
+                for (int a = 0; a < 3; ++a) {
+                  double v = static_cast<double>(std::abs(p[a] - b[a]));
+                  if (to_cube) v = std::max(v - 0.5, 0.0);
+                  s += v * v * h[a] * h[a];
+                }
+                want = std::min(want, s);
+              }
+            }
+            ASSERT_NEAR(d2(x, y, z), want, 1e-5 * (1 + want)) << x << "," << y << "," << z << " cube=" << to_cube;
+          }
+    }
+  }
 }
 
 TEST(DistanceTransform, OneVoxelLineHasDistanceH) {
