@@ -116,6 +116,11 @@ bool near_minimum(const double* f, index_t n, bool outside_bg, const std::vector
   for (index_t p = 0; p < n; ++p) f_max = std::max(f_max, f[p]);
   if (!(f_max < h2 * static_cast<double>(kMaxReach * kMaxReach))) return false;  // also false for +inf
   for (index_t p = 0; p < n; ++p) {
+    // No other site can beat one at most a step's cost (sites are >= 0, steps cost >= cost[1]).
+    if (f[p] <= cost[1]) {
+      out[p] = f[p] + cost[0];
+      continue;
+    }
     const index_t reach = static_cast<index_t>(std::sqrt(f[p] / h2)) + 2;
     double best = f[p] + cost[0];
     for (index_t q = std::max<index_t>(0, p - reach); q < p; ++q) best = std::min(best, f[q] + cost[static_cast<std::size_t>(p - q)]);

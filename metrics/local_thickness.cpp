@@ -57,6 +57,10 @@ FarthestPainted farthest_painted(double r2, const Vec3& h) {
   return m;
 }
 
+// The 26 neighbours (index (dx+1) + 3(dy+1) + 9(dz+1)), faces first: the likeliest to cover.
+constexpr int kFacesFirst[26] = {4,  10, 12, 14, 16, 22, 1,  3,  5,  7,  9,  11, 15,
+                                 17, 19, 21, 23, 25, 0,  2,  6,  8,  18, 20, 24, 26};
+
 // Centres whose ball paints something no 26-neighbour's ball paints, per centre plane z, largest
 // first. A neighbour n at offset o covers the ball at c when r2(n) exceeds the farthest painted
 // voxel from o (with a margin far above rounding), or, as before, when its ball contains c's ball
@@ -111,8 +115,10 @@ std::vector<std::vector<Ball>> maximal_balls(const Volume<float>& r2, const Volu
           bool redundant = false;
           if (yz_inside && x > 0 && x + 1 < d.x) {
             const float* c = rrow + x;
-            for (int k = 0; k < 27 && !redundant; ++k)
-              if (k != 13) redundant = covered_by(rc2, rc, *far, c[offset[k]], k);
+            for (int j = 0; j < 26 && !redundant; ++j) {
+              const int k = kFacesFirst[j];
+              redundant = covered_by(rc2, rc, *far, c[offset[k]], k);
+            }
           } else {
             for (int k = 0; k < 27 && !redundant; ++k) {
               const index_t nx = x + k % 3 - 1, ny = y + k / 3 % 3 - 1, nz = z + k / 9 - 1;
