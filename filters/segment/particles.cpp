@@ -114,6 +114,54 @@ Volume<float> reconstruct(const Dims& d, const Volume<float>& like, Marker&& mar
   return J;
 }
 
+// ids: 0 unvisited, kVisited a plateau that is not a maximum (cleared by the caller), else its id.
+constexpr std::uint32_t kVisited = std::numeric_limits<std::uint32_t>::max();
+
+// Labels the plateaus of equal R (where f > 0) that no neighbour exceeds with ids 1..n in raster
+// order of their first voxel; returns n. Each plateau is flooded once to see whether it is a
+// maximum and, if it is, once more to write its id (no list of its voxels: a plateau can hold a
+// tenth of the image). The stack holds voxel indices of type I (32-bit when they fit).
+template <class I>
+std::uint32_t label_regional_maxima(const Volume<float>& f, const Volume<float>& R, const Neighbours& nb,
+                                    Volume<std::uint32_t>& ids) {
+  std::uint32_t n = 0;
+  std::vector<I> stack;
+  for (index_t start = 0; start < f.size(); ++start) {
+    if (!(f[start] > 0) || ids[start]) continue;
+    stack.assign(1, static_cast<I>(start));
+    ids[start] = kVisited;
+    bool maximum = true;
+    const float level = R[start];
+    while (!stack.empty()) {
+      const index_t i = static_cast<index_t>(stack.back());
+      stack.pop_back();
+      nb.each(i, [&](index_t j) {
+        if (!(f[j] > 0)) return;
+        if (R[j] > level) maximum = false;
+        else if (R[j] == level && !ids[j]) {
+          ids[j] = kVisited;
+          stack.push_back(static_cast<I>(j));
+        }
+      });
+    }
+    if (!maximum) continue;
+    ++n;
+    stack.assign(1, static_cast<I>(start));
+    ids[start] = n;
+    while (!stack.empty()) {
+      const index_t i = static_cast<index_t>(stack.back());
+      stack.pop_back();
+      nb.each(i, [&](index_t j) {
+        if (f[j] > 0 && R[j] == level && ids[j] == kVisited) {
+          ids[j] = n;
+          stack.push_back(static_cast<I>(j));
+        }
+      });
+    }
+  }
+  return n;
+}
+
 // Marks whose watershed queue holds voxel indices of type I (32-bit when they fit: 4 B/voxel).
 // Flooding order: highest level first, then first come first served. Every voxel is queued
 // once, labelled by the neighbour that queues it first; that is exactly the label it would get
@@ -195,36 +243,10 @@ Volume<std::uint32_t> h_maxima_markers(const Volume<float>& f, double h, int con
       f.dims(), f, [&](index_t i) { return f[i] > 0 ? static_cast<float>(f[i] - h) : kLowest; },
       [&](index_t i) { return f[i] > 0 ? f[i] : kLowest; }, connectivity);
   const Neighbours nb(f.dims(), neighbour_offsets(connectivity));
-  // ids: 0 unvisited, kVisited a plateau that is not a maximum (cleared at the end), else its id.
-  constexpr std::uint32_t kVisited = std::numeric_limits<std::uint32_t>::max();
   Volume<std::uint32_t> ids = f.like<std::uint32_t>(f.dims());
-  std::uint32_t n = 0;
-  std::vector<index_t> plateau, stack;
-  for (index_t start = 0; start < f.size(); ++start) {
-    if (!(f[start] > 0) || ids[start]) continue;
-    // Flood the plateau of equal R; it is a regional maximum when no neighbour is higher.
-    plateau.clear();
-    stack.assign(1, start);
-    ids[start] = kVisited;
-    bool maximum = true;
-    const float level = R[start];
-    while (!stack.empty()) {
-      const index_t i = stack.back();
-      stack.pop_back();
-      plateau.push_back(i);
-      nb.each(i, [&](index_t j) {
-        if (!(f[j] > 0)) return;
-        if (R[j] > level) maximum = false;
-        else if (R[j] == level && !ids[j]) {
-          ids[j] = kVisited;
-          stack.push_back(j);
-        }
-      });
-    }
-    if (!maximum) continue;
-    ++n;
-    for (index_t i : plateau) ids[i] = n;
-  }
+  const std::uint32_t n = f.size() <= static_cast<index_t>(std::numeric_limits<std::uint32_t>::max())
+                              ? label_regional_maxima<std::uint32_t>(f, R, nb, ids)
+                              : label_regional_maxima<index_t>(f, R, nb, ids);
   for (auto& v : ids.storage())
     if (v == kVisited) v = 0;
   if (count) *count = n;
