@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <iostream>
+#include <limits>
 
 namespace vp {
 
@@ -43,6 +44,7 @@ void Progress::emit(const std::string& line) {
 
 namespace {
 thread_local ProgressHook* current_hook = nullptr;
+thread_local double range_low = 0.0, range_high = 1.0;  // where this thread's fractions land
 }  // namespace
 
 ScopedProgressHook::ScopedProgressHook(ProgressHook hook) : previous_(current_hook), hook_(std::move(hook)) {
@@ -52,7 +54,20 @@ ScopedProgressHook::ScopedProgressHook(ProgressHook hook) : previous_(current_ho
 ScopedProgressHook::~ScopedProgressHook() { current_hook = previous_; }
 
 void progress_point(double done) {
-  if (current_hook && *current_hook) (*current_hook)(done);
+  if (current_hook && *current_hook) (*current_hook)(range_low + done * (range_high - range_low));  // NaN stays NaN
+}
+
+void cancellation_point() { progress_point(std::numeric_limits<double>::quiet_NaN()); }
+
+ScopedProgressRange::ScopedProgressRange(double low, double high) : previous_low_(range_low), previous_high_(range_high) {
+  const double span = previous_high_ - previous_low_;
+  range_low = previous_low_ + low * span;
+  range_high = previous_low_ + high * span;
+}
+
+ScopedProgressRange::~ScopedProgressRange() {
+  range_low = previous_low_;
+  range_high = previous_high_;
 }
 
 }  // namespace vp

@@ -50,6 +50,25 @@ class ScopedProgressHook {
   ProgressHook hook_;
 };
 
+// A checkpoint: reports `done` (0..1 of the current range, NaN when unknown) to the calling
+// thread's hook, which may throw to stop the computation. Safe to call from inside parallel loops:
+// only the thread that installed the hook reports; on every other thread it does nothing.
 void progress_point(double done);
+// The same without a fraction: a place where stopping is safe (Ctrl-C is honoured here).
+void cancellation_point();
+
+// Maps the progress_point fractions of a nested computation into [low, high] of the enclosing
+// one (step i of n of a command: [i/n, (i+1)/n]), so a caller sees one 0 -> 1 sweep over a
+// whole call. Ranges nest; each restores the enclosing one when it ends.
+class ScopedProgressRange {
+ public:
+  ScopedProgressRange(double low, double high);
+  ~ScopedProgressRange();
+  ScopedProgressRange(const ScopedProgressRange&) = delete;
+  ScopedProgressRange& operator=(const ScopedProgressRange&) = delete;
+
+ private:
+  double previous_low_, previous_high_;
+};
 
 }  // namespace vp

@@ -64,11 +64,15 @@ struct SampleContext {
   void add(std::string metric, std::string phase, std::string axis, double value, std::string unit) {
     rows.push_back({std::move(metric), std::move(phase), std::move(axis), value, std::move(unit), current_stage});
   }
+  // Both are also checkpoints of the calling thread's progress hook (progress_point): a stage
+  // that reports can be stopped there (Ctrl-C in Python) and its fraction reaches the caller.
   void report(const std::string& text) const {
     if (progress) progress->message(sample.name, current_stage, text);
+    cancellation_point();
   }
   void report_fraction(double done) const {
     if (progress) progress->fraction(sample.name, current_stage, done);
+    progress_point(done);
   }
 };
 

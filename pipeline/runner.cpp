@@ -635,9 +635,30 @@ void run_workers(const Config& config, const std::vector<std::size_t>& chosen, c
                  const std::vector<std::uint64_t>& estimate, const RunRecord& run, const RunFolder& folder,
                  const fs::path& program, Progress& progress, std::vector<SampleRecord>& records) {
   std::vector<Worker> workers;
-  std::size_t next = 0;
+  // A stop from the caller's progress hook (Ctrl-C in Python) unwinds through here: the workers
+  // still running are killed and reaped and their working folders removed, so nothing is left
+  // running; the samples already finished stay in place for --resume.
+  struct StopWorkersOnUnwind {
+    std::vector<Worker>& workers;
+    const Config& config;
+    const std::vector<std::size_t>& chosen;
+    const RunFolder& folder;
+    ~StopWorkersOnUnwind() {
+      for (Worker& w : workers) {
+        ::kill(w.pid, SIGKILL);
+        ::close(w.fd);
+        int status = 0;
+        while (::waitpid(w.pid, &status, 0) < 0 && errno == EINTR) {
+        }
+        std::error_code ec;
+        fs::remove_all(sample_work_dir(folder.dir, folder.token, config.samples[chosen[w.k]].info.name), ec);
+      }
+    }
+  } stop_on_unwind{workers, config, chosen, folder};
+  std::size_t next = 0, finished = 0;
   std::uint64_t in_use = 0;
   while (next < queue.size() || !workers.empty()) {
+    progress_point(static_cast<double>(finished) / static_cast<double>(queue.size()));
     while (next < queue.size() && static_cast<int>(workers.size()) < run.jobs) {
       const std::size_t k = queue[next];
       if (!workers.empty() && in_use + estimate[k] > run.memory_budget_bytes) break;
@@ -651,7 +672,8 @@ void run_workers(const Config& config, const std::vector<std::size_t>& chosen, c
     }
     std::vector<pollfd> fds;
     for (const auto& w : workers) fds.push_back({w.fd, POLLIN, 0});
-    if (::poll(fds.data(), fds.size(), -1) < 0) {
+    // Wakes at least every 0.2 s so that the progress hook is polled while workers compute.
+    if (::poll(fds.data(), fds.size(), 200) < 0) {
       if (errno == EINTR) continue;
       throw std::runtime_error(std::string("poll: ") + std::strerror(errno));
     }
@@ -682,6 +704,7 @@ void run_workers(const Config& config, const std::vector<std::size_t>& chosen, c
       rec.peak_rss_bytes = static_cast<std::uint64_t>(usage.ru_maxrss) * 1024;  // Linux: KiB
       records[w.k] = std::move(rec);
       in_use -= estimate[w.k];
+      ++finished;
       workers.erase(workers.begin() + static_cast<std::ptrdiff_t>(i));
     }
   }
@@ -786,7 +809,10 @@ RunResult run_batch(const Config& config, const RunOptions& options, Progress& p
   }
 
   const fs::path program = options.worker_program.empty() ? fs::path("/proc/self/exe") : options.worker_program;
-  run_workers(config, chosen, queue, estimate, run, folder, program, progress, records);
+  {
+    const ScopedProgressRange samples_part(0.0, 0.95);  // the report stages take the rest
+    run_workers(config, chosen, queue, estimate, run, folder, program, progress, records);
+  }
 
   run.samples = std::move(records);
   for (const auto& s : run.samples) result.failed_samples += s.ok ? 0 : 1;
@@ -818,6 +844,7 @@ RunResult run_batch(const Config& config, const RunOptions& options, Progress& p
     run.seconds = seconds_since(t0);
     write_metrics(run_dir, run);
   }
+  progress_point(1.0);
   progress.message("", "run", std::to_string(run.samples.size() - static_cast<std::size_t>(result.failed_samples)) + " of " +
                                   std::to_string(run.samples.size()) + " samples ok in " + seconds_text(run.seconds) +
                                   "; results in " + run_dir.string());

@@ -418,14 +418,16 @@ std::filesystem::path sample_worker_program() {
 }
 
 py::dict py_run(const std::string& config_path, const std::string& out, int jobs, const std::vector<std::string>& only,
-             const std::string& max_memory, bool quiet) {
+             const std::string& max_memory, bool quiet, py::object progress, bool resume, bool force) {
   RunOptions options;
   options.out_dir = out;
   options.jobs = jobs;
   options.only = only;
+  options.resume = resume;
+  options.force = force;
   if (!max_memory.empty()) options.max_memory = parse_bytes(max_memory);
   options.worker_program = sample_worker_program();
-  const RunResult r = LongCall(py::none())([&] {
+  const RunResult r = LongCall(std::move(progress))([&] {
     const Config config = load_config(config_path, Registry::global());
     Progress progress(quiet);
     return run_batch(config, options, progress);

@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "core/json_util.h"
+#include "core/progress.h"
 #include "filters/preprocess/intensity.h"
 
 namespace vp {
@@ -48,6 +49,14 @@ nlohmann::json deconvolve_json(const PreprocessReport& r) {
   return j;
 }
 
+namespace {
+// A finished step: recorded, and a safe place to stop (progress_point's hook, Ctrl-C in Python).
+void step_done(PreprocessReport& rep, std::string step) {
+  rep.steps.push_back(std::move(step));
+  cancellation_point();
+}
+}  // namespace
+
 Volume<float> preprocess_grey(const Volume<float>& grey, const PreprocessOptions& o, PreprocessReport* report) {
   PreprocessReport local;
   PreprocessReport& rep = report ? *report : local;
@@ -62,39 +71,39 @@ Volume<float> preprocess_grey(const Volume<float>& grey, const PreprocessOptions
                        std::to_string(b.size[1]) + "," + std::to_string(b.size[2]) + ") leaves the volume " +
                        to_string(grey.dims()));
     }
-    rep.steps.push_back("crop");
+    step_done(rep, "crop");
   } else {
     v = grey;
   }
   if (o.bin != 1) {
     if (o.bin != 2 && o.bin != 4) throw InputError("bin must be 1, 2 or 4, got " + std::to_string(o.bin));
     v = bin_mean(v, o.bin);
-    rep.steps.push_back("bin" + std::to_string(o.bin));
+    step_done(rep, "bin" + std::to_string(o.bin));
   }
   if (o.rings) {
     v = reduce_rings(v, o.centre, o.ring_window);
-    rep.steps.push_back("rings");
+    step_done(rep, "rings");
   }
   if (o.cupping) {
     CuppingFit fit = correct_cupping(v, o.centre, o.cupping_degree);
     v = std::move(fit.grey);
     rep.cupping_coefficients = fit.coefficients;
-    rep.steps.push_back("cupping");
+    step_done(rep, "cupping");
   }
   if (o.deconvolve.method != DeconvolveMethod::none) {
     v = deconvolve(v, o.deconvolve, &rep);
-    rep.steps.push_back("deconvolve:" + to_string(o.deconvolve.method));
+    step_done(rep, "deconvolve:" + to_string(o.deconvolve.method));
   }
   if (o.denoise.method != DenoiseMethod::none) {
     v = denoise(v, o.denoise);
-    rep.steps.push_back("denoise:" + to_string(o.denoise.method));
+    step_done(rep, "denoise:" + to_string(o.denoise.method));
   }
   if (o.normalise) {
     NormaliseResult n = normalise_percentiles(v, o.percentile_low, o.percentile_high, o.clamp);
     v = std::move(n.grey);
     rep.normalise_low = n.low_value;
     rep.normalise_high = n.high_value;
-    rep.steps.push_back("normalise");
+    step_done(rep, "normalise");
   }
   return v;
 }

@@ -81,7 +81,9 @@ nlohmann::json cracks_sample(SampleContext& ctx, const CracksRequest& request) {
   const Params params = stage_params(*stage, values, "cracks command line",
                                      PreflightContext{ctx.labels->phases, kLabels | (ctx.grey ? kGrey : 0u)});
   ctx.current_stage = "cracks";
+  progress_point(0.0);
   stage->run(params, ctx);
+  progress_point(1.0);
   nlohmann::json out = ctx.details;
   out["rows"] = rows_to_json(ctx.rows)["rows"];
   return out;

@@ -84,7 +84,12 @@ std::vector<std::string> stages_for(const std::string& metrics, const PhaseTable
 
 void measure_sample(SampleContext& ctx, const std::string& metrics, int connectivity) {
   const Registry& reg = Registry::global();
-  for (const std::string& name : stages_for(metrics, ctx.labels->phases, ctx.particles.has_value())) {
+  const std::vector<std::string> stages = stages_for(metrics, ctx.labels->phases, ctx.particles.has_value());
+  for (std::size_t i = 0; i < stages.size(); ++i) {
+    const std::string& name = stages[i];
+    // Stage i of n is the fraction [i/n, (i+1)/n] of the call; stopping is safe between stages.
+    const ScopedProgressRange range(static_cast<double>(i) / stages.size(), static_cast<double>(i + 1) / stages.size());
+    progress_point(0.0);
     const Stage* stage = reg.stage(name);
     if (!stage) throw InputError("--metrics: stage '" + name + "' is not available in this build");
     std::map<std::string, std::string> values;
@@ -95,6 +100,7 @@ void measure_sample(SampleContext& ctx, const std::string& metrics, int connecti
     ctx.details = nlohmann::json::object();
     stage->run(params, ctx);
   }
+  progress_point(1.0);
 }
 
 namespace {

@@ -36,3 +36,93 @@ def test_sigint_during_a_256_cubed_solve_raises_keyboard_interrupt():
     assert points_after_signal == []
     # Still usable afterwards.
     assert vp.solve(np.ones((4, 4, 4), np.uint8), phase=1)["z"]["status"] == "ok"
+
+
+# ---- every long call, not only the solve ---------------------------------------------------------
+
+def test_measure_reports_one_sweep_and_stops_on_sigint_between_stages(series):
+    labels = vp.read(series / "p010_labels.tif")
+    seen = []
+    vp.measure(labels, roles={"pore": "pore", "se": "electrolyte", "am": "active"},
+               labels={"pore": 0, "se": 1, "am": 2}, progress=seen.append)
+    # One 0 -> 1 sweep over the whole call: stage i of n is [i/n, (i+1)/n].
+    assert seen[0] == 0.0 and seen[-1] == 1.0
+    assert all(a <= b for a, b in zip(seen, seen[1:])), seen
+    assert len(set(seen)) > 3  # more than one stage reported
+
+    after = []
+
+    def interrupt_half_way(done):
+        if after or done >= 0.5:
+            after.append(done)
+            if len(after) == 1:
+                os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(KeyboardInterrupt):
+        vp.measure(labels, labels={"pore": 0, "se": 1, "am": 2},
+                   roles={"pore": "pore", "se": "electrolyte", "am": "active"}, progress=interrupt_half_way)
+    # The signal is honoured at the very next checkpoint: the callback is not called again.
+    assert len(after) == 1
+    rows = vp.measure(labels, metrics="porosity", labels={"pore": 0, "se": 1, "am": 2}, roles={"pore": "pore"})
+    assert "porosity" in {r["metric"] for r in rows}  # still usable afterwards
+
+
+def test_cracks_stops_when_the_progress_callback_raises(series):
+    class Stop(Exception):
+        pass
+
+    def stop(_):
+        raise Stop()
+
+    with pytest.raises(Stop):
+        vp.cracks(vp.read(series / "p370_labels.tif"), labels={"pore": 0, "se": 1, "am": 2},
+                  roles={"pore": "pore", "se": "electrolyte", "am": "active"}, progress=stop)
+
+
+def _children_of_this_process():
+    me = str(os.getpid())
+    out = []
+    for stat in os.listdir("/proc"):
+        if stat.isdigit():
+            try:
+                with open(f"/proc/{stat}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if fields[1] == me and fields[0] != "Z":
+                out.append(int(stat))
+    return out
+
+
+def _series_config(series, tmp_path):
+    config = tmp_path / "run.yaml"
+    text = (series / "series.yaml").read_text()
+    text = text.replace("path: p", f"path: {series}/p").replace("labels: p", f"labels: {series}/p")
+    config.write_text(text + "output: " + str(tmp_path / "out") +
+                      "\nstages:\n  - stage: volume_fraction\n  - stage: interfaces\n  - stage: connectivity\n")
+    return config
+
+
+def test_run_reports_progress_and_ctrl_c_kills_its_workers_then_resume_completes(series, tmp_path):
+    config = _series_config(series, tmp_path)
+    seen = []
+    whole = vp.run(config, out=tmp_path / "whole", jobs=1, progress=seen.append)
+    assert whole.ok and seen[0] == 0.0 and seen[-1] == 1.0
+    assert all(a <= b for a, b in zip(seen, seen[1:]))
+
+    calls = []
+
+    def interrupt_while_a_worker_runs(done):
+        calls.append(done)
+        if len(calls) == 2:  # the first call comes before any worker starts; the second while one runs
+            assert _children_of_this_process(), "a sample worker should be running"
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(KeyboardInterrupt):
+        vp.run(config, out=tmp_path / "cut", jobs=1, progress=interrupt_while_a_worker_runs)
+    assert len(calls) == 2
+    assert _children_of_this_process() == []  # killed and reaped: no orphan, no zombie
+    resumed = vp.run(config, out=tmp_path / "cut", jobs=1, resume=True)
+    assert resumed.ok
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "path"} for r in rows]  # noqa: E731
+    assert strip(resumed.rows) == strip(whole.rows)

@@ -391,13 +391,19 @@ def phantom(out, **options):
     return {"out": str(out), "series_yaml": _os.path.join(str(out), "series.yaml"), "samples": samples}
 
 
-def run(config_path, out=None, jobs=0, only=None, max_memory=None, quiet=True):
-    """``voxpress run CONFIG``: runs a YAML batch (samples on oneTBB, a failing sample recorded
-    and the batch going on) and returns its :class:`RunResult` (metrics.csv and metrics.json
-    read back). ``quiet=False`` prints progress on stderr as the CLI does."""
+def run(config_path, out=None, jobs=0, only=None, max_memory=None, quiet=True, progress=None, resume=False,
+        force=False):
+    """``voxpress run CONFIG``: runs a YAML batch (each sample in its own worker process, a
+    failing sample recorded and the batch going on) and returns its :class:`RunResult`
+    (metrics.csv and metrics.json read back). ``quiet=False`` prints progress on stderr as the
+    CLI does; ``progress(fraction)`` is called as samples finish. Ctrl-C stops the batch: its
+    running workers are killed and the finished samples stay in the run folder; ``resume=True``
+    (``voxpress run --resume``) then runs only what is missing or changed. ``force=True`` writes
+    into a non-empty folder that is not a run folder (``--force``)."""
     r = _voxpress.run(str(config_path), "" if out is None else str(out), int(jobs),
                       [] if only is None else [str(s) for s in ([only] if isinstance(only, str) else only)],
-                      "" if max_memory is None else str(max_memory), bool(quiet))
+                      "" if max_memory is None else str(max_memory), bool(quiet), progress, bool(resume),
+                      bool(force))
     result = load_run(r["run_dir"])
     result.exit_code = r["exit_code"]
     result.failed_samples = r["failed_samples"]
