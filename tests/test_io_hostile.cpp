@@ -149,9 +149,58 @@ TEST(HostileItk, CorruptZlibMetaImageIsRefusedNotLoopedOn) {
   for (std::size_t i = data + 4; i < data + 12; ++i) bytes[i] = '\x5a';  // garble the deflate blocks
   write_bytes(dir / "bad.mha", bytes);
   expect_refused(dir / "bad.mha", {"corrupt zlib voxel data"});
-  // The fuzzer's input itself (a float ramp whose stream was mutated), byte for byte.
+  // The fuzzer's input itself (a float ramp whose stream was mutated), byte for byte: its header
+  // also holds NUL bytes, which the header check now refuses before the zlib check is reached.
   const fs::path kept = fs::path(VP_SOURCE_DIR) / "tests" / "data" / "fuzz_mha_hang.mha";
-  expect_refused(kept, {"zlib"});
+  expect_refused(kept, {"MetaImage header", "control byte"});
+}
+
+// ITK 5.2's MetaIO parses into fixed-size records and runs ElementDataFile patterns as printf
+// formats: each crafted header below is refused by our header check, naming the field, before
+// MetaIO parses it (under ASan the first one overflowed MetaIO's heap in MetaImage::ReadStream).
+TEST(HostileItk, MetaImageHeadersThatOverflowMetaIOAreRefusedNamingTheField) {
+  const fs::path kept = fs::path(VP_SOURCE_DIR) / "tests" / "data" / "fuzz_mha_overflow.mha";  // fuzz_mha's input
+  expect_refused(kept, {"MetaImage header", "control byte"});
+  const fs::path dir = scratch("mhahdr");
+  const std::string data(64, '\0');
+  const std::string obj = "ObjectType = Image\n", type = "ElementType = MET_UCHAR\n", local = "ElementDataFile = LOCAL\n";
+  struct Case {
+    std::string name, header;
+    std::vector<std::string> says;
+  };
+  const std::vector<Case> cases{
+      {"pattern", obj + "NDims = 3\nDimSize = 4 4 4\n" + type + "ElementDataFile = " + std::string(120, '/') + " %O\n",
+       {"ElementDataFile", "pattern"}},
+      {"percent", obj + "NDims = 3\nDimSize = 4 4 4\n" + type + "ElementDataFile = d%n.raw\n", {"ElementDataFile", "%"}},
+      {"ndims", obj + "NDims = 12\nDimSize = 2 2 2 2 2 2 2 2 2 2 2 2\n" + type + local, {"NDims", "12"}},
+      {"short", obj + "NDims = 3\nDimSize = 2 2\n" + type + local, {"DimSize", "2 values", "expected 3"}},
+      {"order", obj + "DimSize = 2 2 2\nNDims = 3\n" + type + local, {"DimSize", "before NDims"}},
+      {"name", obj + "Name = " + std::string(2000, 'A') + "\nNDims = 3\nDimSize = 2 2 2\n" + type + local,
+       {"Name", "2000 characters"}},
+      {"spacing", obj + "NDims = 3\nDimSize = 2 2 2\nElementSpacing = 1 1 1 1 1 1 1 1 1 1 1 1\n" + type + local,
+       {"ElementSpacing", "12 values"}},
+      {"matrix", obj + "NDims = 3\nDimSize = 2 2 2\nTransformMatrix = " + std::string(60, '1').replace(1, 58, std::string(29, ' ') + std::string(29, '1')) + "\n" + type + local,
+       {"TransformMatrix"}},
+      {"orient", obj + "NDims = 3\nDimSize = 2 2 2\nAnatomicalOrientation = RAIRAIRAIRAI\n" + type + local,
+       {"AnatomicalOrientation"}},
+      {"channels", obj + "NDims = 3\nDimSize = 2 2 2\nElementNumberOfChannels = 100000\n" + type + local,
+       {"ElementNumberOfChannels", "100000"}},
+      {"type", obj + "NDims = 3\nDimSize = 2 2 2\nElementType = MET_WHATEVER\n" + local, {"ElementType", "MET_WHATEVER"}},
+      {"nodata", obj + "NDims = 3\nDimSize = 2 2 2\n" + type, {"MetaImage header"}},  // voxels read as header
+      {"negative", obj + "NDims = 3\nDimSize = 2 -2 2\n" + type + local, {"DimSize", "positive"}},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    write_bytes(dir / (c.name + ".mha"), c.header + data);
+    expect_refused(dir / (c.name + ".mha"), c.says);
+  }
+  // An ordinary header with spacing passes the check and reads.
+  write_bytes(dir / "ok.mha", obj + "NDims = 3\nDimSize = 4 4 4\nElementSpacing = 0.5 0.5 2\n" + type + local + data);
+  ReadOptions ok;
+  ok.path = (dir / "ok.mha").string();
+  const ReadResult r = read_volume(ok);
+  EXPECT_EQ(r.format, "mha");
+  EXPECT_EQ(spacing_of(r.volume)[2], 2.0);
 }
 
 TEST(HostileItk, NiftiDimBeyondTheDataIsRefused) {

@@ -6,12 +6,19 @@
 #include <itkImageFileWriter.h>
 #include <itkImageIOBase.h>
 #include <itkImageIOFactory.h>
+#include <itkMetaImageIO.h>
+#include <itkNiftiImageIO.h>
+#include <itkNrrdImageIO.h>
 
 #include <zlib.h>
 
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <regex>
+#include <set>
+#include <sstream>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
@@ -25,10 +32,117 @@ using Component = itk::IOComponentEnum;
 
 double um_per_itk_unit(const std::string& format) { return format == "nifti" ? 1000.0 : 1.0; }
 
-itk::ImageIOBase::Pointer open_io(const std::string& path) {
-  itk::ImageIOBase::Pointer io =
-      itk::ImageIOFactory::CreateImageIO(path.c_str(), itk::ImageIOFactory::IOFileModeEnum::ReadMode);
-  if (!io) throw InputError(path + ": no ITK reader recognises this file (expected MHA/MHD, NRRD or NIfTI)");
+std::string trimmed(std::string s);
+
+// ITK 5.2's MetaIO parses a header into fixed-size records (255 values or characters per field)
+// and trusts NDims, counts and the ElementDataFile pattern (a printf format it runs): a crafted
+// header overflows its heap (fuzz_mha found one, kept as tests/data/fuzz_mha_overflow.mha).
+// So the header is validated here, field by field, before MetaIO sees it.
+void check_meta_header(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw InputError(path + ": cannot open");
+  auto refuse = [&](const std::string& field, const std::string& what) {
+    throw InputError(path + ": MetaImage header " + (field.empty() ? "" : "field " + field + " ") + what);
+  };
+  auto numbers = [&](const std::string& field, const std::string& value, std::size_t count, bool integral) {
+    std::istringstream ss(value);
+    std::string word;
+    std::size_t n = 0;
+    while (ss >> word) {
+      char* end = nullptr;
+      const double v = std::strtod(word.c_str(), &end);
+      if (*end != '\0' || !std::isfinite(v) || (integral && v != std::floor(v)))
+        refuse(field, "holds '" + word + "'; expected " + (integral ? "integers" : "finite numbers"));
+      ++n;
+    }
+    if (n != count)
+      refuse(field, "holds " + std::to_string(n) + " values; expected " + std::to_string(count) + " (NDims" +
+                        (count > 3 ? " squared)" : ")"));
+  };
+  static const std::set<std::string> element_types{
+      "MET_CHAR", "MET_UCHAR", "MET_SHORT", "MET_USHORT", "MET_INT", "MET_UINT", "MET_LONG", "MET_ULONG",
+      "MET_LONG_LONG", "MET_ULONG_LONG", "MET_FLOAT", "MET_DOUBLE"};
+  static const std::set<std::string> per_axis{"DimSize", "ElementSpacing", "ElementSize", "Offset", "Position",
+                                              "Origin", "CenterOfRotation"};
+  static const std::set<std::string> per_axis_squared{"TransformMatrix", "Rotation", "Orientation"};
+  int ndims = 0;
+  bool has_type = false, has_dims = false;
+  std::string line;
+  std::uint64_t header_bytes = 0;
+  while (std::getline(in, line)) {
+    header_bytes += line.size() + 1;
+    if (header_bytes > (1u << 20)) refuse("", "runs past 1 MiB without an ElementDataFile line");
+    for (unsigned char c : line)
+      if ((c < 0x20 && c != '\t' && c != '\r') || c == 0x7f)
+        refuse("", "holds a control byte (code " + std::to_string(c) + ") before its ElementDataFile line; a MetaImage header is text");
+    if (trimmed(line).empty()) continue;
+    const auto eq = line.find('=');
+    if (eq == std::string::npos) refuse("", "line '" + line.substr(0, 40) + "' has no '='; expected 'Key = Value' lines");
+    const std::string key = trimmed(line.substr(0, eq)), value = trimmed(line.substr(eq + 1));
+    if (value.size() > 254) refuse(key, "is " + std::to_string(value.size()) + " characters long; at most 254");
+    if (key == "NDims") {
+      numbers(key, value, 1, true);
+      ndims = std::atoi(value.c_str());
+      if (ndims < 2 || ndims > 3) refuse(key, "is " + value + "; expected a 2-D or 3-D volume (2 or 3)");
+      continue;
+    }
+    if ((per_axis.count(key) || per_axis_squared.count(key) || key == "AnatomicalOrientation") && ndims == 0)
+      refuse(key, "comes before NDims; NDims must be given first");
+    if (per_axis.count(key)) numbers(key, value, static_cast<std::size_t>(ndims), key == "DimSize");
+    if (per_axis_squared.count(key)) numbers(key, value, static_cast<std::size_t>(ndims * ndims), false);
+    if (key == "DimSize") {
+      has_dims = true;
+      std::istringstream ss(value);
+      for (double d; ss >> d;)
+        if (d < 1) refuse(key, "holds " + std::to_string(static_cast<long long>(d)) + "; sizes must be positive");
+    }
+    if (key == "AnatomicalOrientation" && value.size() != static_cast<std::size_t>(ndims) && value != "?" &&
+        value.find_first_not_of('?') != std::string::npos)
+      refuse(key, "is '" + value + "'; expected one letter per axis (NDims)");
+    if (key == "ElementNumberOfChannels" && value != "1")
+      refuse(key, "is '" + value + "'; expected 1 (a scalar volume)");
+    if (key == "HeaderSize") {
+      numbers(key, value, 1, true);
+      if (std::atof(value.c_str()) < -1) refuse(key, "is " + value + "; expected -1 or a byte count");
+    }
+    if (key == "ElementType") {
+      if (!element_types.count(value)) refuse(key, "is '" + value + "'; expected a MET_ type such as MET_UCHAR");
+      has_type = true;
+    }
+    if (key == "ElementDataFile") {
+      if (value.empty()) refuse(key, "is empty; expected LOCAL, a file name, LIST or a file pattern");
+      if (ndims == 0 || !has_dims || !has_type)
+        refuse(key, "comes before NDims, DimSize and ElementType; it must be the last header line");
+      // A pattern "NAME%0Nd.raw FIRST LAST STEP" is run as a printf format by MetaIO: exactly
+      // one integer conversion and three integers, or it is refused.
+      if (value.rfind("LIST", 0) != 0 && value.find(' ') != std::string::npos) {
+        static const std::regex pattern(R"(([^%\s]|%%)*%0?[0-9]{0,2}d([^%\s]|%%)*( +-?[0-9]{1,9}){3})");
+        if (!std::regex_match(value, pattern))
+          refuse(key, "'" + value.substr(0, 60) + "' is neither a file name nor a pattern 'name%03d.raw first last step'");
+      } else if (value.find('%') != std::string::npos) {
+        refuse(key, "'" + value.substr(0, 60) + "' holds '%' but is not a pattern 'name%03d.raw first last step'");
+      }
+      return;
+    }
+  }
+  refuse("ElementDataFile", "is missing; it ends a MetaImage header");
+}
+
+// The format's own ImageIO, not ITK's factory: the factory asks every registered reader in turn
+// (about 100 ms per file, and readers of formats we never meant to parse see hostile bytes).
+itk::ImageIOBase::Pointer io_for(const std::string& format) {
+  if (format == "mha" || format == "mhd") return itk::MetaImageIO::New().GetPointer();
+  if (format == "nrrd") return itk::NrrdImageIO::New().GetPointer();
+  if (format == "nifti") return itk::NiftiImageIO::New().GetPointer();
+  return nullptr;
+}
+
+itk::ImageIOBase::Pointer open_io(const std::string& path, const std::string& format) {
+  if (format == "mha" || format == "mhd") check_meta_header(path);
+  itk::ImageIOBase::Pointer io = io_for(format);
+  if (!io || !io->CanReadFile(path.c_str()))
+    throw InputError(path + ": not a readable " + format + " file (the " + format +
+                     " reader does not recognise its header); expected MHA/MHD, NRRD or NIfTI as its name says");
   io->SetFileName(path);
   try {
     io->ReadImageInformation();
@@ -262,7 +376,7 @@ void check_nifti_complete(const std::string& path, std::uint64_t data_bytes) {
 }  // namespace
 
 Header probe_itk(const std::string& path, const std::string& format) {
-  auto io = open_io(path);
+  auto io = open_io(path, format);
   const unsigned nd = io->GetNumberOfDimensions();
   if (nd < 2 || nd > 3)
     throw InputError(path + ": " + std::to_string(nd) + "-D image; expected a 2-D or 3-D volume");
@@ -291,7 +405,7 @@ Header probe_itk(const std::string& path, const std::string& format) {
 }
 
 AnyVolume read_itk(const std::string& path, const std::string& format, const Header& header, const Box& roi) {
-  auto io = open_io(path);
+  auto io = open_io(path, format);
   const unsigned nd = io->GetNumberOfDimensions();
   const std::uint64_t data_bytes = static_cast<std::uint64_t>(header.dims.count()) * io->GetComponentSize();
   if (format == "nifti") check_nifti_complete(path, data_bytes);
