@@ -1,5 +1,7 @@
 #include "metrics/distance_transform.h"
 
+#include "core/progress.h"
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -142,6 +144,7 @@ void pass(Volume<float>& d, int axis, bool outside_bg, const Cost& g) {
     // The first pass sees only 0 (background) and +inf, so the envelope's minimum is the cost
     // of the nearest background voxel: two scans give it, the same value the envelope would.
     tbb::parallel_for(tbb::blocked_range<index_t>(0, dims.y * dims.z), [&](const tbb::blocked_range<index_t>& r) {
+      cancellation_point();  // a Ctrl-C from Python stops here (core/progress.h)
       std::vector<index_t> left(static_cast<std::size_t>(n));
       for (index_t line = r.begin(); line != r.end(); ++line) {
         float* row = d.data() + line * n;
@@ -173,6 +176,7 @@ void pass(Volume<float>& d, int axis, bool outside_bg, const Cost& g) {
   const index_t stride = axis == 1 ? dims.x : dims.x * dims.y;
   const index_t other_stride = axis == 1 ? dims.x * dims.y : dims.x;
   tbb::parallel_for(tbb::blocked_range<index_t>(0, blocks_x * other), [&](const tbb::blocked_range<index_t>& r) {
+    cancellation_point();  // a Ctrl-C from Python stops here (core/progress.h)
     LineScratch s;
     s.reserve(n);
     std::vector<double> in(static_cast<std::size_t>(n * kBlock)), out(static_cast<std::size_t>(n));

@@ -13,6 +13,7 @@
 #include <tbb/parallel_for.h>
 
 #include "core/error.h"
+#include "core/progress.h"
 #include "metrics/distance_transform.h"
 
 namespace vp {
@@ -91,6 +92,7 @@ std::vector<std::vector<Ball>> maximal_balls(const Volume<float>& r2, const Volu
   };
   std::vector<std::vector<Ball>> per_plane(static_cast<std::size_t>(d.z));
   tbb::parallel_for(tbb::blocked_range<index_t>(0, d.z), [&](const tbb::blocked_range<index_t>& range) {
+    cancellation_point();  // a Ctrl-C from Python stops here (core/progress.h)
     // The farthest painted voxels per distinct squared radius (there are few), cached.
     std::unordered_map<float, FarthestPainted> cache;
     float last_r2 = -1;
@@ -195,6 +197,7 @@ Volume<float> local_thickness(const Volume<std::uint8_t>& fg, const LocalThickne
   const index_t reach_z = static_cast<index_t>(std::ceil(std::sqrt(static_cast<double>(r2_max)) / h[2]));
 
   tbb::parallel_for(tbb::blocked_range<index_t>(0, d.z), [&](const tbb::blocked_range<index_t>& range) {
+    cancellation_point();  // a Ctrl-C from Python stops here (core/progress.h)
     Unpainted unpainted(d.x);
     // The balls reaching the plane, and their sort keys: r2's bits (positive floats order as
     // their bits) complemented so that the largest comes first, then the ball's place in `reach`.
@@ -253,6 +256,7 @@ Distribution thickness_distribution(const Volume<float>& thickness, const Volume
   const Dims d = fg.dims();
   std::vector<std::vector<ValueCount>> per_plane(static_cast<std::size_t>(d.z));
   tbb::parallel_for(index_t{0}, d.z, [&](index_t z) {
+    cancellation_point();  // a Ctrl-C from Python stops here (core/progress.h)
     std::vector<float> v;
     for (index_t y = 0; y < d.y; ++y)
       for (index_t x = 0; x < d.x; ++x)

@@ -10,6 +10,7 @@
 #include <tbb/parallel_for.h>
 
 #include "core/error.h"
+#include "core/progress.h"
 #include "core/json_util.h"
 #include "metrics/connectivity.h"
 #include "metrics/distance_transform.h"
@@ -173,6 +174,7 @@ void flood(const Volume<float>& f, Volume<std::uint32_t>& out, const Neighbours&
   std::vector<std::vector<float>> per_plane(static_cast<std::size_t>(f.dims().z));
   const index_t plane = f.dims().x * f.dims().y;
   tbb::parallel_for(index_t{0}, f.dims().z, [&](index_t z) {
+    cancellation_point();  // a Ctrl-C from Python stops here (core/progress.h)
     auto& v = per_plane[static_cast<std::size_t>(z)];
     for (index_t i = z * plane; i < (z + 1) * plane; ++i)
       if (f[i] > 0) v.push_back(f[i]);

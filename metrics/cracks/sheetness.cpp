@@ -10,6 +10,7 @@
 #include <tbb/parallel_for.h>
 
 #include "core/error.h"
+#include "core/progress.h"
 #include "filters/io/itk_bridge.h"
 #include "metrics/cracks/shape.h"
 
@@ -73,6 +74,7 @@ Volume<float> dark_sheetness(const Volume<float>& grey, const SheetnessOptions& 
     const float* G = smooth->GetOutput()->GetBufferPointer();
 
     tbb::parallel_for(tbb::blocked_range<index_t>(0, d.z), [&](const tbb::blocked_range<index_t>& r) {
+      cancellation_point();  // a Ctrl-C from Python stops here (core/progress.h)
       for (index_t z = r.begin(); z < r.end(); ++z)
         for (index_t y = 0; y < d.y; ++y)
           for (index_t x = 0; x < d.x; ++x) {
