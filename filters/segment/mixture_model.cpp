@@ -69,7 +69,7 @@ double quantile(const Histogram& h, double q) {
 
 // EM on the histogram. Pure phases update weight, mean and σ from their responsibilities;
 // interface populations update their weight (their shape follows the pure means and σ).
-void run_em(const Histogram& h, PartialVolumeMixture& m, int max_iterations) {
+void run_em(const Histogram& h, PartialVolumeMixture& m, int max_iterations, double max_sigma) {
   const int k = m.classes();
   const std::size_t np = m.interfaces.size();
   const double bw = h.bin_width(), total = h.total();
@@ -108,6 +108,7 @@ void run_em(const Histogram& h, PartialVolumeMixture& m, int max_iterations) {
       m.means[j] = s[j] / w[j];
       const double var = ss[j] / w[j] - m.means[j] * m.means[j] - bw * bw / 12;
       m.sigmas[j] = std::max(std::sqrt(std::max(var, 0.0)), min_sigma);
+      if (max_sigma > 0) m.sigmas[j] = std::min(m.sigmas[j], max_sigma);
     }
     for (std::size_t p = 0; p < np; ++p) m.interfaces[p].weight = v[p] / total;
     m.log_likelihood = ll / total;
@@ -199,7 +200,7 @@ std::vector<double> PartialVolumeMixture::separations() const {
   return d;
 }
 
-PartialVolumeMixture fit_partial_volume_mixture(const Histogram& h, int classes, int max_iterations) {
+PartialVolumeMixture fit_partial_volume_mixture(const Histogram& h, int classes, int max_iterations, double max_sigma) {
   if (classes < 1 || classes > 8)
     throw InputError("partial-volume mixture: classes must be 1..8, got " + std::to_string(classes));
   if (!(h.total() > 0)) throw InputError("partial-volume mixture: empty histogram");
@@ -223,8 +224,11 @@ PartialVolumeMixture fit_partial_volume_mixture(const Histogram& h, int classes,
     PartialVolumeMixture m = start_from_cuts(h, cuts, classes);
     if (m.classes() != classes) continue;
     m.bin_width = bw;
-    for (double& s : m.sigmas) s = std::sqrt(std::max(s * s - bw * bw / 12, 0.01 * bw * bw));
-    run_em(h, m, max_iterations);
+    for (double& s : m.sigmas) {
+      s = std::sqrt(std::max(s * s - bw * bw / 12, 0.01 * bw * bw));
+      if (max_sigma > 0) s = std::min(s, max_sigma);
+    }
+    run_em(h, m, max_iterations, max_sigma);
     if (!have || m.log_likelihood > best.log_likelihood) best = m, have = true;
   }
   if (!have) throw InputError("partial-volume mixture: the histogram has fewer than " + std::to_string(classes) +
@@ -234,27 +238,52 @@ PartialVolumeMixture fit_partial_volume_mixture(const Histogram& h, int classes,
   return best;
 }
 
-AutoSegmentFit fit_auto_segmentation(const Histogram& h, int classes) {
+std::vector<double> resolving_separations(const PartialVolumeMixture& m, double noise_sigma) {
+  std::vector<double> d;
+  for (int k = 0; k + 1 < m.classes(); ++k) {
+    double s = std::max(m.sigmas[k], m.sigmas[k + 1]);
+    if (noise_sigma > 0) s = std::min(s, noise_sigma);
+    d.push_back((m.means[k + 1] - m.means[k]) / s);
+  }
+  return d;
+}
+
+Histogram without_clipping_spikes(Histogram h) {
+  const std::size_t n = h.counts.size();
+  if (n < 4) return h;
+  if (h.counts[0] > kClipSpikeRatio * std::max(h.counts[1], 1.0)) h.counts[0] = 0;
+  if (h.counts[n - 1] > kClipSpikeRatio * std::max(h.counts[n - 2], 1.0)) h.counts[n - 1] = 0;
+  return h;
+}
+
+AutoSegmentFit fit_auto_segmentation(const Histogram& scan_histogram, int classes, double noise_sigma) {
+  const Histogram h = without_clipping_spikes(scan_histogram);
   AutoSegmentFit out;
+  out.noise_sigma = noise_sigma > 0 ? noise_sigma : 0;
   std::vector<PartialVolumeMixture> fits;
+  constexpr double inf = std::numeric_limits<double>::infinity();
   for (int k = 1; k <= classes; ++k) {
-    fits.push_back(fit_partial_volume_mixture(h, k));
+    fits.push_back(fit_partial_volume_mixture(h, k, 400, out.noise_sigma > 0 ? kMaxSigmaPerNoise * out.noise_sigma : 0));
     const auto sep = fits.back().separations();
-    out.evidence.push_back({k, fits.back().bic,
-                            sep.empty() ? std::numeric_limits<double>::infinity() : *std::min_element(sep.begin(), sep.end())});
+    const auto res = resolving_separations(fits.back(), out.noise_sigma);
+    out.evidence.push_back({k, fits.back().bic, sep.empty() ? inf : *std::min_element(sep.begin(), sep.end()),
+                            res.empty() ? inf : *std::min_element(res.begin(), res.end())});
   }
   out.mixture = fits.back();
+  out.resolving_separations = resolving_separations(out.mixture, out.noise_sigma);
   const auto& m = out.mixture;
   int best_k = 1;
   for (const auto& e : out.evidence)
     if (e.bic < out.evidence[best_k - 1].bic) best_k = e.classes;
   const double min_weight = *std::min_element(m.weights.begin(), m.weights.end());
-  const bool separable = out.evidence.back().min_separation >= kMinClassSeparation;
+  const bool separable = out.evidence.back().min_separation_noise >= kMinClassSeparation;
   if (best_k < classes || !separable || min_weight < 5e-4) {
     std::ostringstream s;
     s << "auto segmentation: the grey histogram does not support " << classes << " distinguishable classes (";
     if (best_k < classes) s << "BIC is lowest at K = " << best_k;
-    else if (!separable) s << "two fitted classes are only " << out.evidence.back().min_separation << " σ apart";
+    else if (!separable)
+      s << "two fitted classes are only " << out.evidence.back().min_separation_noise << " σ apart (σ = min(fitted σ, scan noise σ "
+        << out.noise_sigma << "))";
     else s << "a fitted class holds only " << min_weight * 100 << " % of the voxels";
     s << "); BIC per K:";
     for (const auto& e : out.evidence) s << " K=" << e.classes << ": " << e.bic << ";";

@@ -9,6 +9,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "core/error.h"
+#include "filters/preprocess/denoise.h"
 #include "filters/segment/cleanup.h"
 
 namespace vp {
@@ -45,7 +46,8 @@ SegmentResult segment_grey(const Volume<float>& grey, const SegmentOptions& o) {
   if (o.classes < 2 || o.classes > 255) throw InputError("classes must be 2..255, got " + std::to_string(o.classes));
   switch (o.method) {
     case SegmentMethod::automatic: {
-      r.auto_fit = fit_auto_segmentation(r.histogram, o.classes);
+      // The scan's own noise σ decides whether fitted classes are resolvable (mixture_model.h).
+      r.auto_fit = fit_auto_segmentation(r.histogram, o.classes, estimate_noise_sigma(grey));
       r.partial_volume = partial_volume_segmentation(grey, r.auto_fit->mixture, o.partial_volume);
       r.labels = std::move(r.partial_volume->labels);
       r.partial_volume->labels = Volume<std::uint8_t>();
