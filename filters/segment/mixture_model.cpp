@@ -248,6 +248,23 @@ std::vector<double> resolving_separations(const PartialVolumeMixture& m, double 
   return d;
 }
 
+double scan_noise_sigma(const Volume<float>& g) {
+  const Dims d = g.dims();
+  if (d.x < 3) return 0;
+  std::vector<float> diff;
+  diff.reserve(static_cast<std::size_t>(d.y * d.z * (d.x - 2)));
+  for (index_t z = 0; z < d.z; ++z)
+    for (index_t y = 0; y < d.y; ++y)
+      for (index_t x = 1; x + 1 < d.x; ++x) diff.push_back(g(x - 1, y, z) - 2 * g(x, y, z) + g(x + 1, y, z));
+  if (diff.empty()) return 0;
+  auto mid = diff.begin() + static_cast<std::ptrdiff_t>(diff.size() / 2);
+  std::nth_element(diff.begin(), mid, diff.end());
+  const float med = *mid;
+  for (float& v : diff) v = std::abs(v - med);
+  std::nth_element(diff.begin(), mid, diff.end());
+  return 1.4826 * *mid / std::sqrt(6.0);
+}
+
 Histogram without_clipping_spikes(Histogram h) {
   const std::size_t n = h.counts.size();
   if (n < 4) return h;
@@ -275,7 +292,12 @@ AutoSegmentFit fit_auto_segmentation(const Histogram& scan_histogram, int classe
   int best_k = 1;
   for (const auto& e : out.evidence)
     if (e.bic < out.evidence[best_k - 1].bic) best_k = e.classes;
-  const double min_weight = *std::min_element(m.weights.begin(), m.weights.end());
+  // A phase's share of the voxels: its pure weight and half of each blend it takes part in (a
+  // phase thinner than the PSF, e.g. SE of 3-voxel radius under σ 1.5, has almost no pure voxels
+  // but is half of every SE blend).
+  std::vector<double> share = m.weights;
+  for (const auto& p : m.interfaces) share[p.a] += 0.5 * p.weight, share[p.b] += 0.5 * p.weight;
+  const double min_weight = *std::min_element(share.begin(), share.end());
   const bool separable = out.evidence.back().min_separation_noise >= kMinClassSeparation;
   if (best_k < classes || !separable || min_weight < 5e-4) {
     std::ostringstream s;

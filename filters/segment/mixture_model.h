@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "core/volume.h"
 #include "filters/segment/histogram.h"
 
 namespace vp {
@@ -80,6 +81,12 @@ std::vector<double> resolving_separations(const PartialVolumeMixture& m, double 
 // Separation below which a class boundary misclassifies > 7 % of the class: warn.
 inline constexpr double kWarnClassSeparation = 3.0;
 
+// The scan's noise σ from second differences along x: 1.4826 · MAD(g(x−1) − 2g(x) + g(x+1)) / √6.
+// A blurred edge contributes far less to second than to first differences (at σ_psf 1.5 its
+// peak second difference is ~0.24 Δ/σ² against √6 σ of noise), so thin blurred phases do not
+// inflate it as they do the first-difference estimate of filters/preprocess/denoise.h.
+double scan_noise_sigma(const Volume<float>& grey);
+
 // A spike in an end bin (over kClipSpikeRatio × its neighbour) is grey clipped at the range of
 // the detector or the integer type, not a phase: a Gaussian fitted to it is a zero-width class
 // that wins every separation test. It is left out of the fit (its voxels are still unmixed).
@@ -90,7 +97,7 @@ Histogram without_clipping_spikes(Histogram h);
 // fewer distinguishable classes than asked: the BIC is lowest at a smaller K, or two fitted
 // classes are closer than kMinClassSeparation resolving σ (resolving_separations with
 // `noise_sigma`, the scan's own noise σ, e.g. estimate_noise_sigma; ≤ 0: the fitted σ), or a
-// class has under 0.05 % of the voxels.
+// class has under 0.05 % of the voxels (pure weight + half of its blends).
 AutoSegmentFit fit_auto_segmentation(const Histogram& h, int classes, double noise_sigma = 0);
 
 }  // namespace vp

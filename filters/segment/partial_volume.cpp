@@ -159,6 +159,9 @@ PartialVolumeResult partial_volume_segmentation(const Volume<float>& grey, const
   const Vec3 sp = grey.spacing_um;
   const std::vector<double>& mu_fit = fit.means;
   const std::vector<double>& sigma = fit.sigmas;
+  std::vector<double> pure_sigma = sigma;
+  if (o.noise_sigma > 0)
+    for (double& s : pure_sigma) s = std::min(s, o.noise_sigma);
 
   // Smoothed grey, and how much of a voxel's own value it holds (to leave that out).
   const double min_spacing = std::min({sp[0], sp[1], sp[2]});
@@ -297,7 +300,7 @@ PartialVolumeResult partial_volume_segmentation(const Volume<float>& grey, const
         const double gl = loo(i);
         if (p && !(p & (p - 1))) {
           const int c = std::countr_zero(p);
-          if (std::fabs(gl - centre[c]) <= kPureWindow * loo_noise * sigma[c]) {
+          if (std::fabs(gl - centre[c]) <= kPureWindow * loo_noise * pure_sigma[c]) {
             ++st.pure[c];
             st.pure_grey[c] += g;
             st.pure_grey2[c] += g * g;
