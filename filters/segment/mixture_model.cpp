@@ -69,11 +69,11 @@ double quantile(const Histogram& h, double q) {
 
 // EM on the histogram. Pure phases update weight, mean and σ from their responsibilities;
 // interface populations update their weight (their shape follows the pure means and σ).
-void run_em(const Histogram& h, PartialVolumeMixture& m, int max_iterations, double max_sigma) {
+void run_em(const Histogram& h, PartialVolumeMixture& m, int max_iterations, double min_sigma_floor, double max_sigma) {
   const int k = m.classes();
   const std::size_t np = m.interfaces.size();
   const double bw = h.bin_width(), total = h.total();
-  const double min_sigma = 0.1 * bw;
+  const double min_sigma = std::max(0.1 * bw, min_sigma_floor);
   std::vector<double> dens(static_cast<std::size_t>(k) + np);
   double prev = -std::numeric_limits<double>::infinity();
   for (m.iterations = 0; m.iterations < max_iterations; ++m.iterations) {
@@ -200,7 +200,8 @@ std::vector<double> PartialVolumeMixture::separations() const {
   return d;
 }
 
-PartialVolumeMixture fit_partial_volume_mixture(const Histogram& h, int classes, int max_iterations, double max_sigma) {
+PartialVolumeMixture fit_partial_volume_mixture(const Histogram& h, int classes, int max_iterations, double max_sigma,
+                                                double min_sigma) {
   if (classes < 1 || classes > 8)
     throw InputError("partial-volume mixture: classes must be 1..8, got " + std::to_string(classes));
   if (!(h.total() > 0)) throw InputError("partial-volume mixture: empty histogram");
@@ -227,8 +228,9 @@ PartialVolumeMixture fit_partial_volume_mixture(const Histogram& h, int classes,
     for (double& s : m.sigmas) {
       s = std::sqrt(std::max(s * s - bw * bw / 12, 0.01 * bw * bw));
       if (max_sigma > 0) s = std::min(s, max_sigma);
+      s = std::max(s, min_sigma);
     }
-    run_em(h, m, max_iterations, max_sigma);
+    run_em(h, m, max_iterations, min_sigma, max_sigma);
     if (!have || m.log_likelihood > best.log_likelihood) best = m, have = true;
   }
   if (!have) throw InputError("partial-volume mixture: the histogram has fewer than " + std::to_string(classes) +
@@ -280,7 +282,8 @@ AutoSegmentFit fit_auto_segmentation(const Histogram& scan_histogram, int classe
   std::vector<PartialVolumeMixture> fits;
   constexpr double inf = std::numeric_limits<double>::infinity();
   for (int k = 1; k <= classes; ++k) {
-    fits.push_back(fit_partial_volume_mixture(h, k, 400, out.noise_sigma > 0 ? kMaxSigmaPerNoise * out.noise_sigma : 0));
+    fits.push_back(fit_partial_volume_mixture(h, k, 400, kMaxSigmaPerNoise * out.noise_sigma,
+                                              kMinSigmaPerNoise * out.noise_sigma));
     const auto sep = fits.back().separations();
     const auto res = resolving_separations(fits.back(), out.noise_sigma);
     out.evidence.push_back({k, fits.back().bic, sep.empty() ? inf : *std::min_element(sep.begin(), sep.end()),

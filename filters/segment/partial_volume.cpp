@@ -422,6 +422,15 @@ PartialVolumeResult partial_volume_segmentation(const Volume<float>& grey, const
       var[c] += deriv * deriv * out.mean_uncertainty[j] * out.mean_uncertainty[j];
     }
   }
+  // Three-phase voxels: the middle phase's share was fixed from its confident neighbours, not
+  // measured; count that correction as uncertain by its own size (it moves volume between the
+  // middle phase and the pair), so the interval covers the pairing error it cannot remove.
+  for (int a = 0; a < k; ++a)
+    for (int b = a + 2; b < k; ++b)
+      for (int m = a + 1; m < b; ++m) {
+        const double share = sums.pair_share[static_cast<std::size_t>((a * k + b) * k + m)] / n_total;
+        for (int c : {a, b, m}) var[c] += share * share;
+      }
   out.fraction_pv_ci95.resize(k);
   for (int c = 0; c < k; ++c) out.fraction_pv_ci95[c] = 1.96 * std::sqrt(var[c]);
   return out;

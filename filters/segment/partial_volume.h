@@ -26,8 +26,8 @@ struct PartialVolumeOptions {
   double label_sigma_vox = 0.5;   // Gaussian on the grey the labels are read from (0: raw)
   bool thin_pores = true;         // label darkest-phase valleys thinner than the PSF (films)
   // The scan's noise σ (0: each class's fitted σ). The pure-voxel window reads min(fitted σ,
-  // noise σ): a fitted σ widened by unresolved blend would call voxels with 10–15 % of a thin
-  // neighbour pure and lose that neighbour's volume (−0.07 porosity at 10 MPa, blur 1.5).
+  // noise σ): a fitted σ widened by unresolved blend must not widen the window in which voxels
+  // holding some of a thin neighbour are counted pure.
   double noise_sigma = 0;
 };
 
