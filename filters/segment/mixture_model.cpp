@@ -69,11 +69,11 @@ double quantile(const Histogram& h, double q) {
 
 // EM on the histogram. Pure phases update weight, mean and σ from their responsibilities;
 // interface populations update their weight (their shape follows the pure means and σ).
-void run_em(const Histogram& h, PartialVolumeMixture& m, int max_iterations) {
+void run_em(const Histogram& h, PartialVolumeMixture& m, int max_iterations, double min_sigma_floor, double max_sigma) {
   const int k = m.classes();
   const std::size_t np = m.interfaces.size();
   const double bw = h.bin_width(), total = h.total();
-  const double min_sigma = 0.1 * bw;
+  const double min_sigma = std::max(0.1 * bw, min_sigma_floor);
   std::vector<double> dens(static_cast<std::size_t>(k) + np);
   double prev = -std::numeric_limits<double>::infinity();
   for (m.iterations = 0; m.iterations < max_iterations; ++m.iterations) {
@@ -108,6 +108,7 @@ void run_em(const Histogram& h, PartialVolumeMixture& m, int max_iterations) {
       m.means[j] = s[j] / w[j];
       const double var = ss[j] / w[j] - m.means[j] * m.means[j] - bw * bw / 12;
       m.sigmas[j] = std::max(std::sqrt(std::max(var, 0.0)), min_sigma);
+      if (max_sigma > 0) m.sigmas[j] = std::min(m.sigmas[j], max_sigma);
     }
     for (std::size_t p = 0; p < np; ++p) m.interfaces[p].weight = v[p] / total;
     m.log_likelihood = ll / total;
@@ -199,7 +200,8 @@ std::vector<double> PartialVolumeMixture::separations() const {
   return d;
 }
 
-PartialVolumeMixture fit_partial_volume_mixture(const Histogram& h, int classes, int max_iterations) {
+PartialVolumeMixture fit_partial_volume_mixture(const Histogram& h, int classes, int max_iterations, double max_sigma,
+                                                double min_sigma) {
   if (classes < 1 || classes > 8)
     throw InputError("partial-volume mixture: classes must be 1..8, got " + std::to_string(classes));
   if (!(h.total() > 0)) throw InputError("partial-volume mixture: empty histogram");
@@ -223,8 +225,12 @@ PartialVolumeMixture fit_partial_volume_mixture(const Histogram& h, int classes,
     PartialVolumeMixture m = start_from_cuts(h, cuts, classes);
     if (m.classes() != classes) continue;
     m.bin_width = bw;
-    for (double& s : m.sigmas) s = std::sqrt(std::max(s * s - bw * bw / 12, 0.01 * bw * bw));
-    run_em(h, m, max_iterations);
+    for (double& s : m.sigmas) {
+      s = std::sqrt(std::max(s * s - bw * bw / 12, 0.01 * bw * bw));
+      if (max_sigma > 0) s = std::min(s, max_sigma);
+      s = std::max(s, min_sigma);
+    }
+    run_em(h, m, max_iterations, min_sigma, max_sigma);
     if (!have || m.log_likelihood > best.log_likelihood) best = m, have = true;
   }
   if (!have) throw InputError("partial-volume mixture: the histogram has fewer than " + std::to_string(classes) +
@@ -234,27 +240,75 @@ PartialVolumeMixture fit_partial_volume_mixture(const Histogram& h, int classes,
   return best;
 }
 
-AutoSegmentFit fit_auto_segmentation(const Histogram& h, int classes) {
+std::vector<double> resolving_separations(const PartialVolumeMixture& m, double noise_sigma) {
+  std::vector<double> d;
+  for (int k = 0; k + 1 < m.classes(); ++k) {
+    double s = std::max(m.sigmas[k], m.sigmas[k + 1]);
+    if (noise_sigma > 0) s = std::min(s, noise_sigma);
+    d.push_back((m.means[k + 1] - m.means[k]) / s);
+  }
+  return d;
+}
+
+double scan_noise_sigma(const Volume<float>& g) {
+  const Dims d = g.dims();
+  if (d.x < 3) return 0;
+  std::vector<float> diff;
+  diff.reserve(static_cast<std::size_t>(d.y * d.z * (d.x - 2)));
+  for (index_t z = 0; z < d.z; ++z)
+    for (index_t y = 0; y < d.y; ++y)
+      for (index_t x = 1; x + 1 < d.x; ++x) diff.push_back(g(x - 1, y, z) - 2 * g(x, y, z) + g(x + 1, y, z));
+  if (diff.empty()) return 0;
+  auto mid = diff.begin() + static_cast<std::ptrdiff_t>(diff.size() / 2);
+  std::nth_element(diff.begin(), mid, diff.end());
+  const float med = *mid;
+  for (float& v : diff) v = std::abs(v - med);
+  std::nth_element(diff.begin(), mid, diff.end());
+  return 1.4826 * *mid / std::sqrt(6.0);
+}
+
+Histogram without_clipping_spikes(Histogram h) {
+  const std::size_t n = h.counts.size();
+  if (n < 4) return h;
+  if (h.counts[0] > kClipSpikeRatio * std::max(h.counts[1], 1.0)) h.counts[0] = 0;
+  if (h.counts[n - 1] > kClipSpikeRatio * std::max(h.counts[n - 2], 1.0)) h.counts[n - 1] = 0;
+  return h;
+}
+
+AutoSegmentFit fit_auto_segmentation(const Histogram& scan_histogram, int classes, double noise_sigma) {
+  const Histogram h = without_clipping_spikes(scan_histogram);
   AutoSegmentFit out;
+  out.noise_sigma = noise_sigma > 0 ? noise_sigma : 0;
   std::vector<PartialVolumeMixture> fits;
+  constexpr double inf = std::numeric_limits<double>::infinity();
   for (int k = 1; k <= classes; ++k) {
-    fits.push_back(fit_partial_volume_mixture(h, k));
+    fits.push_back(fit_partial_volume_mixture(h, k, 400, kMaxSigmaPerNoise * out.noise_sigma,
+                                              kMinSigmaPerNoise * out.noise_sigma));
     const auto sep = fits.back().separations();
-    out.evidence.push_back({k, fits.back().bic,
-                            sep.empty() ? std::numeric_limits<double>::infinity() : *std::min_element(sep.begin(), sep.end())});
+    const auto res = resolving_separations(fits.back(), out.noise_sigma);
+    out.evidence.push_back({k, fits.back().bic, sep.empty() ? inf : *std::min_element(sep.begin(), sep.end()),
+                            res.empty() ? inf : *std::min_element(res.begin(), res.end())});
   }
   out.mixture = fits.back();
+  out.resolving_separations = resolving_separations(out.mixture, out.noise_sigma);
   const auto& m = out.mixture;
   int best_k = 1;
   for (const auto& e : out.evidence)
     if (e.bic < out.evidence[best_k - 1].bic) best_k = e.classes;
-  const double min_weight = *std::min_element(m.weights.begin(), m.weights.end());
-  const bool separable = out.evidence.back().min_separation >= kMinClassSeparation;
+  // A phase's share of the voxels: its pure weight and half of each blend it takes part in (a
+  // phase thinner than the PSF, e.g. SE of 3-voxel radius under σ 1.5, has almost no pure voxels
+  // but is half of every SE blend).
+  std::vector<double> share = m.weights;
+  for (const auto& p : m.interfaces) share[p.a] += 0.5 * p.weight, share[p.b] += 0.5 * p.weight;
+  const double min_weight = *std::min_element(share.begin(), share.end());
+  const bool separable = out.evidence.back().min_separation_noise >= kMinClassSeparation;
   if (best_k < classes || !separable || min_weight < 5e-4) {
     std::ostringstream s;
     s << "auto segmentation: the grey histogram does not support " << classes << " distinguishable classes (";
     if (best_k < classes) s << "BIC is lowest at K = " << best_k;
-    else if (!separable) s << "two fitted classes are only " << out.evidence.back().min_separation << " σ apart";
+    else if (!separable)
+      s << "two fitted classes are only " << out.evidence.back().min_separation_noise << " σ apart (σ = min(fitted σ, scan noise σ "
+        << out.noise_sigma << "))";
     else s << "a fitted class holds only " << min_weight * 100 << " % of the voxels";
     s << "); BIC per K:";
     for (const auto& e : out.evidence) s << " K=" << e.classes << ": " << e.bic << ";";

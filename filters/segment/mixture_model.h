@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "core/volume.h"
 #include "filters/segment/histogram.h"
 
 namespace vp {
@@ -42,29 +43,68 @@ struct PartialVolumeMixture {
 // EM fit with `classes` pure phases (1..8) from several starts (multi-Otsu classes, k-means,
 // and starts with a small component at either tail, for a phase of well under 1 % of the
 // voxels); the start with the highest likelihood wins.
-PartialVolumeMixture fit_partial_volume_mixture(const Histogram& h, int classes, int max_iterations = 400);
+// max_sigma > 0 caps every pure-phase σ (the scan's noise bounds it: a wider "pure" Gaussian is
+// one that has swallowed the blend voxels of a thin phase, see fit_auto_segmentation).
+// min_sigma > 0 floors it (a Gaussian narrower than the noise allows sits on a histogram comb
+// tooth or a spike, not on a phase).
+PartialVolumeMixture fit_partial_volume_mixture(const Histogram& h, int classes, int max_iterations = 400,
+                                                double max_sigma = 0, double min_sigma = 0);
 
 // Evidence for the number of classes: the fit for K = 1..asked with its BIC.
 struct ClassEvidence {
   int classes = 0;
   double bic = 0;
-  double min_separation = 0;  // smallest consecutive separation (σ units); +inf for K = 1
+  double min_separation = 0;        // smallest consecutive separation (fitted σ units); +inf for K = 1
+  double min_separation_noise = 0;  // the same in units of the resolving σ (below); +inf for K = 1
 };
 
 struct AutoSegmentFit {
   PartialVolumeMixture mixture;        // the fit with the asked number of classes
   std::vector<ClassEvidence> evidence; // K = 1..asked
   std::vector<std::string> warnings;   // classes that overlap (separation < 3 σ)
+  double noise_sigma = 0;              // the scan's own noise σ (0: not given)
+  // (μ_{k+1} − μ_k) / min(max(σ_k, σ_{k+1}), noise σ) per consecutive pair: how far apart the
+  // two end members are for the noise that must tell them apart (the refusal rule reads it).
+  std::vector<double> resolving_separations;
 };
 
+// Pure-phase σ cap in units of the scan's noise σ (estimate_noise_sigma, which edges inflate by
+// ~10 %): room for Poisson noise on the brightest phase (σ ∝ √grey) and mild texture.
+inline constexpr double kMaxSigmaPerNoise = 1.5;
+// Pure-phase σ floor in units of the scan's noise σ: Poisson noise on the darkest phase is
+// ~0.4 × the median noise; a narrower class sat on one tooth of the comb that Poisson-quantised
+// grey makes in a 256-bin histogram (realistic phantom, SNR 5, 370 MPa: σ 25 for noise 4260,
+// porosity 0.55 for 0.03).
+inline constexpr double kMinSigmaPerNoise = 0.25;
 // Separation (σ units) below which two fitted classes are not distinguishable phases.
 inline constexpr double kMinClassSeparation = 2.0;
+
+// (μ_{k+1} − μ_k) / σ_ref per consecutive pair, σ_ref = min(max(σ_k, σ_{k+1}), noise_sigma)
+// (noise_sigma ≤ 0: the fitted σ alone). A pure-phase Gaussian wider than the scan's noise has
+// absorbed unresolved blend voxels or texture — it does not make the two means harder to tell
+// apart; a class narrower than the average noise (Poisson noise on a dark phase) is resolved at
+// its own σ.
+std::vector<double> resolving_separations(const PartialVolumeMixture& m, double noise_sigma);
 // Separation below which a class boundary misclassifies > 7 % of the class: warn.
 inline constexpr double kWarnClassSeparation = 3.0;
 
-// Fits K = 1..classes. Throws InputError listing the BIC per K when the histogram supports
+// The scan's noise σ from second differences along x: 1.4826 · MAD(g(x−1) − 2g(x) + g(x+1)) / √6.
+// A blurred edge contributes far less to second than to first differences (at σ_psf 1.5 its
+// peak second difference is ~0.24 Δ/σ² against √6 σ of noise), so thin blurred phases do not
+// inflate it as they do the first-difference estimate of filters/preprocess/denoise.h.
+double scan_noise_sigma(const Volume<float>& grey);
+
+// A spike in an end bin (over kClipSpikeRatio × its neighbour) is grey clipped at the range of
+// the detector or the integer type, not a phase: a Gaussian fitted to it is a zero-width class
+// that wins every separation test. It is left out of the fit (its voxels are still unmixed).
+inline constexpr double kClipSpikeRatio = 3.0;
+Histogram without_clipping_spikes(Histogram h);
+
+// Fits K = 1..classes (on without_clipping_spikes(h)). Throws InputError listing the BIC per K when the histogram supports
 // fewer distinguishable classes than asked: the BIC is lowest at a smaller K, or two fitted
-// classes are closer than kMinClassSeparation σ, or a class has under 0.05 % of the voxels.
-AutoSegmentFit fit_auto_segmentation(const Histogram& h, int classes);
+// classes are closer than kMinClassSeparation resolving σ (resolving_separations with
+// `noise_sigma`, the scan's own noise σ, e.g. estimate_noise_sigma; ≤ 0: the fitted σ), or a
+// class has under 0.05 % of the voxels (pure weight + half of its blends).
+AutoSegmentFit fit_auto_segmentation(const Histogram& h, int classes, double noise_sigma = 0);
 
 }  // namespace vp

@@ -159,6 +159,9 @@ PartialVolumeResult partial_volume_segmentation(const Volume<float>& grey, const
   const Vec3 sp = grey.spacing_um;
   const std::vector<double>& mu_fit = fit.means;
   const std::vector<double>& sigma = fit.sigmas;
+  std::vector<double> pure_sigma = sigma;
+  if (o.noise_sigma > 0)
+    for (double& s : pure_sigma) s = std::min(s, o.noise_sigma);
 
   // Smoothed grey, and how much of a voxel's own value it holds (to leave that out).
   const double min_spacing = std::min({sp[0], sp[1], sp[2]});
@@ -297,7 +300,7 @@ PartialVolumeResult partial_volume_segmentation(const Volume<float>& grey, const
         const double gl = loo(i);
         if (p && !(p & (p - 1))) {
           const int c = std::countr_zero(p);
-          if (std::fabs(gl - centre[c]) <= kPureWindow * loo_noise * sigma[c]) {
+          if (std::fabs(gl - centre[c]) <= kPureWindow * loo_noise * pure_sigma[c]) {
             ++st.pure[c];
             st.pure_grey[c] += g;
             st.pure_grey2[c] += g * g;
@@ -419,6 +422,15 @@ PartialVolumeResult partial_volume_segmentation(const Volume<float>& grey, const
       var[c] += deriv * deriv * out.mean_uncertainty[j] * out.mean_uncertainty[j];
     }
   }
+  // Three-phase voxels: the middle phase's share was fixed from its confident neighbours, not
+  // measured; count that correction as uncertain by its own size (it moves volume between the
+  // middle phase and the pair), so the interval covers the pairing error it cannot remove.
+  for (int a = 0; a < k; ++a)
+    for (int b = a + 2; b < k; ++b)
+      for (int m = a + 1; m < b; ++m) {
+        const double share = sums.pair_share[static_cast<std::size_t>((a * k + b) * k + m)] / n_total;
+        for (int c : {a, b, m}) var[c] += share * share;
+      }
   out.fraction_pv_ci95.resize(k);
   for (int c = 0; c < k; ++c) out.fraction_pv_ci95[c] = 1.96 * std::sqrt(var[c]);
   return out;

@@ -25,6 +25,10 @@ struct PartialVolumeOptions {
   double smooth_sigma_vox = 1.0;  // Gaussian that decides which phases are near (never the fractions)
   double label_sigma_vox = 0.5;   // Gaussian on the grey the labels are read from (0: raw)
   bool thin_pores = true;         // label darkest-phase valleys thinner than the PSF (films)
+  // The scan's noise σ (0: each class's fitted σ). The pure-voxel window reads min(fitted σ,
+  // noise σ): a fitted σ widened by unresolved blend must not widen the window in which voxels
+  // holding some of a thin neighbour are counted pure.
+  double noise_sigma = 0;
 };
 
 struct PartialVolumeResult {

@@ -45,8 +45,12 @@ SegmentResult segment_grey(const Volume<float>& grey, const SegmentOptions& o) {
   if (o.classes < 2 || o.classes > 255) throw InputError("classes must be 2..255, got " + std::to_string(o.classes));
   switch (o.method) {
     case SegmentMethod::automatic: {
-      r.auto_fit = fit_auto_segmentation(r.histogram, o.classes);
-      r.partial_volume = partial_volume_segmentation(grey, r.auto_fit->mixture, o.partial_volume);
+      // The scan's own noise σ decides whether fitted classes are resolvable (mixture_model.h)
+      // and which voxels are pure (partial_volume.h).
+      r.auto_fit = fit_auto_segmentation(r.histogram, o.classes, scan_noise_sigma(grey));
+      PartialVolumeOptions pvo = o.partial_volume;
+      if (!(pvo.noise_sigma > 0)) pvo.noise_sigma = r.auto_fit->noise_sigma;
+      r.partial_volume = partial_volume_segmentation(grey, r.auto_fit->mixture, pvo);
       r.labels = std::move(r.partial_volume->labels);
       r.partial_volume->labels = Volume<std::uint8_t>();
       r.thresholds = r.partial_volume->thresholds;

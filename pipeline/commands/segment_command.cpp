@@ -85,7 +85,8 @@ nlohmann::json segmentation_summary(const Volume<float>& grey, const SegmentResu
     summary["volume_fraction_pv_ci95"] = ci;
     nlohmann::json evidence = nlohmann::json::array(), interfaces = nlohmann::json::array();
     for (const auto& e : r.auto_fit->evidence)
-      evidence.push_back({{"classes", e.classes}, {"bic", e.bic}, {"min_separation_sigma", json_number(e.min_separation)}});
+      evidence.push_back({{"classes", e.classes}, {"bic", e.bic}, {"min_separation_sigma", json_number(e.min_separation)},
+                          {"min_separation_resolving", json_number(e.min_separation_noise)}});
     for (const auto& p : m.interfaces) interfaces.push_back({{"labels", {p.a, p.b}}, {"weight", p.weight}});
     summary["fit"] = {{"pure_weights", m.weights},
                       {"interfaces", interfaces},
@@ -93,6 +94,8 @@ nlohmann::json segmentation_summary(const Volume<float>& grey, const SegmentResu
                       {"log_likelihood_per_voxel", m.log_likelihood},
                       {"bic_per_k", evidence},
                       {"separation_sigma", m.separations()},
+                      {"noise_sigma", r.auto_fit->noise_sigma},
+                      {"separation_resolving", r.auto_fit->resolving_separations},
                       {"end_member_uncertainty", pv.mean_uncertainty},
                       {"pure_voxels", pv.pure_voxels},
                       {"mixed_voxels", pv.mixed_voxels},

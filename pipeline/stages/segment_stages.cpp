@@ -287,12 +287,15 @@ class SegmentStage : public Stage {
                       {"sigma", m.sigmas[c]}, {"pure_weight", m.weights[c]}, {"pure_voxels", pv.pure_voxels[c]}});
     }
     for (const auto& e : r.auto_fit->evidence)
-      evidence.push_back({{"classes", e.classes}, {"bic", e.bic}, {"min_separation_sigma", json_number(e.min_separation)}});
+      evidence.push_back({{"classes", e.classes}, {"bic", e.bic}, {"min_separation_sigma", json_number(e.min_separation)},
+                          {"min_separation_resolving", json_number(e.min_separation_noise)}});
     for (const auto& q : m.interfaces) interfaces.push_back({{"classes", {q.a, q.b}}, {"weight", q.weight}});
     ctx.details["partial_volume"] = {{"classes", pure},
                                      {"interfaces", interfaces},
                                      {"fit_ks", m.ks},
                                      {"bic_per_k", evidence},
+                                     {"noise_sigma", r.auto_fit->noise_sigma},
+                                     {"separation_resolving", r.auto_fit->resolving_separations},
                                      {"mixed_voxels", pv.mixed_voxels},
                                      {"thin_pore_voxels", pv.thin_pore_voxels},
                                      {"rim_voxels_avoided", pv.rim_voxels_avoided},
