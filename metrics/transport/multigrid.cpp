@@ -280,7 +280,7 @@ Cell cell_at(const Grid& g, index_t x, index_t y, index_t z) {
 // to it on the coarse level, and a poor-conductor region is not lumped into a good one whose
 // potential it cannot follow. For one phase (or a small contrast) every coupling is strong
 // and the aggregates are the face-connected pieces of the cell.
-constexpr double kStrong = 0.1;
+constexpr double kStrong = 0.02;
 
 // Piece of each of the 8 children of a cell: 4 bits per child (bit 4k), kNoPiece where the
 // child carries no current.
@@ -726,14 +726,14 @@ Multigrid::Multigrid(const FineLevel& fine, index_t coarsest_cells) : fine_(fine
     while (coarse_.back().nodes() > static_cast<std::size_t>(coarsest_cells)) {
       const Grid& g = coarse_.back().grid;
       if (g.n[0] == 1 && g.n[1] == 1 && g.n[2] == 1) break;
-      // Aggregates follow strong couplings, unless that leaves the level barely coarser (then
-      // weakly attached regions are left as nodes of their own at every depth) or this is the
+      // Aggregates follow strong couplings, unless that leaves the level barely coarser (less
+      // than 1.2×: weakly attached regions left as nodes of their own at every depth) or this is the
       // last possible level (one cell): there every connected piece becomes one node, so the
       // coarsest level stays small enough for the dense factorisation.
       const std::size_t before = coarse_.back().nodes();
       CoarseLevel next = coarsen_graph(coarse_.back(), true);
       const Grid& ng = next.grid;
-      if ((ng.n[0] == 1 && ng.n[1] == 1 && ng.n[2] == 1) || 2 * next.nodes() > before)
+      if ((ng.n[0] == 1 && ng.n[1] == 1 && ng.n[2] == 1) || 6 * next.nodes() > 5 * before)
         next = coarsen_graph(coarse_.back(), false);
       coarse_.push_back(std::move(next));
     }
