@@ -273,39 +273,19 @@ Cell cell_at(const Grid& g, index_t x, index_t y, index_t z) {
 
 // ---- connectivity-aware aggregation ---------------------------------------------------
 //
-// The conducting voxels of one 2×2×2 cell, split into their face-connected pieces: for each
-// of the 256 patterns of active children (bit k = child dx + 2dy + 4dz), the piece of each
-// child and the number of pieces (at most 4).
-struct PieceTable {
-  std::array<std::array<std::uint8_t, 8>, 256> piece{};
-  std::array<std::uint8_t, 256> count{};
-  PieceTable() {
-    for (int p = 0; p < 256; ++p) {
-      std::array<int, 8> lab;
-      lab.fill(-1);
-      int n = 0;
-      for (int k = 0; k < 8; ++k) {
-        if (!((p >> k) & 1) || lab[k] >= 0) continue;
-        int stack[8], top = 0;
-        stack[top++] = k, lab[k] = n;
-        while (top > 0) {
-          const int c = stack[--top];
-          for (int bit : {1, 2, 4}) {
-            const int d = c ^ bit;
-            if (((p >> d) & 1) && lab[d] < 0) lab[d] = n, stack[top++] = d;
-          }
-        }
-        ++n;
-      }
-      for (int k = 0; k < 8; ++k) piece[p][k] = static_cast<std::uint8_t>(lab[k] < 0 ? 0 : lab[k]);
-      count[p] = static_cast<std::uint8_t>(n);
-    }
-  }
-};
-const PieceTable& piece_table() {
-  static const PieceTable t;
-  return t;
-}
+// A coupling is "strong" when it is at least kStrong × the strongest coupling of either end
+// (on the fine level: of either voxel's own phase along the same axis). Aggregates are the
+// pieces of a cell that are connected by strong couplings only: a good conductor joined to
+// another one only through a poor conductor (contrast 1e4: SE 1 / AM 1e-4) is not shorted
+// to it on the coarse level, and a poor-conductor region is not lumped into a good one whose
+// potential it cannot follow. For one phase (or a small contrast) every coupling is strong
+// and the aggregates are the face-connected pieces of the cell.
+constexpr double kStrong = 0.02;
+
+// Piece of each of the 8 children of a cell: 4 bits per child (bit 4k), kNoPiece where the
+// child carries no current.
+constexpr std::uint32_t kNoPiece = 0xF;
+inline int child_piece(std::uint32_t pieces, int k) { return static_cast<int>((pieces >> (4 * k)) & 0xF); }
 
 inline index_t cell_index(const Grid& g, index_t X, index_t Y, index_t Z) { return X + g.n[0] * (Y + g.n[1] * Z); }
 
@@ -314,7 +294,8 @@ inline std::uint32_t fine_parent(const Grid& f, const CoarseLevel& C, index_t x,
   const index_t ci = cell_index(C.grid, parent_coord(f, 0, x), parent_coord(f, 1, y), parent_coord(f, 2, z));
   const int k = (f.n[0] > 1 ? static_cast<int>(x & 1) : 0) | (f.n[1] > 1 ? static_cast<int>(y & 1) << 1 : 0) |
                 (f.n[2] > 1 ? static_cast<int>(z & 1) << 2 : 0);
-  return C.cell_start[static_cast<std::size_t>(ci)] + piece_table().piece[C.pattern[static_cast<std::size_t>(ci)]][k];
+  return C.cell_start[static_cast<std::size_t>(ci)] +
+         static_cast<std::uint32_t>(child_piece(C.pattern[static_cast<std::size_t>(ci)], k));
 }
 
 using Edge = std::pair<std::uint32_t, double>;  // neighbour node, summed conductance
@@ -402,20 +383,50 @@ CoarseLevel coarsen_fine(const FineLevel& F) {
   const auto cells = static_cast<std::size_t>(g.count());
   C.pattern.assign(cells, 0);
   C.cell_start.assign(cells + 1, 0);
-  const PieceTable& T = piece_table();
+  // strong[a][ci * codes + cj]: the face between codes ci and cj along a is strong.
+  std::array<std::vector<std::uint8_t>, 3> strong;
+  for (int a = 0; a < 3; ++a) {
+    strong[a].assign(static_cast<std::size_t>(F.codes * F.codes), 0);
+    const float* G = F.face[a].data();
+    for (int i = 1; i < F.codes; ++i)
+      for (int j = 1; j < F.codes; ++j) {
+        const double ref = std::max(G[i * F.codes + i], G[j * F.codes + j]);
+        strong[a][i * F.codes + j] = G[i * F.codes + j] > 0 && G[i * F.codes + j] >= kStrong * ref;
+      }
+  }
   parallel_rows(g, [&](index_t Y, index_t Z) {
     const auto [y0, y1] = child_range(f, 1, Y);
     const auto [z0, z1] = child_range(f, 2, Z);
     for (index_t X = 0; X < g.n[0]; ++X) {
       const auto [x0, x1] = child_range(f, 0, X);
-      int pattern = 0;
+      int child_code[8] = {0, 0, 0, 0, 0, 0, 0, 0};
       for (index_t z = z0; z <= z1; ++z)
         for (index_t y = y0; y <= y1; ++y)
           for (index_t x = x0; x <= x1; ++x)
-            if (F.code[cell_index(f, x, y, z)] != 0) pattern |= 1 << ((x - x0) + 2 * (y - y0) + 4 * (z - z0));
+            child_code[(x - x0) + 2 * (y - y0) + 4 * (z - z0)] = F.code[cell_index(f, x, y, z)];
+      // Label the children's strongly connected pieces (8 nodes, 12 faces: a small flood fill).
+      int piece[8];
+      std::fill_n(piece, 8, -1);
+      int count = 0;
+      for (int k = 0; k < 8; ++k) {
+        if (!child_code[k] || piece[k] >= 0) continue;
+        int stack[8], top = 0;
+        stack[top++] = k, piece[k] = count;
+        while (top > 0) {
+          const int c = stack[--top];
+          for (int a = 0; a < 3; ++a) {
+            const int d = c ^ (1 << a);
+            if (!child_code[d] || piece[d] >= 0) continue;
+            if (strong[a][child_code[c] * F.codes + child_code[d]]) piece[d] = count, stack[top++] = d;
+          }
+        }
+        ++count;
+      }
+      std::uint32_t packed = 0;
+      for (int k = 0; k < 8; ++k) packed |= (piece[k] < 0 ? kNoPiece : static_cast<std::uint32_t>(piece[k])) << (4 * k);
       const auto ci = static_cast<std::size_t>(cell_index(g, X, Y, Z));
-      C.pattern[ci] = static_cast<std::uint8_t>(pattern);
-      C.cell_start[ci + 1] = T.count[pattern];
+      C.pattern[ci] = packed;
+      C.cell_start[ci + 1] = static_cast<std::uint32_t>(count);
     }
   });
   prefix_sum(C.cell_start);
@@ -424,14 +435,14 @@ CoarseLevel coarsen_fine(const FineLevel& F) {
     const auto [y0, y1] = child_range(f, 1, Y);
     const auto [z0, z1] = child_range(f, 2, Z);
     const auto ci = static_cast<std::size_t>(cell_index(g, X, Y, Z));
-    const auto& piece = T.piece[C.pattern[ci]];
+    const std::uint32_t pieces = C.pattern[ci];
     const index_t n0 = f.n[0], n01 = f.n[0] * f.n[1];
     for (index_t z = z0; z <= z1; ++z)
       for (index_t y = y0; y <= y1; ++y)
         for (index_t x = x0; x <= x1; ++x) {
           const Cell c = cell_at(f, x, y, z);
           if (!v.active(c)) continue;
-          const int p = piece[(x - x0) + 2 * (y - y0) + 4 * (z - z0)];
+          const int p = child_piece(pieces, static_cast<int>((x - x0) + 2 * (y - y0) + 4 * (z - z0)));
           const std::uint32_t node = C.cell_start[ci] + static_cast<std::uint32_t>(p);
           for (int k = 0; k < 6; ++k) {
             const index_t j = c.nb[k];
@@ -465,7 +476,7 @@ void for_child_nodes(const CoarseLevel& S, index_t X, index_t Y, index_t Z, F&& 
 
 // Next coarse level from a coarse level: the nodes of each 2×2×2 group of cells, split into
 // the pieces connected inside the group. Fills S.parent.
-CoarseLevel coarsen_graph(CoarseLevel& S) {
+CoarseLevel coarsen_graph(CoarseLevel& S, bool by_strength) {
   CoarseLevel C;
   C.grid = S.grid.coarsened();
   const Grid& g = C.grid;
@@ -476,6 +487,14 @@ CoarseLevel coarsen_graph(CoarseLevel& S) {
     while (uf[a] != a) a = uf[a] = uf[uf[a]];
     return a;
   };
+  // Strongest coupling of each node: with by_strength, a coupling joins two nodes into one
+  // piece only if it is strong.
+  std::vector<float> strongest(S.nodes(), 0.0f);
+  if (by_strength)
+    tbb::parallel_for(tbb::blocked_range<std::size_t>(0, S.nodes(), 1 << 14), [&](const tbb::blocked_range<std::size_t>& r) {
+      for (std::size_t i = r.begin(); i < r.end(); ++i)
+        for (std::uint32_t e = S.row[i]; e < S.row[i + 1]; ++e) strongest[i] = std::max(strongest[i], S.weight[e]);
+    });
   parallel_rows(g, [&](index_t Y, index_t Z) {
     std::vector<std::uint32_t> items;
     std::vector<int> uf, label;
@@ -488,6 +507,7 @@ CoarseLevel coarsen_graph(CoarseLevel& S) {
       for (int a = 0; a < m; ++a)
         for (std::uint32_t e = S.row[items[a]]; e < S.row[items[a] + 1]; ++e) {
           if (S.weight[e] == 0) continue;
+          if (by_strength && S.weight[e] < kStrong * std::max(strongest[items[a]], strongest[S.col[e]])) continue;
           const auto it = std::lower_bound(items.begin(), items.end(), S.col[e]);
           if (it == items.end() || *it != S.col[e]) continue;
           const int ra = find(uf, a), rb = find(uf, static_cast<int>(it - items.begin()));
@@ -706,7 +726,15 @@ Multigrid::Multigrid(const FineLevel& fine, index_t coarsest_cells) : fine_(fine
     while (coarse_.back().nodes() > static_cast<std::size_t>(coarsest_cells)) {
       const Grid& g = coarse_.back().grid;
       if (g.n[0] == 1 && g.n[1] == 1 && g.n[2] == 1) break;
-      CoarseLevel next = coarsen_graph(coarse_.back());
+      // Aggregates follow strong couplings, unless that leaves the level barely coarser (less
+      // than 1.2×: weakly attached regions left as nodes of their own at every depth) or this is the
+      // last possible level (one cell): there every connected piece becomes one node, so the
+      // coarsest level stays small enough for the dense factorisation.
+      const std::size_t before = coarse_.back().nodes();
+      CoarseLevel next = coarsen_graph(coarse_.back(), true);
+      const Grid& ng = next.grid;
+      if ((ng.n[0] == 1 && ng.n[1] == 1 && ng.n[2] == 1) || 6 * next.nodes() > 5 * before)
+        next = coarsen_graph(coarse_.back(), false);
       coarse_.push_back(std::move(next));
     }
   }

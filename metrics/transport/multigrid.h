@@ -74,7 +74,8 @@ struct FineLevel {
 struct CoarseLevel {
   Grid grid;
   std::vector<std::uint32_t> cell_start;    // grid.count()+1: the nodes of cell c are [cell_start[c], cell_start[c+1])
-  std::vector<std::uint8_t> pattern;        // first coarse level only: conducting children of each cell (bit dx+2dy+4dz)
+  std::vector<std::uint32_t> pattern;       // first coarse level only: piece of child dx+2dy+4dz of each cell in
+                                            // bits 4k..4k+3 (0xF: no current)
   std::vector<std::uint32_t> row, col;      // couplings of node i: col/weight[row[i] .. row[i+1])
   std::vector<float> weight;
   std::vector<float> electrode;             // coupling to the electrodes (inlet + outlet)
