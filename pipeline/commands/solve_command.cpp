@@ -196,8 +196,9 @@ int solve_main(const std::vector<std::string>& args) {
   if (engine == "petsc") {
 #if VP_MPI
     // Every rank reads only its z-slab; rank 0 prints, the others only return the exit code.
+    const bool under_mpirun = launched_by_mpirun();  // before MPI starts: a singleton sets the same variables
     const MpiWorld& world = mpi_world();
-    if (!launched_by_mpirun() && world.rank == 0)
+    if (!under_mpirun && world.rank == 0)
       std::cerr << "voxpress solve: --engine petsc without mpirun: running on 1 rank (mpirun -np N voxpress solve ... "
                    "--engine petsc for N)\n";
     if (world.rank != 0) request.out_dir.clear();
