@@ -18,6 +18,7 @@
 #include "core/phase_table.h"
 #include "core/progress.h"
 #include "core/volume.h"
+#include "core/z_slabs.h"
 
 namespace vp {
 
@@ -48,6 +49,9 @@ struct SampleContext {
   std::optional<LabelVolume> labels;
   std::optional<Volume<std::uint32_t>> particles;
   std::optional<Volume<std::uint32_t>> cracks;
+  // Set when `labels` is only this MPI rank's z-slab of the volume (distributed commands,
+  // pipeline/mpi/); stages that support it then work on the whole volume across the ranks.
+  std::optional<ZSlabLayout> slab;
   // The config's phase table (names, labels, roles), for stages that create labels; null or
   // empty when the config has none. Set by the runner.
   const PhaseTable* config_phases = nullptr;

@@ -11,6 +11,7 @@ packages=(cmake ninja-build g++ pkg-config ccache
   libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev libopencv-ml-dev
   libtbb-dev libyaml-cpp-dev libgtest-dev libtiff-dev libhdf5-dev zlib1g-dev
   nlohmann-json3-dev libcli11-dev
+  libpetsc-real-dev libopenmpi-dev openmpi-bin
   librsvg2-bin
   pybind11-dev python3-dev python3-numpy python3-pytest python3-matplotlib python3-tifffile)
 if [[ "${1:-}" == "--with-test-tools" ]]; then

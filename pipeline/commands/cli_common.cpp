@@ -73,6 +73,12 @@ std::vector<std::pair<std::string, std::string>> parse_assignments(const std::st
 }
 
 ReadResult load_volume(const VolumeArgs& a) {
+  ReadResult r = read_volume(read_options(a));
+  if (!a.spacing.empty()) spacing_of(r.volume) = parse_spacing(a.spacing);
+  return r;
+}
+
+ReadOptions read_options(const VolumeArgs& a) {
   ReadOptions o;
   o.path = a.path;
   o.format = a.format;
@@ -94,9 +100,7 @@ ReadResult load_volume(const VolumeArgs& a) {
   o.big_endian = a.endian == "big";
   o.header_bytes = a.offset;
   o.dataset = a.dataset;
-  ReadResult r = read_volume(o);
-  if (!a.spacing.empty()) spacing_of(r.volume) = parse_spacing(a.spacing);
-  return r;
+  return o;
 }
 
 std::vector<int> labels_present(const Volume<std::uint8_t>& labels) {

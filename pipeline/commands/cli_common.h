@@ -30,6 +30,8 @@ struct VolumeArgs {
 void add_volume_flags(CLI::App& app, VolumeArgs& args);
 // Reads the volume; --spacing wins over the file's metadata.
 ReadResult load_volume(const VolumeArgs& args);
+// The read options the flags name (without --spacing, which load_volume applies after reading).
+ReadOptions read_options(const VolumeArgs& args);
 
 // "0.5" -> {0.5, 0.5, 0.5}; "1,1,2" -> {1, 1, 2}. Throws InputError naming the flag.
 Vec3 parse_spacing(const std::string& text, const std::string& flag = "--spacing");

@@ -27,6 +27,10 @@ struct SolveRequest {
   std::string unit = "1";
   std::string out_dir;            // empty: write nothing
   int threads = 0;                // 0: all
+  std::string engine = "native";  // --engine: native or petsc (PETSc + MPI, pipeline/mpi/)
+  // Labels present in the whole volume when ctx.labels is one rank's slab (for A-B ranges);
+  // empty: taken from ctx.labels.
+  std::vector<int> labels_present;
 };
 
 // Runs the transport stage on ctx.labels. Returns solve --json without "input": phase,

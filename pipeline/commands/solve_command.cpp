@@ -16,6 +16,9 @@
 #include "core/stage.h"
 #include "pipeline/commands/cli_common.h"
 #include "pipeline/commands/command_api.h"
+#if VP_MPI
+#include "pipeline/mpi/slab_sample.h"
+#endif
 
 namespace vp {
 
@@ -80,7 +83,7 @@ nlohmann::json solve_sample(SampleContext& ctx, const SolveRequest& request) {
   std::unique_ptr<tbb::global_control> limit;
   if (threads > 0) limit = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism, threads);
 
-  const std::vector<int> present = labels_present(*ctx.labels);
+  const std::vector<int> present = request.labels_present.empty() ? labels_present(*ctx.labels) : request.labels_present;
 
   std::map<std::string, std::string> values;
   if (!request.phase.empty()) values["phase"] = yaml_list(expand_ranges(split_list(request.phase), present, "--phase"));
@@ -104,7 +107,8 @@ nlohmann::json solve_sample(SampleContext& ctx, const SolveRequest& request) {
   values["max_iterations"] = std::to_string(request.max_iterations);
   values["periodic"] = request.periodic ? "true" : "false";
   values["conductivity_unit"] = nlohmann::json(request.unit).dump();
-  values["write_fields"] = request.out_dir.empty() ? "false" : "true";
+  values["write_fields"] = request.out_dir.empty() || request.engine == "petsc" ? "false" : "true";
+  values["engine"] = request.engine;
 
   const Stage* stage = Registry::global().stage("transport");
   if (!stage) throw InputError("the transport stage is not registered in this build");
@@ -151,6 +155,7 @@ int solve_main(const std::vector<std::string>& args) {
   long max_iterations = 1000;
   bool periodic = false, json = false;
   int threads = 0;
+  std::string engine = "native";
   app.add_option("--phase", phase_flag, "conducting phase(s), conductivity 1: names or labels, A-B ranges (0-89)");
   app.add_option("--cond", cond_flag, "conductivities: LABEL=VALUE,... (names or labels; others 0)");
   app.add_option("--axis", axis, "x, y, z or all")->check(CLI::IsMember({"x", "y", "z", "all"}))->capture_default_str();
@@ -164,6 +169,9 @@ int solve_main(const std::vector<std::string>& args) {
   app.add_option("--out", out_dir,
                  "folder for potential/current volumes (TIFF), potential_*.png, current_*.png, transport_profile_*.csv");
   app.add_option("--threads", threads, "worker threads (0 = all)");
+  app.add_option("--engine", engine, "solver: native (threads) or petsc (PETSc + MPI: mpirun -np N voxpress solve ...)")
+      ->check(CLI::IsMember({"native", "petsc"}))
+      ->capture_default_str();
   app.add_flag("--json", json, "print one JSON object");
   if (parse_cli(app, args)) return 0;
   if (phase_flag.empty() && cond_flag.empty())
@@ -180,31 +188,67 @@ int solve_main(const std::vector<std::string>& args) {
   request.unit = unit;
   request.out_dir = out_dir;
   request.threads = threads;
+  request.engine = engine;
 
-  if (!out_dir.empty()) create_output_folder(out_dir, "--out");
-  const ReadResult input = load_volume(volume);
-  SampleContext ctx = label_sample_context(input, labels_flag, roles_flag);
-  nlohmann::json result;
-  try {
-    result = solve_sample(ctx, request);
-  } catch (const InputError& e) {
-    throw with_roles_hint(e, ctx.labels->phases, !labels_flag.empty());
+  SampleContext ctx;
+  nlohmann::json result, input_json;
+  int ranks = 0;  // 0: native (no "ranks" key)
+  if (engine == "petsc") {
+#if VP_MPI
+    // Every rank reads only its z-slab; rank 0 prints, the others only return the exit code.
+    const bool under_mpirun = launched_by_mpirun();  // before MPI starts: a singleton sets the same variables
+    const MpiWorld& world = mpi_world();
+    if (!under_mpirun && world.rank == 0)
+      std::cerr << "voxpress solve: --engine petsc without mpirun: running on 1 rank (mpirun -np N voxpress solve ... "
+                   "--engine petsc for N)\n";
+    if (world.rank != 0) request.out_dir.clear();
+    on_all_ranks(world, [&] {
+      if (!request.out_dir.empty()) create_output_folder(request.out_dir, "--out");
+    });
+    SlabSample s = read_slab_sample(world, volume, labels_flag, roles_flag);
+    ctx = std::move(s.ctx);
+    request.labels_present = s.labels_present;
+    on_all_ranks(world, [&] {
+      try {
+        result = solve_sample(ctx, request);
+      } catch (const InputError& e) {
+        throw with_roles_hint(e, ctx.labels->phases, !labels_flag.empty());
+      }
+    });
+    if (world.rank != 0) return solve_converged(result) ? 0 : 3;
+    ranks = world.size;
+    input_json = s.input;
+#else
+    throw InputError("--engine petsc: this voxpress was built without PETSc/MPI (install libpetsc-real-dev and "
+                     "OpenMPI, then cmake -DVP_MPI=ON)");
+#endif
+  } else {
+    if (!out_dir.empty()) create_output_folder(out_dir, "--out");
+    const ReadResult input = load_volume(volume);
+    ctx = label_sample_context(input, labels_flag, roles_flag);
+    try {
+      result = solve_sample(ctx, request);
+    } catch (const InputError& e) {
+      throw with_roles_hint(e, ctx.labels->phases, !labels_flag.empty());
+    }
+    input_json = {{"path", provenance_of(input.volume).path},
+                  {"sha256", provenance_of(input.volume).sha256},
+                  {"format", input.format},
+                  {"dims", to_json(ctx.labels->dims())},
+                  {"spacing_um", to_json(ctx.labels->spacing_um)}};
   }
   const bool converged = solve_converged(result);
   const Vec3 spacing = ctx.labels->spacing_um;
-  const Dims dims = ctx.labels->dims();
+  const Dims dims = ctx.slab ? ctx.slab->global : ctx.labels->dims();
   if (json) {
-    nlohmann::json out = {{"input",
-                           {{"path", provenance_of(input.volume).path},
-                            {"sha256", provenance_of(input.volume).sha256},
-                            {"format", input.format},
-                            {"dims", to_json(dims)},
-                            {"spacing_um", to_json(spacing)}}}};
+    nlohmann::json out = {{"input", input_json}};
     out.update(result);
+    if (ranks > 0) out["ranks"] = ranks;
     std::cout << out.dump(2) << "\n";
   } else {
     std::cout << volume.path << "  " << to_string(dims) << " voxels of " << format_number(spacing[0]) << " x "
               << format_number(spacing[1]) << " x " << format_number(spacing[2]) << " µm\n";
+    if (ranks > 0) std::cout << "engine petsc on " << ranks << (ranks == 1 ? " MPI rank\n" : " MPI ranks\n");
     print_table(ctx.details["axes"], ctx.details["phase"].get<std::string>(), unit);
     for (const auto& f : ctx.artifacts) std::cout << "wrote " << f.string() << "\n";
   }

@@ -16,6 +16,9 @@
 #include "filters/io/volume_io.h"
 #include "metrics/transport/conductivity_solve.h"
 #include "pipeline/catalog.h"
+#if VP_MPI
+#include "pipeline/mpi/slab_sample.h"
+#endif
 
 namespace vp {
 
@@ -158,6 +161,10 @@ class TransportStage : public Stage {
         bounded(param("max_iterations", ParamType::integer, "conjugate-gradient iterations at most", "", "1000"), 1.0),
         param("write_fields", ParamType::boolean,
               "write potential/current-density volumes (float TIFF) and slice PNGs", "", "false"),
+        choices(param("engine", ParamType::string,
+                      "solver: native (this process's threads) or petsc (PETSc + MPI, CG + BoomerAMG)", "",
+                      "native"),
+                {"native", "petsc"}),
     };
   }
   unsigned needs() const override { return kLabels; }
@@ -170,6 +177,14 @@ class TransportStage : public Stage {
       d.error(p.key_path("phase"), "name the conducting phase(s): phase: [se] or conductivities: {se: 1, am: 1e-4}");
     if (!(p.number("tol") > 0)) d.error(p.key_path("tol"), "expected a tolerance > 0");
     if (!(p.number("flux_balance") > 0)) d.error(p.key_path("flux_balance"), "expected a balance > 0");
+    if (p.string("engine") == "petsc") {
+#if VP_MPI
+      if (p.boolean("write_fields"))
+        d.error(p.key_path("write_fields"), "engine petsc writes no field volumes: set write_fields false or engine native");
+#else
+      d.error(p.key_path("engine"), "this voxpress was built without PETSc/MPI (cmake -DVP_MPI=ON); use engine native");
+#endif
+    }
     if (pf.phases.empty()) return;
     for (const auto& name : p.strings("phase")) {
       try {
@@ -207,7 +222,8 @@ class TransportStage : public Stage {
     o.tolerance = p.number("tol");
     o.flux_balance = p.number("flux_balance");
     o.max_iterations = p.integer("max_iterations");
-    o.keep_fields = p.boolean("write_fields") && !ctx.out_dir.empty();
+    const std::string engine = p.string("engine");
+    o.keep_fields = p.boolean("write_fields") && !ctx.out_dir.empty() && engine == "native";
     o.keep_profile = true;
 
     std::vector<int> axes;
@@ -222,7 +238,16 @@ class TransportStage : public Stage {
       o.axis = axis;
       ctx.report("solving along " + axis_name(axis) + " for " + (cond.name.empty() ? "(nothing)" : cond.name));
       TransportResult r;
-      arena.execute([&] { r = solve_transport(labels, cond.table, o); });
+      if (engine == "petsc") {
+#if VP_MPI
+        r = solve_transport_engine_petsc(labels, ctx.slab, cond.table, o);
+#else
+        throw InputError("transport: engine petsc needs a voxpress built with PETSc/MPI (cmake -DVP_MPI=ON)");
+#endif
+      } else {
+        if (ctx.slab) throw InputError("transport: engine native needs the whole volume, this process holds one z-slab");
+        arena.execute([&] { r = solve_transport(labels, cond.table, o); });
+      }
       const std::string a = axis_name(axis);
       ctx.add("sigma_eff", cond.name, a, r.sigma_eff, unit);
       ctx.add("tau", cond.name, a, r.tau, "1");
@@ -251,6 +276,10 @@ class TransportStage : public Stage {
                                {"max_iterations", o.max_iterations},
                                {"connectivity", 6},
                                {"boundary", "Dirichlet on the two faces of the axis (L = N h), zero flux elsewhere"}};
+    if (engine == "petsc") {
+      ctx.details["settings"]["engine"] = "petsc";
+      ctx.details["settings"]["preconditioner"] = "PETSc CG + hypre BoomerAMG";
+    }
     ctx.details["axes"] = per_axis;
   }
 };

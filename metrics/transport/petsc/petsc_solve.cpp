@@ -1,0 +1,401 @@
+#include "metrics/transport/petsc/petsc_solve.h"
+
+#include <petscdmda.h>
+#include <petscksp.h>
+
+#include <array>
+#include <chrono>
+#include <cmath>
+#include <limits>
+
+#include "core/error.h"
+#include "metrics/mpi/slab_clusters.h"
+
+namespace vp {
+
+namespace {
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+void check(PetscErrorCode code, const char* what) {
+  if (code != 0) throw ComputeError(std::string("PETSc: ") + what + " failed (PETSc error " + std::to_string(code) + ")");
+}
+#define VP_PETSC(call) check((call), #call)
+
+// Owners of PETSc objects, destroyed on every path out (exceptions included).
+struct DmOwner {
+  DM dm = nullptr;
+  ~DmOwner() { DMDestroy(&dm); }
+};
+struct VecOwner {
+  Vec v = nullptr;
+  ~VecOwner() { VecDestroy(&v); }
+};
+struct MatOwner {
+  Mat m = nullptr;
+  ~MatOwner() { MatDestroy(&m); }
+};
+struct KspOwner {
+  KSP k = nullptr;
+  ~KspOwner() { KSPDestroy(&k); }
+};
+
+void check_inputs(const Volume<std::uint8_t>& slab, const ZSlabLayout& layout, const ConductivityTable& conductivity,
+                  const TransportOptions& o, const std::string& preconditioner) {
+  if (o.axis < 0 || o.axis > 2) throw InputError("transport: axis " + std::to_string(o.axis) + " is not 0, 1 or 2");
+  if (!(o.tolerance > 0)) throw InputError("transport: tolerance must be > 0");
+  if (!(o.flux_balance > 0)) throw InputError("transport: flux_balance must be > 0");
+  if (o.max_iterations < 1) throw InputError("transport: max_iterations must be ≥ 1");
+  if (o.keep_fields) throw InputError("transport: the petsc engine writes no field volumes (write_fields / --out fields: use engine native)");
+  for (int l = 0; l < 256; ++l)
+    if (!std::isfinite(conductivity[l]) || conductivity[l] < 0)
+      throw InputError("transport: conductivity of label " + std::to_string(l) + " must be finite and ≥ 0");
+  if (layout.global.empty()) throw InputError("transport: empty volume");
+  if (!(slab.dims() == layout.local()))
+    throw InputError("transport: rank " + std::to_string(layout.rank) + " holds " + to_string(slab.dims()) +
+                     " voxels, its slab is " + to_string(layout.local()));
+  if (static_cast<std::uint64_t>(layout.global.count()) > static_cast<std::uint64_t>(PETSC_MAX_INT))
+    throw InputError("transport: " + to_string(layout.global) +
+                     " voxels exceed this PETSc build's 32-bit indices (2^31 − 1 unknowns); use a PETSc configured "
+                     "--with-64-bit-indices");
+  if (preconditioner != "hypre" && preconditioner != "gamg" && preconditioner != "mg")
+    throw InputError("transport: preconditioner '" + preconditioner + "': expected hypre, gamg or mg");
+}
+
+}  // namespace
+
+TransportResult solve_transport_petsc(const Volume<std::uint8_t>& slab, const ZSlabLayout& layout,
+                                      const ConductivityTable& k, const TransportOptions& options, MPI_Comm comm,
+                                      const std::string& preconditioner, PetscSolveStats* stats) {
+  check_inputs(slab, layout, k, options, preconditioner);
+  const auto start = std::chrono::steady_clock::now();
+  auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
+  int size = 1;
+  MPI_Comm_size(comm, &size);
+
+  const Dims g = layout.global;
+  const int ax = options.axis;
+  const Vec3& h = slab.spacing_um;
+  const double total = static_cast<double>(g.count());
+
+  TransportResult out;
+  out.axis = ax;
+  out.length_um = static_cast<double>(g[ax]) * h[ax];
+  out.area_um2 = static_cast<double>(g[(ax + 1) % 3]) * h[(ax + 1) % 3] * static_cast<double>(g[(ax + 2) % 3]) *
+                 h[(ax + 2) % 3];
+
+  // Volume fractions over the whole image, in label order as the native solve sums them.
+  std::array<std::int64_t, 256> counts{};
+  for (index_t i = 0; i < slab.size(); ++i) ++counts[slab[i]];
+  MPI_Allreduce(MPI_IN_PLACE, counts.data(), 256, MPI_INT64_T, MPI_SUM, comm);
+  double eps_sigma = 0, conducting = 0;
+  for (int l = 0; l < 256; ++l) {
+    if (k[l] <= 0 || counts[l] == 0) continue;
+    conducting += static_cast<double>(counts[l]);
+    eps_sigma += static_cast<double>(counts[l]) / total * k[l];
+    out.sigma_ref = std::max(out.sigma_ref, k[l]);
+  }
+  out.porosity = conducting / total;
+  if (stats) {
+    stats->preconditioner = preconditioner;
+    stats->ranks = size;
+    // One ghost plane (g.x·g.y doubles) each way across each of the size − 1 slab faces, plus the
+    // wrap when z is a periodic side.
+    const bool wrap_z = options.periodic && ax != 2 && size > 1;
+    stats->halo_bytes_per_iteration = 2.0 * static_cast<double>(size - 1 + (wrap_z ? 1 : 0)) *
+                                      static_cast<double>(g.x * g.y) * sizeof(PetscScalar);
+  }
+  auto not_percolating = [&] {
+    out.status = "not_percolating";
+    out.sigma_eff = 0;
+    out.tau = kInf;
+    out.macmullin = kInf;
+    out.flux_balance = 0;
+    out.seconds = elapsed();
+    return out;
+  };
+  if (conducting == 0) return not_percolating();
+
+  // Distributed percolation pre-pass: only voxels face-connected to both electrodes conduct.
+  Volume<std::uint8_t> mask(slab.dims(), slab.spacing_um);
+  for (index_t i = 0; i < slab.size(); ++i) mask[i] = k[slab[i]] > 0;
+  Volume<std::uint8_t> keep(slab.dims(), slab.spacing_um);
+  {
+    SlabClusterOptions co;
+    co.connectivity = 6;
+    co.axis = ax;
+    co.periodic = options.periodic;
+    const SlabClusters clusters = slab_clusters(mask, layout, co, comm);
+    for (index_t i = 0; i < slab.size(); ++i) keep[i] = clusters.percolates(clusters.local.ids[i]);
+    out.porosity_percolating = static_cast<double>(clusters.percolating) / total;
+    if (clusters.percolating == 0) return not_percolating();
+  }
+  mask = Volume<std::uint8_t>();
+
+  // The DMDA: one unknown per voxel, the z-cut of the layout, periodic sides when asked.
+  DMBoundaryType bound[3];
+  for (int a = 0; a < 3; ++a)
+    bound[a] = options.periodic && a != ax ? DM_BOUNDARY_PERIODIC : DM_BOUNDARY_NONE;
+  std::vector<PetscInt> lz(static_cast<std::size_t>(size));
+  for (int r = 0; r < size; ++r)
+    lz[static_cast<std::size_t>(r)] = static_cast<PetscInt>(layout.z_begin[static_cast<std::size_t>(r) + 1] -
+                                                            layout.z_begin[static_cast<std::size_t>(r)]);
+  DmOwner da;
+  VP_PETSC(DMDACreate3d(comm, bound[0], bound[1], bound[2], DMDA_STENCIL_STAR, static_cast<PetscInt>(g.x),
+                        static_cast<PetscInt>(g.y), static_cast<PetscInt>(g.z), 1, 1, size, 1, 1, nullptr, nullptr,
+                        lz.data(), &da.dm));
+  VP_PETSC(DMSetUp(da.dm));
+  PetscInt xs, ys, zs, xm, ym, zm;
+  VP_PETSC(DMDAGetCorners(da.dm, &xs, &ys, &zs, &xm, &ym, &zm));
+  if (zs != layout.z0() || zm != layout.slices() || xm != g.x || ym != g.y)
+    throw ComputeError("PETSc: the DMDA ownership does not match the z-slab of rank " + std::to_string(layout.rank));
+
+  // Conductivity per voxel (0 where removed), with the neighbours' ghost planes.
+  VecOwner kg, kl;
+  VP_PETSC(DMCreateGlobalVector(da.dm, &kg.v));
+  {
+    PetscScalar*** a;
+    VP_PETSC(DMDAVecGetArray(da.dm, kg.v, &a));
+    for (PetscInt z = 0; z < zm; ++z)
+      for (PetscInt y = 0; y < ym; ++y)
+        for (PetscInt x = 0; x < xm; ++x) a[zs + z][y][x] = keep(x, y, z) ? k[slab(x, y, z)] : 0.0;
+    VP_PETSC(DMDAVecRestoreArray(da.dm, kg.v, &a));
+  }
+  keep = Volume<std::uint8_t>();
+  VP_PETSC(DMCreateLocalVector(da.dm, &kl.v));
+  VP_PETSC(DMGlobalToLocalBegin(da.dm, kg.v, INSERT_VALUES, kl.v));
+  VP_PETSC(DMGlobalToLocalEnd(da.dm, kg.v, INSERT_VALUES, kl.v));
+  VecDestroy(&kg.v);
+
+  const std::array<PetscInt, 3> n = {static_cast<PetscInt>(g.x), static_cast<PetscInt>(g.y), static_cast<PetscInt>(g.z)};
+  // Face conductance factor A_a / h_a per axis; a boundary voxel couples to its electrode by 2k·A/h.
+  std::array<double, 3> face;
+  for (int a = 0; a < 3; ++a) face[a] = h[(a + 1) % 3] * h[(a + 2) % 3] / h[a];
+  auto harmonic = [](double a, double b) { return a > 0 && b > 0 ? 2 * a * b / (a + b) : 0.0; };
+
+  MatOwner A;
+  VecOwner b, x;
+  VP_PETSC(DMSetMatType(da.dm, MATAIJ));
+  VP_PETSC(DMCreateMatrix(da.dm, &A.m));
+  VP_PETSC(DMCreateGlobalVector(da.dm, &b.v));
+  VP_PETSC(VecDuplicate(b.v, &x.v));
+  {
+    const PetscScalar*** kap;
+    PetscScalar ***bb, ***xx;
+    VP_PETSC(DMDAVecGetArrayRead(da.dm, kl.v, &kap));
+    VP_PETSC(DMDAVecGetArray(da.dm, b.v, &bb));
+    VP_PETSC(DMDAVecGetArray(da.dm, x.v, &xx));
+    for (PetscInt z = zs; z < zs + zm; ++z)
+      for (PetscInt y = ys; y < ys + ym; ++y)
+        for (PetscInt xi = xs; xi < xs + xm; ++xi) {
+          MatStencil row{};
+          row.i = xi, row.j = y, row.k = z;
+          const double c = kap[z][y][xi];
+          if (c == 0) {  // removed voxel: identity row, value 0
+            const PetscScalar one = 1.0;
+            VP_PETSC(MatSetValuesStencil(A.m, 1, &row, 1, &row, &one, ADD_VALUES));
+            bb[z][y][xi] = 0;
+            xx[z][y][xi] = 0;
+            continue;
+          }
+          MatStencil cols[7];
+          PetscScalar vals[7];
+          int m = 1;
+          double diag = 0, rhs = 0;
+          const PetscInt at[3] = {xi, y, z};
+          for (int a = 0; a < 3; ++a)
+            for (int s : {-1, 1}) {
+              PetscInt nb[3] = {at[0], at[1], at[2]};
+              nb[a] += s;
+              if (nb[a] < 0 || nb[a] >= n[a]) {
+                if (a == ax) {  // the electrode, half a voxel away
+                  const double gb = 2 * c * face[a];
+                  diag += gb;
+                  if (nb[a] < 0) rhs += gb;  // inlet at potential 1
+                  continue;
+                }
+                if (bound[a] != DM_BOUNDARY_PERIODIC) continue;  // zero flux
+              }
+              const double gf = harmonic(c, kap[nb[2]][nb[1]][nb[0]]) * face[a];
+              if (gf == 0) continue;
+              diag += gf;
+              cols[m].i = nb[0], cols[m].j = nb[1], cols[m].k = nb[2], cols[m].c = 0;
+              vals[m] = -gf;
+              ++m;
+            }
+          cols[0] = row;
+          vals[0] = diag;
+          VP_PETSC(MatSetValuesStencil(A.m, 1, &row, m, cols, vals, ADD_VALUES));
+          bb[z][y][xi] = rhs;
+          // The linear potential: exact for a uniform medium, a good start otherwise.
+          xx[z][y][xi] = 1.0 - (static_cast<double>(at[ax]) + 0.5) / static_cast<double>(n[ax]);
+        }
+    VP_PETSC(DMDAVecRestoreArrayRead(da.dm, kl.v, &kap));
+    VP_PETSC(DMDAVecRestoreArray(da.dm, b.v, &bb));
+    VP_PETSC(DMDAVecRestoreArray(da.dm, x.v, &xx));
+  }
+  VP_PETSC(MatAssemblyBegin(A.m, MAT_FINAL_ASSEMBLY));
+  VP_PETSC(MatAssemblyEnd(A.m, MAT_FINAL_ASSEMBLY));
+
+  // Currents through the inlet and outlet (and, for the profile, through every slice face).
+  struct Currents {
+    double in = 0, out = 0;
+  };
+  auto currents = [&]() {
+    Currents cur;
+    const PetscScalar ***kap, ***xx;
+    VP_PETSC(DMDAVecGetArrayRead(da.dm, kl.v, &kap));
+    VP_PETSC(DMDAVecGetArrayRead(da.dm, x.v, &xx));
+    double sums[2] = {0, 0};
+    for (PetscInt z = zs; z < zs + zm; ++z)
+      for (PetscInt y = ys; y < ys + ym; ++y)
+        for (PetscInt xi = xs; xi < xs + xm; ++xi) {
+          const PetscInt at[3] = {xi, y, z};
+          const double c = kap[z][y][xi];
+          if (c == 0) continue;
+          const double gb = 2 * c * face[ax];
+          if (at[ax] == 0) sums[0] += gb * (1.0 - xx[z][y][xi]);
+          if (at[ax] == n[ax] - 1) sums[1] += gb * xx[z][y][xi];
+        }
+    VP_PETSC(DMDAVecRestoreArrayRead(da.dm, kl.v, &kap));
+    VP_PETSC(DMDAVecRestoreArrayRead(da.dm, x.v, &xx));
+    MPI_Allreduce(MPI_IN_PLACE, sums, 2, MPI_DOUBLE, MPI_SUM, comm);
+    cur.in = sums[0];
+    cur.out = sums[1];
+    return cur;
+  };
+
+  KspOwner ksp;
+  VP_PETSC(KSPCreate(comm, &ksp.k));
+  VP_PETSC(KSPSetOperators(ksp.k, A.m, A.m));
+  VP_PETSC(KSPSetType(ksp.k, KSPCG));
+  VP_PETSC(KSPSetNormType(ksp.k, KSP_NORM_UNPRECONDITIONED));
+  VP_PETSC(KSPSetInitialGuessNonzero(ksp.k, PETSC_TRUE));
+  PC pc;
+  VP_PETSC(KSPGetPC(ksp.k, &pc));
+  if (preconditioner == "hypre") {
+    VP_PETSC(PCSetType(pc, PCHYPRE));
+    VP_PETSC(PCHYPRESetType(pc, "boomeramg"));
+  } else if (preconditioner == "gamg") {
+    VP_PETSC(PCSetType(pc, PCGAMG));
+  } else {
+    // Geometric: DMDA coarsening (halving while every rank keeps ≥ 2 slices), Galerkin operators.
+    VP_PETSC(KSPSetDM(ksp.k, da.dm));
+    VP_PETSC(KSPSetDMActive(ksp.k, PETSC_FALSE));
+    PetscInt levels = 1;
+    index_t smallest = std::min(g.x, g.y);
+    for (int r = 0; r < size; ++r) smallest = std::min<index_t>(smallest, lz[static_cast<std::size_t>(r)]);
+    while (smallest >= 8 && levels < 12) smallest /= 2, ++levels;
+    VP_PETSC(PCSetType(pc, PCMG));
+    VP_PETSC(PCMGSetLevels(pc, levels, nullptr));
+    VP_PETSC(PCMGSetGalerkin(pc, PC_MG_GALERKIN_BOTH));
+  }
+  // PETSC_OPTIONS may still override (e.g. "-pc_hypre_boomeramg_strong_threshold 0.5").
+  VP_PETSC(KSPSetFromOptions(ksp.k));
+
+  PetscReal bnorm = 0;
+  VP_PETSC(VecNorm(b.v, NORM_2, &bnorm));
+  VecOwner r;
+  VP_PETSC(VecDuplicate(b.v, &r.v));
+  auto true_residual = [&] {
+    VP_PETSC(MatResidual(A.m, b.v, x.v, r.v));
+    PetscReal rn = 0;
+    VP_PETSC(VecNorm(r.v, NORM_2, &rn));
+    return static_cast<double>(rn) / static_cast<double>(bnorm);
+  };
+  Currents cur = currents();
+  out.residual = true_residual();
+  auto balance = [&] { return cur.in != 0 ? std::abs(cur.in - cur.out) / std::abs(cur.in) : kInf; };
+  out.flux_balance = balance();
+  out.status = "ok";
+  double target = options.tolerance * static_cast<double>(bnorm);
+  while (!(out.residual <= options.tolerance && out.flux_balance <= options.flux_balance)) {
+    if (out.iterations >= options.max_iterations) {
+      out.status = "not_converged";
+      break;
+    }
+    // Tolerances on ‖b − Ax‖ itself (rtol 0): the native solve's criterion, whatever the start.
+    VP_PETSC(KSPSetTolerances(ksp.k, 0.0, target, PETSC_DEFAULT,
+                              static_cast<PetscInt>(options.max_iterations - out.iterations)));
+    VP_PETSC(KSPSolve(ksp.k, b.v, x.v));
+    PetscInt its = 0;
+    VP_PETSC(KSPGetIterationNumber(ksp.k, &its));
+    KSPConvergedReason reason;
+    VP_PETSC(KSPGetConvergedReason(ksp.k, &reason));
+    out.iterations += its;
+    cur = currents();
+    out.residual = true_residual();
+    out.flux_balance = balance();
+    if (reason < 0 && reason != KSP_DIVERGED_ITS) {
+      out.status = "not_converged";  // breakdown: the numbers are not trustworthy
+      break;
+    }
+    if (its == 0) {  // no step possible: rounding floor reached
+      out.status = out.residual <= options.tolerance && out.flux_balance <= options.flux_balance ? "ok" : "not_converged";
+      break;
+    }
+    target = std::min(target, out.residual * static_cast<double>(bnorm)) * 0.1;  // balance not yet met: go further
+  }
+  if (preconditioner != "hypre") {
+    PetscInt levels = 0;
+    PCMGGetLevels(pc, &levels);
+    out.multigrid_levels = static_cast<int>(levels);
+  } else {
+    PetscInt levels = 0;  // BoomerAMG keeps its hierarchy inside hypre; its depth is not exposed
+    out.multigrid_levels = static_cast<int>(levels);
+  }
+  out.flux_in = cur.in;
+  out.flux_out = cur.out;
+  out.sigma_eff = 0.5 * (cur.in + cur.out) * out.length_um / out.area_um2;
+  out.tau = out.sigma_eff > 0 ? eps_sigma / out.sigma_eff : kInf;
+  out.macmullin = out.sigma_eff > 0 ? out.sigma_ref / out.sigma_eff : kInf;
+
+  if (options.keep_profile) {
+    // Per slice along the axis: current through its inlet-side face, mean potential and count of
+    // its percolating voxels; summed over the ranks.
+    VecOwner xl;
+    VP_PETSC(DMCreateLocalVector(da.dm, &xl.v));
+    VP_PETSC(DMGlobalToLocalBegin(da.dm, x.v, INSERT_VALUES, xl.v));
+    VP_PETSC(DMGlobalToLocalEnd(da.dm, x.v, INSERT_VALUES, xl.v));
+    const std::size_t slices = static_cast<std::size_t>(n[ax]);
+    std::vector<double> sums(3 * slices, 0.0);  // current, potential sum, count
+    const PetscScalar ***kap, ***xx;
+    VP_PETSC(DMDAVecGetArrayRead(da.dm, kl.v, &kap));
+    VP_PETSC(DMDAVecGetArrayRead(da.dm, xl.v, &xx));
+    for (PetscInt z = zs; z < zs + zm; ++z)
+      for (PetscInt y = ys; y < ys + ym; ++y)
+        for (PetscInt xi = xs; xi < xs + xm; ++xi) {
+          const double c = kap[z][y][xi];
+          if (c == 0) continue;
+          const PetscInt at[3] = {xi, y, z};
+          const std::size_t t = static_cast<std::size_t>(at[ax]);
+          sums[slices + t] += xx[z][y][xi];
+          sums[2 * slices + t] += 1;
+          if (t == 0) {
+            sums[0] += 2 * c * face[ax] * (1.0 - xx[z][y][xi]);
+            continue;
+          }
+          PetscInt nb[3] = {at[0], at[1], at[2]};
+          nb[ax] -= 1;
+          const double gf = harmonic(c, kap[nb[2]][nb[1]][nb[0]]) * face[ax];
+          if (gf > 0) sums[t] += gf * (xx[nb[2]][nb[1]][nb[0]] - xx[z][y][xi]);
+        }
+    VP_PETSC(DMDAVecRestoreArrayRead(da.dm, kl.v, &kap));
+    VP_PETSC(DMDAVecRestoreArrayRead(da.dm, xl.v, &xx));
+    MPI_Allreduce(MPI_IN_PLACE, sums.data(), static_cast<int>(sums.size()), MPI_DOUBLE, MPI_SUM, comm);
+    const double area_voxels = static_cast<double>(g[(ax + 1) % 3] * g[(ax + 2) % 3]);
+    out.profile.resize(slices);
+    for (std::size_t t = 0; t < slices; ++t) {
+      ProfileSlice& s = out.profile[t];
+      s.position_um = (static_cast<double>(t) + 0.5) * h[ax];
+      s.current_in = sums[t];
+      const double count = sums[2 * slices + t];
+      s.potential_mean = count > 0 ? sums[slices + t] / count : std::numeric_limits<double>::quiet_NaN();
+      s.percolating_fraction = count / area_voxels;
+    }
+  }
+  out.seconds = elapsed();
+  return out;
+}
+
+}  // namespace vp

@@ -1,0 +1,30 @@
+// MPI and PETSc for the commands that run distributed (`voxpress solve --engine petsc`,
+// `mpirun -np N voxpress measure`): started on first use, finalised at exit, so a voxpress
+// that never asks for them never touches MPI.
+#pragma once
+
+#include <mpi.h>
+
+#include <functional>
+#include <string>
+
+namespace vp {
+
+struct MpiWorld {
+  int rank = 0;
+  int size = 1;
+  MPI_Comm comm = MPI_COMM_WORLD;
+};
+
+// True when this process was started by mpirun/mpiexec (Open MPI, MPICH/PMI or PMIx environment).
+bool launched_by_mpirun();
+
+// PETSc (and through it MPI) initialised once; the world communicator's rank and size.
+const MpiWorld& mpi_world();
+
+// Runs `step` on every rank; when it throws InputError on any rank, every rank throws an
+// InputError with the message of the lowest failing rank (so no rank waits for a collective
+// the failing one never reaches). Collective over world.comm.
+void on_all_ranks(const MpiWorld& world, const std::function<void()>& step);
+
+}  // namespace vp
