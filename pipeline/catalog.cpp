@@ -13,6 +13,7 @@ void register_all([[maybe_unused]] Registry& registry) {
   register_transport(registry);
   register_cracks(registry);
   register_report(registry);
+  register_dvc(registry);
   register_phantoms(registry);
 }
 

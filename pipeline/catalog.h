@@ -16,5 +16,6 @@ void register_segment(Registry& registry);    // segment, preprocess stages; seg
 void register_metrics(Registry& registry);    // measure; metric stages
 void register_cracks(Registry& registry);     // cracks
 void register_report(Registry& registry);     // report; series/report batch stages
+void register_dvc(Registry& registry);        // dvc command; dvc batch stage
 
 }  // namespace vp

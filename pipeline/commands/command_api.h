@@ -64,4 +64,19 @@ nlohmann::json segmentation_summary(const Volume<float>& grey, const SegmentResu
 // `voxpress info`'s JSON for a volume read by `read`; spacing_source: "flag", "file" or "default".
 nlohmann::json info_json(const ReadResult& read, const std::string& spacing_source);
 
+// `voxpress dvc`'s flags.
+struct DvcRequest {
+  index_t node_spacing = 8;  // voxels between nodes
+  index_t subset = 16;       // subset edge, voxels
+  bool affine = false;       // affine registration (default rigid)
+  std::string out_dir;       // empty: write nothing
+};
+
+// DVC of two scans of equal dims and spacing (InputError otherwise): registration, node grid,
+// strain, and with `particle_ids` the particle tracking. Returns dvc --json without "input":
+// registration, strain, heterogeneity, nodes, particles (with ids), particles_summary, outputs.
+// ComputeError when too few nodes are valid for the strain fit.
+nlohmann::json dvc_pair(const Volume<float>& reference, const Volume<float>& deformed,
+                        const Volume<std::uint32_t>* particle_ids, const DvcRequest& request);
+
 }  // namespace vp

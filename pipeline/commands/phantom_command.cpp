@@ -18,6 +18,7 @@
 #include "filters/io/slice_png.h"
 #include "filters/io/volume_io.h"
 #include "phantoms/phantom.h"
+#include "phantoms/motion.h"
 #include "phantoms/phantom_spec.h"
 #include "pipeline/catalog.h"
 #include "pipeline/commands/cli_common.h"
@@ -99,6 +100,9 @@ int phantom_main(const std::vector<std::string>& args) {
   app.add_option("--prefix", prefix, "prefix of the sample names (names are <prefix>p<PPP>)");
   app.add_option("--format", format, "volume format: tif|mha (compressed)")->capture_default_str();
   app.add_flag("--ids", ids, "also write <name>_particles and <name>_cracks id volumes (uint32)");
+  bool particle_motion = false;
+  app.add_flag("--particle-motion", particle_motion,
+               "also write particle_motion.csv: the exact displacement of every AM particle between consecutive steps");
   app.add_option("--slices", slices, "also write mid-z slice PNGs here: <name>_xy.png, <name>_labels_xy.png");
   app.add_option("--threads", threads, "worker threads (0 = all); results do not depend on it");
   if (parse_cli(app, args)) return 0;
@@ -164,6 +168,7 @@ int phantom_main(const std::vector<std::string>& args) {
   WriteOptions wo;
   wo.compress = true;
   std::vector<std::pair<std::string, double>> written;
+  std::vector<GroundTruth> truths;  // --particle-motion
   for (double pressure : c.pressures_MPa) {
     const std::string name = sample_name(prefix, pressure);
     Phantom ph = generate_composite(c, pressure);
@@ -198,6 +203,12 @@ int phantom_main(const std::vector<std::string>& args) {
                            "(solids or cracks leave no room at this size)\n",
                    name.c_str(), ph.truth.volume_fraction.at("pore"), ph.truth.target_porosity);
     written.emplace_back(name, pressure);
+    if (particle_motion) truths.push_back(ph.truth);
+  }
+  if (particle_motion) {
+    std::string csv = particle_motion_csv({}, true);
+    for (std::size_t k = 1; k < truths.size(); ++k) csv += particle_motion_csv(particle_step_motion(truths[k - 1], truths[k]), false);
+    write_text_atomically(dir / "particle_motion.csv", csv);
   }
   write_text_atomically(dir / "series.yaml", series_yaml(job, written, command_line));
   return 0;

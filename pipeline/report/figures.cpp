@@ -550,10 +550,11 @@ std::pair<int, std::string> topic_of(const std::string& metric) {
   if (starts("volume_fraction") || starts("porosity") || starts("relative_density")) return {0, "Phase fractions"};
   if (starts("interface") || starts("specific_") || starts("contact") || starts("am_") || starts("tpb")) return {1, "Interfaces and contact"};
   if (starts("tau") || starts("sigma") || starts("macmullin")) return {3, "Transport"};
+  if (starts("strain") || starts("particle_displacement") || starts("particle_rotation")) return {6, "Deformation (DVC)"};
   if (starts("local_thickness") || starts("particle")) return {4, "Sizes and particles"};
   if (starts("crack") || starts("aperture") || starts("bottleneck") || starts("percolates") || starts("largest_network"))
     return {5, "Cracks"};
-  return {6, "Other"};
+  return {7, "Other"};
 }
 
 }  // namespace

@@ -91,6 +91,11 @@ const std::map<std::string, Definition>& definitions() {
       {"aperture", {"Crack aperture", false}},
       {"bottleneck_diameter", {"Bottleneck diameter", false}},
       {"percolates", {"Percolates (1 yes, 0 no)", true}},
+      {"strain_zz", {"Axial strain ε_zz (DVC)", false}},
+      {"strain_volumetric", {"Volumetric strain (DVC)", false}},
+      {"strain_zz_p90", {"Axial strain |ε_zz|, 90th percentile (DVC)", false}},
+      {"particle_displacement_mean", {"Particle displacement, mean (DVC)", false}},
+      {"particle_rotation_mean_deg", {"Particle rotation, mean (DVC)", false}},
   };
   return d;
 }

@@ -159,6 +159,11 @@ RunFolder read_run_folder(const fs::path& run_dir) {
   if (!fs::is_directory(run_dir, ec))
     throw InputError(run_dir.string() + ": not a folder (expected a finished run folder holding metrics.csv)");
   run.rows = read_metrics_csv(run_dir / "metrics.csv");
+  // The dvc batch stage's rows (pairs of steps) live beside metrics.csv, in its format.
+  if (fs::is_regular_file(run_dir / "dvc_metrics.csv", ec)) {
+    auto dvc = read_metrics_csv(run_dir / "dvc_metrics.csv");
+    run.rows.insert(run.rows.end(), dvc.begin(), dvc.end());
+  }
   run.has_metrics_json = fs::is_regular_file(run_dir / "metrics.json", ec);
   run.metrics_json = read_metrics_json(run_dir / "metrics.json");
   return run;

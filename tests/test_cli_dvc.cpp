@@ -1,0 +1,58 @@
+// voxpress dvc on the bundled series: the measured axial strain of a step against the
+// generator's (z_scale ratio), the JSON keys and output files, and refused input.
+#include <filesystem>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "cli_harness.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using namespace vp::testing;
+
+fs::path temp_dir(const std::string& name) {
+  const fs::path d = fs::temp_directory_path() / ("vp_test_cli_dvc_" + name);
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
+
+double z_scale(const std::string& step) {
+  const auto j = nlohmann::json::parse(slurp(fs::path(VP_SOURCE_DIR) / "data_samples/series" / (step + ".truth.json")));
+  return j.at("z_scale").get<double>();
+}
+
+TEST(CliDvc, BundledSeriesStepStrainMatchesTheGenerator) {
+  const fs::path dir = temp_dir("series");
+  const std::string series = std::string(VP_SOURCE_DIR) + "/data_samples/series/";
+  const auto r = run_voxpress("dvc '" + series + "p010.tif' '" + series + "p050.tif' --affine --out out --json", dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  // The generator presses z about z = 0 by the ratio of its z scales: ε_zz = s(50)/s(10) − 1.
+  const double truth = z_scale("p050") / z_scale("p010") - 1;
+  EXPECT_NEAR(j["strain"]["zz"].get<double>(), truth, 0.1 * std::abs(truth));
+  EXPECT_NEAR(j["strain"]["xx"].get<double>(), 0, 0.01 * std::abs(truth) + 2e-3);
+  for (const char* k : {"translation_vox", "rotation_deg", "affine"}) EXPECT_TRUE(j["registration"].contains(k)) << k;
+  EXPECT_EQ(j["registration"]["affine"].size(), 3u);
+  for (const char* k : {"xx", "yy", "zz", "xy", "xz", "yz", "volumetric"}) EXPECT_TRUE(j["strain"].contains(k)) << k;
+  for (const char* k : {"count", "valid", "displacement_mean_vox", "displacement_std_vox", "residual_mean"})
+    EXPECT_TRUE(j["nodes"].contains(k)) << k;
+  EXPECT_GT(j["nodes"]["valid"].get<int>(), j["nodes"]["count"].get<int>() * 9 / 10);
+  for (const char* f : {"displacement.mha", "strain.mha", "nodes.csv", "strain_zz_xz.png", "displacement_xz.png"})
+    EXPECT_TRUE(fs::is_regular_file(dir / "out" / f)) << f;
+  fs::remove_all(dir);
+}
+
+TEST(CliDvc, ScansOfDifferentSizeAreRefused) {
+  const fs::path dir = temp_dir("size");
+  const std::string d = std::string(VP_SOURCE_DIR) + "/data_samples/";
+  const auto r = run_voxpress("dvc '" + d + "series/p010.tif' '" + d + "fibsem/fibsem_p370.tif'", dir);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("96x96x48"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("same size"), std::string::npos) << r.err;
+  fs::remove_all(dir);
+}
+
+}  // namespace
