@@ -149,9 +149,52 @@ TEST(HostileItk, CorruptZlibMetaImageIsRefusedNotLoopedOn) {
   for (std::size_t i = data + 4; i < data + 12; ++i) bytes[i] = '\x5a';  // garble the deflate blocks
   write_bytes(dir / "bad.mha", bytes);
   expect_refused(dir / "bad.mha", {"corrupt zlib voxel data"});
-  // The fuzzer's input itself (a float ramp whose stream was mutated), byte for byte.
+  // The fuzzer's input itself (a float ramp whose stream was mutated), byte for byte: its keys
+  // hold NUL bytes, so the header check refuses it before the zlib check is reached.
   const fs::path kept = fs::path(VP_SOURCE_DIR) / "tests" / "data" / "fuzz_mha_hang.mha";
-  expect_refused(kept, {"zlib"});
+  expect_refused(kept, {"MetaImage header", "control byte"});
+}
+
+TEST(HostileItk, MalformedMetaImageHeaderIsRefusedBeforeMetaIOParsesIt) {
+  // ITK 5.2's MetaIO overflowed a heap buffer in MetaImage::ReadStream on a malformed header
+  // (fuzz_mha: mangled keys, a long ElementDataFile of slashes); every field that sizes the data
+  // is checked by us first, and the error names the field.
+  const fs::path dir = scratch("mhahdr");
+  const std::string data(7 * 5 * 3, '\0');
+  const auto mha = [&](const std::string& name, const std::string& header) {
+    write_bytes(dir / name, header + data);
+    return dir / name;
+  };
+  const std::string ok_head = "ObjectType = Image\nNDims = 3\nDimSize = 7 5 3\nElementType = MET_UCHAR\n";
+  // The well-formed file still reads.
+  ReadOptions o;
+  o.path = mha("ok.mha", ok_head + "ElementDataFile = LOCAL\n").string();
+  EXPECT_EQ(read_volume(o).format, "mha");
+  expect_refused(mha("slashes.mha", ok_head + "ElementDataFile = " + std::string(3000, '/') + "\n"),
+                 {"ElementDataFile", "at most 254"});
+  expect_refused(mha("nokey.mha", ok_head + "ElementDataFile = nowhere.raw\n"), {"ElementDataFile", "nowhere.raw"});
+  expect_refused(mha("nul.mha", "ObjectType = Image\nNDi" + std::string("\0\0", 2) + "ms = 3\n" + ok_head.substr(19) +
+                                    "ElementDataFile = LOCAL\n"),
+                 {"control byte"});
+  expect_refused(mha("ndims.mha", "NDims = 40\nDimSize = 7 5 3\nElementType = MET_UCHAR\nElementDataFile = LOCAL\n"),
+                 {"NDims", "40"});
+  expect_refused(mha("order.mha", "DimSize = 7 5 3\nNDims = 3\nElementType = MET_UCHAR\nElementDataFile = LOCAL\n"),
+                 {"DimSize", "before"});
+  expect_refused(mha("count.mha", "NDims = 3\nDimSize = 7 5 3 9 9\nElementType = MET_UCHAR\nElementDataFile = LOCAL\n"),
+                 {"DimSize", "5 sizes"});
+  expect_refused(mha("neg.mha", "NDims = 3\nDimSize = 7 -5 3\nElementType = MET_UCHAR\nElementDataFile = LOCAL\n"),
+                 {"DimSize", "-5"});
+  expect_refused(mha("chan.mha", ok_head + "ElementNumberOfChannels = 1000000000\nElementDataFile = LOCAL\n"),
+                 {"ElementNumberOfChannels"});
+  expect_refused(mha("type.mha", "NDims = 3\nDimSize = 7 5 3\nElementType = MET_OTHER\nElementDataFile = LOCAL\n"),
+                 {"ElementType", "MET_OTHER"});
+  expect_refused(mha("hsize.mha", ok_head + "HeaderSize = 12abc\nElementDataFile = LOCAL\n"), {"HeaderSize"});
+  expect_refused(mha("comp.mha", ok_head + "CompressedData = Maybe\nElementDataFile = LOCAL\n"), {"CompressedData"});
+  expect_refused(mha("csize.mha", ok_head + "CompressedData = True\nCompressedDataSize = -3\nElementDataFile = LOCAL\n"),
+                 {"CompressedDataSize"});
+  expect_refused(mha("twice.mha", ok_head + "DimSize = 9 9 9\nElementDataFile = LOCAL\n"), {"DimSize", "twice"});
+  write_bytes(dir / "noend.mha", ok_head);
+  expect_refused(dir / "noend.mha", {"no 'ElementDataFile' line"});
 }
 
 TEST(HostileItk, NiftiDimBeyondTheDataIsRefused) {

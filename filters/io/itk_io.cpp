@@ -5,13 +5,18 @@
 // ITK's NIfTI IO converts the file's units to millimetres, so NIfTI is scaled by 1000 both ways.
 #include <itkImageFileWriter.h>
 #include <itkImageIOBase.h>
-#include <itkImageIOFactory.h>
+#include <itkMetaImageIO.h>
+#include <itkNiftiImageIO.h>
+#include <itkNrrdImageIO.h>
 
 #include <zlib.h>
 
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
@@ -25,10 +30,121 @@ using Component = itk::IOComponentEnum;
 
 double um_per_itk_unit(const std::string& format) { return format == "nifti" ? 1000.0 : 1.0; }
 
-itk::ImageIOBase::Pointer open_io(const std::string& path) {
-  itk::ImageIOBase::Pointer io =
-      itk::ImageIOFactory::CreateImageIO(path.c_str(), itk::ImageIOFactory::IOFileModeEnum::ReadMode);
-  if (!io) throw InputError(path + ": no ITK reader recognises this file (expected MHA/MHD, NRRD or NIfTI)");
+std::string trimmed(std::string s) {
+  s.erase(0, s.find_first_not_of(" \t"));
+  s.erase(s.find_last_not_of(" \t\r") + 1);
+  return s;
+}
+
+[[noreturn]] void bad_meta_field(const std::string& path, const std::string& field, const std::string& why) {
+  throw InputError(path + ": MetaImage header field '" + field + "' " + why);
+}
+
+bool is_uint(const std::string& v, std::uint64_t max) {
+  if (v.empty() || v.size() > 19 || v.find_first_not_of("0123456789") != std::string::npos) return false;
+  return std::stoull(v) <= max;
+}
+
+// ITK 5.2's MetaIO parses headers into fixed 255-byte fields and trusts NDims for the arrays that
+// follow it; a malformed header overflowed a heap buffer inside MetaImage::ReadStream (found by
+// fuzz_mha, with mangled keys and a long ElementDataFile of slashes). So the header is validated
+// here first, and
+// MetaIO only ever sees a well-formed one: text lines "Key = Value" of printable characters,
+// each key once, and the fields that size the data (NDims, DimSize, ElementNumberOfChannels,
+// ElementType, HeaderSize, CompressedData, CompressedDataSize, ElementDataFile) well-formed.
+void check_meta_header(const std::string& path) {
+  static const std::set<std::string> element_types{
+      "MET_CHAR", "MET_UCHAR", "MET_SHORT", "MET_USHORT", "MET_INT", "MET_UINT", "MET_LONG", "MET_ULONG",
+      "MET_LONG_LONG", "MET_ULONG_LONG", "MET_FLOAT", "MET_DOUBLE"};
+  // MetaIO copies these into char[255] members.
+  static const std::set<std::string> string_fields{"Comment", "ObjectType", "ObjectSubType", "Name",
+                                                   "AcquisitionDate", "AnatomicalOrientation", "ElementDataFile",
+                                                   "Modality", "DistanceUnits"};
+  constexpr std::size_t kMaxLine = 4096, kMaxString = 254, kMaxHeader = 1 << 16;
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw InputError(path + ": cannot open");
+  std::map<std::string, std::string> fields;
+  std::size_t read = 0;
+  std::string line;
+  while (!fields.count("ElementDataFile")) {
+    line.clear();
+    for (int c; (c = in.get()) != EOF && c != '\n';) {
+      if (line.size() >= kMaxLine) throw InputError(path + ": MetaImage header line longer than 4096 characters");
+      line.push_back(static_cast<char>(c));
+    }
+    read += line.size() + 1;
+    if (!in && line.empty()) throw InputError(path + ": MetaImage header has no 'ElementDataFile' line (its last)");
+    if (read > kMaxHeader) throw InputError(path + ": MetaImage header longer than 64 KiB without 'ElementDataFile'");
+    for (const unsigned char c : line)
+      if ((c < 0x20 && c != '\t' && c != '\r') || c == 0x7f)
+        throw InputError(path + ": MetaImage header holds a control byte (" + std::to_string(c) +
+                         "); expected text lines 'Key = Value'");
+    if (trimmed(line).empty()) continue;
+    const auto eq = line.find('=');
+    if (eq == std::string::npos) throw InputError(path + ": MetaImage header line without '=': '" + line.substr(0, 80) + "'");
+    const std::string key = trimmed(line.substr(0, eq)), value = trimmed(line.substr(eq + 1));
+    if (key.empty() || key.size() > kMaxString) throw InputError(path + ": MetaImage header key empty or too long");
+    if (!fields.emplace(key, value).second) bad_meta_field(path, key, "appears twice");
+    if (string_fields.count(key) && value.size() > kMaxString)
+      bad_meta_field(path, key, "is " + std::to_string(value.size()) + " characters long; at most 254");
+    if (key == "DimSize" && !fields.count("NDims")) bad_meta_field(path, "DimSize", "comes before 'NDims'");
+  }
+  const auto need = [&](const std::string& key) -> const std::string& {
+    const auto it = fields.find(key);
+    if (it == fields.end()) bad_meta_field(path, key, "is missing");
+    return it->second;
+  };
+  const std::string& ndims = need("NDims");
+  if (ndims != "2" && ndims != "3") bad_meta_field(path, "NDims", "is '" + ndims + "'; expected 2 or 3");
+  std::istringstream sizes(need("DimSize"));
+  std::size_t count = 0;
+  for (std::string token; sizes >> token; ++count)
+    if (!is_uint(token, 0x7fffffff) || token == "0")
+      bad_meta_field(path, "DimSize", "holds '" + token.substr(0, 40) + "'; expected positive integers below 2^31");
+  if (count != std::stoul(ndims))
+    bad_meta_field(path, "DimSize", "has " + std::to_string(count) + " sizes; NDims is " + ndims);
+  if (const auto it = fields.find("ElementNumberOfChannels"); it != fields.end() && it->second != "1")
+    bad_meta_field(path, "ElementNumberOfChannels", "is '" + it->second.substr(0, 40) + "'; expected 1 (a scalar volume)");
+  const std::string& type = need("ElementType");
+  if (!element_types.count(type)) bad_meta_field(path, "ElementType", "is '" + type.substr(0, 40) + "'; expected a scalar MET_ type");
+  if (const auto it = fields.find("HeaderSize"); it != fields.end() && it->second != "-1" && !is_uint(it->second, kMaxHeaderBytes))
+    bad_meta_field(path, "HeaderSize", "is '" + it->second.substr(0, 40) + "'; expected -1 or a byte count");
+  for (const char* flag : {"CompressedData", "BinaryData", "BinaryDataByteOrderMSB", "ElementByteOrderMSB"})
+    if (const auto it = fields.find(flag); it != fields.end() && it->second != "True" && it->second != "False" &&
+                                           it->second != "true" && it->second != "false")
+      bad_meta_field(path, flag, "is '" + it->second.substr(0, 40) + "'; expected True or False");
+  if (const auto it = fields.find("CompressedDataSize"); it != fields.end() && !is_uint(it->second, kMaxHeaderBytes))
+    bad_meta_field(path, "CompressedDataSize", "is '" + it->second.substr(0, 40) + "'; expected a byte count");
+  const std::string& data_file = fields.at("ElementDataFile");
+  if (data_file.empty()) bad_meta_field(path, "ElementDataFile", "is empty; expected LOCAL or a file name");
+  // Lists and patterns of slice files are left to MetaIO (only the voxel cap applies).
+  if (data_file == "LOCAL" || data_file.rfind("LIST", 0) == 0 || data_file.find(' ') != std::string::npos) return;
+  const std::filesystem::path where = std::filesystem::path(path).parent_path() / data_file;
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(where, ec))
+    bad_meta_field(path, "ElementDataFile", "names '" + data_file.substr(0, 80) + "', which is not a file beside the header");
+}
+
+// The named format's ImageIO, created directly: ImageIOFactory would instantiate and ask every
+// registered ImageIO (GDCM, DICOM, ...) about the file, about 100 ms per file.
+itk::ImageIOBase::Pointer open_io(const std::string& path, const std::string& format) {
+  itk::ImageIOBase::Pointer io;
+  const char* expected = "";
+  if (format == "mha" || format == "mhd") {
+    check_meta_header(path);
+    io = itk::MetaImageIO::New();
+    expected = "MHA/MHD";
+  } else if (format == "nrrd") {
+    io = itk::NrrdImageIO::New();
+    expected = "NRRD";
+  } else if (format == "nifti") {
+    io = itk::NiftiImageIO::New();
+    expected = "NIfTI";
+  } else {
+    throw std::logic_error("open_io: not an ITK format: " + format);
+  }
+  if (!io->CanReadFile(path.c_str()))
+    throw InputError(path + ": not a readable " + std::string(expected) + " file (ITK's reader does not recognise it)");
   io->SetFileName(path);
   try {
     io->ReadImageInformation();
@@ -71,12 +187,6 @@ std::uint64_t size_of(const std::string& path) {
 [[noreturn]] void truncated(const std::string& path, std::uint64_t expected, std::uint64_t actual, const char* what) {
   throw InputError(path + ": truncated; the header promises " + std::to_string(expected) + " bytes of " + what +
                    ", the file holds " + std::to_string(actual));
-}
-
-std::string trimmed(std::string s) {
-  s.erase(0, s.find_first_not_of(" \t"));
-  s.erase(s.find_last_not_of(" \t\r") + 1);
-  return s;
 }
 
 // ITK 5.2's MetaIO inflates in a loop that never ends on a corrupt zlib stream (a hang found by
@@ -262,7 +372,7 @@ void check_nifti_complete(const std::string& path, std::uint64_t data_bytes) {
 }  // namespace
 
 Header probe_itk(const std::string& path, const std::string& format) {
-  auto io = open_io(path);
+  auto io = open_io(path, format);
   const unsigned nd = io->GetNumberOfDimensions();
   if (nd < 2 || nd > 3)
     throw InputError(path + ": " + std::to_string(nd) + "-D image; expected a 2-D or 3-D volume");
@@ -291,7 +401,7 @@ Header probe_itk(const std::string& path, const std::string& format) {
 }
 
 AnyVolume read_itk(const std::string& path, const std::string& format, const Header& header, const Box& roi) {
-  auto io = open_io(path);
+  auto io = open_io(path, format);
   const unsigned nd = io->GetNumberOfDimensions();
   const std::uint64_t data_bytes = static_cast<std::uint64_t>(header.dims.count()) * io->GetComponentSize();
   if (format == "nifti") check_nifti_complete(path, data_bytes);
