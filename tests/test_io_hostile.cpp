@@ -188,6 +188,8 @@ TEST(HostileItk, MetaImageHeadersThatOverflowMetaIOAreRefusedNamingTheField) {
       {"type", obj + "NDims = 3\nDimSize = 2 2 2\nElementType = MET_WHATEVER\n" + local, {"ElementType", "MET_WHATEVER"}},
       {"nodata", obj + "NDims = 3\nDimSize = 2 2 2\n" + type, {"MetaImage header"}},  // voxels read as header
       {"negative", obj + "NDims = 3\nDimSize = 2 -2 2\n" + type + local, {"DimSize", "positive"}},
+      {"twice", obj + "NDims = 3\nDimSize = 2 2 2\nNDims = 3\n" + type + local, {"NDims", "twice"}},
+      {"flag", obj + "NDims = 3\nDimSize = 2 2 2\nCompressedData = Maybe\n" + type + local, {"CompressedData", "True or False"}},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);

@@ -67,6 +67,7 @@ void check_meta_header(const std::string& path) {
   static const std::set<std::string> per_axis_squared{"TransformMatrix", "Rotation", "Orientation"};
   int ndims = 0;
   bool has_type = false, has_dims = false;
+  std::set<std::string> seen;
   std::string line;
   std::uint64_t header_bytes = 0;
   while (std::getline(in, line)) {
@@ -80,6 +81,11 @@ void check_meta_header(const std::string& path) {
     if (eq == std::string::npos) refuse("", "line '" + line.substr(0, 40) + "' has no '='; expected 'Key = Value' lines");
     const std::string key = trimmed(line.substr(0, eq)), value = trimmed(line.substr(eq + 1));
     if (value.size() > 254) refuse(key, "is " + std::to_string(value.size()) + " characters long; at most 254");
+    if (!seen.insert(key).second) refuse(key, "appears twice; each field is given once");
+    if ((key == "CompressedData" || key == "BinaryData" || key == "BinaryDataByteOrderMSB" ||
+         key == "ElementByteOrderMSB") &&
+        value != "True" && value != "False" && value != "true" && value != "false")
+      refuse(key, "is '" + value.substr(0, 40) + "'; expected True or False");
     if (key == "NDims") {
       numbers(key, value, 1, true);
       ndims = std::atoi(value.c_str());
