@@ -82,13 +82,16 @@ std::vector<std::string> stages_for(const std::string& metrics, const PhaseTable
 
 }  // namespace
 
-void measure_sample(SampleContext& ctx, const std::string& metrics, int connectivity) {
+const std::vector<std::string> kMeasureConnectivityFlags = {"connectivity"};
+
+void measure_sample(SampleContext& ctx, const std::string& metrics,
+                    const std::map<std::string, std::string>& connectivity_params) {
   const Registry& reg = Registry::global();
   for (const std::string& name : stages_for(metrics, ctx.labels->phases, ctx.particles.has_value())) {
     const Stage* stage = reg.stage(name);
     if (!stage) throw InputError("--metrics: stage '" + name + "' is not available in this build");
-    std::map<std::string, std::string> values;
-    if (connectivity != 0 && name == "connectivity") values["connectivity"] = std::to_string(connectivity);
+    const std::map<std::string, std::string> values =
+        name == "connectivity" ? connectivity_params : std::map<std::string, std::string>{};
     const Params params = stage_params(*stage, values, "measure command line",
                                        PreflightContext{ctx.labels->phases, kLabels | (ctx.particles ? kParticles : 0u)});
     ctx.current_stage = name;
@@ -104,13 +107,14 @@ int measure_main(const std::vector<std::string>& args) {
   VolumeArgs volume;
   add_volume_flags(app, volume);
   std::string metrics, labels_flag, roles_flag, particles_path;
-  int connectivity = 0;
+  std::map<std::string, std::string> connectivity_params;
   bool json = false;
   app.add_option("--metrics", metrics, "comma-separated metric or stage names (default: all that apply)");
   app.add_option("--labels", labels_flag, "phase names: NAME=VALUE,... (e.g. pore=0,se=1,am=2)");
   app.add_option("--roles", roles_flag, "phase roles: NAME=ROLE,... (e.g. se=electrolyte,am=active)");
   app.add_option("--particles", particles_path, "particle-id volume (uint32, same dims) for per-particle metrics");
-  app.add_option("--connectivity", connectivity, "6, 18 or 26 for the connectivity metrics (default 6)");
+  const Stage* connectivity_stage = Registry::global().stage("connectivity");
+  if (connectivity_stage) add_stage_flags(app, *connectivity_stage, kMeasureConnectivityFlags, connectivity_params);
   app.add_flag("--json", json, "print {\"rows\": [...]}");
   if (parse_cli(app, args)) return 0;
 
@@ -119,7 +123,7 @@ int measure_main(const std::vector<std::string>& args) {
   if (!particles_path.empty()) ctx.particles = read_particle_ids(particles_path, *ctx.labels);
 
   try {
-    measure_sample(ctx, metrics, connectivity);
+    measure_sample(ctx, metrics, connectivity_params);
   } catch (const InputError& e) {
     throw with_roles_hint(e, ctx.labels->phases, !labels_flag.empty());
   }

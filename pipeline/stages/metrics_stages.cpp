@@ -38,13 +38,9 @@ ParamSpec axes_param() {
   return choices(param("axes", ParamType::string_list, "axes to measure along", "", "[x, y, z]"), {"x", "y", "z"});
 }
 ParamSpec connectivity_param(const std::string& def) {
-  return param("connectivity", ParamType::integer, "voxel neighbourhood: 6 (faces), 18 (+ edges), 26 (+ corners)", "", def);
-}
-
-void check_connectivity(const Params& p, Diagnostics& d) {
-  const long long c = p.integer("connectivity");
-  if (c != 6 && c != 18 && c != 26)
-    d.error(p.node("connectivity"), p.key_path("connectivity"), "found " + std::to_string(c) + "; expected 6, 18 or 26");
+  return integer_choices(
+      param("connectivity", ParamType::integer, "voxel neighbourhood: 6 (faces), 18 (+ edges), 26 (+ corners)", "", def),
+      {6, 18, 26});
 }
 
 void check_phases(const Params& p, const PreflightContext& pf, Diagnostics& d) {
@@ -275,7 +271,6 @@ class ConnectivityStage : public Stage {
   unsigned needs() const override { return kLabels; }
   double bytes_per_voxel() const override { return 10.0; }
   void preflight(const Params& p, const PreflightContext& pf, Diagnostics& d) const override {
-    check_connectivity(p, d);
     check_phases(p, pf, d);
   }
 
@@ -323,7 +318,6 @@ class GeometricTortuosityStage : public Stage {
   unsigned needs() const override { return kLabels; }
   double bytes_per_voxel() const override { return 16.0; }
   void preflight(const Params& p, const PreflightContext& pf, Diagnostics& d) const override {
-    check_connectivity(p, d);
     check_phases(p, pf, d);
   }
 

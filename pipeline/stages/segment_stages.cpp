@@ -206,7 +206,7 @@ class SegmentStage : public Stage {
         bounded(param("classes", ParamType::integer, "number of classes (default: entries of phases, else 2)"), 2, 255),
         param("thresholds", ParamType::number_list, "threshold: ascending cuts; hysteresis: [low, high]", "grey"),
         bounded(param("bins", ParamType::integer, "histogram bins", "", "256"), 2, 65536),
-        param("connectivity", ParamType::integer, "hysteresis connectivity", "", "6"),
+        integer_choices(param("connectivity", ParamType::integer, "hysteresis connectivity", "", "6"), {6, 26}),
         param("model", ParamType::string, "forest: model file saved by voxpress segment --model-out"),
         bounded(param("psf_sigma", ParamType::number, "auto: point-spread-function σ", "voxels", "1.0"), 0.1, 10),
         param("thin_pores", ParamType::boolean, "auto: label darkest-phase films thinner than the PSF", "", "true"),
@@ -250,8 +250,6 @@ class SegmentStage : public Stage {
       if (!p.has("model")) bad(d, p, "model", "method forest needs a model file");
       else if (!fs::exists(p.string("model"))) bad(d, p, "model", "model file '" + p.string("model") + "' not found");
     }
-    const long long conn = p.integer("connectivity");
-    if (conn != 6 && conn != 26) bad(d, p, "connectivity", "expected 6 or 26");
     try {
       const auto m = class_phases(p);
       for (int k = 0; k < classes(p) && !m.empty(); ++k)
@@ -388,7 +386,7 @@ class CleanupStage : public Stage {
         param("min_island", ParamType::map, "phase -> minimum island volume, e.g. {pore: 2.0}", "µm³"),
         param("min_island_voxels", ParamType::map, "phase -> minimum island size", "voxels"),
         param("fill_holes", ParamType::string_list, "phases whose enclosed holes are filled"),
-        param("connectivity", ParamType::integer, "island connectivity", "", "26"),
+        integer_choices(param("connectivity", ParamType::integer, "island connectivity", "", "26"), {6, 26}),
     };
   }
   unsigned needs() const override { return kLabels; }
@@ -432,8 +430,6 @@ class CleanupStage : public Stage {
       for (const auto& name : p.strings("fill_holes"))
         if (!pf.phases.empty() && !pf.phases.by_name(name))
           bad(d, p, "fill_holes", "phase '" + name + "' is not in the config's phase table");
-    const long long conn = p.integer("connectivity");
-    if (conn != 6 && conn != 26) bad(d, p, "connectivity", "expected 6 or 26");
   }
 
   void run(const Params& p, SampleContext& ctx) const override {
@@ -472,9 +468,9 @@ class ParticlesStage : public Stage {
   std::vector<ParamSpec> params() const override {
     return {
         param("phase", ParamType::string, "phase to separate", "", "am"),
-        bounded(param("h", ParamType::number, "h-maxima marker height of the distance map", "µm", "1.0"), 0),
+        above(param("h", ParamType::number, "h-maxima marker height of the distance map", "µm", "1.0"), 0),
         bounded(param("min_volume", ParamType::number, "drop particles smaller than this", "µm³", "0"), 0),
-        param("connectivity", ParamType::integer, "6 or 26", "", "26"),
+        integer_choices(param("connectivity", ParamType::integer, "6 or 26", "", "26"), {6, 26}),
     };
   }
   unsigned needs() const override { return kLabels; }
@@ -489,9 +485,6 @@ class ParticlesStage : public Stage {
         bad(d, p, "phase", e.what());
       }
     }
-    if (p.number("h") == 0) bad(d, p, "h", "expected h > 0 µm");  // negatives: the generic bound check
-    const long long conn = p.integer("connectivity");
-    if (conn != 6 && conn != 26) bad(d, p, "connectivity", "expected 6 or 26");
   }
 
   void run(const Params& p, SampleContext& ctx) const override {

@@ -150,12 +150,17 @@ class TransportStage : public Stage {
         param("conductivity_unit", ParamType::string, "unit of the conductivities, e.g. mS/cm (1 = normalised)", "",
               "\"1\""),
         choices(param("axes", ParamType::string_list, "transport directions", "", "[z]"), {"x", "y", "z"}),
-        bounded(param("tol", ParamType::number, "relative residual ‖b − Ax‖/‖b‖ to reach", "", "1e-6"), 0.0),
-        bounded(param("flux_balance", ParamType::number, "inlet/outlet current balance |I_in − I_out|/|I_in| to reach",
-                      "", "1e-4"),
-                0.0),
-        param("periodic", ParamType::boolean, "side faces wrap around (periodic boundary)", "", "false"),
-        bounded(param("max_iterations", ParamType::integer, "conjugate-gradient iterations at most", "", "1000"), 1.0),
+        above(param("tol", ParamType::number, "relative residual ‖b − Ax‖/‖b‖ to reach", "",
+                    number_default(TransportOptions{}.tolerance)),
+              0.0),
+        above(param("flux_balance", ParamType::number, "inlet/outlet current balance |I_in − I_out|/|I_in| to reach",
+                    "", number_default(TransportOptions{}.flux_balance)),
+              0.0),
+        param("periodic", ParamType::boolean, "side faces wrap around (periodic boundary)", "",
+              bool_default(TransportOptions{}.periodic)),
+        bounded(param("max_iterations", ParamType::integer, "conjugate-gradient iterations at most", "",
+                      std::to_string(TransportOptions{}.max_iterations)),
+                1.0),
         param("write_fields", ParamType::boolean,
               "write potential/current-density volumes (float TIFF) and slice PNGs", "", "false"),
     };
@@ -168,8 +173,6 @@ class TransportStage : public Stage {
   void preflight(const Params& p, const PreflightContext& pf, Diagnostics& d) const override {
     if (p.strings("phase").empty() && (!p.node("conductivities") || p.node("conductivities").size() == 0))
       d.error(p.key_path("phase"), "name the conducting phase(s): phase: [se] or conductivities: {se: 1, am: 1e-4}");
-    if (!(p.number("tol") > 0)) d.error(p.key_path("tol"), "expected a tolerance > 0");
-    if (!(p.number("flux_balance") > 0)) d.error(p.key_path("flux_balance"), "expected a balance > 0");
     if (pf.phases.empty()) return;
     for (const auto& name : p.strings("phase")) {
       try {
