@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli_harness.h"
+#include "pipeline/report/series.h"
 
 namespace fs = std::filesystem;
 using vp::testing::run_voxpress;
@@ -155,4 +156,58 @@ TEST(DocsContract, SolveFlagDefaultsAreTheTransportStagesDefaults) {
     ++checked;
   }
   EXPECT_EQ(checked, 3);  // --tol, --flux-balance, --max-iterations
+}
+
+namespace {
+
+// Every metric name some stage declares (stages --json "metrics").
+std::set<std::string> declared_metrics() {
+  const auto r = run_voxpress("stages --json", fs::temp_directory_path());
+  const nlohmann::json j = nlohmann::json::parse(r.out);
+  std::set<std::string> out;
+  for (const auto& s : j["stages"])
+    for (const auto& m : s["metrics"]) out.insert(m["name"].get<std::string>());
+  return out;
+}
+
+}  // namespace
+
+// The README's metric table names only metrics a stage declares (`x_*` stands for a family).
+TEST(MetricContract, ReadmeMetricTableNamesDeclaredMetrics) {
+  const std::set<std::string> metrics = declared_metrics();
+  const auto lines = lines_of(fs::path(VP_SOURCE_DIR) / "README.md");
+  const auto start = std::find(lines.begin(), lines.end(), "| metric (`metric` column) | definition |");
+  ASSERT_NE(start, lines.end());
+  int names = 0;
+  for (auto it = start + 2; it != lines.end() && it->rfind("|", 0) == 0; ++it) {
+    const std::string first = cells(*it)[0];
+    static const std::regex code("`([a-z0-9_*]+)`");
+    for (std::sregex_iterator m(first.begin(), first.end(), code), end; m != end; ++m) {
+      const std::string name = (*m)[1];
+      if (name.front() == '_' || name.find('_') == std::string::npos && !metrics.count(name)) continue;  // `_facecount`, `median`
+      if (name.back() == '*') {
+        const std::string prefix = name.substr(0, name.size() - 1);
+        EXPECT_TRUE(std::any_of(metrics.begin(), metrics.end(), [&](const std::string& d) { return d.rfind(prefix, 0) == 0; }))
+            << "README names metric family '" << name << "' that no stage declares";
+      } else {
+        EXPECT_TRUE(metrics.count(name)) << "README names metric '" << name << "' that no stage declares";
+      }
+      ++names;
+    }
+  }
+  EXPECT_GE(names, 25);
+}
+
+// The metric names the report's fits read are declared by a stage.
+TEST(MetricContract, ReportConstantsAreDeclaredMetrics) {
+  const std::set<std::string> metrics = declared_metrics();
+  for (const char* name : {vp::report::kPorosityMetric, vp::report::kVolumeFractionMetric, vp::report::kContactAreaMetric,
+                           vp::report::kTauMetric, vp::report::kCrackFractionMetric})
+    EXPECT_TRUE(metrics.count(name)) << name;
+  // Uncertainty rows are <metric>_uncertainty of a declared metric.
+  for (const auto& m : metrics) {
+    const std::string suffix = vp::report::kUncertaintySuffix;
+    if (m.size() > suffix.size() && m.compare(m.size() - suffix.size(), suffix.size(), suffix) == 0)
+      EXPECT_TRUE(metrics.count(m.substr(0, m.size() - suffix.size()))) << m;
+  }
 }

@@ -84,8 +84,7 @@ nlohmann::json cracks_sample(SampleContext& ctx, const CracksRequest& request) {
   const Stage* stage = &cracks_stage();
   const Params params = stage_params(*stage, values, "cracks command line",
                                      PreflightContext{ctx.labels->phases, kLabels | (ctx.grey ? kGrey : 0u)});
-  ctx.current_stage = "cracks";
-  stage->run(params, ctx);
+  run_stage(*stage, params, ctx);
   nlohmann::json out = ctx.details;
   out["rows"] = rows_to_json(ctx.rows)["rows"];
   return out;

@@ -19,36 +19,24 @@ namespace vp {
 
 namespace {
 
-// What --metrics accepts: a stage name, or a metric name of the contract (mapped to its stage).
+// The stages `measure` runs, in their default order.
+const std::vector<std::string> kMeasureStages = {"volume_fraction", "volume_fractions_profile", "interfaces",
+                                                 "contact_area",    "connectivity",             "geometric_tortuosity",
+                                                 "local_thickness", "particle_sizes",           "rev"};
+
+// What --metrics accepts: a stage name, a metric its stages declare (mapped to the stage that
+// emits it), or a short alias.
 const std::map<std::string, std::string>& metric_to_stage() {
-  static const std::map<std::string, std::string> m = {
-      {"volume_fraction", "volume_fraction"},
-      {"porosity", "volume_fraction"},
-      {"fractions", "volume_fraction"},
-      {"relative_density", "volume_fractions_profile"},
-      {"profiles", "volume_fractions_profile"},
-      {"volume_fractions_profile", "volume_fractions_profile"},
-      {"interface_area", "interfaces"},
-      {"specific_interface_area", "interfaces"},
-      {"interface_area_facecount", "interfaces"},
-      {"tpb_density", "interfaces"},
-      {"interfaces", "interfaces"},
-      {"contact_area_fraction", "contact_area"},
-      {"contact_area", "contact_area"},
-      {"percolating_fraction", "connectivity"},
-      {"dead_end_fraction", "connectivity"},
-      {"isolated_fraction", "connectivity"},
-      {"cluster_count", "connectivity"},
-      {"euler_characteristic", "connectivity"},
-      {"connectivity_density", "connectivity"},
-      {"connectivity", "connectivity"},
-      {"geometric_tortuosity", "geometric_tortuosity"},
-      {"local_thickness_mean", "local_thickness"},
-      {"local_thickness", "local_thickness"},
-      {"particle_count", "particle_sizes"},
-      {"particle_sizes", "particle_sizes"},
-      {"rev", "rev"},
-  };
+  static const std::map<std::string, std::string> m = [] {
+    std::map<std::string, std::string> out = {{"fractions", "volume_fraction"}, {"profiles", "volume_fractions_profile"}};
+    for (const std::string& name : kMeasureStages) {
+      const Stage* stage = Registry::global().stage(name);
+      if (!stage) continue;
+      out.emplace(name, name);
+      for (const MetricSpec& metric : stage->metrics()) out.emplace(metric.name, name);
+    }
+    return out;
+  }();
   return m;
 }
 
@@ -94,9 +82,7 @@ void measure_sample(SampleContext& ctx, const std::string& metrics,
         name == "connectivity" ? connectivity_params : std::map<std::string, std::string>{};
     const Params params = stage_params(*stage, values, "measure command line",
                                        PreflightContext{ctx.labels->phases, kLabels | (ctx.particles ? kParticles : 0u)});
-    ctx.current_stage = name;
-    ctx.details = nlohmann::json::object();
-    stage->run(params, ctx);
+    run_stage(*stage, params, ctx);
   }
 }
 

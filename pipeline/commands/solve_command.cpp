@@ -119,8 +119,7 @@ nlohmann::json solve_sample(SampleContext& ctx, const SolveRequest& request) {
     std::filesystem::create_directories(request.out_dir);
     ctx.out_dir = request.out_dir;
   }
-  ctx.current_stage = "transport";
-  stage->run(params, ctx);
+  run_stage(*stage, params, ctx);
 
   nlohmann::json out = {
       {"phase", ctx.details["phase"]},

@@ -32,6 +32,12 @@ nlohmann::json params_json(const std::vector<ParamSpec>& specs) {
   return out;
 }
 
+nlohmann::json metrics_json(const std::vector<MetricSpec>& specs) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& m : specs) out.push_back({{"name", m.name}, {"unit", m.unit}, {"per", m.per}});
+  return out;
+}
+
 void print_params(const std::vector<ParamSpec>& specs) {
   if (specs.empty()) {
     std::cout << "    (no parameters)\n";
@@ -71,7 +77,8 @@ int stages_main(const std::vector<std::string>& args) {
     if (!only.empty() && s->name() != only) continue;
     stages.push_back({{"name", s->name()}, {"summary", s->summary()}, {"needs", describe_data(s->needs())},
                       {"provides", s->provides() ? describe_data(s->provides()) : ""},
-                      {"bytes_per_voxel", s->bytes_per_voxel()}, {"params", params_json(s->params())}});
+                      {"bytes_per_voxel", s->bytes_per_voxel()}, {"params", params_json(s->params())},
+                      {"metrics", metrics_json(s->metrics())}});
   }
   for (const auto& s : reg.batch_stages()) {
     if (!only.empty() && s->name() != only) continue;

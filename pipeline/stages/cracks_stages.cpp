@@ -144,6 +144,25 @@ class CracksStage : public Stage {
         param("slices", ParamType::boolean, "write cracks_xy/xz/yz.png", "", "true"),
     };
   }
+  std::vector<MetricSpec> metrics() const override {
+    return {
+        {"crack_count", "1", "phase"},
+        {"crack_volume_fraction", "1", "phase"},
+        {"crack_surface_density", "µm^-1", "phase"},
+        {"crack_area", "µm²", "phase"},
+        {"crack_volume", "µm³", "phase"},
+        {"crack_total_length", "µm", "phase"},
+        {"aperture_mean", "µm", "phase"},
+        {"aperture_max", "µm", "phase"},
+        {"crack_orientation_mean", "deg", "phase, axis"},
+        {"crack_network_count", "1", "phase"},
+        {"largest_network_fraction", "1", "phase"},
+        {"cracked_particle_fraction", "1", "phase"},
+        {"cracks_per_particle", "1", "phase"},
+        {"percolates", "1", "axis"},
+        {"bottleneck_diameter", "µm", "axis"},
+    };
+  }
   unsigned needs() const override { return kLabels; }
   unsigned provides() const override { return kCracks; }
   double bytes_per_voxel() const override { return 48.0; }  // Hessian (24 B) + smoothed grey + masks
@@ -287,17 +306,14 @@ class CracksStage : public Stage {
 
   static void write_outputs(const Params& p, SampleContext& ctx, const CrackMeasurements& m, const CrackDetection& det,
                             const std::string& host, const Volume<float>* grey) {
-    if (ctx.out_dir.empty()) return;  // the cracks command without --out writes nothing
-    const fs::path table = ctx.out_dir / "cracks.csv";
-    write_text_atomically(table, crack_table_csv(m, host));
-    ctx.artifacts.push_back(table);
+    ctx.write_artifact("cracks.csv", crack_table_csv(m, host));
     if (!p.boolean("slices")) return;
     for (Plane plane : {Plane::xy, Plane::xz, Plane::yz}) {
-      const fs::path png = ctx.out_dir / ("cracks_" + to_string(plane) + ".png");
+      const auto png = ctx.artifact("cracks_" + to_string(plane) + ".png");
+      if (!png) return;  // the cracks command without --out writes nothing
       // Without grey, the phase labels (as grey levels) show where the cracks sit.
-      if (grey) write_label_overlay_png(grey, det.ids, plane, -1, png.string());
-      else write_label_overlay_png(static_cast<const Volume<std::uint8_t>*>(&*ctx.labels), det.ids, plane, -1, png.string());
-      ctx.artifacts.push_back(png);
+      if (grey) write_label_overlay_png(grey, det.ids, plane, -1, png->string());
+      else write_label_overlay_png(static_cast<const Volume<std::uint8_t>*>(&*ctx.labels), det.ids, plane, -1, png->string());
     }
   }
 };

@@ -26,18 +26,6 @@ void bad(Diagnostics& d, const Params& p, const std::string& key, const std::str
   else d.error(p.key_path(key), message);
 }
 
-void record(SampleContext& ctx, const fs::path& p) { ctx.artifacts.push_back(p); }
-
-void write_png_bytes(const fs::path& path, const std::vector<unsigned char>& bytes) {
-  write_atomically(path, [&](const fs::path& tmp) {
-    std::FILE* f = std::fopen(tmp.c_str(), "wb");
-    if (!f) throw std::runtime_error("cannot write " + tmp.string());
-    const bool ok = std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size();
-    std::fclose(f);
-    if (!ok) throw std::runtime_error("short write " + tmp.string());
-  });
-}
-
 // Labels over grey in the three planes: labels_xy.png, labels_xz.png, labels_yz.png.
 template <class L>
 void write_overlays(SampleContext& ctx, const std::string& what, const Volume<L>& labels, bool all_planes) {
@@ -45,9 +33,9 @@ void write_overlays(SampleContext& ctx, const std::string& what, const Volume<L>
       ctx.grey && dims_of(*ctx.grey) == labels.dims() ? std::optional<Volume<float>>(to_float(*ctx.grey)) : std::nullopt;
   for (Plane p : {Plane::xy, Plane::xz, Plane::yz}) {
     if (!all_planes && p != Plane::xy) break;
-    const fs::path path = ctx.out_dir / (what + "_" + to_string(p) + ".png");
-    write_label_overlay_png(grey ? &*grey : static_cast<const Volume<float>*>(nullptr), labels, p, -1, path.string());
-    record(ctx, path);
+    const auto path = ctx.artifact(what + "_" + to_string(p) + ".png");
+    if (!path) return;
+    write_label_overlay_png(grey ? &*grey : static_cast<const Volume<float>*>(nullptr), labels, p, -1, path->string());
   }
 }
 
@@ -184,9 +172,7 @@ class PreprocessStage : public Stage {
       throw InputError("preprocess: crop/bin changes the grey volume to " + to_string(dims_of(*ctx.grey)) +
                        " but the sample's labels are " + to_string(ctx.labels->dims()) +
                        "; run preprocess before segment or crop with the sample's roi");
-    const fs::path path = ctx.out_dir / "grey_xy.png";
-    write_slice_png(*ctx.grey, Plane::xy, -1, path.string());
-    record(ctx, path);
+    if (const auto path = ctx.artifact("grey_xy.png")) write_slice_png(*ctx.grey, Plane::xy, -1, path->string());
   }
 };
 
@@ -212,6 +198,14 @@ class SegmentStage : public Stage {
         param("thin_pores", ParamType::boolean, "auto: label darkest-phase films thinner than the PSF", "", "true"),
         param("phases", ParamType::map,
               "class index -> phase name of the config's phase table, e.g. {0: pore, 1: se, 2: am}"),
+    };
+  }
+  std::vector<MetricSpec> metrics() const override {
+    return {
+        {"volume_fraction_pv", "1", "phase"},
+        {"volume_fraction_pv_ci95", "1", "phase"},
+        {"porosity_pv", "1", "phase"},
+        {"porosity_pv_ci95", "1", "phase"},
     };
   }
   unsigned needs() const override { return kGrey; }
@@ -363,10 +357,9 @@ class SegmentStage : public Stage {
     if (model) ctx.details["model"] = {{"path", p.string("model")}, {"training_accuracy", model->training_accuracy()}};
     if (r.partial_volume) add_partial_volume(r, label_of, table, ctx);
     ctx.labels = LabelVolume(std::move(labels), table);
-    const fs::path hist = ctx.out_dir / "histogram.png";
-    write_png_bytes(hist, histogram_png(r.histogram, r.thresholds, r.mixture ? &*r.mixture : nullptr,
-                                        ctx.sample.name + ": " + to_string(o.method)));
-    record(ctx, hist);
+    if (const auto hist = ctx.artifact("histogram.png"))
+      write_bytes_atomically(*hist, histogram_png(r.histogram, r.thresholds, r.mixture ? &*r.mixture : nullptr,
+                                                  ctx.sample.name + ": " + to_string(o.method)));
     write_overlays(ctx, "labels", static_cast<const Volume<std::uint8_t>&>(*ctx.labels), true);
   }
 };
@@ -473,6 +466,11 @@ class ParticlesStage : public Stage {
         integer_choices(param("connectivity", ParamType::integer, "6 or 26", "", "26"), {6, 26}),
     };
   }
+  std::vector<MetricSpec> metrics() const override {
+    return {
+        {"particles_separated", "1", "phase"},
+    };
+  }
   unsigned needs() const override { return kLabels; }
   unsigned provides() const override { return kParticles; }
   double bytes_per_voxel() const override { return 40.0; }
@@ -496,9 +494,7 @@ class ParticlesStage : public Stage {
     o.connectivity = static_cast<int>(p.integer("connectivity"));
     Volume<std::uint32_t> ids = separate_particles(labels, static_cast<std::uint8_t>(phase.label), o);
     const std::vector<Particle> table = particle_table(ids);
-    const fs::path csv = ctx.out_dir / "particles.csv";
-    write_text_atomically(csv, particle_table_csv(table));
-    record(ctx, csv);
+    ctx.write_artifact("particles.csv", particle_table_csv(table));
     // Only how many ids were produced: particle_count and the size distribution (border
     // particles excluded) are the particle_sizes stage's metrics.
     ctx.add("particles_separated", phase.name, "", static_cast<double>(table.size()), "1");
