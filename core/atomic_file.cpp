@@ -61,4 +61,13 @@ void write_text_atomically(const std::filesystem::path& path, const std::string&
   });
 }
 
+void write_bytes_atomically(const std::filesystem::path& path, const std::vector<unsigned char>& bytes) {
+  write_atomically(path, [&](const std::filesystem::path& tmp) {
+    std::ofstream out(tmp, std::ios::binary);
+    out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+    out.close();
+    if (!out) throw InputError("cannot write " + path.string());
+  });
+}
+
 }  // namespace vp

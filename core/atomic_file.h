@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <functional>
 #include <string>
+#include <vector>
 
 namespace vp {
 
@@ -13,6 +14,7 @@ namespace vp {
 void write_atomically(const std::filesystem::path& path,
                       const std::function<void(const std::filesystem::path& tmp_path)>& write);
 void write_text_atomically(const std::filesystem::path& path, const std::string& text);
+void write_bytes_atomically(const std::filesystem::path& path, const std::vector<unsigned char>& bytes);
 
 // Temporary names are "<prefix>tmp<pid>_<n>_<file name>". The default prefix is "."; a batch run
 // sets one carrying its run token (".vp-<token>-") so that the next run into the same folder can

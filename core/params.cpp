@@ -1,6 +1,7 @@
 #include "core/params.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <sstream>
 
@@ -40,6 +41,38 @@ ParamSpec bounded(ParamSpec spec, std::optional<double> min, std::optional<doubl
 ParamSpec choices(ParamSpec spec, std::vector<std::string> allowed) {
   spec.choices = std::move(allowed);
   return spec;
+}
+
+ParamSpec integer_choices(ParamSpec spec, const std::vector<long long>& allowed) {
+  spec.choices.clear();
+  for (long long v : allowed) spec.choices.push_back(std::to_string(v));
+  return spec;
+}
+
+ParamSpec above(ParamSpec spec, double min, std::optional<double> max) {
+  spec.min = min;
+  spec.min_exclusive = true;
+  spec.max = max;
+  return spec;
+}
+
+std::string number_default(double value) {
+  char buf[64];
+  const auto res = std::to_chars(buf, buf + sizeof buf, value);
+  std::string s(buf, res.ptr);
+  const auto e = s.find('e');
+  if (e != std::string::npos) {
+    std::size_t digits = e + 1 + (s[e + 1] == '-' || s[e + 1] == '+');
+    while (digits + 1 < s.size() && s[digits] == '0') s.erase(digits, 1);
+    if (s[e + 1] == '+') s.erase(e + 1, 1);
+  }
+  return s;
+}
+
+std::string number_list_default(const std::vector<double>& values) {
+  std::string s = "[";
+  for (std::size_t i = 0; i < values.size(); ++i) s += (i ? ", " : "") + number_default(values[i]);
+  return s + "]";
 }
 
 ParamSpec required(ParamSpec spec) {
@@ -256,8 +289,12 @@ void Params::check(Diagnostics& diags) const {
     auto bad = [&](const std::string& what) { diags.error(n, key_path(s.name), what); };
     auto check_bounds = [&](const YAML::Node& e) {
       double v = e.as<double>();
-      if (s.min && v < *s.min) bad("value " + e.Scalar() + " is below the minimum " + YAML::Dump(YAML::Node(*s.min)));
-      if (s.max && v > *s.max) bad("value " + e.Scalar() + " is above the maximum " + YAML::Dump(YAML::Node(*s.max)));
+      if (s.min && (v < *s.min || (s.min_exclusive && v == *s.min)))
+        bad("value " + e.Scalar() + " is " + (s.min_exclusive ? "not above " : "below the minimum ") +
+            YAML::Dump(YAML::Node(*s.min)));
+      if (s.max && (v > *s.max || (s.max_exclusive && v == *s.max)))
+        bad("value " + e.Scalar() + " is " + (s.max_exclusive ? "not below " : "above the maximum ") +
+            YAML::Dump(YAML::Node(*s.max)));
     };
     auto check_choice = [&](const std::string& v) {
       if (s.choices.empty() || std::find(s.choices.begin(), s.choices.end(), v) != s.choices.end()) return;
@@ -265,10 +302,20 @@ void Params::check(Diagnostics& diags) const {
       for (const auto& x : s.choices) c += (c.empty() ? "" : ", ") + x;
       bad("'" + v + "' is not one of: " + c);
     };
+    auto check_integer_choice = [&](const YAML::Node& e) {
+      const long long v = e.as<long long>();
+      std::string c;
+      for (std::size_t i = 0; i < s.choices.size(); ++i) {
+        if (std::stoll(s.choices[i]) == v) return;
+        c += (i == 0 ? "" : i + 1 == s.choices.size() ? " or " : ", ") + s.choices[i];
+      }
+      bad("found " + e.Scalar() + "; expected " + c);
+    };
     switch (s.type) {
       case ParamType::number:
       case ParamType::integer:
         if (!is_number(n, s.type == ParamType::integer)) bad("expected " + to_string(s.type) + ", found '" + YAML::Dump(n) + "'");
+        else if (s.type == ParamType::integer && !s.choices.empty()) check_integer_choice(n);
         else check_bounds(n);
         break;
       case ParamType::boolean:

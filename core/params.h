@@ -21,8 +21,9 @@ struct ParamSpec {
   std::string unit;                  // "µm", "MPa", "" when dimensionless
   std::string default_yaml;          // YAML text of the default; empty = no default
   bool required = false;
-  std::vector<std::string> choices;  // allowed strings (string, string_list)
-  std::optional<double> min, max;    // inclusive bounds (number, integer, each list element)
+  std::vector<std::string> choices;  // allowed values (string, string_list; integer: compared as numbers)
+  std::optional<double> min, max;    // bounds (number, integer, each list element), inclusive unless below
+  bool min_exclusive = false, max_exclusive = false;  // "tol > 0" rather than "tol >= 0"
 };
 
 // Builders for the declared parameters of stages, configs and specs:
@@ -31,6 +32,16 @@ ParamSpec param(std::string name, ParamType type, std::string help, std::string 
                 std::string default_yaml = "");
 ParamSpec bounded(ParamSpec spec, std::optional<double> min, std::optional<double> max = std::nullopt);
 ParamSpec choices(ParamSpec spec, std::vector<std::string> allowed);
+// An integer parameter that takes one of a few values: integer_choices(param("connectivity", ...), {6, 18, 26}).
+ParamSpec integer_choices(ParamSpec spec, const std::vector<long long>& allowed);
+// Exclusive bounds: above(param("tol", ...), 0) accepts any value > 0.
+ParamSpec above(ParamSpec spec, double min, std::optional<double> max = std::nullopt);
+// The YAML text of a number as a default: the shortest text that reads back as the same double,
+// exponents without a leading zero ("1e-6", "0.5", "1000"), so that defaults can be taken from
+// the Options structs (`number_default(TransportOptions{}.tolerance)`).
+std::string number_default(double value);
+std::string number_list_default(const std::vector<double>& values);  // "[1, 2, 3]"
+inline std::string bool_default(bool value) { return value ? "true" : "false"; }
 ParamSpec required(ParamSpec spec);
 
 struct Diagnostic {

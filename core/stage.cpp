@@ -1,6 +1,9 @@
 #include "core/stage.h"
 
+#include <algorithm>
 #include <stdexcept>
+
+#include "core/atomic_file.h"
 
 namespace vp {
 
@@ -14,6 +17,37 @@ std::string describe_data(unsigned flags) {
   add(kParticles, "particles");
   add(kCracks, "cracks");
   return s.empty() ? "nothing" : s;
+}
+
+void SampleContext::add(std::string metric, std::string phase, std::string axis, double value, std::string unit) {
+  if (declared_metrics && std::none_of(declared_metrics->begin(), declared_metrics->end(),
+                                       [&](const MetricSpec& m) { return m.name == metric; }))
+    throw std::logic_error("stage '" + current_stage + "' emits metric '" + metric +
+                           "', which its metrics() does not declare");
+  rows.push_back({std::move(metric), std::move(phase), std::move(axis), value, std::move(unit), current_stage});
+}
+
+std::optional<std::filesystem::path> SampleContext::artifact(const std::string& file_name) {
+  if (out_dir.empty()) return std::nullopt;
+  artifacts.push_back(out_dir / file_name);
+  return artifacts.back();
+}
+
+void SampleContext::write_artifact(const std::string& file_name, const std::string& bytes) {
+  if (const auto path = artifact(file_name)) write_text_atomically(*path, bytes);
+}
+
+void run_stage(const Stage& stage, const Params& params, SampleContext& ctx) {
+  ctx.current_stage = stage.name();
+  ctx.details = nlohmann::json::object();
+  ctx.declared_metrics = stage.metrics();
+  try {
+    stage.run(params, ctx);
+  } catch (...) {
+    ctx.declared_metrics.reset();
+    throw;
+  }
+  ctx.declared_metrics.reset();
 }
 
 Registry& Registry::global() {

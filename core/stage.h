@@ -42,6 +42,15 @@ struct SampleInfo {
   int pressing_axis = 2;    // 0 = x, 1 = y, 2 = z
 };
 
+// One metric a stage emits into metrics.csv: its name (a contract, see README), its unit, and
+// what one row is per: "sample", "phase", "pair" (am|se), "triple" (am|se|pore), "axis",
+// "phase, axis". A unit in braces names the stage parameter that gives it ("{conductivity_unit}").
+struct MetricSpec {
+  std::string name;
+  std::string unit;
+  std::string per;
+};
+
 // Everything one sample carries between stages, and what stages add to its results.
 struct SampleContext {
   SampleInfo sample;
@@ -65,9 +74,16 @@ struct SampleContext {
   nlohmann::json details = nlohmann::json::object();  // this stage's structured results (reset per stage)
   std::vector<std::filesystem::path> artifacts;        // files written (images, tables, fields)
 
-  void add(std::string metric, std::string phase, std::string axis, double value, std::string unit) {
-    rows.push_back({std::move(metric), std::move(phase), std::move(axis), value, std::move(unit), current_stage});
-  }
+  // The running stage's declared metrics (set by run_stage): add() refuses any other name.
+  std::optional<std::vector<MetricSpec>> declared_metrics;
+
+  void add(std::string metric, std::string phase, std::string axis, double value, std::string unit);
+  // The path of an output file of this stage in out_dir, recorded in `artifacts`; nothing (and
+  // no record) when the sample has no output folder, so a stage run by a command without --out
+  // writes no file anywhere. Writers that write atomically themselves take this path.
+  std::optional<std::filesystem::path> artifact(const std::string& file_name);
+  // artifact(file_name) written atomically with `bytes`; nothing without an output folder.
+  void write_artifact(const std::string& file_name, const std::string& bytes);
   // Both are also checkpoints of the calling thread's progress hook (progress_point): a stage
   // that reports can be stopped there (Ctrl-C in Python) and its fraction reaches the caller.
   void report(const std::string& text) const {
@@ -92,6 +108,8 @@ class Stage {
   virtual std::string name() const = 0;     // the YAML `stage:` value
   virtual std::string summary() const = 0;  // one line for `voxpress stages`
   virtual std::vector<ParamSpec> params() const = 0;
+  // The metrics its rows carry (ctx.add refuses others); `voxpress stages --json` lists them.
+  virtual std::vector<MetricSpec> metrics() const { return {}; }
   virtual unsigned needs() const = 0;       // DataFlag bits that must be present
   virtual unsigned provides() const { return 0; }
   // Peak working memory beyond the sample's own volumes, in bytes per voxel (scheduler budget).
@@ -100,6 +118,11 @@ class Stage {
   virtual void preflight(const Params&, const PreflightContext&, Diagnostics&) const {}
   virtual void run(const Params& params, SampleContext& ctx) const = 0;
 };
+
+// Runs `stage` on ctx as the runner and the commands do: ctx.current_stage names it, ctx.details
+// starts empty, and ctx.add refuses a metric the stage does not declare (std::logic_error: a bug
+// in the stage, caught by its tests).
+void run_stage(const Stage& stage, const Params& params, SampleContext& ctx);
 
 // Runs once after all samples of a batch (aggregation, report), on the finished run folder.
 class BatchStage {

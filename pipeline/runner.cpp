@@ -186,7 +186,7 @@ class SampleRunner {
     progress_.message(ctx.sample.name, ctx.current_stage, "start");
     crash_if_asked(ctx.sample.name, ctx.current_stage);
     const std::size_t rows_before = ctx.rows.size();
-    sc.stage->run(sc.params, ctx);
+    vp::run_stage(*sc.stage, sc.params, ctx);
     const double s = seconds_since(t0);
     rec.stages.push_back({ctx.current_stage, s, ctx.details});
     progress_.message(ctx.sample.name, ctx.current_stage,

@@ -275,7 +275,9 @@ py::list py_measure(const py::array& labels, const Vec3& spacing, const std::str
     ctx.particles = std::move(ids);
   }
   LongCall(std::move(progress))([&] {
-    measure_sample(ctx, metrics, connectivity);
+    std::map<std::string, std::string> connectivity_params;
+    if (connectivity != 0) connectivity_params["connectivity"] = std::to_string(connectivity);
+    measure_sample(ctx, metrics, connectivity_params);
     return true;
   });
   return rows_to_python(ctx.rows);
@@ -466,10 +468,7 @@ PYBIND11_MODULE(_voxpress, m) {
       .def_readwrite("phase", &SolveRequest::phase)
       .def_readwrite("cond", &SolveRequest::cond)
       .def_readwrite("axis", &SolveRequest::axis)
-      .def_readwrite("tol", &SolveRequest::tol)
-      .def_readwrite("flux_balance", &SolveRequest::flux_balance)
-      .def_readwrite("max_iterations", &SolveRequest::max_iterations)
-      .def_readwrite("periodic", &SolveRequest::periodic)
+      .def_readwrite("params", &SolveRequest::params)
       .def_readwrite("unit", &SolveRequest::unit)
       .def_readwrite("out_dir", &SolveRequest::out_dir)
       .def_readwrite("threads", &SolveRequest::threads);
@@ -478,11 +477,7 @@ PYBIND11_MODULE(_voxpress, m) {
       .def_readwrite("host", &CracksRequest::host)
       .def_readwrite("void_phases", &CracksRequest::void_phases)
       .def_readwrite("use_grey", &CracksRequest::use_grey)
-      .def_readwrite("max_aperture", &CracksRequest::max_aperture)
-      .def_readwrite("min_aspect", &CracksRequest::min_aspect)
-      .def_readwrite("min_voxels", &CracksRequest::min_voxels)
-      .def_readwrite("sheet_threshold", &CracksRequest::sheet_threshold)
-      .def_readwrite("connectivity", &CracksRequest::connectivity)
+      .def_readwrite("params", &CracksRequest::params)
       .def_readwrite("out_dir", &CracksRequest::out_dir);
 
   m.def("read", &vp::py_read);

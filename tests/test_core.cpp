@@ -90,3 +90,31 @@ TEST(Csv, QuotingFollowsRfc4180) {
   EXPECT_EQ(csv_field("two\nlines"), "\"two\nlines\"");
   EXPECT_EQ(csv_field("µm²"), "µm²");
 }
+
+// Integer choices and exclusive bounds are generic checks, not hand-written ones per stage.
+TEST(Params, IntegerChoicesAndExclusiveBounds) {
+  const std::vector<vp::ParamSpec> specs = {
+      vp::integer_choices(vp::param("connectivity", vp::ParamType::integer, "neighbourhood", "", "6"), {6, 18, 26}),
+      vp::above(vp::param("tol", vp::ParamType::number, "tolerance", "", "1e-6"), 0.0)};
+  auto problems = [&](const std::string& yaml) {
+    vp::Diagnostics d("c.yaml");
+    vp::Params(YAML::Load(yaml), specs, "c.yaml", "stages[0]").check(d);
+    return d.format();
+  };
+  EXPECT_EQ(problems("{connectivity: 18, tol: 1e-9}"), "");
+  EXPECT_NE(problems("{connectivity: 19}").find("stages[0].connectivity: found 19; expected 6, 18 or 26"),
+            std::string::npos);
+  EXPECT_NE(problems("{tol: 0}").find("stages[0].tol: value 0 is not above 0"), std::string::npos);
+  EXPECT_NE(problems("{tol: -1}").find("stages[0].tol: value -1 is not above 0"), std::string::npos);
+}
+
+// Defaults taken from Options structs read as the hand-written YAML did.
+TEST(Params, NumberDefaultsReadBack) {
+  EXPECT_EQ(vp::number_default(1e-6), "1e-6");
+  EXPECT_EQ(vp::number_default(1e-4), "1e-4");
+  EXPECT_EQ(vp::number_default(1e20), "1e20");
+  EXPECT_EQ(vp::number_default(0.5), "0.5");
+  EXPECT_EQ(vp::number_default(1000), "1000");
+  EXPECT_EQ(vp::number_list_default({1, 2, 3}), "[1, 2, 3]");
+  for (double v : {1e-6, 2.5e-300, 0.1, 123456.789}) EXPECT_EQ(YAML::Load(vp::number_default(v)).as<double>(), v);
+}

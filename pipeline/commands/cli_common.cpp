@@ -182,6 +182,37 @@ Params stage_params(const Stage& stage, const std::map<std::string, std::string>
   return params;
 }
 
+std::string flag_of(const std::string& param) {
+  std::string flag = "--" + param;
+  std::replace(flag.begin(), flag.end(), '_', '-');
+  return flag;
+}
+
+void add_stage_flags(CLI::App& app, const Stage& stage, const std::vector<std::string>& names,
+                     std::map<std::string, std::string>& values) {
+  const std::vector<ParamSpec> specs = stage.params();
+  for (const std::string& name : names) {
+    const auto spec = std::find_if(specs.begin(), specs.end(), [&](const ParamSpec& s) { return s.name == name; });
+    if (spec == specs.end()) throw std::logic_error("stage '" + stage.name() + "' declares no parameter '" + name + "'");
+    std::string help = spec->help;
+    if (!spec->unit.empty()) help += ", " + spec->unit;
+    if (spec->type == ParamType::integer && !spec->choices.empty()) {
+      help += " (";
+      for (std::size_t i = 0; i < spec->choices.size(); ++i)
+        help += (i == 0 ? "" : i + 1 == spec->choices.size() ? " or " : ", ") + spec->choices[i];
+      help += ")";
+    }
+    const bool bare = spec->type == ParamType::boolean && spec->default_yaml == "false";
+    if (!bare && !spec->default_yaml.empty()) help += " (default " + spec->default_yaml + ")";
+    if (bare)
+      app.add_flag_callback(flag_of(name), [&values, name] { values[name] = "true"; }, help);
+    else
+      app.add_option_function<std::string>(flag_of(name), [&values, name](const std::string& v) { values[name] = v; },
+                                           help)
+          ->type_name(spec->type == ParamType::integer ? "INT" : spec->type == ParamType::number ? "NUMBER" : "TEXT");
+  }
+}
+
 void create_output_folder(const std::string& dir, const std::string& flag) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);

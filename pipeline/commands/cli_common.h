@@ -65,6 +65,15 @@ Volume<std::uint32_t> read_particle_ids(const std::string& path, const Volume<st
 Params stage_params(const Stage& stage, const std::map<std::string, std::string>& values, const std::string& origin,
                     const PreflightContext& preflight);
 
+// Command-line flags generated from a stage's declared parameters, one per name in `names`:
+// --flux-balance for flux_balance, its help, unit and default from the spec; a boolean that
+// defaults to false is a bare flag (--periodic). A flag given puts its text in values[name],
+// which stage_params then checks against the same spec as a config's key (bounds, choices).
+void add_stage_flags(CLI::App& app, const Stage& stage, const std::vector<std::string>& names,
+                     std::map<std::string, std::string>& values);
+// The flag of a stage parameter: "flux_balance" -> "--flux-balance".
+std::string flag_of(const std::string& param);
+
 // --out DIR of a command: created, and checked writable before any work, else an InputError naming
 // the flag and the path (exit 2). output_file_folder does the same for the folder of an output file.
 void create_output_folder(const std::string& dir, const std::string& flag);

@@ -3,6 +3,7 @@
 // arrays) both call these, so they return the same numbers under the same JSON keys.
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -20,10 +21,9 @@ struct SolveRequest {
   std::string phase;              // --phase: names or labels, A-B ranges
   std::string cond;               // --cond: LABEL=VALUE,...
   std::string axis = "z";         // x, y, z or all
-  double tol = 1e-6;
-  double flux_balance = 1e-4;
-  long max_iterations = 1000;
-  bool periodic = false;
+  // Further `transport` stage values by key, as YAML text ({"tol": "1e-8", "periodic": "true"}):
+  // the flags generated from the stage's params(); keys not given take the stage's defaults.
+  std::map<std::string, std::string> params;
   std::string unit = "1";
   std::string out_dir;            // empty: write nothing
   int threads = 0;                // 0: all
@@ -41,14 +41,20 @@ bool solve_converged(const nlohmann::json& solve_json);
 
 // Runs the measurement stages that `metrics` names (a comma list of metric or stage names; empty:
 // all that apply) on ctx.labels (and ctx.particles); the rows are left in ctx.rows.
-void measure_sample(SampleContext& ctx, const std::string& metrics, int connectivity);
+// connectivity_params: the `connectivity` stage's values by key ({"connectivity": "26"}).
+void measure_sample(SampleContext& ctx, const std::string& metrics,
+                    const std::map<std::string, std::string>& connectivity_params = {});
+// The `measure` flags taken from the connectivity stage's params().
+extern const std::vector<std::string> kMeasureConnectivityFlags;
 
 // `voxpress cracks`'s flags (empty strings: the stage's defaults).
 struct CracksRequest {
   std::string host = "electrolyte";  // role or phase names/labels, comma-separated
   std::string void_phases = "pore";
   bool use_grey = true;              // false: --no-grey-sheetness
-  std::string max_aperture, min_aspect, min_voxels, sheet_threshold, connectivity;
+  // Further `cracks` stage values by key, as YAML text ({"min_aspect": "3"}): the flags generated
+  // from the stage's params(); keys not given take the stage's defaults.
+  std::map<std::string, std::string> params;
   std::string out_dir;               // empty: write nothing
 };
 

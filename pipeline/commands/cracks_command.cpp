@@ -19,6 +19,16 @@ namespace vp {
 
 namespace {
 
+// The cracks stage's parameters that `cracks` takes as flags of the same names (--max-aperture, ...).
+const std::vector<std::string> kCracksFlags = {"max_aperture", "min_aspect", "min_voxels", "sheet_threshold",
+                                               "connectivity"};
+
+const Stage& cracks_stage() {
+  const Stage* stage = Registry::global().stage("cracks");
+  if (!stage) throw InputError("the cracks stage is not available in this build");
+  return *stage;
+}
+
 std::string number_or_dash(const nlohmann::json& v, int precision = 6) {
   if (!v.is_number()) return "-";
   std::ostringstream s;
@@ -65,24 +75,17 @@ nlohmann::json cracks_sample(SampleContext& ctx, const CracksRequest& request) {
     std::filesystem::create_directories(request.out_dir);
     ctx.out_dir = request.out_dir;
   }
-  std::map<std::string, std::string> values;
+  std::map<std::string, std::string> values = request.params;
   values["host"] = "[" + request.host + "]";
   values["void"] = "[" + request.void_phases + "]";
   values["pressing_axis"] = "sample";
   if (!request.use_grey) values["use_grey"] = "false";
-  if (!request.max_aperture.empty()) values["max_aperture"] = request.max_aperture;
-  if (!request.min_aspect.empty()) values["min_aspect"] = request.min_aspect;
-  if (!request.min_voxels.empty()) values["min_voxels"] = request.min_voxels;
-  if (!request.sheet_threshold.empty()) values["sheet_threshold"] = request.sheet_threshold;
-  if (!request.connectivity.empty()) values["connectivity"] = request.connectivity;
 
-  const Stage* stage = Registry::global().stage("cracks");
-  if (!stage) throw InputError("the cracks stage is not available in this build");
+  const Stage* stage = &cracks_stage();
   const Params params = stage_params(*stage, values, "cracks command line",
                                      PreflightContext{ctx.labels->phases, kLabels | (ctx.grey ? kGrey : 0u)});
-  ctx.current_stage = "cracks";
   progress_point(0.0);
-  stage->run(params, ctx);
+  run_stage(*stage, params, ctx);
   progress_point(1.0);
   nlohmann::json out = ctx.details;
   out["rows"] = rows_to_json(ctx.rows)["rows"];
@@ -97,7 +100,7 @@ int cracks_main(const std::vector<std::string>& args) {
   add_volume_flags(app, volume);
   std::string host = "electrolyte", void_phases = "pore", grey_path, labels_flag, roles_flag, particles_path, out_dir,
               pressing_axis = "z";
-  std::string max_aperture, min_aspect, min_voxels, sheet_threshold, connectivity;
+  CracksRequest request;
   bool json = false, no_grey = false;
   app.add_option("--host", host, "host phase(s), comma-separated: role names (electrolyte, active) or phase names/labels")
       ->capture_default_str();
@@ -109,11 +112,7 @@ int cracks_main(const std::vector<std::string>& args) {
   app.add_option("--roles", roles_flag, "phase roles: NAME=ROLE,... (e.g. se=electrolyte,am=active)");
   app.add_option("--particles", particles_path, "particle-id volume (same dims) for per-particle crack metrics");
   app.add_option("--pressing-axis", pressing_axis, "x, y or z")->capture_default_str();
-  app.add_option("--max-aperture", max_aperture, "widest opening still a crack, µm (default 4 voxels)");
-  app.add_option("--min-aspect", min_aspect, "least sheet aspect ratio (default 4)");
-  app.add_option("--min-voxels", min_voxels, "smallest crack in voxels (default 20)");
-  app.add_option("--sheet-threshold", sheet_threshold, "sheet response for a crack seed, 0..1 (default 0.5)");
-  app.add_option("--connectivity", connectivity, "6 or 26 for void networks and percolation (default 26)");
+  add_stage_flags(app, cracks_stage(), kCracksFlags, request.params);
   app.add_option("--out", out_dir, "folder for cracks.csv and cracks_xy/xz/yz.png (default: write nothing)");
   app.add_flag("--json", json, "print the results as JSON");
   if (parse_cli(app, args)) return 0;
@@ -139,15 +138,9 @@ int cracks_main(const std::vector<std::string>& args) {
     ctx.grey = std::move(grey);
   }
   if (!particles_path.empty()) ctx.particles = read_particle_ids(particles_path, voxels);
-  CracksRequest request;
   request.host = host;
   request.void_phases = void_phases;
   request.use_grey = !no_grey;
-  request.max_aperture = max_aperture;
-  request.min_aspect = min_aspect;
-  request.min_voxels = min_voxels;
-  request.sheet_threshold = sheet_threshold;
-  request.connectivity = connectivity;
   request.out_dir = out_dir;
   nlohmann::json out;
   try {

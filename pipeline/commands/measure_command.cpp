@@ -19,36 +19,24 @@ namespace vp {
 
 namespace {
 
-// What --metrics accepts: a stage name, or a metric name of the contract (mapped to its stage).
+// The stages `measure` runs, in their default order.
+const std::vector<std::string> kMeasureStages = {"volume_fraction", "volume_fractions_profile", "interfaces",
+                                                 "contact_area",    "connectivity",             "geometric_tortuosity",
+                                                 "local_thickness", "particle_sizes",           "rev"};
+
+// What --metrics accepts: a stage name, a metric its stages declare (mapped to the stage that
+// emits it), or a short alias.
 const std::map<std::string, std::string>& metric_to_stage() {
-  static const std::map<std::string, std::string> m = {
-      {"volume_fraction", "volume_fraction"},
-      {"porosity", "volume_fraction"},
-      {"fractions", "volume_fraction"},
-      {"relative_density", "volume_fractions_profile"},
-      {"profiles", "volume_fractions_profile"},
-      {"volume_fractions_profile", "volume_fractions_profile"},
-      {"interface_area", "interfaces"},
-      {"specific_interface_area", "interfaces"},
-      {"interface_area_facecount", "interfaces"},
-      {"tpb_density", "interfaces"},
-      {"interfaces", "interfaces"},
-      {"contact_area_fraction", "contact_area"},
-      {"contact_area", "contact_area"},
-      {"percolating_fraction", "connectivity"},
-      {"dead_end_fraction", "connectivity"},
-      {"isolated_fraction", "connectivity"},
-      {"cluster_count", "connectivity"},
-      {"euler_characteristic", "connectivity"},
-      {"connectivity_density", "connectivity"},
-      {"connectivity", "connectivity"},
-      {"geometric_tortuosity", "geometric_tortuosity"},
-      {"local_thickness_mean", "local_thickness"},
-      {"local_thickness", "local_thickness"},
-      {"particle_count", "particle_sizes"},
-      {"particle_sizes", "particle_sizes"},
-      {"rev", "rev"},
-  };
+  static const std::map<std::string, std::string> m = [] {
+    std::map<std::string, std::string> out = {{"fractions", "volume_fraction"}, {"profiles", "volume_fractions_profile"}};
+    for (const std::string& name : kMeasureStages) {
+      const Stage* stage = Registry::global().stage(name);
+      if (!stage) continue;
+      out.emplace(name, name);
+      for (const MetricSpec& metric : stage->metrics()) out.emplace(metric.name, name);
+    }
+    return out;
+  }();
   return m;
 }
 
@@ -82,7 +70,10 @@ std::vector<std::string> stages_for(const std::string& metrics, const PhaseTable
 
 }  // namespace
 
-void measure_sample(SampleContext& ctx, const std::string& metrics, int connectivity) {
+const std::vector<std::string> kMeasureConnectivityFlags = {"connectivity"};
+
+void measure_sample(SampleContext& ctx, const std::string& metrics,
+                    const std::map<std::string, std::string>& connectivity_params) {
   const Registry& reg = Registry::global();
   const std::vector<std::string> stages = stages_for(metrics, ctx.labels->phases, ctx.particles.has_value());
   for (std::size_t i = 0; i < stages.size(); ++i) {
@@ -92,13 +83,11 @@ void measure_sample(SampleContext& ctx, const std::string& metrics, int connecti
     progress_point(0.0);
     const Stage* stage = reg.stage(name);
     if (!stage) throw InputError("--metrics: stage '" + name + "' is not available in this build");
-    std::map<std::string, std::string> values;
-    if (connectivity != 0 && name == "connectivity") values["connectivity"] = std::to_string(connectivity);
+    const std::map<std::string, std::string> values =
+        name == "connectivity" ? connectivity_params : std::map<std::string, std::string>{};
     const Params params = stage_params(*stage, values, "measure command line",
                                        PreflightContext{ctx.labels->phases, kLabels | (ctx.particles ? kParticles : 0u)});
-    ctx.current_stage = name;
-    ctx.details = nlohmann::json::object();
-    stage->run(params, ctx);
+    run_stage(*stage, params, ctx);
   }
   progress_point(1.0);
 }
@@ -110,13 +99,14 @@ int measure_main(const std::vector<std::string>& args) {
   VolumeArgs volume;
   add_volume_flags(app, volume);
   std::string metrics, labels_flag, roles_flag, particles_path;
-  int connectivity = 0;
+  std::map<std::string, std::string> connectivity_params;
   bool json = false;
   app.add_option("--metrics", metrics, "comma-separated metric or stage names (default: all that apply)");
   app.add_option("--labels", labels_flag, "phase names: NAME=VALUE,... (e.g. pore=0,se=1,am=2)");
   app.add_option("--roles", roles_flag, "phase roles: NAME=ROLE,... (e.g. se=electrolyte,am=active)");
   app.add_option("--particles", particles_path, "particle-id volume (uint32, same dims) for per-particle metrics");
-  app.add_option("--connectivity", connectivity, "6, 18 or 26 for the connectivity metrics (default 6)");
+  const Stage* connectivity_stage = Registry::global().stage("connectivity");
+  if (connectivity_stage) add_stage_flags(app, *connectivity_stage, kMeasureConnectivityFlags, connectivity_params);
   app.add_flag("--json", json, "print {\"rows\": [...]}");
   if (parse_cli(app, args)) return 0;
 
@@ -125,7 +115,7 @@ int measure_main(const std::vector<std::string>& args) {
   if (!particles_path.empty()) ctx.particles = read_particle_ids(particles_path, *ctx.labels);
 
   try {
-    measure_sample(ctx, metrics, connectivity);
+    measure_sample(ctx, metrics, connectivity_params);
   } catch (const InputError& e) {
     throw with_roles_hint(e, ctx.labels->phases, !labels_flag.empty());
   }

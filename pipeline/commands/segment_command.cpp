@@ -25,14 +25,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-void write_bytes(const fs::path& path, const std::vector<unsigned char>& bytes) {
-  write_atomically(path, [&](const fs::path& tmp) {
-    std::ofstream f(tmp, std::ios::binary);
-    f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-    if (!f) throw InputError(path.string() + ": cannot write");
-  });
-}
-
 }  // namespace
 
 nlohmann::json segmentation_summary(const Volume<float>& grey, const SegmentResult& r) {
@@ -300,7 +292,7 @@ int segment_main(const std::vector<std::string>& args) {
   }
   if (!qc_dir.empty()) {
     fs::create_directories(qc_dir);
-    write_bytes(fs::path(qc_dir) / "histogram.png",
+    write_bytes_atomically(fs::path(qc_dir) / "histogram.png",
                 histogram_png(r.histogram, r.thresholds, r.mixture ? &*r.mixture : nullptr, to_string(so.method)));
     for (Plane p : {Plane::xy, Plane::xz, Plane::yz})
       write_label_overlay_png(&grey, labels, p, -1, (fs::path(qc_dir) / ("labels_" + to_string(p) + ".png")).string());

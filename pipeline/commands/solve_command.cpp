@@ -48,6 +48,15 @@ std::string yaml_list(const std::vector<std::string>& items) {
   return s + "]";
 }
 
+// The transport stage's parameters that `solve` takes as flags of the same names (--tol, ...).
+const std::vector<std::string> kSolveFlags = {"tol", "flux_balance", "max_iterations", "periodic"};
+
+const Stage& transport_stage() {
+  const Stage* stage = Registry::global().stage("transport");
+  if (!stage) throw InputError("the transport stage is not registered in this build");
+  return *stage;
+}
+
 void print_table(const nlohmann::json& axes, const std::string& phase, const std::string& unit) {
   std::cout << "conducting phase(s): " << phase << "   sigma_eff unit: " << unit << "\n";
   std::cout << std::left << std::setw(5) << "axis" << std::setw(17) << "status" << std::right << std::setw(13)
@@ -85,7 +94,7 @@ nlohmann::json solve_sample(SampleContext& ctx, const SolveRequest& request) {
 
   const std::vector<int> present = request.labels_present.empty() ? labels_present(*ctx.labels) : request.labels_present;
 
-  std::map<std::string, std::string> values;
+  std::map<std::string, std::string> values = request.params;
   if (!request.phase.empty()) values["phase"] = yaml_list(expand_ranges(split_list(request.phase), present, "--phase"));
   if (!request.cond.empty()) {
     std::string map = "{";
@@ -102,16 +111,11 @@ nlohmann::json solve_sample(SampleContext& ctx, const SolveRequest& request) {
     values["conductivities"] = map + "}";
   }
   values["axes"] = request.axis == "all" ? "[x, y, z]" : "[" + request.axis + "]";
-  values["tol"] = format_number(request.tol);
-  values["flux_balance"] = format_number(request.flux_balance);
-  values["max_iterations"] = std::to_string(request.max_iterations);
-  values["periodic"] = request.periodic ? "true" : "false";
   values["conductivity_unit"] = nlohmann::json(request.unit).dump();
   values["write_fields"] = request.out_dir.empty() || request.engine == "petsc" ? "false" : "true";
   values["engine"] = request.engine;
 
-  const Stage* stage = Registry::global().stage("transport");
-  if (!stage) throw InputError("the transport stage is not registered in this build");
+  const Stage* stage = &transport_stage();
   const Params params = stage_params(*stage, values, "solve command line", PreflightContext{ctx.labels->phases, kLabels});
 
   ctx.threads = threads > 0 ? threads : tbb::this_task_arena::max_concurrency();
@@ -119,8 +123,7 @@ nlohmann::json solve_sample(SampleContext& ctx, const SolveRequest& request) {
     std::filesystem::create_directories(request.out_dir);
     ctx.out_dir = request.out_dir;
   }
-  ctx.current_stage = "transport";
-  stage->run(params, ctx);
+  run_stage(*stage, params, ctx);
 
   nlohmann::json out = {
       {"phase", ctx.details["phase"]},
@@ -151,18 +154,14 @@ int solve_main(const std::vector<std::string>& args) {
   VolumeArgs volume;
   add_volume_flags(app, volume);
   std::string phase_flag, cond_flag, axis = "z", labels_flag, roles_flag, out_dir, unit = "1";
-  double tol = 1e-6, balance = 1e-4;
-  long max_iterations = 1000;
-  bool periodic = false, json = false;
+  bool json = false;
   int threads = 0;
   std::string engine = "native";
+  SolveRequest request;
   app.add_option("--phase", phase_flag, "conducting phase(s), conductivity 1: names or labels, A-B ranges (0-89)");
   app.add_option("--cond", cond_flag, "conductivities: LABEL=VALUE,... (names or labels; others 0)");
   app.add_option("--axis", axis, "x, y, z or all")->check(CLI::IsMember({"x", "y", "z", "all"}))->capture_default_str();
-  app.add_option("--tol", tol, "relative residual to reach")->capture_default_str();
-  app.add_option("--flux-balance", balance, "|I_in - I_out| / |I_in| to reach")->capture_default_str();
-  app.add_option("--max-iterations", max_iterations, "CG iterations at most")->capture_default_str();
-  app.add_flag("--periodic", periodic, "side faces wrap around");
+  add_stage_flags(app, transport_stage(), kSolveFlags, request.params);
   app.add_option("--unit", unit, "unit of the conductivities (e.g. mS/cm; 1 = normalised)")->capture_default_str();
   app.add_option("--labels", labels_flag, "phase names: NAME=VALUE,... (e.g. pore=0,se=1,am=2)");
   app.add_option("--roles", roles_flag, "phase roles: NAME=ROLE,...");
@@ -177,14 +176,9 @@ int solve_main(const std::vector<std::string>& args) {
   if (phase_flag.empty() && cond_flag.empty())
     throw InputError("name the conducting phase(s): --phase LABEL[,LABEL...] or --cond LABEL=VALUE,...");
 
-  SolveRequest request;
   request.phase = phase_flag;
   request.cond = cond_flag;
   request.axis = axis;
-  request.tol = tol;
-  request.flux_balance = balance;
-  request.max_iterations = max_iterations;
-  request.periodic = periodic;
   request.unit = unit;
   request.out_dir = out_dir;
   request.threads = threads;
@@ -253,7 +247,8 @@ int solve_main(const std::vector<std::string>& args) {
     for (const auto& f : ctx.artifacts) std::cout << "wrote " << f.string() << "\n";
   }
   if (!converged) {
-    std::cerr << "voxpress solve: not converged within --max-iterations " << max_iterations << "\n";
+    std::cerr << "voxpress solve: not converged within --max-iterations " << result["settings"]["max_iterations"]
+              << "\n";
     return 3;
   }
   return 0;

@@ -17,11 +17,24 @@ nlohmann::json params_json(const std::vector<ParamSpec>& specs) {
     nlohmann::json p = {{"name", s.name}, {"type", to_string(s.type)}, {"unit", s.unit},
                         {"default", s.default_yaml.empty() ? nlohmann::json(nullptr) : nlohmann::json(s.default_yaml)},
                         {"required", s.required}, {"help", s.help}};
-    if (!s.choices.empty()) p["choices"] = s.choices;
+    if (!s.choices.empty() && s.type == ParamType::integer) {
+      p["choices"] = nlohmann::json::array();
+      for (const auto& c : s.choices) p["choices"].push_back(std::stoll(c));
+    } else if (!s.choices.empty()) {
+      p["choices"] = s.choices;
+    }
     if (s.min) p["min"] = *s.min;
     if (s.max) p["max"] = *s.max;
+    if (s.min_exclusive) p["min_exclusive"] = true;
+    if (s.max_exclusive) p["max_exclusive"] = true;
     out.push_back(p);
   }
+  return out;
+}
+
+nlohmann::json metrics_json(const std::vector<MetricSpec>& specs) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& m : specs) out.push_back({{"name", m.name}, {"unit", m.unit}, {"per", m.per}});
   return out;
 }
 
@@ -41,8 +54,8 @@ void print_params(const std::vector<ParamSpec>& specs) {
       for (const auto& c : s.choices) std::cout << " " << c;
     }
     if (s.min || s.max) {
-      std::cout << " range [" << (s.min ? format_number(*s.min) : "-inf") << ", "
-                << (s.max ? format_number(*s.max) : "inf") << "]";
+      std::cout << " range " << (s.min_exclusive ? "(" : "[") << (s.min ? format_number(*s.min) : "-inf") << ", "
+                << (s.max ? format_number(*s.max) : "inf") << (s.max_exclusive ? ")" : "]");
     }
     std::cout << "\n        " << s.help << "\n";
   }
@@ -64,7 +77,8 @@ int stages_main(const std::vector<std::string>& args) {
     if (!only.empty() && s->name() != only) continue;
     stages.push_back({{"name", s->name()}, {"summary", s->summary()}, {"needs", describe_data(s->needs())},
                       {"provides", s->provides() ? describe_data(s->provides()) : ""},
-                      {"bytes_per_voxel", s->bytes_per_voxel()}, {"params", params_json(s->params())}});
+                      {"bytes_per_voxel", s->bytes_per_voxel()}, {"params", params_json(s->params())},
+                      {"metrics", metrics_json(s->metrics())}});
   }
   for (const auto& s : reg.batch_stages()) {
     if (!only.empty() && s->name() != only) continue;

@@ -109,30 +109,58 @@ class CracksStage : public Stage {
               "", "[electrolyte]"),
         param("void", ParamType::string_list, "void phase(s) cracks consist of: role names or phase names/labels", "",
               "[pore]"),
-        bounded(param("max_aperture", ParamType::number, "widest opening still a crack (0 = 4 voxels)", "µm", "0"), 0.0),
-        bounded(param("closing_radius", ParamType::number,
-                      "radius of the host closing that defines 'inside the host' (0 = max_aperture/2 + 1 voxel)", "µm", "0"),
+        bounded(param("max_aperture", ParamType::number, "widest opening still a crack (0 = 4 voxels)", "µm",
+                      number_default(CrackDetectionOptions{}.max_aperture_um)),
                 0.0),
-        bounded(param("min_aspect", ParamType::number, "least sheet aspect (middle / smallest principal extent)", "", "4"),
+        bounded(param("closing_radius", ParamType::number,
+                      "radius of the host closing that defines 'inside the host' (0 = max_aperture/2 + 1 voxel)", "µm",
+                      number_default(CrackDetectionOptions{}.closing_radius_um)),
+                0.0),
+        bounded(param("min_aspect", ParamType::number, "least sheet aspect (middle / smallest principal extent)", "",
+                      number_default(CrackDetectionOptions{}.min_aspect)),
                 1.0),
-        bounded(param("min_voxels", ParamType::integer, "smallest crack in voxels", "", "20"), 1.0),
+        bounded(param("min_voxels", ParamType::integer, "smallest crack in voxels", "",
+                      std::to_string(CrackDetectionOptions{}.min_voxels)),
+                1.0),
         param("use_grey", ParamType::boolean, "add the Hessian dark-sheet response of the grey image when present", "",
               "true"),
         bounded(param("sheet_threshold", ParamType::number, "sheet response for a crack seed (hysteresis: half of it to grow)",
-                      "", "0.5"),
+                      "", number_default(CrackDetectionOptions{}.sheet_threshold)),
                 0.0, 1.0),
         bounded(param("sheet_scales", ParamType::number_list, "Hessian scales σ in voxels of the finest spacing", "voxel",
-                      "[1, 2, 3]"),
+                      number_list_default(SheetnessOptions{}.scales_vox)),
                 0.1),
         bounded(param("sheet_contrast", ParamType::number, "host minus void grey level (0 = medians from the labels)",
-                      "grey", "0"),
+                      "grey", number_default(SheetnessOptions{}.contrast)),
                 0.0),
-        bounded(param("connectivity", ParamType::integer, "void networks and short-circuit paths: 6 or 26", "", "26"), 6,
-                26),
+        integer_choices(bounded(param("connectivity", ParamType::integer, "void networks and short-circuit paths: 6 or 26",
+                                      "", std::to_string(CrackMeasureOptions{}.connectivity)),
+                                6, 26),
+                        {6, 26}),
         choices(param("pressing_axis", ParamType::string, "x, y, z, or sample (the sample's pressing axis)", "", "sample"),
                 {"x", "y", "z", "sample"}),
-        param("skeleton", ParamType::boolean, "skeletonise the cracks for their length and graph", "", "true"),
+        param("skeleton", ParamType::boolean, "skeletonise the cracks for their length and graph", "",
+              bool_default(CrackMeasureOptions{}.skeleton)),
         param("slices", ParamType::boolean, "write cracks_xy/xz/yz.png", "", "true"),
+    };
+  }
+  std::vector<MetricSpec> metrics() const override {
+    return {
+        {"crack_count", "1", "phase"},
+        {"crack_volume_fraction", "1", "phase"},
+        {"crack_surface_density", "µm^-1", "phase"},
+        {"crack_area", "µm²", "phase"},
+        {"crack_volume", "µm³", "phase"},
+        {"crack_total_length", "µm", "phase"},
+        {"aperture_mean", "µm", "phase"},
+        {"aperture_max", "µm", "phase"},
+        {"crack_orientation_mean", "deg", "phase, axis"},
+        {"crack_network_count", "1", "phase"},
+        {"largest_network_fraction", "1", "phase"},
+        {"cracked_particle_fraction", "1", "phase"},
+        {"cracks_per_particle", "1", "phase"},
+        {"percolates", "1", "axis"},
+        {"bottleneck_diameter", "µm", "axis"},
     };
   }
   unsigned needs() const override { return kLabels; }
@@ -140,8 +168,6 @@ class CracksStage : public Stage {
   double bytes_per_voxel() const override { return 48.0; }  // Hessian (24 B) + smoothed grey + masks
 
   void preflight(const Params& p, const PreflightContext& pf, Diagnostics& d) const override {
-    const long long c = p.integer("connectivity");
-    if (c != 6 && c != 26) d.error(p.key_path("connectivity"), "expected 6 or 26, found " + std::to_string(c));
     if (pf.phases.empty()) return;
     for (const char* key : {"host", "void"}) {
       try {
@@ -280,17 +306,14 @@ class CracksStage : public Stage {
 
   static void write_outputs(const Params& p, SampleContext& ctx, const CrackMeasurements& m, const CrackDetection& det,
                             const std::string& host, const Volume<float>* grey) {
-    if (ctx.out_dir.empty()) return;  // the cracks command without --out writes nothing
-    const fs::path table = ctx.out_dir / "cracks.csv";
-    write_text_atomically(table, crack_table_csv(m, host));
-    ctx.artifacts.push_back(table);
+    ctx.write_artifact("cracks.csv", crack_table_csv(m, host));
     if (!p.boolean("slices")) return;
     for (Plane plane : {Plane::xy, Plane::xz, Plane::yz}) {
-      const fs::path png = ctx.out_dir / ("cracks_" + to_string(plane) + ".png");
+      const auto png = ctx.artifact("cracks_" + to_string(plane) + ".png");
+      if (!png) return;  // the cracks command without --out writes nothing
       // Without grey, the phase labels (as grey levels) show where the cracks sit.
-      if (grey) write_label_overlay_png(grey, det.ids, plane, -1, png.string());
-      else write_label_overlay_png(static_cast<const Volume<std::uint8_t>*>(&*ctx.labels), det.ids, plane, -1, png.string());
-      ctx.artifacts.push_back(png);
+      if (grey) write_label_overlay_png(grey, det.ids, plane, -1, png->string());
+      else write_label_overlay_png(static_cast<const Volume<std::uint8_t>*>(&*ctx.labels), det.ids, plane, -1, png->string());
     }
   }
 };

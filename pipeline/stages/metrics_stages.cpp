@@ -38,13 +38,9 @@ ParamSpec axes_param() {
   return choices(param("axes", ParamType::string_list, "axes to measure along", "", "[x, y, z]"), {"x", "y", "z"});
 }
 ParamSpec connectivity_param(const std::string& def) {
-  return param("connectivity", ParamType::integer, "voxel neighbourhood: 6 (faces), 18 (+ edges), 26 (+ corners)", "", def);
-}
-
-void check_connectivity(const Params& p, Diagnostics& d) {
-  const long long c = p.integer("connectivity");
-  if (c != 6 && c != 18 && c != 26)
-    d.error(p.node("connectivity"), p.key_path("connectivity"), "found " + std::to_string(c) + "; expected 6, 18 or 26");
+  return integer_choices(
+      param("connectivity", ParamType::integer, "voxel neighbourhood: 6 (faces), 18 (+ edges), 26 (+ corners)", "", def),
+      {6, 18, 26});
 }
 
 void check_phases(const Params& p, const PreflightContext& pf, Diagnostics& d) {
@@ -111,17 +107,7 @@ nlohmann::json to_json(const Distribution& d) {
 
 // Mid-z slice of a scalar map for the report gallery: <what>_xy.png (viridis).
 void write_map_png(SampleContext& ctx, const std::string& what, const Volume<float>& map) {
-  if (ctx.out_dir.empty()) return;
-  const fs::path path = ctx.out_dir / (what + "_xy.png");
-  write_field_png(map, Plane::xy, -1, path.string());
-  ctx.artifacts.push_back(path);
-}
-
-void write_artifact(SampleContext& ctx, const std::string& file, const std::string& text) {
-  if (ctx.out_dir.empty()) return;  // the measure command writes no files
-  const fs::path path = ctx.out_dir / file;
-  write_text_atomically(path, text);
-  ctx.artifacts.push_back(path);
+  if (const auto path = ctx.artifact(what + "_xy.png")) write_field_png(map, Plane::xy, -1, path->string());
 }
 
 // ---------------------------------------------------------------- fractions
@@ -133,6 +119,14 @@ class FractionProfileStage : public Stage {
     return "volume-fraction profiles along x, y, z (pressing axis first in importance), relative density";
   }
   std::vector<ParamSpec> params() const override { return {}; }
+  std::vector<MetricSpec> metrics() const override {
+    return {
+        {"relative_density", "1", "sample"},
+        {"volume_fraction_profile_min", "1", "phase, axis"},
+        {"volume_fraction_profile_max", "1", "phase, axis"},
+        {"volume_fraction_profile_std", "1", "phase, axis"},
+    };
+  }
   unsigned needs() const override { return kLabels; }
   double bytes_per_voxel() const override { return 0.0; }
 
@@ -157,7 +151,7 @@ class FractionProfileStage : public Stage {
                    {"porosity", phi},
                    {"profiles", profiles},
                    {"table", "fraction_profiles.csv"}};
-    write_artifact(ctx, "fraction_profiles.csv", csv.str());
+    ctx.write_artifact("fraction_profiles.csv", csv.str());
   }
 };
 
@@ -172,6 +166,19 @@ class InterfacesStage : public Stage {
   }
   std::vector<ParamSpec> params() const override {
     return {param("facecount", ParamType::boolean, "also report the face-count areas (interface_area_facecount)", "", "true")};
+  }
+  std::vector<MetricSpec> metrics() const override {
+    return {
+        {"interface_area", "µm²", "pair"},
+        {"specific_interface_area", "µm^-1", "pair"},
+        {"interface_area_facecount", "µm²", "pair"},
+        {"specific_interface_area_facecount", "µm^-1", "pair"},
+        {"specific_surface_area", "µm^-1", "phase"},
+        {"specific_surface_area_facecount", "µm^-1", "phase"},
+        {"tpb_density", "µm^-2", "triple"},
+        {"tpb_length", "µm", "triple"},
+        {"tpb_edge_fraction", "1", "triple"},
+    };
   }
   unsigned needs() const override { return kLabels; }
   double bytes_per_voxel() const override { return 0.0; }
@@ -221,6 +228,18 @@ class ContactAreaStage : public Stage {
   std::vector<ParamSpec> params() const override {
     return {param("exclude_border", ParamType::boolean,
                   "leave particles cut by the image faces out of the per-particle distribution", "", "true")};
+  }
+  std::vector<MetricSpec> metrics() const override {
+    return {
+        {"contact_area_fraction", "1", "pair"},
+        {"am_surface_area", "µm²", "pair"},
+        {"am_se_contact_area", "µm²", "pair"},
+        {"contact_area_fraction_particle_mean", "1", "pair"},
+        {"contact_area_fraction_particle_median", "1", "pair"},
+        {"contact_area_fraction_particle_p10", "1", "pair"},
+        {"contact_area_fraction_particle_p90", "1", "pair"},
+        {"contact_area_particles", "1", "pair"},
+    };
   }
   unsigned needs() const override { return kLabels; }
   double bytes_per_voxel() const override { return 0.0; }
@@ -272,10 +291,19 @@ class ConnectivityStage : public Stage {
   std::vector<ParamSpec> params() const override {
     return {phases_param("phases to analyse"), axes_param(), connectivity_param("6")};
   }
+  std::vector<MetricSpec> metrics() const override {
+    return {
+        {"cluster_count", "1", "phase"},
+        {"euler_characteristic", "1", "phase"},
+        {"connectivity_density", "µm^-3", "phase"},
+        {"percolating_fraction", "1", "phase, axis"},
+        {"dead_end_fraction", "1", "phase, axis"},
+        {"isolated_fraction", "1", "phase, axis"},
+    };
+  }
   unsigned needs() const override { return kLabels; }
   double bytes_per_voxel() const override { return 10.0; }
   void preflight(const Params& p, const PreflightContext& pf, Diagnostics& d) const override {
-    check_connectivity(p, d);
     check_phases(p, pf, d);
   }
 
@@ -320,10 +348,16 @@ class GeometricTortuosityStage : public Stage {
     return {phases_param("phases to analyse"), axes_param(), connectivity_param("26"),
             param("map", ParamType::boolean, "compute the per-voxel (d_in + d_out)/L map (details: its mean)", "", "false")};
   }
+  std::vector<MetricSpec> metrics() const override {
+    return {
+        {"geometric_tortuosity", "1", "phase, axis"},
+        {"geometric_tortuosity_median", "1", "phase, axis"},
+        {"geometric_tortuosity_p90", "1", "phase, axis"},
+    };
+  }
   unsigned needs() const override { return kLabels; }
   double bytes_per_voxel() const override { return 16.0; }
   void preflight(const Params& p, const PreflightContext& pf, Diagnostics& d) const override {
-    check_connectivity(p, d);
     check_phases(p, pf, d);
   }
 
@@ -378,6 +412,15 @@ class LocalThicknessStage : public Stage {
     return {phases_param("phases to analyse"),
             param("outside_is_background", ParamType::boolean, "the image faces bound the phase", "", "false")};
   }
+  std::vector<MetricSpec> metrics() const override {
+    return {
+        {"local_thickness_mean", "µm", "phase"},
+        {"local_thickness_median", "µm", "phase"},
+        {"local_thickness_p10", "µm", "phase"},
+        {"local_thickness_p90", "µm", "phase"},
+        {"local_thickness_max", "µm", "phase"},
+    };
+  }
   unsigned needs() const override { return kLabels; }
   double bytes_per_voxel() const override { return 7.0; }  // measured peak 5.2–6.5 (bench_pipeline)
   void preflight(const Params& p, const PreflightContext& pf, Diagnostics& d) const override { check_phases(p, pf, d); }
@@ -410,6 +453,16 @@ class ParticleSizesStage : public Stage {
     return "particle size distribution (equivalent-sphere diameter) per phase; border-touching particles counted apart";
   }
   std::vector<ParamSpec> params() const override { return {}; }
+  std::vector<MetricSpec> metrics() const override {
+    return {
+        {"particle_count", "1", "phase"},
+        {"particle_count_border", "1", "phase"},
+        {"particle_diameter_mean", "µm", "phase"},
+        {"particle_diameter_median", "µm", "phase"},
+        {"particle_diameter_p10", "µm", "phase"},
+        {"particle_diameter_p90", "µm", "phase"},
+    };
+  }
   unsigned needs() const override { return kLabels | kParticles; }
   double bytes_per_voxel() const override { return 0.0; }
 
@@ -432,7 +485,7 @@ class ParticleSizesStage : public Stage {
                     {"equivalent_diameter_um", to_json(ps.equivalent_diameter_um)}};
     }
     ctx.details = {{"phases", out}, {"table", "particle_sizes.csv"}};
-    write_artifact(ctx, "particle_sizes.csv", csv.str());
+    ctx.write_artifact("particle_sizes.csv", csv.str());
   }
 };
 
@@ -446,6 +499,14 @@ class RevStage : public Stage {
            "<metric>_uncertainty rows";
   }
   std::vector<ParamSpec> params() const override { return {}; }
+  std::vector<MetricSpec> metrics() const override {
+    return {
+        {"volume_fraction_uncertainty", "1", "phase"},
+        {"porosity_uncertainty", "1", "sample"},
+        {"specific_interface_area_uncertainty", "µm^-1", "pair"},
+        {"contact_area_fraction_uncertainty", "1", "sample"},
+    };
+  }
   unsigned needs() const override { return kLabels; }
   double bytes_per_voxel() const override { return 1.0; }
 

@@ -21,6 +21,12 @@ class VolumeFractionStage : public Stage {
     return "volume fraction of every phase in the phase table, and porosity of the pore-role phases";
   }
   std::vector<ParamSpec> params() const override { return {}; }
+  std::vector<MetricSpec> metrics() const override {
+    return {
+        {"volume_fraction", "1", "phase"},
+        {"porosity", "1", "phase"},
+    };
+  }
   unsigned needs() const override { return kLabels; }
   double bytes_per_voxel() const override { return 0.0; }  // counts in place
 

@@ -26,18 +26,6 @@ void bad(Diagnostics& d, const Params& p, const std::string& key, const std::str
   else d.error(p.key_path(key), message);
 }
 
-void record(SampleContext& ctx, const fs::path& p) { ctx.artifacts.push_back(p); }
-
-void write_png_bytes(const fs::path& path, const std::vector<unsigned char>& bytes) {
-  write_atomically(path, [&](const fs::path& tmp) {
-    std::FILE* f = std::fopen(tmp.c_str(), "wb");
-    if (!f) throw std::runtime_error("cannot write " + tmp.string());
-    const bool ok = std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size();
-    std::fclose(f);
-    if (!ok) throw std::runtime_error("short write " + tmp.string());
-  });
-}
-
 // Labels over grey in the three planes: labels_xy.png, labels_xz.png, labels_yz.png.
 template <class L>
 void write_overlays(SampleContext& ctx, const std::string& what, const Volume<L>& labels, bool all_planes) {
@@ -45,9 +33,9 @@ void write_overlays(SampleContext& ctx, const std::string& what, const Volume<L>
       ctx.grey && dims_of(*ctx.grey) == labels.dims() ? std::optional<Volume<float>>(to_float(*ctx.grey)) : std::nullopt;
   for (Plane p : {Plane::xy, Plane::xz, Plane::yz}) {
     if (!all_planes && p != Plane::xy) break;
-    const fs::path path = ctx.out_dir / (what + "_" + to_string(p) + ".png");
-    write_label_overlay_png(grey ? &*grey : static_cast<const Volume<float>*>(nullptr), labels, p, -1, path.string());
-    record(ctx, path);
+    const auto path = ctx.artifact(what + "_" + to_string(p) + ".png");
+    if (!path) return;
+    write_label_overlay_png(grey ? &*grey : static_cast<const Volume<float>*>(nullptr), labels, p, -1, path->string());
   }
 }
 
@@ -184,9 +172,7 @@ class PreprocessStage : public Stage {
       throw InputError("preprocess: crop/bin changes the grey volume to " + to_string(dims_of(*ctx.grey)) +
                        " but the sample's labels are " + to_string(ctx.labels->dims()) +
                        "; run preprocess before segment or crop with the sample's roi");
-    const fs::path path = ctx.out_dir / "grey_xy.png";
-    write_slice_png(*ctx.grey, Plane::xy, -1, path.string());
-    record(ctx, path);
+    if (const auto path = ctx.artifact("grey_xy.png")) write_slice_png(*ctx.grey, Plane::xy, -1, path->string());
   }
 };
 
@@ -206,12 +192,20 @@ class SegmentStage : public Stage {
         bounded(param("classes", ParamType::integer, "number of classes (default: entries of phases, else 2)"), 2, 255),
         param("thresholds", ParamType::number_list, "threshold: ascending cuts; hysteresis: [low, high]", "grey"),
         bounded(param("bins", ParamType::integer, "histogram bins", "", "256"), 2, 65536),
-        param("connectivity", ParamType::integer, "hysteresis connectivity", "", "6"),
+        integer_choices(param("connectivity", ParamType::integer, "hysteresis connectivity", "", "6"), {6, 26}),
         param("model", ParamType::string, "forest: model file saved by voxpress segment --model-out"),
         bounded(param("psf_sigma", ParamType::number, "auto: point-spread-function σ", "voxels", "1.0"), 0.1, 10),
         param("thin_pores", ParamType::boolean, "auto: label darkest-phase films thinner than the PSF", "", "true"),
         param("phases", ParamType::map,
               "class index -> phase name of the config's phase table, e.g. {0: pore, 1: se, 2: am}"),
+    };
+  }
+  std::vector<MetricSpec> metrics() const override {
+    return {
+        {"volume_fraction_pv", "1", "phase"},
+        {"volume_fraction_pv_ci95", "1", "phase"},
+        {"porosity_pv", "1", "phase"},
+        {"porosity_pv_ci95", "1", "phase"},
     };
   }
   unsigned needs() const override { return kGrey; }
@@ -250,8 +244,6 @@ class SegmentStage : public Stage {
       if (!p.has("model")) bad(d, p, "model", "method forest needs a model file");
       else if (!fs::exists(p.string("model"))) bad(d, p, "model", "model file '" + p.string("model") + "' not found");
     }
-    const long long conn = p.integer("connectivity");
-    if (conn != 6 && conn != 26) bad(d, p, "connectivity", "expected 6 or 26");
     try {
       const auto m = class_phases(p);
       for (int k = 0; k < classes(p) && !m.empty(); ++k)
@@ -368,10 +360,9 @@ class SegmentStage : public Stage {
     if (model) ctx.details["model"] = {{"path", p.string("model")}, {"training_accuracy", model->training_accuracy()}};
     if (r.partial_volume) add_partial_volume(r, label_of, table, ctx);
     ctx.labels = LabelVolume(std::move(labels), table);
-    const fs::path hist = ctx.out_dir / "histogram.png";
-    write_png_bytes(hist, histogram_png(r.histogram, r.thresholds, r.mixture ? &*r.mixture : nullptr,
-                                        ctx.sample.name + ": " + to_string(o.method)));
-    record(ctx, hist);
+    if (const auto hist = ctx.artifact("histogram.png"))
+      write_bytes_atomically(*hist, histogram_png(r.histogram, r.thresholds, r.mixture ? &*r.mixture : nullptr,
+                                                  ctx.sample.name + ": " + to_string(o.method)));
     write_overlays(ctx, "labels", static_cast<const Volume<std::uint8_t>&>(*ctx.labels), true);
   }
 };
@@ -391,7 +382,7 @@ class CleanupStage : public Stage {
         param("min_island", ParamType::map, "phase -> minimum island volume, e.g. {pore: 2.0}", "µm³"),
         param("min_island_voxels", ParamType::map, "phase -> minimum island size", "voxels"),
         param("fill_holes", ParamType::string_list, "phases whose enclosed holes are filled"),
-        param("connectivity", ParamType::integer, "island connectivity", "", "26"),
+        integer_choices(param("connectivity", ParamType::integer, "island connectivity", "", "26"), {6, 26}),
     };
   }
   unsigned needs() const override { return kLabels; }
@@ -435,8 +426,6 @@ class CleanupStage : public Stage {
       for (const auto& name : p.strings("fill_holes"))
         if (!pf.phases.empty() && !pf.phases.by_name(name))
           bad(d, p, "fill_holes", "phase '" + name + "' is not in the config's phase table");
-    const long long conn = p.integer("connectivity");
-    if (conn != 6 && conn != 26) bad(d, p, "connectivity", "expected 6 or 26");
   }
 
   void run(const Params& p, SampleContext& ctx) const override {
@@ -475,9 +464,14 @@ class ParticlesStage : public Stage {
   std::vector<ParamSpec> params() const override {
     return {
         param("phase", ParamType::string, "phase to separate", "", "am"),
-        bounded(param("h", ParamType::number, "h-maxima marker height of the distance map", "µm", "1.0"), 0),
+        above(param("h", ParamType::number, "h-maxima marker height of the distance map", "µm", "1.0"), 0),
         bounded(param("min_volume", ParamType::number, "drop particles smaller than this", "µm³", "0"), 0),
-        param("connectivity", ParamType::integer, "6 or 26", "", "26"),
+        integer_choices(param("connectivity", ParamType::integer, "6 or 26", "", "26"), {6, 26}),
+    };
+  }
+  std::vector<MetricSpec> metrics() const override {
+    return {
+        {"particles_separated", "1", "phase"},
     };
   }
   unsigned needs() const override { return kLabels; }
@@ -492,9 +486,6 @@ class ParticlesStage : public Stage {
         bad(d, p, "phase", e.what());
       }
     }
-    if (p.number("h") == 0) bad(d, p, "h", "expected h > 0 µm");  // negatives: the generic bound check
-    const long long conn = p.integer("connectivity");
-    if (conn != 6 && conn != 26) bad(d, p, "connectivity", "expected 6 or 26");
   }
 
   void run(const Params& p, SampleContext& ctx) const override {
@@ -506,9 +497,7 @@ class ParticlesStage : public Stage {
     o.connectivity = static_cast<int>(p.integer("connectivity"));
     Volume<std::uint32_t> ids = separate_particles(labels, static_cast<std::uint8_t>(phase.label), o);
     const std::vector<Particle> table = particle_table(ids);
-    const fs::path csv = ctx.out_dir / "particles.csv";
-    write_text_atomically(csv, particle_table_csv(table));
-    record(ctx, csv);
+    ctx.write_artifact("particles.csv", particle_table_csv(table));
     // Only how many ids were produced: particle_count and the size distribution (border
     // particles excluded) are the particle_sizes stage's metrics.
     ctx.add("particles_separated", phase.name, "", static_cast<double>(table.size()), "1");

@@ -118,23 +118,20 @@ std::string profile_csv(const TransportResult& r) {
 // Fields as float TIFFs, and viridis slice PNGs of the primary axis (non-conducting voxels black).
 void write_fields(const TransportResult& r, bool primary, SampleContext& ctx) {
   const std::string axis = axis_name(r.axis);
-  const fs::path pot = ctx.out_dir / ("potential_" + axis + ".tif");
-  const fs::path cur = ctx.out_dir / ("current_" + axis + ".tif");
-  write_volume(*r.potential, pot.string());
-  write_volume(*r.current_density, cur.string());
-  ctx.artifacts.push_back(pot);
-  ctx.artifacts.push_back(cur);
+  const auto pot = ctx.artifact("potential_" + axis + ".tif");
+  const auto cur = ctx.artifact("current_" + axis + ".tif");
+  if (!pot || !cur) return;
+  write_volume(*r.potential, pot->string());
+  write_volume(*r.current_density, cur->string());
   if (!primary) return;
   Volume<float> shown = *r.potential;
   for (index_t i = 0; i < shown.size(); ++i)
     if ((*r.current_density)[i] == 0 && shown[i] == 0) shown[i] = std::numeric_limits<float>::quiet_NaN();
   for (Plane plane : {Plane::xy, Plane::xz, Plane::yz}) {
-    const fs::path pp = ctx.out_dir / ("potential_" + to_string(plane) + ".png");
-    write_field_png(shown, plane, -1, pp.string(), std::make_pair(0.0, 1.0));
-    ctx.artifacts.push_back(pp);
-    const fs::path cp = ctx.out_dir / ("current_" + to_string(plane) + ".png");
-    write_field_png(*r.current_density, plane, -1, cp.string());
-    ctx.artifacts.push_back(cp);
+    if (const auto pp = ctx.artifact("potential_" + to_string(plane) + ".png"))
+      write_field_png(shown, plane, -1, pp->string(), std::make_pair(0.0, 1.0));
+    if (const auto cp = ctx.artifact("current_" + to_string(plane) + ".png"))
+      write_field_png(*r.current_density, plane, -1, cp->string());
   }
 }
 
@@ -153,18 +150,31 @@ class TransportStage : public Stage {
         param("conductivity_unit", ParamType::string, "unit of the conductivities, e.g. mS/cm (1 = normalised)", "",
               "\"1\""),
         choices(param("axes", ParamType::string_list, "transport directions", "", "[z]"), {"x", "y", "z"}),
-        bounded(param("tol", ParamType::number, "relative residual ‖b − Ax‖/‖b‖ to reach", "", "1e-6"), 0.0),
-        bounded(param("flux_balance", ParamType::number, "inlet/outlet current balance |I_in − I_out|/|I_in| to reach",
-                      "", "1e-4"),
-                0.0),
-        param("periodic", ParamType::boolean, "side faces wrap around (periodic boundary)", "", "false"),
-        bounded(param("max_iterations", ParamType::integer, "conjugate-gradient iterations at most", "", "1000"), 1.0),
+        above(param("tol", ParamType::number, "relative residual ‖b − Ax‖/‖b‖ to reach", "",
+                    number_default(TransportOptions{}.tolerance)),
+              0.0),
+        above(param("flux_balance", ParamType::number, "inlet/outlet current balance |I_in − I_out|/|I_in| to reach",
+                    "", number_default(TransportOptions{}.flux_balance)),
+              0.0),
+        param("periodic", ParamType::boolean, "side faces wrap around (periodic boundary)", "",
+              bool_default(TransportOptions{}.periodic)),
+        bounded(param("max_iterations", ParamType::integer, "conjugate-gradient iterations at most", "",
+                      std::to_string(TransportOptions{}.max_iterations)),
+                1.0),
         param("write_fields", ParamType::boolean,
               "write potential/current-density volumes (float TIFF) and slice PNGs", "", "false"),
         choices(param("engine", ParamType::string,
                       "solver: native (this process's threads) or petsc (PETSc + MPI, CG + BoomerAMG)", "",
                       "native"),
                 {"native", "petsc"}),
+    };
+  }
+  std::vector<MetricSpec> metrics() const override {
+    return {
+        {"sigma_eff", "{conductivity_unit}", "phase, axis"},
+        {"tau", "1", "phase, axis"},
+        {"macmullin", "1", "phase, axis"},
+        {"porosity_percolating", "1", "phase, axis"},
     };
   }
   unsigned needs() const override { return kLabels; }
@@ -175,8 +185,6 @@ class TransportStage : public Stage {
   void preflight(const Params& p, const PreflightContext& pf, Diagnostics& d) const override {
     if (p.strings("phase").empty() && (!p.node("conductivities") || p.node("conductivities").size() == 0))
       d.error(p.key_path("phase"), "name the conducting phase(s): phase: [se] or conductivities: {se: 1, am: 1e-4}");
-    if (!(p.number("tol") > 0)) d.error(p.key_path("tol"), "expected a tolerance > 0");
-    if (!(p.number("flux_balance") > 0)) d.error(p.key_path("flux_balance"), "expected a balance > 0");
     if (p.string("engine") == "petsc") {
 #if VP_MPI
       if (p.boolean("write_fields"))
@@ -258,12 +266,8 @@ class TransportStage : public Stage {
                     r.status.c_str(), r.sigma_eff, unit.c_str(), r.tau, r.iterations, r.seconds);
       ctx.report(line);
       per_axis[a] = result_json(r);
-      if (!ctx.out_dir.empty()) {
-        const fs::path csv = ctx.out_dir / ("transport_profile_" + a + ".csv");
-        write_text_atomically(csv, profile_csv(r));
-        ctx.artifacts.push_back(csv);
-        if (r.potential) write_fields(r, axis == primary, ctx);
-      }
+      ctx.write_artifact("transport_profile_" + a + ".csv", profile_csv(r));
+      if (r.potential) write_fields(r, axis == primary, ctx);
     }
     nlohmann::json conductivities = nlohmann::json::object();
     for (const Phase* ph : cond.phases) conductivities[ph->name] = cond.table[static_cast<std::size_t>(ph->label)];

@@ -304,8 +304,8 @@ def measure(volume, metrics=None, labels=None, roles=None, spacing_um=None, part
     return [dict(sample=sample, series=series, pressure_MPa=pressure, **r) for r in rows]
 
 
-def solve(volume, phase=None, cond=None, axis="z", spacing_um=None, periodic=False, tol=1e-6, flux_balance=1e-4,
-          max_iterations=1000, unit="1", labels=None, roles=None, out=None, threads=0, name=None, progress=None):
+def solve(volume, phase=None, cond=None, axis="z", spacing_um=None, periodic=False, tol=None, flux_balance=None,
+          max_iterations=None, unit="1", labels=None, roles=None, out=None, threads=0, name=None, progress=None):
     """``voxpress solve --json`` on a label array: effective conductivity, tortuosity factor and
     MacMullin number per axis. Returns a dict with the CLI's keys (input, phase, conductivities,
     conductivity_unit, settings, and one object per solved axis: sigma_eff, tau, macmullin,
@@ -314,7 +314,8 @@ def solve(volume, phase=None, cond=None, axis="z", spacing_um=None, periodic=Fal
 
     ``phase``: conducting phase(s), conductivity 1 (name, label, list, or 'A-B' ranges);
     ``cond``: {NAME_OR_LABEL: conductivity} instead. ``axis``: 'x', 'y', 'z' (NumPy axis 0) or
-    'all'. ``labels``/``roles``: phase names and roles as in :func:`measure`. A not-converged
+    'all'. ``tol``, ``flux_balance``, ``max_iterations``: None takes the transport stage's default
+    (``voxpress stages transport``). ``labels``/``roles``: phase names and roles as in :func:`measure`. A not-converged
     axis has status 'not_converged' (the CLI then exits 3)."""
     if phase is None and cond is None:
         raise InputError("solve: name the conducting phase(s): phase=LABEL or [LABEL, ...], or cond={LABEL: VALUE}")
@@ -324,10 +325,11 @@ def solve(volume, phase=None, cond=None, axis="z", spacing_um=None, periodic=Fal
     request.phase = _names(phase)
     request.cond = cond or ""
     request.axis = str(axis)
-    request.tol = float(tol)
-    request.flux_balance = float(flux_balance)
-    request.max_iterations = int(max_iterations)
-    request.periodic = bool(periodic)
+    params = {"periodic": "true" if periodic else "false"}
+    for key, value in (("tol", tol), ("flux_balance", flux_balance), ("max_iterations", max_iterations)):
+        if value is not None:
+            params[key] = repr(int(value)) if key == "max_iterations" else repr(float(value))
+    request.params = params
     request.unit = str(unit)
     request.out_dir = "" if out is None else str(out)
     request.threads = int(threads)
@@ -346,9 +348,9 @@ def cracks(volume, host="electrolyte", void="pore", grey=None, particles=None, p
     request.host = _names(host)
     request.void_phases = _names(void)
     request.use_grey = bool(use_grey)
-    for key, value in (("max_aperture", max_aperture), ("min_aspect", min_aspect), ("min_voxels", min_voxels),
-                       ("sheet_threshold", sheet_threshold), ("connectivity", connectivity)):
-        setattr(request, key, "" if value is None else repr(value))
+    request.params = {key: repr(value) for key, value in
+                      (("max_aperture", max_aperture), ("min_aspect", min_aspect), ("min_voxels", min_voxels),
+                       ("sheet_threshold", sheet_threshold), ("connectivity", connectivity)) if value is not None}
     request.out_dir = "" if out is None else str(out)
     arr = _labels_array(volume, "volume")
     g = None if grey is None else _grey_array(grey)
