@@ -11,6 +11,8 @@
 #include <set>
 #include <sstream>
 #include <string>
+
+#include <unistd.h>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -23,12 +25,21 @@ using vp::testing::run_voxpress;
 
 namespace {
 
+// run_voxpress writes DIR/.stdout.txt: each test process needs its own DIR, or ctest -j runs
+// of these tests read each other's (or an empty) output.
+fs::path own_scratch_dir() {
+  const fs::path d = fs::temp_directory_path() / ("vp_test_cli_contract_" + std::to_string(::getpid()));
+  fs::create_directories(d);
+  return d;
+}
+
+
 // name -> {param -> default text ("" when none)}
 using Declared = std::map<std::string, std::map<std::string, std::string>>;
 
 const Declared& declared() {
   static const Declared d = [] {
-    const auto r = run_voxpress("stages --json", fs::temp_directory_path());
+    const auto r = run_voxpress("stages --json", own_scratch_dir());
     EXPECT_EQ(r.code, 0) << r.err;
     const nlohmann::json j = nlohmann::json::parse(r.out);
     Declared out;
@@ -162,7 +173,7 @@ namespace {
 
 // Every metric name some stage declares (stages --json "metrics").
 std::set<std::string> declared_metrics() {
-  const auto r = run_voxpress("stages --json", fs::temp_directory_path());
+  const auto r = run_voxpress("stages --json", own_scratch_dir());
   const nlohmann::json j = nlohmann::json::parse(r.out);
   std::set<std::string> out;
   for (const auto& s : j["stages"])

@@ -217,6 +217,7 @@ class FailForBad : public Stage {
   std::string summary() const override { return "test"; }
   std::vector<ParamSpec> params() const override { return {}; }
   unsigned needs() const override { return 0; }
+  std::vector<MetricSpec> metrics() const override { return {{"before_failure", "1", ""}}; }
   void run(const Params&, SampleContext& ctx) const override {
     ctx.add("before_failure", "", "", 1, "1");
     if (ctx.sample.name == "bad") throw ComputeError("did not converge");
