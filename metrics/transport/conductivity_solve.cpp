@@ -91,6 +91,12 @@ std::string axis_name(int axis) {
   return std::string(1, "xyz"[axis]);
 }
 
+void set_sample_geometry(TransportResult& out, const Dims& dims, const Vec3& spacing_um, int axis) {
+  const int a = (axis + 1) % 3, b = (axis + 2) % 3;
+  out.length_um = static_cast<double>(dims[axis]) * spacing_um[axis];
+  out.area_um2 = static_cast<double>(dims[a]) * spacing_um[a] * static_cast<double>(dims[b]) * spacing_um[b];
+}
+
 TransportResult solve_transport(const Volume<std::uint8_t>& labels, const ConductivityTable& conductivity,
                                 const TransportOptions& options) {
   check_inputs(labels, conductivity, options);
@@ -104,9 +110,7 @@ TransportResult solve_transport(const Volume<std::uint8_t>& labels, const Conduc
 
   TransportResult out;
   out.axis = ax;
-  out.length_um = static_cast<double>(dims[ax]) * h[ax];
-  out.area_um2 = static_cast<double>(dims[(ax + 1) % 3]) * h[(ax + 1) % 3] * static_cast<double>(dims[(ax + 2) % 3]) *
-                 h[(ax + 2) % 3];
+  set_sample_geometry(out, dims, h, ax);
 
   // Volume fractions, Σ ε_i σ_i and the reference conductivity, over the whole image.
   const auto counts = histogram(labels);

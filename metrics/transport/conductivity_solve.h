@@ -77,6 +77,10 @@ struct TransportResult {
   std::vector<ProfileSlice> profile;
 };
 
+// L (along `axis`) and A (across it) of a sample of `dims` voxels of `spacing_um`, as σ_eff uses
+// them (face-centred boundaries: L = N·h). One definition for every engine.
+void set_sample_geometry(TransportResult& out, const Dims& dims, const Vec3& spacing_um, int axis);
+
 // Throws InputError when the axis is not 0..2, a conductivity is negative or not finite, the
 // volume is empty, or a tolerance is not positive.
 TransportResult solve_transport(const Volume<std::uint8_t>& labels, const ConductivityTable& conductivity,

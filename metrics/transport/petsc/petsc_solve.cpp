@@ -80,9 +80,7 @@ TransportResult solve_transport_petsc(const Volume<std::uint8_t>& slab, const ZS
 
   TransportResult out;
   out.axis = ax;
-  out.length_um = static_cast<double>(g[ax]) * h[ax];
-  out.area_um2 = static_cast<double>(g[(ax + 1) % 3]) * h[(ax + 1) % 3] * static_cast<double>(g[(ax + 2) % 3]) *
-                 h[(ax + 2) % 3];
+  set_sample_geometry(out, g, h, ax);
 
   // Volume fractions over the whole image, in label order as the native solve sums them.
   std::array<std::int64_t, 256> counts{};
