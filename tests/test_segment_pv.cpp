@@ -279,3 +279,37 @@ TEST(PartialVolume, ClippingSpikeIsNotAClass) {
   EXPECT_NEAR(f.mixture.means[1], 180, 2);
   EXPECT_THROW(fit_auto_segmentation(h, 3, 15), InputError);
 }
+
+// The labelling's neighbourhood and edge slope come from the scan's own PSF: on a scan blurred by
+// σ = 1.5 voxels, auto measures σ within 10 % and its porosity_pv is far closer to the truth than
+// with the PSF forced to 1 voxel (a third of each edge's blend read as pure), truth inside the CI.
+TEST(PartialVolume, LabellingUsesTheScansOwnPsf) {
+  phantom::CompositeSpec spec;
+  spec.dims = {64, 64, 64};
+  spec.seed = 1;
+  const phantom::Phantom ph = phantom::generate_composite(spec, 125);
+  phantom::ImagingSpec im;
+  im.seed = 1;
+  im.snr = 8;
+  im.blur_sigma_vox = {1.5, 1.5, 1.5};
+  const Volume<std::uint16_t> g16 = phantom::ct_image(ph, im);
+  Volume<float> grey = g16.like<float>(g16.dims());
+  for (index_t i = 0; i < grey.size(); ++i) grey[i] = g16[i];
+  const double truth = ph.truth.volume_fraction.at("pore");
+
+  SegmentOptions o;
+  o.classes = 3;
+  const SegmentResult r = segment_grey(grey, o);
+  ASSERT_TRUE(r.psf.has_value());
+  for (int a = 0; a < 3; ++a) EXPECT_NEAR(r.psf_sigma_vox[a], 1.5, 0.15) << "axis " << a << ": " << r.psf->status;
+  const double err = r.partial_volume->fraction_pv[0] - truth;
+  EXPECT_LE(std::fabs(err), r.partial_volume->fraction_pv_ci95[0]);
+  EXPECT_GT(r.partial_volume->pairing_ambiguity[0], 0.0);
+
+  o.partial_volume.psf_sigma_vox = {1.0, 1.0, 1.0};
+  const SegmentResult forced = segment_grey(grey, o);
+  EXPECT_FALSE(forced.psf.has_value());
+  const double err_forced = forced.partial_volume->fraction_pv[0] - truth;
+  EXPECT_LT(std::fabs(err), 0.5 * std::fabs(err_forced)) << "estimated PSF " << err << ", forced σ 1: " << err_forced;
+  EXPECT_LT(std::fabs(err), 0.01);
+}

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <array>
+#include <cmath>
 #include <cstdint>
 #include <vector>
 
@@ -21,7 +22,9 @@
 namespace vp {
 
 struct PartialVolumeOptions {
-  std::array<double, 3> psf_sigma_vox{1.0, 1.0, 1.0};  // sets the neighbourhood and the edge slope
+  // Sets the neighbourhood and the edge slope; > 0 per axis (segment_grey estimates it from the
+  // scan where it is 0, the default).
+  std::array<double, 3> psf_sigma_vox{0.0, 0.0, 0.0};
   double smooth_sigma_vox = 1.0;  // Gaussian that decides which phases are near (never the fractions)
   double label_sigma_vox = 0.5;   // Gaussian on the grey the labels are read from (0: raw)
   bool thin_pores = true;         // label darkest-phase valleys thinner than the PSF (films)
@@ -38,7 +41,8 @@ struct PartialVolumeResult {
   std::vector<double> mean_uncertainty;      // their 1σ uncertainty
   std::vector<double> fraction_labels;       // fraction of voxels per label
   std::vector<double> fraction_pv;           // partial-volume fraction per class
-  std::vector<double> fraction_pv_ci95;      // 95 % half-width (end members and noise)
+  std::vector<double> fraction_pv_ci95;      // 95 % half-width (end members, noise and pairing)
+  std::vector<double> pairing_ambiguity;     // per class: how far the pairing of three-phase voxels could move it
   std::vector<std::int64_t> pure_voxels;     // voxels taken as pure, per class
   std::int64_t mixed_voxels = 0;             // voxels unmixed with a pair
   std::int64_t thin_pore_voxels = 0;         // darkest-class labels from valleys (thin_pores)
@@ -63,5 +67,6 @@ struct UnmixingSums {
   std::vector<double> pair_share;              // [(a * classes + b) * classes + m]: Σ s_m fixed shares
 };
 std::vector<double> unmixed_fractions(const UnmixingSums& sums, const std::vector<double>& means);
+
 
 }  // namespace vp

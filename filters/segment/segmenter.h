@@ -2,6 +2,8 @@
 // grey -> class labels by the chosen method, with the diagnostics the quality plot needs.
 #pragma once
 
+#include <cmath>
+
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -11,6 +13,7 @@
 #include "filters/segment/forest.h"
 #include "filters/segment/histogram.h"
 #include "filters/segment/mixture_model.h"
+#include "filters/preprocess/psf.h"
 #include "filters/segment/partial_volume.h"
 
 namespace vp {
@@ -46,6 +49,8 @@ struct SegmentResult {
   std::optional<KMeansFit> kmeans;
   std::optional<AutoSegmentFit> auto_fit;        // auto: the mixture and the evidence per K
   std::optional<PartialVolumeResult> partial_volume;  // auto: fractions (its labels moved out)
+  std::optional<PsfEstimate> psf;                     // auto: the PSF estimated from the scan (absent when given)
+  std::array<double, 3> psf_sigma_vox{NAN, NAN, NAN}; // auto: the PSF σ the partial-volume labelling used
 };
 
 // The pure-phase Gaussians of a partial-volume mixture, for histogram_png.

@@ -56,7 +56,8 @@ nlohmann::json segmentation_summary(const Volume<float>& grey, const SegmentResu
       if (c["mean"].is_number()) levels.push_back(c["mean"].get<double>());
     std::sort(levels.begin(), levels.end());
     try {
-      const PsfEstimate e = estimate_psf(grey, levels);
+      // auto estimated it already for its labelling (segment_grey); other methods measure it here.
+      const PsfEstimate e = r.psf ? *r.psf : estimate_psf(grey, levels);
       summary["psf_sigma_vox"] = {json_number(e.sigma_vox[0]), json_number(e.sigma_vox[1]), json_number(e.sigma_vox[2])};
       summary["psf_sigma_ci95_vox"] = {json_number(e.ci95_vox[0]), json_number(e.ci95_vox[1]), json_number(e.ci95_vox[2])};
       summary["psf_status"] = e.status;
@@ -89,6 +90,7 @@ nlohmann::json segmentation_summary(const Volume<float>& grey, const SegmentResu
                       {"noise_sigma", r.auto_fit->noise_sigma},
                       {"separation_resolving", r.auto_fit->resolving_separations},
                       {"end_member_uncertainty", pv.mean_uncertainty},
+                      {"pairing_ambiguity", pv.pairing_ambiguity},
                       {"pure_voxels", pv.pure_voxels},
                       {"mixed_voxels", pv.mixed_voxels},
                       {"thin_pore_voxels", pv.thin_pore_voxels},
@@ -122,7 +124,7 @@ int segment_main(const std::vector<std::string>& args) {
   app.add_option("--out", out, "output label volume (TIFF, MHA, NRRD, NIfTI, raw by extension)")->required();
   app.add_option("--method", method, std::string(kSegmentMethodChoices) + " (default auto; forest with a model)");
   app.add_option("--classes", classes, "number of classes K (auto and multi-otsu default 3, others 2)");
-  app.add_option("--psf-sigma", psf_sigma, "auto: PSF σ in voxels, S or SX,SY,SZ (default 1)");
+  app.add_option("--psf-sigma", psf_sigma, "auto: PSF σ in voxels, S or SX,SY,SZ (default: estimated from the scan's edges)");
   app.add_flag("--no-thin-pores", no_thin_pores, "auto: do not label darkest-phase films thinner than the PSF");
   app.add_option("--thresholds", thresholds, "threshold: T1,T2,...; hysteresis: LOW,HIGH");
   app.add_option("--bins", bins, "histogram bins")->capture_default_str();

@@ -194,7 +194,7 @@ class SegmentStage : public Stage {
         bounded(param("bins", ParamType::integer, "histogram bins", "", "256"), 2, 65536),
         integer_choices(param("connectivity", ParamType::integer, "hysteresis connectivity", "", "6"), {6, 26}),
         param("model", ParamType::string, "forest: model file saved by voxpress segment --model-out"),
-        bounded(param("psf_sigma", ParamType::number, "auto: point-spread-function σ", "voxels", "1.0"), 0.1, 10),
+        bounded(param("psf_sigma", ParamType::number, "auto: point-spread-function σ (0: estimated from the scan)", "voxels", "0"), 0, 10),
         param("thin_pores", ParamType::boolean, "auto: label darkest-phase films thinner than the PSF", "", "true"),
         param("phases", ParamType::map,
               "class index -> phase name of the config's phase table, e.g. {0: pore, 1: se, 2: am}"),
@@ -291,6 +291,9 @@ class SegmentStage : public Stage {
                                      {"mixed_voxels", pv.mixed_voxels},
                                      {"thin_pore_voxels", pv.thin_pore_voxels},
                                      {"rim_voxels_avoided", pv.rim_voxels_avoided},
+                                     {"pairing_ambiguity", pv.pairing_ambiguity},
+                                     {"psf_sigma_vox", r.psf_sigma_vox},
+                                     {"psf_estimated", r.psf.has_value()},
                                      {"warnings", r.auto_fit->warnings}};
     for (const auto& w : r.auto_fit->warnings) ctx.report("segment: warning: " + w);
   }
