@@ -217,7 +217,8 @@ PartialVolumeResult partial_volume_segmentation(const Volume<float>& grey, const
     }
     // Widest edge (PSF ⊕ smoothing): the shallowest slope a blended edge can have.
     slope_sigma = std::max(slope_sigma, std::sqrt(o.psf_sigma_vox[a] * o.psf_sigma_vox[a] + smooth_var));
-    radius[a] = d[a] == 1 ? 0 : std::max(1, static_cast<int>(std::ceil(2 * o.psf_sigma_vox[a])));
+    // Rounded, not ceiled: a PSF estimate of 1.02 voxels must not jump the reach from 2 to 3.
+    radius[a] = d[a] == 1 ? 0 : std::max(1, static_cast<int>(std::lround(2 * o.psf_sigma_vox[a])));
   }
   const double loo_noise = std::sqrt(std::max(w2 - w0 * w0, 0.0)) / (1 - w0);  // σ(g_loo) / σ(noise)
   auto loo = [&](index_t i) { return (static_cast<double>(gs[i]) - w0 * grey[i]) / (1 - w0); };
