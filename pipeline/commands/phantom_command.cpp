@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <sstream>
 
 #include <tbb/global_control.h>
@@ -74,6 +75,33 @@ std::string series_yaml(const PhantomJob& job, const std::vector<std::pair<std::
   return y.str();
 }
 
+// A DVC pair of one step: the reference scan and the same scan moved by a known displacement,
+// each with its own noise (phantoms/motion.h), and the motion that maps one onto the other.
+void write_motion_pair(const Phantom& ph, const PhantomJob& job, const MotionSpec& m, const fs::path& dir,
+                       const std::string& name, const std::string& ext, const WriteOptions& wo) {
+  if (job.fib_sem) throw InputError("--motion: DVC pairs are written for CT phantoms only (drop --fib-sem)");
+  if (job.imaging.noise == NoiseModel::poisson)
+    throw InputError("--motion: the pairs need gaussian or no noise (give --noise gaussian with --realistic)");
+  const MotionPair pair = motion_pair(ph, job.imaging, m);
+  write_volume(pair.reference, (dir / (name + "_ref" + ext)).string(), wo);
+  write_volume(pair.deformed, (dir / (name + "_def" + ext)).string(), wo);
+  const Dims d = ph.labels.dims();
+  const Vec3 centre{0.5 * (d.x - 1), 0.5 * (d.y - 1), 0.5 * (d.z - 1)};
+  const Vec3 u_centre = motion_displacement(m, d, centre);
+  nlohmann::json j = {{"kind", to_string(m.kind)},
+                      {"shift_vox", {m.shift_vox[0], m.shift_vox[1], m.shift_vox[2]}},
+                      {"rotation_deg", {m.rotation_deg[0], m.rotation_deg[1], m.rotation_deg[2]}},
+                      {"strain_zz", m.kind == MotionKind::rigid ? 0.0 : m.strain_zz},
+                      {"field_amplitude_vox", m.kind == MotionKind::field ? m.field_amplitude_vox : 0.0},
+                      {"centre_vox", {centre[0], centre[1], centre[2]}},
+                      {"displacement_at_centre_vox", {u_centre[0], u_centre[1], u_centre[2]}},
+                      {"definition", "x = X + u(X), voxels; rigid u = R(X - c) + c + shift - X; affine u = strain_zz (X_z - c_z) e_z "
+                                     "+ shift; field = affine + A (sin(2 pi X_z / n_z) / 2, 0, sin(pi X_x / n_x) sin(pi X_y / n_y))"},
+                      {"files", {{"reference", name + "_ref" + ext}, {"deformed", name + "_def" + ext}}},
+                      {"imaging", job.imaging.to_json()}};
+  write_text_atomically(dir / (name + ".motion.json"), j.dump(2) + "\n");
+}
+
 int phantom_main(const std::vector<std::string>& args) {
   CLI::App app("Generate a synthetic composite-cathode pressure series with exact ground truth", "phantom");
   std::string out, spec_path, pressures, size, spacing, noise, prefix, format = "tif", slices;
@@ -103,10 +131,38 @@ int phantom_main(const std::vector<std::string>& args) {
   bool particle_motion = false;
   app.add_flag("--particle-motion", particle_motion,
                "also write particle_motion.csv: the exact displacement of every AM particle between consecutive steps");
+  std::string motion, shift, rotation;
+  std::optional<double> strain_zz, field_amplitude;
+  app.add_option("--motion", motion,
+                 "also write a DVC pair per step under a known motion: rigid|affine|field -> <name>_ref, <name>_def "
+                 "(float32, independent noise) and <name>.motion.json");
+  app.add_option("--shift", shift, "--motion: translation in voxels X,Y,Z (default 0.37,-0.61,0.83)");
+  app.add_option("--rotation", rotation, "--motion rigid: rotation vector in degrees X,Y,Z about the centre (default 0,0,0)");
+  app.add_option("--strain-zz", strain_zz, "--motion affine|field: uniaxial strain ε_zz about the centre (default -0.02)");
+  app.add_option("--field-amplitude", field_amplitude, "--motion field: amplitude of the smooth part in voxels (default 1)");
   app.add_option("--slices", slices, "also write mid-z slice PNGs here: <name>_xy.png, <name>_labels_xy.png");
   app.add_option("--threads", threads, "worker threads (0 = all); results do not depend on it");
   if (parse_cli(app, args)) return 0;
   if (format != "tif" && format != "mha") throw InputError("--format '" + format + "': expected tif or mha");
+  std::optional<MotionSpec> motion_spec;
+  if (!motion.empty()) {
+    motion_spec = MotionSpec{};
+    motion_spec->kind = parse_motion_kind(motion);
+    auto vec3 = [](const std::string& text, const char* flag) {
+      const auto v = parse_list(text, flag);
+      if (v.size() != 3) throw InputError(std::string(flag) + " '" + text + "': expected X,Y,Z");
+      return Vec3{v[0], v[1], v[2]};
+    };
+    if (!shift.empty()) motion_spec->shift_vox = vec3(shift, "--shift");
+    if (!rotation.empty()) motion_spec->rotation_deg = vec3(rotation, "--rotation");
+    if (strain_zz) {
+      if (!(*strain_zz > -0.5 && *strain_zz < 0.5)) throw InputError("--strain-zz: expected a strain between -0.5 and 0.5");
+      motion_spec->strain_zz = *strain_zz;
+    }
+    if (field_amplitude) motion_spec->field_amplitude_vox = *field_amplitude;
+  } else if (!shift.empty() || !rotation.empty() || strain_zz || field_amplitude) {
+    throw InputError("--shift, --rotation, --strain-zz and --field-amplitude describe --motion: give --motion rigid|affine|field");
+  }
 
   std::unique_ptr<tbb::global_control> limit;
   if (threads > 0) limit = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism, threads);
@@ -202,6 +258,7 @@ int phantom_main(const std::vector<std::string>& args) {
       std::fprintf(stderr, "voxpress phantom: warning: %s: porosity %.4f cannot reach the Heckel target %.4f "
                            "(solids or cracks leave no room at this size)\n",
                    name.c_str(), ph.truth.volume_fraction.at("pore"), ph.truth.target_porosity);
+    if (motion_spec) write_motion_pair(ph, job, *motion_spec, dir, name, ext, wo);
     written.emplace_back(name, pressure);
     if (particle_motion) truths.push_back(ph.truth);
   }
