@@ -235,6 +235,9 @@ void flood(const Volume<float>& f, Volume<std::uint32_t>& out, const Neighbours&
     }
   for (const auto& q : bucket)
     for (const I j : q) out[static_cast<index_t>(j)] &= ~kQueued;
+  constexpr std::size_t kAhead = 8;
+  const index_t dx = f.dims().x, dxy = dx * f.dims().y;
+  const index_t row_steps[9] = {-dxy - dx, -dxy, -dxy + dx, -dx, 0, dx, dxy - dx, dxy, dxy + dx};
   while (top >= 0) {
     auto& q = bucket[static_cast<std::size_t>(top)];
     std::size_t& h = head[static_cast<std::size_t>(top)];
@@ -243,6 +246,17 @@ void flood(const Volume<float>& f, Volume<std::uint32_t>& out, const Neighbours&
       h = 0;
       --top;
       continue;
+    }
+    // The queue jumps about the volume and each step reads its neighbours' f and label: fetch
+    // the rows of a voxel a few places ahead while this one is served (the flood is bound by
+    // memory latency, not arithmetic).
+    if (h + kAhead < q.size()) {
+      const index_t a = static_cast<index_t>(q[h + kAhead]);
+      for (const index_t r : row_steps) {
+        const index_t k = std::clamp<index_t>(a + r, 0, f.size() - 1);
+        __builtin_prefetch(&f[k]);
+        __builtin_prefetch(&out[k]);
+      }
     }
     const index_t p = static_cast<index_t>(q[h++]);
     const std::uint32_t label = out[p];
