@@ -107,6 +107,7 @@ std::vector<std::vector<Ball>> maximal_balls(const Volume<float>& r2, const Volu
         for (index_t x = 0; x < d.x; ++x) {
           if (!mrow[x]) continue;
           const float rc2 = rrow[x];
+          const bool interior = yz_inside && x > 0 && x + 1 < d.x;
           const double rc = std::sqrt(static_cast<double>(rc2));
           if (rc2 != last_r2) {
             auto it = cache.find(rc2);
@@ -115,7 +116,7 @@ std::vector<std::vector<Ball>> maximal_balls(const Volume<float>& r2, const Volu
             last_r2 = rc2;
           }
           bool redundant = false;
-          if (yz_inside && x > 0 && x + 1 < d.x) {
+          if (interior) {
             const float* c = rrow + x;
             for (int j = 0; j < 26 && !redundant; ++j) {
               const int k = kFacesFirst[j];
@@ -175,21 +176,26 @@ Volume<float> local_thickness(const Volume<std::uint8_t>& fg, const LocalThickne
     throw InputError("local_thickness: volume " + to_string(d) + " has more than 65535 voxels along an axis");
   if (fg.empty()) return fg.like<float>(d, 0.0f);
   std::vector<std::vector<Ball>> balls;
+  Volume<float> lt;
   {
-    const Volume<float> r2 = squared_distance_to_boundary(fg, {options.outside_is_background});
+    Volume<float> r2 = squared_distance_to_boundary(fg, {options.outside_is_background});
     // No background anywhere: the phase has no finite thickness.
     bool unbounded = false;
     for (index_t i = 0; i < fg.size() && !unbounded; ++i)
       if (fg[i] && std::isinf(r2[i])) unbounded = true;
     if (unbounded) {
-      Volume<float> lt = fg.like<float>(d, 0.0f);
-      for (index_t i = 0; i < fg.size(); ++i)
-        if (fg[i]) lt[i] = std::numeric_limits<float>::infinity();
-      return lt;
+      for (index_t i = 0; i < fg.size(); ++i) r2[i] = fg[i] ? std::numeric_limits<float>::infinity() : 0.0f;
+      return r2;
     }
     balls = maximal_balls(r2, fg);
-  }  // the distance map is freed before the thickness map exists
-  Volume<float> lt = fg.like<float>(d, 0.0f);
+    // The thickness map takes over the distance map's buffer (no second volume to map and fault
+    // in), cleared plane by plane in parallel.
+    lt = std::move(r2);
+  }
+  const index_t plane_voxels = d.x * d.y;
+  tbb::parallel_for(index_t{0}, d.z, [&](index_t z) {
+    std::fill(&lt[z * plane_voxels], &lt[z * plane_voxels] + plane_voxels, 0.0f);
+  });
   float r2_max = 0;
   for (const auto& plane : balls)
     for (const Ball& b : plane) r2_max = std::max(r2_max, b.r2);
@@ -199,28 +205,38 @@ Volume<float> local_thickness(const Volume<std::uint8_t>& fg, const LocalThickne
   tbb::parallel_for(tbb::blocked_range<index_t>(0, d.z), [&](const tbb::blocked_range<index_t>& range) {
     cancellation_point();  // a Ctrl-C from Python stops here (core/progress.h)
     Unpainted unpainted(d.x);
-    // The balls reaching the plane, and their sort keys: r2's bits (positive floats order as
-    // their bits) complemented so that the largest comes first, then the ball's place in `reach`.
-    std::vector<Ball> reach;
-    std::vector<std::uint64_t> here;
+    // The balls reaching the plane, largest first, by merging the nearby planes' lists (each
+    // sorted largest first, so the balls of plane c reaching plane z are a prefix of its list):
+    // a heap of one cursor per plane. Balls of equal r² paint the same value, so the order among
+    // them does not change the result.
+    struct Cursor {
+      float r2;
+      std::uint32_t c, i;
+      bool operator<(const Cursor& o) const { return r2 < o.r2 || (r2 == o.r2 && (c > o.c || (c == o.c && i > o.i))); }
+    };
+    std::vector<Cursor> heap;
     for (index_t z = range.begin(); z != range.end(); ++z) {
-      reach.clear();
-      here.clear();
-      for (index_t c = std::max<index_t>(0, z - reach_z); c < std::min<index_t>(d.z, z + reach_z + 1); ++c) {
-        const double dz = static_cast<double>(z - c) * h[2];
+      auto reaches = [&](index_t c, std::size_t i) {
         const auto& plane = balls[static_cast<std::size_t>(c)];
-        for (std::size_t i = 0; i < plane.size(); ++i) {
-          if (!(static_cast<double>(plane[i].r2) - dz * dz > 0)) break;  // the rest are smaller
-          std::uint32_t bits;
-          std::memcpy(&bits, &plane[i].r2, sizeof bits);
-          here.push_back((static_cast<std::uint64_t>(~bits) << 32) | reach.size());
-          reach.push_back(plane[i]);
-        }
-      }
-      std::sort(here.begin(), here.end());
+        if (i >= plane.size()) return false;
+        const double dz = static_cast<double>(z - c) * h[2];
+        return static_cast<double>(plane[i].r2) - dz * dz > 0;
+      };
+      heap.clear();
+      for (index_t c = std::max<index_t>(0, z - reach_z); c < std::min<index_t>(d.z, z + reach_z + 1); ++c)
+        if (reaches(c, 0)) heap.push_back({balls[static_cast<std::size_t>(c)][0].r2, static_cast<std::uint32_t>(c), 0});
+      std::make_heap(heap.begin(), heap.end());
       unpainted.reset(d.y);
-      for (const std::uint64_t key : here) {
-        const Ball& b = reach[static_cast<std::size_t>(key & 0xFFFFFFFFu)];
+      while (!heap.empty()) {
+        std::pop_heap(heap.begin(), heap.end());
+        Cursor& cur = heap.back();
+        const Ball& b = balls[cur.c][cur.i];
+        if (reaches(cur.c, ++cur.i)) {
+          cur.r2 = balls[cur.c][cur.i].r2;
+          std::push_heap(heap.begin(), heap.end());
+        } else {
+          heap.pop_back();
+        }
         const double rr = b.r2;
         const double dz = static_cast<double>(z - b.z) * h[2];
         const double rem_z = rr - dz * dz;

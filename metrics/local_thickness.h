@@ -17,8 +17,8 @@
 // each row keeping a union-find of its unpainted voxels: the first ball to reach a voxel is the
 // largest containing it, so every voxel is written once and a ball costs its rows, not its
 // volume. The value is the maximum whatever the order, so the result does not depend on the
-// thread count. Memory: the boundary distance map (4 B/voxel) and the balls (12 B each), then
-// the balls and the result (4 B/voxel).
+// thread count. Memory: the boundary distance map (4 B/voxel) and the balls (12 B each); the
+// result is painted into the distance map's buffer.
 #pragma once
 
 #include <cstdint>

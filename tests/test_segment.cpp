@@ -294,3 +294,18 @@ TEST(Particles, HMaximaMergesShallowBumps) {
   m = h_maxima_markers(f, 0.25, 6, &n);
   EXPECT_EQ(n, 3u);
 }
+
+TEST(Particles, HMaximaPlateauCutByAVoxelWithAHigherNeighbourIsNoMaximum) {
+  // Row y = 1 is a plateau at 5 whose middle voxel (2, 1) touches the peak 6 at (2, 0) (6-
+  // connectivity); the peak's other neighbours are background. The plateau's two outer parts
+  // x = 0..1 and x = 3..4 touch no higher voxel themselves, only through the middle one: neither
+  // is a maximum, for either part scanned first.
+  Volume<float> f(Dims{5, 2, 1});
+  for (index_t x = 0; x < 5; ++x) f(x, 1, 0) = 5;
+  f(2, 0, 0) = 6;
+  std::uint32_t n = 0;
+  const auto m = h_maxima_markers(f, 0.5, 6, &n);
+  EXPECT_EQ(n, 1u);
+  EXPECT_EQ(m(2, 0, 0), 1u);
+  for (index_t x = 0; x < 5; ++x) EXPECT_EQ(m(x, 1, 0), 0u) << x;
+}

@@ -115,13 +115,38 @@ Volume<float> reconstruct(const Dims& d, const Volume<float>& like, Marker&& mar
   return J;
 }
 
-// ids: 0 unvisited, kVisited a plateau that is not a maximum (cleared by the caller), else its id.
+// ids: 0 unvisited, kVisited a plateau that is not a maximum (cleared by the caller), else its id;
+// kHigher a voxel with a higher neighbour (no plateau holding it is a maximum; cleared too).
 constexpr std::uint32_t kVisited = std::numeric_limits<std::uint32_t>::max();
+constexpr std::uint32_t kHigher = kVisited - 1;
+
+// Marks kHigher every voxel (where f > 0) with a neighbour of higher R, plane by plane in
+// parallel: only the rest can belong to a regional maximum, so only they are flooded below.
+void mark_higher(const Volume<float>& f, const Volume<float>& R, const Neighbours& nb, Volume<std::uint32_t>& ids) {
+  const Dims d = f.dims();
+  tbb::parallel_for(index_t{0}, d.z, [&](index_t z) {
+    cancellation_point();  // a Ctrl-C from Python stops here (core/progress.h)
+    index_t i = z * d.x * d.y;
+    for (index_t y = 0; y < d.y; ++y)
+      for (index_t x = 0; x < d.x; ++x, ++i) {
+        if (!(f[i] > 0)) continue;
+        const float level = R[i];
+        bool higher = false;
+        nb.each(i, x, y, z, [&](index_t j) { higher = higher || (f[j] > 0 && R[j] > level); });
+        if (higher) ids[i] = kHigher;
+      }
+  });
+}
 
 // Labels the plateaus of equal R (where f > 0) that no neighbour exceeds with ids 1..n in raster
-// order of their first voxel; returns n. Each plateau is flooded once to see whether it is a
-// maximum and, if it is, once more to write its id (no list of its voxels: a plateau can hold a
-// tenth of the image). The stack holds voxel indices of type I (32-bit when they fit).
+// order of their first voxel; returns n. mark_higher has marked every voxel with a higher
+// neighbour, so a plateau is a maximum exactly when none of its voxels is marked, and the scan
+// starts floods only from unmarked voxels (a maximum's first voxel is one, so the ids are those
+// of a scan over every voxel). A flood runs over the unmarked voxels of the plateau and fails
+// on reaching a marked one: another unmarked part of the same plateau, cut off by marked voxels,
+// touches a marked voxel too and fails on its own. Each maximum is flooded once more to write its
+// id (no list of its voxels: a plateau can hold a tenth of the image). The stack holds voxel
+// indices of type I (32-bit when they fit).
 template <class I>
 std::uint32_t label_regional_maxima(const Volume<float>& f, const Volume<float>& R, const Neighbours& nb,
                                     Volume<std::uint32_t>& ids) {
@@ -137,9 +162,9 @@ std::uint32_t label_regional_maxima(const Volume<float>& f, const Volume<float>&
       const index_t i = static_cast<index_t>(stack.back());
       stack.pop_back();
       nb.each(i, [&](index_t j) {
-        if (!(f[j] > 0)) return;
-        if (R[j] > level) maximum = false;
-        else if (R[j] == level && !ids[j]) {
+        if (!(f[j] > 0) || R[j] != level) return;
+        if (ids[j] == kHigher) maximum = false;
+        else if (!ids[j]) {
           ids[j] = kVisited;
           stack.push_back(static_cast<I>(j));
         }
@@ -210,6 +235,9 @@ void flood(const Volume<float>& f, Volume<std::uint32_t>& out, const Neighbours&
     }
   for (const auto& q : bucket)
     for (const I j : q) out[static_cast<index_t>(j)] &= ~kQueued;
+  constexpr std::size_t kAhead = 8;
+  const index_t dx = f.dims().x, dxy = dx * f.dims().y;
+  const index_t row_steps[9] = {-dxy - dx, -dxy, -dxy + dx, -dx, 0, dx, dxy - dx, dxy, dxy + dx};
   while (top >= 0) {
     auto& q = bucket[static_cast<std::size_t>(top)];
     std::size_t& h = head[static_cast<std::size_t>(top)];
@@ -218,6 +246,17 @@ void flood(const Volume<float>& f, Volume<std::uint32_t>& out, const Neighbours&
       h = 0;
       --top;
       continue;
+    }
+    // The queue jumps about the volume and each step reads its neighbours' f and label: fetch
+    // the rows of a voxel a few places ahead while this one is served (the flood is bound by
+    // memory latency, not arithmetic).
+    if (h + kAhead < q.size()) {
+      const index_t a = static_cast<index_t>(q[h + kAhead]);
+      for (const index_t r : row_steps) {
+        const index_t k = std::clamp<index_t>(a + r, 0, f.size() - 1);
+        __builtin_prefetch(&f[k]);
+        __builtin_prefetch(&out[k]);
+      }
     }
     const index_t p = static_cast<index_t>(q[h++]);
     const std::uint32_t label = out[p];
@@ -246,11 +285,12 @@ Volume<std::uint32_t> h_maxima_markers(const Volume<float>& f, double h, int con
       [&](index_t i) { return f[i] > 0 ? f[i] : kLowest; }, connectivity);
   const Neighbours nb(f.dims(), neighbour_offsets(connectivity));
   Volume<std::uint32_t> ids = f.like<std::uint32_t>(f.dims());
+  mark_higher(f, R, nb, ids);
   const std::uint32_t n = f.size() <= static_cast<index_t>(std::numeric_limits<std::uint32_t>::max())
                               ? label_regional_maxima<std::uint32_t>(f, R, nb, ids)
                               : label_regional_maxima<index_t>(f, R, nb, ids);
   for (auto& v : ids.storage())
-    if (v == kVisited) v = 0;
+    if (v >= kHigher) v = 0;
   if (count) *count = n;
   return ids;
 }
