@@ -16,6 +16,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include "core/axis.h"
 #include "core/error.h"
 #include "core/json_util.h"
 #include "core/progress.h"
@@ -288,9 +289,7 @@ py::object py_cracks(const py::array& labels, const Vec3& spacing, const std::st
                   const std::optional<py::array>& particles, const std::string& pressing_axis,
                   const CracksRequest& request, py::object progress) {
   SampleContext ctx = array_sample_context(labels, spacing, labels_flag, roles_flag, name);
-  if (pressing_axis != "x" && pressing_axis != "y" && pressing_axis != "z")
-    throw InputError("--pressing-axis '" + pressing_axis + "': expected x, y or z");
-  ctx.sample.pressing_axis = pressing_axis == "x" ? 0 : pressing_axis == "y" ? 1 : 2;
+  ctx.sample.pressing_axis = parse_axis(pressing_axis, "--pressing-axis");
   if (grey) {
     // An owned copy: the grey-level filters the crack detector runs may use vector storage.
     AnyVolume g = std::visit([](const auto& v) -> AnyVolume { return v; }, any_from_array(*grey, spacing, "grey"));

@@ -13,6 +13,7 @@
 #include <tbb/blocked_range.h>
 #include <tbb/parallel_reduce.h>
 
+#include "core/axis.h"
 #include "core/error.h"
 #include "core/hash.h"
 #include "filters/io/io_formats.h"
@@ -189,11 +190,10 @@ io::Header probe(const Source& s, const ReadOptions& o) {
 
 Box resolve_roi(const std::optional<Box>& roi, const Dims& d, const std::string& path) {
   if (!roi) return Box{{0, 0, 0}, {d.x, d.y, d.z}};
-  const char* axis = "xyz";
   for (int a = 0; a < 3; ++a) {
     if (roi->min[a] < 0 || roi->size[a] <= 0 || roi->min[a] >= d[a] || roi->size[a] > d[a] - roi->min[a]) {
       std::ostringstream m;
-      m << path << ": ROI along " << axis[a] << " [" << roi->min[a] << ", " << roi->min[a] + roi->size[a]
+      m << path << ": ROI along " << kAxisNames[a] << " [" << roi->min[a] << ", " << roi->min[a] + roi->size[a]
         << ") is empty or leaves the volume " << to_string(d);
       throw InputError(m.str());
     }
