@@ -20,6 +20,7 @@
 #include "metrics/interfaces.h"
 #include "metrics/local_thickness.h"
 #include "metrics/particle_sizes.h"
+#include "metrics/phase_fractions.h"
 #include "pipeline/catalog.h"
 
 namespace vp {
@@ -104,6 +105,40 @@ void write_map_png(SampleContext& ctx, const std::string& what, const Volume<flo
 }
 
 // ---------------------------------------------------------------- fractions
+
+// The first metric of every batch: exact voxel counts over the whole (ROI-cropped) volume.
+class VolumeFractionStage : public Stage {
+ public:
+  std::string name() const override { return "volume_fraction"; }
+  std::string summary() const override {
+    return "volume fraction of every phase in the phase table, and porosity of the pore-role phases";
+  }
+  std::vector<ParamSpec> params() const override { return {}; }
+  std::vector<MetricSpec> metrics() const override {
+    return {
+        {"volume_fraction", "1", "phase"},
+        {"porosity", "1", "phase"},
+    };
+  }
+  unsigned needs() const override { return kLabels; }
+  double bytes_per_voxel() const override { return 0.0; }  // counts in place
+
+  void run(const Params&, SampleContext& ctx) const override {
+    const LabelVolume& labels = *ctx.labels;
+    const PhaseFractions f = phase_fractions(labels);
+    nlohmann::json voxels = nlohmann::json::object();
+    for (const auto& p : f.phases) {
+      ctx.add("volume_fraction", p.phase, "", p.fraction, "1");
+      voxels[p.phase] = p.voxels;
+    }
+    for (const auto& p : f.phases)
+      if (p.role == Role::pore) ctx.add("porosity", p.phase, "", p.fraction, "1");
+    const Vec3& s = labels.spacing_um;
+    ctx.details = {{"total_voxels", f.total},
+                   {"voxels", voxels},
+                   {"volume_um3", static_cast<double>(f.total) * s[0] * s[1] * s[2]}};
+  }
+};
 
 class FractionProfileStage : public Stage {
  public:
@@ -519,6 +554,8 @@ class RevStage : public Stage {
 };
 
 }  // namespace
+
+std::unique_ptr<Stage> make_volume_fraction_stage() { return std::make_unique<VolumeFractionStage>(); }
 
 void register_metrics(Registry& registry) {
   registry.add(make_measure_command());
