@@ -21,6 +21,7 @@
 #include "metrics/local_thickness.h"
 #include "metrics/particle_sizes.h"
 #include "metrics/phase_fractions.h"
+#include "metrics/rev.h"
 #include "pipeline/catalog.h"
 
 namespace vp {
