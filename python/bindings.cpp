@@ -22,6 +22,7 @@
 #include "core/progress.h"
 #include "filters/io/volume_io.h"
 #include "filters/preprocess/preprocess.h"
+#include "filters/segment/cleanup.h"
 #include "filters/segment/forest.h"
 #include "filters/segment/segmenter.h"
 #include "pipeline/catalog.h"

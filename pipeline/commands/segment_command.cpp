@@ -14,6 +14,7 @@
 #include "filters/io/slice_png.h"
 #include "filters/preprocess/preprocess.h"
 #include "filters/preprocess/psf.h"
+#include "filters/segment/cleanup.h"
 #include "filters/segment/particles.h"
 #include "filters/segment/segmenter.h"
 #include "pipeline/commands/cli_common.h"
