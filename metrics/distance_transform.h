@@ -39,6 +39,6 @@ Volume<float> distance_transform(const Volume<std::uint8_t>& foreground, const D
 Volume<float> squared_distance_to_boundary(const Volume<std::uint8_t>& foreground,
                                            const DistanceOptions& options = {});
 
-// A phase's mask from a label volume: phase_mask() in metrics/face_connectivity.h.
+// A phase's mask from a label volume: phase_mask() in metrics/phase_fractions.h.
 
 }  // namespace vp

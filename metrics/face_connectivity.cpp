@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "metrics/connectivity.h"
+#include "metrics/phase_fractions.h"
 
 namespace vp {
 namespace {
@@ -204,22 +205,6 @@ FaceReach face_reachability(const Volume<std::uint8_t>& mask, const FaceConnecti
   out.dead_end = total.low + total.high - 2 * total.both;
   out.isolated = total.phase - (total.low + total.high - total.both);
   return out;
-}
-
-Volume<std::uint8_t> phase_mask(const Volume<std::uint8_t>& label_volume, const std::vector<int>& labels) {
-  std::array<std::uint8_t, 256> member{};
-  for (int l : labels) {
-    if (l < 0 || l > 255) throw InputError("phase mask: label " + std::to_string(l) + " is not in 0..255");
-    member[static_cast<std::size_t>(l)] = 1;
-  }
-  Volume<std::uint8_t> mask = label_volume.like<std::uint8_t>(label_volume.dims());
-  const std::uint8_t* in = label_volume.data();
-  std::uint8_t* out = mask.data();
-  tbb::parallel_for(tbb::blocked_range<index_t>(0, label_volume.size(), 1 << 16),
-                    [&](const tbb::blocked_range<index_t>& r) {
-                      for (index_t i = r.begin(); i < r.end(); ++i) out[i] = member[in[i]];
-                    });
-  return mask;
 }
 
 FaceReach face_reachability(const Volume<std::uint8_t>& label_volume, const std::vector<int>& labels,

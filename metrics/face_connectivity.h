@@ -46,11 +46,8 @@ struct FaceReach {
 // mask: nonzero = in the phase. Throws InputError on a bad axis/connectivity or an empty volume.
 FaceReach face_reachability(const Volume<std::uint8_t>& mask, const FaceConnectivityOptions& options = {});
 
-// Same over a label volume: the phase is every voxel whose label is in `labels`.
+// Same over a label volume: the phase is every voxel whose label is in `labels` (phase_mask).
 FaceReach face_reachability(const Volume<std::uint8_t>& label_volume, const std::vector<int>& labels,
                             const FaceConnectivityOptions& options = {});
-
-// Mask (1/0) of the voxels whose label is in `labels`; spacing, origin, provenance kept.
-Volume<std::uint8_t> phase_mask(const Volume<std::uint8_t>& label_volume, const std::vector<int>& labels);
 
 }  // namespace vp

@@ -1,6 +1,9 @@
 #include "metrics/phase_fractions.h"
 
+#include <string>
+
 #include <tbb/blocked_range.h>
+#include <tbb/parallel_for.h>
 #include <tbb/parallel_reduce.h>
 
 #include "core/error.h"
@@ -67,6 +70,28 @@ double PhaseFractions::role_fraction(Role role) const {
   for (const auto& p : phases)
     if (p.role == role) n += p.voxels;
   return ratio(n, total);
+}
+
+double porosity(const PhaseFractions& fractions) {
+  return fractions.role_fraction(Role::pore) + fractions.role_fraction(Role::crack);
+}
+
+double porosity(const LabelVolume& labels) { return porosity(phase_fractions(labels)); }
+
+Volume<std::uint8_t> phase_mask(const Volume<std::uint8_t>& label_volume, const std::vector<int>& labels) {
+  std::array<std::uint8_t, 256> member{};
+  for (int l : labels) {
+    if (l < 0 || l > 255) throw InputError("phase mask: label " + std::to_string(l) + " is not in 0..255");
+    member[static_cast<std::size_t>(l)] = 1;
+  }
+  Volume<std::uint8_t> mask = label_volume.like<std::uint8_t>(label_volume.dims());
+  const std::uint8_t* in = label_volume.data();
+  std::uint8_t* out = mask.data();
+  tbb::parallel_for(tbb::blocked_range<index_t>(0, label_volume.size(), 1 << 16),
+                    [&](const tbb::blocked_range<index_t>& r) {
+                      for (index_t i = r.begin(); i < r.end(); ++i) out[i] = member[in[i]];
+                    });
+  return mask;
 }
 
 }  // namespace vp

@@ -1,4 +1,5 @@
-// Voxel counts per label and the volume fraction of every phase of a label volume.
+// Voxel counts per label, the volume fraction of every phase of a label volume, porosity, and
+// the mask of a set of phases.
 // The base of every other metric: exact integer counts, fractions = count / total voxels.
 #pragma once
 
@@ -33,5 +34,13 @@ struct PhaseFractions {
 // file when the volume holds a label that the phase table does not name: such voxels are never
 // silently dropped.
 PhaseFractions phase_fractions(const LabelVolume& labels);
+
+// Void = phases of role pore or crack. porosity = void voxels / all voxels; relative density
+// = 1 − porosity.
+double porosity(const PhaseFractions& fractions);
+double porosity(const LabelVolume& labels);
+
+// Mask (1/0) of the voxels whose label is in `labels`; spacing, origin, provenance kept.
+Volume<std::uint8_t> phase_mask(const Volume<std::uint8_t>& label_volume, const std::vector<int>& labels);
 
 }  // namespace vp

@@ -5,6 +5,7 @@
 #include <map>
 #include <set>
 
+#include "core/axis.h"
 #include "core/error.h"
 #include "core/hash.h"
 
@@ -49,7 +50,7 @@ ParamSpec voxel_size_spec() {
 }
 ParamSpec pressing_axis_spec() {
   return choices(param("pressing_axis", ParamType::string, "axis along which the sample was pressed", "", "z"),
-                 {"x", "y", "z"});
+                 axis_choices());
 }
 
 std::vector<std::string> names_of(const std::vector<ParamSpec>& specs) {
@@ -346,8 +347,8 @@ class ConfigParser {
       return std::nullopt;
     }
     if (auto pr = attempt([&] { return p.number("pressure_MPa"); })) s.info.pressure_MPa = *pr;
-    const std::string axis = attempt([&] { return pick(p, d, "pressing_axis").string("pressing_axis"); }).value_or("z");
-    s.info.pressing_axis = axis == "x" ? 0 : axis == "y" ? 1 : 2;
+    const int axis = axis_index(attempt([&] { return pick(p, d, "pressing_axis").string("pressing_axis"); }).value_or("z"));
+    s.info.pressing_axis = axis < 0 ? 2 : axis;  // a name that is no axis is reported by its choices
 
     // Problems of the data files are kept with the sample: `run` records it as failed and goes
     // on with the others. Problems of the config itself go to diags_.
@@ -374,9 +375,8 @@ class ConfigParser {
       if (auto b = roi(n["roi"], kp + ".roi")) {
         for (int a = 0; header && a < 3; ++a)
           if (b->min[a] + b->size[a] > header->dims[a]) {
-            static const char* ax = "xyz";
             diags_.error(n["roi"], kp + ".roi",
-                         "reaches " + std::string(1, ax[a]) + " = " + std::to_string(b->min[a] + b->size[a] - 1) +
+                         "reaches " + axis_name(a) + " = " + std::to_string(b->min[a] + b->size[a] - 1) +
                              " but the volume is " + to_string(header->dims) + "; expected min + size ≤ dims");
             ok = false;
             break;

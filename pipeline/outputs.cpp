@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "core/atomic_file.h"
+#include "core/axis.h"
 #include "core/utc_time.h"
 #include "core/csv.h"
 #include "core/json_util.h"
@@ -52,7 +53,7 @@ nlohmann::json sample_json(const SampleRecord& s) {
       {"labels_input", s.info.labels_path.empty() ? nlohmann::json(nullptr)
                                                   : nlohmann::json{{"path", s.info.labels_path}, {"sha256", s.labels_sha256}}},
       {"spacing_um", to_json(s.info.spacing_um)},
-      {"pressing_axis", std::string(1, "xyz"[s.info.pressing_axis])},
+      {"pressing_axis", axis_name(s.info.pressing_axis)},
       {"dims", to_json(s.dims)},
       {"dtype", s.dtype},
       {"roi", s.roi ? nlohmann::json{{"min", s.roi->min}, {"size", s.roi->size}} : nlohmann::json(nullptr)},

@@ -16,11 +16,13 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include "core/axis.h"
 #include "core/error.h"
 #include "core/json_util.h"
 #include "core/progress.h"
 #include "filters/io/volume_io.h"
 #include "filters/preprocess/preprocess.h"
+#include "filters/segment/cleanup.h"
 #include "filters/segment/forest.h"
 #include "filters/segment/segmenter.h"
 #include "pipeline/catalog.h"
@@ -288,9 +290,7 @@ py::object py_cracks(const py::array& labels, const Vec3& spacing, const std::st
                   const std::optional<py::array>& particles, const std::string& pressing_axis,
                   const CracksRequest& request, py::object progress) {
   SampleContext ctx = array_sample_context(labels, spacing, labels_flag, roles_flag, name);
-  if (pressing_axis != "x" && pressing_axis != "y" && pressing_axis != "z")
-    throw InputError("--pressing-axis '" + pressing_axis + "': expected x, y or z");
-  ctx.sample.pressing_axis = pressing_axis == "x" ? 0 : pressing_axis == "y" ? 1 : 2;
+  ctx.sample.pressing_axis = parse_axis(pressing_axis, "--pressing-axis");
   if (grey) {
     // An owned copy: the grey-level filters the crack detector runs may use vector storage.
     AnyVolume g = std::visit([](const auto& v) -> AnyVolume { return v; }, any_from_array(*grey, spacing, "grey"));
@@ -328,44 +328,36 @@ py::tuple py_segment(const py::array& grey, const Vec3& spacing, const std::stri
   so.bins = get("bins", 256);
   so.connectivity = get("connectivity", 6);
 
-  PreprocessOptions po;
-  const auto crop = get("crop", std::vector<index_t>());
-  if (!crop.empty()) {
-    if (crop.size() != 6) throw InputError("--crop: expected X0,Y0,Z0,NX,NY,NZ");
-    Box b;
-    for (int a = 0; a < 3; ++a) {
-      b.min[a] = crop[a];
-      b.size[a] = crop[3 + a];
-    }
-    po.crop = b;
-  }
-  po.bin = get("bin", 1);
-  po.rings = get("rings", false);
-  po.cupping = get("cupping", false);
-  po.denoise.method = parse_denoise_method(get("denoise", std::string("none")));
-  po.denoise.median_radius_vox = get("median_radius", 1);
-  po.denoise.bilateral_domain_um = get("bilateral_sigma", 1.0);
-  po.denoise.diffusion_iterations = get("diffusion_iterations", 5);
-  po.denoise.nlmeans_patch_radius = get("nlmeans_patch", 2);
-  po.normalise = get("normalise", false);
-  const auto pc = get("percentiles", std::vector<double>{0.5, 99.5});
-  if (pc.size() != 2) throw InputError("--percentiles: expected LOW,HIGH");
-  po.percentile_low = pc[0] / 100;
-  po.percentile_high = pc[1] / 100;
+  // Preprocessing is the preprocess stage, as for `voxpress segment`: options named like its YAML
+  // keys (and the command's older nlmeans_patch) become its parameters, checked against its spec.
+  const Stage& preprocess_stage = *Registry::global().stage("preprocess");
+  std::map<std::string, std::string> preprocess_values;
+  auto yaml_of = [](const py::handle& v) { return py::repr(v).cast<std::string>(); };  // True, [1, 2], 'median'
+  for (const ParamSpec& spec : preprocess_stage.params())
+    if (o.contains(spec.name.c_str()) && !o[spec.name.c_str()].is_none())
+      preprocess_values[spec.name] = yaml_of(o[spec.name.c_str()]);
+  if (o.contains("nlmeans_patch") && !o["nlmeans_patch"].is_none())
+    preprocess_values["nlmeans_patch_radius"] = yaml_of(o["nlmeans_patch"]);
+  const PhaseTable no_phases;
+  const Params preprocess = stage_params(preprocess_stage, preprocess_values, "segment options",
+                                         PreflightContext{no_phases, kGrey});
   const double min_island = get("min_island", 0.0), open_r = get("open", 0.0), close_r = get("close", 0.0);
   const bool fill = get("fill_holes", false);
   const int cleanup_label = get("cleanup_label", -1);
 
-  const AnyVolume input = any_from_array(grey, spacing, "grey");
+  AnyVolume input = any_from_array(grey, spacing, "grey");
   std::optional<ForestModel> model;
   if (!model_path.empty()) model = ForestModel::load(model_path);
   so.model = model ? &*model : nullptr;
 
-  PreprocessReport prep;
+  SampleContext prep;
   CleanupReport cr;
   std::optional<Volume<float>> preprocessed;
   SegmentResult r = LongCall(std::move(progress))([&] {
-    preprocessed = preprocess_grey(to_float(input), po, &prep);
+    prep.grey = std::move(input);
+    run_stage(preprocess_stage, preprocess, prep);
+    preprocessed = std::get<Volume<float>>(std::move(*prep.grey));
+    prep.grey.reset();
     const Volume<float>& g = *preprocessed;
     SegmentResult s = segment_grey(g, so);
     const auto brightest = static_cast<std::uint8_t>(s.classes - 1);
@@ -384,7 +376,7 @@ py::tuple py_segment(const py::array& grey, const Vec3& spacing, const std::stri
                             {"sha256", nullptr},
                             {"dims", to_json(labels.dims())},
                             {"spacing_um", to_json(labels.spacing_um)},
-                            {"preprocess", prep.steps},
+                            {"preprocess", prep.details["steps"]},
                             {"method", to_string(so.method)},
                             {"thresholds", r.thresholds}};
   summary.update(segmentation_summary(*preprocessed, r));

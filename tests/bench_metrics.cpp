@@ -23,6 +23,7 @@
 #include "metrics/local_thickness.h"
 #include "metrics/particle_sizes.h"
 #include "metrics/phase_fractions.h"
+#include "metrics/rev.h"
 
 using namespace vp;
 

@@ -12,6 +12,7 @@
 #include "metrics/geometric_tortuosity.h"
 #include "metrics/interfaces.h"
 #include "metrics/local_thickness.h"
+#include "metrics/rev.h"
 
 using namespace vp;
 

@@ -7,6 +7,8 @@
 #include "core/error.h"
 #include "metrics/fraction_profiles.h"
 #include "metrics/particle_sizes.h"
+#include "metrics/phase_fractions.h"
+#include "metrics/rev.h"
 
 using namespace vp;
 

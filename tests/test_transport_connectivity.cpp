@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "metrics/face_connectivity.h"
+#include "metrics/phase_fractions.h"
 
 namespace vp {
 namespace {

@@ -13,6 +13,7 @@
 #include <tbb/blocked_range.h>
 #include <tbb/parallel_reduce.h>
 
+#include "core/axis.h"
 #include "core/error.h"
 #include "core/hash.h"
 #include "filters/io/io_formats.h"
@@ -100,10 +101,94 @@ bool natural_less(const std::string& a, const std::string& b) {
   return a.size() - i < b.size() - j;
 }
 
-bool is_tiff_name(const std::string& p) {
-  const std::string l = lower(p);
-  return ends_with(l, ".tif") || ends_with(l, ".tiff");
+struct Source {
+  std::string format;
+  std::vector<std::string> files;
+};
+
+// One entry per file format: its name, the extensions that name it, and how to probe, read and
+// write it (io_formats.h). Adding a format is one entry here plus its *_io.cpp.
+struct Format {
+  std::string name;
+  std::vector<std::string> extensions;  // lower case, with the dot
+  io::Header (*probe)(const Source&, const ReadOptions&);
+  AnyVolume (*read)(const Source&, const ReadOptions&, const io::Header&, const Box&);
+  void (*write)(io::VolumeRef, const std::string& path, const std::string& format, const WriteOptions&);
+  // Files whose bytes make up the volume (a detached header's data file); null: the input files.
+  std::vector<std::string> (*data_files)(const std::string& path) = nullptr;
+  std::string cannot_write;  // why there is no writer (write is null)
+};
+
+// Raw binary takes its layout from the options; the path is the file found.
+ReadOptions with_path(const ReadOptions& o, const std::string& path) {
+  ReadOptions r = o;
+  r.path = path;
+  return r;
 }
+
+io::Header probe_itk_source(const Source& s, const ReadOptions&) { return io::probe_itk(s.files[0], s.format); }
+AnyVolume read_itk_source(const Source& s, const ReadOptions&, const io::Header& h, const Box& roi) {
+  return io::read_itk(s.files[0], s.format, h, roi);
+}
+void write_itk_file(io::VolumeRef v, const std::string& path, const std::string& f, const WriteOptions& o) {
+  io::write_itk(v, path, f, o.compress);
+}
+
+const std::vector<Format>& formats() {
+  static const std::vector<Format> table{
+      {"tiff", {".tif", ".tiff"},
+       [](const Source& s, const ReadOptions&) { return io::probe_tiff(s.files); },
+       [](const Source& s, const ReadOptions&, const io::Header& h, const Box& roi) { return io::read_tiff(s.files, h, roi); },
+       [](io::VolumeRef v, const std::string& path, const std::string&, const WriteOptions& o) {
+         io::write_tiff(v, path, o.compress);
+       }},
+      {"mha", {".mha"}, probe_itk_source, read_itk_source, write_itk_file},
+      {"mhd", {".mhd"}, probe_itk_source, read_itk_source, nullptr, io::itk_data_files,
+       "write .mha (one file) instead of .mhd + .raw"},
+      {"nrrd", {".nrrd", ".nhdr"}, probe_itk_source, read_itk_source, write_itk_file, io::itk_data_files},
+      {"nifti", {".nii", ".nii.gz"}, probe_itk_source, read_itk_source, write_itk_file},
+      {"hdf5", {".h5", ".hdf5", ".hdf", ".nxs", ".cxi"},
+       [](const Source& s, const ReadOptions& o) { return io::probe_hdf5(s.files[0], o.dataset); },
+       [](const Source& s, const ReadOptions& o, const io::Header& h, const Box& roi) {
+         return io::read_hdf5(s.files[0], o.dataset, h, roi);
+       },
+       [](io::VolumeRef v, const std::string& path, const std::string&, const WriteOptions& o) {
+         io::write_hdf5(v, path, o.dataset, o.compress);
+       }},
+      {"npy", {".npy"},
+       [](const Source& s, const ReadOptions&) { return io::probe_npy(s.files[0]); },
+       [](const Source& s, const ReadOptions&, const io::Header& h, const Box& roi) { return io::read_npy(s.files[0], h, roi); },
+       [](io::VolumeRef v, const std::string& path, const std::string&, const WriteOptions&) { io::write_npy(v, path); }},
+      {"raw", {".raw", ".bin", ".vol"},
+       [](const Source& s, const ReadOptions& o) { return io::probe_raw(with_path(o, s.files[0])); },
+       [](const Source& s, const ReadOptions& o, const io::Header& h, const Box& roi) {
+         return io::read_raw(with_path(o, s.files[0]), h, roi);
+       },
+       [](io::VolumeRef v, const std::string& path, const std::string&, const WriteOptions&) { io::write_raw(v, path); }},
+  };
+  return table;
+}
+
+// "a, b or c".
+std::string listing(const std::vector<std::string>& items) {
+  std::string out;
+  for (std::size_t i = 0; i < items.size(); ++i)
+    out += (i == 0 ? "" : i + 1 == items.size() ? " or " : ", ") + items[i];
+  return out;
+}
+
+const Format& format_named(const std::string& name) {
+  for (const Format& f : formats())
+    if (f.name == name) return f;
+  throw std::logic_error("volume_io: no format " + name);
+}
+
+bool has_extension(const Format& f, const std::string& lower_path) {
+  return std::any_of(f.extensions.begin(), f.extensions.end(),
+                     [&](const std::string& e) { return ends_with(lower_path, e); });
+}
+
+bool is_tiff_name(const std::string& p) { return has_extension(format_named("tiff"), lower(p)); }
 
 // The files a path names: itself, the TIFF slices in a folder, or a glob's matches; sorted naturally.
 std::vector<std::string> input_files(const std::string& path) {
@@ -128,37 +213,28 @@ std::vector<std::string> input_files(const std::string& path) {
   return files;
 }
 
+// A folder of slices or a glob is a TIFF stack; otherwise the extension decides.
 std::string format_from_name(const std::string& path) {
   const std::string l = lower(path);
-  if (is_tiff_name(l) || fs::is_directory(path) || is_glob(path)) return "tiff";
-  if (ends_with(l, ".mha")) return "mha";
-  if (ends_with(l, ".mhd")) return "mhd";
-  if (ends_with(l, ".nrrd") || ends_with(l, ".nhdr")) return "nrrd";
-  if (ends_with(l, ".nii") || ends_with(l, ".nii.gz")) return "nifti";
-  if (ends_with(l, ".h5") || ends_with(l, ".hdf5") || ends_with(l, ".hdf") || ends_with(l, ".nxs") ||
-      ends_with(l, ".cxi"))
-    return "hdf5";
-  if (ends_with(l, ".npy")) return "npy";
-  if (ends_with(l, ".raw") || ends_with(l, ".bin") || ends_with(l, ".vol")) return "raw";
-  throw InputError(path +
-                   ": cannot tell the format from the name; expected .tif/.tiff, .mha, .mhd, .nrrd, .nhdr, "
-                   ".nii(.gz), .h5/.hdf5, .npy or .raw (or give format)");
+  if (fs::is_directory(path) || is_glob(path)) return "tiff";
+  std::vector<std::string> known;
+  for (const Format& f : formats()) {
+    if (has_extension(f, l)) return f.name;
+    known.insert(known.end(), f.extensions.begin(), f.extensions.end());
+  }
+  throw InputError(path + ": cannot tell the format from the name; expected " + listing(known) + " (or give format)");
 }
 
 std::string check_format(const std::string& path, const std::string& requested) {
-  static const std::vector<std::string> known{"tiff", "mha", "mhd", "nrrd", "nifti", "raw", "hdf5", "npy"};
   if (requested.empty() || requested == "auto") return format_from_name(path);
   const std::string f = lower(requested) == "tif" ? "tiff" : lower(requested);
-  if (std::find(known.begin(), known.end(), f) == known.end())
-    throw InputError(path + ": unknown format '" + requested +
-                     "'; expected auto, tiff, mha, mhd, nrrd, nifti, raw, hdf5 or npy");
-  return f;
+  std::vector<std::string> known{"auto"};
+  for (const Format& k : formats()) {
+    if (k.name == f) return f;
+    known.push_back(k.name);
+  }
+  throw InputError(path + ": unknown format '" + requested + "'; expected " + listing(known));
 }
-
-struct Source {
-  std::string format;
-  std::vector<std::string> files;
-};
 
 Source locate(const ReadOptions& o) {
   if (o.path.empty()) throw InputError("volume path is empty");
@@ -171,16 +247,7 @@ Source locate(const ReadOptions& o) {
 }
 
 io::Header probe(const Source& s, const ReadOptions& o) {
-  io::Header h;
-  const std::string& f = s.format;
-  if (f == "tiff") h = io::probe_tiff(s.files);
-  else if (f == "mha" || f == "mhd" || f == "nrrd" || f == "nifti") h = io::probe_itk(s.files[0], f);
-  else if (f == "raw") {
-    ReadOptions r = o;
-    r.path = s.files[0];
-    h = io::probe_raw(r);
-  } else if (f == "npy") h = io::probe_npy(s.files[0]);
-  else if (f == "hdf5") h = io::probe_hdf5(s.files[0], o.dataset);
+  const io::Header h = format_named(s.format).probe(s, o);
   if (h.dims.empty())
     throw InputError(o.path + ": zero-sized volume " + to_string(h.dims) + "; expected at least one voxel");
   io::check_voxel_cap(o.path, h.dims, max_voxels(o));
@@ -189,11 +256,10 @@ io::Header probe(const Source& s, const ReadOptions& o) {
 
 Box resolve_roi(const std::optional<Box>& roi, const Dims& d, const std::string& path) {
   if (!roi) return Box{{0, 0, 0}, {d.x, d.y, d.z}};
-  const char* axis = "xyz";
   for (int a = 0; a < 3; ++a) {
     if (roi->min[a] < 0 || roi->size[a] <= 0 || roi->min[a] >= d[a] || roi->size[a] > d[a] - roi->min[a]) {
       std::ostringstream m;
-      m << path << ": ROI along " << axis[a] << " [" << roi->min[a] << ", " << roi->min[a] + roi->size[a]
+      m << path << ": ROI along " << kAxisNames[a] << " [" << roi->min[a] << ", " << roi->min[a] + roi->size[a]
         << ") is empty or leaves the volume " << to_string(d);
       throw InputError(m.str());
     }
@@ -221,8 +287,8 @@ void check_finite(const Volume<float>& v, const std::string& path) {
 }
 
 std::string content_hash(const Source& s) {
-  std::vector<std::string> files = s.files;
-  if (s.format == "mhd" || s.format == "nrrd") files = io::itk_data_files(s.files[0]);
+  const Format& format = format_named(s.format);
+  const std::vector<std::string> files = format.data_files ? format.data_files(s.files[0]) : s.files;
   if (files.size() == 1) return sha256_file(files[0]);
   // Several files: one hash over their bytes in order.
   Sha256 h;
@@ -243,17 +309,9 @@ ReadResult read_volume(const ReadOptions& options) {
   const Source s = locate(options);
   const io::Header h = probe(s, options);
   const Box roi = resolve_roi(options.roi, h.dims, options.path);
-  const std::string& f = s.format;
   ReadResult r;
-  if (f == "tiff") r.volume = io::read_tiff(s.files, h, roi);
-  else if (f == "mha" || f == "mhd" || f == "nrrd" || f == "nifti") r.volume = io::read_itk(s.files[0], f, h, roi);
-  else if (f == "raw") {
-    ReadOptions o = options;
-    o.path = s.files[0];
-    r.volume = io::read_raw(o, h, roi);
-  } else if (f == "npy") r.volume = io::read_npy(s.files[0], h, roi);
-  else if (f == "hdf5") r.volume = io::read_hdf5(s.files[0], options.dataset, h, roi);
-  r.format = f;
+  r.volume = format_named(s.format).read(s, options, h, roi);
+  r.format = s.format;
   r.spacing_from_file = h.spacing_from_file;
 
   std::visit(
@@ -285,19 +343,16 @@ namespace {
 void write_ref(io::VolumeRef volume, const std::string& path, const WriteOptions& options) {
   const Dims d = io::ref_dims(volume);
   if (d.empty()) throw InputError(path + ": refusing to write a zero-sized volume " + to_string(d));
-  std::string f = options.format;
-  if (f.empty() || f == "auto") {
-    f = format_from_name(path);
-    if (f == "mhd") throw InputError(path + ": write .mha (one file) instead of .mhd + .raw");
-  } else {
-    f = check_format(path, f);
+  const std::string requested = options.format.empty() ? "auto" : options.format;
+  const Format& f = format_named(check_format(path, requested));
+  if (!f.write) {
+    if (requested == "auto") throw InputError(path + ": " + f.cannot_write);
+    std::vector<std::string> writable;
+    for (const Format& k : formats())
+      if (k.write) writable.push_back(k.name);
+    throw InputError(path + ": cannot write format '" + f.name + "'; expected " + listing(writable));
   }
-  if (f == "tiff") io::write_tiff(volume, path, options.compress);
-  else if (f == "mha" || f == "nrrd" || f == "nifti") io::write_itk(volume, path, f, options.compress);
-  else if (f == "raw") io::write_raw(volume, path);
-  else if (f == "npy") io::write_npy(volume, path);
-  else if (f == "hdf5") io::write_hdf5(volume, path, options.dataset, options.compress);
-  else throw InputError(path + ": cannot write format '" + f + "'; expected tiff, mha, nrrd, nifti, raw, npy or hdf5");
+  f.write(volume, path, f.name, options);
 }
 
 }  // namespace

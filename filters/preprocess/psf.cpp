@@ -7,6 +7,7 @@
 
 #include <tbb/parallel_for.h>
 
+#include "core/axis.h"
 #include "core/error.h"
 #include "filters/preprocess/denoise.h"
 #include "filters/segment/histogram.h"
@@ -313,8 +314,6 @@ AxisFit fit_axis(const EdgeSet& set, std::vector<char>& used, int axis, const st
   fit.ci95 = std::hypot(statistical, kSystematic * fit.sigma);
   return fit;
 }
-
-const char* kAxisNames[3] = {"x", "y", "z"};
 
 }  // namespace
 

@@ -161,4 +161,14 @@ index_t close_phase(Volume<std::uint8_t>& labels, std::uint8_t label, double rad
   return changed;
 }
 
+CleanupReport cleanup_labels(Volume<std::uint8_t>& labels, const CleanupOptions& o) {
+  CleanupReport rep;
+  for (auto [l, r] : o.open_um) rep.voxels_opened += open_phase(labels, l, r);
+  for (auto [l, r] : o.close_um) rep.voxels_closed += close_phase(labels, l, r);
+  for (auto [l, v] : o.min_island_um3)
+    rep.islands_removed += remove_small_islands(labels, l, voxels_for_volume(v, labels.spacing_um), o.connectivity);
+  for (auto l : o.fill_holes) rep.voxels_filled += fill_holes(labels, l);
+  return rep;
+}
+
 }  // namespace vp

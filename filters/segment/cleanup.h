@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cstdint>
+#include <utility>
+#include <vector>
 
 #include "core/volume.h"
 
@@ -31,5 +33,18 @@ index_t close_phase(Volume<std::uint8_t>& labels, std::uint8_t label, double rad
 
 // Volume in µm³ -> voxel count for this spacing (rounded up, at least 1 when volume > 0).
 index_t voxels_for_volume(double volume_um3, const Vec3& spacing_um);
+
+// Clean-up steps in a fixed order: open, close, islands, holes (each per listed label).
+struct CleanupOptions {
+  std::vector<std::pair<std::uint8_t, double>> min_island_um3;  // label -> minimum volume
+  std::vector<std::uint8_t> fill_holes;                          // labels whose holes are filled
+  std::vector<std::pair<std::uint8_t, double>> open_um, close_um;  // label -> radius in µm
+  int connectivity = 26;                                         // for islands
+};
+struct CleanupReport {
+  std::size_t islands_removed = 0;
+  index_t voxels_filled = 0, voxels_opened = 0, voxels_closed = 0;
+};
+CleanupReport cleanup_labels(Volume<std::uint8_t>& labels, const CleanupOptions& options);
 
 }  // namespace vp

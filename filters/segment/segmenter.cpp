@@ -9,7 +9,6 @@
 #include <opencv2/imgproc.hpp>
 
 #include "core/error.h"
-#include "filters/segment/cleanup.h"
 
 namespace vp {
 
@@ -143,16 +142,6 @@ GaussianMixture pure_components(const PartialVolumeMixture& m) {
   g.iterations = m.iterations;
   g.log_likelihood = m.log_likelihood;
   return g;
-}
-
-CleanupReport cleanup_labels(Volume<std::uint8_t>& labels, const CleanupOptions& o) {
-  CleanupReport rep;
-  for (auto [l, r] : o.open_um) rep.voxels_opened += open_phase(labels, l, r);
-  for (auto [l, r] : o.close_um) rep.voxels_closed += close_phase(labels, l, r);
-  for (auto [l, v] : o.min_island_um3)
-    rep.islands_removed += remove_small_islands(labels, l, voxels_for_volume(v, labels.spacing_um), o.connectivity);
-  for (auto l : o.fill_holes) rep.voxels_filled += fill_holes(labels, l);
-  return rep;
 }
 
 std::vector<unsigned char> histogram_png(const Histogram& h, const std::vector<double>& thresholds,

@@ -58,19 +58,6 @@ GaussianMixture pure_components(const PartialVolumeMixture& m);
 
 SegmentResult segment_grey(const Volume<float>& grey, const SegmentOptions& options);
 
-// Clean-up steps in a fixed order: open, close, islands, holes (each per listed label).
-struct CleanupOptions {
-  std::vector<std::pair<std::uint8_t, double>> min_island_um3;  // label -> minimum volume
-  std::vector<std::uint8_t> fill_holes;                          // labels whose holes are filled
-  std::vector<std::pair<std::uint8_t, double>> open_um, close_um;  // label -> radius in µm
-  int connectivity = 26;                                         // for islands
-};
-struct CleanupReport {
-  std::size_t islands_removed = 0;
-  index_t voxels_filled = 0, voxels_opened = 0, voxels_closed = 0;
-};
-CleanupReport cleanup_labels(Volume<std::uint8_t>& labels, const CleanupOptions& options);
-
 // PNG (bytes) of the grey histogram with the thresholds as red lines and, when given, the
 // mixture components (coloured) and their sum (black) scaled to the counts.
 std::vector<unsigned char> histogram_png(const Histogram& h, const std::vector<double>& thresholds,

@@ -86,11 +86,6 @@ std::array<index_t, 256> histogram(const Volume<std::uint8_t>& labels) {
 
 }  // namespace
 
-std::string axis_name(int axis) {
-  if (axis < 0 || axis > 2) throw InputError("axis " + std::to_string(axis) + " is not 0, 1 or 2");
-  return std::string(1, "xyz"[axis]);
-}
-
 void set_sample_geometry(TransportResult& out, const Dims& dims, const Vec3& spacing_um, int axis) {
   const int a = (axis + 1) % 3, b = (axis + 2) % 3;
   out.length_um = static_cast<double>(dims[axis]) * spacing_um[axis];

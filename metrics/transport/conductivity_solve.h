@@ -31,6 +31,7 @@
 #include <string>
 #include <vector>
 
+#include "core/axis.h"
 #include "core/volume.h"
 
 namespace vp {
@@ -85,8 +86,5 @@ void set_sample_geometry(TransportResult& out, const Dims& dims, const Vec3& spa
 // volume is empty, or a tolerance is not positive.
 TransportResult solve_transport(const Volume<std::uint8_t>& labels, const ConductivityTable& conductivity,
                                 const TransportOptions& options = {});
-
-// "x", "y", "z".
-std::string axis_name(int axis);
 
 }  // namespace vp

@@ -188,12 +188,29 @@ std::string flag_of(const std::string& param) {
   return flag;
 }
 
+namespace {
+
+const ParamSpec& spec_of(const Stage& stage, const std::vector<ParamSpec>& specs, const std::string& name) {
+  const auto spec = std::find_if(specs.begin(), specs.end(), [&](const ParamSpec& s) { return s.name == name; });
+  if (spec == specs.end()) throw std::logic_error("stage '" + stage.name() + "' declares no parameter '" + name + "'");
+  return *spec;
+}
+
+// Puts a flag's text in values[name]; a list may be given bare: --crop 0,0,0,64,64,64.
+std::function<void(const std::string&)> flag_setter(std::map<std::string, std::string>& values, const ParamSpec& spec) {
+  const bool list = spec.type == ParamType::number_list || spec.type == ParamType::string_list;
+  return [&values, name = spec.name, list](const std::string& v) {
+    values[name] = list && v.rfind('[', 0) != 0 ? "[" + v + "]" : v;
+  };
+}
+
+}  // namespace
+
 void add_stage_flags(CLI::App& app, const Stage& stage, const std::vector<std::string>& names,
                      std::map<std::string, std::string>& values) {
   const std::vector<ParamSpec> specs = stage.params();
   for (const std::string& name : names) {
-    const auto spec = std::find_if(specs.begin(), specs.end(), [&](const ParamSpec& s) { return s.name == name; });
-    if (spec == specs.end()) throw std::logic_error("stage '" + stage.name() + "' declares no parameter '" + name + "'");
+    const ParamSpec* spec = &spec_of(stage, specs, name);
     std::string help = spec->help;
     if (!spec->unit.empty()) help += ", " + spec->unit;
     if (spec->type == ParamType::integer && !spec->choices.empty()) {
@@ -207,10 +224,16 @@ void add_stage_flags(CLI::App& app, const Stage& stage, const std::vector<std::s
     if (bare)
       app.add_flag_callback(flag_of(name), [&values, name] { values[name] = "true"; }, help);
     else
-      app.add_option_function<std::string>(flag_of(name), [&values, name](const std::string& v) { values[name] = v; },
-                                           help)
+      app.add_option_function<std::string>(flag_of(name), flag_setter(values, *spec), help)
           ->type_name(spec->type == ParamType::integer ? "INT" : spec->type == ParamType::number ? "NUMBER" : "TEXT");
   }
+}
+
+void add_stage_flag_alias(CLI::App& app, const Stage& stage, const std::string& alias, const std::string& name,
+                         std::map<std::string, std::string>& values) {
+  const std::vector<ParamSpec> specs = stage.params();
+  app.add_option_function<std::string>(alias, flag_setter(values, spec_of(stage, specs, name)), "same as " + flag_of(name))
+      ->group("");  // hidden: --help lists the YAML spelling
 }
 
 void create_output_folder(const std::string& dir, const std::string& flag) {

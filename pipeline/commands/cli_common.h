@@ -2,6 +2,7 @@
 // segment, cracks): format options, spacing override, phase names and roles.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -71,6 +72,10 @@ Params stage_params(const Stage& stage, const std::map<std::string, std::string>
 // which stage_params then checks against the same spec as a config's key (bounds, choices).
 void add_stage_flags(CLI::App& app, const Stage& stage, const std::vector<std::string>& names,
                      std::map<std::string, std::string>& values);
+// An older spelling of a generated flag, kept working and hidden from --help:
+// add_stage_flag_alias(app, stage, "--nlmeans-patch", "nlmeans_patch_radius", values).
+void add_stage_flag_alias(CLI::App& app, const Stage& stage, const std::string& alias, const std::string& name,
+                          std::map<std::string, std::string>& values);
 // The flag of a stage parameter: "flux_balance" -> "--flux-balance".
 std::string flag_of(const std::string& param);
 

@@ -9,6 +9,7 @@
 #include <map>
 #include <sstream>
 
+#include "core/axis.h"
 #include "core/error.h"
 #include "core/json_util.h"
 #include "core/stage.h"
@@ -46,10 +47,10 @@ void print_table(const nlohmann::json& d) {
     std::cout << std::left << std::setw(28) << key << ' ' << std::setw(16) << number_or_dash(d[key]) << ' '
               << (u.contains(key) ? u[key].get<std::string>() : "") << "\n";
   }
-  for (const char* axis : {"x", "y", "z"})
+  for (const char* axis : kAxisNames)
     std::cout << std::left << std::setw(28) << (std::string("percolates ") + axis) << ' ' << std::setw(16)
               << (d["percolates"][axis].get<bool>() ? "yes" : "no") << "\n";
-  for (const char* axis : {"x", "y", "z"})
+  for (const char* axis : kAxisNames)
     std::cout << std::left << std::setw(28) << (std::string("bottleneck_diameter ") + axis) << ' ' << std::setw(16)
               << number_or_dash(d["bottleneck_diameter"][axis]) << " µm\n";
   std::cout << "\n"
@@ -123,9 +124,7 @@ int cracks_main(const std::vector<std::string>& args) {
   const ReadResult input = load_volume(volume);
   SampleContext ctx = label_sample_context(input, labels_flag, roles_flag);
   const LabelVolume& voxels = *ctx.labels;
-  if (pressing_axis != "x" && pressing_axis != "y" && pressing_axis != "z")
-    throw InputError("--pressing-axis '" + pressing_axis + "': expected x, y or z");
-  ctx.sample.pressing_axis = pressing_axis == "x" ? 0 : pressing_axis == "y" ? 1 : 2;
+  ctx.sample.pressing_axis = parse_axis(pressing_axis, "--pressing-axis");
   if (!grey_path.empty()) {
     VolumeArgs g = volume;
     g.path = grey_path;

@@ -6,6 +6,7 @@
 #include <iomanip>
 #include <iostream>
 
+#include "core/axis.h"
 #include "core/error.h"
 #include "core/json_util.h"
 #include "pipeline/commands/cli_common.h"
@@ -75,7 +76,7 @@ int dvc_main(const std::vector<std::string>& args) {
   for (int a = 0; a < 3; ++a)
     if (std::abs(rs[a] - ds[a]) > 1e-9 * std::max(1.0, rs[a]))
       throw InputError("dvc: " + def.path + " has voxel size " + format_number(ds[a]) + " µm along " +
-                       std::string(1, "xyz"[a]) + " but " + ref.path + " has " + format_number(rs[a]) +
+                       axis_name(a) + " but " + ref.path + " has " + format_number(rs[a]) +
                        " µm; resample one, or give --spacing when the files' metadata is wrong");
   // Different sample types are aligned by converting both scans to float grey values.
   const Volume<float> rf = to_float(r.volume), df = to_float(d.volume);

@@ -14,6 +14,7 @@
 #include "filters/io/slice_png.h"
 #include "filters/preprocess/preprocess.h"
 #include "filters/preprocess/psf.h"
+#include "filters/segment/cleanup.h"
 #include "filters/segment/particles.h"
 #include "filters/segment/segmenter.h"
 #include "pipeline/commands/cli_common.h"
@@ -24,6 +25,22 @@ namespace vp {
 namespace {
 
 namespace fs = std::filesystem;
+
+const Stage& preprocess_stage() {
+  const Stage* stage = Registry::global().stage("preprocess");
+  if (!stage) throw std::logic_error("segment: the preprocess stage is not registered");
+  return *stage;
+}
+
+// The preprocess stage's parameters as flags of their YAML names (--nlmeans-patch-radius for
+// nlmeans_patch_radius), plus the spellings `segment` had before, kept as aliases.
+void add_preprocess_flags(CLI::App& app, std::map<std::string, std::string>& values) {
+  std::vector<std::string> names;
+  for (const ParamSpec& spec : preprocess_stage().params()) names.push_back(spec.name);
+  add_stage_flags(app, preprocess_stage(), names, values);
+  add_stage_flag_alias(app, preprocess_stage(), "--nlmeans-patch", "nlmeans_patch_radius", values);
+  add_stage_flag_alias(app, preprocess_stage(), "--deconvolve-sigma", "deconvolve_sigma_vox", values);
+}
 
 }  // namespace
 
@@ -110,17 +127,14 @@ int segment_main(const std::vector<std::string>& args) {
                "segment");
   VolumeArgs volume;
   add_volume_flags(app, volume);
-  std::string out, method, thresholds, denoise = "none", crop, percentiles = "0.5,99.5";
+  std::string out, method, thresholds;
   std::string scribbles, model_out, model_in, sigmas = "1,2,4", particles_out, particles_csv, qc_dir;
-  int classes = 0, bins = 256, bin = 1, connectivity = 6, trees = 64;
-  int median_radius = 1, diffusion_iterations = 5, nlmeans_patch = 2;
-  double bilateral_sigma = 1.0, min_island = 0, open_r = 0, close_r = 0, h = 1.0, min_particle = 0;
+  int classes = 0, bins = 256, connectivity = 6, trees = 64;
+  double min_island = 0, open_r = 0, close_r = 0, h = 1.0, min_particle = 0;
   int cleanup_label = -1, particle_label = -1;
-  bool rings = false, cupping = false, normalise = false, fill = false, json = false, no_thin_pores = false;
+  bool fill = false, json = false, no_thin_pores = false;
   std::string psf_sigma;
-  std::string deconvolve = "none", deconvolve_sigma;
-  int deconvolve_iterations = DeconvolveOptions{}.iterations, deconvolve_classes = DeconvolveOptions{}.classes;
-  double deconvolve_smooth = DeconvolveOptions{}.smooth_vox;
+  std::map<std::string, std::string> preprocess_values;
   app.add_option("--out", out, "output label volume (TIFF, MHA, NRRD, NIfTI, raw by extension)")->required();
   app.add_option("--method", method, std::string(kSegmentMethodChoices) + " (default auto; forest with a model)");
   app.add_option("--classes", classes, "number of classes K (auto and multi-otsu default 3, others 2)");
@@ -129,23 +143,7 @@ int segment_main(const std::vector<std::string>& args) {
   app.add_option("--thresholds", thresholds, "threshold: T1,T2,...; hysteresis: LOW,HIGH");
   app.add_option("--bins", bins, "histogram bins")->capture_default_str();
   app.add_option("--connectivity", connectivity, "hysteresis connectivity 6|26")->capture_default_str();
-  app.add_option("--crop", crop, "region X0,Y0,Z0,NX,NY,NZ in voxels");
-  app.add_option("--bin", bin, "mean binning 1|2|4")->capture_default_str();
-  app.add_flag("--rings", rings, "ring-artefact reduction about the slice centre");
-  app.add_flag("--cupping", cupping, "radial cupping (beam-hardening) correction");
-  app.add_option("--deconvolve", deconvolve, "none|richardson-lucy: deconvolve with the scan's PSF (before denoise)")
-      ->capture_default_str();
-  app.add_option("--deconvolve-iterations", deconvolve_iterations, "Richardson–Lucy iterations")->capture_default_str();
-  app.add_option("--deconvolve-sigma", deconvolve_sigma, "PSF σ in voxels: S or SX,SY,SZ (default: estimated from the scan)");
-  app.add_option("--deconvolve-classes", deconvolve_classes, "pure phases for the PSF estimate")->capture_default_str();
-  app.add_option("--deconvolve-smooth", deconvolve_smooth, "Gaussian σ after Richardson–Lucy, voxels")->capture_default_str();
-  app.add_option("--denoise", denoise, "none|median|bilateral|anisotropic|nlmeans")->capture_default_str();
-  app.add_option("--median-radius", median_radius, "median radius, voxels")->capture_default_str();
-  app.add_option("--bilateral-sigma", bilateral_sigma, "bilateral spatial sigma, µm")->capture_default_str();
-  app.add_option("--diffusion-iterations", diffusion_iterations, "anisotropic diffusion iterations")->capture_default_str();
-  app.add_option("--nlmeans-patch", nlmeans_patch, "non-local means patch radius, voxels")->capture_default_str();
-  app.add_flag("--normalise", normalise, "map the --percentiles to 0 and 1 before segmenting");
-  app.add_option("--percentiles", percentiles, "LOW,HIGH in % for --normalise")->capture_default_str();
+  add_preprocess_flags(app, preprocess_values);
   app.add_option("--scribbles", scribbles, "label volume of scribbles (0 unlabelled, v = class v-1) to train a forest");
   app.add_option("--model-out", model_out, "save the trained forest here (.yml, .yml.gz, .xml)");
   app.add_option("--model", model_in, "apply a forest saved with --model-out");
@@ -186,46 +184,17 @@ int segment_main(const std::vector<std::string>& args) {
     for (int a = 0; a < 3; ++a) so.partial_volume.psf_sigma_vox[a] = s[s.size() == 1 ? 0 : a];
   }
 
-  PreprocessOptions po;
-  if (!crop.empty()) {
-    const auto c = parse_numbers(crop, "--crop");
-    if (c.size() != 6) throw InputError("--crop '" + crop + "': expected X0,Y0,Z0,NX,NY,NZ");
-    Box b;
-    for (int a = 0; a < 3; ++a) {
-      b.min[a] = static_cast<index_t>(c[a]);
-      b.size[a] = static_cast<index_t>(c[3 + a]);
-    }
-    po.crop = b;
-  }
-  po.bin = bin;
-  po.rings = rings;
-  po.cupping = cupping;
-  po.deconvolve.method = parse_deconvolve_method(deconvolve);
-  po.deconvolve.iterations = deconvolve_iterations;
-  if (!deconvolve_sigma.empty()) {
-    const auto s = parse_numbers(deconvolve_sigma, "--deconvolve-sigma");
-    if ((s.size() != 1 && s.size() != 3) || std::any_of(s.begin(), s.end(), [](double v) { return !(v >= 0); }))
-      throw InputError("--deconvolve-sigma '" + deconvolve_sigma + "': expected S or SX,SY,SZ (voxels, ≥ 0)");
-    po.deconvolve.psf_sigma_vox = s.size() == 1 ? std::array<double, 3>{s[0], s[0], s[0]}
-                                                : std::array<double, 3>{s[0], s[1], s[2]};
-  }
-  if (deconvolve_classes < 2) throw InputError("--deconvolve-classes: expected ≥ 2");
-  po.deconvolve.classes = deconvolve_classes;
-  po.deconvolve.smooth_vox = deconvolve_smooth;
-  po.denoise.method = parse_denoise_method(denoise);
-  po.denoise.median_radius_vox = median_radius;
-  po.denoise.bilateral_domain_um = bilateral_sigma;
-  po.denoise.diffusion_iterations = diffusion_iterations;
-  po.denoise.nlmeans_patch_radius = nlmeans_patch;
-  po.normalise = normalise;
-  const auto pc = parse_numbers(percentiles, "--percentiles");
-  if (pc.size() != 2) throw InputError("--percentiles '" + percentiles + "': expected LOW,HIGH");
-  po.percentile_low = pc[0] / 100;
-  po.percentile_high = pc[1] / 100;
-
-  const ReadResult input = load_volume(volume);
-  PreprocessReport prep;
-  const Volume<float> grey = preprocess_grey(to_float(input.volume), po, &prep);
+  // Preprocessing is the preprocess stage, checked like a config's keys before any voxel is read.
+  const PhaseTable no_phases;
+  const Params preprocess = stage_params(preprocess_stage(), preprocess_values, "segment command line",
+                                         PreflightContext{no_phases, kGrey});
+  ReadResult input = load_volume(volume);
+  const Provenance source = provenance_of(input.volume);
+  SampleContext prep;
+  prep.grey = std::move(input.volume);
+  run_stage(preprocess_stage(), preprocess, prep);
+  const Volume<float> grey = std::get<Volume<float>>(std::move(*prep.grey));
+  prep.grey.reset();
 
   std::optional<ForestModel> model;
   if (!model_in.empty()) model = ForestModel::load(model_in);
@@ -234,8 +203,17 @@ int segment_main(const std::vector<std::string>& args) {
     ro.path = scribbles;
     Volume<std::uint8_t> s = to_labels_u8(read_volume(ro).volume);
     s.provenance.path = scribbles;
-    if (po.crop) s = s.crop(*po.crop);
-    if (po.bin != 1) throw InputError("--scribbles cannot be combined with --bin (scribbles are not binned)");
+    if (preprocess.has("crop")) {
+      const auto c = preprocess.numbers("crop");
+      Box b;
+      for (int a = 0; a < 3; ++a) {
+        b.min[a] = static_cast<index_t>(c[a]);
+        b.size[a] = static_cast<index_t>(c[3 + a]);
+      }
+      s = s.crop(b);
+    }
+    if (preprocess.integer("bin") != 1)
+      throw InputError("--scribbles cannot be combined with --bin (scribbles are not binned)");
     FeatureSettings fset;
     fset.sigmas_um = parse_numbers(sigmas, "--sigmas");
     ForestOptions fo;
@@ -258,15 +236,15 @@ int segment_main(const std::vector<std::string>& args) {
   const CleanupReport cr = cleanup_labels(labels, co);
   write_volume(labels, out);
 
-  nlohmann::json summary = {{"input", provenance_of(input.volume).path},
-                            {"sha256", provenance_of(input.volume).sha256},
+  nlohmann::json summary = {{"input", source.path},
+                            {"sha256", source.sha256},
                             {"out", out},
                             {"dims", to_json(labels.dims())},
                             {"spacing_um", to_json(labels.spacing_um)},
-                            {"preprocess", prep.steps},
+                            {"preprocess", prep.details["steps"]},
                             {"method", to_string(so.method)},
                             {"thresholds", r.thresholds}};
-  if (po.deconvolve.method != DeconvolveMethod::none) summary["deconvolve"] = deconvolve_json(prep);
+  if (prep.details.contains("deconvolve")) summary["deconvolve"] = prep.details["deconvolve"];
   summary.update(segmentation_summary(grey, r));
   if (r.auto_fit && !json)
     for (const auto& w : r.auto_fit->warnings) std::cerr << "warning: " << w << "\n";

@@ -11,6 +11,7 @@
 #include <tbb/global_control.h>
 #include <tbb/task_arena.h>
 
+#include "core/axis.h"
 #include "core/error.h"
 #include "core/json_util.h"
 #include "core/stage.h"
@@ -86,7 +87,7 @@ void print_table(const nlohmann::json& axes, const std::string& phase, const std
 nlohmann::json solve_sample(SampleContext& ctx, const SolveRequest& request) {
   if (request.phase.empty() && request.cond.empty())
     throw InputError("name the conducting phase(s): --phase LABEL[,LABEL...] or --cond LABEL=VALUE,...");
-  if (request.axis != "x" && request.axis != "y" && request.axis != "z" && request.axis != "all")
+  if (request.axis != "all" && axis_index(request.axis) < 0)
     throw InputError("--axis '" + request.axis + "': expected x, y, z or all");
   const int threads = request.threads;
   std::unique_ptr<tbb::global_control> limit;
@@ -141,7 +142,7 @@ nlohmann::json solve_sample(SampleContext& ctx, const SolveRequest& request) {
 }
 
 bool solve_converged(const nlohmann::json& solve_json) {
-  for (const char* a : {"x", "y", "z"})
+  for (const char* a : kAxisNames)
     if (solve_json.contains(a) && solve_json[a]["status"] == "not_converged") return false;
   return true;
 }

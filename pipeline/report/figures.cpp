@@ -204,24 +204,13 @@ Chart metric_chart(const FigureInputs& in, const std::string& id, const MetricKe
   return c;
 }
 
-const HeckelFit* heckel_for(const SeriesFits& f, const MetricKey& key) {
-  for (const auto& h : f.heckel)
-    if (h.porosity == key) return &h.fit;
-  return nullptr;
-}
-const KneeFit* knee_for(const SeriesFits& f, const MetricKey& key) {
-  for (const auto& k : f.knee)
-    if (k.column == key) return &k.fit;
-  return nullptr;
-}
-const CrackOnset* onset_for(const SeriesFits& f, const MetricKey& key) {
-  for (const auto& o : f.crack_onset)
-    if (o.column == key) return &o.onset;
-  return nullptr;
-}
-const BruggemanFit* bruggeman_for(const SeriesFits& f, const MetricKey& tau) {
-  for (const auto& b : f.bruggeman)
-    if (b.tau == tau) return &b.fit;
+// The fit made for column `key` among one model's results (null when none was made):
+// fit_for(fits.heckel, &HeckelResult::porosity, &HeckelResult::fit, key).
+template <class Result, class Fit>
+const Fit* fit_for(const std::vector<Result>& results, MetricKey Result::*column, Fit Result::*fit,
+                   const MetricKey& key) {
+  for (const Result& r : results)
+    if (r.*column == key) return &(r.*fit);
   return nullptr;
 }
 
@@ -287,7 +276,8 @@ struct Builder {
       const std::string bars = !col->has_uncertainty ? "" : replicates ? " ± replicate and REV spread" : " ± REV spread";
       auto seg = measured(t, *col, prefix(si) + (pv ? "segmented" : "measured") + bars, colr, unit);
       const Endpoints e = endpoints(t, *col);
-      if (const auto* h = heckel_for(in.fits[si], key->first); h && std::isfinite(h->k_per_MPa)) {
+      if (const auto* h = fit_for(in.fits[si].heckel, &HeckelResult::porosity, &HeckelResult::fit, key->first);
+          h && std::isfinite(h->k_per_MPa)) {
         c.traces.push_back(fit_curve(prefix(si) + "Heckel fit", colr, 0, c.x_range->second,
                                      [&](double P) { return h->porosity_at(P); }));
         c.notes.push_back(prefix(si) + "Heckel ln(1/φ) = kP + A:");
@@ -312,7 +302,7 @@ struct Builder {
         out.summary.push_back(prefix(si) + "Porosity " + change_word(e.v_first, e.v_last, "rose", "fell") + " from " +
                               percent(e.v_first) + " to " + percent(e.v_last) + " between " + human_number(e.p_first, 4) +
                               " and " + human_number(e.p_last, 4) + " MPa.");
-        if (const auto* h = heckel_for(in.fits[si], key->first))
+        if (const auto* h = fit_for(in.fits[si].heckel, &HeckelResult::porosity, &HeckelResult::fit, key->first))
           out.caveats.push_back(prefix(si) + "No Heckel fit (" + h->status + ").");
       }
       if (e.ok()) c.notes.push_back("relative density D = 1 − φ: " + percent(1 - e.v_first) + " → " + percent(1 - e.v_last));
@@ -390,7 +380,8 @@ struct Builder {
       if (e.ok())
         sentence = "The " + pair + " contact-area fraction " + change_word(e.v_first, e.v_last, "rose", "fell") + " from " +
                    fixed(e.v_first, 2) + " to " + fixed(e.v_last, 2);
-      if (const auto* k = knee_for(in.fits[si], key->first); k && std::isfinite(k->knee_at)) {
+      if (const auto* k = fit_for(in.fits[si].knee, &KneeResult::column, &KneeResult::fit, key->first);
+          k && std::isfinite(k->knee_at)) {
         c.traces.push_back(fit_curve(prefix(si) + "knee fit", colr, 0, c.x_range->second, [&](double P) { return k->value_at(P); }));
         auto& curve = c.traces.back();  // draw the corner exactly
         const auto at = std::lower_bound(curve.x.begin(), curve.x.end(), k->knee_at) - curve.x.begin();
@@ -479,7 +470,8 @@ struct Builder {
                               ": the conducting phase does not connect the two faces there.");
       }
       if (metric == "tau")
-        if (const auto* b = bruggeman_for(in.fits[si], key->first); b && b->status == "ok")
+        if (const auto* b = fit_for(in.fits[si].bruggeman, &BruggemanResult::tau, &BruggemanResult::fit, key->first);
+            b && b->status == "ok")
           c.notes.push_back("Bruggeman τ = ε^−α: α = " + fixed(b->alpha, 2) + " (R² " + fixed(b->r2, 2) + "); free fit α = " +
                             fixed(b->alpha_free, 2) + ", c = " + fixed(b->prefactor_free, 2));
       c.traces.push_back(std::move(meas));
@@ -503,7 +495,7 @@ struct Builder {
       if (!col || t.pressures_MPa.empty()) continue;
       const Colour colr = colour(si, key->first.phase);
       auto meas = measured(t, *col, prefix(si) + "measured", colr, unit);
-      if (const auto* o = onset_for(in.fits[si], key->first)) {
+      if (const auto* o = fit_for(in.fits[si].crack_onset, &OnsetResult::column, &OnsetResult::onset, key->first)) {
         const std::string rule = in.crack_threshold > 0 ? "above " + human_number(in.crack_threshold, 3) : "any crack detected";
         if (o->status == "ok" || o->status == "above_at_lowest_pressure") {
           double before = NAN;  // the last sampled pressure below the onset with a value

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "core/atomic_file.h"
+#include "core/axis.h"
 #include "core/error.h"
 #include "core/json_util.h"
 #include "filters/io/slice_png.h"
@@ -22,8 +23,6 @@ Command make_cracks_command();  // pipeline/commands/cracks_command.cpp
 namespace {
 
 namespace fs = std::filesystem;
-
-const char* const kAxisName[3] = {"x", "y", "z"};
 
 // A phase list item is a role name ("electrolyte", "active", "pore") meaning every phase of
 // that role, or a phase name / label.
@@ -57,11 +56,8 @@ std::string names_of(const std::vector<const Phase*>& phases) {
 }
 
 int pressing_axis_of(const Params& p, const SampleContext& ctx) {
-  const std::string a = p.string("pressing_axis");
-  if (a == "x") return 0;
-  if (a == "y") return 1;
-  if (a == "z") return 2;
-  return std::clamp(ctx.sample.pressing_axis, 0, 2);
+  const int a = axis_index(p.string("pressing_axis"));
+  return a >= 0 ? a : std::clamp(ctx.sample.pressing_axis, 0, 2);
 }
 
 nlohmann::json crack_json(const CrackProperties& c, const std::string& host) {
@@ -239,7 +235,7 @@ class CracksStage : public Stage {
     ctx.add("crack_total_length", host, "", m.total_length_um, "µm");
     ctx.add("aperture_mean", host, "", m.aperture_mean_um, "µm");
     ctx.add("aperture_max", host, "", m.aperture_max_um, "µm");
-    ctx.add("crack_orientation_mean", host, kAxisName[axis], m.orientation_mean_deg, "deg");
+    ctx.add("crack_orientation_mean", host, kAxisNames[axis], m.orientation_mean_deg, "deg");
     ctx.add("crack_network_count", host, "", m.network_count, "1");
     ctx.add("largest_network_fraction", host, "", m.largest_network_fraction, "1");
     if (m.has_particles) {
@@ -248,8 +244,8 @@ class CracksStage : public Stage {
     }
     for (int a = 0; a < 3; ++a) {
       const ShortCircuitRisk& r = m.short_circuit[static_cast<std::size_t>(a)];
-      ctx.add("percolates", "", kAxisName[a], r.percolates ? 1.0 : 0.0, "1");
-      ctx.add("bottleneck_diameter", "", kAxisName[a], r.bottleneck_diameter_um, "µm");
+      ctx.add("percolates", "", kAxisNames[a], r.percolates ? 1.0 : 0.0, "1");
+      ctx.add("bottleneck_diameter", "", kAxisNames[a], r.bottleneck_diameter_um, "µm");
     }
   }
 
@@ -257,7 +253,7 @@ class CracksStage : public Stage {
                                 int axis) {
     nlohmann::json j;
     j["host"] = host;
-    j["pressing_axis"] = kAxisName[axis];
+    j["pressing_axis"] = kAxisNames[axis];
     j["crack_count"] = m.cracks.size();
     j["crack_volume_fraction"] = json_number(m.crack_volume_fraction);
     j["crack_surface_density"] = json_number(m.crack_surface_density);
@@ -285,8 +281,8 @@ class CracksStage : public Stage {
     nlohmann::json perc = nlohmann::json::object(), bottleneck = nlohmann::json::object();
     for (int a = 0; a < 3; ++a) {
       const ShortCircuitRisk& r = m.short_circuit[static_cast<std::size_t>(a)];
-      perc[kAxisName[a]] = r.percolates;
-      bottleneck[kAxisName[a]] = r.percolates ? json_number(r.bottleneck_diameter_um) : nlohmann::json(nullptr);
+      perc[kAxisNames[a]] = r.percolates;
+      bottleneck[kAxisNames[a]] = r.percolates ? json_number(r.bottleneck_diameter_um) : nlohmann::json(nullptr);
     }
     j["percolates"] = perc;
     j["bottleneck_diameter"] = bottleneck;

@@ -14,6 +14,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "core/atomic_file.h"
+#include "core/axis.h"
 #include "core/csv.h"
 #include "core/error.h"
 #include "core/json_util.h"
@@ -172,7 +173,7 @@ nlohmann::json dvc_pair(const Volume<float>& ref, const Volume<float>& def, cons
                      ") differ in size; crop them to the same region first");
   for (int a = 0; a < 3; ++a)
     if (std::abs(ref.spacing_um[a] - def.spacing_um[a]) > 1e-9 * std::max(1.0, ref.spacing_um[a]))
-      throw InputError("dvc: the scans differ in voxel size along " + std::string(1, "xyz"[a]) + " (" +
+      throw InputError("dvc: the scans differ in voxel size along " + axis_name(a) + " (" +
                        format_number(ref.spacing_um[a]) + " and " + format_number(def.spacing_um[a]) +
                        " µm); resample one or give --spacing");
   if (ids && !(ids->dims() == ref.dims()))

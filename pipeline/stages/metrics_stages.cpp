@@ -9,6 +9,7 @@
 #include <tbb/parallel_for.h>
 
 #include "core/atomic_file.h"
+#include "core/axis.h"
 #include "core/error.h"
 #include "core/json_util.h"
 #include "filters/io/slice_png.h"
@@ -19,6 +20,8 @@
 #include "metrics/interfaces.h"
 #include "metrics/local_thickness.h"
 #include "metrics/particle_sizes.h"
+#include "metrics/phase_fractions.h"
+#include "metrics/rev.h"
 #include "pipeline/catalog.h"
 
 namespace vp {
@@ -29,13 +32,11 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const char* const kAxisName[3] = {"x", "y", "z"};
-
 ParamSpec phases_param(const std::string& help) {
   return param("phases", ParamType::string_list, help + " (names or labels; [] = every phase of the table)", "", "[]");
 }
 ParamSpec axes_param() {
-  return choices(param("axes", ParamType::string_list, "axes to measure along", "", "[x, y, z]"), {"x", "y", "z"});
+  return choices(param("axes", ParamType::string_list, "axes to measure along", "", "[x, y, z]"), axis_choices());
 }
 ParamSpec connectivity_param(const std::string& def) {
   return integer_choices(
@@ -80,12 +81,6 @@ std::vector<const Phase*> selected_phases(const Params& p, const PhaseTable& tab
   return out;
 }
 
-std::vector<int> selected_axes(const Params& p) {
-  std::vector<int> out;
-  for (const auto& a : p.strings("axes")) out.push_back(a == "x" ? 0 : a == "y" ? 1 : 2);
-  return out;
-}
-
 std::string pair_name(const PhaseTable& table, int label_a, int label_b) {
   // Names in the phase table's order.
   const auto& ph = table.phases();
@@ -111,6 +106,40 @@ void write_map_png(SampleContext& ctx, const std::string& what, const Volume<flo
 }
 
 // ---------------------------------------------------------------- fractions
+
+// The first metric of every batch: exact voxel counts over the whole (ROI-cropped) volume.
+class VolumeFractionStage : public Stage {
+ public:
+  std::string name() const override { return "volume_fraction"; }
+  std::string summary() const override {
+    return "volume fraction of every phase in the phase table, and porosity of the pore-role phases";
+  }
+  std::vector<ParamSpec> params() const override { return {}; }
+  std::vector<MetricSpec> metrics() const override {
+    return {
+        {"volume_fraction", "1", "phase"},
+        {"porosity", "1", "phase"},
+    };
+  }
+  unsigned needs() const override { return kLabels; }
+  double bytes_per_voxel() const override { return 0.0; }  // counts in place
+
+  void run(const Params&, SampleContext& ctx) const override {
+    const LabelVolume& labels = *ctx.labels;
+    const PhaseFractions f = phase_fractions(labels);
+    nlohmann::json voxels = nlohmann::json::object();
+    for (const auto& p : f.phases) {
+      ctx.add("volume_fraction", p.phase, "", p.fraction, "1");
+      voxels[p.phase] = p.voxels;
+    }
+    for (const auto& p : f.phases)
+      if (p.role == Role::pore) ctx.add("porosity", p.phase, "", p.fraction, "1");
+    const Vec3& s = labels.spacing_um;
+    ctx.details = {{"total_voxels", f.total},
+                   {"voxels", voxels},
+                   {"volume_um3", static_cast<double>(f.total) * s[0] * s[1] * s[2]}};
+  }
+};
 
 class FractionProfileStage : public Stage {
  public:
@@ -138,7 +167,7 @@ class FractionProfileStage : public Stage {
     std::ostringstream csv;
     csv << "phase,axis,index,position_um,fraction\n";
     for (const FractionProfile& f : fraction_profiles(labels)) {
-      const std::string axis = kAxisName[f.axis];
+      const std::string axis = kAxisNames[f.axis];
       ctx.add("volume_fraction_profile_min", f.phase, axis, f.min, "1");
       ctx.add("volume_fraction_profile_max", f.phase, axis, f.max, "1");
       ctx.add("volume_fraction_profile_std", f.phase, axis, f.std, "1");
@@ -147,7 +176,7 @@ class FractionProfileStage : public Stage {
         csv << f.phase << ',' << axis << ',' << i << ',' << format_number(f.position_um[i]) << ','
             << format_number(f.fraction[i]) << '\n';
     }
-    ctx.details = {{"pressing_axis", kAxisName[std::clamp(ctx.sample.pressing_axis, 0, 2)]},
+    ctx.details = {{"pressing_axis", kAxisNames[std::clamp(ctx.sample.pressing_axis, 0, 2)]},
                    {"porosity", phi},
                    {"profiles", profiles},
                    {"table", "fraction_profiles.csv"}};
@@ -318,12 +347,12 @@ class ConnectivityStage : public Stage {
       ctx.add("euler_characteristic", ph->name, "", static_cast<double>(t.euler), "1");
       ctx.add("connectivity_density", ph->name, "", t.connectivity_density_per_um3, "µm^-3");
       nlohmann::json axes = nlohmann::json::object();
-      for (int axis : selected_axes(p)) {
+      for (int axis : parse_axes(p.strings("axes"), "axes")) {
         const Percolation perc = percolation(mask, axis, conn);
-        ctx.add("percolating_fraction", ph->name, kAxisName[axis], perc.percolating_fraction, "1");
-        ctx.add("dead_end_fraction", ph->name, kAxisName[axis], perc.dead_end_fraction, "1");
-        ctx.add("isolated_fraction", ph->name, kAxisName[axis], perc.isolated_fraction, "1");
-        axes[kAxisName[axis]] = {{"percolating", perc.percolating_fraction},
+        ctx.add("percolating_fraction", ph->name, kAxisNames[axis], perc.percolating_fraction, "1");
+        ctx.add("dead_end_fraction", ph->name, kAxisNames[axis], perc.dead_end_fraction, "1");
+        ctx.add("isolated_fraction", ph->name, kAxisNames[axis], perc.isolated_fraction, "1");
+        axes[kAxisNames[axis]] = {{"percolating", perc.percolating_fraction},
                                  {"dead_end", perc.dead_end_fraction},
                                  {"isolated", perc.isolated_fraction}};
       }
@@ -369,7 +398,7 @@ class GeometricTortuosityStage : public Stage {
       const Volume<std::uint8_t> mask = phase_mask(labels, {ph->label});
       nlohmann::json axes = nlohmann::json::object();
       // Each axis is one sequential Dijkstra: run the axes side by side, report in axis order.
-      const std::vector<int> axis_list = selected_axes(p);
+      const std::vector<int> axis_list = parse_axes(p.strings("axes"), "axes");
       std::vector<GeometricTortuosity> results(axis_list.size());
       tbb::parallel_for(std::size_t(0), axis_list.size(), [&](std::size_t i) {
         results[i] = geometric_tortuosity(mask, {axis_list[i], conn, p.boolean("map")});
@@ -377,14 +406,14 @@ class GeometricTortuosityStage : public Stage {
       for (std::size_t i = 0; i < axis_list.size(); ++i) {
         const int axis = axis_list[i];
         const GeometricTortuosity& g = results[i];
-        ctx.add("geometric_tortuosity", ph->name, kAxisName[axis], g.mean, "1");
-        ctx.add("geometric_tortuosity_median", ph->name, kAxisName[axis], g.ratios.median, "1");
-        ctx.add("geometric_tortuosity_p90", ph->name, kAxisName[axis], g.ratios.p90, "1");
+        ctx.add("geometric_tortuosity", ph->name, kAxisNames[axis], g.mean, "1");
+        ctx.add("geometric_tortuosity_median", ph->name, kAxisNames[axis], g.ratios.median, "1");
+        ctx.add("geometric_tortuosity_p90", ph->name, kAxisNames[axis], g.ratios.p90, "1");
         nlohmann::json a = {{"straight_length_um", g.straight_length_um}, {"outlet_voxels", g.outlet_voxels},
                             {"outlet_reached", g.outlet_reached}, {"ratios", to_json(g.ratios)},
                             {"status", g.outlet_reached > 0 ? "ok" : "no path from inlet to outlet"}};
         if (g.map) {
-          write_map_png(ctx, "geodesic_ratio_" + ph->name + "_" + kAxisName[axis], *g.map);
+          write_map_png(ctx, "geodesic_ratio_" + ph->name + "_" + kAxisNames[axis], *g.map);
           double sum = 0;
           std::int64_t n = 0;
           for (index_t i = 0; i < g.map->size(); ++i)
@@ -392,7 +421,7 @@ class GeometricTortuosityStage : public Stage {
           a["map_mean_on_paths"] = json_number(n ? sum / static_cast<double>(n) : std::nan(""));
           a["map_voxels_on_paths"] = n;
         }
-        axes[kAxisName[axis]] = a;
+        axes[kAxisNames[axis]] = a;
       }
       out[ph->name] = axes;
     }
@@ -526,6 +555,8 @@ class RevStage : public Stage {
 };
 
 }  // namespace
+
+std::unique_ptr<Stage> make_volume_fraction_stage() { return std::make_unique<VolumeFractionStage>(); }
 
 void register_metrics(Registry& registry) {
   registry.add(make_measure_command());

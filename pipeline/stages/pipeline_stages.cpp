@@ -1,6 +1,4 @@
-// The foundation's stage (volume_fraction) and commands (run, validate, info, stages).
-#include "core/error.h"
-#include "metrics/phase_fractions.h"
+// The foundation's commands (run, validate, info, stages) and the first stage of every batch.
 #include "pipeline/catalog.h"
 
 namespace vp {
@@ -10,51 +8,15 @@ Command make_run_command();
 Command make_validate_command();
 Command make_info_command();
 Command make_stages_command();
-
-namespace {
-
-// The first metric of every batch: exact voxel counts over the whole (ROI-cropped) volume.
-class VolumeFractionStage : public Stage {
- public:
-  std::string name() const override { return "volume_fraction"; }
-  std::string summary() const override {
-    return "volume fraction of every phase in the phase table, and porosity of the pore-role phases";
-  }
-  std::vector<ParamSpec> params() const override { return {}; }
-  std::vector<MetricSpec> metrics() const override {
-    return {
-        {"volume_fraction", "1", "phase"},
-        {"porosity", "1", "phase"},
-    };
-  }
-  unsigned needs() const override { return kLabels; }
-  double bytes_per_voxel() const override { return 0.0; }  // counts in place
-
-  void run(const Params&, SampleContext& ctx) const override {
-    const LabelVolume& labels = *ctx.labels;
-    const PhaseFractions f = phase_fractions(labels);
-    nlohmann::json voxels = nlohmann::json::object();
-    for (const auto& p : f.phases) {
-      ctx.add("volume_fraction", p.phase, "", p.fraction, "1");
-      voxels[p.phase] = p.voxels;
-    }
-    for (const auto& p : f.phases)
-      if (p.role == Role::pore) ctx.add("porosity", p.phase, "", p.fraction, "1");
-    const Vec3& s = labels.spacing_um;
-    ctx.details = {{"total_voxels", f.total},
-                   {"voxels", voxels},
-                   {"volume_um3", static_cast<double>(f.total) * s[0] * s[1] * s[2]}};
-  }
-};
-
-}  // namespace
+std::unique_ptr<Stage> make_volume_fraction_stage();  // pipeline/stages/metrics_stages.cpp
 
 void register_pipeline(Registry& registry) {
   registry.add(make_run_command());
   registry.add(make_validate_command());
   registry.add(make_info_command());
   registry.add(make_stages_command());
-  registry.add(std::make_unique<VolumeFractionStage>());
+  // volume_fraction first: `stages` lists it before the segment stages.
+  registry.add(make_volume_fraction_stage());
 }
 
 }  // namespace vp

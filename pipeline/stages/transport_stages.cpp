@@ -10,6 +10,7 @@
 #include <tbb/task_arena.h>
 
 #include "core/atomic_file.h"
+#include "core/axis.h"
 #include "core/error.h"
 #include "core/json_util.h"
 #include "filters/io/slice_png.h"
@@ -75,7 +76,6 @@ ConductingPhases resolve_conductivities(const Params& p, const PhaseTable& phase
   return out;
 }
 
-int parse_axis(const std::string& a) { return a == "x" ? 0 : a == "y" ? 1 : 2; }
 
 nlohmann::json result_json(const TransportResult& r) {
   nlohmann::json j = {
@@ -149,7 +149,7 @@ class TransportStage : public Stage {
               "conductivity_unit", "{}"),
         param("conductivity_unit", ParamType::string, "unit of the conductivities, e.g. mS/cm (1 = normalised)", "",
               "\"1\""),
-        choices(param("axes", ParamType::string_list, "transport directions", "", "[z]"), {"x", "y", "z"}),
+        choices(param("axes", ParamType::string_list, "transport directions", "", "[z]"), axis_choices()),
         above(param("tol", ParamType::number, "relative residual ‖b − Ax‖/‖b‖ to reach", "",
                     number_default(TransportOptions{}.tolerance)),
               0.0),
@@ -235,7 +235,7 @@ class TransportStage : public Stage {
     o.keep_profile = true;
 
     std::vector<int> axes;
-    for (const auto& a : p.strings("axes")) axes.push_back(parse_axis(a));
+    for (const auto& a : p.strings("axes")) axes.push_back(parse_axis(a, "axes"));
     int primary = axes.empty() ? 2 : axes.front();
     for (int a : axes)
       if (a == ctx.sample.pressing_axis) primary = a;

@@ -252,6 +252,14 @@ def info(volume, spacing_um=None, name=None, **reader_options):
                                 _name_of(volume, name))
 
 
+# The preprocess stage's parameters (pipeline/stages/segment_stages.cpp), which vp.segment takes.
+_PREPROCESS_PARAMS = {"crop", "bin", "rings", "ring_window", "cupping", "cupping_degree", "centre", "deconvolve",
+                      "deconvolve_iterations", "deconvolve_sigma_vox", "deconvolve_classes", "deconvolve_smooth",
+                      "denoise", "median_radius", "bilateral_sigma", "bilateral_range", "diffusion_iterations",
+                      "diffusion_conductance", "nlmeans_patch_radius", "nlmeans_search_radius", "nlmeans_samples",
+                      "nlmeans_bandwidth", "nlmeans_iterations", "normalise", "percentiles", "clamp"}
+
+
 def segment(grey, method=None, spacing_um=None, name=None, progress=None, **options):
     """``voxpress segment`` on an array: preprocess, segment, clean up. Returns
     ``(labels, info)``: a :class:`Volume` of uint8 labels [z, y, x] (0 = darkest class) and the
@@ -259,20 +267,20 @@ def segment(grey, method=None, spacing_um=None, name=None, progress=None, **opti
 
     ``method``: otsu (default), multi-otsu, gmm, kmeans, threshold, hysteresis, forest (with
     ``model=`` a forest saved by ``voxpress segment --model-out``). Other options are the
-    command's flags with underscores: classes, thresholds, bins, connectivity, crop
-    (x0, y0, z0, nx, ny, nz), bin, rings, cupping, denoise, median_radius, bilateral_sigma,
-    diffusion_iterations, nlmeans_patch, normalise, percentiles, min_island, fill_holes, open,
-    close, cleanup_label."""
-    known = {"classes", "thresholds", "bins", "connectivity", "crop", "bin", "rings", "cupping", "denoise",
-             "median_radius", "bilateral_sigma", "diffusion_iterations", "nlmeans_patch", "normalise",
-             "percentiles", "min_island", "fill_holes", "open", "close", "cleanup_label", "model"}
+    command's flags with underscores: classes, thresholds, bins, connectivity, min_island,
+    fill_holes, open, close, cleanup_label, and every parameter of the preprocess stage under its
+    YAML name (crop (x0, y0, z0, nx, ny, nz), bin, rings, cupping, denoise, median_radius,
+    bilateral_sigma, diffusion_iterations, nlmeans_patch_radius (or nlmeans_patch), normalise,
+    percentiles, ...; ``voxpress stages``)."""
+    known = {"classes", "thresholds", "bins", "connectivity", "nlmeans_patch", "min_island", "fill_holes", "open",
+             "close", "cleanup_label", "model"} | _PREPROCESS_PARAMS
     unknown = set(options) - known
     if unknown:
         raise InputError(f"segment: unknown option(s) {sorted(unknown)}; expected one of {sorted(known)}")
     o = dict(options)
     if method is not None:
         o["method"] = method
-    for key in ("thresholds", "percentiles", "crop"):
+    for key in ("thresholds", "percentiles", "crop", "centre", "deconvolve_sigma_vox"):
         if key in o and o[key] is not None:
             o[key] = [float(v) if key != "crop" else int(v) for v in o[key]]
     if "model" in o and o["model"] is not None:
