@@ -44,6 +44,77 @@ GreyLevels grey_levels(const Volume<std::uint8_t>& labels, const Volume<float>& 
   return {median_of(h), median_of(v)};
 }
 
+// Joins pieces of one sheet: a crack only partly labelled as void (the PSF lifts much of a
+// two-voxel opening above the threshold) falls apart into pieces with host gaps between them,
+// each too small or too short to pass the sheet test alone. Two components closer than
+// gap_vox + 1 voxels are joined when the smaller lies on the larger one's plane (every voxel
+// centre within 1.5 voxels of it) and the larger is sheet-like (aspect ≥ 2, so that its normal
+// means something); when the smaller has ≥ 20 voxels and is sheet-like too, their normals must
+// also agree within 20°. Crossing or stacked cracks are not coplanar, so they stay apart.
+// Returns each component's group: the smallest component id in it (its first in raster order).
+std::vector<std::uint32_t> coplanar_groups(const Clusters& comps, const std::vector<std::vector<index_t>>& members,
+                                           const Vec3& h, int gap_vox) {
+  std::vector<std::uint32_t> parent(comps.count + 1);
+  for (std::uint32_t c = 0; c <= comps.count; ++c) parent[c] = c;
+  if (gap_vox <= 0 || comps.count < 2) return parent;
+  const Dims d = comps.ids.dims();
+  const double h_max = std::max({h[0], h[1], h[2]});
+  // Candidate pairs: components within reach of each other.
+  const int r = gap_vox + 1;
+  std::vector<std::pair<std::uint32_t, std::uint32_t>> pairs;
+  for (std::uint32_t c = 1; c <= comps.count; ++c)
+    for (index_t i : members[c]) {
+      const index_t x = i % d.x, y = (i / d.x) % d.y, z = i / (d.x * d.y);
+      for (index_t w = std::max<index_t>(0, z - r); w <= std::min<index_t>(d.z - 1, z + r); ++w)
+        for (index_t v = std::max<index_t>(0, y - r); v <= std::min<index_t>(d.y - 1, y + r); ++v)
+          for (index_t u = std::max<index_t>(0, x - r); u <= std::min<index_t>(d.x - 1, x + r); ++u) {
+            const std::uint32_t o = comps.ids(u, v, w);
+            if (o > c) pairs.emplace_back(c, o);
+          }
+    }
+  std::sort(pairs.begin(), pairs.end());
+  pairs.erase(std::unique(pairs.begin(), pairs.end()), pairs.end());
+  if (pairs.empty()) return parent;
+  std::vector<PrincipalAxes> axes(comps.count + 1);
+  std::vector<std::uint8_t> known(comps.count + 1, 0);
+  auto axes_of = [&](std::uint32_t c) -> const PrincipalAxes& {
+    if (!known[c]) axes[c] = principal_axes(members[c], d, h), known[c] = 1;
+    return axes[c];
+  };
+  auto find = [&](std::uint32_t c) {
+    while (parent[c] != c) c = parent[c] = parent[parent[c]];
+    return c;
+  };
+  for (const auto& [a, b] : pairs) {
+    const bool a_larger = members[a].size() >= members[b].size();
+    const std::uint32_t big = a_larger ? a : b, small = a_larger ? b : a;
+    const PrincipalAxes& pb = axes_of(big);
+    if (sheet_aspect(pb) < 2) continue;
+    const Vec3& n = pb.axis[2];
+    bool on_plane = true;
+    for (index_t i : members[small]) {
+      const index_t x = i % d.x, y = (i / d.x) % d.y, z = i / (d.x * d.y);
+      // principal_axes places voxel centres at index × spacing.
+      const double off = (x * h[0] - pb.centroid_um[0]) * n[0] + (y * h[1] - pb.centroid_um[1]) * n[1] +
+                         (z * h[2] - pb.centroid_um[2]) * n[2];
+      if (std::abs(off) > 1.5 * h_max) {
+        on_plane = false;
+        break;
+      }
+    }
+    if (!on_plane) continue;
+    if (members[small].size() >= 20) {
+      const PrincipalAxes& ps = axes_of(small);
+      const Vec3& m = ps.axis[2];
+      if (sheet_aspect(ps) >= 2 && std::abs(n[0] * m[0] + n[1] * m[1] + n[2] * m[2]) < std::cos(20 * M_PI / 180)) continue;
+    }
+    const std::uint32_t ra = find(a), rb = find(b);
+    if (ra != rb) parent[std::max(ra, rb)] = std::min(ra, rb);
+  }
+  for (std::uint32_t c = 1; c <= comps.count; ++c) parent[c] = find(c);
+  return parent;
+}
+
 }  // namespace
 
 CrackDetection detect_cracks(const Volume<std::uint8_t>& labels, const Volume<float>* grey,
@@ -126,14 +197,19 @@ CrackDetection detect_cracks(const Volume<std::uint8_t>& labels, const Volume<fl
     }
   }
 
-  // 4. Sheet-like components become cracks.
+  // 4. Sheet-like components become cracks; coplanar pieces of one holey sheet are judged as one.
   const Clusters comps = label_clusters(thin, 26);
   std::vector<std::vector<index_t>> members(comps.count + 1);
   for (index_t i = 0; i < labels.size(); ++i)
     if (comps.ids[i]) members[comps.ids[i]].push_back(i);
+  const std::vector<std::uint32_t> group = coplanar_groups(comps, members, h, o.join_gap_vox);
+  std::vector<std::vector<std::uint32_t>> parts_of(comps.count + 1);
+  for (std::uint32_t c = 1; c <= comps.count; ++c) parts_of[group[c]].push_back(c);
   std::vector<std::uint32_t> new_id(comps.count + 1, 0);
-  for (std::uint32_t c = 1; c <= comps.count; ++c) {
-    const auto& v = members[c];
+  for (std::uint32_t root = 1; root <= comps.count; ++root) {
+    if (parts_of[root].empty()) continue;  // not a group's first component
+    std::vector<index_t> v;
+    for (std::uint32_t c : parts_of[root]) v.insert(v.end(), members[c].begin(), members[c].end());
     // Found mostly in the grey image: noise makes small sheets, so ask for more support.
     index_t from_grey = 0;
     for (index_t i : v) from_grey += !pore[labels[i]];
@@ -146,7 +222,8 @@ CrackDetection detect_cracks(const Volume<std::uint8_t>& labels, const Volume<fl
       ++out.rejected_shape;
       continue;
     }
-    new_id[c] = ++out.count;
+    ++out.count;
+    for (std::uint32_t c : parts_of[root]) new_id[c] = out.count;
   }
   for (index_t i = 0; i < labels.size(); ++i) out.ids[i] = new_id[comps.ids[i]];
   return out;

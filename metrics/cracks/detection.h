@@ -12,10 +12,11 @@
 //    radius stay open).
 // 3. Thin: local thickness of the void (metrics/local_thickness.h, computed on the whole void
 //    so that the rim of a large pore keeps the pore's large thickness) ≤ max_aperture_um.
-// 4. Sheet-like: 26-connected components of the voxels left; a component is a crack when it
-//    has at least min_voxels voxels (min_grey_voxels when most of it comes from the grey
-//    image: noise makes small sheets) and sheet_aspect ≥ min_aspect (middle over smallest
-//    principal extent, shape.h).
+// 4. Sheet-like: 26-connected components of the voxels left, coplanar pieces of one holey
+//    sheet joined (within join_gap_vox voxels, the smaller piece on the larger one's plane);
+//    a component (group) is a crack when it has at least min_voxels voxels (min_grey_voxels
+//    when most of it comes from the grey image: noise makes small sheets) and sheet_aspect ≥
+//    min_aspect (middle over smallest principal extent, shape.h).
 // Crack ids 1..count follow the raster order (x fastest) of each crack's first voxel.
 #pragma once
 
@@ -35,6 +36,7 @@ struct CrackDetectionOptions {
   double min_aspect = 4;
   index_t min_voxels = 20;
   index_t min_grey_voxels = 200;     // the same for a component found mostly in the grey image
+  int join_gap_vox = 3;              // coplanar pieces up to this many voxels apart are one sheet (0: off)
   // Grey-image branch (used only when a grey image is passed).
   double sheet_threshold = 0.5;
   SheetnessOptions sheetness;        // contrast ≤ 0: host median − void median of the grey

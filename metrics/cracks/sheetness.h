@@ -1,8 +1,9 @@
 // Multi-scale Hessian "dark sheet" response on a grey image, for cracks one to three voxels
 // wide that a threshold misses (partial-volume blur lifts them above the void level).
 //
-// At each scale σ (µm; anisotropic spacing honoured by ITK's recursive Gaussian), the
-// scale-normalised Hessian σ²·∇²(G_σ * I) has eigenvalues |λ1| ≤ |λ2| ≤ |λ3|. A dark sheet
+// At each scale σ (µm; a separable Gaussian of σ/hᵢ voxels per axis, so anisotropic spacing is
+// honoured), the scale-normalised Hessian σ²·∇²(G_σ * I), by central differences of the
+// smoothed image, has eigenvalues |λ1| ≤ |λ2| ≤ |λ3|. A dark sheet
 // in a bright host has λ3 > 0 large and λ1, λ2 ≈ 0. Response (Descoteaux et al. 2005):
 //   M = exp(−R_s²/2α²) · (1 − exp(−R_b²/2β²)) · (1 − exp(−S²/2c²)),
 //   R_s = |λ2|/|λ3|, R_b = |2|λ3| − |λ2| − |λ1||/|λ3|, S = ‖λ‖, M = 0 where λ3 ≤ 0,

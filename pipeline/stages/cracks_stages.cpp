@@ -161,7 +161,7 @@ class CracksStage : public Stage {
   }
   unsigned needs() const override { return kLabels; }
   unsigned provides() const override { return kCracks; }
-  double bytes_per_voxel() const override { return 48.0; }  // Hessian (24 B) + smoothed grey + masks
+  double bytes_per_voxel() const override { return 24.0; }  // sheetness 12 B (smoothed grey, scratch, response) + masks + local thickness
 
   void preflight(const Params& p, const PreflightContext& pf, Diagnostics& d) const override {
     if (pf.phases.empty()) return;
