@@ -125,7 +125,7 @@ TransportResult solve_transport(const Volume<std::uint8_t>& labels, const Conduc
     out.sigma_ref = std::max(out.sigma_ref, conductivity[l]);
     code_of_value.emplace(conductivity[l], 0);
   }
-  out.porosity = conducting / total;
+  out.conducting_fraction = conducting / total;
   if (code_of_value.size() > 255)
     throw InputError("transport: more than 255 distinct conductivities in one volume");
   std::vector<double> code_value{0.0};
@@ -154,7 +154,7 @@ TransportResult solve_transport(const Volume<std::uint8_t>& labels, const Conduc
   fc.periodic = {options.periodic, options.periodic, options.periodic};
   FaceReach reach = face_reachability(labels, conducting_labels, fc);
   progress_point(kUnknownProgress);  // a cancellation point between the set-up phases
-  out.porosity_percolating = static_cast<double>(reach.percolating) / total;
+  out.percolating_fraction = static_cast<double>(reach.percolating) / total;
   if (!reach.percolates()) return not_percolating();
   Volume<std::uint8_t> code = std::move(reach.flags);
   {
