@@ -72,7 +72,7 @@ int main(int argc, char** argv) {
       const long peak = status_kib("VmHWM:");
       const double cpu = cpu_seconds() - cpu0;
       const double bytes = peak_ok ? static_cast<double>(peak - before) * 1024.0 / static_cast<double>(n * n * n) : -1;
-      std::printf("%5ld³ %6.2f %9.4f %9.4f %8.2f %8.2f %7ld %10.2e %9.2e %9.1f  %s\n", n, phi, r.porosity_percolating,
+      std::printf("%5ld³ %6.2f %9.4f %9.4f %8.2f %8.2f %7ld %10.2e %9.2e %9.1f  %s\n", n, phi, r.percolating_fraction,
                   r.tau, r.seconds, cpu, r.iterations, r.residual, r.flux_balance, bytes, r.status.c_str());
       std::fflush(stdout);
       auto& fl = first_last[phi];

@@ -36,8 +36,8 @@ TEST(TransportSolve, UniformBlockIsExactOnEveryAxis) {
     EXPECT_NEAR(r.tau, 1.0, 1e-8) << axis_name(axis);
     EXPECT_NEAR(r.sigma_eff, 1.0, 1e-8);
     EXPECT_NEAR(r.macmullin, 1.0, 1e-8);
-    EXPECT_DOUBLE_EQ(r.porosity, 1.0);
-    EXPECT_DOUBLE_EQ(r.porosity_percolating, 1.0);
+    EXPECT_DOUBLE_EQ(r.conducting_fraction, 1.0);
+    EXPECT_DOUBLE_EQ(r.percolating_fraction, 1.0);
     EXPECT_LE(r.flux_balance, 1e-4);
     // The potential profile of a uniform medium is linear: V = 1 − (t + ½)/N.
     ASSERT_EQ(r.profile.size(), static_cast<std::size_t>(v.dims()[axis]));
@@ -127,7 +127,7 @@ TEST(TransportSolve, SlantedStrip) {
       for (index_t x = i; x < i + 2; ++x) v(x, y, i) = 1;
   TransportResult r = solve_transport(v, only(1), along(2));
   EXPECT_EQ(r.status, "ok");
-  EXPECT_NEAR(r.porosity, 80.0 / (21 * 21 * 20), 1e-15);
+  EXPECT_NEAR(r.conducting_fraction, 80.0 / (21 * 21 * 20), 1e-15);
   EXPECT_NEAR(r.tau, 7.51667, 5e-5);
 }
 
@@ -138,7 +138,7 @@ TEST(TransportSolve, StraightChannelsHaveTauOne) {
     for (index_t y = 5; y < 15; ++y)
       for (index_t x = 5; x < 15; ++x) v(x, y, z) = 1;
   TransportResult r = solve_transport(v, only(1), along(2));
-  EXPECT_NEAR(r.porosity, 0.25, 1e-15);
+  EXPECT_NEAR(r.conducting_fraction, 0.25, 1e-15);
   EXPECT_NEAR(r.tau, 1.0, 1e-8);
   EXPECT_NEAR(r.sigma_eff, 0.25, 1e-8);
   // Several thin channels, one of them only one voxel wide.
@@ -160,8 +160,8 @@ TEST(TransportSolve, DeadEndAndNonPercolatingGiveZero) {
   EXPECT_EQ(r.sigma_eff, 0.0);
   EXPECT_TRUE(std::isinf(r.tau));
   EXPECT_TRUE(std::isinf(r.macmullin));
-  EXPECT_NEAR(r.porosity, 8.0 / 25000.0, 1e-15);
-  EXPECT_EQ(r.porosity_percolating, 0.0);
+  EXPECT_NEAR(r.conducting_fraction, 8.0 / 25000.0, 1e-15);
+  EXPECT_EQ(r.percolating_fraction, 0.0);
   EXPECT_EQ(r.iterations, 0);
   // Only the first two z-layers conducting.
   Volume<std::uint8_t> layers({8, 8, 10});
@@ -186,8 +186,8 @@ TEST(TransportSolve, DeadEndsAttachedToAPathCarryNoCurrent) {
   for (index_t z = 0; z < 5; ++z) v(4, 4, z) = 1;  // dead end from the inlet
   TransportResult r = solve_transport(v, only(1), along(2));
   EXPECT_NEAR(r.sigma_eff, 1.0 / 36.0, 1e-9);
-  EXPECT_NEAR(r.porosity, 21.0 / 432.0, 1e-15);
-  EXPECT_NEAR(r.porosity_percolating, 16.0 / 432.0, 1e-15);
+  EXPECT_NEAR(r.conducting_fraction, 21.0 / 432.0, 1e-15);
+  EXPECT_NEAR(r.percolating_fraction, 16.0 / 432.0, 1e-15);
 }
 
 // Current through a three-voxel circuit with anisotropic spacing, solved by hand.
@@ -257,7 +257,7 @@ TEST(TransportSolve, RandomStructuresRespectHashinShtrikmanAndWiener) {
       Volume<std::uint8_t> v = test::random_blobs({32, 32, 32}, phi, seed);
       for (int axis = 0; axis < 3; ++axis) {
         TransportResult r = solve_transport(v, only(1), along(axis, 1e-6));
-        const double eps = r.porosity;
+        const double eps = r.conducting_fraction;
         ASSERT_EQ(r.status, "ok");
         EXPECT_LE(r.sigma_eff, 2 * eps / (3 - eps)) << "phi " << phi << " seed " << seed << " axis " << axis;
         EXPECT_LE(r.sigma_eff, eps);

@@ -84,6 +84,65 @@ std::array<index_t, 256> histogram(const Volume<std::uint8_t>& labels) {
       });
 }
 
+// Conjugate gradients preconditioned by mg, with restarts: each restart recomputes the
+// residual in double from the double potentials, so the float vectors only ever carry a
+// correction (iterative refinement). Updates x and out's residual, flux_balance, iterations
+// and status; returns the electrode currents of the final x.
+transport::FaceCurrents restarted_cg(const transport::FineLevel& fine, transport::Multigrid& mg, double* x,
+                                     const TransportOptions& options, TransportResult& out) {
+  const index_t n = fine.grid.count();
+  transport::FaceCurrents currents;
+  std::vector<float> r(static_cast<std::size_t>(n)), p(static_cast<std::size_t>(n)), q(static_cast<std::size_t>(n));
+
+  constexpr double kInnerReduction = 1e-4;
+  for (;;) {
+    double b2 = 0;
+    const double r2 = transport::true_residual(fine, x, r.data(), &b2);
+    const double b_norm = std::sqrt(b2);
+    out.residual = b_norm > 0 ? std::sqrt(r2) / b_norm : 0.0;
+    currents = transport::electrode_currents(fine, x);
+    out.flux_balance = currents.in != 0 ? std::abs(currents.in - currents.out) / std::abs(currents.in) : kInf;
+    if (out.residual <= options.tolerance && out.flux_balance <= options.flux_balance) {
+      out.status = "ok";
+      break;
+    }
+    if (out.iterations >= options.max_iterations) {
+      out.status = "not_converged";
+      break;
+    }
+    double target = kInnerReduction * std::sqrt(r2);
+    if (out.residual > options.tolerance) target = std::max(target, 0.5 * options.tolerance * b_norm);
+    mg.precondition(r.data(), q.data());
+    std::copy(q.begin(), q.end(), p.begin());
+    double rz = dot(r.data(), q.data(), n);
+    const long iterations_before = out.iterations;
+    while (out.iterations < options.max_iterations) {
+      mg.apply(p.data(), q.data());
+      const double pq = dot(p.data(), q.data(), n);
+      if (!(pq > 0) || !(rz > 0)) break;  // converged to rounding: restart from the true residual
+      const double alpha = rz / pq;
+      const double rr = update_solution(alpha, p.data(), q.data(), x, r.data(), n);
+      ++out.iterations;
+      progress_point(convergence_progress(std::sqrt(rr) / b_norm, options.tolerance));
+      if (std::sqrt(rr) <= target) break;
+      mg.precondition(r.data(), q.data());
+      const double rz_next = dot(r.data(), q.data(), n);
+      const float beta = static_cast<float>(rz_next / rz);
+      rz = rz_next;
+      float* pp = p.data();
+      const float* zz = q.data();
+      tbb::parallel_for(tbb::blocked_range<index_t>(0, n, 1 << 16), [&](const tbb::blocked_range<index_t>& rg) {
+        for (index_t i = rg.begin(); i < rg.end(); ++i) pp[i] = zz[i] + beta * pp[i];
+      });
+    }
+    if (out.iterations == iterations_before) {  // no step possible: rounding floor reached
+      out.status = out.residual <= options.tolerance && out.flux_balance <= options.flux_balance ? "ok" : "not_converged";
+      break;
+    }
+  }
+  return currents;
+}
+
 }  // namespace
 
 void set_sample_geometry(TransportResult& out, const Dims& dims, const Vec3& spacing_um, int axis) {
@@ -120,7 +179,7 @@ TransportResult solve_transport(const Volume<std::uint8_t>& labels, const Conduc
     out.sigma_ref = std::max(out.sigma_ref, conductivity[l]);
     code_of_value.emplace(conductivity[l], 0);
   }
-  out.porosity = conducting / total;
+  out.conducting_fraction = conducting / total;
   if (code_of_value.size() > 255)
     throw InputError("transport: more than 255 distinct conductivities in one volume");
   std::vector<double> code_value{0.0};
@@ -149,7 +208,7 @@ TransportResult solve_transport(const Volume<std::uint8_t>& labels, const Conduc
   fc.periodic = {options.periodic, options.periodic, options.periodic};
   FaceReach reach = face_reachability(labels, conducting_labels, fc);
   progress_point(kUnknownProgress);  // a cancellation point between the set-up phases
-  out.porosity_percolating = static_cast<double>(reach.percolating) / total;
+  out.percolating_fraction = static_cast<double>(reach.percolating) / total;
   if (!reach.percolates()) return not_percolating();
   Volume<std::uint8_t> code = std::move(reach.flags);
   {
@@ -196,57 +255,7 @@ TransportResult solve_transport(const Volume<std::uint8_t>& labels, const Conduc
   transport::Multigrid mg(fine);
   out.multigrid_levels = mg.levels();
   progress_point(kUnknownProgress);
-  std::vector<float> r(static_cast<std::size_t>(n)), p(static_cast<std::size_t>(n)), q(static_cast<std::size_t>(n));
-
-  // CG with restarts: each restart recomputes the residual in double from the double
-  // potentials, so the float vectors only ever carry a correction (iterative refinement).
-  constexpr double kInnerReduction = 1e-4;
-  transport::FaceCurrents currents;
-  for (;;) {
-    double b2 = 0;
-    const double r2 = transport::true_residual(fine, x.data(), r.data(), &b2);
-    const double b_norm = std::sqrt(b2);
-    out.residual = b_norm > 0 ? std::sqrt(r2) / b_norm : 0.0;
-    currents = transport::electrode_currents(fine, x.data());
-    out.flux_balance = currents.in != 0 ? std::abs(currents.in - currents.out) / std::abs(currents.in) : kInf;
-    if (out.residual <= options.tolerance && out.flux_balance <= options.flux_balance) {
-      out.status = "ok";
-      break;
-    }
-    if (out.iterations >= options.max_iterations) {
-      out.status = "not_converged";
-      break;
-    }
-    double target = kInnerReduction * std::sqrt(r2);
-    if (out.residual > options.tolerance) target = std::max(target, 0.5 * options.tolerance * b_norm);
-    mg.precondition(r.data(), q.data());
-    std::copy(q.begin(), q.end(), p.begin());
-    double rz = dot(r.data(), q.data(), n);
-    const long iterations_before = out.iterations;
-    while (out.iterations < options.max_iterations) {
-      mg.apply(p.data(), q.data());
-      const double pq = dot(p.data(), q.data(), n);
-      if (!(pq > 0) || !(rz > 0)) break;  // converged to rounding: restart from the true residual
-      const double alpha = rz / pq;
-      const double rr = update_solution(alpha, p.data(), q.data(), x.data(), r.data(), n);
-      ++out.iterations;
-      progress_point(convergence_progress(std::sqrt(rr) / b_norm, options.tolerance));
-      if (std::sqrt(rr) <= target) break;
-      mg.precondition(r.data(), q.data());
-      const double rz_next = dot(r.data(), q.data(), n);
-      const float beta = static_cast<float>(rz_next / rz);
-      rz = rz_next;
-      float* pp = p.data();
-      const float* zz = q.data();
-      tbb::parallel_for(tbb::blocked_range<index_t>(0, n, 1 << 16), [&](const tbb::blocked_range<index_t>& rg) {
-        for (index_t i = rg.begin(); i < rg.end(); ++i) pp[i] = zz[i] + beta * pp[i];
-      });
-    }
-    if (out.iterations == iterations_before) {  // no step possible: rounding floor reached
-      out.status = out.residual <= options.tolerance && out.flux_balance <= options.flux_balance ? "ok" : "not_converged";
-      break;
-    }
-  }
+  const transport::FaceCurrents currents = restarted_cg(fine, mg, x.data(), options, out);
   out.flux_in = currents.in;
   out.flux_out = currents.out;
   // ΔV = 1: σ_eff = I·L/A with I the mean of the inlet and outlet currents.

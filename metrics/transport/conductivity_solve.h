@@ -64,8 +64,10 @@ struct TransportResult {
   double tau = 0;                // Σ ε_i σ_i / σ_eff (∞ when not percolating)
   double macmullin = 0;          // σ_ref / σ_eff
   double sigma_ref = 0;          // largest conductivity of the phases present
-  double porosity = 0;           // fraction of voxels with σ > 0 (whole image)
-  double porosity_percolating = 0;  // fraction of voxels with σ > 0 connected to both faces
+  // The conducting phases' volume fractions (JSON keys "porosity" / "porosity_percolating":
+  // the conducting phase is the pore in a binary solve, not in a multi-phase one).
+  double conducting_fraction = 0;   // fraction of voxels with σ > 0 (whole image)
+  double percolating_fraction = 0;  // fraction of voxels with σ > 0 connected to both faces
   long iterations = 0;           // CG iterations
   double residual = 0;           // final relative residual ‖b − Ax‖/‖b‖
   double flux_in = 0, flux_out = 0;  // currents through the inlet / outlet (unit·µm·V)

@@ -1,5 +1,6 @@
 // Internal to the transport solve: the matrix-free finite-volume operator on the voxel
 // grid and its geometric multigrid preconditioner. Not a public header of vp_transport.
+// Design and measurements: docs/transport.md, section Solver.
 //
 // Discretisation (DEVELOPERS.md): cell-centred finite volumes; the conductance of the face
 // between voxels i and j along axis a is G = k_f·A_a/h_a with k_f = 2 k_i k_j/(k_i + k_j)
@@ -8,24 +9,28 @@
 //
 // Multigrid: connectivity-aware aggregation. Each coarse level is built on the cells of a
 // 2×2×2 agglomeration of the level above (an axis of one cell is not coarsened), but a coarse
-// cell is split into the pieces of it that are face-connected inside the cell: each piece is
-// one coarse unknown (a "node"; cells without conducting voxels have none). Prolongation is
-// piecewise constant per piece, restriction its transpose, and coarse conductances by
-// averaging: the coupling of two nodes is ½ × the sum of the fine couplings between their
-// pieces (and likewise the electrode couplings), i.e. the Galerkin operator PᵀAP scaled by ½,
-// which equals the re-discretised operator for a uniform medium and keeps every fine
-// connection, so every coarse operator stays non-singular. Splitting matters near the
-// percolation threshold: merging two pieces that meet only outside the cell (thin walls,
-// dead ends) shorts them together, and the old cell-wise hierarchy lost strength with depth
-// there (CG iterations on 30 % random blobs 14 → 18 → 25 from 128³ to 512³; now 10 → 10 → 10).
+// cell is split into the pieces of it that are connected (by strong couplings) inside the
+// cell: each piece is one coarse unknown (a "node"; cells without conducting voxels have
+// none). Prolongation is piecewise constant per piece, restriction its transpose, and coarse
+// conductances by averaging: the coupling of two nodes is ½ × the sum of the fine couplings
+// between their pieces (likewise the electrode couplings), i.e. the Galerkin operator PᵀAP
+// scaled by ½, which equals the re-discretised operator for a uniform medium and keeps every
+// fine connection, so every coarse operator stays non-singular.
 // Smoother: Gauss-Seidel, red-black over the cells (three colours when a periodic axis has
 // odd length) — the nodes of one cell are never coupled and couplings join face-adjacent
 // cells only, so the cells' colouring separates coupled nodes — forward colours before the
 // coarse correction and reverse colours after. Below the fine level each level is solved by
 // a K-cycle (Notay & Vassilevski 2008): two Krylov steps preconditioned by the level's
 // V-step. The coarsest level (≤ 512 nodes, or a single cell) is solved exactly by dense
-// Cholesky. The K-cycle makes the preconditioner slightly nonlinear; the outer CG restarts
-// from the recomputed true residual every 10⁴-fold reduction, which keeps it robust.
+// Cholesky.
+//
+// Files, one job each:
+//   multigrid_grid.h       walking the structured cells of a level (rows, colours, parents);
+//   fine_operator.h/.cpp   the fine level: conductance look-ups, boundary conditions, smoother,
+//                          transfer to/from the first coarse level, A x, true residual, currents
+//                          (a new boundary condition touches this file);
+//   aggregation.h/.cpp     building the coarse levels (strong-coupling pieces, Galerkin sums);
+//   multigrid.cpp          the cycle: coarse smoother and transfers, K-cycle, coarsest solve.
 #pragma once
 
 #include <array>

@@ -93,7 +93,7 @@ TransportResult solve_transport_petsc(const Volume<std::uint8_t>& slab, const ZS
     eps_sigma += static_cast<double>(counts[l]) / total * k[l];
     out.sigma_ref = std::max(out.sigma_ref, k[l]);
   }
-  out.porosity = conducting / total;
+  out.conducting_fraction = conducting / total;
   if (stats) {
     stats->preconditioner = preconditioner;
     stats->ranks = size;
@@ -125,7 +125,7 @@ TransportResult solve_transport_petsc(const Volume<std::uint8_t>& slab, const ZS
     co.periodic = options.periodic;
     const SlabClusters clusters = slab_clusters(mask, layout, co, comm);
     for (index_t i = 0; i < slab.size(); ++i) keep[i] = clusters.percolates(clusters.local.ids[i]);
-    out.porosity_percolating = static_cast<double>(clusters.percolating) / total;
+    out.percolating_fraction = static_cast<double>(clusters.percolating) / total;
     if (clusters.percolating == 0) return not_percolating();
   }
   mask = Volume<std::uint8_t>();

@@ -1,0 +1,256 @@
+#include "metrics/transport/aggregation.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "core/error.h"
+#include "metrics/transport/fine_operator.h"
+
+namespace vp::transport::detail {
+namespace {
+
+// ---- connectivity-aware aggregation ---------------------------------------------------
+//
+// A coupling is "strong" when it is at least kStrong × the strongest coupling of either end
+// (on the fine level: of either voxel's own phase along the same axis). Aggregates are the
+// pieces of a cell that are connected by strong couplings only: a good conductor joined to
+// another one only through a poor conductor (contrast 1e4: SE 1 / AM 1e-4) is not shorted
+// to it on the coarse level, and a poor-conductor region is not lumped into a good one whose
+// potential it cannot follow. For one phase (or a small contrast) every coupling is strong
+// and the aggregates are the face-connected pieces of the cell.
+constexpr double kStrong = 0.02;
+
+using Edge = std::pair<std::uint32_t, double>;  // neighbour node, summed conductance
+
+// Per-thread scratch of the edge gathering: one edge list and electrode coupling per piece.
+struct Scratch {
+  std::vector<std::vector<Edge>> edges;
+  std::vector<double> electrode;
+  void reset(std::size_t pieces) {
+    if (edges.size() < pieces) edges.resize(pieces);
+    for (std::size_t p = 0; p < pieces; ++p) edges[p].clear();
+    electrode.assign(pieces, 0.0);
+  }
+  // Sorts and merges piece p's edges (fixed order: deterministic sums).
+  const std::vector<Edge>& merged(std::size_t p) {
+    auto& e = edges[p];
+    std::stable_sort(e.begin(), e.end(), [](const Edge& a, const Edge& b) { return a.first < b.first; });
+    std::size_t out = 0;
+    for (std::size_t i = 0; i < e.size(); ++i) {
+      if (out > 0 && e[out - 1].first == e[i].first) e[out - 1].second += e[i].second;
+      else e[out++] = e[i];
+    }
+    e.resize(out);
+    return e;
+  }
+};
+
+void prefix_sum(std::vector<std::uint32_t>& v) {
+  std::uint64_t s = 0;
+  for (auto& x : v) {
+    s += x;
+    if (s > 0xffffffffu) throw ComputeError("transport: multigrid level too large for 32-bit indices");
+    x = static_cast<std::uint32_t>(s);
+  }
+}
+
+// Builds C's adjacency from gather(scratch, X, Y, Z): gather fills scratch for the pieces of
+// cell (X, Y, Z) with the fine couplings leaving each piece (Galerkin sums) and its electrode
+// couplings; the coarse conductances are ½ × those sums (exact for a uniform medium).
+template <class Gather>
+void build_edges(CoarseLevel& C, Gather&& gather) {
+  constexpr double kScale = 0.5;  // PᵀAP is twice the re-discretised operator
+  const Grid& g = C.grid;
+  const std::size_t m = C.cell_start.back();
+  C.row.assign(m + 1, 0);
+  C.electrode.assign(m, 0.0f);
+  for (int pass = 0; pass < 2; ++pass) {
+    parallel_rows(g, [&](index_t Y, index_t Z) {
+      Scratch s;
+      for (index_t X = 0; X < g.n[0]; ++X) {
+        const auto ci = static_cast<std::size_t>(cell_index(g, X, Y, Z));
+        const std::uint32_t first = C.cell_start[ci], pieces = C.cell_start[ci + 1] - first;
+        if (pieces == 0) continue;
+        s.reset(pieces);
+        gather(s, X, Y, Z);
+        for (std::uint32_t p = 0; p < pieces; ++p) {
+          const auto& e = s.merged(p);
+          const std::uint32_t node = first + p;
+          if (pass == 0) {
+            C.row[node + 1] = static_cast<std::uint32_t>(e.size());
+            C.electrode[node] = static_cast<float>(kScale * s.electrode[p]);
+          } else {
+            std::uint32_t at = C.row[node];
+            for (const auto& [t, w] : e) C.col[at] = t, C.weight[at++] = static_cast<float>(kScale * w);
+          }
+        }
+      }
+    });
+    if (pass == 0) {
+      prefix_sum(C.row);
+      C.col.assign(C.row.back(), 0);
+      C.weight.assign(C.row.back(), 0.0f);
+    }
+  }
+  for (auto* w : {&C.x, &C.b, &C.c2, &C.w}) w->assign(m, 0.0f);
+}
+
+}  // namespace
+
+// First coarse level from the voxels.
+CoarseLevel coarsen_fine(const FineLevel& F) {
+  const FineView v{F};
+  const Grid& f = F.grid;
+  CoarseLevel C;
+  C.grid = f.coarsened();
+  const Grid& g = C.grid;
+  const auto cells = static_cast<std::size_t>(g.count());
+  C.pattern.assign(cells, 0);
+  C.cell_start.assign(cells + 1, 0);
+  // strong[a][ci * codes + cj]: the face between codes ci and cj along a is strong.
+  std::array<std::vector<std::uint8_t>, 3> strong;
+  for (int a = 0; a < 3; ++a) {
+    strong[a].assign(static_cast<std::size_t>(F.codes * F.codes), 0);
+    const float* G = F.face[a].data();
+    for (int i = 1; i < F.codes; ++i)
+      for (int j = 1; j < F.codes; ++j) {
+        const double ref = std::max(G[i * F.codes + i], G[j * F.codes + j]);
+        strong[a][i * F.codes + j] = G[i * F.codes + j] > 0 && G[i * F.codes + j] >= kStrong * ref;
+      }
+  }
+  parallel_rows(g, [&](index_t Y, index_t Z) {
+    const auto [y0, y1] = child_range(f, 1, Y);
+    const auto [z0, z1] = child_range(f, 2, Z);
+    for (index_t X = 0; X < g.n[0]; ++X) {
+      const auto [x0, x1] = child_range(f, 0, X);
+      int child_code[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+      for (index_t z = z0; z <= z1; ++z)
+        for (index_t y = y0; y <= y1; ++y)
+          for (index_t x = x0; x <= x1; ++x)
+            child_code[(x - x0) + 2 * (y - y0) + 4 * (z - z0)] = F.code[cell_index(f, x, y, z)];
+      // Label the children's strongly connected pieces (8 nodes, 12 faces: a small flood fill).
+      int piece[8];
+      std::fill_n(piece, 8, -1);
+      int count = 0;
+      for (int k = 0; k < 8; ++k) {
+        if (!child_code[k] || piece[k] >= 0) continue;
+        int stack[8], top = 0;
+        stack[top++] = k, piece[k] = count;
+        while (top > 0) {
+          const int c = stack[--top];
+          for (int a = 0; a < 3; ++a) {
+            const int d = c ^ (1 << a);
+            if (!child_code[d] || piece[d] >= 0) continue;
+            if (strong[a][child_code[c] * F.codes + child_code[d]]) piece[d] = count, stack[top++] = d;
+          }
+        }
+        ++count;
+      }
+      std::uint32_t packed = 0;
+      for (int k = 0; k < 8; ++k) packed |= (piece[k] < 0 ? kNoPiece : static_cast<std::uint32_t>(piece[k])) << (4 * k);
+      const auto ci = static_cast<std::size_t>(cell_index(g, X, Y, Z));
+      C.pattern[ci] = packed;
+      C.cell_start[ci + 1] = static_cast<std::uint32_t>(count);
+    }
+  });
+  prefix_sum(C.cell_start);
+  build_edges(C, [&](Scratch& s, index_t X, index_t Y, index_t Z) {
+    const auto [x0, x1] = child_range(f, 0, X);
+    const auto [y0, y1] = child_range(f, 1, Y);
+    const auto [z0, z1] = child_range(f, 2, Z);
+    const auto ci = static_cast<std::size_t>(cell_index(g, X, Y, Z));
+    const std::uint32_t pieces = C.pattern[ci];
+    const index_t n0 = f.n[0], n01 = f.n[0] * f.n[1];
+    for (index_t z = z0; z <= z1; ++z)
+      for (index_t y = y0; y <= y1; ++y)
+        for (index_t x = x0; x <= x1; ++x) {
+          const Cell c = cell_at(f, x, y, z);
+          if (!v.active(c)) continue;
+          const int p = child_piece(pieces, static_cast<int>((x - x0) + 2 * (y - y0) + 4 * (z - z0)));
+          const std::uint32_t node = C.cell_start[ci] + static_cast<std::uint32_t>(p);
+          for (int k = 0; k < 6; ++k) {
+            const index_t j = c.nb[k];
+            if (j < 0 || !v.active_at(j)) continue;
+            const float w = v.coupling(c, k);
+            if (w == 0) continue;
+            const std::uint32_t t = fine_parent(f, C, j % n0, (j / n0) % f.n[1], j / n01);
+            if (t != node) s.edges[static_cast<std::size_t>(p)].emplace_back(t, static_cast<double>(w));
+          }
+          s.electrode[static_cast<std::size_t>(p)] += static_cast<double>(v.electrode_low(c)) + v.electrode_high(c);
+        }
+  });
+  return C;
+}
+
+// Next coarse level from a coarse level: the nodes of each 2×2×2 group of cells, split into
+// the pieces connected inside the group. Fills S.parent.
+CoarseLevel coarsen_graph(CoarseLevel& S, bool by_strength) {
+  CoarseLevel C;
+  C.grid = S.grid.coarsened();
+  const Grid& g = C.grid;
+  const auto cells = static_cast<std::size_t>(g.count());
+  C.cell_start.assign(cells + 1, 0);
+  S.parent.assign(S.nodes(), 0);
+  auto find = [](std::vector<int>& uf, int a) {
+    while (uf[a] != a) a = uf[a] = uf[uf[a]];
+    return a;
+  };
+  // Strongest coupling of each node: with by_strength, a coupling joins two nodes into one
+  // piece only if it is strong.
+  std::vector<float> strongest(S.nodes(), 0.0f);
+  if (by_strength)
+    tbb::parallel_for(tbb::blocked_range<std::size_t>(0, S.nodes(), 1 << 14), [&](const tbb::blocked_range<std::size_t>& r) {
+      for (std::size_t i = r.begin(); i < r.end(); ++i)
+        for (std::uint32_t e = S.row[i]; e < S.row[i + 1]; ++e) strongest[i] = std::max(strongest[i], S.weight[e]);
+    });
+  parallel_rows(g, [&](index_t Y, index_t Z) {
+    std::vector<std::uint32_t> items;
+    std::vector<int> uf, label;
+    for (index_t X = 0; X < g.n[0]; ++X) {
+      items.clear();
+      for_child_nodes(S, X, Y, Z, [&](std::uint32_t i) { items.push_back(i); });
+      const int m = static_cast<int>(items.size());
+      uf.resize(static_cast<std::size_t>(m));
+      for (int a = 0; a < m; ++a) uf[a] = a;
+      for (int a = 0; a < m; ++a)
+        for (std::uint32_t e = S.row[items[a]]; e < S.row[items[a] + 1]; ++e) {
+          if (S.weight[e] == 0) continue;
+          if (by_strength && S.weight[e] < kStrong * std::max(strongest[items[a]], strongest[S.col[e]])) continue;
+          const auto it = std::lower_bound(items.begin(), items.end(), S.col[e]);
+          if (it == items.end() || *it != S.col[e]) continue;
+          const int ra = find(uf, a), rb = find(uf, static_cast<int>(it - items.begin()));
+          if (ra != rb) uf[std::max(ra, rb)] = std::min(ra, rb);
+        }
+      label.assign(static_cast<std::size_t>(m), -1);
+      std::uint32_t pieces = 0;
+      for (int a = 0; a < m; ++a) {
+        const int r = find(uf, a);
+        if (label[r] < 0) label[r] = static_cast<int>(pieces++);
+        S.parent[items[a]] = static_cast<std::uint32_t>(label[r]);
+      }
+      C.cell_start[static_cast<std::size_t>(cell_index(g, X, Y, Z)) + 1] = pieces;
+    }
+  });
+  prefix_sum(C.cell_start);
+  parallel_rows(g, [&](index_t Y, index_t Z) {
+    for (index_t X = 0; X < g.n[0]; ++X) {
+      const std::uint32_t first = C.cell_start[static_cast<std::size_t>(cell_index(g, X, Y, Z))];
+      for_child_nodes(S, X, Y, Z, [&](std::uint32_t i) { S.parent[i] += first; });
+    }
+  });
+  build_edges(C, [&](Scratch& s, index_t X, index_t Y, index_t Z) {
+    const std::uint32_t first = C.cell_start[static_cast<std::size_t>(cell_index(g, X, Y, Z))];
+    for_child_nodes(S, X, Y, Z, [&](std::uint32_t i) {
+      const std::uint32_t node = S.parent[i];
+      auto& list = s.edges[node - first];
+      for (std::uint32_t e = S.row[i]; e < S.row[i + 1]; ++e) {
+        const std::uint32_t t = S.parent[S.col[e]];
+        if (t != node) list.emplace_back(t, static_cast<double>(S.weight[e]));
+      }
+      s.electrode[node - first] += S.electrode[i];
+    });
+  });
+  return C;
+}
+
+}  // namespace vp::transport::detail
