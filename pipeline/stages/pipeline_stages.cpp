@@ -2,6 +2,9 @@
 #include "core/error.h"
 #include "metrics/phase_fractions.h"
 #include "pipeline/catalog.h"
+#if VP_MPI
+#include "pipeline/mpi/slab_measure.h"
+#endif
 
 namespace vp {
 
@@ -32,7 +35,17 @@ class VolumeFractionStage : public Stage {
 
   void run(const Params&, SampleContext& ctx) const override {
     const LabelVolume& labels = *ctx.labels;
-    const PhaseFractions f = phase_fractions(labels);
+    PhaseFractions f;
+    if (!ctx.slab) {
+      f = phase_fractions(labels);
+    } else {
+#if VP_MPI
+      // This rank's z-slab: the whole volume's counts, summed over the ranks.
+      f = slab_phase_fractions(labels, *ctx.slab);
+#else
+      throw ComputeError("volume_fraction: this voxpress was built without MPI, it cannot measure a z-slab");
+#endif
+    }
     nlohmann::json voxels = nlohmann::json::object();
     for (const auto& p : f.phases) {
       ctx.add("volume_fraction", p.phase, "", p.fraction, "1");
