@@ -1,5 +1,6 @@
 #include "metrics/connectivity.h"
 
+#include <algorithm>
 #include <array>
 #include <cstdlib>
 #include <functional>
@@ -133,13 +134,16 @@ Clusters label_clusters(const Volume<std::uint8_t>& mask, int connectivity) {
 namespace {
 
 // χ of the complex on voxel centres (6-connectivity).
-std::int64_t euler_centres(const Volume<std::uint8_t>& mask) {
+std::int64_t euler_centres(const Volume<std::uint8_t>& mask, index_t z_begin, index_t z_end) {
   const Dims d = mask.dims();
   auto in = [&](index_t x, index_t y, index_t z) -> int {
     return x < d.x && y < d.y && z < d.z && mask(x, y, z) ? 1 : 0;
   };
   tbb::combinable<std::int64_t> chi(0);
-  tbb::parallel_for(tbb::blocked_range<index_t>(0, d.z), [&](const tbb::blocked_range<index_t>& r) {
+  z_begin = std::max<index_t>(z_begin, 0);
+  z_end = std::min(z_end, d.z);
+  if (z_begin >= z_end) return 0;
+  tbb::parallel_for(tbb::blocked_range<index_t>(z_begin, z_end), [&](const tbb::blocked_range<index_t>& r) {
     std::int64_t& c = chi.local();
     for (index_t z = r.begin(); z != r.end(); ++z)
       for (index_t y = 0; y < d.y; ++y)
@@ -158,7 +162,7 @@ std::int64_t euler_centres(const Volume<std::uint8_t>& mask) {
 }
 
 // χ of the union of closed voxel cubes (26-connectivity).
-std::int64_t euler_cubes(const Volume<std::uint8_t>& mask) {
+std::int64_t euler_cubes(const Volume<std::uint8_t>& mask, index_t k_begin, index_t k_end) {
   const Dims d = mask.dims();
   auto in = [&](index_t x, index_t y, index_t z) -> bool {
     return x >= 0 && y >= 0 && z >= 0 && x < d.x && y < d.y && z < d.z && mask(x, y, z);
@@ -167,7 +171,10 @@ std::int64_t euler_cubes(const Volume<std::uint8_t>& mask) {
   // Lattice point (i, j, k) is the corner shared by voxels (i-1..i, j-1..j, k-1..k); the cells
   // listed at it: the vertex, the edges from it along +x/+y/+z, the faces spanned by pairs of
   // those directions, and the cube (voxel (i, j, k)).
-  tbb::parallel_for(tbb::blocked_range<index_t>(0, d.z + 1), [&](const tbb::blocked_range<index_t>& r) {
+  k_begin = std::max<index_t>(k_begin, 0);
+  k_end = std::min(k_end, d.z + 1);
+  if (k_begin >= k_end) return 0;
+  tbb::parallel_for(tbb::blocked_range<index_t>(k_begin, k_end), [&](const tbb::blocked_range<index_t>& r) {
     std::int64_t& c = chi.local();
     for (index_t k = r.begin(); k != r.end(); ++k)
       for (index_t j = 0; j <= d.y; ++j)
@@ -195,7 +202,15 @@ std::int64_t euler_cubes(const Volume<std::uint8_t>& mask) {
 std::int64_t euler_characteristic(const Volume<std::uint8_t>& mask, int connectivity) {
   check_connectivity(connectivity);
   if (mask.empty()) return 0;
-  return connectivity == 6 ? euler_centres(mask) : euler_cubes(mask);
+  return connectivity == 6 ? euler_centres(mask, 0, mask.dims().z) : euler_cubes(mask, 0, mask.dims().z + 1);
+}
+
+std::int64_t euler_characteristic_planes(const Volume<std::uint8_t>& mask, int connectivity, index_t z_begin,
+                                         index_t z_end, bool top) {
+  check_connectivity(connectivity);
+  if (mask.empty()) return 0;
+  if (connectivity == 6) return euler_centres(mask, z_begin, z_end);
+  return euler_cubes(mask, z_begin, top ? z_end + 1 : z_end);
 }
 
 Topology topology(const Volume<std::uint8_t>& mask, int connectivity) {

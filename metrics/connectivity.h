@@ -44,6 +44,12 @@ const std::vector<Offset>& neighbour_offsets(int connectivity);
 
 // χ of the mask for connectivity 6 or 26 (18 → 26, see above).
 std::int64_t euler_characteristic(const Volume<std::uint8_t>& mask, int connectivity = 6);
+// The part of χ counted at planes [z_begin, z_end) of `mask`, additive over disjoint ranges (for
+// z-slabs held with one plane of their neighbours on either side): under 6, the cells whose lowest
+// voxel lies there; under 18/26, the cells at the lattice planes of those voxels' lower corners,
+// plus the plane above z_end − 1 when `top` (the top of the whole volume).
+std::int64_t euler_characteristic_planes(const Volume<std::uint8_t>& mask, int connectivity, index_t z_begin,
+                                         index_t z_end, bool top);
 
 struct Topology {
   std::int64_t components = 0;  // β0

@@ -122,39 +122,33 @@ double InterfaceAreas::surface_facecount(int a) const {
   return s;
 }
 
-InterfaceAreas interface_areas(const Volume<std::uint8_t>& labels) {
+CroftonCrossings crofton_crossings(const Volume<std::uint8_t>& labels, const std::vector<int>& label_set,
+                                   index_t z_begin, index_t z_end) {
   const Dims d = labels.dims();
-  const Vec3 h = labels.spacing_um;
-  InterfaceAreas out;
-  out.volume_um3 = static_cast<double>(d.count()) * h[0] * h[1] * h[2];
-  if (labels.empty()) return out;
-  const CroftonDirections dirs = crofton_directions(h);
-  const double voxel_volume = h[0] * h[1] * h[2];
-  // Directions the image cannot hold (a single plane) are dropped and the rest renormalised.
-  double weight_sum = 0;
-  for (int k = 0; k < 13; ++k)
-    if (step_pairs(d, dirs.step[k]) > 0) weight_sum += dirs.weight[k];
-
-  // Labels present, numbered 0..n-1, so the per-thread pair counters stay small.
-  const auto present = count_labels(labels);
+  CroftonCrossings out;
+  out.labels = label_set;
+  std::sort(out.labels.begin(), out.labels.end());
+  out.labels.erase(std::unique(out.labels.begin(), out.labels.end()), out.labels.end());
+  // Labels numbered 0..n-1, so the per-thread pair counters stay small.
   std::array<std::uint16_t, 256> slot{};
-  std::vector<int> label_of;
-  for (int l = 0; l < 256; ++l)
-    if (present[static_cast<std::size_t>(l)] > 0) {
-      slot[static_cast<std::size_t>(l)] = static_cast<std::uint16_t>(label_of.size());
-      label_of.push_back(l);
-    }
-  const std::size_t n = label_of.size();
-  std::vector<double> crofton(n * n, 0.0), faces(n * n, 0.0);
+  for (std::size_t i = 0; i < out.labels.size(); ++i) {
+    if (out.labels[i] < 0 || out.labels[i] > 255) throw InputError("crofton crossings: label " + std::to_string(out.labels[i]) + " is not 0..255");
+    slot[static_cast<std::size_t>(out.labels[i])] = static_cast<std::uint16_t>(i);
+  }
+  const std::size_t n = out.labels.size();
+  const std::size_t nn = n * n;
+  out.counts.assign(13 * nn, 0);
+  z_begin = std::max<index_t>(z_begin, 0);
+  z_end = std::min(z_end, d.z);
+  if (labels.empty() || z_begin >= z_end || n == 0) return out;
   const std::uint8_t* l = labels.data();
   // One sweep counts the crossings of all 13 directions: every step p -> p + s stays within the
   // planes z - 1 .. z + 1, so the image is read once. counts[k * n² + pair] per thread.
-  const std::size_t nn = n * n;
   using Counts = std::vector<std::int64_t>;
   tbb::combinable<Counts> counts([nn] { return Counts(13 * nn, 0); });
   std::array<index_t, 13> offset;
-  for (int k = 0; k < 13; ++k) offset[k] = dirs.step[k][0] + d.x * (dirs.step[k][1] + d.y * dirs.step[k][2]);
-  tbb::parallel_for(tbb::blocked_range<index_t>(0, d.z), [&](const tbb::blocked_range<index_t>& r) {
+  for (int k = 0; k < 13; ++k) offset[k] = kSteps[k][0] + d.x * (kSteps[k][1] + d.y * kSteps[k][2]);
+  tbb::parallel_for(tbb::blocked_range<index_t>(z_begin, z_end), [&](const tbb::blocked_range<index_t>& r) {
     Counts& c = counts.local();
     auto cross = [&](int k, std::uint8_t a, std::uint8_t b) {
       const std::size_t sa = slot[a], sb = slot[b];
@@ -173,7 +167,7 @@ InterfaceAreas interface_areas(const Volume<std::uint8_t>& labels) {
             continue;
           }
           for (int k = 0; k < 13; ++k) {
-            const auto& st = dirs.step[k];
+            const auto& st = kSteps[k];
             const index_t nx = x + st[0], ny = y + st[1], nz = z + st[2];
             if (nx < 0 || ny < 0 || nz < 0 || nx >= d.x || ny >= d.y || nz >= d.z) continue;
             if (l[i + offset[k]] != a) cross(k, a, l[i + offset[k]]);
@@ -181,14 +175,29 @@ InterfaceAreas interface_areas(const Volume<std::uint8_t>& labels) {
         }
       }
   });
-  Counts all(13 * nn, 0);
   counts.combine_each([&](const Counts& c) {
-    for (std::size_t i = 0; i < c.size(); ++i) all[i] += c[i];
+    for (std::size_t i = 0; i < c.size(); ++i) out.counts[i] += c[i];
   });
+  return out;
+}
+
+InterfaceAreas interface_areas(const CroftonCrossings& crossings, const Dims& d, const Vec3& h) {
+  InterfaceAreas out;
+  out.volume_um3 = static_cast<double>(d.count()) * h[0] * h[1] * h[2];
+  if (d.count() == 0) return out;
+  const std::size_t n = crossings.labels.size(), nn = n * n;
+  if (crossings.counts.size() != 13 * nn) throw InputError("interface areas: crossing counts do not match the labels");
+  const CroftonDirections dirs = crofton_directions(h);
+  const double voxel_volume = h[0] * h[1] * h[2];
+  // Directions the image cannot hold (a single plane) are dropped and the rest renormalised.
+  double weight_sum = 0;
+  for (int k = 0; k < 13; ++k)
+    if (step_pairs(d, dirs.step[k]) > 0) weight_sum += dirs.weight[k];
+  std::vector<double> crofton(nn, 0.0), faces(nn, 0.0);
   for (int k = 0; k < 13; ++k) {
     const auto& s = dirs.step[k];
     if (step_pairs(d, s) <= 0) continue;
-    const std::int64_t* total = &all[static_cast<std::size_t>(k) * nn];
+    const std::int64_t* total = &crossings.counts[static_cast<std::size_t>(k) * nn];
     // Each crossing stands for the area V_voxel / |s| of the plane across the lines (Cauchy:
     // surface = 2 × mean over directions of crossings × that area).
     const double factor = 2.0 * dirs.weight[k] / weight_sum * voxel_volume / step_length(s, h);
@@ -203,8 +212,16 @@ InterfaceAreas interface_areas(const Volume<std::uint8_t>& labels) {
   for (std::size_t a = 0; a < n; ++a)
     for (std::size_t b = a + 1; b < n; ++b)
       if (crofton[a * n + b] > 0 || faces[a * n + b] > 0)
-        out.pairs.push_back({label_of[a], label_of[b], crofton[a * n + b], faces[a * n + b]});
+        out.pairs.push_back({crossings.labels[a], crossings.labels[b], crofton[a * n + b], faces[a * n + b]});
   return out;
+}
+
+InterfaceAreas interface_areas(const Volume<std::uint8_t>& labels) {
+  const auto present = count_labels(labels);
+  std::vector<int> label_set;
+  for (int l = 0; l < 256; ++l)
+    if (present[static_cast<std::size_t>(l)] > 0) label_set.push_back(l);
+  return interface_areas(crofton_crossings(labels, label_set, 0, labels.dims().z), labels.dims(), labels.spacing_um);
 }
 
 namespace {
@@ -314,18 +331,18 @@ std::vector<ParticleContact> particle_contact_areas(const LabelVolume& labels, c
   return out;
 }
 
-TriplePhaseBoundary triple_phase_boundary(const Volume<std::uint8_t>& labels, int a, int b, int c) {
+std::array<std::int64_t, 3> triple_phase_edges(const Volume<std::uint8_t>& labels, int a, int b, int c, index_t z_begin,
+                                               index_t z_end) {
   const Dims d = labels.dims();
-  const Vec3 h = labels.spacing_um;
-  TriplePhaseBoundary t;
-  if (labels.empty()) return t;
+  std::array<std::int64_t, 3> edges{};
+  z_begin = std::max<index_t>(z_begin, 0);
+  if (labels.empty()) return edges;
   const std::uint8_t* l = labels.data();
   // Bit of each label of interest; an edge is triple when its four voxels OR to all three bits.
   std::array<std::uint8_t, 256> bit{};
   bit[static_cast<std::size_t>(a)] |= 1;
   bit[static_cast<std::size_t>(b)] |= 2;
   bit[static_cast<std::size_t>(c)] |= 4;
-  double length = 0;
   for (int axis = 0; axis < 3; ++axis) {
     // The edge runs along `axis`; u and v are the two other axes (steps between the four voxels).
     const int u = (axis + 1) % 3, v = (axis + 2) % 3;
@@ -335,9 +352,10 @@ TriplePhaseBoundary triple_phase_boundary(const Volume<std::uint8_t>& labels, in
     lim[u] -= 1;
     lim[v] -= 1;
     if (lim[u] <= 0 || lim[v] <= 0) continue;
-    t.interior_edges += lim[0] * lim[1] * lim[2];
+    const index_t z1 = std::min(lim[2], z_end);
+    if (z_begin >= z1) continue;
     tbb::combinable<std::int64_t> count(0);
-    tbb::parallel_for(tbb::blocked_range<index_t>(0, lim[2]), [&](const tbb::blocked_range<index_t>& r) {
+    tbb::parallel_for(tbb::blocked_range<index_t>(z_begin, z1), [&](const tbb::blocked_range<index_t>& r) {
       std::int64_t& n = count.local();
       for (index_t z = r.begin(); z != r.end(); ++z)
         for (index_t y = 0; y < lim[1]; ++y)
@@ -346,7 +364,23 @@ TriplePhaseBoundary triple_phase_boundary(const Volume<std::uint8_t>& labels, in
             if ((bit[l[i]] | bit[l[i + su]] | bit[l[i + sv]] | bit[l[i + su + sv]]) == 7) ++n;
           }
     });
-    std::int64_t n = count.combine(std::plus<>());
+    edges[static_cast<std::size_t>(axis)] = count.combine(std::plus<>());
+  }
+  return edges;
+}
+
+TriplePhaseBoundary triple_phase_boundary(const std::array<std::int64_t, 3>& edges, const Dims& d, const Vec3& h) {
+  TriplePhaseBoundary t;
+  if (d.count() == 0) return t;
+  double length = 0;
+  for (int axis = 0; axis < 3; ++axis) {
+    const int u = (axis + 1) % 3, v = (axis + 2) % 3;
+    index_t lim[3] = {d.x, d.y, d.z};
+    lim[u] -= 1;
+    lim[v] -= 1;
+    if (lim[u] <= 0 || lim[v] <= 0) continue;
+    t.interior_edges += lim[0] * lim[1] * lim[2];
+    const std::int64_t n = edges[static_cast<std::size_t>(axis)];
     t.edges += n;
     length += static_cast<double>(n) * h[axis];
   }
@@ -354,6 +388,12 @@ TriplePhaseBoundary triple_phase_boundary(const Volume<std::uint8_t>& labels, in
   t.density_um_per_um3 = length / (static_cast<double>(d.count()) * h[0] * h[1] * h[2]);
   t.edge_fraction = t.interior_edges > 0 ? static_cast<double>(t.edges) / static_cast<double>(t.interior_edges) : 0;
   return t;
+}
+
+TriplePhaseBoundary triple_phase_boundary(const Volume<std::uint8_t>& labels, int a, int b, int c) {
+  if (labels.empty()) return {};
+  return triple_phase_boundary(triple_phase_edges(labels, a, b, c, 0, labels.dims().z), labels.dims(),
+                               labels.spacing_um);
 }
 
 }  // namespace vp

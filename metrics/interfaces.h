@@ -53,6 +53,19 @@ struct InterfaceAreas {
 
 InterfaceAreas interface_areas(const Volume<std::uint8_t>& labels);
 
+// The integer part of the estimate: crossings per Crofton direction and label pair, counted for
+// the steps that start in planes [z_begin, z_end) of `labels` and end inside it. Counts of
+// disjoint plane ranges add up exactly, so z-slabs of one volume, each held with the plane of
+// its neighbours on either side, give the whole volume's counts (metrics/mpi/slab_metrics.h).
+struct CroftonCrossings {
+  std::vector<int> labels;           // the labels counted, ascending (slot i is labels[i])
+  std::vector<std::int64_t> counts;  // [k·n² + a·n + b], slots a < b
+};
+CroftonCrossings crofton_crossings(const Volume<std::uint8_t>& labels, const std::vector<int>& label_set,
+                                   index_t z_begin, index_t z_end);
+// The areas of a whole volume of dimensions `whole` from its crossings.
+InterfaceAreas interface_areas(const CroftonCrossings& crossings, const Dims& whole, const Vec3& spacing_um);
+
 // AM–SE contact-area fraction := A(active|electrolyte) / A(active|any other phase), from the
 // Crofton areas; the roles come from the phase table (all active labels together, all
 // electrolyte labels together). NaN when there is no AM surface.
@@ -87,5 +100,12 @@ struct TriplePhaseBoundary {
   double edge_fraction = 0;       // edges / interior_edges (TauFactor's normalisation)
 };
 TriplePhaseBoundary triple_phase_boundary(const Volume<std::uint8_t>& labels, int label_a, int label_b, int label_c);
+// Triple edges along x, y, z whose base voxel (lowest corner) lies in planes [z_begin, z_end) and
+// whose four voxels lie inside `labels` (additive over z ranges, as crofton_crossings), and the
+// boundary of a whole volume of dimensions `whole` from them.
+std::array<std::int64_t, 3> triple_phase_edges(const Volume<std::uint8_t>& labels, int label_a, int label_b,
+                                               int label_c, index_t z_begin, index_t z_end);
+TriplePhaseBoundary triple_phase_boundary(const std::array<std::int64_t, 3>& edges, const Dims& whole,
+                                          const Vec3& spacing_um);
 
 }  // namespace vp

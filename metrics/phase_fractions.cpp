@@ -56,9 +56,17 @@ PhaseFractions phase_fractions(const LabelVolume& labels) {
   const auto counts = count_labels(labels);
   for (int l = 0; l < 256; ++l)
     if (counts[l] > 0 && !labels.phases.by_label(l)) throw_unnamed_label(labels, l, counts[l]);
+  return phase_fractions(counts, labels.size(), labels.phases);
+}
+
+PhaseFractions phase_fractions(const std::array<index_t, 256>& counts, index_t total, const PhaseTable& table) {
+  for (int l = 0; l < 256; ++l)
+    if (counts[static_cast<std::size_t>(l)] > 0 && !table.by_label(l))
+      throw InputError("label " + std::to_string(l) + " occurs in " + std::to_string(counts[static_cast<std::size_t>(l)]) +
+                       " voxels but the phase table does not name it");
   PhaseFractions out;
-  out.total = labels.size();
-  for (const auto& p : labels.phases.phases()) {
+  out.total = total;
+  for (const auto& p : table.phases()) {
     const index_t n = counts[static_cast<std::size_t>(p.label)];
     out.phases.push_back({p.name, p.label, p.role, n, ratio(n, out.total)});
   }

@@ -34,6 +34,9 @@ struct PhaseFractions {
 // file when the volume holds a label that the phase table does not name: such voxels are never
 // silently dropped.
 PhaseFractions phase_fractions(const LabelVolume& labels);
+// The same from voxel counts per label (count_labels) of a volume of `total` voxels, e.g. summed
+// over z-slabs. Throws InputError for a counted label the table does not name.
+PhaseFractions phase_fractions(const std::array<index_t, 256>& counts, index_t total, const PhaseTable& table);
 
 // Void = phases of role pore or crack. porosity = void voxels / all voxels; relative density
 // = 1 − porosity.

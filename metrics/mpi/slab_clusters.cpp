@@ -84,6 +84,14 @@ SlabClusters slab_clusters(const Volume<std::uint8_t>& mask, const ZSlabLayout& 
       }
   }
 
+  if (options.enclosed)
+    for (index_t z = 0; z < nz; ++z) {
+      const bool face_z = (z == 0 && layout.z0() == 0) || (z == nz - 1 && layout.z1() == layout.global.z);
+      for (index_t y = 0; y < ny; ++y)
+        for (index_t x = 0; x < nx; ++x)
+          if (face_z || x == 0 || y == 0 || x == nx - 1 || y == ny - 1) mark(x, y, z, SlabClusters::kBorder);
+    }
+
   std::int64_t offset = 0;
   MPI_Exscan(&n, &offset, 1, MPI_INT64_T, MPI_SUM, comm);
   if (rank == 0) offset = 0;
@@ -157,7 +165,7 @@ SlabClusters slab_clusters(const Volume<std::uint8_t>& mask, const ZSlabLayout& 
   std::vector<std::int64_t> all_joins(static_cast<std::size_t>(total_joins));
   MPI_Gatherv(flat.data(), my_joins, MPI_INT64_T, all_joins.data(), join_counts.data(), join_displ.data(), MPI_INT64_T,
               0, comm);
-  std::int64_t global_count = 0;
+  std::int64_t global_count = 0, enclosed = 0;
   if (rank == 0) {
     std::vector<std::int64_t> parent(static_cast<std::size_t>(total));
     std::iota(parent.begin(), parent.end(), std::int64_t{0});
@@ -171,9 +179,14 @@ SlabClusters slab_clusters(const Volume<std::uint8_t>& mask, const ZSlabLayout& 
       all_flags[static_cast<std::size_t>(r)] |= all_flags[static_cast<std::size_t>(i)];
     }
     for (std::int64_t i = 0; i < total; ++i)
-      all_flags[static_cast<std::size_t>(i)] = all_flags[static_cast<std::size_t>(find_root(parent, i))];
+      if (find_root(parent, i) == i && !(all_flags[static_cast<std::size_t>(i)] & SlabClusters::kBorder)) ++enclosed;
+    for (std::int64_t i = 0; i < total; ++i)
+      all_flags[static_cast<std::size_t>(i)] =
+          all_flags[static_cast<std::size_t>(find_root(parent, i))] & (SlabClusters::kLow | SlabClusters::kHigh);
   }
   MPI_Bcast(&global_count, 1, MPI_INT64_T, 0, comm);
+  MPI_Bcast(&enclosed, 1, MPI_INT64_T, 0, comm);
+  out.enclosed = options.enclosed ? enclosed : 0;
   out.global_count = global_count;
   out.reach.assign(static_cast<std::size_t>(n) + 1, 0);
   MPI_Scatterv(all_flags.data(), counts.data(), displ.data(), MPI_UINT8_T, out.reach.data() + 1, my_n, MPI_UINT8_T, 0,

@@ -20,6 +20,7 @@ struct SlabClusterOptions {
   int connectivity = 6;    // 6, 18 or 26
   int axis = -1;           // face reachability along this axis (0..2); -1: none
   bool periodic = false;   // the side faces (the axes other than `axis`) wrap; connectivity 6 only
+  bool enclosed = false;   // also count the clusters that touch no face of the volume (cavities)
 };
 
 struct SlabClusters {
@@ -29,8 +30,10 @@ struct SlabClusters {
   // Whole-volume voxel counts (same on every rank) of the phase and of the voxels connected to
   // both faces / exactly one / neither (the last three only with an axis).
   std::int64_t phase_voxels = 0, percolating = 0, dead_end = 0, isolated = 0;
+  std::int64_t enclosed = 0;             // clusters touching no face of the volume (options.enclosed)
 
   static constexpr std::uint8_t kLow = 1, kHigh = 2;
+  static constexpr std::uint8_t kBorder = 4;  // merge-time only: touches a face of the volume
   bool percolates(std::uint32_t id) const { return id && reach[id] == (kLow | kHigh); }
 };
 

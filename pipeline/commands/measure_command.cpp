@@ -2,6 +2,7 @@
 //                         [--spacing SX,SY,SZ] [--particles FILE] [--connectivity N] [--json]
 // Runs the measurement stages (the same code as in a YAML batch) on one label volume and prints
 // the rows: a table, or {"rows": [...]} with --json.
+#include <algorithm>
 #include <cmath>
 #include <iomanip>
 #include <iostream>
@@ -14,6 +15,11 @@
 #include "core/stage.h"
 #include "pipeline/commands/cli_common.h"
 #include "pipeline/commands/command_api.h"
+#if VP_MPI
+#include "pipeline/mpi/mpi_session.h"
+#include "pipeline/mpi/slab_measure.h"
+#include "pipeline/mpi/slab_sample.h"
+#endif
 
 namespace vp {
 
@@ -94,6 +100,66 @@ void measure_sample(SampleContext& ctx, const std::string& metrics,
 
 namespace {
 
+void print_rows(const std::vector<MetricRow>& rows, bool json, int ranks) {
+  if (json) {
+    nlohmann::json out = rows_to_json(rows);
+    if (ranks > 0) out["ranks"] = ranks;
+    std::cout << out.dump(2) << "\n";
+    return;
+  }
+  std::cout << std::left << std::setw(40) << "metric" << ' ' << std::setw(16) << "phase" << ' ' << std::setw(5) << "axis"
+            << ' ' << std::setw(24) << "value" << ' ' << "unit\n";
+  for (const MetricRow& r : rows)
+    std::cout << std::left << std::setw(40) << r.metric << ' ' << std::setw(16) << r.phase << ' ' << std::setw(5) << r.axis
+              << ' ' << std::setw(24) << format_number(r.value) << ' ' << r.unit << "\n";
+}
+
+#if VP_MPI
+// `mpirun -np N voxpress measure`: every rank reads only its z-slab and runs the stages whose
+// results merge exactly across slabs (slab_measure_stages); rank 0 prints. Under N > 1 a metric
+// that cannot be merged exactly yet is refused by name, never measured on a slab.
+int measure_distributed(const VolumeArgs& volume, const std::string& metrics, const std::string& labels_flag,
+                        const std::string& roles_flag, const std::string& particles_path,
+                        const std::map<std::string, std::string>& connectivity_params, bool json) {
+  const MpiWorld& world = mpi_world();
+  SlabSample s = read_slab_sample(world, volume, labels_flag, roles_flag);
+  SampleContext& ctx = s.ctx;
+  std::string run_metrics = metrics;
+  on_all_ranks(world, [&] {
+    if (!particles_path.empty() && world.size > 1)
+      throw InputError("--particles: per-particle metrics are not measured on z-slabs yet; run voxpress measure "
+                       "without mpirun for them");
+    if (world.size == 1) return;  // one slab is the whole volume: every stage measures it as one process
+    const std::vector<std::string> stages = stages_for(metrics, ctx.labels->phases, false);
+    const auto& mergeable = slab_measure_stages();
+    std::string kept, refused;
+    for (const std::string& stage : stages) {
+      const bool ok = std::find(mergeable.begin(), mergeable.end(), stage) != mergeable.end();
+      std::string& list = ok ? kept : refused;
+      list += (list.empty() ? "" : ",") + stage;
+    }
+    std::string available;
+    for (const auto& m : mergeable) available += (available.empty() ? "" : ", ") + m;
+    if (!refused.empty() && !metrics.empty())
+      throw InputError("--metrics: " + refused + " cannot be merged exactly across z-slabs yet, so measure refuses "
+                       "them under mpirun -np " + std::to_string(world.size) + " (run them without mpirun); "
+                       "measured on slabs: " + available);
+    if (!refused.empty() && world.rank == 0)
+      std::cerr << "voxpress measure: on " << world.size << " MPI ranks only " << kept << " are measured; left out (not "
+                << "merged exactly across z-slabs yet, run them without mpirun): " << refused << "\n";
+    if (kept.empty()) throw InputError("--metrics: nothing to measure on z-slabs; measured on slabs: " + available);
+    run_metrics = kept;
+  });
+  try {
+    measure_sample(ctx, run_metrics, connectivity_params);
+  } catch (const InputError& e) {
+    throw with_roles_hint(e, ctx.labels->phases, !labels_flag.empty());
+  }
+  if (world.rank == 0) print_rows(ctx.rows, json, world.size);
+  return 0;
+}
+#endif
+
 int measure_main(const std::vector<std::string>& args) {
   CLI::App app("Measure microstructure metrics of a phase-label volume", "measure");
   VolumeArgs volume;
@@ -109,6 +175,10 @@ int measure_main(const std::vector<std::string>& args) {
   if (connectivity_stage) add_stage_flags(app, *connectivity_stage, kMeasureConnectivityFlags, connectivity_params);
   app.add_flag("--json", json, "print {\"rows\": [...]}");
   if (parse_cli(app, args)) return 0;
+#if VP_MPI
+  if (launched_by_mpirun())
+    return measure_distributed(volume, metrics, labels_flag, roles_flag, particles_path, connectivity_params, json);
+#endif
 
   const ReadResult input = load_volume(volume);
   SampleContext ctx = label_sample_context(input, labels_flag, roles_flag);
@@ -120,15 +190,7 @@ int measure_main(const std::vector<std::string>& args) {
     throw with_roles_hint(e, ctx.labels->phases, !labels_flag.empty());
   }
 
-  if (json) {
-    std::cout << rows_to_json(ctx.rows).dump(2) << "\n";
-    return 0;
-  }
-  std::cout << std::left << std::setw(40) << "metric" << ' ' << std::setw(16) << "phase" << ' ' << std::setw(5) << "axis"
-            << ' ' << std::setw(24) << "value" << ' ' << "unit\n";
-  for (const MetricRow& r : ctx.rows)
-    std::cout << std::left << std::setw(40) << r.metric << ' ' << std::setw(16) << r.phase << ' ' << std::setw(5) << r.axis
-              << ' ' << std::setw(24) << format_number(r.value) << ' ' << r.unit << "\n";
+  print_rows(ctx.rows, json, 0);
   return 0;
 }
 

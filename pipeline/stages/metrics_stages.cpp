@@ -23,6 +23,9 @@
 #include "metrics/phase_fractions.h"
 #include "metrics/rev.h"
 #include "pipeline/catalog.h"
+#if VP_MPI
+#include "pipeline/mpi/slab_measure.h"
+#endif
 
 namespace vp {
 
@@ -93,6 +96,23 @@ std::string pair_name(const PhaseTable& table, int label_a, int label_b) {
   return ia <= ib ? name(ia, label_a) + "|" + name(ib, label_b) : name(ib, label_b) + "|" + name(ia, label_a);
 }
 
+// A stage on one MPI rank's z-slab (ctx.slab) measures the whole volume through the exact
+// slab merges of pipeline/mpi/slab_measure.h; without MPI no context holds a slab.
+#if !VP_MPI
+[[noreturn]] void no_slab_build(const std::string& stage) {
+  throw ComputeError(stage + ": this voxpress was built without MPI, it cannot measure a z-slab");
+}
+#endif
+
+InterfaceAreas whole_interface_areas(const SampleContext& ctx) {
+  if (!ctx.slab) return interface_areas(*ctx.labels);
+#if VP_MPI
+  return slab_interface_areas(*ctx.labels, *ctx.slab);
+#else
+  no_slab_build("interfaces");
+#endif
+}
+
 nlohmann::json to_json(const Distribution& d) {
   return {{"count", d.count},     {"mean", json_number(d.mean)}, {"std", json_number(d.std)},
           {"min", json_number(d.min)}, {"p10", json_number(d.p10)}, {"p25", json_number(d.p25)},
@@ -126,7 +146,17 @@ class VolumeFractionStage : public Stage {
 
   void run(const Params&, SampleContext& ctx) const override {
     const LabelVolume& labels = *ctx.labels;
-    const PhaseFractions f = phase_fractions(labels);
+    PhaseFractions f;
+    if (!ctx.slab) {
+      f = phase_fractions(labels);
+    } else {
+#if VP_MPI
+      // This rank's z-slab: the whole volume's counts, summed over the ranks.
+      f = slab_phase_fractions(labels, *ctx.slab);
+#else
+      no_slab_build("volume_fraction");
+#endif
+    }
     nlohmann::json voxels = nlohmann::json::object();
     for (const auto& p : f.phases) {
       ctx.add("volume_fraction", p.phase, "", p.fraction, "1");
@@ -214,7 +244,7 @@ class InterfacesStage : public Stage {
 
   void run(const Params& p, SampleContext& ctx) const override {
     const LabelVolume& labels = *ctx.labels;
-    const InterfaceAreas a = interface_areas(labels);
+    const InterfaceAreas a = whole_interface_areas(ctx);
     nlohmann::json pairs = nlohmann::json::array();
     for (const PairArea& pa : a.pairs) {
       const std::string pair = pair_name(labels.phases, pa.label_a, pa.label_b);
@@ -236,7 +266,16 @@ class InterfacesStage : public Stage {
     const auto am = labels.phases.by_role(Role::active), se = labels.phases.by_role(Role::electrolyte),
                pore = labels.phases.by_role(Role::pore);
     if (am.size() == 1 && se.size() == 1 && pore.size() == 1) {
-      const TriplePhaseBoundary t = triple_phase_boundary(labels, am[0]->label, se[0]->label, pore[0]->label);
+      TriplePhaseBoundary t;
+      if (!ctx.slab) {
+        t = triple_phase_boundary(labels, am[0]->label, se[0]->label, pore[0]->label);
+      } else {
+#if VP_MPI
+        t = slab_triple_phase_boundary(labels, am[0]->label, se[0]->label, pore[0]->label, *ctx.slab);
+#else
+        no_slab_build("interfaces");
+#endif
+      }
       const std::string triple = am[0]->name + "|" + se[0]->name + "|" + pore[0]->name;
       ctx.add("tpb_density", triple, "", t.density_um_per_um3, "µm^-2");
       ctx.add("tpb_length", triple, "", t.length_um, "µm");
@@ -278,7 +317,10 @@ class ContactAreaStage : public Stage {
 
   void run(const Params& p, SampleContext& ctx) const override {
     const LabelVolume& labels = *ctx.labels;
-    const ContactArea c = contact_area(labels);
+    if (ctx.slab && ctx.particles)
+      throw InputError("contact_area: per-particle contact areas (--particles) are not measured on z-slabs yet; run "
+                       "them in one process");
+    const ContactArea c = ctx.slab ? contact_area(whole_interface_areas(ctx), labels.phases) : contact_area(labels);
     std::string pair;
     for (const Phase& ph : labels.phases.phases())
       if (ph.role == Role::active || ph.role == Role::electrolyte) pair += (pair.empty() ? "" : "|") + ph.name;
@@ -340,15 +382,31 @@ class ConnectivityStage : public Stage {
     const LabelVolume& labels = *ctx.labels;
     const int conn = static_cast<int>(p.integer("connectivity"));
     nlohmann::json out = nlohmann::json::object();
+    const std::vector<int> axes_asked = parse_axes(p.strings("axes"), "axes");
     for (const Phase* ph : selected_phases(p, labels.phases)) {
-      const Volume<std::uint8_t> mask = phase_mask(labels, {ph->label});
-      const Topology t = topology(mask, conn);
+      // One process: the whole mask; on a z-slab: the merged answers, computed up front.
+      Volume<std::uint8_t> mask;
+      Topology t;
+      std::vector<Percolation> slab_perc;
+      if (!ctx.slab) {
+        mask = phase_mask(labels, {ph->label});
+        t = topology(mask, conn);
+      } else {
+#if VP_MPI
+        SlabConnectivity sc = slab_connectivity(labels, ph->label, conn, axes_asked, *ctx.slab);
+        t = sc.topology;
+        slab_perc = std::move(sc.percolation);
+#else
+        no_slab_build("connectivity");
+#endif
+      }
       ctx.add("cluster_count", ph->name, "", static_cast<double>(t.components), "1");
       ctx.add("euler_characteristic", ph->name, "", static_cast<double>(t.euler), "1");
       ctx.add("connectivity_density", ph->name, "", t.connectivity_density_per_um3, "µm^-3");
       nlohmann::json axes = nlohmann::json::object();
-      for (int axis : parse_axes(p.strings("axes"), "axes")) {
-        const Percolation perc = percolation(mask, axis, conn);
+      for (std::size_t ai = 0; ai < axes_asked.size(); ++ai) {
+        const int axis = axes_asked[ai];
+        const Percolation perc = ctx.slab ? slab_perc[ai] : percolation(mask, axis, conn);
         ctx.add("percolating_fraction", ph->name, kAxisNames[axis], perc.percolating_fraction, "1");
         ctx.add("dead_end_fraction", ph->name, kAxisNames[axis], perc.dead_end_fraction, "1");
         ctx.add("isolated_fraction", ph->name, kAxisNames[axis], perc.isolated_fraction, "1");
