@@ -205,6 +205,18 @@ TEST(HostileItk, MetaImageHeadersThatOverflowMetaIOAreRefusedNamingTheField) {
   EXPECT_EQ(spacing_of(r.volume)[2], 2.0);
 }
 
+// fuzz_mha (CI smoke, 60 s): after this input (keys "Obje'tType", "Elem\xfe\xff\xff\xffentSpacing") and
+// others, ASan saw MetaIO's heap corrupted at exit ("attempting free on address which was not
+// malloc()-ed"). Keys must now be names; the input is kept as the fuzzer wrote it (less byte 0).
+TEST(HostileItk, MetaImageKeysThatAreNotNamesAreRefused) {
+  const fs::path kept = fs::path(VP_SOURCE_DIR) / "tests" / "data" / "fuzz_mha_heap_corruption.mha";
+  expect_refused(kept, {"MetaImage header", "key 'Obje'tType'", "is not a name"});
+  const fs::path dir = scratch("mhakey");
+  write_bytes(dir / "a.mha", "ObjectType = Image\nNDims = 3\nDimSize = 2 2 2\nElement\xc3\xa9Spacing = 1 1 1\n"
+                             "ElementType = MET_UCHAR\nElementDataFile = LOCAL\n" + std::string(8, '\0'));
+  expect_refused(dir / "a.mha", {"key 'Element", "is not a name"});
+}
+
 TEST(HostileItk, NiftiDimBeyondTheDataIsRefused) {
   const fs::path dir = scratch("nii");
   Volume<std::uint16_t> v({4, 4, 4});
@@ -286,6 +298,12 @@ TEST(HostileHdf5, ShapeWithoutStoredDataIsRefused) {
 }
 
 // ---- raw ----
+
+// fuzz_hdf5 (CI smoke, 60 s): a corrupt file whose metadata block claims 80 TB; libhdf5's malloc
+// fails and the read is an InputError (under ASan: allocator_may_return_null, scripts/fuzz.sh).
+TEST(HostileHdf5, MetadataBlockClaimingTerabytesIsRefused) {
+  expect_refused(fs::path(VP_SOURCE_DIR) / "tests" / "data" / "fuzz_hdf5_huge_metadata.h5", {});
+}
 
 TEST(HostileRaw, DimsWhoseProductWrapsAreRefused) {
   const fs::path p = scratch("raw") / "v.raw";
