@@ -217,6 +217,13 @@ TEST(HostileItk, MetaImageKeysThatAreNotNamesAreRefused) {
   expect_refused(dir / "a.mha", {"key 'Element", "is not a name"});
 }
 
+// fuzz_mha (60 s, after the key check): MetaIO's LIST reader corrupted its heap ("bad-free" in
+// ~MetaImageIO); slice lists and patterns are refused. The fuzzer's input, less byte 0.
+TEST(HostileItk, MetaImageSliceListsAndPatternsAreRefused) {
+  expect_refused(fs::path(VP_SOURCE_DIR) / "tests" / "data" / "fuzz_mha_list.mha",
+                 {"ElementDataFile", "several slice files"});
+}
+
 TEST(HostileItk, NiftiDimBeyondTheDataIsRefused) {
   const fs::path dir = scratch("nii");
   Volume<std::uint16_t> v({4, 4, 4});
