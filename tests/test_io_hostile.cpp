@@ -215,6 +215,12 @@ TEST(HostileItk, MetaImageKeysThatAreNotNamesAreRefused) {
   write_bytes(dir / "a.mha", "ObjectType = Image\nNDims = 3\nDimSize = 2 2 2\nElement\xc3\xa9Spacing = 1 1 1\n"
                              "ElementType = MET_UCHAR\nElementDataFile = LOCAL\n" + std::string(8, '\0'));
   expect_refused(dir / "a.mha", {"key 'Element", "is not a name"});
+  // ITK writes DICOM tags as user keys: still read.
+  write_bytes(dir / "b.mha", "ObjectType = Image\nNDims = 3\nDimSize = 2 2 2\n0008|0060 = CT\n"
+                             "ElementType = MET_UCHAR\nElementDataFile = LOCAL\n" + std::string(8, '\0'));
+  ReadOptions o;
+  o.path = (dir / "b.mha").string();
+  EXPECT_NO_THROW(read_volume(o));
 }
 
 // fuzz_mha (60 s, after the key check): MetaIO's LIST reader corrupted its heap ("bad-free" in

@@ -79,11 +79,11 @@ void check_meta_header(const std::string& path) {
     const auto eq = line.find('=');
     if (eq == std::string::npos) refuse("", "line '" + line.substr(0, 40) + "' has no '='; expected 'Key = Value' lines");
     const std::string key = trimmed(line.substr(0, eq)), value = trimmed(line.substr(eq + 1));
-    // Keys are identifiers (MetaIO's own and ITK's user fields alike). fuzz_mha found keys with
-    // quotes and bytes >= 0x80 after which MetaIO corrupts the heap (seen by ASan at exit).
+    // Keys are names (MetaIO's own, ITK's user fields, DICOM tags such as 0008|0060): fuzz_mha
+    // produced keys with quotes and bytes >= 0x80 next to MetaIO's heap corruption.
     if (key.empty() || key.size() > 64 ||
-        key.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_") != std::string::npos)
-      refuse("", "key '" + key.substr(0, 40) + "' is not a name (letters, digits, '_', at most 64)");
+        key.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_|.-") != std::string::npos)
+      refuse("", "key '" + key.substr(0, 40) + "' is not a name (letters, digits, '_', '|', '.', '-', at most 64)");
     if (value.size() > 254) refuse(key, "is " + std::to_string(value.size()) + " characters long; at most 254");
     if (!seen.insert(key).second) refuse(key, "appears twice; each field is given once");
     if ((key == "CompressedData" || key == "BinaryData" || key == "BinaryDataByteOrderMSB" ||
