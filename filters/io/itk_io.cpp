@@ -103,8 +103,9 @@ void check_meta_header(const std::string& path) {
     if (key == "DimSize") {
       has_dims = true;
       std::istringstream ss(value);
-      for (double d; ss >> d;)
-        if (d < 1) refuse(key, "holds " + std::to_string(static_cast<long long>(d)) + "; sizes must be positive");
+      // The word, not a cast: fuzz_mha's -2.2e82 overflowed long long (UBSan).
+      for (std::string w; ss >> w;)
+        if (std::strtod(w.c_str(), nullptr) < 1) refuse(key, "holds " + w.substr(0, 40) + "; sizes must be positive");
     }
     if (key == "AnatomicalOrientation" && value.size() != static_cast<std::size_t>(ndims) && value != "?" &&
         value.find_first_not_of('?') != std::string::npos)
