@@ -2,7 +2,6 @@
 # Installs voxpress's Debian 12 build dependencies (idempotent) and builds it in Release.
 #   scripts/setup.sh [--with-test-tools]     (build folder: $VOXPRESS_BUILD or ./build)
 # --with-test-tools also installs headless Chromium, used by the report's rendering test.
-# --with-fuzz-tools also installs clang and its libFuzzer + sanitizer runtimes (scripts/fuzz.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,12 +12,10 @@ packages=(cmake ninja-build g++ pkg-config ccache
   nlohmann-json3-dev libcli11-dev
   libpetsc-real-dev libopenmpi-dev openmpi-bin
   librsvg2-bin
+  clang libclang-rt-14-dev libfuzzer-14-dev
   pybind11-dev python3-dev python3-numpy python3-pytest python3-matplotlib python3-tifffile)
 if [[ "${1:-}" == "--with-test-tools" ]]; then
   packages+=(chromium)
-fi
-if [[ " $* " == *" --with-fuzz-tools "* ]]; then
-  packages+=(clang libclang-rt-14-dev)
 fi
 
 missing=()
