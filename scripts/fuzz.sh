@@ -8,6 +8,10 @@
 # BUILD/fuzz-corpus/TARGET, crashing inputs in BUILD/fuzz-findings/TARGET (crash-*, timeout-*, oom-*).
 # Reproduce one: BUILD/fuzz/fuzz_TARGET BUILD/fuzz-findings/TARGET/crash-...
 # $VP_SEEDS_BUILD: another build tree to make the seed writer in (e.g. build, the Release one).
+# $VP_FUZZ_RUNS=N: a reproducible smoke instead of a timed run — N mutations per target from a
+# fixed random seed (-seed=1, -runs=N) on an empty corpus, so the same binary explores the same
+# inputs on every machine and a CI verdict does not depend on the machine's speed (CI uses it;
+# exploratory fuzzing is the timed form, e.g. scripts/fuzz.sh 1800).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-60}"
@@ -48,7 +52,13 @@ for t in "${targets[@]}"; do
   # such a request, so for hdf5 it returns NULL like glibc does.
   opts=$ASAN_OPTIONS
   [[ $t == hdf5 ]] && opts="$opts:allocator_may_return_null=1"
-  ASAN_OPTIONS=$opts "$build/fuzz/fuzz_$t" -max_total_time="$seconds" -timeout=20 -rss_limit_mb=2048 -max_len=65536 \
+  if [[ -n "${VP_FUZZ_RUNS:-}" ]]; then
+    rm -rf "$corpus" && mkdir -p "$corpus"
+    budget=(-runs="$VP_FUZZ_RUNS" -seed=1)
+  else
+    budget=(-max_total_time="$seconds")
+  fi
+  ASAN_OPTIONS=$opts "$build/fuzz/fuzz_$t" "${budget[@]}" -timeout=20 -rss_limit_mb=2048 -max_len=65536 \
     -print_final_stats=1 -artifact_prefix="$findings/" "$corpus" "$build/fuzz-seeds/$t" >"$log" 2>&1 || true
   execs=$(sed -nE 's/^stat::number_of_executed_units: *([0-9]+).*/\1/p' "$log" | tail -1)
   count() { find "$findings" -maxdepth 1 -type f -name "$1" | wc -l; }
