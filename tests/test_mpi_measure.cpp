@@ -11,12 +11,14 @@
 #include <nlohmann/json.hpp>
 
 #include "cli_harness.h"
+#include "mpi_harness.h"
 #include "filters/io/volume_io.h"
 
 namespace vp {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::run_mpi;
 using testing::run_voxpress;
 
 const char* const kRoles = " --labels pore=0,se=1,am=2 --roles pore=pore,se=electrolyte,am=active";
@@ -28,20 +30,6 @@ fs::path scratch(const std::string& name) {
   return d;
 }
 
-testing::CliResult run_mpi(int ranks, const std::string& args, const fs::path& dir) {
-  const auto out = dir / ".mpi_out.txt", err = dir / ".mpi_err.txt";
-  const std::string cmd = "cd '" + dir.string() +
-                          "' && OMPI_MCA_btl_vader_single_copy_mechanism=none mpirun --allow-run-as-root "
-                          "--oversubscribe -np " +
-                          std::to_string(ranks) + " '" VP_VOXPRESS_EXE "' " + args + " >'" + out.string() + "' 2>'" +
-                          err.string() + "'";
-  const int status = std::system(cmd.c_str());
-  testing::CliResult r;
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.out = testing::slurp(out);
-  r.err = testing::slurp(err);
-  return r;
-}
 
 std::string write_case(const fs::path& dir, Dims dims, const std::function<int(index_t, index_t, index_t)>& label) {
   Volume<std::uint8_t> v(dims, {0.5, 0.5, 0.7});

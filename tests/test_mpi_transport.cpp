@@ -10,12 +10,14 @@
 #include <nlohmann/json.hpp>
 
 #include "cli_harness.h"
+#include "mpi_harness.h"
 #include "filters/io/volume_io.h"
 
 namespace vp {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::run_mpi;
 using testing::run_voxpress;
 
 fs::path scratch(const std::string& name) {
@@ -24,22 +26,6 @@ fs::path scratch(const std::string& name) {
   return d;
 }
 
-std::string mpirun(int ranks) {
-  return "mpirun --allow-run-as-root --oversubscribe -np " + std::to_string(ranks) + " '" VP_VOXPRESS_EXE "' ";
-}
-
-// Runs `mpirun -np N voxpress ARGS` in dir (a shell command, not through run_voxpress's exe prefix).
-testing::CliResult run_mpi(int ranks, const std::string& args, const fs::path& dir) {
-  const auto out = dir / ".mpi_out.txt", err = dir / ".mpi_err.txt";
-  const std::string cmd = "cd '" + dir.string() + "' && OMPI_MCA_btl_vader_single_copy_mechanism=none " + mpirun(ranks) +
-                          args + " >'" + out.string() + "' 2>'" + err.string() + "'";
-  const int status = std::system(cmd.c_str());
-  testing::CliResult r;
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.out = testing::slurp(out);
-  r.err = testing::slurp(err);
-  return r;
-}
 
 // The native answer, then the PETSc one at 1, 2 and 4 ranks: same status, σ_eff and τ within 1e-6.
 void expect_engines_agree(const std::string& volume_args, const fs::path& dir, const std::string& axis = "z") {

@@ -58,6 +58,27 @@ void add_noise(Volume<float>& v, double sigma, unsigned seed) {
   for (auto& x : v.storage()) x = static_cast<float>(x + n(rng));
 }
 
+// A 64³ default composite at one pressure, imaged by the CT model (seed = the phantom's).
+struct CompositeScan {
+  phantom::Phantom phantom;
+  phantom::ImagingSpec imaging;
+  Volume<float> grey;
+};
+CompositeScan composite_scan(std::uint64_t seed, double pressure_MPa, double snr, double blur_vox) {
+  CompositeScan s;
+  phantom::CompositeSpec spec;
+  spec.dims = {64, 64, 64};
+  spec.seed = seed;
+  s.phantom = phantom::generate_composite(spec, pressure_MPa);
+  s.imaging.seed = seed;
+  s.imaging.snr = snr;
+  s.imaging.blur_sigma_vox = {blur_vox, blur_vox, blur_vox};
+  const Volume<std::uint16_t> g16 = phantom::ct_image(s.phantom, s.imaging);
+  s.grey = g16.like<float>(g16.dims());
+  for (index_t i = 0; i < s.grey.size(); ++i) s.grey[i] = g16[i];
+  return s;
+}
+
 }  // namespace
 
 TEST(MixtureModel, RecoversAKnownThreePhaseMixtureWithInterfaces) {
@@ -229,17 +250,10 @@ TEST(PartialVolume, TooManyClassesExitsTwoWithTheBicThroughTheCli) {
 // noise σ as the resolving scale (and as a cap on pure σ), the fit succeeds and the porosity
 // is right within its interval.
 TEST(PartialVolume, ResolvableThinPhaseIsNotRefused) {
-  phantom::CompositeSpec spec;
-  spec.dims = {64, 64, 64};
-  spec.seed = 23;
-  const phantom::Phantom ph = phantom::generate_composite(spec, 150);
-  phantom::ImagingSpec im;
-  im.seed = 23;
-  im.snr = 6;
-  im.blur_sigma_vox = {1.2, 1.2, 1.2};
-  const auto g16 = phantom::ct_image(ph, im);
-  Volume<float> grey = g16.like<float>(g16.dims());
-  for (index_t i = 0; i < grey.size(); ++i) grey[i] = g16[i];
+  const CompositeScan scan = composite_scan(23, 150, 6, 1.2);
+  const phantom::Phantom& ph = scan.phantom;
+  const phantom::ImagingSpec& im = scan.imaging;
+  const Volume<float>& grey = scan.grey;
   const Histogram h = histogram(grey, 256);
   EXPECT_THROW(fit_auto_segmentation(h, 3), InputError) << "fitted σ alone: the case this test is about";
   const double noise = scan_noise_sigma(grey);
@@ -284,18 +298,9 @@ TEST(PartialVolume, ClippingSpikeIsNotAClass) {
 // σ = 1.5 voxels, auto measures σ within 10 % and its porosity_pv is far closer to the truth than
 // with the PSF forced to 1 voxel (a third of each edge's blend read as pure), truth inside the CI.
 TEST(PartialVolume, LabellingUsesTheScansOwnPsf) {
-  phantom::CompositeSpec spec;
-  spec.dims = {64, 64, 64};
-  spec.seed = 1;
-  const phantom::Phantom ph = phantom::generate_composite(spec, 125);
-  phantom::ImagingSpec im;
-  im.seed = 1;
-  im.snr = 8;
-  im.blur_sigma_vox = {1.5, 1.5, 1.5};
-  const Volume<std::uint16_t> g16 = phantom::ct_image(ph, im);
-  Volume<float> grey = g16.like<float>(g16.dims());
-  for (index_t i = 0; i < grey.size(); ++i) grey[i] = g16[i];
-  const double truth = ph.truth.volume_fraction.at("pore");
+  const CompositeScan scan = composite_scan(1, 125, 8, 1.5);
+  const Volume<float>& grey = scan.grey;
+  const double truth = scan.phantom.truth.volume_fraction.at("pore");
 
   SegmentOptions o;
   o.classes = 3;

@@ -16,6 +16,18 @@
 
 namespace vp {
 
+// This process's rank and the number of ranks of a communicator.
+inline int comm_rank(MPI_Comm comm) {
+  int r = 0;
+  MPI_Comm_rank(comm, &r);
+  return r;
+}
+inline int comm_size(MPI_Comm comm) {
+  int s = 1;
+  MPI_Comm_size(comm, &s);
+  return s;
+}
+
 struct SlabClusterOptions {
   int connectivity = 6;    // 6, 18 or 26
   int axis = -1;           // face reachability along this axis (0..2); -1: none

@@ -11,12 +11,6 @@ namespace vp {
 
 namespace {
 
-int comm_rank(MPI_Comm comm) {
-  int r = 0;
-  MPI_Comm_rank(comm, &r);
-  return r;
-}
-
 // Sums int64 counts over the ranks (integers: the order of the sum cannot change the result).
 template <std::size_t N>
 void sum_over_ranks(std::array<std::int64_t, N>& counts, MPI_Comm comm) {
