@@ -9,6 +9,7 @@
 #include <tbb/enumerable_thread_specific.h>
 #include <tbb/parallel_for.h>
 
+#include "core/axis.h"
 #include "core/error.h"
 #include "filters/segment/features.h"
 
@@ -189,7 +190,7 @@ PartialVolumeResult partial_volume_segmentation(const Volume<float>& grey, const
   const Dims d = grey.dims();
   for (int a = 0; a < 3; ++a)
     if (d[a] > 1 && !(o.psf_sigma_vox[a] > 0))
-      throw InputError("partial-volume labelling: PSF σ along " + std::string(1, "xyz"[a]) + " must be > 0 voxels, got " +
+      throw InputError("partial-volume labelling: PSF σ along " + axis_name(a) + " must be > 0 voxels, got " +
                        std::to_string(o.psf_sigma_vox[a]));
   const Vec3 sp = grey.spacing_um;
   const std::vector<double>& mu_fit = fit.means;

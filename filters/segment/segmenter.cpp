@@ -8,6 +8,7 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include "core/axis.h"
 #include "core/error.h"
 
 namespace vp {
@@ -65,7 +66,7 @@ std::array<double, 3> labelling_psf(const Volume<float>& grey, AutoSegmentFit& f
     } else {
       sigma[a] = fallback;
       if (grey.dims()[a] > 1)
-        fit.warnings.push_back(std::string("PSF σ along ") + "xyz"[a] + " not measurable (" + r.psf->status +
+        fit.warnings.push_back("PSF σ along " + axis_name(a) + " not measurable (" + r.psf->status +
                                "); the partial-volume labelling assumed " + std::to_string(fallback) + " voxels");
     }
   }
