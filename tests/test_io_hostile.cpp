@@ -235,6 +235,12 @@ TEST(HostileItk, MetaImageHugeNegativeDimSizeIsRefused) {
   expect_refused(fs::path(VP_SOURCE_DIR) / "tests" / "data" / "fuzz_mha_dimsize_cast.mha", {"DimSize", "positive"});
 }
 
+// fuzz_nifti: a big-endian NIfTI-1 header with NaN in srow_x made ITK's orientation code abort
+// (SIGABRT in vnl's assert_finite); now an input error naming the field.
+TEST(HostileItk, NiftiNonFiniteOrientationIsRefused) {
+  expect_refused(fs::path(VP_SOURCE_DIR) / "tests" / "data" / "fuzz_nifti_nan_srow.nii", {"srow_x", "finite"});
+}
+
 TEST(HostileItk, NiftiDimBeyondTheDataIsRefused) {
   const fs::path dir = scratch("nii");
   Volume<std::uint16_t> v({4, 4, 4});

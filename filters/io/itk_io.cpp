@@ -146,8 +146,11 @@ itk::ImageIOBase::Pointer io_for(const std::string& format) {
   return nullptr;
 }
 
+void check_nifti_geometry(const std::string& path);  // below, with the other NIfTI checks
+
 itk::ImageIOBase::Pointer open_io(const std::string& path, const std::string& format) {
   if (format == "mha" || format == "mhd") check_meta_header(path);
+  if (format == "nifti") check_nifti_geometry(path);
   itk::ImageIOBase::Pointer io = io_for(format);
   if (!io || !io->CanReadFile(path.c_str()))
     throw InputError(path + ": not a readable " + format + " file (the " + format +
@@ -350,6 +353,53 @@ NiftiLayout nifti_layout(const std::string& path) {
     L = {true, static_cast<std::uint64_t>(o)};
   }
   return L;  // byte-swapped or detached (.hdr/.img) headers: left to ITK
+}
+
+// ITK 5.2's NIfTI reader builds the orientation from pixdim, the quaternion and the srow
+// affine and aborts (vnl's assert_finite) on a NaN there: fuzz_nifti found it, kept as
+// tests/data/fuzz_nifti_nan_srow.nii. So those fields must be finite before ITK sees them.
+// NIfTI-1 (348-byte header, floats) and NIfTI-2 (540, doubles), either byte order, plain or gzip.
+void check_nifti_geometry(const std::string& path) {
+  gzFile gz = gzopen(path.c_str(), "rb");
+  if (!gz) throw InputError(path + ": cannot open");
+  unsigned char hdr[540] = {};
+  const int got = gzread(gz, hdr, sizeof hdr);
+  gzclose(gz);
+  if (got < 4) return;
+  std::uint32_t size_native = 0;
+  std::memcpy(&size_native, hdr, 4);
+  const std::uint32_t size_swapped = __builtin_bswap32(size_native);
+  const bool swap = size_native != 348 && size_native != 540 && (size_swapped == 348 || size_swapped == 540);
+  const std::uint32_t sizeof_hdr = swap ? size_swapped : size_native;
+  auto value = [&](int offset, bool wide) {
+    if (wide) {
+      std::uint64_t u;
+      std::memcpy(&u, hdr + offset, 8);
+      if (swap) u = __builtin_bswap64(u);
+      double v;
+      std::memcpy(&v, &u, 8);
+      return v;
+    }
+    std::uint32_t u;
+    std::memcpy(&u, hdr + offset, 4);
+    if (swap) u = __builtin_bswap32(u);
+    float v;
+    std::memcpy(&v, &u, 4);
+    return static_cast<double>(v);
+  };
+  struct Field { const char* name; int offset1, offset2, count; };
+  static constexpr Field kFields[] = {{"pixdim", 76, 104, 8},     {"quatern_b/c/d", 256, 352, 3},
+                                      {"qoffset_x/y/z", 268, 376, 3}, {"srow_x", 280, 400, 4},
+                                      {"srow_y", 296, 432, 4},    {"srow_z", 312, 464, 4}};
+  const bool two = sizeof_hdr == 540;
+  if (!(sizeof_hdr == 348 || two) || got < static_cast<int>(sizeof_hdr)) return;  // ITK refuses those itself
+  for (const Field& f : kFields)
+    for (int i = 0; i < f.count; ++i) {
+      const double v = value((two ? f.offset2 : f.offset1) + i * (two ? 8 : 4), two);
+      if (!std::isfinite(v))
+        throw InputError(path + ": NIfTI header field " + f.name + "[" + std::to_string(i) + "] is " +
+                         std::to_string(v) + "; expected a finite number (voxel size and orientation)");
+    }
 }
 
 bool gzip_magic(const std::string& path) {
