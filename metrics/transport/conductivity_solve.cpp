@@ -191,11 +191,7 @@ TransportResult solve_transport(const Volume<std::uint8_t>& labels, const Conduc
   for (int l : conducting_labels) code_of_label[l] = code_of_value.at(conductivity[l]);
 
   auto not_percolating = [&] {
-    out.status = "not_percolating";
-    out.sigma_eff = 0;
-    out.tau = kInf;
-    out.macmullin = kInf;
-    out.flux_balance = 0;
+    set_not_percolating(out);
     out.seconds = elapsed();
     return out;
   };

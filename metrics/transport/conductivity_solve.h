@@ -28,6 +28,7 @@
 
 #include <array>
 #include <optional>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -79,6 +80,16 @@ struct TransportResult {
   std::optional<Volume<float>> current_density;  // |j| at voxel centres, unit·V/µm
   std::vector<ProfileSlice> profile;
 };
+
+// A phase that does not connect the two faces: σ_eff = 0 and τ = N_M = ∞ with that status, never a
+// made-up number (both engines report it the same way).
+inline void set_not_percolating(TransportResult& r) {
+  r.status = "not_percolating";
+  r.sigma_eff = 0;
+  r.tau = std::numeric_limits<double>::infinity();
+  r.macmullin = std::numeric_limits<double>::infinity();
+  r.flux_balance = 0;
+}
 
 // L (along `axis`) and A (across it) of a sample of `dims` voxels of `spacing_um`, as σ_eff uses
 // them (face-centred boundaries: L = N·h). One definition for every engine.

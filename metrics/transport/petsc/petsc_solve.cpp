@@ -104,11 +104,7 @@ TransportResult solve_transport_petsc(const Volume<std::uint8_t>& slab, const ZS
                                       static_cast<double>(g.x * g.y) * sizeof(PetscScalar);
   }
   auto not_percolating = [&] {
-    out.status = "not_percolating";
-    out.sigma_eff = 0;
-    out.tau = kInf;
-    out.macmullin = kInf;
-    out.flux_balance = 0;
+    set_not_percolating(out);
     out.seconds = elapsed();
     return out;
   };
