@@ -57,6 +57,13 @@ PartialVolumeMixture start_from_cuts(const Histogram& h, std::vector<double> cut
   return m;
 }
 
+// Share of the histogram's voxels below grey x (whole bins).
+double fraction_below(const Histogram& h, double x) {
+  double acc = 0;
+  for (std::size_t i = 0; i < h.counts.size() && h.upper_edge(i) <= x; ++i) acc += h.counts[i];
+  return acc / h.total();
+}
+
 double quantile(const Histogram& h, double q) {
   const double target = q * h.total();
   double acc = 0;
@@ -217,6 +224,19 @@ PartialVolumeMixture fit_partial_volume_mixture(const Histogram& h, int classes,
     high.push_back(quantile(h, 0.995));
     starts.push_back(low);
     starts.push_back(high);
+    // Each class of the (K−1)-class cut split at its median: on a flat likelihood (a thin phase
+    // blurred into its neighbours) EM from the starts above can settle on a blend population
+    // posing as a phase, while a better optimum — often a sign that K classes are not
+    // resolved at all — lies beside one of the coarser classes.
+    if (classes > 2)
+      for (std::size_t j = 0; j <= rest.size(); ++j) {
+        const double lo_q = j == 0 ? 0.0 : fraction_below(h, rest[j - 1]);
+        const double hi_q = j == rest.size() ? 1.0 : fraction_below(h, rest[j]);
+        const double cut = quantile(h, 0.5 * (lo_q + hi_q));
+        std::vector<double> split = rest;
+        split.push_back(cut);
+        starts.push_back(split);
+      }
   }
   PartialVolumeMixture best;
   bool have = false;
