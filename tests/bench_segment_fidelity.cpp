@@ -9,10 +9,11 @@
 //   2. per SNR × blur: Heckel k fitted from porosity_pv over the pressures vs the generator's k;
 //   3. the bundled series (data_samples/series) the same way;
 //   4. a summary of the targets, pass/fail.
-// Usage: bench_segment_fidelity [--full] [--realistic] [--size N] [--voxpress PATH] [--series DIR]
+// Usage: bench_segment_fidelity [--full] [--realistic] [--size N] [--voxpress PATH] [--series DIR] [--pressures P,...]
 //        bench_segment_fidelity --throughput   (Mvoxel/s of auto + PV, PSF estimation, deconvolution at 256³)
 //   default: 1 seed, SNR 8, blur 1, 48³ (a quick run for `ninja bench`); --full: seeds 1–3,
 //   SNR 5/8/12, blur 0.7/1.0/1.5 voxel, pressures 10/50/125/250/370 MPa, 64³.
+//   --pressures P,... only these pressures (MPa; Heckel k needs at least two).
 //   --realistic images with the realistic option (poisson noise, 8 % cup, ± 4 % grain texture).
 // Timings are not asserted; this is a measurement, not a test.
 #include <array>
@@ -23,6 +24,7 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -259,8 +261,14 @@ int main(int argc, char** argv) {
       for (std::uint64_t k = 1; k <= std::stoull(argv[i + 1]); ++k) s.seeds.push_back(k);
       ++i;
     } else if (a == "--no-deconvolve") s.deconvolve = false;
+    else if (a == "--pressures" && i + 1 < argc) {
+      // A subset of the pressures (MPa, comma-separated), e.g. 250 for the deconvolution target.
+      s.pressures.clear();
+      std::stringstream list(argv[++i]);
+      for (std::string item; std::getline(list, item, ',');) s.pressures.push_back(std::stod(item));
+    }
     else {
-      std::fprintf(stderr, "usage: bench_segment_fidelity [--full] [--realistic] [--size N] [--voxpress PATH] [--series DIR] [--seeds N] [--no-deconvolve]\n");
+      std::fprintf(stderr, "usage: bench_segment_fidelity [--full] [--realistic] [--size N] [--voxpress PATH] [--series DIR] [--seeds N] [--no-deconvolve] [--pressures P,...]\n");
       return 2;
     }
   }
