@@ -617,75 +617,68 @@ SurfaceSamples sample_am_surfaces(const PressedState& st, const ParticleSet& set
   return out;
 }
 
-}  // namespace
-
-Phantom generate_composite(const CompositeSpec& spec, double pressure_MPa) {
-  check_spec(spec);
-  if (!(pressure_MPa >= 0)) throw InputError("phantom: pressure " + std::to_string(pressure_MPa) + " MPa: expected ≥ 0");
-  const ParticleSet set = place_particles(spec);
-  const PressedState st(spec, set, pressure_MPa);
-  const ImageBox& box = st.box();
-  const Dims d = spec.dims;
-  const VoxelFields v = sample_fields(st);
-  const SolveSetup setup = solve_setup(v, box);
-
-  // Porosity: Heckel's (or the fixed pore fraction), exactly to one voxel, cracks included.
-  const double porosity = spec.compaction.enabled ? heckel_porosity(spec.compaction, pressure_MPa) : spec.pore_fraction;
-  const std::int64_t pore_wanted = std::llround(porosity * static_cast<double>(d.count())) - setup.fixed_pore;
-
-  // AM surface samples (they depend on the geometry only), then contact steering: bisection on
-  // w, measured with the same surface quadrature the ground truth uses (monotone: a larger w
-  // pulls SE onto AM surfaces).
+// AM particles whose bounding box meets the image: the ones with surfaces and truth rows.
+std::vector<int> am_in_view(const PressedState& st, const ParticleSet& set) {
   std::vector<int> in_view;
   for (std::size_t i = 0; i < set.am.size(); ++i)
-    if (overlaps_box(box, st.am_centre(static_cast<int>(i)), set.am[i].semi)) in_view.push_back(static_cast<int>(i));
-  const SurfaceSamples surface = sample_am_surfaces(st, set, in_view, spec.contact_samples_per_voxel_face);
-  std::vector<PlaneArea> am_crack_areas;
-  const double step = std::min({spec.spacing_um[0], spec.spacing_um[1], spec.spacing_um[2]}) / 8;
-  double crack_walls = 0;
+    if (overlaps_box(st.box(), st.am_centre(static_cast<int>(i)), set.am[i].semi)) in_view.push_back(static_cast<int>(i));
+  return in_view;
+}
+
+// Each intergranular AM crack's mid-plane area inside its particle and the image (plane
+// quadrature at `step`), and the AM wall area they add: both walls of a grain-boundary crack are AM.
+struct AmCrackAreas {
+  std::vector<PlaneArea> areas;  // in st.am_cracks() order
+  double walls = 0;
+};
+
+AmCrackAreas measure_am_cracks(const PressedState& st, const ParticleSet& set, double step) {
+  const ImageBox& box = st.box();
+  AmCrackAreas out;
   for (const auto& c : st.am_cracks()) {
     // Search square centred on the particle centre's projection onto the facet plane.
     const Vec3& a = set.am[c.particle].semi;
     const Vec3 centre = st.am_centre(c.particle);
     const Vec3 foot = sub(centre, scale(c.normal, dot(sub(centre, c.mid), c.normal)));
-    am_crack_areas.push_back(plane_area(foot, c.normal, std::max({a[0], a[1], a[2]}), step, [&](const Vec3& q) {
+    out.areas.push_back(plane_area(foot, c.normal, std::max({a[0], a[1], a[2]}), step, [&](const Vec3& q) {
       if (!box.contains(q)) return false;
       const Fields f = st.fields(q);
       return f.am == c.particle && st.on_grain_facet(q, c.particle, c.ga, c.gb, c.mid, c.normal, kInf);
     }));
-    crack_walls += 2 * am_crack_areas.back().area;  // both walls of a grain-boundary crack are AM
+    out.walls += 2 * out.areas.back().area;
   }
-  auto contact_at = [&](double ww, double dd) {
-    const SurfaceSums sums = surface.sums(ww, dd);
+  return out;
+}
+
+// The contact weight w: bisection on w until the AM|SE contact fraction, measured with the same
+// surface quadrature the ground truth uses, meets the compaction law's target (monotone: a larger
+// w pulls SE onto AM surfaces). 0 without contact steering. F is solve_delta's buffer.
+double steer_contact_weight(const CompositeSpec& spec, double pressure_MPa, const VoxelFields& v,
+                            const SolveSetup& setup, const SurfaceSamples& surface, double crack_walls,
+                            std::int64_t pore_wanted, std::vector<double>& F) {
+  if (!(spec.compaction.enabled && spec.compaction.steer_contact && !surface.points.empty())) return 0;
+  auto contact = [&](double ww) {
+    const SurfaceSums sums = surface.sums(ww, solve_delta(v, setup, ww, pore_wanted, F));
     const double all = sums.se + sums.pore + sums.binder + crack_walls;
     return all > 0 ? sums.se / all : 0.0;
   };
-  double w = 0;
   const double h = spec.spacing_um[0];
-  std::vector<double> F;  // solve_delta's buffer
-  if (spec.compaction.enabled && spec.compaction.steer_contact && !surface.points.empty()) {
-    const double target = target_contact_fraction(spec.compaction, pressure_MPa);
-    double lo = -2 * spec.se_radius_vox * h, hi = 4 * spec.se_radius_vox * h;
-    auto contact = [&](double ww) { return contact_at(ww, solve_delta(v, setup, ww, pore_wanted, F)); };
-    if (target <= contact(lo))
-      w = lo;
-    else if (target >= contact(hi))
-      w = hi;
-    else {
-      for (int it = 0; it < 30; ++it) {
-        const double mid = 0.5 * (lo + hi);
-        (contact(mid) < target ? lo : hi) = mid;
-      }
-      w = 0.5 * (lo + hi);
-    }
+  const double target = target_contact_fraction(spec.compaction, pressure_MPa);
+  double lo = -2 * spec.se_radius_vox * h, hi = 4 * spec.se_radius_vox * h;
+  if (target <= contact(lo)) return lo;
+  if (target >= contact(hi)) return hi;
+  for (int it = 0; it < 30; ++it) {
+    const double mid = 0.5 * (lo + hi);
+    (contact(mid) < target ? lo : hi) = mid;
   }
-  const double delta = solve_delta(v, setup, w, pore_wanted, F);
-  std::vector<double>().swap(F);
+  return 0.5 * (lo + hi);
+}
 
-  // The label, particle-id and crack-id volumes.
+// The label, particle-id and crack-id volumes: a free voxel is SE where f_se − w·g ≤ δ.
+Phantom label_voxels(const CompositeSpec& spec, const ParticleSet& set, const VoxelFields& v, double w, double delta) {
+  const Dims d = spec.dims;
   Phantom out;
-  const bool with_binder = spec.binder_fraction > 0;
-  out.labels = LabelVolume(Volume<std::uint8_t>(d, spec.spacing_um), phase_table(with_binder));
+  out.labels = LabelVolume(Volume<std::uint8_t>(d, spec.spacing_um), phase_table(spec.binder_fraction > 0));
   out.particles = Volume<std::uint32_t>(d, spec.spacing_um);
   out.cracks = Volume<std::uint32_t>(d, spec.spacing_um);
   const auto n_am = static_cast<std::uint32_t>(set.am.size()), n_se = static_cast<std::uint32_t>(set.se.size());
@@ -715,22 +708,16 @@ Phantom generate_composite(const CompositeSpec& spec, double pressure_MPa) {
     out.particles[static_cast<index_t>(i)] = particle;
     out.cracks[static_cast<index_t>(i)] = crack;
   }
+  return out;
+}
 
-  // ---- ground truth
+// One truth row per AM particle in view (exact volume and surface, voxels counted), and the SE /
+// binder summaries (particles with at least one voxel).
+void add_particle_truth(const CompositeSpec& spec, const PressedState& st, const ParticleSet& set,
+                        const std::vector<int>& in_view, Phantom& out) {
   GroundTruth& t = out.truth;
-  t.generator = "composite";
-  t.pressure_MPa = pressure_MPa;
-  t.seed = spec.seed;
-  count_phases(out.labels, t);
-  t.target_porosity = porosity;
-  t.relative_density = 1 - porosity;
-  t.z_scale = st.z_scale_value();
-  t.parameters = spec.to_json();
-  t.parameters["solved"] = {{"delta_um", delta}, {"contact_weight_um", w},
-                            {"target_contact_fraction", spec.compaction.enabled && spec.compaction.steer_contact
-                                                            ? nlohmann::json(target_contact_fraction(spec.compaction, pressure_MPa))
-                                                            : nlohmann::json(nullptr)}};
-
+  const ImageBox& box = st.box();
+  const auto n_am = static_cast<std::uint32_t>(set.am.size()), n_se = static_cast<std::uint32_t>(set.se.size());
   std::vector<std::int64_t> voxels(static_cast<std::size_t>(n_am + n_se + set.binder.size() + 1), 0);
   for (std::uint32_t id : out.particles.storage()) ++voxels[id];
   for (int k : in_view) {
@@ -756,10 +743,18 @@ Phantom generate_composite(const CompositeSpec& spec, double pressure_MPa) {
                           {"equivalent_radius_max_um", r}, {"equivalent_radius_median_um", r},
                           {"note", "particles with at least one voxel; SE radius before flattening"}};
   };
+  const double h = spec.spacing_um[0];
   t.particle_summary["se"] = summary(n_am, set.se.size(), spec.se_radius_vox * h);
-  if (with_binder) t.particle_summary["binder"] = summary(n_am + n_se, set.binder.size(), spec.binder_radius_vox * h);
+  if (spec.binder_fraction > 0)
+    t.particle_summary["binder"] = summary(n_am + n_se, set.binder.size(), spec.binder_radius_vox * h);
+}
 
-  // Cracks: mid-plane area within host and image by a plane quadrature at 1/8 voxel pitch.
+// One truth row per crack: SE cracks' mid-plane area within the SE and the image by a plane
+// quadrature at `step`, AM cracks' from measure_am_cracks; voxels counted in the crack ids.
+void add_crack_truth(const CompositeSpec& spec, const PressedState& st, const ParticleSet& set,
+                     const AmCrackAreas& am_cracks, double step, double w, double delta, Phantom& out) {
+  GroundTruth& t = out.truth;
+  const ImageBox& box = st.box();
   std::vector<std::int64_t> crack_voxels(set.se_cracks.size() + set.am_cracks.size() + 1, 0);
   for (std::uint32_t id : out.cracks.storage()) ++crack_voxels[id];
   for (const auto& c : st.se_cracks()) {
@@ -774,21 +769,70 @@ Phantom generate_composite(const CompositeSpec& spec, double pressure_MPa) {
   }
   for (std::size_t k = 0; k < st.am_cracks().size(); ++k) {
     const auto& c = st.am_cracks()[k];
-    t.cracks.push_back({c.id, "am", "intergranular", am_crack_areas[k].centroid, c.normal, spec.cracks.am_aperture_um,
-                        am_crack_areas[k].area, 0, static_cast<std::uint32_t>(c.particle + 1), crack_voxels[c.id]});
+    t.cracks.push_back({c.id, "am", "intergranular", am_cracks.areas[k].centroid, c.normal, spec.cracks.am_aperture_um,
+                        am_cracks.areas[k].area, 0, static_cast<std::uint32_t>(c.particle + 1), crack_voxels[c.id]});
   }
+}
 
-  // AM surfaces by quadrature (see sample_am_surfaces), crack walls added to pore|am.
+// AM surfaces by quadrature (see sample_am_surfaces), crack walls added to pore|am.
+void add_interface_truth(const CompositeSpec& spec, const SurfaceSamples& surface, double crack_walls, double w,
+                         double delta, GroundTruth& t) {
   SurfaceSums total = surface.sums(w, delta);
   total.pore += crack_walls;
   t.interface_area_um2["se|am"] = total.se;
   t.interface_area_um2["pore|am"] = total.pore;
-  if (with_binder) t.interface_area_um2["am|binder"] = total.binder;
+  if (spec.binder_fraction > 0) t.interface_area_um2["am|binder"] = total.binder;
   t.interface_area_method = "surface quadrature";
   t.am_surface_area_um2 = total.se + total.pore + total.binder;
   t.am_se_contact_area_um2 = total.se;
   t.contact_area_fraction = t.am_surface_area_um2 > 0 ? total.se / t.am_surface_area_um2 : -1;
   t.contact_samples_per_voxel_face = spec.contact_samples_per_voxel_face;
+}
+
+}  // namespace
+
+// Place the particles, press them, sample the fields on the voxels; solve (w, δ) for the porosity
+// and the contact fraction; label the voxels; write the ground truth.
+Phantom generate_composite(const CompositeSpec& spec, double pressure_MPa) {
+  check_spec(spec);
+  if (!(pressure_MPa >= 0)) throw InputError("phantom: pressure " + std::to_string(pressure_MPa) + " MPa: expected ≥ 0");
+  const ParticleSet set = place_particles(spec);
+  const PressedState st(spec, set, pressure_MPa);
+  const VoxelFields v = sample_fields(st);
+  const SolveSetup setup = solve_setup(v, st.box());
+
+  // Porosity: Heckel's (or the fixed pore fraction), exactly to one voxel, cracks included.
+  const double porosity = spec.compaction.enabled ? heckel_porosity(spec.compaction, pressure_MPa) : spec.pore_fraction;
+  const std::int64_t pore_wanted = std::llround(porosity * static_cast<double>(spec.dims.count())) - setup.fixed_pore;
+
+  // AM surface samples and crack walls depend on the geometry only; then the contact weight w
+  // and the level δ that gives the porosity.
+  const std::vector<int> in_view = am_in_view(st, set);
+  const SurfaceSamples surface = sample_am_surfaces(st, set, in_view, spec.contact_samples_per_voxel_face);
+  const double step = std::min({spec.spacing_um[0], spec.spacing_um[1], spec.spacing_um[2]}) / 8;
+  const AmCrackAreas am_cracks = measure_am_cracks(st, set, step);
+  std::vector<double> F;  // solve_delta's buffer
+  const double w = steer_contact_weight(spec, pressure_MPa, v, setup, surface, am_cracks.walls, pore_wanted, F);
+  const double delta = solve_delta(v, setup, w, pore_wanted, F);
+  std::vector<double>().swap(F);
+
+  Phantom out = label_voxels(spec, set, v, w, delta);
+  GroundTruth& t = out.truth;
+  t.generator = "composite";
+  t.pressure_MPa = pressure_MPa;
+  t.seed = spec.seed;
+  count_phases(out.labels, t);
+  t.target_porosity = porosity;
+  t.relative_density = 1 - porosity;
+  t.z_scale = st.z_scale_value();
+  t.parameters = spec.to_json();
+  t.parameters["solved"] = {{"delta_um", delta}, {"contact_weight_um", w},
+                            {"target_contact_fraction", spec.compaction.enabled && spec.compaction.steer_contact
+                                                            ? nlohmann::json(target_contact_fraction(spec.compaction, pressure_MPa))
+                                                            : nlohmann::json(nullptr)}};
+  add_particle_truth(spec, st, set, in_view, out);
+  add_crack_truth(spec, st, set, am_cracks, step, w, delta, out);
+  add_interface_truth(spec, surface, am_cracks.walls, w, delta, t);
   return out;
 }
 

@@ -30,6 +30,7 @@
 #include "pipeline/commands/command_api.h"
 #include "pipeline/config.h"
 #include "pipeline/runner.h"
+#include "pipeline/stages/segment_stages.h"
 
 namespace py = pybind11;
 
@@ -316,34 +317,35 @@ py::tuple py_segment(const py::array& grey, const Vec3& spacing, const std::stri
     using T = decltype(fallback);
     return o.contains(key) && !o[key].is_none() ? o[key].cast<T>() : fallback;
   };
-  const std::string model_path = get("model", std::string());
-  std::string method = get("method", std::string());
-  if (method.empty()) method = model_path.empty() ? "auto" : "forest";
-  SegmentOptions so;
-  so.method = parse_segment_method(method);
-  if (so.method == SegmentMethod::forest && model_path.empty()) throw InputError("--method forest needs --model FILE");
-  const int classes = get("classes", 0);
-  so.classes = classes > 0 ? classes : default_class_count(so.method);
-  so.thresholds = get("thresholds", std::vector<double>());
-  so.bins = get("bins", 256);
-  so.connectivity = get("connectivity", 6);
-
-  // Preprocessing is the preprocess stage, as for `voxpress segment`: options named like its YAML
-  // keys (and the command's older nlmeans_patch) become its parameters, checked against its spec.
+  // Preprocessing, segmentation and clean-up are the preprocess, segment and cleanup stages, as
+  // for `voxpress segment`: options named like their keys (and the command's older spellings)
+  // become their parameters, checked against their specs.
   const Stage& preprocess_stage = *Registry::global().stage("preprocess");
-  std::map<std::string, std::string> preprocess_values;
+  const Stage& segment_stage = *Registry::global().stage("segment");
+  const Stage& cleanup_stage = *Registry::global().stage("cleanup");
   auto yaml_of = [](const py::handle& v) { return py::repr(v).cast<std::string>(); };  // True, [1, 2], 'median'
+  auto given = [&](const std::string& key) { return o.contains(key.c_str()) && !o[key.c_str()].is_none(); };
+  std::map<std::string, std::string> preprocess_values, segment_values;
   for (const ParamSpec& spec : preprocess_stage.params())
-    if (o.contains(spec.name.c_str()) && !o[spec.name.c_str()].is_none())
-      preprocess_values[spec.name] = yaml_of(o[spec.name.c_str()]);
-  if (o.contains("nlmeans_patch") && !o["nlmeans_patch"].is_none())
-    preprocess_values["nlmeans_patch_radius"] = yaml_of(o["nlmeans_patch"]);
+    if (given(spec.name)) preprocess_values[spec.name] = yaml_of(o[spec.name.c_str()]);
+  if (given("nlmeans_patch")) preprocess_values["nlmeans_patch_radius"] = yaml_of(o["nlmeans_patch"]);
+  for (const char* key : {"method", "classes", "thresholds", "bins", "connectivity", "model"})
+    if (given(key)) segment_values[key] = yaml_of(o[key]);
+  const std::string model_path = get("model", std::string());
+  // The command's defaults: forest with a model, else auto; K by method.
+  const std::string method = get("method", std::string(model_path.empty() ? "auto" : "forest"));
+  segment_values["method"] = method;
+  if (get("classes", 0) == 0) segment_values["classes"] = std::to_string(default_class_count(parse_segment_method(method)));
   const PhaseTable no_phases;
   const Params preprocess = stage_params(preprocess_stage, preprocess_values, "segment options",
                                          PreflightContext{no_phases, kGrey});
-  const double min_island = get("min_island", 0.0), open_r = get("open", 0.0), close_r = get("close", 0.0);
-  const bool fill = get("fill_holes", false);
-  const int cleanup_label = get("cleanup_label", -1);
+  SegmentOptions so = segment_options(
+      stage_params(segment_stage, segment_values, "segment options", PreflightContext{no_phases, kGrey}));
+  ClassCleanupFlags cleanup;
+  for (auto [key, text] : {std::pair{"open", &cleanup.open}, {"close", &cleanup.close}, {"min_island", &cleanup.min_island}})
+    if (given(key)) *text = yaml_of(o[key]);
+  cleanup.fill_holes = get("fill_holes", false);
+  cleanup.cleanup_label = get("cleanup_label", -1);
 
   AnyVolume input = any_from_array(grey, spacing, "grey");
   std::optional<ForestModel> model;
@@ -360,15 +362,12 @@ py::tuple py_segment(const py::array& grey, const Vec3& spacing, const std::stri
     prep.grey.reset();
     const Volume<float>& g = *preprocessed;
     SegmentResult s = segment_grey(g, so);
-    const auto brightest = static_cast<std::uint8_t>(s.classes - 1);
-    CleanupOptions co;
-    const std::uint8_t cl = cleanup_label >= 0 ? static_cast<std::uint8_t>(cleanup_label) : brightest;
-    if (open_r > 0) co.open_um.emplace_back(cl, open_r);
-    if (close_r > 0) co.close_um.emplace_back(cl, close_r);
-    if (min_island > 0)
-      for (int c = 0; c < s.classes; ++c) co.min_island_um3.emplace_back(static_cast<std::uint8_t>(c), min_island);
-    if (fill) co.fill_holes.push_back(cl);
-    cr = cleanup_labels(s.labels, co);
+    std::vector<int> class_labels;
+    for (int c = 0; c < s.classes; ++c) class_labels.push_back(c);
+    const PhaseTable classes = PhaseTable::unnamed(class_labels);
+    const Params cleanup_params = stage_params(cleanup_stage, cleanup_values(cleanup, classes), "segment options",
+                                               PreflightContext{classes, kLabels});
+    cr = cleanup_labels(s.labels, cleanup_options(cleanup_params, classes, s.labels.spacing_um));
     return s;
   });
   const Volume<std::uint8_t>& labels = r.labels;
@@ -481,4 +480,12 @@ PYBIND11_MODULE(_voxpress, m) {
   m.def("segment", &vp::py_segment);
   m.def("run_command", &vp::py_run_command);
   m.def("run", &vp::py_run);
+  // A stage's parameter names as `voxpress stages --json` lists them (the package's option sets).
+  m.def("stage_param_names", [](const std::string& stage) {
+    const Stage* s = Registry::global().stage(stage);
+    if (!s) throw InputError("no stage '" + stage + "'");
+    std::vector<std::string> names;
+    for (const ParamSpec& spec : s->params()) names.push_back(spec.name);
+    return names;
+  });
 }

@@ -96,6 +96,42 @@ TEST_F(SegmentCli, BadInputExitsWithCode2AndNamesTheProblem) {
   EXPECT_NE(out.find("none.yml"), std::string::npos) << out;
 }
 
+// The command's class-index spellings are translations onto the cleanup / particles stages' keys
+// (class C is phase phaseC): both spellings write the same bytes, and the island is removed.
+TEST_F(SegmentCli, ClassIndexFlagsAreTheStageKeysOverClassNames) {
+  auto truth = pattern({24, 20, 12});
+  index_t stray = -1;  // one bright voxel inside a dark block: an island of 0.25 µm³
+  for (index_t i = 0; i < truth.size() && stray < 0; ++i)
+    if (truth[i] == 0 && i % 24 > 0 && i % 24 < 23 && truth[i - 1] == 0 && truth[i + 1] == 0) stray = i;
+  ASSERT_GE(stray, 0);
+  Volume<std::uint8_t> with_stray = truth;
+  with_stray[stray] = 2;
+  write_volume(grey_of(with_stray), path("grey.mha"));
+  const std::string base = "segment " + path("grey.mha") + " --method multi-otsu --classes 3 --json";
+  std::string out;
+  ASSERT_EQ(run(base + " --out " + path("a.tif") + " --min-island 0.3 --particles " + path("a_ids.tif") +
+                " --particle-label 2 --min-particle 0.5", &out), 0) << out;
+  ASSERT_EQ(run(base + " --out " + path("b.tif") + " --min-island '{phase0: 0.3, phase1: 0.3, phase2: 0.3}'" +
+                " --particles " + path("b_ids.tif") + " --phase phase2 --min-volume 0.5", &out), 0) << out;
+  const auto a = read_u8(path("a.tif"));
+  EXPECT_EQ(a.storage(), read_u8(path("b.tif")).storage());
+  EXPECT_NE(a[stray], 2) << "the 0.25 µm³ island is below --min-island 0.3";
+  EXPECT_NE(out.find("\"islands_removed\": 1"), std::string::npos) << out;
+  ReadOptions ids;
+  ids.path = path("a_ids.tif");
+  const AnyVolume ia = read_volume(ids).volume;
+  ids.path = path("b_ids.tif");
+  EXPECT_TRUE(std::get<Volume<std::uint32_t>>(ia).storage() ==
+              std::get<Volume<std::uint32_t>>(read_volume(ids).volume).storage());
+  // A class the segmentation does not have, and a value outside the key's bounds, name the flag.
+  EXPECT_EQ(run(base + " --out " + path("c.tif") + " --particles " + path("c_ids.tif") + " --particle-label 3", &out), 2);
+  EXPECT_NE(out.find("--particle-label 3: the segmentation has classes 0..2"), std::string::npos) << out;
+  EXPECT_EQ(run(base + " --out " + path("c.tif") + " --open 0.5 --cleanup-label 7", &out), 2);
+  EXPECT_NE(out.find("--cleanup-label 7"), std::string::npos) << out;
+  EXPECT_EQ(run(base + " --out " + path("c.tif") + " --bins 1", &out), 2);
+  EXPECT_NE(out.find("bins: value 1 is below the minimum 2"), std::string::npos) << out;
+}
+
 TEST_F(SegmentCli, YamlStagesSegmentCleanAndCountParticles) {
   // Two separated bright cubes (AM) in a mid-grey matrix (SE) with dark pores; one stray
   // bright voxel that the clean-up removes.

@@ -16,6 +16,20 @@
 
 namespace vp {
 
+// `voxpress segment`'s clean-up flags, which name classes by index: --open R / --close R act on
+// the --cleanup-label class (default the brightest), --min-island V on every class, --fill-holes
+// on the --cleanup-label class. --open/--close/--min-island also take the cleanup stage's map
+// ({phase2: 0.5}); stage_values holds the flags named like its keys (min_island_voxels).
+struct ClassCleanupFlags {
+  std::string open, close, min_island;  // a number, a YAML map phase -> value, or empty
+  bool fill_holes = false;
+  int cleanup_label = -1;
+  std::map<std::string, std::string> stage_values;
+};
+// Those flags as the cleanup stage's values by key over `classes` (class C named phaseC); throws
+// InputError when --cleanup-label names no class.
+std::map<std::string, std::string> cleanup_values(const ClassCleanupFlags& flags, const PhaseTable& classes);
+
 // `voxpress solve`'s flags.
 struct SolveRequest {
   std::string phase;              // --phase: names or labels, A-B ranges

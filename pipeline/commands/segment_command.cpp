@@ -19,6 +19,7 @@
 #include "filters/segment/segmenter.h"
 #include "pipeline/commands/cli_common.h"
 #include "pipeline/commands/command_api.h"
+#include "pipeline/stages/segment_stages.h"
 
 namespace vp {
 
@@ -26,11 +27,12 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const Stage& preprocess_stage() {
-  const Stage* stage = Registry::global().stage("preprocess");
-  if (!stage) throw std::logic_error("segment: the preprocess stage is not registered");
+const Stage& stage_named(const std::string& name) {
+  const Stage* stage = Registry::global().stage(name);
+  if (!stage) throw std::logic_error("segment: the " + name + " stage is not registered");
   return *stage;
 }
+const Stage& preprocess_stage() { return stage_named("preprocess"); }
 
 // The preprocess stage's parameters as flags of their YAML names (--nlmeans-patch-radius for
 // nlmeans_patch_radius), plus the spellings `segment` had before, kept as aliases.
@@ -41,6 +43,14 @@ void add_preprocess_flags(CLI::App& app, std::map<std::string, std::string>& val
   add_stage_flag_alias(app, preprocess_stage(), "--nlmeans-patch", "nlmeans_patch_radius", values);
   add_stage_flag_alias(app, preprocess_stage(), "--deconvolve-sigma", "deconvolve_sigma_vox", values);
 }
+
+// The segment, cleanup and particles stages' keys that `segment` offers as flags. Not offered:
+// segment's `phases` (the command writes class indices), and cleanup's and particles'
+// `connectivity` (--connectivity is segment's; both keep their default, 26).
+const std::vector<std::string> kSegmentFlags = {"method", "classes", "thresholds", "bins", "connectivity", "model",
+                                                "thin_pores"};
+const std::vector<std::string> kCleanupFlags = {"min_island_voxels"};
+const std::vector<std::string> kParticlesFlags = {"phase", "h", "min_volume"};
 
 }  // namespace
 
@@ -121,73 +131,146 @@ nlohmann::json segmentation_summary(const Volume<float>& grey, const SegmentResu
 
 namespace {
 
+void describe(CLI::App& app, const std::string& flag, const std::string& help) {
+  app.get_option(flag)->description(help);
+}
+
+// --open 0.5 (the --cleanup-label class, as `segment` always read it) or --open "{phase2: 0.5}"
+// (the cleanup stage's key: phase -> value). A number is written as the key's map over `names`;
+// 0 means not given, as before.
+bool is_number(const std::string& text) {
+  char* end = nullptr;
+  std::strtod(text.c_str(), &end);
+  return !text.empty() && end == text.c_str() + text.size();
+}
+std::string class_map_value(const std::string& text, const std::vector<std::string>& names) {
+  if (!is_number(text)) return text;  // a map (or nothing): the stage checks it
+  if (std::stod(text) == 0) return "";
+  std::string map = "{";
+  for (std::size_t i = 0; i < names.size(); ++i) map += (i ? ", " : "") + names[i] + ": " + text;
+  return map + "}";
+}
+
+// A class index flag (--cleanup-label, --particle-label) as the name of that class's phase.
+std::string class_phase(int index, const PhaseTable& table, int classes, const std::string& flag) {
+  if (index >= classes || !table.by_label(index))
+    throw InputError(flag + " " + std::to_string(index) + ": the segmentation has classes 0.." +
+                     std::to_string(classes - 1) + "; expected one of them");
+  return table.by_label(index)->name;
+}
+
+}  // namespace
+
+std::map<std::string, std::string> cleanup_values(const ClassCleanupFlags& flags, const PhaseTable& classes) {
+  const int count = static_cast<int>(classes.phases().size());
+  std::map<std::string, std::string> values = flags.stage_values;
+  const bool by_class = is_number(flags.open) || is_number(flags.close) || flags.fill_holes;
+  std::string cleanup_class;
+  if (flags.cleanup_label >= 0 || by_class)
+    cleanup_class = class_phase(flags.cleanup_label >= 0 ? flags.cleanup_label : count - 1, classes, count,
+                                "--cleanup-label");
+  std::vector<std::string> all;
+  for (const Phase& ph : classes.phases()) all.push_back(ph.name);
+  const std::vector<std::pair<std::string, std::string>> given = {
+      {"open", class_map_value(flags.open, {cleanup_class})},
+      {"close", class_map_value(flags.close, {cleanup_class})},
+      {"min_island", class_map_value(flags.min_island, all)}};
+  for (const auto& [key, value] : given)
+    if (!value.empty()) values[key] = value;
+  if (flags.fill_holes) values["fill_holes"] = "[" + cleanup_class + "]";
+  return values;
+}
+
+namespace {
+
 int segment_main(const std::vector<std::string>& args) {
   CLI::App app("Segment a greyscale volume into phase labels (0 = darkest class), optionally clean up and "
                "separate particles",
                "segment");
   VolumeArgs volume;
   add_volume_flags(app, volume);
-  std::string out, method, thresholds;
-  std::string scribbles, model_out, model_in, sigmas = "1,2,4", particles_out, particles_csv, qc_dir;
-  int classes = 0, bins = 256, connectivity = 6, trees = 64;
-  double min_island = 0, open_r = 0, close_r = 0, h = 1.0, min_particle = 0;
-  int cleanup_label = -1, particle_label = -1;
-  bool fill = false, json = false, no_thin_pores = false;
-  std::string psf_sigma;
-  std::map<std::string, std::string> preprocess_values;
+  std::string out, scribbles, model_out, sigmas = "1,2,4", particles_out, particles_csv, qc_dir, psf_sigma;
+  int trees = 64, particle_label = -1;
+  bool json = false;
+  ClassCleanupFlags cleanup;
+  std::map<std::string, std::string> preprocess_values, segment_values, particle_values;
+  const Stage &segment = stage_named("segment"), &cleanup_stage = stage_named("cleanup"),
+              &particles = stage_named("particles");
   app.add_option("--out", out, "output label volume (TIFF, MHA, NRRD, NIfTI, raw by extension)")->required();
-  app.add_option("--method", method, std::string(kSegmentMethodChoices) + " (default auto; forest with a model)");
-  app.add_option("--classes", classes, "number of classes K (auto and multi-otsu default 3, others 2)");
+  // Flags of the stages' keys; the spellings `segment` had before stay as aliases.
+  add_stage_flags(app, segment, kSegmentFlags, segment_values);
+  describe(app, "--method", std::string(kSegmentMethodChoices) + " (default auto; forest with a model)");
+  describe(app, "--classes", "number of classes K (auto and multi-otsu default 3, others 2)");
+  describe(app, "--model", "apply a forest saved with --model-out");
+  app.add_flag_callback("--no-thin-pores", [&] { segment_values["thin_pores"] = "false"; },
+                        "auto: do not label darkest-phase films thinner than the PSF (--thin-pores false)");
   app.add_option("--psf-sigma", psf_sigma, "auto: PSF σ in voxels, S or SX,SY,SZ (default: estimated from the scan's edges)");
-  app.add_flag("--no-thin-pores", no_thin_pores, "auto: do not label darkest-phase films thinner than the PSF");
-  app.add_option("--thresholds", thresholds, "threshold: T1,T2,...; hysteresis: LOW,HIGH");
-  app.add_option("--bins", bins, "histogram bins")->capture_default_str();
-  app.add_option("--connectivity", connectivity, "hysteresis connectivity 6|26")->capture_default_str();
   add_preprocess_flags(app, preprocess_values);
   app.add_option("--scribbles", scribbles, "label volume of scribbles (0 unlabelled, v = class v-1) to train a forest");
   app.add_option("--model-out", model_out, "save the trained forest here (.yml, .yml.gz, .xml)");
-  app.add_option("--model", model_in, "apply a forest saved with --model-out");
   app.add_option("--sigmas", sigmas, "forest feature scales in µm")->capture_default_str();
   app.add_option("--trees", trees, "forest size")->capture_default_str();
-  app.add_option("--min-island", min_island, "remove islands of every class below this volume, µm³");
-  app.add_flag("--fill-holes", fill, "fill holes enclosed in the --cleanup-label class");
-  app.add_option("--open", open_r, "opening radius of the --cleanup-label class, µm");
-  app.add_option("--close", close_r, "closing radius of the --cleanup-label class, µm");
-  app.add_option("--cleanup-label", cleanup_label, "class for --fill-holes/--open/--close (default: brightest)");
-  app.add_option("--particles", particles_out, "write separated particle ids (uint32) of --particle-label here");
-  app.add_option("--particle-label", particle_label, "class to separate (default: brightest)");
-  app.add_option("--h", h, "h-maxima marker height, µm")->capture_default_str();
-  app.add_option("--min-particle", min_particle, "drop particles below this volume, µm³");
+  app.add_option("--min-island", cleanup.min_island,
+                 "remove islands below this volume, µm³: V for every class, or {phaseC: V, ...}");
+  add_stage_flags(app, cleanup_stage, kCleanupFlags, cleanup.stage_values);
+  describe(app, "--min-island-voxels", "remove islands below this many voxels: {phaseC: N, ...}");
+  app.add_flag("--fill-holes", cleanup.fill_holes, "fill holes enclosed in the --cleanup-label class");
+  app.add_option("--open", cleanup.open, "opening radius of the --cleanup-label class, µm (or {phaseC: R, ...})");
+  app.add_option("--close", cleanup.close, "closing radius of the --cleanup-label class, µm (or {phaseC: R, ...})");
+  app.add_option("--cleanup-label", cleanup.cleanup_label, "class for --fill-holes/--open/--close (default: brightest)");
+  app.add_option("--particles", particles_out, "write separated particle ids (uint32) of --phase here");
+  add_stage_flags(app, particles, kParticlesFlags, particle_values);
+  describe(app, "--phase", "phase to separate: phaseC for class C (default: the brightest class)");
+  app.add_option("--particle-label", particle_label, "class to separate (same as --phase phaseC)");
+  add_stage_flag_alias(app, particles, "--min-particle", "min_volume", particle_values);
   app.add_option("--particles-csv", particles_csv, "per-particle table (default: next to --particles, .csv)");
   app.add_option("--qc", qc_dir, "folder for histogram.png, labels_{xy,xz,yz}.png, particles_xy.png");
   app.add_flag("--json", json, "print the summary as JSON");
   if (parse_cli(app, args)) return 0;
 
+  const std::string model_in = segment_values.count("model") ? segment_values["model"] : "";
   if (!model_in.empty() && !scribbles.empty()) throw InputError("--model and --scribbles exclude each other");
   if (!model_out.empty() && scribbles.empty()) throw InputError("--model-out needs --scribbles to train from");
   check_output_file(out, "--out");
   if (!qc_dir.empty()) create_output_folder(qc_dir, "--qc");
-  if (method.empty()) method = (!model_in.empty() || !scribbles.empty()) ? "forest" : "auto";
-  SegmentOptions so;
-  so.method = parse_segment_method(method);
-  if (so.method == SegmentMethod::forest && model_in.empty() && scribbles.empty())
-    throw InputError("--method forest needs --model FILE or --scribbles FILE");
-  so.classes = classes > 0 ? classes : default_class_count(so.method);
-  if (!thresholds.empty()) so.thresholds = parse_numbers(thresholds, "--thresholds");
-  so.bins = bins;
-  so.connectivity = connectivity;
-  so.partial_volume.thin_pores = !no_thin_pores;
+  // The command's defaults where they differ from the stage's: forest when a model is given, and
+  // K by method (the stage takes K from its phase map).
+  if (!segment_values.count("method"))
+    segment_values["method"] = (!model_in.empty() || !scribbles.empty()) ? "forest" : "auto";
+  if (!segment_values.count("classes"))
+    segment_values["classes"] =
+        std::to_string(default_class_count(parse_segment_method(segment_values["method"])));
   if (!psf_sigma.empty()) {
     const auto s = parse_numbers(psf_sigma, "--psf-sigma");
     if ((s.size() != 1 && s.size() != 3) || !std::all_of(s.begin(), s.end(), [](double v) { return v > 0; }))
       throw InputError("--psf-sigma '" + psf_sigma + "': expected S or SX,SY,SZ voxels, each > 0");
+    if (s.size() == 1) segment_values["psf_sigma"] = psf_sigma;  // the stage's key holds one σ
+  }
+  if (segment_values["method"] == "forest" && model_in.empty() && scribbles.empty())
+    throw InputError("--method forest needs --model FILE or --scribbles FILE");
+
+  // Every stage's values are checked like a config's keys before any voxel is read (phase names
+  // again once the classes are known).
+  const PhaseTable no_phases;
+  const std::string origin = "segment command line";
+  const Params preprocess = stage_params(preprocess_stage(), preprocess_values, origin, PreflightContext{no_phases, kGrey});
+  // Training from --scribbles makes the forest here: the stage's "forest needs a model file"
+  // preflight does not apply, its declared types, bounds and choices do.
+  Params segment_params = Params::from_strings(segment_values, segment.params(), origin);
+  {
+    Diagnostics diags(origin);
+    segment_params.check(diags);
+    if (scribbles.empty()) segment.preflight(segment_params, PreflightContext{no_phases, kGrey}, diags);
+    diags.throw_if_any();
+  }
+  stage_params(cleanup_stage, cleanup.stage_values, origin, PreflightContext{no_phases, kLabels});
+  stage_params(particles, particle_values, origin, PreflightContext{no_phases, kLabels});
+  SegmentOptions so = segment_options(segment_params);
+  if (!psf_sigma.empty()) {
+    const auto s = parse_numbers(psf_sigma, "--psf-sigma");
     for (int a = 0; a < 3; ++a) so.partial_volume.psf_sigma_vox[a] = s[s.size() == 1 ? 0 : a];
   }
 
-  // Preprocessing is the preprocess stage, checked like a config's keys before any voxel is read.
-  const PhaseTable no_phases;
-  const Params preprocess = stage_params(preprocess_stage(), preprocess_values, "segment command line",
-                                         PreflightContext{no_phases, kGrey});
   ReadResult input = load_volume(volume);
   const Provenance source = provenance_of(input.volume);
   SampleContext prep;
@@ -224,16 +307,14 @@ int segment_main(const std::vector<std::string>& args) {
   so.model = model ? &*model : nullptr;
   SegmentResult r = segment_grey(grey, so);
   Volume<std::uint8_t>& labels = r.labels;
-  const std::uint8_t brightest = static_cast<std::uint8_t>(r.classes - 1);
 
-  CleanupOptions co;
-  const std::uint8_t cl = cleanup_label >= 0 ? static_cast<std::uint8_t>(cleanup_label) : brightest;
-  if (open_r > 0) co.open_um.emplace_back(cl, open_r);
-  if (close_r > 0) co.close_um.emplace_back(cl, close_r);
-  if (min_island > 0)
-    for (int c = 0; c < r.classes; ++c) co.min_island_um3.emplace_back(static_cast<std::uint8_t>(c), min_island);
-  if (fill) co.fill_holes.push_back(cl);
-  const CleanupReport cr = cleanup_labels(labels, co);
+  // The classes as phases phase0, phase1, ...: the names the cleanup and particles keys take.
+  std::vector<int> class_labels;
+  for (int c = 0; c < r.classes; ++c) class_labels.push_back(c);
+  const PhaseTable classes = PhaseTable::unnamed(class_labels);
+  const Params cleanup_params =
+      stage_params(cleanup_stage, cleanup_values(cleanup, classes), origin, PreflightContext{classes, kLabels});
+  const CleanupReport cr = cleanup_labels(labels, cleanup_options(cleanup_params, classes, labels.spacing_um));
   write_volume(labels, out);
 
   nlohmann::json summary = {{"input", source.path},
@@ -259,11 +340,12 @@ int segment_main(const std::vector<std::string>& args) {
 
   std::optional<Volume<std::uint32_t>> ids;
   if (!particles_out.empty()) {
-    ParticleOptions o;
-    o.h_um = h;
-    o.min_volume_um3 = min_particle;
-    const std::uint8_t pl = particle_label >= 0 ? static_cast<std::uint8_t>(particle_label) : brightest;
-    ids = separate_particles(labels, pl, o);
+    if (particle_label >= 0 || !particle_values.count("phase"))
+      particle_values["phase"] =
+          class_phase(particle_label >= 0 ? particle_label : r.classes - 1, classes, r.classes, "--particle-label");
+    const Params particle_params = stage_params(particles, particle_values, origin, PreflightContext{classes, kLabels});
+    const auto pl = static_cast<std::uint8_t>(classes.resolve(particle_params.string("phase")).label);
+    ids = separate_particles(labels, pl, particle_options(particle_params));
     write_volume(*ids, particles_out);
     const auto table = particle_table(*ids);
     if (particles_csv.empty()) particles_csv = fs::path(particles_out).replace_extension(".csv").string();

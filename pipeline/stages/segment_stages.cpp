@@ -11,6 +11,7 @@
 #include "filters/segment/particles.h"
 #include "filters/segment/segmenter.h"
 #include "pipeline/catalog.h"
+#include "pipeline/stages/segment_stages.h"
 
 namespace vp {
 
@@ -229,7 +230,7 @@ class SegmentStage : public Stage {
     return m;
   }
 
-  int classes(const Params& p) const {
+  static int classes(const Params& p) {
     if (p.has("classes")) return static_cast<int>(p.integer("classes"));
     const auto m = class_phases(p);
     return m.empty() ? 2 : m.rbegin()->first + 1;
@@ -300,14 +301,7 @@ class SegmentStage : public Stage {
 
   void run(const Params& p, SampleContext& ctx) const override {
     const Volume<float> grey = to_float(*ctx.grey);
-    SegmentOptions o;
-    o.method = parse_segment_method(p.string("method"));
-    o.classes = classes(p);
-    if (p.has("thresholds")) o.thresholds = p.numbers("thresholds");
-    o.bins = static_cast<int>(p.integer("bins"));
-    o.connectivity = static_cast<int>(p.integer("connectivity"));
-    o.partial_volume.psf_sigma_vox.fill(p.number("psf_sigma"));
-    o.partial_volume.thin_pores = p.boolean("thin_pores");
+    SegmentOptions o = segment_options(p);
     std::optional<ForestModel> model;
     if (o.method == SegmentMethod::forest) {
       model = ForestModel::load(p.string("model"));
@@ -433,21 +427,7 @@ class CleanupStage : public Stage {
 
   void run(const Params& p, SampleContext& ctx) const override {
     LabelVolume& labels = *ctx.labels;
-    const PhaseTable& table = labels.phases;
-    auto label = [&](const std::string& key, const std::string& name) {
-      return static_cast<std::uint8_t>(resolve_phase(p, key, table, name).label);
-    };
-    CleanupOptions o;
-    for (const auto& [n, r] : entries(p, "open")) o.open_um.emplace_back(label("open", n), r);
-    for (const auto& [n, r] : entries(p, "close")) o.close_um.emplace_back(label("close", n), r);
-    for (const auto& [n, v] : entries(p, "min_island")) o.min_island_um3.emplace_back(label("min_island", n), v);
-    const Vec3& s = labels.spacing_um;
-    for (const auto& [n, v] : entries(p, "min_island_voxels"))
-      o.min_island_um3.emplace_back(label("min_island_voxels", n), v * s[0] * s[1] * s[2]);
-    if (p.has("fill_holes"))
-      for (const auto& n : p.strings("fill_holes")) o.fill_holes.push_back(label("fill_holes", n));
-    o.connectivity = static_cast<int>(p.integer("connectivity"));
-    const CleanupReport rep = cleanup_labels(labels, o);
+    const CleanupReport rep = cleanup_labels(labels, cleanup_options(p, labels.phases, labels.spacing_um));
     ctx.details = {{"voxels_opened", rep.voxels_opened},
                    {"voxels_closed", rep.voxels_closed},
                    {"islands_removed", rep.islands_removed},
@@ -494,10 +474,7 @@ class ParticlesStage : public Stage {
   void run(const Params& p, SampleContext& ctx) const override {
     const LabelVolume& labels = *ctx.labels;
     const Phase& phase = resolve_phase(p, "phase", table_of(ctx), p.string("phase"));
-    ParticleOptions o;
-    o.h_um = p.number("h");
-    o.min_volume_um3 = p.number("min_volume");
-    o.connectivity = static_cast<int>(p.integer("connectivity"));
+    const ParticleOptions o = particle_options(p);
     Volume<std::uint32_t> ids = separate_particles(labels, static_cast<std::uint8_t>(phase.label), o);
     const std::vector<Particle> table = particle_table(ids);
     ctx.write_artifact("particles.csv", particle_table_csv(table));
@@ -511,6 +488,44 @@ class ParticlesStage : public Stage {
 };
 
 }  // namespace
+
+SegmentOptions segment_options(const Params& p) {
+  SegmentOptions o;
+  o.method = parse_segment_method(p.string("method"));
+  o.classes = SegmentStage::classes(p);
+  if (p.has("thresholds")) o.thresholds = p.numbers("thresholds");
+  o.bins = static_cast<int>(p.integer("bins"));
+  o.connectivity = static_cast<int>(p.integer("connectivity"));
+  o.partial_volume.psf_sigma_vox.fill(p.number("psf_sigma"));
+  o.partial_volume.thin_pores = p.boolean("thin_pores");
+  return o;
+}
+
+CleanupOptions cleanup_options(const Params& p, const PhaseTable& table, const Vec3& spacing_um) {
+  auto label = [&](const std::string& key, const std::string& name) {
+    return static_cast<std::uint8_t>(resolve_phase(p, key, table, name).label);
+  };
+  CleanupOptions o;
+  for (const auto& [n, r] : CleanupStage::entries(p, "open")) o.open_um.emplace_back(label("open", n), r);
+  for (const auto& [n, r] : CleanupStage::entries(p, "close")) o.close_um.emplace_back(label("close", n), r);
+  for (const auto& [n, v] : CleanupStage::entries(p, "min_island"))
+    o.min_island_um3.emplace_back(label("min_island", n), v);
+  const Vec3& s = spacing_um;
+  for (const auto& [n, v] : CleanupStage::entries(p, "min_island_voxels"))
+    o.min_island_um3.emplace_back(label("min_island_voxels", n), v * s[0] * s[1] * s[2]);
+  if (p.has("fill_holes"))
+    for (const auto& n : p.strings("fill_holes")) o.fill_holes.push_back(label("fill_holes", n));
+  o.connectivity = static_cast<int>(p.integer("connectivity"));
+  return o;
+}
+
+ParticleOptions particle_options(const Params& p) {
+  ParticleOptions o;
+  o.h_um = p.number("h");
+  o.min_volume_um3 = p.number("min_volume");
+  o.connectivity = static_cast<int>(p.integer("connectivity"));
+  return o;
+}
 
 void register_segment(Registry& registry) {
   registry.add(make_segment_command());

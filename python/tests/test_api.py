@@ -108,6 +108,19 @@ def test_segment_equals_cli(series, tmp_path):
     assert labels.array.dtype == np.uint8 and labels.spacing_um == (0.5, 0.5, 0.5)
 
 
+def test_segment_options_are_the_preprocess_stage_parameters():
+    # vp.segment's preprocess options are read from the stage's declaration, the list that
+    # `voxpress stages --json` prints: a parameter added there is an option here without an edit.
+    stages = {s["name"]: s for s in cli_json("stages")["stages"]}
+    assert vp._PREPROCESS_PARAMS == {p["name"] for p in stages["preprocess"]["params"]}
+    assert {"crop", "denoise", "nlmeans_patch_radius", "percentiles"} <= vp._PREPROCESS_PARAMS
+
+
+def test_segment_cleanup_label_outside_the_classes_is_an_input_error(series):
+    with pytest.raises(vp.InputError, match="--cleanup-label 5: the segmentation has classes 0..2"):
+        vp.segment(vp.read(series / "p010.tif"), method="multi-otsu", classes=3, open=0.5, cleanup_label=5)
+
+
 def test_cracks_equals_cli(series):
     path = series / "p370_labels.tif"
     ref = cli_json("cracks", path, "--labels", PHASES_FLAG, "--roles", "se=electrolyte,am=active")

@@ -252,12 +252,9 @@ def info(volume, spacing_um=None, name=None, **reader_options):
                                 _name_of(volume, name))
 
 
-# The preprocess stage's parameters (pipeline/stages/segment_stages.cpp), which vp.segment takes.
-_PREPROCESS_PARAMS = {"crop", "bin", "rings", "ring_window", "cupping", "cupping_degree", "centre", "deconvolve",
-                      "deconvolve_iterations", "deconvolve_sigma_vox", "deconvolve_classes", "deconvolve_smooth",
-                      "denoise", "median_radius", "bilateral_sigma", "bilateral_range", "diffusion_iterations",
-                      "diffusion_conductance", "nlmeans_patch_radius", "nlmeans_search_radius", "nlmeans_samples",
-                      "nlmeans_bandwidth", "nlmeans_iterations", "normalise", "percentiles", "clamp"}
+# The preprocess stage's parameters, which vp.segment takes: read from the stage's declaration
+# (pipeline/stages/segment_stages.cpp), the list `voxpress stages --json` prints.
+_PREPROCESS_PARAMS = frozenset(_voxpress.stage_param_names("preprocess"))
 
 
 def segment(grey, method=None, spacing_um=None, name=None, progress=None, **options):
