@@ -21,7 +21,7 @@ namespace {
 // the compiler vectorises, unlike std::exp: round x·log2(e) to n, 2^f by its Taylor series on
 // |f| ≤ ½, 2^n put into the exponent bits.
 inline float exp_nonpositive(float x) {
-  x = std::max(x, -87.0f);
+  x = x < -87.0f ? -87.0f : x;  // a select, not std::max's branch: the loops stay vectorised
   const float t = x * 1.44269504f;
   const int n = static_cast<int>(t - 0.5f);  // truncation toward 0 of t − ½: round(t) for t ≤ 0
   const float f = (t - static_cast<float>(n)) * 0.693147181f;
@@ -214,8 +214,11 @@ Volume<float> bilateral_filter(const Volume<float>& grey, double domain_sigma_um
       blur_axis(s.ywi.data(), size[0], size[1], ez, 2, taps[2], s.zwi.data());
       for (index_t i = 0; i < n_core; ++i) {
         const float t = std::abs(core[i] - level) / step;
-        // w > 0 wherever t < 1: the voxel's own weight there is at least e^-½ times its tap.
-        if (t < 1) s.acc[i] += (1 - t) * (level + s.zwi[i] / s.zw[i]);
+        // zw > 0 wherever t < 1 (the voxel's own weight there is at least e^-½ times its tap);
+        // elsewhere the hat weight is 0 and the guard only keeps the quotient finite.
+        const float hat = t < 1 ? 1 - t : 0.0f;
+        const float zw = s.zw[i] > 1e-30f ? s.zw[i] : 1e-30f;
+        s.acc[i] += hat * (level + s.zwi[i] / zw);
       }
     }
     float* o = out.data();
@@ -300,8 +303,20 @@ std::vector<std::array<int, 3>> nonlocal_means_offsets(int search_radius, int sa
 namespace {
 
 struct NlmScratch {
-  std::vector<float> ext, sq, bx, by, acc, wsum, wmax;
+  std::vector<float> ext, sq, bx, by, dist, acc, wsum, wmax;
 };
+
+// The weights of one offset along a row: restrict pointers, so that the loop vectorises.
+void accumulate_weights(const float* __restrict dist, const float* __restrict moved, const float* __restrict centre,
+                        float scale, float* __restrict acc, float* __restrict wsum, float* __restrict wmax,
+                        index_t lo, index_t hi) {
+  for (index_t i = lo; i < hi; ++i) {
+    const float w = exp_nonpositive(-dist[i] * scale);
+    acc[i] += w * (moved[i] - centre[i]);
+    wsum[i] += w;
+    wmax[i] = wmax[i] < w ? w : wmax[i];
+  }
+}
 
 // One pass of non-local means from src into dst.
 void nonlocal_means_pass(const Volume<float>& src, Volume<float>& dst, const NonlocalMeansOptions& o,
@@ -325,6 +340,7 @@ void nonlocal_means_pass(const Volume<float>& src, Volume<float>& dst, const Non
     s.sq.resize(sx * sy * sz);
     s.bx.resize(size[0] * sy * sz);
     s.by.resize(size[0] * size[1] * sz);
+    s.dist.resize(size[0]);
     s.acc.assign(n_core, 0.0f);
     s.wsum.assign(n_core, 0.0f);
     s.wmax.assign(n_core, 0.0f);
@@ -376,14 +392,13 @@ void nonlocal_means_pass(const Volume<float>& src, Volume<float>& dst, const Non
           float* acc = s.acc.data() + row;
           float* wsum = s.wsum.data() + row;
           float* wmax = s.wmax.data() + row;
-          for (index_t i = i_lo; i < i_hi; ++i) {
-            float dist = in[i];
-            for (int t = 1; t <= 2 * r; ++t) dist += in[i + t * plane];
-            const float w = exp_nonpositive(-dist * scale);
-            acc[i] += w * (moved[i] - centre[i]);
-            wsum[i] += w;
-            wmax[i] = std::max(wmax[i], w);
+          float* dist = s.dist.data();
+          for (index_t i = i_lo; i < i_hi; ++i) dist[i] = in[i];
+          for (int t = 1; t <= 2 * r; ++t) {
+            const float* in_t = in + t * plane;
+            for (index_t i = i_lo; i < i_hi; ++i) dist[i] += in_t[i];
           }
+          accumulate_weights(dist, moved, centre, scale, acc, wsum, wmax, i_lo, i_hi);
         }
       }
     }
