@@ -185,9 +185,17 @@ Volume<float> bilateral_filter(const Volume<float>& grey, double domain_sigma_um
         for (index_t i = 0; i < size[0]; ++i)
           core[(k * size[1] + j) * size[0] + i] =
               s.ext[((k + halo[2]) * ey + j + halo[1]) * ex + i + halo[0]];
-    const auto [mn, mx] = std::minmax_element(core.begin(), core.end());
-    const index_t k_lo = static_cast<index_t>(std::floor((*mn - base) / step));
-    const index_t k_hi = static_cast<index_t>(std::floor((*mx - base) / step)) + 1;
+    // Only the levels some core voxel interpolates from: a lone outlier (a zinger) adds two
+    // levels, not every level up to it. Skipped levels would have added exactly 0.
+    std::vector<index_t> levels;
+    levels.reserve(core.size() * 2);
+    for (float v : core) {
+      const auto k = static_cast<index_t>(std::floor((v - base) / step));
+      levels.push_back(k);
+      levels.push_back(k + 1);
+    }
+    std::sort(levels.begin(), levels.end());
+    levels.erase(std::unique(levels.begin(), levels.end()), levels.end());
     s.w.resize(n_ext);
     s.wi.resize(n_ext);
     s.xw.resize(size[0] * ey * ez);
@@ -197,7 +205,7 @@ Volume<float> bilateral_filter(const Volume<float>& grey, double domain_sigma_um
     s.zw.resize(n_core);
     s.zwi.resize(n_core);
     s.acc.assign(n_core, 0.0f);
-    for (index_t k = k_lo; k <= k_hi; ++k) {
+    for (index_t k : levels) {
       const float level = base + static_cast<float>(k) * step;
       // Relative to the level, so that a constant image comes back exactly.
       for (index_t i = 0; i < n_ext; ++i) {
