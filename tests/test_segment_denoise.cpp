@@ -1,6 +1,7 @@
 // The fast bilateral and non-local means kernels (filters/preprocess/edge_preserving.h): equal
 // to their direct definitions, exact on constant images, independent of the thread count, and
 // better than the noisy image against the noise-free one on a small CT phantom.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -187,4 +188,25 @@ TEST(FastDenoise, ImprovesPsnrOnACtPhantom) {
   EXPECT_GT(bilateral, before + 4.0);
   EXPECT_GT(nlmeans, before + 10.0);
   EXPECT_GT(nlmeans, median + 1.5);
+}
+
+TEST(FastDenoise, NonlocalMeansOffsetsAreTheNearestInPairs) {
+  auto sorted = [](std::vector<std::array<int, 3>> v) {
+    std::sort(v.begin(), v.end());
+    return v;
+  };
+  const std::vector<std::array<int, 3>> faces{{-1, 0, 0}, {0, -1, 0}, {0, 0, -1}, {0, 0, 1}, {0, 1, 0}, {1, 0, 0}};
+  EXPECT_EQ(sorted(nonlocal_means_offsets(5, 6)), faces);
+  EXPECT_EQ(sorted(nonlocal_means_offsets(5, 5)), faces);  // rounded up to pairs
+  EXPECT_EQ(nonlocal_means_offsets(1, 100).size(), 26u);   // the whole cube, no more
+  // 50 at R = 5: the 18 within √2, the 8 corners, the 6 at distance 2 and 18 of the 24 at √5.
+  const auto fifty = nonlocal_means_offsets(5, 50);
+  ASSERT_EQ(fifty.size(), 50u);
+  int at[6] = {};
+  for (const auto& d : fifty) ++at[std::min(5, d[0] * d[0] + d[1] * d[1] + d[2] * d[2])];
+  EXPECT_EQ(at[1], 6);
+  EXPECT_EQ(at[2], 12);
+  EXPECT_EQ(at[3], 8);
+  EXPECT_EQ(at[4], 6);
+  EXPECT_EQ(at[5], 18);
 }

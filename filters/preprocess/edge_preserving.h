@@ -23,16 +23,17 @@ Volume<float> bilateral_filter(const Volume<float>& grey, double domain_sigma_um
 Volume<float> bilateral_filter_direct(const Volume<float>& grey, double domain_sigma_um, double range_sigma);
 
 struct NonlocalMeansOptions {
-  int patch_radius = 2;   // patches of (2r+1)³ voxels
+  int patch_radius = 1;   // patches of (2r+1)³ voxels
   int search_radius = 5;  // offsets lie in the cube [−R, R]³
-  int samples = 50;       // offsets compared per voxel (± pairs; rounded up to even)
+  int samples = 50;       // offsets compared per voxel (nonlocal_means_offsets)
   double bandwidth = 1;   // h (grey): weight exp(−D̄ / (2h²)), D̄ the mean squared patch difference
   int iterations = 1;     // each pass filters the previous pass's output
 };
 
-// The offsets non-local means compares: `samples` of the cube [−R, R]³ \ {0}, in ± pairs, drawn
-// without replacement from a Gaussian of σ = R/2 around the voxel by a fixed seed (the same
-// set for every voxel: that is what makes the patch distance a box filter per offset).
+// The offsets non-local means compares: the `samples` (rounded up to even, at most (2R+1)³ − 1)
+// nearest the voxel in the cube [−R, R]³ \ {0}, in ± pairs; where a distance shell is cut part-way
+// a fixed hash of the offset picks which. The same set for every voxel: that is what makes the
+// patch distance one box filter per offset.
 std::vector<std::array<int, 3>> nonlocal_means_offsets(int search_radius, int samples);
 
 // Non-local means (Buades et al. 2005) in the per-offset form of Darbon et al. 2008: for each
