@@ -1,17 +1,15 @@
-// The ITK translation unit of preprocessing: every ITK denoising filter lives here.
+// Denoising: the ITK filters (median, anisotropic diffusion) and the dispatch to the fast kernels.
 #include "filters/preprocess/denoise.h"
 
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
-#include <itkBilateralImageFilter.h>
 #include <itkCurvatureAnisotropicDiffusionImageFilter.h>
-#include <itkGaussianRandomSpatialNeighborSubsampler.h>
 #include <itkMedianImageFilter.h>
-#include <itkPatchBasedDenoisingImageFilter.h>
 
 #include "core/error.h"
+#include "filters/preprocess/edge_preserving.h"
 #include "filters/io/itk_bridge.h"
 
 namespace vp {
@@ -57,29 +55,37 @@ double estimate_noise_sigma(const Volume<float>& g) {
 }
 
 Volume<float> denoise(const Volume<float>& grey, const DenoiseOptions& o) {
+  // The two fast kernels (filters/preprocess/edge_preserving.h) allocate their own output.
+  if (o.method == DenoiseMethod::bilateral) {
+    if (!(o.bilateral_domain_um > 0)) throw InputError("bilateral domain σ must be > 0 µm");
+    const double range = o.bilateral_range > 0 ? o.bilateral_range : 2 * estimate_noise_sigma(grey);
+    return bilateral_filter(grey, o.bilateral_domain_um, range > 0 ? range : 1.0);
+  }
+  if (o.method == DenoiseMethod::nlmeans) {
+    NonlocalMeansOptions nl;
+    nl.patch_radius = o.nlmeans_patch_radius;
+    nl.search_radius = o.nlmeans_search_radius;
+    nl.samples = o.nlmeans_samples;
+    nl.iterations = o.nlmeans_iterations;
+    // h = σ_noise: best of 0.5–3 σ on the CT phantoms at SNR 5–12 (docs/segmentation.md).
+    const double bw = o.nlmeans_bandwidth > 0 ? o.nlmeans_bandwidth : estimate_noise_sigma(grey);
+    nl.bandwidth = bw > 0 ? bw : 1.0;
+    return nonlocal_means(grey, nl);
+  }
   Volume<float> out = grey;
   if (o.method == DenoiseMethod::none) return out;
   auto input = itk_view(grey);
   const double min_spacing = *std::min_element(grey.spacing_um.begin(), grey.spacing_um.end());
   try {
     switch (o.method) {
-      case DenoiseMethod::none: break;
+      case DenoiseMethod::none:
+      case DenoiseMethod::bilateral:
+      case DenoiseMethod::nlmeans: break;
       case DenoiseMethod::median: {
         if (o.median_radius_vox < 1) throw InputError("median radius must be >= 1 voxel");
         auto f = itk::MedianImageFilter<Image, Image>::New();
         f->SetInput(input);
         f->SetRadius(static_cast<unsigned>(o.median_radius_vox));
-        f->Update();
-        copy_from_itk(f->GetOutput(), out);
-        break;
-      }
-      case DenoiseMethod::bilateral: {
-        if (!(o.bilateral_domain_um > 0)) throw InputError("bilateral domain σ must be > 0 µm");
-        const double range = o.bilateral_range > 0 ? o.bilateral_range : 2 * estimate_noise_sigma(grey);
-        auto f = itk::BilateralImageFilter<Image, Image>::New();
-        f->SetInput(input);
-        f->SetDomainSigma(o.bilateral_domain_um);  // world units (µm): spacing honoured
-        f->SetRangeSigma(range > 0 ? range : 1.0);
         f->Update();
         copy_from_itk(f->GetOutput(), out);
         break;
@@ -91,36 +97,6 @@ Volume<float> denoise(const Volume<float>& grey, const DenoiseOptions& o) {
         f->SetNumberOfIterations(static_cast<unsigned>(o.diffusion_iterations));
         f->SetTimeStep(min_spacing / 16.0);  // the 3-D stability limit, spacing / 2^(N+1)
         f->SetConductanceParameter(o.diffusion_conductance);
-        f->Update();
-        copy_from_itk(f->GetOutput(), out);
-        break;
-      }
-      case DenoiseMethod::nlmeans: {
-        using Filter = itk::PatchBasedDenoisingImageFilter<Image, Image>;
-        using Sampler = itk::Statistics::GaussianRandomSpatialNeighborSubsampler<Filter::PatchSampleType,
-                                                                                 Image::RegionType>;
-        auto f = Filter::New();
-        f->SetInput(input);
-        f->SetPatchRadius(static_cast<unsigned>(o.nlmeans_patch_radius));
-        f->SetNumberOfIterations(static_cast<unsigned>(o.nlmeans_iterations));
-        f->SetNoiseModel(Filter::NoiseModelEnum::GAUSSIAN);
-        f->SetNoiseModelFidelityWeight(0.0);
-        // Patch-difference kernel σ: ITK's entropy-based estimate barely smooths Gaussian CT
-        // noise (σ 10.7 -> 9.5 on a test step); 4 × the robust noise estimate with 3 iterations
-        // halves it and keeps the step (measured, tests/test_segment_preprocess.cpp).
-        const double bw = o.nlmeans_bandwidth > 0 ? o.nlmeans_bandwidth : 4.0 * estimate_noise_sigma(grey);
-        Filter::RealArrayType sigma(1);
-        sigma[0] = bw > 0 ? bw : 1.0;
-        f->SetKernelBandwidthEstimation(false);
-        f->SetKernelBandwidthSigma(sigma);
-        // The default sampler visits the whole image per voxel (minutes); a Gaussian random
-        // neighbourhood sampler gives the same quality in seconds (see build-facts).
-        auto sampler = Sampler::New();
-        sampler->SetVariance(o.nlmeans_search_radius * o.nlmeans_search_radius);
-        sampler->SetRadius(static_cast<unsigned>(o.nlmeans_search_radius));
-        sampler->SetNumberOfResultsRequested(static_cast<unsigned>(o.nlmeans_samples));
-        sampler->SetSeed(1);
-        f->SetSampler(sampler);
         f->Update();
         copy_from_itk(f->GetOutput(), out);
         break;

@@ -1,5 +1,5 @@
-// Edge-preserving denoising (ITK): median, bilateral, curvature anisotropic diffusion and
-// non-local means (patch-based, with a random spatial sampler so that it runs in seconds).
+// Edge-preserving denoising: median and curvature anisotropic diffusion (ITK); bilateral and
+// non-local means (fast tiled kernels of filters/preprocess/edge_preserving.h).
 #pragma once
 
 #include <string>
@@ -19,11 +19,11 @@ struct DenoiseOptions {
   double bilateral_range = 0;         // bilateral: grey-value σ; 0 = the image's noise estimate × 2
   int diffusion_iterations = 5;       // anisotropic
   double diffusion_conductance = 1.0; // anisotropic: edge threshold in units of grey gradient spread
-  int nlmeans_patch_radius = 2;       // nlmeans: patch radius in voxels
-  int nlmeans_iterations = 3;
-  int nlmeans_search_radius = 5;      // random sampler radius (voxels)
-  int nlmeans_samples = 50;           // patches sampled per voxel
-  double nlmeans_bandwidth = 0;       // patch-weight kernel σ in grey units; 0 = 4 × estimate_noise_sigma
+  int nlmeans_patch_radius = 1;       // nlmeans: patch radius in voxels
+  int nlmeans_iterations = 1;
+  int nlmeans_search_radius = 5;      // offsets lie in the cube [−R, R]³ (voxels)
+  int nlmeans_samples = 50;           // offsets (patches) compared per voxel, the nearest first
+  double nlmeans_bandwidth = 0;       // patch-weight kernel σ in grey units; 0 = estimate_noise_sigma
 };
 
 // Robust noise σ: 1.4826 × the median absolute deviation of neighbour differences along x,
