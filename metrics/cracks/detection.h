@@ -36,6 +36,7 @@ struct CrackDetectionOptions {
   double min_aspect = 4;
   index_t min_voxels = 20;
   index_t min_grey_voxels = 200;     // the same for a component found mostly in the grey image
+  bool split_touching = true;        // split an accepted crack into the planes of touching cracks
   int join_gap_vox = 3;              // coplanar pieces up to this many voxels apart are one sheet (0: off)
   // Grey-image branch (used only when a grey image is passed).
   double sheet_threshold = 0.5;
