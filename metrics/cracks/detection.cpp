@@ -115,11 +115,10 @@ std::vector<std::uint32_t> coplanar_groups(const Clusters& comps, const std::vec
   return parent;
 }
 
-
 // Splits one accepted crack into the planes of touching cracks (two discs that cross or touch
 // form one 26-connected sheet of aspect ≥ min_aspect; the recall and every per-crack number
 // want them apart). Sequential plane fitting, deterministic: candidate planes are the local
-// principal planes (voxels within 4 voxels) at up to 64 voxels spread over the set; the one
+// principal planes (voxels within 4 voxels) at every (n/64)-th voxel of the set; the one
 // with most voxels within tol of it is refitted to those voxels once, and they form a piece
 // when it has ≥ min_voxels voxels and aspect ≥ min_aspect; repeated on what is left. Pieces whose
 // planes agree (normals within 20°, each centroid within 2·tol of the other's plane) are
