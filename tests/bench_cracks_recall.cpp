@@ -5,6 +5,7 @@
 // crack volume; then the bundled series' p250 and p370 (regenerated from data_samples'
 // spec, bit-identical to the files, so the planted crack ids are known).
 // Usage: bench_cracks_recall [N] [seeds, e.g. 1,2,3] [snrs, e.g. 5,8,12] [data_samples dir]
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
@@ -15,6 +16,7 @@
 
 #include "crack_recall.h"
 #include "metrics/cracks/detection.h"
+#include "metrics/cracks/shape.h"
 #include "phantoms/phantom_spec.h"
 
 namespace {
@@ -37,6 +39,48 @@ struct Totals {
   }
 };
 
+// Why a planted crack is missed (VP_DEBUG): per planted crack of the host, its voxels by
+// label, how many lie within one voxel of a detected crack, and the detected crack nearest to
+// most of them with its size and sheet aspect (or nothing detected near it).
+void explain_planted(const phantom::Phantom& ph, const std::string& host, const Volume<std::uint8_t>& labels,
+                     const CrackDetection& det) {
+  if (ph.cracks.size() != det.ids.size()) return;
+  const Dims d = labels.dims();
+  for (const auto& c : ph.truth.cracks) {
+    if (c.host != host) continue;
+    index_t n = 0, near = 0, by_label[3] = {0, 0, 0};
+    std::map<std::uint32_t, index_t> cover;  // detected id → planted voxels it lies within one voxel of
+    for (index_t z = 0; z < d.z; ++z)
+      for (index_t y = 0; y < d.y; ++y)
+        for (index_t x = 0; x < d.x; ++x) {
+          if (ph.cracks(x, y, z) != c.id) continue;
+          ++n, ++by_label[std::min<int>(labels(x, y, z), 2)];
+          std::vector<std::uint32_t> ids;
+          for (index_t w = std::max<index_t>(0, z - 1); w <= std::min(d.z - 1, z + 1); ++w)
+            for (index_t v = std::max<index_t>(0, y - 1); v <= std::min(d.y - 1, y + 1); ++v)
+              for (index_t u = std::max<index_t>(0, x - 1); u <= std::min(d.x - 1, x + 1); ++u)
+                if (det.ids(u, v, w)) ids.push_back(det.ids(u, v, w));
+          std::sort(ids.begin(), ids.end());
+          ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+          near += !ids.empty();
+          for (std::uint32_t id : ids) ++cover[id];
+        }
+    std::uint32_t best = 0;
+    for (const auto& [id, k] : cover)
+      if (!best || k > cover[best]) best = id;
+    std::vector<index_t> voxels;
+    for (index_t i = 0; best && i < det.ids.size(); ++i)
+      if (det.ids[i] == best) voxels.push_back(i);
+    std::fprintf(stderr,
+                 "    planted %u: %lld voxels (labelled pore %lld, se %lld, am %lld), %.1f um2; %lld within one voxel of "
+                 "a detection; best detected crack %u: %lld voxels, aspect %.2f\n",
+                 c.id, static_cast<long long>(n), static_cast<long long>(by_label[0]),
+                 static_cast<long long>(by_label[1]), static_cast<long long>(by_label[2]), c.area_um2,
+                 static_cast<long long>(near), best, static_cast<long long>(voxels.size()),
+                 voxels.empty() ? 0.0 : sheet_aspect(principal_axes(voxels, d, labels.spacing_um)));
+  }
+}
+
 // One row per host: planted, found, recall, detected crack voxels, precision, false volume.
 void evaluate(const std::string& name, const phantom::Phantom& ph, const phantom::ImagingSpec& imaging,
               std::map<std::string, Totals>& totals) {
@@ -55,6 +99,7 @@ void evaluate(const std::string& name, const phantom::Phantom& ph, const phantom
                    host.c_str(), det.contrast, static_cast<long long>(det.void_voxels),
                    static_cast<long long>(det.sheet_voxels), static_cast<long long>(det.enclosed_voxels),
                    static_cast<long long>(det.thin_voxels), det.rejected_small, det.rejected_shape, det.count);
+    if (std::getenv("VP_DEBUG")) explain_planted(ph, host, labels, det);
     std::printf("| %-28s | %4.0f | %2s | %7d | %5d | %8u | %8lld | %9.3f | %9.4f |\n", name.c_str(), imaging.snr,
                 host.c_str(), s.planted, s.found, s.detected_cracks, static_cast<long long>(s.detected_voxels),
                 s.precision(), 100 * s.false_fraction());

@@ -115,6 +115,118 @@ std::vector<std::uint32_t> coplanar_groups(const Clusters& comps, const std::vec
   return parent;
 }
 
+// Splits one accepted crack into the planes of touching cracks (two discs that cross or touch
+// form one 26-connected sheet of aspect ≥ min_aspect; the recall and every per-crack number
+// want them apart). Sequential plane fitting, deterministic: candidate planes are the local
+// principal planes (voxels within 4 voxels) at every (n/64)-th voxel of the set; the one
+// with most voxels within tol of it is refitted to those voxels once, and they form a piece
+// when it has ≥ min_voxels voxels and aspect ≥ min_aspect; repeated on what is left. Pieces whose
+// planes agree (normals within 20°, each centroid within 2·tol of the other's plane) are
+// rejoined (the layers of one thick crack); voxels left over go to the piece whose plane is
+// nearest. Returns one piece (the input) when nothing splits.
+std::vector<std::vector<index_t>> split_planes(const std::vector<index_t>& voxels, const Dims& d, const Vec3& h,
+                                               const CrackDetectionOptions& o) {
+  const double h_max = std::max({h[0], h[1], h[2]});
+  const double tol = 1.5 * h_max;
+  std::vector<std::vector<index_t>> pieces;
+  if (static_cast<index_t>(voxels.size()) < 2 * o.min_voxels) return {voxels};
+  auto centre = [&](index_t i) {
+    return Vec3{static_cast<double>(i % d.x) * h[0], static_cast<double>((i / d.x) % d.y) * h[1],
+                static_cast<double>(i / (d.x * d.y)) * h[2]};
+  };
+  auto offset = [&](const PrincipalAxes& p, index_t i) {
+    const Vec3 c = centre(i);
+    const Vec3& n = p.axis[2];
+    return (c[0] - p.centroid_um[0]) * n[0] + (c[1] - p.centroid_um[1]) * n[1] + (c[2] - p.centroid_um[2]) * n[2];
+  };
+  // Box mask of the remaining voxels for the local planes.
+  index_t lo[3] = {d.x, d.y, d.z}, hi[3] = {0, 0, 0};
+  for (index_t i : voxels) {
+    const index_t c[3] = {i % d.x, (i / d.x) % d.y, i / (d.x * d.y)};
+    for (int a = 0; a < 3; ++a) lo[a] = std::min(lo[a], c[a]), hi[a] = std::max(hi[a], c[a]);
+  }
+  const index_t bx = hi[0] - lo[0] + 1, by = hi[1] - lo[1] + 1, bz = hi[2] - lo[2] + 1;
+  std::vector<std::uint8_t> box(static_cast<std::size_t>(bx * by * bz), 0);
+  auto box_at = [&](index_t i) -> std::uint8_t& {
+    return box[static_cast<std::size_t>((i % d.x - lo[0]) + bx * ((i / d.x) % d.y - lo[1]) + bx * by * (i / (d.x * d.y) - lo[2]))];
+  };
+  for (index_t i : voxels) box_at(i) = 1;
+  std::vector<index_t> rest = voxels;
+  std::vector<PrincipalAxes> planes;
+  const index_t r = 4;
+  while (static_cast<index_t>(rest.size()) >= o.min_voxels) {
+    const std::size_t stride = std::max<std::size_t>(1, rest.size() / 64);
+    PrincipalAxes best;
+    std::size_t best_count = 0;
+    for (std::size_t s = 0; s < rest.size(); s += stride) {
+      const index_t i = rest[s];
+      const index_t x = i % d.x, y = (i / d.x) % d.y, z = i / (d.x * d.y);
+      std::vector<index_t> local;
+      for (index_t w = std::max(lo[2], z - r); w <= std::min(hi[2], z + r); ++w)
+        for (index_t v = std::max(lo[1], y - r); v <= std::min(hi[1], y + r); ++v)
+          for (index_t u = std::max(lo[0], x - r); u <= std::min(hi[0], x + r); ++u) {
+            const index_t j = u + d.x * (v + d.y * w);
+            if (box_at(j)) local.push_back(j);
+          }
+      if (local.size() < 8) continue;
+      const PrincipalAxes p = principal_axes(local, d, h);
+      std::size_t count = 0;
+      for (index_t j : rest) count += std::abs(offset(p, j)) <= tol;
+      if (count > best_count) best_count = count, best = p;
+    }
+    if (best_count == 0) break;
+    std::vector<index_t> in;
+    for (index_t j : rest)
+      if (std::abs(offset(best, j)) <= tol) in.push_back(j);
+    const PrincipalAxes refit = principal_axes(in, d, h);
+    in.clear();
+    std::vector<index_t> out;
+    for (index_t j : rest) (std::abs(offset(refit, j)) <= tol ? in : out).push_back(j);
+    if (static_cast<index_t>(in.size()) < o.min_voxels || sheet_aspect(principal_axes(in, d, h)) < o.min_aspect) break;
+    for (index_t j : in) box_at(j) = 0;
+    planes.push_back(principal_axes(in, d, h));
+    pieces.push_back(std::move(in));
+    rest = std::move(out);
+  }
+  if (pieces.size() < 2) return {voxels};
+  // Rejoin pieces of one plane (union–find over pairs).
+  std::vector<std::size_t> parent(pieces.size());
+  for (std::size_t a = 0; a < parent.size(); ++a) parent[a] = a;
+  auto find = [&](std::size_t a) {
+    while (parent[a] != a) a = parent[a] = parent[parent[a]];
+    return a;
+  };
+  auto off_plane = [](const PrincipalAxes& p, const Vec3& c) {
+    const Vec3& n = p.axis[2];
+    return std::abs((c[0] - p.centroid_um[0]) * n[0] + (c[1] - p.centroid_um[1]) * n[1] + (c[2] - p.centroid_um[2]) * n[2]);
+  };
+  for (std::size_t a = 0; a < pieces.size(); ++a)
+    for (std::size_t b = a + 1; b < pieces.size(); ++b) {
+      const Vec3 &na = planes[a].axis[2], &nb = planes[b].axis[2];
+      const double cosang = std::abs(na[0] * nb[0] + na[1] * nb[1] + na[2] * nb[2]);
+      if (cosang >= std::cos(20 * M_PI / 180) && off_plane(planes[a], planes[b].centroid_um) <= 2 * tol &&
+          off_plane(planes[b], planes[a].centroid_um) <= 2 * tol)
+        parent[find(b)] = find(a);
+    }
+  std::vector<std::vector<index_t>> joined(pieces.size());
+  for (std::size_t a = 0; a < pieces.size(); ++a)
+    joined[find(a)].insert(joined[find(a)].end(), pieces[a].begin(), pieces[a].end());
+  // Left-over voxels: to the piece whose plane is nearest.
+  for (index_t j : rest) {
+    std::size_t near = 0;
+    double dmin = std::numeric_limits<double>::infinity();
+    for (std::size_t a = 0; a < pieces.size(); ++a) {
+      const double dist = std::abs(offset(planes[a], j));
+      if (dist < dmin) dmin = dist, near = a;
+    }
+    joined[find(near)].push_back(j);
+  }
+  std::vector<std::vector<index_t>> result;
+  for (auto& piece : joined)
+    if (!piece.empty()) result.push_back(std::move(piece));
+  return result;
+}
+
 }  // namespace
 
 CrackDetection detect_cracks(const Volume<std::uint8_t>& labels, const Volume<float>* grey,
@@ -222,10 +334,28 @@ CrackDetection detect_cracks(const Volume<std::uint8_t>& labels, const Volume<fl
       ++out.rejected_shape;
       continue;
     }
-    ++out.count;
-    for (std::uint32_t c : parts_of[root]) new_id[c] = out.count;
+    if (!o.split_touching) {
+      ++out.count;
+      for (std::uint32_t c : parts_of[root]) new_id[c] = out.count;
+      continue;
+    }
+    for (const auto& piece : split_planes(v, d, h, o)) {
+      ++out.count;
+      for (index_t i : piece) out.ids[i] = out.count;
+    }
   }
-  for (index_t i = 0; i < labels.size(); ++i) out.ids[i] = new_id[comps.ids[i]];
+  if (!o.split_touching) {
+    for (index_t i = 0; i < labels.size(); ++i) out.ids[i] = new_id[comps.ids[i]];
+    return out;
+  }
+  // Ids in raster order of each crack's first voxel.
+  std::vector<std::uint32_t> order(out.count + 1, 0);
+  std::uint32_t next = 0;
+  for (auto& id : out.ids.storage())
+    if (id) {
+      if (!order[id]) order[id] = ++next;
+      id = order[id];
+    }
   return out;
 }
 

@@ -17,6 +17,9 @@
 //    a component (group) is a crack when it has at least min_voxels voxels (min_grey_voxels
 //    when most of it comes from the grey image: noise makes small sheets) and sheet_aspect ≥
 //    min_aspect (middle over smallest principal extent, shape.h).
+// 5. Touching cracks kept apart (split_touching): an accepted crack is split by sequential plane
+//    fitting into the planes of the discs that touch or cross in it (pieces with agreeing
+//    planes rejoined, left-over voxels to the nearest plane); the crack voxels do not change.
 // Crack ids 1..count follow the raster order (x fastest) of each crack's first voxel.
 #pragma once
 
@@ -36,6 +39,7 @@ struct CrackDetectionOptions {
   double min_aspect = 4;
   index_t min_voxels = 20;
   index_t min_grey_voxels = 200;     // the same for a component found mostly in the grey image
+  bool split_touching = true;        // split an accepted crack into the planes of touching cracks
   int join_gap_vox = 3;              // coplanar pieces up to this many voxels apart are one sheet (0: off)
   // Grey-image branch (used only when a grey image is passed).
   double sheet_threshold = 0.5;
