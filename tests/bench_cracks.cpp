@@ -22,10 +22,12 @@
 #include "metrics/cracks/sheetness.h"
 #include "metrics/cracks/short_circuit.h"
 #include "metrics/cracks/skeleton.h"
+#include "bench_measure.h"
 
 namespace {
 
 using namespace vp;
+using vp::bench::cpu_seconds;
 
 // Peak resident memory (VmHWM, MiB); writing 5 to clear_refs resets it to the current RSS.
 double peak_mib() {
@@ -42,22 +44,14 @@ double rss_mib() {
 }
 void reset_peak() { std::ofstream("/proc/self/clear_refs") << "5"; }
 
-// CPU seconds (user + system) of the process: on a shared, loaded machine the wall clock
-// overstates the work several-fold.
-double cpu_s() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return u.ru_utime.tv_sec + u.ru_utime.tv_usec * 1e-6 + u.ru_stime.tv_sec + u.ru_stime.tv_usec * 1e-6;
-}
-
 void step(const std::string& name, index_t voxels, const std::function<void()>& f) {
   reset_peak();
   const double before = rss_mib();
-  const double c0 = cpu_s();
+  const double c0 = cpu_seconds();
   const auto t0 = std::chrono::steady_clock::now();
   f();
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::printf("| %-44s | %8.2f | %8.2f | %8.2f | %8.0f |\n", name.c_str(), s, cpu_s() - c0, voxels / s / 1e6,
+  std::printf("| %-44s | %8.2f | %8.2f | %8.2f | %8.0f |\n", name.c_str(), s, cpu_seconds() - c0, voxels / s / 1e6,
               peak_mib() - before);
   std::fflush(stdout);
 }

@@ -30,18 +30,13 @@
 #include "pipeline/config.h"
 #include "phantoms/phantom.h"
 #include "phantoms/phantom_spec.h"
+#include "bench_measure.h"
 
 using namespace vp;
+using vp::bench::cpu_seconds;
 namespace fs = std::filesystem;
 
 namespace {
-
-double cpu_seconds() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
-         1e-6 * static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
-}
 
 // VmRSS or VmHWM of this process in bytes (0 when /proc is unavailable).
 double status_bytes(const std::string& key) {

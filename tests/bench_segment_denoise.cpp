@@ -23,17 +23,13 @@
 #include "filters/preprocess/psf.h"
 #include "phantoms/phantom.h"
 #include "phantoms/phantom_spec.h"
+#include "bench_measure.h"
 
 using namespace vp;
+using vp::bench::cpu_seconds;
+using vp::bench::psnr;
 
 namespace {
-
-double cpu_seconds() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
-         1e-6 * static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
-}
 
 struct Filter {
   std::string name;
@@ -88,17 +84,6 @@ Images make_images(index_t n, const std::vector<double>& snrs) {
     im.noisy.push_back(to_float(phantom::ct_image(ph.labels, imaging)));
   }
   return im;
-}
-
-double psnr(const Volume<float>& clean, const Volume<float>& v) {
-  double mn = clean.data()[0], mx = mn, se = 0;
-  for (index_t i = 0; i < clean.size(); ++i) {
-    const double c = clean.data()[i], e = v.data()[i] - c;
-    mn = std::min(mn, c);
-    mx = std::max(mx, c);
-    se += e * e;
-  }
-  return 10 * std::log10((mx - mn) * (mx - mn) / (se / static_cast<double>(clean.size())));
 }
 
 }  // namespace

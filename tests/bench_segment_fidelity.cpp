@@ -39,6 +39,7 @@
 #include "filters/segment/segmenter.h"
 #include "metrics/interfaces.h"
 #include "phantoms/phantom.h"
+#include "bench_measure.h"
 
 using namespace vp;
 namespace fs = std::filesystem;
@@ -210,17 +211,12 @@ int throughput() {
   const std::vector<double> levels{im.grey_level("pore"), im.grey_level("se"), im.grey_level("am")};
   std::printf("| step (256³, 2 cores shared with other jobs) | wall s | CPU s | Mvoxel/s (wall) | Mvoxel/CPU-s |\n"
               "|---|---|---|---|---|\n");
-  auto cpu_seconds = [] {
-    rusage u{};
-    getrusage(RUSAGE_SELF, &u);
-    return u.ru_utime.tv_sec + u.ru_stime.tv_sec + 1e-6 * (u.ru_utime.tv_usec + u.ru_stime.tv_usec);
-  };
   auto row = [&](const char* name, auto&& f) {
     const auto t0 = std::chrono::steady_clock::now();
-    const double c0 = cpu_seconds();
+    const double c0 = bench::cpu_seconds();
     f();
     const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    const double cpu = cpu_seconds() - c0;
+    const double cpu = bench::cpu_seconds() - c0;
     const double mvox = static_cast<double>(grey.size()) / 1e6;
     std::printf("| %s | %.2f | %.2f | %.2f | %.2f |\n", name, sec, cpu, mvox / sec, mvox / cpu);
     std::fflush(stdout);

@@ -20,6 +20,9 @@
 
 #include "metrics/transport/conductivity_solve.h"
 #include "test_transport_blobs.h"
+#include "bench_measure.h"
+
+using vp::bench::cpu_seconds;
 
 namespace {
 
@@ -32,13 +35,6 @@ long status_kib(const char* key) {
 
 // User + system CPU seconds of this process: on a shared machine wall time includes waiting for
 // a core; CPU time / threads is what the solve takes on an idle machine.
-double cpu_seconds() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
-         1e-6 * static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
-}
-
 bool reset_peak() {
   std::ofstream f("/proc/self/clear_refs");
   f << "5";

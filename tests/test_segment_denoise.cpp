@@ -14,8 +14,10 @@
 #include "core/error.h"
 #include "filters/preprocess/edge_preserving.h"
 #include "phantoms/phantom.h"
+#include "bench_measure.h"
 
 using namespace vp;
+using vp::bench::psnr;
 
 namespace {
 
@@ -143,17 +145,6 @@ TEST(FastDenoise, RejectsBadParameters) {
 }
 
 namespace {
-
-double psnr(const Volume<float>& clean, const Volume<float>& v) {
-  double mn = clean.data()[0], mx = mn, se = 0;
-  for (index_t i = 0; i < clean.size(); ++i) {
-    const double c = clean.data()[i], e = v.data()[i] - c;
-    mn = std::min(mn, c);
-    mx = std::max(mx, c);
-    se += e * e;
-  }
-  return 10 * std::log10((mx - mn) * (mx - mn) / (se / static_cast<double>(clean.size())));
-}
 
 Volume<float> to_float(const Volume<std::uint16_t>& v) {
   Volume<float> f(v.dims(), v.spacing_um);
