@@ -234,7 +234,17 @@ std::string Params::string(const std::string& key) const {
 std::vector<double> Params::numbers(const std::string& key) const {
   const YAML::Node given = value(key);
   // A fresh node: assigning to `given` would overwrite the config's own node (yaml-cpp nodes are references).
-  const YAML::Node n = given.IsScalar() ? YAML::Load("[" + given.Scalar() + "]") : given;
+  // A scalar such as "1, 2, ]" is no YAML list: an InputError naming the key, not yaml-cpp's
+  // ParserException escaping (fuzz_config: std::terminate; tests/data/fuzz_config_dims_scalar.yaml).
+  auto as_list = [&](const std::string& text) {
+    try {
+      return YAML::Load("[" + text + "]");
+    } catch (const YAML::Exception&) {
+      fail(key, "expected a list of numbers, found '" + text + "'");
+      throw;  // fail() throws; never reached
+    }
+  };
+  const YAML::Node n = given.IsScalar() ? as_list(given.Scalar()) : given;
   std::vector<double> out;
   if (!n.IsSequence()) fail(key, "expected a list of numbers");
   for (const auto& e : n) {
