@@ -248,6 +248,12 @@ TEST(HostileItk, NiftiWithoutSingleFileMagicIsRefused) {
                  {"not a single-file NIfTI-1/-2 image", "sizeof_hdr"});
 }
 
+// fuzz_nifti hang (> 60 s in ITK's SVD of the affine): srow_x holds 8.2e23 next to a subnormal.
+TEST(HostileItk, NiftiAffineOfSubnormalsAndHugeValuesIsRefused) {
+  expect_refused(fs::path(VP_SOURCE_DIR) / "tests" / "data" / "fuzz_nifti_svd_hang.nii",
+                 {"NIfTI header field srow_x[1]", "1e9 mm"});
+}
+
 TEST(HostileItk, NiftiDimBeyondTheDataIsRefused) {
   const fs::path dir = scratch("nii");
   Volume<std::uint16_t> v({4, 4, 4});

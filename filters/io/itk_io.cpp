@@ -16,8 +16,10 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <set>
 #include <sstream>
+#include <string_view>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
@@ -411,12 +413,23 @@ void check_nifti_geometry(const std::string& path) {
                                       {"srow_y", 296, 432, 4},    {"srow_z", 312, 464, 4}};
   const bool two = sizeof_hdr == 540;
   if (!(sizeof_hdr == 348 || two) || got < static_cast<int>(sizeof_hdr)) return;  // ITK refuses those itself
+  // Finite is not enough: a subnormal next to 8e23 in srow_x made ITK's SVD of the affine (vnl,
+  // netlib ssvdc) spin for minutes (fuzz_nifti hang, tests/data/fuzz_nifti_svd_hang.nii). Voxel
+  // sizes, quaternion and affine must be normal numbers (or 0) within 1e9 mm.
   for (const Field& f : kFields)
     for (int i = 0; i < f.count; ++i) {
       const double v = value((two ? f.offset2 : f.offset1) + i * (two ? 8 : 4), two);
+      const bool spatial = std::string_view(f.name) != "pixdim" || (i >= 1 && i <= 3);
+      const double smallest = two ? std::numeric_limits<double>::min() : std::numeric_limits<float>::min();
       if (!std::isfinite(v))
         throw InputError(path + ": NIfTI header field " + f.name + "[" + std::to_string(i) + "] is " +
                          std::to_string(v) + "; expected a finite number (voxel size and orientation)");
+      if (spatial && v != 0 && (std::abs(v) < smallest || std::abs(v) > 1e9)) {
+        std::ostringstream m;
+        m << path << ": NIfTI header field " << f.name << "[" << i << "] is " << v
+          << "; expected 0 or a magnitude between " << smallest << " and 1e9 mm (voxel size and orientation)";
+        throw InputError(m.str());
+      }
     }
 }
 
