@@ -124,7 +124,13 @@ bool is_number(const YAML::Node& n, bool integer) {
       double v = std::stod(s, &used);
       if (!std::isfinite(v)) return false;
     }
-    return used == s.size();
+    if (used != s.size()) return false;
+    // yaml-cpp must read it as well (as<double>() after this check): it refuses what stod takes
+    // with leading blanks or in hex (" 0.5", "0x1p3": BadConversion escaped the validator and
+    // ended in std::terminate, fuzz_config; tests/data/fuzz_config_blank_number.yaml).
+    double d;
+    long long i;
+    return integer ? YAML::convert<long long>::decode(n, i) : YAML::convert<double>::decode(n, d);
   } catch (...) {
     return false;
   }
@@ -234,7 +240,17 @@ std::string Params::string(const std::string& key) const {
 std::vector<double> Params::numbers(const std::string& key) const {
   const YAML::Node given = value(key);
   // A fresh node: assigning to `given` would overwrite the config's own node (yaml-cpp nodes are references).
-  const YAML::Node n = given.IsScalar() ? YAML::Load("[" + given.Scalar() + "]") : given;
+  // A scalar such as "1, 2, ]" is no YAML list: an InputError naming the key, not yaml-cpp's
+  // ParserException escaping (fuzz_config: std::terminate; tests/data/fuzz_config_dims_scalar.yaml).
+  auto as_list = [&](const std::string& text) {
+    try {
+      return YAML::Load("[" + text + "]");
+    } catch (const YAML::Exception&) {
+      fail(key, "expected a list of numbers, found '" + text + "'");
+      throw;  // fail() throws; never reached
+    }
+  };
+  const YAML::Node n = given.IsScalar() ? as_list(given.Scalar()) : given;
   std::vector<double> out;
   if (!n.IsSequence()) fail(key, "expected a list of numbers");
   for (const auto& e : n) {

@@ -144,6 +144,17 @@ int main(int argc, char** argv) {
   // The config: our own example and demo configs.
   for (const char* name : {"example.yaml", "demo.yaml"})
     put(out / "config", name, slurp(fs::path(VP_SOURCE_DIR) / "configs" / name));
+  // Every fuzzer finding kept as a regression test (tests/data/fuzz_TARGET_*) is a seed of its
+  // target too, so each fuzz run (CI's smoke included) replays them first. mha and nifti take
+  // byte 0 as the flavour: 0 = .mha / .nii (the kept files are those).
+  for (const auto& e : fs::directory_iterator(fs::path(VP_SOURCE_DIR) / "tests" / "data")) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind("fuzz_", 0) != 0) continue;
+    const std::string target = name.substr(5, name.find('_', 5) - 5);
+    if (!fs::is_directory(out / target)) continue;
+    const bool flavoured = target == "mha" || target == "nifti";
+    put(out / target, "kept_" + name, (flavoured ? std::string(1, '\0') : std::string()) + slurp(e.path()));
+  }
   fs::remove_all(tmp);
   return 0;
 }

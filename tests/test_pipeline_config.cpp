@@ -199,6 +199,39 @@ TEST_F(ConfigTest, WrongTypeSaysWhatWasFoundAndExpected) {
   EXPECT_TRUE(has(where(4, 11) + ": samples[0].kind: expected a string"));
 }
 
+// fuzz_config: a dims scalar that is no YAML list ("G32, 32, 16]") made yaml-cpp's
+// ParserException escape the validator (std::terminate); the fuzzer's input is kept.
+TEST_F(ConfigTest, DimsThatAreNoListAreAnErrorNamingTheKey) {
+  validate("samples:\n"
+           "  - path: data/r.raw\n"
+           "    dtype: uint8\n"
+           "    dims: G32, 32, 16]\n");
+  EXPECT_TRUE(has(where(4, 11) + ": samples[0].dims: expected a number or a list of numbers"));
+  const fs::path kept = fs::path(VP_SOURCE_DIR) / "tests" / "data" / "fuzz_config_dims_scalar.yaml";
+  diags_ = Diagnostics(kept.string());
+  try {
+    parse_config(kept, test_registry(), diags_);
+  } catch (const InputError&) {
+  }
+  EXPECT_TRUE(has("fuzz_config_dims_scalar.yaml:42:11: samples[2].dims: expected a number or a list of numbers"));
+}
+
+// fuzz_config: " 0.5" passed the number check (std::stod skips blanks) and then yaml-cpp's
+// as<double>() threw BadConversion out of the validator (std::terminate). Kept input replayed.
+TEST_F(ConfigTest, NumbersYamlCannotReadAreAnErrorNamingTheKey) {
+  validate("samples:\n"
+           "  - path: data/a.mha\n"
+           "    voxel_size_um: [1, \" 0.5\", 0x1p3]\n");
+  EXPECT_TRUE(has("samples[0].voxel_size_um"));
+  const fs::path kept = fs::path(VP_SOURCE_DIR) / "tests" / "data" / "fuzz_config_blank_number.yaml";
+  diags_ = Diagnostics(kept.string());
+  try {
+    parse_config(kept, test_registry(), diags_);
+  } catch (const InputError&) {
+  }
+  EXPECT_TRUE(has("samples[1].voxel_size_um"));
+}
+
 TEST_F(ConfigTest, MissingFileIsAnErrorOfThatSample) {
   const Config c = validate("samples:\n  - path: data/nothere.tif\n    voxel_size_um: 1\n");
   EXPECT_TRUE(diags_.ok());  // a problem of the data, not of the config: `run` goes on with others

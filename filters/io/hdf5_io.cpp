@@ -1,10 +1,30 @@
 // HDF5 volumes through the C API: a named dataset (e.g. /exchange/data of DXchange files) or
 // the only 3-D dataset in the file. numpy/h5py shape (z, y, x) is our (x, y, z). The ROI is
-// read as a hyperslab; HDF5 converts int8 -> int16 and float64 -> float32 while reading.
+// read as hyperslabs; HDF5 converts int8 -> int16 and float64 -> float32 while reading.
+//
+// libhdf5 (Debian's 1.10.8) trusts the sizes a file states: it mallocs a metadata block of
+// whatever size a corrupt object header gives before checking it against the file (4 GiB, 80 TB
+// for files of a few KiB: fuzz_hdf5), and it reads past a chunk whose layout claims more bytes
+// than the file stores. So libhdf5 never reads a file in this process: probe and read each run in
+// a forked child whose address space may grow by a bounded amount (RLIMIT_AS); the child sends
+// the header or the voxels (in slabs) back through a pipe. An allocation libhdf5 is refused, or
+// a crash inside it, is an InputError naming the file; the batch goes on.
+#include <fcntl.h>
 #include <hdf5.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <cerrno>
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
 #include <filesystem>
+#include <mutex>
 #include <sstream>
+#include <system_error>
 #include <vector>
 
 #include "core/atomic_file.h"
@@ -22,6 +42,11 @@ class Hid {
     if (id_ >= 0) close_(id_);
   }
   Hid(Hid&& o) noexcept : id_(o.id_), close_(o.close_) { o.id_ = -1; }
+  Hid& operator=(Hid&& o) noexcept {
+    std::swap(id_, o.id_);
+    std::swap(close_, o.close_);
+    return *this;
+  }
   Hid(const Hid&) = delete;
   Hid& operator=(const Hid&) = delete;
   hid_t get() const { return id_; }
@@ -42,7 +67,6 @@ void silence_hdf5() {
 }
 
 Hid open_file(const std::string& path) {
-  silence_hdf5();
   if (H5Fis_hdf5(path.c_str()) <= 0) throw InputError(path + ": not an HDF5 file");
   Hid f(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
   if (!f.valid()) throw InputError(path + ": cannot open as HDF5 (truncated or corrupt?)");
@@ -191,53 +215,368 @@ void check_dataset_storage(hid_t dataset, const std::string& path, const std::st
   check_stored(path, what, needed, std::min<std::uint64_t>(stored, file_bytes(path)), max_expansion(dataset));
 }
 
+// A chunk larger than a fixed dimension is what no HDF5 writer makes (H5Dcreate refuses it), and
+// libhdf5 then reads the chunk's bytes past the buffer it decoded them into (fuzz_hdf5: chunk
+// (1, 4, 126) on a (2, 4, 6) dataset; heap-buffer-overflow in H5Dread).
+void check_chunk_layout(hid_t dataset, const std::string& path, const std::string& name,
+                        const std::vector<hsize_t>& shape) {
+  Hid dcpl(H5Dget_create_plist(dataset), H5Pclose);
+  if (!dcpl.valid() || H5Pget_layout(dcpl.get()) != H5D_CHUNKED) return;
+  const int rank = static_cast<int>(shape.size());
+  std::vector<hsize_t> chunk(rank), max(rank);
+  Hid space(H5Dget_space(dataset), H5Sclose);
+  if (H5Pget_chunk(dcpl.get(), rank, chunk.data()) != rank ||
+      H5Sget_simple_extent_dims(space.get(), nullptr, max.data()) != rank)
+    throw InputError(path + ": dataset '" + name + "' chunk layout does not match its " + std::to_string(rank) +
+                     "-D shape (corrupt or hostile file)");
+  auto tuple = [](const std::vector<hsize_t>& v) {
+    std::string t = "(";
+    for (std::size_t i = 0; i < v.size(); ++i) t += (i ? ", " : "") + std::to_string(v[i]);
+    return t + ")";
+  };
+  for (int a = 0; a < rank; ++a)
+    if (chunk[a] == 0 || (max[a] != H5S_UNLIMITED && chunk[a] > max[a]))
+      throw InputError(path + ": dataset '" + name + "' chunk " + tuple(chunk) + " does not fit its fixed shape " +
+                       tuple(max) + " (corrupt or hostile file)");
+}
+
+// The dataset's chunk depth along z (file axis 0 of a 3-D dataset): 1 when not chunked.
+std::uint64_t chunk_layer(hid_t dataset, int rank) {
+  Hid dcpl(H5Dget_create_plist(dataset), H5Pclose);
+  if (rank != 3 || !dcpl.valid() || H5Pget_layout(dcpl.get()) != H5D_CHUNKED) return 1;
+  hsize_t chunk[3] = {1, 1, 1};
+  H5Pget_chunk(dcpl.get(), 3, chunk);
+  return chunk[0] > 0 ? chunk[0] : 1;
+}
+
+// Bytes of one chunk in the file's sample size (0 when not chunked).
+std::uint64_t chunk_bytes(hid_t dataset, int rank, std::uint64_t sample_size) {
+  Hid dcpl(H5Dget_create_plist(dataset), H5Pclose);
+  if (!dcpl.valid() || H5Pget_layout(dcpl.get()) != H5D_CHUNKED) return 0;
+  std::vector<hsize_t> chunk(rank, 1);
+  H5Pget_chunk(dcpl.get(), rank, chunk.data());
+  std::uint64_t n = sample_size;
+  for (hsize_t c : chunk)
+    if (__builtin_mul_overflow(n, c, &n)) return kMaxHeaderBytes;
+  return n;
+}
+
+// The walk both probe and read make, in the child: the file's dataset, validated.
+struct Opened {
+  Hid file{-1, H5Fclose};
+  Hid dataset{-1, H5Dclose};
+  std::string name;
+  std::vector<hsize_t> shape;
+};
+
+Opened open_validated(const std::string& path, const std::string& wanted, Header* header) {
+  Opened o;
+  o.file = open_file(path);
+  o.dataset = open_dataset(o.file.get(), path, wanted, &o.name);
+  o.shape = shape_of(o.dataset.get());
+  const auto t = dtype_for(o.dataset.get());
+  if (!t)
+    throw InputError(path + ": dataset '" + o.name + "' is " + describe(o.dataset.get()) +
+                     "; unsupported sample format (expected uint8/16/32, int8/16, float32/64)");
+  Hid type(H5Dget_type(o.dataset.get()), H5Tclose);
+  const std::uint64_t stored_size = H5Tget_size(type.get());
+  const std::string field = "dataset '" + o.name + "' shape";
+  Header h;
+  h.dtype = t->first;
+  if (o.shape.size() == 3) h.dims = checked_dims(path, field, o.shape[2], o.shape[1], o.shape[0], stored_size);
+  else if (o.shape.size() == 2) h.dims = checked_dims(path, field, o.shape[1], o.shape[0], 1, stored_size);
+  else
+    throw InputError(path + ": dataset '" + o.name + "' is " + describe(o.dataset.get()) + "; expected 2-D or 3-D");
+  check_chunk_layout(o.dataset.get(), path, o.name, o.shape);
+  if (!h.dims.empty())
+    check_dataset_storage(o.dataset.get(), path, o.name, static_cast<std::uint64_t>(h.dims.count()) * stored_size);
+  h.spacing_from_file = read_spacing(o.dataset.get(), h.spacing_um);
+  if (header) *header = h;
+  return o;
+}
+
+// ---- libhdf5 in a child process ----
+
+// What libhdf5 may add to the child's address space beyond the voxel slab it fills: its metadata
+// cache (at most 32 MiB by default), the chunk cache, free lists and the metadata blocks of the
+// file, which genuine files keep to kilobytes or a few megabytes.
+constexpr std::uint64_t kHdf5MemoryBudget = std::uint64_t{256} << 20;
+// Voxels travel in slabs of whole chunk layers of about this size.
+constexpr std::uint64_t kSlabBytes = std::uint64_t{64} << 20;
+
+// The child's answer: frames of a tag, a 64-bit length and that many bytes.
+constexpr char kHeaderFrame = 'H', kVoxelFrame = 'D', kErrorFrame = 'E';
+constexpr std::uint64_t kMaxMessageBytes = 1 << 20;
+
+// The header as it crosses the pipe.
+struct WireHeader {
+  std::int64_t dims[3];
+  std::int32_t dtype;
+  std::int32_t spacing_from_file;
+  double spacing_um[3];
+};
+
+// libhdf5 is not thread-safe (Debian's serial build): one HDF5 call sequence, and one fork, at a time.
+std::mutex& hdf5_mutex() {
+  static std::mutex m;
+  return m;
+}
+
+// Child only: set when libhdf5 reported an allocation it could not make.
+bool allocation_refused = false;
+
+herr_t note_allocation_failures(hid_t stack, void*) {
+  H5Ewalk2(
+      stack, H5E_WALK_DOWNWARD,
+      [](unsigned, const H5E_error2_t* e, void*) -> herr_t {
+        if (e->min_num == H5E_CANTALLOC || e->min_num == H5E_NOSPACE) allocation_refused = true;
+        return 0;
+      },
+      nullptr);
+  return 0;
+}
+
+// Child: the address space in bytes now (0 when /proc cannot tell).
+std::uint64_t address_space_now() {
+  std::uint64_t pages = 0;
+  if (std::FILE* f = std::fopen("/proc/self/statm", "r")) {
+    if (std::fscanf(f, "%" SCNu64, &pages) != 1) pages = 0;
+    std::fclose(f);
+  }
+  return pages * static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+}
+
+// Child: lets the address space grow by at most `extra` bytes from now on (never above a limit
+// already set from outside).
+void limit_address_space(std::uint64_t extra) {
+  const std::uint64_t now = address_space_now();
+  rlimit r{};
+  if (now == 0 || ::getrlimit(RLIMIT_AS, &r) != 0) return;
+  const std::uint64_t want = now + extra;
+  if (r.rlim_cur != RLIM_INFINITY && r.rlim_cur <= want) return;
+  r.rlim_cur = want;
+  ::setrlimit(RLIMIT_AS, &r);
+}
+
+void write_all(int fd, const void* data, std::size_t n) {
+  const char* p = static_cast<const char*>(data);
+  while (n > 0) {
+    const ssize_t w = ::write(fd, p, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) ::_exit(3);  // the parent is gone
+    p += w;
+    n -= static_cast<std::size_t>(w);
+  }
+}
+
+void send_frame(int fd, char tag, const void* data, std::uint64_t n) {
+  write_all(fd, &tag, 1);
+  write_all(fd, &n, sizeof n);
+  write_all(fd, data, n);
+}
+
+// Reads exactly n bytes; false at end of file or on an error.
+bool read_all(int fd, void* data, std::size_t n) {
+  char* p = static_cast<char*>(data);
+  while (n > 0) {
+    const ssize_t r = ::read(fd, p, n);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return false;
+    p += r;
+    n -= static_cast<std::size_t>(r);
+  }
+  return true;
+}
+
+std::string signal_name(int sig) {
+  switch (sig) {
+    case SIGSEGV: return "SIGSEGV";
+    case SIGBUS: return "SIGBUS";
+    case SIGABRT: return "SIGABRT";
+    case SIGFPE: return "SIGFPE";
+    case SIGILL: return "SIGILL";
+    case SIGKILL: return "SIGKILL";
+    default: return "signal " + std::to_string(sig);
+  }
+}
+
+// Runs `work(fd)` in a forked child whose address space may grow by kHdf5MemoryBudget, and hands
+// each frame it sends to `receive(tag, length, fd)`, which reads exactly `length` bytes or returns
+// false. Throws the child's InputError, or one naming the file when libhdf5 was refused memory
+// or crashed.
+template <class Work, class Receive>
+void run_isolated(const std::string& path, Work&& work, Receive&& receive) {
+  std::lock_guard lock(hdf5_mutex());
+  H5open();  // initialised once here, inherited by every child
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) throw std::system_error(errno, std::generic_category(), "pipe for the HDF5 reader");
+  const pid_t pid = ::fork();
+  if (pid < 0) {
+    const int e = errno;
+    ::close(fds[0]);
+    ::close(fds[1]);
+    throw std::system_error(e, std::generic_category(), "fork for the HDF5 reader");
+  }
+  if (pid == 0) {
+    ::close(fds[0]);
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    // A crash in libhdf5 ends this child only (not a fuzzer's or a sanitizer's handler of the parent).
+    for (int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT}) ::signal(sig, SIG_DFL);
+    limit_address_space(kHdf5MemoryBudget);
+    // Also keeps libhdf5 from printing its error stack: errors are reported by us.
+    H5Eset_auto2(H5E_DEFAULT, note_allocation_failures, nullptr);
+    std::string error;
+    try {
+      work(fds[1]);
+    } catch (const InputError& e) {
+      error = e.what();
+    } catch (const std::bad_alloc&) {
+      allocation_refused = true;
+    } catch (const std::exception& e) {
+      error = path + ": " + e.what();
+    }
+    if (allocation_refused)
+      error = path + ": libhdf5 asked for more memory than this " + std::to_string(file_bytes(path)) +
+              "-byte file can justify (over " + std::to_string(kHdf5MemoryBudget >> 20) +
+              " MiB beyond the voxels; corrupt or hostile HDF5 metadata)";
+    if (!error.empty()) send_frame(fds[1], kErrorFrame, error.data(), error.size());
+    ::_exit(0);  // no atexit handlers: they belong to the parent
+  }
+  ::close(fds[1]);
+  std::string error;
+  bool broken = false;
+  try {
+    for (char tag; read_all(fds[0], &tag, 1);) {
+      std::uint64_t n = 0;
+      if (!read_all(fds[0], &n, sizeof n)) {
+        broken = true;
+        break;
+      }
+      if (tag == kErrorFrame && n <= kMaxMessageBytes) {
+        error.resize(n);
+        broken = !read_all(fds[0], error.data(), n);
+      } else {
+        broken = tag == kErrorFrame || !receive(tag, n, fds[0]);
+      }
+      if (broken) break;
+    }
+  } catch (...) {
+    broken = true;
+  }
+  if (broken) ::kill(pid, SIGKILL);
+  ::close(fds[0]);
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (!error.empty()) throw InputError(error);
+  if (WIFSIGNALED(status) && !broken)
+    throw InputError(path + ": libhdf5 crashed reading this file (" + signal_name(WTERMSIG(status)) +
+                     "; corrupt or hostile HDF5)");
+  if (broken || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    throw InputError(path + ": the HDF5 reader process ended without a complete answer (corrupt or hostile HDF5)");
+}
+
 }  // namespace
 
 Header probe_hdf5(const std::string& path, const std::string& name) {
-  Hid file = open_file(path);
-  std::string dataset;
-  Hid ds = open_dataset(file.get(), path, name, &dataset);
-  const auto shape = shape_of(ds.get());
-  const auto t = dtype_for(ds.get());
-  if (!t)
-    throw InputError(path + ": dataset '" + dataset + "' is " + describe(ds.get()) +
-                     "; unsupported sample format (expected uint8/16/32, int8/16, float32/64)");
+  WireHeader w{};
+  bool got = false;
+  run_isolated(
+      path,
+      [&](int fd) {
+        Header h;
+        open_validated(path, name, &h);
+        WireHeader out{{h.dims.x, h.dims.y, h.dims.z}, static_cast<std::int32_t>(h.dtype), h.spacing_from_file,
+                       {h.spacing_um[0], h.spacing_um[1], h.spacing_um[2]}};
+        send_frame(fd, kHeaderFrame, &out, sizeof out);
+      },
+      [&](char tag, std::uint64_t n, int fd) {
+        if (tag != kHeaderFrame || n != sizeof w || got) return false;
+        return got = read_all(fd, &w, sizeof w);
+      });
+  if (!got || w.dtype < 0 || w.dtype > static_cast<int>(DType::f32))
+    throw InputError(path + ": the HDF5 reader process sent no header (corrupt or hostile HDF5)");
   Header h;
-  h.dtype = t->first;
-  Hid type(H5Dget_type(ds.get()), H5Tclose);
-  const std::uint64_t stored_size = H5Tget_size(type.get());
-  const std::string field = "dataset '" + dataset + "' shape";
-  if (shape.size() == 3) h.dims = checked_dims(path, field, shape[2], shape[1], shape[0], stored_size);
-  else if (shape.size() == 2) h.dims = checked_dims(path, field, shape[1], shape[0], 1, stored_size);
-  else throw InputError(path + ": dataset '" + dataset + "' is " + describe(ds.get()) + "; expected 2-D or 3-D");
-  if (!h.dims.empty()) check_dataset_storage(ds.get(), path, dataset, static_cast<std::uint64_t>(h.dims.count()) * stored_size);
-  h.spacing_from_file = read_spacing(ds.get(), h.spacing_um);
+  h.dims = Dims{w.dims[0], w.dims[1], w.dims[2]};
+  h.dtype = static_cast<DType>(w.dtype);
+  h.spacing_from_file = w.spacing_from_file != 0;
+  h.spacing_um = {w.spacing_um[0], w.spacing_um[1], w.spacing_um[2]};
   return h;
 }
 
 AnyVolume read_hdf5(const std::string& path, const std::string& name, const Header& header, const Box& roi) {
-  Hid file = open_file(path);
-  std::string dataset;
-  Hid ds = open_dataset(file.get(), path, name, &dataset);
-  const auto t = dtype_for(ds.get());
-  const int rank = static_cast<int>(shape_of(ds.get()).size());
   AnyVolume out = allocate_volume(header.dtype, box_dims(roi));
-  Hid fspace(H5Dget_space(ds.get()), H5Sclose);
-  // File order is (z, y, x); a 2-D dataset is (y, x).
-  hsize_t start[3], count[3];
-  for (int a = 0; a < rank; ++a) {
-    start[rank - 1 - a] = static_cast<hsize_t>(roi.min[a]);
-    count[rank - 1 - a] = static_cast<hsize_t>(roi.size[a]);
-  }
-  H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, start, nullptr, count, nullptr);
-  Hid mspace(H5Screate_simple(rank, count, nullptr), H5Sclose);
-  if (H5Dread(ds.get(), t->second, mspace.get(), fspace.get(), H5P_DEFAULT, voxel_bytes(out)) < 0)
-    throw InputError(path + ": cannot read dataset '" + dataset +
-                     "' (truncated, corrupt, or compressed with a filter this HDF5 library lacks)");
+  const Dims d = box_dims(roi);
+  const std::uint64_t sample = dtype_size(header.dtype);
+  const std::uint64_t plane = static_cast<std::uint64_t>(d.x) * static_cast<std::uint64_t>(d.y) * sample;
+  const std::uint64_t total = plane * static_cast<std::uint64_t>(d.z);
+  std::uint64_t filled = 0;
+  char* dst = static_cast<char*>(voxel_bytes(out));
+  run_isolated(
+      path,
+      [&](int fd) {
+        Header now;
+        Opened o = open_validated(path, name, &now);
+        if (now.dims != header.dims || now.dtype != header.dtype)
+          throw InputError(path + ": dataset '" + o.name + "' changed while it was being read");
+        const int rank = static_cast<int>(o.shape.size());
+        const auto t = dtype_for(o.dataset.get());
+        Hid type(H5Dget_type(o.dataset.get()), H5Tclose);
+        // z-slabs of whole chunk layers, so that each chunk is decoded once.
+        const std::uint64_t layer = chunk_layer(o.dataset.get(), rank);
+        const std::uint64_t layers = std::max<std::uint64_t>(1, kSlabBytes / std::max<std::uint64_t>(1, plane * layer));
+        const std::uint64_t step = layer * layers;
+        // This slab, libhdf5's buffers for the chunks it decodes (stored and decoded) and its
+        // type-conversion buffer, beyond the metadata budget.
+        const std::uint64_t slab_max = std::min<std::uint64_t>(step, static_cast<std::uint64_t>(d.z)) * plane;
+        // A chunk beyond both the dataset and a slab is no genuine layout: it gets no allowance.
+        const std::uint64_t dataset_bytes = static_cast<std::uint64_t>(now.dims.count()) * H5Tget_size(type.get());
+        const std::uint64_t chunk = std::min(chunk_bytes(o.dataset.get(), rank, H5Tget_size(type.get())),
+                                             std::max(dataset_bytes, kSlabBytes));
+        rlimit r{};
+        if (::getrlimit(RLIMIT_AS, &r) == 0 && r.rlim_cur != RLIM_INFINITY) {
+          r.rlim_cur += slab_max + 3 * chunk + (std::uint64_t{16} << 20);
+          ::setrlimit(RLIMIT_AS, &r);
+        }
+        std::vector<char> slab(slab_max);
+        Hid fspace(H5Dget_space(o.dataset.get()), H5Sclose);
+        const std::uint64_t z_end = static_cast<std::uint64_t>(roi.min[2] + roi.size[2]);
+        for (std::uint64_t z = static_cast<std::uint64_t>(roi.min[2]); z < z_end;) {
+          const std::uint64_t next = std::min(z_end, (z / step + 1) * step);
+          // File order is (z, y, x); a 2-D dataset is (y, x).
+          hsize_t start[3], count[3];
+          for (int a = 0; a < rank; ++a) {
+            start[rank - 1 - a] = static_cast<hsize_t>(roi.min[a]);
+            count[rank - 1 - a] = static_cast<hsize_t>(roi.size[a]);
+          }
+          if (rank == 3) {
+            start[0] = z;
+            count[0] = next - z;
+          }
+          H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, start, nullptr, count, nullptr);
+          Hid mspace(H5Screate_simple(rank, count, nullptr), H5Sclose);
+          const std::uint64_t bytes = (next - z) * plane;
+          if (H5Dread(o.dataset.get(), t->second, mspace.get(), fspace.get(), H5P_DEFAULT, slab.data()) < 0)
+            throw InputError(path + ": cannot read dataset '" + o.name +
+                             "' (truncated, corrupt, or compressed with a filter this HDF5 library lacks)");
+          send_frame(fd, kVoxelFrame, slab.data(), bytes);
+          z = next;
+        }
+      },
+      [&](char tag, std::uint64_t n, int fd) {
+        if (tag != kVoxelFrame || n > total - filled) return false;
+        if (!read_all(fd, dst + filled, n)) return false;
+        filled += n;
+        return true;
+      });
+  if (filled != total)
+    throw InputError(path + ": the HDF5 reader process sent " + std::to_string(filled) + " of " +
+                     std::to_string(total) + " voxel bytes (corrupt or hostile HDF5)");
   return out;
 }
 
 void write_hdf5(VolumeRef volume, const std::string& path, const std::string& dataset, bool compress) {
+  std::lock_guard lock(hdf5_mutex());
   silence_hdf5();
   static const hid_t mem_types[] = {H5T_NATIVE_UINT8, H5T_NATIVE_UINT16, H5T_NATIVE_INT16, H5T_NATIVE_UINT32,
                                     H5T_NATIVE_FLOAT};

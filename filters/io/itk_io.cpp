@@ -16,8 +16,10 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <set>
 #include <sstream>
+#include <string_view>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
@@ -331,28 +333,46 @@ struct NiftiLayout {
   std::uint64_t offset = 0;
 };
 
+// Only a single-file NIfTI-1 or -2 header (its size 348 or 540 in either byte order, magic
+// "n+1" or "n+2") says where its voxels are. ITK reads anything else named .nii as an Analyze
+// 7.5 header whose sizes nothing bounds: fuzz_nifti turned a 437-byte file into a 780 MB float
+// volume of invented values, exit 0 (tests/data/fuzz_nifti_analyze.nii).
 NiftiLayout nifti_layout(const std::string& path) {
   gzFile gz = gzopen(path.c_str(), "rb");  // reads plain files as they are
   if (!gz) throw InputError(path + ": cannot open");
-  unsigned char hdr[176] = {};
+  unsigned char hdr[540] = {};
   const int got = gzread(gz, hdr, sizeof hdr);
   gzclose(gz);
-  std::int32_t sizeof_hdr = 0;
-  std::memcpy(&sizeof_hdr, hdr, 4);
+  std::uint32_t size_native = 0;
+  std::memcpy(&size_native, hdr, 4);
+  const std::uint32_t size_swapped = __builtin_bswap32(size_native);
+  const bool swap = size_native != 348 && size_native != 540 && (size_swapped == 348 || size_swapped == 540);
+  const std::uint32_t sizeof_hdr = swap ? size_swapped : size_native;
+  const bool one = sizeof_hdr == 348 && got >= 348 && std::memcmp(hdr + 344, "n+1", 4) == 0;
+  const bool two = sizeof_hdr == 540 && got >= 540 && std::memcmp(hdr + 4, "n+2", 4) == 0;
+  if (!one && !two)
+    throw InputError(path + ": not a single-file NIfTI-1/-2 image: header field sizeof_hdr is " +
+                     std::to_string(size_native) + " with no 'n+1'/'n+2' magic (expected 348 with 'n+1' or 540 with " +
+                     "'n+2'; Analyze .hdr/.img pairs are not read)");
   NiftiLayout L;
-  if (got >= 112 && sizeof_hdr == 348) {
+  if (one) {
+    std::uint32_t u;
+    std::memcpy(&u, hdr + 108, 4);
+    if (swap) u = __builtin_bswap32(u);
     float f;
-    std::memcpy(&f, hdr + 108, 4);
+    std::memcpy(&f, &u, 4);
     if (!(f >= 0 && f < 1e18f)) throw InputError(path + ": NIfTI header field vox_offset is " + std::to_string(f));
     L = {true, static_cast<std::uint64_t>(f)};
-  } else if (got >= 176 && sizeof_hdr == 540) {
-    std::int64_t o;
-    std::memcpy(&o, hdr + 168, 8);
+  } else {
+    std::uint64_t u;
+    std::memcpy(&u, hdr + 168, 8);
+    if (swap) u = __builtin_bswap64(u);
+    const auto o = static_cast<std::int64_t>(u);
     if (o < 0 || static_cast<std::uint64_t>(o) > kMaxHeaderBytes)
       throw InputError(path + ": NIfTI header field vox_offset is " + std::to_string(o));
     L = {true, static_cast<std::uint64_t>(o)};
   }
-  return L;  // byte-swapped or detached (.hdr/.img) headers: left to ITK
+  return L;
 }
 
 // ITK 5.2's NIfTI reader builds the orientation from pixdim, the quaternion and the srow
@@ -360,6 +380,9 @@ NiftiLayout nifti_layout(const std::string& path) {
 // tests/data/fuzz_nifti_nan_srow.nii. So those fields must be finite before ITK sees them.
 // NIfTI-1 (348-byte header, floats) and NIfTI-2 (540, doubles), either byte order, plain or gzip.
 void check_nifti_geometry(const std::string& path) {
+  // Before ITK parses anything: its reader accepts a sizeof_hdr of 0x0100015C and then aborts
+  // on the NaN in srow_y we would not have looked at (fuzz_nifti, fuzz_nifti_sizeof_hdr.nii).
+  nifti_layout(path);
   gzFile gz = gzopen(path.c_str(), "rb");
   if (!gz) throw InputError(path + ": cannot open");
   unsigned char hdr[540] = {};
@@ -393,12 +416,23 @@ void check_nifti_geometry(const std::string& path) {
                                       {"srow_y", 296, 432, 4},    {"srow_z", 312, 464, 4}};
   const bool two = sizeof_hdr == 540;
   if (!(sizeof_hdr == 348 || two) || got < static_cast<int>(sizeof_hdr)) return;  // ITK refuses those itself
+  // Finite is not enough: a subnormal next to 8e23 in srow_x made ITK's SVD of the affine (vnl,
+  // netlib ssvdc) spin for minutes (fuzz_nifti hang, tests/data/fuzz_nifti_svd_hang.nii). Voxel
+  // sizes, quaternion and affine must be normal numbers (or 0) within 1e9 mm.
   for (const Field& f : kFields)
     for (int i = 0; i < f.count; ++i) {
       const double v = value((two ? f.offset2 : f.offset1) + i * (two ? 8 : 4), two);
+      const bool spatial = std::string_view(f.name) != "pixdim" || (i >= 1 && i <= 3);
+      const double smallest = two ? std::numeric_limits<double>::min() : std::numeric_limits<float>::min();
       if (!std::isfinite(v))
         throw InputError(path + ": NIfTI header field " + f.name + "[" + std::to_string(i) + "] is " +
                          std::to_string(v) + "; expected a finite number (voxel size and orientation)");
+      if (spatial && v != 0 && (std::abs(v) < smallest || std::abs(v) > 1e9)) {
+        std::ostringstream m;
+        m << path << ": NIfTI header field " << f.name << "[" << i << "] is " << v
+          << "; expected 0 or a magnitude between " << smallest << " and 1e9 mm (voxel size and orientation)";
+        throw InputError(m.str());
+      }
     }
 }
 
