@@ -78,6 +78,22 @@ const Phase& PhaseTable::single(Role role) const {
   throw InputError("several phases have role '" + to_string(role) + "' (" + names + "); name the phase explicitly");
 }
 
+std::vector<const Phase*> PhaseTable::resolve_list(const std::vector<std::string>& items) const {
+  std::vector<const Phase*> out;
+  for (const auto& item : items) {
+    if (const Phase* p = by_name(item)) {
+      out.push_back(p);
+    } else if (auto role = parse_role(item)) {
+      const auto found = by_role(*role);
+      if (found.empty()) throw InputError("no phase with role '" + item + "' in the phase table");
+      out.insert(out.end(), found.begin(), found.end());
+    } else {
+      out.push_back(&resolve(item));  // throws InputError listing the known names
+    }
+  }
+  return out;
+}
+
 const Phase& PhaseTable::resolve(const std::string& name_or_label) const {
   if (auto* p = by_name(name_or_label)) return *p;
   if (!name_or_label.empty() && std::all_of(name_or_label.begin(), name_or_label.end(), ::isdigit))

@@ -37,6 +37,9 @@ class PhaseTable {
   const Phase& single(Role role) const;
   // Phase by name, or by its label written as a number ("2"); throws InputError listing the known names.
   const Phase& resolve(const std::string& name_or_label) const;
+  // Each item a phase name or label, or a role name meaning every phase of that role (in that
+  // order); throws InputError naming a role no phase has, or listing the known names.
+  std::vector<const Phase*> resolve_list(const std::vector<std::string>& items) const;
 
   // The default table when nothing names the labels: one "phase<N>" entry of role other per label present.
   static PhaseTable unnamed(const std::vector<int>& labels_present);

@@ -307,6 +307,35 @@ TEST(TransportSolve, HighContrastNearPercolationConvergesFast) {
   }
 }
 
+// Anisotropic voxels (FIB-SEM: slices 2–4× thicker than the pixels) make the couplings along
+// the long axis 4–16× weaker; 2×2×2 coarsening then took 22 iterations on the bundled FIB-SEM
+// sample and 41 on blobs at 0.5×0.5×2. Semi-coarsening (Grid::halves) keeps the binary count.
+TEST(TransportSolve, AnisotropicVoxelsConvergeFast) {
+  Volume<std::uint8_t> v = test::random_blobs({48, 48, 24}, 0.3, 11);
+  for (index_t i = 0; i < v.size(); ++i) v[i] = v[i] ? 1 : 2;  // 1 = SE, 2 = AM
+  ConductivityTable k{};
+  k[1] = 1.0, k[2] = 1e-4;
+  for (const Vec3 h : {Vec3{0.01, 0.01, 0.02}, Vec3{0.5, 0.5, 2.0}}) {
+    v.spacing_um = h;
+    for (int axis = 0; axis < 3; ++axis) {
+      TransportResult r = solve_transport(v, k, along(axis, 1e-6));
+      ASSERT_EQ(r.status, "ok");
+      EXPECT_LE(r.iterations, 15) << "spacing " << h[2] << " axis " << axis;
+    }
+  }
+  // Series layers along the long axis at 0.5×0.5×2: σ_eff is the harmonic mean, exactly.
+  Volume<std::uint8_t> layers({12, 10, 16}, {0.5, 0.5, 2.0}, 0);
+  for (index_t z = 0; z < 16; ++z)
+    for (index_t y = 0; y < 10; ++y)
+      for (index_t x = 0; x < 12; ++x) layers(x, y, z) = static_cast<std::uint8_t>(1 + z % 3);
+  ConductivityTable three{};
+  three[1] = 1.0, three[2] = 0.1, three[3] = 3.0;
+  double resistance = 0;
+  for (index_t z = 0; z < 16; ++z) resistance += 1.0 / three[static_cast<std::size_t>(1 + z % 3)];
+  const TransportResult series = solve_transport(layers, three, along(2));
+  EXPECT_NEAR(series.sigma_eff, 16.0 / resistance, 1e-8 * 16.0 / resistance);
+}
+
 TEST(TransportSolve, IterationCapGivesNotConverged) {
   Volume<std::uint8_t> v = test::random_blobs({32, 32, 32}, 0.35, 5);
   TransportOptions o = along(2, 1e-6);

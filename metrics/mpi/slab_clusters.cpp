@@ -155,6 +155,7 @@ SlabClusters slab_clusters(const Volume<std::uint8_t>& mask, const ZSlabLayout& 
   MPI_Gatherv(flat.data(), my_joins, MPI_INT64_T, all_joins.data(), join_counts.data(), join_displ.data(), MPI_INT64_T,
               0, comm);
   std::int64_t global_count = 0, enclosed = 0;
+  std::vector<std::int64_t> all_roots;  // rank 0: per global id, its root (the smallest id of its cluster)
   if (rank == 0) {
     std::vector<std::int64_t> parent(static_cast<std::size_t>(total));
     std::iota(parent.begin(), parent.end(), std::int64_t{0});
@@ -172,6 +173,9 @@ SlabClusters slab_clusters(const Volume<std::uint8_t>& mask, const ZSlabLayout& 
     for (std::int64_t i = 0; i < total; ++i)
       all_flags[static_cast<std::size_t>(i)] =
           all_flags[static_cast<std::size_t>(find_root(parent, i))] & (SlabClusters::kLow | SlabClusters::kHigh);
+    if (options.roots)
+      for (std::int64_t i = 0; i < total; ++i) parent[static_cast<std::size_t>(i)] = find_root(parent, i);
+    all_roots = std::move(parent);
   }
   MPI_Bcast(&global_count, 1, MPI_INT64_T, 0, comm);
   MPI_Bcast(&enclosed, 1, MPI_INT64_T, 0, comm);
@@ -180,6 +184,11 @@ SlabClusters slab_clusters(const Volume<std::uint8_t>& mask, const ZSlabLayout& 
   out.reach.assign(static_cast<std::size_t>(n) + 1, 0);
   MPI_Scatterv(all_flags.data(), counts.data(), displ.data(), MPI_UINT8_T, out.reach.data() + 1, my_n, MPI_UINT8_T, 0,
                comm);
+  if (options.roots) {
+    out.root.assign(static_cast<std::size_t>(n) + 1, -1);
+    MPI_Scatterv(all_roots.data(), counts.data(), displ.data(), MPI_INT64_T, out.root.data() + 1, my_n, MPI_INT64_T, 0,
+                 comm);
+  }
 
   std::int64_t sums[4] = {0, 0, 0, 0};  // phase, percolating, dead end, isolated
   for (std::int64_t id = 1; id <= n; ++id) {

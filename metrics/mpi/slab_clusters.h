@@ -33,6 +33,7 @@ struct SlabClusterOptions {
   int axis = -1;           // face reachability along this axis (0..2); -1: none
   bool periodic = false;   // the side faces (the axes other than `axis`) wrap; connectivity 6 only
   bool enclosed = false;   // also count the clusters that touch no face of the volume (cavities)
+  bool roots = false;      // also return each local cluster's whole-volume cluster (SlabClusters::root)
 };
 
 struct SlabClusters {
@@ -43,6 +44,9 @@ struct SlabClusters {
   // both faces / exactly one / neither (the last three only with an axis).
   std::int64_t phase_voxels = 0, percolating = 0, dead_end = 0, isolated = 0;
   std::int64_t enclosed = 0;             // clusters touching no face of the volume (options.enclosed)
+  // Per local id (options.roots): the whole-volume cluster it belongs to, named by the smallest
+  // global id (rank offset + local id − 1) of its parts, so the same on every rank that holds it.
+  std::vector<std::int64_t> root;
 
   static constexpr std::uint8_t kLow = 1, kHigh = 2;
   static constexpr std::uint8_t kBorder = 4;  // merge-time only: touches a face of the volume

@@ -217,7 +217,7 @@ TransportResult solve_transport(const Volume<std::uint8_t>& labels, const Conduc
 
   // Face conductance tables: G = k_f·A_a/h_a per pair of codes, electrode coupling 2k·A/h.
   transport::FineLevel fine;
-  fine.grid = transport::Grid({dims.x, dims.y, dims.z}, ax, options.periodic);
+  fine.grid = transport::Grid({dims.x, dims.y, dims.z}, ax, options.periodic, {h[0], h[1], h[2]});
   fine.code = code.data();
   fine.no_code.assign(static_cast<std::size_t>(dims.x), 0);
   fine.codes = static_cast<int>(code_value.size());

@@ -14,7 +14,8 @@ using namespace detail;
 // ---------------------------------------------------------------------------------------
 // Grid
 
-Grid::Grid(std::array<index_t, 3> dims, int transport_axis, bool periodic_sides) : n(dims), axis(transport_axis) {
+Grid::Grid(std::array<index_t, 3> dims, int transport_axis, bool periodic_sides, std::array<double, 3> cell_size)
+    : n(dims), axis(transport_axis), cell(cell_size) {
   bool odd_cycle = false;
   for (int a = 0; a < 3; ++a) {
     wrap[a] = periodic_sides && a != axis && n[a] > 1;
@@ -28,12 +29,21 @@ Grid::Grid(std::array<index_t, 3> dims, int transport_axis, bool periodic_sides)
     for (index_t c = 0; c < n[a]; ++c) colour_term[a][c] = static_cast<std::uint8_t>(c & 1);
     if (wrap[a] && n[a] % 2 == 1) colour_term[a][n[a] - 1] = 2;
   }
+  double shortest = 0;
+  for (int a = 0; a < 3; ++a)
+    if (n[a] > 1 && (shortest == 0 || cell[a] < shortest)) shortest = cell[a];
+  for (int a = 0; a < 3; ++a) halve[a] = n[a] > 1 && cell[a] < 1.5 * shortest;
 }
 
 Grid Grid::coarsened() const {
   std::array<index_t, 3> m;
-  for (int a = 0; a < 3; ++a) m[a] = n[a] > 1 ? (n[a] + 1) / 2 : 1;
-  return Grid(m, axis, wrap[0] || wrap[1] || wrap[2]);
+  std::array<double, 3> h;
+  for (int a = 0; a < 3; ++a) {
+    const bool half = halves(a);
+    m[a] = half ? (n[a] + 1) / 2 : n[a];
+    h[a] = half ? 2 * cell[a] : cell[a];
+  }
+  return Grid(m, axis, wrap[0] || wrap[1] || wrap[2], h);
 }
 
 namespace {

@@ -8,7 +8,8 @@
 // Dirichlet plane on that face through G_b = 2 k A_a/h_a (half a voxel away).
 //
 // Multigrid: connectivity-aware aggregation. Each coarse level is built on the cells of a
-// 2×2×2 agglomeration of the level above (an axis of one cell is not coarsened), but a coarse
+// 2×2×2 agglomeration of the level above (an axis of one cell, or whose cells are 1.5× longer
+// than the shortest, is not coarsened: Grid::halves), but a coarse
 // cell is split into the pieces of it that are connected (by strong couplings) inside the
 // cell: each piece is one coarse unknown (a "node"; cells without conducting voxels have
 // none). Prolongation is piecewise constant per piece, restriction its transpose, and coarse
@@ -50,11 +51,23 @@ struct Grid {
   int colours = 2;
   std::array<std::vector<std::uint8_t>, 3> colour_term;  // colour = Σ colour_term[a][coord_a] mod colours
 
+  // Size of a cell along each axis (µm; only the ratios matter). Anisotropic voxels make the
+  // couplings along the long axis weak (G ∝ 1/h²), which a point smoother cannot follow, so
+  // the coarsening halves only the axes whose cells are not much longer than the shortest
+  // (semi-coarsening, halves()) until the coarse cells are about as long on every axis.
+  std::array<double, 3> cell{1, 1, 1};
+
   Grid() = default;
-  Grid(std::array<index_t, 3> n, int axis, bool periodic_sides);
+  Grid(std::array<index_t, 3> n, int axis, bool periodic_sides, std::array<double, 3> cell = {1, 1, 1});
   index_t count() const { return n[0] * n[1] * n[2]; }
   index_t rows() const { return n[1] * n[2]; }
-  Grid coarsened() const;  // ceil(n/2) on every axis with more than one cell
+  // Whether the next coarser level halves axis a: more than one cell, and a cell shorter than
+  // 1.5 × the shortest cell among the axes with more than one cell (always true for cubic voxels).
+  bool halves(int a) const { return halve[static_cast<std::size_t>(a)]; }
+  Grid coarsened() const;  // ceil(n/2) on every axis it halves(), the others kept
+
+ private:
+  std::array<bool, 3> halve{false, false, false};
 };
 
 // The fine level: conductances come from a per-voxel code (0 = no current) and small tables.

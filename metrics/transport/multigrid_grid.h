@@ -107,11 +107,11 @@ inline void for_colour(const Grid& g, index_t y, index_t z, int colour, F&& f) {
 }
 
 // Coarse cell of a fine coordinate along axis a.
-inline index_t parent_coord(const Grid& fine, int a, index_t c) { return fine.n[a] > 1 ? c >> 1 : c; }
+inline index_t parent_coord(const Grid& fine, int a, index_t c) { return fine.halves(a) ? c >> 1 : c; }
 
 // Children of coarse coordinate C along axis a: [first, last].
 inline std::pair<index_t, index_t> child_range(const Grid& fine, int a, index_t C) {
-  if (fine.n[a] == 1) return {0, 0};
+  if (!fine.halves(a)) return {C, C};
   return {2 * C, std::min(2 * C + 1, fine.n[a] - 1)};
 }
 
@@ -132,8 +132,8 @@ inline index_t cell_index(const Grid& g, index_t X, index_t Y, index_t Z) { retu
 // Node of the first coarse level that holds the (active) fine voxel (x, y, z).
 inline std::uint32_t fine_parent(const Grid& f, const CoarseLevel& C, index_t x, index_t y, index_t z) {
   const index_t ci = cell_index(C.grid, parent_coord(f, 0, x), parent_coord(f, 1, y), parent_coord(f, 2, z));
-  const int k = (f.n[0] > 1 ? static_cast<int>(x & 1) : 0) | (f.n[1] > 1 ? static_cast<int>(y & 1) << 1 : 0) |
-                (f.n[2] > 1 ? static_cast<int>(z & 1) << 2 : 0);
+  const int k = (f.halves(0) ? static_cast<int>(x & 1) : 0) | (f.halves(1) ? static_cast<int>(y & 1) << 1 : 0) |
+                (f.halves(2) ? static_cast<int>(z & 1) << 2 : 0);
   return C.cell_start[static_cast<std::size_t>(ci)] +
          static_cast<std::uint32_t>(child_piece(C.pattern[static_cast<std::size_t>(ci)], k));
 }

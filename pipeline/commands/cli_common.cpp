@@ -112,10 +112,8 @@ std::vector<int> labels_present(const Volume<std::uint8_t>& labels) {
   return out;
 }
 
-Volume<std::uint32_t> read_particle_ids(const std::string& path, const Volume<std::uint8_t>& labels) {
-  ReadOptions ro;
-  ro.path = path;
-  const AnyVolume pv = read_volume(ro).volume;
+Volume<std::uint32_t> to_id_volume(const AnyVolume& pv, const std::string& path, const Volume<std::uint8_t>& labels,
+                                   const std::string& what) {
   if (!(dims_of(pv) == labels.dims()))
     throw InputError(path + ": dims " + to_string(dims_of(pv)) + " differ from the label volume's " +
                      to_string(labels.dims()));
@@ -126,12 +124,18 @@ Volume<std::uint32_t> read_particle_ids(const std::string& path, const Volume<st
           const double x = static_cast<double>(v[i]);
           if (x < 0 || x != std::floor(x))
             throw InputError(path + ": voxel " + std::to_string(i) + " holds " + std::to_string(x) +
-                             "; expected a non-negative integer particle id");
+                             "; expected a non-negative integer " + what);
           ids[i] = static_cast<std::uint32_t>(x);
         }
       },
       pv);
   return ids;
+}
+
+Volume<std::uint32_t> read_particle_ids(const std::string& path, const Volume<std::uint8_t>& labels) {
+  ReadOptions ro;
+  ro.path = path;
+  return to_id_volume(read_volume(ro).volume, path, labels, "particle id");
 }
 
 SampleContext label_sample_context(const ReadResult& input, const std::string& labels_flag,

@@ -59,6 +59,11 @@ SampleContext label_sample_context(const ReadResult& input, const std::string& l
 // --particles FILE: particle ids (any integer-valued type) with the labels' dims, as uint32 with
 // the labels' spacing. Throws InputError naming the file on other dims or a non-integer voxel.
 Volume<std::uint32_t> read_particle_ids(const std::string& path, const Volume<std::uint8_t>& labels);
+// An id volume read from `path` (particle or crack ids) as uint32, same dims and spacing as
+// `voxels`; InputError naming the file and the voxel for a negative or non-integer id, `what`
+// naming the ids ("particle id").
+Volume<std::uint32_t> to_id_volume(const AnyVolume& ids, const std::string& path, const Volume<std::uint8_t>& voxels,
+                                   const std::string& what);
 
 // A stage's parameters from command-line values ({"connectivity": "26"}, each parsed as YAML),
 // checked against its specs and its preflight; InputError listing every problem, attributed to

@@ -27,20 +27,7 @@ namespace fs = std::filesystem;
 // A phase list item is a role name ("electrolyte", "active", "pore") meaning every phase of
 // that role, or a phase name / label.
 std::vector<const Phase*> resolve_phases(const std::vector<std::string>& items, const PhaseTable& table) {
-  std::vector<const Phase*> out;
-  for (const auto& item : items) {
-    if (const Phase* p = table.by_name(item)) {
-      out.push_back(p);
-    } else if (auto role = parse_role(item)) {
-      const auto found = table.by_role(*role);
-      if (found.empty())
-        throw InputError("no phase with role '" + item + "' in the phase table");
-      out.insert(out.end(), found.begin(), found.end());
-    } else {
-      out.push_back(&table.resolve(item));  // throws InputError listing the known names
-    }
-  }
-  return out;
+  return table.resolve_list(items);
 }
 
 std::vector<int> labels_of(const std::vector<const Phase*>& phases) {
