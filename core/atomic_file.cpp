@@ -1,9 +1,9 @@
 #include "core/atomic_file.h"
 
+#include <unistd.h>
 #include <atomic>
 #include <fstream>
 #include <mutex>
-#include <unistd.h>
 
 #include "core/error.h"
 

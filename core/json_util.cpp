@@ -13,8 +13,11 @@ std::string format_number(double v) {
 }
 
 nlohmann::json to_json(const MetricRow& row) {
-  nlohmann::json j = {{"metric", row.metric}, {"phase", row.phase}, {"axis", row.axis},
-                      {"value", json_number(row.value)}, {"unit", row.unit}};
+  nlohmann::json j = {{"metric", row.metric},
+                      {"phase", row.phase},
+                      {"axis", row.axis},
+                      {"value", json_number(row.value)},
+                      {"unit", row.unit}};
   if (!row.stage.empty()) j["stage"] = row.stage;
   return j;
 }

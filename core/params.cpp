@@ -186,9 +186,7 @@ const ParamSpec* Params::spec(const std::string& key) const {
   return nullptr;
 }
 
-std::string Params::key_path(const std::string& key) const {
-  return key_path_.empty() ? key : key_path_ + "." + key;
-}
+std::string Params::key_path(const std::string& key) const { return key_path_.empty() ? key : key_path_ + "." + key; }
 
 std::string Params::where(const std::string& key) const {
   if (node_.IsMap() && node_[key]) return location(file_, node_[key]);
@@ -330,7 +328,8 @@ void Params::check(Diagnostics& diags) const {
     switch (s.type) {
       case ParamType::number:
       case ParamType::integer:
-        if (!is_number(n, s.type == ParamType::integer)) bad("expected " + to_string(s.type) + ", found '" + YAML::Dump(n) + "'");
+        if (!is_number(n, s.type == ParamType::integer))
+          bad("expected " + to_string(s.type) + ", found '" + YAML::Dump(n) + "'");
         else if (s.type == ParamType::integer && !s.choices.empty()) check_integer_choice(n);
         else check_bounds(n);
         break;

@@ -18,8 +18,8 @@ struct ParamSpec {
   std::string name;
   ParamType type = ParamType::number;
   std::string help;
-  std::string unit;                  // "µm", "MPa", "" when dimensionless
-  std::string default_yaml;          // YAML text of the default; empty = no default
+  std::string unit;          // "µm", "MPa", "" when dimensionless
+  std::string default_yaml;  // YAML text of the default; empty = no default
   bool required = false;
   std::vector<std::string> choices;  // allowed values (string, string_list; integer: compared as numbers)
   std::optional<double> min, max;    // bounds (number, integer, each list element), inclusive unless below
@@ -45,9 +45,9 @@ inline std::string bool_default(bool value) { return value ? "true" : "false"; }
 ParamSpec required(ParamSpec spec);
 
 struct Diagnostic {
-  std::string where;     // "configs/demo.yaml:12:7" (1-based), or the file alone
-  std::string key_path;  // "stages[2].method"
-  std::string message;   // what was found and what was expected
+  std::string where;           // "configs/demo.yaml:12:7" (1-based), or the file alone
+  std::string key_path;        // "stages[2].method"
+  std::string message;         // what was found and what was expected
   std::string format() const;  // "where: key_path: message"
 };
 
@@ -55,7 +55,7 @@ class Diagnostics {
  public:
   explicit Diagnostics(std::string file = {}) : file_(std::move(file)) {}
   void error(const YAML::Node& at, const std::string& key_path, const std::string& message);
-  void error(const std::string& key_path, const std::string& message);  // no position known
+  void error(const std::string& key_path, const std::string& message);          // no position known
   void add(Diagnostic diagnostic) { items_.push_back(std::move(diagnostic)); }  // e.g. from another Diagnostics
   bool ok() const { return items_.empty(); }
   const std::vector<Diagnostic>& items() const { return items_; }

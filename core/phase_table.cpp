@@ -7,8 +7,8 @@
 namespace vp {
 
 namespace {
-constexpr Role kRoles[] = {Role::pore, Role::electrolyte, Role::active, Role::binder,
-                           Role::carbon, Role::crack, Role::other};
+constexpr Role kRoles[] = {Role::pore,   Role::electrolyte, Role::active, Role::binder,
+                           Role::carbon, Role::crack,       Role::other};
 }
 
 std::string to_string(Role r) {

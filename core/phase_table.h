@@ -11,13 +11,13 @@ namespace vp {
 
 enum class Role : std::uint8_t { pore, electrolyte, active, binder, carbon, crack, other };
 
-std::string to_string(Role r);                           // "pore", "electrolyte", ...
+std::string to_string(Role r);                            // "pore", "electrolyte", ...
 std::optional<Role> parse_role(const std::string& name);  // nullopt when unknown
-std::string role_names();                                // "pore, electrolyte, active, binder, carbon, crack, other"
+std::string role_names();                                 // "pore, electrolyte, active, binder, carbon, crack, other"
 
 struct Phase {
-  std::string name;   // short, used in outputs: "pore", "se", "am"
-  int label = 0;      // 0..255
+  std::string name;  // short, used in outputs: "pore", "se", "am"
+  int label = 0;     // 0..255
   Role role = Role::other;
 };
 

@@ -59,7 +59,8 @@ void progress_point(double done) {
 
 void cancellation_point() { progress_point(std::numeric_limits<double>::quiet_NaN()); }
 
-ScopedProgressRange::ScopedProgressRange(double low, double high) : previous_low_(range_low), previous_high_(range_high) {
+ScopedProgressRange::ScopedProgressRange(double low, double high)
+    : previous_low_(range_low), previous_high_(range_high) {
   const double span = previous_high_ - previous_low_;
   range_low = previous_low_ + low * span;
   range_high = previous_low_ + high * span;

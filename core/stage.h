@@ -39,7 +39,7 @@ struct SampleInfo {
   std::string path;         // absolute
   std::string labels_path;  // absolute, or empty
   Vec3 spacing_um{1, 1, 1};
-  int pressing_axis = 2;    // 0 = x, 1 = y, 2 = z
+  int pressing_axis = 2;  // 0 = x, 1 = y, 2 = z
 };
 
 // One metric a stage emits into metrics.csv: its name (a contract, see README), its unit, and
@@ -68,11 +68,11 @@ struct SampleContext {
   std::filesystem::path out_dir;  // this sample's output folder (exists)
   int threads = 1;
   Progress* progress = nullptr;
-  std::string current_stage;      // set by the runner
+  std::string current_stage;  // set by the runner
 
-  std::vector<MetricRow> rows;    // appended by stages; runner fills MetricRow::stage
+  std::vector<MetricRow> rows;                        // appended by stages; runner fills MetricRow::stage
   nlohmann::json details = nlohmann::json::object();  // this stage's structured results (reset per stage)
-  std::vector<std::filesystem::path> artifacts;        // files written (images, tables, fields)
+  std::vector<std::filesystem::path> artifacts;       // files written (images, tables, fields)
 
   // The running stage's declared metrics (set by run_stage): add() refuses any other name.
   std::optional<std::vector<MetricSpec>> declared_metrics;
@@ -110,7 +110,7 @@ class Stage {
   virtual std::vector<ParamSpec> params() const = 0;
   // The metrics its rows carry (ctx.add refuses others); `voxpress stages --json` lists them.
   virtual std::vector<MetricSpec> metrics() const { return {}; }
-  virtual unsigned needs() const = 0;       // DataFlag bits that must be present
+  virtual unsigned needs() const = 0;  // DataFlag bits that must be present
   virtual unsigned provides() const { return 0; }
   // Peak working memory beyond the sample's own volumes, in bytes per voxel (scheduler budget).
   virtual double bytes_per_voxel() const { return 8.0; }

@@ -34,16 +34,32 @@ std::string to_string(const Dims& d);  // "128x128x64"
 // Element types a volume can hold. Phase labels are u8; particle labels u32.
 enum class DType : std::uint8_t { u8, u16, i16, u32, f32 };
 
-std::string to_string(DType t);             // "uint8", "uint16", "int16", "uint32", "float32"
+std::string to_string(DType t);              // "uint8", "uint16", "int16", "uint32", "float32"
 DType parse_dtype(const std::string& name);  // accepts the names above (and u8/f32/...); throws InputError
 std::size_t dtype_size(DType t);
 
-template <class T> constexpr DType dtype_of();
-template <> constexpr DType dtype_of<std::uint8_t>() { return DType::u8; }
-template <> constexpr DType dtype_of<std::uint16_t>() { return DType::u16; }
-template <> constexpr DType dtype_of<std::int16_t>() { return DType::i16; }
-template <> constexpr DType dtype_of<std::uint32_t>() { return DType::u32; }
-template <> constexpr DType dtype_of<float>() { return DType::f32; }
+template <class T>
+constexpr DType dtype_of();
+template <>
+constexpr DType dtype_of<std::uint8_t>() {
+  return DType::u8;
+}
+template <>
+constexpr DType dtype_of<std::uint16_t>() {
+  return DType::u16;
+}
+template <>
+constexpr DType dtype_of<std::int16_t>() {
+  return DType::i16;
+}
+template <>
+constexpr DType dtype_of<std::uint32_t>() {
+  return DType::u32;
+}
+template <>
+constexpr DType dtype_of<float>() {
+  return DType::f32;
+}
 
 // Where a volume came from: the file path and the SHA-256 of its bytes.
 struct Provenance {
@@ -74,8 +90,7 @@ class Volume {
   using value_type = T;
 
   Volume() = default;
-  explicit Volume(Dims dims, Vec3 spacing_um = {1.0, 1.0, 1.0}, T fill = T{})
-      : spacing_um(spacing_um), dims_(dims) {
+  explicit Volume(Dims dims, Vec3 spacing_um = {1.0, 1.0, 1.0}, T fill = T{}) : spacing_um(spacing_um), dims_(dims) {
     if (dims.x < 0 || dims.y < 0 || dims.z < 0) throw std::invalid_argument("Volume: negative dimension");
     voxels_.assign(static_cast<std::size_t>(dims.count()), fill);
   }
@@ -92,7 +107,10 @@ class Volume {
     return v;
   }
   Volume(const Volume& o)
-      : spacing_um(o.spacing_um), origin_um(o.origin_um), provenance(o.provenance), dims_(o.dims_),
+      : spacing_um(o.spacing_um),
+        origin_um(o.origin_um),
+        provenance(o.provenance),
+        dims_(o.dims_),
         voxels_(o.borrowed_ ? std::vector<T>(o.borrowed_, o.borrowed_ + o.size()) : o.voxels_) {}
   Volume& operator=(const Volume& o) {
     if (this != &o) *this = Volume(o);
@@ -135,8 +153,7 @@ class Volume {
     Volume out = like(v.dims);
     for (index_t i = 0; i < 3; ++i) out.origin_um[i] = origin_um[i] + b.min[i] * spacing_um[i];
     for (index_t z = 0; z < v.dims.z; ++z)
-      for (index_t y = 0; y < v.dims.y; ++y)
-        std::copy_n(&v(0, y, z), v.dims.x, &out(0, y, z));
+      for (index_t y = 0; y < v.dims.y; ++y) std::copy_n(&v(0, y, z), v.dims.x, &out(0, y, z));
     return out;
   }
 
@@ -173,13 +190,14 @@ class Volume {
 // Phase labels (integers) plus the table that names them and gives their roles.
 struct LabelVolume : Volume<std::uint8_t> {
   LabelVolume() = default;
-  LabelVolume(Volume<std::uint8_t> v, PhaseTable table) : Volume<std::uint8_t>(std::move(v)), phases(std::move(table)) {}
+  LabelVolume(Volume<std::uint8_t> v, PhaseTable table)
+      : Volume<std::uint8_t>(std::move(v)), phases(std::move(table)) {}
   PhaseTable phases;
 };
 
 // A volume of any supported element type, as readers return it.
-using AnyVolume = std::variant<Volume<std::uint8_t>, Volume<std::uint16_t>, Volume<std::int16_t>,
-                               Volume<std::uint32_t>, Volume<float>>;
+using AnyVolume = std::variant<Volume<std::uint8_t>, Volume<std::uint16_t>, Volume<std::int16_t>, Volume<std::uint32_t>,
+                               Volume<float>>;
 
 DType dtype_of(const AnyVolume& v);
 const Dims& dims_of(const AnyVolume& v);

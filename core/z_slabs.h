@@ -12,8 +12,8 @@
 namespace vp {
 
 struct ZSlabLayout {
-  Dims global;                       // the whole volume
-  std::vector<index_t> z_begin;      // ranks + 1 entries, z_begin.back() == global.z
+  Dims global;                   // the whole volume
+  std::vector<index_t> z_begin;  // ranks + 1 entries, z_begin.back() == global.z
   int rank = 0;
 
   int ranks() const { return static_cast<int>(z_begin.size()) - 1; }
@@ -25,7 +25,8 @@ struct ZSlabLayout {
 
 // Even cut of `global` into `ranks` slabs. Throws InputError when there are fewer slices than ranks.
 inline ZSlabLayout even_z_slabs(const Dims& global, int ranks, int rank) {
-  if (ranks < 1 || rank < 0 || rank >= ranks) throw InputError("z-slabs: rank " + std::to_string(rank) + " of " + std::to_string(ranks));
+  if (ranks < 1 || rank < 0 || rank >= ranks)
+    throw InputError("z-slabs: rank " + std::to_string(rank) + " of " + std::to_string(ranks));
   if (global.z < ranks)
     throw InputError("the volume has " + std::to_string(global.z) + " z-slices, fewer than the " +
                      std::to_string(ranks) + " MPI ranks: run with at most " + std::to_string(global.z) + " ranks");
@@ -34,7 +35,8 @@ inline ZSlabLayout even_z_slabs(const Dims& global, int ranks, int rank) {
   l.rank = rank;
   l.z_begin.resize(static_cast<std::size_t>(ranks) + 1);
   const index_t base = global.z / ranks, extra = global.z % ranks;
-  for (int r = 0; r < ranks; ++r) l.z_begin[static_cast<std::size_t>(r) + 1] = l.z_begin[static_cast<std::size_t>(r)] + base + (r < extra ? 1 : 0);
+  for (int r = 0; r < ranks; ++r)
+    l.z_begin[static_cast<std::size_t>(r) + 1] = l.z_begin[static_cast<std::size_t>(r)] + base + (r < extra ? 1 : 0);
   return l;
 }
 

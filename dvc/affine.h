@@ -28,9 +28,9 @@ struct AffineWarp {
   Vec3 centre{0, 0, 0};
   Mat3 f = identity3();
   Vec3 t{0, 0, 0};
-  Vec3 apply(const Vec3& X) const;                // X in the reference → x in the deformed scan
-  Vec3 displacement(const Vec3& X) const;         // apply(X) − X
-  AffineWarp recentred(const Vec3& c) const;      // the same map written about another centre
+  Vec3 apply(const Vec3& X) const;            // X in the reference → x in the deformed scan
+  Vec3 displacement(const Vec3& X) const;     // apply(X) − X
+  AffineWarp recentred(const Vec3& c) const;  // the same map written about another centre
 };
 
 }  // namespace vp::dvc

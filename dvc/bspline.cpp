@@ -36,7 +36,8 @@ inline void weights(double t, float w[4]) {
 
 }  // namespace
 
-BSplineVolume::BSplineVolume(const Volume<float>& image) : dims_(image.dims()), coef_(image.data(), image.data() + image.size()) {
+BSplineVolume::BSplineVolume(const Volume<float>& image)
+    : dims_(image.dims()), coef_(image.data(), image.data() + image.size()) {
   const index_t nx = dims_.x, ny = dims_.y, nz = dims_.z;
   float* c = coef_.data();
   tbb::parallel_for(index_t{0}, nz, [&](index_t z) {

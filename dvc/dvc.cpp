@@ -6,9 +6,9 @@
 
 #include <tbb/parallel_for.h>
 
+#include "core/error.h"
 #include "dvc/bspline.h"
 #include "dvc/subset_match.h"
-#include "core/error.h"
 #include "filters/preprocess/psf.h"
 
 namespace vp::dvc {
@@ -87,7 +87,8 @@ double estimate_noise_sigma(const Volume<float>& v) {
   const index_t step = std::max<index_t>(1, static_cast<index_t>(std::cbrt(static_cast<double>(d.count()) / 2e6)));
   for (index_t z = 0; z < d.z; z += step)
     for (index_t y = 0; y < d.y; y += step)
-      for (index_t x = 1; x + 1 < d.x; x += step) second.push_back(std::abs(v(x - 1, y, z) - 2.0 * v(x, y, z) + v(x + 1, y, z)));
+      for (index_t x = 1; x + 1 < d.x; x += step)
+        second.push_back(std::abs(v(x - 1, y, z) - 2.0 * v(x, y, z) + v(x + 1, y, z)));
   return median(second) / (0.6745 * std::sqrt(6.0));
 }
 
@@ -95,7 +96,8 @@ NodeGrid correlate_nodes(const Volume<float>& ref, const Volume<float>& def, con
                          const DvcOptions& o) {
   if (!(ref.dims() == def.dims()))
     throw InputError("dvc: the scans differ in size (" + to_string(ref.dims()) + " and " + to_string(def.dims()) + ")");
-  if (o.node_spacing < 1) throw InputError("dvc: --node-spacing must be ≥ 1 voxel, got " + std::to_string(o.node_spacing));
+  if (o.node_spacing < 1)
+    throw InputError("dvc: --node-spacing must be ≥ 1 voxel, got " + std::to_string(o.node_spacing));
   if (o.subset < 4) throw InputError("dvc: --subset must be ≥ 4 voxels, got " + std::to_string(o.subset));
   const index_t h = o.subset / 2;
   const Dims& d = ref.dims();
@@ -105,8 +107,8 @@ NodeGrid correlate_nodes(const Volume<float>& ref, const Volume<float>& def, con
   for (int a = 0; a < 3; ++a) {
     const index_t span = d[a] - 3 - 2 * h;  // node positions h+1 … d−2−h
     if (span < 0)
-      throw InputError("dvc: a subset of " + std::to_string(o.subset) + " voxels does not fit the scan (" + to_string(d) +
-                       "); give a smaller --subset");
+      throw InputError("dvc: a subset of " + std::to_string(o.subset) + " voxels does not fit the scan (" +
+                       to_string(d) + "); give a smaller --subset");
     n[a] = span / o.node_spacing + 1;
     grid.first[a] = h + 1 + (span % o.node_spacing) / 2;
   }

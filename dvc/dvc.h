@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
+#include "core/volume.h"
 #include "dvc/affine.h"
 #include "dvc/registration.h"
-#include "core/volume.h"
 
 namespace vp::dvc {
 
@@ -18,14 +18,14 @@ enum class NodeQuality { ok, low_texture, outside, not_converged, high_residual 
 std::string to_string(NodeQuality q);  // "ok", "low_texture", "outside", "not_converged", "high_residual"
 
 struct DvcOptions {
-  index_t node_spacing = 8;   // voxels between nodes
-  index_t subset = 16;        // subset edge in voxels: a cube of (subset+1)³ points about the node
-  double min_texture = 1.25;  // subset grey std / noise σ below this (pure noise: 1): low_texture
-  double presmooth_sigma = 1.0;  // Gaussian σ (voxels) applied to both scans before matching: noise
-                                 // gradients otherwise dominate the IC-GN Hessian at SNR ≤ 8
+  index_t node_spacing = 8;         // voxels between nodes
+  index_t subset = 16;              // subset edge in voxels: a cube of (subset+1)³ points about the node
+  double min_texture = 1.25;        // subset grey std / noise σ below this (pure noise: 1): low_texture
+  double presmooth_sigma = 1.0;     // Gaussian σ (voxels) applied to both scans before matching: noise
+                                    // gradients otherwise dominate the IC-GN Hessian at SNR ≤ 8
   double max_residual_ratio = 4.0;  // ZNSSD above this × the median of converged nodes: high_residual
   int max_iterations = 40;
-  double tolerance = 1e-3;    // voxels: |Δt| + extent·|ΔF| of the last update
+  double tolerance = 1e-3;  // voxels: |Δt| + extent·|ΔF| of the last update
 };
 
 struct Node {
@@ -40,12 +40,14 @@ struct Node {
 };
 
 struct NodeGrid {
-  Dims dims;                          // nodes per axis
-  std::array<index_t, 3> first{};     // position of node (0, 0, 0)
+  Dims dims;                       // nodes per axis
+  std::array<index_t, 3> first{};  // position of node (0, 0, 0)
   index_t spacing = 8;
-  double noise_sigma = 0;             // the reference's noise σ estimate (grey units)
-  std::vector<Node> nodes;            // x fastest
-  const Node& at(index_t i, index_t j, index_t k) const { return nodes[static_cast<std::size_t>(i + dims.x * (j + dims.y * k))]; }
+  double noise_sigma = 0;   // the reference's noise σ estimate (grey units)
+  std::vector<Node> nodes;  // x fastest
+  const Node& at(index_t i, index_t j, index_t k) const {
+    return nodes[static_cast<std::size_t>(i + dims.x * (j + dims.y * k))];
+  }
   index_t valid_count() const;
 };
 

@@ -7,9 +7,9 @@
 
 #include <tbb/parallel_for.h>
 
+#include "core/error.h"
 #include "dvc/bspline.h"
 #include "dvc/subset_match.h"
-#include "core/error.h"
 #include "filters/preprocess/psf.h"
 
 namespace vp::dvc {

@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "dvc/affine.h"
 #include "core/volume.h"
+#include "dvc/affine.h"
 
 namespace vp::dvc {
 
@@ -26,13 +26,13 @@ struct ParticleOptions {
 struct ParticleMotion {
   std::uint32_t id = 0;
   index_t voxels = 0;
-  Vec3 centroid_vox{0, 0, 0};       // in the reference
-  Vec3 displacement_vox{0, 0, 0};   // of the centroid
-  Vec3 rotation_deg{0, 0, 0};       // rotation vector (axis × angle)
-  double rotation_angle_deg = 0;    // its length
-  double residual = 0;              // ZNSSD
+  Vec3 centroid_vox{0, 0, 0};      // in the reference
+  Vec3 displacement_vox{0, 0, 0};  // of the centroid
+  Vec3 rotation_deg{0, 0, 0};      // rotation vector (axis × angle)
+  double rotation_angle_deg = 0;   // its length
+  double residual = 0;             // ZNSSD
   bool residual_jump = false;
-  std::string status = "ok";        // ok | outside | not_converged | too_small
+  std::string status = "ok";  // ok | outside | not_converged | too_small
   bool tracked() const { return status == "ok"; }
 };
 

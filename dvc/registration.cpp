@@ -5,9 +5,9 @@
 #include <numbers>
 #include <vector>
 
+#include "core/error.h"
 #include "dvc/bspline.h"
 #include "dvc/subset_match.h"
-#include "core/error.h"
 
 namespace vp::dvc {
 
@@ -93,7 +93,8 @@ Vec3 phase_correlation(const Volume<float>& ref, const Volume<float>& def) {
     return den < 0 ? std::clamp(0.5 * (m - p) / den, -0.5, 0.5) : 0.0;
   };
   const double c0 = at(bx, by, bz);
-  Vec3 t{bx + parabola(at(bx - 1, by, bz), c0, at(bx + 1, by, bz)), by + parabola(at(bx, by - 1, bz), c0, at(bx, by + 1, bz)),
+  Vec3 t{bx + parabola(at(bx - 1, by, bz), c0, at(bx + 1, by, bz)),
+         by + parabola(at(bx, by - 1, bz), c0, at(bx, by + 1, bz)),
          bz + parabola(at(bx, by, bz - 1), c0, at(bx, by, bz + 1))};
   const index_t p[3] = {px, py, pz};
   for (int a = 0; a < 3; ++a)

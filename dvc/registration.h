@@ -4,8 +4,8 @@
 // on ≤ 64³ binned volumes, where a plain 3-D transform costs milliseconds.
 #pragma once
 
-#include "dvc/affine.h"
 #include "core/volume.h"
+#include "dvc/affine.h"
 
 namespace vp::dvc {
 
@@ -18,15 +18,15 @@ Vec3 phase_correlation(const Volume<float>& ref, const Volume<float>& def);
 Volume<float> bin_volume(const Volume<float>& v, int b);
 
 struct RegistrationOptions {
-  bool affine = false;        // false: rigid (rotation + translation)
-  int coarsest_size = 48;     // the pyramid's top level is binned until its smallest dim ≤ 2× this
+  bool affine = false;           // false: rigid (rotation + translation)
+  int coarsest_size = 48;        // the pyramid's top level is binned until its smallest dim ≤ 2× this
   index_t max_points = 1 << 20;  // points per level (sub-sampled on a regular lattice)
 };
 
 struct Registration {
-  AffineWarp warp;            // about the reference's centre, voxels of the reference
+  AffineWarp warp;  // about the reference's centre, voxels of the reference
   Vec3 phase_correlation_vox{0, 0, 0};
-  double residual = 0;        // ZNSSD at the finest level
+  double residual = 0;  // ZNSSD at the finest level
   int levels = 0;
   bool converged = false;
 };

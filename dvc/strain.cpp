@@ -41,7 +41,8 @@ GlobalStrain fit_affine_strain(const NodeGrid& grid, const Vec3& s) {
         mean_u[a] += n.displacement[a] * s[a];
       }
     }
-  if (out.nodes < 4) throw ComputeError("dvc: only " + std::to_string(out.nodes) + " valid nodes; the affine strain fit needs 4");
+  if (out.nodes < 4)
+    throw ComputeError("dvc: only " + std::to_string(out.nodes) + " valid nodes; the affine strain fit needs 4");
   for (int a = 0; a < 3; ++a) {
     mean_x[a] /= static_cast<double>(out.nodes);
     mean_u[a] /= static_cast<double>(out.nodes);

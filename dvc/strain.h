@@ -20,8 +20,8 @@ StrainTensor small_strain(const Mat3& grad);
 
 struct GlobalStrain {
   StrainTensor strain;
-  Mat3 gradient{};      // ∇u of the fit, µm/µm
-  index_t nodes = 0;    // valid nodes used
+  Mat3 gradient{};    // ∇u of the fit, µm/µm
+  index_t nodes = 0;  // valid nodes used
 };
 // Throws ComputeError when fewer than 4 valid, non-coplanar nodes remain.
 GlobalStrain fit_affine_strain(const NodeGrid& grid, const Vec3& spacing_um);

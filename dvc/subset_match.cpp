@@ -79,8 +79,8 @@ SubsetTemplate make_template(const Volume<float>& ref, const BSplineVolume& ref_
   return t;
 }
 
-SubsetTemplate cube_template(const Volume<float>& ref, const BSplineVolume& ref_spline, const std::array<index_t, 3>& node,
-                             index_t h) {
+SubsetTemplate cube_template(const Volume<float>& ref, const BSplineVolume& ref_spline,
+                             const std::array<index_t, 3>& node, index_t h) {
   const Dims& d = ref.dims();
   for (int a = 0; a < 3; ++a)
     if (node[a] - h < 1 || node[a] + h > d[a] - 2) return {};
@@ -90,7 +90,8 @@ SubsetTemplate cube_template(const Volume<float>& ref, const BSplineVolume& ref_
     for (index_t j = -h; j <= h; ++j)
       for (index_t i = -h; i <= h; ++i) points.push_back({node[0] + i, node[1] + j, node[2] + k});
   return make_template(ref, ref_spline,
-                       {static_cast<double>(node[0]), static_cast<double>(node[1]), static_cast<double>(node[2])}, points);
+                       {static_cast<double>(node[0]), static_cast<double>(node[1]), static_cast<double>(node[2])},
+                       points);
 }
 
 MatchResult match_subset(const SubsetTemplate& tpl, const BSplineVolume& def, const AffineWarp& start,

@@ -12,9 +12,9 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/volume.h"
 #include "dvc/affine.h"
 #include "dvc/bspline.h"
-#include "core/volume.h"
 
 namespace vp::dvc {
 
@@ -35,22 +35,22 @@ SubsetTemplate make_template(const Volume<float>& ref, const BSplineVolume& ref_
                              const std::vector<std::array<index_t, 3>>& points);
 // The cube of half-width h voxels about an integer node (2h+1 points per axis), or an empty
 // template when it does not fit in the volume.
-SubsetTemplate cube_template(const Volume<float>& ref, const BSplineVolume& ref_spline, const std::array<index_t, 3>& node,
-                             index_t h);
+SubsetTemplate cube_template(const Volume<float>& ref, const BSplineVolume& ref_spline,
+                             const std::array<index_t, 3>& node, index_t h);
 
 enum class MatchStatus { converged, not_converged, outside, singular };
 
 struct MatchOptions {
   int max_iterations = 40;
-  double tolerance = 1e-4;     // stop when |Δt| + extent·|ΔF| (voxels) falls below this
-  bool rigid = false;          // project F onto its rotation after every update
+  double tolerance = 1e-4;  // stop when |Δt| + extent·|ΔF| (voxels) falls below this
+  bool rigid = false;       // project F onto its rotation after every update
   bool translation_only = false;
   bool allow_partial = false;  // drop points that leave the deformed scan (registration) instead of failing
 };
 
 struct MatchResult {
   AffineWarp warp;
-  double residual = 0;   // ZNSSD = Σ((f−f̄)/‖f‖ − (g−ḡ)/‖g‖)², 0 (identical) … 4; = 2(1 − ZNCC)
+  double residual = 0;  // ZNSSD = Σ((f−f̄)/‖f‖ − (g−ḡ)/‖g‖)², 0 (identical) … 4; = 2(1 − ZNCC)
   int iterations = 0;
   MatchStatus status = MatchStatus::not_converged;
 };

@@ -26,8 +26,8 @@ inline const std::filesystem::path& scratch_dir() {
 
 inline std::string write_input(const std::string& name, const std::uint8_t* data, std::size_t size) {
   const std::string path = (scratch_dir() / name).string();
-  std::ofstream(path, std::ios::binary | std::ios::trunc).write(reinterpret_cast<const char*>(data),
-                                                                 static_cast<std::streamsize>(size));
+  std::ofstream(path, std::ios::binary | std::ios::trunc)
+      .write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(size));
   return path;
 }
 

@@ -18,7 +18,8 @@ ReadOptions raw_options(const std::uint8_t* data, std::size_t size, std::size_t&
   o.dims = vp::Dims{u16(0), u16(2), u16(4)};
   o.dtype = static_cast<vp::DType>(h[6] % 5);
   o.big_endian = h[7] & 1;
-  o.header_bytes = h[8] | (h[9] << 8) | (static_cast<std::uint64_t>(h[10]) << 16) | (static_cast<std::uint64_t>(h[11]) << 24);
+  o.header_bytes =
+      h[8] | (h[9] << 8) | (static_cast<std::uint64_t>(h[10]) << 16) | (static_cast<std::uint64_t>(h[11]) << 24);
   o.format = "raw";
   return o;
 }

@@ -106,24 +106,25 @@ int main(int argc, char** argv) {
     put(out / "mha", "labels" + c + ".mha", std::string(1, '\0') + written(labels, tmp, ".mha", z));
     put(out / "mha", "grey" + c + ".mha", std::string(1, '\0') + written(grey, tmp, ".mha", z));
   }
-  put(out / "mha", "ramp.mhd", std::string(1, '\1') +
-                                   "ObjectType = Image\nNDims = 3\nDimSize = 16 16 8\nElementSpacing = 1 1 2\n"
-                                   "ElementType = MET_USHORT\nElementDataFile = data.raw\n");
-  put(out / "nrrd", "text.nrrd", "NRRD0004\ntype: uint8\ndimension: 3\nsizes: 2 2 2\nencoding: text\n\n1 2 3 4 5 6 7 8\n");
+  put(out / "mha", "ramp.mhd",
+      std::string(1, '\1') +
+          "ObjectType = Image\nNDims = 3\nDimSize = 16 16 8\nElementSpacing = 1 1 2\n"
+          "ElementType = MET_USHORT\nElementDataFile = data.raw\n");
+  put(out / "nrrd", "text.nrrd",
+      "NRRD0004\ntype: uint8\ndimension: 3\nsizes: 2 2 2\nencoding: text\n\n1 2 3 4 5 6 7 8\n");
   put(out / "nifti", "labels.nii", std::string(1, '\0') + written(labels, tmp, ".nii", false));
   put(out / "nifti", "grey.nii.gz", std::string(1, '\1') + written(grey, tmp, ".nii.gz", true));
   put(out / "npy", "labels.npy", written(labels, tmp, ".npy", false));
   put(out / "npy", "grey.npy", written(grey, tmp, ".npy", false));
-  put(out / "npy", "fortran.npy",
-      [] {
-        std::string d = "{'descr': '<i2', 'fortran_order': True, 'shape': (2, 3, 2), }";
-        d.append(117 - d.size(), ' ');
-        d.push_back('\n');
-        std::string s("\x93NUMPY\x01\x00", 8);
-        s.push_back(static_cast<char>(d.size()));
-        s.push_back('\0');
-        return s + d + std::string(24, '\x05');
-      }());
+  put(out / "npy", "fortran.npy", [] {
+    std::string d = "{'descr': '<i2', 'fortran_order': True, 'shape': (2, 3, 2), }";
+    d.append(117 - d.size(), ' ');
+    d.push_back('\n');
+    std::string s("\x93NUMPY\x01\x00", 8);
+    s.push_back(static_cast<char>(d.size()));
+    s.push_back('\0');
+    return s + d + std::string(24, '\x05');
+  }());
   // raw: 12 bytes of options (dims, dtype, byte order, header size), then the file.
   {
     std::string opts(12, '\0');

@@ -18,8 +18,7 @@ namespace {
 constexpr std::uint32_t kNone = 0xFFFFFFFFu;
 
 void check_connectivity(int c) {
-  if (c != 6 && c != 18 && c != 26)
-    throw InputError("connectivity " + std::to_string(c) + ": expected 6, 18 or 26");
+  if (c != 6 && c != 18 && c != 26) throw InputError("connectivity " + std::to_string(c) + ": expected 6, 18 or 26");
 }
 
 // Neighbours already visited in raster order (z, then y, then x), within the connectivity.
@@ -77,7 +76,8 @@ const std::vector<Offset>& neighbour_offsets(int connectivity) {
 Clusters label_clusters(const Volume<std::uint8_t>& mask, int connectivity) {
   check_connectivity(connectivity);
   const Dims d = mask.dims();
-  if (d.count() >= static_cast<index_t>(kNone)) throw InputError("volume " + to_string(d) + " too large for 32-bit cluster ids");
+  if (d.count() >= static_cast<index_t>(kNone))
+    throw InputError("volume " + to_string(d) + " too large for 32-bit cluster ids");
   Clusters out;
   out.ids = mask.like<std::uint32_t>(d, 0);
   out.voxels.assign(1, 0);
@@ -151,7 +151,8 @@ std::int64_t euler_centres(const Volume<std::uint8_t>& mask, index_t z_begin, in
           if (!in(x, y, z)) continue;
           // Cells whose lowest corner is this voxel.
           int px = in(x + 1, y, z), py = in(x, y + 1, z), pz = in(x, y, z + 1);
-          int pxy = in(x + 1, y + 1, z), pxz = in(x + 1, y, z + 1), pyz = in(x, y + 1, z + 1), pxyz = in(x + 1, y + 1, z + 1);
+          int pxy = in(x + 1, y + 1, z), pxz = in(x + 1, y, z + 1), pyz = in(x, y + 1, z + 1),
+              pxyz = in(x + 1, y + 1, z + 1);
           std::int64_t edges = px + py + pz;
           std::int64_t faces = (px & py & pxy) + (px & pz & pxz) + (py & pz & pyz);
           std::int64_t cubes = px & py & pz & pxy & pxz & pyz & pxyz;

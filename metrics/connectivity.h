@@ -25,9 +25,9 @@
 namespace vp {
 
 struct Clusters {
-  Volume<std::uint32_t> ids;          // 0 outside the mask, 1..count in raster order of first voxel
+  Volume<std::uint32_t> ids;  // 0 outside the mask, 1..count in raster order of first voxel
   std::uint32_t count = 0;
-  std::vector<std::int64_t> voxels;   // voxels[id] (index 0 unused)
+  std::vector<std::int64_t> voxels;  // voxels[id] (index 0 unused)
 };
 
 // mask: nonzero = in the phase. connectivity 6, 18 or 26 (InputError otherwise).
@@ -52,10 +52,10 @@ std::int64_t euler_characteristic_planes(const Volume<std::uint8_t>& mask, int c
                                          index_t z_end, bool top);
 
 struct Topology {
-  std::int64_t components = 0;  // β0
-  std::int64_t cavities = 0;    // β2
-  std::int64_t euler = 0;       // χ
-  std::int64_t tunnels = 0;     // β1 = β0 + β2 − χ
+  std::int64_t components = 0;              // β0
+  std::int64_t cavities = 0;                // β2
+  std::int64_t euler = 0;                   // χ
+  std::int64_t tunnels = 0;                 // β1 = β0 + β2 − χ
   double connectivity_density_per_um3 = 0;  // β1 / image volume
 };
 Topology topology(const Volume<std::uint8_t>& mask, int connectivity = 6);

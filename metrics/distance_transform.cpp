@@ -43,7 +43,8 @@ struct BoundaryCost {
     // [lo, hi) where q is better. Start from where the centre-cost parabolas (shifted by the
     // half voxel) cross, which is within a voxel or two of it, and walk to it.
     auto better = [&](index_t p) { return fq + (*this)(p - q) < fs + (*this)(p - s); };
-    const double x = (fq - fs + h2 * static_cast<double>(q * q - s * s + (q - s))) / (2.0 * h2 * static_cast<double>(q - s));
+    const double x =
+        (fq - fs + h2 * static_cast<double>(q * q - s * s + (q - s))) / (2.0 * h2 * static_cast<double>(q - s));
     index_t p = lo;
     if (x >= static_cast<double>(hi)) p = hi;
     else if (x > static_cast<double>(lo)) p = static_cast<index_t>(x);
@@ -111,7 +112,8 @@ void lower_envelope(const double* f, index_t n, bool outside_bg, const Cost& g, 
 // within sqrt(f[p]/h²) + 1 voxels of p (both costs). The sums are the envelope's very sums
 // (f[q] + g(p - q) in double, from the table cost[|p - q|]), so the result is bit-identical.
 // Returns false, doing nothing, when some value is too large (or infinite) for this to pay.
-bool near_minimum(const double* f, index_t n, bool outside_bg, const std::vector<double>& cost, double h2, double* out) {
+bool near_minimum(const double* f, index_t n, bool outside_bg, const std::vector<double>& cost, double h2,
+                  double* out) {
   constexpr index_t kMaxReach = 24;
   if (!(h2 > 0)) return false;
   double f_max = 0;
@@ -125,10 +127,12 @@ bool near_minimum(const double* f, index_t n, bool outside_bg, const std::vector
     }
     const index_t reach = static_cast<index_t>(std::sqrt(f[p] / h2)) + 2;
     double best = f[p] + cost[0];
-    for (index_t q = std::max<index_t>(0, p - reach); q < p; ++q) best = std::min(best, f[q] + cost[static_cast<std::size_t>(p - q)]);
+    for (index_t q = std::max<index_t>(0, p - reach); q < p; ++q)
+      best = std::min(best, f[q] + cost[static_cast<std::size_t>(p - q)]);
     for (index_t q = p + 1, end = std::min<index_t>(n, p + reach + 1); q < end; ++q)
       best = std::min(best, f[q] + cost[static_cast<std::size_t>(q - p)]);
-    if (outside_bg) best = std::min({best, 0.0 + cost[static_cast<std::size_t>(p + 1)], 0.0 + cost[static_cast<std::size_t>(n - p)]});
+    if (outside_bg)
+      best = std::min({best, 0.0 + cost[static_cast<std::size_t>(p + 1)], 0.0 + cost[static_cast<std::size_t>(n - p)]});
     out[p] = best;
   }
   return true;
@@ -187,7 +191,8 @@ void pass(Volume<float>& d, int axis, bool outside_bg, const Cost& g) {
       for (index_t i = 0; i < n; ++i)
         for (index_t b = 0; b < width; ++b) in[b * n + i] = base[i * stride + b];
       for (index_t b = 0; b < width; ++b) {
-        if (!near_minimum(&in[b * n], n, outside_bg, cost, g.h2, out.data())) lower_envelope(&in[b * n], n, outside_bg, g, out.data(), s);
+        if (!near_minimum(&in[b * n], n, outside_bg, cost, g.h2, out.data()))
+          lower_envelope(&in[b * n], n, outside_bg, g, out.data(), s);
         for (index_t i = 0; i < n; ++i) base[i * stride + b] = static_cast<float>(out[i]);
       }
     }
@@ -200,8 +205,7 @@ Volume<float> separable_transform(const Volume<std::uint8_t>& fg, const Distance
   const std::uint8_t* m = fg.data();
   float* out = d.data();
   tbb::parallel_for(tbb::blocked_range<index_t>(0, fg.size()), [&](const tbb::blocked_range<index_t>& r) {
-    for (index_t i = r.begin(); i != r.end(); ++i)
-      out[i] = m[i] ? std::numeric_limits<float>::infinity() : 0.0f;
+    for (index_t i = r.begin(); i != r.end(); ++i) out[i] = m[i] ? std::numeric_limits<float>::infinity() : 0.0f;
   });
   if (fg.empty()) return d;
   for (int axis = 0; axis < 3; ++axis) {

@@ -19,9 +19,7 @@ namespace {
 using u32 = std::uint32_t;
 
 // Offsets to voxels visited earlier in raster order (x fastest), so one pass sees every pair once.
-bool is_backward(const Offset& o) {
-  return o[2] < 0 || (o[2] == 0 && (o[1] < 0 || (o[1] == 0 && o[0] < 0)));
-}
+bool is_backward(const Offset& o) { return o[2] < 0 || (o[2] == 0 && (o[1] < 0 || (o[1] == 0 && o[0] < 0))); }
 
 // Union-find with path halving; the smaller index becomes the root.
 u32 find_root(std::vector<u32>& parent, u32 i) {
@@ -36,10 +34,8 @@ void unite(std::vector<u32>& parent, u32 a, u32 b) {
   a = find_root(parent, a);
   b = find_root(parent, b);
   if (a == b) return;
-  if (a < b)
-    parent[b] = a;
-  else
-    parent[a] = b;
+  if (a < b) parent[b] = a;
+  else parent[a] = b;
 }
 
 // Read-only root lookup, safe to run concurrently once no thread writes.
@@ -52,8 +48,7 @@ void check_options(const Volume<std::uint8_t>& mask, const FaceConnectivityOptio
   if (o.axis < 0 || o.axis > 2)
     throw InputError("face connectivity: axis " + std::to_string(o.axis) + " is not 0 (x), 1 (y) or 2 (z)");
   if (o.connectivity != 6 && o.connectivity != 18 && o.connectivity != 26)
-    throw InputError("face connectivity: connectivity " + std::to_string(o.connectivity) +
-                     " is not 6, 18 or 26");
+    throw InputError("face connectivity: connectivity " + std::to_string(o.connectivity) + " is not 6, 18 or 26");
   if (mask.dims().empty()) throw InputError("face connectivity: empty volume " + to_string(mask.dims()));
   if (static_cast<std::uint64_t>(mask.size()) >= std::numeric_limits<u32>::max())
     throw InputError("face connectivity: volume " + to_string(mask.dims()) +

@@ -23,8 +23,8 @@ enum FaceReachBit : std::uint8_t {
 };
 
 struct FaceConnectivityOptions {
-  int axis = 2;                  // 0 = x, 1 = y, 2 = z
-  int connectivity = 6;          // 6 (faces), 18 (+ edges) or 26 (+ corners)
+  int axis = 2;          // 0 = x, 1 = y, 2 = z
+  int connectivity = 6;  // 6 (faces), 18 (+ edges) or 26 (+ corners)
   // Sides that wrap around (periodic boundary), per axis. The entry of `axis` itself is
   // ignored: its two faces are the inlet and outlet, never joined.
   std::array<bool, 3> periodic{false, false, false};

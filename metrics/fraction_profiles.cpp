@@ -25,7 +25,8 @@ std::vector<FractionProfile> fraction_profiles(const LabelVolume& labels) {
   for (int a = 0; a < 3; ++a) counts[a].assign(static_cast<std::size_t>(d[a]) * np, 0);
   using Pair = std::pair<std::vector<index_t>, std::vector<index_t>>;
   tbb::combinable<Pair> xy([&] {
-    return Pair(std::vector<index_t>(static_cast<std::size_t>(d.x) * np, 0), std::vector<index_t>(static_cast<std::size_t>(d.y) * np, 0));
+    return Pair(std::vector<index_t>(static_cast<std::size_t>(d.x) * np, 0),
+                std::vector<index_t>(static_cast<std::size_t>(d.y) * np, 0));
   });
   tbb::parallel_for(tbb::blocked_range<index_t>(0, d.z), [&](const tbb::blocked_range<index_t>& r) {
     Pair& local = xy.local();

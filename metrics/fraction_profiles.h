@@ -12,8 +12,8 @@ struct FractionProfile {
   std::string phase;
   int label = 0;
   int axis = 2;
-  std::vector<double> fraction;  // per slice along the axis: phase voxels / slice voxels
-  std::vector<double> position_um;  // slice centre along the axis: origin + i·h (µm)
+  std::vector<double> fraction;      // per slice along the axis: phase voxels / slice voxels
+  std::vector<double> position_um;   // slice centre along the axis: origin + i·h (µm)
   double min = 0, max = 0, std = 0;  // over the slices (std: population)
 };
 

@@ -40,7 +40,8 @@ void check(int axis, int connectivity) {
 
 }  // namespace
 
-Volume<float> geodesic_distance_from_plane(const Volume<std::uint8_t>& mask, int axis, index_t index, int connectivity) {
+Volume<float> geodesic_distance_from_plane(const Volume<std::uint8_t>& mask, int axis, index_t index,
+                                           int connectivity) {
   check(axis, connectivity);
   constexpr float kInf = std::numeric_limits<float>::infinity();
   const Dims d = mask.dims();
@@ -88,8 +89,7 @@ GeometricTortuosity geometric_tortuosity(const Volume<std::uint8_t>& mask, const
   if (o.map)
     tbb::parallel_invoke([&] { d_in = geodesic_distance_from_plane(mask, o.axis, 0, o.connectivity); },
                          [&] { d_out = geodesic_distance_from_plane(mask, o.axis, n - 1, o.connectivity); });
-  else
-    d_in = geodesic_distance_from_plane(mask, o.axis, 0, o.connectivity);
+  else d_in = geodesic_distance_from_plane(mask, o.axis, 0, o.connectivity);
   std::vector<double> ratios;
   for (index_t z = 0; z < d.z; ++z)
     for (index_t y = 0; y < d.y; ++y)
@@ -100,7 +100,8 @@ GeometricTortuosity geometric_tortuosity(const Volume<std::uint8_t>& mask, const
         float di = d_in(x, y, z);
         if (std::isinf(di)) continue;
         ++t.outlet_reached;
-        ratios.push_back(t.straight_length_um > 0 ? di / t.straight_length_um : std::numeric_limits<double>::quiet_NaN());
+        ratios.push_back(t.straight_length_um > 0 ? di / t.straight_length_um
+                                                  : std::numeric_limits<double>::quiet_NaN());
       }
   t.ratios = summarize(ratios);
   t.mean = t.ratios.count > 0 ? t.ratios.mean : std::numeric_limits<double>::quiet_NaN();

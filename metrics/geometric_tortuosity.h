@@ -28,19 +28,21 @@ struct GeometricTortuosityOptions {
 
 struct GeometricTortuosity {
   int axis = 2;
-  double straight_length_um = 0;      // L
-  std::int64_t outlet_voxels = 0;     // phase voxels on the outlet plane
-  std::int64_t outlet_reached = 0;    // of those, reached from the inlet
-  double mean = 0;                    // mean ratio over reached outlet voxels; NaN when none
-  Distribution ratios;                // their distribution
-  std::optional<Volume<float>> map;   // (d_in + d_out) / L on voxels on an inlet–outlet path, else 0
+  double straight_length_um = 0;     // L
+  std::int64_t outlet_voxels = 0;    // phase voxels on the outlet plane
+  std::int64_t outlet_reached = 0;   // of those, reached from the inlet
+  double mean = 0;                   // mean ratio over reached outlet voxels; NaN when none
+  Distribution ratios;               // their distribution
+  std::optional<Volume<float>> map;  // (d_in + d_out) / L on voxels on an inlet–outlet path, else 0
 };
 
 // mask: nonzero = in the phase. InputError on a bad axis/connectivity.
-GeometricTortuosity geometric_tortuosity(const Volume<std::uint8_t>& mask, const GeometricTortuosityOptions& options = {});
+GeometricTortuosity geometric_tortuosity(const Volume<std::uint8_t>& mask,
+                                         const GeometricTortuosityOptions& options = {});
 
 // Geodesic distance (µm) inside the mask from the voxels of the plane `index` along `axis`;
 // +inf where unreachable or outside the mask.
-Volume<float> geodesic_distance_from_plane(const Volume<std::uint8_t>& mask, int axis, index_t index, int connectivity = 26);
+Volume<float> geodesic_distance_from_plane(const Volume<std::uint8_t>& mask, int axis, index_t index,
+                                           int connectivity = 26);
 
 }  // namespace vp

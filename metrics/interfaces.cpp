@@ -16,9 +16,19 @@
 namespace vp {
 namespace {
 
-constexpr std::array<std::array<int, 3>, 13> kSteps{{{1, 0, 0},  {0, 1, 0},  {0, 0, 1},  {1, 1, 0}, {1, -1, 0},
-                                                     {1, 0, 1},  {1, 0, -1}, {0, 1, 1},  {0, 1, -1}, {1, 1, 1},
-                                                     {1, 1, -1}, {1, -1, 1}, {-1, 1, 1}}};
+constexpr std::array<std::array<int, 3>, 13> kSteps{{{1, 0, 0},
+                                                     {0, 1, 0},
+                                                     {0, 0, 1},
+                                                     {1, 1, 0},
+                                                     {1, -1, 0},
+                                                     {1, 0, 1},
+                                                     {1, 0, -1},
+                                                     {0, 1, 1},
+                                                     {0, 1, -1},
+                                                     {1, 1, 1},
+                                                     {1, 1, -1},
+                                                     {1, -1, 1},
+                                                     {-1, 1, 1}}};
 
 double step_length(const std::array<int, 3>& s, const Vec3& h) {
   return std::sqrt(std::pow(s[0] * h[0], 2) + std::pow(s[1] * h[1], 2) + std::pow(s[2] * h[2], 2));
@@ -132,7 +142,8 @@ CroftonCrossings crofton_crossings(const Volume<std::uint8_t>& labels, const std
   // Labels numbered 0..n-1, so the per-thread pair counters stay small.
   std::array<std::uint16_t, 256> slot{};
   for (std::size_t i = 0; i < out.labels.size(); ++i) {
-    if (out.labels[i] < 0 || out.labels[i] > 255) throw InputError("crofton crossings: label " + std::to_string(out.labels[i]) + " is not 0..255");
+    if (out.labels[i] < 0 || out.labels[i] > 255)
+      throw InputError("crofton crossings: label " + std::to_string(out.labels[i]) + " is not 0..255");
     slot[static_cast<std::size_t>(out.labels[i])] = static_cast<std::uint16_t>(i);
   }
   const std::size_t n = out.labels.size();
@@ -302,7 +313,9 @@ std::vector<ParticleContact> particle_contact_areas(const LabelVolume& labels, c
     const auto& s = dirs.step[k];
     const index_t n_pairs = step_pairs(d, s);
     if (n_pairs <= 0) continue;
-    tbb::combinable<Counts> counts([n_ids] { return Counts{std::vector<std::int64_t>(n_ids, 0), std::vector<std::int64_t>(n_ids, 0)}; });
+    tbb::combinable<Counts> counts([n_ids] {
+      return Counts{std::vector<std::int64_t>(n_ids, 0), std::vector<std::int64_t>(n_ids, 0)};
+    });
     auto one_side = [&](Counts& c, index_t from, index_t to) {
       if (!active[l[from]] || active[l[to]] || pid[from] == 0) return;
       ++c.surface[pid[from]];

@@ -41,8 +41,8 @@ struct PairArea {
 };
 
 struct InterfaceAreas {
-  double volume_um3 = 0;          // whole image
-  std::vector<PairArea> pairs;    // every label pair that touches, sorted by (label_a, label_b)
+  double volume_um3 = 0;        // whole image
+  std::vector<PairArea> pairs;  // every label pair that touches, sorted by (label_a, label_b)
   // Area between labels a and b (either order), 0 when they do not touch.
   double area(int a, int b) const;
   double facecount(int a, int b) const;
@@ -85,7 +85,7 @@ struct ParticleContact {
   std::uint32_t id = 0;
   double surface_um2 = 0;
   double se_contact_um2 = 0;
-  double fraction = 0;        // NaN when surface is 0
+  double fraction = 0;  // NaN when surface is 0
   bool touches_border = false;
 };
 std::vector<ParticleContact> particle_contact_areas(const LabelVolume& labels, const Volume<std::uint32_t>& particles);
@@ -97,7 +97,7 @@ struct TriplePhaseBoundary {
   double density_um_per_um3 = 0;  // length / image volume (µm⁻²)
   std::int64_t edges = 0;         // triple edges
   std::int64_t interior_edges = 0;
-  double edge_fraction = 0;       // edges / interior_edges (TauFactor's normalisation)
+  double edge_fraction = 0;  // edges / interior_edges (TauFactor's normalisation)
 };
 TriplePhaseBoundary triple_phase_boundary(const Volume<std::uint8_t>& labels, int label_a, int label_b, int label_c);
 // Triple edges along x, y, z whose base voxel (lowest corner) lies in planes [z_begin, z_end) and

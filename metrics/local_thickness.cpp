@@ -59,8 +59,8 @@ FarthestPainted farthest_painted(double r2, const Vec3& h) {
 }
 
 // The 26 neighbours (index (dx+1) + 3(dy+1) + 9(dz+1)), faces first: the likeliest to cover.
-constexpr int kFacesFirst[26] = {4,  10, 12, 14, 16, 22, 1,  3,  5,  7,  9,  11, 15,
-                                 17, 19, 21, 23, 25, 0,  2,  6,  8,  18, 20, 24, 26};
+constexpr int kFacesFirst[26] = {4,  10, 12, 14, 16, 22, 1, 3, 5, 7,  9,  11, 15,
+                                 17, 19, 21, 23, 25, 0,  2, 6, 8, 18, 20, 24, 26};
 
 // Centres whose ball paints something no 26-neighbour's ball paints, per centre plane z, largest
 // first. A neighbour n at offset o covers the ball at c when r2(n) exceeds the farthest painted
@@ -130,7 +130,8 @@ std::vector<std::vector<Ball>> maximal_balls(const Volume<float>& r2, const Volu
             }
           }
           if (!redundant)
-            out.push_back({static_cast<std::uint16_t>(x), static_cast<std::uint16_t>(y), static_cast<std::uint16_t>(z), rc2});
+            out.push_back(
+                {static_cast<std::uint16_t>(x), static_cast<std::uint16_t>(y), static_cast<std::uint16_t>(z), rc2});
         }
       }
       // Largest first, so that a plane's balls reaching a distance are a prefix.
@@ -160,7 +161,9 @@ class Unpainted {
     }
     return x;
   }
-  void paint(index_t row, index_t x) { next_[static_cast<std::size_t>(row * w_ + x)] = static_cast<std::int32_t>(x + 1); }
+  void paint(index_t row, index_t x) {
+    next_[static_cast<std::size_t>(row * w_ + x)] = static_cast<std::int32_t>(x + 1);
+  }
 
  private:
   index_t w_;
@@ -193,9 +196,8 @@ Volume<float> local_thickness(const Volume<std::uint8_t>& fg, const LocalThickne
     lt = std::move(r2);
   }
   const index_t plane_voxels = d.x * d.y;
-  tbb::parallel_for(index_t{0}, d.z, [&](index_t z) {
-    std::fill(&lt[z * plane_voxels], &lt[z * plane_voxels] + plane_voxels, 0.0f);
-  });
+  tbb::parallel_for(index_t{0}, d.z,
+                    [&](index_t z) { std::fill(&lt[z * plane_voxels], &lt[z * plane_voxels] + plane_voxels, 0.0f); });
   float r2_max = 0;
   for (const auto& plane : balls)
     for (const Ball& b : plane) r2_max = std::max(r2_max, b.r2);

@@ -18,7 +18,7 @@ namespace vp {
 
 struct ParticleSize {
   std::uint32_t id = 0;
-  std::string phase;               // phase-table name ("phase<N>" when the table lacks the label)
+  std::string phase;  // phase-table name ("phase<N>" when the table lacks the label)
   std::int64_t voxels = 0;
   double volume_um3 = 0;
   double equivalent_diameter_um = 0;
@@ -26,13 +26,13 @@ struct ParticleSize {
 };
 
 struct PhaseParticleSizes {
-  std::int64_t count = 0;          // particles inside the image
-  std::int64_t border_count = 0;   // particles cut by the image faces (excluded below)
+  std::int64_t count = 0;               // particles inside the image
+  std::int64_t border_count = 0;        // particles cut by the image faces (excluded below)
   Distribution equivalent_diameter_um;  // over the inside particles
 };
 
 struct ParticleSizes {
-  std::vector<ParticleSize> particles;             // by id
+  std::vector<ParticleSize> particles;  // by id
   std::map<std::string, PhaseParticleSizes> by_phase;
 };
 

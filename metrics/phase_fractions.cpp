@@ -47,9 +47,7 @@ namespace {
 }  // namespace
 
 namespace {
-double ratio(index_t n, index_t total) {
-  return total > 0 ? static_cast<double>(n) / static_cast<double>(total) : 0.0;
-}
+double ratio(index_t n, index_t total) { return total > 0 ? static_cast<double>(n) / static_cast<double>(total) : 0.0; }
 }  // namespace
 
 PhaseFractions phase_fractions(const LabelVolume& labels) {
@@ -62,7 +60,8 @@ PhaseFractions phase_fractions(const LabelVolume& labels) {
 PhaseFractions phase_fractions(const std::array<index_t, 256>& counts, index_t total, const PhaseTable& table) {
   for (int l = 0; l < 256; ++l)
     if (counts[static_cast<std::size_t>(l)] > 0 && !table.by_label(l))
-      throw InputError("label " + std::to_string(l) + " occurs in " + std::to_string(counts[static_cast<std::size_t>(l)]) +
+      throw InputError("label " + std::to_string(l) + " occurs in " +
+                       std::to_string(counts[static_cast<std::size_t>(l)]) +
                        " voxels but the phase table does not name it");
   PhaseFractions out;
   out.total = total;

@@ -16,16 +16,16 @@ namespace vp {
 std::array<index_t, 256> count_labels(const Volume<std::uint8_t>& labels);
 
 struct PhaseFraction {
-  std::string phase;   // name from the phase table
+  std::string phase;  // name from the phase table
   int label = 0;
   Role role = Role::other;
-  index_t voxels = 0;  // voxels holding this label
-  double fraction = 0; // voxels / all voxels of the volume (0 for an empty volume)
+  index_t voxels = 0;   // voxels holding this label
+  double fraction = 0;  // voxels / all voxels of the volume (0 for an empty volume)
 };
 
 struct PhaseFractions {
-  index_t total = 0;                 // all voxels of the volume
-  std::vector<PhaseFraction> phases; // one per phase of the table, in the table's order
+  index_t total = 0;                  // all voxels of the volume
+  std::vector<PhaseFraction> phases;  // one per phase of the table, in the table's order
   // Fraction of the voxels whose phase has this role (summed over such phases; 0 when none).
   double role_fraction(Role role) const;
 };

@@ -16,15 +16,15 @@ namespace vp {
 // Uncertainty of the whole-image value := std over the 8 tiles at k = 2 divided by √8 (the
 // standard error of the mean of the half-size tiles).
 struct RevPoint {
-  int divisions = 1;          // k
+  int divisions = 1;                       // k
   std::array<double, 3> edge_um{0, 0, 0};  // tile edges
-  int tiles = 0;              // tiles where the metric is defined
-  double mean = 0, std = 0;   // over the tiles (population std)
+  int tiles = 0;                           // tiles where the metric is defined
+  double mean = 0, std = 0;                // over the tiles (population std)
 };
 struct RevSeries {
   std::string metric, phase, unit;
-  double value = 0;           // whole image
-  double uncertainty = 0;     // std at k = 2 / √(tiles at k = 2)
+  double value = 0;              // whole image
+  double uncertainty = 0;        // std at k = 2 / √(tiles at k = 2)
   std::vector<RevPoint> points;  // k = 2, 3, 4 (where the tiles are at least 2 voxels wide)
 };
 std::vector<RevSeries> rev_study(const LabelVolume& labels);

@@ -91,8 +91,15 @@ Phantom separated_spheres(const SpheresSpec& spec) {
   double area = 0;
   for (std::size_t k = 0; k < centres.size(); ++k) {
     const double r = radii[k];
-    t.particles.push_back({static_cast<std::uint32_t>(k + 1), "am", centres[k], {r, r, r}, 4.0 / 3.0 * kPi * r * r * r,
-                           4 * kPi * r * r, voxels[k + 1], true, 0});
+    t.particles.push_back({static_cast<std::uint32_t>(k + 1),
+                           "am",
+                           centres[k],
+                           {r, r, r},
+                           4.0 / 3.0 * kPi * r * r * r,
+                           4 * kPi * r * r,
+                           voxels[k + 1],
+                           true,
+                           0});
     area += 4 * kPi * r * r;
   }
   t.interface_area_um2[matrix == kPore ? "pore|am" : "se|am"] = area;
@@ -100,8 +107,11 @@ Phantom separated_spheres(const SpheresSpec& spec) {
   t.am_surface_area_um2 = area;
   t.am_se_contact_area_um2 = matrix == kElectrolyte ? area : 0;
   t.contact_area_fraction = matrix == kElectrolyte ? 1 : 0;
-  t.parameters = {{"count", spec.count}, {"radius_min_um", spec.radius_min_um}, {"radius_max_um", spec.radius_max_um},
-                  {"min_gap_um", spec.min_gap_um}, {"matrix", to_string(spec.matrix)}};
+  t.parameters = {{"count", spec.count},
+                  {"radius_min_um", spec.radius_min_um},
+                  {"radius_max_um", spec.radius_max_um},
+                  {"min_gap_um", spec.min_gap_um},
+                  {"matrix", to_string(spec.matrix)}};
   return out;
 }
 
@@ -159,8 +169,8 @@ Phantom planar_cracks(const PlanarCrackSpec& spec) {
   for (std::size_t k = 0; k < spec.cracks.size(); ++k) {
     const PlanarCrack& c = spec.cracks[k];
     const Vec3& n = normals[k];
-    CrackTruth ct{static_cast<std::uint32_t>(k + 1), spec.host, "planar", c.centre_um, n, c.aperture_um, 0,
-                  std::max(0.0, c.radius_um), in_am ? 1u : 0u, voxels[k + 1]};
+    CrackTruth ct{static_cast<std::uint32_t>(k + 1), spec.host,       "planar",     c.centre_um, n, c.aperture_um, 0,
+                  std::max(0.0, c.radius_um),        in_am ? 1u : 0u, voxels[k + 1]};
     // Analytic when the disc lies wholly in the host (and the image), or for a through-crack
     // across a sphere or normal to an image axis; otherwise a plane quadrature at 1/16 voxel.
     bool analytic = false;
@@ -209,13 +219,14 @@ Phantom planar_cracks(const PlanarCrackSpec& spec) {
   }
   if (in_am) {
     const double r = spec.am_radius_um;
-    t.particles.push_back({1, "am", centre, {r, r, r}, 4.0 / 3.0 * kPi * r * r * r, 4 * kPi * r * r,
-                           t.voxel_count["am"], true, 0});
+    t.particles.push_back(
+        {1, "am", centre, {r, r, r}, 4.0 / 3.0 * kPi * r * r * r, 4 * kPi * r * r, t.voxel_count["am"], true, 0});
   }
   nlohmann::json cj = nlohmann::json::array();
   for (const auto& c : spec.cracks)
     cj.push_back({{"centre_um", {c.centre_um[0], c.centre_um[1], c.centre_um[2]}},
-                  {"normal", {c.normal[0], c.normal[1], c.normal[2]}}, {"aperture_um", c.aperture_um},
+                  {"normal", {c.normal[0], c.normal[1], c.normal[2]}},
+                  {"aperture_um", c.aperture_um},
                   {"radius_um", c.radius_um}});
   t.parameters = {{"host", spec.host}, {"am_radius_um", spec.am_radius_um}, {"cracks", cj}};
   return out;
@@ -228,7 +239,8 @@ Phantom capped_sphere(const CappedSphereSpec& spec) {
   const Vec3 c = scale(size, 0.5);
   const double R = spec.radius_um, t_shell = spec.shell_um;
   if (!(R > 0 && t_shell > 0 && 2 * (R + t_shell) < std::min({size[0], size[1], size[2]})))
-    throw InputError("capped-sphere phantom: expected radius_um > 0, shell_um > 0 and the capped sphere inside the image");
+    throw InputError(
+        "capped-sphere phantom: expected radius_um > 0, shell_um > 0 and the capped sphere inside the image");
   if (!(spec.cap_angle_deg > 0 && spec.cap_angle_deg <= 180))
     throw InputError("capped-sphere phantom: cap_angle_deg: expected 0 < angle ≤ 180");
   const double theta = spec.cap_angle_deg * kPi / 180;
@@ -258,7 +270,8 @@ Phantom capped_sphere(const CappedSphereSpec& spec) {
   t.interface_area_um2["se|am"] = contact;
   t.interface_area_um2["pore|am"] = am_area - contact;
   // Outer cap plus the conical rim between R and R + t (an annulus for the half cap).
-  t.interface_area_um2["pore|se"] = 2 * kPi * Ro * Ro * (1 - cos_t) + (theta < kPi ? kPi * std::sin(theta) * (Ro * Ro - R * R) : 0);
+  t.interface_area_um2["pore|se"] =
+      2 * kPi * Ro * Ro * (1 - cos_t) + (theta < kPi ? kPi * std::sin(theta) * (Ro * Ro - R * R) : 0);
   t.interface_area_method = "analytic";
   t.am_surface_area_um2 = am_area;
   t.am_se_contact_area_um2 = contact;

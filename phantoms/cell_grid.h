@@ -26,7 +26,8 @@ class CellGrid {
     }
     for (int k = a0[2]; k <= a1[2]; ++k)
       for (int j = a0[1]; j <= a1[1]; ++j)
-        for (int i = a0[0]; i <= a1[0]; ++i) cells_[(static_cast<std::size_t>(k) * n_[1] + j) * n_[0] + i].push_back(id);
+        for (int i = a0[0]; i <= a1[0]; ++i)
+          cells_[(static_cast<std::size_t>(k) * n_[1] + j) * n_[0] + i].push_back(id);
   }
 
   // Bodies near p (points outside the grid see the nearest border cell).

@@ -45,22 +45,37 @@ nlohmann::json CompositeSpec::to_json() const {
       {"seed", seed},
       {"fractions", {{"am", am_fraction}, {"se", se_fraction}, {"binder", binder_fraction}, {"pore", pore_fraction}}},
       {"am_particles",
-       {{"radius_vox", am_radius_vox}, {"radius_cv", am_radius_cv}, {"radius_min_vox", am_radius_min_vox},
-        {"radius_max_vox", am_radius_max_vox}, {"ellipsoid_fraction", ellipsoid_fraction},
-        {"aspect_max", aspect_max}, {"polycrystal_fraction", polycrystal_fraction}, {"grains", grains}}},
+       {{"radius_vox", am_radius_vox},
+        {"radius_cv", am_radius_cv},
+        {"radius_min_vox", am_radius_min_vox},
+        {"radius_max_vox", am_radius_max_vox},
+        {"ellipsoid_fraction", ellipsoid_fraction},
+        {"aspect_max", aspect_max},
+        {"polycrystal_fraction", polycrystal_fraction},
+        {"grains", grains}}},
       {"se_radius_vox", se_radius_vox},
       {"binder_radius_vox", binder_radius_vox},
       {"pressures_MPa", pressures_MPa},
       {"compaction",
-       {{"enabled", compaction.enabled}, {"heckel_k", compaction.heckel_k}, {"heckel_A", compaction.heckel_A},
-        {"steer_contact", compaction.steer_contact}, {"contact_c0", compaction.contact_c0},
-        {"contact_max", compaction.contact_max}, {"contact_knee_MPa", compaction.contact_knee_MPa},
+       {{"enabled", compaction.enabled},
+        {"heckel_k", compaction.heckel_k},
+        {"heckel_A", compaction.heckel_A},
+        {"steer_contact", compaction.steer_contact},
+        {"contact_c0", compaction.contact_c0},
+        {"contact_max", compaction.contact_max},
+        {"contact_knee_MPa", compaction.contact_knee_MPa},
         {"contact_slope_per_MPa", compaction.contact_slope_per_MPa}}},
       {"cracks",
-       {{"enabled", cracks_enabled}, {"onset_MPa", cracks.onset_MPa}, {"full_pressure_MPa", cracks.full_pressure_MPa},
-        {"se_count", cracks.se_count}, {"se_aperture_um", cracks.se_aperture_um}, {"se_radius_um", cracks.se_radius_um},
+       {{"enabled", cracks_enabled},
+        {"onset_MPa", cracks.onset_MPa},
+        {"full_pressure_MPa", cracks.full_pressure_MPa},
+        {"se_count", cracks.se_count},
+        {"se_aperture_um", cracks.se_aperture_um},
+        {"se_radius_um", cracks.se_radius_um},
         {"se_normal", {cracks.se_normal[0], cracks.se_normal[1], cracks.se_normal[2]}},
-        {"se_tilt_deg", cracks.se_tilt_deg}, {"am_count", cracks.am_count}, {"am_aperture_um", cracks.am_aperture_um}}},
+        {"se_tilt_deg", cracks.se_tilt_deg},
+        {"am_count", cracks.am_count},
+        {"am_aperture_um", cracks.am_aperture_um}}},
       {"contact_samples_per_voxel_face", contact_samples_per_voxel_face},
   };
 }
@@ -72,9 +87,9 @@ constexpr double kInf = std::numeric_limits<double>::infinity();
 // ---------------------------------------------------------------- the loose particle set
 
 struct AmBody {
-  Vec3 centre;                // loose frame
-  Vec3 semi;                  // µm, rigid
-  std::vector<Vec3> grains;   // grain seeds relative to the centre (µm); empty = single crystal
+  Vec3 centre;               // loose frame
+  Vec3 semi;                 // µm, rigid
+  std::vector<Vec3> grains;  // grain seeds relative to the centre (µm); empty = single crystal
 };
 struct Ball {
   Vec3 centre;  // loose frame
@@ -106,11 +121,14 @@ double z_scale(const CompositeSpec& s, double p) {
 double z_scale_limit(const CompositeSpec& s) { return s.compaction.enabled ? relative_density(s, 0) : 1.0; }
 
 void check_spec(const CompositeSpec& s) {
-  auto bad = [](const std::string& key, const std::string& what) { throw InputError("phantom spec: " + key + ": " + what); };
+  auto bad = [](const std::string& key, const std::string& what) {
+    throw InputError("phantom spec: " + key + ": " + what);
+  };
   if (s.dims.empty()) bad("size", "expected positive dimensions, got " + to_string(s.dims));
   for (double h : s.spacing_um)
     if (!(h > 0)) bad("spacing_um", "expected positive spacing");
-  if (s.am_fraction < 0 || s.se_fraction < 0 || s.binder_fraction < 0 || s.am_fraction + s.se_fraction + s.binder_fraction <= 0)
+  if (s.am_fraction < 0 || s.se_fraction < 0 || s.binder_fraction < 0 ||
+      s.am_fraction + s.se_fraction + s.binder_fraction <= 0)
     bad("fractions", "expected non-negative am, se, binder with a positive sum");
   if (!(s.pore_fraction >= 0 && s.pore_fraction < 1)) bad("fractions.pore", "expected 0 ≤ pore < 1");
   if (!(s.am_radius_min_vox > 0 && s.am_radius_min_vox <= s.am_radius_vox && s.am_radius_vox <= s.am_radius_max_vox))
@@ -215,7 +233,8 @@ ParticleSet place_particles(const CompositeSpec& s) {
   };
   auto scatter = [&](std::vector<Ball>& out, double fraction, double r, Stream stream) {
     Rng g(s.seed, stream);
-    const auto n = static_cast<std::size_t>(std::llround(fraction / solid * d0 * region / (4.0 / 3.0 * kPi * r * r * r)));
+    const auto n =
+        static_cast<std::size_t>(std::llround(fraction / solid * d0 * region / (4.0 / 3.0 * kPi * r * r * r)));
     for (std::size_t tries = 0; out.size() < n && tries < 20 * n + 100; ++tries) {
       const Vec3 c{g.uniform(lo[0], hi[0]), g.uniform(lo[1], hi[1]), g.uniform(lo[2], hi[2])};
       if (outside_am(c)) out.push_back({c, r});
@@ -242,7 +261,8 @@ ParticleSet place_particles(const CompositeSpec& s) {
       c[2] /= s_on;
       const double tilt = s.cracks.se_tilt_deg * kPi / 180 * std::sqrt(cr.uniform());
       const double az = 2 * kPi * cr.uniform();
-      const Vec3 n = add(scale(n0, std::cos(tilt)), scale(add(scale(e1, std::cos(az)), scale(e2, std::sin(az))), std::sin(tilt)));
+      const Vec3 n =
+          add(scale(n0, std::cos(tilt)), scale(add(scale(e1, std::cos(az)), scale(e2, std::sin(az))), std::sin(tilt)));
       set.se_cracks.push_back({c, normalized(n)});
     }
     std::vector<int> candidates;
@@ -279,11 +299,11 @@ int active_cracks(const CrackSpec& c, int count, double p) {
 }
 
 struct Fields {
-  int am = -1;          // owning AM particle (smallest ellipsoid norm < 1)
+  int am = -1;  // owning AM particle (smallest ellipsoid norm < 1)
   int binder = -1;
-  int se = -1;          // nearest SE particle
-  double f_se = 0;      // level-set distance to the nearest SE particle (capped at the reach)
-  double g = 0;         // AM proximity in [0, 1]
+  int se = -1;      // nearest SE particle
+  double f_se = 0;  // level-set distance to the nearest SE particle (capped at the reach)
+  double g = 0;     // AM proximity in [0, 1]
 };
 
 class PressedState {
@@ -311,9 +331,10 @@ class PressedState {
     }
     // SE flattens volume-preservingly: z semi-axis r·s, lateral r/√s.
     // Cells a quarter of the width of an SE body's reach box: a point sees about a fifth as many
-    // candidates as with cells as wide as the box (each then tested on its box before its norm). Bodies whose reach box misses the point never
-    // win the minimum below, so the cell size does not change any result.
-    se_grid_ = CellGrid(lo, hi, std::max(h, 0.5 * (spec.se_radius_vox * h / std::sqrt(s_) + se_reach_ * std::max(1.0, 1 / s_))));
+    // candidates as with cells as wide as the box (each then tested on its box before its norm). Bodies whose reach box
+    // misses the point never win the minimum below, so the cell size does not change any result.
+    se_grid_ = CellGrid(
+        lo, hi, std::max(h, 0.5 * (spec.se_radius_vox * h / std::sqrt(s_) + se_reach_ * std::max(1.0, 1 / s_))));
     se_c_.resize(set.se.size());
     se_a_.resize(set.se.size());
     se_box_.resize(set.se.size());
@@ -339,7 +360,9 @@ class PressedState {
     const int n_am = active_cracks(spec.cracks, static_cast<int>(set.am_cracks.size()), pressure);
     for (int i = 0; i < n_se; ++i) {
       const auto& c = set.se_cracks[i];
-      se_cracks_.push_back({{c.centre_loose[0], c.centre_loose[1], c.centre_loose[2] * s_}, c.normal, static_cast<std::uint32_t>(i + 1)});
+      se_cracks_.push_back({{c.centre_loose[0], c.centre_loose[1], c.centre_loose[2] * s_},
+                            c.normal,
+                            static_cast<std::uint32_t>(i + 1)});
     }
     for (int i = 0; i < n_am; ++i) {
       const auto& c = set.am_cracks[i];
@@ -361,7 +384,8 @@ class PressedState {
       const Vec3& a = set_.am[i].semi;
       const Vec3& c = am_[i];
       const Vec3& box = am_box_[i];
-      if (std::fabs(p[0] - c[0]) > box[0] || std::fabs(p[1] - c[1]) > box[1] || std::fabs(p[2] - c[2]) > box[2]) continue;
+      if (std::fabs(p[0] - c[0]) > box[0] || std::fabs(p[1] - c[1]) > box[1] || std::fabs(p[2] - c[2]) > box[2])
+        continue;
       const double q = ellipsoid_norm(p, c, a);
       if (q < best) best = q, f.am = i;
       if (q >= 1) {
@@ -379,7 +403,8 @@ class PressedState {
     for (int i : se_grid_.at(p)) {
       const Vec3& c = se_c_[i];
       const Vec3& box = se_box_[i];
-      if (std::fabs(p[0] - c[0]) > box[0] || std::fabs(p[1] - c[1]) > box[1] || std::fabs(p[2] - c[2]) > box[2]) continue;
+      if (std::fabs(p[0] - c[0]) > box[0] || std::fabs(p[1] - c[1]) > box[1] || std::fabs(p[2] - c[2]) > box[2])
+        continue;
       const double d = (ellipsoid_norm(p, c, se_a_[i]) - 1) * set_.se[i].r;
       if (d < f.f_se) f.f_se = d, f.se = i;
     }
@@ -475,7 +500,8 @@ VoxelFields sample_fields(const PressedState& st) {
   const Dims d = st.box().dims;
   const auto n = static_cast<std::size_t>(d.count());
   VoxelFields v;
-  v.am.resize(n), v.binder.resize(n), v.se.resize(n), v.f_se.resize(n), v.g.resize(n), v.am_crack.resize(n), v.se_slab.resize(n);
+  v.am.resize(n), v.binder.resize(n), v.se.resize(n), v.f_se.resize(n), v.g.resize(n), v.am_crack.resize(n),
+      v.se_slab.resize(n);
   tbb::parallel_for(index_t{0}, d.z, [&](index_t z) {
     for (index_t y = 0; y < d.y; ++y)
       for (index_t x = 0; x < d.x; ++x) {
@@ -523,10 +549,8 @@ SolveSetup solve_setup(const VoxelFields& v, const ImageBox& box) {
               if (!is_am(j)) s.am_faces.push_back({j, static_cast<float>(area[a])});
             }
         } else if (v.binder[i] < 0) {
-          if (v.se_slab[i])
-            ++s.fixed_pore;
-          else
-            s.free.push_back(i);
+          if (v.se_slab[i]) ++s.fixed_pore;
+          else s.free.push_back(i);
         }
       }
   return s;
@@ -536,14 +560,16 @@ SolveSetup solve_setup(const VoxelFields& v, const ImageBox& box) {
 // buffer, reused across the contact bisection's ~30 solves (a fresh one per solve cost more in
 // zeroing and page faults than the selection itself); the selected value is unique, so how the
 // buffer is filled does not change it.
-double solve_delta(const VoxelFields& v, const SolveSetup& s, double w, std::int64_t pore_wanted, std::vector<double>& F) {
+double solve_delta(const VoxelFields& v, const SolveSetup& s, double w, std::int64_t pore_wanted,
+                   std::vector<double>& F) {
   const auto n = static_cast<std::int64_t>(s.free.size());
   pore_wanted = std::clamp<std::int64_t>(pore_wanted, 0, n);
   if (pore_wanted == n) return -kInf;
   F.resize(s.free.size());
-  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, s.free.size(), 1 << 16), [&](const tbb::blocked_range<std::size_t>& r) {
-    for (std::size_t k = r.begin(); k != r.end(); ++k) F[k] = v.f_se[s.free[k]] - w * v.g[s.free[k]];
-  });
+  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, s.free.size(), 1 << 16),
+                    [&](const tbb::blocked_range<std::size_t>& r) {
+                      for (std::size_t k = r.begin(); k != r.end(); ++k) F[k] = v.f_se[s.free[k]] - w * v.g[s.free[k]];
+                    });
   const auto k = static_cast<std::size_t>(n - pore_wanted - 1);  // the largest SE value
   std::nth_element(F.begin(), F.begin() + static_cast<std::ptrdiff_t>(k), F.end());
   return F[k];
@@ -621,7 +647,8 @@ SurfaceSamples sample_am_surfaces(const PressedState& st, const ParticleSet& set
 std::vector<int> am_in_view(const PressedState& st, const ParticleSet& set) {
   std::vector<int> in_view;
   for (std::size_t i = 0; i < set.am.size(); ++i)
-    if (overlaps_box(st.box(), st.am_centre(static_cast<int>(i)), set.am[i].semi)) in_view.push_back(static_cast<int>(i));
+    if (overlaps_box(st.box(), st.am_centre(static_cast<int>(i)), set.am[i].semi))
+      in_view.push_back(static_cast<int>(i));
   return in_view;
 }
 
@@ -739,8 +766,11 @@ void add_particle_truth(const CompositeSpec& spec, const PressedState& st, const
   auto summary = [&](std::uint32_t first, std::size_t count, double r) {
     std::int64_t seen = 0;
     for (std::size_t i = 0; i < count; ++i) seen += voxels[first + i + 1] > 0;
-    return nlohmann::json{{"count", seen}, {"equivalent_radius_mean_um", r}, {"equivalent_radius_min_um", r},
-                          {"equivalent_radius_max_um", r}, {"equivalent_radius_median_um", r},
+    return nlohmann::json{{"count", seen},
+                          {"equivalent_radius_mean_um", r},
+                          {"equivalent_radius_min_um", r},
+                          {"equivalent_radius_max_um", r},
+                          {"equivalent_radius_median_um", r},
                           {"note", "particles with at least one voxel; SE radius before flattening"}};
   };
   const double h = spec.spacing_um[0];
@@ -764,8 +794,8 @@ void add_crack_truth(const CompositeSpec& spec, const PressedState& st, const Pa
       const Fields f = st.fields(q);
       return f.am < 0 && f.binder < 0 && f.f_se - w * f.g <= delta;
     });
-    t.cracks.push_back({c.id, "se", "planar", pa.centroid, c.normal, spec.cracks.se_aperture_um, pa.area, R, 0,
-                        crack_voxels[c.id]});
+    t.cracks.push_back(
+        {c.id, "se", "planar", pa.centroid, c.normal, spec.cracks.se_aperture_um, pa.area, R, 0, crack_voxels[c.id]});
   }
   for (std::size_t k = 0; k < st.am_cracks().size(); ++k) {
     const auto& c = st.am_cracks()[k];
@@ -795,7 +825,8 @@ void add_interface_truth(const CompositeSpec& spec, const SurfaceSamples& surfac
 // and the contact fraction; label the voxels; write the ground truth.
 Phantom generate_composite(const CompositeSpec& spec, double pressure_MPa) {
   check_spec(spec);
-  if (!(pressure_MPa >= 0)) throw InputError("phantom: pressure " + std::to_string(pressure_MPa) + " MPa: expected ≥ 0");
+  if (!(pressure_MPa >= 0))
+    throw InputError("phantom: pressure " + std::to_string(pressure_MPa) + " MPa: expected ≥ 0");
   const ParticleSet set = place_particles(spec);
   const PressedState st(spec, set, pressure_MPa);
   const VoxelFields v = sample_fields(st);
@@ -826,10 +857,12 @@ Phantom generate_composite(const CompositeSpec& spec, double pressure_MPa) {
   t.relative_density = 1 - porosity;
   t.z_scale = st.z_scale_value();
   t.parameters = spec.to_json();
-  t.parameters["solved"] = {{"delta_um", delta}, {"contact_weight_um", w},
-                            {"target_contact_fraction", spec.compaction.enabled && spec.compaction.steer_contact
-                                                            ? nlohmann::json(target_contact_fraction(spec.compaction, pressure_MPa))
-                                                            : nlohmann::json(nullptr)}};
+  t.parameters["solved"] = {
+      {"delta_um", delta},
+      {"contact_weight_um", w},
+      {"target_contact_fraction", spec.compaction.enabled && spec.compaction.steer_contact
+                                      ? nlohmann::json(target_contact_fraction(spec.compaction, pressure_MPa))
+                                      : nlohmann::json(nullptr)}};
   add_particle_truth(spec, st, set, in_view, out);
   add_crack_truth(spec, st, set, am_cracks, step, w, delta, out);
   add_interface_truth(spec, surface, am_cracks.walls, w, delta, t);

@@ -26,17 +26,19 @@ double ImagingSpec::noise_sigma() const {
 
 nlohmann::json ImagingSpec::to_json() const {
   nlohmann::json j = {{"attenuation", attenuation},
-          {"offset", offset},
-          {"gain", gain},
-          {"blur_sigma_vox", {blur_sigma_vox[0], blur_sigma_vox[1], blur_sigma_vox[2]}},
-          {"noise", noise == NoiseModel::none ? "none" : noise == NoiseModel::gaussian ? "gaussian" : "poisson"},
-          {"snr", snr},
-          {"snr_phases", {snr_phase_a, snr_phase_b}},
-          {"cupping", cupping},
-          {"ring_amplitude", ring_amplitude},
-          {"curtain_amplitude", curtain_amplitude},
-          {"curtain_period_vox", curtain_period_vox},
-          {"seed", seed}};
+                      {"offset", offset},
+                      {"gain", gain},
+                      {"blur_sigma_vox", {blur_sigma_vox[0], blur_sigma_vox[1], blur_sigma_vox[2]}},
+                      {"noise", noise == NoiseModel::none       ? "none"
+                                : noise == NoiseModel::gaussian ? "gaussian"
+                                                                : "poisson"},
+                      {"snr", snr},
+                      {"snr_phases", {snr_phase_a, snr_phase_b}},
+                      {"cupping", cupping},
+                      {"ring_amplitude", ring_amplitude},
+                      {"curtain_amplitude", curtain_amplitude},
+                      {"curtain_period_vox", curtain_period_vox},
+                      {"seed", seed}};
   // Written only when on, so the truth files of scans without texture keep their bytes.
   if (grain_contrast > 0) j["grain_contrast"] = grain_contrast;
   return j;
@@ -109,8 +111,11 @@ double gaussian(std::uint64_t seed, std::uint64_t index) {
 // Smooth random profile: values at knots every `period`, linearly interpolated, in [-1, 1].
 double smooth_profile(std::uint64_t seed, std::uint64_t stream, double t) {
   const double f = std::floor(t);
-  const double a = 2 * unit_double(hash3(seed, stream, static_cast<std::uint64_t>(static_cast<std::int64_t>(f) + (1 << 20)))) - 1;
-  const double b = 2 * unit_double(hash3(seed, stream, static_cast<std::uint64_t>(static_cast<std::int64_t>(f) + 1 + (1 << 20)))) - 1;
+  const double a =
+      2 * unit_double(hash3(seed, stream, static_cast<std::uint64_t>(static_cast<std::int64_t>(f) + (1 << 20)))) - 1;
+  const double b =
+      2 * unit_double(hash3(seed, stream, static_cast<std::uint64_t>(static_cast<std::int64_t>(f) + 1 + (1 << 20)))) -
+      1;
   return a + (b - a) * (t - f);
 }
 
@@ -120,8 +125,8 @@ Volume<float> grain_texture(const Phantom& ph, const ImagingSpec& spec) {
   if (ph.particles.empty() || !(ph.particles.dims() == ph.labels.dims()))
     throw InputError("imaging: grain_contrast needs the phantom's particle ids (same size as the labels)");
   struct Agglomerate {
-    std::vector<Vec3> seeds;     // voxel coordinates
-    std::vector<float> factor;   // fractional change per grain
+    std::vector<Vec3> seeds;    // voxel coordinates
+    std::vector<float> factor;  // fractional change per grain
   };
   std::map<std::uint32_t, Agglomerate> by_id;
   const Vec3 h = ph.labels.spacing_um;
@@ -164,7 +169,8 @@ Volume<float> grain_texture(const Phantom& ph, const ImagingSpec& spec) {
         double best_d2 = std::numeric_limits<double>::infinity();
         for (std::size_t g = 0; g < a.seeds.size(); ++g) {
           // Physical distances: anisotropic spacing respected.
-          const double dx = (x - a.seeds[g][0]) * h[0], dy = (y - a.seeds[g][1]) * h[1], dz = (z - a.seeds[g][2]) * h[2];
+          const double dx = (x - a.seeds[g][0]) * h[0], dy = (y - a.seeds[g][1]) * h[1],
+                       dz = (z - a.seeds[g][2]) * h[2];
           const double d2 = dx * dx + dy * dy + dz * dz;
           if (d2 < best_d2) best_d2 = d2, best = g;
         }

@@ -37,32 +37,32 @@ PhaseTable phase_table(bool with_binder = false);
 // ---------------------------------------------------------------- ground truth
 
 struct ParticleTruth {
-  std::uint32_t id = 0;          // as in the particle-id volume
-  std::string phase;             // "am" | "se" | "binder"
-  Vec3 centre_um{0, 0, 0};       // in the image frame (pressed state)
-  Vec3 semi_axes_um{0, 0, 0};    // along x, y, z (axis-aligned ellipsoids; spheres: all equal)
-  double volume_um3 = 0;         // analytic, whole body (also the part outside the image)
-  double surface_area_um2 = 0;   // analytic (spheres) or quadrature to 1e-6 (ellipsoids)
-  std::int64_t voxels = 0;       // voxels carrying this id in the particle-id volume
-  bool inside = false;           // true when the whole body lies inside the image
-  int grains = 0;                // grains of a polycrystalline agglomerate (0 = single crystal)
+  std::uint32_t id = 0;         // as in the particle-id volume
+  std::string phase;            // "am" | "se" | "binder"
+  Vec3 centre_um{0, 0, 0};      // in the image frame (pressed state)
+  Vec3 semi_axes_um{0, 0, 0};   // along x, y, z (axis-aligned ellipsoids; spheres: all equal)
+  double volume_um3 = 0;        // analytic, whole body (also the part outside the image)
+  double surface_area_um2 = 0;  // analytic (spheres) or quadrature to 1e-6 (ellipsoids)
+  std::int64_t voxels = 0;      // voxels carrying this id in the particle-id volume
+  bool inside = false;          // true when the whole body lies inside the image
+  int grains = 0;               // grains of a polycrystalline agglomerate (0 = single crystal)
 };
 
 struct CrackTruth {
-  std::uint32_t id = 0;          // as in the crack-id volume
-  std::string host;              // "se" | "am"
-  std::string kind;              // "planar" (disc or through-going slab) | "intergranular"
-  Vec3 centre_um{0, 0, 0};       // centroid of the crack's mid-plane area within host and image
-  Vec3 normal{0, 0, 1};          // unit normal of the crack plane
-  double aperture_um = 0;        // full opening (slab thickness along the normal)
-  double area_um2 = 0;           // one face: mid-plane area within the host phase and the image
-  double radius_um = 0;          // disc radius (planar), 0 for intergranular facets
-  std::uint32_t particle_id = 0; // host AM particle (intergranular), 0 otherwise
-  std::int64_t voxels = 0;       // voxels carrying this id in the crack-id volume
+  std::uint32_t id = 0;           // as in the crack-id volume
+  std::string host;               // "se" | "am"
+  std::string kind;               // "planar" (disc or through-going slab) | "intergranular"
+  Vec3 centre_um{0, 0, 0};        // centroid of the crack's mid-plane area within host and image
+  Vec3 normal{0, 0, 1};           // unit normal of the crack plane
+  double aperture_um = 0;         // full opening (slab thickness along the normal)
+  double area_um2 = 0;            // one face: mid-plane area within the host phase and the image
+  double radius_um = 0;           // disc radius (planar), 0 for intergranular facets
+  std::uint32_t particle_id = 0;  // host AM particle (intergranular), 0 otherwise
+  std::int64_t voxels = 0;        // voxels carrying this id in the crack-id volume
 };
 
 struct GroundTruth {
-  std::string generator;         // "composite" | "spheres" | "planar_cracks" | "capped_sphere"
+  std::string generator;  // "composite" | "spheres" | "planar_cracks" | "capped_sphere"
   double pressure_MPa = 0;
   std::uint64_t seed = 0;
   Dims dims;
@@ -74,9 +74,9 @@ struct GroundTruth {
   std::map<std::string, double> volume_fraction;
 
   // Compaction state (composite): Heckel porosity target, relative density, z scale of the box.
-  double target_porosity = -1;   // < 0: not applicable
+  double target_porosity = -1;  // < 0: not applicable
   double relative_density = -1;
-  double z_scale = 1;            // pressed height / loose height (≤ 1)
+  double z_scale = 1;  // pressed height / loose height (≤ 1)
 
   // True interface areas in µm² keyed "a|b" (phase-table order), where known: analytic for the
   // building blocks, surface quadrature of the exact geometry for the composite's AM surfaces.
@@ -173,7 +173,7 @@ struct CompositeSpec {
   // Polycrystalline agglomerates: this fraction of AM particles consist of `grains` Voronoi grains.
   double polycrystal_fraction = 0.5;
   int grains = 6;
-  double se_radius_vox = 3;      // SE particle radius (loose state)
+  double se_radius_vox = 3;  // SE particle radius (loose state)
   double binder_radius_vox = 1.5;
   std::vector<double> pressures_MPa{10, 50, 125, 250, 370};
   CompactionSpec compaction;
@@ -201,7 +201,7 @@ struct SpheresSpec {
   double radius_min_um = 3;
   double radius_max_um = 6;
   double min_gap_um = 2;
-  Role matrix = Role::pore;      // pore or electrolyte
+  Role matrix = Role::pore;  // pore or electrolyte
 };
 Phantom separated_spheres(const SpheresSpec& spec);  // throws InputError when they do not fit
 
@@ -216,8 +216,8 @@ struct PlanarCrack {
 struct PlanarCrackSpec {
   Dims dims{48, 48, 48};
   Vec3 spacing_um{1, 1, 1};
-  std::string host = "se";       // "se": cracks in an all-SE block; "am": in an AM sphere
-  double am_radius_um = 18;      // host "am": sphere radius, centred in the image
+  std::string host = "se";   // "se": cracks in an all-SE block; "am": in an AM sphere
+  double am_radius_um = 18;  // host "am": sphere radius, centred in the image
   std::vector<PlanarCrack> cracks;
 };
 Phantom planar_cracks(const PlanarCrackSpec& spec);
@@ -252,8 +252,8 @@ struct ImagingSpec {
   double snr = 8;
   std::string snr_phase_a = "am";
   std::string snr_phase_b = "se";
-  double cupping = 0.0;         // beam hardening: centre darker by this fraction of the level
-  double ring_amplitude = 0.0;  // rings around the z axis: ± this fraction of gain, per radius
+  double cupping = 0.0;             // beam hardening: centre darker by this fraction of the level
+  double ring_amplitude = 0.0;      // rings around the z axis: ± this fraction of gain, per radius
   double curtain_amplitude = 0.0;   // FIB-SEM curtaining: ± this fraction of gain
   double curtain_period_vox = 6.0;  // typical stripe width along x
   // Grain texture: every grain of a polycrystalline AM agglomerate attenuates by its own factor
@@ -264,7 +264,7 @@ struct ImagingSpec {
   std::uint64_t seed = 1;
 
   double grey_level(const std::string& phase) const;  // offset + gain·μ; InputError if unknown
-  double noise_sigma() const;                          // σ_noise implied by snr
+  double noise_sigma() const;                         // σ_noise implied by snr
   nlohmann::json to_json() const;
 };
 

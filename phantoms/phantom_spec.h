@@ -15,7 +15,7 @@ namespace vp::phantom {
 struct PhantomJob {
   CompositeSpec composite;
   ImagingSpec imaging;
-  bool fib_sem = false;            // modality: fib-sem (curtains; FIB-SEM spacing unless given)
+  bool fib_sem = false;  // modality: fib-sem (curtains; FIB-SEM spacing unless given)
   std::string series = "composite";
 };
 

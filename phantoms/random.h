@@ -45,8 +45,17 @@ class Rng {
 
 // Named streams so that adding draws to one part never shifts another part's numbers.
 enum Stream : std::uint64_t {
-  kStreamAm = 1, kStreamSe, kStreamBinder, kStreamGrains, kStreamCracksSe, kStreamCracksAm,
-  kStreamSpheres, kStreamNoise, kStreamRings, kStreamCurtains, kStreamTexture,
+  kStreamAm = 1,
+  kStreamSe,
+  kStreamBinder,
+  kStreamGrains,
+  kStreamCracksSe,
+  kStreamCracksAm,
+  kStreamSpheres,
+  kStreamNoise,
+  kStreamRings,
+  kStreamCurtains,
+  kStreamTexture,
 };
 
 }  // namespace vp::phantom

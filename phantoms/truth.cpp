@@ -8,7 +8,8 @@
 namespace vp::phantom {
 
 PhaseTable phase_table(bool with_binder) {
-  std::vector<Phase> p{{"pore", kPore, Role::pore}, {"se", kElectrolyte, Role::electrolyte}, {"am", kActive, Role::active}};
+  std::vector<Phase> p{
+      {"pore", kPore, Role::pore}, {"se", kElectrolyte, Role::electrolyte}, {"am", kActive, Role::active}};
   if (with_binder) p.push_back({"binder", kBinder, Role::binder});
   return PhaseTable(std::move(p));
 }
@@ -29,23 +30,35 @@ void count_phases(const LabelVolume& labels, GroundTruth& truth) {
 }
 
 int GroundTruth::particle_count(const std::string& phase) const {
-  return static_cast<int>(std::count_if(particles.begin(), particles.end(),
-                                        [&](const ParticleTruth& p) { return p.phase == phase; }));
+  return static_cast<int>(
+      std::count_if(particles.begin(), particles.end(), [&](const ParticleTruth& p) { return p.phase == phase; }));
 }
 
 namespace {
 
 nlohmann::json particle_json(const ParticleTruth& p) {
-  return {{"id", p.id}, {"phase", p.phase}, {"centre_um", to_json(p.centre_um)},
-          {"semi_axes_um", to_json(p.semi_axes_um)}, {"volume_um3", p.volume_um3},
-          {"surface_area_um2", p.surface_area_um2}, {"voxels", p.voxels}, {"inside", p.inside},
+  return {{"id", p.id},
+          {"phase", p.phase},
+          {"centre_um", to_json(p.centre_um)},
+          {"semi_axes_um", to_json(p.semi_axes_um)},
+          {"volume_um3", p.volume_um3},
+          {"surface_area_um2", p.surface_area_um2},
+          {"voxels", p.voxels},
+          {"inside", p.inside},
           {"grains", p.grains}};
 }
 
 nlohmann::json crack_json(const CrackTruth& c) {
-  return {{"id", c.id}, {"host", c.host}, {"kind", c.kind}, {"centre_um", to_json(c.centre_um)},
-          {"normal", to_json(c.normal)}, {"aperture_um", c.aperture_um}, {"area_um2", c.area_um2},
-          {"radius_um", c.radius_um}, {"particle_id", c.particle_id}, {"voxels", c.voxels}};
+  return {{"id", c.id},
+          {"host", c.host},
+          {"kind", c.kind},
+          {"centre_um", to_json(c.centre_um)},
+          {"normal", to_json(c.normal)},
+          {"aperture_um", c.aperture_um},
+          {"area_um2", c.area_um2},
+          {"radius_um", c.radius_um},
+          {"particle_id", c.particle_id},
+          {"voxels", c.voxels}};
 }
 
 const nlohmann::json& need(const nlohmann::json& j, const std::string& key) {
@@ -71,8 +84,10 @@ nlohmann::json GroundTruth::to_json() const {
     double mean = 0;
     for (double v : r) mean += v;
     mean /= r.size();
-    sizes[phase] = {{"count", r.size()}, {"equivalent_radius_mean_um", mean},
-                    {"equivalent_radius_min_um", r.front()}, {"equivalent_radius_max_um", r.back()},
+    sizes[phase] = {{"count", r.size()},
+                    {"equivalent_radius_mean_um", mean},
+                    {"equivalent_radius_min_um", r.front()},
+                    {"equivalent_radius_max_um", r.back()},
                     {"equivalent_radius_median_um", r[r.size() / 2]}};
   }
   for (const auto& [phase, summary] : particle_summary.items()) sizes[phase] = summary;
@@ -97,7 +112,8 @@ nlohmann::json GroundTruth::to_json() const {
       {"interface_area_method", interface_area_method},
       {"am_surface_area_um2", am_surface_area_um2},
       {"am_se_contact_area_um2", am_se_contact_area_um2},
-      {"contact_area_fraction", contact_area_fraction >= 0 ? nlohmann::json(contact_area_fraction) : nlohmann::json(nullptr)},
+      {"contact_area_fraction",
+       contact_area_fraction >= 0 ? nlohmann::json(contact_area_fraction) : nlohmann::json(nullptr)},
       {"contact_samples_per_voxel_face", contact_samples_per_voxel_face},
       {"particle_count", sizes},
       {"particles", particles_json},

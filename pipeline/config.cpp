@@ -37,7 +37,8 @@ std::vector<ParamSpec> format_specs() {
       choices(param("format", ParamType::string, "volume format", "", "auto"),
               {"auto", "tiff", "mha", "mhd", "nrrd", "nifti", "raw", "hdf5", "npy"}),
       bounded(param("dims", ParamType::number_list, "raw: [nx, ny, nz]", "voxels"), 1.0),
-      choices(param("dtype", ParamType::string, "raw: element type"), {"uint8", "uint16", "int16", "uint32", "float32"}),
+      choices(param("dtype", ParamType::string, "raw: element type"),
+              {"uint8", "uint16", "int16", "uint32", "float32"}),
       choices(param("endian", ParamType::string, "raw: byte order", "", "little"), {"little", "big"}),
       bounded(param("offset", ParamType::integer, "raw: header bytes to skip", "bytes", "0"), 0.0),
       param("dataset", ParamType::string, "HDF5 dataset, e.g. /exchange/data (empty: the only 3-D one)"),
@@ -104,8 +105,9 @@ class ConfigParser {
     try {
       loaded = YAML::LoadFile(config_.path.string());
     } catch (const YAML::Exception& e) {
-      const std::string where = e.mark.is_null() ? file_
-          : file_ + ":" + std::to_string(e.mark.line + 1) + ":" + std::to_string(e.mark.column + 1);
+      const std::string where =
+          e.mark.is_null() ? file_
+                           : file_ + ":" + std::to_string(e.mark.line + 1) + ":" + std::to_string(e.mark.column + 1);
       diags_.add({where, "", "YAML syntax error: " + e.msg});
       return std::move(config_);
     }
@@ -118,8 +120,7 @@ class ConfigParser {
     top.check(diags_);
     if (auto out = attempt([&] { return top.string("output"); }); out && top.has("output"))
       config_.output = resolve(*out);
-    else
-      config_.output = fs::current_path() / "runs" / config_.name;
+    else config_.output = fs::current_path() / "runs" / config_.name;
 
     parse_phases(root["phases"]);
     defaults_node_ = root["defaults"] ? root["defaults"] : YAML::Node();
@@ -169,8 +170,9 @@ class ConfigParser {
           unique = false;
         }
         if (q.label == ph.label) {
-          diags_.error(n["label"], kp + ".label", "label " + std::to_string(ph.label) + " is already phase '" + q.name +
-                                                      "'; expected one phase per label");
+          diags_.error(
+              n["label"], kp + ".label",
+              "label " + std::to_string(ph.label) + " is already phase '" + q.name + "'; expected one phase per label");
           unique = false;
         }
       }
@@ -200,8 +202,8 @@ class ConfigParser {
       const Params& src = pick(p, d, "dims");
       auto v = attempt([&] { return src.numbers("dims"); });
       if (v && (v->size() != 3 || std::any_of(v->begin(), v->end(), [](double x) { return x != std::floor(x); }))) {
-        diags_.error(src.node("dims"), src.key_path("dims"), "found " + YAML::Dump(src.node("dims")) +
-                                                                 "; expected [nx, ny, nz], three positive integers");
+        diags_.error(src.node("dims"), src.key_path("dims"),
+                     "found " + YAML::Dump(src.node("dims")) + "; expected [nx, ny, nz], three positive integers");
         ok = false;
       } else if (v) {
         o.dims = Dims{static_cast<index_t>((*v)[0]), static_cast<index_t>((*v)[1]), static_cast<index_t>((*v)[2])};
@@ -221,17 +223,20 @@ class ConfigParser {
   }
 
   // Checks that the file exists and that its header reads with these options.
-  std::optional<VolumeInfo> probe(const ReadOptions& o, const YAML::Node& at, const std::string& kp, Diagnostics& into) {
+  std::optional<VolumeInfo> probe(const ReadOptions& o, const YAML::Node& at, const std::string& kp,
+                                  Diagnostics& into) {
     if (!has_glob(o.path) && !fs::exists(o.path)) {
-      into.error(at, kp, "file not found: " + o.path + " (relative paths resolve against " + base_.string() +
-                               "); expected an existing volume file or folder of TIFF slices");
+      into.error(at, kp,
+                 "file not found: " + o.path + " (relative paths resolve against " + base_.string() +
+                     "); expected an existing volume file or folder of TIFF slices");
       return std::nullopt;
     }
     try {
       VolumeInfo info = probe_volume(o);
       if (info.dims.empty()) {
-        into.error(at, kp, o.path + ": the volume is empty (dims " + to_string(info.dims) +
-                                 "); expected at least one voxel along each axis");
+        into.error(at, kp,
+                   o.path + ": the volume is empty (dims " + to_string(info.dims) +
+                       "); expected at least one voxel along each axis");
         return std::nullopt;
       }
       return info;
@@ -250,8 +255,8 @@ class ConfigParser {
                           : attempt([&] { return src.numbers("voxel_size_um"); });
     if (!v) return std::nullopt;
     if (v->size() != 3) {
-      diags_.error(n, src.key_path("voxel_size_um"), "found " + std::to_string(v->size()) +
-                                                         " numbers; expected one number or [sx, sy, sz] in µm");
+      diags_.error(n, src.key_path("voxel_size_um"),
+                   "found " + std::to_string(v->size()) + " numbers; expected one number or [sx, sy, sz] in µm");
       return std::nullopt;
     }
     for (double s : *v)
@@ -271,9 +276,11 @@ class ConfigParser {
     const auto mn = p.numbers("min"), sz = p.numbers("size");
     bool ok = true;
     auto ints = [&](const std::vector<double>& v, const std::string& key, double lowest) {
-      if (v.size() != 3 || std::any_of(v.begin(), v.end(), [&](double x) { return x != std::floor(x) || x < lowest; })) {
-        diags_.error(n[key], kp + "." + key, "found " + YAML::Dump(n[key]) + "; expected [x, y, z], three integers ≥ " +
-                                                 std::to_string(static_cast<int>(lowest)) + " (voxels)");
+      if (v.size() != 3 ||
+          std::any_of(v.begin(), v.end(), [&](double x) { return x != std::floor(x) || x < lowest; })) {
+        diags_.error(n[key], kp + "." + key,
+                     "found " + YAML::Dump(n[key]) + "; expected [x, y, z], three integers ≥ " +
+                         std::to_string(static_cast<int>(lowest)) + " (voxels)");
         ok = false;
       }
     };
@@ -330,7 +337,8 @@ class ConfigParser {
     }
   }
 
-  std::optional<SampleConfig> parse_sample(const Params& p, const Params& d, const YAML::Node& n, const std::string& kp) {
+  std::optional<SampleConfig> parse_sample(const Params& p, const Params& d, const YAML::Node& n,
+                                           const std::string& kp) {
     SampleConfig s;
     auto read = read_options(p, d, n, kp);
     if (!read) return std::nullopt;
@@ -342,12 +350,14 @@ class ConfigParser {
     if (s.info.name.empty() || s.info.name.front() == '.' ||
         s.info.name.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") !=
             std::string::npos) {
-      diags_.error(n["name"] ? n["name"] : n["path"], kp + ".name",
-                   "sample name '" + s.info.name + "' is not usable as a folder name; expected letters, digits, '.', '_', '-'");
+      diags_.error(
+          n["name"] ? n["name"] : n["path"], kp + ".name",
+          "sample name '" + s.info.name + "' is not usable as a folder name; expected letters, digits, '.', '_', '-'");
       return std::nullopt;
     }
     if (auto pr = attempt([&] { return p.number("pressure_MPa"); })) s.info.pressure_MPa = *pr;
-    const int axis = axis_index(attempt([&] { return pick(p, d, "pressing_axis").string("pressing_axis"); }).value_or("z"));
+    const int axis =
+        axis_index(attempt([&] { return pick(p, d, "pressing_axis").string("pressing_axis"); }).value_or("z"));
     s.info.pressing_axis = axis < 0 ? 2 : axis;  // a name that is no axis is reported by its choices
 
     // Problems of the data files are kept with the sample: `run` records it as failed and goes
@@ -390,14 +400,15 @@ class ConfigParser {
 
     if (n["labels"]) {
       if (s.kind == "labels") {
-        diags_.error(n["labels"], kp + ".labels", "a sample of kind labels takes no `labels` companion; expected kind: grey");
+        diags_.error(n["labels"], kp + ".labels",
+                     "a sample of kind labels takes no `labels` companion; expected kind: grey");
         ok = false;
       } else if (auto comp = labels_companion(n["labels"], kp + ".labels")) {
         const auto lh = probe(*comp, n["labels"], kp + ".labels", file_problems);
         if (lh && header && !(lh->dims == header->dims))
-          file_problems.error(n["labels"], kp + ".labels", comp->path + " is " + to_string(lh->dims) +
-                                                             " but the grey volume is " + to_string(header->dims) +
-                                                             "; expected the same dims");
+          file_problems.error(n["labels"], kp + ".labels",
+                              comp->path + " is " + to_string(lh->dims) + " but the grey volume is " +
+                                  to_string(header->dims) + "; expected the same dims");
         comp->roi = s.roi;
         s.labels = *comp;
         if (lh) s.labels_header = *lh;
@@ -440,8 +451,9 @@ class ConfigParser {
       if (auto name = stage_name(n, kp, known)) {
         stage = registry_.stage(*name);
         if (!stage) {
-          std::string hint = registry_.batch_stage(*name) ? "; '" + *name + "' is a report stage: list it under `report`"
-                                                          : unknown_hint(*name, known);
+          std::string hint = registry_.batch_stage(*name)
+                                 ? "; '" + *name + "' is a report stage: list it under `report`"
+                                 : unknown_hint(*name, known);
           diags_.error(n["stage"], kp + ".stage", "unknown stage '" + *name + "'" + hint);
         }
       }
@@ -456,11 +468,12 @@ class ConfigParser {
 
   std::string unknown_hint(const std::string& name, const std::vector<std::string>& known) const {
     const std::string best = closest_name(name, known);
-    return (best.empty() ? "" : "; did you mean '" + best + "'?") + "; known: " + (known.empty() ? "(none)" : join(known)) +
-           " (see `voxpress stages`)";
+    return (best.empty() ? "" : "; did you mean '" + best + "'?") +
+           "; known: " + (known.empty() ? "(none)" : join(known)) + " (see `voxpress stages`)";
   }
 
-  std::optional<std::string> stage_name(const YAML::Node& n, const std::string& kp, const std::vector<std::string>& known) {
+  std::optional<std::string> stage_name(const YAML::Node& n, const std::string& kp,
+                                        const std::vector<std::string>& known) {
     if (!n.IsMap()) {
       diags_.error(n, kp, "expected a map {stage: NAME, ...parameters}");
       return std::nullopt;
@@ -489,9 +502,10 @@ class ConfigParser {
         if (missing && !names.empty())
           local.error(nodes[j]["stage"], kp + ".stage",
                       "stage '" + sc.stage->name() + "' needs " + describe_data(missing) + ", but sample" +
-                          (names.size() > 1 ? "s " : " ") + join(names) + " only " + (names.size() > 1 ? "have " : "has ") +
-                          describe_data(available) + " at this point; expected an earlier stage that provides " +
-                          describe_data(missing) + (missing & kLabels ? " (e.g. segment) or kind: labels / a `labels` companion" : ""));
+                          (names.size() > 1 ? "s " : " ") + join(names) + " only " +
+                          (names.size() > 1 ? "have " : "has ") + describe_data(available) +
+                          " at this point; expected an earlier stage that provides " + describe_data(missing) +
+                          (missing & kLabels ? " (e.g. segment) or kind: labels / a `labels` companion" : ""));
         sc.stage->preflight(sc.params, PreflightContext{config_.phases, available}, local);
         for (const auto& d : local.items())
           if (reported.insert(d.format()).second) diags_.add(d);
@@ -537,7 +551,8 @@ class ConfigParser {
 std::vector<ParamSpec> top_level_specs() {
   return {
       bounded(param("version", ParamType::integer, "config schema version", "", "1"), 1.0, 1.0),
-      param("output", ParamType::string, "run folder (relative: to the config's folder); default runs/<config name> in the working directory"),
+      param("output", ParamType::string,
+            "run folder (relative: to the config's folder); default runs/<config name> in the working directory"),
       param("phases", ParamType::string_list, "phase table: list of {name, label, role}"),
       param("defaults", ParamType::map, "values every sample inherits: voxel_size_um, pressing_axis, format options"),
       param("samples", ParamType::string_list, "list of samples"),

@@ -18,11 +18,11 @@ namespace vp {
 
 // One sample of the batch, resolved: absolute paths, inherited defaults, probed header.
 struct SampleConfig {
-  SampleInfo info;                   // name, series, pressure, paths, spacing, pressing axis
-  std::string kind = "grey";         // grey | labels
-  ReadOptions read;                  // the main volume (ROI included)
-  std::optional<ReadOptions> labels; // companion label volume of a grey sample
-  VolumeInfo header;                 // probed at validation (dims of the whole file)
+  SampleInfo info;                    // name, series, pressure, paths, spacing, pressing axis
+  std::string kind = "grey";          // grey | labels
+  ReadOptions read;                   // the main volume (ROI included)
+  std::optional<ReadOptions> labels;  // companion label volume of a grey sample
+  VolumeInfo header;                  // probed at validation (dims of the whole file)
   std::optional<VolumeInfo> labels_header;
   std::optional<Box> roi;
   bool spacing_from_config = false;  // voxel_size_um given (wins over the file)
@@ -30,8 +30,8 @@ struct SampleConfig {
   // `validate` reports it as an error; `run` records this sample as failed and runs the others.
   std::optional<Diagnostic> file_problem;
 
-  unsigned initial_data() const;     // DataFlag bits present after loading
-  Dims loaded_dims() const;          // ROI size, or the file's dims
+  unsigned initial_data() const;               // DataFlag bits present after loading
+  Dims loaded_dims() const;                    // ROI size, or the file's dims
   std::size_t loaded_bytes_per_voxel() const;  // sum of the element sizes of the loaded volumes
 };
 
@@ -46,10 +46,10 @@ struct BatchStageConfig {
 };
 
 struct Config {
-  std::filesystem::path path;     // absolute path of the config file
-  std::string sha256;             // of the config file's bytes
-  std::string name;               // file stem
-  std::filesystem::path output;   // run folder (absolute)
+  std::filesystem::path path;    // absolute path of the config file
+  std::string sha256;            // of the config file's bytes
+  std::string name;              // file stem
+  std::filesystem::path output;  // run folder (absolute)
   PhaseTable phases;
   std::vector<SampleConfig> samples;
   std::vector<StageConfig> stages;
@@ -73,6 +73,5 @@ std::vector<ParamSpec> top_level_specs();
 std::vector<ParamSpec> defaults_specs();
 std::vector<ParamSpec> sample_specs();
 std::vector<ParamSpec> phase_specs();
-
 
 }  // namespace vp

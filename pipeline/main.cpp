@@ -33,7 +33,8 @@ int main(int argc, char** argv) {
     return 0;
   }
   // `voxpress run` runs each sample in a worker process: this program again with `__sample`.
-  if (std::string(argv[1]) == "__sample") return vp::sample_worker_main(std::vector<std::string>(argv + 2, argv + argc), registry);
+  if (std::string(argv[1]) == "__sample")
+    return vp::sample_worker_main(std::vector<std::string>(argv + 2, argv + argc), registry);
   const vp::Command* command = registry.command(argv[1]);
   if (!command) {
     std::cerr << "voxpress: unknown command '" << argv[1] << "'\n\n";

@@ -47,7 +47,7 @@ struct SampleRecord {
   std::string error_kind;  // input | compute | internal | memory | crash
   std::string input_sha256, labels_sha256;
   std::string dtype;
-  Dims dims;               // as loaded (after the ROI)
+  Dims dims;  // as loaded (after the ROI)
   std::optional<Box> roi;
   std::vector<StageRecord> stages;
   std::vector<MetricRow> rows;
@@ -84,7 +84,7 @@ struct RunRecord {
   double seconds = 0;
   std::vector<SampleRecord> samples;
   std::vector<BatchStageRecord> report;
-  bool resumed = false;          // --resume
+  bool resumed = false;              // --resume
   std::vector<RedoneSample> redone;  // with --resume: samples run again, and why
 };
 

@@ -42,8 +42,8 @@ std::optional<std::vector<std::string>> earlier_tokens(const fs::path& dir) {
     return tokens;
   }
   // Written before the marker existed: metrics.json with our keys next to our config copy.
-  if (const auto j = read_json(dir / "metrics.json");
-      j && j->is_object() && j->contains("voxpress_version") && j->contains("samples") && fs::exists(dir / "config.yaml"))
+  if (const auto j = read_json(dir / "metrics.json"); j && j->is_object() && j->contains("voxpress_version") &&
+                                                      j->contains("samples") && fs::exists(dir / "config.yaml"))
     return std::vector<std::string>{};
   return std::nullopt;
 }
@@ -92,7 +92,8 @@ void write_marker(const fs::path& dir, const std::string& token) {
   {
     std::ofstream out(tmp, std::ios::binary);
     out << m.dump(2) << "\n";
-    if (!out.flush()) throw InputError("cannot write " + (dir / kRunMarker).string() + "; expected a writable run folder");
+    if (!out.flush())
+      throw InputError("cannot write " + (dir / kRunMarker).string() + "; expected a writable run folder");
   }
   fs::rename(tmp, dir / kRunMarker);
 }
@@ -116,20 +117,24 @@ RunFolder claim_run_folder(const fs::path& dir, const std::vector<std::string>& 
     std::optional<std::vector<std::string>> tokens = empty ? std::vector<std::string>{} : earlier_tokens(dir);
     if (!tokens) {
       if (!fs::is_directory(dir))
-        throw InputError("cannot use " + dir.string() + " as the run folder: it is a file; expected a folder (--out DIR or `output:`)");
+        throw InputError("cannot use " + dir.string() +
+                         " as the run folder: it is a file; expected a folder (--out DIR or `output:`)");
       if (!force)
         throw InputError(dir.string() + " is not empty and is not a voxpress run folder (no " + kRunMarker +
                          "); choose another --out, or pass --force to write into it (its files are left alone)");
       std::vector<std::string> taken;
-      for (const char* name : {"metrics.csv", "metrics.json", "config.yaml", "run.log", "report.html", "fits.json", "series", "plots"})
+      for (const char* name :
+           {"metrics.csv", "metrics.json", "config.yaml", "run.log", "report.html", "fits.json", "series", "plots"})
         if (fs::exists(fs::symlink_status(dir / name))) taken.push_back(name);
       for (const auto& s : sample_names)
         if (fs::exists(fs::symlink_status(dir / "samples" / s))) taken.push_back("samples/" + s);
       if (!taken.empty()) {
         std::string list;
         for (const auto& t : taken) list += (list.empty() ? "" : ", ") + t;
-        throw InputError(dir.string() + ": --force never replaces files voxpress did not write, and these names are "
-                         "voxpress outputs: " + list + "; move them or choose another --out");
+        throw InputError(dir.string() +
+                         ": --force never replaces files voxpress did not write, and these names are "
+                         "voxpress outputs: " +
+                         list + "; move them or choose another --out");
       }
       tokens = std::vector<std::string>{};
     }

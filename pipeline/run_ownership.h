@@ -28,7 +28,9 @@ RunFolder claim_run_folder(const std::filesystem::path& dir, const std::vector<s
 // Names with the run's token: the prefix of its temporaries, a sample's working folder and the
 // file in which a sample's worker process leaves its record.
 std::string temporary_prefix(const std::string& token);
-std::filesystem::path sample_work_dir(const std::filesystem::path& run_dir, const std::string& token, const std::string& sample);
-std::filesystem::path sample_result_file(const std::filesystem::path& run_dir, const std::string& token, const std::string& sample);
+std::filesystem::path sample_work_dir(const std::filesystem::path& run_dir, const std::string& token,
+                                      const std::string& sample);
+std::filesystem::path sample_result_file(const std::filesystem::path& run_dir, const std::string& token,
+                                         const std::string& sample);
 
 }  // namespace vp

@@ -173,8 +173,10 @@ class SampleRunner {
       rec.artifacts.clear();
     }
     rec.seconds = seconds_since(t0);
-    progress_.message(name, "", rec.ok ? "done in " + seconds_text(rec.seconds) + ", " + std::to_string(rec.rows.size()) + " metrics"
-                                       : "FAILED (" + rec.error_kind + " error): " + rec.error);
+    progress_.message(name, "",
+                      rec.ok
+                          ? "done in " + seconds_text(rec.seconds) + ", " + std::to_string(rec.rows.size()) + " metrics"
+                          : "FAILED (" + rec.error_kind + " error): " + rec.error);
     return rec;
   }
 
@@ -189,8 +191,9 @@ class SampleRunner {
     vp::run_stage(*sc.stage, sc.params, ctx);
     const double s = seconds_since(t0);
     rec.stages.push_back({ctx.current_stage, s, ctx.details});
-    progress_.message(ctx.sample.name, ctx.current_stage,
-                      "done in " + seconds_text(s) + " (" + std::to_string(ctx.rows.size() - rows_before) + " metrics)");
+    progress_.message(
+        ctx.sample.name, ctx.current_stage,
+        "done in " + seconds_text(s) + " (" + std::to_string(ctx.rows.size() - rows_before) + " metrics)");
   }
 
   // Test hook, honoured by worker processes only: VP_TEST_CRASH=<sample>:<signal>[:<stage>]
@@ -262,7 +265,9 @@ void load_sample(const SampleConfig& sample, const PhaseTable& phases, SampleCon
   rec.input_sha256 = provenance_of(main.volume).sha256;
   rec.dims = dims_of(main.volume);
   rec.dtype = to_string(dtype_of(main.volume));
-  nlohmann::json details = {{"format", main.format}, {"dims", to_json(rec.dims)}, {"dtype", rec.dtype},
+  nlohmann::json details = {{"format", main.format},
+                            {"dims", to_json(rec.dims)},
+                            {"dtype", rec.dtype},
                             {"spacing_um", to_json(rec.info.spacing_um)}};
   if (sample.kind == "labels") {
     ctx.labels = make_labels(main.volume, phases);
@@ -273,7 +278,8 @@ void load_sample(const SampleConfig& sample, const PhaseTable& phases, SampleCon
     ReadResult comp = read_volume(*sample.labels);
     if (!(dims_of(comp.volume) == rec.dims))
       throw InputError(sample.labels->path + ": label volume is " + to_string(dims_of(comp.volume)) +
-                       " but the grey volume " + sample.read.path + " is " + to_string(rec.dims) + "; expected the same dims");
+                       " but the grey volume " + sample.read.path + " is " + to_string(rec.dims) +
+                       "; expected the same dims");
     spacing_of(comp.volume) = rec.info.spacing_um;  // one sample, one voxel grid
     rec.labels_sha256 = provenance_of(comp.volume).sha256;
     ctx.labels = make_labels(comp.volume, phases);
@@ -289,7 +295,8 @@ std::uint64_t estimate_sample_bytes(const SampleConfig& sample, const std::vecto
   double stage_bytes = 0;
   for (const auto& sc : stages) stage_bytes = std::max(stage_bytes, sc.stage->bytes_per_voxel());
   const double voxels = static_cast<double>(sample.loaded_dims().count());
-  return static_cast<std::uint64_t>(std::ceil(voxels * (static_cast<double>(sample.loaded_bytes_per_voxel()) + stage_bytes)));
+  return static_cast<std::uint64_t>(
+      std::ceil(voxels * (static_cast<double>(sample.loaded_bytes_per_voxel()) + stage_bytes)));
 }
 
 namespace {
@@ -367,7 +374,8 @@ std::uint64_t parse_bytes(const std::string& text, const std::string& flag) {
   else if (unit == "G") scale = 1024.0 * 1024 * 1024;
   else if (unit == "T") scale = 1024.0 * 1024 * 1024 * 1024;
   if (used == 0 || scale == 0 || !(value > 0) || !std::isfinite(value))
-    throw InputError(flag + " '" + text + "': expected a positive size in bytes, optionally with K, M, G or T (e.g. 4G)");
+    throw InputError(flag + " '" + text +
+                     "': expected a positive size in bytes, optionally with K, M, G or T (e.g. 4G)");
   return static_cast<std::uint64_t>(value * scale);
 }
 
@@ -408,14 +416,16 @@ std::vector<fs::path> input_files(const std::string& path) {
     add_matching(p, [](const fs::path&) { return true; });
   } else if (path.find_first_of("*?[") != std::string::npos) {
     const std::string pattern = p.filename().string();
-    add_matching(p.parent_path(), [&](const fs::path& f) { return ::fnmatch(pattern.c_str(), f.filename().c_str(), 0) == 0; });
+    add_matching(p.parent_path(),
+                 [&](const fs::path& f) { return ::fnmatch(pattern.c_str(), f.filename().c_str(), 0) == 0; });
   } else {
     files.push_back(p);
     std::string ext = p.extension().string();
     for (auto& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     if (ext == ".mhd" || ext == ".nhdr") {
       const std::string stem = p.stem().string() + ".";
-      add_matching(p.parent_path(), [&](const fs::path& f) { return f != p && f.filename().string().rfind(stem, 0) == 0; });
+      add_matching(p.parent_path(),
+                   [&](const fs::path& f) { return f != p && f.filename().string().rfind(stem, 0) == 0; });
     }
   }
   std::sort(files.begin(), files.end());
@@ -437,10 +447,17 @@ std::string sample_settings_hash(const Config& config, const SampleConfig& sampl
   const nlohmann::json j = {
       {"voxpress_version", voxpress_version()},
       {"sample",
-       {{"name", i.name}, {"series", i.series}, {"pressure_MPa", format_number(i.pressure_MPa)}, {"path", i.path},
-        {"labels_path", i.labels_path}, {"pressing_axis", i.pressing_axis}, {"kind", sample.kind},
-        {"spacing_um", {format_number(i.spacing_um[0]), format_number(i.spacing_um[1]), format_number(i.spacing_um[2])}},
-        {"spacing_from_config", sample.spacing_from_config}, {"read", read_options_json(sample.read)},
+       {{"name", i.name},
+        {"series", i.series},
+        {"pressure_MPa", format_number(i.pressure_MPa)},
+        {"path", i.path},
+        {"labels_path", i.labels_path},
+        {"pressing_axis", i.pressing_axis},
+        {"kind", sample.kind},
+        {"spacing_um",
+         {format_number(i.spacing_um[0]), format_number(i.spacing_um[1]), format_number(i.spacing_um[2])}},
+        {"spacing_from_config", sample.spacing_from_config},
+        {"read", read_options_json(sample.read)},
         {"labels", sample.labels ? read_options_json(*sample.labels) : nlohmann::json(nullptr)}}},
       {"phases", phases},
       {"stages", stages},
@@ -663,9 +680,9 @@ void run_workers(const Config& config, const std::vector<std::size_t>& chosen, c
       const std::size_t k = queue[next];
       if (!workers.empty() && in_use + estimate[k] > run.memory_budget_bytes) break;
       const SampleConfig& s = config.samples[chosen[k]];
-      workers.push_back(spawn_worker({program.string(), "__sample", config.path.string(), "--run-dir", folder.dir.string(),
-                                      "--token", folder.token, "--sample", s.info.name, "--threads",
-                                      std::to_string(run.threads), "--config-sha256", config.sha256},
+      workers.push_back(spawn_worker({program.string(), "__sample", config.path.string(), "--run-dir",
+                                      folder.dir.string(), "--token", folder.token, "--sample", s.info.name,
+                                      "--threads", std::to_string(run.threads), "--config-sha256", config.sha256},
                                      k));
       in_use += estimate[k];
       ++next;
@@ -756,11 +773,12 @@ RunResult run_batch(const Config& config, const RunOptions& options, Progress& p
   run.started = utc_timestamp();
   run.resumed = options.resume;
   const std::uint64_t machine = machine_memory_available();
-  progress.message("", "run", config.path.string() + ": " + std::to_string(chosen.size()) + " samples, " +
-                                  std::to_string(config.stages.size()) + " stages, " + std::to_string(run.jobs) +
-                                  " jobs, " + std::to_string(run.threads) + " threads, memory budget " +
-                                  format_bytes(run.memory_budget_bytes) + " (available " + format_bytes(machine) +
-                                  ") -> " + run_dir.string());
+  progress.message("", "run",
+                   config.path.string() + ": " + std::to_string(chosen.size()) + " samples, " +
+                       std::to_string(config.stages.size()) + " stages, " + std::to_string(run.jobs) + " jobs, " +
+                       std::to_string(run.threads) + " threads, memory budget " +
+                       format_bytes(run.memory_budget_bytes) + " (available " + format_bytes(machine) + ") -> " +
+                       run_dir.string());
 
   // Each sample is taken over (--resume), refused (unreadable, too big) or queued for a worker.
   std::vector<SampleRecord> records(chosen.size());
@@ -845,9 +863,10 @@ RunResult run_batch(const Config& config, const RunOptions& options, Progress& p
     write_metrics(run_dir, run);
   }
   progress_point(1.0);
-  progress.message("", "run", std::to_string(run.samples.size() - static_cast<std::size_t>(result.failed_samples)) + " of " +
-                                  std::to_string(run.samples.size()) + " samples ok in " + seconds_text(run.seconds) +
-                                  "; results in " + run_dir.string());
+  progress.message("", "run",
+                   std::to_string(run.samples.size() - static_cast<std::size_t>(result.failed_samples)) + " of " +
+                       std::to_string(run.samples.size()) + " samples ok in " + seconds_text(run.seconds) +
+                       "; results in " + run_dir.string());
   return result;
 }
 

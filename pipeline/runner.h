@@ -19,12 +19,12 @@
 namespace vp {
 
 struct RunOptions {
-  std::filesystem::path out_dir;   // empty: the config's output
-  int jobs = 0;                    // samples at once; 0: the number of threads
-  std::vector<std::string> only;   // sample names; empty: all
-  std::uint64_t max_memory = 0;    // bytes; 0: default_memory_budget()
-  bool resume = false;             // keep complete samples whose inputs and settings are unchanged
-  bool force = false;              // write into a non-empty folder that is not a run folder
+  std::filesystem::path out_dir;  // empty: the config's output
+  int jobs = 0;                   // samples at once; 0: the number of threads
+  std::vector<std::string> only;  // sample names; empty: all
+  std::uint64_t max_memory = 0;   // bytes; 0: default_memory_budget()
+  bool resume = false;            // keep complete samples whose inputs and settings are unchanged
+  bool force = false;             // write into a non-empty folder that is not a run folder
   // The program that runs one sample (`PROGRAM __sample ...`); empty: this program
   // (/proc/self/exe). Its main must hand `__sample` to sample_worker_main.
   std::filesystem::path worker_program;

@@ -226,7 +226,8 @@ VolumeArgs reader_args(const std::string& path, const std::string& format, const
 // ---- the functions ----------------------------------------------------------------------------
 
 py::tuple py_read(const std::string& path, const std::string& format, const std::string& dims, const std::string& dtype,
-               const std::string& endian, std::uint64_t offset, const std::string& dataset, const std::string& spacing) {
+                  const std::string& endian, std::uint64_t offset, const std::string& dataset,
+                  const std::string& spacing) {
   const VolumeArgs args = reader_args(path, format, dims, dtype, endian, offset, dataset, spacing);
   ReadResult r = LongCall(py::none())([&] { return load_volume(args); });
   py::dict provenance;
@@ -240,8 +241,8 @@ py::tuple py_read(const std::string& path, const std::string& format, const std:
 }
 
 py::object py_info_file(const std::string& path, const std::string& format, const std::string& dims,
-                     const std::string& dtype, const std::string& endian, std::uint64_t offset,
-                     const std::string& dataset, const std::string& spacing) {
+                        const std::string& dtype, const std::string& endian, std::uint64_t offset,
+                        const std::string& dataset, const std::string& spacing) {
   const VolumeArgs args = reader_args(path, format, dims, dtype, endian, offset, dataset, spacing);
   const nlohmann::json j = LongCall(py::none())([&] {
     const ReadResult r = load_volume(args);
@@ -253,14 +254,13 @@ py::object py_info_file(const std::string& path, const std::string& format, cons
 py::object py_info_array(const py::array& volume, const Vec3& spacing, bool spacing_given, const std::string& name) {
   ReadResult r{any_from_array(volume, spacing, "volume"), "array", false};
   provenance_of(r.volume).path = name;
-  const nlohmann::json j =
-      LongCall(py::none())([&] { return info_json(r, spacing_given ? "argument" : "default"); });
+  const nlohmann::json j = LongCall(py::none())([&] { return info_json(r, spacing_given ? "argument" : "default"); });
   return to_python(j);
 }
 
 py::object py_solve(const py::array& labels, const Vec3& spacing, const std::string& labels_flag,
-                 const std::string& roles_flag, const std::string& name, const SolveRequest& request,
-                 py::object progress) {
+                    const std::string& roles_flag, const std::string& name, const SolveRequest& request,
+                    py::object progress) {
   SampleContext ctx = array_sample_context(labels, spacing, labels_flag, roles_flag, name);
   nlohmann::json out = {{"input", array_input_json(ctx)}};
   out.update(LongCall(std::move(progress))([&] { return solve_sample(ctx, request); }));
@@ -268,8 +268,8 @@ py::object py_solve(const py::array& labels, const Vec3& spacing, const std::str
 }
 
 py::list py_measure(const py::array& labels, const Vec3& spacing, const std::string& labels_flag,
-                 const std::string& roles_flag, const std::string& name, const std::string& metrics,
-                 int connectivity, const std::optional<py::array>& particles, py::object progress) {
+                    const std::string& roles_flag, const std::string& name, const std::string& metrics,
+                    int connectivity, const std::optional<py::array>& particles, py::object progress) {
   SampleContext ctx = array_sample_context(labels, spacing, labels_flag, roles_flag, name);
   if (particles) {
     Volume<std::uint32_t> ids = volume_from_array<std::uint32_t>(*particles, spacing, "particles");
@@ -287,9 +287,9 @@ py::list py_measure(const py::array& labels, const Vec3& spacing, const std::str
 }
 
 py::object py_cracks(const py::array& labels, const Vec3& spacing, const std::string& labels_flag,
-                  const std::string& roles_flag, const std::string& name, const std::optional<py::array>& grey,
-                  const std::optional<py::array>& particles, const std::string& pressing_axis,
-                  const CracksRequest& request, py::object progress) {
+                     const std::string& roles_flag, const std::string& name, const std::optional<py::array>& grey,
+                     const std::optional<py::array>& particles, const std::string& pressing_axis,
+                     const CracksRequest& request, py::object progress) {
   SampleContext ctx = array_sample_context(labels, spacing, labels_flag, roles_flag, name);
   ctx.sample.pressing_axis = parse_axis(pressing_axis, "--pressing-axis");
   if (grey) {
@@ -312,7 +312,7 @@ py::object py_cracks(const py::array& labels, const Vec3& spacing, const std::st
 // The segment command's pipeline (preprocess, segment, clean up) on an array, with its --json
 // summary's keys; options are the command's flags with dashes as underscores.
 py::tuple py_segment(const py::array& grey, const Vec3& spacing, const std::string& name, const py::dict& o,
-                  py::object progress) {
+                     py::object progress) {
   auto get = [&](const char* key, auto fallback) {
     using T = decltype(fallback);
     return o.contains(key) && !o[key].is_none() ? o[key].cast<T>() : fallback;
@@ -335,14 +335,16 @@ py::tuple py_segment(const py::array& grey, const Vec3& spacing, const std::stri
   // The command's defaults: forest with a model, else auto; K by method.
   const std::string method = get("method", std::string(model_path.empty() ? "auto" : "forest"));
   segment_values["method"] = method;
-  if (get("classes", 0) == 0) segment_values["classes"] = std::to_string(default_class_count(parse_segment_method(method)));
+  if (get("classes", 0) == 0)
+    segment_values["classes"] = std::to_string(default_class_count(parse_segment_method(method)));
   const PhaseTable no_phases;
-  const Params preprocess = stage_params(preprocess_stage, preprocess_values, "segment options",
-                                         PreflightContext{no_phases, kGrey});
+  const Params preprocess =
+      stage_params(preprocess_stage, preprocess_values, "segment options", PreflightContext{no_phases, kGrey});
   SegmentOptions so = segment_options(
       stage_params(segment_stage, segment_values, "segment options", PreflightContext{no_phases, kGrey}));
   ClassCleanupFlags cleanup;
-  for (auto [key, text] : {std::pair{"open", &cleanup.open}, {"close", &cleanup.close}, {"min_island", &cleanup.min_island}})
+  for (auto [key, text] :
+       {std::pair{"open", &cleanup.open}, {"close", &cleanup.close}, {"min_island", &cleanup.min_island}})
     if (given(key)) *text = yaml_of(o[key]);
   cleanup.fill_holes = get("fill_holes", false);
   cleanup.cleanup_label = get("cleanup_label", -1);
@@ -411,7 +413,7 @@ std::filesystem::path sample_worker_program() {
 }
 
 py::dict py_run(const std::string& config_path, const std::string& out, int jobs, const std::vector<std::string>& only,
-             const std::string& max_memory, bool quiet, py::object progress, bool resume, bool force) {
+                const std::string& max_memory, bool quiet, py::object progress, bool resume, bool force) {
   RunOptions options;
   options.out_dir = out;
   options.jobs = jobs;

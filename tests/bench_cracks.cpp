@@ -16,13 +16,13 @@
 
 #include <tbb/global_control.h>
 
+#include "bench_measure.h"
 #include "metrics/cracks/detection.h"
 #include "metrics/cracks/graph.h"
 #include "metrics/cracks/measure.h"
 #include "metrics/cracks/sheetness.h"
 #include "metrics/cracks/short_circuit.h"
 #include "metrics/cracks/skeleton.h"
-#include "bench_measure.h"
 
 namespace {
 
@@ -75,10 +75,11 @@ int main(int argc, char** argv) {
   std::vector<Disc> discs;
   for (int k = 0; k < 8; ++k) {
     const double a = 0.7 * k;
-    discs.push_back({{L * (0.2 + 0.6 * ((k * 37) % 8) / 7.0), L * (0.2 + 0.6 * ((k * 53) % 8) / 7.0), L * (0.1 + 0.1 * k)},
-                     {std::sin(0.1 * k) * std::cos(a), std::sin(0.1 * k) * std::sin(a), std::cos(0.1 * k)},
-                     h * (1 + k % 3),
-                     L * 0.12});
+    discs.push_back(
+        {{L * (0.2 + 0.6 * ((k * 37) % 8) / 7.0), L * (0.2 + 0.6 * ((k * 53) % 8) / 7.0), L * (0.1 + 0.1 * k)},
+         {std::sin(0.1 * k) * std::cos(a), std::sin(0.1 * k) * std::sin(a), std::cos(0.1 * k)},
+         h * (1 + k % 3),
+         L * 0.12});
   }
   discs.push_back({{L * 0.9, L / 2, L / 2}, {1, 0, 0}, 2 * h, 0});
   LabelVolume labels(Volume<std::uint8_t>({n, n, n}, {h, h, h}, 1),
@@ -151,9 +152,10 @@ int main(int argc, char** argv) {
   ShortCircuitRisk risk;
   step("short_circuit_risk (z)", voxels, [&] { risk = short_circuit_risk(network, {2, 26}); });
 
-  std::printf("\ncracks planted %zu, found %u (labels) / %u (labels + grey); crack voxels %lld; skeleton "
-              "length %.1f µm; percolates z %s, bottleneck %.2f µm\n",
-              discs.size(), det.count, det_grey.count, static_cast<long long>(m.crack_voxels),
-              graph.total_length_um(), risk.percolates ? "yes" : "no", risk.bottleneck_diameter_um);
+  std::printf(
+      "\ncracks planted %zu, found %u (labels) / %u (labels + grey); crack voxels %lld; skeleton "
+      "length %.1f µm; percolates z %s, bottleneck %.2f µm\n",
+      discs.size(), det.count, det_grey.count, static_cast<long long>(m.crack_voxels), graph.total_length_um(),
+      risk.percolates ? "yes" : "no", risk.bottleneck_diameter_um);
   return 0;
 }

@@ -8,8 +8,8 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
-#include <map>
 #include <filesystem>
+#include <map>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -71,13 +71,14 @@ void explain_planted(const phantom::Phantom& ph, const std::string& host, const 
     std::vector<index_t> voxels;
     for (index_t i = 0; best && i < det.ids.size(); ++i)
       if (det.ids[i] == best) voxels.push_back(i);
-    std::fprintf(stderr,
-                 "    planted %u: %lld voxels (labelled pore %lld, se %lld, am %lld), %.1f um2; %lld within one voxel of "
-                 "a detection; best detected crack %u: %lld voxels, aspect %.2f\n",
-                 c.id, static_cast<long long>(n), static_cast<long long>(by_label[0]),
-                 static_cast<long long>(by_label[1]), static_cast<long long>(by_label[2]), c.area_um2,
-                 static_cast<long long>(near), best, static_cast<long long>(voxels.size()),
-                 voxels.empty() ? 0.0 : sheet_aspect(principal_axes(voxels, d, labels.spacing_um)));
+    std::fprintf(
+        stderr,
+        "    planted %u: %lld voxels (labelled pore %lld, se %lld, am %lld), %.1f um2; %lld within one voxel of "
+        "a detection; best detected crack %u: %lld voxels, aspect %.2f\n",
+        c.id, static_cast<long long>(n), static_cast<long long>(by_label[0]), static_cast<long long>(by_label[1]),
+        static_cast<long long>(by_label[2]), c.area_um2, static_cast<long long>(near), best,
+        static_cast<long long>(voxels.size()),
+        voxels.empty() ? 0.0 : sheet_aspect(principal_axes(voxels, d, labels.spacing_um)));
   }
 }
 
@@ -85,8 +86,8 @@ void explain_planted(const phantom::Phantom& ph, const std::string& host, const 
 void evaluate(const std::string& name, const phantom::Phantom& ph, const phantom::ImagingSpec& imaging,
               std::map<std::string, Totals>& totals) {
   const Volume<float> grey = crack_recall::ct_grey(ph, imaging);
-  Volume<std::uint8_t> labels = crack_recall::midpoint_labels(grey, imaging.grey_level("pore"), imaging.grey_level("se"),
-                                                              imaging.grey_level("am"));
+  Volume<std::uint8_t> labels = crack_recall::midpoint_labels(grey, imaging.grey_level("pore"),
+                                                              imaging.grey_level("se"), imaging.grey_level("am"));
   for (const std::string host : {"se", "am"}) {
     CrackDetectionOptions o;  // the stage's defaults
     o.host_labels = {host == "se" ? 1 : 2};
@@ -95,10 +96,12 @@ void evaluate(const std::string& name, const phantom::Phantom& ph, const phantom
     const crack_recall::Score s = crack_recall::score(ph, host, det.ids, det.count);
     totals[host].add(s);
     if (std::getenv("VP_DEBUG"))
-      std::fprintf(stderr, "  %s: contrast %.0f, void %lld, sheet %lld, enclosed %lld, thin %lld, small %u, shape %u, count %u\n",
-                   host.c_str(), det.contrast, static_cast<long long>(det.void_voxels),
-                   static_cast<long long>(det.sheet_voxels), static_cast<long long>(det.enclosed_voxels),
-                   static_cast<long long>(det.thin_voxels), det.rejected_small, det.rejected_shape, det.count);
+      std::fprintf(
+          stderr,
+          "  %s: contrast %.0f, void %lld, sheet %lld, enclosed %lld, thin %lld, small %u, shape %u, count %u\n",
+          host.c_str(), det.contrast, static_cast<long long>(det.void_voxels), static_cast<long long>(det.sheet_voxels),
+          static_cast<long long>(det.enclosed_voxels), static_cast<long long>(det.thin_voxels), det.rejected_small,
+          det.rejected_shape, det.count);
     if (std::getenv("VP_DEBUG")) explain_planted(ph, host, labels, det);
     std::printf("| %-28s | %4.0f | %2s | %7d | %5d | %8u | %8lld | %9.3f | %9.4f |\n", name.c_str(), imaging.snr,
                 host.c_str(), s.planted, s.found, s.detected_cracks, static_cast<long long>(s.detected_voxels),
@@ -113,13 +116,15 @@ int main(int argc, char** argv) {
   const index_t n = argc > 1 ? std::atoll(argv[1]) : 128;
   const std::vector<double> seeds = numbers(argc > 2 ? argv[2] : "1,2,3");
   const std::vector<double> snrs = numbers(argc > 3 ? argv[3] : "5,8,12");
-  const std::string samples = argc > 4 ? argv[4] : (std::filesystem::path(__FILE__).parent_path().parent_path() / "data_samples").string();
+  const std::string samples =
+      argc > 4 ? argv[4] : (std::filesystem::path(__FILE__).parent_path().parent_path() / "data_samples").string();
 
   std::printf("voxpress crack recall: %lld³ composites, CT PSF σ = 1 voxel, midpoint-threshold labels\n\n",
               static_cast<long long>(n));
   std::printf("| %-28s | %4s | %2s | %7s | %5s | %8s | %8s | %9s | %9s |\n", "phantom", "SNR", "host", "planted",
               "found", "detected", "voxels", "precision", "false %");
-  std::printf("|------------------------------|------|----|---------|-------|----------|----------|-----------|-----------|\n");
+  std::printf(
+      "|------------------------------|------|----|---------|-------|----------|----------|-----------|-----------|\n");
   std::map<std::string, Totals> cracked, clean;
   for (double seed : seeds) {
     for (double pressure : {250.0, 370.0}) {
@@ -157,9 +162,10 @@ int main(int argc, char** argv) {
   }
   std::printf("\n");
   for (const auto& [host, t] : cracked)
-    std::printf("cracked, host %s: found %d of %d planted (recall %.1f %%), precision %.3f, false volume %.4f %% of host\n",
-                host.c_str(), t.found, t.planted, t.planted ? 100.0 * t.found / t.planted : 100.0,
-                t.detected ? 1.0 - double(t.false_voxels) / t.detected : 1.0, 100.0 * t.false_voxels / t.host_voxels);
+    std::printf(
+        "cracked, host %s: found %d of %d planted (recall %.1f %%), precision %.3f, false volume %.4f %% of host\n",
+        host.c_str(), t.found, t.planted, t.planted ? 100.0 * t.found / t.planted : 100.0,
+        t.detected ? 1.0 - double(t.false_voxels) / t.detected : 1.0, 100.0 * t.false_voxels / t.host_voxels);
   for (const auto& [host, t] : clean)
     std::printf("crack-free, host %s: false crack volume %.4f %% of host (%lld voxels)\n", host.c_str(),
                 100.0 * t.false_voxels / t.host_voxels, static_cast<long long>(t.false_voxels));

@@ -2,13 +2,13 @@
 // the peak memory a read needs beyond the volume itself, and what the real files' headers say
 // (folder from argv[1] or $VP_REAL_DATA_DIR).
 // Prints tables; asserts nothing.
+#include <unistd.h>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
-#include <unistd.h>
 
 #include <tbb/global_control.h>
 #include <tbb/info.h>
@@ -40,9 +40,9 @@ int main(int argc, char** argv) {
   fs::create_directories(dir);
   const Dims d{256, 256, 256};
   const double mib = d.count() * 2 / 1048576.0;
-  const std::vector<std::pair<std::string, bool>> cases{
-      {"v.tif", false}, {"v_deflate.tif", true}, {"v.mha", false}, {"v_zlib.mha", true}, {"v.nrrd", false},
-      {"v.nii", false}, {"v.raw", false},        {"v.npy", false}, {"v.h5", false}};
+  const std::vector<std::pair<std::string, bool>> cases{{"v.tif", false},     {"v_deflate.tif", true}, {"v.mha", false},
+                                                        {"v_zlib.mha", true}, {"v.nrrd", false},       {"v.nii", false},
+                                                        {"v.raw", false},     {"v.npy", false},        {"v.h5", false}};
   std::vector<double> write_s;
   {
     Volume<std::uint16_t> v(d, {0.5, 0.5, 0.7});
@@ -100,8 +100,10 @@ int main(int argc, char** argv) {
   const char* env = std::getenv("VP_REAL_DATA_DIR");
   const fs::path real = argc > 1 ? argv[1] : env ? env : "";
   if (!real.empty() && fs::exists(real)) {
-    std::printf("\nreal files (%s)\n\n| file | format | dims | dtype | spacing µm (from file?) | read s |\n"
-                "|---|---|---|---|---|---|\n", real.c_str());
+    std::printf(
+        "\nreal files (%s)\n\n| file | format | dims | dtype | spacing µm (from file?) | read s |\n"
+        "|---|---|---|---|---|---|\n",
+        real.c_str());
     for (const auto& e : fs::directory_iterator(real)) {
       const std::string name = e.path().filename().string();
       if (name == "MANIFEST.md" || e.path().extension() == ".zip") continue;

@@ -1,13 +1,13 @@
 // Throughput (Mvoxel/s) and peak memory of every metric on a synthetic three-phase volume
 // (AM spheres in SE with pores). Usage: bench_metrics [N ...] (default 256); prints a table.
+#include <malloc.h>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
-#include <malloc.h>
-#include <new>
-#include <atomic>
 #include <functional>
+#include <new>
 #include <random>
 #include <string>
 #include <vector>
@@ -51,12 +51,14 @@ LabelVolume synthetic(index_t n) {
       for (index_t z = std::max<index_t>(0, cz - r); z <= std::min<index_t>(n - 1, cz + r); ++z)
         for (index_t y = std::max<index_t>(0, cy - r); y <= std::min<index_t>(n - 1, cy + r); ++y)
           for (index_t x = std::max<index_t>(0, cx - r); x <= std::min<index_t>(n - 1, cx + r); ++x)
-            if ((x - cx) * (x - cx) + (y - cy) * (y - cy) + (z - cz) * (z - cz) <= r * r && v(x, y, z) == 1) v(x, y, z) = label;
+            if ((x - cx) * (x - cx) + (y - cy) * (y - cy) + (z - cz) * (z - cz) <= r * r && v(x, y, z) == 1)
+              v(x, y, z) = label;
     }
   };
   paint(8, 2, 0.45);
   paint(3, 0, 0.20);
-  return LabelVolume(std::move(v), PhaseTable({{"pore", 0, Role::pore}, {"se", 1, Role::electrolyte}, {"am", 2, Role::active}}));
+  return LabelVolume(std::move(v),
+                     PhaseTable({{"pore", 0, Role::pore}, {"se", 1, Role::electrolyte}, {"am", 2, Role::active}}));
 }
 
 }  // namespace
@@ -64,7 +66,8 @@ LabelVolume synthetic(index_t n) {
 void* operator new(std::size_t n) {
   void* p = std::malloc(n ? n : 1);
   if (!p) throw std::bad_alloc();
-  long long now = g_heap.fetch_add(static_cast<long long>(malloc_usable_size(p))) + static_cast<long long>(malloc_usable_size(p));
+  long long now =
+      g_heap.fetch_add(static_cast<long long>(malloc_usable_size(p))) + static_cast<long long>(malloc_usable_size(p));
   long long peak = g_peak.load();
   while (now > peak && !g_peak.compare_exchange_weak(peak, now)) {
   }

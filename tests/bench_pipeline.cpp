@@ -24,13 +24,13 @@
 #include <tbb/global_control.h>
 #include <tbb/info.h>
 
+#include "bench_measure.h"
 #include "core/hash.h"
 #include "core/stage.h"
-#include "pipeline/catalog.h"
-#include "pipeline/config.h"
 #include "phantoms/phantom.h"
 #include "phantoms/phantom_spec.h"
-#include "bench_measure.h"
+#include "pipeline/catalog.h"
+#include "pipeline/config.h"
 
 using namespace vp;
 using vp::bench::cpu_seconds;
@@ -119,9 +119,10 @@ int main(int argc, char** argv) {
   const double pressure = 250;
   const fs::path scratch = fs::temp_directory_path() / ("bench_pipeline_" + std::to_string(::getpid()));
 
-  std::printf("bench_pipeline: configs/demo.yaml stages on data_samples/phantom_ct.yaml phantoms at %.0f MPa; "
-              "%d threads\n\n",
-              pressure, threads);
+  std::printf(
+      "bench_pipeline: configs/demo.yaml stages on data_samples/phantom_ct.yaml phantoms at %.0f MPa; "
+      "%d threads\n\n",
+      pressure, threads);
   std::printf("| %-24s | %5s | %8s | %8s | %9s | %8s | %6s |\n", "stage", "size", "wall s", "CPU s", "Mvoxel/s",
               "peak MiB", "B/vox");
   std::printf("|--------------------------|-------|----------|----------|-----------|----------|--------|\n");
@@ -153,7 +154,8 @@ int main(int argc, char** argv) {
       const std::size_t rows_before = ctx.rows.size();
       const Measure m = measure([&] { sc.stage->run(sc.params, ctx); });
       digests.push_back("| " + std::to_string(n) + "³ | " + sc.stage->name() + " | " +
-                        std::to_string(ctx.rows.size() - rows_before) + " rows | " + digest(ctx.rows, rows_before) + " |");
+                        std::to_string(ctx.rows.size() - rows_before) + " rows | " + digest(ctx.rows, rows_before) +
+                        " |");
       print_row(sc.stage->name(), n, m);
       total.wall += m.wall;
       total.cpu += m.cpu;
@@ -162,21 +164,24 @@ int main(int argc, char** argv) {
     print_row("all stages", n, total);
     totals.push_back({n, total});
     if (ctx.labels) digests.push_back("| " + std::to_string(n) + "³ | labels volume | | " + digest(*ctx.labels) + " |");
-    if (ctx.particles) digests.push_back("| " + std::to_string(n) + "³ | particles volume | | " + digest(*ctx.particles) + " |");
+    if (ctx.particles)
+      digests.push_back("| " + std::to_string(n) + "³ | particles volume | | " + digest(*ctx.particles) + " |");
     if (ctx.cracks) digests.push_back("| " + std::to_string(n) + "³ | cracks volume | | " + digest(*ctx.cracks) + " |");
     fs::remove_all(ctx.out_dir);
   }
   fs::remove_all(scratch);
 
-  std::printf("\nScaling of the whole stage list (wall and CPU time relative to the first size, against the "
-              "voxel ratio):\n\n| size | voxels × | wall × | CPU × |\n|---|---|---|---|\n");
+  std::printf(
+      "\nScaling of the whole stage list (wall and CPU time relative to the first size, against the "
+      "voxel ratio):\n\n| size | voxels × | wall × | CPU × |\n|---|---|---|---|\n");
   for (const auto& [n, m] : totals) {
     const double r = static_cast<double>(n) / static_cast<double>(totals.front().first);
-    std::printf("| %lld³ | %.0f | %.1f | %.1f |\n", static_cast<long long>(n), r * r * r, m.wall / totals.front().second.wall,
-                m.cpu / totals.front().second.cpu);
+    std::printf("| %lld³ | %.0f | %.1f | %.1f |\n", static_cast<long long>(n), r * r * r,
+                m.wall / totals.front().second.wall, m.cpu / totals.front().second.cpu);
   }
-  std::printf("\nResults (SHA-256 prefixes; equal across builds = bit-identical results):\n\n"
-              "| size | output | | digest |\n|---|---|---|---|\n");
+  std::printf(
+      "\nResults (SHA-256 prefixes; equal across builds = bit-identical results):\n\n"
+      "| size | output | | digest |\n|---|---|---|---|\n");
   for (const std::string& line : digests) std::printf("%s\n", line.c_str());
   return 0;
 }

@@ -1,12 +1,12 @@
 // Benchmark: aggregation, fits and report rendering on synthetic runs of growing size.
 // Prints a table (timings go into docs/report.md, never into tests).
+#include <unistd.h>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <string>
-#include <unistd.h>
 
 #include "core/json_util.h"
 #include "pipeline/report/report.h"
@@ -36,7 +36,8 @@ fs::path make_run(int series, int pressures, int metrics) {
       csv += prefix + "porosity,pore,," + vp::format_number(eps) + ",1\n";
       csv += prefix + "volume_fraction,pore,," + vp::format_number(eps) + ",1\n";
       csv += prefix + "tau,pore,z," + vp::format_number(std::pow(eps, -1.5)) + ",1\n";
-      csv += prefix + "contact_area_fraction,am|se,," + vp::format_number(0.5 + 0.002 * std::min(P - 150, 0.0)) + ",1\n";
+      csv +=
+          prefix + "contact_area_fraction,am|se,," + vp::format_number(0.5 + 0.002 * std::min(P - 150, 0.0)) + ",1\n";
       csv += prefix + "crack_volume_fraction,,," + vp::format_number(P > 200 ? 0.01 : 0.0) + ",1\n";
       for (int m = 0; m < metrics; ++m)
         csv += prefix + "metric" + vp::format_number(m) + ",am,z," + vp::format_number(m + 0.01 * P) + ",µm\n";
@@ -48,7 +49,9 @@ fs::path make_run(int series, int pressures, int metrics) {
 }  // namespace
 
 int main() {
-  std::printf("| series × pressures | metric columns | rows | tables + fits + files (s) | report.html, no figures (s) | report.html + SVG figures (s) | figures | report.html (MB) |\n");
+  std::printf(
+      "| series × pressures | metric columns | rows | tables + fits + files (s) | report.html, no figures (s) | "
+      "report.html + SVG figures (s) | figures | report.html (MB) |\n");
   std::printf("|---|---|---|---|---|---|---|---|\n");
   for (auto [series, pressures, metrics] : {std::tuple{2, 8, 10}, std::tuple{4, 16, 50}, std::tuple{8, 32, 100}}) {
     const auto run = make_run(series, pressures, metrics);
@@ -64,8 +67,9 @@ int main() {
     t0 = std::chrono::steady_clock::now();
     const auto out = write_report(run, o);
     const double t_plots = seconds_since(t0);
-    std::printf("| %d × %d | %d | %zu | %.3f | %.3f | %.3f | %zu | %.1f |\n", series, pressures, metrics + 5, s.run.rows.size(),
-                t_series, t_html, t_plots, out.figures, static_cast<double>(fs::file_size(out.html)) / 1e6);
+    std::printf("| %d × %d | %d | %zu | %.3f | %.3f | %.3f | %zu | %.1f |\n", series, pressures, metrics + 5,
+                s.run.rows.size(), t_series, t_html, t_plots, out.figures,
+                static_cast<double>(fs::file_size(out.html)) / 1e6);
     fs::remove_all(run);
   }
   return 0;

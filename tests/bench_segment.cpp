@@ -11,16 +11,16 @@
 #include <tbb/global_control.h>
 #include <tbb/info.h>
 
+#include <random>
 #include "filters/preprocess/artifacts.h"
 #include "filters/preprocess/denoise.h"
 #include "filters/preprocess/intensity.h"
 #include "filters/segment/cleanup.h"
+#include "filters/segment/features.h"
 #include "filters/segment/forest.h"
 #include "filters/segment/particles.h"
 #include "filters/segment/segmenter.h"
-#include "filters/segment/features.h"
 #include "metrics/distance_transform.h"
-#include <random>
 
 using namespace vp;
 

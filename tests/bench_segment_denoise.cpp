@@ -18,12 +18,12 @@
 
 #include <tbb/info.h>
 
+#include "bench_measure.h"
 #include "filters/preprocess/denoise.h"
 #include "filters/preprocess/edge_preserving.h"
 #include "filters/preprocess/psf.h"
 #include "phantoms/phantom.h"
 #include "phantoms/phantom_spec.h"
-#include "bench_measure.h"
 
 using namespace vp;
 using vp::bench::cpu_seconds;
@@ -46,7 +46,10 @@ std::vector<Filter> filters() {
   };
   return {
       {"none", method(DenoiseMethod::none)},
-      {"gaussian σ=1 vox", [](const Volume<float>& g) { return gaussian_blur(g, {1.0, 1.0, 1.0}); }},
+      {"gaussian σ=1 vox",
+       [](const Volume<float>& g) {
+         return gaussian_blur(g, {1.0, 1.0, 1.0});
+       }},
       {"median r=1", method(DenoiseMethod::median)},
       {"anisotropic 5 it", method(DenoiseMethod::anisotropic)},
       {"bilateral", method(DenoiseMethod::bilateral)},

@@ -28,10 +28,11 @@
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
 #include <sys/resource.h>
 #include <unistd.h>
+#include <nlohmann/json.hpp>
 
+#include "bench_measure.h"
 #include "filters/io/volume_io.h"
 #include "filters/preprocess/preprocess.h"
 #include "filters/preprocess/psf.h"
@@ -39,7 +40,6 @@
 #include "filters/segment/segmenter.h"
 #include "metrics/interfaces.h"
 #include "phantoms/phantom.h"
-#include "bench_measure.h"
 
 using namespace vp;
 namespace fs = std::filesystem;
@@ -145,7 +145,8 @@ void measure(const std::string& grey_path, const Volume<float>& grey, const Labe
     c.psf_source = "estimate_psf(auto means)";
   }
   // Deconvolution with the estimated PSF, then midpoint thresholds between the auto means.
-  if (s.deconvolve && means.size() == 3 && std::isfinite(c.psf[0]) && std::isfinite(c.psf[1]) && std::isfinite(c.psf[2])) {
+  if (s.deconvolve && means.size() == 3 && std::isfinite(c.psf[0]) && std::isfinite(c.psf[1]) &&
+      std::isfinite(c.psf[2])) {
     DeconvolveOptions d;
     d.method = DeconvolveMethod::richardson_lucy;
     d.psf_sigma_vox = c.psf;
@@ -209,8 +210,9 @@ int throughput() {
     for (index_t y = 0; y < n; ++y)
       for (index_t x = 0; x < n; ++x) grey(x, y, z) = tile(x % t, y % t, z % t);
   const std::vector<double> levels{im.grey_level("pore"), im.grey_level("se"), im.grey_level("am")};
-  std::printf("| step (256³, 2 cores shared with other jobs) | wall s | CPU s | Mvoxel/s (wall) | Mvoxel/CPU-s |\n"
-              "|---|---|---|---|---|\n");
+  std::printf(
+      "| step (256³, 2 cores shared with other jobs) | wall s | CPU s | Mvoxel/s (wall) | Mvoxel/CPU-s |\n"
+      "|---|---|---|---|---|\n");
   auto row = [&](const char* name, auto&& f) {
     const auto t0 = std::chrono::steady_clock::now();
     const double c0 = bench::cpu_seconds();
@@ -262,17 +264,18 @@ int main(int argc, char** argv) {
       s.pressures.clear();
       std::stringstream list(argv[++i]);
       for (std::string item; std::getline(list, item, ',');) s.pressures.push_back(std::stod(item));
-    }
-    else {
-      std::fprintf(stderr, "usage: bench_segment_fidelity [--full] [--realistic] [--size N] [--voxpress PATH] [--series DIR] [--seeds N] [--no-deconvolve] [--pressures P,...]\n");
+    } else {
+      std::fprintf(stderr,
+                   "usage: bench_segment_fidelity [--full] [--realistic] [--size N] [--voxpress PATH] [--series DIR] "
+                   "[--seeds N] [--no-deconvolve] [--pressures P,...]\n");
       return 2;
     }
   }
   const fs::path tmp = fs::temp_directory_path() / ("vp_fidelity_" + std::to_string(getpid()));
   fs::create_directories(tmp);
   std::printf("Grey-scan accuracy: %lld³ phantoms, seeds %zu, imaging %s; segment --method auto --classes 3 via %s\n\n",
-              static_cast<long long>(s.size), s.seeds.size(), s.realistic ? "realistic (poisson, cup 0.08, grain ±0.04)" : "default (gaussian)",
-              s.voxpress.c_str());
+              static_cast<long long>(s.size), s.seeds.size(),
+              s.realistic ? "realistic (poisson, cup 0.08, grain ±0.04)" : "default (gaussian)", s.voxpress.c_str());
 
   std::vector<Case> cases;
   std::map<std::uint64_t, double> generator_k;
@@ -312,9 +315,10 @@ int main(int argc, char** argv) {
     }
 
   // ---- table 1
-  std::printf("| SNR | blur σ | P MPa | pore Dice / ceiling | SE Dice / ceiling | AM Dice / ceiling | pore Dice deconvolved | "
-              "max abs porosity_pv − truth | truth in CI | contact − truth (truth labels − truth) | PSF σ error (mean, max) | "
-              "refused | multi-Otsu: max abs porosity − truth, contact − truth, pore Dice |\n");
+  std::printf(
+      "| SNR | blur σ | P MPa | pore Dice / ceiling | SE Dice / ceiling | AM Dice / ceiling | pore Dice deconvolved | "
+      "max abs porosity_pv − truth | truth in CI | contact − truth (truth labels − truth) | PSF σ error (mean, max) | "
+      "refused | multi-Otsu: max abs porosity − truth, contact − truth, pore Dice |\n");
   std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   int covered = 0, with_ci = 0, failed = 0;
   Max worst_pv, worst_contact, worst_psf, worst_gap8, worst_gap5, worst_mo_pv, worst_mo_contact, worst_auto_porosity;
@@ -359,15 +363,19 @@ int main(int argc, char** argv) {
         }
         covered += in, with_ci += n;
         worst_pv.add(pv.v);
-        std::printf("| %g | %g | %g | %.3f / %.3f | %.3f / %.3f | %.3f / %.3f | %.3f | %.4f | %d/%d | %+.3f (%+.3f) | %.1f %%, %.1f %% | "
-                    "%d/%d | %.4f, %+.3f, %.3f |\n",
-                    snr, blur, pressure, d[0].get(), ceil[0].get(), d[1].get(), ceil[1].get(), d[2].get(),
-                    ceil[2].get(), dd.get(), pv.v, in, n, contact.get(), contact_labels.get(), 100 * psf_mean.get(), 100 * psf_max.v,
-                    refused, cells, mo_pv.v, mo_contact.get(), mo_dice.get());
+        std::printf(
+            "| %g | %g | %g | %.3f / %.3f | %.3f / %.3f | %.3f / %.3f | %.3f | %.4f | %d/%d | %+.3f (%+.3f) | %.1f %%, "
+            "%.1f %% | "
+            "%d/%d | %.4f, %+.3f, %.3f |\n",
+            snr, blur, pressure, d[0].get(), ceil[0].get(), d[1].get(), ceil[1].get(), d[2].get(), ceil[2].get(),
+            dd.get(), pv.v, in, n, contact.get(), contact_labels.get(), 100 * psf_mean.get(), 100 * psf_max.v, refused,
+            cells, mo_pv.v, mo_contact.get(), mo_dice.get());
       }
 
   // ---- table 2: Heckel k per SNR × blur × seed from porosity_pv over the pressures
-  std::printf("\n| SNR | blur σ | Heckel k from porosity_pv (per seed), MPa⁻¹ | generator k | worst error |\n|---|---|---|---|---|\n");
+  std::printf(
+      "\n| SNR | blur σ | Heckel k from porosity_pv (per seed), MPa⁻¹ | generator k | worst error "
+      "|\n|---|---|---|---|---|\n");
   Max worst_k;
   for (double snr : s.snrs)
     for (double blur : s.blurs) {
@@ -377,7 +385,8 @@ int main(int argc, char** argv) {
       for (std::uint64_t seed : s.seeds) {
         std::vector<double> p, phi;
         for (const Case& c : cases)
-          if (c.snr == snr && c.blur == blur && c.seed == seed && c.ok) p.push_back(c.pressure), phi.push_back(c.porosity_pv);
+          if (c.snr == snr && c.blur == blur && c.seed == seed && c.ok)
+            p.push_back(c.pressure), phi.push_back(c.porosity_pv);
         const double k = p.size() >= 2 ? heckel_k(p, phi) : NAN;
         k_gen = generator_k[seed];
         char buf[32];
@@ -391,8 +400,10 @@ int main(int argc, char** argv) {
 
   // ---- table 3: bundled series
   if (!s.series.empty()) {
-    std::printf("\n| bundled series sample | P MPa | porosity truth | porosity (labels) | porosity_pv ± ci95 | truth in CI | "
-                "pore Dice | contact truth | contact (labels) | PSF σ (x, y, z) |\n|---|---|---|---|---|---|---|---|---|---|\n");
+    std::printf(
+        "\n| bundled series sample | P MPa | porosity truth | porosity (labels) | porosity_pv ± ci95 | truth in CI | "
+        "pore Dice | contact truth | contact (labels) | PSF σ (x, y, z) "
+        "|\n|---|---|---|---|---|---|---|---|---|---|\n");
     std::vector<double> p, phi;
     double k_gen = NAN;
     for (const char* name : {"p010", "p050", "p125", "p250", "p370"}) {
@@ -426,27 +437,33 @@ int main(int argc, char** argv) {
                   c.contact_truth, c.contact, c.psf[0], c.psf[1], c.psf[2]);
     }
     if (p.size() >= 2)
-      std::printf("\nBundled series: Heckel k from porosity_pv %.5f MPa⁻¹ vs generator %.5f (%+.1f %%)\n", heckel_k(p, phi),
-                  k_gen, 100 * (heckel_k(p, phi) / k_gen - 1));
+      std::printf("\nBundled series: Heckel k from porosity_pv %.5f MPa⁻¹ vs generator %.5f (%+.1f %%)\n",
+                  heckel_k(p, phi), k_gen, 100 * (heckel_k(p, phi) / k_gen - 1));
   }
 
   // ---- summary
   auto verdict = [](bool pass) { return pass ? "PASS" : "FAIL"; };
   const double coverage = with_ci ? 100.0 * covered / with_ci : NAN;
   std::printf("\n| target (issue 11) | measured | verdict |\n|---|---|---|\n");
-  std::printf("| porosity_pv within 0.005 of truth (every case) | worst %.4f | %s |\n", worst_pv.v, verdict(worst_pv.v <= 0.005));
-  std::printf("| truth inside porosity_pv CI ≥ 90 %% | %.1f %% (%d/%d) | %s |\n", coverage, covered, with_ci, verdict(coverage >= 90));
+  std::printf("| porosity_pv within 0.005 of truth (every case) | worst %.4f | %s |\n", worst_pv.v,
+              verdict(worst_pv.v <= 0.005));
+  std::printf("| truth inside porosity_pv CI ≥ 90 %% | %.1f %% (%d/%d) | %s |\n", coverage, covered, with_ci,
+              verdict(coverage >= 90));
   std::printf("| Heckel k within 5 %% | worst %.1f %% | %s |\n", 100 * worst_k.v, verdict(worst_k.v <= 0.05));
-  std::printf("| contact fraction within 0.03 | worst %.3f | %s |\n", worst_contact.v, verdict(worst_contact.v <= 0.03));
+  std::printf("| contact fraction within 0.03 | worst %.3f | %s |\n", worst_contact.v,
+              verdict(worst_contact.v <= 0.03));
   if (std::isfinite(worst_gap8.v))
-    std::printf("| auto Dice ≥ ceiling − 0.02 at SNR 8 | worst gap %.3f | %s |\n", worst_gap8.v, verdict(worst_gap8.v <= 0.02));
+    std::printf("| auto Dice ≥ ceiling − 0.02 at SNR 8 | worst gap %.3f | %s |\n", worst_gap8.v,
+                verdict(worst_gap8.v <= 0.02));
   if (std::isfinite(worst_gap5.v))
-    std::printf("| auto Dice ≥ ceiling − 0.04 at SNR 5 | worst gap %.3f | %s |\n", worst_gap5.v, verdict(worst_gap5.v <= 0.04));
+    std::printf("| auto Dice ≥ ceiling − 0.04 at SNR 5 | worst gap %.3f | %s |\n", worst_gap5.v,
+                verdict(worst_gap5.v <= 0.04));
   std::printf("| deconvolved pore Dice ≥ ceiling + 0.05 at 250 MPa | mean gain %+.3f | %s |\n", deconv_gain_250.get(),
               verdict(deconv_gain_250.get() >= 0.05));
   std::printf("| PSF σ within 10 %% | worst %.1f %% | %s |\n", 100 * worst_psf.v, verdict(worst_psf.v <= 0.10));
-  std::printf("| (multi-Otsu k = 3, same cells) porosity within 0.005 / contact within 0.03 | worst %.4f / %.3f | %s / %s |\n",
-              worst_mo_pv.v, worst_mo_contact.v, verdict(worst_mo_pv.v <= 0.005), verdict(worst_mo_contact.v <= 0.03));
+  std::printf(
+      "| (multi-Otsu k = 3, same cells) porosity within 0.005 / contact within 0.03 | worst %.4f / %.3f | %s / %s |\n",
+      worst_mo_pv.v, worst_mo_contact.v, verdict(worst_mo_pv.v <= 0.005), verdict(worst_mo_contact.v <= 0.03));
   std::printf("| (auto labels) porosity from label counts | worst %.4f | — |\n", worst_auto_porosity.v);
   std::printf("| auto refusals (exit 2) | %d of %zu | — |\n", failed, cases.size());
   if (failed) std::printf("\n%d case(s) failed to segment (see stderr).\n", failed);

@@ -18,9 +18,9 @@
 
 #include <tbb/task_arena.h>
 
+#include "bench_measure.h"
 #include "metrics/transport/conductivity_solve.h"
 #include "test_transport_blobs.h"
-#include "bench_measure.h"
 
 using vp::bench::cpu_seconds;
 

@@ -21,11 +21,11 @@
 namespace vp::crack_recall {
 
 struct Score {
-  int planted = 0;                  // planted cracks of the host
-  int found = 0;                    // of those, found
-  index_t detected_voxels = 0;      // crack voxels detected in this host
-  index_t false_voxels = 0;         // of those, farther than one voxel from any planted crack
-  index_t host_voxels = 0;          // host region: host voxels ∪ planted cracks of the host (truth)
+  int planted = 0;              // planted cracks of the host
+  int found = 0;                // of those, found
+  index_t detected_voxels = 0;  // crack voxels detected in this host
+  index_t false_voxels = 0;     // of those, farther than one voxel from any planted crack
+  index_t host_voxels = 0;      // host region: host voxels ∪ planted cracks of the host (truth)
   std::uint32_t detected_cracks = 0;
   double recall() const { return planted ? double(found) / planted : 1.0; }
   double false_fraction() const { return host_voxels ? double(false_voxels) / host_voxels : 0.0; }

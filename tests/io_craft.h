@@ -12,8 +12,8 @@ namespace vp::craft {
 // `images` is the description's plane count as written (a hostile file may lie in it).
 inline std::string imagej_big_stack(std::uint32_t w, std::uint32_t h, const std::string& images,
                                     const std::vector<std::uint16_t>& v) {
-  const std::string desc = "ImageJ=1.54f\nimages=" + images + "\nslices=" + images +
-                           "\nunit=micron\nspacing=3\nloop=false\n";
+  const std::string desc =
+      "ImageJ=1.54f\nimages=" + images + "\nslices=" + images + "\nunit=micron\nspacing=3\nloop=false\n";
   const std::uint16_t entries = 13;
   const std::uint32_t ifd = 8, res_at = ifd + 2 + entries * 12 + 4, desc_at = res_at + 8;
   const std::uint32_t data_at = desc_at + static_cast<std::uint32_t>(desc.size() + 1);
@@ -46,7 +46,7 @@ inline std::string imagej_big_stack(std::uint32_t w, std::uint32_t h, const std:
   entry(282, 5, 1, res_at);  // 2 pixels per micron = 0.5 µm, both axes
   entry(283, 5, 1, res_at);
   entry(296, 3, 1, 1);  // ResolutionUnit none; the unit is in the description
-  u32(0);  // no next IFD
+  u32(0);               // no next IFD
   u32(2);
   u32(1);
   out += desc;

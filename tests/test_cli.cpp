@@ -42,7 +42,9 @@ class CliTest : public ::testing::Test {
     write_volume(v, (dir_ / name).string());
   }
 
-  void write_text(const std::string& name, const std::string& text) { std::ofstream(dir_ / name, std::ios::binary) << text; }
+  void write_text(const std::string& name, const std::string& text) {
+    std::ofstream(dir_ / name, std::ios::binary) << text;
+  }
 
   // Files left behind that are not whole outputs: working folders or temporary files.
   std::vector<std::string> partial_outputs(const fs::path& root) const {
@@ -107,7 +109,7 @@ TEST_F(CliTest, RunWritesExactMetricsAndProvenance) {
   EXPECT_EQ(s0["input"]["sha256"].get<std::string>().size(), 64u);
   EXPECT_EQ(s0["dims"], nlohmann::json({4, 4, 2}));
   EXPECT_EQ(s0["dtype"], "uint8");
-  EXPECT_EQ(s0["spacing_um"], nlohmann::json({0.5, 0.5, 1.0}));      // from the TIFF
+  EXPECT_EQ(s0["spacing_um"], nlohmann::json({0.5, 0.5, 1.0}));               // from the TIFF
   EXPECT_EQ(j["samples"][1]["spacing_um"], nlohmann::json({1.0, 1.0, 2.0}));  // the config wins
   ASSERT_EQ(s0["stages"].size(), 2u);
   EXPECT_EQ(s0["stages"][0]["stage"], "read");
@@ -136,7 +138,8 @@ TEST_F(CliTest, RunWritesExactMetricsAndProvenance) {
 
 TEST_F(CliTest, DefaultOutputFolderIsRunsConfigName) {
   write_labels("a.mha", 4);
-  write_text("demo.yaml", std::string(kPhases) + "samples:\n  - {path: a.mha, kind: labels}\nstages:\n  - stage: volume_fraction\n");
+  write_text("demo.yaml",
+             std::string(kPhases) + "samples:\n  - {path: a.mha, kind: labels}\nstages:\n  - stage: volume_fraction\n");
   const Result r = voxpress("run demo.yaml -q");
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_TRUE(fs::exists(dir_ / "runs" / "demo" / "metrics.csv"));
@@ -152,17 +155,21 @@ TEST_F(CliTest, ValidateExitCodes) {
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(r.out, "valid: 2 samples, 1 stages\n");
 
-  write_text("bad.yaml", "samples:\n  - path: a.mha\n    pressure_MPa: -5\n  - path: missing.tif\n"
-                         "stages:\n  - stage: volume_fractio\n");
+  write_text("bad.yaml",
+             "samples:\n  - path: a.mha\n    pressure_MPa: -5\n  - path: missing.tif\n"
+             "stages:\n  - stage: volume_fractio\n");
   r = voxpress("validate bad.yaml");
   EXPECT_EQ(r.code, 2);
   EXPECT_EQ(r.out, "");
   EXPECT_NE(r.err.find("bad.yaml:3:19: samples[0].pressure_MPa: value -5 is below the minimum 0"), std::string::npos)
       << r.err;
-  EXPECT_NE(r.err.find("bad.yaml:6:12: stages[0].stage: unknown stage 'volume_fractio'; did you mean 'volume_fraction'?"),
-            std::string::npos) << r.err;
+  EXPECT_NE(
+      r.err.find("bad.yaml:6:12: stages[0].stage: unknown stage 'volume_fractio'; did you mean 'volume_fraction'?"),
+      std::string::npos)
+      << r.err;
   EXPECT_NE(r.err.find("bad.yaml:4:11: samples[1].path: file not found: " + (dir_ / "missing.tif").string()),
-            std::string::npos) << r.err;
+            std::string::npos)
+      << r.err;
   EXPECT_NE(r.err.find("invalid: 3 errors"), std::string::npos) << r.err;
 
   // `run` refuses an invalid config before doing any work.
@@ -237,15 +244,17 @@ TEST_F(CliTest, BadInputInABatch) {
     write_volume(v, (dir_ / "trunc.tif").string(), o);
     fs::resize_file(dir_ / "trunc.tif", fs::file_size(dir_ / "trunc.tif") * 6 / 10);
   }
-  write_text("short.raw", std::string(60, '\0'));  // dims say 4x4x4 = 64 bytes
+  write_text("short.raw", std::string(60, '\0'));                           // dims say 4x4x4 = 64 bytes
   write_volume(Volume<std::uint8_t>({4, 4, 2}), (dir_ / "d.h5").string());  // holds /exchange/data only
   {
     std::vector<float> f(32, 1.0f);
     f[13] = std::nanf("");
-    std::ofstream(dir_ / "nan.raw", std::ios::binary).write(reinterpret_cast<const char*>(f.data()), 32 * sizeof(float));
+    std::ofstream(dir_ / "nan.raw", std::ios::binary)
+        .write(reinterpret_cast<const char*>(f.data()), 32 * sizeof(float));
   }
-  write_text("empty.mha", "ObjectType = Image\nNDims = 3\nDimSize = 0 4 4\nElementType = MET_UCHAR\n"
-                          "ElementSpacing = 1 1 1\nElementDataFile = LOCAL\n");
+  write_text("empty.mha",
+             "ObjectType = Image\nNDims = 3\nDimSize = 0 4 4\nElementType = MET_UCHAR\n"
+             "ElementSpacing = 1 1 1\nElementDataFile = LOCAL\n");
   write_text("batch.yaml", std::string(kPhases) +
                                "defaults: {voxel_size_um: 1}\n"
                                "samples:\n"
@@ -263,13 +272,16 @@ TEST_F(CliTest, BadInputInABatch) {
 
   const std::string csv = slurp(dir_ / "out" / "metrics.csv");
   EXPECT_NE(csv.find("good,default,0,volume_fraction,volume_fraction,am,,0.25,1\n"), std::string::npos) << csv;
-  for (const char* bad : {"\ntrunc,", "\nshort,", "\nd,", "\nnan,", "\nempty,"}) EXPECT_EQ(csv.find(bad), std::string::npos);
+  for (const char* bad : {"\ntrunc,", "\nshort,", "\nd,", "\nnan,", "\nempty,"})
+    EXPECT_EQ(csv.find(bad), std::string::npos);
 
   const auto j = nlohmann::json::parse(slurp(dir_ / "out" / "metrics.json"));
   ASSERT_EQ(j["errors"].size(), 5u) << j["errors"].dump(2);
-  const std::vector<std::pair<std::string, std::string>> expected = {
-      {"trunc", "trunc.tif"}, {"short", "short.raw"}, {"d", "/exchange/missing"}, {"nan", "nan.raw"},
-      {"empty", "empty.mha"}};
+  const std::vector<std::pair<std::string, std::string>> expected = {{"trunc", "trunc.tif"},
+                                                                     {"short", "short.raw"},
+                                                                     {"d", "/exchange/missing"},
+                                                                     {"nan", "nan.raw"},
+                                                                     {"empty", "empty.mha"}};
   for (std::size_t k = 0; k < expected.size(); ++k) {
     EXPECT_EQ(j["errors"][k]["sample"], expected[k].first);
     EXPECT_EQ(j["errors"][k]["kind"], "input");
@@ -313,7 +325,8 @@ TEST_F(CliTest, ExampleConfigValidatesAndRuns) {
   {
     std::ofstream raw(data / "p100_grey.raw", std::ios::binary);
     raw << std::string(512, 'H');
-    for (index_t i = 0; i < grey.size(); ++i) raw.put(static_cast<char>(grey[i] >> 8)).put(static_cast<char>(grey[i] & 0xff));
+    for (index_t i = 0; i < grey.size(); ++i)
+      raw.put(static_cast<char>(grey[i] >> 8)).put(static_cast<char>(grey[i] & 0xff));
   }
   Result r = voxpress("validate configs/example.yaml");
   ASSERT_EQ(r.code, 0) << r.err;
@@ -326,8 +339,11 @@ TEST_F(CliTest, ExampleConfigValidatesAndRuns) {
       {"p000", "0"}, {"p050", "50"}, {"p100", "100"}, {"p200", "200"}};
   for (const auto& [sample, pressure] : pressures)
     for (const char* phase : {"pore", "se", "am", "cbd"})
-      EXPECT_NE(csv.find(sample + ",cathode_A," + pressure + ",volume_fraction,volume_fraction," + phase + ",,0.25,1\n"),
-                std::string::npos) << sample << " " << phase << "\n" << csv;
+      EXPECT_NE(
+          csv.find(sample + ",cathode_A," + pressure + ",volume_fraction,volume_fraction," + phase + ",,0.25,1\n"),
+          std::string::npos)
+          << sample << " " << phase << "\n"
+          << csv;
   const auto j = nlohmann::json::parse(slurp(run / "metrics.json"));
   EXPECT_EQ(j["samples"][1]["dims"], nlohmann::json({24, 24, 16}));  // the ROI
   EXPECT_EQ(j["samples"][1]["spacing_um"], nlohmann::json({0.5, 0.5, 0.65}));
@@ -342,27 +358,29 @@ TEST_F(CliTest, RealVolumesPhaseFractions) {
   const fs::path real(VP_REAL_DATA_DIR);
   const fs::path electrode = real / "taufactor_electrode.tiff", leopard = real / "porespy_image_Leopard_slice100.npy";
   if (!fs::exists(electrode) || !fs::exists(leopard))
-    GTEST_SKIP() << "real data not found under " << real << " (taufactor_electrode.tiff, porespy_image_Leopard_slice100.npy)";
-  write_text("electrode.yaml",
-             "samples:\n  - {path: " + electrode.string() + ", kind: labels, voxel_size_um: 0.390625}\n"
-             "phases:\n"
-             "  - {name: pore, label: 0, role: pore}\n"
-             "  - {name: nmc, label: 85, role: active}\n"
-             "  - {name: cbd, label: 170, role: binder}\n"
-             "stages:\n  - stage: volume_fraction\n");
-  write_text("leopard.yaml",
-             "samples:\n  - {path: " + leopard.string() + ", kind: labels, voxel_size_um: 2.25}\n"
-             "phases:\n"
-             "  - {name: grain, label: 0, role: other}\n"
-             "  - {name: pore, label: 1, role: pore}\n"
-             "stages:\n  - stage: volume_fraction\n");
+    GTEST_SKIP() << "real data not found under " << real
+                 << " (taufactor_electrode.tiff, porespy_image_Leopard_slice100.npy)";
+  write_text("electrode.yaml", "samples:\n  - {path: " + electrode.string() +
+                                   ", kind: labels, voxel_size_um: 0.390625}\n"
+                                   "phases:\n"
+                                   "  - {name: pore, label: 0, role: pore}\n"
+                                   "  - {name: nmc, label: 85, role: active}\n"
+                                   "  - {name: cbd, label: 170, role: binder}\n"
+                                   "stages:\n  - stage: volume_fraction\n");
+  write_text("leopard.yaml", "samples:\n  - {path: " + leopard.string() +
+                                 ", kind: labels, voxel_size_um: 2.25}\n"
+                                 "phases:\n"
+                                 "  - {name: grain, label: 0, role: other}\n"
+                                 "  - {name: pore, label: 1, role: pore}\n"
+                                 "stages:\n  - stage: volume_fraction\n");
   std::map<std::string, double> value;  // "metric/phase"
   for (const char* config : {"electrode", "leopard"}) {
     const Result r = voxpress(std::string("run ") + config + ".yaml --out " + config + " -q");
     ASSERT_EQ(r.code, 0) << r.err;
     const auto j = nlohmann::json::parse(slurp(dir_ / config / "metrics.json"));
     for (const auto& m : j["metrics"])
-      value[std::string(config) + ":" + m["metric"].get<std::string>() + "/" + m["phase"].get<std::string>()] = m["value"];
+      value[std::string(config) + ":" + m["metric"].get<std::string>() + "/" + m["phase"].get<std::string>()] =
+          m["value"];
   }
   // TauFactor 01-tortuosity.ipynb: pore 0.44991737604141235, NMC 0.40046632289886475,
   // CBD 0.1496163010597229 (each an exact count / 2^24).
@@ -388,7 +406,8 @@ TEST_F(CliTest, InterruptedRunLeavesNoHalfWrittenOutputs) {
   write_text("big.yaml", std::string(kPhases) + "defaults: {voxel_size_um: 1}\nsamples:\n" + samples +
                              "stages:\n  - stage: volume_fraction\n");
   // SIGTERM stands in for Ctrl-C (a background job ignores SIGINT); SIGKILL for a crash.
-  for (const auto& [delay_ms, signal] : std::vector<std::pair<int, std::string>>{{200, "TERM"}, {300, "KILL"}, {400, "TERM"}}) {
+  for (const auto& [delay_ms, signal] :
+       std::vector<std::pair<int, std::string>>{{200, "TERM"}, {300, "KILL"}, {400, "TERM"}}) {
     const fs::path out = dir_ / ("int" + std::to_string(delay_ms));
     const std::string cmd = "cd '" + dir_.string() + "' && ('" VP_VOXPRESS_EXE "' run big.yaml -q --jobs 1 --out '" +
                             out.string() + "' >/dev/null 2>&1 & pid=$!; sleep " + std::to_string(delay_ms / 1000.0) +
@@ -403,7 +422,7 @@ TEST_F(CliTest, InterruptedRunLeavesNoHalfWrittenOutputs) {
     if (!fs::exists(out / "samples")) continue;
     for (const auto& e : fs::directory_iterator(out / "samples")) {
       const std::string n = e.path().filename().string();
-      if (n.rfind(".vp-", 0) == 0) continue;  // a working folder or result of the run: cleared by the next run
+      if (n.rfind(".vp-", 0) == 0) continue;           // a working folder or result of the run: cleared by the next run
       EXPECT_TRUE(n.size() == 2 && n[0] == 's') << n;  // s0..s9, each complete
     }
     // The next run into the same folder clears the leftovers and completes.
@@ -417,7 +436,8 @@ TEST_F(CliTest, InterruptedRunLeavesNoHalfWrittenOutputs) {
 // metrics.json without what legitimately differs between runs of the same config: timings,
 // scheduling, resources and provenance of the run itself.
 nlohmann::json without_timing(nlohmann::json j) {
-  for (const char* k : {"started", "finished", "seconds", "jobs", "threads", "memory_budget_bytes", "resume"}) j.erase(k);
+  for (const char* k : {"started", "finished", "seconds", "jobs", "threads", "memory_budget_bytes", "resume"})
+    j.erase(k);
   for (auto& s : j["samples"]) {
     for (const char* k : {"seconds", "peak_rss_bytes", "reused"}) s.erase(k);
     for (auto& st : s["stages"]) st.erase("seconds");
@@ -434,7 +454,8 @@ TEST_F(CliTest, ResumeAfterSigkillEqualsAnUninterruptedRun) {
     Volume<std::uint8_t> v({48, 48, 32}, {0.5, 0.5, 0.5});
     for (index_t i = 0; i < v.size(); ++i) v[i] = static_cast<std::uint8_t>((i * (k + 3) / 7) % 3);
     write_volume(v, (dir_ / ("s" + std::to_string(k) + ".tif")).string());
-    samples += "  - {path: s" + std::to_string(k) + ".tif, kind: labels, pressure_MPa: " + std::to_string(10 * k) + "}\n";
+    samples +=
+        "  - {path: s" + std::to_string(k) + ".tif, kind: labels, pressure_MPa: " + std::to_string(10 * k) + "}\n";
   }
   write_text("b.yaml", std::string(kPhases) + "samples:\n" + samples +
                            "stages:\n  - stage: volume_fraction\n  - {stage: interfaces}\n");
@@ -450,7 +471,8 @@ TEST_F(CliTest, ResumeAfterSigkillEqualsAnUninterruptedRun) {
   const fs::path out = dir_ / "killed";
   const std::string cmd = "cd '" + dir_.string() + "' && ('" VP_VOXPRESS_EXE "' run b.yaml -q --jobs 1 --out '" +
                           out.string() + "' >/dev/null 2>&1 & pid=$!; for i in $(seq 600); do [ -e '" +
-                          (out / "samples" / "s1").string() + "' ] && break; sleep 0.05; done; kill -KILL $pid; wait $pid) "
+                          (out / "samples" / "s1").string() +
+                          "' ] && break; sleep 0.05; done; kill -KILL $pid; wait $pid) "
                           ">/dev/null 2>&1";
   (void)std::system(cmd.c_str());
   ASSERT_TRUE(fs::exists(out / "samples" / "s1"));
@@ -481,7 +503,8 @@ TEST_F(CliTest, MemoryEstimateIsWithinAQuarterOfTheMeasuredPeak) {
   for (const std::string stages : {"  - {stage: connectivity}\n", "  - {stage: transport, phase: se, tol: 1e-3}\n"}) {
     std::map<std::string, nlohmann::json> sample;
     for (const std::string name : {"tiny", "big"}) {
-      write_text(name + ".yaml", std::string(kPhases) + "samples:\n  - {path: " + name + ".tif, kind: labels}\nstages:\n" + stages);
+      write_text(name + ".yaml",
+                 std::string(kPhases) + "samples:\n  - {path: " + name + ".tif, kind: labels}\nstages:\n" + stages);
       const Result r = voxpress("run " + name + ".yaml -q --out " + name + "_run");
       ASSERT_EQ(r.code, 0) << r.err;
       sample[name] = nlohmann::json::parse(slurp(dir_ / (name + "_run") / "metrics.json"))["samples"][0];
@@ -490,9 +513,10 @@ TEST_F(CliTest, MemoryEstimateIsWithinAQuarterOfTheMeasuredPeak) {
     const double estimate = sample["big"]["memory_estimate_bytes"].get<double>();
     const double used = sample["big"]["peak_rss_bytes"].get<double>() - sample["tiny"]["peak_rss_bytes"].get<double>();
     EXPECT_GT(used, 0) << stages;
-    EXPECT_LE(std::abs(estimate - used), 0.25 * used) << stages << "estimate " << estimate << " B, measured " << used << " B";
-    std::printf("%s  estimate %.1f MiB, measured %.1f MiB above the program's own\n", stages.c_str(), estimate / 1048576,
-                used / 1048576);
+    EXPECT_LE(std::abs(estimate - used), 0.25 * used)
+        << stages << "estimate " << estimate << " B, measured " << used << " B";
+    std::printf("%s  estimate %.1f MiB, measured %.1f MiB above the program's own\n", stages.c_str(),
+                estimate / 1048576, used / 1048576);
   }
 }
 
@@ -510,11 +534,13 @@ TEST_F(CliTest, BareLabelFilesAbsurdNumbersAndUnwritableOutputs) {
 
   const Result role = voxpress("cracks bare.tif");  // host: electrolyte, which a bare file lacks
   EXPECT_EQ(role.code, 2);
-  EXPECT_NE(role.err.find("\n  give roles with --labels pore=0,se=1 --roles se=electrolyte (roles: "), std::string::npos)
+  EXPECT_NE(role.err.find("\n  give roles with --labels pore=0,se=1 --roles se=electrolyte (roles: "),
+            std::string::npos)
       << role.err;
   const Result measure = voxpress("measure bare.tif --metrics contact_area");
   EXPECT_EQ(measure.code, 2);
-  EXPECT_NE(measure.err.find("give roles with --labels pore=0,se=1 --roles se=electrolyte"), std::string::npos) << measure.err;
+  EXPECT_NE(measure.err.find("give roles with --labels pore=0,se=1 --roles se=electrolyte"), std::string::npos)
+      << measure.err;
   const Result named = voxpress("measure bare.tif --metrics contact_area --labels a=0,b=1");
   EXPECT_NE(named.err.find("give roles with --roles a=pore,b=electrolyte"), std::string::npos) << named.err;
 
@@ -529,8 +555,9 @@ TEST_F(CliTest, BareLabelFilesAbsurdNumbersAndUnwritableOutputs) {
     EXPECT_EQ(r.code, 2) << args << ": " << r.err;
     EXPECT_NE(r.err.find(expected), std::string::npos) << args << ": " << r.err;
   }
-  write_text("nan.yaml", std::string(kPhases) + "defaults: {voxel_size_um: .nan}\nsamples:\n  - {path: bare.tif, kind: labels}\n"
-                                                 "stages:\n  - {stage: transport, conductivities: {se: 1e308}}\n");
+  write_text("nan.yaml", std::string(kPhases) +
+                             "defaults: {voxel_size_um: .nan}\nsamples:\n  - {path: bare.tif, kind: labels}\n"
+                             "stages:\n  - {stage: transport, conductivities: {se: 1e308}}\n");
   const Result cfg = voxpress("validate nan.yaml");
   EXPECT_EQ(cfg.code, 2);
   EXPECT_NE(cfg.err.find("defaults.voxel_size_um: expected a number"), std::string::npos) << cfg.err;

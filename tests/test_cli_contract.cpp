@@ -33,7 +33,6 @@ fs::path own_scratch_dir() {
   return d;
 }
 
-
 // name -> {param -> default text ("" when none)}
 using Declared = std::map<std::string, std::map<std::string, std::string>>;
 
@@ -46,7 +45,8 @@ const Declared& declared() {
     for (const char* kind : {"stages", "report_stages"})
       for (const auto& s : j[kind]) {
         auto& params = out[s["name"].get<std::string>()];
-        for (const auto& p : s["params"]) params[p["name"]] = p["default"].is_null() ? "" : p["default"].get<std::string>();
+        for (const auto& p : s["params"])
+          params[p["name"]] = p["default"].is_null() ? "" : p["default"].get<std::string>();
       }
     return out;
   }();
@@ -120,8 +120,8 @@ TEST(DocsContract, StageKeyTablesMatchTheDeclaredParameters) {
         if (!want.empty()) EXPECT_EQ(first_code(row[def]), want) << where << ": default of " << stage << "." << key;
       }
       for (const auto& [key, _] : params)
-        EXPECT_TRUE(documented.count(key)) << entry.path().filename() << ": stage " << stage << "'s table lacks '"
-                                           << key << "'";
+        EXPECT_TRUE(documented.count(key))
+            << entry.path().filename() << ": stage " << stage << "'s table lacks '" << key << "'";
       ++tables;
       stage.clear();
     }
@@ -195,10 +195,12 @@ TEST(MetricContract, ReadmeMetricTableNamesDeclaredMetrics) {
     static const std::regex code("`([a-z0-9_*]+)`");
     for (std::sregex_iterator m(first.begin(), first.end(), code), end; m != end; ++m) {
       const std::string name = (*m)[1];
-      if (name.front() == '_' || name.find('_') == std::string::npos && !metrics.count(name)) continue;  // `_facecount`, `median`
+      if (name.front() == '_' || name.find('_') == std::string::npos && !metrics.count(name))
+        continue;  // `_facecount`, `median`
       if (name.back() == '*') {
         const std::string prefix = name.substr(0, name.size() - 1);
-        EXPECT_TRUE(std::any_of(metrics.begin(), metrics.end(), [&](const std::string& d) { return d.rfind(prefix, 0) == 0; }))
+        EXPECT_TRUE(
+            std::any_of(metrics.begin(), metrics.end(), [&](const std::string& d) { return d.rfind(prefix, 0) == 0; }))
             << "README names metric family '" << name << "' that no stage declares";
       } else {
         EXPECT_TRUE(metrics.count(name)) << "README names metric '" << name << "' that no stage declares";
@@ -212,8 +214,8 @@ TEST(MetricContract, ReadmeMetricTableNamesDeclaredMetrics) {
 // The metric names the report's fits read are declared by a stage.
 TEST(MetricContract, ReportConstantsAreDeclaredMetrics) {
   const std::set<std::string> metrics = declared_metrics();
-  for (const char* name : {vp::report::kPorosityMetric, vp::report::kVolumeFractionMetric, vp::report::kContactAreaMetric,
-                           vp::report::kTauMetric, vp::report::kCrackFractionMetric})
+  for (const char* name : {vp::report::kPorosityMetric, vp::report::kVolumeFractionMetric,
+                           vp::report::kContactAreaMetric, vp::report::kTauMetric, vp::report::kCrackFractionMetric})
     EXPECT_TRUE(metrics.count(name)) << name;
   // Uncertainty rows are <metric>_uncertainty of a declared metric.
   for (const auto& m : metrics) {

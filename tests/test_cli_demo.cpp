@@ -57,7 +57,8 @@ TEST(Demo, RunsTheWholePipelineAndWritesTheReport) {
   for (const char* s : samples) {
     const std::string sample(s);
     // The truth beside each grey scan: segmentation never saw it.
-    const auto truth = nlohmann::json::parse(slurp(fs::path(VP_SOURCE_DIR) / "data_samples/series" / (sample + ".truth.json")));
+    const auto truth =
+        nlohmann::json::parse(slurp(fs::path(VP_SOURCE_DIR) / "data_samples/series" / (sample + ".truth.json")));
     const double porosity = m.at(sample + "/porosity/pore/");
     EXPECT_LT(porosity, last_porosity) << sample << ": porosity must fall with pressure";
     last_porosity = porosity;

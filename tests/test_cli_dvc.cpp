@@ -48,7 +48,8 @@ TEST(CliDvc, BundledSeriesStepStrainMatchesTheGenerator) {
 // voxpress phantom --motion writes a pair under a known motion; voxpress dvc reads it back.
 TEST(CliDvc, PhantomMotionPairsCarryTheirKnownMotion) {
   const fs::path dir = temp_dir("motion");
-  const auto ph = run_voxpress("phantom --out pair --size 48 --pressures 100 --snr 12 --motion rigid --shift 0.4,-0.3,0.25", dir);
+  const auto ph =
+      run_voxpress("phantom --out pair --size 48 --pressures 100 --snr 12 --motion rigid --shift 0.4,-0.3,0.25", dir);
   ASSERT_EQ(ph.code, 0) << ph.err;
   const auto truth = nlohmann::json::parse(slurp(dir / "pair" / "p100.motion.json"));
   EXPECT_EQ(truth["kind"], "rigid");
@@ -57,7 +58,8 @@ TEST(CliDvc, PhantomMotionPairsCarryTheirKnownMotion) {
   ASSERT_EQ(r.code, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
   const double expected[3] = {0.4, -0.3, 0.25};
-  for (int a = 0; a < 3; ++a) EXPECT_NEAR(j["nodes"]["displacement_mean_vox"][a].get<double>(), expected[a], 0.02) << "axis " << a;
+  for (int a = 0; a < 3; ++a)
+    EXPECT_NEAR(j["nodes"]["displacement_mean_vox"][a].get<double>(), expected[a], 0.02) << "axis " << a;
 
   const auto stray = run_voxpress("phantom --out other --size 16 --pressures 100 --shift 1,0,0", dir);
   EXPECT_EQ(stray.code, 2);

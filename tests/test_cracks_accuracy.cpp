@@ -221,9 +221,8 @@ TEST(CrackAccuracy, NoFalseCracksOnNoisyCrackFreeComposite) {
     for (int host : {int(kElectrolyte), int(kActive)}) {
       const CrackDetection det = detect_cracks(ph.labels, &grey, options_for(host));
       const CrackMeasurements m = measure_cracks(ph.labels, det.ids, measure_options_for(host));
-      EXPECT_LT(m.crack_volume_fraction, 0.0005)
-          << "host " << host << " at " << pressure << " MPa: " << det.count << " false cracks, "
-          << m.crack_voxels << " voxels";
+      EXPECT_LT(m.crack_volume_fraction, 0.0005) << "host " << host << " at " << pressure << " MPa: " << det.count
+                                                 << " false cracks, " << m.crack_voxels << " voxels";
     }
   }
 }

@@ -47,7 +47,9 @@ class CracksCli : public ::testing::Test {
     if (!dir_.empty()) fs::remove_all(dir_);
   }
   // stdout and stderr together in `out`.
-  CommandResult run(const std::string& args) const { return testing::run_voxpress(args, dir_, testing::Streams::merged); }
+  CommandResult run(const std::string& args) const {
+    return testing::run_voxpress(args, dir_, testing::Streams::merged);
+  }
   fs::path dir_;
   std::string labels_, grey_;
 };
@@ -57,8 +59,8 @@ TEST_F(CracksCli, JsonHasTheContractKeysAndExactThroughCrack) {
   const CommandResult r = run("cracks " + labels_ + " --labels pore=0,se=1 --host se --json --out " + out.string());
   ASSERT_EQ(r.code, 0) << r.out;
   const nlohmann::json j = nlohmann::json::parse(r.out);
-  for (const char* key : {"crack_count", "crack_volume_fraction", "crack_surface_density", "crack_area", "aperture_mean",
-                          "aperture_max", "percolates", "bottleneck_diameter", "cracks", "rows"})
+  for (const char* key : {"crack_count", "crack_volume_fraction", "crack_surface_density", "crack_area",
+                          "aperture_mean", "aperture_max", "percolates", "bottleneck_diameter", "cracks", "rows"})
     EXPECT_TRUE(j.contains(key)) << key;
   EXPECT_EQ(j["crack_count"].get<int>(), 2);
   EXPECT_TRUE(j["percolates"]["z"].get<bool>());
@@ -85,7 +87,8 @@ TEST_F(CracksCli, JsonHasTheContractKeysAndExactThroughCrack) {
   std::ifstream csv(out / "cracks.csv");
   std::string header;
   std::getline(csv, header);
-  EXPECT_EQ(header.rfind("id,area_um2,aperture_mean_um,aperture_max_um,nx,ny,nz,angle_to_pressing_axis_deg,volume_um3,host", 0),
+  EXPECT_EQ(header.rfind(
+                "id,area_um2,aperture_mean_um,aperture_max_um,nx,ny,nz,angle_to_pressing_axis_deg,volume_um3,host", 0),
             0u);
   for (const char* png : {"cracks_xy.png", "cracks_xz.png", "cracks_yz.png"}) EXPECT_TRUE(fs::exists(out / png)) << png;
 }

@@ -27,7 +27,8 @@ void holey_disc(Volume<std::uint8_t>& labels, index_t zc, double r, index_t peri
   for (index_t z = zc; z < zc + 2; ++z)
     for (index_t y = 0; y < d.y; ++y)
       for (index_t x = 0; x < d.x; ++x)
-        if (std::hypot(x + 0.5 - d.x / 2.0, y + 0.5 - d.y / 2.0) < r && x % period && y % period) labels(x, y, z) = kPore;
+        if (std::hypot(x + 0.5 - d.x / 2.0, y + 0.5 - d.y / 2.0) < r && x % period && y % period)
+          labels(x, y, z) = kPore;
 }
 
 TEST(CrackDetection, HoleySheetIsOneCrack) {

@@ -125,8 +125,7 @@ TEST(CrackRecall, TouchingSeCracksFoundApartAtSnr8) {
 
 TEST(CrackRecall, CrackFreeCompositeHasUnderFalseVolumeLimit) {
   const GreyComposite c = grey_composite(125, false);
-  for (const std::string host : {"se", "am"})
-    EXPECT_LT(detect_and_score(c, host).false_fraction(), 0.0005) << host;
+  for (const std::string host : {"se", "am"}) EXPECT_LT(detect_and_score(c, host).false_fraction(), 0.0005) << host;
 }
 
 }  // namespace

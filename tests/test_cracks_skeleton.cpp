@@ -69,22 +69,23 @@ void expect_thin(const Mask& s, bool squares_allowed = false) {
         EXPECT_TRUE(end || !is_simple_point(n) || euler_change_on_removal(n) != 0)
             << "deletable voxel left at " << x << "," << y << "," << z;
         if (squares_allowed) continue;
-        auto at = [&](index_t a, index_t b, index_t c) {
-          return a < d.x && b < d.y && c < d.z && s(a, b, c);
-        };
-        EXPECT_FALSE(at(x + 1, y, z) && at(x, y + 1, z) && at(x + 1, y + 1, z)) << "xy square at " << x << "," << y << "," << z;
-        EXPECT_FALSE(at(x + 1, y, z) && at(x, y, z + 1) && at(x + 1, y, z + 1)) << "xz square at " << x << "," << y << "," << z;
-        EXPECT_FALSE(at(x, y + 1, z) && at(x, y, z + 1) && at(x, y + 1, z + 1)) << "yz square at " << x << "," << y << "," << z;
+        auto at = [&](index_t a, index_t b, index_t c) { return a < d.x && b < d.y && c < d.z && s(a, b, c); };
+        EXPECT_FALSE(at(x + 1, y, z) && at(x, y + 1, z) && at(x + 1, y + 1, z))
+            << "xy square at " << x << "," << y << "," << z;
+        EXPECT_FALSE(at(x + 1, y, z) && at(x, y, z + 1) && at(x + 1, y, z + 1))
+            << "xz square at " << x << "," << y << "," << z;
+        EXPECT_FALSE(at(x, y + 1, z) && at(x, y, z + 1) && at(x, y + 1, z + 1))
+            << "yz square at " << x << "," << y << "," << z;
       }
 }
 
 TEST(SimplePoint, ElementaryNeighbourhoods) {
   const std::uint32_t centre = 1u << 13;
-  EXPECT_FALSE(is_simple_point(centre));                              // isolated: removal deletes a component
-  EXPECT_TRUE(is_simple_point(centre | 1u << 14));                    // end of a line
-  EXPECT_FALSE(is_simple_point(centre | 1u << 12 | 1u << 14));        // middle of a line: would split it
-  EXPECT_FALSE(is_simple_point((1u << 27) - 1));                      // interior: would open a cavity
-  EXPECT_TRUE(is_simple_point(((1u << 27) - 1) & ~(1u << 22)));       // +z face voxel of a solid
+  EXPECT_FALSE(is_simple_point(centre));                         // isolated: removal deletes a component
+  EXPECT_TRUE(is_simple_point(centre | 1u << 14));               // end of a line
+  EXPECT_FALSE(is_simple_point(centre | 1u << 12 | 1u << 14));   // middle of a line: would split it
+  EXPECT_FALSE(is_simple_point((1u << 27) - 1));                 // interior: would open a cavity
+  EXPECT_TRUE(is_simple_point(((1u << 27) - 1) & ~(1u << 22)));  // +z face voxel of a solid
   // A 3×3 disc in the xy plane: removing its centre punches a hole (χ 1 → 0), unless a
   // full layer below closes it.
   std::uint32_t disc = 0;
@@ -92,7 +93,7 @@ TEST(SimplePoint, ElementaryNeighbourhoods) {
   EXPECT_FALSE(is_simple_point(disc));
   EXPECT_EQ(euler_change_on_removal(disc), -1);
   EXPECT_TRUE(is_simple_point(disc | ((1u << 9) - 1)));
-  EXPECT_EQ(euler_change_on_removal(centre), -1);                     // point gone: χ 1 → 0
+  EXPECT_EQ(euler_change_on_removal(centre), -1);  // point gone: χ 1 → 0
   EXPECT_EQ(euler_change_on_removal(centre | 1u << 14), 0);
 }
 

@@ -177,14 +177,17 @@ TEST(DvcAccuracy, ParticleTranslationAndRotation) {
   const auto motions = track_particles(pair.reference, pair.deformed, am, reg.warp, ParticleOptions{});
   int checked = 0;
   for (const auto& p : motions) {
-    const auto it = std::find_if(ph.truth.particles.begin(), ph.truth.particles.end(), [&](const auto& t) { return t.id == p.id; });
+    const auto it =
+        std::find_if(ph.truth.particles.begin(), ph.truth.particles.end(), [&](const auto& t) { return t.id == p.id; });
     if (it == ph.truth.particles.end() || !it->inside) continue;
-    const double r = std::cbrt(it->semi_axes_um[0] * it->semi_axes_um[1] * it->semi_axes_um[2]) / ph.truth.spacing_um[0];
+    const double r =
+        std::cbrt(it->semi_axes_um[0] * it->semi_axes_um[1] * it->semi_axes_um[2]) / ph.truth.spacing_um[0];
     if (r < 6) continue;
     ASSERT_TRUE(p.tracked()) << "particle " << p.id << " " << p.status;
     const Vec3 u = phantom::motion_displacement(m, am.dims(), p.centroid_vox);
     for (int a = 0; a < 3; ++a) EXPECT_NEAR(p.displacement_vox[a], u[a], 0.1) << "particle " << p.id << " axis " << a;
-    for (int a = 0; a < 3; ++a) EXPECT_NEAR(p.rotation_deg[a], m.rotation_deg[a], 0.5) << "particle " << p.id << " axis " << a;
+    for (int a = 0; a < 3; ++a)
+      EXPECT_NEAR(p.rotation_deg[a], m.rotation_deg[a], 0.5) << "particle " << p.id << " axis " << a;
     EXPECT_FALSE(p.residual_jump);
     ++checked;
   }

@@ -7,9 +7,9 @@
 
 #include <cmath>
 #include <cstring>
-#include <functional>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <limits>
 #include <random>
 
@@ -39,8 +39,9 @@ Volume<T> pattern(Dims d, Vec3 spacing = {0.5, 0.75, 2.0}) {
   std::mt19937 rng(7);
   for (index_t i = 0; i < v.size(); ++i) {
     if constexpr (std::is_floating_point_v<T>) v[i] = std::uniform_real_distribution<float>(-1e3f, 1e3f)(rng);
-    else v[i] = static_cast<T>(std::uniform_int_distribution<long long>(std::numeric_limits<T>::min(),
-                                                                         std::numeric_limits<T>::max())(rng));
+    else
+      v[i] = static_cast<T>(
+          std::uniform_int_distribution<long long>(std::numeric_limits<T>::min(), std::numeric_limits<T>::max())(rng));
   }
   return v;
 }
@@ -527,8 +528,8 @@ TEST(Raw, SizeMismatchSaysExpectedAndActualBytes) {
 
 void write_npy_file(const std::string& path, const std::string& descr, const std::string& shape, bool fortran,
                     const std::vector<std::uint8_t>& data) {
-  std::string dict = "{'descr': '" + descr + "', 'fortran_order': " + (fortran ? "True" : "False") +
-                     ", 'shape': " + shape + ", }";
+  std::string dict =
+      "{'descr': '" + descr + "', 'fortran_order': " + (fortran ? "True" : "False") + ", 'shape': " + shape + ", }";
   while ((10 + dict.size() + 1) % 64) dict += ' ';
   dict += '\n';
   std::ofstream out(path, std::ios::binary);

@@ -115,11 +115,14 @@ TEST(HostileItk, NrrdSizesBeyondTheDataAreRefusedBeforeAllocating) {
   expect_refused(dir / "bomb.nrrd", {"sizes", "1032:1"});
   // Detached data file shorter than the claim.
   write_bytes(dir / "d.raw", std::string(10, '\0'));
-  write_bytes(dir / "det.nhdr", "NRRD0004\ntype: uint16\ndimension: 3\nsizes: 4 4 4\nendian: little\nencoding: raw\ndata file: d.raw\n");
+  write_bytes(dir / "det.nhdr",
+              "NRRD0004\ntype: uint16\ndimension: 3\nsizes: 4 4 4\nendian: little\nencoding: raw\ndata file: d.raw\n");
   expect_refused(dir / "det.nhdr", {"d.raw", "sizes"});
   // Sizes whose product overflows: ITK's own size check.
-  write_bytes(dir / "wrap.nrrd", "NRRD0004\ntype: uint8\ndimension: 3\nsizes: 4000000 4000000 4000000\n"
-                                 "encoding: raw\n\n" + std::string(100, '\0'));
+  write_bytes(dir / "wrap.nrrd",
+              "NRRD0004\ntype: uint8\ndimension: 3\nsizes: 4000000 4000000 4000000\n"
+              "encoding: raw\n\n" +
+                  std::string(100, '\0'));
   expect_refused(dir / "wrap.nrrd", {});
 }
 
@@ -163,33 +166,47 @@ TEST(HostileItk, MetaImageHeadersThatOverflowMetaIOAreRefusedNamingTheField) {
   expect_refused(kept, {"MetaImage header", "control byte"});
   const fs::path dir = scratch("mhahdr");
   const std::string data(64, '\0');
-  const std::string obj = "ObjectType = Image\n", type = "ElementType = MET_UCHAR\n", local = "ElementDataFile = LOCAL\n";
+  const std::string obj = "ObjectType = Image\n", type = "ElementType = MET_UCHAR\n",
+                    local = "ElementDataFile = LOCAL\n";
   struct Case {
     std::string name, header;
     std::vector<std::string> says;
   };
   const std::vector<Case> cases{
-      {"pattern", obj + "NDims = 3\nDimSize = 4 4 4\n" + type + "ElementDataFile = " + std::string(120, '/') + " %O\n",
+      {"pattern",
+       obj + "NDims = 3\nDimSize = 4 4 4\n" + type + "ElementDataFile = " + std::string(120, '/') + " %O\n",
        {"ElementDataFile", "pattern"}},
-      {"percent", obj + "NDims = 3\nDimSize = 4 4 4\n" + type + "ElementDataFile = d%n.raw\n", {"ElementDataFile", "%"}},
+      {"percent",
+       obj + "NDims = 3\nDimSize = 4 4 4\n" + type + "ElementDataFile = d%n.raw\n",
+       {"ElementDataFile", "%"}},
       {"ndims", obj + "NDims = 12\nDimSize = 2 2 2 2 2 2 2 2 2 2 2 2\n" + type + local, {"NDims", "12"}},
       {"short", obj + "NDims = 3\nDimSize = 2 2\n" + type + local, {"DimSize", "2 values", "expected 3"}},
       {"order", obj + "DimSize = 2 2 2\nNDims = 3\n" + type + local, {"DimSize", "before NDims"}},
-      {"name", obj + "Name = " + std::string(2000, 'A') + "\nNDims = 3\nDimSize = 2 2 2\n" + type + local,
+      {"name",
+       obj + "Name = " + std::string(2000, 'A') + "\nNDims = 3\nDimSize = 2 2 2\n" + type + local,
        {"Name", "2000 characters"}},
-      {"spacing", obj + "NDims = 3\nDimSize = 2 2 2\nElementSpacing = 1 1 1 1 1 1 1 1 1 1 1 1\n" + type + local,
+      {"spacing",
+       obj + "NDims = 3\nDimSize = 2 2 2\nElementSpacing = 1 1 1 1 1 1 1 1 1 1 1 1\n" + type + local,
        {"ElementSpacing", "12 values"}},
-      {"matrix", obj + "NDims = 3\nDimSize = 2 2 2\nTransformMatrix = " + std::string(60, '1').replace(1, 58, std::string(29, ' ') + std::string(29, '1')) + "\n" + type + local,
+      {"matrix",
+       obj + "NDims = 3\nDimSize = 2 2 2\nTransformMatrix = " +
+           std::string(60, '1').replace(1, 58, std::string(29, ' ') + std::string(29, '1')) + "\n" + type + local,
        {"TransformMatrix"}},
-      {"orient", obj + "NDims = 3\nDimSize = 2 2 2\nAnatomicalOrientation = RAIRAIRAIRAI\n" + type + local,
+      {"orient",
+       obj + "NDims = 3\nDimSize = 2 2 2\nAnatomicalOrientation = RAIRAIRAIRAI\n" + type + local,
        {"AnatomicalOrientation"}},
-      {"channels", obj + "NDims = 3\nDimSize = 2 2 2\nElementNumberOfChannels = 100000\n" + type + local,
+      {"channels",
+       obj + "NDims = 3\nDimSize = 2 2 2\nElementNumberOfChannels = 100000\n" + type + local,
        {"ElementNumberOfChannels", "100000"}},
-      {"type", obj + "NDims = 3\nDimSize = 2 2 2\nElementType = MET_WHATEVER\n" + local, {"ElementType", "MET_WHATEVER"}},
+      {"type",
+       obj + "NDims = 3\nDimSize = 2 2 2\nElementType = MET_WHATEVER\n" + local,
+       {"ElementType", "MET_WHATEVER"}},
       {"nodata", obj + "NDims = 3\nDimSize = 2 2 2\n" + type, {"MetaImage header"}},  // voxels read as header
       {"negative", obj + "NDims = 3\nDimSize = 2 -2 2\n" + type + local, {"DimSize", "positive"}},
       {"twice", obj + "NDims = 3\nDimSize = 2 2 2\nNDims = 3\n" + type + local, {"NDims", "twice"}},
-      {"flag", obj + "NDims = 3\nDimSize = 2 2 2\nCompressedData = Maybe\n" + type + local, {"CompressedData", "True or False"}},
+      {"flag",
+       obj + "NDims = 3\nDimSize = 2 2 2\nCompressedData = Maybe\n" + type + local,
+       {"CompressedData", "True or False"}},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);
@@ -212,12 +229,16 @@ TEST(HostileItk, MetaImageKeysThatAreNotNamesAreRefused) {
   const fs::path kept = fs::path(VP_SOURCE_DIR) / "tests" / "data" / "fuzz_mha_heap_corruption.mha";
   expect_refused(kept, {"MetaImage header", "key 'Obje'tType'", "is not a name"});
   const fs::path dir = scratch("mhakey");
-  write_bytes(dir / "a.mha", "ObjectType = Image\nNDims = 3\nDimSize = 2 2 2\nElement\xc3\xa9Spacing = 1 1 1\n"
-                             "ElementType = MET_UCHAR\nElementDataFile = LOCAL\n" + std::string(8, '\0'));
+  write_bytes(dir / "a.mha",
+              "ObjectType = Image\nNDims = 3\nDimSize = 2 2 2\nElement\xc3\xa9Spacing = 1 1 1\n"
+              "ElementType = MET_UCHAR\nElementDataFile = LOCAL\n" +
+                  std::string(8, '\0'));
   expect_refused(dir / "a.mha", {"key 'Element", "is not a name"});
   // ITK writes DICOM tags as user keys: still read.
-  write_bytes(dir / "b.mha", "ObjectType = Image\nNDims = 3\nDimSize = 2 2 2\n0008|0060 = CT\n"
-                             "ElementType = MET_UCHAR\nElementDataFile = LOCAL\n" + std::string(8, '\0'));
+  write_bytes(dir / "b.mha",
+              "ObjectType = Image\nNDims = 3\nDimSize = 2 2 2\n0008|0060 = CT\n"
+              "ElementType = MET_UCHAR\nElementDataFile = LOCAL\n" +
+                  std::string(8, '\0'));
   ReadOptions o;
   o.path = (dir / "b.mha").string();
   EXPECT_NO_THROW(read_volume(o));
@@ -312,7 +333,8 @@ TEST(HostileHdf5, DimsWhoseProductWrapsAreRefused) {
   H5Fclose(f);
   std::string bytes = read_bytes(p);
   int patched = 0;
-  for (std::size_t at = 0; (at = bytes.find(std::string(reinterpret_cast<const char*>(&marker), 8), at)) != std::string::npos; ++patched)
+  for (std::size_t at = 0;
+       (at = bytes.find(std::string(reinterpret_cast<const char*>(&marker), 8), at)) != std::string::npos; ++patched)
     std::memcpy(bytes.data() + at, &wrapping, 8);
   ASSERT_GT(patched, 0);
   write_bytes(p, bytes);

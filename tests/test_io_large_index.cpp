@@ -31,19 +31,22 @@ std::uint64_t offset_of(index_t x, index_t y, index_t z) {
 struct SparseRaw {
   fs::path path;
   std::map<std::uint64_t, std::uint8_t> markers;
-  ~SparseRaw() { std::error_code ec; fs::remove(path, ec); }
+  ~SparseRaw() {
+    std::error_code ec;
+    fs::remove(path, ec);
+  }
 };
 
 std::unique_ptr<SparseRaw> make_sparse_raw() {
   auto f = std::make_unique<SparseRaw>();
   f->path = fs::temp_directory_path() / ("vp_large_index_" + std::to_string(::getpid()) + ".raw");
   { std::ofstream(f->path, std::ios::binary); }
-  fs::resize_file(f->path, kDims.count());  // sparse: holes read as zeros
-  f->markers = {{offset_of(0, 0, 512), 11},          // 2^31 exactly
-                {offset_of(5, 0, 1024), 13},         // 2^32 + 5
-                {offset_of(2047, 2047, 1024), 17},   // the last voxel, 2^32 + 2^22 − 1
-                {offset_of(100, 3, 700), 19},        // between 2^31 and 2^32
-                {5, 23},                             // the decoy of 2^32 + 5
+  fs::resize_file(f->path, kDims.count());                     // sparse: holes read as zeros
+  f->markers = {{offset_of(0, 0, 512), 11},                    // 2^31 exactly
+                {offset_of(5, 0, 1024), 13},                   // 2^32 + 5
+                {offset_of(2047, 2047, 1024), 17},             // the last voxel, 2^32 + 2^22 − 1
+                {offset_of(100, 3, 700), 19},                  // between 2^31 and 2^32
+                {5, 23},                                       // the decoy of 2^32 + 5
                 {offset_of(100, 3, 700) - (1ull << 31), 29}};  // the decoy of the marker above, wrapped at 2^31
   std::fstream out(f->path, std::ios::binary | std::ios::in | std::ios::out);
   for (const auto& [off, value] : f->markers) {

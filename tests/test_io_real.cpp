@@ -13,11 +13,9 @@ using namespace vp;
 
 namespace {
 
-std::string real_file(const std::string& name) {
-  return (fs::path(VP_REAL_DATA_DIR) / name).string();
-}
+std::string real_file(const std::string& name) { return (fs::path(VP_REAL_DATA_DIR) / name).string(); }
 
-#define REQUIRE_REAL(name)                                                              \
+#define REQUIRE_REAL(name) \
   if (!fs::exists(real_file(name))) GTEST_SKIP() << "real data absent: " << real_file(name)
 
 template <class T>

@@ -53,8 +53,10 @@ class MeasureCommand : public ::testing::Test {
 }  // namespace
 
 TEST_F(MeasureCommand, JsonRowsCarryTheContractNames) {
-  Result r = run("measure " + labels_ + " --labels pore=0,se=1,am=2 --roles se=electrolyte,am=active --spacing 0.5 "
-                 "--metrics volume_fraction,contact_area_fraction,interface_area,tpb_density,percolating_fraction --json");
+  Result r =
+      run("measure " + labels_ +
+          " --labels pore=0,se=1,am=2 --roles se=electrolyte,am=active --spacing 0.5 "
+          "--metrics volume_fraction,contact_area_fraction,interface_area,tpb_density,percolating_fraction --json");
   ASSERT_EQ(r.code, 0) << r.out;
   const auto j = nlohmann::json::parse(r.out);
   const auto& rows = j.at("rows");

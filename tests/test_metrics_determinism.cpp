@@ -28,7 +28,8 @@ LabelVolume random_three_phase() {
   for (int pass = 0; pass < 3; ++pass)
     for (index_t i = 1; i + 1 < v.size(); ++i) f[i] = (f[i - 1] + f[i] + f[i + 1]) / 3;
   for (index_t i = 0; i < v.size(); ++i) v[i] = f[i] < 0.45 ? 0 : f[i] < 0.55 ? 1 : 2;
-  return LabelVolume(std::move(v), PhaseTable({{"pore", 0, Role::pore}, {"se", 1, Role::electrolyte}, {"am", 2, Role::active}}));
+  return LabelVolume(std::move(v),
+                     PhaseTable({{"pore", 0, Role::pore}, {"se", 1, Role::electrolyte}, {"am", 2, Role::active}}));
 }
 
 struct Snapshot {

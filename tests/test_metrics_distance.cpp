@@ -61,8 +61,8 @@ TEST(DistanceTransform, MatchesBruteForceAnisotropic) {
         for (index_t y = 0; y < 9; ++y)
           for (index_t x = 0; x < 11; ++x) {
             double want = brute_squared(m, x, y, z, to_cube, outside);
-            ASSERT_NEAR(d2(x, y, z), want, 1e-5 * (1 + want)) << "voxel " << x << "," << y << "," << z
-                                                                << " cube=" << to_cube << " outside=" << outside;
+            ASSERT_NEAR(d2(x, y, z), want, 1e-5 * (1 + want))
+                << "voxel " << x << "," << y << "," << z << " cube=" << to_cube << " outside=" << outside;
           }
     }
 }
@@ -130,8 +130,7 @@ TEST(DistanceTransform, SphereMaxIsRadius) {
     double c = n / 2;  // a voxel centre, so one voxel sits at the sphere's centre
     for (index_t z = 0; z < n; ++z)
       for (index_t y = 0; y < n; ++y)
-        for (index_t x = 0; x < n; ++x)
-          m(x, y, z) = (x - c) * (x - c) + (y - c) * (y - c) + (z - c) * (z - c) <= r * r;
+        for (index_t x = 0; x < n; ++x) m(x, y, z) = (x - c) * (x - c) + (y - c) * (y - c) + (z - c) * (z - c) <= r * r;
     auto d = distance_transform(m);
     float mx = 0;
     for (index_t i = 0; i < d.size(); ++i) mx = std::max(mx, d[i]);
@@ -191,7 +190,8 @@ TEST(LocalThickness, MatchesBruteForceDefinition) {
                 for (index_t i = 0; i < 10; ++i) {
                   if (!m(i, j, k)) continue;
                   double dx = (x - i) * h[0], dy = (y - j) * h[1], dz = (z - k) * h[2];
-                  if (dx * dx + dy * dy + dz * dz < r2(i, j, k)) best = std::max(best, 2 * std::sqrt(double(r2(i, j, k))));
+                  if (dx * dx + dy * dy + dz * dz < r2(i, j, k))
+                    best = std::max(best, 2 * std::sqrt(double(r2(i, j, k))));
                 }
           ASSERT_NEAR(lt(x, y, z), best, 1e-4) << x << "," << y << "," << z << " outside=" << outside;
         }
@@ -205,8 +205,7 @@ TEST(LocalThickness, SphereCentreIsAboutTheDiameter) {
   double c = 20;
   for (index_t z = 0; z < n; ++z)
     for (index_t y = 0; y < n; ++y)
-      for (index_t x = 0; x < n; ++x)
-        m(x, y, z) = (x - c) * (x - c) + (y - c) * (y - c) + (z - c) * (z - c) <= r * r;
+      for (index_t x = 0; x < n; ++x) m(x, y, z) = (x - c) * (x - c) + (y - c) * (y - c) + (z - c) * (z - c) <= r * r;
   auto lt = local_thickness(m);
   // The inscribed ball of the stepped cube surface: the nearest background cube corner
   // lies within about one voxel of the radius, so the diameter is within (2r - 2, 2r + 1].

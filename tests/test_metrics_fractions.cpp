@@ -95,7 +95,8 @@ TEST(ParticleSizes, EquivalentDiametersAndBorderParticles) {
   box(8, 6, 2, 2);   // 216 voxels, inside
   box(0, 2, 3, 2);   // touches the border
   box(16, 3, 4, 1);  // an SE particle
-  LabelVolume lv(std::move(v), PhaseTable({{"pore", 0, Role::pore}, {"se", 1, Role::electrolyte}, {"am", 2, Role::active}}));
+  LabelVolume lv(std::move(v),
+                 PhaseTable({{"pore", 0, Role::pore}, {"se", 1, Role::electrolyte}, {"am", 2, Role::active}}));
   auto s = particle_sizes(lv, ids);
   ASSERT_EQ(s.particles.size(), 4u);
   EXPECT_EQ(s.by_phase["am"].count, 2);

@@ -23,7 +23,9 @@ void paint_ball(Volume<std::uint8_t>& v, Vec3 c, double r, std::uint8_t inside) 
       }
 }
 
-PhaseTable pore_se_am() { return PhaseTable({{"pore", 0, Role::pore}, {"se", 1, Role::electrolyte}, {"am", 2, Role::active}}); }
+PhaseTable pore_se_am() {
+  return PhaseTable({{"pore", 0, Role::pore}, {"se", 1, Role::electrolyte}, {"am", 2, Role::active}});
+}
 
 }  // namespace
 
@@ -171,7 +173,7 @@ TEST(ContactArea, PerParticleFractions) {
         auto in = [&](double cx, double cy, double cz, double r) {
           return (x - cx) * (x - cx) + (y - cy) * (y - cy) + (z - cz) * (z - cz) <= r * r;
         };
-        if (in(14.5, 14.5, 14.5, 12)) v(x, y, z) = 1;  // SE shell, whole
+        if (in(14.5, 14.5, 14.5, 12)) v(x, y, z) = 1;              // SE shell, whole
         if (in(44.5, 14.5, 14.5, 12) && z > 14.5) v(x, y, z) = 1;  // SE upper cap
         if (in(14.5, 14.5, 14.5, 9)) v(x, y, z) = 2, ids(x, y, z) = 1;
         if (in(44.5, 14.5, 14.5, 9)) v(x, y, z) = 2, ids(x, y, z) = 2;

@@ -25,7 +25,8 @@ const LabelVolume& electrode() {
     o.path = kElectrode;
     Volume<std::uint8_t> v = to_labels_u8(read_volume(o).volume);
     v.spacing_um = {1, 1, 1};
-    return LabelVolume(std::move(v), PhaseTable({{"pore", 0, Role::pore}, {"nmc", 85, Role::active}, {"cbd", 170, Role::binder}}));
+    return LabelVolume(std::move(v),
+                       PhaseTable({{"pore", 0, Role::pore}, {"nmc", 85, Role::active}, {"cbd", 170, Role::binder}}));
   }();
   return lv;
 }
@@ -81,7 +82,8 @@ TEST_F(TaufactorElectrode, ThroughConnectivityAlongNumpyAxis0) {
     int connectivity;
     double pore, nmc, cbd;
   };
-  for (const Case& c : {Case{6, 0.9989, 0.9611, 0.9740}, Case{18, 0.9995, 0.9612, 0.9915}, Case{26, 0.9996, 0.9612, 0.9936}}) {
+  for (const Case& c :
+       {Case{6, 0.9989, 0.9611, 0.9740}, Case{18, 0.9995, 0.9612, 0.9915}, Case{26, 0.9996, 0.9612, 0.9936}}) {
     const double want[3] = {c.pore, c.nmc, c.cbd};
     const int labels[3] = {0, 85, 170};
     for (int i = 0; i < 3; ++i) {

@@ -11,8 +11,8 @@
 #include <nlohmann/json.hpp>
 
 #include "cli_harness.h"
-#include "mpi_harness.h"
 #include "filters/io/volume_io.h"
+#include "mpi_harness.h"
 
 namespace vp {
 namespace {

@@ -11,8 +11,8 @@
 #include <nlohmann/json.hpp>
 
 #include "cli_harness.h"
-#include "mpi_harness.h"
 #include "filters/io/volume_io.h"
+#include "mpi_harness.h"
 
 namespace vp {
 namespace {
@@ -29,7 +29,6 @@ fs::path scratch(const std::string& name) {
   fs::create_directories(d);
   return d;
 }
-
 
 std::string write_case(const fs::path& dir, Dims dims, const std::function<int(index_t, index_t, index_t)>& label) {
   Volume<std::uint8_t> v(dims, {0.5, 0.5, 0.7});
@@ -88,12 +87,12 @@ TEST(MpiMeasure, ClustersJoinAcrossSlabs) {
   const auto dir = scratch("clusters");
   const Dims d{24, 16, 11};
   const std::string vol = write_case(dir, d, [&](index_t x, index_t y, index_t z) {
-    if (y >= 1 && y <= 2 && x == z + 1) return 2;                                         // staircase, 6-connected below
+    if (y >= 1 && y <= 2 && x == z + 1) return 2;  // staircase, 6-connected below
     if (y >= 1 && y <= 2 && x == z + 2) return 2;
-    if (x >= 14 && x <= 15 && y >= 1 && y <= 3 && z >= 4 && z <= 5) return 2;             // isolated block
-    if (y >= 6 && y <= 7 && z >= 3 && (x == 17 || x == 21)) return 2;                     // U arms, z = 3..10
-    if (y >= 6 && y <= 7 && z == 10 && x >= 17 && x <= 21) return 2;                      // U bottom, top slab only
-    if (x >= 3 && x <= 7 && y >= 9 && y <= 13 && z >= 2 && z <= 8)                        // hollow SE box
+    if (x >= 14 && x <= 15 && y >= 1 && y <= 3 && z >= 4 && z <= 5) return 2;  // isolated block
+    if (y >= 6 && y <= 7 && z >= 3 && (x == 17 || x == 21)) return 2;          // U arms, z = 3..10
+    if (y >= 6 && y <= 7 && z == 10 && x >= 17 && x <= 21) return 2;           // U bottom, top slab only
+    if (x >= 3 && x <= 7 && y >= 9 && y <= 13 && z >= 2 && z <= 8)             // hollow SE box
       return (x == 5 && y == 11 && z >= 4 && z <= 6) ? 0 : 1;
     return 0;
   });
@@ -101,9 +100,9 @@ TEST(MpiMeasure, ClustersJoinAcrossSlabs) {
   EXPECT_EQ(row_value(rows, "cluster_count", "am"), 3);
   EXPECT_EQ(row_value(rows, "cluster_count", "se"), 1);
   EXPECT_GT(row_value(rows, "percolating_fraction", "am", "z"), 0);
-  EXPECT_GT(row_value(rows, "dead_end_fraction", "am", "z"), 0);     // the U touches z = 10 only
-  EXPECT_GT(row_value(rows, "isolated_fraction", "am", "z"), 0);     // the block
-  EXPECT_EQ(row_value(rows, "cluster_count", "pore"), 2);            // outside + the cavity
+  EXPECT_GT(row_value(rows, "dead_end_fraction", "am", "z"), 0);  // the U touches z = 10 only
+  EXPECT_GT(row_value(rows, "isolated_fraction", "am", "z"), 0);  // the block
+  EXPECT_EQ(row_value(rows, "cluster_count", "pore"), 2);         // outside + the cavity
 }
 
 TEST(MpiMeasure, RefusesMetricsThatDoNotMerge) {

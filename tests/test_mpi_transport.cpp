@@ -10,8 +10,8 @@
 #include <nlohmann/json.hpp>
 
 #include "cli_harness.h"
-#include "mpi_harness.h"
 #include "filters/io/volume_io.h"
+#include "mpi_harness.h"
 
 namespace vp {
 namespace {
@@ -25,7 +25,6 @@ fs::path scratch(const std::string& name) {
   fs::create_directories(d);
   return d;
 }
-
 
 // The native answer, then the PETSc one at 1, 2 and 4 ranks: same status, σ_eff and τ within 1e-6.
 void expect_engines_agree(const std::string& volume_args, const fs::path& dir, const std::string& axis = "z") {
@@ -62,8 +61,8 @@ std::string write_case(const fs::path& dir, Dims dims, const std::function<int(i
 
 TEST(MpiTransport, UniformBlock) {
   const auto dir = scratch("uniform");
-  expect_engines_agree(write_case(dir, {8, 9, 10}, [](index_t, index_t, index_t) { return 1; }) + " --phase 1 --tol 1e-10",
-                       dir);
+  expect_engines_agree(
+      write_case(dir, {8, 9, 10}, [](index_t, index_t, index_t) { return 1; }) + " --phase 1 --tol 1e-10", dir);
   expect_engines_agree(write_case(dir, {8, 9, 10}, [](index_t, index_t, index_t) { return 1; }) +
                            " --phase 1 --tol 1e-10 --spacing 1,2,3.5",
                        dir, "x");
@@ -83,7 +82,8 @@ TEST(MpiTransport, SeriesAndParallelHalves) {
 
 TEST(MpiTransport, TenSeriesLayersAlongAndAcross) {
   const auto dir = scratch("layers");
-  const std::string v = write_case(dir, {5, 5, 30}, [](index_t, index_t, index_t z) { return static_cast<int>(z / 3 + 1); });
+  const std::string v =
+      write_case(dir, {5, 5, 30}, [](index_t, index_t, index_t z) { return static_cast<int>(z / 3 + 1); });
   const std::string cond = " --cond 1=1,2=2,3=3,4=4,5=5,6=6,7=7,8=8,9=9,10=10 --tol 1e-10";
   expect_engines_agree(v + cond, dir, "z");
   expect_engines_agree(v + cond, dir, "x");
@@ -92,12 +92,11 @@ TEST(MpiTransport, TenSeriesLayersAlongAndAcross) {
 
 TEST(MpiTransport, SlantedStrip) {
   const auto dir = scratch("slanted");
-  expect_engines_agree(write_case(dir, {21, 21, 20},
-                                  [](index_t x, index_t y, index_t z) {
-                                    return x >= z && x < z + 2 && y >= z && y < z + 2 ? 1 : 0;
-                                  }) +
-                           " --phase 1 --tol 1e-10",
-                       dir);
+  expect_engines_agree(
+      write_case(dir, {21, 21, 20},
+                 [](index_t x, index_t y, index_t z) { return x >= z && x < z + 2 && y >= z && y < z + 2 ? 1 : 0; }) +
+          " --phase 1 --tol 1e-10",
+      dir);
   fs::remove_all(dir);
 }
 
@@ -110,7 +109,8 @@ TEST(MpiTransport, DeadEndIsNotPercolating) {
   // A path with dead ends hanging off it across the slab faces: the merge must keep only the path.
   expect_engines_agree(write_case(dir, {9, 9, 12},
                                   [](index_t x, index_t y, index_t z) {
-                                    return (x == 4 && y == 4) || (y == 4 && z == 6 && x > 4) || (x == 1 && y == 1 && z < 7);
+                                    return (x == 4 && y == 4) || (y == 4 && z == 6 && x > 4) ||
+                                           (x == 1 && y == 1 && z < 7);
                                   }) +
                            " --phase 1 --tol 1e-10",
                        dir);
@@ -134,7 +134,8 @@ TEST(MpiTransport, PeriodicWrapAcrossSlabs) {
 
 TEST(MpiTransport, RealVolumesAgree) {
   const fs::path real = VP_REAL_DATA_DIR;
-  const fs::path puma = real / "puma_100_fiberform.tif", blobs = real / "openimpala_SampleData_2Phase_stack_3d_1bit.tif";
+  const fs::path puma = real / "puma_100_fiberform.tif",
+                 blobs = real / "openimpala_SampleData_2Phase_stack_3d_1bit.tif";
   if (!fs::exists(puma) || !fs::exists(blobs)) GTEST_SKIP() << "real volumes not in " << real;
   const auto dir = scratch("real");
   expect_engines_agree("'" + puma.string() + "' --phase 0-89 --tol 1e-10", dir);
@@ -144,9 +145,9 @@ TEST(MpiTransport, RealVolumesAgree) {
 
 TEST(MpiTransport, WithoutMpirunRunsOnOneRankAndSaysSo) {
   const auto dir = scratch("single");
-  const auto r = run_voxpress(
-      "solve " + write_case(dir, {4, 4, 6}, [](index_t, index_t, index_t) { return 1; }) + " --phase 1 --engine petsc --json",
-      dir);
+  const auto r = run_voxpress("solve " + write_case(dir, {4, 4, 6}, [](index_t, index_t, index_t) { return 1; }) +
+                                  " --phase 1 --engine petsc --json",
+                              dir);
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.err.find("without mpirun: running on 1 rank"), std::string::npos) << r.err;
   EXPECT_EQ(nlohmann::json::parse(r.out)["ranks"], 1);
@@ -155,8 +156,10 @@ TEST(MpiTransport, WithoutMpirunRunsOnOneRankAndSaysSo) {
 
 TEST(MpiTransport, MoreRanksThanSlicesStopsEveryRank) {
   const auto dir = scratch("ranks");
-  const auto r = run_mpi(4, "solve " + write_case(dir, {4, 4, 3}, [](index_t, index_t, index_t) { return 1; }) +
-                                " --phase 1 --engine petsc", dir);
+  const auto r = run_mpi(
+      4,
+      "solve " + write_case(dir, {4, 4, 3}, [](index_t, index_t, index_t) { return 1; }) + " --phase 1 --engine petsc",
+      dir);
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("case.tif"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("fewer than the 4 MPI ranks"), std::string::npos) << r.err;

@@ -38,9 +38,18 @@ double face_area(const LabelVolume& v, int a, int b) {
     for (index_t y = 0; y < d.y; ++y)
       for (index_t x = 0; x < d.x; ++x) {
         const int l = v(x, y, z);
-        if (x + 1 < d.x) { const int m = v(x + 1, y, z); if ((l == a && m == b) || (l == b && m == a)) sum += area[0]; }
-        if (y + 1 < d.y) { const int m = v(x, y + 1, z); if ((l == a && m == b) || (l == b && m == a)) sum += area[1]; }
-        if (z + 1 < d.z) { const int m = v(x, y, z + 1); if ((l == a && m == b) || (l == b && m == a)) sum += area[2]; }
+        if (x + 1 < d.x) {
+          const int m = v(x + 1, y, z);
+          if ((l == a && m == b) || (l == b && m == a)) sum += area[0];
+        }
+        if (y + 1 < d.y) {
+          const int m = v(x, y + 1, z);
+          if ((l == a && m == b) || (l == b && m == a)) sum += area[1];
+        }
+        if (z + 1 < d.z) {
+          const int m = v(x, y, z + 1);
+          if ((l == a && m == b) || (l == b && m == a)) sum += area[2];
+        }
       }
   return sum;
 }
@@ -252,8 +261,8 @@ TEST(PhantomImaging, GaussianAndPoissonNoiseDeliverTheRequestedSnr) {
         im.gain = gain;
         im.blur_sigma_vox = {1.2, 1.2, 1.2};
         const double got = measured_snr(ct_image(v, im));
-        EXPECT_NEAR(got / snr, 1.0, 0.10) << (model == NoiseModel::gaussian ? "gaussian" : "poisson") << " gain "
-                                          << gain << " snr " << snr;
+        EXPECT_NEAR(got / snr, 1.0, 0.10)
+            << (model == NoiseModel::gaussian ? "gaussian" : "poisson") << " gain " << gain << " snr " << snr;
       }
 }
 
@@ -325,7 +334,7 @@ TEST(PhantomImaging, CuppingDarkensTheCentreAndRingsFollowTheRadius) {
   std::set<int> values;
   for (index_t x = 32; x < 64; ++x) {
     values.insert(rings(x, 32, 0));
-    ASSERT_EQ(rings(x, 32, 0), rings(x, 32, 3));                       // same in every slice
+    ASSERT_EQ(rings(x, 32, 0), rings(x, 32, 3));                         // same in every slice
     ASSERT_LE(std::abs(rings(x, 32, 0) - level), 0.02 * im.gain + 0.5);  // bounded amplitude
   }
   EXPECT_GT(values.size(), 10u);

@@ -41,8 +41,8 @@ TEST_F(PhantomCli, SameArgumentsGiveTheSameBytesWhateverTheFolderAndThreads) {
   for (const auto& e : fs::directory_iterator(dir_ / "a")) names.push_back(e.path().filename().string());
   std::sort(names.begin(), names.end());
   const std::vector<std::string> expected = {
-      "p010.tif", "p010.truth.json", "p010_cracks.tif", "p010_labels.tif", "p010_particles.tif",
-      "p260.tif", "p260.truth.json", "p260_cracks.tif", "p260_labels.tif", "p260_particles.tif", "series.yaml"};
+      "p010.tif",        "p010.truth.json", "p010_cracks.tif", "p010_labels.tif",    "p010_particles.tif", "p260.tif",
+      "p260.truth.json", "p260_cracks.tif", "p260_labels.tif", "p260_particles.tif", "series.yaml"};
   EXPECT_EQ(names, expected);
   for (const auto& n : names) EXPECT_EQ(slurp(dir_ / "a" / n), slurp(dir_ / "b" / n)) << n;
   ASSERT_EQ(run("phantom --out " + (dir_ / "c").string() + " --size 32 --seed 5 --pressures 10"), 0);
@@ -63,7 +63,8 @@ TEST_F(PhantomCli, SameArgumentsGiveTheSameBytesWhateverTheFolderAndThreads) {
 
   const std::string yaml = slurp(dir_ / "a" / "series.yaml");
   EXPECT_NE(yaml.find("{name: p260, path: p260.tif, labels: p260_labels.tif, pressure_MPa: 260, series: composite}"),
-            std::string::npos) << yaml;
+            std::string::npos)
+      << yaml;
   EXPECT_NE(yaml.find("voxel_size_um: [0.5, 0.5, 0.5]"), std::string::npos) << yaml;
   EXPECT_NE(yaml.find("{name: am, label: 2, role: active}"), std::string::npos) << yaml;
 }

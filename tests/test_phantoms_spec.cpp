@@ -61,7 +61,8 @@ am_particles: {radius_vox: 6, radius_min_vox: 4, radius_max_vox: 9, grains: 4}
 compaction: {heckel_k: 0.01, heckel_A: 1.0}
 cracks: {onset_MPa: 150, se_count: 2, se_normal: [1, 0, 0]}
 imaging: {noise: poisson, snr: 5, blur_sigma_vox: [1, 1, 0.5], attenuation: {am: 0.9}}
-)"), "spec.yaml");
+)"),
+                                               "spec.yaml");
   const CompositeSpec& c = job.composite;
   EXPECT_EQ(c.dims, (Dims{32, 24, 16}));
   EXPECT_EQ(c.spacing_um, (Vec3{0.4, 0.4, 0.8}));
@@ -129,7 +130,8 @@ TEST(PhantomDeterminism, WrittenTiffsAreByteIdenticalAndReadBack) {
   const auto grey = ct_image(ph.labels, ImagingSpec{});
   for (const char* name : {"a", "b"}) {
     write_volume(grey, (dir / (std::string(name) + ".tif")).string());
-    write_volume(static_cast<const Volume<std::uint8_t>&>(ph.labels), (dir / (std::string(name) + "_labels.tif")).string());
+    write_volume(static_cast<const Volume<std::uint8_t>&>(ph.labels),
+                 (dir / (std::string(name) + "_labels.tif")).string());
   }
   EXPECT_EQ(file_bytes(dir / "a.tif"), file_bytes(dir / "b.tif"));
   EXPECT_EQ(file_bytes(dir / "a_labels.tif"), file_bytes(dir / "b_labels.tif"));

@@ -63,9 +63,8 @@ const Registry& test_registry() {
 class ConfigTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("vp_test_config_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    dir_ = fs::temp_directory_path() / ("vp_test_config_" + std::to_string(::getpid()) + "_" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(dir_);
     fs::create_directories(dir_ / "data");
     // 8x6x4 labels with spacing recorded in the file (MHA).
@@ -132,7 +131,7 @@ TEST_F(ConfigTest, ValidConfigResolvesEverything) {
   EXPECT_EQ(a.info.path, (dir_ / "data" / "a.mha").string());
   EXPECT_EQ(a.info.series, "s1");
   EXPECT_DOUBLE_EQ(a.info.pressure_MPa, 12.5);
-  EXPECT_EQ(a.info.pressing_axis, 1);  // from defaults
+  EXPECT_EQ(a.info.pressing_axis, 1);                   // from defaults
   EXPECT_EQ(a.info.spacing_um, (Vec3{0.5, 0.5, 1.0}));  // from the file
   EXPECT_FALSE(a.spacing_from_config);
   EXPECT_EQ(a.initial_data(), unsigned(kLabels));
@@ -181,20 +180,22 @@ TEST_F(ConfigTest, RelativePathsResolveAgainstTheConfigFolderNotTheWorkingDirect
 }
 
 TEST_F(ConfigTest, UnknownKeySuggestsTheClosestOne) {
-  validate("version: 1\n"
-           "samples:\n"
-           "  - path: data/a.mha\n"
-           "    presure_MPa: 5\n"
-           "stagse: []\n");
+  validate(
+      "version: 1\n"
+      "samples:\n"
+      "  - path: data/a.mha\n"
+      "    presure_MPa: 5\n"
+      "stagse: []\n");
   EXPECT_TRUE(has(where(4, 5) + ": samples[0].presure_MPa: unknown key; did you mean 'pressure_MPa'?"));
   EXPECT_TRUE(has(where(5, 1) + ": stagse: unknown key; did you mean 'stages'?"));
 }
 
 TEST_F(ConfigTest, WrongTypeSaysWhatWasFoundAndExpected) {
-  validate("samples:\n"
-           "  - path: data/a.mha\n"
-           "    pressure_MPa: high\n"
-           "    kind: [labels]\n");
+  validate(
+      "samples:\n"
+      "  - path: data/a.mha\n"
+      "    pressure_MPa: high\n"
+      "    kind: [labels]\n");
   EXPECT_TRUE(has(where(3, 19) + ": samples[0].pressure_MPa: expected a number, found 'high'"));
   EXPECT_TRUE(has(where(4, 11) + ": samples[0].kind: expected a string"));
 }
@@ -202,10 +203,11 @@ TEST_F(ConfigTest, WrongTypeSaysWhatWasFoundAndExpected) {
 // fuzz_config: a dims scalar that is no YAML list ("G32, 32, 16]") made yaml-cpp's
 // ParserException escape the validator (std::terminate); the fuzzer's input is kept.
 TEST_F(ConfigTest, DimsThatAreNoListAreAnErrorNamingTheKey) {
-  validate("samples:\n"
-           "  - path: data/r.raw\n"
-           "    dtype: uint8\n"
-           "    dims: G32, 32, 16]\n");
+  validate(
+      "samples:\n"
+      "  - path: data/r.raw\n"
+      "    dtype: uint8\n"
+      "    dims: G32, 32, 16]\n");
   EXPECT_TRUE(has(where(4, 11) + ": samples[0].dims: expected a number or a list of numbers"));
   const fs::path kept = fs::path(VP_SOURCE_DIR) / "tests" / "data" / "fuzz_config_dims_scalar.yaml";
   diags_ = Diagnostics(kept.string());
@@ -219,9 +221,10 @@ TEST_F(ConfigTest, DimsThatAreNoListAreAnErrorNamingTheKey) {
 // fuzz_config: " 0.5" passed the number check (std::stod skips blanks) and then yaml-cpp's
 // as<double>() threw BadConversion out of the validator (std::terminate). Kept input replayed.
 TEST_F(ConfigTest, NumbersYamlCannotReadAreAnErrorNamingTheKey) {
-  validate("samples:\n"
-           "  - path: data/a.mha\n"
-           "    voxel_size_um: [1, \" 0.5\", 0x1p3]\n");
+  validate(
+      "samples:\n"
+      "  - path: data/a.mha\n"
+      "    voxel_size_um: [1, \" 0.5\", 0x1p3]\n");
   EXPECT_TRUE(has("samples[0].voxel_size_um"));
   const fs::path kept = fs::path(VP_SOURCE_DIR) / "tests" / "data" / "fuzz_config_blank_number.yaml";
   diags_ = Diagnostics(kept.string());
@@ -239,7 +242,8 @@ TEST_F(ConfigTest, MissingFileIsAnErrorOfThatSample) {
   ASSERT_TRUE(c.samples[0].file_problem);
   const std::string msg = c.samples[0].file_problem->format();
   EXPECT_NE(msg.find(where(2, 11) + ": samples[0].path: file not found: " + (dir_ / "data" / "nothere.tif").string()),
-            std::string::npos) << msg;
+            std::string::npos)
+      << msg;
   EXPECT_NE(msg.find("relative paths resolve against " + dir_.string()), std::string::npos) << msg;
   EXPECT_EQ(all_problems(diags_, c).size(), 1u);
 }
@@ -250,9 +254,10 @@ TEST_F(ConfigTest, NegativePressureIsRejected) {
 }
 
 TEST_F(ConfigTest, ZeroOrNegativeVoxelSizeIsRejected) {
-  validate("samples:\n  - path: data/a.mha\n    voxel_size_um: [1, 0, 1]\n"
-           "  - path: data/a.mha\n    name: b\n    voxel_size_um: -2\n"
-           "  - path: data/a.mha\n    name: c\n    voxel_size_um: [1, 2]\n");
+  validate(
+      "samples:\n  - path: data/a.mha\n    voxel_size_um: [1, 0, 1]\n"
+      "  - path: data/a.mha\n    name: b\n    voxel_size_um: -2\n"
+      "  - path: data/a.mha\n    name: c\n    voxel_size_um: [1, 2]\n");
   EXPECT_TRUE(has(where(3, 20) + ": samples[0].voxel_size_um: found [1, 0, 1]; expected voxel sizes > 0 µm"));
   EXPECT_TRUE(has(where(6, 20) + ": samples[1].voxel_size_um: found -2; expected voxel sizes > 0 µm"));
   EXPECT_TRUE(has("samples[2].voxel_size_um: found 2 numbers; expected one number or [sx, sy, sz] in µm"));
@@ -260,8 +265,9 @@ TEST_F(ConfigTest, ZeroOrNegativeVoxelSizeIsRejected) {
 }
 
 TEST_F(ConfigTest, VoxelSizeFromDefaultsAndMissingVoxelSize) {
-  Config c = validate("defaults:\n  voxel_size_um: 0.25\n  format: raw\n  dims: [4, 4, 4]\n  dtype: uint8\n"
-                      "samples:\n  - path: data/r.raw\n");
+  Config c = validate(
+      "defaults:\n  voxel_size_um: 0.25\n  format: raw\n  dims: [4, 4, 4]\n  dtype: uint8\n"
+      "samples:\n  - path: data/r.raw\n");
   ASSERT_TRUE(diags_.ok()) << diags_.format();
   EXPECT_EQ(c.samples[0].info.spacing_um, (Vec3{0.25, 0.25, 0.25}));
   validate("samples:\n  - path: data/r.raw\n    format: raw\n    dims: [4, 4, 4]\n    dtype: uint8\n");
@@ -273,8 +279,9 @@ TEST_F(ConfigTest, RawWithoutDimsOrWithWrongDims) {
   validate("samples:\n  - path: data/r.raw\n    format: raw\n    voxel_size_um: 1\n");
   EXPECT_TRUE(has(where(2, 5) + ": samples[0]: format raw needs `dims: [nx, ny, nz]` and `dtype`"));
   // 4*4*5 bytes expected, the file has 64: a problem of the file, found by probing its size.
-  const Config c = validate("samples:\n  - path: data/r.raw\n    format: raw\n    dims: [4, 4, 5]\n"
-                            "    dtype: uint8\n    voxel_size_um: 1\n");
+  const Config c = validate(
+      "samples:\n  - path: data/r.raw\n    format: raw\n    dims: [4, 4, 5]\n"
+      "    dtype: uint8\n    voxel_size_um: 1\n");
   ASSERT_EQ(c.samples.size(), 1u);
   ASSERT_TRUE(c.samples[0].file_problem);
   const std::string msg = c.samples[0].file_problem->format();
@@ -285,32 +292,37 @@ TEST_F(ConfigTest, RawWithoutDimsOrWithWrongDims) {
 }
 
 TEST_F(ConfigTest, RoiOutsideTheVolume) {
-  validate("samples:\n  - path: data/a.mha\n    roi: {min: [2, 0, 0], size: [7, 6, 4]}\n"
-           "  - path: data/a.mha\n    name: b\n    roi: {min: [0, -1, 0], size: [1, 1, 0]}\n");
-  EXPECT_TRUE(has(where(3, 10) + ": samples[0].roi: reaches x = 8 but the volume is 8x6x4; expected min + size ≤ dims"));
+  validate(
+      "samples:\n  - path: data/a.mha\n    roi: {min: [2, 0, 0], size: [7, 6, 4]}\n"
+      "  - path: data/a.mha\n    name: b\n    roi: {min: [0, -1, 0], size: [1, 1, 0]}\n");
+  EXPECT_TRUE(
+      has(where(3, 10) + ": samples[0].roi: reaches x = 8 but the volume is 8x6x4; expected min + size ≤ dims"));
   EXPECT_TRUE(has("samples[1].roi.min: found [0, -1, 0]; expected [x, y, z], three integers ≥ 0 (voxels)"));
   EXPECT_TRUE(has("samples[1].roi.size: found [1, 1, 0]; expected [x, y, z], three integers ≥ 1 (voxels)"));
 }
 
 TEST_F(ConfigTest, DuplicateSampleNames) {
-  validate("samples:\n  - path: data/a.mha\n  - path: data/a.mha\n    pressure_MPa: 2\n"
-           "  - path: data/r.raw\n    name: a\n    format: raw\n    dims: [4,4,4]\n    dtype: uint8\n"
-           "    voxel_size_um: 1\n");
+  validate(
+      "samples:\n  - path: data/a.mha\n  - path: data/a.mha\n    pressure_MPa: 2\n"
+      "  - path: data/r.raw\n    name: a\n    format: raw\n    dims: [4,4,4]\n    dtype: uint8\n"
+      "    voxel_size_um: 1\n");
   EXPECT_TRUE(has(where(3, 5) + ": samples[1].name: duplicate sample name 'a' (first at " + where(2, 5) +
                   "); expected unique names — set `name`"));
   EXPECT_TRUE(has(where(6, 11) + ": samples[2].name: duplicate sample name 'a'"));
 }
 
 TEST_F(ConfigTest, StageNeedingLabelsOnAGreySample) {
-  validate("samples:\n  - path: data/a.mha\n    name: g1\n  - path: data/a.mha\n    name: g2\n"
-           "  - path: data/a.mha\n    name: l1\n    kind: labels\n"
-           "stages:\n  - stage: volume_fraction\n");
+  validate(
+      "samples:\n  - path: data/a.mha\n    name: g1\n  - path: data/a.mha\n    name: g2\n"
+      "  - path: data/a.mha\n    name: l1\n    kind: labels\n"
+      "stages:\n  - stage: volume_fraction\n");
   EXPECT_TRUE(has(where(10, 12) + ": stages[0].stage: stage 'volume_fraction' needs labels, but samples g1, g2 only "
                                   "have grey at this point; expected an earlier stage that provides labels"));
   EXPECT_EQ(diags_.items().size(), 1u) << diags_.format();  // l1 is fine; g1 and g2 share one message
   // An earlier stage that provides labels satisfies the need.
-  const Config c = validate("samples:\n  - path: data/a.mha\nstages:\n  - stage: fake_segment\n    method: manual\n"
-                            "  - stage: volume_fraction\n");
+  const Config c = validate(
+      "samples:\n  - path: data/a.mha\nstages:\n  - stage: fake_segment\n    method: manual\n"
+      "  - stage: volume_fraction\n");
   EXPECT_TRUE(diags_.ok()) << diags_.format();
   ASSERT_EQ(c.stages.size(), 2u);
   EXPECT_EQ(c.stages[0].params.string("method"), "manual");
@@ -320,10 +332,12 @@ TEST_F(ConfigTest, StageNeedingLabelsOnAGreySample) {
 }
 
 TEST_F(ConfigTest, UnknownStageNameSuggestsTheClosest) {
-  validate("samples:\n  - path: data/a.mha\n    kind: labels\nstages:\n  - stage: volume_fractoin\n"
-           "  - stage: fake_report\n  - {stage: volume_fraction, phase: am}\n  - method: otsu\n"
-           "report:\n  - stage: volume_fraction\n  - stage: fake_report\n    titel: t\n");
-  EXPECT_TRUE(has(where(5, 12) + ": stages[0].stage: unknown stage 'volume_fractoin'; did you mean 'volume_fraction'?"));
+  validate(
+      "samples:\n  - path: data/a.mha\n    kind: labels\nstages:\n  - stage: volume_fractoin\n"
+      "  - stage: fake_report\n  - {stage: volume_fraction, phase: am}\n  - method: otsu\n"
+      "report:\n  - stage: volume_fraction\n  - stage: fake_report\n    titel: t\n");
+  EXPECT_TRUE(
+      has(where(5, 12) + ": stages[0].stage: unknown stage 'volume_fractoin'; did you mean 'volume_fraction'?"));
   EXPECT_TRUE(has(where(6, 12) + ": stages[1].stage: unknown stage 'fake_report'; 'fake_report' is a report stage: "
                                  "list it under `report`"));
   EXPECT_TRUE(has(where(7, 30) + ": stages[2].phase: unknown key"));
@@ -339,9 +353,10 @@ TEST_F(ConfigTest, StageParametersAreCheckedWithTheirSpecs) {
 }
 
 TEST_F(ConfigTest, UnknownPhaseRoleAndBadPhaseTable) {
-  validate("phases:\n  - {name: pore, label: 0, role: void}\n  - {name: se, label: 300}\n"
-           "  - {name: am, label: 1}\n  - {name: am, label: 1, role: active}\n"
-           "samples:\n  - path: data/a.mha\n");
+  validate(
+      "phases:\n  - {name: pore, label: 0, role: void}\n  - {name: se, label: 300}\n"
+      "  - {name: am, label: 1}\n  - {name: am, label: 1, role: active}\n"
+      "samples:\n  - path: data/a.mha\n");
   EXPECT_TRUE(has(where(2, 34) + ": phases[0].role: 'void' is not one of: pore, electrolyte, active, binder, carbon, "
                                  "crack, other"));
   EXPECT_TRUE(has(where(3, 23) + ": phases[1].label: value 300 is above the maximum 255"));
@@ -350,8 +365,9 @@ TEST_F(ConfigTest, UnknownPhaseRoleAndBadPhaseTable) {
 }
 
 TEST_F(ConfigTest, CollectsEveryErrorInsteadOfStoppingAtTheFirst) {
-  validate("version: 2\nsamples:\n  - path: data/a.mha\n    pressure_MPa: -1\n    voxel_size_um: 0\n"
-           "    colour: red\nstages:\n  - stage: nope\n");
+  validate(
+      "version: 2\nsamples:\n  - path: data/a.mha\n    pressure_MPa: -1\n    voxel_size_um: 0\n"
+      "    colour: red\nstages:\n  - stage: nope\n");
   EXPECT_TRUE(has(where(1, 10) + ": version: value 2 is above the maximum 1"));
   EXPECT_TRUE(has(where(5, 20) + ": samples[0].voxel_size_um: found 0; expected voxel sizes > 0 µm"));
   EXPECT_TRUE(has("samples[0].pressure_MPa: value -1 is below the minimum 0"));
@@ -398,9 +414,11 @@ TEST_F(ConfigTest, LabelsCompanionMustMatchTheGreyVolume) {
   const Config bad = validate("samples:\n  - path: data/a.mha\n    labels: {path: data/other.mha, format: mha}\n");
   ASSERT_TRUE(diags_.ok()) << diags_.format();
   ASSERT_TRUE(bad.samples[0].file_problem);
-  EXPECT_NE(bad.samples[0].file_problem->format().find("samples[0].labels: " + (dir_ / "data" / "other.mha").string() +
-                                                       " is 8x6x5 but the grey volume is 8x6x4; expected the same dims"),
-            std::string::npos) << bad.samples[0].file_problem->format();
+  EXPECT_NE(
+      bad.samples[0].file_problem->format().find("samples[0].labels: " + (dir_ / "data" / "other.mha").string() +
+                                                 " is 8x6x5 but the grey volume is 8x6x4; expected the same dims"),
+      std::string::npos)
+      << bad.samples[0].file_problem->format();
 }
 
 TEST(ClosestName, WithinTwoEdits) {

@@ -63,8 +63,8 @@ TEST(PhaseFractions, ExactCountsAndFractions) {
 
 TEST(PhaseFractions, PhaseAbsentFromTheVolumeHasFractionZero) {
   LabelVolume l = small_labels();
-  l.phases = PhaseTable({{"pore", 0, Role::pore}, {"se", 1, Role::electrolyte}, {"am", 2, Role::active},
-                         {"cbd", 3, Role::binder}});
+  l.phases = PhaseTable(
+      {{"pore", 0, Role::pore}, {"se", 1, Role::electrolyte}, {"am", 2, Role::active}, {"cbd", 3, Role::binder}});
   const PhaseFractions f = phase_fractions(l);
   ASSERT_EQ(f.phases.size(), 4u);
   EXPECT_EQ(f.phases[3].voxels, 0);
@@ -306,13 +306,13 @@ TEST_F(RunnerTest, WritesTheInputSlicesForTheReportGallery) {
   for (index_t i = 0; i < g.size(); ++i) g[i] = static_cast<std::uint16_t>(100 * (i % 7));
   write_volume(g, (dir_ / "g.mha").string());
   std::ofstream(dir_ / "slices.yaml") << "phases:\n  - {name: pore, label: 0, role: pore}\n"
-                                           "  - {name: am, label: 1, role: active}\n"
-                                           "defaults: {voxel_size_um: 1}\n"
-                                           "samples:\n"
-                                           "  - {path: g.mha, labels: s0.mha, pressure_MPa: 0, name: both}\n"
-                                           "  - {path: g.mha, pressure_MPa: 10, name: grey}\n"
-                                           "  - {path: s0.mha, kind: labels, pressure_MPa: 20, name: labels}\n"
-                                           "stages:\n  - stage: fail_for_bad\n";
+                                         "  - {name: am, label: 1, role: active}\n"
+                                         "defaults: {voxel_size_um: 1}\n"
+                                         "samples:\n"
+                                         "  - {path: g.mha, labels: s0.mha, pressure_MPa: 0, name: both}\n"
+                                         "  - {path: g.mha, pressure_MPa: 10, name: grey}\n"
+                                         "  - {path: s0.mha, kind: labels, pressure_MPa: 20, name: labels}\n"
+                                         "stages:\n  - stage: fail_for_bad\n";
   const Config c = load_config(dir_ / "slices.yaml", reg_);
   RunOptions o;
   o.out_dir = dir_ / "run";
@@ -381,12 +381,13 @@ TEST_F(RunnerTest, FailedSampleIsRecordedLeavesNoFolderAndTheOthersRun) {
 }
 
 TEST_F(RunnerTest, ReportStagesRunAfterTheMetricsAreWrittenAndTheirFailuresCount) {
-  std::ofstream(dir_ / "report.yaml") << "phases:\n  - {name: pore, label: 0, role: pore}\n"
-                                         "  - {name: am, label: 1, role: active}\n"
-                                         "defaults: {voxel_size_um: 1}\n"
-                                         "samples:\n  - {path: s0.mha, kind: labels}\n  - {path: s2.mha, kind: labels}\n"
-                                         "stages:\n  - stage: volume_fraction\n"
-                                         "report:\n  - stage: count_lines\n  - {stage: count_lines, fail: true}\n";
+  std::ofstream(dir_ / "report.yaml")
+      << "phases:\n  - {name: pore, label: 0, role: pore}\n"
+         "  - {name: am, label: 1, role: active}\n"
+         "defaults: {voxel_size_um: 1}\n"
+         "samples:\n  - {path: s0.mha, kind: labels}\n  - {path: s2.mha, kind: labels}\n"
+         "stages:\n  - stage: volume_fraction\n"
+         "report:\n  - stage: count_lines\n  - {stage: count_lines, fail: true}\n";
   const Config c = load_config(dir_ / "report.yaml", reg_);
   RunOptions o;
   o.out_dir = dir_ / "report_run";
@@ -451,8 +452,10 @@ TEST_F(RunnerTest, ForeignFolderIsRefusedAndForceNeverTouchesUserFiles) {
     run_batch(c, o, quiet);
     FAIL() << "expected InputError";
   } catch (const InputError& e) {
-    EXPECT_EQ(std::string(e.what()), out.string() + " is not empty and is not a voxpress run folder (no .voxpress-run); "
-                                     "choose another --out, or pass --force to write into it (its files are left alone)");
+    EXPECT_EQ(std::string(e.what()),
+              out.string() +
+                  " is not empty and is not a voxpress run folder (no .voxpress-run); "
+                  "choose another --out, or pass --force to write into it (its files are left alone)");
   }
   EXPECT_FALSE(fs::exists(out / "metrics.csv"));
   o.force = true;
@@ -476,7 +479,8 @@ TEST_F(RunnerTest, ForeignFolderIsRefusedAndForceNeverTouchesUserFiles) {
     run_batch(c, o, quiet);
     FAIL() << "expected InputError";
   } catch (const InputError& e) {
-    EXPECT_NE(std::string(e.what()).find("--force never replaces files voxpress did not write"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("--force never replaces files voxpress did not write"), std::string::npos)
+        << e.what();
     EXPECT_NE(std::string(e.what()).find("metrics.csv"), std::string::npos) << e.what();
   }
   EXPECT_EQ(vp_slurp(taken / "metrics.csv"), "mine");
@@ -493,7 +497,8 @@ TEST_F(RunnerTest, UnwritableRunFolderIsAnInputError) {
     FAIL() << "expected InputError";
   } catch (const InputError& e) {
     EXPECT_NE(std::string(e.what()).find("cannot prepare the run folder " + (dir_ / "file" / "run").string()),
-              std::string::npos) << e.what();
+              std::string::npos)
+        << e.what();
   }
 }
 
@@ -529,8 +534,9 @@ TEST_F(RunnerTest, SampleLargerThanTheBudgetIsRefusedUpFront) {
   const SampleRecord& big_rec = r.record.samples[1];
   EXPECT_FALSE(big_rec.ok);
   EXPECT_EQ(big_rec.error_kind, "memory");
-  EXPECT_EQ(big_rec.error, "refused: needs about 2.3 MiB (40x30x20 voxels), more than the memory budget 1.0 MiB; "
-                           "raise --max-memory if the machine has the memory, or crop the sample with `roi`");
+  EXPECT_EQ(big_rec.error,
+            "refused: needs about 2.3 MiB (40x30x20 voxels), more than the memory budget 1.0 MiB; "
+            "raise --max-memory if the machine has the memory, or crop the sample with `roi`");
   EXPECT_EQ(big_rec.peak_rss_bytes, 0u);  // never started
   EXPECT_TRUE(r.record.samples[0].ok);
   EXPECT_TRUE(r.record.samples[2].ok);
@@ -547,8 +553,10 @@ TEST_F(RunnerTest, SampleLargerThanTheBudgetIsRefusedUpFront) {
 // A worker killed by a signal (segfault, abort, or SIGKILL as the OOM killer sends) is that
 // sample's failure with the signal, the stage and the last progress line; the batch completes.
 TEST_F(RunnerTest, CrashedWorkerIsThatSamplesFailureAndTheBatchCompletes) {
-  for (const auto& [spec, signal, stage] : std::vector<std::tuple<std::string, std::string, std::string>>{
-           {"s2:SEGV", "SIGSEGV", "volume_fraction"}, {"s0:ABRT:write_note", "SIGABRT", "write_note"}, {"s3:KILL", "SIGKILL", "volume_fraction"}}) {
+  for (const auto& [spec, signal, stage] :
+       std::vector<std::tuple<std::string, std::string, std::string>>{{"s2:SEGV", "SIGSEGV", "volume_fraction"},
+                                                                      {"s0:ABRT:write_note", "SIGABRT", "write_note"},
+                                                                      {"s3:KILL", "SIGKILL", "volume_fraction"}}) {
     ::setenv("VP_TEST_CRASH", spec.c_str(), 1);
     const std::string out = "crash_" + signal;
     const RunResult r = run(2, 0, out);
@@ -592,7 +600,7 @@ TEST_F(RunnerTest, CrashedWorkerIsThatSamplesFailureAndTheBatchCompletes) {
 TEST_F(RunnerTest, ResumeRedoesExactlyTheChangedOrMissingSamples) {
   const RunResult full = run(2, 0, "full");
   const std::string csv = vp_slurp(full.run_dir / "metrics.csv");
-  fs::remove_all(full.run_dir / "samples" / "s3");                           // never finished
+  fs::remove_all(full.run_dir / "samples" / "s3");                        // never finished
   fs::remove(full.run_dir / "samples" / "s0" / ".voxpress-sample.json");  // incomplete
   RunResult r = run(2, 0, "full", "cfg.yaml", true);
   auto redone = [](const RunResult& res) {
@@ -665,7 +673,8 @@ TEST_F(RunnerTest, PhantomFractionsMatchGroundTruthThroughTheBatch) {
   ASSERT_EQ(r.exit_code(), 0) << r.record.samples[0].error;
   const auto& rows = r.record.samples[0].rows;
   ASSERT_EQ(rows.size(), 4u);
-  for (std::size_t i = 0; i < 3; ++i) EXPECT_EQ(rows[i].value, ph.truth.volume_fraction.at(rows[i].phase)) << rows[i].phase;
+  for (std::size_t i = 0; i < 3; ++i)
+    EXPECT_EQ(rows[i].value, ph.truth.volume_fraction.at(rows[i].phase)) << rows[i].phase;
   EXPECT_EQ(rows[3].metric, "porosity");
   EXPECT_EQ(rows[3].value, ph.truth.volume_fraction.at("pore"));
   EXPECT_NEAR(rows[3].value, ph.truth.target_porosity, 0.01);

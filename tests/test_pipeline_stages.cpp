@@ -87,7 +87,8 @@ TEST_F(StageOutputs, SegmentStagesWithAnOutputFolderRecordWhatTheyWrite) {
   run_in(dir_ / "cwd", "preprocess", "{}", ctx);
   run_in(dir_ / "cwd", "segment", "{method: otsu, classes: 2}", ctx);
   EXPECT_TRUE(files_in(dir_ / "cwd").empty());
-  const std::set<std::string> want = {"grey_xy.png", "histogram.png", "labels_xy.png", "labels_xz.png", "labels_yz.png"};
+  const std::set<std::string> want = {"grey_xy.png", "histogram.png", "labels_xy.png", "labels_xz.png",
+                                      "labels_yz.png"};
   EXPECT_EQ(files_in(dir_ / "out"), want);
   std::set<std::string> recorded;
   for (const auto& a : ctx.artifacts) recorded.insert(a.filename().string());

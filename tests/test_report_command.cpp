@@ -19,7 +19,8 @@ using vp::testing::slurp;
 class ReportCommand : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!fs::exists(VP_VOXPRESS_EXE)) GTEST_SKIP() << "voxpress is not built (" << VP_VOXPRESS_EXE << "); command test skipped";
+    if (!fs::exists(VP_VOXPRESS_EXE))
+      GTEST_SKIP() << "voxpress is not built (" << VP_VOXPRESS_EXE << "); command test skipped";
     run = fs::temp_directory_path() / ("vp_test_report_command_" + std::to_string(::getpid()));
     fs::remove_all(run);
     fs::create_directories(run / "samples");
@@ -76,7 +77,8 @@ TEST_F(ReportCommand, FiguresWritesThePanelAsSvgPdfAndPng) {
   // A porosity column as well, so the panel holds a Heckel fit next to the cracks.
   std::ofstream csv(run / "metrics.csv", std::ios::app);
   for (int i = 0; i < 4; ++i)
-    csv << "p" << i * 100 << ",A," << i * 100 << ",metrics,porosity,pore,," << 0.3 * std::exp(-0.005 * i * 100) << ",1\n";
+    csv << "p" << i * 100 << ",A," << i * 100 << ",metrics,porosity,pore,," << 0.3 * std::exp(-0.005 * i * 100)
+        << ",1\n";
   csv.close();
   const fs::path figures = run / "paper";
   const auto r = run_voxpress("report \"" + run.string() + "\" --figures \"" + figures.string() + "\"", run);

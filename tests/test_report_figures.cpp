@@ -13,7 +13,8 @@ using namespace vp::report;
 namespace {
 
 Names demo_names() {
-  return Names(vp::PhaseTable({{"pore", 0, vp::Role::pore}, {"se", 1, vp::Role::electrolyte}, {"am", 2, vp::Role::active}}));
+  return Names(
+      vp::PhaseTable({{"pore", 0, vp::Role::pore}, {"se", 1, vp::Role::electrolyte}, {"am", 2, vp::Role::active}}));
 }
 
 double attribute(const std::string& svg, const std::string& name) {
@@ -28,7 +29,8 @@ TEST(Names, TitlesFromThePhaseTableAndMetricDefinitions) {
   const Names n = demo_names();
   EXPECT_EQ(n.title({"tau", "se+am", "z"}), "Tortuosity factor τ (z, SE + AM)");
   EXPECT_EQ(n.title({"contact_area_fraction", "se|am", ""}), "AM–SE contact-area fraction");
-  EXPECT_EQ(n.title({"contact_area_fraction_particle_p90", "se|am", ""}), "AM–SE contact-area fraction per particle, 90th percentile");
+  EXPECT_EQ(n.title({"contact_area_fraction_particle_p90", "se|am", ""}),
+            "AM–SE contact-area fraction per particle, 90th percentile");
   EXPECT_EQ(n.title({"porosity", "pore", ""}), "Porosity");
   EXPECT_EQ(n.title({"volume_fraction", "se", ""}), "Volume fraction (SE)");
   EXPECT_EQ(n.title({"interface_area", "pore|se", ""}), "Interface area (SE–pore)");
@@ -37,7 +39,8 @@ TEST(Names, TitlesFromThePhaseTableAndMetricDefinitions) {
   EXPECT_EQ(n.title({"porosity_pv", "pore", ""}), "Porosity (partial volume)");
   EXPECT_EQ(n.title({"brand_new_metric", "", "y"}), "Brand new metric (y)");  // unknown: words, never a '|'
   // Other phase names: the same rules, nothing demo-specific.
-  const Names other(vp::PhaseTable({{"void", 0, vp::Role::pore}, {"lpscl", 1, vp::Role::electrolyte}, {"nmc", 2, vp::Role::active}}));
+  const Names other(
+      vp::PhaseTable({{"void", 0, vp::Role::pore}, {"lpscl", 1, vp::Role::electrolyte}, {"nmc", 2, vp::Role::active}}));
   EXPECT_EQ(other.title({"contact_area_fraction", "lpscl|nmc", ""}), "NMC–lpscl contact-area fraction");
   EXPECT_EQ(other.title({"porosity", "void", ""}), "Porosity");
   EXPECT_EQ(other.title({"tau", "lpscl", "x"}), "Tortuosity factor τ (x, lpscl)");
@@ -97,7 +100,7 @@ TEST(Chart, PressureFromZeroFractionsWithinOneHoverAndDeterministic) {
   EXPECT_EQ(attribute(svg, "data-y-max"), 1.0);
   EXPECT_NE(svg.find("<title>b</title>"), std::string::npos);
   EXPECT_NE(svg.find("<polygon class=\"pt\""), std::string::npos);  // the ∞ point
-  EXPECT_EQ(svg.find("xmlns"), std::string::npos);                   // inline form
+  EXPECT_EQ(svg.find("xmlns"), std::string::npos);                  // inline form
   EXPECT_NE(render_svg(c, ChartStyle{}, true).find("xmlns=\"http://www.w3.org/2000/svg\""), std::string::npos);
   EXPECT_EQ(svg, render_svg(c, ChartStyle{}));
   c.x_from_zero = false;  // only on purpose does a pressure axis start elsewhere

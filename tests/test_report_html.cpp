@@ -35,7 +35,8 @@ std::size_t count(const std::string& text, const std::string& what) {
 void write_slice(const fs::path& p, int seed) {
   cv::Mat img(32, 48, CV_8UC1);
   for (int y = 0; y < img.rows; ++y)
-    for (int x = 0; x < img.cols; ++x) img.at<std::uint8_t>(y, x) = static_cast<std::uint8_t>((x * 5 + y * 3 + seed * 40) % 256);
+    for (int x = 0; x < img.cols; ++x)
+      img.at<std::uint8_t>(y, x) = static_cast<std::uint8_t>((x * 5 + y * 3 + seed * 40) % 256);
   ASSERT_TRUE(cv::imwrite(p.string(), img));
 }
 
@@ -59,15 +60,16 @@ fs::path make_run(const std::string& name, bool with_pv_and_truth = false) {
       const double cvf = P[i] >= 200 ? 0.004 : 0.0;
       auto add = [&](const std::string& stage, const std::string& metric, const std::string& phase,
                      const std::string& axis, double v, const std::string& unit) {
-        csv += s + "," + series + "," + vp::format_number(P[i]) + "," + stage + "," + metric + "," + phase + "," + axis +
-               "," + vp::format_number(v) + "," + unit + "\n";
+        csv += s + "," + series + "," + vp::format_number(P[i]) + "," + stage + "," + metric + "," + phase + "," +
+               axis + "," + vp::format_number(v) + "," + unit + "\n";
       };
       add("metrics", "porosity", "", "", eps, "1");
       if (with_pv_and_truth) {  // as the segment stage writes them from a grey scan (branch i11-grey)
         add("segment", "porosity_pv", "pore", "", eps + 0.01, "1");
         add("segment", "porosity_pv_ci95", "pore", "", 0.004, "1");
-        std::ofstream(run / "inputs" / (s + ".truth.json"))
-            << nlohmann::json{{"volume_fraction", {{"pore", eps + 0.002}}}, {"contact_area_fraction", caf + 0.01}}.dump();
+        std::ofstream(run / "inputs" / (s + ".truth.json")) << nlohmann::json{
+            {"volume_fraction", {{"pore", eps + 0.002}}},
+            {"contact_area_fraction", caf + 0.01}}.dump();
       }
       add("metrics", "porosity_uncertainty", "", "", 0.005, "1");
       add("metrics", "volume_fraction", "pore", "", eps, "1");
@@ -82,19 +84,23 @@ fs::path make_run(const std::string& name, bool with_pv_and_truth = false) {
         write_slice(run / "samples" / s / "current_xy.png", static_cast<int>(i) + 2);
         if (P[i] >= 200) write_slice(run / "samples" / s / "cracks_xz.png", static_cast<int>(i) + 3);
       }
-      samples.push_back({{"name", s},
-                         {"series", series},
-                         {"pressure_MPa", P[i]},
-                         {"input", {{"path", (run / "inputs" / (s + ".tif")).string()}, {"sha256", std::string(64, 'a')}}},
-                         {"spacing_um", {0.5, 0.5, 0.5}},
-                         {"dims", {64, 64, 32}},
-                         {"status", "ok"},
-                         {"error", nullptr},
-                         {"stages", {{{"stage", "segment"}, {"seconds", 1.5}, {"details", nlohmann::json::object()}}}}});
+      samples.push_back(
+          {{"name", s},
+           {"series", series},
+           {"pressure_MPa", P[i]},
+           {"input", {{"path", (run / "inputs" / (s + ".tif")).string()}, {"sha256", std::string(64, 'a')}}},
+           {"spacing_um", {0.5, 0.5, 0.5}},
+           {"dims", {64, 64, 32}},
+           {"status", "ok"},
+           {"error", nullptr},
+           {"stages", {{{"stage", "segment"}, {"seconds", 1.5}, {"details", nlohmann::json::object()}}}}});
     }
   }
   // As pipeline/outputs.cpp writes them: the failed sample with status and error, and the errors list.
-  samples.push_back({{"name", "dry_p400"}, {"series", "dry"}, {"pressure_MPa", 400}, {"status", "failed"},
+  samples.push_back({{"name", "dry_p400"},
+                     {"series", "dry"},
+                     {"pressure_MPa", 400},
+                     {"status", "failed"},
                      {"error", "segment: no pores found"}});
   const nlohmann::json errors = {{{"sample", "dry_p400"}, {"kind", "compute"}, {"message", "segment: no pores found"}},
                                  {{"report_stage", "series"}, {"message", "disk full"}}};
@@ -145,7 +151,8 @@ std::vector<double> attribute_values(const std::string& html, const std::string&
 std::string notes_text(const std::string& svg) {
   std::smatch m;
   if (!std::regex_search(svg, m, std::regex("<g class=\"notes\"[^>]*>(.*?)</g>"))) return "";
-  return std::regex_replace(std::regex_replace(m[1].str(), std::regex("</text><text[^>]*>"), " "), std::regex("<[^>]+>"), "");
+  return std::regex_replace(std::regex_replace(m[1].str(), std::regex("</text><text[^>]*>"), " "),
+                            std::regex("<[^>]+>"), "");
 }
 
 // The inline SVG of the chart with this id.
@@ -165,10 +172,11 @@ TEST(Report, HeadlineFirstWithHumanLabelsFitsAndEverySection) {
   const auto out = write_report(run, o);
   ASSERT_TRUE(fs::exists(run / "report.html"));
   const auto html = slurp(run / "report.html");
-  for (const char* id : {"headline", "plots", "gallery", "tables", "fits", "summary", "settings", "provenance", "files"})
+  for (const char* id :
+       {"headline", "plots", "gallery", "tables", "fits", "summary", "settings", "provenance", "files"})
     EXPECT_NE(html.find(std::string("<section id=\"") + id + "\">"), std::string::npos) << id;
   EXPECT_LT(html.find("<section id=\"headline\">"), html.find("<section id=\"plots\">"));  // headline first
-  EXPECT_NE(html.find("Test &lt;report&gt;"), std::string::npos);  // escaped title
+  EXPECT_NE(html.find("Test &lt;report&gt;"), std::string::npos);                          // escaped title
   // No external resources: every src is a data URI, no http(s) anywhere in src/href, a CSP forbidding fetches.
   EXPECT_FALSE(std::regex_search(html, std::regex("(src|href)=\"(https?:)?//")));
   EXPECT_EQ(std::regex_search(html, std::regex("src=\"(?!data:image/png;base64,)")), false);
@@ -179,7 +187,8 @@ TEST(Report, HeadlineFirstWithHumanLabelsFitsAndEverySection) {
   const auto labels = chart_labels(html);
   EXPECT_GT(labels.size(), 20u);
   for (const auto& l : labels) EXPECT_EQ(l.find('|'), std::string::npos) << l;
-  for (const char* want : {"Porosity", "AM–SE contact-area fraction", "Tortuosity factor τ (z, pore)", "Pressure (MPa)"})
+  for (const char* want :
+       {"Porosity", "AM–SE contact-area fraction", "Tortuosity factor τ (z, pore)", "Pressure (MPa)"})
     EXPECT_NE(std::find(labels.begin(), labels.end(), want), labels.end()) << want;
   const auto xmin = attribute_values(html, "data-x-min");
   EXPECT_EQ(xmin.size(), out.figures);
@@ -194,15 +203,19 @@ TEST(Report, HeadlineFirstWithHumanLabelsFitsAndEverySection) {
   const auto porosity = chart_svg(html, "headline-porosity");
   const auto heckel_notes = notes_text(porosity);
   EXPECT_NE(heckel_notes.find("dry: Heckel ln(1/φ) = kP + A: k = 0.004 MPa⁻¹, A = 0.5 yield pressure 1/k = 250 MPa "
-                              "R² = 1.0000 (n = 5)"), std::string::npos) << heckel_notes;
+                              "R² = 1.0000 (n = 5)"),
+            std::string::npos)
+      << heckel_notes;
   EXPECT_NE(heckel_notes.find("yield pressure 1/k = 167 MPa"), std::string::npos) << heckel_notes;
   const auto knee_notes = notes_text(chart_svg(html, "headline-contact"));
   EXPECT_NE(knee_notes.find("dry: knee P = 150 MPa (+0 / −0 MPa) 95 % interval 150–150 MPa"), std::string::npos)
       << knee_notes;  // noiseless: exact, and the interval collapses onto it
   const auto onset_notes = notes_text(chart_svg(html, "headline-cracks"));
-  EXPECT_NE(onset_notes.find("dry: onset bracket 100–200 MPa interpolated crossing 100 MPa"), std::string::npos) << onset_notes;
+  EXPECT_NE(onset_notes.find("dry: onset bracket 100–200 MPa interpolated crossing 100 MPa"), std::string::npos)
+      << onset_notes;
   // Hover values on every point.
-  EXPECT_NE(porosity.find("<title>dry: measured ± REV spread at 100 MPa: 0.40657 ± 0.005 (dry_p100)</title>"), std::string::npos);
+  EXPECT_NE(porosity.find("<title>dry: measured ± REV spread at 100 MPa: 0.40657 ± 0.005 (dry_p100)</title>"),
+            std::string::npos);
   // The summary paragraph from the fits, with the failed sample as a caveat.
   EXPECT_NE(html.find("dry: Porosity fell from 60.7 % to 18.3 % between 0 and 300 MPa"), std::string::npos);
   EXPECT_NE(html.find("Heckel yield pressure 250 MPa, R² 1.000"), std::string::npos);
@@ -212,7 +225,8 @@ TEST(Report, HeadlineFirstWithHumanLabelsFitsAndEverySection) {
   EXPECT_NE(html.find(">Interface area (AM–SE)</tspan>"), std::string::npos);
   // Downloads: SVG, PNG, CSV per figure, the CSV embedded.
   EXPECT_EQ(count(html, "data-dl=\"csv\""), out.figures);
-  EXPECT_NE(html.find("<script type=\"text/csv\" id=\"csv-headline-porosity\">trace,kind,pressure_MPa"), std::string::npos);
+  EXPECT_NE(html.find("<script type=\"text/csv\" id=\"csv-headline-porosity\">trace,kind,pressure_MPa"),
+            std::string::npos);
   // Gallery: 10 samples; 9 have grey, labels, current (27 slices) and 4 have a cracks slice (xz); scale bars.
   EXPECT_EQ(count(html, "<div class=\"slice\">"), 27u + 4u);
   EXPECT_EQ(count(html, "<span class=\"bar-label\">10 µm</span>"), 27u + 4u);  // 32 px × 0.5 µm wide slices
@@ -252,7 +266,8 @@ TEST(Report, PartialVolumePorosityBandAndTruthOnTheHeadline) {
   EXPECT_NE(porosity.find("dry: truth"), std::string::npos);
   EXPECT_NE(porosity.find("stroke-dasharray=\"3 3\""), std::string::npos);
   EXPECT_NE(porosity.find("(95 % CI ± 0.004)"), std::string::npos);
-  EXPECT_NE(notes_text(porosity).find("max |measured − truth| = 0.20 points"), std::string::npos) << notes_text(porosity);
+  EXPECT_NE(notes_text(porosity).find("max |measured − truth| = 0.20 points"), std::string::npos)
+      << notes_text(porosity);
   EXPECT_NE(notes_text(chart_svg(html, "headline-contact")).find("max |measured − truth| = 0.010"), std::string::npos);
   // The PV columns are drawn on the headline, not again as small multiples.
   EXPECT_EQ(html.find("Porosity (partial volume)</tspan>"), std::string::npos);
@@ -292,20 +307,24 @@ TEST(Report, RunWhereEverySampleFailedStillGetsAReport) {
 
 TEST(Report, RendersInHeadlessChromiumHeadlineFirstOfflineAndClean) {
   const std::string chromium = find_program({"chromium", "chromium-browser", "google-chrome"});
-  if (chromium.empty()) GTEST_SKIP() << "headless Chromium is not installed (apt-get install chromium); render check skipped";
+  if (chromium.empty())
+    GTEST_SKIP() << "headless Chromium is not installed (apt-get install chromium); render check skipped";
   const auto run = make_run("chromium", true);
   write_report(run, ReportOptions{});
   const fs::path profile = run / "chromium-profile";
   const fs::path shot = fs::absolute(run / "screenshot.png");
   // Any host name resolves nowhere and any proxy is a dead port: a request could not succeed, and
   // the page's own check counts every resource that is not a data:/blob: URL.
-  const std::string flags = "--headless --no-sandbox --disable-gpu --disable-dev-shm-usage --no-first-run "
-                            "--disable-background-networking --disable-component-update --disable-sync "
-                            "--host-resolver-rules=\"MAP * ~NOTFOUND\" --proxy-server=127.0.0.1:9 "
-                            "--enable-logging=stderr --v=0 --user-data-dir=\"" + profile.string() + "\" --window-size=1280,900 ";
+  const std::string flags =
+      "--headless --no-sandbox --disable-gpu --disable-dev-shm-usage --no-first-run "
+      "--disable-background-networking --disable-component-update --disable-sync "
+      "--host-resolver-rules=\"MAP * ~NOTFOUND\" --proxy-server=127.0.0.1:9 "
+      "--enable-logging=stderr --v=0 --user-data-dir=\"" +
+      profile.string() + "\" --window-size=1280,900 ";
   const std::string url = "file://" + fs::absolute(run / "report.html").string();
-  const std::string shot_cmd = "timeout 120 \"" + chromium + "\" " + flags + "--screenshot=\"" + shot.string() + "\" \"" +
-                               url + "\" >\"" + (run / "shot.out").string() + "\" 2>\"" + (run / "shot.err").string() + "\"";
+  const std::string shot_cmd = "timeout 120 \"" + chromium + "\" " + flags + "--screenshot=\"" + shot.string() +
+                               "\" \"" + url + "\" >\"" + (run / "shot.out").string() + "\" 2>\"" +
+                               (run / "shot.err").string() + "\"";
   ASSERT_EQ(std::system(shot_cmd.c_str()), 0) << slurp(run / "shot.err");
   ASSERT_TRUE(fs::exists(shot)) << "no screenshot; chromium said:\n" << slurp(run / "shot.err");
   const auto img = cv::imread(shot.string());
@@ -315,8 +334,9 @@ TEST(Report, RendersInHeadlessChromiumHeadlineFirstOfflineAndClean) {
   cv::meanStdDev(img, mean, stddev);
   EXPECT_GT(stddev[0] + stddev[1] + stddev[2], 10.0) << "screenshot is nearly uniform";
 
-  const std::string dom_cmd = "timeout 120 \"" + chromium + "\" " + flags + "--virtual-time-budget=10000 --dump-dom \"" +
-                              url + "\" >\"" + (run / "dom.html").string() + "\" 2>\"" + (run / "dom.err").string() + "\"";
+  const std::string dom_cmd = "timeout 120 \"" + chromium + "\" " + flags +
+                              "--virtual-time-budget=10000 --dump-dom \"" + url + "\" >\"" +
+                              (run / "dom.html").string() + "\" 2>\"" + (run / "dom.err").string() + "\"";
   ASSERT_EQ(std::system(dom_cmd.c_str()), 0) << slurp(run / "dom.err");
   const auto dom = slurp(run / "dom.html");
   auto body_number = [&](const std::string& name) {
@@ -331,12 +351,12 @@ TEST(Report, RendersInHeadlessChromiumHeadlineFirstOfflineAndClean) {
   EXPECT_EQ(body_number("images-loaded"), static_cast<double>(count(html, "<img ")));
   EXPECT_GT(body_number("images-loaded"), 0);
   EXPECT_EQ(body_number("images-broken"), 0);
-  EXPECT_EQ(body_number("pipe-labels"), 0);            // no title or axis label contains '|'
+  EXPECT_EQ(body_number("pipe-labels"), 0);  // no title or axis label contains '|'
   EXPECT_GT(body_number("charts"), 5);
-  EXPECT_EQ(body_number("min-pressure-axis"), 0);      // no pressure axis below 0
+  EXPECT_EQ(body_number("min-pressure-axis"), 0);        // no pressure axis below 0
   EXPECT_LT(body_number("first-chart-top"), 900 - 250);  // the headline panel is on the first screen
-  EXPECT_LE(body_number("headline-bottom"), 3 * 900);  // ≤ 3 screens to the end of the headline section
-  EXPECT_EQ(body_number("remote-resources"), 0);       // nothing fetched but data: URIs
+  EXPECT_LE(body_number("headline-bottom"), 3 * 900);    // ≤ 3 screens to the end of the headline section
+  EXPECT_EQ(body_number("remote-resources"), 0);         // nothing fetched but data: URIs
   // Page console messages (errors, uncaught exceptions, CSP violations of a blocked request) appear as
   // ":CONSOLE:<line>]" lines (older builds: "CONSOLE(<line>)") with --enable-logging=stderr.
   for (const auto* log : {"shot.err", "dom.err"}) {

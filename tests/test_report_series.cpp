@@ -21,9 +21,7 @@ fs::path temp_dir(const std::string& name) {
   return d;
 }
 
-void write(const fs::path& p, const std::string& text) {
-  std::ofstream(p, std::ios::binary) << text;
-}
+void write(const fs::path& p, const std::string& text) { std::ofstream(p, std::ios::binary) << text; }
 
 RunRow row(std::string sample, std::string series, double P, std::string metric, std::string phase, std::string axis,
            double value, std::string unit = "1", std::string stage = "metrics") {
@@ -55,7 +53,8 @@ TEST(MetricsCsv, ParsesQuotedFieldsAndNonFiniteValues) {
 
 TEST(MetricsCsv, BadInputNamesFileLineAndColumn) {
   const auto dir = temp_dir("bad");
-  write(dir / "metrics.csv", "sample,series,pressure_MPa,stage,metric,phase,axis,value,unit\np1,s,10,m,porosity,,,0.3x,1\n");
+  write(dir / "metrics.csv",
+        "sample,series,pressure_MPa,stage,metric,phase,axis,value,unit\np1,s,10,m,porosity,,,0.3x,1\n");
   try {
     read_metrics_csv(dir / "metrics.csv");
     FAIL() << "no error";
@@ -67,7 +66,8 @@ TEST(MetricsCsv, BadInputNamesFileLineAndColumn) {
   }
   write(dir / "metrics.csv", "sample,pressure,value\n");
   EXPECT_THROW(read_metrics_csv(dir / "metrics.csv"), vp::InputError);
-  write(dir / "metrics.csv", "sample,series,pressure_MPa,stage,metric,phase,axis,value,unit\np1,s,10,m,porosity,,0.3,1\n");
+  write(dir / "metrics.csv",
+        "sample,series,pressure_MPa,stage,metric,phase,axis,value,unit\np1,s,10,m,porosity,,0.3,1\n");
   try {
     read_metrics_csv(dir / "metrics.csv");
     FAIL() << "no error";
@@ -119,10 +119,8 @@ TEST(Series, GroupsBySeriesAndPressureWithUncertaintyColumns) {
 
 TEST(Series, UncertaintyWithoutPhasePairsWithTheOnlyColumnOfItsMetric) {
   const std::vector<RunRow> rows = {
-      row("a", "S", 0, "porosity", "pore", "", 0.3),
-      row("a", "S", 0, "porosity_uncertainty", "", "", 0.01),
-      row("a", "S", 0, "tau", "se", "x", 2.0),
-      row("a", "S", 0, "tau", "se", "z", 3.0),
+      row("a", "S", 0, "porosity", "pore", "", 0.3),    row("a", "S", 0, "porosity_uncertainty", "", "", 0.01),
+      row("a", "S", 0, "tau", "se", "x", 2.0),          row("a", "S", 0, "tau", "se", "z", 3.0),
       row("a", "S", 0, "tau_uncertainty", "", "", 0.5),  // two tau columns: ambiguous, kept apart
   };
   const auto t = build_series(rows).at(0);

@@ -93,7 +93,8 @@ TEST(Thresholds, OtsuTwoClassesMatchesBruteForce) {
   std::size_t best_k = 0;
   for (std::size_t k = 1; k < h.counts.size(); ++k) {
     double w0 = 0, s0 = 0, w1 = 0, s1 = 0;
-    for (std::size_t i = 0; i < h.counts.size(); ++i) (i < k ? w0 : w1) += h.counts[i], (i < k ? s0 : s1) += h.counts[i] * h.centre(i);
+    for (std::size_t i = 0; i < h.counts.size(); ++i)
+      (i < k ? w0 : w1) += h.counts[i], (i < k ? s0 : s1) += h.counts[i] * h.centre(i);
     if (w0 == 0 || w1 == 0) continue;
     const double var = w0 * w1 * std::pow(s0 / w0 - s1 / w1, 2);
     if (var > best) best = var, best_k = k;
@@ -170,8 +171,8 @@ TEST(Cleanup, FillsEnclosedHolesOnly) {
   for (index_t z = 1; z < 6; ++z)
     for (index_t y = 1; y < 6; ++y)
       for (index_t x = 1; x < 6; ++x) l(x, y, z) = 2;
-  l(3, 3, 3) = 0;  // enclosed pore
-  l(3, 3, 4) = 1;  // enclosed other phase, touching the pore
+  l(3, 3, 3) = 0;                                   // enclosed pore
+  l(3, 3, 4) = 1;                                   // enclosed other phase, touching the pore
   for (index_t x = 0; x < 10; ++x) l(x, 8, 8) = 2;  // a rod through the volume: nothing enclosed
   EXPECT_EQ(fill_holes(l, 2), 2);
   EXPECT_EQ(l(3, 3, 3), 2);

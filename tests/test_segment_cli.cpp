@@ -61,8 +61,11 @@ TEST_F(SegmentCli, MultiOtsuCommandWritesExactLabelsAndQualityImages) {
   const auto truth = pattern({24, 20, 12});
   write_volume(grey_of(truth), path("grey.mha"));
   std::string out;
-  ASSERT_EQ(run("segment " + path("grey.mha") + " --out " + path("labels.tif") + " --method multi-otsu --classes 3 --qc " +
-                path("qc") + " --json", &out), 0) << out;
+  ASSERT_EQ(run("segment " + path("grey.mha") + " --out " + path("labels.tif") +
+                    " --method multi-otsu --classes 3 --qc " + path("qc") + " --json",
+                &out),
+            0)
+      << out;
   const auto labels = read_u8(path("labels.tif"));
   EXPECT_EQ(labels.storage(), truth.storage());
   EXPECT_EQ(labels.spacing_um, truth.spacing_um);
@@ -79,9 +82,14 @@ TEST_F(SegmentCli, ForestTrainedFromScribblesIsReappliedFromItsFile) {
   write_volume(scribbles, path("scribbles.tif"));
   std::string out;
   ASSERT_EQ(run("segment " + path("grey.mha") + " --out " + path("a.tif") + " --scribbles " + path("scribbles.tif") +
-                " --model-out " + path("model.yml.gz") + " --sigmas 0.5", &out), 0) << out;
+                    " --model-out " + path("model.yml.gz") + " --sigmas 0.5",
+                &out),
+            0)
+      << out;
   ASSERT_TRUE(fs::exists(path("model.yml.gz")));
-  ASSERT_EQ(run("segment " + path("grey.mha") + " --out " + path("b.tif") + " --model " + path("model.yml.gz"), &out), 0) << out;
+  ASSERT_EQ(run("segment " + path("grey.mha") + " --out " + path("b.tif") + " --model " + path("model.yml.gz"), &out),
+            0)
+      << out;
   EXPECT_EQ(read_u8(path("a.tif")).storage(), read_u8(path("b.tif")).storage());
 }
 
@@ -110,9 +118,15 @@ TEST_F(SegmentCli, ClassIndexFlagsAreTheStageKeysOverClassNames) {
   const std::string base = "segment " + path("grey.mha") + " --method multi-otsu --classes 3 --json";
   std::string out;
   ASSERT_EQ(run(base + " --out " + path("a.tif") + " --min-island 0.3 --particles " + path("a_ids.tif") +
-                " --particle-label 2 --min-particle 0.5", &out), 0) << out;
+                    " --particle-label 2 --min-particle 0.5",
+                &out),
+            0)
+      << out;
   ASSERT_EQ(run(base + " --out " + path("b.tif") + " --min-island '{phase0: 0.3, phase1: 0.3, phase2: 0.3}'" +
-                " --particles " + path("b_ids.tif") + " --phase phase2 --min-volume 0.5", &out), 0) << out;
+                    " --particles " + path("b_ids.tif") + " --phase phase2 --min-volume 0.5",
+                &out),
+            0)
+      << out;
   const auto a = read_u8(path("a.tif"));
   EXPECT_EQ(a.storage(), read_u8(path("b.tif")).storage());
   EXPECT_NE(a[stray], 2) << "the 0.25 µm³ island is below --min-island 0.3";
@@ -124,7 +138,8 @@ TEST_F(SegmentCli, ClassIndexFlagsAreTheStageKeysOverClassNames) {
   EXPECT_TRUE(std::get<Volume<std::uint32_t>>(ia).storage() ==
               std::get<Volume<std::uint32_t>>(read_volume(ids).volume).storage());
   // A class the segmentation does not have, and a value outside the key's bounds, name the flag.
-  EXPECT_EQ(run(base + " --out " + path("c.tif") + " --particles " + path("c_ids.tif") + " --particle-label 3", &out), 2);
+  EXPECT_EQ(run(base + " --out " + path("c.tif") + " --particles " + path("c_ids.tif") + " --particle-label 3", &out),
+            2);
   EXPECT_NE(out.find("--particle-label 3: the segmentation has classes 0..2"), std::string::npos) << out;
   EXPECT_EQ(run(base + " --out " + path("c.tif") + " --open 0.5 --cleanup-label 7", &out), 2);
   EXPECT_NE(out.find("--cleanup-label 7"), std::string::npos) << out;

@@ -10,11 +10,11 @@
 #include <gtest/gtest.h>
 #include <tbb/global_control.h>
 
-#include "filters/preprocess/denoise.h"
+#include "bench_measure.h"
 #include "core/error.h"
+#include "filters/preprocess/denoise.h"
 #include "filters/preprocess/edge_preserving.h"
 #include "phantoms/phantom.h"
-#include "bench_measure.h"
 
 using namespace vp;
 using vp::bench::psnr;
@@ -38,8 +38,8 @@ Volume<float> nonlocal_means_direct(const Volume<float>& g, const NonlocalMeansO
   const auto offsets = nonlocal_means_offsets(o.search_radius, o.samples);
   const int r = o.patch_radius;
   auto at = [&](index_t x, index_t y, index_t z) {
-    return static_cast<double>(g(std::clamp<index_t>(x, 0, d.x - 1), std::clamp<index_t>(y, 0, d.y - 1),
-                                 std::clamp<index_t>(z, 0, d.z - 1)));
+    return static_cast<double>(
+        g(std::clamp<index_t>(x, 0, d.x - 1), std::clamp<index_t>(y, 0, d.y - 1), std::clamp<index_t>(z, 0, d.z - 1)));
   };
   Volume<float> out = g;
   for (index_t z = 0; z < d.z; ++z)

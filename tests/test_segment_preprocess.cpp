@@ -126,8 +126,8 @@ TEST(Denoise, EdgePreservingFiltersReduceNoiseAndKeepAStep) {
   for (index_t z = 0; z < 16; ++z)
     for (index_t y = 0; y < 32; ++y)
       for (index_t x = 0; x < 32; ++x) v(x, y, z) += x < 16 ? 100.0f : 200.0f;
-  for (DenoiseMethod m : {DenoiseMethod::median, DenoiseMethod::bilateral, DenoiseMethod::anisotropic,
-                          DenoiseMethod::nlmeans}) {
+  for (DenoiseMethod m :
+       {DenoiseMethod::median, DenoiseMethod::bilateral, DenoiseMethod::anisotropic, DenoiseMethod::nlmeans}) {
     DenoiseOptions o;
     o.method = m;
     const auto f = denoise(v, o);

@@ -11,10 +11,10 @@
 #include "cli_harness.h"
 #include "core/error.h"
 #include "filters/io/volume_io.h"
+#include "filters/preprocess/denoise.h"
 #include "filters/segment/features.h"
 #include "filters/segment/mixture_model.h"
 #include "filters/segment/partial_volume.h"
-#include "filters/preprocess/denoise.h"
 #include "filters/segment/segmenter.h"
 #include "phantoms/phantom.h"
 
@@ -312,8 +312,9 @@ TEST(PartialVolume, ClippingSpikeIsNotAClass) {
   Histogram h;
   h.lo = 0, h.hi = 256;
   h.counts.assign(256, 0.0);
-  for (int b = 0; b < 256; ++b) h.counts[b] = 1000 * std::exp(-0.5 * std::pow((b - 60) / 15.0, 2)) +
-                                              1000 * std::exp(-0.5 * std::pow((b - 180) / 15.0, 2));
+  for (int b = 0; b < 256; ++b)
+    h.counts[b] =
+        1000 * std::exp(-0.5 * std::pow((b - 60) / 15.0, 2)) + 1000 * std::exp(-0.5 * std::pow((b - 180) / 15.0, 2));
   h.counts[0] = 500;
   const Histogram cleaned = without_clipping_spikes(h);
   EXPECT_EQ(cleaned.counts[0], 0.0);

@@ -48,7 +48,7 @@ TEST_F(SolveCommand, JsonHoldsEveryAxisAndTheInput) {
                             "residual", "flux_balance", "status", "seconds"})
       EXPECT_TRUE(j[a].contains(key)) << a << "." << key;
   EXPECT_NEAR(j["z"]["sigma_eff"].get<double>(), 1.0 / (0.5 / 10 + 0.5), 1e-7);  // series
-  EXPECT_NEAR(j["x"]["sigma_eff"].get<double>(), 5.5, 1e-7);                      // parallel
+  EXPECT_NEAR(j["x"]["sigma_eff"].get<double>(), 5.5, 1e-7);                     // parallel
   EXPECT_NEAR(j["y"]["tau"].get<double>(), 1.0, 1e-7);
   EXPECT_EQ(j["z"]["status"], "ok");
   EXPECT_EQ(j["input"]["sha256"].get<std::string>().size(), 64u);
@@ -82,10 +82,10 @@ TEST_F(SolveCommand, NamesFromLabelsAndSpacingOverride) {
 }
 
 TEST_F(SolveCommand, BadInputExitsWithTwo) {
-  EXPECT_EQ(voxpress("solve " + halves_ + " --phase 9").code, 2);        // label absent
-  EXPECT_EQ(voxpress("solve " + halves_ + " --cond 1=-3").code, 2);      // negative conductivity
-  EXPECT_EQ(voxpress("solve " + halves_ + " --cond 1=abc").code, 2);     // not a number
-  EXPECT_EQ(voxpress("solve " + halves_).code, 2);                       // no phase named
+  EXPECT_EQ(voxpress("solve " + halves_ + " --phase 9").code, 2);     // label absent
+  EXPECT_EQ(voxpress("solve " + halves_ + " --cond 1=-3").code, 2);   // negative conductivity
+  EXPECT_EQ(voxpress("solve " + halves_ + " --cond 1=abc").code, 2);  // not a number
+  EXPECT_EQ(voxpress("solve " + halves_).code, 2);                    // no phase named
   EXPECT_EQ(voxpress("solve " + halves_ + " --phase 1 --axis w").code, 2);
   EXPECT_EQ(voxpress("solve " + (dir_ / "missing.tif").string() + " --phase 1").code, 2);
 }

@@ -41,7 +41,7 @@ TEST(FaceConnectivity, DeadEndAndIsolatedCounts) {
   // Validation case "dead end": shape (10, 50, 50), img[:8, 25, 25] = 1, along z.
   auto m = empty_mask(50, 50, 10);
   for (index_t z = 0; z < 8; ++z) m(25, 25, z) = 1;
-  m(3, 3, 5) = 1;                                      // a floating voxel
+  m(3, 3, 5) = 1;                                     // a floating voxel
   for (index_t z = 6; z < 10; ++z) m(10, 10, z) = 1;  // dead end from the high face
   FaceReach r = face_reachability(m, along(2));
   EXPECT_EQ(r.phase_voxels, 13);
@@ -138,10 +138,8 @@ std::vector<std::uint8_t> bfs_flags(const Volume<std::uint8_t>& m, const FaceCon
             bool ok = true;
             for (int k = 0; k < 3; ++k)
               if (q[k] < 0 || q[k] >= n[k]) {
-                if (o.periodic[k] && k != o.axis)
-                  q[k] = (q[k] + n[k]) % n[k];
-                else
-                  ok = false;
+                if (o.periodic[k] && k != o.axis) q[k] = (q[k] + n[k]) % n[k];
+                else ok = false;
               }
             if (!ok || !m(q[0], q[1], q[2])) continue;
             auto& f = out[m.index(q[0], q[1], q[2])];

@@ -18,16 +18,16 @@ namespace fs = std::filesystem;
 std::string real_file(const std::string& name) { return (fs::path(VP_REAL_DATA_DIR) / name).string(); }
 
 // Reads a real volume as u8 labels, or skips the test saying why.
-#define LOAD_OR_SKIP(var, name)                                                      \
-  Volume<std::uint8_t> var;                                                          \
-  do {                                                                               \
-    const std::string path_ = real_file(name);                                       \
-    if (!fs::exists(path_)) GTEST_SKIP() << path_ << " absent (VP_REAL_DATA_DIR)";   \
-    ReadOptions o_;                                                                  \
-    o_.path = path_;                                                                 \
-    o_.hash = false;                                                                 \
-    var = to_labels_u8(read_volume(o_).volume);                                      \
-    var.spacing_um = {1, 1, 1};                                                      \
+#define LOAD_OR_SKIP(var, name)                                                    \
+  Volume<std::uint8_t> var;                                                        \
+  do {                                                                             \
+    const std::string path_ = real_file(name);                                     \
+    if (!fs::exists(path_)) GTEST_SKIP() << path_ << " absent (VP_REAL_DATA_DIR)"; \
+    ReadOptions o_;                                                                \
+    o_.path = path_;                                                               \
+    o_.hash = false;                                                               \
+    var = to_labels_u8(read_volume(o_).volume);                                    \
+    var.spacing_um = {1, 1, 1};                                                    \
   } while (0)
 
 ConductivityTable labels_in(int lo, int hi) {
@@ -46,8 +46,8 @@ void expect_tau(const Volume<std::uint8_t>& v, const ConductivityTable& k, int a
   EXPECT_NEAR(r.tau, reference, 0.005 * reference) << "axis " << axis_name(axis);
   // Tighter than the contract's 0.5 %: what we actually reach (documented in docs/transport.md).
   EXPECT_NEAR(r.tau, reference, 0.001 * reference) << "axis " << axis_name(axis);
-  std::cout << "    tau_" << axis_name(axis) << " = " << r.tau << " (reference " << reference << ", "
-            << r.iterations << " iterations, " << r.seconds << " s)\n";
+  std::cout << "    tau_" << axis_name(axis) << " = " << r.tau << " (reference " << reference << ", " << r.iterations
+            << " iterations, " << r.seconds << " s)\n";
 }
 
 TEST(TransportReal, TaufactorElectrodePoreAlongPages) {

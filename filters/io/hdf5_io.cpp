@@ -106,7 +106,10 @@ std::string describe(hid_t dataset) {
   s << ")";
   Hid type(H5Dget_type(dataset), H5Tclose);
   const H5T_class_t cls = H5Tget_class(type.get());
-  s << " " << (cls == H5T_FLOAT ? "float" : cls == H5T_INTEGER ? (H5Tget_sign(type.get()) == H5T_SGN_2 ? "int" : "uint") : "other")
+  s << " "
+    << (cls == H5T_FLOAT     ? "float"
+        : cls == H5T_INTEGER ? (H5Tget_sign(type.get()) == H5T_SGN_2 ? "int" : "uint")
+                             : "other")
     << 8 * H5Tget_size(type.get());
   return s.str();
 }
@@ -197,8 +200,8 @@ std::uint64_t max_expansion(hid_t dataset) {
   for (int i = 0; i < n; ++i) {
     unsigned flags = 0;
     std::size_t nvalues = 0;
-    const H5Z_filter_t f = H5Pget_filter2(dcpl.get(), static_cast<unsigned>(i), &flags, &nvalues, nullptr, 0, nullptr,
-                                          nullptr);
+    const H5Z_filter_t f =
+        H5Pget_filter2(dcpl.get(), static_cast<unsigned>(i), &flags, &nvalues, nullptr, 0, nullptr, nullptr);
     if (f == H5Z_FILTER_SHUFFLE || f == H5Z_FILTER_FLETCHER32) continue;  // no change in size
     // Deflate and szip: about 1032:1; n-bit and scale-offset pack to as little as 1 bit a value.
     const std::uint64_t r = f == H5Z_FILTER_NBIT || f == H5Z_FILTER_SCALEOFFSET ? 64 : kMaxDeflateRatio;
@@ -285,8 +288,7 @@ Opened open_validated(const std::string& path, const std::string& wanted, Header
   h.dtype = t->first;
   if (o.shape.size() == 3) h.dims = checked_dims(path, field, o.shape[2], o.shape[1], o.shape[0], stored_size);
   else if (o.shape.size() == 2) h.dims = checked_dims(path, field, o.shape[1], o.shape[0], 1, stored_size);
-  else
-    throw InputError(path + ": dataset '" + o.name + "' is " + describe(o.dataset.get()) + "; expected 2-D or 3-D");
+  else throw InputError(path + ": dataset '" + o.name + "' is " + describe(o.dataset.get()) + "; expected 2-D or 3-D");
   check_chunk_layout(o.dataset.get(), path, o.name, o.shape);
   if (!h.dims.empty())
     check_dataset_storage(o.dataset.get(), path, o.name, static_cast<std::uint64_t>(h.dims.count()) * stored_size);
@@ -486,7 +488,9 @@ Header probe_hdf5(const std::string& path, const std::string& name) {
       [&](int fd) {
         Header h;
         open_validated(path, name, &h);
-        WireHeader out{{h.dims.x, h.dims.y, h.dims.z}, static_cast<std::int32_t>(h.dtype), h.spacing_from_file,
+        WireHeader out{{h.dims.x, h.dims.y, h.dims.z},
+                       static_cast<std::int32_t>(h.dtype),
+                       h.spacing_from_file,
                        {h.spacing_um[0], h.spacing_um[1], h.spacing_um[2]}};
         send_frame(fd, kHeaderFrame, &out, sizeof out);
       },
@@ -531,8 +535,8 @@ AnyVolume read_hdf5(const std::string& path, const std::string& name, const Head
         const std::uint64_t slab_max = std::min<std::uint64_t>(step, static_cast<std::uint64_t>(d.z)) * plane;
         // A chunk beyond both the dataset and a slab is no genuine layout: it gets no allowance.
         const std::uint64_t dataset_bytes = static_cast<std::uint64_t>(now.dims.count()) * H5Tget_size(type.get());
-        const std::uint64_t chunk = std::min(chunk_bytes(o.dataset.get(), rank, H5Tget_size(type.get())),
-                                             std::max(dataset_bytes, kSlabBytes));
+        const std::uint64_t chunk =
+            std::min(chunk_bytes(o.dataset.get(), rank, H5Tget_size(type.get())), std::max(dataset_bytes, kSlabBytes));
         rlimit r{};
         if (::getrlimit(RLIMIT_AS, &r) == 0 && r.rlim_cur != RLIM_INFINITY) {
           r.rlim_cur += slab_max + 3 * chunk + (std::uint64_t{16} << 20);

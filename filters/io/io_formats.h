@@ -35,8 +35,8 @@ std::uint64_t checked_mul(const std::string& path, const std::string& field, std
 std::uint64_t checked_add(const std::string& path, const std::string& field, std::uint64_t a, std::uint64_t b);
 // The dims a header's (x, y, z) sizes make, each and their product times `bytes_per_voxel`
 // checked; `field` names the header field the sizes came from.
-Dims checked_dims(const std::string& path, const std::string& field, std::uint64_t x, std::uint64_t y,
-                  std::uint64_t z, std::uint64_t bytes_per_voxel);
+Dims checked_dims(const std::string& path, const std::string& field, std::uint64_t x, std::uint64_t y, std::uint64_t z,
+                  std::uint64_t bytes_per_voxel);
 // Refuses `needed` bytes of voxels when the file holds only `stored` bytes for them and they
 // could expand at most `max_ratio` times (1: uncompressed). `what` names the field or data.
 void check_stored(const std::string& path, const std::string& what, std::uint64_t needed, std::uint64_t stored,
@@ -81,8 +81,8 @@ Header probe_raw(const ReadOptions& options);
 AnyVolume read_raw(const ReadOptions& options, const Header& header, const Box& roi);
 void write_raw(VolumeRef volume, const std::string& path);
 // The ROI of dims.count() samples of dtype stored x-fastest from `offset` (raw, ImageJ planes).
-AnyVolume read_contiguous(const std::string& path, std::uint64_t offset, DType dtype, bool big_endian,
-                          const Dims& dims, const Box& roi);
+AnyVolume read_contiguous(const std::string& path, std::uint64_t offset, DType dtype, bool big_endian, const Dims& dims,
+                          const Box& roi);
 
 // NumPy .npy (C or Fortran order; numpy shape (z, y, x) or (y, x)).
 Header probe_npy(const std::string& path);

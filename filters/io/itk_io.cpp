@@ -60,11 +60,11 @@ void check_meta_header(const std::string& path) {
       refuse(field, "holds " + std::to_string(n) + " values; expected " + std::to_string(count) + " (NDims" +
                         (count > 3 ? " squared)" : ")"));
   };
-  static const std::set<std::string> element_types{
-      "MET_CHAR", "MET_UCHAR", "MET_SHORT", "MET_USHORT", "MET_INT", "MET_UINT", "MET_LONG", "MET_ULONG",
-      "MET_LONG_LONG", "MET_ULONG_LONG", "MET_FLOAT", "MET_DOUBLE"};
-  static const std::set<std::string> per_axis{"DimSize", "ElementSpacing", "ElementSize", "Offset", "Position",
-                                              "Origin", "CenterOfRotation"};
+  static const std::set<std::string> element_types{"MET_CHAR",      "MET_UCHAR",      "MET_SHORT", "MET_USHORT",
+                                                   "MET_INT",       "MET_UINT",       "MET_LONG",  "MET_ULONG",
+                                                   "MET_LONG_LONG", "MET_ULONG_LONG", "MET_FLOAT", "MET_DOUBLE"};
+  static const std::set<std::string> per_axis{"DimSize",  "ElementSpacing", "ElementSize",     "Offset",
+                                              "Position", "Origin",         "CenterOfRotation"};
   static const std::set<std::string> per_axis_squared{"TransformMatrix", "Rotation", "Orientation"};
   int ndims = 0;
   bool has_type = false, has_dims = false;
@@ -76,15 +76,18 @@ void check_meta_header(const std::string& path) {
     if (header_bytes > (1u << 20)) refuse("", "runs past 1 MiB without an ElementDataFile line");
     for (unsigned char c : line)
       if ((c < 0x20 && c != '\t' && c != '\r') || c == 0x7f)
-        refuse("", "holds a control byte (code " + std::to_string(c) + ") before its ElementDataFile line; a MetaImage header is text");
+        refuse("", "holds a control byte (code " + std::to_string(c) +
+                       ") before its ElementDataFile line; a MetaImage header is text");
     if (trimmed(line).empty()) continue;
     const auto eq = line.find('=');
-    if (eq == std::string::npos) refuse("", "line '" + line.substr(0, 40) + "' has no '='; expected 'Key = Value' lines");
+    if (eq == std::string::npos)
+      refuse("", "line '" + line.substr(0, 40) + "' has no '='; expected 'Key = Value' lines");
     const std::string key = trimmed(line.substr(0, eq)), value = trimmed(line.substr(eq + 1));
     // Keys are names (MetaIO's own, ITK's user fields, DICOM tags such as 0008|0060): fuzz_mha
     // produced keys with quotes and bytes >= 0x80 next to MetaIO's heap corruption.
     if (key.empty() || key.size() > 64 ||
-        key.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_|.-") != std::string::npos)
+        key.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_|.-") !=
+            std::string::npos)
       refuse("", "key '" + key.substr(0, 40) + "' is not a name (letters, digits, '_', '|', '.', '-', at most 64)");
     if (value.size() > 254) refuse(key, "is " + std::to_string(value.size()) + " characters long; at most 254");
     if (!seen.insert(key).second) refuse(key, "appears twice; each field is given once");
@@ -322,7 +325,8 @@ void check_nrrd_data(const std::string& path, std::uint64_t data_bytes, std::uin
   else if (encoding == "gz" || encoding == "gzip") check_stored(path, what, data_bytes, available, kMaxDeflateRatio);
   else if (encoding == "hex") check_stored(path, what, data_bytes, available / 2, 1);
   // Text: at least one character per value.
-  else if (encoding == "txt" || encoding == "text" || encoding == "ascii") check_stored(path, "sizes", voxels, available, 1);
+  else if (encoding == "txt" || encoding == "text" || encoding == "ascii")
+    check_stored(path, "sizes", voxels, available, 1);
   // bzip2 has no tight expansion bound: a loose one, and the voxel cap.
   else check_stored(path, what, data_bytes, available, std::uint64_t{1} << 16);
 }
@@ -410,10 +414,13 @@ void check_nifti_geometry(const std::string& path) {
     std::memcpy(&v, &u, 4);
     return static_cast<double>(v);
   };
-  struct Field { const char* name; int offset1, offset2, count; };
-  static constexpr Field kFields[] = {{"pixdim", 76, 104, 8},     {"quatern_b/c/d", 256, 352, 3},
+  struct Field {
+    const char* name;
+    int offset1, offset2, count;
+  };
+  static constexpr Field kFields[] = {{"pixdim", 76, 104, 8},         {"quatern_b/c/d", 256, 352, 3},
                                       {"qoffset_x/y/z", 268, 376, 3}, {"srow_x", 280, 400, 4},
-                                      {"srow_y", 296, 432, 4},    {"srow_z", 312, 464, 4}};
+                                      {"srow_y", 296, 432, 4},        {"srow_z", 312, 464, 4}};
   const bool two = sizeof_hdr == 540;
   if (!(sizeof_hdr == 348 || two) || got < static_cast<int>(sizeof_hdr)) return;  // ITK refuses those itself
   // Finite is not enough: a subnormal next to 8e23 in srow_x made ITK's SVD of the affine (vnl,
@@ -471,8 +478,7 @@ void check_nifti_complete(const std::string& path, std::uint64_t data_bytes) {
 Header probe_itk(const std::string& path, const std::string& format) {
   auto io = open_io(path, format);
   const unsigned nd = io->GetNumberOfDimensions();
-  if (nd < 2 || nd > 3)
-    throw InputError(path + ": " + std::to_string(nd) + "-D image; expected a 2-D or 3-D volume");
+  if (nd < 2 || nd > 3) throw InputError(path + ": " + std::to_string(nd) + "-D image; expected a 2-D or 3-D volume");
   if (io->GetNumberOfComponents() != 1)
     throw InputError(path + ": " + std::to_string(io->GetNumberOfComponents()) +
                      " components per voxel; expected a scalar volume");
@@ -521,8 +527,8 @@ AnyVolume read_itk(const std::string& path, const std::string& format, const Hea
       default: io->Read(voxel_bytes(read));
     }
   } catch (const itk::ExceptionObject& e) {
-    throw InputError(path + ": cannot read the voxels, file truncated or corrupt? (" +
-                     std::string(e.GetDescription()) + ")");
+    throw InputError(path + ": cannot read the voxels, file truncated or corrupt? (" + std::string(e.GetDescription()) +
+                     ")");
   }
   if (stream_roi || covers_all(roi, header.dims)) return read;
   return std::visit([&](const auto& v) -> AnyVolume { return v.crop(roi); }, read);

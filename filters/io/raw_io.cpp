@@ -4,10 +4,10 @@
 #include <bit>
 #include <cerrno>
 #include <cstdio>
-#include <limits>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <memory>
 #include <sstream>
 
@@ -222,15 +222,15 @@ Header header_from_npy(const NpyHeader& n, const std::string& path) {
   const auto bytes = static_cast<std::uint64_t>(n.stored.bytes);
   if (n.shape.size() == 3) h.dims = checked_dims(path, "'shape'", n.shape[2], n.shape[1], n.shape[0], bytes);
   else if (n.shape.size() == 2) h.dims = checked_dims(path, "'shape'", n.shape[1], n.shape[0], 1, bytes);
-  else
-    throw InputError(path + ": array has " + std::to_string(n.shape.size()) + " dimensions; expected 2 or 3");
+  else throw InputError(path + ": array has " + std::to_string(n.shape.size()) + " dimensions; expected 2 or 3");
   return h;
 }
 
 void check_data_size(const std::string& path, std::uint64_t offset, const Dims& d, int bytes, const std::string& what) {
   const auto count = static_cast<std::uint64_t>(d.count());
-  const std::uint64_t expected = checked_add(path, what + " header + data", offset,
-                                             checked_mul(path, what + " dims", count, static_cast<std::uint64_t>(bytes)));
+  const std::uint64_t expected =
+      checked_add(path, what + " header + data", offset,
+                  checked_mul(path, what + " dims", count, static_cast<std::uint64_t>(bytes)));
   const std::uint64_t actual = file_bytes(path);
   if (actual != expected)
     throw InputError(path + ": size mismatch: " + what + " " + to_string(d) + " needs " + std::to_string(expected) +
@@ -250,13 +250,12 @@ Header probe_raw(const ReadOptions& o) {
   if (d.x < 0 || d.y < 0 || d.z < 0) throw InputError(o.path + ": raw dims " + to_string(d) + " are negative");
   h.dims = checked_dims(o.path, "dims", d.x, d.y, d.z, dtype_size(h.dtype));
   if (h.dims.empty()) return h;  // the caller reports the zero-sized volume
-  check_data_size(o.path, o.header_bytes, h.dims, static_cast<int>(dtype_size(h.dtype)),
-                  "raw " + to_string(h.dtype));
+  check_data_size(o.path, o.header_bytes, h.dims, static_cast<int>(dtype_size(h.dtype)), "raw " + to_string(h.dtype));
   return h;
 }
 
-AnyVolume read_contiguous(const std::string& path, std::uint64_t offset, DType dtype, bool big_endian,
-                          const Dims& dims, const Box& roi) {
+AnyVolume read_contiguous(const std::string& path, std::uint64_t offset, DType dtype, bool big_endian, const Dims& dims,
+                          const Box& roi) {
   return read_c_order(path, offset, stored_type_of(dtype, big_endian), dims, dtype, roi);
 }
 
@@ -312,15 +311,23 @@ void write_npy(VolumeRef volume, const std::string& path) {
   static const char* descr[] = {"|u1", "<u2", "<i2", "<u4", "<f4"};
   const Dims d = ref_dims(volume);
   std::string dict = "{'descr': '" + std::string(descr[static_cast<int>(ref_dtype(volume))]) +
-                     "', 'fortran_order': False, 'shape': (" + std::to_string(d.z) + ", " + std::to_string(d.y) +
-                     ", " + std::to_string(d.x) + "), }";
+                     "', 'fortran_order': False, 'shape': (" + std::to_string(d.z) + ", " + std::to_string(d.y) + ", " +
+                     std::to_string(d.x) + "), }";
   // Magic (6) + version (2) + length (2) + dict + padding, a multiple of 64, ending in '\n'.
   const std::size_t total = ((10 + dict.size() + 1 + 63) / 64) * 64;
   dict.append(total - 10 - dict.size() - 1, ' ');
   dict.push_back('\n');
   write_atomically(path, [&](const std::filesystem::path& tmp) {
     std::ofstream out(tmp, std::ios::binary);
-    const unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, static_cast<unsigned char>(dict.size() & 0xff),
+    const unsigned char pre[10] = {0x93,
+                                   'N',
+                                   'U',
+                                   'M',
+                                   'P',
+                                   'Y',
+                                   1,
+                                   0,
+                                   static_cast<unsigned char>(dict.size() & 0xff),
                                    static_cast<unsigned char>(dict.size() >> 8)};
     out.write(reinterpret_cast<const char*>(pre), sizeof pre);
     out.write(dict.data(), static_cast<std::streamsize>(dict.size()));

@@ -26,21 +26,21 @@ namespace io {
 std::uint64_t checked_mul(const std::string& path, const std::string& field, std::uint64_t a, std::uint64_t b) {
   std::uint64_t r;
   if (__builtin_mul_overflow(a, b, &r) || r > kMaxHeaderBytes)
-    throw InputError(path + ": header field " + field + " is absurd: " + std::to_string(a) + " x " +
-                     std::to_string(b) + " overflows 64-bit sizes (corrupt or hostile file)");
+    throw InputError(path + ": header field " + field + " is absurd: " + std::to_string(a) + " x " + std::to_string(b) +
+                     " overflows 64-bit sizes (corrupt or hostile file)");
   return r;
 }
 
 std::uint64_t checked_add(const std::string& path, const std::string& field, std::uint64_t a, std::uint64_t b) {
   std::uint64_t r;
   if (__builtin_add_overflow(a, b, &r) || r > kMaxHeaderBytes)
-    throw InputError(path + ": header field " + field + " is absurd: " + std::to_string(a) + " + " +
-                     std::to_string(b) + " overflows 64-bit sizes (corrupt or hostile file)");
+    throw InputError(path + ": header field " + field + " is absurd: " + std::to_string(a) + " + " + std::to_string(b) +
+                     " overflows 64-bit sizes (corrupt or hostile file)");
   return r;
 }
 
-Dims checked_dims(const std::string& path, const std::string& field, std::uint64_t x, std::uint64_t y,
-                  std::uint64_t z, std::uint64_t bytes_per_voxel) {
+Dims checked_dims(const std::string& path, const std::string& field, std::uint64_t x, std::uint64_t y, std::uint64_t z,
+                  std::uint64_t bytes_per_voxel) {
   checked_mul(path, field, checked_mul(path, field, checked_mul(path, field, x, y), z), bytes_per_voxel);
   return {static_cast<index_t>(x), static_cast<index_t>(y), static_cast<index_t>(z)};
 }

@@ -10,8 +10,8 @@
 namespace vp {
 
 struct SlabRead {
-  ReadResult read;        // the slab's voxels (origin shifted to z0), format, spacing_from_file
-  ZSlabLayout layout;     // the cut of the whole volume and this rank's place in it
+  ReadResult read;     // the slab's voxels (origin shifted to z0), format, spacing_from_file
+  ZSlabLayout layout;  // the cut of the whole volume and this rank's place in it
 };
 
 // Probes the whole volume's header, cuts it into `ranks` even z-slabs and reads slab `rank`.

@@ -169,8 +169,8 @@ void write_overlay(const Volume<G>* grey, const Volume<L>& labels, Plane p, inde
 
 Rgb label_colour(std::uint8_t label) {
   // Okabe-Ito (colour-blind safe) after a neutral first colour for label 0 (usually pore).
-  static const Rgb palette[10] = {{40, 50, 70},    {230, 159, 0},  {86, 180, 233}, {0, 158, 115},  {240, 228, 66},
-                                  {0, 114, 178},   {213, 94, 0},   {204, 121, 167}, {150, 150, 150}, {120, 60, 160}};
+  static const Rgb palette[10] = {{40, 50, 70},  {230, 159, 0}, {86, 180, 233},  {0, 158, 115},   {240, 228, 66},
+                                  {0, 114, 178}, {213, 94, 0},  {204, 121, 167}, {150, 150, 150}, {120, 60, 160}};
   return palette[label % 10];
 }
 
@@ -210,7 +210,8 @@ void write_label_overlay_png(const Volume<G>* grey, const Volume<std::uint32_t>&
 
 void write_label_overlay_png(const AnyVolume* grey, const Volume<std::uint8_t>& labels, Plane plane, index_t index,
                              const std::string& path, double alpha) {
-  if (!grey) return write_label_overlay_png(static_cast<const Volume<float>*>(nullptr), labels, plane, index, path, alpha);
+  if (!grey)
+    return write_label_overlay_png(static_cast<const Volume<float>*>(nullptr), labels, plane, index, path, alpha);
   std::visit([&](const auto& g) { write_label_overlay_png(&g, labels, plane, index, path, alpha); }, *grey);
 }
 
@@ -253,11 +254,11 @@ void write_field_png(const Volume<float>& field, Plane plane, index_t index, con
   write_png(square_pixels(colour, field.spacing_um, plane, cv::INTER_NEAREST), path);
 }
 
-#define VP_SLICE_PNG_INSTANTIATE(T)                                                                              \
-  template void write_slice_png<T>(const Volume<T>&, Plane, index_t, const std::string&);                       \
-  template void write_label_overlay_png<T>(const Volume<T>*, const Volume<std::uint8_t>&, Plane, index_t,      \
-                                           const std::string&, double);                                         \
-  template void write_label_overlay_png<T>(const Volume<T>*, const Volume<std::uint32_t>&, Plane, index_t,     \
+#define VP_SLICE_PNG_INSTANTIATE(T)                                                                        \
+  template void write_slice_png<T>(const Volume<T>&, Plane, index_t, const std::string&);                  \
+  template void write_label_overlay_png<T>(const Volume<T>*, const Volume<std::uint8_t>&, Plane, index_t,  \
+                                           const std::string&, double);                                    \
+  template void write_label_overlay_png<T>(const Volume<T>*, const Volume<std::uint32_t>&, Plane, index_t, \
                                            const std::string&, double);
 VP_SLICE_PNG_INSTANTIATE(std::uint8_t)
 VP_SLICE_PNG_INSTANTIATE(std::uint16_t)

@@ -16,7 +16,7 @@
 namespace vp {
 
 enum class Plane { xy, xz, yz };
-std::string to_string(Plane p);  // "xy", "xz", "yz"
+std::string to_string(Plane p);              // "xy", "xz", "yz"
 Plane parse_plane(const std::string& name);  // throws InputError
 // The index of the middle slice of plane p (the default slice of each plane).
 index_t middle_index(const Dims& d, Plane p);

@@ -25,7 +25,8 @@ namespace {
 class TiffFile {
  public:
   // `name` is the path messages show (the target, when writing to a temporary file).
-  TiffFile(const std::string& path, const char* mode, const std::string& name = "") : path_(name.empty() ? path : name) {
+  TiffFile(const std::string& path, const char* mode, const std::string& name = "")
+      : path_(name.empty() ? path : name) {
     TIFFOpenOptions* opts = TIFFOpenOptionsAlloc();
     TIFFOpenOptionsSetErrorHandlerExtR(opts, &TiffFile::on_error, this);
     TIFFOpenOptionsSetWarningHandlerExtR(opts, &TiffFile::on_warning, this);
@@ -103,17 +104,23 @@ PageLayout read_layout(const TiffFile& f, std::uint32_t page) {
     L.block_w = L.width;
     L.block_h = std::min(rps, L.height);
   }
-  if (L.block_w == 0 || L.block_h == 0) throw InputError(f.path() + ": " + page_name(f, page) + " has empty strips/tiles");
+  if (L.block_w == 0 || L.block_h == 0)
+    throw InputError(f.path() + ": " + page_name(f, page) + " has empty strips/tiles");
   // One block is decoded at a time per thread: a tile far larger than the page is a lie.
   const std::uint64_t bits = std::max<std::uint16_t>(L.bits, 1);
-  const std::uint64_t block_bytes = checked_mul(f.path(), "TileWidth x TileLength",
-                                                checked_mul(f.path(), "TileWidth x TileLength", L.block_w, L.block_h), bits) / 8;
-  const std::uint64_t page_bytes = checked_mul(f.path(), "ImageWidth x ImageLength",
-                                               checked_mul(f.path(), "ImageWidth x ImageLength", L.width, L.height), bits) / 8;
+  const std::uint64_t block_bytes =
+      checked_mul(f.path(), "TileWidth x TileLength",
+                  checked_mul(f.path(), "TileWidth x TileLength", L.block_w, L.block_h), bits) /
+      8;
+  const std::uint64_t page_bytes =
+      checked_mul(f.path(), "ImageWidth x ImageLength",
+                  checked_mul(f.path(), "ImageWidth x ImageLength", L.width, L.height), bits) /
+      8;
   if (block_bytes > std::max(page_bytes, kMaxBlockBytes))
-    throw InputError(f.path() + ": " + page_name(f, page) + " header field " + (L.tiled ? "TileWidth/TileLength" : "RowsPerStrip") +
-                     " claims " + std::to_string(L.block_w) + "x" + std::to_string(L.block_h) + " blocks for a " +
-                     std::to_string(L.width) + "x" + std::to_string(L.height) + " page (corrupt or hostile file)");
+    throw InputError(f.path() + ": " + page_name(f, page) + " header field " +
+                     (L.tiled ? "TileWidth/TileLength" : "RowsPerStrip") + " claims " + std::to_string(L.block_w) +
+                     "x" + std::to_string(L.block_h) + " blocks for a " + std::to_string(L.width) + "x" +
+                     std::to_string(L.height) + " page (corrupt or hostile file)");
   return L;
 }
 
@@ -125,7 +132,7 @@ std::uint64_t max_expansion(std::uint16_t compression) {
     case COMPRESSION_PACKBITS: return 64;  // a 2-byte run code decodes to at most 128 bytes
     case COMPRESSION_ADOBE_DEFLATE:
     case COMPRESSION_DEFLATE: return kMaxDeflateRatio;
-    case COMPRESSION_LZW: return 2048;  // 12-bit codes, table reset at 4094 entries: ~1500:1
+    case COMPRESSION_LZW: return 2048;       // 12-bit codes, table reset at 4094 entries: ~1500:1
     default: return std::uint64_t{1} << 16;  // zstd, LZMA, CCITT, JPEG ...
   }
 }
@@ -330,8 +337,8 @@ Header probe_tiff(const std::vector<std::string>& files) {
         read_spacing(f, h);
       } else if (L.width != first.width || L.height != first.height || t != h.dtype) {
         f.fail(page_name(f, p) + " is " + std::to_string(L.width) + "x" + std::to_string(L.height) + " " +
-               to_string(t) + "; expected " + std::to_string(first.width) + "x" + std::to_string(first.height) +
-               " " + to_string(h.dtype) + " like the first page");
+               to_string(t) + "; expected " + std::to_string(first.width) + "x" + std::to_string(first.height) + " " +
+               to_string(h.dtype) + " like the first page");
       }
     }
     pages += static_cast<index_t>(slices.size());
@@ -340,7 +347,8 @@ Header probe_tiff(const std::vector<std::string>& files) {
   if (pages == 0) throw InputError(files[0] + ": no full-resolution image pages");
   h.dims = checked_dims(files[0], "ImageWidth x ImageLength x pages", first.width, first.height,
                         static_cast<std::uint64_t>(pages), dtype_size(h.dtype));
-  const std::string where = files.size() == 1 ? files[0] : files[0] + " (and " + std::to_string(files.size() - 1) + " more slices)";
+  const std::string where =
+      files.size() == 1 ? files[0] : files[0] + " (and " + std::to_string(files.size() - 1) + " more slices)";
   check_stored(where, "ImageWidth x ImageLength x pages", min_stored, file_total, 1);
   if (files.size() == 1 && pages == 1) {
     TiffFile f(files[0], "r");
@@ -349,8 +357,8 @@ Header probe_tiff(const std::vector<std::string>& files) {
     const std::uint64_t plane_bytes = static_cast<std::uint64_t>(first.width) * first.height * (first.bits / 8);
     if (offset > 0 && plane_bytes == static_cast<std::uint64_t>(first.width) * first.height * dtype_size(h.dtype)) {
       const std::string field = "ImageDescription 'images=" + std::to_string(planes) + "'";
-      const std::uint64_t need =
-          checked_add(f.path(), field, offset, checked_mul(f.path(), field, plane_bytes, static_cast<std::uint64_t>(planes)));
+      const std::uint64_t need = checked_add(
+          f.path(), field, offset, checked_mul(f.path(), field, plane_bytes, static_cast<std::uint64_t>(planes)));
       const std::uint64_t have = file_bytes(files[0]);
       if (have < need)
         f.fail("truncated ImageJ stack: header field " + field + " needs " + std::to_string(need) +
@@ -419,9 +427,9 @@ std::string imagej_description(const Volume<T>& v) {
   std::ostringstream d;
   d.precision(10);
   const auto [lo, hi] = std::minmax_element(v.storage().begin(), v.storage().end());
-  d << "ImageJ=1.11a\nimages=" << v.dims().z << "\nslices=" << v.dims().z << "\nunit=micron\nspacing="
-    << v.spacing_um[2] << "\nloop=false\nmin=" << static_cast<double>(*lo) << "\nmax=" << static_cast<double>(*hi)
-    << "\n";
+  d << "ImageJ=1.11a\nimages=" << v.dims().z << "\nslices=" << v.dims().z
+    << "\nunit=micron\nspacing=" << v.spacing_um[2] << "\nloop=false\nmin=" << static_cast<double>(*lo)
+    << "\nmax=" << static_cast<double>(*hi) << "\n";
   return d.str();
 }
 
@@ -430,7 +438,7 @@ std::string imagej_description(const Volume<T>& v) {
 // the thread count.
 template <class T>
 std::vector<std::vector<std::vector<std::uint8_t>>> deflate_strips(const Volume<T>& v, index_t z0, index_t z1,
-                                                                    std::uint32_t rows_per_strip) {
+                                                                   std::uint32_t rows_per_strip) {
   const Dims& d = v.dims();
   const index_t strips = (d.y + rows_per_strip - 1) / rows_per_strip;
   std::vector<std::vector<std::vector<std::uint8_t>>> out(static_cast<std::size_t>(z1 - z0),
@@ -485,7 +493,8 @@ void write_pages(const Volume<T>& v, const std::string& tmp, const std::string& 
     if (compress) {
       auto& strips = packed[static_cast<std::size_t>(z % batch)];
       for (std::size_t s = 0; s < strips.size(); ++s)
-        if (TIFFWriteRawStrip(t, static_cast<std::uint32_t>(s), strips[s].data(), static_cast<tmsize_t>(strips[s].size())) < 0)
+        if (TIFFWriteRawStrip(t, static_cast<std::uint32_t>(s), strips[s].data(),
+                              static_cast<tmsize_t>(strips[s].size())) < 0)
           f.fail("cannot write strip " + std::to_string(s) + " of page " + std::to_string(z));
     } else {
       for (index_t y = 0; y < d.y; ++y) {

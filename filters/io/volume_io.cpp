@@ -58,8 +58,7 @@ const void* ref_bytes(VolumeRef v) {
 
 Dims box_dims(const Box& b) { return {b.size[0], b.size[1], b.size[2]}; }
 bool covers_all(const Box& b, const Dims& d) {
-  return b.min[0] == 0 && b.min[1] == 0 && b.min[2] == 0 && b.size[0] == d.x && b.size[1] == d.y &&
-         b.size[2] == d.z;
+  return b.min[0] == 0 && b.min[1] == 0 && b.min[2] == 0 && b.size[0] == d.x && b.size[1] == d.y && b.size[2] == d.z;
 }
 
 }  // namespace io
@@ -136,18 +135,27 @@ void write_itk_file(io::VolumeRef v, const std::string& path, const std::string&
 
 const std::vector<Format>& formats() {
   static const std::vector<Format> table{
-      {"tiff", {".tif", ".tiff"},
+      {"tiff",
+       {".tif", ".tiff"},
        [](const Source& s, const ReadOptions&) { return io::probe_tiff(s.files); },
-       [](const Source& s, const ReadOptions&, const io::Header& h, const Box& roi) { return io::read_tiff(s.files, h, roi); },
+       [](const Source& s, const ReadOptions&, const io::Header& h, const Box& roi) {
+         return io::read_tiff(s.files, h, roi);
+       },
        [](io::VolumeRef v, const std::string& path, const std::string&, const WriteOptions& o) {
          io::write_tiff(v, path, o.compress);
        }},
       {"mha", {".mha"}, probe_itk_source, read_itk_source, write_itk_file},
-      {"mhd", {".mhd"}, probe_itk_source, read_itk_source, nullptr, io::itk_data_files,
+      {"mhd",
+       {".mhd"},
+       probe_itk_source,
+       read_itk_source,
+       nullptr,
+       io::itk_data_files,
        "write .mha (one file) instead of .mhd + .raw"},
       {"nrrd", {".nrrd", ".nhdr"}, probe_itk_source, read_itk_source, write_itk_file, io::itk_data_files},
       {"nifti", {".nii", ".nii.gz"}, probe_itk_source, read_itk_source, write_itk_file},
-      {"hdf5", {".h5", ".hdf5", ".hdf", ".nxs", ".cxi"},
+      {"hdf5",
+       {".h5", ".hdf5", ".hdf", ".nxs", ".cxi"},
        [](const Source& s, const ReadOptions& o) { return io::probe_hdf5(s.files[0], o.dataset); },
        [](const Source& s, const ReadOptions& o, const io::Header& h, const Box& roi) {
          return io::read_hdf5(s.files[0], o.dataset, h, roi);
@@ -155,16 +163,24 @@ const std::vector<Format>& formats() {
        [](io::VolumeRef v, const std::string& path, const std::string&, const WriteOptions& o) {
          io::write_hdf5(v, path, o.dataset, o.compress);
        }},
-      {"npy", {".npy"},
+      {"npy",
+       {".npy"},
        [](const Source& s, const ReadOptions&) { return io::probe_npy(s.files[0]); },
-       [](const Source& s, const ReadOptions&, const io::Header& h, const Box& roi) { return io::read_npy(s.files[0], h, roi); },
-       [](io::VolumeRef v, const std::string& path, const std::string&, const WriteOptions&) { io::write_npy(v, path); }},
-      {"raw", {".raw", ".bin", ".vol"},
+       [](const Source& s, const ReadOptions&, const io::Header& h, const Box& roi) {
+         return io::read_npy(s.files[0], h, roi);
+       },
+       [](io::VolumeRef v, const std::string& path, const std::string&, const WriteOptions&) {
+         io::write_npy(v, path);
+       }},
+      {"raw",
+       {".raw", ".bin", ".vol"},
        [](const Source& s, const ReadOptions& o) { return io::probe_raw(with_path(o, s.files[0])); },
        [](const Source& s, const ReadOptions& o, const io::Header& h, const Box& roi) {
          return io::read_raw(with_path(o, s.files[0]), h, roi);
        },
-       [](io::VolumeRef v, const std::string& path, const std::string&, const WriteOptions&) { io::write_raw(v, path); }},
+       [](io::VolumeRef v, const std::string& path, const std::string&, const WriteOptions&) {
+         io::write_raw(v, path);
+       }},
   };
   return table;
 }
@@ -281,8 +297,8 @@ void check_finite(const Volume<float>& v, const std::string& path) {
       [](index_t a, index_t b) { return std::min(a, b); });
   if (first == v.size()) return;
   std::ostringstream m;
-  m << path << ": voxel (x=" << first % d.x << ", y=" << (first / d.x) % d.y << ", z=" << first / (d.x * d.y)
-    << ") is " << v[first] << "; expected finite grey values";
+  m << path << ": voxel (x=" << first % d.x << ", y=" << (first / d.x) % d.y << ", z=" << first / (d.x * d.y) << ") is "
+    << v[first] << "; expected finite grey values";
   throw InputError(m.str());
 }
 

@@ -19,10 +19,10 @@ struct ReadOptions {
   bool big_endian = false;
   std::uint64_t header_bytes = 0;
   // HDF5 (format: hdf5)
-  std::string dataset;          // e.g. "/exchange/data"; empty = the only 3-D dataset in the file
+  std::string dataset;  // e.g. "/exchange/data"; empty = the only 3-D dataset in the file
   // Region of interest: only this box is kept (read slice-wise where the format allows).
   std::optional<Box> roi;
-  bool hash = true;             // compute the SHA-256 of the input bytes for provenance
+  bool hash = true;  // compute the SHA-256 of the input bytes for provenance
   // Most voxels a header may claim; 0 = $VP_MAX_VOXELS, else kDefaultMaxVoxels.
   std::uint64_t max_voxels = 0;
 };
@@ -33,8 +33,8 @@ inline constexpr std::uint64_t kDefaultMaxVoxels = std::uint64_t{1} << 34;
 std::uint64_t max_voxels(const ReadOptions& options);
 
 struct ReadResult {
-  AnyVolume volume;             // provenance filled: absolute path + sha256
-  std::string format;           // the format actually read
+  AnyVolume volume;                // provenance filled: absolute path + sha256
+  std::string format;              // the format actually read
   bool spacing_from_file = false;  // true when the file recorded a voxel size
 };
 
@@ -55,8 +55,8 @@ struct VolumeInfo {
 VolumeInfo probe_volume(const ReadOptions& options);
 
 struct WriteOptions {
-  std::string format = "auto";  // auto (from the extension) | tiff | mha | nrrd | nifti | raw | npy | hdf5
-  bool compress = true;         // Deflate for TIFF, zlib for MHA/NRRD, gzip'ed chunks for HDF5
+  std::string format = "auto";             // auto (from the extension) | tiff | mha | nrrd | nifti | raw | npy | hdf5
+  bool compress = true;                    // Deflate for TIFF, zlib for MHA/NRRD, gzip'ed chunks for HDF5
   std::string dataset = "/exchange/data";  // HDF5 only: where the volume goes
 };
 

@@ -100,7 +100,8 @@ Volume<float> reduce_rings(const Volume<float>& grey, const RadialGeometry& geo,
 }
 
 CuppingFit correct_cupping(const Volume<float>& grey, const RadialGeometry& geo, int degree) {
-  if (degree < 1 || degree > 4) throw InputError("cupping correction: degree must be 1..4, got " + std::to_string(degree));
+  if (degree < 1 || degree > 4)
+    throw InputError("cupping correction: degree must be 1..4, got " + std::to_string(degree));
   const Dims d = grey.dims();
   const Centre c = centre_of(grey, geo);
   const double sx = grey.spacing_um[0], sy = grey.spacing_um[1];

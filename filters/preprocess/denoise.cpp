@@ -9,8 +9,8 @@
 #include <itkMedianImageFilter.h>
 
 #include "core/error.h"
-#include "filters/preprocess/edge_preserving.h"
 #include "filters/io/itk_bridge.h"
+#include "filters/preprocess/edge_preserving.h"
 
 namespace vp {
 

@@ -14,16 +14,16 @@ std::string to_string(DenoiseMethod m);
 
 struct DenoiseOptions {
   DenoiseMethod method = DenoiseMethod::none;
-  int median_radius_vox = 1;          // median: box radius in voxels
-  double bilateral_domain_um = 1.0;   // bilateral: spatial σ in µm
-  double bilateral_range = 0;         // bilateral: grey-value σ; 0 = the image's noise estimate × 2
-  int diffusion_iterations = 5;       // anisotropic
-  double diffusion_conductance = 1.0; // anisotropic: edge threshold in units of grey gradient spread
-  int nlmeans_patch_radius = 1;       // nlmeans: patch radius in voxels
+  int median_radius_vox = 1;           // median: box radius in voxels
+  double bilateral_domain_um = 1.0;    // bilateral: spatial σ in µm
+  double bilateral_range = 0;          // bilateral: grey-value σ; 0 = the image's noise estimate × 2
+  int diffusion_iterations = 5;        // anisotropic
+  double diffusion_conductance = 1.0;  // anisotropic: edge threshold in units of grey gradient spread
+  int nlmeans_patch_radius = 1;        // nlmeans: patch radius in voxels
   int nlmeans_iterations = 1;
-  int nlmeans_search_radius = 5;      // offsets lie in the cube [−R, R]³ (voxels)
-  int nlmeans_samples = 50;           // offsets (patches) compared per voxel, the nearest first
-  double nlmeans_bandwidth = 0;       // patch-weight kernel σ in grey units; 0 = estimate_noise_sigma
+  int nlmeans_search_radius = 5;  // offsets lie in the cube [−R, R]³ (voxels)
+  int nlmeans_samples = 50;       // offsets (patches) compared per voxel, the nearest first
+  double nlmeans_bandwidth = 0;   // patch-weight kernel σ in grey units; 0 = estimate_noise_sigma
 };
 
 // Robust noise σ: 1.4826 × the median absolute deviation of neighbour differences along x,

@@ -183,8 +183,7 @@ Volume<float> bilateral_filter(const Volume<float>& grey, double domain_sigma_um
     for (index_t k = 0; k < size[2]; ++k)
       for (index_t j = 0; j < size[1]; ++j)
         for (index_t i = 0; i < size[0]; ++i)
-          core[(k * size[1] + j) * size[0] + i] =
-              s.ext[((k + halo[2]) * ey + j + halo[1]) * ex + i + halo[0]];
+          core[(k * size[1] + j) * size[0] + i] = s.ext[((k + halo[2]) * ey + j + halo[1]) * ex + i + halo[0]];
     // Only the levels some core voxel interpolates from: a lone outlier (a zinger) adds two
     // levels, not every level up to it. Skipped levels would have added exactly 0.
     std::vector<index_t> levels;
@@ -295,9 +294,8 @@ std::vector<std::array<int, 3>> nonlocal_means_offsets(int search_radius, int sa
         h ^= h >> 31;
         half.push_back({x * x + y * y + z * z, h, {x, y, z}});
       }
-  std::sort(half.begin(), half.end(), [](const Keyed& a, const Keyed& b) {
-    return std::tie(a.dist2, a.hash) < std::tie(b.dist2, b.hash);
-  });
+  std::sort(half.begin(), half.end(),
+            [](const Keyed& a, const Keyed& b) { return std::tie(a.dist2, a.hash) < std::tie(b.dist2, b.hash); });
   const std::size_t pairs = std::min(half.size(), static_cast<std::size_t>((samples + 1) / 2));
   std::vector<std::array<int, 3>> offsets;
   for (std::size_t i = 0; i < pairs; ++i) {
@@ -316,8 +314,8 @@ struct NlmScratch {
 
 // The weights of one offset along a row: restrict pointers, so that the loop vectorises.
 void accumulate_weights(const float* __restrict dist, const float* __restrict moved, const float* __restrict centre,
-                        float scale, float* __restrict acc, float* __restrict wsum, float* __restrict wmax,
-                        index_t lo, index_t hi) {
+                        float scale, float* __restrict acc, float* __restrict wsum, float* __restrict wmax, index_t lo,
+                        index_t hi) {
   for (index_t i = lo; i < hi; ++i) {
     const float w = exp_nonpositive(-dist[i] * scale);
     acc[i] += w * (moved[i] - centre[i]);

@@ -32,13 +32,13 @@ struct DeconvolveOptions {
 };
 
 struct PreprocessOptions {
-  std::optional<Box> crop;          // voxel box, applied first
-  int bin = 1;                      // 1, 2 or 4 (mean)
+  std::optional<Box> crop;  // voxel box, applied first
+  int bin = 1;              // 1, 2 or 4 (mean)
   bool rings = false;
-  int ring_window = 9;              // shells
+  int ring_window = 9;  // shells
   bool cupping = false;
   int cupping_degree = 2;
-  RadialGeometry centre;            // rotation centre for rings and cupping
+  RadialGeometry centre;  // rotation centre for rings and cupping
   DeconvolveOptions deconvolve;
   DenoiseOptions denoise;
   bool normalise = false;
@@ -47,10 +47,10 @@ struct PreprocessOptions {
 };
 
 struct PreprocessReport {
-  std::vector<std::string> steps;   // what was applied, in order
+  std::vector<std::string> steps;  // what was applied, in order
   std::vector<double> cupping_coefficients;
   double normalise_low = 0, normalise_high = 0;
-  std::optional<PsfEstimate> psf;   // the PSF estimated for deconvolution (absent when given)
+  std::optional<PsfEstimate> psf;                       // the PSF estimated for deconvolution (absent when given)
   std::array<double, 3> deconvolve_sigma_vox{0, 0, 0};  // the PSF σ deconvolved with
 };
 

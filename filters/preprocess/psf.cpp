@@ -32,14 +32,14 @@ double phi_density(double z) { return 0.3989422804014327 * std::exp(-0.5 * z * z
 
 // One interface profile along a grid line, normalised to rise from 0 to 1.
 struct EdgeProfile {
-  std::size_t offset = 0;           // first sample in the shared sample buffer
-  double crossing = 0;              // where the samples cross 0.5 (linear interpolation), local index
-  std::array<double, 3> tangent2{}; // (n_b / n_a)², debiased for the normal's noise; 0 for b = a
-  double weight = 1;                // (step / noise σ)²: residuals in units of the noise
+  std::size_t offset = 0;            // first sample in the shared sample buffer
+  double crossing = 0;               // where the samples cross 0.5 (linear interpolation), local index
+  std::array<double, 3> tangent2{};  // (n_b / n_a)², debiased for the normal's noise; 0 for b = a
+  double weight = 1;                 // (step / noise σ)²: residuals in units of the noise
 };
 
 struct EdgeSet {
-  int half_width = 4;               // samples per profile: 2·half_width + 2
+  int half_width = 4;  // samples per profile: 2·half_width + 2
   std::vector<float> samples;
   std::vector<EdgeProfile> edges;
   int length() const { return 2 * half_width + 2; }
@@ -71,8 +71,8 @@ std::array<double, 3> sobel(const Volume<float>& g, index_t x, index_t y, index_
 }
 
 // Every usable interface crossing along the grid lines of `axis`.
-EdgeSet collect_edges(const Volume<float>& g, int axis, const std::vector<double>& levels, double noise,
-                      int half_width, const PsfOptions& o) {
+EdgeSet collect_edges(const Volume<float>& g, int axis, const std::vector<double>& levels, double noise, int half_width,
+                      const PsfOptions& o) {
   EdgeSet set;
   set.half_width = half_width;
   const int len = set.length();
@@ -223,8 +223,8 @@ void edge_costs(const EdgeSet& set, const std::vector<char>& used, int axis, dou
       return;
     }
     const EdgeProfile& e = set.edges[i];
-    cost[i] = e.weight * fit_position(set.samples.data() + e.offset, len, edge_width(e, axis, sigma_axis, sigma),
-                                      positions[i]);
+    cost[i] = e.weight *
+              fit_position(set.samples.data() + e.offset, len, edge_width(e, axis, sigma_axis, sigma), positions[i]);
   });
 }
 
@@ -246,8 +246,8 @@ struct AxisFit {
 
 // σ of one axis: golden-section search of the profile cost over [lo, hi], then (last sweep) a fine
 // grid around its minimum that also yields the leave-one-group-out minima of the jackknife.
-AxisFit fit_axis(const EdgeSet& set, std::vector<char>& used, int axis, const std::array<double, 3>& sigma,
-                 double lo, double hi, bool reject_outliers, bool jackknife) {
+AxisFit fit_axis(const EdgeSet& set, std::vector<char>& used, int axis, const std::array<double, 3>& sigma, double lo,
+                 double hi, bool reject_outliers, bool jackknife) {
   AxisFit fit;
   const std::size_t ne = set.edges.size();
   std::vector<double> positions(ne), cost(ne);
@@ -383,7 +383,8 @@ PsfEstimate estimate_psf(const Volume<float>& grey, const std::vector<double>& c
     est.edges[a] = fits[a].edges;
     if (few)
       problems += std::string(problems.empty() ? "" : "; ") + "axis " + kAxisNames[a] + ": " +
-                  std::to_string(fits[a].edges) + " usable interface profiles (need " + std::to_string(o.min_edges) + ")";
+                  std::to_string(fits[a].edges) + " usable interface profiles (need " + std::to_string(o.min_edges) +
+                  ")";
     else if (est.sigma_vox[a] < 0.2 || est.sigma_vox[a] > 5.5)
       problems += std::string(problems.empty() ? "" : "; ") + "axis " + kAxisNames[a] +
                   ": σ at the edge of the fitted range 0.15–6 voxels";
@@ -443,9 +444,8 @@ Volume<float> richardson_lucy(const Volume<float>& grey, const std::array<double
   Volume<float> ratio = data.like<float>(data.dims());
   for (int it = 0; it < iterations; ++it) {
     const Volume<float> predicted = gaussian_blur(u, sigma_vox);
-    tbb::parallel_for(index_t{0}, data.size(), [&](index_t i) {
-      ratio[i] = predicted[i] > 0 ? data[i] / predicted[i] : 1.0f;
-    });
+    tbb::parallel_for(index_t{0}, data.size(),
+                      [&](index_t i) { ratio[i] = predicted[i] > 0 ? data[i] / predicted[i] : 1.0f; });
     const Volume<float> correction = gaussian_blur(ratio, sigma_vox);
     tbb::parallel_for(index_t{0}, data.size(), [&](index_t i) { u[i] *= correction[i]; });
   }

@@ -9,19 +9,16 @@
 // SE film thinner than the PSF, which would read as blur) along every grid line of every axis (lines averaged with
 // [1 2 1] ⊗ [1 2 1] / 16 across, which cuts the noise to 0.375× and adds a known ½ voxel² to the
 // oblique term), keeps those whose window (±max(5, 3σ) voxels) reaches both plateaus (the three
-// outermost samples each side within 0.12 of the step, or 3 noise σ, of their level) and whose Sobel normal lies within 16° of the
-// line (|n_a| ≥ 0.96), and fits σ_a by least squares over all kept edges at once, each edge with
-// its own sub-voxel position t0 and its own two plateau levels (profile likelihood over σ; free
-// levels absorb a nearby interface's tilt of a plateau instead of widening the edge). The
-// oblique-normal term uses the other axes' current σ (three sweeps) and is debiased for the
-// noise of the Sobel normal. Edges whose residual exceeds a χ² bound (nearby interfaces in the
-// window: thin films, contacts) are dropped after the first sweep.
-// Measured on composite phantoms (docs/segmentation.md, "Grey-scan accuracy"): within 5 % for
-// isotropic blur 0.7–1.5 voxels at SNR 5–12; biased high (up to +11 %) on the sharpest axis of
-// a strongly anisotropic PSF (0.7 / 1.0 / 1.5).
-// Uncertainty: delete-a-group jackknife over 10 interleaved groups of edges (t₉ · SE), combined
-// in quadrature with a 5 % systematic term (the model bias measured on phantoms).
-// Deterministic for a given input, independent of the thread count.
+// outermost samples each side within 0.12 of the step, or 3 noise σ, of their level) and whose Sobel normal lies within
+// 16° of the line (|n_a| ≥ 0.96), and fits σ_a by least squares over all kept edges at once, each edge with its own
+// sub-voxel position t0 and its own two plateau levels (profile likelihood over σ; free levels absorb a nearby
+// interface's tilt of a plateau instead of widening the edge). The oblique-normal term uses the other axes' current σ
+// (three sweeps) and is debiased for the noise of the Sobel normal. Edges whose residual exceeds a χ² bound (nearby
+// interfaces in the window: thin films, contacts) are dropped after the first sweep. Measured on composite phantoms
+// (docs/segmentation.md, "Grey-scan accuracy"): within 5 % for isotropic blur 0.7–1.5 voxels at SNR 5–12; biased high
+// (up to +11 %) on the sharpest axis of a strongly anisotropic PSF (0.7 / 1.0 / 1.5). Uncertainty: delete-a-group
+// jackknife over 10 interleaved groups of edges (t₉ · SE), combined in quadrature with a 5 % systematic term (the model
+// bias measured on phantoms). Deterministic for a given input, independent of the thread count.
 #pragma once
 
 #include <array>
@@ -34,26 +31,25 @@
 namespace vp {
 
 struct PsfEstimate {
-  std::array<double, 3> sigma_vox{};          // Gaussian PSF σ per axis (x, y, z), voxels; NaN: not measurable
-  std::array<double, 3> ci95_vox{};           // 95 % half-width of sigma_vox (NaN with it)
-  std::array<std::size_t, 3> edges{};         // interface profiles used per axis
-  std::string status;                         // "ok", or what limited the estimate (per axis)
-  double noise_sigma = 0;                     // grey-value noise σ the fit assumed
+  std::array<double, 3> sigma_vox{};   // Gaussian PSF σ per axis (x, y, z), voxels; NaN: not measurable
+  std::array<double, 3> ci95_vox{};    // 95 % half-width of sigma_vox (NaN with it)
+  std::array<std::size_t, 3> edges{};  // interface profiles used per axis
+  std::string status;                  // "ok", or what limited the estimate (per axis)
+  double noise_sigma = 0;              // grey-value noise σ the fit assumed
 };
 
 struct PsfOptions {
-  double min_normal_cosine = 0.96;  // |n_a| of an edge profile used for axis a
-  double plateau_tolerance = 0.12;  // 3 end samples each side within this fraction of the step (or 3 noise σ)
-  std::size_t max_edges_per_axis = 5000;   // evenly thinned beyond this (speed)
-  std::size_t min_edges = 30;       // fewer on an axis: that σ is NaN and the status says so
-  double noise_sigma = 0;           // grey-value noise σ; 0 = estimate_noise_sigma(grey)
+  double min_normal_cosine = 0.96;        // |n_a| of an edge profile used for axis a
+  double plateau_tolerance = 0.12;        // 3 end samples each side within this fraction of the step (or 3 noise σ)
+  std::size_t max_edges_per_axis = 5000;  // evenly thinned beyond this (speed)
+  std::size_t min_edges = 30;             // fewer on an axis: that σ is NaN and the status says so
+  double noise_sigma = 0;                 // grey-value noise σ; 0 = estimate_noise_sigma(grey)
 };
 
 // class_means: the pure-phase grey levels, ascending (at least two); edges between consecutive
 // levels are used. Throws InputError for fewer than two levels or levels not distinct.
 PsfEstimate estimate_psf(const Volume<float>& grey, const std::vector<double>& class_means);
-PsfEstimate estimate_psf(const Volume<float>& grey, const std::vector<double>& class_means,
-                         const PsfOptions& options);
+PsfEstimate estimate_psf(const Volume<float>& grey, const std::vector<double>& class_means, const PsfOptions& options);
 
 // Pure-phase grey levels for a scan whose phases are unknown: the means of the partial-volume
 // mixture fit (filters/segment/mixture_model.h) with `classes` phases, on 256 bins. Ascending.

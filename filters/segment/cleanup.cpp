@@ -122,8 +122,7 @@ index_t fill_holes(Volume<std::uint8_t>& labels, std::uint8_t label) {
   for (index_t z = 0; z < d.z; ++z)
     for (index_t y = 0; y < d.y; ++y)
       for (index_t x = 0; x < d.x; ++x)
-        if (x == 0 || y == 0 || z == 0 || x == d.x - 1 || y == d.y - 1 || z == d.z - 1)
-          touches[c.ids(x, y, z)] = 1;
+        if (x == 0 || y == 0 || z == 0 || x == d.x - 1 || y == d.y - 1 || z == d.z - 1) touches[c.ids(x, y, z)] = 1;
   index_t filled = 0;
   for (index_t i = 0; i < labels.size(); ++i) {
     const std::uint32_t id = c.ids[i];

@@ -36,10 +36,10 @@ index_t voxels_for_volume(double volume_um3, const Vec3& spacing_um);
 
 // Clean-up steps in a fixed order: open, close, islands, holes (each per listed label).
 struct CleanupOptions {
-  std::vector<std::pair<std::uint8_t, double>> min_island_um3;  // label -> minimum volume
-  std::vector<std::uint8_t> fill_holes;                          // labels whose holes are filled
+  std::vector<std::pair<std::uint8_t, double>> min_island_um3;     // label -> minimum volume
+  std::vector<std::uint8_t> fill_holes;                            // labels whose holes are filled
   std::vector<std::pair<std::uint8_t, double>> open_um, close_um;  // label -> radius in µm
-  int connectivity = 26;                                         // for islands
+  int connectivity = 26;                                           // for islands
 };
 struct CleanupReport {
   std::size_t islands_removed = 0;

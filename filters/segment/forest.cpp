@@ -3,10 +3,10 @@
 #include <algorithm>
 #include <filesystem>
 
-#include <opencv2/core.hpp>
-#include <opencv2/ml.hpp>
 #include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
+#include <opencv2/core.hpp>
+#include <opencv2/ml.hpp>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
@@ -31,8 +31,8 @@ index_t slab_thickness(const Volume<float>& grey, const FeatureSettings& f) {
 // gives the same votes (checked against predict on the training voxels after every train/load).
 struct FlatForest {
   struct Node {
-    int var = -1;        // feature index; -1 = leaf
-    float threshold = 0; // go left when value <= threshold (swapped when inversed)
+    int var = -1;         // feature index; -1 = leaf
+    float threshold = 0;  // go left when value <= threshold (swapped when inversed)
     bool inversed = false;
     int left = -1, right = -1;
     int class_index = 0;  // leaf: voted class
@@ -206,10 +206,12 @@ void ForestModel::save(const std::string& path) const {
       fs << "sigmas_um" << features_.sigmas_um;
       fs << "feature_names" << feature_names(features_);
       fs << "labels" << labels_;
-      fs << "scribble_convention" << "0 = unlabelled, v >= 1 = output label v - 1";
+      fs << "scribble_convention"
+         << "0 = unlabelled, v >= 1 = output label v - 1";
       fs << "training_samples" << static_cast<double>(samples_);
       fs << "training_accuracy" << training_accuracy_;
-      fs << "forest" << "{";
+      fs << "forest"
+         << "{";
       impl_->forest->write(fs);
       fs << "}";
     }
@@ -229,7 +231,8 @@ ForestModel ForestModel::load(const std::string& path) {
   std::string format;
   fs["format"] >> format;
   if (format != kFormat)
-    throw InputError(path + ": format '" + format + "', expected '" + kFormat + "' (a model saved by voxpress segment)");
+    throw InputError(path + ": format '" + format + "', expected '" + kFormat +
+                     "' (a model saved by voxpress segment)");
   ForestModel m;
   fs["sigmas_um"] >> m.features_.sigmas_um;
   fs["labels"] >> m.labels_;

@@ -32,7 +32,7 @@ class ForestModel {
   ForestModel& operator=(ForestModel&&) noexcept;
 
   const FeatureSettings& features() const { return features_; }
-  const std::vector<int>& labels() const { return labels_; }       // output labels it can give
+  const std::vector<int>& labels() const { return labels_; }  // output labels it can give
   std::int64_t training_samples() const { return samples_; }
   double training_accuracy() const { return training_accuracy_; }  // on the training voxels
 

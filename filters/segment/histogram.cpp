@@ -31,8 +31,8 @@ Histogram histogram(const Volume<float>& grey, int bins) {
   // Integer grey values (8/16-bit scans, or a median of them) spanning fewer levels than bins:
   // one bin per level, centred on it. Finer bins would leave a comb of empty bins, on which
   // a mixture fit collapses its components onto single levels.
-  const bool integral = std::all_of(grey.storage().begin(), grey.storage().end(),
-                                    [](float v) { return std::floor(v) == v; });
+  const bool integral =
+      std::all_of(grey.storage().begin(), grey.storage().end(), [](float v) { return std::floor(v) == v; });
   if (integral && hi - lo + 1 <= bins) return histogram(grey, static_cast<int>(hi - lo + 1), lo - 0.5, hi + 0.5);
   if (!(hi > lo)) hi = lo + 1;
   return histogram(grey, bins, lo, hi);
@@ -40,7 +40,8 @@ Histogram histogram(const Volume<float>& grey, int bins) {
 
 Histogram histogram(const Volume<float>& grey, int bins, double lo, double hi) {
   if (bins < 2) throw InputError("histogram: bins must be >= 2, got " + std::to_string(bins));
-  if (!(hi > lo)) throw InputError("histogram: range [" + std::to_string(lo) + ", " + std::to_string(hi) + "] is empty");
+  if (!(hi > lo))
+    throw InputError("histogram: range [" + std::to_string(lo) + ", " + std::to_string(hi) + "] is empty");
   Histogram h;
   h.lo = lo;
   h.hi = hi;

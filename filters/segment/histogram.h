@@ -48,7 +48,7 @@ KMeansFit kmeans_intensity(const Histogram& h, int classes, int max_iterations =
 struct GaussianMixture {
   std::vector<double> weights, means, sigmas;
   int iterations = 0;
-  double log_likelihood = 0;  // per voxel, at the last iteration
+  double log_likelihood = 0;                                  // per voxel, at the last iteration
   double density(std::size_t component, double value) const;  // weighted component density
   int classify(double value) const;                           // most probable component
   // Values where the most probable component changes, ascending (the decision boundaries).
@@ -60,8 +60,7 @@ Volume<std::uint8_t> classify_mixture(const Volume<float>& grey, const GaussianM
 
 // Hysteresis: 1 where value >= high, or value >= low and connected through voxels >= low to a
 // voxel >= high (6- or 26-connectivity); 0 elsewhere.
-Volume<std::uint8_t> hysteresis_threshold(const Volume<float>& grey, double low, double high,
-                                          int connectivity = 6);
+Volume<std::uint8_t> hysteresis_threshold(const Volume<float>& grey, double low, double high, int connectivity = 6);
 
 // Mean grey value of each label (labels 0..n-1; NaN for labels absent).
 std::vector<double> label_means(const Volume<float>& grey, const Volume<std::uint8_t>& labels, int n);

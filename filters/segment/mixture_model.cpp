@@ -253,8 +253,9 @@ PartialVolumeMixture fit_partial_volume_mixture(const Histogram& h, int classes,
     run_em(h, m, max_iterations, min_sigma, max_sigma);
     if (!have || m.log_likelihood > best.log_likelihood) best = m, have = true;
   }
-  if (!have) throw InputError("partial-volume mixture: the histogram has fewer than " + std::to_string(classes) +
-                              " occupied grey ranges");
+  if (!have)
+    throw InputError("partial-volume mixture: the histogram has fewer than " + std::to_string(classes) +
+                     " occupied grey ranges");
   sort_phases(best);
   finish(h, best);
   return best;
@@ -327,8 +328,8 @@ AutoSegmentFit fit_auto_segmentation(const Histogram& scan_histogram, int classe
     s << "auto segmentation: the grey histogram does not support " << classes << " distinguishable classes (";
     if (best_k < classes) s << "BIC is lowest at K = " << best_k;
     else if (!separable)
-      s << "two fitted classes are only " << out.evidence.back().min_separation_noise << " σ apart (σ = min(fitted σ, scan noise σ "
-        << out.noise_sigma << "))";
+      s << "two fitted classes are only " << out.evidence.back().min_separation_noise
+        << " σ apart (σ = min(fitted σ, scan noise σ " << out.noise_sigma << "))";
     else s << "a fitted class holds only " << min_weight * 100 << " % of the voxels";
     s << "); BIC per K:";
     for (const auto& e : out.evidence) s << " K=" << e.classes << ": " << e.bic << ";";
@@ -341,8 +342,9 @@ AutoSegmentFit fit_auto_segmentation(const Histogram& scan_histogram, int classe
   for (std::size_t k = 0; k < sep.size(); ++k)
     if (sep[k] < kWarnClassSeparation) {
       std::ostringstream s;
-      s << "classes " << k << " and " << k + 1 << " overlap: means " << m.means[k] << " and " << m.means[k + 1] << " are "
-        << sep[k] << " σ apart (< " << kWarnClassSeparation << "); labels near their boundary are unreliable";
+      s << "classes " << k << " and " << k + 1 << " overlap: means " << m.means[k] << " and " << m.means[k + 1]
+        << " are " << sep[k] << " σ apart (< " << kWarnClassSeparation
+        << "); labels near their boundary are unreliable";
       out.warnings.push_back(s.str());
     }
   return out;

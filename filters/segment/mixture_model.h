@@ -22,8 +22,8 @@ struct InterfacePopulation {
 };
 
 struct PartialVolumeMixture {
-  std::vector<double> weights, means, sigmas;  // pure phases, ascending means; σ = noise
-  std::vector<InterfacePopulation> interfaces; // every pair a < b
+  std::vector<double> weights, means, sigmas;   // pure phases, ascending means; σ = noise
+  std::vector<InterfacePopulation> interfaces;  // every pair a < b
   double bin_width = 0;  // histogram bin: each population is widened by bin_width²/12 (Sheppard)
   int iterations = 0;
   double log_likelihood = 0;  // per voxel (binned, density × bin width)
@@ -31,9 +31,9 @@ struct PartialVolumeMixture {
   double ks = 0;              // fit quality: max |histogram CDF − model CDF| (0 = perfect)
 
   int classes() const { return static_cast<int>(means.size()); }
-  double pure_density(int k, double x) const;          // weighted
+  double pure_density(int k, double x) const;               // weighted
   double interface_density(std::size_t i, double x) const;  // weighted
-  double density(double x) const;                      // whole model
+  double density(double x) const;                           // whole model
   // Midpoints between consecutive means: the grey where a two-phase blend is half and half.
   std::vector<double> thresholds() const;
   // (μ_{k+1} − μ_k) / max(σ_k, σ_{k+1}) for each consecutive pair.
@@ -59,10 +59,10 @@ struct ClassEvidence {
 };
 
 struct AutoSegmentFit {
-  PartialVolumeMixture mixture;        // the fit with the asked number of classes
-  std::vector<ClassEvidence> evidence; // K = 1..asked
-  std::vector<std::string> warnings;   // classes that overlap (separation < 3 σ)
-  double noise_sigma = 0;              // the scan's own noise σ (0: not given)
+  PartialVolumeMixture mixture;         // the fit with the asked number of classes
+  std::vector<ClassEvidence> evidence;  // K = 1..asked
+  std::vector<std::string> warnings;    // classes that overlap (separation < 3 σ)
+  double noise_sigma = 0;               // the scan's own noise σ (0: not given)
   // (μ_{k+1} − μ_k) / min(max(σ_k, σ_{k+1}), noise σ) per consecutive pair: how far apart the
   // two end members are for the noise that must tell them apart (the refusal rule reads it).
   std::vector<double> resolving_separations;
@@ -100,11 +100,11 @@ double scan_noise_sigma(const Volume<float>& grey);
 inline constexpr double kClipSpikeRatio = 3.0;
 Histogram without_clipping_spikes(Histogram h);
 
-// Fits K = 1..classes (on without_clipping_spikes(h)). Throws InputError listing the BIC per K when the histogram supports
-// fewer distinguishable classes than asked: the BIC is lowest at a smaller K, or two fitted
-// classes are closer than kMinClassSeparation resolving σ (resolving_separations with
-// `noise_sigma`, the scan's own noise σ, e.g. estimate_noise_sigma; ≤ 0: the fitted σ), or a
-// class has under 0.05 % of the voxels (pure weight + half of its blends).
+// Fits K = 1..classes (on without_clipping_spikes(h)). Throws InputError listing the BIC per K when the histogram
+// supports fewer distinguishable classes than asked: the BIC is lowest at a smaller K, or two fitted classes are closer
+// than kMinClassSeparation resolving σ (resolving_separations with `noise_sigma`, the scan's own noise σ, e.g.
+// estimate_noise_sigma; ≤ 0: the fitted σ), or a class has under 0.05 % of the voxels (pure weight + half of its
+// blends).
 AutoSegmentFit fit_auto_segmentation(const Histogram& h, int classes, double noise_sigma = 0);
 
 }  // namespace vp

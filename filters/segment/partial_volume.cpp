@@ -117,7 +117,8 @@ std::int64_t relabel_sandwiched_rims(Volume<std::uint8_t>& labels, const Volume<
           const int dark = std::min(before, after), bright = std::max(before, after);
           if (!(dark < m && bright > m)) continue;
           const double g = grey[i];
-          labels[i] = static_cast<std::uint8_t>(std::fabs(g - centre[dark]) <= std::fabs(g - centre[bright]) ? dark : bright);
+          labels[i] =
+              static_cast<std::uint8_t>(std::fabs(g - centre[dark]) <= std::fabs(g - centre[bright]) ? dark : bright);
           ++changed[static_cast<std::size_t>(z)];
           break;
         }
@@ -278,7 +279,8 @@ PartialVolumeResult partial_volume_segmentation(const Volume<float>& grey, const
     for (const Counts& c : local)  // integer sums: order-free, deterministic
       for (std::size_t i = 0; i < total.size(); ++i) total[i] += c[i];
     for (int cls = 0; cls < k; ++cls) {
-      const std::int64_t n = std::accumulate(total.begin() + cls * bins, total.begin() + (cls + 1) * bins, std::int64_t{0});
+      const std::int64_t n =
+          std::accumulate(total.begin() + cls * bins, total.begin() + (cls + 1) * bins, std::int64_t{0});
       if (n < kMinPureVoxels) continue;
       std::int64_t acc = 0;
       for (int b = 0; b < bins; ++b) {

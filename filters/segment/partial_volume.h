@@ -35,18 +35,18 @@ struct PartialVolumeOptions {
 };
 
 struct PartialVolumeResult {
-  Volume<std::uint8_t> labels;               // class 0..K-1, ascending mean grey
-  std::vector<double> thresholds;            // midpoints of the label end members (no pair restriction)
-  std::vector<double> means;                 // end members used for unmixing
-  std::vector<double> mean_uncertainty;      // their 1σ uncertainty
-  std::vector<double> fraction_labels;       // fraction of voxels per label
-  std::vector<double> fraction_pv;           // partial-volume fraction per class
-  std::vector<double> fraction_pv_ci95;      // 95 % half-width (end members, noise and pairing)
-  std::vector<double> pairing_ambiguity;     // per class: how far the pairing of three-phase voxels could move it
-  std::vector<std::int64_t> pure_voxels;     // voxels taken as pure, per class
-  std::int64_t mixed_voxels = 0;             // voxels unmixed with a pair
-  std::int64_t thin_pore_voxels = 0;         // darkest-class labels from valleys (thin_pores)
-  std::int64_t rim_voxels_avoided = 0;       // middle-class grey voxels labelled with a nearby pair
+  Volume<std::uint8_t> labels;            // class 0..K-1, ascending mean grey
+  std::vector<double> thresholds;         // midpoints of the label end members (no pair restriction)
+  std::vector<double> means;              // end members used for unmixing
+  std::vector<double> mean_uncertainty;   // their 1σ uncertainty
+  std::vector<double> fraction_labels;    // fraction of voxels per label
+  std::vector<double> fraction_pv;        // partial-volume fraction per class
+  std::vector<double> fraction_pv_ci95;   // 95 % half-width (end members, noise and pairing)
+  std::vector<double> pairing_ambiguity;  // per class: how far the pairing of three-phase voxels could move it
+  std::vector<std::int64_t> pure_voxels;  // voxels taken as pure, per class
+  std::int64_t mixed_voxels = 0;          // voxels unmixed with a pair
+  std::int64_t thin_pore_voxels = 0;      // darkest-class labels from valleys (thin_pores)
+  std::int64_t rim_voxels_avoided = 0;    // middle-class grey voxels labelled with a nearby pair
 };
 
 // Labels and fractions in one pass over the volume (plus a smoothing and a dilation).
@@ -59,14 +59,13 @@ PartialVolumeResult partial_volume_segmentation(const Volume<float>& grey, const
 struct UnmixingSums {
   int classes = 0;
   std::int64_t voxels = 0;
-  std::vector<std::int64_t> pure;              // per class
-  std::vector<double> pure_grey, pure_grey2;   // Σ g, Σ g² of the pure voxels, per class
-  std::vector<std::int64_t> pair_count;        // [a * classes + b], a < b
-  std::vector<double> pair_grey;               // Σ g
-  std::vector<double> pair_weight;             // Σ (1 − Σ_m s_m): the share split between a and b
-  std::vector<double> pair_share;              // [(a * classes + b) * classes + m]: Σ s_m fixed shares
+  std::vector<std::int64_t> pure;             // per class
+  std::vector<double> pure_grey, pure_grey2;  // Σ g, Σ g² of the pure voxels, per class
+  std::vector<std::int64_t> pair_count;       // [a * classes + b], a < b
+  std::vector<double> pair_grey;              // Σ g
+  std::vector<double> pair_weight;            // Σ (1 − Σ_m s_m): the share split between a and b
+  std::vector<double> pair_share;             // [(a * classes + b) * classes + m]: Σ s_m fixed shares
 };
 std::vector<double> unmixed_fractions(const UnmixingSums& sums, const std::vector<double>& means);
-
 
 }  // namespace vp

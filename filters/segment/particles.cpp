@@ -10,8 +10,8 @@
 #include <tbb/parallel_for.h>
 
 #include "core/error.h"
-#include "core/progress.h"
 #include "core/json_util.h"
+#include "core/progress.h"
 #include "metrics/connectivity.h"
 #include "metrics/distance_transform.h"
 

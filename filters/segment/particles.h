@@ -40,11 +40,11 @@ struct Particle {
   std::uint32_t id = 0;
   index_t voxels = 0;
   double volume_um3 = 0;
-  double equivalent_diameter_um = 0;  // diameter of the ball of equal volume
-  Vec3 centroid_um{0, 0, 0};          // origin + mean voxel index * spacing
+  double equivalent_diameter_um = 0;                            // diameter of the ball of equal volume
+  Vec3 centroid_um{0, 0, 0};                                    // origin + mean voxel index * spacing
   std::array<index_t, 3> bbox_min{0, 0, 0}, bbox_max{0, 0, 0};  // voxel indices, inclusive
-  double surface_area_um2 = 0;        // 2/3 of the exposed voxel-face area (see particle_table)
-  double sphericity = 0;              // π^(1/3) (6V)^(2/3) / A
+  double surface_area_um2 = 0;  // 2/3 of the exposed voxel-face area (see particle_table)
+  double sphericity = 0;        // π^(1/3) (6V)^(2/3) / A
   bool touches_border = false;
 };
 

@@ -129,8 +129,8 @@ SegmentResult segment_grey(const Volume<float>& grey, const SegmentOptions& o) {
   }
   int mx = 0;
   for (auto v : r.labels.storage()) mx = std::max<int>(mx, v);
-  r.classes = std::max(mx + 1, o.method == SegmentMethod::threshold ? static_cast<int>(o.thresholds.size()) + 1
-                              : o.method == SegmentMethod::automatic  ? o.classes
+  r.classes = std::max(mx + 1, o.method == SegmentMethod::threshold   ? static_cast<int>(o.thresholds.size()) + 1
+                               : o.method == SegmentMethod::automatic ? o.classes
                                                                       : 2);
   return r;
 }
@@ -155,7 +155,8 @@ std::vector<unsigned char> histogram_png(const Histogram& h, const std::vector<d
   auto py = [&](double c) { return top + ph - static_cast<int>(std::lround(std::min(c / peak, 1.05) * ph)); };
   for (std::size_t b = 0; b < h.counts.size(); ++b) {
     const int x0 = px(h.lo + b * h.bin_width()), x1 = std::max(x0 + 1, px(h.lo + (b + 1) * h.bin_width()));
-    cv::rectangle(img, cv::Point(x0, py(h.counts[b])), cv::Point(x1 - 1, top + ph), cv::Scalar(170, 170, 170), cv::FILLED);
+    cv::rectangle(img, cv::Point(x0, py(h.counts[b])), cv::Point(x1 - 1, top + ph), cv::Scalar(170, 170, 170),
+                  cv::FILLED);
   }
   if (mixture) {
     const cv::Scalar colours[] = {{200, 60, 0}, {0, 150, 0}, {0, 100, 230}, {160, 0, 160}, {0, 180, 180}};
@@ -183,17 +184,20 @@ std::vector<unsigned char> histogram_png(const Histogram& h, const std::vector<d
     std::ostringstream s;
     s.precision(4);
     s << t;
-    cv::putText(img, s.str(), cv::Point(x + 3, top + 14), cv::FONT_HERSHEY_SIMPLEX, 0.4, cv::Scalar(0, 0, 220), 1, cv::LINE_AA);
+    cv::putText(img, s.str(), cv::Point(x + 3, top + 14), cv::FONT_HERSHEY_SIMPLEX, 0.4, cv::Scalar(0, 0, 220), 1,
+                cv::LINE_AA);
   }
   cv::rectangle(img, cv::Point(left, top), cv::Point(left + pw, top + ph), cv::Scalar(0, 0, 0), 1);
   auto label = [&](double v, int x) {
     std::ostringstream s;
     s.precision(5);
     s << v;
-    cv::putText(img, s.str(), cv::Point(x - 15, top + ph + 18), cv::FONT_HERSHEY_SIMPLEX, 0.45, cv::Scalar(0, 0, 0), 1, cv::LINE_AA);
+    cv::putText(img, s.str(), cv::Point(x - 15, top + ph + 18), cv::FONT_HERSHEY_SIMPLEX, 0.45, cv::Scalar(0, 0, 0), 1,
+                cv::LINE_AA);
   };
   for (int k = 0; k <= 4; ++k) label(h.lo + (h.hi - h.lo) * k / 4, left + pw * k / 4);
-  cv::putText(img, "grey value", cv::Point(left + pw / 2 - 40, H - 10), cv::FONT_HERSHEY_SIMPLEX, 0.5, cv::Scalar(0, 0, 0), 1, cv::LINE_AA);
+  cv::putText(img, "grey value", cv::Point(left + pw / 2 - 40, H - 10), cv::FONT_HERSHEY_SIMPLEX, 0.5,
+              cv::Scalar(0, 0, 0), 1, cv::LINE_AA);
   cv::putText(img, title, cv::Point(left, 25), cv::FONT_HERSHEY_SIMPLEX, 0.6, cv::Scalar(0, 0, 0), 1, cv::LINE_AA);
   std::vector<unsigned char> png;
   cv::imencode(".png", img, png);

@@ -10,10 +10,10 @@
 #include <vector>
 
 #include "core/volume.h"
+#include "filters/preprocess/psf.h"
 #include "filters/segment/forest.h"
 #include "filters/segment/histogram.h"
 #include "filters/segment/mixture_model.h"
-#include "filters/preprocess/psf.h"
 #include "filters/segment/partial_volume.h"
 
 namespace vp {
@@ -32,25 +32,25 @@ inline const char* kSegmentMethodChoices = "auto|otsu|multi-otsu|gmm|kmeans|thre
 
 struct SegmentOptions {
   SegmentMethod method = SegmentMethod::automatic;
-  int classes = 2;                  // auto, multi-otsu, gmm, kmeans (otsu: always 2)
-  std::vector<double> thresholds;   // threshold: ascending cut values; hysteresis: {low, high}
-  int bins = 256;                   // histogram bins for otsu / multi-otsu / gmm / kmeans
-  int connectivity = 6;             // hysteresis
-  const ForestModel* model = nullptr;  // forest
-  PartialVolumeOptions partial_volume; // auto
+  int classes = 2;                      // auto, multi-otsu, gmm, kmeans (otsu: always 2)
+  std::vector<double> thresholds;       // threshold: ascending cut values; hysteresis: {low, high}
+  int bins = 256;                       // histogram bins for otsu / multi-otsu / gmm / kmeans
+  int connectivity = 6;                 // hysteresis
+  const ForestModel* model = nullptr;   // forest
+  PartialVolumeOptions partial_volume;  // auto
 };
 
 struct SegmentResult {
-  Volume<std::uint8_t> labels;      // class 0..k-1, ascending mean grey for intensity methods
+  Volume<std::uint8_t> labels;  // class 0..k-1, ascending mean grey for intensity methods
   int classes = 0;
   Histogram histogram;
-  std::vector<double> thresholds;   // cut values used (GMM: decision boundaries)
+  std::vector<double> thresholds;  // cut values used (GMM: decision boundaries)
   std::optional<GaussianMixture> mixture;
   std::optional<KMeansFit> kmeans;
-  std::optional<AutoSegmentFit> auto_fit;        // auto: the mixture and the evidence per K
-  std::optional<PartialVolumeResult> partial_volume;  // auto: fractions (its labels moved out)
-  std::optional<PsfEstimate> psf;                     // auto: the PSF estimated from the scan (absent when given)
-  std::array<double, 3> psf_sigma_vox{NAN, NAN, NAN}; // auto: the PSF σ the partial-volume labelling used
+  std::optional<AutoSegmentFit> auto_fit;              // auto: the mixture and the evidence per K
+  std::optional<PartialVolumeResult> partial_volume;   // auto: fractions (its labels moved out)
+  std::optional<PsfEstimate> psf;                      // auto: the PSF estimated from the scan (absent when given)
+  std::array<double, 3> psf_sigma_vox{NAN, NAN, NAN};  // auto: the PSF σ the partial-volume labelling used
 };
 
 // The pure-phase Gaussians of a partial-volume mixture, for histogram_png.

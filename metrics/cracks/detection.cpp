@@ -106,7 +106,8 @@ std::vector<std::uint32_t> coplanar_groups(const Clusters& comps, const std::vec
     if (members[small].size() >= 20) {
       const PrincipalAxes& ps = axes_of(small);
       const Vec3& m = ps.axis[2];
-      if (sheet_aspect(ps) >= 2 && std::abs(n[0] * m[0] + n[1] * m[1] + n[2] * m[2]) < std::cos(20 * M_PI / 180)) continue;
+      if (sheet_aspect(ps) >= 2 && std::abs(n[0] * m[0] + n[1] * m[1] + n[2] * m[2]) < std::cos(20 * M_PI / 180))
+        continue;
     }
     const std::uint32_t ra = find(a), rb = find(b);
     if (ra != rb) parent[std::max(ra, rb)] = std::min(ra, rb);
@@ -148,7 +149,8 @@ std::vector<std::vector<index_t>> split_planes(const std::vector<index_t>& voxel
   const index_t bx = hi[0] - lo[0] + 1, by = hi[1] - lo[1] + 1, bz = hi[2] - lo[2] + 1;
   std::vector<std::uint8_t> box(static_cast<std::size_t>(bx * by * bz), 0);
   auto box_at = [&](index_t i) -> std::uint8_t& {
-    return box[static_cast<std::size_t>((i % d.x - lo[0]) + bx * ((i / d.x) % d.y - lo[1]) + bx * by * (i / (d.x * d.y) - lo[2]))];
+    return box[static_cast<std::size_t>((i % d.x - lo[0]) + bx * ((i / d.x) % d.y - lo[1]) +
+                                        bx * by * (i / (d.x * d.y) - lo[2]))];
   };
   for (index_t i : voxels) box_at(i) = 1;
   std::vector<index_t> rest = voxels;
@@ -198,7 +200,8 @@ std::vector<std::vector<index_t>> split_planes(const std::vector<index_t>& voxel
   };
   auto off_plane = [](const PrincipalAxes& p, const Vec3& c) {
     const Vec3& n = p.axis[2];
-    return std::abs((c[0] - p.centroid_um[0]) * n[0] + (c[1] - p.centroid_um[1]) * n[1] + (c[2] - p.centroid_um[2]) * n[2]);
+    return std::abs((c[0] - p.centroid_um[0]) * n[0] + (c[1] - p.centroid_um[1]) * n[1] +
+                    (c[2] - p.centroid_um[2]) * n[2]);
   };
   for (std::size_t a = 0; a < pieces.size(); ++a)
     for (std::size_t b = a + 1; b < pieces.size(); ++b) {

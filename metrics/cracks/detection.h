@@ -32,24 +32,24 @@
 namespace vp {
 
 struct CrackDetectionOptions {
-  std::vector<int> host_labels;      // phase labels of the host (e.g. the electrolyte)
-  std::vector<int> void_labels;      // labels of void (pore role)
-  double max_aperture_um = 0;        // ≤ 0: 4 voxels of the coarsest spacing
-  double closing_radius_um = 0;      // ≤ 0: max_aperture/2 + one coarsest voxel
+  std::vector<int> host_labels;  // phase labels of the host (e.g. the electrolyte)
+  std::vector<int> void_labels;  // labels of void (pore role)
+  double max_aperture_um = 0;    // ≤ 0: 4 voxels of the coarsest spacing
+  double closing_radius_um = 0;  // ≤ 0: max_aperture/2 + one coarsest voxel
   double min_aspect = 4;
   index_t min_voxels = 20;
-  index_t min_grey_voxels = 200;     // the same for a component found mostly in the grey image
-  bool split_touching = true;        // split an accepted crack into the planes of touching cracks
-  int join_gap_vox = 3;              // coplanar pieces up to this many voxels apart are one sheet (0: off)
+  index_t min_grey_voxels = 200;  // the same for a component found mostly in the grey image
+  bool split_touching = true;     // split an accepted crack into the planes of touching cracks
+  int join_gap_vox = 3;           // coplanar pieces up to this many voxels apart are one sheet (0: off)
   // Grey-image branch (used only when a grey image is passed).
   double sheet_threshold = 0.5;
-  SheetnessOptions sheetness;        // contrast ≤ 0: host median − void median of the grey
+  SheetnessOptions sheetness;  // contrast ≤ 0: host median − void median of the grey
 };
 
 struct CrackDetection {
-  Volume<std::uint32_t> ids;         // 0 = no crack, 1..count
+  Volume<std::uint32_t> ids;  // 0 = no crack, 1..count
   std::uint32_t count = 0;
-  double max_aperture_um = 0;        // the values actually used
+  double max_aperture_um = 0;  // the values actually used
   double closing_radius_um = 0;
   double contrast = 0;               // grey contrast used for sheetness (0 without grey)
   index_t void_voxels = 0;           // labelled void

@@ -9,10 +9,12 @@
 namespace vp {
 
 int SkeletonGraph::junction_count() const {
-  return static_cast<int>(std::count_if(nodes.begin(), nodes.end(), [](const SkeletonNode& n) { return n.kind == NodeKind::junction; }));
+  return static_cast<int>(
+      std::count_if(nodes.begin(), nodes.end(), [](const SkeletonNode& n) { return n.kind == NodeKind::junction; }));
 }
 int SkeletonGraph::end_count() const {
-  return static_cast<int>(std::count_if(nodes.begin(), nodes.end(), [](const SkeletonNode& n) { return n.kind == NodeKind::end; }));
+  return static_cast<int>(
+      std::count_if(nodes.begin(), nodes.end(), [](const SkeletonNode& n) { return n.kind == NodeKind::end; }));
 }
 int SkeletonGraph::cycle_count() const {
   int c = 0;

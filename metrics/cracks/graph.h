@@ -35,9 +35,9 @@ struct SkeletonBranch {
 struct SkeletonNetwork {
   int nodes = 0, branches = 0;
   int junctions = 0, ends = 0;
-  int cycles = 0;               // branches − nodes + 1
+  int cycles = 0;  // branches − nodes + 1
   index_t voxels = 0;
-  double length_um = 0;         // total branch length
+  double length_um = 0;  // total branch length
 };
 
 struct SkeletonGraph {
@@ -47,7 +47,7 @@ struct SkeletonGraph {
 
   int junction_count() const;
   int end_count() const;
-  int cycle_count() const;        // Σ over networks
+  int cycle_count() const;  // Σ over networks
   double total_length_um() const;
 };
 

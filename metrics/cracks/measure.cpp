@@ -35,7 +35,8 @@ std::map<std::uint32_t, std::vector<index_t>> crack_members(const Volume<std::ui
 }
 
 void measure_particles(const Volume<std::uint8_t>& labels, const Volume<std::uint32_t>& cracks,
-                       const Volume<std::uint32_t>& particles, const std::array<bool, 256>& host, CrackMeasurements& out) {
+                       const Volume<std::uint32_t>& particles, const std::array<bool, 256>& host,
+                       CrackMeasurements& out) {
   if (!(particles.dims() == labels.dims()))
     throw InputError("crack measures: particle ids " + to_string(particles.dims()) + " and labels " +
                      to_string(labels.dims()) + " differ in size");
@@ -48,7 +49,8 @@ void measure_particles(const Volume<std::uint8_t>& labels, const Volume<std::uin
         const index_t i = labels.index(x, y, z);
         if (host[labels[i]] && particles[i]) host_ids.insert(particles[i]);
         if (!cracks[i]) continue;
-        const index_t nb[6][3] = {{x - 1, y, z}, {x + 1, y, z}, {x, y - 1, z}, {x, y + 1, z}, {x, y, z - 1}, {x, y, z + 1}};
+        const index_t nb[6][3] = {{x - 1, y, z}, {x + 1, y, z}, {x, y - 1, z},
+                                  {x, y + 1, z}, {x, y, z - 1}, {x, y, z + 1}};
         for (const auto& p : nb) {
           if (p[0] < 0 || p[1] < 0 || p[2] < 0 || p[0] >= d.x || p[1] >= d.y || p[2] >= d.z) continue;
           const index_t j = labels.index(p[0], p[1], p[2]);
@@ -115,11 +117,13 @@ CrackMeasurements measure_cracks(const Volume<std::uint8_t>& labels, const Volum
     double sum = 0;
     for (index_t v : voxels) {
       sum += thickness[v];
-      c.aperture_local_thickness_max_um = std::max(c.aperture_local_thickness_max_um, static_cast<double>(thickness[v]));
+      c.aperture_local_thickness_max_um =
+          std::max(c.aperture_local_thickness_max_um, static_cast<double>(thickness[v]));
     }
     c.aperture_local_thickness_mean_um = sum / static_cast<double>(voxels.size());
     lt_sum += sum;
-    out.aperture_local_thickness_max_um = std::max(out.aperture_local_thickness_max_um, c.aperture_local_thickness_max_um);
+    out.aperture_local_thickness_max_um =
+        std::max(out.aperture_local_thickness_max_um, c.aperture_local_thickness_max_um);
     out.aperture_max_um = std::max(out.aperture_max_um, c.aperture_max_um);
     out.crack_area_um2 += c.area_um2;
     const int bin = std::min(8, static_cast<int>(c.angle_to_pressing_axis_deg / 10.0));
@@ -150,7 +154,8 @@ CrackMeasurements measure_cracks(const Volume<std::uint8_t>& labels, const Volum
     out.skeleton_cycles = g.cycle_count();
     out.total_length_um = g.total_length_um();
     std::vector<std::uint32_t> network_crack(g.networks.size(), 0);
-    for (const auto& node : g.nodes) network_crack[static_cast<std::size_t>(node.network)] = cracks[node.voxels.front()];
+    for (const auto& node : g.nodes)
+      network_crack[static_cast<std::size_t>(node.network)] = cracks[node.voxels.front()];
     for (std::size_t k = 0; k < g.networks.size(); ++k)
       out.cracks[index_of(network_crack[k])].length_um += g.networks[k].length_um;
   }

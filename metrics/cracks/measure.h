@@ -47,30 +47,30 @@ struct CrackProperties {
   Vec3 centroid_um{0, 0, 0};
   Vec3 normal{0, 0, 1};
   double angle_to_pressing_axis_deg = 0;
-  double aspect = 0;               // sheet_aspect
-  double length_um = 0;            // skeleton length
-  int network = 0;                 // index of its void network (0-based)
+  double aspect = 0;     // sheet_aspect
+  double length_um = 0;  // skeleton length
+  int network = 0;       // index of its void network (0-based)
 };
 
 struct CrackMeasureOptions {
   std::vector<int> host_labels;
   std::vector<int> void_labels;
   int pressing_axis = 2;
-  int connectivity = 26;                       // networks and short-circuit paths
+  int connectivity = 26;                             // networks and short-circuit paths
   const Volume<std::uint32_t>* particles = nullptr;  // optional particle ids (0 = none)
-  bool skeleton = true;                        // false: skip the skeleton lengths (faster)
+  bool skeleton = true;                              // false: skip the skeleton lengths (faster)
 };
 
 struct CrackMeasurements {
   std::vector<CrackProperties> cracks;
   index_t crack_voxels = 0;
-  double host_volume_um3 = 0;          // host region: host ∪ cracks
+  double host_volume_um3 = 0;  // host region: host ∪ cracks
   double crack_volume_um3 = 0;
   double crack_volume_fraction = 0;
-  double crack_area_um2 = 0;           // Σ per-crack area
-  double crack_surface_density = 0;    // µm⁻¹
-  double aperture_mean_um = 0;         // Σ crack volume / Σ crack area (NaN when no cracks)
-  double aperture_max_um = 0;          // max over cracks (NaN when no cracks)
+  double crack_area_um2 = 0;                    // Σ per-crack area
+  double crack_surface_density = 0;             // µm⁻¹
+  double aperture_mean_um = 0;                  // Σ crack volume / Σ crack area (NaN when no cracks)
+  double aperture_max_um = 0;                   // max over cracks (NaN when no cracks)
   double aperture_local_thickness_mean_um = 0;  // over all crack voxels
   double aperture_local_thickness_max_um = 0;
   double total_length_um = 0;
@@ -79,7 +79,7 @@ struct CrackMeasurements {
   double largest_network_fraction = 0;
   // Area-weighted distribution of the normal's angle to the pressing axis, 9 bins of 10°.
   std::array<double, 9> orientation_histogram{};
-  double orientation_mean_deg = 0;     // area-weighted mean angle (NaN when no cracks)
+  double orientation_mean_deg = 0;  // area-weighted mean angle (NaN when no cracks)
   // Particles (only when particle ids were given).
   bool has_particles = false;
   int host_particles = 0, cracked_particles = 0;

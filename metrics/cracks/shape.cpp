@@ -45,9 +45,8 @@ void symmetric_eigen(const std::array<std::array<double, 3>, 3>& m, std::array<d
     values[r] = a[c][c];
     Vec3 e{v[0][c], v[1][c], v[2][c]};
     // Sign convention: the largest component positive, so results are reproducible.
-    const int big = static_cast<int>(std::max_element(e.begin(), e.end(), [](double x, double y) {
-                                       return std::abs(x) < std::abs(y);
-                                     }) - e.begin());
+    const int big = static_cast<int>(
+        std::max_element(e.begin(), e.end(), [](double x, double y) { return std::abs(x) < std::abs(y); }) - e.begin());
     if (e[big] < 0)
       for (double& x : e) x = -x;
     vectors[r] = e;
@@ -112,7 +111,8 @@ SheetGeometry sheet_geometry(const std::vector<index_t>& voxels, const Dims& d, 
     while (b < columns.size() && columns[b] == columns[a]) ++b;
     ++distinct;
     longest = std::max<index_t>(longest, static_cast<index_t>(b - a));
-    const double across = static_cast<double>(columns[a] % d[i]) * h[i] * pi + static_cast<double>(columns[a] / d[i]) * h[j] * pj;
+    const double across =
+        static_cast<double>(columns[a] % d[i]) * h[i] * pi + static_cast<double>(columns[a] / d[i]) * h[j] * pj;
     lo = std::min(lo, across);
     hi = std::max(hi, across);
     a = b;

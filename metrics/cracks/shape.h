@@ -11,9 +11,9 @@
 namespace vp {
 
 struct PrincipalAxes {
-  Vec3 centroid_um{0, 0, 0};           // mean voxel centre, origin included
-  std::array<double, 3> variance{};     // µm², descending: along axis[0] ≥ axis[1] ≥ axis[2]
-  std::array<Vec3, 3> axis{};           // unit vectors; axis[2] = the sheet normal
+  Vec3 centroid_um{0, 0, 0};         // mean voxel centre, origin included
+  std::array<double, 3> variance{};  // µm², descending: along axis[0] ≥ axis[1] ≥ axis[2]
+  std::array<Vec3, 3> axis{};        // unit vectors; axis[2] = the sheet normal
 };
 
 // Covariance of the voxel centres (linear indices into a volume of `dims`), each voxel also

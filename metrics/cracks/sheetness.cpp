@@ -83,8 +83,8 @@ void eigenvalues(double a00, double a01, double a02, double a11, double a12, dou
   const double p = std::sqrt(p2 / 6);
   const double b00 = (a00 - q) / p, b11 = (a11 - q) / p, b22 = (a22 - q) / p, b01 = a01 / p, b02 = a02 / p,
                b12 = a12 / p;
-  const double r = std::clamp((b00 * (b11 * b22 - b12 * b12) - b01 * (b01 * b22 - b12 * b02) + b02 * (b01 * b12 - b11 * b02)) / 2,
-                              -1.0, 1.0);
+  const double r = std::clamp(
+      (b00 * (b11 * b22 - b12 * b12) - b01 * (b01 * b22 - b12 * b02) + b02 * (b01 * b12 - b11 * b02)) / 2, -1.0, 1.0);
   const double phi = std::acos(r) / 3;
   out[0] = q + 2 * p * std::cos(phi);
   out[2] = q + 2 * p * std::cos(phi + 2 * M_PI / 3);
@@ -125,7 +125,8 @@ Volume<float> dark_sheetness(const Volume<float>& grey, const SheetnessOptions& 
   Volume<float> best = grey.like<float>(d, 0.0f);
   const double c = o.contrast_fraction * o.contrast;
   const double valley = o.valley_fraction * o.contrast;
-  const double below_host = std::isfinite(o.host_level) ? o.host_level - valley : std::numeric_limits<double>::infinity();
+  const double below_host =
+      std::isfinite(o.host_level) ? o.host_level - valley : std::numeric_limits<double>::infinity();
   const double floor_m = 0.05;  // negligible responses skip the valley test
   Volume<float> g = grey.like<float>(d), work = grey.like<float>(d);
 
@@ -167,8 +168,8 @@ Volume<float> dark_sheetness(const Volume<float>& grey, const SheetnessOptions& 
             if (l[2] <= 0) continue;
             const double rs = std::abs(l[1]) / l[2];
             const double rb = std::abs(2 * l[2] - std::abs(l[1]) - std::abs(l[0])) / l[2];
-            const double m = std::exp(-rs * rs / (2 * o.alpha * o.alpha)) *
-                             (1 - std::exp(-rb * rb / (2 * o.beta * o.beta))) * m_s;
+            const double m =
+                std::exp(-rs * rs / (2 * o.alpha * o.alpha)) * (1 - std::exp(-rb * rb / (2 * o.beta * o.beta))) * m_s;
             if (m < floor_m || m <= best[i]) continue;
             // Valley test along the sheet normal (the eigenvector of the largest eigenvalue).
             const double A[3][3] = {{hxx, hxy, hxz}, {hxy, hyy, hyz}, {hxz, hyz, hzz}};

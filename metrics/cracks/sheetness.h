@@ -27,7 +27,7 @@ struct SheetnessOptions {
   std::vector<double> scales_vox{1, 2, 3};  // σ in voxels of the finest spacing
   double alpha = 0.5;
   double beta = 0.5;
-  double contrast = 0;            // host − void grey level; must be > 0
+  double contrast = 0;  // host − void grey level; must be > 0
   double contrast_fraction = 0.15;
   double valley_fraction = 0.1;
   // When finite: the sheet centre's smoothed grey must also lie valley_fraction × contrast

@@ -36,9 +36,8 @@ ShortCircuitRisk short_circuit_risk(const Volume<std::uint8_t>& network, const S
     }
   // Radii against the whole network (a pore beside the path widens it).
   const Volume<float> r2 = squared_distance_to_boundary(network);
-  tbb::parallel_sort(voxels.begin(), voxels.end(), [&](index_t a, index_t b) {
-    return r2[a] != r2[b] ? r2[a] > r2[b] : a < b;
-  });
+  tbb::parallel_sort(voxels.begin(), voxels.end(),
+                     [&](index_t a, index_t b) { return r2[a] != r2[b] ? r2[a] > r2[b] : a < b; });
 
   // Union-find over voxels, plus two virtual nodes for the faces.
   const index_t n = network.size();

@@ -20,9 +20,9 @@ constexpr int bit_index(int dx, int dy, int dz) { return (dx + 1) + 3 * (dy + 1)
 struct CubeTables {
   std::array<std::uint32_t, 27> adj26{};
   std::array<std::uint32_t, 27> adj6{};
-  std::uint32_t n18 = 0;          // positions with |dx|+|dy|+|dz| in 1..2
-  std::uint32_t n6 = 0;           // the centre's 6-neighbours
-  std::array<int, 256> phi8{};    // 8 × Euler contribution of one lattice vertex, by its 2×2×2 block
+  std::uint32_t n18 = 0;        // positions with |dx|+|dy|+|dz| in 1..2
+  std::uint32_t n6 = 0;         // the centre's 6-neighbours
+  std::array<int, 256> phi8{};  // 8 × Euler contribution of one lattice vertex, by its 2×2×2 block
 
   CubeTables() {
     for (int i = 0; i < 27; ++i) {
@@ -106,8 +106,7 @@ struct Padded {
     for (index_t z = 0; z < d.z; ++z)
       for (index_t y = 0; y < d.y; ++y)
         for (index_t x = 0; x < d.x; ++x) v[at(x + 1, y + 1, z + 1)] = mask(x, y, z) != 0;
-    for (int i = 0; i < 27; ++i)
-      offset[i] = (i % 3 - 1) + dims.x * ((i / 3 % 3 - 1) + dims.y * (i / 9 - 1));
+    for (int i = 0; i < 27; ++i) offset[i] = (i % 3 - 1) + dims.x * ((i / 3 % 3 - 1) + dims.y * (i / 9 - 1));
   }
   std::size_t at(index_t x, index_t y, index_t z) const {
     return static_cast<std::size_t>(x + dims.x * (y + dims.y * z));

@@ -132,7 +132,8 @@ SlabClusters slab_clusters(const Volume<std::uint8_t>& mask, const ZSlabLayout& 
   joins.erase(std::unique(joins.begin(), joins.end()), joins.end());
 
   // Rank 0 merges: one entry per cluster of the whole volume.
-  if (n > std::numeric_limits<int>::max() || static_cast<std::int64_t>(joins.size()) * 2 > std::numeric_limits<int>::max())
+  if (n > std::numeric_limits<int>::max() ||
+      static_cast<std::int64_t>(joins.size()) * 2 > std::numeric_limits<int>::max())
     throw ComputeError("slab clusters: more than 2^31 clusters or joins on one rank");
   const int my_n = static_cast<int>(n), my_joins = static_cast<int>(joins.size() * 2);
   std::vector<int> counts(static_cast<std::size_t>(size)), join_counts(static_cast<std::size_t>(size));

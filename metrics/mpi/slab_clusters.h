@@ -29,21 +29,21 @@ inline int comm_size(MPI_Comm comm) {
 }
 
 struct SlabClusterOptions {
-  int connectivity = 6;    // 6, 18 or 26
-  int axis = -1;           // face reachability along this axis (0..2); -1: none
-  bool periodic = false;   // the side faces (the axes other than `axis`) wrap; connectivity 6 only
-  bool enclosed = false;   // also count the clusters that touch no face of the volume (cavities)
-  bool roots = false;      // also return each local cluster's whole-volume cluster (SlabClusters::root)
+  int connectivity = 6;   // 6, 18 or 26
+  int axis = -1;          // face reachability along this axis (0..2); -1: none
+  bool periodic = false;  // the side faces (the axes other than `axis`) wrap; connectivity 6 only
+  bool enclosed = false;  // also count the clusters that touch no face of the volume (cavities)
+  bool roots = false;     // also return each local cluster's whole-volume cluster (SlabClusters::root)
 };
 
 struct SlabClusters {
-  Clusters local;                        // this slab's labelling (ids 1..local.count)
-  std::vector<std::uint8_t> reach;       // per local id: bit 0 reaches the low face, bit 1 the high face
-  std::int64_t global_count = 0;         // clusters of the whole volume
+  Clusters local;                   // this slab's labelling (ids 1..local.count)
+  std::vector<std::uint8_t> reach;  // per local id: bit 0 reaches the low face, bit 1 the high face
+  std::int64_t global_count = 0;    // clusters of the whole volume
   // Whole-volume voxel counts (same on every rank) of the phase and of the voxels connected to
   // both faces / exactly one / neither (the last three only with an axis).
   std::int64_t phase_voxels = 0, percolating = 0, dead_end = 0, isolated = 0;
-  std::int64_t enclosed = 0;             // clusters touching no face of the volume (options.enclosed)
+  std::int64_t enclosed = 0;  // clusters touching no face of the volume (options.enclosed)
   // Per local id (options.roots): the whole-volume cluster it belongs to, named by the smallest
   // global id (rank offset + local id − 1) of its parts, so the same on every rank that holds it.
   std::vector<std::int64_t> root;

@@ -93,7 +93,8 @@ CrackNetworks slab_crack_networks(const Volume<std::uint8_t>& labels, const Volu
   }
   std::vector<std::int64_t> flat;
   flat.reserve(parts.size() * 4);
-  for (const auto& [id, p] : parts) flat.insert(flat.end(), {static_cast<std::int64_t>(id), p.voxels, p.first, p.network});
+  for (const auto& [id, p] : parts)
+    flat.insert(flat.end(), {static_cast<std::int64_t>(id), p.voxels, p.first, p.network});
   const std::vector<std::int64_t> all = gather_to_root(flat, comm);
 
   std::int64_t ints[2] = {0, 0};  // crack count, network count

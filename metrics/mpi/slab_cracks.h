@@ -29,14 +29,14 @@ struct CrackNetworkOptions {
 
 // The fields of CrackMeasurements (metrics/cracks/measure.h) of the same names.
 struct CrackNetworks {
-  std::int64_t crack_count = 0;        // distinct crack ids
+  std::int64_t crack_count = 0;  // distinct crack ids
   std::int64_t crack_voxels = 0;
-  double host_volume_um3 = 0;          // host ∪ cracks
+  double host_volume_um3 = 0;  // host ∪ cracks
   double crack_volume_um3 = 0;
   double crack_volume_fraction = 0;
   int network_count = 0;
   double largest_network_fraction = 0;
-  std::array<bool, 3> percolates{};                 // short_circuit[axis].percolates
+  std::array<bool, 3> percolates{};                  // short_circuit[axis].percolates
   std::array<std::int64_t, 3> percolating_voxels{};  // short_circuit[axis].percolating_voxels
 };
 

@@ -53,9 +53,8 @@ HaloSlab with_z_halo(const Volume<std::uint8_t>& slab, const ZSlabLayout& layout
   // My last plane goes up (it is the plane below of the rank above), my first plane goes down.
   MPI_Sendrecv(slab.data() + (d.z - 1) * plane, static_cast<int>(plane), MPI_UINT8_T, up, 81, ext,
                static_cast<int>(plane), MPI_UINT8_T, down, 81, comm, MPI_STATUS_IGNORE);
-  MPI_Sendrecv(slab.data(), static_cast<int>(plane), MPI_UINT8_T, down, 82,
-               ext + (out.below + d.z) * plane, static_cast<int>(plane), MPI_UINT8_T, up, 82, comm,
-               MPI_STATUS_IGNORE);
+  MPI_Sendrecv(slab.data(), static_cast<int>(plane), MPI_UINT8_T, down, 82, ext + (out.below + d.z) * plane,
+               static_cast<int>(plane), MPI_UINT8_T, up, 82, comm, MPI_STATUS_IGNORE);
   out.halo_bytes = (out.below + out.above) * plane;
   return out;
 }
@@ -72,8 +71,7 @@ std::array<index_t, 256> slab_count_labels(const Volume<std::uint8_t>& slab, MPI
 
 InterfaceAreas slab_interface_areas(const HaloSlab& labels, const std::vector<int>& label_set,
                                     const ZSlabLayout& layout, MPI_Comm comm) {
-  CroftonCrossings c =
-      crofton_crossings(labels.volume, label_set, labels.below, labels.volume.dims().z - labels.above);
+  CroftonCrossings c = crofton_crossings(labels.volume, label_set, labels.below, labels.volume.dims().z - labels.above);
   if (c.counts.size() > static_cast<std::size_t>(std::numeric_limits<int>::max()))
     throw ComputeError("slab metrics: too many label pairs to merge");
   MPI_Allreduce(MPI_IN_PLACE, c.counts.data(), static_cast<int>(c.counts.size()), MPI_INT64_T, MPI_SUM, comm);

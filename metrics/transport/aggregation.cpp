@@ -199,10 +199,12 @@ CoarseLevel coarsen_graph(CoarseLevel& S, bool by_strength) {
   // piece only if it is strong.
   std::vector<float> strongest(S.nodes(), 0.0f);
   if (by_strength)
-    tbb::parallel_for(tbb::blocked_range<std::size_t>(0, S.nodes(), 1 << 14), [&](const tbb::blocked_range<std::size_t>& r) {
-      for (std::size_t i = r.begin(); i < r.end(); ++i)
-        for (std::uint32_t e = S.row[i]; e < S.row[i + 1]; ++e) strongest[i] = std::max(strongest[i], S.weight[e]);
-    });
+    tbb::parallel_for(tbb::blocked_range<std::size_t>(0, S.nodes(), 1 << 14),
+                      [&](const tbb::blocked_range<std::size_t>& r) {
+                        for (std::size_t i = r.begin(); i < r.end(); ++i)
+                          for (std::uint32_t e = S.row[i]; e < S.row[i + 1]; ++e)
+                            strongest[i] = std::max(strongest[i], S.weight[e]);
+                      });
   parallel_rows(g, [&](index_t Y, index_t Z) {
     std::vector<std::uint32_t> items;
     std::vector<int> uf, label;

@@ -136,7 +136,8 @@ transport::FaceCurrents restarted_cg(const transport::FineLevel& fine, transport
       });
     }
     if (out.iterations == iterations_before) {  // no step possible: rounding floor reached
-      out.status = out.residual <= options.tolerance && out.flux_balance <= options.flux_balance ? "ok" : "not_converged";
+      out.status =
+          out.residual <= options.tolerance && out.flux_balance <= options.flux_balance ? "ok" : "not_converged";
       break;
     }
   }
@@ -180,8 +181,7 @@ TransportResult solve_transport(const Volume<std::uint8_t>& labels, const Conduc
     code_of_value.emplace(conductivity[l], 0);
   }
   out.conducting_fraction = conducting / total;
-  if (code_of_value.size() > 255)
-    throw InputError("transport: more than 255 distinct conductivities in one volume");
+  if (code_of_value.size() > 255) throw InputError("transport: more than 255 distinct conductivities in one volume");
   std::vector<double> code_value{0.0};
   for (auto& [value, code] : code_of_value) {
     code = static_cast<std::uint8_t>(code_value.size());

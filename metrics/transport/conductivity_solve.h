@@ -27,8 +27,8 @@
 #pragma once
 
 #include <array>
-#include <optional>
 #include <limits>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -41,41 +41,41 @@ namespace vp {
 using ConductivityTable = std::array<double, 256>;
 
 struct TransportOptions {
-  int axis = 2;                  // 0 = x, 1 = y, 2 = z
-  bool periodic = false;         // the four side faces wrap (inlet/outlet never do)
-  double tolerance = 1e-6;       // relative residual ‖b − Ax‖₂/‖b‖₂
-  double flux_balance = 1e-4;    // |I_in − I_out| / |I_in|
-  long max_iterations = 1000;    // CG iterations in all
-  bool keep_fields = false;      // return potential and current-density volumes
-  bool keep_profile = true;      // return the through-plane profile
+  int axis = 2;                // 0 = x, 1 = y, 2 = z
+  bool periodic = false;       // the four side faces wrap (inlet/outlet never do)
+  double tolerance = 1e-6;     // relative residual ‖b − Ax‖₂/‖b‖₂
+  double flux_balance = 1e-4;  // |I_in − I_out| / |I_in|
+  long max_iterations = 1000;  // CG iterations in all
+  bool keep_fields = false;    // return potential and current-density volumes
+  bool keep_profile = true;    // return the through-plane profile
 };
 
 // One slice perpendicular to the transport axis.
 struct ProfileSlice {
-  double position_um = 0;        // slice centre along the axis
-  double current_in = 0;         // current through the slice's inlet-side face
-  double potential_mean = 0;     // mean potential over its percolating voxels (NaN if none)
+  double position_um = 0;           // slice centre along the axis
+  double current_in = 0;            // current through the slice's inlet-side face
+  double potential_mean = 0;        // mean potential over its percolating voxels (NaN if none)
   double percolating_fraction = 0;  // percolating voxels / voxels of the slice
 };
 
 struct TransportResult {
   int axis = 2;
-  std::string status;            // "ok", "not_percolating", "not_converged"
-  double sigma_eff = 0;          // unit of the conductivities
-  double tau = 0;                // Σ ε_i σ_i / σ_eff (∞ when not percolating)
-  double macmullin = 0;          // σ_ref / σ_eff
-  double sigma_ref = 0;          // largest conductivity of the phases present
+  std::string status;    // "ok", "not_percolating", "not_converged"
+  double sigma_eff = 0;  // unit of the conductivities
+  double tau = 0;        // Σ ε_i σ_i / σ_eff (∞ when not percolating)
+  double macmullin = 0;  // σ_ref / σ_eff
+  double sigma_ref = 0;  // largest conductivity of the phases present
   // The conducting phases' volume fractions (JSON keys "porosity" / "porosity_percolating":
   // the conducting phase is the pore in a binary solve, not in a multi-phase one).
-  double conducting_fraction = 0;   // fraction of voxels with σ > 0 (whole image)
-  double percolating_fraction = 0;  // fraction of voxels with σ > 0 connected to both faces
-  long iterations = 0;           // CG iterations
-  double residual = 0;           // final relative residual ‖b − Ax‖/‖b‖
+  double conducting_fraction = 0;    // fraction of voxels with σ > 0 (whole image)
+  double percolating_fraction = 0;   // fraction of voxels with σ > 0 connected to both faces
+  long iterations = 0;               // CG iterations
+  double residual = 0;               // final relative residual ‖b − Ax‖/‖b‖
   double flux_in = 0, flux_out = 0;  // currents through the inlet / outlet (unit·µm·V)
-  double flux_balance = 0;       // |I_in − I_out| / |I_in|
-  double seconds = 0;            // wall time of this axis (connectivity + solve)
+  double flux_balance = 0;           // |I_in − I_out| / |I_in|
+  double seconds = 0;                // wall time of this axis (connectivity + solve)
   int multigrid_levels = 0;
-  double length_um = 0, area_um2 = 0;  // L and A used in σ_eff
+  double length_um = 0, area_um2 = 0;            // L and A used in σ_eff
   std::optional<Volume<float>> potential;        // V (inlet 1, outlet 0); 0 where no current flows
   std::optional<Volume<float>> current_density;  // |j| at voxel centres, unit·V/µm
   std::vector<ProfileSlice> profile;

@@ -198,12 +198,9 @@ std::vector<double> plane_currents(const FineLevel& fine, const double* x) {
         p[a] = t < N ? t : N - 1, p[b] = u, p[d] = w;
         const Cell c = cell_at(g, p[0], p[1], p[2]);
         if (!v.active(c)) continue;
-        if (t == 0)
-          sum += static_cast<double>(v.electrode_low(c)) * (1.0 - x[c.i]);
-        else if (t == N)
-          sum += static_cast<double>(v.electrode_high(c)) * x[c.i];
-        else
-          sum += static_cast<double>(v.coupling(c, 2 * a)) * (x[c.nb[2 * a]] - x[c.i]);
+        if (t == 0) sum += static_cast<double>(v.electrode_low(c)) * (1.0 - x[c.i]);
+        else if (t == N) sum += static_cast<double>(v.electrode_high(c)) * x[c.i];
+        else sum += static_cast<double>(v.coupling(c, 2 * a)) * (x[c.nb[2 * a]] - x[c.i]);
       }
     out[static_cast<std::size_t>(t)] = sum;
   });

@@ -95,9 +95,10 @@ void restrict_graph(const CoarseLevel& S, const float* b, const float* x, Coarse
 }
 
 void prolong_graph(const CoarseLevel& S, const CoarseLevel& C, float* x) {
-  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, S.nodes(), 1 << 14), [&](const tbb::blocked_range<std::size_t>& r) {
-    for (std::size_t i = r.begin(); i < r.end(); ++i) x[i] += C.x[S.parent[i]];
-  });
+  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, S.nodes(), 1 << 14),
+                    [&](const tbb::blocked_range<std::size_t>& r) {
+                      for (std::size_t i = r.begin(); i < r.end(); ++i) x[i] += C.x[S.parent[i]];
+                    });
 }
 
 }  // namespace
@@ -213,10 +214,8 @@ Multigrid::Multigrid(const FineLevel& fine, index_t coarsest_cells) : fine_(fine
       coarse_.push_back(std::move(next));
     }
   }
-  if (coarse_.empty())
-    coarsest_ = std::make_unique<Coarsest>(FineView{fine});
-  else
-    coarsest_ = std::make_unique<Coarsest>(coarse_.back());
+  if (coarse_.empty()) coarsest_ = std::make_unique<Coarsest>(FineView{fine});
+  else coarsest_ = std::make_unique<Coarsest>(coarse_.back());
 }
 
 Multigrid::~Multigrid() = default;
@@ -232,10 +231,8 @@ std::size_t Multigrid::bytes() const {
 void Multigrid::precondition(const float* r, float* z) {
   const auto n = static_cast<std::size_t>(fine_.grid.count());
   std::fill_n(z, n, 0.0f);
-  if (coarse_.empty())
-    coarsest_->solve(r, z);
-  else
-    cycle(0, r, z);
+  if (coarse_.empty()) coarsest_->solve(r, z);
+  else cycle(0, r, z);
 }
 
 void Multigrid::cycle(int level, const float* b, float* x) {

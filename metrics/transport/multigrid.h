@@ -74,10 +74,10 @@ struct Grid {
 struct FineLevel {
   Grid grid;
   const std::uint8_t* code = nullptr;
-  int codes = 1;                            // number of codes incl. 0
-  std::array<std::vector<float>, 3> face;   // [a][ci * codes + cj]: face conductance along a
-  std::vector<float> dirichlet;             // [c]: coupling of a boundary voxel to its electrode
-  std::vector<std::uint8_t> no_code;        // grid.n[0] zeros: stands in for a missing neighbour row
+  int codes = 1;                           // number of codes incl. 0
+  std::array<std::vector<float>, 3> face;  // [a][ci * codes + cj]: face conductance along a
+  std::vector<float> dirichlet;            // [c]: coupling of a boundary voxel to its electrode
+  std::vector<std::uint8_t> no_code;       // grid.n[0] zeros: stands in for a missing neighbour row
   // The same tables in double: the true residual and the currents use these, so that
   // rounding the conductances to float never reaches σ_eff.
   std::array<std::vector<double>, 3> face_exact;
@@ -91,15 +91,15 @@ struct FineLevel {
 // cell; couplings (both directions, CSR) join nodes of face-adjacent cells only.
 struct CoarseLevel {
   Grid grid;
-  std::vector<std::uint32_t> cell_start;    // grid.count()+1: the nodes of cell c are [cell_start[c], cell_start[c+1])
-  std::vector<std::uint32_t> pattern;       // first coarse level only: piece of child dx+2dy+4dz of each cell in
-                                            // bits 4k..4k+3 (0xF: no current)
-  std::vector<std::uint32_t> row, col;      // couplings of node i: col/weight[row[i] .. row[i+1])
+  std::vector<std::uint32_t> cell_start;  // grid.count()+1: the nodes of cell c are [cell_start[c], cell_start[c+1])
+  std::vector<std::uint32_t> pattern;     // first coarse level only: piece of child dx+2dy+4dz of each cell in
+                                          // bits 4k..4k+3 (0xF: no current)
+  std::vector<std::uint32_t> row, col;    // couplings of node i: col/weight[row[i] .. row[i+1])
   std::vector<float> weight;
-  std::vector<float> electrode;             // coupling to the electrodes (inlet + outlet)
-  std::vector<std::uint32_t> parent;        // node of the next coarser level holding this one (empty on the last)
-  std::vector<float> x, b;                  // correction and right-hand side of this level
-  std::vector<float> c2, w;                 // K-cycle work vectors (c₁ is built in x, r₁ in b)
+  std::vector<float> electrode;       // coupling to the electrodes (inlet + outlet)
+  std::vector<std::uint32_t> parent;  // node of the next coarser level holding this one (empty on the last)
+  std::vector<float> x, b;            // correction and right-hand side of this level
+  std::vector<float> c2, w;           // K-cycle work vectors (c₁ is built in x, r₁ in b)
   std::size_t nodes() const { return electrode.size(); }
 };
 

@@ -226,17 +226,21 @@ void add_stage_flags(CLI::App& app, const Stage& stage, const std::vector<std::s
     const bool bare = spec->type == ParamType::boolean && spec->default_yaml == "false";
     if (!bare && !spec->default_yaml.empty()) help += " (default " + spec->default_yaml + ")";
     if (bare)
-      app.add_flag_callback(flag_of(name), [&values, name] { values[name] = "true"; }, help);
+      app.add_flag_callback(
+          flag_of(name), [&values, name] { values[name] = "true"; }, help);
     else
       app.add_option_function<std::string>(flag_of(name), flag_setter(values, *spec), help)
-          ->type_name(spec->type == ParamType::integer ? "INT" : spec->type == ParamType::number ? "NUMBER" : "TEXT");
+          ->type_name(spec->type == ParamType::integer  ? "INT"
+                      : spec->type == ParamType::number ? "NUMBER"
+                                                        : "TEXT");
   }
 }
 
 void add_stage_flag_alias(CLI::App& app, const Stage& stage, const std::string& alias, const std::string& name,
-                         std::map<std::string, std::string>& values) {
+                          std::map<std::string, std::string>& values) {
   const std::vector<ParamSpec> specs = stage.params();
-  app.add_option_function<std::string>(alias, flag_setter(values, spec_of(stage, specs, name)), "same as " + flag_of(name))
+  app.add_option_function<std::string>(alias, flag_setter(values, spec_of(stage, specs, name)),
+                                       "same as " + flag_of(name))
       ->group("");  // hidden: --help lists the YAML spelling
 }
 
@@ -244,8 +248,8 @@ void create_output_folder(const std::string& dir, const std::string& flag) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec || !std::filesystem::is_directory(dir))
-    throw InputError(flag + " " + dir + ": cannot create this folder (" + (ec ? ec.message() : "a file of that name exists") +
-                     "); expected a writable folder");
+    throw InputError(flag + " " + dir + ": cannot create this folder (" +
+                     (ec ? ec.message() : "a file of that name exists") + "); expected a writable folder");
   // Writable for real (read-only mounts, /proc, permissions): create and remove a file of our own.
   const std::string probe = (std::filesystem::path(dir) / (".vp-probe-" + std::to_string(::getpid()))).string();
   const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);

@@ -19,12 +19,12 @@ namespace vp {
 struct VolumeArgs {
   std::string path;
   std::string format = "auto";
-  std::string dims;       // "NX,NY,NZ" (raw)
-  std::string dtype;      // raw
+  std::string dims;   // "NX,NY,NZ" (raw)
+  std::string dtype;  // raw
   std::string endian = "little";
   std::uint64_t offset = 0;
-  std::string dataset;    // HDF5
-  std::string spacing;    // "S" or "SX,SY,SZ" in µm; overrides the file's
+  std::string dataset;  // HDF5
+  std::string spacing;  // "S" or "SX,SY,SZ" in µm; overrides the file's
 };
 
 // Adds the positional VOLUME and --format --dims --dtype --endian --offset --dataset --spacing.

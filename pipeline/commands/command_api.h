@@ -32,9 +32,9 @@ std::map<std::string, std::string> cleanup_values(const ClassCleanupFlags& flags
 
 // `voxpress solve`'s flags.
 struct SolveRequest {
-  std::string phase;              // --phase: names or labels, A-B ranges
-  std::string cond;               // --cond: LABEL=VALUE,...
-  std::string axis = "z";         // x, y, z or all
+  std::string phase;       // --phase: names or labels, A-B ranges
+  std::string cond;        // --cond: LABEL=VALUE,...
+  std::string axis = "z";  // x, y, z or all
   // Further `transport` stage values by key, as YAML text ({"tol": "1e-8", "periodic": "true"}):
   // the flags generated from the stage's params(); keys not given take the stage's defaults.
   std::map<std::string, std::string> params;
@@ -65,11 +65,11 @@ extern const std::vector<std::string> kMeasureConnectivityFlags;
 struct CracksRequest {
   std::string host = "electrolyte";  // role or phase names/labels, comma-separated
   std::string void_phases = "pore";
-  bool use_grey = true;              // false: --no-grey-sheetness
+  bool use_grey = true;  // false: --no-grey-sheetness
   // Further `cracks` stage values by key, as YAML text ({"min_aspect": "3"}): the flags generated
   // from the stage's params(); keys not given take the stage's defaults.
   std::map<std::string, std::string> params;
-  std::string out_dir;               // empty: write nothing
+  std::string out_dir;  // empty: write nothing
 };
 
 // Runs the cracks stage on ctx.labels (ctx.grey, ctx.particles when set; pressing axis from

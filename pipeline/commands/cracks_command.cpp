@@ -52,9 +52,9 @@ std::string number_or_dash(const nlohmann::json& v, int precision = 6) {
 void print_table(const nlohmann::json& d) {
   std::cout << "host " << d["host"].get<std::string>() << ", pressing axis " << d["pressing_axis"].get<std::string>()
             << "\n";
-  for (const char* key : {"crack_count", "crack_volume_fraction", "crack_surface_density", "crack_area", "aperture_mean",
-                          "aperture_max", "total_length", "network_count", "largest_network_fraction",
-                          "orientation_mean_deg"}) {
+  for (const char* key :
+       {"crack_count", "crack_volume_fraction", "crack_surface_density", "crack_area", "aperture_mean", "aperture_max",
+        "total_length", "network_count", "largest_network_fraction", "orientation_mean_deg"}) {
     const auto& u = d["units"];
     std::cout << std::left << std::setw(28) << key << ' ' << std::setw(16) << number_or_dash(d[key]) << ' '
               << (u.contains(key) ? u[key].get<std::string>() : "") << "\n";
@@ -68,7 +68,8 @@ void print_table(const nlohmann::json& d) {
   std::cout << "\n"
             << std::right << std::setw(6) << "id" << std::setw(14) << "area_um2" << std::setw(12) << "ap_mean_um"
             << std::setw(12) << "ap_max_um" << std::setw(10) << "nx" << std::setw(10) << "ny" << std::setw(10) << "nz"
-            << std::setw(10) << "angle" << "\n";
+            << std::setw(10) << "angle"
+            << "\n";
   for (const auto& c : d["cracks"]) {
     std::cout << std::setw(6) << c["id"].get<long long>() << std::setw(14) << number_or_dash(c["area_um2"], 5)
               << std::setw(12) << number_or_dash(c["aperture_mean_um"], 4) << std::setw(12)
@@ -80,7 +81,6 @@ void print_table(const nlohmann::json& d) {
     std::cout << std::setprecision(6);
   }
 }
-
 
 // The rows of `cracks --crack-ids`: what merges exactly across z-slabs (slab_cracks.h), the
 // same on one process and under mpirun.
@@ -105,7 +105,8 @@ void print_crack_networks(const CrackNetworkSummary& s, bool json, int ranks) {
                                  {"crack_volume", s.host, "", s.crack_volume_um3, "µm³"},
                                  {"crack_network_count", s.host, "", static_cast<double>(s.network_count), "1"},
                                  {"largest_network_fraction", s.host, "", s.largest_network_fraction, "1"}};
-  for (std::size_t a = 0; a < 3; ++a) rows.push_back({"percolates", "", kAxisNames[a], s.percolates[a] ? 1.0 : 0.0, "1"});
+  for (std::size_t a = 0; a < 3; ++a)
+    rows.push_back({"percolates", "", kAxisNames[a], s.percolates[a] ? 1.0 : 0.0, "1"});
   if (!json) {
     for (const MetricRow& r : rows)
       std::cout << std::left << std::setw(28) << r.metric << ' ' << std::setw(12) << r.phase << ' ' << std::setw(5)
@@ -205,8 +206,8 @@ int crack_networks_distributed(const VolumeArgs& volume, const CrackIdsRequest& 
     if (!(slab.layout.global == layout.global))
       throw InputError(r.path + ": dims " + to_string(slab.layout.global) + " differ from the label volume's " +
                        to_string(layout.global));
-    ids = to_id_volume(slab.read.volume, r.path + " (z " + std::to_string(layout.z0()) + ".." +
-                                             std::to_string(layout.z1() - 1) + ")",
+    ids = to_id_volume(slab.read.volume,
+                       r.path + " (z " + std::to_string(layout.z0()) + ".." + std::to_string(layout.z1() - 1) + ")",
                        labels, "crack id");
     try {
       setup = crack_ids_setup(r, labels.phases);
@@ -230,8 +231,8 @@ int crack_networks_distributed(const VolumeArgs& volume, const CrackIdsRequest& 
   s.largest_network_fraction = n.largest_network_fraction;
   s.percolates = n.percolates;
   s.percolating_voxels = n.percolating_voxels;
-  std::cerr << "voxpress cracks --crack-ids on " << world.size << " MPI ranks: crack-network rows only; not measured: "
-            << kNotFromCrackIds << "\n";
+  std::cerr << "voxpress cracks --crack-ids on " << world.size
+            << " MPI ranks: crack-network rows only; not measured: " << kNotFromCrackIds << "\n";
   print_crack_networks(s, json, world.size);
   return 0;
 }
@@ -271,9 +272,11 @@ int cracks_main(const std::vector<std::string>& args) {
               pressing_axis = "z";
   CracksRequest request;
   bool json = false, no_grey = false;
-  app.add_option("--host", host, "host phase(s), comma-separated: role names (electrolyte, active) or phase names/labels")
+  app.add_option("--host", host,
+                 "host phase(s), comma-separated: role names (electrolyte, active) or phase names/labels")
       ->capture_default_str();
-  app.add_option("--void", void_phases, "void phase(s) cracks consist of (role names or phase names/labels; without --labels: label 0)")
+  app.add_option("--void", void_phases,
+                 "void phase(s) cracks consist of (role names or phase names/labels; without --labels: label 0)")
       ->capture_default_str();
   app.add_option("--grey", grey_path, "grey image of the same volume (adds the Hessian sheet response)");
   app.add_flag("--no-grey-sheetness", no_grey, "read --grey only for the slice PNGs");
@@ -282,7 +285,8 @@ int cracks_main(const std::vector<std::string>& args) {
   app.add_option("--particles", particles_path, "particle-id volume (same dims) for per-particle crack metrics");
   app.add_option("--pressing-axis", pressing_axis, "x, y or z")->capture_default_str();
   add_stage_flags(app, cracks_stage(), kCracksFlags, request.params);
-  app.add_option("--out", out_dir, "folder for cracks.csv, crack_ids.tif and cracks_xy/xz/yz.png (default: write nothing)");
+  app.add_option("--out", out_dir,
+                 "folder for cracks.csv, crack_ids.tif and cracks_xy/xz/yz.png (default: write nothing)");
   app.add_flag("--json", json, "print the results as JSON");
   std::string crack_ids_path;
   app.add_option("--crack-ids", crack_ids_path,
@@ -293,7 +297,8 @@ int cracks_main(const std::vector<std::string>& args) {
   if (!crack_ids_path.empty()) {
     for (const char* flag : {"--grey", "--particles", "--out", "--no-grey-sheetness"})
       if (app.count(flag))
-        throw InputError(std::string(flag) + " does not apply with --crack-ids (the cracks are given, only their "
+        throw InputError(std::string(flag) +
+                         " does not apply with --crack-ids (the cracks are given, only their "
                          "networks and percolation are measured)");
     for (const auto& [key, value] : request.params)
       if (key != "connectivity")
@@ -308,9 +313,11 @@ int cracks_main(const std::vector<std::string>& args) {
 #if VP_MPI
   // Detection needs the whole volume (closing, local thickness, whole-crack shapes).
   if (launched_by_mpirun() && mpi_world().size > 1)
-    throw InputError("cracks: detection needs the whole volume, so it does not run on z-slabs; under mpirun -np " +
-                     std::to_string(mpi_world().size) + " give --crack-ids IDS (crack_ids.tif of `voxpress cracks "
-                     "--out DIR` without mpirun, or a phantom's --ids) to measure crack networks and percolation on slabs");
+    throw InputError(
+        "cracks: detection needs the whole volume, so it does not run on z-slabs; under mpirun -np " +
+        std::to_string(mpi_world().size) +
+        " give --crack-ids IDS (crack_ids.tif of `voxpress cracks "
+        "--out DIR` without mpirun, or a phantom's --ids) to measure crack networks and percolation on slabs");
 #endif
 
   if (!out_dir.empty()) create_output_folder(out_dir, "--out");
@@ -326,8 +333,8 @@ int cracks_main(const std::vector<std::string>& args) {
     g.format = "auto";
     AnyVolume grey = load_volume(g).volume;
     if (!(dims_of(grey) == voxels.dims()))
-      throw InputError("--grey " + grey_path + ": dims " + to_string(dims_of(grey)) + " differ from the label volume's " +
-                       to_string(voxels.dims()));
+      throw InputError("--grey " + grey_path + ": dims " + to_string(dims_of(grey)) +
+                       " differ from the label volume's " + to_string(voxels.dims()));
     spacing_of(grey) = voxels.spacing_um;
     ctx.grey = std::move(grey);
   }
@@ -352,8 +359,7 @@ int cracks_main(const std::vector<std::string>& args) {
   }
 
   if (json) {
-    out["input"] = {{"path", provenance_of(input.volume).path},
-                    {"sha256", provenance_of(input.volume).sha256}};
+    out["input"] = {{"path", provenance_of(input.volume).path}, {"sha256", provenance_of(input.volume).sha256}};
     std::cout << out.dump(2) << "\n";
     return 0;
   }

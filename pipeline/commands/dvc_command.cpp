@@ -56,9 +56,11 @@ int dvc_main(const std::vector<std::string>& args) {
   bool affine = false, json = false;
   app.add_option("REF", ref.path, "reference scan (the earlier step)")->required();
   app.add_option("DEF", def.path, "deformed scan (same size and voxel size)")->required();
-  app.add_option("--ref-labels", labels_path, "particle ids of the reference (integer volume, 0 = none): track each particle");
+  app.add_option("--ref-labels", labels_path,
+                 "particle ids of the reference (integer volume, 0 = none): track each particle");
   app.add_option("--node-spacing", node_spacing, "voxels between nodes")->capture_default_str();
-  app.add_option("--subset", subset, "subset edge in voxels ((subset+1)³ points about each node)")->capture_default_str();
+  app.add_option("--subset", subset, "subset edge in voxels ((subset+1)³ points about each node)")
+      ->capture_default_str();
   app.add_flag("--affine", affine, "affine registration (default rigid: rotation + translation)");
   app.add_option("--spacing", spacing, "voxel size in µm for both scans: S or SX,SY,SZ (overrides the files)");
   app.add_option("--out", out_dir, "folder for displacement.mha, strain.mha, nodes.csv, particles.csv and PNGs");
@@ -75,8 +77,8 @@ int dvc_main(const std::vector<std::string>& args) {
   const Vec3 rs = spacing_of(r.volume), ds = spacing_of(d.volume);
   for (int a = 0; a < 3; ++a)
     if (std::abs(rs[a] - ds[a]) > 1e-9 * std::max(1.0, rs[a]))
-      throw InputError("dvc: " + def.path + " has voxel size " + format_number(ds[a]) + " µm along " +
-                       axis_name(a) + " but " + ref.path + " has " + format_number(rs[a]) +
+      throw InputError("dvc: " + def.path + " has voxel size " + format_number(ds[a]) + " µm along " + axis_name(a) +
+                       " but " + ref.path + " has " + format_number(rs[a]) +
                        " µm; resample one, or give --spacing when the files' metadata is wrong");
   // Different sample types are aligned by converting both scans to float grey values.
   const Volume<float> rf = to_float(r.volume), df = to_float(d.volume);
@@ -107,7 +109,8 @@ int dvc_main(const std::vector<std::string>& args) {
 }  // namespace
 
 Command make_dvc_command() {
-  return {"dvc", "digital volume correlation between two scans: registration, displacement and strain fields, particle motion",
+  return {"dvc",
+          "digital volume correlation between two scans: registration, displacement and strain fields, particle motion",
           dvc_main};
 }
 

@@ -17,8 +17,8 @@ namespace {
 
 struct GreyStats {
   index_t voxels = 0;
-  double min = 0, max = 0, mean = 0, std = 0;  // std: population (divides by N)
-  double p1 = 0, p50 = 0, p99 = 0;             // percentiles, linear between order statistics (numpy default)
+  double min = 0, max = 0, mean = 0, std = 0;   // std: population (divides by N)
+  double p1 = 0, p50 = 0, p99 = 0;              // percentiles, linear between order statistics (numpy default)
   std::optional<std::vector<double>> distinct;  // when there are at most 16 distinct values
 };
 
@@ -109,7 +109,10 @@ nlohmann::json info_json(const ReadResult& r, const std::string& spacing_source)
       {"dtype", to_string(dtype_of(r.volume))},
       {"spacing_um", to_json(spacing_of(r.volume))},
       {"spacing_source", spacing_source},
-      {"min", s.min}, {"max", s.max}, {"mean", s.mean}, {"std", s.std},
+      {"min", s.min},
+      {"max", s.max},
+      {"mean", s.mean},
+      {"std", s.std},
       {"percentiles", {{"1", s.p1}, {"50", s.p50}, {"99", s.p99}}},
       {"distinct_values", s.distinct ? nlohmann::json(*s.distinct) : nlohmann::json(nullptr)},
   };
@@ -126,7 +129,10 @@ int info_main(const std::vector<std::string>& args) {
   if (parse_cli(app, args)) return 0;
   const ReadResult r = load_volume(volume);
   if (json) {
-    std::cout << info_json(r, !volume.spacing.empty() ? "flag" : r.spacing_from_file ? "file" : "default").dump(2)
+    std::cout << info_json(r, !volume.spacing.empty() ? "flag"
+                              : r.spacing_from_file   ? "file"
+                                                      : "default")
+                     .dump(2)
               << "\n";
     return 0;
   }
@@ -156,8 +162,6 @@ int info_main(const std::vector<std::string>& args) {
 
 }  // namespace
 
-Command make_info_command() {
-  return {"info", "show a volume's dims, dtype, spacing and value statistics", info_main};
-}
+Command make_info_command() { return {"info", "show a volume's dims, dtype, spacing and value statistics", info_main}; }
 
 }  // namespace vp

@@ -26,15 +26,16 @@ namespace vp {
 namespace {
 
 // The stages `measure` runs, in their default order.
-const std::vector<std::string> kMeasureStages = {"volume_fraction", "volume_fractions_profile", "interfaces",
-                                                 "contact_area",    "connectivity",             "geometric_tortuosity",
-                                                 "local_thickness", "particle_sizes",           "rev"};
+const std::vector<std::string> kMeasureStages = {
+    "volume_fraction",      "volume_fractions_profile", "interfaces",     "contact_area", "connectivity",
+    "geometric_tortuosity", "local_thickness",          "particle_sizes", "rev"};
 
 // What --metrics accepts: a stage name, a metric its stages declare (mapped to the stage that
 // emits it), or a short alias.
 const std::map<std::string, std::string>& metric_to_stage() {
   static const std::map<std::string, std::string> m = [] {
-    std::map<std::string, std::string> out = {{"fractions", "volume_fraction"}, {"profiles", "volume_fractions_profile"}};
+    std::map<std::string, std::string> out = {{"fractions", "volume_fraction"},
+                                              {"profiles", "volume_fractions_profile"}};
     for (const std::string& name : kMeasureStages) {
       const Stage* stage = Registry::global().stage(name);
       if (!stage) continue;
@@ -50,8 +51,8 @@ const std::map<std::string, std::string>& metric_to_stage() {
 std::vector<std::string> stages_for(const std::string& metrics, const PhaseTable& table, bool have_particles) {
   std::vector<std::string> wanted;
   if (metrics.empty()) {
-    wanted = {"volume_fraction", "volume_fractions_profile", "interfaces", "connectivity", "geometric_tortuosity",
-              "local_thickness"};
+    wanted = {"volume_fraction", "volume_fractions_profile", "interfaces",
+              "connectivity",    "geometric_tortuosity",     "local_thickness"};
     // Defaults that need something the volume may not have are left out, not failed.
     if (!table.by_role(Role::active).empty() && !table.by_role(Role::electrolyte).empty())
       wanted.insert(wanted.begin() + 3, "contact_area");
@@ -91,8 +92,9 @@ void measure_sample(SampleContext& ctx, const std::string& metrics,
     if (!stage) throw InputError("--metrics: stage '" + name + "' is not available in this build");
     const std::map<std::string, std::string> values =
         name == "connectivity" ? connectivity_params : std::map<std::string, std::string>{};
-    const Params params = stage_params(*stage, values, "measure command line",
-                                       PreflightContext{ctx.labels->phases, kLabels | (ctx.particles ? kParticles : 0u)});
+    const Params params =
+        stage_params(*stage, values, "measure command line",
+                     PreflightContext{ctx.labels->phases, kLabels | (ctx.particles ? kParticles : 0u)});
     run_stage(*stage, params, ctx);
   }
   progress_point(1.0);
@@ -107,11 +109,11 @@ void print_rows(const std::vector<MetricRow>& rows, bool json, int ranks) {
     std::cout << out.dump(2) << "\n";
     return;
   }
-  std::cout << std::left << std::setw(40) << "metric" << ' ' << std::setw(16) << "phase" << ' ' << std::setw(5) << "axis"
-            << ' ' << std::setw(24) << "value" << ' ' << "unit\n";
+  std::cout << std::left << std::setw(40) << "metric" << ' ' << std::setw(16) << "phase" << ' ' << std::setw(5)
+            << "axis" << ' ' << std::setw(24) << "value" << ' ' << "unit\n";
   for (const MetricRow& r : rows)
-    std::cout << std::left << std::setw(40) << r.metric << ' ' << std::setw(16) << r.phase << ' ' << std::setw(5) << r.axis
-              << ' ' << std::setw(24) << format_number(r.value) << ' ' << r.unit << "\n";
+    std::cout << std::left << std::setw(40) << r.metric << ' ' << std::setw(16) << r.phase << ' ' << std::setw(5)
+              << r.axis << ' ' << std::setw(24) << format_number(r.value) << ' ' << r.unit << "\n";
 }
 
 #if VP_MPI
@@ -127,8 +129,9 @@ int measure_distributed(const VolumeArgs& volume, const std::string& metrics, co
   std::string run_metrics = metrics;
   on_all_ranks(world, [&] {
     if (!particles_path.empty() && world.size > 1)
-      throw InputError("--particles: per-particle metrics are not measured on z-slabs yet; run voxpress measure "
-                       "without mpirun for them");
+      throw InputError(
+          "--particles: per-particle metrics are not measured on z-slabs yet; run voxpress measure "
+          "without mpirun for them");
     if (world.size == 1) return;  // one slab is the whole volume: every stage measures it as one process
     const std::vector<std::string> stages = stages_for(metrics, ctx.labels->phases, false);
     const auto& mergeable = slab_measure_stages();
@@ -141,11 +144,16 @@ int measure_distributed(const VolumeArgs& volume, const std::string& metrics, co
     std::string available;
     for (const auto& m : mergeable) available += (available.empty() ? "" : ", ") + m;
     if (!refused.empty() && !metrics.empty())
-      throw InputError("--metrics: " + refused + " cannot be merged exactly across z-slabs yet, so measure refuses "
-                       "them under mpirun -np " + std::to_string(world.size) + " (run them without mpirun); "
-                       "measured on slabs: " + available);
+      throw InputError("--metrics: " + refused +
+                       " cannot be merged exactly across z-slabs yet, so measure refuses "
+                       "them under mpirun -np " +
+                       std::to_string(world.size) +
+                       " (run them without mpirun); "
+                       "measured on slabs: " +
+                       available);
     if (!refused.empty() && world.rank == 0)
-      std::cerr << "voxpress measure: on " << world.size << " MPI ranks only " << kept << " are measured; left out (not "
+      std::cerr << "voxpress measure: on " << world.size << " MPI ranks only " << kept
+                << " are measured; left out (not "
                 << "merged exactly across z-slabs yet, run them without mpirun): " << refused << "\n";
     if (kept.empty()) throw InputError("--metrics: nothing to measure on z-slabs; measured on slabs: " + available);
     run_metrics = kept;

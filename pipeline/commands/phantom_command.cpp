@@ -18,8 +18,8 @@
 #include "core/stage.h"
 #include "filters/io/slice_png.h"
 #include "filters/io/volume_io.h"
-#include "phantoms/phantom.h"
 #include "phantoms/motion.h"
+#include "phantoms/phantom.h"
 #include "phantoms/phantom_spec.h"
 #include "pipeline/catalog.h"
 #include "pipeline/commands/cli_common.h"
@@ -40,8 +40,7 @@ std::vector<double> parse_list(const std::string& text, const std::string& flag)
 // "p010" for 10 MPa, "p012p5" for 12.5 MPa.
 std::string sample_name(const std::string& prefix, double pressure) {
   char buf[64];
-  if (pressure == std::floor(pressure))
-    std::snprintf(buf, sizeof buf, "p%03lld", static_cast<long long>(pressure));
+  if (pressure == std::floor(pressure)) std::snprintf(buf, sizeof buf, "p%03lld", static_cast<long long>(pressure));
   else {
     std::snprintf(buf, sizeof buf, "p%05.1f", pressure);
     for (char* c = buf; *c; ++c)
@@ -70,8 +69,8 @@ std::string series_yaml(const PhantomJob& job, const std::vector<std::pair<std::
     << "  pressing_axis: z\n"
     << "samples:\n";
   for (const auto& [name, pressure] : samples)
-    y << "  - {name: " << name << ", path: " << name << ".tif, labels: " << name << "_labels.tif, pressure_MPa: "
-      << format_number(pressure) << ", series: " << job.series << "}\n";
+    y << "  - {name: " << name << ", path: " << name << ".tif, labels: " << name
+      << "_labels.tif, pressure_MPa: " << format_number(pressure) << ", series: " << job.series << "}\n";
   return y.str();
 }
 
@@ -95,8 +94,9 @@ void write_motion_pair(const Phantom& ph, const PhantomJob& job, const MotionSpe
                       {"field_amplitude_vox", m.kind == MotionKind::field ? m.field_amplitude_vox : 0.0},
                       {"centre_vox", {centre[0], centre[1], centre[2]}},
                       {"displacement_at_centre_vox", {u_centre[0], u_centre[1], u_centre[2]}},
-                      {"definition", "x = X + u(X), voxels; rigid u = R(X - c) + c + shift - X; affine u = strain_zz (X_z - c_z) e_z "
-                                     "+ shift; field = affine + A (sin(2 pi X_z / n_z) / 2, 0, sin(pi X_x / n_x) sin(pi X_y / n_y))"},
+                      {"definition",
+                       "x = X + u(X), voxels; rigid u = R(X - c) + c + shift - X; affine u = strain_zz (X_z - c_z) e_z "
+                       "+ shift; field = affine + A (sin(2 pi X_z / n_z) / 2, 0, sin(pi X_x / n_x) sin(pi X_y / n_y))"},
                       {"files", {{"reference", name + "_ref" + ext}, {"deformed", name + "_def" + ext}}},
                       {"imaging", job.imaging.to_json()}};
   write_text_atomically(dir / (name + ".motion.json"), j.dump(2) + "\n");
@@ -121,7 +121,8 @@ int phantom_main(const std::vector<std::string>& args) {
   app.add_option("--cupping", cupping, "beam-hardening cupping: centre darker by this fraction (default 0)");
   app.add_option("--rings", rings, "ring artefacts: ± this fraction of the gain (default 0)");
   app.add_option("--curtains", curtains, "FIB-SEM curtaining amplitude, fraction of the gain (default 0.08)");
-  app.add_option("--grain-contrast", grain_contrast, "AM grain texture: ± this fraction of the AM attenuation (default 0)");
+  app.add_option("--grain-contrast", grain_contrast,
+                 "AM grain texture: ± this fraction of the AM attenuation (default 0)");
   app.add_flag("--realistic", realistic,
                "harder, lab-like scan: poisson noise, cupping 0.08, grain contrast 0.04 (unless given)");
   app.add_flag("--fib-sem", fib_sem, "FIB-SEM flavour: 10×10×20 nm voxels unless --spacing, curtaining stripes");
@@ -137,9 +138,12 @@ int phantom_main(const std::vector<std::string>& args) {
                  "also write a DVC pair per step under a known motion: rigid|affine|field -> <name>_ref, <name>_def "
                  "(float32, independent noise) and <name>.motion.json");
   app.add_option("--shift", shift, "--motion: translation in voxels X,Y,Z (default 0.37,-0.61,0.83)");
-  app.add_option("--rotation", rotation, "--motion rigid: rotation vector in degrees X,Y,Z about the centre (default 0,0,0)");
-  app.add_option("--strain-zz", strain_zz, "--motion affine|field: uniaxial strain ε_zz about the centre (default -0.02)");
-  app.add_option("--field-amplitude", field_amplitude, "--motion field: amplitude of the smooth part in voxels (default 1)");
+  app.add_option("--rotation", rotation,
+                 "--motion rigid: rotation vector in degrees X,Y,Z about the centre (default 0,0,0)");
+  app.add_option("--strain-zz", strain_zz,
+                 "--motion affine|field: uniaxial strain ε_zz about the centre (default -0.02)");
+  app.add_option("--field-amplitude", field_amplitude,
+                 "--motion field: amplitude of the smooth part in voxels (default 1)");
   app.add_option("--slices", slices, "also write mid-z slice PNGs here: <name>_xy.png, <name>_labels_xy.png");
   app.add_option("--threads", threads, "worker threads (0 = all); results do not depend on it");
   if (parse_cli(app, args)) return 0;
@@ -156,12 +160,14 @@ int phantom_main(const std::vector<std::string>& args) {
     if (!shift.empty()) motion_spec->shift_vox = vec3(shift, "--shift");
     if (!rotation.empty()) motion_spec->rotation_deg = vec3(rotation, "--rotation");
     if (strain_zz) {
-      if (!(*strain_zz > -0.5 && *strain_zz < 0.5)) throw InputError("--strain-zz: expected a strain between -0.5 and 0.5");
+      if (!(*strain_zz > -0.5 && *strain_zz < 0.5))
+        throw InputError("--strain-zz: expected a strain between -0.5 and 0.5");
       motion_spec->strain_zz = *strain_zz;
     }
     if (field_amplitude) motion_spec->field_amplitude_vox = *field_amplitude;
   } else if (!shift.empty() || !rotation.empty() || strain_zz || field_amplitude) {
-    throw InputError("--shift, --rotation, --strain-zz and --field-amplitude describe --motion: give --motion rigid|affine|field");
+    throw InputError(
+        "--shift, --rotation, --strain-zz and --field-amplitude describe --motion: give --motion rigid|affine|field");
   }
 
   std::unique_ptr<tbb::global_control> limit;
@@ -177,9 +183,11 @@ int phantom_main(const std::vector<std::string>& args) {
   if (seed) c.seed = *seed, job.imaging.seed = *seed;
   if (!size.empty()) {
     const auto v = parse_list(size, "--size");
-    if ((v.size() != 1 && v.size() != 3) || std::any_of(v.begin(), v.end(), [](double x) { return x < 1 || x != std::floor(x); }))
+    if ((v.size() != 1 && v.size() != 3) ||
+        std::any_of(v.begin(), v.end(), [](double x) { return x < 1 || x != std::floor(x); }))
       throw InputError("--size '" + size + "': expected N or NX,NY,NZ (positive whole numbers)");
-    c.dims = v.size() == 1 ? Dims{index_t(v[0]), index_t(v[0]), index_t(v[0])} : Dims{index_t(v[0]), index_t(v[1]), index_t(v[2])};
+    c.dims = v.size() == 1 ? Dims{index_t(v[0]), index_t(v[0]), index_t(v[0])}
+                           : Dims{index_t(v[0]), index_t(v[1]), index_t(v[2])};
   }
   if (!spacing.empty()) c.spacing_um = parse_spacing(spacing);
   if (!pressures.empty()) c.pressures_MPa = parse_list(pressures, "--pressures");
@@ -253,10 +261,10 @@ int phantom_main(const std::vector<std::string>& args) {
                 ph.truth.volume_fraction.at("pore"), ph.truth.volume_fraction.at("am"),
                 ph.truth.volume_fraction.at("se"), ph.truth.contact_area_fraction, ph.truth.cracks.size());
     const double n = static_cast<double>(c.dims.count());
-    if (ph.truth.target_porosity >= 0 &&
-        std::fabs(ph.truth.voxel_count.at("pore") - ph.truth.target_porosity * n) > 1)
-      std::fprintf(stderr, "voxpress phantom: warning: %s: porosity %.4f cannot reach the Heckel target %.4f "
-                           "(solids or cracks leave no room at this size)\n",
+    if (ph.truth.target_porosity >= 0 && std::fabs(ph.truth.voxel_count.at("pore") - ph.truth.target_porosity * n) > 1)
+      std::fprintf(stderr,
+                   "voxpress phantom: warning: %s: porosity %.4f cannot reach the Heckel target %.4f "
+                   "(solids or cracks leave no room at this size)\n",
                    name.c_str(), ph.truth.volume_fraction.at("pore"), ph.truth.target_porosity);
     if (motion_spec) write_motion_pair(ph, job, *motion_spec, dir, name, ext, wo);
     written.emplace_back(name, pressure);
@@ -264,7 +272,8 @@ int phantom_main(const std::vector<std::string>& args) {
   }
   if (particle_motion) {
     std::string csv = particle_motion_csv({}, true);
-    for (std::size_t k = 1; k < truths.size(); ++k) csv += particle_motion_csv(particle_step_motion(truths[k - 1], truths[k]), false);
+    for (std::size_t k = 1; k < truths.size(); ++k)
+      csv += particle_motion_csv(particle_step_motion(truths[k - 1], truths[k]), false);
     write_text_atomically(dir / "particle_motion.csv", csv);
   }
   write_text_atomically(dir / "series.yaml", series_yaml(job, written, command_line));

@@ -50,14 +50,16 @@ Params run_report_params(const fs::path& run_dir) {
 }
 
 int report_main(const std::vector<std::string>& args) {
-  CLI::App app("Regenerate the pressure-series tables, trend fits, figures and report.html of a finished run", "report");
+  CLI::App app("Regenerate the pressure-series tables, trend fits, figures and report.html of a finished run",
+               "report");
   std::string run_dir, title, figures;
   std::optional<double> crack_threshold;
   bool no_plots = false;
   app.add_option("RUN_DIR", run_dir, "run folder holding metrics.csv (and metrics.json, samples/)")->required();
   app.add_option("--title", title, "report title (default: the run config's report.title, else the built-in one)");
   app.add_option("--crack-threshold", crack_threshold,
-                 "crack volume fraction a sample must exceed to count as cracked, 0..1 (default: the run config's, else 0 = any crack)");
+                 "crack volume fraction a sample must exceed to count as cracked, 0..1 (default: the run config's, "
+                 "else 0 = any crack)");
   app.add_flag("--no-plots", no_plots, "leave the figures out of report.html (summary, tables and fits stay)");
   app.add_option("--figures", figures,
                  "also write the headline panel for a paper into this folder: headline.svg and one SVG per figure, "
@@ -70,7 +72,8 @@ int report_main(const std::vector<std::string>& args) {
   if (!title.empty()) options.title = title;
   if (crack_threshold) {
     if (!(*crack_threshold >= 0 && *crack_threshold <= 1))
-      throw InputError("--crack-threshold: expected a crack volume fraction in 0..1, found " + std::to_string(*crack_threshold));
+      throw InputError("--crack-threshold: expected a crack volume fraction in 0..1, found " +
+                       std::to_string(*crack_threshold));
     options.crack_threshold = *crack_threshold;
   }
   if (no_plots) options.plots = false;
@@ -89,7 +92,10 @@ int report_main(const std::vector<std::string>& args) {
 }  // namespace
 
 Command make_report_command() {
-  return {"report", "regenerate the pressure-series report (tables, fits, figures, report.html) of a run folder; --figures for a paper", report_main};
+  return {"report",
+          "regenerate the pressure-series report (tables, fits, figures, report.html) of a run folder; --figures for a "
+          "paper",
+          report_main};
 }
 
 }  // namespace vp

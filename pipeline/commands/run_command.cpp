@@ -16,13 +16,15 @@ int run_main(const std::vector<std::string>& args) {
   bool quiet = false;
   app.add_option("CONFIG", config_path, "YAML batch configuration")->required();
   app.add_option("--out", out_dir, "run folder (default: the config's `output`, else runs/<config name>)");
-  app.add_option("--jobs", options.jobs, "samples processed at once (default: number of threads)")->check(CLI::PositiveNumber);
+  app.add_option("--jobs", options.jobs, "samples processed at once (default: number of threads)")
+      ->check(CLI::PositiveNumber);
   // One value per --only (repeat it or comma-separate), so that CONFIG may follow it.
   app.add_option("--only", options.only, "run only these samples (repeat or comma-separate)")
       ->allow_extra_args(false)
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
       ->delimiter(',');
-  app.add_option("--max-memory", max_memory, "memory budget for concurrent samples: bytes or 512M, 4G (default: half the RAM)");
+  app.add_option("--max-memory", max_memory,
+                 "memory budget for concurrent samples: bytes or 512M, 4G (default: half the RAM)");
   app.add_flag("--resume", options.resume,
                "keep the samples of the run folder that are complete with unchanged inputs and settings; run the rest");
   app.add_flag("--force", options.force,
@@ -49,7 +51,8 @@ int run_main(const std::vector<std::string>& args) {
     std::cout << "\nresumed: " << samples.size() - result.record.redone.size() << " kept, "
               << result.record.redone.size() << " run again";
     for (std::size_t i = 0; i < result.record.redone.size(); ++i)
-      std::cout << (i == 0 ? ": " : ", ") << result.record.redone[i].sample << " (" << result.record.redone[i].reason << ")";
+      std::cout << (i == 0 ? ": " : ", ") << result.record.redone[i].sample << " (" << result.record.redone[i].reason
+                << ")";
   }
   std::cout << "\nresults: " << (result.run_dir / "metrics.csv").string() << "\n         "
             << (result.run_dir / "metrics.json").string() << "\n         " << (result.run_dir / "run.log").string()

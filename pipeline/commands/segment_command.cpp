@@ -47,8 +47,8 @@ void add_preprocess_flags(CLI::App& app, std::map<std::string, std::string>& val
 // The segment, cleanup and particles stages' keys that `segment` offers as flags. Not offered:
 // segment's `phases` (the command writes class indices), and cleanup's and particles'
 // `connectivity` (--connectivity is segment's; both keep their default, 26).
-const std::vector<std::string> kSegmentFlags = {"method", "classes", "thresholds", "bins", "connectivity", "model",
-                                                "thin_pores"};
+const std::vector<std::string> kSegmentFlags = {"method",       "classes", "thresholds", "bins",
+                                                "connectivity", "model",   "thin_pores"};
 const std::vector<std::string> kCleanupFlags = {"min_island_voxels"};
 const std::vector<std::string> kParticlesFlags = {"phase", "h", "min_volume"};
 
@@ -68,10 +68,12 @@ nlohmann::json segmentation_summary(const Volume<float>& grey, const SegmentResu
   nlohmann::json cls = nlohmann::json::array(), vf = nlohmann::json::object();
   for (int c = 0; c < r.classes; ++c) {
     const double n = fraction[c];
-    double mean = n > 0 ? sum[c] / n : std::nan(""), sigma = n > 0 ? std::sqrt(std::max(sum2[c] / n - mean * mean, 0.0)) : std::nan("");
+    double mean = n > 0 ? sum[c] / n : std::nan(""),
+           sigma = n > 0 ? std::sqrt(std::max(sum2[c] / n - mean * mean, 0.0)) : std::nan("");
     if (r.partial_volume) mean = r.partial_volume->means[c], sigma = r.auto_fit->mixture.sigmas[c];
     fraction[c] /= static_cast<double>(labels.size());
-    cls.push_back({{"label", c}, {"mean", json_number(mean)}, {"sigma", json_number(sigma)}, {"fraction", fraction[c]}});
+    cls.push_back(
+        {{"label", c}, {"mean", json_number(mean)}, {"sigma", json_number(sigma)}, {"fraction", fraction[c]}});
     vf[std::to_string(c)] = fraction[c];
   }
   summary["classes"] = cls;
@@ -85,8 +87,10 @@ nlohmann::json segmentation_summary(const Volume<float>& grey, const SegmentResu
     try {
       // auto estimated it already for its labelling (segment_grey); other methods measure it here.
       const PsfEstimate e = r.psf ? *r.psf : estimate_psf(grey, levels);
-      summary["psf_sigma_vox"] = {json_number(e.sigma_vox[0]), json_number(e.sigma_vox[1]), json_number(e.sigma_vox[2])};
-      summary["psf_sigma_ci95_vox"] = {json_number(e.ci95_vox[0]), json_number(e.ci95_vox[1]), json_number(e.ci95_vox[2])};
+      summary["psf_sigma_vox"] = {json_number(e.sigma_vox[0]), json_number(e.sigma_vox[1]),
+                                  json_number(e.sigma_vox[2])};
+      summary["psf_sigma_ci95_vox"] = {json_number(e.ci95_vox[0]), json_number(e.ci95_vox[1]),
+                                       json_number(e.ci95_vox[2])};
       summary["psf_status"] = e.status;
     } catch (const InputError& e) {
       summary["psf_sigma_vox"] = {nullptr, nullptr, nullptr};
@@ -105,7 +109,9 @@ nlohmann::json segmentation_summary(const Volume<float>& grey, const SegmentResu
     summary["volume_fraction_pv_ci95"] = ci;
     nlohmann::json evidence = nlohmann::json::array(), interfaces = nlohmann::json::array();
     for (const auto& e : r.auto_fit->evidence)
-      evidence.push_back({{"classes", e.classes}, {"bic", e.bic}, {"min_separation_sigma", json_number(e.min_separation)},
+      evidence.push_back({{"classes", e.classes},
+                          {"bic", e.bic},
+                          {"min_separation_sigma", json_number(e.min_separation)},
                           {"min_separation_resolving", json_number(e.min_separation_noise)}});
     for (const auto& p : m.interfaces) interfaces.push_back({{"labels", {p.a, p.b}}, {"weight", p.weight}});
     summary["fit"] = {{"pure_weights", m.weights},
@@ -167,8 +173,8 @@ std::map<std::string, std::string> cleanup_values(const ClassCleanupFlags& flags
   const bool by_class = is_number(flags.open) || is_number(flags.close) || flags.fill_holes;
   std::string cleanup_class;
   if (flags.cleanup_label >= 0 || by_class)
-    cleanup_class = class_phase(flags.cleanup_label >= 0 ? flags.cleanup_label : count - 1, classes, count,
-                                "--cleanup-label");
+    cleanup_class =
+        class_phase(flags.cleanup_label >= 0 ? flags.cleanup_label : count - 1, classes, count, "--cleanup-label");
   std::vector<std::string> all;
   for (const Phase& ph : classes.phases()) all.push_back(ph.name);
   const std::vector<std::pair<std::string, std::string>> given = {
@@ -184,9 +190,10 @@ std::map<std::string, std::string> cleanup_values(const ClassCleanupFlags& flags
 namespace {
 
 int segment_main(const std::vector<std::string>& args) {
-  CLI::App app("Segment a greyscale volume into phase labels (0 = darkest class), optionally clean up and "
-               "separate particles",
-               "segment");
+  CLI::App app(
+      "Segment a greyscale volume into phase labels (0 = darkest class), optionally clean up and "
+      "separate particles",
+      "segment");
   VolumeArgs volume;
   add_volume_flags(app, volume);
   std::string out, scribbles, model_out, sigmas = "1,2,4", particles_out, particles_csv, qc_dir, psf_sigma;
@@ -202,9 +209,11 @@ int segment_main(const std::vector<std::string>& args) {
   describe(app, "--method", std::string(kSegmentMethodChoices) + " (default auto; forest with a model)");
   describe(app, "--classes", "number of classes K (auto and multi-otsu default 3, others 2)");
   describe(app, "--model", "apply a forest saved with --model-out");
-  app.add_flag_callback("--no-thin-pores", [&] { segment_values["thin_pores"] = "false"; },
-                        "auto: do not label darkest-phase films thinner than the PSF (--thin-pores false)");
-  app.add_option("--psf-sigma", psf_sigma, "auto: PSF σ in voxels, S or SX,SY,SZ (default: estimated from the scan's edges)");
+  app.add_flag_callback(
+      "--no-thin-pores", [&] { segment_values["thin_pores"] = "false"; },
+      "auto: do not label darkest-phase films thinner than the PSF (--thin-pores false)");
+  app.add_option("--psf-sigma", psf_sigma,
+                 "auto: PSF σ in voxels, S or SX,SY,SZ (default: estimated from the scan's edges)");
   add_preprocess_flags(app, preprocess_values);
   app.add_option("--scribbles", scribbles, "label volume of scribbles (0 unlabelled, v = class v-1) to train a forest");
   app.add_option("--model-out", model_out, "save the trained forest here (.yml, .yml.gz, .xml)");
@@ -217,7 +226,8 @@ int segment_main(const std::vector<std::string>& args) {
   app.add_flag("--fill-holes", cleanup.fill_holes, "fill holes enclosed in the --cleanup-label class");
   app.add_option("--open", cleanup.open, "opening radius of the --cleanup-label class, µm (or {phaseC: R, ...})");
   app.add_option("--close", cleanup.close, "closing radius of the --cleanup-label class, µm (or {phaseC: R, ...})");
-  app.add_option("--cleanup-label", cleanup.cleanup_label, "class for --fill-holes/--open/--close (default: brightest)");
+  app.add_option("--cleanup-label", cleanup.cleanup_label,
+                 "class for --fill-holes/--open/--close (default: brightest)");
   app.add_option("--particles", particles_out, "write separated particle ids (uint32) of --phase here");
   add_stage_flags(app, particles, kParticlesFlags, particle_values);
   describe(app, "--phase", "phase to separate: phaseC for class C (default: the brightest class)");
@@ -238,8 +248,7 @@ int segment_main(const std::vector<std::string>& args) {
   if (!segment_values.count("method"))
     segment_values["method"] = (!model_in.empty() || !scribbles.empty()) ? "forest" : "auto";
   if (!segment_values.count("classes"))
-    segment_values["classes"] =
-        std::to_string(default_class_count(parse_segment_method(segment_values["method"])));
+    segment_values["classes"] = std::to_string(default_class_count(parse_segment_method(segment_values["method"])));
   if (!psf_sigma.empty()) {
     const auto s = parse_numbers(psf_sigma, "--psf-sigma");
     if ((s.size() != 1 && s.size() != 3) || !std::all_of(s.begin(), s.end(), [](double v) { return v > 0; }))
@@ -253,7 +262,8 @@ int segment_main(const std::vector<std::string>& args) {
   // again once the classes are known).
   const PhaseTable no_phases;
   const std::string origin = "segment command line";
-  const Params preprocess = stage_params(preprocess_stage(), preprocess_values, origin, PreflightContext{no_phases, kGrey});
+  const Params preprocess =
+      stage_params(preprocess_stage(), preprocess_values, origin, PreflightContext{no_phases, kGrey});
   // Training from --scribbles makes the forest here: the stage's "forest needs a model file"
   // preflight does not apply, its declared types, bounds and choices do.
   Params segment_params = Params::from_strings(segment_values, segment.params(), origin);
@@ -350,12 +360,14 @@ int segment_main(const std::vector<std::string>& args) {
     const auto table = particle_table(*ids);
     if (particles_csv.empty()) particles_csv = fs::path(particles_out).replace_extension(".csv").string();
     write_text_atomically(particles_csv, particle_table_csv(table));
-    summary["particles"] = {{"label", pl}, {"count", table.size()}, {"volume", particles_out}, {"table", particles_csv}};
+    summary["particles"] = {
+        {"label", pl}, {"count", table.size()}, {"volume", particles_out}, {"table", particles_csv}};
   }
   if (!qc_dir.empty()) {
     fs::create_directories(qc_dir);
-    write_bytes_atomically(fs::path(qc_dir) / "histogram.png",
-                histogram_png(r.histogram, r.thresholds, r.mixture ? &*r.mixture : nullptr, to_string(so.method)));
+    write_bytes_atomically(
+        fs::path(qc_dir) / "histogram.png",
+        histogram_png(r.histogram, r.thresholds, r.mixture ? &*r.mixture : nullptr, to_string(so.method)));
     for (Plane p : {Plane::xy, Plane::xz, Plane::yz})
       write_label_overlay_png(&grey, labels, p, -1, (fs::path(qc_dir) / ("labels_" + to_string(p) + ".png")).string());
     if (ids) write_label_overlay_png(&grey, *ids, Plane::xy, -1, (fs::path(qc_dir) / "particles_xy.png").string());

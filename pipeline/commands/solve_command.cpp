@@ -33,7 +33,8 @@ std::vector<std::string> expand_ranges(const std::vector<std::string>& items, co
     const auto dash = item.find('-');
     int lo = -1, hi = -1;
     if (dash != std::string::npos && dash > 0 && std::sscanf(item.c_str(), "%d-%d", &lo, &hi) == 2) {
-      if (lo < 0 || hi > 255 || lo > hi) throw InputError(flag + ": range '" + item + "' must be A-B with 0 ≤ A ≤ B ≤ 255");
+      if (lo < 0 || hi > 255 || lo > hi)
+        throw InputError(flag + ": range '" + item + "' must be A-B with 0 ≤ A ≤ B ≤ 255");
       for (int l : present)
         if (l >= lo && l <= hi) out.push_back(std::to_string(l));
       continue;
@@ -63,7 +64,8 @@ void print_table(const nlohmann::json& axes, const std::string& phase, const std
   std::cout << std::left << std::setw(5) << "axis" << std::setw(17) << "status" << std::right << std::setw(13)
             << "sigma_eff" << std::setw(11) << "tau" << std::setw(11) << "macmullin" << std::setw(10) << "porosity"
             << std::setw(11) << "perc." << std::setw(7) << "iter" << std::setw(11) << "residual" << std::setw(11)
-            << "balance" << std::setw(9) << "s" << "\n";
+            << "balance" << std::setw(9) << "s"
+            << "\n";
   auto num = [](const nlohmann::json& v, int digits = 6) {
     if (v.is_null()) return std::string("inf");
     std::ostringstream o;
@@ -93,7 +95,8 @@ nlohmann::json solve_sample(SampleContext& ctx, const SolveRequest& request) {
   std::unique_ptr<tbb::global_control> limit;
   if (threads > 0) limit = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism, threads);
 
-  const std::vector<int> present = request.labels_present.empty() ? labels_present(*ctx.labels) : request.labels_present;
+  const std::vector<int> present =
+      request.labels_present.empty() ? labels_present(*ctx.labels) : request.labels_present;
 
   std::map<std::string, std::string> values = request.params;
   if (!request.phase.empty()) values["phase"] = yaml_list(expand_ranges(split_list(request.phase), present, "--phase"));
@@ -117,7 +120,8 @@ nlohmann::json solve_sample(SampleContext& ctx, const SolveRequest& request) {
   values["engine"] = request.engine;
 
   const Stage* stage = &transport_stage();
-  const Params params = stage_params(*stage, values, "solve command line", PreflightContext{ctx.labels->phases, kLabels});
+  const Params params =
+      stage_params(*stage, values, "solve command line", PreflightContext{ctx.labels->phases, kLabels});
 
   ctx.threads = threads > 0 ? threads : tbb::this_task_arena::max_concurrency();
   if (!request.out_dir.empty()) {
@@ -150,8 +154,7 @@ bool solve_converged(const nlohmann::json& solve_json) {
 namespace {
 
 int solve_main(const std::vector<std::string>& args) {
-  CLI::App app("Effective conductivity, tortuosity factor and MacMullin number by a voxel conduction solve",
-               "solve");
+  CLI::App app("Effective conductivity, tortuosity factor and MacMullin number by a voxel conduction solve", "solve");
   VolumeArgs volume;
   add_volume_flags(app, volume);
   std::string phase_flag, cond_flag, axis = "z", labels_flag, roles_flag, out_dir, unit = "1";
@@ -166,8 +169,9 @@ int solve_main(const std::vector<std::string>& args) {
   app.add_option("--unit", unit, "unit of the conductivities (e.g. mS/cm; 1 = normalised)")->capture_default_str();
   app.add_option("--labels", labels_flag, "phase names: NAME=VALUE,... (e.g. pore=0,se=1,am=2)");
   app.add_option("--roles", roles_flag, "phase roles: NAME=ROLE,...");
-  app.add_option("--out", out_dir,
-                 "folder for potential/current volumes (TIFF), potential_*.png, current_*.png, transport_profile_*.csv");
+  app.add_option(
+      "--out", out_dir,
+      "folder for potential/current volumes (TIFF), potential_*.png, current_*.png, transport_profile_*.csv");
   app.add_option("--threads", threads, "worker threads (0 = all)");
   app.add_option("--engine", engine, "solver: native (threads) or petsc (PETSc + MPI: mpirun -np N voxpress solve ...)")
       ->check(CLI::IsMember({"native", "petsc"}))
@@ -214,8 +218,9 @@ int solve_main(const std::vector<std::string>& args) {
     ranks = world.size;
     input_json = s.input;
 #else
-    throw InputError("--engine petsc: this voxpress was built without PETSc/MPI (install libpetsc-real-dev and "
-                     "OpenMPI, then cmake -DVP_MPI=ON)");
+    throw InputError(
+        "--engine petsc: this voxpress was built without PETSc/MPI (install libpetsc-real-dev and "
+        "OpenMPI, then cmake -DVP_MPI=ON)");
 #endif
   } else {
     if (!out_dir.empty()) create_output_folder(out_dir, "--out");

@@ -14,9 +14,12 @@ namespace {
 nlohmann::json params_json(const std::vector<ParamSpec>& specs) {
   nlohmann::json out = nlohmann::json::array();
   for (const auto& s : specs) {
-    nlohmann::json p = {{"name", s.name}, {"type", to_string(s.type)}, {"unit", s.unit},
+    nlohmann::json p = {{"name", s.name},
+                        {"type", to_string(s.type)},
+                        {"unit", s.unit},
                         {"default", s.default_yaml.empty() ? nlohmann::json(nullptr) : nlohmann::json(s.default_yaml)},
-                        {"required", s.required}, {"help", s.help}};
+                        {"required", s.required},
+                        {"help", s.help}};
     if (!s.choices.empty() && s.type == ParamType::integer) {
       p["choices"] = nlohmann::json::array();
       for (const auto& c : s.choices) p["choices"].push_back(std::stoll(c));
@@ -75,9 +78,12 @@ int stages_main(const std::vector<std::string>& args) {
   nlohmann::json stages = nlohmann::json::array(), batch = nlohmann::json::array();
   for (const auto& s : reg.stages()) {
     if (!only.empty() && s->name() != only) continue;
-    stages.push_back({{"name", s->name()}, {"summary", s->summary()}, {"needs", describe_data(s->needs())},
+    stages.push_back({{"name", s->name()},
+                      {"summary", s->summary()},
+                      {"needs", describe_data(s->needs())},
                       {"provides", s->provides() ? describe_data(s->provides()) : ""},
-                      {"bytes_per_voxel", s->bytes_per_voxel()}, {"params", params_json(s->params())},
+                      {"bytes_per_voxel", s->bytes_per_voxel()},
+                      {"params", params_json(s->params())},
                       {"metrics", metrics_json(s->metrics())}});
   }
   for (const auto& s : reg.batch_stages()) {

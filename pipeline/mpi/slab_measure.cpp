@@ -24,7 +24,8 @@ InterfaceAreas slab_interface_areas(const LabelVolume& slab, const ZSlabLayout& 
   return slab_interface_areas(with_z_halo(slab, layout, comm), present, layout, comm);
 }
 
-TriplePhaseBoundary slab_triple_phase_boundary(const LabelVolume& slab, int a, int b, int c, const ZSlabLayout& layout) {
+TriplePhaseBoundary slab_triple_phase_boundary(const LabelVolume& slab, int a, int b, int c,
+                                               const ZSlabLayout& layout) {
   const MPI_Comm comm = mpi_world().comm;
   return slab_triple_phase_boundary(with_z_halo(slab, layout, comm), a, b, c, layout, comm);
 }

@@ -16,9 +16,9 @@
 namespace vp {
 
 struct SlabSample {
-  SampleContext ctx;                 // labels = this rank's slab, ctx.slab = the cut
-  std::vector<int> labels_present;   // labels present anywhere in the volume
-  nlohmann::json input;              // path, sha256, format, dims (whole volume), spacing_um
+  SampleContext ctx;                // labels = this rank's slab, ctx.slab = the cut
+  std::vector<int> labels_present;  // labels present anywhere in the volume
+  nlohmann::json input;             // path, sha256, format, dims (whole volume), spacing_um
 };
 
 // Collective. A rank that cannot read its slab stops every rank with an InputError naming the

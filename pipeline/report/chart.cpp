@@ -179,7 +179,8 @@ std::string render_svg(const Chart& c, const ChartStyle& st, bool standalone) {
   if (st.notes_width > 0) {  // a chart with many series grows rather than cut its notes off
     std::size_t note_lines = 0;
     for (const auto& note : c.notes) note_lines += wrap(note, note_chars).size();
-    const double needed = top + fs * 0.4 + legend_entries * fs * 1.25 + (legend_entries ? fs * 0.7 : 0) + note_lines * fs * 1.22 + fs;
+    const double needed =
+        top + fs * 0.4 + legend_entries * fs * 1.25 + (legend_entries ? fs * 0.7 : 0) + note_lines * fs * 1.22 + fs;
     H = std::max(H, needed);
   }
   const double x0 = left, x1 = W - right, y0 = top, y1 = H - bottom;  // plot area (y0 top)
@@ -207,19 +208,20 @@ std::string render_svg(const Chart& c, const ChartStyle& st, bool standalone) {
   std::ostringstream s;
   s << "<svg";
   if (standalone) s << " xmlns=\"http://www.w3.org/2000/svg\"";
-  s << " class=\"chart\" id=\"" << id << "\" width=\"" << W << "\" height=\"" << H << "\" viewBox=\"0 0 " << W << " " << H
-    << "\" font-family=\"" << kFontFamily << "\" font-size=\"" << fs << "\" data-x-min=\"" << ax.lo << "\" data-x-max=\""
-    << ax.hi << "\" data-y-min=\"" << ay.lo << "\" data-y-max=\"" << ay.hi << "\" role=\"img\" aria-label=\""
-    << xml_escape(c.title) << "\">\n";
+  s << " class=\"chart\" id=\"" << id << "\" width=\"" << W << "\" height=\"" << H << "\" viewBox=\"0 0 " << W << " "
+    << H << "\" font-family=\"" << kFontFamily << "\" font-size=\"" << fs << "\" data-x-min=\"" << ax.lo
+    << "\" data-x-max=\"" << ax.hi << "\" data-y-min=\"" << ay.lo << "\" data-y-max=\"" << ay.hi
+    << "\" role=\"img\" aria-label=\"" << xml_escape(c.title) << "\">\n";
   s << "<title>" << xml_escape(c.title) << "</title>\n";
   s << "<rect width=\"" << W << "\" height=\"" << H << "\" fill=\"#ffffff\"/>\n";
   s << "<defs><clipPath id=\"" << id << "-clip\"><rect x=\"" << fmt(x0) << "\" y=\"" << fmt(y0) << "\" width=\""
     << fmt(x1 - x0) << "\" height=\"" << fmt(y1 - y0) << "\"/></clipPath></defs>\n";
   // Title, axis labels.
-  s << "<text class=\"chart-title\" x=\"" << fmt(title_x) << "\" y=\"" << fmt(title_fs * 1.2) << "\" font-weight=\"600\" font-size=\""
-    << fmt(title_fs) << "\" fill=\"#1d2329\">";
+  s << "<text class=\"chart-title\" x=\"" << fmt(title_x) << "\" y=\"" << fmt(title_fs * 1.2)
+    << "\" font-weight=\"600\" font-size=\"" << fmt(title_fs) << "\" fill=\"#1d2329\">";
   for (std::size_t i = 0; i < title_lines.size(); ++i)
-    s << "<tspan x=\"" << fmt(title_x) << "\" dy=\"" << (i ? fmt(title_fs * 1.2) : "0") << "\">" << xml_escape(title_lines[i]) << "</tspan>";
+    s << "<tspan x=\"" << fmt(title_x) << "\" dy=\"" << (i ? fmt(title_fs * 1.2) : "0") << "\">"
+      << xml_escape(title_lines[i]) << "</tspan>";
   s << "</text>\n";
   s << "<text class=\"axis-label\" x=\"" << fmt((x0 + x1) / 2) << "\" y=\"" << fmt(H - fs * 0.55)
     << "\" text-anchor=\"middle\" fill=\"#333\">" << xml_escape(c.xlabel) << "</text>\n";
@@ -227,15 +229,21 @@ std::string render_svg(const Chart& c, const ChartStyle& st, bool standalone) {
     << ") rotate(-90)\" text-anchor=\"middle\" fill=\"#333\">" << xml_escape(c.ylabel) << "</text>\n";
   // Grid and ticks.
   s << "<g stroke=\"#e3e7eb\" stroke-width=\"1\">";
-  for (double t : ax.ticks) s << "<line x1=\"" << fmt(X(t)) << "\" y1=\"" << fmt(y0) << "\" x2=\"" << fmt(X(t)) << "\" y2=\"" << fmt(y1) << "\"/>";
-  for (double t : ay.ticks) s << "<line x1=\"" << fmt(x0) << "\" y1=\"" << fmt(Y(t)) << "\" x2=\"" << fmt(x1) << "\" y2=\"" << fmt(Y(t)) << "\"/>";
+  for (double t : ax.ticks)
+    s << "<line x1=\"" << fmt(X(t)) << "\" y1=\"" << fmt(y0) << "\" x2=\"" << fmt(X(t)) << "\" y2=\"" << fmt(y1)
+      << "\"/>";
+  for (double t : ay.ticks)
+    s << "<line x1=\"" << fmt(x0) << "\" y1=\"" << fmt(Y(t)) << "\" x2=\"" << fmt(x1) << "\" y2=\"" << fmt(Y(t))
+      << "\"/>";
   s << "</g>\n<g fill=\"#444\" font-size=\"" << fmt(fs * 0.9) << "\">";
   for (double t : ax.ticks)
-    s << "<text x=\"" << fmt(X(t)) << "\" y=\"" << fmt(y1 + fs * 1.2) << "\" text-anchor=\"middle\">" << tick_label(t, xstep) << "</text>";
+    s << "<text x=\"" << fmt(X(t)) << "\" y=\"" << fmt(y1 + fs * 1.2) << "\" text-anchor=\"middle\">"
+      << tick_label(t, xstep) << "</text>";
   for (double t : ay.ticks)
-    s << "<text x=\"" << fmt(x0 - 4) << "\" y=\"" << fmt(Y(t) + fs * 0.32) << "\" text-anchor=\"end\">" << tick_label(t, ystep) << "</text>";
-  s << "</g>\n<rect x=\"" << fmt(x0) << "\" y=\"" << fmt(y0) << "\" width=\"" << fmt(x1 - x0) << "\" height=\"" << fmt(y1 - y0)
-    << "\" fill=\"none\" stroke=\"#9aa5b1\" stroke-width=\"1\"/>\n";
+    s << "<text x=\"" << fmt(x0 - 4) << "\" y=\"" << fmt(Y(t) + fs * 0.32) << "\" text-anchor=\"end\">"
+      << tick_label(t, ystep) << "</text>";
+  s << "</g>\n<rect x=\"" << fmt(x0) << "\" y=\"" << fmt(y0) << "\" width=\"" << fmt(x1 - x0) << "\" height=\""
+    << fmt(y1 - y0) << "\" fill=\"none\" stroke=\"#9aa5b1\" stroke-width=\"1\"/>\n";
 
   s << "<g clip-path=\"url(#" << id << "-clip)\">\n";
   // Shaded spans of vertical markers under everything else.
@@ -249,7 +257,8 @@ std::string render_svg(const Chart& c, const ChartStyle& st, bool standalone) {
     std::ostringstream upper, lower;
     std::vector<std::pair<double, double>> up, down;
     for (std::size_t i = 0; i < t.x.size(); ++i)
-      if (i < t.lo.size() && i < t.hi.size() && std::isfinite(t.lo[i]) && std::isfinite(t.hi[i]) && std::isfinite(t.x[i]))
+      if (i < t.lo.size() && i < t.hi.size() && std::isfinite(t.lo[i]) && std::isfinite(t.hi[i]) &&
+          std::isfinite(t.x[i]))
         up.emplace_back(X(t.x[i]), Y(t.hi[i])), down.emplace_back(X(t.x[i]), Y(t.lo[i]));
     if (up.size() < 2) continue;
     s << "<polygon class=\"band\" fill=\"" << t.colour.hex() << "\" fill-opacity=\"0.2\" stroke=\"none\" points=\"";
@@ -259,18 +268,20 @@ std::string render_svg(const Chart& c, const ChartStyle& st, bool standalone) {
   }
   for (const auto& m : c.hmarkers)
     s << "<line x1=\"" << fmt(x0) << "\" y1=\"" << fmt(Y(m.y)) << "\" x2=\"" << fmt(x1) << "\" y2=\"" << fmt(Y(m.y))
-      << "\" stroke=\"" << m.colour.hex() << "\" stroke-width=\"1.2\" stroke-dasharray=\"1 3\"><title>" << xml_escape(m.label)
-      << "</title></line>\n";
+      << "\" stroke=\"" << m.colour.hex() << "\" stroke-width=\"1.2\" stroke-dasharray=\"1 3\"><title>"
+      << xml_escape(m.label) << "</title></line>\n";
   for (const auto& m : c.vmarkers)
     s << "<line x1=\"" << fmt(X(m.x)) << "\" y1=\"" << fmt(y0) << "\" x2=\"" << fmt(X(m.x)) << "\" y2=\"" << fmt(y1)
-      << "\" stroke=\"" << m.colour.hex() << "\" stroke-width=\"1.3\" stroke-dasharray=\"4 3\"><title>" << xml_escape(m.hover)
-      << "</title></line>\n";
+      << "\" stroke=\"" << m.colour.hex() << "\" stroke-width=\"1.3\" stroke-dasharray=\"4 3\"><title>"
+      << xml_escape(m.hover) << "</title></line>\n";
   // Curves and points.
   const double r = st.compact ? 2.6 : 3.6;
   for (const auto& t : c.traces) {
     if (t.kind == Trace::Kind::band) continue;
     const std::string col = t.colour.hex();
-    const char* dash = t.kind == Trace::Kind::fit ? " stroke-dasharray=\"7 4\"" : t.kind == Trace::Kind::truth ? " stroke-dasharray=\"3 3\"" : "";
+    const char* dash = t.kind == Trace::Kind::fit     ? " stroke-dasharray=\"7 4\""
+                       : t.kind == Trace::Kind::truth ? " stroke-dasharray=\"3 3\""
+                                                      : "";
     const double width = t.kind == Trace::Kind::measured ? 1.4 : 1.8;
     // Polyline pieces between non-finite values.
     std::string points;
@@ -286,28 +297,32 @@ std::string render_svg(const Chart& c, const ChartStyle& st, bool standalone) {
     }
     flush();
     if (t.kind == Trace::Kind::fit) continue;
-    s << "<g class=\"points\" fill=\"" << (t.kind == Trace::Kind::truth ? "#ffffff" : col) << "\" stroke=\"" << col << "\">";
+    s << "<g class=\"points\" fill=\"" << (t.kind == Trace::Kind::truth ? "#ffffff" : col) << "\" stroke=\"" << col
+      << "\">";
     for (std::size_t i = 0; i < t.x.size() && i < t.y.size(); ++i) {
       const std::string hover = i < t.hover.size() ? xml_escape(t.hover[i]) : "";
       if (std::isinf(t.y[i]) && std::isfinite(t.x[i])) {  // off the scale (τ = ∞): a triangle at the edge
         const double px = X(t.x[i]), py = t.y[i] > 0 ? y0 + 1 : y1 - 1, d = t.y[i] > 0 ? 1 : -1;
-        s << "<polygon class=\"pt\" points=\"" << fmt(px - r * 1.4) << "," << fmt(py + d * r * 2.4) << " " << fmt(px + r * 1.4)
-          << "," << fmt(py + d * r * 2.4) << " " << fmt(px) << "," << fmt(py) << "\"><title>" << hover << "</title></polygon>";
+        s << "<polygon class=\"pt\" points=\"" << fmt(px - r * 1.4) << "," << fmt(py + d * r * 2.4) << " "
+          << fmt(px + r * 1.4) << "," << fmt(py + d * r * 2.4) << " " << fmt(px) << "," << fmt(py) << "\"><title>"
+          << hover << "</title></polygon>";
         continue;
       }
       if (!std::isfinite(t.x[i]) || !std::isfinite(t.y[i])) continue;
       const double px = X(t.x[i]), py = Y(t.y[i]);
       if (i < t.err.size() && std::isfinite(t.err[i]) && t.err[i] > 0) {
         const double a = Y(t.y[i] + t.err[i]), b = Y(t.y[i] - t.err[i]), cap = r * 1.1;
-        s << "<path stroke-width=\"1.1\" fill=\"none\" d=\"M" << fmt(px) << " " << fmt(a) << "V" << fmt(b) << "M" << fmt(px - cap)
-          << " " << fmt(a) << "h" << fmt(2 * cap) << "M" << fmt(px - cap) << " " << fmt(b) << "h" << fmt(2 * cap) << "\"/>";
+        s << "<path stroke-width=\"1.1\" fill=\"none\" d=\"M" << fmt(px) << " " << fmt(a) << "V" << fmt(b) << "M"
+          << fmt(px - cap) << " " << fmt(a) << "h" << fmt(2 * cap) << "M" << fmt(px - cap) << " " << fmt(b) << "h"
+          << fmt(2 * cap) << "\"/>";
       }
       if (t.kind == Trace::Kind::truth)
-        s << "<rect class=\"pt\" x=\"" << fmt(px - r * 0.8) << "\" y=\"" << fmt(py - r * 0.8) << "\" width=\"" << fmt(r * 1.6)
-          << "\" height=\"" << fmt(r * 1.6) << "\" stroke-width=\"1.2\"><title>" << hover << "</title></rect>";
+        s << "<rect class=\"pt\" x=\"" << fmt(px - r * 0.8) << "\" y=\"" << fmt(py - r * 0.8) << "\" width=\""
+          << fmt(r * 1.6) << "\" height=\"" << fmt(r * 1.6) << "\" stroke-width=\"1.2\"><title>" << hover
+          << "</title></rect>";
       else
-        s << "<circle class=\"pt\" cx=\"" << fmt(px) << "\" cy=\"" << fmt(py) << "\" r=\"" << r << "\" stroke-width=\"1\"><title>"
-          << hover << "</title></circle>";
+        s << "<circle class=\"pt\" cx=\"" << fmt(px) << "\" cy=\"" << fmt(py) << "\" r=\"" << r
+          << "\" stroke-width=\"1\"><title>" << hover << "</title></circle>";
     }
     s << "</g>\n";
   }
@@ -317,15 +332,16 @@ std::string render_svg(const Chart& c, const ChartStyle& st, bool standalone) {
   for (const auto& m : c.vmarkers)
     if (!m.label.empty()) {
       const bool right_side = X(m.x) < (x0 + x1) / 2;
-      s << "<text x=\"" << fmt(X(m.x) + (right_side ? 4 : -4)) << "\" y=\"" << fmt(y0 + fs * 1.1 * ++labelled) << "\" text-anchor=\""
-        << (right_side ? "start" : "end") << "\" font-size=\"" << fmt(fs * 0.88) << "\" fill=\"" << m.colour.hex()
-        << "\" paint-order=\"stroke\" stroke=\"#ffffff\" stroke-width=\"3\">" << xml_escape(m.label) << "</text>\n";
+      s << "<text x=\"" << fmt(X(m.x) + (right_side ? 4 : -4)) << "\" y=\"" << fmt(y0 + fs * 1.1 * ++labelled)
+        << "\" text-anchor=\"" << (right_side ? "start" : "end") << "\" font-size=\"" << fmt(fs * 0.88) << "\" fill=\""
+        << m.colour.hex() << "\" paint-order=\"stroke\" stroke=\"#ffffff\" stroke-width=\"3\">" << xml_escape(m.label)
+        << "</text>\n";
     }
   for (const auto& m : c.hmarkers)
     if (!m.label.empty())
-      s << "<text x=\"" << fmt(x1 - 4) << "\" y=\"" << fmt(Y(m.y) - 4) << "\" text-anchor=\"end\" font-size=\"" << fmt(fs * 0.85)
-        << "\" fill=\"" << m.colour.hex() << "\" paint-order=\"stroke\" stroke=\"#ffffff\" stroke-width=\"3\">"
-        << xml_escape(m.label) << "</text>\n";
+      s << "<text x=\"" << fmt(x1 - 4) << "\" y=\"" << fmt(Y(m.y) - 4) << "\" text-anchor=\"end\" font-size=\""
+        << fmt(fs * 0.85) << "\" fill=\"" << m.colour.hex()
+        << "\" paint-order=\"stroke\" stroke=\"#ffffff\" stroke-width=\"3\">" << xml_escape(m.label) << "</text>\n";
 
   // Legend and notes: in the box beside the plot when there is one, else a compact legend inside.
   std::vector<const Trace*> legend;
@@ -347,11 +363,12 @@ std::string render_svg(const Chart& c, const ChartStyle& st, bool standalone) {
         break;
       case Trace::Kind::measured:
         s << "<line x1=\"" << fmt(lx) << "\" y1=\"" << fmt(ly - fs * 0.2) << "\" x2=\"" << fmt(lx + 18) << "\" y2=\""
-          << fmt(ly - fs * 0.2) << "\" stroke=\"" << col << "\" stroke-width=\"1.4\"/><circle cx=\"" << fmt(lx + 9) << "\" cy=\""
-          << fmt(ly - fs * 0.2) << "\" r=\"3\" fill=\"" << col << "\"/>";
+          << fmt(ly - fs * 0.2) << "\" stroke=\"" << col << "\" stroke-width=\"1.4\"/><circle cx=\"" << fmt(lx + 9)
+          << "\" cy=\"" << fmt(ly - fs * 0.2) << "\" r=\"3\" fill=\"" << col << "\"/>";
         break;
     }
-    s << "<text x=\"" << fmt(lx + 23) << "\" y=\"" << fmt(ly + fs * 0.1) << "\" fill=\"#333\">" << xml_escape(t.name) << "</text>";
+    s << "<text x=\"" << fmt(lx + 23) << "\" y=\"" << fmt(ly + fs * 0.1) << "\" fill=\"#333\">" << xml_escape(t.name)
+      << "</text>";
   };
   if (st.notes_width > 0) {
     const double bx = W - st.notes_width + 4;

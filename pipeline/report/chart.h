@@ -29,19 +29,19 @@ struct Trace {
     band,      // filled region between lo and hi (no markers); y unused
   };
   Kind kind = Kind::measured;
-  std::string name;                  // legend text ("" = not in the legend)
+  std::string name;  // legend text ("" = not in the legend)
   Colour colour;
-  std::vector<double> x, y;          // x ascending for curves
-  std::vector<double> err;           // measured: ± half-length of the error bar (NaN = none)
-  std::vector<double> lo, hi;        // band
-  std::vector<std::string> hover;    // per point (measured, truth): text shown on hover
+  std::vector<double> x, y;        // x ascending for curves
+  std::vector<double> err;         // measured: ± half-length of the error bar (NaN = none)
+  std::vector<double> lo, hi;      // band
+  std::vector<std::string> hover;  // per point (measured, truth): text shown on hover
 };
 
 // A vertical reference line (knee, onset) with an optional shaded span [span_lo, span_hi].
 struct VerticalMarker {
   double x = 0;
-  double span_lo = 0, span_hi = 0;   // shaded when span_hi > span_lo
-  std::string label;                 // short text drawn at the top of the line
+  double span_lo = 0, span_hi = 0;  // shaded when span_hi > span_lo
+  std::string label;                // short text drawn at the top of the line
   std::string hover;
   Colour colour;
 };
@@ -53,27 +53,27 @@ struct HorizontalMarker {
 };
 
 struct Chart {
-  std::string id;                    // unique in the page; file stem of downloads
+  std::string id;  // unique in the page; file stem of downloads
   std::string title, xlabel, ylabel;
   std::vector<Trace> traces;
   std::vector<VerticalMarker> vmarkers;
   std::vector<HorizontalMarker> hmarkers;
-  std::vector<std::string> notes;    // fitted parameters etc., printed in a box beside the plot
+  std::vector<std::string> notes;  // fitted parameters etc., printed in a box beside the plot
   // Axis ranges: fixed when set; otherwise from the data (x from 0 when x_from_zero, y from 0
   // when y_from_zero; y ≤ 1 when y_fraction).
   std::optional<std::pair<double, double>> x_range, y_range;
-  bool x_from_zero = true;           // pressure axes start at 0
+  bool x_from_zero = true;  // pressure axes start at 0
   bool y_from_zero = false;
-  bool y_fraction = false;           // a fraction: the axis stays within [0, 1]
-  std::string csv;                   // the data behind the chart (downloadable)
+  bool y_fraction = false;  // a fraction: the axis stays within [0, 1]
+  std::string csv;          // the data behind the chart (downloadable)
 };
 
 struct ChartStyle {
-  int width = 600, height = 300;     // px (SVG user units)
-  int notes_width = 0;               // px reserved right of the plot for the notes box (0: no box)
+  int width = 600, height = 300;  // px (SVG user units)
+  int notes_width = 0;            // px reserved right of the plot for the notes box (0: no box)
   double font_px = 12;
   bool legend = true;
-  bool compact = false;              // small multiples: fewer ticks, smaller markers
+  bool compact = false;  // small multiples: fewer ticks, smaller markers
 };
 
 // "Nice" axis range and ticks (1, 2, 2.5, 5 × 10^k steps) covering [lo, hi].

@@ -4,12 +4,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <fcntl.h>
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <fcntl.h>
 #include <functional>
 #include <optional>
 #include <sstream>
@@ -36,8 +36,8 @@ const Colour kPvColour{0, 150, 120};
 
 // Series colours when a run has several series (Okabe–Ito, colour-blind safe).
 Colour series_colour(std::size_t i) {
-  static const Colour palette[] = {{0, 114, 178}, {213, 94, 0}, {0, 158, 115}, {204, 121, 167},
-                                   {230, 159, 0}, {86, 180, 233}, {90, 90, 90}, {240, 228, 66}};
+  static const Colour palette[] = {{0, 114, 178}, {213, 94, 0},   {0, 158, 115}, {204, 121, 167},
+                                   {230, 159, 0}, {86, 180, 233}, {90, 90, 90},  {240, 228, 66}};
   return palette[i % 8];
 }
 
@@ -94,7 +94,7 @@ std::vector<std::pair<MetricKey, std::string>> all_keys(const std::vector<Series
 }
 
 std::optional<std::pair<MetricKey, std::string>> first_key(const std::vector<SeriesTable>& tables,
-                                                            const std::function<bool(const MetricKey&)>& accept) {
+                                                           const std::function<bool(const MetricKey&)>& accept) {
   for (const auto& k : all_keys(tables))
     if (accept(k.first)) return k;
   return std::nullopt;
@@ -118,7 +118,8 @@ std::string hover_text(const std::string& what, double P, double v, double err, 
 }
 
 // Measured points of one column; error bars from the column's uncertainty.
-Trace measured(const SeriesTable& t, const SeriesColumn& c, const std::string& name, Colour colour, const std::string& unit) {
+Trace measured(const SeriesTable& t, const SeriesColumn& c, const std::string& name, Colour colour,
+               const std::string& unit) {
   Trace tr;
   tr.kind = Trace::Kind::measured;
   tr.name = name;
@@ -138,8 +139,8 @@ bool any_finite(const std::vector<double>& v) {
   return std::any_of(v.begin(), v.end(), [](double x) { return std::isfinite(x); });
 }
 
-std::optional<Trace> truth_trace(const FigureInputs& in, const SeriesTable& t, const MetricKey& key, const std::string& unit,
-                                 const std::string& name) {
+std::optional<Trace> truth_trace(const FigureInputs& in, const SeriesTable& t, const MetricKey& key,
+                                 const std::string& unit, const std::string& name) {
   if (in.truths.empty()) return std::nullopt;
   Trace tr;
   tr.kind = Trace::Kind::truth;
@@ -227,9 +228,10 @@ struct Builder {
   void porosity() {
     const std::string pore = in.names.phase_with_role(Role::pore);
     auto key = first_key(in.tables, [&](const MetricKey& k) { return k.metric == kPorosityMetric && k.axis.empty(); });
-    if (!key) key = first_key(in.tables, [&](const MetricKey& k) {
-      return k.metric == kVolumeFractionMetric && k.axis.empty() && k.phase == (pore.empty() ? "pore" : pore);
-    });
+    if (!key)
+      key = first_key(in.tables, [&](const MetricKey& k) {
+        return k.metric == kVolumeFractionMetric && k.axis.empty() && k.phase == (pore.empty() ? "pore" : pore);
+      });
     if (!key) return;
     const MetricKey pv_alt{"volume_fraction_pv", key->first.phase.empty() ? pore : key->first.phase, ""};
     Chart c = metric_chart(in, "headline-porosity", key->first, key->second);
@@ -273,7 +275,9 @@ struct Builder {
       // Error bars: without replicates they are the porosity_uncertainty rows, which the rev stage
       // writes (the REV spread); with replicates, their spread combined with those (series.h).
       const bool replicates = std::any_of(col->n.begin(), col->n.end(), [](int n) { return n > 1; });
-      const std::string bars = !col->has_uncertainty ? "" : replicates ? " ± replicate and REV spread" : " ± REV spread";
+      const std::string bars = !col->has_uncertainty ? ""
+                               : replicates          ? " ± replicate and REV spread"
+                                                     : " ± REV spread";
       auto seg = measured(t, *col, prefix(si) + (pv ? "segmented" : "measured") + bars, colr, unit);
       const Endpoints e = endpoints(t, *col);
       if (const auto* h = fit_for(in.fits[si].heckel, &HeckelResult::porosity, &HeckelResult::fit, key->first);
@@ -292,20 +296,22 @@ struct Builder {
                           ", R² " + fixed(h->r2, 3) + ")";
           out.summary.push_back(prefix(si) + s + ".");
           if (h->r2 < 0.95)
-            out.caveats.push_back(prefix(si) + "The Heckel fit is poor (R² " + fixed(h->r2, 2) +
-                                  "): porosity does not follow ln(1/φ) = kP + A over this range, so the yield pressure is "
-                                  "indicative only.");
+            out.caveats.push_back(
+                prefix(si) + "The Heckel fit is poor (R² " + fixed(h->r2, 2) +
+                "): porosity does not follow ln(1/φ) = kP + A over this range, so the yield pressure is "
+                "indicative only.");
         } else {
           out.caveats.push_back(prefix(si) + "Heckel fit: " + h->status + ".");
         }
       } else if (e.ok()) {
         out.summary.push_back(prefix(si) + "Porosity " + change_word(e.v_first, e.v_last, "rose", "fell") + " from " +
-                              percent(e.v_first) + " to " + percent(e.v_last) + " between " + human_number(e.p_first, 4) +
-                              " and " + human_number(e.p_last, 4) + " MPa.");
+                              percent(e.v_first) + " to " + percent(e.v_last) + " between " +
+                              human_number(e.p_first, 4) + " and " + human_number(e.p_last, 4) + " MPa.");
         if (const auto* h = fit_for(in.fits[si].heckel, &HeckelResult::porosity, &HeckelResult::fit, key->first))
           out.caveats.push_back(prefix(si) + "No Heckel fit (" + h->status + ").");
       }
-      if (e.ok()) c.notes.push_back("relative density D = 1 − φ: " + percent(1 - e.v_first) + " → " + percent(1 - e.v_last));
+      if (e.ok())
+        c.notes.push_back("relative density D = 1 − φ: " + percent(1 - e.v_first) + " → " + percent(1 - e.v_last));
       if (auto truth = truth_trace(in, t, key->first, unit, prefix(si) + "truth")) {
         const double dev = max_truth_deviation(seg, *truth);
         if (std::isfinite(dev)) {
@@ -338,7 +344,8 @@ struct Builder {
         if (!std::isfinite(h.fit.k_per_MPa)) continue;
         const auto* col = t.find(h.porosity);
         if (!col) continue;
-        const Colour colr = colour(si, h.porosity.phase.empty() ? in.names.phase_with_role(Role::pore) : h.porosity.phase);
+        const Colour colr =
+            colour(si, h.porosity.phase.empty() ? in.names.phase_with_role(Role::pore) : h.porosity.phase);
         Trace pts;
         pts.kind = Trace::Kind::measured;
         pts.name = prefix(si) + "ln(1/φ)";
@@ -364,7 +371,8 @@ struct Builder {
   }
 
   void contact() {
-    const auto key = first_key(in.tables, [](const MetricKey& k) { return k.metric == kContactAreaMetric && k.axis.empty(); });
+    const auto key =
+        first_key(in.tables, [](const MetricKey& k) { return k.metric == kContactAreaMetric && k.axis.empty(); });
     if (!key) return;
     Chart c = metric_chart(in, "headline-contact", key->first, key->second);
     const std::string unit = Names::unit(key->second);
@@ -378,20 +386,23 @@ struct Builder {
       const Endpoints e = endpoints(t, *col);
       std::string sentence;
       if (e.ok())
-        sentence = "The " + pair + " contact-area fraction " + change_word(e.v_first, e.v_last, "rose", "fell") + " from " +
-                   fixed(e.v_first, 2) + " to " + fixed(e.v_last, 2);
+        sentence = "The " + pair + " contact-area fraction " + change_word(e.v_first, e.v_last, "rose", "fell") +
+                   " from " + fixed(e.v_first, 2) + " to " + fixed(e.v_last, 2);
       if (const auto* k = fit_for(in.fits[si].knee, &KneeResult::column, &KneeResult::fit, key->first);
           k && std::isfinite(k->knee_at)) {
-        c.traces.push_back(fit_curve(prefix(si) + "knee fit", colr, 0, c.x_range->second, [&](double P) { return k->value_at(P); }));
+        c.traces.push_back(
+            fit_curve(prefix(si) + "knee fit", colr, 0, c.x_range->second, [&](double P) { return k->value_at(P); }));
         auto& curve = c.traces.back();  // draw the corner exactly
         const auto at = std::lower_bound(curve.x.begin(), curve.x.end(), k->knee_at) - curve.x.begin();
         curve.x.insert(curve.x.begin() + at, k->knee_at);
         curve.y.insert(curve.y.begin() + at, k->value_at(k->knee_at));
         if (k->status == "ok") {
-          const std::string interval = std::isfinite(k->knee_ci95_low_MPa)
-                                           ? human_number(k->knee_ci95_low_MPa, 3) + "–" + human_number(k->knee_ci95_high_MPa, 3) + " MPa"
-                                           : "—";
-          const double plus = k->knee_ci95_high_MPa - k->knee_pressure_MPa, minus = k->knee_pressure_MPa - k->knee_ci95_low_MPa;
+          const std::string interval =
+              std::isfinite(k->knee_ci95_low_MPa)
+                  ? human_number(k->knee_ci95_low_MPa, 3) + "–" + human_number(k->knee_ci95_high_MPa, 3) + " MPa"
+                  : "—";
+          const double plus = k->knee_ci95_high_MPa - k->knee_pressure_MPa,
+                       minus = k->knee_pressure_MPa - k->knee_ci95_low_MPa;
           const std::string pm = "+" + human_number(plus, 3) + " / −" + human_number(minus, 3) + " MPa";
           VerticalMarker m;
           m.x = k->knee_pressure_MPa;
@@ -402,21 +413,25 @@ struct Builder {
           c.vmarkers.push_back(m);
           c.notes.push_back(prefix(si) + "knee P = " + mpa(k->knee_pressure_MPa) + " (" + pm + ")");
           c.notes.push_back("95 % interval " + interval);
-          c.notes.push_back("plateau " + fixed(k->plateau, 3) + ", slope " + human_number(k->slope_per_MPa, 3) + " MPa⁻¹");
+          c.notes.push_back("plateau " + fixed(k->plateau, 3) + ", slope " + human_number(k->slope_per_MPa, 3) +
+                            " MPa⁻¹");
           c.notes.push_back("R² = " + fixed(k->r2, 4) + " (n = " + std::to_string(k->n_points) + ")");
           if (!sentence.empty())
             sentence += ", levelling off at " + fixed(k->plateau, 2) + " above a knee at " + mpa(k->knee_pressure_MPa) +
                         " (95 % interval " + interval + ")";
           if (std::isfinite(k->knee_ci95_low_MPa) &&
               (k->knee_ci95_low_MPa <= e.p_first + 1e-9 || k->knee_ci95_high_MPa >= e.p_last - 1e-9))
-            out.caveats.push_back(prefix(si) + "The contact knee is poorly constrained: its 95 % interval reaches the edge "
+            out.caveats.push_back(prefix(si) +
+                                  "The contact knee is poorly constrained: its 95 % interval reaches the edge "
                                   "of the sampled pressures; more pressures near the knee would pin it down.");
         } else {
           c.notes.push_back(prefix(si) + "knee fit: " + k->status);
           out.caveats.push_back(prefix(si) + "Contact-area knee: " +
-                                (k->status == "no_plateau" ? std::string("still rising at the highest pressure, no knee in the sampled range")
-                                 : k->status == "no_rise"  ? std::string("flat throughout, no rise to a knee")
-                                                           : k->status) + ".");
+                                (k->status == "no_plateau"
+                                     ? std::string("still rising at the highest pressure, no knee in the sampled range")
+                                 : k->status == "no_rise" ? std::string("flat throughout, no rise to a knee")
+                                                          : k->status) +
+                                ".");
         }
       }
       if (!sentence.empty()) out.summary.push_back(prefix(si) + sentence + ".");
@@ -436,7 +451,9 @@ struct Builder {
     auto key = first_key(in.tables, [&](const MetricKey& k) {
       return k.metric == metric && k.axis == in.pressing_axis && (phase.empty() || k.phase == phase);
     });
-    if (!key) key = first_key(in.tables, [&](const MetricKey& k) { return k.metric == metric && (phase.empty() || k.phase == phase); });
+    if (!key)
+      key = first_key(in.tables,
+                      [&](const MetricKey& k) { return k.metric == metric && (phase.empty() || k.phase == phase); });
     if (!key && !phase.empty()) return transport_key(metric, "");
     return key;
   }
@@ -458,8 +475,9 @@ struct Builder {
       if (e.ok()) {
         c.notes.push_back(prefix(si) + human_number(e.v_first, 3) + " at " + mpa(e.p_first) + " → " +
                           human_number(e.v_last, 3) + " at " + mpa(e.p_last));
-        out.summary.push_back(prefix(si) + in.names.title(key->first) + " " + change_word(e.v_first, e.v_last, "rose", "fell") +
-                              " from " + human_number(e.v_first, 3) + " to " + human_number(e.v_last, 3) + ".");
+        out.summary.push_back(prefix(si) + in.names.title(key->first) + " " +
+                              change_word(e.v_first, e.v_last, "rose", "fell") + " from " + human_number(e.v_first, 3) +
+                              " to " + human_number(e.v_last, 3) + ".");
       }
       std::vector<std::string> off_scale;
       for (std::size_t i = 0; i < t.pressures_MPa.size(); ++i)
@@ -472,8 +490,8 @@ struct Builder {
       if (metric == "tau")
         if (const auto* b = fit_for(in.fits[si].bruggeman, &BruggemanResult::tau, &BruggemanResult::fit, key->first);
             b && b->status == "ok")
-          c.notes.push_back("Bruggeman τ = ε^−α: α = " + fixed(b->alpha, 2) + " (R² " + fixed(b->r2, 2) + "); free fit α = " +
-                            fixed(b->alpha_free, 2) + ", c = " + fixed(b->prefactor_free, 2));
+          c.notes.push_back("Bruggeman τ = ε^−α: α = " + fixed(b->alpha, 2) + " (R² " + fixed(b->r2, 2) +
+                            "); free fit α = " + fixed(b->alpha_free, 2) + ", c = " + fixed(b->prefactor_free, 2));
       c.traces.push_back(std::move(meas));
       out.columns.insert(key->first);
     }
@@ -482,13 +500,15 @@ struct Builder {
   }
 
   void cracks() {
-    const auto key = first_key(in.tables, [](const MetricKey& k) { return k.metric == kCrackFractionMetric && k.axis.empty(); });
+    const auto key =
+        first_key(in.tables, [](const MetricKey& k) { return k.metric == kCrackFractionMetric && k.axis.empty(); });
     if (!key) return;
     Chart c = metric_chart(in, "headline-cracks", key->first, key->second);
     c.y_fraction = false;  // zoomed on purpose: crack fractions are small; the axis still starts at 0
     c.y_from_zero = true;
     const std::string unit = Names::unit(key->second);
-    if (in.crack_threshold > 0) c.hmarkers.push_back({in.crack_threshold, "threshold " + human_number(in.crack_threshold, 3), kThresholdColour});
+    if (in.crack_threshold > 0)
+      c.hmarkers.push_back({in.crack_threshold, "threshold " + human_number(in.crack_threshold, 3), kThresholdColour});
     for (std::size_t si = 0; si < in.tables.size(); ++si) {
       const auto& t = in.tables[si];
       const auto* col = t.find(key->first);
@@ -496,27 +516,32 @@ struct Builder {
       const Colour colr = colour(si, key->first.phase);
       auto meas = measured(t, *col, prefix(si) + "measured", colr, unit);
       if (const auto* o = fit_for(in.fits[si].crack_onset, &OnsetResult::column, &OnsetResult::onset, key->first)) {
-        const std::string rule = in.crack_threshold > 0 ? "above " + human_number(in.crack_threshold, 3) : "any crack detected";
+        const std::string rule =
+            in.crack_threshold > 0 ? "above " + human_number(in.crack_threshold, 3) : "any crack detected";
         if (o->status == "ok" || o->status == "above_at_lowest_pressure") {
           double before = NAN;  // the last sampled pressure below the onset with a value
           for (std::size_t i = 0; i < t.pressures_MPa.size(); ++i)
-            if (t.pressures_MPa[i] < o->onset_pressure_MPa && col->n[i] && std::isfinite(col->value[i])) before = t.pressures_MPa[i];
+            if (t.pressures_MPa[i] < o->onset_pressure_MPa && col->n[i] && std::isfinite(col->value[i]))
+              before = t.pressures_MPa[i];
           VerticalMarker m;
           m.x = std::isfinite(o->interpolated_onset_MPa) ? o->interpolated_onset_MPa : o->onset_pressure_MPa;
           if (std::isfinite(before)) m.span_lo = before, m.span_hi = o->onset_pressure_MPa;
-          m.label = prefix(si) + "onset " + (std::isfinite(before) ? human_number(before, 4) + "–" : "≤ ") + mpa(o->onset_pressure_MPa);
-          m.hover = "crack onset (" + rule + ") between " + (std::isfinite(before) ? mpa(before) : std::string("0 MPa")) +
-                    " and " + mpa(o->onset_pressure_MPa);
+          m.label = prefix(si) + "onset " + (std::isfinite(before) ? human_number(before, 4) + "–" : "≤ ") +
+                    mpa(o->onset_pressure_MPa);
+          m.hover = "crack onset (" + rule + ") between " +
+                    (std::isfinite(before) ? mpa(before) : std::string("0 MPa")) + " and " + mpa(o->onset_pressure_MPa);
           m.colour = multi ? colr : kThresholdColour;
           c.vmarkers.push_back(m);
-          c.notes.push_back(prefix(si) + "onset bracket " + (std::isfinite(before) ? human_number(before, 4) : "0") + "–" +
-                            mpa(o->onset_pressure_MPa));
+          c.notes.push_back(prefix(si) + "onset bracket " + (std::isfinite(before) ? human_number(before, 4) : "0") +
+                            "–" + mpa(o->onset_pressure_MPa));
           if (std::isfinite(o->interpolated_onset_MPa))
             c.notes.push_back("interpolated crossing " + mpa(o->interpolated_onset_MPa));
           c.notes.push_back("criterion: " + rule);
           out.summary.push_back(prefix(si) + "Cracks (" + rule + ") first appear at " + mpa(o->onset_pressure_MPa) +
-                                (std::isfinite(before) ? " (onset between " + mpa(before) + " and " + mpa(o->onset_pressure_MPa) + ")"
-                                                       : " (already at the lowest pressure)") + ".");
+                                (std::isfinite(before)
+                                     ? " (onset between " + mpa(before) + " and " + mpa(o->onset_pressure_MPa) + ")"
+                                     : " (already at the lowest pressure)") +
+                                ".");
         } else if (o->status == "not_reached") {
           c.notes.push_back(prefix(si) + "no crack onset (" + rule + ") up to " + mpa(t.pressures_MPa.back()));
           out.summary.push_back(prefix(si) + "No cracks (" + rule + ") up to " + mpa(t.pressures_MPa.back()) + ".");
@@ -524,7 +549,8 @@ struct Builder {
           c.notes.push_back(prefix(si) + "crack onset: " + o->status);
         }
       }
-      if (auto truth = truth_trace(in, t, key->first, unit, prefix(si) + "truth")) c.traces.push_back(std::move(*truth));
+      if (auto truth = truth_trace(in, t, key->first, unit, prefix(si) + "truth"))
+        c.traces.push_back(std::move(*truth));
       c.traces.push_back(std::move(meas));
       out.columns.insert(key->first);
     }
@@ -540,11 +566,14 @@ std::pair<int, std::string> topic_of(const std::string& metric) {
       starts("cluster") || starts("euler") || starts("connectivity") || starts("geometric_tortuosity"))
     return {2, "Connectivity"};
   if (starts("volume_fraction") || starts("porosity") || starts("relative_density")) return {0, "Phase fractions"};
-  if (starts("interface") || starts("specific_") || starts("contact") || starts("am_") || starts("tpb")) return {1, "Interfaces and contact"};
+  if (starts("interface") || starts("specific_") || starts("contact") || starts("am_") || starts("tpb"))
+    return {1, "Interfaces and contact"};
   if (starts("tau") || starts("sigma") || starts("macmullin")) return {3, "Transport"};
-  if (starts("strain") || starts("particle_displacement") || starts("particle_rotation")) return {6, "Deformation (DVC)"};
+  if (starts("strain") || starts("particle_displacement") || starts("particle_rotation"))
+    return {6, "Deformation (DVC)"};
   if (starts("local_thickness") || starts("particle")) return {4, "Sizes and particles"};
-  if (starts("crack") || starts("aperture") || starts("bottleneck") || starts("percolates") || starts("largest_network"))
+  if (starts("crack") || starts("aperture") || starts("bottleneck") || starts("percolates") ||
+      starts("largest_network"))
     return {5, "Cracks"};
   return {7, "Other"};
 }
@@ -574,11 +603,14 @@ HeadlinePanel headline_panel(const FigureInputs& in) {
   b.cracks();
   b.heckel_plot();
   if (!in.failures.empty())
-    out.caveats.insert(out.caveats.begin(), std::to_string(in.failures.size()) + " sample" + (in.failures.size() == 1 ? "" : "s") +
-                                                " failed and " + (in.failures.size() == 1 ? "is" : "are") +
+    out.caveats.insert(out.caveats.begin(), std::to_string(in.failures.size()) + " sample" +
+                                                (in.failures.size() == 1 ? "" : "s") + " failed and " +
+                                                (in.failures.size() == 1 ? "is" : "are") +
                                                 " missing from these trends: " + join(in.failures, "; ") + ".");
-  if (out.charts.empty()) out.caveats.push_back("None of the headline metrics (porosity, contact-area fraction, τ, σ_eff, crack "
-                                                "volume fraction) is in metrics.csv.");
+  if (out.charts.empty())
+    out.caveats.push_back(
+        "None of the headline metrics (porosity, contact-area fraction, τ, σ_eff, crack "
+        "volume fraction) is in metrics.csv.");
   return out;
 }
 
@@ -586,9 +618,11 @@ std::vector<MetricFamily> metric_families(const FigureInputs& in, const std::set
   const bool multi = in.tables.size() > 1;
   std::vector<std::string> metrics;
   for (const auto& [key, unit] : all_keys(in.tables))
-    if (!skip.count(key) && !is_companion(key.metric) && std::find(metrics.begin(), metrics.end(), key.metric) == metrics.end())
+    if (!skip.count(key) && !is_companion(key.metric) &&
+        std::find(metrics.begin(), metrics.end(), key.metric) == metrics.end())
       metrics.push_back(key.metric);
-  std::stable_sort(metrics.begin(), metrics.end(), [](const auto& a, const auto& b) { return topic_of(a).first < topic_of(b).first; });
+  std::stable_sort(metrics.begin(), metrics.end(),
+                   [](const auto& a, const auto& b) { return topic_of(a).first < topic_of(b).first; });
   const double pmax = nice_axis(0, max_pressure(in.tables), 4).hi;
   std::vector<MetricFamily> out;
   int serial = 0;
@@ -605,7 +639,8 @@ std::vector<MetricFamily> metric_families(const FigureInputs& in, const std::set
     std::vector<std::vector<std::pair<MetricKey, std::string>>> panels;
     if (!multi) {
       for (const auto& k : keys) {
-        auto it = std::find_if(panels.begin(), panels.end(), [&](const auto& p) { return p.front().first.axis == k.first.axis; });
+        auto it = std::find_if(panels.begin(), panels.end(),
+                               [&](const auto& p) { return p.front().first.axis == k.first.axis; });
         if (it == panels.end()) panels.push_back({k});
         else it->push_back(k);
       }
@@ -627,7 +662,9 @@ std::vector<MetricFamily> metric_families(const FigureInputs& in, const std::set
       Chart c = metric_chart(in, "m" + std::to_string(++serial), k0, p.front().second);
       c.x_range = std::pair{0.0, pmax};
       if (p.size() > 1) {  // phases as lines: the panel is named by its axis
-        c.title = panels.size() > 1 ? "along " + k0.axis : k0.axis.empty() ? fam.title : fam.title + " (" + k0.axis + ")";
+        c.title = panels.size() > 1 ? "along " + k0.axis
+                  : k0.axis.empty() ? fam.title
+                                    : fam.title + " (" + k0.axis + ")";
       } else if (keys.size() > 1) {
         c.title = in.names.qualifier(k0);
         if (c.title == k0.axis && !c.title.empty()) c.title = "along " + c.title;
@@ -642,12 +679,16 @@ std::vector<MetricFamily> metric_families(const FigureInputs& in, const std::set
           const auto& t = in.tables[si];
           const auto* col = t.find(key);
           if (!col || t.pressures_MPa.empty()) continue;
-          const Colour colr = multi ? series_colour(si) : phase_colours ? in.names.phase_colour(key.phase) : series_colour(li);
+          const Colour colr = multi           ? series_colour(si)
+                              : phase_colours ? in.names.phase_colour(key.phase)
+                                              : series_colour(li);
           const std::string name = multi ? series_label(t.name) : p.size() > 1 ? in.names.phase(key.phase) : "";
           auto tr = measured(t, *col, name, colr, unit);
-          for (auto& h : tr.hover) h = in.names.title(key) + (multi ? " [" + series_label(t.name) + "]" : "") + h.substr(name.size());
+          for (auto& h : tr.hover)
+            h = in.names.title(key) + (multi ? " [" + series_label(t.name) + "]" : "") + h.substr(name.size());
           c.traces.push_back(std::move(tr));
-          if (auto truth = truth_trace(in, t, key, unit, multi || p.size() > 1 ? "" : "truth")) c.traces.push_back(std::move(*truth));
+          if (auto truth = truth_trace(in, t, key, unit, multi || p.size() > 1 ? "" : "truth"))
+            c.traces.push_back(std::move(*truth));
         }
       }
       if (phase_colours)  // the phase legend is shown once above the grids
@@ -656,7 +697,8 @@ std::vector<MetricFamily> metric_families(const FigureInputs& in, const std::set
       fam.panels.push_back(std::move(c));
     }
     // Shared value axis across the family when the units agree.
-    const bool same_unit = std::all_of(keys.begin(), keys.end(), [&](const auto& k) { return k.second == keys.front().second; });
+    const bool same_unit =
+        std::all_of(keys.begin(), keys.end(), [&](const auto& k) { return k.second == keys.front().second; });
     if (same_unit && fam.panels.size() > 1) {
       double lo = INFINITY, hi = -INFINITY;
       for (const auto& c : fam.panels) {
@@ -679,9 +721,11 @@ std::string chart_csv(const Chart& chart) {
     const char* kind = t.kind == Trace::Kind::measured ? "measured" : t.kind == Trace::Kind::truth ? "truth" : "band";
     const std::string name = t.name.empty() ? chart.title : t.name;
     for (std::size_t i = 0; i < t.x.size(); ++i) {
-      auto num = [](const std::vector<double>& v, std::size_t j) { return j < v.size() && !std::isnan(v[j]) ? format_number(v[j]) : std::string(); };
-      csv += csv_field(name) + "," + kind + "," + format_number(t.x[i]) + "," + num(t.y, i) + "," + num(t.err, i) + "," + num(t.lo, i) +
-             "," + num(t.hi, i) + "\n";
+      auto num = [](const std::vector<double>& v, std::size_t j) {
+        return j < v.size() && !std::isnan(v[j]) ? format_number(v[j]) : std::string();
+      };
+      csv += csv_field(name) + "," + kind + "," + format_number(t.x[i]) + "," + num(t.y, i) + "," + num(t.err, i) +
+             "," + num(t.lo, i) + "," + num(t.hi, i) + "\n";
     }
   }
   return csv;
@@ -705,11 +749,12 @@ std::string compose_svg(const std::vector<Chart>& charts, const ChartStyle& styl
   const int width = style.width * columns;
   const std::string total = format_number(row_top.back());
   std::ostringstream s;
-  s << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << width << "\" height=\"" << total << "\" viewBox=\"0 0 " << width
-    << " " << total << "\">\n<rect width=\"100%\" height=\"100%\" fill=\"#ffffff\"/>\n";
+  s << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << width << "\" height=\"" << total << "\" viewBox=\"0 0 "
+    << width << " " << total << "\">\n<rect width=\"100%\" height=\"100%\" fill=\"#ffffff\"/>\n";
   for (std::size_t i = 0; i < svgs.size(); ++i) {
     const int x = static_cast<int>(i % columns) * style.width;
-    svgs[i].insert(4, " x=\"" + std::to_string(x) + "\" y=\"" + format_number(row_top[i / columns]) + "\"");  // after "<svg"
+    svgs[i].insert(
+        4, " x=\"" + std::to_string(x) + "\" y=\"" + format_number(row_top[i / columns]) + "\"");  // after "<svg"
     s << svgs[i] << "\n";
   }
   s << "</svg>\n";
@@ -722,7 +767,8 @@ std::string find_rsvg_convert() {
   std::stringstream dirs(path ? path : "/usr/bin:/bin");
   std::string dir;
   while (std::getline(dirs, dir, ':'))
-    if (!dir.empty() && ::access((fs::path(dir) / "rsvg-convert").c_str(), X_OK) == 0) return (fs::path(dir) / "rsvg-convert").string();
+    if (!dir.empty() && ::access((fs::path(dir) / "rsvg-convert").c_str(), X_OK) == 0)
+      return (fs::path(dir) / "rsvg-convert").string();
   return "";
 }
 
@@ -760,7 +806,8 @@ FigureFiles write_figures(const fs::path& dir, const HeadlinePanel& panel) {
   FigureFiles out;
   std::error_code ec;
   fs::create_directories(dir, ec);
-  if (!fs::is_directory(dir)) throw InputError("--figures " + dir.string() + ": cannot create this folder (" + ec.message() + ")");
+  if (!fs::is_directory(dir))
+    throw InputError("--figures " + dir.string() + ": cannot create this folder (" + ec.message() + ")");
   const ChartStyle style = headline_style();
   std::vector<std::pair<std::string, std::string>> svgs = {{"headline", compose_svg(panel.charts, style, 2)}};
   for (const auto& c : panel.charts) {
@@ -775,8 +822,9 @@ FigureFiles write_figures(const fs::path& dir, const HeadlinePanel& panel) {
   }
   const std::string rsvg = find_rsvg_convert();
   if (rsvg.empty()) {
-    out.message = "rsvg-convert was not found (Debian package librsvg2-bin), so only SVG was written; convert with any "
-                  "SVG tool, e.g. rsvg-convert -f pdf.";
+    out.message =
+        "rsvg-convert was not found (Debian package librsvg2-bin), so only SVG was written; convert with any "
+        "SVG tool, e.g. rsvg-convert -f pdf.";
     return out;
   }
   const fs::path log = dir / "rsvg-convert.log";
@@ -787,7 +835,9 @@ FigureFiles write_figures(const fs::path& dir, const HeadlinePanel& panel) {
     fs::remove(pdf, ec), fs::remove(png, ec);
     // PDF keeps the vectors; PNG at 300 dpi (SVG user units are CSS px, 96 per inch).
     run_program({rsvg, "-f", "pdf", "-o", pdf.string(), svg.string()}, log);
-    run_program({rsvg, "-f", "png", "--dpi-x", "300", "--dpi-y", "300", "-z", format_number(300.0 / 96.0), "-o", png.string(), svg.string()}, log);
+    run_program({rsvg, "-f", "png", "--dpi-x", "300", "--dpi-y", "300", "-z", format_number(300.0 / 96.0), "-o",
+                 png.string(), svg.string()},
+                log);
     for (const auto& f : {pdf, png}) {
       if (non_empty_file(f)) out.files.push_back(f);
       else failed.push_back(f.filename().string());

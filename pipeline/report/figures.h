@@ -24,15 +24,15 @@ struct FigureInputs {
   const Names& names;
   const std::map<std::string, nlohmann::json>& truths;  // sample → truth JSON (may be empty)
   double crack_threshold = 0;
-  std::string pressing_axis = "z";                      // the τ / σ_eff axis shown in the headline
-  std::vector<std::string> failures;                    // "sample: message" of failed samples
+  std::string pressing_axis = "z";    // the τ / σ_eff axis shown in the headline
+  std::vector<std::string> failures;  // "sample: message" of failed samples
 };
 
 struct HeadlinePanel {
-  std::vector<Chart> charts;       // in reading order
-  std::set<MetricKey> columns;     // metric columns drawn here (left out of the small multiples)
-  std::vector<std::string> summary;   // sentences of the generated summary paragraph
-  std::vector<std::string> caveats;   // poor fits, failed samples, missing data
+  std::vector<Chart> charts;         // in reading order
+  std::set<MetricKey> columns;       // metric columns drawn here (left out of the small multiples)
+  std::vector<std::string> summary;  // sentences of the generated summary paragraph
+  std::vector<std::string> caveats;  // poor fits, failed samples, missing data
 };
 
 HeadlinePanel headline_panel(const FigureInputs& in);
@@ -43,7 +43,7 @@ HeadlinePanel headline_panel(const FigureInputs& in);
 struct MetricFamily {
   std::string metric, title, topic;
   std::vector<Chart> panels;
-  bool phase_coloured = false;     // lines are phases in their gallery colours (legend given once)
+  bool phase_coloured = false;  // lines are phases in their gallery colours (legend given once)
 };
 
 // The families of every column not in `skip`, ordered by topic (phase fractions, interfaces and

@@ -342,10 +342,11 @@ nlohmann::json to_json(const BruggemanFit& f) {
           {"n_points", f.n_points},
           {"alpha", json_number(f.alpha)},
           {"r2", json_number(f.r2)},
-          {"free_fit", {{"equation", "tau = c*eps^(-alpha)"},
-                        {"alpha", json_number(f.alpha_free)},
-                        {"c", json_number(f.prefactor_free)},
-                        {"r2", json_number(f.r2_free)}}}};
+          {"free_fit",
+           {{"equation", "tau = c*eps^(-alpha)"},
+            {"alpha", json_number(f.alpha_free)},
+            {"c", json_number(f.prefactor_free)},
+            {"r2", json_number(f.r2_free)}}}};
 }
 
 nlohmann::json to_json(const CrackOnset& f) {

@@ -102,9 +102,9 @@ const std::map<std::string, Definition>& definitions() {
 
 const std::vector<std::pair<std::string, std::string>>& suffixes() {
   static const std::vector<std::pair<std::string, std::string>> s = {
-      {"_facecount", ", face count"}, {"_pv", " (partial volume)"}, {"_mean", ", mean"},
-      {"_median", ", median"},        {"_p10", ", 10th percentile"}, {"_p90", ", 90th percentile"},
-      {"_min", ", min."},             {"_max", ", max."},            {"_std", ", std. dev."}};
+      {"_facecount", ", face count"}, {"_pv", " (partial volume)"},  {"_mean", ", mean"}, {"_median", ", median"},
+      {"_p10", ", 10th percentile"},  {"_p90", ", 90th percentile"}, {"_min", ", min."},  {"_max", ", max."},
+      {"_std", ", std. dev."}};
   return s;
 }
 
@@ -172,11 +172,14 @@ std::string Names::phase(const std::string& phase) const {
   const char separator = phase.find('|') != std::string::npos ? '|' : phase.find('+') != std::string::npos ? '+' : 0;
   if (separator) {
     std::string out;
-    for (const auto& m : ordered_members(phase, separator)) out += (out.empty() ? "" : separator == '|' ? "–" : " + ") + this->phase(m);
+    for (const auto& m : ordered_members(phase, separator))
+      out += (out.empty() ? "" : separator == '|' ? "–" : " + ") + this->phase(m);
     return out;
   }
   // Short lower-case names are abbreviations (se, am, cbd): upper-case them; words stay.
-  const bool abbreviation = phase.size() <= 3 && std::all_of(phase.begin(), phase.end(), [](char c) { return std::islower(static_cast<unsigned char>(c)); });
+  const bool abbreviation = phase.size() <= 3 && std::all_of(phase.begin(), phase.end(), [](char c) {
+                              return std::islower(static_cast<unsigned char>(c));
+                            });
   if (!abbreviation) return phase;
   std::string up = phase;
   for (auto& c : up) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
@@ -193,7 +196,8 @@ std::string Names::quantity(const std::string& metric) const {
 
 std::string Names::qualifier(const MetricKey& key) const {
   const std::string ph = phase(key.phase);
-  if (is_contact_metric(key.metric) || (key.metric.rfind("porosity", 0) == 0 && key.phase == phase_with_role(Role::pore)))
+  if (is_contact_metric(key.metric) ||
+      (key.metric.rfind("porosity", 0) == 0 && key.phase == phase_with_role(Role::pore)))
     return key.axis;  // the pair (or the pore phase) is already in the title
   if (!key.axis.empty() && !ph.empty()) return key.axis + ", " + ph;
   return key.axis.empty() ? ph : key.axis;

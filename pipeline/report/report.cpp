@@ -228,7 +228,8 @@ std::vector<Failure> failures(const json& mj) {
     if (errs->is_array()) {
       for (const auto& e : *errs) {
         std::string name = e.is_object() && e.contains("sample") ? json_text(e["sample"]) : "";
-        if (name.empty() && e.is_object() && e.contains("report_stage")) name = "report stage " + json_text(e["report_stage"]);
+        if (name.empty() && e.is_object() && e.contains("report_stage"))
+          name = "report stage " + json_text(e["report_stage"]);
         if (!name.empty() && seen.count(name)) continue;
         const json* m = field(e, {"message", "error", "what"});
         out.push_back({name, m ? json_text(*m) : json_text(e)});
@@ -286,8 +287,8 @@ void figure(std::ostringstream& h, const Chart& c, const ChartStyle& style) {
   for (std::size_t pos = 0; (pos = csv.find("</", pos)) != std::string::npos; pos += 3) csv.replace(pos, 2, "<\\/");
   h << "<figure class=\"fig\">" << render_svg(c, style) << "<div class=\"dl\">";
   for (const char* kind : {"svg", "png", "csv"})
-    h << "<button type=\"button\" data-dl=\"" << kind << "\" data-fig=\"" << esc(c.id) << "\" title=\"download this figure as "
-      << kind << "\">" << kind << "</button>";
+    h << "<button type=\"button\" data-dl=\"" << kind << "\" data-fig=\"" << esc(c.id)
+      << "\" title=\"download this figure as " << kind << "\">" << kind << "</button>";
   h << "</div><script type=\"text/csv\" id=\"csv-" << esc(c.id) << "\">" << csv << "</script></figure>\n";
 }
 
@@ -316,7 +317,8 @@ void phase_legend(std::ostringstream& h, const Names& names, bool with_truth) {
   h << "<div class=\"legend-row\"><span>Phase colours (plots and slices):</span>";
   for (const auto& p : names.phases().phases())
     h << "<span><span class=\"swatch\" style=\"background:" << names.phase_colour(p.name).hex() << "\"></span>"
-      << esc(names.phase(p.name)) << " <small>(label " << p.label << ", " << esc(to_string(p.role)) << ")</small></span>";
+      << esc(names.phase(p.name)) << " <small>(label " << p.label << ", " << esc(to_string(p.role))
+      << ")</small></span>";
   if (with_truth) h << "<span>black dashed line with open squares: ground truth</span>";
   h << "</div>\n";
 }
@@ -356,11 +358,13 @@ std::size_t section_multiples(std::ostringstream& h, const std::vector<MetricFam
 std::string num_td(double v) { return "<td class=\"num\">" + show(v) + "</td>"; }
 
 void section_fits(std::ostringstream& h, const SeriesOutputs& s, const ReportOptions& o, const Names& names) {
-  auto column = [&](const MetricKey& k) { return esc(names.title(k)) + " <small><code>" + esc(k.label()) + "</code></small>"; };
+  auto column = [&](const MetricKey& k) {
+    return esc(names.title(k)) + " <small><code>" + esc(k.label()) + "</code></small>";
+  };
   h << "<section id=\"fits\"><h2>Trend fits</h2>\n"
        "<p>Fits use the series tables (one value per pressure). A fit needs at least 3 valid points (the knee model "
        "4); otherwise its status is <code>insufficient_points</code> and no number is given. All results are also in "
-       << relative_link("fits.json", "fits.json") << ".</p>\n";
+    << relative_link("fits.json", "fits.json") << ".</p>\n";
 
   h << "<h3>Heckel compaction</h3><div class=\"model\">ln(1/(1−D)) = k·P + A with relative density D = 1 − porosity; "
        "least squares over the pressures with 0 &lt; porosity ≤ 1. Yield pressure P<sub>y</sub> = 1/k.</div>\n"
@@ -375,9 +379,12 @@ void section_fits(std::ostringstream& h, const SeriesOutputs& s, const ReportOpt
         << num_td(r.fit.A) << num_td(r.fit.yield_pressure_MPa) << num_td(r.fit.r2) << "</tr>\n";
     }
   h << "</table>\n";
-  if (!any) h << "<p class=\"note\">No <code>porosity</code> (or pore <code>volume_fraction</code>) column in metrics.csv.</p>\n";
+  if (!any)
+    h << "<p class=\"note\">No <code>porosity</code> (or pore <code>volume_fraction</code>) column in "
+         "metrics.csv.</p>\n";
 
-  h << "<h3>Contact-area fraction: knee / plateau</h3><div class=\"model\">f(P) = plateau + slope·min(P − P<sub>knee</sub>, 0): "
+  h << "<h3>Contact-area fraction: knee / plateau</h3><div class=\"model\">f(P) = plateau + slope·min(P − "
+       "P<sub>knee</sub>, 0): "
        "linear rise, then a plateau; continuous least squares over the knee position (exact global optimum). The 95 % "
        "interval of the knee is the profile-likelihood interval: knees whose best fit has SSE ≤ SSE<sub>min</sub>·(1 + "
        "t²<sub>0.975, n−3</sub>/(n − 3)). Status <code>no_plateau</code>: still rising at the highest pressure; "
@@ -388,9 +395,12 @@ void section_fits(std::ostringstream& h, const SeriesOutputs& s, const ReportOpt
   for (const auto& f : s.fits)
     for (const auto& r : f.knee) {
       any = true;
-      h << "<tr><td>" << esc(series_name(f.series)) << "</td><td>" << column(r.column) << "</td><td>" << esc(r.fit.status)
-        << "</td><td class=\"num\">" << r.fit.n_points << "</td>" << num_td(r.fit.knee_pressure_MPa) << "<td class=\"num\">"
-        << (std::isfinite(r.fit.knee_ci95_low_MPa) ? show(r.fit.knee_ci95_low_MPa) + " – " + show(r.fit.knee_ci95_high_MPa) : "—")
+      h << "<tr><td>" << esc(series_name(f.series)) << "</td><td>" << column(r.column) << "</td><td>"
+        << esc(r.fit.status) << "</td><td class=\"num\">" << r.fit.n_points << "</td>"
+        << num_td(r.fit.knee_pressure_MPa) << "<td class=\"num\">"
+        << (std::isfinite(r.fit.knee_ci95_low_MPa)
+                ? show(r.fit.knee_ci95_low_MPa) + " – " + show(r.fit.knee_ci95_high_MPa)
+                : "—")
         << "</td>" << num_td(r.fit.plateau) << num_td(r.fit.slope_per_MPa) << num_td(r.fit.r2) << "</tr>\n";
     }
   h << "</table>\n";
@@ -406,14 +416,19 @@ void section_fits(std::ostringstream& h, const SeriesOutputs& s, const ReportOpt
     for (const auto& r : f.bruggeman) {
       any = true;
       h << "<tr><td>" << esc(series_name(f.series)) << "</td><td>" << column(r.tau) << "</td><td>" << column(r.eps)
-        << "</td><td>" << esc(r.fit.status) << "</td><td class=\"num\">" << r.fit.n_points << "</td>" << num_td(r.fit.alpha)
-        << num_td(r.fit.r2) << num_td(r.fit.alpha_free) << num_td(r.fit.prefactor_free) << num_td(r.fit.r2_free) << "</tr>\n";
+        << "</td><td>" << esc(r.fit.status) << "</td><td class=\"num\">" << r.fit.n_points << "</td>"
+        << num_td(r.fit.alpha) << num_td(r.fit.r2) << num_td(r.fit.alpha_free) << num_td(r.fit.prefactor_free)
+        << num_td(r.fit.r2_free) << "</tr>\n";
     }
   h << "</table>\n";
-  if (!any) h << "<p class=\"note\">No <code>tau</code> column with a matching <code>volume_fraction</code> in metrics.csv.</p>\n";
+  if (!any)
+    h << "<p class=\"note\">No <code>tau</code> column with a matching <code>volume_fraction</code> in "
+         "metrics.csv.</p>\n";
 
   h << "<h3>Crack onset</h3><div class=\"model\">The lowest sampled pressure whose crack volume fraction exceeds the "
-       "threshold (" << show(o.crack_threshold) << "), and the linear interpolation of the crossing between the "
+       "threshold ("
+    << show(o.crack_threshold)
+    << "), and the linear interpolation of the crossing between the "
        "pressure before it and that one.</div>\n<table><tr><th>series</th><th>column</th><th>status</th><th>n</th>"
        "<th>threshold</th><th>onset pressure (MPa)</th><th>interpolated crossing (MPa)</th></tr>\n";
   any = false;
@@ -445,12 +460,14 @@ std::pair<double, double> slice_extent_um(const json* entry, const fs::path& png
   if (!entry) return {0, 0};
   const json* dims = field(*entry, {"dims"});
   const json* spacing = field(*entry, {"spacing_um"});
-  if (!dims || !spacing || !dims->is_array() || !spacing->is_array() || dims->size() != 3 || spacing->size() != 3) return {0, 0};
+  if (!dims || !spacing || !dims->is_array() || !spacing->is_array() || dims->size() != 3 || spacing->size() != 3)
+    return {0, 0};
   const std::string name = png.stem().string();
   const std::string plane = name.size() >= 2 ? name.substr(name.size() - 2) : "";
   const int a = plane == "yz" ? 1 : 0, b = plane == "xy" ? 1 : 2;
   try {
-    return {(*dims)[a].get<double>() * (*spacing)[a].get<double>(), (*dims)[b].get<double>() * (*spacing)[b].get<double>()};
+    return {(*dims)[a].get<double>() * (*spacing)[a].get<double>(),
+            (*dims)[b].get<double>() * (*spacing)[b].get<double>()};
   } catch (const json::exception&) {
     return {0, 0};
   }
@@ -481,7 +498,8 @@ void slice_cell(std::ostringstream& h, const fs::path& png, const std::string& a
     const double bar = scale_bar_um(w_um);
     char width[32];
     std::snprintf(width, sizeof width, "%.1f", kSliceWidthPx * bar / w_um);
-    h << "<span class=\"bar\" style=\"width:" << width << "px\"></span><span class=\"bar-label\">" << show(bar) << " µm</span>";
+    h << "<span class=\"bar\" style=\"width:" << width << "px\"></span><span class=\"bar-label\">" << show(bar)
+      << " µm</span>";
   }
   h << "</div>";
 }
@@ -495,12 +513,14 @@ void section_gallery(std::ostringstream& h, const SeriesOutputs& s, const Names&
     if (e.contains("name") && e["name"].is_string()) entries[e["name"].get<std::string>()] = &e;
   h << "<section id=\"gallery\"><h2>Slice gallery</h2>\n<p>The same slice of every sample, in order of pressure: the "
        "mid-height xy plane (middle z slice of each volume; else the mid xz or yz plane), with grey, phase labels, "
-       "cracks and current density side by side. Scale bars in µm from the voxel size. Labels in the phase colours of the "
+       "cracks and current density side by side. Scale bars in µm from the voxel size. Labels in the phase colours of "
+       "the "
        "plots; cracks one colour per crack; current density in viridis from the slice's minimum (dark) to maximum "
        "(yellow). — marks a slice the run did not write.</p>\n";
   phase_legend(h, names, false);
   for (const auto& t : s.tables) {
-    h << "<h3>" << esc(series_name(t.name)) << "</h3><div class=\"scroll\"><table><tr><th>pressure (MPa)</th><th>sample</th>";
+    h << "<h3>" << esc(series_name(t.name))
+      << "</h3><div class=\"scroll\"><table><tr><th>pressure (MPa)</th><th>sample</th>";
     for (const auto& k : kinds) h << "<th>" << esc(k.second) << "</th>";
     h << "</tr>\n";
     for (std::size_t i = 0; i < t.pressures_MPa.size(); ++i)
@@ -510,7 +530,8 @@ void section_gallery(std::ostringstream& h, const SeriesOutputs& s, const Names&
         std::string where;
         if (entry)
           if (const json* dims = field(*entry, {"dims"}); dims && dims->is_array() && dims->size() == 3)
-            if (const json* sp = field(*entry, {"spacing_um"}); sp && sp->is_array() && sp->size() == 3 && (*sp)[2].is_number())
+            if (const json* sp = field(*entry, {"spacing_um"});
+                sp && sp->is_array() && sp->size() == 3 && (*sp)[2].is_number())
               where = "z = " + show(std::floor((*dims)[2].get<double>() / 2) * (*sp)[2].get<double>()) + " µm";
         h << "<tr><td class=\"num\">" << show(t.pressures_MPa[i]) << "</td><td>" << esc(sample)
           << (where.empty() ? "" : "<br><small>" + esc(where) + "</small>") << "</td>";
@@ -536,8 +557,9 @@ void section_tables(std::ostringstream& h, const SeriesOutputs& s, const Names& 
   for (std::size_t ti = 0; ti < s.tables.size(); ++ti) {
     const auto& t = s.tables[ti];
     const std::string id = "table-" + std::to_string(ti);
-    h << "<h3>" << esc(series_name(t.name)) << "</h3><p>" << relative_link("series/" + stems[ti] + ".csv", stems[ti] + ".csv")
-      << " · " << relative_link("series/" + stems[ti] + ".json", stems[ti] + ".json")
+    h << "<h3>" << esc(series_name(t.name)) << "</h3><p>"
+      << relative_link("series/" + stems[ti] + ".csv", stems[ti] + ".csv") << " · "
+      << relative_link("series/" + stems[ti] + ".json", stems[ti] + ".json")
       << " · <input class=\"filter\" type=\"search\" placeholder=\"filter rows\" data-table=\"" << id << "\"></p>\n"
       << "<div class=\"scroll\"><table class=\"sortable\" id=\"" << id
       << "\"><thead><tr><th>metric</th><th>phase</th><th>axis</th><th>unit</th><th>column</th>";
@@ -549,13 +571,16 @@ void section_tables(std::ostringstream& h, const SeriesOutputs& s, const Names& 
     h << "</tr></thead><tbody>\n";
     for (const auto& c : t.columns) {
       const std::string unit = Names::unit(c.unit);
-      h << "<tr><td>" << esc(names.quantity(c.key.metric)) << "</td><td>" << esc(names.phase(c.key.phase)) << "</td><td>"
-        << esc(c.key.axis) << "</td><td>" << esc(unit.empty() ? "1" : unit) << "</td><td><code>" << esc(c.key.label())
-        << "</code></td>";
+      h << "<tr><td>" << esc(names.quantity(c.key.metric)) << "</td><td>" << esc(names.phase(c.key.phase))
+        << "</td><td>" << esc(c.key.axis) << "</td><td>" << esc(unit.empty() ? "1" : unit) << "</td><td><code>"
+        << esc(c.key.label()) << "</code></td>";
       for (std::size_t i = 0; i < c.value.size(); ++i) {
         std::string cell = c.n[i] ? show(c.value[i]) : "";
         if (c.n[i] && c.has_uncertainty && std::isfinite(c.uncertainty[i])) cell += " ± " + show(c.uncertainty[i]);
-        h << "<td class=\"num\" data-v=\"" << (c.n[i] && std::isfinite(c.value[i]) ? format_number(c.value[i]) : c.n[i] && std::isinf(c.value[i]) ? (c.value[i] > 0 ? "Infinity" : "-Infinity") : "NaN")
+        h << "<td class=\"num\" data-v=\""
+          << (c.n[i] && std::isfinite(c.value[i]) ? format_number(c.value[i])
+              : c.n[i] && std::isinf(c.value[i])  ? (c.value[i] > 0 ? "Infinity" : "-Infinity")
+                                                  : "NaN")
           << "\">" << esc(cell) << "</td>";
       }
       h << "</tr>\n";
@@ -611,13 +636,15 @@ void section_settings(std::ostringstream& h, const SeriesOutputs& s, const Repor
 void section_provenance(std::ostringstream& h, const SeriesOutputs& s) {
   const json& mj = s.run.metrics_json;
   h << "<section id=\"provenance\"><h2>Provenance</h2>\n<table>";
-  for (const char* key : {"voxpress_version", "version", "threads", "jobs", "memory_budget_bytes", "started", "finished",
-                          "seconds"})
-    if (const json* v = field(mj, {key})) h << "<tr><th>" << esc(key) << "</th><td>" << esc(json_text(*v)) << "</td></tr>";
+  for (const char* key :
+       {"voxpress_version", "version", "threads", "jobs", "memory_budget_bytes", "started", "finished", "seconds"})
+    if (const json* v = field(mj, {key}))
+      h << "<tr><th>" << esc(key) << "</th><td>" << esc(json_text(*v)) << "</td></tr>";
   h << "<tr><th>report generated</th><td>" << esc(utc_time("%Y-%m-%d %H:%M:%S UTC")) << "</td></tr></table>\n";
   const auto entries = sample_entries(mj);
   if (!entries.empty()) {
-    h << "<div class=\"scroll\"><table><tr><th>sample</th><th>series</th><th>pressure (MPa)</th><th>input</th><th>sha256</th>"
+    h << "<div class=\"scroll\"><table><tr><th>sample</th><th>series</th><th>pressure "
+         "(MPa)</th><th>input</th><th>sha256</th>"
          "<th>spacing (µm)</th><th>dims</th><th>stage times (s)</th></tr>\n";
     for (const auto& e : entries) {
       std::string input, sha;
@@ -654,10 +681,10 @@ void section_provenance(std::ostringstream& h, const SeriesOutputs& s) {
       const json* pressure = field(e, {"pressure_MPa"});
       const json* spacing = field(e, {"spacing_um", "spacing"});
       const json* dims = field(e, {"dims", "dimensions"});
-      h << "<tr><td>" << esc(json_text(e["name"])) << "</td><td>" << esc(series ? json_text(*series) : "") << "</td><td>"
-        << esc(pressure ? json_text(*pressure) : "") << "</td><td>" << esc(input) << "</td><td><code>" << esc(sha)
-        << "</code></td><td>" << esc(spacing ? json_text(*spacing) : "") << "</td><td>" << esc(dims ? json_text(*dims) : "")
-        << "</td><td>" << esc(times) << "</td></tr>\n";
+      h << "<tr><td>" << esc(json_text(e["name"])) << "</td><td>" << esc(series ? json_text(*series) : "")
+        << "</td><td>" << esc(pressure ? json_text(*pressure) : "") << "</td><td>" << esc(input) << "</td><td><code>"
+        << esc(sha) << "</code></td><td>" << esc(spacing ? json_text(*spacing) : "") << "</td><td>"
+        << esc(dims ? json_text(*dims) : "") << "</td><td>" << esc(times) << "</td></tr>\n";
     }
     h << "</table></div>\n";
   }
@@ -671,11 +698,13 @@ void section_provenance(std::ostringstream& h, const SeriesOutputs& s) {
 }
 
 void section_files(std::ostringstream& h, const SeriesOutputs& s) {
-  h << "<section id=\"files\"><h2>Files</h2>\n<p>Relative to this report's folder. Every figure above downloads as SVG, "
+  h << "<section id=\"files\"><h2>Files</h2>\n<p>Relative to this report's folder. Every figure above downloads as "
+       "SVG, "
        "PNG or CSV from its own buttons; <code>voxpress report RUN --figures DIR</code> writes the headline panel as "
        "SVG, PDF and 300-dpi PNG for a paper.</p><ul>\n"
     << "<li>" << relative_link("metrics.csv", "metrics.csv") << " — every number, tidy long form</li>\n";
-  if (s.run.has_metrics_json) h << "<li>" << relative_link("metrics.json", "metrics.json") << " — numbers with provenance</li>\n";
+  if (s.run.has_metrics_json)
+    h << "<li>" << relative_link("metrics.json", "metrics.json") << " — numbers with provenance</li>\n";
   for (const auto& f : s.files) h << "<li>" << relative_link(f, f.generic_string()) << "</li>\n";
   h << "</ul></section>\n";
 }
@@ -684,7 +713,8 @@ void section_files(std::ostringstream& h, const SeriesOutputs& s) {
 
 RunFigures run_figures(const SeriesOutputs& s) {
   RunFigures f{Names(read_phase_table(s.run.dir)), read_truths(s.run), {}, "z"};
-  for (const auto& fl : failures(s.run.metrics_json)) f.failures.push_back(fl.sample.empty() ? fl.message : fl.sample + ": " + fl.message);
+  for (const auto& fl : failures(s.run.metrics_json))
+    f.failures.push_back(fl.sample.empty() ? fl.message : fl.sample + ": " + fl.message);
   for (const auto& e : sample_entries(s.run.metrics_json))
     if (const json* a = field(e, {"pressing_axis"}); a && a->is_string()) {
       f.pressing_axis = a->get<std::string>();
@@ -710,9 +740,12 @@ std::string render_report_html(const SeriesOutputs& s, const ReportOptions& o) {
     << esc(o.title) << "</title>\n<style>" << kStyle << "</style>\n</head>\n<body>\n<header><h1>" << esc(o.title)
     << "</h1><p>" << samples.size() << " samples in " << s.tables.size() << " series"
     << (rf.failures.empty() ? "" : ", " + std::to_string(rf.failures.size()) + " failed") << " · run folder "
-    << esc(fs::absolute(s.run.dir).lexically_normal().string()) << " · generated " << esc(utc_time("%Y-%m-%d %H:%M:%S UTC"))
-    << "</p></header>\n<nav><a href=\"#headline\">Headline</a><a href=\"#plots\">All metrics</a><a href=\"#gallery\">Gallery</a>"
-       "<a href=\"#tables\">Table</a><a href=\"#fits\">Fits</a><a href=\"#summary\">Samples</a><a href=\"#settings\">Settings</a>"
+    << esc(fs::absolute(s.run.dir).lexically_normal().string()) << " · generated "
+    << esc(utc_time("%Y-%m-%d %H:%M:%S UTC"))
+    << "</p></header>\n<nav><a href=\"#headline\">Headline</a><a href=\"#plots\">All metrics</a><a "
+       "href=\"#gallery\">Gallery</a>"
+       "<a href=\"#tables\">Table</a><a href=\"#fits\">Fits</a><a href=\"#summary\">Samples</a><a "
+       "href=\"#settings\">Settings</a>"
        "<a href=\"#provenance\">Provenance</a><a href=\"#files\">Files</a></nav>\n<main>\n";
   section_headline(h, panel, o);
   section_multiples(h, families, rf.names, o, s.tables.size() > 1, !rf.truths.empty());
@@ -733,7 +766,8 @@ ReportOutputs write_report(const fs::path& run_dir, const ReportOptions& options
   out.html = run_dir / "report.html";
   const std::string html = render_report_html(series, options);
   write_text_atomically(out.html, html);
-  for (std::size_t pos = html.find("<svg class=\"chart\""); pos != std::string::npos; pos = html.find("<svg class=\"chart\"", pos + 1))
+  for (std::size_t pos = html.find("<svg class=\"chart\""); pos != std::string::npos;
+       pos = html.find("<svg class=\"chart\"", pos + 1))
     ++out.figures;
   out.files = series.files;
   out.files.push_back("report.html");

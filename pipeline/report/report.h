@@ -16,8 +16,8 @@ namespace vp::report {
 
 struct ReportOptions {
   std::string title = "voxpress pressure-series report";
-  double crack_threshold = 0;      // crack volume fraction (1) a sample must exceed: 0 = any detected crack
-  bool plots = true;               // draw the figures (SVG) in the report
+  double crack_threshold = 0;  // crack volume fraction (1) a sample must exceed: 0 = any detected crack
+  bool plots = true;           // draw the figures (SVG) in the report
 };
 
 struct SeriesOutputs {

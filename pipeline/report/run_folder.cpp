@@ -80,15 +80,15 @@ std::vector<RunRow> read_metrics_csv(const fs::path& path) {
       std::string header = text;
       if (header.rfind("\xEF\xBB\xBF", 0) == 0) header.erase(0, 3);  // UTF-8 BOM
       if (header != kMetricsCsvHeader)
-        throw InputError(path.string() + ":1: expected the header '" + std::string(kMetricsCsvHeader) +
-                         "', found '" + header + "'");
+        throw InputError(path.string() + ":1: expected the header '" + std::string(kMetricsCsvHeader) + "', found '" +
+                         header + "'");
       header_seen = true;
       continue;
     }
     if (text.empty()) continue;
     if (fields.size() != 9)
-      throw InputError(path.string() + ":" + std::to_string(record_line) + ": expected 9 fields (" +
-                       kMetricsCsvHeader + "), found " + std::to_string(fields.size()));
+      throw InputError(path.string() + ":" + std::to_string(record_line) + ": expected 9 fields (" + kMetricsCsvHeader +
+                       "), found " + std::to_string(fields.size()));
     RunRow r;
     r.sample = fields[0];
     r.series = fields[1];
@@ -101,11 +101,14 @@ std::vector<RunRow> read_metrics_csv(const fs::path& path) {
     r.unit = fields[8];
     r.line = record_line;
     if (r.sample.empty())
-      throw InputError(path.string() + ":" + std::to_string(record_line) + ": column sample: expected a sample name, found ''");
+      throw InputError(path.string() + ":" + std::to_string(record_line) +
+                       ": column sample: expected a sample name, found ''");
     if (r.metric.empty())
-      throw InputError(path.string() + ":" + std::to_string(record_line) + ": column metric: expected a metric name, found ''");
+      throw InputError(path.string() + ":" + std::to_string(record_line) +
+                       ": column metric: expected a metric name, found ''");
     if (!std::isfinite(r.pressure_MPa))
-      throw InputError(path.string() + ":" + std::to_string(record_line) + ": column pressure_MPa: expected a finite pressure in MPa, found '" + fields[2] + "'");
+      throw InputError(path.string() + ":" + std::to_string(record_line) +
+                       ": column pressure_MPa: expected a finite pressure in MPa, found '" + fields[2] + "'");
     rows.push_back(std::move(r));
   }
   if (!record.empty())

@@ -87,7 +87,7 @@ std::vector<SeriesTable> build_series(const std::vector<RunRow>& rows, std::vect
 
   std::vector<std::string> series_order;
   std::map<std::string, std::vector<MetricKey>> key_order;  // per series, first appearance
-  std::map<MetricKey, std::pair<std::string, int>> units;    // unit and the line that set it
+  std::map<MetricKey, std::pair<std::string, int>> units;   // unit and the line that set it
   // (series, pressure) -> samples in order; (series, pressure, key) -> per-sample cell.
   std::map<std::pair<std::string, double>, std::vector<std::string>> samples_at;
   std::map<std::tuple<std::string, std::string, MetricKey>, std::pair<double, std::string>> sample_value;  // first only
@@ -194,12 +194,15 @@ std::vector<std::string> row_cells(const SeriesTable& t, std::size_t i,
   for (const auto& [key, with_unc] : layout) {
     const auto* c = t.find(key);
     cells.push_back(c ? cell_text(c->value[i], c->n[i]) : "");
-    if (with_unc) cells.push_back(c && c->has_uncertainty && !std::isnan(c->uncertainty[i]) ? format_number(c->uncertainty[i]) : "");
+    if (with_unc)
+      cells.push_back(c && c->has_uncertainty && !std::isnan(c->uncertainty[i]) ? format_number(c->uncertainty[i])
+                                                                                : "");
   }
   return cells;
 }
 
-std::string layout_header(const std::vector<std::pair<MetricKey, bool>>& layout, const std::map<MetricKey, std::string>& unit) {
+std::string layout_header(const std::vector<std::pair<MetricKey, bool>>& layout,
+                          const std::map<MetricKey, std::string>& unit) {
   std::string h;
   for (const auto& [key, with_unc] : layout) {
     h += "," + csv_field(header_of(key, unit.at(key)));

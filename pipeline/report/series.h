@@ -72,10 +72,22 @@ inline constexpr const char* kContactAreaMetric = "contact_area_fraction";
 inline constexpr const char* kTauMetric = "tau";
 inline constexpr const char* kCrackFractionMetric = "crack_volume_fraction";
 
-struct HeckelResult { MetricKey porosity; HeckelFit fit; };
-struct KneeResult { MetricKey column; KneeFit fit; };
-struct BruggemanResult { MetricKey tau, eps; BruggemanFit fit; };
-struct OnsetResult { MetricKey column; CrackOnset onset; };
+struct HeckelResult {
+  MetricKey porosity;
+  HeckelFit fit;
+};
+struct KneeResult {
+  MetricKey column;
+  KneeFit fit;
+};
+struct BruggemanResult {
+  MetricKey tau, eps;
+  BruggemanFit fit;
+};
+struct OnsetResult {
+  MetricKey column;
+  CrackOnset onset;
+};
 
 struct SeriesFits {
   std::string series;

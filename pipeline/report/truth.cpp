@@ -67,7 +67,8 @@ double truth_value(const nlohmann::json& truth, const MetricKey& key, const Name
   if (key.metric == "porosity" && (key.phase.empty() || key.phase == pore)) return number_at(vf, pore);
   if (key.metric == "relative_density" && key.phase.empty()) return 1 - number_at(vf, pore);
   if (key.metric == "contact_area_fraction") {
-    const std::string active = names.phase_with_role(Role::active), electrolyte = names.phase_with_role(Role::electrolyte);
+    const std::string active = names.phase_with_role(Role::active),
+                      electrolyte = names.phase_with_role(Role::electrolyte);
     if (key.phase == active + "|" + electrolyte || key.phase == electrolyte + "|" + active)
       return number_at(truth, "contact_area_fraction");
     return NAN;

@@ -107,21 +107,24 @@ class CracksStage : public Stage {
                 1.0),
         param("use_grey", ParamType::boolean, "add the Hessian dark-sheet response of the grey image when present", "",
               "true"),
-        bounded(param("sheet_threshold", ParamType::number, "sheet response for a crack seed (hysteresis: half of it to grow)",
-                      "", number_default(CrackDetectionOptions{}.sheet_threshold)),
+        bounded(param("sheet_threshold", ParamType::number,
+                      "sheet response for a crack seed (hysteresis: half of it to grow)", "",
+                      number_default(CrackDetectionOptions{}.sheet_threshold)),
                 0.0, 1.0),
-        bounded(param("sheet_scales", ParamType::number_list, "Hessian scales σ in voxels of the finest spacing", "voxel",
-                      number_list_default(SheetnessOptions{}.scales_vox)),
+        bounded(param("sheet_scales", ParamType::number_list, "Hessian scales σ in voxels of the finest spacing",
+                      "voxel", number_list_default(SheetnessOptions{}.scales_vox)),
                 0.1),
         bounded(param("sheet_contrast", ParamType::number, "host minus void grey level (0 = medians from the labels)",
                       "grey", number_default(SheetnessOptions{}.contrast)),
                 0.0),
-        integer_choices(bounded(param("connectivity", ParamType::integer, "void networks and short-circuit paths: 6 or 26",
-                                      "", std::to_string(CrackMeasureOptions{}.connectivity)),
-                                6, 26),
-                        {6, 26}),
-        choices(param("pressing_axis", ParamType::string, "x, y, z, or sample (the sample's pressing axis)", "", "sample"),
-                {"x", "y", "z", "sample"}),
+        integer_choices(
+            bounded(param("connectivity", ParamType::integer, "void networks and short-circuit paths: 6 or 26", "",
+                          std::to_string(CrackMeasureOptions{}.connectivity)),
+                    6, 26),
+            {6, 26}),
+        choices(
+            param("pressing_axis", ParamType::string, "x, y, z, or sample (the sample's pressing axis)", "", "sample"),
+            {"x", "y", "z", "sample"}),
         param("skeleton", ParamType::boolean, "skeletonise the cracks for their length and graph", "",
               bool_default(CrackMeasureOptions{}.skeleton)),
         param("slices", ParamType::boolean, "write cracks_xy/xz/yz.png", "", "true"),
@@ -148,7 +151,9 @@ class CracksStage : public Stage {
   }
   unsigned needs() const override { return kLabels; }
   unsigned provides() const override { return kCracks; }
-  double bytes_per_voxel() const override { return 24.0; }  // sheetness 12 B (smoothed grey, scratch, response) + masks + local thickness
+  double bytes_per_voxel() const override {
+    return 24.0;
+  }  // sheetness 12 B (smoothed grey, scratch, response) + masks + local thickness
 
   void preflight(const Params& p, const PreflightContext& pf, Diagnostics& d) const override {
     if (pf.phases.empty()) return;
@@ -273,8 +278,8 @@ class CracksStage : public Stage {
     }
     j["percolates"] = perc;
     j["bottleneck_diameter"] = bottleneck;
-    j["units"] = {{"crack_area", "µm²"},     {"crack_volume", "µm³"},   {"crack_surface_density", "µm^-1"},
-                  {"aperture_mean", "µm"},   {"aperture_max", "µm"},    {"total_length", "µm"},
+    j["units"] = {{"crack_area", "µm²"},         {"crack_volume", "µm³"},        {"crack_surface_density", "µm^-1"},
+                  {"aperture_mean", "µm"},       {"aperture_max", "µm"},         {"total_length", "µm"},
                   {"bottleneck_diameter", "µm"}, {"orientation_mean_deg", "deg"}};
     j["detection"] = {{"max_aperture_um", det.max_aperture_um}, {"closing_radius_um", det.closing_radius_um},
                       {"grey_contrast", det.contrast},          {"void_voxels", det.void_voxels},
@@ -296,7 +301,9 @@ class CracksStage : public Stage {
       if (!png) return;  // the cracks command without --out writes nothing
       // Without grey, the phase labels (as grey levels) show where the cracks sit.
       if (grey) write_label_overlay_png(grey, det.ids, plane, -1, png->string());
-      else write_label_overlay_png(static_cast<const Volume<std::uint8_t>*>(&*ctx.labels), det.ids, plane, -1, png->string());
+      else
+        write_label_overlay_png(static_cast<const Volume<std::uint8_t>*>(&*ctx.labels), det.ids, plane, -1,
+                                png->string());
     }
   }
 };

@@ -9,9 +9,9 @@
 #include <map>
 #include <sstream>
 
+#include <yaml-cpp/yaml.h>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
-#include <yaml-cpp/yaml.h>
 
 #include "core/atomic_file.h"
 #include "core/axis.h"
@@ -53,7 +53,8 @@ void write_node_mha(const fs::path& path, const NodeGrid& g, const Vec3& spacing
   h << "ObjectType = Image\nNDims = 3\nBinaryData = True\nBinaryDataByteOrderMSB = False\n";
   h << "DimSize = " << g.dims.x << ' ' << g.dims.y << ' ' << g.dims.z << "\n";
   h.precision(12);
-  h << "ElementSpacing = " << g.spacing * spacing[0] << ' ' << g.spacing * spacing[1] << ' ' << g.spacing * spacing[2] << "\n";
+  h << "ElementSpacing = " << g.spacing * spacing[0] << ' ' << g.spacing * spacing[1] << ' ' << g.spacing * spacing[2]
+    << "\n";
   h << "Offset = " << origin[0] + g.first[0] * spacing[0] << ' ' << origin[1] + g.first[1] * spacing[1] << ' '
     << origin[2] + g.first[2] * spacing[2] << "\n";
   h << "ElementNumberOfChannels = " << channels << "\nElementType = MET_FLOAT\nElementDataFile = LOCAL\n";
@@ -139,10 +140,10 @@ std::string nodes_csv(const NodeGrid& g, const std::vector<StrainTensor>& e) {
         const StrainTensor& t = e[idx];
         s << i << ',' << j << ',' << k << ',' << n.position[0] << ',' << n.position[1] << ',' << n.position[2] << ','
           << format_number(n.displacement[0]) << ',' << format_number(n.displacement[1]) << ','
-          << format_number(n.displacement[2]) << ',' << format_number(n.residual) << ',' << format_number(n.texture) << ','
-          << n.iterations << ',' << to_string(n.quality) << ',' << format_number(t.xx) << ',' << format_number(t.yy) << ','
-          << format_number(t.zz) << ',' << format_number(t.xy) << ',' << format_number(t.xz) << ','
-          << format_number(t.yz) << '\n';
+          << format_number(n.displacement[2]) << ',' << format_number(n.residual) << ',' << format_number(n.texture)
+          << ',' << n.iterations << ',' << to_string(n.quality) << ',' << format_number(t.xx) << ','
+          << format_number(t.yy) << ',' << format_number(t.zz) << ',' << format_number(t.xy) << ','
+          << format_number(t.xz) << ',' << format_number(t.yz) << '\n';
       }
   return s.str();
 }
@@ -169,8 +170,8 @@ std::string particles_csv(const std::vector<ParticleMotion>& ps) {
 nlohmann::json dvc_pair(const Volume<float>& ref, const Volume<float>& def, const Volume<std::uint32_t>* ids,
                         const DvcRequest& request) {
   if (!(ref.dims() == def.dims()))
-    throw InputError("dvc: the reference (" + to_string(ref.dims()) + ") and the deformed scan (" + to_string(def.dims()) +
-                     ") differ in size; crop them to the same region first");
+    throw InputError("dvc: the reference (" + to_string(ref.dims()) + ") and the deformed scan (" +
+                     to_string(def.dims()) + ") differ in size; crop them to the same region first");
   for (int a = 0; a < 3; ++a)
     if (std::abs(ref.spacing_um[a] - def.spacing_um[a]) > 1e-9 * std::max(1.0, ref.spacing_um[a]))
       throw InputError("dvc: the scans differ in voxel size along " + axis_name(a) + " (" +
@@ -201,10 +202,16 @@ nlohmann::json dvc_pair(const Volume<float>& ref, const Volume<float>& def, cons
                          {"residual", json_number(reg.residual)},
                          {"converged", reg.converged}};
   const StrainTensor& e = global.strain;
-  out["strain"] = {{"xx", e.xx}, {"yy", e.yy}, {"zz", e.zz}, {"xy", e.xy}, {"xz", e.xz}, {"yz", e.yz},
-                   {"volumetric", e.volumetric()}, {"nodes", global.nodes}};
-  out["heterogeneity"] = {{"strain_zz_std", json_number(het.zz_std)}, {"strain_zz_p90", json_number(het.zz_abs_p90)},
-                          {"nodes", het.nodes}};
+  out["strain"] = {{"xx", e.xx},
+                   {"yy", e.yy},
+                   {"zz", e.zz},
+                   {"xy", e.xy},
+                   {"xz", e.xz},
+                   {"yz", e.yz},
+                   {"volumetric", e.volumetric()},
+                   {"nodes", global.nodes}};
+  out["heterogeneity"] = {
+      {"strain_zz_std", json_number(het.zz_std)}, {"strain_zz_p90", json_number(het.zz_abs_p90)}, {"nodes", het.nodes}};
   Vec3 mean{0, 0, 0}, sd{0, 0, 0};
   double residual = 0;
   const index_t valid = grid.valid_count();
@@ -347,7 +354,8 @@ class DvcStage : public BatchStage {
     csv << kMetricsCsvHeader << "\n";
     nlohmann::json summary = nlohmann::json::array();
     for (auto& [series_name, steps] : series) {
-      std::stable_sort(steps.begin(), steps.end(), [](const auto& a, const auto& b) { return a.pressure < b.pressure; });
+      std::stable_sort(steps.begin(), steps.end(),
+                       [](const auto& a, const auto& b) { return a.pressure < b.pressure; });
       if (steps.size() < 2) continue;
       std::vector<Volume<float>> grey;
       for (const auto& s : steps) grey.push_back(read_grey(s.grey));
@@ -368,8 +376,8 @@ class DvcStage : public BatchStage {
           nlohmann::json j = dvc_pair(grey[from], grey[k], ids[from] ? &*ids[from] : nullptr, r);
           const std::string phase = kind == "previous" ? "step" : "cumulative";
           auto row = [&](const std::string& metric, double v, const std::string& unit) {
-            csv << csv_field(steps[k].name) << ',' << csv_field(series_name) << ',' << format_number(steps[k].pressure) << ",dvc,"
-                << metric << ',' << phase << ",z," << format_number(v) << ',' << unit << "\n";
+            csv << csv_field(steps[k].name) << ',' << csv_field(series_name) << ',' << format_number(steps[k].pressure)
+                << ",dvc," << metric << ',' << phase << ",z," << format_number(v) << ',' << unit << "\n";
           };
           row("strain_zz", j["strain"]["zz"].get<double>(), "1");
           row("strain_volumetric", j["strain"]["volumetric"].get<double>(), "1");
@@ -380,8 +388,8 @@ class DvcStage : public BatchStage {
             const double h = grey[from].spacing_um[0];
             row("particle_displacement_mean",
                 ps["displacement_mean_vox"].is_number() ? ps["displacement_mean_vox"].get<double>() * h : NAN, "µm");
-            row("particle_rotation_mean_deg", ps["rotation_mean_deg"].is_number() ? ps["rotation_mean_deg"].get<double>() : NAN,
-                "deg");
+            row("particle_rotation_mean_deg",
+                ps["rotation_mean_deg"].is_number() ? ps["rotation_mean_deg"].get<double>() : NAN, "deg");
           }
           j["reference"] = steps[from].name;
           j["deformed"] = steps[k].name;
@@ -392,7 +400,8 @@ class DvcStage : public BatchStage {
     fs::create_directories(run_dir / "dvc");
     write_text_atomically(run_dir / "dvc_metrics.csv", csv.str());
     write_text_atomically(run_dir / "dvc" / "dvc.json", summary.dump(1) + "\n");
-    progress.message("", name(), std::to_string(summary.size()) + " pairs; wrote " + (run_dir / "dvc_metrics.csv").string());
+    progress.message("", name(),
+                     std::to_string(summary.size()) + " pairs; wrote " + (run_dir / "dvc_metrics.csv").string());
   }
 };
 

@@ -42,9 +42,9 @@ ParamSpec axes_param() {
   return choices(param("axes", ParamType::string_list, "axes to measure along", "", "[x, y, z]"), axis_choices());
 }
 ParamSpec connectivity_param(const std::string& def) {
-  return integer_choices(
-      param("connectivity", ParamType::integer, "voxel neighbourhood: 6 (faces), 18 (+ edges), 26 (+ corners)", "", def),
-      {6, 18, 26});
+  return integer_choices(param("connectivity", ParamType::integer,
+                               "voxel neighbourhood: 6 (faces), 18 (+ edges), 26 (+ corners)", "", def),
+                         {6, 18, 26});
 }
 
 void check_phases(const Params& p, const PreflightContext& pf, Diagnostics& d) {
@@ -58,13 +58,14 @@ void check_phases(const Params& p, const PreflightContext& pf, Diagnostics& d) {
   }
 }
 
-void check_roles(const PreflightContext& pf, Diagnostics& d, const std::string& stage, std::initializer_list<Role> roles) {
+void check_roles(const PreflightContext& pf, Diagnostics& d, const std::string& stage,
+                 std::initializer_list<Role> roles) {
   if (pf.phases.empty()) return;
   for (Role r : roles)
     if (pf.phases.by_role(r).empty())
-      d.error("phases", stage + " needs a phase with role '" + to_string(r) +
-                            "' in the phase table (config: `role:` of a phase; command line: --roles NAME=" +
-                            to_string(r) + ")");
+      d.error("phases",
+              stage + " needs a phase with role '" + to_string(r) +
+                  "' in the phase table (config: `role:` of a phase; command line: --roles NAME=" + to_string(r) + ")");
 }
 
 std::vector<const Phase*> selected_phases(const Params& p, const PhaseTable& table) {
@@ -114,9 +115,15 @@ InterfaceAreas whole_interface_areas(const SampleContext& ctx) {
 }
 
 nlohmann::json to_json(const Distribution& d) {
-  return {{"count", d.count},     {"mean", json_number(d.mean)}, {"std", json_number(d.std)},
-          {"min", json_number(d.min)}, {"p10", json_number(d.p10)}, {"p25", json_number(d.p25)},
-          {"median", json_number(d.median)}, {"p75", json_number(d.p75)}, {"p90", json_number(d.p90)},
+  return {{"count", d.count},
+          {"mean", json_number(d.mean)},
+          {"std", json_number(d.std)},
+          {"min", json_number(d.min)},
+          {"p10", json_number(d.p10)},
+          {"p25", json_number(d.p25)},
+          {"median", json_number(d.median)},
+          {"p75", json_number(d.p75)},
+          {"p90", json_number(d.p90)},
           {"max", json_number(d.max)}};
 }
 
@@ -201,7 +208,8 @@ class FractionProfileStage : public Stage {
       ctx.add("volume_fraction_profile_min", f.phase, axis, f.min, "1");
       ctx.add("volume_fraction_profile_max", f.phase, axis, f.max, "1");
       ctx.add("volume_fraction_profile_std", f.phase, axis, f.std, "1");
-      profiles.push_back({{"phase", f.phase}, {"axis", axis}, {"position_um", f.position_um}, {"fraction", f.fraction}});
+      profiles.push_back(
+          {{"phase", f.phase}, {"axis", axis}, {"position_um", f.position_um}, {"fraction", f.fraction}});
       for (std::size_t i = 0; i < f.fraction.size(); ++i)
         csv << f.phase << ',' << axis << ',' << i << ',' << format_number(f.position_um[i]) << ','
             << format_number(f.fraction[i]) << '\n';
@@ -224,18 +232,15 @@ class InterfacesStage : public Stage {
            "specific areas, triple-phase boundary density";
   }
   std::vector<ParamSpec> params() const override {
-    return {param("facecount", ParamType::boolean, "also report the face-count areas (interface_area_facecount)", "", "true")};
+    return {param("facecount", ParamType::boolean, "also report the face-count areas (interface_area_facecount)", "",
+                  "true")};
   }
   std::vector<MetricSpec> metrics() const override {
     return {
-        {"interface_area", "µm²", "pair"},
-        {"specific_interface_area", "µm^-1", "pair"},
-        {"interface_area_facecount", "µm²", "pair"},
-        {"specific_interface_area_facecount", "µm^-1", "pair"},
-        {"specific_surface_area", "µm^-1", "phase"},
-        {"specific_surface_area_facecount", "µm^-1", "phase"},
-        {"tpb_density", "µm^-2", "triple"},
-        {"tpb_length", "µm", "triple"},
+        {"interface_area", "µm²", "pair"},           {"specific_interface_area", "µm^-1", "pair"},
+        {"interface_area_facecount", "µm²", "pair"}, {"specific_interface_area_facecount", "µm^-1", "pair"},
+        {"specific_surface_area", "µm^-1", "phase"}, {"specific_surface_area_facecount", "µm^-1", "phase"},
+        {"tpb_density", "µm^-2", "triple"},          {"tpb_length", "µm", "triple"},
         {"tpb_edge_fraction", "1", "triple"},
     };
   }
@@ -318,8 +323,9 @@ class ContactAreaStage : public Stage {
   void run(const Params& p, SampleContext& ctx) const override {
     const LabelVolume& labels = *ctx.labels;
     if (ctx.slab && ctx.particles)
-      throw InputError("contact_area: per-particle contact areas (--particles) are not measured on z-slabs yet; run "
-                       "them in one process");
+      throw InputError(
+          "contact_area: per-particle contact areas (--particles) are not measured on z-slabs yet; run "
+          "them in one process");
     const ContactArea c = ctx.slab ? contact_area(whole_interface_areas(ctx), labels.phases) : contact_area(labels);
     std::string pair;
     for (const Phase& ph : labels.phases.phases())
@@ -327,15 +333,19 @@ class ContactAreaStage : public Stage {
     ctx.add("contact_area_fraction", pair, "", c.fraction, "1");
     ctx.add("am_surface_area", pair, "", c.am_surface_um2, "µm²");
     ctx.add("am_se_contact_area", pair, "", c.am_se_um2, "µm²");
-    ctx.details = {{"am_surface_um2", c.am_surface_um2}, {"am_se_um2", c.am_se_um2}, {"fraction", json_number(c.fraction)}};
+    ctx.details = {
+        {"am_surface_um2", c.am_surface_um2}, {"am_se_um2", c.am_se_um2}, {"fraction", json_number(c.fraction)}};
     if (!ctx.particles) return;
     const auto parts = particle_contact_areas(labels, *ctx.particles);
     std::vector<double> fractions;
     std::int64_t border = 0;
     nlohmann::json list = nlohmann::json::array();
     for (const ParticleContact& q : parts) {
-      list.push_back({{"id", q.id}, {"surface_um2", q.surface_um2}, {"se_contact_um2", q.se_contact_um2},
-                      {"fraction", json_number(q.fraction)}, {"touches_border", q.touches_border}});
+      list.push_back({{"id", q.id},
+                      {"surface_um2", q.surface_um2},
+                      {"se_contact_um2", q.se_contact_um2},
+                      {"fraction", json_number(q.fraction)},
+                      {"touches_border", q.touches_border}});
       if (q.touches_border) ++border;
       if (q.touches_border && p.boolean("exclude_border")) continue;
       fractions.push_back(q.fraction);
@@ -346,8 +356,10 @@ class ContactAreaStage : public Stage {
     ctx.add("contact_area_fraction_particle_p10", pair, "", d.p10, "1");
     ctx.add("contact_area_fraction_particle_p90", pair, "", d.p90, "1");
     ctx.add("contact_area_particles", pair, "", static_cast<double>(d.count), "1");
-    ctx.details["per_particle"] = {{"distribution", to_json(d)}, {"border_particles", border},
-                                   {"exclude_border", p.boolean("exclude_border")}, {"particles", list}};
+    ctx.details["per_particle"] = {{"distribution", to_json(d)},
+                                   {"border_particles", border},
+                                   {"exclude_border", p.boolean("exclude_border")},
+                                   {"particles", list}};
   }
 };
 
@@ -374,9 +386,7 @@ class ConnectivityStage : public Stage {
   }
   unsigned needs() const override { return kLabels; }
   double bytes_per_voxel() const override { return 10.0; }
-  void preflight(const Params& p, const PreflightContext& pf, Diagnostics& d) const override {
-    check_phases(p, pf, d);
-  }
+  void preflight(const Params& p, const PreflightContext& pf, Diagnostics& d) const override { check_phases(p, pf, d); }
 
   void run(const Params& p, SampleContext& ctx) const override {
     const LabelVolume& labels = *ctx.labels;
@@ -411,15 +421,17 @@ class ConnectivityStage : public Stage {
         ctx.add("dead_end_fraction", ph->name, kAxisNames[axis], perc.dead_end_fraction, "1");
         ctx.add("isolated_fraction", ph->name, kAxisNames[axis], perc.isolated_fraction, "1");
         axes[kAxisNames[axis]] = {{"percolating", perc.percolating_fraction},
-                                 {"dead_end", perc.dead_end_fraction},
-                                 {"isolated", perc.isolated_fraction}};
+                                  {"dead_end", perc.dead_end_fraction},
+                                  {"isolated", perc.isolated_fraction}};
       }
-      out[ph->name] = {{"clusters", t.components}, {"cavities", t.cavities}, {"tunnels", t.tunnels},
-                       {"euler", t.euler}, {"axes", axes}};
+      out[ph->name] = {{"clusters", t.components},
+                       {"cavities", t.cavities},
+                       {"tunnels", t.tunnels},
+                       {"euler", t.euler},
+                       {"axes", axes}};
     }
-    ctx.details = {{"connectivity", conn},
-                   {"euler_complex", conn == 6 ? "voxel centres" : "closed voxel cubes"},
-                   {"phases", out}};
+    ctx.details = {
+        {"connectivity", conn}, {"euler_complex", conn == 6 ? "voxel centres" : "closed voxel cubes"}, {"phases", out}};
   }
 };
 
@@ -433,7 +445,8 @@ class GeometricTortuosityStage : public Stage {
   }
   std::vector<ParamSpec> params() const override {
     return {phases_param("phases to analyse"), axes_param(), connectivity_param("26"),
-            param("map", ParamType::boolean, "compute the per-voxel (d_in + d_out)/L map (details: its mean)", "", "false")};
+            param("map", ParamType::boolean, "compute the per-voxel (d_in + d_out)/L map (details: its mean)", "",
+                  "false")};
   }
   std::vector<MetricSpec> metrics() const override {
     return {
@@ -444,9 +457,7 @@ class GeometricTortuosityStage : public Stage {
   }
   unsigned needs() const override { return kLabels; }
   double bytes_per_voxel() const override { return 16.0; }
-  void preflight(const Params& p, const PreflightContext& pf, Diagnostics& d) const override {
-    check_phases(p, pf, d);
-  }
+  void preflight(const Params& p, const PreflightContext& pf, Diagnostics& d) const override { check_phases(p, pf, d); }
 
   void run(const Params& p, SampleContext& ctx) const override {
     const LabelVolume& labels = *ctx.labels;
@@ -467,8 +478,10 @@ class GeometricTortuosityStage : public Stage {
         ctx.add("geometric_tortuosity", ph->name, kAxisNames[axis], g.mean, "1");
         ctx.add("geometric_tortuosity_median", ph->name, kAxisNames[axis], g.ratios.median, "1");
         ctx.add("geometric_tortuosity_p90", ph->name, kAxisNames[axis], g.ratios.p90, "1");
-        nlohmann::json a = {{"straight_length_um", g.straight_length_um}, {"outlet_voxels", g.outlet_voxels},
-                            {"outlet_reached", g.outlet_reached}, {"ratios", to_json(g.ratios)},
+        nlohmann::json a = {{"straight_length_um", g.straight_length_um},
+                            {"outlet_voxels", g.outlet_voxels},
+                            {"outlet_reached", g.outlet_reached},
+                            {"ratios", to_json(g.ratios)},
                             {"status", g.outlet_reached > 0 ? "ok" : "no path from inlet to outlet"}};
         if (g.map) {
           write_map_png(ctx, "geodesic_ratio_" + ph->name + "_" + kAxisNames[axis], *g.map);
@@ -501,10 +514,8 @@ class LocalThicknessStage : public Stage {
   }
   std::vector<MetricSpec> metrics() const override {
     return {
-        {"local_thickness_mean", "µm", "phase"},
-        {"local_thickness_median", "µm", "phase"},
-        {"local_thickness_p10", "µm", "phase"},
-        {"local_thickness_p90", "µm", "phase"},
+        {"local_thickness_mean", "µm", "phase"}, {"local_thickness_median", "µm", "phase"},
+        {"local_thickness_p10", "µm", "phase"},  {"local_thickness_p90", "µm", "phase"},
         {"local_thickness_max", "µm", "phase"},
     };
   }
@@ -542,12 +553,9 @@ class ParticleSizesStage : public Stage {
   std::vector<ParamSpec> params() const override { return {}; }
   std::vector<MetricSpec> metrics() const override {
     return {
-        {"particle_count", "1", "phase"},
-        {"particle_count_border", "1", "phase"},
-        {"particle_diameter_mean", "µm", "phase"},
-        {"particle_diameter_median", "µm", "phase"},
-        {"particle_diameter_p10", "µm", "phase"},
-        {"particle_diameter_p90", "µm", "phase"},
+        {"particle_count", "1", "phase"},          {"particle_count_border", "1", "phase"},
+        {"particle_diameter_mean", "µm", "phase"}, {"particle_diameter_median", "µm", "phase"},
+        {"particle_diameter_p10", "µm", "phase"},  {"particle_diameter_p90", "µm", "phase"},
     };
   }
   unsigned needs() const override { return kLabels | kParticles; }
@@ -568,7 +576,8 @@ class ParticleSizesStage : public Stage {
       ctx.add("particle_diameter_median", phase, "", ps.equivalent_diameter_um.median, "µm");
       ctx.add("particle_diameter_p10", phase, "", ps.equivalent_diameter_um.p10, "µm");
       ctx.add("particle_diameter_p90", phase, "", ps.equivalent_diameter_um.p90, "µm");
-      out[phase] = {{"count", ps.count}, {"border_count", ps.border_count},
+      out[phase] = {{"count", ps.count},
+                    {"border_count", ps.border_count},
                     {"equivalent_diameter_um", to_json(ps.equivalent_diameter_um)}};
     }
     ctx.details = {{"phases", out}, {"table", "particle_sizes.csv"}};
@@ -603,10 +612,17 @@ class RevStage : public Stage {
       ctx.add(s.metric + "_uncertainty", s.phase, "", s.uncertainty, s.unit);
       nlohmann::json points = nlohmann::json::array();
       for (const RevPoint& pt : s.points)
-        points.push_back({{"divisions", pt.divisions}, {"edge_um", pt.edge_um}, {"tiles", pt.tiles},
-                          {"mean", json_number(pt.mean)}, {"std", json_number(pt.std)}});
-      series.push_back({{"metric", s.metric}, {"phase", s.phase}, {"unit", s.unit}, {"value", json_number(s.value)},
-                        {"uncertainty", json_number(s.uncertainty)}, {"points", points}});
+        points.push_back({{"divisions", pt.divisions},
+                          {"edge_um", pt.edge_um},
+                          {"tiles", pt.tiles},
+                          {"mean", json_number(pt.mean)},
+                          {"std", json_number(pt.std)}});
+      series.push_back({{"metric", s.metric},
+                        {"phase", s.phase},
+                        {"unit", s.unit},
+                        {"value", json_number(s.value)},
+                        {"uncertainty", json_number(s.uncertainty)},
+                        {"points", points}});
     }
     ctx.details = {{"uncertainty", "std over the 8 half-size tiles / sqrt(8)"}, {"series", series}};
   }

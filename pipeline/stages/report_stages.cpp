@@ -13,10 +13,11 @@ Command make_report_command();
 std::vector<ParamSpec> report_stage_params() {
   return {
       param("title", ParamType::string, "heading and <title> of report.html", "", "voxpress pressure-series report"),
-      bounded(param("crack_threshold", ParamType::number,
-                    "crack volume fraction a sample must exceed to count as cracked (crack onset); 0 = any detected crack",
-                    "1", "0"),
-              0.0, 1.0),
+      bounded(
+          param("crack_threshold", ParamType::number,
+                "crack volume fraction a sample must exceed to count as cracked (crack onset); 0 = any detected crack",
+                "1", "0"),
+          0.0, 1.0),
       param("plots", ParamType::boolean, "draw the figures (inline SVG) in report.html", "", "true"),
   };
 }
@@ -46,8 +47,9 @@ class SeriesStage : public BatchStage {
     o.crack_threshold = params.number("crack_threshold");
     const auto out = report::write_series_outputs(run_dir, o);
     for (const auto& w : out.warnings) progress.message("", name(), "warning: " + w);
-    progress.message("", name(), std::to_string(out.tables.size()) + " series, " + std::to_string(out.files.size()) +
-                                     " files under " + run_dir.string());
+    progress.message("", name(),
+                     std::to_string(out.tables.size()) + " series, " + std::to_string(out.files.size()) +
+                         " files under " + run_dir.string());
   }
 };
 

@@ -30,8 +30,9 @@ void bad(Diagnostics& d, const Params& p, const std::string& key, const std::str
 // Labels over grey in the three planes: labels_xy.png, labels_xz.png, labels_yz.png.
 template <class L>
 void write_overlays(SampleContext& ctx, const std::string& what, const Volume<L>& labels, bool all_planes) {
-  const std::optional<Volume<float>> grey =
-      ctx.grey && dims_of(*ctx.grey) == labels.dims() ? std::optional<Volume<float>>(to_float(*ctx.grey)) : std::nullopt;
+  const std::optional<Volume<float>> grey = ctx.grey && dims_of(*ctx.grey) == labels.dims()
+                                                ? std::optional<Volume<float>>(to_float(*ctx.grey))
+                                                : std::nullopt;
   for (Plane p : {Plane::xy, Plane::xz, Plane::yz}) {
     if (!all_planes && p != Plane::xy) break;
     const auto path = ctx.artifact(what + "_" + to_string(p) + ".png");
@@ -69,31 +70,47 @@ class PreprocessStage : public Stage {
         param("crop", ParamType::number_list, "voxel box [x0, y0, z0, nx, ny, nz]"),
         param("bin", ParamType::integer, "mean binning factor", "voxels", "1"),
         param("rings", ParamType::boolean, "ring-artefact reduction about the rotation centre", "", "false"),
-        bounded(param("ring_window", ParamType::integer, "running-median window over radial shells (odd)", "shells", "9"), 3),
+        bounded(
+            param("ring_window", ParamType::integer, "running-median window over radial shells (odd)", "shells", "9"),
+            3),
         param("cupping", ParamType::boolean, "radial cupping (beam hardening) correction", "", "false"),
         bounded(param("cupping_degree", ParamType::integer, "polynomial degree in r²", "", "2"), 1, 4),
         param("centre", ParamType::number_list, "rotation centre [x, y] in voxels; default the slice centre", "voxels"),
-        choices(param("deconvolve", ParamType::string, "deconvolution with a Gaussian PSF (before denoise)", "", "none"),
-                {"none", "richardson-lucy"}),
+        choices(
+            param("deconvolve", ParamType::string, "deconvolution with a Gaussian PSF (before denoise)", "", "none"),
+            {"none", "richardson-lucy"}),
         bounded(param("deconvolve_iterations", ParamType::integer, "Richardson–Lucy iterations", "", "10"), 1),
         bounded(param("deconvolve_sigma_vox", ParamType::number_list,
-                      "PSF σ: S or [sx, sy, sz]; default estimated from the scan (edge-spread fit)", "voxels"), 0),
+                      "PSF σ: S or [sx, sy, sz]; default estimated from the scan (edge-spread fit)", "voxels"),
+                0),
         bounded(param("deconvolve_classes", ParamType::integer, "pure phases for the PSF estimate", "", "3"), 2, 16),
-        bounded(param("deconvolve_smooth", ParamType::number, "Gaussian σ after Richardson–Lucy (noise)", "voxels", "0.5"), 0),
+        bounded(
+            param("deconvolve_smooth", ParamType::number, "Gaussian σ after Richardson–Lucy (noise)", "voxels", "0.5"),
+            0),
         choices(param("denoise", ParamType::string, "denoising filter", "", "none"),
                 {"none", "median", "bilateral", "anisotropic", "nlmeans"}),
         bounded(param("median_radius", ParamType::integer, "median box radius", "voxels", "1"), 1),
         bounded(param("bilateral_sigma", ParamType::number, "bilateral spatial σ", "µm", "1.0"), 0),
-        bounded(param("bilateral_range", ParamType::number, "bilateral grey σ (0: twice the noise estimate)", "grey", "0"), 0),
+        bounded(
+            param("bilateral_range", ParamType::number, "bilateral grey σ (0: twice the noise estimate)", "grey", "0"),
+            0),
         bounded(param("diffusion_iterations", ParamType::integer, "anisotropic diffusion iterations", "", "5"), 1),
         bounded(param("diffusion_conductance", ParamType::number, "anisotropic diffusion conductance", "", "1.0"), 0),
         bounded(param("nlmeans_patch_radius", ParamType::integer, "non-local means patch radius", "voxels", "1"), 1),
-        bounded(param("nlmeans_search_radius", ParamType::integer, "non-local means search cube half-width", "voxels", "5"), 1),
-        bounded(param("nlmeans_samples", ParamType::integer, "patches compared per voxel (the nearest offsets)", "", "50"), 1),
-        bounded(param("nlmeans_bandwidth", ParamType::number, "patch-weight kernel σ (0: the noise estimate)", "grey", "0"), 0),
+        bounded(
+            param("nlmeans_search_radius", ParamType::integer, "non-local means search cube half-width", "voxels", "5"),
+            1),
+        bounded(
+            param("nlmeans_samples", ParamType::integer, "patches compared per voxel (the nearest offsets)", "", "50"),
+            1),
+        bounded(
+            param("nlmeans_bandwidth", ParamType::number, "patch-weight kernel σ (0: the noise estimate)", "grey", "0"),
+            0),
         bounded(param("nlmeans_iterations", ParamType::integer, "non-local means iterations", "", "1"), 1),
         param("normalise", ParamType::boolean, "map percentiles to 0 and 1", "", "false"),
-        bounded(param("percentiles", ParamType::number_list, "low and high percentiles for normalise", "%", "[0.5, 99.5]"), 0, 100),
+        bounded(
+            param("percentiles", ParamType::number_list, "low and high percentiles for normalise", "%", "[0.5, 99.5]"),
+            0, 100),
         param("clamp", ParamType::boolean, "clamp normalised values to [0, 1]", "", "false"),
     };
   }
@@ -140,8 +157,8 @@ class PreprocessStage : public Stage {
     o.deconvolve.iterations = static_cast<int>(p.integer("deconvolve_iterations"));
     if (p.has("deconvolve_sigma_vox")) {
       const auto s = p.numbers("deconvolve_sigma_vox");
-      o.deconvolve.psf_sigma_vox = s.size() == 1 ? std::array<double, 3>{s[0], s[0], s[0]}
-                                                 : std::array<double, 3>{s[0], s[1], s[2]};
+      o.deconvolve.psf_sigma_vox =
+          s.size() == 1 ? std::array<double, 3>{s[0], s[0], s[0]} : std::array<double, 3>{s[0], s[1], s[2]};
     }
     o.deconvolve.classes = static_cast<int>(p.integer("deconvolve_classes"));
     o.deconvolve.smooth_vox = p.number("deconvolve_smooth");
@@ -195,7 +212,9 @@ class SegmentStage : public Stage {
         bounded(param("bins", ParamType::integer, "histogram bins", "", "256"), 2, 65536),
         integer_choices(param("connectivity", ParamType::integer, "hysteresis connectivity", "", "6"), {6, 26}),
         param("model", ParamType::string, "forest: model file saved by voxpress segment --model-out"),
-        bounded(param("psf_sigma", ParamType::number, "auto: point-spread-function σ (0: estimated from the scan)", "voxels", "0"), 0, 10),
+        bounded(param("psf_sigma", ParamType::number, "auto: point-spread-function σ (0: estimated from the scan)",
+                      "voxels", "0"),
+                0, 10),
         param("thin_pores", ParamType::boolean, "auto: label darkest-phase films thinner than the PSF", "", "true"),
         param("phases", ParamType::map,
               "class index -> phase name of the config's phase table, e.g. {0: pore, 1: se, 2: am}"),
@@ -266,7 +285,8 @@ class SegmentStage : public Stage {
                                  SampleContext& ctx) {
     const PartialVolumeResult& pv = *r.partial_volume;
     const PartialVolumeMixture& m = r.auto_fit->mixture;
-    nlohmann::json pure = nlohmann::json::array(), evidence = nlohmann::json::array(), interfaces = nlohmann::json::array();
+    nlohmann::json pure = nlohmann::json::array(), evidence = nlohmann::json::array(),
+                   interfaces = nlohmann::json::array();
     for (int c = 0; c < r.classes; ++c) {
       const Phase* phase = table.by_label(label_of[c]);
       const std::string name = phase ? phase->name : "phase" + std::to_string(label_of[c]);
@@ -276,11 +296,18 @@ class SegmentStage : public Stage {
         ctx.add("porosity_pv", name, "", pv.fraction_pv[c], "1");
         ctx.add("porosity_pv_ci95", name, "", pv.fraction_pv_ci95[c], "1");
       }
-      pure.push_back({{"class", c}, {"phase", name}, {"end_member", pv.means[c]}, {"end_member_uncertainty", pv.mean_uncertainty[c]},
-                      {"sigma", m.sigmas[c]}, {"pure_weight", m.weights[c]}, {"pure_voxels", pv.pure_voxels[c]}});
+      pure.push_back({{"class", c},
+                      {"phase", name},
+                      {"end_member", pv.means[c]},
+                      {"end_member_uncertainty", pv.mean_uncertainty[c]},
+                      {"sigma", m.sigmas[c]},
+                      {"pure_weight", m.weights[c]},
+                      {"pure_voxels", pv.pure_voxels[c]}});
     }
     for (const auto& e : r.auto_fit->evidence)
-      evidence.push_back({{"classes", e.classes}, {"bic", e.bic}, {"min_separation_sigma", json_number(e.min_separation)},
+      evidence.push_back({{"classes", e.classes},
+                          {"bic", e.bic},
+                          {"min_separation_sigma", json_number(e.min_separation)},
                           {"min_separation_resolving", json_number(e.min_separation_noise)}});
     for (const auto& q : m.interfaces) interfaces.push_back({{"classes", {q.a, q.b}}, {"weight", q.weight}});
     ctx.details["partial_volume"] = {{"classes", pure},
@@ -325,8 +352,9 @@ class SegmentStage : public Stage {
     }
     if (!names.empty())
       for (int c = 0; c < r.classes; ++c)
-        if (!names.count(c)) p.fail("phases", "class " + std::to_string(c) + " has no phase; map every class 0.." +
-                                                  std::to_string(r.classes - 1));
+        if (!names.count(c))
+          p.fail("phases",
+                 "class " + std::to_string(c) + " has no phase; map every class 0.." + std::to_string(r.classes - 1));
     Volume<std::uint8_t> labels = r.labels;
     for (auto& v : labels.storage()) v = static_cast<std::uint8_t>(label_of[v]);
     PhaseTable table;
@@ -345,15 +373,13 @@ class SegmentStage : public Stage {
     std::vector<double> fractions(r.classes, 0.0);
     for (auto v : r.labels.storage()) fractions[v] += 1;  // exact counts, divided once
     for (double& f : fractions) f /= static_cast<double>(r.labels.size());
-    ctx.details = {{"method", to_string(o.method)},
-                   {"classes", r.classes},
-                   {"thresholds", r.thresholds},
-                   {"class_mean_grey", nlohmann::json::array()},
-                   {"class_fraction", fractions},
-                   {"class_to_phase", mapping}};
+    ctx.details = {{"method", to_string(o.method)}, {"classes", r.classes},
+                   {"thresholds", r.thresholds},    {"class_mean_grey", nlohmann::json::array()},
+                   {"class_fraction", fractions},   {"class_to_phase", mapping}};
     for (double m : means) ctx.details["class_mean_grey"].push_back(json_number(m));
     if (r.mixture)
-      ctx.details["mixture"] = {{"weights", r.mixture->weights}, {"means", r.mixture->means}, {"sigmas", r.mixture->sigmas}};
+      ctx.details["mixture"] = {
+          {"weights", r.mixture->weights}, {"means", r.mixture->means}, {"sigmas", r.mixture->sigmas}};
     if (model) ctx.details["model"] = {{"path", p.string("model")}, {"training_accuracy", model->training_accuracy()}};
     if (r.partial_volume) add_partial_volume(r, label_of, table, ctx);
     ctx.labels = LabelVolume(std::move(labels), table);

@@ -71,11 +71,9 @@ ConductingPhases resolve_conductivities(const Params& p, const PhaseTable& phase
   // "se", "se+am"; a long list (a grey range such as 0-89) as "phase0..phase89".
   if (out.phases.size() <= 4)
     for (const Phase* ph : out.phases) out.name += (out.name.empty() ? "" : "+") + ph->name;
-  else
-    out.name = out.phases.front()->name + ".." + out.phases.back()->name;
+  else out.name = out.phases.front()->name + ".." + out.phases.back()->name;
   return out;
 }
-
 
 nlohmann::json result_json(const TransportResult& r) {
   nlohmann::json j = {
@@ -161,11 +159,10 @@ class TransportStage : public Stage {
         bounded(param("max_iterations", ParamType::integer, "conjugate-gradient iterations at most", "",
                       std::to_string(TransportOptions{}.max_iterations)),
                 1.0),
-        param("write_fields", ParamType::boolean,
-              "write potential/current-density volumes (float TIFF) and slice PNGs", "", "false"),
+        param("write_fields", ParamType::boolean, "write potential/current-density volumes (float TIFF) and slice PNGs",
+              "", "false"),
         choices(param("engine", ParamType::string,
-                      "solver: native (this process's threads) or petsc (PETSc + MPI, CG + BoomerAMG)", "",
-                      "native"),
+                      "solver: native (this process's threads) or petsc (PETSc + MPI, CG + BoomerAMG)", "", "native"),
                 {"native", "petsc"}),
     };
   }
@@ -188,7 +185,8 @@ class TransportStage : public Stage {
     if (p.string("engine") == "petsc") {
 #if VP_MPI
       if (p.boolean("write_fields"))
-        d.error(p.key_path("write_fields"), "engine petsc writes no field volumes: set write_fields false or engine native");
+        d.error(p.key_path("write_fields"),
+                "engine petsc writes no field volumes: set write_fields false or engine native");
 #else
       d.error(p.key_path("engine"), "this voxpress was built without PETSc/MPI (cmake -DVP_MPI=ON); use engine native");
 #endif
@@ -253,7 +251,8 @@ class TransportStage : public Stage {
         throw InputError("transport: engine petsc needs a voxpress built with PETSc/MPI (cmake -DVP_MPI=ON)");
 #endif
       } else {
-        if (ctx.slab) throw InputError("transport: engine native needs the whole volume, this process holds one z-slab");
+        if (ctx.slab)
+          throw InputError("transport: engine native needs the whole volume, this process holds one z-slab");
         arena.execute([&] { r = solve_transport(labels, cond.table, o); });
       }
       const std::string a = axis_name(axis);

@@ -18,7 +18,8 @@ namespace {
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
 void check(PetscErrorCode code, const char* what) {
-  if (code != 0) throw ComputeError(std::string("PETSc: ") + what + " failed (PETSc error " + std::to_string(code) + ")");
+  if (code != 0)
+    throw ComputeError(std::string("PETSc: ") + what + " failed (PETSc error " + std::to_string(code) + ")");
 }
 #define VP_PETSC(call) check((call), #call)
 
@@ -46,7 +47,9 @@ void check_inputs(const Volume<std::uint8_t>& slab, const ZSlabLayout& layout, c
   if (!(o.tolerance > 0)) throw InputError("transport: tolerance must be > 0");
   if (!(o.flux_balance > 0)) throw InputError("transport: flux_balance must be > 0");
   if (o.max_iterations < 1) throw InputError("transport: max_iterations must be ≥ 1");
-  if (o.keep_fields) throw InputError("transport: the petsc engine writes no field volumes (write_fields / --out fields: use engine native)");
+  if (o.keep_fields)
+    throw InputError(
+        "transport: the petsc engine writes no field volumes (write_fields / --out fields: use engine native)");
   for (int l = 0; l < 256; ++l)
     if (!std::isfinite(conductivity[l]) || conductivity[l] < 0)
       throw InputError("transport: conductivity of label " + std::to_string(l) + " must be finite and ≥ 0");
@@ -100,8 +103,8 @@ TransportResult solve_transport_petsc(const Volume<std::uint8_t>& slab, const ZS
     // One ghost plane (g.x·g.y doubles) each way across each of the size − 1 slab faces, plus the
     // wrap when z is a periodic side.
     const bool wrap_z = options.periodic && ax != 2 && size > 1;
-    stats->halo_bytes_per_iteration = 2.0 * static_cast<double>(size - 1 + (wrap_z ? 1 : 0)) *
-                                      static_cast<double>(g.x * g.y) * sizeof(PetscScalar);
+    stats->halo_bytes_per_iteration =
+        2.0 * static_cast<double>(size - 1 + (wrap_z ? 1 : 0)) * static_cast<double>(g.x * g.y) * sizeof(PetscScalar);
   }
   auto not_percolating = [&] {
     set_not_percolating(out);
@@ -128,8 +131,7 @@ TransportResult solve_transport_petsc(const Volume<std::uint8_t>& slab, const ZS
 
   // The DMDA: one unknown per voxel, the z-cut of the layout, periodic sides when asked.
   DMBoundaryType bound[3];
-  for (int a = 0; a < 3; ++a)
-    bound[a] = options.periodic && a != ax ? DM_BOUNDARY_PERIODIC : DM_BOUNDARY_NONE;
+  for (int a = 0; a < 3; ++a) bound[a] = options.periodic && a != ax ? DM_BOUNDARY_PERIODIC : DM_BOUNDARY_NONE;
   std::vector<PetscInt> lz(static_cast<std::size_t>(size));
   for (int r = 0; r < size; ++r)
     lz[static_cast<std::size_t>(r)] = static_cast<PetscInt>(layout.z_begin[static_cast<std::size_t>(r) + 1] -
@@ -161,7 +163,8 @@ TransportResult solve_transport_petsc(const Volume<std::uint8_t>& slab, const ZS
   VP_PETSC(DMGlobalToLocalEnd(da.dm, kg.v, INSERT_VALUES, kl.v));
   VecDestroy(&kg.v);
 
-  const std::array<PetscInt, 3> n = {static_cast<PetscInt>(g.x), static_cast<PetscInt>(g.y), static_cast<PetscInt>(g.z)};
+  const std::array<PetscInt, 3> n = {static_cast<PetscInt>(g.x), static_cast<PetscInt>(g.y),
+                                     static_cast<PetscInt>(g.z)};
   // Face conductance factor A_a / h_a per axis; a boundary voxel couples to its electrode by 2k·A/h.
   std::array<double, 3> face;
   for (int a = 0; a < 3; ++a) face[a] = h[(a + 1) % 3] * h[(a + 2) % 3] / h[a];
@@ -325,7 +328,8 @@ TransportResult solve_transport_petsc(const Volume<std::uint8_t>& slab, const ZS
       break;
     }
     if (its == 0) {  // no step possible: rounding floor reached
-      out.status = out.residual <= options.tolerance && out.flux_balance <= options.flux_balance ? "ok" : "not_converged";
+      out.status =
+          out.residual <= options.tolerance && out.flux_balance <= options.flux_balance ? "ok" : "not_converged";
       break;
     }
     target = std::min(target, out.residual * static_cast<double>(bnorm)) * 0.1;  // balance not yet met: go further

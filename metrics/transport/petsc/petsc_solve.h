@@ -26,7 +26,7 @@ namespace vp {
 inline constexpr const char* kDefaultPetscPreconditioner = "hypre";
 
 struct PetscSolveStats {
-  std::string preconditioner;     // the one used
+  std::string preconditioner;           // the one used
   double halo_bytes_per_iteration = 0;  // ghost-plane bytes one operator application exchanges, all ranks
   int ranks = 1;
 };
