@@ -39,6 +39,15 @@ index_t step_pairs(const Dims& d, const std::array<int, 3>& s) {
   return (d.x - std::abs(s[0])) * (d.y - std::abs(s[1])) * (d.z - std::abs(s[2]));
 }
 
+// Sum of the Crofton weights of the directions the image can hold (a direction with no voxel
+// pair inside a single plane is dropped, and the rest renormalised by this sum).
+double usable_weight_sum(const CroftonDirections& dirs, const Dims& d) {
+  double sum = 0;
+  for (int k = 0; k < 13; ++k)
+    if (step_pairs(d, dirs.step[k]) > 0) sum += dirs.weight[k];
+  return sum;
+}
+
 // Calls visit(i, j) for every pair of voxel indices (i, j = i + s) inside the image, in parallel
 // over z planes; visit gets a per-thread accumulator.
 template <class Acc, class Visit>
@@ -200,10 +209,7 @@ InterfaceAreas interface_areas(const CroftonCrossings& crossings, const Dims& d,
   if (crossings.counts.size() != 13 * nn) throw InputError("interface areas: crossing counts do not match the labels");
   const CroftonDirections dirs = crofton_directions(h);
   const double voxel_volume = h[0] * h[1] * h[2];
-  // Directions the image cannot hold (a single plane) are dropped and the rest renormalised.
-  double weight_sum = 0;
-  for (int k = 0; k < 13; ++k)
-    if (step_pairs(d, dirs.step[k]) > 0) weight_sum += dirs.weight[k];
+  const double weight_sum = usable_weight_sum(dirs, d);
   std::vector<double> crofton(nn, 0.0), faces(nn, 0.0);
   for (int k = 0; k < 13; ++k) {
     const auto& s = dirs.step[k];
@@ -302,9 +308,7 @@ std::vector<ParticleContact> particle_contact_areas(const LabelVolume& labels, c
 
   const CroftonDirections dirs = crofton_directions(h);
   const double voxel_volume = h[0] * h[1] * h[2];
-  double weight_sum = 0;
-  for (int k = 0; k < 13; ++k)
-    if (step_pairs(d, dirs.step[k]) > 0) weight_sum += dirs.weight[k];
+  const double weight_sum = usable_weight_sum(dirs, d);
   std::vector<double> surface(n_ids, 0.0), contact(n_ids, 0.0);
   struct Counts {
     std::vector<std::int64_t> surface, contact;

@@ -97,10 +97,7 @@ void restrict_fine(const FineLevel& F, const float* b, const float* x, CoarseLev
   const Grid& f = F.grid;
   const Grid& g = C.grid;
   parallel_rows(g, [&](index_t Y, index_t Z) {
-    const auto base = static_cast<std::size_t>(cell_index(g, 0, Y, Z));
-    const std::uint32_t n0 = C.cell_start[base], n1 = C.cell_start[base + static_cast<std::size_t>(g.n[0])];
-    std::fill(C.b.begin() + n0, C.b.begin() + n1, 0.0f);
-    std::fill(C.x.begin() + n0, C.x.begin() + n1, 0.0f);
+    clear_coarse_row(C, Y, Z);
     const auto [y0, y1] = child_range(f, 1, Y);
     const auto [z0, z1] = child_range(f, 2, Z);
     for (index_t z = z0; z <= z1; ++z)

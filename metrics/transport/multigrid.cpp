@@ -81,10 +81,7 @@ void smooth_graph(const CoarseLevel& L, const float* b, float* x, bool forward) 
 void restrict_graph(const CoarseLevel& S, const float* b, const float* x, CoarseLevel& C) {
   const Grid& g = C.grid;
   parallel_rows(g, [&](index_t Y, index_t Z) {
-    const auto base = static_cast<std::size_t>(cell_index(g, 0, Y, Z));
-    const std::uint32_t n0 = C.cell_start[base], n1 = C.cell_start[base + static_cast<std::size_t>(g.n[0])];
-    std::fill(C.b.begin() + n0, C.b.begin() + n1, 0.0f);
-    std::fill(C.x.begin() + n0, C.x.begin() + n1, 0.0f);
+    clear_coarse_row(C, Y, Z);
     for (index_t X = 0; X < g.n[0]; ++X)
       for_child_nodes(S, X, Y, Z, [&](std::uint32_t i) {
         float Sx, D;

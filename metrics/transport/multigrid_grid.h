@@ -138,6 +138,17 @@ inline std::uint32_t fine_parent(const Grid& f, const CoarseLevel& C, index_t x,
          static_cast<std::uint32_t>(child_piece(C.pattern[static_cast<std::size_t>(ci)], k));
 }
 
+// A restriction's start on row (Y, Z) of level C: clears the row's right-hand side and
+// solution, and returns the row's node range [n0, n1).
+inline std::pair<std::uint32_t, std::uint32_t> clear_coarse_row(CoarseLevel& C, index_t Y, index_t Z) {
+  const Grid& g = C.grid;
+  const auto base = static_cast<std::size_t>(cell_index(g, 0, Y, Z));
+  const std::uint32_t n0 = C.cell_start[base], n1 = C.cell_start[base + static_cast<std::size_t>(g.n[0])];
+  std::fill(C.b.begin() + n0, C.b.begin() + n1, 0.0f);
+  std::fill(C.x.begin() + n0, C.x.begin() + n1, 0.0f);
+  return {n0, n1};
+}
+
 // Calls f(node) for the nodes of the children (cells of S) of cell (X, Y, Z) of S's coarsening,
 // in increasing node order.
 template <class F>
