@@ -3,11 +3,15 @@
 
 #include <sys/wait.h>
 
+#include <cstdint>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <string>
 
 #include "cli_harness.h"
+#include "core/volume.h"
+#include "filters/io/volume_io.h"
 
 namespace vp::testing {
 
@@ -26,6 +30,19 @@ inline CliResult run_mpi(int ranks, const std::string& args, const std::filesyst
   r.out = slurp(out);
   r.err = slurp(err);
   return r;
+}
+
+// A uint8 label volume `label(x, y, z)` written as dir/case.tif; returns its path quoted for a
+// shell command line.
+inline std::string write_case(const std::filesystem::path& dir, Dims dims,
+                              const std::function<int(index_t, index_t, index_t)>& label, Vec3 spacing_um = {1, 1, 1}) {
+  Volume<std::uint8_t> v(dims, spacing_um);
+  for (index_t z = 0; z < dims.z; ++z)
+    for (index_t y = 0; y < dims.y; ++y)
+      for (index_t x = 0; x < dims.x; ++x) v(x, y, z) = static_cast<std::uint8_t>(label(x, y, z));
+  const std::filesystem::path p = dir / "case.tif";
+  write_volume(v, p.string());
+  return "'" + p.string() + "'";
 }
 
 }  // namespace vp::testing

@@ -30,14 +30,9 @@ fs::path scratch(const std::string& name) {
   return d;
 }
 
+// Anisotropic voxels, so the merged areas are checked with unequal spacing.
 std::string write_case(const fs::path& dir, Dims dims, const std::function<int(index_t, index_t, index_t)>& label) {
-  Volume<std::uint8_t> v(dims, {0.5, 0.5, 0.7});
-  for (index_t z = 0; z < dims.z; ++z)
-    for (index_t y = 0; y < dims.y; ++y)
-      for (index_t x = 0; x < dims.x; ++x) v(x, y, z) = static_cast<std::uint8_t>(label(x, y, z));
-  const fs::path p = dir / "case.tif";
-  write_volume(v, p.string());
-  return "'" + p.string() + "'";
+  return testing::write_case(dir, dims, label, {0.5, 0.5, 0.7});
 }
 
 // One process, then 1, 2 and 4 ranks: the same rows, value for value (JSON doubles round-trip).

@@ -19,6 +19,7 @@ namespace {
 namespace fs = std::filesystem;
 using testing::run_mpi;
 using testing::run_voxpress;
+using testing::write_case;
 
 fs::path scratch(const std::string& name) {
   const fs::path d = fs::temp_directory_path() / ("vp_mpi_transport_" + name + "_" + std::to_string(::getpid()));
@@ -47,16 +48,6 @@ void expect_engines_agree(const std::string& volume_args, const fs::path& dir, c
     EXPECT_NEAR(p["tau"].get<double>(), n["tau"].get<double>(), 1e-6 * n["tau"].get<double>()) << ranks << " ranks";
     EXPECT_EQ(p.size(), n.size()) << "the same keys per axis";
   }
-}
-
-std::string write_case(const fs::path& dir, Dims dims, const std::function<int(index_t, index_t, index_t)>& label) {
-  Volume<std::uint8_t> v(dims);
-  for (index_t z = 0; z < dims.z; ++z)
-    for (index_t y = 0; y < dims.y; ++y)
-      for (index_t x = 0; x < dims.x; ++x) v(x, y, z) = static_cast<std::uint8_t>(label(x, y, z));
-  const fs::path p = dir / "case.tif";
-  write_volume(v, p.string());
-  return "'" + p.string() + "'";
 }
 
 TEST(MpiTransport, UniformBlock) {
