@@ -4,7 +4,7 @@
 #   scripts/format.sh --check    change nothing; list the files that would change and how many
 #                                lines each, exit 1 if any would
 #   scripts/format.sh [--check] FILE...   only these files
-# Not run by CI.
+# CI runs the --check form on every tracked file (.ci/run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 check=0

@@ -12,7 +12,7 @@ packages=(cmake ninja-build g++ pkg-config ccache
   nlohmann-json3-dev libcli11-dev
   libpetsc-real-dev libopenmpi-dev openmpi-bin
   librsvg2-bin
-  clang libclang-rt-14-dev libfuzzer-14-dev
+  clang libclang-rt-14-dev libfuzzer-14-dev clang-format
   pybind11-dev python3-dev python3-numpy python3-pytest python3-matplotlib python3-tifffile)
 if [[ "${1:-}" == "--with-test-tools" ]]; then
   packages+=(chromium)
