@@ -7,6 +7,7 @@
 #include <tbb/parallel_for.h>
 
 #include "core/error.h"
+#include "core/gaussian.h"
 #include "phantoms/geometry.h"
 #include "phantoms/phantom.h"
 #include "phantoms/random.h"
@@ -45,35 +46,6 @@ nlohmann::json ImagingSpec::to_json() const {
 }
 
 namespace {
-
-// Separable Gaussian along one axis, edges clamped. Lines are independent: parallel and
-// deterministic.
-void blur_axis(Volume<float>& v, int axis, double sigma) {
-  if (!(sigma > 0)) return;
-  const Dims d = v.dims();
-  const int radius = static_cast<int>(std::ceil(3 * sigma));
-  std::vector<double> k(2 * radius + 1);
-  double sum = 0;
-  for (int i = -radius; i <= radius; ++i) sum += k[i + radius] = std::exp(-0.5 * i * i / (sigma * sigma));
-  for (double& x : k) x /= sum;
-  const index_t n = d[axis];
-  const index_t stride = axis == 0 ? 1 : axis == 1 ? d.x : d.x * d.y;
-  const index_t lines = d.count() / n;
-  tbb::parallel_for(index_t{0}, lines, [&](index_t line) {
-    // The line's first voxel: enumerate the two other axes.
-    index_t base;
-    if (axis == 0) base = line * d.x;
-    else if (axis == 1) base = (line / d.x) * d.x * d.y + line % d.x;
-    else base = line;
-    std::vector<double> in(static_cast<std::size_t>(n));
-    for (index_t i = 0; i < n; ++i) in[i] = v[base + i * stride];
-    for (index_t i = 0; i < n; ++i) {
-      double acc = 0;
-      for (int j = -radius; j <= radius; ++j) acc += k[j + radius] * in[std::clamp<index_t>(i + j, 0, n - 1)];
-      v[base + i * stride] = static_cast<float>(acc);
-    }
-  });
-}
 
 // Poisson variate from counter-based uniforms: inversion for small λ, Hörmann's PTRS otherwise.
 double poisson(double lambda, std::uint64_t seed, std::uint64_t index) {
@@ -204,7 +176,7 @@ Volume<std::uint16_t> render(const LabelVolume& labels, const ImagingSpec& spec,
       attenuation_gain[p.label] = static_cast<float>(spec.gain * spec.attenuation.at(p.name));
     for (index_t i = 0; i < labels.size(); ++i) g[i] += attenuation_gain[labels[i]] * (*texture)[i];
   }
-  for (int a = 0; a < 3; ++a) blur_axis(g, a, spec.blur_sigma_vox[a]);
+  for (int a = 0; a < 3; ++a) gaussian_blur_axis(g, a, spec.blur_sigma_vox[a], 3.0);
 
   // Rounding to integers adds 1/12 grey² of variance: the noise drawn leaves room for it, so the
   // uint16 output carries σ_noise (exactly so for σ_noise ≥ 0.5 grey levels).

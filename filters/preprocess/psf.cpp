@@ -9,6 +9,7 @@
 
 #include "core/axis.h"
 #include "core/error.h"
+#include "core/gaussian.h"
 #include "filters/preprocess/denoise.h"
 #include "filters/segment/histogram.h"
 #include "filters/segment/mixture_model.h"
@@ -400,32 +401,7 @@ std::vector<double> pure_phase_levels(const Volume<float>& grey, int classes) {
 
 Volume<float> gaussian_blur(const Volume<float>& grey, const std::array<double, 3>& sigma_vox) {
   Volume<float> v = grey;
-  const Dims d = v.dims();
-  for (int axis = 0; axis < 3; ++axis) {
-    const double sigma = sigma_vox[axis];
-    if (!(sigma > 0)) continue;
-    const int radius = static_cast<int>(std::ceil(4 * sigma));
-    std::vector<double> k(2 * radius + 1);
-    double sum = 0;
-    for (int i = -radius; i <= radius; ++i) sum += k[i + radius] = std::exp(-0.5 * i * i / (sigma * sigma));
-    for (double& x : k) x /= sum;
-    const index_t n = d[axis];
-    const index_t stride = axis == 0 ? 1 : axis == 1 ? d.x : d.x * d.y;
-    const index_t lines = d.count() / n;
-    tbb::parallel_for(index_t{0}, lines, [&](index_t line) {
-      index_t base;
-      if (axis == 0) base = line * d.x;
-      else if (axis == 1) base = (line / d.x) * d.x * d.y + line % d.x;
-      else base = line;
-      std::vector<double> in(static_cast<std::size_t>(n));
-      for (index_t i = 0; i < n; ++i) in[i] = v[base + i * stride];
-      for (index_t i = 0; i < n; ++i) {
-        double acc = 0;
-        for (int j = -radius; j <= radius; ++j) acc += k[j + radius] * in[std::clamp<index_t>(i + j, 0, n - 1)];
-        v[base + i * stride] = static_cast<float>(acc);
-      }
-    });
-  }
+  for (int axis = 0; axis < 3; ++axis) gaussian_blur_axis(v, axis, sigma_vox[axis], 4.0);
   return v;
 }
 
