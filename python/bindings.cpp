@@ -332,11 +332,9 @@ py::tuple py_segment(const py::array& grey, const Vec3& spacing, const std::stri
   for (const char* key : {"method", "classes", "thresholds", "bins", "connectivity", "model"})
     if (given(key)) segment_values[key] = yaml_of(o[key]);
   const std::string model_path = get("model", std::string());
-  // The command's defaults: forest with a model, else auto; K by method.
+  // The command's default: forest with a model, else auto (K then follows the stage's rule).
   const std::string method = get("method", std::string(model_path.empty() ? "auto" : "forest"));
   segment_values["method"] = method;
-  if (get("classes", 0) == 0)
-    segment_values["classes"] = std::to_string(default_class_count(parse_segment_method(method)));
   const PhaseTable no_phases;
   const Params preprocess =
       stage_params(preprocess_stage, preprocess_values, "segment options", PreflightContext{no_phases, kGrey});

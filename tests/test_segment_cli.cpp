@@ -186,3 +186,43 @@ TEST_F(SegmentCli, YamlStagesSegmentCleanAndCountParticles) {
                         "particles.csv", "grey_xy.png"})
     EXPECT_TRUE(fs::exists(s / f)) << f;
 }
+
+// A segment stage that names neither classes nor phases fits the method's K (3 for multi-otsu
+// and auto, as `voxpress segment` does), and its class indices must be labels of the config's
+// phase table: a table they do not fit is an error naming `phases`, never silently wrong labels.
+TEST_F(SegmentCli, YamlSegmentWithoutClassesFitsTheMethodsClassCount) {
+  Volume<float> g(Dims{32, 24, 24}, {1, 1, 1}, 50.0f);
+  for (index_t z = 4; z < 14; ++z)
+    for (index_t y = 4; y < 14; ++y)
+      for (index_t x = 3; x < 13; ++x) g(x, y, z) = 90;
+  for (index_t z = 17; z < 21; ++z)
+    for (index_t y = 17; y < 21; ++y)
+      for (index_t x = 10; x < 14; ++x) g(x, y, z) = 10;
+  write_volume(g, path("g.mha"));
+  const std::string samples =
+      "samples:\n"
+      "  - {path: g.mha, pressure_MPa: 10, name: s}\n"
+      "stages:\n"
+      "  - {stage: segment, method: multi-otsu}\n"
+      "  - {stage: volume_fraction}\n";
+  std::ofstream(dir_ / "cfg.yaml") << "phases:\n"
+                                      "  - {name: pore, label: 0, role: pore}\n"
+                                      "  - {name: se, label: 1, role: electrolyte}\n"
+                                      "  - {name: am, label: 2, role: active}\n"
+                                   << samples;
+  std::string out;
+  ASSERT_EQ(run("run " + path("cfg.yaml") + " --out " + path("run") + " -q", &out), 0) << out;
+  const std::string m = vp::testing::slurp(dir_ / "run" / "metrics.csv");
+  // 1000 AM voxels and 64 pore voxels of 18432.
+  EXPECT_NE(m.find(",volume_fraction,volume_fraction,am,,0.05425347222222222"), std::string::npos) << m;
+  EXPECT_NE(m.find(",volume_fraction,volume_fraction,pore,,0.003472222222222222"), std::string::npos) << m;
+
+  std::ofstream(dir_ / "cfg255.yaml") << "phases:\n"
+                                         "  - {name: pore, label: 0, role: pore}\n"
+                                         "  - {name: se, label: 128, role: electrolyte}\n"
+                                         "  - {name: am, label: 255, role: active}\n"
+                                      << samples;
+  EXPECT_EQ(run("run " + path("cfg255.yaml") + " --out " + path("run255") + " -q", &out), 4) << out;
+  const std::string log = vp::testing::slurp(dir_ / "run255" / "run.log");
+  EXPECT_NE(log.find("phases: class 1 of 3 is no label of the config's phase table"), std::string::npos) << log;
+}

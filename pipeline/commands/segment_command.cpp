@@ -243,12 +243,9 @@ int segment_main(const std::vector<std::string>& args) {
   if (!model_out.empty() && scribbles.empty()) throw InputError("--model-out needs --scribbles to train from");
   check_output_file(out, "--out");
   if (!qc_dir.empty()) create_output_folder(qc_dir, "--qc");
-  // The command's defaults where they differ from the stage's: forest when a model is given, and
-  // K by method (the stage takes K from its phase map).
+  // The command's default where it differs from the stage's: forest when a model is given.
   if (!segment_values.count("method"))
     segment_values["method"] = (!model_in.empty() || !scribbles.empty()) ? "forest" : "auto";
-  if (!segment_values.count("classes"))
-    segment_values["classes"] = std::to_string(default_class_count(parse_segment_method(segment_values["method"])));
   if (!psf_sigma.empty()) {
     const auto s = parse_numbers(psf_sigma, "--psf-sigma");
     if ((s.size() != 1 && s.size() != 3) || !std::all_of(s.begin(), s.end(), [](double v) { return v > 0; }))

@@ -207,7 +207,10 @@ class SegmentStage : public Stage {
     return {
         choices(param("method", ParamType::string, "segmentation method", "", "auto"),
                 {"auto", "otsu", "multi-otsu", "gmm", "kmeans", "threshold", "hysteresis", "forest"}),
-        bounded(param("classes", ParamType::integer, "number of classes (default: entries of phases, else 2)"), 2, 255),
+        bounded(
+            param("classes", ParamType::integer,
+                  "number of classes (default: entries of phases, else 3 for auto and multi-otsu, 2 for the others)"),
+            2, 255),
         param("thresholds", ParamType::number_list, "threshold: ascending cuts; hysteresis: [low, high]", "grey"),
         bounded(param("bins", ParamType::integer, "histogram bins", "", "256"), 2, 65536),
         integer_choices(param("connectivity", ParamType::integer, "hysteresis connectivity", "", "6"), {6, 26}),
@@ -249,10 +252,12 @@ class SegmentStage : public Stage {
     return m;
   }
 
+  // K: given, else the phase map's highest class + 1, else the method's default (3 for auto and
+  // multi-otsu: pore, electrolyte, active material). The commands and vp.segment default the same.
   static int classes(const Params& p) {
     if (p.has("classes")) return static_cast<int>(p.integer("classes"));
     const auto m = class_phases(p);
-    return m.empty() ? 2 : m.rbegin()->first + 1;
+    return m.empty() ? default_class_count(parse_segment_method(p.string("method"))) : m.rbegin()->first + 1;
   }
 
   void preflight(const Params& p, const PreflightContext& pf, Diagnostics& d) const override {
@@ -350,6 +355,13 @@ class SegmentStage : public Stage {
       label_of[c] = resolve_phase(p, "phases", config, name).label;
       mapping[std::to_string(c)] = {{"phase", name}, {"label", label_of[c]}};
     }
+    // Without a phase map the class index is the label: it must name a phase of the config.
+    if (names.empty() && !config.empty())
+      for (int c = 0; c < r.classes; ++c)
+        if (!config.by_label(c))
+          p.fail("phases", "class " + std::to_string(c) + " of " + std::to_string(r.classes) +
+                               " is no label of the config's phase table; map the classes to phases, e.g. phases: "
+                               "{0: pore, 1: se, 2: am}");
     if (!names.empty())
       for (int c = 0; c < r.classes; ++c)
         if (!names.count(c))
