@@ -64,6 +64,11 @@ struct SampleContext {
   // The config's phase table (names, labels, roles), for stages that create labels; null or
   // empty when the config has none. Set by the runner.
   const PhaseTable* config_phases = nullptr;
+  // The series' reference scan, its lowest-pressure sample, for stages that register this sample
+  // to it (`align`): its name and a loader of its volume as configured. Both empty when this
+  // sample is the reference or runs alone. Set by the runner.
+  std::string series_reference;
+  std::function<AnyVolume()> load_series_reference;
 
   std::filesystem::path out_dir;  // this sample's output folder (exists)
   int threads = 1;
@@ -114,6 +119,9 @@ class Stage {
   virtual unsigned provides() const { return 0; }
   // Peak working memory beyond the sample's own volumes, in bytes per voxel (scheduler budget).
   virtual double bytes_per_voxel() const { return 8.0; }
+  // True for a stage whose results depend on the series' reference scan too (`align`): --resume
+  // then also compares that scan's hash.
+  virtual bool reads_series_reference() const { return false; }
   // Checks that need the phase table or the data flow (generic type checks are done already).
   virtual void preflight(const Params&, const PreflightContext&, Diagnostics&) const {}
   virtual void run(const Params& params, SampleContext& ctx) const = 0;

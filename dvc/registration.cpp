@@ -1,9 +1,14 @@
 #include "dvc/registration.h"
 
+#include <algorithm>
 #include <cmath>
 #include <complex>
+#include <functional>
 #include <numbers>
 #include <vector>
+
+#include <tbb/blocked_range.h>
+#include <tbb/parallel_reduce.h>
 
 #include "core/error.h"
 #include "dvc/bspline.h"
@@ -181,6 +186,37 @@ Registration register_scans(const Volume<float>& ref, const Volume<float>& def, 
     }
   }
   out.warp = warp;
+  return out;
+}
+
+Volume<float> resample_to_reference(const Volume<float>& scan, const AffineWarp& warp, double* outside_fraction) {
+  const Dims d = scan.dims();
+  if (d.x < 4 || d.y < 4 || d.z < 4)
+    throw InputError("resample: the scan is " + to_string(d) + "; a cubic B-spline needs at least 4 voxels per axis");
+  const BSplineVolume spline(scan);
+  Volume<float> out = scan.like(d);
+  const double hi[3] = {double(d.x) - 2.000001, double(d.y) - 2.000001, double(d.z) - 2.000001};
+  const double last[3] = {double(d.x - 1), double(d.y - 1), double(d.z - 1)};
+  // Whole z-planes per task and an integer count: the same result for any thread count.
+  const index_t outside = tbb::parallel_reduce(
+      tbb::blocked_range<index_t>(0, d.z, 1), index_t{0},
+      [&](const tbb::blocked_range<index_t>& r, index_t count) {
+        for (index_t z = r.begin(); z != r.end(); ++z)
+          for (index_t y = 0; y < d.y; ++y)
+            for (index_t x = 0; x < d.x; ++x) {
+              Vec3 p = warp.apply({double(x), double(y), double(z)});
+              bool out_of_scan = false;
+              for (int a = 0; a < 3; ++a) {
+                out_of_scan = out_of_scan || p[a] < 0 || p[a] > last[a];
+                p[a] = std::clamp(p[a], 1.0, hi[a]);
+              }
+              count += out_of_scan ? 1 : 0;
+              out(x, y, z) = spline.value(p[0], p[1], p[2]);
+            }
+        return count;
+      },
+      std::plus<>());
+  if (outside_fraction) *outside_fraction = static_cast<double>(outside) / static_cast<double>(d.count());
   return out;
 }
 

@@ -34,4 +34,12 @@ struct Registration {
 // Throws InputError when the two scans differ in dims (the caller aligns or refuses first).
 Registration register_scans(const Volume<float>& ref, const Volume<float>& def, const RegistrationOptions& options);
 
+// `scan` resampled on the reference's voxel grid: voxel X takes scan(warp.apply(X)) by cubic
+// B-spline, so a scan registered with register_scans(ref, scan) comes back in the reference's
+// frame. Points within a voxel of the scan's border are clamped onto the spline's support;
+// `outside_fraction` (optional) receives the fraction of voxels whose point lies outside the
+// scan's voxel centres altogether (their values are the nearest border's, not data).
+Volume<float> resample_to_reference(const Volume<float>& scan, const AffineWarp& warp,
+                                    double* outside_fraction = nullptr);
+
 }  // namespace vp::dvc

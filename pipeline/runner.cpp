@@ -118,6 +118,14 @@ void write_input_slices(SampleContext& ctx) {
 // Runs one sample in this process (a worker's): never throws; a failure is recorded in the
 // returned record and leaves no sample folder. A success leaves samples/<name>/ with every
 // artifact and .voxpress-sample.json, the record from which --resume takes it.
+// A series' reference scan as its sample reads it (format options, ROI, the config's spacing).
+AnyVolume read_reference_scan(const SampleConfig& ref) {
+  if (ref.file_problem) throw InputError(ref.file_problem->format());
+  ReadResult r = read_volume(ref.read);
+  if (ref.spacing_from_config) spacing_of(r.volume) = ref.info.spacing_um;
+  return std::move(r.volume);
+}
+
 class SampleRunner {
  public:
   SampleRunner(const Config& config, const fs::path& run_dir, const std::string& token, int threads, Progress& progress)
@@ -135,12 +143,16 @@ class SampleRunner {
     try {
       rec.settings_hash = sample_settings_hash(config_, sample);
       if (sample.file_problem) throw InputError(sample.file_problem->format());
-      const std::string inputs_hash = sample_inputs_hash(sample);
+      const std::string inputs_hash = sample_inputs_hash(config_, sample);
       fs::remove_all(work_dir);
       fs::create_directories(work_dir);
       SampleContext ctx;
       ctx.sample = sample.info;
       ctx.config_phases = &config_.phases;
+      if (const SampleConfig* ref = series_reference(config_, sample)) {
+        ctx.series_reference = ref->info.name;
+        ctx.load_series_reference = [ref] { return read_reference_scan(*ref); };
+      }
       ctx.out_dir = work_dir;
       ctx.threads = threads_;
       ctx.progress = &progress_;
@@ -466,13 +478,25 @@ std::string sample_settings_hash(const Config& config, const SampleConfig& sampl
   return sha256_hex(text.data(), text.size());
 }
 
-std::string sample_inputs_hash(const SampleConfig& sample) {
+std::string sample_inputs_hash(const Config& config, const SampleConfig& sample) {
+  std::vector<std::string> paths = {sample.read.path, sample.labels ? sample.labels->path : std::string()};
+  const bool reads_reference = std::any_of(config.stages.begin(), config.stages.end(),
+                                           [](const StageConfig& sc) { return sc.stage->reads_series_reference(); });
+  if (const SampleConfig* ref = series_reference(config, sample); ref && reads_reference)
+    paths.push_back(ref->read.path);
   std::string digests;
-  for (const std::string& path : {sample.read.path, sample.labels ? sample.labels->path : std::string()}) {
+  for (const std::string& path : paths) {
     if (path.empty()) continue;
     for (const auto& f : input_files(path)) digests += f.string() + " " + sha256_file(f.string()) + "\n";
   }
   return sha256_hex(digests.data(), digests.size());
+}
+
+const SampleConfig* series_reference(const Config& config, const SampleConfig& sample) {
+  const SampleConfig* first = nullptr;
+  for (const SampleConfig& s : config.samples)
+    if (s.info.series == sample.info.series && (!first || s.info.pressure_MPa < first->info.pressure_MPa)) first = &s;
+  return first == &sample || (first && first->info.name == sample.info.name) ? nullptr : first;
 }
 
 int sample_worker_main(const std::vector<std::string>& args, const Registry& registry) {
@@ -638,7 +662,7 @@ std::optional<std::string> resume_reason(const Config& config, const SampleConfi
   if (reused.settings_hash != sample_settings_hash(config, sample)) return "settings changed";
   if (sample.file_problem) return "input changed";
   try {
-    if (j["inputs_sha256"] != sample_inputs_hash(sample)) return "input changed";
+    if (j["inputs_sha256"] != sample_inputs_hash(config, sample)) return "input changed";
   } catch (const std::exception&) {
     return "input changed";
   }

@@ -51,8 +51,13 @@ int sample_worker_main(const std::vector<std::string>& args, const Registry& reg
 // stage list with every parameter's resolved value, and the voxpress version.
 std::string sample_settings_hash(const Config& config, const SampleConfig& sample);
 // SHA-256 over the bytes of the files a sample reads (its volume, a folder's or glob's files,
-// a .mhd/.nhdr header's data files beside it, the labels companion).
-std::string sample_inputs_hash(const SampleConfig& sample);
+// a .mhd/.nhdr header's data files beside it, the labels companion, and the series' reference
+// scan when a stage reads it).
+std::string sample_inputs_hash(const Config& config, const SampleConfig& sample);
+
+// The reference scan of the sample's series: the series' sample of lowest pressure (the first in
+// the config among equals). Null when that is the sample itself.
+const SampleConfig* series_reference(const Config& config, const SampleConfig& sample);
 
 // Reads the sample's volumes into ctx (grey for kind grey, labels for kind labels or a labels
 // companion) with the config's spacing and phase table; fills the record's provenance fields.

@@ -22,6 +22,7 @@
 #include "dvc/particles.h"
 #include "dvc/registration.h"
 #include "dvc/strain.h"
+#include "filters/io/slice_png.h"
 #include "filters/io/volume_io.h"
 #include "filters/segment/particles.h"
 #include "pipeline/catalog.h"
@@ -317,6 +318,93 @@ Volume<float> read_grey(const std::string& path) {
   return to_float(read_volume(ro).volume);
 }
 
+// Registers every scan of a series to the series' reference (its lowest-pressure scan) and
+// resamples it there, before segmentation, so that the later stages' positions, profiles and ROI
+// mean the same material at every step (the rig moves the sample between scans). Rigid only: an
+// affine map would also undo the compaction that the metrics measure.
+class AlignStage : public Stage {
+ public:
+  std::string name() const override { return "align"; }
+  std::string summary() const override {
+    return "grey -> grey: rigid registration to the series' lowest-pressure scan, resampled onto its grid";
+  }
+  std::vector<ParamSpec> params() const override {
+    return {choices(param("mode", ParamType::string, "rigid (rotation + translation) or translation only", "", "rigid"),
+                    {"rigid", "translation"}),
+            bounded(param("max_outside", ParamType::number,
+                          "largest fraction of the aligned volume that may lie outside the scan (filled from its "
+                          "border); more is an error",
+                          "", "0.05"),
+                    0, 1)};
+  }
+  std::vector<MetricSpec> metrics() const override {
+    return {
+        {"align_shift", "µm", "axis"}, {"align_rotation", "deg", "axis"}, {"align_outside_fraction", "1", "sample"}};
+  }
+  unsigned needs() const override { return kGrey; }
+  unsigned provides() const override { return kGrey; }
+  // The reference and this scan in float, the spline's coefficients, the output.
+  double bytes_per_voxel() const override { return 16.0; }
+  bool reads_series_reference() const override { return true; }
+
+  void preflight(const Params& p, const PreflightContext& c, Diagnostics& d) const override {
+    if (c.available & kLabels)
+      d.error(p.key_path("stage"),
+              "align: the sample already has labels, which alignment would leave behind; run align before segment, "
+              "on samples without a labels companion");
+  }
+
+  void run(const Params& p, SampleContext& ctx) const override {
+    Vec3 shift_vox{0, 0, 0}, rotation_deg{0, 0, 0};
+    double outside = 0;
+    if (ctx.series_reference.empty() || !ctx.load_series_reference) {
+      ctx.details = {{"reference", nullptr}, {"note", "this scan is its series' reference: left as it is"}};
+    } else {
+      ctx.report("registering to " + ctx.series_reference);
+      const AnyVolume ref_any = ctx.load_series_reference();
+      const Volume<float> ref = to_float(ref_any), scan = to_float(*ctx.grey);
+      if (!(ref.dims() == scan.dims()))
+        throw InputError("align: " + ctx.sample.name + " is " + to_string(scan.dims()) + " but its series' reference " +
+                         ctx.series_reference + " is " + to_string(ref.dims()) +
+                         "; expected the same size (give both the same roi)");
+      for (int a = 0; a < 3; ++a)
+        if (std::abs(ref.spacing_um[a] - scan.spacing_um[a]) > 1e-9 * std::max(1.0, ref.spacing_um[a]))
+          throw InputError("align: " + ctx.sample.name + " and its series' reference " + ctx.series_reference +
+                           " differ in voxel size along " + axis_name(a) + " (" + format_number(scan.spacing_um[a]) +
+                           " and " + format_number(ref.spacing_um[a]) + " µm)");
+      RegistrationOptions ro;
+      ro.affine = false;
+      const Registration reg = register_scans(ref, scan, ro);
+      AffineWarp warp = reg.warp;
+      if (p.string("mode") == "translation") warp.f = identity3();
+      Volume<float> aligned = resample_to_reference(scan, warp, &outside);
+      shift_vox = warp.t;
+      rotation_deg = rotation_vector_deg(polar_rotation(warp.f));
+      ctx.details = {{"reference", ctx.series_reference},
+                     {"reference_sha256", provenance_of(ref_any).sha256},
+                     {"mode", p.string("mode")},
+                     {"translation_vox", vec_json(warp.t)},
+                     {"rotation_deg", vec_json(rotation_deg)},
+                     {"centre_vox", vec_json(warp.centre)},
+                     {"residual", json_number(reg.residual)},
+                     {"converged", reg.converged},
+                     {"outside_fraction", outside}};
+      if (outside > p.number("max_outside"))
+        throw ComputeError("align: " + format_number(std::round(1000 * outside) / 10) + " % of " + ctx.sample.name +
+                           " aligned onto " + ctx.series_reference + " lies outside the scan (max_outside " +
+                           format_number(p.number("max_outside")) +
+                           "); the scans overlap too little to align them: check the series, or raise max_outside");
+      ctx.grey = AnyVolume(std::move(aligned));
+      if (const auto path = ctx.artifact("grey_xy.png")) write_slice_png(*ctx.grey, Plane::xy, -1, path->string());
+    }
+    for (int a = 0; a < 3; ++a) {
+      ctx.add("align_shift", "", axis_name(a), shift_vox[a] * ctx.sample.spacing_um[a], "µm");
+      ctx.add("align_rotation", "", axis_name(a), rotation_deg[a], "deg");
+    }
+    ctx.add("align_outside_fraction", "", "", outside, "1");
+  }
+};
+
 class DvcStage : public BatchStage {
  public:
   std::string name() const override { return "dvc"; }
@@ -409,6 +497,7 @@ class DvcStage : public BatchStage {
 
 void register_dvc(Registry& registry) {
   registry.add(make_dvc_command());
+  registry.add(std::make_unique<AlignStage>());
   registry.add(std::make_unique<DvcStage>());
 }
 
