@@ -41,6 +41,14 @@ struct CrackDetectionOptions {
   index_t min_grey_voxels = 200;  // the same for a component found mostly in the grey image
   bool split_touching = true;     // split an accepted crack into the planes of touching cracks
   int join_gap_vox = 3;           // coplanar pieces up to this many voxels apart are one sheet (0: off)
+  // Groups failing the sheet test: crack planes cut out of them (0 planes: off), each walled by
+  // host along its normal at ≥ cut_min_sandwiched of its voxels, ≥ cut_min_voxels voxels.
+  int cut_max_planes = 8;
+  index_t cut_min_voxels = 200;
+  double cut_min_sandwiched = 0.7;
+  double cut_min_aspect = 6;  // a slab cut 3 voxels thick is flat whatever it cuts: ask for more
+  double cut_wall_run_vox = 0;  // longest void run between the walls (voxels; ≤ 0: max_aperture)
+  double cut_min_dip = 0.25;  // with grey: a cut crack's mean grey ≥ this × contrast below the host
   // Grey-image branch (used only when a grey image is passed).
   double sheet_threshold = 0.5;
   SheetnessOptions sheetness;  // contrast ≤ 0: host median − void median of the grey
@@ -58,6 +66,7 @@ struct CrackDetection {
   index_t thin_voxels = 0;           // of those, thin enough
   std::uint32_t rejected_small = 0;  // components below min_voxels
   std::uint32_t rejected_shape = 0;  // components not sheet-like
+  std::uint32_t cut_cracks = 0;      // cracks cut out of rejected components
 };
 
 // labels: phase labels; grey: optional, same dims. Throws InputError on dims mismatch, empty
