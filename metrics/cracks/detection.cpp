@@ -356,6 +356,28 @@ std::vector<std::vector<index_t>> cut_sandwiched_planes(const std::vector<index_
         best_sandwiched < o.cut_min_sandwiched * static_cast<double>(best_cluster.size()) ||
         sheet_aspect(principal_axes(best_cluster, d, h)) < std::max(o.min_aspect, o.cut_min_aspect))
       continue;
+    if (o.cut_min_flat > 0) {
+      // Flat where it lies: at most voxels the void around it (within 3 voxels) has the cut's
+      // plane as its own; a slab cut through curved pore films is flat only as a cut.
+      const Vec3& n = plane.axis[2];
+      const double cos_max = std::cos(25 * M_PI / 180);
+      const std::size_t stride = std::max<std::size_t>(1, best_cluster.size() / 128);
+      std::size_t flat = 0, tried = 0;
+      for (std::size_t s = 0; s < best_cluster.size(); s += stride, ++tried) {
+        const index_t i = best_cluster[s];
+        const index_t x = i % d.x, y = (i / d.x) % d.y, z = i / (d.x * d.y);
+        std::vector<index_t> local;
+        for (index_t w = std::max<index_t>(0, z - 3); w <= std::min(d.z - 1, z + 3); ++w)
+          for (index_t v = std::max<index_t>(0, y - 3); v <= std::min(d.y - 1, y + 3); ++v)
+            for (index_t u = std::max<index_t>(0, x - 3); u <= std::min(d.x - 1, x + 3); ++u) {
+              const index_t j = u + d.x * (v + d.y * w);
+              if (void_mask[j]) local.push_back(j);
+            }
+        const Vec3& m = principal_axes(local, d, h).axis[2];
+        flat += std::abs(n[0] * m[0] + n[1] * m[1] + n[2] * m[2]) >= cos_max;
+      }
+      if (flat < o.cut_min_flat * static_cast<double>(tried)) continue;
+    }
     if (grey) {
       // A real opening is dark on average; a sheet of noise ridges (host-labelled, from the
       // grey branch) is walled by host too but sits at the host level.

@@ -46,9 +46,10 @@ struct CrackDetectionOptions {
   int cut_max_planes = 8;
   index_t cut_min_voxels = 200;
   double cut_min_sandwiched = 0.7;
-  double cut_min_aspect = 6;  // a slab cut 3 voxels thick is flat whatever it cuts: ask for more
+  double cut_min_flat = 0.6;    // share of a cut crack's voxels whose local void is flat in its plane
+  double cut_min_aspect = 6;    // a slab cut 3 voxels thick is flat whatever it cuts: ask for more
   double cut_wall_run_vox = 0;  // longest void run between the walls (voxels; ≤ 0: max_aperture)
-  double cut_min_dip = 0.25;  // with grey: a cut crack's mean grey ≥ this × contrast below the host
+  double cut_min_dip = 0.25;    // with grey: a cut crack's mean grey ≥ this × contrast below the host
   // Grey-image branch (used only when a grey image is passed).
   double sheet_threshold = 0.5;
   SheetnessOptions sheetness;  // contrast ≤ 0: host median − void median of the grey
