@@ -259,12 +259,12 @@ bool sandwiched(index_t i, const Vec3& n, const Volume<std::uint8_t>& void_mask,
 }
 
 // Crack planes cut out of a group that failed the sheet test (a holey crack merged with pores
-// or with other debris). Sequential plane fitting as in split_planes, but each candidate plane
-// is scored by its sandwiched voxels (host on both sides along its normal within max_aperture)
-// and every plane tried is removed: of the voxels within 1.5 voxels of the best plane (refitted
-// once to its sandwiched voxels), the cluster (voxels within 2 voxels of each other) holding
-// most sandwiched voxels is a crack when ≥ min_voxels_cut voxels, sheet aspect ≥ min_aspect
-// and ≥ min_sandwiched of its voxels sandwiched. Deterministic.
+// or with other debris); step 4b of detection.h. Sequential plane fitting as in split_planes,
+// but each candidate plane is scored by its sandwiched voxels and every plane tried is removed:
+// of the voxels within 1.5 voxels of the best plane (refitted once to its sandwiched voxels),
+// the cluster (voxels within 2 voxels of each other) holding most sandwiched voxels is a crack
+// when it passes the size, sandwiched share, aspect, flatness and (with grey) darkness tests.
+// Deterministic.
 std::vector<std::vector<index_t>> cut_sandwiched_planes(const std::vector<index_t>& voxels,
                                                         const Volume<std::uint8_t>& void_mask,
                                                         const Volume<std::uint8_t>& labels,
@@ -289,8 +289,7 @@ std::vector<std::vector<index_t>> cut_sandwiched_planes(const std::vector<index_
     for (int a = 0; a < 3; ++a) lo[a] = std::min(lo[a], c[a]), hi[a] = std::max(hi[a], c[a]);
   }
   const index_t bx = hi[0] - lo[0] + 1, by = hi[1] - lo[1] + 1, bz = hi[2] - lo[2] + 1;
-  // Box of the remaining voxels: 0 = none, else 1 + position in `rest` order is not needed;
-  // the cluster pass stores its own marks (2).
+  // Box of the remaining voxels (1); the cluster pass marks the in-plane voxels 2, visited 3.
   std::vector<std::uint8_t> box(static_cast<std::size_t>(bx * by * bz), 0);
   auto box_index = [&](index_t x, index_t y, index_t z) {
     return static_cast<std::size_t>((x - lo[0]) + bx * ((y - lo[1]) + by * (z - lo[2])));
@@ -475,7 +474,6 @@ CrackDetection detect_cracks(const Volume<std::uint8_t>& labels, const Volume<fl
     }
   }
 
-  const double wall_run_um = o.cut_wall_run_vox > 0 ? o.cut_wall_run_vox * h_max : out.max_aperture_um;
   // 4. Sheet-like components become cracks; coplanar pieces of one holey sheet are judged as one.
   const Clusters comps = label_clusters(thin, 26);
   std::vector<std::vector<index_t>> members(comps.count + 1);
@@ -498,7 +496,8 @@ CrackDetection detect_cracks(const Volume<std::uint8_t>& labels, const Volume<fl
       ++(small ? out.rejected_small : out.rejected_shape);
       // A crack merged with pores or debris: cut out the planes walled by host on both sides.
       if (o.cut_max_planes > 0)
-        for (auto& piece : cut_sandwiched_planes(v, void_mask, labels, host, wall_run_um, grey, dark_below, o)) {
+        for (auto& piece :
+             cut_sandwiched_planes(v, void_mask, labels, host, out.max_aperture_um, grey, dark_below, o)) {
           ++out.count, ++out.cut_cracks;
           for (index_t i : piece) out.ids[i] = out.count;
         }
