@@ -6,6 +6,7 @@
 // spec, bit-identical to the files, so the planted crack ids are known).
 // Usage: bench_cracks_recall [N] [seeds, e.g. 1,2,3] [snrs, e.g. 5,8,12] [data_samples dir]
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -82,6 +83,32 @@ void explain_planted(const phantom::Phantom& ph, const std::string& host, const 
   }
 }
 
+// Each detected crack (VP_DEBUG): its voxels, how many are planted crack voxels, the share
+// labelled pore, the mean grey on the pore (0) to SE (1) scale, sheet aspect and extents.
+void explain_detected(const phantom::Phantom& ph, const phantom::ImagingSpec& imaging, const Volume<float>& grey,
+                      const Volume<std::uint8_t>& labels, const CrackDetection& det) {
+  std::vector<std::vector<index_t>> voxels(det.count + 1);
+  for (index_t i = 0; i < det.ids.size(); ++i)
+    if (det.ids[i]) voxels[det.ids[i]].push_back(i);
+  const double gp = imaging.grey_level("pore"), gs = imaging.grey_level("se");
+  for (std::uint32_t c = 1; c <= det.count; ++c) {
+    index_t planted = 0, pore = 0;
+    double g = 0;
+    for (index_t i : voxels[c]) {
+      planted += ph.cracks.size() == det.ids.size() && ph.cracks[i] != 0;
+      pore += labels[i] == 0;
+      g += (grey[i] - gp) / (gs - gp);
+    }
+    const PrincipalAxes pa = principal_axes(voxels[c], labels.dims(), labels.spacing_um);
+    const double n = static_cast<double>(voxels[c].size());
+    std::fprintf(stderr,
+                 "    detected %u: %zu voxels, %lld on planted cracks, labelled pore %.2f, mean grey %.2f (pore 0, se "
+                 "1), aspect %.2f, extents %.1f %.1f %.1f um\n",
+                 c, voxels[c].size(), static_cast<long long>(planted), pore / n, g / n, sheet_aspect(pa),
+                 std::sqrt(pa.variance[0]), std::sqrt(pa.variance[1]), std::sqrt(pa.variance[2]));
+  }
+}
+
 // One row per host: planted, found, recall, detected crack voxels, precision, false volume.
 void evaluate(const std::string& name, const phantom::Phantom& ph, const phantom::ImagingSpec& imaging,
               std::map<std::string, Totals>& totals) {
@@ -96,13 +123,15 @@ void evaluate(const std::string& name, const phantom::Phantom& ph, const phantom
     const crack_recall::Score s = crack_recall::score(ph, host, det.ids, det.count);
     totals[host].add(s);
     if (std::getenv("VP_DEBUG"))
-      std::fprintf(
-          stderr,
-          "  %s: contrast %.0f, void %lld, sheet %lld, enclosed %lld, thin %lld, small %u, shape %u, count %u\n",
-          host.c_str(), det.contrast, static_cast<long long>(det.void_voxels), static_cast<long long>(det.sheet_voxels),
-          static_cast<long long>(det.enclosed_voxels), static_cast<long long>(det.thin_voxels), det.rejected_small,
-          det.rejected_shape, det.count);
+      std::fprintf(stderr,
+                   "  %s: contrast %.0f, void %lld, sheet %lld, enclosed %lld, thin %lld, small %u, shape %u, cut %u, "
+                   "count %u\n",
+                   host.c_str(), det.contrast, static_cast<long long>(det.void_voxels),
+                   static_cast<long long>(det.sheet_voxels), static_cast<long long>(det.enclosed_voxels),
+                   static_cast<long long>(det.thin_voxels), det.rejected_small, det.rejected_shape, det.cut_cracks,
+                   det.count);
     if (std::getenv("VP_DEBUG")) explain_planted(ph, host, labels, det);
+    if (std::getenv("VP_DEBUG")) explain_detected(ph, imaging, grey, labels, det);
     std::printf("| %-28s | %4.0f | %2s | %7d | %5d | %8u | %8lld | %9.3f | %9.4f |\n", name.c_str(), imaging.snr,
                 host.c_str(), s.planted, s.found, s.detected_cracks, static_cast<long long>(s.detected_voxels),
                 s.precision(), 100 * s.false_fraction());

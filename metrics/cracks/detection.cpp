@@ -230,6 +230,166 @@ std::vector<std::vector<index_t>> split_planes(const std::vector<index_t>& voxel
   return result;
 }
 
+// Is voxel i a crack voxel seen along the unit normal n: walking from it along +n and −n, a
+// host voxel that is not void (the crack's two walls) comes within a void run of at most
+// max_run_um? A slab cut through a pore network fails (the films cross the slab, so the void
+// runs on along n), a crack passes (host right above and below it).
+bool sandwiched(index_t i, const Vec3& n, const Volume<std::uint8_t>& void_mask, const Volume<std::uint8_t>& labels,
+                const std::array<bool, 256>& host, double max_run_um) {
+  const Dims d = labels.dims();
+  const Vec3& h = labels.spacing_um;
+  const double step = std::abs(n[0]) * h[0] + std::abs(n[1]) * h[1] + std::abs(n[2]) * h[2];
+  const int steps = static_cast<int>(std::ceil(max_run_um / step)) + 1;
+  const index_t p[3] = {i % d.x, (i / d.x) % d.y, i / (d.x * d.y)};
+  int reach[2] = {0, 0};
+  for (int side = 0; side < 2; ++side) {
+    const double sgn = side ? -1.0 : 1.0;
+    for (int t = 1; t <= steps && !reach[side]; ++t) {
+      index_t q[3];
+      for (int k = 0; k < 3; ++k) {
+        q[k] = p[k] + static_cast<index_t>(std::lround(sgn * t * step * n[k] / h[k]));
+        if (q[k] < 0 || q[k] >= d[k]) return false;
+      }
+      const index_t j = q[0] + d.x * (q[1] + d.y * q[2]);
+      if (host[labels[j]] && !void_mask[j]) reach[side] = t;
+    }
+    if (!reach[side]) return false;
+  }
+  return (reach[0] + reach[1] - 1) * step <= max_run_um * (1 + 1e-6);
+}
+
+// Crack planes cut out of a group that failed the sheet test (a holey crack merged with pores
+// or with other debris); step 4b of detection.h. Sequential plane fitting as in split_planes,
+// but each candidate plane is scored by its sandwiched voxels and every plane tried is removed:
+// of the voxels within 1.5 voxels of the best plane (refitted once to its sandwiched voxels),
+// the cluster (voxels within 2 voxels of each other) holding most sandwiched voxels is a crack
+// when it passes the size, sandwiched share, aspect, flatness and (with grey) darkness tests.
+// Deterministic.
+std::vector<std::vector<index_t>> cut_sandwiched_planes(const std::vector<index_t>& voxels,
+                                                        const Volume<std::uint8_t>& void_mask,
+                                                        const Volume<std::uint8_t>& labels,
+                                                        const std::array<bool, 256>& host, double max_aperture_um,
+                                                        const Volume<float>* grey, double dark_below,
+                                                        const CrackDetectionOptions& o) {
+  const Dims d = labels.dims();
+  const Vec3 h = labels.spacing_um;
+  const double tol = 1.5 * std::max({h[0], h[1], h[2]});
+  std::vector<std::vector<index_t>> found;
+  const index_t least = std::max(o.min_voxels, o.cut_min_voxels);
+  if (static_cast<index_t>(voxels.size()) < least) return found;
+  auto offset = [&](const PrincipalAxes& p, index_t i) {
+    const Vec3& n = p.axis[2];
+    return (static_cast<double>(i % d.x) * h[0] - p.centroid_um[0]) * n[0] +
+           (static_cast<double>((i / d.x) % d.y) * h[1] - p.centroid_um[1]) * n[1] +
+           (static_cast<double>(i / (d.x * d.y)) * h[2] - p.centroid_um[2]) * n[2];
+  };
+  index_t lo[3] = {d.x, d.y, d.z}, hi[3] = {0, 0, 0};
+  for (index_t i : voxels) {
+    const index_t c[3] = {i % d.x, (i / d.x) % d.y, i / (d.x * d.y)};
+    for (int a = 0; a < 3; ++a) lo[a] = std::min(lo[a], c[a]), hi[a] = std::max(hi[a], c[a]);
+  }
+  const index_t bx = hi[0] - lo[0] + 1, by = hi[1] - lo[1] + 1, bz = hi[2] - lo[2] + 1;
+  // Box of the remaining voxels (1); the cluster pass marks the in-plane voxels 2, visited 3.
+  std::vector<std::uint8_t> box(static_cast<std::size_t>(bx * by * bz), 0);
+  auto box_index = [&](index_t x, index_t y, index_t z) {
+    return static_cast<std::size_t>((x - lo[0]) + bx * ((y - lo[1]) + by * (z - lo[2])));
+  };
+  auto box_at = [&](index_t i) -> std::uint8_t& { return box[box_index(i % d.x, (i / d.x) % d.y, i / (d.x * d.y))]; };
+  for (index_t i : voxels) box_at(i) = 1;
+  std::vector<index_t> rest = voxels;
+  const index_t r = 4;
+  for (int attempt = 0; attempt < o.cut_max_planes && static_cast<index_t>(rest.size()) >= least; ++attempt) {
+    const std::size_t stride = std::max<std::size_t>(1, rest.size() / 64);
+    PrincipalAxes best;
+    std::size_t best_count = 0;
+    for (std::size_t s = 0; s < rest.size(); s += stride) {
+      const index_t i = rest[s];
+      const index_t x = i % d.x, y = (i / d.x) % d.y, z = i / (d.x * d.y);
+      std::vector<index_t> local;
+      for (index_t w = std::max(lo[2], z - r); w <= std::min(hi[2], z + r); ++w)
+        for (index_t v = std::max(lo[1], y - r); v <= std::min(hi[1], y + r); ++v)
+          for (index_t u = std::max(lo[0], x - r); u <= std::min(hi[0], x + r); ++u)
+            if (box[box_index(u, v, w)]) local.push_back(u + d.x * (v + d.y * w));
+      if (local.size() < 8) continue;
+      const PrincipalAxes p = principal_axes(local, d, h);
+      if (!sandwiched(i, p.axis[2], void_mask, labels, host, max_aperture_um)) continue;
+      std::size_t count = 0;
+      for (index_t j : rest)
+        if (std::abs(offset(p, j)) <= tol) count += sandwiched(j, p.axis[2], void_mask, labels, host, max_aperture_um);
+      if (count > best_count) best_count = count, best = p;
+    }
+    if (best_count < static_cast<std::size_t>(least)) break;
+    std::vector<index_t> support;
+    for (index_t j : rest)
+      if (std::abs(offset(best, j)) <= tol && sandwiched(j, best.axis[2], void_mask, labels, host, max_aperture_um))
+        support.push_back(j);
+    const PrincipalAxes plane = principal_axes(support, d, h);
+    std::vector<index_t> in, out;
+    for (index_t j : rest) (std::abs(offset(plane, j)) <= tol ? in : out).push_back(j);
+    // Clusters of the in-plane voxels (within 2 voxels of each other), by flood fill in the box.
+    for (index_t j : in) box_at(j) = 2;
+    std::vector<index_t> best_cluster;
+    std::size_t best_sandwiched = 0;
+    for (index_t seed : in) {
+      if (box_at(seed) != 2) continue;
+      std::vector<index_t> cluster{seed};
+      box_at(seed) = 3;
+      for (std::size_t k = 0; k < cluster.size(); ++k) {
+        const index_t i = cluster[k];
+        const index_t x = i % d.x, y = (i / d.x) % d.y, z = i / (d.x * d.y);
+        for (index_t w = std::max(lo[2], z - 2); w <= std::min(hi[2], z + 2); ++w)
+          for (index_t v = std::max(lo[1], y - 2); v <= std::min(hi[1], y + 2); ++v)
+            for (index_t u = std::max(lo[0], x - 2); u <= std::min(hi[0], x + 2); ++u) {
+              std::uint8_t& m = box[box_index(u, v, w)];
+              if (m == 2) m = 3, cluster.push_back(u + d.x * (v + d.y * w));
+            }
+      }
+      std::size_t count = 0;
+      for (index_t i : cluster) count += sandwiched(i, plane.axis[2], void_mask, labels, host, max_aperture_um);
+      if (count > best_sandwiched || (count == best_sandwiched && cluster.size() < best_cluster.size()))
+        best_sandwiched = count, best_cluster = std::move(cluster);
+    }
+    for (index_t j : in) box_at(j) = 0;  // every plane tried is removed
+    rest = std::move(out);
+    if (static_cast<index_t>(best_cluster.size()) < least ||
+        best_sandwiched < o.cut_min_sandwiched * static_cast<double>(best_cluster.size()) ||
+        sheet_aspect(principal_axes(best_cluster, d, h)) < std::max(o.min_aspect, o.cut_min_aspect))
+      continue;
+    if (o.cut_min_flat > 0) {
+      // Flat where it lies: at most voxels the void around it (within 3 voxels) has the cut's
+      // plane as its own; a slab cut through curved pore films is flat only as a cut.
+      const Vec3& n = plane.axis[2];
+      const double cos_max = std::cos(25 * M_PI / 180);
+      const std::size_t stride = std::max<std::size_t>(1, best_cluster.size() / 128);
+      std::size_t flat = 0, tried = 0;
+      for (std::size_t s = 0; s < best_cluster.size(); s += stride, ++tried) {
+        const index_t i = best_cluster[s];
+        const index_t x = i % d.x, y = (i / d.x) % d.y, z = i / (d.x * d.y);
+        std::vector<index_t> local;
+        for (index_t w = std::max<index_t>(0, z - 3); w <= std::min(d.z - 1, z + 3); ++w)
+          for (index_t v = std::max<index_t>(0, y - 3); v <= std::min(d.y - 1, y + 3); ++v)
+            for (index_t u = std::max<index_t>(0, x - 3); u <= std::min(d.x - 1, x + 3); ++u) {
+              const index_t j = u + d.x * (v + d.y * w);
+              if (void_mask[j]) local.push_back(j);
+            }
+        const Vec3& m = principal_axes(local, d, h).axis[2];
+        flat += std::abs(n[0] * m[0] + n[1] * m[1] + n[2] * m[2]) >= cos_max;
+      }
+      if (flat < o.cut_min_flat * static_cast<double>(tried)) continue;
+    }
+    if (grey) {
+      // A real opening is dark on average; a sheet of noise ridges (host-labelled, from the
+      // grey branch) is walled by host too but sits at the host level.
+      double sum = 0;
+      for (index_t i : best_cluster) sum += (*grey)[i];
+      if (sum / static_cast<double>(best_cluster.size()) > dark_below) continue;
+    }
+    std::sort(best_cluster.begin(), best_cluster.end());
+    found.push_back(std::move(best_cluster));
+  }
+  return found;
+}
+
 }  // namespace
 
 CrackDetection detect_cracks(const Volume<std::uint8_t>& labels, const Volume<float>* grey,
@@ -259,6 +419,7 @@ CrackDetection detect_cracks(const Volume<std::uint8_t>& labels, const Volume<fl
     void_mask[i] = pore[labels[i]];
     out.void_voxels += void_mask[i];
   }
+  double dark_below = 0;  // a cut crack's mean grey lies below this (host − cut_min_dip × contrast)
   if (grey) {
     SheetnessOptions so = o.sheetness;
     if (!(so.contrast > 0) || !std::isfinite(so.host_level)) {
@@ -271,6 +432,7 @@ CrackDetection detect_cracks(const Volume<std::uint8_t>& labels, const Volume<fl
       if (!std::isfinite(so.host_level)) so.host_level = levels.host;
     }
     out.contrast = so.contrast;
+    dark_below = so.host_level - o.cut_min_dip * so.contrast;
     const Volume<float> sheet = dark_sheetness(*grey, so);
     // Keep clear of non-host voxels: a film of another solid between host grains is dark too,
     // and beside labelled void the response only widens what the labels hold.
@@ -329,12 +491,16 @@ CrackDetection detect_cracks(const Volume<std::uint8_t>& labels, const Volume<fl
     index_t from_grey = 0;
     for (index_t i : v) from_grey += !pore[labels[i]];
     const index_t least = 2 * from_grey > static_cast<index_t>(v.size()) ? o.min_grey_voxels : o.min_voxels;
-    if (static_cast<index_t>(v.size()) < least) {
-      ++out.rejected_small;
-      continue;
-    }
-    if (sheet_aspect(principal_axes(v, d, h)) < o.min_aspect) {
-      ++out.rejected_shape;
+    const bool small = static_cast<index_t>(v.size()) < least;
+    if (small || sheet_aspect(principal_axes(v, d, h)) < o.min_aspect) {
+      ++(small ? out.rejected_small : out.rejected_shape);
+      // A crack merged with pores or debris: cut out the planes walled by host on both sides.
+      if (o.cut_max_planes > 0)
+        for (auto& piece :
+             cut_sandwiched_planes(v, void_mask, labels, host, out.max_aperture_um, grey, dark_below, o)) {
+          ++out.count, ++out.cut_cracks;
+          for (index_t i : piece) out.ids[i] = out.count;
+        }
       continue;
     }
     if (!o.split_touching) {
@@ -348,8 +514,8 @@ CrackDetection detect_cracks(const Volume<std::uint8_t>& labels, const Volume<fl
     }
   }
   if (!o.split_touching) {
-    for (index_t i = 0; i < labels.size(); ++i) out.ids[i] = new_id[comps.ids[i]];
-    return out;
+    for (index_t i = 0; i < labels.size(); ++i)
+      if (new_id[comps.ids[i]]) out.ids[i] = new_id[comps.ids[i]];
   }
   // Ids in raster order of each crack's first voxel.
   std::vector<std::uint32_t> order(out.count + 1, 0);

@@ -20,6 +20,17 @@
 // 5. Touching cracks kept apart (split_touching): an accepted crack is split by sequential plane
 //    fitting into the planes of the discs that touch or cross in it (pieces with agreeing
 //    planes rejoined, left-over voxels to the nearest plane); the crack voxels do not change.
+// 4b. Cut planes: a group that fails step 4 (a holey crack merged with pores or debris) is
+//    searched for crack planes (cut_* options): candidate planes are local principal planes of
+//    the group, scored by their voxels walled by host along the normal within max_aperture
+//    (sandwiched: a slab through a pore network runs on into void, a crack has host right
+//    above and below); of the voxels within 1.5 voxels of the best plane, the cluster with most
+//    sandwiched voxels is a crack when it has ≥ cut_min_voxels voxels, ≥ cut_min_sandwiched of
+//    them sandwiched, sheet aspect ≥ cut_min_aspect, ≥ cut_min_flat of them where the void
+//    within 3 voxels has a principal plane within 25° of the cut (a cut through curved pore
+//    films is flat only as a cut), and, with grey, a mean grey ≥ cut_min_dip × contrast below
+//    the host level (noise ridges of the grey branch sit at host level). Each plane tried is
+//    removed, up to cut_max_planes per group.
 // Crack ids 1..count follow the raster order (x fastest) of each crack's first voxel.
 #pragma once
 
@@ -41,6 +52,14 @@ struct CrackDetectionOptions {
   index_t min_grey_voxels = 200;  // the same for a component found mostly in the grey image
   bool split_touching = true;     // split an accepted crack into the planes of touching cracks
   int join_gap_vox = 3;           // coplanar pieces up to this many voxels apart are one sheet (0: off)
+  // Groups failing the sheet test: crack planes cut out of them (0 planes: off), each walled by
+  // host along its normal at ≥ cut_min_sandwiched of its voxels, ≥ cut_min_voxels voxels.
+  int cut_max_planes = 8;
+  index_t cut_min_voxels = 200;
+  double cut_min_sandwiched = 0.7;
+  double cut_min_flat = 0.6;  // share of a cut crack's voxels whose local void is flat in its plane
+  double cut_min_aspect = 6;  // a slab cut 3 voxels thick is flat whatever it cuts: ask for more
+  double cut_min_dip = 0.25;  // with grey: a cut crack's mean grey ≥ this × contrast below the host
   // Grey-image branch (used only when a grey image is passed).
   double sheet_threshold = 0.5;
   SheetnessOptions sheetness;  // contrast ≤ 0: host median − void median of the grey
@@ -58,6 +77,7 @@ struct CrackDetection {
   index_t thin_voxels = 0;           // of those, thin enough
   std::uint32_t rejected_small = 0;  // components below min_voxels
   std::uint32_t rejected_shape = 0;  // components not sheet-like
+  std::uint32_t cut_cracks = 0;      // cracks cut out of rejected components
 };
 
 // labels: phase labels; grey: optional, same dims. Throws InputError on dims mismatch, empty
