@@ -329,6 +329,9 @@ std::mutex& hdf5_mutex() {
   return m;
 }
 
+// Whether the reader process serves on after an answer that is an error (fuzzing only).
+bool keep_after_errors = false;
+
 // Child only: set when libhdf5 reported an allocation it could not make.
 bool allocation_refused = false;
 
@@ -666,19 +669,29 @@ bool receive_request(int fd, Request& q) {
               "-byte file can justify (over " + std::to_string(kHdf5MemoryBudget >> 20) +
               " MiB beyond the voxels; corrupt or hostile HDF5 metadata)";
     if (!error.empty()) send_frame(fd, kErrorFrame, error.data(), error.size());
-    // After a refused allocation libhdf5 is half-way through an operation, and a file whose
-    // objects stayed open would be found again by a later open of the same inode: a fresh child
-    // serves the next request. The answer ends without a done frame; the parent forks anew.
-    if (allocation_refused || H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_FILE) != 0) ::_exit(0);
+    // After an error the file may have left libhdf5's state altered (fuzz_hdf5: a SIGSEGV that
+    // only a sequence of inputs gives), after a refused allocation libhdf5 is half-way through an
+    // operation, and a file whose objects stayed open would be found again by a later open of the
+    // same inode: a fresh child serves the next request. The answer then ends without a done
+    // frame; the parent forks anew.
+    if ((!error.empty() && !keep_after_errors) || allocation_refused ||
+        H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_FILE) != 0)
+      ::_exit(0);
     send_frame(fd, kDoneFrame, nullptr, 0);
   }
   ::_exit(0);  // no atexit handlers: they belong to the parent
 }
 
-// Parent: the reader process, if one runs.
+int end_reader(struct ReaderProcess& r, bool kill);
+
+// Parent: the reader process, if one runs. At exit it is told to end (the socket closes) and
+// waited for, so its CPU time counts as this process's children's.
 struct ReaderProcess {
   pid_t pid = -1;
   int fd = -1;  // our end of the socket
+  ~ReaderProcess() {
+    if (pid >= 0) end_reader(*this, false);
+  }
 };
 
 ReaderProcess& reader_process() {
@@ -807,6 +820,11 @@ void run_isolated(const Request& q, Receive&& receive) {
 }
 
 }  // namespace
+
+void keep_hdf5_reader_after_errors(bool keep) {
+  std::lock_guard lock(hdf5_mutex());
+  keep_after_errors = keep;  // read by the next reader process forked
+}
 
 Header probe_hdf5(const std::string& path, const std::string& name) {
   WireHeader w{};
