@@ -263,16 +263,33 @@ TransportResult solve_transport(const Volume<std::uint8_t>& labels, const Conduc
     const std::vector<double> planes = transport::plane_currents(fine, x.data());
     const int b = (ax + 1) % 3, d = (ax + 2) % 3;
     out.profile.resize(static_cast<std::size_t>(dims[ax]));
+    // Along x a slice is strided by n_x: sum all slices in one pass in memory order (each
+    // slice still z outer, y inner: the same order of addition as the slice-by-slice loop).
+    std::vector<double> x_sums;
+    std::vector<index_t> x_counts;
+    if (ax == 0) {
+      x_sums.assign(static_cast<std::size_t>(dims.x), 0.0);
+      x_counts.assign(static_cast<std::size_t>(dims.x), 0);
+      for (index_t i = 0; i < n; ++i)
+        if (code[i]) {
+          const auto t = static_cast<std::size_t>(i % dims.x);
+          x_sums[t] += x[static_cast<std::size_t>(i)], ++x_counts[t];
+        }
+    }
     for (index_t t = 0; t < dims[ax]; ++t) {
       double sum = 0;
       index_t count = 0;
-      for (index_t w = 0; w < dims[d]; ++w)
-        for (index_t u = 0; u < dims[b]; ++u) {
-          index_t at[3];
-          at[ax] = t, at[b] = u, at[d] = w;
-          const index_t i = code.index(at[0], at[1], at[2]);
-          if (code[i]) sum += x[static_cast<std::size_t>(i)], ++count;
-        }
+      if (ax == 0) {
+        sum = x_sums[static_cast<std::size_t>(t)], count = x_counts[static_cast<std::size_t>(t)];
+      } else {
+        for (index_t w = 0; w < dims[d]; ++w)
+          for (index_t u = 0; u < dims[b]; ++u) {
+            index_t at[3];
+            at[ax] = t, at[b] = u, at[d] = w;
+            const index_t i = code.index(at[0], at[1], at[2]);
+            if (code[i]) sum += x[static_cast<std::size_t>(i)], ++count;
+          }
+      }
       ProfileSlice& s = out.profile[static_cast<std::size_t>(t)];
       s.position_um = (static_cast<double>(t) + 0.5) * h[ax];
       s.current_in = planes[static_cast<std::size_t>(t)];
