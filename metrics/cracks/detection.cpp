@@ -372,7 +372,7 @@ std::vector<std::vector<index_t>> cut_sandwiched_planes(const std::vector<index_
               const index_t j = u + d.x * (v + d.y * w);
               if (void_mask[j]) local.push_back(j);
             }
-        const Vec3& m = principal_axes(local, d, h).axis[2];
+        const Vec3 m = principal_axes(local, d, h).axis[2];  // a copy: the axes are a temporary
         flat += std::abs(n[0] * m[0] + n[1] * m[1] + n[2] * m[2]) >= cos_max;
       }
       if (flat < o.cut_min_flat * static_cast<double>(tried)) continue;
