@@ -11,13 +11,11 @@
 // a crash inside it, is an InputError naming the file; the batch goes on.
 #include <fcntl.h>
 #include <hdf5.h>
-#include <pthread.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include <cerrno>
 #include <cinttypes>
@@ -32,9 +30,6 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "filters/io/io_formats.h"
-
-// Sanitizer builds only (weak: null otherwise): libFuzzer's death callback.
-extern "C" void __sanitizer_set_death_callback(void (*)()) __attribute__((weak));
 
 namespace vp::io {
 namespace {
@@ -329,9 +324,6 @@ std::mutex& hdf5_mutex() {
   return m;
 }
 
-// Whether the reader process serves on after an answer that is an error (fuzzing only).
-bool keep_after_errors = false;
-
 // Child only: set when libhdf5 reported an allocation it could not make.
 bool allocation_refused = false;
 
@@ -410,313 +402,16 @@ std::string signal_name(int sig) {
   }
 }
 
-// ---- the reader process ----
-//
-// One child, forked at the first HDF5 read of this process, serves every probe and read that
-// follows over a socket: a request names the file, the dataset and (for a read) the expected
-// header and the ROI; the child answers in frames and ends each answer with a done frame. It
-// shares no memory with the parent after the fork, so a crafted file can at worst corrupt the
-// child. A child that crashed, was refused memory, broke the protocol or was left with open HDF5
-// files open after an answer ends, and the next request forks a fresh one. Forking once instead of twice
-// per file is what made fuzz_hdf5 fast (a fork of an ASan process costs tens of ms).
-
-constexpr char kDoneFrame = 'Z';
-constexpr char kProbeRequest = 'P', kReadRequest = 'R';
-constexpr std::uint32_t kMaxRequestString = 1 << 16;
-
-struct WireRequest {
-  char op;
-  std::int32_t dtype;
-  std::int64_t dims[3];
-  std::int64_t roi_min[3];
-  std::int64_t roi_size[3];
-  std::uint32_t path_bytes;
-  std::uint32_t name_bytes;
-};
-
-struct Request {
-  char op = kProbeRequest;
-  std::string path, name;
-  Header header;  // read: what the probe found
-  Box roi;        // read: the voxels wanted
-};
-
-WireHeader to_wire(const Header& h) {
-  return WireHeader{{h.dims.x, h.dims.y, h.dims.z},
-                    static_cast<std::int32_t>(h.dtype),
-                    h.spacing_from_file,
-                    {h.spacing_um[0], h.spacing_um[1], h.spacing_um[2]}};
-}
-
-// ---- deflate streams checked against the chunk size (child only) ----
-//
-// libhdf5 1.10.8's deflate filter returns however many bytes a stream inflates to, and the chunk
-// code then copies a whole chunk out of that buffer: a chunk whose stream inflates short is read
-// past its end (ASan: heap-buffer-overflow in H5VM_memcpyvv under H5Dread; Release returned heap
-// garbage as voxels, exit 0; tests/data/hdf5_deflate_chunk_short.h5). Predefined filters cannot
-// be replaced (H5Zregister: "unable to modify predefined filters"), so before each slab is read
-// the child inflates the stored stream of every chunk in it (discarding the output) and refuses a
-// chunk that does not inflate to exactly the chunk's bytes.
-
-// Where deflate sits in a dataset's pipeline and what its output must be.
-struct DeflateStage {
-  int index = -1;           // position in the pipeline; -1: no deflate, or one this check cannot follow
-  std::uint64_t bytes = 0;  // what each chunk's stream must inflate to
-};
-
-// Filters before deflate in the pipeline run after it on reading: shuffle keeps the size,
-// Fletcher-32 adds its 4 bytes. After it, only Fletcher-32 (a 4-byte checksum behind the stream)
-// is followed; other filters (n-bit, scale-offset, szip around deflate) are left to libhdf5.
-DeflateStage deflate_stage(hid_t dataset, std::uint64_t chunk) {
-  Hid dcpl(H5Dget_create_plist(dataset), H5Pclose);
-  DeflateStage d{-1, chunk};
-  const int n = dcpl.valid() ? H5Pget_nfilters(dcpl.get()) : 0;
-  for (int i = 0; i < n; ++i) {
-    unsigned flags = 0;
-    std::size_t nvalues = 0;
-    const H5Z_filter_t f =
-        H5Pget_filter2(dcpl.get(), static_cast<unsigned>(i), &flags, &nvalues, nullptr, 0, nullptr, nullptr);
-    if (f == H5Z_FILTER_DEFLATE && d.index < 0) d.index = i;
-    else if (f == H5Z_FILTER_FLETCHER32 && d.index < 0) d.bytes += 4;
-    else if (f != H5Z_FILTER_SHUFFLE && f != H5Z_FILTER_FLETCHER32) return DeflateStage{};
-  }
-  return d;
-}
-
-// The number of bytes one zlib stream inflates to, or more than `limit` when it exceeds it; -1
-// when the stream is corrupt or ends early.
-std::int64_t inflated_size(const std::vector<unsigned char>& stored, std::uint64_t limit) {
-  z_stream z{};
-  if (stored.size() > UINT32_MAX || inflateInit(&z) != Z_OK) return -1;
-  z.next_in = const_cast<Bytef*>(stored.data());
-  z.avail_in = static_cast<uInt>(stored.size());
-  unsigned char sink[1 << 16];
-  int rc = Z_OK;
-  while (rc == Z_OK && z.total_out <= limit) {
-    z.next_out = sink;
-    z.avail_out = sizeof sink;
-    rc = inflate(&z, Z_NO_FLUSH);
-    if (rc == Z_BUF_ERROR && z.avail_out == sizeof sink) break;  // no progress: the input ended
-  }
-  const std::int64_t total = static_cast<std::int64_t>(z.total_out);
-  inflateEnd(&z);
-  return rc == Z_STREAM_END || total > static_cast<std::int64_t>(limit) ? total : -1;
-}
-
-// Refuses the first chunk overlapping the hyperslab (file order start/count) whose deflate
-// stream does not inflate to exactly the chunk's bytes.
-void check_deflate_chunks(hid_t dataset, const std::string& path, const std::string& name, int rank,
-                          const DeflateStage& stage, const hsize_t* start, const hsize_t* count) {
-  if (stage.index < 0) return;
-  Hid dcpl(H5Dget_create_plist(dataset), H5Pclose);
-  std::vector<hsize_t> chunk(rank, 1), first(rank), last(rank), at(rank);
-  if (H5Pget_chunk(dcpl.get(), rank, chunk.data()) != rank) return;
-  for (int a = 0; a < rank; ++a) {
-    if (count[a] == 0) return;
-    first[a] = start[a] / chunk[a];
-    last[a] = (start[a] + count[a] - 1) / chunk[a];
-  }
-  const std::uint64_t file = file_bytes(path);
-  std::vector<unsigned char> stored;
-  for (std::vector<hsize_t> idx = first;;) {
-    for (int a = 0; a < rank; ++a) at[a] = idx[a] * chunk[a];
-    hsize_t bytes = 0;
-    // An unwritten chunk reads as fill values (no filter); H5Dread reports other failures.
-    if (H5Dget_chunk_storage_size(dataset, at.data(), &bytes) >= 0 && bytes > 0 && bytes <= file) {
-      stored.resize(bytes);
-      std::uint32_t skipped = 0;
-      if (H5Dread_chunk(dataset, H5P_DEFAULT, at.data(), &skipped, stored.data()) >= 0 &&
-          !(skipped & (1u << stage.index))) {
-        const std::int64_t got = inflated_size(stored, stage.bytes);
-        if (got != static_cast<std::int64_t>(stage.bytes)) {
-          std::string where = "(";
-          for (int a = 0; a < rank; ++a) where += (a ? ", " : "") + std::to_string(at[a]);
-          where += ")";
-          throw InputError(path + ": dataset '" + name + "' chunk at " + where + " (file order) " +
-                           (got < 0 ? std::string("holds a corrupt deflate stream")
-                                    : "inflates to " +
-                                          std::string(got > static_cast<std::int64_t>(stage.bytes)
-                                                          ? "more than"
-                                                          : std::to_string(got) + " bytes, not") +
-                                          " the chunk's " + std::to_string(stage.bytes) + " bytes") +
-                           " (corrupt or hostile HDF5)");
-        }
-      }
-    }
-    int a = rank - 1;
-    while (a >= 0 && idx[a] == last[a]) idx[a] = first[a], --a;
-    if (a < 0) return;
-    ++idx[a];
-  }
-}
-
-// Child: sends the validated header.
-void serve_probe(int fd, const Request& q) {
-  Header h;
-  open_validated(q.path, q.name, &h);
-  const WireHeader w = to_wire(h);
-  send_frame(fd, kHeaderFrame, &w, sizeof w);
-}
-
-// Child: sends the ROI's voxels in z-slabs of whole chunk layers.
-void serve_read(int fd, const Request& q) {
-  const std::string& path = q.path;
-  const Box& roi = q.roi;
-  const Dims d = box_dims(roi);
-  const std::uint64_t plane =
-      static_cast<std::uint64_t>(d.x) * static_cast<std::uint64_t>(d.y) * dtype_size(q.header.dtype);
-  Header now;
-  Opened o = open_validated(path, q.name, &now);
-  if (now.dims != q.header.dims || now.dtype != q.header.dtype)
-    throw InputError(path + ": dataset '" + o.name + "' changed while it was being read");
-  const int rank = static_cast<int>(o.shape.size());
-  const auto t = dtype_for(o.dataset.get());
-  Hid type(H5Dget_type(o.dataset.get()), H5Tclose);
-  // z-slabs of whole chunk layers, so that each chunk is decoded once.
-  const std::uint64_t layer = chunk_layer(o.dataset.get(), rank);
-  const std::uint64_t layers = std::max<std::uint64_t>(1, kSlabBytes / std::max<std::uint64_t>(1, plane * layer));
-  const std::uint64_t step = layer * layers;
-  // This slab, libhdf5's buffers for the chunks it decodes (stored and decoded) and its
-  // type-conversion buffer, beyond the metadata budget.
-  const std::uint64_t slab_max = std::min<std::uint64_t>(step, static_cast<std::uint64_t>(d.z)) * plane;
-  // A chunk beyond both the dataset and a slab is no genuine layout: it gets no allowance.
-  const std::uint64_t dataset_bytes = static_cast<std::uint64_t>(now.dims.count()) * H5Tget_size(type.get());
-  const std::uint64_t chunk =
-      std::min(chunk_bytes(o.dataset.get(), rank, H5Tget_size(type.get())), std::max(dataset_bytes, kSlabBytes));
-  rlimit r{};
-  if (::getrlimit(RLIMIT_AS, &r) == 0 && r.rlim_cur != RLIM_INFINITY) {
-    r.rlim_cur += slab_max + 3 * chunk + (std::uint64_t{16} << 20);
-    if (r.rlim_max != RLIM_INFINITY) r.rlim_cur = std::min<rlim_t>(r.rlim_cur, r.rlim_max);
-    ::setrlimit(RLIMIT_AS, &r);
-  }
-  const DeflateStage deflate =
-      deflate_stage(o.dataset.get(), chunk_bytes(o.dataset.get(), rank, H5Tget_size(type.get())));
-  std::vector<char> slab(slab_max);
-  Hid fspace(H5Dget_space(o.dataset.get()), H5Sclose);
-  const std::uint64_t z_end = static_cast<std::uint64_t>(roi.min[2] + roi.size[2]);
-  for (std::uint64_t z = static_cast<std::uint64_t>(roi.min[2]); z < z_end;) {
-    const std::uint64_t next = std::min(z_end, (z / step + 1) * step);
-    // File order is (z, y, x); a 2-D dataset is (y, x).
-    hsize_t start[3], count[3];
-    for (int a = 0; a < rank; ++a) {
-      start[rank - 1 - a] = static_cast<hsize_t>(roi.min[a]);
-      count[rank - 1 - a] = static_cast<hsize_t>(roi.size[a]);
-    }
-    if (rank == 3) {
-      start[0] = z;
-      count[0] = next - z;
-    }
-    H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, start, nullptr, count, nullptr);
-    Hid mspace(H5Screate_simple(rank, count, nullptr), H5Sclose);
-    const std::uint64_t bytes = (next - z) * plane;
-    check_deflate_chunks(o.dataset.get(), path, o.name, rank, deflate, start, count);
-    if (H5Dread(o.dataset.get(), t->second, mspace.get(), fspace.get(), H5P_DEFAULT, slab.data()) < 0)
-      throw InputError(path + ": cannot read dataset '" + o.name +
-                       "' (truncated, corrupt, or compressed with a filter this HDF5 library lacks)");
-    send_frame(fd, kVoxelFrame, slab.data(), bytes);
-    z = next;
-  }
-}
-
-// Child: the next request, false when the parent has gone (end of the socket) or sent garbage.
-bool receive_request(int fd, Request& q) {
-  WireRequest w{};
-  if (!read_all(fd, &w, sizeof w) || w.path_bytes > kMaxRequestString || w.name_bytes > kMaxRequestString) return false;
-  q.op = w.op;
-  q.path.resize(w.path_bytes);
-  q.name.resize(w.name_bytes);
-  if (!read_all(fd, q.path.data(), q.path.size()) || !read_all(fd, q.name.data(), q.name.size())) return false;
-  q.header = Header{};
-  q.header.dims = Dims{w.dims[0], w.dims[1], w.dims[2]};
-  q.header.dtype = static_cast<DType>(w.dtype);
-  for (int a = 0; a < 3; ++a) {
-    q.roi.min[a] = w.roi_min[a];
-    q.roi.size[a] = w.roi_size[a];
-  }
-  return true;
-}
-
-// Child: serves requests until the parent goes away or a file leaves this process untrustworthy.
-[[noreturn]] void serve(int fd) {
-  // A crash in libhdf5 ends this child only (not a fuzzer's or a sanitizer's handler of the parent).
-  for (int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT}) ::signal(sig, SIG_DFL);
-  // Nor does a sanitizer report here run a fuzzer's death callback: it would save the input the
-  // fuzzer held at the fork. The parent reports the crash with the input that caused it.
-  if (__sanitizer_set_death_callback) __sanitizer_set_death_callback(nullptr);
-  // Also keeps libhdf5 from printing its error stack: errors are reported by us.
-  H5Eset_auto2(H5E_DEFAULT, note_allocation_failures, nullptr);
-  rlimit inherited{};
-  const bool limits = ::getrlimit(RLIMIT_AS, &inherited) == 0;
-  for (Request q; receive_request(fd, q);) {
-    // Each request gets the metadata budget from the address space it starts with.
-    if (limits) ::setrlimit(RLIMIT_AS, &inherited);
-    limit_address_space(kHdf5MemoryBudget);
-    allocation_refused = false;
-    std::string error;
-    try {
-      if (q.op == kProbeRequest) serve_probe(fd, q);
-      else if (q.op == kReadRequest) serve_read(fd, q);
-      else ::_exit(4);
-    } catch (const InputError& e) {
-      error = e.what();
-    } catch (const std::bad_alloc&) {
-      allocation_refused = true;
-    } catch (const std::exception& e) {
-      error = q.path + ": " + e.what();
-    }
-    if (allocation_refused)
-      error = q.path + ": libhdf5 asked for more memory than this " + std::to_string(file_bytes(q.path)) +
-              "-byte file can justify (over " + std::to_string(kHdf5MemoryBudget >> 20) +
-              " MiB beyond the voxels; corrupt or hostile HDF5 metadata)";
-    if (!error.empty()) send_frame(fd, kErrorFrame, error.data(), error.size());
-    // After an error the file may have left libhdf5's state altered (fuzz_hdf5: a SIGSEGV that
-    // only a sequence of inputs gives), after a refused allocation libhdf5 is half-way through an
-    // operation, and a file whose objects stayed open would be found again by a later open of the
-    // same inode: a fresh child serves the next request. The answer then ends without a done
-    // frame; the parent forks anew.
-    if ((!error.empty() && !keep_after_errors) || allocation_refused ||
-        H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_FILE) != 0)
-      ::_exit(0);
-    send_frame(fd, kDoneFrame, nullptr, 0);
-  }
-  ::_exit(0);  // no atexit handlers: they belong to the parent
-}
-
-int end_reader(struct ReaderProcess& r, bool kill);
-
-// Parent: the reader process, if one runs. At exit it is told to end (the socket closes) and
-// waited for, so its CPU time counts as this process's children's.
-struct ReaderProcess {
-  pid_t pid = -1;
-  int fd = -1;  // our end of the socket
-  ~ReaderProcess() {
-    if (pid >= 0) end_reader(*this, false);
-  }
-};
-
-ReaderProcess& reader_process() {
-  static ReaderProcess r;
-  return r;
-}
-
-void start_reader(ReaderProcess& r) {
-  // A process forked from this one (a sample's worker) must fork its own reader, not talk to ours.
-  static const bool forget_in_children = [] {
-    return ::pthread_atfork(nullptr, nullptr, [] {
-             ReaderProcess& inherited = reader_process();
-             if (inherited.fd >= 0) ::close(inherited.fd);
-             inherited = ReaderProcess{};
-           }) == 0;
-  }();
-  (void)forget_in_children;
+// Runs `work(fd)` in a forked child whose address space may grow by kHdf5MemoryBudget, and hands
+// each frame it sends to `receive(tag, length, fd)`, which reads exactly `length` bytes or returns
+// false. Throws the child's InputError, or one naming the file when libhdf5 was refused memory
+// or crashed.
+template <class Work, class Receive>
+void run_isolated(const std::string& path, Work&& work, Receive&& receive) {
+  std::lock_guard lock(hdf5_mutex());
   H5open();  // initialised once here, inherited by every child
   int fds[2];
-  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0)
-    throw std::system_error(errno, std::generic_category(), "socket for the HDF5 reader");
-  // Fewer round trips for the voxel slabs.
-  const int buffer = 4 << 20;
-  ::setsockopt(fds[0], SOL_SOCKET, SO_RCVBUF, &buffer, sizeof buffer);
-  ::setsockopt(fds[1], SOL_SOCKET, SO_SNDBUF, &buffer, sizeof buffer);
+  if (::pipe2(fds, O_CLOEXEC) != 0) throw std::system_error(errno, std::generic_category(), "pipe for the HDF5 reader");
   const pid_t pid = ::fork();
   if (pid < 0) {
     const int e = errno;
@@ -726,117 +421,83 @@ void start_reader(ReaderProcess& r) {
   }
   if (pid == 0) {
     ::close(fds[0]);
-    serve(fds[1]);
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    // A crash in libhdf5 ends this child only (not a fuzzer's or a sanitizer's handler of the parent).
+    for (int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT}) ::signal(sig, SIG_DFL);
+    limit_address_space(kHdf5MemoryBudget);
+    // Also keeps libhdf5 from printing its error stack: errors are reported by us.
+    H5Eset_auto2(H5E_DEFAULT, note_allocation_failures, nullptr);
+    std::string error;
+    try {
+      work(fds[1]);
+    } catch (const InputError& e) {
+      error = e.what();
+    } catch (const std::bad_alloc&) {
+      allocation_refused = true;
+    } catch (const std::exception& e) {
+      error = path + ": " + e.what();
+    }
+    if (allocation_refused)
+      error = path + ": libhdf5 asked for more memory than this " + std::to_string(file_bytes(path)) +
+              "-byte file can justify (over " + std::to_string(kHdf5MemoryBudget >> 20) +
+              " MiB beyond the voxels; corrupt or hostile HDF5 metadata)";
+    if (!error.empty()) send_frame(fds[1], kErrorFrame, error.data(), error.size());
+    ::_exit(0);  // no atexit handlers: they belong to the parent
   }
   ::close(fds[1]);
-  r = ReaderProcess{pid, fds[0]};
-}
-
-// Ends the reader process (killing it first when asked) and returns its wait status.
-int end_reader(ReaderProcess& r, bool kill) {
-  if (kill) ::kill(r.pid, SIGKILL);
-  ::close(r.fd);
-  int status = 0;
-  while (::waitpid(r.pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  r = ReaderProcess{};
-  return status;
-}
-
-bool send_request(int fd, const Request& q) {
-  WireRequest w{};
-  w.op = q.op;
-  w.dtype = static_cast<std::int32_t>(q.header.dtype);
-  w.dims[0] = q.header.dims.x;
-  w.dims[1] = q.header.dims.y;
-  w.dims[2] = q.header.dims.z;
-  for (int a = 0; a < 3; ++a) {
-    w.roi_min[a] = q.roi.min[a];
-    w.roi_size[a] = q.roi.size[a];
-  }
-  w.path_bytes = static_cast<std::uint32_t>(q.path.size());
-  w.name_bytes = static_cast<std::uint32_t>(q.name.size());
-  std::string bytes(reinterpret_cast<const char*>(&w), sizeof w);
-  bytes += q.path;
-  bytes += q.name;
-  for (std::size_t sent = 0; sent < bytes.size();) {
-    // MSG_NOSIGNAL: a reader that died must not take this process down with SIGPIPE.
-    const ssize_t n = ::send(fd, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    sent += static_cast<std::size_t>(n);
-  }
-  return true;
-}
-
-// Sends the request to the reader process (forking one when none runs) and hands each frame of
-// the answer to `receive(tag, length, fd)`, which reads exactly `length` bytes or returns false.
-// Throws the child's InputError, or one naming the file when libhdf5 was refused memory or
-// crashed.
-template <class Receive>
-void run_isolated(const Request& q, Receive&& receive) {
-  const std::string& path = q.path;
-  if (q.path.size() > kMaxRequestString || q.name.size() > kMaxRequestString)
-    throw InputError(path + ": path or dataset name longer than " + std::to_string(kMaxRequestString) + " bytes");
-  std::lock_guard lock(hdf5_mutex());
-  ReaderProcess& r = reader_process();
-  if (r.pid >= 0 && !send_request(r.fd, q)) end_reader(r, true);  // it ended since its last answer
-  if (r.pid < 0) {
-    start_reader(r);
-    if (!send_request(r.fd, q)) {
-      end_reader(r, true);
-      throw InputError(path + ": the HDF5 reader process did not take the request");
-    }
-  }
   std::string error;
-  bool broken = false, done = false;
+  bool broken = false;
   try {
-    for (char tag; !done && read_all(r.fd, &tag, 1);) {
+    for (char tag; read_all(fds[0], &tag, 1);) {
       std::uint64_t n = 0;
-      if (!read_all(r.fd, &n, sizeof n)) {
+      if (!read_all(fds[0], &n, sizeof n)) {
         broken = true;
-      } else if (tag == kDoneFrame) {
-        done = n == 0;
-        broken = n != 0;
-      } else if (tag == kErrorFrame && n <= kMaxMessageBytes) {
+        break;
+      }
+      if (tag == kErrorFrame && n <= kMaxMessageBytes) {
         error.resize(n);
-        broken = !read_all(r.fd, error.data(), n);
+        broken = !read_all(fds[0], error.data(), n);
       } else {
-        broken = tag == kErrorFrame || !receive(tag, n, r.fd);
+        broken = tag == kErrorFrame || !receive(tag, n, fds[0]);
       }
       if (broken) break;
     }
   } catch (...) {
     broken = true;
   }
-  if (done && !error.empty()) throw InputError(error);
-  if (done) return;
-  const int status = end_reader(r, broken);
+  if (broken) ::kill(pid, SIGKILL);
+  ::close(fds[0]);
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
   if (!error.empty()) throw InputError(error);
   if (WIFSIGNALED(status) && !broken)
     throw InputError(path + ": libhdf5 crashed reading this file (" + signal_name(WTERMSIG(status)) +
                      "; corrupt or hostile HDF5)");
-  throw InputError(path + ": the HDF5 reader process ended without a complete answer (corrupt or hostile HDF5)");
+  if (broken || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    throw InputError(path + ": the HDF5 reader process ended without a complete answer (corrupt or hostile HDF5)");
 }
 
 }  // namespace
 
-void keep_hdf5_reader_after_errors(bool keep) {
-  std::lock_guard lock(hdf5_mutex());
-  keep_after_errors = keep;  // read by the next reader process forked
-}
-
 Header probe_hdf5(const std::string& path, const std::string& name) {
   WireHeader w{};
   bool got = false;
-  Request q;
-  q.op = kProbeRequest;
-  q.path = path;
-  q.name = name;
-  run_isolated(q, [&](char tag, std::uint64_t n, int fd) {
-    if (tag != kHeaderFrame || n != sizeof w || got) return false;
-    return got = read_all(fd, &w, sizeof w);
-  });
+  run_isolated(
+      path,
+      [&](int fd) {
+        Header h;
+        open_validated(path, name, &h);
+        WireHeader out{{h.dims.x, h.dims.y, h.dims.z},
+                       static_cast<std::int32_t>(h.dtype),
+                       h.spacing_from_file,
+                       {h.spacing_um[0], h.spacing_um[1], h.spacing_um[2]}};
+        send_frame(fd, kHeaderFrame, &out, sizeof out);
+      },
+      [&](char tag, std::uint64_t n, int fd) {
+        if (tag != kHeaderFrame || n != sizeof w || got) return false;
+        return got = read_all(fd, &w, sizeof w);
+      });
   if (!got || w.dtype < 0 || w.dtype > static_cast<int>(DType::f32))
     throw InputError(path + ": the HDF5 reader process sent no header (corrupt or hostile HDF5)");
   Header h;
@@ -855,18 +516,63 @@ AnyVolume read_hdf5(const std::string& path, const std::string& name, const Head
   const std::uint64_t total = plane * static_cast<std::uint64_t>(d.z);
   std::uint64_t filled = 0;
   char* dst = static_cast<char*>(voxel_bytes(out));
-  Request q;
-  q.op = kReadRequest;
-  q.path = path;
-  q.name = name;
-  q.header = header;
-  q.roi = roi;
-  run_isolated(q, [&](char tag, std::uint64_t n, int fd) {
-    if (tag != kVoxelFrame || n > total - filled) return false;
-    if (!read_all(fd, dst + filled, n)) return false;
-    filled += n;
-    return true;
-  });
+  run_isolated(
+      path,
+      [&](int fd) {
+        Header now;
+        Opened o = open_validated(path, name, &now);
+        if (now.dims != header.dims || now.dtype != header.dtype)
+          throw InputError(path + ": dataset '" + o.name + "' changed while it was being read");
+        const int rank = static_cast<int>(o.shape.size());
+        const auto t = dtype_for(o.dataset.get());
+        Hid type(H5Dget_type(o.dataset.get()), H5Tclose);
+        // z-slabs of whole chunk layers, so that each chunk is decoded once.
+        const std::uint64_t layer = chunk_layer(o.dataset.get(), rank);
+        const std::uint64_t layers = std::max<std::uint64_t>(1, kSlabBytes / std::max<std::uint64_t>(1, plane * layer));
+        const std::uint64_t step = layer * layers;
+        // This slab, libhdf5's buffers for the chunks it decodes (stored and decoded) and its
+        // type-conversion buffer, beyond the metadata budget.
+        const std::uint64_t slab_max = std::min<std::uint64_t>(step, static_cast<std::uint64_t>(d.z)) * plane;
+        // A chunk beyond both the dataset and a slab is no genuine layout: it gets no allowance.
+        const std::uint64_t dataset_bytes = static_cast<std::uint64_t>(now.dims.count()) * H5Tget_size(type.get());
+        const std::uint64_t chunk =
+            std::min(chunk_bytes(o.dataset.get(), rank, H5Tget_size(type.get())), std::max(dataset_bytes, kSlabBytes));
+        rlimit r{};
+        if (::getrlimit(RLIMIT_AS, &r) == 0 && r.rlim_cur != RLIM_INFINITY) {
+          r.rlim_cur += slab_max + 3 * chunk + (std::uint64_t{16} << 20);
+          ::setrlimit(RLIMIT_AS, &r);
+        }
+        std::vector<char> slab(slab_max);
+        Hid fspace(H5Dget_space(o.dataset.get()), H5Sclose);
+        const std::uint64_t z_end = static_cast<std::uint64_t>(roi.min[2] + roi.size[2]);
+        for (std::uint64_t z = static_cast<std::uint64_t>(roi.min[2]); z < z_end;) {
+          const std::uint64_t next = std::min(z_end, (z / step + 1) * step);
+          // File order is (z, y, x); a 2-D dataset is (y, x).
+          hsize_t start[3], count[3];
+          for (int a = 0; a < rank; ++a) {
+            start[rank - 1 - a] = static_cast<hsize_t>(roi.min[a]);
+            count[rank - 1 - a] = static_cast<hsize_t>(roi.size[a]);
+          }
+          if (rank == 3) {
+            start[0] = z;
+            count[0] = next - z;
+          }
+          H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, start, nullptr, count, nullptr);
+          Hid mspace(H5Screate_simple(rank, count, nullptr), H5Sclose);
+          const std::uint64_t bytes = (next - z) * plane;
+          if (H5Dread(o.dataset.get(), t->second, mspace.get(), fspace.get(), H5P_DEFAULT, slab.data()) < 0)
+            throw InputError(path + ": cannot read dataset '" + o.name +
+                             "' (truncated, corrupt, or compressed with a filter this HDF5 library lacks)");
+          send_frame(fd, kVoxelFrame, slab.data(), bytes);
+          z = next;
+        }
+      },
+      [&](char tag, std::uint64_t n, int fd) {
+        if (tag != kVoxelFrame || n > total - filled) return false;
+        if (!read_all(fd, dst + filled, n)) return false;
+        filled += n;
+        return true;
+      });
   if (filled != total)
     throw InputError(path + ": the HDF5 reader process sent " + std::to_string(filled) + " of " +
                      std::to_string(total) + " voxel bytes (corrupt or hostile HDF5)");
