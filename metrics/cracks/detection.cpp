@@ -6,6 +6,9 @@
 #include <limits>
 #include <sstream>
 
+#include <tbb/blocked_range.h>
+#include <tbb/parallel_for.h>
+
 #include "core/error.h"
 #include "filters/segment/cleanup.h"
 #include "metrics/connectivity.h"
@@ -44,6 +47,67 @@ GreyLevels grey_levels(const Volume<std::uint8_t>& labels, const Volume<float>& 
   return {median_of(h), median_of(v)};
 }
 
+// The components with an id above c that come within r voxels (Chebyshev) of c's voxels, in
+// increasing order. Either each voxel's (2r+1)³ neighbourhood is scanned, or — for components
+// large against their bounding box — the box is dilated by r (separable) and scanned once:
+// the same set, whichever costs less.
+std::vector<std::uint32_t> components_within_reach(const Volume<std::uint32_t>& ids, const std::vector<index_t>& voxels,
+                                                   std::uint32_t c, int r) {
+  const Dims d = ids.dims();
+  std::vector<std::uint32_t> found;
+  index_t lo[3] = {d.x, d.y, d.z}, hi[3] = {-1, -1, -1};
+  for (index_t i : voxels) {
+    const index_t p[3] = {i % d.x, (i / d.x) % d.y, i / (d.x * d.y)};
+    for (int a = 0; a < 3; ++a)
+      lo[a] = std::min(lo[a], std::max<index_t>(0, p[a] - r)),
+      hi[a] = std::max(hi[a], std::min<index_t>(d[a] - 1, p[a] + r));
+  }
+  const index_t n[3] = {hi[0] - lo[0] + 1, hi[1] - lo[1] + 1, hi[2] - lo[2] + 1};
+  const double box = static_cast<double>(n[0]) * static_cast<double>(n[1]) * static_cast<double>(n[2]);
+  const double per_voxel = std::pow(2.0 * r + 1, 3);
+  if (static_cast<double>(voxels.size()) * per_voxel <= 8 * box) {
+    for (index_t i : voxels) {
+      const index_t x = i % d.x, y = (i / d.x) % d.y, z = i / (d.x * d.y);
+      for (index_t w = std::max<index_t>(0, z - r); w <= std::min<index_t>(d.z - 1, z + r); ++w)
+        for (index_t v = std::max<index_t>(0, y - r); v <= std::min<index_t>(d.y - 1, y + r); ++v) {
+          const std::uint32_t* row = &ids(0, v, w);
+          for (index_t u = std::max<index_t>(0, x - r); u <= std::min<index_t>(d.x - 1, x + r); ++u)
+            if (row[u] > c && (found.empty() || found.back() != row[u])) found.push_back(row[u]);
+        }
+    }
+  } else {
+    std::vector<std::uint8_t> mask(static_cast<std::size_t>(n[0] * n[1] * n[2]), 0), tmp;
+    auto at = [&](index_t x, index_t y, index_t z) { return static_cast<std::size_t>(x + n[0] * (y + n[1] * z)); };
+    for (index_t i : voxels) mask[at(i % d.x - lo[0], (i / d.x) % d.y - lo[1], i / (d.x * d.y) - lo[2])] = 1;
+    const index_t step[3] = {1, n[0], n[0] * n[1]};
+    for (int a = 0; a < 3; ++a) {  // box dilation by r along each axis in turn
+      tmp = mask;
+      for (index_t z = 0; z < n[2]; ++z)
+        for (index_t y = 0; y < n[1]; ++y)
+          for (index_t x = 0; x < n[0]; ++x) {
+            const index_t p[3] = {x, y, z};
+            const std::size_t i = at(x, y, z);
+            if (tmp[i]) continue;
+            for (index_t t = std::max<index_t>(0, p[a] - r); t <= std::min<index_t>(n[a] - 1, p[a] + r); ++t)
+              if (tmp[i + static_cast<std::size_t>((t - p[a]) * step[a])]) {
+                mask[i] = 1;
+                break;
+              }
+          }
+    }
+    for (index_t z = 0; z < n[2]; ++z)
+      for (index_t y = 0; y < n[1]; ++y) {
+        const std::uint32_t* row = &ids(lo[0], lo[1] + y, lo[2] + z);
+        const std::uint8_t* m = &mask[at(0, y, z)];
+        for (index_t x = 0; x < n[0]; ++x)
+          if (m[x] && row[x] > c && (found.empty() || found.back() != row[x])) found.push_back(row[x]);
+      }
+  }
+  std::sort(found.begin(), found.end());
+  found.erase(std::unique(found.begin(), found.end()), found.end());
+  return found;
+}
+
 // Joins pieces of one sheet: a crack only partly labelled as void (the PSF lifts much of a
 // two-voxel opening above the threshold) falls apart into pieces with host gaps between them,
 // each too small or too short to pass the sheet test alone. Two components closer than
@@ -59,21 +123,17 @@ std::vector<std::uint32_t> coplanar_groups(const Clusters& comps, const std::vec
   if (gap_vox <= 0 || comps.count < 2) return parent;
   const Dims d = comps.ids.dims();
   const double h_max = std::max({h[0], h[1], h[2]});
-  // Candidate pairs: components within reach of each other.
+  // Candidate pairs: components within reach (r voxels, Chebyshev) of each other.
   const int r = gap_vox + 1;
+  std::vector<std::vector<std::uint32_t>> reach(comps.count + 1);
+  tbb::parallel_for(tbb::blocked_range<std::uint32_t>(1, comps.count + 1, 1),
+                    [&](const tbb::blocked_range<std::uint32_t>& range) {
+                      for (std::uint32_t c = range.begin(); c != range.end(); ++c)
+                        reach[c] = components_within_reach(comps.ids, members[c], c, r);
+                    });
   std::vector<std::pair<std::uint32_t, std::uint32_t>> pairs;
   for (std::uint32_t c = 1; c <= comps.count; ++c)
-    for (index_t i : members[c]) {
-      const index_t x = i % d.x, y = (i / d.x) % d.y, z = i / (d.x * d.y);
-      for (index_t w = std::max<index_t>(0, z - r); w <= std::min<index_t>(d.z - 1, z + r); ++w)
-        for (index_t v = std::max<index_t>(0, y - r); v <= std::min<index_t>(d.y - 1, y + r); ++v)
-          for (index_t u = std::max<index_t>(0, x - r); u <= std::min<index_t>(d.x - 1, x + r); ++u) {
-            const std::uint32_t o = comps.ids(u, v, w);
-            if (o > c) pairs.emplace_back(c, o);
-          }
-    }
-  std::sort(pairs.begin(), pairs.end());
-  pairs.erase(std::unique(pairs.begin(), pairs.end()), pairs.end());
+    for (std::uint32_t o : reach[c]) pairs.emplace_back(c, o);
   if (pairs.empty()) return parent;
   std::vector<PrincipalAxes> axes(comps.count + 1);
   std::vector<std::uint8_t> known(comps.count + 1, 0);
@@ -277,11 +337,15 @@ std::vector<std::vector<index_t>> cut_sandwiched_planes(const std::vector<index_
   std::vector<std::vector<index_t>> found;
   const index_t least = std::max(o.min_voxels, o.cut_min_voxels);
   if (static_cast<index_t>(voxels.size()) < least) return found;
-  auto offset = [&](const PrincipalAxes& p, index_t i) {
+  // Voxel centres (index × spacing) of the voxels still in play, kept beside their indices: the
+  // plane offsets below are taken many times per voxel.
+  auto centre_of = [&](index_t i) {
+    return Vec3{static_cast<double>(i % d.x) * h[0], static_cast<double>((i / d.x) % d.y) * h[1],
+                static_cast<double>(i / (d.x * d.y)) * h[2]};
+  };
+  auto offset = [](const PrincipalAxes& p, const Vec3& c) {
     const Vec3& n = p.axis[2];
-    return (static_cast<double>(i % d.x) * h[0] - p.centroid_um[0]) * n[0] +
-           (static_cast<double>((i / d.x) % d.y) * h[1] - p.centroid_um[1]) * n[1] +
-           (static_cast<double>(i / (d.x * d.y)) * h[2] - p.centroid_um[2]) * n[2];
+    return (c[0] - p.centroid_um[0]) * n[0] + (c[1] - p.centroid_um[1]) * n[1] + (c[2] - p.centroid_um[2]) * n[2];
   };
   index_t lo[3] = {d.x, d.y, d.z}, hi[3] = {0, 0, 0};
   for (index_t i : voxels) {
@@ -297,35 +361,53 @@ std::vector<std::vector<index_t>> cut_sandwiched_planes(const std::vector<index_
   auto box_at = [&](index_t i) -> std::uint8_t& { return box[box_index(i % d.x, (i / d.x) % d.y, i / (d.x * d.y))]; };
   for (index_t i : voxels) box_at(i) = 1;
   std::vector<index_t> rest = voxels;
+  std::vector<Vec3> rest_um(rest.size());
+  for (std::size_t q = 0; q < rest.size(); ++q) rest_um[q] = centre_of(rest[q]);
   const index_t r = 4;
   for (int attempt = 0; attempt < o.cut_max_planes && static_cast<index_t>(rest.size()) >= least; ++attempt) {
+    // Candidate planes at every (n/64)-th voxel, scored in parallel, the best taken in order.
     const std::size_t stride = std::max<std::size_t>(1, rest.size() / 64);
-    PrincipalAxes best;
-    std::size_t best_count = 0;
-    for (std::size_t s = 0; s < rest.size(); s += stride) {
-      const index_t i = rest[s];
+    const std::size_t candidates = (rest.size() + stride - 1) / stride;
+    std::vector<PrincipalAxes> plane_of(candidates);
+    std::vector<std::size_t> count_of(candidates, 0);
+    tbb::parallel_for(std::size_t{0}, candidates, [&](std::size_t c) {
+      const index_t i = rest[c * stride];
       const index_t x = i % d.x, y = (i / d.x) % d.y, z = i / (d.x * d.y);
       std::vector<index_t> local;
       for (index_t w = std::max(lo[2], z - r); w <= std::min(hi[2], z + r); ++w)
         for (index_t v = std::max(lo[1], y - r); v <= std::min(hi[1], y + r); ++v)
           for (index_t u = std::max(lo[0], x - r); u <= std::min(hi[0], x + r); ++u)
             if (box[box_index(u, v, w)]) local.push_back(u + d.x * (v + d.y * w));
-      if (local.size() < 8) continue;
+      if (local.size() < 8) return;
       const PrincipalAxes p = principal_axes(local, d, h);
-      if (!sandwiched(i, p.axis[2], void_mask, labels, host, max_aperture_um)) continue;
+      if (!sandwiched(i, p.axis[2], void_mask, labels, host, max_aperture_um)) return;
       std::size_t count = 0;
-      for (index_t j : rest)
-        if (std::abs(offset(p, j)) <= tol) count += sandwiched(j, p.axis[2], void_mask, labels, host, max_aperture_um);
-      if (count > best_count) best_count = count, best = p;
-    }
+      for (std::size_t q = 0; q < rest.size(); ++q)
+        if (std::abs(offset(p, rest_um[q])) <= tol)
+          count += sandwiched(rest[q], p.axis[2], void_mask, labels, host, max_aperture_um);
+      plane_of[c] = p, count_of[c] = count;
+    });
+    PrincipalAxes best;
+    std::size_t best_count = 0;
+    for (std::size_t c = 0; c < candidates; ++c)
+      if (count_of[c] > best_count) best_count = count_of[c], best = plane_of[c];
     if (best_count < static_cast<std::size_t>(least)) break;
     std::vector<index_t> support;
-    for (index_t j : rest)
-      if (std::abs(offset(best, j)) <= tol && sandwiched(j, best.axis[2], void_mask, labels, host, max_aperture_um))
-        support.push_back(j);
+    for (std::size_t q = 0; q < rest.size(); ++q)
+      if (std::abs(offset(best, rest_um[q])) <= tol &&
+          sandwiched(rest[q], best.axis[2], void_mask, labels, host, max_aperture_um))
+        support.push_back(rest[q]);
     const PrincipalAxes plane = principal_axes(support, d, h);
     std::vector<index_t> in, out;
-    for (index_t j : rest) (std::abs(offset(plane, j)) <= tol ? in : out).push_back(j);
+    std::vector<Vec3> out_um;
+    for (std::size_t q = 0; q < rest.size(); ++q) {
+      if (std::abs(offset(plane, rest_um[q])) <= tol) {
+        in.push_back(rest[q]);
+      } else {
+        out.push_back(rest[q]);
+        out_um.push_back(rest_um[q]);
+      }
+    }
     // Clusters of the in-plane voxels (within 2 voxels of each other), by flood fill in the box.
     for (index_t j : in) box_at(j) = 2;
     std::vector<index_t> best_cluster;
@@ -351,6 +433,7 @@ std::vector<std::vector<index_t>> cut_sandwiched_planes(const std::vector<index_
     }
     for (index_t j : in) box_at(j) = 0;  // every plane tried is removed
     rest = std::move(out);
+    rest_um = std::move(out_um);
     if (static_cast<index_t>(best_cluster.size()) < least ||
         best_sandwiched < o.cut_min_sandwiched * static_cast<double>(best_cluster.size()) ||
         sheet_aspect(principal_axes(best_cluster, d, h)) < std::max(o.min_aspect, o.cut_min_aspect))
@@ -482,36 +565,57 @@ CrackDetection detect_cracks(const Volume<std::uint8_t>& labels, const Volume<fl
   const std::vector<std::uint32_t> group = coplanar_groups(comps, members, h, o.join_gap_vox);
   std::vector<std::vector<std::uint32_t>> parts_of(comps.count + 1);
   for (std::uint32_t c = 1; c <= comps.count; ++c) parts_of[group[c]].push_back(c);
+  // Each group is judged on its own (in parallel); ids are then handed out in group order.
+  struct GroupVerdict {
+    enum Kind : std::uint8_t { none, rejected_small, rejected_shape, whole, split } kind = none;
+    std::vector<std::vector<index_t>> pieces;  // cut out of a rejected group, or its split planes
+  };
+  std::vector<GroupVerdict> verdict(comps.count + 1);
+  tbb::parallel_for(
+      tbb::blocked_range<std::uint32_t>(1, comps.count + 1, 1), [&](const tbb::blocked_range<std::uint32_t>& range) {
+        for (std::uint32_t root = range.begin(); root != range.end(); ++root) {
+          if (parts_of[root].empty()) continue;  // not a group's first component
+          GroupVerdict& g = verdict[root];
+          std::vector<index_t> v;
+          for (std::uint32_t c : parts_of[root]) v.insert(v.end(), members[c].begin(), members[c].end());
+          // Found mostly in the grey image: noise makes small sheets, so ask for more support.
+          index_t from_grey = 0;
+          for (index_t i : v) from_grey += !pore[labels[i]];
+          const index_t least = 2 * from_grey > static_cast<index_t>(v.size()) ? o.min_grey_voxels : o.min_voxels;
+          const bool small = static_cast<index_t>(v.size()) < least;
+          if (small || sheet_aspect(principal_axes(v, d, h)) < o.min_aspect) {
+            g.kind = small ? GroupVerdict::rejected_small : GroupVerdict::rejected_shape;
+            // A crack merged with pores or debris: cut out the planes walled by host on both sides.
+            if (o.cut_max_planes > 0)
+              g.pieces = cut_sandwiched_planes(v, void_mask, labels, host, out.max_aperture_um, grey, dark_below, o);
+          } else if (!o.split_touching) {
+            g.kind = GroupVerdict::whole;
+          } else {
+            g.kind = GroupVerdict::split;
+            g.pieces = split_planes(v, d, h, o);
+          }
+        }
+      });
   std::vector<std::uint32_t> new_id(comps.count + 1, 0);
   for (std::uint32_t root = 1; root <= comps.count; ++root) {
-    if (parts_of[root].empty()) continue;  // not a group's first component
-    std::vector<index_t> v;
-    for (std::uint32_t c : parts_of[root]) v.insert(v.end(), members[c].begin(), members[c].end());
-    // Found mostly in the grey image: noise makes small sheets, so ask for more support.
-    index_t from_grey = 0;
-    for (index_t i : v) from_grey += !pore[labels[i]];
-    const index_t least = 2 * from_grey > static_cast<index_t>(v.size()) ? o.min_grey_voxels : o.min_voxels;
-    const bool small = static_cast<index_t>(v.size()) < least;
-    if (small || sheet_aspect(principal_axes(v, d, h)) < o.min_aspect) {
-      ++(small ? out.rejected_small : out.rejected_shape);
-      // A crack merged with pores or debris: cut out the planes walled by host on both sides.
-      if (o.cut_max_planes > 0)
-        for (auto& piece :
-             cut_sandwiched_planes(v, void_mask, labels, host, out.max_aperture_um, grey, dark_below, o)) {
-          ++out.count, ++out.cut_cracks;
-          for (index_t i : piece) out.ids[i] = out.count;
-        }
-      continue;
-    }
-    if (!o.split_touching) {
+    GroupVerdict& g = verdict[root];
+    if (g.kind == GroupVerdict::none) continue;
+    if (g.kind == GroupVerdict::rejected_small || g.kind == GroupVerdict::rejected_shape) {
+      ++(g.kind == GroupVerdict::rejected_small ? out.rejected_small : out.rejected_shape);
+      for (const auto& piece : g.pieces) {
+        ++out.count, ++out.cut_cracks;
+        for (index_t i : piece) out.ids[i] = out.count;
+      }
+    } else if (g.kind == GroupVerdict::whole) {
       ++out.count;
       for (std::uint32_t c : parts_of[root]) new_id[c] = out.count;
-      continue;
+    } else {
+      for (const auto& piece : g.pieces) {
+        ++out.count;
+        for (index_t i : piece) out.ids[i] = out.count;
+      }
     }
-    for (const auto& piece : split_planes(v, d, h, o)) {
-      ++out.count;
-      for (index_t i : piece) out.ids[i] = out.count;
-    }
+    g.pieces = {};
   }
   if (!o.split_touching) {
     for (index_t i = 0; i < labels.size(); ++i)
