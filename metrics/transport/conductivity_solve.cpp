@@ -92,7 +92,9 @@ transport::FaceCurrents restarted_cg(const transport::FineLevel& fine, transport
                                      const TransportOptions& options, TransportResult& out) {
   const index_t n = fine.grid.count();
   transport::FaceCurrents currents;
-  std::vector<float> r(static_cast<std::size_t>(n)), p(static_cast<std::size_t>(n)), q(static_cast<std::size_t>(n));
+  // r is written by the true residual, q by the preconditioner, p by the copy from q: all in parallel.
+  transport::VoxelVector<float> r(static_cast<std::size_t>(n)), p(static_cast<std::size_t>(n)),
+      q(static_cast<std::size_t>(n));
 
   constexpr double kInnerReduction = 1e-4;
   for (;;) {
@@ -113,7 +115,9 @@ transport::FaceCurrents restarted_cg(const transport::FineLevel& fine, transport
     double target = kInnerReduction * std::sqrt(r2);
     if (out.residual > options.tolerance) target = std::max(target, 0.5 * options.tolerance * b_norm);
     mg.precondition(r.data(), q.data());
-    std::copy(q.begin(), q.end(), p.begin());
+    tbb::parallel_for(tbb::blocked_range<index_t>(0, n, 1 << 16), [&](const tbb::blocked_range<index_t>& rg) {
+      std::copy(q.begin() + rg.begin(), q.begin() + rg.end(), p.begin() + rg.begin());
+    });
     double rz = dot(r.data(), q.data(), n);
     const long iterations_before = out.iterations;
     while (out.iterations < options.max_iterations) {
@@ -239,12 +243,15 @@ TransportResult solve_transport(const Volume<std::uint8_t>& labels, const Conduc
   // Initial guess: the linear potential of a uniform medium.
   const index_t n = code.size();
   const index_t stride[3] = {1, dims.x, dims.x * dims.y};
-  std::vector<double> x(static_cast<std::size_t>(n), 0.0);
+  // Every entry written once, in the threads that later sweep it (first touch).
+  transport::VoxelVector<double> x(static_cast<std::size_t>(n));
   tbb::parallel_for(tbb::blocked_range<index_t>(0, n, 1 << 16), [&](const tbb::blocked_range<index_t>& r) {
     for (index_t i = r.begin(); i < r.end(); ++i)
       if (code[i]) {
         const index_t t = (i / stride[ax]) % dims[ax];
         x[i] = 1.0 - (static_cast<double>(t) + 0.5) / static_cast<double>(dims[ax]);
+      } else {
+        x[i] = 0.0;
       }
   });
 

@@ -227,7 +227,8 @@ std::size_t Multigrid::bytes() const {
 
 void Multigrid::precondition(const float* r, float* z) {
   const auto n = static_cast<std::size_t>(fine_.grid.count());
-  std::fill_n(z, n, 0.0f);
+  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, n, 1 << 16),
+                    [&](const tbb::blocked_range<std::size_t>& rg) { std::fill(z + rg.begin(), z + rg.end(), 0.0f); });
   if (coarse_.empty()) coarsest_->solve(r, z);
   else cycle(0, r, z);
 }

@@ -37,11 +37,39 @@
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <new>
+#include <utility>
 #include <vector>
 
 #include "core/volume.h"
 
 namespace vp::transport {
+
+// Allocator that default-initialises (leaves trivial values unwritten): the solver's
+// voxel-sized vectors are each written once in parallel by the threads that use them, so a
+// value-initialising std::vector would zero-fill and first-touch gigabytes serially for nothing.
+template <class T>
+struct NoInitAllocator : std::allocator<T> {
+  template <class U>
+  struct rebind {
+    using other = NoInitAllocator<U>;
+  };
+  NoInitAllocator() = default;
+  template <class U>
+  NoInitAllocator(const NoInitAllocator<U>&) noexcept {}
+  template <class U>
+  void construct(U* p) noexcept {
+    ::new (static_cast<void*>(p)) U;
+  }
+  template <class U, class... Args>
+  void construct(U* p, Args&&... args) {
+    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+  }
+};
+
+// A voxel-sized vector whose entries are unwritten until the solver writes them.
+template <class T>
+using VoxelVector = std::vector<T, NoInitAllocator<T>>;
 
 // Shape of one multigrid level and its colouring.
 struct Grid {
