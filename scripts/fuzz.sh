@@ -12,6 +12,9 @@
 # fixed random seed (-seed=1, -runs=N) on an empty corpus, so the same binary explores the same
 # inputs on every machine and a CI verdict does not depend on the machine's speed (CI uses it;
 # exploratory fuzzing is the timed form, e.g. scripts/fuzz.sh 1800).
+# $VP_FUZZ_SEED=S with a timed run: an empty corpus and -seed=S, so the run explores the same
+# inputs in the same order as `VP_FUZZ_RUNS=N` does; a finding after N executions reproduces
+# with VP_FUZZ_RUNS=N on any machine (CI: VP_FUZZ_SEED=1 scripts/fuzz.sh 60).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-60}"
@@ -64,6 +67,9 @@ for t in "${targets[@]}"; do
   if [[ -n "${VP_FUZZ_RUNS:-}" ]]; then
     rm -rf "$corpus" && mkdir -p "$corpus"
     budget=(-runs="$VP_FUZZ_RUNS" -seed=1)
+  elif [[ -n "${VP_FUZZ_SEED:-}" ]]; then
+    rm -rf "$corpus" && mkdir -p "$corpus"
+    budget=(-max_total_time="$seconds" -seed="$VP_FUZZ_SEED")
   else
     budget=(-max_total_time="$seconds")
   fi

@@ -392,6 +392,45 @@ TEST(HostileHdf5, ChunkLargerThanTheFixedShapeIsRefused) {
                  {"dataset '/exchange/data' chunk (1, 4, 126) does not fit its fixed shape (2, 4, 6)"});
 }
 
+// A chunk whose deflate stream inflates to fewer bytes than the chunk holds: libhdf5 1.10.8 copied
+// a whole chunk out of the short buffer (ASan: heap-buffer-overflow in H5VM_memcpyvv under
+// H5Dread; Release: heap garbage as voxels, exit 0). The file: (2, 64, 64) uint8, chunks
+// (1, 64, 64), each written with H5Dwrite_chunk as a 12-byte zlib stream of 100 bytes.
+TEST(HostileHdf5, DeflateChunkThatInflatesShortIsRefused) {
+  expect_refused(fs::path(VP_SOURCE_DIR) / "tests" / "data" / "hdf5_deflate_chunk_short.h5",
+                 {"dataset '/exchange/data' chunk at (0, 0, 0) (file order) inflates to 100 bytes, not the "
+                  "chunk's 4096 bytes"});
+}
+
+// The same check passes genuine deflate chunks, with shuffle and Fletcher-32 around them.
+TEST(HostileHdf5, DeflateChunksWithShuffleAndChecksumStillRead) {
+  const fs::path p = scratch("h5shuffle") / "v.h5";
+  hid_t f = H5Fcreate(p.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  const hsize_t dims[3] = {3, 4, 5}, chunk[3] = {2, 3, 5};
+  hid_t space = H5Screate_simple(3, dims, nullptr);
+  hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+  H5Pset_chunk(dcpl, 3, chunk);
+  H5Pset_shuffle(dcpl);
+  H5Pset_deflate(dcpl, 6);
+  H5Pset_fletcher32(dcpl);
+  hid_t ds = H5Dcreate2(f, "v", H5T_STD_U16LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+  std::vector<std::uint16_t> values(3 * 4 * 5);
+  for (std::size_t i = 0; i < values.size(); ++i) values[i] = static_cast<std::uint16_t>(1000 + 37 * i);
+  ASSERT_GE(H5Dwrite(ds, H5T_NATIVE_UINT16, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()), 0);
+  H5Dclose(ds);
+  H5Pclose(dcpl);
+  H5Sclose(space);
+  H5Fclose(f);
+  ReadOptions o;
+  o.path = p.string();
+  const AnyVolume got = read_volume(o).volume;
+  const auto& v = std::get<Volume<std::uint16_t>>(got);
+  ASSERT_EQ(v.dims(), (Dims{5, 4, 3}));
+  for (index_t z = 0; z < 3; ++z)
+    for (index_t y = 0; y < 4; ++y)
+      for (index_t x = 0; x < 5; ++x) EXPECT_EQ(v(x, y, z), values[(z * 4 + y) * 5 + x]);
+}
+
 // The reader's child process hands back exactly the ROI: slabs of whole chunk layers, ROI
 // starting inside a chunk layer, int8 widened to int16 on the way.
 TEST(HostileHdf5, RoiAcrossChunkLayersReadsThroughTheChildProcess) {

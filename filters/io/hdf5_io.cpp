@@ -16,6 +16,7 @@
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <cerrno>
 #include <cinttypes>
@@ -319,6 +320,108 @@ struct WireHeader {
 };
 
 // libhdf5 is not thread-safe (Debian's serial build): one HDF5 call sequence, and one fork, at a time.
+// ---- deflate streams checked against the chunk size (in the reader process) ----
+//
+// libhdf5 1.10.8's deflate filter returns however many bytes a stream inflates to, and the chunk
+// code then copies a whole chunk out of that buffer: a chunk whose stream inflates short is read
+// past its end (ASan: heap-buffer-overflow in H5VM_memcpyvv under H5Dread; Release returned heap
+// garbage as voxels, exit 0; tests/data/hdf5_deflate_chunk_short.h5). Predefined filters cannot
+// be replaced (H5Zregister: "unable to modify predefined filters"), so before each slab is read
+// the child inflates the stored stream of every chunk in it (discarding the output) and refuses a
+// chunk that does not inflate to exactly the chunk's bytes.
+
+// Where deflate sits in a dataset's pipeline and what its output must be.
+struct DeflateStage {
+  int index = -1;           // position in the pipeline; -1: no deflate, or one this check cannot follow
+  std::uint64_t bytes = 0;  // what each chunk's stream must inflate to
+};
+
+// Filters before deflate in the pipeline run after it on reading: shuffle keeps the size,
+// Fletcher-32 adds its 4 bytes. After it, only Fletcher-32 (a 4-byte checksum behind the stream)
+// is followed; other filters (n-bit, scale-offset, szip around deflate) are left to libhdf5.
+DeflateStage deflate_stage(hid_t dataset, std::uint64_t chunk) {
+  Hid dcpl(H5Dget_create_plist(dataset), H5Pclose);
+  DeflateStage d{-1, chunk};
+  const int n = dcpl.valid() ? H5Pget_nfilters(dcpl.get()) : 0;
+  for (int i = 0; i < n; ++i) {
+    unsigned flags = 0;
+    std::size_t nvalues = 0;
+    const H5Z_filter_t f =
+        H5Pget_filter2(dcpl.get(), static_cast<unsigned>(i), &flags, &nvalues, nullptr, 0, nullptr, nullptr);
+    if (f == H5Z_FILTER_DEFLATE && d.index < 0) d.index = i;
+    else if (f == H5Z_FILTER_FLETCHER32 && d.index < 0) d.bytes += 4;
+    else if (f != H5Z_FILTER_SHUFFLE && f != H5Z_FILTER_FLETCHER32) return DeflateStage{};
+  }
+  return d;
+}
+
+// The number of bytes one zlib stream inflates to, or more than `limit` when it exceeds it; -1
+// when the stream is corrupt or ends early.
+std::int64_t inflated_size(const std::vector<unsigned char>& stored, std::uint64_t limit) {
+  z_stream z{};
+  if (stored.size() > UINT32_MAX || inflateInit(&z) != Z_OK) return -1;
+  z.next_in = const_cast<Bytef*>(stored.data());
+  z.avail_in = static_cast<uInt>(stored.size());
+  unsigned char sink[1 << 16];
+  int rc = Z_OK;
+  while (rc == Z_OK && z.total_out <= limit) {
+    z.next_out = sink;
+    z.avail_out = sizeof sink;
+    rc = inflate(&z, Z_NO_FLUSH);
+    if (rc == Z_BUF_ERROR && z.avail_out == sizeof sink) break;  // no progress: the input ended
+  }
+  const std::int64_t total = static_cast<std::int64_t>(z.total_out);
+  inflateEnd(&z);
+  return rc == Z_STREAM_END || total > static_cast<std::int64_t>(limit) ? total : -1;
+}
+
+// Refuses the first chunk overlapping the hyperslab (file order start/count) whose deflate
+// stream does not inflate to exactly the chunk's bytes.
+void check_deflate_chunks(hid_t dataset, const std::string& path, const std::string& name, int rank,
+                          const DeflateStage& stage, const hsize_t* start, const hsize_t* count) {
+  if (stage.index < 0) return;
+  Hid dcpl(H5Dget_create_plist(dataset), H5Pclose);
+  std::vector<hsize_t> chunk(rank, 1), first(rank), last(rank), at(rank);
+  if (H5Pget_chunk(dcpl.get(), rank, chunk.data()) != rank) return;
+  for (int a = 0; a < rank; ++a) {
+    if (count[a] == 0) return;
+    first[a] = start[a] / chunk[a];
+    last[a] = (start[a] + count[a] - 1) / chunk[a];
+  }
+  const std::uint64_t file = file_bytes(path);
+  std::vector<unsigned char> stored;
+  for (std::vector<hsize_t> idx = first;;) {
+    for (int a = 0; a < rank; ++a) at[a] = idx[a] * chunk[a];
+    hsize_t bytes = 0;
+    // An unwritten chunk reads as fill values (no filter); H5Dread reports other failures.
+    if (H5Dget_chunk_storage_size(dataset, at.data(), &bytes) >= 0 && bytes > 0 && bytes <= file) {
+      stored.resize(bytes);
+      std::uint32_t skipped = 0;
+      if (H5Dread_chunk(dataset, H5P_DEFAULT, at.data(), &skipped, stored.data()) >= 0 &&
+          !(skipped & (1u << stage.index))) {
+        const std::int64_t got = inflated_size(stored, stage.bytes);
+        if (got != static_cast<std::int64_t>(stage.bytes)) {
+          std::string where = "(";
+          for (int a = 0; a < rank; ++a) where += (a ? ", " : "") + std::to_string(at[a]);
+          where += ")";
+          throw InputError(path + ": dataset '" + name + "' chunk at " + where + " (file order) " +
+                           (got < 0 ? std::string("holds a corrupt deflate stream")
+                                    : "inflates to " +
+                                          std::string(got > static_cast<std::int64_t>(stage.bytes)
+                                                          ? "more than"
+                                                          : std::to_string(got) + " bytes, not") +
+                                          " the chunk's " + std::to_string(stage.bytes) + " bytes") +
+                           " (corrupt or hostile HDF5)");
+        }
+      }
+    }
+    int a = rank - 1;
+    while (a >= 0 && idx[a] == last[a]) idx[a] = first[a], --a;
+    if (a < 0) return;
+    ++idx[a];
+  }
+}
+
 std::mutex& hdf5_mutex() {
   static std::mutex m;
   return m;
@@ -542,6 +645,8 @@ AnyVolume read_hdf5(const std::string& path, const std::string& name, const Head
           r.rlim_cur += slab_max + 3 * chunk + (std::uint64_t{16} << 20);
           ::setrlimit(RLIMIT_AS, &r);
         }
+        const DeflateStage deflate =
+            deflate_stage(o.dataset.get(), chunk_bytes(o.dataset.get(), rank, H5Tget_size(type.get())));
         std::vector<char> slab(slab_max);
         Hid fspace(H5Dget_space(o.dataset.get()), H5Sclose);
         const std::uint64_t z_end = static_cast<std::uint64_t>(roi.min[2] + roi.size[2]);
@@ -560,6 +665,7 @@ AnyVolume read_hdf5(const std::string& path, const std::string& name, const Head
           H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, start, nullptr, count, nullptr);
           Hid mspace(H5Screate_simple(rank, count, nullptr), H5Sclose);
           const std::uint64_t bytes = (next - z) * plane;
+          check_deflate_chunks(o.dataset.get(), path, o.name, rank, deflate, start, count);
           if (H5Dread(o.dataset.get(), t->second, mspace.get(), fspace.get(), H5P_DEFAULT, slab.data()) < 0)
             throw InputError(path + ": cannot read dataset '" + o.name +
                              "' (truncated, corrupt, or compressed with a filter this HDF5 library lacks)");
