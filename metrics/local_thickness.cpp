@@ -219,12 +219,10 @@ Volume<float> local_thickness(const Volume<std::uint8_t>& fg, const LocalThickne
     }
     balls = maximal_balls(r2, fg);
     // The thickness map takes over the distance map's buffer (no second volume to map and fault
-    // in), cleared plane by plane in parallel.
+    // in). It needs no clearing: background voxels hold 0 already, and every foreground voxel is
+    // painted (its own ball, r² >= (h/2)² > 0, contains it, or a ball covering that one does).
     lt = std::move(r2);
   }
-  const index_t plane_voxels = d.x * d.y;
-  tbb::parallel_for(index_t{0}, d.z,
-                    [&](index_t z) { std::fill(&lt[z * plane_voxels], &lt[z * plane_voxels] + plane_voxels, 0.0f); });
   float r2_max = 0;
   for (const auto& plane : balls)
     for (const Ball& b : plane) r2_max = std::max(r2_max, b.r2);
@@ -244,6 +242,9 @@ Volume<float> local_thickness(const Volume<std::uint8_t>& fg, const LocalThickne
       bool operator<(const Cursor& o) const { return r2 < o.r2 || (r2 == o.r2 && (c > o.c || (c == o.c && i > o.i))); }
     };
     std::vector<Cursor> heap;
+    float profile_r2 = -1, diameter = 0;
+    index_t profile_dz = -1;
+    std::vector<index_t> row_half_width;
     for (index_t z = range.begin(); z != range.end(); ++z) {
       auto reaches = [&](index_t c, std::size_t i) {
         const auto& plane = balls[static_cast<std::size_t>(c)];
@@ -266,11 +267,28 @@ Volume<float> local_thickness(const Volume<std::uint8_t>& fg, const LocalThickne
         } else {
           heap.pop_back();
         }
-        const double rr = b.r2;
-        const double dz = static_cast<double>(z - b.z) * h[2];
-        const double rem_z = rr - dz * dz;
-        const float diameter = static_cast<float>(2.0 * std::sqrt(rr));
-        const index_t ky = half_extent(rem_z, h[1]);
+        // Balls come largest first, so runs of balls share r² and plane offset: their rows' half
+        // widths are computed once per run.
+        const index_t dzi = std::abs(z - static_cast<index_t>(b.z));
+        if (b.r2 != profile_r2 || dzi != profile_dz) {
+          profile_r2 = b.r2;
+          profile_dz = dzi;
+          const double rr = b.r2;
+          const double dz = static_cast<double>(dzi) * h[2];
+          const double rem_z = rr - dz * dz;
+          diameter = static_cast<float>(2.0 * std::sqrt(rr));
+          const index_t ky = half_extent(rem_z, h[1]);
+          // Rows outward from the centre row: a row's half width is the previous one's or less.
+          row_half_width.clear();
+          index_t kx = half_extent(rem_z, h[0]);
+          for (index_t j = 0; j <= ky; ++j) {
+            const double dy = static_cast<double>(j) * h[1];
+            const double rem_y = rem_z - dy * dy;
+            if (rem_y <= 0) break;                                      // and every row beyond
+            while (kx > 0 && (kx * h[0]) * (kx * h[0]) >= rem_y) --kx;  // = half_extent(rem_y, h[0])
+            row_half_width.push_back(kx);
+          }
+        }
         auto paint_row = [&](index_t y, index_t kx) {
           if (y < 0 || y >= d.y) return;
           const index_t x1 = std::min<index_t>(d.x - 1, b.x + kx);
@@ -280,13 +298,8 @@ Volume<float> local_thickness(const Volume<std::uint8_t>& fg, const LocalThickne
             unpainted.paint(y, x);
           }
         };
-        // Rows outward from the centre row: a row's half width is the previous one's or less.
-        index_t kx = half_extent(rem_z, h[0]);
-        for (index_t j = 0; j <= ky; ++j) {
-          const double dy = static_cast<double>(j) * h[1];
-          const double rem_y = rem_z - dy * dy;
-          if (rem_y <= 0) continue;
-          while (kx > 0 && (kx * h[0]) * (kx * h[0]) >= rem_y) --kx;  // = half_extent(rem_y, h[0])
+        for (index_t j = 0; j < static_cast<index_t>(row_half_width.size()); ++j) {
+          const index_t kx = row_half_width[static_cast<std::size_t>(j)];
           paint_row(b.y + j, kx);
           if (j > 0) paint_row(b.y - j, kx);
         }
