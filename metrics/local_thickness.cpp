@@ -102,13 +102,27 @@ std::vector<std::vector<Ball>> maximal_balls(const Volume<float>& r2, const Volu
     cancellation_point();  // a Ctrl-C from Python stops here (core/progress.h)
     // The farthest painted voxels per distinct squared radius (there are few), cached.
     std::unordered_map<float, FarthestPainted> cache;
+    constexpr int kSlotBits = 10;
+    struct Slot {
+      float r2 = -1;
+      const FarthestPainted* far = nullptr;
+    };
+    std::vector<Slot> slots(std::size_t{1} << kSlotBits);
     float last_r2 = -1;
     const FarthestPainted* far = nullptr;
     auto farthest = [&](float rc2) -> const FarthestPainted& {
       if (rc2 != last_r2) {
-        auto it = cache.find(rc2);
-        if (it == cache.end()) it = cache.emplace(rc2, farthest_painted(rc2, h)).first;
-        far = &it->second;
+        // A direct-mapped slot per hash of the float's bits in front of the map (std::hash of a
+        // float hashes its bytes, slow for one lookup per voxel); map nodes never move.
+        std::uint32_t bits;
+        std::memcpy(&bits, &rc2, sizeof bits);
+        Slot& slot = slots[(bits * 2654435761u) >> (32 - kSlotBits)];
+        if (slot.r2 != rc2) {
+          auto it = cache.find(rc2);
+          if (it == cache.end()) it = cache.emplace(rc2, farthest_painted(rc2, h)).first;
+          slot = {rc2, &it->second};
+        }
+        far = slot.far;
         last_r2 = rc2;
       }
       return *far;
