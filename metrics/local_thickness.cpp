@@ -81,22 +81,52 @@ std::vector<std::vector<Ball>> maximal_balls(const Volume<float>& r2, const Volu
     offset[k] = dx + d.x * (dy + d.y * dz);
     type[k] = std::abs(dx) + 2 * std::abs(dy) + 4 * std::abs(dz);
   }
+  // Below this squared radius rc < near_limit[k] for every neighbour k, so covered_by() is false
+  // whenever rn2 <= rc2 (a tenth of the smallest near_limit, far from any rounding).
+  const float small_r2 = static_cast<float>(std::pow(1e4 * std::min({h[0], h[1], h[2]}), 2));
+  index_t faces_first_offset[26];
+  for (int j = 0; j < 26; ++j) faces_first_offset[j] = offset[kFacesFirst[j]];
   // Does neighbour k (squared radius rn2) paint every voxel the ball at the centre paints?
   auto covered_by = [&](float rc2, double rc, const FarthestPainted& far, float rn2, int k) {
     // A ball no larger cannot contain this one.
     if (rn2 <= rc2 && rc < near_limit[k]) return false;
     if (static_cast<double>(rn2) > far[type[k]] * (1 + 1e-12)) return true;
-    const double rn = std::sqrt(static_cast<double>(rn2));
-    // Contained (up to float rounding of the stored squares): the neighbour covers it.
-    return rn >= rc + step[k] - 1e-6 * (rc + step[k]);
+    // Contained (up to float rounding of the stored squares): the neighbour covers it. Clearly
+    // short of the bound in squares (a margin far above rounding), the square root is not needed.
+    const double need = rc + step[k] - 1e-6 * (rc + step[k]);
+    if (static_cast<double>(rn2) < need * need * (1 - 1e-9)) return false;
+    return std::sqrt(static_cast<double>(rn2)) >= need;
   };
   std::vector<std::vector<Ball>> per_plane(static_cast<std::size_t>(d.z));
   tbb::parallel_for(tbb::blocked_range<index_t>(0, d.z), [&](const tbb::blocked_range<index_t>& range) {
     cancellation_point();  // a Ctrl-C from Python stops here (core/progress.h)
     // The farthest painted voxels per distinct squared radius (there are few), cached.
     std::unordered_map<float, FarthestPainted> cache;
+    constexpr int kSlotBits = 10;
+    struct Slot {
+      float r2 = -1;
+      const FarthestPainted* far = nullptr;
+    };
+    std::vector<Slot> slots(std::size_t{1} << kSlotBits);
     float last_r2 = -1;
     const FarthestPainted* far = nullptr;
+    auto farthest = [&](float rc2) -> const FarthestPainted& {
+      if (rc2 != last_r2) {
+        // A direct-mapped slot per hash of the float's bits in front of the map (std::hash of a
+        // float hashes its bytes, slow for one lookup per voxel); map nodes never move.
+        std::uint32_t bits;
+        std::memcpy(&bits, &rc2, sizeof bits);
+        Slot& slot = slots[(bits * 2654435761u) >> (32 - kSlotBits)];
+        if (slot.r2 != rc2) {
+          auto it = cache.find(rc2);
+          if (it == cache.end()) it = cache.emplace(rc2, farthest_painted(rc2, h)).first;
+          slot = {rc2, &it->second};
+        }
+        far = slot.far;
+        last_r2 = rc2;
+      }
+      return *far;
+    };
     for (index_t z = range.begin(); z != range.end(); ++z) {
       auto& out = per_plane[static_cast<std::size_t>(z)];
       const bool z_inside = z > 0 && z + 1 < d.z;
@@ -108,25 +138,36 @@ std::vector<std::vector<Ball>> maximal_balls(const Volume<float>& r2, const Volu
           if (!mrow[x]) continue;
           const float rc2 = rrow[x];
           const bool interior = yz_inside && x > 0 && x + 1 < d.x;
-          const double rc = std::sqrt(static_cast<double>(rc2));
-          if (rc2 != last_r2) {
-            auto it = cache.find(rc2);
-            if (it == cache.end()) it = cache.emplace(rc2, farthest_painted(rc2, h)).first;
-            far = &it->second;
-            last_r2 = rc2;
-          }
           bool redundant = false;
-          if (interior) {
+          if (interior && rc2 < small_r2) {
+            // Only a strictly larger neighbour can cover (rc is far below every near_limit), so
+            // the radius and the farthest painted voxels are looked up only when one exists.
             const float* c = rrow + x;
-            for (int j = 0; j < 26 && !redundant; ++j) {
-              const int k = kFacesFirst[j];
-              redundant = covered_by(rc2, rc, *far, c[offset[k]], k);
+            double rc = -1;
+            for (int j = 0; j < 26; ++j) {
+              const float rn2 = c[faces_first_offset[j]];
+              if (rn2 <= rc2) continue;
+              if (rc < 0) rc = std::sqrt(static_cast<double>(rc2));
+              if (covered_by(rc2, rc, farthest(rc2), rn2, kFacesFirst[j])) {
+                redundant = true;
+                break;
+              }
             }
           } else {
-            for (int k = 0; k < 27 && !redundant; ++k) {
-              const index_t nx = x + k % 3 - 1, ny = y + k / 3 % 3 - 1, nz = z + k / 9 - 1;
-              if (k == 13 || nx < 0 || ny < 0 || nz < 0 || nx >= d.x || ny >= d.y || nz >= d.z) continue;
-              redundant = covered_by(rc2, rc, *far, r2(nx, ny, nz), k);
+            const double rc = std::sqrt(static_cast<double>(rc2));
+            const FarthestPainted& f = farthest(rc2);
+            if (interior) {
+              const float* c = rrow + x;
+              for (int j = 0; j < 26 && !redundant; ++j) {
+                const int k = kFacesFirst[j];
+                redundant = covered_by(rc2, rc, f, c[offset[k]], k);
+              }
+            } else {
+              for (int k = 0; k < 27 && !redundant; ++k) {
+                const index_t nx = x + k % 3 - 1, ny = y + k / 3 % 3 - 1, nz = z + k / 9 - 1;
+                if (k == 13 || nx < 0 || ny < 0 || nz < 0 || nx >= d.x || ny >= d.y || nz >= d.z) continue;
+                redundant = covered_by(rc2, rc, f, r2(nx, ny, nz), k);
+              }
             }
           }
           if (!redundant)
@@ -192,12 +233,10 @@ Volume<float> local_thickness(const Volume<std::uint8_t>& fg, const LocalThickne
     }
     balls = maximal_balls(r2, fg);
     // The thickness map takes over the distance map's buffer (no second volume to map and fault
-    // in), cleared plane by plane in parallel.
+    // in). It needs no clearing: background voxels hold 0 already, and every foreground voxel is
+    // painted (its own ball, r² >= (h/2)² > 0, contains it, or a ball covering that one does).
     lt = std::move(r2);
   }
-  const index_t plane_voxels = d.x * d.y;
-  tbb::parallel_for(index_t{0}, d.z,
-                    [&](index_t z) { std::fill(&lt[z * plane_voxels], &lt[z * plane_voxels] + plane_voxels, 0.0f); });
   float r2_max = 0;
   for (const auto& plane : balls)
     for (const Ball& b : plane) r2_max = std::max(r2_max, b.r2);
@@ -217,6 +256,9 @@ Volume<float> local_thickness(const Volume<std::uint8_t>& fg, const LocalThickne
       bool operator<(const Cursor& o) const { return r2 < o.r2 || (r2 == o.r2 && (c > o.c || (c == o.c && i > o.i))); }
     };
     std::vector<Cursor> heap;
+    float profile_r2 = -1, diameter = 0;
+    index_t profile_dz = -1;
+    std::vector<index_t> row_half_width;
     for (index_t z = range.begin(); z != range.end(); ++z) {
       auto reaches = [&](index_t c, std::size_t i) {
         const auto& plane = balls[static_cast<std::size_t>(c)];
@@ -239,11 +281,28 @@ Volume<float> local_thickness(const Volume<std::uint8_t>& fg, const LocalThickne
         } else {
           heap.pop_back();
         }
-        const double rr = b.r2;
-        const double dz = static_cast<double>(z - b.z) * h[2];
-        const double rem_z = rr - dz * dz;
-        const float diameter = static_cast<float>(2.0 * std::sqrt(rr));
-        const index_t ky = half_extent(rem_z, h[1]);
+        // Balls come largest first, so runs of balls share r² and plane offset: their rows' half
+        // widths are computed once per run.
+        const index_t dzi = std::abs(z - static_cast<index_t>(b.z));
+        if (b.r2 != profile_r2 || dzi != profile_dz) {
+          profile_r2 = b.r2;
+          profile_dz = dzi;
+          const double rr = b.r2;
+          const double dz = static_cast<double>(dzi) * h[2];
+          const double rem_z = rr - dz * dz;
+          diameter = static_cast<float>(2.0 * std::sqrt(rr));
+          const index_t ky = half_extent(rem_z, h[1]);
+          // Rows outward from the centre row: a row's half width is the previous one's or less.
+          row_half_width.clear();
+          index_t kx = half_extent(rem_z, h[0]);
+          for (index_t j = 0; j <= ky; ++j) {
+            const double dy = static_cast<double>(j) * h[1];
+            const double rem_y = rem_z - dy * dy;
+            if (rem_y <= 0) break;                                      // and every row beyond
+            while (kx > 0 && (kx * h[0]) * (kx * h[0]) >= rem_y) --kx;  // = half_extent(rem_y, h[0])
+            row_half_width.push_back(kx);
+          }
+        }
         auto paint_row = [&](index_t y, index_t kx) {
           if (y < 0 || y >= d.y) return;
           const index_t x1 = std::min<index_t>(d.x - 1, b.x + kx);
@@ -253,13 +312,8 @@ Volume<float> local_thickness(const Volume<std::uint8_t>& fg, const LocalThickne
             unpainted.paint(y, x);
           }
         };
-        // Rows outward from the centre row: a row's half width is the previous one's or less.
-        index_t kx = half_extent(rem_z, h[0]);
-        for (index_t j = 0; j <= ky; ++j) {
-          const double dy = static_cast<double>(j) * h[1];
-          const double rem_y = rem_z - dy * dy;
-          if (rem_y <= 0) continue;
-          while (kx > 0 && (kx * h[0]) * (kx * h[0]) >= rem_y) --kx;  // = half_extent(rem_y, h[0])
+        for (index_t j = 0; j < static_cast<index_t>(row_half_width.size()); ++j) {
+          const index_t kx = row_half_width[static_cast<std::size_t>(j)];
           paint_row(b.y + j, kx);
           if (j > 0) paint_row(b.y - j, kx);
         }
@@ -275,17 +329,23 @@ Distribution thickness_distribution(const Volume<float>& thickness, const Volume
   std::vector<std::vector<ValueCount>> per_plane(static_cast<std::size_t>(d.z));
   tbb::parallel_for(index_t{0}, d.z, [&](index_t z) {
     cancellation_point();  // a Ctrl-C from Python stops here (core/progress.h)
-    std::vector<float> v;
-    for (index_t y = 0; y < d.y; ++y)
-      for (index_t x = 0; x < d.x; ++x)
-        if (fg(x, y, z)) v.push_back(thickness(x, y, z));
-    std::sort(v.begin(), v.end());
+    // Thickness is constant along runs of a row (one ball paints them), so count runs, then
+    // sort the (value, count) runs: far fewer than voxels, and the counts are the same.
+    std::vector<ValueCount> runs;
+    for (index_t y = 0; y < d.y; ++y) {
+      const std::uint8_t* mrow = &fg(0, y, z);
+      const float* trow = &thickness(0, y, z);
+      for (index_t x = 0; x < d.x; ++x) {
+        if (!mrow[x]) continue;
+        if (!runs.empty() && runs.back().value == static_cast<double>(trow[x])) ++runs.back().count;
+        else runs.push_back({static_cast<double>(trow[x]), 1});
+      }
+    }
+    std::sort(runs.begin(), runs.end(), [](const ValueCount& a, const ValueCount& b) { return a.value < b.value; });
     auto& out = per_plane[static_cast<std::size_t>(z)];
-    for (std::size_t i = 0; i < v.size();) {
-      std::size_t j = i;
-      while (j < v.size() && v[j] == v[i]) ++j;
-      out.push_back({v[i], static_cast<std::int64_t>(j - i)});
-      i = j;
+    for (const ValueCount& r : runs) {
+      if (!out.empty() && out.back().value == r.value) out.back().count += r.count;
+      else out.push_back(r);
     }
   });
   std::map<double, std::int64_t> counts;
