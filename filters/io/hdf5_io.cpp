@@ -193,16 +193,24 @@ bool read_spacing(hid_t dataset, Vec3& spacing) {
   return false;
 }
 
-// How many times the dataset's stored bytes can expand through its filter pipeline.
-std::uint64_t max_expansion(hid_t dataset) {
+// The dataset's filter pipeline, in the order the writer applied the filters.
+std::vector<H5Z_filter_t> filter_pipeline(hid_t dataset) {
   Hid dcpl(H5Dget_create_plist(dataset), H5Pclose);
-  std::uint64_t ratio = 1;
   const int n = dcpl.valid() ? H5Pget_nfilters(dcpl.get()) : 0;
+  std::vector<H5Z_filter_t> filters;
   for (int i = 0; i < n; ++i) {
     unsigned flags = 0;
     std::size_t nvalues = 0;
-    const H5Z_filter_t f =
-        H5Pget_filter2(dcpl.get(), static_cast<unsigned>(i), &flags, &nvalues, nullptr, 0, nullptr, nullptr);
+    filters.push_back(
+        H5Pget_filter2(dcpl.get(), static_cast<unsigned>(i), &flags, &nvalues, nullptr, 0, nullptr, nullptr));
+  }
+  return filters;
+}
+
+// How many times the dataset's stored bytes can expand through its filter pipeline.
+std::uint64_t max_expansion(hid_t dataset) {
+  std::uint64_t ratio = 1;
+  for (const H5Z_filter_t f : filter_pipeline(dataset)) {
     if (f == H5Z_FILTER_SHUFFLE || f == H5Z_FILTER_FLETCHER32) continue;  // no change in size
     // Deflate and szip: about 1032:1; n-bit and scale-offset pack to as little as 1 bit a value.
     const std::uint64_t r = f == H5Z_FILTER_NBIT || f == H5Z_FILTER_SCALEOFFSET ? 64 : kMaxDeflateRatio;
@@ -340,14 +348,10 @@ struct DeflateStage {
 // Fletcher-32 adds its 4 bytes. After it, only Fletcher-32 (a 4-byte checksum behind the stream)
 // is followed; other filters (n-bit, scale-offset, szip around deflate) are left to libhdf5.
 DeflateStage deflate_stage(hid_t dataset, std::uint64_t chunk) {
-  Hid dcpl(H5Dget_create_plist(dataset), H5Pclose);
   DeflateStage d{-1, chunk};
-  const int n = dcpl.valid() ? H5Pget_nfilters(dcpl.get()) : 0;
-  for (int i = 0; i < n; ++i) {
-    unsigned flags = 0;
-    std::size_t nvalues = 0;
-    const H5Z_filter_t f =
-        H5Pget_filter2(dcpl.get(), static_cast<unsigned>(i), &flags, &nvalues, nullptr, 0, nullptr, nullptr);
+  const std::vector<H5Z_filter_t> filters = filter_pipeline(dataset);
+  for (int i = 0; i < static_cast<int>(filters.size()); ++i) {
+    const H5Z_filter_t f = filters[static_cast<std::size_t>(i)];
     if (f == H5Z_FILTER_DEFLATE && d.index < 0) d.index = i;
     else if (f == H5Z_FILTER_FLETCHER32 && d.index < 0) d.bytes += 4;
     else if (f != H5Z_FILTER_SHUFFLE && f != H5Z_FILTER_FLETCHER32) return DeflateStage{};
