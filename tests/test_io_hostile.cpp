@@ -402,6 +402,34 @@ TEST(HostileHdf5, DeflateChunkThatInflatesShortIsRefused) {
                   "chunk's 4096 bytes"});
 }
 
+// fuzz_hdf5 with the persistent reader process: SIGSEGV inside libhdf5 on this 2 KiB file after
+// ~9 500 earlier hostile inputs (replayed alone by the fuzzer it is refused as a "zero-sized
+// volume"; in this test process libhdf5 crashes on it: the outcome depends on the heap libhdf5
+// works in). Either way an exit-2 error naming the file, and the files after it still read: a
+// reader process that crashed or answered an error is replaced by a fresh one.
+TEST(HostileHdf5, FileThatCrashedALongLivedReaderIsRefusedAndTheNextFileReads) {
+  expect_refused(fs::path(VP_SOURCE_DIR) / "tests" / "data" / "fuzz_hdf5_libhdf5_segv.h5", {});
+  expect_refused(fs::path(VP_SOURCE_DIR) / "tests" / "data" / "hdf5_deflate_chunk_short.h5", {"inflates to 100 bytes"});
+  ReadOptions o;
+  o.path = (scratch("h5after") / "v.h5").string();
+  Volume<std::uint8_t> v(Dims{3, 2, 2});
+  for (index_t i = 0; i < 12; ++i) v.data()[i] = static_cast<std::uint8_t>(i * 7);
+  write_volume(v, o.path);
+  const auto got = std::get<Volume<std::uint8_t>>(read_volume(o).volume);
+  for (index_t i = 0; i < 12; ++i) EXPECT_EQ(got.data()[i], i * 7);
+}
+
+// fuzz_hdf5 (persistent reader, 23 005 inputs from -seed=1): ASan heap-buffer-overflow inside
+// libhdf5 1.10.8 (memcpy under H5O__msg_iterate_real from H5Aexists: an attribute message whose
+// data is shorter than its dataspace and type claim) on a (0, 4, 6) dataset mutated from our
+// u16.h5 seed. A bug of libhdf5 we cannot fix here; in Release the over-read stays in the reader
+// process and the file is refused (its shape holds no voxel). Not a fuzz seed: replaying it under
+// ASan is the open finding (docs/io.md).
+TEST(HostileHdf5, AttributeMessageShorterThanItsDataIsRefused) {
+  expect_refused(fs::path(VP_SOURCE_DIR) / "tests" / "data" / "hdf5_libhdf5_attribute_overread.h5",
+                 {"zero-sized volume 6x4x0"});
+}
+
 // The same check passes genuine deflate chunks, with shuffle and Fletcher-32 around them.
 TEST(HostileHdf5, DeflateChunksWithShuffleAndChecksumStillRead) {
   const fs::path p = scratch("h5shuffle") / "v.h5";

@@ -93,5 +93,9 @@ void write_npy(VolumeRef volume, const std::string& path);
 Header probe_hdf5(const std::string& path, const std::string& dataset);
 AnyVolume read_hdf5(const std::string& path, const std::string& dataset, const Header& header, const Box& roi);
 void write_hdf5(VolumeRef volume, const std::string& path, const std::string& dataset, bool compress);
+// The HDF5 reader process ends after any answer that is an error, so that a hostile file cannot
+// leave libhdf5's state altered for the next file. The fuzz harness keeps it across errors (one
+// fork per crash instead of per input; accumulated state is a harsher test).
+void keep_hdf5_reader_after_errors(bool keep);
 
 }  // namespace vp::io
