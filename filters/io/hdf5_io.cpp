@@ -178,9 +178,26 @@ Hid open_dataset(hid_t file, const std::string& path, const std::string& name, s
   return Hid(H5Dopen2(file, three_d[0].name.c_str(), H5P_DEFAULT), H5Dclose);
 }
 
+// Whether libhdf5 may decode the dataset's attribute messages: each holds the bytes it claims
+// (hdf5_object_header.cpp; libhdf5 1.10.8 copies them out unchecked). Throws for one that does not.
+bool attributes_sound(hid_t file, hid_t dataset, const std::string& path) {
+  H5O_info_t info{};
+  Hid fcpl(H5Fget_create_plist(file), H5Pclose);
+  hsize_t user_block = 0;
+  std::size_t offset_bytes = 0, length_bytes = 0;
+  if (H5Oget_info2(dataset, &info, H5O_INFO_BASIC) < 0 || !fcpl.valid() ||
+      H5Pget_userblock(fcpl.get(), &user_block) < 0 || H5Pget_sizes(fcpl.get(), &offset_bytes, &length_bytes) < 0)
+    throw InputError(path + ": cannot locate the dataset's HDF5 object header (corrupt or hostile HDF5)");
+  return check_attribute_messages(path, Hdf5ObjectHeader{info.addr, user_block, static_cast<unsigned>(offset_bytes),
+                                                         static_cast<unsigned>(length_bytes)})
+      .verifiable;
+}
+
 // Voxel size from the dataset's attributes: element_size_um (z, y, x; the Fiji HDF5 plugin
-// and ilastik convention) or voxel_size_um (one value, or z, y, x).
-bool read_spacing(hid_t dataset, Vec3& spacing) {
+// and ilastik convention) or voxel_size_um (one value, or z, y, x). None (not recorded) when an
+// attribute is stored where attributes_sound() cannot check it.
+bool read_spacing(hid_t file, hid_t dataset, const std::string& path, Vec3& spacing) {
+  if (!attributes_sound(file, dataset, path)) return false;
   for (const char* name : {"element_size_um", "voxel_size_um"}) {
     if (H5Aexists(dataset, name) <= 0) continue;
     Hid attr(H5Aopen(dataset, name, H5P_DEFAULT), H5Aclose);
@@ -305,7 +322,7 @@ Opened open_validated(const std::string& path, const std::string& wanted, Header
   check_chunk_layout(o.dataset.get(), path, o.name, o.shape);
   if (!h.dims.empty())
     check_dataset_storage(o.dataset.get(), path, o.name, static_cast<std::uint64_t>(h.dims.count()) * stored_size);
-  h.spacing_from_file = read_spacing(o.dataset.get(), h.spacing_um);
+  h.spacing_from_file = read_spacing(o.file.get(), o.dataset.get(), path, h.spacing_um);
   if (header) *header = h;
   return o;
 }
