@@ -30,6 +30,25 @@ fs::path scratch(const std::string& name) {
 
 void write_bytes(const fs::path& p, const std::string& bytes) { std::ofstream(p, std::ios::binary) << bytes; }
 
+// Writes `values` (file order z, y, x) as the chunked 3-D dataset "v" of `file_type`, with the
+// filters `add_filters` sets on the creation property list.
+template <class T>
+void write_chunked_h5(const fs::path& p, hid_t file_type, hid_t memory_type, const hsize_t (&dims)[3],
+                      const hsize_t (&chunk)[3], const std::function<void(hid_t)>& add_filters,
+                      const std::vector<T>& values) {
+  hid_t f = H5Fcreate(p.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  hid_t space = H5Screate_simple(3, dims, nullptr);
+  hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+  H5Pset_chunk(dcpl, 3, chunk);
+  add_filters(dcpl);
+  hid_t ds = H5Dcreate2(f, "v", file_type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+  ASSERT_GE(H5Dwrite(ds, memory_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()), 0);
+  H5Dclose(ds);
+  H5Pclose(dcpl);
+  H5Sclose(space);
+  H5Fclose(f);
+}
+
 std::string read_bytes(const fs::path& p) { return vp::testing::slurp(p); }
 
 // The error must name the file and each of `words` (the field, what was wrong).
@@ -405,22 +424,16 @@ TEST(HostileHdf5, DeflateChunkThatInflatesShortIsRefused) {
 // The same check passes genuine deflate chunks, with shuffle and Fletcher-32 around them.
 TEST(HostileHdf5, DeflateChunksWithShuffleAndChecksumStillRead) {
   const fs::path p = scratch("h5shuffle") / "v.h5";
-  hid_t f = H5Fcreate(p.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-  const hsize_t dims[3] = {3, 4, 5}, chunk[3] = {2, 3, 5};
-  hid_t space = H5Screate_simple(3, dims, nullptr);
-  hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
-  H5Pset_chunk(dcpl, 3, chunk);
-  H5Pset_shuffle(dcpl);
-  H5Pset_deflate(dcpl, 6);
-  H5Pset_fletcher32(dcpl);
-  hid_t ds = H5Dcreate2(f, "v", H5T_STD_U16LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
   std::vector<std::uint16_t> values(3 * 4 * 5);
   for (std::size_t i = 0; i < values.size(); ++i) values[i] = static_cast<std::uint16_t>(1000 + 37 * i);
-  ASSERT_GE(H5Dwrite(ds, H5T_NATIVE_UINT16, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()), 0);
-  H5Dclose(ds);
-  H5Pclose(dcpl);
-  H5Sclose(space);
-  H5Fclose(f);
+  write_chunked_h5(
+      p, H5T_STD_U16LE, H5T_NATIVE_UINT16, {3, 4, 5}, {2, 3, 5},
+      [](hid_t dcpl) {
+        H5Pset_shuffle(dcpl);
+        H5Pset_deflate(dcpl, 6);
+        H5Pset_fletcher32(dcpl);
+      },
+      values);
   ReadOptions o;
   o.path = p.string();
   const AnyVolume got = read_volume(o).volume;
@@ -435,20 +448,10 @@ TEST(HostileHdf5, DeflateChunksWithShuffleAndChecksumStillRead) {
 // starting inside a chunk layer, int8 widened to int16 on the way.
 TEST(HostileHdf5, RoiAcrossChunkLayersReadsThroughTheChildProcess) {
   const fs::path p = scratch("h5roi") / "v.h5";
-  hid_t f = H5Fcreate(p.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-  const hsize_t dims[3] = {7, 5, 6}, chunk[3] = {3, 2, 4};
-  hid_t space = H5Screate_simple(3, dims, nullptr);
-  hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
-  H5Pset_chunk(dcpl, 3, chunk);
-  H5Pset_deflate(dcpl, 1);
-  hid_t ds = H5Dcreate2(f, "v", H5T_STD_I8LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
   std::vector<std::int8_t> values(7 * 5 * 6);
   for (std::size_t i = 0; i < values.size(); ++i) values[i] = static_cast<std::int8_t>(static_cast<int>(i) - 100);
-  ASSERT_GE(H5Dwrite(ds, H5T_NATIVE_INT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()), 0);
-  H5Dclose(ds);
-  H5Pclose(dcpl);
-  H5Sclose(space);
-  H5Fclose(f);
+  write_chunked_h5(
+      p, H5T_STD_I8LE, H5T_NATIVE_INT8, {7, 5, 6}, {3, 2, 4}, [](hid_t dcpl) { H5Pset_deflate(dcpl, 1); }, values);
   ReadOptions o;
   o.path = p.string();
   o.roi = Box{{1, 2, 1}, {4, 3, 5}};

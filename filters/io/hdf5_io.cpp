@@ -327,7 +327,6 @@ struct WireHeader {
   double spacing_um[3];
 };
 
-// libhdf5 is not thread-safe (Debian's serial build): one HDF5 call sequence, and one fork, at a time.
 // ---- deflate streams checked against the chunk size (in the reader process) ----
 //
 // libhdf5 1.10.8's deflate filter returns however many bytes a stream inflates to, and the chunk
@@ -335,20 +334,21 @@ struct WireHeader {
 // past its end (ASan: heap-buffer-overflow in H5VM_memcpyvv under H5Dread; Release returned heap
 // garbage as voxels, exit 0; tests/data/hdf5_deflate_chunk_short.h5). Predefined filters cannot
 // be replaced (H5Zregister: "unable to modify predefined filters"), so before each slab is read
-// the child inflates the stored stream of every chunk in it (discarding the output) and refuses a
+// the reader process inflates the stored stream of every chunk in it (discarding the output) and refuses a
 // chunk that does not inflate to exactly the chunk's bytes.
 
 // Where deflate sits in a dataset's pipeline and what its output must be.
 struct DeflateStage {
-  int index = -1;           // position in the pipeline; -1: no deflate, or one this check cannot follow
-  std::uint64_t bytes = 0;  // what each chunk's stream must inflate to
+  int index = -1;              // position in the pipeline; -1: no deflate, or one this check cannot follow
+  std::uint64_t bytes = 0;     // what each chunk's stream must inflate to
+  std::vector<hsize_t> chunk;  // the chunk's shape (file order)
 };
 
 // Filters before deflate in the pipeline run after it on reading: shuffle keeps the size,
 // Fletcher-32 adds its 4 bytes. After it, only Fletcher-32 (a 4-byte checksum behind the stream)
 // is followed; other filters (n-bit, scale-offset, szip around deflate) are left to libhdf5.
-DeflateStage deflate_stage(hid_t dataset, std::uint64_t chunk) {
-  DeflateStage d{-1, chunk};
+DeflateStage deflate_stage(hid_t dataset, int rank, std::uint64_t chunk_bytes) {
+  DeflateStage d{-1, chunk_bytes, std::vector<hsize_t>(static_cast<std::size_t>(rank), 1)};
   const std::vector<H5Z_filter_t> filters = filter_pipeline(dataset);
   for (int i = 0; i < static_cast<int>(filters.size()); ++i) {
     const H5Z_filter_t f = filters[static_cast<std::size_t>(i)];
@@ -356,6 +356,8 @@ DeflateStage deflate_stage(hid_t dataset, std::uint64_t chunk) {
     else if (f == H5Z_FILTER_FLETCHER32 && d.index < 0) d.bytes += 4;
     else if (f != H5Z_FILTER_SHUFFLE && f != H5Z_FILTER_FLETCHER32) return DeflateStage{};
   }
+  Hid dcpl(H5Dget_create_plist(dataset), H5Pclose);
+  if (d.index >= 0 && (!dcpl.valid() || H5Pget_chunk(dcpl.get(), rank, d.chunk.data()) != rank)) return DeflateStage{};
   return d;
 }
 
@@ -384,9 +386,8 @@ std::int64_t inflated_size(const std::vector<unsigned char>& stored, std::uint64
 void check_deflate_chunks(hid_t dataset, const std::string& path, const std::string& name, int rank,
                           const DeflateStage& stage, const hsize_t* start, const hsize_t* count) {
   if (stage.index < 0) return;
-  Hid dcpl(H5Dget_create_plist(dataset), H5Pclose);
-  std::vector<hsize_t> chunk(rank, 1), first(rank), last(rank), at(rank);
-  if (H5Pget_chunk(dcpl.get(), rank, chunk.data()) != rank) return;
+  const std::vector<hsize_t>& chunk = stage.chunk;
+  std::vector<hsize_t> first(rank), last(rank), at(rank);
   for (int a = 0; a < rank; ++a) {
     if (count[a] == 0) return;
     first[a] = start[a] / chunk[a];
@@ -426,6 +427,7 @@ void check_deflate_chunks(hid_t dataset, const std::string& path, const std::str
   }
 }
 
+// libhdf5 is not thread-safe (Debian's serial build): one HDF5 call sequence, and one fork, at a time.
 std::mutex& hdf5_mutex() {
   static std::mutex m;
   return m;
@@ -650,7 +652,7 @@ AnyVolume read_hdf5(const std::string& path, const std::string& name, const Head
           ::setrlimit(RLIMIT_AS, &r);
         }
         const DeflateStage deflate =
-            deflate_stage(o.dataset.get(), chunk_bytes(o.dataset.get(), rank, H5Tget_size(type.get())));
+            deflate_stage(o.dataset.get(), rank, chunk_bytes(o.dataset.get(), rank, H5Tget_size(type.get())));
         std::vector<char> slab(slab_max);
         Hid fspace(H5Dget_space(o.dataset.get()), H5Sclose);
         const std::uint64_t z_end = static_cast<std::uint64_t>(roi.min[2] + roi.size[2]);
