@@ -11,9 +11,10 @@
 // a crash inside it, is an InputError naming the file; the batch goes on.
 #include <fcntl.h>
 #include <hdf5.h>
+#include <pthread.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -31,6 +32,9 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "filters/io/io_formats.h"
+
+// Sanitizer builds only (weak: null otherwise): libFuzzer's death callback.
+extern "C" void __sanitizer_set_death_callback(void (*)()) __attribute__((weak));
 
 namespace vp::io {
 namespace {
@@ -174,9 +178,26 @@ Hid open_dataset(hid_t file, const std::string& path, const std::string& name, s
   return Hid(H5Dopen2(file, three_d[0].name.c_str(), H5P_DEFAULT), H5Dclose);
 }
 
+// Whether libhdf5 may decode the dataset's attribute messages: each holds the bytes it claims
+// (hdf5_object_header.cpp; libhdf5 1.10.8 copies them out unchecked). Throws for one that does not.
+bool attributes_sound(hid_t file, hid_t dataset, const std::string& path) {
+  H5O_info_t info{};
+  Hid fcpl(H5Fget_create_plist(file), H5Pclose);
+  hsize_t user_block = 0;
+  std::size_t offset_bytes = 0, length_bytes = 0;
+  if (H5Oget_info2(dataset, &info, H5O_INFO_BASIC) < 0 || !fcpl.valid() ||
+      H5Pget_userblock(fcpl.get(), &user_block) < 0 || H5Pget_sizes(fcpl.get(), &offset_bytes, &length_bytes) < 0)
+    throw InputError(path + ": cannot locate the dataset's HDF5 object header (corrupt or hostile HDF5)");
+  return check_attribute_messages(path, Hdf5ObjectHeader{info.addr, user_block, static_cast<unsigned>(offset_bytes),
+                                                         static_cast<unsigned>(length_bytes)})
+      .verifiable;
+}
+
 // Voxel size from the dataset's attributes: element_size_um (z, y, x; the Fiji HDF5 plugin
-// and ilastik convention) or voxel_size_um (one value, or z, y, x).
-bool read_spacing(hid_t dataset, Vec3& spacing) {
+// and ilastik convention) or voxel_size_um (one value, or z, y, x). None (not recorded) when an
+// attribute is stored where attributes_sound() cannot check it.
+bool read_spacing(hid_t file, hid_t dataset, const std::string& path, Vec3& spacing) {
+  if (!attributes_sound(file, dataset, path)) return false;
   for (const char* name : {"element_size_um", "voxel_size_um"}) {
     if (H5Aexists(dataset, name) <= 0) continue;
     Hid attr(H5Aopen(dataset, name, H5P_DEFAULT), H5Aclose);
@@ -301,7 +322,7 @@ Opened open_validated(const std::string& path, const std::string& wanted, Header
   check_chunk_layout(o.dataset.get(), path, o.name, o.shape);
   if (!h.dims.empty())
     check_dataset_storage(o.dataset.get(), path, o.name, static_cast<std::uint64_t>(h.dims.count()) * stored_size);
-  h.spacing_from_file = read_spacing(o.dataset.get(), h.spacing_um);
+  h.spacing_from_file = read_spacing(o.file.get(), o.dataset.get(), path, h.spacing_um);
   if (header) *header = h;
   return o;
 }
@@ -326,6 +347,132 @@ struct WireHeader {
   std::int32_t spacing_from_file;
   double spacing_um[3];
 };
+
+// libhdf5 is not thread-safe (Debian's serial build): one HDF5 call sequence, and one fork, at a time.
+std::mutex& hdf5_mutex() {
+  static std::mutex m;
+  return m;
+}
+
+// Whether the reader process serves on after an answer that is an error (fuzzing only).
+bool keep_after_errors = false;
+
+// Child only: set when libhdf5 reported an allocation it could not make.
+bool allocation_refused = false;
+
+herr_t note_allocation_failures(hid_t stack, void*) {
+  H5Ewalk2(
+      stack, H5E_WALK_DOWNWARD,
+      [](unsigned, const H5E_error2_t* e, void*) -> herr_t {
+        if (e->min_num == H5E_CANTALLOC || e->min_num == H5E_NOSPACE) allocation_refused = true;
+        return 0;
+      },
+      nullptr);
+  return 0;
+}
+
+// Child: the address space in bytes now (0 when /proc cannot tell).
+std::uint64_t address_space_now() {
+  std::uint64_t pages = 0;
+  if (std::FILE* f = std::fopen("/proc/self/statm", "r")) {
+    if (std::fscanf(f, "%" SCNu64, &pages) != 1) pages = 0;
+    std::fclose(f);
+  }
+  return pages * static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+}
+
+// Child: lets the address space grow by at most `extra` bytes from now on (never above a limit
+// already set from outside).
+void limit_address_space(std::uint64_t extra) {
+  const std::uint64_t now = address_space_now();
+  rlimit r{};
+  if (now == 0 || ::getrlimit(RLIMIT_AS, &r) != 0) return;
+  const std::uint64_t want = now + extra;
+  if (r.rlim_cur != RLIM_INFINITY && r.rlim_cur <= want) return;
+  r.rlim_cur = want;
+  ::setrlimit(RLIMIT_AS, &r);
+}
+
+// Moves exactly n bytes through the socket with `step` (one recv or send); false at the peer's end
+// or on an error. The one loop both directions share.
+template <class Step>
+bool transfer_all(int fd, char* p, std::size_t n, Step step) {
+  while (n > 0) {
+    const ssize_t k = step(fd, p, n);
+    if (k < 0 && errno == EINTR) continue;
+    if (k <= 0) return false;
+    p += k;
+    n -= static_cast<std::size_t>(k);
+  }
+  return true;
+}
+
+// Sends exactly n bytes; false when the peer has gone (MSG_NOSIGNAL: no SIGPIPE for that).
+bool send_all(int fd, const void* data, std::size_t n) {
+  return transfer_all(fd, static_cast<char*>(const_cast<void*>(data)), n,
+                      [](int f, char* p, std::size_t k) { return ::send(f, p, k, MSG_NOSIGNAL); });
+}
+
+// Reads exactly n bytes; false at end of file or on an error.
+bool read_all(int fd, void* data, std::size_t n) {
+  return transfer_all(fd, static_cast<char*>(data), n,
+                      [](int f, char* p, std::size_t k) { return ::recv(f, p, k, 0); });
+}
+
+// Child: one frame of the answer; the parent gone means nobody waits for the rest.
+void send_frame(int fd, char tag, const void* data, std::uint64_t n) {
+  if (!send_all(fd, &tag, 1) || !send_all(fd, &n, sizeof n) || !send_all(fd, data, n)) ::_exit(3);
+}
+
+std::string signal_name(int sig) {
+  switch (sig) {
+    case SIGSEGV: return "SIGSEGV";
+    case SIGBUS: return "SIGBUS";
+    case SIGABRT: return "SIGABRT";
+    case SIGFPE: return "SIGFPE";
+    case SIGILL: return "SIGILL";
+    case SIGKILL: return "SIGKILL";
+    default: return "signal " + std::to_string(sig);
+  }
+}
+
+// ---- the reader process ----
+//
+// One child, forked at the first HDF5 read of this process, serves every probe and read that
+// follows over a socket: a request names the file, the dataset and (for a read) the expected
+// header and the ROI; the child answers in frames and ends each answer with a done frame. It
+// shares no memory with the parent after the fork, so a crafted file can at worst corrupt the
+// child. A child that crashed, was refused memory, broke the protocol or was left with open HDF5
+// files open after an answer ends, and the next request forks a fresh one. Forking once instead of twice
+// per file is what made fuzz_hdf5 fast (a fork of an ASan process costs tens of ms).
+
+constexpr char kDoneFrame = 'Z';
+constexpr char kProbeRequest = 'P', kReadRequest = 'R';
+constexpr std::uint32_t kMaxRequestString = 1 << 16;
+
+struct WireRequest {
+  char op;
+  std::int32_t dtype;
+  std::int64_t dims[3];
+  std::int64_t roi_min[3];
+  std::int64_t roi_size[3];
+  std::uint32_t path_bytes;
+  std::uint32_t name_bytes;
+};
+
+struct Request {
+  char op = kProbeRequest;
+  std::string path, name;
+  Header header;  // read: what the probe found
+  Box roi;        // read: the voxels wanted
+};
+
+WireHeader to_wire(const Header& h) {
+  return WireHeader{{h.dims.x, h.dims.y, h.dims.z},
+                    static_cast<std::int32_t>(h.dtype),
+                    h.spacing_from_file,
+                    {h.spacing_um[0], h.spacing_um[1], h.spacing_um[2]}};
+}
 
 // ---- deflate streams checked against the chunk size (in the reader process) ----
 //
@@ -427,186 +574,301 @@ void check_deflate_chunks(hid_t dataset, const std::string& path, const std::str
   }
 }
 
-// libhdf5 is not thread-safe (Debian's serial build): one HDF5 call sequence, and one fork, at a time.
-std::mutex& hdf5_mutex() {
-  static std::mutex m;
-  return m;
+// Child: sends the validated header.
+void serve_probe(int fd, const Request& q) {
+  Header h;
+  open_validated(q.path, q.name, &h);
+  const WireHeader w = to_wire(h);
+  send_frame(fd, kHeaderFrame, &w, sizeof w);
 }
 
-// Child only: set when libhdf5 reported an allocation it could not make.
-bool allocation_refused = false;
-
-herr_t note_allocation_failures(hid_t stack, void*) {
-  H5Ewalk2(
-      stack, H5E_WALK_DOWNWARD,
-      [](unsigned, const H5E_error2_t* e, void*) -> herr_t {
-        if (e->min_num == H5E_CANTALLOC || e->min_num == H5E_NOSPACE) allocation_refused = true;
-        return 0;
-      },
-      nullptr);
-  return 0;
-}
-
-// Child: the address space in bytes now (0 when /proc cannot tell).
-std::uint64_t address_space_now() {
-  std::uint64_t pages = 0;
-  if (std::FILE* f = std::fopen("/proc/self/statm", "r")) {
-    if (std::fscanf(f, "%" SCNu64, &pages) != 1) pages = 0;
-    std::fclose(f);
-  }
-  return pages * static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
-}
-
-// Child: lets the address space grow by at most `extra` bytes from now on (never above a limit
-// already set from outside).
-void limit_address_space(std::uint64_t extra) {
-  const std::uint64_t now = address_space_now();
+// Child: sends the ROI's voxels in z-slabs of whole chunk layers.
+void serve_read(int fd, const Request& q) {
+  const std::string& path = q.path;
+  const Box& roi = q.roi;
+  const Dims d = box_dims(roi);
+  const std::uint64_t plane =
+      static_cast<std::uint64_t>(d.x) * static_cast<std::uint64_t>(d.y) * dtype_size(q.header.dtype);
+  Header now;
+  Opened o = open_validated(path, q.name, &now);
+  if (now.dims != q.header.dims || now.dtype != q.header.dtype)
+    throw InputError(path + ": dataset '" + o.name + "' changed while it was being read");
+  const int rank = static_cast<int>(o.shape.size());
+  const auto t = dtype_for(o.dataset.get());
+  Hid type(H5Dget_type(o.dataset.get()), H5Tclose);
+  // z-slabs of whole chunk layers, so that each chunk is decoded once.
+  const std::uint64_t layer = chunk_layer(o.dataset.get(), rank);
+  const std::uint64_t layers = std::max<std::uint64_t>(1, kSlabBytes / std::max<std::uint64_t>(1, plane * layer));
+  const std::uint64_t step = layer * layers;
+  // This slab, libhdf5's buffers for the chunks it decodes (stored and decoded) and its
+  // type-conversion buffer, beyond the metadata budget.
+  const std::uint64_t slab_max = std::min<std::uint64_t>(step, static_cast<std::uint64_t>(d.z)) * plane;
+  // A chunk beyond both the dataset and a slab is no genuine layout: it gets no allowance.
+  const std::uint64_t dataset_bytes = static_cast<std::uint64_t>(now.dims.count()) * H5Tget_size(type.get());
+  const std::uint64_t chunk =
+      std::min(chunk_bytes(o.dataset.get(), rank, H5Tget_size(type.get())), std::max(dataset_bytes, kSlabBytes));
   rlimit r{};
-  if (now == 0 || ::getrlimit(RLIMIT_AS, &r) != 0) return;
-  const std::uint64_t want = now + extra;
-  if (r.rlim_cur != RLIM_INFINITY && r.rlim_cur <= want) return;
-  r.rlim_cur = want;
-  ::setrlimit(RLIMIT_AS, &r);
-}
-
-void write_all(int fd, const void* data, std::size_t n) {
-  const char* p = static_cast<const char*>(data);
-  while (n > 0) {
-    const ssize_t w = ::write(fd, p, n);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) ::_exit(3);  // the parent is gone
-    p += w;
-    n -= static_cast<std::size_t>(w);
+  if (::getrlimit(RLIMIT_AS, &r) == 0 && r.rlim_cur != RLIM_INFINITY) {
+    r.rlim_cur += slab_max + 3 * chunk + (std::uint64_t{16} << 20);
+    if (r.rlim_max != RLIM_INFINITY) r.rlim_cur = std::min<rlim_t>(r.rlim_cur, r.rlim_max);
+    ::setrlimit(RLIMIT_AS, &r);
+  }
+  const DeflateStage deflate =
+      deflate_stage(o.dataset.get(), rank, chunk_bytes(o.dataset.get(), rank, H5Tget_size(type.get())));
+  std::vector<char> slab(slab_max);
+  Hid fspace(H5Dget_space(o.dataset.get()), H5Sclose);
+  const std::uint64_t z_end = static_cast<std::uint64_t>(roi.min[2] + roi.size[2]);
+  for (std::uint64_t z = static_cast<std::uint64_t>(roi.min[2]); z < z_end;) {
+    const std::uint64_t next = std::min(z_end, (z / step + 1) * step);
+    // File order is (z, y, x); a 2-D dataset is (y, x).
+    hsize_t start[3], count[3];
+    for (int a = 0; a < rank; ++a) {
+      start[rank - 1 - a] = static_cast<hsize_t>(roi.min[a]);
+      count[rank - 1 - a] = static_cast<hsize_t>(roi.size[a]);
+    }
+    if (rank == 3) {
+      start[0] = z;
+      count[0] = next - z;
+    }
+    H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, start, nullptr, count, nullptr);
+    Hid mspace(H5Screate_simple(rank, count, nullptr), H5Sclose);
+    const std::uint64_t bytes = (next - z) * plane;
+    check_deflate_chunks(o.dataset.get(), path, o.name, rank, deflate, start, count);
+    if (H5Dread(o.dataset.get(), t->second, mspace.get(), fspace.get(), H5P_DEFAULT, slab.data()) < 0)
+      throw InputError(path + ": cannot read dataset '" + o.name +
+                       "' (truncated, corrupt, or compressed with a filter this HDF5 library lacks)");
+    send_frame(fd, kVoxelFrame, slab.data(), bytes);
+    z = next;
   }
 }
 
-void send_frame(int fd, char tag, const void* data, std::uint64_t n) {
-  write_all(fd, &tag, 1);
-  write_all(fd, &n, sizeof n);
-  write_all(fd, data, n);
-}
-
-// Reads exactly n bytes; false at end of file or on an error.
-bool read_all(int fd, void* data, std::size_t n) {
-  char* p = static_cast<char*>(data);
-  while (n > 0) {
-    const ssize_t r = ::read(fd, p, n);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) return false;
-    p += r;
-    n -= static_cast<std::size_t>(r);
+// Child: the next request, false when the parent has gone (end of the socket) or sent garbage.
+bool receive_request(int fd, Request& q) {
+  WireRequest w{};
+  if (!read_all(fd, &w, sizeof w) || w.path_bytes > kMaxRequestString || w.name_bytes > kMaxRequestString) return false;
+  q.op = w.op;
+  q.path.resize(w.path_bytes);
+  q.name.resize(w.name_bytes);
+  if (!read_all(fd, q.path.data(), q.path.size()) || !read_all(fd, q.name.data(), q.name.size())) return false;
+  q.header = Header{};
+  q.header.dims = Dims{w.dims[0], w.dims[1], w.dims[2]};
+  q.header.dtype = static_cast<DType>(w.dtype);
+  for (int a = 0; a < 3; ++a) {
+    q.roi.min[a] = w.roi_min[a];
+    q.roi.size[a] = w.roi_size[a];
   }
   return true;
 }
 
-std::string signal_name(int sig) {
-  switch (sig) {
-    case SIGSEGV: return "SIGSEGV";
-    case SIGBUS: return "SIGBUS";
-    case SIGABRT: return "SIGABRT";
-    case SIGFPE: return "SIGFPE";
-    case SIGILL: return "SIGILL";
-    case SIGKILL: return "SIGKILL";
-    default: return "signal " + std::to_string(sig);
-  }
-}
-
-// Runs `work(fd)` in a forked child whose address space may grow by kHdf5MemoryBudget, and hands
-// each frame it sends to `receive(tag, length, fd)`, which reads exactly `length` bytes or returns
-// false. Throws the child's InputError, or one naming the file when libhdf5 was refused memory
-// or crashed.
-template <class Work, class Receive>
-void run_isolated(const std::string& path, Work&& work, Receive&& receive) {
-  std::lock_guard lock(hdf5_mutex());
-  H5open();  // initialised once here, inherited by every child
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) throw std::system_error(errno, std::generic_category(), "pipe for the HDF5 reader");
-  const pid_t pid = ::fork();
-  if (pid < 0) {
-    const int e = errno;
-    ::close(fds[0]);
-    ::close(fds[1]);
-    throw std::system_error(e, std::generic_category(), "fork for the HDF5 reader");
-  }
-  if (pid == 0) {
-    ::close(fds[0]);
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    // A crash in libhdf5 ends this child only (not a fuzzer's or a sanitizer's handler of the parent).
-    for (int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT}) ::signal(sig, SIG_DFL);
+// Child: serves requests until the parent goes away or a file leaves this process untrustworthy.
+[[noreturn]] void serve(int fd) {
+  // A crash in libhdf5 ends this child only (not a fuzzer's or a sanitizer's handler of the parent).
+  for (int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT}) ::signal(sig, SIG_DFL);
+  // Nor does a sanitizer report here run a fuzzer's death callback: it would save the input the
+  // fuzzer held at the fork. The parent reports the crash with the input that caused it.
+  if (__sanitizer_set_death_callback) __sanitizer_set_death_callback(nullptr);
+  // Also keeps libhdf5 from printing its error stack: errors are reported by us.
+  H5Eset_auto2(H5E_DEFAULT, note_allocation_failures, nullptr);
+  rlimit inherited{};
+  const bool limits = ::getrlimit(RLIMIT_AS, &inherited) == 0;
+  for (Request q; receive_request(fd, q);) {
+    // Each request gets the metadata budget from the address space it starts with.
+    if (limits) ::setrlimit(RLIMIT_AS, &inherited);
     limit_address_space(kHdf5MemoryBudget);
-    // Also keeps libhdf5 from printing its error stack: errors are reported by us.
-    H5Eset_auto2(H5E_DEFAULT, note_allocation_failures, nullptr);
+    allocation_refused = false;
     std::string error;
     try {
-      work(fds[1]);
+      if (q.op == kProbeRequest) serve_probe(fd, q);
+      else if (q.op == kReadRequest) serve_read(fd, q);
+      else ::_exit(4);
     } catch (const InputError& e) {
       error = e.what();
     } catch (const std::bad_alloc&) {
       allocation_refused = true;
     } catch (const std::exception& e) {
-      error = path + ": " + e.what();
+      error = q.path + ": " + e.what();
     }
     if (allocation_refused)
-      error = path + ": libhdf5 asked for more memory than this " + std::to_string(file_bytes(path)) +
+      error = q.path + ": libhdf5 asked for more memory than this " + std::to_string(file_bytes(q.path)) +
               "-byte file can justify (over " + std::to_string(kHdf5MemoryBudget >> 20) +
               " MiB beyond the voxels; corrupt or hostile HDF5 metadata)";
-    if (!error.empty()) send_frame(fds[1], kErrorFrame, error.data(), error.size());
-    ::_exit(0);  // no atexit handlers: they belong to the parent
+    if (!error.empty()) send_frame(fd, kErrorFrame, error.data(), error.size());
+    // After an error the file may have left libhdf5's state altered (fuzz_hdf5: a SIGSEGV that
+    // only a sequence of inputs gives), after a refused allocation libhdf5 is half-way through an
+    // operation, and a file whose objects stayed open would be found again by a later open of the
+    // same inode: a fresh child serves the next request. The answer then ends without a done
+    // frame; the parent forks anew.
+    if ((!error.empty() && !keep_after_errors) || allocation_refused ||
+        H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_FILE) != 0)
+      ::_exit(0);
+    send_frame(fd, kDoneFrame, nullptr, 0);
   }
-  ::close(fds[1]);
+  ::_exit(0);  // no atexit handlers: they belong to the parent
+}
+
+// Parent: the reader process, if one runs. At exit it is told to end (the socket closes) and
+// waited for, so its CPU time counts as this process's children's. There is one (reader_process())
+// and it is never copied: a copy's destructor would end the reader it names. (The reverted first
+// version assigned `r = ReaderProcess{pid, fd}`; clang destroys that temporary, which closed the
+// socket and waited for the reader it had just forked, so under sanitize.sh every request found
+// the reader gone; GCC 12 skips that destructor call, so Release passed.)
+class ReaderProcess {
+ public:
+  ReaderProcess() = default;
+  ReaderProcess(const ReaderProcess&) = delete;
+  ReaderProcess& operator=(const ReaderProcess&) = delete;
+  ~ReaderProcess() {
+    if (running()) end(false);
+  }
+
+  bool running() const { return pid_ >= 0; }
+  int fd() const { return fd_; }
+
+  // Forks the reader; it talks through one end of a socket pair, we through the other.
+  void start() {
+    // A process forked from this one (a sample's worker) must fork its own reader, not talk to ours.
+    static const bool forget_in_children = [] {
+      return ::pthread_atfork(nullptr, nullptr, [] { reader_process().forget(); }) == 0;
+    }();
+    (void)forget_in_children;
+    H5open();  // initialised once here, inherited by every child
+    int fds[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0)
+      throw std::system_error(errno, std::generic_category(), "socket for the HDF5 reader");
+    // Fewer round trips for the voxel slabs.
+    const int buffer = 4 << 20;
+    ::setsockopt(fds[0], SOL_SOCKET, SO_RCVBUF, &buffer, sizeof buffer);
+    ::setsockopt(fds[1], SOL_SOCKET, SO_SNDBUF, &buffer, sizeof buffer);
+    const pid_t pid = ::fork();
+    if (pid < 0) {
+      const int e = errno;
+      ::close(fds[0]);
+      ::close(fds[1]);
+      throw std::system_error(e, std::generic_category(), "fork for the HDF5 reader");
+    }
+    if (pid == 0) {
+      ::close(fds[0]);
+      serve(fds[1]);
+    }
+    ::close(fds[1]);
+    pid_ = pid;
+    fd_ = fds[0];
+  }
+
+  // Ends the reader (killing it first when asked) and returns its wait status.
+  int end(bool kill) {
+    if (kill) ::kill(pid_, SIGKILL);
+    ::close(fd_);
+    int status = 0;
+    while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+    }
+    pid_ = fd_ = -1;
+    return status;
+  }
+
+  static ReaderProcess& reader_process() {
+    static ReaderProcess r;
+    return r;
+  }
+
+ private:
+  // In a forked child: the parent's reader is not ours to end or wait for.
+  void forget() {
+    if (fd_ >= 0) ::close(fd_);
+    pid_ = fd_ = -1;
+  }
+
+  pid_t pid_ = -1;
+  int fd_ = -1;  // our end of the socket
+};
+
+bool send_request(int fd, const Request& q) {
+  WireRequest w{};
+  w.op = q.op;
+  w.dtype = static_cast<std::int32_t>(q.header.dtype);
+  w.dims[0] = q.header.dims.x;
+  w.dims[1] = q.header.dims.y;
+  w.dims[2] = q.header.dims.z;
+  for (int a = 0; a < 3; ++a) {
+    w.roi_min[a] = q.roi.min[a];
+    w.roi_size[a] = q.roi.size[a];
+  }
+  w.path_bytes = static_cast<std::uint32_t>(q.path.size());
+  w.name_bytes = static_cast<std::uint32_t>(q.name.size());
+  std::string bytes(reinterpret_cast<const char*>(&w), sizeof w);
+  bytes += q.path;
+  bytes += q.name;
+  return send_all(fd, bytes.data(), bytes.size());  // a reader that died: false, not SIGPIPE
+}
+
+// Sends the request to the reader process (forking one when none runs) and hands each frame of
+// the answer to `receive(tag, length, fd)`, which reads exactly `length` bytes or returns false.
+// Throws the child's InputError, or one naming the file when libhdf5 was refused memory or
+// crashed.
+template <class Receive>
+void run_isolated(const Request& q, Receive&& receive) {
+  const std::string& path = q.path;
+  if (q.path.size() > kMaxRequestString || q.name.size() > kMaxRequestString)
+    throw InputError(path + ": path or dataset name longer than " + std::to_string(kMaxRequestString) + " bytes");
+  std::lock_guard lock(hdf5_mutex());
+  ReaderProcess& r = ReaderProcess::reader_process();
+  if (r.running() && !send_request(r.fd(), q)) r.end(true);  // it ended since its last answer
+  if (!r.running()) {
+    r.start();
+    if (!send_request(r.fd(), q)) {
+      r.end(true);
+      throw InputError(path + ": the HDF5 reader process did not take the request");
+    }
+  }
   std::string error;
-  bool broken = false;
+  bool broken = false, done = false;
   try {
-    for (char tag; read_all(fds[0], &tag, 1);) {
+    for (char tag; !done && read_all(r.fd(), &tag, 1);) {
       std::uint64_t n = 0;
-      if (!read_all(fds[0], &n, sizeof n)) {
+      if (!read_all(r.fd(), &n, sizeof n)) {
         broken = true;
-        break;
-      }
-      if (tag == kErrorFrame && n <= kMaxMessageBytes) {
+      } else if (tag == kDoneFrame) {
+        done = n == 0;
+        broken = n != 0;
+      } else if (tag == kErrorFrame && n <= kMaxMessageBytes) {
         error.resize(n);
-        broken = !read_all(fds[0], error.data(), n);
+        broken = !read_all(r.fd(), error.data(), n);
       } else {
-        broken = tag == kErrorFrame || !receive(tag, n, fds[0]);
+        broken = tag == kErrorFrame || !receive(tag, n, r.fd());
       }
       if (broken) break;
     }
   } catch (...) {
     broken = true;
   }
-  if (broken) ::kill(pid, SIGKILL);
-  ::close(fds[0]);
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
+  if (done && !error.empty()) throw InputError(error);
+  if (done) return;
+  const int status = r.end(broken);
   if (!error.empty()) throw InputError(error);
   if (WIFSIGNALED(status) && !broken)
     throw InputError(path + ": libhdf5 crashed reading this file (" + signal_name(WTERMSIG(status)) +
                      "; corrupt or hostile HDF5)");
-  if (broken || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
-    throw InputError(path + ": the HDF5 reader process ended without a complete answer (corrupt or hostile HDF5)");
+  throw InputError(path + ": the HDF5 reader process ended without a complete answer (corrupt or hostile HDF5)");
 }
 
 }  // namespace
 
+void keep_hdf5_reader_after_errors(bool keep) {
+  std::lock_guard lock(hdf5_mutex());
+  keep_after_errors = keep;  // read by the next reader process forked
+}
+
 Header probe_hdf5(const std::string& path, const std::string& name) {
   WireHeader w{};
   bool got = false;
-  run_isolated(
-      path,
-      [&](int fd) {
-        Header h;
-        open_validated(path, name, &h);
-        WireHeader out{{h.dims.x, h.dims.y, h.dims.z},
-                       static_cast<std::int32_t>(h.dtype),
-                       h.spacing_from_file,
-                       {h.spacing_um[0], h.spacing_um[1], h.spacing_um[2]}};
-        send_frame(fd, kHeaderFrame, &out, sizeof out);
-      },
-      [&](char tag, std::uint64_t n, int fd) {
-        if (tag != kHeaderFrame || n != sizeof w || got) return false;
-        return got = read_all(fd, &w, sizeof w);
-      });
+  Request q;
+  q.op = kProbeRequest;
+  q.path = path;
+  q.name = name;
+  run_isolated(q, [&](char tag, std::uint64_t n, int fd) {
+    if (tag != kHeaderFrame || n != sizeof w || got) return false;
+    return got = read_all(fd, &w, sizeof w);
+  });
   if (!got || w.dtype < 0 || w.dtype > static_cast<int>(DType::f32))
     throw InputError(path + ": the HDF5 reader process sent no header (corrupt or hostile HDF5)");
   Header h;
@@ -625,66 +887,18 @@ AnyVolume read_hdf5(const std::string& path, const std::string& name, const Head
   const std::uint64_t total = plane * static_cast<std::uint64_t>(d.z);
   std::uint64_t filled = 0;
   char* dst = static_cast<char*>(voxel_bytes(out));
-  run_isolated(
-      path,
-      [&](int fd) {
-        Header now;
-        Opened o = open_validated(path, name, &now);
-        if (now.dims != header.dims || now.dtype != header.dtype)
-          throw InputError(path + ": dataset '" + o.name + "' changed while it was being read");
-        const int rank = static_cast<int>(o.shape.size());
-        const auto t = dtype_for(o.dataset.get());
-        Hid type(H5Dget_type(o.dataset.get()), H5Tclose);
-        // z-slabs of whole chunk layers, so that each chunk is decoded once.
-        const std::uint64_t layer = chunk_layer(o.dataset.get(), rank);
-        const std::uint64_t layers = std::max<std::uint64_t>(1, kSlabBytes / std::max<std::uint64_t>(1, plane * layer));
-        const std::uint64_t step = layer * layers;
-        // This slab, libhdf5's buffers for the chunks it decodes (stored and decoded) and its
-        // type-conversion buffer, beyond the metadata budget.
-        const std::uint64_t slab_max = std::min<std::uint64_t>(step, static_cast<std::uint64_t>(d.z)) * plane;
-        // A chunk beyond both the dataset and a slab is no genuine layout: it gets no allowance.
-        const std::uint64_t dataset_bytes = static_cast<std::uint64_t>(now.dims.count()) * H5Tget_size(type.get());
-        const std::uint64_t chunk =
-            std::min(chunk_bytes(o.dataset.get(), rank, H5Tget_size(type.get())), std::max(dataset_bytes, kSlabBytes));
-        rlimit r{};
-        if (::getrlimit(RLIMIT_AS, &r) == 0 && r.rlim_cur != RLIM_INFINITY) {
-          r.rlim_cur += slab_max + 3 * chunk + (std::uint64_t{16} << 20);
-          ::setrlimit(RLIMIT_AS, &r);
-        }
-        const DeflateStage deflate =
-            deflate_stage(o.dataset.get(), rank, chunk_bytes(o.dataset.get(), rank, H5Tget_size(type.get())));
-        std::vector<char> slab(slab_max);
-        Hid fspace(H5Dget_space(o.dataset.get()), H5Sclose);
-        const std::uint64_t z_end = static_cast<std::uint64_t>(roi.min[2] + roi.size[2]);
-        for (std::uint64_t z = static_cast<std::uint64_t>(roi.min[2]); z < z_end;) {
-          const std::uint64_t next = std::min(z_end, (z / step + 1) * step);
-          // File order is (z, y, x); a 2-D dataset is (y, x).
-          hsize_t start[3], count[3];
-          for (int a = 0; a < rank; ++a) {
-            start[rank - 1 - a] = static_cast<hsize_t>(roi.min[a]);
-            count[rank - 1 - a] = static_cast<hsize_t>(roi.size[a]);
-          }
-          if (rank == 3) {
-            start[0] = z;
-            count[0] = next - z;
-          }
-          H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, start, nullptr, count, nullptr);
-          Hid mspace(H5Screate_simple(rank, count, nullptr), H5Sclose);
-          const std::uint64_t bytes = (next - z) * plane;
-          check_deflate_chunks(o.dataset.get(), path, o.name, rank, deflate, start, count);
-          if (H5Dread(o.dataset.get(), t->second, mspace.get(), fspace.get(), H5P_DEFAULT, slab.data()) < 0)
-            throw InputError(path + ": cannot read dataset '" + o.name +
-                             "' (truncated, corrupt, or compressed with a filter this HDF5 library lacks)");
-          send_frame(fd, kVoxelFrame, slab.data(), bytes);
-          z = next;
-        }
-      },
-      [&](char tag, std::uint64_t n, int fd) {
-        if (tag != kVoxelFrame || n > total - filled) return false;
-        if (!read_all(fd, dst + filled, n)) return false;
-        filled += n;
-        return true;
-      });
+  Request q;
+  q.op = kReadRequest;
+  q.path = path;
+  q.name = name;
+  q.header = header;
+  q.roi = roi;
+  run_isolated(q, [&](char tag, std::uint64_t n, int fd) {
+    if (tag != kVoxelFrame || n > total - filled) return false;
+    if (!read_all(fd, dst + filled, n)) return false;
+    filled += n;
+    return true;
+  });
   if (filled != total)
     throw InputError(path + ": the HDF5 reader process sent " + std::to_string(filled) + " of " +
                      std::to_string(total) + " voxel bytes (corrupt or hostile HDF5)");

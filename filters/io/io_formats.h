@@ -93,5 +93,26 @@ void write_npy(VolumeRef volume, const std::string& path);
 Header probe_hdf5(const std::string& path, const std::string& dataset);
 AnyVolume read_hdf5(const std::string& path, const std::string& dataset, const Header& header, const Box& roi);
 void write_hdf5(VolumeRef volume, const std::string& path, const std::string& dataset, bool compress);
+// ---- HDF5 object headers read without libhdf5 (hdf5_object_header.cpp) ----
+// Where an object's header is and how the file encodes addresses (from the superblock).
+struct Hdf5ObjectHeader {
+  std::uint64_t address = 0;  // as libhdf5 gives it: relative to the base address
+  std::uint64_t base = 0;     // the base address (after a user block)
+  unsigned offset_bytes = 8;  // the superblock's "size of offsets"
+  unsigned length_bytes = 8;  // and "size of lengths"
+};
+struct AttributeVerdict {
+  bool verifiable = true;  // false: some attribute is stored where the check does not follow
+  std::string why_not;
+};
+// Walks the object header's chunks and checks that each attribute message holds its name
+// (NUL-terminated) and the data its dataspace and datatype size claim; throws InputError naming
+// the file and the attribute when one does not. Dense storage and shared messages: not verifiable.
+AttributeVerdict check_attribute_messages(const std::string& path, const Hdf5ObjectHeader& at);
+
+// The HDF5 reader process ends after any answer that is an error, so that a hostile file cannot
+// leave libhdf5's state altered for the next file. The fuzz harness keeps it across errors (one
+// fork per crash instead of per input; accumulated state is a harsher test).
+void keep_hdf5_reader_after_errors(bool keep);
 
 }  // namespace vp::io
