@@ -19,6 +19,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cinttypes>
 #include <cstdio>
@@ -356,6 +357,9 @@ std::mutex& hdf5_mutex() {
 
 // Whether the reader process serves on after an answer that is an error (fuzzing only).
 bool keep_after_errors = false;
+
+// Reader processes that ended by SIGABRT (hdf5_reader_aborts()).
+std::atomic<int> reader_aborts{0};
 
 // Child only: set when libhdf5 reported an allocation it could not make.
 bool allocation_refused = false;
@@ -845,6 +849,7 @@ void run_isolated(const Request& q, Receive&& receive) {
   if (done) return;
   const int status = r.end(broken);
   if (!error.empty()) throw InputError(error);
+  if (WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT) reader_aborts.fetch_add(1);
   if (WIFSIGNALED(status) && !broken)
     throw InputError(path + ": libhdf5 crashed reading this file (" + signal_name(WTERMSIG(status)) +
                      "; corrupt or hostile HDF5)");
@@ -852,6 +857,8 @@ void run_isolated(const Request& q, Receive&& receive) {
 }
 
 }  // namespace
+
+int hdf5_reader_aborts() { return reader_aborts.load(); }
 
 void keep_hdf5_reader_after_errors(bool keep) {
   std::lock_guard lock(hdf5_mutex());

@@ -115,4 +115,9 @@ AttributeVerdict check_attribute_messages(const std::string& path, const Hdf5Obj
 // fork per crash instead of per input; accumulated state is a harsher test).
 void keep_hdf5_reader_after_errors(bool keep);
 
+// How many HDF5 reader processes this process has seen end by SIGABRT (a sanitizer report in
+// libhdf5 under the fuzz build): the fuzz harness counts findings by it, not by the message,
+// whose text a hostile file can echo.
+int hdf5_reader_aborts();
+
 }  // namespace vp::io
