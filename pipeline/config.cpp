@@ -275,12 +275,14 @@ class ConfigParser {
     Box b;
     const auto mn = p.numbers("min"), sz = p.numbers("size");
     bool ok = true;
+    // Above 2^53 a double no longer holds every integer (and 1e19 no longer fits index_t).
+    constexpr double kLargest = 9007199254740992.0;
     auto ints = [&](const std::vector<double>& v, const std::string& key, double lowest) {
       if (v.size() != 3 ||
-          std::any_of(v.begin(), v.end(), [&](double x) { return x != std::floor(x) || x < lowest; })) {
+          std::any_of(v.begin(), v.end(), [&](double x) { return x != std::floor(x) || x < lowest || x > kLargest; })) {
         diags_.error(n[key], kp + "." + key,
                      "found " + YAML::Dump(n[key]) + "; expected [x, y, z], three integers ≥ " +
-                         std::to_string(static_cast<int>(lowest)) + " (voxels)");
+                         std::to_string(static_cast<int>(lowest)) + " and ≤ 2^53 (voxels)");
         ok = false;
       }
     };

@@ -297,8 +297,24 @@ TEST_F(ConfigTest, RoiOutsideTheVolume) {
       "  - path: data/a.mha\n    name: b\n    roi: {min: [0, -1, 0], size: [1, 1, 0]}\n");
   EXPECT_TRUE(
       has(where(3, 10) + ": samples[0].roi: reaches x = 8 but the volume is 8x6x4; expected min + size ≤ dims"));
-  EXPECT_TRUE(has("samples[1].roi.min: found [0, -1, 0]; expected [x, y, z], three integers ≥ 0 (voxels)"));
-  EXPECT_TRUE(has("samples[1].roi.size: found [1, 1, 0]; expected [x, y, z], three integers ≥ 1 (voxels)"));
+  EXPECT_TRUE(has("samples[1].roi.min: found [0, -1, 0]; expected [x, y, z], three integers ≥ 0 and ≤ 2^53 (voxels)"));
+  EXPECT_TRUE(has("samples[1].roi.size: found [1, 1, 0]; expected [x, y, z], three integers ≥ 1 and ≤ 2^53 (voxels)"));
+}
+
+// fuzz_config: an ROI size of 3.3e19 was cast to index_t (UBSan: outside the range of 'long').
+// Kept input replayed.
+TEST_F(ConfigTest, RoiBeyondAnyIntegerIsAnErrorNamingTheKey) {
+  validate("samples:\n  - path: data/a.mha\n    roi: {min: [0, 0, 0], size: [1, 33333333333333333324, 1]}\n");
+  EXPECT_TRUE(
+      has("samples[0].roi.size: found [1, 33333333333333333324, 1]; expected [x, y, z], three integers ≥ 1 "
+          "and ≤ 2^53 (voxels)"));
+  const fs::path kept = fs::path(VP_SOURCE_DIR) / "tests" / "data" / "fuzz_config_roi_huge.yaml";
+  diags_ = Diagnostics(kept.string());
+  try {
+    parse_config(kept, test_registry(), diags_);
+  } catch (const InputError&) {
+  }
+  EXPECT_TRUE(has("samples[1].roi.size"));
 }
 
 TEST_F(ConfigTest, DuplicateSampleNames) {
