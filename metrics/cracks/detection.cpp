@@ -404,6 +404,31 @@ GreyValley grey_valley(const std::vector<index_t>& voxels, const PrincipalAxes& 
   return {across * k, (a + c) / 2 + std::sqrt((a - c) * (a - c) / 4 + b * b)};
 }
 
+// Flat where it lies: at ≥ min_share of every (n/128)-th voxel of a cut, the void within 3 voxels
+// has a principal plane within 25° of the cut's (unit normal n); a slab cut through curved pore
+// films is flat only as a cut.
+bool flat_in_place(const std::vector<index_t>& voxels, const Vec3& n, const Volume<std::uint8_t>& void_mask,
+                   double min_share) {
+  const Dims d = void_mask.dims();
+  const double cos_max = std::cos(25 * M_PI / 180);
+  const std::size_t stride = std::max<std::size_t>(1, voxels.size() / 128);
+  std::size_t flat = 0, tried = 0;
+  for (std::size_t s = 0; s < voxels.size(); s += stride, ++tried) {
+    const index_t i = voxels[s];
+    const index_t x = i % d.x, y = (i / d.x) % d.y, z = i / (d.x * d.y);
+    std::vector<index_t> local;
+    for (index_t w = std::max<index_t>(0, z - 3); w <= std::min(d.z - 1, z + 3); ++w)
+      for (index_t v = std::max<index_t>(0, y - 3); v <= std::min(d.y - 1, y + 3); ++v)
+        for (index_t u = std::max<index_t>(0, x - 3); u <= std::min(d.x - 1, x + 3); ++u) {
+          const index_t j = u + d.x * (v + d.y * w);
+          if (void_mask[j]) local.push_back(j);
+        }
+    const Vec3 m = principal_axes(local, d, void_mask.spacing_um).axis[2];  // a copy: the axes are a temporary
+    flat += std::abs(n[0] * m[0] + n[1] * m[1] + n[2] * m[2]) >= cos_max;
+  }
+  return static_cast<double>(flat) >= min_share * static_cast<double>(tried);
+}
+
 // Crack planes cut out of a group that failed the sheet test (a holey crack merged with pores
 // or with other debris); step 4b of detection.h. Sequential plane fitting as in split_planes,
 // but each candidate plane is scored by its sandwiched voxels and every plane tried is removed:
@@ -529,32 +554,19 @@ std::vector<std::vector<index_t>> cut_sandwiched_planes(const std::vector<index_
         best_sandwiched < o.cut_min_sandwiched * static_cast<double>(best_cluster.size()) ||
         sheet_aspect(principal_axes(best_cluster, d, h)) < std::max(o.min_aspect, o.cut_min_aspect))
       continue;
-    if (grey && o.cut_min_valley > 0) {
-      // With grey, one valley across the cut instead of the flatness below: only about half of a
-      // crack's voxels are labelled void, and pores beside it tilt a void-based local plane.
-      const GreyValley valley = grey_valley(best_cluster, plane, *grey, valley_kernels);
-      if (valley.across < valley_floor || valley.across < o.cut_valley_ratio * valley.in_plane) continue;
-    } else if (o.cut_min_flat > 0) {
-      // Flat where it lies: at most voxels the void around it (within 3 voxels) has the cut's
-      // plane as its own; a slab cut through curved pore films is flat only as a cut.
-      const Vec3& n = plane.axis[2];
-      const double cos_max = std::cos(25 * M_PI / 180);
-      const std::size_t stride = std::max<std::size_t>(1, best_cluster.size() / 128);
-      std::size_t flat = 0, tried = 0;
-      for (std::size_t s = 0; s < best_cluster.size(); s += stride, ++tried) {
-        const index_t i = best_cluster[s];
-        const index_t x = i % d.x, y = (i / d.x) % d.y, z = i / (d.x * d.y);
-        std::vector<index_t> local;
-        for (index_t w = std::max<index_t>(0, z - 3); w <= std::min(d.z - 1, z + 3); ++w)
-          for (index_t v = std::max<index_t>(0, y - 3); v <= std::min(d.y - 1, y + 3); ++v)
-            for (index_t u = std::max<index_t>(0, x - 3); u <= std::min(d.x - 1, x + 3); ++u) {
-              const index_t j = u + d.x * (v + d.y * w);
-              if (void_mask[j]) local.push_back(j);
-            }
-        const Vec3 m = principal_axes(local, d, h).axis[2];  // a copy: the axes are a temporary
-        flat += std::abs(n[0] * m[0] + n[1] * m[1] + n[2] * m[2]) >= cos_max;
+    // One sheet where it lies, by either of two pieces of evidence: the grey is one valley across
+    // the cut (the labelled void of a crack is holey, and pores beside it tilt the void's local
+    // plane), or the void around its voxels is flat in the cut's plane (where pores beside the
+    // crack curve the grey along it). A slab cut through pores or curved films has neither.
+    const bool by_valley = grey && o.cut_min_valley > 0, by_flatness = o.cut_min_flat > 0;
+    if (by_valley || by_flatness) {
+      bool one_sheet = false;
+      if (by_valley) {
+        const GreyValley valley = grey_valley(best_cluster, plane, *grey, valley_kernels);
+        one_sheet = valley.across >= valley_floor && valley.across >= o.cut_valley_ratio * valley.in_plane;
       }
-      if (flat < o.cut_min_flat * static_cast<double>(tried)) continue;
+      if (!one_sheet && by_flatness) one_sheet = flat_in_place(best_cluster, plane.axis[2], void_mask, o.cut_min_flat);
+      if (!one_sheet) continue;
     }
     if (grey) {
       // A real opening is dark on average; a sheet of noise ridges (host-labelled, from the
