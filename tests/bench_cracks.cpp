@@ -127,6 +127,8 @@ int main(int argc, char** argv) {
   CrackDetectionOptions o;
   o.host_labels = {1};
   o.void_labels = {0};
+  // VP_CUT_MIN_VALLEY=0: cut cracks judged by the void's flatness alone (the grey valley's cost).
+  if (const char* v = std::getenv("VP_CUT_MIN_VALLEY")) o.cut_min_valley = std::atof(v);
   SheetnessOptions so;
   so.contrast = 22000 - 6000;
   so.host_level = 22000;

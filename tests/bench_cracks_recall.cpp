@@ -119,6 +119,8 @@ void evaluate(const std::string& name, const phantom::Phantom& ph, const phantom
     CrackDetectionOptions o;  // the stage's defaults
     o.host_labels = {host == "se" ? 1 : 2};
     o.void_labels = {0};
+    // VP_CUT_MIN_VALLEY=0: cut cracks judged by the void's flatness instead of the grey valley.
+    if (const char* v = std::getenv("VP_CUT_MIN_VALLEY")) o.cut_min_valley = std::atof(v);
     const CrackDetection det = detect_cracks(labels, &grey, o);
     const crack_recall::Score s = crack_recall::score(ph, host, det.ids, det.count);
     totals[host].add(s);

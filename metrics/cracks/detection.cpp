@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "filters/segment/cleanup.h"
+#include "filters/segment/features.h"
 #include "metrics/connectivity.h"
 #include "metrics/cracks/shape.h"
 #include "metrics/local_thickness.h"
@@ -318,6 +319,116 @@ bool sandwiched(index_t i, const Vec3& n, const Volume<std::uint8_t>& void_mask,
   return (reach[0] + reach[1] - 1) * step <= max_run_um * (1 + 1e-6);
 }
 
+// The Hessian (grey / µm²) at voxel i of the grey smoothed by a Gaussian of one finest voxel
+// (taps `kernels`, per axis), by central differences on the 3³ block around the voxel, which is
+// smoothed from a patch of the raw grey (replicated border, as gaussian_smooth).
+using Hessian = std::array<std::array<double, 3>, 3>;
+Hessian smoothed_hessian(index_t i, const Volume<float>& grey, const std::array<std::vector<double>, 3>& kernels) {
+  const Dims d = grey.dims();
+  const Vec3& h = grey.spacing_um;
+  const index_t p[3] = {i % d.x, (i / d.x) % d.y, i / (d.x * d.y)};
+  index_t r[3], m[3];  // kernel radius and patch width per axis
+  for (int a = 0; a < 3; ++a) r[a] = static_cast<index_t>(kernels[a].size() / 2), m[a] = 3 + 2 * r[a];
+  std::vector<double> patch(static_cast<std::size_t>(m[0] * m[1] * m[2]));
+  for (index_t z = 0; z < m[2]; ++z)
+    for (index_t y = 0; y < m[1]; ++y)
+      for (index_t x = 0; x < m[0]; ++x) {
+        const index_t q[3] = {std::clamp<index_t>(p[0] - 1 - r[0] + x, 0, d.x - 1),
+                              std::clamp<index_t>(p[1] - 1 - r[1] + y, 0, d.y - 1),
+                              std::clamp<index_t>(p[2] - 1 - r[2] + z, 0, d.z - 1)};
+        patch[static_cast<std::size_t>(x + m[0] * (y + m[1] * z))] = grey(q[0], q[1], q[2]);
+      }
+  std::vector<double> sx(static_cast<std::size_t>(3 * m[1] * m[2]), 0.0);
+  for (index_t z = 0; z < m[2]; ++z)
+    for (index_t y = 0; y < m[1]; ++y)
+      for (index_t x = 0; x < 3; ++x)
+        for (index_t t = 0; t <= 2 * r[0]; ++t)
+          sx[static_cast<std::size_t>(x + 3 * (y + m[1] * z))] +=
+              kernels[0][static_cast<std::size_t>(t)] * patch[static_cast<std::size_t>(x + t + m[0] * (y + m[1] * z))];
+  std::vector<double> sy(static_cast<std::size_t>(9 * m[2]), 0.0);
+  for (index_t z = 0; z < m[2]; ++z)
+    for (index_t y = 0; y < 3; ++y)
+      for (index_t x = 0; x < 3; ++x)
+        for (index_t t = 0; t <= 2 * r[1]; ++t)
+          sy[static_cast<std::size_t>(x + 3 * (y + 3 * z))] +=
+              kernels[1][static_cast<std::size_t>(t)] * sx[static_cast<std::size_t>(x + 3 * (y + t + m[1] * z))];
+  double s[3][3][3] = {};  // [x][y][z]
+  for (index_t z = 0; z < 3; ++z)
+    for (index_t y = 0; y < 3; ++y)
+      for (index_t x = 0; x < 3; ++x)
+        for (index_t t = 0; t <= 2 * r[2]; ++t)
+          s[x][y][z] +=
+              kernels[2][static_cast<std::size_t>(t)] * sy[static_cast<std::size_t>(x + 3 * (y + 3 * (z + t)))];
+  Hessian H;
+  H[0][0] = (s[2][1][1] - 2 * s[1][1][1] + s[0][1][1]) / (h[0] * h[0]);
+  H[1][1] = (s[1][2][1] - 2 * s[1][1][1] + s[1][0][1]) / (h[1] * h[1]);
+  H[2][2] = (s[1][1][2] - 2 * s[1][1][1] + s[1][1][0]) / (h[2] * h[2]);
+  H[0][1] = H[1][0] = (s[2][2][1] - s[2][0][1] - s[0][2][1] + s[0][0][1]) / (4 * h[0] * h[1]);
+  H[0][2] = H[2][0] = (s[2][1][2] - s[2][1][0] - s[0][1][2] + s[0][1][0]) / (4 * h[0] * h[2]);
+  H[1][2] = H[2][1] = (s[1][2][2] - s[1][2][0] - s[1][0][2] + s[1][0][0]) / (4 * h[1] * h[2]);
+  return H;
+}
+
+double quadratic_form(const Hessian& H, const Vec3& a, const Vec3& b) {
+  double sum = 0;
+  for (int j = 0; j < 3; ++j)
+    for (int k = 0; k < 3; ++k) sum += a[j] * H[j][k] * b[k];
+  return sum;
+}
+
+// The grey profile across a cut: the smoothed grey's curvature along the cut's normal (across)
+// and the largest along a direction in its plane (in_plane), each the mean over every
+// (n/128)-th voxel of the cut (grey / µm²). A crack is one dark valley across its plane: it
+// curves the grey upward across the plane (by about 0.2 × contrast per voxel² for two voxels
+// open under a PSF of one voxel) and hardly along it, wherever one samples it. A slab cut
+// through pores or curved compaction films meets dark structures at every angle: the mean
+// curvature is shared between the normal and the plane, or small where a slab is cut through
+// noise ridges at the host level.
+struct GreyValley {
+  double across = 0, in_plane = 0;
+};
+GreyValley grey_valley(const std::vector<index_t>& voxels, const PrincipalAxes& plane, const Volume<float>& grey,
+                       const std::array<std::vector<double>, 3>& kernels) {
+  const Vec3 &n = plane.axis[2], &u = plane.axis[0], &v = plane.axis[1];
+  const std::size_t stride = std::max<std::size_t>(1, voxels.size() / 128);
+  double across = 0, uu = 0, uv = 0, vv = 0;
+  std::size_t tried = 0;
+  for (std::size_t s = 0; s < voxels.size(); s += stride, ++tried) {
+    const Hessian H = smoothed_hessian(voxels[s], grey, kernels);
+    across += quadratic_form(H, n, n), uu += quadratic_form(H, u, u), uv += quadratic_form(H, u, v),
+        vv += quadratic_form(H, v, v);
+  }
+  if (tried == 0) return {};
+  const double k = 1.0 / static_cast<double>(tried);
+  const double a = uu * k, b = uv * k, c = vv * k;  // the mean in-plane curvature (2×2, basis u, v)
+  return {across * k, (a + c) / 2 + std::sqrt((a - c) * (a - c) / 4 + b * b)};
+}
+
+// Flat where it lies: at ≥ min_share of every (n/128)-th voxel of a cut, the void within 3 voxels
+// has a principal plane within 25° of the cut's (unit normal n); a slab cut through curved pore
+// films is flat only as a cut.
+bool flat_in_place(const std::vector<index_t>& voxels, const Vec3& n, const Volume<std::uint8_t>& void_mask,
+                   double min_share) {
+  const Dims d = void_mask.dims();
+  const double cos_max = std::cos(25 * M_PI / 180);
+  const std::size_t stride = std::max<std::size_t>(1, voxels.size() / 128);
+  std::size_t flat = 0, tried = 0;
+  for (std::size_t s = 0; s < voxels.size(); s += stride, ++tried) {
+    const index_t i = voxels[s];
+    const index_t x = i % d.x, y = (i / d.x) % d.y, z = i / (d.x * d.y);
+    std::vector<index_t> local;
+    for (index_t w = std::max<index_t>(0, z - 3); w <= std::min(d.z - 1, z + 3); ++w)
+      for (index_t v = std::max<index_t>(0, y - 3); v <= std::min(d.y - 1, y + 3); ++v)
+        for (index_t u = std::max<index_t>(0, x - 3); u <= std::min(d.x - 1, x + 3); ++u) {
+          const index_t j = u + d.x * (v + d.y * w);
+          if (void_mask[j]) local.push_back(j);
+        }
+    const Vec3 m = principal_axes(local, d, void_mask.spacing_um).axis[2];  // a copy: the axes are a temporary
+    flat += std::abs(n[0] * m[0] + n[1] * m[1] + n[2] * m[2]) >= cos_max;
+  }
+  return static_cast<double>(flat) >= min_share * static_cast<double>(tried);
+}
+
 // Crack planes cut out of a group that failed the sheet test (a holey crack merged with pores
 // or with other debris); step 4b of detection.h. Sequential plane fitting as in split_planes,
 // but each candidate plane is scored by its sandwiched voxels and every plane tried is removed:
@@ -330,7 +441,7 @@ std::vector<std::vector<index_t>> cut_sandwiched_planes(const std::vector<index_
                                                         const Volume<std::uint8_t>& labels,
                                                         const std::array<bool, 256>& host, double max_aperture_um,
                                                         const Volume<float>* grey, double dark_below,
-                                                        const CrackDetectionOptions& o) {
+                                                        double valley_floor, const CrackDetectionOptions& o) {
   const Dims d = labels.dims();
   const Vec3 h = labels.spacing_um;
   const double tol = 1.5 * std::max({h[0], h[1], h[2]});
@@ -364,6 +475,11 @@ std::vector<std::vector<index_t>> cut_sandwiched_planes(const std::vector<index_
   std::vector<Vec3> rest_um(rest.size());
   for (std::size_t q = 0; q < rest.size(); ++q) rest_um[q] = centre_of(rest[q]);
   const index_t r = 4;
+  std::array<std::vector<double>, 3> valley_kernels;  // σ = one finest voxel, in voxels per axis
+  if (grey && o.cut_min_valley > 0) {
+    const double h_min = std::min({h[0], h[1], h[2]});
+    for (std::size_t a = 0; a < 3; ++a) valley_kernels[a] = gaussian_kernel(h_min / h[a]);
+  }
   for (int attempt = 0; attempt < o.cut_max_planes && static_cast<index_t>(rest.size()) >= least; ++attempt) {
     // Candidate planes at every (n/64)-th voxel, scored in parallel, the best taken in order.
     const std::size_t stride = std::max<std::size_t>(1, rest.size() / 64);
@@ -438,27 +554,19 @@ std::vector<std::vector<index_t>> cut_sandwiched_planes(const std::vector<index_
         best_sandwiched < o.cut_min_sandwiched * static_cast<double>(best_cluster.size()) ||
         sheet_aspect(principal_axes(best_cluster, d, h)) < std::max(o.min_aspect, o.cut_min_aspect))
       continue;
-    if (o.cut_min_flat > 0) {
-      // Flat where it lies: at most voxels the void around it (within 3 voxels) has the cut's
-      // plane as its own; a slab cut through curved pore films is flat only as a cut.
-      const Vec3& n = plane.axis[2];
-      const double cos_max = std::cos(25 * M_PI / 180);
-      const std::size_t stride = std::max<std::size_t>(1, best_cluster.size() / 128);
-      std::size_t flat = 0, tried = 0;
-      for (std::size_t s = 0; s < best_cluster.size(); s += stride, ++tried) {
-        const index_t i = best_cluster[s];
-        const index_t x = i % d.x, y = (i / d.x) % d.y, z = i / (d.x * d.y);
-        std::vector<index_t> local;
-        for (index_t w = std::max<index_t>(0, z - 3); w <= std::min(d.z - 1, z + 3); ++w)
-          for (index_t v = std::max<index_t>(0, y - 3); v <= std::min(d.y - 1, y + 3); ++v)
-            for (index_t u = std::max<index_t>(0, x - 3); u <= std::min(d.x - 1, x + 3); ++u) {
-              const index_t j = u + d.x * (v + d.y * w);
-              if (void_mask[j]) local.push_back(j);
-            }
-        const Vec3 m = principal_axes(local, d, h).axis[2];  // a copy: the axes are a temporary
-        flat += std::abs(n[0] * m[0] + n[1] * m[1] + n[2] * m[2]) >= cos_max;
+    // One sheet where it lies, by either of two pieces of evidence: the grey is one valley across
+    // the cut (the labelled void of a crack is holey, and pores beside it tilt the void's local
+    // plane), or the void around its voxels is flat in the cut's plane (where pores beside the
+    // crack curve the grey along it). A slab cut through pores or curved films has neither.
+    const bool by_valley = grey && o.cut_min_valley > 0, by_flatness = o.cut_min_flat > 0;
+    if (by_valley || by_flatness) {
+      bool one_sheet = false;
+      if (by_valley) {
+        const GreyValley valley = grey_valley(best_cluster, plane, *grey, valley_kernels);
+        one_sheet = valley.across >= valley_floor && valley.across >= o.cut_valley_ratio * valley.in_plane;
       }
-      if (flat < o.cut_min_flat * static_cast<double>(tried)) continue;
+      if (!one_sheet && by_flatness) one_sheet = flat_in_place(best_cluster, plane.axis[2], void_mask, o.cut_min_flat);
+      if (!one_sheet) continue;
     }
     if (grey) {
       // A real opening is dark on average; a sheet of noise ridges (host-labelled, from the
@@ -502,7 +610,8 @@ CrackDetection detect_cracks(const Volume<std::uint8_t>& labels, const Volume<fl
     void_mask[i] = pore[labels[i]];
     out.void_voxels += void_mask[i];
   }
-  double dark_below = 0;  // a cut crack's mean grey lies below this (host − cut_min_dip × contrast)
+  double dark_below = 0;    // a cut crack's mean grey lies below this (host − cut_min_dip × contrast)
+  double valley_floor = 0;  // and its mean curvature across exceeds this (grey / µm²)
   if (grey) {
     SheetnessOptions so = o.sheetness;
     if (!(so.contrast > 0) || !std::isfinite(so.host_level)) {
@@ -516,6 +625,8 @@ CrackDetection detect_cracks(const Volume<std::uint8_t>& labels, const Volume<fl
     }
     out.contrast = so.contrast;
     dark_below = so.host_level - o.cut_min_dip * so.contrast;
+    const double h_min = std::min({h[0], h[1], h[2]});
+    valley_floor = o.cut_min_valley * so.contrast / (h_min * h_min);
     const Volume<float> sheet = dark_sheetness(*grey, so);
     // Keep clear of non-host voxels: a film of another solid between host grains is dark too,
     // and beside labelled void the response only widens what the labels hold.
@@ -587,7 +698,8 @@ CrackDetection detect_cracks(const Volume<std::uint8_t>& labels, const Volume<fl
             g.kind = small ? GroupVerdict::rejected_small : GroupVerdict::rejected_shape;
             // A crack merged with pores or debris: cut out the planes walled by host on both sides.
             if (o.cut_max_planes > 0)
-              g.pieces = cut_sandwiched_planes(v, void_mask, labels, host, out.max_aperture_um, grey, dark_below, o);
+              g.pieces = cut_sandwiched_planes(v, void_mask, labels, host, out.max_aperture_um, grey, dark_below,
+                                               valley_floor, o);
           } else if (!o.split_touching) {
             g.kind = GroupVerdict::whole;
           } else {

@@ -26,11 +26,14 @@
 //    (sandwiched: a slab through a pore network runs on into void, a crack has host right
 //    above and below); of the voxels within 1.5 voxels of the best plane, the cluster with most
 //    sandwiched voxels is a crack when it has ≥ cut_min_voxels voxels, ≥ cut_min_sandwiched of
-//    them sandwiched, sheet aspect ≥ cut_min_aspect, ≥ cut_min_flat of them where the void
-//    within 3 voxels has a principal plane within 25° of the cut (a cut through curved pore
-//    films is flat only as a cut), and, with grey, a mean grey ≥ cut_min_dip × contrast below
-//    the host level (noise ridges of the grey branch sit at host level). Each plane tried is
-//    removed, up to cut_max_planes per group.
+//    them sandwiched, sheet aspect ≥ cut_min_aspect, one sheet where it lies — with grey, one
+//    dark valley across its plane (the smoothed grey's mean curvature along the cut's normal
+//    ≥ cut_min_valley × contrast per voxel² and ≥ cut_valley_ratio times its largest mean
+//    curvature in the plane: a slab through pores or curved compaction films meets dark
+//    structures at every angle), or ≥ cut_min_flat of its voxels with void within 3 voxels
+//    whose principal plane lies within 25° of the cut — and, with grey, a mean grey ≥
+//    cut_min_dip × contrast below the host level (noise ridges of the grey branch sit at host
+//    level). Each plane tried is removed, up to cut_max_planes per group.
 // Crack ids 1..count follow the raster order (x fastest) of each crack's first voxel.
 #pragma once
 
@@ -58,6 +61,11 @@ struct CrackDetectionOptions {
   index_t cut_min_voxels = 200;
   double cut_min_sandwiched = 0.7;
   double cut_min_flat = 0.6;  // share of a cut crack's voxels whose local void is flat in its plane
+  // With grey, or else the flatness: a cut crack is one grey valley across its plane — the mean
+  // curvature across it ≥ cut_min_valley × contrast per finest voxel² and ≥ cut_valley_ratio
+  // times the largest mean curvature along it (0: the flatness alone).
+  double cut_min_valley = 0.15;
+  double cut_valley_ratio = 2;
   double cut_min_aspect = 6;  // a slab cut 3 voxels thick is flat whatever it cuts: ask for more
   double cut_min_dip = 0.25;  // with grey: a cut crack's mean grey ≥ this × contrast below the host
   // Grey-image branch (used only when a grey image is passed).
