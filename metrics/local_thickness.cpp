@@ -214,33 +214,37 @@ class Unpainted {
 }  // namespace
 
 Volume<float> local_thickness(const Volume<std::uint8_t>& fg, const LocalThicknessOptions& options) {
+  Volume<float> lt;
+  local_thickness(fg, lt, options);
+  return lt;
+}
+
+void local_thickness(const Volume<std::uint8_t>& fg, Volume<float>& lt, const LocalThicknessOptions& options) {
   const Dims d = fg.dims();
   const Vec3 h = fg.spacing_um;
   if (d.x > 65535 || d.y > 65535 || d.z > 65535)
     throw InputError("local_thickness: volume " + to_string(d) + " has more than 65535 voxels along an axis");
-  if (fg.empty()) return fg.like<float>(d, 0.0f);
-  std::vector<std::vector<Ball>> balls;
-  Volume<float> lt;
-  {
-    Volume<float> r2 = squared_distance_to_boundary(fg, {options.outside_is_background});
-    // No background anywhere: the phase has no finite thickness.
-    bool unbounded = false;
-    for (index_t i = 0; i < fg.size() && !unbounded; ++i)
-      if (fg[i] && std::isinf(r2[i])) unbounded = true;
-    if (unbounded) {
-      for (index_t i = 0; i < fg.size(); ++i) r2[i] = fg[i] ? std::numeric_limits<float>::infinity() : 0.0f;
-      return r2;
-    }
-    balls = maximal_balls(r2, fg);
-    // The thickness map takes over the distance map's buffer (no second volume to map and fault
-    // in). It needs no clearing: background voxels hold 0 already, and every foreground voxel is
-    // painted (its own ball, r² >= (h/2)² > 0, contains it, or a ball covering that one does).
-    lt = std::move(r2);
+  if (fg.empty()) {
+    lt = fg.like<float>(d, 0.0f);
+    return;
   }
+  // The thickness map is painted into the distance map's buffer (no second volume to map and
+  // fault in). It needs no clearing: background voxels hold 0 already, and every foreground voxel
+  // is painted (its own ball, r² >= (h/2)² > 0, contains it, or a ball covering that one does).
+  squared_distance_to_boundary(fg, lt, {options.outside_is_background});
+  // No background anywhere: the phase has no finite thickness. One background voxel (or the
+  // outside) makes every distance finite, so the first foreground voxel tells.
+  const index_t first = static_cast<index_t>(
+      std::find_if(fg.data(), fg.data() + fg.size(), [](std::uint8_t v) { return v != 0; }) - fg.data());
+  if (first < fg.size() && std::isinf(lt[first])) {
+    for (index_t i = 0; i < fg.size(); ++i) lt[i] = fg[i] ? std::numeric_limits<float>::infinity() : 0.0f;
+    return;
+  }
+  const std::vector<std::vector<Ball>> balls = maximal_balls(lt, fg);
   float r2_max = 0;
   for (const auto& plane : balls)
     for (const Ball& b : plane) r2_max = std::max(r2_max, b.r2);
-  if (r2_max == 0) return lt;
+  if (r2_max == 0) return;
   const index_t reach_z = static_cast<index_t>(std::ceil(std::sqrt(static_cast<double>(r2_max)) / h[2]));
 
   tbb::parallel_for(tbb::blocked_range<index_t>(0, d.z), [&](const tbb::blocked_range<index_t>& range) {
@@ -320,7 +324,6 @@ Volume<float> local_thickness(const Volume<std::uint8_t>& fg, const LocalThickne
       }
     }
   });
-  return lt;
 }
 
 Distribution thickness_distribution(const Volume<float>& thickness, const Volume<std::uint8_t>& fg) {

@@ -35,6 +35,10 @@ struct LocalThicknessOptions {
 // Local thickness in µm on foreground voxels (mask != 0), 0 elsewhere; +inf on every foreground
 // voxel when there is no background at all (and outside_is_background is false).
 Volume<float> local_thickness(const Volume<std::uint8_t>& foreground, const LocalThicknessOptions& options = {});
+// The same into `thickness`, reusing its buffer when it has the mask's dims (a caller looping over
+// phases maps and faults in one volume, not one per phase; every voxel is overwritten).
+void local_thickness(const Volume<std::uint8_t>& foreground, Volume<float>& thickness,
+                     const LocalThicknessOptions& options = {});
 
 // Distribution of the local thickness over the foreground voxels.
 Distribution thickness_distribution(const Volume<float>& thickness, const Volume<std::uint8_t>& foreground);
