@@ -107,60 +107,86 @@ void lower_envelope(const double* f, index_t n, bool outside_bg, const Cost& g, 
   }
 }
 
-// The same minimum as lower_envelope by direct search when every value of the line is small:
-// out[p] <= f[p] (the site p itself), and a site q can only do better when g(p - q) < f[p], i.e.
-// within sqrt(f[p]/h²) + 1 voxels of p (both costs). The sums are the envelope's very sums
-// (f[q] + g(p - q) in double, from the table cost[|p - q|]), so the result is bit-identical.
-// Returns false, doing nothing, when some value is too large (or infinite) for this to pay.
-bool near_minimum(const double* f, index_t n, bool outside_bg, const std::vector<double>& cost, double h2,
-                  double* out) {
+// Lines are transformed kBlock at a time, interleaved (value of line b at p: in[p * kBlock + b]),
+// so that lines along y and z are gathered a cache line at a time and the direct search below
+// runs over all of them at once.
+constexpr index_t kBlock = 16;
+
+// Whether the direct search below takes line f (stride kBlock): every value small enough for it
+// to pay (the envelope runs otherwise; also false for +inf).
+bool small_values(const double* f, index_t n, double h2) {
   constexpr index_t kMaxReach = 24;
   if (!(h2 > 0)) return false;
   double f_max = 0;
-  for (index_t p = 0; p < n; ++p) f_max = std::max(f_max, f[p]);
-  if (!(f_max < h2 * static_cast<double>(kMaxReach * kMaxReach))) return false;  // also false for +inf
-  for (index_t p = 0; p < n; ++p) {
-    // No other site can beat one at most a step's cost (sites are >= 0, steps cost >= cost[1]).
-    if (f[p] <= cost[1]) {
-      out[p] = f[p] + cost[0];
-      continue;
-    }
-    const index_t reach = static_cast<index_t>(std::sqrt(f[p] / h2)) + 2;
-    double best = f[p] + cost[0];
-    for (index_t q = std::max<index_t>(0, p - reach); q < p; ++q)
-      best = std::min(best, f[q] + cost[static_cast<std::size_t>(p - q)]);
-    for (index_t q = p + 1, end = std::min<index_t>(n, p + reach + 1); q < end; ++q)
-      best = std::min(best, f[q] + cost[static_cast<std::size_t>(q - p)]);
-    if (outside_bg)
-      best = std::min({best, 0.0 + cost[static_cast<std::size_t>(p + 1)], 0.0 + cost[static_cast<std::size_t>(n - p)]});
-    out[p] = best;
-  }
-  return true;
+  for (index_t p = 0; p < n; ++p) f_max = std::max(f_max, f[p * kBlock]);
+  return f_max < h2 * static_cast<double>(kMaxReach * kMaxReach);
 }
 
-// One separable pass along `axis`, in place on squared distances. Lines along y and z are
-// gathered in blocks of consecutive x so that each cache line read is used fully.
+// The same minimum as lower_envelope by direct search, for the lines of a block whose values are
+// all small (live[b]; the others come out 0 and are left to the envelope): out[p] <= f[p] (the
+// site p itself), and a site q at distance k can only do better while cost[k] < out[p], so the
+// search walks outward from p and stops once cost[k] reaches every line's best (costs grow with k,
+// values are >= 0). The sums are the envelope's very sums (f[q] + cost[|p - q|] in double), so the
+// result is bit-identical.
+void near_minimum(const double* in, index_t n, bool outside_bg, const std::vector<double>& cost, const bool* live,
+                  double* out) {
+  for (index_t p = 0; p < n; ++p) {
+    double best[kBlock];
+    const double* fp = in + p * kBlock;
+    const double beyond =
+        outside_bg ? std::min(0.0 + cost[static_cast<std::size_t>(p + 1)], 0.0 + cost[static_cast<std::size_t>(n - p)])
+                   : kInf;
+    for (index_t b = 0; b < kBlock; ++b) best[b] = live[b] ? std::min(fp[b] + cost[0], beyond) : 0.0;
+    for (index_t k = 1; k < n; ++k) {
+      const double ck = cost[static_cast<std::size_t>(k)];
+      bool open = false;
+      for (index_t b = 0; b < kBlock; ++b) open |= ck < best[b];
+      if (!open) break;
+      if (p - k >= 0) {
+        const double* f = in + (p - k) * kBlock;
+        for (index_t b = 0; b < kBlock; ++b) {
+          const double v = f[b] + ck;
+          best[b] = v < best[b] ? v : best[b];
+        }
+      }
+      if (p + k < n) {
+        const double* f = in + (p + k) * kBlock;
+        for (index_t b = 0; b < kBlock; ++b) {
+          const double v = f[b] + ck;
+          best[b] = v < best[b] ? v : best[b];
+        }
+      }
+    }
+    for (index_t b = 0; b < kBlock; ++b) out[p * kBlock + b] = best[b];
+  }
+}
+
+// One separable pass along `axis`, in place on squared distances; the first (x) pass starts from
+// the mask and writes every voxel. Lines along y and z are gathered in blocks of consecutive x so
+// that each cache line read is used fully.
 template <class Cost>
-void pass(Volume<float>& d, int axis, bool outside_bg, const Cost& g) {
+void pass(const Volume<std::uint8_t>& fg, Volume<float>& d, int axis, bool outside_bg, const Cost& g) {
   const Dims dims = d.dims();
   const index_t n = dims[axis];
   if (axis == 0) {
-    // The first pass sees only 0 (background) and +inf, so the envelope's minimum is the cost
+    // The first pass sees only background and foreground, so the envelope's minimum is the cost
     // of the nearest background voxel: two scans give it, the same value the envelope would.
     tbb::parallel_for(tbb::blocked_range<index_t>(0, dims.y * dims.z), [&](const tbb::blocked_range<index_t>& r) {
       cancellation_point();  // a Ctrl-C from Python stops here (core/progress.h)
       std::vector<index_t> left(static_cast<std::size_t>(n));
       for (index_t line = r.begin(); line != r.end(); ++line) {
+        const std::uint8_t* mask = fg.data() + line * n;
         float* row = d.data() + line * n;
         index_t last = outside_bg ? -1 : kNone;  // nearest background at or before p
         for (index_t p = 0; p < n; ++p) {
-          if (row[p] == 0.0f) last = p;
+          if (!mask[p]) last = p;
           left[p] = last;
         }
         index_t next = outside_bg ? n : kNone;  // nearest background at or after p
         for (index_t p = n - 1; p >= 0; --p) {
-          if (row[p] == 0.0f) {
+          if (!mask[p]) {
             next = p;
+            row[p] = 0.0f;
             continue;
           }
           index_t dist = kNone;
@@ -174,7 +200,6 @@ void pass(Volume<float>& d, int axis, bool outside_bg, const Cost& g) {
   }
   std::vector<double> cost(static_cast<std::size_t>(n + 2));
   for (index_t k = 0; k < n + 2; ++k) cost[static_cast<std::size_t>(k)] = g(k);
-  constexpr index_t kBlock = 16;
   const index_t blocks_x = (dims.x + kBlock - 1) / kBlock;
   const index_t other = axis == 1 ? dims.z : dims.y;  // the third axis
   const index_t stride = axis == 1 ? dims.x : dims.x * dims.y;
@@ -183,42 +208,67 @@ void pass(Volume<float>& d, int axis, bool outside_bg, const Cost& g) {
     cancellation_point();  // a Ctrl-C from Python stops here (core/progress.h)
     LineScratch s;
     s.reserve(n);
-    std::vector<double> in(static_cast<std::size_t>(n * kBlock)), out(static_cast<std::size_t>(n));
+    std::vector<double> in(static_cast<std::size_t>(n * kBlock)), out(static_cast<std::size_t>(n * kBlock));
+    std::vector<double> line(static_cast<std::size_t>(n)), line_out(static_cast<std::size_t>(n));
     for (index_t job = r.begin(); job != r.end(); ++job) {
       const index_t x0 = (job % blocks_x) * kBlock;
       const index_t width = std::min(kBlock, dims.x - x0);
       float* base = d.data() + (job / blocks_x) * other_stride + x0;
-      for (index_t i = 0; i < n; ++i)
-        for (index_t b = 0; b < width; ++b) in[b * n + i] = base[i * stride + b];
+      for (index_t i = 0; i < n; ++i) {
+        const float* src = base + i * stride;
+        double* dst = &in[static_cast<std::size_t>(i * kBlock)];
+        for (index_t b = 0; b < width; ++b) dst[b] = src[b];
+        for (index_t b = width; b < kBlock; ++b) dst[b] = 0.0;
+      }
+      bool live[kBlock] = {};
+      bool any_live = false;
+      for (index_t b = 0; b < width; ++b) any_live |= live[b] = small_values(&in[static_cast<std::size_t>(b)], n, g.h2);
+      if (any_live) near_minimum(in.data(), n, outside_bg, cost, live, out.data());
       for (index_t b = 0; b < width; ++b) {
-        if (!near_minimum(&in[b * n], n, outside_bg, cost, g.h2, out.data()))
-          lower_envelope(&in[b * n], n, outside_bg, g, out.data(), s);
-        for (index_t i = 0; i < n; ++i) base[i * stride + b] = static_cast<float>(out[i]);
+        if (live[b]) continue;
+        for (index_t i = 0; i < n; ++i) line[i] = in[static_cast<std::size_t>(i * kBlock + b)];
+        lower_envelope(line.data(), n, outside_bg, g, line_out.data(), s);
+        for (index_t i = 0; i < n; ++i) out[static_cast<std::size_t>(i * kBlock + b)] = line_out[i];
+      }
+      for (index_t i = 0; i < n; ++i) {
+        float* dst = base + i * stride;
+        const double* src = &out[static_cast<std::size_t>(i * kBlock)];
+        for (index_t b = 0; b < width; ++b) dst[b] = static_cast<float>(src[b]);
       }
     }
   });
 }
 
+// `out` as a float volume like `fg` (dims, spacing, origin, provenance), keeping its buffer when
+// it already has fg's dims: the first pass overwrites every voxel.
+void prepare_output(const Volume<std::uint8_t>& fg, Volume<float>& out) {
+  if (!(out.dims() == fg.dims())) {
+    out = fg.like<float>(fg.dims());
+    return;
+  }
+  out.spacing_um = fg.spacing_um;
+  out.origin_um = fg.origin_um;
+  out.provenance = fg.provenance;
+}
+
 template <class CostFactory>
-Volume<float> separable_transform(const Volume<std::uint8_t>& fg, const DistanceOptions& o, CostFactory make_cost) {
-  Volume<float> d = fg.like<float>(fg.dims());
-  const std::uint8_t* m = fg.data();
-  float* out = d.data();
-  tbb::parallel_for(tbb::blocked_range<index_t>(0, fg.size()), [&](const tbb::blocked_range<index_t>& r) {
-    for (index_t i = r.begin(); i != r.end(); ++i) out[i] = m[i] ? std::numeric_limits<float>::infinity() : 0.0f;
-  });
-  if (fg.empty()) return d;
+void separable_transform(const Volume<std::uint8_t>& fg, const DistanceOptions& o, CostFactory make_cost,
+                         Volume<float>& d) {
+  prepare_output(fg, d);
+  if (fg.empty()) return;
   for (int axis = 0; axis < 3; ++axis) {
     double h = fg.spacing_um[axis];
-    pass(d, axis, o.outside_is_background, make_cost(h * h));
+    pass(fg, d, axis, o.outside_is_background, make_cost(h * h));
   }
-  return d;
 }
 
 }  // namespace
 
 Volume<float> squared_distance_transform(const Volume<std::uint8_t>& foreground, const DistanceOptions& options) {
-  return separable_transform(foreground, options, [](double h2) { return CentreCost{h2}; });
+  Volume<float> d;
+  separable_transform(
+      foreground, options, [](double h2) { return CentreCost{h2}; }, d);
+  return d;
 }
 
 Volume<float> distance_transform(const Volume<std::uint8_t>& foreground, const DistanceOptions& options) {
@@ -231,7 +281,15 @@ Volume<float> distance_transform(const Volume<std::uint8_t>& foreground, const D
 }
 
 Volume<float> squared_distance_to_boundary(const Volume<std::uint8_t>& foreground, const DistanceOptions& options) {
-  return separable_transform(foreground, options, [](double h2) { return BoundaryCost{h2}; });
+  Volume<float> d;
+  squared_distance_to_boundary(foreground, d, options);
+  return d;
+}
+
+void squared_distance_to_boundary(const Volume<std::uint8_t>& foreground, Volume<float>& out,
+                                  const DistanceOptions& options) {
+  separable_transform(
+      foreground, options, [](double h2) { return BoundaryCost{h2}; }, out);
 }
 
 }  // namespace vp

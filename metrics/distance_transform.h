@@ -37,6 +37,10 @@ Volume<float> distance_transform(const Volume<std::uint8_t>& foreground, const D
 // Squared distance in µm² from each foreground voxel centre to the nearest point of a background
 // voxel cube: per axis max(|Δi| - ½, 0)·hi. 0 on background voxels.
 Volume<float> squared_distance_to_boundary(const Volume<std::uint8_t>& foreground, const DistanceOptions& options = {});
+// The same into `out`, reusing its buffer when it has the mask's dims (no new volume to map and
+// fault in; every voxel is overwritten).
+void squared_distance_to_boundary(const Volume<std::uint8_t>& foreground, Volume<float>& out,
+                                  const DistanceOptions& options = {});
 
 // A phase's mask from a label volume: phase_mask() in metrics/phase_fractions.h.
 

@@ -2,14 +2,15 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <limits>
 #include <map>
-#include <unordered_map>
 #include <vector>
 
 #include <tbb/blocked_range.h>
+#include <tbb/enumerable_thread_specific.h>
 #include <tbb/parallel_for.h>
 
 #include "core/error.h"
@@ -19,11 +20,26 @@
 namespace vp {
 namespace {
 
-// A candidate ball: centre (x, y, z) as 16-bit indices and squared radius in µm², exactly as the
-// transform stored it (12 bytes; there can be nearly as many balls as phase voxels).
+// A kept ball as the plane scan finds it: centre (x, y) in its plane and squared radius in µm²,
+// exactly as the transform stored it.
 struct Ball {
-  std::uint16_t x, y, z;
+  std::uint16_t x, y;
   float r2;
+};
+
+// A plane's balls of one squared radius: [begin, end) of the plane's centres, the radius, and its
+// index in BallShapes (set once every plane is scanned).
+struct Run {
+  std::uint32_t begin, end;
+  float r2;
+  std::uint32_t shape;
+};
+
+// The kept balls centred in one plane, largest radius first: centres as x + 65536·y (4 bytes a
+// ball; there can be nearly as many balls as phase voxels), in runs of equal radius.
+struct PlaneBalls {
+  std::vector<std::uint32_t> centre;
+  std::vector<Run> runs;
 };
 
 // Largest k >= 0 with (k·h)² < limit2 (limit2 > 0).
@@ -58,77 +74,159 @@ FarthestPainted farthest_painted(double r2, const Vec3& h) {
   return m;
 }
 
-// The 26 neighbours (index (dx+1) + 3(dy+1) + 9(dz+1)), faces first: the likeliest to cover.
-constexpr int kFacesFirst[26] = {4,  10, 12, 14, 16, 22, 1, 3, 5, 7,  9,  11, 15,
-                                 17, 19, 21, 23, 25, 0,  2, 6, 8, 18, 20, 24, 26};
+// Smallest float x >= 0 with pred(x), for a predicate that is false below some float and true from
+// it on, starting the walk at the float nearest `guess`.
+template <class Pred>
+float smallest_float_where(double guess, Pred pred) {
+  const float inf = std::numeric_limits<float>::infinity();
+  float x = static_cast<float>(std::max(guess, 0.0));
+  while (!pred(x)) x = std::nextafter(x, inf);
+  while (x > 0 && pred(std::nextafter(x, 0.0f))) x = std::nextafter(x, 0.0f);
+  return x;
+}
 
-// Centres whose ball paints something no 26-neighbour's ball paints, per centre plane z, largest
-// first. A neighbour n at offset o covers the ball at c when r2(n) exceeds the farthest painted
-// voxel from o (with a margin far above rounding), or, as before, when its ball contains c's ball
-// up to float rounding (r(n) >= r(c) + |o|). Either way n is at least as large, paints every voxel
-// c paints, and c can go: the maximum is unchanged. Background voxels have r2 = 0 and foreground
-// voxels r2 >= (h/2)² > 0, so a background neighbour never covers and needs no mask test.
-std::vector<std::vector<Ball>> maximal_balls(const Volume<float>& r2, const Volume<std::uint8_t>& fg) {
+// When a 26-neighbour's ball paints every voxel the ball at a centre paints. A neighbour n at
+// offset o covers the ball at c when r2(n) exceeds the farthest painted voxel from o (with a
+// margin far above rounding), or when its ball contains c's ball up to float rounding (r(n) >=
+// r(c) + |o|); a neighbour no larger never covers unless the ball is too large for that rounding
+// to be judged. Every clause only grows with r2(n), so for a centre's r2 and each offset type
+// (|dx| + 2|dy| + 4|dz|) the test is one float comparison, r2(n) >= least[type], with least the
+// smallest float r2 that passes it: computed once per distinct r2 from the very same double
+// arithmetic, so the comparison decides exactly as the clauses would.
+struct CoverThresholds {
+  std::array<float, 8> least{};
+};
+
+CoverThresholds cover_thresholds(float rc2, const Vec3& h) {
+  const FarthestPainted far = farthest_painted(rc2, h);
+  const double rc = std::sqrt(static_cast<double>(rc2));
+  CoverThresholds t;
+  for (int type = 1; type < 8; ++type) {
+    const int dx = type & 1, dy = type >> 1 & 1, dz = type >> 2;
+    const double step = std::sqrt(dx * dx * h[0] * h[0] + dy * dy * h[1] * h[1] + dz * dz * h[2] * h[2]);
+    const double far_limit = far[type] * (1 + 1e-12);
+    const double contain = rc + step - 1e-6 * (rc + step);
+    const float beyond_far =
+        smallest_float_where(far_limit, [&](float x) { return static_cast<double>(x) > far_limit; });
+    const float contains =
+        smallest_float_where(contain * contain, [&](float x) { return std::sqrt(static_cast<double>(x)) >= contain; });
+    const float larger = rc < 1e5 * step ? std::nextafter(rc2, std::numeric_limits<float>::infinity()) : 0.0f;
+    t.least[static_cast<std::size_t>(type)] = std::max(larger, std::min(beyond_far, contains));
+  }
+  return t;
+}
+
+// A table from float values to V, by the value's bits (+0 and -0 are one value, as they compare
+// equal; NaN is not a key): open addressing with Fibonacci hashing, the top bits of bits·2³²/φ
+// (squared radii on a regular grid end in many zero bits, which the low bits of a product keep).
+template <class V>
+class FloatTable {
+ public:
+  FloatTable() { reset(256); }
+  V& operator[](float v) {
+    if (v == 0) v = 0.0f;
+    std::uint32_t key;
+    std::memcpy(&key, &v, sizeof key);
+    std::size_t i = slot(key);
+    while (keys_[i] != key && keys_[i] != kEmpty) i = (i + 1) & (keys_.size() - 1);
+    if (keys_[i] == kEmpty) {
+      if (2 * (used_ + 1) > keys_.size()) {
+        grow();
+        return (*this)[v];
+      }
+      keys_[i] = key;
+      values_[i] = V{};
+      ++used_;
+    }
+    return values_[i];
+  }
+  std::size_t size() const { return used_; }
+  // f(value, V&) for every entry, in no particular order.
+  template <class F>
+  void for_each(F f) {
+    for (std::size_t i = 0; i < keys_.size(); ++i) {
+      if (keys_[i] == kEmpty) continue;
+      float v;
+      std::memcpy(&v, &keys_[i], sizeof v);
+      f(v, values_[i]);
+    }
+  }
+  void clear() {
+    std::fill(keys_.begin(), keys_.end(), kEmpty);
+    used_ = 0;
+  }
+
+ private:
+  static constexpr std::uint32_t kEmpty = 0xFFFFFFFFu;  // a NaN's bits
+  std::size_t slot(std::uint32_t key) const { return static_cast<std::size_t>((key * 0x9E3779B9u) >> shift_); }
+  void reset(std::size_t capacity) {
+    keys_.assign(capacity, kEmpty);
+    values_.assign(capacity, V{});
+    shift_ = 32;
+    for (std::size_t c = capacity; c > 1; c >>= 1) --shift_;
+    used_ = 0;
+  }
+  void grow() {
+    std::vector<std::uint32_t> keys;
+    std::vector<V> values;
+    keys.swap(keys_);
+    values.swap(values_);
+    reset(keys.size() * 2);
+    for (std::size_t j = 0; j < keys.size(); ++j) {
+      if (keys[j] == kEmpty) continue;
+      std::size_t i = slot(keys[j]);
+      while (keys_[i] != kEmpty) i = (i + 1) & (keys_.size() - 1);
+      keys_[i] = keys[j];
+      values_[i] = values[j];
+      ++used_;
+    }
+  }
+  std::vector<std::uint32_t> keys_;
+  std::vector<V> values_;
+  int shift_ = 32;
+  std::size_t used_ = 0;
+};
+
+// Cover thresholds per distinct squared radius (there are few), computed on first use.
+class ThresholdCache {
+ public:
+  explicit ThresholdCache(const Vec3& h) : h_(h) {}
+  const CoverThresholds& get(float r2) {
+    auto& [t, known] = table_[r2];
+    if (!known) {
+      t = cover_thresholds(r2, h_);
+      known = true;
+    }
+    return t;
+  }
+
+ private:
+  Vec3 h_;
+  FloatTable<std::pair<CoverThresholds, bool>> table_;
+};
+
+// Centres whose ball paints something no 26-neighbour's ball paints (see CoverThresholds), per
+// centre plane z, largest first. A covering neighbour is at least as large and paints every voxel
+// c paints, so c can go: the maximum is unchanged. Background voxels have r2 = 0, below every
+// threshold, so a background neighbour never covers and needs no mask test.
+std::vector<PlaneBalls> maximal_balls(const Volume<float>& r2, const Volume<std::uint8_t>& fg) {
   const Dims d = r2.dims();
   const Vec3 h = r2.spacing_um;
-  double step[27], near_limit[27];
-  index_t offset[27];
+  const index_t sy = d.x, sz = d.x * d.y;
   int type[27];
-  for (int k = 0; k < 27; ++k) {
-    const int dx = k % 3 - 1, dy = k / 3 % 3 - 1, dz = k / 9 - 1;
-    step[k] = std::sqrt(dx * dx * h[0] * h[0] + dy * dy * h[1] * h[1] + dz * dz * h[2] * h[2]);
-    near_limit[k] = 1e5 * step[k];
-    offset[k] = dx + d.x * (dy + d.y * dz);
-    type[k] = std::abs(dx) + 2 * std::abs(dy) + 4 * std::abs(dz);
-  }
-  // Below this squared radius rc < near_limit[k] for every neighbour k, so covered_by() is false
-  // whenever rn2 <= rc2 (a tenth of the smallest near_limit, far from any rounding).
-  const float small_r2 = static_cast<float>(std::pow(1e4 * std::min({h[0], h[1], h[2]}), 2));
-  index_t faces_first_offset[26];
-  for (int j = 0; j < 26; ++j) faces_first_offset[j] = offset[kFacesFirst[j]];
-  // Does neighbour k (squared radius rn2) paint every voxel the ball at the centre paints?
-  auto covered_by = [&](float rc2, double rc, const FarthestPainted& far, float rn2, int k) {
-    // A ball no larger cannot contain this one.
-    if (rn2 <= rc2 && rc < near_limit[k]) return false;
-    if (static_cast<double>(rn2) > far[type[k]] * (1 + 1e-12)) return true;
-    // Contained (up to float rounding of the stored squares): the neighbour covers it. Clearly
-    // short of the bound in squares (a margin far above rounding), the square root is not needed.
-    const double need = rc + step[k] - 1e-6 * (rc + step[k]);
-    if (static_cast<double>(rn2) < need * need * (1 - 1e-9)) return false;
-    return std::sqrt(static_cast<double>(rn2)) >= need;
-  };
-  std::vector<std::vector<Ball>> per_plane(static_cast<std::size_t>(d.z));
+  for (int k = 0; k < 27; ++k) type[k] = std::abs(k % 3 - 1) + 2 * std::abs(k / 3 % 3 - 1) + 4 * std::abs(k / 9 - 1);
+  std::vector<PlaneBalls> per_plane(static_cast<std::size_t>(d.z));
+  tbb::enumerable_thread_specific<ThresholdCache> caches(h);
   tbb::parallel_for(tbb::blocked_range<index_t>(0, d.z), [&](const tbb::blocked_range<index_t>& range) {
     cancellation_point();  // a Ctrl-C from Python stops here (core/progress.h)
-    // The farthest painted voxels per distinct squared radius (there are few), cached.
-    std::unordered_map<float, FarthestPainted> cache;
-    constexpr int kSlotBits = 10;
-    struct Slot {
-      float r2 = -1;
-      const FarthestPainted* far = nullptr;
-    };
-    std::vector<Slot> slots(std::size_t{1} << kSlotBits);
+    ThresholdCache& cache = caches.local();
     float last_r2 = -1;
-    const FarthestPainted* far = nullptr;
-    auto farthest = [&](float rc2) -> const FarthestPainted& {
-      if (rc2 != last_r2) {
-        // A direct-mapped slot per hash of the float's bits in front of the map (std::hash of a
-        // float hashes its bytes, slow for one lookup per voxel); map nodes never move.
-        std::uint32_t bits;
-        std::memcpy(&bits, &rc2, sizeof bits);
-        Slot& slot = slots[(bits * 2654435761u) >> (32 - kSlotBits)];
-        if (slot.r2 != rc2) {
-          auto it = cache.find(rc2);
-          if (it == cache.end()) it = cache.emplace(rc2, farthest_painted(rc2, h)).first;
-          slot = {rc2, &it->second};
-        }
-        far = slot.far;
-        last_r2 = rc2;
-      }
-      return *far;
-    };
+    const CoverThresholds* t = nullptr;
+    std::vector<Ball> found;  // this plane's, in scan order
+    FloatTable<std::uint32_t> slots;
+    std::vector<float> radii;
     for (index_t z = range.begin(); z != range.end(); ++z) {
-      auto& out = per_plane[static_cast<std::size_t>(z)];
+      found.clear();
       const bool z_inside = z > 0 && z + 1 < d.z;
       for (index_t y = 0; y < d.y; ++y) {
         const bool yz_inside = z_inside && y > 0 && y + 1 < d.y;
@@ -137,216 +235,254 @@ std::vector<std::vector<Ball>> maximal_balls(const Volume<float>& r2, const Volu
         for (index_t x = 0; x < d.x; ++x) {
           if (!mrow[x]) continue;
           const float rc2 = rrow[x];
-          const bool interior = yz_inside && x > 0 && x + 1 < d.x;
+          if (rc2 != last_r2) {
+            t = &cache.get(rc2);
+            last_r2 = rc2;
+          }
+          const float* least = t->least.data();
           bool redundant = false;
-          if (interior && rc2 < small_r2) {
-            // Only a strictly larger neighbour can cover (rc is far below every near_limit), so
-            // the radius and the farthest painted voxels are looked up only when one exists.
+          if (yz_inside && x > 0 && x + 1 < d.x) {
+            // Faces, then edges, then corners (the likeliest to cover first), each group tested
+            // without branches.
             const float* c = rrow + x;
-            double rc = -1;
-            for (int j = 0; j < 26; ++j) {
-              const float rn2 = c[faces_first_offset[j]];
-              if (rn2 <= rc2) continue;
-              if (rc < 0) rc = std::sqrt(static_cast<double>(rc2));
-              if (covered_by(rc2, rc, farthest(rc2), rn2, kFacesFirst[j])) {
-                redundant = true;
-                break;
-              }
+            const float l1 = least[1], l2 = least[2], l4 = least[4];
+            redundant = (c[-1] >= l1) | (c[1] >= l1) | (c[-sy] >= l2) | (c[sy] >= l2) | (c[-sz] >= l4) | (c[sz] >= l4);
+            if (!redundant) {
+              const float l3 = least[3], l5 = least[5], l6 = least[6];
+              const float* a = c - sy;
+              const float* b = c + sy;
+              redundant = (a[-1] >= l3) | (a[1] >= l3) | (b[-1] >= l3) | (b[1] >= l3) | (c[-sz - 1] >= l5) |
+                          (c[-sz + 1] >= l5) | (c[sz - 1] >= l5) | (c[sz + 1] >= l5) | (c[-sz - sy] >= l6) |
+                          (c[-sz + sy] >= l6) | (c[sz - sy] >= l6) | (c[sz + sy] >= l6);
+            }
+            if (!redundant) {
+              const float l7 = least[7];
+              const float* a = c - sz;
+              const float* b = c + sz;
+              redundant = (a[-sy - 1] >= l7) | (a[-sy + 1] >= l7) | (a[sy - 1] >= l7) | (a[sy + 1] >= l7) |
+                          (b[-sy - 1] >= l7) | (b[-sy + 1] >= l7) | (b[sy - 1] >= l7) | (b[sy + 1] >= l7);
             }
           } else {
-            const double rc = std::sqrt(static_cast<double>(rc2));
-            const FarthestPainted& f = farthest(rc2);
-            if (interior) {
-              const float* c = rrow + x;
-              for (int j = 0; j < 26 && !redundant; ++j) {
-                const int k = kFacesFirst[j];
-                redundant = covered_by(rc2, rc, f, c[offset[k]], k);
-              }
-            } else {
-              for (int k = 0; k < 27 && !redundant; ++k) {
-                const index_t nx = x + k % 3 - 1, ny = y + k / 3 % 3 - 1, nz = z + k / 9 - 1;
-                if (k == 13 || nx < 0 || ny < 0 || nz < 0 || nx >= d.x || ny >= d.y || nz >= d.z) continue;
-                redundant = covered_by(rc2, rc, f, r2(nx, ny, nz), k);
-              }
+            for (int k = 0; k < 27 && !redundant; ++k) {
+              const index_t nx = x + k % 3 - 1, ny = y + k / 3 % 3 - 1, nz = z + k / 9 - 1;
+              if (k == 13 || nx < 0 || ny < 0 || nz < 0 || nx >= d.x || ny >= d.y || nz >= d.z) continue;
+              redundant = r2(nx, ny, nz) >= least[type[k]];
             }
           }
-          if (!redundant)
-            out.push_back(
-                {static_cast<std::uint16_t>(x), static_cast<std::uint16_t>(y), static_cast<std::uint16_t>(z), rc2});
+          if (!redundant) found.push_back({static_cast<std::uint16_t>(x), static_cast<std::uint16_t>(y), rc2});
         }
       }
-      // Largest first, so that a plane's balls reaching a distance are a prefix.
-      std::stable_sort(out.begin(), out.end(), [](const Ball& a, const Ball& b) { return a.r2 > b.r2; });
-      out.shrink_to_fit();
+      // Largest first (in scan order among equal radii), so that a plane's balls reaching a
+      // distance are a prefix: a counting sort over the plane's few distinct radii.
+      slots.clear();
+      for (const Ball& b : found) ++slots[b.r2];
+      radii.clear();
+      slots.for_each([&](float v, std::uint32_t) { radii.push_back(v); });
+      std::sort(radii.begin(), radii.end(), std::greater<>());
+      auto& out = per_plane[static_cast<std::size_t>(z)];
+      out.runs.reserve(radii.size());
+      std::uint32_t start = 0;
+      for (float v : radii) {
+        std::uint32_t& slot = slots[v];  // the count, becoming the radius's first slot
+        out.runs.push_back({start, start + slot, v, 0});
+        slot = start;
+        start = out.runs.back().end;
+      }
+      out.centre.resize(found.size());
+      for (const Ball& b : found) out.centre[slots[b.r2]++] = b.x | static_cast<std::uint32_t>(b.y) << 16;
     }
   });
   return per_plane;
 }
 
-// Per image row, the next voxel not painted yet at or after x (union-find with path halving
-// over x; index d.x is the end sentinel), so that painting the balls largest first writes each
-// voxel once: the first ball to reach a voxel is the largest that contains it.
-class Unpainted {
+// The voxels of a plane painted so far, one bit each (a row is ceil(width/64) words; 256² voxels
+// take 8 KiB), so that painting the balls largest first writes each voxel once: the first ball to
+// reach a voxel is the largest that contains it. A ball's row [x0, x1] costs a word or two,
+// however much of it is painted already.
+class PaintedBits {
  public:
-  explicit Unpainted(index_t width) : w_(width + 1) {}
-  void reset(index_t rows) {
-    next_.resize(static_cast<std::size_t>(w_ * rows));
-    for (index_t r = 0; r < rows; ++r)
-      for (index_t x = 0; x < w_; ++x) next_[static_cast<std::size_t>(r * w_ + x)] = static_cast<std::int32_t>(x);
-  }
-  index_t find(index_t row, index_t x) {
-    std::int32_t* n = next_.data() + row * w_;
-    while (n[x] != x) {
-      n[x] = n[n[x]];
-      x = n[x];
+  explicit PaintedBits(index_t width) : words_((width + 63) / 64) {}
+  void reset(index_t rows) { bits_.assign(static_cast<std::size_t>(words_ * rows), 0); }
+  // f(x) for every voxel of [x0, x1] in the row not painted yet, which becomes painted.
+  template <class F>
+  void paint(index_t row, index_t x0, index_t x1, F f) {
+    std::uint64_t* r = bits_.data() + row * words_;
+    for (index_t w = x0 >> 6, last = x1 >> 6; w <= last; ++w) {
+      std::uint64_t span = ~std::uint64_t{0};
+      if (w == x0 >> 6) span &= ~std::uint64_t{0} << (x0 & 63);
+      if (w == last) span &= ~std::uint64_t{0} >> (63 - (x1 & 63));
+      std::uint64_t todo = span & ~r[w];
+      r[w] |= todo;
+      for (; todo; todo &= todo - 1) f(w * 64 + std::countr_zero(todo));
     }
-    return x;
-  }
-  void paint(index_t row, index_t x) {
-    next_[static_cast<std::size_t>(row * w_ + x)] = static_cast<std::int32_t>(x + 1);
   }
 
  private:
-  index_t w_;
-  std::vector<std::int32_t> next_;
+  index_t words_;
+  std::vector<std::uint64_t> bits_;
 };
+
+// The distinct squared radii of the kept balls, largest first, with what painting needs of each:
+// the diameter it paints and its reach in planes (largest s with (s·h_z)² < r², the planes
+// |z - c| <= reach being those its ball meets).
+struct BallShapes {
+  std::vector<float> r2, diameter;
+  std::vector<index_t> reach;
+  BallShapes(const std::vector<PlaneBalls>& balls, const Vec3& h) {
+    for (const auto& plane : balls)
+      for (const Run& run : plane.runs) r2.push_back(run.r2);
+    std::sort(r2.begin(), r2.end(), std::greater<>());
+    r2.erase(std::unique(r2.begin(), r2.end()), r2.end());
+    for (float v : r2) {
+      diameter.push_back(static_cast<float>(2.0 * std::sqrt(static_cast<double>(v))));
+      reach.push_back(half_extent(v, h[2]));
+    }
+  }
+  std::uint32_t index_of(float v) const {
+    return static_cast<std::uint32_t>(std::lower_bound(r2.begin(), r2.end(), v, std::greater<>()) - r2.begin());
+  }
+};
+
+// Every run's index in BallShapes.
+void index_runs(std::vector<PlaneBalls>& balls, const BallShapes& shapes) {
+  tbb::parallel_for(std::size_t{0}, balls.size(), [&](std::size_t c) {
+    for (Run& run : balls[c].runs) run.shape = shapes.index_of(run.r2);
+  });
+}
 
 }  // namespace
 
 Volume<float> local_thickness(const Volume<std::uint8_t>& fg, const LocalThicknessOptions& options) {
+  Volume<float> lt;
+  local_thickness(fg, lt, options);
+  return lt;
+}
+
+void local_thickness(const Volume<std::uint8_t>& fg, Volume<float>& lt, const LocalThicknessOptions& options) {
   const Dims d = fg.dims();
   const Vec3 h = fg.spacing_um;
   if (d.x > 65535 || d.y > 65535 || d.z > 65535)
     throw InputError("local_thickness: volume " + to_string(d) + " has more than 65535 voxels along an axis");
-  if (fg.empty()) return fg.like<float>(d, 0.0f);
-  std::vector<std::vector<Ball>> balls;
-  Volume<float> lt;
-  {
-    Volume<float> r2 = squared_distance_to_boundary(fg, {options.outside_is_background});
-    // No background anywhere: the phase has no finite thickness.
-    bool unbounded = false;
-    for (index_t i = 0; i < fg.size() && !unbounded; ++i)
-      if (fg[i] && std::isinf(r2[i])) unbounded = true;
-    if (unbounded) {
-      for (index_t i = 0; i < fg.size(); ++i) r2[i] = fg[i] ? std::numeric_limits<float>::infinity() : 0.0f;
-      return r2;
-    }
-    balls = maximal_balls(r2, fg);
-    // The thickness map takes over the distance map's buffer (no second volume to map and fault
-    // in). It needs no clearing: background voxels hold 0 already, and every foreground voxel is
-    // painted (its own ball, r² >= (h/2)² > 0, contains it, or a ball covering that one does).
-    lt = std::move(r2);
+  if (fg.empty()) {
+    lt = fg.like<float>(d, 0.0f);
+    return;
   }
-  float r2_max = 0;
-  for (const auto& plane : balls)
-    for (const Ball& b : plane) r2_max = std::max(r2_max, b.r2);
-  if (r2_max == 0) return lt;
-  const index_t reach_z = static_cast<index_t>(std::ceil(std::sqrt(static_cast<double>(r2_max)) / h[2]));
+  // The map holds the squared distances until the balls are found, then is painted over (no
+  // second volume to map and fault in).
+  squared_distance_to_boundary(fg, lt, {options.outside_is_background});
+  // No background anywhere: the phase has no finite thickness. The distance is then +inf on
+  // every voxel, and finite on every voxel as soon as one voxel is background, so the first
+  // voxel tells.
+  if (fg[0] && std::isinf(lt[0])) {
+    for (index_t i = 0; i < fg.size(); ++i) lt[i] = fg[i] ? std::numeric_limits<float>::infinity() : 0.0f;
+    return;
+  }
+  std::vector<PlaneBalls> balls = maximal_balls(lt, fg);
+  const BallShapes shapes(balls, h);
+  if (shapes.r2.empty()) return;  // no foreground: the distances are 0 everywhere
+  index_runs(balls, shapes);
+  const index_t reach_max = shapes.reach.front();
 
   tbb::parallel_for(tbb::blocked_range<index_t>(0, d.z), [&](const tbb::blocked_range<index_t>& range) {
     cancellation_point();  // a Ctrl-C from Python stops here (core/progress.h)
-    Unpainted unpainted(d.x);
-    // The balls reaching the plane, largest first, by merging the nearby planes' lists (each
-    // sorted largest first, so the balls of plane c reaching plane z are a prefix of its list):
-    // a heap of one cursor per plane. Balls of equal r² paint the same value, so the order among
-    // them does not change the result.
+    PaintedBits painted(d.x);
+    // The runs reaching the plane, largest radius first, by merging the nearby planes' run lists
+    // (each sorted largest first, so the runs of plane c reaching plane z are a prefix of its
+    // list): a heap of one cursor per plane. Balls of equal r² paint the same value, so the order
+    // among them does not change the result.
     struct Cursor {
-      float r2;
-      std::uint32_t c, i;
-      bool operator<(const Cursor& o) const { return r2 < o.r2 || (r2 == o.r2 && (c > o.c || (c == o.c && i > o.i))); }
+      std::uint32_t shape, c, i;
+      bool operator<(const Cursor& o) const {
+        return shape > o.shape || (shape == o.shape && (c > o.c || (c == o.c && i > o.i)));
+      }
     };
     std::vector<Cursor> heap;
-    float profile_r2 = -1, diameter = 0;
-    index_t profile_dz = -1;
-    std::vector<index_t> row_half_width;
+    std::vector<index_t> half_width;  // per row offset j of the run's cross-section in this plane
     for (index_t z = range.begin(); z != range.end(); ++z) {
       auto reaches = [&](index_t c, std::size_t i) {
-        const auto& plane = balls[static_cast<std::size_t>(c)];
-        if (i >= plane.size()) return false;
-        const double dz = static_cast<double>(z - c) * h[2];
-        return static_cast<double>(plane[i].r2) - dz * dz > 0;
+        const auto& plane = balls[static_cast<std::size_t>(c)].runs;
+        return i < plane.size() && std::abs(z - c) <= shapes.reach[plane[i].shape];
       };
       heap.clear();
-      for (index_t c = std::max<index_t>(0, z - reach_z); c < std::min<index_t>(d.z, z + reach_z + 1); ++c)
-        if (reaches(c, 0)) heap.push_back({balls[static_cast<std::size_t>(c)][0].r2, static_cast<std::uint32_t>(c), 0});
+      for (index_t c = std::max<index_t>(0, z - reach_max); c < std::min<index_t>(d.z, z + reach_max + 1); ++c)
+        if (reaches(c, 0))
+          heap.push_back({balls[static_cast<std::size_t>(c)].runs[0].shape, static_cast<std::uint32_t>(c), 0});
       std::make_heap(heap.begin(), heap.end());
-      unpainted.reset(d.y);
+      painted.reset(d.y);
       while (!heap.empty()) {
         std::pop_heap(heap.begin(), heap.end());
         Cursor& cur = heap.back();
-        const Ball& b = balls[cur.c][cur.i];
-        if (reaches(cur.c, ++cur.i)) {
-          cur.r2 = balls[cur.c][cur.i].r2;
+        const Run run = balls[cur.c].runs[cur.i];
+        const index_t c = cur.c;
+        if (reaches(c, ++cur.i)) {
+          cur.shape = balls[cur.c].runs[cur.i].shape;
           std::push_heap(heap.begin(), heap.end());
         } else {
           heap.pop_back();
         }
-        // Balls come largest first, so runs of balls share r² and plane offset: their rows' half
-        // widths are computed once per run.
-        const index_t dzi = std::abs(z - static_cast<index_t>(b.z));
-        if (b.r2 != profile_r2 || dzi != profile_dz) {
-          profile_r2 = b.r2;
-          profile_dz = dzi;
-          const double rr = b.r2;
-          const double dz = static_cast<double>(dzi) * h[2];
-          const double rem_z = rr - dz * dz;
-          diameter = static_cast<float>(2.0 * std::sqrt(rr));
-          const index_t ky = half_extent(rem_z, h[1]);
-          // Rows outward from the centre row: a row's half width is the previous one's or less.
-          row_half_width.clear();
-          index_t kx = half_extent(rem_z, h[0]);
-          for (index_t j = 0; j <= ky; ++j) {
-            const double dy = static_cast<double>(j) * h[1];
-            const double rem_y = rem_z - dy * dy;
-            if (rem_y <= 0) break;                                      // and every row beyond
-            while (kx > 0 && (kx * h[0]) * (kx * h[0]) >= rem_y) --kx;  // = half_extent(rem_y, h[0])
-            row_half_width.push_back(kx);
-          }
+        // The cross-section of every ball of the run in this plane: rows j = 0..ky with their
+        // half widths, row by row outward (a row's half width is the previous one's or less).
+        const double rr = shapes.r2[run.shape];
+        const double dz = static_cast<double>(z - c) * h[2];
+        const double rem_z = rr - dz * dz;
+        const float diameter = shapes.diameter[run.shape];
+        const index_t ky = half_extent(rem_z, h[1]);
+        half_width.resize(static_cast<std::size_t>(ky + 1));
+        index_t kx = half_extent(rem_z, h[0]);
+        for (index_t j = 0; j <= ky; ++j) {
+          const double dy = static_cast<double>(j) * h[1];
+          const double rem_y = rem_z - dy * dy;                       // > 0: j <= ky
+          while (kx > 0 && (kx * h[0]) * (kx * h[0]) >= rem_y) --kx;  // = half_extent(rem_y, h[0])
+          half_width[static_cast<std::size_t>(j)] = kx;
         }
-        auto paint_row = [&](index_t y, index_t kx) {
-          if (y < 0 || y >= d.y) return;
-          const index_t x1 = std::min<index_t>(d.x - 1, b.x + kx);
-          float* row = &lt(0, y, z);
-          for (index_t x = unpainted.find(y, std::max<index_t>(0, b.x - kx)); x <= x1; x = unpainted.find(y, x + 1)) {
-            row[x] = diameter;
-            unpainted.paint(y, x);
+        const auto& centre = balls[static_cast<std::size_t>(c)].centre;
+        for (std::uint32_t b = run.begin; b != run.end; ++b) {
+          const index_t bx = centre[b] & 0xFFFF, by = centre[b] >> 16;
+          auto paint_row = [&](index_t y, index_t half) {
+            if (y < 0 || y >= d.y) return;
+            float* row = &lt(0, y, z);
+            painted.paint(y, std::max<index_t>(0, bx - half), std::min<index_t>(d.x - 1, bx + half),
+                          [&](index_t x) { row[x] = diameter; });
+          };
+          paint_row(by, half_width[0]);
+          for (index_t j = 1; j <= ky; ++j) {
+            paint_row(by + j, half_width[static_cast<std::size_t>(j)]);
+            paint_row(by - j, half_width[static_cast<std::size_t>(j)]);
           }
-        };
-        for (index_t j = 0; j < static_cast<index_t>(row_half_width.size()); ++j) {
-          const index_t kx = row_half_width[static_cast<std::size_t>(j)];
-          paint_row(b.y + j, kx);
-          if (j > 0) paint_row(b.y - j, kx);
         }
       }
     }
   });
-  return lt;
 }
 
 Distribution thickness_distribution(const Volume<float>& thickness, const Volume<std::uint8_t>& fg) {
-  // Distinct values with their counts, plane by plane in parallel, then merged in plane order.
+  // Distinct values with their counts, plane by plane in parallel (a table keyed by the value's
+  // bits: a phase has few distinct thicknesses, so no sort of every value), then merged in plane
+  // order.
   const Dims d = fg.dims();
   std::vector<std::vector<ValueCount>> per_plane(static_cast<std::size_t>(d.z));
   tbb::parallel_for(index_t{0}, d.z, [&](index_t z) {
     cancellation_point();  // a Ctrl-C from Python stops here (core/progress.h)
-    // Thickness is constant along runs of a row (one ball paints them), so count runs, then
-    // sort the (value, count) runs: far fewer than voxels, and the counts are the same.
-    std::vector<ValueCount> runs;
+    FloatTable<std::int64_t> counts;
     for (index_t y = 0; y < d.y; ++y) {
       const std::uint8_t* mrow = &fg(0, y, z);
       const float* trow = &thickness(0, y, z);
-      for (index_t x = 0; x < d.x; ++x) {
-        if (!mrow[x]) continue;
-        if (!runs.empty() && runs.back().value == static_cast<double>(trow[x])) ++runs.back().count;
-        else runs.push_back({static_cast<double>(trow[x]), 1});
+      for (index_t x = 0; x < d.x;) {
+        if (!mrow[x]) {
+          ++x;
+          continue;
+        }
+        // A run of equal values counts once.
+        const float v = trow[x];
+        index_t end = x + 1;
+        while (end < d.x && mrow[end] && trow[end] == v) ++end;
+        counts[v] += end - x;
+        x = end;
       }
     }
-    std::sort(runs.begin(), runs.end(), [](const ValueCount& a, const ValueCount& b) { return a.value < b.value; });
     auto& out = per_plane[static_cast<std::size_t>(z)];
-    for (const ValueCount& r : runs) {
-      if (!out.empty() && out.back().value == r.value) out.back().count += r.count;
-      else out.push_back(r);
-    }
+    out.reserve(counts.size());
+    counts.for_each([&](float v, std::int64_t n) { out.push_back({v, n}); });
   });
   std::map<double, std::int64_t> counts;
   for (auto& plane : per_plane) {

@@ -526,9 +526,10 @@ class LocalThicknessStage : public Stage {
   void run(const Params& p, SampleContext& ctx) const override {
     const LabelVolume& labels = *ctx.labels;
     nlohmann::json out = nlohmann::json::object();
+    Volume<float> lt;  // one map for all phases, repainted (no new volume to fault in per phase)
     for (const Phase* ph : selected_phases(p, labels.phases)) {
       const Volume<std::uint8_t> mask = phase_mask(labels, {ph->label});
-      const Volume<float> lt = local_thickness(mask, {p.boolean("outside_is_background")});
+      local_thickness(mask, lt, {p.boolean("outside_is_background")});
       const Distribution d = thickness_distribution(lt, mask);
       write_map_png(ctx, "thickness_" + ph->name, lt);
       ctx.add("local_thickness_mean", ph->name, "", d.mean, "µm");
