@@ -646,20 +646,27 @@ struct SurfaceSums {
   double se = 0, pore = 0, binder = 0;
 };
 struct SurfaceSamples {
+  // 16 bytes a point, kept per particle in in_view order (the sums add them in that order). What
+  // lies outside is coded in the levels: pore has f_se = +∞ (F > δ for every w and finite or −∞
+  // δ), binder g = NaN; else SE where f_se − w·g ≤ δ, pore otherwise.
   struct Point {
     double weight;
-    std::uint8_t kind;  // 0: SE or pore by (w, δ), 1: pore, 2: binder
     float f_se, g;
   };
-  std::vector<Point> points;
+  static constexpr float kPoreOutside = std::numeric_limits<float>::infinity();
+  static constexpr float kBinderOutside = std::numeric_limits<float>::quiet_NaN();
+  std::vector<std::vector<Point>> per_particle;
+  bool empty() const {
+    return std::all_of(per_particle.begin(), per_particle.end(), [](const auto& v) { return v.empty(); });
+  }
   SurfaceSums sums(double w, double delta) const {
     SurfaceSums s;
-    for (const Point& p : points) {
-      if (p.kind == 1) s.pore += p.weight;
-      else if (p.kind == 2) s.binder += p.weight;
-      else if (p.f_se - w * p.g <= delta) s.se += p.weight;
-      else s.pore += p.weight;
-    }
+    for (const std::vector<Point>& points : per_particle)
+      for (const Point& p : points) {
+        if (std::isnan(p.g)) s.binder += p.weight;
+        else if (p.f_se - w * p.g <= delta) s.se += p.weight;
+        else s.pore += p.weight;
+      }
     return s;
   }
 };
@@ -669,7 +676,9 @@ SurfaceSamples sample_am_surfaces(const PressedState& st, const ParticleSet& set
   const ImageBox& box = st.box();
   const double face = box.h[0] * box.h[1];
   const double eps = 1e-5 * std::min({box.h[0], box.h[1], box.h[2]});
-  std::vector<std::vector<SurfaceSamples::Point>> per(in_view.size());
+  SurfaceSamples out;
+  std::vector<std::vector<SurfaceSamples::Point>>& per = out.per_particle;
+  per.resize(in_view.size());
   tbb::parallel_for(std::size_t{0}, in_view.size(), [&](std::size_t k) {
     const int i = in_view[k];
     const Vec3& a = set.am[i].semi;
@@ -686,22 +695,18 @@ SurfaceSamples sample_am_surfaces(const PressedState& st, const ParticleSet& set
       // What lies just outside; its SE distance matters only outside AM and binder.
       Fields fo;
       st.add_am(o, fo);
-      SurfaceSamples::Point pt{sp.weight, 0, 0.0f, 0.0f};
+      SurfaceSamples::Point pt{sp.weight, SurfaceSamples::kPoreOutside, 0.0f};
       if (fo.am >= 0) {
         if (!st.am_crack_at(o, fo.am)) continue;
-        pt.kind = 1;
       } else if (st.add_binder(o, fo), fo.binder >= 0) {
-        pt.kind = 2;
-      } else {
+        pt.g = SurfaceSamples::kBinderOutside;
+      } else if (!st.se_crack_at(o)) {
         st.add_se(o, fo);
         pt.f_se = static_cast<float>(fo.f_se), pt.g = static_cast<float>(fo.g);
-        if (st.se_crack_at(o)) pt.kind = 1;
       }
       per[k].push_back(pt);
     }
   });
-  SurfaceSamples out;
-  for (auto& v : per) out.points.insert(out.points.end(), v.begin(), v.end());
   return out;
 }
 
@@ -744,7 +749,7 @@ AmCrackAreas measure_am_cracks(const PressedState& st, const ParticleSet& set, d
 // w pulls SE onto AM surfaces). 0 without contact steering.
 double steer_contact_weight(const CompositeSpec& spec, double pressure_MPa, const OpenVoxels& open,
                             const SurfaceSamples& surface, double crack_walls, std::int64_t pore_wanted) {
-  if (!(spec.compaction.enabled && spec.compaction.steer_contact && !surface.points.empty())) return 0;
+  if (!(spec.compaction.enabled && spec.compaction.steer_contact && !surface.empty())) return 0;
   auto contact = [&](double ww) {
     const SurfaceSums sums = surface.sums(ww, solve_delta(open, ww, pore_wanted));
     const double all = sums.se + sums.pore + sums.binder + crack_walls;
