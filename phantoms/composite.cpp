@@ -663,9 +663,13 @@ struct SurfaceSamples {
     SurfaceSums s;
     for (const std::vector<Point>& points : per_particle)
       for (const Point& p : points) {
-        if (std::isnan(p.g)) s.binder += p.weight;
-        else if (p.f_se - w * p.g <= delta) s.se += p.weight;
-        else s.pore += p.weight;
+        // Without branches (the classes alternate at random): adding +0 to a sum that started
+        // at +0 leaves it bit-identical, so each sum still adds its own points in order.
+        const bool binder = std::isnan(p.g);
+        const bool se = !binder && p.f_se - w * p.g <= delta;
+        s.binder += binder ? p.weight : 0.0;
+        s.se += se ? p.weight : 0.0;
+        s.pore += !binder && !se ? p.weight : 0.0;
       }
     return s;
   }
