@@ -323,6 +323,7 @@ class PressedState {
 
     am_grid_ = CellGrid(lo, hi, std::max(4.0 * h, spec.am_radius_max_vox * h));
     am_.resize(set.am.size());
+    std::vector<Vec3> bb_lo(set.am.size()), bb_hi(set.am.size());
     for (std::size_t i = 0; i < set.am.size(); ++i) {
       const AmBody& b = set.am[i];
       am_[i] = {b.centre[0], b.centre[1], b.centre[2] * s_};
@@ -330,8 +331,9 @@ class PressedState {
       // owns p nor adds proximity (with a margin far above rounding), so it is skipped.
       am_box_.push_back(scale(b.semi, (1 + proximity_ / std::min({b.semi[0], b.semi[1], b.semi[2]})) * 1.001));
       const Vec3 r = add(b.semi, {proximity_, proximity_, proximity_});
-      am_grid_.insert(static_cast<int>(i), sub(am_[i], r), add(am_[i], r));
+      bb_lo[i] = sub(am_[i], r), bb_hi[i] = add(am_[i], r);
     }
+    am_grid_.insert_all(bb_lo, bb_hi);
     // SE flattens volume-preservingly: z semi-axis r·s, lateral r/√s.
     // Cells a quarter of the width of an SE body's reach box: a point sees about a fifth as many
     // candidates as with cells as wide as the box (each then tested on its box before its norm). Bodies whose reach box
@@ -341,17 +343,19 @@ class PressedState {
     se_c_.resize(set.se.size());
     se_a_.resize(set.se.size());
     se_box_.resize(set.se.size());
+    bb_lo.resize(set.se.size()), bb_hi.resize(set.se.size());
     for (std::size_t i = 0; i < set.se.size(); ++i) {
       const Ball& b = set.se[i];
       se_c_[i] = {b.centre[0], b.centre[1], b.centre[2] * s_};
       se_a_[i] = {b.r / std::sqrt(s_), b.r / std::sqrt(s_), b.r * s_};
       const double e = se_reach_ * std::max(1.0, 1 / s_);
       const Vec3 r = add(se_a_[i], {e, e, e});
-      se_grid_.insert(static_cast<int>(i), sub(se_c_[i], r), add(se_c_[i], r));
+      bb_lo[i] = sub(se_c_[i], r), bb_hi[i] = add(se_c_[i], r);
       // Beyond this half-width along any axis (the reach box plus a margin far above rounding)
       // the level-set distance exceeds the reach: the body cannot be the nearest.
       se_box_[i] = scale(r, 1.001);
     }
+    se_grid_.insert_all(bb_lo, bb_hi);
     binder_grid_ = CellGrid(lo, hi, std::max(2.0 * h, 4 * spec.binder_radius_vox * h));
     binder_c_.resize(set.binder.size());
     for (std::size_t i = 0; i < set.binder.size(); ++i) {
