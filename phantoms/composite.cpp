@@ -392,23 +392,27 @@ class PressedState {
     return f;
   }
 
+  // The bodies of one grid cell whose box reaches a row of points (fixed y and z), in the
+  // cell's order: a walk along x re-filters only when the cell changes, and tests x alone per
+  // point (the same box tests, so the same bodies are kept). Reset `cell` at each new row.
+  struct RowCandidates {
+    const std::vector<int>* cell = nullptr;
+    std::vector<int> ids;
+  };
+
   // The parts of fields(), for callers that need only some of them (an AM point's SE distance
   // decides nothing): the owning AM particle and the AM proximity g ...
   void add_am(const Vec3& p, Fields& f) const {
     double best = 1;
-    for (int i : am_grid_.at(p)) {
-      const Vec3& a = set_.am[i].semi;
-      const Vec3& c = am_[i];
-      const Vec3& box = am_box_[i];
-      if (std::fabs(p[0] - c[0]) > box[0] || std::fabs(p[1] - c[1]) > box[1] || std::fabs(p[2] - c[2]) > box[2])
-        continue;
-      const double q = ellipsoid_norm(p, c, a);
-      if (q < best) best = q, f.am = i;
-      if (q >= 1) {
-        const double d = (q - 1) * std::min({a[0], a[1], a[2]});
-        f.g = std::max(f.g, 1 - d / proximity_);
-      }
-    }
+    for (int i : am_grid_.at(p))
+      if (in_box(p, am_[i], am_box_[i])) add_am_body(p, i, best, f);
+    if (f.am >= 0) f.g = 1;
+  }
+  void add_am(const Vec3& p, Fields& f, RowCandidates& row) const {
+    filter_row(p, am_grid_.at(p), am_, am_box_, row);
+    double best = 1;
+    for (int i : row.ids)
+      if (!(std::fabs(p[0] - am_[i][0]) > am_box_[i][0])) add_am_body(p, i, best, f);
     if (f.am >= 0) f.g = 1;
   }
   // ... the binder blob containing p ...
@@ -422,14 +426,14 @@ class PressedState {
   // ... and the nearest SE particle with its level-set distance.
   void add_se(const Vec3& p, Fields& f) const {
     f.f_se = se_reach_;
-    for (int i : se_grid_.at(p)) {
-      const Vec3& c = se_c_[i];
-      const Vec3& box = se_box_[i];
-      if (std::fabs(p[0] - c[0]) > box[0] || std::fabs(p[1] - c[1]) > box[1] || std::fabs(p[2] - c[2]) > box[2])
-        continue;
-      const double d = (ellipsoid_norm(p, c, se_a_[i]) - 1) * set_.se[i].r;
-      if (d < f.f_se) f.f_se = d, f.se = i;
-    }
+    for (int i : se_grid_.at(p))
+      if (in_box(p, se_c_[i], se_box_[i])) add_se_body(p, i, f);
+  }
+  void add_se(const Vec3& p, Fields& f, RowCandidates& row) const {
+    filter_row(p, se_grid_.at(p), se_c_, se_box_, row);
+    f.f_se = se_reach_;
+    for (int i : row.ids)
+      if (!(std::fabs(p[0] - se_c_[i][0]) > se_box_[i][0])) add_se_body(p, i, f);
   }
 
   // Id of the SE crack slab containing p (before asking whether p is SE), 0 if none.
@@ -500,6 +504,31 @@ class PressedState {
   const Vec3& se_semi(int i) const { return se_a_[i]; }
 
  private:
+  static bool in_box(const Vec3& p, const Vec3& c, const Vec3& box) {
+    return !(std::fabs(p[0] - c[0]) > box[0] || std::fabs(p[1] - c[1]) > box[1] || std::fabs(p[2] - c[2]) > box[2]);
+  }
+  static void filter_row(const Vec3& p, const std::vector<int>& cell, const std::vector<Vec3>& c,
+                         const std::vector<Vec3>& box, RowCandidates& row) {
+    if (row.cell == &cell) return;
+    row.cell = &cell;
+    row.ids.clear();
+    for (int i : cell)
+      if (!(std::fabs(p[1] - c[i][1]) > box[i][1] || std::fabs(p[2] - c[i][2]) > box[i][2])) row.ids.push_back(i);
+  }
+  void add_am_body(const Vec3& p, int i, double& best, Fields& f) const {
+    const Vec3& a = set_.am[i].semi;
+    const double q = ellipsoid_norm(p, am_[i], a);
+    if (q < best) best = q, f.am = i;
+    if (q >= 1) {
+      const double d = (q - 1) * std::min({a[0], a[1], a[2]});
+      f.g = std::max(f.g, 1 - d / proximity_);
+    }
+  }
+  void add_se_body(const Vec3& p, int i, Fields& f) const {
+    const double d = (ellipsoid_norm(p, se_c_[i], se_a_[i]) - 1) * set_.se[i].r;
+    if (d < f.f_se) f.f_se = d, f.se = i;
+  }
+
   const CompositeSpec& spec_;
   const ParticleSet& set_;
   ImageBox box_;
@@ -544,12 +573,14 @@ OpenVoxels sample_voxels(const PressedState& st, const ParticleSet& set, Phantom
     std::vector<Level>& free = open.free[static_cast<std::size_t>(z)];
     std::vector<Level>& slab = open.slab[static_cast<std::size_t>(z)];
     std::int64_t pore = 0;
-    for (index_t y = 0; y < d.y; ++y)
+    PressedState::RowCandidates am_row, se_row;
+    for (index_t y = 0; y < d.y; ++y) {
+      am_row.cell = se_row.cell = nullptr;
       for (index_t x = 0; x < d.x; ++x) {
         const index_t i = x + d.x * (y + d.y * z);
         const Vec3 p = st.box().centre_of(x, y, z);
         Fields f;
-        st.add_am(p, f);
+        st.add_am(p, f, am_row);
         std::uint8_t label;
         std::uint32_t particle = 0, crack = 0;
         if (f.am >= 0) {
@@ -561,7 +592,7 @@ OpenVoxels sample_voxels(const PressedState& st, const ParticleSet& set, Phantom
           label = kBinder;
           particle = n_am + n_se + static_cast<std::uint32_t>(f.binder) + 1;
         } else {
-          st.add_se(p, f);
+          st.add_se(p, f, se_row);
           const Level level{static_cast<float>(f.f_se), static_cast<float>(f.g)};
           crack = st.se_crack_at(p);
           if (crack) {
@@ -578,6 +609,7 @@ OpenVoxels sample_voxels(const PressedState& st, const ParticleSet& set, Phantom
         out.particles[i] = particle;
         out.cracks[i] = crack;
       }
+    }
     fixed_pore[static_cast<std::size_t>(z)] = pore;
   });
   for (std::size_t z = 0; z < open.free.size(); ++z) {
