@@ -16,9 +16,12 @@
 // the continuous geometry (surface and plane quadratures) as well as on the voxel grid.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <numeric>
 
+#include <tbb/blocked_range.h>
+#include <tbb/enumerable_thread_specific.h>
 #include <tbb/parallel_for.h>
 
 #include "core/error.h"
@@ -320,6 +323,7 @@ class PressedState {
 
     am_grid_ = CellGrid(lo, hi, std::max(4.0 * h, spec.am_radius_max_vox * h));
     am_.resize(set.am.size());
+    std::vector<Vec3> bb_lo(set.am.size()), bb_hi(set.am.size());
     for (std::size_t i = 0; i < set.am.size(); ++i) {
       const AmBody& b = set.am[i];
       am_[i] = {b.centre[0], b.centre[1], b.centre[2] * s_};
@@ -327,8 +331,9 @@ class PressedState {
       // owns p nor adds proximity (with a margin far above rounding), so it is skipped.
       am_box_.push_back(scale(b.semi, (1 + proximity_ / std::min({b.semi[0], b.semi[1], b.semi[2]})) * 1.001));
       const Vec3 r = add(b.semi, {proximity_, proximity_, proximity_});
-      am_grid_.insert(static_cast<int>(i), sub(am_[i], r), add(am_[i], r));
+      bb_lo[i] = sub(am_[i], r), bb_hi[i] = add(am_[i], r);
     }
+    am_grid_.insert_all(bb_lo, bb_hi);
     // SE flattens volume-preservingly: z semi-axis r·s, lateral r/√s.
     // Cells a quarter of the width of an SE body's reach box: a point sees about a fifth as many
     // candidates as with cells as wide as the box (each then tested on its box before its norm). Bodies whose reach box
@@ -338,17 +343,19 @@ class PressedState {
     se_c_.resize(set.se.size());
     se_a_.resize(set.se.size());
     se_box_.resize(set.se.size());
+    bb_lo.resize(set.se.size()), bb_hi.resize(set.se.size());
     for (std::size_t i = 0; i < set.se.size(); ++i) {
       const Ball& b = set.se[i];
       se_c_[i] = {b.centre[0], b.centre[1], b.centre[2] * s_};
       se_a_[i] = {b.r / std::sqrt(s_), b.r / std::sqrt(s_), b.r * s_};
       const double e = se_reach_ * std::max(1.0, 1 / s_);
       const Vec3 r = add(se_a_[i], {e, e, e});
-      se_grid_.insert(static_cast<int>(i), sub(se_c_[i], r), add(se_c_[i], r));
+      bb_lo[i] = sub(se_c_[i], r), bb_hi[i] = add(se_c_[i], r);
       // Beyond this half-width along any axis (the reach box plus a margin far above rounding)
       // the level-set distance exceeds the reach: the body cannot be the nearest.
       se_box_[i] = scale(r, 1.001);
     }
+    se_grid_.insert_all(bb_lo, bb_hi);
     binder_grid_ = CellGrid(lo, hi, std::max(2.0 * h, 4 * spec.binder_radius_vox * h));
     binder_c_.resize(set.binder.size());
     for (std::size_t i = 0; i < set.binder.size(); ++i) {
@@ -379,36 +386,54 @@ class PressedState {
 
   Fields fields(const Vec3& p) const {
     Fields f;
+    add_am(p, f);
+    add_binder(p, f);
+    add_se(p, f);
+    return f;
+  }
+
+  // The bodies of one grid cell whose box reaches a row of points (fixed y and z), in the
+  // cell's order: a walk along x re-filters only when the cell changes, and tests x alone per
+  // point (the same box tests, so the same bodies are kept). Reset `cell` at each new row.
+  struct RowCandidates {
+    const std::vector<int>* cell = nullptr;
+    std::vector<int> ids;
+  };
+
+  // The parts of fields(), for callers that need only some of them (an AM point's SE distance
+  // decides nothing): the owning AM particle and the AM proximity g ...
+  void add_am(const Vec3& p, Fields& f) const {
     double best = 1;
-    for (int i : am_grid_.at(p)) {
-      const Vec3& a = set_.am[i].semi;
-      const Vec3& c = am_[i];
-      const Vec3& box = am_box_[i];
-      if (std::fabs(p[0] - c[0]) > box[0] || std::fabs(p[1] - c[1]) > box[1] || std::fabs(p[2] - c[2]) > box[2])
-        continue;
-      const double q = ellipsoid_norm(p, c, a);
-      if (q < best) best = q, f.am = i;
-      if (q >= 1) {
-        const double d = (q - 1) * std::min({a[0], a[1], a[2]});
-        f.g = std::max(f.g, 1 - d / proximity_);
-      }
-    }
+    for (int i : am_grid_.at(p))
+      if (in_box(p, am_[i], am_box_[i])) add_am_body(p, i, best, f);
     if (f.am >= 0) f.g = 1;
+  }
+  void add_am(const Vec3& p, Fields& f, RowCandidates& row) const {
+    filter_row(p, am_grid_.at(p), am_, am_box_, row);
+    double best = 1;
+    for (int i : row.ids)
+      if (!(std::fabs(p[0] - am_[i][0]) > am_box_[i][0])) add_am_body(p, i, best, f);
+    if (f.am >= 0) f.g = 1;
+  }
+  // ... the binder blob containing p ...
+  void add_binder(const Vec3& p, Fields& f) const {
     for (int i : binder_grid_.at(p))
       if (norm(sub(p, binder_c_[i])) < set_.binder[i].r) {
         f.binder = i;
         break;
       }
+  }
+  // ... and the nearest SE particle with its level-set distance.
+  void add_se(const Vec3& p, Fields& f) const {
     f.f_se = se_reach_;
-    for (int i : se_grid_.at(p)) {
-      const Vec3& c = se_c_[i];
-      const Vec3& box = se_box_[i];
-      if (std::fabs(p[0] - c[0]) > box[0] || std::fabs(p[1] - c[1]) > box[1] || std::fabs(p[2] - c[2]) > box[2])
-        continue;
-      const double d = (ellipsoid_norm(p, c, se_a_[i]) - 1) * set_.se[i].r;
-      if (d < f.f_se) f.f_se = d, f.se = i;
-    }
-    return f;
+    for (int i : se_grid_.at(p))
+      if (in_box(p, se_c_[i], se_box_[i])) add_se_body(p, i, f);
+  }
+  void add_se(const Vec3& p, Fields& f, RowCandidates& row) const {
+    filter_row(p, se_grid_.at(p), se_c_, se_box_, row);
+    f.f_se = se_reach_;
+    for (int i : row.ids)
+      if (!(std::fabs(p[0] - se_c_[i][0]) > se_box_[i][0])) add_se_body(p, i, f);
   }
 
   // Id of the SE crack slab containing p (before asking whether p is SE), 0 if none.
@@ -479,6 +504,31 @@ class PressedState {
   const Vec3& se_semi(int i) const { return se_a_[i]; }
 
  private:
+  static bool in_box(const Vec3& p, const Vec3& c, const Vec3& box) {
+    return !(std::fabs(p[0] - c[0]) > box[0] || std::fabs(p[1] - c[1]) > box[1] || std::fabs(p[2] - c[2]) > box[2]);
+  }
+  static void filter_row(const Vec3& p, const std::vector<int>& cell, const std::vector<Vec3>& c,
+                         const std::vector<Vec3>& box, RowCandidates& row) {
+    if (row.cell == &cell) return;
+    row.cell = &cell;
+    row.ids.clear();
+    for (int i : cell)
+      if (!(std::fabs(p[1] - c[i][1]) > box[i][1] || std::fabs(p[2] - c[i][2]) > box[i][2])) row.ids.push_back(i);
+  }
+  void add_am_body(const Vec3& p, int i, double& best, Fields& f) const {
+    const Vec3& a = set_.am[i].semi;
+    const double q = ellipsoid_norm(p, am_[i], a);
+    if (q < best) best = q, f.am = i;
+    if (q >= 1) {
+      const double d = (q - 1) * std::min({a[0], a[1], a[2]});
+      f.g = std::max(f.g, 1 - d / proximity_);
+    }
+  }
+  void add_se_body(const Vec3& p, int i, Fields& f) const {
+    const double d = (ellipsoid_norm(p, se_c_[i], se_a_[i]) - 1) * set_.se[i].r;
+    if (d < f.f_se) f.f_se = d, f.se = i;
+  }
+
   const CompositeSpec& spec_;
   const ParticleSet& set_;
   ImageBox box_;
@@ -489,90 +539,133 @@ class PressedState {
   std::vector<AmCrack> am_cracks_;
 };
 
-// Per-voxel fields of a pressed state and the solve for (w, δ).
-struct VoxelFields {
-  std::vector<std::int32_t> am, binder, se;
-  std::vector<float> f_se, g;
-  std::vector<std::uint32_t> am_crack, se_slab;
+// The level-set values of a voxel whose phase the solve for (w, δ) decides, as the floats the
+// voxel keeps (F = f_se − w·g is formed from them in double).
+struct Level {
+  float f_se, g;
 };
 
-VoxelFields sample_fields(const PressedState& st) {
-  const Dims d = st.box().dims;
-  const auto n = static_cast<std::size_t>(d.count());
-  VoxelFields v;
-  v.am.resize(n), v.binder.resize(n), v.se.resize(n), v.f_se.resize(n), v.g.resize(n), v.am_crack.resize(n),
-      v.se_slab.resize(n);
-  tbb::parallel_for(index_t{0}, d.z, [&](index_t z) {
-    for (index_t y = 0; y < d.y; ++y)
-      for (index_t x = 0; x < d.x; ++x) {
-        const auto i = static_cast<std::size_t>(x + d.x * (y + d.y * z));
-        const Vec3 p = st.box().centre_of(x, y, z);
-        const Fields f = st.fields(p);
-        v.am[i] = f.am, v.binder[i] = f.binder, v.se[i] = f.se;
-        v.f_se[i] = static_cast<float>(f.f_se), v.g[i] = static_cast<float>(f.g);
-        v.am_crack[i] = f.am >= 0 ? st.am_crack_at(p, f.am) : 0;
-        v.se_slab[i] = (f.am < 0 && f.binder < 0) ? st.se_crack_at(p) : 0;
-      }
-  });
-  return v;
-}
-
-// Voxels that may become SE or pore (outside AM, binder and SE crack slabs), and the faces of
-// intact AM voxels towards non-AM neighbours (neighbour index, face area).
-struct SolveSetup {
-  std::vector<std::size_t> free;
-  std::vector<std::pair<std::size_t, float>> am_faces;
+// What the solve needs of the voxels outside AM and binder, per z plane in x-fastest order: the
+// levels of the free voxels (SE or pore by F ≤ δ) and of those in SE crack slabs (pore whatever
+// δ is; their crack id kept where they would be SE). 8 bytes per such voxel instead of seven
+// full-volume fields.
+struct OpenVoxels {
+  std::vector<std::vector<Level>> free, slab;
+  std::int64_t free_count = 0;
   std::int64_t fixed_pore = 0;  // AM crack voxels + SE slab voxels: pore whatever δ is
 };
 
-SolveSetup solve_setup(const VoxelFields& v, const ImageBox& box) {
-  SolveSetup s;
-  const Dims d = box.dims;
-  const double area[3] = {box.h[1] * box.h[2], box.h[0] * box.h[2], box.h[0] * box.h[1]};
-  auto is_am = [&](std::size_t i) { return v.am[i] >= 0 && v.am_crack[i] == 0; };
-  for (index_t z = 0; z < d.z; ++z)
-    for (index_t y = 0; y < d.y; ++y)
+// Provisional labels of the voxels that settle_open_voxels decides; no phase uses them.
+constexpr std::uint8_t kUndecidedFree = 255, kUndecidedSlab = 254;
+
+// Samples the fields at every voxel centre, one z plane per task. AM and binder voxels get their
+// final label, particle and crack ids (their SE distance decides nothing, so it is not sampled);
+// the others a provisional label, the nearest SE particle's id and their SE slab's id, and their
+// levels in the returned OpenVoxels.
+OpenVoxels sample_voxels(const PressedState& st, const ParticleSet& set, Phantom& out) {
+  const Dims d = st.box().dims;
+  const auto n_am = static_cast<std::uint32_t>(set.am.size()), n_se = static_cast<std::uint32_t>(set.se.size());
+  OpenVoxels open;
+  open.free.resize(static_cast<std::size_t>(d.z));
+  open.slab.resize(static_cast<std::size_t>(d.z));
+  std::vector<std::int64_t> fixed_pore(static_cast<std::size_t>(d.z), 0);
+  tbb::parallel_for(index_t{0}, d.z, [&](index_t z) {
+    std::vector<Level>& free = open.free[static_cast<std::size_t>(z)];
+    std::vector<Level>& slab = open.slab[static_cast<std::size_t>(z)];
+    std::int64_t pore = 0;
+    PressedState::RowCandidates am_row, se_row;
+    for (index_t y = 0; y < d.y; ++y) {
+      am_row.cell = se_row.cell = nullptr;
       for (index_t x = 0; x < d.x; ++x) {
-        const auto i = static_cast<std::size_t>(x + d.x * (y + d.y * z));
-        if (v.am[i] >= 0) {
-          if (v.am_crack[i]) {
-            ++s.fixed_pore;
-            continue;
+        const index_t i = x + d.x * (y + d.y * z);
+        const Vec3 p = st.box().centre_of(x, y, z);
+        Fields f;
+        st.add_am(p, f, am_row);
+        std::uint8_t label;
+        std::uint32_t particle = 0, crack = 0;
+        if (f.am >= 0) {
+          crack = st.am_crack_at(p, f.am);
+          label = crack ? kPore : kActive;
+          if (crack) ++pore;
+          else particle = static_cast<std::uint32_t>(f.am) + 1;
+        } else if (st.add_binder(p, f), f.binder >= 0) {
+          label = kBinder;
+          particle = n_am + n_se + static_cast<std::uint32_t>(f.binder) + 1;
+        } else {
+          st.add_se(p, f, se_row);
+          const Level level{static_cast<float>(f.f_se), static_cast<float>(f.g)};
+          crack = st.se_crack_at(p);
+          if (crack) {
+            label = kUndecidedSlab;
+            slab.push_back(level);
+            ++pore;
+          } else {
+            label = kUndecidedFree;
+            free.push_back(level);
+            if (f.se >= 0) particle = n_am + static_cast<std::uint32_t>(f.se) + 1;
           }
-          const index_t c[3] = {x, y, z};
-          const index_t stride[3] = {1, d.x, d.x * d.y};
-          for (int a = 0; a < 3; ++a)
-            for (int dir : {-1, 1}) {
-              const index_t nc = c[a] + dir;
-              if (nc < 0 || nc >= d[a]) continue;
-              const auto j = static_cast<std::size_t>(static_cast<index_t>(i) + dir * stride[a]);
-              if (!is_am(j)) s.am_faces.push_back({j, static_cast<float>(area[a])});
-            }
-        } else if (v.binder[i] < 0) {
-          if (v.se_slab[i]) ++s.fixed_pore;
-          else s.free.push_back(i);
         }
+        out.labels[i] = label;
+        out.particles[i] = particle;
+        out.cracks[i] = crack;
       }
-  return s;
+    }
+    fixed_pore[static_cast<std::size_t>(z)] = pore;
+  });
+  for (std::size_t z = 0; z < open.free.size(); ++z) {
+    open.free_count += static_cast<std::int64_t>(open.free[z].size());
+    open.fixed_pore += fixed_pore[z];
+  }
+  return open;
 }
 
-// δ such that exactly `pore_wanted` free voxels have F = f_se − w·g > δ. F is the caller's
-// buffer, reused across the contact bisection's ~30 solves (a fresh one per solve cost more in
-// zeroing and page faults than the selection itself); the selected value is unique, so how the
-// buffer is filled does not change it.
-double solve_delta(const VoxelFields& v, const SolveSetup& s, double w, std::int64_t pore_wanted,
-                   std::vector<double>& F) {
-  const auto n = static_cast<std::int64_t>(s.free.size());
+// A key with the order of the doubles here (finite; no −0 beside +0 to tell apart).
+std::uint64_t order_key(double x) {
+  std::uint64_t b;
+  std::memcpy(&b, &x, sizeof b);
+  return (b >> 63) ? ~b : b | (std::uint64_t{1} << 63);
+}
+double from_order_key(std::uint64_t k) {
+  const std::uint64_t b = (k >> 63) ? k & ~(std::uint64_t{1} << 63) : ~k;
+  double x;
+  std::memcpy(&x, &b, sizeof x);
+  return x;
+}
+
+// δ such that exactly `pore_wanted` free voxels have F = f_se − w·g > δ: the free voxels' F of
+// ascending rank n − pore_wanted − 1, found by a radix selection on the keys of F, 16 bits per
+// pass (four passes over the levels, no buffer of F; each pass's histograms are integer counts,
+// so the split among threads does not change them). The selected value is unique: it is the one
+// a sort would put at that rank.
+double solve_delta(const OpenVoxels& open, double w, std::int64_t pore_wanted) {
+  const std::int64_t n = open.free_count;
   pore_wanted = std::clamp<std::int64_t>(pore_wanted, 0, n);
   if (pore_wanted == n) return -kInf;
-  F.resize(s.free.size());
-  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, s.free.size(), 1 << 16),
-                    [&](const tbb::blocked_range<std::size_t>& r) {
-                      for (std::size_t k = r.begin(); k != r.end(); ++k) F[k] = v.f_se[s.free[k]] - w * v.g[s.free[k]];
-                    });
-  const auto k = static_cast<std::size_t>(n - pore_wanted - 1);  // the largest SE value
-  std::nth_element(F.begin(), F.begin() + static_cast<std::ptrdiff_t>(k), F.end());
-  return F[k];
+  auto rank = static_cast<std::uint64_t>(n - pore_wanted - 1);
+  constexpr int kBits = 16;
+  constexpr std::size_t kBuckets = std::size_t{1} << kBits;
+  std::uint64_t prefix = 0;  // the key's bits above `shift`, settled by the passes so far
+  for (int shift = 64 - kBits; shift >= 0; shift -= kBits) {
+    const std::uint64_t settled = shift + kBits == 64 ? 0 : ~((std::uint64_t{1} << (shift + kBits)) - 1);
+    tbb::enumerable_thread_specific<std::vector<std::uint64_t>> local(
+        [] { return std::vector<std::uint64_t>(kBuckets, 0); });
+    tbb::parallel_for(tbb::blocked_range<std::size_t>(0, open.free.size()),
+                      [&](const tbb::blocked_range<std::size_t>& r) {
+                        std::vector<std::uint64_t>& hist = local.local();
+                        for (std::size_t z = r.begin(); z != r.end(); ++z)
+                          for (const Level& lv : open.free[z]) {
+                            const std::uint64_t key = order_key(lv.f_se - w * lv.g);
+                            if ((key & settled) == prefix) ++hist[(key >> shift) & (kBuckets - 1)];
+                          }
+                      });
+    std::vector<std::uint64_t> hist(kBuckets, 0);
+    for (const std::vector<std::uint64_t>& h : local)
+      for (std::size_t b = 0; b < kBuckets; ++b) hist[b] += h[b];
+    std::uint64_t b = 0;
+    while (rank >= hist[b]) rank -= hist[b++];
+    prefix |= b << shift;
+  }
+  return from_order_key(prefix);
 }
 
 bool overlaps_box(const ImageBox& box, const Vec3& c, const Vec3& a) {
@@ -589,20 +682,31 @@ struct SurfaceSums {
   double se = 0, pore = 0, binder = 0;
 };
 struct SurfaceSamples {
+  // 16 bytes a point, kept per particle in in_view order (the sums add them in that order). What
+  // lies outside is coded in the levels: pore has f_se = +∞ (F > δ for every w and finite or −∞
+  // δ), binder g = NaN; else SE where f_se − w·g ≤ δ, pore otherwise.
   struct Point {
     double weight;
-    std::uint8_t kind;  // 0: SE or pore by (w, δ), 1: pore, 2: binder
     float f_se, g;
   };
-  std::vector<Point> points;
+  static constexpr float kPoreOutside = std::numeric_limits<float>::infinity();
+  static constexpr float kBinderOutside = std::numeric_limits<float>::quiet_NaN();
+  std::vector<std::vector<Point>> per_particle;
+  bool empty() const {
+    return std::all_of(per_particle.begin(), per_particle.end(), [](const auto& v) { return v.empty(); });
+  }
   SurfaceSums sums(double w, double delta) const {
     SurfaceSums s;
-    for (const Point& p : points) {
-      if (p.kind == 1) s.pore += p.weight;
-      else if (p.kind == 2) s.binder += p.weight;
-      else if (p.f_se - w * p.g <= delta) s.se += p.weight;
-      else s.pore += p.weight;
-    }
+    for (const std::vector<Point>& points : per_particle)
+      for (const Point& p : points) {
+        // Without branches (the classes alternate at random): adding +0 to a sum that started
+        // at +0 leaves it bit-identical, so each sum still adds its own points in order.
+        const bool binder = std::isnan(p.g);
+        const bool se = !binder && p.f_se - w * p.g <= delta;
+        s.binder += binder ? p.weight : 0.0;
+        s.se += se ? p.weight : 0.0;
+        s.pore += !binder && !se ? p.weight : 0.0;
+      }
     return s;
   }
 };
@@ -612,7 +716,9 @@ SurfaceSamples sample_am_surfaces(const PressedState& st, const ParticleSet& set
   const ImageBox& box = st.box();
   const double face = box.h[0] * box.h[1];
   const double eps = 1e-5 * std::min({box.h[0], box.h[1], box.h[2]});
-  std::vector<std::vector<SurfaceSamples::Point>> per(in_view.size());
+  SurfaceSamples out;
+  std::vector<std::vector<SurfaceSamples::Point>>& per = out.per_particle;
+  per.resize(in_view.size());
   tbb::parallel_for(std::size_t{0}, in_view.size(), [&](std::size_t k) {
     const int i = in_view[k];
     const Vec3& a = set.am[i].semi;
@@ -620,26 +726,27 @@ SurfaceSamples sample_am_surfaces(const PressedState& st, const ParticleSet& set
     const int m = std::max(64, static_cast<int>(std::ceil(samples_per_face * area / face)));
     for (const SurfacePoint& sp : ellipsoid_surface_points(st.am_centre(i), a, m)) {
       if (!box.contains(sp.p)) continue;
-      const Fields f = st.fields(sp.p);
+      Fields f;
+      st.add_am(sp.p, f);
       if (f.am != i && f.am >= 0) continue;   // inside another AM particle: not a surface
       if (st.am_crack_at(sp.p, i)) continue;  // cut away by an intergranular crack
       const Vec3 o = add(sp.p, scale(sp.n, eps));
       if (!box.contains(o)) continue;
-      const Fields fo = st.fields(o);
-      SurfaceSamples::Point pt{sp.weight, 0, static_cast<float>(fo.f_se), static_cast<float>(fo.g)};
+      // What lies just outside; its SE distance matters only outside AM and binder.
+      Fields fo;
+      st.add_am(o, fo);
+      SurfaceSamples::Point pt{sp.weight, SurfaceSamples::kPoreOutside, 0.0f};
       if (fo.am >= 0) {
         if (!st.am_crack_at(o, fo.am)) continue;
-        pt.kind = 1;
-      } else if (fo.binder >= 0) {
-        pt.kind = 2;
-      } else if (st.se_crack_at(o)) {
-        pt.kind = 1;
+      } else if (st.add_binder(o, fo), fo.binder >= 0) {
+        pt.g = SurfaceSamples::kBinderOutside;
+      } else if (!st.se_crack_at(o)) {
+        st.add_se(o, fo);
+        pt.f_se = static_cast<float>(fo.f_se), pt.g = static_cast<float>(fo.g);
       }
       per[k].push_back(pt);
     }
   });
-  SurfaceSamples out;
-  for (auto& v : per) out.points.insert(out.points.end(), v.begin(), v.end());
   return out;
 }
 
@@ -679,13 +786,12 @@ AmCrackAreas measure_am_cracks(const PressedState& st, const ParticleSet& set, d
 
 // The contact weight w: bisection on w until the AM|SE contact fraction, measured with the same
 // surface quadrature the ground truth uses, meets the compaction law's target (monotone: a larger
-// w pulls SE onto AM surfaces). 0 without contact steering. F is solve_delta's buffer.
-double steer_contact_weight(const CompositeSpec& spec, double pressure_MPa, const VoxelFields& v,
-                            const SolveSetup& setup, const SurfaceSamples& surface, double crack_walls,
-                            std::int64_t pore_wanted, std::vector<double>& F) {
-  if (!(spec.compaction.enabled && spec.compaction.steer_contact && !surface.points.empty())) return 0;
+// w pulls SE onto AM surfaces). 0 without contact steering.
+double steer_contact_weight(const CompositeSpec& spec, double pressure_MPa, const OpenVoxels& open,
+                            const SurfaceSamples& surface, double crack_walls, std::int64_t pore_wanted) {
+  if (!(spec.compaction.enabled && spec.compaction.steer_contact && !surface.empty())) return 0;
   auto contact = [&](double ww) {
-    const SurfaceSums sums = surface.sums(ww, solve_delta(v, setup, ww, pore_wanted, F));
+    const SurfaceSums sums = surface.sums(ww, solve_delta(open, ww, pore_wanted));
     const double all = sums.se + sums.pore + sums.binder + crack_walls;
     return all > 0 ? sums.se / all : 0.0;
   };
@@ -701,41 +807,31 @@ double steer_contact_weight(const CompositeSpec& spec, double pressure_MPa, cons
   return 0.5 * (lo + hi);
 }
 
-// The label, particle-id and crack-id volumes: a free voxel is SE where f_se − w·g ≤ δ.
-Phantom label_voxels(const CompositeSpec& spec, const ParticleSet& set, const VoxelFields& v, double w, double delta) {
-  const Dims d = spec.dims;
-  Phantom out;
-  out.labels = LabelVolume(Volume<std::uint8_t>(d, spec.spacing_um), phase_table(spec.binder_fraction > 0));
-  out.particles = Volume<std::uint32_t>(d, spec.spacing_um);
-  out.cracks = Volume<std::uint32_t>(d, spec.spacing_um);
-  const auto n_am = static_cast<std::uint32_t>(set.am.size()), n_se = static_cast<std::uint32_t>(set.se.size());
-  for (std::size_t i = 0; i < static_cast<std::size_t>(d.count()); ++i) {
-    std::uint8_t label;
-    std::uint32_t particle = 0, crack = 0;
-    if (v.am[i] >= 0) {
-      crack = v.am_crack[i];
-      label = crack ? kPore : kActive;
-      if (!crack) particle = static_cast<std::uint32_t>(v.am[i]) + 1;
-    } else if (v.binder[i] >= 0) {
-      label = kBinder;
-      particle = n_am + n_se + static_cast<std::uint32_t>(v.binder[i]) + 1;
-    } else {
-      const bool se = v.f_se[i] - w * v.g[i] <= delta;
-      if (v.se_slab[i]) {
-        label = kPore;
-        crack = se ? v.se_slab[i] : 0;
-      } else if (se) {
-        label = kElectrolyte;
-        if (v.se[i] >= 0) particle = n_am + static_cast<std::uint32_t>(v.se[i]) + 1;
-      } else {
-        label = kPore;
+// Settles the voxels sample_voxels left open, one z plane per task: a free voxel is SE where
+// f_se − w·g ≤ δ (else pore, no particle id); a slab voxel is pore, keeping its crack id only
+// where it would be SE.
+void settle_open_voxels(const OpenVoxels& open, double w, double delta, Phantom& out) {
+  const Dims d = out.labels.dims();
+  tbb::parallel_for(index_t{0}, d.z, [&](index_t z) {
+    const Level* free = open.free[static_cast<std::size_t>(z)].data();
+    const Level* slab = open.slab[static_cast<std::size_t>(z)].data();
+    for (index_t i = d.x * d.y * z, end = i + d.x * d.y; i < end; ++i) {
+      const std::uint8_t label = out.labels[i];
+      if (label == kUndecidedFree) {
+        const Level lv = *free++;
+        if (lv.f_se - w * lv.g <= delta) {
+          out.labels[i] = kElectrolyte;
+        } else {
+          out.labels[i] = kPore;
+          out.particles[i] = 0;
+        }
+      } else if (label == kUndecidedSlab) {
+        const Level lv = *slab++;
+        out.labels[i] = kPore;
+        if (!(lv.f_se - w * lv.g <= delta)) out.cracks[i] = 0;
       }
     }
-    out.labels[static_cast<index_t>(i)] = label;
-    out.particles[static_cast<index_t>(i)] = particle;
-    out.cracks[static_cast<index_t>(i)] = crack;
-  }
-  return out;
+  });
 }
 
 // One truth row per AM particle in view (exact volume and surface, voxels counted), and the SE /
@@ -829,12 +925,15 @@ Phantom generate_composite(const CompositeSpec& spec, double pressure_MPa) {
     throw InputError("phantom: pressure " + std::to_string(pressure_MPa) + " MPa: expected ≥ 0");
   const ParticleSet set = place_particles(spec);
   const PressedState st(spec, set, pressure_MPa);
-  const VoxelFields v = sample_fields(st);
-  const SolveSetup setup = solve_setup(v, st.box());
+  Phantom out;
+  out.labels = LabelVolume(Volume<std::uint8_t>(spec.dims, spec.spacing_um), phase_table(spec.binder_fraction > 0));
+  out.particles = Volume<std::uint32_t>(spec.dims, spec.spacing_um);
+  out.cracks = Volume<std::uint32_t>(spec.dims, spec.spacing_um);
+  OpenVoxels open = sample_voxels(st, set, out);
 
   // Porosity: Heckel's (or the fixed pore fraction), exactly to one voxel, cracks included.
   const double porosity = spec.compaction.enabled ? heckel_porosity(spec.compaction, pressure_MPa) : spec.pore_fraction;
-  const std::int64_t pore_wanted = std::llround(porosity * static_cast<double>(spec.dims.count())) - setup.fixed_pore;
+  const std::int64_t pore_wanted = std::llround(porosity * static_cast<double>(spec.dims.count())) - open.fixed_pore;
 
   // AM surface samples and crack walls depend on the geometry only; then the contact weight w
   // and the level δ that gives the porosity.
@@ -842,12 +941,11 @@ Phantom generate_composite(const CompositeSpec& spec, double pressure_MPa) {
   const SurfaceSamples surface = sample_am_surfaces(st, set, in_view, spec.contact_samples_per_voxel_face);
   const double step = std::min({spec.spacing_um[0], spec.spacing_um[1], spec.spacing_um[2]}) / 8;
   const AmCrackAreas am_cracks = measure_am_cracks(st, set, step);
-  std::vector<double> F;  // solve_delta's buffer
-  const double w = steer_contact_weight(spec, pressure_MPa, v, setup, surface, am_cracks.walls, pore_wanted, F);
-  const double delta = solve_delta(v, setup, w, pore_wanted, F);
-  std::vector<double>().swap(F);
+  const double w = steer_contact_weight(spec, pressure_MPa, open, surface, am_cracks.walls, pore_wanted);
+  const double delta = solve_delta(open, w, pore_wanted);
+  settle_open_voxels(open, w, delta, out);
+  open = OpenVoxels();
 
-  Phantom out = label_voxels(spec, set, v, w, delta);
   GroundTruth& t = out.truth;
   t.generator = "composite";
   t.pressure_MPa = pressure_MPa;

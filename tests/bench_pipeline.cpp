@@ -5,7 +5,8 @@
 // size at the stage's start (the mark is reset per stage through /proc/self/clear_refs; large
 // buffers are mapped and unmapped, so a stage's own buffers count), in MiB and in bytes per
 // voxel. Phantom generation and CT imaging are timed as stages of their own.
-//   bench_pipeline [N...] [--threads T]     (default sizes 128 256 512; T = all cores)
+//   bench_pipeline [N...] [--threads T] [--phantom-only]   (default sizes 128 256 512; T = all cores)
+// --phantom-only times phantom generation alone (the generator's own benchmark row).
 // Wall times depend on the machine's load: CPU seconds show the work itself. A digest of each
 // stage's metric rows and of the final label, particle and crack volumes follows, so that a change
 // of algorithm can be checked to leave the results bit-identical (same thread count).
@@ -103,9 +104,11 @@ int main(int argc, char** argv) {
   mallopt(M_TRIM_THRESHOLD, 1 << 20);
   std::vector<index_t> sizes;
   int threads = tbb::info::default_concurrency();
+  bool phantom_only = false;
   for (int k = 1; k < argc; ++k) {
     const std::string a = argv[k];
     if (a == "--threads" && k + 1 < argc) threads = std::stoi(argv[++k]);
+    else if (a == "--phantom-only") phantom_only = true;
     else sizes.push_back(std::stoll(a));
   }
   if (sizes.empty()) sizes = {128, 256, 512};
@@ -133,6 +136,13 @@ int main(int argc, char** argv) {
     spec.dims = {n, n, n};
     phantom::Phantom ph;
     print_row("phantom", n, measure([&] { ph = phantom::generate_composite(spec, pressure); }));
+    if (phantom_only) {
+      digests.push_back("| " + std::to_string(n) + "³ | phantom labels | | " +
+                        digest(static_cast<const Volume<std::uint8_t>&>(ph.labels)) + " |");
+      digests.push_back("| " + std::to_string(n) + "³ | phantom particles | | " + digest(ph.particles) + " |");
+      digests.push_back("| " + std::to_string(n) + "³ | phantom cracks | | " + digest(ph.cracks) + " |");
+      continue;
+    }
     Volume<std::uint16_t> grey;
     print_row("ct imaging", n, measure([&] { grey = phantom::ct_image(ph.labels, job.imaging); }));
     ph = phantom::Phantom();
