@@ -388,6 +388,20 @@ TEST(HostileHdf5, MetadataBlockClaimingTerabytesIsRefused) {
                  {"libhdf5 asked for more memory than this 5787-byte file can justify"});
 }
 
+// fuzz_hdf5 (10^5-execution run, 2026-12-05): a 3 466-byte file whose group links to itself with
+// a link count of 1; H5Lvisit recursed without end (the reader never answered). Our own group walk
+// enters each group once and bounds the depth.
+TEST(HostileHdf5, GroupThatContainsItselfIsListedOnceInBoundedTime) {
+  const fs::path p = fs::path(VP_SOURCE_DIR) / "tests" / "data" / "fuzz_hdf5_group_cycle.h5";
+  ReadOptions o;
+  o.path = p.string();
+  try {
+    read_volume(o);
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find(p.string()), std::string::npos) << e.what();
+  }
+}
+
 // This process's peak address space in KiB (VmPeak).
 std::uint64_t vm_peak_kib() {
   std::ifstream status("/proc/self/status");

@@ -26,6 +26,7 @@
 #include <cstring>
 #include <filesystem>
 #include <mutex>
+#include <set>
 #include <sstream>
 #include <system_error>
 #include <vector>
@@ -126,21 +127,63 @@ struct Found {
   int rank = 0;
 };
 
-std::vector<Found> list_datasets(hid_t file) {
-  std::vector<Found> found;
-  auto visit = [](hid_t group, const char* name, const H5L_info_t* info, void* data) -> herr_t {
-    if (info->type != H5L_TYPE_HARD) return 0;
-    Hid obj(H5Oopen(group, name, H5P_DEFAULT), H5Oclose);
-    if (!obj.valid() || H5Iget_type(obj.get()) != H5I_DATASET) return 0;
-    Found f;
-    f.name.append("/").append(name);
-    f.description = describe(obj.get());
-    f.rank = static_cast<int>(shape_of(obj.get()).size());
-    static_cast<std::vector<Found>*>(data)->push_back(std::move(f));
-    return 0;
+// Bounds on the group walk: genuine files nest groups a few levels deep and hold far fewer links.
+constexpr int kMaxGroupDepth = 64;
+constexpr std::size_t kMaxLinks = std::size_t{1} << 16;
+
+// Every dataset reachable by hard links, depth first in name order (as H5Lvisit lists them).
+// Our own walk instead of H5Lvisit: libhdf5 remembers only groups with several links, so a
+// corrupt file whose group links to itself (link count 1) made it recurse without end
+// (tests/data/fuzz_hdf5_group_cycle.h5). Each group is entered once, by object address, and the
+// depth and link count are bounded; a file beyond them is refused.
+std::vector<Found> list_datasets(hid_t file, const std::string& path) {
+  struct Walk {
+    std::vector<Found> found;
+    std::set<haddr_t> groups;  // entered already
+    std::string prefix;        // "/a/b" of the group being listed
+    int depth = 0;
+    std::size_t links = 0;
+    std::string refusal;
+  } walk;
+  struct Visit {
+    static herr_t link(hid_t group, const char* name, const H5L_info_t* info, void* data) {
+      auto& w = *static_cast<Walk*>(data);
+      if (++w.links > kMaxLinks) {
+        w.refusal = "more than " + std::to_string(kMaxLinks) + " links";
+        return -1;
+      }
+      if (info->type != H5L_TYPE_HARD) return 0;
+      Hid obj(H5Oopen(group, name, H5P_DEFAULT), H5Oclose);
+      if (!obj.valid()) return 0;
+      const std::string full = w.prefix + "/" + name;
+      const H5I_type_t type = H5Iget_type(obj.get());
+      if (type == H5I_DATASET) {
+        w.found.push_back(Found{full, describe(obj.get()), static_cast<int>(shape_of(obj.get()).size())});
+        return 0;
+      }
+      return type == H5I_GROUP ? enter(obj.get(), full, w) : 0;
+    }
+    static herr_t enter(hid_t group, const std::string& prefix, Walk& w) {
+      H5O_info_t info{};
+      if (H5Oget_info2(group, &info, H5O_INFO_BASIC) < 0 || !w.groups.insert(info.addr).second) return 0;
+      if (w.depth == kMaxGroupDepth) {
+        w.refusal = "groups nested more than " + std::to_string(kMaxGroupDepth) + " deep";
+        return -1;
+      }
+      const std::string outer = w.prefix;
+      w.prefix = prefix;
+      ++w.depth;
+      hsize_t at = 0;
+      const herr_t rc = H5Literate(group, H5_INDEX_NAME, H5_ITER_INC, &at, link, &w);
+      --w.depth;
+      w.prefix = outer;
+      return w.refusal.empty() ? 0 : rc;
+    }
   };
-  H5Lvisit(file, H5_INDEX_NAME, H5_ITER_INC, visit, &found);
-  return found;
+  Visit::enter(file, "", walk);
+  if (!walk.refusal.empty())
+    throw InputError(path + ": " + walk.refusal + " (genuine files stay far below; corrupt or hostile HDF5)");
+  return walk.found;
 }
 
 std::string listing(const std::vector<Found>& found) {
@@ -165,11 +208,12 @@ Hid open_dataset(hid_t file, const std::string& path, const std::string& name, s
     }
     Hid ds(exists ? H5Dopen2(file, name.c_str(), H5P_DEFAULT) : -1, H5Dclose);
     if (!ds.valid())
-      throw InputError(path + ": dataset '" + name + "' not found; the file holds " + listing(list_datasets(file)));
+      throw InputError(path + ": dataset '" + name + "' not found; the file holds " +
+                       listing(list_datasets(file, path)));
     return ds;
   }
   std::vector<Found> three_d;
-  const auto all = list_datasets(file);
+  const auto all = list_datasets(file, path);
   for (const auto& f : all)
     if (f.rank == 3) three_d.push_back(f);
   if (three_d.size() != 1)
