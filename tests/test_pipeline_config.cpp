@@ -87,6 +87,16 @@ class ConfigTest : public ::testing::Test {
     diags_ = Diagnostics(p.string());
     return parse_config(p, test_registry(), diags_);
   }
+  // Replays a fuzzer input kept in tests/data; diagnostics in diags_ (a parse that gives up
+  // throws InputError after recording them).
+  void validate_kept(const std::string& file) {
+    const fs::path kept = fs::path(VP_SOURCE_DIR) / "tests" / "data" / file;
+    diags_ = Diagnostics(kept.string());
+    try {
+      parse_config(kept, test_registry(), diags_);
+    } catch (const InputError&) {
+    }
+  }
   std::string where(int line, int col) const {
     return (dir_ / "cfg.yaml").string() + ":" + std::to_string(line) + ":" + std::to_string(col);
   }
@@ -209,12 +219,7 @@ TEST_F(ConfigTest, DimsThatAreNoListAreAnErrorNamingTheKey) {
       "    dtype: uint8\n"
       "    dims: G32, 32, 16]\n");
   EXPECT_TRUE(has(where(4, 11) + ": samples[0].dims: expected a number or a list of numbers"));
-  const fs::path kept = fs::path(VP_SOURCE_DIR) / "tests" / "data" / "fuzz_config_dims_scalar.yaml";
-  diags_ = Diagnostics(kept.string());
-  try {
-    parse_config(kept, test_registry(), diags_);
-  } catch (const InputError&) {
-  }
+  validate_kept("fuzz_config_dims_scalar.yaml");
   EXPECT_TRUE(has("fuzz_config_dims_scalar.yaml:42:11: samples[2].dims: expected a number or a list of numbers"));
 }
 
@@ -226,12 +231,7 @@ TEST_F(ConfigTest, NumbersYamlCannotReadAreAnErrorNamingTheKey) {
       "  - path: data/a.mha\n"
       "    voxel_size_um: [1, \" 0.5\", 0x1p3]\n");
   EXPECT_TRUE(has("samples[0].voxel_size_um"));
-  const fs::path kept = fs::path(VP_SOURCE_DIR) / "tests" / "data" / "fuzz_config_blank_number.yaml";
-  diags_ = Diagnostics(kept.string());
-  try {
-    parse_config(kept, test_registry(), diags_);
-  } catch (const InputError&) {
-  }
+  validate_kept("fuzz_config_blank_number.yaml");
   EXPECT_TRUE(has("samples[1].voxel_size_um"));
 }
 
@@ -308,12 +308,7 @@ TEST_F(ConfigTest, RoiBeyondAnyIntegerIsAnErrorNamingTheKey) {
   EXPECT_TRUE(
       has("samples[0].roi.size: found [1, 33333333333333333324, 1]; expected [x, y, z], three integers ≥ 1 "
           "and ≤ 2^53 (voxels)"));
-  const fs::path kept = fs::path(VP_SOURCE_DIR) / "tests" / "data" / "fuzz_config_roi_huge.yaml";
-  diags_ = Diagnostics(kept.string());
-  try {
-    parse_config(kept, test_registry(), diags_);
-  } catch (const InputError&) {
-  }
+  validate_kept("fuzz_config_roi_huge.yaml");
   EXPECT_TRUE(has("samples[1].roi.size"));
 }
 
