@@ -217,14 +217,6 @@ Multigrid::Multigrid(const FineLevel& fine, index_t coarsest_cells) : fine_(fine
 
 Multigrid::~Multigrid() = default;
 
-std::size_t Multigrid::bytes() const {
-  std::size_t total = coarsest_->L.size() * sizeof(double);
-  for (const auto& c : coarse_)
-    total += (c.cell_start.size() + c.row.size() + c.col.size() + c.parent.size()) * sizeof(std::uint32_t) +
-             c.pattern.size() + (c.weight.size() + c.electrode.size() * 5) * sizeof(float);
-  return total;
-}
-
 void Multigrid::precondition(const float* r, float* z) {
   const auto n = static_cast<std::size_t>(fine_.grid.count());
   tbb::parallel_for(tbb::blocked_range<std::size_t>(0, n, 1 << 16),

@@ -144,8 +144,6 @@ class Multigrid {
   void apply(const float* x, float* y) const;
 
   int levels() const { return static_cast<int>(coarse_.size()) + 1; }
-  // Bytes held by the coarse levels and the coarsest factorisation.
-  std::size_t bytes() const;
 
  private:
   struct Coarsest;
