@@ -412,7 +412,7 @@ TEST_F(CliTest, InterruptedRunLeavesNoHalfWrittenOutputs) {
     const std::string cmd = "cd '" + dir_.string() + "' && ('" VP_VOXPRESS_EXE "' run big.yaml -q --jobs 1 --out '" +
                             out.string() + "' >/dev/null 2>&1 & pid=$!; sleep " + std::to_string(delay_ms / 1000.0) +
                             "; kill -" + signal + " $pid 2>/dev/null; wait $pid) >/dev/null 2>&1";
-    (void)std::system(cmd.c_str());
+    [[maybe_unused]] const int killed = std::system(cmd.c_str());  // the run is killed on purpose
     if (fs::exists(out / "metrics.csv")) {
       const std::string csv = slurp(out / "metrics.csv");
       EXPECT_EQ(csv.rfind("sample,series,pressure_MPa,stage,metric,phase,axis,value,unit\n", 0), 0u);
@@ -474,7 +474,7 @@ TEST_F(CliTest, ResumeAfterSigkillEqualsAnUninterruptedRun) {
                           (out / "samples" / "s1").string() +
                           "' ] && break; sleep 0.05; done; kill -KILL $pid; wait $pid) "
                           ">/dev/null 2>&1";
-  (void)std::system(cmd.c_str());
+  [[maybe_unused]] const int killed = std::system(cmd.c_str());  // the run is killed on purpose
   ASSERT_TRUE(fs::exists(out / "samples" / "s1"));
   EXPECT_FALSE(fs::exists(out / "samples" / "s5"));
   const Result resumed = voxpress("run b.yaml --resume --jobs 2 --out killed");

@@ -117,7 +117,9 @@ TEST(DocsContract, StageKeyTablesMatchTheDeclaredParameters) {
         ASSERT_TRUE(params.count(key)) << where << ": stage " << stage << " declares no parameter '" << key << "'";
         documented.insert(key);
         const std::string want = params.at(key);
-        if (!want.empty()) EXPECT_EQ(first_code(row[def]), want) << where << ": default of " << stage << "." << key;
+        if (!want.empty()) {
+          EXPECT_EQ(first_code(row[def]), want) << where << ": default of " << stage << "." << key;
+        }
       }
       for (const auto& [key, _] : params)
         EXPECT_TRUE(documented.count(key))
@@ -195,7 +197,7 @@ TEST(MetricContract, ReadmeMetricTableNamesDeclaredMetrics) {
     static const std::regex code("`([a-z0-9_*]+)`");
     for (std::sregex_iterator m(first.begin(), first.end(), code), end; m != end; ++m) {
       const std::string name = (*m)[1];
-      if (name.front() == '_' || name.find('_') == std::string::npos && !metrics.count(name))
+      if (name.front() == '_' || (name.find('_') == std::string::npos && !metrics.count(name)))
         continue;  // `_facecount`, `median`
       if (name.back() == '*') {
         const std::string prefix = name.substr(0, name.size() - 1);
@@ -220,7 +222,8 @@ TEST(MetricContract, ReportConstantsAreDeclaredMetrics) {
   // Uncertainty rows are <metric>_uncertainty of a declared metric.
   for (const auto& m : metrics) {
     const std::string suffix = vp::report::kUncertaintySuffix;
-    if (m.size() > suffix.size() && m.compare(m.size() - suffix.size(), suffix.size(), suffix) == 0)
+    if (m.size() > suffix.size() && m.compare(m.size() - suffix.size(), suffix.size(), suffix) == 0) {
       EXPECT_TRUE(metrics.count(m.substr(0, m.size() - suffix.size()))) << m;
+    }
   }
 }
