@@ -13,7 +13,8 @@
 //        bench_segment_fidelity --throughput   (Mvoxel/s of auto + PV, PSF estimation, deconvolution at 256³)
 //   default: 1 seed, SNR 8, blur 1, 48³ (a quick run for `ninja bench`); --full: seeds 1–3,
 //   SNR 5/8/12, blur 0.7/1.0/1.5 voxel, pressures 10/50/125/250/370 MPa, 64³.
-//   --pressures P,... only these pressures (MPa; Heckel k needs at least two).
+//   --pressures P,... only these pressures (MPa; Heckel k needs at least two); --snr S,... and
+//   --blur B,... only these SNRs and PSF σ (after --full, which sets them).
 //   --realistic images with the realistic option (poisson noise, 8 % cup, ± 4 % grain texture).
 // Timings are not asserted; this is a measurement, not a test.
 #include <array>
@@ -259,15 +260,16 @@ int main(int argc, char** argv) {
       for (std::uint64_t k = 1; k <= std::stoull(argv[i + 1]); ++k) s.seeds.push_back(k);
       ++i;
     } else if (a == "--no-deconvolve") s.deconvolve = false;
-    else if (a == "--pressures" && i + 1 < argc) {
-      // A subset of the pressures (MPa, comma-separated), e.g. 250 for the deconvolution target.
-      s.pressures.clear();
+    else if ((a == "--pressures" || a == "--snr" || a == "--blur") && i + 1 < argc) {
+      // A subset (comma-separated), e.g. --pressures 250 for the deconvolution target, --blur 1.5.
+      std::vector<double>& values = a == "--pressures" ? s.pressures : a == "--snr" ? s.snrs : s.blurs;
+      values.clear();
       std::stringstream list(argv[++i]);
-      for (std::string item; std::getline(list, item, ',');) s.pressures.push_back(std::stod(item));
+      for (std::string item; std::getline(list, item, ',');) values.push_back(std::stod(item));
     } else {
       std::fprintf(stderr,
                    "usage: bench_segment_fidelity [--full] [--realistic] [--size N] [--voxpress PATH] [--series DIR] "
-                   "[--seeds N] [--no-deconvolve] [--pressures P,...]\n");
+                   "[--seeds N] [--no-deconvolve] [--pressures P,...] [--snr S,...] [--blur B,...]\n");
       return 2;
     }
   }
