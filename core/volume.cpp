@@ -93,4 +93,11 @@ Volume<std::uint8_t> to_labels_u8(const AnyVolume& v) {
       v);
 }
 
+Volume<std::uint8_t> to_labels_u8(AnyVolume&& v) {
+  if (auto* u8 = std::get_if<Volume<std::uint8_t>>(&v)) return std::move(*u8);
+  Volume<std::uint8_t> out = to_labels_u8(static_cast<const AnyVolume&>(v));
+  v = Volume<std::uint8_t>{};  // free the wider copy as soon as the labels exist
+  return out;
+}
+
 }  // namespace vp

@@ -210,5 +210,8 @@ const Provenance& provenance_of(const AnyVolume& v);
 // (throws InputError naming the first voxel whose value is not an integer in 0..255).
 Volume<float> to_float(const AnyVolume& v);
 Volume<std::uint8_t> to_labels_u8(const AnyVolume& v);
+// The same, taking the volume: a u8 volume is moved, not copied, so a caller that is done with
+// the file as read holds one copy of the labels, not two.
+Volume<std::uint8_t> to_labels_u8(AnyVolume&& v);
 
 }  // namespace vp

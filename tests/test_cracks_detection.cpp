@@ -55,7 +55,9 @@ TEST(CrackDetection, StackedParallelCracksStayApart) {
   for (index_t z = 0; z < 32; ++z)
     for (index_t y = 0; y < 48; ++y)
       for (index_t x = 0; x < 48; ++x)
-        if (labels(x, y, z) == kPore) ASSERT_EQ(det.ids(x, y, z), z < 13 ? 1u : 2u) << x << "," << y << "," << z;
+        if (labels(x, y, z) == kPore) {
+          ASSERT_EQ(det.ids(x, y, z), z < 13 ? 1u : 2u) << x << "," << y << "," << z;
+        }
 }
 
 }  // namespace

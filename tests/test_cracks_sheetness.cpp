@@ -60,7 +60,9 @@ TEST(Sheetness, TiltedSheetOnAnisotropicVoxels) {
   for (index_t z = 6; z < 18; ++z)
     for (index_t y = 8; y < 40; ++y)
       for (index_t x = 8; x < 40; ++x) {
-        if (std::abs(dist(x, z)) > 2.0) ASSERT_EQ(m(x, y, z), 0.0f) << x << "," << y << "," << z;
+        if (std::abs(dist(x, z)) > 2.0) {
+          ASSERT_EQ(m(x, y, z), 0.0f) << x << "," << y << "," << z;
+        }
         if (std::abs(dist(x, z)) < 0.5) ++near, near_on += m(x, y, z) >= 0.5f;
       }
   ASSERT_GT(near, 0);

@@ -138,9 +138,8 @@ Volume<std::uint32_t> read_particle_ids(const std::string& path, const Volume<st
   return to_id_volume(read_volume(ro).volume, path, labels, "particle id");
 }
 
-SampleContext label_sample_context(const ReadResult& input, const std::string& labels_flag,
-                                   const std::string& roles_flag) {
-  Volume<std::uint8_t> voxels = to_labels_u8(input.volume);
+SampleContext label_sample_context(ReadResult&& input, const std::string& labels_flag, const std::string& roles_flag) {
+  Volume<std::uint8_t> voxels = to_labels_u8(std::move(input.volume));
   PhaseTable table = phase_table_from_flags(labels_flag, roles_flag, labels_present(voxels));
   SampleContext ctx;
   ctx.sample.name = voxels.provenance.path;

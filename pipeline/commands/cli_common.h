@@ -52,9 +52,10 @@ PhaseTable phase_table_from_flags(const std::string& labels, const std::string& 
 std::vector<int> labels_present(const Volume<std::uint8_t>& labels);
 
 // The sample context in which the label commands (measure, solve, cracks) run their stages:
-// the input as integer labels, named by --labels / --roles, its path as the sample's name.
-SampleContext label_sample_context(const ReadResult& input, const std::string& labels_flag,
-                                   const std::string& roles_flag);
+// the input as integer labels, named by --labels / --roles, its path as the sample's name. It takes
+// the volume as read (moved from, or freed once converted): a solve or a measurement never holds
+// the file's copy beside the labels.
+SampleContext label_sample_context(ReadResult&& input, const std::string& labels_flag, const std::string& roles_flag);
 
 // --particles FILE: particle ids (any integer-valued type) with the labels' dims, as uint32 with
 // the labels' spacing. Throws InputError naming the file on other dims or a non-integer voxel.

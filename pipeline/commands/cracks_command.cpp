@@ -156,8 +156,7 @@ CrackIdsSetup crack_ids_setup(const CrackIdsRequest& r, const PhaseTable& table)
 }
 
 int crack_networks_one_process(const VolumeArgs& volume, const CrackIdsRequest& r, bool json) {
-  const ReadResult input = load_volume(volume);
-  SampleContext ctx = label_sample_context(input, r.labels_flag, r.roles_flag);
+  SampleContext ctx = label_sample_context(load_volume(volume), r.labels_flag, r.roles_flag);
   ReadOptions ro;
   ro.path = r.path;
   const Volume<std::uint32_t> ids = to_id_volume(read_volume(ro).volume, r.path, *ctx.labels, "crack id");
@@ -323,8 +322,7 @@ int cracks_main(const std::vector<std::string>& args) {
   if (!out_dir.empty()) create_output_folder(out_dir, "--out");
   // A bare label file has no phase table, so no 'pore' role: its void is label 0.
   if (app.count("--void") == 0 && labels_flag.empty()) void_phases = "0";
-  const ReadResult input = load_volume(volume);
-  SampleContext ctx = label_sample_context(input, labels_flag, roles_flag);
+  SampleContext ctx = label_sample_context(load_volume(volume), labels_flag, roles_flag);
   const LabelVolume& voxels = *ctx.labels;
   ctx.sample.pressing_axis = parse_axis(pressing_axis, "--pressing-axis");
   if (!grey_path.empty()) {
@@ -359,7 +357,7 @@ int cracks_main(const std::vector<std::string>& args) {
   }
 
   if (json) {
-    out["input"] = {{"path", provenance_of(input.volume).path}, {"sha256", provenance_of(input.volume).sha256}};
+    out["input"] = {{"path", voxels.provenance.path}, {"sha256", voxels.provenance.sha256}};
     std::cout << out.dump(2) << "\n";
     return 0;
   }

@@ -188,8 +188,7 @@ int measure_main(const std::vector<std::string>& args) {
     return measure_distributed(volume, metrics, labels_flag, roles_flag, particles_path, connectivity_params, json);
 #endif
 
-  const ReadResult input = load_volume(volume);
-  SampleContext ctx = label_sample_context(input, labels_flag, roles_flag);
+  SampleContext ctx = label_sample_context(load_volume(volume), labels_flag, roles_flag);
   if (!particles_path.empty()) ctx.particles = read_particle_ids(particles_path, *ctx.labels);
 
   try {

@@ -224,16 +224,17 @@ int solve_main(const std::vector<std::string>& args) {
 #endif
   } else {
     if (!out_dir.empty()) create_output_folder(out_dir, "--out");
-    const ReadResult input = load_volume(volume);
-    ctx = label_sample_context(input, labels_flag, roles_flag);
+    ReadResult input = load_volume(volume);
+    const std::string format = input.format;
+    ctx = label_sample_context(std::move(input), labels_flag, roles_flag);
     try {
       result = solve_sample(ctx, request);
     } catch (const InputError& e) {
       throw with_roles_hint(e, ctx.labels->phases, !labels_flag.empty());
     }
-    input_json = {{"path", provenance_of(input.volume).path},
-                  {"sha256", provenance_of(input.volume).sha256},
-                  {"format", input.format},
+    input_json = {{"path", ctx.labels->provenance.path},
+                  {"sha256", ctx.labels->provenance.sha256},
+                  {"format", format},
                   {"dims", to_json(ctx.labels->dims())},
                   {"spacing_um", to_json(ctx.labels->spacing_um)}};
   }

@@ -54,18 +54,25 @@ def blobs_tiff(tmp_path_factory):
     return path
 
 
-def test_solve_peak_rss_is_at_most_the_cli_s_plus_the_array(blobs_tiff):
+def test_solve_adds_no_more_memory_than_the_cli_s_solve(blobs_tiff):
+    # What the solve adds on top of the volume held in memory, in each process: the CLI's peak
+    # above `voxpress info` (the program and the volume as read), Python's above its own peak once
+    # the array is loaded. Zero-copy in means the two agree; a copy of the array inside vp.solve
+    # would add its 16 MiB.
     array_kib = N ** 3 // 1024
+    cli_read = _cli_peak_kib(["info", str(blobs_tiff)])
     cli_peak = _cli_peak_kib(["solve", str(blobs_tiff), "--phase", "1", "--axis", "z", "--json"])
     py = _python_peak_kib(HWM + textwrap.dedent(f"""
     import numpy as np, tifffile, voxpress as vp
     arr = tifffile.imread({str(blobs_tiff)!r})
+    print("loaded=%d" % hwm())
     r = vp.solve(arr, phase=1, axis="z")
     assert r["z"]["status"] == "ok", r
     print("peak=%d" % hwm())
     """))
-    print(f"peak RSS: CLI {cli_peak} KiB, Python {py['peak']} KiB, array {array_kib} KiB")
-    assert py["peak"] <= cli_peak + array_kib
+    cli_adds, py_adds = cli_peak - cli_read, py["peak"] - py["loaded"]
+    print(f"solve adds: CLI {cli_adds} KiB, Python {py_adds} KiB (array {array_kib} KiB)")
+    assert py_adds <= cli_adds + array_kib // 4
 
 
 def test_read_returns_the_volume_without_a_second_copy(blobs_tiff):
