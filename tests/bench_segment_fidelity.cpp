@@ -10,6 +10,7 @@
 //   3. the bundled series (data_samples/series) the same way;
 //   4. a summary of the targets, pass/fail.
 // Usage: bench_segment_fidelity [--full] [--realistic] [--size N] [--voxpress PATH] [--series DIR] [--pressures P,...]
+//                               [--snrs S,...] [--blurs B,...]
 //        bench_segment_fidelity --throughput   (Mvoxel/s of auto + PV, PSF estimation, deconvolution at 256³)
 //   default: 1 seed, SNR 8, blur 1, 48³ (a quick run for `ninja bench`); --full: seeds 1–3,
 //   SNR 5/8/12, blur 0.7/1.0/1.5 voxel, pressures 10/50/125/250/370 MPa, 64³.
@@ -259,7 +260,13 @@ int main(int argc, char** argv) {
       for (std::uint64_t k = 1; k <= std::stoull(argv[i + 1]); ++k) s.seeds.push_back(k);
       ++i;
     } else if (a == "--no-deconvolve") s.deconvolve = false;
-    else if (a == "--pressures" && i + 1 < argc) {
+    else if ((a == "--snrs" || a == "--blurs") && i + 1 < argc) {
+      // A subset of the SNRs or blur σ (comma-separated), e.g. to re-measure a few cells of --full.
+      std::vector<double>& list = a == "--snrs" ? s.snrs : s.blurs;
+      list.clear();
+      std::stringstream items(argv[++i]);
+      for (std::string item; std::getline(items, item, ',');) list.push_back(std::stod(item));
+    } else if (a == "--pressures" && i + 1 < argc) {
       // A subset of the pressures (MPa, comma-separated), e.g. 250 for the deconvolution target.
       s.pressures.clear();
       std::stringstream list(argv[++i]);
@@ -267,7 +274,7 @@ int main(int argc, char** argv) {
     } else {
       std::fprintf(stderr,
                    "usage: bench_segment_fidelity [--full] [--realistic] [--size N] [--voxpress PATH] [--series DIR] "
-                   "[--seeds N] [--no-deconvolve] [--pressures P,...]\n");
+                   "[--seeds N] [--no-deconvolve] [--pressures P,...] [--snrs S,...] [--blurs B,...]\n");
       return 2;
     }
   }
