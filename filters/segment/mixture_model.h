@@ -50,6 +50,11 @@ struct PartialVolumeMixture {
 PartialVolumeMixture fit_partial_volume_mixture(const Histogram& h, int classes, int max_iterations = 400,
                                                 double max_sigma = 0, double min_sigma = 0);
 
+// The same EM from each start, every local optimum (ascending means, BIC and fit quality set),
+// in start order.
+std::vector<PartialVolumeMixture> partial_volume_optima(const Histogram& h, int classes, int max_iterations = 400,
+                                                        double max_sigma = 0, double min_sigma = 0);
+
 // Evidence for the number of classes: the fit for K = 1..asked with its BIC.
 struct ClassEvidence {
   int classes = 0;
@@ -100,11 +105,13 @@ double scan_noise_sigma(const Volume<float>& grey);
 inline constexpr double kClipSpikeRatio = 3.0;
 Histogram without_clipping_spikes(Histogram h);
 
-// Fits K = 1..classes (on without_clipping_spikes(h)). Throws InputError listing the BIC per K when the histogram
-// supports fewer distinguishable classes than asked: the BIC is lowest at a smaller K, or two fitted classes are closer
-// than kMinClassSeparation resolving σ (resolving_separations with `noise_sigma`, the scan's own noise σ, e.g.
-// estimate_noise_sigma; ≤ 0: the fitted σ), or a class has under 0.05 % of the voxels (pure weight + half of its
-// blends).
+// Fits K = 1..classes (on without_clipping_spikes(h)); for the asked K, when the likeliest optimum's classes are not
+// all kMinClassSeparation resolving σ apart, the likeliest optimum that is the (K−1)-class fit plus a resolvable class
+// at the dark or bright end (a thin phase mostly in blends), if a start reaches one. Throws InputError listing the BIC
+// per K when the histogram supports fewer distinguishable classes than asked: the BIC is lowest at a smaller K, or two
+// fitted classes are closer than kMinClassSeparation resolving σ (resolving_separations with `noise_sigma`, the scan's
+// own noise σ, e.g. estimate_noise_sigma; ≤ 0: the fitted σ), or a class has under 0.05 % of the voxels (pure weight +
+// half of its blends).
 AutoSegmentFit fit_auto_segmentation(const Histogram& h, int classes, double noise_sigma = 0);
 
 }  // namespace vp
