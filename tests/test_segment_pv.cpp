@@ -299,7 +299,9 @@ TEST(PartialVolume, BundledSeriesPorosityWithinItsIntervalAndPoreFilmsLabelled) 
     }
     const double dice = 2 * both / (a + b), ceiling = 2 * cb / (a + ca);
     EXPECT_GT(dice, ceiling - 0.035) << name << ": pore Dice " << dice << ", ceiling " << ceiling;
-    if (std::string(name) == "p370") EXPECT_GT(dice, ceiling + 0.03) << "thin pore films under the PSF";
+    if (std::string(name) == "p370") {
+      EXPECT_GT(dice, ceiling + 0.03) << "thin pore films under the PSF";
+    }
   }
 }
 
@@ -326,7 +328,9 @@ TEST(PartialVolume, TooManyClassesExitsTwoWithTheBicThroughTheCli) {
   ASSERT_TRUE(j["psf_sigma_vox"].is_array());
   EXPECT_EQ(j["psf_sigma_vox"].size(), 3u);
   // Blur σ = 1 voxel across the one plane (normal x): the edge-spread fit sees it on x.
-  if (j["psf_sigma_vox"][0].is_number()) EXPECT_NEAR(j["psf_sigma_vox"][0].get<double>(), 1.0, 0.2) << j["psf_status"];
+  if (j["psf_sigma_vox"][0].is_number()) {
+    EXPECT_NEAR(j["psf_sigma_vox"][0].get<double>(), 1.0, 0.2) << j["psf_status"];
+  }
   EXPECT_LT(j["classes"][0]["mean"].get<double>(), j["classes"][1]["mean"].get<double>());
   EXPECT_NEAR(j["volume_fraction_pv"]["0"].get<double>(), 0.5, 0.005);
   fs::remove_all(dir);
