@@ -65,15 +65,22 @@ struct CompositeScan {
   phantom::ImagingSpec imaging;
   Volume<float> grey;
 };
-CompositeScan composite_scan(std::uint64_t seed, double pressure_MPa, double snr, double blur_vox) {
+// realistic: Poisson noise, the beam-hardening cup and AM grain texture of `phantom --realistic`.
+CompositeScan composite_scan(std::uint64_t seed, double pressure_MPa, double snr, double blur_vox, index_t size = 64,
+                             bool realistic = false) {
   CompositeScan s;
   phantom::CompositeSpec spec;
-  spec.dims = {64, 64, 64};
+  spec.dims = {size, size, size};
   spec.seed = seed;
   s.phantom = phantom::generate_composite(spec, pressure_MPa);
   s.imaging.seed = seed;
   s.imaging.snr = snr;
   s.imaging.blur_sigma_vox = {blur_vox, blur_vox, blur_vox};
+  if (realistic) {
+    s.imaging.noise = phantom::NoiseModel::poisson;
+    s.imaging.cupping = phantom::kRealisticCupping;
+    s.imaging.grain_contrast = phantom::kRealisticGrainContrast;
+  }
   const Volume<std::uint16_t> g16 = phantom::ct_image(s.phantom, s.imaging);
   s.grey = g16.like<float>(g16.dims());
   for (index_t i = 0; i < s.grey.size(); ++i) s.grey[i] = g16[i];
@@ -134,20 +141,9 @@ TEST(MixtureModel, FewerDistinguishableClassesThanAskedIsAnInputErrorWithTheEvid
 // among the starts the best optimum is found, and its classes are not resolvable: exit 2.
 // Either outcome is honest; a darkest class at SE grey is not.
 TEST(MixtureModel, BlendPosingAsAPhaseIsNotTakenForThePore) {
-  phantom::CompositeSpec spec;
-  spec.dims = {96, 96, 96};
-  spec.seed = 3;
-  const phantom::Phantom ph = phantom::generate_composite(spec, 250);
-  phantom::ImagingSpec im;
-  im.seed = 3;
-  im.snr = 5;
-  im.blur_sigma_vox = {1.5, 1.5, 1.5};
-  im.noise = phantom::NoiseModel::poisson;
-  im.cupping = phantom::kRealisticCupping;
-  im.grain_contrast = phantom::kRealisticGrainContrast;
-  const Volume<std::uint16_t> g16 = phantom::ct_image(ph, im);
-  Volume<float> grey = g16.like<float>(g16.dims());
-  for (index_t i = 0; i < grey.size(); ++i) grey[i] = g16[i];
+  const CompositeScan scan = composite_scan(3, 250, 5, 1.5, 96, true);
+  const phantom::ImagingSpec& im = scan.imaging;
+  const Volume<float>& grey = scan.grey;
   const double pore_se_midpoint = 0.5 * (im.grey_level("pore") + im.grey_level("se"));
   try {
     const AutoSegmentFit fit = fit_auto_segmentation(histogram(grey, 256), 3, scan_noise_sigma(grey));
@@ -163,17 +159,9 @@ TEST(MixtureModel, BlendPosingAsAPhaseIsNotTakenForThePore) {
 // auto refused the scan; the optimum started in the dark tail resolves the pore near its true
 // grey (6 000) and beats two classes by BIC. The porosity is then right within its interval.
 TEST(MixtureModel, PoreFilmsUnderThePsfAreResolvedNotRefused) {
-  phantom::CompositeSpec spec;
-  spec.dims = {96, 96, 96};
-  spec.seed = 1;
-  const phantom::Phantom ph = phantom::generate_composite(spec, 370);
-  phantom::ImagingSpec im;
-  im.seed = 1;
-  im.snr = 5;
-  im.blur_sigma_vox = {1.0, 1.0, 1.0};
-  const Volume<std::uint16_t> g16 = phantom::ct_image(ph, im);
-  Volume<float> grey = g16.like<float>(g16.dims());
-  for (index_t i = 0; i < grey.size(); ++i) grey[i] = g16[i];
+  const CompositeScan scan = composite_scan(1, 370, 5, 1.0, 96);
+  const phantom::ImagingSpec& im = scan.imaging;
+  const Volume<float>& grey = scan.grey;
   const double noise = scan_noise_sigma(grey);
   const AutoSegmentFit fit = fit_auto_segmentation(histogram(grey, 256), 3, noise);
   EXPECT_NEAR(fit.mixture.means[0], im.grey_level("pore"), noise) << "pore end member";
