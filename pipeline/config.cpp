@@ -96,8 +96,9 @@ class ConfigParser {
   }
 
   Config parse() {
-    if (!fs::is_regular_file(config_.path)) {
-      diags_.error("", "config file not found: " + config_.path.string());
+    std::error_code ec;  // the non-throwing overloads: a name too long for the OS is a diagnosis, not a crash
+    if (!fs::is_regular_file(config_.path, ec)) {
+      diags_.error("", "config file not found: " + config_.path.string() + (ec ? " (" + ec.message() + ")" : ""));
       return std::move(config_);
     }
     config_.sha256 = sha256_file(config_.path.string());
@@ -225,9 +226,11 @@ class ConfigParser {
   // Checks that the file exists and that its header reads with these options.
   std::optional<VolumeInfo> probe(const ReadOptions& o, const YAML::Node& at, const std::string& kp,
                                   Diagnostics& into) {
-    if (!has_glob(o.path) && !fs::exists(o.path)) {
+    std::error_code ec;  // e.g. a path component longer than the OS allows: reported, never thrown
+    if (!has_glob(o.path) && !fs::exists(o.path, ec)) {
       into.error(at, kp,
-                 "file not found: " + o.path + " (relative paths resolve against " + base_.string() +
+                 "file not found: " + o.path + (ec ? " (" + ec.message() + ")" : "") +
+                     " (relative paths resolve against " + base_.string() +
                      "); expected an existing volume file or folder of TIFF slices");
       return std::nullopt;
     }
