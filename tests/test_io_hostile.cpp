@@ -143,6 +143,10 @@ TEST(HostileItk, NrrdSizesBeyondTheDataAreRefusedBeforeAllocating) {
               "encoding: raw\n\n" +
                   std::string(100, '\0'));
   expect_refused(dir / "wrap.nrrd", {});
+  // fuzz_nrrd (CI smoke, 89 369 executions): a detached data file with a space that is no file
+  // pattern let only the voxel cap apply; our volume (> 1 GiB) was allocated before ITK failed.
+  expect_refused(fs::path(VP_SOURCE_DIR) / "tests" / "data" / "fuzz_nrrd_datafile_not_a_pattern.nrrd",
+                 {"data file", "FORMAT MIN MAX STEP"});
 }
 
 TEST(HostileItk, MetaImageDimSizeBeyondTheDataIsRefused) {

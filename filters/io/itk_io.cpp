@@ -310,8 +310,18 @@ void check_nrrd_data(const std::string& path, std::uint64_t data_bytes, std::uin
   std::uint64_t available;
   std::string where = path;
   if (!data_file.empty()) {
-    // LIST or "pattern first last step": several files; only the voxel cap applies.
-    if (data_file.rfind("LIST", 0) == 0 || data_file.find(' ') != std::string::npos) return;
+    // LIST or "FORMAT MIN MAX STEP [SUBDIM]": several files; only the voxel cap applies. Anything
+    // else with a space is a malformed header, refused before ITK's reader allocates for it.
+    if (data_file.rfind("LIST", 0) == 0) return;
+    if (data_file.find(' ') != std::string::npos) {
+      std::istringstream pattern(data_file);
+      std::string format;
+      long long first = 0, last = 0, step = 0;
+      if (!(pattern >> format >> first >> last >> step) || step == 0 || format.find('%') == std::string::npos)
+        throw InputError(path + ": data file '" + data_file +
+                         "': expected a file name, LIST, or a pattern 'FORMAT MIN MAX STEP [SUBDIM]' (FORMAT with %d)");
+      return;
+    }
     const std::filesystem::path p(data_file);
     where = (p.is_absolute() ? p : std::filesystem::path(path).parent_path() / p).string();
     available = size_of(where);
