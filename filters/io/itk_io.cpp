@@ -12,6 +12,7 @@
 
 #include <zlib.h>
 
+#include <charconv>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -290,6 +291,30 @@ void check_meta_data(const std::string& path, std::uint64_t data_bytes) {
 
 // ITK's NRRD IO allocates what "sizes" claims before it finds the data short: compare the
 // claim with the data bytes present, as the "encoding" stores them.
+// Every "sizes:" line of a NRRD header, checked before ITK parses it: teem reads a size that does
+// not fit 64 bits as some other number and callocs for it while reading the header. Each size must
+// be a decimal integer ≥ 1 and their product must fit 64 bits; the voxel cap is checked after.
+void check_nrrd_sizes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::string line;
+  std::getline(in, line);  // NRRD000X
+  while (std::getline(in, line) && !trimmed(line).empty()) {
+    const auto colon = line.find(':');
+    if (colon == std::string::npos || line[0] == '#' || trimmed(line.substr(0, colon)) != "sizes") continue;
+    std::istringstream tokens(line.substr(colon + 1));
+    std::uint64_t product = 1;
+    for (std::string t; tokens >> t;) {
+      std::uint64_t n = 0;
+      const auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), n);
+      if (ec != std::errc() || end != t.data() + t.size() || n == 0 ||
+          product > std::numeric_limits<std::uint64_t>::max() / n)
+        throw InputError(path + ": NRRD sizes '" + trimmed(line.substr(colon + 1)).substr(0, 80) +
+                         "': expected integers ≥ 1 whose product fits 64 bits");
+      product *= n;
+    }
+  }
+}
+
 void check_nrrd_data(const std::string& path, std::uint64_t data_bytes, std::uint64_t voxels) {
   std::ifstream in(path, std::ios::binary);
   std::string line, encoding = "raw", data_file;
@@ -486,6 +511,7 @@ void check_nifti_complete(const std::string& path, std::uint64_t data_bytes) {
 }  // namespace
 
 Header probe_itk(const std::string& path, const std::string& format) {
+  if (format == "nrrd") check_nrrd_sizes(path);
   auto io = open_io(path, format);
   const unsigned nd = io->GetNumberOfDimensions();
   if (nd < 2 || nd > 3) throw InputError(path + ": " + std::to_string(nd) + "-D image; expected a 2-D or 3-D volume");
@@ -514,6 +540,7 @@ Header probe_itk(const std::string& path, const std::string& format) {
 }
 
 AnyVolume read_itk(const std::string& path, const std::string& format, const Header& header, const Box& roi) {
+  if (format == "nrrd") check_nrrd_sizes(path);
   auto io = open_io(path, format);
   const unsigned nd = io->GetNumberOfDimensions();
   const std::uint64_t data_bytes = static_cast<std::uint64_t>(header.dims.count()) * io->GetComponentSize();
