@@ -260,13 +260,25 @@ std::vector<PartialVolumeMixture> partial_volume_optima(const Histogram& h, int 
   return optima;
 }
 
+namespace {
+
+// The likeliest of the eligible optima (the first start wins a tie); optima.size() if none is.
+std::size_t best_index(const std::vector<PartialVolumeMixture>& optima, const std::vector<bool>& eligible) {
+  std::size_t best = optima.size();
+  for (std::size_t i = 0; i < optima.size(); ++i)
+    if (eligible[i] && (best == optima.size() || optima[i].log_likelihood > optima[best].log_likelihood)) best = i;
+  return best;
+}
+
+const PartialVolumeMixture& best_optimum(const std::vector<PartialVolumeMixture>& optima) {
+  return optima[best_index(optima, std::vector<bool>(optima.size(), true))];
+}
+
+}  // namespace
+
 PartialVolumeMixture fit_partial_volume_mixture(const Histogram& h, int classes, int max_iterations, double max_sigma,
                                                 double min_sigma) {
-  const auto optima = partial_volume_optima(h, classes, max_iterations, max_sigma, min_sigma);
-  std::size_t best = 0;  // the first start wins a tie
-  for (std::size_t i = 1; i < optima.size(); ++i)
-    if (optima[i].log_likelihood > optima[best].log_likelihood) best = i;
-  return optima[best];
+  return best_optimum(partial_volume_optima(h, classes, max_iterations, max_sigma, min_sigma));
 }
 
 std::vector<double> resolving_separations(const PartialVolumeMixture& m, double noise_sigma) {
@@ -305,17 +317,6 @@ Histogram without_clipping_spikes(Histogram h) {
 }
 
 namespace {
-
-std::size_t best_index(const std::vector<PartialVolumeMixture>& optima, const std::vector<bool>& eligible) {
-  std::size_t best = optima.size();
-  for (std::size_t i = 0; i < optima.size(); ++i)
-    if (eligible[i] && (best == optima.size() || optima[i].log_likelihood > optima[best].log_likelihood)) best = i;
-  return best;
-}
-
-const PartialVolumeMixture& best_optimum(const std::vector<PartialVolumeMixture>& optima) {
-  return optima[best_index(optima, std::vector<bool>(optima.size(), true))];
-}
 
 // Whether `m` is `coarser` plus one class at the dark or the bright end: dropping m's darkest
 // (or brightest) class leaves the coarser fit's means, each within `tolerance`.
