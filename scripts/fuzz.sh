@@ -42,6 +42,7 @@ export ASAN_OPTIONS="${ASAN_OPTIONS:-abort_on_error=1:symbolize=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 export LSAN_OPTIONS="${LSAN_OPTIONS:-suppressions=$PWD/fuzz/lsan.supp:print_suppressions=0}"
 status=0
+failed=()
 printf '%-8s %12s %8s %6s %5s %20s\n' target executions crashes hangs ooms unique_crashing_inputs
 for t in "${targets[@]}"; do
   corpus="$build/fuzz-corpus/$t" findings="$build/fuzz-findings/$t" log="$build/fuzz-logs/$t.log"
@@ -84,6 +85,18 @@ for t in "${targets[@]}"; do
   printf '%-8s %12s %8s %6s %5s %20s\n' "$t" "${execs:-0}" "$crashes" "$hangs" "$ooms" "$unique"
   if [[ -z "$execs" || "$unique" != 0 ]] || grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|libFuzzer)|runtime error:' "$log"; then
     status=1
+    failed+=("$t")
   fi
+done
+# A CI machine is gone after the run: print what reproduces each finding, so that its log alone is
+# enough (the sanitizer report, then the input's first bytes; inputs are at most 64 KiB).
+for t in "${failed[@]}"; do
+  echo "== $t: the end of $build/fuzz-logs/$t.log" >&2
+  grep -vE '^(#[0-9]+|INFO:)' "$build/fuzz-logs/$t.log" | tail -n 40 >&2
+  for f in "$build/fuzz-findings/$t"/*; do
+    [[ -f $f ]] || continue
+    echo "== $t: $f ($(stat -c %s "$f") bytes; base64 of the first 6 KiB)" >&2
+    head -c 6144 "$f" | base64 >&2
+  done
 done
 exit $status

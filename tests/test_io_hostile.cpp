@@ -153,6 +153,24 @@ TEST(HostileItk, NrrdSizesBeyondTheDataAreRefusedBeforeAllocating) {
                  {"NRRD sizes", "fits 64 bits"});
 }
 
+TEST(HostileItk, NrrdFieldsAreCheckedInWhateverCaseTeemAccepts) {
+  // teem matches field and encoding names in any case. "encoding: RAW" took the loose bound meant
+  // for bzip2 (65536:1): 10 000 bytes let 100 MB be allocated before ITK found the data short.
+  const fs::path dir = scratch("nrrdcase");
+  write_bytes(dir / "raw.nrrd", "NRRD0004\ntype: uint8\ndimension: 3\nsizes: 1000 1000 100\nencoding: RAW\n\n" +
+                                    std::string(10000, '\0'));
+  expect_refused(dir / "raw.nrrd", {"sizes", "100000000", "the file holds 10000"});
+  // "SIZES:" was not checked for sizes beyond 64 bits, which teem callocs for while parsing.
+  write_bytes(dir / "big.nrrd",
+              "NRRD0004\ntype: uint8\ndimension: 3\nSIZES: 4 4 999999999999999999999\nencoding: raw\n\n" +
+                  std::string(64, '\0'));
+  expect_refused(dir / "big.nrrd", {"NRRD sizes", "fits 64 bits"});
+  // bzip2 parses but ITK's NrrdIO cannot decode it: refused before the volume is allocated.
+  write_bytes(dir / "bz.nrrd", "NRRD0004\ntype: uint8\ndimension: 3\nsizes: 1000 1000 100\nencoding: bzip2\n\n" +
+                                   std::string(10000, 'x'));
+  expect_refused(dir / "bz.nrrd", {"NRRD encoding 'bzip2'", "raw, gzip, hex or text"});
+}
+
 TEST(HostileItk, MetaImageDimSizeBeyondTheDataIsRefused) {
   const fs::path dir = scratch("mha");
   const std::string head = "ObjectType = Image\nNDims = 3\nDimSize = 1000 1000 1000\nElementType = MET_USHORT\n";

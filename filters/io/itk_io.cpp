@@ -12,6 +12,8 @@
 
 #include <zlib.h>
 
+#include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <cstring>
@@ -289,52 +291,71 @@ void check_meta_data(const std::string& path, std::uint64_t data_bytes) {
   check_zlib_stream(path, where, where == path ? size_of(path) - available : header_size, stored, data_bytes);
 }
 
-// ITK's NRRD IO allocates what "sizes" claims before it finds the data short: compare the
-// claim with the data bytes present, as the "encoding" stores them.
-// Every "sizes:" line of a NRRD header, checked before ITK parses it: teem reads a size that does
-// not fit 64 bits as some other number and callocs for it while reading the header. Each size must
-// be a decimal integer ≥ 1 and their product must fit 64 bits; the voxel cap is checked after.
-void check_nrrd_sizes(const std::string& path) {
+// The fields of a NRRD header that the checks below need, read once. teem matches field names
+// and encoding names without regard to case ("SIZES:", "encoding: RAW" are valid NRRD), so they
+// are lower-cased here: a check that misses a spelling teem accepts checks nothing.
+struct NrrdHeader {
+  std::vector<std::string> sizes;  // every "sizes:" value (teem refuses duplicates; ITK may not see them)
+  std::string encoding = "raw", data_file;
+  bool attached = false;  // a blank line ends the header; the data follow it
+  std::uint64_t data_offset = 0;
+};
+
+std::string lower_case(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+NrrdHeader read_nrrd_header(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
+  NrrdHeader h;
   std::string line;
   std::getline(in, line);  // NRRD000X
-  while (std::getline(in, line) && !trimmed(line).empty()) {
+  while (std::getline(in, line)) {
+    if (trimmed(line).empty()) {
+      h.attached = true;
+      h.data_offset = static_cast<std::uint64_t>(std::max<std::streamoff>(in.tellg(), 0));
+      break;
+    }
+    // Comments and "key:=value" pairs are not fields.
+    if (line[0] == '#' || line.find(":=") != std::string::npos) continue;
     const auto colon = line.find(':');
-    if (colon == std::string::npos || line[0] == '#' || trimmed(line.substr(0, colon)) != "sizes") continue;
-    std::istringstream tokens(line.substr(colon + 1));
+    if (colon == std::string::npos) continue;
+    const std::string key = lower_case(trimmed(line.substr(0, colon))), value = trimmed(line.substr(colon + 1));
+    if (key == "sizes") h.sizes.push_back(value);
+    if (key == "encoding") h.encoding = lower_case(value);
+    if (key == "data file" || key == "datafile") h.data_file = value;
+  }
+  return h;
+}
+
+// Before ITK parses the header: teem reads a size that does not fit 64 bits as some other number
+// and callocs for it while reading the header. Each size must be a decimal integer ≥ 1 and their
+// product must fit 64 bits; the voxel cap is checked after.
+void check_nrrd_sizes(const std::string& path, const NrrdHeader& header) {
+  for (const std::string& sizes : header.sizes) {
+    std::istringstream tokens(sizes);
     std::uint64_t product = 1;
     for (std::string t; tokens >> t;) {
       std::uint64_t n = 0;
       const auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), n);
       if (ec != std::errc() || end != t.data() + t.size() || n == 0 ||
           product > std::numeric_limits<std::uint64_t>::max() / n)
-        throw InputError(path + ": NRRD sizes '" + trimmed(line.substr(colon + 1)).substr(0, 80) +
+        throw InputError(path + ": NRRD sizes '" + sizes.substr(0, 80) +
                          "': expected integers ≥ 1 whose product fits 64 bits");
       product *= n;
     }
   }
 }
 
-void check_nrrd_data(const std::string& path, std::uint64_t data_bytes, std::uint64_t voxels) {
-  std::ifstream in(path, std::ios::binary);
-  std::string line, encoding = "raw", data_file;
-  bool attached = false;
-  std::getline(in, line);  // NRRD000X
-  while (std::getline(in, line)) {
-    if (trimmed(line).empty()) {
-      attached = true;  // the data follow the blank line
-      break;
-    }
-    if (line[0] == '#' || line.find(":=") != std::string::npos) continue;
-    const auto colon = line.find(':');
-    if (colon == std::string::npos) continue;
-    const std::string key = trimmed(line.substr(0, colon)), value = trimmed(line.substr(colon + 1));
-    if (key == "encoding") encoding = value;
-    if (key == "data file" || key == "datafile") data_file = value;
-  }
+// ITK's NRRD IO allocates what "sizes" claims before it finds the data short: compare the
+// claim with the data bytes present, as the "encoding" stores them.
+void check_nrrd_data(const std::string& path, const NrrdHeader& header, std::uint64_t data_bytes,
+                     std::uint64_t voxels) {
   std::uint64_t available;
   std::string where = path;
-  if (!data_file.empty()) {
+  if (!header.data_file.empty()) {
+    const std::string& data_file = header.data_file;
     // LIST or "FORMAT MIN MAX STEP [SUBDIM]": several files; only the voxel cap applies. Anything
     // else with a space is a malformed header, refused before ITK's reader allocates for it.
     if (data_file.rfind("LIST", 0) == 0) return;
@@ -350,20 +371,26 @@ void check_nrrd_data(const std::string& path, std::uint64_t data_bytes, std::uin
     const std::filesystem::path p(data_file);
     where = (p.is_absolute() ? p : std::filesystem::path(path).parent_path() / p).string();
     available = size_of(where);
-  } else if (attached) {
-    available = size_of(path) - static_cast<std::uint64_t>(in.tellg());
+  } else if (header.attached) {
+    available = size_of(path) - std::min(header.data_offset, size_of(path));
   } else {
     available = 0;  // neither attached nor detached data
   }
   const std::string what = where == path ? "sizes x type" : "sizes x type (data in " + where + ")";
+  const std::string& encoding = header.encoding;
   if (encoding == "raw") check_stored(path, what, data_bytes, available, 1);
   else if (encoding == "gz" || encoding == "gzip") check_stored(path, what, data_bytes, available, kMaxDeflateRatio);
   else if (encoding == "hex") check_stored(path, what, data_bytes, available / 2, 1);
   // Text: at least one character per value.
   else if (encoding == "txt" || encoding == "text" || encoding == "ascii")
     check_stored(path, "sizes", voxels, available, 1);
-  // bzip2 has no tight expansion bound: a loose one, and the voxel cap.
-  else check_stored(path, what, data_bytes, available, std::uint64_t{1} << 16);
+  // teem parses only these and bzip2, which ITK's NrrdIO is built without: it failed only after our
+  // volume was allocated. (Before the names were lower-cased, "encoding: RAW" took the loose bound
+  // this branch had for bzip2, 65536:1, so 32 KB of data could allocate 2 GB.)
+  else
+    throw InputError(path + ": NRRD encoding '" + encoding +
+                     "' cannot be read (ITK's NRRD reader has no bzip2); expected raw, gzip, hex or text — "
+                     "re-save the volume with one of those");
 }
 
 // NIfTI's vox_offset and where the data start; compressed (.nii.gz) or not.
@@ -511,7 +538,8 @@ void check_nifti_complete(const std::string& path, std::uint64_t data_bytes) {
 }  // namespace
 
 Header probe_itk(const std::string& path, const std::string& format) {
-  if (format == "nrrd") check_nrrd_sizes(path);
+  const NrrdHeader nrrd = format == "nrrd" ? read_nrrd_header(path) : NrrdHeader{};
+  if (format == "nrrd") check_nrrd_sizes(path, nrrd);
   auto io = open_io(path, format);
   const unsigned nd = io->GetNumberOfDimensions();
   if (nd < 2 || nd > 3) throw InputError(path + ": " + std::to_string(nd) + "-D image; expected a 2-D or 3-D volume");
@@ -527,7 +555,7 @@ Header probe_itk(const std::string& path, const std::string& format) {
   const auto voxels = static_cast<std::uint64_t>(h.dims.count());
   const std::uint64_t data_bytes = voxels * io->GetComponentSize();
   if (format == "mha" || format == "mhd") check_meta_data(path, data_bytes);
-  if (format == "nrrd") check_nrrd_data(path, data_bytes, voxels);
+  if (format == "nrrd") check_nrrd_data(path, nrrd, data_bytes, voxels);
   if (format == "nifti") check_nifti_data(path, data_bytes);
   const double scale = um_per_itk_unit(format);
   for (unsigned a = 0; a < nd; ++a) {
@@ -540,7 +568,7 @@ Header probe_itk(const std::string& path, const std::string& format) {
 }
 
 AnyVolume read_itk(const std::string& path, const std::string& format, const Header& header, const Box& roi) {
-  if (format == "nrrd") check_nrrd_sizes(path);
+  if (format == "nrrd") check_nrrd_sizes(path, read_nrrd_header(path));
   auto io = open_io(path, format);
   const unsigned nd = io->GetNumberOfDimensions();
   const std::uint64_t data_bytes = static_cast<std::uint64_t>(header.dims.count()) * io->GetComponentSize();
