@@ -48,13 +48,10 @@ inline void fine_row(const FineLevel& L, index_t y, index_t z, int colour, const
   const Acc* fy = tables.faces(1);
   const Acc* fz = tables.faces(2);
   const RowElectrodes e = row_electrodes(g, y, z);
-  const int yz = colour < 0 ? 0 : g.colour_term[1][y] + g.colour_term[2][z];
-  const index_t parity = (colour - yz) & 1;
-  for (index_t x = 0; x < n0; ++x) {
+  // Visits the voxel at x (if it carries current), then moves the running indices past it.
+  auto step = [&](index_t x, bool visit) __attribute__((always_inline)) {
     const int ci = c[x];
-    const bool in_colour =
-        colour < 0 || (g.colours == 2 ? (x & 1) == parity : (g.colour_term[0][x] + yz) % g.colours == colour);
-    if (ci && in_colour) {
+    if (ci && visit) {
       const int kk = ci * nc;
       Acc S = 0, D = 0, G;
       const index_t xm = x > 0 ? x - 1 : g.wrap[0] ? n0 - 1 : -1;
@@ -79,7 +76,20 @@ inline void fine_row(const FineLevel& L, index_t y, index_t z, int colour, const
     }
     k += ci != 0;
     kym += cym[x] != 0, kyp += cyp[x] != 0, kzm += czm[x] != 0, kzp += czp[x] != 0;
+  };
+  if (colour < 0) {
+    for (index_t x = 0; x < n0; ++x) step(x, true);
+    return;
   }
+  const int yz = g.colour_term[1][y] + g.colour_term[2][z];
+  if (g.colours == 2) {  // every other voxel, from the first of this colour
+    index_t x = (colour - yz) & 1;
+    if (x == 1) step(0, false);
+    for (; x + 1 < n0; x += 2) step(x, true), step(x + 1, false);
+    if (x < n0) step(x, true);
+    return;
+  }
+  for (index_t x = 0; x < n0; ++x) step(x, (g.colour_term[0][x] + yz) % g.colours == colour);
 }
 
 template <class T, class Acc, class F>
