@@ -21,30 +21,34 @@ namespace {
 constexpr double kInf = std::numeric_limits<double>::infinity();
 constexpr index_t kGrain = 1 << 14;  // fixed reduction blocks: sums independent of thread count
 
-double dot(const float* a, const float* b, index_t n) {
+// Σ over the carrying voxels of f(k, acc) → acc, in fixed blocks of the whole grid (kGrain
+// voxels, carrying or not): the order of addition of whole-grid vectors whose other entries
+// are 0, so the sums are those of the whole-grid solve, bit for bit, at any thread count.
+template <class F>
+double carrying_sum(const transport::FineLevel& fine, F&& f) {
   return tbb::parallel_deterministic_reduce(
-      tbb::blocked_range<index_t>(0, n, kGrain), 0.0,
+      tbb::blocked_range<index_t>(0, fine.grid.count(), kGrain), 0.0,
       [&](const tbb::blocked_range<index_t>& r, double acc) {
-        for (index_t i = r.begin(); i < r.end(); ++i) acc += static_cast<double>(a[i]) * b[i];
+        const index_t end = transport::carrying_before(fine, r.end());
+        for (index_t k = transport::carrying_before(fine, r.begin()); k < end; ++k) acc = f(k, acc);
         return acc;
       },
       [](double x, double y) { return x + y; });
 }
 
+double dot(const transport::FineLevel& fine, const float* a, const float* b) {
+  return carrying_sum(fine, [&](index_t k, double acc) { return acc + static_cast<double>(a[k]) * b[k]; });
+}
+
 // x += α p, r −= α q; returns ‖r‖².
-double update_solution(double alpha, const float* p, const float* q, double* x, float* r, index_t n) {
+double update_solution(const transport::FineLevel& fine, double alpha, const float* p, const float* q, double* x,
+                       float* r) {
   const float alpha_f = static_cast<float>(alpha);
-  return tbb::parallel_deterministic_reduce(
-      tbb::blocked_range<index_t>(0, n, kGrain), 0.0,
-      [&](const tbb::blocked_range<index_t>& rg, double acc) {
-        for (index_t i = rg.begin(); i < rg.end(); ++i) {
-          x[i] += alpha * p[i];
-          r[i] -= alpha_f * q[i];
-          acc += static_cast<double>(r[i]) * r[i];
-        }
-        return acc;
-      },
-      [](double a, double b) { return a + b; });
+  return carrying_sum(fine, [&](index_t i, double acc) {
+    x[i] += alpha * p[i];
+    r[i] -= alpha_f * q[i];
+    return acc + static_cast<double>(r[i]) * r[i];
+  });
 }
 
 void check_inputs(const Volume<std::uint8_t>& labels, const ConductivityTable& k, const TransportOptions& o) {
@@ -90,7 +94,7 @@ std::array<index_t, 256> histogram(const Volume<std::uint8_t>& labels) {
 // and status; returns the electrode currents of the final x.
 transport::FaceCurrents restarted_cg(const transport::FineLevel& fine, transport::Multigrid& mg, double* x,
                                      const TransportOptions& options, TransportResult& out) {
-  const index_t n = fine.grid.count();
+  const index_t n = fine.carrying();
   transport::FaceCurrents currents;
   // r is written by the true residual, q by the preconditioner, p by the copy from q: all in parallel.
   transport::VoxelVector<float> r(static_cast<std::size_t>(n)), p(static_cast<std::size_t>(n)),
@@ -118,19 +122,19 @@ transport::FaceCurrents restarted_cg(const transport::FineLevel& fine, transport
     tbb::parallel_for(tbb::blocked_range<index_t>(0, n, 1 << 16), [&](const tbb::blocked_range<index_t>& rg) {
       std::copy(q.begin() + rg.begin(), q.begin() + rg.end(), p.begin() + rg.begin());
     });
-    double rz = dot(r.data(), q.data(), n);
+    double rz = dot(fine, r.data(), q.data());
     const long iterations_before = out.iterations;
     while (out.iterations < options.max_iterations) {
       mg.apply(p.data(), q.data());
-      const double pq = dot(p.data(), q.data(), n);
+      const double pq = dot(fine, p.data(), q.data());
       if (!(pq > 0) || !(rz > 0)) break;  // converged to rounding: restart from the true residual
       const double alpha = rz / pq;
-      const double rr = update_solution(alpha, p.data(), q.data(), x, r.data(), n);
+      const double rr = update_solution(fine, alpha, p.data(), q.data(), x, r.data());
       ++out.iterations;
       progress_point(convergence_progress(std::sqrt(rr) / b_norm, options.tolerance));
       if (std::sqrt(rr) <= target) break;
       mg.precondition(r.data(), q.data());
-      const double rz_next = dot(r.data(), q.data(), n);
+      const double rz_next = dot(fine, r.data(), q.data());
       const float beta = static_cast<float>(rz_next / rz);
       rz = rz_next;
       float* pp = p.data();
@@ -223,6 +227,7 @@ TransportResult solve_transport(const Volume<std::uint8_t>& labels, const Conduc
   transport::FineLevel fine;
   fine.grid = transport::Grid({dims.x, dims.y, dims.z}, ax, options.periodic, {h[0], h[1], h[2]});
   fine.code = code.data();
+  transport::number_carrying_voxels(fine);
   fine.no_code.assign(static_cast<std::size_t>(dims.x), 0);
   fine.codes = static_cast<int>(code_value.size());
   const double area[3] = {h[1] * h[2], h[0] * h[2], h[0] * h[1]};
@@ -240,19 +245,20 @@ TransportResult solve_transport(const Volume<std::uint8_t>& labels, const Conduc
   for (int i = 1; i < fine.codes; ++i) fine.dirichlet_exact[i] = 2 * code_value[i] * area[ax] / h[ax];
   fine.dirichlet.assign(fine.dirichlet_exact.begin(), fine.dirichlet_exact.end());
 
-  // Initial guess: the linear potential of a uniform medium.
+  // Initial guess: the linear potential of a uniform medium, over the carrying voxels.
   const index_t n = code.size();
-  const index_t stride[3] = {1, dims.x, dims.x * dims.y};
   // Every entry written once, in the threads that later sweep it (first touch).
-  transport::VoxelVector<double> x(static_cast<std::size_t>(n));
-  tbb::parallel_for(tbb::blocked_range<index_t>(0, n, 1 << 16), [&](const tbb::blocked_range<index_t>& r) {
-    for (index_t i = r.begin(); i < r.end(); ++i)
-      if (code[i]) {
-        const index_t t = (i / stride[ax]) % dims[ax];
-        x[i] = 1.0 - (static_cast<double>(t) + 0.5) / static_cast<double>(dims[ax]);
-      } else {
-        x[i] = 0.0;
-      }
+  transport::VoxelVector<double> x(static_cast<std::size_t>(fine.carrying()));
+  tbb::parallel_for(tbb::blocked_range<index_t>(0, dims.y * dims.z, 64), [&](const tbb::blocked_range<index_t>& rows) {
+    for (index_t row = rows.begin(); row < rows.end(); ++row) {
+      const index_t at[3] = {0, row % dims.y, row / dims.y};
+      index_t k = fine.row_start[static_cast<std::size_t>(row)];
+      for (index_t i = 0; i < dims.x; ++i)
+        if (code[row * dims.x + i]) {
+          const index_t t = ax == 0 ? i : at[ax];
+          x[static_cast<std::size_t>(k++)] = 1.0 - (static_cast<double>(t) + 0.5) / static_cast<double>(dims[ax]);
+        }
+    }
   });
 
   transport::Multigrid mg(fine);
@@ -277,10 +283,10 @@ TransportResult solve_transport(const Volume<std::uint8_t>& labels, const Conduc
     if (ax == 0) {
       x_sums.assign(static_cast<std::size_t>(dims.x), 0.0);
       x_counts.assign(static_cast<std::size_t>(dims.x), 0);
-      for (index_t i = 0; i < n; ++i)
+      for (index_t i = 0, k = 0; i < n; ++i)
         if (code[i]) {
           const auto t = static_cast<std::size_t>(i % dims.x);
-          x_sums[t] += x[static_cast<std::size_t>(i)], ++x_counts[t];
+          x_sums[t] += x[static_cast<std::size_t>(k++)], ++x_counts[t];
         }
     }
     for (index_t t = 0; t < dims[ax]; ++t) {
@@ -289,13 +295,9 @@ TransportResult solve_transport(const Volume<std::uint8_t>& labels, const Conduc
       if (ax == 0) {
         sum = x_sums[static_cast<std::size_t>(t)], count = x_counts[static_cast<std::size_t>(t)];
       } else {
-        for (index_t w = 0; w < dims[d]; ++w)
-          for (index_t u = 0; u < dims[b]; ++u) {
-            index_t at[3];
-            at[ax] = t, at[b] = u, at[d] = w;
-            const index_t i = code.index(at[0], at[1], at[2]);
-            if (code[i]) sum += x[static_cast<std::size_t>(i)], ++count;
-          }
+        const std::vector<index_t> plane = transport::plane_indices(fine, ax, t);
+        for (const index_t k : plane)  // w outer, u inner
+          if (k >= 0) sum += x[static_cast<std::size_t>(k)], ++count;
       }
       ProfileSlice& s = out.profile[static_cast<std::size_t>(t)];
       s.position_um = (static_cast<double>(t) + 0.5) * h[ax];
@@ -306,7 +308,8 @@ TransportResult solve_transport(const Volume<std::uint8_t>& labels, const Conduc
   }
   if (options.keep_fields) {
     Volume<float> potential = labels.like<float>(dims);
-    for (index_t i = 0; i < n; ++i) potential[i] = code[i] ? static_cast<float>(x[static_cast<std::size_t>(i)]) : 0.0f;
+    for (index_t i = 0, k = 0; i < n; ++i)
+      potential[i] = code[i] ? static_cast<float>(x[static_cast<std::size_t>(k++)]) : 0.0f;
     Volume<float> current = labels.like<float>(dims);
     transport::current_density(fine, x.data(), {h[0], h[1], h[2]}, current.data());
     out.potential = std::move(potential);

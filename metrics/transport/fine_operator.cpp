@@ -20,11 +20,14 @@ inline RowElectrodes row_electrodes(const Grid& g, index_t y, index_t z) {
   return e;
 }
 
-// Fast row kernels: f(i, S, D, inlet) for each cell of the row and colour, with
-// S = Σ G_ij x_j, D = Σ G_ij + electrode couplings (0 for cells carrying no current) and
-// inlet = the cell's coupling to the inlet (its right-hand side for inlet potential 1).
-// Missing neighbour rows read a row of zero codes / conductances, so the inner loop has
-// no branches for them.
+// Fast row kernels: f(k, x, S, D, inlet) for each carrying voxel of the row and colour, with
+// k its index among the carrying voxels (the index into the solver's vectors), x its position
+// in the row, S = Σ G_ij x_j, D = Σ G_ij + electrode couplings and inlet = the voxel's coupling
+// to the inlet (its right-hand side for inlet potential 1). The walk keeps a running index in
+// the row and in each neighbouring row. A neighbour that carries nothing has conductance 0 and
+// reads the voxel's own value (G·x = ±0, so S and D are those of the whole-grid vectors, bit for
+// bit); missing neighbour rows read a row of zero codes, so the inner loop has no branches
+// for them.
 template <class T, class Acc, class F>
 inline void fine_row(const FineLevel& L, index_t y, index_t z, int colour, const T* X, F&& f) {
   const Grid& g = L.grid;
@@ -37,43 +40,69 @@ inline void fine_row(const FineLevel& L, index_t y, index_t z, int colour, const
   const std::uint8_t* cyp = r.yp < 0 ? zero : L.code + r.yp;
   const std::uint8_t* czm = r.zm < 0 ? zero : L.code + r.zm;
   const std::uint8_t* czp = r.zp < 0 ? zero : L.code + r.zp;
-  const T* x0 = X + r.base;
-  const T* xym = r.ym < 0 ? x0 : X + r.ym;
-  const T* xyp = r.yp < 0 ? x0 : X + r.yp;
-  const T* xzm = r.zm < 0 ? x0 : X + r.zm;
-  const T* xzp = r.zp < 0 ? x0 : X + r.zp;
+  auto start = [&](index_t base) { return base < 0 ? index_t(0) : L.row_start[static_cast<std::size_t>(base / n0)]; };
+  const index_t first = start(r.base), last = L.row_start[static_cast<std::size_t>(r.base / n0 + 1)] - 1;
+  index_t k = first, kym = start(r.ym), kyp = start(r.yp), kzm = start(r.zm), kzp = start(r.zp);
   const FineViewT<Acc> tables{L};
   const Acc* fx = tables.faces(0);
   const Acc* fy = tables.faces(1);
   const Acc* fz = tables.faces(2);
   const RowElectrodes e = row_electrodes(g, y, z);
-  for_colour(g, y, z, colour, [&](index_t x) {
+  // Visits the voxel at x (if it carries current), then moves the running indices past it.
+  auto step = [&](index_t x, bool visit) __attribute__((always_inline)) {
     const int ci = c[x];
-    if (!ci) {
-      f(r.base + x, Acc(0), Acc(0), Acc(0));
-      return;
+    if (ci && visit) {
+      const int kk = ci * nc;
+      Acc S = 0, D = 0, G;
+      const index_t xm = x > 0 ? x - 1 : g.wrap[0] ? n0 - 1 : -1;
+      const index_t xp = x < n0 - 1 ? x + 1 : g.wrap[0] ? 0 : -1;
+      if (xm >= 0) {
+        const index_t j = !c[xm] ? k : x > 0 ? k - 1 : last;
+        G = fx[kk + c[xm]], S += G * static_cast<Acc>(X[j]), D += G;
+      }
+      if (xp >= 0) {
+        const index_t j = !c[xp] ? k : x < n0 - 1 ? k + 1 : first;
+        G = fx[kk + c[xp]], S += G * static_cast<Acc>(X[j]), D += G;
+      }
+      G = fy[kk + cym[x]], S += G * static_cast<Acc>(X[cym[x] ? kym : k]), D += G;
+      G = fy[kk + cyp[x]], S += G * static_cast<Acc>(X[cyp[x] ? kyp : k]), D += G;
+      G = fz[kk + czm[x]], S += G * static_cast<Acc>(X[czm[x] ? kzm : k]), D += G;
+      G = fz[kk + czp[x]], S += G * static_cast<Acc>(X[czp[x] ? kzp : k]), D += G;
+      const bool low = g.axis == 0 ? x == 0 : e.low;
+      const bool high = g.axis == 0 ? x == n0 - 1 : e.high;
+      const Acc dir = tables.dirichlet(ci);
+      D += (low ? dir : Acc(0)) + (high ? dir : Acc(0));
+      f(k, x, S, D, low ? dir : Acc(0));
     }
-    const int k = ci * nc;
-    Acc S = 0, D = 0, G;
-    const index_t xm = x > 0 ? x - 1 : g.wrap[0] ? n0 - 1 : -1;
-    const index_t xp = x < n0 - 1 ? x + 1 : g.wrap[0] ? 0 : -1;
-    if (xm >= 0) G = fx[k + c[xm]], S += G * static_cast<Acc>(x0[xm]), D += G;
-    if (xp >= 0) G = fx[k + c[xp]], S += G * static_cast<Acc>(x0[xp]), D += G;
-    G = fy[k + cym[x]], S += G * static_cast<Acc>(xym[x]), D += G;
-    G = fy[k + cyp[x]], S += G * static_cast<Acc>(xyp[x]), D += G;
-    G = fz[k + czm[x]], S += G * static_cast<Acc>(xzm[x]), D += G;
-    G = fz[k + czp[x]], S += G * static_cast<Acc>(xzp[x]), D += G;
-    const bool low = g.axis == 0 ? x == 0 : e.low;
-    const bool high = g.axis == 0 ? x == n0 - 1 : e.high;
-    const Acc dir = tables.dirichlet(ci);
-    D += (low ? dir : Acc(0)) + (high ? dir : Acc(0));
-    f(r.base + x, S, D, low ? dir : Acc(0));
-  });
+    k += ci != 0;
+    kym += cym[x] != 0, kyp += cyp[x] != 0, kzm += czm[x] != 0, kzp += czp[x] != 0;
+  };
+  if (colour < 0) {
+    for (index_t x = 0; x < n0; ++x) step(x, true);
+    return;
+  }
+  const int yz = g.colour_term[1][y] + g.colour_term[2][z];
+  if (g.colours == 2) {  // every other voxel, from the first of this colour
+    index_t x = (colour - yz) & 1;
+    if (x == 1) step(0, false);
+    for (; x + 1 < n0; x += 2) step(x, true), step(x + 1, false);
+    if (x < n0) step(x, true);
+    return;
+  }
+  for (index_t x = 0; x < n0; ++x) step(x, (g.colour_term[0][x] + yz) % g.colours == colour);
 }
 
 template <class T, class Acc, class F>
 inline void level_row(const FineView& v, index_t y, index_t z, int colour, const T* X, F&& f) {
   fine_row<T, Acc>(v.L, y, z, colour, X, f);
+}
+
+// Indices among the carrying voxels of row (y, z) of the fine grid: idx[x], -1 where none.
+void row_indices(const FineLevel& L, index_t y, index_t z, index_t* idx) {
+  const index_t n0 = L.grid.n[0], row = y + L.grid.n[1] * z;
+  const std::uint8_t* c = L.code + row * n0;
+  index_t k = L.row_start[static_cast<std::size_t>(row)];
+  for (index_t x = 0; x < n0; ++x) idx[x] = c[x] ? k++ : -1;
 }
 
 }  // namespace
@@ -84,8 +113,8 @@ void smooth_fine(const FineLevel& F, const float* b, float* x, bool forward) {
   for (int step = 0; step < g.colours; ++step) {
     const int colour = forward ? step : g.colours - 1 - step;
     parallel_rows(g, [&](index_t y, index_t z) {
-      level_row<float, float>(v, y, z, colour, x, [&](index_t i, float S, float D, float) {
-        if (D > 0) x[i] = (b[i] + S) / D;
+      level_row<float, float>(v, y, z, colour, x, [&](index_t k, index_t, float S, float D, float) {
+        if (D > 0) x[k] = (b[k] + S) / D;
       });
     });
   }
@@ -101,12 +130,10 @@ void restrict_fine(const FineLevel& F, const float* b, const float* x, CoarseLev
     const auto [y0, y1] = child_range(f, 1, Y);
     const auto [z0, z1] = child_range(f, 2, Z);
     for (index_t z = z0; z <= z1; ++z)
-      for (index_t y = y0; y <= y1; ++y) {
-        const index_t fbase = cell_index(f, 0, y, z);
-        level_row<float, float>(v, y, z, -1, x, [&](index_t i, float S, float D, float) {
-          if (D > 0) C.b[fine_parent(f, C, i - fbase, y, z)] += b[i] - (D * x[i] - S);
+      for (index_t y = y0; y <= y1; ++y)
+        level_row<float, float>(v, y, z, -1, x, [&](index_t k, index_t xi, float S, float D, float) {
+          if (D > 0) C.b[fine_parent(f, C, xi, y, z)] += b[k] - (D * x[k] - S);
         });
-      }
   });
 }
 
@@ -114,8 +141,9 @@ void prolong_fine(const FineLevel& F, const CoarseLevel& C, float* x) {
   const Grid& f = F.grid;
   parallel_rows(f, [&](index_t y, index_t z) {
     const index_t base = cell_index(f, 0, y, z);
+    index_t k = F.row_start[static_cast<std::size_t>(y + f.n[1] * z)];
     for (index_t i = 0; i < f.n[0]; ++i)
-      if (F.code[base + i] != 0) x[base + i] += C.x[fine_parent(f, C, i, y, z)];
+      if (F.code[base + i] != 0) x[k++] += C.x[fine_parent(f, C, i, y, z)];
   });
 }
 
@@ -127,8 +155,61 @@ void Multigrid::apply(const float* x, float* y) const {
   const FineView v{fine_};
   const Grid& g = fine_.grid;
   parallel_rows(g, [&](index_t yy, index_t zz) {
-    level_row<float, float>(v, yy, zz, -1, x, [&](index_t i, float S, float D, float) { y[i] = D * x[i] - S; });
+    level_row<float, float>(v, yy, zz, -1, x,
+                            [&](index_t k, index_t, float S, float D, float) { y[k] = D * x[k] - S; });
   });
+}
+
+void number_carrying_voxels(FineLevel& fine) {
+  const Grid& g = fine.grid;
+  const index_t n0 = g.n[0];
+  fine.row_start.assign(static_cast<std::size_t>(g.rows()) + 1, 0);
+  tbb::parallel_for(tbb::blocked_range<index_t>(0, g.rows(), 256), [&](const tbb::blocked_range<index_t>& rows) {
+    for (index_t row = rows.begin(); row < rows.end(); ++row) {
+      const std::uint8_t* c = fine.code + row * n0;
+      index_t count = 0;
+      for (index_t x = 0; x < n0; ++x) count += c[x] != 0;
+      fine.row_start[static_cast<std::size_t>(row) + 1] = count;
+    }
+  });
+  for (std::size_t row = 1; row < fine.row_start.size(); ++row) fine.row_start[row] += fine.row_start[row - 1];
+}
+
+index_t carrying_before(const FineLevel& fine, index_t i) {
+  const index_t n0 = fine.grid.n[0], row = i / n0;
+  if (row >= fine.grid.rows()) return fine.carrying();
+  index_t k = fine.row_start[static_cast<std::size_t>(row)];
+  for (index_t j = row * n0; j < i; ++j) k += fine.code[j] != 0;
+  return k;
+}
+
+index_t carrying_index(const FineLevel& fine, index_t x, index_t y, index_t z) {
+  const index_t n0 = fine.grid.n[0], row = y + fine.grid.n[1] * z;
+  if (!fine.code[row * n0 + x]) return -1;
+  if (x == n0 - 1) return fine.row_start[static_cast<std::size_t>(row) + 1] - 1;
+  return carrying_before(fine, row * n0 + x);
+}
+
+std::vector<index_t> plane_indices(const FineLevel& fine, int a, index_t t) {
+  const Grid& g = fine.grid;
+  const int b = (a + 1) % 3;
+  const index_t nb = g.n[b];
+  std::vector<index_t> out(static_cast<std::size_t>(g.n[b] * g.n[(a + 2) % 3]));
+  if (a == 0) {  // u = y, w = z: one voxel per row
+    for (index_t z = 0; z < g.n[2]; ++z)
+      for (index_t y = 0; y < g.n[1]; ++y) out[static_cast<std::size_t>(z * nb + y)] = carrying_index(fine, t, y, z);
+    return out;
+  }
+  std::vector<index_t> idx(static_cast<std::size_t>(g.n[0]));
+  const index_t rows = a == 1 ? g.n[2] : g.n[1];
+  for (index_t q = 0; q < rows; ++q) {
+    // a = 1: row (t, z = q), u = z, w = x; a = 2: row (y = q, t), u = x, w = y.
+    if (a == 1) row_indices(fine, t, q, idx.data());
+    else row_indices(fine, q, t, idx.data());
+    for (index_t x = 0; x < g.n[0]; ++x)
+      out[static_cast<std::size_t>(a == 1 ? x * nb + q : q * nb + x)] = idx[static_cast<std::size_t>(x)];
+  }
+  return out;
 }
 
 double true_residual(const FineLevel& fine, const double* x, float* r, double* b_norm2) {
@@ -137,14 +218,14 @@ double true_residual(const FineLevel& fine, const double* x, float* r, double* b
   std::vector<double> b2(static_cast<std::size_t>(g.rows()), 0.0);
   const double r2 = deterministic_row_sum(g, [&](index_t y, index_t z) {
     double acc = 0, bacc = 0;
-    level_row<double, double>(v, y, z, -1, x, [&](index_t i, double S, double D, double inlet) {
+    level_row<double, double>(v, y, z, -1, x, [&](index_t k, index_t, double S, double D, double inlet) {
       if (!(D > 0)) {
-        r[i] = 0;
+        r[k] = 0;
         return;
       }
       const double b = inlet;  // inlet at potential 1, outlet at 0
-      const double res = b - (D * x[i] - S);
-      r[i] = static_cast<float>(res);
+      const double res = b - (D * x[k] - S);
+      r[k] = static_cast<float>(res);
       acc += res * res;
       bacc += b * b;
     });
@@ -166,14 +247,16 @@ FaceCurrents electrode_currents(const FineLevel& fine, const double* x) {
   FaceCurrents out;
   for (index_t t : {index_t(0), g.n[a] - 1}) {
     double in = 0, outflow = 0;
+    const std::vector<index_t> plane = plane_indices(fine, a, t);
     for (index_t v2 = 0; v2 < g.n[d]; ++v2)
       for (index_t u = 0; u < g.n[b]; ++u) {
+        const index_t k = plane[static_cast<std::size_t>(v2 * g.n[b] + u)];
+        if (k < 0) continue;
         std::array<index_t, 3> p;
         p[a] = t, p[b] = u, p[d] = v2;
         const Cell c = cell_at(g, p[0], p[1], p[2]);
-        if (!v.active(c)) continue;
-        if (t == 0) in += static_cast<double>(v.electrode_low(c)) * (1.0 - x[c.i]);
-        if (t == g.n[a] - 1) outflow += static_cast<double>(v.electrode_high(c)) * x[c.i];
+        if (t == 0) in += static_cast<double>(v.electrode_low(c)) * (1.0 - x[k]);
+        if (t == g.n[a] - 1) outflow += static_cast<double>(v.electrode_high(c)) * x[k];
       }
     if (t == 0) out.in = in;
     if (t == g.n[a] - 1) out.out = outflow;
@@ -195,17 +278,24 @@ std::vector<double> plane_currents(const FineLevel& fine, const double* x) {
     const double* fx = fine.face_exact[0].data();
     const double* dir = fine.dirichlet_exact.data();
     tbb::parallel_for(tbb::blocked_range<index_t>(0, N + 1, 32), [&](const tbb::blocked_range<index_t>& planes) {
+      std::vector<index_t> idx(static_cast<std::size_t>(N));
       for (index_t z = 0; z < g.n[2]; ++z)
         for (index_t y = 0; y < g.n[1]; ++y) {
           const index_t base = (z * g.n[1] + y) * N;
+          row_indices(fine, y, z, idx.data());
           for (index_t t = planes.begin(); t < planes.end(); ++t) {
-            const index_t i = base + (t < N ? t : N - 1);
+            const index_t xt = t < N ? t : N - 1;
+            const index_t i = base + xt;
             const int ci = code[i];
             if (!ci) continue;
+            const double xi = x[idx[static_cast<std::size_t>(xt)]];
             double& sum = out[static_cast<std::size_t>(t)];
-            if (t == 0) sum += dir[ci] * (1.0 - x[i]);
-            else if (t == N) sum += dir[ci] * x[i];
-            else sum += fx[ci * nc + code[i - 1]] * (x[i - 1] - x[i]);
+            if (t == 0) sum += dir[ci] * (1.0 - xi);
+            else if (t == N) sum += dir[ci] * xi;
+            else {
+              const index_t km = idx[static_cast<std::size_t>(xt - 1)];
+              sum += fx[ci * nc + code[i - 1]] * ((km < 0 ? 0.0 : x[km]) - xi);
+            }
           }
         }
     });
@@ -213,15 +303,19 @@ std::vector<double> plane_currents(const FineLevel& fine, const double* x) {
   }
   tbb::parallel_for(index_t(0), N + 1, [&](index_t t) {
     double sum = 0;  // one plane summed serially: fixed order
+    const std::vector<index_t> plane = plane_indices(fine, a, t < N ? t : N - 1);
+    const std::vector<index_t> before = t > 0 && t < N ? plane_indices(fine, a, t - 1) : std::vector<index_t>();
     for (index_t w = 0; w < g.n[d]; ++w)
       for (index_t u = 0; u < g.n[b]; ++u) {
+        const auto at = static_cast<std::size_t>(w * g.n[b] + u);
+        const index_t k = plane[at];
+        if (k < 0) continue;
         std::array<index_t, 3> p;
         p[a] = t < N ? t : N - 1, p[b] = u, p[d] = w;
         const Cell c = cell_at(g, p[0], p[1], p[2]);
-        if (!v.active(c)) continue;
-        if (t == 0) sum += static_cast<double>(v.electrode_low(c)) * (1.0 - x[c.i]);
-        else if (t == N) sum += static_cast<double>(v.electrode_high(c)) * x[c.i];
-        else sum += static_cast<double>(v.coupling(c, 2 * a)) * (x[c.nb[2 * a]] - x[c.i]);
+        if (t == 0) sum += static_cast<double>(v.electrode_low(c)) * (1.0 - x[k]);
+        else if (t == N) sum += static_cast<double>(v.electrode_high(c)) * x[k];
+        else sum += static_cast<double>(v.coupling(c, 2 * a)) * ((before[at] < 0 ? 0.0 : x[before[at]]) - x[k]);
       }
     out[static_cast<std::size_t>(t)] = sum;
   });
@@ -232,20 +326,39 @@ void current_density(const FineLevel& fine, const double* x, const std::array<do
   const ExactView v{fine};
   const Grid& g = fine.grid;
   const double area[3] = {h[1] * h[2], h[0] * h[2], h[0] * h[1]};
+  const std::size_t n0 = static_cast<std::size_t>(g.n[0]);
   parallel_rows(g, [&](index_t y, index_t z) {
+    // Indices of this row's voxels and of its neighbours across y and z (-1: carries nothing).
+    std::vector<index_t> idx(5 * n0, -1);
+    const Row r = row_of(g, y, z);
+    const index_t rows_at[5] = {r.base, r.ym, r.yp, r.zm, r.zp};
+    for (int q = 0; q < 5; ++q)
+      if (rows_at[q] >= 0) {
+        const index_t row = rows_at[q] / g.n[0];
+        row_indices(fine, row % g.n[1], row / g.n[1], idx.data() + q * n0);
+      }
+    // The potential of voxel j of the whole grid (0 where it carries nothing, as before).
+    auto potential = [&](const Cell& c, int k) {
+      const index_t j = c.nb[k];
+      index_t at;
+      if (k < 2) at = idx[static_cast<std::size_t>(j - r.base)];
+      else at = idx[static_cast<std::size_t>(k - 1) * n0 + static_cast<std::size_t>(c.at[0])];
+      return at < 0 ? 0.0 : x[at];
+    };
     for_row(g, y, z, -1, [&](const Cell& c) {
       if (!v.active(c)) {
         out[c.i] = 0;
         return;
       }
+      const double xi = x[idx[static_cast<std::size_t>(c.at[0])]];
       double j2 = 0;
       for (int a = 0; a < 3; ++a) {
         // Currents in the + direction through the − face and the + face of the voxel.
-        double minus = c.nb[2 * a] < 0 ? 0.0 : v.coupling(c, 2 * a) * (x[c.nb[2 * a]] - x[c.i]);
-        double plus = c.nb[2 * a + 1] < 0 ? 0.0 : v.coupling(c, 2 * a + 1) * (x[c.i] - x[c.nb[2 * a + 1]]);
+        double minus = c.nb[2 * a] < 0 ? 0.0 : v.coupling(c, 2 * a) * (potential(c, 2 * a) - xi);
+        double plus = c.nb[2 * a + 1] < 0 ? 0.0 : v.coupling(c, 2 * a + 1) * (xi - potential(c, 2 * a + 1));
         if (a == g.axis) {
-          if (c.at[a] == 0) minus = v.electrode_low(c) * (1.0 - x[c.i]);
-          if (c.at[a] == g.n[a] - 1) plus = v.electrode_high(c) * x[c.i];
+          if (c.at[a] == 0) minus = v.electrode_low(c) * (1.0 - xi);
+          if (c.at[a] == g.n[a] - 1) plus = v.electrode_high(c) * xi;
         }
         const double j = 0.5 * (minus + plus) / area[a];
         j2 += j * j;

@@ -104,7 +104,7 @@ void prolong_graph(const CoarseLevel& S, const CoarseLevel& C, float* x) {
 // Coarsest level: dense Cholesky over its unknowns.
 
 struct Multigrid::Coarsest {
-  std::vector<index_t> cells;  // level index of each unknown
+  std::vector<index_t> cells;  // level index of each unknown (fine level: among the carrying voxels)
   std::vector<double> L;       // lower factor, row-major m×m
   std::vector<double> work;
 
@@ -113,15 +113,17 @@ struct Multigrid::Coarsest {
     const Grid& g = v.grid();
     std::vector<index_t> unknown(static_cast<std::size_t>(g.count()), -1);
     std::vector<Cell> all;
+    index_t carrying = 0;  // cells are visited in the order the carrying voxels are numbered
     for (index_t z = 0; z < g.n[2]; ++z)
       for (index_t y = 0; y < g.n[1]; ++y)
         for_row(g, y, z, -1, [&](const Cell& c) {
           if (!v.active(c)) return;
+          const index_t k = carrying++;
           float D = v.electrode_low(c) + v.electrode_high(c);
-          for (int k = 0; k < 6; ++k) D += v.coupling(c, k);
+          for (int j = 0; j < 6; ++j) D += v.coupling(c, j);
           if (D <= 0) return;
           unknown[c.i] = static_cast<index_t>(cells.size());
-          cells.push_back(c.i);
+          cells.push_back(k);
           all.push_back(c);
         });
     const std::size_t m = cells.size();
@@ -218,7 +220,7 @@ Multigrid::Multigrid(const FineLevel& fine, index_t coarsest_cells) : fine_(fine
 Multigrid::~Multigrid() = default;
 
 void Multigrid::precondition(const float* r, float* z) {
-  const auto n = static_cast<std::size_t>(fine_.grid.count());
+  const auto n = static_cast<std::size_t>(fine_.carrying());
   tbb::parallel_for(tbb::blocked_range<std::size_t>(0, n, 1 << 16),
                     [&](const tbb::blocked_range<std::size_t>& rg) { std::fill(z + rg.begin(), z + rg.end(), 0.0f); });
   if (coarse_.empty()) coarsest_->solve(r, z);

@@ -99,9 +99,16 @@ struct Grid {
 };
 
 // The fine level: conductances come from a per-voxel code (0 = no current) and small tables.
+// The solver's vectors hold only the voxels that carry current (code ≠ 0), numbered row by
+// row in memory order: the voxel at x of row (y, z) is row_start[y + n_y z] plus the number of
+// carrying voxels before x in its row (the code volume is the mask, the row starts its rank
+// counts, 8 B per row). Below percolation most of the image carries nothing, and the double
+// potential and three float CG vectors (20 B) are then stored for that part only.
 struct FineLevel {
   Grid grid;
   const std::uint8_t* code = nullptr;
+  std::vector<index_t> row_start;  // grid.rows()+1: first carrying voxel of each row; back() = their count
+  index_t carrying() const { return row_start.back(); }
   int codes = 1;                           // number of codes incl. 0
   std::array<std::vector<float>, 3> face;  // [a][ci * codes + cj]: face conductance along a
   std::vector<float> dirichlet;            // [c]: coupling of a boundary voxel to its electrode
@@ -137,7 +144,7 @@ class Multigrid {
   explicit Multigrid(const FineLevel& fine, index_t coarsest_cells = 512);
   ~Multigrid();
 
-  // z = M⁻¹ r: one symmetric V-cycle from z = 0. r and z have the fine level's size.
+  // z = M⁻¹ r: one symmetric V-cycle from z = 0. r and z hold the carrying voxels.
   void precondition(const float* r, float* z);
 
   // y = A x on the fine level (homogeneous: electrodes at 0).
@@ -155,8 +162,23 @@ class Multigrid {
   std::unique_ptr<Coarsest> coarsest_;
 };
 
+// Numbers the carrying voxels: fills fine.row_start from fine.code.
+void number_carrying_voxels(FineLevel& fine);
+
+// Number of carrying voxels before voxel i (index in the whole grid, i ≤ grid.count()).
+index_t carrying_before(const FineLevel& fine, index_t i);
+
+// Index among the carrying voxels of voxel (x, y, z), or -1 where it carries no current.
+index_t carrying_index(const FineLevel& fine, index_t x, index_t y, index_t z);
+
+// Indices among the carrying voxels (-1: none) of the plane at coordinate t of axis a, laid
+// out [w · n_b + u] with u the coordinate along b = (a+1) mod 3 and w along d = (a+2) mod 3:
+// the order in which the plane sums of the solve add their voxels.
+std::vector<index_t> plane_indices(const FineLevel& fine, int a, index_t t);
+
 // Residual of the full problem (inlet at potential 1, outlet at 0) in double precision:
-// r = b − A x, written as float; returns Σ r² (double) and Σ b² via b_norm2.
+// r = b − A x, written as float (x and r hold the carrying voxels, as every vector below); returns Σ r² (double) and Σ
+// b² via b_norm2.
 double true_residual(const FineLevel& fine, const double* x, float* r, double* b_norm2);
 
 // Currents into the inlet face and out of the outlet face (double, fixed-order sums).
@@ -171,7 +193,7 @@ std::vector<double> plane_currents(const FineLevel& fine, const double* x);
 
 // |j| at voxel centres: per axis the mean of the current densities through the voxel's two
 // faces (electrode faces included), then the Euclidean norm; 0 where no current flows.
-// spacing: voxel size, so that face areas are known.
+// spacing: voxel size, so that face areas are known. out covers the whole grid.
 void current_density(const FineLevel& fine, const double* x, const std::array<double, 3>& spacing, float* out);
 
 }  // namespace vp::transport
