@@ -41,6 +41,7 @@
 #include <vector>
 
 #include "core/volume.h"
+#include "metrics/cracks/facets.h"
 #include "metrics/cracks/sheetness.h"
 
 namespace vp {
@@ -71,6 +72,10 @@ struct CrackDetectionOptions {
   // Grey-image branch (used only when a grey image is passed).
   double sheet_threshold = 0.5;
   SheetnessOptions sheetness;  // contrast ≤ 0: host median − void median of the grey
+  // Facets (facets.h): with grey, openings about one voxel wide inside a host brighter than
+  // another solid, which thresholds label as that solid (AM intergranular cracks).
+  bool find_facets = true;
+  FacetOptions facets;
 };
 
 struct CrackDetection {
@@ -86,6 +91,8 @@ struct CrackDetection {
   std::uint32_t rejected_small = 0;  // components below min_voxels
   std::uint32_t rejected_shape = 0;  // components not sheet-like
   std::uint32_t cut_cracks = 0;      // cracks cut out of rejected components
+  index_t facet_voxels = 0;          // facet candidates (facets.h)
+  std::uint32_t facet_cracks = 0;    // facets accepted as cracks
 };
 
 // labels: phase labels; grey: optional, same dims. Throws InputError on dims mismatch, empty
