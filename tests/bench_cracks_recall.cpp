@@ -17,7 +17,6 @@
 
 #include "crack_recall.h"
 #include "metrics/cracks/detection.h"
-#include "metrics/cracks/facets.h"
 #include "metrics/cracks/shape.h"
 #include "phantoms/phantom_spec.h"
 
@@ -103,49 +102,13 @@ void explain_detected(const phantom::Phantom& ph, const phantom::ImagingSpec& im
     const PrincipalAxes pa = principal_axes(voxels[c], labels.dims(), labels.spacing_um);
     const double n = static_cast<double>(voxels[c].size());
     std::fprintf(stderr,
-                 "    detected %u (first %lld): %zu voxels, %lld on planted cracks, labelled pore %.2f, mean grey %.2f (pore 0, se "
+                 "    detected %u (first %lld): %zu voxels, %lld on planted cracks, labelled pore %.2f, mean grey %.2f "
+                 "(pore 0, se "
                  "1), aspect %.2f, extents %.1f %.1f %.1f um\n",
                  c, static_cast<long long>(voxels[c].empty() ? -1 : voxels[c][0]), voxels[c].size(),
-                 static_cast<long long>(planted), pore / n, g / n, sheet_aspect(pa),
-                 std::sqrt(pa.variance[0]), std::sqrt(pa.variance[1]), std::sqrt(pa.variance[2]));
+                 static_cast<long long>(planted), pore / n, g / n, sheet_aspect(pa), std::sqrt(pa.variance[0]),
+                 std::sqrt(pa.variance[1]), std::sqrt(pa.variance[2]));
   }
-}
-
-// Facet candidates (VP_DEBUG, host am): per wedge-ray count, candidates on planted facets and
-// elsewhere, and how many of each planted facet's voxels are candidates.
-void explain_facets(const phantom::Phantom& ph, const Volume<float>& grey, const Volume<std::uint8_t>& labels) {
-  std::array<bool, 256> host{};
-  host[2] = true;
-  std::vector<float> h, other;
-  for (index_t i = 0; i < labels.size(); ++i) {
-    if (labels[i] == 2) h.push_back(grey[i]);
-    else if (labels[i] == 1) other.push_back(grey[i]);
-  }
-  std::nth_element(h.begin(), h.begin() + h.size() / 2, h.end());
-  std::nth_element(other.begin(), other.begin() + other.size() / 2, other.end());
-  FacetOptions o;
-  o.max_wedge_rays = -1;
-  if (const char* v = std::getenv("VP_FACET_DEPTH")) o.wall_depth_vox = std::atoi(v);
-  if (const char* v = std::getenv("VP_FACET_OPEN")) o.max_opening_vox = std::atoi(v);
-  if (const char* v = std::getenv("VP_FACET_DIP")) o.min_dip = std::atof(v), o.min_dip_noise = 0;
-  const FacetCandidates f = facet_candidates(labels, grey, host, h[h.size() / 2], other[other.size() / 2], o);
-  const Volume<std::uint8_t> w = facet_wedge_rays(f.mask, labels, host, o);
-  std::map<int, std::array<index_t, 2>> hist;
-  std::map<std::uint32_t, std::array<index_t, 2>> per;
-  for (index_t i = 0; i < labels.size(); ++i) {
-    const std::uint32_t t = ph.cracks.size() == labels.size() ? ph.cracks[i] : 0;
-    bool am_crack = false;
-    for (const auto& c : ph.truth.cracks) am_crack |= c.id == t && c.host == "am";
-    if (am_crack) ++per[t][0], per[t][1] += f.mask[i] != 0;
-    if (f.mask[i]) ++hist[w[i]][am_crack ? 1 : 0];
-  }
-  std::fprintf(stderr, "    facet candidates: noise sigma %.0f, margin %.0f\n", f.noise_sigma, f.margin);
-  for (const auto& [k, n] : hist)
-    std::fprintf(stderr, "      wedge rays %d: elsewhere %lld, on facets %lld\n", k, static_cast<long long>(n[0]),
-                 static_cast<long long>(n[1]));
-  for (const auto& [t, n] : per)
-    std::fprintf(stderr, "      facet %u: %lld voxels, %lld candidates\n", t, static_cast<long long>(n[0]),
-                 static_cast<long long>(n[1]));
 }
 
 // One row per host: planted, found, recall, detected crack voxels, precision, false volume.
@@ -172,7 +135,6 @@ void evaluate(const std::string& name, const phantom::Phantom& ph, const phantom
                    static_cast<long long>(det.thin_voxels), det.rejected_small, det.rejected_shape, det.cut_cracks,
                    static_cast<long long>(det.facet_voxels), det.facet_cracks, det.count);
     if (std::getenv("VP_DEBUG")) explain_planted(ph, host, labels, det);
-    if (std::getenv("VP_DEBUG") && host == "am") explain_facets(ph, grey, labels);
     if (std::getenv("VP_DEBUG")) explain_detected(ph, imaging, grey, labels, det);
     std::printf("| %-28s | %4.0f | %2s | %7d | %5d | %8u | %8lld | %9.3f | %9.4f |\n", name.c_str(), imaging.snr,
                 host.c_str(), s.planted, s.found, s.detected_cracks, static_cast<long long>(s.detected_voxels),

@@ -4,8 +4,6 @@
 #include <array>
 #include <cmath>
 #include <limits>
-#include <cstdio>
-#include <cstdlib>
 #include <sstream>
 
 #include <tbb/blocked_range.h>
@@ -14,8 +12,6 @@
 #include "core/error.h"
 #include "filters/segment/cleanup.h"
 #include "filters/segment/features.h"
-#include "filters/segment/particles.h"
-#include "metrics/distance_transform.h"
 #include "metrics/connectivity.h"
 #include "metrics/cracks/shape.h"
 #include "metrics/local_thickness.h"
@@ -595,84 +591,12 @@ void add_facets(const Volume<std::uint8_t>& labels, const Volume<float>& grey, c
     else if (!pore[labels[i]]) other.push_back(grey[i]);
   }
   const double host_level = median_of(in_host), darker_level = median_of(other);
-  if (!(darker_level < host_level)) return;  // no darker solid: thin openings read as void or host
-  FacetOptions fo = o.facets;
-  if (const char* v = std::getenv("VP_FACET_WEDGES")) fo.max_wedge_rays = std::atoi(v);
-  if (const char* v = std::getenv("VP_FACET_MIN")) fo.min_voxels = std::atoi(v);
-  if (const char* v = std::getenv("VP_FACET_REACH")) fo.wedge_reach_vox = std::atoi(v);
-  if (const char* v = std::getenv("VP_FACET_DEPTH")) fo.wall_depth_vox = std::atoi(v);
-  if (const char* v = std::getenv("VP_FACET_OPEN")) fo.max_opening_vox = std::atoi(v);
-  if (const char* v = std::getenv("VP_FACET_DIP")) fo.min_dip = std::atof(v), fo.min_dip_noise = 0;
-  // The host's particles: the host closed over openings of a few voxels, split at its necks.
-  const Dims dd = labels.dims();
-  const double hm = std::max({labels.spacing_um[0], labels.spacing_um[1], labels.spacing_um[2]});
-  const double close_r = (std::getenv("VP_FACET_CLOSE") ? std::atof(std::getenv("VP_FACET_CLOSE")) : 1.5) * hm;
-  const double hmax = (std::getenv("VP_FACET_H") ? std::atof(std::getenv("VP_FACET_H")) : 2.0) * hm;
-  Volume<std::uint8_t> host_mask = labels.like<std::uint8_t>(dd);
-  for (index_t i = 0; i < labels.size(); ++i) host_mask[i] = host[labels[i]];
-  const Volume<std::uint8_t> closed_host = erode(dilate(host_mask, close_r), close_r);
-  const Volume<float> depth = distance_transform(closed_host);
-  std::uint32_t n_markers = 0;
-  const Volume<std::uint32_t> markers = h_maxima_markers(depth, hmax, 26, &n_markers);
-  const Volume<std::uint32_t> particles = watershed_from_markers(depth, markers, 26);
-  const bool use_particles = !std::getenv("VP_FACET_NOPART");
-  FacetCandidates f = facet_candidates(labels, grey, host, host_level, darker_level, fo, use_particles ? &particles : nullptr);
-  for (index_t i = 0; i < labels.size(); ++i) {
-    if (out.ids[i]) f.mask[i] = 0;
-    out.facet_voxels += f.mask[i];
-  }
-  // Per particle: its candidates; a facet is a plane of them through the particle.
-  std::uint32_t n_particles = 0;
-  for (std::uint32_t v : particles.storage()) n_particles = std::max(n_particles, v);
-  std::vector<std::vector<index_t>> of_particle(n_particles + 1);
-  for (index_t i = 0; i < labels.size(); ++i)
-    if (f.mask[i] && f.particle.size() == labels.size() && f.particle[i]) of_particle[f.particle[i]].push_back(i);
-  std::vector<std::vector<index_t>> body(n_particles + 1);
-  for (index_t i = 0; i < labels.size(); ++i)
-    if (particles[i]) body[particles[i]].push_back(i);
-  const Vec3 h = labels.spacing_um;
-  const double min_balance = std::getenv("VP_FACET_BALANCE") ? std::atof(std::getenv("VP_FACET_BALANCE")) : 0.0;
-  const double min_aspect = std::getenv("VP_FACET_ASPECT") ? std::atof(std::getenv("VP_FACET_ASPECT")) : 0.0;
-  const double tol = 1.5 * hm;
-  for (std::uint32_t c = 1; c <= n_particles; ++c) {
-    std::vector<index_t>& v = of_particle[c];
-    if (static_cast<index_t>(v.size()) < fo.min_voxels) continue;
-    // The dominant plane: fitted, then refitted to the candidates within 1.5 voxels of it, twice.
-    PrincipalAxes pa = principal_axes(v, dd, h);
-    std::vector<index_t> on = v;
-    for (int it = 0; it < 2; ++it) {
-      std::vector<index_t> next;
-      for (index_t i : v) {
-        const double off = (i % dd.x * h[0] - pa.centroid_um[0]) * pa.axis[2][0] +
-                           ((i / dd.x) % dd.y * h[1] - pa.centroid_um[1]) * pa.axis[2][1] +
-                           (i / (dd.x * dd.y) * h[2] - pa.centroid_um[2]) * pa.axis[2][2];
-        if (std::abs(off) <= tol) next.push_back(i);
-      }
-      if (static_cast<index_t>(next.size()) < fo.min_voxels) break;
-      on = std::move(next);
-      pa = principal_axes(on, dd, h);
-    }
-    const double aspect = sheet_aspect(pa);
-    index_t side[2] = {0, 0};
-    for (index_t i : body[c]) {
-      const double off = (i % dd.x * h[0] - pa.centroid_um[0]) * pa.axis[2][0] +
-                         ((i / dd.x) % dd.y * h[1] - pa.centroid_um[1]) * pa.axis[2][1] +
-                         (i / (dd.x * dd.y) * h[2] - pa.centroid_um[2]) * pa.axis[2][2];
-      if (std::abs(off) > tol) ++side[off > 0];
-    }
-    const double balance = double(std::min(side[0], side[1])) / double(std::max<index_t>(1, side[0] + side[1]));
-    double mean_depth = 0;
-    for (index_t i : on) mean_depth += depth[i];
-    mean_depth /= double(on.size()) * hm;
-    if (std::getenv("VP_FACET_DEBUG"))
-      std::fprintf(stderr, "      facet particle %u first %lld: %zu candidates, on plane %zu, aspect %.2f, depth %.2f, balance %.3f\n",
-                   c, static_cast<long long>(on[0]), v.size(), on.size(), aspect, mean_depth, balance);
-    const double min_depth = std::getenv("VP_FACET_MINDEPTH") ? std::atof(std::getenv("VP_FACET_MINDEPTH")) : 1.2;
-    const index_t min_plane = std::getenv("VP_FACET_MINPLANE") ? std::atoi(std::getenv("VP_FACET_MINPLANE")) : 40;
-    if (static_cast<index_t>(on.size()) < min_plane || aspect < min_aspect || balance < min_balance || mean_depth < min_depth) continue;
+  if (!(darker_level < host_level)) return;  // no darker solid: a thin opening reads as void or host
+  const Facets facets = detect_facets(labels, grey, host, host_level, darker_level, o.facets, out.ids);
+  out.facet_voxels = facets.candidates;
+  for (const auto& facet : facets.voxels) {
     ++out.count, ++out.facet_cracks;
-    for (index_t i : on)
-      if (!out.ids[i]) out.ids[i] = out.count;
+    for (index_t i : facet) out.ids[i] = out.count;
   }
 }
 

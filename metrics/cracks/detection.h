@@ -91,7 +91,7 @@ struct CrackDetection {
   std::uint32_t rejected_small = 0;  // components below min_voxels
   std::uint32_t rejected_shape = 0;  // components not sheet-like
   std::uint32_t cut_cracks = 0;      // cracks cut out of rejected components
-  index_t facet_voxels = 0;          // facet candidates (facets.h)
+  index_t facet_voxels = 0;          // facet candidates (facets.h, step 2)
   std::uint32_t facet_cracks = 0;    // facets accepted as cracks
 };
 

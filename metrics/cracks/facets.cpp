@@ -6,6 +6,11 @@
 #include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
 
+#include "filters/segment/cleanup.h"
+#include "filters/segment/particles.h"
+#include "metrics/cracks/shape.h"
+#include "metrics/distance_transform.h"
+
 namespace vp {
 
 namespace {
@@ -25,12 +30,6 @@ constexpr std::array<std::array<int, 3>, 13> kDirections{{{1, 0, 0},
                                                           {1, -1, 1},
                                                           {1, -1, -1}}};
 
-}  // namespace
-
-const std::array<std::array<int, 3>, 13>& facet_directions() { return kDirections; }
-
-namespace {
-
 // Grey noise σ of the host: 1.4826 × the median absolute deviation of host voxels whose six
 // face neighbours at one and two voxels are host too (inside a particle, off its blurred rim).
 double host_noise_sigma(const Volume<std::uint8_t>& labels, const Volume<float>& grey,
@@ -44,8 +43,8 @@ double host_noise_sigma(const Volume<std::uint8_t>& labels, const Volume<float>&
         if (!host[labels[i]]) continue;
         bool deep = true;
         for (index_t k = 1; k <= 2 && deep; ++k)
-          deep = host[labels[i + k]] && host[labels[i - k]] && host[labels[i + k * d.x]] &&
-                 host[labels[i - k * d.x]] && host[labels[i + k * d.x * d.y]] && host[labels[i - k * d.x * d.y]];
+          deep = host[labels[i + k]] && host[labels[i - k]] && host[labels[i + k * d.x]] && host[labels[i - k * d.x]] &&
+                 host[labels[i + k * d.x * d.y]] && host[labels[i - k * d.x * d.y]];
         if (deep) g.push_back(grey[i]);
       }
   if (g.size() < 2) return 0;
@@ -57,147 +56,121 @@ double host_noise_sigma(const Volume<std::uint8_t>& labels, const Volume<float>&
   return 1.4826 * *mid;
 }
 
-// Keeps the candidates that end in the open, not in a wedge. A film of the darker solid between
-// two particles thickens away from their contact: walking along the film from one of its voxels
-// (a ray across the sandwich direction d), the first voxel past the thin part is walled along d
-// on both sides within wedge_reach_vox (a wedge). A facet ends at its particle's surface, and
-// outside a convex particle a line along d meets it on one side at most.
-}  // namespace
-
-Volume<std::uint8_t> facet_wedge_rays(const Volume<std::uint8_t>& mask, const Volume<std::uint8_t>& labels,
-                                      const std::array<bool, 256>& host, const FacetOptions& o) {
+// Step 2 at voxel p (not host): the particle walling it, or 0.
+std::uint32_t walling_particle(const Volume<std::uint8_t>& labels, const Volume<float>& grey,
+                               const std::array<bool, 256>& host, const Volume<std::uint32_t>& particles,
+                               const index_t p[3], double margin, const FacetOptions& o) {
   const Dims d = labels.dims();
-  Volume<std::uint8_t> kept = labels.like<std::uint8_t>(d);
-  auto inside = [&](index_t x, index_t y, index_t z) { return x >= 0 && y >= 0 && z >= 0 && x < d.x && y < d.y && z < d.z; };
-  tbb::parallel_for(tbb::blocked_range<index_t>(0, d.z), [&](const tbb::blocked_range<index_t>& zs) {
-    for (index_t z = zs.begin(); z != zs.end(); ++z)
-      for (index_t y = 0; y < d.y; ++y)
-        for (index_t x = 0; x < d.x; ++x) {
-          const index_t i = labels.index(x, y, z);
-          if (!mask[i]) {
-            kept[i] = 255;
-            continue;
-          }
-          const auto& n = kDirections[mask[i] - 1u];
-          int wedges = 0;
-          for (int ez = -1; ez <= 1; ++ez)
-            for (int ey = -1; ey <= 1; ++ey)
-              for (int ex = -1; ex <= 1; ++ex) {
-                if ((!ex && !ey && !ez) || ex * n[0] + ey * n[1] + ez * n[2] != 0) continue;
-                for (int s = 1; s <= o.ray_vox; ++s) {
-                  const index_t u = x + s * ex, v = y + s * ey, w = z + s * ez;
-                  if (!inside(u, v, w)) break;
-                  const index_t j = labels.index(u, v, w);
-                  if (host[labels[j]]) break;  // the film or facet ends in the host
-                  if (mask[j]) continue;       // still thin
-                  int sides = 0;
-                  for (int side = -1; side <= 1; side += 2)
-                    for (int t = 1; t <= o.wedge_reach_vox; ++t) {
-                      const index_t a = u + side * t * n[0], b = v + side * t * n[1], c = w + side * t * n[2];
-                      if (!inside(a, b, c)) break;
-                      if (host[labels[labels.index(a, b, c)]]) {
-                        ++sides;
-                        break;
-                      }
-                    }
-                  wedges += sides == 2;
-                  break;
-                }
-              }
-          kept[i] = static_cast<std::uint8_t>(wedges);
-        }
-  });
-  return kept;
-}
-
-namespace {
-
-Volume<std::uint8_t> without_wedges(const Volume<std::uint8_t>& mask, const Volume<std::uint8_t>& labels,
-                                    const std::array<bool, 256>& host, const FacetOptions& o) {
-  const Volume<std::uint8_t> wedges = facet_wedge_rays(mask, labels, host, o);
-  Volume<std::uint8_t> kept = mask;
-  for (index_t i = 0; i < kept.size(); ++i)
-    if (kept[i] && wedges[i] > o.max_wedge_rays) kept[i] = 0;
-  return kept;
-}
-
-}  // namespace
-
-FacetCandidates facet_candidates(const Volume<std::uint8_t>& labels, const Volume<float>& grey,
-                                 const std::array<bool, 256>& host, double host_level, double darker_level,
-                                 const FacetOptions& o, const Volume<std::uint32_t>* particles) {
-  const Dims d = labels.dims();
-  FacetCandidates out;
-  out.mask = labels.like<std::uint8_t>(d);
-  if (particles) out.particle = labels.like<std::uint32_t>(d);
-  out.noise_sigma = host_noise_sigma(labels, grey, host);
-  out.margin = std::max(o.min_dip * (host_level - darker_level), o.min_dip_noise * out.noise_sigma);
   const int reach = o.max_opening_vox + o.wall_depth_vox;
+  const float g = grey(p[0], p[1], p[2]);
+  // Of the directions that wall it, the one closest to the opening's normal: the shortest
+  // opening, then the deepest dip.
+  std::uint32_t best = 0;
+  double best_opening = 1e30, best_dip = 0;
+  for (const auto& dir : kDirections) {
+    int first[2] = {0, 0};  // per side: distance of the first host voxel
+    double wall[2] = {0, 0};
+    bool ok = true;
+    for (int side = 0; side < 2 && ok; ++side) {
+      const int s = side ? -1 : 1;
+      int run_host = 0;
+      for (int t = 1; t <= reach && run_host < o.wall_depth_vox; ++t) {
+        const index_t q[3] = {p[0] + s * t * dir[0], p[1] + s * t * dir[1], p[2] + s * t * dir[2]};
+        if (q[0] < 0 || q[1] < 0 || q[2] < 0 || q[0] >= d.x || q[1] >= d.y || q[2] >= d.z) {
+          ok = false;
+          break;
+        }
+        const bool is_host = host[labels(q[0], q[1], q[2])];
+        if (!first[side] && !is_host) {
+          if (t >= o.max_opening_vox) ok = false;
+          continue;
+        }
+        if (!is_host) {
+          ok = false;
+          break;
+        }
+        if (!first[side]) first[side] = t;
+        else wall[side] += grey(q[0], q[1], q[2]);  // past the wall's face, off the opening's blur
+        ++run_host;
+      }
+      ok = ok && run_host == o.wall_depth_vox;
+      if (ok) wall[side] /= std::max(1, o.wall_depth_vox - 1);
+    }
+    if (!ok || first[0] + first[1] - 1 > o.max_opening_vox) continue;
+    const double dip = std::min(wall[0], wall[1]) - g;
+    if (dip < margin) continue;
+    const std::uint32_t a = particles(p[0] + first[0] * dir[0], p[1] + first[0] * dir[1], p[2] + first[0] * dir[2]);
+    const std::uint32_t b = particles(p[0] - first[1] * dir[0], p[1] - first[1] * dir[1], p[2] - first[1] * dir[2]);
+    if (!a || a != b) continue;
+    const double opening =
+        (first[0] + first[1] - 1) * std::sqrt(double(dir[0] * dir[0] + dir[1] * dir[1] + dir[2] * dir[2]));
+    if (opening < best_opening - 1e-9 || (opening < best_opening + 1e-9 && dip > best_dip))
+      best = a, best_opening = opening, best_dip = dip;
+  }
+  return best;
+}
+
+double plane_offset(const PrincipalAxes& pa, index_t i, const Dims& d, const Vec3& h) {
+  return (static_cast<double>(i % d.x) * h[0] - pa.centroid_um[0]) * pa.axis[2][0] +
+         (static_cast<double>((i / d.x) % d.y) * h[1] - pa.centroid_um[1]) * pa.axis[2][1] +
+         (static_cast<double>(i / (d.x * d.y)) * h[2] - pa.centroid_um[2]) * pa.axis[2][2];
+}
+
+}  // namespace
+
+Facets detect_facets(const Volume<std::uint8_t>& labels, const Volume<float>& grey, const std::array<bool, 256>& host,
+                     double host_level, double darker_level, const FacetOptions& o,
+                     const Volume<std::uint32_t>& taken) {
+  const Dims d = labels.dims();
+  const Vec3 h = labels.spacing_um;
+  const double h_max = std::max({h[0], h[1], h[2]});
+  Facets out;
+  // 1. Particles of the closed host.
+  Volume<std::uint8_t> host_mask = labels.like<std::uint8_t>(d);
+  for (index_t i = 0; i < labels.size(); ++i) host_mask[i] = host[labels[i]];
+  const double r = o.closing_vox * h_max;
+  const Volume<float> depth = distance_transform(erode(dilate(host_mask, r), r));
+  std::uint32_t markers_count = 0;
+  const Volume<std::uint32_t> particles =
+      watershed_from_markers(depth, h_maxima_markers(depth, o.marker_h_vox * h_max, 26, &markers_count), 26);
+  // 2. Candidates, each with its particle.
+  out.noise_sigma = host_noise_sigma(labels, grey, host);
+  const double margin = std::max(o.min_dip * (host_level - darker_level), o.min_dip_noise * out.noise_sigma);
+  Volume<std::uint32_t> walled = labels.like<std::uint32_t>(d);
   tbb::parallel_for(tbb::blocked_range<index_t>(0, d.z), [&](const tbb::blocked_range<index_t>& zs) {
     for (index_t z = zs.begin(); z != zs.end(); ++z)
       for (index_t y = 0; y < d.y; ++y)
         for (index_t x = 0; x < d.x; ++x) {
           const index_t i = labels.index(x, y, z);
-          if (host[labels[i]]) continue;
+          if (host[labels[i]] || !(depth[i] > 0) || taken[i]) continue;
           const index_t p[3] = {x, y, z};
-          double best_opening = 1e30, best_dip = 0;
-          for (std::size_t k = 0; k < kDirections.size(); ++k) {
-            const auto& dir = kDirections[k];
-            // Per side: the distance of the first host voxel (0: none within the opening), and
-            // the mean grey of the wall beyond it.
-            int first[2] = {0, 0};
-            double wall[2] = {0, 0};
-            bool ok = true;
-            for (int side = 0; side < 2 && ok; ++side) {
-              const int s = side ? -1 : 1;
-              int run_host = 0;
-              for (int t = 1; t <= reach; ++t) {
-                const index_t q[3] = {p[0] + s * t * dir[0], p[1] + s * t * dir[1], p[2] + s * t * dir[2]};
-                if (q[0] < 0 || q[1] < 0 || q[2] < 0 || q[0] >= d.x || q[1] >= d.y || q[2] >= d.z) {
-                  ok = false;
-                  break;
-                }
-                const index_t j = labels.index(q[0], q[1], q[2]);
-                if (!first[side]) {
-                  if (host[labels[j]]) first[side] = t;
-                  else if (t >= o.max_opening_vox) {
-                    ok = false;
-                    break;
-                  }
-                }
-                if (first[side]) {
-                  if (!host[labels[j]]) {
-                    ok = false;
-                    break;
-                  }
-                  // The wall's grey one voxel past its face (off the opening's blur).
-                  if (t > first[side]) wall[side] += grey[j];
-                  if (++run_host == o.wall_depth_vox) break;
-                }
-              }
-              if (ok && run_host < o.wall_depth_vox) ok = false;
-              if (ok) wall[side] /= o.wall_depth_vox - 1;
-            }
-            if (!ok || first[0] + first[1] - 1 > o.max_opening_vox) continue;
-            if (particles) {  // both walls in one particle: a facet, not a film between two
-              const std::uint32_t a = (*particles)(p[0] + first[0] * dir[0], p[1] + first[0] * dir[1], p[2] + first[0] * dir[2]);
-              const std::uint32_t b = (*particles)(p[0] - first[1] * dir[0], p[1] - first[1] * dir[1], p[2] - first[1] * dir[2]);
-              if (!a || a != b) continue;
-              out.particle[i] = a;
-            }
-            const double dip = std::min(wall[0], wall[1]) - grey[i];
-            if (dip < out.margin) continue;
-            // The direction closest to the opening's normal: the shortest opening, then the deepest dip.
-            const double opening =
-                (first[0] + first[1] - 1) * std::sqrt(double(dir[0] * dir[0] + dir[1] * dir[1] + dir[2] * dir[2]));
-            if (opening < best_opening - 1e-9 || (opening < best_opening + 1e-9 && dip > best_dip)) {
-              best_opening = opening, best_dip = dip;
-              out.mask[i] = static_cast<std::uint8_t>(k + 1);
-            }
-          }
+          walled[i] = walling_particle(labels, grey, host, particles, p, margin, o);
         }
   });
-  if (o.max_wedge_rays >= 0) out.mask = without_wedges(out.mask, labels, host, o);
+  std::vector<std::vector<index_t>> of_particle(markers_count + 1);
+  for (index_t i = 0; i < labels.size(); ++i)
+    if (walled[i] && walled[i] <= markers_count) of_particle[walled[i]].push_back(i), ++out.candidates;
+  // 3. Per particle, the plane of its candidates.
+  const double tol = 1.5 * h_max;
+  for (const std::vector<index_t>& v : of_particle) {
+    if (static_cast<index_t>(v.size()) < o.min_voxels) continue;
+    PrincipalAxes pa = principal_axes(v, d, h);
+    std::vector<index_t> on = v;
+    for (int refit = 0; refit < 2; ++refit) {
+      std::vector<index_t> next;
+      for (index_t i : v)
+        if (std::abs(plane_offset(pa, i, d, h)) <= tol) next.push_back(i);
+      if (next.size() < 12) break;  // too few to fit a plane: judged on the last fit
+      on = std::move(next);
+      pa = principal_axes(on, d, h);
+    }
+    if (static_cast<index_t>(on.size()) < o.min_voxels) continue;
+    double mean_depth = 0;
+    for (index_t i : on) mean_depth += depth[i];
+    mean_depth /= static_cast<double>(on.size()) * h_max;
+    if (mean_depth < o.min_depth_vox) continue;
+    out.voxels.push_back(std::move(on));
+  }
   return out;
 }
 
