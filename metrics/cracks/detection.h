@@ -34,6 +34,11 @@
 //    whose principal plane lies within 25° of the cut — and, with grey, a mean grey ≥
 //    cut_min_dip × contrast below the host level (noise ridges of the grey branch sit at host
 //    level). Each plane tried is removed, up to cut_max_planes per group.
+// 6. Facets (facets.h; with grey, find_facets): in a host brighter than another solid (AM beside
+//    SE), openings about one voxel wide that thresholds label as that solid — non-host voxels
+//    walled on both sides by one particle of the closed host and darker than the walls by a
+//    noise-aware margin, a plane of them per particle deep enough inside it — are cracks of their
+//    own where no crack was detected yet.
 // Crack ids 1..count follow the raster order (x fastest) of each crack's first voxel.
 #pragma once
 
