@@ -125,6 +125,8 @@ Facets detect_facets(const Volume<std::uint8_t>& labels, const Volume<float>& gr
   const Vec3 h = labels.spacing_um;
   const double h_max = std::max({h[0], h[1], h[2]});
   Facets out;
+  out.noise_sigma = host_noise_sigma(labels, grey, host);
+  if (!(out.noise_sigma <= o.max_noise * (host_level - darker_level))) return out;
   // 1. Particles of the closed host.
   Volume<std::uint8_t> host_mask = labels.like<std::uint8_t>(d);
   for (index_t i = 0; i < labels.size(); ++i) host_mask[i] = host[labels[i]];
@@ -134,7 +136,6 @@ Facets detect_facets(const Volume<std::uint8_t>& labels, const Volume<float>& gr
   const Volume<std::uint32_t> particles =
       watershed_from_markers(depth, h_maxima_markers(depth, o.marker_h_vox * h_max, 26, &markers_count), 26);
   // 2. Candidates, each with its particle.
-  out.noise_sigma = host_noise_sigma(labels, grey, host);
   const double margin = std::max(o.min_dip * (host_level - darker_level), o.min_dip_noise * out.noise_sigma);
   Volume<std::uint32_t> walled = labels.like<std::uint32_t>(d);
   tbb::parallel_for(tbb::blocked_range<index_t>(0, d.z), [&](const tbb::blocked_range<index_t>& zs) {

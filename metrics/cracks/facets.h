@@ -15,8 +15,9 @@
 //    walls' mean grey by max(min_dip × (host − darker solid), min_dip_noise × σ), σ the host's
 //    grey noise (MAD of host voxels inside particles).
 // 3. Per particle: the plane of its candidates (principal plane, refitted twice to those within
-//    1.5 voxels). A facet when ≥ min_voxels candidates lie on it at a mean depth in the closed
-//    host ≥ min_depth_vox (films between particles that the closing fused lie near the surface).
+//    1.5 voxels). Only where σ ≤ max_noise × (host − darker solid). A facet when ≥ min_voxels candidates lie on it at a
+//    mean depth in the closed host ≥ min_depth_vox (films between particles that the closing fused lie near the
+//    surface).
 #pragma once
 
 #include <array>
@@ -28,13 +29,17 @@
 namespace vp {
 
 struct FacetOptions {
-  double closing_vox = 1.5;    // closing of the host that fills facets (voxels of the coarsest spacing)
-  double marker_h_vox = 2;     // h-maxima height splitting the closed host into particles
-  int max_opening_vox = 3;     // longest run of non-host voxels across a candidate (a 1.2-voxel
-                               // opening under a PSF of one voxel is labelled 2–3 voxels thick)
-  int wall_depth_vox = 2;      // host voxels each wall must have in a row
-  double min_dip = 0.3;        // grey dip below the walls' mean, × (host − darker solid) contrast
-  double min_dip_noise = 2;    // and ≥ this × the host's grey noise σ
+  double closing_vox = 1.5;  // closing of the host that fills facets (voxels of the coarsest spacing)
+  double marker_h_vox = 2;   // h-maxima height splitting the closed host into particles
+  int max_opening_vox = 3;   // longest run of non-host voxels across a candidate (a 1.2-voxel
+                             // opening under a PSF of one voxel is labelled 2–3 voxels thick)
+  int wall_depth_vox = 2;    // host voxels each wall must have in a row
+  double min_dip = 0.3;      // grey dip below the walls' mean, × (host − darker solid) contrast
+  double min_dip_noise = 2;  // and ≥ this × the host's grey noise σ
+  // Facets are looked for only where the host's grey noise σ ≤ max_noise × (host − darker solid):
+  // a 1.2-voxel opening dips ≈ 0.6 × that contrast, and noisier images (SNR 5: σ = 0.2 ×) hold
+  // more noise holes walled by one particle than facets.
+  double max_noise = 0.15;
   index_t min_voxels = 30;     // candidates on a particle's plane
   double min_depth_vox = 1.4;  // their mean depth in the closed host
 };
