@@ -30,7 +30,7 @@ constexpr std::array<std::array<int, 3>, 13> kDirections{{{1, 0, 0},
                                                           {1, -1, 1},
                                                           {1, -1, -1}}};
 
-// Grey noise σ of the host: 1.4826 × the median absolute deviation of host voxels whose six
+// Grey noise σ of the host: the clipped RMS deviation from the median of host voxels whose six
 // face neighbours at one and two voxels are host too (inside a particle, off its blurred rim).
 double host_noise_sigma(const Volume<std::uint8_t>& labels, const Volume<float>& grey,
                         const std::array<bool, 256>& host) {
@@ -51,9 +51,17 @@ double host_noise_sigma(const Volume<std::uint8_t>& labels, const Volume<float>&
   auto mid = g.begin() + static_cast<std::ptrdiff_t>(g.size() / 2);
   std::nth_element(g.begin(), mid, g.end());
   const float median = *mid;
-  for (float& v : g) v = std::abs(v - median);
-  std::nth_element(g.begin(), mid, g.end());
-  return 1.4826 * *mid;
+  std::vector<float> dev(g.size());
+  for (std::size_t k = 0; k < g.size(); ++k) dev[k] = std::abs(g[k] - median);
+  std::nth_element(dev.begin(), dev.begin() + static_cast<std::ptrdiff_t>(dev.size() / 2), dev.end());
+  // The RMS deviation within 3 robust σ (MAD), half a grey step added: a MAD of integer greys a
+  // few steps wide is quantised (σ 0.9 read as 1.48).
+  const double clip = 3 * (1.4826 * dev[dev.size() / 2] + 0.5);
+  double sum = 0;
+  std::size_t n = 0;
+  for (float v : g)
+    if (std::abs(v - median) <= clip) sum += (v - median) * (v - median), ++n;
+  return n ? std::sqrt(sum / static_cast<double>(n)) : 0;
 }
 
 // Step 2 at voxel p (not host): the particle walling it, or 0.

@@ -13,7 +13,7 @@
 //    grid directions by host on both sides within a run of ≤ max_opening_vox non-host voxels,
 //    each wall ≥ wall_depth_vox host voxels deep and in the same particle, and darker than both
 //    walls' mean grey by max(min_dip × (host − darker solid), min_dip_noise × σ), σ the host's
-//    grey noise (MAD of host voxels inside particles).
+//    grey noise (clipped RMS of host voxels inside particles).
 // 3. Per particle: the plane of its candidates (principal plane, refitted twice to those within
 //    1.5 voxels). Only where σ ≤ max_noise × (host − darker solid). A facet when ≥ min_voxels candidates lie on it at a
 //    mean depth in the closed host ≥ min_depth_vox (films between particles that the closing fused lie near the
@@ -37,9 +37,9 @@ struct FacetOptions {
   double min_dip = 0.3;      // grey dip below the walls' mean, × (host − darker solid) contrast
   double min_dip_noise = 2;  // and ≥ this × the host's grey noise σ
   // Facets are looked for only where the host's grey noise σ ≤ max_noise × (host − darker solid):
-  // a 1.2-voxel opening dips ≈ 0.6 × that contrast, and noisier images (SNR 5: σ = 0.2 ×) hold
+  // a 1.2-voxel opening dips ≈ 0.6 × that contrast, and noisier images (SNR 5: σ ≈ 0.23 ×) hold
   // more noise holes walled by one particle than facets.
-  double max_noise = 0.15;
+  double max_noise = 0.19;
   index_t min_voxels = 30;     // candidates on a particle's plane
   double min_depth_vox = 1.4;  // their mean depth in the closed host
 };
