@@ -102,10 +102,12 @@ void explain_detected(const phantom::Phantom& ph, const phantom::ImagingSpec& im
     const PrincipalAxes pa = principal_axes(voxels[c], labels.dims(), labels.spacing_um);
     const double n = static_cast<double>(voxels[c].size());
     std::fprintf(stderr,
-                 "    detected %u: %zu voxels, %lld on planted cracks, labelled pore %.2f, mean grey %.2f (pore 0, se "
+                 "    detected %u (first %lld): %zu voxels, %lld on planted cracks, labelled pore %.2f, mean grey %.2f "
+                 "(pore 0, se "
                  "1), aspect %.2f, extents %.1f %.1f %.1f um\n",
-                 c, voxels[c].size(), static_cast<long long>(planted), pore / n, g / n, sheet_aspect(pa),
-                 std::sqrt(pa.variance[0]), std::sqrt(pa.variance[1]), std::sqrt(pa.variance[2]));
+                 c, static_cast<long long>(voxels[c].empty() ? -1 : voxels[c][0]), voxels[c].size(),
+                 static_cast<long long>(planted), pore / n, g / n, sheet_aspect(pa), std::sqrt(pa.variance[0]),
+                 std::sqrt(pa.variance[1]), std::sqrt(pa.variance[2]));
   }
 }
 
@@ -127,11 +129,11 @@ void evaluate(const std::string& name, const phantom::Phantom& ph, const phantom
     if (std::getenv("VP_DEBUG"))
       std::fprintf(stderr,
                    "  %s: contrast %.0f, void %lld, sheet %lld, enclosed %lld, thin %lld, small %u, shape %u, cut %u, "
-                   "count %u\n",
+                   "facet voxels %lld, facets %u, count %u\n",
                    host.c_str(), det.contrast, static_cast<long long>(det.void_voxels),
                    static_cast<long long>(det.sheet_voxels), static_cast<long long>(det.enclosed_voxels),
                    static_cast<long long>(det.thin_voxels), det.rejected_small, det.rejected_shape, det.cut_cracks,
-                   det.count);
+                   static_cast<long long>(det.facet_voxels), det.facet_cracks, det.count);
     if (std::getenv("VP_DEBUG")) explain_planted(ph, host, labels, det);
     if (std::getenv("VP_DEBUG")) explain_detected(ph, imaging, grey, labels, det);
     std::printf("| %-28s | %4.0f | %2s | %7d | %5d | %8u | %8lld | %9.3f | %9.4f |\n", name.c_str(), imaging.snr,

@@ -581,6 +581,25 @@ std::vector<std::vector<index_t>> cut_sandwiched_planes(const std::vector<index_
   return found;
 }
 
+// Facets (facets.h) inside a host brighter than another solid, as cracks of their own where no
+// crack was detected yet.
+void add_facets(const Volume<std::uint8_t>& labels, const Volume<float>& grey, const std::array<bool, 256>& host,
+                const std::array<bool, 256>& pore, const CrackDetectionOptions& o, CrackDetection& out) {
+  std::vector<float> in_host, other;
+  for (index_t i = 0; i < labels.size(); ++i) {
+    if (host[labels[i]]) in_host.push_back(grey[i]);
+    else if (!pore[labels[i]]) other.push_back(grey[i]);
+  }
+  const double host_level = median_of(in_host), darker_level = median_of(other);
+  if (!(darker_level < host_level)) return;  // no darker solid: a thin opening reads as void or host
+  const Facets facets = detect_facets(labels, grey, host, host_level, darker_level, o.facets, out.ids);
+  out.facet_voxels = facets.candidates;
+  for (const auto& facet : facets.voxels) {
+    ++out.count, ++out.facet_cracks;
+    for (index_t i : facet) out.ids[i] = out.count;
+  }
+}
+
 }  // namespace
 
 CrackDetection detect_cracks(const Volume<std::uint8_t>& labels, const Volume<float>* grey,
@@ -733,6 +752,7 @@ CrackDetection detect_cracks(const Volume<std::uint8_t>& labels, const Volume<fl
     for (index_t i = 0; i < labels.size(); ++i)
       if (new_id[comps.ids[i]]) out.ids[i] = new_id[comps.ids[i]];
   }
+  if (grey && o.find_facets) add_facets(labels, *grey, host, pore, o, out);
   // Ids in raster order of each crack's first voxel.
   std::vector<std::uint32_t> order(out.count + 1, 0);
   std::uint32_t next = 0;

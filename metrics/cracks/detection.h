@@ -34,6 +34,11 @@
 //    whose principal plane lies within 25° of the cut — and, with grey, a mean grey ≥
 //    cut_min_dip × contrast below the host level (noise ridges of the grey branch sit at host
 //    level). Each plane tried is removed, up to cut_max_planes per group.
+// 6. Facets (facets.h; with grey, find_facets): in a host brighter than another solid (AM beside
+//    SE), openings about one voxel wide that thresholds label as that solid — non-host voxels
+//    walled on both sides by one particle of the closed host and darker than the walls by a
+//    noise-aware margin, a plane of them per particle deep enough inside it — are cracks of their
+//    own where no crack was detected yet.
 // Crack ids 1..count follow the raster order (x fastest) of each crack's first voxel.
 #pragma once
 
@@ -41,6 +46,7 @@
 #include <vector>
 
 #include "core/volume.h"
+#include "metrics/cracks/facets.h"
 #include "metrics/cracks/sheetness.h"
 
 namespace vp {
@@ -71,6 +77,10 @@ struct CrackDetectionOptions {
   // Grey-image branch (used only when a grey image is passed).
   double sheet_threshold = 0.5;
   SheetnessOptions sheetness;  // contrast ≤ 0: host median − void median of the grey
+  // Facets (facets.h): with grey, openings about one voxel wide inside a host brighter than
+  // another solid, which thresholds label as that solid (AM intergranular cracks).
+  bool find_facets = true;
+  FacetOptions facets;
 };
 
 struct CrackDetection {
@@ -86,6 +96,8 @@ struct CrackDetection {
   std::uint32_t rejected_small = 0;  // components below min_voxels
   std::uint32_t rejected_shape = 0;  // components not sheet-like
   std::uint32_t cut_cracks = 0;      // cracks cut out of rejected components
+  index_t facet_voxels = 0;          // facet candidates (facets.h, step 2)
+  std::uint32_t facet_cracks = 0;    // facets accepted as cracks
 };
 
 // labels: phase labels; grey: optional, same dims. Throws InputError on dims mismatch, empty

@@ -1,0 +1,186 @@
+#include "metrics/cracks/facets.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include <tbb/blocked_range.h>
+#include <tbb/parallel_for.h>
+
+#include "filters/segment/cleanup.h"
+#include "filters/segment/particles.h"
+#include "metrics/cracks/shape.h"
+#include "metrics/distance_transform.h"
+
+namespace vp {
+
+namespace {
+
+// The 13 grid directions of a 26-neighbourhood, one of each ± pair.
+constexpr std::array<std::array<int, 3>, 13> kDirections{{{1, 0, 0},
+                                                          {0, 1, 0},
+                                                          {0, 0, 1},
+                                                          {1, 1, 0},
+                                                          {1, -1, 0},
+                                                          {1, 0, 1},
+                                                          {1, 0, -1},
+                                                          {0, 1, 1},
+                                                          {0, 1, -1},
+                                                          {1, 1, 1},
+                                                          {1, 1, -1},
+                                                          {1, -1, 1},
+                                                          {1, -1, -1}}};
+
+// Grey noise σ of the host: the clipped RMS deviation from the median of host voxels whose six
+// face neighbours at one and two voxels are host too (inside a particle, off its blurred rim).
+double host_noise_sigma(const Volume<std::uint8_t>& labels, const Volume<float>& grey,
+                        const std::array<bool, 256>& host) {
+  const Dims d = labels.dims();
+  std::vector<float> g;
+  for (index_t z = 2; z + 2 < d.z; ++z)
+    for (index_t y = 2; y + 2 < d.y; ++y)
+      for (index_t x = 2; x + 2 < d.x; ++x) {
+        const index_t i = labels.index(x, y, z);
+        if (!host[labels[i]]) continue;
+        bool deep = true;
+        for (index_t k = 1; k <= 2 && deep; ++k)
+          deep = host[labels[i + k]] && host[labels[i - k]] && host[labels[i + k * d.x]] && host[labels[i - k * d.x]] &&
+                 host[labels[i + k * d.x * d.y]] && host[labels[i - k * d.x * d.y]];
+        if (deep) g.push_back(grey[i]);
+      }
+  if (g.size() < 2) return 0;
+  auto mid = g.begin() + static_cast<std::ptrdiff_t>(g.size() / 2);
+  std::nth_element(g.begin(), mid, g.end());
+  const float median = *mid;
+  std::vector<float> dev(g.size());
+  for (std::size_t k = 0; k < g.size(); ++k) dev[k] = std::abs(g[k] - median);
+  std::nth_element(dev.begin(), dev.begin() + static_cast<std::ptrdiff_t>(dev.size() / 2), dev.end());
+  // The RMS deviation within 3 robust σ (MAD), half a grey step added: a MAD of integer greys a
+  // few steps wide is quantised (σ 0.9 read as 1.48).
+  const double clip = 3 * (1.4826 * dev[dev.size() / 2] + 0.5);
+  double sum = 0;
+  std::size_t n = 0;
+  for (float v : g)
+    if (std::abs(v - median) <= clip) sum += (v - median) * (v - median), ++n;
+  return n ? std::sqrt(sum / static_cast<double>(n)) : 0;
+}
+
+// Step 2 at voxel p (not host): the particle walling it, or 0.
+std::uint32_t walling_particle(const Volume<std::uint8_t>& labels, const Volume<float>& grey,
+                               const std::array<bool, 256>& host, const Volume<std::uint32_t>& particles,
+                               const index_t p[3], double margin, const FacetOptions& o) {
+  const Dims d = labels.dims();
+  const int reach = o.max_opening_vox + o.wall_depth_vox;
+  const float g = grey(p[0], p[1], p[2]);
+  // Of the directions that wall it, the one closest to the opening's normal: the shortest
+  // opening, then the deepest dip.
+  std::uint32_t best = 0;
+  double best_opening = 1e30, best_dip = 0;
+  for (const auto& dir : kDirections) {
+    int first[2] = {0, 0};  // per side: distance of the first host voxel
+    double wall[2] = {0, 0};
+    bool ok = true;
+    for (int side = 0; side < 2 && ok; ++side) {
+      const int s = side ? -1 : 1;
+      int run_host = 0;
+      for (int t = 1; t <= reach && run_host < o.wall_depth_vox; ++t) {
+        const index_t q[3] = {p[0] + s * t * dir[0], p[1] + s * t * dir[1], p[2] + s * t * dir[2]};
+        if (q[0] < 0 || q[1] < 0 || q[2] < 0 || q[0] >= d.x || q[1] >= d.y || q[2] >= d.z) {
+          ok = false;
+          break;
+        }
+        const bool is_host = host[labels(q[0], q[1], q[2])];
+        if (!first[side] && !is_host) {
+          if (t >= o.max_opening_vox) ok = false;
+          continue;
+        }
+        if (!is_host) {
+          ok = false;
+          break;
+        }
+        if (!first[side]) first[side] = t;
+        else wall[side] += grey(q[0], q[1], q[2]);  // past the wall's face, off the opening's blur
+        ++run_host;
+      }
+      ok = ok && run_host == o.wall_depth_vox;
+      if (ok) wall[side] /= std::max(1, o.wall_depth_vox - 1);
+    }
+    if (!ok || first[0] + first[1] - 1 > o.max_opening_vox) continue;
+    const double dip = std::min(wall[0], wall[1]) - g;
+    if (dip < margin) continue;
+    const std::uint32_t a = particles(p[0] + first[0] * dir[0], p[1] + first[0] * dir[1], p[2] + first[0] * dir[2]);
+    const std::uint32_t b = particles(p[0] - first[1] * dir[0], p[1] - first[1] * dir[1], p[2] - first[1] * dir[2]);
+    if (!a || a != b) continue;
+    const double opening =
+        (first[0] + first[1] - 1) * std::sqrt(double(dir[0] * dir[0] + dir[1] * dir[1] + dir[2] * dir[2]));
+    if (opening < best_opening - 1e-9 || (opening < best_opening + 1e-9 && dip > best_dip))
+      best = a, best_opening = opening, best_dip = dip;
+  }
+  return best;
+}
+
+double plane_offset(const PrincipalAxes& pa, index_t i, const Dims& d, const Vec3& h) {
+  return (static_cast<double>(i % d.x) * h[0] - pa.centroid_um[0]) * pa.axis[2][0] +
+         (static_cast<double>((i / d.x) % d.y) * h[1] - pa.centroid_um[1]) * pa.axis[2][1] +
+         (static_cast<double>(i / (d.x * d.y)) * h[2] - pa.centroid_um[2]) * pa.axis[2][2];
+}
+
+}  // namespace
+
+Facets detect_facets(const Volume<std::uint8_t>& labels, const Volume<float>& grey, const std::array<bool, 256>& host,
+                     double host_level, double darker_level, const FacetOptions& o,
+                     const Volume<std::uint32_t>& taken) {
+  const Dims d = labels.dims();
+  const Vec3 h = labels.spacing_um;
+  const double h_max = std::max({h[0], h[1], h[2]});
+  Facets out;
+  out.noise_sigma = host_noise_sigma(labels, grey, host);
+  if (!(out.noise_sigma <= o.max_noise * (host_level - darker_level))) return out;
+  // 1. Particles of the closed host.
+  Volume<std::uint8_t> host_mask = labels.like<std::uint8_t>(d);
+  for (index_t i = 0; i < labels.size(); ++i) host_mask[i] = host[labels[i]];
+  const double r = o.closing_vox * h_max;
+  const Volume<float> depth = distance_transform(erode(dilate(host_mask, r), r));
+  std::uint32_t markers_count = 0;
+  const Volume<std::uint32_t> particles =
+      watershed_from_markers(depth, h_maxima_markers(depth, o.marker_h_vox * h_max, 26, &markers_count), 26);
+  // 2. Candidates, each with its particle.
+  const double margin = std::max(o.min_dip * (host_level - darker_level), o.min_dip_noise * out.noise_sigma);
+  Volume<std::uint32_t> walled = labels.like<std::uint32_t>(d);
+  tbb::parallel_for(tbb::blocked_range<index_t>(0, d.z), [&](const tbb::blocked_range<index_t>& zs) {
+    for (index_t z = zs.begin(); z != zs.end(); ++z)
+      for (index_t y = 0; y < d.y; ++y)
+        for (index_t x = 0; x < d.x; ++x) {
+          const index_t i = labels.index(x, y, z);
+          if (host[labels[i]] || !(depth[i] > 0) || taken[i]) continue;
+          const index_t p[3] = {x, y, z};
+          walled[i] = walling_particle(labels, grey, host, particles, p, margin, o);
+        }
+  });
+  std::vector<std::vector<index_t>> of_particle(markers_count + 1);
+  for (index_t i = 0; i < labels.size(); ++i)
+    if (walled[i] && walled[i] <= markers_count) of_particle[walled[i]].push_back(i), ++out.candidates;
+  // 3. Per particle, the plane of its candidates.
+  const double tol = 1.5 * h_max;
+  for (const std::vector<index_t>& v : of_particle) {
+    if (static_cast<index_t>(v.size()) < o.min_voxels) continue;
+    PrincipalAxes pa = principal_axes(v, d, h);
+    std::vector<index_t> on = v;
+    for (int refit = 0; refit < 2; ++refit) {
+      std::vector<index_t> next;
+      for (index_t i : v)
+        if (std::abs(plane_offset(pa, i, d, h)) <= tol) next.push_back(i);
+      if (next.size() < 12) break;  // too few to fit a plane: judged on the last fit
+      on = std::move(next);
+      pa = principal_axes(on, d, h);
+    }
+    if (static_cast<index_t>(on.size()) < o.min_voxels) continue;
+    double mean_depth = 0;
+    for (index_t i : on) mean_depth += depth[i];
+    mean_depth /= static_cast<double>(on.size()) * h_max;
+    if (mean_depth < o.min_depth_vox) continue;
+    out.voxels.push_back(std::move(on));
+  }
+  return out;
+}
+
+}  // namespace vp

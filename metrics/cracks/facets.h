@@ -1,0 +1,59 @@
+// Intergranular facets: openings about one voxel wide inside a host brighter than another solid
+// (grain boundaries opened inside AM agglomerates beside the SE). The PSF lifts such an opening
+// to a grey between the two solids, so thresholds label it as the darker solid, never as void,
+// and the void-based branches of detect_cracks have nothing to start from. A film of the darker
+// solid between two host particles reads the same in labels and grey (blur conserves the
+// attenuation deficit: a 1.2-voxel void and a 2-voxel SE film dip alike); what tells a facet is
+// that it lies inside one particle.
+//
+// 1. Particles: the host closed by a ball of closing_vox (which fills a facet, as it lies inside a
+//    convex particle, but not the wedge-shaped films between two particles), split at its necks
+//    by the watershed of its distance map from h-maxima markers (h = marker_h_vox).
+// 2. Candidates: voxels not labelled host, inside the closed host, walled along one of the 13
+//    grid directions by host on both sides within a run of ≤ max_opening_vox non-host voxels,
+//    each wall ≥ wall_depth_vox host voxels deep and in the same particle, and darker than both
+//    walls' mean grey by max(min_dip × (host − darker solid), min_dip_noise × σ), σ the host's
+//    grey noise (clipped RMS of host voxels inside particles).
+// 3. Per particle: the plane of its candidates (principal plane, refitted twice to those within
+//    1.5 voxels). Only where σ ≤ max_noise × (host − darker solid). A facet when ≥ min_voxels candidates lie on it at a
+//    mean depth in the closed host ≥ min_depth_vox (films between particles that the closing fused lie near the
+//    surface).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <vector>
+
+#include "core/volume.h"
+
+namespace vp {
+
+struct FacetOptions {
+  double closing_vox = 1.5;  // closing of the host that fills facets (voxels of the coarsest spacing)
+  double marker_h_vox = 2;   // h-maxima height splitting the closed host into particles
+  int max_opening_vox = 3;   // longest run of non-host voxels across a candidate (a 1.2-voxel
+                             // opening under a PSF of one voxel is labelled 2–3 voxels thick)
+  int wall_depth_vox = 2;    // host voxels each wall must have in a row
+  double min_dip = 0.3;      // grey dip below the walls' mean, × (host − darker solid) contrast
+  double min_dip_noise = 2;  // and ≥ this × the host's grey noise σ
+  // Facets are looked for only where the host's grey noise σ ≤ max_noise × (host − darker solid):
+  // a 1.2-voxel opening dips ≈ 0.6 × that contrast, and noisier images (SNR 5: σ ≈ 0.23 ×) hold
+  // more noise holes walled by one particle than facets.
+  double max_noise = 0.19;
+  index_t min_voxels = 30;     // candidates on a particle's plane
+  double min_depth_vox = 1.4;  // their mean depth in the closed host
+};
+
+struct Facets {
+  std::vector<std::vector<index_t>> voxels;  // per facet, sorted linear indices
+  index_t candidates = 0;                    // candidate voxels (step 2)
+  double noise_sigma = 0;                    // the host's grey noise σ
+};
+
+// labels, grey: same dims; host: the host labels; host_level / darker_level: median grey of the
+// host and of the darker solid. Facets in particle order; taken voxels (≠ 0) are left out.
+Facets detect_facets(const Volume<std::uint8_t>& labels, const Volume<float>& grey, const std::array<bool, 256>& host,
+                     double host_level, double darker_level, const FacetOptions& options,
+                     const Volume<std::uint32_t>& taken);
+
+}  // namespace vp
