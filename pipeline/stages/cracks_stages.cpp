@@ -285,7 +285,8 @@ class CracksStage : public Stage {
                       {"grey_contrast", det.contrast},          {"void_voxels", det.void_voxels},
                       {"sheet_voxels", det.sheet_voxels},       {"enclosed_voxels", det.enclosed_voxels},
                       {"thin_voxels", det.thin_voxels},         {"rejected_small", det.rejected_small},
-                      {"rejected_shape", det.rejected_shape},   {"cut_cracks", det.cut_cracks}};
+                      {"rejected_shape", det.rejected_shape},   {"cut_cracks", det.cut_cracks},
+                      {"facet_voxels", det.facet_voxels},       {"facet_cracks", det.facet_cracks}};
     nlohmann::json cracks = nlohmann::json::array();
     for (const auto& c : m.cracks) cracks.push_back(crack_json(c, host));
     j["cracks"] = cracks;
