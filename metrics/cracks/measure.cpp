@@ -179,12 +179,8 @@ CrackMeasurements measure_cracks(const Volume<std::uint8_t>& labels, const Volum
 
   if (o.particles) measure_particles(labels, cracks, *o.particles, host, out);
 
-  for (int axis = 0; axis < 3; ++axis) {
-    ShortCircuitOptions so;
-    so.axis = axis;
-    so.connectivity = conn;
-    out.short_circuit[static_cast<std::size_t>(axis)] = short_circuit_risk(network_mask, so);
-  }
+  const std::vector<ShortCircuitRisk> risks = short_circuit_risks(network_mask, {0, 1, 2}, conn);
+  std::copy(risks.begin(), risks.end(), out.short_circuit.begin());
   return out;
 }
 

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "core/volume.h"
 
@@ -31,5 +32,10 @@ struct ShortCircuitRisk {
 
 // network: nonzero = void that lithium could fill (crack or pore voxels).
 ShortCircuitRisk short_circuit_risk(const Volume<std::uint8_t>& network, const ShortCircuitOptions& options = {});
+
+// The same along each of `axes` (in that order), from one distance transform, one ordering of
+// the network by radius and one union-find buffer: the same answers as one call per axis.
+std::vector<ShortCircuitRisk> short_circuit_risks(const Volume<std::uint8_t>& network, const std::vector<int>& axes,
+                                                  int connectivity = 26);
 
 }  // namespace vp
