@@ -179,7 +179,7 @@ CrackMeasurements measure_cracks(const Volume<std::uint8_t>& labels, const Volum
 
   if (o.particles) measure_particles(labels, cracks, *o.particles, host, out);
 
-  const std::vector<ShortCircuitRisk> risks = short_circuit_risks(network_mask, {0, 1, 2}, conn);
+  const std::vector<ShortCircuitRisk> risks = short_circuit_risks(network_mask, nets, {0, 1, 2}, conn);
   std::copy(risks.begin(), risks.end(), out.short_circuit.begin());
   return out;
 }

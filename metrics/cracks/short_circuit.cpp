@@ -10,8 +10,8 @@
 #include <tbb/parallel_sort.h>
 
 #include "core/error.h"
+#include "metrics/connectivity.h"
 #include "metrics/distance_transform.h"
-#include "metrics/face_connectivity.h"
 
 namespace vp {
 
@@ -61,9 +61,31 @@ struct Forest {
 
 // The widest face-to-face path along the axis: add percolating voxels in decreasing radius
 // until the two faces join; the voxel that joins them sets the bottleneck.
+// Per component: touches the low face (bit 1) and/or the high face (bit 2) of the axis.
+std::vector<std::uint8_t> faces_touched(const Clusters& components, int axis) {
+  const Volume<std::uint32_t>& ids = components.ids;
+  const Dims d = ids.dims();
+  std::vector<std::uint8_t> touched(components.count + 1, 0);
+  const index_t n[3] = {d.x, d.y, d.z};
+  const int u = axis == 0 ? 1 : 0, v = axis == 2 ? 1 : 2;  // the two other axes
+  for (index_t b = 0; b < n[v]; ++b)
+    for (index_t a = 0; a < n[u]; ++a) {
+      index_t p[3];
+      p[u] = a;
+      p[v] = b;
+      p[axis] = 0;
+      touched[ids(p[0], p[1], p[2])] |= 1;
+      p[axis] = n[axis] - 1;
+      touched[ids(p[0], p[1], p[2])] |= 2;
+    }
+  touched[0] = 0;  // not network
+  return touched;
+}
+
 template <class Link>
-void widest_path(const Volume<std::uint8_t>& network, const FaceReach& reach, const std::vector<Ranked>& ranked,
-                 int connectivity, Forest<Link>& forest, ShortCircuitRisk& risk) {
+void widest_path(const Volume<std::uint8_t>& network, const Clusters& components,
+                 const std::vector<std::uint8_t>& touched, const std::vector<Ranked>& ranked, int connectivity,
+                 Forest<Link>& forest, ShortCircuitRisk& risk) {
   const Dims d = network.dims();
   const index_t n = network.size();
   const Link low = static_cast<Link>(n), high = static_cast<Link>(n + 1);
@@ -75,7 +97,7 @@ void widest_path(const Volume<std::uint8_t>& network, const FaceReach& reach, co
   std::size_t added = 0;
   for (const Ranked& rv : ranked) {
     const index_t v = rv.voxel;
-    if (!FaceReach::is_percolating(reach.flags[v])) continue;  // only these lie on a face-to-face path
+    if (touched[components.ids[v]] != 3) continue;  // only these lie on a face-to-face path
     ++added;
     parent[v] = static_cast<Link>(v);
     const index_t c[3] = {v % d.x, v / d.x % d.y, v / (d.x * d.y)};
@@ -107,38 +129,49 @@ void widest_path(const Volume<std::uint8_t>& network, const FaceReach& reach, co
 }
 
 template <class Link>
-std::vector<ShortCircuitRisk> risks_with(const Volume<std::uint8_t>& network, const std::vector<int>& axes,
-                                         int connectivity) {
+std::vector<ShortCircuitRisk> risks_with(const Volume<std::uint8_t>& network, const Clusters& components,
+                                         const std::vector<int>& axes, int connectivity) {
   std::vector<ShortCircuitRisk> risks;
   std::vector<Ranked> ranked;
   std::optional<Forest<Link>> forest;
   for (int axis : axes) {
-    FaceConnectivityOptions fo;
-    fo.axis = axis;
-    fo.connectivity = connectivity;
-    const FaceReach reach = face_reachability(network, fo);  // validates axis, connectivity, dims
+    // A voxel is connected to a face iff its component touches that face.
+    const std::vector<std::uint8_t> touched = faces_touched(components, axis);
     ShortCircuitRisk& r = risks.emplace_back();
     r.axis = axis;
-    r.percolates = reach.percolates();
-    r.percolating_voxels = reach.percolating;
+    for (std::uint32_t c = 1; c <= components.count; ++c)
+      if (touched[c] == 3) r.percolating_voxels += components.voxels[c];
+    r.percolates = r.percolating_voxels > 0;
     if (!r.percolates) continue;
     if (!forest) {  // the first axis that percolates: rank once, then the links
       ranked = rank_by_radius(network);
       forest.emplace(network.size());
     }
-    widest_path(network, reach, ranked, connectivity, *forest, r);
+    widest_path(network, components, touched, ranked, connectivity, *forest, r);
   }
   return risks;
 }
 
 }  // namespace
 
-std::vector<ShortCircuitRisk> short_circuit_risks(const Volume<std::uint8_t>& network, const std::vector<int>& axes,
-                                                  int connectivity) {
+std::vector<ShortCircuitRisk> short_circuit_risks(const Volume<std::uint8_t>& network, const Clusters& components,
+                                                  const std::vector<int>& axes, int connectivity) {
+  if (!(components.ids.dims() == network.dims()))
+    throw InputError("short circuit: components " + to_string(components.ids.dims()) + " and network " +
+                     to_string(network.dims()) + " differ in size");
+  if (connectivity != 6 && connectivity != 18 && connectivity != 26)
+    throw InputError("short circuit: connectivity " + std::to_string(connectivity) + " is not 6, 18 or 26");
+  for (int axis : axes)
+    if (axis < 0 || axis > 2) throw InputError("short circuit: axis " + std::to_string(axis) + " is not 0, 1 or 2");
   // 32-bit union-find links while every voxel and the two face nodes fit below the `none` mark.
   if (network.size() + 2 < static_cast<index_t>(std::numeric_limits<std::uint32_t>::max()))
-    return risks_with<std::uint32_t>(network, axes, connectivity);
-  return risks_with<std::uint64_t>(network, axes, connectivity);
+    return risks_with<std::uint32_t>(network, components, axes, connectivity);
+  return risks_with<std::uint64_t>(network, components, axes, connectivity);
+}
+
+std::vector<ShortCircuitRisk> short_circuit_risks(const Volume<std::uint8_t>& network, const std::vector<int>& axes,
+                                                  int connectivity) {
+  return short_circuit_risks(network, label_clusters(network, connectivity), axes, connectivity);
 }
 
 ShortCircuitRisk short_circuit_risk(const Volume<std::uint8_t>& network, const ShortCircuitOptions& o) {

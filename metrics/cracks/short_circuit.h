@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/volume.h"
+#include "metrics/connectivity.h"
 
 namespace vp {
 
@@ -37,5 +38,9 @@ ShortCircuitRisk short_circuit_risk(const Volume<std::uint8_t>& network, const S
 // the network by radius and one union-find buffer: the same answers as one call per axis.
 std::vector<ShortCircuitRisk> short_circuit_risks(const Volume<std::uint8_t>& network, const std::vector<int>& axes,
                                                   int connectivity = 26);
+// The same from the network's components, label_clusters(network, connectivity), when the caller
+// has them: a voxel is connected to a face iff its component touches that face.
+std::vector<ShortCircuitRisk> short_circuit_risks(const Volume<std::uint8_t>& network, const Clusters& components,
+                                                  const std::vector<int>& axes, int connectivity);
 
 }  // namespace vp
