@@ -177,6 +177,35 @@ TEST(ShortCircuit, WidestPathPicksTheWiderOfTwoChannels) {
   EXPECT_FALSE(short_circuit_risk(net, {0, 26}).percolates);
 }
 
+TEST(ShortCircuit, AllAxesAtOnceGiveEachAxisItsOwnWidestPath) {
+  // A channel along z, 5 × 10 voxels, and apart from it one along x, 3 × 3 voxels: along x the
+  // bottleneck is 3 voxels, along z 5, and nothing crosses along y. One ranking and one
+  // union-find buffer serve all three axes; each answer equals the one-axis call's.
+  Volume<std::uint8_t> net({40, 20, 30}, {0.5, 0.5, 0.5});
+  for (index_t z = 0; z < 30; ++z)
+    for (index_t y = 5; y < 15; ++y)
+      for (index_t x = 20; x < 25; ++x) net(x, y, z) = 1;
+  for (index_t z = 10; z < 13; ++z)
+    for (index_t y = 17; y < 20; ++y)
+      for (index_t x = 0; x < 40; ++x) net(x, y, z) = 1;
+  const std::vector<ShortCircuitRisk> r = short_circuit_risks(net, {0, 1, 2}, 26);
+  ASSERT_EQ(r.size(), 3u);
+  EXPECT_TRUE(r[0].percolates);
+  EXPECT_DOUBLE_EQ(r[0].bottleneck_diameter_um, 3 * 0.5);
+  EXPECT_EQ(r[0].percolating_voxels, 40 * 3 * 3);
+  EXPECT_FALSE(r[1].percolates);
+  EXPECT_EQ(r[1].bottleneck_diameter_um, 0);
+  EXPECT_TRUE(r[2].percolates);
+  EXPECT_DOUBLE_EQ(r[2].bottleneck_diameter_um, 5 * 0.5);
+  for (int axis = 0; axis < 3; ++axis) {
+    const ShortCircuitRisk one = short_circuit_risk(net, {axis, 26});
+    EXPECT_EQ(r[static_cast<std::size_t>(axis)].axis, axis);
+    EXPECT_EQ(r[static_cast<std::size_t>(axis)].percolates, one.percolates);
+    EXPECT_EQ(r[static_cast<std::size_t>(axis)].bottleneck_diameter_um, one.bottleneck_diameter_um);
+    EXPECT_EQ(r[static_cast<std::size_t>(axis)].percolating_voxels, one.percolating_voxels);
+  }
+}
+
 TEST(CrackAccuracy, PoresAreNotCracks) {
   // Round pores (thick, compact) and a thin needle in an SE block: none is a crack; the
   // planted disc is.

@@ -67,22 +67,37 @@ struct Grid {
   double step(index_t a, index_t b) const { return distance(position(a), position(b)); }
 };
 
+// Per-voxel state of the skeleton's voxels only (a sparse few of the volume's): the value of
+// voxel i sits at i's place in the raster-ordered list of skeleton voxels (binary search), so
+// no volume-sized array is filled.
+template <class T>
+struct PerSkeletonVoxel {
+  const std::vector<index_t>& voxels;
+  std::vector<T> values;
+  PerSkeletonVoxel(const std::vector<index_t>& skeleton_voxels, T initial)
+      : voxels(skeleton_voxels), values(skeleton_voxels.size(), initial) {}
+  T& operator[](index_t i) {
+    return values[static_cast<std::size_t>(std::lower_bound(voxels.begin(), voxels.end(), i) - voxels.begin())];
+  }
+};
+
 }  // namespace
 
 SkeletonGraph skeleton_graph(const Volume<std::uint8_t>& skeleton) {
   const Grid g{skeleton.dims(), skeleton.spacing_um, skeleton};
-  const index_t n = skeleton.size();
+  std::vector<index_t> voxels;  // the skeleton's, in raster order
+  for (index_t i = 0; i < skeleton.size(); ++i)
+    if (skeleton[i]) voxels.push_back(i);
   SkeletonGraph graph;
   std::array<index_t, 26> nb{};
 
   // 1. Degree of every skeleton voxel; node voxels are those with degree ≠ 2.
-  std::vector<std::int8_t> degree(static_cast<std::size_t>(n), -1);
-  for (index_t i = 0; i < n; ++i)
-    if (skeleton[i]) degree[i] = static_cast<std::int8_t>(g.neighbours(i, nb));
+  PerSkeletonVoxel<std::int8_t> degree(voxels, -1);
+  for (index_t i : voxels) degree[i] = static_cast<std::int8_t>(g.neighbours(i, nb));
 
   // 2. Nodes: 26-connected clusters of junction voxels; every end point / isolated voxel alone.
-  std::vector<int> node_of(static_cast<std::size_t>(n), -1);
-  for (index_t i = 0; i < n; ++i) {
+  PerSkeletonVoxel<int> node_of(voxels, -1);
+  for (index_t i : voxels) {
     if (degree[i] < 0 || degree[i] == 2 || node_of[i] >= 0) continue;
     SkeletonNode node;
     node.kind = degree[i] == 0 ? NodeKind::isolated : degree[i] == 1 ? NodeKind::end : NodeKind::junction;
@@ -103,7 +118,7 @@ SkeletonGraph skeleton_graph(const Volume<std::uint8_t>& skeleton) {
   }
   // A path voxel whose two neighbours both belong to one junction is part of that junction
   // (else it would read as a tiny self-loop).
-  for (index_t i = 0; i < n; ++i) {
+  for (index_t i : voxels) {
     if (degree[i] != 2) continue;
     g.neighbours(i, nb);
     const int a = node_of[nb[0]], b = node_of[nb[1]];
@@ -115,7 +130,7 @@ SkeletonGraph skeleton_graph(const Volume<std::uint8_t>& skeleton) {
   for (auto& node : graph.nodes) node.centre_um = g.centre(node.voxels, skeleton.origin_um);
 
   // 3. Branches: walk from each node voxel along degree-2 voxels to the next node voxel.
-  std::vector<std::uint8_t> on_branch(static_cast<std::size_t>(n), 0);
+  PerSkeletonVoxel<std::uint8_t> on_branch(voxels, 0);
   std::set<std::pair<index_t, index_t>> direct;  // node-voxel pairs joined without interior voxels
   auto trace = [&](int from, index_t start, index_t first) {
     SkeletonBranch b;
@@ -177,7 +192,7 @@ SkeletonGraph skeleton_graph(const Volume<std::uint8_t>& skeleton) {
   };
   for (int id = 0; id < static_cast<int>(graph.nodes.size()); ++id) trace_from_node(id);
   // Loops without any node: anchor each at its lowest voxel.
-  for (index_t i = 0; i < n; ++i) {
+  for (index_t i : voxels) {
     if (degree[i] != 2 || on_branch[i] || node_of[i] >= 0) continue;
     SkeletonNode anchor;
     anchor.kind = NodeKind::loop_anchor;

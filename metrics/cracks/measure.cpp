@@ -43,11 +43,15 @@ void measure_particles(const Volume<std::uint8_t>& labels, const Volume<std::uin
   const Dims d = labels.dims();
   std::set<std::uint32_t> host_ids;
   std::set<std::pair<std::uint32_t, std::uint32_t>> touching;  // (particle, crack)
+  std::uint32_t last_host_id = 0;                              // runs of one particle's voxels: one set insert per run
   for (index_t z = 0; z < d.z; ++z)
     for (index_t y = 0; y < d.y; ++y)
       for (index_t x = 0; x < d.x; ++x) {
         const index_t i = labels.index(x, y, z);
-        if (host[labels[i]] && particles[i]) host_ids.insert(particles[i]);
+        if (host[labels[i]] && particles[i] && particles[i] != last_host_id) {
+          host_ids.insert(particles[i]);
+          last_host_id = particles[i];
+        }
         if (!cracks[i]) continue;
         const index_t nb[6][3] = {{x - 1, y, z}, {x + 1, y, z}, {x, y - 1, z},
                                   {x, y + 1, z}, {x, y, z - 1}, {x, y, z + 1}};
@@ -179,12 +183,8 @@ CrackMeasurements measure_cracks(const Volume<std::uint8_t>& labels, const Volum
 
   if (o.particles) measure_particles(labels, cracks, *o.particles, host, out);
 
-  for (int axis = 0; axis < 3; ++axis) {
-    ShortCircuitOptions so;
-    so.axis = axis;
-    so.connectivity = conn;
-    out.short_circuit[static_cast<std::size_t>(axis)] = short_circuit_risk(network_mask, so);
-  }
+  const std::vector<ShortCircuitRisk> risks = short_circuit_risks(network_mask, nets, {0, 1, 2}, conn);
+  std::copy(risks.begin(), risks.end(), out.short_circuit.begin());
   return out;
 }
 

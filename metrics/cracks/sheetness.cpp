@@ -19,8 +19,9 @@ namespace {
 
 // Separable Gaussian with σ_um / spacing voxels per axis (taps of features.h's
 // gaussian_kernel: radius ⌈3σ⌉, replicated border). Float sums in a fixed tap order, so the
-// result does not depend on the thread count. `work` is scratch of the same dims.
-void smooth(const Volume<float>& in, double sigma_um, Volume<float>& out, Volume<float>& work) {
+// result does not depend on the thread count. x and y go plane by plane through one plane of
+// scratch, z in place row by row through one x–z slab of scratch: no second volume.
+void smooth(const Volume<float>& in, double sigma_um, Volume<float>& out) {
   const Dims d = in.dims();
   std::array<std::vector<float>, 3> taps;
   for (int a = 0; a < 3; ++a) {
@@ -29,46 +30,58 @@ void smooth(const Volume<float>& in, double sigma_um, Volume<float>& out, Volume
     taps[a].assign(k.begin(), k.end());
   }
   const index_t plane = d.x * d.y;
-  // x: row by row through a padded copy of the row.
-  const int rx = static_cast<int>(taps[0].size() / 2);
-  tbb::parallel_for(tbb::blocked_range<index_t>(0, d.z * d.y), [&](const tbb::blocked_range<index_t>& r) {
-    std::vector<float> row(static_cast<std::size_t>(d.x + 2 * rx));
-    const float* k = taps[0].data() + rx;
-    for (index_t line = r.begin(); line < r.end(); ++line) {
-      const float* src = in.data() + line * d.x;
-      for (index_t x = -rx; x < d.x + rx; ++x) row[x + rx] = src[std::clamp<index_t>(x, 0, d.x - 1)];
-      float* dst = work.data() + line * d.x;
-      const float* c = row.data() + rx;
-      for (index_t x = 0; x < d.x; ++x) {
-        float acc = k[0] * c[x];
-        for (int j = 1; j <= rx; ++j) acc += k[j] * (c[x - j] + c[x + j]);
-        dst[x] = acc;
-      }
-    }
-  });
-  // y, then z: whole rows at a time (contiguous in x, so the inner loop vectorises).
-  auto pass = [&](const Volume<float>& src, Volume<float>& dst, int axis) {
+  // One 1-D pass along an axis of `lines` positions, each a row of d.x values (src_step and
+  // dst_step apart): whole rows at a time (contiguous in x, so the inner loop vectorises).
+  auto pass = [&](const float* src, index_t src_step, float* dst, index_t dst_step, index_t lines, int axis) {
     const int rr = static_cast<int>(taps[axis].size() / 2);
     const float* k = taps[axis].data() + rr;
-    const index_t n = axis == 1 ? d.y : d.z, stride = axis == 1 ? d.x : plane;
-    tbb::parallel_for(tbb::blocked_range<index_t>(0, d.z * d.y), [&](const tbb::blocked_range<index_t>& r) {
-      for (index_t line = r.begin(); line < r.end(); ++line) {
-        const index_t y = line % d.y, z = line / d.y, p = axis == 1 ? y : z;
-        const float* base = src.data() + line * d.x - p * stride;  // the row at p = 0
-        float* out_row = dst.data() + line * d.x;
-        const float* c = base + p * stride;
-        for (index_t x = 0; x < d.x; ++x) out_row[x] = k[0] * c[x];
-        for (int j = 1; j <= rr; ++j) {
-          const float* lo = base + std::clamp<index_t>(p - j, 0, n - 1) * stride;
-          const float* hi = base + std::clamp<index_t>(p + j, 0, n - 1) * stride;
-          for (index_t x = 0; x < d.x; ++x) out_row[x] += k[j] * (lo[x] + hi[x]);
+    for (index_t p = 0; p < lines; ++p) {
+      const float* c = src + p * src_step;
+      float* out_row = dst + p * dst_step;
+      for (index_t x = 0; x < d.x; ++x) out_row[x] = k[0] * c[x];
+      for (int j = 1; j <= rr; ++j) {
+        const float* lo = src + std::clamp<index_t>(p - j, 0, lines - 1) * src_step;
+        const float* hi = src + std::clamp<index_t>(p + j, 0, lines - 1) * src_step;
+        for (index_t x = 0; x < d.x; ++x) out_row[x] += k[j] * (lo[x] + hi[x]);
+      }
+    }
+  };
+  const int rx = static_cast<int>(taps[0].size() / 2);
+  tbb::parallel_for(tbb::blocked_range<index_t>(0, d.z), [&](const tbb::blocked_range<index_t>& r) {
+    std::vector<float> row(static_cast<std::size_t>(d.x + 2 * rx)), xs(static_cast<std::size_t>(plane));
+    const float* k = taps[0].data() + rx;
+    for (index_t z = r.begin(); z < r.end(); ++z) {
+      // x: row by row through a padded copy of the row.
+      for (index_t y = 0; y < d.y; ++y) {
+        const float* src = in.data() + z * plane + y * d.x;
+        for (index_t x = -rx; x < d.x + rx; ++x) row[x + rx] = src[std::clamp<index_t>(x, 0, d.x - 1)];
+        float* dst = xs.data() + y * d.x;
+        const float* c = row.data() + rx;
+        for (index_t x = 0; x < d.x; ++x) {
+          float acc = k[0] * c[x];
+          for (int j = 1; j <= rx; ++j) acc += k[j] * (c[x - j] + c[x + j]);
+          dst[x] = acc;
         }
       }
-    });
-  };
-  pass(work, out, 1);
-  pass(out, work, 2);
-  std::swap(out, work);
+      pass(xs.data(), d.x, out.data() + z * plane, d.x, d.y, 1);
+    }
+  });
+  tbb::parallel_for(tbb::blocked_range<index_t>(0, d.y), [&](const tbb::blocked_range<index_t>& r) {
+    std::vector<float> slab(static_cast<std::size_t>(d.z * d.x));
+    for (index_t y = r.begin(); y < r.end(); ++y) {
+      float* rows = out.data() + y * d.x;
+      for (index_t z = 0; z < d.z; ++z) std::copy_n(rows + z * plane, d.x, slab.data() + z * d.x);
+      pass(slab.data(), d.x, rows, plane, d.z, 2);
+    }
+  });
+}
+
+// std::lround's value (halves away from zero) without its library call: v − trunc(v) is exact.
+// |v| is a few voxels here, far inside index_t.
+index_t round_half_away(double v) {
+  const auto t = static_cast<index_t>(v);
+  const double f = v - static_cast<double>(t);
+  return t + (f >= 0.5) - (f <= -0.5);
 }
 
 // Eigenvalues of a symmetric 3×3 matrix in closed form (Smith 1961), unsorted.
@@ -128,11 +141,11 @@ Volume<float> dark_sheetness(const Volume<float>& grey, const SheetnessOptions& 
   const double below_host =
       std::isfinite(o.host_level) ? o.host_level - valley : std::numeric_limits<double>::infinity();
   const double floor_m = 0.05;  // negligible responses skip the valley test
-  Volume<float> g = grey.like<float>(d), work = grey.like<float>(d);
+  Volume<float> g = grey.like<float>(d);
 
   for (double s_vox : o.scales_vox) {
     const double sigma = s_vox * h_min;
-    smooth(grey, sigma, g, work);
+    smooth(grey, sigma, g);
     const float* G = g.data();
     // Scale-normalised second differences: σ²·∂²/∂a∂b.
     const double sxx = sigma * sigma / (h[0] * h[0]), syy = sigma * sigma / (h[1] * h[1]),
@@ -178,7 +191,7 @@ Volume<float> dark_sheetness(const Volume<float>& grey, const SheetnessOptions& 
             auto grey_along = [&](double t) {
               index_t p[3] = {x, y, z};
               for (int k = 0; k < 3; ++k)
-                p[k] = std::clamp<index_t>(p[k] + static_cast<index_t>(std::lround(t * n[k] / h[k])), 0, d[k] - 1);
+                p[k] = std::clamp<index_t>(p[k] + round_half_away(t * n[k] / h[k]), 0, d[k] - 1);
               return G[g.index(p[0], p[1], p[2])];
             };
             bool keep = true;

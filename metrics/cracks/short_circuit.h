@@ -12,8 +12,10 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "core/volume.h"
+#include "metrics/connectivity.h"
 
 namespace vp {
 
@@ -31,5 +33,14 @@ struct ShortCircuitRisk {
 
 // network: nonzero = void that lithium could fill (crack or pore voxels).
 ShortCircuitRisk short_circuit_risk(const Volume<std::uint8_t>& network, const ShortCircuitOptions& options = {});
+
+// The same along each of `axes` (in that order), from one distance transform, one ordering of
+// the network by radius and one union-find buffer: the same answers as one call per axis.
+std::vector<ShortCircuitRisk> short_circuit_risks(const Volume<std::uint8_t>& network, const std::vector<int>& axes,
+                                                  int connectivity = 26);
+// The same from the network's components, label_clusters(network, connectivity), when the caller
+// has them: a voxel is connected to a face iff its component touches that face.
+std::vector<ShortCircuitRisk> short_circuit_risks(const Volume<std::uint8_t>& network, const Clusters& components,
+                                                  const std::vector<int>& axes, int connectivity);
 
 }  // namespace vp
