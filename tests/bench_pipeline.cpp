@@ -5,8 +5,10 @@
 // size at the stage's start (the mark is reset per stage through /proc/self/clear_refs; large
 // buffers are mapped and unmapped, so a stage's own buffers count), in MiB and in bytes per
 // voxel. Phantom generation and CT imaging are timed as stages of their own.
-//   bench_pipeline [N...] [--threads T] [--phantom-only]   (default sizes 128 256 512; T = all cores)
-// --phantom-only times phantom generation alone (the generator's own benchmark row).
+//   bench_pipeline [N...] [--threads T] [--phantom-only] [--until STAGE]
+// (default sizes 128 256 512; T = all cores). --phantom-only times phantom generation alone (the
+// generator's own benchmark row); --until STAGE stops after that stage of the demo's list (the
+// stages before it still run: they make its inputs), for timing or profiling one stage.
 // Wall times depend on the machine's load: CPU seconds show the work itself. A digest of each
 // stage's metric rows and of the final label, particle and crack volumes follows, so that a change
 // of algorithm can be checked to leave the results bit-identical (same thread count).
@@ -14,8 +16,10 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -105,11 +109,23 @@ int main(int argc, char** argv) {
   std::vector<index_t> sizes;
   int threads = tbb::info::default_concurrency();
   bool phantom_only = false;
+  std::string until;
+  const auto usage = [] {
+    std::fprintf(stderr, "usage: bench_pipeline [N...] [--threads T] [--phantom-only] [--until STAGE]\n");
+    return 2;
+  };
+  const auto positive = [](const char* text) {
+    char* end = nullptr;
+    const long long v = std::strtoll(text, &end, 10);
+    return end != text && *end == '\0' && v > 0 ? v : 0;
+  };
   for (int k = 1; k < argc; ++k) {
     const std::string a = argv[k];
-    if (a == "--threads" && k + 1 < argc) threads = std::stoi(argv[++k]);
+    if (a == "--threads" && k + 1 < argc && positive(argv[k + 1])) threads = static_cast<int>(positive(argv[++k]));
     else if (a == "--phantom-only") phantom_only = true;
-    else sizes.push_back(std::stoll(a));
+    else if (a == "--until" && k + 1 < argc) until = argv[++k];
+    else if (positive(a.c_str())) sizes.push_back(positive(a.c_str()));
+    else return a == "--help" || a == "-h" ? (usage(), 0) : usage();
   }
   if (sizes.empty()) sizes = {128, 256, 512};
   tbb::global_control limit(tbb::global_control::max_allowed_parallelism, static_cast<std::size_t>(threads));
@@ -118,6 +134,11 @@ int main(int argc, char** argv) {
   register_all(registry);
   const fs::path source(VP_SOURCE_DIR);
   const Config config = load_config(source / "configs" / "demo.yaml", registry);
+  if (!until.empty() && std::none_of(config.stages.begin(), config.stages.end(),
+                                     [&](const StageConfig& sc) { return sc.stage->name() == until; })) {
+    std::fprintf(stderr, "bench_pipeline: --until %s: no such stage in configs/demo.yaml\n", until.c_str());
+    return 2;
+  }
   phantom::PhantomJob job = phantom::load_phantom_spec((source / "data_samples" / "phantom_ct.yaml").string());
   const double pressure = 250;
   const fs::path scratch = fs::temp_directory_path() / ("bench_pipeline_" + std::to_string(::getpid()));
@@ -170,6 +191,7 @@ int main(int argc, char** argv) {
       total.wall += m.wall;
       total.cpu += m.cpu;
       total.peak_bytes = std::max(total.peak_bytes, m.peak_bytes);
+      if (sc.stage->name() == until) break;
     }
     print_row("all stages", n, total);
     totals.push_back({n, total});
