@@ -11,24 +11,11 @@
 #include <tbb/parallel_for.h>
 
 #include "core/error.h"
+#include "core/neighbourhood.h"
 #include "metrics/phase_fractions.h"
 
 namespace vp {
 namespace {
-
-constexpr std::array<std::array<int, 3>, 13> kSteps{{{1, 0, 0},
-                                                     {0, 1, 0},
-                                                     {0, 0, 1},
-                                                     {1, 1, 0},
-                                                     {1, -1, 0},
-                                                     {1, 0, 1},
-                                                     {1, 0, -1},
-                                                     {0, 1, 1},
-                                                     {0, 1, -1},
-                                                     {1, 1, 1},
-                                                     {1, 1, -1},
-                                                     {1, -1, 1},
-                                                     {-1, 1, 1}}};
 
 double step_length(const std::array<int, 3>& s, const Vec3& h) {
   return std::sqrt(std::pow(s[0] * h[0], 2) + std::pow(s[1] * h[1], 2) + std::pow(s[2] * h[2], 2));
@@ -73,11 +60,11 @@ namespace {
 
 CroftonDirections compute_crofton_directions(const Vec3& h) {
   CroftonDirections c;
-  c.step = kSteps;
+  c.step = kHalfNeighbourhood26;
   std::array<Vec3, 13> unit;
   for (int k = 0; k < 13; ++k) {
-    double len = step_length(kSteps[k], h);
-    for (int a = 0; a < 3; ++a) unit[k][a] = kSteps[k][a] * h[a] / len;
+    double len = step_length(kHalfNeighbourhood26[k], h);
+    for (int a = 0; a < 3; ++a) unit[k][a] = kHalfNeighbourhood26[k][a] * h[a] / len;
   }
   // Voronoi cell areas of the ± directions on the unit sphere, by a Fibonacci point set
   // (deterministic; 200 000 points give the weights to about 1e-5).
@@ -167,7 +154,8 @@ CroftonCrossings crofton_crossings(const Volume<std::uint8_t>& labels, const std
   using Counts = std::vector<std::int64_t>;
   tbb::combinable<Counts> counts([nn] { return Counts(13 * nn, 0); });
   std::array<index_t, 13> offset;
-  for (int k = 0; k < 13; ++k) offset[k] = kSteps[k][0] + d.x * (kSteps[k][1] + d.y * kSteps[k][2]);
+  for (int k = 0; k < 13; ++k)
+    offset[k] = kHalfNeighbourhood26[k][0] + d.x * (kHalfNeighbourhood26[k][1] + d.y * kHalfNeighbourhood26[k][2]);
   tbb::parallel_for(tbb::blocked_range<index_t>(z_begin, z_end), [&](const tbb::blocked_range<index_t>& r) {
     Counts& c = counts.local();
     auto cross = [&](int k, std::uint8_t a, std::uint8_t b) {
@@ -187,7 +175,7 @@ CroftonCrossings crofton_crossings(const Volume<std::uint8_t>& labels, const std
             continue;
           }
           for (int k = 0; k < 13; ++k) {
-            const auto& st = kSteps[k];
+            const auto& st = kHalfNeighbourhood26[k];
             const index_t nx = x + st[0], ny = y + st[1], nz = z + st[2];
             if (nx < 0 || ny < 0 || nz < 0 || nx >= d.x || ny >= d.y || nz >= d.z) continue;
             if (l[i + offset[k]] != a) cross(k, a, l[i + offset[k]]);

@@ -6,6 +6,7 @@
 #include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
 
+#include "core/neighbourhood.h"
 #include "filters/segment/cleanup.h"
 #include "filters/segment/particles.h"
 #include "metrics/cracks/shape.h"
@@ -14,21 +15,6 @@
 namespace vp {
 
 namespace {
-
-// The 13 grid directions of a 26-neighbourhood, one of each ± pair.
-constexpr std::array<std::array<int, 3>, 13> kDirections{{{1, 0, 0},
-                                                          {0, 1, 0},
-                                                          {0, 0, 1},
-                                                          {1, 1, 0},
-                                                          {1, -1, 0},
-                                                          {1, 0, 1},
-                                                          {1, 0, -1},
-                                                          {0, 1, 1},
-                                                          {0, 1, -1},
-                                                          {1, 1, 1},
-                                                          {1, 1, -1},
-                                                          {1, -1, 1},
-                                                          {1, -1, -1}}};
 
 // Grey noise σ of the host: the clipped RMS deviation from the median of host voxels whose six
 // face neighbours at one and two voxels are host too (inside a particle, off its blurred rim).
@@ -75,7 +61,7 @@ std::uint32_t walling_particle(const Volume<std::uint8_t>& labels, const Volume<
   // opening, then the deepest dip.
   std::uint32_t best = 0;
   double best_opening = 1e30, best_dip = 0;
-  for (const auto& dir : kDirections) {
+  for (const auto& dir : kHalfNeighbourhood26) {
     int first[2] = {0, 0};  // per side: distance of the first host voxel
     double wall[2] = {0, 0};
     bool ok = true;
