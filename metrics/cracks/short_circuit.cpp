@@ -59,8 +59,6 @@ struct Forest {
   }
 };
 
-// The widest face-to-face path along the axis: add percolating voxels in decreasing radius
-// until the two faces join; the voxel that joins them sets the bottleneck.
 // Per component: touches the low face (bit 1) and/or the high face (bit 2) of the axis.
 std::vector<std::uint8_t> faces_touched(const Clusters& components, int axis) {
   const Volume<std::uint32_t>& ids = components.ids;
@@ -82,6 +80,8 @@ std::vector<std::uint8_t> faces_touched(const Clusters& components, int axis) {
   return touched;
 }
 
+// The widest face-to-face path along the axis: add percolating voxels in decreasing radius
+// until the two faces join; the voxel that joins them sets the bottleneck.
 template <class Link>
 void widest_path(const Volume<std::uint8_t>& network, const Clusters& components,
                  const std::vector<std::uint8_t>& touched, const std::vector<Ranked>& ranked, int connectivity,
