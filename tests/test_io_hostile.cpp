@@ -145,8 +145,9 @@ TEST(HostileItk, NrrdSizesBeyondTheDataAreRefusedBeforeAllocating) {
   expect_refused(dir / "wrap.nrrd", {});
   // fuzz_nrrd (CI smoke, 89 369 executions): a detached data file with a space that is no file
   // pattern let only the voxel cap apply; our volume (> 1 GiB) was allocated before ITK failed.
+  // Why the cap passed: ITK read sizes 266666666666666 x 2 x 2 in 32 bits (2948770472 voxels).
   expect_refused(fs::path(VP_SOURCE_DIR) / "tests" / "data" / "fuzz_nrrd_datafile_not_a_pattern.nrrd",
-                 {"data file", "FORMAT MIN MAX STEP"});
+                 {"NRRD sizes", "ITK's reader reads 2948770472"});
   // fuzz_nrrd (220 886 executions): a size beyond 64 bits, which teem read as another number and
   // calloc'ed ~4.6e18 bytes for while parsing the header (ASan: allocation-size-too-big).
   expect_refused(fs::path(VP_SOURCE_DIR) / "tests" / "data" / "fuzz_nrrd_sizes_beyond_64_bits.nrrd",
@@ -169,6 +170,26 @@ TEST(HostileItk, NrrdFieldsAreCheckedInWhateverCaseTeemAccepts) {
   write_bytes(dir / "bz.nrrd", "NRRD0004\ntype: uint8\ndimension: 3\nsizes: 1000 1000 100\nencoding: bzip2\n\n" +
                                    std::string(10000, 'x'));
   expect_refused(dir / "bz.nrrd", {"NRRD encoding 'bzip2'", "raw, gzip, hex or text"});
+}
+
+TEST(HostileItk, NrrdSizesItkCannotHoldAndSliceListsAreRefused) {
+  // ITK 5.2 keeps NRRD sizes in 32 bits: 2^32 + 1 reached us as 1 voxel, and teem then read
+  // (and allocated) the header's own 4 GiB.
+  const fs::path dir = scratch("nrrd32");
+  write_bytes(dir / "wrap32.nrrd",
+              "NRRD0004\ntype: uint8\ndimension: 3\nsizes: 4294967297 1 1\nencoding: raw\n\n" + std::string(64, '\0'));
+  expect_refused(dir / "wrap32.nrrd", {"NRRD sizes '4294967297 1 1'", "ITK's reader reads 1"});
+  // fuzz_nrrd (CI smoke, 326 611 executions, OOM): 161 bytes whose 'datafile: LIST...' let only
+  // the voxel cap apply, with sizes ITK read as 3786943146 x 2 x 2 — voxpress info allocated 15 GB.
+  expect_refused(fs::path(VP_SOURCE_DIR) / "tests" / "data" / "fuzz_nrrd_list_allocates.nrrd", {});
+  // A list of slice files, well-formed: refused like MHA's (one data file is read and hashed).
+  write_bytes(dir / "s0.raw", std::string(16, '\0'));
+  write_bytes(dir / "list.nhdr",
+              "NRRD0004\ntype: uint8\ndimension: 3\nsizes: 4 4 1\nencoding: raw\ndata file: LIST\ns0.raw\n");
+  expect_refused(dir / "list.nhdr", {"data file 'LIST'", "several slice files"});
+  write_bytes(dir / "pattern.nhdr",
+              "NRRD0004\ntype: uint8\ndimension: 3\nsizes: 4 4 1\nencoding: raw\ndata file: s%d.raw 0 0 1\n");
+  expect_refused(dir / "pattern.nhdr", {"data file 's%d.raw 0 0 1'", "several slice files"});
 }
 
 TEST(HostileItk, MetaImageDimSizeBeyondTheDataIsRefused) {
