@@ -188,10 +188,11 @@ double trilinear(const Volume<float>& v, double px, double py, double pz) {
 // gradient of the smoothed grey, the profile falls below the middle class's lower midpoint on
 // one side and rises above its upper midpoint on the other within 1.25 σ_tot each way (σ_tot:
 // PSF ⊕ smoothing), which a blurred step does and a resolved middle layer does not. Samples at
-// 0.25–1.25 σ_tot both ways, trilinear; min_slope is the pore|AM-type edge's peak slope. A reach of 1 σ_tot leaves the
-// outer third of the blend at middle grey; 1.5–2 σ_tot eats SE layers 3–4 voxels thick (96³ seed 1 SNR 8 σ 1.5, 50 MPa:
-// contact −0.09 / −0.13 against −0.02 at 1.25). Returns the {darker, brighter} end classes, or
-// {-1, -1}.
+// 0.25–1.25 σ_tot both ways, trilinear; min_slope is the least gradient a bridged voxel has
+// (kBridgeSlope × the pore|AM-type edge's peak slope). A reach of 1 σ_tot leaves the outer third
+// of the blend at middle grey; 1.5–2 σ_tot eats SE layers 3–4 voxels thick (96³ seed 1 SNR 8
+// σ 1.5, 50 MPa: contact −0.09 / −0.13 against −0.02 at 1.25). Returns the {darker, brighter}
+// end classes, or {-1, -1}.
 std::pair<int, int> bridged_middle_class(const Volume<float>& gs, index_t x, index_t y, index_t z, int m,
                                          const std::vector<double>& cut, double sigma_tot, double min_slope) {
   const Dims d = gs.dims();
@@ -203,9 +204,9 @@ std::pair<int, int> bridged_middle_class(const Volume<float>& gs, index_t x, ind
                  (gs(x, y, zp) - gs(x, y, zm)) / std::max<index_t>(zp - zm, 1)};
   const double len = std::sqrt(n[0] * n[0] + n[1] * n[1] + n[2] * n[2]);
   if (!(len > 0)) return {-1, -1};
-  // Steep as a blurred darker|brighter step at middle grey (≥ 0.8 of its peak slope there); a
-  // thin middle layer between them is shallower.
-  if (len < kBridgeSlope * min_slope) return {-1, -1};
+  // Steep as a blurred darker|brighter step at middle grey; a thin middle layer between them is
+  // shallower.
+  if (len < min_slope) return {-1, -1};
   for (double& c : n) c /= len;
   double low = std::numeric_limits<double>::max(), high = std::numeric_limits<double>::lowest();
   for (double f : {0.25, 0.5, 0.75, 1.0, 1.25}) {
@@ -367,8 +368,11 @@ PartialVolumeResult partial_volume_segmentation(const Volume<float>& grey, const
   out.labels = grey.like<std::uint8_t>(d);
   std::vector<SliceStats> stats(static_cast<std::size_t>(d.z));
   const unsigned all = (1u << k) - 1;
-  std::vector<double> centre_cut;
+  std::vector<double> centre_cut, bridge_slope(static_cast<std::size_t>(k), 0.0);
   for (int c = 0; c + 1 < k; ++c) centre_cut.push_back(0.5 * (centre[c] + centre[c + 1]));
+  // Per middle class: the least slope of a bridged voxel (bridged_middle_class).
+  for (int c = 1; c + 1 < k; ++c)
+    bridge_slope[c] = kBridgeSlope * ((centre[c + 1] - centre[c - 1]) / (kSqrt2Pi * slope_sigma));
   const double valley_depth = mu_fit[1] - 0.25 * (mu_fit[1] - mu_fit[0]);
   const double valley_curvature = 0.05 * (mu_fit[1] - mu_fit[0]);
   tbb::parallel_for(index_t{0}, d.z, [&](index_t z) {
@@ -391,8 +395,7 @@ PartialVolumeResult partial_volume_segmentation(const Volume<float>& grey, const
         // middle phase; labelled by their midpoint and unmixed with them.
         std::pair<int, int> bridge{-1, -1};
         if (free_best > 0 && free_best < k - 1) {
-          bridge = bridged_middle_class(gs, x, y, z, free_best, centre_cut, slope_sigma,
-                                        (centre[free_best + 1] - centre[free_best - 1]) / (kSqrt2Pi * slope_sigma));
+          bridge = bridged_middle_class(gs, x, y, z, free_best, centre_cut, slope_sigma, bridge_slope[free_best]);
           if (bridge.first >= 0) {
             const int to = gv <= 0.5 * (centre[bridge.first] + centre[bridge.second]) ? bridge.first : bridge.second;
             if (best == free_best) ++st.rim;
