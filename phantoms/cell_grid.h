@@ -1,10 +1,16 @@
-// A uniform grid of cells, each listing the bodies whose (expanded) bounding box overlaps it:
+// Uniform grids of cells, each listing the bodies whose (expanded) bounding box overlaps it:
 // point queries then visit only nearby bodies. Internal to phantoms/.
+//   CellGrid        grows body by body (placement asks it between insertions);
+//   PackedCellGrid  built once from every body's box, the lists packed end to end (one offset per
+//                   cell): at 256³ the SE grid's half a million cells took 81 MB as a vector per
+//                   cell, mostly headers, allocator slack and growth.
 #pragma once
 
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstddef>
+#include <span>
 #include <vector>
 
 #include <tbb/parallel_for.h>
@@ -13,38 +19,25 @@
 
 namespace vp::phantom {
 
-class CellGrid {
+// The cell layout both grids share: which cell a point falls in, which cells a box covers.
+class CellLayout {
  public:
-  CellGrid() = default;
-  CellGrid(const Vec3& lo, const Vec3& hi, double cell) : lo_(lo), cell_(cell) {
+  CellLayout() = default;
+  CellLayout(const Vec3& lo, const Vec3& hi, double cell) : lo_(lo), cell_(cell) {
     for (int a = 0; a < 3; ++a) n_[a] = std::max(1, static_cast<int>(std::ceil((hi[a] - lo[a]) / cell)));
-    cells_.resize(static_cast<std::size_t>(n_[0]) * n_[1] * n_[2]);
   }
 
-  void insert(int id, const Vec3& bb_lo, const Vec3& bb_hi) {
-    const std::array<int, 6> s = span(bb_lo, bb_hi);
-    for (int k = s[4]; k <= s[5]; ++k) insert_layer(id, s, k);
-  }
+  std::size_t cell_count() const { return static_cast<std::size_t>(n_[0]) * n_[1] * n_[2]; }
+  int layers() const { return n_[2]; }
 
-  // insert(i, lo[i], hi[i]) for i = 0 … n − 1, one z layer of cells per task: every cell lists
-  // its bodies in the same order as those calls would.
-  void insert_all(const std::vector<Vec3>& bb_lo, const std::vector<Vec3>& bb_hi) {
-    std::vector<std::array<int, 6>> spans(bb_lo.size());
-    for (std::size_t i = 0; i < bb_lo.size(); ++i) spans[i] = span(bb_lo[i], bb_hi[i]);
-    tbb::parallel_for(0, n_[2], [&](int k) {
-      for (std::size_t i = 0; i < spans.size(); ++i)
-        if (spans[i][4] <= k && k <= spans[i][5]) insert_layer(static_cast<int>(i), spans[i], k);
-    });
-  }
-
-  // Bodies near p (points outside the grid see the nearest border cell).
-  const std::vector<int>& at(const Vec3& p) const {
+  // The cell of p (points outside the grid see the nearest border cell).
+  std::size_t cell_of(const Vec3& p) const {
     int c[3];
     for (int a = 0; a < 3; ++a) c[a] = std::clamp(static_cast<int>(std::floor((p[a] - lo_[a]) / cell_)), 0, n_[a] - 1);
-    return cells_[(static_cast<std::size_t>(c[2]) * n_[1] + c[1]) * n_[0] + c[0]];
+    return index(c[0], c[1], c[2]);
   }
+  std::size_t index(int i, int j, int k) const { return (static_cast<std::size_t>(k) * n_[1] + j) * n_[0] + i; }
 
- private:
   // The cell index ranges [x0, x1, y0, y1, z0, z1] a bounding box covers.
   std::array<int, 6> span(const Vec3& bb_lo, const Vec3& bb_hi) const {
     std::array<int, 6> s;
@@ -54,15 +47,75 @@ class CellGrid {
     }
     return s;
   }
-  void insert_layer(int id, const std::array<int, 6>& s, int k) {
-    for (int j = s[2]; j <= s[3]; ++j)
-      for (int i = s[0]; i <= s[1]; ++i) cells_[(static_cast<std::size_t>(k) * n_[1] + j) * n_[0] + i].push_back(id);
-  }
 
+ private:
   Vec3 lo_{0, 0, 0};
   double cell_ = 1;
   int n_[3] = {1, 1, 1};
+};
+
+class CellGrid {
+ public:
+  CellGrid() = default;
+  CellGrid(const Vec3& lo, const Vec3& hi, double cell) : layout_(lo, hi, cell), cells_(layout_.cell_count()) {}
+
+  void insert(int id, const Vec3& bb_lo, const Vec3& bb_hi) {
+    const std::array<int, 6> s = layout_.span(bb_lo, bb_hi);
+    for (int k = s[4]; k <= s[5]; ++k)
+      for (int j = s[2]; j <= s[3]; ++j)
+        for (int i = s[0]; i <= s[1]; ++i) cells_[layout_.index(i, j, k)].push_back(id);
+  }
+
+  // Bodies near p, in the order they were inserted.
+  std::span<const int> at(const Vec3& p) const { return cells_[layout_.cell_of(p)]; }
+
+ private:
+  CellLayout layout_;
   std::vector<std::vector<int>> cells_;
+};
+
+class PackedCellGrid {
+ public:
+  PackedCellGrid() = default;
+  // Body i's box is [bb_lo[i], bb_hi[i]]; every cell lists its bodies in increasing i, as
+  // CellGrid::insert(i, …) for i = 0 … n − 1 would. One z layer of cells per task, twice: count,
+  // then fill.
+  PackedCellGrid(const Vec3& lo, const Vec3& hi, double cell, const std::vector<Vec3>& bb_lo,
+                 const std::vector<Vec3>& bb_hi)
+      : layout_(lo, hi, cell), start_(layout_.cell_count() + 1, 0) {
+    std::vector<std::array<int, 6>> spans(bb_lo.size());
+    for (std::size_t i = 0; i < bb_lo.size(); ++i) spans[i] = layout_.span(bb_lo[i], bb_hi[i]);
+    auto each_cell_of_layer = [&](int k, auto&& visit) {
+      for (std::size_t i = 0; i < spans.size(); ++i) {
+        const std::array<int, 6>& s = spans[i];
+        if (!(s[4] <= k && k <= s[5])) continue;
+        for (int y = s[2]; y <= s[3]; ++y)
+          for (int x = s[0]; x <= s[1]; ++x) visit(layout_.index(x, y, k), static_cast<int>(i));
+      }
+    };
+    // Counts land one cell ahead, so the prefix sum turns them into each cell's start.
+    tbb::parallel_for(0, layout_.layers(), [&](int k) { each_cell_of_layer(k, [&](std::size_t c, int) { ++start_[c + 1]; }); });
+    for (std::size_t c = 1; c < start_.size(); ++c) start_[c] += start_[c - 1];
+    ids_.resize(start_.back());
+    tbb::parallel_for(0, layout_.layers(), [&](int k) {
+      std::vector<std::size_t> next(start_.begin() + static_cast<std::ptrdiff_t>(layout_.index(0, 0, k)),
+                                    start_.begin() + static_cast<std::ptrdiff_t>(layout_.index(0, 0, k + 1)));
+      const std::size_t first = layout_.index(0, 0, k);
+      each_cell_of_layer(k, [&](std::size_t c, int id) { ids_[next[c - first]++] = id; });
+    });
+  }
+
+  // The cell of p, and the bodies listed in a cell: a row walk asks for them only when the cell changes.
+  std::size_t cell_of(const Vec3& p) const { return layout_.cell_of(p); }
+  std::span<const int> bodies(std::size_t cell) const {
+    return {ids_.data() + start_[cell], ids_.data() + start_[cell + 1]};
+  }
+  std::span<const int> at(const Vec3& p) const { return bodies(cell_of(p)); }
+
+ private:
+  CellLayout layout_;
+  std::vector<std::size_t> start_;  // cell c lists ids_[start_[c], start_[c + 1])
+  std::vector<int> ids_;
 };
 
 }  // namespace vp::phantom
