@@ -94,7 +94,8 @@ class PackedCellGrid {
       }
     };
     // Counts land one cell ahead, so the prefix sum turns them into each cell's start.
-    tbb::parallel_for(0, layout_.layers(), [&](int k) { each_cell_of_layer(k, [&](std::size_t c, int) { ++start_[c + 1]; }); });
+    tbb::parallel_for(0, layout_.layers(),
+                      [&](int k) { each_cell_of_layer(k, [&](std::size_t c, int) { ++start_[c + 1]; }); });
     for (std::size_t c = 1; c < start_.size(); ++c) start_[c] += start_[c - 1];
     ids_.resize(start_.back());
     tbb::parallel_for(0, layout_.layers(), [&](int k) {

@@ -554,6 +554,14 @@ struct Level {
 // full-volume fields.
 struct OpenVoxels {
   std::vector<std::vector<Level>> free, slab;
+  // The crack voxels of each plane (AM crack and SE slab voxels, in x-fastest order): the crack
+  // id volume is written from them once the levels and surface samples are gone (4 B/voxel less
+  // at the peak).
+  struct CrackVoxel {
+    index_t offset;  // in the plane
+    std::uint32_t id;
+  };
+  std::vector<std::vector<CrackVoxel>> cracks;
   std::int64_t free_count = 0;
   std::int64_t fixed_pore = 0;  // AM crack voxels + SE slab voxels: pore whatever δ is
 };
@@ -562,15 +570,16 @@ struct OpenVoxels {
 constexpr std::uint8_t kUndecidedFree = 255, kUndecidedSlab = 254;
 
 // Samples the fields at every voxel centre, one z plane per task. AM and binder voxels get their
-// final label, particle and crack ids (their SE distance decides nothing, so it is not sampled);
-// the others a provisional label, the nearest SE particle's id and their SE slab's id, and their
-// levels in the returned OpenVoxels.
+// final label and particle id (their SE distance decides nothing, so it is not sampled); the
+// others a provisional label and the nearest SE particle's id. The levels of the open voxels and
+// every crack voxel's id are returned in OpenVoxels.
 OpenVoxels sample_voxels(const PressedState& st, const ParticleSet& set, Phantom& out) {
   const Dims d = st.box().dims;
   const auto n_am = static_cast<std::uint32_t>(set.am.size()), n_se = static_cast<std::uint32_t>(set.se.size());
   OpenVoxels open;
   open.free.resize(static_cast<std::size_t>(d.z));
   open.slab.resize(static_cast<std::size_t>(d.z));
+  open.cracks.resize(static_cast<std::size_t>(d.z));
   std::vector<std::int64_t> fixed_pore(static_cast<std::size_t>(d.z), 0);
   // A plane's levels are gathered in per-thread scratch and kept at their exact size: grown by
   // push_back, the kept vectors held up to twice their levels (134 MB for 74 MB at 256³).
@@ -579,6 +588,7 @@ OpenVoxels sample_voxels(const PressedState& st, const ParticleSet& set, Phantom
     auto& [free, slab] = scratch.local();
     free.clear();
     slab.clear();
+    std::vector<OpenVoxels::CrackVoxel>& cracks = open.cracks[static_cast<std::size_t>(z)];
     std::int64_t pore = 0;
     PressedState::RowCandidates am_row, se_row;
     for (index_t y = 0; y < d.y; ++y) {
@@ -614,7 +624,7 @@ OpenVoxels sample_voxels(const PressedState& st, const ParticleSet& set, Phantom
         }
         out.labels[i] = label;
         out.particles[i] = particle;
-        out.cracks[i] = crack;
+        if (crack) cracks.push_back({x + d.x * y, crack});
       }
     }
     open.free[static_cast<std::size_t>(z)].assign(free.begin(), free.end());
@@ -823,13 +833,20 @@ double steer_contact_weight(const CompositeSpec& spec, double pressure_MPa, cons
 
 // Settles the voxels sample_voxels left open, one z plane per task: a free voxel is SE where
 // f_se − w·g ≤ δ (else pore, no particle id); a slab voxel is pore, keeping its crack id only
-// where it would be SE.
-void settle_open_voxels(const OpenVoxels& open, double w, double delta, Phantom& out) {
+// where it would be SE (the id is cleared in open.cracks).
+void settle_open_voxels(OpenVoxels& open, double w, double delta, Phantom& out) {
   const Dims d = out.labels.dims();
   tbb::parallel_for(index_t{0}, d.z, [&](index_t z) {
-    const Level* free = open.free[static_cast<std::size_t>(z)].data();
+    const index_t plane = d.x * d.y * z;
+    // The slab voxels' levels and their crack entries are in the same (x-fastest) order.
     const Level* slab = open.slab[static_cast<std::size_t>(z)].data();
-    for (index_t i = d.x * d.y * z, end = i + d.x * d.y; i < end; ++i) {
+    for (OpenVoxels::CrackVoxel& c : open.cracks[static_cast<std::size_t>(z)])
+      if (out.labels[plane + c.offset] == kUndecidedSlab) {
+        const Level lv = *slab++;
+        if (!(lv.f_se - w * lv.g <= delta)) c.id = 0;
+      }
+    const Level* free = open.free[static_cast<std::size_t>(z)].data();
+    for (index_t i = plane, end = i + d.x * d.y; i < end; ++i) {
       const std::uint8_t label = out.labels[i];
       if (label == kUndecidedFree) {
         const Level lv = *free++;
@@ -840,12 +857,20 @@ void settle_open_voxels(const OpenVoxels& open, double w, double delta, Phantom&
           out.particles[i] = 0;
         }
       } else if (label == kUndecidedSlab) {
-        const Level lv = *slab++;
         out.labels[i] = kPore;
-        if (!(lv.f_se - w * lv.g <= delta)) out.cracks[i] = 0;
       }
     }
   });
+}
+
+// The crack id volume from the settled crack voxels.
+Volume<std::uint32_t> crack_ids(const OpenVoxels& open, const Dims& dims, const Vec3& spacing_um) {
+  Volume<std::uint32_t> ids(dims, spacing_um);
+  tbb::parallel_for(index_t{0}, dims.z, [&](index_t z) {
+    for (const OpenVoxels::CrackVoxel& c : open.cracks[static_cast<std::size_t>(z)])
+      ids[dims.x * dims.y * z + c.offset] = c.id;
+  });
+  return ids;
 }
 
 // One truth row per AM particle in view (exact volume and surface, voxels counted), and the SE /
@@ -942,7 +967,6 @@ Phantom generate_composite(const CompositeSpec& spec, double pressure_MPa) {
   Phantom out;
   out.labels = LabelVolume(Volume<std::uint8_t>(spec.dims, spec.spacing_um), phase_table(spec.binder_fraction > 0));
   out.particles = Volume<std::uint32_t>(spec.dims, spec.spacing_um);
-  out.cracks = Volume<std::uint32_t>(spec.dims, spec.spacing_um);
   OpenVoxels open = sample_voxels(st, set, out);
 
   // Porosity: Heckel's (or the fixed pore fraction), exactly to one voxel, cracks included.
@@ -952,15 +976,19 @@ Phantom generate_composite(const CompositeSpec& spec, double pressure_MPa) {
   // AM surface samples and crack walls depend on the geometry only; then the contact weight w
   // and the level δ that gives the porosity.
   const std::vector<int> in_view = am_in_view(st, set);
-  const SurfaceSamples surface = sample_am_surfaces(st, set, in_view, spec.contact_samples_per_voxel_face);
+  SurfaceSamples surface = sample_am_surfaces(st, set, in_view, spec.contact_samples_per_voxel_face);
   const double step = std::min({spec.spacing_um[0], spec.spacing_um[1], spec.spacing_um[2]}) / 8;
   const AmCrackAreas am_cracks = measure_am_cracks(st, set, step);
   const double w = steer_contact_weight(spec, pressure_MPa, open, surface, am_cracks.walls, pore_wanted);
   const double delta = solve_delta(open, w, pore_wanted);
   settle_open_voxels(open, w, delta, out);
+  GroundTruth& t = out.truth;
+  add_interface_truth(spec, surface, am_cracks.walls, w, delta, t);
+  surface = SurfaceSamples();
+  open.free.clear(), open.slab.clear();  // the levels are settled
+  out.cracks = crack_ids(open, spec.dims, spec.spacing_um);
   open = OpenVoxels();
 
-  GroundTruth& t = out.truth;
   t.generator = "composite";
   t.pressure_MPa = pressure_MPa;
   t.seed = spec.seed;
@@ -977,7 +1005,6 @@ Phantom generate_composite(const CompositeSpec& spec, double pressure_MPa) {
                                       : nlohmann::json(nullptr)}};
   add_particle_truth(spec, st, set, in_view, out);
   add_crack_truth(spec, st, set, am_cracks, step, w, delta, out);
-  add_interface_truth(spec, surface, am_cracks.walls, w, delta, t);
   return out;
 }
 
