@@ -16,7 +16,11 @@
 //   --pressures P,... only these pressures (MPa; Heckel k needs at least two); --snr S,... and
 //   --blur B,... only these SNRs and PSF σ (after --full, which sets them).
 //   --realistic images with the realistic option (poisson noise, 8 % cup, ± 4 % grain texture).
+//   --series-end-members: per seed and imaging cell, the lowest pressure's scan is segmented on its own
+//   and its `segment --json` is the reference (`--end-members`) for every other pressure, as in a
+//   pressure series calibrated on its low-pressure scan; a last table counts drift warnings.
 // Timings are not asserted; this is a measurement, not a test.
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cmath>
@@ -55,6 +59,7 @@ struct Settings {
   std::string voxpress = "./voxpress";
   std::string series;
   bool deconvolve = true;
+  bool series_end_members = false;
 };
 
 struct Case {
@@ -70,6 +75,7 @@ struct Case {
   std::string psf_source;
   // multi-Otsu (k = 3) on the same scan: what a user gets without auto.
   double porosity_mo = NAN, contact_mo = NAN, pore_dice_mo = NAN;
+  int drift_warnings = 0;  // --series-end-members: warnings that the scan's own fit disagrees with the reference
 };
 
 Volume<float> as_float(const Volume<std::uint16_t>& g16) {
@@ -99,9 +105,11 @@ std::string run_capture(const std::string& command, int& rc) {
 
 double number_or_nan(const nlohmann::json& j) { return j.is_number() ? j.get<double>() : NAN; }
 
-// Segments `grey_path` through the CLI and fills the auto-derived fields of `c`.
+// Segments `grey_path` through the CLI (with `--end-members reference` when given) and fills the
+// auto-derived fields of `c`; the JSON goes to `json_out` when given.
 void measure(const std::string& grey_path, const Volume<float>& grey, const LabelVolume& truth,
-             const std::vector<double>& pure_levels, const Settings& s, Case& c) {
+             const std::vector<double>& pure_levels, const Settings& s, Case& c, const std::string& reference = "",
+             const std::string& json_out = "") {
   {
     LabelVolume mo;
     static_cast<Volume<std::uint8_t>&>(mo) = apply_thresholds(grey, otsu_thresholds(histogram(grey, 256), 3));
@@ -114,16 +122,25 @@ void measure(const std::string& grey_path, const Volume<float>& grey, const Labe
   }
   const fs::path labels_path = fs::path(grey_path).replace_extension(".labels.tif");
   int rc = 0;
+  // stderr apart: with reference end members the warnings reach it beside the JSON.
+  const std::string err_path = labels_path.string() + ".stderr";
   const std::string out = run_capture(s.voxpress + " segment " + grey_path + " --out " + labels_path.string() +
-                                          " --method auto --classes 3 --json 2>&1",
+                                          " --method auto --classes 3 --json" +
+                                          (reference.empty() ? "" : " --end-members " + reference) + " 2>" + err_path,
                                       rc);
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(out);
   } catch (...) {
-    c.error = "exit " + std::to_string(rc) + ": " + out.substr(0, 160);
+    std::stringstream err;
+    err << std::ifstream(err_path).rdbuf();
+    c.error = "exit " + std::to_string(rc) + ": " + (out + err.str()).substr(0, 160);
     return;
   }
+  if (!json_out.empty()) std::ofstream(json_out) << out;
+  if (j.contains("warnings") && j["warnings"].is_array())
+    for (const auto& w : j["warnings"])
+      c.drift_warnings += w.is_string() && w.get<std::string>().find("drifted") != std::string::npos;
   ReadOptions ro;
   ro.path = labels_path.string();
   LabelVolume labels;
@@ -260,6 +277,7 @@ int main(int argc, char** argv) {
       for (std::uint64_t k = 1; k <= std::stoull(argv[i + 1]); ++k) s.seeds.push_back(k);
       ++i;
     } else if (a == "--no-deconvolve") s.deconvolve = false;
+    else if (a == "--series-end-members") s.series_end_members = true;
     else if ((a == "--pressures" || a == "--snr" || a == "--blur") && i + 1 < argc) {
       // A subset (comma-separated), e.g. --pressures 250 for the deconvolution target, --blur 1.5.
       std::vector<double>& values = a == "--pressures" ? s.pressures : a == "--snr" ? s.snrs : s.blurs;
@@ -269,7 +287,8 @@ int main(int argc, char** argv) {
     } else {
       std::fprintf(stderr,
                    "usage: bench_segment_fidelity [--full] [--realistic] [--size N] [--voxpress PATH] [--series DIR] "
-                   "[--seeds N] [--no-deconvolve] [--pressures P,...] [--snr S,...] [--blur B,...]\n");
+                   "[--seeds N] [--no-deconvolve] [--pressures P,...] [--snr S,...] [--blur B,...] "
+                   "[--series-end-members]\n");
       return 2;
     }
   }
@@ -279,6 +298,12 @@ int main(int argc, char** argv) {
               static_cast<long long>(s.size), s.seeds.size(),
               s.realistic ? "realistic (poisson, cup 0.08, grain ±0.04)" : "default (gaussian)", s.voxpress.c_str());
 
+  std::sort(s.pressures.begin(), s.pressures.end());  // --series-end-members: the lowest pressure is the reference
+  if (s.series_end_members)
+    std::printf(
+        "End members: each cell's %g MPa scan segmented on its own, its segment --json the reference "
+        "(--end-members) of the other pressures\n\n",
+        s.pressures.front());
   std::vector<Case> cases;
   std::map<std::uint64_t, double> generator_k;
   for (std::uint64_t seed : s.seeds)
@@ -309,7 +334,18 @@ int main(int argc, char** argv) {
           const auto g16 = phantom::ct_image(ph, im);
           const std::string path = (tmp / "grey.tif").string();
           write_volume(g16, path);
-          measure(path, as_float(g16), ph.labels, {}, s, c);
+          // The reference of this seed and imaging cell: its lowest-pressure scan's segment --json.
+          char ref_name[96];
+          std::snprintf(ref_name, sizeof ref_name, "reference_s%llu_snr%g_blur%g.json",
+                        static_cast<unsigned long long>(seed), snr, blur);
+          const std::string reference = (tmp / ref_name).string();
+          const bool is_reference = pressure == s.pressures.front();
+          if (s.series_end_members && !is_reference && !fs::exists(reference)) {
+            c.error = "reference scan refused";
+          } else {
+            measure(path, as_float(g16), ph.labels, {}, s, c, s.series_end_members && !is_reference ? reference : "",
+                    s.series_end_members && is_reference ? reference : "");
+          }
           cases.push_back(c);
           std::fprintf(stderr, "seed %llu P %g snr %g blur %g: %s\n", static_cast<unsigned long long>(seed), pressure,
                        snr, blur, c.ok ? "ok" : c.error.c_str());
@@ -441,6 +477,19 @@ int main(int argc, char** argv) {
     if (p.size() >= 2)
       std::printf("\nBundled series: Heckel k from porosity_pv %.5f MPa⁻¹ vs generator %.5f (%+.1f %%)\n",
                   heckel_k(p, phi), k_gen, 100 * (heckel_k(p, phi) / k_gen - 1));
+  }
+
+  // ---- drift warnings with reference end members
+  if (s.series_end_members) {
+    std::printf("\n| SNR | blur σ | P MPa | drift warnings (cases with one / segmented) |\n|---|---|---|---|\n");
+    for (double snr : s.snrs)
+      for (double blur : s.blurs)
+        for (double pressure : s.pressures) {
+          int warned = 0, n = 0;
+          for (const Case& c : cases)
+            if (c.snr == snr && c.blur == blur && c.pressure == pressure && c.ok) ++n, warned += c.drift_warnings > 0;
+          std::printf("| %g | %g | %g | %d/%d |\n", snr, blur, pressure, warned, n);
+        }
   }
 
   // ---- summary

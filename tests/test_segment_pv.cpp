@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <random>
 
 #include <nlohmann/json.hpp>
@@ -401,4 +402,124 @@ TEST(PartialVolume, LabellingUsesTheScansOwnPsf) {
   const double err_forced = forced.partial_volume->fraction_pv[0] - truth;
   EXPECT_LT(std::fabs(err), 0.5 * std::fabs(err_forced)) << "estimated PSF " << err << ", forced σ 1: " << err_forced;
   EXPECT_LT(std::fabs(err), 0.01);
+}
+
+// Reference end members (issue 11): a pressure series shares the beamline's imaging, and its
+// low-pressure scan has a clear pore peak. A 64³ composite at 370 MPa under SNR 5 and blur σ 1.5
+// has no pure pore voxels: auto refuses it alone (exit 2); with the 10 MPa scan's
+// `segment --json` as end members it segments with them. Measured: porosity_pv 0.0355 low
+// (truth 0.0300) with a half-width of 0.0335 — the 10 MPa scan's own end members are biased
+// (SE 18 300 for 22 000: its SE grains have no pure voxels), and even the exact grey levels read
+// 0.014 low here (docs/segmentation.md, "Reference end members"); the tolerance has that margin.
+TEST(PartialVolume, RefusedDenseScanSegmentsWithTheLowPressureScansEndMembers) {
+  const fs::path dir = fs::temp_directory_path() / ("vp_test_pv_ref_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const CompositeScan low = composite_scan(1, 10, 5, 1.5), dense = composite_scan(1, 370, 5, 1.5);
+  write_volume(low.grey, (dir / "p010.mha").string());
+  write_volume(dense.grey, (dir / "p370.mha").string());
+  const auto alone = vp::testing::run_voxpress("segment p370.mha --out l370.tif --json", dir);
+  EXPECT_EQ(alone.code, 2) << "the dense scan must be refused on its own: " << alone.out;
+  const auto reference = vp::testing::run_voxpress("segment p010.mha --out l010.tif --json", dir);
+  ASSERT_EQ(reference.code, 0) << reference.err;
+  std::ofstream(dir / "p010.json") << reference.out;
+  const auto r = vp::testing::run_voxpress("segment p370.mha --out l370.tif --json --end-members p010.json", dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  const auto ref = nlohmann::json::parse(reference.out);
+  EXPECT_EQ(j["end_members_source"], "p010.json");
+  EXPECT_EQ(ref["end_members_source"], "fit");
+  for (int c = 0; c < 3; ++c) {
+    EXPECT_EQ(j["classes"][c]["mean"], ref["classes"][c]["mean"]) << "end member " << c << " held fixed";
+    // The reference's uncertainty, widened where this scan's pure voxels disagree with it.
+    EXPECT_GE(j["fit"]["end_member_uncertainty"][c].get<double>(),
+              ref["fit"]["end_member_uncertainty"][c].get<double>())
+        << c;
+  }
+  const double truth = dense.phantom.truth.volume_fraction.at("pore");
+  const double pv = j["volume_fraction_pv"]["0"].get<double>(), ci = j["volume_fraction_pv_ci95"]["0"].get<double>();
+  EXPECT_NEAR(pv, truth, 0.05) << pv << " ± " << ci << ": porosity_pv with the 10 MPa end members";
+  EXPECT_GT(ci, 0.02) << "the interval carries the reference's uncertainty";
+
+  // The reference's uncertainty is in the interval: the same values given bare (exact) give a
+  // narrower one.
+  std::string bare;
+  for (int c = 0; c < 3; ++c) bare += (c ? "," : "") + ref["classes"][c]["mean"].dump();
+  const auto b = vp::testing::run_voxpress("segment p370.mha --out l370.tif --json --end-members " + bare, dir);
+  ASSERT_EQ(b.code, 0) << b.err;
+  const auto jb = nlohmann::json::parse(b.out);
+  EXPECT_EQ(jb["volume_fraction_pv"]["0"], j["volume_fraction_pv"]["0"]);
+  EXPECT_LT(jb["volume_fraction_pv_ci95"]["0"].get<double>(), ci);
+  fs::remove_all(dir);
+}
+
+// End members of another scan that this scan's own fit resolves far from them (grey-scale drift
+// between scans): a warning in `warnings` and on stderr, the segmentation still done with them.
+// The scan's own end members (its segment --json) raise none.
+TEST(PartialVolume, EndMembersFarFromTheScansOwnFitWarnOfDrift) {
+  const fs::path dir = fs::temp_directory_path() / ("vp_test_pv_drift_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const CompositeScan low = composite_scan(2, 10, 8, 1.0);
+  write_volume(low.grey, (dir / "p010.mha").string());
+  const auto reference = vp::testing::run_voxpress("segment p010.mha --out l.tif --json", dir);
+  ASSERT_EQ(reference.code, 0) << reference.err;
+  auto ref = nlohmann::json::parse(reference.out);
+  const double noise = ref["fit"]["noise_sigma"].get<double>();
+  std::ofstream(dir / "same.json") << ref.dump();
+  const auto same = vp::testing::run_voxpress("segment p010.mha --out l.tif --json --end-members same.json", dir);
+  ASSERT_EQ(same.code, 0) << same.err;
+  EXPECT_EQ(same.err.find("drifted"), std::string::npos) << "its own end members are no drift: " << same.err;
+  // The whole grey scale 3 noise σ brighter than the reference says.
+  for (auto& c : ref["classes"]) c["mean"] = c["mean"].get<double>() - 3 * noise;
+  std::ofstream(dir / "shifted.json") << ref.dump();
+  const auto r = vp::testing::run_voxpress("segment p010.mha --out l.tif --json --end-members shifted.json", dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  int drifted = 0;
+  for (const auto& w : j["warnings"]) drifted += w.get<std::string>().find("drifted") != std::string::npos;
+  // AM has a clear peak of its own; SE and pore at 10 MPa are mostly blend, their free means not compared.
+  EXPECT_GE(drifted, 1) << j["warnings"];
+  EXPECT_TRUE(j["fit"]["scan_fit_resolved"][2].get<bool>());
+  EXPECT_NE(r.err.find("end member 2: this scan's own fit puts it at"), std::string::npos) << r.err;
+  EXPECT_EQ(j["end_members_source"], "shifted.json");
+  fs::remove_all(dir);
+}
+
+// Bad end members exit 2 naming the key and what was expected.
+TEST(PartialVolume, BadEndMembersExitTwoNamingWhatWasExpected) {
+  const fs::path dir = fs::temp_directory_path() / ("vp_test_pv_badref_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const CompositeScan scan = composite_scan(1, 10, 8, 1.0, 32);
+  write_volume(scan.grey, (dir / "g.mha").string());
+  std::ofstream(dir / "info.json") << R"({"dims": [32, 32, 32]})";
+  std::ofstream(dir / "notjson.json") << "classes: [1, 2, 3]";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"--end-members 6000,43000", "gives 2 end members for 3 classes"},
+      {"--classes 2 --end-members 6000,22000,43000", "gives 3 end members for 2 classes"},
+      {"--end-members 22000,6000,43000", "end member 1 (6000) is not above end member 0 (22000)"},
+      {"--end-members info.json", "has no classes list"},
+      {"--end-members notjson.json", "is not JSON"},
+      {"--end-members missing.json", "'missing.json' is no list of numbers and no file"},
+      {"--method multi-otsu --end-members 6000,22000,43000", "end members are for method auto"},
+  };
+  for (const auto& [flags, expected] : cases) {
+    const auto r = vp::testing::run_voxpress("segment g.mha --out l.tif " + flags, dir);
+    EXPECT_EQ(r.code, 2) << flags << ": " << r.out << r.err;
+    EXPECT_NE(r.err.find("end_members"), std::string::npos) << flags << ": " << r.err;
+    EXPECT_NE(r.err.find(expected), std::string::npos) << flags << ": " << r.err;
+  }
+  // The YAML key, checked by validate with its line and column.
+  std::ofstream(dir / "cfg.yaml")
+      << "phases:\n"
+         "  - {name: pore, label: 0, role: pore}\n"
+         "  - {name: se, label: 1, role: electrolyte}\n"
+         "  - {name: am, label: 2, role: active}\n"
+         "samples:\n"
+         "  - {path: g.mha, pressure_MPa: 10, name: s}\n"
+         "stages:\n"
+         "  - {stage: segment, end_members: \"6000,43000\", phases: {0: pore, 1: se, 2: am}}\n";
+  const auto v = vp::testing::run_voxpress("validate cfg.yaml", dir);
+  EXPECT_EQ(v.code, 2) << v.out << v.err;
+  EXPECT_NE((v.out + v.err).find("cfg.yaml:8:"), std::string::npos) << v.out << v.err;
+  EXPECT_NE((v.out + v.err).find("stages[0].end_members"), std::string::npos) << v.out << v.err;
+  fs::remove_all(dir);
 }

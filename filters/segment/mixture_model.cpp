@@ -76,7 +76,9 @@ double quantile(const Histogram& h, double q) {
 
 // EM on the histogram. Pure phases update weight, mean and σ from their responsibilities;
 // interface populations update their weight (their shape follows the pure means and σ).
-void run_em(const Histogram& h, PartialVolumeMixture& m, int max_iterations, double min_sigma_floor, double max_sigma) {
+// hold_means: the means stay as given (reference end members); σ is then the spread about them.
+void run_em(const Histogram& h, PartialVolumeMixture& m, int max_iterations, double min_sigma_floor, double max_sigma,
+            bool hold_means = false) {
   const int k = m.classes();
   const std::size_t np = m.interfaces.size();
   const double bw = h.bin_width(), total = h.total();
@@ -112,8 +114,11 @@ void run_em(const Histogram& h, PartialVolumeMixture& m, int max_iterations, dou
     for (int j = 0; j < k; ++j) {
       if (w[j] <= 0) continue;
       m.weights[j] = w[j] / total;
-      m.means[j] = s[j] / w[j];
-      const double var = ss[j] / w[j] - m.means[j] * m.means[j] - bw * bw / 12;
+      if (!hold_means) m.means[j] = s[j] / w[j];
+      const double mean = s[j] / w[j];
+      // Σr(x − μ)²/Σr about the held mean: the spread about the data's own mean plus the offset.
+      const double offset = hold_means ? (mean - m.means[j]) * (mean - m.means[j]) : 0.0;
+      const double var = ss[j] / w[j] - mean * mean + offset - bw * bw / 12;
       m.sigmas[j] = std::max(std::sqrt(std::max(var, 0.0)), min_sigma);
       if (max_sigma > 0) m.sigmas[j] = std::min(m.sigmas[j], max_sigma);
     }
@@ -360,10 +365,9 @@ const PartialVolumeMixture& evidence_fit(const std::vector<PartialVolumeMixture>
   return best < optima.size() ? optima[best] : likeliest;
 }
 
-}  // namespace
-
-AutoSegmentFit fit_auto_segmentation(const Histogram& scan_histogram, int classes, double noise_sigma) {
-  const Histogram h = without_clipping_spikes(scan_histogram);
+// The scan's own fit for K = 1..classes on `h` (clipping spikes removed): the evidence per K and
+// the asked K's fit, never refused (fit_auto_segmentation judges it).
+AutoSegmentFit scan_fit(const Histogram& h, int classes, double noise_sigma) {
   AutoSegmentFit out;
   out.noise_sigma = noise_sigma > 0 ? noise_sigma : 0;
   std::vector<PartialVolumeMixture> fits;
@@ -380,18 +384,47 @@ AutoSegmentFit fit_auto_segmentation(const Histogram& scan_histogram, int classe
   }
   out.mixture = fits.back();
   out.resolving_separations = resolving_separations(out.mixture, out.noise_sigma);
+  return out;
+}
+
+// A phase's share of the voxels: its pure weight and half of each blend it takes part in (a
+// phase thinner than the PSF, e.g. SE of 3-voxel radius under σ 1.5, has almost no pure voxels
+// but is half of every SE blend).
+std::vector<double> class_shares(const PartialVolumeMixture& m) {
+  std::vector<double> share = m.weights;
+  for (const auto& p : m.interfaces) share[p.a] += 0.5 * p.weight, share[p.b] += 0.5 * p.weight;
+  return share;
+}
+constexpr double kMinClassShare = 5e-4;
+constexpr double kMinPureShareForDrift = 0.5;
+
+// Warnings for consecutive classes closer than kWarnClassSeparation fitted σ.
+void warn_overlaps(AutoSegmentFit& out) {
+  const PartialVolumeMixture& m = out.mixture;
+  const auto sep = m.separations();
+  for (std::size_t k = 0; k < sep.size(); ++k)
+    if (sep[k] < kWarnClassSeparation) {
+      std::ostringstream s;
+      s << "classes " << k << " and " << k + 1 << " overlap: means " << m.means[k] << " and " << m.means[k + 1]
+        << " are " << sep[k] << " σ apart (< " << kWarnClassSeparation
+        << "); labels near their boundary are unreliable";
+      out.warnings.push_back(s.str());
+    }
+}
+
+}  // namespace
+
+AutoSegmentFit fit_auto_segmentation(const Histogram& scan_histogram, int classes, double noise_sigma) {
+  const Histogram h = without_clipping_spikes(scan_histogram);
+  AutoSegmentFit out = scan_fit(h, classes, noise_sigma);
   const auto& m = out.mixture;
   int best_k = 1;
   for (const auto& e : out.evidence)
     if (e.bic < out.evidence[best_k - 1].bic) best_k = e.classes;
-  // A phase's share of the voxels: its pure weight and half of each blend it takes part in (a
-  // phase thinner than the PSF, e.g. SE of 3-voxel radius under σ 1.5, has almost no pure voxels
-  // but is half of every SE blend).
-  std::vector<double> share = m.weights;
-  for (const auto& p : m.interfaces) share[p.a] += 0.5 * p.weight, share[p.b] += 0.5 * p.weight;
+  const std::vector<double> share = class_shares(m);
   const double min_weight = *std::min_element(share.begin(), share.end());
   const bool separable = out.evidence.back().min_separation_noise >= kMinClassSeparation;
-  if (best_k < classes || !separable || min_weight < 5e-4) {
+  if (best_k < classes || !separable || min_weight < kMinClassShare) {
     std::ostringstream s;
     s << "auto segmentation: the grey histogram does not support " << classes << " distinguishable classes (";
     if (best_k < classes) s << "BIC is lowest at K = " << best_k;
@@ -403,18 +436,93 @@ AutoSegmentFit fit_auto_segmentation(const Histogram& scan_histogram, int classe
     for (const auto& e : out.evidence) s << " K=" << e.classes << ": " << e.bic << ";";
     s << " fitted means:";
     for (double mu : m.means) s << " " << mu;
-    s << ". Ask for fewer classes (--classes / classes:) or use method threshold";
+    s << ". Ask for fewer classes (--classes / classes:), use method threshold, or give the end members of "
+         "another scan of the series (--end-members / end_members:)";
     throw InputError(s.str());
   }
-  const auto sep = m.separations();
-  for (std::size_t k = 0; k < sep.size(); ++k)
-    if (sep[k] < kWarnClassSeparation) {
+  warn_overlaps(out);
+  return out;
+}
+
+double fitted_end_member_uncertainty(double sigma, double weight, double voxels) {
+  const double w = std::max(weight * voxels, 1.0);
+  return std::sqrt(sigma * sigma / w + 0.0625 * sigma * sigma);
+}
+
+AutoSegmentFit fit_with_reference_end_members(const Histogram& scan_histogram, int classes,
+                                              const ReferenceEndMembers& reference, double noise_sigma) {
+  const std::vector<double>& mu = reference.means;
+  if (static_cast<int>(mu.size()) != classes)
+    throw InputError("end members: " + std::to_string(mu.size()) + " given for " + std::to_string(classes) +
+                     " classes; expected one grey value per class");
+  for (int c = 0; c + 1 < classes; ++c)
+    if (!(mu[c + 1] > mu[c]))
+      throw InputError("end members: expected ascending grey values, class " + std::to_string(c + 1) + " (" +
+                       std::to_string(mu[c + 1]) + ") is not above class " + std::to_string(c) + " (" +
+                       std::to_string(mu[c]) + ")");
+  const Histogram h = without_clipping_spikes(scan_histogram);
+  // The scan's own free fit: its evidence is reported, its resolved classes check the reference.
+  const AutoSegmentFit free = scan_fit(h, classes, noise_sigma);
+  AutoSegmentFit out;
+  out.noise_sigma = free.noise_sigma;
+  out.evidence = free.evidence;
+  out.end_members_source = reference.source;
+  out.reference_uncertainty = reference.uncertainty;
+  if (out.reference_uncertainty.size() != mu.size()) out.reference_uncertainty.assign(mu.size(), 0.0);
+  out.scan_fit_means = free.mixture.means;
+
+  // Start: each class's voxels between the midpoints of the reference means, spread about its mean.
+  const double max_sigma = kMaxSigmaPerNoise * out.noise_sigma, min_sigma = kMinSigmaPerNoise * out.noise_sigma;
+  const double bw = h.bin_width(), total = h.total();
+  PartialVolumeMixture m;
+  m.bin_width = bw;
+  m.means = mu;
+  const std::vector<double> cuts = m.thresholds();
+  std::vector<double> w(mu.size(), 0), ss(mu.size(), 0);
+  for (std::size_t i = 0; i < h.counts.size(); ++i) {
+    const double x = h.centre(i);
+    const auto c = static_cast<std::size_t>(std::upper_bound(cuts.begin(), cuts.end(), x) - cuts.begin());
+    w[c] += h.counts[i], ss[c] += h.counts[i] * (x - mu[c]) * (x - mu[c]);
+  }
+  for (std::size_t c = 0; c < mu.size(); ++c) {
+    m.weights.push_back(0.9 * std::max(w[c] / total, 1e-6));
+    double sigma = w[c] > 0 ? std::sqrt(std::max(ss[c] / w[c] - bw * bw / 12, 0.01 * bw * bw)) : out.noise_sigma;
+    if (!(sigma > 0)) sigma = bw;
+    if (max_sigma > 0) sigma = std::min(sigma, max_sigma);
+    m.sigmas.push_back(std::max(sigma, min_sigma));
+  }
+  m.interfaces = all_pairs(classes);
+  for (auto& p : m.interfaces) p.weight = 0.1 / static_cast<double>(m.interfaces.size());
+  run_em(h, m, 400, min_sigma, max_sigma, true);
+  finish(h, m);
+  out.mixture = m;
+  out.resolving_separations = resolving_separations(m, out.noise_sigma);
+
+  // Drift: the scan's own fit, where it resolves a class, against the reference. A class mostly
+  // in blends (pore films at high pressure) has its free mean pulled towards its neighbour by
+  // them (6 800 for a true 6 000), which is no drift: only classes whose own peak holds at least
+  // kMinPureShareForDrift of their voxels are compared.
+  const PartialVolumeMixture& f = free.mixture;
+  const std::vector<double> share = class_shares(f);
+  out.scan_fit_resolved.assign(mu.size(), false);
+  for (int c = 0; c < classes; ++c) {
+    const bool resolved = (c == 0 || free.resolving_separations[c - 1] >= kMinClassSeparation) &&
+                          (c + 1 == classes || free.resolving_separations[c] >= kMinClassSeparation) &&
+                          share[c] >= kMinClassShare && f.weights[c] >= kMinPureShareForDrift * share[c];
+    out.scan_fit_resolved[c] = resolved;
+    if (!resolved) continue;
+    const double u_scan = fitted_end_member_uncertainty(f.sigmas[c], f.weights[c], total);
+    const double u = std::hypot(out.reference_uncertainty[c], u_scan);
+    const double drift = f.means[c] - mu[c];
+    if (std::fabs(drift) > kEndMemberDriftSigmas * u) {
       std::ostringstream s;
-      s << "classes " << k << " and " << k + 1 << " overlap: means " << m.means[k] << " and " << m.means[k + 1]
-        << " are " << sep[k] << " σ apart (< " << kWarnClassSeparation
-        << "); labels near their boundary are unreliable";
+      s << "end member " << c << ": this scan's own fit puts it at " << f.means[c] << ", " << drift
+        << " from the reference " << mu[c] << " (" << std::fabs(drift) / u << " combined σ, more than "
+        << kEndMemberDriftSigmas << "); the grey scale may have drifted between the scans";
       out.warnings.push_back(s.str());
     }
+  }
+  warn_overlaps(out);
   return out;
 }
 

@@ -71,6 +71,13 @@ struct AutoSegmentFit {
   // (μ_{k+1} − μ_k) / min(max(σ_k, σ_{k+1}), noise σ) per consecutive pair: how far apart the
   // two end members are for the noise that must tell them apart (the refusal rule reads it).
   std::vector<double> resolving_separations;
+  // With reference end members (fit_with_reference_end_members): where they came from ("fit"
+  // when the scan's own fit gave them), their 1σ uncertainty, and the scan's own free fit beside
+  // them: its means and which of its classes it resolves (the drift check reads those).
+  std::string end_members_source = "fit";
+  std::vector<double> reference_uncertainty;
+  std::vector<double> scan_fit_means;
+  std::vector<bool> scan_fit_resolved;
 };
 
 // Pure-phase σ cap in units of the scan's noise σ (estimate_noise_sigma, which edges inflate by
@@ -113,5 +120,34 @@ Histogram without_clipping_spikes(Histogram h);
 // own noise σ, e.g. estimate_noise_sigma; ≤ 0: the fitted σ), or a class has under 0.05 % of the voxels (pure weight +
 // half of its blends).
 AutoSegmentFit fit_auto_segmentation(const Histogram& h, int classes, double noise_sigma = 0);
+
+// The 1σ uncertainty of an end member known only from the histogram fit: the standard error of
+// a class of weight w among n voxels, σ/√(wn), and a quarter σ for the blend populations it is
+// entangled with.
+double fitted_end_member_uncertainty(double sigma, double weight, double voxels);
+
+// End members calibrated elsewhere (typically the low-pressure scan of the same series, whose pore
+// peak is clear) and carried to this scan: K ascending grey values, their 1σ uncertainty (0 where
+// the user gave bare values) and where they came from (the spec as given).
+struct ReferenceEndMembers {
+  std::vector<double> means;
+  std::vector<double> uncertainty;
+  std::string source;
+};
+
+// Drift (grey-scale change between scans) beyond this many combined standard deviations of the
+// reference and the scan's own fit is warned about.
+inline constexpr double kEndMemberDriftSigmas = 3.0;
+
+// The mixture on this scan's histogram with the reference means held fixed: EM fits the pure
+// weights and σ (capped and floored by the scan's `noise_sigma` as in fit_auto_segmentation) and
+// the blend weights. Never refused — whoever gave the end members vouched for the classes — but
+// the scan's own free fit is made beside it (its evidence per K is reported) and a warning is
+// added for each class that free fit resolves (kMinClassSeparation resolving σ from its
+// neighbours) whose mean lies more than kEndMemberDriftSigmas combined uncertainties (the
+// reference's and fitted_end_member_uncertainty of the free fit's) from the reference.
+// Throws InputError when the count of means is not `classes` or they are not ascending.
+AutoSegmentFit fit_with_reference_end_members(const Histogram& h, int classes, const ReferenceEndMembers& reference,
+                                              double noise_sigma = 0);
 
 }  // namespace vp

@@ -32,6 +32,10 @@ struct PartialVolumeOptions {
   // noise σ): a fitted σ widened by unresolved blend must not widen the window in which voxels
   // holding some of a thin neighbour are counted pure.
   double noise_sigma = 0;
+  // Reference end members (fit_with_reference_end_members): when given (one 1σ uncertainty per
+  // class), the fit's means are the end members as they are — not replaced by this scan's
+  // pure-voxel means — and this is their uncertainty in the interval.
+  std::vector<double> end_member_uncertainty;
 };
 
 struct PartialVolumeResult {

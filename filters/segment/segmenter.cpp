@@ -79,12 +79,17 @@ SegmentResult segment_grey(const Volume<float>& grey, const SegmentOptions& o) {
   SegmentResult r;
   r.histogram = histogram(grey, o.bins);
   if (o.classes < 2 || o.classes > 255) throw InputError("classes must be 2..255, got " + std::to_string(o.classes));
+  if (o.end_members && o.method != SegmentMethod::automatic)
+    throw InputError("end members (--end-members / end_members) are for method auto, not " + to_string(o.method));
   switch (o.method) {
     case SegmentMethod::automatic: {
       // The scan's own noise σ decides whether fitted classes are resolvable (mixture_model.h)
       // and which voxels are pure (partial_volume.h).
-      r.auto_fit = fit_auto_segmentation(r.histogram, o.classes, scan_noise_sigma(grey));
+      const double noise = scan_noise_sigma(grey);
+      r.auto_fit = o.end_members ? fit_with_reference_end_members(r.histogram, o.classes, *o.end_members, noise)
+                                 : fit_auto_segmentation(r.histogram, o.classes, noise);
       PartialVolumeOptions pvo = o.partial_volume;
+      if (o.end_members) pvo.end_member_uncertainty = r.auto_fit->reference_uncertainty;
       if (!(pvo.noise_sigma > 0)) pvo.noise_sigma = r.auto_fit->noise_sigma;
       pvo.psf_sigma_vox = labelling_psf(grey, *r.auto_fit, pvo.psf_sigma_vox, r);
       r.psf_sigma_vox = pvo.psf_sigma_vox;

@@ -38,6 +38,9 @@ struct SegmentOptions {
   int connectivity = 6;                 // hysteresis
   const ForestModel* model = nullptr;   // forest
   PartialVolumeOptions partial_volume;  // auto
+  // auto: end members calibrated on another scan (the series' low-pressure scan), held fixed in
+  // the fit, the labels, the fractions and the PSF estimate (fit_with_reference_end_members).
+  std::optional<ReferenceEndMembers> end_members;
 };
 
 struct SegmentResult {

@@ -48,7 +48,7 @@ void add_preprocess_flags(CLI::App& app, std::map<std::string, std::string>& val
 // segment's `phases` (the command writes class indices), and cleanup's and particles'
 // `connectivity` (--connectivity is segment's; both keep their default, 26).
 const std::vector<std::string> kSegmentFlags = {"method",       "classes", "thresholds", "bins",
-                                                "connectivity", "model",   "thin_pores"};
+                                                "connectivity", "model",   "thin_pores", "end_members"};
 const std::vector<std::string> kCleanupFlags = {"min_island_voxels"};
 const std::vector<std::string> kParticlesFlags = {"phase", "h", "min_volume"};
 
@@ -128,6 +128,12 @@ nlohmann::json segmentation_summary(const Volume<float>& grey, const SegmentResu
                       {"mixed_voxels", pv.mixed_voxels},
                       {"thin_pore_voxels", pv.thin_pore_voxels},
                       {"rim_voxels_avoided", pv.rim_voxels_avoided}};
+    // Reference end members: the scan's own free fit beside them (the drift check's evidence).
+    if (!r.auto_fit->scan_fit_means.empty()) {
+      summary["fit"]["scan_fit_means"] = r.auto_fit->scan_fit_means;
+      summary["fit"]["scan_fit_resolved"] = r.auto_fit->scan_fit_resolved;
+    }
+    summary["end_members_source"] = r.auto_fit->end_members_source;
     summary["warnings"] = r.auto_fit->warnings;
   }
   if (r.mixture && !r.auto_fit)
@@ -334,7 +340,8 @@ int segment_main(const std::vector<std::string>& args) {
                             {"thresholds", r.thresholds}};
   if (prep.details.contains("deconvolve")) summary["deconvolve"] = prep.details["deconvolve"];
   summary.update(segmentation_summary(grey, r));
-  if (r.auto_fit && !json)
+  // With reference end members the warnings (drift among them) reach stderr with --json too.
+  if (r.auto_fit && (!json || so.end_members))
     for (const auto& w : r.auto_fit->warnings) std::cerr << "warning: " << w << "\n";
   if (model)
     summary["model"] = {{"training_samples", model->training_samples()},

@@ -1,6 +1,8 @@
 // Stages preprocess, segment, cleanup, particles and the `segment` command's registration.
 #include <cmath>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
@@ -219,6 +221,10 @@ class SegmentStage : public Stage {
                       "voxels", "0"),
                 0, 10),
         param("thin_pores", ParamType::boolean, "auto: label darkest-phase films thinner than the PSF", "", "true"),
+        param("end_members", ParamType::string,
+              "auto: reference end members held fixed, K ascending grey values (6000,20000,43000) or the path of "
+              "an earlier segment --json output (e.g. the series' low-pressure scan)",
+              "grey"),
         param("phases", ParamType::map,
               "class index -> phase name of the config's phase table, e.g. {0: pore, 1: se, 2: am}"),
     };
@@ -262,6 +268,19 @@ class SegmentStage : public Stage {
 
   void preflight(const Params& p, const PreflightContext& pf, Diagnostics& d) const override {
     const std::string method = p.string("method");
+    if (p.has("end_members")) {
+      if (method != "auto")
+        bad(d, p, "end_members",
+            "end members are for method auto (held fixed in its partial-volume fit); method is " + method);
+      else try {
+          (void)reference_end_members(p);
+        } catch (const InputError& e) {
+          // reference_end_members() names the position already; keep only its message after the key path.
+          const std::string what = e.what(), tag = p.key_path("end_members") + ": ";
+          const auto at = what.find(tag);
+          bad(d, p, "end_members", at == std::string::npos ? what : what.substr(at + tag.size()));
+        }
+    }
     if (method == "threshold" && !p.has("thresholds")) bad(d, p, "thresholds", "method threshold needs thresholds");
     if (method == "hysteresis" && (!p.has("thresholds") || p.numbers("thresholds").size() != 2))
       bad(d, p, "thresholds", "method hysteresis needs [low, high]");
@@ -282,6 +301,68 @@ class SegmentStage : public Stage {
     } catch (const InputError& e) {
       bad(d, p, "phases", e.what());
     }
+  }
+
+  // end_members: K ascending grey values ("6000,20000,43000"), exact as given, or the path of a
+  // `segment --json` output: its classes[].mean, with fit.end_member_uncertainty when it has one
+  // (an auto run's; 0 otherwise). InputError at the key for a wrong count, values not ascending,
+  // or a file that is not such an output.
+  static std::optional<ReferenceEndMembers> reference_end_members(const Params& p) {
+    if (!p.has("end_members")) return std::nullopt;
+    const std::string spec = p.string("end_members");
+    const int k = classes(p);
+    const std::string expected = "expected " + std::to_string(k) +
+                                 " ascending grey values (one per class) or the path of a voxpress segment --json "
+                                 "output";
+    ReferenceEndMembers ref;
+    ref.source = spec;
+    bool numbers = !spec.empty();
+    {
+      std::stringstream list(spec);
+      for (std::string item; std::getline(list, item, ',');) {
+        char* end = nullptr;
+        const double v = std::strtod(item.c_str(), &end);
+        const bool number = end != item.c_str() && std::string(end).find_first_not_of(" \t") == std::string::npos;
+        numbers = numbers && number && std::isfinite(v);
+        ref.means.push_back(v);
+      }
+    }
+    if (numbers) {
+      ref.uncertainty.assign(ref.means.size(), 0.0);
+    } else {
+      ref.means.clear();
+      if (!fs::is_regular_file(spec))
+        p.fail("end_members", "'" + spec + "' is no list of numbers and no file; " + expected);
+      nlohmann::json j;
+      try {
+        std::ifstream in(spec);
+        j = nlohmann::json::parse(in);
+      } catch (const nlohmann::json::exception&) {
+        p.fail("end_members", "file '" + spec + "' is not JSON; " + expected);
+      }
+      if (!j.is_object() || !j.contains("classes") || !j["classes"].is_array())
+        p.fail("end_members", "file '" + spec + "' has no classes list; " + expected);
+      for (const auto& c : j["classes"]) {
+        if (!c.is_object() || !c.contains("mean") || !c["mean"].is_number())
+          p.fail("end_members", "file '" + spec + "': every entry of classes needs a numeric mean; " + expected);
+        ref.means.push_back(c["mean"].get<double>());
+      }
+      const nlohmann::json* u = j.contains("fit") && j["fit"].is_object() && j["fit"].contains("end_member_uncertainty")
+                                    ? &j["fit"]["end_member_uncertainty"]
+                                    : nullptr;
+      if (u && u->is_array() && u->size() == ref.means.size())
+        for (const auto& v : *u) ref.uncertainty.push_back(v.is_number() ? v.get<double>() : 0.0);
+      else ref.uncertainty.assign(ref.means.size(), 0.0);
+    }
+    if (static_cast<int>(ref.means.size()) != k)
+      p.fail("end_members", "'" + spec + "' gives " + std::to_string(ref.means.size()) + " end members for " +
+                                std::to_string(k) + " classes (classes / --classes); " + expected);
+    for (int c = 0; c + 1 < k; ++c)
+      if (!(ref.means[c + 1] > ref.means[c]))
+        p.fail("end_members", "'" + spec + "': end member " + std::to_string(c + 1) + " (" +
+                                  format_number(ref.means[c + 1]) + ") is not above end member " + std::to_string(c) +
+                                  " (" + format_number(ref.means[c]) + "); " + expected);
+    return ref;
   }
 
   // auto: partial-volume fractions per phase as metric rows (the segment stage is the one that
@@ -327,6 +408,7 @@ class SegmentStage : public Stage {
                                      {"pairing_ambiguity", pv.pairing_ambiguity},
                                      {"psf_sigma_vox", r.psf_sigma_vox},
                                      {"psf_estimated", r.psf.has_value()},
+                                     {"end_members_source", r.auto_fit->end_members_source},
                                      {"warnings", r.auto_fit->warnings}};
     for (const auto& w : r.auto_fit->warnings) ctx.report("segment: warning: " + w);
   }
@@ -536,6 +618,7 @@ SegmentOptions segment_options(const Params& p) {
   o.connectivity = static_cast<int>(p.integer("connectivity"));
   o.partial_volume.psf_sigma_vox.fill(p.number("psf_sigma"));
   o.partial_volume.thin_pores = p.boolean("thin_pores");
+  o.end_members = SegmentStage::reference_end_members(p);
   return o;
 }
 
