@@ -329,8 +329,9 @@ py::tuple py_segment(const py::array& grey, const Vec3& spacing, const std::stri
   for (const ParamSpec& spec : preprocess_stage.params())
     if (given(spec.name)) preprocess_values[spec.name] = yaml_of(o[spec.name.c_str()]);
   if (given("nlmeans_patch")) preprocess_values["nlmeans_patch_radius"] = yaml_of(o["nlmeans_patch"]);
-  for (const char* key : {"method", "classes", "thresholds", "bins", "connectivity", "model"})
-    if (given(key)) segment_values[key] = yaml_of(o[key]);
+  // Every segment parameter but `phases` (the command writes class indices, as the CLI does).
+  for (const ParamSpec& spec : segment_stage.params())
+    if (spec.name != "phases" && given(spec.name)) segment_values[spec.name] = yaml_of(o[spec.name.c_str()]);
   const std::string model_path = get("model", std::string());
   // The command's default: forest with a model, else auto (K then follows the stage's rule).
   const std::string method = get("method", std::string(model_path.empty() ? "auto" : "forest"));

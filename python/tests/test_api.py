@@ -116,6 +116,20 @@ def test_segment_options_are_the_preprocess_stage_parameters():
     assert {"crop", "denoise", "nlmeans_patch_radius", "percentiles"} <= vp._PREPROCESS_PARAMS
 
 
+def test_segment_takes_every_segment_stage_parameter(series, tmp_path):
+    # end_members, psf_sigma and thin_pores reach the stage as the CLI's flags do: the same
+    # summary as `voxpress segment --end-members ... --psf-sigma 1`.
+    path = series / "p370.tif"
+    ref = cli_json("segment", path, "--out", tmp_path / "l.tif", "--end-members", "6000,22000,44000", "--psf-sigma",
+                   "1")
+    labels, summary = vp.segment(vp.read(path), end_members=[6000, 22000, 44000], psf_sigma=1)
+    assert summary["end_members_source"] == ref["end_members_source"]
+    assert [c["mean"] for c in summary["classes"]] == [6000.0, 22000.0, 44000.0]
+    assert_same(summary, {k: v for k, v in ref.items() if k not in ("out",)})
+    assert np.array_equal(labels.array, tifffile.imread(tmp_path / "l.tif"))
+    assert {"end_members", "psf_sigma", "thin_pores"} <= vp._SEGMENT_PARAMS
+
+
 def test_segment_cleanup_label_outside_the_classes_is_an_input_error(series):
     with pytest.raises(vp.InputError, match="--cleanup-label 5: the segmentation has classes 0..2"):
         vp.segment(vp.read(series / "p010.tif"), method="multi-otsu", classes=3, open=0.5, cleanup_label=5)

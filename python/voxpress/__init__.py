@@ -255,6 +255,8 @@ def info(volume, spacing_um=None, name=None, **reader_options):
 # The preprocess stage's parameters, which vp.segment takes: read from the stage's declaration
 # (pipeline/stages/segment_stages.cpp), the list `voxpress stages --json` prints.
 _PREPROCESS_PARAMS = frozenset(_voxpress.stage_param_names("preprocess"))
+# The segment stage's, likewise (all but `phases`: the function returns class indices).
+_SEGMENT_PARAMS = frozenset(_voxpress.stage_param_names("segment")) - {"phases", "method"}
 
 
 def segment(grey, method=None, spacing_um=None, name=None, progress=None, **options):
@@ -262,15 +264,17 @@ def segment(grey, method=None, spacing_um=None, name=None, progress=None, **opti
     ``(labels, info)``: a :class:`Volume` of uint8 labels [z, y, x] (0 = darkest class) and the
     command's ``--json`` summary.
 
-    ``method``: otsu (default), multi-otsu, gmm, kmeans, threshold, hysteresis, forest (with
-    ``model=`` a forest saved by ``voxpress segment --model-out``). Other options are the
-    command's flags with underscores: classes, thresholds, bins, connectivity, min_island,
-    fill_holes, open, close, cleanup_label, and every parameter of the preprocess stage under its
-    YAML name (crop (x0, y0, z0, nx, ny, nz), bin, rings, cupping, denoise, median_radius,
-    bilateral_sigma, diffusion_iterations, nlmeans_patch_radius (or nlmeans_patch), normalise,
-    percentiles, ...; ``voxpress stages``)."""
-    known = {"classes", "thresholds", "bins", "connectivity", "nlmeans_patch", "min_island", "fill_holes", "open",
-             "close", "cleanup_label", "model"} | _PREPROCESS_PARAMS
+    ``method``: auto (default; forest when ``model=`` is given), otsu, multi-otsu, gmm, kmeans,
+    threshold, hysteresis, forest (with ``model=`` a forest saved by ``voxpress segment
+    --model-out``). Other options are the command's flags with underscores: every parameter of the
+    segment stage (classes, thresholds, bins, connectivity, model, psf_sigma, thin_pores,
+    end_members: K ascending grey values as a list or an earlier ``segment --json`` file), of the
+    preprocess stage under its YAML name (crop (x0, y0, z0, nx, ny, nz), bin, rings, cupping,
+    denoise, median_radius, bilateral_sigma, diffusion_iterations, nlmeans_patch_radius (or
+    nlmeans_patch), normalise, percentiles, ...; ``voxpress stages``), and the clean-up flags
+    min_island, fill_holes, open, close, cleanup_label."""
+    known = {"nlmeans_patch", "min_island", "fill_holes", "open", "close", "cleanup_label"} | _SEGMENT_PARAMS | \
+        _PREPROCESS_PARAMS
     unknown = set(options) - known
     if unknown:
         raise InputError(f"segment: unknown option(s) {sorted(unknown)}; expected one of {sorted(known)}")
@@ -280,8 +284,11 @@ def segment(grey, method=None, spacing_um=None, name=None, progress=None, **opti
     for key in ("thresholds", "percentiles", "crop", "centre", "deconvolve_sigma_vox"):
         if key in o and o[key] is not None:
             o[key] = [float(v) if key != "crop" else int(v) for v in o[key]]
-    if "model" in o and o["model"] is not None:
+    if o.get("model") is not None:
         o["model"] = str(o["model"])
+    if o.get("end_members") is not None:  # grey values as the CLI takes them, or a file's path
+        v = o["end_members"]
+        o["end_members"] = str(v) if isinstance(v, (str, _os.PathLike)) else ",".join(str(x) for x in v)
     arr = _grey_array(grey)
     labels, summary, sp, origin = _voxpress.segment(arr, _spacing(spacing_um, grey), _name_of(grey, name), o,
                                                     progress)
