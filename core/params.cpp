@@ -235,6 +235,10 @@ std::string Params::string(const std::string& key) const {
   if (!n.IsScalar()) fail(key, "expected a string");
   return n.Scalar();
 }
+std::filesystem::path Params::path(const std::string& key) const {
+  const std::filesystem::path given = string(key);
+  return folder_.empty() || given.is_absolute() ? given : (folder_ / given).lexically_normal();
+}
 std::vector<double> Params::numbers(const std::string& key) const {
   const YAML::Node given = value(key);
   // A fresh node: assigning to `given` would overwrite the config's own node (yaml-cpp nodes are references).

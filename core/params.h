@@ -2,6 +2,7 @@
 // diagnostics that point at file:line:column and the key path.
 #pragma once
 
+#include <filesystem>
 #include <map>
 #include <optional>
 #include <string>
@@ -93,6 +94,13 @@ class Params {
   long long integer(const std::string& key) const;
   bool boolean(const std::string& key) const;
   std::string string(const std::string& key) const;
+  // A file named by a string parameter: relative to the config file's folder when the
+  // parameters came from a config (relative_to), else as given (command line: the working directory).
+  std::filesystem::path path(const std::string& key) const;
+  Params& relative_to(std::filesystem::path folder) {
+    folder_ = std::move(folder);
+    return *this;
+  }
   std::vector<double> numbers(const std::string& key) const;
   std::vector<std::string> strings(const std::string& key) const;
   YAML::Node node(const std::string& key) const;  // given value, else parsed default, else null
@@ -111,6 +119,7 @@ class Params {
   std::vector<ParamSpec> specs_;
   std::string file_;
   std::string key_path_;
+  std::filesystem::path folder_;  // relative paths resolve here (empty: the working directory)
 };
 
 }  // namespace vp

@@ -464,7 +464,7 @@ class ConfigParser {
       }
       if (!stage) continue;
       Params p(n, stage->params(), file_, kp);
-      p.check(diags_);
+      p.relative_to(base_).check(diags_);
       config_.stages.push_back({stage, p});
       stage_nodes.push_back(n);
     }
@@ -536,6 +536,7 @@ class ConfigParser {
         continue;
       }
       Params p(n, stage->params(), file_, kp);
+      p.relative_to(base_);
       const std::size_t before = diags_.items().size();
       p.check(diags_);
       if (diags_.items().size() == before) stage->preflight(p, diags_);

@@ -523,3 +523,19 @@ TEST(PartialVolume, BadEndMembersExitTwoNamingWhatWasExpected) {
   EXPECT_NE((v.out + v.err).find("stages[0].end_members"), std::string::npos) << v.out << v.err;
   fs::remove_all(dir);
 }
+
+// A config's relative paths resolve against its folder (README, configuration): an end-members
+// file beside the config is found when the batch is validated from elsewhere.
+TEST(PartialVolume, EndMembersFileResolvesAgainstTheConfigsFolder) {
+  const fs::path dir = fs::temp_directory_path() / ("vp_test_pv_refdir_" + std::to_string(::getpid()));
+  fs::create_directories(dir / "series");
+  write_volume(composite_scan(1, 10, 8, 1.0, 32).grey, (dir / "series" / "g.mha").string());
+  std::ofstream(dir / "series" / "p010.json") << R"({"classes": [{"mean": 6000}, {"mean": 22000}, {"mean": 44000}]})";
+  std::ofstream(dir / "series" / "cfg.yaml") << "samples:\n"
+                                                "  - {path: g.mha, pressure_MPa: 10, name: s}\n"
+                                                "stages:\n"
+                                                "  - {stage: segment, end_members: p010.json}\n";
+  const auto v = vp::testing::run_voxpress("validate series/cfg.yaml", dir);
+  EXPECT_EQ(v.code, 0) << v.out << v.err;
+  fs::remove_all(dir);
+}

@@ -286,7 +286,8 @@ class SegmentStage : public Stage {
       bad(d, p, "thresholds", "method hysteresis needs [low, high]");
     if (method == "forest") {
       if (!p.has("model")) bad(d, p, "model", "method forest needs a model file");
-      else if (!fs::exists(p.string("model"))) bad(d, p, "model", "model file '" + p.string("model") + "' not found");
+      else if (!fs::exists(p.path("model")))
+        bad(d, p, "model", "model file '" + p.path("model").string() + "' not found");
     }
     try {
       const auto m = class_phases(p);
@@ -331,11 +332,13 @@ class SegmentStage : public Stage {
       ref.uncertainty.assign(ref.means.size(), 0.0);
     } else {
       ref.means.clear();
-      if (!fs::is_regular_file(spec))
-        p.fail("end_members", "'" + spec + "' is no list of numbers and no file; " + expected);
+      const fs::path file = p.path("end_members");  // a config's relative path: from the config's folder
+      if (!fs::is_regular_file(file))
+        p.fail("end_members",
+               "'" + spec + "' is no list of numbers and no file (looked for " + file.string() + "); " + expected);
       nlohmann::json j;
       try {
-        std::ifstream in(spec);
+        std::ifstream in(file);
         j = nlohmann::json::parse(in);
       } catch (const nlohmann::json::exception&) {
         p.fail("end_members", "file '" + spec + "' is not JSON; " + expected);
@@ -418,7 +421,7 @@ class SegmentStage : public Stage {
     SegmentOptions o = segment_options(p);
     std::optional<ForestModel> model;
     if (o.method == SegmentMethod::forest) {
-      model = ForestModel::load(p.string("model"));
+      model = ForestModel::load(p.path("model").string());
       o.model = &*model;
     }
     SegmentResult r = segment_grey(grey, o);
@@ -474,7 +477,8 @@ class SegmentStage : public Stage {
     if (r.mixture)
       ctx.details["mixture"] = {
           {"weights", r.mixture->weights}, {"means", r.mixture->means}, {"sigmas", r.mixture->sigmas}};
-    if (model) ctx.details["model"] = {{"path", p.string("model")}, {"training_accuracy", model->training_accuracy()}};
+    if (model)
+      ctx.details["model"] = {{"path", p.path("model").string()}, {"training_accuracy", model->training_accuracy()}};
     if (r.partial_volume) add_partial_volume(r, label_of, table, ctx);
     ctx.labels = LabelVolume(std::move(labels), table);
     if (const auto hist = ctx.artifact("histogram.png"))
