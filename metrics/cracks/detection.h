@@ -61,6 +61,10 @@ struct CrackDetectionOptions {
   index_t min_grey_voxels = 200;  // the same for a component found mostly in the grey image
   bool split_touching = true;     // split an accepted crack into the planes of touching cracks
   int join_gap_vox = 3;           // coplanar pieces up to this many voxels apart are one sheet (0: off)
+  // Coplanar pieces farther apart, up to this far (about one active-material particle across),
+  // are one crack when what lies between them is no intact host: the particle that interrupts
+  // the crack, or host as dark as a half-open crack (0: off).
+  double bridge_max_um = 12;
   // Groups failing the sheet test: crack planes cut out of them (0 planes: off), each walled by
   // host along its normal at ≥ cut_min_sandwiched of its voxels, ≥ cut_min_voxels voxels.
   int cut_max_planes = 8;
