@@ -16,7 +16,9 @@
 //    sheet joined (within join_gap_vox voxels, the smaller piece on the larger one's plane);
 //    a component (group) is a crack when it has at least min_voxels voxels (min_grey_voxels
 //    when most of it comes from the grey image: noise makes small sheets) and sheet_aspect ≥
-//    min_aspect (middle over smallest principal extent, shape.h).
+//    min_aspect (middle over smallest principal extent, shape.h). Coplanar groups farther apart
+//    (up to bridge_max_um) are one crack when the path between them crosses no intact host: the
+//    particle that interrupts the crack, its partial-volume rim, or host dark as a half-open crack.
 // 5. Touching cracks kept apart (split_touching): an accepted crack is split by sequential plane
 //    fitting into the planes of the discs that touch or cross in it (pieces with agreeing
 //    planes rejoined, left-over voxels to the nearest plane); the crack voxels do not change.
