@@ -296,12 +296,21 @@ void bridge_groups(const Clusters& comps, const std::vector<std::vector<index_t>
     } else if (!on_plane(big.axes, voxels[small.root])) {
       return;
     }
-    // The closest voxels of the two (the small one's voxels against the big one's near its box).
+    // The closest voxels of the two: the small one's voxels against those of the big one within
+    // reach of the small one's box (a pair farther apart is not joined anyway).
+    std::vector<index_t> near_small;
+    for (index_t j : voxels[big.root]) {
+      const index_t q[3] = {j % d.x, (j / d.x) % d.y, j / (d.x * d.y)};
+      bool inside = true;
+      for (int ax = 0; ax < 3 && inside; ++ax)
+        inside = static_cast<double>(std::max(small.lo[ax] - q[ax], q[ax] - small.hi[ax])) * h[ax] <= reach;
+      if (inside) near_small.push_back(j);
+    }
     double best = std::numeric_limits<double>::infinity();
     index_t bi = 0, bj = 0;
     for (index_t i : voxels[small.root]) {
       const Vec3 ci = centre(i);
-      for (index_t j : voxels[big.root]) {
+      for (index_t j : near_small) {
         const Vec3 cj = centre(j);
         const double dd =
             (ci[0] - cj[0]) * (ci[0] - cj[0]) + (ci[1] - cj[1]) * (ci[1] - cj[1]) + (ci[2] - cj[2]) * (ci[2] - cj[2]);
