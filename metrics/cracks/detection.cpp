@@ -177,6 +177,163 @@ std::vector<std::uint32_t> coplanar_groups(const Clusters& comps, const std::vec
   return parent;
 }
 
+// Joins groups that are pieces of one crack interrupted by what lies in its plane (step 4 of
+// detection.h, after coplanar_groups): a disc through the electrolyte between stiff particles is
+// cut by the particles it meets, and where it runs through the host the PSF lifts part of its
+// opening above the threshold, so its labelled void falls apart into pieces farther apart than
+// join_gap_vox. Two groups of ≥ min_voxels voxels whose closest voxels lie within bridge_max_um
+// are joined when the smaller lies on the larger one's plane (as in coplanar_groups: every voxel
+// within 1.5 voxels of it, the larger with aspect ≥ 2, normals within 20° when the smaller is
+// sheet-like too) and the straight path between those closest voxels crosses no intact host:
+// apart from void, it runs through the other solid (the particle that bridges the crack) or
+// through host voxels that are on average at least as dark as dark_below (the crack, half open
+// in the grey); without grey, through at most join_gap_vox host voxels. Two pore films or
+// pieces of separate cracks have bright host between them. group[c] is updated to the smallest
+// component id of its merged group.
+void bridge_groups(const Clusters& comps, const std::vector<std::vector<index_t>>& members,
+                   std::vector<std::uint32_t>& group, const Volume<std::uint8_t>& labels,
+                   const Volume<std::uint8_t>& void_mask, const std::array<bool, 256>& host, const Volume<float>* grey,
+                   double dark_below, const CrackDetectionOptions& o) {
+  if (!(o.bridge_max_um > 0)) return;
+  const Dims d = labels.dims();
+  const Vec3 h = labels.spacing_um;
+  const double h_max = std::max({h[0], h[1], h[2]});
+  std::vector<std::vector<index_t>> voxels(comps.count + 1);
+  for (std::uint32_t c = 1; c <= comps.count; ++c)
+    voxels[group[c]].insert(voxels[group[c]].end(), members[c].begin(), members[c].end());
+  struct Piece {
+    std::uint32_t root;
+    PrincipalAxes axes;
+    double aspect;
+    index_t lo[3], hi[3];
+  };
+  std::vector<Piece> pieces;
+  for (std::uint32_t c = 1; c <= comps.count; ++c) {
+    if (static_cast<index_t>(voxels[c].size()) < o.min_voxels) continue;
+    Piece p{c, principal_axes(voxels[c], d, h), 0, {d.x, d.y, d.z}, {0, 0, 0}};
+    p.aspect = sheet_aspect(p.axes);
+    for (index_t i : voxels[c]) {
+      const index_t q[3] = {i % d.x, (i / d.x) % d.y, i / (d.x * d.y)};
+      for (int a = 0; a < 3; ++a) p.lo[a] = std::min(p.lo[a], q[a]), p.hi[a] = std::max(p.hi[a], q[a]);
+    }
+    pieces.push_back(p);
+  }
+  auto centre = [&](index_t i) {
+    return Vec3{static_cast<double>(i % d.x) * h[0], static_cast<double>((i / d.x) % d.y) * h[1],
+                static_cast<double>(i / (d.x * d.y)) * h[2]};
+  };
+  auto on_plane = [&](const PrincipalAxes& p, const std::vector<index_t>& v) {
+    const Vec3& n = p.axis[2];
+    for (index_t i : v) {
+      const Vec3 c = centre(i);
+      if (std::abs((c[0] - p.centroid_um[0]) * n[0] + (c[1] - p.centroid_um[1]) * n[1] +
+                   (c[2] - p.centroid_um[2]) * n[2]) > 1.5 * h_max)
+        return false;
+    }
+    return true;
+  };
+  auto off_plane = [](const PrincipalAxes& p, const Vec3& c) {
+    const Vec3& n = p.axis[2];
+    return std::abs((c[0] - p.centroid_um[0]) * n[0] + (c[1] - p.centroid_um[1]) * n[1] +
+                    (c[2] - p.centroid_um[2]) * n[2]);
+  };
+  // Does the path between voxels a and b cross intact host? Each run of host voxels along it is
+  // either short (≤ join_gap_vox: the partial-volume rim where the crack meets the particle, or
+  // a stretch of the crack the PSF lifted above the threshold, as coplanar_groups allows) or,
+  // with grey, dark on average (≤ dark_below: the crack half open).
+  auto bridged = [&](index_t a, index_t b) {
+    const Vec3 pa = centre(a), pb = centre(b);
+    const double len = std::sqrt((pa[0] - pb[0]) * (pa[0] - pb[0]) + (pa[1] - pb[1]) * (pa[1] - pb[1]) +
+                                 (pa[2] - pb[2]) * (pa[2] - pb[2]));
+    const int steps = std::max(1, static_cast<int>(std::ceil(2 * len / std::min({h[0], h[1], h[2]}))));
+    index_t last = -1, run = 0;
+    double run_grey = 0;
+    auto run_ok = [&] { return run <= o.join_gap_vox || (grey && run_grey / static_cast<double>(run) <= dark_below); };
+    for (int k = 1; k < steps; ++k) {
+      const double f = static_cast<double>(k) / steps;
+      index_t q[3];
+      for (int ax = 0; ax < 3; ++ax) q[ax] = std::lround(((1 - f) * pa[ax] + f * pb[ax]) / h[ax]);
+      const index_t j = q[0] + d.x * (q[1] + d.y * q[2]);
+      if (j == last) continue;
+      last = j;
+      if (void_mask[j] || !host[labels[j]]) {
+        if (run && !run_ok()) return false;
+        run = 0, run_grey = 0;
+        continue;
+      }
+      ++run;
+      if (grey) run_grey += (*grey)[j];
+    }
+    return !run || run_ok();
+  };
+  const double reach = o.bridge_max_um;
+  std::vector<std::pair<std::size_t, std::size_t>> pairs;
+  for (std::size_t a = 0; a < pieces.size(); ++a)
+    for (std::size_t b = a + 1; b < pieces.size(); ++b) {
+      bool near = true;
+      for (int ax = 0; ax < 3 && near; ++ax) {
+        const index_t gap = std::max(pieces[a].lo[ax] - pieces[b].hi[ax], pieces[b].lo[ax] - pieces[a].hi[ax]);
+        near = static_cast<double>(gap) * h[ax] <= reach;
+      }
+      if (near) pairs.emplace_back(a, b);
+    }
+  std::vector<std::uint8_t> join(pairs.size(), 0);
+  tbb::parallel_for(std::size_t{0}, pairs.size(), [&](std::size_t k) {
+    const Piece& pa = pieces[pairs[k].first];
+    const Piece& pb = pieces[pairs[k].second];
+    const bool a_larger = voxels[pa.root].size() >= voxels[pb.root].size();
+    const Piece& big = a_larger ? pa : pb;
+    const Piece& small = a_larger ? pb : pa;
+    if (big.aspect < 2) return;
+    const Vec3 &n = big.axes.axis[2], &m = small.axes.axis[2];
+    if (small.aspect >= 2) {
+      // Two sheets: their planes agree (a small sheet's far edge may stray from a plane fitted
+      // to a piece a few voxels across, so the centroids are compared, each way).
+      if (std::abs(n[0] * m[0] + n[1] * m[1] + n[2] * m[2]) < std::cos(20 * M_PI / 180) ||
+          off_plane(big.axes, small.axes.centroid_um) > 1.5 * h_max ||
+          off_plane(small.axes, big.axes.centroid_um) > 1.5 * h_max)
+        return;
+    } else if (!on_plane(big.axes, voxels[small.root])) {
+      return;
+    }
+    // The closest voxels of the two: the small one's voxels against those of the big one within
+    // reach of the small one's box (a pair farther apart is not joined anyway).
+    std::vector<index_t> near_small;
+    for (index_t j : voxels[big.root]) {
+      const index_t q[3] = {j % d.x, (j / d.x) % d.y, j / (d.x * d.y)};
+      bool inside = true;
+      for (int ax = 0; ax < 3 && inside; ++ax)
+        inside = static_cast<double>(std::max(small.lo[ax] - q[ax], q[ax] - small.hi[ax])) * h[ax] <= reach;
+      if (inside) near_small.push_back(j);
+    }
+    double best = std::numeric_limits<double>::infinity();
+    index_t bi = 0, bj = 0;
+    for (index_t i : voxels[small.root]) {
+      const Vec3 ci = centre(i);
+      for (index_t j : near_small) {
+        const Vec3 cj = centre(j);
+        const double dd =
+            (ci[0] - cj[0]) * (ci[0] - cj[0]) + (ci[1] - cj[1]) * (ci[1] - cj[1]) + (ci[2] - cj[2]) * (ci[2] - cj[2]);
+        if (dd < best) best = dd, bi = i, bj = j;
+      }
+    }
+    if (std::sqrt(best) > reach) return;
+    join[k] = bridged(bi, bj);
+  });
+  std::vector<std::uint32_t> parent(comps.count + 1);
+  for (std::uint32_t c = 0; c <= comps.count; ++c) parent[c] = c;
+  auto find = [&](std::uint32_t c) {
+    while (parent[c] != c) c = parent[c] = parent[parent[c]];
+    return c;
+  };
+  for (std::size_t k = 0; k < pairs.size(); ++k) {
+    if (!join[k]) continue;
+    const std::uint32_t ra = find(pieces[pairs[k].first].root), rb = find(pieces[pairs[k].second].root);
+    if (ra != rb) parent[std::max(ra, rb)] = std::min(ra, rb);
+  }
+  for (std::uint32_t c = 1; c <= comps.count; ++c) group[c] = find(group[c]);
+}
+
 // Splits one accepted crack into the planes of touching cracks (two discs that cross or touch
 // form one 26-connected sheet of aspect ≥ min_aspect; the recall and every per-crack number
 // want them apart). Sequential plane fitting, deterministic: candidate planes are the local
@@ -692,7 +849,8 @@ CrackDetection detect_cracks(const Volume<std::uint8_t>& labels, const Volume<fl
   std::vector<std::vector<index_t>> members(comps.count + 1);
   for (index_t i = 0; i < labels.size(); ++i)
     if (comps.ids[i]) members[comps.ids[i]].push_back(i);
-  const std::vector<std::uint32_t> group = coplanar_groups(comps, members, h, o.join_gap_vox);
+  std::vector<std::uint32_t> group = coplanar_groups(comps, members, h, o.join_gap_vox);
+  bridge_groups(comps, members, group, labels, void_mask, host, grey, dark_below, o);
   std::vector<std::vector<std::uint32_t>> parts_of(comps.count + 1);
   for (std::uint32_t c = 1; c <= comps.count; ++c) parts_of[group[c]].push_back(c);
   // Each group is judged on its own (in parallel); ids are then handed out in group order.

@@ -16,7 +16,9 @@
 //    sheet joined (within join_gap_vox voxels, the smaller piece on the larger one's plane);
 //    a component (group) is a crack when it has at least min_voxels voxels (min_grey_voxels
 //    when most of it comes from the grey image: noise makes small sheets) and sheet_aspect ≥
-//    min_aspect (middle over smallest principal extent, shape.h).
+//    min_aspect (middle over smallest principal extent, shape.h). Coplanar groups farther apart
+//    (up to bridge_max_um) are one crack when the path between them crosses no intact host: the
+//    particle that interrupts the crack, its partial-volume rim, or host dark as a half-open crack.
 // 5. Touching cracks kept apart (split_touching): an accepted crack is split by sequential plane
 //    fitting into the planes of the discs that touch or cross in it (pieces with agreeing
 //    planes rejoined, left-over voxels to the nearest plane); the crack voxels do not change.
@@ -61,6 +63,10 @@ struct CrackDetectionOptions {
   index_t min_grey_voxels = 200;  // the same for a component found mostly in the grey image
   bool split_touching = true;     // split an accepted crack into the planes of touching cracks
   int join_gap_vox = 3;           // coplanar pieces up to this many voxels apart are one sheet (0: off)
+  // Coplanar pieces farther apart, up to this far (about one active-material particle across),
+  // are one crack when what lies between them is no intact host: the particle that interrupts
+  // the crack, or host as dark as a half-open crack (0: off).
+  double bridge_max_um = 12;
   // Groups failing the sheet test: crack planes cut out of them (0 planes: off), each walled by
   // host along its normal at ≥ cut_min_sandwiched of its voxels, ≥ cut_min_voxels voxels.
   int cut_max_planes = 8;
