@@ -17,6 +17,11 @@
 //           the SE voxels beside AM (patches of a smoothed random field), re-imaged, segmented
 //           and measured with `shell`; the contact of the film-inserted labels interpolated to
 //           the q whose simulated `shell` equals the observed one (q = 0 and 0.2).
+// --relabel: forward-model MAP relabelling of the `auto` labels (filters/segment/forward_model.h;
+// docs/segmentation.md, "Forward-model MAP relabelling: measured, not shipped"): contact, Dice and
+// label porosity before and after, with the fitted and with the true end members / PSF / noise σ,
+// and started from the truth labels; --z, --single-beta, --anneal SWEEPS T, --refit, --sweeps set
+// its options; --snr, --blur, --pressures restrict the grid.
 // Usage: bench_segment_contact [--full] [--size N] [--seeds N] [--series DIR]
 //   default: seed 1, SNR 8, blur 1, 64³, 10 and 250 MPa; --full: seeds 1–3, SNR 5/8/12, blur
 //   0.7/1.0/1.5, 10/50/125/250/370 MPa, 96³. CPU seconds (user + sys) are printed per case.

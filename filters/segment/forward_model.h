@@ -3,14 +3,16 @@
 //
 // Energy of labels L on a grey scan g:
 //   E(L) = ‖g − B(μ[L])‖² / (2σ_n²) + Σ_{6-neighbour pairs p~q} β(L_p, L_q),
-// B the Gaussian PSF (separable, as gaussian_blur in filters/preprocess/psf.h), μ the end members,
-// σ_n the scan's noise σ, β(a, a) = 0. Changing voxel v from a to b (Δμ = μ_b − μ_a) moves the
-// data term by (−2 Δμ c(v) + Δμ² ‖k‖²) / (2σ_n²), with r = g − B(μ[L]), c = B r (B symmetric)
-// and ‖k‖² the squared norm of the discrete kernel. Only boundary voxels are candidates, and only
-// for a label present in their 26-neighbourhood. A voxel's own evidence is weak under blur
-// (s = |Δμ| ‖k‖ / σ_n is 0.3–1.2 at SNR 5–8, σ 1–1.5), so the prior decides most flips: β(a, b)
-// is set from the physics so that noise alone moves a voxel of a flat a|b interface (a flip that
-// adds 4 unlike pairs) with probability Φ(−z): s/2 + 4β/s = z, β = max(0, s (z − s/2) / 4).
+// B the Gaussian PSF (the clamped separable blur of gaussian_blur, filters/preprocess/psf.h), μ the
+// end members, σ_n the scan's noise σ, β(a, a) = 0. Changing voxel v from a to b (Δμ = μ_b − μ_a)
+// moves the data term by (−2 Δμ c(v) + Δμ² ‖B e_v‖²) / (2σ_n²), r = g − B(μ[L]), c = Bᵀ r. Within
+// 4σ of a face the clamped B is not symmetric and ‖B e_v‖ not the interior ‖k‖, so both are taken
+// exactly (per-axis column norms and the band of BᵀB). Only boundary voxels are candidates, and only
+// for a label present in their 26-neighbourhood. A voxel's own evidence s = |Δμ| ‖k‖ / σ_n is weak
+// under blur (0.3–2.1 at SNR 5–8, σ 1–1.5), so the prior decides most flips: β(a, b) is set from
+// the physics so that noise alone moves a voxel of a flat a|b interface (a flip that adds 4 unlike
+// pairs) with probability Φ(−z): s/2 + 4β/s = z, β = max(0, s (z − s/2) / 4).
+// Measured, not part of `auto`: docs/segmentation.md, "Forward-model MAP relabelling".
 #pragma once
 
 #include <array>
