@@ -328,13 +328,38 @@ struct RelabelRow {
 
 int g_sweeps = ForwardModelOptions{}.max_sweeps, g_anneal = 0;
 double g_temperature = 1;
-bool g_refit = false, g_single_beta = false;
+bool g_refit = false, g_single_beta = false, g_neutral = false;
 
 RelabelRow relabel_case(const phantom::Phantom& ph, const phantom::ImagingSpec& im, double z) {
   RelabelRow row;
   row.truth = ph.truth.contact_area_fraction;
   row.porosity_truth = ph.truth.volume_fraction.at("pore");
   row.truth_labels = score(ph.labels, ph.labels);
+  {
+    // One-voxel films beside AM on the truth, per AM face: SE between AM and pore, pore between AM and SE.
+    const LabelVolume& t = ph.labels;
+    const Dims d = t.dims();
+    double faces = 0, se_films = 0, pore_films = 0;
+    for (index_t z = 0; z < d.z; ++z)
+      for (index_t y = 0; y < d.y; ++y)
+        for (index_t x = 0; x < d.x; ++x) {
+          if (t(x, y, z) != phantom::kActive) continue;
+          const index_t pos[3] = {x, y, z};
+          for (int a = 0; a < 3; ++a)
+            for (int dir : {-1, 1}) {
+              index_t p1[3] = {pos[0], pos[1], pos[2]}, p2[3] = {pos[0], pos[1], pos[2]};
+              p1[a] += dir, p2[a] += 2 * dir;
+              if (p2[a] < 0 || p2[a] >= d[a]) continue;
+              const int n1 = t(p1[0], p1[1], p1[2]), n2 = t(p2[0], p2[1], p2[2]);
+              if (n1 == phantom::kActive) continue;
+              ++faces;
+              se_films += n1 == phantom::kElectrolyte && n2 == phantom::kPore;
+              pore_films += n1 == phantom::kPore && n2 == phantom::kElectrolyte;
+            }
+        }
+    std::printf("  truth: one-voxel films per AM face: SE between AM and pore %.4f, pore between AM and SE %.4f\n",
+                se_films / faces, pore_films / faces);
+  }
   {
     phantom::ImagingSpec clean = im;
     clean.noise = phantom::NoiseModel::none;
@@ -363,6 +388,7 @@ RelabelRow relabel_case(const phantom::Phantom& ph, const phantom::ImagingSpec& 
   fo.noise_sigma = r.auto_fit->noise_sigma;
   fo.flat_interface_z = z;
   fo.single_beta = g_single_beta;
+  fo.neutral_beside_brightest = g_neutral;
   fo.max_sweeps = g_sweeps;
   fo.anneal_sweeps = g_anneal;
   fo.anneal_temperature = g_temperature;
@@ -493,6 +519,8 @@ int main(int argc, char** argv) {
     } else if (arg == "--anneal" && a + 2 < argc) {
       g_anneal = std::stoi(argv[++a]);
       g_temperature = std::stod(argv[++a]);
+    } else if (arg == "--neutral") {
+      g_neutral = true;
     } else if (arg == "--single-beta") {
       g_single_beta = true;
     } else if (arg == "--refit") {
@@ -511,10 +539,11 @@ int main(int argc, char** argv) {
         at = comma + 1;
       }
     } else {
-      std::fprintf(stderr,
-                   "usage: bench_segment_contact [--full] [--size N] [--seeds N] [--series DIR] [--relabel [--z Z] "
-                   "[--single-beta] [--anneal SWEEPS T] [--refit] [--sweeps N]] [--snr S,...] [--blur B,...] "
-                   "[--pressures P,...]\n");
+      std::fprintf(
+          stderr,
+          "usage: bench_segment_contact [--full] [--size N] [--seeds N] [--series DIR] [--relabel [--z Z] "
+          "[--single-beta] [--neutral] [--anneal SWEEPS T] [--refit] [--sweeps N]] [--snr S,...] [--blur B,...] "
+          "[--pressures P,...]\n");
       return 2;
     }
   }

@@ -85,6 +85,7 @@ TEST(SegmentForwardModel, BadInputIsAnInputError) {
   ForwardModelOptions o;
   EXPECT_THROW(forward_model_relabel(grey, labels, {0.0, 1.0}, o), InputError);  // noise σ 0
   o.noise_sigma = 1;
+  EXPECT_THROW(forward_model_relabel(grey, labels, {0.0}, o), InputError);  // one end member
   labels[5] = 2;
   EXPECT_THROW(forward_model_relabel(grey, labels, {0.0, 1.0}, o), InputError);  // label 2, two end members
   labels[5] = 1;

@@ -17,6 +17,7 @@ namespace {
 
 // gaussian_blur (filters/preprocess/psf.h) cuts its kernel at 4σ; the model uses the same operator.
 constexpr double kTruncate = 4.0;
+constexpr int kMaxClasses = 8;  // labels are bits of an unsigned mask, per-candidate arrays are this long
 
 // The 1-D taps gaussian_blur_axis uses (a single 1 for σ ≤ 0).
 std::vector<double> taps(double sigma) {
@@ -106,6 +107,9 @@ Model make_model(const Volume<std::uint8_t>& labels, const std::vector<double>& 
       throw InputError("forward-model relabelling: PSF σ along " + axis_name(a) + " must be a finite number ≥ 0");
   Model m;
   m.classes = static_cast<int>(mu.size());
+  if (m.classes < 2 || m.classes > kMaxClasses)
+    throw InputError("forward-model relabelling needs 2.." + std::to_string(kMaxClasses) + " end members, got " +
+                     std::to_string(m.classes));
   for (auto v : labels.storage())
     if (v >= m.classes)
       throw InputError("forward-model relabelling: label " + std::to_string(v) + " has no end member (" +
@@ -125,6 +129,11 @@ Model make_model(const Volume<std::uint8_t>& labels, const std::vector<double>& 
       const double s = std::fabs(mu[b] - mu[a]) * std::sqrt(kk) / o.noise_sigma;
       m.beta[a * k + b] = std::max(0.0, s * (o.flat_interface_z - 0.5 * s) / 4);
     }
+  if (o.neutral_beside_brightest) {
+    double top = 0;
+    for (int c = 0; c + 1 < k; ++c) top = std::max(top, m.beta[(k - 1) * k + c]);
+    for (int c = 0; c + 1 < k; ++c) m.beta[(k - 1) * k + c] = m.beta[c * k + k - 1] = top;
+  }
   if (o.single_beta) {
     const double top = *std::max_element(m.beta.begin(), m.beta.end());
     for (int a = 0; a < k; ++a)
@@ -249,7 +258,7 @@ ForwardModelRelabelling forward_model_relabel(const Volume<float>& grey, Volume<
           // Prior per candidate label: Σ over the 6 face neighbours of β(b, L_n) − β(a, L_n).
           int best = a;
           double best_de = 0;
-          double de_of[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+          double de_of[kMaxClasses] = {};
           const index_t pos[3] = {x, y, z};
           const double kk = m.axis[0].column_norm[x] * m.axis[1].column_norm[y] * m.axis[2].column_norm[z];
           for (int b = 0; b < k; ++b) {
@@ -273,7 +282,7 @@ ForwardModelRelabelling forward_model_relabel(const Volume<float>& grey, Volume<
           if (temperature > 0) {
             // Gibbs: a label with probability ∝ exp(−ΔE / T) (ΔE = 0 for keeping a); a
             // counter-based draw, so the result does not depend on anything but the input.
-            double w[8], sum = 0;
+            double w[kMaxClasses], sum = 0;
             for (int b = 0; b < k; ++b) {
               const bool allowed = b == a || (present & (1u << b));
               w[b] = allowed ? std::exp(-(de_of[b] - best_de) / temperature) : 0.0;  // ΔE(a) = 0

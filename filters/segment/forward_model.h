@@ -28,6 +28,9 @@ struct ForwardModelOptions {
   double noise_sigma = 0;                              // the scan's noise σ (grey units, > 0)
   double flat_interface_z = 3.0;                       // noise moves a flat interface voxel with P = Φ(−z)
   bool single_beta = false;                            // one β for every pair: the largest pair's
+  // β(brightest, c) the same for every other class c (the largest of them): the prior then prefers
+  // no phase beside the brightest (AM), which is what the contact fraction counts.
+  bool neutral_beside_brightest = false;
   // Gibbs sweeps before ICM, the temperature falling linearly from anneal_temperature (in units
   // of E) to 0: lets whole layers move that single greedy flips cannot (0: plain ICM).
   int anneal_sweeps = 0;
@@ -42,16 +45,16 @@ struct ForwardModelOptions {
 struct ForwardModelRelabelling {
   int sweeps = 0;
   std::int64_t flips = 0;                      // accepted flips over all sweeps
-  double energy_before = 0, energy_after = 0;  // E(L) of the input and output labels
+  double energy_before = 0, energy_after = 0;  // E of the input labels (given μ) and the output (last μ)
   std::vector<double> beta;                    // β(a, b) per pair, [a * classes + b]
   std::vector<double> means;                   // the end members of the last sweep
 };
 
 // Relabels `labels` (class c has end member means[c]) in place by ICM: each sweep recomputes r and
-// c with two separable blurs, then visits the voxels in raster order and takes the label change
+// c with two separable passes, then visits the voxels in raster order and takes the label change
 // that lowers E most (if any), updating c locally with the kernel's autocorrelation B·B. The same
-// input gives the same labels (one thread of visits). Throws InputError on a bad σ, a noise σ ≤ 0
-// or a label without an end member.
+// input gives the same labels (one thread of visits). Throws InputError on a bad σ, a noise σ ≤ 0,
+// fewer than 2 or more than 8 end members, or a label without one.
 ForwardModelRelabelling forward_model_relabel(const Volume<float>& grey, Volume<std::uint8_t>& labels,
                                               const std::vector<double>& means, const ForwardModelOptions& options);
 
