@@ -17,6 +17,11 @@
 //           the SE voxels beside AM (patches of a smoothed random field), re-imaged, segmented
 //           and measured with `shell`; the contact of the film-inserted labels interpolated to
 //           the q whose simulated `shell` equals the observed one (q = 0 and 0.2).
+// --relabel: forward-model MAP relabelling of the `auto` labels (filters/segment/forward_model.h;
+// docs/segmentation.md, "Forward-model MAP relabelling: measured, not shipped"): contact, Dice and
+// label porosity before and after, with the fitted and with the true end members / PSF / noise σ,
+// and started from the truth labels; --z, --single-beta, --anneal SWEEPS T, --refit, --sweeps set
+// its options; --snr, --blur, --pressures restrict the grid.
 // Usage: bench_segment_contact [--full] [--size N] [--seeds N] [--series DIR]
 //   default: seed 1, SNR 8, blur 1, 64³, 10 and 250 MPa; --full: seeds 1–3, SNR 5/8/12, blur
 //   0.7/1.0/1.5, 10/50/125/250/370 MPa, 96³. CPU seconds (user + sys) are printed per case.
@@ -35,6 +40,7 @@
 #include "bench_measure.h"
 #include "filters/io/volume_io.h"
 #include "filters/preprocess/psf.h"
+#include "filters/segment/forward_model.h"
 #include "filters/segment/partial_volume.h"
 #include "filters/segment/segmenter.h"
 #include "metrics/interfaces.h"
@@ -280,6 +286,213 @@ struct Acc {
   double mean() const { return n ? sum / n : NAN; }
 };
 
+// ---- Forward-model MAP relabelling (filters/segment/forward_model.h), `--relabel`: contact,
+// Dice and label porosity of the `auto` labels before and after ICM with the fitted end members,
+// PSF and noise σ; the same with the true ones (how much of the error is the model's); and ICM
+// started from the truth labels with the true model (the estimator's own fixed-point bias).
+struct LabelScore {
+  double contact = NAN, porosity = NAN;
+  std::array<double, 3> dice{NAN, NAN, NAN};
+};
+
+double dice_of(const Volume<std::uint8_t>& a, const Volume<std::uint8_t>& truth, int label) {
+  double both = 0, na = 0, nt = 0;
+  for (index_t i = 0; i < a.size(); ++i) {
+    const bool x = a[i] == label, y = truth[i] == label;
+    both += x && y, na += x, nt += y;
+  }
+  return na + nt > 0 ? 2 * both / (na + nt) : NAN;
+}
+
+LabelScore score(const Volume<std::uint8_t>& labels, const LabelVolume& truth) {
+  LabelVolume lv;
+  static_cast<Volume<std::uint8_t>&>(lv) = labels;
+  lv.phases = truth.phases;
+  LabelScore s;
+  s.contact = contact_area(lv).fraction;
+  double pores = 0;
+  for (index_t i = 0; i < labels.size(); ++i) pores += labels[i] == 0;
+  s.porosity = pores / static_cast<double>(labels.size());
+  for (int k = 0; k < 3; ++k) s.dice[k] = dice_of(labels, truth, k);
+  return s;
+}
+
+struct RelabelRow {
+  bool refused = false;
+  double truth = NAN, porosity_truth = NAN, cpu_icm = NAN;
+  LabelScore truth_labels, before, after, after_true_model, from_truth;
+  std::array<double, 3> ceiling{NAN, NAN, NAN};
+  std::int64_t flips = 0;
+  int sweeps = 0;
+};
+
+int g_sweeps = ForwardModelOptions{}.max_sweeps, g_anneal = 0;
+double g_temperature = 1;
+bool g_refit = false, g_single_beta = false, g_neutral = false;
+
+RelabelRow relabel_case(const phantom::Phantom& ph, const phantom::ImagingSpec& im, double z) {
+  RelabelRow row;
+  row.truth = ph.truth.contact_area_fraction;
+  row.porosity_truth = ph.truth.volume_fraction.at("pore");
+  row.truth_labels = score(ph.labels, ph.labels);
+  {
+    // One-voxel films beside AM on the truth, per AM face: SE between AM and pore, pore between AM and SE.
+    const LabelVolume& t = ph.labels;
+    const Dims d = t.dims();
+    double faces = 0, se_films = 0, pore_films = 0;
+    for (index_t z = 0; z < d.z; ++z)
+      for (index_t y = 0; y < d.y; ++y)
+        for (index_t x = 0; x < d.x; ++x) {
+          if (t(x, y, z) != phantom::kActive) continue;
+          const index_t pos[3] = {x, y, z};
+          for (int a = 0; a < 3; ++a)
+            for (int dir : {-1, 1}) {
+              index_t p1[3] = {pos[0], pos[1], pos[2]}, p2[3] = {pos[0], pos[1], pos[2]};
+              p1[a] += dir, p2[a] += 2 * dir;
+              if (p2[a] < 0 || p2[a] >= d[a]) continue;
+              const int n1 = t(p1[0], p1[1], p1[2]), n2 = t(p2[0], p2[1], p2[2]);
+              if (n1 == phantom::kActive) continue;
+              ++faces;
+              se_films += n1 == phantom::kElectrolyte && n2 == phantom::kPore;
+              pore_films += n1 == phantom::kPore && n2 == phantom::kElectrolyte;
+            }
+        }
+    std::printf("  truth: one-voxel films per AM face: SE between AM and pore %.4f, pore between AM and SE %.4f\n",
+                se_films / faces, pore_films / faces);
+  }
+  {
+    phantom::ImagingSpec clean = im;
+    clean.noise = phantom::NoiseModel::none;
+    const auto c16 = phantom::ct_image(ph.labels, clean);
+    const double p = im.grey_level("pore"), se = im.grey_level("se"), am = im.grey_level("am");
+    Volume<float> c = c16.like<float>(c16.dims());
+    for (index_t i = 0; i < c.size(); ++i) c[i] = c16[i];
+    const auto l = apply_thresholds(c, {0.5 * (p + se), 0.5 * (se + am)});
+    for (int k = 0; k < 3; ++k) row.ceiling[k] = dice_of(l, ph.labels, k);
+  }
+  const auto g16 = phantom::ct_image(ph, im);
+  Volume<float> g = g16.like<float>(g16.dims());
+  for (index_t i = 0; i < g.size(); ++i) g[i] = g16[i];
+  SegmentOptions so;
+  so.classes = 3;
+  SegmentResult r;
+  try {
+    r = segment_grey(g, so);
+  } catch (const std::exception&) {
+    row.refused = true;
+    return row;
+  }
+  row.before = score(r.labels, ph.labels);
+  ForwardModelOptions fo;
+  fo.psf_sigma_vox = r.psf_sigma_vox;
+  fo.noise_sigma = r.auto_fit->noise_sigma;
+  fo.flat_interface_z = z;
+  fo.single_beta = g_single_beta;
+  fo.neutral_beside_brightest = g_neutral;
+  fo.max_sweeps = g_sweeps;
+  fo.anneal_sweeps = g_anneal;
+  fo.anneal_temperature = g_temperature;
+  fo.refit_means = g_refit;
+  Volume<std::uint8_t> l = r.labels;
+  const double t0 = cpu_seconds();
+  const auto res = forward_model_relabel(g, l, r.partial_volume->means, fo);
+  row.cpu_icm = cpu_seconds() - t0;
+  row.flips = res.flips, row.sweeps = res.sweeps;
+  row.after = score(l, ph.labels);
+  std::printf(
+      "  means fitted %.0f %.0f %.0f -> ICM %.0f %.0f %.0f, true %.0f %.0f %.0f; noise %.0f (true %.0f); PSF %.3f %.3f "
+      "%.3f\n",
+      r.partial_volume->means[0], r.partial_volume->means[1], r.partial_volume->means[2], res.means[0], res.means[1],
+      res.means[2], im.grey_level("pore"), im.grey_level("se"), im.grey_level("am"), fo.noise_sigma, im.noise_sigma(),
+      fo.psf_sigma_vox[0], fo.psf_sigma_vox[1], fo.psf_sigma_vox[2]);
+  ForwardModelOptions truth_model = fo;
+  truth_model.psf_sigma_vox = {im.blur_sigma_vox[0], im.blur_sigma_vox[1], im.blur_sigma_vox[2]};
+  truth_model.noise_sigma = im.noise_sigma();
+  truth_model.refit_means = false;
+  const std::vector<double> mu{im.grey_level("pore"), im.grey_level("se"), im.grey_level("am")};
+  l = r.labels;
+  const auto fa = forward_model_relabel(g, l, mu, truth_model);
+  std::printf("  from auto (true model): E %.1f -> %.1f, %lld flips in %d sweeps\n", fa.energy_before, fa.energy_after,
+              static_cast<long long>(fa.flips), fa.sweeps);
+  row.after_true_model = score(l, ph.labels);
+  l = ph.labels;
+  const auto ft = forward_model_relabel(g, l, mu, truth_model);
+  std::printf("  from truth: E %.1f -> %.1f, %lld flips in %d sweeps\n", ft.energy_before, ft.energy_after,
+              static_cast<long long>(ft.flips), ft.sweeps);
+  row.from_truth = score(l, ph.labels);
+  return row;
+}
+
+int relabel_main(const std::vector<std::uint64_t>& seeds, const std::vector<double>& snrs,
+                 const std::vector<double>& blurs, const std::vector<double>& pressures, index_t size, double z) {
+  std::printf("forward-model relabelling, %lld³, flat-interface z %g\n", static_cast<long long>(size), z);
+  std::vector<std::string> lines;
+  for (double snr : snrs)
+    for (double blur : blurs)
+      for (double p : pressures) {
+        struct M {
+          double s = 0;
+          int n = 0;
+          void add(double v) {
+            if (std::isfinite(v)) s += v, ++n;
+          }
+          double get() const { return n ? s / n : NAN; }
+        };
+        M cb, ca, ct, cf, ctl, pb, pa, pt, cpu;
+        std::array<M, 3> db, da, dc;
+        int refused = 0;
+        for (std::uint64_t seed : seeds) {
+          phantom::CompositeSpec spec;
+          spec.dims = {size, size, size};
+          spec.seed = seed;
+          const auto ph = phantom::generate_composite(spec, p);
+          phantom::ImagingSpec im;
+          im.seed = seed;
+          im.snr = snr;
+          im.blur_sigma_vox = {blur, blur, blur};
+          const RelabelRow r = relabel_case(ph, im, z);
+          if (r.refused) {
+            ++refused;
+            std::printf("case seed %llu SNR %g blur %g P %g: refused\n", static_cast<unsigned long long>(seed), snr,
+                        blur, p);
+            continue;
+          }
+          std::printf(
+              "case seed %llu SNR %g blur %g P %g: contact − truth auto %+.4f icm %+.4f icm(true model) %+.4f "
+              "icm(from truth) %+.4f truth labels %+.4f | Dice auto %.3f/%.3f/%.3f icm %.3f/%.3f/%.3f ceiling "
+              "%.3f/%.3f/%.3f | label porosity − truth auto %+.4f icm %+.4f icm(true) %+.4f | flips %lld in %d "
+              "sweeps, CPU %.2f s\n",
+              static_cast<unsigned long long>(seed), snr, blur, p, r.before.contact - r.truth,
+              r.after.contact - r.truth, r.after_true_model.contact - r.truth, r.from_truth.contact - r.truth,
+              r.truth_labels.contact - r.truth, r.before.dice[0], r.before.dice[1], r.before.dice[2], r.after.dice[0],
+              r.after.dice[1], r.after.dice[2], r.ceiling[0], r.ceiling[1], r.ceiling[2],
+              r.before.porosity - r.porosity_truth, r.after.porosity - r.porosity_truth,
+              r.after_true_model.porosity - r.porosity_truth, static_cast<long long>(r.flips), r.sweeps, r.cpu_icm);
+          std::fflush(stdout);
+          cb.add(r.before.contact - r.truth), ca.add(r.after.contact - r.truth);
+          ct.add(r.after_true_model.contact - r.truth), cf.add(r.from_truth.contact - r.truth);
+          ctl.add(r.truth_labels.contact - r.truth);
+          pb.add(r.before.porosity - r.porosity_truth), pa.add(r.after.porosity - r.porosity_truth);
+          pt.add(r.after_true_model.porosity - r.porosity_truth), cpu.add(r.cpu_icm);
+          for (int k = 0; k < 3; ++k) db[k].add(r.before.dice[k]), da[k].add(r.after.dice[k]), dc[k].add(r.ceiling[k]);
+        }
+        char line[640];
+        std::snprintf(line, sizeof line,
+                      "| %g | %g | %g | %+.3f → %+.3f | %+.3f | %+.3f | %+.3f | %.3f/%.3f/%.3f → %.3f/%.3f/%.3f | "
+                      "%.3f/%.3f/%.3f | %+.4f → %+.4f | %+.4f | %.2f | %d/%zu |\n",
+                      snr, blur, p, cb.get(), ca.get(), ct.get(), cf.get(), ctl.get(), db[0].get(), db[1].get(),
+                      db[2].get(), da[0].get(), da[1].get(), da[2].get(), dc[0].get(), dc[1].get(), dc[2].get(),
+                      pb.get(), pa.get(), pt.get(), cpu.get(), refused, seeds.size());
+        lines.push_back(line);
+      }
+  std::printf(
+      "\n| SNR | blur σ | P MPa | contact − truth: auto → ICM | ICM, true end members/PSF/noise | ICM from the truth "
+      "labels (true model) | truth labels | pore/SE/AM Dice auto → ICM | ceiling | label porosity − truth auto → "
+      "ICM | ICM (true model) | ICM CPU s | refused |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+  for (const auto& l : lines) std::printf("%s", l.c_str());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -287,6 +500,8 @@ int main(int argc, char** argv) {
   std::vector<double> snrs{8}, blurs{1.0}, pressures{10, 250};
   index_t size = 64;
   std::string series;
+  bool relabel = false;
+  double flat_z = ForwardModelOptions{}.flat_interface_z;
   for (int a = 1; a < argc; ++a) {
     const std::string arg = argv[a];
     if (arg == "--full") {
@@ -299,11 +514,40 @@ int main(int argc, char** argv) {
       for (int s = 1, k = std::stoi(argv[++a]); s <= k; ++s) seeds.push_back(s);
     } else if (arg == "--series" && a + 1 < argc) {
       series = argv[++a];
+    } else if (arg == "--relabel") {
+      relabel = true;
+    } else if (arg == "--anneal" && a + 2 < argc) {
+      g_anneal = std::stoi(argv[++a]);
+      g_temperature = std::stod(argv[++a]);
+    } else if (arg == "--neutral") {
+      g_neutral = true;
+    } else if (arg == "--single-beta") {
+      g_single_beta = true;
+    } else if (arg == "--refit") {
+      g_refit = true;
+    } else if (arg == "--sweeps" && a + 1 < argc) {
+      g_sweeps = std::stoi(argv[++a]);
+    } else if (arg == "--z" && a + 1 < argc) {
+      flat_z = std::stod(argv[++a]);
+    } else if ((arg == "--pressures" || arg == "--snr" || arg == "--blur") && a + 1 < argc) {
+      std::vector<double>& values = arg == "--pressures" ? pressures : arg == "--snr" ? snrs : blurs;
+      values.clear();
+      std::string list = argv[++a];
+      for (std::size_t at = 0; at <= list.size();) {
+        const std::size_t comma = std::min(list.find(',', at), list.size());
+        values.push_back(std::stod(list.substr(at, comma - at)));
+        at = comma + 1;
+      }
     } else {
-      std::fprintf(stderr, "usage: bench_segment_contact [--full] [--size N] [--seeds N] [--series DIR]\n");
+      std::fprintf(
+          stderr,
+          "usage: bench_segment_contact [--full] [--size N] [--seeds N] [--series DIR] [--relabel [--z Z] "
+          "[--single-beta] [--neutral] [--anneal SWEEPS T] [--refit] [--sweeps N]] [--snr S,...] [--blur B,...] "
+          "[--pressures P,...]\n");
       return 2;
     }
   }
+  if (relabel) return relabel_main(seeds, snrs, blurs, pressures, size, flat_z);
   std::printf(
       "| SNR | blur σ | P MPa | truth | label − truth (mean, worst) | shell − truth | boot − truth | ii − truth "
       "| ii CI covers | truth labels − truth | refused |\n|---|---|---|---|---|---|---|---|---|---|---|\n");

@@ -1,0 +1,338 @@
+#include "filters/segment/forward_model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <utility>
+
+#include <tbb/parallel_for.h>
+
+#include "core/axis.h"
+#include "core/error.h"
+#include "core/gaussian.h"
+
+namespace vp {
+
+namespace {
+
+// gaussian_blur (filters/preprocess/psf.h) cuts its kernel at 4σ; the model uses the same operator.
+constexpr double kTruncate = 4.0;
+constexpr int kMaxClasses = 8;  // labels are bits of an unsigned mask, per-candidate arrays are this long
+
+// The 1-D taps gaussian_blur_axis uses (a single 1 for σ ≤ 0).
+std::vector<double> taps(double sigma) {
+  if (!(sigma > 0)) return {1.0};
+  const int radius = static_cast<int>(std::ceil(kTruncate * sigma));
+  std::vector<double> k(2 * radius + 1);
+  double sum = 0;
+  for (int i = -radius; i <= radius; ++i) sum += k[i + radius] = std::exp(-0.5 * i * i / (sigma * sigma));
+  for (double& x : k) x /= sum;
+  return k;
+}
+
+Volume<float> blur(const Volume<float>& v, const std::array<double, 3>& sigma) {
+  Volume<float> out = v;
+  for (int a = 0; a < 3; ++a)
+    if (v.dims()[a] > 1) gaussian_blur_axis(out, a, sigma[a], kTruncate);
+  return out;
+}
+
+// One axis of B as a matrix: M[i][j] = Σ of the taps t with clamp(i + t) = j (edges clamped, as
+// gaussian_blur_axis). Stored as its column norms ‖M e_j‖² and the band of MᵀM (half-width 2R),
+// which make the data term's change exact also within 4σ of a face, where M is not symmetric.
+struct AxisOperator {
+  std::vector<double> taps;
+  int radius = 0;                   // R
+  std::vector<double> column_norm;  // ‖M e_j‖², per j
+  std::vector<double> gram;         // (MᵀM)[j][j + t], t in [−2R, 2R]: gram[j * (4R + 1) + t + 2R]
+};
+
+AxisOperator make_axis(double sigma, index_t n) {
+  AxisOperator op;
+  op.taps = taps(sigma);
+  const int r = static_cast<int>(op.taps.size() / 2);
+  op.radius = r;
+  // Dense per row i (the taps folded at the faces), then MᵀM's band.
+  const int w = 4 * r + 1;
+  op.column_norm.assign(static_cast<std::size_t>(n), 0.0);
+  op.gram.assign(static_cast<std::size_t>(n) * w, 0.0);
+  std::vector<std::pair<index_t, double>> row;
+  for (index_t i = 0; i < n; ++i) {
+    row.clear();
+    for (int t = -r; t <= r; ++t) {
+      const index_t j = std::clamp<index_t>(i + t, 0, n - 1);
+      if (!row.empty() && row.back().first == j) row.back().second += op.taps[t + r];
+      else row.emplace_back(j, op.taps[t + r]);
+    }
+    for (const auto& [j, mij] : row) {
+      op.column_norm[j] += mij * mij;
+      for (const auto& [l, mil] : row) op.gram[static_cast<std::size_t>(j) * w + (l - j) + 2 * r] += mij * mil;
+    }
+  }
+  return op;
+}
+
+// Mᵀ along one axis, in place (the adjoint of gaussian_blur_axis's clamped convolution).
+void adjoint_axis(Volume<float>& v, int axis, const AxisOperator& op) {
+  const Dims d = v.dims();
+  const index_t n = d[axis];
+  if (op.radius == 0 || n == 1) return;
+  const index_t stride = axis == 0 ? 1 : axis == 1 ? d.x : d.x * d.y;
+  const index_t lines = d.count() / n;
+  const int r = op.radius;
+  tbb::parallel_for(index_t{0}, lines, [&](index_t line) {
+    index_t base;
+    if (axis == 0) base = line * d.x;
+    else if (axis == 1) base = (line / d.x) * d.x * d.y + line % d.x;
+    else base = line;
+    std::vector<double> in(static_cast<std::size_t>(n)), out(static_cast<std::size_t>(n), 0.0);
+    for (index_t i = 0; i < n; ++i) in[i] = v[base + i * stride];
+    for (index_t i = 0; i < n; ++i)
+      for (int t = -r; t <= r; ++t) out[std::clamp<index_t>(i + t, 0, n - 1)] += op.taps[t + r] * in[i];
+    for (index_t i = 0; i < n; ++i) v[base + i * stride] = static_cast<float>(out[i]);
+  });
+}
+
+struct Model {
+  int classes = 0;
+  std::array<AxisOperator, 3> axis;
+  std::vector<double> beta;  // [a * classes + b]
+};
+
+Model make_model(const Volume<std::uint8_t>& labels, const std::vector<double>& mu, const ForwardModelOptions& o) {
+  const Dims d = labels.dims();
+  if (!(o.noise_sigma > 0)) throw InputError("forward-model relabelling: noise σ must be > 0");
+  for (int a = 0; a < 3; ++a)
+    if (!(o.psf_sigma_vox[a] >= 0) || !std::isfinite(o.psf_sigma_vox[a]))
+      throw InputError("forward-model relabelling: PSF σ along " + axis_name(a) + " must be a finite number ≥ 0");
+  Model m;
+  m.classes = static_cast<int>(mu.size());
+  if (m.classes < 2 || m.classes > kMaxClasses)
+    throw InputError("forward-model relabelling needs 2.." + std::to_string(kMaxClasses) + " end members, got " +
+                     std::to_string(m.classes));
+  for (auto v : labels.storage())
+    if (v >= m.classes)
+      throw InputError("forward-model relabelling: label " + std::to_string(v) + " has no end member (" +
+                       std::to_string(m.classes) + " given)");
+  double kk = 1;  // ‖k‖² away from the faces: what sets β
+  for (int a = 0; a < 3; ++a) {
+    m.axis[a] = make_axis(d[a] > 1 ? o.psf_sigma_vox[a] : 0.0, d[a]);
+    double q = 0;
+    for (double x : m.axis[a].taps) q += x * x;
+    kk *= q;
+  }
+  const int k = m.classes;
+  m.beta.assign(static_cast<std::size_t>(k * k), 0.0);
+  for (int a = 0; a < k; ++a)
+    for (int b = 0; b < k; ++b) {
+      if (a == b) continue;
+      const double s = std::fabs(mu[b] - mu[a]) * std::sqrt(kk) / o.noise_sigma;
+      m.beta[a * k + b] = std::max(0.0, s * (o.flat_interface_z - 0.5 * s) / 4);
+    }
+  if (o.neutral_beside_brightest) {
+    double top = 0;
+    for (int c = 0; c + 1 < k; ++c) top = std::max(top, m.beta[(k - 1) * k + c]);
+    for (int c = 0; c + 1 < k; ++c) m.beta[(k - 1) * k + c] = m.beta[c * k + k - 1] = top;
+  }
+  if (o.single_beta) {
+    const double top = *std::max_element(m.beta.begin(), m.beta.end());
+    for (int a = 0; a < k; ++a)
+      for (int b = 0; b < k; ++b) m.beta[a * k + b] = a == b ? 0.0 : top;
+  }
+  return m;
+}
+
+Volume<float> residual(const Volume<float>& grey, const Volume<std::uint8_t>& labels, const std::vector<double>& mu,
+                       const std::array<double, 3>& sigma) {
+  Volume<float> model = grey.like<float>(grey.dims());
+  for (index_t i = 0; i < model.size(); ++i) model[i] = static_cast<float>(mu[labels[i]]);
+  model = blur(model, sigma);
+  for (index_t i = 0; i < model.size(); ++i) model[i] = grey[i] - model[i];
+  return model;
+}
+
+double energy(const Volume<float>& grey, const Volume<std::uint8_t>& labels, const std::vector<double>& mu,
+              const ForwardModelOptions& o, const Model& m) {
+  const Volume<float> r = residual(grey, labels, mu, o.psf_sigma_vox);
+  double data = 0;
+  for (float x : r.storage()) data += static_cast<double>(x) * x;
+  double prior = 0;
+  const Dims d = labels.dims();
+  const index_t step[3] = {1, d.x, d.x * d.y};
+  for (index_t z = 0; z < d.z; ++z)
+    for (index_t y = 0; y < d.y; ++y)
+      for (index_t x = 0; x < d.x; ++x) {
+        const index_t i = x + d.x * (y + d.y * z), pos[3] = {x, y, z};
+        for (int a = 0; a < 3; ++a)
+          if (pos[a] + 1 < d[a]) prior += m.beta[labels[i] * m.classes + labels[i + step[a]]];
+      }
+  return data / (2 * o.noise_sigma * o.noise_sigma) + prior;
+}
+
+// Least-squares end members for fixed labels: the normal equations of g ≈ Σ_c μ_c B 1[L = c].
+// Returns `mu` unchanged when a class is empty or the system is singular.
+std::vector<double> refit_means(const Volume<float>& grey, const Volume<std::uint8_t>& labels,
+                                const std::vector<double>& mu, const std::array<double, 3>& sigma) {
+  const int k = static_cast<int>(mu.size());
+  std::vector<Volume<float>> basis;
+  for (int c = 0; c < k; ++c) {
+    Volume<float> ind = grey.like<float>(grey.dims());
+    std::int64_t n = 0;
+    for (index_t i = 0; i < ind.size(); ++i) n += (ind[i] = labels[i] == c ? 1.f : 0.f) > 0;
+    if (n == 0) return mu;
+    basis.push_back(blur(ind, sigma));
+  }
+  std::vector<double> a(static_cast<std::size_t>(k * (k + 1)), 0.0);
+  for (int c = 0; c < k; ++c) {
+    for (int e = c; e < k; ++e) {
+      double s = 0;
+      for (index_t i = 0; i < grey.size(); ++i) s += static_cast<double>(basis[c][i]) * basis[e][i];
+      a[c * (k + 1) + e] = a[e * (k + 1) + c] = s;
+    }
+    double s = 0;
+    for (index_t i = 0; i < grey.size(); ++i) s += static_cast<double>(basis[c][i]) * grey[i];
+    a[c * (k + 1) + k] = s;
+  }
+  // Gaussian elimination with partial pivoting on the k × (k + 1) system.
+  for (int col = 0; col < k; ++col) {
+    int piv = col;
+    for (int r = col + 1; r < k; ++r)
+      if (std::fabs(a[r * (k + 1) + col]) > std::fabs(a[piv * (k + 1) + col])) piv = r;
+    if (!(std::fabs(a[piv * (k + 1) + col]) > 1e-9)) return mu;
+    for (int j = 0; j <= k; ++j) std::swap(a[col * (k + 1) + j], a[piv * (k + 1) + j]);
+    for (int r = 0; r < k; ++r) {
+      if (r == col) continue;
+      const double f = a[r * (k + 1) + col] / a[col * (k + 1) + col];
+      for (int j = col; j <= k; ++j) a[r * (k + 1) + j] -= f * a[col * (k + 1) + j];
+    }
+  }
+  std::vector<double> out(static_cast<std::size_t>(k));
+  for (int c = 0; c < k; ++c) out[c] = a[c * (k + 1) + k] / a[c * (k + 1) + c];
+  for (int c = 0; c + 1 < k; ++c)
+    if (!(out[c + 1] > out[c])) return mu;
+  return out;
+}
+
+}  // namespace
+
+double forward_model_energy(const Volume<float>& grey, const Volume<std::uint8_t>& labels,
+                            const std::vector<double>& means, const ForwardModelOptions& options) {
+  return energy(grey, labels, means, options, make_model(labels, means, options));
+}
+
+ForwardModelRelabelling forward_model_relabel(const Volume<float>& grey, Volume<std::uint8_t>& labels,
+                                              const std::vector<double>& means, const ForwardModelOptions& o) {
+  const Model m = make_model(labels, means, o);
+  std::vector<double> mu = means;
+  const int k = m.classes;
+  const Dims d = labels.dims();
+  ForwardModelRelabelling out;
+  out.beta = m.beta;
+  out.energy_before = energy(grey, labels, mu, o, m);
+  const double inv2s2 = 1.0 / (2 * o.noise_sigma * o.noise_sigma);
+  const index_t step[3] = {1, d.x, d.x * d.y};
+  const int r2[3] = {2 * m.axis[0].radius, 2 * m.axis[1].radius, 2 * m.axis[2].radius};
+  std::vector<double> c(static_cast<std::size_t>(labels.size()));
+  const int total = o.anneal_sweeps + o.max_sweeps;
+  for (int sweep = 0; sweep < total; ++sweep) {
+    const double temperature =
+        sweep < o.anneal_sweeps ? o.anneal_temperature * (1 - static_cast<double>(sweep) / o.anneal_sweeps) : 0.0;
+    if (o.refit_means && sweep > 0) mu = refit_means(grey, labels, mu, o.psf_sigma_vox);
+    Volume<float> cb = residual(grey, labels, mu, o.psf_sigma_vox);
+    for (int a = 0; a < 3; ++a) adjoint_axis(cb, a, m.axis[a]);
+    for (index_t i = 0; i < cb.size(); ++i) c[i] = cb[i];
+    std::int64_t boundary = 0, flips = 0;
+    for (index_t z = 0; z < d.z; ++z)
+      for (index_t y = 0; y < d.y; ++y)
+        for (index_t x = 0; x < d.x; ++x) {
+          const index_t i = x + d.x * (y + d.y * z);
+          const int a = labels[i];
+          unsigned present = 0;
+          for (index_t zz = std::max<index_t>(z - 1, 0); zz <= std::min(z + 1, d.z - 1); ++zz)
+            for (index_t yy = std::max<index_t>(y - 1, 0); yy <= std::min(y + 1, d.y - 1); ++yy)
+              for (index_t xx = std::max<index_t>(x - 1, 0); xx <= std::min(x + 1, d.x - 1); ++xx)
+                present |= 1u << labels(xx, yy, zz);
+          present &= ~(1u << a);
+          if (!present) continue;
+          ++boundary;
+          // Prior per candidate label: Σ over the 6 face neighbours of β(b, L_n) − β(a, L_n).
+          int best = a;
+          double best_de = 0;
+          double de_of[kMaxClasses] = {};
+          const index_t pos[3] = {x, y, z};
+          const double kk = m.axis[0].column_norm[x] * m.axis[1].column_norm[y] * m.axis[2].column_norm[z];
+          for (int b = 0; b < k; ++b) {
+            if (!(present & (1u << b))) continue;
+            double prior = 0;
+            for (int ax = 0; ax < 3; ++ax) {
+              if (pos[ax] > 0) {
+                const int n = labels[i - step[ax]];
+                prior += m.beta[b * k + n] - m.beta[a * k + n];
+              }
+              if (pos[ax] + 1 < d[ax]) {
+                const int n = labels[i + step[ax]];
+                prior += m.beta[b * k + n] - m.beta[a * k + n];
+              }
+            }
+            const double dmu = mu[b] - mu[a];
+            const double de = (-2 * dmu * c[i] + dmu * dmu * kk) * inv2s2 + prior;
+            de_of[b] = de;
+            if (de < best_de) best_de = de, best = b;
+          }
+          if (temperature > 0) {
+            // Gibbs: a label with probability ∝ exp(−ΔE / T) (ΔE = 0 for keeping a); a
+            // counter-based draw, so the result does not depend on anything but the input.
+            double w[kMaxClasses], sum = 0;
+            for (int b = 0; b < k; ++b) {
+              const bool allowed = b == a || (present & (1u << b));
+              w[b] = allowed ? std::exp(-(de_of[b] - best_de) / temperature) : 0.0;  // ΔE(a) = 0
+              sum += w[b];
+            }
+            std::uint64_t h = (static_cast<std::uint64_t>(sweep) << 40) ^ static_cast<std::uint64_t>(i);
+            h += 0x9e3779b97f4a7c15ull;
+            h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9ull;
+            h = (h ^ (h >> 27)) * 0x94d049bb133111ebull;
+            h ^= h >> 31;
+            double u = static_cast<double>(h >> 11) * (1.0 / 9007199254740992.0) * sum;
+            best = k - 1;
+            for (int b = 0; b < k; ++b) {
+              if (u < w[b]) {
+                best = b;
+                break;
+              }
+              u -= w[b];
+            }
+            while (w[best] == 0) --best;
+          }
+          if (best == a) continue;
+          // Flip, and c −= Δμ (BᵀB δ_v) over its band.
+          const double dmu = mu[best] - mu[a];
+          labels[i] = static_cast<std::uint8_t>(best);
+          ++flips;
+          const index_t z0 = std::max<index_t>(z - r2[2], 0), z1 = std::min<index_t>(z + r2[2], d.z - 1);
+          const index_t y0 = std::max<index_t>(y - r2[1], 0), y1 = std::min<index_t>(y + r2[1], d.y - 1);
+          const index_t x0 = std::max<index_t>(x - r2[0], 0), x1 = std::min<index_t>(x + r2[0], d.x - 1);
+          const double* gx = &m.axis[0].gram[static_cast<std::size_t>(x) * (2 * r2[0] + 1) + r2[0]];
+          const double* gy = &m.axis[1].gram[static_cast<std::size_t>(y) * (2 * r2[1] + 1) + r2[1]];
+          const double* gz = &m.axis[2].gram[static_cast<std::size_t>(z) * (2 * r2[2] + 1) + r2[2]];
+          for (index_t zz = z0; zz <= z1; ++zz) {
+            const double wz = dmu * gz[zz - z];
+            for (index_t yy = y0; yy <= y1; ++yy) {
+              const double wyz = wz * gy[yy - y];
+              double* row = &c[static_cast<std::size_t>(d.x * (yy + d.y * zz))];
+              for (index_t xx = x0; xx <= x1; ++xx) row[xx] -= wyz * gx[xx - x];
+            }
+          }
+        }
+    out.sweeps = sweep + 1;
+    out.flips += flips;
+    if (sweep >= o.anneal_sweeps &&
+        (flips == 0 || static_cast<double>(flips) < o.stop_share * static_cast<double>(boundary)))
+      break;
+  }
+  out.energy_after = energy(grey, labels, mu, o, m);
+  out.means = mu;
+  return out;
+}
+
+}  // namespace vp

@@ -1,0 +1,132 @@
+// Forward-model MAP relabelling (filters/segment/forward_model.h) against phantoms with exact
+// truth: the energy it descends is the imaging model's, exactly (also within 4σ of a face, where
+// the clamped blur is not symmetric), and on a 10 MPa composite it removes most of the contact
+// bias of the `auto` labels. Not part of `auto` (docs/segmentation.md, "Forward-model MAP
+// relabelling: measured, not shipped"): elsewhere its prior biases the contact fraction.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "core/error.h"
+#include "filters/segment/forward_model.h"
+#include "filters/segment/segmenter.h"
+#include "metrics/interfaces.h"
+#include "phantoms/phantom.h"
+
+using namespace vp;
+
+namespace {
+
+struct Scan {
+  phantom::Phantom phantom;
+  phantom::ImagingSpec imaging;
+  Volume<float> grey;
+};
+
+Scan composite_scan(std::uint64_t seed, double pressure_MPa, double snr, double blur_vox, index_t size) {
+  Scan s;
+  phantom::CompositeSpec spec;
+  spec.dims = {size, size, size};
+  spec.seed = seed;
+  s.phantom = phantom::generate_composite(spec, pressure_MPa);
+  s.imaging.seed = seed;
+  s.imaging.snr = snr;
+  s.imaging.blur_sigma_vox = {blur_vox, blur_vox, blur_vox};
+  const Volume<std::uint16_t> g16 = phantom::ct_image(s.phantom, s.imaging);
+  s.grey = g16.like<float>(g16.dims());
+  for (index_t i = 0; i < s.grey.size(); ++i) s.grey[i] = g16[i];
+  return s;
+}
+
+double contact(const Volume<std::uint8_t>& labels, const LabelVolume& truth) {
+  LabelVolume lv;
+  static_cast<Volume<std::uint8_t>&>(lv) = labels;
+  lv.phases = truth.phases;
+  return contact_area(lv).fraction;
+}
+
+double pore_dice(const Volume<std::uint8_t>& a, const Volume<std::uint8_t>& truth) {
+  double both = 0, na = 0, nt = 0;
+  for (index_t i = 0; i < a.size(); ++i) {
+    const bool x = a[i] == 0, y = truth[i] == 0;
+    both += x && y, na += x, nt += y;
+  }
+  return 2 * both / (na + nt);
+}
+
+}  // namespace
+
+// ICM only accepts flips that lower E, so E must fall monotonically and the reported energies must
+// be E of the labels. With the interior kernel norm and B taken as symmetric, flips within 4σ of
+// the faces were mis-scored and E rose again after a few sweeps (232 132 → 247 612 in 12 sweeps
+// from the truth of this scan at 64³); here a smaller scan, most of it near a face.
+TEST(SegmentForwardModel, EnergyFallsAndIsTheModelsEnergyAlsoAtTheFaces) {
+  const Scan scan = composite_scan(1, 10, 8, 1.0, 32);
+  ForwardModelOptions o;
+  o.noise_sigma = scan.imaging.noise_sigma();
+  o.psf_sigma_vox = {1.0, 1.0, 1.0};
+  const std::vector<double> mu{scan.imaging.grey_level("pore"), scan.imaging.grey_level("se"),
+                               scan.imaging.grey_level("am")};
+  double previous = forward_model_energy(scan.grey, scan.phantom.labels, mu, o);
+  Volume<std::uint8_t> labels = scan.phantom.labels;
+  for (int sweep = 0; sweep < 8; ++sweep) {
+    o.max_sweeps = 1;
+    const ForwardModelRelabelling r = forward_model_relabel(scan.grey, labels, mu, o);
+    EXPECT_NEAR(r.energy_before, previous, 1e-6 * previous);
+    EXPECT_LE(r.energy_after, r.energy_before) << "sweep " << sweep << ": " << r.flips << " flips";
+    EXPECT_NEAR(r.energy_after, forward_model_energy(scan.grey, labels, mu, o), 1e-6 * previous);
+    previous = r.energy_after;
+  }
+}
+
+TEST(SegmentForwardModel, BadInputIsAnInputError) {
+  Volume<float> grey(Dims{4, 4, 4}, Vec3{1, 1, 1});
+  Volume<std::uint8_t> labels = grey.like<std::uint8_t>(grey.dims());
+  ForwardModelOptions o;
+  EXPECT_THROW(forward_model_relabel(grey, labels, {0.0, 1.0}, o), InputError);  // noise σ 0
+  o.noise_sigma = 1;
+  EXPECT_THROW(forward_model_relabel(grey, labels, {0.0}, o), InputError);  // one end member
+  labels[5] = 2;
+  EXPECT_THROW(forward_model_relabel(grey, labels, {0.0, 1.0}, o), InputError);  // label 2, two end members
+  labels[5] = 1;
+  o.psf_sigma_vox[1] = NAN;
+  EXPECT_THROW(forward_model_relabel(grey, labels, {0.0, 1.0}, o), InputError);
+}
+
+// 10 MPa, SNR 8, PSF σ 1 (64³, seed 1): `auto` reads contact +0.149 above the truth (AM lost at
+// convex corners, pore|AM edges through SE grey). Annealed MAP relabelling with one β for every
+// pair and the end members refitted to the labels, all from segment_grey's own fit, PSF and noise
+// σ: +0.014, and pore Dice 0.883 → 0.919 (ceiling 0.871). Started from the truth with the true
+// model it stays within 0.01 of the truth labels' own contact (the MAP is unbiased here).
+TEST(SegmentForwardModel, AnnealedRelabellingRemovesTheLowPressureContactBias) {
+  const Scan scan = composite_scan(1, 10, 8, 1.0, 64);
+  const LabelVolume& truth = scan.phantom.labels;
+  const double truth_contact = scan.phantom.truth.contact_area_fraction;
+  SegmentOptions so;
+  so.classes = 3;
+  const SegmentResult r = segment_grey(scan.grey, so);
+  const double before = contact(r.labels, truth) - truth_contact;
+  ASSERT_GT(before, 0.10);
+  ForwardModelOptions o;
+  o.psf_sigma_vox = r.psf_sigma_vox;
+  o.noise_sigma = r.auto_fit->noise_sigma;
+  o.single_beta = true;
+  o.anneal_sweeps = 20;
+  o.refit_means = true;
+  Volume<std::uint8_t> labels = r.labels;
+  const ForwardModelRelabelling fm = forward_model_relabel(scan.grey, labels, r.partial_volume->means, o);
+  EXPECT_LT(fm.energy_after, fm.energy_before);
+  const double after = contact(labels, truth) - truth_contact;
+  EXPECT_LT(std::fabs(after), 0.03) << "contact − truth " << before << " → " << after;
+  EXPECT_GT(pore_dice(labels, truth), pore_dice(r.labels, truth) + 0.02);
+
+  ForwardModelOptions true_model = o;
+  true_model.psf_sigma_vox = {1.0, 1.0, 1.0};
+  true_model.noise_sigma = scan.imaging.noise_sigma();
+  true_model.refit_means = false;
+  Volume<std::uint8_t> from_truth = truth;
+  forward_model_relabel(scan.grey, from_truth,
+                        {scan.imaging.grey_level("pore"), scan.imaging.grey_level("se"), scan.imaging.grey_level("am")},
+                        true_model);
+  EXPECT_NEAR(contact(from_truth, truth), contact(truth, truth), 0.03);
+}
