@@ -67,8 +67,9 @@ template <class F>
 void parallel_nodes(const CoarseLevel& L, F&& f) {
   parallel_rows(L.grid, [&](index_t Y, index_t Z) {
     for_row(L.grid, Y, Z, -1, [&](const Cell& c) {
-      const CellCouplings cc(L, c);
       const auto ci = static_cast<std::size_t>(c.i);
+      if (L.cell_start[ci] == L.cell_start[ci + 1]) return;
+      const CellCouplings cc(L, c);
       for (std::uint32_t i = L.cell_start[ci]; i < L.cell_start[ci + 1]; ++i) f(i, cc);
     });
   });
@@ -83,8 +84,9 @@ void smooth_graph(const CoarseLevel& L, const float* b, float* x, bool forward) 
     const int colour = forward ? step : g.colours - 1 - step;
     parallel_rows(g, [&](index_t Y, index_t Z) {
       for_row(g, Y, Z, colour, [&](const Cell& c) {
-        const CellCouplings cc(L, c);
         const auto ci = static_cast<std::size_t>(c.i);
+        if (L.cell_start[ci] == L.cell_start[ci + 1]) return;  // no nodes: skip the decoder's set-up
+        const CellCouplings cc(L, c);
         for (std::uint32_t i = L.cell_start[ci]; i < L.cell_start[ci + 1]; ++i) {
           float S, D;
           node_stencil(L, cc, i, x, S, D);
