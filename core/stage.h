@@ -70,6 +70,11 @@ struct SampleContext {
   std::string series_reference;
   std::function<AnyVolume()> load_series_reference;
 
+  // Set by a command whose one stage is the labels' last reader (`solve`): that stage may take
+  // their voxels (LabelVolume::release_voxels) once it no longer needs them; dims, spacing,
+  // provenance and phases stay.
+  bool labels_last_use = false;
+
   std::filesystem::path out_dir;  // this sample's output folder (exists)
   int threads = 1;
   Progress* progress = nullptr;

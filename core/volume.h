@@ -166,6 +166,17 @@ class Volume {
     return out;
   }
 
+  // Moves the voxels out into a volume of their own (same dims, spacing, origin, provenance) and
+  // leaves this one with its dims and metadata but no voxels (data() is null): for the last
+  // reader of a large volume, which may then overwrite or free them. Throws on a borrowed volume.
+  Volume release_voxels() {
+    Volume out = like(Dims{});
+    out.dims_ = dims_;
+    out.voxels_ = std::move(owned_storage());
+    voxels_ = std::vector<T>();
+    return out;
+  }
+
   Vec3 spacing_um{1.0, 1.0, 1.0};
   Vec3 origin_um{0.0, 0.0, 0.0};
   Provenance provenance;

@@ -30,6 +30,28 @@ TEST(Volume, CropViewIsZeroCopyAndCropShiftsOrigin) {
   EXPECT_THROW(v.crop_view({{4, 0, 0}, {2, 1, 1}}), std::out_of_range);
 }
 
+TEST(Volume, ReleaseVoxelsMovesTheBufferAndKeepsTheMetadata) {
+  Volume<std::uint8_t> v({4, 3, 2}, {0.5, 0.7, 2.0}, 3);
+  v.origin_um = {1, 2, 3};
+  v.provenance = {"scan.tif", "abc"};
+  const std::uint8_t* buffer = v.data();
+  Volume<std::uint8_t> out = v.release_voxels();
+  EXPECT_EQ(out.data(), buffer);  // the same memory, not a copy
+  EXPECT_EQ(out.dims(), (Dims{4, 3, 2}));
+  EXPECT_EQ(out(3, 2, 1), 3);
+  EXPECT_EQ(v.data(), nullptr);
+  for (const auto* w : {&v, &out}) {
+    EXPECT_EQ(w->dims(), (Dims{4, 3, 2}));
+    EXPECT_EQ(w->spacing_um, (Vec3{0.5, 0.7, 2.0}));
+    EXPECT_EQ(w->origin_um, (Vec3{1, 2, 3}));
+    EXPECT_EQ(w->provenance.path, "scan.tif");
+    EXPECT_EQ(w->provenance.sha256, "abc");
+  }
+  std::uint8_t outside[24] = {};
+  auto borrowed = Volume<std::uint8_t>::borrowing(outside, {4, 3, 2});
+  EXPECT_THROW(borrowed.release_voxels(), std::logic_error);
+}
+
 TEST(Volume, LabelsRejectNonIntegerVoxelNamingIt) {
   Volume<float> v({2, 2, 2});
   v(1, 0, 1) = 2.5f;

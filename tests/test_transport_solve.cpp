@@ -361,6 +361,40 @@ TEST(TransportSolve, FieldsConserveCurrent) {
   EXPECT_LT(vmax, 1.0f);
 }
 
+// A caller that needs its labels no more hands them over: their buffer becomes the code volume
+// (consumed), and every result is the same, bit for bit, with the fields on the labels' spacing.
+TEST(TransportSolve, ConsumedLabelsGiveTheSameBits) {
+  Volume<std::uint8_t> v = test::random_blobs({26, 22, 20}, 0.45, 13);
+  for (index_t i = 0; i < v.size(); i += 7)
+    if (v[i]) v[i] = 2;  // a second phase, 1e4 times poorer
+  v.spacing_um = {0.5, 0.7, 0.6};
+  ConductivityTable k = only(1);
+  k[2] = 1e-4;
+  TransportOptions o = along(0, 1e-6);
+  o.keep_fields = true;
+  const TransportResult a = solve_transport(v, k, o);
+  Volume<std::uint8_t> copy = v;
+  const TransportResult b = solve_transport(std::move(copy), k, o);
+  EXPECT_TRUE(copy.empty());  // consumed: no second byte per voxel beside the codes
+  EXPECT_EQ(a.status, "ok");
+  EXPECT_EQ(a.sigma_eff, b.sigma_eff);
+  EXPECT_EQ(a.residual, b.residual);
+  EXPECT_EQ(a.flux_in, b.flux_in);
+  EXPECT_EQ(a.flux_out, b.flux_out);
+  EXPECT_EQ(a.iterations, b.iterations);
+  ASSERT_EQ(a.profile.size(), b.profile.size());
+  for (std::size_t t = 0; t < a.profile.size(); ++t) {
+    EXPECT_EQ(a.profile[t].current_in, b.profile[t].current_in);
+    EXPECT_EQ(a.profile[t].potential_mean, b.profile[t].potential_mean);
+  }
+  ASSERT_TRUE(b.potential && b.current_density);
+  EXPECT_EQ(b.potential->spacing_um, v.spacing_um);
+  for (index_t i = 0; i < v.size(); ++i) {
+    ASSERT_EQ((*a.potential)[i], (*b.potential)[i]);
+    ASSERT_EQ((*a.current_density)[i], (*b.current_density)[i]);
+  }
+}
+
 TEST(TransportSolve, RejectsBadInput) {
   Volume<std::uint8_t> v({4, 4, 4}, {1, 1, 1}, 1);
   EXPECT_THROW(solve_transport(v, only(1), along(3)), InputError);

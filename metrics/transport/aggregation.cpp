@@ -1,6 +1,9 @@
 #include "metrics/transport/aggregation.h"
 
 #include <algorithm>
+#include <array>
+#include <bit>
+#include <stdexcept>
 #include <vector>
 
 #include "core/error.h"
@@ -54,6 +57,49 @@ void prefix_sum(std::vector<std::uint32_t>& v) {
   }
 }
 
+// The link byte (CoarseLevel::link) of a coupling from a node of cell c to node t.
+std::uint8_t link_to(const CoarseLevel& C, const Cell& c, std::uint32_t t) {
+  for (int k = CoarseLevel::kSameCell; k >= 0; --k) {
+    const index_t cell = k == CoarseLevel::kSameCell ? c.i : c.nb[static_cast<std::size_t>(k)];
+    if (cell < 0) continue;
+    const std::uint32_t first = C.cell_start[static_cast<std::size_t>(cell)];
+    if (t >= first && t < C.cell_start[static_cast<std::size_t>(cell) + 1])
+      return static_cast<std::uint8_t>(k << 5 | static_cast<int>(t - first));
+  }
+  throw std::logic_error("transport: a coarse coupling joins cells that are not face neighbours");
+}
+
+bool pieces_fit_links(const CoarseLevel& C) {
+  for (std::size_t c = 0; c + 1 < C.cell_start.size(); ++c)
+    if (C.cell_start[c + 1] - C.cell_start[c] > CoarseLevel::kLinkPieces) return false;
+  return true;
+}
+
+// Replaces C.weight by one byte per coupling indexing C.weight_value where the level has at most
+// 256 distinct conductances (compared as bit patterns: every decoded value is the same float).
+void compact_weights(CoarseLevel& C) {
+  constexpr std::uint32_t kSlots = 1024;  // open addressing, 4× the values it may hold
+  std::array<std::uint32_t, kSlots> key{};
+  std::array<int, kSlots> slot;
+  slot.fill(-1);
+  std::vector<float> values;
+  std::vector<std::uint8_t> code(C.weight.size());
+  for (std::size_t e = 0; e < C.weight.size(); ++e) {
+    const auto bits = std::bit_cast<std::uint32_t>(C.weight[e]);
+    std::uint32_t h = (bits * 2654435761u) >> 22;
+    while (slot[h] >= 0 && key[h] != bits) h = (h + 1) & (kSlots - 1);
+    if (slot[h] < 0) {
+      if (values.size() == 256) return;  // many phases: keep the floats
+      key[h] = bits, slot[h] = static_cast<int>(values.size());
+      values.push_back(C.weight[e]);
+    }
+    code[e] = static_cast<std::uint8_t>(slot[h]);
+  }
+  C.weight_code = std::move(code);
+  C.weight_value = std::move(values);
+  std::vector<float>().swap(C.weight);
+}
+
 // Builds C's adjacency from gather(scratch, X, Y, Z): gather fills scratch for the pieces of
 // cell (X, Y, Z) with the fine couplings leaving each piece (Galerkin sums) and its electrode
 // couplings; the coarse conductances are ½ × those sums (exact for a uniform medium).
@@ -62,17 +108,22 @@ void build_edges(CoarseLevel& C, Gather&& gather) {
   constexpr double kScale = 0.5;  // PᵀAP is twice the re-discretised operator
   const Grid& g = C.grid;
   const std::size_t m = C.cell_start.back();
+  const bool linked = pieces_fit_links(C);
   C.row.assign(m + 1, 0);
   C.electrode.assign(m, 0.0f);
   for (int pass = 0; pass < 2; ++pass) {
     parallel_rows(g, [&](index_t Y, index_t Z) {
       Scratch s;
+      const Row r = row_of(g, Y, Z);
+      Cell cell;
+      cell.at = {0, Y, Z};
       for (index_t X = 0; X < g.n[0]; ++X) {
         const auto ci = static_cast<std::size_t>(cell_index(g, X, Y, Z));
         const std::uint32_t first = C.cell_start[ci], pieces = C.cell_start[ci + 1] - first;
         if (pieces == 0) continue;
         s.reset(pieces);
         gather(s, X, Y, Z);
+        if (pass == 1) fill_cell(g, r, X, cell);
         for (std::uint32_t p = 0; p < pieces; ++p) {
           const auto& e = s.merged(p);
           const std::uint32_t node = first + p;
@@ -81,17 +132,23 @@ void build_edges(CoarseLevel& C, Gather&& gather) {
             C.electrode[node] = static_cast<float>(kScale * s.electrode[p]);
           } else {
             std::uint32_t at = C.row[node];
-            for (const auto& [t, w] : e) C.col[at] = t, C.weight[at++] = static_cast<float>(kScale * w);
+            for (const auto& [t, w] : e) {
+              if (linked) C.link[at] = link_to(C, cell, t);
+              else C.col[at] = t;
+              C.weight[at++] = static_cast<float>(kScale * w);
+            }
           }
         }
       }
     });
     if (pass == 0) {
       prefix_sum(C.row);
-      C.col.assign(C.row.back(), 0);
+      if (linked) C.link.assign(C.row.back(), 0);
+      else C.col.assign(C.row.back(), 0);
       C.weight.assign(C.row.back(), 0.0f);
     }
   }
+  compact_weights(C);
   for (auto* w : {&C.x, &C.b, &C.c2, &C.w}) w->assign(m, 0.0f);
 }
 
@@ -199,30 +256,39 @@ CoarseLevel coarsen_graph(CoarseLevel& S, bool by_strength) {
   // piece only if it is strong.
   std::vector<float> strongest(S.nodes(), 0.0f);
   if (by_strength)
-    tbb::parallel_for(tbb::blocked_range<std::size_t>(0, S.nodes(), 1 << 14),
-                      [&](const tbb::blocked_range<std::size_t>& r) {
-                        for (std::size_t i = r.begin(); i < r.end(); ++i)
-                          for (std::uint32_t e = S.row[i]; e < S.row[i + 1]; ++e)
-                            strongest[i] = std::max(strongest[i], S.weight[e]);
-                      });
+    parallel_rows(S.grid, [&](index_t Y, index_t Z) {
+      for_row(S.grid, Y, Z, -1, [&](const Cell& c) {
+        const CellCouplings couplings(S, c);
+        for (std::uint32_t i = S.cell_start[static_cast<std::size_t>(c.i)];
+             i < S.cell_start[static_cast<std::size_t>(c.i) + 1]; ++i)
+          for (std::uint32_t e = S.row[i]; e < S.row[i + 1]; ++e)
+            strongest[i] = std::max(strongest[i], couplings.weight(e));
+      });
+    });
   parallel_rows(g, [&](index_t Y, index_t Z) {
     std::vector<std::uint32_t> items;
     std::vector<int> uf, label;
     for (index_t X = 0; X < g.n[0]; ++X) {
       items.clear();
-      for_child_nodes(S, X, Y, Z, [&](std::uint32_t i) { items.push_back(i); });
+      for_child_nodes(S, X, Y, Z, [&](std::uint32_t i, const Cell&) { items.push_back(i); });
       const int m = static_cast<int>(items.size());
       uf.resize(static_cast<std::size_t>(m));
       for (int a = 0; a < m; ++a) uf[a] = a;
-      for (int a = 0; a < m; ++a)
-        for (std::uint32_t e = S.row[items[a]]; e < S.row[items[a] + 1]; ++e) {
-          if (S.weight[e] == 0) continue;
-          if (by_strength && S.weight[e] < kStrong * std::max(strongest[items[a]], strongest[S.col[e]])) continue;
-          const auto it = std::lower_bound(items.begin(), items.end(), S.col[e]);
-          if (it == items.end() || *it != S.col[e]) continue;
+      int a = 0;
+      for_child_nodes(S, X, Y, Z, [&](std::uint32_t i, const Cell& c) {
+        const CellCouplings couplings(S, c);
+        for (std::uint32_t e = S.row[i]; e < S.row[i + 1]; ++e) {
+          const float w = couplings.weight(e);
+          const std::uint32_t t = couplings.target(e);
+          if (w == 0) continue;
+          if (by_strength && w < kStrong * std::max(strongest[i], strongest[t])) continue;
+          const auto it = std::lower_bound(items.begin(), items.end(), t);
+          if (it == items.end() || *it != t) continue;
           const int ra = find(uf, a), rb = find(uf, static_cast<int>(it - items.begin()));
           if (ra != rb) uf[std::max(ra, rb)] = std::min(ra, rb);
         }
+        ++a;
+      });
       label.assign(static_cast<std::size_t>(m), -1);
       std::uint32_t pieces = 0;
       for (int a = 0; a < m; ++a) {
@@ -237,17 +303,18 @@ CoarseLevel coarsen_graph(CoarseLevel& S, bool by_strength) {
   parallel_rows(g, [&](index_t Y, index_t Z) {
     for (index_t X = 0; X < g.n[0]; ++X) {
       const std::uint32_t first = C.cell_start[static_cast<std::size_t>(cell_index(g, X, Y, Z))];
-      for_child_nodes(S, X, Y, Z, [&](std::uint32_t i) { S.parent[i] += first; });
+      for_child_nodes(S, X, Y, Z, [&](std::uint32_t i, const Cell&) { S.parent[i] += first; });
     }
   });
   build_edges(C, [&](Scratch& s, index_t X, index_t Y, index_t Z) {
     const std::uint32_t first = C.cell_start[static_cast<std::size_t>(cell_index(g, X, Y, Z))];
-    for_child_nodes(S, X, Y, Z, [&](std::uint32_t i) {
+    for_child_nodes(S, X, Y, Z, [&](std::uint32_t i, const Cell& c) {
+      const CellCouplings couplings(S, c);
       const std::uint32_t node = S.parent[i];
       auto& list = s.edges[node - first];
       for (std::uint32_t e = S.row[i]; e < S.row[i + 1]; ++e) {
-        const std::uint32_t t = S.parent[S.col[e]];
-        if (t != node) list.emplace_back(t, static_cast<double>(S.weight[e]));
+        const std::uint32_t t = S.parent[couplings.target(e)];
+        if (t != node) list.emplace_back(t, static_cast<double>(couplings.weight(e)));
       }
       s.electrode[node - first] += S.electrode[i];
     });

@@ -160,15 +160,20 @@ void set_sample_geometry(TransportResult& out, const Dims& dims, const Vec3& spa
   out.area_um2 = static_cast<double>(dims[a]) * spacing_um[a] * static_cast<double>(dims[b]) * spacing_um[b];
 }
 
-TransportResult solve_transport(const Volume<std::uint8_t>& labels, const ConductivityTable& conductivity,
-                                const TransportOptions& options) {
+namespace {
+
+// The solve; with own_labels (== &labels, the caller's to consume) the labels' buffer becomes the code
+// volume once the percolation pass is done with it.
+TransportResult solve(const Volume<std::uint8_t>& labels, Volume<std::uint8_t>* own_labels,
+                      const ConductivityTable& conductivity, const TransportOptions& options) {
   check_inputs(labels, conductivity, options);
   const auto start = std::chrono::steady_clock::now();
   auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
 
   const Dims dims = labels.dims();
   const int ax = options.axis;
-  const Vec3& h = labels.spacing_um;
+  const Vec3 h = labels.spacing_um;
+  const Volume<std::uint8_t> shape = labels.like(Dims{0, 0, 0});  // spacing, origin, provenance of the fields
   const double total = static_cast<double>(dims.count());
 
   TransportResult out;
@@ -214,14 +219,17 @@ TransportResult solve_transport(const Volume<std::uint8_t>& labels, const Conduc
   progress_point(kUnknownProgress);  // a cancellation point between the set-up phases
   out.percolating_fraction = static_cast<double>(reach.percolating) / total;
   if (!reach.percolates()) return not_percolating();
-  Volume<std::uint8_t> code = std::move(reach.flags);
   {
-    std::uint8_t* c = code.data();
-    tbb::parallel_for(tbb::blocked_range<index_t>(0, code.size(), 1 << 16), [&](const tbb::blocked_range<index_t>& r) {
-      for (index_t i = r.begin(); i < r.end(); ++i)
-        c[i] = FaceReach::is_percolating(c[i]) ? code_of_label[labels[i]] : 0;
-    });
+    const std::uint8_t* flags = reach.flags.data();
+    std::uint8_t* c = own_labels ? own_labels->data() : reach.flags.data();  // voxel i read, then written
+    tbb::parallel_for(tbb::blocked_range<index_t>(0, labels.size(), 1 << 16),
+                      [&](const tbb::blocked_range<index_t>& r) {
+                        for (index_t i = r.begin(); i < r.end(); ++i)
+                          c[i] = FaceReach::is_percolating(flags[i]) ? code_of_label[labels[i]] : 0;
+                      });
   }
+  Volume<std::uint8_t> code = own_labels ? std::move(*own_labels) : std::move(reach.flags);
+  reach.flags = Volume<std::uint8_t>();  // `labels` is not read below: it may be the code now
 
   // Face conductance tables: G = k_f·A_a/h_a per pair of codes, electrode coupling 2k·A/h.
   transport::FineLevel fine;
@@ -307,16 +315,29 @@ TransportResult solve_transport(const Volume<std::uint8_t>& labels, const Conduc
     }
   }
   if (options.keep_fields) {
-    Volume<float> potential = labels.like<float>(dims);
+    Volume<float> potential = shape.like<float>(dims);
     for (index_t i = 0, k = 0; i < n; ++i)
       potential[i] = code[i] ? static_cast<float>(x[static_cast<std::size_t>(k++)]) : 0.0f;
-    Volume<float> current = labels.like<float>(dims);
+    Volume<float> current = shape.like<float>(dims);
     transport::current_density(fine, x.data(), {h[0], h[1], h[2]}, current.data());
     out.potential = std::move(potential);
     out.current_density = std::move(current);
   }
   out.seconds = elapsed();
   return out;
+}
+
+}  // namespace
+
+TransportResult solve_transport(const Volume<std::uint8_t>& labels, const ConductivityTable& conductivity,
+                                const TransportOptions& options) {
+  return solve(labels, nullptr, conductivity, options);
+}
+
+TransportResult solve_transport(Volume<std::uint8_t>&& labels, const ConductivityTable& conductivity,
+                                const TransportOptions& options) {
+  if (labels.borrowed()) return solve(labels, nullptr, conductivity, options);  // not ours to overwrite
+  return solve(labels, &labels, conductivity, options);
 }
 
 }  // namespace vp

@@ -100,4 +100,9 @@ void set_sample_geometry(TransportResult& out, const Dims& dims, const Vec3& spa
 TransportResult solve_transport(const Volume<std::uint8_t>& labels, const ConductivityTable& conductivity,
                                 const TransportOptions& options = {});
 
+// The same for a caller that needs the labels no more: their buffer becomes the solve's code
+// volume, so the solve holds one byte per voxel less at its peak. Same results, bit for bit.
+TransportResult solve_transport(Volume<std::uint8_t>&& labels, const ConductivityTable& conductivity,
+                                const TransportOptions& options = {});
+
 }  // namespace vp

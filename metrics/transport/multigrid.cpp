@@ -51,10 +51,28 @@ namespace {
 // ---------------------------------------------------------------------------------------
 // Coarse levels: smoother and transfers between two coarse levels.
 
-// S = Σ_j G_ij x_j and D = Σ_j G_ij + electrode coupling of node i of a coarse level.
-inline void node_stencil(const CoarseLevel& L, std::uint32_t i, const float* x, float& S, float& D) {
+// S = Σ_j G_ij x_j and D = Σ_j G_ij + electrode coupling of node i of a coarse level, whose
+// cell's couplings are cc.
+inline void node_stencil(const CoarseLevel& L, const CellCouplings& cc, std::uint32_t i, const float* x, float& S,
+                         float& D) {
   S = 0, D = L.electrode[i];
-  for (std::uint32_t e = L.row[i]; e < L.row[i + 1]; ++e) S += L.weight[e] * x[L.col[e]], D += L.weight[e];
+  for (std::uint32_t e = L.row[i]; e < L.row[i + 1]; ++e) {
+    const float w = cc.weight(e);
+    S += w * x[cc.target(e)], D += w;
+  }
+}
+
+// Calls f(node, couplings of its cell) for every node of level L, cells in parallel by rows.
+template <class F>
+void parallel_nodes(const CoarseLevel& L, F&& f) {
+  parallel_rows(L.grid, [&](index_t Y, index_t Z) {
+    for_row(L.grid, Y, Z, -1, [&](const Cell& c) {
+      const auto ci = static_cast<std::size_t>(c.i);
+      if (L.cell_start[ci] == L.cell_start[ci + 1]) return;
+      const CellCouplings cc(L, c);
+      for (std::uint32_t i = L.cell_start[ci]; i < L.cell_start[ci + 1]; ++i) f(i, cc);
+    });
+  });
 }
 
 // Gauss-Seidel on a coarse level, colour by colour of its cells: the nodes of one cell are
@@ -65,11 +83,13 @@ void smooth_graph(const CoarseLevel& L, const float* b, float* x, bool forward) 
   for (int step = 0; step < g.colours; ++step) {
     const int colour = forward ? step : g.colours - 1 - step;
     parallel_rows(g, [&](index_t Y, index_t Z) {
-      for_colour(g, Y, Z, colour, [&](index_t X) {
-        const auto ci = static_cast<std::size_t>(cell_index(g, X, Y, Z));
+      for_row(g, Y, Z, colour, [&](const Cell& c) {
+        const auto ci = static_cast<std::size_t>(c.i);
+        if (L.cell_start[ci] == L.cell_start[ci + 1]) return;  // no nodes: skip the decoder's set-up
+        const CellCouplings cc(L, c);
         for (std::uint32_t i = L.cell_start[ci]; i < L.cell_start[ci + 1]; ++i) {
           float S, D;
-          node_stencil(L, i, x, S, D);
+          node_stencil(L, cc, i, x, S, D);
           if (D > 0) x[i] = (b[i] + S) / D;
         }
       });
@@ -83,9 +103,9 @@ void restrict_graph(const CoarseLevel& S, const float* b, const float* x, Coarse
   parallel_rows(g, [&](index_t Y, index_t Z) {
     clear_coarse_row(C, Y, Z);
     for (index_t X = 0; X < g.n[0]; ++X)
-      for_child_nodes(S, X, Y, Z, [&](std::uint32_t i) {
+      for_child_nodes(S, X, Y, Z, [&](std::uint32_t i, const Cell& c) {
         float Sx, D;
-        node_stencil(S, i, x, Sx, D);
+        node_stencil(S, CellCouplings(S, c), i, x, Sx, D);
         C.b[S.parent[i]] += b[i] - (D * x[i] - Sx);
       });
   });
@@ -146,17 +166,24 @@ struct Multigrid::Coarsest {
   // A coarse level: every node.
   explicit Coarsest(const CoarseLevel& C) {
     const std::size_t m = C.nodes();
+    const Grid& g = C.grid;
     cells.resize(m);
     L.assign(m * m, 0.0);
-    for (std::size_t p = 0; p < m; ++p) {
-      cells[p] = static_cast<index_t>(p);
-      double D = C.electrode[p];
-      for (std::uint32_t e = C.row[p]; e < C.row[p + 1]; ++e) {
-        D += C.weight[e];
-        L[p * m + C.col[e]] -= C.weight[e];
-      }
-      L[p * m + p] += D;
-    }
+    for (index_t z = 0; z < g.n[2]; ++z)
+      for (index_t y = 0; y < g.n[1]; ++y)
+        for_row(g, y, z, -1, [&](const Cell& c) {
+          const CellCouplings cc(C, c);
+          const auto ci = static_cast<std::size_t>(c.i);
+          for (std::size_t p = C.cell_start[ci]; p < C.cell_start[ci + 1]; ++p) {
+            cells[p] = static_cast<index_t>(p);
+            double D = C.electrode[p];
+            for (auto e = C.row[p]; e < C.row[p + 1]; ++e) {
+              D += cc.weight(e);
+              L[p * m + cc.target(e)] -= cc.weight(e);
+            }
+            L[p * m + p] += D;
+          }
+        });
     factorise();
   }
 
@@ -259,9 +286,9 @@ double level_dot(const std::vector<float>& a, const std::vector<float>& b) {
 }
 
 void level_apply(const CoarseLevel& L, const float* x, float* y) {
-  for_each_index(L.nodes(), [&](std::size_t i) {
+  parallel_nodes(L, [&](std::uint32_t i, const CellCouplings& cc) {
     float S, D;
-    node_stencil(L, static_cast<std::uint32_t>(i), x, S, D);
+    node_stencil(L, cc, i, x, S, D);
     y[i] = D * x[i] - S;
   });
 }

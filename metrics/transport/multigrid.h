@@ -129,8 +129,19 @@ struct CoarseLevel {
   std::vector<std::uint32_t> cell_start;  // grid.count()+1: the nodes of cell c are [cell_start[c], cell_start[c+1])
   std::vector<std::uint32_t> pattern;     // first coarse level only: piece of child dx+2dy+4dz of each cell in
                                           // bits 4k..4k+3 (0xF: no current)
-  std::vector<std::uint32_t> row, col;    // couplings of node i: col/weight[row[i] .. row[i+1])
-  std::vector<float> weight;
+  std::vector<std::uint32_t> row;         // couplings of node i: [row[i], row[i+1]), read through CellCouplings
+  // The coupled node. Couplings join nodes of the same or of face-adjacent cells, so on a level
+  // whose cells hold ≤ kLinkPieces nodes each (always on the first, ≤ 8) one byte names it: the
+  // direction of its cell (k of Cell::nb, kSameCell for the node's own cell) in bits 5–7 and its
+  // piece in that cell in bits 0–4 (link: 1 B instead of the 4-byte node index col, kept elsewhere).
+  std::vector<std::uint8_t> link;
+  std::vector<std::uint32_t> col;
+  // The coupling's conductance: a byte indexing weight_value where the level has ≤ 256 distinct
+  // values (few phases: sums of a few face conductances), else the value itself (weight).
+  std::vector<std::uint8_t> weight_code;
+  std::vector<float> weight_value, weight;
+  static constexpr std::uint32_t kLinkPieces = 32;
+  static constexpr int kSameCell = 6;
   std::vector<float> electrode;       // coupling to the electrodes (inlet + outlet)
   std::vector<std::uint32_t> parent;  // node of the next coarser level holding this one (empty on the last)
   std::vector<float> x, b;            // correction and right-hand side of this level

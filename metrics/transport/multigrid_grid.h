@@ -149,21 +149,57 @@ inline std::pair<std::uint32_t, std::uint32_t> clear_coarse_row(CoarseLevel& C, 
   return {n0, n1};
 }
 
-// Calls f(node) for the nodes of the children (cells of S) of cell (X, Y, Z) of S's coarsening,
-// in increasing node order.
+// Calls f(node, cell) for the nodes of the children (cells of S) of cell (X, Y, Z) of S's
+// coarsening, in increasing node order; cell is the child cell holding the node.
 template <class F>
 void for_child_nodes(const CoarseLevel& S, index_t X, index_t Y, index_t Z, F&& f) {
   const Grid& s = S.grid;
   const auto [x0, x1] = child_range(s, 0, X);
   const auto [y0, y1] = child_range(s, 1, Y);
   const auto [z0, z1] = child_range(s, 2, Z);
+  Cell c;
   for (index_t z = z0; z <= z1; ++z)
-    for (index_t y = y0; y <= y1; ++y)
+    for (index_t y = y0; y <= y1; ++y) {
+      const Row r = row_of(s, y, z);
+      c.at = {0, y, z};
       for (index_t x = x0; x <= x1; ++x) {
-        const auto fc = static_cast<std::size_t>(cell_index(s, x, y, z));
-        for (std::uint32_t i = S.cell_start[fc]; i < S.cell_start[fc + 1]; ++i) f(i);
+        fill_cell(s, r, x, c);
+        const auto fc = static_cast<std::size_t>(c.i);
+        for (std::uint32_t i = S.cell_start[fc]; i < S.cell_start[fc + 1]; ++i) f(i, c);
       }
+    }
 }
+
+// The couplings of the nodes of one cell of a coarse level: node i's are e in [L.row[i],
+// L.row[i+1]), coupled to target(e) with conductance weight(e), whichever way the level
+// stores them (CoarseLevel::link or col, weight_code or weight).
+class CellCouplings {
+ public:
+  CellCouplings(const CoarseLevel& L, const Cell& c)
+      : link_(L.link.empty() ? nullptr : L.link.data()),
+        col_(L.col.data()),
+        code_(L.weight_code.empty() ? nullptr : L.weight_code.data()),
+        value_(L.weight_value.data()),
+        weight_(L.weight.data()) {
+    if (!link_) return;
+    for (int k = 0; k < 6; ++k) first_[k] = c.nb[k] < 0 ? 0 : L.cell_start[static_cast<std::size_t>(c.nb[k])];
+    first_[CoarseLevel::kSameCell] = L.cell_start[static_cast<std::size_t>(c.i)];
+  }
+  std::uint32_t target(std::uint32_t e) const {
+    if (!link_) return col_[e];
+    const std::uint8_t l = link_[e];
+    return first_[l >> 5] + (l & 31u);
+  }
+  float weight(std::uint32_t e) const { return code_ ? value_[code_[e]] : weight_[e]; }
+
+ private:
+  const std::uint8_t* link_;
+  const std::uint32_t* col_;
+  const std::uint8_t* code_;
+  const float* value_;
+  const float* weight_;
+  std::array<std::uint32_t, 7> first_{};  // first node of the cell in each direction of Cell::nb, then its own
+};
 
 template <class F>
 void for_each_index(std::size_t n, F&& f) {

@@ -227,6 +227,7 @@ int solve_main(const std::vector<std::string>& args) {
     ReadResult input = load_volume(volume);
     const std::string format = input.format;
     ctx = label_sample_context(std::move(input), labels_flag, roles_flag);
+    ctx.labels_last_use = true;  // read below for dims, spacing and provenance only
     try {
       result = solve_sample(ctx, request);
     } catch (const InputError& e) {

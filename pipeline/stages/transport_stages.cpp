@@ -240,7 +240,8 @@ class TransportStage : public Stage {
 
     nlohmann::json per_axis = nlohmann::json::object();
     tbb::task_arena arena(std::max(1, ctx.threads));
-    for (int axis : axes) {
+    for (std::size_t n = 0; n < axes.size(); ++n) {
+      const int axis = axes[n];
       o.axis = axis;
       ctx.report("solving along " + axis_name(axis) + " for " + (cond.name.empty() ? "(nothing)" : cond.name));
       TransportResult r;
@@ -253,7 +254,13 @@ class TransportStage : public Stage {
       } else {
         if (ctx.slab)
           throw InputError("transport: engine native needs the whole volume, this process holds one z-slab");
-        arena.execute([&] { r = solve_transport(labels, cond.table, o); });
+        // The last axis of a command's solve may reuse the labels' buffer for its code volume.
+        if (ctx.labels_last_use && n + 1 == axes.size() && !labels.borrowed()) {
+          Volume<std::uint8_t> voxels = ctx.labels->release_voxels();
+          arena.execute([&] { r = solve_transport(std::move(voxels), cond.table, o); });
+        } else {
+          arena.execute([&] { r = solve_transport(labels, cond.table, o); });
+        }
       }
       const std::string a = axis_name(axis);
       ctx.add("sigma_eff", cond.name, a, r.sigma_eff, unit);
