@@ -12,31 +12,13 @@
 #include "filters/segment/segmenter.h"
 #include "metrics/interfaces.h"
 #include "phantoms/phantom.h"
+#include "test_composite_scan.h"
 
 using namespace vp;
+using vp::testing::composite_scan;
+using vp::testing::CompositeScan;
 
 namespace {
-
-struct Scan {
-  phantom::Phantom phantom;
-  phantom::ImagingSpec imaging;
-  Volume<float> grey;
-};
-
-Scan composite_scan(std::uint64_t seed, double pressure_MPa, double snr, double blur_vox, index_t size) {
-  Scan s;
-  phantom::CompositeSpec spec;
-  spec.dims = {size, size, size};
-  spec.seed = seed;
-  s.phantom = phantom::generate_composite(spec, pressure_MPa);
-  s.imaging.seed = seed;
-  s.imaging.snr = snr;
-  s.imaging.blur_sigma_vox = {blur_vox, blur_vox, blur_vox};
-  const Volume<std::uint16_t> g16 = phantom::ct_image(s.phantom, s.imaging);
-  s.grey = g16.like<float>(g16.dims());
-  for (index_t i = 0; i < s.grey.size(); ++i) s.grey[i] = g16[i];
-  return s;
-}
 
 double contact(const Volume<std::uint8_t>& labels, const LabelVolume& truth) {
   LabelVolume lv;
@@ -61,7 +43,7 @@ double pore_dice(const Volume<std::uint8_t>& a, const Volume<std::uint8_t>& trut
 // the faces were mis-scored and E rose again after a few sweeps (232 132 → 247 612 in 12 sweeps
 // from the truth of this scan at 64³); here a smaller scan, most of it near a face.
 TEST(SegmentForwardModel, EnergyFallsAndIsTheModelsEnergyAlsoAtTheFaces) {
-  const Scan scan = composite_scan(1, 10, 8, 1.0, 32);
+  const CompositeScan scan = composite_scan(1, 10, 8, 1.0, 32);
   ForwardModelOptions o;
   o.noise_sigma = scan.imaging.noise_sigma();
   o.psf_sigma_vox = {1.0, 1.0, 1.0};
@@ -99,7 +81,7 @@ TEST(SegmentForwardModel, BadInputIsAnInputError) {
 // σ: +0.014, and pore Dice 0.883 → 0.919 (ceiling 0.871). Started from the truth with the true
 // model it stays within 0.01 of the truth labels' own contact (the MAP is unbiased here).
 TEST(SegmentForwardModel, AnnealedRelabellingRemovesTheLowPressureContactBias) {
-  const Scan scan = composite_scan(1, 10, 8, 1.0, 64);
+  const CompositeScan scan = composite_scan(1, 10, 8, 1.0, 64);
   const LabelVolume& truth = scan.phantom.labels;
   const double truth_contact = scan.phantom.truth.contact_area_fraction;
   SegmentOptions so;

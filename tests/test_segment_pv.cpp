@@ -19,9 +19,12 @@
 #include "filters/segment/partial_volume.h"
 #include "filters/segment/segmenter.h"
 #include "phantoms/phantom.h"
+#include "test_composite_scan.h"
 
 namespace fs = std::filesystem;
 using namespace vp;
+using vp::testing::composite_scan;
+using vp::testing::CompositeScan;
 
 namespace {
 
@@ -58,34 +61,6 @@ void add_noise(Volume<float>& v, double sigma, unsigned seed) {
   std::mt19937_64 rng(seed);
   std::normal_distribution<double> n(0, sigma);
   for (auto& x : v.storage()) x = static_cast<float>(x + n(rng));
-}
-
-// A 64³ default composite at one pressure, imaged by the CT model (seed = the phantom's).
-struct CompositeScan {
-  phantom::Phantom phantom;
-  phantom::ImagingSpec imaging;
-  Volume<float> grey;
-};
-// realistic: Poisson noise, the beam-hardening cup and AM grain texture of `phantom --realistic`.
-CompositeScan composite_scan(std::uint64_t seed, double pressure_MPa, double snr, double blur_vox, index_t size = 64,
-                             bool realistic = false) {
-  CompositeScan s;
-  phantom::CompositeSpec spec;
-  spec.dims = {size, size, size};
-  spec.seed = seed;
-  s.phantom = phantom::generate_composite(spec, pressure_MPa);
-  s.imaging.seed = seed;
-  s.imaging.snr = snr;
-  s.imaging.blur_sigma_vox = {blur_vox, blur_vox, blur_vox};
-  if (realistic) {
-    s.imaging.noise = phantom::NoiseModel::poisson;
-    s.imaging.cupping = phantom::kRealisticCupping;
-    s.imaging.grain_contrast = phantom::kRealisticGrainContrast;
-  }
-  const Volume<std::uint16_t> g16 = phantom::ct_image(s.phantom, s.imaging);
-  s.grey = g16.like<float>(g16.dims());
-  for (index_t i = 0; i < s.grey.size(); ++i) s.grey[i] = g16[i];
-  return s;
 }
 
 }  // namespace
