@@ -175,9 +175,10 @@ class TransportStage : public Stage {
     };
   }
   unsigned needs() const override { return kLabels; }
-  // Codes 1 + potential 8 + three CG vectors 12 + coarse levels 5–8 (measured 26–29 B/voxel + 1 input);
-  // fields add 8.
-  double bytes_per_voxel() const override { return 30.0; }
+  // Potential 8 and three CG vectors 12 per carrying voxel, codes 1, coarse levels with 2-byte
+  // couplings: measured 19.1–20.9 B/voxel (bench_pipeline 256, SE 1 + AM 1e-4), 20.8 on CliTest's
+  // 150³ nearly all-conducting block (the input's byte included); fields add 8.
+  double bytes_per_voxel() const override { return 20.0; }
 
   void preflight(const Params& p, const PreflightContext& pf, Diagnostics& d) const override {
     if (p.strings("phase").empty() && (!p.node("conductivities") || p.node("conductivities").size() == 0))
