@@ -109,6 +109,23 @@ std::vector<std::uint32_t> components_within_reach(const Volume<std::uint32_t>& 
   return found;
 }
 
+// Distance (µm) of point c from the plane through p's centroid normal to its smallest axis.
+double plane_offset(const PrincipalAxes& p, const Vec3& c) {
+  const Vec3& n = p.axis[2];
+  return std::abs((c[0] - p.centroid_um[0]) * n[0] + (c[1] - p.centroid_um[1]) * n[1] +
+                  (c[2] - p.centroid_um[2]) * n[2]);
+}
+
+// Every voxel within 1.5 voxels of p's plane (principal_axes places voxel centres at index × spacing).
+bool lies_on_plane(const PrincipalAxes& p, const std::vector<index_t>& voxels, const Dims& d, const Vec3& h) {
+  const double h_max = std::max({h[0], h[1], h[2]});
+  return std::all_of(voxels.begin(), voxels.end(), [&](index_t i) {
+    const Vec3 c{static_cast<double>(i % d.x) * h[0], static_cast<double>((i / d.x) % d.y) * h[1],
+                 static_cast<double>(i / (d.x * d.y)) * h[2]};
+    return plane_offset(p, c) <= 1.5 * h_max;
+  });
+}
+
 // Joins pieces of one sheet: a crack only partly labelled as void (the PSF lifts much of a
 // two-voxel opening above the threshold) falls apart into pieces with host gaps between them,
 // each too small or too short to pass the sheet test alone. Two components closer than
@@ -123,7 +140,6 @@ std::vector<std::uint32_t> coplanar_groups(const Clusters& comps, const std::vec
   for (std::uint32_t c = 0; c <= comps.count; ++c) parent[c] = c;
   if (gap_vox <= 0 || comps.count < 2) return parent;
   const Dims d = comps.ids.dims();
-  const double h_max = std::max({h[0], h[1], h[2]});
   // Candidate pairs: components within reach (r voxels, Chebyshev) of each other.
   const int r = gap_vox + 1;
   std::vector<std::vector<std::uint32_t>> reach(comps.count + 1);
@@ -152,18 +168,7 @@ std::vector<std::uint32_t> coplanar_groups(const Clusters& comps, const std::vec
     const PrincipalAxes& pb = axes_of(big);
     if (sheet_aspect(pb) < 2) continue;
     const Vec3& n = pb.axis[2];
-    bool on_plane = true;
-    for (index_t i : members[small]) {
-      const index_t x = i % d.x, y = (i / d.x) % d.y, z = i / (d.x * d.y);
-      // principal_axes places voxel centres at index × spacing.
-      const double off = (x * h[0] - pb.centroid_um[0]) * n[0] + (y * h[1] - pb.centroid_um[1]) * n[1] +
-                         (z * h[2] - pb.centroid_um[2]) * n[2];
-      if (std::abs(off) > 1.5 * h_max) {
-        on_plane = false;
-        break;
-      }
-    }
-    if (!on_plane) continue;
+    if (!lies_on_plane(pb, members[small], d, h)) continue;
     if (members[small].size() >= 20) {
       const PrincipalAxes& ps = axes_of(small);
       const Vec3& m = ps.axis[2];
@@ -222,21 +227,6 @@ void bridge_groups(const Clusters& comps, const std::vector<std::vector<index_t>
     return Vec3{static_cast<double>(i % d.x) * h[0], static_cast<double>((i / d.x) % d.y) * h[1],
                 static_cast<double>(i / (d.x * d.y)) * h[2]};
   };
-  auto on_plane = [&](const PrincipalAxes& p, const std::vector<index_t>& v) {
-    const Vec3& n = p.axis[2];
-    for (index_t i : v) {
-      const Vec3 c = centre(i);
-      if (std::abs((c[0] - p.centroid_um[0]) * n[0] + (c[1] - p.centroid_um[1]) * n[1] +
-                   (c[2] - p.centroid_um[2]) * n[2]) > 1.5 * h_max)
-        return false;
-    }
-    return true;
-  };
-  auto off_plane = [](const PrincipalAxes& p, const Vec3& c) {
-    const Vec3& n = p.axis[2];
-    return std::abs((c[0] - p.centroid_um[0]) * n[0] + (c[1] - p.centroid_um[1]) * n[1] +
-                    (c[2] - p.centroid_um[2]) * n[2]);
-  };
   // Does the path between voxels a and b cross intact host? Each run of host voxels along it is
   // either short (≤ join_gap_vox: the partial-volume rim where the crack meets the particle, or
   // a stretch of the crack the PSF lifted above the threshold, as coplanar_groups allows) or,
@@ -290,10 +280,10 @@ void bridge_groups(const Clusters& comps, const std::vector<std::vector<index_t>
       // Two sheets: their planes agree (a small sheet's far edge may stray from a plane fitted
       // to a piece a few voxels across, so the centroids are compared, each way).
       if (std::abs(n[0] * m[0] + n[1] * m[1] + n[2] * m[2]) < std::cos(20 * M_PI / 180) ||
-          off_plane(big.axes, small.axes.centroid_um) > 1.5 * h_max ||
-          off_plane(small.axes, big.axes.centroid_um) > 1.5 * h_max)
+          plane_offset(big.axes, small.axes.centroid_um) > 1.5 * h_max ||
+          plane_offset(small.axes, big.axes.centroid_um) > 1.5 * h_max)
         return;
-    } else if (!on_plane(big.axes, voxels[small.root])) {
+    } else if (!lies_on_plane(big.axes, voxels[small.root], d, h)) {
       return;
     }
     // The closest voxels of the two: the small one's voxels against those of the big one within
