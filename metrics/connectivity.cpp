@@ -36,7 +36,7 @@ std::vector<std::array<int, 3>> backward_neighbours(int connectivity) {
   return out;
 }
 
-std::uint32_t find_root(std::vector<std::uint32_t>& parent, std::uint32_t i) {
+std::uint32_t find_root(std::uint32_t* parent, std::uint32_t i) {
   while (parent[i] != i) {
     parent[i] = parent[parent[i]];
     i = parent[i];
@@ -45,7 +45,7 @@ std::uint32_t find_root(std::vector<std::uint32_t>& parent, std::uint32_t i) {
 }
 
 // The smaller index becomes the root, so roots are first voxels in raster order.
-void unite(std::vector<std::uint32_t>& parent, std::uint32_t a, std::uint32_t b) {
+void unite(std::uint32_t* parent, std::uint32_t a, std::uint32_t b) {
   a = find_root(parent, a);
   b = find_root(parent, b);
   if (a == b) return;
@@ -79,11 +79,16 @@ Clusters label_clusters(const Volume<std::uint8_t>& mask, int connectivity) {
   if (d.count() >= static_cast<index_t>(kNone))
     throw InputError("volume " + to_string(d) + " too large for 32-bit cluster ids");
   Clusters out;
-  out.ids = mask.like<std::uint32_t>(d, 0);
   out.voxels.assign(1, 0);
-  if (mask.empty()) return out;
+  if (mask.empty()) {
+    out.ids = mask.like<std::uint32_t>(d, 0);
+    return out;
+  }
   const auto nbrs = backward_neighbours(connectivity);
-  std::vector<std::uint32_t> parent(static_cast<std::size_t>(d.count()), kNone);
+  // The union-find links live in the ids' own buffer (4 B per voxel, not 8), which the final
+  // pass overwrites with the cluster ids.
+  out.ids = mask.like<std::uint32_t>(d, kNone);
+  std::uint32_t* parent = out.ids.data();
   const std::uint8_t* m = mask.data();
 
   // Union-find inside z-slabs in parallel, then across the slab boundaries.
@@ -115,16 +120,21 @@ Clusters label_clusters(const Volume<std::uint8_t>& mask, int connectivity) {
       for (index_t x = 0; x < d.x; ++x)
         if (m[mask.index(x, y, z0)]) link(x, y, z0, z0 - 1);
 
-  // Roots precede their members, so one ascending pass resolves every voxel and numbers roots.
-  std::uint32_t* ids = out.ids.data();
+  // Every link points to a smaller index (roots are first voxels), so one ascending pass can
+  // overwrite links with ids in place: when voxel i is reached, its link target p < i already
+  // holds the id of their common cluster, and i's own link is still unread.
+  std::uint32_t* ids = parent;
   for (index_t i = 0; i < d.count(); ++i) {
-    if (!m[i]) continue;
-    std::uint32_t r = find_root(parent, static_cast<std::uint32_t>(i));
-    if (r == static_cast<std::uint32_t>(i)) {
+    if (!m[i]) {
+      ids[i] = 0;
+      continue;
+    }
+    const std::uint32_t p = ids[i];
+    if (p == static_cast<std::uint32_t>(i)) {
       ids[i] = ++out.count;
       out.voxels.push_back(0);
     } else {
-      ids[i] = ids[r];
+      ids[i] = ids[p];
     }
     ++out.voxels[ids[i]];
   }
