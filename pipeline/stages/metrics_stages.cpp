@@ -385,7 +385,8 @@ class ConnectivityStage : public Stage {
     };
   }
   unsigned needs() const override { return kLabels; }
-  double bytes_per_voxel() const override { return 6.0; }  // measured 5.9 (500³, `measure --metrics connectivity`): ids hold the union-find links
+  // Measured 5.9 (500³, `measure --metrics connectivity`): the ids hold the union-find links.
+  double bytes_per_voxel() const override { return 6.0; }
   void preflight(const Params& p, const PreflightContext& pf, Diagnostics& d) const override { check_phases(p, pf, d); }
 
   void run(const Params& p, SampleContext& ctx) const override {
