@@ -188,6 +188,24 @@ TEST(Features, SlabsWithHaloEqualWholeVolume) {
   for (std::size_t i = 0; i < part.size(); ++i) ASSERT_FLOAT_EQ(part[i], whole[8 * 120 * nf + i]) << i;
 }
 
+TEST(Features, GaussianSmoothSlabEqualsTheWholeVolumeBitForBit) {
+  Volume<float> v = noisy_constant(Dims{9, 7, 23}, 50, 10, 3);
+  v.spacing_um = {0.5, 0.5, 0.7};  // anisotropic: the z kernel's radius differs from x and y
+  for (double sigma_um : {0.0, 0.25, 0.5, 1.5}) {
+    const Volume<float> whole = gaussian_smooth(v, sigma_um);
+    // Slabs at both ends (clamped border), inside, thinner than the kernel, and the whole volume.
+    for (auto [z0, z1] : std::vector<std::pair<index_t, index_t>>{{0, 5}, {5, 9}, {9, 10}, {18, 23}, {0, 23}}) {
+      const Volume<float> slab = gaussian_smooth_slab(v, sigma_um, z0, z1);
+      ASSERT_EQ(slab.dims(), (Dims{9, 7, z1 - z0}));
+      for (index_t i = 0; i < slab.size(); ++i)
+        ASSERT_EQ(slab[i], whole[i + z0 * 63])
+            << "σ " << sigma_um << " µm, slab " << z0 << ".." << z1 << ", voxel " << i;
+    }
+  }
+  EXPECT_THROW(gaussian_smooth_slab(v, 1.0, 5, 5), std::out_of_range);
+  EXPECT_THROW(gaussian_smooth_slab(v, 1.0, 20, 24), std::out_of_range);
+}
+
 TEST(Forest, TrainsOnTextureSavesAndReloadsIdentically) {
   // Same mean grey on both halves; the right half is textured (±40 checkerboard).
   Volume<float> v = noisy_constant(Dims{24, 24, 16}, 100, 5, 2);

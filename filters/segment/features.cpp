@@ -77,6 +77,25 @@ Volume<float> gaussian_smooth(const Volume<float>& v, double sigma_um) {
   return out;
 }
 
+Volume<float> gaussian_smooth_slab(const Volume<float>& v, double sigma_um, index_t z0, index_t z1) {
+  const Dims d = v.dims();
+  if (z0 < 0 || z1 > d.z || z0 >= z1) throw std::out_of_range("gaussian_smooth_slab: bad slab");
+  if (!(sigma_um >= 0)) throw InputError("Gaussian σ must be >= 0 µm");
+  // The z pass reads r slices each side, clamped at the volume's ends; the crop's own clamping is
+  // the same there, and inside it never reaches past the halo. x and y passes are per slice.
+  const double s = sigma_um / v.spacing_um[2];
+  const index_t r = s < 0.1 || d.z == 1 ? 0 : static_cast<index_t>(gaussian_kernel(s).size() / 2);
+  const index_t h0 = std::max<index_t>(0, z0 - r), h1 = std::min(d.z, z1 + r);
+  Box halo;
+  halo.min = {0, 0, h0};
+  halo.size = {d.x, d.y, h1 - h0};
+  const Volume<float> smoothed = gaussian_smooth(v.crop(halo), sigma_um);
+  Box inner;
+  inner.min = {0, 0, z0 - h0};
+  inner.size = {d.x, d.y, z1 - z0};
+  return smoothed.crop(inner);
+}
+
 std::array<double, 3> symmetric_eigenvalues(double a, double b, double c, double d, double e, double f) {
   // Smith's trigonometric closed form.
   const double p1 = d * d + e * e + f * f;

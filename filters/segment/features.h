@@ -24,6 +24,10 @@ std::vector<double> gaussian_kernel(double sigma_vox);
 // Separable Gaussian smoothing with σ in µm (per-axis σ / spacing voxels; kernel radius 3σ,
 // replicated border). σ = 0 leaves the volume unchanged.
 Volume<float> gaussian_smooth(const Volume<float>& v, double sigma_um);
+// Slices [z0, z1) of gaussian_smooth(v, sigma_um), bit for bit, from those slices and the z-kernel's
+// radius of context on each side: a pass that reads the smoothed volume slab by slab holds one slab.
+// std::out_of_range on an empty or out-of-volume slab.
+Volume<float> gaussian_smooth_slab(const Volume<float>& v, double sigma_um, index_t z0, index_t z1);
 
 // Features of the voxels in z-slices [z0, z1), row-major (voxel, feature), voxels in raster order.
 // Computed on the slab plus a halo of 4σ so that results equal those on the whole volume.

@@ -98,39 +98,46 @@ struct SliceStats {
 // A middle-class run of one or two voxels along an axis with a darker class on one side and a
 // brighter one on the other is the blend of a darker|brighter edge (a pore|AM edge at SE grey,
 // or a pore film against AM): each such voxel takes the nearer of the two outer end members.
-// Reads a copy of the labels, so the result does not depend on the visiting order.
+// Reads a copy of the labels, so the result does not depend on the visiting order. The grey it
+// compares with the end members is `grey` smoothed by `sigma_um`, computed one z-slab at a time.
 constexpr index_t kMaxRimRun = 2;
-std::int64_t relabel_sandwiched_rims(Volume<std::uint8_t>& labels, const Volume<float>& grey,
+constexpr index_t kLabelSlab = 32;  // z-slices of smoothed grey held at once
+std::int64_t relabel_sandwiched_rims(Volume<std::uint8_t>& labels, const Volume<float>& grey, double sigma_um,
                                      const std::vector<double>& centre) {
   const int k = static_cast<int>(centre.size());
   if (k < 3) return 0;
   const Volume<std::uint8_t> in = labels;
   const Dims d = in.dims();
   std::vector<std::int64_t> changed(static_cast<std::size_t>(d.z), 0);
-  tbb::parallel_for(index_t{0}, d.z, [&](index_t z) {
-    for (index_t y = 0; y < d.y; ++y)
-      for (index_t x = 0; x < d.x; ++x) {
-        const index_t i = x + d.x * (y + d.y * z);
-        const int m = in[i];
-        if (m == 0 || m == k - 1) continue;
-        const index_t pos[3] = {x, y, z}, step[3] = {1, d.x, d.x * d.y};
-        for (int a = 0; a < 3; ++a) {
-          // Outer labels of the run of m through i along this axis (runs of at most 2).
-          index_t lo = pos[a] - 1, hi = pos[a] + 1;
-          while (lo >= 0 && hi - lo - 1 < kMaxRimRun && in[i + (lo - pos[a]) * step[a]] == m) --lo;
-          while (hi < d[a] && hi - lo - 1 < kMaxRimRun && in[i + (hi - pos[a]) * step[a]] == m) ++hi;
-          if (lo < 0 || hi >= d[a]) continue;
-          const int before = in[i + (lo - pos[a]) * step[a]], after = in[i + (hi - pos[a]) * step[a]];
-          const int dark = std::min(before, after), bright = std::max(before, after);
-          if (!(dark < m && bright > m)) continue;
-          const double g = grey[i];
-          labels[i] =
-              static_cast<std::uint8_t>(std::fabs(g - centre[dark]) <= std::fabs(g - centre[bright]) ? dark : bright);
-          ++changed[static_cast<std::size_t>(z)];
-          break;
+  for (index_t z0 = 0; z0 < d.z; z0 += kLabelSlab) {
+    const index_t z1 = std::min(d.z, z0 + kLabelSlab);
+    const Volume<float> smoothed = gaussian_smooth_slab(grey, sigma_um, z0, z1);
+    const index_t slab_start = d.x * d.y * z0;
+    tbb::parallel_for(z0, z1, [&](index_t z) {
+      for (index_t y = 0; y < d.y; ++y)
+        for (index_t x = 0; x < d.x; ++x) {
+          const index_t i = x + d.x * (y + d.y * z);
+          const int m = in[i];
+          if (m == 0 || m == k - 1) continue;
+          const index_t pos[3] = {x, y, z}, step[3] = {1, d.x, d.x * d.y};
+          for (int a = 0; a < 3; ++a) {
+            // Outer labels of the run of m through i along this axis (runs of at most 2).
+            index_t lo = pos[a] - 1, hi = pos[a] + 1;
+            while (lo >= 0 && hi - lo - 1 < kMaxRimRun && in[i + (lo - pos[a]) * step[a]] == m) --lo;
+            while (hi < d[a] && hi - lo - 1 < kMaxRimRun && in[i + (hi - pos[a]) * step[a]] == m) ++hi;
+            if (lo < 0 || hi >= d[a]) continue;
+            const int before = in[i + (lo - pos[a]) * step[a]], after = in[i + (hi - pos[a]) * step[a]];
+            const int dark = std::min(before, after), bright = std::max(before, after);
+            if (!(dark < m && bright > m)) continue;
+            const double g = smoothed[i - slab_start];
+            labels[i] =
+                static_cast<std::uint8_t>(std::fabs(g - centre[dark]) <= std::fabs(g - centre[bright]) ? dark : bright);
+            ++changed[static_cast<std::size_t>(z)];
+            break;
+          }
         }
-      }
-  });
+    });
+  }
   return std::accumulate(changed.begin(), changed.end(), std::int64_t{0});
 }
 
@@ -270,7 +277,7 @@ PartialVolumeResult partial_volume_segmentation(const Volume<float>& grey, const
   // Smoothed grey, and how much of a voxel's own value it holds (to leave that out).
   const double min_spacing = std::min({sp[0], sp[1], sp[2]});
   const double smooth_um = o.smooth_sigma_vox * min_spacing;
-  const Volume<float> gs = gaussian_smooth(grey, smooth_um);
+  Volume<float> gs = gaussian_smooth(grey, smooth_um);
   double w0 = 1, w2 = 1, slope_sigma = 0;
   std::array<int, 3> radius{};
   for (int a = 0; a < 3; ++a) {
@@ -320,9 +327,9 @@ PartialVolumeResult partial_volume_segmentation(const Volume<float>& grey, const
       }
     }
   });
-  const Volume<std::uint8_t> near = or_dilate(conf, radius);
+  Volume<std::uint8_t> near = or_dilate(conf, radius);
   // The phases right next to a voxel (one voxel away) are the ones its blend is made of.
-  const Volume<std::uint8_t> adjacent = or_dilate(conf, {1, 1, 1});
+  Volume<std::uint8_t> adjacent = or_dilate(conf, {1, 1, 1});
 
   // End-member centres: the median grey of voxels with a single phase near them.
   std::vector<double> centre = mu_fit;
@@ -361,8 +368,9 @@ PartialVolumeResult partial_volume_segmentation(const Volume<float>& grey, const
     }
   }
 
-  // Labels read a lightly smoothed grey: less noise at boundaries for little extra blur.
-  const Volume<float> glab = gaussian_smooth(grey, o.label_sigma_vox * min_spacing);
+  // Labels read a lightly smoothed grey: less noise at boundaries for little extra blur. It is
+  // smoothed slab by slab below (bit for bit the whole volume's), so it never takes 4 B per voxel.
+  const double label_sigma_um = o.label_sigma_vox * min_spacing;
   // Labels and unmixing sums, slice by slice, summed in slice order (deterministic).
   PartialVolumeResult out;
   out.labels = grey.like<std::uint8_t>(d);
@@ -375,97 +383,102 @@ PartialVolumeResult partial_volume_segmentation(const Volume<float>& grey, const
     bridge_slope[c] = kBridgeSlope * ((centre[c + 1] - centre[c - 1]) / (kSqrt2Pi * slope_sigma));
   const double valley_depth = mu_fit[1] - 0.25 * (mu_fit[1] - mu_fit[0]);
   const double valley_curvature = 0.05 * (mu_fit[1] - mu_fit[0]);
-  tbb::parallel_for(index_t{0}, d.z, [&](index_t z) {
-    SliceStats& st = stats[static_cast<std::size_t>(z)];
-    for (index_t y = 0; y < d.y; ++y)
-      for (index_t x = 0; x < d.x; ++x) {
-        const index_t i = x + d.x * (y + d.y * z);
-        const double g = grey[i];
-        const double gv = glab[i];
-        const unsigned p = near[i];
-        const unsigned cand = p ? p : all;
-        // Label: the nearest end member among the phases present nearby (midpoint rule).
-        int best = -1, free_best = 0;
-        for (int c = 0; c < k; ++c) {
-          if (std::fabs(gv - centre[c]) < std::fabs(gv - centre[free_best])) free_best = c;
-          if ((cand & (1u << c)) && (best < 0 || std::fabs(gv - centre[c]) < std::fabs(gv - centre[best]))) best = c;
-        }
-        if (best != free_best && free_best > 0 && free_best < k - 1) ++st.rim;
-        // Middle-class grey on a blurred darker|brighter edge: a blend of the two ends, not the
-        // middle phase; labelled by their midpoint and unmixed with them.
-        std::pair<int, int> bridge{-1, -1};
-        if (free_best > 0 && free_best < k - 1) {
-          bridge = bridged_middle_class(gs, x, y, z, free_best, centre_cut, slope_sigma, bridge_slope[free_best]);
+  for (index_t z0 = 0; z0 < d.z; z0 += kLabelSlab) {
+    const index_t z1 = std::min(d.z, z0 + kLabelSlab);
+    const Volume<float> glab = gaussian_smooth_slab(grey, label_sigma_um, z0, z1);
+    const index_t slab_start = d.x * d.y * z0;
+    tbb::parallel_for(z0, z1, [&](index_t z) {
+      SliceStats& st = stats[static_cast<std::size_t>(z)];
+      for (index_t y = 0; y < d.y; ++y)
+        for (index_t x = 0; x < d.x; ++x) {
+          const index_t i = x + d.x * (y + d.y * z);
+          const double g = grey[i];
+          const double gv = glab[i - slab_start];
+          const unsigned p = near[i];
+          const unsigned cand = p ? p : all;
+          // Label: the nearest end member among the phases present nearby (midpoint rule).
+          int best = -1, free_best = 0;
+          for (int c = 0; c < k; ++c) {
+            if (std::fabs(gv - centre[c]) < std::fabs(gv - centre[free_best])) free_best = c;
+            if ((cand & (1u << c)) && (best < 0 || std::fabs(gv - centre[c]) < std::fabs(gv - centre[best]))) best = c;
+          }
+          if (best != free_best && free_best > 0 && free_best < k - 1) ++st.rim;
+          // Middle-class grey on a blurred darker|brighter edge: a blend of the two ends, not the
+          // middle phase; labelled by their midpoint and unmixed with them.
+          std::pair<int, int> bridge{-1, -1};
+          if (free_best > 0 && free_best < k - 1) {
+            bridge = bridged_middle_class(gs, x, y, z, free_best, centre_cut, slope_sigma, bridge_slope[free_best]);
+            if (bridge.first >= 0) {
+              const int to = gv <= 0.5 * (centre[bridge.first] + centre[bridge.second]) ? bridge.first : bridge.second;
+              if (best == free_best) ++st.rim;
+              best = to;
+            }
+          }
+          // A valley of the smoothed grey darker than class 1 is a film of the darkest class
+          // thinner than the PSF: keep it in the labels so that connectivity sees it.
+          if (o.thin_pores && best != 0 && (cand & 1u) && gs[i] < valley_depth) {
+            const index_t step[3] = {1, d.x, d.x * d.y};
+            const index_t pos[3] = {x, y, z};
+            for (int a = 0; a < 3; ++a) {
+              if (pos[a] == 0 || pos[a] + 1 >= d[a]) continue;
+              const double m = gs[i - step[a]], c = gs[i], q = gs[i + step[a]];
+              if (c <= m && c <= q && m + q - 2 * c > valley_curvature) {
+                best = 0;
+                ++st.thin;
+                break;
+              }
+            }
+          }
+          out.labels[i] = static_cast<std::uint8_t>(best);
+          // Fractions: pure when one phase is near and the neighbourhood grey says so.
+          const double gl = loo(i);
+          if (p && !(p & (p - 1))) {
+            const int c = std::countr_zero(p);
+            if (std::fabs(gl - centre[c]) <= kPureWindow * loo_noise * pure_sigma[c]) {
+              ++st.pure[c];
+              st.pure_grey[c] += g;
+              st.pure_grey2[c] += g * g;
+              continue;
+            }
+          }
+          // Unmixing: the darkest and brightest phase adjacent, with any middle phase adjacent
+          // taking the share of the 3³ box where it is confidently present (flat); with one or
+          // no phase adjacent, the candidates bracketing the neighbourhood grey.
+          const unsigned adj = adjacent[i];
+          std::pair<int, int> ab;
+          double shared = 0;
+          std::array<double, kMaxClasses> share_of{};
           if (bridge.first >= 0) {
-            const int to = gv <= 0.5 * (centre[bridge.first] + centre[bridge.second]) ? bridge.first : bridge.second;
-            if (best == free_best) ++st.rim;
-            best = to;
-          }
-        }
-        // A valley of the smoothed grey darker than class 1 is a film of the darkest class
-        // thinner than the PSF: keep it in the labels so that connectivity sees it.
-        if (o.thin_pores && best != 0 && (cand & 1u) && gs[i] < valley_depth) {
-          const index_t step[3] = {1, d.x, d.x * d.y};
-          const index_t pos[3] = {x, y, z};
-          for (int a = 0; a < 3; ++a) {
-            if (pos[a] == 0 || pos[a] + 1 >= d[a]) continue;
-            const double m = gs[i - step[a]], c = gs[i], q = gs[i + step[a]];
-            if (c <= m && c <= q && m + q - 2 * c > valley_curvature) {
-              best = 0;
-              ++st.thin;
-              break;
+            ab = bridge;
+          } else if (std::popcount(adj) >= 2) {
+            const int lo = std::countr_zero(adj), hi = 31 - std::countl_zero(adj);
+            ab = {lo, hi};
+            if (std::popcount(adj) >= 3) {
+              std::array<int, kMaxClasses> count{};
+              int box = 0;
+              for (index_t zz = std::max<index_t>(z - 1, 0); zz <= std::min(z + 1, d.z - 1); ++zz)
+                for (index_t yy = std::max<index_t>(y - 1, 0); yy <= std::min(y + 1, d.y - 1); ++yy)
+                  for (index_t xx = std::max<index_t>(x - 1, 0); xx <= std::min(x + 1, d.x - 1); ++xx, ++box)
+                    for (int c = lo + 1; c < hi; ++c) count[c] += (conf(xx, yy, zz) >> c) & 1u;
+              const int q = lo * k + hi;
+              for (int m = lo + 1; m < hi; ++m) {
+                const double share = static_cast<double>(count[m]) / box;
+                st.pair_share[static_cast<std::size_t>(q * k + m)] += share;
+                share_of[m] = share;
+                shared += share;
+              }
             }
+          } else {
+            ab = unmixing_pair(gl, cand, centre, k);
           }
+          st.pair_weight[ab.first * k + ab.second] += 1 - shared;
+          const auto [a, b] = ab;
+          if (std::popcount(cand) >= 3) add_pairing_ambiguity(gl, ab, share_of, shared, cand, centre, st.ambiguity);
+          ++st.pair_count[a * k + b];
+          st.pair_grey[a * k + b] += g;
         }
-        out.labels[i] = static_cast<std::uint8_t>(best);
-        // Fractions: pure when one phase is near and the neighbourhood grey says so.
-        const double gl = loo(i);
-        if (p && !(p & (p - 1))) {
-          const int c = std::countr_zero(p);
-          if (std::fabs(gl - centre[c]) <= kPureWindow * loo_noise * pure_sigma[c]) {
-            ++st.pure[c];
-            st.pure_grey[c] += g;
-            st.pure_grey2[c] += g * g;
-            continue;
-          }
-        }
-        // Unmixing: the darkest and brightest phase adjacent, with any middle phase adjacent
-        // taking the share of the 3³ box where it is confidently present (flat); with one or
-        // no phase adjacent, the candidates bracketing the neighbourhood grey.
-        const unsigned adj = adjacent[i];
-        std::pair<int, int> ab;
-        double shared = 0;
-        std::array<double, kMaxClasses> share_of{};
-        if (bridge.first >= 0) {
-          ab = bridge;
-        } else if (std::popcount(adj) >= 2) {
-          const int lo = std::countr_zero(adj), hi = 31 - std::countl_zero(adj);
-          ab = {lo, hi};
-          if (std::popcount(adj) >= 3) {
-            std::array<int, kMaxClasses> count{};
-            int box = 0;
-            for (index_t zz = std::max<index_t>(z - 1, 0); zz <= std::min(z + 1, d.z - 1); ++zz)
-              for (index_t yy = std::max<index_t>(y - 1, 0); yy <= std::min(y + 1, d.y - 1); ++yy)
-                for (index_t xx = std::max<index_t>(x - 1, 0); xx <= std::min(x + 1, d.x - 1); ++xx, ++box)
-                  for (int c = lo + 1; c < hi; ++c) count[c] += (conf(xx, yy, zz) >> c) & 1u;
-            const int q = lo * k + hi;
-            for (int m = lo + 1; m < hi; ++m) {
-              const double share = static_cast<double>(count[m]) / box;
-              st.pair_share[static_cast<std::size_t>(q * k + m)] += share;
-              share_of[m] = share;
-              shared += share;
-            }
-          }
-        } else {
-          ab = unmixing_pair(gl, cand, centre, k);
-        }
-        st.pair_weight[ab.first * k + ab.second] += 1 - shared;
-        const auto [a, b] = ab;
-        if (std::popcount(cand) >= 3) add_pairing_ambiguity(gl, ab, share_of, shared, cand, centre, st.ambiguity);
-        ++st.pair_count[a * k + b];
-        st.pair_grey[a * k + b] += g;
-      }
-  });
+    });
+  }
 
   UnmixingSums sums;
   sums.classes = k;
@@ -539,7 +552,11 @@ PartialVolumeResult partial_volume_segmentation(const Volume<float>& grey, const
   for (int c = 0; c + 1 < k; ++c) out.thresholds.push_back(0.5 * (centre[c] + centre[c + 1]));
   out.pure_voxels = sums.pure;
   out.fraction_labels.resize(k);
-  out.rim_voxels_avoided += relabel_sandwiched_rims(out.labels, glab, centre);
+  // The neighbourhood volumes are read for the last time above: free them (7 B per voxel) before
+  // the rim pass copies the labels.
+  gs = Volume<float>();
+  conf = near = adjacent = Volume<std::uint8_t>();
+  out.rim_voxels_avoided += relabel_sandwiched_rims(out.labels, grey, label_sigma_um, centre);
   for (auto v : out.labels.storage()) ++label_count[v];  // exact counts, divided once
   for (int c = 0; c < k; ++c) out.fraction_labels[c] = static_cast<double>(label_count[c]) / n_total;
   for (int q = 0; q < k * k; ++q) out.mixed_voxels += sums.pair_count[q];
