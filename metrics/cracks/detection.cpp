@@ -769,16 +769,21 @@ std::vector<std::vector<index_t>> cut_fragments(const std::vector<index_t>& voxe
 // smaller's centroid within 1.5 voxels of the larger's plane) and the path between those voxels
 // crosses no intact host (crosses_no_intact_host); a joined set of two or more is a crack when it
 // passes the tests of a cut crack as one (size, sandwiched share and aspect on its own plane, one
-// dark sheet, the valley judged by its depth alone).
-// Union–find over the pairs in a fixed order: deterministic.
-std::vector<std::vector<index_t>> bridge_fragments(const std::vector<std::vector<index_t>>& fragments,
-                                                   const Volume<std::uint8_t>& void_mask,
-                                                   const Volume<std::uint8_t>& labels,
-                                                   const std::array<bool, 256>& host, double max_aperture_um,
-                                                   const Volume<float>* grey, double dark_below, double valley_floor,
-                                                   const CrackDetectionOptions& o) {
-  std::vector<std::vector<index_t>> found;
-  if (!(o.bridge_max_um > 0) || fragments.size() < 2) return found;
+// dark sheet, the valley judged by its depth alone). The first `anchors` entries of `fragments` are
+// cracks accepted already (a piece of the disc that passed step 4 alone): a set holding one of them
+// and passing the same tests hands its fragments to that crack; anchors are not joined to each
+// other. Union–find over the pairs in a fixed order: deterministic.
+struct JoinedFragments {
+  std::size_t anchor = SIZE_MAX;  // the accepted crack the fragments join, or none: a new crack
+  std::vector<index_t> voxels;    // the fragments' voxels
+};
+std::vector<JoinedFragments> bridge_fragments(const std::vector<std::vector<index_t>>& fragments, std::size_t anchors,
+                                              const Volume<std::uint8_t>& void_mask, const Volume<std::uint8_t>& labels,
+                                              const std::array<bool, 256>& host, double max_aperture_um,
+                                              const Volume<float>* grey, double dark_below, double valley_floor,
+                                              const CrackDetectionOptions& o) {
+  std::vector<JoinedFragments> found;
+  if (!(o.bridge_max_um > 0) || fragments.size() <= anchors) return found;
   const Dims d = labels.dims();
   const Vec3 h = labels.spacing_um;
   const double h_max = std::max({h[0], h[1], h[2]});
@@ -799,7 +804,7 @@ std::vector<std::vector<index_t>> bridge_fragments(const std::vector<std::vector
   }
   std::vector<std::pair<std::size_t, std::size_t>> pairs;
   for (std::size_t a = 0; a < frag.size(); ++a)
-    for (std::size_t b = a + 1; b < frag.size(); ++b) {
+    for (std::size_t b = std::max(a + 1, anchors); b < frag.size(); ++b) {
       bool near = true;
       for (int ax = 0; ax < 3 && near; ++ax)
         near =
@@ -855,7 +860,7 @@ std::vector<std::vector<index_t>> bridge_fragments(const std::vector<std::vector
   }
   const index_t least = std::max(o.min_voxels, o.cut_min_voxels);
   for (const auto& set : sets) {
-    if (set.size() < 2) continue;
+    if (set.size() < 2 || set[1] < anchors) continue;  // alone, or two accepted cracks
     std::vector<index_t> crack;
     for (std::size_t f : set) crack.insert(crack.end(), fragments[f].begin(), fragments[f].end());
     if (static_cast<index_t>(crack.size()) < least) continue;
@@ -870,8 +875,14 @@ std::vector<std::vector<index_t>> bridge_fragments(const std::vector<std::vector
     CrackDetectionOptions joined = o;
     joined.cut_valley_ratio = 0;
     if (!one_dark_sheet(crack, plane, void_mask, grey, valley_kernels, valley_floor, dark_below, joined)) continue;
+    JoinedFragments j;
+    if (set[0] < anchors) {
+      j.anchor = set[0];
+      crack.erase(crack.begin(), crack.begin() + static_cast<std::ptrdiff_t>(fragments[set[0]].size()));
+    }
     std::sort(crack.begin(), crack.end());
-    found.push_back(std::move(crack));
+    j.voxels = std::move(crack);
+    found.push_back(std::move(j));
   }
   return found;
 }
@@ -1051,14 +1062,19 @@ CrackDetection detect_cracks(const Volume<std::uint8_t>& labels, const Volume<fl
     for (index_t i = 0; i < labels.size(); ++i)
       if (new_id[comps.ids[i]]) out.ids[i] = new_id[comps.ids[i]];
   }
-  // Fragments of rejected groups (in group order) joined across the groups: cut cracks too.
-  std::vector<std::vector<index_t>> fragments;
+  // Fragments of rejected groups (in group order) joined across the groups, and to the cracks
+  // accepted so far (ids 1..count, the first entries): cut cracks, or parts of those cracks.
+  std::vector<std::vector<index_t>> fragments(out.count);
+  for (index_t i = 0; i < labels.size(); ++i)
+    if (out.ids[i]) fragments[out.ids[i] - 1].push_back(i);
+  const std::size_t anchors = fragments.size();
   for (std::uint32_t root = 1; root <= comps.count; ++root)
     for (auto& f : verdict[root].fragments) fragments.push_back(std::move(f));
-  for (const auto& crack :
-       bridge_fragments(fragments, void_mask, labels, host, out.max_aperture_um, grey, dark_below, valley_floor, o)) {
-    ++out.count, ++out.cut_cracks;
-    for (index_t i : crack) out.ids[i] = out.count;
+  for (const auto& joined : bridge_fragments(fragments, anchors, void_mask, labels, host, out.max_aperture_um, grey,
+                                             dark_below, valley_floor, o)) {
+    std::uint32_t id = static_cast<std::uint32_t>(joined.anchor + 1);
+    if (joined.anchor == SIZE_MAX) id = ++out.count, ++out.cut_cracks;
+    for (index_t i : joined.voxels) out.ids[i] = id;
   }
   if (grey && o.find_facets) add_facets(labels, *grey, host, pore, o, out);
   // Ids in raster order of each crack's first voxel.
