@@ -181,6 +181,20 @@ TEST(CrackRecall, SeCrackBridgedAcrossParticlesAtSnr8) {
   EXPECT_EQ(detect_and_score(c, "se", true, true, true, true, false).found, 3);
 }
 
+// A holey SE disc of a less pressed compact (64³ seed 5, 250 MPa) merged with compaction pores
+// into several groups, none of which holds a cut crack: its part of each is a fragment too small
+// alone. Joined across the groups along their common plane, the fragments are one crack and it
+// is found (none without the bridge, which the join uses, nor on main before the join).
+TEST(CrackRecall, SeCrackJoinedFromFragmentsOfPoreGroupsAtSnr8) {
+  const GreyComposite c = grey_composite(250, true, 5);
+  const crack_recall::Score se = detect_and_score(c, "se");
+  EXPECT_EQ(se.planted, 1);
+  EXPECT_EQ(se.found, 1);
+  EXPECT_GT(se.precision(), 0.9);  // 0.921 measured
+  EXPECT_LT(se.false_fraction(), 0.001);
+  EXPECT_EQ(detect_and_score(c, "se", true, true, true, true, false).found, 0);
+}
+
 TEST(CrackRecall, CrackFreeCompositeHasUnderFalseVolumeLimit) {
   const GreyComposite c = grey_composite(125, false);
   for (const std::string host : {"se", "am"}) EXPECT_LT(detect_and_score(c, host).false_fraction(), 0.0005) << host;

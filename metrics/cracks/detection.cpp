@@ -182,6 +182,44 @@ std::vector<std::uint32_t> coplanar_groups(const Clusters& comps, const std::vec
   return parent;
 }
 
+// Does the straight path between voxels a and b cross no intact host? Each run of host voxels
+// along it is either short (≤ join_gap_vox: the partial-volume rim where a crack meets the particle
+// that interrupts it, or a stretch of the crack the PSF lifted above the threshold, as
+// coplanar_groups allows) or, with grey, dark on average (≤ dark_below: the crack half open).
+bool crosses_no_intact_host(index_t a, index_t b, const Volume<std::uint8_t>& labels,
+                            const Volume<std::uint8_t>& void_mask, const std::array<bool, 256>& host,
+                            const Volume<float>* grey, double dark_below, int join_gap_vox) {
+  const Dims d = labels.dims();
+  const Vec3& h = labels.spacing_um;
+  auto centre = [&](index_t i) {
+    return Vec3{static_cast<double>(i % d.x) * h[0], static_cast<double>((i / d.x) % d.y) * h[1],
+                static_cast<double>(i / (d.x * d.y)) * h[2]};
+  };
+  const Vec3 pa = centre(a), pb = centre(b);
+  const double len = std::sqrt((pa[0] - pb[0]) * (pa[0] - pb[0]) + (pa[1] - pb[1]) * (pa[1] - pb[1]) +
+                               (pa[2] - pb[2]) * (pa[2] - pb[2]));
+  const int steps = std::max(1, static_cast<int>(std::ceil(2 * len / std::min({h[0], h[1], h[2]}))));
+  index_t last = -1, run = 0;
+  double run_grey = 0;
+  auto run_ok = [&] { return run <= join_gap_vox || (grey && run_grey / static_cast<double>(run) <= dark_below); };
+  for (int k = 1; k < steps; ++k) {
+    const double f = static_cast<double>(k) / steps;
+    index_t q[3];
+    for (int ax = 0; ax < 3; ++ax) q[ax] = std::lround(((1 - f) * pa[ax] + f * pb[ax]) / h[ax]);
+    const index_t j = q[0] + d.x * (q[1] + d.y * q[2]);
+    if (j == last) continue;
+    last = j;
+    if (void_mask[j] || !host[labels[j]]) {
+      if (run && !run_ok()) return false;
+      run = 0, run_grey = 0;
+      continue;
+    }
+    ++run;
+    if (grey) run_grey += (*grey)[j];
+  }
+  return !run || run_ok();
+}
+
 // Joins groups that are pieces of one crack interrupted by what lies in its plane (step 4 of
 // detection.h, after coplanar_groups): a disc through the electrolyte between stiff particles is
 // cut by the particles it meets, and where it runs through the host the PSF lifts part of its
@@ -227,34 +265,8 @@ void bridge_groups(const Clusters& comps, const std::vector<std::vector<index_t>
     return Vec3{static_cast<double>(i % d.x) * h[0], static_cast<double>((i / d.x) % d.y) * h[1],
                 static_cast<double>(i / (d.x * d.y)) * h[2]};
   };
-  // Does the path between voxels a and b cross intact host? Each run of host voxels along it is
-  // either short (≤ join_gap_vox: the partial-volume rim where the crack meets the particle, or
-  // a stretch of the crack the PSF lifted above the threshold, as coplanar_groups allows) or,
-  // with grey, dark on average (≤ dark_below: the crack half open).
   auto bridged = [&](index_t a, index_t b) {
-    const Vec3 pa = centre(a), pb = centre(b);
-    const double len = std::sqrt((pa[0] - pb[0]) * (pa[0] - pb[0]) + (pa[1] - pb[1]) * (pa[1] - pb[1]) +
-                                 (pa[2] - pb[2]) * (pa[2] - pb[2]));
-    const int steps = std::max(1, static_cast<int>(std::ceil(2 * len / std::min({h[0], h[1], h[2]}))));
-    index_t last = -1, run = 0;
-    double run_grey = 0;
-    auto run_ok = [&] { return run <= o.join_gap_vox || (grey && run_grey / static_cast<double>(run) <= dark_below); };
-    for (int k = 1; k < steps; ++k) {
-      const double f = static_cast<double>(k) / steps;
-      index_t q[3];
-      for (int ax = 0; ax < 3; ++ax) q[ax] = std::lround(((1 - f) * pa[ax] + f * pb[ax]) / h[ax]);
-      const index_t j = q[0] + d.x * (q[1] + d.y * q[2]);
-      if (j == last) continue;
-      last = j;
-      if (void_mask[j] || !host[labels[j]]) {
-        if (run && !run_ok()) return false;
-        run = 0, run_grey = 0;
-        continue;
-      }
-      ++run;
-      if (grey) run_grey += (*grey)[j];
-    }
-    return !run || run_ok();
+    return crosses_no_intact_host(a, b, labels, void_mask, host, grey, dark_below, o.join_gap_vox);
   };
   const double reach = o.bridge_max_um;
   std::vector<std::pair<std::size_t, std::size_t>> pairs;
@@ -576,6 +588,31 @@ bool flat_in_place(const std::vector<index_t>& voxels, const Vec3& n, const Volu
   return static_cast<double>(flat) >= min_share * static_cast<double>(tried);
 }
 
+// One dark sheet where the cut lies (step 4b's last tests), by either of two pieces of evidence:
+// the grey is one valley across the cut (the labelled void of a crack is holey, and pores beside
+// it tilt the void's local plane), or the void around its voxels is flat in the cut's plane (where
+// pores beside the crack curve the grey along it); a slab cut through pores or curved films has
+// neither. With grey, also dark on average: a sheet of noise ridges (host-labelled, from the grey
+// branch) is walled by host too but sits at the host level.
+bool one_dark_sheet(const std::vector<index_t>& cut, const PrincipalAxes& plane, const Volume<std::uint8_t>& void_mask,
+                    const Volume<float>* grey, const std::array<std::vector<double>, 3>& valley_kernels,
+                    double valley_floor, double dark_below, const CrackDetectionOptions& o) {
+  const bool by_valley = grey && o.cut_min_valley > 0, by_flatness = o.cut_min_flat > 0;
+  if (by_valley || by_flatness) {
+    bool one_sheet = false;
+    if (by_valley) {
+      const GreyValley valley = grey_valley(cut, plane, *grey, valley_kernels);
+      one_sheet = valley.across >= valley_floor && valley.across >= o.cut_valley_ratio * valley.in_plane;
+    }
+    if (!one_sheet && by_flatness) one_sheet = flat_in_place(cut, plane.axis[2], void_mask, o.cut_min_flat);
+    if (!one_sheet) return false;
+  }
+  if (!grey) return true;
+  double sum = 0;
+  for (index_t i : cut) sum += (*grey)[i];
+  return sum / static_cast<double>(cut.size()) <= dark_below;
+}
+
 // Crack planes cut out of a group that failed the sheet test (a holey crack merged with pores
 // or with other debris); step 4b of detection.h. Sequential plane fitting as in split_planes,
 // but each candidate plane is scored by its sandwiched voxels and every plane tried is removed:
@@ -701,29 +738,151 @@ std::vector<std::vector<index_t>> cut_sandwiched_planes(const std::vector<index_
         best_sandwiched < o.cut_min_sandwiched * static_cast<double>(best_cluster.size()) ||
         sheet_aspect(principal_axes(best_cluster, d, h)) < std::max(o.min_aspect, o.cut_min_aspect))
       continue;
-    // One sheet where it lies, by either of two pieces of evidence: the grey is one valley across
-    // the cut (the labelled void of a crack is holey, and pores beside it tilt the void's local
-    // plane), or the void around its voxels is flat in the cut's plane (where pores beside the
-    // crack curve the grey along it). A slab cut through pores or curved films has neither.
-    const bool by_valley = grey && o.cut_min_valley > 0, by_flatness = o.cut_min_flat > 0;
-    if (by_valley || by_flatness) {
-      bool one_sheet = false;
-      if (by_valley) {
-        const GreyValley valley = grey_valley(best_cluster, plane, *grey, valley_kernels);
-        one_sheet = valley.across >= valley_floor && valley.across >= o.cut_valley_ratio * valley.in_plane;
-      }
-      if (!one_sheet && by_flatness) one_sheet = flat_in_place(best_cluster, plane.axis[2], void_mask, o.cut_min_flat);
-      if (!one_sheet) continue;
-    }
-    if (grey) {
-      // A real opening is dark on average; a sheet of noise ridges (host-labelled, from the
-      // grey branch) is walled by host too but sits at the host level.
-      double sum = 0;
-      for (index_t i : best_cluster) sum += (*grey)[i];
-      if (sum / static_cast<double>(best_cluster.size()) > dark_below) continue;
-    }
+    if (!one_dark_sheet(best_cluster, plane, void_mask, grey, valley_kernels, valley_floor, dark_below, o)) continue;
     std::sort(best_cluster.begin(), best_cluster.end());
     found.push_back(std::move(best_cluster));
+  }
+  return found;
+}
+
+// Sheet fragments of a rejected group: the crack planes cut_sandwiched_planes finds with the size
+// and shape tests relaxed to those of a piece (≥ min_voxels, aspect ≥ 2) and without the
+// one-sheet tests, which a piece a few voxels across cannot pass alone.
+std::vector<std::vector<index_t>> cut_fragments(const std::vector<index_t>& voxels,
+                                                const Volume<std::uint8_t>& void_mask,
+                                                const Volume<std::uint8_t>& labels, const std::array<bool, 256>& host,
+                                                double max_aperture_um, const Volume<float>* grey, double dark_below,
+                                                const CrackDetectionOptions& o) {
+  CrackDetectionOptions piece = o;
+  piece.cut_min_voxels = o.min_voxels;
+  piece.min_aspect = 2;
+  piece.cut_min_aspect = 2;
+  piece.cut_min_valley = 0;
+  piece.cut_min_flat = 0;
+  return cut_sandwiched_planes(voxels, void_mask, labels, host, max_aperture_um, grey, dark_below, 0, piece);
+}
+
+// Fragments of one crack cut out of several rejected groups (step 4b): a holey disc among the
+// compaction pores of a less pressed compact is merged into several pore groups, and its part of
+// each (a few dozen to 150 voxels) is too small to be a cut crack alone. Fragments whose closest
+// voxels lie within bridge_max_um are joined when their planes agree (normals within 20°, the
+// smaller's centroid within 1.5 voxels of the larger's plane) and the path between those voxels
+// crosses no intact host (crosses_no_intact_host); a joined set of two or more is a crack when it
+// passes the tests of a cut crack as one (size, sandwiched share and aspect on its own plane, one
+// dark sheet, the valley judged by its depth alone). The first `anchors` entries of `fragments` are
+// cracks accepted already (a piece of the disc that passed step 4 alone): a set holding one of them
+// and passing the same tests hands its fragments to that crack; anchors are not joined to each
+// other. Union–find over the pairs in a fixed order: deterministic.
+struct JoinedFragments {
+  std::size_t anchor = SIZE_MAX;  // the accepted crack the fragments join, or none: a new crack
+  std::vector<index_t> voxels;    // the fragments' voxels
+};
+std::vector<JoinedFragments> bridge_fragments(const std::vector<std::vector<index_t>>& fragments, std::size_t anchors,
+                                              const Volume<std::uint8_t>& void_mask, const Volume<std::uint8_t>& labels,
+                                              const std::array<bool, 256>& host, double max_aperture_um,
+                                              const Volume<float>* grey, double dark_below, double valley_floor,
+                                              const CrackDetectionOptions& o) {
+  std::vector<JoinedFragments> found;
+  if (!(o.bridge_max_um > 0) || fragments.size() <= anchors) return found;
+  const Dims d = labels.dims();
+  const Vec3 h = labels.spacing_um;
+  const double h_max = std::max({h[0], h[1], h[2]});
+  const double reach = o.bridge_max_um;
+  struct Fragment {
+    PrincipalAxes axes;
+    index_t lo[3], hi[3];
+  };
+  std::vector<Fragment> frag(fragments.size());
+  for (std::size_t f = 0; f < fragments.size(); ++f) {
+    frag[f].axes = principal_axes(fragments[f], d, h);
+    for (int a = 0; a < 3; ++a) frag[f].lo[a] = d[a], frag[f].hi[a] = 0;
+    for (index_t i : fragments[f]) {
+      const index_t q[3] = {i % d.x, (i / d.x) % d.y, i / (d.x * d.y)};
+      for (int a = 0; a < 3; ++a)
+        frag[f].lo[a] = std::min(frag[f].lo[a], q[a]), frag[f].hi[a] = std::max(frag[f].hi[a], q[a]);
+    }
+  }
+  std::vector<std::pair<std::size_t, std::size_t>> pairs;
+  for (std::size_t a = 0; a < frag.size(); ++a)
+    for (std::size_t b = std::max(a + 1, anchors); b < frag.size(); ++b) {
+      bool near = true;
+      for (int ax = 0; ax < 3 && near; ++ax)
+        near =
+            static_cast<double>(std::max(frag[a].lo[ax] - frag[b].hi[ax], frag[b].lo[ax] - frag[a].hi[ax])) * h[ax] <=
+            reach;
+      if (near) pairs.emplace_back(a, b);
+    }
+  auto centre = [&](index_t i) {
+    return Vec3{static_cast<double>(i % d.x) * h[0], static_cast<double>((i / d.x) % d.y) * h[1],
+                static_cast<double>(i / (d.x * d.y)) * h[2]};
+  };
+  std::vector<std::uint8_t> join(pairs.size(), 0);
+  tbb::parallel_for(std::size_t{0}, pairs.size(), [&](std::size_t k) {
+    const Fragment &fa = frag[pairs[k].first], &fb = frag[pairs[k].second];
+    const Vec3 &n = fa.axes.axis[2], &m = fb.axes.axis[2];
+    // The larger fragment's plane holds the smaller's centroid (a plane fitted to a piece a few
+    // voxels across does not reach a piece 10 voxels away).
+    const bool a_larger = fragments[pairs[k].first].size() >= fragments[pairs[k].second].size();
+    if (std::abs(n[0] * m[0] + n[1] * m[1] + n[2] * m[2]) < std::cos(20 * M_PI / 180) ||
+        plane_offset((a_larger ? fa : fb).axes, (a_larger ? fb : fa).axes.centroid_um) > 1.5 * h_max)
+      return;
+    double best = std::numeric_limits<double>::infinity();
+    index_t bi = 0, bj = 0;
+    for (index_t i : fragments[pairs[k].first]) {
+      const Vec3 ci = centre(i);
+      for (index_t j : fragments[pairs[k].second]) {
+        const Vec3 cj = centre(j);
+        const double dd =
+            (ci[0] - cj[0]) * (ci[0] - cj[0]) + (ci[1] - cj[1]) * (ci[1] - cj[1]) + (ci[2] - cj[2]) * (ci[2] - cj[2]);
+        if (dd < best) best = dd, bi = i, bj = j;
+      }
+    }
+    join[k] = std::sqrt(best) <= reach &&
+              crosses_no_intact_host(bi, bj, labels, void_mask, host, grey, dark_below, o.join_gap_vox);
+  });
+  std::vector<std::size_t> parent(frag.size());
+  for (std::size_t f = 0; f < parent.size(); ++f) parent[f] = f;
+  auto find = [&](std::size_t f) {
+    while (parent[f] != f) f = parent[f] = parent[parent[f]];
+    return f;
+  };
+  for (std::size_t k = 0; k < pairs.size(); ++k) {
+    if (!join[k]) continue;
+    const std::size_t ra = find(pairs[k].first), rb = find(pairs[k].second);
+    if (ra != rb) parent[std::max(ra, rb)] = std::min(ra, rb);
+  }
+  std::vector<std::vector<std::size_t>> sets(frag.size());
+  for (std::size_t f = 0; f < frag.size(); ++f) sets[find(f)].push_back(f);
+  std::array<std::vector<double>, 3> valley_kernels;  // σ = one finest voxel, as cut_sandwiched_planes
+  if (grey && o.cut_min_valley > 0) {
+    const double h_min = std::min({h[0], h[1], h[2]});
+    for (std::size_t a = 0; a < 3; ++a) valley_kernels[a] = gaussian_kernel(h_min / h[a]);
+  }
+  const index_t least = std::max(o.min_voxels, o.cut_min_voxels);
+  for (const auto& set : sets) {
+    if (set.size() < 2 || set[1] < anchors) continue;  // alone, or two accepted cracks
+    std::vector<index_t> crack;
+    for (std::size_t f : set) crack.insert(crack.end(), fragments[f].begin(), fragments[f].end());
+    if (static_cast<index_t>(crack.size()) < least) continue;
+    const PrincipalAxes plane = principal_axes(crack, d, h);
+    if (sheet_aspect(plane) < std::max(o.min_aspect, o.cut_min_aspect)) continue;
+    std::size_t walled = 0;
+    for (index_t i : crack) walled += sandwiched(i, plane.axis[2], void_mask, labels, host, max_aperture_um);
+    if (static_cast<double>(walled) < o.cut_min_sandwiched * static_cast<double>(crack.size())) continue;
+    // One dark sheet, but without the valley's ratio to the in-plane curvature: the fragments lie
+    // in pore groups, and the pores beside them curve the grey along the joined plane (measured
+    // 1.5 × for a disc's three fragments, 1.3 × for a false pair that is no valley at all).
+    CrackDetectionOptions joined = o;
+    joined.cut_valley_ratio = 0;
+    if (!one_dark_sheet(crack, plane, void_mask, grey, valley_kernels, valley_floor, dark_below, joined)) continue;
+    JoinedFragments j;
+    if (set[0] < anchors) {
+      j.anchor = set[0];
+      crack.erase(crack.begin(), crack.begin() + static_cast<std::ptrdiff_t>(fragments[set[0]].size()));
+    }
+    std::sort(crack.begin(), crack.end());
+    j.voxels = std::move(crack);
+    found.push_back(std::move(j));
   }
   return found;
 }
@@ -846,7 +1005,8 @@ CrackDetection detect_cracks(const Volume<std::uint8_t>& labels, const Volume<fl
   // Each group is judged on its own (in parallel); ids are then handed out in group order.
   struct GroupVerdict {
     enum Kind : std::uint8_t { none, rejected_small, rejected_shape, whole, split } kind = none;
-    std::vector<std::vector<index_t>> pieces;  // cut out of a rejected group, or its split planes
+    std::vector<std::vector<index_t>> pieces;     // cut out of a rejected group, or its split planes
+    std::vector<std::vector<index_t>> fragments;  // of a rejected group with no cut crack: too small alone
   };
   std::vector<GroupVerdict> verdict(comps.count + 1);
   tbb::parallel_for(
@@ -867,6 +1027,8 @@ CrackDetection detect_cracks(const Volume<std::uint8_t>& labels, const Volume<fl
             if (o.cut_max_planes > 0)
               g.pieces = cut_sandwiched_planes(v, void_mask, labels, host, out.max_aperture_um, grey, dark_below,
                                                valley_floor, o);
+            if (o.cut_max_planes > 0 && g.pieces.empty())
+              g.fragments = cut_fragments(v, void_mask, labels, host, out.max_aperture_um, grey, dark_below, o);
           } else if (!o.split_touching) {
             g.kind = GroupVerdict::whole;
           } else {
@@ -899,6 +1061,20 @@ CrackDetection detect_cracks(const Volume<std::uint8_t>& labels, const Volume<fl
   if (!o.split_touching) {
     for (index_t i = 0; i < labels.size(); ++i)
       if (new_id[comps.ids[i]]) out.ids[i] = new_id[comps.ids[i]];
+  }
+  // Fragments of rejected groups (in group order) joined across the groups, and to the cracks
+  // accepted so far (ids 1..count, the first entries): cut cracks, or parts of those cracks.
+  std::vector<std::vector<index_t>> fragments(out.count);
+  for (index_t i = 0; i < labels.size(); ++i)
+    if (out.ids[i]) fragments[out.ids[i] - 1].push_back(i);
+  const std::size_t anchors = fragments.size();
+  for (std::uint32_t root = 1; root <= comps.count; ++root)
+    for (auto& f : verdict[root].fragments) fragments.push_back(std::move(f));
+  for (const auto& joined : bridge_fragments(fragments, anchors, void_mask, labels, host, out.max_aperture_um, grey,
+                                             dark_below, valley_floor, o)) {
+    std::uint32_t id = static_cast<std::uint32_t>(joined.anchor + 1);
+    if (joined.anchor == SIZE_MAX) id = ++out.count, ++out.cut_cracks;
+    for (index_t i : joined.voxels) out.ids[i] = id;
   }
   if (grey && o.find_facets) add_facets(labels, *grey, host, pore, o, out);
   // Ids in raster order of each crack's first voxel.

@@ -35,7 +35,10 @@
 //    structures at every angle), or ≥ cut_min_flat of its voxels with void within 3 voxels
 //    whose principal plane lies within 25° of the cut — and, with grey, a mean grey ≥
 //    cut_min_dip × contrast below the host level (noise ridges of the grey branch sit at host
-//    level). Each plane tried is removed, up to cut_max_planes per group.
+//    level). Each plane tried is removed, up to cut_max_planes per group. Of groups with no cut
+//    crack, the planes that pass as pieces (≥ min_voxels, aspect ≥ 2, sandwiched and dark) are
+//    fragments; coplanar fragments of different groups within bridge_max_um, with no intact host
+//    between them, are joined and judged as one cut crack (the valley by its depth alone).
 // 6. Facets (facets.h; with grey, find_facets): in a host brighter than another solid (AM beside
 //    SE), openings about one voxel wide that thresholds label as that solid — non-host voxels
 //    walled on both sides by one particle of the closed host and darker than the walls by a
