@@ -1,7 +1,9 @@
 #include "metrics/geometric_tortuosity.h"
 
 #include <array>
+#include <bit>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <queue>
 #include <vector>
@@ -38,28 +40,41 @@ void check(int axis, int connectivity) {
     throw InputError("connectivity " + std::to_string(connectivity) + ": expected 6, 18 or 26");
 }
 
-}  // namespace
+// Dijkstra's queue entries, (distance, voxel) ordered as pairs. Below 2³² voxels both fit one
+// 64-bit word, the distance's bits above the index: for non-negative floats the bit pattern
+// orders as the value, so the word orders as the pair does (same pops, half the heap's memory).
+struct PackedEntry {
+  using type = std::uint64_t;
+  static type make(float d, index_t i) {
+    return static_cast<type>(std::bit_cast<std::uint32_t>(d)) << 32 | static_cast<std::uint32_t>(i);
+  }
+  static float distance(type e) { return std::bit_cast<float>(static_cast<std::uint32_t>(e >> 32)); }
+  static index_t voxel(type e) { return static_cast<index_t>(e & 0xFFFFFFFFu); }
+};
+struct PairEntry {
+  using type = std::pair<float, index_t>;
+  static type make(float d, index_t i) { return {d, i}; }
+  static float distance(const type& e) { return e.first; }
+  static index_t voxel(const type& e) { return e.second; }
+};
 
-Volume<float> geodesic_distance_from_plane(const Volume<std::uint8_t>& mask, int axis, index_t index,
-                                           int connectivity) {
-  check(axis, connectivity);
-  constexpr float kInf = std::numeric_limits<float>::infinity();
+template <class Entry>
+void dijkstra_from_plane(const Volume<std::uint8_t>& mask, int axis, index_t index, int connectivity,
+                         Volume<float>& dist) {
   const Dims d = mask.dims();
-  Volume<float> dist = mask.like<float>(d, kInf);
-  if (mask.empty()) return dist;
   const auto steps = neighbour_steps(connectivity, mask.spacing_um);
-  using Item = std::pair<float, index_t>;
-  std::priority_queue<Item, std::vector<Item>, std::greater<>> heap;
+  std::priority_queue<typename Entry::type, std::vector<typename Entry::type>, std::greater<>> heap;
   for (index_t z = 0; z < d.z; ++z)
     for (index_t y = 0; y < d.y; ++y)
       for (index_t x = 0; x < d.x; ++x) {
         const index_t p[3] = {x, y, z};
         if (p[axis] != index || !mask(x, y, z)) continue;
         dist(x, y, z) = 0;
-        heap.push({0.0f, mask.index(x, y, z)});
+        heap.push(Entry::make(0.0f, mask.index(x, y, z)));
       }
   while (!heap.empty()) {
-    auto [du, u] = heap.top();
+    const float du = Entry::distance(heap.top());
+    const index_t u = Entry::voxel(heap.top());
     heap.pop();
     if (du > dist[u]) continue;  // stale entry
     const index_t x = u % d.x, y = (u / d.x) % d.y, z = u / (d.x * d.y);
@@ -71,10 +86,23 @@ Volume<float> geodesic_distance_from_plane(const Volume<std::uint8_t>& mask, int
       float dv = du + s.length;
       if (dv < dist[v]) {
         dist[v] = dv;
-        heap.push({dv, v});
+        heap.push(Entry::make(dv, v));
       }
     }
   }
+}
+
+}  // namespace
+
+Volume<float> geodesic_distance_from_plane(const Volume<std::uint8_t>& mask, int axis, index_t index,
+                                           int connectivity) {
+  check(axis, connectivity);
+  constexpr float kInf = std::numeric_limits<float>::infinity();
+  Volume<float> dist = mask.like<float>(mask.dims(), kInf);
+  if (mask.empty()) return dist;
+  if (mask.size() <= static_cast<index_t>(std::numeric_limits<std::uint32_t>::max()) + 1)
+    dijkstra_from_plane<PackedEntry>(mask, axis, index, connectivity, dist);
+  else dijkstra_from_plane<PairEntry>(mask, axis, index, connectivity, dist);
   return dist;
 }
 
