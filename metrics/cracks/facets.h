@@ -15,9 +15,10 @@
 //    walls' mean grey by max(min_dip × (host − darker solid), min_dip_noise × σ), σ the host's
 //    grey noise (clipped RMS of host voxels inside particles).
 // 3. Per particle: the plane of its candidates (principal plane, refitted twice to those within
-//    1.5 voxels). Only where σ ≤ max_noise × (host − darker solid). A facet when ≥ min_voxels candidates lie on it at a
-//    mean depth in the closed host ≥ min_depth_vox (films between particles that the closing fused lie near the
-//    surface).
+//    1.5 voxels). A facet when ≥ min_voxels candidates lie on it at a mean depth in the closed host
+//    ≥ min_depth_vox (films between particles that the closing fused lie near the surface).
+// Where σ > max_noise × (host − darker solid), steps 2 and 3 use the grey smoothed by a Gaussian of
+// smooth_sigma_vox (σ measured again on it) and a depth ≥ smoothed_min_depth_vox.
 #pragma once
 
 #include <array>
@@ -40,6 +41,11 @@ struct FacetOptions {
   // a 1.2-voxel opening dips ≈ 0.6 × that contrast, and noisier images (SNR 5: σ ≈ 0.23 ×) hold
   // more noise holes walled by one particle than facets.
   double max_noise = 0.19;
+  // Noisier images: steps 2 and 3 run on the grey smoothed by a Gaussian of this σ (voxels of the
+  // finest spacing), with the noise σ measured on it, and a facet must lie deeper: noisy labels
+  // fuse neighbouring particles across more films (0: no facets there).
+  double smooth_sigma_vox = 0.7;
+  double smoothed_min_depth_vox = 1.8;
   index_t min_voxels = 30;     // candidates on a particle's plane
   double min_depth_vox = 1.4;  // their mean depth in the closed host
 };
@@ -47,7 +53,7 @@ struct FacetOptions {
 struct Facets {
   std::vector<std::vector<index_t>> voxels;  // per facet, sorted linear indices
   index_t candidates = 0;                    // candidate voxels (step 2)
-  double noise_sigma = 0;                    // the host's grey noise σ
+  double noise_sigma = 0;                    // the host's grey noise σ (of the smoothed grey, where used)
 };
 
 // labels, grey: same dims; host: the host labels; host_level / darker_level: median grey of the
