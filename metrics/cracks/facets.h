@@ -9,15 +9,17 @@
 // 1. Particles: the host closed by a ball of closing_vox (which fills a facet, as it lies inside a
 //    convex particle, but not the wedge-shaped films between two particles), split at its necks
 //    by the watershed of its distance map from h-maxima markers (h = marker_h_vox).
-// 2. Candidates: voxels not labelled host, inside the closed host, walled along one of the 13
-//    grid directions by host on both sides within a run of ≤ max_opening_vox non-host voxels,
-//    each wall ≥ wall_depth_vox host voxels deep and in the same particle, and darker than both
-//    walls' mean grey by max(min_dip × (host − darker solid), min_dip_noise × σ), σ the host's
-//    grey noise (clipped RMS of host voxels inside particles).
+// 2. Candidates: voxels not labelled host (where the noise is low, also host voxels darker than
+//    the host by open_dip: clean labels hold a facet thinner than noisy ones), inside the closed
+//    host, walled along one of the 13 grid directions by host on both sides within a run of
+//    ≤ max_opening_vox non-host voxels, each wall ≥ wall_depth_vox host voxels deep and in the same
+//    particle, and darker than both walls' mean grey by max(min_dip × (host − darker solid),
+//    min_dip_noise × σ), σ the host's grey noise (clipped RMS of host voxels inside particles).
 // 3. Per particle: the plane of its candidates (principal plane, refitted twice to those within
-//    1.5 voxels). Only where σ ≤ max_noise × (host − darker solid). A facet when ≥ min_voxels candidates lie on it at a
-//    mean depth in the closed host ≥ min_depth_vox (films between particles that the closing fused lie near the
-//    surface).
+//    1.5 voxels). A facet when ≥ min_voxels candidates lie on it at a mean depth in the closed host
+//    ≥ min_depth_vox (films between particles that the closing fused lie near the surface).
+// Where σ > max_noise × (host − darker solid), steps 2 and 3 use the grey smoothed by a Gaussian of
+// smooth_sigma_vox (σ measured again on it) and a depth ≥ smoothed_min_depth_vox.
 #pragma once
 
 #include <array>
@@ -34,12 +36,22 @@ struct FacetOptions {
   int max_opening_vox = 3;   // longest run of non-host voxels across a candidate (a 1.2-voxel
                              // opening under a PSF of one voxel is labelled 2–3 voxels thick)
   int wall_depth_vox = 2;    // host voxels each wall must have in a row
+  // Where σ ≤ open_max_noise × contrast (SNR ≥ 12 or so), host voxels darker than the host level by
+  // max(open_dip × contrast, open_dip_noise × σ) count as opening, not wall (0: off).
+  double open_dip = 0.25;
+  double open_dip_noise = 3;
+  double open_max_noise = 0.12;
   double min_dip = 0.3;      // grey dip below the walls' mean, × (host − darker solid) contrast
   double min_dip_noise = 2;  // and ≥ this × the host's grey noise σ
-  // Facets are looked for only where the host's grey noise σ ≤ max_noise × (host − darker solid):
-  // a 1.2-voxel opening dips ≈ 0.6 × that contrast, and noisier images (SNR 5: σ ≈ 0.23 ×) hold
-  // more noise holes walled by one particle than facets.
+  // Facets are looked for on the raw grey only where the host's grey noise σ ≤ max_noise × (host −
+  // darker solid): a 1.2-voxel opening dips ≈ 0.6 × that contrast, and noisier images (SNR 5:
+  // σ ≈ 0.23 ×) hold more noise holes walled by one particle than facets.
   double max_noise = 0.19;
+  // Noisier images: steps 2 and 3 run on the grey smoothed by a Gaussian of this σ (voxels of the
+  // finest spacing), with the noise σ measured on it, and a facet must lie deeper: noisy labels
+  // fuse neighbouring particles across more films (0: no facets there).
+  double smooth_sigma_vox = 0.7;
+  double smoothed_min_depth_vox = 1.8;
   index_t min_voxels = 30;     // candidates on a particle's plane
   double min_depth_vox = 1.4;  // their mean depth in the closed host
 };
@@ -47,7 +59,7 @@ struct FacetOptions {
 struct Facets {
   std::vector<std::vector<index_t>> voxels;  // per facet, sorted linear indices
   index_t candidates = 0;                    // candidate voxels (step 2)
-  double noise_sigma = 0;                    // the host's grey noise σ
+  double noise_sigma = 0;                    // the host's grey noise σ (of the smoothed grey, where used)
 };
 
 // labels, grey: same dims; host: the host labels; host_level / darker_level: median grey of the
