@@ -4,6 +4,7 @@
 #include <array>
 #include <cstdlib>
 #include <functional>
+#include <memory>
 
 #include <tbb/blocked_range.h>
 #include <tbb/combinable.h>
@@ -36,7 +37,7 @@ std::vector<std::array<int, 3>> backward_neighbours(int connectivity) {
   return out;
 }
 
-std::uint32_t find_root(std::vector<std::uint32_t>& parent, std::uint32_t i) {
+std::uint32_t find_root(std::uint32_t* parent, std::uint32_t i) {
   while (parent[i] != i) {
     parent[i] = parent[parent[i]];
     i = parent[i];
@@ -45,7 +46,7 @@ std::uint32_t find_root(std::vector<std::uint32_t>& parent, std::uint32_t i) {
 }
 
 // The smaller index becomes the root, so roots are first voxels in raster order.
-void unite(std::vector<std::uint32_t>& parent, std::uint32_t a, std::uint32_t b) {
+void unite(std::uint32_t* parent, std::uint32_t a, std::uint32_t b) {
   a = find_root(parent, a);
   b = find_root(parent, b);
   if (a == b) return;
@@ -83,7 +84,10 @@ Clusters label_clusters(const Volume<std::uint8_t>& mask, int connectivity) {
   out.voxels.assign(1, 0);
   if (mask.empty()) return out;
   const auto nbrs = backward_neighbours(connectivity);
-  std::vector<std::uint32_t> parent(static_cast<std::size_t>(d.count()), kNone);
+  // Left uninitialised: only voxels of the mask are ever read, each after it is set below, so a
+  // sparse mask touches few pages of it (a filled vector would write 4 B per voxel).
+  const std::unique_ptr<std::uint32_t[]> parent_links(new std::uint32_t[static_cast<std::size_t>(d.count())]);
+  std::uint32_t* parent = parent_links.get();
   const std::uint8_t* m = mask.data();
 
   // Union-find inside z-slabs in parallel, then across the slab boundaries.
