@@ -201,6 +201,10 @@ class CracksStage : public Stage {
     }
     ctx.report(grey ? "detecting cracks (labels + grey sheetness)" : "detecting cracks (labels)");
     CrackDetection det = detect_cracks(labels, grey ? &*grey : nullptr, det_o);
+    // The float copy is needed by detection only: the slices below draw the scan's own grey, so it
+    // is not held beside the measurement's volumes.
+    const AnyVolume* backdrop = grey ? &*ctx.grey : nullptr;
+    grey.reset();
     ctx.report_fraction(0.5);
 
     CrackMeasureOptions mo;
@@ -214,7 +218,7 @@ class CracksStage : public Stage {
 
     add_rows(ctx, m, host_name, mo.pressing_axis);
     ctx.details = details(m, det, host_name, mo.pressing_axis);
-    write_outputs(p, ctx, m, det, host_name, grey ? &*grey : nullptr);
+    write_outputs(p, ctx, m, det, host_name, backdrop);
     ctx.cracks = std::move(det.ids);
   }
 
@@ -294,7 +298,7 @@ class CracksStage : public Stage {
   }
 
   static void write_outputs(const Params& p, SampleContext& ctx, const CrackMeasurements& m, const CrackDetection& det,
-                            const std::string& host, const Volume<float>* grey) {
+                            const std::string& host, const AnyVolume* grey) {
     ctx.write_artifact("cracks.csv", crack_table_csv(m, host));
     if (!p.boolean("slices")) return;
     for (Plane plane : {Plane::xy, Plane::xz, Plane::yz}) {
