@@ -151,9 +151,9 @@ class CracksStage : public Stage {
   }
   unsigned needs() const override { return kLabels; }
   unsigned provides() const override { return kCracks; }
-  double bytes_per_voxel() const override {
-    return 24.0;
-  }  // sheetness 12 B (smoothed grey, scratch, response) + masks + local thickness
+  // Float grey 4 B + sheet response and smoothed grey 8 + masks; measured 14.7-15.5 B/voxel at
+  // 256³ (bench_pipeline, docs/cracks.md "Performance").
+  double bytes_per_voxel() const override { return 16.0; }
 
   void preflight(const Params& p, const PreflightContext& pf, Diagnostics& d) const override {
     if (pf.phases.empty()) return;
