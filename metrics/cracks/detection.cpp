@@ -825,7 +825,8 @@ CrackDetection detect_cracks(const Volume<std::uint8_t>& labels, const Volume<fl
   //    only in the grey image does not split its own host).
   Volume<std::uint8_t> labelled_host = labels.like<std::uint8_t>(d);
   for (index_t i = 0; i < labels.size(); ++i) labelled_host[i] = host[labels[i]];
-  const Volume<std::uint8_t> closed = erode(dilate(labelled_host, out.closing_radius_um), out.closing_radius_um);
+  Volume<std::uint8_t> closed = erode(dilate(labelled_host, out.closing_radius_um), out.closing_radius_um);
+  labelled_host = {};  // released: only the closing needed it
 
   // 3. Thin, by the local thickness of the whole void.
   Volume<std::uint8_t> thin = labels.like<std::uint8_t>(d);
@@ -841,10 +842,13 @@ CrackDetection detect_cracks(const Volume<std::uint8_t>& labels, const Volume<fl
       }
     }
   }
+  // Released before the components and the ids: not needed again.
+  closed = {};
   out.ids = labels.like<std::uint32_t>(d);  // allocated only now: not held beside the sheet response
 
   // 4. Sheet-like components become cracks; coplanar pieces of one holey sheet are judged as one.
   const Clusters comps = label_clusters(thin, 26);
+  thin = {};  // released: the components hold it from here on
   std::vector<std::vector<index_t>> members(comps.count + 1);
   for (index_t i = 0; i < labels.size(); ++i)
     if (comps.ids[i]) members[comps.ids[i]].push_back(i);
