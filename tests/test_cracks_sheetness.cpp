@@ -93,6 +93,30 @@ TEST(Sheetness, BitIdenticalForAnyThreadCount) {
   EXPECT_GT(responding, 0);
 }
 
+// Evaluated only inside a mask (detect_cracks reads it only at host voxels clear of the rest):
+// the full response there, bit for bit, and 0 outside; a mask of other dims is refused.
+TEST(Sheetness, MaskedResponseIsTheFullResponseInsideTheMask) {
+  Volume<float> grey({40, 36, 30}, {0.5, 0.5, 0.5}, kHost);
+  std::mt19937 rng(11);
+  std::normal_distribution<float> noise(0, 2000);
+  for (index_t z = 0; z < 30; ++z)
+    for (index_t y = 0; y < 36; ++y)
+      for (index_t x = 0; x < 40; ++x) grey(x, y, z) = (std::abs(x - 0.3 * z - 14) < 1 ? kVoid : kHost) + noise(rng);
+  Volume<std::uint8_t> where(grey.dims(), grey.spacing_um, 0);
+  for (index_t i = 0; i < where.size(); ++i) where[i] = (i * 7919) % 3 != 0;
+  const Volume<float> full = dark_sheetness(grey, options());
+  const Volume<float> masked = dark_sheetness(grey, options(), where);
+  index_t responding = 0, masked_out = 0;
+  for (index_t i = 0; i < full.size(); ++i) {
+    ASSERT_EQ(masked[i], where[i] ? full[i] : 0.0f) << i;
+    responding += where[i] && full[i] > 0;
+    masked_out += !where[i] && full[i] > 0;
+  }
+  EXPECT_GT(responding, 0);
+  EXPECT_GT(masked_out, 0);
+  EXPECT_THROW(dark_sheetness(grey, options(), Volume<std::uint8_t>({40, 36, 29}, grey.spacing_um, 1)), InputError);
+}
+
 TEST(Sheetness, RejectsBadInput) {
   Volume<float> grey({8, 8, 8}, {1, 1, 1}, kHost);
   SheetnessOptions o = options();

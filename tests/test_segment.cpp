@@ -2,6 +2,7 @@
 // separation on constructed volumes with known answers.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 
@@ -9,6 +10,7 @@
 #include "filters/segment/cleanup.h"
 #include "filters/segment/histogram.h"
 #include "filters/segment/particles.h"
+#include "metrics/distance_transform.h"
 
 using namespace vp;
 
@@ -199,6 +201,36 @@ TEST(Cleanup, DilationIsEllipsoidalInVoxelsForAnisotropicSpacing) {
       }
   EXPECT_EQ(n, expect);
   EXPECT_EQ(erode(d, 4.0).storage(), m.storage());
+}
+
+// Small balls are dilated row by row, larger ones through the distance transform: both give the
+// voxels whose exact squared distance to the mask (or to its complement, for erosion) is within
+// the radius, on random masks, anisotropic and inexact spacings, and radii on a voxel sphere,
+// empty and full masks included.
+TEST(Cleanup, DilationAndErosionAreTheDistanceTransformThresholdForEveryRadius) {
+  std::mt19937 rng(3);
+  std::bernoulli_distribution sparse(0.02), dense(0.9);
+  const Dims dims{37, 23, 19};
+  auto reference = [](const Volume<std::uint8_t>& m, double r, bool of_set) {
+    Volume<std::uint8_t> others = m.like<std::uint8_t>(m.dims());
+    for (index_t i = 0; i < m.size(); ++i) others[i] = (m[i] != 0) != of_set;
+    const Volume<float> d2 = squared_distance_transform(others);
+    Volume<std::uint8_t> out = m.like<std::uint8_t>(m.dims());
+    for (index_t i = 0; i < m.size(); ++i) out[i] = (d2[i] <= r * r * (1 + 1e-9)) == of_set;
+    return out;
+  };
+  for (const Vec3& h : {Vec3{0.5, 0.5, 0.5}, Vec3{1.0, 1.0, 2.0}, Vec3{0.3, 0.7, 0.11}}) {
+    const double h_max = std::max({h[0], h[1], h[2]});
+    for (int kind = 0; kind < 4; ++kind) {
+      Volume<std::uint8_t> m(dims, h, kind == 3 ? 1 : 0);
+      for (index_t i = 0; i < m.size() && kind < 2; ++i) m[i] = kind == 0 ? sparse(rng) : dense(rng);
+      for (double r : {0.0, 0.5 * h_max, 1.0 * h_max, std::sqrt(2.0) * h_max, std::sqrt(3.0) * h_max, 1.75 * h_max,
+                       3.0 * h_max, 4.5 * h_max, 9.0 * h_max}) {
+        ASSERT_EQ(dilate(m, r).storage(), reference(m, r, true).storage()) << h[2] << " " << kind << " " << r;
+        ASSERT_EQ(erode(m, r).storage(), reference(m, r, false).storage()) << h[2] << " " << kind << " " << r;
+      }
+    }
+  }
 }
 
 TEST(Cleanup, OpeningRemovesThinBridgeAndClosingFillsNarrowGap) {

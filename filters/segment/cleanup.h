@@ -11,8 +11,10 @@
 namespace vp {
 
 // Binary morphology on mask != 0 with a Euclidean ball of radius_um (voxel centres within
-// radius_um of each other, in µm). Exact, via distance transforms. The outside of the volume
-// is neither set nor background: erosion does not eat in from the border.
+// radius_um of each other, in µm). Exact: the voxels an exact distance transform puts within the
+// radius; balls of up to 128 voxel rows are applied row by row (a byte per voxel of scratch, no
+// float volume), larger ones through the transform. The outside of the volume is neither set nor
+// background: erosion does not eat in from the border.
 Volume<std::uint8_t> dilate(const Volume<std::uint8_t>& mask, double radius_um);
 Volume<std::uint8_t> erode(const Volume<std::uint8_t>& mask, double radius_um);
 

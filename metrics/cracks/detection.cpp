@@ -906,6 +906,18 @@ void add_facets(const Volume<std::uint8_t>& labels, const Volume<float>& grey, c
   }
 }
 
+// Host voxels farther than `reach_um` from every non-host voxel: a film of another solid between
+// host grains is dark too, and beside labelled void a sheet response only widens what the labels
+// hold.
+Volume<std::uint8_t> host_clear_of_others(const Volume<std::uint8_t>& labels, const std::array<bool, 256>& host,
+                                          double reach_um) {
+  Volume<std::uint8_t> not_host = labels.like<std::uint8_t>(labels.dims());
+  for (index_t i = 0; i < labels.size(); ++i) not_host[i] = !host[labels[i]];
+  Volume<std::uint8_t> clear = dilate(not_host, reach_um);
+  for (index_t i = 0; i < labels.size(); ++i) clear[i] = !clear[i];
+  return clear;
+}
+
 }  // namespace
 
 CrackDetection detect_cracks(const Volume<std::uint8_t>& labels, const Volume<float>* grey,
@@ -927,7 +939,6 @@ CrackDetection detect_cracks(const Volume<std::uint8_t>& labels, const Volume<fl
   CrackDetection out;
   out.max_aperture_um = o.max_aperture_um > 0 ? o.max_aperture_um : 4 * h_max;
   out.closing_radius_um = o.closing_radius_um > 0 ? o.closing_radius_um : out.max_aperture_um / 2 + h_max;
-  out.ids = labels.like<std::uint32_t>(d);
 
   // 1. Void, plus host voxels with a strong grey sheet response.
   Volume<std::uint8_t> void_mask = labels.like<std::uint8_t>(d);
@@ -952,17 +963,12 @@ CrackDetection detect_cracks(const Volume<std::uint8_t>& labels, const Volume<fl
     dark_below = so.host_level - o.cut_min_dip * so.contrast;
     const double h_min = std::min({h[0], h[1], h[2]});
     valley_floor = o.cut_min_valley * so.contrast / (h_min * h_min);
-    const Volume<float> sheet = dark_sheetness(*grey, so);
-    // Keep clear of non-host voxels: a film of another solid between host grains is dark too,
-    // and beside labelled void the response only widens what the labels hold.
-    Volume<std::uint8_t> not_host = labels.like<std::uint8_t>(d);
-    for (index_t i = 0; i < labels.size(); ++i) not_host[i] = !host[labels[i]];
-    const Volume<std::uint8_t> near_other = dilate(not_host, 1.75 * h_max);  // 26-neighbours and beyond
+    // The response is read only at host voxels clear of the rest, so it is computed only there.
+    Volume<std::uint8_t> weak = host_clear_of_others(labels, host, 1.75 * h_max);  // 26-neighbours and beyond
+    const Volume<float> sheet = dark_sheetness(*grey, so, weak);
     // Hysteresis: host voxels with a response ≥ sheet_threshold / 2 that are 26-connected to
     // one ≥ sheet_threshold; noise seldom reaches the high level, a crack's rim seldom the low.
-    Volume<std::uint8_t> weak = labels.like<std::uint8_t>(d);
-    for (index_t i = 0; i < labels.size(); ++i)
-      weak[i] = host[labels[i]] && !near_other[i] && sheet[i] >= o.sheet_threshold / 2;
+    for (index_t i = 0; i < labels.size(); ++i) weak[i] = weak[i] && sheet[i] >= o.sheet_threshold / 2;
     const Clusters weak_parts = label_clusters(weak, 26);
     std::vector<std::uint8_t> has_strong(weak_parts.count + 1, 0);
     for (index_t i = 0; i < labels.size(); ++i)
@@ -978,23 +984,30 @@ CrackDetection detect_cracks(const Volume<std::uint8_t>& labels, const Volume<fl
   //    only in the grey image does not split its own host).
   Volume<std::uint8_t> labelled_host = labels.like<std::uint8_t>(d);
   for (index_t i = 0; i < labels.size(); ++i) labelled_host[i] = host[labels[i]];
-  const Volume<std::uint8_t> closed = erode(dilate(labelled_host, out.closing_radius_um), out.closing_radius_um);
+  Volume<std::uint8_t> closed = erode(dilate(labelled_host, out.closing_radius_um), out.closing_radius_um);
+  labelled_host = {};  // released: only the closing needed it
 
   // 3. Thin, by the local thickness of the whole void.
-  const Volume<float> thickness = local_thickness(void_mask);
   Volume<std::uint8_t> thin = labels.like<std::uint8_t>(d);
-  for (index_t i = 0; i < labels.size(); ++i) {
-    if (!void_mask[i] || !closed[i]) continue;
-    ++out.enclosed_voxels;
-    // A small tolerance: local thickness is a sum of float distances.
-    if (thickness[i] <= out.max_aperture_um * (1 + 1e-6)) {
-      thin[i] = 1;
-      ++out.thin_voxels;
+  {  // the thickness is dropped before the components are labelled
+    const Volume<float> thickness = local_thickness(void_mask);
+    for (index_t i = 0; i < labels.size(); ++i) {
+      if (!void_mask[i] || !closed[i]) continue;
+      ++out.enclosed_voxels;
+      // A small tolerance: local thickness is a sum of float distances.
+      if (thickness[i] <= out.max_aperture_um * (1 + 1e-6)) {
+        thin[i] = 1;
+        ++out.thin_voxels;
+      }
     }
   }
+  // Released before the components and the ids: not needed again.
+  closed = {};
+  out.ids = labels.like<std::uint32_t>(d);  // allocated only now: not held beside the sheet response
 
   // 4. Sheet-like components become cracks; coplanar pieces of one holey sheet are judged as one.
   const Clusters comps = label_clusters(thin, 26);
+  thin = {};  // released: the components hold it from here on
   std::vector<std::vector<index_t>> members(comps.count + 1);
   for (index_t i = 0; i < labels.size(); ++i)
     if (comps.ids[i]) members[comps.ids[i]].push_back(i);

@@ -124,9 +124,8 @@ Vec3 eigenvector(const double A[3][3], double l) {
   return {c[best][0] * s, c[best][1] * s, c[best][2] * s};
 }
 
-}  // namespace
-
-Volume<float> dark_sheetness(const Volume<float>& grey, const SheetnessOptions& o) {
+// The response at the voxels where `where` != 0, or at every voxel when `where` is null.
+Volume<float> sheetness_at(const Volume<float>& grey, const SheetnessOptions& o, const std::uint8_t* where) {
   if (!(o.contrast > 0))
     throw InputError("sheetness: contrast " + std::to_string(o.contrast) +
                      " (host minus void grey level) must be positive");
@@ -161,6 +160,7 @@ Volume<float> dark_sheetness(const Volume<float>& grey, const SheetnessOptions& 
           const index_t ym = (y > 0 ? y - 1 : y) * d.x, yp = (y + 1 < d.y ? y + 1 : y) * d.x, y0 = y * d.x;
           for (index_t x = 0; x < d.x; ++x) {
             const index_t i = z0 + y0 + x;
+            if (where && !where[i]) continue;
             const double g0 = G[i];
             if (g0 > below_host) continue;  // not below the host level: no crack centre
             const index_t xm = x > 0 ? x - 1 : x, xp = x + 1 < d.x ? x + 1 : x;
@@ -211,6 +211,19 @@ Volume<float> dark_sheetness(const Volume<float>& grey, const SheetnessOptions& 
     });
   }
   return best;
+}
+
+}  // namespace
+
+Volume<float> dark_sheetness(const Volume<float>& grey, const SheetnessOptions& o) {
+  return sheetness_at(grey, o, nullptr);
+}
+
+Volume<float> dark_sheetness(const Volume<float>& grey, const SheetnessOptions& o, const Volume<std::uint8_t>& where) {
+  if (!(where.dims() == grey.dims()))
+    throw InputError("sheetness: mask " + to_string(where.dims()) + " and grey image " + to_string(grey.dims()) +
+                     " differ in size; expected the same dims");
+  return sheetness_at(grey, o, where.data());
 }
 
 }  // namespace vp

@@ -40,5 +40,9 @@ struct SheetnessOptions {
 
 // Sheet response in [0, 1] per voxel. Throws InputError when contrast ≤ 0 or a scale ≤ 0.
 Volume<float> dark_sheetness(const Volume<float>& grey, const SheetnessOptions& options);
+// The same response, evaluated only at voxels where `where` != 0 (0 elsewhere): for callers that
+// read it only there, the per-voxel Hessian analysis of the other voxels is skipped.
+Volume<float> dark_sheetness(const Volume<float>& grey, const SheetnessOptions& options,
+                             const Volume<std::uint8_t>& where);
 
 }  // namespace vp

@@ -151,9 +151,9 @@ class CracksStage : public Stage {
   }
   unsigned needs() const override { return kLabels; }
   unsigned provides() const override { return kCracks; }
-  double bytes_per_voxel() const override {
-    return 24.0;
-  }  // sheetness 12 B (smoothed grey, scratch, response) + masks + local thickness
+  // Float grey 4 B + sheet response and smoothed grey 8 + masks, or ids and components 8 + the
+  // facet step's closing; measured 12.0-13.0 B/voxel at 256³ (bench_pipeline, docs/cracks.md).
+  double bytes_per_voxel() const override { return 14.0; }
 
   void preflight(const Params& p, const PreflightContext& pf, Diagnostics& d) const override {
     if (pf.phases.empty()) return;
@@ -201,6 +201,10 @@ class CracksStage : public Stage {
     }
     ctx.report(grey ? "detecting cracks (labels + grey sheetness)" : "detecting cracks (labels)");
     CrackDetection det = detect_cracks(labels, grey ? &*grey : nullptr, det_o);
+    // The float copy is needed by detection only: the slices below draw the scan's own grey, so it
+    // is not held beside the measurement's volumes.
+    const AnyVolume* backdrop = grey ? &*ctx.grey : nullptr;
+    grey.reset();
     ctx.report_fraction(0.5);
 
     CrackMeasureOptions mo;
@@ -214,7 +218,7 @@ class CracksStage : public Stage {
 
     add_rows(ctx, m, host_name, mo.pressing_axis);
     ctx.details = details(m, det, host_name, mo.pressing_axis);
-    write_outputs(p, ctx, m, det, host_name, grey ? &*grey : nullptr);
+    write_outputs(p, ctx, m, det, host_name, backdrop);
     ctx.cracks = std::move(det.ids);
   }
 
@@ -294,7 +298,7 @@ class CracksStage : public Stage {
   }
 
   static void write_outputs(const Params& p, SampleContext& ctx, const CrackMeasurements& m, const CrackDetection& det,
-                            const std::string& host, const Volume<float>* grey) {
+                            const std::string& host, const AnyVolume* grey) {
     ctx.write_artifact("cracks.csv", crack_table_csv(m, host));
     if (!p.boolean("slices")) return;
     for (Plane plane : {Plane::xy, Plane::xz, Plane::yz}) {
