@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 packages=(cmake ninja-build g++ pkg-config ccache
   libinsighttoolkit5-dev libfftw3-dev libgdcm-tools
-  libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev libopencv-ml-dev
+  libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev libopencv-ml-dev libpng-dev
   libtbb-dev libyaml-cpp-dev libgtest-dev libtiff-dev libhdf5-dev zlib1g-dev
   nlohmann-json3-dev libcli11-dev
   libpetsc-real-dev libopenmpi-dev openmpi-bin

@@ -7,9 +7,11 @@
 // Files are written atomically. Name them <what>_<plane>.png (grey_xy.png, labels_xz.png...).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "core/volume.h"
 
@@ -48,6 +50,16 @@ void write_label_overlay_png(const Volume<G>* grey, const Volume<std::uint32_t>&
 // Non-finite values are drawn black.
 void write_field_png(const Volume<float>& field, Plane plane, index_t index, const std::string& path,
                      std::optional<std::pair<double, double>> range = std::nullopt);
+
+// The one PNG writer of the project (libpng): 8-bit pixels in `height` rows that start
+// `row_bytes` apart, one channel (grey) or three in OpenCV's order (blue, green, red), encoded
+// as an 8-bit grey or RGB PNG (filter "sub", zlib level 1, run-length strategy: OpenCV's defaults).
+enum class PngPixels { grey, bgr };
+std::vector<std::uint8_t> encode_png(const std::uint8_t* pixels, int width, int height, std::size_t row_bytes,
+                                     PngPixels layout);
+// encode_png written atomically to path; throws InputError naming path when it cannot.
+void write_png(const std::string& path, const std::uint8_t* pixels, int width, int height, std::size_t row_bytes,
+               PngPixels layout);
 
 // The palette behind the overlays, as 8-bit RGB.
 struct Rgb {

@@ -5,11 +5,11 @@
 #include <sstream>
 
 #include <opencv2/core.hpp>
-#include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
 #include "core/axis.h"
 #include "core/error.h"
+#include "filters/io/slice_png.h"
 
 namespace vp {
 
@@ -204,9 +204,7 @@ std::vector<unsigned char> histogram_png(const Histogram& h, const std::vector<d
   cv::putText(img, "grey value", cv::Point(left + pw / 2 - 40, H - 10), cv::FONT_HERSHEY_SIMPLEX, 0.5,
               cv::Scalar(0, 0, 0), 1, cv::LINE_AA);
   cv::putText(img, title, cv::Point(left, 25), cv::FONT_HERSHEY_SIMPLEX, 0.6, cv::Scalar(0, 0, 0), 1, cv::LINE_AA);
-  std::vector<unsigned char> png;
-  cv::imencode(".png", img, png);
-  return png;
+  return encode_png(img.ptr(), img.cols, img.rows, img.step, PngPixels::bgr);
 }
 
 }  // namespace vp

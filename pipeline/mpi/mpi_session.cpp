@@ -1,7 +1,5 @@
 #include "pipeline/mpi/mpi_session.h"
 
-#include <petscsys.h>
-
 #include <cstdlib>
 #include <vector>
 
@@ -11,10 +9,10 @@ namespace vp {
 
 namespace {
 
-void finalize_petsc() {
-  PetscBool finalized = PETSC_FALSE;
-  PetscFinalized(&finalized);
-  if (!finalized) PetscFinalize();
+void finalize_mpi() {
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (!finalized) MPI_Finalize();
 }
 
 }  // namespace
@@ -27,17 +25,20 @@ bool launched_by_mpirun() {
 
 const MpiWorld& mpi_world() {
   static const MpiWorld world = [] {
-    PetscBool up = PETSC_FALSE;
-    PetscInitialized(&up);
+    int up = 0;
+    MPI_Initialized(&up);
     if (!up) {
-      // No command-line options for PETSc (the arguments are voxpress's); PETSC_OPTIONS still works.
-      if (PetscInitializeNoArguments() != 0) throw ComputeError("PETSc/MPI could not be initialised");
-      std::atexit(finalize_petsc);
+      // The thread level PETSc asks for when it starts MPI itself (its PETSC_MPI_THREAD_REQUIRED);
+      // the PETSc engine (metrics/transport/petsc/petsc_engine.h) then starts on this MPI.
+      int provided = 0;
+      if (MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
+        throw ComputeError("MPI could not be initialised");
+      std::atexit(finalize_mpi);
     }
     MpiWorld w;
-    MPI_Comm_rank(PETSC_COMM_WORLD, &w.rank);
-    MPI_Comm_size(PETSC_COMM_WORLD, &w.size);
-    w.comm = PETSC_COMM_WORLD;
+    MPI_Comm_rank(MPI_COMM_WORLD, &w.rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &w.size);
+    w.comm = MPI_COMM_WORLD;
     return w;
   }();
   return world;

@@ -1,6 +1,6 @@
-// MPI and PETSc for the commands that run distributed (`voxpress solve --engine petsc`,
+// MPI for the commands that run distributed (`voxpress solve --engine petsc`,
 // `mpirun -np N voxpress measure`): started on first use, finalised at exit, so a voxpress
-// that never asks for them never touches MPI.
+// that never asks for it never touches MPI. PETSc starts on it in its own module (petsc_engine.h).
 #pragma once
 
 #include <mpi.h>
@@ -19,7 +19,7 @@ struct MpiWorld {
 // True when this process was started by mpirun/mpiexec (Open MPI, MPICH/PMI or PMIx environment).
 bool launched_by_mpirun();
 
-// PETSc (and through it MPI) initialised once; the world communicator's rank and size.
+// MPI initialised once; the world communicator's rank and size.
 const MpiWorld& mpi_world();
 
 // Runs `step` on every rank; when it throws InputError on any rank, every rank throws an

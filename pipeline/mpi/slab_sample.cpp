@@ -1,14 +1,14 @@
 #include "pipeline/mpi/slab_sample.h"
 
+#include <dlfcn.h>
+
 #include <filesystem>
 
 #include "core/error.h"
 #include "core/hash.h"
 #include "core/json_util.h"
 #include "filters/io/slab_read.h"
-#include "metrics/transport/petsc/petsc_solve.h"
-
-#include <petscsys.h>
+#include "metrics/transport/petsc/petsc_engine.h"
 
 namespace vp {
 
@@ -50,11 +50,34 @@ SlabSample read_slab_sample(const MpiWorld& world, const VolumeArgs& volume, con
   return out;
 }
 
+namespace {
+
+// The PETSc engine module beside this voxpress binary, loaded once.
+const PetscEngine& petsc_engine() {
+  static const PetscEngine* engine = [] {
+    std::error_code ec;
+    const std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+    const std::string path = (exe.parent_path() / kPetscEngineModule).string();
+    void* module = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+    const char* why = module ? nullptr : dlerror();
+    auto* entry = module ? reinterpret_cast<const PetscEngine* (*)()>(dlsym(module, kPetscEngineEntry)) : nullptr;
+    if (!entry)
+      throw InputError("engine petsc: cannot load the PETSc engine module " + path + " (" +
+                       (why ? why : "no entry point " + std::string(kPetscEngineEntry)) +
+                       "); build it beside voxpress with `ninja voxpress_petsc` (cmake -DVP_MPI=ON)");
+    return entry();
+  }();
+  return *engine;
+}
+
+}  // namespace
+
 TransportResult solve_transport_engine_petsc(const Volume<std::uint8_t>& labels, const std::optional<ZSlabLayout>& slab,
                                              const ConductivityTable& conductivity, const TransportOptions& options) {
   const MpiWorld& world = mpi_world();
-  if (slab) return solve_transport_petsc(labels, *slab, conductivity, options, world.comm);
-  return solve_transport_petsc(labels, even_z_slabs(labels.dims(), 1, 0), conductivity, options, PETSC_COMM_SELF);
+  const PetscEngine& engine = petsc_engine();
+  if (slab) return engine.solve(labels, *slab, conductivity, options, world.comm);
+  return engine.solve(labels, even_z_slabs(labels.dims(), 1, 0), conductivity, options, MPI_COMM_SELF);
 }
 
 }  // namespace vp

@@ -28,7 +28,9 @@ SlabSample read_slab_sample(const MpiWorld& world, const VolumeArgs& volume, con
                             const std::string& roles_flag);
 
 // The transport stage's `engine: petsc`: the PETSc solve over ctx.slab's ranks, or on this
-// process alone (PETSC_COMM_SELF) when `labels` is the whole volume.
+// process alone (MPI_COMM_SELF) when `labels` is the whole volume, in the PETSc engine module
+// (metrics/transport/petsc/petsc_engine.h) loaded on the first call; InputError naming the
+// module's path when it cannot be loaded.
 TransportResult solve_transport_engine_petsc(const Volume<std::uint8_t>& labels, const std::optional<ZSlabLayout>& slab,
                                              const ConductivityTable& conductivity, const TransportOptions& options);
 

@@ -10,7 +10,6 @@
 #include <sstream>
 
 #include <yaml-cpp/yaml.h>
-#include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
 #include "core/atomic_file.h"
@@ -96,7 +95,8 @@ void write_pngs(const fs::path& dir, const Volume<float>& ref, const NodeGrid& g
     }
   cv::Mat flipped;
   cv::flip(strain, flipped, 0);  // z up
-  cv::imwrite((dir / "strain_zz_xz.png").string(), flipped);
+  write_png((dir / "strain_zz_xz.png").string(), flipped.ptr(), flipped.cols, flipped.rows, flipped.step,
+            PngPixels::bgr);
 
   double lo = 1e300, hi = -1e300;
   for (index_t z = 0; z < d.z; ++z)
@@ -126,7 +126,8 @@ void write_pngs(const fs::path& dir, const Volume<float>& ref, const NodeGrid& g
       cv::arrowedLine(quiver, p, q, cv::Scalar(0, 220, 255), 1, cv::LINE_AA, 0, 0.3);
     }
   cv::flip(quiver, flipped, 0);
-  cv::imwrite((dir / "displacement_xz.png").string(), flipped);
+  write_png((dir / "displacement_xz.png").string(), flipped.ptr(), flipped.cols, flipped.rows, flipped.step,
+            PngPixels::bgr);
 }
 
 std::string nodes_csv(const NodeGrid& g, const std::vector<StrainTensor>& e) {
