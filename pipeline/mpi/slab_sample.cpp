@@ -3,6 +3,7 @@
 #include <dlfcn.h>
 
 #include <filesystem>
+#include <vector>
 
 #include "core/error.h"
 #include "core/hash.h"
@@ -52,20 +53,36 @@ SlabSample read_slab_sample(const MpiWorld& world, const VolumeArgs& volume, con
 
 namespace {
 
-// The PETSc engine module beside this voxpress binary, loaded once.
+// Where the PETSc engine module may be: beside the binary or shared object that holds this code
+// (voxpress itself, or the Python module), then the build folder it was built in.
+std::vector<std::filesystem::path> petsc_engine_candidates() {
+  std::vector<std::filesystem::path> out;
+  Dl_info self{};
+  if (dladdr(reinterpret_cast<const void*>(&petsc_engine_candidates), &self) && self.dli_fname) {
+    std::error_code ec;
+    const std::filesystem::path object = std::filesystem::canonical(self.dli_fname, ec);
+    if (!ec) out.push_back(object.parent_path() / kPetscEngineModule);
+  }
+#ifdef VP_PETSC_MODULE_DIR
+  out.push_back(std::filesystem::path(VP_PETSC_MODULE_DIR) / kPetscEngineModule);
+#endif
+  return out;
+}
+
+// The PETSc engine module, loaded once.
 const PetscEngine& petsc_engine() {
   static const PetscEngine* engine = [] {
-    std::error_code ec;
-    const std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
-    const std::string path = (exe.parent_path() / kPetscEngineModule).string();
-    void* module = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
-    const char* why = module ? nullptr : dlerror();
-    auto* entry = module ? reinterpret_cast<const PetscEngine* (*)()>(dlsym(module, kPetscEngineEntry)) : nullptr;
-    if (!entry)
-      throw InputError("engine petsc: cannot load the PETSc engine module " + path + " (" +
-                       (why ? why : "no entry point " + std::string(kPetscEngineEntry)) +
-                       "); build it beside voxpress with `ninja voxpress_petsc` (cmake -DVP_MPI=ON)");
-    return entry();
+    std::string tried;
+    for (const std::filesystem::path& path : petsc_engine_candidates()) {
+      void* module = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+      const char* why = module ? nullptr : dlerror();
+      auto* entry = module ? reinterpret_cast<const PetscEngine* (*)()>(dlsym(module, kPetscEngineEntry)) : nullptr;
+      if (entry) return entry();
+      tried += (tried.empty() ? "" : "; ") + path.string() + " (" +
+               (why ? why : "no entry point " + std::string(kPetscEngineEntry)) + ")";
+    }
+    throw InputError("engine petsc: cannot load the PETSc engine module: " + tried +
+                     "; build it beside voxpress with `ninja voxpress_petsc` (cmake -DVP_MPI=ON)");
   }();
   return *engine;
 }
