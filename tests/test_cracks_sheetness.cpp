@@ -69,13 +69,20 @@ TEST(Sheetness, TiltedSheetOnAnisotropicVoxels) {
   EXPECT_GT(near_on, 0.8 * near);
 }
 
-TEST(Sheetness, BitIdenticalForAnyThreadCount) {
+// A two-voxel dark sheet |x + slope·z − offset| < 1 in a 40 × 36 × 30 host, with Gaussian noise.
+Volume<float> noisy_slanted_sheet(unsigned seed, double slope, double offset) {
   Volume<float> grey({40, 36, 30}, {0.5, 0.5, 0.5}, kHost);
-  std::mt19937 rng(7);
+  std::mt19937 rng(seed);
   std::normal_distribution<float> noise(0, 2000);
   for (index_t z = 0; z < 30; ++z)
     for (index_t y = 0; y < 36; ++y)
-      for (index_t x = 0; x < 40; ++x) grey(x, y, z) = (std::abs(x + 0.4 * z - 26) < 1 ? kVoid : kHost) + noise(rng);
+      for (index_t x = 0; x < 40; ++x)
+        grey(x, y, z) = (std::abs(x + slope * z - offset) < 1 ? kVoid : kHost) + noise(rng);
+  return grey;
+}
+
+TEST(Sheetness, BitIdenticalForAnyThreadCount) {
+  const Volume<float> grey = noisy_slanted_sheet(7, 0.4, 26);
   Volume<float> one, two;
   {
     tbb::global_control limit(tbb::global_control::max_allowed_parallelism, 1);
@@ -96,12 +103,7 @@ TEST(Sheetness, BitIdenticalForAnyThreadCount) {
 // Evaluated only inside a mask (detect_cracks reads it only at host voxels clear of the rest):
 // the full response there, bit for bit, and 0 outside; a mask of other dims is refused.
 TEST(Sheetness, MaskedResponseIsTheFullResponseInsideTheMask) {
-  Volume<float> grey({40, 36, 30}, {0.5, 0.5, 0.5}, kHost);
-  std::mt19937 rng(11);
-  std::normal_distribution<float> noise(0, 2000);
-  for (index_t z = 0; z < 30; ++z)
-    for (index_t y = 0; y < 36; ++y)
-      for (index_t x = 0; x < 40; ++x) grey(x, y, z) = (std::abs(x - 0.3 * z - 14) < 1 ? kVoid : kHost) + noise(rng);
+  const Volume<float> grey = noisy_slanted_sheet(11, -0.3, 14);
   Volume<std::uint8_t> where(grey.dims(), grey.spacing_um, 0);
   for (index_t i = 0; i < where.size(); ++i) where[i] = (i * 7919) % 3 != 0;
   const Volume<float> full = dark_sheetness(grey, options());
