@@ -109,6 +109,42 @@ std::vector<std::uint32_t> components_within_reach(const Volume<std::uint32_t>& 
   return found;
 }
 
+// Centre of voxel i in µm, as principal_axes places it (index × spacing).
+Vec3 voxel_centre_um(index_t i, const Dims& d, const Vec3& h) {
+  return Vec3{static_cast<double>(i % d.x) * h[0], static_cast<double>((i / d.x) % d.y) * h[1],
+              static_cast<double>(i / (d.x * d.y)) * h[2]};
+}
+
+// The closest voxel pair (squared distance in µm², outer voxel, inner voxel) of two sets, the
+// first strictly closest in (outer, inner) order. Inner voxels farther than reach_um from the outer
+// set's box [lo, hi] are skipped: they cannot be the answer when it lies within reach.
+struct VoxelPair {
+  double squared_um2 = std::numeric_limits<double>::infinity();
+  index_t outer = 0, inner = 0;
+};
+VoxelPair closest_voxel_pair(const std::vector<index_t>& outer, const index_t (&lo)[3], const index_t (&hi)[3],
+                             const std::vector<index_t>& inner, double reach_um, const Dims& d, const Vec3& h) {
+  std::vector<index_t> near;
+  for (index_t j : inner) {
+    const index_t q[3] = {j % d.x, (j / d.x) % d.y, j / (d.x * d.y)};
+    bool inside = true;
+    for (int ax = 0; ax < 3 && inside; ++ax)
+      inside = static_cast<double>(std::max(lo[ax] - q[ax], q[ax] - hi[ax])) * h[ax] <= reach_um;
+    if (inside) near.push_back(j);
+  }
+  VoxelPair best;
+  for (index_t i : outer) {
+    const Vec3 ci = voxel_centre_um(i, d, h);
+    for (index_t j : near) {
+      const Vec3 cj = voxel_centre_um(j, d, h);
+      const double dd =
+          (ci[0] - cj[0]) * (ci[0] - cj[0]) + (ci[1] - cj[1]) * (ci[1] - cj[1]) + (ci[2] - cj[2]) * (ci[2] - cj[2]);
+      if (dd < best.squared_um2) best = {dd, i, j};
+    }
+  }
+  return best;
+}
+
 // Distance (µm) of point c from the plane through p's centroid normal to its smallest axis.
 double plane_offset(const PrincipalAxes& p, const Vec3& c) {
   const Vec3& n = p.axis[2];
@@ -119,11 +155,8 @@ double plane_offset(const PrincipalAxes& p, const Vec3& c) {
 // Every voxel within 1.5 voxels of p's plane (principal_axes places voxel centres at index × spacing).
 bool lies_on_plane(const PrincipalAxes& p, const std::vector<index_t>& voxels, const Dims& d, const Vec3& h) {
   const double h_max = std::max({h[0], h[1], h[2]});
-  return std::all_of(voxels.begin(), voxels.end(), [&](index_t i) {
-    const Vec3 c{static_cast<double>(i % d.x) * h[0], static_cast<double>((i / d.x) % d.y) * h[1],
-                 static_cast<double>(i / (d.x * d.y)) * h[2]};
-    return plane_offset(p, c) <= 1.5 * h_max;
-  });
+  return std::all_of(voxels.begin(), voxels.end(),
+                     [&](index_t i) { return plane_offset(p, voxel_centre_um(i, d, h)) <= 1.5 * h_max; });
 }
 
 // Joins pieces of one sheet: a crack only partly labelled as void (the PSF lifts much of a
@@ -191,11 +224,7 @@ bool crosses_no_intact_host(index_t a, index_t b, const Volume<std::uint8_t>& la
                             const Volume<float>* grey, double dark_below, int join_gap_vox) {
   const Dims d = labels.dims();
   const Vec3& h = labels.spacing_um;
-  auto centre = [&](index_t i) {
-    return Vec3{static_cast<double>(i % d.x) * h[0], static_cast<double>((i / d.x) % d.y) * h[1],
-                static_cast<double>(i / (d.x * d.y)) * h[2]};
-  };
-  const Vec3 pa = centre(a), pb = centre(b);
+  const Vec3 pa = voxel_centre_um(a, d, h), pb = voxel_centre_um(b, d, h);
   const double len = std::sqrt((pa[0] - pb[0]) * (pa[0] - pb[0]) + (pa[1] - pb[1]) * (pa[1] - pb[1]) +
                                (pa[2] - pb[2]) * (pa[2] - pb[2]));
   const int steps = std::max(1, static_cast<int>(std::ceil(2 * len / std::min({h[0], h[1], h[2]}))));
@@ -261,10 +290,6 @@ void bridge_groups(const Clusters& comps, const std::vector<std::vector<index_t>
     }
     pieces.push_back(p);
   }
-  auto centre = [&](index_t i) {
-    return Vec3{static_cast<double>(i % d.x) * h[0], static_cast<double>((i / d.x) % d.y) * h[1],
-                static_cast<double>(i / (d.x * d.y)) * h[2]};
-  };
   auto bridged = [&](index_t a, index_t b) {
     return crosses_no_intact_host(a, b, labels, void_mask, host, grey, dark_below, o.join_gap_vox);
   };
@@ -298,29 +323,10 @@ void bridge_groups(const Clusters& comps, const std::vector<std::vector<index_t>
     } else if (!lies_on_plane(big.axes, voxels[small.root], d, h)) {
       return;
     }
-    // The closest voxels of the two: the small one's voxels against those of the big one within
-    // reach of the small one's box (a pair farther apart is not joined anyway).
-    std::vector<index_t> near_small;
-    for (index_t j : voxels[big.root]) {
-      const index_t q[3] = {j % d.x, (j / d.x) % d.y, j / (d.x * d.y)};
-      bool inside = true;
-      for (int ax = 0; ax < 3 && inside; ++ax)
-        inside = static_cast<double>(std::max(small.lo[ax] - q[ax], q[ax] - small.hi[ax])) * h[ax] <= reach;
-      if (inside) near_small.push_back(j);
-    }
-    double best = std::numeric_limits<double>::infinity();
-    index_t bi = 0, bj = 0;
-    for (index_t i : voxels[small.root]) {
-      const Vec3 ci = centre(i);
-      for (index_t j : near_small) {
-        const Vec3 cj = centre(j);
-        const double dd =
-            (ci[0] - cj[0]) * (ci[0] - cj[0]) + (ci[1] - cj[1]) * (ci[1] - cj[1]) + (ci[2] - cj[2]) * (ci[2] - cj[2]);
-        if (dd < best) best = dd, bi = i, bj = j;
-      }
-    }
-    if (std::sqrt(best) > reach) return;
-    join[k] = bridged(bi, bj);
+    // The closest voxels of the two (a pair farther apart than reach is not joined anyway).
+    const VoxelPair closest = closest_voxel_pair(voxels[small.root], small.lo, small.hi, voxels[big.root], reach, d, h);
+    if (std::sqrt(closest.squared_um2) > reach) return;
+    join[k] = bridged(closest.outer, closest.inner);
   });
   std::vector<std::uint32_t> parent(comps.count + 1);
   for (std::uint32_t c = 0; c <= comps.count; ++c) parent[c] = c;
@@ -351,10 +357,7 @@ std::vector<std::vector<index_t>> split_planes(const std::vector<index_t>& voxel
   const double tol = 1.5 * h_max;
   std::vector<std::vector<index_t>> pieces;
   if (static_cast<index_t>(voxels.size()) < 2 * o.min_voxels) return {voxels};
-  auto centre = [&](index_t i) {
-    return Vec3{static_cast<double>(i % d.x) * h[0], static_cast<double>((i / d.x) % d.y) * h[1],
-                static_cast<double>(i / (d.x * d.y)) * h[2]};
-  };
+  auto centre = [&](index_t i) { return voxel_centre_um(i, d, h); };
   auto offset = [&](const PrincipalAxes& p, index_t i) {
     const Vec3 c = centre(i);
     const Vec3& n = p.axis[2];
@@ -632,12 +635,6 @@ std::vector<std::vector<index_t>> cut_sandwiched_planes(const std::vector<index_
   std::vector<std::vector<index_t>> found;
   const index_t least = std::max(o.min_voxels, o.cut_min_voxels);
   if (static_cast<index_t>(voxels.size()) < least) return found;
-  // Voxel centres (index × spacing) of the voxels still in play, kept beside their indices: the
-  // plane offsets below are taken many times per voxel.
-  auto centre_of = [&](index_t i) {
-    return Vec3{static_cast<double>(i % d.x) * h[0], static_cast<double>((i / d.x) % d.y) * h[1],
-                static_cast<double>(i / (d.x * d.y)) * h[2]};
-  };
   auto offset = [](const PrincipalAxes& p, const Vec3& c) {
     const Vec3& n = p.axis[2];
     return (c[0] - p.centroid_um[0]) * n[0] + (c[1] - p.centroid_um[1]) * n[1] + (c[2] - p.centroid_um[2]) * n[2];
@@ -656,8 +653,10 @@ std::vector<std::vector<index_t>> cut_sandwiched_planes(const std::vector<index_
   auto box_at = [&](index_t i) -> std::uint8_t& { return box[box_index(i % d.x, (i / d.x) % d.y, i / (d.x * d.y))]; };
   for (index_t i : voxels) box_at(i) = 1;
   std::vector<index_t> rest = voxels;
+  // Voxel centres of the voxels still in play, kept beside their indices: the plane offsets below
+  // are taken many times per voxel.
   std::vector<Vec3> rest_um(rest.size());
-  for (std::size_t q = 0; q < rest.size(); ++q) rest_um[q] = centre_of(rest[q]);
+  for (std::size_t q = 0; q < rest.size(); ++q) rest_um[q] = voxel_centre_um(rest[q], d, h);
   const index_t r = 4;
   std::array<std::vector<double>, 3> valley_kernels;  // σ = one finest voxel, in voxels per axis
   if (grey && o.cut_min_valley > 0) {
@@ -812,10 +811,6 @@ std::vector<JoinedFragments> bridge_fragments(const std::vector<std::vector<inde
             reach;
       if (near) pairs.emplace_back(a, b);
     }
-  auto centre = [&](index_t i) {
-    return Vec3{static_cast<double>(i % d.x) * h[0], static_cast<double>((i / d.x) % d.y) * h[1],
-                static_cast<double>(i / (d.x * d.y)) * h[2]};
-  };
   std::vector<std::uint8_t> join(pairs.size(), 0);
   tbb::parallel_for(std::size_t{0}, pairs.size(), [&](std::size_t k) {
     const Fragment &fa = frag[pairs[k].first], &fb = frag[pairs[k].second];
@@ -826,19 +821,11 @@ std::vector<JoinedFragments> bridge_fragments(const std::vector<std::vector<inde
     if (std::abs(n[0] * m[0] + n[1] * m[1] + n[2] * m[2]) < std::cos(20 * M_PI / 180) ||
         plane_offset((a_larger ? fa : fb).axes, (a_larger ? fb : fa).axes.centroid_um) > 1.5 * h_max)
       return;
-    double best = std::numeric_limits<double>::infinity();
-    index_t bi = 0, bj = 0;
-    for (index_t i : fragments[pairs[k].first]) {
-      const Vec3 ci = centre(i);
-      for (index_t j : fragments[pairs[k].second]) {
-        const Vec3 cj = centre(j);
-        const double dd =
-            (ci[0] - cj[0]) * (ci[0] - cj[0]) + (ci[1] - cj[1]) * (ci[1] - cj[1]) + (ci[2] - cj[2]) * (ci[2] - cj[2]);
-        if (dd < best) best = dd, bi = i, bj = j;
-      }
-    }
-    join[k] = std::sqrt(best) <= reach &&
-              crosses_no_intact_host(bi, bj, labels, void_mask, host, grey, dark_below, o.join_gap_vox);
+    const VoxelPair closest =
+        closest_voxel_pair(fragments[pairs[k].first], fa.lo, fa.hi, fragments[pairs[k].second], reach, d, h);
+    join[k] =
+        std::sqrt(closest.squared_um2) <= reach &&
+        crosses_no_intact_host(closest.outer, closest.inner, labels, void_mask, host, grey, dark_below, o.join_gap_vox);
   });
   std::vector<std::size_t> parent(frag.size());
   for (std::size_t f = 0; f < parent.size(); ++f) parent[f] = f;
