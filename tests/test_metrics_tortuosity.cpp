@@ -69,3 +69,27 @@ TEST(GeometricTortuosity, NoPathGivesNaN) {
   EXPECT_TRUE(std::isnan(t.mean));
   EXPECT_THROW(geometric_tortuosity(m, {3, 26, false}), InputError);
 }
+
+TEST(GeometricTortuosity, PhaseOnlyDistancesGiveTheWholeVolumeRatios) {
+  // Without the map the distances are stored for the phase voxels only (addressed by rank); with
+  // it, per voxel. A random 55 % mask whose size is not a multiple of 64 (words straddle rows):
+  // every outlet ratio must be the same bits either way, along each axis.
+  Volume<std::uint8_t> m({23, 19, 17}, {0.5, 0.7, 1.1});
+  std::uint32_t state = 12345;
+  for (index_t i = 0; i < m.size(); ++i) {
+    state = state * 1664525u + 1013904223u;
+    m[i] = (state >> 8) % 100 < 55 ? 1 : 0;
+  }
+  for (int axis = 0; axis < 3; ++axis)
+    for (int connectivity : {6, 26}) {
+      const auto compact = geometric_tortuosity(m, {axis, connectivity, false});
+      const auto whole = geometric_tortuosity(m, {axis, connectivity, true});
+      ASSERT_GT(whole.outlet_reached, 0) << axis << " " << connectivity;
+      EXPECT_EQ(compact.outlet_voxels, whole.outlet_voxels);
+      EXPECT_EQ(compact.outlet_reached, whole.outlet_reached);
+      EXPECT_EQ(compact.mean, whole.mean);
+      EXPECT_EQ(compact.ratios.min, whole.ratios.min);
+      EXPECT_EQ(compact.ratios.median, whole.ratios.median);
+      EXPECT_EQ(compact.ratios.max, whole.ratios.max);
+    }
+}
