@@ -35,8 +35,10 @@
 //    structures at every angle), or ≥ cut_min_flat of its voxels with void within 3 voxels
 //    whose principal plane lies within 25° of the cut — and, with grey, a mean grey ≥
 //    cut_min_dip × contrast below the host level (noise ridges of the grey branch sit at host
-//    level). Each plane tried is removed, up to cut_max_planes per group. Of groups with no cut
-//    crack, the planes that pass as pieces (≥ min_voxels, aspect ≥ 2, sandwiched and dark) are
+//    level). A long cut (aspect ≥ cut_long_aspect) judged by its valley needs only
+//    cut_long_min_sandwiched sandwiched and a valley ratio of cut_long_valley_ratio (a crack
+//    through a thick pore). Each plane tried is removed, up to cut_max_planes per group. Of
+//    groups with no cut crack, the planes that pass as pieces (≥ min_voxels, aspect ≥ 2, sandwiched and dark) are
 //    fragments; coplanar fragments of different groups within bridge_max_um, with no intact host
 //    between them, are joined and judged as one cut crack (the valley by its depth alone).
 // 6. Facets (facets.h; with grey, find_facets): in a host brighter than another solid (AM beside
@@ -82,6 +84,13 @@ struct CrackDetectionOptions {
   double cut_min_valley = 0.15;
   double cut_valley_ratio = 2;
   double cut_min_aspect = 6;  // a slab cut 3 voxels thick is flat whatever it cuts: ask for more
+  // With grey and the valley test, a long cut (sheet aspect ≥ cut_long_aspect; 0: off) passes with
+  // ≥ cut_long_min_sandwiched of its voxels sandwiched and a valley ≥ cut_long_valley_ratio times
+  // the curvature along it: a crack through a thick pore group has voxels inside the pore (void on
+  // along its normal) and the pore curves the grey along its plane; the valley's depth is unchanged.
+  double cut_long_aspect = 12;
+  double cut_long_min_sandwiched = 0.6;
+  double cut_long_valley_ratio = 1.5;
   double cut_min_dip = 0.25;  // with grey: a cut crack's mean grey ≥ this × contrast below the host
   // Grey-image branch (used only when a grey image is passed).
   double sheet_threshold = 0.5;
