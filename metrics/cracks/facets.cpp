@@ -106,10 +106,40 @@ std::uint32_t walling_particle(const Volume<std::uint8_t>& labels, const Volume<
   return best;
 }
 
+double plane_offset(const PrincipalAxes& pa, const Vec3& p_um) {
+  return (p_um[0] - pa.centroid_um[0]) * pa.axis[2][0] + (p_um[1] - pa.centroid_um[1]) * pa.axis[2][1] +
+         (p_um[2] - pa.centroid_um[2]) * pa.axis[2][2];
+}
+
 double plane_offset(const PrincipalAxes& pa, index_t i, const Dims& d, const Vec3& h) {
-  return (static_cast<double>(i % d.x) * h[0] - pa.centroid_um[0]) * pa.axis[2][0] +
-         (static_cast<double>((i / d.x) % d.y) * h[1] - pa.centroid_um[1]) * pa.axis[2][1] +
-         (static_cast<double>(i / (d.x * d.y)) * h[2] - pa.centroid_um[2]) * pa.axis[2][2];
+  return plane_offset(pa, {static_cast<double>(i % d.x) * h[0], static_cast<double>((i / d.x) % d.y) * h[1],
+                           static_cast<double>(i / (d.x * d.y)) * h[2]});
+}
+
+// Per particle of the closed host: its centroid (µm) and inscribed radius (its deepest voxel).
+struct ParticleCore {
+  Vec3 centroid_um{0, 0, 0};
+  double radius_um = 0;
+};
+
+std::vector<ParticleCore> particle_cores(const Volume<std::uint32_t>& particles, const Volume<float>& depth,
+                                         std::uint32_t count) {
+  const Dims d = particles.dims();
+  const Vec3 h = particles.spacing_um;
+  std::vector<ParticleCore> out(count + 1);
+  std::vector<double> n(count + 1, 0);
+  for (index_t i = 0; i < particles.size(); ++i) {
+    const std::uint32_t p = particles[i];
+    if (!p || p > count) continue;
+    out[p].centroid_um[0] += static_cast<double>(i % d.x) * h[0];
+    out[p].centroid_um[1] += static_cast<double>((i / d.x) % d.y) * h[1];
+    out[p].centroid_um[2] += static_cast<double>(i / (d.x * d.y)) * h[2];
+    out[p].radius_um = std::max<double>(out[p].radius_um, depth[i]);
+    ++n[p];
+  }
+  for (std::uint32_t p = 1; p <= count; ++p)
+    for (int a = 0; a < 3 && n[p] > 0; ++a) out[p].centroid_um[a] /= n[p];
+  return out;
 }
 
 }  // namespace
@@ -168,7 +198,9 @@ Facets detect_facets(const Volume<std::uint8_t>& labels, const Volume<float>& gr
     if (walled[i] && walled[i] <= markers_count) of_particle[walled[i]].push_back(i), ++out.candidates;
   // 3. Per particle, the plane of its candidates.
   const double tol = 1.5 * h_max;
-  for (const std::vector<index_t>& v : of_particle) {
+  const std::vector<ParticleCore> cores = particle_cores(particles, depth, markers_count);
+  for (std::uint32_t p = 1; p <= markers_count; ++p) {
+    const std::vector<index_t>& v = of_particle[p];
     if (static_cast<index_t>(v.size()) < o.min_voxels) continue;
     PrincipalAxes pa = principal_axes(v, d, h);
     std::vector<index_t> on = v;
@@ -181,10 +213,16 @@ Facets detect_facets(const Volume<std::uint8_t>& labels, const Volume<float>& gr
       pa = principal_axes(on, d, h);
     }
     if (static_cast<index_t>(on.size()) < o.min_voxels) continue;
-    double mean_depth = 0;
-    for (index_t i : on) mean_depth += depth[i];
+    // Facets run through their particle; films that the closing fused into one "particle" lie off
+    // its centre.
+    if (o.max_centre_offset > 0 &&
+        std::abs(plane_offset(pa, cores[p].centroid_um)) > o.max_centre_offset * cores[p].radius_um)
+      continue;
+    double mean_depth = 0, deepest = 0;
+    for (index_t i : on) mean_depth += depth[i], deepest = std::max<double>(deepest, depth[i]);
     mean_depth /= static_cast<double>(on.size()) * h_max;
-    if (mean_depth < min_depth_vox) continue;
+    const bool reaches_core = o.core_reach > 0 && deepest >= o.core_reach * cores[p].radius_um;
+    if (mean_depth < (reaches_core ? o.min_depth_vox : min_depth_vox)) continue;
     out.voxels.push_back(std::move(on));
   }
   return out;

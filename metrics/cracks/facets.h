@@ -17,9 +17,11 @@
 //    min_dip_noise × σ), σ the host's grey noise (clipped RMS of host voxels inside particles).
 // 3. Per particle: the plane of its candidates (principal plane, refitted twice to those within
 //    1.5 voxels). A facet when ≥ min_voxels candidates lie on it at a mean depth in the closed host
-//    ≥ min_depth_vox (films between particles that the closing fused lie near the surface).
+//    ≥ min_depth_vox (films between particles that the closing fused lie near the surface), and the
+//    plane passes within max_centre_offset × the particle's inscribed radius of its centroid.
 // Where σ > max_noise × (host − darker solid), steps 2 and 3 use the grey smoothed by a Gaussian of
-// smooth_sigma_vox (σ measured again on it) and a depth ≥ smoothed_min_depth_vox.
+// smooth_sigma_vox (σ measured again on it) and a depth ≥ smoothed_min_depth_vox, or ≥ min_depth_vox
+// where the plane's deepest candidate reaches core_reach × the inscribed radius.
 #pragma once
 
 #include <array>
@@ -54,6 +56,14 @@ struct FacetOptions {
   double smoothed_min_depth_vox = 1.8;
   index_t min_voxels = 30;     // candidates on a particle's plane
   double min_depth_vox = 1.4;  // their mean depth in the closed host
+  // The plane must pass within this × the particle's inscribed radius (its deepest voxel in the
+  // closed host) of the particle's centroid (0: off): a facet cuts through its particle, a film
+  // fused into it by the closing lies at its side.
+  double max_centre_offset = 0.6;
+  // On the smoothed grey, a plane whose deepest candidate lies ≥ this × the inscribed radius deep
+  // (it reaches the particle's core, as films at its skin do not) needs only min_depth_vox, not
+  // smoothed_min_depth_vox (0: off).
+  double core_reach = 0.55;
 };
 
 struct Facets {
