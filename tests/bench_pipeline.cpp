@@ -103,7 +103,10 @@ void print_row(const std::string& stage, index_t n, const Measure& m) {
 int main(int argc, char** argv) {
   // A fixed mmap threshold: every large buffer is mapped on allocation and returned to the system
   // when freed. glibc otherwise raises the threshold after the first large free, so later stages'
-  // volumes reuse heap pages already resident and their peak would read as zero.
+  // volumes reuse heap pages already resident and their peak would read as zero. (A library whose
+  // initialiser calls mallopt(M_MMAP_MAX, 0) — SuperLU_DIST did while PETSc was linked in, until
+  // 4a8e79e — undoes this: then no buffer is mapped; compare such builds with
+  // GLIBC_TUNABLES=glibc.malloc.mmap_max=0 on the newer one, README bench notes.)
   mallopt(M_MMAP_THRESHOLD, 1 << 20);
   mallopt(M_TRIM_THRESHOLD, 1 << 20);
   std::vector<index_t> sizes;

@@ -77,23 +77,31 @@ Volume<float> gaussian_smooth(const Volume<float>& v, double sigma_um) {
   return out;
 }
 
-Volume<float> gaussian_smooth_slab(const Volume<float>& v, double sigma_um, index_t z0, index_t z1) {
-  const Dims d = v.dims();
-  if (z0 < 0 || z1 > d.z || z0 >= z1) throw std::out_of_range("gaussian_smooth_slab: bad slab");
+GaussianSlabs::GaussianSlabs(const Volume<float>& v, double sigma_um) : v_(v), sigma_um_(sigma_um) {
   if (!(sigma_um >= 0)) throw InputError("Gaussian σ must be >= 0 µm");
-  // The z pass reads r slices each side, clamped at the volume's ends; the crop's own clamping is
-  // the same there, and inside it never reaches past the halo. x and y passes are per slice.
   const double s = sigma_um / v.spacing_um[2];
-  const index_t r = s < 0.1 || d.z == 1 ? 0 : static_cast<index_t>(gaussian_kernel(s).size() / 2);
-  const index_t h0 = std::max<index_t>(0, z0 - r), h1 = std::min(d.z, z1 + r);
-  Box halo;
-  halo.min = {0, 0, h0};
-  halo.size = {d.x, d.y, h1 - h0};
-  const Volume<float> smoothed = gaussian_smooth(v.crop(halo), sigma_um);
-  Box inner;
-  inner.min = {0, 0, z0 - h0};
-  inner.size = {d.x, d.y, z1 - z0};
-  return smoothed.crop(inner);
+  radius_ = s < 0.1 || v.dims().z == 1 ? 0 : static_cast<index_t>(gaussian_kernel(s).size() / 2);
+}
+
+void GaussianSlabs::smooth(index_t z0, index_t z1) {
+  const Dims d = v_.dims();
+  if (z0 < 0 || z1 > d.z || z0 >= z1) throw std::out_of_range("GaussianSlabs: bad slab");
+  // The z pass reads radius_ slices each side, clamped at the volume's ends; the slab's own
+  // clamping is the same there, and inside it never reaches past the context. x and y passes are
+  // per slice. So gaussian_smooth on the slab with its context is the whole volume's, in place.
+  const index_t h0 = std::max<index_t>(0, z0 - radius_), h1 = std::min(d.z, z1 + radius_);
+  const index_t plane = d.x * d.y;
+  first_ = h0 * plane;
+  // A thicker slab than any before: free the old buffer before the new one is mapped, not after.
+  if (static_cast<std::size_t>((h1 - h0) * plane) > buffer_.capacity()) std::vector<float>().swap(buffer_);
+  buffer_.assign(v_.data() + first_, v_.data() + h1 * plane);  // keeps its capacity: mapped once
+  if (sigma_um_ == 0) return;
+  Volume<float> slab = Volume<float>::borrowing(buffer_.data(), Dims{d.x, d.y, h1 - h0}, v_.spacing_um);
+  for (int a = 0; a < 3; ++a) {
+    const double s = sigma_um_ / v_.spacing_um[a];
+    if (s < 0.1 || d[a] == 1) continue;  // as gaussian_smooth: the whole volume's extent decides
+    convolve_axis(slab, a, gaussian_kernel(s));
+  }
 }
 
 std::array<double, 3> symmetric_eigenvalues(double a, double b, double c, double d, double e, double f) {

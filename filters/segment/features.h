@@ -24,10 +24,25 @@ std::vector<double> gaussian_kernel(double sigma_vox);
 // Separable Gaussian smoothing with σ in µm (per-axis σ / spacing voxels; kernel radius 3σ,
 // replicated border). σ = 0 leaves the volume unchanged.
 Volume<float> gaussian_smooth(const Volume<float>& v, double sigma_um);
-// Slices [z0, z1) of gaussian_smooth(v, sigma_um), bit for bit, from those slices and the z-kernel's
-// radius of context on each side: a pass that reads the smoothed volume slab by slab holds one slab.
-// std::out_of_range on an empty or out-of-volume slab.
-Volume<float> gaussian_smooth_slab(const Volume<float>& v, double sigma_um, index_t z0, index_t z1);
+// gaussian_smooth(v, sigma_um) one z-slab at a time, bit for bit, each slab smoothed from its slices
+// and the z-kernel's radius of context on each side in one buffer reused from slab to slab: a pass
+// that reads the smoothed volume slab by slab holds one slab, allocated once. `v` must outlive it.
+class GaussianSlabs {
+ public:
+  GaussianSlabs(const Volume<float>& v, double sigma_um);
+  // Smooths slices [z0, z1) (the previous slab is gone). std::out_of_range on an empty or
+  // out-of-volume slab.
+  void smooth(index_t z0, index_t z1);
+  // The smoothed value of v's voxel i (an index into the whole volume) in the current slab.
+  float operator[](index_t i) const { return buffer_[static_cast<std::size_t>(i - first_)]; }
+
+ private:
+  const Volume<float>& v_;
+  double sigma_um_;
+  index_t radius_;     // z-kernel radius in slices (0: z is not smoothed)
+  index_t first_ = 0;  // index in v of the buffer's first voxel
+  std::vector<float> buffer_;
+};
 
 // Features of the voxels in z-slices [z0, z1), row-major (voxel, feature), voxels in raster order.
 // Computed on the slab plus a halo of 4σ so that results equal those on the whole volume.

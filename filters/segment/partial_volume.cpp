@@ -109,10 +109,10 @@ std::int64_t relabel_sandwiched_rims(Volume<std::uint8_t>& labels, const Volume<
   const Volume<std::uint8_t> in = labels;
   const Dims d = in.dims();
   std::vector<std::int64_t> changed(static_cast<std::size_t>(d.z), 0);
+  GaussianSlabs smoothed(grey, sigma_um);
   for (index_t z0 = 0; z0 < d.z; z0 += kLabelSlab) {
     const index_t z1 = std::min(d.z, z0 + kLabelSlab);
-    const Volume<float> smoothed = gaussian_smooth_slab(grey, sigma_um, z0, z1);
-    const index_t slab_start = d.x * d.y * z0;
+    smoothed.smooth(z0, z1);
     tbb::parallel_for(z0, z1, [&](index_t z) {
       for (index_t y = 0; y < d.y; ++y)
         for (index_t x = 0; x < d.x; ++x) {
@@ -129,7 +129,7 @@ std::int64_t relabel_sandwiched_rims(Volume<std::uint8_t>& labels, const Volume<
             const int before = in[i + (lo - pos[a]) * step[a]], after = in[i + (hi - pos[a]) * step[a]];
             const int dark = std::min(before, after), bright = std::max(before, after);
             if (!(dark < m && bright > m)) continue;
-            const double g = smoothed[i - slab_start];
+            const double g = smoothed[i];
             labels[i] =
                 static_cast<std::uint8_t>(std::fabs(g - centre[dark]) <= std::fabs(g - centre[bright]) ? dark : bright);
             ++changed[static_cast<std::size_t>(z)];
@@ -330,6 +330,19 @@ PartialVolumeResult partial_volume_segmentation(const Volume<float>& grey, const
   Volume<std::uint8_t> near = or_dilate(conf, radius);
   // The phases right next to a voxel (one voxel away) are the ones its blend is made of.
   Volume<std::uint8_t> adjacent = or_dilate(conf, {1, 1, 1});
+  // With at most 4 classes both masks fit in one byte: the adjacent phases move to the high
+  // nibble of `near`, 1 B per voxel less while the labels are made.
+  const bool packed = k <= 4;
+  if (packed) {
+    tbb::parallel_for(tbb::blocked_range<index_t>(0, near.size(), 1 << 16), [&](const tbb::blocked_range<index_t>& r) {
+      for (index_t i = r.begin(); i != r.end(); ++i) near[i] = static_cast<std::uint8_t>(near[i] | adjacent[i] << 4);
+    });
+    adjacent = Volume<std::uint8_t>();
+  }
+  const std::uint8_t* adjacent_bits = packed ? near.data() : adjacent.data();
+  const unsigned near_mask = packed ? 0xFu : 0xFFu, adjacent_shift = packed ? 4 : 0;
+  auto near_phases = [&](index_t i) { return near[i] & near_mask; };
+  auto adjacent_phases = [&](index_t i) { return static_cast<unsigned>(adjacent_bits[i] >> adjacent_shift); };
 
   // End-member centres: the median grey of voxels with a single phase near them.
   std::vector<double> centre = mu_fit;
@@ -342,7 +355,7 @@ PartialVolumeResult partial_volume_segmentation(const Volume<float>& grey, const
     tbb::parallel_for(tbb::blocked_range<index_t>(0, grey.size(), 1 << 15), [&](const tbb::blocked_range<index_t>& r) {
       Counts& c = local.local();
       for (index_t i = r.begin(); i != r.end(); ++i) {
-        const unsigned p = near[i];
+        const unsigned p = near_phases(i);
         if (p == 0 || (p & (p - 1))) continue;
         const int cls = std::countr_zero(p);
         const int b = std::clamp(static_cast<int>((grey[i] - lo) / bw), 0, bins - 1);
@@ -383,18 +396,18 @@ PartialVolumeResult partial_volume_segmentation(const Volume<float>& grey, const
     bridge_slope[c] = kBridgeSlope * ((centre[c + 1] - centre[c - 1]) / (kSqrt2Pi * slope_sigma));
   const double valley_depth = mu_fit[1] - 0.25 * (mu_fit[1] - mu_fit[0]);
   const double valley_curvature = 0.05 * (mu_fit[1] - mu_fit[0]);
+  GaussianSlabs glab(grey, label_sigma_um);
   for (index_t z0 = 0; z0 < d.z; z0 += kLabelSlab) {
     const index_t z1 = std::min(d.z, z0 + kLabelSlab);
-    const Volume<float> glab = gaussian_smooth_slab(grey, label_sigma_um, z0, z1);
-    const index_t slab_start = d.x * d.y * z0;
+    glab.smooth(z0, z1);
     tbb::parallel_for(z0, z1, [&](index_t z) {
       SliceStats& st = stats[static_cast<std::size_t>(z)];
       for (index_t y = 0; y < d.y; ++y)
         for (index_t x = 0; x < d.x; ++x) {
           const index_t i = x + d.x * (y + d.y * z);
           const double g = grey[i];
-          const double gv = glab[i - slab_start];
-          const unsigned p = near[i];
+          const double gv = glab[i];
+          const unsigned p = near_phases(i);
           const unsigned cand = p ? p : all;
           // Label: the nearest end member among the phases present nearby (midpoint rule).
           int best = -1, free_best = 0;
@@ -444,7 +457,7 @@ PartialVolumeResult partial_volume_segmentation(const Volume<float>& grey, const
           // Unmixing: the darkest and brightest phase adjacent, with any middle phase adjacent
           // taking the share of the 3³ box where it is confidently present (flat); with one or
           // no phase adjacent, the candidates bracketing the neighbourhood grey.
-          const unsigned adj = adjacent[i];
+          const unsigned adj = adjacent_phases(i);
           std::pair<int, int> ab;
           double shared = 0;
           std::array<double, kMaxClasses> share_of{};
