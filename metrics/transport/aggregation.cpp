@@ -103,60 +103,51 @@ void compact_weights(CoarseLevel& C) {
 // Builds C's adjacency from gather(scratch, X, Y, Z): gather fills scratch for the pieces of
 // cell (X, Y, Z) with the fine couplings leaving each piece (Galerkin sums) and its electrode
 // couplings; the coarse conductances are ½ × those sums (exact for a uniform medium).
-// Each cell is gathered once: its merged couplings wait in their row's list until the row
-// offsets are known (a transient 8 B per coupling, freed row by row as it is copied).
 template <class Gather>
 void build_edges(CoarseLevel& C, Gather&& gather) {
   constexpr double kScale = 0.5;  // PᵀAP is twice the re-discretised operator
-  using Coupling = std::pair<std::uint32_t, float>;
   const Grid& g = C.grid;
   const std::size_t m = C.cell_start.back();
   const bool linked = pieces_fit_links(C);
   C.row.assign(m + 1, 0);
   C.electrode.assign(m, 0.0f);
-  std::vector<std::vector<Coupling>> row_couplings(static_cast<std::size_t>(g.rows()));
-  parallel_rows(g, [&](index_t Y, index_t Z) {
-    Scratch s;
-    std::vector<Coupling>& out = row_couplings[static_cast<std::size_t>(Y + g.n[1] * Z)];
-    for (index_t X = 0; X < g.n[0]; ++X) {
-      const auto ci = static_cast<std::size_t>(cell_index(g, X, Y, Z));
-      const std::uint32_t first = C.cell_start[ci], pieces = C.cell_start[ci + 1] - first;
-      if (pieces == 0) continue;
-      s.reset(pieces);
-      gather(s, X, Y, Z);
-      for (std::uint32_t p = 0; p < pieces; ++p) {
-        const auto& e = s.merged(p);
-        const std::uint32_t node = first + p;
-        C.row[node + 1] = static_cast<std::uint32_t>(e.size());
-        C.electrode[node] = static_cast<float>(kScale * s.electrode[p]);
-        for (const auto& [t, w] : e) out.emplace_back(t, static_cast<float>(kScale * w));
+  for (int pass = 0; pass < 2; ++pass) {
+    parallel_rows(g, [&](index_t Y, index_t Z) {
+      Scratch s;
+      const Row r = row_of(g, Y, Z);
+      Cell cell;
+      cell.at = {0, Y, Z};
+      for (index_t X = 0; X < g.n[0]; ++X) {
+        const auto ci = static_cast<std::size_t>(cell_index(g, X, Y, Z));
+        const std::uint32_t first = C.cell_start[ci], pieces = C.cell_start[ci + 1] - first;
+        if (pieces == 0) continue;
+        s.reset(pieces);
+        gather(s, X, Y, Z);
+        if (pass == 1) fill_cell(g, r, X, cell);
+        for (std::uint32_t p = 0; p < pieces; ++p) {
+          const auto& e = s.merged(p);
+          const std::uint32_t node = first + p;
+          if (pass == 0) {
+            C.row[node + 1] = static_cast<std::uint32_t>(e.size());
+            C.electrode[node] = static_cast<float>(kScale * s.electrode[p]);
+          } else {
+            std::uint32_t at = C.row[node];
+            for (const auto& [t, w] : e) {
+              if (linked) C.link[at] = link_to(C, cell, t);
+              else C.col[at] = t;
+              C.weight[at++] = static_cast<float>(kScale * w);
+            }
+          }
+        }
       }
+    });
+    if (pass == 0) {
+      prefix_sum(C.row);
+      if (linked) C.link.assign(C.row.back(), 0);
+      else C.col.assign(C.row.back(), 0);
+      C.weight.assign(C.row.back(), 0.0f);
     }
-  });
-  prefix_sum(C.row);
-  if (linked) C.link.assign(C.row.back(), 0);
-  else C.col.assign(C.row.back(), 0);
-  C.weight.assign(C.row.back(), 0.0f);
-  parallel_rows(g, [&](index_t Y, index_t Z) {
-    std::vector<Coupling>& couplings = row_couplings[static_cast<std::size_t>(Y + g.n[1] * Z)];
-    const Row r = row_of(g, Y, Z);
-    Cell cell;
-    cell.at = {0, Y, Z};
-    std::size_t next = 0;
-    for (index_t X = 0; X < g.n[0]; ++X) {
-      const auto ci = static_cast<std::size_t>(cell_index(g, X, Y, Z));
-      const std::uint32_t first = C.cell_start[ci], last = C.cell_start[ci + 1];
-      if (first == last) continue;
-      fill_cell(g, r, X, cell);
-      for (std::uint32_t at = C.row[first]; at < C.row[last]; ++at) {
-        const auto& [t, w] = couplings[next++];
-        if (linked) C.link[at] = link_to(C, cell, t);
-        else C.col[at] = t;
-        C.weight[at] = w;
-      }
-    }
-    std::vector<Coupling>().swap(couplings);
-  });
+  }
   compact_weights(C);
   for (auto* w : {&C.x, &C.b, &C.c2, &C.w}) w->assign(m, 0.0f);
 }
