@@ -217,7 +217,6 @@ CoarseLevel coarsen_fine(const FineLevel& F) {
     const auto [z0, z1] = child_range(f, 2, Z);
     const auto ci = static_cast<std::size_t>(cell_index(g, X, Y, Z));
     const std::uint32_t pieces = C.pattern[ci];
-    const index_t n0 = f.n[0], n01 = f.n[0] * f.n[1];
     for (index_t z = z0; z <= z1; ++z)
       for (index_t y = y0; y <= y1; ++y)
         for (index_t x = x0; x <= x1; ++x) {
@@ -230,7 +229,8 @@ CoarseLevel coarsen_fine(const FineLevel& F) {
             if (j < 0 || !v.active_at(j)) continue;
             const float w = v.coupling(c, k);
             if (w == 0) continue;
-            const std::uint32_t t = fine_parent(f, C, j % n0, (j / n0) % f.n[1], j / n01);
+            const std::array<index_t, 3> q = neighbour_at(f, c, k);
+            const std::uint32_t t = fine_parent(f, C, q[0], q[1], q[2]);
             if (t != node) s.edges[static_cast<std::size_t>(p)].emplace_back(t, static_cast<double>(w));
           }
           s.electrode[static_cast<std::size_t>(p)] += static_cast<double>(v.electrode_low(c)) + v.electrode_high(c);

@@ -291,11 +291,11 @@ TransportResult solve(const Volume<std::uint8_t>& labels, Volume<std::uint8_t>* 
     if (ax == 0) {
       x_sums.assign(static_cast<std::size_t>(dims.x), 0.0);
       x_counts.assign(static_cast<std::size_t>(dims.x), 0);
-      for (index_t i = 0, k = 0; i < n; ++i)
-        if (code[i]) {
-          const auto t = static_cast<std::size_t>(i % dims.x);
-          x_sums[t] += x[static_cast<std::size_t>(k++)], ++x_counts[t];
-        }
+      for (index_t row = 0, k = 0; row < dims.y * dims.z; ++row) {
+        const std::uint8_t* c = code.data() + row * dims.x;
+        for (std::size_t i = 0; i < static_cast<std::size_t>(dims.x); ++i)
+          if (c[i]) x_sums[i] += x[static_cast<std::size_t>(k++)], ++x_counts[i];
+      }
     }
     for (index_t t = 0; t < dims[ax]; ++t) {
       double sum = 0;

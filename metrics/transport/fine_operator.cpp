@@ -1,5 +1,6 @@
 #include "metrics/transport/fine_operator.h"
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -265,7 +266,6 @@ FaceCurrents electrode_currents(const FineLevel& fine, const double* x) {
 }
 
 std::vector<double> plane_currents(const FineLevel& fine, const double* x) {
-  const ExactView v{fine};
   const Grid& g = fine.grid;
   const int a = g.axis, b = (a + 1) % 3, d = (a + 2) % 3;
   const index_t N = g.n[a];
@@ -278,11 +278,15 @@ std::vector<double> plane_currents(const FineLevel& fine, const double* x) {
     const double* fx = fine.face_exact[0].data();
     const double* dir = fine.dirichlet_exact.data();
     tbb::parallel_for(tbb::blocked_range<index_t>(0, N + 1, 32), [&](const tbb::blocked_range<index_t>& planes) {
+      // The block reads the voxels at x in [lo, hi] of each row: only those need an index.
+      const index_t lo = std::max<index_t>(planes.begin() - 1, 0), hi = std::min(planes.end() - 1, N - 1);
       std::vector<index_t> idx(static_cast<std::size_t>(N));
       for (index_t z = 0; z < g.n[2]; ++z)
         for (index_t y = 0; y < g.n[1]; ++y) {
-          const index_t base = (z * g.n[1] + y) * N;
-          row_indices(fine, y, z, idx.data());
+          const index_t row = z * g.n[1] + y, base = row * N;
+          index_t k = fine.row_start[static_cast<std::size_t>(row)];
+          for (index_t xi = 0; xi < lo; ++xi) k += code[base + xi] != 0;
+          for (index_t xi = lo; xi <= hi; ++xi) idx[static_cast<std::size_t>(xi)] = code[base + xi] ? k++ : -1;
           for (index_t t = planes.begin(); t < planes.end(); ++t) {
             const index_t xt = t < N ? t : N - 1;
             const index_t i = base + xt;
@@ -301,22 +305,44 @@ std::vector<double> plane_currents(const FineLevel& fine, const double* x) {
     });
     return out;
   }
+  // Along y or z the plane's voxels lie in whole rows: walk them in memory order with running
+  // indices into the plane and the plane before, keep each voxel's term at its place in the
+  // plane (w outer, u inner), then add the terms in that order: the same sum, bit for bit.
+  const std::uint8_t* code = fine.code;
+  const int nc = fine.codes;
+  const index_t n0 = g.n[0], nu = g.n[b];
+  const double* fa = fine.face_exact[static_cast<std::size_t>(a)].data();
+  const double* dir = fine.dirichlet_exact.data();
   tbb::parallel_for(index_t(0), N + 1, [&](index_t t) {
-    double sum = 0;  // one plane summed serially: fixed order
-    const std::vector<index_t> plane = plane_indices(fine, a, t < N ? t : N - 1);
-    const std::vector<index_t> before = t > 0 && t < N ? plane_indices(fine, a, t - 1) : std::vector<index_t>();
-    for (index_t w = 0; w < g.n[d]; ++w)
-      for (index_t u = 0; u < g.n[b]; ++u) {
-        const auto at = static_cast<std::size_t>(w * g.n[b] + u);
-        const index_t k = plane[at];
-        if (k < 0) continue;
-        std::array<index_t, 3> p;
-        p[a] = t < N ? t : N - 1, p[b] = u, p[d] = w;
-        const Cell c = cell_at(g, p[0], p[1], p[2]);
-        if (t == 0) sum += static_cast<double>(v.electrode_low(c)) * (1.0 - x[k]);
-        else if (t == N) sum += static_cast<double>(v.electrode_high(c)) * x[k];
-        else sum += static_cast<double>(v.coupling(c, 2 * a)) * ((before[at] < 0 ? 0.0 : x[before[at]]) - x[k]);
+    const index_t ts = t < N ? t : N - 1;
+    const bool inner = t > 0 && t < N;  // a plane between two slices: coupled to the one before
+    std::vector<double> term(static_cast<std::size_t>(g.n[b] * g.n[d]));
+    std::vector<std::uint8_t> carries(term.size(), 0);
+    const index_t rows = a == 1 ? g.n[2] : g.n[1];
+    for (index_t q = 0; q < rows; ++q) {
+      // a = 1: row (y = ts, z = q), u = z, w = x; a = 2: row (y = q, z = ts), u = x, w = y.
+      const index_t row = a == 1 ? ts + g.n[1] * q : q + g.n[1] * ts;
+      const index_t prev = a == 1 ? row - 1 : row - g.n[1];  // the same row in slice t − 1
+      const std::uint8_t* c = code + row * n0;
+      const std::uint8_t* cb = inner ? code + prev * n0 : fine.no_code.data();
+      index_t k = fine.row_start[static_cast<std::size_t>(row)];
+      index_t kb = inner ? fine.row_start[static_cast<std::size_t>(prev)] : 0;
+      for (index_t xi = 0; xi < n0; ++xi) {
+        const int ci = c[xi], cbi = cb[xi];
+        if (ci) {
+          const auto at = static_cast<std::size_t>(a == 1 ? xi * nu + q : q * nu + xi);
+          const double xk = x[k++];
+          if (t == 0) term[at] = dir[ci] * (1.0 - xk);
+          else if (t == N) term[at] = dir[ci] * xk;
+          else term[at] = fa[ci * nc + cbi] * ((cbi ? x[kb] : 0.0) - xk);
+          carries[at] = 1;
+        }
+        kb += cbi != 0;
       }
+    }
+    double sum = 0;  // one plane summed serially: fixed order
+    for (std::size_t at = 0; at < term.size(); ++at)
+      if (carries[at]) sum += term[at];
     out[static_cast<std::size_t>(t)] = sum;
   });
   return out;

@@ -122,6 +122,17 @@ inline Cell cell_at(const Grid& g, index_t x, index_t y, index_t z) {
   return c;
 }
 
+// Coordinates of neighbour k of cell c (one with c.nb[k] ≥ 0): one step along axis k / 2,
+// wrapped on a periodic axis — the cell c.nb[k] without dividing its index.
+inline std::array<index_t, 3> neighbour_at(const Grid& g, const Cell& c, int k) {
+  std::array<index_t, 3> q = c.at;
+  const int a = k >> 1;
+  q[a] += (k & 1) ? 1 : -1;
+  if (q[a] < 0) q[a] = g.n[a] - 1;
+  else if (q[a] == g.n[a]) q[a] = 0;
+  return q;
+}
+
 // Piece of each of the 8 children of a cell: 4 bits per child (bit 4k), kNoPiece where the
 // child carries no current.
 constexpr std::uint32_t kNoPiece = 0xF;
