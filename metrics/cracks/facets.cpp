@@ -214,7 +214,7 @@ Facets detect_facets(const Volume<std::uint8_t>& labels, const Volume<float>& gr
     }
     if (static_cast<index_t>(on.size()) < o.min_voxels) continue;
     // Facets run through their particle; films that the closing fused into one "particle" lie off
-    // its centre.
+    // its centre (opt-in, facets.h).
     if (o.max_centre_offset > 0 &&
         std::abs(plane_offset(pa, cores[p].centroid_um)) > o.max_centre_offset * cores[p].radius_um)
       continue;
