@@ -198,7 +198,11 @@ Facets detect_facets(const Volume<std::uint8_t>& labels, const Volume<float>& gr
     if (walled[i] && walled[i] <= markers_count) of_particle[walled[i]].push_back(i), ++out.candidates;
   // 3. Per particle, the plane of its candidates.
   const double tol = 1.5 * h_max;
-  const std::vector<ParticleCore> cores = particle_cores(particles, depth, markers_count);
+  // The particles' centres and radii matter only to the centre rule and, where a deeper mean is
+  // asked (smoothed grey), to core_reach: skip the pass over the particles otherwise.
+  const bool core_rules = o.max_centre_offset > 0 || (o.core_reach > 0 && min_depth_vox > o.min_depth_vox);
+  const std::vector<ParticleCore> cores =
+      core_rules ? particle_cores(particles, depth, markers_count) : std::vector<ParticleCore>();
   for (std::uint32_t p = 1; p <= markers_count; ++p) {
     const std::vector<index_t>& v = of_particle[p];
     if (static_cast<index_t>(v.size()) < o.min_voxels) continue;
@@ -221,7 +225,7 @@ Facets detect_facets(const Volume<std::uint8_t>& labels, const Volume<float>& gr
     double mean_depth = 0, deepest = 0;
     for (index_t i : on) mean_depth += depth[i], deepest = std::max<double>(deepest, depth[i]);
     mean_depth /= static_cast<double>(on.size()) * h_max;
-    const bool reaches_core = o.core_reach > 0 && deepest >= o.core_reach * cores[p].radius_um;
+    const bool reaches_core = core_rules && o.core_reach > 0 && deepest >= o.core_reach * cores[p].radius_um;
     if (mean_depth < (reaches_core ? o.min_depth_vox : min_depth_vox)) continue;
     out.voxels.push_back(std::move(on));
   }
