@@ -13,7 +13,7 @@
 //        bench_segment_fidelity --throughput   (Mvoxel/s of auto + PV, PSF estimation, deconvolution at 256³)
 //   default: 1 seed, SNR 8, blur 1, 48³ (a quick run for `ninja bench`); --full: seeds 1–3,
 //   SNR 5/8/12, blur 0.7/1.0/1.5 voxel, pressures 10/50/125/250/370 MPa, 64³.
-//   --pressures P,... only these pressures (MPa; Heckel k needs at least two); --snr S,... and
+//   --pressures P,... only these pressures (MPa; Heckel k needs at least three); --snr S,... and
 //   --blur B,... only these SNRs and PSF σ (after --full, which sets them).
 //   --realistic images with the realistic option (poisson noise, 8 % cup, ± 4 % grain texture).
 //   --series-end-members: per seed and imaging cell, the lowest pressure's scan is segmented on its own
@@ -45,6 +45,7 @@
 #include "filters/segment/segmenter.h"
 #include "metrics/interfaces.h"
 #include "phantoms/phantom.h"
+#include "pipeline/report/fits.h"
 
 using namespace vp;
 namespace fs = std::filesystem;
@@ -184,17 +185,6 @@ std::array<double, 3> blur_ceiling(const phantom::Phantom& ph, phantom::ImagingS
   const double p = im.grey_level("pore"), se = im.grey_level("se"), am = im.grey_level("am");
   const auto l = apply_thresholds(as_float(phantom::ct_image(ph.labels, im)), {0.5 * (p + se), 0.5 * (se + am)});
   return {dice(l, ph.labels, 0), dice(l, ph.labels, 1), dice(l, ph.labels, 2)};
-}
-
-// Heckel: −ln(porosity) = k·P + A, least squares.
-double heckel_k(const std::vector<double>& pressure, const std::vector<double>& porosity) {
-  double n = 0, sx = 0, sy = 0, sxx = 0, sxy = 0;
-  for (std::size_t i = 0; i < pressure.size(); ++i) {
-    if (!(porosity[i] > 0)) return NAN;
-    const double y = -std::log(porosity[i]);
-    n += 1, sx += pressure[i], sy += y, sxx += pressure[i] * pressure[i], sxy += pressure[i] * y;
-  }
-  return (n * sxy - sx * sy) / (n * sxx - sx * sx);
 }
 
 struct Mean {
@@ -410,30 +400,36 @@ int main(int argc, char** argv) {
             cells, mo_pv.v, mo_contact.get(), mo_dice.get());
       }
 
-  // ---- table 2: Heckel k per SNR × blur × seed from porosity_pv over the pressures
+  // ---- table 2: Heckel k per SNR × blur × seed from porosity_pv over the pressures, with the
+  // report's 95 % interval (pipeline/report/fits.h: scatter and porosity_pv_ci95 propagated)
   std::printf(
-      "\n| SNR | blur σ | Heckel k from porosity_pv (per seed), MPa⁻¹ | generator k | worst error "
-      "|\n|---|---|---|---|---|\n");
+      "\n| SNR | blur σ | Heckel k ± 95 %% from porosity_pv (per seed), MPa⁻¹ | generator k | worst error | "
+      "generator inside the interval "
+      "|\n|---|---|---|---|---|---|\n");
   Max worst_k;
+  int k_covered = 0, k_fits = 0;
   for (double snr : s.snrs)
     for (double blur : s.blurs) {
       std::string ks;
       Max err;
       double k_gen = NAN;
+      int in = 0, n = 0;
       for (std::uint64_t seed : s.seeds) {
-        std::vector<double> p, phi;
+        std::vector<double> p, phi, u;
         for (const Case& c : cases)
           if (c.snr == snr && c.blur == blur && c.seed == seed && c.ok)
-            p.push_back(c.pressure), phi.push_back(c.porosity_pv);
-        const double k = p.size() >= 2 ? heckel_k(p, phi) : NAN;
+            p.push_back(c.pressure), phi.push_back(c.porosity_pv), u.push_back(c.porosity_ci95 / 1.959964);
+        const report::HeckelFit f = report::fit_heckel(p, phi, u);
         k_gen = generator_k[seed];
-        char buf[32];
-        std::snprintf(buf, sizeof buf, "%s%.5f", ks.empty() ? "" : ", ", k);
+        char buf[64];
+        std::snprintf(buf, sizeof buf, "%s%.5f ± %.5f", ks.empty() ? "" : ", ", f.k_per_MPa, f.k_ci95);
         ks += buf;
-        err.add(std::fabs(k / k_gen - 1));
+        err.add(std::fabs(f.k_per_MPa / k_gen - 1));
+        if (std::isfinite(f.k_ci95)) ++n, in += std::fabs(f.k_per_MPa - k_gen) <= f.k_ci95;
       }
       worst_k.add(err.v);
-      std::printf("| %g | %g | %s | %.4f | %.1f %% |\n", snr, blur, ks.c_str(), k_gen, 100 * err.v);
+      k_covered += in, k_fits += n;
+      std::printf("| %g | %g | %s | %.4f | %.1f %% | %d/%d |\n", snr, blur, ks.c_str(), k_gen, 100 * err.v, in, n);
     }
 
   // ---- table 3: bundled series
@@ -442,7 +438,7 @@ int main(int argc, char** argv) {
         "\n| bundled series sample | P MPa | porosity truth | porosity (labels) | porosity_pv ± ci95 | truth in CI | "
         "pore Dice | contact truth | contact (labels) | PSF σ (x, y, z) "
         "|\n|---|---|---|---|---|---|---|---|---|---|\n");
-    std::vector<double> p, phi;
+    std::vector<double> p, phi, u;
     double k_gen = NAN;
     for (const char* name : {"p010", "p050", "p125", "p250", "p370"}) {
       const fs::path truth_path = fs::path(s.series) / (std::string(name) + ".truth.json");
@@ -468,15 +464,17 @@ int main(int argc, char** argv) {
         std::printf("| %s | %g | failed: %s |\n", name, t.pressure_MPa, c.error.c_str());
         continue;
       }
-      p.push_back(t.pressure_MPa), phi.push_back(c.porosity_pv);
+      p.push_back(t.pressure_MPa), phi.push_back(c.porosity_pv), u.push_back(c.porosity_ci95 / 1.959964);
       std::printf("| %s | %g | %.4f | %.4f | %.4f ± %.4f | %s | %.3f | %.3f | %.3f | %.2f, %.2f, %.2f |\n", name,
                   t.pressure_MPa, c.porosity_truth, c.porosity_seg, c.porosity_pv, c.porosity_ci95,
                   std::fabs(c.porosity_pv - c.porosity_truth) <= c.porosity_ci95 ? "yes" : "no", c.dice[0],
                   c.contact_truth, c.contact, c.psf[0], c.psf[1], c.psf[2]);
     }
-    if (p.size() >= 2)
-      std::printf("\nBundled series: Heckel k from porosity_pv %.5f MPa⁻¹ vs generator %.5f (%+.1f %%)\n",
-                  heckel_k(p, phi), k_gen, 100 * (heckel_k(p, phi) / k_gen - 1));
+    const report::HeckelFit f = report::fit_heckel(p, phi, u);
+    if (std::isfinite(f.k_per_MPa))
+      std::printf(
+          "\nBundled series: Heckel k from porosity_pv %.5f ± %.5f MPa⁻¹ (95 %%) vs generator %.5f (%+.1f %%)\n",
+          f.k_per_MPa, f.k_ci95, k_gen, 100 * (f.k_per_MPa / k_gen - 1));
   }
 
   // ---- drift warnings with reference end members
@@ -501,6 +499,7 @@ int main(int argc, char** argv) {
   std::printf("| truth inside porosity_pv CI ≥ 90 %% | %.1f %% (%d/%d) | %s |\n", coverage, covered, with_ci,
               verdict(coverage >= 90));
   std::printf("| Heckel k within 5 %% | worst %.1f %% | %s |\n", 100 * worst_k.v, verdict(worst_k.v <= 0.05));
+  std::printf("| (generator k inside the fit's 95 %% interval) | %d/%d | — |\n", k_covered, k_fits);
   std::printf("| contact fraction within 0.03 | worst %.3f | %s |\n", worst_contact.v,
               verdict(worst_contact.v <= 0.03));
   if (std::isfinite(worst_gap8.v))

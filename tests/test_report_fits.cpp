@@ -75,6 +75,72 @@ TEST(Heckel, NoDensificationWhenPorosityRises) {
   EXPECT_TRUE(std::isnan(f.yield_pressure_MPa));
 }
 
+TEST(Heckel, ScatterIntervalIsStudentTTimesTheSlopesStandardError) {
+  // ln(1/φ) = P + residuals (e, −e, −e, e): orthogonal to 1 and P, so k = 1 exactly, SSE = 4e²,
+  // Σ(P − P̄)² = 5, se(k) = √(4e²/2/5); with 2 degrees of freedom t = 4.303.
+  const double e = 0.01;
+  const std::vector<double> P = {0, 1, 2, 3}, r = {e, -e, -e, e};
+  std::vector<double> eps;
+  for (std::size_t i = 0; i < P.size(); ++i) eps.push_back(std::exp(-(P[i] + r[i])));
+  const auto f = fit_heckel(P, eps);
+  ASSERT_EQ(f.status, "ok");
+  EXPECT_NEAR(f.k_per_MPa, 1.0, 1e-12);
+  EXPECT_NEAR(f.k_ci95_scatter, 4.303 * std::sqrt(4 * e * e / 2 / 5), 1e-12);
+  EXPECT_EQ(f.k_ci95_measurement, 0.0);  // no uncertainties given
+  EXPECT_NEAR(f.k_ci95, f.k_ci95_scatter, 1e-15);
+  EXPECT_NEAR(f.yield_pressure_ci95_low_MPa, 1 / (1 + f.k_ci95), 1e-12);
+  EXPECT_NEAR(f.yield_pressure_ci95_high_MPa, 1 / (1 - f.k_ci95), 1e-12);
+}
+
+TEST(Heckel, NoiselessPointsWithoutUncertaintiesGiveAPointInterval) {
+  const auto f = fit_heckel(kPressures, heckel_porosity(kPressures, 0.004, 0.45));
+  ASSERT_EQ(f.status, "ok");
+  EXPECT_LT(f.k_ci95, 1e-10);
+  EXPECT_NEAR(f.yield_pressure_ci95_low_MPa, 250, 1e-4);
+  EXPECT_NEAR(f.yield_pressure_ci95_high_MPa, 250, 1e-4);
+}
+
+TEST(Heckel, MeasurementIntervalMatchesTheSpreadOfRepeatedNoisyFits) {
+  // Porosities with independent Gaussian errors of known standard deviation u_i (larger at low
+  // porosity, as a grey scan's partial-volume interval is): the propagated half-width / 1.96 must
+  // equal the standard deviation of k over many repeated noisy series, and k ± k_ci95 must cover
+  // the true k at least 95 % of the time (scatter and measurement terms both count the noise).
+  const double k = 0.0064, A = 1.14;
+  const std::vector<double> P = {10, 50, 125, 250, 370};
+  const auto truth = heckel_porosity(P, k, A);
+  const std::vector<double> u = {0.012, 0.010, 0.008, 0.005, 0.003};
+  const double u_k = fit_heckel(P, truth, u).k_ci95_measurement / 1.959964;
+  std::mt19937 rng(11);
+  std::normal_distribution<double> gauss(0.0, 1.0);
+  const int trials = 4000;
+  double sum = 0, sum2 = 0;
+  int covered = 0;
+  for (int t = 0; t < trials; ++t) {
+    std::vector<double> eps(P.size());
+    for (std::size_t i = 0; i < P.size(); ++i) eps[i] = truth[i] + u[i] * gauss(rng);
+    const auto f = fit_heckel(P, eps, u);
+    ASSERT_EQ(f.status, "ok");
+    sum += f.k_per_MPa, sum2 += f.k_per_MPa * f.k_per_MPa;
+    covered += std::abs(f.k_per_MPa - k) <= f.k_ci95;
+  }
+  const double mean = sum / trials, sd = std::sqrt(sum2 / trials - mean * mean);
+  EXPECT_NEAR(sd, u_k, 0.05 * u_k);  // first-order propagation of ln φ: within 5 %
+  EXPECT_GE(covered, static_cast<int>(0.95 * trials));
+}
+
+TEST(Heckel, YieldPressureIntervalIsUnboundedWhenKCouldBeZero) {
+  // One standard uncertainty of 0.05 on porosities that fall by less than that: k ± h reaches 0.
+  const std::vector<double> P = {0, 100, 200}, eps = {0.30, 0.29, 0.28};
+  const auto f = fit_heckel(P, eps, {0.05, 0.05, 0.05});
+  ASSERT_EQ(f.status, "ok");
+  EXPECT_GT(f.k_ci95, f.k_per_MPa);
+  EXPECT_NEAR(f.yield_pressure_ci95_low_MPa, 1 / (f.k_per_MPa + f.k_ci95), 1e-9);
+  EXPECT_TRUE(std::isnan(f.yield_pressure_ci95_high_MPa));
+  const auto j = to_json(f);
+  EXPECT_TRUE(j["yield_pressure_ci95_high_MPa"].is_null());
+  EXPECT_NEAR(j["k_ci95_per_MPa"].get<double>(), f.k_ci95, 1e-15);
+}
+
 TEST(Knee, ExactKneeBetweenSamplesOnNoiselessData) {
   // Rises at 0.002 /MPa from 0.2, plateau 0.5 reached at 150 MPa... but knee placed at 137.5.
   const double knee = 137.5, plateau = 0.5, slope = 0.002;

@@ -202,8 +202,9 @@ TEST(Report, HeadlineFirstWithHumanLabelsFitsAndEverySection) {
   // Fitted parameters beside the fits: Heckel k, A, 1/k, R²; the knee with its interval; crack onset bracket.
   const auto porosity = chart_svg(html, "headline-porosity");
   const auto heckel_notes = notes_text(porosity);
-  EXPECT_NE(heckel_notes.find("dry: Heckel ln(1/φ) = kP + A: k = 0.004 MPa⁻¹, A = 0.5 yield pressure 1/k = 250 MPa "
-                              "R² = 1.0000 (n = 5)"),
+  // k's 95 % half-width here is the REV spread (0.005 per point) propagated: 1.96·√Σ c_i²(0.005/φ_i)².
+  EXPECT_NE(heckel_notes.find("dry: Heckel ln(1/φ) = kP + A: k = 0.004 ± 0.00017 MPa⁻¹, A = 0.5 yield pressure 1/k "
+                              "= 250 MPa (95 % 240–261 MPa) R² = 1.0000 (n = 5)"),
             std::string::npos)
       << heckel_notes;
   EXPECT_NE(heckel_notes.find("yield pressure 1/k = 167 MPa"), std::string::npos) << heckel_notes;
@@ -218,7 +219,7 @@ TEST(Report, HeadlineFirstWithHumanLabelsFitsAndEverySection) {
             std::string::npos);
   // The summary paragraph from the fits, with the failed sample as a caveat.
   EXPECT_NE(html.find("dry: Porosity fell from 60.7 % to 18.3 % between 0 and 300 MPa"), std::string::npos);
-  EXPECT_NE(html.find("Heckel yield pressure 250 MPa, R² 1.000"), std::string::npos);
+  EXPECT_NE(html.find("Heckel yield pressure 250 MPa (95 % 240–261 MPa), R² 1.000"), std::string::npos);
   EXPECT_NE(html.find("missing from these trends: dry_p400: segment: no pores found"), std::string::npos);
   EXPECT_NE(html.find("is ∞ at 300 MPa"), std::string::npos);  // wet τ not percolating
   // Small multiples: interface area (not a headline metric) with the series as lines.
@@ -271,6 +272,22 @@ TEST(Report, PartialVolumePorosityBandAndTruthOnTheHeadline) {
   EXPECT_NE(notes_text(chart_svg(html, "headline-contact")).find("max |measured − truth| = 0.010"), std::string::npos);
   // The PV columns are drawn on the headline, not again as small multiples.
   EXPECT_EQ(html.find("Porosity (partial volume)</tspan>"), std::string::npos);
+  // The grey-scan porosity gets its own Heckel fit with k's 95 % interval: on the headline, in the
+  // Heckel plot, in the summary and in fits.json (its measurement term from porosity_pv_ci95).
+  EXPECT_NE(porosity.find("dry: Heckel fit, partial volume"), std::string::npos);
+  EXPECT_NE(notes_text(porosity).find("dry: Heckel, partial volume: k = "), std::string::npos) << notes_text(porosity);
+  EXPECT_NE(chart_svg(html, "headline-heckel").find("dry: partial volume kP + A"), std::string::npos);
+  EXPECT_NE(html.find("dry: From the grey values (partial-volume porosity) the Heckel slope is k = "),
+            std::string::npos);
+  const auto fits = nlohmann::json::parse(slurp(run / "fits.json"));
+  int pv_fits = 0;
+  for (const auto& f : fits["series"][0]["fits"])
+    if (f["model"] == "heckel" && f["columns"]["porosity"] == "porosity_pv|pore|") {
+      ++pv_fits;
+      EXPECT_GT(f["k_ci95_measurement_per_MPa"].get<double>(), 0.0);
+      EXPECT_GE(f["k_ci95_per_MPa"].get<double>(), f["k_ci95_measurement_per_MPa"].get<double>());
+    }
+  EXPECT_EQ(pv_fits, 1);
   if (!std::getenv("VP_KEEP_TEST_RUN")) fs::remove_all(run);
 }
 

@@ -206,6 +206,32 @@ TEST(SeriesFits, SelectsColumnsByMetricNameAndWritesFiles) {
   fs::remove_all(dir);
 }
 
+TEST(SeriesFits, PartialVolumePorosityGetsItsOwnHeckelFitWithItsInterval) {
+  // porosity_pv with its 95 % half-width beside the segmented porosity: two Heckel fits, the
+  // second propagating porosity_pv_ci95 / 1.96 as each point's standard uncertainty.
+  std::vector<RunRow> rows;
+  const double k = 0.0064, A = 1.14;
+  const std::vector<double> P = {10, 50, 125, 250, 370}, ci95 = {0.07, 0.07, 0.06, 0.04, 0.02};
+  for (std::size_t i = 0; i < P.size(); ++i) {
+    const std::string s = "p" + std::to_string(static_cast<int>(P[i]));
+    const double eps = std::exp(-(k * P[i] + A));
+    rows.push_back(row(s, "grey", P[i], "porosity", "pore", "", 0.9 * eps));
+    rows.push_back(row(s, "grey", P[i], "porosity_pv", "pore", "", eps));
+    rows.push_back(row(s, "grey", P[i], "porosity_pv_ci95", "pore", "", ci95[i]));
+  }
+  const auto fits = fit_series(build_series(rows).at(0), 0.001);
+  ASSERT_EQ(fits.heckel.size(), 2u);
+  EXPECT_EQ(fits.heckel[0].porosity.label(), "porosity|pore|");
+  EXPECT_EQ(fits.heckel[0].fit.k_ci95_measurement, 0.0);
+  EXPECT_EQ(fits.heckel[1].porosity.label(), "porosity_pv|pore|");
+  const auto& pv = fits.heckel[1].fit;
+  EXPECT_NEAR(pv.k_per_MPa, k, 1e-12);
+  std::vector<double> eps, u;
+  for (std::size_t i = 0; i < P.size(); ++i) eps.push_back(std::exp(-(k * P[i] + A))), u.push_back(ci95[i] / 1.959964);
+  EXPECT_NEAR(pv.k_ci95_measurement, fit_heckel(P, eps, u).k_ci95_measurement, 1e-15);
+  EXPECT_GT(pv.k_ci95_measurement, 0.1 * k);  // these intervals are wide: k is not pinned to 10 %
+}
+
 TEST(Series, FileStemsAreSafeAndUnique) {
   SeriesTable a, b, c;
   a.name = "NMC/LPSCl 70:30";

@@ -58,6 +58,23 @@ std::string fixed(double v, int decimals) {
 
 std::string mpa(double v) { return human_number(v, 3) + " MPa"; }
 
+// "k = 0.0067 ± 0.0004 MPa⁻¹" (the 95 % half-width of fits.h; omitted when not finite).
+std::string heckel_k_text(const HeckelFit& h) {
+  std::string s = "k = " + human_number(h.k_per_MPa, 4);
+  if (std::isfinite(h.k_ci95)) s += " ± " + human_number(h.k_ci95, 2);
+  return s + " MPa⁻¹";
+}
+
+// "149 MPa (95 % 120–190 MPa)", "(95 % ≥ 120 MPa)" when the interval's upper end is unbounded.
+std::string yield_pressure_text(const HeckelFit& h) {
+  std::string s = mpa(h.yield_pressure_MPa);
+  if (!std::isfinite(h.yield_pressure_ci95_low_MPa)) return s;
+  if (std::isfinite(h.yield_pressure_ci95_high_MPa))
+    return s + " (95 % " + human_number(h.yield_pressure_ci95_low_MPa, 3) + "–" + mpa(h.yield_pressure_ci95_high_MPa) +
+           ")";
+  return s + " (95 % ≥ " + mpa(h.yield_pressure_ci95_low_MPa) + ")";
+}
+
 std::vector<double> linspace(double a, double b, int n) {
   std::vector<double> v;
   for (int i = 0; i < n; ++i) v.push_back(n == 1 ? a : a + (b - a) * i / (n - 1));
@@ -70,17 +87,8 @@ std::string join(const std::vector<std::string>& parts, const std::string& sep) 
   return out;
 }
 
-// The companion column of `key` named <metric><suffix> (same phase and axis; a phase-less one when
-// it is the only column of that metric).
-const SeriesColumn* companion(const SeriesTable& t, const MetricKey& key, const std::string& suffix) {
-  if (const auto* c = t.find({key.metric + suffix, key.phase, key.axis})) return c;
-  if (t.with_metric(key.metric).size() == 1)
-    if (const auto* c = t.find({key.metric + suffix, "", ""})) return c;
-  return nullptr;
-}
-
 bool is_companion(const std::string& metric) {
-  return metric.ends_with(kUncertaintySuffix) || metric.ends_with("_ci95");
+  return metric.ends_with(kUncertaintySuffix) || metric.ends_with(kCi95Suffix);
 }
 
 // Every column key across the tables, in order of first appearance, with its unit.
@@ -249,7 +257,7 @@ struct Builder {
         if (!pv || cand->key.phase == key->first.phase) pv = cand;
       if (!pv) pv = t.find(pv_alt);
       if (pv) {
-        const auto* ci = companion(t, pv->key, "_ci95");
+        const auto* ci = t.companion(pv->key, kCi95Suffix);
         const Colour pvc = multi ? colr : kPvColour;
         if (ci) {
           Trace band;
@@ -271,6 +279,15 @@ struct Builder {
         c.traces.push_back(std::move(tr));
         out.columns.insert(pv->key);
         if (ci) out.columns.insert(ci->key);
+        if (const auto* h = fit_for(in.fits[si].heckel, &HeckelResult::porosity, &HeckelResult::fit, pv->key);
+            h && h->status == "ok") {
+          c.traces.push_back(fit_curve(prefix(si) + "Heckel fit, partial volume", pvc, 0, c.x_range->second,
+                                       [&](double P) { return h->porosity_at(P); }));
+          c.notes.push_back(prefix(si) + "Heckel, partial volume: " + heckel_k_text(*h));
+          c.notes.push_back("yield pressure " + yield_pressure_text(*h));
+          out.summary.push_back(prefix(si) + "From the grey values (partial-volume porosity) the Heckel slope is " +
+                                heckel_k_text(*h) + " (95 %), yield pressure " + yield_pressure_text(*h) + ".");
+        }
       }
       // Error bars: without replicates they are the porosity_uncertainty rows, which the rev stage
       // writes (the REV spread); with replicates, their spread combined with those (series.h).
@@ -285,14 +302,14 @@ struct Builder {
         c.traces.push_back(fit_curve(prefix(si) + "Heckel fit", colr, 0, c.x_range->second,
                                      [&](double P) { return h->porosity_at(P); }));
         c.notes.push_back(prefix(si) + "Heckel ln(1/φ) = kP + A:");
-        c.notes.push_back("k = " + human_number(h->k_per_MPa, 4) + " MPa⁻¹, A = " + human_number(h->A, 4));
-        c.notes.push_back("yield pressure 1/k = " + mpa(h->yield_pressure_MPa));
+        c.notes.push_back(heckel_k_text(*h) + ", A = " + human_number(h->A, 4));
+        c.notes.push_back("yield pressure 1/k = " + yield_pressure_text(*h));
         c.notes.push_back("R² = " + fixed(h->r2, 4) + " (n = " + std::to_string(h->n_points) + ")");
         if (h->status == "ok") {
           std::string s = "Porosity " + std::string(change_word(e.v_first, e.v_last, "rose", "fell")) + " from " +
                           percent(e.v_first) + " to " + percent(e.v_last) + " between " + human_number(e.p_first, 4) +
                           " and " + human_number(e.p_last, 4) + " MPa (relative density " + percent(1 - e.v_first) +
-                          " → " + percent(1 - e.v_last) + "; Heckel yield pressure " + mpa(h->yield_pressure_MPa) +
+                          " → " + percent(1 - e.v_last) + "; Heckel yield pressure " + yield_pressure_text(*h) +
                           ", R² " + fixed(h->r2, 3) + ")";
           out.summary.push_back(prefix(si) + s + ".");
           if (h->r2 < 0.95)
@@ -323,7 +340,7 @@ struct Builder {
       }
       c.traces.push_back(std::move(seg));
       out.columns.insert(key->first);
-      if (const auto* u = companion(t, key->first, kUncertaintySuffix)) out.columns.insert(u->key);
+      if (const auto* u = t.companion(key->first, kUncertaintySuffix)) out.columns.insert(u->key);
     }
     c.y_fraction = true, c.y_from_zero = true;
     c.csv = chart_csv(c);
@@ -340,15 +357,22 @@ struct Builder {
     c.y_from_zero = true;
     for (std::size_t si = 0; si < in.tables.size(); ++si) {
       const auto& t = in.tables[si];
+      // Each porosity column with a fit: the segmented one, and the partial-volume one from the grey.
+      bool pv_done = false, segmented_done = false;
       for (const auto& h : in.fits[si].heckel) {
         if (!std::isfinite(h.fit.k_per_MPa)) continue;
         const auto* col = t.find(h.porosity);
         if (!col) continue;
-        const Colour colr =
-            colour(si, h.porosity.phase.empty() ? in.names.phase_with_role(Role::pore) : h.porosity.phase);
+        const bool pv = h.porosity.metric == kPorosityPvMetric;
+        if (pv ? pv_done : segmented_done) continue;  // one column of each kind per series
+        (pv ? pv_done : segmented_done) = true;
+        const Colour colr = pv && !multi ? kPvColour
+                                         : colour(si, h.porosity.phase.empty() ? in.names.phase_with_role(Role::pore)
+                                                                               : h.porosity.phase);
+        const std::string what = pv ? "partial volume " : "";
         Trace pts;
         pts.kind = Trace::Kind::measured;
-        pts.name = prefix(si) + "ln(1/φ)";
+        pts.name = prefix(si) + (pv ? "ln(1/φ), partial volume" : "ln(1/φ)");
         pts.colour = colr;
         for (std::size_t i = 0; i < t.pressures_MPa.size(); ++i) {
           const double v = col->n[i] && col->value[i] > 0 ? std::log(1 / col->value[i]) : NAN;
@@ -356,13 +380,12 @@ struct Builder {
           pts.y.push_back(v);
           pts.hover.push_back(hover_text("ln(1/φ)", t.pressures_MPa[i], v, NAN, "", t.samples[i]));
         }
-        c.traces.push_back(fit_curve(prefix(si) + "kP + A", colr, 0, c.x_range->second,
+        c.traces.push_back(fit_curve(prefix(si) + what + "kP + A", colr, 0, c.x_range->second,
                                      [&](double P) { return h.fit.k_per_MPa * P + h.fit.A; }));
         c.traces.push_back(std::move(pts));
-        c.notes.push_back(prefix(si) + "slope k = " + human_number(h.fit.k_per_MPa, 4) + " MPa⁻¹");
+        c.notes.push_back(prefix(si) + what + "slope " + heckel_k_text(h.fit));
         c.notes.push_back("intercept A = " + human_number(h.fit.A, 4));
-        c.notes.push_back("P_y = 1/k = " + mpa(h.fit.yield_pressure_MPa) + ", R² = " + fixed(h.fit.r2, 4));
-        break;  // one porosity column per series is the Heckel plot's subject
+        c.notes.push_back("P_y = 1/k = " + yield_pressure_text(h.fit) + ", R² = " + fixed(h.fit.r2, 4));
       }
     }
     if (c.traces.empty()) return;

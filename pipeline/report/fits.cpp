@@ -90,14 +90,17 @@ LineFit least_squares_line(const std::vector<double>& x, const std::vector<doubl
 
 double HeckelFit::porosity_at(double P) const { return std::exp(-(k_per_MPa * P + A)); }
 
-HeckelFit fit_heckel(const std::vector<double>& pressure_MPa, const std::vector<double>& porosity) {
+HeckelFit fit_heckel(const std::vector<double>& pressure_MPa, const std::vector<double>& porosity,
+                     const std::vector<double>& porosity_uncertainty) {
   HeckelFit f;
-  std::vector<double> P, y;
+  std::vector<double> P, y, u_ln;
   for (std::size_t i = 0; i < std::min(pressure_MPa.size(), porosity.size()); ++i) {
     const double e = porosity[i];
     if (!std::isfinite(pressure_MPa[i]) || !(e > 0 && e <= 1)) continue;
     P.push_back(pressure_MPa[i]);
     y.push_back(std::log(1.0 / e));  // ln(1/(1−D)) with D = 1 − porosity
+    const double u = i < porosity_uncertainty.size() ? porosity_uncertainty[i] : 0.0;
+    u_ln.push_back(u > 0 && std::isfinite(u) ? u / e : 0.0);  // d ln(1/φ) = −dφ/φ
   }
   f.n_points = P.size();
   if (P.size() < 3) return f;
@@ -109,9 +112,26 @@ HeckelFit fit_heckel(const std::vector<double>& pressure_MPa, const std::vector<
   f.k_per_MPa = line.slope;
   f.A = line.intercept;
   f.r2 = line.r2;
+
+  const double n = static_cast<double>(P.size());
+  const double p_mean = std::accumulate(P.begin(), P.end(), 0.0) / n;
+  double sxx = 0, sse = 0;
+  for (double p : P) sxx += (p - p_mean) * (p - p_mean);
+  double var_measurement = 0;
+  for (std::size_t i = 0; i < P.size(); ++i) {
+    const double r = y[i] - (line.intercept + line.slope * P[i]);
+    sse += r * r;
+    const double c = (P[i] - p_mean) / sxx;
+    var_measurement += c * c * u_ln[i] * u_ln[i];
+  }
+  f.k_ci95_scatter = student_t_975(P.size() - 2) * std::sqrt(sse / (n - 2) / sxx);
+  f.k_ci95_measurement = 1.959964 * std::sqrt(var_measurement);
+  f.k_ci95 = std::hypot(f.k_ci95_scatter, f.k_ci95_measurement);
   if (line.slope > 0) {
     f.status = "ok";
     f.yield_pressure_MPa = 1.0 / line.slope;
+    f.yield_pressure_ci95_low_MPa = 1.0 / (line.slope + f.k_ci95);
+    if (line.slope - f.k_ci95 > 0) f.yield_pressure_ci95_high_MPa = 1.0 / (line.slope - f.k_ci95);
   } else {
     f.status = "no_densification";
   }
@@ -318,7 +338,12 @@ nlohmann::json to_json(const HeckelFit& f) {
           {"n_points", f.n_points},
           {"k_per_MPa", json_number(f.k_per_MPa)},
           {"A", json_number(f.A)},
+          {"k_ci95_per_MPa", json_number(f.k_ci95)},
+          {"k_ci95_scatter_per_MPa", json_number(f.k_ci95_scatter)},
+          {"k_ci95_measurement_per_MPa", json_number(f.k_ci95_measurement)},
           {"yield_pressure_MPa", json_number(f.yield_pressure_MPa)},
+          {"yield_pressure_ci95_low_MPa", json_number(f.yield_pressure_ci95_low_MPa)},
+          {"yield_pressure_ci95_high_MPa", json_number(f.yield_pressure_ci95_high_MPa)},
           {"r2", json_number(f.r2)}};
 }
 

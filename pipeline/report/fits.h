@@ -27,13 +27,32 @@ LineFit least_squares_line(const std::vector<double>& x, const std::vector<doubl
 // i.e. ln(1/porosity) = k·P + A. Yield pressure P_y = 1/k (MPa).
 // Points with porosity outside (0, 1] are dropped (ln undefined or infinite).
 // Minimum 3 points. Status "no_densification" when k ≤ 0 (then P_y is NaN).
+//
+// How sure k is (a grey scan's porosity is an estimate): a 95 % half-width combining
+//  * the scatter about the line: t(0.975, n − 2)·se(k), se² = SSE/(n − 2)/Σ(P − P̄)²;
+//  * the porosities' own uncertainties when given (one standard uncertainty u_i each, e.g.
+//    porosity_pv_ci95 / 1.96): propagated to ln(1/φ) by the delta method (u_i/φ_i) and through
+//    the slope's least-squares weights c_i = (P_i − P̄)/Σ(P − P̄)², u_k² = Σ c_i² (u_i/φ_i)²,
+//    the points taken as independent; its 95 % half-width is 1.96·u_k. That is conservative for
+//    errors common to the series: an end-member error that scales every porosity alike moves
+//    ln(1/φ) by a constant and leaves k unchanged.
+// The two add in quadrature (GUM: type A and type B). With both zero (noiseless data, no
+// uncertainties given) the interval is the point. The yield pressure's interval is 1/k's over
+// [k − h, k + h]; its upper end is unbounded (NaN) when k − h ≤ 0.
 struct HeckelFit {
   std::string status = "insufficient_points";
   std::size_t n_points = 0;
   double k_per_MPa = NAN, A = NAN, yield_pressure_MPa = NAN, r2 = NAN;
+  double k_ci95_scatter = NAN;      // t·se(k), MPa⁻¹ (0 with 2 dof and a perfect fit)
+  double k_ci95_measurement = NAN;  // 1.96·u_k, MPa⁻¹ (0 when no uncertainties were given)
+  double k_ci95 = NAN;              // the two in quadrature: k ± k_ci95
+  double yield_pressure_ci95_low_MPa = NAN, yield_pressure_ci95_high_MPa = NAN;
   double porosity_at(double pressure_MPa) const;  // exp(−(kP + A))
 };
-HeckelFit fit_heckel(const std::vector<double>& pressure_MPa, const std::vector<double>& porosity);
+// porosity_uncertainty: one standard uncertainty per point (same order as porosity), or empty;
+// NaN or negative entries count as zero.
+HeckelFit fit_heckel(const std::vector<double>& pressure_MPa, const std::vector<double>& porosity,
+                     const std::vector<double>& porosity_uncertainty = {});
 
 // Rise-then-plateau ("knee") model for contact-area fraction against pressure:
 //   f(P) = plateau + slope·min(P − P_knee, 0)

@@ -357,6 +357,13 @@ std::size_t section_multiples(std::ostringstream& h, const std::vector<MetricFam
 
 std::string num_td(double v) { return "<td class=\"num\">" + show(v) + "</td>"; }
 
+// "120 – 190", "≥ 120" when the upper end is unbounded (k − half-width ≤ 0), "—" without an interval.
+std::string yield_interval(const HeckelFit& f) {
+  if (!std::isfinite(f.yield_pressure_ci95_low_MPa)) return "—";
+  if (!std::isfinite(f.yield_pressure_ci95_high_MPa)) return "≥ " + show(f.yield_pressure_ci95_low_MPa);
+  return show(f.yield_pressure_ci95_low_MPa) + " – " + show(f.yield_pressure_ci95_high_MPa);
+}
+
 void section_fits(std::ostringstream& h, const SeriesOutputs& s, const ReportOptions& o, const Names& names) {
   auto column = [&](const MetricKey& k) {
     return esc(names.title(k)) + " <small><code>" + esc(k.label()) + "</code></small>";
@@ -367,16 +374,20 @@ void section_fits(std::ostringstream& h, const SeriesOutputs& s, const ReportOpt
     << relative_link("fits.json", "fits.json") << ".</p>\n";
 
   h << "<h3>Heckel compaction</h3><div class=\"model\">ln(1/(1−D)) = k·P + A with relative density D = 1 − porosity; "
-       "least squares over the pressures with 0 &lt; porosity ≤ 1. Yield pressure P<sub>y</sub> = 1/k.</div>\n"
-       "<table><tr><th>series</th><th>porosity column</th><th>status</th><th>n</th><th>k (MPa⁻¹)</th><th>A</th>"
-       "<th>yield pressure (MPa)</th><th>R²</th></tr>\n";
+       "least squares over the pressures with 0 &lt; porosity ≤ 1. Yield pressure P<sub>y</sub> = 1/k. The 95 % "
+       "half-width of k combines the scatter about the line (Student t, n − 2 degrees of freedom) with the porosities' "
+       "own uncertainties (the partial-volume porosity's 95 % interval, a REV or replicate spread) propagated through "
+       "the fit; the yield pressure's interval is 1/k over k ± that half-width.</div>\n"
+       "<table><tr><th>series</th><th>porosity column</th><th>status</th><th>n</th><th>k (MPa⁻¹)</th>"
+       "<th>± 95 % (MPa⁻¹)</th><th>A</th><th>yield pressure (MPa)</th><th>95 % interval (MPa)</th><th>R²</th></tr>\n";
   bool any = false;
   for (const auto& f : s.fits)
     for (const auto& r : f.heckel) {
       any = true;
       h << "<tr><td>" << esc(series_name(f.series)) << "</td><td>" << column(r.porosity) << "</td><td>"
         << esc(r.fit.status) << "</td><td class=\"num\">" << r.fit.n_points << "</td>" << num_td(r.fit.k_per_MPa)
-        << num_td(r.fit.A) << num_td(r.fit.yield_pressure_MPa) << num_td(r.fit.r2) << "</tr>\n";
+        << num_td(r.fit.k_ci95) << num_td(r.fit.A) << num_td(r.fit.yield_pressure_MPa) << "<td class=\"num\">"
+        << yield_interval(r.fit) << "</td>" << num_td(r.fit.r2) << "</tr>\n";
     }
   h << "</table>\n";
   if (!any)

@@ -57,6 +57,13 @@ std::vector<const SeriesColumn*> SeriesTable::with_metric(const std::string& met
   return out;
 }
 
+const SeriesColumn* SeriesTable::companion(const MetricKey& key, const std::string& suffix) const {
+  if (const auto* c = find({key.metric + suffix, key.phase, key.axis})) return c;
+  if (with_metric(key.metric).size() == 1)
+    if (const auto* c = find({key.metric + suffix, "", ""})) return c;
+  return nullptr;
+}
+
 std::string SeriesTable::file_stem() const {
   if (name.empty()) return "default";
   std::string s;
@@ -282,10 +289,19 @@ SeriesFits fit_series(const SeriesTable& t, double crack_threshold) {
   f.series = t.name;
   const auto& P = t.pressures_MPa;
 
+  // The segmented porosity with its own standard uncertainty (REV or replicate spread), then the
+  // partial-volume porosity from the grey with its 95 % half-width as one standard uncertainty.
   auto porosity_columns = t.with_metric(kPorosityMetric);
   if (porosity_columns.empty())
     if (const auto* c = t.find({kVolumeFractionMetric, "pore", ""})) porosity_columns.push_back(c);
-  for (const auto* c : porosity_columns) f.heckel.push_back({c->key, fit_heckel(P, c->value)});
+  for (const auto* c : porosity_columns)
+    f.heckel.push_back({c->key, fit_heckel(P, c->value, c->has_uncertainty ? c->uncertainty : std::vector<double>{})});
+  for (const auto* c : t.with_metric(kPorosityPvMetric)) {
+    std::vector<double> u;
+    if (const auto* ci = t.companion(c->key, kCi95Suffix))
+      for (double h : ci->value) u.push_back(h / 1.959964);
+    f.heckel.push_back({c->key, fit_heckel(P, c->value, u)});
+  }
 
   for (const auto* c : t.with_metric(kContactAreaMetric)) f.knee.push_back({c->key, fit_knee(P, c->value)});
 

@@ -44,6 +44,9 @@ struct SeriesTable {
 
   const SeriesColumn* find(const MetricKey& key) const;
   std::vector<const SeriesColumn*> with_metric(const std::string& metric) const;
+  // The companion column of `key` named <metric><suffix> (same phase and axis; a phase-less one
+  // when it is the only column of that metric), e.g. porosity_pv_ci95 beside porosity_pv.
+  const SeriesColumn* companion(const MetricKey& key, const std::string& suffix) const;
   std::string file_stem() const;  // name made safe for a file name; "default" when empty
 };
 
@@ -67,6 +70,8 @@ std::string all_series_csv(const std::vector<SeriesTable>& tables);
 
 // Metric names the fits read (the contract of metrics.csv; see docs/report.md).
 inline constexpr const char* kPorosityMetric = "porosity";
+inline constexpr const char* kPorosityPvMetric = "porosity_pv";  // from the grey (segment auto)
+inline constexpr const char* kCi95Suffix = "_ci95";              // a 95 % half-width companion
 inline constexpr const char* kVolumeFractionMetric = "volume_fraction";
 inline constexpr const char* kContactAreaMetric = "contact_area_fraction";
 inline constexpr const char* kTauMetric = "tau";
