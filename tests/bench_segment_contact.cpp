@@ -560,13 +560,47 @@ struct FilmRow {
 double g_false_alarm = FilmProfileOptions{}.false_alarm;
 bool g_true_model = false;  // --true-model: the films fitted with the true end members, PSF and noise σ
 
+// `auto` without and with the films on one grey scan with exact truth labels.
+void measure_films(const Volume<float>& g, const LabelVolume& truth, FilmRow& row,
+                   const phantom::ImagingSpec* true_model) {
+  row.truth_labels = score(truth, truth);
+  row.split_truth = split_contact_faces(truth, truth, true);
+  SegmentOptions so;
+  so.classes = 3;
+  SegmentResult r;
+  try {
+    r = segment_grey(g, so);
+  } catch (const std::exception&) {
+    row.refused = true;
+    return;
+  }
+  row.before = score(r.labels, truth);
+  row.split_before = split_contact_faces(r.labels, truth);
+  Volume<std::uint8_t> l = r.labels;
+  FilmProfileOptions fo;
+  fo.false_alarm = g_false_alarm;
+  const double t0 = cpu_seconds();
+  if (true_model) {
+    const phantom::ImagingSpec& im = *true_model;
+    row.films =
+        relabel_pore_films(g, l, {im.grey_level("pore"), im.grey_level("se"), im.grey_level("am")},
+                           {im.blur_sigma_vox[0], im.blur_sigma_vox[1], im.blur_sigma_vox[2]}, im.noise_sigma(), fo);
+  } else {
+    row.films = relabel_pore_films(g, l, r.partial_volume->means, r.psf_sigma_vox, r.auto_fit->noise_sigma, fo);
+  }
+  row.cpu_films = cpu_seconds() - t0;
+  std::printf("  end members %.0f %.0f %.0f, PSF %.3f %.3f %.3f, noise %.0f\n", r.partial_volume->means[0],
+              r.partial_volume->means[1], r.partial_volume->means[2], r.psf_sigma_vox[0], r.psf_sigma_vox[1],
+              r.psf_sigma_vox[2], r.auto_fit->noise_sigma);
+  row.after = score(l, truth);
+  row.split_after = split_contact_faces(l, truth);
+}
+
 FilmRow films_case(const phantom::Phantom& ph, const phantom::ImagingSpec& im) {
   FilmRow row;
   row.truth = ph.truth.contact_area_fraction;
   row.porosity_truth = ph.truth.volume_fraction.at("pore");
-  row.truth_labels = score(ph.labels, ph.labels);
   {
-    row.split_truth = split_contact_faces(ph.labels, ph.labels, true);
     phantom::ImagingSpec clean = im;
     clean.noise = phantom::NoiseModel::none;
     const auto c16 = phantom::ct_image(ph.labels, clean);
@@ -578,38 +612,62 @@ FilmRow films_case(const phantom::Phantom& ph, const phantom::ImagingSpec& im) {
   const auto g16 = phantom::ct_image(ph, im);
   Volume<float> g = g16.like<float>(g16.dims());
   for (index_t i = 0; i < g.size(); ++i) g[i] = g16[i];
-  SegmentOptions so;
-  so.classes = 3;
-  SegmentResult r;
-  try {
-    r = segment_grey(g, so);
-  } catch (const std::exception&) {
-    row.refused = true;
-    return row;
-  }
-  row.before = score(r.labels, ph.labels);
-  row.split_before = split_contact_faces(r.labels, ph.labels);
-  Volume<std::uint8_t> l = r.labels;
-  FilmProfileOptions fo;
-  fo.false_alarm = g_false_alarm;
-  const double t0 = cpu_seconds();
-  if (g_true_model)
-    row.films =
-        relabel_pore_films(g, l, {im.grey_level("pore"), im.grey_level("se"), im.grey_level("am")},
-                           {im.blur_sigma_vox[0], im.blur_sigma_vox[1], im.blur_sigma_vox[2]}, im.noise_sigma(), fo);
-  else row.films = relabel_pore_films(g, l, r.partial_volume->means, r.psf_sigma_vox, r.auto_fit->noise_sigma, fo);
-  std::printf("  end members %.0f %.0f %.0f (true %.0f %.0f %.0f), PSF %.3f (true %.3f), noise %.0f (true %.0f)\n",
-              r.partial_volume->means[0], r.partial_volume->means[1], r.partial_volume->means[2], im.grey_level("pore"),
-              im.grey_level("se"), im.grey_level("am"), r.psf_sigma_vox[0], im.blur_sigma_vox[0],
-              r.auto_fit->noise_sigma, im.noise_sigma());
-  row.cpu_films = cpu_seconds() - t0;
-  row.after = score(l, ph.labels);
-  row.split_after = split_contact_faces(l, ph.labels);
+  measure_films(g, ph.labels, row, g_true_model ? &im : nullptr);
   return row;
 }
 
+// Every <name>.truth.json in DIR with <name>.tif and <name>_labels.tif beside it (a `voxpress
+// phantom` output): contact − truth and label porosity − truth without and with the films.
+void films_series(const std::string& dir) {
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    const std::string f = e.path().filename().string();
+    const std::string suffix = ".truth.json";
+    if (f.size() > suffix.size() && f.compare(f.size() - suffix.size(), suffix.size(), suffix) == 0)
+      names.push_back(f.substr(0, f.size() - suffix.size()));
+  }
+  std::sort(names.begin(), names.end());
+  std::printf(
+      "\n| sample | contact truth | contact − truth: auto → films | truth labels | pore/SE/AM Dice auto → films | "
+      "label porosity − truth auto → films | films / faces fitted |\n|---|---|---|---|---|---|---|\n");
+  std::vector<std::string> lines;
+  for (const auto& name : names) {
+    std::ifstream in(fs::path(dir) / (name + ".truth.json"));
+    const auto tj = nlohmann::json::parse(in);
+    ReadOptions ro;
+    ro.path = (fs::path(dir) / (name + ".tif")).string();
+    const Volume<float> grey = to_float(read_volume(ro).volume);
+    ro.path = (fs::path(dir) / (name + "_labels.tif")).string();
+    LabelVolume truth;
+    static_cast<Volume<std::uint8_t>&>(truth) = to_labels_u8(read_volume(ro).volume);
+    truth.phases = phantom::phase_table(false);
+    FilmRow r;
+    r.truth = tj["contact_area_fraction"].get<double>();
+    r.porosity_truth = tj["volume_fraction"]["pore"].get<double>();
+    measure_films(grey, truth, r, nullptr);
+    char line[512];
+    if (r.refused) std::snprintf(line, sizeof line, "| %s | %.3f | refused | | | | |\n", name.c_str(), r.truth);
+    else
+      std::snprintf(line, sizeof line,
+                    "| %s | %.3f | %+.3f → %+.3f | %+.3f | %.3f/%.3f/%.3f → %.3f/%.3f/%.3f | %+.4f → %+.4f | "
+                    "%lld / %lld |\n",
+                    name.c_str(), r.truth, r.before.contact - r.truth, r.after.contact - r.truth,
+                    r.truth_labels.contact - r.truth, r.before.dice[0], r.before.dice[1], r.before.dice[2],
+                    r.after.dice[0], r.after.dice[1], r.after.dice[2], r.before.porosity - r.porosity_truth,
+                    r.after.porosity - r.porosity_truth, static_cast<long long>(r.films.films_accepted),
+                    static_cast<long long>(r.films.faces_fitted));
+    std::printf("%s", line);
+    std::fflush(stdout);
+  }
+}
+
 int films_main(const std::vector<std::uint64_t>& seeds, const std::vector<double>& snrs,
-               const std::vector<double>& blurs, const std::vector<double>& pressures, index_t size) {
+               const std::vector<double>& blurs, const std::vector<double>& pressures, index_t size,
+               const std::string& series) {
+  if (!series.empty()) {
+    films_series(series);
+    return 0;
+  }
   std::printf("pore films from a per-face profile fit, %lld³, false-alarm rate %g per face (threshold %.2f)\n",
               static_cast<long long>(size), g_false_alarm, film_threshold(g_false_alarm));
   std::vector<std::string> lines;
@@ -760,7 +818,7 @@ int main(int argc, char** argv) {
     }
   }
   if (relabel) return relabel_main(seeds, snrs, blurs, pressures, size, flat_z);
-  if (films) return films_main(seeds, snrs, blurs, pressures, size);
+  if (films) return films_main(seeds, snrs, blurs, pressures, size, series);
   std::printf(
       "| SNR | blur σ | P MPa | truth | label − truth (mean, worst) | shell − truth | boot − truth | ii − truth "
       "| ii CI covers | truth labels − truth | refused |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
