@@ -22,6 +22,11 @@
 // label porosity before and after, with the fitted and with the true end members / PSF / noise σ,
 // and started from the truth labels; --z, --single-beta, --anneal SWEEPS T, --refit, --sweeps set
 // its options; --snr, --blur, --pressures restrict the grid.
+// --films: `auto` without and with the pore films of a per-face profile fit
+// (filters/segment/film_profile.h; docs/segmentation.md, "Pore films from a per-face profile fit"):
+// contact, Dice and label porosity against the blur ceiling, and where `auto`'s AM|SE faces lie on
+// the truth; --false-alarm A sets α, --true-model fits with the true end members / PSF / noise σ;
+// with --series DIR it reads every <name>.truth.json, <name>.tif, <name>_labels.tif there instead.
 // Usage: bench_segment_contact [--full] [--size N] [--seeds N] [--series DIR]
 //   default: seed 1, SNR 8, blur 1, 64³, 10 and 250 MPa; --full: seeds 1–3, SNR 5/8/12, blur
 //   0.7/1.0/1.5, 10/50/125/250/370 MPa, 96³. CPU seconds (user + sys) are printed per case.
