@@ -25,7 +25,8 @@
 // --films: `auto` without and with the pore films of a per-face profile fit
 // (filters/segment/film_profile.h; docs/segmentation.md, "Pore films from a per-face profile fit"):
 // contact, Dice and label porosity against the blur ceiling, and where `auto`'s AM|SE faces lie on
-// the truth; --false-alarm A sets α, --true-model fits with the true end members / PSF / noise σ;
+// the truth; --false-alarm A sets α, --true-model fits with the true end members / PSF / noise σ,
+// --restore-am turns on FilmProfileOptions::restore_am;
 // with --series DIR it reads every <name>.truth.json, <name>.tif, <name>_labels.tif there instead.
 // Usage: bench_segment_contact [--full] [--size N] [--seeds N] [--series DIR]
 //   default: seed 1, SNR 8, blur 1, 64³, 10 and 250 MPa; --full: seeds 1–3, SNR 5/8/12, blur
@@ -563,7 +564,8 @@ struct FilmRow {
 };
 
 double g_false_alarm = FilmProfileOptions{}.false_alarm;
-bool g_true_model = false;  // --true-model: the films fitted with the true end members, PSF and noise σ
+bool g_true_model = false,
+     g_restore_am = false;  // --true-model: the films fitted with the true end members, PSF and noise σ
 
 // `auto` without and with the films on one grey scan with exact truth labels.
 void measure_films(const Volume<float>& g, const LabelVolume& truth, FilmRow& row,
@@ -584,6 +586,7 @@ void measure_films(const Volume<float>& g, const LabelVolume& truth, FilmRow& ro
   Volume<std::uint8_t> l = r.labels;
   FilmProfileOptions fo;
   fo.false_alarm = g_false_alarm;
+  fo.restore_am = g_restore_am;
   const double t0 = cpu_seconds();
   if (true_model) {
     const phantom::ImagingSpec& im = *true_model;
@@ -787,6 +790,8 @@ int main(int argc, char** argv) {
       relabel = true;
     } else if (arg == "--films") {
       films = true;
+    } else if (arg == "--restore-am") {
+      g_restore_am = true;
     } else if (arg == "--true-model") {
       g_true_model = true;
     } else if (arg == "--false-alarm" && a + 1 < argc) {

@@ -146,7 +146,7 @@ FilmProfileResult relabel_pore_films(const Volume<float>& grey, Volume<std::uint
   model = gaussian_blur(model, psf_sigma_vox);
 
   struct Local {
-    std::vector<index_t> pore;
+    std::vector<index_t> pore, am;
     std::int64_t fitted = 0, films = 0;
   };
   tbb::enumerable_thread_specific<Local> locals;
@@ -228,10 +228,9 @@ FilmProfileResult relabel_pore_films(const Volume<float>& grey, Volume<std::uint
             ++local.films;
             for (int j = 0; j < se_run; ++j) {
               const double c = j + 0.5;
-              if (c > fit.t0 && c < fit.t0 + fit.width) {
-                const auto v = at(j + 1);
-                local.pore.push_back(v[0] + d.x * (v[1] + d.y * v[2]));
-              }
+              const auto v = at(j + 1);
+              if (c > fit.t0 && c < fit.t0 + fit.width) local.pore.push_back(v[0] + d.x * (v[1] + d.y * v[2]));
+              else if (o.restore_am && c < fit.t0) local.am.push_back(v[0] + d.x * (v[1] + d.y * v[2]));
             }
           }
       }
@@ -241,6 +240,9 @@ FilmProfileResult relabel_pore_films(const Volume<float>& grey, Volume<std::uint
     for (index_t i : local.pore)
       if (labels[i] == kSeClass) labels[i] = kPoreClass, ++result.voxels_relabelled;
   }
+  for (Local& local : locals)
+    for (index_t i : local.am)
+      if (labels[i] == kSeClass) labels[i] = kAmClass, ++result.am_voxels_restored;
   return result;
 }
 

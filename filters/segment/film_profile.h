@@ -34,13 +34,17 @@ struct FilmProfileOptions {
   // Faces whose normal is further than this from their axis (|n_axis| below it) are not fitted:
   // the axis line then runs along the surface, across voxels of other depths.
   double min_axis_cosine = 0.5;
+  // Where a film is accepted and its fitted surface t0 lies outward of the labelled face, the SE
+  // voxels between (centres < t0) become AM again: the film had darkened AM's edge voxel.
+  bool restore_am = false;
 };
 
 struct FilmProfileResult {
-  std::int64_t faces_fitted = 0;       // AM|SE axis faces whose profile was fitted
-  std::int64_t films_accepted = 0;     // of them, read as AM|pore|SE
-  std::int64_t voxels_relabelled = 0;  // SE voxels now labelled pore
-  double threshold = 0;                // ΔRSS/σ_n² above which a film is accepted
+  std::int64_t faces_fitted = 0;        // AM|SE axis faces whose profile was fitted
+  std::int64_t films_accepted = 0;      // of them, read as AM|pore|SE
+  std::int64_t voxels_relabelled = 0;   // SE voxels now labelled pore
+  std::int64_t am_voxels_restored = 0;  // SE voxels now labelled AM (restore_am)
+  double threshold = 0;                 // ΔRSS/σ_n² above which a film is accepted
 };
 
 // ΔRSS/σ_n² above which a film is accepted at false-alarm rate α per face: the χ²₁ quantile at 2α.
