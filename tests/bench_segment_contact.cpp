@@ -22,6 +22,12 @@
 // label porosity before and after, with the fitted and with the true end members / PSF / noise σ,
 // and started from the truth labels; --z, --single-beta, --anneal SWEEPS T, --refit, --sweeps set
 // its options; --snr, --blur, --pressures restrict the grid.
+// --films: `auto` without and with the pore films of a per-face profile fit
+// (filters/segment/film_profile.h; docs/segmentation.md, "Pore films from a per-face profile fit"):
+// contact, Dice and label porosity against the blur ceiling, and where `auto`'s AM|SE faces lie on
+// the truth; --false-alarm A sets α, --true-model fits with the true end members / PSF / noise σ,
+// --restore-am turns on FilmProfileOptions::restore_am;
+// with --series DIR it reads every <name>.truth.json, <name>.tif, <name>_labels.tif there instead.
 // Usage: bench_segment_contact [--full] [--size N] [--seeds N] [--series DIR]
 //   default: seed 1, SNR 8, blur 1, 64³, 10 and 250 MPa; --full: seeds 1–3, SNR 5/8/12, blur
 //   0.7/1.0/1.5, 10/50/125/250/370 MPa, 96³. CPU seconds (user + sys) are printed per case.
@@ -40,6 +46,7 @@
 #include "bench_measure.h"
 #include "filters/io/volume_io.h"
 #include "filters/preprocess/psf.h"
+#include "filters/segment/film_profile.h"
 #include "filters/segment/forward_model.h"
 #include "filters/segment/partial_volume.h"
 #include "filters/segment/segmenter.h"
@@ -493,6 +500,271 @@ int relabel_main(const std::vector<std::uint64_t>& seeds, const std::vector<doub
   return 0;
 }
 
+// ---- Pore films from a per-face profile fit (filters/segment/film_profile.h), `--films`: contact,
+// Dice and label porosity of the `auto` labels without and with the film relabelling, against the
+// blur ceiling (midpoint thresholds on the noise-free blurred image), and where the `auto` labels'
+// AM|SE faces lie on the truth (face counts per AM face, along the axes).
+struct FaceSplit {
+  double faces = 0;  // AM faces of the labels (outside voxel not AM)
+  double contact = 0, film[3] = {0, 0, 0}, pore_other = 0, false_am = 0, am_lost = 0, other = 0;
+};
+
+// every_face: classify every AM face of the labels, not only those whose outside voxel reads SE.
+FaceSplit split_contact_faces(const Volume<std::uint8_t>& l, const LabelVolume& t, bool every_face = false) {
+  const Dims d = l.dims();
+  FaceSplit s;
+  for (index_t z = 0; z < d.z; ++z)
+    for (index_t y = 0; y < d.y; ++y)
+      for (index_t x = 0; x < d.x; ++x) {
+        if (l(x, y, z) != phantom::kActive) continue;
+        const index_t pos[3] = {x, y, z};
+        for (int a = 0; a < 3; ++a)
+          for (int dir : {-1, 1}) {
+            index_t q[3] = {pos[0], pos[1], pos[2]};
+            q[a] += dir;
+            if (q[a] < 0 || q[a] >= d[a]) continue;
+            if (l(q[0], q[1], q[2]) == phantom::kActive) continue;
+            ++s.faces;
+            if (!every_face && l(q[0], q[1], q[2]) != phantom::kElectrolyte) continue;
+            // The truth's first non-AM voxel along the line from the labels' face: outward past
+            // AM the labels lost (a receded surface), or the labels' AM voxel itself (AM they added).
+            index_t r[3] = {q[0], q[1], q[2]};
+            if (t(x, y, z) != phantom::kActive) {
+              ++s.false_am;
+              r[a] -= dir;
+            } else if (t(q[0], q[1], q[2]) == phantom::kActive) {
+              ++s.am_lost;
+              while (r[a] >= 0 && r[a] < d[a] && t(r[0], r[1], r[2]) == phantom::kActive) r[a] += dir;
+              if (r[a] < 0 || r[a] >= d[a]) continue;
+            }
+            const int outside = t(r[0], r[1], r[2]);
+            if (outside == phantom::kElectrolyte) {
+              ++s.contact;
+            } else if (outside == phantom::kPore) {
+              int run = 0;
+              while (r[a] >= 0 && r[a] < d[a] && t(r[0], r[1], r[2]) == phantom::kPore && run < 4) ++run, r[a] += dir;
+              const bool ends_in_se = r[a] >= 0 && r[a] < d[a] && t(r[0], r[1], r[2]) == phantom::kElectrolyte;
+              if (ends_in_se && run <= 3) ++s.film[run - 1];
+              else ++s.pore_other;
+            } else {
+              ++s.other;
+            }
+          }
+      }
+  return s;
+}
+
+struct FilmRow {
+  bool refused = false;
+  double truth = NAN, porosity_truth = NAN, cpu_films = NAN;
+  LabelScore truth_labels, ceiling, before, after;
+  FaceSplit split_before, split_after;
+  FaceSplit split_truth;
+  FilmProfileResult films;
+};
+
+double g_false_alarm = FilmProfileOptions{}.false_alarm;
+bool g_true_model = false,
+     g_restore_am = false;  // --true-model: the films fitted with the true end members, PSF and noise σ
+
+// `auto` without and with the films on one grey scan with exact truth labels.
+void measure_films(const Volume<float>& g, const LabelVolume& truth, FilmRow& row,
+                   const phantom::ImagingSpec* true_model) {
+  row.truth_labels = score(truth, truth);
+  row.split_truth = split_contact_faces(truth, truth, true);
+  SegmentOptions so;
+  so.classes = 3;
+  SegmentResult r;
+  try {
+    r = segment_grey(g, so);
+  } catch (const std::exception&) {
+    row.refused = true;
+    return;
+  }
+  row.before = score(r.labels, truth);
+  row.split_before = split_contact_faces(r.labels, truth);
+  Volume<std::uint8_t> l = r.labels;
+  FilmProfileOptions fo;
+  fo.false_alarm = g_false_alarm;
+  fo.restore_am = g_restore_am;
+  const double t0 = cpu_seconds();
+  if (true_model) {
+    const phantom::ImagingSpec& im = *true_model;
+    row.films =
+        relabel_pore_films(g, l, {im.grey_level("pore"), im.grey_level("se"), im.grey_level("am")},
+                           {im.blur_sigma_vox[0], im.blur_sigma_vox[1], im.blur_sigma_vox[2]}, im.noise_sigma(), fo);
+  } else {
+    row.films = relabel_pore_films(g, l, r.partial_volume->means, r.psf_sigma_vox, r.auto_fit->noise_sigma, fo);
+  }
+  row.cpu_films = cpu_seconds() - t0;
+  std::printf("  end members %.0f %.0f %.0f, PSF %.3f %.3f %.3f, noise %.0f\n", r.partial_volume->means[0],
+              r.partial_volume->means[1], r.partial_volume->means[2], r.psf_sigma_vox[0], r.psf_sigma_vox[1],
+              r.psf_sigma_vox[2], r.auto_fit->noise_sigma);
+  row.after = score(l, truth);
+  row.split_after = split_contact_faces(l, truth);
+}
+
+FilmRow films_case(const phantom::Phantom& ph, const phantom::ImagingSpec& im) {
+  FilmRow row;
+  row.truth = ph.truth.contact_area_fraction;
+  row.porosity_truth = ph.truth.volume_fraction.at("pore");
+  {
+    phantom::ImagingSpec clean = im;
+    clean.noise = phantom::NoiseModel::none;
+    const auto c16 = phantom::ct_image(ph.labels, clean);
+    const double p = im.grey_level("pore"), se = im.grey_level("se"), am = im.grey_level("am");
+    Volume<float> c = c16.like<float>(c16.dims());
+    for (index_t i = 0; i < c.size(); ++i) c[i] = c16[i];
+    row.ceiling = score(apply_thresholds(c, {0.5 * (p + se), 0.5 * (se + am)}), ph.labels);
+  }
+  const auto g16 = phantom::ct_image(ph, im);
+  Volume<float> g = g16.like<float>(g16.dims());
+  for (index_t i = 0; i < g.size(); ++i) g[i] = g16[i];
+  measure_films(g, ph.labels, row, g_true_model ? &im : nullptr);
+  return row;
+}
+
+// Every <name>.truth.json in DIR with <name>.tif and <name>_labels.tif beside it (a `voxpress
+// phantom` output): contact − truth and label porosity − truth without and with the films.
+void films_series(const std::string& dir) {
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    const std::string f = e.path().filename().string();
+    const std::string suffix = ".truth.json";
+    if (f.size() > suffix.size() && f.compare(f.size() - suffix.size(), suffix.size(), suffix) == 0)
+      names.push_back(f.substr(0, f.size() - suffix.size()));
+  }
+  std::sort(names.begin(), names.end());
+  std::printf(
+      "\n| sample | contact truth | contact − truth: auto → films | truth labels | pore/SE/AM Dice auto → films | "
+      "label porosity − truth auto → films | films / faces fitted |\n|---|---|---|---|---|---|---|\n");
+  std::vector<std::string> lines;
+  for (const auto& name : names) {
+    std::ifstream in(fs::path(dir) / (name + ".truth.json"));
+    const auto tj = nlohmann::json::parse(in);
+    ReadOptions ro;
+    ro.path = (fs::path(dir) / (name + ".tif")).string();
+    const Volume<float> grey = to_float(read_volume(ro).volume);
+    ro.path = (fs::path(dir) / (name + "_labels.tif")).string();
+    LabelVolume truth;
+    static_cast<Volume<std::uint8_t>&>(truth) = to_labels_u8(read_volume(ro).volume);
+    truth.phases = phantom::phase_table(false);
+    FilmRow r;
+    r.truth = tj["contact_area_fraction"].get<double>();
+    r.porosity_truth = tj["volume_fraction"]["pore"].get<double>();
+    measure_films(grey, truth, r, nullptr);
+    char line[512];
+    if (r.refused) std::snprintf(line, sizeof line, "| %s | %.3f | refused | | | | |\n", name.c_str(), r.truth);
+    else
+      std::snprintf(line, sizeof line,
+                    "| %s | %.3f | %+.3f → %+.3f | %+.3f | %.3f/%.3f/%.3f → %.3f/%.3f/%.3f | %+.4f → %+.4f | "
+                    "%lld / %lld |\n",
+                    name.c_str(), r.truth, r.before.contact - r.truth, r.after.contact - r.truth,
+                    r.truth_labels.contact - r.truth, r.before.dice[0], r.before.dice[1], r.before.dice[2],
+                    r.after.dice[0], r.after.dice[1], r.after.dice[2], r.before.porosity - r.porosity_truth,
+                    r.after.porosity - r.porosity_truth, static_cast<long long>(r.films.films_accepted),
+                    static_cast<long long>(r.films.faces_fitted));
+    std::printf("%s", line);
+    std::fflush(stdout);
+  }
+}
+
+int films_main(const std::vector<std::uint64_t>& seeds, const std::vector<double>& snrs,
+               const std::vector<double>& blurs, const std::vector<double>& pressures, index_t size,
+               const std::string& series) {
+  if (!series.empty()) {
+    films_series(series);
+    return 0;
+  }
+  std::printf("pore films from a per-face profile fit, %lld³, false-alarm rate %g per face (threshold %.2f)\n",
+              static_cast<long long>(size), g_false_alarm, film_threshold(g_false_alarm));
+  std::vector<std::string> lines;
+  int better = 0, worse = 0, cells = 0;
+  for (double snr : snrs)
+    for (double blur : blurs)
+      for (double p : pressures) {
+        struct M {
+          double s = 0;
+          int n = 0;
+          void add(double v) {
+            if (std::isfinite(v)) s += v, ++n;
+          }
+          double get() const { return n ? s / n : NAN; }
+        };
+        M cb, ca, cc, ctl, pb, pa, pc, cpu;
+        std::array<M, 3> db, da, dc;
+        int refused = 0;
+        for (std::uint64_t seed : seeds) {
+          phantom::CompositeSpec spec;
+          spec.dims = {size, size, size};
+          spec.seed = seed;
+          const auto ph = phantom::generate_composite(spec, p);
+          phantom::ImagingSpec im;
+          im.seed = seed;
+          im.snr = snr;
+          im.blur_sigma_vox = {blur, blur, blur};
+          const FilmRow r = films_case(ph, im);
+          if (r.refused) {
+            ++refused;
+            std::printf("case seed %llu SNR %g blur %g P %g: refused\n", static_cast<unsigned long long>(seed), snr,
+                        blur, p);
+            continue;
+          }
+          auto split = [](const FaceSplit& s) {
+            char b[256];
+            std::snprintf(b, sizeof b,
+                          "AM|SE faces %.4f = true contact %.4f + film 1/2/3 %.4f/%.4f/%.4f + other pore %.4f + other "
+                          "%.4f (on AM the labels lost %.4f, added %.4f)",
+                          (s.contact + s.film[0] + s.film[1] + s.film[2] + s.pore_other + s.other) / s.faces,
+                          s.contact / s.faces, s.film[0] / s.faces, s.film[1] / s.faces, s.film[2] / s.faces,
+                          s.pore_other / s.faces, s.other / s.faces, s.am_lost / s.faces, s.false_am / s.faces);
+            return std::string(b);
+          };
+          std::printf(
+              "case seed %llu SNR %g blur %g P %g: contact − truth ceiling %+.4f auto %+.4f films %+.4f truth labels "
+              "%+.4f | Dice ceiling %.3f/%.3f/%.3f auto %.3f/%.3f/%.3f films %.3f/%.3f/%.3f | label porosity − truth "
+              "ceiling %+.4f auto %+.4f films %+.4f | faces fitted %lld, films %lld, voxels %lld, CPU %.2f s\n"
+              "  truth: %s\n  auto: %s\n  films: %s\n",
+              static_cast<unsigned long long>(seed), snr, blur, p, r.ceiling.contact - r.truth,
+              r.before.contact - r.truth, r.after.contact - r.truth, r.truth_labels.contact - r.truth,
+              r.ceiling.dice[0], r.ceiling.dice[1], r.ceiling.dice[2], r.before.dice[0], r.before.dice[1],
+              r.before.dice[2], r.after.dice[0], r.after.dice[1], r.after.dice[2],
+              r.ceiling.porosity - r.porosity_truth, r.before.porosity - r.porosity_truth,
+              r.after.porosity - r.porosity_truth, static_cast<long long>(r.films.faces_fitted),
+              static_cast<long long>(r.films.films_accepted), static_cast<long long>(r.films.voxels_relabelled),
+              r.cpu_films, split(r.split_truth).c_str(), split(r.split_before).c_str(), split(r.split_after).c_str());
+          std::fflush(stdout);
+          cb.add(r.before.contact - r.truth), ca.add(r.after.contact - r.truth);
+          cc.add(r.ceiling.contact - r.truth), ctl.add(r.truth_labels.contact - r.truth);
+          pb.add(r.before.porosity - r.porosity_truth), pa.add(r.after.porosity - r.porosity_truth);
+          pc.add(r.ceiling.porosity - r.porosity_truth), cpu.add(r.cpu_films);
+          for (int k = 0; k < 3; ++k)
+            db[k].add(r.before.dice[k]), da[k].add(r.after.dice[k]), dc[k].add(r.ceiling.dice[k]);
+        }
+        if (cb.n) {
+          ++cells;
+          better += std::fabs(ca.get()) < std::fabs(cb.get());
+          worse += std::fabs(ca.get()) > std::fabs(cb.get()) + 0.005;
+        }
+        char line[640];
+        std::snprintf(line, sizeof line,
+                      "| %g | %g | %g | %+.3f | %+.3f → %+.3f | %+.3f | %.3f/%.3f/%.3f → %.3f/%.3f/%.3f | "
+                      "%.3f/%.3f/%.3f | %+.4f → %+.4f | %+.4f | %.2f | %d/%zu |\n",
+                      snr, blur, p, cc.get(), cb.get(), ca.get(), ctl.get(), db[0].get(), db[1].get(), db[2].get(),
+                      da[0].get(), da[1].get(), da[2].get(), dc[0].get(), dc[1].get(), dc[2].get(), pb.get(), pa.get(),
+                      pc.get(), cpu.get(), refused, seeds.size());
+        lines.push_back(line);
+      }
+  std::printf(
+      "\n| SNR | blur σ | P MPa | contact − truth: ceiling | auto → films | truth labels | pore/SE/AM Dice auto → "
+      "films | ceiling | label porosity − truth auto → films | ceiling | films CPU s | refused |\n"
+      "|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+  for (const auto& l : lines) std::printf("%s", l.c_str());
+  std::printf("\n|contact − truth| lower with films in %d of %d cells, higher by > 0.005 in %d\n", better, cells,
+              worse);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -500,7 +772,7 @@ int main(int argc, char** argv) {
   std::vector<double> snrs{8}, blurs{1.0}, pressures{10, 250};
   index_t size = 64;
   std::string series;
-  bool relabel = false;
+  bool relabel = false, films = false;
   double flat_z = ForwardModelOptions{}.flat_interface_z;
   for (int a = 1; a < argc; ++a) {
     const std::string arg = argv[a];
@@ -516,6 +788,14 @@ int main(int argc, char** argv) {
       series = argv[++a];
     } else if (arg == "--relabel") {
       relabel = true;
+    } else if (arg == "--films") {
+      films = true;
+    } else if (arg == "--restore-am") {
+      g_restore_am = true;
+    } else if (arg == "--true-model") {
+      g_true_model = true;
+    } else if (arg == "--false-alarm" && a + 1 < argc) {
+      g_false_alarm = std::stod(argv[++a]);
     } else if (arg == "--anneal" && a + 2 < argc) {
       g_anneal = std::stoi(argv[++a]);
       g_temperature = std::stod(argv[++a]);
@@ -539,15 +819,16 @@ int main(int argc, char** argv) {
         at = comma + 1;
       }
     } else {
-      std::fprintf(
-          stderr,
-          "usage: bench_segment_contact [--full] [--size N] [--seeds N] [--series DIR] [--relabel [--z Z] "
-          "[--single-beta] [--neutral] [--anneal SWEEPS T] [--refit] [--sweeps N]] [--snr S,...] [--blur B,...] "
-          "[--pressures P,...]\n");
+      std::fprintf(stderr,
+                   "usage: bench_segment_contact [--full] [--size N] [--seeds N] [--series DIR] [--relabel [--z Z] "
+                   "[--single-beta] [--neutral] [--anneal SWEEPS T] [--refit] [--sweeps N]] [--films [--false-alarm A] "
+                   "[--true-model]] [--snr S,...] [--blur B,...] "
+                   "[--pressures P,...]\n");
       return 2;
     }
   }
   if (relabel) return relabel_main(seeds, snrs, blurs, pressures, size, flat_z);
+  if (films) return films_main(seeds, snrs, blurs, pressures, size, series);
   std::printf(
       "| SNR | blur σ | P MPa | truth | label − truth (mean, worst) | shell − truth | boot − truth | ii − truth "
       "| ii CI covers | truth labels − truth | refused |\n|---|---|---|---|---|---|---|---|---|---|---|\n");

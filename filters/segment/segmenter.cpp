@@ -96,6 +96,13 @@ SegmentResult segment_grey(const Volume<float>& grey, const SegmentOptions& o) {
       r.partial_volume = partial_volume_segmentation(grey, r.auto_fit->mixture, pvo);
       r.labels = std::move(r.partial_volume->labels);
       r.partial_volume->labels = Volume<std::uint8_t>();
+      if (o.pore_films && o.classes == 3)
+        r.pore_films =
+            relabel_pore_films(grey, r.labels, r.partial_volume->means, r.psf_sigma_vox, pvo.noise_sigma, o.films);
+      if (r.pore_films && r.pore_films->voxels_relabelled > 0) {
+        const double moved = static_cast<double>(r.pore_films->voxels_relabelled) / static_cast<double>(grey.size());
+        r.partial_volume->fraction_labels[0] += moved, r.partial_volume->fraction_labels[1] -= moved;
+      }
       r.thresholds = r.partial_volume->thresholds;
       r.mixture = pure_components(r.auto_fit->mixture);
       break;

@@ -11,6 +11,7 @@
 
 #include "core/volume.h"
 #include "filters/preprocess/psf.h"
+#include "filters/segment/film_profile.h"
 #include "filters/segment/forest.h"
 #include "filters/segment/histogram.h"
 #include "filters/segment/mixture_model.h"
@@ -41,6 +42,10 @@ struct SegmentOptions {
   // auto: end members calibrated on another scan (the series' low-pressure scan), held fixed in
   // the fit, the labels, the fractions and the PSF estimate (fit_with_reference_end_members).
   std::optional<ReferenceEndMembers> end_members;
+  // auto, three classes: pore films along AM|SE faces from a per-face profile fit
+  // (filters/segment/film_profile.h); their SE voxels become pore.
+  bool pore_films = false;
+  FilmProfileOptions films;
 };
 
 struct SegmentResult {
@@ -54,6 +59,7 @@ struct SegmentResult {
   std::optional<PartialVolumeResult> partial_volume;   // auto: fractions (its labels moved out)
   std::optional<PsfEstimate> psf;                      // auto: the PSF estimated from the scan (absent when given)
   std::array<double, 3> psf_sigma_vox{NAN, NAN, NAN};  // auto: the PSF σ the partial-volume labelling used
+  std::optional<FilmProfileResult> pore_films;         // auto with pore_films: faces fitted, films found
 };
 
 // The pure-phase Gaussians of a partial-volume mixture, for histogram_png.
