@@ -2,8 +2,11 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
+#include <bit>
 #include <cmath>
 #include <limits>
+#include <numeric>
 #include <sstream>
 
 #include <tbb/blocked_range.h>
@@ -27,11 +30,46 @@ std::array<bool, 256> label_set(const std::vector<int>& labels) {
   return in;
 }
 
-double median_of(std::vector<float>& v) {
-  if (v.empty()) return std::numeric_limits<double>::quiet_NaN();
-  auto mid = v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2);
-  std::nth_element(v.begin(), mid, v.end());
-  return *mid;
+// A float's bits as an unsigned key in the floats' order (the sign bit flipped, negatives inverted).
+std::uint32_t order_key(float f) {
+  const auto u = std::bit_cast<std::uint32_t>(f);
+  return u & 0x80000000u ? ~u : u | 0x80000000u;
+}
+float from_order_key(std::uint32_t k) { return std::bit_cast<float>(k & 0x80000000u ? k & 0x7fffffffu : ~k); }
+
+// Median grey levels of two label sets (the element of rank n/2 in order, NaN for an empty set),
+// found without copying the voxels' grey (up to 4 B/voxel): one counting pass over the high 16 bits
+// of the order keys, one over the low 16 bits inside each median's bucket.
+std::array<double, 2> grey_medians(const Volume<std::uint8_t>& labels, const Volume<float>& grey,
+                                   const std::array<bool, 256>& first, const std::array<bool, 256>& second) {
+  std::array<std::uint8_t, 256> set_of{};  // 1: first, 2: second, 0: neither
+  for (std::size_t l = 0; l < 256; ++l) set_of[l] = first[l] ? 1 : second[l] ? 2 : 0;
+  std::vector<std::array<index_t, 2>> count(std::size_t{1} << 16, {0, 0});
+  for (index_t i = 0; i < labels.size(); ++i)
+    if (const int s = set_of[labels[i]]) ++count[order_key(grey[i]) >> 16][s - 1];
+  std::array<index_t, 2> rank{}, total{};
+  std::array<std::uint32_t, 2> bucket{};
+  for (int s = 0; s < 2; ++s) {
+    for (const auto& c : count) total[s] += c[s];
+    rank[s] = total[s] / 2;
+    if (total[s])
+      for (; rank[s] >= count[bucket[s]][s]; ++bucket[s]) rank[s] -= count[bucket[s]][s];
+  }
+  for (auto& c : count) c = {0, 0};
+  for (index_t i = 0; i < labels.size(); ++i)
+    if (const int s = set_of[labels[i]]) {
+      const std::uint32_t k = order_key(grey[i]);
+      if (k >> 16 == bucket[s - 1]) ++count[k & 0xffffu][s - 1];
+    }
+  std::array<double, 2> median{};
+  for (int s = 0; s < 2; ++s) {
+    median[s] = std::numeric_limits<double>::quiet_NaN();
+    if (!total[s]) continue;
+    std::uint32_t low = 0;
+    for (; rank[s] >= count[low][s]; ++low) rank[s] -= count[low][s];
+    median[s] = from_order_key(bucket[s] << 16 | low);
+  }
+  return median;
 }
 
 // Median grey levels of the host and of the void, from the labels (NaN when absent).
@@ -40,12 +78,8 @@ struct GreyLevels {
 };
 GreyLevels grey_levels(const Volume<std::uint8_t>& labels, const Volume<float>& grey, const std::array<bool, 256>& host,
                        const std::array<bool, 256>& pore) {
-  std::vector<float> h, v;
-  for (index_t i = 0; i < labels.size(); ++i) {
-    if (host[labels[i]]) h.push_back(grey[i]);
-    else if (pore[labels[i]]) v.push_back(grey[i]);
-  }
-  return {median_of(h), median_of(v)};
+  const std::array<double, 2> m = grey_medians(labels, grey, host, pore);
+  return {m[0], m[1]};
 }
 
 // The components with an id above c that come within r voxels (Chebyshev) of c's voxels, in
@@ -692,11 +726,13 @@ CutPlanes cut_sandwiched_planes(const std::vector<index_t>& voxels, const Volume
   for (int attempt = 0; attempt < o.cut_max_planes && static_cast<index_t>(rest.size()) >= least_piece; ++attempt) {
     cutting = cutting && static_cast<index_t>(rest.size()) >= least;
     if (!cutting && !found.cracks.empty()) break;  // the fragments are wanted only without a crack
-    // Candidate planes at every (n/64)-th voxel, scored in parallel, the best taken in order.
+    // Candidate planes at every (n/64)-th voxel, scored in parallel, the best (the first of the
+    // highest count) taken. First each candidate's plane and its voxels within tol: a bound of
+    // its count of sandwiched voxels.
     const std::size_t stride = std::max<std::size_t>(1, rest.size() / 64);
     const std::size_t candidates = (rest.size() + stride - 1) / stride;
     std::vector<PrincipalAxes> plane_of(candidates);
-    std::vector<std::size_t> count_of(candidates, 0);
+    std::vector<std::size_t> count_of(candidates, 0), within_of(candidates, 0);
     tbb::parallel_for(std::size_t{0}, candidates, [&](std::size_t c) {
       const index_t i = rest[c * stride];
       const index_t x = i % d.x, y = (i / d.x) % d.y, z = i / (d.x * d.y);
@@ -708,11 +744,32 @@ CutPlanes cut_sandwiched_planes(const std::vector<index_t>& voxels, const Volume
       if (local.size() < 8) return;
       const PrincipalAxes p = principal_axes(local, d, h);
       if (!sandwiched(i, p.axis[2], void_mask, labels, host, max_aperture_um)) return;
-      std::size_t count = 0;
-      for (std::size_t q = 0; q < rest.size(); ++q)
-        if (std::abs(offset(p, rest_um[q])) <= tol)
-          count += sandwiched(rest[q], p.axis[2], void_mask, labels, host, max_aperture_um);
-      plane_of[c] = p, count_of[c] = count;
+      std::size_t within = 0;
+      for (const Vec3& c_um : rest_um) within += std::abs(offset(p, c_um)) <= tol;
+      plane_of[c] = p, within_of[c] = within;
+    });
+    // Then the counts, largest bound first. A candidate is dropped once the voxels it has left to
+    // test cannot lift its count to one already reached: it cannot be the best, and every
+    // candidate of the highest count is counted in full, so the choice is that of counting all.
+    std::vector<std::size_t> by_bound(candidates);
+    std::iota(by_bound.begin(), by_bound.end(), std::size_t{0});
+    std::stable_sort(by_bound.begin(), by_bound.end(),
+                     [&](std::size_t a, std::size_t b) { return within_of[a] > within_of[b]; });
+    std::atomic<std::size_t> reached{0};
+    tbb::parallel_for(std::size_t{0}, candidates, [&](std::size_t k) {
+      const std::size_t c = by_bound[k];
+      std::size_t left = within_of[c], count = 0;
+      if (left == 0 || left < reached.load(std::memory_order_relaxed)) return;
+      const PrincipalAxes& p = plane_of[c];
+      for (std::size_t q = 0; q < rest.size() && left; ++q) {
+        if (!(std::abs(offset(p, rest_um[q])) <= tol)) continue;
+        --left;
+        count += sandwiched(rest[q], p.axis[2], void_mask, labels, host, max_aperture_um);
+        if (count + left < reached.load(std::memory_order_relaxed)) return;
+      }
+      count_of[c] = count;
+      for (std::size_t seen = reached.load(); count > seen && !reached.compare_exchange_weak(seen, count);) {
+      }
     });
     PrincipalAxes best;
     std::size_t best_count = 0;
@@ -898,12 +955,10 @@ std::vector<JoinedFragments> bridge_fragments(const std::vector<std::vector<inde
 // crack was detected yet.
 void add_facets(const Volume<std::uint8_t>& labels, const Volume<float>& grey, const std::array<bool, 256>& host,
                 const std::array<bool, 256>& pore, const CrackDetectionOptions& o, CrackDetection& out) {
-  std::vector<float> in_host, other;
-  for (index_t i = 0; i < labels.size(); ++i) {
-    if (host[labels[i]]) in_host.push_back(grey[i]);
-    else if (!pore[labels[i]]) other.push_back(grey[i]);
-  }
-  const double host_level = median_of(in_host), darker_level = median_of(other);
+  std::array<bool, 256> other{};  // the solids that are neither host nor void
+  for (std::size_t l = 0; l < 256; ++l) other[l] = !host[l] && !pore[l];
+  const std::array<double, 2> levels = grey_medians(labels, grey, host, other);
+  const double host_level = levels[0], darker_level = levels[1];
   if (!(darker_level < host_level)) return;  // no darker solid: a thin opening reads as void or host
   const Facets facets = detect_facets(labels, grey, host, host_level, darker_level, o.facets, out.ids);
   out.facet_voxels = facets.candidates;
@@ -1008,17 +1063,16 @@ CrackDetection detect_cracks(const Volume<std::uint8_t>& labels, const Volume<fl
       }
     }
   }
-  // Released before the components and the ids: not needed again.
-  closed = {};
-  out.ids = labels.like<std::uint32_t>(d);  // allocated only now: not held beside the sheet response
+  closed = {};  // released before the components: not needed again
 
   // 4. Sheet-like components become cracks; coplanar pieces of one holey sheet are judged as one.
-  const Clusters comps = label_clusters(thin, 26);
+  Clusters comps = label_clusters(thin, 26);
   thin = {};  // released: the components hold it from here on
   std::vector<std::vector<index_t>> members(comps.count + 1);
   for (index_t i = 0; i < labels.size(); ++i)
     if (comps.ids[i]) members[comps.ids[i]].push_back(i);
   std::vector<std::uint32_t> group = coplanar_groups(comps, members, h, o.join_gap_vox);
+  comps.ids = {};  // released: the members hold the components from here on (bridge_groups reads the count)
   bridge_groups(comps, members, group, labels, void_mask, host, grey, dark_below, o);
   std::vector<std::vector<std::uint32_t>> parts_of(comps.count + 1);
   for (std::uint32_t c = 1; c <= comps.count; ++c) parts_of[group[c]].push_back(c);
@@ -1058,6 +1112,9 @@ CrackDetection detect_cracks(const Volume<std::uint8_t>& labels, const Volume<fl
           }
         }
       });
+  // The crack ids are allocated only now, after every full-volume buffer of steps 1–4 but the
+  // void mask is gone: the stage's high-water mark is what is held together.
+  out.ids = labels.like<std::uint32_t>(d);
   std::vector<std::uint32_t> new_id(comps.count + 1, 0);
   for (std::uint32_t root = 1; root <= comps.count; ++root) {
     GroupVerdict& g = verdict[root];
@@ -1080,8 +1137,9 @@ CrackDetection detect_cracks(const Volume<std::uint8_t>& labels, const Volume<fl
     g.pieces = {};
   }
   if (!o.split_touching) {
-    for (index_t i = 0; i < labels.size(); ++i)
-      if (new_id[comps.ids[i]]) out.ids[i] = new_id[comps.ids[i]];
+    for (std::uint32_t c = 1; c <= comps.count; ++c)
+      if (new_id[c])
+        for (index_t i : members[c]) out.ids[i] = new_id[c];
   }
   // Fragments of rejected groups (in group order) joined across the groups, and to the cracks
   // accepted so far (ids 1..count, the first entries): cut cracks, or parts of those cracks.
@@ -1097,6 +1155,12 @@ CrackDetection detect_cracks(const Volume<std::uint8_t>& labels, const Volume<fl
     if (joined.anchor == SIZE_MAX) id = ++out.count, ++out.cut_cracks;
     for (index_t i : joined.voxels) out.ids[i] = id;
   }
+  // Released before the facets: they read only the labels, the grey and the ids, and their own
+  // full-volume buffers set the stage's high-water mark.
+  void_mask = {};
+  fragments = {};
+  verdict = {};
+  members = {};
   if (grey && o.find_facets) add_facets(labels, *grey, host, pore, o, out);
   // Ids in raster order of each crack's first voxel.
   std::vector<std::uint32_t> order(out.count + 1, 0);
