@@ -111,24 +111,27 @@ std::vector<std::uint32_t> components_within_reach(const Volume<std::uint32_t>& 
         }
     }
   } else {
-    std::vector<std::uint8_t> mask(static_cast<std::size_t>(n[0] * n[1] * n[2]), 0), tmp;
+    std::vector<std::uint8_t> mask(static_cast<std::size_t>(n[0] * n[1] * n[2]), 0), line;
     auto at = [&](index_t x, index_t y, index_t z) { return static_cast<std::size_t>(x + n[0] * (y + n[1] * z)); };
     for (index_t i : voxels) mask[at(i % d.x - lo[0], (i / d.x) % d.y - lo[1], i / (d.x * d.y) - lo[2])] = 1;
     const index_t step[3] = {1, n[0], n[0] * n[1]};
-    for (int a = 0; a < 3; ++a) {  // box dilation by r along each axis in turn
-      tmp = mask;
-      for (index_t z = 0; z < n[2]; ++z)
-        for (index_t y = 0; y < n[1]; ++y)
-          for (index_t x = 0; x < n[0]; ++x) {
-            const index_t p[3] = {x, y, z};
-            const std::size_t i = at(x, y, z);
-            if (tmp[i]) continue;
-            for (index_t t = std::max<index_t>(0, p[a] - r); t <= std::min<index_t>(n[a] - 1, p[a] + r); ++t)
-              if (tmp[i + static_cast<std::size_t>((t - p[a]) * step[a])]) {
-                mask[i] = 1;
-                break;
-              }
+    for (int a = 0; a < 3; ++a) {  // box dilation by r along each axis in turn, line by line in place
+      const int b = (a + 1) % 3, c = (a + 2) % 3;
+      line.resize(static_cast<std::size_t>(n[a]));
+      for (index_t v = 0; v < n[c]; ++v)
+        for (index_t u = 0; u < n[b]; ++u) {
+          index_t p[3];
+          p[a] = 0, p[b] = u, p[c] = v;
+          std::uint8_t* first = &mask[at(p[0], p[1], p[2])];
+          for (index_t t = 0; t < n[a]; ++t) line[static_cast<std::size_t>(t)] = first[t * step[a]];
+          index_t set = 0;  // set voxels of the line within [t − r, t + r]
+          for (index_t t = 0; t < std::min<index_t>(n[a], r); ++t) set += line[static_cast<std::size_t>(t)];
+          for (index_t t = 0; t < n[a]; ++t) {
+            if (t + r < n[a]) set += line[static_cast<std::size_t>(t + r)];
+            if (t - r - 1 >= 0) set -= line[static_cast<std::size_t>(t - r - 1)];
+            first[t * step[a]] = set > 0;
           }
+        }
     }
     for (index_t z = 0; z < n[2]; ++z)
       for (index_t y = 0; y < n[1]; ++y) {
@@ -1002,12 +1005,9 @@ CrackDetection detect_cracks(const Volume<std::uint8_t>& labels, const Volume<fl
   out.max_aperture_um = o.max_aperture_um > 0 ? o.max_aperture_um : 4 * h_max;
   out.closing_radius_um = o.closing_radius_um > 0 ? o.closing_radius_um : out.max_aperture_um / 2 + h_max;
 
-  // 1. Void, plus host voxels with a strong grey sheet response.
-  Volume<std::uint8_t> void_mask = labels.like<std::uint8_t>(d);
-  for (index_t i = 0; i < labels.size(); ++i) {
-    void_mask[i] = pore[labels[i]];
-    out.void_voxels += void_mask[i];
-  }
+  // 1. Void, plus host voxels with a strong grey sheet response (found first, in the mask of where
+  //    the response is read, which then becomes the void mask: no third byte volume beside it).
+  Volume<std::uint8_t> void_mask;
   double dark_below = 0;    // a cut crack's mean grey lies below this (host − cut_min_dip × contrast)
   double valley_floor = 0;  // and its mean curvature across exceeds this (grey / µm²)
   if (grey) {
@@ -1027,19 +1027,28 @@ CrackDetection detect_cracks(const Volume<std::uint8_t>& labels, const Volume<fl
     valley_floor = o.cut_min_valley * so.contrast / (h_min * h_min);
     // The response is read only at host voxels clear of the rest, so it is computed only there.
     Volume<std::uint8_t> weak = host_clear_of_others(labels, host, 1.75 * h_max);  // 26-neighbours and beyond
-    const Volume<float> sheet = dark_sheetness(*grey, so, weak);
     // Hysteresis: host voxels with a response ≥ sheet_threshold / 2 that are 26-connected to
     // one ≥ sheet_threshold; noise seldom reaches the high level, a crack's rim seldom the low.
-    for (index_t i = 0; i < labels.size(); ++i) weak[i] = weak[i] && sheet[i] >= o.sheet_threshold / 2;
-    const Clusters weak_parts = label_clusters(weak, 26);
-    std::vector<std::uint8_t> has_strong(weak_parts.count + 1, 0);
-    for (index_t i = 0; i < labels.size(); ++i)
-      if (weak_parts.ids[i] && sheet[i] >= o.sheet_threshold) has_strong[weak_parts.ids[i]] = 1;
-    for (index_t i = 0; i < labels.size(); ++i)
-      if (has_strong[weak_parts.ids[i]] && weak_parts.ids[i]) {
-        void_mask[i] = 1;
-        ++out.sheet_voxels;
-      }
+    // Only the levels are kept (1 weak, 2 strong), not the response's float volume.
+    dark_sheetness_levels(*grey, so, weak, o.sheet_threshold / 2, o.sheet_threshold);
+    {
+      const Clusters weak_parts = label_clusters(weak, 26);
+      std::vector<std::uint8_t> has_strong(weak_parts.count + 1, 0);
+      for (index_t i = 0; i < labels.size(); ++i)
+        if (weak[i] == 2) has_strong[weak_parts.ids[i]] = 1;
+      for (index_t i = 0; i < labels.size(); ++i) weak[i] = has_strong[weak_parts.ids[i]];
+    }
+    void_mask = std::move(weak);
+  } else {
+    void_mask = labels.like<std::uint8_t>(d);
+  }
+  for (index_t i = 0; i < labels.size(); ++i) {
+    if (pore[labels[i]]) {
+      void_mask[i] = 1;
+      ++out.void_voxels;
+    } else {
+      out.sheet_voxels += void_mask[i];
+    }
   }
 
   // 2. Inside the closed host (as labelled, sheet voxels included, so that a crack found
@@ -1049,21 +1058,22 @@ CrackDetection detect_cracks(const Volume<std::uint8_t>& labels, const Volume<fl
   Volume<std::uint8_t> closed = erode(dilate(labelled_host, out.closing_radius_um), out.closing_radius_um);
   labelled_host = {};  // released: only the closing needed it
 
-  // 3. Thin, by the local thickness of the whole void.
-  Volume<std::uint8_t> thin = labels.like<std::uint8_t>(d);
+  // 3. Thin, by the local thickness of the whole void: the enclosed void first, in the closed
+  //    host's own buffer, so that the thickness is not computed beside a third byte volume.
+  Volume<std::uint8_t> thin = std::move(closed);
+  for (index_t i = 0; i < labels.size(); ++i) {
+    thin[i] = thin[i] && void_mask[i];
+    out.enclosed_voxels += thin[i];
+  }
   {  // the thickness is dropped before the components are labelled
     const Volume<float> thickness = local_thickness(void_mask);
     for (index_t i = 0; i < labels.size(); ++i) {
-      if (!void_mask[i] || !closed[i]) continue;
-      ++out.enclosed_voxels;
+      if (!thin[i]) continue;
       // A small tolerance: local thickness is a sum of float distances.
-      if (thickness[i] <= out.max_aperture_um * (1 + 1e-6)) {
-        thin[i] = 1;
-        ++out.thin_voxels;
-      }
+      if (thickness[i] <= out.max_aperture_um * (1 + 1e-6)) ++out.thin_voxels;
+      else thin[i] = 0;
     }
   }
-  closed = {};  // released before the components: not needed again
 
   // 4. Sheet-like components become cracks; coplanar pieces of one holey sheet are judged as one.
   Clusters comps = label_clusters(thin, 26);
