@@ -490,6 +490,14 @@ std::vector<std::vector<index_t>> split_planes(const std::vector<index_t>& voxel
   return result;
 }
 
+// std::lround's value (halves away from zero) without its library call, as sheetness.cpp's: v − trunc(v)
+// is exact, and |v| is a few voxels here. sandwiched() runs millions of times.
+index_t round_half_away(double v) {
+  const auto t = static_cast<index_t>(v);
+  const double f = v - static_cast<double>(t);
+  return t + (f >= 0.5) - (f <= -0.5);
+}
+
 // Is voxel i a crack voxel seen along the unit normal n: walking from it along +n and −n, a
 // host voxel that is not void (the crack's two walls) comes within a void run of at most
 // max_run_um? A slab cut through a pore network fails (the films cross the slab, so the void
@@ -507,7 +515,7 @@ bool sandwiched(index_t i, const Vec3& n, const Volume<std::uint8_t>& void_mask,
     for (int t = 1; t <= steps && !reach[side]; ++t) {
       index_t q[3];
       for (int k = 0; k < 3; ++k) {
-        q[k] = p[k] + static_cast<index_t>(std::lround(sgn * t * step * n[k] / h[k]));
+        q[k] = p[k] + round_half_away(sgn * t * step * n[k] / h[k]);
         if (q[k] < 0 || q[k] >= d[k]) return false;
       }
       const index_t j = q[0] + d.x * (q[1] + d.y * q[2]);
@@ -780,11 +788,17 @@ CutPlanes cut_sandwiched_planes(const std::vector<index_t>& voxels, const Volume
       if (count_of[c] > best_count) best_count = count_of[c], best = plane_of[c];
     cutting = cutting && best_count >= static_cast<std::size_t>(least);
     if (best_count < static_cast<std::size_t>(least_piece) || (!cutting && !found.cracks.empty())) break;
+    // The best plane's sandwiched voxels (tested in parallel, gathered in order).
+    std::vector<std::uint8_t> flag(rest.size(), 0);
+    tbb::parallel_for(tbb::blocked_range<std::size_t>(0, rest.size(), 1024),
+                      [&](const tbb::blocked_range<std::size_t>& qs) {
+                        for (std::size_t q = qs.begin(); q != qs.end(); ++q)
+                          flag[q] = std::abs(offset(best, rest_um[q])) <= tol &&
+                                    sandwiched(rest[q], best.axis[2], void_mask, labels, host, max_aperture_um);
+                      });
     std::vector<index_t> support;
     for (std::size_t q = 0; q < rest.size(); ++q)
-      if (std::abs(offset(best, rest_um[q])) <= tol &&
-          sandwiched(rest[q], best.axis[2], void_mask, labels, host, max_aperture_um))
-        support.push_back(rest[q]);
+      if (flag[q]) support.push_back(rest[q]);
     const PrincipalAxes plane = principal_axes(support, d, h);
     std::vector<index_t> in, out;
     std::vector<Vec3> out_um;
@@ -796,14 +810,23 @@ CutPlanes cut_sandwiched_planes(const std::vector<index_t>& voxels, const Volume
         out_um.push_back(rest_um[q]);
       }
     }
-    // Clusters of the in-plane voxels (within 2 voxels of each other), by flood fill in the box.
-    for (index_t j : in) box_at(j) = 2;
+    // Clusters of the in-plane voxels (within 2 voxels of each other), by flood fill in the box;
+    // whether each is sandwiched along the refitted plane's normal is tested first, in parallel,
+    // and kept in the box mark's bit 4.
+    flag.assign(in.size(), 0);
+    tbb::parallel_for(tbb::blocked_range<std::size_t>(0, in.size(), 1024),
+                      [&](const tbb::blocked_range<std::size_t>& ks) {
+                        for (std::size_t k = ks.begin(); k != ks.end(); ++k)
+                          flag[k] = sandwiched(in[k], plane.axis[2], void_mask, labels, host, max_aperture_um);
+                      });
+    constexpr std::uint8_t walled_bit = 16;
+    for (std::size_t k = 0; k < in.size(); ++k) box_at(in[k]) = flag[k] ? 2 | walled_bit : 2;
     std::vector<index_t> best_cluster;
     std::size_t best_sandwiched = 0;
     for (index_t seed : in) {
-      if (box_at(seed) != 2) continue;
+      if ((box_at(seed) & ~walled_bit) != 2) continue;
       std::vector<index_t> cluster{seed};
-      box_at(seed) = 3;
+      box_at(seed) ^= 1;  // 2 → 3: visited
       for (std::size_t k = 0; k < cluster.size(); ++k) {
         const index_t i = cluster[k];
         const index_t x = i % d.x, y = (i / d.x) % d.y, z = i / (d.x * d.y);
@@ -811,11 +834,11 @@ CutPlanes cut_sandwiched_planes(const std::vector<index_t>& voxels, const Volume
           for (index_t v = std::max(lo[1], y - 2); v <= std::min(hi[1], y + 2); ++v)
             for (index_t u = std::max(lo[0], x - 2); u <= std::min(hi[0], x + 2); ++u) {
               std::uint8_t& m = box[box_index(u, v, w)];
-              if (m == 2) m = 3, cluster.push_back(u + d.x * (v + d.y * w));
+              if ((m & ~walled_bit) == 2) m ^= 1, cluster.push_back(u + d.x * (v + d.y * w));
             }
       }
       std::size_t count = 0;
-      for (index_t i : cluster) count += sandwiched(i, plane.axis[2], void_mask, labels, host, max_aperture_um);
+      for (index_t i : cluster) count += (box_at(i) & walled_bit) != 0;
       if (count > best_sandwiched || (count == best_sandwiched && cluster.size() < best_cluster.size()))
         best_sandwiched = count, best_cluster = std::move(cluster);
     }
