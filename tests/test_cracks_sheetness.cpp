@@ -3,8 +3,10 @@
 // anisotropic sheets too, and the result is bit-identical for any thread count.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
+#include <vector>
 
 #include <tbb/global_control.h>
 
@@ -117,6 +119,36 @@ TEST(Sheetness, MaskedResponseIsTheFullResponseInsideTheMask) {
   EXPECT_GT(responding, 0);
   EXPECT_GT(masked_out, 0);
   EXPECT_THROW(dark_sheetness(grey, options(), Volume<std::uint8_t>({40, 36, 29}, grey.spacing_um, 1)), InputError);
+}
+
+// The levels detect_cracks' hysteresis reads, without the float volume: 2 where the masked response
+// is ≥ high, 1 where ≥ low, 0 below and outside the mask, for every voxel and thresholds that
+// cut through the responses (one of them a response value itself, so ≥ is tested at equality).
+TEST(Sheetness, LevelsAreTheMaskedResponseThresholded) {
+  const Volume<float> grey = noisy_slanted_sheet(11, -0.3, 14);
+  Volume<std::uint8_t> where(grey.dims(), grey.spacing_um, 0);
+  for (index_t i = 0; i < where.size(); ++i) where[i] = (i * 7919) % 3 != 0;
+  const Volume<float> response = dark_sheetness(grey, options(), where);
+  std::vector<float> values;
+  for (index_t i = 0; i < response.size(); ++i)
+    if (response[i] > 0) values.push_back(response[i]);
+  ASSERT_GT(values.size(), 10u);
+  std::sort(values.begin(), values.end());
+  const double low = values[values.size() / 4], high = values[values.size() * 3 / 4] + 1e-3;
+  Volume<std::uint8_t> levels = where;
+  dark_sheetness_levels(grey, options(), levels, low, high);
+  index_t counts[3] = {0, 0, 0};
+  for (index_t i = 0; i < levels.size(); ++i) {
+    const int expected = where[i] ? (response[i] >= low) + (response[i] >= high) : 0;
+    ASSERT_EQ(levels[i], expected) << i;
+    ++counts[expected];
+  }
+  EXPECT_GT(counts[1], 0);
+  EXPECT_GT(counts[2], 0);
+  // A low threshold of 0: every masked voxel reaches it, responding or not.
+  levels = where;
+  dark_sheetness_levels(grey, options(), levels, 0, high);
+  for (index_t i = 0; i < levels.size(); ++i) ASSERT_EQ(levels[i], where[i] ? 1 + (response[i] >= high) : 0) << i;
 }
 
 TEST(Sheetness, RejectsBadInput) {

@@ -2,8 +2,11 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
+#include <bit>
 #include <cmath>
 #include <limits>
+#include <numeric>
 #include <sstream>
 
 #include <tbb/blocked_range.h>
@@ -27,11 +30,46 @@ std::array<bool, 256> label_set(const std::vector<int>& labels) {
   return in;
 }
 
-double median_of(std::vector<float>& v) {
-  if (v.empty()) return std::numeric_limits<double>::quiet_NaN();
-  auto mid = v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2);
-  std::nth_element(v.begin(), mid, v.end());
-  return *mid;
+// A float's bits as an unsigned key in the floats' order (the sign bit flipped, negatives inverted).
+std::uint32_t order_key(float f) {
+  const auto u = std::bit_cast<std::uint32_t>(f);
+  return u & 0x80000000u ? ~u : u | 0x80000000u;
+}
+float from_order_key(std::uint32_t k) { return std::bit_cast<float>(k & 0x80000000u ? k & 0x7fffffffu : ~k); }
+
+// Median grey levels of two label sets (the element of rank n/2 in order, NaN for an empty set),
+// found without copying the voxels' grey (up to 4 B/voxel): one counting pass over the high 16 bits
+// of the order keys, one over the low 16 bits inside each median's bucket.
+std::array<double, 2> grey_medians(const Volume<std::uint8_t>& labels, const Volume<float>& grey,
+                                   const std::array<bool, 256>& first, const std::array<bool, 256>& second) {
+  std::array<std::uint8_t, 256> set_of{};  // 1: first, 2: second, 0: neither
+  for (std::size_t l = 0; l < 256; ++l) set_of[l] = first[l] ? 1 : second[l] ? 2 : 0;
+  std::vector<std::array<index_t, 2>> count(std::size_t{1} << 16, {0, 0});
+  for (index_t i = 0; i < labels.size(); ++i)
+    if (const int s = set_of[labels[i]]) ++count[order_key(grey[i]) >> 16][s - 1];
+  std::array<index_t, 2> rank{}, total{};
+  std::array<std::uint32_t, 2> bucket{};
+  for (int s = 0; s < 2; ++s) {
+    for (const auto& c : count) total[s] += c[s];
+    rank[s] = total[s] / 2;
+    if (total[s])
+      for (; rank[s] >= count[bucket[s]][s]; ++bucket[s]) rank[s] -= count[bucket[s]][s];
+  }
+  for (auto& c : count) c = {0, 0};
+  for (index_t i = 0; i < labels.size(); ++i)
+    if (const int s = set_of[labels[i]]) {
+      const std::uint32_t k = order_key(grey[i]);
+      if (k >> 16 == bucket[s - 1]) ++count[k & 0xffffu][s - 1];
+    }
+  std::array<double, 2> median{};
+  for (int s = 0; s < 2; ++s) {
+    median[s] = std::numeric_limits<double>::quiet_NaN();
+    if (!total[s]) continue;
+    std::uint32_t low = 0;
+    for (; rank[s] >= count[low][s]; ++low) rank[s] -= count[low][s];
+    median[s] = from_order_key(bucket[s] << 16 | low);
+  }
+  return median;
 }
 
 // Median grey levels of the host and of the void, from the labels (NaN when absent).
@@ -40,12 +78,8 @@ struct GreyLevels {
 };
 GreyLevels grey_levels(const Volume<std::uint8_t>& labels, const Volume<float>& grey, const std::array<bool, 256>& host,
                        const std::array<bool, 256>& pore) {
-  std::vector<float> h, v;
-  for (index_t i = 0; i < labels.size(); ++i) {
-    if (host[labels[i]]) h.push_back(grey[i]);
-    else if (pore[labels[i]]) v.push_back(grey[i]);
-  }
-  return {median_of(h), median_of(v)};
+  const std::array<double, 2> m = grey_medians(labels, grey, host, pore);
+  return {m[0], m[1]};
 }
 
 // The components with an id above c that come within r voxels (Chebyshev) of c's voxels, in
@@ -77,24 +111,27 @@ std::vector<std::uint32_t> components_within_reach(const Volume<std::uint32_t>& 
         }
     }
   } else {
-    std::vector<std::uint8_t> mask(static_cast<std::size_t>(n[0] * n[1] * n[2]), 0), tmp;
+    std::vector<std::uint8_t> mask(static_cast<std::size_t>(n[0] * n[1] * n[2]), 0), line;
     auto at = [&](index_t x, index_t y, index_t z) { return static_cast<std::size_t>(x + n[0] * (y + n[1] * z)); };
     for (index_t i : voxels) mask[at(i % d.x - lo[0], (i / d.x) % d.y - lo[1], i / (d.x * d.y) - lo[2])] = 1;
     const index_t step[3] = {1, n[0], n[0] * n[1]};
-    for (int a = 0; a < 3; ++a) {  // box dilation by r along each axis in turn
-      tmp = mask;
-      for (index_t z = 0; z < n[2]; ++z)
-        for (index_t y = 0; y < n[1]; ++y)
-          for (index_t x = 0; x < n[0]; ++x) {
-            const index_t p[3] = {x, y, z};
-            const std::size_t i = at(x, y, z);
-            if (tmp[i]) continue;
-            for (index_t t = std::max<index_t>(0, p[a] - r); t <= std::min<index_t>(n[a] - 1, p[a] + r); ++t)
-              if (tmp[i + static_cast<std::size_t>((t - p[a]) * step[a])]) {
-                mask[i] = 1;
-                break;
-              }
+    for (int a = 0; a < 3; ++a) {  // box dilation by r along each axis in turn, line by line in place
+      const int b = (a + 1) % 3, c = (a + 2) % 3;
+      line.resize(static_cast<std::size_t>(n[a]));
+      for (index_t v = 0; v < n[c]; ++v)
+        for (index_t u = 0; u < n[b]; ++u) {
+          index_t p[3];
+          p[a] = 0, p[b] = u, p[c] = v;
+          std::uint8_t* first = &mask[at(p[0], p[1], p[2])];
+          for (index_t t = 0; t < n[a]; ++t) line[static_cast<std::size_t>(t)] = first[t * step[a]];
+          index_t set = 0;  // set voxels of the line within [t − r, t + r]
+          for (index_t t = 0; t < std::min<index_t>(n[a], r); ++t) set += line[static_cast<std::size_t>(t)];
+          for (index_t t = 0; t < n[a]; ++t) {
+            if (t + r < n[a]) set += line[static_cast<std::size_t>(t + r)];
+            if (t - r - 1 >= 0) set -= line[static_cast<std::size_t>(t - r - 1)];
+            first[t * step[a]] = set > 0;
           }
+        }
     }
     for (index_t z = 0; z < n[2]; ++z)
       for (index_t y = 0; y < n[1]; ++y) {
@@ -453,6 +490,14 @@ std::vector<std::vector<index_t>> split_planes(const std::vector<index_t>& voxel
   return result;
 }
 
+// std::lround's value (halves away from zero) without its library call, as sheetness.cpp's: v − trunc(v)
+// is exact, and |v| is a few voxels here. sandwiched() runs millions of times.
+index_t round_half_away(double v) {
+  const auto t = static_cast<index_t>(v);
+  const double f = v - static_cast<double>(t);
+  return t + (f >= 0.5) - (f <= -0.5);
+}
+
 // Is voxel i a crack voxel seen along the unit normal n: walking from it along +n and −n, a
 // host voxel that is not void (the crack's two walls) comes within a void run of at most
 // max_run_um? A slab cut through a pore network fails (the films cross the slab, so the void
@@ -470,7 +515,7 @@ bool sandwiched(index_t i, const Vec3& n, const Volume<std::uint8_t>& void_mask,
     for (int t = 1; t <= steps && !reach[side]; ++t) {
       index_t q[3];
       for (int k = 0; k < 3; ++k) {
-        q[k] = p[k] + static_cast<index_t>(std::lround(sgn * t * step * n[k] / h[k]));
+        q[k] = p[k] + round_half_away(sgn * t * step * n[k] / h[k]);
         if (q[k] < 0 || q[k] >= d[k]) return false;
       }
       const index_t j = q[0] + d.x * (q[1] + d.y * q[2]);
@@ -692,11 +737,13 @@ CutPlanes cut_sandwiched_planes(const std::vector<index_t>& voxels, const Volume
   for (int attempt = 0; attempt < o.cut_max_planes && static_cast<index_t>(rest.size()) >= least_piece; ++attempt) {
     cutting = cutting && static_cast<index_t>(rest.size()) >= least;
     if (!cutting && !found.cracks.empty()) break;  // the fragments are wanted only without a crack
-    // Candidate planes at every (n/64)-th voxel, scored in parallel, the best taken in order.
+    // Candidate planes at every (n/64)-th voxel, scored in parallel, the best (the first of the
+    // highest count) taken. First each candidate's plane and its voxels within tol: a bound of
+    // its count of sandwiched voxels.
     const std::size_t stride = std::max<std::size_t>(1, rest.size() / 64);
     const std::size_t candidates = (rest.size() + stride - 1) / stride;
     std::vector<PrincipalAxes> plane_of(candidates);
-    std::vector<std::size_t> count_of(candidates, 0);
+    std::vector<std::size_t> count_of(candidates, 0), within_of(candidates, 0);
     tbb::parallel_for(std::size_t{0}, candidates, [&](std::size_t c) {
       const index_t i = rest[c * stride];
       const index_t x = i % d.x, y = (i / d.x) % d.y, z = i / (d.x * d.y);
@@ -708,11 +755,32 @@ CutPlanes cut_sandwiched_planes(const std::vector<index_t>& voxels, const Volume
       if (local.size() < 8) return;
       const PrincipalAxes p = principal_axes(local, d, h);
       if (!sandwiched(i, p.axis[2], void_mask, labels, host, max_aperture_um)) return;
-      std::size_t count = 0;
-      for (std::size_t q = 0; q < rest.size(); ++q)
-        if (std::abs(offset(p, rest_um[q])) <= tol)
-          count += sandwiched(rest[q], p.axis[2], void_mask, labels, host, max_aperture_um);
-      plane_of[c] = p, count_of[c] = count;
+      std::size_t within = 0;
+      for (const Vec3& c_um : rest_um) within += std::abs(offset(p, c_um)) <= tol;
+      plane_of[c] = p, within_of[c] = within;
+    });
+    // Then the counts, largest bound first. A candidate is dropped once the voxels it has left to
+    // test cannot lift its count to one already reached: it cannot be the best, and every
+    // candidate of the highest count is counted in full, so the choice is that of counting all.
+    std::vector<std::size_t> by_bound(candidates);
+    std::iota(by_bound.begin(), by_bound.end(), std::size_t{0});
+    std::stable_sort(by_bound.begin(), by_bound.end(),
+                     [&](std::size_t a, std::size_t b) { return within_of[a] > within_of[b]; });
+    std::atomic<std::size_t> reached{0};
+    tbb::parallel_for(std::size_t{0}, candidates, [&](std::size_t k) {
+      const std::size_t c = by_bound[k];
+      std::size_t left = within_of[c], count = 0;
+      if (left == 0 || left < reached.load(std::memory_order_relaxed)) return;
+      const PrincipalAxes& p = plane_of[c];
+      for (std::size_t q = 0; q < rest.size() && left; ++q) {
+        if (!(std::abs(offset(p, rest_um[q])) <= tol)) continue;
+        --left;
+        count += sandwiched(rest[q], p.axis[2], void_mask, labels, host, max_aperture_um);
+        if (count + left < reached.load(std::memory_order_relaxed)) return;
+      }
+      count_of[c] = count;
+      for (std::size_t seen = reached.load(); count > seen && !reached.compare_exchange_weak(seen, count);) {
+      }
     });
     PrincipalAxes best;
     std::size_t best_count = 0;
@@ -720,11 +788,17 @@ CutPlanes cut_sandwiched_planes(const std::vector<index_t>& voxels, const Volume
       if (count_of[c] > best_count) best_count = count_of[c], best = plane_of[c];
     cutting = cutting && best_count >= static_cast<std::size_t>(least);
     if (best_count < static_cast<std::size_t>(least_piece) || (!cutting && !found.cracks.empty())) break;
+    // The best plane's sandwiched voxels (tested in parallel, gathered in order).
+    std::vector<std::uint8_t> flag(rest.size(), 0);
+    tbb::parallel_for(tbb::blocked_range<std::size_t>(0, rest.size(), 1024),
+                      [&](const tbb::blocked_range<std::size_t>& qs) {
+                        for (std::size_t q = qs.begin(); q != qs.end(); ++q)
+                          flag[q] = std::abs(offset(best, rest_um[q])) <= tol &&
+                                    sandwiched(rest[q], best.axis[2], void_mask, labels, host, max_aperture_um);
+                      });
     std::vector<index_t> support;
     for (std::size_t q = 0; q < rest.size(); ++q)
-      if (std::abs(offset(best, rest_um[q])) <= tol &&
-          sandwiched(rest[q], best.axis[2], void_mask, labels, host, max_aperture_um))
-        support.push_back(rest[q]);
+      if (flag[q]) support.push_back(rest[q]);
     const PrincipalAxes plane = principal_axes(support, d, h);
     std::vector<index_t> in, out;
     std::vector<Vec3> out_um;
@@ -736,14 +810,23 @@ CutPlanes cut_sandwiched_planes(const std::vector<index_t>& voxels, const Volume
         out_um.push_back(rest_um[q]);
       }
     }
-    // Clusters of the in-plane voxels (within 2 voxels of each other), by flood fill in the box.
-    for (index_t j : in) box_at(j) = 2;
+    // Clusters of the in-plane voxels (within 2 voxels of each other), by flood fill in the box;
+    // whether each is sandwiched along the refitted plane's normal is tested first, in parallel,
+    // and kept in the box mark's bit 4.
+    flag.assign(in.size(), 0);
+    tbb::parallel_for(tbb::blocked_range<std::size_t>(0, in.size(), 1024),
+                      [&](const tbb::blocked_range<std::size_t>& ks) {
+                        for (std::size_t k = ks.begin(); k != ks.end(); ++k)
+                          flag[k] = sandwiched(in[k], plane.axis[2], void_mask, labels, host, max_aperture_um);
+                      });
+    constexpr std::uint8_t walled_bit = 16;
+    for (std::size_t k = 0; k < in.size(); ++k) box_at(in[k]) = flag[k] ? 2 | walled_bit : 2;
     std::vector<index_t> best_cluster;
     std::size_t best_sandwiched = 0;
     for (index_t seed : in) {
-      if (box_at(seed) != 2) continue;
+      if ((box_at(seed) & ~walled_bit) != 2) continue;
       std::vector<index_t> cluster{seed};
-      box_at(seed) = 3;
+      box_at(seed) ^= 1;  // 2 → 3: visited
       for (std::size_t k = 0; k < cluster.size(); ++k) {
         const index_t i = cluster[k];
         const index_t x = i % d.x, y = (i / d.x) % d.y, z = i / (d.x * d.y);
@@ -751,11 +834,11 @@ CutPlanes cut_sandwiched_planes(const std::vector<index_t>& voxels, const Volume
           for (index_t v = std::max(lo[1], y - 2); v <= std::min(hi[1], y + 2); ++v)
             for (index_t u = std::max(lo[0], x - 2); u <= std::min(hi[0], x + 2); ++u) {
               std::uint8_t& m = box[box_index(u, v, w)];
-              if (m == 2) m = 3, cluster.push_back(u + d.x * (v + d.y * w));
+              if ((m & ~walled_bit) == 2) m ^= 1, cluster.push_back(u + d.x * (v + d.y * w));
             }
       }
       std::size_t count = 0;
-      for (index_t i : cluster) count += sandwiched(i, plane.axis[2], void_mask, labels, host, max_aperture_um);
+      for (index_t i : cluster) count += (box_at(i) & walled_bit) != 0;
       if (count > best_sandwiched || (count == best_sandwiched && cluster.size() < best_cluster.size()))
         best_sandwiched = count, best_cluster = std::move(cluster);
     }
@@ -898,12 +981,10 @@ std::vector<JoinedFragments> bridge_fragments(const std::vector<std::vector<inde
 // crack was detected yet.
 void add_facets(const Volume<std::uint8_t>& labels, const Volume<float>& grey, const std::array<bool, 256>& host,
                 const std::array<bool, 256>& pore, const CrackDetectionOptions& o, CrackDetection& out) {
-  std::vector<float> in_host, other;
-  for (index_t i = 0; i < labels.size(); ++i) {
-    if (host[labels[i]]) in_host.push_back(grey[i]);
-    else if (!pore[labels[i]]) other.push_back(grey[i]);
-  }
-  const double host_level = median_of(in_host), darker_level = median_of(other);
+  std::array<bool, 256> other{};  // the solids that are neither host nor void
+  for (std::size_t l = 0; l < 256; ++l) other[l] = !host[l] && !pore[l];
+  const std::array<double, 2> levels = grey_medians(labels, grey, host, other);
+  const double host_level = levels[0], darker_level = levels[1];
   if (!(darker_level < host_level)) return;  // no darker solid: a thin opening reads as void or host
   const Facets facets = detect_facets(labels, grey, host, host_level, darker_level, o.facets, out.ids);
   out.facet_voxels = facets.candidates;
@@ -947,12 +1028,9 @@ CrackDetection detect_cracks(const Volume<std::uint8_t>& labels, const Volume<fl
   out.max_aperture_um = o.max_aperture_um > 0 ? o.max_aperture_um : 4 * h_max;
   out.closing_radius_um = o.closing_radius_um > 0 ? o.closing_radius_um : out.max_aperture_um / 2 + h_max;
 
-  // 1. Void, plus host voxels with a strong grey sheet response.
-  Volume<std::uint8_t> void_mask = labels.like<std::uint8_t>(d);
-  for (index_t i = 0; i < labels.size(); ++i) {
-    void_mask[i] = pore[labels[i]];
-    out.void_voxels += void_mask[i];
-  }
+  // 1. Void, plus host voxels with a strong grey sheet response (found first, in the mask of where
+  //    the response is read, which then becomes the void mask: no third byte volume beside it).
+  Volume<std::uint8_t> void_mask;
   double dark_below = 0;    // a cut crack's mean grey lies below this (host − cut_min_dip × contrast)
   double valley_floor = 0;  // and its mean curvature across exceeds this (grey / µm²)
   if (grey) {
@@ -972,19 +1050,28 @@ CrackDetection detect_cracks(const Volume<std::uint8_t>& labels, const Volume<fl
     valley_floor = o.cut_min_valley * so.contrast / (h_min * h_min);
     // The response is read only at host voxels clear of the rest, so it is computed only there.
     Volume<std::uint8_t> weak = host_clear_of_others(labels, host, 1.75 * h_max);  // 26-neighbours and beyond
-    const Volume<float> sheet = dark_sheetness(*grey, so, weak);
     // Hysteresis: host voxels with a response ≥ sheet_threshold / 2 that are 26-connected to
     // one ≥ sheet_threshold; noise seldom reaches the high level, a crack's rim seldom the low.
-    for (index_t i = 0; i < labels.size(); ++i) weak[i] = weak[i] && sheet[i] >= o.sheet_threshold / 2;
-    const Clusters weak_parts = label_clusters(weak, 26);
-    std::vector<std::uint8_t> has_strong(weak_parts.count + 1, 0);
-    for (index_t i = 0; i < labels.size(); ++i)
-      if (weak_parts.ids[i] && sheet[i] >= o.sheet_threshold) has_strong[weak_parts.ids[i]] = 1;
-    for (index_t i = 0; i < labels.size(); ++i)
-      if (has_strong[weak_parts.ids[i]] && weak_parts.ids[i]) {
-        void_mask[i] = 1;
-        ++out.sheet_voxels;
-      }
+    // Only the levels are kept (1 weak, 2 strong), not the response's float volume.
+    dark_sheetness_levels(*grey, so, weak, o.sheet_threshold / 2, o.sheet_threshold);
+    {
+      const Clusters weak_parts = label_clusters(weak, 26);
+      std::vector<std::uint8_t> has_strong(weak_parts.count + 1, 0);
+      for (index_t i = 0; i < labels.size(); ++i)
+        if (weak[i] == 2) has_strong[weak_parts.ids[i]] = 1;
+      for (index_t i = 0; i < labels.size(); ++i) weak[i] = has_strong[weak_parts.ids[i]];
+    }
+    void_mask = std::move(weak);
+  } else {
+    void_mask = labels.like<std::uint8_t>(d);
+  }
+  for (index_t i = 0; i < labels.size(); ++i) {
+    if (pore[labels[i]]) {
+      void_mask[i] = 1;
+      ++out.void_voxels;
+    } else {
+      out.sheet_voxels += void_mask[i];
+    }
   }
 
   // 2. Inside the closed host (as labelled, sheet voxels included, so that a crack found
@@ -994,31 +1081,31 @@ CrackDetection detect_cracks(const Volume<std::uint8_t>& labels, const Volume<fl
   Volume<std::uint8_t> closed = erode(dilate(labelled_host, out.closing_radius_um), out.closing_radius_um);
   labelled_host = {};  // released: only the closing needed it
 
-  // 3. Thin, by the local thickness of the whole void.
-  Volume<std::uint8_t> thin = labels.like<std::uint8_t>(d);
+  // 3. Thin, by the local thickness of the whole void: the enclosed void first, in the closed
+  //    host's own buffer, so that the thickness is not computed beside a third byte volume.
+  Volume<std::uint8_t> thin = std::move(closed);
+  for (index_t i = 0; i < labels.size(); ++i) {
+    thin[i] = thin[i] && void_mask[i];
+    out.enclosed_voxels += thin[i];
+  }
   {  // the thickness is dropped before the components are labelled
     const Volume<float> thickness = local_thickness(void_mask);
     for (index_t i = 0; i < labels.size(); ++i) {
-      if (!void_mask[i] || !closed[i]) continue;
-      ++out.enclosed_voxels;
+      if (!thin[i]) continue;
       // A small tolerance: local thickness is a sum of float distances.
-      if (thickness[i] <= out.max_aperture_um * (1 + 1e-6)) {
-        thin[i] = 1;
-        ++out.thin_voxels;
-      }
+      if (thickness[i] <= out.max_aperture_um * (1 + 1e-6)) ++out.thin_voxels;
+      else thin[i] = 0;
     }
   }
-  // Released before the components and the ids: not needed again.
-  closed = {};
-  out.ids = labels.like<std::uint32_t>(d);  // allocated only now: not held beside the sheet response
 
   // 4. Sheet-like components become cracks; coplanar pieces of one holey sheet are judged as one.
-  const Clusters comps = label_clusters(thin, 26);
+  Clusters comps = label_clusters(thin, 26);
   thin = {};  // released: the components hold it from here on
   std::vector<std::vector<index_t>> members(comps.count + 1);
   for (index_t i = 0; i < labels.size(); ++i)
     if (comps.ids[i]) members[comps.ids[i]].push_back(i);
   std::vector<std::uint32_t> group = coplanar_groups(comps, members, h, o.join_gap_vox);
+  comps.ids = {};  // released: the members hold the components from here on (bridge_groups reads the count)
   bridge_groups(comps, members, group, labels, void_mask, host, grey, dark_below, o);
   std::vector<std::vector<std::uint32_t>> parts_of(comps.count + 1);
   for (std::uint32_t c = 1; c <= comps.count; ++c) parts_of[group[c]].push_back(c);
@@ -1058,6 +1145,9 @@ CrackDetection detect_cracks(const Volume<std::uint8_t>& labels, const Volume<fl
           }
         }
       });
+  // The crack ids are allocated only now, after every full-volume buffer of steps 1–4 but the
+  // void mask is gone: the stage's high-water mark is what is held together.
+  out.ids = labels.like<std::uint32_t>(d);
   std::vector<std::uint32_t> new_id(comps.count + 1, 0);
   for (std::uint32_t root = 1; root <= comps.count; ++root) {
     GroupVerdict& g = verdict[root];
@@ -1080,8 +1170,9 @@ CrackDetection detect_cracks(const Volume<std::uint8_t>& labels, const Volume<fl
     g.pieces = {};
   }
   if (!o.split_touching) {
-    for (index_t i = 0; i < labels.size(); ++i)
-      if (new_id[comps.ids[i]]) out.ids[i] = new_id[comps.ids[i]];
+    for (std::uint32_t c = 1; c <= comps.count; ++c)
+      if (new_id[c])
+        for (index_t i : members[c]) out.ids[i] = new_id[c];
   }
   // Fragments of rejected groups (in group order) joined across the groups, and to the cracks
   // accepted so far (ids 1..count, the first entries): cut cracks, or parts of those cracks.
@@ -1097,6 +1188,12 @@ CrackDetection detect_cracks(const Volume<std::uint8_t>& labels, const Volume<fl
     if (joined.anchor == SIZE_MAX) id = ++out.count, ++out.cut_cracks;
     for (index_t i : joined.voxels) out.ids[i] = id;
   }
+  // Released before the facets: they read only the labels, the grey and the ids, and their own
+  // full-volume buffers set the stage's high-water mark.
+  void_mask = {};
+  fragments = {};
+  verdict = {};
+  members = {};
   if (grey && o.find_facets) add_facets(labels, *grey, host, pore, o, out);
   // Ids in raster order of each crack's first voxel.
   std::vector<std::uint32_t> order(out.count + 1, 0);

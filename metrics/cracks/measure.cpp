@@ -98,11 +98,12 @@ CrackMeasurements measure_cracks(const Volume<std::uint8_t>& labels, const Volum
   out.crack_volume_um3 = static_cast<double>(out.crack_voxels) * voxel_um3;
   out.crack_volume_fraction = out.host_volume_um3 > 0 ? out.crack_volume_um3 / out.host_volume_um3 : 0;
 
-  // Per crack: shape, area, orientation, aperture.
-  const Volume<float> thickness = local_thickness(crack_mask);
+  // Per crack: shape, area, orientation, aperture (the thickness dropped after: the network
+  // measures below hold volumes of their own).
   const auto members = crack_members(cracks);
   double lt_sum = 0;
   out.aperture_max_um = 0;
+  Volume<float> thickness = local_thickness(crack_mask);
   for (const auto& [id, voxels] : members) {
     CrackProperties c;
     c.id = id;
@@ -135,6 +136,7 @@ CrackMeasurements measure_cracks(const Volume<std::uint8_t>& labels, const Volum
     out.orientation_mean_deg += c.area_um2 * c.angle_to_pressing_axis_deg;
     out.cracks.push_back(c);
   }
+  thickness = {};
   if (out.crack_area_um2 > 0) {
     for (double& b : out.orientation_histogram) b /= out.crack_area_um2;
     out.orientation_mean_deg /= out.crack_area_um2;

@@ -124,8 +124,12 @@ Vec3 eigenvector(const double A[3][3], double l) {
   return {c[best][0] * s, c[best][1] * s, c[best][2] * s};
 }
 
-// The response at the voxels where `where` != 0, or at every voxel when `where` is null.
-Volume<float> sheetness_at(const Volume<float>& grey, const SheetnessOptions& o, const std::uint8_t* where) {
+// The response M at the voxels where `where` != 0, or at every voxel when `where` is null, handed
+// to `result`: result.raises(i, M) says whether M could change what voxel i holds (the maximum
+// over the scales, or its level), result.take(i, M) records it. M ≤ its Frobenius factor, so a
+// voxel whose factor raises nothing is skipped.
+template <class Result>
+void sheet_response(const Volume<float>& grey, const SheetnessOptions& o, const std::uint8_t* where, Result& result) {
   if (!(o.contrast > 0))
     throw InputError("sheetness: contrast " + std::to_string(o.contrast) +
                      " (host minus void grey level) must be positive");
@@ -134,7 +138,6 @@ Volume<float> sheetness_at(const Volume<float>& grey, const SheetnessOptions& o,
   const Vec3 h = grey.spacing_um;
   const double h_min = std::min({h[0], h[1], h[2]});
   const Dims d = grey.dims();
-  Volume<float> best = grey.like<float>(d, 0.0f);
   const double c = o.contrast_fraction * o.contrast;
   const double valley = o.valley_fraction * o.contrast;
   const double below_host =
@@ -174,7 +177,7 @@ Volume<float> sheetness_at(const Volume<float>& grey, const SheetnessOptions& o,
             // S² = ‖λ‖² is the Frobenius norm: its factor alone bounds M, so most voxels stop here.
             const double s2 = hxx * hxx + hyy * hyy + hzz * hzz + 2 * (hxy * hxy + hxz * hxz + hyz * hyz);
             const double m_s = 1 - std::exp(-s2 / (2 * c * c));
-            if (m_s < floor_m || m_s <= best[i]) continue;
+            if (m_s < floor_m || !result.raises(i, m_s)) continue;
             double l[3];
             eigenvalues(hxx, hxy, hxz, hyy, hyz, hzz, l);
             std::sort(l, l + 3, [](double a, double b) { return std::abs(a) < std::abs(b); });
@@ -183,7 +186,7 @@ Volume<float> sheetness_at(const Volume<float>& grey, const SheetnessOptions& o,
             const double rb = std::abs(2 * l[2] - std::abs(l[1]) - std::abs(l[0])) / l[2];
             const double m =
                 std::exp(-rs * rs / (2 * o.alpha * o.alpha)) * (1 - std::exp(-rb * rb / (2 * o.beta * o.beta))) * m_s;
-            if (m < floor_m || m <= best[i]) continue;
+            if (m < floor_m || !result.raises(i, m)) continue;
             // Valley test along the sheet normal (the eigenvector of the largest eigenvalue).
             const double A[3][3] = {{hxx, hxy, hxz}, {hxy, hyy, hyz}, {hxz, hyz, hzz}};
             const Vec3 n = eigenvector(A, l[2]);
@@ -204,13 +207,44 @@ Volume<float> sheetness_at(const Volume<float>& grey, const SheetnessOptions& o,
                 keep = keep && grey_along(side * step) >= g0;
               }
             }
-            if (keep) best[i] = static_cast<float>(m);
+            if (keep) result.take(i, m);
           }
         }
       }
     });
   }
-  return best;
+}
+
+// The maximum of M over the scales (0 where none passes).
+struct MaximumResponse {
+  Volume<float> best;
+  bool raises(index_t i, double m) const { return m > best[i]; }
+  void take(index_t i, double m) { best[i] = static_cast<float>(m); }
+};
+
+Volume<float> sheetness_at(const Volume<float>& grey, const SheetnessOptions& o, const std::uint8_t* where) {
+  MaximumResponse r{grey.like<float>(grey.dims(), 0.0f)};
+  sheet_response(grey, o, where, r);
+  return std::move(r.best);
+}
+
+// The level the maximum reaches, kept as 1 + level in the mask itself (0 stays outside): the
+// level of the float the maximum would be stored as, so that it is that value's threshold.
+struct ResponseLevel {
+  std::uint8_t* level;
+  double low, high;
+  std::uint8_t of(double m) const {
+    const double stored = static_cast<float>(m);
+    return static_cast<std::uint8_t>(1 + (stored >= low) + (stored >= high));
+  }
+  bool raises(index_t i, double m) const { return of(m) > level[i]; }
+  void take(index_t i, double m) { level[i] = std::max(level[i], of(m)); }
+};
+
+void check_mask(const Volume<float>& grey, const Volume<std::uint8_t>& mask) {
+  if (!(mask.dims() == grey.dims()))
+    throw InputError("sheetness: mask " + to_string(mask.dims()) + " and grey image " + to_string(grey.dims()) +
+                     " differ in size; expected the same dims");
 }
 
 }  // namespace
@@ -220,10 +254,18 @@ Volume<float> dark_sheetness(const Volume<float>& grey, const SheetnessOptions& 
 }
 
 Volume<float> dark_sheetness(const Volume<float>& grey, const SheetnessOptions& o, const Volume<std::uint8_t>& where) {
-  if (!(where.dims() == grey.dims()))
-    throw InputError("sheetness: mask " + to_string(where.dims()) + " and grey image " + to_string(grey.dims()) +
-                     " differ in size; expected the same dims");
+  check_mask(grey, where);
   return sheetness_at(grey, o, where.data());
+}
+
+void dark_sheetness_levels(const Volume<float>& grey, const SheetnessOptions& o, Volume<std::uint8_t>& where,
+                           double low, double high) {
+  check_mask(grey, where);
+  ResponseLevel r{where.data(), low, high};
+  const std::uint8_t none = r.of(0.0);  // the level of a voxel where no scale passes (its response is 0)
+  for (auto& v : where.storage()) v = v ? none : 0;
+  sheet_response(grey, o, where.data(), r);
+  for (auto& v : where.storage()) v = v ? v - 1 : 0;
 }
 
 }  // namespace vp

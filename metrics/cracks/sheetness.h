@@ -44,5 +44,11 @@ Volume<float> dark_sheetness(const Volume<float>& grey, const SheetnessOptions& 
 // read it only there, the per-voxel Hessian analysis of the other voxels is skipped.
 Volume<float> dark_sheetness(const Volume<float>& grey, const SheetnessOptions& options,
                              const Volume<std::uint8_t>& where);
+// For callers that only threshold the response (detect_cracks' hysteresis): replaces each voxel
+// of `where` != 0 by the level its response reaches, 1 from `low`, 2 from `high` (0 below low and
+// outside the mask), the same thresholds of the same float values as dark_sheetness(grey,
+// options, where), without its float volume (4 B/voxel).
+void dark_sheetness_levels(const Volume<float>& grey, const SheetnessOptions& options, Volume<std::uint8_t>& where,
+                           double low, double high);
 
 }  // namespace vp

@@ -151,9 +151,10 @@ class CracksStage : public Stage {
   }
   unsigned needs() const override { return kLabels; }
   unsigned provides() const override { return kCracks; }
-  // Float grey 4 B + sheet response and smoothed grey 8 + masks, or ids and components 8 + the
-  // facet step's closing; measured 12.0-13.0 B/voxel at 256³ (bench_pipeline, docs/cracks.md).
-  double bytes_per_voxel() const override { return 14.0; }
+  // Float grey 4 B + the smoothed grey of the sheet response 4 + its levels, or the components'
+  // ids 4 + masks, or the local thickness of the void; then measure_cracks beside the crack ids.
+  // Measured 11.1 B/voxel at 256³ (docs/cracks.md, "Performance").
+  double bytes_per_voxel() const override { return 12.0; }
 
   void preflight(const Params& p, const PreflightContext& pf, Diagnostics& d) const override {
     if (pf.phases.empty()) return;
