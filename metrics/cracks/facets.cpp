@@ -255,10 +255,14 @@ Facets detect_facets(const Volume<std::uint8_t>& labels, const Volume<float>& gr
     std::vector<index_t> v = of_particle[p];
     // The first plane is the principal plane of all candidates; each further one, among those left
     // off the planes before, the local plane that holds most of them.
-    for (int plane = 0; plane < o.max_planes && static_cast<index_t>(v.size()) >= o.min_voxels; ++plane) {
+    const index_t all = static_cast<index_t>(v.size());
+    const index_t fewest = o.coplanar_min_voxels > 0 ? std::min(o.min_voxels, o.coplanar_min_voxels) : o.min_voxels;
+    for (int plane = 0; plane < o.max_planes && static_cast<index_t>(v.size()) >= (plane ? o.min_voxels : fewest);
+         ++plane) {
       PrincipalAxes pa = plane == 0 ? principal_axes(v, d, h) : best_supported_plane(v, d, h, tol);
       std::vector<index_t> on = candidates_on_plane(v, pa, d, h, tol);
-      if (static_cast<index_t>(on.size()) < o.min_voxels) break;
+      const index_t n_on = static_cast<index_t>(on.size());
+      if (n_on < o.min_voxels && !(plane == 0 && n_on >= fewest && n_on >= o.coplanar_share * all)) break;
       std::vector<index_t> rest;
       std::set_difference(v.begin(), v.end(), on.begin(), on.end(), std::back_inserter(rest));
       v = std::move(rest);

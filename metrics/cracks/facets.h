@@ -76,6 +76,11 @@ struct FacetOptions {
   // the further planes are mostly films at the skin of particles that the closing fused (measured
   // ≤ 2.3 voxels deep, the facets 3.9; with 1.4 a 64³ crack-free image went from 0.041 to 0.076 % false volume).
   int max_planes = 3;
+  // A particle whose candidates lie ≥ coplanar_share on its first plane needs only
+  // coplanar_min_voxels of them there (0: off): noise holes scatter over a particle, and a facet of
+  // 5 µm² holds about 20 voxels, under min_voxels.
+  index_t coplanar_min_voxels = 15;
+  double coplanar_share = 0.8;
   double further_min_depth_vox = 3;
 };
 
