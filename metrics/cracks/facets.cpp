@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <iterator>
 #include <limits>
 
 #include <tbb/blocked_range.h>
@@ -116,6 +117,53 @@ double plane_offset(const PrincipalAxes& pa, index_t i, const Dims& d, const Vec
                            static_cast<double>(i / (d.x * d.y)) * h[2]});
 }
 
+// Of the local principal planes (candidates within 4 voxels) at every (n/64)-th candidate, the one
+// that holds most candidates within tol. A particle's candidates can hold a facet beside films and
+// noise holes; their principal plane then runs between them, where a local plane at a facet voxel
+// lies on the facet.
+PrincipalAxes best_supported_plane(const std::vector<index_t>& v, const Dims& d, const Vec3& h, double tol) {
+  const double reach = 4 * std::max({h[0], h[1], h[2]});
+  auto centre = [&](index_t i) {
+    return Vec3{static_cast<double>(i % d.x) * h[0], static_cast<double>((i / d.x) % d.y) * h[1],
+                static_cast<double>(i / (d.x * d.y)) * h[2]};
+  };
+  PrincipalAxes best = principal_axes(v, d, h);
+  std::size_t best_count = 0;
+  for (index_t i : v) best_count += std::abs(plane_offset(best, i, d, h)) <= tol;
+  const std::size_t stride = std::max<std::size_t>(1, v.size() / 64);
+  for (std::size_t s = 0; s < v.size(); s += stride) {
+    const Vec3 c = centre(v[s]);
+    std::vector<index_t> local;
+    for (index_t j : v) {
+      const Vec3 q = centre(j);
+      if (std::abs(q[0] - c[0]) <= reach && std::abs(q[1] - c[1]) <= reach && std::abs(q[2] - c[2]) <= reach)
+        local.push_back(j);
+    }
+    if (local.size() < 8) continue;
+    const PrincipalAxes pa = principal_axes(local, d, h);
+    std::size_t count = 0;
+    for (index_t j : v) count += std::abs(plane_offset(pa, j, d, h)) <= tol;
+    if (count > best_count) best_count = count, best = pa;
+  }
+  return best;
+}
+
+// The candidates within tol of a plane started at `pa`, refitted twice to them (pa left at the last
+// fit); v sorted, and so is the result.
+std::vector<index_t> candidates_on_plane(const std::vector<index_t>& v, PrincipalAxes& pa, const Dims& d, const Vec3& h,
+                                         double tol) {
+  std::vector<index_t> on = v;
+  for (int refit = 0; refit < 2; ++refit) {
+    std::vector<index_t> next;
+    for (index_t i : v)
+      if (std::abs(plane_offset(pa, i, d, h)) <= tol) next.push_back(i);
+    if (next.size() < 12) break;  // too few to fit a plane: judged on the last fit
+    on = std::move(next);
+    pa = principal_axes(on, d, h);
+  }
+  return on;
+}
+
 // Per particle of the closed host: its centroid (µm) and inscribed radius (its deepest voxel).
 struct ParticleCore {
   Vec3 centroid_um{0, 0, 0};
@@ -204,30 +252,33 @@ Facets detect_facets(const Volume<std::uint8_t>& labels, const Volume<float>& gr
   const std::vector<ParticleCore> cores =
       core_rules ? particle_cores(particles, depth, markers_count) : std::vector<ParticleCore>();
   for (std::uint32_t p = 1; p <= markers_count; ++p) {
-    const std::vector<index_t>& v = of_particle[p];
-    if (static_cast<index_t>(v.size()) < o.min_voxels) continue;
-    PrincipalAxes pa = principal_axes(v, d, h);
-    std::vector<index_t> on = v;
-    for (int refit = 0; refit < 2; ++refit) {
-      std::vector<index_t> next;
-      for (index_t i : v)
-        if (std::abs(plane_offset(pa, i, d, h)) <= tol) next.push_back(i);
-      if (next.size() < 12) break;  // too few to fit a plane: judged on the last fit
-      on = std::move(next);
-      pa = principal_axes(on, d, h);
+    std::vector<index_t> v = of_particle[p];
+    // The first plane is the principal plane of all candidates; each further one, among those left
+    // off the planes before, the local plane that holds most of them.
+    const index_t all = static_cast<index_t>(v.size());
+    const index_t fewest = o.coplanar_min_voxels > 0 ? std::min(o.min_voxels, o.coplanar_min_voxels) : o.min_voxels;
+    for (int plane = 0; plane < o.max_planes && static_cast<index_t>(v.size()) >= (plane ? o.min_voxels : fewest);
+         ++plane) {
+      PrincipalAxes pa = plane == 0 ? principal_axes(v, d, h) : best_supported_plane(v, d, h, tol);
+      std::vector<index_t> on = candidates_on_plane(v, pa, d, h, tol);
+      const index_t n_on = static_cast<index_t>(on.size());
+      if (n_on < o.min_voxels && !(plane == 0 && n_on >= fewest && n_on >= o.coplanar_share * all)) break;
+      std::vector<index_t> rest;
+      std::set_difference(v.begin(), v.end(), on.begin(), on.end(), std::back_inserter(rest));
+      v = std::move(rest);
+      // Facets run through their particle; films that the closing fused into one "particle" lie off
+      // its centre (opt-in, facets.h).
+      if (o.max_centre_offset > 0 &&
+          std::abs(plane_offset(pa, cores[p].centroid_um)) > o.max_centre_offset * cores[p].radius_um)
+        continue;
+      double mean_depth = 0, deepest = 0;
+      for (index_t i : on) mean_depth += depth[i], deepest = std::max<double>(deepest, depth[i]);
+      mean_depth /= static_cast<double>(on.size()) * h_max;
+      const bool reaches_core = core_rules && o.core_reach > 0 && deepest >= o.core_reach * cores[p].radius_um;
+      if (mean_depth < (reaches_core ? o.min_depth_vox : min_depth_vox)) continue;
+      if (plane > 0 && mean_depth < o.further_min_depth_vox) continue;
+      out.voxels.push_back(std::move(on));
     }
-    if (static_cast<index_t>(on.size()) < o.min_voxels) continue;
-    // Facets run through their particle; films that the closing fused into one "particle" lie off
-    // its centre (opt-in, facets.h).
-    if (o.max_centre_offset > 0 &&
-        std::abs(plane_offset(pa, cores[p].centroid_um)) > o.max_centre_offset * cores[p].radius_um)
-      continue;
-    double mean_depth = 0, deepest = 0;
-    for (index_t i : on) mean_depth += depth[i], deepest = std::max<double>(deepest, depth[i]);
-    mean_depth /= static_cast<double>(on.size()) * h_max;
-    const bool reaches_core = core_rules && o.core_reach > 0 && deepest >= o.core_reach * cores[p].radius_um;
-    if (mean_depth < (reaches_core ? o.min_depth_vox : min_depth_vox)) continue;
-    out.voxels.push_back(std::move(on));
   }
   return out;
 }
