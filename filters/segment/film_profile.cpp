@@ -246,4 +246,12 @@ FilmProfileResult relabel_pore_films(const Volume<float>& grey, Volume<std::uint
   return result;
 }
 
+nlohmann::json pore_films_json(const FilmProfileResult& r) {
+  return {{"faces_fitted", r.faces_fitted},
+          {"films_accepted", r.films_accepted},
+          {"voxels_relabelled", r.voxels_relabelled},
+          {"am_voxels_restored", r.am_voxels_restored},
+          {"threshold", r.threshold}};
+}
+
 }  // namespace vp

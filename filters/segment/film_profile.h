@@ -19,6 +19,8 @@
 #include <cstdint>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "core/volume.h"
 
 namespace vp {
@@ -46,6 +48,10 @@ struct FilmProfileResult {
   std::int64_t am_voxels_restored = 0;  // SE voxels now labelled AM (restore_am)
   double threshold = 0;                 // ΔRSS/σ_n² above which a film is accepted
 };
+
+// {faces_fitted, films_accepted, voxels_relabelled, am_voxels_restored, threshold}: `segment --json`
+// and the segment stage's details.
+nlohmann::json pore_films_json(const FilmProfileResult& r);
 
 // ΔRSS/σ_n² above which a film is accepted at false-alarm rate α per face: the χ²₁ quantile at 2α.
 double film_threshold(double false_alarm);

@@ -47,8 +47,8 @@ void add_preprocess_flags(CLI::App& app, std::map<std::string, std::string>& val
 // The segment, cleanup and particles stages' keys that `segment` offers as flags. Not offered:
 // segment's `phases` (the command writes class indices), and cleanup's and particles'
 // `connectivity` (--connectivity is segment's; both keep their default, 26).
-const std::vector<std::string> kSegmentFlags = {"method",       "classes", "thresholds", "bins",
-                                                "connectivity", "model",   "thin_pores", "end_members"};
+const std::vector<std::string> kSegmentFlags = {"method", "classes",    "thresholds",  "bins",      "connectivity",
+                                                "model",  "thin_pores", "end_members", "pore_films"};
 const std::vector<std::string> kCleanupFlags = {"min_island_voxels"};
 const std::vector<std::string> kParticlesFlags = {"phase", "h", "min_volume"};
 
@@ -136,6 +136,7 @@ nlohmann::json segmentation_summary(const Volume<float>& grey, const SegmentResu
     summary["end_members_source"] = r.auto_fit->end_members_source;
     summary["warnings"] = r.auto_fit->warnings;
   }
+  if (r.pore_films) summary["pore_films"] = pore_films_json(*r.pore_films);
   if (r.mixture && !r.auto_fit)
     summary["mixture"] = {{"weights", r.mixture->weights}, {"means", r.mixture->means}, {"sigmas", r.mixture->sigmas}};
   return summary;
