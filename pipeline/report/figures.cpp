@@ -252,6 +252,7 @@ struct Builder {
       if (!col || t.pressures_MPa.empty()) continue;
       const Colour colr = colour(si, key->first.phase.empty() ? pore : key->first.phase);
       // Partial-volume porosity with its 95 % interval, when the segment stage wrote one.
+      std::string pv_summary;  // its Heckel fit, said after the segmented porosity's
       const SeriesColumn* pv = nullptr;
       for (const auto* cand : t.with_metric("porosity_pv"))
         if (!pv || cand->key.phase == key->first.phase) pv = cand;
@@ -285,8 +286,8 @@ struct Builder {
                                        [&](double P) { return h->porosity_at(P); }));
           c.notes.push_back(prefix(si) + "Heckel, partial volume: " + heckel_k_text(*h));
           c.notes.push_back("yield pressure " + yield_pressure_text(*h));
-          out.summary.push_back(prefix(si) + "From the grey values (partial-volume porosity) the Heckel slope is " +
-                                heckel_k_text(*h) + " (95 %), yield pressure " + yield_pressure_text(*h) + ".");
+          pv_summary = prefix(si) + "From the grey values (partial-volume porosity) the Heckel slope is " +
+                       heckel_k_text(*h) + " (95 %), yield pressure " + yield_pressure_text(*h) + ".";
         }
       }
       // Error bars: without replicates they are the porosity_uncertainty rows, which the rev stage
@@ -327,6 +328,7 @@ struct Builder {
         if (const auto* h = fit_for(in.fits[si].heckel, &HeckelResult::porosity, &HeckelResult::fit, key->first))
           out.caveats.push_back(prefix(si) + "No Heckel fit (" + h->status + ").");
       }
+      if (!pv_summary.empty()) out.summary.push_back(pv_summary);
       if (e.ok())
         c.notes.push_back("relative density D = 1 − φ: " + percent(1 - e.v_first) + " → " + percent(1 - e.v_last));
       if (auto truth = truth_trace(in, t, key->first, unit, prefix(si) + "truth")) {
