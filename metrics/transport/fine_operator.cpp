@@ -21,6 +21,27 @@ inline RowElectrodes row_electrodes(const Grid& g, index_t y, index_t z) {
   return e;
 }
 
+// One row of the code volume, from its first voxel on (base < 0: a missing row, all zeros): as
+// bytes, or as bits of a one-conductivity volume. The row kernel is built for each.
+struct ByteCodeRow {
+  const std::uint8_t* c;
+  static ByteCodeRow at(const FineLevel& L, index_t base) {
+    return {base < 0 ? L.no_code.data() : L.code.bytes + base};
+  }
+  int operator[](index_t x) const { return c[x]; }
+};
+struct BitCodeRow {
+  const std::uint64_t* w;
+  index_t first;
+  static BitCodeRow at(const FineLevel& L, index_t base) {
+    return base < 0 ? BitCodeRow{L.no_code_bits.data(), 0} : BitCodeRow{L.code.bits, base};
+  }
+  int operator[](index_t x) const {
+    const index_t i = first + x;
+    return static_cast<int>(w[i >> 6] >> (i & 63) & 1u);
+  }
+};
+
 // Fast row kernels: f(k, x, S, D, inlet) for each carrying voxel of the row and colour, with
 // k its index among the carrying voxels (the index into the solver's vectors), x its position
 // in the row, S = Σ G_ij x_j, D = Σ G_ij + electrode couplings and inlet = the voxel's coupling
@@ -29,18 +50,14 @@ inline RowElectrodes row_electrodes(const Grid& g, index_t y, index_t z) {
 // reads the voxel's own value (G·x = ±0, so S and D are those of the whole-grid vectors, bit for
 // bit); missing neighbour rows read a row of zero codes, so the inner loop has no branches
 // for them.
-template <class T, class Acc, class F>
+template <class T, class Acc, class CodeRow, class F>
 inline void fine_row(const FineLevel& L, index_t y, index_t z, int colour, const T* X, F&& f) {
   const Grid& g = L.grid;
   const Row r = row_of(g, y, z);
   const index_t n0 = g.n[0];
   const int nc = L.codes;
-  const std::uint8_t* zero = L.no_code.data();
-  const std::uint8_t* c = L.code + r.base;
-  const std::uint8_t* cym = r.ym < 0 ? zero : L.code + r.ym;
-  const std::uint8_t* cyp = r.yp < 0 ? zero : L.code + r.yp;
-  const std::uint8_t* czm = r.zm < 0 ? zero : L.code + r.zm;
-  const std::uint8_t* czp = r.zp < 0 ? zero : L.code + r.zp;
+  const CodeRow c = CodeRow::at(L, r.base), cym = CodeRow::at(L, r.ym), cyp = CodeRow::at(L, r.yp),
+                czm = CodeRow::at(L, r.zm), czp = CodeRow::at(L, r.zp);
   auto start = [&](index_t base) { return base < 0 ? index_t(0) : L.row_start[static_cast<std::size_t>(base / n0)]; };
   const index_t first = start(r.base), last = L.row_start[static_cast<std::size_t>(r.base / n0 + 1)] - 1;
   index_t k = first, kym = start(r.ym), kyp = start(r.yp), kzm = start(r.zm), kzp = start(r.zp);
@@ -95,15 +112,15 @@ inline void fine_row(const FineLevel& L, index_t y, index_t z, int colour, const
 
 template <class T, class Acc, class F>
 inline void level_row(const FineView& v, index_t y, index_t z, int colour, const T* X, F&& f) {
-  fine_row<T, Acc>(v.L, y, z, colour, X, f);
+  if (v.L.code.bits) fine_row<T, Acc, BitCodeRow>(v.L, y, z, colour, X, f);
+  else fine_row<T, Acc, ByteCodeRow>(v.L, y, z, colour, X, f);
 }
 
 // Indices among the carrying voxels of row (y, z) of the fine grid: idx[x], -1 where none.
 void row_indices(const FineLevel& L, index_t y, index_t z, index_t* idx) {
   const index_t n0 = L.grid.n[0], row = y + L.grid.n[1] * z;
-  const std::uint8_t* c = L.code + row * n0;
   index_t k = L.row_start[static_cast<std::size_t>(row)];
-  for (index_t x = 0; x < n0; ++x) idx[x] = c[x] ? k++ : -1;
+  for (index_t x = 0; x < n0; ++x) idx[x] = L.code[row * n0 + x] ? k++ : -1;
 }
 
 }  // namespace
@@ -167,9 +184,8 @@ void number_carrying_voxels(FineLevel& fine) {
   fine.row_start.assign(static_cast<std::size_t>(g.rows()) + 1, 0);
   tbb::parallel_for(tbb::blocked_range<index_t>(0, g.rows(), 256), [&](const tbb::blocked_range<index_t>& rows) {
     for (index_t row = rows.begin(); row < rows.end(); ++row) {
-      const std::uint8_t* c = fine.code + row * n0;
       index_t count = 0;
-      for (index_t x = 0; x < n0; ++x) count += c[x] != 0;
+      for (index_t x = 0; x < n0; ++x) count += fine.code[row * n0 + x] != 0;
       fine.row_start[static_cast<std::size_t>(row) + 1] = count;
     }
   });
@@ -273,7 +289,7 @@ std::vector<double> plane_currents(const FineLevel& fine, const double* x) {
   if (a == 0) {
     // Along x a plane is strided by n_x: walk the rows in memory order instead, one block of
     // planes per task. Each plane still sums z outer, y inner: the same order, the same bits.
-    const std::uint8_t* code = fine.code;
+    const CodeVolume& code = fine.code;
     const int nc = fine.codes;
     const double* fx = fine.face_exact[0].data();
     const double* dir = fine.dirichlet_exact.data();
@@ -308,7 +324,7 @@ std::vector<double> plane_currents(const FineLevel& fine, const double* x) {
   // Along y or z the plane's voxels lie in whole rows: walk them in memory order with running
   // indices into the plane and the plane before, keep each voxel's term at its place in the
   // plane (w outer, u inner), then add the terms in that order: the same sum, bit for bit.
-  const std::uint8_t* code = fine.code;
+  const CodeVolume& code = fine.code;
   const int nc = fine.codes;
   const index_t n0 = g.n[0], nu = g.n[b];
   const double* fa = fine.face_exact[static_cast<std::size_t>(a)].data();
@@ -323,12 +339,11 @@ std::vector<double> plane_currents(const FineLevel& fine, const double* x) {
       // a = 1: row (y = ts, z = q), u = z, w = x; a = 2: row (y = q, z = ts), u = x, w = y.
       const index_t row = a == 1 ? ts + g.n[1] * q : q + g.n[1] * ts;
       const index_t prev = a == 1 ? row - 1 : row - g.n[1];  // the same row in slice t − 1
-      const std::uint8_t* c = code + row * n0;
-      const std::uint8_t* cb = inner ? code + prev * n0 : fine.no_code.data();
+      const index_t c = row * n0, cb = prev * n0;            // first voxels of the two rows
       index_t k = fine.row_start[static_cast<std::size_t>(row)];
       index_t kb = inner ? fine.row_start[static_cast<std::size_t>(prev)] : 0;
       for (index_t xi = 0; xi < n0; ++xi) {
-        const int ci = c[xi], cbi = cb[xi];
+        const int ci = code[c + xi], cbi = inner ? code[cb + xi] : 0;
         if (ci) {
           const auto at = static_cast<std::size_t>(a == 1 ? xi * nu + q : q * nu + xi);
           const double xk = x[k++];

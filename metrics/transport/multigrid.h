@@ -98,6 +98,16 @@ struct Grid {
   std::array<bool, 3> halve{false, false, false};
 };
 
+// The fine level's per-voxel code (0 = no current): one byte per voxel, or one bit where the
+// volume has a single conductivity (code 1 or 0): 0.125 B instead of 1 B per voxel, which at
+// 256³ is 14.7 MB of the solve's peak. code[i] reads either; the fine kernels read whole rows
+// through ByteCodeRow / BitCodeRow (fine_operator.cpp) without the test per voxel.
+struct CodeVolume {
+  const std::uint8_t* bytes = nullptr;
+  const std::uint64_t* bits = nullptr;  // voxel i is bit i % 64 of word i / 64
+  int operator[](index_t i) const { return bits ? static_cast<int>(bits[i >> 6] >> (i & 63) & 1u) : bytes[i]; }
+};
+
 // The fine level: conductances come from a per-voxel code (0 = no current) and small tables.
 // The solver's vectors hold only the voxels that carry current (code ≠ 0), numbered row by
 // row in memory order: the voxel at x of row (y, z) is row_start[y + n_y z] plus the number of
@@ -106,13 +116,14 @@ struct Grid {
 // potential and three float CG vectors (20 B) are then stored for that part only.
 struct FineLevel {
   Grid grid;
-  const std::uint8_t* code = nullptr;
+  CodeVolume code;
   std::vector<index_t> row_start;  // grid.rows()+1: first carrying voxel of each row; back() = their count
   index_t carrying() const { return row_start.back(); }
-  int codes = 1;                           // number of codes incl. 0
-  std::array<std::vector<float>, 3> face;  // [a][ci * codes + cj]: face conductance along a
-  std::vector<float> dirichlet;            // [c]: coupling of a boundary voxel to its electrode
-  std::vector<std::uint8_t> no_code;       // grid.n[0] zeros: stands in for a missing neighbour row
+  int codes = 1;                            // number of codes incl. 0
+  std::array<std::vector<float>, 3> face;   // [a][ci * codes + cj]: face conductance along a
+  std::vector<float> dirichlet;             // [c]: coupling of a boundary voxel to its electrode
+  std::vector<std::uint8_t> no_code;        // grid.n[0] zeros: stands in for a missing neighbour row
+  std::vector<std::uint64_t> no_code_bits;  // the same for a code volume of bits
   // The same tables in double: the true residual and the currents use these, so that
   // rounding the conductances to float never reaches σ_eff.
   std::array<std::vector<double>, 3> face_exact;
