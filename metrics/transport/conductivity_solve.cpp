@@ -256,7 +256,6 @@ TransportResult solve(const Volume<std::uint8_t>& labels, Volume<std::uint8_t>* 
   else fine.code.bits = code_bits.data();
   transport::number_carrying_voxels(fine);
   fine.no_code.assign(static_cast<std::size_t>(dims.x), 0);
-  fine.no_code_bits.assign(static_cast<std::size_t>((dims.x + 63) / 64 + 1), 0);
   fine.codes = static_cast<int>(code_value.size());
   const double area[3] = {h[1] * h[2], h[0] * h[2], h[0] * h[1]};
   const auto pairs = static_cast<std::size_t>(fine.codes * fine.codes);

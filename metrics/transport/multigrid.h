@@ -100,8 +100,8 @@ struct Grid {
 
 // The fine level's per-voxel code (0 = no current): one byte per voxel, or one bit where the
 // volume has a single conductivity (code 1 or 0): 0.125 B instead of 1 B per voxel, which at
-// 256³ is 14.7 MB of the solve's peak. code[i] reads either; the fine kernels read whole rows
-// through ByteCodeRow / BitCodeRow (fine_operator.cpp) without the test per voxel.
+// 256³ is 14.7 MB of the solve's peak. code[i] reads either; the fine row kernels unpack a
+// row's bits into bytes first (code_row, fine_operator.cpp).
 struct CodeVolume {
   const std::uint8_t* bytes = nullptr;
   const std::uint64_t* bits = nullptr;  // voxel i is bit i % 64 of word i / 64
@@ -119,11 +119,10 @@ struct FineLevel {
   CodeVolume code;
   std::vector<index_t> row_start;  // grid.rows()+1: first carrying voxel of each row; back() = their count
   index_t carrying() const { return row_start.back(); }
-  int codes = 1;                            // number of codes incl. 0
-  std::array<std::vector<float>, 3> face;   // [a][ci * codes + cj]: face conductance along a
-  std::vector<float> dirichlet;             // [c]: coupling of a boundary voxel to its electrode
-  std::vector<std::uint8_t> no_code;        // grid.n[0] zeros: stands in for a missing neighbour row
-  std::vector<std::uint64_t> no_code_bits;  // the same for a code volume of bits
+  int codes = 1;                           // number of codes incl. 0
+  std::array<std::vector<float>, 3> face;  // [a][ci * codes + cj]: face conductance along a
+  std::vector<float> dirichlet;            // [c]: coupling of a boundary voxel to its electrode
+  std::vector<std::uint8_t> no_code;       // grid.n[0] zeros: stands in for a missing neighbour row
   // The same tables in double: the true residual and the currents use these, so that
   // rounding the conductances to float never reaches σ_eff.
   std::array<std::vector<double>, 3> face_exact;
