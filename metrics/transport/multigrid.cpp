@@ -116,13 +116,23 @@ void restrict_graph(const CoarseLevel& S, const float* b, const float* x, Coarse
   });
 }
 
-// x += the correction of the coarse node holding each node, coarse cell by coarse cell.
+// x += the correction of the coarse node holding each node, coarse cell by coarse cell (the nodes
+// of a coarse cell's children along x are one run: nodes are numbered cell by cell).
 void prolong_graph(const CoarseLevel& S, const CoarseLevel& C, float* x) {
   const Grid& g = C.grid;
+  const Grid& s = S.grid;
   parallel_rows(g, [&](index_t Y, index_t Z) {
+    const auto [y0, y1] = child_range(s, 1, Y);
+    const auto [z0, z1] = child_range(s, 2, Z);
     for (index_t X = 0; X < g.n[0]; ++X) {
       const std::uint32_t first = C.cell_start[static_cast<std::size_t>(cell_index(g, X, Y, Z))];
-      for_child_nodes(S, X, Y, Z, [&](std::uint32_t i, const Cell&) { x[i] += C.x[parent_node(S, first, i)]; });
+      const auto [x0, x1] = child_range(s, 0, X);
+      for (index_t z = z0; z <= z1; ++z)
+        for (index_t y = y0; y <= y1; ++y) {
+          const auto c0 = static_cast<std::size_t>(cell_index(s, x0, y, z));
+          const auto c1 = static_cast<std::size_t>(cell_index(s, x1, y, z)) + 1;
+          for (std::uint32_t i = S.cell_start[c0]; i < S.cell_start[c1]; ++i) x[i] += C.x[parent_node(S, first, i)];
+        }
     }
   });
 }
