@@ -75,29 +75,71 @@ bool pieces_fit_links(const CoarseLevel& C) {
   return true;
 }
 
-// Replaces C.weight by one byte per coupling indexing C.weight_value where the level has at most
-// 256 distinct conductances (compared as bit patterns: every decoded value is the same float).
-void compact_weights(CoarseLevel& C) {
+// One byte per entry of v indexing `values` (its distinct entries, compared as bit patterns: every
+// decoded value is the same float), or false where v holds more than 256 distinct values.
+template <class T>
+bool compact_values(const std::vector<T>& v, std::vector<std::uint8_t>& code, std::vector<T>& values) {
   constexpr std::uint32_t kSlots = 1024;  // open addressing, 4× the values it may hold
   std::array<std::uint32_t, kSlots> key{};
   std::array<int, kSlots> slot;
   slot.fill(-1);
-  std::vector<float> values;
-  std::vector<std::uint8_t> code(C.weight.size());
-  for (std::size_t e = 0; e < C.weight.size(); ++e) {
-    const auto bits = std::bit_cast<std::uint32_t>(C.weight[e]);
+  values.clear();
+  code.resize(v.size());
+  for (std::size_t e = 0; e < v.size(); ++e) {
+    const auto bits = std::bit_cast<std::uint32_t>(v[e]);
     std::uint32_t h = (bits * 2654435761u) >> 22;
     while (slot[h] >= 0 && key[h] != bits) h = (h + 1) & (kSlots - 1);
     if (slot[h] < 0) {
-      if (values.size() == 256) return;  // many phases: keep the floats
+      if (values.size() == 256) return false;
       key[h] = bits, slot[h] = static_cast<int>(values.size());
-      values.push_back(C.weight[e]);
+      values.push_back(v[e]);
     }
     code[e] = static_cast<std::uint8_t>(slot[h]);
   }
+  return true;
+}
+
+// Replaces C.weight by one byte per coupling indexing C.weight_value where the level has at most
+// 256 distinct conductances.
+void compact_weights(CoarseLevel& C) {
+  std::vector<std::uint8_t> code;
+  std::vector<float> values;
+  if (!compact_values(C.weight, code, values)) return;  // many phases: keep the floats
   C.weight_code = std::move(code);
   C.weight_value = std::move(values);
   std::vector<float>().swap(C.weight);
+}
+
+// Replaces C.pattern by C.pattern_code and C.pattern_value where ≤ 256 patterns occur.
+void compact_patterns(CoarseLevel& C) {
+  std::vector<std::uint8_t> code;
+  std::vector<std::uint32_t> values;
+  if (!compact_values(C.pattern, code, values)) return;
+  C.pattern_code = std::move(code);
+  C.pattern_value = std::move(values);
+  std::vector<std::uint32_t>().swap(C.pattern);
+}
+
+// Sizes C.electrode for the nodes of the cells on the two electrode planes, numbered slot by slot
+// (CoarseLevel::electrode_slot), and sets C.electrode_first.
+void number_electrode_nodes(CoarseLevel& C) {
+  const Grid& g = C.grid;
+  const int a = g.axis, u = (a + 1) % 3, w = (a + 2) % 3;
+  const index_t plane = g.n[u] * g.n[w];
+  C.electrode_first.assign(static_cast<std::size_t>(2 * plane), 0);
+  std::uint32_t count = 0;
+  for (index_t side = 0; side < 2; ++side) {
+    std::array<index_t, 3> at{};
+    at[a] = side == 0 ? 0 : g.n[a] - 1;
+    if (side == 1 && at[a] == 0) break;  // one cell thick: the inlet plane's slots hold both
+    for (at[w] = 0; at[w] < g.n[w]; ++at[w])
+      for (at[u] = 0; at[u] < g.n[u]; ++at[u]) {
+        const auto ci = static_cast<std::size_t>(cell_index(g, at[0], at[1], at[2]));
+        C.electrode_first[static_cast<std::size_t>(C.electrode_slot(at))] = count;
+        count += C.cell_start[ci + 1] - C.cell_start[ci];
+      }
+  }
+  C.electrode.assign(count, 0.0f);
 }
 
 // Builds C's adjacency from gather(scratch, X, Y, Z): gather fills scratch for the pieces of
@@ -110,7 +152,7 @@ void build_edges(CoarseLevel& C, Gather&& gather) {
   const std::size_t m = C.cell_start.back();
   const bool linked = pieces_fit_links(C);
   C.row.assign(m + 1, 0);
-  C.electrode.assign(m, 0.0f);
+  number_electrode_nodes(C);
   for (int pass = 0; pass < 2; ++pass) {
     parallel_rows(g, [&](index_t Y, index_t Z) {
       Scratch s;
@@ -129,7 +171,12 @@ void build_edges(CoarseLevel& C, Gather&& gather) {
           const std::uint32_t node = first + p;
           if (pass == 0) {
             C.row[node + 1] = static_cast<std::uint32_t>(e.size());
-            C.electrode[node] = static_cast<float>(kScale * s.electrode[p]);
+            const index_t slot = C.electrode_slot({X, Y, Z});
+            if (slot >= 0)
+              C.electrode[C.electrode_first[static_cast<std::size_t>(slot)] + p] =
+                  static_cast<float>(kScale * s.electrode[p]);
+            else if (s.electrode[p] != 0)
+              throw std::logic_error("transport: an electrode coupling off the electrode planes");
           } else {
             std::uint32_t at = C.row[node];
             for (const auto& [t, w] : e) {
@@ -211,12 +258,13 @@ CoarseLevel coarsen_fine(const FineLevel& F) {
     }
   });
   prefix_sum(C.cell_start);
+  compact_patterns(C);
   build_edges(C, [&](Scratch& s, index_t X, index_t Y, index_t Z) {
     const auto [x0, x1] = child_range(f, 0, X);
     const auto [y0, y1] = child_range(f, 1, Y);
     const auto [z0, z1] = child_range(f, 2, Z);
     const auto ci = static_cast<std::size_t>(cell_index(g, X, Y, Z));
-    const std::uint32_t pieces = C.pattern[ci];
+    const std::uint32_t pieces = C.pattern_of(ci);
     for (index_t z = z0; z <= z1; ++z)
       for (index_t y = y0; y <= y1; ++y)
         for (index_t x = x0; x <= x1; ++x) {
@@ -239,15 +287,40 @@ CoarseLevel coarsen_fine(const FineLevel& F) {
   return C;
 }
 
+namespace {
+
+// Keeps S's parents (the nodes of C) as pieces of their cells where C's cells hold ≤ 256 nodes.
+void store_parents(CoarseLevel& S, const CoarseLevel& C, std::vector<std::uint32_t> parent) {
+  std::vector<std::uint8_t>().swap(S.parent_piece);
+  std::vector<std::uint32_t>().swap(S.parent);
+  const Grid& g = C.grid;
+  for (std::size_t c = 0; c + 1 < C.cell_start.size(); ++c)
+    if (C.cell_start[c + 1] - C.cell_start[c] > 256) {
+      S.parent = std::move(parent);
+      return;
+    }
+  S.parent_piece.resize(parent.size());
+  parallel_rows(g, [&](index_t Y, index_t Z) {
+    for (index_t X = 0; X < g.n[0]; ++X) {
+      const std::uint32_t first = C.cell_start[static_cast<std::size_t>(cell_index(g, X, Y, Z))];
+      for_child_nodes(S, X, Y, Z, [&](std::uint32_t i, const Cell&) {
+        S.parent_piece[i] = static_cast<std::uint8_t>(parent[i] - first);
+      });
+    }
+  });
+}
+
+}  // namespace
+
 // Next coarse level from a coarse level: the nodes of each 2×2×2 group of cells, split into
-// the pieces connected inside the group. Fills S.parent.
+// the pieces connected inside the group. Sets S's parents.
 CoarseLevel coarsen_graph(CoarseLevel& S, bool by_strength) {
   CoarseLevel C;
   C.grid = S.grid.coarsened();
   const Grid& g = C.grid;
   const auto cells = static_cast<std::size_t>(g.count());
   C.cell_start.assign(cells + 1, 0);
-  S.parent.assign(S.nodes(), 0);
+  std::vector<std::uint32_t> parent(S.nodes(), 0);  // S's parents while C is built
   auto find = [](std::vector<int>& uf, int a) {
     while (uf[a] != a) a = uf[a] = uf[uf[a]];
     return a;
@@ -294,7 +367,7 @@ CoarseLevel coarsen_graph(CoarseLevel& S, bool by_strength) {
       for (int a = 0; a < m; ++a) {
         const int r = find(uf, a);
         if (label[r] < 0) label[r] = static_cast<int>(pieces++);
-        S.parent[items[a]] = static_cast<std::uint32_t>(label[r]);
+        parent[items[a]] = static_cast<std::uint32_t>(label[r]);
       }
       C.cell_start[static_cast<std::size_t>(cell_index(g, X, Y, Z)) + 1] = pieces;
     }
@@ -303,22 +376,23 @@ CoarseLevel coarsen_graph(CoarseLevel& S, bool by_strength) {
   parallel_rows(g, [&](index_t Y, index_t Z) {
     for (index_t X = 0; X < g.n[0]; ++X) {
       const std::uint32_t first = C.cell_start[static_cast<std::size_t>(cell_index(g, X, Y, Z))];
-      for_child_nodes(S, X, Y, Z, [&](std::uint32_t i, const Cell&) { S.parent[i] += first; });
+      for_child_nodes(S, X, Y, Z, [&](std::uint32_t i, const Cell&) { parent[i] += first; });
     }
   });
   build_edges(C, [&](Scratch& s, index_t X, index_t Y, index_t Z) {
     const std::uint32_t first = C.cell_start[static_cast<std::size_t>(cell_index(g, X, Y, Z))];
     for_child_nodes(S, X, Y, Z, [&](std::uint32_t i, const Cell& c) {
       const CellCouplings couplings(S, c);
-      const std::uint32_t node = S.parent[i];
+      const std::uint32_t node = parent[i];
       auto& list = s.edges[node - first];
       for (std::uint32_t e = S.row[i]; e < S.row[i + 1]; ++e) {
-        const std::uint32_t t = S.parent[couplings.target(e)];
+        const std::uint32_t t = parent[couplings.target(e)];
         if (t != node) list.emplace_back(t, static_cast<double>(couplings.weight(e)));
       }
-      s.electrode[node - first] += S.electrode[i];
+      s.electrode[node - first] += couplings.electrode(i);
     });
   });
+  store_parents(S, C, std::move(parent));
   return C;
 }
 

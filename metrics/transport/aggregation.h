@@ -10,8 +10,8 @@ namespace vp::transport::detail {
 CoarseLevel coarsen_fine(const FineLevel& F);
 
 // Next coarse level from a coarse level: the nodes of each 2×2×2 group of cells, split into
-// the pieces connected inside the group (by strong couplings only when by_strength). Fills
-// S.parent.
+// the pieces connected inside the group (by strong couplings only when by_strength). Sets S's
+// parents (CoarseLevel::parent_piece or parent).
 CoarseLevel coarsen_graph(CoarseLevel& S, bool by_strength);
 
 }  // namespace vp::transport::detail

@@ -210,7 +210,8 @@ TransportResult solve(const Volume<std::uint8_t>& labels, Volume<std::uint8_t>* 
   };
   if (conducting_labels.empty()) return not_percolating();
 
-  // Keep only voxels face-connected to both electrodes; the flags volume becomes the code volume.
+  // Keep only voxels face-connected to both electrodes; the flags volume (or the labels' buffer)
+  // becomes the code volume, or with one conductivity a volume of bits replaces both.
   FaceConnectivityOptions fc;
   fc.axis = ax;
   fc.connectivity = 6;
@@ -219,22 +220,40 @@ TransportResult solve(const Volume<std::uint8_t>& labels, Volume<std::uint8_t>* 
   progress_point(kUnknownProgress);  // a cancellation point between the set-up phases
   out.percolating_fraction = static_cast<double>(reach.percolating) / total;
   if (!reach.percolates()) return not_percolating();
-  {
-    const std::uint8_t* flags = reach.flags.data();
-    std::uint8_t* c = own_labels ? own_labels->data() : reach.flags.data();  // voxel i read, then written
-    tbb::parallel_for(tbb::blocked_range<index_t>(0, labels.size(), 1 << 16),
-                      [&](const tbb::blocked_range<index_t>& r) {
-                        for (index_t i = r.begin(); i < r.end(); ++i)
-                          c[i] = FaceReach::is_percolating(flags[i]) ? code_of_label[labels[i]] : 0;
+  const index_t n = labels.size();
+  const std::uint8_t* flags = reach.flags.data();
+  Volume<std::uint8_t> code;
+  std::vector<std::uint64_t> code_bits;
+  if (code_value.size() == 2) {  // one conductivity: the code is the percolating flag
+    code_bits.resize(static_cast<std::size_t>((n + 63) / 64));
+    tbb::parallel_for(tbb::blocked_range<std::size_t>(0, code_bits.size(), 1 << 10),
+                      [&](const tbb::blocked_range<std::size_t>& r) {
+                        for (std::size_t w = r.begin(); w < r.end(); ++w) {
+                          const auto first = static_cast<index_t>(64 * w);
+                          const index_t end = std::min(first + 64, n);
+                          std::uint64_t bits = 0;
+                          for (index_t i = first; i < end; ++i)
+                            if (FaceReach::is_percolating(flags[i]) && code_of_label[labels[i]])
+                              bits |= std::uint64_t{1} << (i - first);
+                          code_bits[w] = bits;
+                        }
                       });
+    if (own_labels) *own_labels = Volume<std::uint8_t>();
+  } else {
+    std::uint8_t* c = own_labels ? own_labels->data() : reach.flags.data();  // voxel i read, then written
+    tbb::parallel_for(tbb::blocked_range<index_t>(0, n, 1 << 16), [&](const tbb::blocked_range<index_t>& r) {
+      for (index_t i = r.begin(); i < r.end(); ++i)
+        c[i] = FaceReach::is_percolating(flags[i]) ? code_of_label[labels[i]] : 0;
+    });
+    code = own_labels ? std::move(*own_labels) : std::move(reach.flags);
   }
-  Volume<std::uint8_t> code = own_labels ? std::move(*own_labels) : std::move(reach.flags);
-  reach.flags = Volume<std::uint8_t>();  // `labels` is not read below: it may be the code now
+  reach.flags = Volume<std::uint8_t>();  // `labels` is not read below: it may be the code now, or freed
 
   // Face conductance tables: G = k_f·A_a/h_a per pair of codes, electrode coupling 2k·A/h.
   transport::FineLevel fine;
   fine.grid = transport::Grid({dims.x, dims.y, dims.z}, ax, options.periodic, {h[0], h[1], h[2]});
-  fine.code = code.data();
+  if (code_bits.empty()) fine.code.bytes = code.data();
+  else fine.code.bits = code_bits.data();
   transport::number_carrying_voxels(fine);
   fine.no_code.assign(static_cast<std::size_t>(dims.x), 0);
   fine.codes = static_cast<int>(code_value.size());
@@ -254,7 +273,6 @@ TransportResult solve(const Volume<std::uint8_t>& labels, Volume<std::uint8_t>* 
   fine.dirichlet.assign(fine.dirichlet_exact.begin(), fine.dirichlet_exact.end());
 
   // Initial guess: the linear potential of a uniform medium, over the carrying voxels.
-  const index_t n = code.size();
   // Every entry written once, in the threads that later sweep it (first touch).
   transport::VoxelVector<double> x(static_cast<std::size_t>(fine.carrying()));
   tbb::parallel_for(tbb::blocked_range<index_t>(0, dims.y * dims.z, 64), [&](const tbb::blocked_range<index_t>& rows) {
@@ -262,7 +280,7 @@ TransportResult solve(const Volume<std::uint8_t>& labels, Volume<std::uint8_t>* 
       const index_t at[3] = {0, row % dims.y, row / dims.y};
       index_t k = fine.row_start[static_cast<std::size_t>(row)];
       for (index_t i = 0; i < dims.x; ++i)
-        if (code[row * dims.x + i]) {
+        if (fine.code[row * dims.x + i]) {
           const index_t t = ax == 0 ? i : at[ax];
           x[static_cast<std::size_t>(k++)] = 1.0 - (static_cast<double>(t) + 0.5) / static_cast<double>(dims[ax]);
         }
@@ -292,9 +310,9 @@ TransportResult solve(const Volume<std::uint8_t>& labels, Volume<std::uint8_t>* 
       x_sums.assign(static_cast<std::size_t>(dims.x), 0.0);
       x_counts.assign(static_cast<std::size_t>(dims.x), 0);
       for (index_t row = 0, k = 0; row < dims.y * dims.z; ++row) {
-        const std::uint8_t* c = code.data() + row * dims.x;
         for (std::size_t i = 0; i < static_cast<std::size_t>(dims.x); ++i)
-          if (c[i]) x_sums[i] += x[static_cast<std::size_t>(k++)], ++x_counts[i];
+          if (fine.code[row * dims.x + static_cast<index_t>(i)])
+            x_sums[i] += x[static_cast<std::size_t>(k++)], ++x_counts[i];
       }
     }
     for (index_t t = 0; t < dims[ax]; ++t) {
@@ -317,7 +335,7 @@ TransportResult solve(const Volume<std::uint8_t>& labels, Volume<std::uint8_t>* 
   if (options.keep_fields) {
     Volume<float> potential = shape.like<float>(dims);
     for (index_t i = 0, k = 0; i < n; ++i)
-      potential[i] = code[i] ? static_cast<float>(x[static_cast<std::size_t>(k++)]) : 0.0f;
+      potential[i] = fine.code[i] ? static_cast<float>(x[static_cast<std::size_t>(k++)]) : 0.0f;
     Volume<float> current = shape.like<float>(dims);
     transport::current_density(fine, x.data(), {h[0], h[1], h[2]}, current.data());
     out.potential = std::move(potential);

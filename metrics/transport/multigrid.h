@@ -98,6 +98,16 @@ struct Grid {
   std::array<bool, 3> halve{false, false, false};
 };
 
+// The fine level's per-voxel code (0 = no current): one byte per voxel, or one bit where the
+// volume has a single conductivity (code 1 or 0): 0.125 B instead of 1 B per voxel, which at
+// 256³ is 14.7 MB of the solve's peak. code[i] reads either; the fine row kernels unpack a
+// row's bits into bytes first (code_row, fine_operator.cpp).
+struct CodeVolume {
+  const std::uint8_t* bytes = nullptr;
+  const std::uint64_t* bits = nullptr;  // voxel i is bit i % 64 of word i / 64
+  int operator[](index_t i) const { return bits ? static_cast<int>(bits[i >> 6] >> (i & 63) & 1u) : bytes[i]; }
+};
+
 // The fine level: conductances come from a per-voxel code (0 = no current) and small tables.
 // The solver's vectors hold only the voxels that carry current (code ≠ 0), numbered row by
 // row in memory order: the voxel at x of row (y, z) is row_start[y + n_y z] plus the number of
@@ -106,7 +116,7 @@ struct Grid {
 // potential and three float CG vectors (20 B) are then stored for that part only.
 struct FineLevel {
   Grid grid;
-  const std::uint8_t* code = nullptr;
+  CodeVolume code;
   std::vector<index_t> row_start;  // grid.rows()+1: first carrying voxel of each row; back() = their count
   index_t carrying() const { return row_start.back(); }
   int codes = 1;                           // number of codes incl. 0
@@ -127,9 +137,16 @@ struct FineLevel {
 struct CoarseLevel {
   Grid grid;
   std::vector<std::uint32_t> cell_start;  // grid.count()+1: the nodes of cell c are [cell_start[c], cell_start[c+1])
-  std::vector<std::uint32_t> pattern;     // first coarse level only: piece of child dx+2dy+4dz of each cell in
-                                          // bits 4k..4k+3 (0xF: no current)
-  std::vector<std::uint32_t> row;         // couplings of node i: [row[i], row[i+1]), read through CellCouplings
+  // First coarse level only: the piece of child dx+2dy+4dz of each cell in bits 4k..4k+3 (0xF: no
+  // current). Few patterns occur (one conductivity: at most one per occupancy of the 8 children),
+  // so where there are ≤ 256 a byte per cell indexes pattern_value (1 B instead of 4 B per cell);
+  // else pattern holds them.
+  std::vector<std::uint8_t> pattern_code;
+  std::vector<std::uint32_t> pattern_value, pattern;
+  std::uint32_t pattern_of(std::size_t cell) const {
+    return pattern_code.empty() ? pattern[cell] : pattern_value[pattern_code[cell]];
+  }
+  std::vector<std::uint32_t> row;  // couplings of node i: [row[i], row[i+1]), read through CellCouplings
   // The coupled node. Couplings join nodes of the same or of face-adjacent cells, so on a level
   // whose cells hold ≤ kLinkPieces nodes each (always on the first, ≤ 8) one byte names it: the
   // direction of its cell (k of Cell::nb, kSameCell for the node's own cell) in bits 5–7 and its
@@ -142,11 +159,28 @@ struct CoarseLevel {
   std::vector<float> weight_value, weight;
   static constexpr std::uint32_t kLinkPieces = 32;
   static constexpr int kSameCell = 6;
-  std::vector<float> electrode;       // coupling to the electrodes (inlet + outlet)
-  std::vector<std::uint32_t> parent;  // node of the next coarser level holding this one (empty on the last)
-  std::vector<float> x, b;            // correction and right-hand side of this level
-  std::vector<float> c2, w;           // K-cycle work vectors (c₁ is built in x, r₁ in b)
-  std::size_t nodes() const { return electrode.size(); }
+  // Coupling to the electrodes (inlet + outlet), held only for the nodes of the cells on the two
+  // electrode planes (the others have none; 4 B per node saved): node i of such a cell c is
+  // electrode[electrode_first[electrode_slot(c)] + i − cell_start[c]]; read through CellCouplings.
+  std::vector<float> electrode;
+  std::vector<std::uint32_t> electrode_first;
+  // Slot of the cell at `at` among the cells of the inlet plane then the outlet plane, −1 off them.
+  index_t electrode_slot(const std::array<index_t, 3>& at) const {
+    const int a = grid.axis, u = (a + 1) % 3, w = (a + 2) % 3;
+    const index_t in_plane = at[u] + grid.n[u] * at[w];
+    if (at[a] == 0) return in_plane;
+    if (at[a] == grid.n[a] - 1) return grid.n[u] * grid.n[w] + in_plane;
+    return -1;
+  }
+  // The node of the next coarser level holding each node (both empty on the last level): where
+  // the coarser level's cells hold ≤ 256 nodes each, its piece in that cell (1 B instead of 4 B
+  // per node; the node is the cell's cell_start plus it), else the node itself. Read through
+  // parent_node (multigrid_grid.h).
+  std::vector<std::uint8_t> parent_piece;
+  std::vector<std::uint32_t> parent;
+  std::vector<float> x, b;   // correction and right-hand side of this level
+  std::vector<float> c2, w;  // K-cycle work vectors (c₁ is built in x, r₁ in b)
+  std::size_t nodes() const { return cell_start.back(); }
 };
 
 class Multigrid {

@@ -146,7 +146,13 @@ inline std::uint32_t fine_parent(const Grid& f, const CoarseLevel& C, index_t x,
   const int k = (f.halves(0) ? static_cast<int>(x & 1) : 0) | (f.halves(1) ? static_cast<int>(y & 1) << 1 : 0) |
                 (f.halves(2) ? static_cast<int>(z & 1) << 2 : 0);
   return C.cell_start[static_cast<std::size_t>(ci)] +
-         static_cast<std::uint32_t>(child_piece(C.pattern[static_cast<std::size_t>(ci)], k));
+         static_cast<std::uint32_t>(child_piece(C.pattern_of(static_cast<std::size_t>(ci)), k));
+}
+
+// The node of the next coarser level holding node i of level S, whose coarse cell's first node is
+// cell_first.
+inline std::uint32_t parent_node(const CoarseLevel& S, std::uint32_t cell_first, std::uint32_t i) {
+  return S.parent_piece.empty() ? S.parent[i] : cell_first + S.parent_piece[i];
 }
 
 // A restriction's start on row (Y, Z) of level C: clears the row's right-hand side and
@@ -183,7 +189,8 @@ void for_child_nodes(const CoarseLevel& S, index_t X, index_t Y, index_t Z, F&& 
 
 // The couplings of the nodes of one cell of a coarse level: node i's are e in [L.row[i],
 // L.row[i+1]), coupled to target(e) with conductance weight(e), whichever way the level
-// stores them (CoarseLevel::link or col, weight_code or weight).
+// stores them (CoarseLevel::link or col, weight_code or weight); electrode(i) its coupling to
+// the electrodes.
 class CellCouplings {
  public:
   CellCouplings(const CoarseLevel& L, const Cell& c)
@@ -192,6 +199,11 @@ class CellCouplings {
         code_(L.weight_code.empty() ? nullptr : L.weight_code.data()),
         value_(L.weight_value.data()),
         weight_(L.weight.data()) {
+    const index_t slot = L.electrode_slot(c.at);
+    if (slot >= 0) {
+      electrode_ = L.electrode.data() + L.electrode_first[static_cast<std::size_t>(slot)];
+      cell_first_ = L.cell_start[static_cast<std::size_t>(c.i)];
+    }
     if (!link_) return;
     for (int k = 0; k < 6; ++k) first_[k] = c.nb[k] < 0 ? 0 : L.cell_start[static_cast<std::size_t>(c.nb[k])];
     first_[CoarseLevel::kSameCell] = L.cell_start[static_cast<std::size_t>(c.i)];
@@ -202,6 +214,7 @@ class CellCouplings {
     return first_[l >> 5] + (l & 31u);
   }
   float weight(std::uint32_t e) const { return code_ ? value_[code_[e]] : weight_[e]; }
+  float electrode(std::uint32_t i) const { return electrode_ ? electrode_[i - cell_first_] : 0.0f; }
 
  private:
   const std::uint8_t* link_;
@@ -209,6 +222,8 @@ class CellCouplings {
   const std::uint8_t* code_;
   const float* value_;
   const float* weight_;
+  const float* electrode_ = nullptr;  // the electrode couplings of the cell's nodes, off the planes none
+  std::uint32_t cell_first_ = 0;
   std::array<std::uint32_t, 7> first_{};  // first node of the cell in each direction of Cell::nb, then its own
 };
 
