@@ -283,6 +283,32 @@ void print_row(const char* tag, const Row& r) {
   std::fflush(stdout);
 }
 
+// Mean of the finite values added (NaN when none).
+struct Mean {
+  double s = 0;
+  int n = 0;
+  void add(double v) {
+    if (std::isfinite(v)) s += v, ++n;
+  }
+  double get() const { return n ? s / n : NAN; }
+};
+
+// The grids' composite at pressure p and its CT imaging (default spec, seed for both).
+phantom::Phantom composite_at(std::uint64_t seed, index_t size, double p) {
+  phantom::CompositeSpec spec;
+  spec.dims = {size, size, size};
+  spec.seed = seed;
+  return phantom::generate_composite(spec, p);
+}
+
+phantom::ImagingSpec ct_imaging(std::uint64_t seed, double snr, double blur) {
+  phantom::ImagingSpec im;
+  im.seed = seed;
+  im.snr = snr;
+  im.blur_sigma_vox = {blur, blur, blur};
+  return im;
+}
+
 struct Acc {
   double sum = 0, worst = 0;
   int n = 0;
@@ -437,26 +463,12 @@ int relabel_main(const std::vector<std::uint64_t>& seeds, const std::vector<doub
   for (double snr : snrs)
     for (double blur : blurs)
       for (double p : pressures) {
-        struct M {
-          double s = 0;
-          int n = 0;
-          void add(double v) {
-            if (std::isfinite(v)) s += v, ++n;
-          }
-          double get() const { return n ? s / n : NAN; }
-        };
-        M cb, ca, ct, cf, ctl, pb, pa, pt, cpu;
-        std::array<M, 3> db, da, dc;
+        Mean cb, ca, ct, cf, ctl, pb, pa, pt, cpu;
+        std::array<Mean, 3> db, da, dc;
         int refused = 0;
         for (std::uint64_t seed : seeds) {
-          phantom::CompositeSpec spec;
-          spec.dims = {size, size, size};
-          spec.seed = seed;
-          const auto ph = phantom::generate_composite(spec, p);
-          phantom::ImagingSpec im;
-          im.seed = seed;
-          im.snr = snr;
-          im.blur_sigma_vox = {blur, blur, blur};
+          const auto ph = composite_at(seed, size, p);
+          const phantom::ImagingSpec im = ct_imaging(seed, snr, blur);
           const RelabelRow r = relabel_case(ph, im, z);
           if (r.refused) {
             ++refused;
@@ -683,26 +695,12 @@ int films_main(const std::vector<std::uint64_t>& seeds, const std::vector<double
   for (double snr : snrs)
     for (double blur : blurs)
       for (double p : pressures) {
-        struct M {
-          double s = 0;
-          int n = 0;
-          void add(double v) {
-            if (std::isfinite(v)) s += v, ++n;
-          }
-          double get() const { return n ? s / n : NAN; }
-        };
-        M cb, ca, cc, ctl, pb, pa, pc, cpu;
-        std::array<M, 3> db, da, dc;
+        Mean cb, ca, cc, ctl, pb, pa, pc, cpu;
+        std::array<Mean, 3> db, da, dc;
         int refused = 0;
         for (std::uint64_t seed : seeds) {
-          phantom::CompositeSpec spec;
-          spec.dims = {size, size, size};
-          spec.seed = seed;
-          const auto ph = phantom::generate_composite(spec, p);
-          phantom::ImagingSpec im;
-          im.seed = seed;
-          im.snr = snr;
-          im.blur_sigma_vox = {blur, blur, blur};
+          const auto ph = composite_at(seed, size, p);
+          const phantom::ImagingSpec im = ct_imaging(seed, snr, blur);
           const FilmRow r = films_case(ph, im);
           if (r.refused) {
             ++refused;
@@ -842,14 +840,8 @@ int main(int argc, char** argv) {
         int refused = 0, cov = 0, nci = 0;
         double truth = NAN;
         for (std::uint64_t seed : seeds) {
-          phantom::CompositeSpec spec;
-          spec.dims = {size, size, size};
-          spec.seed = seed;
-          const auto ph = phantom::generate_composite(spec, p);
-          phantom::ImagingSpec im;
-          im.seed = seed;
-          im.snr = snr;
-          im.blur_sigma_vox = {blur, blur, blur};
+          const auto ph = composite_at(seed, size, p);
+          const phantom::ImagingSpec im = ct_imaging(seed, snr, blur);
           const auto g16 = phantom::ct_image(ph, im);
           Volume<float> g = g16.like<float>(g16.dims());
           for (index_t i = 0; i < g.size(); ++i) g[i] = g16[i];
