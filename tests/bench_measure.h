@@ -19,6 +19,16 @@ inline double cpu_seconds() {
          1e-6 * static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
 }
 
+// Mean of the finite values added (NaN when none): a cell's mean over the seeds that gave a number.
+struct Mean {
+  double sum = 0;
+  int n = 0;
+  void add(double v) {
+    if (std::isfinite(v)) sum += v, ++n;
+  }
+  double get() const { return n ? sum / n : NAN; }
+};
+
 // Peak signal-to-noise ratio of `v` against `clean`, in dB, the peak being clean's grey range.
 inline double psnr(const Volume<float>& clean, const Volume<float>& v) {
   double mn = clean.data()[0], mx = mn, se = 0;

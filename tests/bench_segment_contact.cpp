@@ -283,15 +283,7 @@ void print_row(const char* tag, const Row& r) {
   std::fflush(stdout);
 }
 
-// Mean of the finite values added (NaN when none).
-struct Mean {
-  double s = 0;
-  int n = 0;
-  void add(double v) {
-    if (std::isfinite(v)) s += v, ++n;
-  }
-  double get() const { return n ? s / n : NAN; }
-};
+using bench::Mean;
 
 // The grids' composite at pressure p and its CT imaging (default spec, seed for both).
 phantom::Phantom composite_at(std::uint64_t seed, index_t size, double p) {

@@ -187,14 +187,7 @@ std::array<double, 3> blur_ceiling(const phantom::Phantom& ph, phantom::ImagingS
   return {dice(l, ph.labels, 0), dice(l, ph.labels, 1), dice(l, ph.labels, 2)};
 }
 
-struct Mean {
-  double sum = 0;
-  int n = 0;
-  void add(double v) {
-    if (std::isfinite(v)) sum += v, ++n;
-  }
-  double get() const { return n ? sum / n : NAN; }
-};
+using bench::Mean;
 
 struct Max {
   double v = NAN;
