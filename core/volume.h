@@ -19,6 +19,14 @@
 namespace vp {
 
 using index_t = std::int64_t;
+
+// std::lround's value (halves away from zero) without its library call, for voxel offsets
+// sampled along a direction in hot loops: v − trunc(v) is exact; |v| must fit index_t.
+inline index_t round_half_away(double v) {
+  const auto t = static_cast<index_t>(v);
+  const double f = v - static_cast<double>(t);
+  return t + (f >= 0.5) - (f <= -0.5);
+}
 using Vec3 = std::array<double, 3>;
 
 struct Dims {

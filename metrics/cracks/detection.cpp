@@ -490,14 +490,6 @@ std::vector<std::vector<index_t>> split_planes(const std::vector<index_t>& voxel
   return result;
 }
 
-// std::lround's value (halves away from zero) without its library call, as sheetness.cpp's: v − trunc(v)
-// is exact, and |v| is a few voxels here. sandwiched() runs millions of times.
-index_t round_half_away(double v) {
-  const auto t = static_cast<index_t>(v);
-  const double f = v - static_cast<double>(t);
-  return t + (f >= 0.5) - (f <= -0.5);
-}
-
 // Is voxel i a crack voxel seen along the unit normal n: walking from it along +n and −n, a
 // host voxel that is not void (the crack's two walls) comes within a void run of at most
 // max_run_um? A slab cut through a pore network fails (the films cross the slab, so the void

@@ -76,14 +76,6 @@ void smooth(const Volume<float>& in, double sigma_um, Volume<float>& out) {
   });
 }
 
-// std::lround's value (halves away from zero) without its library call: v − trunc(v) is exact.
-// |v| is a few voxels here, far inside index_t.
-index_t round_half_away(double v) {
-  const auto t = static_cast<index_t>(v);
-  const double f = v - static_cast<double>(t);
-  return t + (f >= 0.5) - (f <= -0.5);
-}
-
 // Eigenvalues of a symmetric 3×3 matrix in closed form (Smith 1961), unsorted.
 void eigenvalues(double a00, double a01, double a02, double a11, double a12, double a22, double out[3]) {
   const double p1 = a01 * a01 + a02 * a02 + a12 * a12;
