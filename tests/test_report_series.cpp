@@ -232,6 +232,28 @@ TEST(SeriesFits, PartialVolumePorosityGetsItsOwnHeckelFitWithItsInterval) {
   EXPECT_GT(pv.k_ci95_measurement, 0.1 * k);  // these intervals are wide: k is not pinned to 10 %
 }
 
+TEST(SeriesFits, PartialVolumeFractionOfAPhaseNamedPoreIsFittedWhenNoPhaseHasThePoreRole) {
+  // A config without a pore role writes volume_fraction / volume_fraction_pv per phase and no
+  // porosity columns; the phase named "pore" then gets both Heckel fits, as its segmented
+  // fraction already did.
+  std::vector<RunRow> rows;
+  const double k = 0.0064, A = 1.14;
+  const std::vector<double> P = {10, 50, 125, 250, 370};
+  for (std::size_t i = 0; i < P.size(); ++i) {
+    const std::string s = "p" + std::to_string(static_cast<int>(P[i]));
+    const double eps = std::exp(-(k * P[i] + A));
+    rows.push_back(row(s, "grey", P[i], "volume_fraction", "pore", "", 0.9 * eps));
+    rows.push_back(row(s, "grey", P[i], "volume_fraction_pv", "pore", "", eps));
+    rows.push_back(row(s, "grey", P[i], "volume_fraction_pv_ci95", "pore", "", 0.02));
+  }
+  const auto fits = fit_series(build_series(rows).at(0), 0.001);
+  ASSERT_EQ(fits.heckel.size(), 2u);
+  EXPECT_EQ(fits.heckel[0].porosity.label(), "volume_fraction|pore|");
+  EXPECT_EQ(fits.heckel[1].porosity.label(), "volume_fraction_pv|pore|");
+  EXPECT_NEAR(fits.heckel[1].fit.k_per_MPa, k, 1e-12);
+  EXPECT_GT(fits.heckel[1].fit.k_ci95_measurement, 0.0);  // the _ci95 companion was used
+}
+
 TEST(Series, FileStemsAreSafeAndUnique) {
   SeriesTable a, b, c;
   a.name = "NMC/LPSCl 70:30";

@@ -241,7 +241,7 @@ struct Builder {
         return k.metric == kVolumeFractionMetric && k.axis.empty() && k.phase == (pore.empty() ? "pore" : pore);
       });
     if (!key) return;
-    const MetricKey pv_alt{"volume_fraction_pv", key->first.phase.empty() ? pore : key->first.phase, ""};
+    const MetricKey pv_alt{kVolumeFractionPvMetric, key->first.phase.empty() ? pore : key->first.phase, ""};
     Chart c = metric_chart(in, "headline-porosity", key->first, key->second);
     c.title = "Porosity";
     c.ylabel = "Porosity φ";
@@ -254,7 +254,7 @@ struct Builder {
       // Partial-volume porosity with its 95 % interval, when the segment stage wrote one.
       std::string pv_summary;  // its Heckel fit, said after the segmented porosity's
       const SeriesColumn* pv = nullptr;
-      for (const auto* cand : t.with_metric("porosity_pv"))
+      for (const auto* cand : t.with_metric(kPorosityPvMetric))
         if (!pv || cand->key.phase == key->first.phase) pv = cand;
       if (!pv) pv = t.find(pv_alt);
       if (pv) {

@@ -296,7 +296,11 @@ SeriesFits fit_series(const SeriesTable& t, double crack_threshold) {
     if (const auto* c = t.find({kVolumeFractionMetric, "pore", ""})) porosity_columns.push_back(c);
   for (const auto* c : porosity_columns)
     f.heckel.push_back({c->key, fit_heckel(P, c->value, c->has_uncertainty ? c->uncertainty : std::vector<double>{})});
-  for (const auto* c : t.with_metric(kPorosityPvMetric)) {
+  // Likewise for the grey's partial-volume fraction when no phase has the pore role.
+  auto porosity_pv_columns = t.with_metric(kPorosityPvMetric);
+  if (porosity_pv_columns.empty())
+    if (const auto* c = t.find({kVolumeFractionPvMetric, "pore", ""})) porosity_pv_columns.push_back(c);
+  for (const auto* c : porosity_pv_columns) {
     std::vector<double> u;
     if (const auto* ci = t.companion(c->key, kCi95Suffix))
       for (double h : ci->value) u.push_back(h / 1.959964);

@@ -73,6 +73,7 @@ inline constexpr const char* kPorosityMetric = "porosity";
 inline constexpr const char* kPorosityPvMetric = "porosity_pv";  // from the grey (segment auto)
 inline constexpr const char* kCi95Suffix = "_ci95";              // a 95 % half-width companion
 inline constexpr const char* kVolumeFractionMetric = "volume_fraction";
+inline constexpr const char* kVolumeFractionPvMetric = "volume_fraction_pv";  // per phase, from the grey
 inline constexpr const char* kContactAreaMetric = "contact_area_fraction";
 inline constexpr const char* kTauMetric = "tau";
 inline constexpr const char* kCrackFractionMetric = "crack_volume_fraction";
