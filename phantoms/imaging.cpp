@@ -74,12 +74,6 @@ double poisson(double lambda, std::uint64_t seed, std::uint64_t index) {
   return std::round(lambda);
 }
 
-double gaussian(std::uint64_t seed, std::uint64_t index) {
-  const double u1 = 1.0 - unit_double(hash3(seed, kStreamNoise, 2 * index));
-  const double u2 = unit_double(hash3(seed, kStreamNoise, 2 * index + 1));
-  return std::sqrt(-2.0 * std::log(u1)) * std::cos(2 * kPi * u2);
-}
-
 // Smooth random profile: values at knots every `period`, linearly interpolated, in [-1, 1].
 double smooth_profile(std::uint64_t seed, std::uint64_t stream, double t) {
   const double f = std::floor(t);
@@ -204,7 +198,7 @@ Volume<std::uint16_t> render(const LabelVolume& labels, const ImagingSpec& spec,
           v += curtain_amplitude * spec.gain * curtain_z *
                smooth_profile(spec.seed, kStreamCurtains, (x + 0.5) / spec.curtain_period_vox);
         const auto idx = static_cast<std::uint64_t>(i);
-        if (spec.noise == NoiseModel::gaussian) v += sigma_drawn * gaussian(spec.seed, idx);
+        if (spec.noise == NoiseModel::gaussian) v += sigma_drawn * normal_at(spec.seed, kStreamNoise, idx);
         else if (spec.noise == NoiseModel::poisson && count_scale > 0)
           v = count_scale * poisson(std::max(0.0, v) / count_scale, spec.seed, idx);
         out[i] = static_cast<std::uint16_t>(std::clamp(std::round(v), 0.0, 65535.0));

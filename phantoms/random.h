@@ -23,6 +23,15 @@ inline std::uint64_t hash3(std::uint64_t seed, std::uint64_t stream, std::uint64
 // [0, 1) with 53 random bits.
 inline double unit_double(std::uint64_t h) { return static_cast<double>(h >> 11) * 0x1.0p-53; }
 
+// Standard normal variate number `index` of a stream (Box–Muller on draws 2·index and
+// 2·index + 1): the imaging noise of the phantoms, and of the scans that filters/segment
+// simulates to calibrate end members (end_members.h), so both draw the same way.
+inline double normal_at(std::uint64_t seed, std::uint64_t stream, std::uint64_t index) {
+  const double u1 = 1.0 - unit_double(hash3(seed, stream, 2 * index));  // (0, 1]
+  const double u2 = unit_double(hash3(seed, stream, 2 * index + 1));
+  return std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
+}
+
 // A sequential stream: the n-th draw is hash3(seed, stream, n).
 class Rng {
  public:

@@ -19,6 +19,8 @@
 //   --series-end-members: per seed and imaging cell, the lowest pressure's scan is segmented on its own
 //   and its `segment --json` is the reference (`--end-members`) for every other pressure, as in a
 //   pressure series calibrated on its low-pressure scan; a last table counts drift warnings.
+//   --segment-flags "F": appended to every `voxpress segment` call (before/after tables of an
+//   option, e.g. --segment-flags "--infer-end-members false").
 // Timings are not asserted; this is a measurement, not a test.
 #include <algorithm>
 #include <array>
@@ -61,6 +63,7 @@ struct Settings {
   std::string series;
   bool deconvolve = true;
   bool series_end_members = false;
+  std::string segment_flags;  // appended to every `voxpress segment` call (e.g. "--infer-end-members false")
 };
 
 struct Case {
@@ -125,10 +128,11 @@ void measure(const std::string& grey_path, const Volume<float>& grey, const Labe
   int rc = 0;
   // stderr apart: with reference end members the warnings reach it beside the JSON.
   const std::string err_path = labels_path.string() + ".stderr";
-  const std::string out = run_capture(s.voxpress + " segment " + grey_path + " --out " + labels_path.string() +
-                                          " --method auto --classes 3 --json" +
-                                          (reference.empty() ? "" : " --end-members " + reference) + " 2>" + err_path,
-                                      rc);
+  const std::string out =
+      run_capture(s.voxpress + " segment " + grey_path + " --out " + labels_path.string() +
+                      " --method auto --classes 3 --json" + (s.segment_flags.empty() ? "" : " " + s.segment_flags) +
+                      (reference.empty() ? "" : " --end-members " + reference) + " 2>" + err_path,
+                  rc);
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(out);
@@ -261,6 +265,7 @@ int main(int argc, char** argv) {
       ++i;
     } else if (a == "--no-deconvolve") s.deconvolve = false;
     else if (a == "--series-end-members") s.series_end_members = true;
+    else if (a == "--segment-flags" && i + 1 < argc) s.segment_flags = argv[++i];
     else if ((a == "--pressures" || a == "--snr" || a == "--blur") && i + 1 < argc) {
       // A subset (comma-separated), e.g. --pressures 250 for the deconvolution target, --blur 1.5.
       std::vector<double>& values = a == "--pressures" ? s.pressures : a == "--snr" ? s.snrs : s.blurs;
@@ -271,7 +276,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr,
                    "usage: bench_segment_fidelity [--full] [--realistic] [--size N] [--voxpress PATH] [--series DIR] "
                    "[--seeds N] [--no-deconvolve] [--pressures P,...] [--snr S,...] [--blur B,...] "
-                   "[--series-end-members]\n");
+                   "[--series-end-members] [--segment-flags F]\n");
       return 2;
     }
   }

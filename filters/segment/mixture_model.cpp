@@ -286,6 +286,18 @@ PartialVolumeMixture fit_partial_volume_mixture(const Histogram& h, int classes,
   return best_optimum(partial_volume_optima(h, classes, max_iterations, max_sigma, min_sigma));
 }
 
+PartialVolumeMixture refit_partial_volume_mixture(const Histogram& h, PartialVolumeMixture m, double noise_sigma,
+                                                  int max_iterations) {
+  if (!(h.total() > 0)) throw InputError("partial-volume mixture: empty histogram");
+  const double max_sigma = noise_sigma > 0 ? kMaxSigmaPerNoise * noise_sigma : 0;
+  const double min_sigma = noise_sigma > 0 ? kMinSigmaPerNoise * noise_sigma : 0;
+  m.bin_width = h.bin_width();
+  run_em(h, m, max_iterations, min_sigma, max_sigma);
+  sort_phases(m);
+  finish(h, m);
+  return m;
+}
+
 std::vector<double> resolving_separations(const PartialVolumeMixture& m, double noise_sigma) {
   std::vector<double> d;
   for (int k = 0; k + 1 < m.classes(); ++k) {

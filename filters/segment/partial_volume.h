@@ -36,6 +36,11 @@ struct PartialVolumeOptions {
   // class), the fit's means are the end members as they are — not replaced by this scan's
   // pure-voxel means — and this is their uncertainty in the interval.
   std::vector<double> end_member_uncertainty;
+  // End members of classes other than the darkest with too few pure voxels (SE grains under a
+  // wide PSF) inferred by re-imaging the labels (end_members.h) instead of the histogram fit's
+  // blend-pulled means. Not with reference end members. Opt-in: it helps at 10 MPa under σ 1.5
+  // and moves the SE end member the wrong way at 50–125 MPa (docs/segmentation.md).
+  bool infer_end_members = false;
 };
 
 struct PartialVolumeResult {
@@ -48,6 +53,7 @@ struct PartialVolumeResult {
   std::vector<double> fraction_pv_ci95;   // 95 % half-width (end members, noise and pairing)
   std::vector<double> pairing_ambiguity;  // per class: how far the pairing of three-phase voxels could move it
   std::vector<std::int64_t> pure_voxels;  // voxels taken as pure, per class
+  std::vector<double> end_member_shift;   // inferred end member − the histogram fit's, per class (0: not inferred)
   std::int64_t mixed_voxels = 0;          // voxels unmixed with a pair
   std::int64_t thin_pore_voxels = 0;      // darkest-class labels from valleys (thin_pores)
   std::int64_t rim_voxels_avoided = 0;    // middle-class grey voxels labelled with a nearby pair

@@ -225,6 +225,11 @@ class SegmentStage : public Stage {
               "auto, 3 classes: relabel as pore the films along AM|SE faces found by a per-face profile fit "
               "(opt-in; lowers the contact fraction's PSF bias in most cells, not at blur σ 0.7 near 50 MPa)",
               "", "false"),
+        param("infer_end_members", ParamType::boolean,
+              "auto: end members of classes other than the darkest with under 200 pure voxels inferred by "
+              "re-imaging the labels with the scan's PSF and noise, not the histogram fit's blend-pulled means "
+              "(opt-in; helps at low pressure under a wide PSF, not at 50-125 MPa)",
+              "", PartialVolumeOptions{}.infer_end_members ? "true" : "false"),
         param("end_members", ParamType::string,
               "auto: reference end members held fixed, K ascending grey values (6000,20000,43000) or the path of "
               "an earlier segment --json output (e.g. the series' low-pressure scan)",
@@ -630,6 +635,7 @@ SegmentOptions segment_options(const Params& p) {
   o.partial_volume.psf_sigma_vox.fill(p.number("psf_sigma"));
   o.partial_volume.thin_pores = p.boolean("thin_pores");
   o.pore_films = p.boolean("pore_films");
+  o.partial_volume.infer_end_members = p.boolean("infer_end_members");
   o.end_members = SegmentStage::reference_end_members(p);
   return o;
 }

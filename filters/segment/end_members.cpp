@@ -1,0 +1,82 @@
+#include "filters/segment/end_members.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include <tbb/parallel_for.h>
+
+#include "core/error.h"
+#include "core/gaussian.h"
+#include "phantoms/random.h"
+
+namespace vp {
+
+namespace {
+
+// The phantoms' PSF cut-off (phantoms/imaging.cpp): the same operator as the scans it imitates.
+constexpr double kBlurTruncate = 3.0;
+
+}  // namespace
+
+Volume<float> simulated_scan(const Volume<std::uint8_t>& labels, const std::vector<double>& mu,
+                             const EndMemberInferenceOptions& o) {
+  const Dims d = labels.dims();
+  const index_t side = std::max<index_t>(o.max_side, 1);
+  const Dims b{std::min(d.x, side), std::min(d.y, side), std::min(d.z, side)};
+  const index_t x0 = (d.x - b.x) / 2, y0 = (d.y - b.y) / 2, z0 = (d.z - b.z) / 2;
+  Volume<float> g = labels.like<float>(b);
+  const auto k = static_cast<int>(mu.size());
+  tbb::parallel_for(index_t{0}, b.z, [&](index_t z) {
+    for (index_t y = 0; y < b.y; ++y)
+      for (index_t x = 0; x < b.x; ++x) {
+        const int c = labels(x + x0, y + y0, z + z0);
+        if (c >= k) throw ComputeError("simulated scan: label " + std::to_string(c) + " without an end member");
+        g(x, y, z) = static_cast<float>(mu[c]);
+      }
+  });
+  for (int a = 0; a < 3; ++a) gaussian_blur_axis(g, a, o.psf_sigma_vox[a], kBlurTruncate);
+  // Rounding adds 1/12 grey² of variance, already in an integer scan's measured noise σ.
+  const double var = o.noise_sigma * o.noise_sigma - (o.integral ? 1.0 / 12 : 0.0);
+  const double sigma = std::sqrt(std::max(var, 0.0));
+  tbb::parallel_for(index_t{0}, b.z, [&](index_t z) {
+    for (index_t y = 0; y < b.y; ++y)
+      for (index_t x = 0; x < b.x; ++x) {
+        const index_t i = x + b.x * (y + b.y * z);
+        double v = g[i] + sigma * phantom::normal_at(o.seed, phantom::kStreamNoise, static_cast<std::uint64_t>(i));
+        if (o.integral) v = std::round(v);
+        g[i] = static_cast<float>(v);
+      }
+  });
+  return g;
+}
+
+EndMemberInference infer_end_members(const Volume<std::uint8_t>& labels, const PartialVolumeMixture& observed,
+                                     const Histogram& binning, const std::vector<double>& start,
+                                     const std::vector<bool>& infer, const EndMemberInferenceOptions& o) {
+  const int k = observed.classes();
+  if (static_cast<int>(start.size()) != k || static_cast<int>(infer.size()) != k)
+    throw ComputeError("end-member inference: " + std::to_string(start.size()) + " start values for " +
+                       std::to_string(k) + " classes");
+  EndMemberInference out;
+  out.means = start;
+  out.residual.assign(k, 0.0);
+  const int bins = static_cast<int>(binning.counts.size());
+  for (int it = 0; it < o.iterations; ++it) {
+    const Volume<float> sim = simulated_scan(labels, out.means, o);
+    const PartialVolumeMixture fit =
+        refit_partial_volume_mixture(histogram(sim, bins, binning.lo, binning.hi), observed, o.noise_sigma);
+    std::vector<double> next = out.means;
+    for (int c = 0; c < k; ++c) {
+      out.residual[c] = observed.means[c] - fit.means[c];
+      if (infer[c]) next[c] += out.residual[c];
+    }
+    // Ascending end members only: a step that would cross a neighbour stops the inference.
+    if (!std::is_sorted(next.begin(), next.end(), std::less_equal<>())) break;
+    out.means = next;
+  }
+  out.shift.resize(k);
+  for (int c = 0; c < k; ++c) out.shift[c] = out.means[c] - start[c];
+  return out;
+}
+
+}  // namespace vp
