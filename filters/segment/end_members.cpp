@@ -7,7 +7,7 @@
 
 #include "core/error.h"
 #include "core/gaussian.h"
-#include "phantoms/random.h"
+#include "core/random.h"
 
 namespace vp {
 
@@ -15,6 +15,9 @@ namespace {
 
 // The phantoms' PSF cut-off (phantoms/imaging.cpp): the same operator as the scans it imitates.
 constexpr double kBlurTruncate = 3.0;
+// The stream number of the phantoms' imaging noise (phantom::kStreamNoise), kept so that the
+// simulated scans draw the noise they drew when this lived beside the phantoms.
+constexpr std::uint64_t kSimulatedNoiseStream = 8;
 
 }  // namespace
 
@@ -42,7 +45,7 @@ Volume<float> simulated_scan(const Volume<std::uint8_t>& labels, const std::vect
     for (index_t y = 0; y < b.y; ++y)
       for (index_t x = 0; x < b.x; ++x) {
         const index_t i = x + b.x * (y + b.y * z);
-        double v = g[i] + sigma * phantom::normal_at(o.seed, phantom::kStreamNoise, static_cast<std::uint64_t>(i));
+        double v = g[i] + sigma * normal_at(o.seed, kSimulatedNoiseStream, static_cast<std::uint64_t>(i));
         if (o.integral) v = std::round(v);
         g[i] = static_cast<float>(v);
       }

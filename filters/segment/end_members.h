@@ -35,7 +35,7 @@ struct EndMemberInference {
 };
 
 // The labels (class 0..K−1) imaged with end members `mu`: grey = μ[label], blurred by the PSF
-// (core/gaussian.h, as the phantoms), plus Gaussian noise of σ noise_sigma (phantoms/random.h);
+// (core/gaussian.h, as the phantoms), plus Gaussian noise of σ noise_sigma (core/random.h);
 // rounded when `integral`. On the central block of at most max_side voxels per axis.
 Volume<float> simulated_scan(const Volume<std::uint8_t>& labels, const std::vector<double>& mu,
                              const EndMemberInferenceOptions& options);
