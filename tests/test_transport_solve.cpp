@@ -307,6 +307,19 @@ TEST(TransportSolve, HighContrastNearPercolationConvergesFast) {
   }
 }
 
+// A tortuous binary medium 4× longer along z, solved to 1e-10: the regime in which TauFactor's
+// 500³ volume ends along z (the flux balance sends it past the 1e-6 residual). One Gauss-Seidel
+// sweep each way on the fine level reduced the residual ≈ 4× per CG iteration (19 / 24 / 19
+// iterations here); two sweeps (kFineSweeps, multigrid.cpp) ≈ 10× (13 / 14 / 14).
+TEST(TransportSolve, TortuousBlobsConvergeFastToTightTolerance) {
+  const Volume<std::uint8_t> v = test::random_blobs({32, 32, 128}, 0.3, 7);
+  for (int axis = 0; axis < 3; ++axis) {
+    TransportResult r = solve_transport(v, only(1), along(axis, 1e-10));
+    ASSERT_EQ(r.status, "ok");
+    EXPECT_LE(r.iterations, 15) << "axis " << axis;
+  }
+}
+
 // Anisotropic voxels (FIB-SEM: slices 2–4× thicker than the pixels) make the couplings along
 // the long axis 4–16× weaker; 2×2×2 coarsening then took 22 iterations on the bundled FIB-SEM
 // sample and 41 on blobs at 0.5×0.5×2. Semi-coarsening (Grid::halves) keeps the binary count.
