@@ -320,7 +320,7 @@ TEST(CrackRecall, AmSmallFacetHoldingItsParticlesCandidatesFoundAtSnr8) {
 
 // An SE disc of a less pressed compact (128³ seed 14, 250 MPa, SNR 12) that runs along an AM
 // particle's surface for a stretch: the particle's blur lifts the disc there to SE grey and above
-// (17 SE-labelled voxels, up to 2.7 × the contrast above the pore level), so the straight path
+// (9 SE-labelled voxels, mean grey 23 800 against an SE level of 22 800), so the straight path
 // between the disc's two halves — each a cut plane of a pore group, sandwiched and dark, but only
 // half a disc wide (aspect 4.6) — was "intact host" and the halves stayed apart: nothing found on
 // main (31f3829). Host beside the brighter solid counts as that solid's rim, and the halves join.
