@@ -317,5 +317,21 @@ TEST(CrackRecall, AmSmallFacetHoldingItsParticlesCandidatesFoundAtSnr8) {
   EXPECT_LT(am.false_fraction(), 0.0003);  // 0.0163 % measured
   EXPECT_EQ(detect_and_score(c, "am").found, 2);
 }
+
+// An SE disc of a less pressed compact (128³ seed 14, 250 MPa, SNR 12) that runs along an AM
+// particle's surface for a stretch: the particle's blur lifts the disc there to SE grey and above
+// (9 SE-labelled voxels, mean grey 23 800 against an SE level of 22 800), so the straight path
+// between the disc's two halves — each a cut plane of a pore group, sandwiched and dark, but only
+// half a disc wide (aspect 4.6) — was "intact host" and the halves stayed apart: nothing found on
+// main (31f3829). Host beside the brighter solid counts as that solid's rim, and the halves join.
+TEST(CrackRecall, SeDiscAlongAnAmSurfaceJoinedAcrossTheParticlesRimAtSnr12) {
+  const GreyComposite c = grey_composite(250, true, 14, 128, 12);
+  const crack_recall::Score se = detect_and_score(c, "se");
+  EXPECT_EQ(se.planted, 1);
+  EXPECT_EQ(se.found, 1);
+  EXPECT_EQ(se.detected_cracks, 1u);
+  EXPECT_GT(se.precision(), 0.9);          // 0.963 measured
+  EXPECT_LT(se.false_fraction(), 0.0002);  // 0.0047 % measured
+}
 }  // namespace
 }  // namespace vp

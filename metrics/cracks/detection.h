@@ -40,7 +40,9 @@
 //    through a thick pore). Each plane tried is removed, up to cut_max_planes per group. Of
 //    groups with no cut crack, the planes that pass as pieces (≥ min_voxels, aspect ≥ 2, sandwiched and dark) are
 //    fragments; coplanar fragments of different groups within bridge_max_um, with no intact host
-//    between them, are joined and judged as one cut crack (the valley by its depth alone).
+//    between them (with grey, host beside a solid brighter than the host counts as that solid: a
+//    crack along a particle's surface), are joined and judged as one cut crack (the valley by its
+//    depth alone).
 // 6. Facets (facets.h; with grey, find_facets): in a host brighter than another solid (AM beside
 //    SE), openings about one voxel wide that thresholds label as that solid — non-host voxels
 //    walled on both sides by one particle of the closed host and darker than the walls by a
