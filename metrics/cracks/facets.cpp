@@ -246,9 +246,11 @@ Facets detect_facets(const Volume<std::uint8_t>& labels, const Volume<float>& gr
     if (walled[i] && walled[i] <= markers_count) of_particle[walled[i]].push_back(i), ++out.candidates;
   // 3. Per particle, the plane of its candidates.
   const double tol = 1.5 * h_max;
-  // The particles' centres and radii matter only to the centre rule and, where a deeper mean is
-  // asked (smoothed grey), to core_reach: skip the pass over the particles otherwise.
-  const bool core_rules = o.max_centre_offset > 0 || (o.core_reach > 0 && min_depth_vox > o.min_depth_vox);
+  // The particles' centres and radii matter only to the centre rule, to the coplanar rule's reach
+  // and, where a deeper mean is asked (smoothed grey), to core_reach: skip the pass over the
+  // particles otherwise.
+  const bool core_rules = o.max_centre_offset > 0 || (o.core_reach > 0 && min_depth_vox > o.min_depth_vox) ||
+                          (o.coplanar_min_voxels > 0 && o.coplanar_min_reach > 0);
   const std::vector<ParticleCore> cores =
       core_rules ? particle_cores(particles, depth, markers_count) : std::vector<ParticleCore>();
   for (std::uint32_t p = 1; p <= markers_count; ++p) {
@@ -277,6 +279,9 @@ Facets detect_facets(const Volume<std::uint8_t>& labels, const Volume<float>& gr
       const bool reaches_core = core_rules && o.core_reach > 0 && deepest >= o.core_reach * cores[p].radius_um;
       if (mean_depth < (reaches_core ? o.min_depth_vox : min_depth_vox)) continue;
       if (plane > 0 && mean_depth < o.further_min_depth_vox) continue;
+      // A plane admitted by the coplanar rule only must reach into its particle (facets.h).
+      if (n_on < o.min_voxels && o.coplanar_min_reach > 0 && deepest < o.coplanar_min_reach * cores[p].radius_um)
+        continue;
       out.voxels.push_back(std::move(on));
     }
   }

@@ -19,7 +19,9 @@
 //    1.5 voxels). A facet when ≥ min_voxels candidates lie on it at a mean depth in the closed host
 //    ≥ min_depth_vox (films between particles that the closing fused lie near the surface), and,
 //    when asked, the plane passes within max_centre_offset × the particle's inscribed radius of
-//    its centroid. Then, up to max_planes, the same on the candidates left off the planes before,
+//    its centroid. A first plane holding ≥ coplanar_share of its particle's candidates needs only
+//    coplanar_min_voxels on it where its deepest candidate reaches coplanar_min_reach × the
+//    inscribed radius. Then, up to max_planes, the same on the candidates left off the planes before,
 //    started at the local plane holding most of them, and a facet only at a mean depth ≥
 //    further_min_depth_vox.
 // Where σ > max_noise × (host − darker solid), steps 2 and 3 use the grey smoothed by a Gaussian of
@@ -78,12 +80,17 @@ struct FacetOptions {
   int max_planes = 3;
   // A particle whose candidates lie ≥ coplanar_share on its first plane needs only
   // coplanar_min_voxels of them there (0: off): noise holes scatter over a particle, and a facet of
-  // 5 µm² holds about 20 voxels, under min_voxels. Off by default (opt-in, 15 and 0.8): it found 2
-  // more facets of 45 on 128³ seeds 4–6 and 3 of 59 at 64³, but put a 64³ crack-free image (exact
-  // labels, SNR 8: CrackAccuracy.NoFalseCracksOnNoisyCrackFreeComposite) at 0.053 % false volume,
-  // and 20 voxels or a share of 0.9 did the same (docs/cracks.md).
-  index_t coplanar_min_voxels = 0;
+  // 5 µm² holds about 20 voxels, under min_voxels. Alone it found 2 more facets of 45 on 128³ seeds
+  // 4–6 and 3 of 59 at 64³, but put a 64³ crack-free image (exact labels, SNR 8:
+  // CrackAccuracy.NoFalseCracksOnNoisyCrackFreeComposite) at 0.053 % false volume (docs/cracks.md).
+  index_t coplanar_min_voxels = 15;
   double coplanar_share = 0.8;
+  // Such a small plane (under min_voxels) must also reach ≥ this × the particle's inscribed radius
+  // deep with its deepest candidate (0: not asked): a facet is a grain boundary cut through its
+  // particle, while the small planes of films fused at a particle's skin and of noise holes stay
+  // near its surface (traced on 128³ seeds 4–6 and 64³ seeds 1–12: the 5 facets 0.29–0.86 R, 4 of
+  // them ≥ 0.42 R; 42 of the 55 false planes < 0.4 R, that test image's 0.29 R; docs/cracks.md).
+  double coplanar_min_reach = 0.4;
   double further_min_depth_vox = 3;
 };
 
