@@ -539,6 +539,25 @@ TEST(PartialVolume, BadEndMembersExitTwoNamingWhatWasExpected) {
   fs::remove_all(dir);
 }
 
+// --infer-end-members where it would do nothing exits 2 naming the key, instead of being ignored.
+TEST(PartialVolume, InferEndMembersWhereItCannotApplyExitsTwo) {
+  const fs::path dir = fs::temp_directory_path() / ("vp_test_pv_badinfer_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const CompositeScan scan = composite_scan(1, 10, 8, 1.0, 32);
+  write_volume(scan.grey, (dir / "g.mha").string());
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"--method multi-otsu --infer-end-members", "inferring end members is for method auto; method is multi-otsu"},
+      {"--infer-end-members --end-members 6000,22000,43000", "reference end_members are held fixed"},
+  };
+  for (const auto& [flags, expected] : cases) {
+    const auto r = vp::testing::run_voxpress("segment g.mha --out l.tif " + flags, dir);
+    EXPECT_EQ(r.code, 2) << flags << ": " << r.out << r.err;
+    EXPECT_NE(r.err.find("infer_end_members"), std::string::npos) << flags << ": " << r.err;
+    EXPECT_NE(r.err.find(expected), std::string::npos) << flags << ": " << r.err;
+  }
+  fs::remove_all(dir);
+}
+
 // A config's relative paths resolve against its folder (README, configuration): an end-members
 // file beside the config is found when the batch is validated from elsewhere.
 TEST(PartialVolume, EndMembersFileResolvesAgainstTheConfigsFolder) {

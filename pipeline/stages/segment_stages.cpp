@@ -292,6 +292,13 @@ class SegmentStage : public Stage {
           bad(d, p, "end_members", at == std::string::npos ? what : what.substr(at + tag.size()));
         }
     }
+    if (p.boolean("infer_end_members")) {
+      if (method != "auto")
+        bad(d, p, "infer_end_members", "inferring end members is for method auto; method is " + method);
+      else if (p.has("end_members"))
+        bad(d, p, "infer_end_members",
+            "reference end_members are held fixed, so none would be inferred: give one of the two");
+    }
     if (method == "threshold" && !p.has("thresholds")) bad(d, p, "thresholds", "method threshold needs thresholds");
     if (method == "hysteresis" && (!p.has("thresholds") || p.numbers("thresholds").size() != 2))
       bad(d, p, "thresholds", "method hysteresis needs [low, high]");
