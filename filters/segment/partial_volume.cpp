@@ -230,24 +230,6 @@ std::pair<int, int> bridged_middle_class(const Volume<float>& gs, index_t x, ind
   return {dark, bright};
 }
 
-// The histogram binning the mixture was fitted on (histogram(grey, bins): the grey's range in
-// equal bins, or one bin per level for integer grey spanning fewer levels than bins), from its
-// bin width; `integral` says whether the grey is integer.
-Histogram fitted_binning(const Volume<float>& grey, double bin_width, bool& integral) {
-  const auto [mn, mx] = std::minmax_element(grey.storage().begin(), grey.storage().end());
-  const double lo = *mn, hi = *mx;
-  integral = std::all_of(grey.storage().begin(), grey.storage().end(), [](float v) { return std::floor(v) == v; });
-  Histogram h;
-  if (integral && bin_width == 1.0) {
-    h.lo = lo - 0.5, h.hi = hi + 0.5;
-    h.counts.assign(static_cast<std::size_t>(hi - lo + 1), 0.0);
-  } else {
-    h.lo = lo, h.hi = hi > lo ? hi : lo + 1;
-    h.counts.assign(static_cast<std::size_t>(std::max<long>(2, std::lround((h.hi - h.lo) / bin_width))), 0.0);
-  }
-  return h;
-}
-
 // End members with fewer than kMinPureVoxels pure voxels are the histogram fit's means, pulled by
 // the blends the fit cannot separate from them; infer them from the labels re-imaged with the
 // scan's PSF and noise (end_members.h), and unmix with those. Half the shift joins their
@@ -265,7 +247,9 @@ void infer_fit_only_end_members(const Volume<float>& grey, const PartialVolumeMi
   EndMemberInferenceOptions eo;
   eo.psf_sigma_vox = o.psf_sigma_vox;
   eo.noise_sigma = o.noise_sigma > 0 ? o.noise_sigma : *std::min_element(fit.sigmas.begin(), fit.sigmas.end());
-  const Histogram binning = fitted_binning(grey, fit.bin_width, eo.integral);
+  // The simulated scans are binned as the observed one was; integer grey is simulated integer.
+  const Histogram binning = histogram(grey, o.histogram_bins);
+  eo.integral = std::all_of(grey.storage().begin(), grey.storage().end(), [](float v) { return std::floor(v) == v; });
   const EndMemberInference inferred = infer_end_members(out.labels, fit, binning, out.means, fit_only, eo);
   for (int c = 0; c < k; ++c) {
     if (!fit_only[c]) continue;

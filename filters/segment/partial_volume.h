@@ -41,6 +41,7 @@ struct PartialVolumeOptions {
   // blend-pulled means. Not with reference end members. Opt-in: it helps at 10 MPa under σ 1.5
   // and moves the SE end member the wrong way at 50–125 MPa (docs/segmentation.md).
   bool infer_end_members = false;
+  int histogram_bins = 256;  // the bins of the histogram the mixture was fitted on (histogram(grey, bins))
 };
 
 struct PartialVolumeResult {

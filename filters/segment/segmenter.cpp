@@ -91,6 +91,7 @@ SegmentResult segment_grey(const Volume<float>& grey, const SegmentOptions& o) {
       PartialVolumeOptions pvo = o.partial_volume;
       if (o.end_members) pvo.end_member_uncertainty = r.auto_fit->reference_uncertainty;
       if (!(pvo.noise_sigma > 0)) pvo.noise_sigma = r.auto_fit->noise_sigma;
+      pvo.histogram_bins = o.bins;
       pvo.psf_sigma_vox = labelling_psf(grey, *r.auto_fit, pvo.psf_sigma_vox, r);
       r.psf_sigma_vox = pvo.psf_sigma_vox;
       r.partial_volume = partial_volume_segmentation(grey, r.auto_fit->mixture, pvo);
