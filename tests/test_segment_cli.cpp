@@ -229,6 +229,23 @@ TEST_F(SegmentCli, YamlSegmentWithoutClassesFitsTheMethodsClassCount) {
   EXPECT_NE(log.find("phases: class 1 of 3 is no label of the config's phase table"), std::string::npos) << log;
 }
 
+// --pore-films where the film fit cannot run (another method, or not 3 classes) is refused, naming
+// the key, instead of being skipped without a word.
+TEST_F(SegmentCli, PoreFilmsWhereTheyCannotBeFittedExitTwo) {
+  ASSERT_EQ(run("phantom --size 32 --seed 3 --pressures 10 --snr 8 --blur 1 --out " + path("pf")), 0);
+  const std::string grey = path("pf/p010.tif");
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"--method multi-otsu --pore-films", "pore films are fitted for method auto; method is multi-otsu"},
+      {"--classes 2 --pore-films", "3-class segmentation; classes is 2"},
+  };
+  for (const auto& [flags, expected] : cases) {
+    std::string out;
+    EXPECT_EQ(run("segment " + grey + " --out " + path("pf.tif") + " " + flags, &out), 2) << flags << ": " << out;
+    EXPECT_NE(out.find("pore_films"), std::string::npos) << flags << ": " << out;
+    EXPECT_NE(out.find(expected), std::string::npos) << flags << ": " << out;
+  }
+}
+
 // --pore-films (stage key pore_films): the SE voxels of the films it finds become pore, and the
 // JSON says how many; without it the labels are auto's as before. A 10 MPa composite at blur 1
 // has films along its AM|SE faces.

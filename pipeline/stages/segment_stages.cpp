@@ -299,6 +299,16 @@ class SegmentStage : public Stage {
         bad(d, p, "infer_end_members",
             "reference end_members are held fixed, so none would be inferred: give one of the two");
     }
+    // The film fit reads faces between the auto fit's SE and AM classes, so it needs that fit's
+    // three classes (pore, electrolyte, active): elsewhere it would be silently skipped.
+    if (p.boolean("pore_films")) {
+      if (method != "auto") bad(d, p, "pore_films", "pore films are fitted for method auto; method is " + method);
+      else if (classes(p) != 3)
+        bad(d, p, "pore_films",
+            "pore films are fitted between the electrolyte and active classes of a 3-class segmentation; classes "
+            "is " +
+                std::to_string(classes(p)));
+    }
     if (method == "threshold" && !p.has("thresholds")) bad(d, p, "thresholds", "method threshold needs thresholds");
     if (method == "hysteresis" && (!p.has("thresholds") || p.numbers("thresholds").size() != 2))
       bad(d, p, "thresholds", "method hysteresis needs [low, high]");
