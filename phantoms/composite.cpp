@@ -15,11 +15,15 @@
 // The phase at a point is a pure function of position, so the ground truth can be evaluated on
 // the continuous geometry (surface and plane quadratures) as well as on the voxel grid.
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <limits>
 #include <numeric>
+#include <optional>
 #include <utility>
+
+#include <malloc.h>
 
 #include <tbb/blocked_range.h>
 #include <tbb/enumerable_thread_specific.h>
@@ -700,32 +704,113 @@ bool overlaps_box(const ImageBox& box, const Vec3& c, const Vec3& a) {
 struct SurfaceSums {
   double se = 0, pore = 0, binder = 0;
 };
-struct SurfaceSamples {
-  // 16 bytes a point, kept per particle in in_view order (the sums add them in that order). What
-  // lies outside is coded in the levels: pore has f_se = +∞ (F > δ for every w and finite or −∞
-  // δ), binder g = NaN; else SE where f_se − w·g ≤ δ, pore otherwise.
+// A particle's surface points, each column in the narrowest form that gives back its exact value
+// (the contact bisection re-sums them ~32 times, so they are kept; 16 bytes a point took 146 MiB
+// at 256³). f_se is a float. g lies just below 1 for almost every point (the point's own
+// particle is 10⁻⁵ voxel away): one byte counts the float steps below 1, with 254 for 0 and 255
+// for NaN, or floats where some g does not fit. A sphere's weights take a handful of distinct
+// doubles (its area density is r² up to rounding): one byte indexes the particle's table of them,
+// or doubles where more than 256 differ (ellipsoids).
+class ParticleSurface {
+ public:
   struct Point {
     double weight;
     float f_se, g;
   };
+  ParticleSurface() = default;
+  explicit ParticleSurface(const std::vector<Point>& points) {
+    f_se_.reserve(points.size());
+    for (const Point& p : points) f_se_.push_back(p.f_se);
+    code_g(points);
+    code_weights(points);
+  }
+  std::size_t size() const { return f_se_.size(); }
+
+  // Calls add(weight, f_se, g) for every point in order.
+  template <class Add>
+  void for_each(Add&& add) const {
+    auto with_g = [&](auto&& g) {
+      if (weight_codes_.empty()) {
+        for (std::size_t k = 0; k < f_se_.size(); ++k) add(weights_[k], f_se_[k], g(k));
+      } else {
+        for (std::size_t k = 0; k < f_se_.size(); ++k) add(weights_[weight_codes_[k]], f_se_[k], g(k));
+      }
+    };
+    if (g_codes_.empty()) with_g([&](std::size_t k) { return g_[k]; });
+    else with_g([&](std::size_t k) { return g_of_code(g_codes_[k]); });
+  }
+
+ private:
+  static constexpr std::uint32_t kOneBits = 0x3f800000;  // 1.0f
+  static constexpr std::uint8_t kZeroCode = 254, kNanCode = 255;
+  static float g_of_code(std::uint8_t code) {
+    if (code == kNanCode) return std::numeric_limits<float>::quiet_NaN();
+    if (code == kZeroCode) return 0.0f;
+    return std::bit_cast<float>(kOneBits - code);
+  }
+  void code_g(const std::vector<Point>& points) {
+    g_codes_.reserve(points.size());
+    for (const Point& p : points) {
+      const auto bits = std::bit_cast<std::uint32_t>(p.g);
+      std::uint8_t code;
+      if (std::isnan(p.g)) code = kNanCode;
+      else if (bits == 0) code = kZeroCode;
+      else if (bits <= kOneBits && kOneBits - bits < kZeroCode) code = static_cast<std::uint8_t>(kOneBits - bits);
+      else {
+        g_codes_ = {};
+        g_.reserve(points.size());
+        for (const Point& q : points) g_.push_back(q.g);
+        return;
+      }
+      g_codes_.push_back(code);
+    }
+  }
+  void code_weights(const std::vector<Point>& points) {
+    weight_codes_.reserve(points.size());
+    for (const Point& p : points) {
+      const auto known = std::find(weights_.begin(), weights_.end(), p.weight);
+      if (known == weights_.end() && weights_.size() == 256) {
+        weight_codes_ = {};
+        weights_.clear();
+        weights_.reserve(points.size());
+        for (const Point& q : points) weights_.push_back(q.weight);
+        return;
+      }
+      weight_codes_.push_back(static_cast<std::uint8_t>(known - weights_.begin()));
+      if (known == weights_.end()) weights_.push_back(p.weight);
+    }
+    weights_.shrink_to_fit();
+  }
+
+  std::vector<float> f_se_;
+  std::vector<std::uint8_t> g_codes_;  // empty: g_ holds the floats
+  std::vector<float> g_;
+  std::vector<std::uint8_t> weight_codes_;  // empty: weights_ holds every point's weight
+  std::vector<double> weights_;             // else the distinct weights the codes index
+};
+
+struct SurfaceSamples {
+  // Kept per particle in in_view order (the sums add them in that order). What lies outside is
+  // coded in the levels: pore has f_se = +∞ (F > δ for every w and finite or −∞ δ), binder
+  // g = NaN; else SE where f_se − w·g ≤ δ, pore otherwise.
   static constexpr float kPoreOutside = std::numeric_limits<float>::infinity();
   static constexpr float kBinderOutside = std::numeric_limits<float>::quiet_NaN();
-  std::vector<std::vector<Point>> per_particle;
+  std::vector<ParticleSurface> per_particle;
   bool empty() const {
-    return std::all_of(per_particle.begin(), per_particle.end(), [](const auto& v) { return v.empty(); });
+    return std::all_of(per_particle.begin(), per_particle.end(), [](const auto& v) { return v.size() == 0; });
   }
   SurfaceSums sums(double w, double delta) const {
     SurfaceSums s;
-    for (const std::vector<Point>& points : per_particle)
-      for (const Point& p : points) {
+    for (const ParticleSurface& points : per_particle)
+      points.for_each([&](double weight, float f_se, float g) {
         // Without branches (the classes alternate at random): adding +0 to a sum that started
         // at +0 leaves it bit-identical, so each sum still adds its own points in order.
-        const bool binder = std::isnan(p.g);
-        const bool se = !binder && p.f_se - w * p.g <= delta;
-        s.binder += binder ? p.weight : 0.0;
-        s.se += se ? p.weight : 0.0;
-        s.pore += !binder && !se ? p.weight : 0.0;
-      }
+        const bool binder = std::isnan(g);
+        const bool se = !binder && f_se - w * g <= delta;
+        s.binder += binder ? weight : 0.0;
+        s.se += se ? weight : 0.0;
+        s.pore += !binder && !se ? weight : 0.0;
+      });
     return s;
   }
 };
@@ -736,12 +821,12 @@ SurfaceSamples sample_am_surfaces(const PressedState& st, const ParticleSet& set
   const double face = box.h[0] * box.h[1];
   const double eps = 1e-5 * std::min({box.h[0], box.h[1], box.h[2]});
   SurfaceSamples out;
-  std::vector<std::vector<SurfaceSamples::Point>>& per = out.per_particle;
+  std::vector<ParticleSurface>& per = out.per_particle;
   per.resize(in_view.size());
-  // Per-thread scratch, kept at the exact size (as sample_voxels does: 223 MB held for 155 MB).
-  tbb::enumerable_thread_specific<std::vector<SurfaceSamples::Point>> scratch;
+  // Per-thread scratch, coded into each particle's columns at their exact size.
+  tbb::enumerable_thread_specific<std::vector<ParticleSurface::Point>> scratch;
   tbb::parallel_for(std::size_t{0}, in_view.size(), [&](std::size_t k) {
-    std::vector<SurfaceSamples::Point>& points = scratch.local();
+    std::vector<ParticleSurface::Point>& points = scratch.local();
     points.clear();
     const int i = in_view[k];
     const Vec3& a = set.am[i].semi;
@@ -758,7 +843,7 @@ SurfaceSamples sample_am_surfaces(const PressedState& st, const ParticleSet& set
       // What lies just outside; its SE distance matters only outside AM and binder.
       Fields fo;
       st.add_am(o, fo);
-      SurfaceSamples::Point pt{sp.weight, SurfaceSamples::kPoreOutside, 0.0f};
+      ParticleSurface::Point pt{sp.weight, SurfaceSamples::kPoreOutside, 0.0f};
       if (fo.am >= 0) {
         if (!st.am_crack_at(o, fo.am)) continue;
       } else if (st.add_binder(o, fo), fo.binder >= 0) {
@@ -769,7 +854,7 @@ SurfaceSamples sample_am_surfaces(const PressedState& st, const ParticleSet& set
       }
       points.push_back(pt);
     }
-    per[k].assign(points.begin(), points.end());
+    per[k] = ParticleSurface(points);
   });
   return out;
 }
@@ -914,14 +999,20 @@ void add_particle_truth(const CompositeSpec& spec, const PressedState& st, const
     t.particle_summary["binder"] = summary(n_am + n_se, set.binder.size(), spec.binder_radius_vox * h);
 }
 
+// Voxels per crack id (index 0 unused) from the settled crack voxels: the crack id volume's counts.
+std::vector<std::int64_t> crack_voxel_counts(const OpenVoxels& open, std::size_t crack_count) {
+  std::vector<std::int64_t> counts(crack_count + 1, 0);
+  for (const std::vector<OpenVoxels::CrackVoxel>& plane : open.cracks)
+    for (const OpenVoxels::CrackVoxel& c : plane) ++counts[c.id];
+  return counts;
+}
+
 // One truth row per crack: SE cracks' mid-plane area within the SE and the image by a plane
-// quadrature at `step`, AM cracks' from measure_am_cracks; voxels counted in the crack ids.
-void add_crack_truth(const CompositeSpec& spec, const PressedState& st, const ParticleSet& set,
-                     const AmCrackAreas& am_cracks, double step, double w, double delta, Phantom& out) {
+// quadrature at `step`, AM cracks' from measure_am_cracks; voxels from crack_voxel_counts.
+void add_crack_truth(const CompositeSpec& spec, const PressedState& st, const AmCrackAreas& am_cracks,
+                     const std::vector<std::int64_t>& crack_voxels, double step, double w, double delta, Phantom& out) {
   GroundTruth& t = out.truth;
   const ImageBox& box = st.box();
-  std::vector<std::int64_t> crack_voxels(set.se_cracks.size() + set.am_cracks.size() + 1, 0);
-  for (std::uint32_t id : out.cracks.storage()) ++crack_voxels[id];
   for (const auto& c : st.se_cracks()) {
     const double R = spec.cracks.se_radius_um;
     const PlaneArea pa = plane_area(c.centre, c.normal, R, step, [&](const Vec3& q) {
@@ -963,7 +1054,8 @@ Phantom generate_composite(const CompositeSpec& spec, double pressure_MPa) {
   if (!(pressure_MPa >= 0))
     throw InputError("phantom: pressure " + std::to_string(pressure_MPa) + " MPa: expected ≥ 0");
   const ParticleSet set = place_particles(spec);
-  const PressedState st(spec, set, pressure_MPa);
+  std::optional<PressedState> pressed;
+  const PressedState& st = pressed.emplace(spec, set, pressure_MPa);
   Phantom out;
   out.labels = LabelVolume(Volume<std::uint8_t>(spec.dims, spec.spacing_um), phase_table(spec.binder_fraction > 0));
   out.particles = Volume<std::uint32_t>(spec.dims, spec.spacing_um);
@@ -986,8 +1078,6 @@ Phantom generate_composite(const CompositeSpec& spec, double pressure_MPa) {
   add_interface_truth(spec, surface, am_cracks.walls, w, delta, t);
   surface = SurfaceSamples();
   open.free.clear(), open.slab.clear();  // the levels are settled
-  out.cracks = crack_ids(open, spec.dims, spec.spacing_um);
-  open = OpenVoxels();
 
   t.generator = "composite";
   t.pressure_MPa = pressure_MPa;
@@ -1004,7 +1094,15 @@ Phantom generate_composite(const CompositeSpec& spec, double pressure_MPa) {
                                       ? nlohmann::json(target_contact_fraction(spec.compaction, pressure_MPa))
                                       : nlohmann::json(nullptr)}};
   add_particle_truth(spec, st, set, in_view, out);
-  add_crack_truth(spec, st, set, am_cracks, step, w, delta, out);
+  add_crack_truth(spec, st, am_cracks, crack_voxel_counts(open, set.se_cracks.size() + set.am_cracks.size()), step, w,
+                  delta, out);
+
+  // The crack id volume comes last, once the cell grids, levels and surface points are gone. They
+  // were many small blocks that the heap keeps after their release: hand the free pages back
+  // first, or the volume would add to them.
+  pressed.reset();
+  malloc_trim(0);
+  out.cracks = crack_ids(open, spec.dims, spec.spacing_um);
   return out;
 }
 
