@@ -260,9 +260,13 @@ int main(int argc, char** argv) {
     else if (a == "--series" && i + 1 < argc) s.series = argv[++i];
     else if (a == "--throughput") return throughput();
     else if (a == "--seeds" && i + 1 < argc) {
+      // N: seeds 1..N; A-B: seeds A..B (held-out seeds, e.g. 4-6).
+      const std::string range = argv[++i];
+      const std::size_t dash = range.find('-');
+      const std::uint64_t first = dash == std::string::npos ? 1 : std::stoull(range.substr(0, dash));
+      const std::uint64_t last = std::stoull(dash == std::string::npos ? range : range.substr(dash + 1));
       s.seeds.clear();
-      for (std::uint64_t k = 1; k <= std::stoull(argv[i + 1]); ++k) s.seeds.push_back(k);
-      ++i;
+      for (std::uint64_t k = first; k <= last; ++k) s.seeds.push_back(k);
     } else if (a == "--no-deconvolve") s.deconvolve = false;
     else if (a == "--series-end-members") s.series_end_members = true;
     else if (a == "--segment-flags" && i + 1 < argc) s.segment_flags = argv[++i];
@@ -275,7 +279,7 @@ int main(int argc, char** argv) {
     } else {
       std::fprintf(stderr,
                    "usage: bench_segment_fidelity [--full] [--realistic] [--size N] [--voxpress PATH] [--series DIR] "
-                   "[--seeds N] [--no-deconvolve] [--pressures P,...] [--snr S,...] [--blur B,...] "
+                   "[--seeds N | A-B] [--no-deconvolve] [--pressures P,...] [--snr S,...] [--blur B,...] "
                    "[--series-end-members] [--segment-flags F]\n");
       return 2;
     }

@@ -1,0 +1,124 @@
+// Where auto's labels go wrong on one phantom cell (issue 11, σ 0.7): Dice per phase of the
+// blur ceiling, of plain thresholds (true and fitted end members, raw and σ 0.5 grey), of auto
+// and of auto without the thin-pore rule; per reading the confusion counts truth > label and the
+// wrong voxels by Chebyshev distance (1..4, 5 = farther) from the nearest voxel of another truth
+// phase. Usage: bench_segment_diag [SNR [blur σ [P MPa [seed [size]]]]] (default 12 0.7 50 1 96).
+#include <array>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "filters/segment/features.h"
+#include "filters/segment/histogram.h"
+#include "filters/segment/segmenter.h"
+#include "metrics/interfaces.h"
+#include "phantoms/phantom.h"
+
+using namespace vp;
+
+namespace {
+Volume<float> as_float(const Volume<std::uint16_t>& g16) {
+  Volume<float> g = g16.like<float>(g16.dims());
+  for (index_t i = 0; i < g.size(); ++i) g[i] = g16[i];
+  return g;
+}
+double dice(const Volume<std::uint8_t>& a, const Volume<std::uint8_t>& t, int l) {
+  double both = 0, na = 0, nt = 0;
+  for (index_t i = 0; i < a.size(); ++i) {
+    const bool x = a[i] == l, y = t[i] == l;
+    both += x && y, na += x, nt += y;
+  }
+  return 2 * both / (na + nt);
+}
+// Chebyshev distance (in voxels, up to 4) to the nearest voxel of another truth label.
+Volume<std::uint8_t> boundary_distance(const Volume<std::uint8_t>& t) {
+  const Dims d = t.dims();
+  Volume<std::uint8_t> dist = t.like<std::uint8_t>(d);
+  for (index_t z = 0; z < d.z; ++z)
+    for (index_t y = 0; y < d.y; ++y)
+      for (index_t x = 0; x < d.x; ++x) {
+        int best = 5;
+        for (int r = 1; r <= 4 && best == 5; ++r)
+          for (index_t zz = std::max<index_t>(0, z - r); zz <= std::min(d.z - 1, z + r) && best == 5; ++zz)
+            for (index_t yy = std::max<index_t>(0, y - r); yy <= std::min(d.y - 1, y + r) && best == 5; ++yy)
+              for (index_t xx = std::max<index_t>(0, x - r); xx <= std::min(d.x - 1, x + r); ++xx)
+                if (t(xx, yy, zz) != t(x, y, z)) {
+                  best = r;
+                  break;
+                }
+        dist(x, y, z) = static_cast<std::uint8_t>(best);
+      }
+  return dist;
+}
+void report(const char* name, const Volume<std::uint8_t>& l, const Volume<std::uint8_t>& t,
+            const Volume<std::uint8_t>& dist) {
+  std::printf("%-36s Dice %.4f %.4f %.4f |", name, dice(l, t, 0), dice(l, t, 1), dice(l, t, 2));
+  // confusion: truth→label counts (off-diagonal), and wrong voxels by boundary distance
+  long conf[3][3] = {};
+  long bydist[6] = {};
+  for (index_t i = 0; i < l.size(); ++i) {
+    conf[t[i]][l[i]]++;
+    if (t[i] != l[i]) bydist[dist[i]]++;
+  }
+  std::printf(" t>l 0>1 %ld 0>2 %ld 1>0 %ld 1>2 %ld 2>0 %ld 2>1 %ld | wrong@d1..5 %ld %ld %ld %ld %ld\n", conf[0][1],
+              conf[0][2], conf[1][0], conf[1][2], conf[2][0], conf[2][1], bydist[1], bydist[2], bydist[3], bydist[4],
+              bydist[5]);
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  const double snr = argc > 1 ? std::atof(argv[1]) : 12, blur = argc > 2 ? std::atof(argv[2]) : 0.7;
+  const double pressure = argc > 3 ? std::atof(argv[3]) : 50;
+  const std::uint64_t seed = argc > 4 ? std::atoi(argv[4]) : 1;
+  const index_t size = argc > 5 ? std::atoi(argv[5]) : 96;
+  phantom::CompositeSpec spec;
+  spec.dims = {size, size, size};
+  spec.seed = seed;
+  const phantom::Phantom ph = phantom::generate_composite(spec, pressure);
+  phantom::ImagingSpec im;
+  im.seed = seed;
+  im.snr = snr;
+  im.blur_sigma_vox = {blur, blur, blur};
+  const Volume<float> grey = as_float(phantom::ct_image(ph, im));
+  const Volume<std::uint8_t>& truth = ph.labels;
+  const auto dist = boundary_distance(truth);
+  const double p = im.grey_level("pore"), se = im.grey_level("se"), am = im.grey_level("am");
+  {
+    phantom::ImagingSpec clean = im;
+    clean.noise = phantom::NoiseModel::none;
+    report("ceiling (noise-free, true midpoints)",
+           apply_thresholds(as_float(phantom::ct_image(ph.labels, clean)), {0.5 * (p + se), 0.5 * (se + am)}), truth,
+           dist);
+  }
+  report("true midpoints on raw grey", apply_thresholds(grey, {0.5 * (p + se), 0.5 * (se + am)}), truth, dist);
+  const Volume<float> g05 = gaussian_smooth(grey, 0.5 * grey.spacing_um[0]);
+  report("true midpoints on σ 0.5 grey", apply_thresholds(g05, {0.5 * (p + se), 0.5 * (se + am)}), truth, dist);
+  SegmentOptions o;
+  o.method = SegmentMethod::automatic;
+  o.classes = 3;
+  auto contact = [&](const Volume<std::uint8_t>& labels) {
+    LabelVolume lv;
+    static_cast<Volume<std::uint8_t>&>(lv) = labels;
+    lv.phases = ph.labels.phases;
+    return contact_area(lv).fraction;
+  };
+  const SegmentResult r = segment_grey(grey, o);
+  const auto& mu = r.auto_fit->mixture.means;
+  std::printf("fit means %.0f %.0f %.0f (true %.0f %.0f %.0f), label thresholds %.0f %.0f, PSF σ %.3f %.3f %.3f\n",
+              mu[0], mu[1], mu[2], p, se, am, r.thresholds[0], r.thresholds[1], r.psf_sigma_vox[0], r.psf_sigma_vox[1],
+              r.psf_sigma_vox[2]);
+  report("fit midpoints on raw grey", apply_thresholds(grey, {0.5 * (mu[0] + mu[1]), 0.5 * (mu[1] + mu[2])}), truth,
+         dist);
+  report("fit midpoints on σ 0.5 grey", apply_thresholds(g05, {0.5 * (mu[0] + mu[1]), 0.5 * (mu[1] + mu[2])}), truth,
+         dist);
+  report("label thresholds on σ 0.5 grey", apply_thresholds(g05, r.thresholds), truth, dist);
+  report("auto", r.labels, truth, dist);
+  o.partial_volume.thin_pores = false;
+  const SegmentResult no_thin = segment_grey(grey, o);
+  report("auto without thin_pores", no_thin.labels, truth, dist);
+  std::printf("contact: truth %.4f, auto %.4f, auto without thin_pores %.4f\n", ph.truth.contact_area_fraction,
+              contact(r.labels), contact(no_thin.labels));
+  return 0;
+}
