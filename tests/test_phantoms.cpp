@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <set>
 
+#include "phantoms/cell_grid.h"
 #include "phantoms/geometry.h"
 #include "phantoms/phantom.h"
 
@@ -61,6 +62,37 @@ double face_contact_fraction(const LabelVolume& v) {
 }
 
 }  // namespace
+
+// PackedCellGrid codes each cell's ids as 16-bit gaps, with an escape for a gap above 65535:
+// every cell lists the same bodies in the same order as the growing CellGrid, including cells
+// where consecutive ids lie more than 65535 apart (bodies 0 and 70000 share the first cell).
+TEST(PhantomCellGrid, PackedListsMatchTheGrowingGridAcrossLargeIdGaps) {
+  const Vec3 lo{0, 0, 0}, hi{8, 8, 4};
+  std::vector<Vec3> bb_lo, bb_hi;
+  for (int i = 0; i < 140000; ++i) {
+    const bool corner = i == 0 || i == 70000 || i == 139999;  // large gaps in cell (0, 0, 0)
+    const double x = corner ? 0.2 : 1 + (i % 7), y = corner ? 0.2 : 1 + (i / 7) % 7, z = (i / 49) % 4;
+    bb_lo.push_back({x, y, corner ? 0.2 : z});
+    bb_hi.push_back({x + (i % 3 == 0 ? 1.5 : 0.1), y + 0.1, (corner ? 0.2 : z) + 0.1});
+  }
+  vp::phantom::CellGrid growing(lo, hi, 1.0);
+  for (int i = 0; i < static_cast<int>(bb_lo.size()); ++i) growing.insert(i, bb_lo[i], bb_hi[i]);
+  const vp::phantom::PackedCellGrid packed(lo, hi, 1.0, bb_lo, bb_hi);
+  int cells = 0;
+  for (int k = 0; k < 4; ++k)
+    for (int j = 0; j < 8; ++j)
+      for (int i = 0; i < 8; ++i, ++cells) {
+        const Vec3 p{i + 0.5, j + 0.5, k + 0.5};
+        std::vector<int> listed;
+        for (int id : packed.at(p)) listed.push_back(id);
+        const auto expected = growing.at(p);
+        ASSERT_EQ(listed, std::vector<int>(expected.begin(), expected.end())) << "cell " << i << "," << j << "," << k;
+      }
+  std::vector<int> corner;
+  for (int id : packed.at({0.5, 0.5, 0.5})) corner.push_back(id);
+  EXPECT_EQ(corner, (std::vector<int>{0, 70000, 139999}));
+  EXPECT_EQ(cells, 256);
+}
 
 TEST(PhantomGeometry, EllipsoidSurfaceAreaMatchesClosedForms) {
   EXPECT_NEAR(ellipsoid_surface_area({3, 3, 3}), 4 * kPi * 9, 1e-9);
