@@ -286,13 +286,26 @@ PartialVolumeMixture fit_partial_volume_mixture(const Histogram& h, int classes,
   return best_optimum(partial_volume_optima(h, classes, max_iterations, max_sigma, min_sigma));
 }
 
+namespace {
+
+// The pure-phase σ bounds from the scan's noise σ (kMinSigmaPerNoise, kMaxSigmaPerNoise); 0 = unbounded
+// when the noise is unknown.
+struct PureSigmaBounds {
+  double min = 0, max = 0;
+};
+PureSigmaBounds pure_sigma_bounds(double noise_sigma) {
+  if (!(noise_sigma > 0)) return {};
+  return {kMinSigmaPerNoise * noise_sigma, kMaxSigmaPerNoise * noise_sigma};
+}
+
+}  // namespace
+
 PartialVolumeMixture refit_partial_volume_mixture(const Histogram& h, PartialVolumeMixture m, double noise_sigma,
                                                   int max_iterations) {
   if (!(h.total() > 0)) throw InputError("partial-volume mixture: empty histogram");
-  const double max_sigma = noise_sigma > 0 ? kMaxSigmaPerNoise * noise_sigma : 0;
-  const double min_sigma = noise_sigma > 0 ? kMinSigmaPerNoise * noise_sigma : 0;
+  const PureSigmaBounds pure = pure_sigma_bounds(noise_sigma);
   m.bin_width = h.bin_width();
-  run_em(h, m, max_iterations, min_sigma, max_sigma);
+  run_em(h, m, max_iterations, pure.min, pure.max);
   sort_phases(m);
   finish(h, m);
   return m;
@@ -385,8 +398,8 @@ AutoSegmentFit scan_fit(const Histogram& h, int classes, double noise_sigma) {
   std::vector<PartialVolumeMixture> fits;
   constexpr double inf = std::numeric_limits<double>::infinity();
   for (int k = 1; k <= classes; ++k) {
-    const auto optima =
-        partial_volume_optima(h, k, 400, kMaxSigmaPerNoise * out.noise_sigma, kMinSigmaPerNoise * out.noise_sigma);
+    const PureSigmaBounds pure = pure_sigma_bounds(out.noise_sigma);
+    const auto optima = partial_volume_optima(h, k, 400, pure.max, pure.min);
     const PartialVolumeMixture* coarser = k == classes && k > 1 ? &fits.back() : nullptr;
     fits.push_back(evidence_fit(optima, coarser, out.noise_sigma));
     const auto sep = fits.back().separations();
@@ -484,7 +497,7 @@ AutoSegmentFit fit_with_reference_end_members(const Histogram& scan_histogram, i
   out.scan_fit_means = free.mixture.means;
 
   // Start: each class's voxels between the midpoints of the reference means, spread about its mean.
-  const double max_sigma = kMaxSigmaPerNoise * out.noise_sigma, min_sigma = kMinSigmaPerNoise * out.noise_sigma;
+  const PureSigmaBounds pure = pure_sigma_bounds(out.noise_sigma);
   const double bw = h.bin_width(), total = h.total();
   PartialVolumeMixture m;
   m.bin_width = bw;
@@ -500,12 +513,12 @@ AutoSegmentFit fit_with_reference_end_members(const Histogram& scan_histogram, i
     m.weights.push_back(0.9 * std::max(w[c] / total, 1e-6));
     double sigma = w[c] > 0 ? std::sqrt(std::max(ss[c] / w[c] - bw * bw / 12, 0.01 * bw * bw)) : out.noise_sigma;
     if (!(sigma > 0)) sigma = bw;
-    if (max_sigma > 0) sigma = std::min(sigma, max_sigma);
-    m.sigmas.push_back(std::max(sigma, min_sigma));
+    if (pure.max > 0) sigma = std::min(sigma, pure.max);
+    m.sigmas.push_back(std::max(sigma, pure.min));
   }
   m.interfaces = all_pairs(classes);
   for (auto& p : m.interfaces) p.weight = 0.1 / static_cast<double>(m.interfaces.size());
-  run_em(h, m, 400, min_sigma, max_sigma, true);
+  run_em(h, m, 400, pure.min, pure.max, true);
   finish(h, m);
   out.mixture = m;
   out.resolving_separations = resolving_separations(m, out.noise_sigma);
