@@ -1,6 +1,8 @@
 #include "filters/segment/particles.h"
 
 #include <algorithm>
+#include <array>
+#include <bit>
 #include <cmath>
 #include <deque>
 #include <limits>
@@ -261,8 +263,16 @@ std::vector<float> foreground_levels(const Volume<float>& f) {
   tbb::parallel_for(index_t{0}, f.dims().z, [&](index_t z) {
     cancellation_point();  // a Ctrl-C from Python stops here (core/progress.h)
     auto& v = per_plane[static_cast<std::size_t>(z)];
-    for (index_t i = z * plane; i < (z + 1) * plane; ++i)
-      if (f[i] > 0) v.push_back(f[i]);
+    // A small table of the last value seen per hash slot keeps most repeats out of the sort.
+    std::array<std::uint32_t, 1024> seen{};  // float bits; 0 (the level 0.0f) is never a foreground level
+    for (index_t i = z * plane; i < (z + 1) * plane; ++i) {
+      if (!(f[i] > 0)) continue;
+      const auto bits = std::bit_cast<std::uint32_t>(f[i]);
+      std::uint32_t& slot = seen[(bits * 2654435761u) >> 22];
+      if (slot == bits) continue;
+      slot = bits;
+      v.push_back(f[i]);
+    }
     std::sort(v.begin(), v.end());
     v.erase(std::unique(v.begin(), v.end()), v.end());
   });
@@ -435,8 +445,10 @@ Volume<std::uint32_t> h_maxima_markers(const Volume<float>& f, double h, int con
   const std::uint32_t n = f.size() <= static_cast<index_t>(std::numeric_limits<std::uint32_t>::max())
                               ? label_regional_maxima<std::uint32_t>(f, R, nb, ids)
                               : label_regional_maxima<index_t>(f, R, nb, ids);
-  for (auto& v : ids.storage())
-    if (v >= kHigher) v = 0;
+  tbb::parallel_for(tbb::blocked_range<index_t>(0, ids.size()), [&](const tbb::blocked_range<index_t>& r) {
+    for (index_t i = r.begin(); i != r.end(); ++i)
+      if (ids[i] >= kHigher) ids[i] = 0;
+  });
   if (count) *count = n;
   return ids;
 }
@@ -455,7 +467,9 @@ Volume<std::uint32_t> separate_particles(const Volume<std::uint8_t>& labels, std
   Volume<float> dist;
   {
     Volume<std::uint8_t> mask = labels.like<std::uint8_t>(labels.dims());
-    for (index_t i = 0; i < labels.size(); ++i) mask[i] = labels[i] == label;
+    tbb::parallel_for(tbb::blocked_range<index_t>(0, labels.size()), [&](const tbb::blocked_range<index_t>& r) {
+      for (index_t i = r.begin(); i != r.end(); ++i) mask[i] = labels[i] == label;
+    });
     dist = distance_transform(mask);
   }
   std::uint32_t n = 0;
