@@ -6,10 +6,12 @@
 #include <cmath>
 #include <deque>
 #include <limits>
+#include <memory>
 #include <queue>
 #include <sstream>
 
 #include <tbb/blocked_range.h>
+#include <tbb/enumerable_thread_specific.h>
 #include <tbb/parallel_for.h>
 
 #include "core/error.h"
@@ -353,17 +355,29 @@ void flood_any(const Volume<float>& f, Volume<std::uint32_t>& out, const Neighbo
 template <class I>
 void flood_packed(Volume<std::uint32_t>& words, const Neighbours& nb, int label_bits, std::size_t level_count) {
   const std::uint32_t label_mask = (std::uint32_t{1} << label_bits) - 1;
-  std::vector<std::vector<I>> bucket(level_count);
-  std::vector<std::size_t> head(level_count, 0);
+  std::uint32_t* w = words.data();
+  // Every unlabelled voxel is queued once at most, in its level's bucket: the buckets lie side by
+  // side in one array, each sized by its count (no growth, no copies, no zero fill).
+  tbb::enumerable_thread_specific<std::vector<std::size_t>> counts(std::vector<std::size_t>(level_count, 0));
+  tbb::parallel_for(tbb::blocked_range<index_t>(0, words.size(), 1 << 16), [&](const tbb::blocked_range<index_t>& r) {
+    auto& c = counts.local();
+    for (index_t i = r.begin(); i != r.end(); ++i)
+      if (w[i] && !(w[i] & label_mask)) ++c[(w[i] >> label_bits) - 1];
+  });
+  std::vector<std::size_t> head(level_count + 1, 0), tail(level_count, 0);
+  for (const auto& c : counts)
+    for (std::size_t b = 0; b < level_count; ++b) head[b + 1] += c[b];
+  for (std::size_t b = 0; b < level_count; ++b) tail[b] = head[b + 1] += head[b];
+  for (std::size_t b = level_count; b > 0; --b) tail[b - 1] = head[b - 1];
+  const std::unique_ptr<I[]> slot(new I[head[level_count]]);
   std::ptrdiff_t top = -1;
   constexpr std::uint32_t kQueued = 0x80000000u;
-  std::uint32_t* w = words.data();
   auto offer = [&](index_t j, std::uint32_t label) {
     const std::uint32_t v = w[j];
     if (!v || (v & label_mask)) return;  // background, or labelled already
     w[j] = v | label;
     const auto b = static_cast<std::ptrdiff_t>(v >> label_bits) - 1;
-    bucket[static_cast<std::size_t>(b)].push_back(static_cast<I>(j));
+    slot[tail[static_cast<std::size_t>(b)]++] = static_cast<I>(j);
     top = std::max(top, b);
   };
   for (index_t i = 0; i < words.size(); ++i)
@@ -371,25 +385,23 @@ void flood_packed(Volume<std::uint32_t>& words, const Neighbours& nb, int label_
       const std::uint32_t label = (w[i] & label_mask) | kQueued;
       nb.each(i, [&](index_t j) { offer(j, label); });
     }
-  for (const auto& q : bucket)
-    for (const I j : q) w[static_cast<index_t>(j)] &= ~kQueued;
+  for (std::size_t b = 0; b < level_count; ++b)
+    for (std::size_t k = head[b]; k < tail[b]; ++k) w[static_cast<index_t>(slot[k])] &= ~kQueued;
   constexpr std::size_t kAhead = 8;
   const index_t dx = words.dims().x, dxy = dx * words.dims().y;
   const index_t row_steps[9] = {-dxy - dx, -dxy, -dxy + dx, -dx, 0, dx, dxy - dx, dxy, dxy + dx};
   while (top >= 0) {
-    auto& q = bucket[static_cast<std::size_t>(top)];
     std::size_t& h = head[static_cast<std::size_t>(top)];
-    if (h == q.size()) {
-      std::vector<I>().swap(q);
-      h = 0;
+    const std::size_t t = tail[static_cast<std::size_t>(top)];
+    if (h == t) {
       --top;
       continue;
     }
-    if (h + kAhead < q.size()) {  // as in flood(): the queue is bound by memory latency
-      const index_t a = static_cast<index_t>(q[h + kAhead]);
+    if (h + kAhead < t) {  // as in flood(): the queue is bound by memory latency
+      const index_t a = static_cast<index_t>(slot[h + kAhead]);
       for (const index_t r : row_steps) __builtin_prefetch(&w[std::clamp<index_t>(a + r, 0, words.size() - 1)]);
     }
-    const index_t p = static_cast<index_t>(q[h++]);
+    const index_t p = static_cast<index_t>(slot[h++]);
     const std::uint32_t label = w[p] & label_mask;
     nb.each(p, [&](index_t j) { offer(j, label); });
   }
