@@ -7,6 +7,7 @@
 #include <deque>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <queue>
 #include <sstream>
 
@@ -109,12 +110,30 @@ std::vector<Offset> later(const std::vector<Offset>& offs) {
 // volume is cut: each slab of kSlab z-planes runs the hybrid algorithm on its own, in parallel,
 // as if the planes beyond it were absent; then one FIFO propagation, seeded with the slabs' edge
 // voxels that can raise a neighbour across the cut, finishes the whole volume.
+// A volume over a buffer of its own that is not zero-filled, as Volume's vector is: for scratch
+// volumes whose every voxel is written in parallel before it is read, so that their pages are
+// first touched by every thread rather than by one memset.
+template <class T>
+struct Scratch {
+  std::unique_ptr<T[]> voxels;
+  Volume<T> volume;
+  Scratch(const Dims& d, const Vec3& spacing, const Vec3& origin)
+      : voxels(new T[static_cast<std::size_t>(d.count())]), volume(Volume<T>::borrowing(voxels.get(), d, spacing)) {
+    volume.origin_um = origin;
+  }
+  void release() {
+    volume = Volume<T>();
+    voxels.reset();
+  }
+};
+
+// J = the reconstruction; J's dims are the volume's, its voxels need no initial value.
 template <class Marker, class Mask>
-Volume<float> reconstruct(const Dims& d, const Volume<float>& like, Marker&& marker, Mask&& mask, int connectivity) {
+void reconstruct(Volume<float>& J, Marker&& marker, Mask&& mask, int connectivity) {
   constexpr index_t kSlab = 16;
+  const Dims d = J.dims();
   const auto& offs = neighbour_offsets(connectivity);
   const Neighbours all(d, offs), before(d, earlier(offs)), after(d, later(offs));
-  Volume<float> J = like.like<float>(d);
   // Can p raise neighbour q? (J(q) below both J(p) and its own mask.)
   auto raises = [&](float v, index_t q) { return J[q] < v && J[q] < mask(q); };
   auto propagate = [&](std::deque<index_t>& fifo, index_t z0, index_t z1) {
@@ -177,7 +196,6 @@ Volume<float> reconstruct(const Dims& d, const Volume<float>& like, Marker&& mar
       }
   }
   propagate(fifo, 0, d.z);
-  return J;
 }
 
 // ids: 0 unvisited, kVisited a plateau that is not a maximum (cleared by the caller), else its id;
@@ -416,40 +434,51 @@ int bit_width(std::size_t v) {
   return bits;
 }
 
-// The watershed of separate_particles: markers (ids 1..n) in `ids` become the particle ids.
-// Packs each voxel's level rank beside its label (flood_packed) when both fit, which frees the
-// distance map before the queue grows; flood() otherwise.
-void flood_markers(Volume<float>& f, Volume<std::uint32_t>& ids, std::uint32_t n, const Neighbours& nb) {
+void flood_packed_any(Volume<std::uint32_t>& words, const Neighbours& nb, int label_bits, std::size_t level_count) {
+  if (words.size() <= static_cast<index_t>(std::numeric_limits<std::uint32_t>::max()))
+    flood_packed<std::uint32_t>(words, nb, label_bits, level_count);
+  else flood_packed<index_t>(words, nb, label_bits, level_count);
+}
+
+// How flood_packed's words hold a level rank beside a label.
+struct Packing {
+  int label_bits = 1;
+  std::size_t level_count = 0;
+};
+
+// Packs each voxel's level rank beside its marker (ids 1..n, 0 elsewhere) for flood_packed; nothing,
+// and `ids` untouched, when the two do not fit in 31 bits (flood() then).
+std::optional<Packing> pack_levels(const Volume<float>& f, Volume<std::uint32_t>& ids, std::uint32_t n) {
   const std::vector<float> levels = foreground_levels(f);
-  const int label_bits = std::max(1, bit_width(n));
-  if (levels.empty()) return;
-  if (label_bits + bit_width(levels.size()) > 31) return flood_any(f, ids, nb);
+  const Packing packing{std::max(1, bit_width(n)), levels.size()};
+  if (packing.label_bits + bit_width(levels.size()) > 31) return std::nullopt;
   tbb::parallel_for(tbb::blocked_range<index_t>(0, f.size()), [&](const tbb::blocked_range<index_t>& r) {
     for (index_t i = r.begin(); i != r.end(); ++i) {
       if (!(f[i] > 0)) continue;
       const auto rank = std::lower_bound(levels.begin(), levels.end(), f[i]) - levels.begin();
-      ids[i] |= static_cast<std::uint32_t>(rank + 1) << label_bits;
+      ids[i] |= static_cast<std::uint32_t>(rank + 1) << packing.label_bits;
     }
   });
-  f = Volume<float>();
-  if (ids.size() <= static_cast<index_t>(std::numeric_limits<std::uint32_t>::max()))
-    flood_packed<std::uint32_t>(ids, nb, label_bits, levels.size());
-  else flood_packed<index_t>(ids, nb, label_bits, levels.size());
+  return packing;
 }
 
 }  // namespace
 
 Volume<float> reconstruct_by_dilation(const Volume<float>& marker, const Volume<float>& mask, int connectivity) {
   if (!(marker.dims() == mask.dims())) throw InputError("reconstruction: marker and mask dims differ");
-  return reconstruct(
-      mask.dims(), mask, [&](index_t i) { return marker[i]; }, [&](index_t i) { return mask[i]; }, connectivity);
+  Volume<float> J = mask.like<float>(mask.dims());
+  reconstruct(
+      J, [&](index_t i) { return marker[i]; }, [&](index_t i) { return mask[i]; }, connectivity);
+  return J;
 }
 
 Volume<std::uint32_t> h_maxima_markers(const Volume<float>& f, double h, int connectivity, std::uint32_t* count) {
   if (!(h > 0)) throw InputError("h-maxima: h must be > 0");
   // The background takes no part: nothing propagates through it between particles.
-  const Volume<float> R = reconstruct(
-      f.dims(), f, [&](index_t i) { return f[i] > 0 ? static_cast<float>(f[i] - h) : kLowest; },
+  Scratch<float> reconstruction(f.dims(), f.spacing_um, f.origin_um);
+  const Volume<float>& R = reconstruction.volume;
+  reconstruct(
+      reconstruction.volume, [&](index_t i) { return f[i] > 0 ? static_cast<float>(f[i] - h) : kLowest; },
       [&](index_t i) { return f[i] > 0 ? f[i] : kLowest; }, connectivity);
   const Neighbours nb(f.dims(), neighbour_offsets(connectivity));
   Volume<std::uint32_t> ids = f.like<std::uint32_t>(f.dims());
@@ -476,18 +505,28 @@ Volume<std::uint32_t> watershed_from_markers(const Volume<float>& f, const Volum
 
 Volume<std::uint32_t> separate_particles(const Volume<std::uint8_t>& labels, std::uint8_t label,
                                          const ParticleOptions& o) {
-  Volume<float> dist;
+  const Dims d = labels.dims();
+  Scratch<float> dist(d, labels.spacing_um, labels.origin_um);
   {
-    Volume<std::uint8_t> mask = labels.like<std::uint8_t>(labels.dims());
+    Scratch<std::uint8_t> mask(d, labels.spacing_um, labels.origin_um);
     tbb::parallel_for(tbb::blocked_range<index_t>(0, labels.size()), [&](const tbb::blocked_range<index_t>& r) {
-      for (index_t i = r.begin(); i != r.end(); ++i) mask[i] = labels[i] == label;
+      for (index_t i = r.begin(); i != r.end(); ++i) mask.volume[i] = labels[i] == label;
     });
-    dist = distance_transform(mask);
+    squared_distance_transform(mask.volume, dist.volume);  // distance_transform() into dist's buffer
   }
+  tbb::parallel_for(tbb::blocked_range<index_t>(0, dist.volume.size()), [&](const tbb::blocked_range<index_t>& r) {
+    for (index_t i = r.begin(); i != r.end(); ++i) dist.volume[i] = std::sqrt(dist.volume[i]);
+  });
   std::uint32_t n = 0;
   // The markers become the particle ids in place (no second id volume: 12 B/voxel at most).
-  Volume<std::uint32_t> ids = h_maxima_markers(dist, o.h_um, o.connectivity, &n);
-  flood_markers(dist, ids, n, Neighbours(ids.dims(), neighbour_offsets(o.connectivity)));
+  Volume<std::uint32_t> ids = h_maxima_markers(dist.volume, o.h_um, o.connectivity, &n);
+  const Neighbours nb(d, neighbour_offsets(o.connectivity));
+  if (const std::optional<Packing> packing = pack_levels(dist.volume, ids, n)) {
+    dist.release();  // done with: freed before the queue fills
+    flood_packed_any(ids, nb, packing->label_bits, packing->level_count);
+  } else {
+    flood_any(dist.volume, ids, nb);
+  }
   if (o.min_volume_um3 > 0) {
     const double voxel = labels.spacing_um[0] * labels.spacing_um[1] * labels.spacing_um[2];
     std::vector<index_t> size(n + 1, 0);
