@@ -266,9 +266,14 @@ void separable_transform(const Volume<std::uint8_t>& fg, const DistanceOptions& 
 
 Volume<float> squared_distance_transform(const Volume<std::uint8_t>& foreground, const DistanceOptions& options) {
   Volume<float> d;
-  separable_transform(
-      foreground, options, [](double h2) { return CentreCost{h2}; }, d);
+  squared_distance_transform(foreground, d, options);
   return d;
+}
+
+void squared_distance_transform(const Volume<std::uint8_t>& foreground, Volume<float>& out,
+                                const DistanceOptions& options) {
+  separable_transform(
+      foreground, options, [](double h2) { return CentreCost{h2}; }, out);
 }
 
 Volume<float> distance_transform(const Volume<std::uint8_t>& foreground, const DistanceOptions& options) {

@@ -30,6 +30,10 @@ struct DistanceOptions {
 
 // Squared distance in µm² to the nearest background voxel centre (foreground = mask != 0).
 Volume<float> squared_distance_transform(const Volume<std::uint8_t>& foreground, const DistanceOptions& options = {});
+// The same into `out`, reusing its buffer when it has the mask's dims (a scratch buffer never
+// zero-filled: every voxel is overwritten, by the first pass, in parallel).
+void squared_distance_transform(const Volume<std::uint8_t>& foreground, Volume<float>& out,
+                                const DistanceOptions& options = {});
 
 // Distance in µm to the nearest background voxel centre (square root of the above).
 Volume<float> distance_transform(const Volume<std::uint8_t>& foreground, const DistanceOptions& options = {});

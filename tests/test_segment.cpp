@@ -4,12 +4,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <random>
 
 #include "core/error.h"
 #include "filters/segment/cleanup.h"
 #include "filters/segment/histogram.h"
 #include "filters/segment/particles.h"
+#include "metrics/connectivity.h"
 #include "metrics/distance_transform.h"
 
 using namespace vp;
@@ -286,6 +288,74 @@ TEST(Particles, TwoTouchingSpheresGiveTwoParticles) {
         if (ids(x, y, z) && x != 19) {
           EXPECT_EQ(ids(x, y, z), x < 19 ? ids(12, 12, 12) : ids(26, 12, 12));
         }
+}
+
+// Overlapping balls of random centres and radii in a volume of several reconstruction slabs.
+Volume<std::uint8_t> packed_balls(Dims d, int count, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<double> u(0, 1);
+  Volume<std::uint8_t> l(d);
+  for (int k = 0; k < count; ++k) {
+    const Vec3 c{u(rng) * static_cast<double>(d.x), u(rng) * static_cast<double>(d.y),
+                 u(rng) * static_cast<double>(d.z)};
+    const Volume<std::uint8_t> b = ball_mask(d, c, 3 + 5 * u(rng));
+    for (index_t i = 0; i < l.size(); ++i) l[i] = l[i] || b[i] ? 2 : 0;
+  }
+  return l;
+}
+
+TEST(Particles, SeparationEqualsTheWatershedOfItsMarkers) {
+  // separate_particles floods on packed words (level rank beside the label); the public
+  // watershed_from_markers floods on the distance map itself: the same queue, so the same ids.
+  const Volume<std::uint8_t> l = packed_balls(Dims{40, 36, 52}, 30, 7);
+  Volume<std::uint8_t> mask(l.dims());
+  for (index_t i = 0; i < l.size(); ++i) mask[i] = l[i] == 2;
+  const Volume<float> dist = distance_transform(mask);
+  for (int connectivity : {6, 26})
+    for (double h : {0.5, 1.0}) {
+      std::uint32_t n = 0;
+      const auto markers = h_maxima_markers(dist, h, connectivity, &n);
+      ASSERT_GT(n, 5u);
+      const auto expected = watershed_from_markers(dist, markers, connectivity);
+      const auto ids = separate_particles(l, 2, ParticleOptions{h, 0, connectivity});
+      EXPECT_TRUE(ids.storage() == expected.storage()) << connectivity << " " << h;
+    }
+}
+
+TEST(Particles, ReconstructionEqualsRepeatedDilationUnderTheMask) {
+  // Reconstruction runs per slab of z-planes, then across the cuts; the definition is the
+  // fixpoint of J = min(max of J over the neighbourhood, mask), reached here by plain iteration.
+  const Dims d{14, 12, 70};
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> u(0, 1);
+  Volume<float> mask(d), marker(d);
+  for (index_t i = 0; i < mask.size(); ++i) {
+    mask[i] = u(rng) < 0.1f ? -std::numeric_limits<float>::infinity() : 10 + 4 * u(rng);
+    marker[i] = u(rng) < 0.002f ? mask[i] : 0.0f;
+  }
+  for (int connectivity : {6, 26}) {
+    const auto& offs = neighbour_offsets(connectivity);
+    Volume<float> J(d);
+    for (index_t i = 0; i < J.size(); ++i) J[i] = std::min(marker[i], mask[i]);
+    for (bool changed = true; changed;) {
+      changed = false;
+      const Volume<float> prev = J;
+      for (index_t z = 0; z < d.z; ++z)
+        for (index_t y = 0; y < d.y; ++y)
+          for (index_t x = 0; x < d.x; ++x) {
+            float m = prev(x, y, z);
+            for (const Offset& o : offs) {
+              const index_t nx = x + o.dx, ny = y + o.dy, nz = z + o.dz;
+              if (nx >= 0 && ny >= 0 && nz >= 0 && nx < d.x && ny < d.y && nz < d.z) m = std::max(m, prev(nx, ny, nz));
+            }
+            const float v = std::min(m, mask(x, y, z));
+            changed = changed || v != J(x, y, z);
+            J(x, y, z) = v;
+          }
+    }
+    const auto R = reconstruct_by_dilation(marker, mask, connectivity);
+    EXPECT_TRUE(R.storage() == J.storage()) << connectivity;
+  }
 }
 
 TEST(Particles, TableOfABoxIsExact) {

@@ -1,12 +1,18 @@
 #include "filters/segment/particles.h"
 
 #include <algorithm>
+#include <array>
+#include <bit>
 #include <cmath>
 #include <deque>
 #include <limits>
+#include <memory>
+#include <optional>
 #include <queue>
 #include <sstream>
 
+#include <tbb/blocked_range.h>
+#include <tbb/enumerable_thread_specific.h>
 #include <tbb/parallel_for.h>
 
 #include "core/error.h"
@@ -50,6 +56,36 @@ struct Neighbours {
     const index_t r = i / d.x;
     each(i, i - r * d.x, r % d.y, r / d.y, f);
   }
+  // The same over the neighbours in planes z0 <= z < z1 only (a slab of the volume).
+  template <class F>
+  void each_within(index_t i, index_t x, index_t y, index_t z, index_t z0, index_t z1, F&& f) const {
+    if (x > 0 && y > 0 && z > z0 && x + 1 < d.x && y + 1 < d.y && z + 1 < z1) {
+      for (const index_t s : step) f(i + s);
+      return;
+    }
+    for (std::size_t k = 0; k < offs.size(); ++k) {
+      const Offset& o = offs[k];
+      const index_t nx = x + o.dx, ny = y + o.dy, nz = z + o.dz;
+      if (nx < 0 || ny < 0 || nz < z0 || nx >= d.x || ny >= d.y || nz >= z1) continue;
+      f(i + step[k]);
+    }
+  }
+  template <class F>
+  void each_within(index_t i, index_t z0, index_t z1, F&& f) const {
+    const index_t r = i / d.x;
+    each_within(i, i - r * d.x, r % d.y, r / d.y, z0, z1, f);
+  }
+  // The in-volume neighbours outside planes z0 <= z < z1 of voxel i (which lies inside them).
+  template <class F>
+  void each_outside(index_t i, index_t z0, index_t z1, F&& f) const {
+    const index_t r = i / d.x, x = i - r * d.x, y = r % d.y, z = r / d.y;
+    for (std::size_t k = 0; k < offs.size(); ++k) {
+      const Offset& o = offs[k];
+      const index_t nx = x + o.dx, ny = y + o.dy, nz = z + o.dz;
+      if (nx < 0 || ny < 0 || nz < 0 || nx >= d.x || ny >= d.y || nz >= d.z || (nz >= z0 && nz < z1)) continue;
+      f(i + step[k]);
+    }
+  }
 };
 
 // Raster-order "earlier" neighbours: those with a smaller linear index.
@@ -69,50 +105,97 @@ std::vector<Offset> later(const std::vector<Offset>& offs) {
 
 // Reconstruction by dilation of marker(i) under mask(i) (Vincent's hybrid algorithm: a raster
 // and an anti-raster sweep, then FIFO propagation). Voxels where mask is -inf take no part.
-// The result is unique, so it does not depend on the order of the sweeps.
+// The result is unique (the least J >= min(marker, mask) with J(q) >= min(J(p), mask(q)) for
+// every pair of neighbours), so it depends neither on the order of the sweeps nor on how the
+// volume is cut: each slab of kSlab z-planes runs the hybrid algorithm on its own, in parallel,
+// as if the planes beyond it were absent; then one FIFO propagation, seeded with the slabs' edge
+// voxels that can raise a neighbour across the cut, finishes the whole volume.
+// A volume over a buffer of its own that is not zero-filled, as Volume's vector is: for scratch
+// volumes whose every voxel is written in parallel before it is read, so that their pages are
+// first touched by every thread rather than by one memset.
+template <class T>
+struct Scratch {
+  std::unique_ptr<T[]> voxels;
+  Volume<T> volume;
+  Scratch(const Dims& d, const Vec3& spacing, const Vec3& origin)
+      : voxels(new T[static_cast<std::size_t>(d.count())]), volume(Volume<T>::borrowing(voxels.get(), d, spacing)) {
+    volume.origin_um = origin;
+  }
+  void release() {
+    volume = Volume<T>();
+    voxels.reset();
+  }
+};
+
+// J = the reconstruction; J's dims are the volume's, its voxels need no initial value.
 template <class Marker, class Mask>
-Volume<float> reconstruct(const Dims& d, const Volume<float>& like, Marker&& marker, Mask&& mask, int connectivity) {
+void reconstruct(Volume<float>& J, Marker&& marker, Mask&& mask, int connectivity) {
+  constexpr index_t kSlab = 16;
+  const Dims d = J.dims();
   const auto& offs = neighbour_offsets(connectivity);
   const Neighbours all(d, offs), before(d, earlier(offs)), after(d, later(offs));
-  Volume<float> J = like.like<float>(d);
-  for (index_t i = 0; i < J.size(); ++i) J[i] = std::min(marker(i), mask(i));
-  index_t i = 0;
-  for (index_t z = 0; z < d.z; ++z)
-    for (index_t y = 0; y < d.y; ++y)
-      for (index_t x = 0; x < d.x; ++x, ++i) {
-        const float limit = mask(i);
-        if (limit == kLowest) continue;
-        float m = J[i];
-        before.each(i, x, y, z, [&](index_t j) { m = std::max(m, J[j]); });
-        J[i] = std::min(m, limit);
-      }
+  // Can p raise neighbour q? (J(q) below both J(p) and its own mask.)
+  auto raises = [&](float v, index_t q) { return J[q] < v && J[q] < mask(q); };
+  auto propagate = [&](std::deque<index_t>& fifo, index_t z0, index_t z1) {
+    while (!fifo.empty()) {
+      const index_t p = fifo.front();
+      fifo.pop_front();
+      const float v = J[p];
+      all.each_within(p, z0, z1, [&](index_t q) {
+        const float limit = mask(q);
+        if (J[q] < v && limit != J[q]) {
+          J[q] = std::min(v, limit);
+          fifo.push_back(q);
+        }
+      });
+    }
+  };
+  const index_t plane = d.x * d.y, slabs = (d.z + kSlab - 1) / kSlab;
+  tbb::parallel_for(index_t{0}, slabs, [&](index_t s) {
+    cancellation_point();  // a Ctrl-C from Python stops here (core/progress.h)
+    const index_t z0 = s * kSlab, z1 = std::min(d.z, z0 + kSlab);
+    for (index_t i = z0 * plane; i < z1 * plane; ++i) J[i] = std::min(marker(i), mask(i));
+    index_t i = z0 * plane;
+    for (index_t z = z0; z < z1; ++z)
+      for (index_t y = 0; y < d.y; ++y)
+        for (index_t x = 0; x < d.x; ++x, ++i) {
+          const float limit = mask(i);
+          if (limit == kLowest) continue;
+          float m = J[i];
+          before.each_within(i, x, y, z, z0, z1, [&](index_t j) { m = std::max(m, J[j]); });
+          J[i] = std::min(m, limit);
+        }
+    std::deque<index_t> fifo;
+    i = z1 * plane - 1;
+    for (index_t z = z1 - 1; z >= z0; --z)
+      for (index_t y = d.y - 1; y >= 0; --y)
+        for (index_t x = d.x - 1; x >= 0; --x, --i) {
+          const float limit = mask(i);
+          if (limit == kLowest) continue;
+          float m = J[i];
+          after.each_within(i, x, y, z, z0, z1, [&](index_t j) { m = std::max(m, J[j]); });
+          const float v = J[i] = std::min(m, limit);
+          bool push = false;
+          after.each_within(i, x, y, z, z0, z1, [&](index_t j) { push = push || raises(v, j); });
+          if (push) fifo.push_back(i);
+        }
+    propagate(fifo, z0, z1);
+  });
+  // Across the cuts: the voxels of each slab's first and last plane that can raise a neighbour
+  // in the next or previous slab.
   std::deque<index_t> fifo;
-  i = J.size() - 1;
-  for (index_t z = d.z - 1; z >= 0; --z)
-    for (index_t y = d.y - 1; y >= 0; --y)
-      for (index_t x = d.x - 1; x >= 0; --x, --i) {
-        const float limit = mask(i);
-        if (limit == kLowest) continue;
-        float m = J[i];
-        after.each(i, x, y, z, [&](index_t j) { m = std::max(m, J[j]); });
-        const float v = J[i] = std::min(m, limit);
+  for (index_t s = 0; s < slabs; ++s) {
+    const index_t z0 = s * kSlab, z1 = std::min(d.z, z0 + kSlab);
+    for (index_t z = z0; z < z1; z += std::max<index_t>(1, z1 - 1 - z0))  // z0, then z1 - 1
+      for (index_t i = z * plane; i < (z + 1) * plane; ++i) {
+        if (mask(i) == kLowest) continue;
+        const float v = J[i];
         bool push = false;
-        after.each(i, x, y, z, [&](index_t j) { push = push || (J[j] < v && J[j] < mask(j)); });
+        all.each_outside(i, z0, z1, [&](index_t q) { push = push || raises(v, q); });
         if (push) fifo.push_back(i);
       }
-  while (!fifo.empty()) {
-    const index_t p = fifo.front();
-    fifo.pop_front();
-    const float v = J[p];
-    all.each(p, [&](index_t q) {
-      const float limit = mask(q);
-      if (J[q] < v && limit != J[q]) {
-        J[q] = std::min(v, limit);
-        fifo.push_back(q);
-      }
-    });
   }
-  return J;
+  propagate(fifo, 0, d.z);
 }
 
 // ids: 0 unvisited, kVisited a plateau that is not a maximum (cleared by the caller), else its id;
@@ -193,16 +276,23 @@ std::uint32_t label_regional_maxima(const Volume<float>& f, const Volume<float>&
 // once, labelled by the neighbour that queues it first; that is exactly the label it would get
 // from a queue that holds every (level, arrival, voxel, label) offer and skips labelled voxels,
 // because all offers of a voxel share its level, so its earliest offer is served first.
-template <class I>
-void flood(const Volume<float>& f, Volume<std::uint32_t>& out, const Neighbours& nb) {
-  // The distinct levels of the foreground, ascending (distance maps have few: sums of squares).
+// The distinct levels of the foreground (f > 0), ascending (distance maps have few: sums of squares).
+std::vector<float> foreground_levels(const Volume<float>& f) {
   std::vector<std::vector<float>> per_plane(static_cast<std::size_t>(f.dims().z));
   const index_t plane = f.dims().x * f.dims().y;
   tbb::parallel_for(index_t{0}, f.dims().z, [&](index_t z) {
     cancellation_point();  // a Ctrl-C from Python stops here (core/progress.h)
     auto& v = per_plane[static_cast<std::size_t>(z)];
-    for (index_t i = z * plane; i < (z + 1) * plane; ++i)
-      if (f[i] > 0) v.push_back(f[i]);
+    // A small table of the last value seen per hash slot keeps most repeats out of the sort.
+    std::array<std::uint32_t, 1024> seen{};  // float bits; 0 (the level 0.0f) is never a foreground level
+    for (index_t i = z * plane; i < (z + 1) * plane; ++i) {
+      if (!(f[i] > 0)) continue;
+      const auto bits = std::bit_cast<std::uint32_t>(f[i]);
+      std::uint32_t& slot = seen[(bits * 2654435761u) >> 22];
+      if (slot == bits) continue;
+      slot = bits;
+      v.push_back(f[i]);
+    }
     std::sort(v.begin(), v.end());
     v.erase(std::unique(v.begin(), v.end()), v.end());
   });
@@ -213,6 +303,12 @@ void flood(const Volume<float>& f, Volume<std::uint32_t>& out, const Neighbours&
     std::sort(levels.begin(), levels.end());
     levels.erase(std::unique(levels.begin(), levels.end()), levels.end());
   }
+  return levels;
+}
+
+template <class I>
+void flood(const Volume<float>& f, Volume<std::uint32_t>& out, const Neighbours& nb) {
+  const std::vector<float> levels = foreground_levels(f);
   if (levels.empty()) return;
   std::vector<std::vector<I>> bucket(levels.size());
   std::vector<std::size_t> head(levels.size(), 0);
@@ -269,19 +365,120 @@ void flood_any(const Volume<float>& f, Volume<std::uint32_t>& out, const Neighbo
   else flood<index_t>(f, out, nb);
 }
 
+// flood() on one word per voxel, when the level ranks and the labels fit in 31 bits beside each
+// other: word = (rank of f among the levels + 1) << label_bits | label, 0 outside the phase (the
+// top bit marks the voxels the markers queue, as kQueued does in flood()). The same queue in the
+// same order, so the same labels bit for bit, but one read per neighbour where flood() takes two,
+// and no search for a voxel's level. `words` holds the markers on entry, the labels on return.
+template <class I>
+void flood_packed(Volume<std::uint32_t>& words, const Neighbours& nb, int label_bits, std::size_t level_count) {
+  const std::uint32_t label_mask = (std::uint32_t{1} << label_bits) - 1;
+  std::uint32_t* w = words.data();
+  // Every unlabelled voxel is queued once at most, in its level's bucket: the buckets lie side by
+  // side in one array, each sized by its count (no growth, no copies, no zero fill).
+  tbb::enumerable_thread_specific<std::vector<std::size_t>> counts(std::vector<std::size_t>(level_count, 0));
+  tbb::parallel_for(tbb::blocked_range<index_t>(0, words.size(), 1 << 16), [&](const tbb::blocked_range<index_t>& r) {
+    auto& c = counts.local();
+    for (index_t i = r.begin(); i != r.end(); ++i)
+      if (w[i] && !(w[i] & label_mask)) ++c[(w[i] >> label_bits) - 1];
+  });
+  std::vector<std::size_t> head(level_count + 1, 0), tail(level_count, 0);
+  for (const auto& c : counts)
+    for (std::size_t b = 0; b < level_count; ++b) head[b + 1] += c[b];
+  for (std::size_t b = 0; b < level_count; ++b) tail[b] = head[b + 1] += head[b];
+  for (std::size_t b = level_count; b > 0; --b) tail[b - 1] = head[b - 1];
+  const std::unique_ptr<I[]> slot(new I[head[level_count]]);
+  std::ptrdiff_t top = -1;
+  constexpr std::uint32_t kQueued = 0x80000000u;
+  auto offer = [&](index_t j, std::uint32_t label) {
+    const std::uint32_t v = w[j];
+    if (!v || (v & label_mask)) return;  // background, or labelled already
+    w[j] = v | label;
+    const auto b = static_cast<std::ptrdiff_t>(v >> label_bits) - 1;
+    slot[tail[static_cast<std::size_t>(b)]++] = static_cast<I>(j);
+    top = std::max(top, b);
+  };
+  for (index_t i = 0; i < words.size(); ++i)
+    if ((w[i] & label_mask) && !(w[i] & kQueued)) {
+      const std::uint32_t label = (w[i] & label_mask) | kQueued;
+      nb.each(i, [&](index_t j) { offer(j, label); });
+    }
+  for (std::size_t b = 0; b < level_count; ++b)
+    for (std::size_t k = head[b]; k < tail[b]; ++k) w[static_cast<index_t>(slot[k])] &= ~kQueued;
+  constexpr std::size_t kAhead = 8;
+  const index_t dx = words.dims().x, dxy = dx * words.dims().y;
+  const index_t row_steps[9] = {-dxy - dx, -dxy, -dxy + dx, -dx, 0, dx, dxy - dx, dxy, dxy + dx};
+  while (top >= 0) {
+    std::size_t& h = head[static_cast<std::size_t>(top)];
+    const std::size_t t = tail[static_cast<std::size_t>(top)];
+    if (h == t) {
+      --top;
+      continue;
+    }
+    if (h + kAhead < t) {  // as in flood(): the queue is bound by memory latency
+      const index_t a = static_cast<index_t>(slot[h + kAhead]);
+      for (const index_t r : row_steps) __builtin_prefetch(&w[std::clamp<index_t>(a + r, 0, words.size() - 1)]);
+    }
+    const index_t p = static_cast<index_t>(slot[h++]);
+    const std::uint32_t label = w[p] & label_mask;
+    nb.each(p, [&](index_t j) { offer(j, label); });
+  }
+  tbb::parallel_for(tbb::blocked_range<index_t>(0, words.size()), [&](const tbb::blocked_range<index_t>& r) {
+    for (index_t i = r.begin(); i != r.end(); ++i) w[i] &= label_mask;
+  });
+}
+
+int bit_width(std::size_t v) {
+  int bits = 0;
+  for (; v; v >>= 1) ++bits;
+  return bits;
+}
+
+void flood_packed_any(Volume<std::uint32_t>& words, const Neighbours& nb, int label_bits, std::size_t level_count) {
+  if (words.size() <= static_cast<index_t>(std::numeric_limits<std::uint32_t>::max()))
+    flood_packed<std::uint32_t>(words, nb, label_bits, level_count);
+  else flood_packed<index_t>(words, nb, label_bits, level_count);
+}
+
+// How flood_packed's words hold a level rank beside a label.
+struct Packing {
+  int label_bits = 1;
+  std::size_t level_count = 0;
+};
+
+// Packs each voxel's level rank beside its marker (ids 1..n, 0 elsewhere) for flood_packed; nothing,
+// and `ids` untouched, when the two do not fit in 31 bits (flood() then).
+std::optional<Packing> pack_levels(const Volume<float>& f, Volume<std::uint32_t>& ids, std::uint32_t n) {
+  const std::vector<float> levels = foreground_levels(f);
+  const Packing packing{std::max(1, bit_width(n)), levels.size()};
+  if (packing.label_bits + bit_width(levels.size()) > 31) return std::nullopt;
+  tbb::parallel_for(tbb::blocked_range<index_t>(0, f.size()), [&](const tbb::blocked_range<index_t>& r) {
+    for (index_t i = r.begin(); i != r.end(); ++i) {
+      if (!(f[i] > 0)) continue;
+      const auto rank = std::lower_bound(levels.begin(), levels.end(), f[i]) - levels.begin();
+      ids[i] |= static_cast<std::uint32_t>(rank + 1) << packing.label_bits;
+    }
+  });
+  return packing;
+}
+
 }  // namespace
 
 Volume<float> reconstruct_by_dilation(const Volume<float>& marker, const Volume<float>& mask, int connectivity) {
   if (!(marker.dims() == mask.dims())) throw InputError("reconstruction: marker and mask dims differ");
-  return reconstruct(
-      mask.dims(), mask, [&](index_t i) { return marker[i]; }, [&](index_t i) { return mask[i]; }, connectivity);
+  Volume<float> J = mask.like<float>(mask.dims());
+  reconstruct(
+      J, [&](index_t i) { return marker[i]; }, [&](index_t i) { return mask[i]; }, connectivity);
+  return J;
 }
 
 Volume<std::uint32_t> h_maxima_markers(const Volume<float>& f, double h, int connectivity, std::uint32_t* count) {
   if (!(h > 0)) throw InputError("h-maxima: h must be > 0");
   // The background takes no part: nothing propagates through it between particles.
-  const Volume<float> R = reconstruct(
-      f.dims(), f, [&](index_t i) { return f[i] > 0 ? static_cast<float>(f[i] - h) : kLowest; },
+  Scratch<float> reconstruction(f.dims(), f.spacing_um, f.origin_um);
+  const Volume<float>& R = reconstruction.volume;
+  reconstruct(
+      reconstruction.volume, [&](index_t i) { return f[i] > 0 ? static_cast<float>(f[i] - h) : kLowest; },
       [&](index_t i) { return f[i] > 0 ? f[i] : kLowest; }, connectivity);
   const Neighbours nb(f.dims(), neighbour_offsets(connectivity));
   Volume<std::uint32_t> ids = f.like<std::uint32_t>(f.dims());
@@ -289,8 +486,10 @@ Volume<std::uint32_t> h_maxima_markers(const Volume<float>& f, double h, int con
   const std::uint32_t n = f.size() <= static_cast<index_t>(std::numeric_limits<std::uint32_t>::max())
                               ? label_regional_maxima<std::uint32_t>(f, R, nb, ids)
                               : label_regional_maxima<index_t>(f, R, nb, ids);
-  for (auto& v : ids.storage())
-    if (v >= kHigher) v = 0;
+  tbb::parallel_for(tbb::blocked_range<index_t>(0, ids.size()), [&](const tbb::blocked_range<index_t>& r) {
+    for (index_t i = r.begin(); i != r.end(); ++i)
+      if (ids[i] >= kHigher) ids[i] = 0;
+  });
   if (count) *count = n;
   return ids;
 }
@@ -306,16 +505,28 @@ Volume<std::uint32_t> watershed_from_markers(const Volume<float>& f, const Volum
 
 Volume<std::uint32_t> separate_particles(const Volume<std::uint8_t>& labels, std::uint8_t label,
                                          const ParticleOptions& o) {
-  Volume<float> dist;
+  const Dims d = labels.dims();
+  Scratch<float> dist(d, labels.spacing_um, labels.origin_um);
   {
-    Volume<std::uint8_t> mask = labels.like<std::uint8_t>(labels.dims());
-    for (index_t i = 0; i < labels.size(); ++i) mask[i] = labels[i] == label;
-    dist = distance_transform(mask);
+    Scratch<std::uint8_t> mask(d, labels.spacing_um, labels.origin_um);
+    tbb::parallel_for(tbb::blocked_range<index_t>(0, labels.size()), [&](const tbb::blocked_range<index_t>& r) {
+      for (index_t i = r.begin(); i != r.end(); ++i) mask.volume[i] = labels[i] == label;
+    });
+    squared_distance_transform(mask.volume, dist.volume);  // distance_transform() into dist's buffer
   }
+  tbb::parallel_for(tbb::blocked_range<index_t>(0, dist.volume.size()), [&](const tbb::blocked_range<index_t>& r) {
+    for (index_t i = r.begin(); i != r.end(); ++i) dist.volume[i] = std::sqrt(dist.volume[i]);
+  });
   std::uint32_t n = 0;
   // The markers become the particle ids in place (no second id volume: 12 B/voxel at most).
-  Volume<std::uint32_t> ids = h_maxima_markers(dist, o.h_um, o.connectivity, &n);
-  flood_any(dist, ids, Neighbours(dist.dims(), neighbour_offsets(o.connectivity)));
+  Volume<std::uint32_t> ids = h_maxima_markers(dist.volume, o.h_um, o.connectivity, &n);
+  const Neighbours nb(d, neighbour_offsets(o.connectivity));
+  if (const std::optional<Packing> packing = pack_levels(dist.volume, ids, n)) {
+    dist.release();  // done with: freed before the queue fills
+    flood_packed_any(ids, nb, packing->label_bits, packing->level_count);
+  } else {
+    flood_any(dist.volume, ids, nb);
+  }
   if (o.min_volume_um3 > 0) {
     const double voxel = labels.spacing_um[0] * labels.spacing_um[1] * labels.spacing_um[2];
     std::vector<index_t> size(n + 1, 0);
