@@ -4,6 +4,7 @@
 #include <array>
 #include <bit>
 #include <stdexcept>
+#include <unordered_map>
 #include <vector>
 
 #include "core/error.h"
@@ -26,24 +27,45 @@ constexpr double kStrong = 0.02;
 using Edge = std::pair<std::uint32_t, double>;  // neighbour node, summed conductance
 
 // Per-thread scratch of the edge gathering: one edge list and electrode coupling per piece.
+// add() sums the couplings to one target in the order they come, which is the order the
+// former sort-then-merge (a stable sort by target) added them in: the same sums, bit for bit,
+// without sorting every raw coupling (a heap buffer per sort) and with shorter lists.
 struct Scratch {
-  std::vector<std::vector<Edge>> edges;
+  std::vector<std::vector<Edge>> edges;  // per piece: its targets in first-seen order, summed
+  std::vector<std::unordered_map<std::uint32_t, std::uint32_t>> where;  // target → entry, long lists only
   std::vector<double> electrode;
+  static constexpr std::size_t kShortList = 32;  // searched linearly up to this many targets
   void reset(std::size_t pieces) {
-    if (edges.size() < pieces) edges.resize(pieces);
-    for (std::size_t p = 0; p < pieces; ++p) edges[p].clear();
+    if (edges.size() < pieces) edges.resize(pieces), where.resize(pieces);
+    for (std::size_t p = 0; p < pieces; ++p) {
+      edges[p].clear();
+      if (!where[p].empty()) where[p].clear();
+    }
     electrode.assign(pieces, 0.0);
   }
-  // Sorts and merges piece p's edges (fixed order: deterministic sums).
+  // Adds a coupling of conductance w from piece p to node t.
+  void add(std::size_t p, std::uint32_t t, double w) {
+    auto& e = edges[p];
+    if (e.size() < kShortList) {
+      for (auto& [u, sum] : e)
+        if (u == t) {
+          sum += w;
+          return;
+        }
+      e.emplace_back(t, w);
+      if (e.size() == kShortList)
+        for (std::uint32_t k = 0; k < kShortList; ++k) where[p].emplace(e[k].first, k);
+      return;
+    }
+    const auto [it, fresh] = where[p].try_emplace(t, static_cast<std::uint32_t>(e.size()));
+    if (fresh) e.emplace_back(t, w);
+    else e[it->second].second += w;
+  }
+  // Piece p's couplings by increasing target (the targets are distinct: any sort is deterministic).
   const std::vector<Edge>& merged(std::size_t p) {
     auto& e = edges[p];
-    std::stable_sort(e.begin(), e.end(), [](const Edge& a, const Edge& b) { return a.first < b.first; });
-    std::size_t out = 0;
-    for (std::size_t i = 0; i < e.size(); ++i) {
-      if (out > 0 && e[out - 1].first == e[i].first) e[out - 1].second += e[i].second;
-      else e[out++] = e[i];
-    }
-    e.resize(out);
+    for (std::size_t i = 1; i < e.size(); ++i)  // insertion sort: the lists are short
+      for (std::size_t j = i; j > 0 && e[j - 1].first > e[j].first; --j) std::swap(e[j - 1], e[j]);
     return e;
   }
 };
@@ -279,7 +301,7 @@ CoarseLevel coarsen_fine(const FineLevel& F) {
             if (w == 0) continue;
             const std::array<index_t, 3> q = neighbour_at(f, c, k);
             const std::uint32_t t = fine_parent(f, C, q[0], q[1], q[2]);
-            if (t != node) s.edges[static_cast<std::size_t>(p)].emplace_back(t, static_cast<double>(w));
+            if (t != node) s.add(static_cast<std::size_t>(p), t, static_cast<double>(w));
           }
           s.electrode[static_cast<std::size_t>(p)] += static_cast<double>(v.electrode_low(c)) + v.electrode_high(c);
         }
@@ -384,10 +406,9 @@ CoarseLevel coarsen_graph(CoarseLevel& S, bool by_strength) {
     for_child_nodes(S, X, Y, Z, [&](std::uint32_t i, const Cell& c) {
       const CellCouplings couplings(S, c);
       const std::uint32_t node = parent[i];
-      auto& list = s.edges[node - first];
       for (std::uint32_t e = S.row[i]; e < S.row[i + 1]; ++e) {
         const std::uint32_t t = parent[couplings.target(e)];
-        if (t != node) list.emplace_back(t, static_cast<double>(couplings.weight(e)));
+        if (t != node) s.add(node - first, t, static_cast<double>(couplings.weight(e)));
       }
       s.electrode[node - first] += couplings.electrode(i);
     });

@@ -279,11 +279,10 @@ TransportResult solve(const Volume<std::uint8_t>& labels, Volume<std::uint8_t>* 
     for (index_t row = rows.begin(); row < rows.end(); ++row) {
       const index_t at[3] = {0, row % dims.y, row / dims.y};
       index_t k = fine.row_start[static_cast<std::size_t>(row)];
-      for (index_t i = 0; i < dims.x; ++i)
-        if (fine.code[row * dims.x + i]) {
-          const index_t t = ax == 0 ? i : at[ax];
-          x[static_cast<std::size_t>(k++)] = 1.0 - (static_cast<double>(t) + 0.5) / static_cast<double>(dims[ax]);
-        }
+      fine.code.for_each_carrying(row * dims.x, dims.x, [&](index_t i) {
+        const index_t t = ax == 0 ? i : at[ax];
+        x[static_cast<std::size_t>(k++)] = 1.0 - (static_cast<double>(t) + 0.5) / static_cast<double>(dims[ax]);
+      });
     }
   });
 
@@ -309,11 +308,11 @@ TransportResult solve(const Volume<std::uint8_t>& labels, Volume<std::uint8_t>* 
     if (ax == 0) {
       x_sums.assign(static_cast<std::size_t>(dims.x), 0.0);
       x_counts.assign(static_cast<std::size_t>(dims.x), 0);
-      for (index_t row = 0, k = 0; row < dims.y * dims.z; ++row) {
-        for (std::size_t i = 0; i < static_cast<std::size_t>(dims.x); ++i)
-          if (fine.code[row * dims.x + static_cast<index_t>(i)])
-            x_sums[i] += x[static_cast<std::size_t>(k++)], ++x_counts[i];
-      }
+      for (index_t row = 0, k = 0; row < dims.y * dims.z; ++row)
+        fine.code.for_each_carrying(row * dims.x, dims.x, [&](index_t i) {
+          x_sums[static_cast<std::size_t>(i)] += x[static_cast<std::size_t>(k++)],
+              ++x_counts[static_cast<std::size_t>(i)];
+        });
     }
     for (index_t t = 0; t < dims[ax]; ++t) {
       double sum = 0;

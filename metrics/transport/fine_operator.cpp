@@ -141,7 +141,8 @@ inline void level_row(const FineView& v, index_t y, index_t z, int colour, const
 void row_indices(const FineLevel& L, index_t y, index_t z, index_t* idx) {
   const index_t n0 = L.grid.n[0], row = y + L.grid.n[1] * z;
   index_t k = L.row_start[static_cast<std::size_t>(row)];
-  for (index_t x = 0; x < n0; ++x) idx[x] = L.code[row * n0 + x] ? k++ : -1;
+  std::fill(idx, idx + n0, index_t(-1));
+  L.code.for_each_carrying(row * n0, n0, [&](index_t x) { idx[x] = k++; });
 }
 
 }  // namespace
@@ -181,8 +182,7 @@ void prolong_fine(const FineLevel& F, const CoarseLevel& C, float* x) {
   parallel_rows(f, [&](index_t y, index_t z) {
     const index_t base = cell_index(f, 0, y, z);
     index_t k = F.row_start[static_cast<std::size_t>(y + f.n[1] * z)];
-    for (index_t i = 0; i < f.n[0]; ++i)
-      if (F.code[base + i] != 0) x[k++] += C.x[fine_parent(f, C, i, y, z)];
+    F.code.for_each_carrying(base, f.n[0], [&](index_t i) { x[k++] += C.x[fine_parent(f, C, i, y, z)]; });
   });
 }
 
@@ -205,9 +205,7 @@ void number_carrying_voxels(FineLevel& fine) {
   fine.row_start.assign(static_cast<std::size_t>(g.rows()) + 1, 0);
   tbb::parallel_for(tbb::blocked_range<index_t>(0, g.rows(), 256), [&](const tbb::blocked_range<index_t>& rows) {
     for (index_t row = rows.begin(); row < rows.end(); ++row) {
-      index_t count = 0;
-      for (index_t x = 0; x < n0; ++x) count += fine.code[row * n0 + x] != 0;
-      fine.row_start[static_cast<std::size_t>(row) + 1] = count;
+      fine.row_start[static_cast<std::size_t>(row) + 1] = fine.code.count_carrying(row * n0, n0);
     }
   });
   for (std::size_t row = 1; row < fine.row_start.size(); ++row) fine.row_start[row] += fine.row_start[row - 1];
@@ -216,9 +214,7 @@ void number_carrying_voxels(FineLevel& fine) {
 index_t carrying_before(const FineLevel& fine, index_t i) {
   const index_t n0 = fine.grid.n[0], row = i / n0;
   if (row >= fine.grid.rows()) return fine.carrying();
-  index_t k = fine.row_start[static_cast<std::size_t>(row)];
-  for (index_t j = row * n0; j < i; ++j) k += fine.code[j] != 0;
-  return k;
+  return fine.row_start[static_cast<std::size_t>(row)] + fine.code.count_carrying(row * n0, i - row * n0);
 }
 
 index_t carrying_index(const FineLevel& fine, index_t x, index_t y, index_t z) {
@@ -322,7 +318,7 @@ std::vector<double> plane_currents(const FineLevel& fine, const double* x) {
         for (index_t y = 0; y < g.n[1]; ++y) {
           const index_t row = z * g.n[1] + y, base = row * N;
           index_t k = fine.row_start[static_cast<std::size_t>(row)];
-          for (index_t xi = 0; xi < lo; ++xi) k += code[base + xi] != 0;
+          k += code.count_carrying(base, lo);
           for (index_t xi = lo; xi <= hi; ++xi) idx[static_cast<std::size_t>(xi)] = code[base + xi] ? k++ : -1;
           for (index_t t = planes.begin(); t < planes.end(); ++t) {
             const index_t xt = t < N ? t : N - 1;

@@ -34,7 +34,9 @@
 //   multigrid.cpp          the cycle: coarse smoother and transfers, K-cycle, coarsest solve.
 #pragma once
 
+#include <algorithm>
 #include <array>
+#include <bit>
 #include <cstdint>
 #include <memory>
 #include <new>
@@ -106,6 +108,42 @@ struct CodeVolume {
   const std::uint8_t* bytes = nullptr;
   const std::uint64_t* bits = nullptr;  // voxel i is bit i % 64 of word i / 64
   int operator[](index_t i) const { return bits ? static_cast<int>(bits[i >> 6] >> (i & 63) & 1u) : bytes[i]; }
+
+  // f(x) for each x in [0, n) whose voxel first + x carries current (code ≠ 0), in increasing x:
+  // a volume of bits is read a word at a time, skipping the words without current (the
+  // voxel-by-voxel operator[] costs a shift and a branch per voxel on whole-grid walks).
+  template <class F>
+  void for_each_carrying(index_t first, index_t n, F&& f) const {
+    if (!bits) {
+      for (index_t x = 0; x < n; ++x)
+        if (bytes[first + x]) f(x);
+      return;
+    }
+    for (index_t p = first, end = first + n; p < end;) {
+      const index_t limit = std::min(end, (p | 63) + 1);  // the end of p's word, or of the range
+      std::uint64_t word = bits[p >> 6] >> (p & 63);
+      if (limit - p < 64) word &= (std::uint64_t{1} << (limit - p)) - 1;
+      for (; word; word &= word - 1) f(p - first + std::countr_zero(word));
+      p = limit;
+    }
+  }
+  // Number of voxels in [first, first + n) that carry current.
+  index_t count_carrying(index_t first, index_t n) const {
+    if (!bits) {
+      index_t count = 0;
+      for (index_t x = 0; x < n; ++x) count += bytes[first + x] != 0;
+      return count;
+    }
+    index_t count = 0;
+    for (index_t p = first, end = first + n; p < end;) {
+      const index_t limit = std::min(end, (p | 63) + 1);
+      std::uint64_t word = bits[p >> 6] >> (p & 63);
+      if (limit - p < 64) word &= (std::uint64_t{1} << (limit - p)) - 1;
+      count += std::popcount(word);
+      p = limit;
+    }
+    return count;
+  }
 };
 
 // The fine level: conductances come from a per-voxel code (0 = no current) and small tables.
