@@ -515,30 +515,51 @@ std::vector<std::vector<index_t>> split_planes(const std::vector<index_t>& voxel
 // Is voxel i a crack voxel seen along the unit normal n: walking from it along +n and −n, a
 // host voxel that is not void (the crack's two walls) comes within a void run of at most
 // max_run_um? A slab cut through a pore network fails (the films cross the slab, so the void
-// runs on along n), a crack passes (host right above and below it).
-bool sandwiched(index_t i, const Vec3& n, const Volume<std::uint8_t>& void_mask, const Volume<std::uint8_t>& labels,
-                const std::array<bool, 256>& host, double max_run_um) {
-  const Dims d = labels.dims();
-  const Vec3& h = labels.spacing_um;
-  const double step = std::abs(n[0]) * h[0] + std::abs(n[1]) * h[1] + std::abs(n[2]) * h[2];
-  const int steps = static_cast<int>(std::ceil(max_run_um / step)) + 1;
-  const index_t p[3] = {i % d.x, (i / d.x) % d.y, i / (d.x * d.y)};
-  int reach[2] = {0, 0};
-  for (int side = 0; side < 2; ++side) {
-    const double sgn = side ? -1.0 : 1.0;
-    for (int t = 1; t <= steps && !reach[side]; ++t) {
-      index_t q[3];
-      for (int k = 0; k < 3; ++k) {
-        q[k] = p[k] + round_half_away(sgn * t * step * n[k] / h[k]);
-        if (q[k] < 0 || q[k] >= d[k]) return false;
-      }
-      const index_t j = q[0] + d.x * (q[1] + d.y * q[2]);
-      if (host[labels[j]] && !void_mask[j]) reach[side] = t;
+// runs on along n), a crack passes (host right above and below it). The walk's voxel offsets
+// depend on n alone, so they are taken once per normal and the test is then asked of many voxels.
+class Sandwich {
+ public:
+  Sandwich(const Vec3& n, const Volume<std::uint8_t>& void_mask, const Volume<std::uint8_t>& labels,
+           const std::array<bool, 256>& host, double max_run_um)
+      : void_mask_(void_mask), labels_(labels), host_(host), max_run_um_(max_run_um) {
+    const Vec3& h = labels.spacing_um;
+    step_ = std::abs(n[0]) * h[0] + std::abs(n[1]) * h[1] + std::abs(n[2]) * h[2];
+    steps_ = static_cast<int>(std::ceil(max_run_um / step_)) + 1;
+    walk_.resize(2 * static_cast<std::size_t>(steps_));
+    for (int side = 0; side < 2; ++side) {
+      const double sgn = side ? -1.0 : 1.0;
+      for (int t = 1; t <= steps_; ++t)
+        for (int k = 0; k < 3; ++k) walk_[side * steps_ + t - 1][k] = round_half_away(sgn * t * step_ * n[k] / h[k]);
     }
-    if (!reach[side]) return false;
   }
-  return (reach[0] + reach[1] - 1) * step <= max_run_um * (1 + 1e-6);
-}
+  bool operator()(index_t i) const {
+    const Dims d = labels_.dims();
+    const index_t p[3] = {i % d.x, (i / d.x) % d.y, i / (d.x * d.y)};
+    int reach[2] = {0, 0};
+    for (int side = 0; side < 2; ++side) {
+      for (int t = 1; t <= steps_ && !reach[side]; ++t) {
+        const std::array<index_t, 3>& off = walk_[side * steps_ + t - 1];
+        index_t q[3];
+        for (int k = 0; k < 3; ++k) {
+          q[k] = p[k] + off[k];
+          if (q[k] < 0 || q[k] >= d[k]) return false;
+        }
+        const index_t j = q[0] + d.x * (q[1] + d.y * q[2]);
+        if (host_[labels_[j]] && !void_mask_[j]) reach[side] = t;
+      }
+      if (!reach[side]) return false;
+    }
+    return (reach[0] + reach[1] - 1) * step_ <= max_run_um_ * (1 + 1e-6);
+  }
+
+ private:
+  const Volume<std::uint8_t>& void_mask_;
+  const Volume<std::uint8_t>& labels_;
+  const std::array<bool, 256>& host_;
+  double max_run_um_, step_;
+  int steps_;
+  std::vector<std::array<index_t, 3>> walk_;  // per side (+n, then −n), the offsets of steps 1..steps_
+};
 
 // The Hessian (grey / µm²) at voxel i of the grey smoothed by a Gaussian of one finest voxel
 // (taps `kernels`, per axis), by central differences on the 3³ block around the voxel, which is
@@ -742,6 +763,15 @@ CutPlanes cut_sandwiched_planes(const std::vector<index_t>& voxels, const Volume
   // are taken many times per voxel.
   std::vector<Vec3> rest_um(rest.size());
   for (std::size_t q = 0; q < rest.size(); ++q) rest_um[q] = voxel_centre_um(rest[q], d, h);
+  // How many voxels still in play lie within tol of plane p (the offsets as `offset` takes them, with
+  // the plane's centroid and normal held in locals so that the loop runs without reloading them).
+  auto count_within = [&](const PrincipalAxes& p) {
+    const Vec3 c0 = p.centroid_um, n = p.axis[2];
+    std::size_t within = 0;
+    for (const Vec3& c_um : rest_um)
+      within += std::abs((c_um[0] - c0[0]) * n[0] + (c_um[1] - c0[1]) * n[1] + (c_um[2] - c0[2]) * n[2]) <= tol;
+    return within;
+  };
   const index_t r = 4;
   std::array<std::vector<double>, 3> valley_kernels;  // σ = one finest voxel, in voxels per axis
   if (grey && o.cut_min_valley > 0) {
@@ -762,16 +792,17 @@ CutPlanes cut_sandwiched_planes(const std::vector<index_t>& voxels, const Volume
       const index_t i = rest[c * stride];
       const index_t x = i % d.x, y = (i / d.x) % d.y, z = i / (d.x * d.y);
       std::vector<index_t> local;
+      const index_t u0 = std::max(lo[0], x - r), u1 = std::min(hi[0], x + r);
       for (index_t w = std::max(lo[2], z - r); w <= std::min(hi[2], z + r); ++w)
-        for (index_t v = std::max(lo[1], y - r); v <= std::min(hi[1], y + r); ++v)
-          for (index_t u = std::max(lo[0], x - r); u <= std::min(hi[0], x + r); ++u)
-            if (box[box_index(u, v, w)]) local.push_back(u + d.x * (v + d.y * w));
+        for (index_t v = std::max(lo[1], y - r); v <= std::min(hi[1], y + r); ++v) {
+          const std::uint8_t* row = box.data() + box_index(u0, v, w);  // the box row, read directly
+          for (index_t u = u0; u <= u1; ++u)
+            if (row[u - u0]) local.push_back(u + d.x * (v + d.y * w));
+        }
       if (local.size() < 8) return;
       const PrincipalAxes p = principal_axes(local, d, h);
-      if (!sandwiched(i, p.axis[2], void_mask, labels, host, max_aperture_um)) return;
-      std::size_t within = 0;
-      for (const Vec3& c_um : rest_um) within += std::abs(offset(p, c_um)) <= tol;
-      plane_of[c] = p, within_of[c] = within;
+      if (!Sandwich(p.axis[2], void_mask, labels, host, max_aperture_um)(i)) return;
+      plane_of[c] = p, within_of[c] = count_within(p);
     });
     // Then the counts, largest bound first. A candidate is dropped once the voxels it has left to
     // test cannot lift its count to one already reached: it cannot be the best, and every
@@ -786,10 +817,11 @@ CutPlanes cut_sandwiched_planes(const std::vector<index_t>& voxels, const Volume
       std::size_t left = within_of[c], count = 0;
       if (left == 0 || left < reached.load(std::memory_order_relaxed)) return;
       const PrincipalAxes& p = plane_of[c];
+      const Sandwich walled(p.axis[2], void_mask, labels, host, max_aperture_um);
       for (std::size_t q = 0; q < rest.size() && left; ++q) {
         if (!(std::abs(offset(p, rest_um[q])) <= tol)) continue;
         --left;
-        count += sandwiched(rest[q], p.axis[2], void_mask, labels, host, max_aperture_um);
+        count += walled(rest[q]);
         if (count + left < reached.load(std::memory_order_relaxed)) return;
       }
       count_of[c] = count;
@@ -804,11 +836,11 @@ CutPlanes cut_sandwiched_planes(const std::vector<index_t>& voxels, const Volume
     if (best_count < static_cast<std::size_t>(least_piece) || (!cutting && !found.cracks.empty())) break;
     // The best plane's sandwiched voxels (tested in parallel, gathered in order).
     std::vector<std::uint8_t> flag(rest.size(), 0);
+    const Sandwich walled_best(best.axis[2], void_mask, labels, host, max_aperture_um);
     tbb::parallel_for(tbb::blocked_range<std::size_t>(0, rest.size(), 1024),
                       [&](const tbb::blocked_range<std::size_t>& qs) {
                         for (std::size_t q = qs.begin(); q != qs.end(); ++q)
-                          flag[q] = std::abs(offset(best, rest_um[q])) <= tol &&
-                                    sandwiched(rest[q], best.axis[2], void_mask, labels, host, max_aperture_um);
+                          flag[q] = std::abs(offset(best, rest_um[q])) <= tol && walled_best(rest[q]);
                       });
     std::vector<index_t> support;
     for (std::size_t q = 0; q < rest.size(); ++q)
@@ -828,10 +860,10 @@ CutPlanes cut_sandwiched_planes(const std::vector<index_t>& voxels, const Volume
     // whether each is sandwiched along the refitted plane's normal is tested first, in parallel,
     // and kept in the box mark's bit 4.
     flag.assign(in.size(), 0);
+    const Sandwich walled_plane(plane.axis[2], void_mask, labels, host, max_aperture_um);
     tbb::parallel_for(tbb::blocked_range<std::size_t>(0, in.size(), 1024),
                       [&](const tbb::blocked_range<std::size_t>& ks) {
-                        for (std::size_t k = ks.begin(); k != ks.end(); ++k)
-                          flag[k] = sandwiched(in[k], plane.axis[2], void_mask, labels, host, max_aperture_um);
+                        for (std::size_t k = ks.begin(); k != ks.end(); ++k) flag[k] = walled_plane(in[k]);
                       });
     constexpr std::uint8_t walled_bit = 16;
     for (std::size_t k = 0; k < in.size(); ++k) box_at(in[k]) = flag[k] ? 2 | walled_bit : 2;
@@ -976,7 +1008,8 @@ std::vector<JoinedFragments> bridge_fragments(const std::vector<std::vector<inde
     const PrincipalAxes plane = principal_axes(crack, d, h);
     if (sheet_aspect(plane) < std::max(o.min_aspect, o.cut_min_aspect)) continue;
     std::size_t walled = 0;
-    for (index_t i : crack) walled += sandwiched(i, plane.axis[2], void_mask, labels, host, max_aperture_um);
+    const Sandwich walls(plane.axis[2], void_mask, labels, host, max_aperture_um);
+    for (index_t i : crack) walled += walls(i);
     if (static_cast<double>(walled) < o.cut_min_sandwiched * static_cast<double>(crack.size())) continue;
     // One dark sheet, but without the valley's ratio to the in-plane curvature: the fragments lie
     // in pore groups, and the pores beside them curve the grey along the joined plane (measured
