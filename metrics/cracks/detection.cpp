@@ -5,12 +5,14 @@
 #include <atomic>
 #include <bit>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <numeric>
 #include <sstream>
 
 #include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
+#include <tbb/parallel_reduce.h>
 
 #include "core/error.h"
 #include "filters/segment/cleanup.h"
@@ -22,6 +24,25 @@
 namespace vp {
 
 namespace {
+
+// The voxel-wise passes run in parallel over blocks of voxels; what they count is a sum of
+// integers, the same at any thread count.
+template <class F>
+void for_each_voxel(index_t n, F f) {
+  tbb::parallel_for(tbb::blocked_range<index_t>(0, n, 1 << 16), [&](const tbb::blocked_range<index_t>& r) {
+    for (index_t i = r.begin(); i != r.end(); ++i) f(i);
+  });
+}
+template <class F>
+index_t count_voxels(index_t n, F f) {
+  return tbb::parallel_reduce(
+      tbb::blocked_range<index_t>(0, n, 1 << 16), index_t{0},
+      [&](const tbb::blocked_range<index_t>& r, index_t c) {
+        for (index_t i = r.begin(); i != r.end(); ++i) c += f(i) ? 1 : 0;
+        return c;
+      },
+      std::plus<>());
+}
 
 std::array<bool, 256> label_set(const std::vector<int>& labels) {
   std::array<bool, 256> in{};
@@ -150,6 +171,28 @@ std::vector<std::uint32_t> components_within_reach(const Volume<std::uint32_t>& 
 Vec3 voxel_centre_um(index_t i, const Dims& d, const Vec3& h) {
   return Vec3{static_cast<double>(i % d.x) * h[0], static_cast<double>((i / d.x) % d.y) * h[1],
               static_cast<double>(i / (d.x * d.y)) * h[2]};
+}
+
+// The voxels' bounding box [lo, hi] (voxel coordinates), by a parallel min / max.
+struct VoxelBox {
+  index_t lo[3], hi[3];
+};
+VoxelBox voxel_box(const std::vector<index_t>& voxels, const Dims& d) {
+  const VoxelBox none{{d.x, d.y, d.z}, {0, 0, 0}};
+  return tbb::parallel_reduce(
+      tbb::blocked_range<std::size_t>(0, voxels.size(), 1 << 14), none,
+      [&](const tbb::blocked_range<std::size_t>& r, VoxelBox b) {
+        for (std::size_t q = r.begin(); q != r.end(); ++q) {
+          const index_t i = voxels[q];
+          const index_t c[3] = {i % d.x, (i / d.x) % d.y, i / (d.x * d.y)};
+          for (int a = 0; a < 3; ++a) b.lo[a] = std::min(b.lo[a], c[a]), b.hi[a] = std::max(b.hi[a], c[a]);
+        }
+        return b;
+      },
+      [](VoxelBox a, const VoxelBox& b) {
+        for (int k = 0; k < 3; ++k) a.lo[k] = std::min(a.lo[k], b.lo[k]), a.hi[k] = std::max(a.hi[k], b.hi[k]);
+        return a;
+      });
 }
 
 // The closest voxel pair (squared distance in µm², outer voxel, inner voxel) of two sets, the
@@ -745,11 +788,11 @@ CutPlanes cut_sandwiched_planes(const std::vector<index_t>& voxels, const Volume
     const Vec3& n = p.axis[2];
     return (c[0] - p.centroid_um[0]) * n[0] + (c[1] - p.centroid_um[1]) * n[1] + (c[2] - p.centroid_um[2]) * n[2];
   };
-  index_t lo[3] = {d.x, d.y, d.z}, hi[3] = {0, 0, 0};
-  for (index_t i : voxels) {
-    const index_t c[3] = {i % d.x, (i / d.x) % d.y, i / (d.x * d.y)};
-    for (int a = 0; a < 3; ++a) lo[a] = std::min(lo[a], c[a]), hi[a] = std::max(hi[a], c[a]);
-  }
+  // The set-up passes over the voxels run in parallel: one merged pore group is most of the
+  // stage's voxels, and its cut attempts run one after another.
+  const VoxelBox vbox = voxel_box(voxels, d);
+  const index_t(&lo)[3] = vbox.lo;
+  const index_t(&hi)[3] = vbox.hi;
   const index_t bx = hi[0] - lo[0] + 1, by = hi[1] - lo[1] + 1, bz = hi[2] - lo[2] + 1;
   // Box of the remaining voxels (1); the cluster pass marks the in-plane voxels 2, visited 3.
   std::vector<std::uint8_t> box(static_cast<std::size_t>(bx * by * bz), 0);
@@ -757,12 +800,18 @@ CutPlanes cut_sandwiched_planes(const std::vector<index_t>& voxels, const Volume
     return static_cast<std::size_t>((x - lo[0]) + bx * ((y - lo[1]) + by * (z - lo[2])));
   };
   auto box_at = [&](index_t i) -> std::uint8_t& { return box[box_index(i % d.x, (i / d.x) % d.y, i / (d.x * d.y))]; };
-  for (index_t i : voxels) box_at(i) = 1;
+  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, voxels.size(), 1 << 14),
+                    [&](const tbb::blocked_range<std::size_t>& qs) {
+                      for (std::size_t q = qs.begin(); q != qs.end(); ++q) box_at(voxels[q]) = 1;
+                    });
   std::vector<index_t> rest = voxels;
   // Voxel centres of the voxels still in play, kept beside their indices: the plane offsets below
   // are taken many times per voxel.
   std::vector<Vec3> rest_um(rest.size());
-  for (std::size_t q = 0; q < rest.size(); ++q) rest_um[q] = voxel_centre_um(rest[q], d, h);
+  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, rest.size(), 1 << 14),
+                    [&](const tbb::blocked_range<std::size_t>& qs) {
+                      for (std::size_t q = qs.begin(); q != qs.end(); ++q) rest_um[q] = voxel_centre_um(rest[q], d, h);
+                    });
   // How many voxels still in play lie within tol of plane p (the offsets as `offset` takes them, with
   // the plane's centroid and normal held in locals so that the loop runs without reloading them).
   auto count_within = [&](const PrincipalAxes& p) {
@@ -846,16 +895,34 @@ CutPlanes cut_sandwiched_planes(const std::vector<index_t>& voxels, const Volume
     for (std::size_t q = 0; q < rest.size(); ++q)
       if (flag[q]) support.push_back(rest[q]);
     const PrincipalAxes plane = principal_axes(support, d, h);
-    std::vector<index_t> in, out;
-    std::vector<Vec3> out_um;
-    for (std::size_t q = 0; q < rest.size(); ++q) {
-      if (std::abs(offset(plane, rest_um[q])) <= tol) {
-        in.push_back(rest[q]);
-      } else {
-        out.push_back(rest[q]);
-        out_um.push_back(rest_um[q]);
+    // The voxels within tol of the refitted plane (flagged in parallel) and the rest, in order.
+    tbb::parallel_for(tbb::blocked_range<std::size_t>(0, rest.size(), 1 << 14),
+                      [&](const tbb::blocked_range<std::size_t>& qs) {
+                        for (std::size_t q = qs.begin(); q != qs.end(); ++q)
+                          flag[q] = std::abs(offset(plane, rest_um[q])) <= tol;
+                      });
+    // Gathered in order, in parallel: each block's in-plane count first, then each block copies
+    // to its place.
+    const std::size_t block = 1 << 14, blocks = (rest.size() + block - 1) / block;
+    std::vector<std::size_t> in_before(blocks + 1, 0);
+    tbb::parallel_for(std::size_t{0}, blocks, [&](std::size_t b) {
+      const std::size_t end = std::min(rest.size(), (b + 1) * block);
+      in_before[b + 1] = static_cast<std::size_t>(std::count(flag.begin() + b * block, flag.begin() + end, 1));
+    });
+    std::partial_sum(in_before.begin(), in_before.end(), in_before.begin());
+    std::vector<index_t> in(in_before[blocks]), out(rest.size() - in_before[blocks]);
+    std::vector<Vec3> out_um(out.size());
+    tbb::parallel_for(std::size_t{0}, blocks, [&](std::size_t b) {
+      std::size_t k = in_before[b], m = b * block - in_before[b];
+      for (std::size_t q = b * block; q < std::min(rest.size(), (b + 1) * block); ++q) {
+        if (flag[q]) {
+          in[k++] = rest[q];
+        } else {
+          out[m] = rest[q];
+          out_um[m++] = rest_um[q];
+        }
       }
-    }
+    });
     // Clusters of the in-plane voxels (within 2 voxels of each other), by flood fill in the box;
     // whether each is sandwiched along the refitted plane's normal is tested first, in parallel,
     // and kept in the box mark's bit 4.
@@ -1052,9 +1119,9 @@ void add_facets(const Volume<std::uint8_t>& labels, const Volume<float>& grey, c
 Volume<std::uint8_t> host_clear_of_others(const Volume<std::uint8_t>& labels, const std::array<bool, 256>& host,
                                           double reach_um) {
   Volume<std::uint8_t> not_host = labels.like<std::uint8_t>(labels.dims());
-  for (index_t i = 0; i < labels.size(); ++i) not_host[i] = !host[labels[i]];
+  for_each_voxel(labels.size(), [&](index_t i) { not_host[i] = !host[labels[i]]; });
   Volume<std::uint8_t> clear = dilate(not_host, reach_um);
-  for (index_t i = 0; i < labels.size(); ++i) clear[i] = !clear[i];
+  for_each_voxel(labels.size(), [&](index_t i) { clear[i] = !clear[i]; });
   return clear;
 }
 
@@ -1111,45 +1178,40 @@ CrackDetection detect_cracks(const Volume<std::uint8_t>& labels, const Volume<fl
     {
       const Clusters weak_parts = label_clusters(weak, 26);
       std::vector<std::uint8_t> has_strong(weak_parts.count + 1, 0);
-      for (index_t i = 0; i < labels.size(); ++i)
-        if (weak[i] == 2) has_strong[weak_parts.ids[i]] = 1;
-      for (index_t i = 0; i < labels.size(); ++i) weak[i] = has_strong[weak_parts.ids[i]];
+      for_each_voxel(labels.size(), [&](index_t i) {
+        if (weak[i] == 2)
+          std::atomic_ref<std::uint8_t>(has_strong[weak_parts.ids[i]]).store(1, std::memory_order_relaxed);
+      });
+      for_each_voxel(labels.size(), [&](index_t i) { weak[i] = has_strong[weak_parts.ids[i]]; });
     }
     void_mask = std::move(weak);
   } else {
     void_mask = labels.like<std::uint8_t>(d);
   }
-  for (index_t i = 0; i < labels.size(); ++i) {
-    if (pore[labels[i]]) {
-      void_mask[i] = 1;
-      ++out.void_voxels;
-    } else {
-      out.sheet_voxels += void_mask[i];
-    }
-  }
+  out.void_voxels = count_voxels(labels.size(), [&](index_t i) { return pore[labels[i]]; });
+  out.sheet_voxels = count_voxels(labels.size(), [&](index_t i) {
+    if (!pore[labels[i]]) return void_mask[i] != 0;
+    void_mask[i] = 1;
+    return false;
+  });
 
   // 2. Inside the closed host (as labelled, sheet voxels included, so that a crack found
   //    only in the grey image does not split its own host).
   Volume<std::uint8_t> labelled_host = labels.like<std::uint8_t>(d);
-  for (index_t i = 0; i < labels.size(); ++i) labelled_host[i] = host[labels[i]];
+  for_each_voxel(labels.size(), [&](index_t i) { labelled_host[i] = host[labels[i]]; });
   Volume<std::uint8_t> closed = erode(dilate(labelled_host, out.closing_radius_um), out.closing_radius_um);
   labelled_host = {};  // released: only the closing needed it
 
   // 3. Thin, by the local thickness of the whole void: the enclosed void first, in the closed
   //    host's own buffer, so that the thickness is not computed beside a third byte volume.
   Volume<std::uint8_t> thin = std::move(closed);
-  for (index_t i = 0; i < labels.size(); ++i) {
-    thin[i] = thin[i] && void_mask[i];
-    out.enclosed_voxels += thin[i];
-  }
+  out.enclosed_voxels = count_voxels(labels.size(), [&](index_t i) { return thin[i] = thin[i] && void_mask[i]; });
   {  // the thickness is dropped before the components are labelled
     const Volume<float> thickness = local_thickness(void_mask);
-    for (index_t i = 0; i < labels.size(); ++i) {
-      if (!thin[i]) continue;
+    out.thin_voxels = count_voxels(labels.size(), [&](index_t i) {
       // A small tolerance: local thickness is a sum of float distances.
-      if (thickness[i] <= out.max_aperture_um * (1 + 1e-6)) ++out.thin_voxels;
-      else thin[i] = 0;
-    }
+      return thin[i] = thin[i] && thickness[i] <= out.max_aperture_um * (1 + 1e-6);
+    });
   }
 
   // 4. Sheet-like components become cracks; coplanar pieces of one holey sheet are judged as one.
