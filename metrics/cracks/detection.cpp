@@ -265,30 +265,46 @@ std::vector<std::uint32_t> coplanar_groups(const Clusters& comps, const std::vec
   for (std::uint32_t c = 1; c <= comps.count; ++c)
     for (std::uint32_t o : reach[c]) pairs.emplace_back(c, o);
   if (pairs.empty()) return parent;
+  // Whether a pair is coplanar does not depend on the pairs joined before it: every pair is judged
+  // in parallel (the axes of each component a judgement may read taken first, also in parallel),
+  // then the coplanar pairs are joined in pair order.
+  std::vector<std::uint8_t> needs_axes(comps.count + 1, 0);
+  for (const auto& [a, b] : pairs) {
+    const bool a_larger = members[a].size() >= members[b].size();
+    const std::uint32_t big = a_larger ? a : b, small = a_larger ? b : a;
+    needs_axes[big] = 1;
+    if (members[small].size() >= 20) needs_axes[small] = 1;
+  }
   std::vector<PrincipalAxes> axes(comps.count + 1);
-  std::vector<std::uint8_t> known(comps.count + 1, 0);
-  auto axes_of = [&](std::uint32_t c) -> const PrincipalAxes& {
-    if (!known[c]) axes[c] = principal_axes(members[c], d, h), known[c] = 1;
-    return axes[c];
-  };
+  tbb::parallel_for(tbb::blocked_range<std::uint32_t>(1, comps.count + 1, 1),
+                    [&](const tbb::blocked_range<std::uint32_t>& range) {
+                      for (std::uint32_t c = range.begin(); c != range.end(); ++c)
+                        if (needs_axes[c]) axes[c] = principal_axes(members[c], d, h);
+                    });
+  std::vector<std::uint8_t> coplanar(pairs.size(), 0);
+  tbb::parallel_for(std::size_t{0}, pairs.size(), [&](std::size_t k) {
+    const auto [a, b] = pairs[k];
+    const bool a_larger = members[a].size() >= members[b].size();
+    const std::uint32_t big = a_larger ? a : b, small = a_larger ? b : a;
+    const PrincipalAxes& pb = axes[big];
+    if (sheet_aspect(pb) < 2) return;
+    const Vec3& n = pb.axis[2];
+    if (!lies_on_plane(pb, members[small], d, h)) return;
+    if (members[small].size() >= 20) {
+      const PrincipalAxes& ps = axes[small];
+      const Vec3& m = ps.axis[2];
+      if (sheet_aspect(ps) >= 2 && std::abs(n[0] * m[0] + n[1] * m[1] + n[2] * m[2]) < std::cos(20 * M_PI / 180))
+        return;
+    }
+    coplanar[k] = 1;
+  });
   auto find = [&](std::uint32_t c) {
     while (parent[c] != c) c = parent[c] = parent[parent[c]];
     return c;
   };
-  for (const auto& [a, b] : pairs) {
-    const bool a_larger = members[a].size() >= members[b].size();
-    const std::uint32_t big = a_larger ? a : b, small = a_larger ? b : a;
-    const PrincipalAxes& pb = axes_of(big);
-    if (sheet_aspect(pb) < 2) continue;
-    const Vec3& n = pb.axis[2];
-    if (!lies_on_plane(pb, members[small], d, h)) continue;
-    if (members[small].size() >= 20) {
-      const PrincipalAxes& ps = axes_of(small);
-      const Vec3& m = ps.axis[2];
-      if (sheet_aspect(ps) >= 2 && std::abs(n[0] * m[0] + n[1] * m[1] + n[2] * m[2]) < std::cos(20 * M_PI / 180))
-        continue;
-    }
-    const std::uint32_t ra = find(a), rb = find(b);
+  for (std::size_t k = 0; k < pairs.size(); ++k) {
+    if (!coplanar[k]) continue;
+    const std::uint32_t ra = find(pairs[k].first), rb = find(pairs[k].second);
     if (ra != rb) parent[std::max(ra, rb)] = std::min(ra, rb);
   }
   for (std::uint32_t c = 1; c <= comps.count; ++c) parent[c] = find(c);
