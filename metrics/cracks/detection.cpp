@@ -5,12 +5,14 @@
 #include <atomic>
 #include <bit>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <numeric>
 #include <sstream>
 
 #include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
+#include <tbb/parallel_reduce.h>
 
 #include "core/error.h"
 #include "filters/segment/cleanup.h"
@@ -22,6 +24,25 @@
 namespace vp {
 
 namespace {
+
+// The voxel-wise passes run in parallel over blocks of voxels; what they count is a sum of
+// integers, the same at any thread count.
+template <class F>
+void for_each_voxel(index_t n, F f) {
+  tbb::parallel_for(tbb::blocked_range<index_t>(0, n, 1 << 16), [&](const tbb::blocked_range<index_t>& r) {
+    for (index_t i = r.begin(); i != r.end(); ++i) f(i);
+  });
+}
+template <class F>
+index_t count_voxels(index_t n, F f) {
+  return tbb::parallel_reduce(
+      tbb::blocked_range<index_t>(0, n, 1 << 16), index_t{0},
+      [&](const tbb::blocked_range<index_t>& r, index_t c) {
+        for (index_t i = r.begin(); i != r.end(); ++i) c += f(i) ? 1 : 0;
+        return c;
+      },
+      std::plus<>());
+}
 
 std::array<bool, 256> label_set(const std::vector<int>& labels) {
   std::array<bool, 256> in{};
@@ -152,6 +173,28 @@ Vec3 voxel_centre_um(index_t i, const Dims& d, const Vec3& h) {
               static_cast<double>(i / (d.x * d.y)) * h[2]};
 }
 
+// The voxels' bounding box [lo, hi] (voxel coordinates), by a parallel min / max.
+struct VoxelBox {
+  index_t lo[3], hi[3];
+};
+VoxelBox voxel_box(const std::vector<index_t>& voxels, const Dims& d) {
+  const VoxelBox none{{d.x, d.y, d.z}, {0, 0, 0}};
+  return tbb::parallel_reduce(
+      tbb::blocked_range<std::size_t>(0, voxels.size(), 1 << 14), none,
+      [&](const tbb::blocked_range<std::size_t>& r, VoxelBox b) {
+        for (std::size_t q = r.begin(); q != r.end(); ++q) {
+          const index_t i = voxels[q];
+          const index_t c[3] = {i % d.x, (i / d.x) % d.y, i / (d.x * d.y)};
+          for (int a = 0; a < 3; ++a) b.lo[a] = std::min(b.lo[a], c[a]), b.hi[a] = std::max(b.hi[a], c[a]);
+        }
+        return b;
+      },
+      [](VoxelBox a, const VoxelBox& b) {
+        for (int k = 0; k < 3; ++k) a.lo[k] = std::min(a.lo[k], b.lo[k]), a.hi[k] = std::max(a.hi[k], b.hi[k]);
+        return a;
+      });
+}
+
 // The closest voxel pair (squared distance in µm², outer voxel, inner voxel) of two sets, the
 // first strictly closest in (outer, inner) order. Inner voxels farther than reach_um from the outer
 // set's box [lo, hi] are skipped: they cannot be the answer when it lies within reach.
@@ -222,30 +265,46 @@ std::vector<std::uint32_t> coplanar_groups(const Clusters& comps, const std::vec
   for (std::uint32_t c = 1; c <= comps.count; ++c)
     for (std::uint32_t o : reach[c]) pairs.emplace_back(c, o);
   if (pairs.empty()) return parent;
+  // Whether a pair is coplanar does not depend on the pairs joined before it: every pair is judged
+  // in parallel (the axes of each component a judgement may read taken first, also in parallel),
+  // then the coplanar pairs are joined in pair order.
+  std::vector<std::uint8_t> needs_axes(comps.count + 1, 0);
+  for (const auto& [a, b] : pairs) {
+    const bool a_larger = members[a].size() >= members[b].size();
+    const std::uint32_t big = a_larger ? a : b, small = a_larger ? b : a;
+    needs_axes[big] = 1;
+    if (members[small].size() >= 20) needs_axes[small] = 1;
+  }
   std::vector<PrincipalAxes> axes(comps.count + 1);
-  std::vector<std::uint8_t> known(comps.count + 1, 0);
-  auto axes_of = [&](std::uint32_t c) -> const PrincipalAxes& {
-    if (!known[c]) axes[c] = principal_axes(members[c], d, h), known[c] = 1;
-    return axes[c];
-  };
+  tbb::parallel_for(tbb::blocked_range<std::uint32_t>(1, comps.count + 1, 1),
+                    [&](const tbb::blocked_range<std::uint32_t>& range) {
+                      for (std::uint32_t c = range.begin(); c != range.end(); ++c)
+                        if (needs_axes[c]) axes[c] = principal_axes(members[c], d, h);
+                    });
+  std::vector<std::uint8_t> coplanar(pairs.size(), 0);
+  tbb::parallel_for(std::size_t{0}, pairs.size(), [&](std::size_t k) {
+    const auto [a, b] = pairs[k];
+    const bool a_larger = members[a].size() >= members[b].size();
+    const std::uint32_t big = a_larger ? a : b, small = a_larger ? b : a;
+    const PrincipalAxes& pb = axes[big];
+    if (sheet_aspect(pb) < 2) return;
+    const Vec3& n = pb.axis[2];
+    if (!lies_on_plane(pb, members[small], d, h)) return;
+    if (members[small].size() >= 20) {
+      const PrincipalAxes& ps = axes[small];
+      const Vec3& m = ps.axis[2];
+      if (sheet_aspect(ps) >= 2 && std::abs(n[0] * m[0] + n[1] * m[1] + n[2] * m[2]) < std::cos(20 * M_PI / 180))
+        return;
+    }
+    coplanar[k] = 1;
+  });
   auto find = [&](std::uint32_t c) {
     while (parent[c] != c) c = parent[c] = parent[parent[c]];
     return c;
   };
-  for (const auto& [a, b] : pairs) {
-    const bool a_larger = members[a].size() >= members[b].size();
-    const std::uint32_t big = a_larger ? a : b, small = a_larger ? b : a;
-    const PrincipalAxes& pb = axes_of(big);
-    if (sheet_aspect(pb) < 2) continue;
-    const Vec3& n = pb.axis[2];
-    if (!lies_on_plane(pb, members[small], d, h)) continue;
-    if (members[small].size() >= 20) {
-      const PrincipalAxes& ps = axes_of(small);
-      const Vec3& m = ps.axis[2];
-      if (sheet_aspect(ps) >= 2 && std::abs(n[0] * m[0] + n[1] * m[1] + n[2] * m[2]) < std::cos(20 * M_PI / 180))
-        continue;
-    }
-    const std::uint32_t ra = find(a), rb = find(b);
+  for (std::size_t k = 0; k < pairs.size(); ++k) {
+    if (!coplanar[k]) continue;
+    const std::uint32_t ra = find(pairs[k].first), rb = find(pairs[k].second);
     if (ra != rb) parent[std::max(ra, rb)] = std::min(ra, rb);
   }
   for (std::uint32_t c = 1; c <= comps.count; ++c) parent[c] = find(c);
@@ -515,30 +574,51 @@ std::vector<std::vector<index_t>> split_planes(const std::vector<index_t>& voxel
 // Is voxel i a crack voxel seen along the unit normal n: walking from it along +n and −n, a
 // host voxel that is not void (the crack's two walls) comes within a void run of at most
 // max_run_um? A slab cut through a pore network fails (the films cross the slab, so the void
-// runs on along n), a crack passes (host right above and below it).
-bool sandwiched(index_t i, const Vec3& n, const Volume<std::uint8_t>& void_mask, const Volume<std::uint8_t>& labels,
-                const std::array<bool, 256>& host, double max_run_um) {
-  const Dims d = labels.dims();
-  const Vec3& h = labels.spacing_um;
-  const double step = std::abs(n[0]) * h[0] + std::abs(n[1]) * h[1] + std::abs(n[2]) * h[2];
-  const int steps = static_cast<int>(std::ceil(max_run_um / step)) + 1;
-  const index_t p[3] = {i % d.x, (i / d.x) % d.y, i / (d.x * d.y)};
-  int reach[2] = {0, 0};
-  for (int side = 0; side < 2; ++side) {
-    const double sgn = side ? -1.0 : 1.0;
-    for (int t = 1; t <= steps && !reach[side]; ++t) {
-      index_t q[3];
-      for (int k = 0; k < 3; ++k) {
-        q[k] = p[k] + round_half_away(sgn * t * step * n[k] / h[k]);
-        if (q[k] < 0 || q[k] >= d[k]) return false;
-      }
-      const index_t j = q[0] + d.x * (q[1] + d.y * q[2]);
-      if (host[labels[j]] && !void_mask[j]) reach[side] = t;
+// runs on along n), a crack passes (host right above and below it). The walk's voxel offsets
+// depend on n alone, so they are taken once per normal and the test is then asked of many voxels.
+class Sandwich {
+ public:
+  Sandwich(const Vec3& n, const Volume<std::uint8_t>& void_mask, const Volume<std::uint8_t>& labels,
+           const std::array<bool, 256>& host, double max_run_um)
+      : void_mask_(void_mask), labels_(labels), host_(host), max_run_um_(max_run_um) {
+    const Vec3& h = labels.spacing_um;
+    step_ = std::abs(n[0]) * h[0] + std::abs(n[1]) * h[1] + std::abs(n[2]) * h[2];
+    steps_ = static_cast<int>(std::ceil(max_run_um / step_)) + 1;
+    walk_.resize(2 * static_cast<std::size_t>(steps_));
+    for (int side = 0; side < 2; ++side) {
+      const double sgn = side ? -1.0 : 1.0;
+      for (int t = 1; t <= steps_; ++t)
+        for (int k = 0; k < 3; ++k) walk_[side * steps_ + t - 1][k] = round_half_away(sgn * t * step_ * n[k] / h[k]);
     }
-    if (!reach[side]) return false;
   }
-  return (reach[0] + reach[1] - 1) * step <= max_run_um * (1 + 1e-6);
-}
+  bool operator()(index_t i) const {
+    const Dims d = labels_.dims();
+    const index_t p[3] = {i % d.x, (i / d.x) % d.y, i / (d.x * d.y)};
+    int reach[2] = {0, 0};
+    for (int side = 0; side < 2; ++side) {
+      for (int t = 1; t <= steps_ && !reach[side]; ++t) {
+        const std::array<index_t, 3>& off = walk_[side * steps_ + t - 1];
+        index_t q[3];
+        for (int k = 0; k < 3; ++k) {
+          q[k] = p[k] + off[k];
+          if (q[k] < 0 || q[k] >= d[k]) return false;
+        }
+        const index_t j = q[0] + d.x * (q[1] + d.y * q[2]);
+        if (host_[labels_[j]] && !void_mask_[j]) reach[side] = t;
+      }
+      if (!reach[side]) return false;
+    }
+    return (reach[0] + reach[1] - 1) * step_ <= max_run_um_ * (1 + 1e-6);
+  }
+
+ private:
+  const Volume<std::uint8_t>& void_mask_;
+  const Volume<std::uint8_t>& labels_;
+  const std::array<bool, 256>& host_;
+  double max_run_um_, step_;
+  int steps_;
+  std::vector<std::array<index_t, 3>> walk_;  // per side (+n, then −n), the offsets of steps 1..steps_
+};
 
 // The Hessian (grey / µm²) at voxel i of the grey smoothed by a Gaussian of one finest voxel
 // (taps `kernels`, per axis), by central differences on the 3³ block around the voxel, which is
@@ -724,11 +804,11 @@ CutPlanes cut_sandwiched_planes(const std::vector<index_t>& voxels, const Volume
     const Vec3& n = p.axis[2];
     return (c[0] - p.centroid_um[0]) * n[0] + (c[1] - p.centroid_um[1]) * n[1] + (c[2] - p.centroid_um[2]) * n[2];
   };
-  index_t lo[3] = {d.x, d.y, d.z}, hi[3] = {0, 0, 0};
-  for (index_t i : voxels) {
-    const index_t c[3] = {i % d.x, (i / d.x) % d.y, i / (d.x * d.y)};
-    for (int a = 0; a < 3; ++a) lo[a] = std::min(lo[a], c[a]), hi[a] = std::max(hi[a], c[a]);
-  }
+  // The set-up passes over the voxels run in parallel: one merged pore group is most of the
+  // stage's voxels, and its cut attempts run one after another.
+  const VoxelBox vbox = voxel_box(voxels, d);
+  const index_t(&lo)[3] = vbox.lo;
+  const index_t(&hi)[3] = vbox.hi;
   const index_t bx = hi[0] - lo[0] + 1, by = hi[1] - lo[1] + 1, bz = hi[2] - lo[2] + 1;
   // Box of the remaining voxels (1); the cluster pass marks the in-plane voxels 2, visited 3.
   std::vector<std::uint8_t> box(static_cast<std::size_t>(bx * by * bz), 0);
@@ -736,12 +816,27 @@ CutPlanes cut_sandwiched_planes(const std::vector<index_t>& voxels, const Volume
     return static_cast<std::size_t>((x - lo[0]) + bx * ((y - lo[1]) + by * (z - lo[2])));
   };
   auto box_at = [&](index_t i) -> std::uint8_t& { return box[box_index(i % d.x, (i / d.x) % d.y, i / (d.x * d.y))]; };
-  for (index_t i : voxels) box_at(i) = 1;
+  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, voxels.size(), 1 << 14),
+                    [&](const tbb::blocked_range<std::size_t>& qs) {
+                      for (std::size_t q = qs.begin(); q != qs.end(); ++q) box_at(voxels[q]) = 1;
+                    });
   std::vector<index_t> rest = voxels;
   // Voxel centres of the voxels still in play, kept beside their indices: the plane offsets below
   // are taken many times per voxel.
   std::vector<Vec3> rest_um(rest.size());
-  for (std::size_t q = 0; q < rest.size(); ++q) rest_um[q] = voxel_centre_um(rest[q], d, h);
+  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, rest.size(), 1 << 14),
+                    [&](const tbb::blocked_range<std::size_t>& qs) {
+                      for (std::size_t q = qs.begin(); q != qs.end(); ++q) rest_um[q] = voxel_centre_um(rest[q], d, h);
+                    });
+  // How many voxels still in play lie within tol of plane p (the offsets as `offset` takes them, with
+  // the plane's centroid and normal held in locals so that the loop runs without reloading them).
+  auto count_within = [&](const PrincipalAxes& p) {
+    const Vec3 c0 = p.centroid_um, n = p.axis[2];
+    std::size_t within = 0;
+    for (const Vec3& c_um : rest_um)
+      within += std::abs((c_um[0] - c0[0]) * n[0] + (c_um[1] - c0[1]) * n[1] + (c_um[2] - c0[2]) * n[2]) <= tol;
+    return within;
+  };
   const index_t r = 4;
   std::array<std::vector<double>, 3> valley_kernels;  // σ = one finest voxel, in voxels per axis
   if (grey && o.cut_min_valley > 0) {
@@ -762,16 +857,17 @@ CutPlanes cut_sandwiched_planes(const std::vector<index_t>& voxels, const Volume
       const index_t i = rest[c * stride];
       const index_t x = i % d.x, y = (i / d.x) % d.y, z = i / (d.x * d.y);
       std::vector<index_t> local;
+      const index_t u0 = std::max(lo[0], x - r), u1 = std::min(hi[0], x + r);
       for (index_t w = std::max(lo[2], z - r); w <= std::min(hi[2], z + r); ++w)
-        for (index_t v = std::max(lo[1], y - r); v <= std::min(hi[1], y + r); ++v)
-          for (index_t u = std::max(lo[0], x - r); u <= std::min(hi[0], x + r); ++u)
-            if (box[box_index(u, v, w)]) local.push_back(u + d.x * (v + d.y * w));
+        for (index_t v = std::max(lo[1], y - r); v <= std::min(hi[1], y + r); ++v) {
+          const std::uint8_t* row = box.data() + box_index(u0, v, w);  // the box row, read directly
+          for (index_t u = u0; u <= u1; ++u)
+            if (row[u - u0]) local.push_back(u + d.x * (v + d.y * w));
+        }
       if (local.size() < 8) return;
       const PrincipalAxes p = principal_axes(local, d, h);
-      if (!sandwiched(i, p.axis[2], void_mask, labels, host, max_aperture_um)) return;
-      std::size_t within = 0;
-      for (const Vec3& c_um : rest_um) within += std::abs(offset(p, c_um)) <= tol;
-      plane_of[c] = p, within_of[c] = within;
+      if (!Sandwich(p.axis[2], void_mask, labels, host, max_aperture_um)(i)) return;
+      plane_of[c] = p, within_of[c] = count_within(p);
     });
     // Then the counts, largest bound first. A candidate is dropped once the voxels it has left to
     // test cannot lift its count to one already reached: it cannot be the best, and every
@@ -786,10 +882,11 @@ CutPlanes cut_sandwiched_planes(const std::vector<index_t>& voxels, const Volume
       std::size_t left = within_of[c], count = 0;
       if (left == 0 || left < reached.load(std::memory_order_relaxed)) return;
       const PrincipalAxes& p = plane_of[c];
+      const Sandwich walled(p.axis[2], void_mask, labels, host, max_aperture_um);
       for (std::size_t q = 0; q < rest.size() && left; ++q) {
         if (!(std::abs(offset(p, rest_um[q])) <= tol)) continue;
         --left;
-        count += sandwiched(rest[q], p.axis[2], void_mask, labels, host, max_aperture_um);
+        count += walled(rest[q]);
         if (count + left < reached.load(std::memory_order_relaxed)) return;
       }
       count_of[c] = count;
@@ -804,34 +901,52 @@ CutPlanes cut_sandwiched_planes(const std::vector<index_t>& voxels, const Volume
     if (best_count < static_cast<std::size_t>(least_piece) || (!cutting && !found.cracks.empty())) break;
     // The best plane's sandwiched voxels (tested in parallel, gathered in order).
     std::vector<std::uint8_t> flag(rest.size(), 0);
+    const Sandwich walled_best(best.axis[2], void_mask, labels, host, max_aperture_um);
     tbb::parallel_for(tbb::blocked_range<std::size_t>(0, rest.size(), 1024),
                       [&](const tbb::blocked_range<std::size_t>& qs) {
                         for (std::size_t q = qs.begin(); q != qs.end(); ++q)
-                          flag[q] = std::abs(offset(best, rest_um[q])) <= tol &&
-                                    sandwiched(rest[q], best.axis[2], void_mask, labels, host, max_aperture_um);
+                          flag[q] = std::abs(offset(best, rest_um[q])) <= tol && walled_best(rest[q]);
                       });
     std::vector<index_t> support;
     for (std::size_t q = 0; q < rest.size(); ++q)
       if (flag[q]) support.push_back(rest[q]);
     const PrincipalAxes plane = principal_axes(support, d, h);
-    std::vector<index_t> in, out;
-    std::vector<Vec3> out_um;
-    for (std::size_t q = 0; q < rest.size(); ++q) {
-      if (std::abs(offset(plane, rest_um[q])) <= tol) {
-        in.push_back(rest[q]);
-      } else {
-        out.push_back(rest[q]);
-        out_um.push_back(rest_um[q]);
+    // The voxels within tol of the refitted plane (flagged in parallel) and the rest, in order.
+    tbb::parallel_for(tbb::blocked_range<std::size_t>(0, rest.size(), 1 << 14),
+                      [&](const tbb::blocked_range<std::size_t>& qs) {
+                        for (std::size_t q = qs.begin(); q != qs.end(); ++q)
+                          flag[q] = std::abs(offset(plane, rest_um[q])) <= tol;
+                      });
+    // Gathered in order, in parallel: each block's in-plane count first, then each block copies
+    // to its place.
+    const std::size_t block = 1 << 14, blocks = (rest.size() + block - 1) / block;
+    std::vector<std::size_t> in_before(blocks + 1, 0);
+    tbb::parallel_for(std::size_t{0}, blocks, [&](std::size_t b) {
+      const std::size_t end = std::min(rest.size(), (b + 1) * block);
+      in_before[b + 1] = static_cast<std::size_t>(std::count(flag.begin() + b * block, flag.begin() + end, 1));
+    });
+    std::partial_sum(in_before.begin(), in_before.end(), in_before.begin());
+    std::vector<index_t> in(in_before[blocks]), out(rest.size() - in_before[blocks]);
+    std::vector<Vec3> out_um(out.size());
+    tbb::parallel_for(std::size_t{0}, blocks, [&](std::size_t b) {
+      std::size_t k = in_before[b], m = b * block - in_before[b];
+      for (std::size_t q = b * block; q < std::min(rest.size(), (b + 1) * block); ++q) {
+        if (flag[q]) {
+          in[k++] = rest[q];
+        } else {
+          out[m] = rest[q];
+          out_um[m++] = rest_um[q];
+        }
       }
-    }
+    });
     // Clusters of the in-plane voxels (within 2 voxels of each other), by flood fill in the box;
     // whether each is sandwiched along the refitted plane's normal is tested first, in parallel,
     // and kept in the box mark's bit 4.
     flag.assign(in.size(), 0);
+    const Sandwich walled_plane(plane.axis[2], void_mask, labels, host, max_aperture_um);
     tbb::parallel_for(tbb::blocked_range<std::size_t>(0, in.size(), 1024),
                       [&](const tbb::blocked_range<std::size_t>& ks) {
-                        for (std::size_t k = ks.begin(); k != ks.end(); ++k)
-                          flag[k] = sandwiched(in[k], plane.axis[2], void_mask, labels, host, max_aperture_um);
+                        for (std::size_t k = ks.begin(); k != ks.end(); ++k) flag[k] = walled_plane(in[k]);
                       });
     constexpr std::uint8_t walled_bit = 16;
     for (std::size_t k = 0; k < in.size(); ++k) box_at(in[k]) = flag[k] ? 2 | walled_bit : 2;
@@ -976,7 +1091,8 @@ std::vector<JoinedFragments> bridge_fragments(const std::vector<std::vector<inde
     const PrincipalAxes plane = principal_axes(crack, d, h);
     if (sheet_aspect(plane) < std::max(o.min_aspect, o.cut_min_aspect)) continue;
     std::size_t walled = 0;
-    for (index_t i : crack) walled += sandwiched(i, plane.axis[2], void_mask, labels, host, max_aperture_um);
+    const Sandwich walls(plane.axis[2], void_mask, labels, host, max_aperture_um);
+    for (index_t i : crack) walled += walls(i);
     if (static_cast<double>(walled) < o.cut_min_sandwiched * static_cast<double>(crack.size())) continue;
     // One dark sheet, but without the valley's ratio to the in-plane curvature: the fragments lie
     // in pore groups, and the pores beside them curve the grey along the joined plane (measured
@@ -1019,9 +1135,9 @@ void add_facets(const Volume<std::uint8_t>& labels, const Volume<float>& grey, c
 Volume<std::uint8_t> host_clear_of_others(const Volume<std::uint8_t>& labels, const std::array<bool, 256>& host,
                                           double reach_um) {
   Volume<std::uint8_t> not_host = labels.like<std::uint8_t>(labels.dims());
-  for (index_t i = 0; i < labels.size(); ++i) not_host[i] = !host[labels[i]];
+  for_each_voxel(labels.size(), [&](index_t i) { not_host[i] = !host[labels[i]]; });
   Volume<std::uint8_t> clear = dilate(not_host, reach_um);
-  for (index_t i = 0; i < labels.size(); ++i) clear[i] = !clear[i];
+  for_each_voxel(labels.size(), [&](index_t i) { clear[i] = !clear[i]; });
   return clear;
 }
 
@@ -1078,45 +1194,40 @@ CrackDetection detect_cracks(const Volume<std::uint8_t>& labels, const Volume<fl
     {
       const Clusters weak_parts = label_clusters(weak, 26);
       std::vector<std::uint8_t> has_strong(weak_parts.count + 1, 0);
-      for (index_t i = 0; i < labels.size(); ++i)
-        if (weak[i] == 2) has_strong[weak_parts.ids[i]] = 1;
-      for (index_t i = 0; i < labels.size(); ++i) weak[i] = has_strong[weak_parts.ids[i]];
+      for_each_voxel(labels.size(), [&](index_t i) {
+        if (weak[i] == 2)
+          std::atomic_ref<std::uint8_t>(has_strong[weak_parts.ids[i]]).store(1, std::memory_order_relaxed);
+      });
+      for_each_voxel(labels.size(), [&](index_t i) { weak[i] = has_strong[weak_parts.ids[i]]; });
     }
     void_mask = std::move(weak);
   } else {
     void_mask = labels.like<std::uint8_t>(d);
   }
-  for (index_t i = 0; i < labels.size(); ++i) {
-    if (pore[labels[i]]) {
-      void_mask[i] = 1;
-      ++out.void_voxels;
-    } else {
-      out.sheet_voxels += void_mask[i];
-    }
-  }
+  out.void_voxels = count_voxels(labels.size(), [&](index_t i) { return pore[labels[i]]; });
+  out.sheet_voxels = count_voxels(labels.size(), [&](index_t i) {
+    if (!pore[labels[i]]) return void_mask[i] != 0;
+    void_mask[i] = 1;
+    return false;
+  });
 
   // 2. Inside the closed host (as labelled, sheet voxels included, so that a crack found
   //    only in the grey image does not split its own host).
   Volume<std::uint8_t> labelled_host = labels.like<std::uint8_t>(d);
-  for (index_t i = 0; i < labels.size(); ++i) labelled_host[i] = host[labels[i]];
+  for_each_voxel(labels.size(), [&](index_t i) { labelled_host[i] = host[labels[i]]; });
   Volume<std::uint8_t> closed = erode(dilate(labelled_host, out.closing_radius_um), out.closing_radius_um);
   labelled_host = {};  // released: only the closing needed it
 
   // 3. Thin, by the local thickness of the whole void: the enclosed void first, in the closed
   //    host's own buffer, so that the thickness is not computed beside a third byte volume.
   Volume<std::uint8_t> thin = std::move(closed);
-  for (index_t i = 0; i < labels.size(); ++i) {
-    thin[i] = thin[i] && void_mask[i];
-    out.enclosed_voxels += thin[i];
-  }
+  out.enclosed_voxels = count_voxels(labels.size(), [&](index_t i) { return thin[i] = thin[i] && void_mask[i]; });
   {  // the thickness is dropped before the components are labelled
     const Volume<float> thickness = local_thickness(void_mask);
-    for (index_t i = 0; i < labels.size(); ++i) {
-      if (!thin[i]) continue;
+    out.thin_voxels = count_voxels(labels.size(), [&](index_t i) {
       // A small tolerance: local thickness is a sum of float distances.
-      if (thickness[i] <= out.max_aperture_um * (1 + 1e-6)) ++out.thin_voxels;
-      else thin[i] = 0;
-    }
+      return thin[i] = thin[i] && thickness[i] <= out.max_aperture_um * (1 + 1e-6);
+    });
   }
 
   // 4. Sheet-like components become cracks; coplanar pieces of one holey sheet are judged as one.
