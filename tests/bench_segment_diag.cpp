@@ -15,23 +15,13 @@
 #include "filters/segment/segmenter.h"
 #include "metrics/interfaces.h"
 #include "phantoms/phantom.h"
+#include "test_composite_scan.h"
 
 using namespace vp;
+using vp::testing::dice;
+using vp::testing::grey_as_float;
 
 namespace {
-Volume<float> as_float(const Volume<std::uint16_t>& g16) {
-  Volume<float> g = g16.like<float>(g16.dims());
-  for (index_t i = 0; i < g.size(); ++i) g[i] = g16[i];
-  return g;
-}
-double dice(const Volume<std::uint8_t>& a, const Volume<std::uint8_t>& t, int l) {
-  double both = 0, na = 0, nt = 0;
-  for (index_t i = 0; i < a.size(); ++i) {
-    const bool x = a[i] == l, y = t[i] == l;
-    both += x && y, na += x, nt += y;
-  }
-  return 2 * both / (na + nt);
-}
 // Chebyshev distance (in voxels, up to 4) to the nearest voxel of another truth label.
 Volume<std::uint8_t> boundary_distance(const Volume<std::uint8_t>& t) {
   const Dims d = t.dims();
@@ -81,7 +71,7 @@ int main(int argc, char** argv) {
   im.seed = seed;
   im.snr = snr;
   im.blur_sigma_vox = {blur, blur, blur};
-  const Volume<float> grey = as_float(phantom::ct_image(ph, im));
+  const Volume<float> grey = grey_as_float(phantom::ct_image(ph, im));
   const Volume<std::uint8_t>& truth = ph.labels;
   const auto dist = boundary_distance(truth);
   const double p = im.grey_level("pore"), se = im.grey_level("se"), am = im.grey_level("am");
@@ -89,8 +79,8 @@ int main(int argc, char** argv) {
     phantom::ImagingSpec clean = im;
     clean.noise = phantom::NoiseModel::none;
     report("ceiling (noise-free, true midpoints)",
-           apply_thresholds(as_float(phantom::ct_image(ph.labels, clean)), {0.5 * (p + se), 0.5 * (se + am)}), truth,
-           dist);
+           apply_thresholds(grey_as_float(phantom::ct_image(ph.labels, clean)), {0.5 * (p + se), 0.5 * (se + am)}),
+           truth, dist);
   }
   report("true midpoints on raw grey", apply_thresholds(grey, {0.5 * (p + se), 0.5 * (se + am)}), truth, dist);
   const Volume<float> g05 = gaussian_smooth(grey, 0.5 * grey.spacing_um[0]);

@@ -48,8 +48,11 @@
 #include "metrics/interfaces.h"
 #include "phantoms/phantom.h"
 #include "pipeline/report/fits.h"
+#include "test_composite_scan.h"
 
 using namespace vp;
+using vp::testing::dice;
+using vp::testing::grey_as_float;
 namespace fs = std::filesystem;
 
 namespace {
@@ -81,21 +84,6 @@ struct Case {
   double porosity_mo = NAN, contact_mo = NAN, pore_dice_mo = NAN;
   int drift_warnings = 0;  // --series-end-members: warnings that the scan's own fit disagrees with the reference
 };
-
-Volume<float> as_float(const Volume<std::uint16_t>& g16) {
-  Volume<float> g = g16.like<float>(g16.dims());
-  for (index_t i = 0; i < g.size(); ++i) g[i] = g16[i];
-  return g;
-}
-
-double dice(const Volume<std::uint8_t>& a, const Volume<std::uint8_t>& truth, int label) {
-  double both = 0, na = 0, nt = 0;
-  for (index_t i = 0; i < a.size(); ++i) {
-    const bool x = a[i] == label, y = truth[i] == label;
-    both += x && y, na += x, nt += y;
-  }
-  return na + nt > 0 ? 2 * both / (na + nt) : NAN;
-}
 
 std::string run_capture(const std::string& command, int& rc) {
   std::string out;
@@ -187,7 +175,7 @@ std::array<double, 3> blur_ceiling(const phantom::Phantom& ph, phantom::ImagingS
   im.cupping = 0;
   im.grain_contrast = 0;
   const double p = im.grey_level("pore"), se = im.grey_level("se"), am = im.grey_level("am");
-  const auto l = apply_thresholds(as_float(phantom::ct_image(ph.labels, im)), {0.5 * (p + se), 0.5 * (se + am)});
+  const auto l = apply_thresholds(grey_as_float(phantom::ct_image(ph.labels, im)), {0.5 * (p + se), 0.5 * (se + am)});
   return {dice(l, ph.labels, 0), dice(l, ph.labels, 1), dice(l, ph.labels, 2)};
 }
 
@@ -208,7 +196,7 @@ int throughput() {
   const phantom::Phantom ph = phantom::generate_composite(spec, 250);
   phantom::ImagingSpec im;
   im.seed = 5;
-  const Volume<float> tile = as_float(phantom::ct_image(ph, im));
+  const Volume<float> tile = grey_as_float(phantom::ct_image(ph, im));
   const index_t t = tile.dims().x, n = 4 * t;
   Volume<float> grey(Dims{n, n, n}, tile.spacing_um);
   for (index_t z = 0; z < n; ++z)
@@ -335,7 +323,8 @@ int main(int argc, char** argv) {
           if (s.series_end_members && !is_reference && !fs::exists(reference)) {
             c.error = "reference scan refused";
           } else {
-            measure(path, as_float(g16), ph.labels, {}, s, c, s.series_end_members && !is_reference ? reference : "",
+            measure(path, grey_as_float(g16), ph.labels, {}, s, c,
+                    s.series_end_members && !is_reference ? reference : "",
                     s.series_end_members && is_reference ? reference : "");
           }
           cases.push_back(c);

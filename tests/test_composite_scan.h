@@ -9,6 +9,23 @@
 
 namespace vp::testing {
 
+// A 16-bit scan as the float grey the segmentation reads.
+inline Volume<float> grey_as_float(const Volume<std::uint16_t>& g16) {
+  Volume<float> g = g16.like<float>(g16.dims());
+  for (index_t i = 0; i < g.size(); ++i) g[i] = g16[i];
+  return g;
+}
+
+// Dice of `label` between two label volumes: 2|A ∩ B| / (|A| + |B|).
+inline double dice(const Volume<std::uint8_t>& a, const Volume<std::uint8_t>& b, int label) {
+  double both = 0, na = 0, nb = 0;
+  for (index_t i = 0; i < a.size(); ++i) {
+    const bool x = a[i] == label, y = b[i] == label;
+    both += x && y, na += x, nb += y;
+  }
+  return 2 * both / (na + nb);
+}
+
 struct CompositeScan {
   phantom::Phantom phantom;
   phantom::ImagingSpec imaging;
@@ -30,9 +47,7 @@ inline CompositeScan composite_scan(std::uint64_t seed, double pressure_MPa, dou
     s.imaging.cupping = phantom::kRealisticCupping;
     s.imaging.grain_contrast = phantom::kRealisticGrainContrast;
   }
-  const Volume<std::uint16_t> g16 = phantom::ct_image(s.phantom, s.imaging);
-  s.grey = g16.like<float>(g16.dims());
-  for (index_t i = 0; i < s.grey.size(); ++i) s.grey[i] = g16[i];
+  s.grey = grey_as_float(phantom::ct_image(s.phantom, s.imaging));
   return s;
 }
 

@@ -8,16 +8,12 @@
 #include "filters/preprocess/preprocess.h"
 #include "filters/preprocess/psf.h"
 #include "phantoms/phantom.h"
+#include "test_composite_scan.h"
 
 using namespace vp;
+using vp::testing::grey_as_float;
 
 namespace {
-
-Volume<float> as_float(const Volume<std::uint16_t>& g16) {
-  Volume<float> g = g16.like<float>(g16.dims());
-  for (index_t i = 0; i < g.size(); ++i) g[i] = g16[i];
-  return g;
-}
 
 // AM spheres in SE imaged with a known Gaussian PSF.
 Volume<float> blurred_spheres(const Vec3& sigma, double snr, std::vector<double>& levels) {
@@ -35,7 +31,7 @@ Volume<float> blurred_spheres(const Vec3& sigma, double snr, std::vector<double>
   im.snr = snr;
   im.seed = 9;
   levels = {im.grey_level("se"), im.grey_level("am")};
-  return as_float(phantom::ct_image(ph.labels, im));
+  return grey_as_float(phantom::ct_image(ph.labels, im));
 }
 
 }  // namespace
@@ -69,7 +65,7 @@ TEST(Psf, CompositePhantomWithFittedLevels) {
   const phantom::Phantom ph = phantom::generate_composite(c, 50);
   phantom::ImagingSpec im;
   im.seed = 2;
-  const Volume<float> g = as_float(phantom::ct_image(ph.labels, im));  // σ = 1, SNR 8
+  const Volume<float> g = grey_as_float(phantom::ct_image(ph.labels, im));  // σ = 1, SNR 8
   // Levels as a user has them: fitted (the partial-volume mixture), not the generator's.
   const PsfEstimate e = estimate_psf(g, pure_phase_levels(g, 3));
   for (int a = 0; a < 3; ++a) EXPECT_NEAR(e.sigma_vox[a], 1.0, 0.1) << "axis " << a;
