@@ -25,6 +25,26 @@ namespace vp {
 
 namespace {
 
+// Union-find over parent (parent[i] == i at a root), with path halving.
+template <class Index>
+Index root_of(std::vector<Index>& parent, Index i) {
+  while (parent[i] != i) i = parent[i] = parent[parent[i]];
+  return i;
+}
+
+// Joins the pairs whose flag is set, in pair order; the smaller root becomes the parent, so the
+// sets' roots do not depend on how the flags were computed.
+template <class Index, class Pair>
+void join_accepted_pairs(std::vector<Index>& parent, const std::vector<Pair>& pairs,
+                         const std::vector<std::uint8_t>& accepted) {
+  for (std::size_t k = 0; k < pairs.size(); ++k) {
+    if (!accepted[k]) continue;
+    const Index ra = root_of(parent, static_cast<Index>(pairs[k].first));
+    const Index rb = root_of(parent, static_cast<Index>(pairs[k].second));
+    if (ra != rb) parent[std::max(ra, rb)] = std::min(ra, rb);
+  }
+}
+
 // The voxel-wise passes run in parallel over blocks of voxels; what they count is a sum of
 // integers, the same at any thread count.
 template <class F>
@@ -298,16 +318,8 @@ std::vector<std::uint32_t> coplanar_groups(const Clusters& comps, const std::vec
     }
     coplanar[k] = 1;
   });
-  auto find = [&](std::uint32_t c) {
-    while (parent[c] != c) c = parent[c] = parent[parent[c]];
-    return c;
-  };
-  for (std::size_t k = 0; k < pairs.size(); ++k) {
-    if (!coplanar[k]) continue;
-    const std::uint32_t ra = find(pairs[k].first), rb = find(pairs[k].second);
-    if (ra != rb) parent[std::max(ra, rb)] = std::min(ra, rb);
-  }
-  for (std::uint32_t c = 1; c <= comps.count; ++c) parent[c] = find(c);
+  join_accepted_pairs(parent, pairs, coplanar);
+  for (std::uint32_t c = 1; c <= comps.count; ++c) parent[c] = root_of(parent, c);
   return parent;
 }
 
@@ -1066,17 +1078,9 @@ std::vector<JoinedFragments> bridge_fragments(const std::vector<std::vector<inde
   });
   std::vector<std::size_t> parent(frag.size());
   for (std::size_t f = 0; f < parent.size(); ++f) parent[f] = f;
-  auto find = [&](std::size_t f) {
-    while (parent[f] != f) f = parent[f] = parent[parent[f]];
-    return f;
-  };
-  for (std::size_t k = 0; k < pairs.size(); ++k) {
-    if (!join[k]) continue;
-    const std::size_t ra = find(pairs[k].first), rb = find(pairs[k].second);
-    if (ra != rb) parent[std::max(ra, rb)] = std::min(ra, rb);
-  }
+  join_accepted_pairs(parent, pairs, join);
   std::vector<std::vector<std::size_t>> sets(frag.size());
-  for (std::size_t f = 0; f < frag.size(); ++f) sets[find(f)].push_back(f);
+  for (std::size_t f = 0; f < frag.size(); ++f) sets[root_of(parent, f)].push_back(f);
   std::array<std::vector<double>, 3> valley_kernels;  // σ = one finest voxel, as cut_sandwiched_planes
   if (grey && o.cut_min_valley > 0) {
     const double h_min = std::min({h[0], h[1], h[2]});
