@@ -530,6 +530,22 @@ TEST(PartialVolume, EndMembersFarFromTheScansOwnFitWarnOfDrift) {
   fs::remove_all(dir);
 }
 
+namespace {
+
+// `voxpress segment g.mha` in dir with each case's flags exits 2, naming `key` and the case's
+// expected words in its error.
+void expect_segment_refused(const fs::path& dir, const std::string& key,
+                            const std::vector<std::pair<std::string, std::string>>& cases) {
+  for (const auto& [flags, expected] : cases) {
+    const auto r = vp::testing::run_voxpress("segment g.mha --out l.tif " + flags, dir);
+    EXPECT_EQ(r.code, 2) << flags << ": " << r.out << r.err;
+    EXPECT_NE(r.err.find(key), std::string::npos) << flags << ": " << r.err;
+    EXPECT_NE(r.err.find(expected), std::string::npos) << flags << ": " << r.err;
+  }
+}
+
+}  // namespace
+
 // Bad end members exit 2 naming the key and what was expected.
 TEST(PartialVolume, BadEndMembersExitTwoNamingWhatWasExpected) {
   const fs::path dir = fs::temp_directory_path() / ("vp_test_pv_badref_" + std::to_string(::getpid()));
@@ -547,12 +563,7 @@ TEST(PartialVolume, BadEndMembersExitTwoNamingWhatWasExpected) {
       {"--end-members missing.json", "'missing.json' is no list of numbers and no file"},
       {"--method multi-otsu --end-members 6000,22000,43000", "end members are for method auto"},
   };
-  for (const auto& [flags, expected] : cases) {
-    const auto r = vp::testing::run_voxpress("segment g.mha --out l.tif " + flags, dir);
-    EXPECT_EQ(r.code, 2) << flags << ": " << r.out << r.err;
-    EXPECT_NE(r.err.find("end_members"), std::string::npos) << flags << ": " << r.err;
-    EXPECT_NE(r.err.find(expected), std::string::npos) << flags << ": " << r.err;
-  }
+  expect_segment_refused(dir, "end_members", cases);
   // The YAML key, checked by validate with its line and column.
   std::ofstream(dir / "cfg.yaml")
       << "phases:\n"
@@ -580,12 +591,7 @@ TEST(PartialVolume, InferEndMembersWhereItCannotApplyExitsTwo) {
       {"--method multi-otsu --infer-end-members", "inferring end members is for method auto; method is multi-otsu"},
       {"--infer-end-members --end-members 6000,22000,43000", "reference end_members are held fixed"},
   };
-  for (const auto& [flags, expected] : cases) {
-    const auto r = vp::testing::run_voxpress("segment g.mha --out l.tif " + flags, dir);
-    EXPECT_EQ(r.code, 2) << flags << ": " << r.out << r.err;
-    EXPECT_NE(r.err.find("infer_end_members"), std::string::npos) << flags << ": " << r.err;
-    EXPECT_NE(r.err.find(expected), std::string::npos) << flags << ": " << r.err;
-  }
+  expect_segment_refused(dir, "infer_end_members", cases);
   fs::remove_all(dir);
 }
 
