@@ -119,30 +119,33 @@ struct CodeVolume {
         if (bytes[first + x]) f(x);
       return;
     }
+    for_each_bit_word(first, n, [&](index_t p, std::uint64_t word) {
+      for (; word; word &= word - 1) f(p - first + std::countr_zero(word));
+    });
+  }
+  // Number of voxels in [first, first + n) that carry current.
+  index_t count_carrying(index_t first, index_t n) const {
+    index_t count = 0;
+    if (!bits) {
+      for (index_t x = 0; x < n; ++x) count += bytes[first + x] != 0;
+      return count;
+    }
+    for_each_bit_word(first, n, [&](index_t, std::uint64_t word) { count += std::popcount(word); });
+    return count;
+  }
+
+ private:
+  // g(p, word) over [first, first + n) of the bit volume, one piece per 64-bit word: word holds the
+  // bits of voxels p, p + 1, … (bit 0 = voxel p), those past the range cleared.
+  template <class G>
+  void for_each_bit_word(index_t first, index_t n, G&& g) const {
     for (index_t p = first, end = first + n; p < end;) {
       const index_t limit = std::min(end, (p | 63) + 1);  // the end of p's word, or of the range
       std::uint64_t word = bits[p >> 6] >> (p & 63);
       if (limit - p < 64) word &= (std::uint64_t{1} << (limit - p)) - 1;
-      for (; word; word &= word - 1) f(p - first + std::countr_zero(word));
+      g(p, word);
       p = limit;
     }
-  }
-  // Number of voxels in [first, first + n) that carry current.
-  index_t count_carrying(index_t first, index_t n) const {
-    if (!bits) {
-      index_t count = 0;
-      for (index_t x = 0; x < n; ++x) count += bytes[first + x] != 0;
-      return count;
-    }
-    index_t count = 0;
-    for (index_t p = first, end = first + n; p < end;) {
-      const index_t limit = std::min(end, (p | 63) + 1);
-      std::uint64_t word = bits[p >> 6] >> (p & 63);
-      if (limit - p < 64) word &= (std::uint64_t{1} << (limit - p)) - 1;
-      count += std::popcount(word);
-      p = limit;
-    }
-    return count;
   }
 };
 
