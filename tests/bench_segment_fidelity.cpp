@@ -21,6 +21,8 @@
 //   pressure series calibrated on its low-pressure scan; a last table counts drift warnings.
 //   --segment-flags "F": appended to every `voxpress segment` call (before/after tables of an
 //   option, e.g. --segment-flags "--infer-end-members false").
+//   --compare-flags "F": every scan segmented a second time with F appended too; a last table gives
+//   Dice, label porosity, porosity_pv and contact per cell without → with F (e.g. "--map-relabel true").
 // Timings are not asserted; this is a measurement, not a test.
 #include <algorithm>
 #include <array>
@@ -67,6 +69,7 @@ struct Settings {
   bool deconvolve = true;
   bool series_end_members = false;
   std::string segment_flags;  // appended to every `voxpress segment` call (e.g. "--infer-end-members false")
+  std::string compare_flags;  // --compare-flags: a second segmentation of every scan with these appended
 };
 
 struct Case {
@@ -219,6 +222,9 @@ int throughput() {
   SegmentOptions auto_options;
   auto_options.classes = 3;
   row("segment auto: fit + PSF estimate + PV labels and fractions", [&] { (void)segment_grey(grey, auto_options); });
+  auto_options.partial_volume.map_relabel = true;
+  row("segment auto, map_relabel", [&] { (void)segment_grey(grey, auto_options); });
+  auto_options.partial_volume.map_relabel = false;
   auto_options.partial_volume.psf_sigma_vox = {1.0, 1.0, 1.0};
   row("segment auto, PSF σ given", [&] { (void)segment_grey(grey, auto_options); });
   PsfEstimate e;
@@ -258,6 +264,7 @@ int main(int argc, char** argv) {
     } else if (a == "--no-deconvolve") s.deconvolve = false;
     else if (a == "--series-end-members") s.series_end_members = true;
     else if (a == "--segment-flags" && i + 1 < argc) s.segment_flags = argv[++i];
+    else if (a == "--compare-flags" && i + 1 < argc) s.compare_flags = argv[++i];
     else if ((a == "--pressures" || a == "--snr" || a == "--blur") && i + 1 < argc) {
       // A subset (comma-separated), e.g. --pressures 250 for the deconvolution target, --blur 1.5.
       std::vector<double>& values = a == "--pressures" ? s.pressures : a == "--snr" ? s.snrs : s.blurs;
@@ -268,7 +275,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr,
                    "usage: bench_segment_fidelity [--full] [--realistic] [--size N] [--voxpress PATH] [--series DIR] "
                    "[--seeds N | A-B] [--no-deconvolve] [--pressures P,...] [--snr S,...] [--blur B,...] "
-                   "[--series-end-members] [--segment-flags F]\n");
+                   "[--series-end-members] [--segment-flags F] [--compare-flags F]\n");
       return 2;
     }
   }
@@ -284,7 +291,9 @@ int main(int argc, char** argv) {
         "End members: each cell's %g MPa scan segmented on its own, its segment --json the reference "
         "(--end-members) of the other pressures\n\n",
         s.pressures.front());
-  std::vector<Case> cases;
+  std::vector<Case> cases, compared;  // compared[i]: cases[i]'s scan with --compare-flags
+  Settings with = s;
+  with.segment_flags += " " + s.compare_flags;
   std::map<std::uint64_t, double> generator_k;
   for (std::uint64_t seed : s.seeds)
     for (double pressure : s.pressures) {
@@ -330,6 +339,14 @@ int main(int argc, char** argv) {
           cases.push_back(c);
           std::fprintf(stderr, "seed %llu P %g snr %g blur %g: %s\n", static_cast<unsigned long long>(seed), pressure,
                        snr, blur, c.ok ? "ok" : c.error.c_str());
+          if (!s.compare_flags.empty() && !s.series_end_members) {
+            Case w;
+            w.snr = snr, w.blur = blur, w.pressure = pressure, w.seed = seed;
+            w.porosity_truth = c.porosity_truth, w.contact_truth = c.contact_truth, w.ceiling = c.ceiling;
+            measure(path, grey_as_float(g16), ph.labels, {}, with, w);
+            if (!w.ok) std::fprintf(stderr, "  with %s: %s\n", s.compare_flags.c_str(), w.error.c_str());
+            compared.push_back(w);
+          }
         }
     }
 
@@ -390,6 +407,53 @@ int main(int argc, char** argv) {
             dd.get(), pv.v, in, n, contact.get(), contact_labels.get(), 100 * psf_mean.get(), 100 * psf_max.v, refused,
             cells, mo_pv.v, mo_contact.get(), mo_dice.get());
       }
+
+  // ---- --compare-flags: each cell without → with the flags (means over the seeds both segmented)
+  if (!compared.empty()) {
+    std::printf(
+        "\n| SNR | blur σ | P MPa | pore Dice | SE Dice | AM Dice | ceiling pore / SE / AM | label porosity − truth | "
+        "max abs porosity_pv − truth | contact − truth | both segmented "
+        "|\n|---|---|---|---|---|---|---|---|---|---|---|\n");
+    Max gap8[2], gap5[2];
+    for (double snr : s.snrs)
+      for (double blur : s.blurs)
+        for (double pressure : s.pressures) {
+          std::array<std::array<Mean, 3>, 2> d;
+          std::array<Mean, 3> ceil;
+          std::array<Mean, 2> porosity, contact;
+          std::array<Max, 2> pv;
+          int n = 0, cells = 0;
+          for (std::size_t i = 0; i < compared.size(); ++i) {
+            const Case* pair[2] = {&cases[i], &compared[i]};
+            if (pair[0]->snr != snr || pair[0]->blur != blur || pair[0]->pressure != pressure) continue;
+            ++cells;
+            if (!pair[0]->ok || !pair[1]->ok) continue;
+            ++n;
+            for (int k = 0; k < 3; ++k) ceil[k].add(pair[0]->ceiling[k]);
+            for (int w = 0; w < 2; ++w) {
+              const Case& c = *pair[w];
+              for (int k = 0; k < 3; ++k) {
+                d[w][k].add(c.dice[k]);
+                if (snr == 8) gap8[w].add(c.ceiling[k] - c.dice[k]);
+                if (snr == 5) gap5[w].add(c.ceiling[k] - c.dice[k]);
+              }
+              porosity[w].add(c.porosity_seg - c.porosity_truth);
+              contact[w].add(c.contact - c.contact_truth);
+              pv[w].add(std::fabs(c.porosity_pv - c.porosity_truth));
+            }
+          }
+          std::printf(
+              "| %g | %g | %g | %.3f → %.3f | %.3f → %.3f | %.3f → %.3f | %.3f / %.3f / %.3f | %+.4f → %+.4f | %.4f → "
+              "%.4f | %+.3f → %+.3f | %d/%d |\n",
+              snr, blur, pressure, d[0][0].get(), d[1][0].get(), d[0][1].get(), d[1][1].get(), d[0][2].get(),
+              d[1][2].get(), ceil[0].get(), ceil[1].get(), ceil[2].get(), porosity[0].get(), porosity[1].get(), pv[0].v,
+              pv[1].v, contact[0].get(), contact[1].get(), n, cells);
+        }
+    std::printf(
+        "\nWorst Dice gap to the ceiling (any phase, any seed) without → with %s: SNR 8 %.3f → %.3f, SNR 5 "
+        "%.3f → %.3f\n",
+        s.compare_flags.c_str(), gap8[0].v, gap8[1].v, gap5[0].v, gap5[1].v);
+  }
 
   // ---- table 2: Heckel k per SNR × blur × seed from porosity_pv over the pressures, with the
   // report's 95 % interval (pipeline/report/fits.h: scatter and porosity_pv_ci95 propagated)

@@ -232,98 +232,110 @@ ForwardModelRelabelling forward_model_relabel(const Volume<float>& grey, Volume<
   const double inv2s2 = 1.0 / (2 * o.noise_sigma * o.noise_sigma);
   const index_t step[3] = {1, d.x, d.x * d.y};
   const int r2[3] = {2 * m.axis[0].radius, 2 * m.axis[1].radius, 2 * m.axis[2].radius};
-  std::vector<double> c(static_cast<std::size_t>(labels.size()));
+  // Slabs along z, visited in raster order each, the even ones at once and then the odd ones. A flip
+  // reads c and the labels within one voxel of its slab and writes c within 2R_z of it: slabs at least
+  // 4R_z thick keep two slabs of one parity apart by more than that, so no two concurrent slabs touch
+  // the same c or label, and the layout (hence the result) does not depend on the thread count.
+  const index_t slab = std::max<index_t>(4 * m.axis[2].radius, 2);
+  const index_t slabs = (d.z + slab - 1) / slab;
+  std::vector<std::int64_t> slab_boundary(static_cast<std::size_t>(slabs)), slab_flips(static_cast<std::size_t>(slabs));
   const int total = o.anneal_sweeps + o.max_sweeps;
   for (int sweep = 0; sweep < total; ++sweep) {
     const double temperature =
         sweep < o.anneal_sweeps ? o.anneal_temperature * (1 - static_cast<double>(sweep) / o.anneal_sweeps) : 0.0;
     if (o.refit_means && sweep > 0) mu = refit_means(grey, labels, mu, o.psf_sigma_vox);
-    Volume<float> cb = residual(grey, labels, mu, o.psf_sigma_vox);
-    for (int a = 0; a < 3; ++a) adjoint_axis(cb, a, m.axis[a]);
-    for (index_t i = 0; i < cb.size(); ++i) c[i] = cb[i];
+    Volume<float> c = residual(grey, labels, mu, o.psf_sigma_vox);
+    for (int a = 0; a < 3; ++a) adjoint_axis(c, a, m.axis[a]);
+    auto visit = [&](index_t s) {
+      std::int64_t boundary = 0, flips = 0;
+      for (index_t z = s * slab; z < std::min((s + 1) * slab, d.z); ++z)
+        for (index_t y = 0; y < d.y; ++y)
+          for (index_t x = 0; x < d.x; ++x) {
+            const index_t i = x + d.x * (y + d.y * z);
+            const int a = labels[i];
+            unsigned present = 0;
+            for (index_t zz = std::max<index_t>(z - 1, 0); zz <= std::min(z + 1, d.z - 1); ++zz)
+              for (index_t yy = std::max<index_t>(y - 1, 0); yy <= std::min(y + 1, d.y - 1); ++yy)
+                for (index_t xx = std::max<index_t>(x - 1, 0); xx <= std::min(x + 1, d.x - 1); ++xx)
+                  present |= 1u << labels(xx, yy, zz);
+            present &= ~(1u << a);
+            if (!present) continue;
+            ++boundary;
+            // Prior per candidate label: Σ over the 6 face neighbours of β(b, L_n) − β(a, L_n).
+            int best = a;
+            double best_de = 0;
+            double de_of[kMaxClasses] = {};
+            const index_t pos[3] = {x, y, z};
+            const double kk = m.axis[0].column_norm[x] * m.axis[1].column_norm[y] * m.axis[2].column_norm[z];
+            for (int b = 0; b < k; ++b) {
+              if (!(present & (1u << b))) continue;
+              double prior = 0;
+              for (int ax = 0; ax < 3; ++ax) {
+                if (pos[ax] > 0) {
+                  const int n = labels[i - step[ax]];
+                  prior += m.beta[b * k + n] - m.beta[a * k + n];
+                }
+                if (pos[ax] + 1 < d[ax]) {
+                  const int n = labels[i + step[ax]];
+                  prior += m.beta[b * k + n] - m.beta[a * k + n];
+                }
+              }
+              const double dmu = mu[b] - mu[a];
+              const double de = (-2 * dmu * c[i] + dmu * dmu * kk) * inv2s2 + prior;
+              de_of[b] = de;
+              if (de < best_de) best_de = de, best = b;
+            }
+            if (temperature > 0) {
+              // Gibbs: a label with probability ∝ exp(−ΔE / T) (ΔE = 0 for keeping a); a
+              // counter-based draw, so the result does not depend on anything but the input.
+              double w[kMaxClasses], sum = 0;
+              for (int b = 0; b < k; ++b) {
+                const bool allowed = b == a || (present & (1u << b));
+                w[b] = allowed ? std::exp(-(de_of[b] - best_de) / temperature) : 0.0;  // ΔE(a) = 0
+                sum += w[b];
+              }
+              std::uint64_t h = (static_cast<std::uint64_t>(sweep) << 40) ^ static_cast<std::uint64_t>(i);
+              h += 0x9e3779b97f4a7c15ull;
+              h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9ull;
+              h = (h ^ (h >> 27)) * 0x94d049bb133111ebull;
+              h ^= h >> 31;
+              double u = static_cast<double>(h >> 11) * (1.0 / 9007199254740992.0) * sum;
+              best = k - 1;
+              for (int b = 0; b < k; ++b) {
+                if (u < w[b]) {
+                  best = b;
+                  break;
+                }
+                u -= w[b];
+              }
+              while (w[best] == 0) --best;
+            }
+            if (best == a) continue;
+            // Flip, and c −= Δμ (BᵀB δ_v) over its band.
+            const double dmu = mu[best] - mu[a];
+            labels[i] = static_cast<std::uint8_t>(best);
+            ++flips;
+            const index_t z0 = std::max<index_t>(z - r2[2], 0), z1 = std::min<index_t>(z + r2[2], d.z - 1);
+            const index_t y0 = std::max<index_t>(y - r2[1], 0), y1 = std::min<index_t>(y + r2[1], d.y - 1);
+            const index_t x0 = std::max<index_t>(x - r2[0], 0), x1 = std::min<index_t>(x + r2[0], d.x - 1);
+            const double* gx = &m.axis[0].gram[static_cast<std::size_t>(x) * (2 * r2[0] + 1) + r2[0]];
+            const double* gy = &m.axis[1].gram[static_cast<std::size_t>(y) * (2 * r2[1] + 1) + r2[1]];
+            const double* gz = &m.axis[2].gram[static_cast<std::size_t>(z) * (2 * r2[2] + 1) + r2[2]];
+            for (index_t zz = z0; zz <= z1; ++zz) {
+              const double wz = dmu * gz[zz - z];
+              for (index_t yy = y0; yy <= y1; ++yy) {
+                const double wyz = wz * gy[yy - y];
+                float* row = &c[d.x * (yy + d.y * zz)];
+                for (index_t xx = x0; xx <= x1; ++xx) row[xx] -= static_cast<float>(wyz * gx[xx - x]);
+              }
+            }
+          }
+      slab_boundary[s] = boundary, slab_flips[s] = flips;
+    };
+    for (index_t parity = 0; parity < 2; ++parity)
+      tbb::parallel_for(index_t{0}, (slabs - parity + 1) / 2, [&](index_t j) { visit(2 * j + parity); });
     std::int64_t boundary = 0, flips = 0;
-    for (index_t z = 0; z < d.z; ++z)
-      for (index_t y = 0; y < d.y; ++y)
-        for (index_t x = 0; x < d.x; ++x) {
-          const index_t i = x + d.x * (y + d.y * z);
-          const int a = labels[i];
-          unsigned present = 0;
-          for (index_t zz = std::max<index_t>(z - 1, 0); zz <= std::min(z + 1, d.z - 1); ++zz)
-            for (index_t yy = std::max<index_t>(y - 1, 0); yy <= std::min(y + 1, d.y - 1); ++yy)
-              for (index_t xx = std::max<index_t>(x - 1, 0); xx <= std::min(x + 1, d.x - 1); ++xx)
-                present |= 1u << labels(xx, yy, zz);
-          present &= ~(1u << a);
-          if (!present) continue;
-          ++boundary;
-          // Prior per candidate label: Σ over the 6 face neighbours of β(b, L_n) − β(a, L_n).
-          int best = a;
-          double best_de = 0;
-          double de_of[kMaxClasses] = {};
-          const index_t pos[3] = {x, y, z};
-          const double kk = m.axis[0].column_norm[x] * m.axis[1].column_norm[y] * m.axis[2].column_norm[z];
-          for (int b = 0; b < k; ++b) {
-            if (!(present & (1u << b))) continue;
-            double prior = 0;
-            for (int ax = 0; ax < 3; ++ax) {
-              if (pos[ax] > 0) {
-                const int n = labels[i - step[ax]];
-                prior += m.beta[b * k + n] - m.beta[a * k + n];
-              }
-              if (pos[ax] + 1 < d[ax]) {
-                const int n = labels[i + step[ax]];
-                prior += m.beta[b * k + n] - m.beta[a * k + n];
-              }
-            }
-            const double dmu = mu[b] - mu[a];
-            const double de = (-2 * dmu * c[i] + dmu * dmu * kk) * inv2s2 + prior;
-            de_of[b] = de;
-            if (de < best_de) best_de = de, best = b;
-          }
-          if (temperature > 0) {
-            // Gibbs: a label with probability ∝ exp(−ΔE / T) (ΔE = 0 for keeping a); a
-            // counter-based draw, so the result does not depend on anything but the input.
-            double w[kMaxClasses], sum = 0;
-            for (int b = 0; b < k; ++b) {
-              const bool allowed = b == a || (present & (1u << b));
-              w[b] = allowed ? std::exp(-(de_of[b] - best_de) / temperature) : 0.0;  // ΔE(a) = 0
-              sum += w[b];
-            }
-            std::uint64_t h = (static_cast<std::uint64_t>(sweep) << 40) ^ static_cast<std::uint64_t>(i);
-            h += 0x9e3779b97f4a7c15ull;
-            h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9ull;
-            h = (h ^ (h >> 27)) * 0x94d049bb133111ebull;
-            h ^= h >> 31;
-            double u = static_cast<double>(h >> 11) * (1.0 / 9007199254740992.0) * sum;
-            best = k - 1;
-            for (int b = 0; b < k; ++b) {
-              if (u < w[b]) {
-                best = b;
-                break;
-              }
-              u -= w[b];
-            }
-            while (w[best] == 0) --best;
-          }
-          if (best == a) continue;
-          // Flip, and c −= Δμ (BᵀB δ_v) over its band.
-          const double dmu = mu[best] - mu[a];
-          labels[i] = static_cast<std::uint8_t>(best);
-          ++flips;
-          const index_t z0 = std::max<index_t>(z - r2[2], 0), z1 = std::min<index_t>(z + r2[2], d.z - 1);
-          const index_t y0 = std::max<index_t>(y - r2[1], 0), y1 = std::min<index_t>(y + r2[1], d.y - 1);
-          const index_t x0 = std::max<index_t>(x - r2[0], 0), x1 = std::min<index_t>(x + r2[0], d.x - 1);
-          const double* gx = &m.axis[0].gram[static_cast<std::size_t>(x) * (2 * r2[0] + 1) + r2[0]];
-          const double* gy = &m.axis[1].gram[static_cast<std::size_t>(y) * (2 * r2[1] + 1) + r2[1]];
-          const double* gz = &m.axis[2].gram[static_cast<std::size_t>(z) * (2 * r2[2] + 1) + r2[2]];
-          for (index_t zz = z0; zz <= z1; ++zz) {
-            const double wz = dmu * gz[zz - z];
-            for (index_t yy = y0; yy <= y1; ++yy) {
-              const double wyz = wz * gy[yy - y];
-              double* row = &c[static_cast<std::size_t>(d.x * (yy + d.y * zz))];
-              for (index_t xx = x0; xx <= x1; ++xx) row[xx] -= wyz * gx[xx - x];
-            }
-          }
-        }
+    for (index_t s = 0; s < slabs; ++s) boundary += slab_boundary[s], flips += slab_flips[s];
     out.sweeps = sweep + 1;
     out.flips += flips;
     if (sweep >= o.anneal_sweeps &&

@@ -12,7 +12,8 @@
 // under blur (0.3–2.1 at SNR 5–8, σ 1–1.5), so the prior decides most flips: β(a, b) is set from
 // the physics so that noise alone moves a voxel of a flat a|b interface (a flip that adds 4 unlike
 // pairs) with probability Φ(−z): s/2 + 4β/s = z, β = max(0, s (z − s/2) / 4).
-// Measured, not part of `auto`: docs/segmentation.md, "Forward-model MAP relabelling".
+// Plain ICM is `auto`'s opt-in last labelling step (PartialVolumeOptions::map_relabel); measured in
+// docs/segmentation.md, "Forward-model MAP relabelling" (both sections).
 #pragma once
 
 #include <array>
@@ -51,10 +52,11 @@ struct ForwardModelRelabelling {
 };
 
 // Relabels `labels` (class c has end member means[c]) in place by ICM: each sweep recomputes r and
-// c with two separable passes, then visits the voxels in raster order and takes the label change
-// that lowers E most (if any), updating c locally with the kernel's autocorrelation B·B. The same
-// input gives the same labels (one thread of visits). Throws InputError on a bad σ, a noise σ ≤ 0,
-// fewer than 2 or more than 8 end members, or a label without one.
+// c with two separable passes, then visits the voxels in raster order within z slabs at least 4R
+// thick (R the kernel's z radius; the even slabs concurrently, then the odd ones) and takes the
+// label change that lowers E most (if any), updating c locally with the kernel's autocorrelation
+// B·B. The slabs do not depend on the thread count, so the same input gives the same labels. Throws InputError on a bad
+// σ, a noise σ ≤ 0, fewer than 2 or more than 8 end members, or a label without one.
 ForwardModelRelabelling forward_model_relabel(const Volume<float>& grey, Volume<std::uint8_t>& labels,
                                               const std::vector<double>& means, const ForwardModelOptions& options);
 

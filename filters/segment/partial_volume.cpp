@@ -14,6 +14,7 @@
 #include "core/error.h"
 #include "filters/segment/end_members.h"
 #include "filters/segment/features.h"
+#include "filters/segment/forward_model.h"
 
 namespace vp {
 
@@ -614,6 +615,12 @@ PartialVolumeResult partial_volume_segmentation(const Volume<float>& grey, const
   gs = Volume<float>();
   conf = near = adjacent = Volume<std::uint8_t>();
   out.rim_voxels_avoided += relabel_sandwiched_rims(out.labels, grey, label_sigma_um, centre);
+  if (o.map_relabel) {
+    ForwardModelOptions fm;
+    fm.psf_sigma_vox = o.psf_sigma_vox;
+    fm.noise_sigma = o.noise_sigma > 0 ? o.noise_sigma : *std::min_element(sigma.begin(), sigma.end());
+    out.map_flips = forward_model_relabel(grey, out.labels, out.means, fm).flips;
+  }
   for (auto v : out.labels.storage()) ++label_count[v];  // exact counts, divided once
   for (int c = 0; c < k; ++c) out.fraction_labels[c] = static_cast<double>(label_count[c]) / n_total;
   for (int q = 0; q < k * k; ++q) out.mixed_voxels += sums.pair_count[q];

@@ -42,6 +42,10 @@ struct PartialVolumeOptions {
   // and moves the SE end member the wrong way at 50–125 MPa (docs/segmentation.md).
   bool infer_end_members = false;
   int histogram_bins = 256;  // the bins of the histogram the mixture was fitted on (histogram(grey, bins))
+  // The labels of the rules above relabelled last by forward-model MAP (forward_model.h: plain
+  // ICM, pair β, the scan's PSF, noise σ and these end members): boundary voxels take the label
+  // whose blurred image explains the grey best (issue 11 item 2; docs/segmentation.md).
+  bool map_relabel = false;
 };
 
 struct PartialVolumeResult {
@@ -58,6 +62,7 @@ struct PartialVolumeResult {
   std::int64_t mixed_voxels = 0;          // voxels unmixed with a pair
   std::int64_t thin_pore_voxels = 0;      // darkest-class labels from valleys (thin_pores)
   std::int64_t rim_voxels_avoided = 0;    // middle-class grey voxels labelled with a nearby pair
+  std::int64_t map_flips = 0;             // labels changed by the forward-model MAP relabelling (map_relabel)
 };
 
 // Labels and fractions in one pass over the volume (plus a smoothing and a dilation).

@@ -230,6 +230,10 @@ class SegmentStage : public Stage {
               "re-imaging the labels with the scan's PSF and noise, not the histogram fit's blend-pulled means "
               "(opt-in; helps at low pressure under a wide PSF, not at 50-125 MPa)",
               "", PartialVolumeOptions{}.infer_end_members ? "true" : "false"),
+        param("map_relabel", ParamType::boolean,
+              "auto: relabel boundary voxels last by forward-model MAP (iterated conditional modes with the "
+              "scan's PSF, noise σ and end members as the imaging model)",
+              "", PartialVolumeOptions{}.map_relabel ? "true" : "false"),
         param("end_members", ParamType::string,
               "auto: reference end members held fixed, K ascending grey values (6000,20000,43000) or the path of "
               "an earlier segment --json output (e.g. the series' low-pressure scan)",
@@ -653,6 +657,7 @@ SegmentOptions segment_options(const Params& p) {
   o.partial_volume.thin_pores = p.boolean("thin_pores");
   o.pore_films = p.boolean("pore_films");
   o.partial_volume.infer_end_members = p.boolean("infer_end_members");
+  o.partial_volume.map_relabel = p.boolean("map_relabel");
   o.end_members = SegmentStage::reference_end_members(p);
   return o;
 }
