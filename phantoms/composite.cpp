@@ -566,6 +566,18 @@ struct OpenVoxels {
     std::uint32_t id;
   };
   std::vector<std::vector<CrackVoxel>> cracks;
+  // Each plane's particle ids as they were sampled (an open voxel's the nearest SE particle's), in
+  // runs along the x-fastest order (at 256³ 2.9 M runs, 5.8 voxels each): the id volume is written
+  // from them once the levels and surface samples are gone. A run longer than 255 is split.
+  struct ParticleRuns {
+    std::vector<std::uint32_t> ids;
+    std::vector<std::uint8_t> lengths;
+    void add(std::uint32_t id) {
+      if (!ids.empty() && ids.back() == id && lengths.back() < 255) ++lengths.back();
+      else ids.push_back(id), lengths.push_back(1);
+    }
+  };
+  std::vector<ParticleRuns> particles;
   std::int64_t free_count = 0;
   std::int64_t fixed_pore = 0;  // AM crack voxels + SE slab voxels: pore whatever δ is
 };
@@ -575,23 +587,30 @@ constexpr std::uint8_t kUndecidedFree = 255, kUndecidedSlab = 254;
 
 // Samples the fields at every voxel centre, one z plane per task. AM and binder voxels get their
 // final label and particle id (their SE distance decides nothing, so it is not sampled); the
-// others a provisional label and the nearest SE particle's id. The levels of the open voxels and
-// every crack voxel's id are returned in OpenVoxels.
-OpenVoxels sample_voxels(const PressedState& st, const ParticleSet& set, Phantom& out) {
+// others a provisional label and the nearest SE particle's id. The particle ids, the levels of
+// the open voxels and every crack voxel's id are returned in OpenVoxels.
+OpenVoxels sample_voxels(const PressedState& st, const ParticleSet& set, LabelVolume& labels) {
   const Dims d = st.box().dims;
   const auto n_am = static_cast<std::uint32_t>(set.am.size()), n_se = static_cast<std::uint32_t>(set.se.size());
   OpenVoxels open;
   open.free.resize(static_cast<std::size_t>(d.z));
   open.slab.resize(static_cast<std::size_t>(d.z));
   open.cracks.resize(static_cast<std::size_t>(d.z));
+  open.particles.resize(static_cast<std::size_t>(d.z));
   std::vector<std::int64_t> fixed_pore(static_cast<std::size_t>(d.z), 0);
   // A plane's levels are gathered in per-thread scratch and kept at their exact size: grown by
   // push_back, the kept vectors held up to twice their levels (134 MB for 74 MB at 256³).
-  tbb::enumerable_thread_specific<std::pair<std::vector<Level>, std::vector<Level>>> scratch;
+  struct Scratch {
+    std::vector<Level> free, slab;
+    OpenVoxels::ParticleRuns particles;
+  };
+  tbb::enumerable_thread_specific<Scratch> scratch;
   tbb::parallel_for(index_t{0}, d.z, [&](index_t z) {
-    auto& [free, slab] = scratch.local();
+    auto& [free, slab, particles] = scratch.local();
     free.clear();
     slab.clear();
+    particles.ids.clear();
+    particles.lengths.clear();
     std::vector<OpenVoxels::CrackVoxel>& cracks = open.cracks[static_cast<std::size_t>(z)];
     std::int64_t pore = 0;
     PressedState::RowCandidates am_row, se_row;
@@ -626,13 +645,16 @@ OpenVoxels sample_voxels(const PressedState& st, const ParticleSet& set, Phantom
             if (f.se >= 0) particle = n_am + static_cast<std::uint32_t>(f.se) + 1;
           }
         }
-        out.labels[i] = label;
-        out.particles[i] = particle;
+        labels[i] = label;
+        particles.add(particle);
         if (crack) cracks.push_back({x + d.x * y, crack});
       }
     }
     open.free[static_cast<std::size_t>(z)].assign(free.begin(), free.end());
     open.slab[static_cast<std::size_t>(z)].assign(slab.begin(), slab.end());
+    OpenVoxels::ParticleRuns& runs = open.particles[static_cast<std::size_t>(z)];
+    runs.ids.assign(particles.ids.begin(), particles.ids.end());
+    runs.lengths.assign(particles.lengths.begin(), particles.lengths.end());
     fixed_pore[static_cast<std::size_t>(z)] = pore;
   });
   for (std::size_t z = 0; z < open.free.size(); ++z) {
@@ -917,35 +939,45 @@ double steer_contact_weight(const CompositeSpec& spec, double pressure_MPa, cons
 }
 
 // Settles the voxels sample_voxels left open, one z plane per task: a free voxel is SE where
-// f_se − w·g ≤ δ (else pore, no particle id); a slab voxel is pore, keeping its crack id only
-// where it would be SE (the id is cleared in open.cracks).
-void settle_open_voxels(OpenVoxels& open, double w, double delta, Phantom& out) {
-  const Dims d = out.labels.dims();
+// f_se − w·g ≤ δ (else pore; particle_ids then gives it no id); a slab voxel is pore, keeping its
+// crack id only where it would be SE (the id is cleared in open.cracks).
+void settle_open_voxels(OpenVoxels& open, double w, double delta, LabelVolume& labels) {
+  const Dims d = labels.dims();
   tbb::parallel_for(index_t{0}, d.z, [&](index_t z) {
     const index_t plane = d.x * d.y * z;
     // The slab voxels' levels and their crack entries are in the same (x-fastest) order.
     const Level* slab = open.slab[static_cast<std::size_t>(z)].data();
     for (OpenVoxels::CrackVoxel& c : open.cracks[static_cast<std::size_t>(z)])
-      if (out.labels[plane + c.offset] == kUndecidedSlab) {
+      if (labels[plane + c.offset] == kUndecidedSlab) {
         const Level lv = *slab++;
         if (!(lv.f_se - w * lv.g <= delta)) c.id = 0;
       }
     const Level* free = open.free[static_cast<std::size_t>(z)].data();
     for (index_t i = plane, end = i + d.x * d.y; i < end; ++i) {
-      const std::uint8_t label = out.labels[i];
+      const std::uint8_t label = labels[i];
       if (label == kUndecidedFree) {
         const Level lv = *free++;
-        if (lv.f_se - w * lv.g <= delta) {
-          out.labels[i] = kElectrolyte;
-        } else {
-          out.labels[i] = kPore;
-          out.particles[i] = 0;
-        }
+        labels[i] = lv.f_se - w * lv.g <= delta ? kElectrolyte : kPore;
       } else if (label == kUndecidedSlab) {
-        out.labels[i] = kPore;
+        labels[i] = kPore;
       }
     }
   });
+}
+
+// The particle id volume from the sampled runs and the settled labels: a pore voxel has no
+// particle (AM crack and slab voxels were sampled without one; a free voxel keeps its nearest SE
+// particle's id only where it is SE).
+Volume<std::uint32_t> particle_ids(const OpenVoxels& open, const LabelVolume& labels) {
+  const Dims d = labels.dims();
+  Volume<std::uint32_t> ids(d, labels.spacing_um);
+  tbb::parallel_for(index_t{0}, d.z, [&](index_t z) {
+    const OpenVoxels::ParticleRuns& runs = open.particles[static_cast<std::size_t>(z)];
+    index_t i = d.x * d.y * z;
+    for (std::size_t r = 0; r < runs.ids.size(); ++r)
+      for (const index_t end = i + runs.lengths[r]; i < end; ++i) ids[i] = labels[i] == kPore ? 0 : runs.ids[r];
+  });
+  return ids;
 }
 
 // The crack id volume from the settled crack voxels.
@@ -1058,8 +1090,7 @@ Phantom generate_composite(const CompositeSpec& spec, double pressure_MPa) {
   const PressedState& st = pressed.emplace(spec, set, pressure_MPa);
   Phantom out;
   out.labels = LabelVolume(Volume<std::uint8_t>(spec.dims, spec.spacing_um), phase_table(spec.binder_fraction > 0));
-  out.particles = Volume<std::uint32_t>(spec.dims, spec.spacing_um);
-  OpenVoxels open = sample_voxels(st, set, out);
+  OpenVoxels open = sample_voxels(st, set, out.labels);
 
   // Porosity: Heckel's (or the fixed pore fraction), exactly to one voxel, cracks included.
   const double porosity = spec.compaction.enabled ? heckel_porosity(spec.compaction, pressure_MPa) : spec.pore_fraction;
@@ -1073,11 +1104,16 @@ Phantom generate_composite(const CompositeSpec& spec, double pressure_MPa) {
   const AmCrackAreas am_cracks = measure_am_cracks(st, set, step);
   const double w = steer_contact_weight(spec, pressure_MPa, open, surface, am_cracks.walls, pore_wanted);
   const double delta = solve_delta(open, w, pore_wanted);
-  settle_open_voxels(open, w, delta, out);
+  settle_open_voxels(open, w, delta, out.labels);
   GroundTruth& t = out.truth;
   add_interface_truth(spec, surface, am_cracks.walls, w, delta, t);
   surface = SurfaceSamples();
   open.free.clear(), open.slab.clear();  // the levels are settled
+  // The id volume lands on the pages the levels and samples gave back (many small blocks, which
+  // the heap keeps unless asked).
+  malloc_trim(0);
+  out.particles = particle_ids(open, out.labels);
+  open.particles.clear();
 
   t.generator = "composite";
   t.pressure_MPa = pressure_MPa;
