@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -125,10 +126,17 @@ class PackedCellGrid {
   PackedCellGrid() = default;
   // Body i's box is [bb_lo[i], bb_hi[i]]; every cell lists its bodies in increasing i, as
   // CellGrid::insert(i, …) for i = 0 … n − 1 would. One z layer of cells per task, twice: count
-  // the words, then fill.
+  // the words, then fill. With `z` = {z_lo, z_hi}, only the layers that points with
+  // z_lo ≤ z ≤ z_hi fall in list their bodies (the same lists); the others list none, so only
+  // such points may be asked about: a slab of queries holds a slab of the lists.
   PackedCellGrid(const Vec3& lo, const Vec3& hi, double cell, const std::vector<Vec3>& bb_lo,
-                 const std::vector<Vec3>& bb_hi)
+                 const std::vector<Vec3>& bb_hi, const std::optional<std::array<double, 2>>& z = {})
       : layout_(lo, hi, cell), start_(layout_.cell_count() + 1, 0) {
+    int first_layer = 0, last_layer = layout_.layers() - 1;
+    if (z) {
+      const std::array<int, 6> s = layout_.span({lo[0], lo[1], (*z)[0]}, {lo[0], lo[1], (*z)[1]});
+      first_layer = s[4], last_layer = s[5];
+    }
     std::vector<std::array<int, 6>> spans(bb_lo.size());
     for (std::size_t i = 0; i < bb_lo.size(); ++i) spans[i] = layout_.span(bb_lo[i], bb_hi[i]);
     // visit(cell, the id listed before in that cell or −1, id) for the layer's cells of every
@@ -148,13 +156,13 @@ class PackedCellGrid {
       }
     };
     // Counts land one cell ahead, so the prefix sum turns them into each cell's start.
-    tbb::parallel_for(0, layout_.layers(), [&](int k) {
+    tbb::parallel_for(first_layer, last_layer + 1, [&](int k) {
       each_cell_of_layer(
           k, [&](std::size_t c, int previous, int id) { start_[c + 1] += CellBodies::words(previous, id); });
     });
     for (std::size_t c = 1; c < start_.size(); ++c) start_[c] += start_[c - 1];
     codes_.resize(start_.back());
-    tbb::parallel_for(0, layout_.layers(), [&](int k) {
+    tbb::parallel_for(first_layer, last_layer + 1, [&](int k) {
       const std::size_t first = layout_.index(0, 0, k);
       std::vector<std::size_t> next(start_.begin() + static_cast<std::ptrdiff_t>(first),
                                     start_.begin() + static_cast<std::ptrdiff_t>(layout_.index(0, 0, k + 1)));
