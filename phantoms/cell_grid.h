@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -125,10 +126,19 @@ class PackedCellGrid {
   PackedCellGrid() = default;
   // Body i's box is [bb_lo[i], bb_hi[i]]; every cell lists its bodies in increasing i, as
   // CellGrid::insert(i, …) for i = 0 … n − 1 would. One z layer of cells per task, twice: count
-  // the words, then fill.
+  // the words, then fill. With `z` = {z_lo, z_hi}, only the layers that points with
+  // z_lo ≤ z ≤ z_hi fall in list their bodies (the same lists); the others list none, so only
+  // such points may be asked about: a slab of queries holds a slab of the lists and offsets.
   PackedCellGrid(const Vec3& lo, const Vec3& hi, double cell, const std::vector<Vec3>& bb_lo,
-                 const std::vector<Vec3>& bb_hi)
-      : layout_(lo, hi, cell), start_(layout_.cell_count() + 1, 0) {
+                 const std::vector<Vec3>& bb_hi, const std::optional<std::array<double, 2>>& z = {})
+      : layout_(lo, hi, cell) {
+    int first_layer = 0, last_layer = layout_.layers() - 1;
+    if (z) {
+      const std::array<int, 6> s = layout_.span({lo[0], lo[1], (*z)[0]}, {lo[0], lo[1], (*z)[1]});
+      first_layer = s[4], last_layer = s[5];
+    }
+    first_cell_ = layout_.index(0, 0, first_layer);
+    start_.assign(layout_.index(0, 0, last_layer + 1) - first_cell_ + 1, 0);
     std::vector<std::array<int, 6>> spans(bb_lo.size());
     for (std::size_t i = 0; i < bb_lo.size(); ++i) spans[i] = layout_.span(bb_lo[i], bb_hi[i]);
     // visit(cell, the id listed before in that cell or −1, id) for the layer's cells of every
@@ -148,16 +158,18 @@ class PackedCellGrid {
       }
     };
     // Counts land one cell ahead, so the prefix sum turns them into each cell's start.
-    tbb::parallel_for(0, layout_.layers(), [&](int k) {
-      each_cell_of_layer(
-          k, [&](std::size_t c, int previous, int id) { start_[c + 1] += CellBodies::words(previous, id); });
+    tbb::parallel_for(first_layer, last_layer + 1, [&](int k) {
+      each_cell_of_layer(k, [&](std::size_t c, int previous, int id) {
+        start_[c - first_cell_ + 1] += CellBodies::words(previous, id);
+      });
     });
     for (std::size_t c = 1; c < start_.size(); ++c) start_[c] += start_[c - 1];
     codes_.resize(start_.back());
-    tbb::parallel_for(0, layout_.layers(), [&](int k) {
+    tbb::parallel_for(first_layer, last_layer + 1, [&](int k) {
       const std::size_t first = layout_.index(0, 0, k);
-      std::vector<std::size_t> next(start_.begin() + static_cast<std::ptrdiff_t>(first),
-                                    start_.begin() + static_cast<std::ptrdiff_t>(layout_.index(0, 0, k + 1)));
+      std::vector<std::size_t> next(
+          start_.begin() + static_cast<std::ptrdiff_t>(first - first_cell_),
+          start_.begin() + static_cast<std::ptrdiff_t>(layout_.index(0, 0, k + 1) - first_cell_));
       each_cell_of_layer(k, [&](std::size_t c, int previous, int id) {
         next[c - first] =
             static_cast<std::size_t>(CellBodies::put(codes_.data() + next[c - first], previous, id) - codes_.data());
@@ -167,12 +179,18 @@ class PackedCellGrid {
 
   // The cell of p, and the bodies listed in a cell: a row walk asks for them only when the cell changes.
   std::size_t cell_of(const Vec3& p) const { return layout_.cell_of(p); }
-  CellBodies bodies(std::size_t cell) const { return {codes_.data() + start_[cell], codes_.data() + start_[cell + 1]}; }
+  CellBodies bodies(std::size_t cell) const {
+    // A cell outside the layers listed has no bodies.
+    if (cell < first_cell_ || cell - first_cell_ + 1 >= start_.size()) return {codes_.data(), codes_.data()};
+    const std::size_t c = cell - first_cell_;
+    return {codes_.data() + start_[c], codes_.data() + start_[c + 1]};
+  }
   CellBodies at(const Vec3& p) const { return bodies(cell_of(p)); }
 
  private:
   CellLayout layout_;
-  std::vector<std::size_t> start_;    // cell c's words are codes_[start_[c], start_[c + 1])
+  std::size_t first_cell_ = 0;      // the first cell of the first layer listed
+  std::vector<std::size_t> start_;  // cell c's words are codes_[start_[c − first_cell_], start_[c − first_cell_ + 1])
   std::vector<std::uint16_t> codes_;  // CellBodies' coding
 };
 

@@ -319,55 +319,34 @@ class PressedState {
   PressedState(const CompositeSpec& spec, const ParticleSet& set, double pressure)
       : spec_(spec), set_(set), box_{spec.dims, spec.spacing_um} {
     s_ = z_scale(spec, pressure);
-    const double h = spec.spacing_um[0];
-    const Vec3 size = box_.size();
-    const double pad = (spec.am_radius_max_vox * spec.aspect_max + 4 * spec.se_radius_vox) * h;
-    const Vec3 lo{-pad, -pad, -pad}, hi{size[0] + pad, size[1] + pad, size[2] + pad};
-    proximity_ = 2 * spec.se_radius_vox * h;
-    se_reach_ = 1.5 * spec.se_radius_vox * h;
-
+    proximity_ = 2 * spec.se_radius_vox * spec.spacing_um[0];
+    se_reach_ = 1.5 * spec.se_radius_vox * spec.spacing_um[0];
     am_.resize(set.am.size());
-    std::vector<Vec3> bb_lo(set.am.size()), bb_hi(set.am.size());
     for (std::size_t i = 0; i < set.am.size(); ++i) {
       const AmBody& b = set.am[i];
       am_[i] = {b.centre[0], b.centre[1], b.centre[2] * s_};
       // Beyond this half-width along any axis, q > 1 + proximity / min(a): the particle neither
       // owns p nor adds proximity (with a margin far above rounding), so it is skipped.
       am_box_.push_back(scale(b.semi, (1 + proximity_ / std::min({b.semi[0], b.semi[1], b.semi[2]})) * 1.001));
-      const Vec3 r = add(b.semi, {proximity_, proximity_, proximity_});
-      bb_lo[i] = sub(am_[i], r), bb_hi[i] = add(am_[i], r);
     }
-    am_grid_ = PackedCellGrid(lo, hi, std::max(4.0 * h, spec.am_radius_max_vox * h), bb_lo, bb_hi);
     // SE flattens volume-preservingly: z semi-axis r·s, lateral r/√s.
-    // Cells a quarter of the width of an SE body's reach box: a point sees about a fifth as many
-    // candidates as with cells as wide as the box (each then tested on its box before its norm). Bodies whose reach box
-    // misses the point never win the minimum below, so the cell size does not change any result.
     se_c_.resize(set.se.size());
     se_a_.resize(set.se.size());
     se_box_.resize(set.se.size());
-    bb_lo.resize(set.se.size()), bb_hi.resize(set.se.size());
     for (std::size_t i = 0; i < set.se.size(); ++i) {
       const Ball& b = set.se[i];
       se_c_[i] = {b.centre[0], b.centre[1], b.centre[2] * s_};
       se_a_[i] = {b.r / std::sqrt(s_), b.r / std::sqrt(s_), b.r * s_};
-      const double e = se_reach_ * std::max(1.0, 1 / s_);
-      const Vec3 r = add(se_a_[i], {e, e, e});
-      bb_lo[i] = sub(se_c_[i], r), bb_hi[i] = add(se_c_[i], r);
       // Beyond this half-width along any axis (the reach box plus a margin far above rounding)
       // the level-set distance exceeds the reach: the body cannot be the nearest.
-      se_box_[i] = scale(r, 1.001);
+      se_box_[i] = scale(se_reach_box(static_cast<int>(i)), 1.001);
     }
-    se_grid_ = PackedCellGrid(
-        lo, hi, std::max(h, 0.5 * (spec.se_radius_vox * h / std::sqrt(s_) + se_reach_ * std::max(1.0, 1 / s_))), bb_lo,
-        bb_hi);
     binder_c_.resize(set.binder.size());
-    bb_lo.resize(set.binder.size()), bb_hi.resize(set.binder.size());
     for (std::size_t i = 0; i < set.binder.size(); ++i) {
       const Ball& b = set.binder[i];
       binder_c_[i] = {b.centre[0], b.centre[1], b.centre[2] * s_};
-      bb_lo[i] = sub(binder_c_[i], {b.r, b.r, b.r}), bb_hi[i] = add(binder_c_[i], {b.r, b.r, b.r});
     }
-    binder_grid_ = PackedCellGrid(lo, hi, std::max(2.0 * h, 4 * spec.binder_radius_vox * h), bb_lo, bb_hi);
+    index_bodies();
     const int n_se = active_cracks(spec.cracks, static_cast<int>(set.se_cracks.size()), pressure);
     const int n_am = active_cracks(spec.cracks, static_cast<int>(set.am_cracks.size()), pressure);
     for (int i = 0; i < n_se; ++i) {
@@ -383,6 +362,41 @@ class PressedState {
       am_cracks_.push_back({c.particle, c.grain_a, c.grain_b, scale(add(sa, sb), 0.5), normalized(sub(sb, sa)),
                             static_cast<std::uint32_t>(set.se_cracks.size() + i + 1)});
     }
+  }
+
+  // (Re)builds the cell grids that the field queries walk: for every point, or (`z` given) only for
+  // points with z in [z_lo, z_hi] — at 256³ the grids take 31 MiB, a 16-plane slab's a tenth of
+  // that. Same lists in the cells either covers, so the same answers.
+  void index_bodies(const std::optional<std::array<double, 2>>& z = {}) {
+    am_grid_ = se_grid_ = binder_grid_ = PackedCellGrid();
+    const double h = spec_.spacing_um[0];
+    const Vec3 size = box_.size();
+    const double pad = (spec_.am_radius_max_vox * spec_.aspect_max + 4 * spec_.se_radius_vox) * h;
+    const Vec3 lo{-pad, -pad, -pad}, hi{size[0] + pad, size[1] + pad, size[2] + pad};
+    std::vector<Vec3> bb_lo(am_.size()), bb_hi(am_.size());
+    for (std::size_t i = 0; i < am_.size(); ++i) {
+      const Vec3 r = add(set_.am[i].semi, {proximity_, proximity_, proximity_});
+      bb_lo[i] = sub(am_[i], r), bb_hi[i] = add(am_[i], r);
+    }
+    am_grid_ = PackedCellGrid(lo, hi, std::max(4.0 * h, spec_.am_radius_max_vox * h), bb_lo, bb_hi, z);
+    // Cells a quarter of the width of an SE body's reach box: a point sees about a fifth as many
+    // candidates as with cells as wide as the box (each then tested on its box before its norm).
+    // Bodies whose reach box misses the point never win the minimum below, so the cell size does
+    // not change any result.
+    bb_lo.resize(se_c_.size()), bb_hi.resize(se_c_.size());
+    for (std::size_t i = 0; i < se_c_.size(); ++i) {
+      const Vec3 r = se_reach_box(static_cast<int>(i));
+      bb_lo[i] = sub(se_c_[i], r), bb_hi[i] = add(se_c_[i], r);
+    }
+    se_grid_ = PackedCellGrid(
+        lo, hi, std::max(h, 0.5 * (spec_.se_radius_vox * h / std::sqrt(s_) + se_reach_ * std::max(1.0, 1 / s_))), bb_lo,
+        bb_hi, z);
+    bb_lo.resize(binder_c_.size()), bb_hi.resize(binder_c_.size());
+    for (std::size_t i = 0; i < binder_c_.size(); ++i) {
+      const double r = set_.binder[i].r;
+      bb_lo[i] = sub(binder_c_[i], {r, r, r}), bb_hi[i] = add(binder_c_[i], {r, r, r});
+    }
+    binder_grid_ = PackedCellGrid(lo, hi, std::max(2.0 * h, 4 * spec_.binder_radius_vox * h), bb_lo, bb_hi, z);
   }
 
   double z_scale_value() const { return s_; }
@@ -510,6 +524,11 @@ class PressedState {
   const Vec3& se_semi(int i) const { return se_a_[i]; }
 
  private:
+  // Half-widths of SE body i's reach box: its semi-axes plus the reach (stretched where s < 1).
+  Vec3 se_reach_box(int i) const {
+    const double e = se_reach_ * std::max(1.0, 1 / s_);
+    return add(se_a_[i], {e, e, e});
+  }
   static bool in_box(const Vec3& p, const Vec3& c, const Vec3& box) {
     return !(std::fabs(p[0] - c[0]) > box[0] || std::fabs(p[1] - c[1]) > box[1] || std::fabs(p[2] - c[2]) > box[2]);
   }
@@ -566,6 +585,18 @@ struct OpenVoxels {
     std::uint32_t id;
   };
   std::vector<std::vector<CrackVoxel>> cracks;
+  // Each plane's particle ids as they were sampled (an open voxel's the nearest SE particle's), in
+  // runs along the x-fastest order (at 256³ 2.9 M runs, 5.8 voxels each): the id volume is written
+  // from them once the levels and surface samples are gone. A run longer than 255 is split.
+  struct ParticleRuns {
+    std::vector<std::uint32_t> ids;
+    std::vector<std::uint8_t> lengths;
+    void add(std::uint32_t id) {
+      if (!ids.empty() && ids.back() == id && lengths.back() < 255) ++lengths.back();
+      else ids.push_back(id), lengths.push_back(1);
+    }
+  };
+  std::vector<ParticleRuns> particles;
   std::int64_t free_count = 0;
   std::int64_t fixed_pore = 0;  // AM crack voxels + SE slab voxels: pore whatever δ is
 };
@@ -575,23 +606,31 @@ constexpr std::uint8_t kUndecidedFree = 255, kUndecidedSlab = 254;
 
 // Samples the fields at every voxel centre, one z plane per task. AM and binder voxels get their
 // final label and particle id (their SE distance decides nothing, so it is not sampled); the
-// others a provisional label and the nearest SE particle's id. The levels of the open voxels and
-// every crack voxel's id are returned in OpenVoxels.
-OpenVoxels sample_voxels(const PressedState& st, const ParticleSet& set, Phantom& out) {
+// others a provisional label and the nearest SE particle's id. The particle ids, the levels of
+// the open voxels and every crack voxel's id are returned in OpenVoxels. The planes go slab by
+// slab, each with the cell grids of its own planes only (which st keeps after the last slab).
+OpenVoxels sample_voxels(PressedState& st, const ParticleSet& set, LabelVolume& labels) {
   const Dims d = st.box().dims;
   const auto n_am = static_cast<std::uint32_t>(set.am.size()), n_se = static_cast<std::uint32_t>(set.se.size());
   OpenVoxels open;
   open.free.resize(static_cast<std::size_t>(d.z));
   open.slab.resize(static_cast<std::size_t>(d.z));
   open.cracks.resize(static_cast<std::size_t>(d.z));
+  open.particles.resize(static_cast<std::size_t>(d.z));
   std::vector<std::int64_t> fixed_pore(static_cast<std::size_t>(d.z), 0);
   // A plane's levels are gathered in per-thread scratch and kept at their exact size: grown by
   // push_back, the kept vectors held up to twice their levels (134 MB for 74 MB at 256³).
-  tbb::enumerable_thread_specific<std::pair<std::vector<Level>, std::vector<Level>>> scratch;
-  tbb::parallel_for(index_t{0}, d.z, [&](index_t z) {
-    auto& [free, slab] = scratch.local();
+  struct Scratch {
+    std::vector<Level> free, slab;
+    OpenVoxels::ParticleRuns particles;
+  };
+  tbb::enumerable_thread_specific<Scratch> scratch;
+  auto sample_plane = [&](index_t z) {
+    auto& [free, slab, particles] = scratch.local();
     free.clear();
     slab.clear();
+    particles.ids.clear();
+    particles.lengths.clear();
     std::vector<OpenVoxels::CrackVoxel>& cracks = open.cracks[static_cast<std::size_t>(z)];
     std::int64_t pore = 0;
     PressedState::RowCandidates am_row, se_row;
@@ -626,15 +665,24 @@ OpenVoxels sample_voxels(const PressedState& st, const ParticleSet& set, Phantom
             if (f.se >= 0) particle = n_am + static_cast<std::uint32_t>(f.se) + 1;
           }
         }
-        out.labels[i] = label;
-        out.particles[i] = particle;
+        labels[i] = label;
+        particles.add(particle);
         if (crack) cracks.push_back({x + d.x * y, crack});
       }
     }
     open.free[static_cast<std::size_t>(z)].assign(free.begin(), free.end());
     open.slab[static_cast<std::size_t>(z)].assign(slab.begin(), slab.end());
+    OpenVoxels::ParticleRuns& runs = open.particles[static_cast<std::size_t>(z)];
+    runs.ids.assign(particles.ids.begin(), particles.ids.end());
+    runs.lengths.assign(particles.lengths.begin(), particles.lengths.end());
     fixed_pore[static_cast<std::size_t>(z)] = pore;
-  });
+  };
+  constexpr index_t kSlab = 16;  // planes
+  for (index_t z0 = 0; z0 < d.z; z0 += kSlab) {
+    const index_t z1 = std::min(d.z, z0 + kSlab);
+    st.index_bodies(std::array{st.box().centre_of(0, 0, z0)[2], st.box().centre_of(0, 0, z1 - 1)[2]});
+    tbb::parallel_for(z0, z1, sample_plane);
+  }
   for (std::size_t z = 0; z < open.free.size(); ++z) {
     open.free_count += static_cast<std::int64_t>(open.free[z].size());
     open.fixed_pore += fixed_pore[z];
@@ -917,35 +965,45 @@ double steer_contact_weight(const CompositeSpec& spec, double pressure_MPa, cons
 }
 
 // Settles the voxels sample_voxels left open, one z plane per task: a free voxel is SE where
-// f_se − w·g ≤ δ (else pore, no particle id); a slab voxel is pore, keeping its crack id only
-// where it would be SE (the id is cleared in open.cracks).
-void settle_open_voxels(OpenVoxels& open, double w, double delta, Phantom& out) {
-  const Dims d = out.labels.dims();
+// f_se − w·g ≤ δ (else pore; particle_ids then gives it no id); a slab voxel is pore, keeping its
+// crack id only where it would be SE (the id is cleared in open.cracks).
+void settle_open_voxels(OpenVoxels& open, double w, double delta, LabelVolume& labels) {
+  const Dims d = labels.dims();
   tbb::parallel_for(index_t{0}, d.z, [&](index_t z) {
     const index_t plane = d.x * d.y * z;
     // The slab voxels' levels and their crack entries are in the same (x-fastest) order.
     const Level* slab = open.slab[static_cast<std::size_t>(z)].data();
     for (OpenVoxels::CrackVoxel& c : open.cracks[static_cast<std::size_t>(z)])
-      if (out.labels[plane + c.offset] == kUndecidedSlab) {
+      if (labels[plane + c.offset] == kUndecidedSlab) {
         const Level lv = *slab++;
         if (!(lv.f_se - w * lv.g <= delta)) c.id = 0;
       }
     const Level* free = open.free[static_cast<std::size_t>(z)].data();
     for (index_t i = plane, end = i + d.x * d.y; i < end; ++i) {
-      const std::uint8_t label = out.labels[i];
+      const std::uint8_t label = labels[i];
       if (label == kUndecidedFree) {
         const Level lv = *free++;
-        if (lv.f_se - w * lv.g <= delta) {
-          out.labels[i] = kElectrolyte;
-        } else {
-          out.labels[i] = kPore;
-          out.particles[i] = 0;
-        }
+        labels[i] = lv.f_se - w * lv.g <= delta ? kElectrolyte : kPore;
       } else if (label == kUndecidedSlab) {
-        out.labels[i] = kPore;
+        labels[i] = kPore;
       }
     }
   });
+}
+
+// The particle id volume from the sampled runs and the settled labels: a pore voxel has no
+// particle (AM crack and slab voxels were sampled without one; a free voxel keeps its nearest SE
+// particle's id only where it is SE).
+Volume<std::uint32_t> particle_ids(const OpenVoxels& open, const LabelVolume& labels) {
+  const Dims d = labels.dims();
+  Volume<std::uint32_t> ids(d, labels.spacing_um);
+  tbb::parallel_for(index_t{0}, d.z, [&](index_t z) {
+    const OpenVoxels::ParticleRuns& runs = open.particles[static_cast<std::size_t>(z)];
+    index_t i = d.x * d.y * z;
+    for (std::size_t r = 0; r < runs.ids.size(); ++r)
+      for (const index_t end = i + runs.lengths[r]; i < end; ++i) ids[i] = labels[i] == kPore ? 0 : runs.ids[r];
+  });
+  return ids;
 }
 
 // The crack id volume from the settled crack voxels.
@@ -1055,29 +1113,36 @@ Phantom generate_composite(const CompositeSpec& spec, double pressure_MPa) {
     throw InputError("phantom: pressure " + std::to_string(pressure_MPa) + " MPa: expected ≥ 0");
   const ParticleSet set = place_particles(spec);
   std::optional<PressedState> pressed;
-  const PressedState& st = pressed.emplace(spec, set, pressure_MPa);
-  Phantom out;
-  out.labels = LabelVolume(Volume<std::uint8_t>(spec.dims, spec.spacing_um), phase_table(spec.binder_fraction > 0));
-  out.particles = Volume<std::uint32_t>(spec.dims, spec.spacing_um);
-  OpenVoxels open = sample_voxels(st, set, out);
+  PressedState& st = pressed.emplace(spec, set, pressure_MPa);
 
-  // Porosity: Heckel's (or the fixed pore fraction), exactly to one voxel, cracks included.
-  const double porosity = spec.compaction.enabled ? heckel_porosity(spec.compaction, pressure_MPa) : spec.pore_fraction;
-  const std::int64_t pore_wanted = std::llround(porosity * static_cast<double>(spec.dims.count())) - open.fixed_pore;
-
-  // AM surface samples and crack walls depend on the geometry only; then the contact weight w
-  // and the level δ that gives the porosity.
+  // AM surface samples and crack walls depend on the geometry only. They are taken first, with
+  // the whole cell grids; the voxels then go slab by slab with a slab's grids, so the whole grids
+  // are not held beside the samples, labels, particle runs and levels (31 MiB at 256³).
   const std::vector<int> in_view = am_in_view(st, set);
   SurfaceSamples surface = sample_am_surfaces(st, set, in_view, spec.contact_samples_per_voxel_face);
   const double step = std::min({spec.spacing_um[0], spec.spacing_um[1], spec.spacing_um[2]}) / 8;
   const AmCrackAreas am_cracks = measure_am_cracks(st, set, step);
+  Phantom out;
+  out.labels = LabelVolume(Volume<std::uint8_t>(spec.dims, spec.spacing_um), phase_table(spec.binder_fraction > 0));
+  OpenVoxels open = sample_voxels(st, set, out.labels);
+
+  // Porosity: Heckel's (or the fixed pore fraction), exactly to one voxel, cracks included; then
+  // the contact weight w and the level δ that gives it.
+  const double porosity = spec.compaction.enabled ? heckel_porosity(spec.compaction, pressure_MPa) : spec.pore_fraction;
+  const std::int64_t pore_wanted = std::llround(porosity * static_cast<double>(spec.dims.count())) - open.fixed_pore;
   const double w = steer_contact_weight(spec, pressure_MPa, open, surface, am_cracks.walls, pore_wanted);
   const double delta = solve_delta(open, w, pore_wanted);
-  settle_open_voxels(open, w, delta, out);
+  settle_open_voxels(open, w, delta, out.labels);
   GroundTruth& t = out.truth;
   add_interface_truth(spec, surface, am_cracks.walls, w, delta, t);
   surface = SurfaceSamples();
   open.free.clear(), open.slab.clear();  // the levels are settled
+  // The id volume lands on the pages the levels and samples gave back (many small blocks, which
+  // the heap keeps unless asked).
+  malloc_trim(0);
+  out.particles = particle_ids(open, out.labels);
+  open.particles.clear();
+  if (!st.se_cracks().empty()) st.index_bodies();  // the SE crack truth asks for fields anywhere
 
   t.generator = "composite";
   t.pressure_MPa = pressure_MPa;

@@ -94,6 +94,38 @@ TEST(PhantomCellGrid, PackedListsMatchTheGrowingGridAcrossLargeIdGaps) {
   EXPECT_EQ(cells, 256);
 }
 
+// A grid built for a z slab (the voxel sampling builds one per slab of planes) lists the whole
+// grid's bodies, in the same order, in the layers the slab's points fall in, and none elsewhere.
+TEST(PhantomCellGrid, SlabGridListsTheWholeGridsBodiesInItsLayersOnly) {
+  const Vec3 lo{0, 0, 0}, hi{4, 4, 6};
+  std::vector<Vec3> bb_lo, bb_hi;
+  for (int i = 0; i < 300; ++i) {
+    const Vec3 c{(i * 37 % 40) / 10.0, (i * 53 % 40) / 10.0, (i * 71 % 60) / 10.0};
+    const double r = 0.2 + (i % 5) * 0.4;
+    bb_lo.push_back({c[0] - r, c[1] - r, c[2] - r});
+    bb_hi.push_back({c[0] + r, c[1] + r, c[2] + r});
+  }
+  const vp::phantom::PackedCellGrid whole(lo, hi, 1.0, bb_lo, bb_hi);
+  const vp::phantom::PackedCellGrid slab(lo, hi, 1.0, bb_lo, bb_hi, std::array{2.3, 3.6});
+  auto listed = [](const vp::phantom::PackedCellGrid& g, const Vec3& p) {
+    std::vector<int> ids;
+    for (int id : g.at(p)) ids.push_back(id);
+    return ids;
+  };
+  int cells_in_slab = 0;
+  for (int k = 0; k < 6; ++k)
+    for (int j = 0; j < 4; ++j)
+      for (int i = 0; i < 4; ++i) {
+        const Vec3 p{i + 0.5, j + 0.5, k + 0.5};
+        ASSERT_FALSE(listed(whole, p).empty()) << "cell " << i << "," << j << "," << k;
+        const bool in_slab = k == 2 || k == 3;
+        cells_in_slab += in_slab;
+        EXPECT_EQ(listed(slab, p), in_slab ? listed(whole, p) : std::vector<int>{})
+            << "cell " << i << "," << j << "," << k;
+      }
+  EXPECT_EQ(cells_in_slab, 32);
+}
+
 TEST(PhantomGeometry, EllipsoidSurfaceAreaMatchesClosedForms) {
   EXPECT_NEAR(ellipsoid_surface_area({3, 3, 3}), 4 * kPi * 9, 1e-9);
   // Prolate spheroid a = b = 2, c = 5: S = 2πa² (1 + c/(a e) asin e), e² = 1 − a²/c².
