@@ -125,6 +125,8 @@ void evaluate(const std::string& name, const phantom::Phantom& ph, const phantom
     o.void_labels = {0};
     // VP_CUT_MIN_VALLEY=0: cut cracks judged by the void's flatness instead of the grey valley.
     if (const char* v = std::getenv("VP_CUT_MIN_VALLEY")) o.cut_min_valley = std::atof(v);
+    // VP_CUT_MIN_BEYOND=0: lone fragments not judged by the valley beyond their void.
+    if (const char* v = std::getenv("VP_CUT_MIN_BEYOND")) o.cut_min_beyond = std::atof(v);
     // VP_PLANAR_SHEETS=0: split pieces thicker than the aperture accepted as before.
     if (const char* v = std::getenv("VP_PLANAR_SHEETS")) o.planar_sheets = std::atoi(v) != 0;
     const CrackDetection det = detect_cracks(labels, &grey, o);

@@ -45,7 +45,10 @@
 //    fragments; coplanar fragments of different groups within bridge_max_um, with no intact host
 //    between them (with grey, host beside a solid brighter than the host counts as that solid: a
 //    crack along a particle's surface), are joined and judged as one cut crack (the valley by its
-//    depth alone).
+//    depth alone). With grey, a fragment no other joined that passes every test of a cut crack but
+//    its aspect (≥ min_aspect only) is one when its valley runs on past its void: the host on its
+//    plane 2–5 voxels beyond it dips across the plane by ≥ cut_min_beyond × contrast (the rest of
+//    a disc whose opening the PSF lifted above the threshold; a pore ends at intact host).
 // 6. Facets (facets.h; with grey, find_facets): in a host brighter than another solid (AM beside
 //    SE), openings about one voxel wide that thresholds label as that solid — non-host voxels
 //    walled on both sides by one particle of the closed host and darker than the walls by a
@@ -100,6 +103,10 @@ struct CrackDetectionOptions {
   double cut_long_min_sandwiched = 0.6;
   double cut_long_valley_ratio = 1.5;
   double cut_min_dip = 0.25;  // with grey: a cut crack's mean grey ≥ this × contrast below the host
+  // With grey: a fragment no other joined, short only of cut_min_aspect (≥ min_aspect), is a crack
+  // when the host on its plane 2–5 voxels beyond it still dips across the plane by ≥ this × contrast
+  // (the crack runs on where the PSF lifted it above the threshold; 0: off).
+  double cut_min_beyond = 0.3;
   // Grey-image branch (used only when a grey image is passed).
   double sheet_threshold = 0.5;
   SheetnessOptions sheetness;  // contrast ≤ 0: host median − void median of the grey
