@@ -125,6 +125,10 @@ void evaluate(const std::string& name, const phantom::Phantom& ph, const phantom
     o.void_labels = {0};
     // VP_CUT_MIN_VALLEY=0: cut cracks judged by the void's flatness instead of the grey valley.
     if (const char* v = std::getenv("VP_CUT_MIN_VALLEY")) o.cut_min_valley = std::atof(v);
+    // VP_CUT_MIN_BEYOND=0: lone fragments not judged by the valley beyond their void.
+    if (const char* v = std::getenv("VP_CUT_MIN_BEYOND")) o.cut_min_beyond = std::atof(v);
+    // VP_PLANAR_SHEETS=0: split pieces thicker than the aperture accepted as before.
+    if (const char* v = std::getenv("VP_PLANAR_SHEETS")) o.planar_sheets = std::atoi(v) != 0;
     const CrackDetection det = detect_cracks(labels, &grey, o);
     const crack_recall::Score s = crack_recall::score(ph, host, det.ids, det.count);
     totals[host].add(s);
@@ -160,9 +164,15 @@ int main(int argc, char** argv) {
               "found", "detected", "voxels", "precision", "false %");
   std::printf(
       "|------------------------------|------|----|---------|-------|----------|----------|-----------|-----------|\n");
+  // VP_PRESSURES=370 (a list): those cracked pressures only, and the crack-free image only when
+  // 125 is listed, to trace one kind of image faster.
+  const char* only_pressures = std::getenv("VP_PRESSURES");
+  const std::vector<double> pressures = numbers(only_pressures ? only_pressures : "250,370,125");
+  const auto wanted = [&](double p) { return std::find(pressures.begin(), pressures.end(), p) != pressures.end(); };
   std::map<std::string, Totals> cracked, clean;
   for (double seed : seeds) {
     for (double pressure : {250.0, 370.0}) {
+      if (!wanted(pressure)) continue;
       phantom::CompositeSpec spec;
       spec.dims = {n, n, n};
       spec.seed = static_cast<std::uint64_t>(seed);
@@ -175,6 +185,7 @@ int main(int argc, char** argv) {
                  cracked);
       }
     }
+    if (!wanted(125)) continue;
     phantom::CompositeSpec spec;
     spec.dims = {n, n, n};
     spec.seed = static_cast<std::uint64_t>(seed);

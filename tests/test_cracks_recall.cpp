@@ -367,5 +367,35 @@ TEST(CrackRecall, SeDiscAlongAnAmSurfaceJoinedAcrossTheParticlesRimAtSnr12) {
   EXPECT_GT(se.precision(), 0.9);          // 0.963 measured
   EXPECT_LT(se.false_fraction(), 0.0002);  // 0.0047 % measured
 }
+
+// A flat compaction pore of the crack-free 128³ seed 24 (125 MPa, SNR 8): one group of 1 167
+// voxels, sheet aspect 5.2, that passed the sheet test whole (0.131 % false SE volume on main,
+// 80ab2d6). Its voxels spread 0.80 µm (σ) across its plane — a uniform slab 2.8 µm wide, wider than
+// the 2 µm aperture a crack may have; the planted discs' pieces read 0.36–0.54 µm. Cut as a
+// rejected group, nothing of it passes.
+TEST(CrackRecall, SePoreWiderAcrossItsPlaneThanTheApertureIsCutNotAcceptedAtSnr8) {
+  const GreyComposite c = grey_composite(125, false, 24, 128, 8);
+  EXPECT_LT(detect_and_score(c, "se").false_fraction(), 0.0005);  // 0.0113 % measured
+  CrackDetectionOptions any_sheet;
+  any_sheet.planar_sheets = false;
+  EXPECT_GT(score_detection(c, "se", any_sheet).false_fraction(), 0.001);
+}
+
+// 128³ seed 22 at 370 MPa, SNR 5: disc 1 (1 313 voxels, 39 % labelled pore) leaves one cut plane
+// of 438 voxels, 85 % sandwiched, one dark valley (2.2 × its in-plane curvature), but as wide as it
+// is long (aspect 5.9 < 6): a fragment that no other joins, so nothing was found on it on main. The
+// host on its plane beyond its void still dips across the plane by 0.31 × contrast (the disc runs on
+// where the PSF lifted it above the threshold; the lone pore fragments of seeds 4, 19, 22–27 read
+// ≤ 0.18), so it is a crack.
+TEST(CrackRecall, SeHalfDiscWhoseValleyRunsOnPastItsVoidFoundAtSnr5) {
+  const GreyComposite c = grey_composite(370, true, 22, 128, 5);
+  const crack_recall::Score se = detect_and_score(c, "se");
+  EXPECT_EQ(se.planted, 4);
+  EXPECT_EQ(se.found, 4);
+  EXPECT_LT(se.false_fraction(), 0.0005);  // 0.023 % measured
+  CrackDetectionOptions lone_fragments_dropped;
+  lone_fragments_dropped.cut_min_beyond = 0;
+  EXPECT_EQ(score_detection(c, "se", lone_fragments_dropped).found, 3);
+}
 }  // namespace
 }  // namespace vp

@@ -187,6 +187,10 @@ std::vector<std::uint32_t> components_within_reach(const Volume<std::uint32_t>& 
   return found;
 }
 
+// The width of the slab of uniform density with the voxels' variance along their normal: k whole
+// voxel layers read k voxels (principal_axes counts each voxel's own extent).
+double slab_thickness_um(const PrincipalAxes& p) { return std::sqrt(12 * p.variance[2]); }
+
 // Centre of voxel i in µm, as principal_axes places it (index × spacing).
 Vec3 voxel_centre_um(index_t i, const Dims& d, const Vec3& h) {
   return Vec3{static_cast<double>(i % d.x) * h[0], static_cast<double>((i / d.x) % d.y) * h[1],
@@ -742,6 +746,67 @@ bool flat_in_place(const std::vector<index_t>& voxels, const Vec3& n, const Volu
   return static_cast<double>(flat) >= min_share * static_cast<double>(tried);
 }
 
+// How far a cut's valley runs on past its void, in units of the contrast: over the host voxels
+// on its plane (within half a finest voxel) 2–5 voxels (Chebyshev) from the cut, the mean of the
+// grey two finest voxels away on either side along the normal, averaged, minus the grey there.
+// A crack runs on through the host where the PSF lifted its opening above the threshold, so the
+// host on its plane still dips across it; a compaction pore ends at the particles that bound it,
+// and the host on its plane beyond is intact (no dip). NaN when no such host voxel exists.
+double valley_beyond_void(const std::vector<index_t>& cut, const PrincipalAxes& plane,
+                          const Volume<std::uint8_t>& labels, const Volume<std::uint8_t>& void_mask,
+                          const std::array<bool, 256>& host, const Volume<float>& grey, double contrast) {
+  const Dims d = labels.dims();
+  const Vec3& h = labels.spacing_um;
+  const double h_min = std::min({h[0], h[1], h[2]});
+  const VoxelBox cb = voxel_box(cut, d);
+  constexpr index_t far = 5;
+  index_t lo[3], hi[3], n[3];
+  for (int a = 0; a < 3; ++a)
+    lo[a] = std::max<index_t>(0, cb.lo[a] - far), hi[a] = std::min(d[a] - 1, cb.hi[a] + far), n[a] = hi[a] - lo[a] + 1;
+  auto at = [&](index_t x, index_t y, index_t z) {
+    return static_cast<std::size_t>((x - lo[0]) + n[0] * ((y - lo[1]) + n[1] * (z - lo[2])));
+  };
+  // Chebyshev distance from the cut (26-neighbour breadth-first), up to `far`.
+  std::vector<std::uint8_t> dist(static_cast<std::size_t>(n[0] * n[1] * n[2]), far + 1);
+  std::vector<index_t> front;
+  for (index_t i : cut) dist[at(i % d.x, (i / d.x) % d.y, i / (d.x * d.y))] = 0, front.push_back(i);
+  for (std::uint8_t r = 1; r <= far; ++r) {
+    std::vector<index_t> next;
+    for (index_t i : front) {
+      const index_t x = i % d.x, y = (i / d.x) % d.y, z = i / (d.x * d.y);
+      for (index_t w = std::max(lo[2], z - 1); w <= std::min(hi[2], z + 1); ++w)
+        for (index_t v = std::max(lo[1], y - 1); v <= std::min(hi[1], y + 1); ++v)
+          for (index_t u = std::max(lo[0], x - 1); u <= std::min(hi[0], x + 1); ++u)
+            if (std::uint8_t& m = dist[at(u, v, w)]; m > r) m = r, next.push_back(u + d.x * (v + d.y * w));
+    }
+    front = std::move(next);
+  }
+  const Vec3& nn = plane.axis[2];
+  index_t off[3];
+  for (int a = 0; a < 3; ++a) off[a] = round_half_away(2 * h_min * nn[a] / h[a]);
+  double sum = 0;
+  index_t count = 0;
+  for (index_t z = lo[2]; z <= hi[2]; ++z)
+    for (index_t y = lo[1]; y <= hi[1]; ++y)
+      for (index_t x = lo[0]; x <= hi[0]; ++x) {
+        if (dist[at(x, y, z)] < 2 || dist[at(x, y, z)] > far) continue;
+        const index_t i = x + d.x * (y + d.y * z);
+        if (!host[labels[i]] || void_mask[i]) continue;
+        if (std::abs(plane_offset(plane, voxel_centre_um(i, d, h))) > 0.5 * h_min) continue;
+        const index_t p[3] = {x, y, z};
+        index_t a[3], b[3];
+        bool inside = true;
+        for (int k = 0; k < 3; ++k) {
+          a[k] = p[k] + off[k], b[k] = p[k] - off[k];
+          inside = inside && a[k] >= 0 && b[k] >= 0 && a[k] < d[k] && b[k] < d[k];
+        }
+        if (!inside) continue;
+        const double side = (grey(a[0], a[1], a[2]) + grey(b[0], b[1], b[2])) / 2;
+        sum += side - grey[i], ++count;
+      }
+  return count ? sum / static_cast<double>(count) / contrast : std::numeric_limits<double>::quiet_NaN();
+}
+
 // One dark sheet where the cut lies (step 4b's last tests), by either of two pieces of evidence:
 // the grey is one valley across the cut (the labelled void of a crack is holey, and pores beside
 // it tilt the void's local plane), or the void around its voxels is flat in the cut's plane (where
@@ -1005,6 +1070,26 @@ CutPlanes cut_sandwiched_planes(const std::vector<index_t>& voxels, const Volume
   return found;
 }
 
+// A fragment no other joined is a crack of its own when it is short only of the cut aspect: of a
+// cut crack's size, sandwiched (as every fragment), sheet-like (min_aspect), one dark sheet by the
+// valley and its ratio, and its valley runs on past its void (valley_beyond_void ≥
+// cut_min_beyond × contrast): the rest of a crack whose opening the PSF lifted above the threshold,
+// so that its labelled void is a piece as wide as it is long. Judged after the bridging, so that the
+// pieces of one disc are joined first (judged before, each half passes alone and neither covers it).
+bool lone_fragment_is_crack(const std::vector<index_t>& fragment, const Volume<std::uint8_t>& void_mask,
+                            const Volume<std::uint8_t>& labels, const std::array<bool, 256>& host,
+                            const Volume<float>* grey, double dark_below, double valley_floor, double contrast,
+                            const std::array<std::vector<double>, 3>& valley_kernels, const CrackDetectionOptions& o) {
+  if (!grey || !(o.cut_min_beyond > 0) || !(o.cut_min_valley > 0)) return false;
+  if (static_cast<index_t>(fragment.size()) < std::max(o.min_voxels, o.cut_min_voxels)) return false;
+  const Dims d = labels.dims();
+  const PrincipalAxes plane = principal_axes(fragment, d, labels.spacing_um);
+  if (sheet_aspect(plane) < o.min_aspect) return false;
+  if (!one_dark_sheet(fragment, plane, void_mask, grey, valley_kernels, valley_floor, dark_below, o)) return false;
+  const double beyond = valley_beyond_void(fragment, plane, labels, void_mask, host, *grey, contrast);
+  return beyond >= o.cut_min_beyond;
+}
+
 // Fragments of one crack cut out of several rejected groups (step 4b): a holey disc among the
 // compaction pores of a less pressed compact is merged into several pore groups, and its part of
 // each (a few dozen to 150 voxels) is too small to be a cut crack alone. Fragments whose closest
@@ -1029,7 +1114,7 @@ std::vector<JoinedFragments> bridge_fragments(const std::vector<std::vector<inde
                                               const Volume<std::uint8_t>& void_mask, const Volume<std::uint8_t>& labels,
                                               const std::array<bool, 256>& host, double max_aperture_um,
                                               const Volume<float>* grey, double dark_below, double host_level,
-                                              double valley_floor, const CrackDetectionOptions& o) {
+                                              double valley_floor, double contrast, const CrackDetectionOptions& o) {
   std::vector<JoinedFragments> found;
   if (!(o.bridge_max_um > 0) || fragments.size() <= anchors) return found;
   const Dims d = labels.dims();
@@ -1088,6 +1173,16 @@ std::vector<JoinedFragments> bridge_fragments(const std::vector<std::vector<inde
   }
   const index_t least = std::max(o.min_voxels, o.cut_min_voxels);
   for (const auto& set : sets) {
+    if (set.size() == 1 && set[0] >= anchors) {  // a fragment no other joined
+      if (lone_fragment_is_crack(fragments[set[0]], void_mask, labels, host, grey, dark_below, valley_floor, contrast,
+                                 valley_kernels, o)) {
+        JoinedFragments j;
+        j.voxels = fragments[set[0]];
+        std::sort(j.voxels.begin(), j.voxels.end());
+        found.push_back(std::move(j));
+      }
+      continue;
+    }
     if (set.size() < 2 || set[1] < anchors) continue;  // alone, or two accepted cracks
     std::vector<index_t> crack;
     for (std::size_t f : set) crack.insert(crack.end(), fragments[f].begin(), fragments[f].end());
@@ -1278,6 +1373,22 @@ CrackDetection detect_cracks(const Volume<std::uint8_t>& labels, const Volume<fl
           } else {
             g.kind = GroupVerdict::split;
             g.pieces = split_planes(v, d, h, o);
+            if (o.planar_sheets && o.cut_max_planes > 0) {
+              // A piece thicker across its plane than the widest aperture is no planar crack (a
+              // compaction pore curved along the grains that bound it): cut it as a rejected group.
+              std::vector<std::vector<index_t>> planar;
+              for (auto& piece : g.pieces) {
+                if (slab_thickness_um(principal_axes(piece, d, h)) <= out.max_aperture_um * (1 + 1e-6)) {
+                  planar.push_back(std::move(piece));
+                  continue;
+                }
+                CutPlanes cut = cut_sandwiched_planes(piece, void_mask, labels, host, out.max_aperture_um, grey,
+                                                      dark_below, valley_floor, o);
+                for (auto& c : cut.cracks) planar.push_back(std::move(c));
+                for (auto& f : cut.fragments) g.fragments.push_back(std::move(f));
+              }
+              g.pieces = std::move(planar);
+            }
           }
         }
       });
@@ -1319,7 +1430,7 @@ CrackDetection detect_cracks(const Volume<std::uint8_t>& labels, const Volume<fl
   for (std::uint32_t root = 1; root <= comps.count; ++root)
     for (auto& f : verdict[root].fragments) fragments.push_back(std::move(f));
   for (const auto& joined : bridge_fragments(fragments, anchors, void_mask, labels, host, out.max_aperture_um, grey,
-                                             dark_below, host_level, valley_floor, o)) {
+                                             dark_below, host_level, valley_floor, out.contrast, o)) {
     std::uint32_t id = static_cast<std::uint32_t>(joined.anchor + 1);
     if (joined.anchor == SIZE_MAX) id = ++out.count, ++out.cut_cracks;
     for (index_t i : joined.voxels) out.ids[i] = id;

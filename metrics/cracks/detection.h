@@ -21,7 +21,10 @@
 //    particle that interrupts the crack, its partial-volume rim, or host dark as a half-open crack.
 // 5. Touching cracks kept apart (split_touching): an accepted crack is split by sequential plane
 //    fitting into the planes of the discs that touch or cross in it (pieces with agreeing
-//    planes rejoined, left-over voxels to the nearest plane); the crack voxels do not change.
+//    planes rejoined, left-over voxels to the nearest plane); the crack voxels do not change. A
+//    piece whose voxels spread across its plane wider than max_aperture_um (the width of a uniform
+//    slab of their variance along the normal; planar_sheets) is no planar crack — a compaction pore
+//    curved along the grains that bound it, or a crack with a pore on it — and is cut as in 4b.
 // 4b. Cut planes: a group that fails step 4 (a holey crack merged with pores or debris) is
 //    searched for crack planes (cut_* options): candidate planes are local principal planes of
 //    the group, scored by their voxels walled by host along the normal within max_aperture
@@ -42,7 +45,10 @@
 //    fragments; coplanar fragments of different groups within bridge_max_um, with no intact host
 //    between them (with grey, host beside a solid brighter than the host counts as that solid: a
 //    crack along a particle's surface), are joined and judged as one cut crack (the valley by its
-//    depth alone).
+//    depth alone). With grey, a fragment no other joined that passes every test of a cut crack but
+//    its aspect (≥ min_aspect only) is one when its valley runs on past its void: the host on its
+//    plane 2–5 voxels beyond it dips across the plane by ≥ cut_min_beyond × contrast (the rest of
+//    a disc whose opening the PSF lifted above the threshold; a pore ends at intact host).
 // 6. Facets (facets.h; with grey, find_facets): in a host brighter than another solid (AM beside
 //    SE), openings about one voxel wide that thresholds label as that solid — non-host voxels
 //    walled on both sides by one particle of the closed host and darker than the walls by a
@@ -69,7 +75,10 @@ struct CrackDetectionOptions {
   index_t min_voxels = 20;
   index_t min_grey_voxels = 200;  // the same for a component found mostly in the grey image
   bool split_touching = true;     // split an accepted crack into the planes of touching cracks
-  int join_gap_vox = 3;           // coplanar pieces up to this many voxels apart are one sheet (0: off)
+  // A split piece whose voxels spread across its plane wider than max_aperture (as a uniform slab)
+  // is cut as a rejected group (step 4b) instead of accepted: cracks are planar discs.
+  bool planar_sheets = true;
+  int join_gap_vox = 3;  // coplanar pieces up to this many voxels apart are one sheet (0: off)
   // Coplanar pieces farther apart, up to this far (about one active-material particle across),
   // are one crack when what lies between them is no intact host: the particle that interrupts
   // the crack, or host as dark as a half-open crack (0: off).
@@ -94,6 +103,10 @@ struct CrackDetectionOptions {
   double cut_long_min_sandwiched = 0.6;
   double cut_long_valley_ratio = 1.5;
   double cut_min_dip = 0.25;  // with grey: a cut crack's mean grey ≥ this × contrast below the host
+  // With grey: a fragment no other joined, short only of cut_min_aspect (≥ min_aspect), is a crack
+  // when the host on its plane 2–5 voxels beyond it still dips across the plane by ≥ this × contrast
+  // (the crack runs on where the PSF lifted it above the threshold; 0: off).
+  double cut_min_beyond = 0.3;
   // Grey-image branch (used only when a grey image is passed).
   double sheet_threshold = 0.5;
   SheetnessOptions sheetness;  // contrast ≤ 0: host median − void median of the grey
