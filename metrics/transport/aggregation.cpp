@@ -290,10 +290,10 @@ CoarseLevel coarsen_fine(const FineLevel& F) {
     for (index_t z = z0; z <= z1; ++z)
       for (index_t y = y0; y <= y1; ++y)
         for (index_t x = x0; x <= x1; ++x) {
-          const Cell c = cell_at(f, x, y, z);
-          if (!v.active(c)) continue;
           const int child = static_cast<int>((x - x0) + 2 * (y - y0) + 4 * (z - z0));
           const int p = child_piece(pieces, child);
+          if (p == static_cast<int>(kNoPiece)) continue;  // the voxel carries no current
+          const Cell c = cell_at(f, x, y, z);
           const std::uint32_t node = C.cell_start[ci] + static_cast<std::uint32_t>(p);
           for (int k = 0; k < 6; ++k) {
             // A neighbour in this coarse cell adds nothing where it carries no current or lies in
