@@ -290,11 +290,19 @@ CoarseLevel coarsen_fine(const FineLevel& F) {
     for (index_t z = z0; z <= z1; ++z)
       for (index_t y = y0; y <= y1; ++y)
         for (index_t x = x0; x <= x1; ++x) {
+          const int child = static_cast<int>((x - x0) + 2 * (y - y0) + 4 * (z - z0));
+          const int p = child_piece(pieces, child);
+          if (p == static_cast<int>(kNoPiece)) continue;  // the voxel carries no current
           const Cell c = cell_at(f, x, y, z);
-          if (!v.active(c)) continue;
-          const int p = child_piece(pieces, static_cast<int>((x - x0) + 2 * (y - y0) + 4 * (z - z0)));
           const std::uint32_t node = C.cell_start[ci] + static_cast<std::uint32_t>(p);
           for (int k = 0; k < 6; ++k) {
+            // A neighbour in this coarse cell adds nothing where it carries no current or lies in
+            // the same piece (t = node): the pattern says so without reading the code volume.
+            const int a = k >> 1, bit = child >> a & 1;
+            if (f.halves(a) && ((k & 1) ? bit == 0 && (a == 0 ? x < x1 : a == 1 ? y < y1 : z < z1) : bit == 1)) {
+              const int q = child_piece(pieces, child ^ 1 << a);
+              if (q == static_cast<int>(kNoPiece) || q == p) continue;
+            }
             const index_t j = c.nb[k];
             if (j < 0 || !v.active_at(j)) continue;
             const float w = v.coupling(c, k);

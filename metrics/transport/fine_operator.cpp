@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -46,15 +47,83 @@ void unpack_code_bits(const std::uint64_t* bits, index_t first, index_t n, std::
   }
 }
 
-// The byte codes of the row whose first voxel is `base` (base < 0: a missing row, zeros): the
-// code volume's own bytes, or a one-conductivity volume's bits unpacked into scratch (n_x
-// bytes), so that the row kernels read bytes either way (reading the bits voxel by voxel made
-// them ≈ 40 % slower).
-inline const std::uint8_t* code_row(const FineLevel& L, index_t base, std::uint8_t* scratch) {
-  if (base < 0) return L.no_code.data();
-  if (!L.code.bits) return L.code.bytes + base;
-  unpack_code_bits(L.code.bits, base, L.grid.n[0], scratch);
-  return scratch;
+// Identifies one pass of the row kernels over the grid (one colour of a sweep, a restriction, a
+// product, a residual): a thread's unpacked code rows are reused within one pass only, so a later
+// solve's code volume at the same address never reads a row unpacked from an earlier one.
+std::uint64_t new_row_pass() {
+  static std::atomic<std::uint64_t> passes{0};
+  return ++passes;
+}
+
+// A thread's rows of a one-conductivity volume unpacked to bytes, kept for the rest of a pass.
+// Every row is a neighbour of four others (y ± 1, z ± 1), so unpacking the five rows of each row
+// kernel call unpacked every row five times per pass. Here a row goes to the slot of its y mod m
+// and z mod 4 (m = n_y where 4 planes fit in kBytes), which remembers the row it holds: a thread
+// walking rows in memory order unpacks each once per pass, and the four fine rows of a coarse
+// row (restrict_fine) find the planes z − 1 … z + 2 they read. A row reached through a periodic
+// side's wrap could fall in the slot of another row of the same call: those have four slots of
+// their own, unpacked at every call.
+class UnpackedRows {
+ public:
+  void start(const Grid& g, std::uint64_t pass) {
+    if (pass == pass_) return;
+    pass_ = pass, n0_ = g.n[0];
+    m_ = std::min(g.n[1], std::max<index_t>(kBytes / (kPlanes * n0_), 3));
+    held_.assign(static_cast<std::size_t>(kPlanes * m_), -1);
+    const auto size = static_cast<std::size_t>((kPlanes * m_ + 4) * n0_);
+    if (bytes_.size() < size) bytes_.resize(size);
+  }
+  // Row (y, z), whose first voxel is base.
+  const std::uint8_t* row(const CodeVolume& code, index_t base, index_t y, index_t z) {
+    const index_t slot = (z % kPlanes) * m_ + y % m_;
+    std::uint8_t* out = bytes_.data() + slot * n0_;
+    if (held_[static_cast<std::size_t>(slot)] != base) {
+      unpack_code_bits(code.bits, base, n0_, out);
+      held_[static_cast<std::size_t>(slot)] = base;
+    }
+    return out;
+  }
+  // The row reached through a wrap, in direction k of Cell::nb (2: −y, 3: +y, 4: −z, 5: +z).
+  const std::uint8_t* wrapped(const CodeVolume& code, index_t base, int k) {
+    std::uint8_t* out = bytes_.data() + (kPlanes * m_ + k - 2) * n0_;
+    unpack_code_bits(code.bits, base, n0_, out);
+    return out;
+  }
+
+ private:
+  static constexpr index_t kPlanes = 4;
+  static constexpr index_t kBytes = index_t{1} << 22;  // per thread: 4 planes of 1024²
+  std::uint64_t pass_ = 0;
+  index_t n0_ = 0, m_ = 0;
+  std::vector<index_t> held_;  // first voxel of the row in each slot, −1: none
+  std::vector<std::uint8_t> bytes_;
+};
+
+// The byte codes of row (y, z) and of its four neighbouring rows (a missing row reads zeros):
+// the code volume's own bytes, or a one-conductivity volume's bits unpacked (UnpackedRows), so
+// that the row kernels read bytes either way (reading the bits voxel by voxel made them ≈ 40 %
+// slower).
+struct CodeRows {
+  const std::uint8_t *c, *ym, *yp, *zm, *zp;
+};
+inline CodeRows code_rows(const FineLevel& L, const Row& r, index_t y, index_t z, std::uint64_t pass) {
+  const std::uint8_t* none = L.no_code.data();
+  if (!L.code.bits) {
+    auto at = [&](index_t base) { return base < 0 ? none : L.code.bytes + base; };
+    return {at(r.base), at(r.ym), at(r.yp), at(r.zm), at(r.zp)};
+  }
+  thread_local UnpackedRows rows;
+  const Grid& g = L.grid;
+  rows.start(g, pass);
+  const CodeVolume& code = L.code;
+  const bool first_y = y == 0, last_y = y == g.n[1] - 1, first_z = z == 0, last_z = z == g.n[2] - 1;
+  CodeRows out;
+  out.c = rows.row(code, r.base, y, z);
+  out.ym = r.ym < 0 ? none : first_y ? rows.wrapped(code, r.ym, 2) : rows.row(code, r.ym, y - 1, z);
+  out.yp = r.yp < 0 ? none : last_y ? rows.wrapped(code, r.yp, 3) : rows.row(code, r.yp, y + 1, z);
+  out.zm = r.zm < 0 ? none : first_z ? rows.wrapped(code, r.zm, 4) : rows.row(code, r.zm, y, z - 1);
+  out.zp = r.zp < 0 ? none : last_z ? rows.wrapped(code, r.zp, 5) : rows.row(code, r.zp, y, z + 1);
+  return out;
 }
 
 // Fast row kernels: f(k, x, S, D, inlet) for each carrying voxel of the row and colour, with
@@ -66,20 +135,13 @@ inline const std::uint8_t* code_row(const FineLevel& L, index_t base, std::uint8
 // bit); missing neighbour rows read a row of zero codes, so the inner loop has no branches
 // for them.
 template <class T, class Acc, class F>
-inline void fine_row(const FineLevel& L, index_t y, index_t z, int colour, const T* X, F&& f) {
+inline void fine_row(const FineLevel& L, index_t y, index_t z, int colour, std::uint64_t pass, const T* X, F&& f) {
   const Grid& g = L.grid;
   const Row r = row_of(g, y, z);
   const index_t n0 = g.n[0];
   const int nc = L.codes;
-  thread_local std::vector<std::uint8_t> scratch;  // a bit volume's five rows as bytes
-  if (L.code.bits && scratch.size() < static_cast<std::size_t>(5 * n0))
-    scratch.resize(static_cast<std::size_t>(5 * n0));
-  std::uint8_t* s = scratch.data();
-  const std::uint8_t* c = code_row(L, r.base, s);
-  const std::uint8_t* cym = code_row(L, r.ym, s + n0);
-  const std::uint8_t* cyp = code_row(L, r.yp, s + 2 * n0);
-  const std::uint8_t* czm = code_row(L, r.zm, s + 3 * n0);
-  const std::uint8_t* czp = code_row(L, r.zp, s + 4 * n0);
+  const CodeRows rows = code_rows(L, r, y, z, pass);
+  const std::uint8_t *c = rows.c, *cym = rows.ym, *cyp = rows.yp, *czm = rows.zm, *czp = rows.zp;
   auto start = [&](index_t base) { return base < 0 ? index_t(0) : L.row_start[static_cast<std::size_t>(base / n0)]; };
   const index_t first = start(r.base), last = L.row_start[static_cast<std::size_t>(r.base / n0 + 1)] - 1;
   index_t k = first, kym = start(r.ym), kyp = start(r.yp), kzm = start(r.zm), kzp = start(r.zp);
@@ -133,8 +195,8 @@ inline void fine_row(const FineLevel& L, index_t y, index_t z, int colour, const
 }
 
 template <class T, class Acc, class F>
-inline void level_row(const FineView& v, index_t y, index_t z, int colour, const T* X, F&& f) {
-  fine_row<T, Acc>(v.L, y, z, colour, X, f);
+inline void level_row(const FineView& v, index_t y, index_t z, int colour, std::uint64_t pass, const T* X, F&& f) {
+  fine_row<T, Acc>(v.L, y, z, colour, pass, X, f);
 }
 
 // Indices among the carrying voxels of row (y, z) of the fine grid: idx[x], -1 where none.
@@ -152,8 +214,9 @@ void smooth_fine(const FineLevel& F, const float* b, float* x, bool forward) {
   const Grid& g = F.grid;
   for (int step = 0; step < g.colours; ++step) {
     const int colour = forward ? step : g.colours - 1 - step;
+    const std::uint64_t pass = new_row_pass();
     parallel_rows(g, [&](index_t y, index_t z) {
-      level_row<float, float>(v, y, z, colour, x, [&](index_t k, index_t, float S, float D, float) {
+      level_row<float, float>(v, y, z, colour, pass, x, [&](index_t k, index_t, float S, float D, float) {
         if (D > 0) x[k] = (b[k] + S) / D;
       });
     });
@@ -165,13 +228,14 @@ void restrict_fine(const FineLevel& F, const float* b, const float* x, CoarseLev
   const FineView v{F};
   const Grid& f = F.grid;
   const Grid& g = C.grid;
+  const std::uint64_t pass = new_row_pass();
   parallel_rows(g, [&](index_t Y, index_t Z) {
     clear_coarse_row(C, Y, Z);
     const auto [y0, y1] = child_range(f, 1, Y);
     const auto [z0, z1] = child_range(f, 2, Z);
     for (index_t z = z0; z <= z1; ++z)
       for (index_t y = y0; y <= y1; ++y)
-        level_row<float, float>(v, y, z, -1, x, [&](index_t k, index_t xi, float S, float D, float) {
+        level_row<float, float>(v, y, z, -1, pass, x, [&](index_t k, index_t xi, float S, float D, float) {
           if (D > 0) C.b[fine_parent(f, C, xi, y, z)] += b[k] - (D * x[k] - S);
         });
   });
@@ -193,8 +257,9 @@ using namespace detail;
 void Multigrid::apply(const float* x, float* y) const {
   const FineView v{fine_};
   const Grid& g = fine_.grid;
+  const std::uint64_t pass = new_row_pass();
   parallel_rows(g, [&](index_t yy, index_t zz) {
-    level_row<float, float>(v, yy, zz, -1, x,
+    level_row<float, float>(v, yy, zz, -1, pass, x,
                             [&](index_t k, index_t, float S, float D, float) { y[k] = D * x[k] - S; });
   });
 }
@@ -250,9 +315,10 @@ double true_residual(const FineLevel& fine, const double* x, float* r, double* b
   const FineView v{fine};
   const Grid& g = fine.grid;
   std::vector<double> b2(static_cast<std::size_t>(g.rows()), 0.0);
+  const std::uint64_t pass = new_row_pass();
   const double r2 = deterministic_row_sum(g, [&](index_t y, index_t z) {
     double acc = 0, bacc = 0;
-    level_row<double, double>(v, y, z, -1, x, [&](index_t k, index_t, double S, double D, double inlet) {
+    level_row<double, double>(v, y, z, -1, pass, x, [&](index_t k, index_t, double S, double D, double inlet) {
       if (!(D > 0)) {
         r[k] = 0;
         return;

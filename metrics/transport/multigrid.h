@@ -103,7 +103,7 @@ struct Grid {
 // The fine level's per-voxel code (0 = no current): one byte per voxel, or one bit where the
 // volume has a single conductivity (code 1 or 0): 0.125 B instead of 1 B per voxel, which at
 // 256³ is 14.7 MB of the solve's peak. code[i] reads either; the fine row kernels unpack a
-// row's bits into bytes first (code_row, fine_operator.cpp).
+// row's bits into bytes first (code_rows, fine_operator.cpp).
 struct CodeVolume {
   const std::uint8_t* bytes = nullptr;
   const std::uint64_t* bits = nullptr;  // voxel i is bit i % 64 of word i / 64
