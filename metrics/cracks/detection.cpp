@@ -462,17 +462,22 @@ void bridge_groups(const Clusters& comps, const std::vector<std::vector<index_t>
     double aspect;
     index_t lo[3], hi[3];
   };
-  std::vector<Piece> pieces;
-  for (std::uint32_t c = 1; c <= comps.count; ++c) {
-    if (static_cast<index_t>(voxels[c].size()) < o.min_voxels) continue;
-    Piece p{c, principal_axes(voxels[c], d, h), 0, {d.x, d.y, d.z}, {0, 0, 0}};
+  // Each group's axes and box in parallel, kept in group order.
+  std::vector<Piece> of_group(comps.count + 1);
+  tbb::parallel_for(std::uint32_t{1}, comps.count + 1, [&](std::uint32_t c) {
+    if (static_cast<index_t>(voxels[c].size()) < o.min_voxels) return;
+    Piece& p = of_group[c];
+    p = {c, principal_axes(voxels[c], d, h), 0, {d.x, d.y, d.z}, {0, 0, 0}};
     p.aspect = sheet_aspect(p.axes);
     for (index_t i : voxels[c]) {
       const index_t q[3] = {i % d.x, (i / d.x) % d.y, i / (d.x * d.y)};
       for (int a = 0; a < 3; ++a) p.lo[a] = std::min(p.lo[a], q[a]), p.hi[a] = std::max(p.hi[a], q[a]);
     }
-    pieces.push_back(p);
-  }
+  });
+  std::vector<Piece> pieces;
+  for (std::uint32_t c = 1; c <= comps.count; ++c)
+    if (static_cast<index_t>(voxels[c].size()) >= o.min_voxels) pieces.push_back(of_group[c]);
+  of_group = {};
   auto bridged = [&](index_t a, index_t b) {
     return crosses_no_intact_host(a, b, labels, void_mask, host, grey, dark_below, o.join_gap_vox);
   };
