@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cstdlib>
 #include <functional>
 
@@ -51,6 +52,72 @@ void unite(std::uint32_t* parent, std::uint32_t a, std::uint32_t b) {
   if (a == b) return;
   if (a < b) parent[b] = a;
   else parent[a] = b;
+}
+
+// Overwrites the union-find links (each pointing to a smaller index, roots to themselves) with
+// cluster ids 1..count in raster order of the roots, and counts each cluster's voxels, in
+// parallel over blocks of `block` voxels: (1) per block, in ascending order, each link is
+// shortened to its root when the chain stays in the block, else to the chain's first voxel
+// below it (reads and writes stay in the block), and the block's roots are listed; (2) the links
+// that leave the block are followed to their roots (a voxel read there by another block holds
+// its old or its shortened link, both on the same chain: relaxed atomics); (3) the roots take
+// ids block by block after a prefix sum of the blocks' root counts; (4) every other voxel takes
+// its root's id. The same ids as one ascending pass, at any thread count.
+void number_clusters(const std::uint8_t* m, index_t n, index_t block, std::uint32_t* ids, Clusters& out) {
+  const index_t blocks = (n + block - 1) / block;
+  std::vector<std::vector<std::uint32_t>> roots(static_cast<std::size_t>(blocks));
+  auto each_block = [&](auto&& f) {
+    tbb::parallel_for(index_t{0}, blocks, [&](index_t b) { f(b, b * block, std::min(n, (b + 1) * block)); });
+  };
+  each_block([&](index_t b, index_t lo, index_t hi) {
+    for (index_t i = lo; i < hi; ++i) {
+      if (!m[i]) {
+        ids[i] = 0;
+        continue;
+      }
+      const std::uint32_t p = ids[i];
+      if (p == static_cast<std::uint32_t>(i)) roots[static_cast<std::size_t>(b)].push_back(p);
+      else if (p >= lo) ids[i] = ids[p];
+    }
+  });
+  each_block([&](index_t, index_t lo, index_t hi) {
+    for (index_t i = lo; i < hi; ++i) {
+      if (!m[i] || ids[i] >= lo) continue;
+      std::uint32_t r = ids[i];
+      for (std::uint32_t up; (up = std::atomic_ref<std::uint32_t>(ids[r]).load(std::memory_order_relaxed)) != r;)
+        r = up;
+      std::atomic_ref<std::uint32_t>(ids[i]).store(r, std::memory_order_relaxed);
+    }
+  });
+  std::vector<std::uint32_t> first_id(static_cast<std::size_t>(blocks) + 1, 1);
+  for (std::size_t b = 0; b < roots.size(); ++b)
+    first_id[b + 1] = first_id[b] + static_cast<std::uint32_t>(roots[b].size());
+  out.count = first_id.back() - 1;
+  std::vector<std::atomic<std::int64_t>> voxels(static_cast<std::size_t>(out.count) + 1);
+  each_block([&](index_t b, index_t, index_t) {
+    const auto& r = roots[static_cast<std::size_t>(b)];
+    for (std::size_t k = 0; k < r.size(); ++k)
+      ids[r[k]] = first_id[static_cast<std::size_t>(b)] + static_cast<std::uint32_t>(k);
+  });
+  each_block([&](index_t b, index_t lo, index_t hi) {
+    const auto& r = roots[static_cast<std::size_t>(b)];
+    std::size_t next_root = 0;
+    std::uint32_t run_id = 0;  // voxels counted in runs of one id: one atomic add per run
+    std::int64_t run = 0;
+    for (index_t i = lo; i < hi; ++i) {
+      if (!m[i]) continue;
+      if (next_root < r.size() && r[next_root] == static_cast<std::uint32_t>(i)) ++next_root;
+      else ids[i] = ids[ids[i]];
+      if (ids[i] != run_id) {
+        if (run) voxels[run_id].fetch_add(run, std::memory_order_relaxed);
+        run_id = ids[i], run = 0;
+      }
+      ++run;
+    }
+    if (run) voxels[run_id].fetch_add(run, std::memory_order_relaxed);
+  });
+  out.voxels.assign(static_cast<std::size_t>(out.count) + 1, 0);
+  for (std::size_t c = 1; c < voxels.size(); ++c) out.voxels[c] = voxels[c].load(std::memory_order_relaxed);
 }
 
 }  // namespace
@@ -120,24 +187,7 @@ Clusters label_clusters(const Volume<std::uint8_t>& mask, int connectivity) {
       for (index_t x = 0; x < d.x; ++x)
         if (m[mask.index(x, y, z0)]) link(x, y, z0, z0 - 1);
 
-  // Every link points to a smaller index (roots are first voxels), so one ascending pass can
-  // overwrite links with ids in place: when voxel i is reached, its link target p < i already
-  // holds the id of their common cluster, and i's own link is still unread.
-  std::uint32_t* ids = parent;
-  for (index_t i = 0; i < d.count(); ++i) {
-    if (!m[i]) {
-      ids[i] = 0;
-      continue;
-    }
-    const std::uint32_t p = ids[i];
-    if (p == static_cast<std::uint32_t>(i)) {
-      ids[i] = ++out.count;
-      out.voxels.push_back(0);
-    } else {
-      ids[i] = ids[p];
-    }
-    ++out.voxels[ids[i]];
-  }
+  number_clusters(m, d.count(), slab * d.x * d.y, parent, out);
   return out;
 }
 

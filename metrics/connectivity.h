@@ -4,7 +4,7 @@
 // Clusters: connected-component labelling under 6- (faces), 18- (+ edges) or 26- (+ corners)
 // connectivity, union-find over z-slabs in parallel (union by smaller index, so every cluster's
 // root is its first voxel in raster order and the ids 1..n follow that order whatever the
-// thread count).
+// thread count), the links then numbered in parallel over the same slabs.
 //
 // Euler characteristic χ = V − E + F − C of a cubical complex (exact, by counting cells):
 //   6-connectivity:  vertices = phase voxels, edges = face-adjacent pairs, faces = 2×2 squares,

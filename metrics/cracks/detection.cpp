@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include <tbb/blocked_range.h>
+#include <tbb/enumerable_thread_specific.h>
 #include <tbb/parallel_for.h>
 #include <tbb/parallel_reduce.h>
 
@@ -64,6 +65,42 @@ index_t count_voxels(index_t n, F f) {
       std::plus<>());
 }
 
+// Calls add(id, i) for every voxel i with a nonzero id, in raster order: the volume is scanned in
+// parallel in blocks, each listing its labelled voxels (sparse), and the lists are walked in order.
+template <class Add>
+void for_each_labelled_voxel(const Volume<std::uint32_t>& ids, Add add) {
+  const index_t n = ids.size(), block = index_t{1} << 18;
+  std::vector<std::vector<index_t>> found(static_cast<std::size_t>((n + block - 1) / block));
+  tbb::parallel_for(std::size_t{0}, found.size(), [&](std::size_t b) {
+    const index_t end = std::min(n, static_cast<index_t>(b + 1) * block);
+    for (index_t i = static_cast<index_t>(b) * block; i < end; ++i)
+      if (ids[i]) found[b].push_back(i);
+  });
+  for (auto& f : found) {
+    for (index_t i : f) add(ids[i], i);
+    f = {};
+  }
+}
+
+// Renumbers the ids 1..count in raster order of each id's first voxel: the first voxels found per
+// block in parallel, numbered in block order, then every voxel relabelled in parallel.
+void number_in_raster_order(Volume<std::uint32_t>& ids, std::uint32_t count) {
+  const index_t n = ids.size(), block = index_t{1} << 18;
+  std::vector<std::vector<std::uint32_t>> first_seen(static_cast<std::size_t>((n + block - 1) / block));
+  tbb::parallel_for(std::size_t{0}, first_seen.size(), [&](std::size_t b) {
+    std::vector<std::uint8_t> seen(count + 1, 0);
+    const index_t end = std::min(n, static_cast<index_t>(b + 1) * block);
+    for (index_t i = static_cast<index_t>(b) * block; i < end; ++i)
+      if (ids[i] && !seen[ids[i]]) seen[ids[i]] = 1, first_seen[b].push_back(ids[i]);
+  });
+  std::vector<std::uint32_t> order(count + 1, 0);
+  std::uint32_t next = 0;
+  for (const auto& f : first_seen)
+    for (std::uint32_t id : f)
+      if (!order[id]) order[id] = ++next;
+  for_each_voxel(n, [&](index_t i) { ids[i] = order[ids[i]]; });
+}
+
 std::array<bool, 256> label_set(const std::vector<int>& labels) {
   std::array<bool, 256> in{};
   for (int l : labels)
@@ -78,6 +115,22 @@ std::uint32_t order_key(float f) {
 }
 float from_order_key(std::uint32_t k) { return std::bit_cast<float>(k & 0x80000000u ? k & 0x7fffffffu : ~k); }
 
+// Counts of two sets' voxels in 2¹⁶ buckets: `add(i, counts)` counts voxel i. In parallel, one
+// table per thread, summed: integer counts, the same at any thread count.
+template <class Add>
+std::vector<std::array<index_t, 2>> count_buckets(index_t n, Add add) {
+  using Table = std::vector<std::array<index_t, 2>>;
+  tbb::enumerable_thread_specific<Table> tables([] { return Table(std::size_t{1} << 16, {0, 0}); });
+  tbb::parallel_for(tbb::blocked_range<index_t>(0, n, 1 << 16), [&](const tbb::blocked_range<index_t>& r) {
+    Table& t = tables.local();
+    for (index_t i = r.begin(); i != r.end(); ++i) add(i, t);
+  });
+  Table count(std::size_t{1} << 16, {0, 0});
+  for (const Table& t : tables)
+    for (std::size_t b = 0; b < count.size(); ++b) count[b][0] += t[b][0], count[b][1] += t[b][1];
+  return count;
+}
+
 // Median grey levels of two label sets (the element of rank n/2 in order, NaN for an empty set),
 // found without copying the voxels' grey (up to 4 B/voxel): one counting pass over the high 16 bits
 // of the order keys, one over the low 16 bits inside each median's bucket.
@@ -85,9 +138,9 @@ std::array<double, 2> grey_medians(const Volume<std::uint8_t>& labels, const Vol
                                    const std::array<bool, 256>& first, const std::array<bool, 256>& second) {
   std::array<std::uint8_t, 256> set_of{};  // 1: first, 2: second, 0: neither
   for (std::size_t l = 0; l < 256; ++l) set_of[l] = first[l] ? 1 : second[l] ? 2 : 0;
-  std::vector<std::array<index_t, 2>> count(std::size_t{1} << 16, {0, 0});
-  for (index_t i = 0; i < labels.size(); ++i)
-    if (const int s = set_of[labels[i]]) ++count[order_key(grey[i]) >> 16][s - 1];
+  std::vector<std::array<index_t, 2>> count = count_buckets(labels.size(), [&](index_t i, auto& c) {
+    if (const int s = set_of[labels[i]]) ++c[order_key(grey[i]) >> 16][s - 1];
+  });
   std::array<index_t, 2> rank{}, total{};
   std::array<std::uint32_t, 2> bucket{};
   for (int s = 0; s < 2; ++s) {
@@ -96,12 +149,12 @@ std::array<double, 2> grey_medians(const Volume<std::uint8_t>& labels, const Vol
     if (total[s])
       for (; rank[s] >= count[bucket[s]][s]; ++bucket[s]) rank[s] -= count[bucket[s]][s];
   }
-  for (auto& c : count) c = {0, 0};
-  for (index_t i = 0; i < labels.size(); ++i)
+  count = count_buckets(labels.size(), [&](index_t i, auto& c) {
     if (const int s = set_of[labels[i]]) {
       const std::uint32_t k = order_key(grey[i]);
-      if (k >> 16 == bucket[s - 1]) ++count[k & 0xffffu][s - 1];
+      if (k >> 16 == bucket[s - 1]) ++c[k & 0xffffu][s - 1];
     }
+  });
   std::array<double, 2> median{};
   for (int s = 0; s < 2; ++s) {
     median[s] = std::numeric_limits<double>::quiet_NaN();
@@ -413,17 +466,22 @@ void bridge_groups(const Clusters& comps, const std::vector<std::vector<index_t>
     double aspect;
     index_t lo[3], hi[3];
   };
-  std::vector<Piece> pieces;
-  for (std::uint32_t c = 1; c <= comps.count; ++c) {
-    if (static_cast<index_t>(voxels[c].size()) < o.min_voxels) continue;
-    Piece p{c, principal_axes(voxels[c], d, h), 0, {d.x, d.y, d.z}, {0, 0, 0}};
+  // Each group's axes and box in parallel, kept in group order.
+  std::vector<Piece> of_group(comps.count + 1);
+  tbb::parallel_for(std::uint32_t{1}, comps.count + 1, [&](std::uint32_t c) {
+    if (static_cast<index_t>(voxels[c].size()) < o.min_voxels) return;
+    Piece& p = of_group[c];
+    p = {c, principal_axes(voxels[c], d, h), 0, {d.x, d.y, d.z}, {0, 0, 0}};
     p.aspect = sheet_aspect(p.axes);
     for (index_t i : voxels[c]) {
       const index_t q[3] = {i % d.x, (i / d.x) % d.y, i / (d.x * d.y)};
       for (int a = 0; a < 3; ++a) p.lo[a] = std::min(p.lo[a], q[a]), p.hi[a] = std::max(p.hi[a], q[a]);
     }
-    pieces.push_back(p);
-  }
+  });
+  std::vector<Piece> pieces;
+  for (std::uint32_t c = 1; c <= comps.count; ++c)
+    if (static_cast<index_t>(voxels[c].size()) >= o.min_voxels) pieces.push_back(of_group[c]);
+  of_group = {};
   auto bridged = [&](index_t a, index_t b) {
     return crosses_no_intact_host(a, b, labels, void_mask, host, grey, dark_below, o.join_gap_vox);
   };
@@ -1333,8 +1391,7 @@ CrackDetection detect_cracks(const Volume<std::uint8_t>& labels, const Volume<fl
   Clusters comps = label_clusters(thin, 26);
   thin = {};  // released: the components hold it from here on
   std::vector<std::vector<index_t>> members(comps.count + 1);
-  for (index_t i = 0; i < labels.size(); ++i)
-    if (comps.ids[i]) members[comps.ids[i]].push_back(i);
+  for_each_labelled_voxel(comps.ids, [&](std::uint32_t id, index_t i) { members[id].push_back(i); });
   std::vector<std::uint32_t> group = coplanar_groups(comps, members, h, o.join_gap_vox);
   comps.ids = {};  // released: the members hold the components from here on (bridge_groups reads the count)
   bridge_groups(comps, members, group, labels, void_mask, host, grey, dark_below, o);
@@ -1424,8 +1481,7 @@ CrackDetection detect_cracks(const Volume<std::uint8_t>& labels, const Volume<fl
   // Fragments of rejected groups (in group order) joined across the groups, and to the cracks
   // accepted so far (ids 1..count, the first entries): cut cracks, or parts of those cracks.
   std::vector<std::vector<index_t>> fragments(out.count);
-  for (index_t i = 0; i < labels.size(); ++i)
-    if (out.ids[i]) fragments[out.ids[i] - 1].push_back(i);
+  for_each_labelled_voxel(out.ids, [&](std::uint32_t id, index_t i) { fragments[id - 1].push_back(i); });
   const std::size_t anchors = fragments.size();
   for (std::uint32_t root = 1; root <= comps.count; ++root)
     for (auto& f : verdict[root].fragments) fragments.push_back(std::move(f));
@@ -1442,14 +1498,7 @@ CrackDetection detect_cracks(const Volume<std::uint8_t>& labels, const Volume<fl
   verdict = {};
   members = {};
   if (grey && o.find_facets) add_facets(labels, *grey, host, pore, o, out);
-  // Ids in raster order of each crack's first voxel.
-  std::vector<std::uint32_t> order(out.count + 1, 0);
-  std::uint32_t next = 0;
-  for (auto& id : out.ids.storage())
-    if (id) {
-      if (!order[id]) order[id] = ++next;
-      id = order[id];
-    }
+  number_in_raster_order(out.ids, out.count);  // ids in raster order of each crack's first voxel
   return out;
 }
 

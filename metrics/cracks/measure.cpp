@@ -6,6 +6,11 @@
 #include <map>
 #include <set>
 
+#include <tbb/blocked_range.h>
+#include <tbb/enumerable_thread_specific.h>
+#include <tbb/parallel_for.h>
+#include <tbb/parallel_reduce.h>
+
 #include "core/error.h"
 #include "metrics/connectivity.h"
 #include "metrics/cracks/graph.h"
@@ -41,26 +46,39 @@ void measure_particles(const Volume<std::uint8_t>& labels, const Volume<std::uin
     throw InputError("crack measures: particle ids " + to_string(particles.dims()) + " and labels " +
                      to_string(labels.dims()) + " differ in size");
   const Dims d = labels.dims();
+  // Plane ranges in parallel, each with its own sets, then merged: the same sets at any thread count.
+  struct Found {
+    std::set<std::uint32_t> host_ids;
+    std::set<std::pair<std::uint32_t, std::uint32_t>> touching;  // (particle, crack)
+  };
+  tbb::enumerable_thread_specific<Found> found;
+  tbb::parallel_for(tbb::blocked_range<index_t>(0, d.z), [&](const tbb::blocked_range<index_t>& r) {
+    Found& f = found.local();
+    std::uint32_t last_host_id = 0;  // runs of one particle's voxels: one set insert per run
+    for (index_t z = r.begin(); z != r.end(); ++z)
+      for (index_t y = 0; y < d.y; ++y)
+        for (index_t x = 0; x < d.x; ++x) {
+          const index_t i = labels.index(x, y, z);
+          if (host[labels[i]] && particles[i] && particles[i] != last_host_id) {
+            f.host_ids.insert(particles[i]);
+            last_host_id = particles[i];
+          }
+          if (!cracks[i]) continue;
+          const index_t nb[6][3] = {{x - 1, y, z}, {x + 1, y, z}, {x, y - 1, z},
+                                    {x, y + 1, z}, {x, y, z - 1}, {x, y, z + 1}};
+          for (const auto& p : nb) {
+            if (p[0] < 0 || p[1] < 0 || p[2] < 0 || p[0] >= d.x || p[1] >= d.y || p[2] >= d.z) continue;
+            const index_t j = labels.index(p[0], p[1], p[2]);
+            if (host[labels[j]] && particles[j]) f.touching.insert({particles[j], cracks[i]});
+          }
+        }
+  });
   std::set<std::uint32_t> host_ids;
-  std::set<std::pair<std::uint32_t, std::uint32_t>> touching;  // (particle, crack)
-  std::uint32_t last_host_id = 0;                              // runs of one particle's voxels: one set insert per run
-  for (index_t z = 0; z < d.z; ++z)
-    for (index_t y = 0; y < d.y; ++y)
-      for (index_t x = 0; x < d.x; ++x) {
-        const index_t i = labels.index(x, y, z);
-        if (host[labels[i]] && particles[i] && particles[i] != last_host_id) {
-          host_ids.insert(particles[i]);
-          last_host_id = particles[i];
-        }
-        if (!cracks[i]) continue;
-        const index_t nb[6][3] = {{x - 1, y, z}, {x + 1, y, z}, {x, y - 1, z},
-                                  {x, y + 1, z}, {x, y, z - 1}, {x, y, z + 1}};
-        for (const auto& p : nb) {
-          if (p[0] < 0 || p[1] < 0 || p[2] < 0 || p[0] >= d.x || p[1] >= d.y || p[2] >= d.z) continue;
-          const index_t j = labels.index(p[0], p[1], p[2]);
-          if (host[labels[j]] && particles[j]) touching.insert({particles[j], cracks[i]});
-        }
-      }
+  std::set<std::pair<std::uint32_t, std::uint32_t>> touching;
+  for (Found& f : found) {
+    host_ids.merge(f.host_ids);
+    touching.merge(f.touching);
+  }
   std::set<std::uint32_t> cracked;
   for (const auto& [p, c] : touching) cracked.insert(p);
   out.has_particles = true;
@@ -87,13 +105,22 @@ CrackMeasurements measure_cracks(const Volume<std::uint8_t>& labels, const Volum
   CrackMeasurements out;
 
   Volume<std::uint8_t> crack_mask = labels.like<std::uint8_t>(d), network_mask = labels.like<std::uint8_t>(d);
-  index_t host_voxels = 0;
-  for (index_t i = 0; i < labels.size(); ++i) {
-    crack_mask[i] = cracks[i] != 0;
-    network_mask[i] = crack_mask[i] || pore[labels[i]];
-    out.crack_voxels += crack_mask[i];
-    host_voxels += host[labels[i]] && !crack_mask[i];
-  }
+  // The masks and the voxel counts (integer sums: the same at any thread count), in parallel.
+  const auto [crack_voxels, host_voxels] = tbb::parallel_reduce(
+      tbb::blocked_range<index_t>(0, labels.size(), 1 << 16), std::pair<index_t, index_t>{0, 0},
+      [&](const tbb::blocked_range<index_t>& r, std::pair<index_t, index_t> n) {
+        for (index_t i = r.begin(); i != r.end(); ++i) {
+          crack_mask[i] = cracks[i] != 0;
+          network_mask[i] = crack_mask[i] || pore[labels[i]];
+          n.first += crack_mask[i];
+          n.second += host[labels[i]] && !crack_mask[i];
+        }
+        return n;
+      },
+      [](std::pair<index_t, index_t> a, std::pair<index_t, index_t> b) {
+        return std::pair<index_t, index_t>{a.first + b.first, a.second + b.second};
+      });
+  out.crack_voxels = crack_voxels;
   out.host_volume_um3 = static_cast<double>(host_voxels + out.crack_voxels) * voxel_um3;
   out.crack_volume_um3 = static_cast<double>(out.crack_voxels) * voxel_um3;
   out.crack_volume_fraction = out.host_volume_um3 > 0 ? out.crack_volume_um3 / out.host_volume_um3 : 0;

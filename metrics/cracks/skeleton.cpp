@@ -103,9 +103,10 @@ struct Padded {
     const Dims d = mask.dims();
     dims = {d.x + 2, d.y + 2, d.z + 2};
     v.assign(static_cast<std::size_t>(dims.count()), 0);
-    for (index_t z = 0; z < d.z; ++z)
+    tbb::parallel_for(index_t{0}, d.z, [&](index_t z) {
       for (index_t y = 0; y < d.y; ++y)
         for (index_t x = 0; x < d.x; ++x) v[at(x + 1, y + 1, z + 1)] = mask(x, y, z) != 0;
+    });
     for (int i = 0; i < 27; ++i) offset[i] = (i % 3 - 1) + dims.x * ((i / 3 % 3 - 1) + dims.y * (i / 9 - 1));
   }
   std::size_t at(index_t x, index_t y, index_t z) const {
@@ -195,9 +196,10 @@ Volume<std::uint8_t> skeletonize(const Volume<std::uint8_t>& mask) {
 
   Volume<std::uint8_t> out = mask.like<std::uint8_t>(mask.dims());
   const Dims d = mask.dims();
-  for (index_t z = 0; z < d.z; ++z)
+  tbb::parallel_for(index_t{0}, d.z, [&](index_t z) {
     for (index_t y = 0; y < d.y; ++y)
       for (index_t x = 0; x < d.x; ++x) out(x, y, z) = p.v[p.at(x + 1, y + 1, z + 1)];
+  });
   return out;
 }
 
