@@ -1,13 +1,13 @@
 // The conductivity solve of metrics/transport/conductivity_solve.h on PETSc, distributed over
 // the ranks of an MPI communicator, each holding one z-slab of the label volume (core/z_slabs.h).
 //
-// Same problem, same numbers (docs/transport.md "What is computed"): a DMDA 3-D grid with one
-// unknown per voxel, the cell-centred finite-volume operator with harmonic-mean face
-// conductances, Dirichlet inlet/outlet on the two faces of the axis through half a voxel, zero
-// flux or periodic sides; voxels not face-connected to both electrodes are removed first by the
-// distributed cluster merge (metrics/mpi/slab_clusters.h) and kept as identity rows. Conjugate
-// gradients on the unpreconditioned residual with an algebraic multigrid preconditioner; stops
-// when ‖b − Ax‖/‖b‖ ≤ tolerance and |I_in − I_out|/|I_in| ≤ flux_balance, as the native solve.
+// Same problem, same numbers (docs/transport.md "What is computed"): a DMDA 3-D grid (the z-cut and
+// the ghost planes) with one unknown per conducting voxel, the cell-centred finite-volume operator with harmonic-mean
+// face conductances, Dirichlet inlet/outlet on the two faces of the axis through half a voxel, zero flux or periodic
+// sides; voxels not face-connected to both electrodes are removed first by the distributed cluster merge
+// (metrics/mpi/slab_clusters.h) and get no unknown. Conjugate gradients on the unpreconditioned residual with an
+// algebraic multigrid preconditioner; stops when ‖b − Ax‖/‖b‖ ≤ tolerance and |I_in − I_out|/|I_in| ≤ flux_balance, as
+// the native solve.
 //
 // PETSc must be initialised (PetscInitialize) before the call; the call is collective over comm.
 #pragma once
@@ -21,8 +21,9 @@
 
 namespace vp {
 
-// The multigrid preconditioners the benchmark compares: "hypre" (BoomerAMG through PCHYPRE),
-// "gamg" (PETSc's smoothed aggregation), "mg" (PCMG on DMDA coarsening, Galerkin coarse operators).
+// The algebraic multigrid preconditioners the benchmark compares: "hypre" (BoomerAMG through
+// PCHYPRE, with hypre's 3-D settings: petsc_solve.cpp) and "gamg" (PETSc's smoothed aggregation).
+// PCMG on DMDA coarsening is gone: its grid needs an unknown for every voxel, removed ones too.
 inline constexpr const char* kDefaultPetscPreconditioner = "hypre";
 
 struct PetscSolveStats {
