@@ -614,7 +614,7 @@ TEST(PartialVolume, BadEndMembersExitTwoNamingWhatWasExpected) {
 }
 
 // --infer-end-members where it would do nothing exits 2 naming the key, instead of being ignored.
-TEST(PartialVolume, InferEndMembersWhereItCannotApplyExitsTwo) {
+TEST(PartialVolume, InferEndMembersOrMapRelabelWhereTheyCannotApplyExitTwo) {
   const fs::path dir = fs::temp_directory_path() / ("vp_test_pv_badinfer_" + std::to_string(::getpid()));
   fs::create_directories(dir);
   const CompositeScan scan = composite_scan(1, 10, 8, 1.0, 32);
@@ -624,6 +624,9 @@ TEST(PartialVolume, InferEndMembersWhereItCannotApplyExitsTwo) {
       {"--infer-end-members --end-members 6000,22000,43000", "reference end_members are held fixed"},
   };
   expect_segment_refused(dir, "infer_end_members", cases);
+  expect_segment_refused(
+      dir, "map_relabel",
+      {{"--method kmeans --map-relabel", "MAP relabelling uses the auto fit's end members and PSF; method is kmeans"}});
   fs::remove_all(dir);
 }
 

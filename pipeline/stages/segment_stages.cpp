@@ -303,6 +303,9 @@ class SegmentStage : public Stage {
         bad(d, p, "infer_end_members",
             "reference end_members are held fixed, so none would be inferred: give one of the two");
     }
+    // The MAP relabelling reads auto's end members, noise σ and PSF: elsewhere it would be silently skipped.
+    if (p.boolean("map_relabel") && method != "auto")
+      bad(d, p, "map_relabel", "MAP relabelling uses the auto fit's end members and PSF; method is " + method);
     // The film fit reads faces between the auto fit's SE and AM classes, so it needs that fit's
     // three classes (pore, electrolyte, active): elsewhere it would be silently skipped.
     if (p.boolean("pore_films")) {
