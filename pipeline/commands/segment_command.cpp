@@ -128,7 +128,8 @@ nlohmann::json segmentation_summary(const Volume<float>& grey, const SegmentResu
                       {"pure_voxels", pv.pure_voxels},
                       {"mixed_voxels", pv.mixed_voxels},
                       {"thin_pore_voxels", pv.thin_pore_voxels},
-                      {"rim_voxels_avoided", pv.rim_voxels_avoided}};
+                      {"rim_voxels_avoided", pv.rim_voxels_avoided},
+                      {"map_flips", pv.map_flips}};
     // Reference end members: the scan's own free fit beside them (the drift check's evidence).
     if (!r.auto_fit->scan_fit_means.empty()) {
       summary["fit"]["scan_fit_means"] = r.auto_fit->scan_fit_means;

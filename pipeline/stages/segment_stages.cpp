@@ -443,6 +443,7 @@ class SegmentStage : public Stage {
                                      {"mixed_voxels", pv.mixed_voxels},
                                      {"thin_pore_voxels", pv.thin_pore_voxels},
                                      {"rim_voxels_avoided", pv.rim_voxels_avoided},
+                                     {"map_flips", pv.map_flips},
                                      {"pairing_ambiguity", pv.pairing_ambiguity},
                                      {"psf_sigma_vox", r.psf_sigma_vox},
                                      {"psf_estimated", r.psf.has_value()},
