@@ -52,6 +52,7 @@
 #include "filters/segment/segmenter.h"
 #include "metrics/interfaces.h"
 #include "phantoms/phantom.h"
+#include "test_composite_scan.h"
 
 using namespace vp;
 using vp::bench::cpu_seconds;
@@ -320,15 +321,6 @@ struct LabelScore {
   std::array<double, 3> dice{NAN, NAN, NAN};
 };
 
-double dice_of(const Volume<std::uint8_t>& a, const Volume<std::uint8_t>& truth, int label) {
-  double both = 0, na = 0, nt = 0;
-  for (index_t i = 0; i < a.size(); ++i) {
-    const bool x = a[i] == label, y = truth[i] == label;
-    both += x && y, na += x, nt += y;
-  }
-  return na + nt > 0 ? 2 * both / (na + nt) : NAN;
-}
-
 LabelScore score(const Volume<std::uint8_t>& labels, const LabelVolume& truth) {
   LabelVolume lv;
   static_cast<Volume<std::uint8_t>&>(lv) = labels;
@@ -338,7 +330,7 @@ LabelScore score(const Volume<std::uint8_t>& labels, const LabelVolume& truth) {
   double pores = 0;
   for (index_t i = 0; i < labels.size(); ++i) pores += labels[i] == 0;
   s.porosity = pores / static_cast<double>(labels.size());
-  for (int k = 0; k < 3; ++k) s.dice[k] = dice_of(labels, truth, k);
+  for (int k = 0; k < 3; ++k) s.dice[k] = vp::testing::dice(labels, truth, k);
   return s;
 }
 
@@ -386,14 +378,8 @@ RelabelRow relabel_case(const phantom::Phantom& ph, const phantom::ImagingSpec& 
                 se_films / faces, pore_films / faces);
   }
   {
-    phantom::ImagingSpec clean = im;
-    clean.noise = phantom::NoiseModel::none;
-    const auto c16 = phantom::ct_image(ph.labels, clean);
-    const double p = im.grey_level("pore"), se = im.grey_level("se"), am = im.grey_level("am");
-    Volume<float> c = c16.like<float>(c16.dims());
-    for (index_t i = 0; i < c.size(); ++i) c[i] = c16[i];
-    const auto l = apply_thresholds(c, {0.5 * (p + se), 0.5 * (se + am)});
-    for (int k = 0; k < 3; ++k) row.ceiling[k] = dice_of(l, ph.labels, k);
+    const auto l = vp::testing::blur_ceiling_labels(ph.labels, im);
+    for (int k = 0; k < 3; ++k) row.ceiling[k] = vp::testing::dice(l, ph.labels, k);
   }
   const auto g16 = phantom::ct_image(ph, im);
   Volume<float> g = g16.like<float>(g16.dims());
@@ -612,15 +598,7 @@ FilmRow films_case(const phantom::Phantom& ph, const phantom::ImagingSpec& im) {
   FilmRow row;
   row.truth = ph.truth.contact_area_fraction;
   row.porosity_truth = ph.truth.volume_fraction.at("pore");
-  {
-    phantom::ImagingSpec clean = im;
-    clean.noise = phantom::NoiseModel::none;
-    const auto c16 = phantom::ct_image(ph.labels, clean);
-    const double p = im.grey_level("pore"), se = im.grey_level("se"), am = im.grey_level("am");
-    Volume<float> c = c16.like<float>(c16.dims());
-    for (index_t i = 0; i < c.size(); ++i) c[i] = c16[i];
-    row.ceiling = score(apply_thresholds(c, {0.5 * (p + se), 0.5 * (se + am)}), ph.labels);
-  }
+  row.ceiling = score(vp::testing::blur_ceiling_labels(ph.labels, im), ph.labels);
   const auto g16 = phantom::ct_image(ph, im);
   Volume<float> g = g16.like<float>(g16.dims());
   for (index_t i = 0; i < g.size(); ++i) g[i] = g16[i];

@@ -18,6 +18,7 @@
 #include "test_composite_scan.h"
 
 using namespace vp;
+using vp::testing::blur_ceiling_labels;
 using vp::testing::dice;
 using vp::testing::grey_as_float;
 
@@ -75,13 +76,7 @@ int main(int argc, char** argv) {
   const Volume<std::uint8_t>& truth = ph.labels;
   const auto dist = boundary_distance(truth);
   const double p = im.grey_level("pore"), se = im.grey_level("se"), am = im.grey_level("am");
-  {
-    phantom::ImagingSpec clean = im;
-    clean.noise = phantom::NoiseModel::none;
-    report("ceiling (noise-free, true midpoints)",
-           apply_thresholds(grey_as_float(phantom::ct_image(ph.labels, clean)), {0.5 * (p + se), 0.5 * (se + am)}),
-           truth, dist);
-  }
+  report("ceiling (noise-free, true midpoints)", blur_ceiling_labels(ph.labels, im), truth, dist);
   report("true midpoints on raw grey", apply_thresholds(grey, {0.5 * (p + se), 0.5 * (se + am)}), truth, dist);
   const Volume<float> g05 = gaussian_smooth(grey, 0.5 * grey.spacing_um[0]);
   report("true midpoints on σ 0.5 grey", apply_thresholds(g05, {0.5 * (p + se), 0.5 * (se + am)}), truth, dist);

@@ -53,6 +53,7 @@
 #include "test_composite_scan.h"
 
 using namespace vp;
+using vp::testing::blur_ceiling_labels;
 using vp::testing::dice;
 using vp::testing::grey_as_float;
 namespace fs = std::filesystem;
@@ -173,12 +174,8 @@ void measure(const std::string& grey_path, const Volume<float>& grey, const Labe
 }
 
 // Ceiling: midpoint thresholds between the pure levels on the noise-free blurred image.
-std::array<double, 3> blur_ceiling(const phantom::Phantom& ph, phantom::ImagingSpec im) {
-  im.noise = phantom::NoiseModel::none;
-  im.cupping = 0;
-  im.grain_contrast = 0;
-  const double p = im.grey_level("pore"), se = im.grey_level("se"), am = im.grey_level("am");
-  const auto l = apply_thresholds(grey_as_float(phantom::ct_image(ph.labels, im)), {0.5 * (p + se), 0.5 * (se + am)});
+std::array<double, 3> blur_ceiling(const phantom::Phantom& ph, const phantom::ImagingSpec& im) {
+  const auto l = blur_ceiling_labels(ph.labels, im);
   return {dice(l, ph.labels, 0), dice(l, ph.labels, 1), dice(l, ph.labels, 2)};
 }
 

@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "core/volume.h"
+#include "filters/segment/histogram.h"
 #include "phantoms/phantom.h"
 
 namespace vp::testing {
@@ -24,6 +25,17 @@ inline double dice(const Volume<std::uint8_t>& a, const Volume<std::uint8_t>& b,
     both += x && y, na += x, nb += y;
   }
   return 2 * both / (na + nb);
+}
+
+// The blur ceiling's labels (issue 11): midpoint thresholds between the pure grey levels applied
+// to the noise-free blurred image of the truth (no noise, cup or grain texture), so that only the
+// PSF limits them.
+inline Volume<std::uint8_t> blur_ceiling_labels(const LabelVolume& truth, phantom::ImagingSpec im) {
+  im.noise = phantom::NoiseModel::none;
+  im.cupping = 0;
+  im.grain_contrast = 0;
+  const double p = im.grey_level("pore"), se = im.grey_level("se"), am = im.grey_level("am");
+  return apply_thresholds(grey_as_float(phantom::ct_image(truth, im)), {0.5 * (p + se), 0.5 * (se + am)});
 }
 
 struct CompositeScan {

@@ -276,11 +276,7 @@ TEST(PartialVolume, ThinPoreRuleCostsLittleDiceOnASharpScan) {
 TEST(PartialVolume, MapRelabellingReachesTheDiceCeilingOnASharpScan) {
   const CompositeScan scan = composite_scan(1, 50, 8, 0.7);
   const LabelVolume& truth = scan.phantom.labels;
-  phantom::ImagingSpec clean = scan.imaging;
-  clean.noise = phantom::NoiseModel::none;
-  const double p = clean.grey_level("pore"), se = clean.grey_level("se"), am = clean.grey_level("am");
-  const auto ideal = apply_thresholds(vp::testing::grey_as_float(phantom::ct_image(scan.phantom.labels, clean)),
-                                      {0.5 * (p + se), 0.5 * (se + am)});
+  const auto ideal = vp::testing::blur_ceiling_labels(truth, scan.imaging);
   SegmentOptions o;
   o.classes = 3;
   o.partial_volume.map_relabel = true;
