@@ -865,41 +865,6 @@ double valley_beyond_void(const std::vector<index_t>& cut, const PrincipalAxes& 
   return count ? sum / static_cast<double>(count) / contrast : std::numeric_limits<double>::quiet_NaN();
 }
 
-// Thin across its plane: fewer than max_share of a cut's voxels lie where the void
-// runs across the plane (contiguous void along the unit normal n, through the voxel, in steps of one
-// finest voxel) as wide as max_aperture or wider. A crack's walls are parallel, so its void is about
-// its opening wide everywhere; a compaction pore is a lens, thick where the grains that bound it part,
-// and a cut through it keeps a plane of its void that runs on across the cut (max_share ≥ 1: off).
-bool thin_across(const std::vector<index_t>& cut, const Vec3& n, const Volume<std::uint8_t>& void_mask,
-                 double max_aperture_um, double max_share) {
-  if (!(max_share < 1)) return true;
-  const Dims d = void_mask.dims();
-  const Vec3& h = void_mask.spacing_um;
-  const double h_min = std::min({h[0], h[1], h[2]});
-  const int wide = static_cast<int>(std::ceil(max_aperture_um / h_min * (1 - 1e-6)));  // voxels of void
-  std::vector<std::array<index_t, 3>> walk(static_cast<std::size_t>(wide));
-  for (int t = 1; t <= wide; ++t)
-    for (int k = 0; k < 3; ++k) walk[static_cast<std::size_t>(t - 1)][k] = round_half_away(t * h_min * n[k] / h[k]);
-  std::size_t thick = 0;
-  for (index_t i : cut) {
-    const index_t p[3] = {i % d.x, (i / d.x) % d.y, i / (d.x * d.y)};
-    int run = void_mask[i] ? 1 : 0;
-    for (int sgn : {1, -1})
-      for (int t = 1; t <= wide && run < wide; ++t) {
-        index_t q[3];
-        bool inside = true;
-        for (int k = 0; k < 3; ++k) {
-          q[k] = p[k] + sgn * walk[static_cast<std::size_t>(t - 1)][k];
-          inside = inside && q[k] >= 0 && q[k] < d[k];
-        }
-        if (!inside || !void_mask[q[0] + d.x * (q[1] + d.y * q[2])]) break;
-        ++run;
-      }
-    thick += run >= wide;
-  }
-  return static_cast<double>(thick) < max_share * static_cast<double>(cut.size());
-}
-
 // One dark sheet where the cut lies (step 4b's last tests), by either of two pieces of evidence:
 // the grey is one valley across the cut (the labelled void of a crack is holey, and pores beside
 // it tilt the void's local plane), or the void around its voxels is flat in the cut's plane (where
@@ -1150,8 +1115,7 @@ CutPlanes cut_sandwiched_planes(const std::vector<index_t>& voxels, const Volume
     auto walled = [&](double share) { return best_sandwiched >= share * static_cast<double>(best_cluster.size()); };
     if (cutting && static_cast<index_t>(best_cluster.size()) >= least && walled(crack.cut_min_sandwiched) &&
         aspect >= std::max(o.min_aspect, o.cut_min_aspect) &&
-        one_dark_sheet(best_cluster, plane, void_mask, grey, valley_kernels, valley_floor, dark_below, crack) &&
-        thin_across(best_cluster, plane.axis[2], void_mask, max_aperture_um, o.cut_max_wide_share)) {
+        one_dark_sheet(best_cluster, plane, void_mask, grey, valley_kernels, valley_floor, dark_below, crack)) {
       std::sort(best_cluster.begin(), best_cluster.end());
       found.cracks.push_back(std::move(best_cluster));
     } else if (found.cracks.empty() && walled(o.cut_min_sandwiched) && aspect >= 2 &&
@@ -1172,16 +1136,14 @@ CutPlanes cut_sandwiched_planes(const std::vector<index_t>& voxels, const Volume
 // pieces of one disc are joined first (judged before, each half passes alone and neither covers it).
 bool lone_fragment_is_crack(const std::vector<index_t>& fragment, const Volume<std::uint8_t>& void_mask,
                             const Volume<std::uint8_t>& labels, const std::array<bool, 256>& host,
-                            double max_aperture_um, const Volume<float>* grey, double dark_below, double valley_floor,
-                            double contrast, const std::array<std::vector<double>, 3>& valley_kernels,
-                            const CrackDetectionOptions& o) {
+                            const Volume<float>* grey, double dark_below, double valley_floor, double contrast,
+                            const std::array<std::vector<double>, 3>& valley_kernels, const CrackDetectionOptions& o) {
   if (!grey || !(o.cut_min_beyond > 0) || !(o.cut_min_valley > 0)) return false;
   if (static_cast<index_t>(fragment.size()) < std::max(o.min_voxels, o.cut_min_voxels)) return false;
   const Dims d = labels.dims();
   const PrincipalAxes plane = principal_axes(fragment, d, labels.spacing_um);
   if (sheet_aspect(plane) < o.min_aspect) return false;
   if (!one_dark_sheet(fragment, plane, void_mask, grey, valley_kernels, valley_floor, dark_below, o)) return false;
-  if (!thin_across(fragment, plane.axis[2], void_mask, max_aperture_um, o.cut_max_wide_share)) return false;
   const double beyond = valley_beyond_void(fragment, plane, labels, void_mask, host, *grey, contrast);
   return beyond >= o.cut_min_beyond;
 }
@@ -1270,8 +1232,8 @@ std::vector<JoinedFragments> bridge_fragments(const std::vector<std::vector<inde
   const index_t least = std::max(o.min_voxels, o.cut_min_voxels);
   for (const auto& set : sets) {
     if (set.size() == 1 && set[0] >= anchors) {  // a fragment no other joined
-      if (lone_fragment_is_crack(fragments[set[0]], void_mask, labels, host, max_aperture_um, grey, dark_below,
-                                 valley_floor, contrast, valley_kernels, o)) {
+      if (lone_fragment_is_crack(fragments[set[0]], void_mask, labels, host, grey, dark_below, valley_floor, contrast,
+                                 valley_kernels, o)) {
         JoinedFragments j;
         j.voxels = fragments[set[0]];
         std::sort(j.voxels.begin(), j.voxels.end());
@@ -1295,7 +1257,6 @@ std::vector<JoinedFragments> bridge_fragments(const std::vector<std::vector<inde
     CrackDetectionOptions joined = o;
     joined.cut_valley_ratio = 0;
     if (!one_dark_sheet(crack, plane, void_mask, grey, valley_kernels, valley_floor, dark_below, joined)) continue;
-    if (!thin_across(crack, plane.axis[2], void_mask, max_aperture_um, o.cut_max_wide_share)) continue;
     JoinedFragments j;
     if (set[0] < anchors) {
       j.anchor = set[0];

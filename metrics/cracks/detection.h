@@ -48,10 +48,7 @@
 //    depth alone). With grey, a fragment no other joined that passes every test of a cut crack but
 //    its aspect (≥ min_aspect only) is one when its valley runs on past its void: the host on its
 //    plane 2–5 voxels beyond it dips across the plane by ≥ cut_min_beyond × contrast (the rest of
-//    a disc whose opening the PSF lifted above the threshold; a pore ends at intact host). A cut
-//    crack (a joined or lone fragment too) has < cut_max_wide_share of its voxels where the void runs
-//    across its plane max_aperture wide or wider: a crack's walls are parallel, a compaction pore is a
-//    lens whose cut keeps its thick middle.
+//    a disc whose opening the PSF lifted above the threshold; a pore ends at intact host).
 // 6. Facets (facets.h; with grey, find_facets): in a host brighter than another solid (AM beside
 //    SE), openings about one voxel wide that thresholds label as that solid — non-host voxels
 //    walled on both sides by one particle of the closed host and darker than the walls by a
@@ -110,10 +107,6 @@ struct CrackDetectionOptions {
   // when the host on its plane 2–5 voxels beyond it still dips across the plane by ≥ this × contrast
   // (the crack runs on where the PSF lifted it above the threshold; 0: off).
   double cut_min_beyond = 0.3;
-  // A cut crack (and a fragment accepted as one) has fewer than this share of its voxels where the
-  // void runs across its plane max_aperture wide or wider: a crack's walls are parallel, a compaction
-  // pore is a lens that a cut slices through its thick middle (≥ 1: off).
-  double cut_max_wide_share = 0.3;
   // Grey-image branch (used only when a grey image is passed).
   double sheet_threshold = 0.5;
   SheetnessOptions sheetness;  // contrast ≤ 0: host median − void median of the grey
