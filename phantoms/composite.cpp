@@ -328,6 +328,8 @@ class PressedState {
       // Beyond this half-width along any axis, q > 1 + proximity / min(a): the particle neither
       // owns p nor adds proximity (with a margin far above rounding), so it is skipped.
       am_box_.push_back(scale(b.semi, (1 + proximity_ / std::min({b.semi[0], b.semi[1], b.semi[2]})) * 1.001));
+      am_reach_.push_back({{1 / b.semi[0], 1 / b.semi[1], 1 / b.semi[2]},
+                           1 + proximity_ / std::min({b.semi[0], b.semi[1], b.semi[2]}) + 1e-9});
     }
     // SE flattens volume-preservingly: z semi-axis r·s, lateral r/√s.
     se_c_.resize(set.se.size());
@@ -341,6 +343,8 @@ class PressedState {
       // the level-set distance exceeds the reach: the body cannot be the nearest.
       se_box_[i] = scale(se_reach_box(static_cast<int>(i)), 1.001);
     }
+    if (!set.se.empty() && std::all_of(set.se.begin(), set.se.end(), [&](const Ball& b) { return b.r == set.se[0].r; }))
+      se_bound_ = SeBound{{1 / se_a_[0][0], 1 / se_a_[0][1], 1 / se_a_[0][2]}, 1 / set.se[0].r};
     binder_c_.resize(set.binder.size());
     for (std::size_t i = 0; i < set.binder.size(); ++i) {
       const Ball& b = set.binder[i];
@@ -425,14 +429,15 @@ class PressedState {
   void add_am(const Vec3& p, Fields& f) const {
     double best = 1;
     for (int i : am_grid_.at(p))
-      if (in_box(p, am_[i], am_box_[i])) add_am_body(p, i, best, f);
+      if (am_in_reach(p, i)) add_am_body(p, i, best, f);
     if (f.am >= 0) f.g = 1;
   }
   void add_am(const Vec3& p, Fields& f, RowCandidates& row) const {
-    filter_row(p, am_grid_, am_, am_box_, row);
+    filter_row(
+        p, am_grid_, am_, [&](int i) -> const Vec3& { return am_box_[i]; }, row);
     double best = 1;
     for (int i : row.ids)
-      if (!(std::fabs(p[0] - am_[i][0]) > am_box_[i][0])) add_am_body(p, i, best, f);
+      if (am_in_reach(p, i)) add_am_body(p, i, best, f);
     if (f.am >= 0) f.g = 1;
   }
   // ... the binder blob containing p ...
@@ -444,16 +449,32 @@ class PressedState {
       }
   }
   // ... and the nearest SE particle with its level-set distance.
+  // With one SE radius, the bound of se_may_be_nearer replaces the box tests: it rejects every
+  // body outside its box too (their distance exceeds the reach, which no f exceeds), in one
+  // branch instead of three.
   void add_se(const Vec3& p, Fields& f) const {
     f.f_se = se_reach_;
-    for (int i : se_grid_.at(p))
-      if (in_box(p, se_c_[i], se_box_[i])) add_se_body(p, i, f);
+    if (se_bound_) {
+      for (int i : se_grid_.at(p))
+        if (se_may_be_nearer(p, i, f.f_se)) add_se_body(p, i, f);
+    } else {
+      for (int i : se_grid_.at(p))
+        if (in_box(p, se_c_[i], se_box_[i])) add_se_body(p, i, f);
+    }
   }
   void add_se(const Vec3& p, Fields& f, RowCandidates& row) const {
-    filter_row(p, se_grid_, se_c_, se_box_, row);
     f.f_se = se_reach_;
-    for (int i : row.ids)
-      if (!(std::fabs(p[0] - se_c_[i][0]) > se_box_[i][0])) add_se_body(p, i, f);
+    if (se_bound_) {
+      filter_row(
+          p, se_grid_, se_c_, [&](int) -> const Vec3& { return se_box_[0]; }, row);  // all alike
+      for (int i : row.ids)
+        if (se_may_be_nearer(p, i, f.f_se)) add_se_body(p, i, f);
+    } else {
+      filter_row(
+          p, se_grid_, se_c_, [&](int i) -> const Vec3& { return se_box_[i]; }, row);
+      for (int i : row.ids)
+        if (!(std::fabs(p[0] - se_c_[i][0]) > se_box_[i][0])) add_se_body(p, i, f);
+    }
   }
 
   // Id of the SE crack slab containing p (before asking whether p is SE), 0 if none.
@@ -532,14 +553,22 @@ class PressedState {
   static bool in_box(const Vec3& p, const Vec3& c, const Vec3& box) {
     return !(std::fabs(p[0] - c[0]) > box[0] || std::fabs(p[1] - c[1]) > box[1] || std::fabs(p[2] - c[2]) > box[2]);
   }
-  static void filter_row(const Vec3& p, const PackedCellGrid& grid, const std::vector<Vec3>& c,
-                         const std::vector<Vec3>& box, RowCandidates& row) {
+  // `box(i)` gives body i's box half-widths. The kept ids are written without a branch on the
+  // test (about half pass, at random).
+  template <class Box>
+  static void filter_row(const Vec3& p, const PackedCellGrid& grid, const std::vector<Vec3>& c, Box&& box,
+                         RowCandidates& row) {
     const std::size_t cell = grid.cell_of(p);
     if (row.cell == cell) return;
     row.cell = cell;
-    row.ids.clear();
-    for (int i : grid.bodies(cell))
-      if (!(std::fabs(p[1] - c[i][1]) > box[i][1] || std::fabs(p[2] - c[i][2]) > box[i][2])) row.ids.push_back(i);
+    std::size_t kept = 0;
+    for (int i : grid.bodies(cell)) {
+      if (kept == row.ids.size()) row.ids.resize(2 * kept + 16);
+      const Vec3& b = box(i);
+      row.ids[kept] = i;
+      kept += (std::fabs(p[1] - c[i][1]) <= b[1]) & (std::fabs(p[2] - c[i][2]) <= b[2]);
+    }
+    row.ids.resize(kept);
   }
   void add_am_body(const Vec3& p, int i, double& best, Fields& f) const {
     const Vec3& a = set_.am[i].semi;
@@ -555,6 +584,29 @@ class PressedState {
     if (d < f.f_se) f.f_se = d, f.se = i;
   }
 
+  // False only where AM body i's norm at p is certainly ≥ 1 + proximity / min(a), where the body
+  // neither owns p nor adds proximity (add_am_body would change nothing): the norm by multiplying
+  // with the reciprocal semi-axes (within a few ulps of the divisions') against that reach plus a
+  // margin of 10⁻⁹. One branch instead of the box's three, and no divisions for about half of the
+  // bodies in the box (its corners lie outside the reach's ellipsoid).
+  bool am_in_reach(const Vec3& p, int i) const {
+    const Vec3& c = am_[i];
+    const Vec3& inv = am_reach_[i].inv_a;
+    const double ux = (p[0] - c[0]) * inv[0], uy = (p[1] - c[1]) * inv[1], uz = (p[2] - c[2]) * inv[2];
+    return ux * ux + uy * uy + uz * uz <= am_reach_[i].norm * am_reach_[i].norm;
+  }
+  // False only where SE body i's level-set distance at p is certainly ≥ f (so it would not
+  // replace the nearest found so far): its norm by multiplying with the reciprocal semi-axes
+  // (within a few ulps of the divisions') against (f / r + 1) with a margin of 10⁻⁹, far above
+  // those ulps. Skips the three divisions and the square root for most of the bodies in reach.
+  bool se_may_be_nearer(const Vec3& p, int i, double f) const {
+    const Vec3& c = se_c_[i];
+    const Vec3& inv = se_bound_->inv_a;
+    const double ux = (p[0] - c[0]) * inv[0], uy = (p[1] - c[1]) * inv[1], uz = (p[2] - c[2]) * inv[2];
+    const double q = f * se_bound_->inv_r + (1 + 1e-9);
+    return ux * ux + uy * uy + uz * uz <= q * q;
+  }
+
   const CompositeSpec& spec_;
   const ParticleSet& set_;
   ImageBox box_;
@@ -563,6 +615,18 @@ class PressedState {
   std::vector<Vec3> am_, am_box_, se_c_, se_a_, se_box_, binder_c_;
   std::vector<SeCrack> se_cracks_;
   std::vector<AmCrack> am_cracks_;
+  // AM body i's reciprocal semi-axes and the norm beyond which it changes no field (with margin).
+  struct AmReach {
+    Vec3 inv_a;
+    double norm;
+  };
+  std::vector<AmReach> am_reach_;
+  // The SE bodies share one radius (the spec has one), so one set of reciprocals serves them all.
+  struct SeBound {
+    Vec3 inv_a;
+    double inv_r;
+  };
+  std::optional<SeBound> se_bound_;
 };
 
 // The level-set values of a voxel whose phase the solve for (w, δ) decides, as the floats the
@@ -694,7 +758,7 @@ OpenVoxels sample_voxels(PressedState& st, const ParticleSet& set, LabelVolume& 
 std::uint64_t order_key(double x) {
   std::uint64_t b;
   std::memcpy(&b, &x, sizeof b);
-  return (b >> 63) ? ~b : b | (std::uint64_t{1} << 63);
+  return b ^ ((std::uint64_t{0} - (b >> 63)) | (std::uint64_t{1} << 63));  // negative: ~b; else b | sign
 }
 double from_order_key(std::uint64_t k) {
   const std::uint64_t b = (k >> 63) ? k & ~(std::uint64_t{1} << 63) : ~k;
@@ -703,40 +767,91 @@ double from_order_key(std::uint64_t k) {
   return x;
 }
 
+// Keys of F from lo to hi, both included.
+struct KeyRange {
+  std::uint64_t lo = 0, hi = ~std::uint64_t{0};
+};
+
+// Calls visit(state, key of F = f_se − w·g) for every free voxel, one z-plane range per task,
+// each thread with its own state.
+template <class State, class Visit>
+void visit_free_keys(const OpenVoxels& open, double w, tbb::enumerable_thread_specific<State>& states, Visit&& visit) {
+  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, open.free.size()),
+                    [&](const tbb::blocked_range<std::size_t>& r) {
+                      State& state = states.local();
+                      for (std::size_t z = r.begin(); z != r.end(); ++z)
+                        for (const Level& lv : open.free[z]) visit(state, order_key(lv.f_se - w * lv.g));
+                    });
+}
+
 // δ such that exactly `pore_wanted` free voxels have F = f_se − w·g > δ: the free voxels' F of
-// ascending rank n − pore_wanted − 1, found by a radix selection on the keys of F, 16 bits per
-// pass (four passes over the levels, no buffer of F; each pass's histograms are integer counts,
-// so the split among threads does not change them). The selected value is unique: it is the one
-// a sort would put at that rank.
-double solve_delta(const OpenVoxels& open, double w, std::int64_t pore_wanted) {
+// ascending rank n − pore_wanted − 1 (unique: the one a sort would put at that rank). Each pass
+// over the keys of F counts those below a key range known to hold it and histograms those inside
+// on 2¹⁶ buckets (integer counts, so the split among threads does not change them), narrowing
+// the range to one bucket, until the range holds few enough keys that the pass also gathers them
+// all; nth_element then picks it. `bracket`, where the caller knows one (the contact bisection:
+// δ is non-increasing in w), is the first range: late in the bisection one pass does it all. Every
+// path selects the same key, so only the number of passes depends on the bracket. `bracket_keys`,
+// if given, gets the number of keys inside the bracket.
+double solve_delta(const OpenVoxels& open, double w, std::int64_t pore_wanted,
+                   const std::optional<KeyRange>& bracket = {}, std::uint64_t* bracket_keys = nullptr) {
   const std::int64_t n = open.free_count;
   pore_wanted = std::clamp<std::int64_t>(pore_wanted, 0, n);
   if (pore_wanted == n) return -kInf;
-  auto rank = static_cast<std::uint64_t>(n - pore_wanted - 1);
+  const auto rank = static_cast<std::uint64_t>(n - pore_wanted - 1);
   constexpr int kBits = 16;
   constexpr std::size_t kBuckets = std::size_t{1} << kBits;
-  std::uint64_t prefix = 0;  // the key's bits above `shift`, settled by the passes so far
-  for (int shift = 64 - kBits; shift >= 0; shift -= kBits) {
-    const std::uint64_t settled = shift + kBits == 64 ? 0 : ~((std::uint64_t{1} << (shift + kBits)) - 1);
-    tbb::enumerable_thread_specific<std::vector<std::uint64_t>> local(
-        [] { return std::vector<std::uint64_t>(kBuckets, 0); });
-    tbb::parallel_for(tbb::blocked_range<std::size_t>(0, open.free.size()),
-                      [&](const tbb::blocked_range<std::size_t>& r) {
-                        std::vector<std::uint64_t>& hist = local.local();
-                        for (std::size_t z = r.begin(); z != r.end(); ++z)
-                          for (const Level& lv : open.free[z]) {
-                            const std::uint64_t key = order_key(lv.f_se - w * lv.g);
-                            if ((key & settled) == prefix) ++hist[(key >> shift) & (kBuckets - 1)];
-                          }
-                      });
-    std::vector<std::uint64_t> hist(kBuckets, 0);
-    for (const std::vector<std::uint64_t>& h : local)
-      for (std::size_t b = 0; b < kBuckets; ++b) hist[b] += h[b];
-    std::uint64_t b = 0;
-    while (rank >= hist[b]) rank -= hist[b++];
-    prefix |= b << shift;
+  constexpr std::size_t kGathered = std::size_t{1} << 16;  // keys a thread gathers at most (512 KiB)
+  struct Scan {
+    std::uint64_t below = 0, inside = 0;
+    std::vector<std::uint64_t> hist = std::vector<std::uint64_t>(kBuckets, 0);
+    std::vector<std::uint64_t> keys;
+  };
+
+  KeyRange range = bracket.value_or(KeyRange{});
+  bool gather = bracket.has_value();  // else the range holds all n keys
+  for (;;) {
+    const int width = std::bit_width(range.hi - range.lo);
+    const int shift = std::max(0, width - kBits);
+    tbb::enumerable_thread_specific<Scan> local;
+    visit_free_keys(open, w, local, [&](Scan& s, std::uint64_t key) {
+      if (key < range.lo) {
+        ++s.below;
+      } else if (key <= range.hi) {
+        ++s.inside;
+        ++s.hist[(key - range.lo) >> shift];
+        if (gather && s.keys.size() < kGathered) s.keys.push_back(key);
+      }
+    });
+    std::uint64_t below = 0, inside = 0, kept = 0;
+    for (const Scan& s : local) below += s.below, inside += s.inside, kept += s.keys.size();
+    if (bracket_keys && bracket) *bracket_keys = inside, bracket_keys = nullptr;  // the first pass's
+    if (rank < below || rank - below >= inside) {  // a bracket that misses: start over with all keys
+      range = KeyRange{}, gather = false;
+      continue;
+    }
+    std::uint64_t rank_in = rank - below;
+    if (gather && kept == inside) {
+      std::vector<std::uint64_t> keys;
+      keys.reserve(kept);
+      for (Scan& s : local) keys.insert(keys.end(), s.keys.begin(), s.keys.end()), s.keys = {};
+      std::nth_element(keys.begin(), keys.begin() + static_cast<std::ptrdiff_t>(rank_in), keys.end());
+      return from_order_key(keys[rank_in]);
+    }
+    // Narrow to the bucket holding the answer (its counts summed over the threads).
+    std::uint64_t b = 0, count;
+    for (;; ++b) {
+      count = 0;
+      for (const Scan& s : local) count += s.hist[b];
+      if (rank_in < count) break;
+      rank_in -= count;
+    }
+    range.lo += b << shift;
+    const std::uint64_t last = (std::uint64_t{1} << shift) - 1;  // the bucket's last key, from lo
+    if (range.hi - range.lo > last) range.hi = range.lo + last;
+    if (range.lo == range.hi) return from_order_key(range.lo);
+    gather = count <= kGathered;
   }
-  return from_order_key(prefix);
 }
 
 bool overlaps_box(const ImageBox& box, const Vec3& c, const Vec3& a) {
@@ -941,27 +1056,117 @@ AmCrackAreas measure_am_cracks(const PressedState& st, const ParticleSet& set, d
   return out;
 }
 
+// The contact weight w and the level δ for it.
+struct Solution {
+  double w, delta;
+};
+
+// The free voxels whose F may fall on either side of δ for a w inside a bisection bracket
+// [lo, hi]. F(w) lies in [F(hi), F(lo)] and δ(w) in [δ(hi), δ(lo)] (both non-increasing in w),
+// so a voxel with F(lo) < δ(hi) is below δ for every such w, and one with F(hi) > δ(lo) above:
+// δ(w), the F of rank r of all free voxels, is the straddling voxels' F of rank r − below. Once
+// the bracket is narrow their levels are kept (at 256³ 30 k after the 10th step, halving at each) and each step selects
+// among them alone, instead of passing over all the levels.
+struct Straddling {
+  std::vector<Level> levels;
+  std::uint64_t below = 0;  // free voxels below δ for every w in the bracket
+};
+enum class Side { kBelow, kStraddles, kAbove };
+Side side_of(const Level& lv, const Solution& lo, const Solution& hi) {
+  if (order_key(lv.f_se - lo.w * lv.g) < order_key(hi.delta)) return Side::kBelow;
+  if (order_key(lv.f_se - hi.w * lv.g) > order_key(lo.delta)) return Side::kAbove;
+  return Side::kStraddles;
+}
+constexpr std::size_t kStraddlingKept = std::size_t{1} << 17;  // levels at most (1 MiB)
+
+// One pass over the free voxels; nothing if more than kStraddlingKept straddle.
+std::optional<Straddling> straddling_levels(const OpenVoxels& open, const Solution& lo, const Solution& hi) {
+  tbb::enumerable_thread_specific<Straddling> local;
+  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, open.free.size()),
+                    [&](const tbb::blocked_range<std::size_t>& r) {
+                      Straddling& s = local.local();
+                      for (std::size_t z = r.begin(); z != r.end(); ++z)
+                        for (const Level& lv : open.free[z]) {
+                          const Side side = side_of(lv, lo, hi);
+                          s.below += side == Side::kBelow;
+                          if (side == Side::kStraddles && s.levels.size() <= kStraddlingKept) s.levels.push_back(lv);
+                        }
+                    });
+  Straddling all;
+  for (Straddling& s : local) {
+    if (all.levels.size() + s.levels.size() > kStraddlingKept) return std::nullopt;
+    all.below += s.below;
+    all.levels.insert(all.levels.end(), s.levels.begin(), s.levels.end());
+  }
+  return all;
+}
+
+// The same for a bracket inside the one `s` was made for.
+void narrow_straddling(Straddling& s, const Solution& lo, const Solution& hi) {
+  std::size_t kept = 0;
+  for (const Level& lv : s.levels) {
+    const Side side = side_of(lv, lo, hi);
+    s.below += side == Side::kBelow;
+    if (side == Side::kStraddles) s.levels[kept++] = lv;
+  }
+  s.levels.resize(kept);
+}
+
+// δ(w) for a w inside the bracket of `s`, from the straddling levels alone; nothing if the rank
+// falls outside them (not for a bracket that holds δ(w)).
+std::optional<double> straddling_delta(const Straddling& s, const OpenVoxels& open, double w,
+                                       std::int64_t pore_wanted) {
+  const std::int64_t n = open.free_count;
+  pore_wanted = std::clamp<std::int64_t>(pore_wanted, 0, n);
+  if (pore_wanted == n) return -kInf;
+  const auto rank = static_cast<std::uint64_t>(n - pore_wanted - 1);
+  if (rank < s.below || rank - s.below >= s.levels.size()) return std::nullopt;
+  std::vector<std::uint64_t> keys;
+  keys.reserve(s.levels.size());
+  for (const Level& lv : s.levels) keys.push_back(order_key(lv.f_se - w * lv.g));
+  const auto k = static_cast<std::ptrdiff_t>(rank - s.below);
+  std::nth_element(keys.begin(), keys.begin() + k, keys.end());
+  return from_order_key(keys[static_cast<std::size_t>(k)]);
+}
+
 // The contact weight w: bisection on w until the AM|SE contact fraction, measured with the same
 // surface quadrature the ground truth uses, meets the compaction law's target (monotone: a larger
-// w pulls SE onto AM surfaces). 0 without contact steering.
-double steer_contact_weight(const CompositeSpec& spec, double pressure_MPa, const OpenVoxels& open,
-                            const SurfaceSamples& surface, double crack_walls, std::int64_t pore_wanted) {
-  if (!(spec.compaction.enabled && spec.compaction.steer_contact && !surface.empty())) return 0;
-  auto contact = [&](double ww) {
-    const SurfaceSums sums = surface.sums(ww, solve_delta(open, ww, pore_wanted));
+// w pulls SE onto AM surfaces). 0 without contact steering. Every F = f_se − w·g is
+// non-increasing in w (g ≥ 0; so are its roundings), hence so is δ(w): the δ at the bracket's
+// ends bracket the δ of any w between them, which lets solve_delta gather its candidates at once,
+// and, once few voxels straddle the bracket, the steps select among those alone.
+Solution steer_contact_weight(const CompositeSpec& spec, double pressure_MPa, const OpenVoxels& open,
+                              const SurfaceSamples& surface, double crack_walls, std::int64_t pore_wanted) {
+  if (!(spec.compaction.enabled && spec.compaction.steer_contact && !surface.empty()))
+    return {0, solve_delta(open, 0, pore_wanted)};
+  auto contact = [&](const Solution& s) {
+    const SurfaceSums sums = surface.sums(s.w, s.delta);
     const double all = sums.se + sums.pore + sums.binder + crack_walls;
     return all > 0 ? sums.se / all : 0.0;
   };
+  std::optional<Straddling> straddling;
+  std::uint64_t bracket_keys = ~std::uint64_t{0};  // the last bracketed solve's keys inside its bracket
+  auto between = [&](double ww, const Solution& lo, const Solution& hi) {
+    if (straddling)
+      if (const std::optional<double> d = straddling_delta(*straddling, open, ww, pore_wanted)) return Solution{ww, *d};
+    const KeyRange bracket{order_key(hi.delta), order_key(lo.delta)};
+    return Solution{ww, solve_delta(open, ww, pore_wanted, bracket, &bracket_keys)};
+  };
   const double h = spec.spacing_um[0];
   const double target = target_contact_fraction(spec.compaction, pressure_MPa);
-  double lo = -2 * spec.se_radius_vox * h, hi = 4 * spec.se_radius_vox * h;
+  Solution lo{-2 * spec.se_radius_vox * h, 0}, hi{4 * spec.se_radius_vox * h, 0};
+  lo.delta = solve_delta(open, lo.w, pore_wanted);
   if (target <= contact(lo)) return lo;
+  hi.delta = solve_delta(open, hi.w, pore_wanted);
   if (target >= contact(hi)) return hi;
   for (int it = 0; it < 30; ++it) {
-    const double mid = 0.5 * (lo + hi);
+    const Solution mid = between(0.5 * (lo.w + hi.w), lo, hi);
     (contact(mid) < target ? lo : hi) = mid;
+    // A pass to keep the straddling levels is worth it once they are likely to fit.
+    if (straddling) narrow_straddling(*straddling, lo, hi);
+    else if (bracket_keys <= kStraddlingKept / 4) straddling = straddling_levels(open, lo, hi);
   }
-  return 0.5 * (lo + hi);
+  return between(0.5 * (lo.w + hi.w), lo, hi);
 }
 
 // Settles the voxels sample_voxels left open, one z plane per task: a free voxel is SE where
@@ -1130,8 +1335,7 @@ Phantom generate_composite(const CompositeSpec& spec, double pressure_MPa) {
   // the contact weight w and the level δ that gives it.
   const double porosity = spec.compaction.enabled ? heckel_porosity(spec.compaction, pressure_MPa) : spec.pore_fraction;
   const std::int64_t pore_wanted = std::llround(porosity * static_cast<double>(spec.dims.count())) - open.fixed_pore;
-  const double w = steer_contact_weight(spec, pressure_MPa, open, surface, am_cracks.walls, pore_wanted);
-  const double delta = solve_delta(open, w, pore_wanted);
+  const auto [w, delta] = steer_contact_weight(spec, pressure_MPa, open, surface, am_cracks.walls, pore_wanted);
   settle_open_voxels(open, w, delta, out.labels);
   GroundTruth& t = out.truth;
   add_interface_truth(spec, surface, am_cracks.walls, w, delta, t);
