@@ -4,7 +4,14 @@
 // 3 classes). Prints a markdown table (docs/segmentation.md, "End members of classes without
 // pure voxels"), then Heckel k per seed and imaging (least squares of −ln porosity_pv on P over the
 // pressures that segmented) with and without.
-// Usage: bench_segment_end_members [--size N] [--seeds N] [--snr S,...] [--blur B,...] [--pressures P,...]
+// --refit compares refit_end_members instead of infer_end_members. --explore prints, per scan, the
+// candidates measured before refit_end_members was built (docs/segmentation.md, "End members
+// refitted by forward-model MAP"): the ICM + least-squares refit's end members, unmixing with them
+// (A1, A2) and the grey-mean split with the AM fraction unmixed, from the ICM labels, or true
+// (B1–B3); --icm-z, --icm-anneal, --icm-sweeps set that ICM's flat_interface_z, anneal_sweeps and
+// max_sweeps (no early stop).
+// Usage: bench_segment_end_members [--size N] [--seeds N | A-B] [--snr S,...] [--blur B,...] [--pressures P,...]
+//                                  [--refit | --explore [--icm-z Z] [--icm-anneal N] [--icm-sweeps N]]
 //   default: 64³, seed 1, SNR 8, blur 1.5, pressures 10/250 MPa.
 // Timings are not asserted; this is a measurement, not a test.
 #include <array>
@@ -17,6 +24,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "filters/segment/forward_model.h"
 #include "filters/segment/segmenter.h"
 #include "phantoms/phantom.h"
 
@@ -43,39 +51,117 @@ struct Series {
   std::vector<double> pressure, fitted, inferred;  // −ln porosity_pv
 };
 
+// Candidates for the end members of classes without pure voxels, printed per scan.
+void explore_cell(const Volume<float>& grey, const phantom::Phantom& ph, ForwardModelOptions fm, SegmentOptions o,
+                  std::uint64_t seed, double snr, double blur, double p) {
+  SegmentResult r;
+  try {
+    r = segment_grey(grey, o);
+  } catch (const InputError&) {
+    std::printf("%llu %g %g %g refused\n", static_cast<unsigned long long>(seed), snr, blur, p);
+    return;
+  }
+  const PartialVolumeResult& pv = *r.partial_volume;
+  const int k = 3;
+  const double t[3] = {ph.truth.volume_fraction.at("pore"), ph.truth.volume_fraction.at("se"),
+                       ph.truth.volume_fraction.at("am")};
+  double gsum = 0;
+  for (index_t i = 0; i < grey.size(); ++i) gsum += grey[i];
+  const double gmean = gsum / static_cast<double>(grey.size());
+  std::vector<bool> fit_only(k, false);
+  for (int c = 1; c < k; ++c) fit_only[c] = pv.pure_voxels[c] < 200;
+  if (!fit_only[1] && !fit_only[2]) {
+    std::printf("%llu snr %g σ %g P %g | pure %lld/%lld/%lld | unchanged pv−t %+.4f\n",
+                static_cast<unsigned long long>(seed), snr, blur, p, static_cast<long long>(pv.pure_voxels[0]),
+                static_cast<long long>(pv.pure_voxels[1]), static_cast<long long>(pv.pure_voxels[2]),
+                pv.fraction_pv[0] - t[0]);
+    return;
+  }
+  fm.psf_sigma_vox = r.psf_sigma_vox;
+  fm.noise_sigma = r.auto_fit->noise_sigma;
+  fm.refit_means = true;
+  Volume<std::uint8_t> L = r.labels;
+  const auto t0 = std::chrono::steady_clock::now();
+  const ForwardModelRelabelling rel = forward_model_relabel(grey, L, pv.means, fm);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::vector<double> mu1 = pv.means;
+  for (int c = 0; c < k; ++c)
+    if (fit_only[c]) mu1[c] = rel.means[c];
+  const std::vector<double> fa1 = unmixed_fractions(pv.unmixing, mu1);
+  const std::vector<double> fa2 = unmixed_fractions(pv.unmixing, rel.means);
+  std::int64_t nam = 0, npore = 0, npore0 = 0;
+  for (index_t i = 0; i < L.size(); ++i) nam += L[i] == 2, npore += L[i] == 0, npore0 += r.labels[i] == 0;
+  const double am_lab = static_cast<double>(nam) / static_cast<double>(L.size());
+  // Mean constraint: φ_AM given, φ_pore μ_0 + φ_SE μ_1 = ḡ − φ_AM μ_2, φ_pore + φ_SE = 1 − φ_AM.
+  auto pore_from_mean = [&](double am, const std::vector<double>& mu) {
+    return ((1 - am) * mu[1] + am * mu[2] - gmean) / (mu[1] - mu[0]);
+  };
+  std::printf(
+      "%llu snr %g σ %g P %g | pure %lld/%lld/%lld | μ %.0f/%.0f/%.0f refit %.0f/%.0f/%.0f (%d sw, %.1f s) | "
+      "truth %.4f/%.4f/%.4f | pv−t %+.4f/%+.4f/%+.4f | A1 %+.4f/%+.4f/%+.4f | A2 %+.4f | "
+      "B1(AM pv) %+.4f | B2(AM relab %.4f) %+.4f | B3(AM t) %+.4f | lab pore %.4f→%.4f\n",
+      static_cast<unsigned long long>(seed), snr, blur, p, static_cast<long long>(pv.pure_voxels[0]),
+      static_cast<long long>(pv.pure_voxels[1]), static_cast<long long>(pv.pure_voxels[2]), pv.means[0], pv.means[1],
+      pv.means[2], rel.means[0], rel.means[1], rel.means[2], rel.sweeps, secs, t[0], t[1], t[2],
+      pv.fraction_pv[0] - t[0], pv.fraction_pv[1] - t[1], pv.fraction_pv[2] - t[2], fa1[0] - t[0], fa1[1] - t[1],
+      fa1[2] - t[2], fa2[0] - t[0], pore_from_mean(pv.fraction_pv[2], mu1) - t[0], am_lab - t[2],
+      pore_from_mean(am_lab, mu1) - t[0], pore_from_mean(t[2], mu1) - t[0],
+      static_cast<double>(npore0) / static_cast<double>(L.size()) - t[0],
+      static_cast<double>(npore) / static_cast<double>(L.size()) - t[0]);
+  std::fflush(stdout);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   index_t size = 64;
-  int seeds = 1;
+  std::vector<std::uint64_t> seed_list{1};
+  bool explore = false, refit = false;
+  ForwardModelOptions icm;
   std::vector<double> snrs{8}, blurs{1.5}, pressures{10, 250};
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
+    if (a == "--explore" || a == "--refit") {
+      (a == "--refit" ? refit : explore) = true;
+      continue;
+    }
     if (i + 1 >= argc) {
       std::fprintf(stderr,
-                   "usage: bench_segment_end_members [--size N] [--seeds N] [--snr S,...] [--blur B,...] "
-                   "[--pressures P,...]\n");
+                   "usage: bench_segment_end_members [--size N] [--seeds N | A-B] [--snr S,...] [--blur B,...] "
+                   "[--pressures P,...] [--refit | --explore [--icm-z Z] [--icm-anneal N] [--icm-sweeps N]]\n");
       return 2;
     }
     if (a == "--size") size = std::stoll(argv[++i]);
-    else if (a == "--seeds") seeds = std::stoi(argv[++i]);
-    else if (a == "--snr") snrs = numbers(argv[++i]);
+    else if (a == "--seeds") {
+      // N: seeds 1..N; A-B: seeds A..B (held-out seeds).
+      const std::string v = argv[++i];
+      const auto dash = v.find('-');
+      const std::uint64_t first = dash == std::string::npos ? 1 : std::stoull(v.substr(0, dash));
+      const std::uint64_t last = std::stoull(dash == std::string::npos ? v : v.substr(dash + 1));
+      seed_list.clear();
+      for (std::uint64_t k = first; k <= last; ++k) seed_list.push_back(k);
+    } else if (a == "--snr") snrs = numbers(argv[++i]);
     else if (a == "--blur") blurs = numbers(argv[++i]);
     else if (a == "--pressures") pressures = numbers(argv[++i]);
+    else if (a == "--icm-z") icm.flat_interface_z = std::stod(argv[++i]);
+    else if (a == "--icm-anneal") icm.anneal_sweeps = std::stoi(argv[++i]);
+    else if (a == "--icm-sweeps") icm.max_sweeps = std::stoi(argv[++i]), icm.stop_share = 0;
     else {
       std::fprintf(stderr, "unknown option %s\n", a.c_str());
       return 2;
     }
   }
+  const char* moved = refit ? "refitted" : "inferred";
   std::printf(
-      "| seed | SNR | σ | P MPa | pure voxels pore/SE/AM | fit end members | inferred | truth | porosity | "
-      "porosity_pv − truth: fit → inferred | ci95: fit → inferred | segment s (inferred) |\n"
-      "|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+      "| seed | SNR | σ | P MPa | pure voxels pore/SE/AM | fit end members | %s | truth | porosity | "
+      "porosity_pv − truth: fit → %s | ci95: fit → %s | segment s (%s) |\n"
+      "|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+      moved, moved, moved, moved);
   std::map<std::array<double, 3>, Series> heckel;  // (SNR, σ, seed)
   for (double snr : snrs)
     for (double blur : blurs)
       for (double p : pressures)
-        for (int seed = 1; seed <= seeds; ++seed) {
+        for (std::uint64_t seed : seed_list) {
           phantom::CompositeSpec spec;
           spec.dims = {size, size, size};
           spec.seed = static_cast<std::uint64_t>(seed);
@@ -90,10 +176,14 @@ int main(int argc, char** argv) {
           const double truth = ph.truth.volume_fraction.at("pore");
           SegmentOptions o;
           o.classes = 3;
+          if (explore) {
+            explore_cell(grey, ph, icm, o, seed, snr, blur, p);
+            continue;
+          }
           try {
             o.partial_volume.infer_end_members = false;
             const SegmentResult off = segment_grey(grey, o);
-            o.partial_volume.infer_end_members = true;
+            (refit ? o.partial_volume.refit_end_members : o.partial_volume.infer_end_members) = true;
             const auto t0 = std::chrono::steady_clock::now();
             const SegmentResult on = segment_grey(grey, o);
             const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -101,23 +191,24 @@ int main(int argc, char** argv) {
             std::printf(
                 "| %d | %g | %g | %g | %lld/%lld/%lld | %.0f/%.0f/%.0f | %.0f/%.0f/%.0f | %.0f/%.0f/%.0f | "
                 "%.4f | %+.4f → %+.4f | %.4f → %.4f | %.2f |\n",
-                seed, snr, blur, p, static_cast<long long>(a.pure_voxels[0]), static_cast<long long>(a.pure_voxels[1]),
-                static_cast<long long>(a.pure_voxels[2]), a.means[0], a.means[1], a.means[2], b.means[0], b.means[1],
-                b.means[2], im.grey_level("pore"), im.grey_level("se"), im.grey_level("am"), truth,
-                a.fraction_pv[0] - truth, b.fraction_pv[0] - truth, a.fraction_pv_ci95[0], b.fraction_pv_ci95[0], s);
+                static_cast<int>(seed), snr, blur, p, static_cast<long long>(a.pure_voxels[0]),
+                static_cast<long long>(a.pure_voxels[1]), static_cast<long long>(a.pure_voxels[2]), a.means[0],
+                a.means[1], a.means[2], b.means[0], b.means[1], b.means[2], im.grey_level("pore"), im.grey_level("se"),
+                im.grey_level("am"), truth, a.fraction_pv[0] - truth, b.fraction_pv[0] - truth, a.fraction_pv_ci95[0],
+                b.fraction_pv_ci95[0], s);
             Series& h = heckel[{snr, blur, static_cast<double>(seed)}];
             h.pressure.push_back(p);
             h.fitted.push_back(-std::log(a.fraction_pv[0]));
             h.inferred.push_back(-std::log(b.fraction_pv[0]));
           } catch (const InputError&) {
-            std::printf("| %d | %g | %g | %g | refused | | | | | | | |\n", seed, snr, blur, p);
+            std::printf("| %d | %g | %g | %g | refused | | | | | | | |\n", static_cast<int>(seed), snr, blur, p);
           }
           std::fflush(stdout);
         }
   std::printf(
-      "\n| SNR | σ | seed | pressures | Heckel k, MPa⁻¹: fit → inferred | error vs generator %g |\n"
+      "\n| SNR | σ | seed | pressures | Heckel k, MPa⁻¹: fit → %s | error vs generator %g |\n"
       "|---|---|---|---|---|---|\n",
-      phantom::CompactionSpec{}.heckel_k);
+      moved, phantom::CompactionSpec{}.heckel_k);
   for (const auto& [key, h] : heckel) {
     if (h.pressure.size() < 3) continue;
     const double k0 = slope(h.pressure, h.fitted), k1 = slope(h.pressure, h.inferred);

@@ -82,4 +82,20 @@ EndMemberInference infer_end_members(const Volume<std::uint8_t>& labels, const P
   return out;
 }
 
+std::vector<double> split_by_grey_mean(const std::vector<double>& fractions, const std::vector<double>& means,
+                                       double grey_mean, int moved) {
+  const int k = static_cast<int>(means.size());
+  if (static_cast<int>(fractions.size()) != k || moved <= 0 || moved >= k || !(means[moved] > means[0]))
+    throw ComputeError("grey-mean split: class " + std::to_string(moved) + " of " + std::to_string(k) +
+                       " is not brighter than the darkest");
+  double kept = 0, kept_grey = 0;
+  for (int c = 1; c < k; ++c)
+    if (c != moved) kept += fractions[c], kept_grey += fractions[c] * means[c];
+  // φ_0 + φ_m = 1 − kept and φ_0 μ_0 + φ_m μ_m = grey_mean − kept_grey.
+  std::vector<double> f = fractions;
+  f[0] = ((1 - kept) * means[moved] + kept_grey - grey_mean) / (means[moved] - means[0]);
+  f[moved] = 1 - kept - f[0];
+  return f;
+}
+
 }  // namespace vp

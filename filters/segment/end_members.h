@@ -47,4 +47,12 @@ EndMemberInference infer_end_members(const Volume<std::uint8_t>& labels, const P
                                      const Histogram& binning, const std::vector<double>& start,
                                      const std::vector<bool>& infer, const EndMemberInferenceOptions& options);
 
+// Fractions re-split by the conserved grey mean after the end member of class `moved` (> 0) was
+// moved: the classes other than the darkest and `moved` keep `fractions`, and the darkest and
+// `moved` share the rest so that Σ φ = 1 and Σ φ_c means[c] = grey_mean (blur conserves grey, so
+// the scan's mean is known exactly; the classes with measured end members pin their own fractions).
+// Returns `fractions` with those two replaced; ComputeError unless means[moved] > means[0].
+std::vector<double> split_by_grey_mean(const std::vector<double>& fractions, const std::vector<double>& means,
+                                       double grey_mean, int moved);
+
 }  // namespace vp

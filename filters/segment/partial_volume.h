@@ -46,8 +46,28 @@ struct PartialVolumeOptions {
   // ICM, pair β, the scan's PSF, noise σ and these end members): boundary voxels take the label
   // whose blurred image explains the grey best (issue 11 item 2; docs/segmentation.md).
   bool map_relabel = false;
+  // The end member of the one class other than the darkest with too few pure voxels (the SE
+  // under a wide PSF at low pressure) refitted with the labels by forward-model MAP
+  // (forward_model.h: ICM with the least-squares refit g ≈ Σ μ_c B 1[L = c] before each sweep, on
+  // a copy of the labels), and the fractions of that class and the darkest re-split by the
+  // conserved grey mean (split_by_grey_mean); the other classes keep theirs. Only where the
+  // refit moves it brighter. Not with reference end members or infer_end_members. Opt-in: it
+  // meets the accuracy rule but costs ~5× CPU and ≥ 17 B/voxel where it acts (docs/segmentation.md).
+  bool refit_end_members = false;
 };
 
+// Fractions from per-pair sums (exposed for the uncertainty and for tests): pure voxel counts
+// per class, and per pair (a, b) the voxel count and grey sum of the voxels unmixed with it.
+struct UnmixingSums {
+  int classes = 0;
+  std::int64_t voxels = 0;
+  std::vector<std::int64_t> pure;             // per class
+  std::vector<double> pure_grey, pure_grey2;  // Σ g, Σ g² of the pure voxels, per class
+  std::vector<std::int64_t> pair_count;       // [a * classes + b], a < b
+  std::vector<double> pair_grey;              // Σ g
+  std::vector<double> pair_weight;            // Σ (1 − Σ_m s_m): the share split between a and b
+  std::vector<double> pair_share;             // [(a * classes + b) * classes + m]: Σ s_m fixed shares
+};
 struct PartialVolumeResult {
   Volume<std::uint8_t> labels;            // class 0..K-1, ascending mean grey
   std::vector<double> thresholds;         // midpoints of the label end members (no pair restriction)
@@ -63,6 +83,7 @@ struct PartialVolumeResult {
   std::int64_t thin_pore_voxels = 0;      // darkest-class labels from valleys (thin_pores)
   std::int64_t rim_voxels_avoided = 0;    // middle-class grey voxels labelled with a nearby pair
   std::int64_t map_flips = 0;             // labels changed by the forward-model MAP relabelling (map_relabel)
+  UnmixingSums unmixing;                  // the sums fraction_pv was unmixed from (unmixed_fractions)
 };
 
 // Labels and fractions in one pass over the volume (plus a smoothing and a dilation).
@@ -70,18 +91,6 @@ struct PartialVolumeResult {
 PartialVolumeResult partial_volume_segmentation(const Volume<float>& grey, const PartialVolumeMixture& fit,
                                                 const PartialVolumeOptions& options = {});
 
-// Fractions from per-pair sums (exposed for the uncertainty and for tests): pure voxel counts
-// per class, and per pair (a, b) the voxel count and grey sum of the voxels unmixed with it.
-struct UnmixingSums {
-  int classes = 0;
-  std::int64_t voxels = 0;
-  std::vector<std::int64_t> pure;             // per class
-  std::vector<double> pure_grey, pure_grey2;  // Σ g, Σ g² of the pure voxels, per class
-  std::vector<std::int64_t> pair_count;       // [a * classes + b], a < b
-  std::vector<double> pair_grey;              // Σ g
-  std::vector<double> pair_weight;            // Σ (1 − Σ_m s_m): the share split between a and b
-  std::vector<double> pair_share;             // [(a * classes + b) * classes + m]: Σ s_m fixed shares
-};
 std::vector<double> unmixed_fractions(const UnmixingSums& sums, const std::vector<double>& means);
 
 }  // namespace vp

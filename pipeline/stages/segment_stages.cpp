@@ -230,6 +230,11 @@ class SegmentStage : public Stage {
               "re-imaging the labels with the scan's PSF and noise, not the histogram fit's blend-pulled means "
               "(opt-in; helps at low pressure under a wide PSF, not at 50-125 MPa)",
               "", PartialVolumeOptions{}.infer_end_members ? "true" : "false"),
+        param("refit_end_members", ParamType::boolean,
+              "auto: the end member of the one class other than the darkest with under 200 pure voxels refitted "
+              "with the labels by forward-model MAP, and that class's and the darkest's fractions split by the "
+              "conserved grey mean (opt-in; for low pressure under a wide PSF)",
+              "", PartialVolumeOptions{}.refit_end_members ? "true" : "false"),
         param("map_relabel", ParamType::boolean,
               "auto: relabel boundary voxels last by forward-model MAP (iterated conditional modes with the "
               "scan's PSF, noise σ and end members as the imaging model)",
@@ -302,6 +307,15 @@ class SegmentStage : public Stage {
       else if (p.has("end_members"))
         bad(d, p, "infer_end_members",
             "reference end_members are held fixed, so none would be inferred: give one of the two");
+    }
+    if (p.boolean("refit_end_members")) {
+      if (method != "auto")
+        bad(d, p, "refit_end_members", "refitting end members is for method auto; method is " + method);
+      else if (p.has("end_members"))
+        bad(d, p, "refit_end_members",
+            "reference end_members are held fixed, so none would be refitted: give one of the two");
+      else if (p.boolean("infer_end_members"))
+        bad(d, p, "refit_end_members", "infer_end_members also replaces the fit-only end members: give one of the two");
     }
     // The MAP relabelling reads auto's end members, noise σ and PSF: elsewhere it would be silently skipped.
     if (p.boolean("map_relabel") && method != "auto")
@@ -662,6 +676,7 @@ SegmentOptions segment_options(const Params& p) {
   o.pore_films = p.boolean("pore_films");
   o.partial_volume.infer_end_members = p.boolean("infer_end_members");
   o.partial_volume.map_relabel = p.boolean("map_relabel");
+  o.partial_volume.refit_end_members = p.boolean("refit_end_members");
   o.end_members = SegmentStage::reference_end_members(p);
   return o;
 }
