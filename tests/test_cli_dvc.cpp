@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 #include <nlohmann/json.hpp>
 
 #include "cli_harness.h"
@@ -15,8 +16,9 @@ namespace {
 namespace fs = std::filesystem;
 using namespace vp::testing;
 
+// Per process: two runs of the suite at once (shared /tmp) must not remove each other's outputs.
 fs::path temp_dir(const std::string& name) {
-  const fs::path d = fs::temp_directory_path() / ("vp_test_cli_dvc_" + name);
+  const fs::path d = fs::temp_directory_path() / ("vp_test_cli_dvc_" + name + "_" + std::to_string(::getpid()));
   fs::remove_all(d);
   fs::create_directories(d);
   return d;
