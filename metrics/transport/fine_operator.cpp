@@ -33,11 +33,12 @@ constexpr auto kExpandBits = [] {
   return t;
 }();
 
-// Entry j of kBitsBefore[v] is the number of bits of v below bit j (and entry 8 all of them).
+// Byte j of kBitsBefore[v] is the number of bits of v below bit j: eight counts in one word, so
+// that a word's running count is added to eight of them at once (no byte carries: counts < 64 + 8).
 constexpr auto kBitsBefore = [] {
-  std::array<std::array<std::uint32_t, 9>, 256> t{};
+  std::array<std::uint64_t, 256> t{};
   for (int v = 0; v < 256; ++v)
-    for (int j = 1; j <= 8; ++j) t[v][j] = t[v][j - 1] + (v >> (j - 1) & 1);
+    for (int j = 1, count = 0; j < 8; ++j) count += v >> (j - 1) & 1, t[v] |= std::uint64_t(count) << (8 * j);
   return t;
 }();
 
@@ -58,14 +59,17 @@ std::uint64_t new_row_pass() {
 }
 
 // One row of the code volume as the row kernels read it: its code bytes, its carrying voxels as
-// bits (bit x % 64 of word x / 64), and for each x the number of carrying voxels before x in the
-// row (the index of voxel x among the carrying voxels is the row's row_start plus that count),
-// so a kernel visits only the carrying voxels of its colour, found a word of bits at a time,
-// instead of testing every voxel and stepping a running index per neighbour row over each.
+// bits (bit x % 64 of word x / 64), and the number of carrying voxels before x in the row as
+// word_before[x / 64] + before[x] (before the word, and before x inside it: a byte), so the
+// index of voxel x among the carrying voxels is the row's row_start plus index(x). A kernel then
+// visits only the carrying voxels of its colour, found a word of bits at a time, instead of
+// testing every voxel and stepping a running index per neighbour row over each.
 struct CodeRow {
   const std::uint8_t* code;
-  const std::uint32_t* before;
+  const std::uint8_t* before;
+  const std::uint32_t* word_before;
   const std::uint64_t* carrying;
+  index_t index(index_t x) const { return word_before[x >> 6] + before[x]; }
 };
 
 // A thread's prepared rows (a one-conductivity volume's bits unpacked to bytes, and the counts
@@ -87,9 +91,12 @@ class PreparedRows {
     const auto slots = static_cast<std::size_t>(kPlanes * m_ + 5);
     const auto size = slots * static_cast<std::size_t>(stride_);
     if (bytes_.size() < size) bytes_.resize(size), before_.resize(size);
-    if (carrying_.size() < slots * words_) carrying_.resize(slots * words_);
+    if (carrying_.size() < slots * words_) carrying_.resize(slots * words_), word_before_.resize(slots * words_);
     // The last slot stands in for a missing row: no carrying voxels.
-    std::fill_n(before_.data() + (kPlanes * m_ + 4) * stride_, stride_, 0u);
+    const index_t none = kPlanes * m_ + 4;
+    std::fill_n(before_.data() + none * stride_, stride_, std::uint8_t{0});
+    std::fill_n(word_before_.data() + none * words_, words_, 0u);
+    std::fill_n(carrying_.data() + none * words_, words_, std::uint64_t{0});
     std::fill_n(carrying_.data() + (kPlanes * m_ + 4) * words_, words_, std::uint64_t{0});
   }
   // Row (y, z), whose first voxel is base.
@@ -110,16 +117,17 @@ class PreparedRows {
   // A missing row (a non-periodic side): codes 0 (none: n_x zero bytes).
   CodeRow missing(const std::uint8_t* none) const {
     const index_t slot = kPlanes * m_ + 4;
-    return {none, before_.data() + slot * stride_, carrying_.data() + slot * words_};
+    return {none, before_.data() + slot * stride_, word_before_.data() + slot * words_,
+            carrying_.data() + slot * words_};
   }
 
  private:
   static constexpr index_t kPlanes = 4;
-  static constexpr index_t kBytesPerVoxel = 1 + sizeof(std::uint32_t);
-  static constexpr index_t kBytes = index_t{5} << 22;  // per thread: 4 planes of 1024²
+  static constexpr index_t kBytesPerVoxel = 2;
+  static constexpr index_t kBytes = index_t{2} << 22;  // per thread: 4 planes of 1024²
   CodeRow at(const CodeVolume& code, index_t base, index_t slot) const {
     const std::uint8_t* c = code.bits ? bytes_.data() + slot * stride_ : code.bytes + base;
-    return {c, before_.data() + slot * stride_, carrying_.data() + slot * words_};
+    return {c, before_.data() + slot * stride_, word_before_.data() + slot * words_, carrying_.data() + slot * words_};
   }
   // The row's carrying voxels as bits, then (a byte of them at a time) its codes where the volume
   // is bits, and the count before each x.
@@ -132,20 +140,29 @@ class PreparedRows {
       for (index_t x = 0; x < n0_; ++x) carrying[x >> 6] |= std::uint64_t{code.bytes[base + x] != 0} << (x & 63);
     }
     std::uint8_t* bytes = bytes_.data() + slot * stride_;
-    std::uint32_t* before = before_.data() + slot * stride_;
+    std::uint8_t* before = before_.data() + slot * stride_;
+    std::uint32_t* word_before = word_before_.data() + slot * words_;
     std::uint32_t count = 0;
-    for (index_t x = 0; x < n0_; x += 8) {  // the stride is whole words: the last byte's tail is room
-      const auto v = static_cast<std::uint8_t>(carrying[x >> 6] >> (x & 63));
-      if (code.bits) std::memcpy(bytes + x, kExpandBits[v].data(), 8);
-      for (int j = 0; j < 8; ++j) before[x + j] = count + kBitsBefore[v][static_cast<std::size_t>(j)];
-      count += kBitsBefore[v][8];
+    for (index_t w = 0; w < words_; ++w) {  // the stride is whole words: the last word's tail is room
+      word_before[w] = count;
+      std::uint64_t in_word = 0;  // carrying voxels of the word before byte b, in every byte
+      for (index_t b = 0; b < 8; ++b) {
+        const auto v = static_cast<std::uint8_t>(carrying[w] >> (8 * b));
+        const index_t x = 64 * w + 8 * b;
+        if (code.bits) std::memcpy(bytes + x, kExpandBits[v].data(), 8);
+        const std::uint64_t counts = in_word + kBitsBefore[v];
+        std::memcpy(before + x, &counts, 8);
+        in_word += (std::uint64_t(kBitsBefore[v] >> 56) + (v >> 7)) * 0x0101010101010101ull;
+      }
+      count += static_cast<std::uint32_t>(in_word & 0xFF);
     }
   }
   std::uint64_t pass_ = 0;
   index_t n0_ = 0, m_ = 0, words_ = 0, stride_ = 0;  // stride_: n0_ rounded up to whole words
   std::vector<index_t> held_;                        // first voxel of the row in each slot, −1: none
   std::vector<std::uint8_t> bytes_;
-  std::vector<std::uint32_t> before_;
+  std::vector<std::uint8_t> before_;
+  std::vector<std::uint32_t> word_before_;
   std::vector<std::uint64_t> carrying_;
 };
 
@@ -190,8 +207,6 @@ inline void fine_row(const FineLevel& L, index_t y, index_t z, int colour, std::
   const CodeRows rows = code_rows(L, r, y, z, pass);
   const std::uint8_t *c = rows.c.code, *cym = rows.ym.code, *cyp = rows.yp.code, *czm = rows.zm.code,
                      *czp = rows.zp.code;
-  const std::uint32_t *bc = rows.c.before, *bym = rows.ym.before, *byp = rows.yp.before, *bzm = rows.zm.before,
-                      *bzp = rows.zp.before;
   const index_t kym = start(r.ym), kyp = start(r.yp), kzm = start(r.zm), kzp = start(r.zp);
   const FineViewT<Acc> tables{L};
   const Acc* fx = tables.faces(0);
@@ -200,7 +215,7 @@ inline void fine_row(const FineLevel& L, index_t y, index_t z, int colour, std::
   const RowElectrodes e = row_electrodes(g, y, z);
   // Visits the voxel at x, which carries current.
   auto visit = [&](index_t x, int ci) __attribute__((always_inline)) {
-    const index_t k = first + bc[x];
+    const index_t k = first + rows.c.index(x);
     const int kk = ci * nc;
     Acc S = 0, D = 0, G;
     const index_t xm = x > 0 ? x - 1 : g.wrap[0] ? n0 - 1 : -1;
@@ -213,10 +228,10 @@ inline void fine_row(const FineLevel& L, index_t y, index_t z, int colour, std::
       const index_t j = !c[xp] ? k : x < n0 - 1 ? k + 1 : first;
       G = fx[kk + c[xp]], S += G * static_cast<Acc>(X[j]), D += G;
     }
-    G = fy[kk + cym[x]], S += G * static_cast<Acc>(X[cym[x] ? kym + bym[x] : k]), D += G;
-    G = fy[kk + cyp[x]], S += G * static_cast<Acc>(X[cyp[x] ? kyp + byp[x] : k]), D += G;
-    G = fz[kk + czm[x]], S += G * static_cast<Acc>(X[czm[x] ? kzm + bzm[x] : k]), D += G;
-    G = fz[kk + czp[x]], S += G * static_cast<Acc>(X[czp[x] ? kzp + bzp[x] : k]), D += G;
+    G = fy[kk + cym[x]], S += G * static_cast<Acc>(X[cym[x] ? kym + rows.ym.index(x) : k]), D += G;
+    G = fy[kk + cyp[x]], S += G * static_cast<Acc>(X[cyp[x] ? kyp + rows.yp.index(x) : k]), D += G;
+    G = fz[kk + czm[x]], S += G * static_cast<Acc>(X[czm[x] ? kzm + rows.zm.index(x) : k]), D += G;
+    G = fz[kk + czp[x]], S += G * static_cast<Acc>(X[czp[x] ? kzp + rows.zp.index(x) : k]), D += G;
     const bool low = g.axis == 0 ? x == 0 : e.low;
     const bool high = g.axis == 0 ? x == n0 - 1 : e.high;
     const Acc dir = tables.dirichlet(ci);
