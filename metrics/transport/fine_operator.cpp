@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -32,90 +33,149 @@ constexpr auto kExpandBits = [] {
   return t;
 }();
 
-// The n codes from voxel `first` on of a code volume of bits, one byte each, into out.
-void unpack_code_bits(const std::uint64_t* bits, index_t first, index_t n, std::uint8_t* out) {
-  index_t x = 0;
-  for (; x + 8 <= n; x += 8) {
-    const index_t p = first + x, w = p >> 6, b = p & 63;
-    std::uint64_t v = bits[w] >> b;
-    if (b > 56) v |= bits[w + 1] << (64 - b);  // the 8 bits straddle two words
-    std::memcpy(out + x, kExpandBits[v & 0xFF].data(), 8);
-  }
-  for (; x < n; ++x) {
-    const index_t p = first + x;
-    out[x] = static_cast<std::uint8_t>(bits[p >> 6] >> (p & 63) & 1u);
-  }
+// Byte j of kBitsBefore[v] is the number of bits of v below bit j: eight counts in one word, so
+// that a word's running count is added to eight of them at once (no byte carries: counts < 64 + 8).
+constexpr auto kBitsBefore = [] {
+  std::array<std::uint64_t, 256> t{};
+  for (int v = 0; v < 256; ++v)
+    for (int j = 1, count = 0; j < 8; ++j) count += v >> (j - 1) & 1, t[v] |= std::uint64_t(count) << (8 * j);
+  return t;
+}();
+
+// The 64 bits of a volume of bits from voxel p on (those from `end` on cleared; p < end).
+inline std::uint64_t bits_from(const std::uint64_t* bits, index_t p, index_t end) {
+  const index_t w = p >> 6, b = p & 63;
+  std::uint64_t v = bits[w] >> b;
+  if (b && end - p > 64 - b) v |= bits[w + 1] << (64 - b);  // the word after holds some of them
+  return end - p < 64 ? v & ((std::uint64_t{1} << (end - p)) - 1) : v;
 }
 
 // Identifies one pass of the row kernels over the grid (one colour of a sweep, a restriction, a
-// product, a residual): a thread's unpacked code rows are reused within one pass only, so a later
-// solve's code volume at the same address never reads a row unpacked from an earlier one.
+// product, a residual): a thread's code rows are reused within one pass only, so a later
+// solve's code volume at the same address never reads a row prepared from an earlier one.
 std::uint64_t new_row_pass() {
   static std::atomic<std::uint64_t> passes{0};
   return ++passes;
 }
 
-// A thread's rows of a one-conductivity volume unpacked to bytes, kept for the rest of a pass.
-// Every row is a neighbour of four others (y ± 1, z ± 1), so unpacking the five rows of each row
-// kernel call unpacked every row five times per pass. Here a row goes to the slot of its y mod m
-// and z mod 4 (m = n_y where 4 planes fit in kBytes), which remembers the row it holds: a thread
-// walking rows in memory order unpacks each once per pass, and the four fine rows of a coarse
-// row (restrict_fine) find the planes z − 1 … z + 2 they read. A row reached through a periodic
-// side's wrap could fall in the slot of another row of the same call: those have four slots of
-// their own, unpacked at every call.
-class UnpackedRows {
+// One row of the code volume as the row kernels read it: its code bytes, its carrying voxels as
+// bits (bit x % 64 of word x / 64), and the number of carrying voxels before x in the row as
+// word_before[x / 64] + before[x] (before the word, and before x inside it: a byte), so the
+// index of voxel x among the carrying voxels is the row's row_start plus index(x). A kernel then
+// visits only the carrying voxels of its colour, found a word of bits at a time, instead of
+// testing every voxel and stepping a running index per neighbour row over each.
+struct CodeRow {
+  const std::uint8_t* code;
+  const std::uint8_t* before;
+  const std::uint32_t* word_before;
+  const std::uint64_t* carrying;
+  index_t index(index_t x) const { return word_before[x >> 6] + before[x]; }
+};
+
+// A thread's prepared rows (a one-conductivity volume's bits unpacked to bytes, and the counts
+// before each x), kept for the rest of a pass. Every row is a neighbour of four others (y ± 1,
+// z ± 1), so preparing the five rows of each row kernel call prepared every row five times per
+// pass. Here a row goes to the slot of its y mod m and z mod 4 (m = n_y where 4 planes fit in
+// kBytes), which remembers the row it holds: a thread walking rows in memory order prepares
+// each once per pass, and the four fine rows of a coarse row (restrict_fine) find the planes
+// z − 1 … z + 2 they read. A row reached through a periodic side's wrap could fall in the slot
+// of another row of the same call: those have four slots of their own, prepared at every call.
+class PreparedRows {
  public:
   void start(const Grid& g, std::uint64_t pass) {
     if (pass == pass_) return;
     pass_ = pass, n0_ = g.n[0];
-    m_ = std::min(g.n[1], std::max<index_t>(kBytes / (kPlanes * n0_), 3));
+    m_ = std::min(g.n[1], std::max<index_t>(kBytes / (kPlanes * n0_ * kBytesPerVoxel), 3));
+    words_ = (n0_ + 63) / 64, stride_ = 64 * words_;
     held_.assign(static_cast<std::size_t>(kPlanes * m_), -1);
-    const auto size = static_cast<std::size_t>((kPlanes * m_ + 4) * n0_);
-    if (bytes_.size() < size) bytes_.resize(size);
+    const auto slots = static_cast<std::size_t>(kPlanes * m_ + 5);
+    const auto size = slots * static_cast<std::size_t>(stride_);
+    if (bytes_.size() < size) bytes_.resize(size), before_.resize(size);
+    if (carrying_.size() < slots * words_) carrying_.resize(slots * words_), word_before_.resize(slots * words_);
+    // The last slot stands in for a missing row: no carrying voxels.
+    const index_t none = kPlanes * m_ + 4;
+    std::fill_n(before_.data() + none * stride_, stride_, std::uint8_t{0});
+    std::fill_n(word_before_.data() + none * words_, words_, 0u);
+    std::fill_n(carrying_.data() + none * words_, words_, std::uint64_t{0});
+    std::fill_n(carrying_.data() + (kPlanes * m_ + 4) * words_, words_, std::uint64_t{0});
   }
   // Row (y, z), whose first voxel is base.
-  const std::uint8_t* row(const CodeVolume& code, index_t base, index_t y, index_t z) {
+  CodeRow row(const CodeVolume& code, index_t base, index_t y, index_t z) {
     const index_t slot = (z % kPlanes) * m_ + y % m_;
-    std::uint8_t* out = bytes_.data() + slot * n0_;
     if (held_[static_cast<std::size_t>(slot)] != base) {
-      unpack_code_bits(code.bits, base, n0_, out);
+      prepare(code, base, slot);
       held_[static_cast<std::size_t>(slot)] = base;
     }
-    return out;
+    return at(code, base, slot);
   }
   // The row reached through a wrap, in direction k of Cell::nb (2: −y, 3: +y, 4: −z, 5: +z).
-  const std::uint8_t* wrapped(const CodeVolume& code, index_t base, int k) {
-    std::uint8_t* out = bytes_.data() + (kPlanes * m_ + k - 2) * n0_;
-    unpack_code_bits(code.bits, base, n0_, out);
-    return out;
+  CodeRow wrapped(const CodeVolume& code, index_t base, int k) {
+    const index_t slot = kPlanes * m_ + k - 2;
+    prepare(code, base, slot);
+    return at(code, base, slot);
+  }
+  // A missing row (a non-periodic side): codes 0 (none: n_x zero bytes).
+  CodeRow missing(const std::uint8_t* none) const {
+    const index_t slot = kPlanes * m_ + 4;
+    return {none, before_.data() + slot * stride_, word_before_.data() + slot * words_,
+            carrying_.data() + slot * words_};
   }
 
  private:
   static constexpr index_t kPlanes = 4;
-  static constexpr index_t kBytes = index_t{1} << 22;  // per thread: 4 planes of 1024²
+  static constexpr index_t kBytesPerVoxel = 2;
+  static constexpr index_t kBytes = index_t{2} << 22;  // per thread: 4 planes of 1024²
+  CodeRow at(const CodeVolume& code, index_t base, index_t slot) const {
+    const std::uint8_t* c = code.bits ? bytes_.data() + slot * stride_ : code.bytes + base;
+    return {c, before_.data() + slot * stride_, word_before_.data() + slot * words_, carrying_.data() + slot * words_};
+  }
+  // The row's carrying voxels as bits, then (a byte of them at a time) its codes where the volume
+  // is bits, and the count before each x.
+  void prepare(const CodeVolume& code, index_t base, index_t slot) {
+    std::uint64_t* carrying = carrying_.data() + slot * words_;
+    if (code.bits) {
+      for (index_t w = 0; w < words_; ++w) carrying[w] = bits_from(code.bits, base + 64 * w, base + n0_);
+    } else {
+      std::fill_n(carrying, words_, std::uint64_t{0});
+      for (index_t x = 0; x < n0_; ++x) carrying[x >> 6] |= std::uint64_t{code.bytes[base + x] != 0} << (x & 63);
+    }
+    std::uint8_t* bytes = bytes_.data() + slot * stride_;
+    std::uint8_t* before = before_.data() + slot * stride_;
+    std::uint32_t* word_before = word_before_.data() + slot * words_;
+    std::uint32_t count = 0;
+    for (index_t w = 0; w < words_; ++w) {  // the stride is whole words: the last word's tail is room
+      word_before[w] = count;
+      std::uint64_t in_word = 0;  // carrying voxels of the word before byte b, in every byte
+      for (index_t b = 0; b < 8; ++b) {
+        const auto v = static_cast<std::uint8_t>(carrying[w] >> (8 * b));
+        const index_t x = 64 * w + 8 * b;
+        if (code.bits) std::memcpy(bytes + x, kExpandBits[v].data(), 8);
+        const std::uint64_t counts = in_word + kBitsBefore[v];
+        std::memcpy(before + x, &counts, 8);
+        in_word += (std::uint64_t(kBitsBefore[v] >> 56) + (v >> 7)) * 0x0101010101010101ull;
+      }
+      count += static_cast<std::uint32_t>(in_word & 0xFF);
+    }
+  }
   std::uint64_t pass_ = 0;
-  index_t n0_ = 0, m_ = 0;
-  std::vector<index_t> held_;  // first voxel of the row in each slot, −1: none
+  index_t n0_ = 0, m_ = 0, words_ = 0, stride_ = 0;  // stride_: n0_ rounded up to whole words
+  std::vector<index_t> held_;                        // first voxel of the row in each slot, −1: none
   std::vector<std::uint8_t> bytes_;
+  std::vector<std::uint8_t> before_;
+  std::vector<std::uint32_t> word_before_;
+  std::vector<std::uint64_t> carrying_;
 };
 
-// The byte codes of row (y, z) and of its four neighbouring rows (a missing row reads zeros):
-// the code volume's own bytes, or a one-conductivity volume's bits unpacked (UnpackedRows), so
-// that the row kernels read bytes either way (reading the bits voxel by voxel made them ≈ 40 %
-// slower).
+// Row (y, z) and its four neighbouring rows (a missing row reads zero codes), as CodeRows.
 struct CodeRows {
-  const std::uint8_t *c, *ym, *yp, *zm, *zp;
+  CodeRow c, ym, yp, zm, zp;
 };
 inline CodeRows code_rows(const FineLevel& L, const Row& r, index_t y, index_t z, std::uint64_t pass) {
-  const std::uint8_t* none = L.no_code.data();
-  if (!L.code.bits) {
-    auto at = [&](index_t base) { return base < 0 ? none : L.code.bytes + base; };
-    return {at(r.base), at(r.ym), at(r.yp), at(r.zm), at(r.zp)};
-  }
-  thread_local UnpackedRows rows;
+  thread_local PreparedRows rows;
   const Grid& g = L.grid;
   rows.start(g, pass);
   const CodeVolume& code = L.code;
+  const CodeRow none = rows.missing(L.no_code.data());
   const bool first_y = y == 0, last_y = y == g.n[1] - 1, first_z = z == 0, last_z = z == g.n[2] - 1;
   CodeRows out;
   out.c = rows.row(code, r.base, y, z);
@@ -129,69 +189,67 @@ inline CodeRows code_rows(const FineLevel& L, const Row& r, index_t y, index_t z
 // Fast row kernels: f(k, x, S, D, inlet) for each carrying voxel of the row and colour, with
 // k its index among the carrying voxels (the index into the solver's vectors), x its position
 // in the row, S = Σ G_ij x_j, D = Σ G_ij + electrode couplings and inlet = the voxel's coupling
-// to the inlet (its right-hand side for inlet potential 1). The walk keeps a running index in
-// the row and in each neighbouring row. A neighbour that carries nothing has conductance 0 and
-// reads the voxel's own value (G·x = ±0, so S and D are those of the whole-grid vectors, bit for
-// bit); missing neighbour rows read a row of zero codes, so the inner loop has no branches
-// for them.
+// to the inlet (its right-hand side for inlet potential 1). A neighbour's index is its row's
+// start plus the carrying voxels before it in that row (CodeRow::before), so the voxels that
+// carry nothing or have the other colour cost only the test of their code. A neighbour that
+// carries nothing has conductance 0 and reads the voxel's own value (G·x = ±0, so S and D are
+// those of the whole-grid vectors, bit for bit); missing neighbour rows read a row of zero
+// codes, so the inner loop has no branches for them.
 template <class T, class Acc, class F>
 inline void fine_row(const FineLevel& L, index_t y, index_t z, int colour, std::uint64_t pass, const T* X, F&& f) {
   const Grid& g = L.grid;
   const Row r = row_of(g, y, z);
   const index_t n0 = g.n[0];
   const int nc = L.codes;
-  const CodeRows rows = code_rows(L, r, y, z, pass);
-  const std::uint8_t *c = rows.c, *cym = rows.ym, *cyp = rows.yp, *czm = rows.zm, *czp = rows.zp;
   auto start = [&](index_t base) { return base < 0 ? index_t(0) : L.row_start[static_cast<std::size_t>(base / n0)]; };
   const index_t first = start(r.base), last = L.row_start[static_cast<std::size_t>(r.base / n0 + 1)] - 1;
-  index_t k = first, kym = start(r.ym), kyp = start(r.yp), kzm = start(r.zm), kzp = start(r.zp);
+  if (first > last) return;  // no carrying voxel in this row
+  const CodeRows rows = code_rows(L, r, y, z, pass);
+  const std::uint8_t *c = rows.c.code, *cym = rows.ym.code, *cyp = rows.yp.code, *czm = rows.zm.code,
+                     *czp = rows.zp.code;
+  const index_t kym = start(r.ym), kyp = start(r.yp), kzm = start(r.zm), kzp = start(r.zp);
   const FineViewT<Acc> tables{L};
   const Acc* fx = tables.faces(0);
   const Acc* fy = tables.faces(1);
   const Acc* fz = tables.faces(2);
   const RowElectrodes e = row_electrodes(g, y, z);
-  // Visits the voxel at x (if it carries current), then moves the running indices past it.
-  auto step = [&](index_t x, bool visit) __attribute__((always_inline)) {
-    const int ci = c[x];
-    if (ci && visit) {
-      const int kk = ci * nc;
-      Acc S = 0, D = 0, G;
-      const index_t xm = x > 0 ? x - 1 : g.wrap[0] ? n0 - 1 : -1;
-      const index_t xp = x < n0 - 1 ? x + 1 : g.wrap[0] ? 0 : -1;
-      if (xm >= 0) {
-        const index_t j = !c[xm] ? k : x > 0 ? k - 1 : last;
-        G = fx[kk + c[xm]], S += G * static_cast<Acc>(X[j]), D += G;
-      }
-      if (xp >= 0) {
-        const index_t j = !c[xp] ? k : x < n0 - 1 ? k + 1 : first;
-        G = fx[kk + c[xp]], S += G * static_cast<Acc>(X[j]), D += G;
-      }
-      G = fy[kk + cym[x]], S += G * static_cast<Acc>(X[cym[x] ? kym : k]), D += G;
-      G = fy[kk + cyp[x]], S += G * static_cast<Acc>(X[cyp[x] ? kyp : k]), D += G;
-      G = fz[kk + czm[x]], S += G * static_cast<Acc>(X[czm[x] ? kzm : k]), D += G;
-      G = fz[kk + czp[x]], S += G * static_cast<Acc>(X[czp[x] ? kzp : k]), D += G;
-      const bool low = g.axis == 0 ? x == 0 : e.low;
-      const bool high = g.axis == 0 ? x == n0 - 1 : e.high;
-      const Acc dir = tables.dirichlet(ci);
-      D += (low ? dir : Acc(0)) + (high ? dir : Acc(0));
-      f(k, x, S, D, low ? dir : Acc(0));
+  // Visits the voxel at x, which carries current.
+  auto visit = [&](index_t x, int ci) __attribute__((always_inline)) {
+    const index_t k = first + rows.c.index(x);
+    const int kk = ci * nc;
+    Acc S = 0, D = 0, G;
+    const index_t xm = x > 0 ? x - 1 : g.wrap[0] ? n0 - 1 : -1;
+    const index_t xp = x < n0 - 1 ? x + 1 : g.wrap[0] ? 0 : -1;
+    if (xm >= 0) {
+      const index_t j = !c[xm] ? k : x > 0 ? k - 1 : last;
+      G = fx[kk + c[xm]], S += G * static_cast<Acc>(X[j]), D += G;
     }
-    k += ci != 0;
-    kym += cym[x] != 0, kyp += cyp[x] != 0, kzm += czm[x] != 0, kzp += czp[x] != 0;
+    if (xp >= 0) {
+      const index_t j = !c[xp] ? k : x < n0 - 1 ? k + 1 : first;
+      G = fx[kk + c[xp]], S += G * static_cast<Acc>(X[j]), D += G;
+    }
+    G = fy[kk + cym[x]], S += G * static_cast<Acc>(X[cym[x] ? kym + rows.ym.index(x) : k]), D += G;
+    G = fy[kk + cyp[x]], S += G * static_cast<Acc>(X[cyp[x] ? kyp + rows.yp.index(x) : k]), D += G;
+    G = fz[kk + czm[x]], S += G * static_cast<Acc>(X[czm[x] ? kzm + rows.zm.index(x) : k]), D += G;
+    G = fz[kk + czp[x]], S += G * static_cast<Acc>(X[czp[x] ? kzp + rows.zp.index(x) : k]), D += G;
+    const bool low = g.axis == 0 ? x == 0 : e.low;
+    const bool high = g.axis == 0 ? x == n0 - 1 : e.high;
+    const Acc dir = tables.dirichlet(ci);
+    D += (low ? dir : Acc(0)) + (high ? dir : Acc(0));
+    f(k, x, S, D, low ? dir : Acc(0));
   };
-  if (colour < 0) {
-    for (index_t x = 0; x < n0; ++x) step(x, true);
-    return;
-  }
-  const int yz = g.colour_term[1][y] + g.colour_term[2][z];
-  if (g.colours == 2) {  // every other voxel, from the first of this colour
-    index_t x = (colour - yz) & 1;
-    if (x == 1) step(0, false);
-    for (; x + 1 < n0; x += 2) step(x, true), step(x + 1, false);
-    if (x < n0) step(x, true);
-    return;
-  }
-  for (index_t x = 0; x < n0; ++x) step(x, (g.colour_term[0][x] + yz) % g.colours == colour);
+  // The carrying voxels of the colour, a word at a time: with two colours every other x, from
+  // the first of this colour (64 is even, so the same bits of every word).
+  const int yz = colour < 0 ? 0 : g.colour_term[1][y] + g.colour_term[2][z];
+  const std::uint64_t colour_bits = colour < 0 || g.colours != 2 ? ~std::uint64_t{0}
+                                    : ((colour - yz) & 1)        ? 0xAAAAAAAAAAAAAAAAull
+                                                                 : 0x5555555555555555ull;
+  const std::uint64_t* carrying = rows.c.carrying;
+  for (index_t w = 0, words = (n0 + 63) / 64; w < words; ++w)
+    for (std::uint64_t bits = carrying[w] & colour_bits; bits; bits &= bits - 1) {
+      const index_t x = 64 * w + std::countr_zero(bits);
+      if (colour < 0 || g.colours == 2 || (g.colour_term[0][x] + yz) % g.colours == colour) visit(x, c[x]);
+    }
 }
 
 template <class T, class Acc, class F>

@@ -65,13 +65,19 @@ inline void node_stencil(const CoarseLevel& L, const CellCouplings& cc, std::uin
   }
 }
 
+// Whether cell i of level L holds nodes: cells without are skipped before their neighbours are found.
+inline auto has_nodes(const CoarseLevel& L) {
+  return [&L](index_t i) {
+    return L.cell_start[static_cast<std::size_t>(i)] != L.cell_start[static_cast<std::size_t>(i) + 1];
+  };
+}
+
 // Calls f(node, couplings of its cell) for every node of level L, cells in parallel by rows.
 template <class F>
 void parallel_nodes(const CoarseLevel& L, F&& f) {
   parallel_rows(L.grid, [&](index_t Y, index_t Z) {
-    for_row(L.grid, Y, Z, -1, [&](const Cell& c) {
+    for_row_if(L.grid, Y, Z, -1, has_nodes(L), [&](const Cell& c) {
       const auto ci = static_cast<std::size_t>(c.i);
-      if (L.cell_start[ci] == L.cell_start[ci + 1]) return;
       const CellCouplings cc(L, c);
       for (std::uint32_t i = L.cell_start[ci]; i < L.cell_start[ci + 1]; ++i) f(i, cc);
     });
@@ -86,9 +92,8 @@ void smooth_graph(const CoarseLevel& L, const float* b, float* x, bool forward) 
   for (int step = 0; step < g.colours; ++step) {
     const int colour = forward ? step : g.colours - 1 - step;
     parallel_rows(g, [&](index_t Y, index_t Z) {
-      for_row(g, Y, Z, colour, [&](const Cell& c) {
+      for_row_if(g, Y, Z, colour, has_nodes(L), [&](const Cell& c) {
         const auto ci = static_cast<std::size_t>(c.i);
-        if (L.cell_start[ci] == L.cell_start[ci + 1]) return;  // no nodes: skip the decoder's set-up
         const CellCouplings cc(L, c);
         for (std::uint32_t i = L.cell_start[ci]; i < L.cell_start[ci + 1]; ++i) {
           float S, D;
@@ -107,10 +112,13 @@ void restrict_graph(const CoarseLevel& S, const float* b, const float* x, Coarse
     clear_coarse_row(C, Y, Z);
     for (index_t X = 0; X < g.n[0]; ++X) {
       const std::uint32_t first = C.cell_start[static_cast<std::size_t>(cell_index(g, X, Y, Z))];
-      for_child_nodes(S, X, Y, Z, [&](std::uint32_t i, const Cell& c) {
-        float Sx, D;
-        node_stencil(S, CellCouplings(S, c), i, x, Sx, D);
-        C.b[parent_node(S, first, i)] += b[i] - (D * x[i] - Sx);
+      for_child_cells(S, X, Y, Z, [&](const Cell& c, std::uint32_t i0, std::uint32_t i1) {
+        const CellCouplings cc(S, c);  // once per cell, not per node
+        for (std::uint32_t i = i0; i < i1; ++i) {
+          float Sx, D;
+          node_stencil(S, cc, i, x, Sx, D);
+          C.b[parent_node(S, first, i)] += b[i] - (D * x[i] - Sx);
+        }
       });
     }
   });

@@ -49,23 +49,33 @@ inline void fill_cell(const Grid& g, const Row& r, index_t x, Cell& c) {
   c.nb[5] = r.zp < 0 ? -1 : r.zp + x;
 }
 
-// Calls f(cell) for the cells of row (y, z), only those of `colour` unless colour < 0.
-template <class F>
-void for_row(const Grid& g, index_t y, index_t z, int colour, F&& f) {
+// Calls f(cell) for the cells of row (y, z), only those of `colour` unless colour < 0, and only
+// those whose index i has keep(i): a cell is filled in (its neighbours found) only when kept.
+template <class K, class F>
+void for_row_if(const Grid& g, index_t y, index_t z, int colour, K&& keep, F&& f) {
   const Row r = row_of(g, y, z);
   Cell c;
   c.at = {0, y, z};
   if (colour < 0) {
-    for (index_t x = 0; x < g.n[0]; ++x) fill_cell(g, r, x, c), f(c);
+    for (index_t x = 0; x < g.n[0]; ++x)
+      if (keep(r.base + x)) fill_cell(g, r, x, c), f(c);
     return;
   }
   const int yz = g.colour_term[1][y] + g.colour_term[2][z];
   if (g.colours == 2) {
-    for (index_t x = (colour - yz) & 1; x < g.n[0]; x += 2) fill_cell(g, r, x, c), f(c);
+    for (index_t x = (colour - yz) & 1; x < g.n[0]; x += 2)
+      if (keep(r.base + x)) fill_cell(g, r, x, c), f(c);
     return;
   }
   for (index_t x = 0; x < g.n[0]; ++x)
-    if ((g.colour_term[0][x] + yz) % g.colours == colour) fill_cell(g, r, x, c), f(c);
+    if ((g.colour_term[0][x] + yz) % g.colours == colour && keep(r.base + x)) fill_cell(g, r, x, c), f(c);
+}
+
+// Calls f(cell) for the cells of row (y, z), only those of `colour` unless colour < 0.
+template <class F>
+void for_row(const Grid& g, index_t y, index_t z, int colour, F&& f) {
+  for_row_if(
+      g, y, z, colour, [](index_t) { return true; }, f);
 }
 
 // Runs f(y, z) for every row, rows in parallel.
@@ -166,10 +176,10 @@ inline std::pair<std::uint32_t, std::uint32_t> clear_coarse_row(CoarseLevel& C, 
   return {n0, n1};
 }
 
-// Calls f(node, cell) for the nodes of the children (cells of S) of cell (X, Y, Z) of S's
-// coarsening, in increasing node order; cell is the child cell holding the node.
+// Calls f(cell, first, end) for the children (cells of S) of cell (X, Y, Z) of S's coarsening
+// that hold nodes, in increasing node order; [first, end) are the child's nodes.
 template <class F>
-void for_child_nodes(const CoarseLevel& S, index_t X, index_t Y, index_t Z, F&& f) {
+void for_child_cells(const CoarseLevel& S, index_t X, index_t Y, index_t Z, F&& f) {
   const Grid& s = S.grid;
   const auto [x0, x1] = child_range(s, 0, X);
   const auto [y0, y1] = child_range(s, 1, Y);
@@ -180,11 +190,22 @@ void for_child_nodes(const CoarseLevel& S, index_t X, index_t Y, index_t Z, F&& 
       const Row r = row_of(s, y, z);
       c.at = {0, y, z};
       for (index_t x = x0; x <= x1; ++x) {
+        const auto fc = static_cast<std::size_t>(r.base + x);
+        const std::uint32_t first = S.cell_start[fc], end = S.cell_start[fc + 1];
+        if (first == end) continue;
         fill_cell(s, r, x, c);
-        const auto fc = static_cast<std::size_t>(c.i);
-        for (std::uint32_t i = S.cell_start[fc]; i < S.cell_start[fc + 1]; ++i) f(i, c);
+        f(c, first, end);
       }
     }
+}
+
+// Calls f(node, cell) for the nodes of the children (cells of S) of cell (X, Y, Z) of S's
+// coarsening, in increasing node order; cell is the child cell holding the node.
+template <class F>
+void for_child_nodes(const CoarseLevel& S, index_t X, index_t Y, index_t Z, F&& f) {
+  for_child_cells(S, X, Y, Z, [&](const Cell& c, std::uint32_t first, std::uint32_t end) {
+    for (std::uint32_t i = first; i < end; ++i) f(i, c);
+  });
 }
 
 // The couplings of the nodes of one cell of a coarse level: node i's are e in [L.row[i],
