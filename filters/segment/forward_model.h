@@ -51,12 +51,14 @@ struct ForwardModelRelabelling {
   std::vector<double> means;                   // the end members of the last sweep
 };
 
-// Relabels `labels` (class c has end member means[c]) in place by ICM: each sweep recomputes r and
-// c with two separable passes, then visits the voxels in raster order within z slabs at least 4R
-// thick (R the kernel's z radius; the even slabs concurrently, then the odd ones) and takes the
-// label change that lowers E most (if any), updating c locally with the kernel's autocorrelation
-// B·B. The slabs do not depend on the thread count, so the same input gives the same labels. Throws InputError on a bad
-// σ, a noise σ ≤ 0, fewer than 2 or more than 8 end members, or a label without one.
+// Relabels `labels` (class c has end member means[c]) in place by ICM: r and c are computed once
+// with two separable passes (again before a sweep only where refit_means changes μ); each sweep
+// visits the voxels in raster order within z slabs at least 4R thick (R the kernel's z radius; the
+// even slabs concurrently, then the odd ones) and takes the label change that lowers E most (if
+// any), updating c locally with the kernel's autocorrelation BᵀB (its terms below 2⁻²⁴ of the
+// centre skipped). energy_after is energy_before plus the accepted ΔE. The slabs do not depend on
+// the thread count, so the same input gives the same labels. Throws InputError on a bad σ, a noise
+// σ ≤ 0, fewer than 2 or more than 8 end members, or a label without one.
 ForwardModelRelabelling forward_model_relabel(const Volume<float>& grey, Volume<std::uint8_t>& labels,
                                               const std::vector<double>& means, const ForwardModelOptions& options);
 
