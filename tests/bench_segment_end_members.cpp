@@ -24,11 +24,14 @@
 #include <vector>
 
 #include "core/error.h"
+#include "filters/segment/end_members.h"
 #include "filters/segment/forward_model.h"
 #include "filters/segment/segmenter.h"
 #include "phantoms/phantom.h"
+#include "test_composite_scan.h"
 
 using namespace vp;
+using vp::testing::seed_range;
 
 namespace {
 
@@ -92,9 +95,9 @@ void explore_cell(const Volume<float>& grey, const phantom::Phantom& ph, Forward
   std::int64_t nam = 0, npore = 0, npore0 = 0;
   for (index_t i = 0; i < L.size(); ++i) nam += L[i] == 2, npore += L[i] == 0, npore0 += r.labels[i] == 0;
   const double am_lab = static_cast<double>(nam) / static_cast<double>(L.size());
-  // Mean constraint: φ_AM given, φ_pore μ_0 + φ_SE μ_1 = ḡ − φ_AM μ_2, φ_pore + φ_SE = 1 − φ_AM.
+  // The pore fraction of the grey-mean split (end_members.h) with the AM fraction given.
   auto pore_from_mean = [&](double am, const std::vector<double>& mu) {
-    return ((1 - am) * mu[1] + am * mu[2] - gmean) / (mu[1] - mu[0]);
+    return split_by_grey_mean({0, 0, am}, mu, gmean, 1)[0];
   };
   std::printf(
       "%llu snr %g σ %g P %g | pure %lld/%lld/%lld | μ %.0f/%.0f/%.0f refit %.0f/%.0f/%.0f (%d sw, %.1f s) | "
@@ -132,15 +135,8 @@ int main(int argc, char** argv) {
       return 2;
     }
     if (a == "--size") size = std::stoll(argv[++i]);
-    else if (a == "--seeds") {
-      // N: seeds 1..N; A-B: seeds A..B (held-out seeds).
-      const std::string v = argv[++i];
-      const auto dash = v.find('-');
-      const std::uint64_t first = dash == std::string::npos ? 1 : std::stoull(v.substr(0, dash));
-      const std::uint64_t last = std::stoull(dash == std::string::npos ? v : v.substr(dash + 1));
-      seed_list.clear();
-      for (std::uint64_t k = first; k <= last; ++k) seed_list.push_back(k);
-    } else if (a == "--snr") snrs = numbers(argv[++i]);
+    else if (a == "--seeds") seed_list = seed_range(argv[++i]);  // N or A-B (held-out seeds)
+    else if (a == "--snr") snrs = numbers(argv[++i]);
     else if (a == "--blur") blurs = numbers(argv[++i]);
     else if (a == "--pressures") pressures = numbers(argv[++i]);
     else if (a == "--icm-z") icm.flat_interface_z = std::stod(argv[++i]);

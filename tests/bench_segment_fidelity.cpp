@@ -56,6 +56,7 @@ using namespace vp;
 using vp::testing::blur_ceiling_labels;
 using vp::testing::dice;
 using vp::testing::grey_as_float;
+using vp::testing::seed_range;
 namespace fs = std::filesystem;
 
 namespace {
@@ -250,15 +251,8 @@ int main(int argc, char** argv) {
     else if (a == "--voxpress" && i + 1 < argc) s.voxpress = argv[++i];
     else if (a == "--series" && i + 1 < argc) s.series = argv[++i];
     else if (a == "--throughput") return throughput();
-    else if (a == "--seeds" && i + 1 < argc) {
-      // N: seeds 1..N; A-B: seeds A..B (held-out seeds, e.g. 4-6).
-      const std::string range = argv[++i];
-      const std::size_t dash = range.find('-');
-      const std::uint64_t first = dash == std::string::npos ? 1 : std::stoull(range.substr(0, dash));
-      const std::uint64_t last = std::stoull(dash == std::string::npos ? range : range.substr(dash + 1));
-      s.seeds.clear();
-      for (std::uint64_t k = first; k <= last; ++k) s.seeds.push_back(k);
-    } else if (a == "--no-deconvolve") s.deconvolve = false;
+    else if (a == "--seeds" && i + 1 < argc) s.seeds = seed_range(argv[++i]);  // N or A-B (e.g. 4-6)
+    else if (a == "--no-deconvolve") s.deconvolve = false;
     else if (a == "--series-end-members") s.series_end_members = true;
     else if (a == "--segment-flags" && i + 1 < argc) s.segment_flags = argv[++i];
     else if (a == "--compare-flags" && i + 1 < argc) s.compare_flags = argv[++i];

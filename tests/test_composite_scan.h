@@ -3,12 +3,24 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include "core/volume.h"
 #include "filters/segment/histogram.h"
 #include "phantoms/phantom.h"
 
 namespace vp::testing {
+
+// The benches' --seeds argument: "N" is seeds 1..N, "A-B" seeds A..B (held-out seeds).
+inline std::vector<std::uint64_t> seed_range(const std::string& range) {
+  const std::size_t dash = range.find('-');
+  const std::uint64_t first = dash == std::string::npos ? 1 : std::stoull(range.substr(0, dash));
+  const std::uint64_t last = std::stoull(dash == std::string::npos ? range : range.substr(dash + 1));
+  std::vector<std::uint64_t> seeds;
+  for (std::uint64_t k = first; k <= last; ++k) seeds.push_back(k);
+  return seeds;
+}
 
 // A 16-bit scan as the float grey the segmentation reads.
 inline Volume<float> grey_as_float(const Volume<std::uint16_t>& g16) {
