@@ -120,6 +120,14 @@ TEST(HostileTiff, PageClaimingMoreVoxelsThanTheFileHoldsIsRefused) {
   expect_refused(p, {"ImageWidth x ImageLength", "the file holds"});
 }
 
+// fuzz_tiff (ASan heap-buffer-overflow inside libtiff 4.5's strip reader, a write one byte before
+// its read buffer): a two-page LZW BigTIFF whose second page's third strip claims 255 bytes at
+// offset 2^63 − 137. Every strip is now checked against the file before libtiff reads it.
+TEST(HostileTiff, StripPastTheEndOfTheFileIsRefusedBeforeLibtiffReadsIt) {
+  expect_refused(fs::path(VP_SOURCE_DIR) / "tests" / "data" / "fuzz_tiff_strip_offset_past_end.tif",
+                 {"page 1", "strip 2", "9223372036854775671", "2560-byte file"});
+}
+
 // ---- ITK: NRRD, MHA, NIfTI ----
 
 TEST(HostileItk, NrrdSizesBeyondTheDataAreRefusedBeforeAllocating) {

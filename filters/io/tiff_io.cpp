@@ -233,6 +233,20 @@ void unpack_row(const std::uint8_t* row, const PageLayout& L, std::uint32_t x_be
 }
 
 // Decodes the blocks (strips or tiles) of the current page that meet the ROI's rows and columns.
+// Refuses a strip or tile whose stored bytes do not lie inside the file, before libtiff reads it:
+// libtiff 4.5 overruns its own buffer on some offsets past the end (a fuzzed BigTIFF strip offset of
+// 2^63 − 137 wrote a byte before its read buffer).
+void check_block_in_file(const TiffFile& f, std::uint32_t page, const PageLayout& L, std::uint32_t block,
+                         std::uint64_t file_bytes) {
+  int failed = 0;
+  const std::uint64_t offset = TIFFGetStrileOffsetWithErr(f.get(), block, &failed);
+  const std::uint64_t bytes = TIFFGetStrileByteCountWithErr(f.get(), block, &failed);
+  if (failed || offset > file_bytes || bytes > file_bytes - offset)
+    f.fail(page_name(f, page) + ": " + (L.tiled ? "tile " : "strip ") + std::to_string(block) + " claims " +
+           std::to_string(bytes) + " bytes at offset " + std::to_string(offset) + " of a " +
+           std::to_string(file_bytes) + "-byte file (truncated, corrupt or hostile file)");
+}
+
 template <class T>
 void read_page(const TiffFile& f, std::uint32_t page, const PageLayout& L, const Box& roi, T* plane) {
   TIFF* t = f.get();
@@ -243,14 +257,18 @@ void read_page(const TiffFile& f, std::uint32_t page, const PageLayout& L, const
   const tmsize_t block_bytes = L.tiled ? TIFFTileSize(t) : TIFFStripSize(t);
   if (row_bytes <= 0 || block_bytes <= 0) f.fail(page_name(f, page) + ": invalid strip/tile size");
   std::vector<std::uint8_t> block(static_cast<std::size_t>(block_bytes));
+  std::error_code size_error;
+  const std::uint64_t file_bytes = std::filesystem::file_size(f.path(), size_error);
+  if (size_error) f.fail("cannot read its size: " + size_error.message());
   for (std::uint32_t by = (y0 / L.block_h) * L.block_h; by < y1; by += L.block_h) {
     const std::uint32_t bx_begin = L.tiled ? (x0 / L.block_w) * L.block_w : 0;
     for (std::uint32_t bx = bx_begin; bx < x1; bx += L.block_w) {
       // Rows of this block that exist in the page (the last strip may be short).
       const std::uint32_t rows = std::min(L.block_h, L.height - by);
-      tmsize_t got;
-      if (L.tiled) got = TIFFReadEncodedTile(t, TIFFComputeTile(t, bx, by, 0, 0), block.data(), block_bytes);
-      else got = TIFFReadEncodedStrip(t, TIFFComputeStrip(t, by, 0), block.data(), block_bytes);
+      const std::uint32_t index = L.tiled ? TIFFComputeTile(t, bx, by, 0, 0) : TIFFComputeStrip(t, by, 0);
+      check_block_in_file(f, page, L, index, file_bytes);
+      const tmsize_t got = L.tiled ? TIFFReadEncodedTile(t, index, block.data(), block_bytes)
+                                   : TIFFReadEncodedStrip(t, index, block.data(), block_bytes);
       const tmsize_t needed = L.tiled ? block_bytes : row_bytes * static_cast<tmsize_t>(rows);
       if (got < needed)
         f.fail(page_name(f, page) + ": truncated or corrupt " + (L.tiled ? "tile" : "strip") + " at row " +
