@@ -1,6 +1,7 @@
 // Preprocessing (binning, percentiles, rings, cupping, denoising) and the forest's features and
 // model file, on constructed volumes with known answers.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <filesystem>
@@ -231,14 +232,16 @@ TEST(Forest, TrainsOnTextureSavesAndReloadsIdentically) {
           ++total;
         }
   EXPECT_GT(static_cast<double>(right) / total, 0.98);
-  const std::string path = (std::filesystem::temp_directory_path() / "vp_test_forest.yml.gz").string();
+  // Per-process names: the clean-clone CI and a developer's ctest may run this test at once.
+  const std::string pid = std::to_string(::getpid());
+  const std::string path = (std::filesystem::temp_directory_path() / ("vp_test_forest_" + pid + ".yml.gz")).string();
   m.save(path);
   const ForestModel back = ForestModel::load(path);
   EXPECT_EQ(back.labels(), m.labels());
   EXPECT_EQ(back.features().sigmas_um, m.features().sigmas_um);
   EXPECT_EQ(back.classify(v).storage(), l.storage());
   std::filesystem::remove(path);
-  const std::string bad = (std::filesystem::temp_directory_path() / "vp_test_bad_model.yml").string();
+  const std::string bad = (std::filesystem::temp_directory_path() / ("vp_test_bad_model_" + pid + ".yml")).string();
   std::ofstream(bad) << "%YAML:1.0\nformat: something-else\n";
   EXPECT_THROW(ForestModel::load(bad), InputError);
   std::filesystem::remove(bad);
