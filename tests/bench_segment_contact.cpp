@@ -760,6 +760,7 @@ struct SurfaceRow {
   // The voxels beside an AM set re-read with that AM's blur taken out of their grey (fitted end
   // members and PSF): with the true AM (the ceiling of any AM-surface estimator) and with auto's.
   double unmixed_true_am = NAN, unmixed_auto_am = NAN;
+  double unmixed_true_model = NAN;  // the true AM, end members and PSF
 };
 
 int g_sandwich_run = 0;  // --run K; 0: from the scan's PSF σ
@@ -922,6 +923,9 @@ SurfaceRow surface_case(const phantom::Phantom& ph, const phantom::ImagingSpec& 
   for (int k = 0; k < 3; ++k) row.dice_sandwich[k] = vp::testing::dice(sw, t, k);
   row.unmixed_true_am = contact_of(unmix_beside_am(t, a, g, means, r.psf_sigma_vox), t);
   row.unmixed_auto_am = contact_of(unmix_beside_am(a, a, g, means, r.psf_sigma_vox), t);
+  const std::vector<double> true_means{im.grey_level("pore"), im.grey_level("se"), im.grey_level("am")};
+  row.unmixed_true_model = contact_of(
+      unmix_beside_am(t, a, g, true_means, {im.blur_sigma_vox[0], im.blur_sigma_vox[1], im.blur_sigma_vox[2]}), t);
   return row;
 }
 
@@ -954,10 +958,10 @@ int surface_main(const std::vector<std::uint64_t>& seeds, const std::vector<doub
               r.dice_auto[0], r.dice_auto[1], r.dice_auto[2], r.ceiling[0], r.ceiling[1], r.ceiling[2]);
           std::printf(
               "  sandwiched SE split: contact %+.4f, voxels %lld (truly SE %.2f), AM fraction %.4f, Dice "
-              "%.3f/%.3f/%.3f\n  beside AM unmixed: true AM %+.4f, auto AM %+.4f\n",
+              "%.3f/%.3f/%.3f\n  beside AM unmixed: true AM %+.4f (true model %+.4f), auto AM %+.4f\n",
               r.sandwich_contact - r.truth, static_cast<long long>(r.sandwich_voxels), r.sandwich_truly_se,
               r.sandwich_am_fraction, r.dice_sandwich[0], r.dice_sandwich[1], r.dice_sandwich[2],
-              r.unmixed_true_am - r.truth, r.unmixed_auto_am - r.truth);
+              r.unmixed_true_am - r.truth, r.unmixed_true_model - r.truth, r.unmixed_auto_am - r.truth);
           std::fflush(stdout);
           ca.add(r.auto_contact - r.truth), c1.add(r.true_am_auto_rest - r.truth),
               c2.add(r.auto_am_true_rest - r.truth);
@@ -1045,7 +1049,7 @@ int main(int argc, char** argv) {
       }
     } else {
       std::fprintf(stderr,
-                   "usage: bench_segment_contact [--full] [--size N] [--seeds N] [--series DIR] [--relabel [--z Z] "
+                   "usage: bench_segment_contact [--full] [--size N] [--seeds N|A-B] [--series DIR] [--relabel [--z Z] "
                    "[--single-beta] [--neutral] [--anneal SWEEPS T] [--refit] [--sweeps N]] [--films [--false-alarm A] "
                    "[--true-model]] [--am-surface [--run K]] [--snr S,...] [--blur B,...] "
                    "[--pressures P,...]\n");
