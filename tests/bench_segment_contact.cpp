@@ -28,7 +28,13 @@
 // the truth; --false-alarm A sets α, --true-model fits with the true end members / PSF / noise σ,
 // --restore-am turns on FilmProfileOptions::restore_am;
 // with --series DIR it reads every <name>.truth.json, <name>.tif, <name>_labels.tif there instead.
-// Usage: bench_segment_contact [--full] [--size N] [--seeds N] [--series DIR]
+// --am-surface: how much of the label contact's bias `auto`'s receded AM explains (docs/segmentation.md,
+// "The AM surface and the contact bias"): contact with the true AM and `auto`'s pore/SE, with
+// `auto`'s AM and the true pore/SE, with the lost AM layer given back, with the voxels beside the
+// (true or `auto`) AM re-read with AM's blur taken out; and one candidate, SE runs of ≤ K voxels
+// (--run K; default from the PSF σ) between AM and pore split at the AM|pore grey midpoint. The
+// truth enters only these diagnostics, never the candidate.
+// Usage: bench_segment_contact [--full] [--size N] [--seeds N | A-B] [--series DIR]
 //   default: seed 1, SNR 8, blur 1, 64³, 10 and 250 MPa; --full: seeds 1–3, SNR 5/8/12, blur
 //   0.7/1.0/1.5, 10/50/125/250/370 MPa, 96³. CPU seconds (user + sys) are printed per case.
 #include <algorithm>
@@ -733,6 +739,258 @@ int films_main(const std::vector<std::uint64_t>& seeds, const std::vector<double
   return 0;
 }
 
+// ---- The AM surface (issue 11 item 6, `--am-surface`): how much of `auto`'s contact bias the
+// receded AM explains, measured by swapping in true quantities (diagnostic only; the truth never
+// enters an estimator), and what the grey says about the voxels between AM and a dark voxel.
+struct SurfaceRow {
+  bool refused = false;
+  double truth = NAN, truth_labels = NAN, auto_contact = NAN;
+  double true_am_auto_rest = NAN;  // true AM + auto's pore/SE (auto's AM outside the true AM read by the pore|SE cut)
+  double auto_am_true_rest = NAN;  // auto's AM + the true pore/SE (receded AM voxels keep auto's label)
+  double regrown_oracle = NAN;     // auto + the true AM voxels 6-beside auto's AM given back
+  double lost = NAN, added = NAN;  // true AM voxels not AM in auto / auto AM voxels not true AM, per AM surface voxel
+  double lost_as_se = NAN;         // share of the lost voxels auto labels SE
+  std::array<double, 3> dice_auto{NAN, NAN, NAN}, ceiling{NAN, NAN, NAN};
+  double am_fraction_truth = NAN, am_fraction_auto = NAN;
+  // Candidate: SE runs of ≤ K voxels between `auto`'s AM and pore (along any of the 13 line
+  // directions) re-read as a two-phase AM|pore edge, cut at the AM|pore grey midpoint.
+  double sandwich_contact = NAN, sandwich_am_fraction = NAN, sandwich_truly_se = NAN;
+  std::int64_t sandwich_voxels = 0;
+  std::array<double, 3> dice_sandwich{NAN, NAN, NAN};
+  // The voxels beside an AM set re-read with that AM's blur taken out of their grey (fitted end
+  // members and PSF): with the true AM (the ceiling of any AM-surface estimator) and with auto's.
+  double unmixed_true_am = NAN, unmixed_auto_am = NAN;
+  double unmixed_true_model = NAN;  // the true AM, end members and PSF
+};
+
+int g_sandwich_run = 0;  // --run K; 0: from the scan's PSF σ
+
+// SE-labelled voxels on a run of at most `run` SE voxels between AM and pore along one of the 13
+// line directions become AM (grey ≥ the AM|pore midpoint) or pore.
+Volume<std::uint8_t> split_sandwiched_se(const Volume<std::uint8_t>& a, const Volume<float>& grey,
+                                         const std::vector<double>& means, int run, std::int64_t* changed) {
+  const Dims d = a.dims();
+  const double cut = 0.5 * (means[0] + means[2]);
+  const auto dirs = crofton_directions(grey.spacing_um);
+  Volume<std::uint8_t> out = a;
+  auto at = [&](index_t x, index_t y, index_t z) -> int {
+    if (x < 0 || y < 0 || z < 0 || x >= d.x || y >= d.y || z >= d.z) return -1;
+    return a[x + d.x * (y + d.y * z)];
+  };
+  std::int64_t n = 0;
+  for (index_t z = 0; z < d.z; ++z)
+    for (index_t y = 0; y < d.y; ++y)
+      for (index_t x = 0; x < d.x; ++x) {
+        const index_t i = x + d.x * (y + d.y * z);
+        if (a[i] != phantom::kElectrolyte) continue;
+        bool sandwiched = false;
+        for (int k = 0; k < 13 && !sandwiched; ++k) {
+          const auto s = dirs.step[k];
+          int end[2] = {-1, -1}, len[2] = {0, 0};
+          for (int side = 0; side < 2; ++side) {
+            const int sg = side ? -1 : 1;
+            for (int t = 1; t <= run; ++t) {
+              const int l = at(x + sg * t * s[0], y + sg * t * s[1], z + sg * t * s[2]);
+              if (l != phantom::kElectrolyte) {
+                end[side] = l, len[side] = t;
+                break;
+              }
+            }
+          }
+          sandwiched = len[0] && len[1] && len[0] + len[1] - 1 <= run &&
+                       ((end[0] == phantom::kActive && end[1] == phantom::kPore) ||
+                        (end[0] == phantom::kPore && end[1] == phantom::kActive));
+        }
+        if (!sandwiched) continue;
+        out[i] = grey[i] >= cut ? phantom::kActive : phantom::kPore;
+        ++n;
+      }
+  if (changed) *changed = n;
+  return out;
+}
+
+// Labels with `am` as the AM set and `rest` elsewhere; where `rest` says AM but `am` does not, the
+// grey cut between pore and SE decides.
+Volume<std::uint8_t> with_am(const Volume<std::uint8_t>& am_from, const Volume<std::uint8_t>& rest,
+                             const Volume<float>& grey, double pore_se_cut) {
+  Volume<std::uint8_t> l = rest;
+  for (index_t i = 0; i < l.size(); ++i) {
+    if (am_from[i] == phantom::kActive) l[i] = phantom::kActive;
+    else if (rest[i] == phantom::kActive) l[i] = grey[i] < pore_se_cut ? phantom::kPore : phantom::kElectrolyte;
+  }
+  return l;
+}
+
+// Labels with the AM set of `am_from`; every other voxel where the blurred AM indicator b ≥ 0.05
+// is labelled pore or SE by its grey with AM's share taken out, (g − μ_AM b) / (1 − b), cut at
+// the pore|SE midpoint; the rest as `with_am`.
+Volume<std::uint8_t> unmix_beside_am(const Volume<std::uint8_t>& am_from, const Volume<std::uint8_t>& rest,
+                                     const Volume<float>& grey, const std::vector<double>& means,
+                                     const std::array<double, 3>& psf) {
+  const double cut = 0.5 * (means[0] + means[1]);
+  Volume<std::uint8_t> l = with_am(am_from, rest, grey, cut);
+  Volume<float> b = grey.like<float>(grey.dims());
+  for (index_t i = 0; i < b.size(); ++i) b[i] = am_from[i] == phantom::kActive;
+  b = gaussian_blur(b, psf);
+  for (index_t i = 0; i < l.size(); ++i) {
+    if (l[i] == phantom::kActive || b[i] < 0.05) continue;
+    const double other = (grey[i] - means[2] * b[i]) / (1 - std::min(0.95f, b[i]));
+    l[i] = other < cut ? phantom::kPore : phantom::kElectrolyte;
+  }
+  return l;
+}
+
+double contact_of(const Volume<std::uint8_t>& labels, const LabelVolume& truth) {
+  LabelVolume lv;
+  static_cast<Volume<std::uint8_t>&>(lv) = labels;
+  lv.phases = truth.phases;
+  return contact_area(lv).fraction;
+}
+
+SurfaceRow surface_case(const phantom::Phantom& ph, const phantom::ImagingSpec& im) {
+  SurfaceRow row;
+  const LabelVolume& t = ph.labels;
+  row.truth = ph.truth.contact_area_fraction;
+  row.truth_labels = contact_of(t, t);
+  {
+    const auto l = vp::testing::blur_ceiling_labels(t, im);
+    for (int k = 0; k < 3; ++k) row.ceiling[k] = vp::testing::dice(l, t, k);
+  }
+  const Volume<float> g = vp::testing::grey_as_float(phantom::ct_image(ph, im));
+  SegmentOptions so;
+  so.classes = 3;
+  SegmentResult r;
+  try {
+    r = segment_grey(g, so);
+  } catch (const std::exception&) {
+    row.refused = true;
+    return row;
+  }
+  const auto& a = r.labels;
+  const auto& means = r.partial_volume->means;
+  const double cut = 0.5 * (means[0] + means[1]);
+  row.auto_contact = contact_of(a, t);
+  for (int k = 0; k < 3; ++k) row.dice_auto[k] = vp::testing::dice(a, t, k);
+  row.true_am_auto_rest = contact_of(with_am(t, a, g, cut), t);
+  {
+    Volume<std::uint8_t> l = t;
+    for (index_t i = 0; i < l.size(); ++i)
+      if (a[i] == phantom::kActive) l[i] = phantom::kActive;
+      else if (t[i] == phantom::kActive) l[i] = a[i];
+    row.auto_am_true_rest = contact_of(l, t);
+  }
+  const Dims d = a.dims();
+  double surface = 0, lost = 0, added = 0, lost_se = 0, am_t = 0, am_a = 0;
+  Volume<std::uint8_t> regrown = a;
+  for (index_t z = 0; z < d.z; ++z)
+    for (index_t y = 0; y < d.y; ++y)
+      for (index_t x = 0; x < d.x; ++x) {
+        const index_t i = x + d.x * (y + d.y * z);
+        am_t += t[i] == phantom::kActive, am_a += a[i] == phantom::kActive;
+        bool beside_true_other = false, beside_auto_am = false;
+        const index_t pos[3] = {x, y, z};
+        for (int ax = 0; ax < 3; ++ax)
+          for (int dir : {-1, 1}) {
+            index_t q[3] = {pos[0], pos[1], pos[2]};
+            q[ax] += dir;
+            if (q[ax] < 0 || q[ax] >= d[ax]) continue;
+            const index_t j = q[0] + d.x * (q[1] + d.y * q[2]);
+            beside_true_other |= t[j] != phantom::kActive;
+            beside_auto_am |= a[j] == phantom::kActive;
+          }
+        if (t[i] == phantom::kActive && beside_true_other) ++surface;
+        if (t[i] == phantom::kActive && a[i] != phantom::kActive) {
+          ++lost, lost_se += a[i] == phantom::kElectrolyte;
+          if (beside_auto_am) regrown[i] = phantom::kActive;
+        }
+        if (t[i] != phantom::kActive && a[i] == phantom::kActive) ++added;
+      }
+  row.regrown_oracle = contact_of(regrown, t);
+  row.lost = lost / surface, row.added = added / surface, row.lost_as_se = lost_se / std::max(1.0, lost);
+  row.am_fraction_truth = am_t / static_cast<double>(a.size());
+  row.am_fraction_auto = am_a / static_cast<double>(a.size());
+  const double sigma = r.psf_sigma_vox[0];
+  const int run = g_sandwich_run > 0 ? g_sandwich_run : std::max(1, static_cast<int>(std::lround(1.35 * sigma + 0.5)));
+  const auto sw = split_sandwiched_se(a, g, means, run, &row.sandwich_voxels);
+  row.sandwich_contact = contact_of(sw, t);
+  double sw_am = 0, sw_se = 0, sw_changed = 0;
+  for (index_t i = 0; i < sw.size(); ++i) {
+    sw_am += sw[i] == phantom::kActive;
+    if (sw[i] != a[i]) ++sw_changed, sw_se += t[i] == phantom::kElectrolyte;
+  }
+  row.sandwich_am_fraction = sw_am / static_cast<double>(sw.size());
+  row.sandwich_truly_se = sw_se / std::max(1.0, sw_changed);
+  for (int k = 0; k < 3; ++k) row.dice_sandwich[k] = vp::testing::dice(sw, t, k);
+  row.unmixed_true_am = contact_of(unmix_beside_am(t, a, g, means, r.psf_sigma_vox), t);
+  row.unmixed_auto_am = contact_of(unmix_beside_am(a, a, g, means, r.psf_sigma_vox), t);
+  const std::vector<double> true_means{im.grey_level("pore"), im.grey_level("se"), im.grey_level("am")};
+  row.unmixed_true_model = contact_of(
+      unmix_beside_am(t, a, g, true_means, {im.blur_sigma_vox[0], im.blur_sigma_vox[1], im.blur_sigma_vox[2]}), t);
+  return row;
+}
+
+int surface_main(const std::vector<std::uint64_t>& seeds, const std::vector<double>& snrs,
+                 const std::vector<double>& blurs, const std::vector<double>& pressures, index_t size) {
+  std::vector<std::string> lines;
+  for (double snr : snrs)
+    for (double blur : blurs)
+      for (double p : pressures) {
+        Mean ca, c1, c2, c3, ctl, lost, added, lse, ut, ua, sc, fa, fs, da, ds, dc;
+        int refused = 0;
+        for (std::uint64_t seed : seeds) {
+          const auto ph = composite_at(seed, size, p);
+          const SurfaceRow r = surface_case(ph, ct_imaging(seed, snr, blur));
+          if (r.refused) {
+            ++refused;
+            std::printf("case seed %llu SNR %g blur %g P %g: refused\n", static_cast<unsigned long long>(seed), snr,
+                        blur, p);
+            continue;
+          }
+          std::printf(
+              "case seed %llu SNR %g blur %g P %g: contact truth %.4f, − truth: truth labels %+.4f auto %+.4f | true "
+              "AM + "
+              "auto rest %+.4f | auto AM + true rest %+.4f | auto + regrown true AM layer %+.4f | AM lost %.3f (as SE "
+              "%.2f), added %.3f per AM surface voxel | AM fraction truth %.4f auto %.4f | Dice %.3f/%.3f/%.3f ceiling "
+              "%.3f/%.3f/%.3f\n",
+              static_cast<unsigned long long>(seed), snr, blur, p, r.truth, r.truth_labels - r.truth,
+              r.auto_contact - r.truth, r.true_am_auto_rest - r.truth, r.auto_am_true_rest - r.truth,
+              r.regrown_oracle - r.truth, r.lost, r.lost_as_se, r.added, r.am_fraction_truth, r.am_fraction_auto,
+              r.dice_auto[0], r.dice_auto[1], r.dice_auto[2], r.ceiling[0], r.ceiling[1], r.ceiling[2]);
+          std::printf(
+              "  sandwiched SE split: contact %+.4f, voxels %lld (truly SE %.2f), AM fraction %.4f, Dice "
+              "%.3f/%.3f/%.3f\n  beside AM unmixed: true AM %+.4f (true model %+.4f), auto AM %+.4f\n",
+              r.sandwich_contact - r.truth, static_cast<long long>(r.sandwich_voxels), r.sandwich_truly_se,
+              r.sandwich_am_fraction, r.dice_sandwich[0], r.dice_sandwich[1], r.dice_sandwich[2],
+              r.unmixed_true_am - r.truth, r.unmixed_true_model - r.truth, r.unmixed_auto_am - r.truth);
+          std::fflush(stdout);
+          ca.add(r.auto_contact - r.truth), c1.add(r.true_am_auto_rest - r.truth),
+              c2.add(r.auto_am_true_rest - r.truth);
+          c3.add(r.regrown_oracle - r.truth), ctl.add(r.truth_labels - r.truth);
+          lost.add(r.lost), added.add(r.added), lse.add(r.lost_as_se);
+          ut.add(r.unmixed_true_am - r.truth), ua.add(r.unmixed_auto_am - r.truth),
+              sc.add(r.sandwich_contact - r.truth);
+          fa.add(r.am_fraction_auto - r.am_fraction_truth), fs.add(r.sandwich_am_fraction - r.am_fraction_truth);
+          da.add(r.dice_auto[2]), ds.add(r.dice_sandwich[2]), dc.add(r.ceiling[2]);
+        }
+        char line[600];
+        std::snprintf(line, sizeof line,
+                      "| %g | %g | %g | %+.3f | %+.3f | %+.3f | %+.3f | %+.3f | %+.3f | %+.3f | %+.4f → %+.4f | "
+                      "%.3f → %.3f (%.3f) | %+.3f | %.3f (%.2f) / %.3f | %d/%zu |\n",
+                      snr, blur, p, ca.get(), c1.get(), c2.get(), c3.get(), ut.get(), ua.get(), sc.get(), fa.get(),
+                      fs.get(), da.get(), ds.get(), dc.get(), ctl.get(), lost.get(), lse.get(), added.get(), refused,
+                      seeds.size());
+        lines.push_back(line);
+      }
+  std::printf(
+      "\n| SNR | blur σ | P MPa | contact − truth: auto | true AM + auto pore/SE | auto AM + true pore/SE | auto + "
+      "true AM layer regrown | beside true AM unmixed | beside auto AM unmixed | sandwiched SE split | "
+      "AM fraction − truth: auto → split | AM Dice auto → split (ceiling) | truth labels | AM lost (as SE) / added "
+      "per AM surface voxel | refused |\n"
+      "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+  for (const auto& l : lines) std::printf("%s", l.c_str());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -740,7 +998,7 @@ int main(int argc, char** argv) {
   std::vector<double> snrs{8}, blurs{1.0}, pressures{10, 250};
   index_t size = 64;
   std::string series;
-  bool relabel = false, films = false;
+  bool relabel = false, films = false, am_surface = false;
   double flat_z = ForwardModelOptions{}.flat_interface_z;
   for (int a = 1; a < argc; ++a) {
     const std::string arg = argv[a];
@@ -750,14 +1008,17 @@ int main(int argc, char** argv) {
     } else if (arg == "--size" && a + 1 < argc) {
       size = std::stoll(argv[++a]);
     } else if (arg == "--seeds" && a + 1 < argc) {
-      seeds.clear();
-      for (int s = 1, k = std::stoi(argv[++a]); s <= k; ++s) seeds.push_back(s);
+      seeds = vp::testing::seed_range(argv[++a]);
     } else if (arg == "--series" && a + 1 < argc) {
       series = argv[++a];
     } else if (arg == "--relabel") {
       relabel = true;
     } else if (arg == "--films") {
       films = true;
+    } else if (arg == "--am-surface") {
+      am_surface = true;
+    } else if (arg == "--run" && a + 1 < argc) {
+      g_sandwich_run = std::stoi(argv[++a]);
     } else if (arg == "--restore-am") {
       g_restore_am = true;
     } else if (arg == "--true-model") {
@@ -788,14 +1049,15 @@ int main(int argc, char** argv) {
       }
     } else {
       std::fprintf(stderr,
-                   "usage: bench_segment_contact [--full] [--size N] [--seeds N] [--series DIR] [--relabel [--z Z] "
+                   "usage: bench_segment_contact [--full] [--size N] [--seeds N|A-B] [--series DIR] [--relabel [--z Z] "
                    "[--single-beta] [--neutral] [--anneal SWEEPS T] [--refit] [--sweeps N]] [--films [--false-alarm A] "
-                   "[--true-model]] [--snr S,...] [--blur B,...] "
+                   "[--true-model]] [--am-surface [--run K]] [--snr S,...] [--blur B,...] "
                    "[--pressures P,...]\n");
       return 2;
     }
   }
   if (relabel) return relabel_main(seeds, snrs, blurs, pressures, size, flat_z);
+  if (am_surface) return surface_main(seeds, snrs, blurs, pressures, size);
   if (films) return films_main(seeds, snrs, blurs, pressures, size, series);
   std::printf(
       "| SNR | blur σ | P MPa | truth | label − truth (mean, worst) | shell − truth | boot − truth | ii − truth "
