@@ -1,8 +1,9 @@
 // The 95 % interval of porosity_pv taken apart (issue 11): per phantom cell, in-process through
 // segment_grey (method auto, 3 classes), the half-width's terms (noise of the unmixed voxels, each
-// end member, the middle share of three-phase voxels, the pairing) beside the actual error, and the
-// end members against the generator's grey levels: the pure-voxel mean and the histogram fit's
-// mean, whose half disagreement is part of the end-member term. Prints one CSV row per cell
+// end member; the rest, the middle share of three-phase voxels and the pairing, with the raw share
+// and ambiguity they scale) beside the actual error and the error with the true end members, and
+// the end members against the generator's grey levels: the pure-voxel mean and the histogram fit's
+// mean (the old interval took half their disagreement as an uncertainty). Prints one CSV row per cell
 // (docs/segmentation.md, "How wide the porosity_pv interval is, and why"), then the coverage and
 // the median half-width / |error|.
 // Usage: bench_segment_pv_ci [--size N] [--seeds N | A-B] [--snr S,...] [--blur B,...] [--pressures P,...]
@@ -66,7 +67,7 @@ int main(int argc, char** argv) {
   }
   // Half-width terms are 1.96 × each standard deviation (they add in quadrature).
   std::printf(
-      "seed,snr,blur,P,truth,pv,err,ci95,hw_noise,hw_em0,hw_em1,hw_em2,hw_mid,hw_pair,"
+      "seed,snr,blur,P,truth,pv,err,ci95,hw_noise,hw_em0,hw_em1,hw_em2,hw_share_pairing,"
       "d0,d1,d2,stat0,stat1,stat2,mu0,mu1,mu2,fit0,fit1,fit2,true0,true1,true2,pure0,pure1,pure2,u0,u1,u2,"
       "ambiguity0,mid_share,mixed,err_true_em,sigma0,sigma1,sigma2,noise_sigma,w0,w1,w2,n01,n02,n12\n");
   std::vector<double> widths, errors;
@@ -120,20 +121,22 @@ int main(int argc, char** argv) {
                 nj > 0 ? std::sqrt(std::max(s.pure_grey2[j] / nj - std::pow(s.pure_grey[j] / nj, 2), 0.0) / nj) : NAN;
           }
           const double mid = s.pair_share[(0 * k + 2) * k + 1] / N;
-          const double pair = 0.05 * pv.pairing_ambiguity[0];
+          // Middle share and pairing: what the noise and the end members leave of the half-width.
+          double rest = std::pow(pv.fraction_pv_ci95[0] / 1.96, 2) - noise;
+          for (int j = 0; j < k; ++j) rest -= std::pow(d[j] * pv.mean_uncertainty[j], 2);
           const double err = pv.fraction_pv[0] - truth;
           const double err_true_em = unmixed_fractions(s, {tru[0], tru[1], tru[2]})[0] - truth;
           std::printf(
-              "%llu,%g,%g,%g,%.5f,%.5f,%+.5f,%.5f,%.5f,%.5f,%.5f,%.5f,%.5f,%.5f,%.4g,%.4g,%.4g,%.1f,%.1f,%.1f,%.1f,%."
+              "%llu,%g,%g,%g,%.5f,%.5f,%+.5f,%.5f,%.5f,%.5f,%.5f,%.5f,%.5f,%.4g,%.4g,%.4g,%.1f,%.1f,%.1f,%.1f,%."
               "1f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%lld,%lld,%lld,%.1f,%.1f,%.1f,%.5f,%.5f,%lld,%+.5f,%.1f,%.1f,%.1f,"
               "%.1f,%.5f,%.5f,%.5f,%lld,%lld,%lld\n",
               static_cast<unsigned long long>(seed), snr, blur, p, truth, pv.fraction_pv[0], err,
               pv.fraction_pv_ci95[0], 1.96 * std::sqrt(noise), 1.96 * std::fabs(d[0]) * pv.mean_uncertainty[0],
               1.96 * std::fabs(d[1]) * pv.mean_uncertainty[1], 1.96 * std::fabs(d[2]) * pv.mean_uncertainty[2],
-              1.96 * mid, 1.96 * pair, d[0], d[1], d[2], stat[0], stat[1], stat[2], pv.means[0], pv.means[1],
-              pv.means[2], fit[0], fit[1], fit[2], tru[0], tru[1], tru[2], static_cast<long long>(s.pure[0]),
-              static_cast<long long>(s.pure[1]), static_cast<long long>(s.pure[2]), pv.mean_uncertainty[0],
-              pv.mean_uncertainty[1], pv.mean_uncertainty[2], pv.pairing_ambiguity[0], mid,
+              1.96 * std::sqrt(std::max(rest, 0.0)), d[0], d[1], d[2], stat[0], stat[1], stat[2], pv.means[0],
+              pv.means[1], pv.means[2], fit[0], fit[1], fit[2], tru[0], tru[1], tru[2],
+              static_cast<long long>(s.pure[0]), static_cast<long long>(s.pure[1]), static_cast<long long>(s.pure[2]),
+              pv.mean_uncertainty[0], pv.mean_uncertainty[1], pv.mean_uncertainty[2], pv.pairing_ambiguity[0], mid,
               static_cast<long long>(pv.mixed_voxels), err_true_em, sigma[0], sigma[1], sigma[2],
               r.auto_fit->noise_sigma, r.auto_fit->mixture.weights[0], r.auto_fit->mixture.weights[1],
               r.auto_fit->mixture.weights[2], static_cast<long long>(s.pair_count[1]),
