@@ -1,0 +1,152 @@
+// The 95 % interval of porosity_pv taken apart (issue 11): per phantom cell, in-process through
+// segment_grey (method auto, 3 classes), the half-width's terms (noise of the unmixed voxels, each
+// end member; the rest, the middle share of three-phase voxels and the pairing, with the raw share
+// and ambiguity they scale) beside the actual error and the error with the true end members, and
+// the end members against the generator's grey levels: the pure-voxel mean and the histogram fit's
+// mean (the old interval took half their disagreement as an uncertainty). Prints one CSV row per cell
+// (docs/segmentation.md, "How wide the porosity_pv interval is, and why"), then the coverage and
+// the median half-width / |error|.
+// Usage: bench_segment_pv_ci [--size N] [--seeds N | A-B] [--snr S,...] [--blur B,...] [--pressures P,...]
+//   default: 48³, seed 1, SNR 8, blur 1, 50 MPa (a quick run for `ninja bench`).
+// Timings are not asserted; this is a measurement, not a test.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "filters/segment/segmenter.h"
+#include "phantoms/phantom.h"
+#include "test_composite_scan.h"
+
+using namespace vp;
+using vp::testing::grey_as_float;
+using vp::testing::seed_range;
+
+namespace {
+
+std::vector<double> numbers(const std::string& list) {
+  std::vector<double> v;
+  std::stringstream s(list);
+  for (std::string item; std::getline(s, item, ',');) v.push_back(std::stod(item));
+  return v;
+}
+
+double median(std::vector<double> v) {
+  if (v.empty()) return NAN;
+  std::sort(v.begin(), v.end());
+  const std::size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  index_t size = 48;
+  std::vector<std::uint64_t> seeds{1};
+  std::vector<double> snrs{8}, blurs{1.0}, pressures{50};
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (i + 1 >= argc) {
+      std::fprintf(stderr,
+                   "usage: bench_segment_pv_ci [--size N] [--seeds N | A-B] [--snr S,...] [--blur B,...] "
+                   "[--pressures P,...]\n");
+      return 2;
+    }
+    if (a == "--size") size = std::stoll(argv[++i]);
+    else if (a == "--seeds") seeds = seed_range(argv[++i]);
+    else if (a == "--snr") snrs = numbers(argv[++i]);
+    else if (a == "--blur") blurs = numbers(argv[++i]);
+    else if (a == "--pressures") pressures = numbers(argv[++i]);
+    else {
+      std::fprintf(stderr, "unknown option %s\n", a.c_str());
+      return 2;
+    }
+  }
+  // Half-width terms are 1.96 × each standard deviation (they add in quadrature).
+  std::printf(
+      "seed,snr,blur,P,truth,pv,err,ci95,hw_noise,hw_em0,hw_em1,hw_em2,hw_share_pairing,"
+      "d0,d1,d2,stat0,stat1,stat2,mu0,mu1,mu2,fit0,fit1,fit2,true0,true1,true2,pure0,pure1,pure2,u0,u1,u2,"
+      "ambiguity0,mid_share,mixed,err_true_em,sigma0,sigma1,sigma2,noise_sigma,w0,w1,w2,n01,n02,n12\n");
+  std::vector<double> widths, errors;
+  int n = 0, in = 0;
+  for (double snr : snrs)
+    for (double blur : blurs)
+      for (double p : pressures)
+        for (std::uint64_t seed : seeds) {
+          phantom::CompositeSpec spec;
+          spec.dims = {size, size, size};
+          spec.seed = seed;
+          const phantom::Phantom ph = phantom::generate_composite(spec, p);
+          phantom::ImagingSpec im;
+          im.seed = seed;
+          im.snr = snr;
+          im.blur_sigma_vox = {blur, blur, blur};
+          const Volume<float> grey = grey_as_float(phantom::ct_image(ph, im));
+          const double truth = ph.truth.volume_fraction.at("pore");
+          SegmentOptions o;
+          o.classes = 3;
+          SegmentResult r;
+          try {
+            r = segment_grey(grey, o);
+          } catch (const InputError& e) {
+            std::fprintf(stderr, "seed %llu SNR %g σ %g P %g refused: %s\n", static_cast<unsigned long long>(seed), snr,
+                         blur, p, e.what());
+            continue;
+          }
+          const PartialVolumeResult& pv = *r.partial_volume;
+          const UnmixingSums& s = pv.unmixing;
+          const int k = 3;
+          const double N = static_cast<double>(s.voxels);
+          const std::vector<double>& fit = r.auto_fit->mixture.means;
+          const std::vector<double>& sigma = r.auto_fit->mixture.sigmas;
+          const double tru[3] = {im.grey_level("pore"), im.grey_level("se"), im.grey_level("am")};
+          // The terms as partial_volume_segmentation sums them, for class 0.
+          double noise = 0;
+          for (int b = 1; b < k; ++b) {
+            const double span = pv.means[b] - pv.means[0];
+            noise += static_cast<double>(s.pair_count[b]) * 0.5 * (sigma[0] * sigma[0] + sigma[b] * sigma[b]) /
+                     (span * span) / (N * N);
+          }
+          double d[3], stat[3];
+          for (int j = 0; j < k; ++j) {
+            const double h = 1e-4 * (pv.means[k - 1] - pv.means[0]);
+            std::vector<double> up = pv.means, dn = pv.means;
+            up[j] += h, dn[j] -= h;
+            d[j] = (unmixed_fractions(s, up)[0] - unmixed_fractions(s, dn)[0]) / (2 * h);
+            const double nj = static_cast<double>(s.pure[j]);
+            stat[j] =
+                nj > 0 ? std::sqrt(std::max(s.pure_grey2[j] / nj - std::pow(s.pure_grey[j] / nj, 2), 0.0) / nj) : NAN;
+          }
+          const double mid = s.pair_share[(0 * k + 2) * k + 1] / N;
+          // Middle share and pairing: what the noise and the end members leave of the half-width.
+          double rest = std::pow(pv.fraction_pv_ci95[0] / 1.96, 2) - noise;
+          for (int j = 0; j < k; ++j) rest -= std::pow(d[j] * pv.mean_uncertainty[j], 2);
+          const double err = pv.fraction_pv[0] - truth;
+          const double err_true_em = unmixed_fractions(s, {tru[0], tru[1], tru[2]})[0] - truth;
+          std::printf(
+              "%llu,%g,%g,%g,%.5f,%.5f,%+.5f,%.5f,%.5f,%.5f,%.5f,%.5f,%.5f,%.4g,%.4g,%.4g,%.1f,%.1f,%.1f,%.1f,%."
+              "1f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%lld,%lld,%lld,%.1f,%.1f,%.1f,%.5f,%.5f,%lld,%+.5f,%.1f,%.1f,%.1f,"
+              "%.1f,%.5f,%.5f,%.5f,%lld,%lld,%lld\n",
+              static_cast<unsigned long long>(seed), snr, blur, p, truth, pv.fraction_pv[0], err,
+              pv.fraction_pv_ci95[0], 1.96 * std::sqrt(noise), 1.96 * std::fabs(d[0]) * pv.mean_uncertainty[0],
+              1.96 * std::fabs(d[1]) * pv.mean_uncertainty[1], 1.96 * std::fabs(d[2]) * pv.mean_uncertainty[2],
+              1.96 * std::sqrt(std::max(rest, 0.0)), d[0], d[1], d[2], stat[0], stat[1], stat[2], pv.means[0],
+              pv.means[1], pv.means[2], fit[0], fit[1], fit[2], tru[0], tru[1], tru[2],
+              static_cast<long long>(s.pure[0]), static_cast<long long>(s.pure[1]), static_cast<long long>(s.pure[2]),
+              pv.mean_uncertainty[0], pv.mean_uncertainty[1], pv.mean_uncertainty[2], pv.pairing_ambiguity[0], mid,
+              static_cast<long long>(pv.mixed_voxels), err_true_em, sigma[0], sigma[1], sigma[2],
+              r.auto_fit->noise_sigma, r.auto_fit->mixture.weights[0], r.auto_fit->mixture.weights[1],
+              r.auto_fit->mixture.weights[2], static_cast<long long>(s.pair_count[1]),
+              static_cast<long long>(s.pair_count[2]), static_cast<long long>(s.pair_count[5]));
+          std::fflush(stdout);
+          ++n, in += std::fabs(err) <= pv.fraction_pv_ci95[0];
+          widths.push_back(pv.fraction_pv_ci95[0]), errors.push_back(std::fabs(err));
+        }
+  std::printf(
+      "# cells %d, truth inside the interval %d (%.1f %%), median half-width %.4f / median |error| %.4f = %.2f\n", n,
+      in, n ? 100.0 * in / n : NAN, median(widths), median(errors), median(widths) / median(errors));
+  return 0;
+}

@@ -1,0 +1,59 @@
+// The 95 % interval of porosity_pv (issue 11: "say how sure it is") on phantoms with exact truth:
+// narrow where the estimate is good, covering where it is not (docs/segmentation.md, "How wide
+// the porosity_pv interval is, and why"). Tuning seed 1; the held-out check is the bench
+// (bench_segment_pv_ci --seeds 71-73).
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "filters/segment/segmenter.h"
+#include "test_composite_scan.h"
+
+using namespace vp;
+using vp::testing::composite_scan;
+using vp::testing::CompositeScan;
+
+// A sharp scan (96³, 50 MPa, SNR 8, PSF σ 0.7): porosity_pv is within 0.01 of the truth, every
+// class has pure voxels, and their means are the generator's grey levels within 1 % of the
+// contrast, where the histogram fit's pore and AM means are off by 3× more — the fit's bias, not
+// an uncertainty of the end members. The half-width covers the error and stays below 0.03 (six
+// times the issue's 0.005 accuracy target); it was 0.095, mostly the fixed middle share counted
+// as uncertain by its own size.
+TEST(PartialVolumeInterval, NarrowWhereTheEstimateIsGood) {
+  const CompositeScan scan = composite_scan(1, 50, 8, 0.7, 96);
+  SegmentOptions o;
+  o.classes = 3;
+  const SegmentResult r = segment_grey(scan.grey, o);
+  const PartialVolumeResult& pv = *r.partial_volume;
+  const double truth = scan.phantom.truth.volume_fraction.at("pore");
+  const double err = pv.fraction_pv[0] - truth, ci = pv.fraction_pv_ci95[0];
+  EXPECT_LT(std::fabs(err), 0.01);
+  EXPECT_LE(std::fabs(err), ci) << "porosity_pv " << pv.fraction_pv[0] << " ± " << ci << ", truth " << truth;
+  EXPECT_LT(ci, 0.03) << "error " << err;
+  const double level[3] = {scan.imaging.grey_level("pore"), scan.imaging.grey_level("se"),
+                           scan.imaging.grey_level("am")};
+  const double contrast = level[2] - level[0];
+  for (int c = 0; c < 3; ++c) {
+    ASSERT_GE(pv.pure_voxels[c], 200) << "class " << c;
+    EXPECT_LT(std::fabs(pv.means[c] - level[c]), 0.01 * contrast) << "class " << c;
+  }
+  for (int c : {0, 2})
+    EXPECT_GT(std::fabs(r.auto_fit->mixture.means[c] - level[c]), 3 * std::fabs(pv.means[c] - level[c]))
+        << "class " << c;
+}
+
+// 10 MPa under a wide PSF (96³, SNR 12, PSF σ 1.5): the SE grains have no pure voxels, their
+// histogram end member is pulled ~1 200 grey dark by the blends, and porosity_pv reads 0.065 low.
+// The interval covers it (it was ± 0.052) and is not much wider than the error.
+TEST(PartialVolumeInterval, CoversTheTenMpaScanUnderAWidePsf) {
+  const CompositeScan scan = composite_scan(1, 10, 12, 1.5, 96);
+  SegmentOptions o;
+  o.classes = 3;
+  const SegmentResult r = segment_grey(scan.grey, o);
+  const PartialVolumeResult& pv = *r.partial_volume;
+  EXPECT_LT(pv.pure_voxels[1], 200);
+  const double err = pv.fraction_pv[0] - scan.phantom.truth.volume_fraction.at("pore");
+  const double ci = pv.fraction_pv_ci95[0];
+  EXPECT_LE(std::fabs(err), ci) << "porosity_pv " << pv.fraction_pv[0] << " ± " << ci;
+  EXPECT_LT(ci, 2 * std::fabs(err));
+}
