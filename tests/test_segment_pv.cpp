@@ -467,6 +467,7 @@ TEST(PartialVolume, EndMemberWithoutPureVoxelsIsInferredFromTheLabels) {
   EXPECT_LE(std::fabs(err), pv.fraction_pv_ci95[0]);
 
   o.partial_volume.infer_end_members = false;
+  o.partial_volume.refit_end_members = false;  // the fit's end member, not the (default) refit's
   const SegmentResult fit_only = segment_grey(scan.grey, o);
   EXPECT_DOUBLE_EQ(fit_only.partial_volume->means[1], fitted);
   const double err_fit = fit_only.partial_volume->fraction_pv[0] - truth;
