@@ -4,14 +4,14 @@
 // 3 classes). Prints a markdown table (docs/segmentation.md, "End members of classes without
 // pure voxels"), then Heckel k per seed and imaging (least squares of −ln porosity_pv on P over the
 // pressures that segmented) with and without.
-// --refit compares refit_end_members instead of infer_end_members. --explore prints, per scan, the
-// candidates measured before refit_end_members was built (docs/segmentation.md, "End members
-// refitted by forward-model MAP"): the ICM + least-squares refit's end members, unmixing with them
-// (A1, A2) and the grey-mean split with the AM fraction unmixed, from the ICM labels, or true
-// (B1–B3); --icm-z, --icm-anneal, --icm-sweeps set that ICM's flat_interface_z, anneal_sweeps and
-// max_sweeps (no early stop).
-// Usage: bench_segment_end_members [--size N] [--seeds N | A-B] [--snr S,...] [--blur B,...] [--pressures P,...]
-//                                  [--refit | --explore [--icm-z Z] [--icm-anneal N] [--icm-sweeps N]]
+// --refit compares refit_end_members (off, then on) instead of infer_end_members; --refit-side N sets
+// its central block's side (PartialVolumeOptions::refit_max_side; N ≥ the size: the whole scan). --explore prints, per
+// scan, the candidates measured before refit_end_members was built (docs/segmentation.md, "End members refitted by
+// forward-model MAP"): the ICM + least-squares refit's end members, unmixing with them (A1, A2) and the grey-mean split
+// with the AM fraction unmixed, from the ICM labels, or true (B1–B3); --icm-z, --icm-anneal, --icm-sweeps set that
+// ICM's flat_interface_z, anneal_sweeps and max_sweeps (no early stop). Usage: bench_segment_end_members [--size N]
+// [--seeds N | A-B] [--snr S,...] [--blur B,...] [--pressures P,...]
+//                                  [--refit [--refit-side N] | --explore [--icm-z Z] [--icm-anneal N] [--icm-sweeps N]]
 //   default: 64³, seed 1, SNR 8, blur 1.5, pressures 10/250 MPa.
 // Timings are not asserted; this is a measurement, not a test.
 #include <array>
@@ -121,6 +121,7 @@ int main(int argc, char** argv) {
   std::vector<std::uint64_t> seed_list{1};
   bool explore = false, refit = false;
   ForwardModelOptions icm;
+  index_t refit_side = PartialVolumeOptions{}.refit_max_side;
   std::vector<double> snrs{8}, blurs{1.5}, pressures{10, 250};
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -129,9 +130,10 @@ int main(int argc, char** argv) {
       continue;
     }
     if (i + 1 >= argc) {
-      std::fprintf(stderr,
-                   "usage: bench_segment_end_members [--size N] [--seeds N | A-B] [--snr S,...] [--blur B,...] "
-                   "[--pressures P,...] [--refit | --explore [--icm-z Z] [--icm-anneal N] [--icm-sweeps N]]\n");
+      std::fprintf(
+          stderr,
+          "usage: bench_segment_end_members [--size N] [--seeds N | A-B] [--snr S,...] [--blur B,...] "
+          "[--pressures P,...] [--refit [--refit-side N] | --explore [--icm-z Z] [--icm-anneal N] [--icm-sweeps N]]\n");
       return 2;
     }
     if (a == "--size") size = std::stoll(argv[++i]);
@@ -139,6 +141,7 @@ int main(int argc, char** argv) {
     else if (a == "--snr") snrs = numbers(argv[++i]);
     else if (a == "--blur") blurs = numbers(argv[++i]);
     else if (a == "--pressures") pressures = numbers(argv[++i]);
+    else if (a == "--refit-side") refit_side = std::stoll(argv[++i]);
     else if (a == "--icm-z") icm.flat_interface_z = std::stod(argv[++i]);
     else if (a == "--icm-anneal") icm.anneal_sweeps = std::stoi(argv[++i]);
     else if (a == "--icm-sweeps") icm.max_sweeps = std::stoi(argv[++i]), icm.stop_share = 0;
@@ -172,12 +175,14 @@ int main(int argc, char** argv) {
           const double truth = ph.truth.volume_fraction.at("pore");
           SegmentOptions o;
           o.classes = 3;
+          o.partial_volume.refit_max_side = refit_side;
           if (explore) {
             explore_cell(grey, ph, icm, o, seed, snr, blur, p);
             continue;
           }
           try {
             o.partial_volume.infer_end_members = false;
+            o.partial_volume.refit_end_members = false;  // on by default
             const SegmentResult off = segment_grey(grey, o);
             (refit ? o.partial_volume.refit_end_members : o.partial_volume.infer_end_members) = true;
             const auto t0 = std::chrono::steady_clock::now();

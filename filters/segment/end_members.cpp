@@ -21,12 +21,21 @@ constexpr std::uint64_t kSimulatedNoiseStream = 8;
 
 }  // namespace
 
+Box central_block(Dims d, index_t max_side) {
+  const index_t side = std::max<index_t>(max_side, 1);
+  Box box;
+  for (int a = 0; a < 3; ++a) {
+    box.size[a] = std::min(d[a], side);
+    box.min[a] = (d[a] - box.size[a]) / 2;
+  }
+  return box;
+}
+
 Volume<float> simulated_scan(const Volume<std::uint8_t>& labels, const std::vector<double>& mu,
                              const EndMemberInferenceOptions& o) {
-  const Dims d = labels.dims();
-  const index_t side = std::max<index_t>(o.max_side, 1);
-  const Dims b{std::min(d.x, side), std::min(d.y, side), std::min(d.z, side)};
-  const index_t x0 = (d.x - b.x) / 2, y0 = (d.y - b.y) / 2, z0 = (d.z - b.z) / 2;
+  const Box box = central_block(labels.dims(), o.max_side);
+  const Dims b{box.size[0], box.size[1], box.size[2]};
+  const index_t x0 = box.min[0], y0 = box.min[1], z0 = box.min[2];
   Volume<float> g = labels.like<float>(b);
   const auto k = static_cast<int>(mu.size());
   tbb::parallel_for(index_t{0}, b.z, [&](index_t z) {

@@ -34,6 +34,10 @@ struct EndMemberInference {
   std::vector<double> residual;  // observed fit − the last simulated fit's means, per class
 };
 
+// The central block of at most max_side voxels per axis of a volume of dims d (all of it where it is
+// smaller): where the end-member fits read a large scan, one number from a few million voxels.
+Box central_block(Dims d, index_t max_side);
+
 // The labels (class 0..K−1) imaged with end members `mu`: grey = μ[label], blurred by the PSF
 // (core/gaussian.h, as the phantoms), plus Gaussian noise of σ noise_sigma (core/random.h);
 // rounded when `integral`. On the central block of at most max_side voxels per axis.

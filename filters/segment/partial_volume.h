@@ -51,9 +51,13 @@ struct PartialVolumeOptions {
   // (forward_model.h: ICM with the least-squares refit g ≈ Σ μ_c B 1[L = c] before each sweep, on
   // a copy of the labels), and the fractions of that class and the darkest re-split by the
   // conserved grey mean (split_by_grey_mean); the other classes keep theirs. Only where the
-  // refit moves it brighter. Not with reference end members or infer_end_members. Opt-in: it
-  // meets the accuracy rule but costs ~5× CPU and ≥ 17 B/voxel where it acts (docs/segmentation.md).
-  bool refit_end_members = false;
+  // refit moves it brighter. Not with reference end members or infer_end_members. On by default
+  // (docs/segmentation.md, "End members refitted by forward-model MAP" and "The end-member refit on
+  // a central block"); false restores the fit's end member.
+  bool refit_end_members = true;
+  // The refit reads the central block of at most this many voxels per axis (end_members.h
+  // central_block): bounds its CPU and bytes on a large scan.
+  index_t refit_max_side = 128;
 };
 
 // Fractions from per-pair sums (exposed for the uncertainty and for tests): pure voxel counts

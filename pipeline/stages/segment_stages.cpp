@@ -233,7 +233,7 @@ class SegmentStage : public Stage {
         param("refit_end_members", ParamType::boolean,
               "auto: the end member of the one class other than the darkest with under 200 pure voxels refitted "
               "with the labels by forward-model MAP, and that class's and the darkest's fractions split by the "
-              "conserved grey mean (opt-in; for low pressure under a wide PSF)",
+              "conserved grey mean (default true; acts at low pressure under a wide PSF; false keeps the fit's)",
               "", PartialVolumeOptions{}.refit_end_members ? "true" : "false"),
         param("map_relabel", ParamType::boolean,
               "auto: relabel boundary voxels last by forward-model MAP (iterated conditional modes with the "
@@ -308,7 +308,8 @@ class SegmentStage : public Stage {
         bad(d, p, "infer_end_members",
             "reference end_members are held fixed, so none would be inferred: give one of the two");
     }
-    if (p.boolean("refit_end_members")) {
+    // On by default, where it applies: only a refit asked for where it cannot act is an error.
+    if (p.has("refit_end_members") && p.boolean("refit_end_members")) {
       if (method != "auto")
         bad(d, p, "refit_end_members", "refitting end members is for method auto; method is " + method);
       else if (p.has("end_members"))
