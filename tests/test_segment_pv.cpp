@@ -716,7 +716,9 @@ TEST(PartialVolume, InferEndMembersOrMapRelabelWhereTheyCannotApplyExitTwo) {
       dir, "refit_end_members",
       {{"--method gmm --refit-end-members true", "refitting end members is for method auto; method is gmm"},
        {"--refit-end-members true --end-members 6000,22000,43000", "reference end_members are held fixed"},
-       {"--refit-end-members true --infer-end-members", "infer_end_members also replaces the fit-only end members"}});
+       {"--refit-end-members true --infer-end-members", "infer_end_members also replaces the fit-only end members"},
+       // A bare flag (scripts written while the refit was opt-in) still means true.
+       {"--method gmm --refit-end-members", "refitting end members is for method auto; method is gmm"}});
   expect_segment_refused(
       dir, "map_relabel",
       {{"--method kmeans --map-relabel", "MAP relabelling uses the auto fit's end members and PSF; method is kmeans"}});

@@ -227,6 +227,13 @@ void add_stage_flags(CLI::App& app, const Stage& stage, const std::vector<std::s
     if (bare)
       app.add_flag_callback(
           flag_of(name), [&values, name] { values[name] = "true"; }, help);
+    else if (spec->type == ParamType::boolean)
+      // On by default: `--flag false` turns it off, and a bare `--flag` (scripts written while it
+      // was opt-in) still means true.
+      app.add_option_function<std::string>(
+             flag_of(name), [&values, name](const std::string& v) { values[name] = v.empty() ? "true" : v; }, help)
+          ->expected(0, 1)
+          ->type_name("true|false");
     else
       app.add_option_function<std::string>(flag_of(name), flag_setter(values, *spec), help)
           ->type_name(spec->type == ParamType::integer  ? "INT"
