@@ -8,6 +8,7 @@
 // plain Gaussian mixtures and Otsu fail once a phase is a few per cent of the voxels.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -69,6 +70,16 @@ struct ClassEvidence {
   double min_separation_noise = 0;  // the same in units of the resolving σ (below); +inf for K = 1
 };
 
+// The darkest end member of a phase with no pure voxels, placed by the shape of its blends (the
+// profile likelihood of its mean): the maximum and the 95 % interval.
+// Blends of films thinner than the PSF never reach their end member, so the data bound it from
+// above only: its 1σ uncertainty spans the histogram's darkest grey to the interval's top.
+struct ExtrapolatedEndMember {
+  double mean = 0, ci95_low = 0, ci95_high = 0;
+  double darkest = 0;      // the histogram's darkest occupied grey (the profile's start)
+  double uncertainty = 0;  // (ci95_high − darkest) / (2 · 1.96)
+};
+
 struct AutoSegmentFit {
   PartialVolumeMixture mixture;         // the fit with the asked number of classes
   std::vector<ClassEvidence> evidence;  // K = 1..asked
@@ -77,6 +88,8 @@ struct AutoSegmentFit {
   // (μ_{k+1} − μ_k) / min(max(σ_k, σ_{k+1}), noise σ) per consecutive pair: how far apart the
   // two end members are for the noise that must tell them apart (the refusal rule reads it).
   std::vector<double> resolving_separations;
+  // Set when the darkest class was placed from its blends alone (fit_auto_segmentation).
+  std::optional<ExtrapolatedEndMember> dark_end_member;
   // With reference end members (fit_with_reference_end_members): where they came from ("fit"
   // when the scan's own fit gave them), their 1σ uncertainty, and the scan's own free fit beside
   // them: its means and which of its classes it resolves (the drift check reads those).
