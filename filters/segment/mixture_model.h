@@ -137,7 +137,9 @@ Histogram without_clipping_spikes(Histogram h);
 // per K when the histogram supports fewer distinguishable classes than asked: the BIC is lowest at a smaller K, or two
 // fitted classes are closer than kMinClassSeparation resolving σ (resolving_separations with `noise_sigma`, the scan's
 // own noise σ, e.g. estimate_noise_sigma; ≤ 0: the fitted σ), or a class has under 0.05 % of the voxels (pure weight +
-// half of its blends).
+// half of its blends). Before refusing (noise σ > 0), it tries the (K−1)-class fit plus a darkest class with no pure
+// voxels whose mean is the maximum of its profile likelihood (pore films thinner than the PSF: only their blends show);
+// kept, with dark_end_member set and a warning, when it passes the rules above.
 AutoSegmentFit fit_auto_segmentation(const Histogram& h, int classes, double noise_sigma = 0);
 
 // The 1σ uncertainty of an end member known only from the histogram fit: the standard error of
