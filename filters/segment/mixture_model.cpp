@@ -471,7 +471,7 @@ PartialVolumeMixture with_dark_end_member_at(const Histogram& h, const PartialVo
   return m;
 }
 
-// Profile steps per noise σ along the darkest end member's grey.
+// Profile steps per noise σ along the darkest end member's grey (a bin at the finest).
 constexpr int kProfileStepsPerNoise = 8;
 // 2 ΔLL of the 95 % profile-likelihood interval for one parameter (χ²₁).
 constexpr double kChi2One95 = 3.841;
@@ -491,7 +491,8 @@ std::optional<ExtrapolatedEndMember> dark_end_member_profile(const Histogram& h,
   while (first < h.counts.size() && h.counts[first] <= 0) ++first;
   const double lo = h.centre(std::min(first, h.counts.size() - 1));
   const double hi = coarser.means[0] - kMinClassSeparation * noise_sigma;
-  const double step = noise_sigma / kProfileStepsPerNoise;
+  // Never finer than a histogram bin: at most one EM fit per bin, whatever the noise.
+  const double step = std::max(noise_sigma / kProfileStepsPerNoise, h.bin_width());
   if (!(hi > lo + step)) return std::nullopt;
   std::vector<double> grid, ll;
   std::vector<PartialVolumeMixture> fits;
