@@ -8,6 +8,7 @@
 // plain Gaussian mixtures and Otsu fail once a phase is a few per cent of the voxels.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -69,6 +70,16 @@ struct ClassEvidence {
   double min_separation_noise = 0;  // the same in units of the resolving σ (below); +inf for K = 1
 };
 
+// The darkest end member of a phase with no pure voxels, placed by the shape of its blends (the
+// profile likelihood of its mean): the maximum and the 95 % interval.
+// Blends of films thinner than the PSF never reach their end member, so the data bound it from
+// above only: its 1σ uncertainty spans the histogram's darkest grey to the interval's top.
+struct ExtrapolatedEndMember {
+  double mean = 0, ci95_low = 0, ci95_high = 0;
+  double darkest = 0;      // the histogram's darkest occupied grey (the profile's start)
+  double uncertainty = 0;  // (ci95_high − darkest) / (2 · 1.96)
+};
+
 struct AutoSegmentFit {
   PartialVolumeMixture mixture;         // the fit with the asked number of classes
   std::vector<ClassEvidence> evidence;  // K = 1..asked
@@ -77,6 +88,8 @@ struct AutoSegmentFit {
   // (μ_{k+1} − μ_k) / min(max(σ_k, σ_{k+1}), noise σ) per consecutive pair: how far apart the
   // two end members are for the noise that must tell them apart (the refusal rule reads it).
   std::vector<double> resolving_separations;
+  // Set when the darkest class was placed from its blends alone (fit_auto_segmentation).
+  std::optional<ExtrapolatedEndMember> dark_end_member;
   // With reference end members (fit_with_reference_end_members): where they came from ("fit"
   // when the scan's own fit gave them), their 1σ uncertainty, and the scan's own free fit beside
   // them: its means and which of its classes it resolves (the drift check reads those).
@@ -124,7 +137,9 @@ Histogram without_clipping_spikes(Histogram h);
 // per K when the histogram supports fewer distinguishable classes than asked: the BIC is lowest at a smaller K, or two
 // fitted classes are closer than kMinClassSeparation resolving σ (resolving_separations with `noise_sigma`, the scan's
 // own noise σ, e.g. estimate_noise_sigma; ≤ 0: the fitted σ), or a class has under 0.05 % of the voxels (pure weight +
-// half of its blends).
+// half of its blends). Before refusing (noise σ > 0), it tries the (K−1)-class fit plus a darkest class with no pure
+// voxels whose mean is the maximum of its profile likelihood (pore films thinner than the PSF: only their blends show);
+// kept, with dark_end_member set and a warning, when it passes the rules above.
 AutoSegmentFit fit_auto_segmentation(const Histogram& h, int classes, double noise_sigma = 0);
 
 // The 1σ uncertainty of an end member known only from the histogram fit: the standard error of

@@ -73,6 +73,18 @@ std::array<double, 3> labelling_psf(const Volume<float>& grey, AutoSegmentFit& f
   return sigma;
 }
 
+// A fit whose darkest end member was extrapolated from its blends (fit_auto_segmentation, instead
+// of a refusal): its end members are used as fitted, like reference end members, with that one's
+// wide uncertainty (ExtrapolatedEndMember) and the others' from the fit, so that the fractions'
+// interval carries the extrapolation.
+std::vector<double> extrapolated_fit_uncertainty(const AutoSegmentFit& fit, const Volume<float>& grey) {
+  const PartialVolumeMixture& m = fit.mixture;
+  std::vector<double> u{fit.dark_end_member->uncertainty};
+  for (int c = 1; c < m.classes(); ++c)
+    u.push_back(fitted_end_member_uncertainty(m.sigmas[c], m.weights[c], static_cast<double>(grey.size())));
+  return u;
+}
+
 }  // namespace
 
 SegmentResult segment_grey(const Volume<float>& grey, const SegmentOptions& o) {
@@ -90,6 +102,7 @@ SegmentResult segment_grey(const Volume<float>& grey, const SegmentOptions& o) {
                                  : fit_auto_segmentation(r.histogram, o.classes, noise);
       PartialVolumeOptions pvo = o.partial_volume;
       if (o.end_members) pvo.end_member_uncertainty = r.auto_fit->reference_uncertainty;
+      if (r.auto_fit->dark_end_member) pvo.end_member_uncertainty = extrapolated_fit_uncertainty(*r.auto_fit, grey);
       if (!(pvo.noise_sigma > 0)) pvo.noise_sigma = r.auto_fit->noise_sigma;
       pvo.histogram_bins = o.bins;
       pvo.psf_sigma_vox = labelling_psf(grey, *r.auto_fit, pvo.psf_sigma_vox, r);
