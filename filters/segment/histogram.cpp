@@ -1,6 +1,7 @@
 #include "filters/segment/histogram.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <deque>
 #include <limits>
@@ -8,6 +9,7 @@
 #include <string>
 
 #include <tbb/blocked_range.h>
+#include <tbb/enumerable_thread_specific.h>
 #include <tbb/parallel_for.h>
 #include <tbb/parallel_reduce.h>
 
@@ -339,6 +341,69 @@ Volume<std::uint8_t> hysteresis_threshold(const Volume<float>& grey, double low,
         }
   }
   return out;
+}
+
+namespace {
+
+// Unsigned keys in the order of the floats: negative values flipped, positive ones above them.
+std::uint32_t order_key(float v) {
+  const auto u = std::bit_cast<std::uint32_t>(v);
+  return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
+
+float from_order_key(std::uint32_t key) {
+  return std::bit_cast<float>((key & 0x80000000u) ? (key & 0x7FFFFFFFu) : ~key);
+}
+
+}  // namespace
+
+float kth_smallest(index_t rows, index_t width, std::int64_t k, const std::function<void(index_t, float*)>& row) {
+  if (rows <= 0 || width <= 0 || k < 0 || k >= rows * width)
+    throw InputError("kth_smallest: rank " + std::to_string(k) + " outside " + std::to_string(rows * width) +
+                     " values");
+  constexpr std::size_t kBins = std::size_t{1} << 16;
+  using Counts = std::vector<std::int64_t>;
+  bool nan = false;
+  // Counts of the high halves (high < 0), or of the low halves of the keys whose high half is `high`.
+  auto count = [&](std::int64_t high) {
+    tbb::enumerable_thread_specific<Counts> local(Counts(kBins, 0));
+    tbb::enumerable_thread_specific<char> saw_nan(0);
+    tbb::parallel_for(tbb::blocked_range<index_t>(0, rows, 16), [&](const tbb::blocked_range<index_t>& r) {
+      Counts& c = local.local();
+      std::vector<float> values(static_cast<std::size_t>(width));
+      for (index_t i = r.begin(); i != r.end(); ++i) {
+        row(i, values.data());
+        for (float v : values) {
+          if (v != v) saw_nan.local() = 1;
+          const std::uint32_t key = order_key(v);
+          if (high < 0) ++c[key >> 16];
+          else if ((key >> 16) == high) ++c[key & 0xFFFFu];
+        }
+      }
+    });
+    Counts total(kBins, 0);
+    for (const Counts& c : local)  // integer sums: order-free, deterministic
+      for (std::size_t b = 0; b < kBins; ++b) total[b] += c[b];
+    for (char s : saw_nan) nan = nan || s;
+    return total;
+  };
+  // The bin holding rank `rank` of the counts, and the rank within it.
+  auto bin_of_rank = [&](const Counts& c, std::int64_t& rank) {
+    std::size_t b = 0;
+    while (rank >= c[b]) rank -= c[b++];
+    return b;
+  };
+  std::int64_t rank = k;
+  const std::size_t high = bin_of_rank(count(-1), rank);
+  if (!nan) {
+    const std::size_t low = bin_of_rank(count(static_cast<std::int64_t>(high)), rank);
+    return from_order_key(static_cast<std::uint32_t>(high << 16 | low));
+  }
+  std::vector<float> all(static_cast<std::size_t>(rows * width));
+  for (index_t i = 0; i < rows; ++i) row(i, all.data() + i * width);
+  auto at = all.begin() + static_cast<std::ptrdiff_t>(k);
+  std::nth_element(all.begin(), at, all.end());
+  return *at;
 }
 
 std::vector<double> label_means(const Volume<float>& grey, const Volume<std::uint8_t>& labels, int n) {
