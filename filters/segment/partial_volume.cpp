@@ -35,30 +35,53 @@ constexpr double kPairingShare = 0.05;
 // contact at 50 MPa 0.08 low and porosity 0.016 high: SE films coating AM are eaten.
 constexpr double kBridgeSlope = 0.8;
 
-// OR of the bitmasks within ±r voxels along each axis (a box), borders clamped.
+// OR of the bitmasks within ±r voxels along each axis (a box), borders clamped. Along x, each
+// row ORs shifted copies of itself; along y and z, whole rows of x are ORed with the rows ±r
+// away, walking the axis with the r rows behind kept in a ring (they are overwritten), so every
+// pass runs along contiguous bytes.
 Volume<std::uint8_t> or_dilate(const Volume<std::uint8_t>& in, const std::array<int, 3>& radius) {
   Volume<std::uint8_t> v = in;
   const Dims d = v.dims();
+  std::uint8_t* data = v.data();
   for (int axis = 0; axis < 3; ++axis) {
     const int r = radius[axis];
     const index_t n = d[axis];
     if (r <= 0 || n == 1) continue;
-    const index_t stride = axis == 0 ? 1 : axis == 1 ? d.x : d.x * d.y;
-    const index_t lines = v.size() / n;
-    tbb::parallel_for(tbb::blocked_range<index_t>(0, lines, 256), [&](const tbb::blocked_range<index_t>& range) {
-      std::vector<std::uint8_t> line(static_cast<std::size_t>(n));
-      for (index_t l = range.begin(); l != range.end(); ++l) {
-        index_t base;
-        if (axis == 0) base = l * d.x;
-        else if (axis == 1) base = (l % d.x) + (l / d.x) * d.x * d.y;
-        else base = l;
-        for (index_t q = 0; q < n; ++q) line[q] = v[base + q * stride];
-        for (index_t q = 0; q < n; ++q) {
-          std::uint8_t m = 0;
-          const index_t lo = std::max<index_t>(0, q - r), hi = std::min<index_t>(n - 1, q + r);
-          for (index_t t = lo; t <= hi; ++t) m |= line[t];
-          v[base + q * stride] = m;
+    if (axis == 0) {
+      tbb::parallel_for(tbb::blocked_range<index_t>(0, d.y * d.z, 64), [&](const tbb::blocked_range<index_t>& range) {
+        std::vector<std::uint8_t> line(static_cast<std::size_t>(n));
+        for (index_t l = range.begin(); l != range.end(); ++l) {
+          std::uint8_t* row = data + l * n;
+          std::copy(row, row + n, line.begin());
+          for (index_t t = 1; t <= r && t < n; ++t) {
+            for (index_t q = 0; q + t < n; ++q) row[q] |= line[q + t];
+            for (index_t q = t; q < n; ++q) row[q] |= line[q - t];
+          }
         }
+      });
+      continue;
+    }
+    // Rows of x at positions q = 0..n−1 along the axis, `stride` apart; `sets` independent such
+    // columns of rows (z planes for y, y rows for z), `set_stride` apart.
+    const index_t stride = axis == 1 ? d.x : d.x * d.y;
+    const index_t sets = axis == 1 ? d.z : d.y, set_stride = axis == 1 ? d.x * d.y : d.x;
+    const index_t w = d.x;
+    tbb::parallel_for(index_t{0}, sets, [&](index_t s) {
+      std::uint8_t* first = data + s * set_stride;
+      std::vector<std::uint8_t> ring(static_cast<std::size_t>(r * w)), acc(static_cast<std::size_t>(w));
+      for (index_t q = 0; q < n; ++q) {
+        std::uint8_t* row = first + q * stride;
+        std::copy(row, row + w, acc.begin());
+        for (index_t t = q + 1; t <= std::min(n - 1, q + r); ++t) {  // ahead: still the input
+          const std::uint8_t* ahead = first + t * stride;
+          for (index_t x = 0; x < w; ++x) acc[x] |= ahead[x];
+        }
+        for (index_t t = std::max<index_t>(0, q - r); t < q; ++t) {  // behind: kept in the ring
+          const std::uint8_t* behind = ring.data() + (t % r) * w;
+          for (index_t x = 0; x < w; ++x) acc[x] |= behind[x];
+        }
+        std::copy(row, row + w, ring.begin() + (q % r) * w);
+        std::copy(acc.begin(), acc.end(), row);
       }
     });
   }
@@ -398,9 +421,13 @@ PartialVolumeResult partial_volume_segmentation(const Volume<float>& grey, const
       }
     }
   });
-  Volume<std::uint8_t> near = or_dilate(conf, radius);
   // The phases right next to a voxel (one voxel away) are the ones its blend is made of.
   Volume<std::uint8_t> adjacent = or_dilate(conf, {1, 1, 1});
+  // The phases within `radius`: a box of radius r is the radius-1 box grown by r − 1 (the same
+  // clamped box at the borders), so `near` grows from `adjacent`.
+  std::array<int, 3> beyond_adjacent{};
+  for (int a = 0; a < 3; ++a) beyond_adjacent[a] = std::max(0, radius[a] - 1);
+  Volume<std::uint8_t> near = or_dilate(adjacent, beyond_adjacent);
   // With at most 4 classes both masks fit in one byte: the adjacent phases move to the high
   // nibble of `near`, 1 B per voxel less while the labels are made.
   const bool packed = k <= 4;
