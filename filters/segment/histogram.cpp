@@ -361,44 +361,48 @@ float kth_smallest(index_t rows, index_t width, std::int64_t k, const std::funct
   if (rows <= 0 || width <= 0 || k < 0 || k >= rows * width)
     throw InputError("kth_smallest: rank " + std::to_string(k) + " outside " + std::to_string(rows * width) +
                      " values");
-  constexpr std::size_t kBins = std::size_t{1} << 16;
   using Counts = std::vector<std::int64_t>;
   bool nan = false;
-  // Counts of the high halves (high < 0), or of the low halves of the keys whose high half is `high`.
-  auto count = [&](std::int64_t high) {
-    tbb::enumerable_thread_specific<Counts> local(Counts(kBins, 0));
+  // Radix select on the keys, most significant field first: bins of 12, 12 and 8 bits (tables of
+  // 32 KB that stay in L1), each pass counting only the keys under the prefix found so far.
+  std::uint32_t prefix = 0;
+  int known = 0;  // leading bits of the answer's key found
+  std::int64_t rank = k;
+  for (const int bits : {12, 12, 8}) {
+    const int shift = 32 - known - bits;
+    const std::uint32_t mask = (1u << bits) - 1;
+    tbb::enumerable_thread_specific<Counts> local(Counts(std::size_t{1} << bits, 0));
     tbb::enumerable_thread_specific<char> saw_nan(0);
     tbb::parallel_for(tbb::blocked_range<index_t>(0, rows, 16), [&](const tbb::blocked_range<index_t>& r) {
       Counts& c = local.local();
       std::vector<float> values(static_cast<std::size_t>(width));
+      bool any_nan = false;
       for (index_t i = r.begin(); i != r.end(); ++i) {
         row(i, values.data());
-        for (float v : values) {
-          if (v != v) saw_nan.local() = 1;
-          const std::uint32_t key = order_key(v);
-          if (high < 0) ++c[key >> 16];
-          else if ((key >> 16) == high) ++c[key & 0xFFFFu];
+        for (float v : values) any_nan |= v != v;
+        if (known == 0) {
+          for (float v : values) ++c[order_key(v) >> shift];
+        } else {
+          const std::uint32_t above = prefix >> (32 - known);
+          for (float v : values) {
+            const std::uint32_t key = order_key(v);
+            if (key >> (32 - known) == above) ++c[key >> shift & mask];
+          }
         }
       }
+      if (any_nan) saw_nan.local() = 1;
     });
-    Counts total(kBins, 0);
+    Counts total(std::size_t{1} << bits, 0);
     for (const Counts& c : local)  // integer sums: order-free, deterministic
-      for (std::size_t b = 0; b < kBins; ++b) total[b] += c[b];
+      for (std::size_t b = 0; b < total.size(); ++b) total[b] += c[b];
     for (char s : saw_nan) nan = nan || s;
-    return total;
-  };
-  // The bin holding rank `rank` of the counts, and the rank within it.
-  auto bin_of_rank = [&](const Counts& c, std::int64_t& rank) {
-    std::size_t b = 0;
-    while (rank >= c[b]) rank -= c[b++];
-    return b;
-  };
-  std::int64_t rank = k;
-  const std::size_t high = bin_of_rank(count(-1), rank);
-  if (!nan) {
-    const std::size_t low = bin_of_rank(count(static_cast<std::int64_t>(high)), rank);
-    return from_order_key(static_cast<std::uint32_t>(high << 16 | low));
+    if (nan) break;
+    std::uint32_t bin = 0;
+    while (rank >= total[bin]) rank -= total[bin++];
+    prefix |= bin << shift;
+    known += bits;
   }
+  if (!nan) return from_order_key(prefix);
   std::vector<float> all(static_cast<std::size_t>(rows * width));
   for (index_t i = 0; i < rows; ++i) row(i, all.data() + i * width);
   auto at = all.begin() + static_cast<std::ptrdiff_t>(k);

@@ -65,9 +65,9 @@ Volume<std::uint8_t> hysteresis_threshold(const Volume<float>& grey, double low,
 
 // The k-th smallest value (0-based: the one std::nth_element puts at position k) of `rows` rows
 // of `width` values each, which row(r, out) writes to out[0..width): exact, and without a copy of
-// the values — two parallel passes of a 2¹⁶-bin histogram of their order-preserving bit patterns
-// (the high halves, then the low halves under the high half that holds rank k). Rows are made
-// twice. Where a value is NaN, std::nth_element on a copy in row order. k < rows · width.
+// the values — a radix select on their order-preserving bit patterns, three parallel passes of
+// small histograms (12, 12, then 8 bits), so rows are made three times. Where a value is NaN,
+// std::nth_element on a copy in row order. k < rows · width.
 float kth_smallest(index_t rows, index_t width, std::int64_t k, const std::function<void(index_t, float*)>& row);
 
 // Mean grey value of each label (labels 0..n-1; NaN for labels absent).
