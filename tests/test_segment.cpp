@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "filters/segment/cleanup.h"
 #include "filters/segment/histogram.h"
+#include "filters/segment/mixture_model.h"
 #include "filters/segment/particles.h"
 #include "metrics/connectivity.h"
 #include "metrics/distance_transform.h"
@@ -61,6 +62,54 @@ TEST(Histogram, CountsEveryVoxelAndClampsRange) {
   for (double c : g.counts) EXPECT_EQ(c, 1.0);
   v[0] = 0.25f;  // not integral any more: 256 bins over [min, max]
   EXPECT_EQ(histogram(v, 256).counts.size(), 256u);
+}
+
+TEST(Histogram, KthSmallestIsTheValueNthElementPlacesAtK) {
+  // Rows of floats of every kind the bit-pattern order must get right: both signs, ±0, ties,
+  // subnormals, infinities, and values sharing their high 16 bits.
+  std::mt19937 rng(7);
+  std::normal_distribution<float> normal(0.0f, 3.0f);
+  const index_t rows = 37, width = 29;
+  std::vector<float> all(static_cast<std::size_t>(rows * width));
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    switch (i % 9) {
+      case 0: all[i] = 0.0f; break;
+      case 1: all[i] = -0.0f; break;
+      case 2: all[i] = std::round(normal(rng)); break;  // ties
+      case 3: all[i] = std::numeric_limits<float>::denorm_min() * static_cast<float>(i % 5); break;
+      case 4: all[i] = 1.0f + static_cast<float>(i % 11) * std::numeric_limits<float>::epsilon(); break;
+      default: all[i] = normal(rng);
+    }
+  }
+  all[5] = std::numeric_limits<float>::infinity();
+  all[6] = -std::numeric_limits<float>::infinity();
+  auto row = [&](index_t r, float* out) { std::copy_n(all.begin() + r * width, width, out); };
+  for (std::int64_t k :
+       {std::int64_t{0}, std::int64_t{1}, std::int64_t{200}, rows * width / 2, rows * width - 2, rows * width - 1}) {
+    std::vector<float> sorted = all;
+    std::nth_element(sorted.begin(), sorted.begin() + k, sorted.end());
+    EXPECT_EQ(kth_smallest(rows, width, k, row), sorted[static_cast<std::size_t>(k)]) << "k = " << k;
+  }
+  EXPECT_THROW(kth_smallest(rows, width, rows * width, row), InputError);
+}
+
+TEST(Histogram, ScanNoiseSigmaIsTheMedianAbsoluteDeviationOfSecondDifferences) {
+  // The definition, on a copy sorted by std::nth_element: the order statistics must be the same
+  // floats whichever way they are found.
+  std::mt19937 rng(3);
+  std::normal_distribution<float> noise(0.0f, 40.0f);
+  Volume<float> v(Dims{23, 9, 7});
+  for (index_t i = 0; i < v.size(); ++i) v[i] = (i % 23 < 11 ? 1000.0f : 5000.0f) + noise(rng);
+  std::vector<float> diff;
+  for (index_t z = 0; z < 7; ++z)
+    for (index_t y = 0; y < 9; ++y)
+      for (index_t x = 1; x + 1 < 23; ++x) diff.push_back(v(x - 1, y, z) - 2 * v(x, y, z) + v(x + 1, y, z));
+  auto mid = diff.begin() + static_cast<std::ptrdiff_t>(diff.size() / 2);
+  std::nth_element(diff.begin(), mid, diff.end());
+  const float med = *mid;
+  for (float& d : diff) d = std::abs(d - med);
+  std::nth_element(diff.begin(), mid, diff.end());
+  EXPECT_EQ(scan_noise_sigma(v), 1.4826 * *mid / std::sqrt(6.0));
 }
 
 TEST(Thresholds, ManualThresholdsGiveCountOfThresholdsReached) {

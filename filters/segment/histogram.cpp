@@ -1,6 +1,7 @@
 #include "filters/segment/histogram.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <deque>
 #include <limits>
@@ -8,6 +9,7 @@
 #include <string>
 
 #include <tbb/blocked_range.h>
+#include <tbb/enumerable_thread_specific.h>
 #include <tbb/parallel_for.h>
 #include <tbb/parallel_reduce.h>
 
@@ -339,6 +341,73 @@ Volume<std::uint8_t> hysteresis_threshold(const Volume<float>& grey, double low,
         }
   }
   return out;
+}
+
+namespace {
+
+// Unsigned keys in the order of the floats: negative values flipped, positive ones above them.
+std::uint32_t order_key(float v) {
+  const auto u = std::bit_cast<std::uint32_t>(v);
+  return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
+
+float from_order_key(std::uint32_t key) {
+  return std::bit_cast<float>((key & 0x80000000u) ? (key & 0x7FFFFFFFu) : ~key);
+}
+
+}  // namespace
+
+float kth_smallest(index_t rows, index_t width, std::int64_t k, const std::function<void(index_t, float*)>& row) {
+  if (rows <= 0 || width <= 0 || k < 0 || k >= rows * width)
+    throw InputError("kth_smallest: rank " + std::to_string(k) + " outside " + std::to_string(rows * width) +
+                     " values");
+  using Counts = std::vector<std::int64_t>;
+  bool nan = false;
+  // Radix select on the keys, most significant field first: bins of 12, 12 and 8 bits (tables of
+  // 32 KB that stay in L1), each pass counting only the keys under the prefix found so far.
+  std::uint32_t prefix = 0;
+  int known = 0;  // leading bits of the answer's key found
+  std::int64_t rank = k;
+  for (const int bits : {12, 12, 8}) {
+    const int shift = 32 - known - bits;
+    const std::uint32_t mask = (1u << bits) - 1;
+    tbb::enumerable_thread_specific<Counts> local(Counts(std::size_t{1} << bits, 0));
+    tbb::enumerable_thread_specific<char> saw_nan(0);
+    tbb::parallel_for(tbb::blocked_range<index_t>(0, rows, 16), [&](const tbb::blocked_range<index_t>& r) {
+      Counts& c = local.local();
+      std::vector<float> values(static_cast<std::size_t>(width));
+      bool any_nan = false;
+      for (index_t i = r.begin(); i != r.end(); ++i) {
+        row(i, values.data());
+        for (float v : values) any_nan |= v != v;
+        if (known == 0) {
+          for (float v : values) ++c[order_key(v) >> shift];
+        } else {
+          const std::uint32_t above = prefix >> (32 - known);
+          for (float v : values) {
+            const std::uint32_t key = order_key(v);
+            if (key >> (32 - known) == above) ++c[key >> shift & mask];
+          }
+        }
+      }
+      if (any_nan) saw_nan.local() = 1;
+    });
+    Counts total(std::size_t{1} << bits, 0);
+    for (const Counts& c : local)  // integer sums: order-free, deterministic
+      for (std::size_t b = 0; b < total.size(); ++b) total[b] += c[b];
+    for (char s : saw_nan) nan = nan || s;
+    if (nan) break;
+    std::uint32_t bin = 0;
+    while (rank >= total[bin]) rank -= total[bin++];
+    prefix |= bin << shift;
+    known += bits;
+  }
+  if (!nan) return from_order_key(prefix);
+  std::vector<float> all(static_cast<std::size_t>(rows * width));
+  for (index_t i = 0; i < rows; ++i) row(i, all.data() + i * width);
+  auto at = all.begin() + static_cast<std::ptrdiff_t>(k);
+  std::nth_element(all.begin(), at, all.end());
+  return *at;
 }
 
 std::vector<double> label_means(const Volume<float>& grey, const Volume<std::uint8_t>& labels, int n) {

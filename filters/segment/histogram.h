@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "core/volume.h"
@@ -61,6 +62,13 @@ Volume<std::uint8_t> classify_mixture(const Volume<float>& grey, const GaussianM
 // Hysteresis: 1 where value >= high, or value >= low and connected through voxels >= low to a
 // voxel >= high (6- or 26-connectivity); 0 elsewhere.
 Volume<std::uint8_t> hysteresis_threshold(const Volume<float>& grey, double low, double high, int connectivity = 6);
+
+// The k-th smallest value (0-based: the one std::nth_element puts at position k) of `rows` rows
+// of `width` values each, which row(r, out) writes to out[0..width): exact, and without a copy of
+// the values — a radix select on their order-preserving bit patterns, three parallel passes of
+// small histograms (12, 12, then 8 bits), so rows are made three times. Where a value is NaN,
+// std::nth_element on a copy in row order. k < rows · width.
+float kth_smallest(index_t rows, index_t width, std::int64_t k, const std::function<void(index_t, float*)>& row);
 
 // Mean grey value of each label (labels 0..n-1; NaN for labels absent).
 std::vector<double> label_means(const Volume<float>& grey, const Volume<std::uint8_t>& labels, int n);

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 #include <numeric>
+#include <optional>
 
 #include <tbb/blocked_range.h>
 #include <tbb/enumerable_thread_specific.h>
@@ -42,30 +43,53 @@ constexpr double kPureWindowBias = 0.5;
 // contact at 50 MPa 0.08 low and porosity 0.016 high: SE films coating AM are eaten.
 constexpr double kBridgeSlope = 0.8;
 
-// OR of the bitmasks within ±r voxels along each axis (a box), borders clamped.
+// OR of the bitmasks within ±r voxels along each axis (a box), borders clamped. Along x, each
+// row ORs shifted copies of itself; along y and z, whole rows of x are ORed with the rows ±r
+// away, walking the axis with the r rows behind kept in a ring (they are overwritten), so every
+// pass runs along contiguous bytes.
 Volume<std::uint8_t> or_dilate(const Volume<std::uint8_t>& in, const std::array<int, 3>& radius) {
   Volume<std::uint8_t> v = in;
   const Dims d = v.dims();
+  std::uint8_t* data = v.data();
   for (int axis = 0; axis < 3; ++axis) {
     const int r = radius[axis];
     const index_t n = d[axis];
     if (r <= 0 || n == 1) continue;
-    const index_t stride = axis == 0 ? 1 : axis == 1 ? d.x : d.x * d.y;
-    const index_t lines = v.size() / n;
-    tbb::parallel_for(tbb::blocked_range<index_t>(0, lines, 256), [&](const tbb::blocked_range<index_t>& range) {
-      std::vector<std::uint8_t> line(static_cast<std::size_t>(n));
-      for (index_t l = range.begin(); l != range.end(); ++l) {
-        index_t base;
-        if (axis == 0) base = l * d.x;
-        else if (axis == 1) base = (l % d.x) + (l / d.x) * d.x * d.y;
-        else base = l;
-        for (index_t q = 0; q < n; ++q) line[q] = v[base + q * stride];
-        for (index_t q = 0; q < n; ++q) {
-          std::uint8_t m = 0;
-          const index_t lo = std::max<index_t>(0, q - r), hi = std::min<index_t>(n - 1, q + r);
-          for (index_t t = lo; t <= hi; ++t) m |= line[t];
-          v[base + q * stride] = m;
+    if (axis == 0) {
+      tbb::parallel_for(tbb::blocked_range<index_t>(0, d.y * d.z, 64), [&](const tbb::blocked_range<index_t>& range) {
+        std::vector<std::uint8_t> line(static_cast<std::size_t>(n));
+        for (index_t l = range.begin(); l != range.end(); ++l) {
+          std::uint8_t* row = data + l * n;
+          std::copy(row, row + n, line.begin());
+          for (index_t t = 1; t <= r && t < n; ++t) {
+            for (index_t q = 0; q + t < n; ++q) row[q] |= line[q + t];
+            for (index_t q = t; q < n; ++q) row[q] |= line[q - t];
+          }
         }
+      });
+      continue;
+    }
+    // Rows of x at positions q = 0..n−1 along the axis, `stride` apart; `sets` independent such
+    // columns of rows (z planes for y, y rows for z), `set_stride` apart.
+    const index_t stride = axis == 1 ? d.x : d.x * d.y;
+    const index_t sets = axis == 1 ? d.z : d.y, set_stride = axis == 1 ? d.x * d.y : d.x;
+    const index_t w = d.x;
+    tbb::parallel_for(index_t{0}, sets, [&](index_t s) {
+      std::uint8_t* first = data + s * set_stride;
+      std::vector<std::uint8_t> ring(static_cast<std::size_t>(r * w)), acc(static_cast<std::size_t>(w));
+      for (index_t q = 0; q < n; ++q) {
+        std::uint8_t* row = first + q * stride;
+        std::copy(row, row + w, acc.begin());
+        for (index_t t = q + 1; t <= std::min(n - 1, q + r); ++t) {  // ahead: still the input
+          const std::uint8_t* ahead = first + t * stride;
+          for (index_t x = 0; x < w; ++x) acc[x] |= ahead[x];
+        }
+        for (index_t t = std::max<index_t>(0, q - r); t < q; ++t) {  // behind: kept in the ring
+          const std::uint8_t* behind = ring.data() + (t % r) * w;
+          for (index_t x = 0; x < w; ++x) acc[x] |= behind[x];
+        }
+        std::copy(row, row + w, ring.begin() + (q % r) * w);
+        std::copy(acc.begin(), acc.end(), row);
       }
     });
   }
@@ -108,39 +132,65 @@ struct SliceStats {
 // brighter one on the other is the blend of a darker|brighter edge (a pore|AM edge at SE grey,
 // or a pore film against AM): each such voxel takes the nearer of the two outer end members.
 // Reads a copy of the labels, so the result does not depend on the visiting order. The grey it
-// compares with the end members is `grey` smoothed by `sigma_um`, computed one z-slab at a time.
+// compares with the end members is `grey` smoothed by `sigma_um`, computed one z-slab at a time;
+// or, with `decided`, the labelling pass already made every such comparison on that grey and
+// left it in the labels' high bits (kRimBits: with at most kMaxDecidedClasses classes), which
+// this pass clears.
 constexpr index_t kMaxRimRun = 2;
-constexpr index_t kLabelSlab = 32;  // z-slices of smoothed grey held at once
+constexpr index_t kLabelSlab = 32;     // z-slices of smoothed grey held at once
+constexpr int kRimBits = 3;            // labels use bits 0–2 (kMaxClasses = 8); bits 3–7 hold decisions
+constexpr int kMaxDecidedClasses = 5;  // middle class m of k has m (k − 1 − m) ≤ 5 outer pairs
+static_assert(kMaxClasses <= 1 << kRimBits);
+
+// Bit of the outer pair (dark < m < bright) in a middle-class voxel's decisions.
+int rim_pair_bit(int dark, int bright, int m, int k) { return dark * (k - 1 - m) + (bright - m - 1); }
+
+// Whether the darker end member of each outer pair of middle class m is at least as near to g as
+// the brighter one: the comparison relabel_sandwiched_rims makes, as bits (rim_pair_bit).
+unsigned rim_decisions(double g, int m, const std::vector<double>& centre) {
+  const int k = static_cast<int>(centre.size());
+  unsigned bits = 0;
+  for (int dark = 0; dark < m; ++dark)
+    for (int bright = m + 1; bright < k; ++bright)
+      if (std::fabs(g - centre[dark]) <= std::fabs(g - centre[bright])) bits |= 1u << rim_pair_bit(dark, bright, m, k);
+  return bits;
+}
+
 std::int64_t relabel_sandwiched_rims(Volume<std::uint8_t>& labels, const Volume<float>& grey, double sigma_um,
-                                     const std::vector<double>& centre) {
+                                     const std::vector<double>& centre, bool decided) {
   const int k = static_cast<int>(centre.size());
   if (k < 3) return 0;
   const Volume<std::uint8_t> in = labels;
   const Dims d = in.dims();
+  constexpr int kLabel = (1 << kRimBits) - 1;
   std::vector<std::int64_t> changed(static_cast<std::size_t>(d.z), 0);
-  GaussianSlabs smoothed(grey, sigma_um);
+  std::optional<GaussianSlabs> smoothed;
+  if (!decided) smoothed.emplace(grey, sigma_um);
   for (index_t z0 = 0; z0 < d.z; z0 += kLabelSlab) {
     const index_t z1 = std::min(d.z, z0 + kLabelSlab);
-    smoothed.smooth(z0, z1);
+    if (smoothed) smoothed->smooth(z0, z1);
     tbb::parallel_for(z0, z1, [&](index_t z) {
       for (index_t y = 0; y < d.y; ++y)
         for (index_t x = 0; x < d.x; ++x) {
           const index_t i = x + d.x * (y + d.y * z);
-          const int m = in[i];
+          const int m = in[i] & kLabel;
+          if (decided) labels[i] = static_cast<std::uint8_t>(m);
           if (m == 0 || m == k - 1) continue;
           const index_t pos[3] = {x, y, z}, step[3] = {1, d.x, d.x * d.y};
           for (int a = 0; a < 3; ++a) {
             // Outer labels of the run of m through i along this axis (runs of at most 2).
             index_t lo = pos[a] - 1, hi = pos[a] + 1;
-            while (lo >= 0 && hi - lo - 1 < kMaxRimRun && in[i + (lo - pos[a]) * step[a]] == m) --lo;
-            while (hi < d[a] && hi - lo - 1 < kMaxRimRun && in[i + (hi - pos[a]) * step[a]] == m) ++hi;
+            while (lo >= 0 && hi - lo - 1 < kMaxRimRun && (in[i + (lo - pos[a]) * step[a]] & kLabel) == m) --lo;
+            while (hi < d[a] && hi - lo - 1 < kMaxRimRun && (in[i + (hi - pos[a]) * step[a]] & kLabel) == m) ++hi;
             if (lo < 0 || hi >= d[a]) continue;
-            const int before = in[i + (lo - pos[a]) * step[a]], after = in[i + (hi - pos[a]) * step[a]];
+            const int before = in[i + (lo - pos[a]) * step[a]] & kLabel,
+                      after = in[i + (hi - pos[a]) * step[a]] & kLabel;
             const int dark = std::min(before, after), bright = std::max(before, after);
             if (!(dark < m && bright > m)) continue;
-            const double g = smoothed[i];
-            labels[i] =
-                static_cast<std::uint8_t>(std::fabs(g - centre[dark]) <= std::fabs(g - centre[bright]) ? dark : bright);
+            const bool darker =
+                decided ? (in[i] >> kRimBits >> rim_pair_bit(dark, bright, m, k)) & 1u
+                        : (rim_decisions((*smoothed)[i], m, centre) >> rim_pair_bit(dark, bright, m, k)) & 1u;
+            labels[i] = static_cast<std::uint8_t>(darker ? dark : bright);
             ++changed[static_cast<std::size_t>(z)];
             break;
           }
@@ -409,9 +459,13 @@ PartialVolumeResult partial_volume_segmentation(const Volume<float>& grey, const
       }
     }
   });
-  Volume<std::uint8_t> near = or_dilate(conf, radius);
   // The phases right next to a voxel (one voxel away) are the ones its blend is made of.
   Volume<std::uint8_t> adjacent = or_dilate(conf, {1, 1, 1});
+  // The phases within `radius`: a box of radius r is the radius-1 box grown by r − 1 (the same
+  // clamped box at the borders), so `near` grows from `adjacent`.
+  std::array<int, 3> beyond_adjacent{};
+  for (int a = 0; a < 3; ++a) beyond_adjacent[a] = std::max(0, radius[a] - 1);
+  Volume<std::uint8_t> near = or_dilate(adjacent, beyond_adjacent);
   // With at most 4 classes both masks fit in one byte: the adjacent phases move to the high
   // nibble of `near`, 1 B per voxel less while the labels are made.
   const bool packed = k <= 4;
@@ -492,6 +546,7 @@ PartialVolumeResult partial_volume_segmentation(const Volume<float>& grey, const
     valley_curvature[a] = std::max(0.05 * (mu_fit[1] - mu_fit[0]), 0.5 * film);
   }
   GaussianSlabs glab(grey, label_sigma_um);
+  const bool rims_decided = k <= kMaxDecidedClasses;  // relabel_sandwiched_rims reads its comparisons from the labels
   for (index_t z0 = 0; z0 < d.z; z0 += kLabelSlab) {
     const index_t z1 = std::min(d.z, z0 + kLabelSlab);
     glab.smooth(z0, z1);
@@ -537,7 +592,9 @@ PartialVolumeResult partial_volume_segmentation(const Volume<float>& grey, const
               }
             }
           }
-          out.labels[i] = static_cast<std::uint8_t>(best);
+          // The rim pass's comparisons for this voxel, made here on the label grey it would smooth again.
+          const unsigned rims = rims_decided && best > 0 && best < k - 1 ? rim_decisions(gv, best, centre) : 0u;
+          out.labels[i] = static_cast<std::uint8_t>(best | rims << kRimBits);
           // Fractions: pure when one phase is near and the neighbourhood grey says so.
           const double gl = loo(i);
           if (p && !(p & (p - 1))) {
@@ -673,7 +730,7 @@ PartialVolumeResult partial_volume_segmentation(const Volume<float>& grey, const
   // the rim pass copies the labels.
   gs = Volume<float>();
   conf = near = adjacent = Volume<std::uint8_t>();
-  out.rim_voxels_avoided += relabel_sandwiched_rims(out.labels, grey, label_sigma_um, centre);
+  out.rim_voxels_avoided += relabel_sandwiched_rims(out.labels, grey, label_sigma_um, centre, rims_decided);
   if (o.map_relabel) {
     ForwardModelOptions fm;
     fm.psf_sigma_vox = o.psf_sigma_vox;
