@@ -30,7 +30,9 @@
 //    the group, scored by their voxels walled by host along the normal within max_aperture
 //    (sandwiched: a slab through a pore network runs on into void, a crack has host right
 //    above and below); of the voxels within 1.5 voxels of the best plane, the cluster with most
-//    sandwiched voxels is a crack when it has ≥ cut_min_voxels voxels, ≥ cut_min_sandwiched of
+//    sandwiched voxels (the plane refitted to that cluster's own sandwiched voxels while that
+//    walls more of it, cut_refits: pore walls elsewhere in a merged group tilt the first fit off
+//    the crack) is a crack when it has ≥ cut_min_voxels voxels, ≥ cut_min_sandwiched of
 //    them sandwiched, sheet aspect ≥ cut_min_aspect, one sheet where it lies — with grey, one
 //    dark valley across its plane (the smoothed grey's mean curvature along the cut's normal
 //    ≥ cut_min_valley × contrast per voxel² and ≥ cut_valley_ratio times its largest mean
