@@ -1115,10 +1115,23 @@ CutPlanes cut_sandwiched_planes(const std::vector<index_t>& voxels, const Volume
       }
     };
     gather_and_cluster(plane);
+    // How many of the walled voxels the plane was fitted to lie outside the cluster picked: when few
+    // do, the plane is already the cluster's own.
+    std::size_t support_outside = support.size();
+    {
+      std::vector<index_t> sorted = best_cluster;
+      std::sort(sorted.begin(), sorted.end());
+      for (index_t i : support) support_outside -= std::binary_search(sorted.begin(), sorted.end(), i);
+    }
+    const bool pulled_off =
+        static_cast<double>(support_outside) >= o.cut_refit_outside * static_cast<double>(support.size());
     // The plane refitted to the walled voxels of the cluster it picked, while that walls more of
     // the cluster (cut_refits): the first fit is to every walled voxel the candidate plane meets in
-    // the group, and the walls of pores elsewhere in a merged group tilt it off the crack's plane.
-    for (int refit = 0; refit < o.cut_refits && best_sandwiched >= 8; ++refit) {
+    // the group, and where ≥ cut_refit_outside of them are walls of pores elsewhere in a merged group
+    // they tilt it off the crack's plane. Only for a cluster of a cut crack's size: a smaller piece
+    // is judged as a fragment on the plane it was cut on.
+    for (int refit = 0; pulled_off && static_cast<index_t>(best_cluster.size()) >= least && refit < o.cut_refits;
+         ++refit) {
       std::vector<index_t> walls_own;
       for (index_t i : best_cluster)
         if (box_at(i) & walled_bit) walls_own.push_back(i);

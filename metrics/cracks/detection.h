@@ -109,10 +109,12 @@ struct CrackDetectionOptions {
   // when the host on its plane 2–5 voxels beyond it still dips across the plane by ≥ this × contrast
   // (the crack runs on where the PSF lifted it above the threshold; 0: off).
   double cut_min_beyond = 0.3;
-  // A cut plane is refitted to the walled voxels of the cluster it picked, up to this many times
-  // while the refit walls more of its cluster (0: off): fitted to every walled voxel the candidate
-  // plane meets in a merged group, it is tilted off the crack's plane by the pores' walls.
+  // A cut plane is refitted to the walled voxels of the cluster it picked (of ≥ cut_min_voxels), up
+  // to this many times while the refit walls more of its cluster (0: off), when ≥ cut_refit_outside
+  // of the walled voxels it was first fitted to lie outside that cluster: the walls of other pores
+  // of a merged group tilt it off the crack's plane.
   int cut_refits = 3;
+  double cut_refit_outside = 0.2;
   // Grey-image branch (used only when a grey image is passed).
   double sheet_threshold = 0.5;
   SheetnessOptions sheetness;  // contrast ≤ 0: host median − void median of the grey
