@@ -129,6 +129,10 @@ void evaluate(const std::string& name, const phantom::Phantom& ph, const phantom
     if (const char* v = std::getenv("VP_CUT_MIN_BEYOND")) o.cut_min_beyond = std::atof(v);
     // VP_PLANAR_SHEETS=0: split pieces thicker than the aperture accepted as before.
     if (const char* v = std::getenv("VP_PLANAR_SHEETS")) o.planar_sheets = std::atoi(v) != 0;
+    // VP_CUT_REFITS=0: cut planes kept as first fitted to the walled voxels they meet.
+    if (const char* v = std::getenv("VP_CUT_REFITS")) o.cut_refits = std::atoi(v);
+    // VP_CUT_REFIT_OUTSIDE=0: every cut plane of a cut crack's size refitted, however it was fitted.
+    if (const char* v = std::getenv("VP_CUT_REFIT_OUTSIDE")) o.cut_refit_outside = std::atof(v);
     const CrackDetection det = detect_cracks(labels, &grey, o);
     const crack_recall::Score s = crack_recall::score(ph, host, det.ids, det.count);
     totals[host].add(s);

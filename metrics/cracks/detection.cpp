@@ -1045,66 +1045,110 @@ CutPlanes cut_sandwiched_planes(const std::vector<index_t>& voxels, const Volume
     std::vector<index_t> support;
     for (std::size_t q = 0; q < rest.size(); ++q)
       if (flag[q]) support.push_back(rest[q]);
-    const PrincipalAxes plane = principal_axes(support, d, h);
-    // The voxels within tol of the refitted plane (flagged in parallel) and the rest, in order.
-    tbb::parallel_for(tbb::blocked_range<std::size_t>(0, rest.size(), 1 << 14),
-                      [&](const tbb::blocked_range<std::size_t>& qs) {
-                        for (std::size_t q = qs.begin(); q != qs.end(); ++q)
-                          flag[q] = std::abs(offset(plane, rest_um[q])) <= tol;
-                      });
-    // Gathered in order, in parallel: each block's in-plane count first, then each block copies
-    // to its place.
-    const std::size_t block = 1 << 14, blocks = (rest.size() + block - 1) / block;
-    std::vector<std::size_t> in_before(blocks + 1, 0);
-    tbb::parallel_for(std::size_t{0}, blocks, [&](std::size_t b) {
-      const std::size_t end = std::min(rest.size(), (b + 1) * block);
-      in_before[b + 1] = static_cast<std::size_t>(std::count(flag.begin() + b * block, flag.begin() + end, 1));
-    });
-    std::partial_sum(in_before.begin(), in_before.end(), in_before.begin());
-    std::vector<index_t> in(in_before[blocks]), out(rest.size() - in_before[blocks]);
-    std::vector<Vec3> out_um(out.size());
-    tbb::parallel_for(std::size_t{0}, blocks, [&](std::size_t b) {
-      std::size_t k = in_before[b], m = b * block - in_before[b];
-      for (std::size_t q = b * block; q < std::min(rest.size(), (b + 1) * block); ++q) {
-        if (flag[q]) {
-          in[k++] = rest[q];
-        } else {
-          out[m] = rest[q];
-          out_um[m++] = rest_um[q];
-        }
-      }
-    });
-    // Clusters of the in-plane voxels (within 2 voxels of each other), by flood fill in the box;
-    // whether each is sandwiched along the refitted plane's normal is tested first, in parallel,
-    // and kept in the box mark's bit 4.
-    flag.assign(in.size(), 0);
-    const Sandwich walled_plane(plane.axis[2], void_mask, labels, host, max_aperture_um);
-    tbb::parallel_for(tbb::blocked_range<std::size_t>(0, in.size(), 1024),
-                      [&](const tbb::blocked_range<std::size_t>& ks) {
-                        for (std::size_t k = ks.begin(); k != ks.end(); ++k) flag[k] = walled_plane(in[k]);
-                      });
+    PrincipalAxes plane = principal_axes(support, d, h);
+    // The voxels within tol of a plane (in, in order) and the rest (out); of the in-plane voxels,
+    // the cluster holding most voxels sandwiched along the plane's normal (marked in the box).
     constexpr std::uint8_t walled_bit = 16;
-    for (std::size_t k = 0; k < in.size(); ++k) box_at(in[k]) = flag[k] ? 2 | walled_bit : 2;
-    std::vector<index_t> best_cluster;
+    std::vector<index_t> in, out, best_cluster;
+    std::vector<Vec3> out_um;
     std::size_t best_sandwiched = 0;
-    for (index_t seed : in) {
-      if ((box_at(seed) & ~walled_bit) != 2) continue;
-      std::vector<index_t> cluster{seed};
-      box_at(seed) ^= 1;  // 2 → 3: visited
-      for (std::size_t k = 0; k < cluster.size(); ++k) {
-        const index_t i = cluster[k];
-        const index_t x = i % d.x, y = (i / d.x) % d.y, z = i / (d.x * d.y);
-        for (index_t w = std::max(lo[2], z - 2); w <= std::min(hi[2], z + 2); ++w)
-          for (index_t v = std::max(lo[1], y - 2); v <= std::min(hi[1], y + 2); ++v)
-            for (index_t u = std::max(lo[0], x - 2); u <= std::min(hi[0], x + 2); ++u) {
-              std::uint8_t& m = box[box_index(u, v, w)];
-              if ((m & ~walled_bit) == 2) m ^= 1, cluster.push_back(u + d.x * (v + d.y * w));
-            }
+    auto gather_and_cluster = [&](const PrincipalAxes& fit) {
+      flag.assign(rest.size(), 0);
+      // The voxels within tol of the plane (flagged in parallel) and the rest, in order.
+      tbb::parallel_for(tbb::blocked_range<std::size_t>(0, rest.size(), 1 << 14),
+                        [&](const tbb::blocked_range<std::size_t>& qs) {
+                          for (std::size_t q = qs.begin(); q != qs.end(); ++q)
+                            flag[q] = std::abs(offset(fit, rest_um[q])) <= tol;
+                        });
+      // Gathered in order, in parallel: each block's in-plane count first, then each block copies
+      // to its place.
+      const std::size_t block = 1 << 14, blocks = (rest.size() + block - 1) / block;
+      std::vector<std::size_t> in_before(blocks + 1, 0);
+      tbb::parallel_for(std::size_t{0}, blocks, [&](std::size_t b) {
+        const std::size_t end = std::min(rest.size(), (b + 1) * block);
+        in_before[b + 1] = static_cast<std::size_t>(std::count(flag.begin() + b * block, flag.begin() + end, 1));
+      });
+      std::partial_sum(in_before.begin(), in_before.end(), in_before.begin());
+      in.assign(in_before[blocks], 0), out.assign(rest.size() - in_before[blocks], 0);
+      out_um.assign(out.size(), Vec3{0, 0, 0});
+      tbb::parallel_for(std::size_t{0}, blocks, [&](std::size_t b) {
+        std::size_t k = in_before[b], m = b * block - in_before[b];
+        for (std::size_t q = b * block; q < std::min(rest.size(), (b + 1) * block); ++q) {
+          if (flag[q]) {
+            in[k++] = rest[q];
+          } else {
+            out[m] = rest[q];
+            out_um[m++] = rest_um[q];
+          }
+        }
+      });
+      // Clusters of the in-plane voxels (within 2 voxels of each other), by flood fill in the box;
+      // whether each is sandwiched along the plane's normal is tested first, in parallel,
+      // and kept in the box mark's bit 4.
+      flag.assign(in.size(), 0);
+      const Sandwich walled_plane(fit.axis[2], void_mask, labels, host, max_aperture_um);
+      tbb::parallel_for(tbb::blocked_range<std::size_t>(0, in.size(), 1024),
+                        [&](const tbb::blocked_range<std::size_t>& ks) {
+                          for (std::size_t k = ks.begin(); k != ks.end(); ++k) flag[k] = walled_plane(in[k]);
+                        });
+      for (std::size_t k = 0; k < in.size(); ++k) box_at(in[k]) = flag[k] ? 2 | walled_bit : 2;
+      best_cluster.clear();
+      best_sandwiched = 0;
+      for (index_t seed : in) {
+        if ((box_at(seed) & ~walled_bit) != 2) continue;
+        std::vector<index_t> cluster{seed};
+        box_at(seed) ^= 1;  // 2 → 3: visited
+        for (std::size_t k = 0; k < cluster.size(); ++k) {
+          const index_t i = cluster[k];
+          const index_t x = i % d.x, y = (i / d.x) % d.y, z = i / (d.x * d.y);
+          for (index_t w = std::max(lo[2], z - 2); w <= std::min(hi[2], z + 2); ++w)
+            for (index_t v = std::max(lo[1], y - 2); v <= std::min(hi[1], y + 2); ++v)
+              for (index_t u = std::max(lo[0], x - 2); u <= std::min(hi[0], x + 2); ++u) {
+                std::uint8_t& m = box[box_index(u, v, w)];
+                if ((m & ~walled_bit) == 2) m ^= 1, cluster.push_back(u + d.x * (v + d.y * w));
+              }
+        }
+        std::size_t count = 0;
+        for (index_t i : cluster) count += (box_at(i) & walled_bit) != 0;
+        if (count > best_sandwiched || (count == best_sandwiched && cluster.size() < best_cluster.size()))
+          best_sandwiched = count, best_cluster = std::move(cluster);
       }
-      std::size_t count = 0;
-      for (index_t i : cluster) count += (box_at(i) & walled_bit) != 0;
-      if (count > best_sandwiched || (count == best_sandwiched && cluster.size() < best_cluster.size()))
-        best_sandwiched = count, best_cluster = std::move(cluster);
+    };
+    gather_and_cluster(plane);
+    // How many of the walled voxels the plane was fitted to lie outside the cluster picked: when few
+    // do, the plane is already the cluster's own.
+    std::size_t support_outside = support.size();
+    {
+      std::vector<index_t> sorted = best_cluster;
+      std::sort(sorted.begin(), sorted.end());
+      for (index_t i : support) support_outside -= std::binary_search(sorted.begin(), sorted.end(), i);
+    }
+    const bool pulled_off =
+        static_cast<double>(support_outside) >= o.cut_refit_outside * static_cast<double>(support.size());
+    // The plane refitted to the walled voxels of the cluster it picked, while that walls more of
+    // the cluster (cut_refits): the first fit is to every walled voxel the candidate plane meets in
+    // the group, and where ≥ cut_refit_outside of them are walls of pores elsewhere in a merged group
+    // they tilt it off the crack's plane. Only for a cluster of a cut crack's size: a smaller piece
+    // is judged as a fragment on the plane it was cut on.
+    for (int refit = 0; pulled_off && static_cast<index_t>(best_cluster.size()) >= least && refit < o.cut_refits;
+         ++refit) {
+      std::vector<index_t> walls_own;
+      for (index_t i : best_cluster)
+        if (box_at(i) & walled_bit) walls_own.push_back(i);
+      const PrincipalAxes own = principal_axes(walls_own, d, h);
+      std::vector<index_t> in0 = std::move(in), out0 = std::move(out), cluster0 = std::move(best_cluster);
+      std::vector<Vec3> out0_um = std::move(out_um);
+      const std::size_t sandwiched0 = best_sandwiched;
+      for (index_t j : in0) box_at(j) = 1;  // back in play
+      gather_and_cluster(own);
+      if (best_sandwiched > sandwiched0) {
+        plane = own;
+        continue;
+      }
+      for (index_t j : in) box_at(j) = 1;  // the refit walls no more: the plane before it stands
+      in = std::move(in0), out = std::move(out0), out_um = std::move(out0_um), best_cluster = std::move(cluster0);
+      best_sandwiched = sandwiched0;
+      break;
     }
     for (index_t j : in) box_at(j) = 0;  // every plane tried is removed
     rest = std::move(out);

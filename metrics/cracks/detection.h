@@ -30,7 +30,9 @@
 //    the group, scored by their voxels walled by host along the normal within max_aperture
 //    (sandwiched: a slab through a pore network runs on into void, a crack has host right
 //    above and below); of the voxels within 1.5 voxels of the best plane, the cluster with most
-//    sandwiched voxels is a crack when it has ≥ cut_min_voxels voxels, ≥ cut_min_sandwiched of
+//    sandwiched voxels (the plane refitted to that cluster's own sandwiched voxels while that
+//    walls more of it, cut_refits: pore walls elsewhere in a merged group tilt the first fit off
+//    the crack) is a crack when it has ≥ cut_min_voxels voxels, ≥ cut_min_sandwiched of
 //    them sandwiched, sheet aspect ≥ cut_min_aspect, one sheet where it lies — with grey, one
 //    dark valley across its plane (the smoothed grey's mean curvature along the cut's normal
 //    ≥ cut_min_valley × contrast per voxel² and ≥ cut_valley_ratio times its largest mean
@@ -107,6 +109,12 @@ struct CrackDetectionOptions {
   // when the host on its plane 2–5 voxels beyond it still dips across the plane by ≥ this × contrast
   // (the crack runs on where the PSF lifted it above the threshold; 0: off).
   double cut_min_beyond = 0.3;
+  // A cut plane is refitted to the walled voxels of the cluster it picked (of ≥ cut_min_voxels), up
+  // to this many times while the refit walls more of its cluster (0: off), when ≥ cut_refit_outside
+  // of the walled voxels it was first fitted to lie outside that cluster: the walls of other pores
+  // of a merged group tilt it off the crack's plane.
+  int cut_refits = 3;
+  double cut_refit_outside = 0.2;
   // Grey-image branch (used only when a grey image is passed).
   double sheet_threshold = 0.5;
   SheetnessOptions sheetness;  // contrast ≤ 0: host median − void median of the grey
