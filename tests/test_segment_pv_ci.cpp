@@ -65,4 +65,7 @@ TEST(PartialVolumeInterval, CoversTheTenMpaScanUnderAWidePsf) {
   EXPECT_LT(std::fabs(refit.fraction_pv[0] - truth), std::fabs(err));
   EXPECT_LE(std::fabs(refit.fraction_pv[0] - truth), refit.fraction_pv_ci95[0])
       << "porosity_pv " << refit.fraction_pv[0] << " ± " << refit.fraction_pv_ci95[0];
+  // The refitted end member no longer carries the fit-only blend term (a bound on the pull the
+  // refit removed): with it the interval was 0.146, 1.7x the fit's own 0.087.
+  EXPECT_LT(refit.fraction_pv_ci95[0], 1.5 * ci) << "refit ± " << refit.fraction_pv_ci95[0] << ", fit ± " << ci;
 }

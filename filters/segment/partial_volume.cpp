@@ -337,10 +337,11 @@ int single_fit_only_class(const UnmixingSums& sums) {
 // measured on pure voxels. On the central block of at most refit_max_side voxels per axis: one
 // number, which 128³ voxels give well inside its uncertainty at an eighth of 256³'s CPU and bytes
 // (docs/segmentation.md, "The end-member refit on a central block"). Returns false (nothing
-// changed) where it would not move brighter and stay below its brighter neighbour. Half the shift
-// joins its uncertainty, as for infer_end_members.
+// changed) where it would not move brighter and stay below its brighter neighbour. Its uncertainty
+// is the fit's statistical one (`fit_statistical`) and half the shift, as for infer_end_members:
+// not the blend term of a fit-only end member, which bounds the blend pull the refit removed.
 bool refit_fit_only_end_member(const Volume<float>& grey, const std::vector<double>& sigma, int moved,
-                               const PartialVolumeOptions& o, PartialVolumeResult& out) {
+                               double fit_statistical, const PartialVolumeOptions& o, PartialVolumeResult& out) {
   ForwardModelOptions fm;
   fm.psf_sigma_vox = o.psf_sigma_vox;
   fm.noise_sigma = o.noise_sigma > 0 ? o.noise_sigma : *std::min_element(sigma.begin(), sigma.end());
@@ -357,7 +358,7 @@ bool refit_fit_only_end_member(const Volume<float>& grey, const std::vector<doub
   const double shift = mu - out.means[moved];
   out.end_member_shift[moved] = shift;
   out.means[moved] = mu;
-  out.mean_uncertainty[moved] = std::hypot(out.mean_uncertainty[moved], 0.5 * shift);
+  out.mean_uncertainty[moved] = std::hypot(fit_statistical, 0.5 * shift);
   return true;
 }
 
@@ -752,7 +753,9 @@ PartialVolumeResult partial_volume_segmentation(const Volume<float>& grey, const
     moved_fit_mean = m >= 0 ? out.means[m] : 0;
     moved_fit_uncertainty = m >= 0 ? out.mean_uncertainty[m] : 0;
     for (int c = 0; c < k; ++c) grey_mean += out.fraction_pv[c] * out.means[c];
-    if (m >= 0 && refit_fit_only_end_member(grey, sigma, m, o, out)) moved = m;
+    if (m >= 0 && refit_fit_only_end_member(grey, sigma, m,
+                                            fitted_end_member_uncertainty(sigma[m], fit.weights[m], n_total), o, out))
+      moved = m;
   }
   // `fit_mean`: the fit's end member of the refitted class, which the kept classes are unmixed with.
   auto fractions_for = [&](const std::vector<double>& mu, double fit_mean) {
