@@ -31,16 +31,10 @@
 #include "test_composite_scan.h"
 
 using namespace vp;
+using vp::testing::number_list;
 using vp::testing::seed_range;
 
 namespace {
-
-std::vector<double> numbers(const std::string& list) {
-  std::vector<double> v;
-  std::stringstream s(list);
-  for (std::string item; std::getline(s, item, ',');) v.push_back(std::stod(item));
-  return v;
-}
 
 // Least-squares slope of y on x.
 double slope(const std::vector<double>& x, const std::vector<double>& y) {
@@ -138,9 +132,9 @@ int main(int argc, char** argv) {
     }
     if (a == "--size") size = std::stoll(argv[++i]);
     else if (a == "--seeds") seed_list = seed_range(argv[++i]);  // N or A-B (held-out seeds)
-    else if (a == "--snr") snrs = numbers(argv[++i]);
-    else if (a == "--blur") blurs = numbers(argv[++i]);
-    else if (a == "--pressures") pressures = numbers(argv[++i]);
+    else if (a == "--snr") snrs = number_list(argv[++i]);
+    else if (a == "--blur") blurs = number_list(argv[++i]);
+    else if (a == "--pressures") pressures = number_list(argv[++i]);
     else if (a == "--refit-side") refit_side = std::stoll(argv[++i]);
     else if (a == "--icm-z") icm.flat_interface_z = std::stod(argv[++i]);
     else if (a == "--icm-anneal") icm.anneal_sweeps = std::stoi(argv[++i]);

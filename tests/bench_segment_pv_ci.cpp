@@ -23,16 +23,10 @@
 
 using namespace vp;
 using vp::testing::grey_as_float;
+using vp::testing::number_list;
 using vp::testing::seed_range;
 
 namespace {
-
-std::vector<double> numbers(const std::string& list) {
-  std::vector<double> v;
-  std::stringstream s(list);
-  for (std::string item; std::getline(s, item, ',');) v.push_back(std::stod(item));
-  return v;
-}
 
 double median(std::vector<double> v) {
   if (v.empty()) return NAN;
@@ -57,9 +51,9 @@ int main(int argc, char** argv) {
     }
     if (a == "--size") size = std::stoll(argv[++i]);
     else if (a == "--seeds") seeds = seed_range(argv[++i]);
-    else if (a == "--snr") snrs = numbers(argv[++i]);
-    else if (a == "--blur") blurs = numbers(argv[++i]);
-    else if (a == "--pressures") pressures = numbers(argv[++i]);
+    else if (a == "--snr") snrs = number_list(argv[++i]);
+    else if (a == "--blur") blurs = number_list(argv[++i]);
+    else if (a == "--pressures") pressures = number_list(argv[++i]);
     else {
       std::fprintf(stderr, "unknown option %s\n", a.c_str());
       return 2;

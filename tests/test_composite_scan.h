@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,14 @@ inline std::vector<std::uint64_t> seed_range(const std::string& range) {
   std::vector<std::uint64_t> seeds;
   for (std::uint64_t k = first; k <= last; ++k) seeds.push_back(k);
   return seeds;
+}
+
+// The benches' comma lists of numbers: "5,8,12".
+inline std::vector<double> number_list(const std::string& list) {
+  std::vector<double> v;
+  std::stringstream s(list);
+  for (std::string item; std::getline(s, item, ',');) v.push_back(std::stod(item));
+  return v;
 }
 
 // A 16-bit scan as the float grey the segmentation reads.
