@@ -22,7 +22,8 @@
 #include "test_composite_scan.h"
 
 using namespace vp;
-using vp::testing::grey_as_float;
+using vp::testing::composite_scan;
+using vp::testing::CompositeScan;
 using vp::testing::number_list;
 using vp::testing::seed_range;
 
@@ -70,15 +71,10 @@ int main(int argc, char** argv) {
     for (double blur : blurs)
       for (double p : pressures)
         for (std::uint64_t seed : seeds) {
-          phantom::CompositeSpec spec;
-          spec.dims = {size, size, size};
-          spec.seed = seed;
-          const phantom::Phantom ph = phantom::generate_composite(spec, p);
-          phantom::ImagingSpec im;
-          im.seed = seed;
-          im.snr = snr;
-          im.blur_sigma_vox = {blur, blur, blur};
-          const Volume<float> grey = grey_as_float(phantom::ct_image(ph, im));
+          const CompositeScan scan = composite_scan(seed, p, snr, blur, size);
+          const phantom::Phantom& ph = scan.phantom;
+          const phantom::ImagingSpec& im = scan.imaging;
+          const Volume<float>& grey = scan.grey;
           const double truth = ph.truth.volume_fraction.at("pore");
           SegmentOptions o;
           o.classes = 3;
