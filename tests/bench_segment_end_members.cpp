@@ -9,11 +9,14 @@
 // scan, the candidates measured before refit_end_members was built (docs/segmentation.md, "End members refitted by
 // forward-model MAP"): the ICM + least-squares refit's end members, unmixing with them (A1, A2) and the grey-mean split
 // with the AM fraction unmixed, from the ICM labels, or true (B1–B3); --icm-z, --icm-anneal, --icm-sweeps set that
-// ICM's flat_interface_z, anneal_sweeps and max_sweeps (no early stop). Usage: bench_segment_end_members [--size N]
+// ICM's flat_interface_z, anneal_sweeps and max_sweeps (no early stop). --extrapolate prints, per scan, the darkest end
+// member where auto extrapolated it against the truth (extrapolation_cell). Usage: bench_segment_end_members [--size N]
 // [--seeds N | A-B] [--snr S,...] [--blur B,...] [--pressures P,...]
-//                                  [--refit [--refit-side N] | --explore [--icm-z Z] [--icm-anneal N] [--icm-sweeps N]]
+//                                  [--refit [--refit-side N] | --explore [--icm-z Z] [--icm-anneal N] [--icm-sweeps N]
+//                                   | --extrapolate]
 //   default: 64³, seed 1, SNR 8, blur 1.5, pressures 10/250 MPa.
 // Timings are not asserted; this is a measurement, not a test.
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cmath>
@@ -108,26 +111,119 @@ void explore_cell(const Volume<float>& grey, const phantom::Phantom& ph, Forward
   std::fflush(stdout);
 }
 
+// The darkest end member where auto extrapolated it (mixture_model.h dark_end_member_profile)
+// against the truth, per scan (docs/segmentation.md, "The extrapolated pore end member"): the
+// end member and its interval, 2 ΔLL of the profile at the generator's pore grey, porosity_pv, how
+// far the truth's pore reaches under the PSF (its blurred indicator f: the share of a voxel's
+// noise-free grey deficit that pore makes, 1 in pure pore), and porosity_pv with the exact end
+// members with the pore deficit the unmixing drops in voxels it counts pure SE or AM.
+void extrapolation_cell(const vp::testing::CompositeScan& s, std::uint64_t seed, double snr, double blur, double p) {
+  const phantom::ImagingSpec& im = s.imaging;
+  const double mu[3] = {im.grey_level("pore"), im.grey_level("se"), im.grey_level("am")};
+  const double truth = s.phantom.truth.volume_fraction.at("pore");
+  std::printf("| %d | %g | %g | %g | %.4f |", static_cast<int>(seed), snr, blur, p, truth);
+  SegmentOptions o;
+  o.classes = 3;
+  try {
+    const SegmentResult r = segment_grey(s.grey, o);
+    const PartialVolumeResult& pv = *r.partial_volume;
+    const auto& e = r.auto_fit->dark_end_member;
+    double label_pore = 0;
+    for (index_t i = 0; i < r.labels.size(); ++i) label_pore += r.labels[i] == 0;
+    std::printf(" %.4f |", label_pore / static_cast<double>(r.labels.size()));
+    if (e) {
+      const auto& g = e->profile_grey;
+      const auto& ll = e->profile_log_likelihood;
+      std::size_t at = 0;
+      for (std::size_t i = 0; i < g.size(); ++i)
+        if (std::fabs(g[i] - mu[0]) < std::fabs(g[at] - mu[0])) at = i;
+      const double top = *std::max_element(ll.begin(), ll.end());
+      std::printf(" %.0f (%.0f–%.0f) | %.1f |", e->mean, e->ci95_low, e->ci95_high, 2 * (top - ll[at]));
+      // Indirect inference (scratch): the labels re-imaged with a trial pore end member, the scan's
+      // PSF, noise and other end members; the same fit's darkest end member on that histogram.
+      EndMemberInferenceOptions eo;
+      eo.psf_sigma_vox = r.psf_sigma_vox;
+      eo.noise_sigma = r.auto_fit->noise_sigma;
+      eo.integral = true;
+      const auto statistic = [&](const Volume<std::uint8_t>& labels, double mu0) {
+        const Volume<float> sim = simulated_scan(labels, {mu0, pv.means[1], pv.means[2]}, eo);
+        try {
+          const AutoSegmentFit f =
+              fit_auto_segmentation(histogram(sim, 256, r.histogram.lo, r.histogram.hi), 3, eo.noise_sigma);
+          return f.dark_end_member ? f.dark_end_member->mean : f.mixture.means[0];
+        } catch (const InputError&) {
+          return std::nan("");
+        }
+      };
+      std::printf(" %.0f / %.0f |", statistic(s.phantom.labels, mu[0]), statistic(r.labels, mu[0]));
+    } else {
+      std::printf(" %.0f fit | | |", pv.means[0]);
+    }
+    std::printf(" %.4f ± %.4f |", pv.fraction_pv[0], pv.fraction_pv_ci95[0]);
+  } catch (const InputError&) {
+    std::printf(" refused | | | | |");
+  }
+  // The pore's blurred indicator: the scan's PSF, no noise, pore 1 and every other phase 0.
+  phantom::ImagingSpec unit = im;
+  for (auto& [phase, a] : unit.attenuation) a = phase == "pore" ? 1.0 : 0.0;
+  unit.noise = phantom::NoiseModel::none;
+  unit.offset = 0;
+  unit.gain = 60000;
+  unit.cupping = unit.grain_contrast = 0;
+  const Volume<std::uint16_t> f16 = phantom::ct_image(s.phantom.labels, unit);
+  double fmax = 0, blend = 0, blend_half = 0, mass = 0, mass_half = 0, mass_pure = 0;
+  std::vector<double> f;
+  for (index_t i = 0; i < f16.size(); ++i) {
+    const double v = f16[i] / unit.gain;
+    fmax = std::max(fmax, v);
+    mass += v, mass_half += v >= 0.5 ? v : 0, mass_pure += v >= 0.9 ? v : 0;
+    if (v >= 0.05 && v < 0.95) ++blend, blend_half += v >= 0.5;
+    if (v >= 0.05) f.push_back(v);
+  }
+  std::sort(f.begin(), f.end());
+  const double q999 = f.empty() ? 0 : f[static_cast<std::size_t>(0.999 * static_cast<double>(f.size() - 1))];
+  std::printf(" %.2f / %.2f (%.0f) | %.3f | %.3f / %.3f |", fmax, q999, mu[1] - q999 * (mu[1] - mu[0]),
+              blend > 0 ? blend_half / blend : 0, mass > 0 ? mass_half / mass : 0, mass > 0 ? mass_pure / mass : 0);
+  // The same scan unmixed with the exact end members.
+  o.end_members = ReferenceEndMembers{{mu[0], mu[1], mu[2]}, {0, 0, 0}, "generator"};
+  const SegmentResult x = segment_grey(s.grey, o);
+  const PartialVolumeResult& pv = *x.partial_volume;
+  const UnmixingSums& u = pv.unmixing;
+  const auto n = static_cast<double>(u.voxels);
+  double lost[3] = {0, 0, 0};
+  for (int c = 1; c < 3; ++c)
+    if (u.pure[c] > 0) lost[c] = (static_cast<double>(u.pure[c]) * mu[c] - u.pure_grey[c]) / (mu[c] - mu[0]) / n;
+  double by_label[3] = {0, 0, 0}, mass_all = 0;
+  for (index_t i = 0; i < f16.size(); ++i)
+    if (s.phantom.labels[i] == phantom::kPore) by_label[x.labels[i]] += 1, mass_all += 1;
+  std::printf(" %.4f ± %.4f | %+.4f / %+.4f | %+.4f / %+.4f | %.2f / %.2f / %.2f |\n", pv.fraction_pv[0],
+              pv.fraction_pv_ci95[0], pv.fraction_pv[1] - s.phantom.truth.volume_fraction.at("se"),
+              pv.fraction_pv[2] - s.phantom.truth.volume_fraction.at("am"), lost[1], lost[2], by_label[0] / mass_all,
+              by_label[1] / mass_all, by_label[2] / mass_all);
+  std::fflush(stdout);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   index_t size = 64;
   std::vector<std::uint64_t> seed_list{1};
-  bool explore = false, refit = false;
+  bool explore = false, refit = false, extrapolate = false;
   ForwardModelOptions icm;
   index_t refit_side = PartialVolumeOptions{}.refit_max_side;
   std::vector<double> snrs{8}, blurs{1.5}, pressures{10, 250};
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    if (a == "--explore" || a == "--refit") {
-      (a == "--refit" ? refit : explore) = true;
+    if (a == "--explore" || a == "--refit" || a == "--extrapolate") {
+      (a == "--refit" ? refit : a == "--extrapolate" ? extrapolate : explore) = true;
       continue;
     }
     if (i + 1 >= argc) {
       std::fprintf(
           stderr,
           "usage: bench_segment_end_members [--size N] [--seeds N | A-B] [--snr S,...] [--blur B,...] "
-          "[--pressures P,...] [--refit [--refit-side N] | --explore [--icm-z Z] [--icm-anneal N] [--icm-sweeps N]]\n");
+          "[--pressures P,...] [--refit [--refit-side N] | --explore [--icm-z Z] [--icm-anneal N] [--icm-sweeps N] | "
+          "--extrapolate]\n");
       return 2;
     }
     if (a == "--size") size = std::stoll(argv[++i]);
@@ -143,6 +239,21 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "unknown option %s\n", a.c_str());
       return 2;
     }
+  }
+  if (extrapolate) {
+    std::printf(
+        "| seed | SNR | σ | P MPa | truth | pore labels | pore end member (95 %%) | 2 ΔLL at the generator's | "
+        "re-imaged at the generator's: truth / auto labels | porosity_pv | f max / 99.9 %% (grey) | blends f ≥ ½ | "
+        "pore volume at f ≥ ½ / ≥ 0.9 | exact end members: porosity_pv | SE / AM − truth | pore dropped as pure SE / "
+        "AM "
+        "| true pore voxels labelled pore / SE / AM (exact end members) "
+        "|\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    for (double snr : snrs)
+      for (double blur : blurs)
+        for (double p : pressures)
+          for (std::uint64_t seed : seed_list)
+            extrapolation_cell(vp::testing::composite_scan(seed, p, snr, blur, size), seed, snr, blur, p);
+    return 0;
   }
   const char* moved = refit ? "refitted" : "inferred";
   std::printf(

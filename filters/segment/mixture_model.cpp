@@ -484,8 +484,9 @@ constexpr double kChi2One95 = 3.841;
 // mean still kMinClassSeparation noise σ from the coarser fit's darkest class, every other
 // parameter refitted at each point. Pore films thinner than the PSF (250–370 MPa under σ 1.5 at
 // SNR 5) leave a dark tail of pore|SE and pore|AM blends and no pore peak; EM from any start then
-// settles on a blend posing as a class beside the SE peak, while the profile finds the tail's
-// end member (7 700 for a true 6 000, ΔBIC −266 against two classes on seed 1 at 370 MPa).
+// settles on a blend posing as a class beside the SE peak, while the profile finds where the
+// tail ends (9 191 for a true 6 000, ΔBIC −268 against two classes on seed 1 at 370 MPa): an upper
+// bound of the end member, not an estimate of it (ExtrapolatedEndMember).
 // Empty when the noise σ is unknown or there is no room below the coarser fit's darkest class.
 std::optional<ExtrapolatedEndMember> dark_end_member_profile(const Histogram& h, const PartialVolumeMixture& coarser,
                                                              double noise_sigma, PartialVolumeMixture& best) {
@@ -506,23 +507,21 @@ std::optional<ExtrapolatedEndMember> dark_end_member_profile(const Histogram& h,
   }
   const auto top = static_cast<std::size_t>(std::max_element(ll.begin(), ll.end()) - ll.begin());
   best = fits[top];
-  // The interval: where 2 (LL_max − LL) ≤ χ²₁(95 %), linear between grid points; it ends at the
-  // profile's range where the likelihood is still that flat there (then the end member is bounded
-  // by the range, not by the data).
+  // The upper end: where 2 (LL_max − LL) = χ²₁(95 %) above the maximum, linear between grid
+  // points, or the profile's top where the likelihood is still that flat there. The lower end is
+  // the darkest grey: films thinner than the PSF never take their blends to the end member, so a
+  // darker one fits them as well (ExtrapolatedEndMember).
   const double floor = ll[top] - 0.5 * kChi2One95;
-  const auto crossing = [&](std::size_t inside, std::size_t outside) {
-    return grid[inside] + (grid[outside] - grid[inside]) * (ll[inside] - floor) / (ll[inside] - ll[outside]);
-  };
   ExtrapolatedEndMember e;
   e.mean = grid[top];
-  std::size_t i = top;
-  while (i > 0 && ll[i - 1] >= floor) --i;
-  e.ci95_low = i > 0 ? crossing(i, i - 1) : grid.front();
   std::size_t j = top;
   while (j + 1 < grid.size() && ll[j + 1] >= floor) ++j;
-  e.ci95_high = j + 1 < grid.size() ? crossing(j, j + 1) : grid.back();
-  e.darkest = lo;
+  e.ci95_high =
+      j + 1 < grid.size() ? grid[j] + (grid[j + 1] - grid[j]) * (ll[j] - floor) / (ll[j] - ll[j + 1]) : grid.back();
+  e.ci95_low = lo;
   e.uncertainty = (e.ci95_high - lo) / (2 * 1.96);
+  e.profile_grey = std::move(grid);
+  e.profile_log_likelihood = std::move(ll);
   return e;
 }
 
@@ -558,9 +557,10 @@ AutoSegmentFit fit_auto_segmentation(const Histogram& scan_histogram, int classe
       if (!refused(alt)) {
         alt.dark_end_member = e;
         std::ostringstream w;
-        w << "class 0 has no pure voxels: its end member " << e->mean << " is extrapolated from its blends "
-          << "(profile likelihood, 95 % range " << e->ci95_low << " to " << e->ci95_high
-          << "); its fractions carry that range";
+        w << "class 0 has no pure voxels: its end member is extrapolated from its blends, at most " << e->ci95_high
+          << " (95 %); the fractions are unmixed with " << e->mean
+          << ", where its blends end (films thinner than the PSF never reach the end member), and carry the range "
+          << e->ci95_low << " to " << e->ci95_high;
         alt.warnings.push_back(w.str());
         out = std::move(alt);
       }
