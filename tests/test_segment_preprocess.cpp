@@ -189,6 +189,36 @@ TEST(Features, SlabsWithHaloEqualWholeVolume) {
   for (std::size_t i = 0; i < part.size(); ++i) ASSERT_FLOAT_EQ(part[i], whole[8 * 120 * nf + i]) << i;
 }
 
+TEST(Features, GaussianSmoothSumsEachVoxelsTapsInKernelOrder) {
+  // The separable passes x, y, z, each voxel's taps summed in float from 0 in kernel order along
+  // the clamped line: the rows-at-once y and z passes must give these floats bit for bit. Lines
+  // shorter than the kernel (y: 3 voxels) clamp at both ends.
+  Volume<float> v = noisy_constant(Dims{11, 3, 17}, 50, 10, 5);
+  v.spacing_um = {0.5, 0.5, 0.3};
+  for (double sigma_um : {0.5, 1.0}) {
+    Volume<float> expected = v;
+    for (int a = 0; a < 3; ++a) {
+      const std::vector<double> k = gaussian_kernel(sigma_um / v.spacing_um[a]);
+      const auto r = static_cast<index_t>(k.size() / 2);
+      const Volume<float> in = expected;
+      const Dims d = v.dims();
+      for (index_t z = 0; z < d.z; ++z)
+        for (index_t y = 0; y < d.y; ++y)
+          for (index_t x = 0; x < d.x; ++x) {
+            float s = 0;
+            for (index_t t = 0; t <= 2 * r; ++t) {
+              std::array<index_t, 3> p{x, y, z};
+              p[a] = std::clamp<index_t>(p[a] + t - r, 0, d[a] - 1);
+              s += static_cast<float>(k[t]) * in(p[0], p[1], p[2]);
+            }
+            expected(x, y, z) = s;
+          }
+    }
+    const Volume<float> smooth = gaussian_smooth(v, sigma_um);
+    for (index_t i = 0; i < v.size(); ++i) ASSERT_EQ(smooth[i], expected[i]) << "σ " << sigma_um << " µm, voxel " << i;
+  }
+}
+
 TEST(Features, GaussianSlabsEqualTheWholeVolumeBitForBit) {
   Volume<float> v = noisy_constant(Dims{9, 7, 23}, 50, 10, 3);
   v.spacing_um = {0.5, 0.5, 0.7};  // anisotropic: the z kernel's radius differs from x and y

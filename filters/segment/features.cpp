@@ -20,28 +20,53 @@ std::string sigma_tag(double s) {
 }
 
 // In-place 1-D convolution of every line along `axis` with a symmetric kernel, replicated border.
+// Per voxel the taps are summed in kernel order from 0 (float), whichever the axis.
 void convolve_axis(Volume<float>& v, int axis, const std::vector<double>& k) {
   const Dims d = v.dims();
   const index_t n = d[axis];
-  const index_t stride = axis == 0 ? 1 : axis == 1 ? d.x : d.x * d.y;
-  const index_t lines = v.size() / n;
   const auto r = static_cast<index_t>(k.size() / 2);
-  tbb::parallel_for(tbb::blocked_range<index_t>(0, lines, 64), [&](const tbb::blocked_range<index_t>& range) {
-    // The line padded with r replicated values each side: the tap loop needs no bounds checks.
-    std::vector<float> line(static_cast<std::size_t>(n + 2 * r));
-    std::vector<float> kf(k.begin(), k.end());
-    for (index_t l = range.begin(); l != range.end(); ++l) {
-      index_t base;
-      if (axis == 0) base = l * d.x;
-      else if (axis == 1) base = (l % d.x) + (l / d.x) * d.x * d.y;
-      else base = l;
-      for (index_t q = -r; q < n + r; ++q) line[q + r] = v[base + std::clamp<index_t>(q, 0, n - 1) * stride];
-      for (index_t q = 0; q < n; ++q) {
-        const float* in = &line[q];
-        float s = 0;
-        for (index_t t = 0; t <= 2 * r; ++t) s += kf[t] * in[t];
-        v[base + q * stride] = s;
+  const std::vector<float> kf(k.begin(), k.end());
+  if (axis == 0) {
+    tbb::parallel_for(tbb::blocked_range<index_t>(0, d.y * d.z, 64), [&](const tbb::blocked_range<index_t>& range) {
+      // The line padded with r replicated values each side: the tap loop needs no bounds checks.
+      std::vector<float> line(static_cast<std::size_t>(n + 2 * r));
+      for (index_t l = range.begin(); l != range.end(); ++l) {
+        float* row = v.data() + l * n;
+        for (index_t q = -r; q < n + r; ++q) line[q + r] = row[std::clamp<index_t>(q, 0, n - 1)];
+        for (index_t q = 0; q < n; ++q) {
+          const float* in = &line[q];
+          float s = 0;
+          for (index_t t = 0; t <= 2 * r; ++t) s += kf[t] * in[t];
+          row[q] = s;
+        }
       }
+    });
+    return;
+  }
+  // Along y and z whole rows of x are convolved at once (a line along the axis read one float
+  // per cache line, along z one per page, was most of the time): rows q = 0..n−1 along the axis,
+  // `stride` apart, in `sets` independent columns of rows (z planes for y, y rows for z). Rows
+  // ahead of q are still the input; the r rows behind are kept, unsmoothed, in a ring.
+  const index_t stride = axis == 1 ? d.x : d.x * d.y;
+  const index_t sets = axis == 1 ? d.z : d.y, set_stride = axis == 1 ? d.x * d.y : d.x;
+  const index_t w = d.x;
+  tbb::parallel_for(index_t{0}, sets, [&](index_t s) {
+    float* first = v.data() + s * set_stride;
+    std::vector<float> ring(static_cast<std::size_t>(std::max<index_t>(r, 1) * w)), acc(static_cast<std::size_t>(w));
+    std::vector<const float*> tap(static_cast<std::size_t>(2 * r + 1));
+    for (index_t q = 0; q < n; ++q) {
+      for (index_t t = 0; t <= 2 * r; ++t) {
+        const index_t j = std::clamp<index_t>(q + t - r, 0, n - 1);
+        tap[t] = j < q ? ring.data() + (j % r) * w : first + j * stride;
+      }
+      std::fill(acc.begin(), acc.end(), 0.0f);
+      for (index_t t = 0; t <= 2 * r; ++t) {
+        const float c = kf[t], *in = tap[t];
+        for (index_t x = 0; x < w; ++x) acc[x] += c * in[x];
+      }
+      float* row = first + q * stride;
+      if (r > 0) std::copy(row, row + w, ring.data() + (q % r) * w);
+      std::copy(acc.begin(), acc.end(), row);
     }
   });
 }

@@ -462,24 +462,45 @@ PartialVolumeResult partial_volume_segmentation(const Volume<float>& grey, const
   });
   // The phases right next to a voxel (one voxel away) are the ones its blend is made of.
   Volume<std::uint8_t> adjacent = or_dilate(conf, {1, 1, 1});
+  // With at most 3 classes the middle classes' confident bits (all the labelling reads of `conf`
+  // after this) ride above the adjacent ones, bit c at k + c − 1: 1 B per voxel less from here on.
+  const bool conf_packed = k <= 3;
+  if (conf_packed) {
+    const unsigned middle = ((1u << k) - 1) & ~1u & ~(1u << (k - 1));
+    tbb::parallel_for(tbb::blocked_range<index_t>(0, conf.size(), 1 << 16), [&](const tbb::blocked_range<index_t>& r) {
+      for (index_t i = r.begin(); i != r.end(); ++i)
+        adjacent[i] = static_cast<std::uint8_t>(adjacent[i] | (conf[i] & middle) << (k - 1));
+    });
+    conf = Volume<std::uint8_t>();
+  }
   // The phases within `radius`: a box of radius r is the radius-1 box grown by r − 1 (the same
-  // clamped box at the borders), so `near` grows from `adjacent`.
+  // clamped box at the borders), so `near` grows from `adjacent` (its bits from k on, dilated
+  // too, are masked off below).
   std::array<int, 3> beyond_adjacent{};
   for (int a = 0; a < 3; ++a) beyond_adjacent[a] = std::max(0, radius[a] - 1);
   Volume<std::uint8_t> near = or_dilate(adjacent, beyond_adjacent);
-  // With at most 4 classes both masks fit in one byte: the adjacent phases move to the high
-  // nibble of `near`, 1 B per voxel less while the labels are made.
+  // With at most 4 classes both masks fit in one byte: the adjacent phases (and with at most 3
+  // the middle classes' confident bits above them) move to the high nibble of `near`, 1 B per
+  // voxel less while the labels are made.
   const bool packed = k <= 4;
+  const unsigned class_mask = (1u << k) - 1;
   if (packed) {
     tbb::parallel_for(tbb::blocked_range<index_t>(0, near.size(), 1 << 16), [&](const tbb::blocked_range<index_t>& r) {
-      for (index_t i = r.begin(); i != r.end(); ++i) near[i] = static_cast<std::uint8_t>(near[i] | adjacent[i] << 4);
+      for (index_t i = r.begin(); i != r.end(); ++i)
+        near[i] = static_cast<std::uint8_t>((near[i] & class_mask) | adjacent[i] << 4);
     });
     adjacent = Volume<std::uint8_t>();
   }
   const std::uint8_t* adjacent_bits = packed ? near.data() : adjacent.data();
   const unsigned near_mask = packed ? 0xFu : 0xFFu, adjacent_shift = packed ? 4 : 0;
   auto near_phases = [&](index_t i) { return near[i] & near_mask; };
-  auto adjacent_phases = [&](index_t i) { return static_cast<unsigned>(adjacent_bits[i] >> adjacent_shift); };
+  auto adjacent_phases = [&](index_t i) {
+    return static_cast<unsigned>(adjacent_bits[i] >> adjacent_shift) & class_mask;
+  };
+  // Whether middle class c is confidently present at voxel i.
+  const std::uint8_t* conf_bits = conf_packed ? near.data() : conf.data();
+  const unsigned conf_shift = conf_packed ? 4 + k - 1 : 0;
+  auto confident = [&](index_t i, int c) { return (conf_bits[i] >> (conf_shift + c)) & 1u; };
 
   // End-member centres: the median grey of voxels with a single phase near them.
   std::vector<double> centre = mu_fit;
@@ -625,7 +646,7 @@ PartialVolumeResult partial_volume_segmentation(const Volume<float>& grey, const
               for (index_t zz = std::max<index_t>(z - 1, 0); zz <= std::min(z + 1, d.z - 1); ++zz)
                 for (index_t yy = std::max<index_t>(y - 1, 0); yy <= std::min(y + 1, d.y - 1); ++yy)
                   for (index_t xx = std::max<index_t>(x - 1, 0); xx <= std::min(x + 1, d.x - 1); ++xx, ++box)
-                    for (int c = lo + 1; c < hi; ++c) count[c] += (conf(xx, yy, zz) >> c) & 1u;
+                    for (int c = lo + 1; c < hi; ++c) count[c] += confident(xx + d.x * (yy + d.y * zz), c);
               const int q = lo * k + hi;
               for (int m = lo + 1; m < hi; ++m) {
                 const double share = static_cast<double>(count[m]) / box;

@@ -97,26 +97,28 @@ bool pieces_fit_links(const CoarseLevel& C) {
   return true;
 }
 
-// One byte per entry of v indexing `values` (its distinct entries, compared as bit patterns: every
-// decoded value is the same float), or false where v holds more than 256 distinct values.
-template <class T>
-bool compact_values(const std::vector<T>& v, std::vector<std::uint8_t>& code, std::vector<T>& values) {
-  constexpr std::uint32_t kSlots = 1024;  // open addressing, 4× the values it may hold
-  std::array<std::uint32_t, kSlots> key{};
-  std::array<int, kSlots> slot;
-  slot.fill(-1);
+// One code (a byte, or 2 bytes) per entry of v indexing `values` (its distinct entries, compared as
+// bit patterns: every decoded value is the same float), or false where v holds more distinct values
+// than a Code can index.
+template <class Code, class T>
+bool compact_values(const std::vector<T>& v, std::vector<Code>& code, std::vector<T>& values) {
+  constexpr std::size_t kMaxValues = std::size_t{1} << (8 * sizeof(Code));
+  constexpr std::uint32_t kSlots = 4 * kMaxValues;  // open addressing, 4× the values it may hold
+  constexpr int kHashShift = 32 - std::countr_zero(kSlots);
+  std::vector<std::uint32_t> key(kSlots);
+  std::vector<std::int32_t> slot(kSlots, -1);
   values.clear();
   code.resize(v.size());
   for (std::size_t e = 0; e < v.size(); ++e) {
     const auto bits = std::bit_cast<std::uint32_t>(v[e]);
-    std::uint32_t h = (bits * 2654435761u) >> 22;
+    std::uint32_t h = (bits * 2654435761u) >> kHashShift;
     while (slot[h] >= 0 && key[h] != bits) h = (h + 1) & (kSlots - 1);
     if (slot[h] < 0) {
-      if (values.size() == 256) return false;
-      key[h] = bits, slot[h] = static_cast<int>(values.size());
+      if (values.size() == kMaxValues) return false;
+      key[h] = bits, slot[h] = static_cast<std::int32_t>(values.size());
       values.push_back(v[e]);
     }
-    code[e] = static_cast<std::uint8_t>(slot[h]);
+    code[e] = static_cast<Code>(slot[h]);
   }
   return true;
 }
@@ -132,12 +134,17 @@ void compact_weights(CoarseLevel& C) {
   std::vector<float>().swap(C.weight);
 }
 
-// Replaces C.pattern by C.pattern_code and C.pattern_value where ≤ 256 patterns occur.
+// Replaces C.pattern by a byte (≤ 256 patterns) or 2 bytes (≤ 65 536: two conductivities at
+// 256³) per cell indexing C.pattern_value.
 void compact_patterns(CoarseLevel& C) {
-  std::vector<std::uint8_t> code;
   std::vector<std::uint32_t> values;
-  if (!compact_values(C.pattern, code, values)) return;
-  C.pattern_code = std::move(code);
+  if (std::vector<std::uint8_t> code; compact_values(C.pattern, code, values)) {
+    C.pattern_code = std::move(code);
+  } else if (std::vector<std::uint16_t> wide; compact_values(C.pattern, wide, values)) {
+    C.pattern_wide_code = std::move(wide);
+  } else {
+    return;
+  }
   C.pattern_value = std::move(values);
   std::vector<std::uint32_t>().swap(C.pattern);
 }

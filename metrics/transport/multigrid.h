@@ -180,12 +180,14 @@ struct CoarseLevel {
   std::vector<std::uint32_t> cell_start;  // grid.count()+1: the nodes of cell c are [cell_start[c], cell_start[c+1])
   // First coarse level only: the piece of child dx+2dy+4dz of each cell in bits 4k..4k+3 (0xF: no
   // current). Few patterns occur (one conductivity: at most one per occupancy of the 8 children),
-  // so where there are ≤ 256 a byte per cell indexes pattern_value (1 B instead of 4 B per cell);
-  // else pattern holds them.
+  // so where there are ≤ 256 a byte per cell indexes pattern_value (1 B instead of 4 B per cell),
+  // where there are ≤ 65 536 (several conductivities) 2 bytes do; else pattern holds them.
   std::vector<std::uint8_t> pattern_code;
+  std::vector<std::uint16_t> pattern_wide_code;
   std::vector<std::uint32_t> pattern_value, pattern;
   std::uint32_t pattern_of(std::size_t cell) const {
-    return pattern_code.empty() ? pattern[cell] : pattern_value[pattern_code[cell]];
+    if (!pattern_code.empty()) return pattern_value[pattern_code[cell]];
+    return pattern_wide_code.empty() ? pattern[cell] : pattern_value[pattern_wide_code[cell]];
   }
   std::vector<std::uint32_t> row;  // couplings of node i: [row[i], row[i+1]), read through CellCouplings
   // The coupled node. Couplings join nodes of the same or of face-adjacent cells, so on a level

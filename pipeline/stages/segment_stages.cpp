@@ -257,8 +257,10 @@ class SegmentStage : public Stage {
   }
   unsigned needs() const override { return kGrey; }
   unsigned provides() const override { return kLabels; }
-  // Measured peak 11.6 (bench_pipeline 256³: one reused label-grey slab, near and adjacent phases
-  // in one byte; 13.1 with a slab mapped per pass, 17 before the label grey was smoothed by slabs).
+  // Measured peak 11.1 (bench_pipeline 256³, 3 classes: one reused label-grey slab, near and adjacent
+  // phases and the middle class's confident bit in one byte; 12.1 with the confident bits in a byte of
+  // their own, as 4 classes still have them; 13.1 with a slab mapped per pass, 17 before the label
+  // grey was smoothed by slabs).
   double bytes_per_voxel() const override { return 12.0; }
 
   static std::map<int, std::string> class_phases(const Params& p) {
