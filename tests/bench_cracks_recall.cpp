@@ -133,6 +133,8 @@ void evaluate(const std::string& name, const phantom::Phantom& ph, const phantom
     if (const char* v = std::getenv("VP_CUT_REFITS")) o.cut_refits = std::atoi(v);
     // VP_CUT_REFIT_OUTSIDE=0: every cut plane of a cut crack's size refitted, however it was fitted.
     if (const char* v = std::getenv("VP_CUT_REFIT_OUTSIDE")) o.cut_refit_outside = std::atof(v);
+    // VP_BRIDGE_ACCEPTED=0: cracks accepted apart are not joined to each other.
+    if (const char* v = std::getenv("VP_BRIDGE_ACCEPTED")) o.bridge_accepted = std::atoi(v) != 0;
     const CrackDetection det = detect_cracks(labels, &grey, o);
     const crack_recall::Score s = crack_recall::score(ph, host, det.ids, det.count);
     totals[host].add(s);
@@ -168,15 +170,16 @@ int main(int argc, char** argv) {
               "found", "detected", "voxels", "precision", "false %");
   std::printf(
       "|------------------------------|------|----|---------|-------|----------|----------|-----------|-----------|\n");
-  // VP_PRESSURES=370 (a list): those cracked pressures only, and the crack-free image only when
-  // 125 is listed, to trace one kind of image faster.
+  // VP_PRESSURES=370 (a list): those cracked pressures only (any pressure but 125, e.g. 310: the
+  // composite with the cracks open at that pressure), and the crack-free image only when 125 is
+  // listed, to trace one kind of image faster.
   const char* only_pressures = std::getenv("VP_PRESSURES");
   const std::vector<double> pressures = numbers(only_pressures ? only_pressures : "250,370,125");
   const auto wanted = [&](double p) { return std::find(pressures.begin(), pressures.end(), p) != pressures.end(); };
   std::map<std::string, Totals> cracked, clean;
   for (double seed : seeds) {
-    for (double pressure : {250.0, 370.0}) {
-      if (!wanted(pressure)) continue;
+    for (double pressure : pressures) {
+      if (pressure == 125) continue;
       phantom::CompositeSpec spec;
       spec.dims = {n, n, n};
       spec.seed = static_cast<std::uint64_t>(seed);

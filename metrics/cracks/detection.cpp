@@ -83,8 +83,9 @@ void for_each_labelled_voxel(const Volume<std::uint32_t>& ids, Add add) {
 }
 
 // Renumbers the ids 1..count in raster order of each id's first voxel: the first voxels found per
-// block in parallel, numbered in block order, then every voxel relabelled in parallel.
-void number_in_raster_order(Volume<std::uint32_t>& ids, std::uint32_t count) {
+// block in parallel, numbered in block order, then every voxel relabelled in parallel. Ids that hold
+// no voxel (a crack merged into another) are dropped; returns how many ids remain.
+std::uint32_t number_in_raster_order(Volume<std::uint32_t>& ids, std::uint32_t count) {
   const index_t n = ids.size(), block = index_t{1} << 18;
   std::vector<std::vector<std::uint32_t>> first_seen(static_cast<std::size_t>((n + block - 1) / block));
   tbb::parallel_for(std::size_t{0}, first_seen.size(), [&](std::size_t b) {
@@ -99,6 +100,7 @@ void number_in_raster_order(Volume<std::uint32_t>& ids, std::uint32_t count) {
     for (std::uint32_t id : f)
       if (!order[id]) order[id] = ++next;
   for_each_voxel(n, [&](index_t i) { ids[i] = order[ids[i]]; });
+  return next;
 }
 
 std::array<bool, 256> label_set(const std::vector<int>& labels) {
@@ -1206,11 +1208,13 @@ bool lone_fragment_is_crack(const std::vector<index_t>& fragment, const Volume<s
 // joined set of two or more is a crack when it passes the tests of a cut crack as one (size, sandwiched share and
 // aspect on its own plane, one dark sheet, the valley judged by its depth alone). The first `anchors` entries of
 // `fragments` are cracks accepted already (a piece of the disc that passed step 4 alone): a set holding one of them and
-// passing the same tests hands its fragments to that crack; anchors are not joined to each other. Union–find over the
-// pairs in a fixed order: deterministic.
+// passing the same tests hands its fragments to that crack. With bridge_accepted, anchors are joined to each other by
+// the same tests (the set's further anchors hand their voxels to the first: two halves of one disc, each a crack
+// alone, split into two groups by a particle or by the PSF); without it they are not. Union–find over the pairs in a
+// fixed order: deterministic.
 struct JoinedFragments {
   std::size_t anchor = SIZE_MAX;  // the accepted crack the fragments join, or none: a new crack
-  std::vector<index_t> voxels;    // the fragments' voxels
+  std::vector<index_t> voxels;    // the fragments' voxels (and those of further accepted cracks joined)
 };
 std::vector<JoinedFragments> bridge_fragments(const std::vector<std::vector<index_t>>& fragments, std::size_t anchors,
                                               const Volume<std::uint8_t>& void_mask, const Volume<std::uint8_t>& labels,
@@ -1218,7 +1222,7 @@ std::vector<JoinedFragments> bridge_fragments(const std::vector<std::vector<inde
                                               const Volume<float>* grey, double dark_below, double host_level,
                                               double valley_floor, double contrast, const CrackDetectionOptions& o) {
   std::vector<JoinedFragments> found;
-  if (!(o.bridge_max_um > 0) || fragments.size() <= anchors) return found;
+  if (!(o.bridge_max_um > 0) || fragments.size() <= (o.bridge_accepted ? std::size_t{1} : anchors)) return found;
   const Dims d = labels.dims();
   const Vec3 h = labels.spacing_um;
   const double h_max = std::max({h[0], h[1], h[2]});
@@ -1239,7 +1243,7 @@ std::vector<JoinedFragments> bridge_fragments(const std::vector<std::vector<inde
   }
   std::vector<std::pair<std::size_t, std::size_t>> pairs;
   for (std::size_t a = 0; a < frag.size(); ++a)
-    for (std::size_t b = std::max(a + 1, anchors); b < frag.size(); ++b) {
+    for (std::size_t b = o.bridge_accepted ? a + 1 : std::max(a + 1, anchors); b < frag.size(); ++b) {
       bool near = true;
       for (int ax = 0; ax < 3 && near; ++ax)
         near =
@@ -1285,7 +1289,7 @@ std::vector<JoinedFragments> bridge_fragments(const std::vector<std::vector<inde
       }
       continue;
     }
-    if (set.size() < 2 || set[1] < anchors) continue;  // alone, or two accepted cracks
+    if (set.size() < 2 || (!o.bridge_accepted && set[1] < anchors)) continue;  // alone, or two accepted cracks
     std::vector<index_t> crack;
     for (std::size_t f : set) crack.insert(crack.end(), fragments[f].begin(), fragments[f].end());
     if (static_cast<index_t>(crack.size()) < least) continue;
@@ -1542,7 +1546,7 @@ CrackDetection detect_cracks(const Volume<std::uint8_t>& labels, const Volume<fl
   verdict = {};
   members = {};
   if (grey && o.find_facets) add_facets(labels, *grey, host, pore, o, out);
-  number_in_raster_order(out.ids, out.count);  // ids in raster order of each crack's first voxel
+  out.count = number_in_raster_order(out.ids, out.count);  // ids in raster order of each crack's first voxel
   return out;
 }
 

@@ -47,7 +47,9 @@
 //    fragments; coplanar fragments of different groups within bridge_max_um, with no intact host
 //    between them (with grey, host beside a solid brighter than the host counts as that solid: a
 //    crack along a particle's surface), are joined and judged as one cut crack (the valley by its
-//    depth alone). With grey, a fragment no other joined that passes every test of a cut crack but
+//    depth alone); cracks accepted apart are joined to each other by the same tests
+//    (bridge_accepted: two halves of one disc that were split into two groups). With grey, a
+//    fragment no other joined that passes every test of a cut crack but
 //    its aspect (≥ min_aspect only) is one when its valley runs on past its void: the host on its
 //    plane 2–5 voxels beyond it dips across the plane by ≥ cut_min_beyond × contrast (the rest of
 //    a disc whose opening the PSF lifted above the threshold; a pore ends at intact host).
@@ -115,6 +117,10 @@ struct CrackDetectionOptions {
   // of a merged group tilt it off the crack's plane.
   int cut_refits = 3;
   double cut_refit_outside = 0.2;
+  // Cracks accepted apart (whole, split or cut) are joined to each other as fragments are to them:
+  // coplanar, no intact host between, and the joined set passing a cut crack's tests as one — the
+  // two halves of a disc that a particle or the PSF split into two groups, each a crack alone.
+  bool bridge_accepted = true;
   // Grey-image branch (used only when a grey image is passed).
   double sheet_threshold = 0.5;
   SheetnessOptions sheetness;  // contrast ≤ 0: host median − void median of the grey
