@@ -825,8 +825,8 @@ PartialVolumeResult partial_volume_segmentation(const Volume<float>& grey, const
   // Films of the darkest class thinner than the PSF: where it has no pure voxels it lies only in
   // them, and a film whose neighbourhood grey never reads dark is unmixed as the next class's
   // blend (darkest + brightest reads as the middle class): the unmixing cannot see that share.
-  // With the generator's end members it under-reads porosity by 27–29 % of itself at σ 0.7 and
-  // 370 MPa (the pairing and middle-share terms there were 0.004 for an error of 0.007).
+  // With the generator's end members it under-reads porosity by 17–24 % of the truth at σ 0.7 and
+  // 370 MPa (the pairing and middle-share terms there were ± 0.004 for an error of 0.005–0.007).
   if (sums.pure[0] < kMinPureVoxels) {
     const double sd = kHiddenFilmShare * out.fraction_pv[0];
     var[0] += sd * sd;
