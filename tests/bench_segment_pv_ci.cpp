@@ -64,7 +64,8 @@ int main(int argc, char** argv) {
   std::printf(
       "seed,snr,blur,P,truth,pv,err,ci95,hw_noise,hw_em0,hw_em1,hw_em2,hw_share_pairing,"
       "d0,d1,d2,stat0,stat1,stat2,mu0,mu1,mu2,fit0,fit1,fit2,true0,true1,true2,pure0,pure1,pure2,u0,u1,u2,"
-      "ambiguity0,mid_share,mixed,err_true_em,sigma0,sigma1,sigma2,noise_sigma,w0,w1,w2,n01,n02,n12\n");
+      "ambiguity0,mid_share,mixed,err_true_em,sigma0,sigma1,sigma2,noise_sigma,w0,w1,w2,n01,n02,n12,thin,label0,"
+      "shift1\n");
   std::vector<double> widths, errors;
   int n = 0, in = 0;
   for (double snr : snrs)
@@ -119,7 +120,7 @@ int main(int argc, char** argv) {
           std::printf(
               "%llu,%g,%g,%g,%.5f,%.5f,%+.5f,%.5f,%.5f,%.5f,%.5f,%.5f,%.5f,%.4g,%.4g,%.4g,%.1f,%.1f,%.1f,%.1f,%."
               "1f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%lld,%lld,%lld,%.1f,%.1f,%.1f,%.5f,%.5f,%lld,%+.5f,%.1f,%.1f,%.1f,"
-              "%.1f,%.5f,%.5f,%.5f,%lld,%lld,%lld\n",
+              "%.1f,%.5f,%.5f,%.5f,%lld,%lld,%lld,%.5f,%.5f,%.1f\n",
               static_cast<unsigned long long>(seed), snr, blur, p, truth, pv.fraction_pv[0], err,
               pv.fraction_pv_ci95[0], 1.96 * std::sqrt(noise), 1.96 * std::fabs(d[0]) * pv.mean_uncertainty[0],
               1.96 * std::fabs(d[1]) * pv.mean_uncertainty[1], 1.96 * std::fabs(d[2]) * pv.mean_uncertainty[2],
@@ -130,7 +131,8 @@ int main(int argc, char** argv) {
               static_cast<long long>(pv.mixed_voxels), err_true_em, sigma[0], sigma[1], sigma[2],
               r.auto_fit->noise_sigma, r.auto_fit->mixture.weights[0], r.auto_fit->mixture.weights[1],
               r.auto_fit->mixture.weights[2], static_cast<long long>(s.pair_count[1]),
-              static_cast<long long>(s.pair_count[2]), static_cast<long long>(s.pair_count[5]));
+              static_cast<long long>(s.pair_count[2]), static_cast<long long>(s.pair_count[5]),
+              static_cast<double>(pv.thin_pore_voxels) / N, pv.fraction_labels[0], pv.end_member_shift[1]);
           std::fflush(stdout);
           ++n, in += std::fabs(err) <= pv.fraction_pv_ci95[0];
           widths.push_back(pv.fraction_pv_ci95[0]), errors.push_back(std::fabs(err));
