@@ -102,3 +102,31 @@ TEST(PartialVolumeInterval, TracksTheErrorWhereTheSeEndMemberIsRefitted) {
   EXPECT_LE(std::fabs(err), ci) << "porosity_pv " << pv.fraction_pv[0] << " ± " << ci << ", truth " << truth;
   EXPECT_LT(ci, 2 * std::fabs(err)) << "porosity_pv " << pv.fraction_pv[0] << " ± " << ci << ", truth " << truth;
 }
+
+// 10 MPa under a wide PSF at SNR 5 (96³ seed 79, a tuning seed of the refit's pure-share rule): the
+// SE has 232 "pure" voxels of ~459 000 labelled (0.05 %), enough to replace the fit's end member
+// (≥ 200) but only the noise tail of blends the pure window admits, 780 grey dark. Without the
+// refit porosity_pv reads −0.066 and the truth is outside its interval (± 0.049); the rule
+// (PartialVolumeOptions::refit_min_pure_share) refits that end member, which moves it brighter:
+// the error shrinks a little. What is left (−0.062) is the pairing of pore|AM blends (−0.054 with
+// the generator's end members), which the interval's pairing term (± 0.042) does not cover: since
+// the refitted and the kept classes' end members are varied together (TracksTheError... above)
+// the interval is ± 0.062 here, the error's size, so coverage is not asserted
+// (docs/segmentation.md, "The 10 MPa σ 1.5 error taken apart").
+TEST(PartialVolumeInterval, RefitsAnEndMemberWhosePureVoxelsAreATinyShareOfItsLabels) {
+  const CompositeScan scan = composite_scan(79, 10, 5, 1.5, 96);
+  const double truth = scan.phantom.truth.volume_fraction.at("pore");
+  SegmentOptions o;
+  o.classes = 3;
+  const PartialVolumeResult pv = *segment_grey(scan.grey, o).partial_volume;
+  ASSERT_GE(pv.pure_voxels[1], 200);
+  EXPECT_LT(static_cast<double>(pv.pure_voxels[1]), 0.001 * pv.fraction_labels[1] * scan.grey.size());
+  EXPECT_GT(pv.end_member_shift[1], 0) << "the SE end member is refitted";
+  const double err = pv.fraction_pv[0] - truth;
+  o.partial_volume.refit_min_pure_share = 0;
+  const PartialVolumeResult kept = *segment_grey(scan.grey, o).partial_volume;
+  EXPECT_EQ(kept.end_member_shift[1], 0);
+  const double kept_err = kept.fraction_pv[0] - truth;
+  EXPECT_GT(std::fabs(kept_err), kept.fraction_pv_ci95[0]) << "the pure-voxel mean's interval misses";
+  EXPECT_LT(std::fabs(err), std::fabs(kept_err));
+}

@@ -58,6 +58,11 @@ struct PartialVolumeOptions {
   // The refit reads the central block of at most this many voxels per axis (end_members.h
   // central_block): bounds its CPU and bytes on a large scan.
   index_t refit_max_side = 128;
+  // A class whose pure voxels are fewer than this share of its labelled voxels is refitted as if
+  // it had none (they are blends the pure window admits; the 200 pure voxels that replace the
+  // fit's end member grow with the volume). 0: only below those 200 (docs/segmentation.md, "The
+  // 10 MPa σ 1.5 error taken apart").
+  double refit_min_pure_share = 0.001;
 };
 
 // Fractions from per-pair sums (exposed for the uncertainty and for tests): pure voxel counts
