@@ -33,8 +33,9 @@ struct PartialVolumeOptions {
   // profile is told a middle layer rather than a blurred darker|brighter step or a darker film
   // pressed against the brighter class (likelihood ratio with the noise σ, the PSF and the end
   // members). Only where every axis's PSF σ is below 0.85 voxel. Opt-in: at σ 0.7 it gains up to
-  // 0.016 Dice and halves the 50–125 MPa contact error, but raises the 10 and 250–370 MPa contact
-  // and costs ≈ 1.45× auto's CPU there (docs/segmentation.md, "Sandwiched runs read by their profile").
+  // 0.014 Dice and brings the 50–125 MPa contact nearer the truth, but moves the 10 and 250–370 MPa
+  // contact away and costs ≈ 1.45× auto's CPU there (docs/segmentation.md, "Sandwiched runs read
+  // by their profile").
   bool rim_profile = false;
   // The scan's noise σ (0: each class's fitted σ). The pure-voxel window reads min(fitted σ,
   // noise σ): a fitted σ widened by unresolved blend must not widen the window in which voxels
