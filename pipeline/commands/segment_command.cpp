@@ -47,17 +47,9 @@ void add_preprocess_flags(CLI::App& app, std::map<std::string, std::string>& val
 // The segment, cleanup and particles stages' keys that `segment` offers as flags. Not offered:
 // segment's `phases` (the command writes class indices), and cleanup's and particles'
 // `connectivity` (--connectivity is segment's; both keep their default, 26).
-const std::vector<std::string> kSegmentFlags = {"method",
-                                                "classes",
-                                                "thresholds",
-                                                "bins",
-                                                "connectivity",
-                                                "model",
-                                                "thin_pores",
-                                                "end_members",
-                                                "pore_films",
-                                                "infer_end_members",
-                                                "refit_end_members",
+const std::vector<std::string> kSegmentFlags = {"method",       "classes",    "thresholds",        "bins",
+                                                "connectivity", "model",      "thin_pores",        "rim_profile",
+                                                "end_members",  "pore_films", "infer_end_members", "refit_end_members",
                                                 "map_relabel"};
 const std::vector<std::string> kCleanupFlags = {"min_island_voxels"};
 const std::vector<std::string> kParticlesFlags = {"phase", "h", "min_volume"};
@@ -138,6 +130,7 @@ nlohmann::json segmentation_summary(const Volume<float>& grey, const SegmentResu
                       {"mixed_voxels", pv.mixed_voxels},
                       {"thin_pore_voxels", pv.thin_pore_voxels},
                       {"rim_voxels_avoided", pv.rim_voxels_avoided},
+                      {"rim_layers_kept", pv.rim_layers_kept},
                       {"map_flips", pv.map_flips}};
     // Reference end members: the scan's own free fit beside them (the drift check's evidence).
     if (!r.auto_fit->scan_fit_means.empty()) {

@@ -221,6 +221,11 @@ class SegmentStage : public Stage {
                       "voxels", "0"),
                 0, 10),
         param("thin_pores", ParamType::boolean, "auto: label darkest-phase films thinner than the PSF", "", "true"),
+        param("rim_profile", ParamType::boolean,
+              "auto: a middle-class run of 1-2 voxels between a darker and a brighter class keeps its label where "
+              "its grey profile reads as a middle layer, not a blurred darker|brighter edge or a darker film "
+              "(opt-in; only where the PSF σ is below 0.85 voxel)",
+              "", PartialVolumeOptions{}.rim_profile ? "true" : "false"),
         param("pore_films", ParamType::boolean,
               "auto, 3 classes: relabel as pore the films along AM|SE faces found by a per-face profile fit "
               "(opt-in; lowers the contact fraction's PSF bias in most cells, not at blur σ 0.7 near 50 MPa)",
@@ -460,6 +465,7 @@ class SegmentStage : public Stage {
                                      {"mixed_voxels", pv.mixed_voxels},
                                      {"thin_pore_voxels", pv.thin_pore_voxels},
                                      {"rim_voxels_avoided", pv.rim_voxels_avoided},
+                                     {"rim_layers_kept", pv.rim_layers_kept},
                                      {"map_flips", pv.map_flips},
                                      {"pairing_ambiguity", pv.pairing_ambiguity},
                                      {"psf_sigma_vox", r.psf_sigma_vox},
@@ -676,6 +682,7 @@ SegmentOptions segment_options(const Params& p) {
   o.connectivity = static_cast<int>(p.integer("connectivity"));
   o.partial_volume.psf_sigma_vox.fill(p.number("psf_sigma"));
   o.partial_volume.thin_pores = p.boolean("thin_pores");
+  o.partial_volume.rim_profile = p.boolean("rim_profile");
   o.pore_films = p.boolean("pore_films");
   o.partial_volume.infer_end_members = p.boolean("infer_end_members");
   o.partial_volume.map_relabel = p.boolean("map_relabel");
