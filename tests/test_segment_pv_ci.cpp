@@ -13,6 +13,24 @@ using namespace vp;
 using vp::testing::composite_scan;
 using vp::testing::CompositeScan;
 
+namespace {
+
+// `auto` with three classes on a composite scan: its partial-volume result.
+PartialVolumeResult three_class_pv(const CompositeScan& scan, SegmentOptions o = {}) {
+  o.classes = 3;
+  return *segment_grey(scan.grey, o).partial_volume;
+}
+
+// The porosity_pv interval holds the truth and tracks the error: under twice its size.
+void expect_interval_covers_and_tracks(const PartialVolumeResult& pv, const CompositeScan& scan) {
+  const double truth = scan.phantom.truth.volume_fraction.at("pore");
+  const double err = pv.fraction_pv[0] - truth, ci = pv.fraction_pv_ci95[0];
+  EXPECT_LE(std::fabs(err), ci) << "porosity_pv " << pv.fraction_pv[0] << " ± " << ci << ", truth " << truth;
+  EXPECT_LT(ci, 2 * std::fabs(err)) << "porosity_pv " << pv.fraction_pv[0] << " ± " << ci << ", truth " << truth;
+}
+
+}  // namespace
+
 // A sharp scan (96³, 50 MPa, SNR 8, PSF σ 0.7): porosity_pv is within 0.01 of the truth, every
 // class has pure voxels, and their means are the generator's grey levels within 1 % of the
 // contrast, where the histogram fit's pore and AM means are off by 3× more — the fit's bias, not
@@ -77,14 +95,9 @@ TEST(PartialVolumeInterval, CoversTheTenMpaScanUnderAWidePsf) {
 // hidden-film term covers it without making it wider than twice the error.
 TEST(PartialVolumeInterval, CoversThePoreFilmsBelowASharpPsf) {
   const CompositeScan scan = composite_scan(87, 370, 5, 0.7, 96);
-  SegmentOptions o;
-  o.classes = 3;
-  const PartialVolumeResult pv = *segment_grey(scan.grey, o).partial_volume;
-  const double truth = scan.phantom.truth.volume_fraction.at("pore");
-  const double err = pv.fraction_pv[0] - truth, ci = pv.fraction_pv_ci95[0];
+  const PartialVolumeResult pv = three_class_pv(scan);
   EXPECT_LT(pv.pure_voxels[0], 200);
-  EXPECT_LE(std::fabs(err), ci) << "porosity_pv " << pv.fraction_pv[0] << " ± " << ci << ", truth " << truth;
-  EXPECT_LT(ci, 2 * std::fabs(err)) << "porosity_pv " << pv.fraction_pv[0] << " ± " << ci << ", truth " << truth;
+  expect_interval_covers_and_tracks(pv, scan);
 }
 
 // Where the SE end member is refitted (96³ seed 85, SNR 8, σ 1.5, 10 MPa: no pure SE voxels, the
@@ -93,14 +106,9 @@ TEST(PartialVolumeInterval, CoversThePoreFilmsBelowASharpPsf) {
 // apart, the fit's whole uncertainty went through the grey-mean split (± 0.17 for an error of 0.04).
 TEST(PartialVolumeInterval, TracksTheErrorWhereTheSeEndMemberIsRefitted) {
   const CompositeScan scan = composite_scan(85, 10, 8, 1.5, 96);
-  SegmentOptions o;
-  o.classes = 3;
-  const PartialVolumeResult pv = *segment_grey(scan.grey, o).partial_volume;
-  const double truth = scan.phantom.truth.volume_fraction.at("pore");
-  const double err = pv.fraction_pv[0] - truth, ci = pv.fraction_pv_ci95[0];
+  const PartialVolumeResult pv = three_class_pv(scan);
   ASSERT_GT(pv.end_member_shift[1], 0) << "the refit did not act";
-  EXPECT_LE(std::fabs(err), ci) << "porosity_pv " << pv.fraction_pv[0] << " ± " << ci << ", truth " << truth;
-  EXPECT_LT(ci, 2 * std::fabs(err)) << "porosity_pv " << pv.fraction_pv[0] << " ± " << ci << ", truth " << truth;
+  expect_interval_covers_and_tracks(pv, scan);
 }
 
 // 10 MPa under a wide PSF at SNR 5 (96³ seed 79, a tuning seed of the refit's pure-share rule): the
@@ -116,15 +124,14 @@ TEST(PartialVolumeInterval, TracksTheErrorWhereTheSeEndMemberIsRefitted) {
 TEST(PartialVolumeInterval, RefitsAnEndMemberWhosePureVoxelsAreATinyShareOfItsLabels) {
   const CompositeScan scan = composite_scan(79, 10, 5, 1.5, 96);
   const double truth = scan.phantom.truth.volume_fraction.at("pore");
-  SegmentOptions o;
-  o.classes = 3;
-  const PartialVolumeResult pv = *segment_grey(scan.grey, o).partial_volume;
+  const PartialVolumeResult pv = three_class_pv(scan);
   ASSERT_GE(pv.pure_voxels[1], 200);
   EXPECT_LT(static_cast<double>(pv.pure_voxels[1]), 0.001 * pv.fraction_labels[1] * scan.grey.size());
   EXPECT_GT(pv.end_member_shift[1], 0) << "the SE end member is refitted";
   const double err = pv.fraction_pv[0] - truth;
-  o.partial_volume.refit_min_pure_share = 0;
-  const PartialVolumeResult kept = *segment_grey(scan.grey, o).partial_volume;
+  SegmentOptions without_share_rule;
+  without_share_rule.partial_volume.refit_min_pure_share = 0;
+  const PartialVolumeResult kept = three_class_pv(scan, without_share_rule);
   EXPECT_EQ(kept.end_member_shift[1], 0);
   const double kept_err = kept.fraction_pv[0] - truth;
   EXPECT_GT(std::fabs(kept_err), kept.fraction_pv_ci95[0]) << "the pure-voxel mean's interval misses";
