@@ -292,20 +292,35 @@ void print_row(const char* tag, const Row& r) {
 
 using bench::Mean;
 
-// The grids' composite at pressure p and its CT imaging (default spec, seed for both).
-phantom::Phantom composite_at(std::uint64_t seed, index_t size, double p) {
-  phantom::CompositeSpec spec;
-  spec.dims = {size, size, size};
-  spec.seed = seed;
-  return phantom::generate_composite(spec, p);
-}
+using vp::testing::CompositeScan;
 
-phantom::ImagingSpec ct_imaging(std::uint64_t seed, double snr, double blur) {
-  phantom::ImagingSpec im;
-  im.seed = seed;
-  im.snr = snr;
-  im.blur_sigma_vox = {blur, blur, blur};
-  return im;
+// The phantoms every mode measures: each seed's composite at each SNR, blur and pressure.
+struct Grid {
+  std::vector<std::uint64_t> seeds{1};
+  std::vector<double> snrs{8}, blurs{1.0}, pressures{10, 250};
+  index_t size = 64;
+};
+
+struct Cell {
+  double snr, blur, p;
+};
+
+// The modes' one loop over the grid, cells in the tables' row order (SNR × blur × pressure): per
+// cell a fresh `Stats`, `scan(stats, cell, seed, composite)` for each seed's composite_scan, then
+// `row(stats, cell)`, the cell's table row. Returns the rows.
+template <class Stats, class Scan, class Row>
+std::vector<std::string> grid_rows(const Grid& grid, Scan&& scan, Row&& row) {
+  std::vector<std::string> rows;
+  for (double snr : grid.snrs)
+    for (double blur : grid.blurs)
+      for (double p : grid.pressures) {
+        const Cell cell{snr, blur, p};
+        Stats stats;
+        for (std::uint64_t seed : grid.seeds)
+          scan(stats, cell, seed, vp::testing::composite_scan(seed, p, snr, blur, grid.size));
+        rows.push_back(row(stats, cell));
+      }
+  return rows;
 }
 
 struct Acc {
@@ -353,7 +368,10 @@ int g_sweeps = ForwardModelOptions{}.max_sweeps, g_anneal = 0;
 double g_temperature = 1;
 bool g_refit = false, g_single_beta = false, g_neutral = false;
 
-RelabelRow relabel_case(const phantom::Phantom& ph, const phantom::ImagingSpec& im, double z) {
+RelabelRow relabel_case(const CompositeScan& s, double z) {
+  const phantom::Phantom& ph = s.phantom;
+  const phantom::ImagingSpec& im = s.imaging;
+  const Volume<float>& g = s.grey;
   RelabelRow row;
   row.truth = ph.truth.contact_area_fraction;
   row.porosity_truth = ph.truth.volume_fraction.at("pore");
@@ -387,9 +405,6 @@ RelabelRow relabel_case(const phantom::Phantom& ph, const phantom::ImagingSpec& 
     const auto l = vp::testing::blur_ceiling_labels(ph.labels, im);
     for (int k = 0; k < 3; ++k) row.ceiling[k] = vp::testing::dice(l, ph.labels, k);
   }
-  const auto g16 = phantom::ct_image(ph, im);
-  Volume<float> g = g16.like<float>(g16.dims());
-  for (index_t i = 0; i < g.size(); ++i) g[i] = g16[i];
   SegmentOptions so;
   so.classes = 3;
   SegmentResult r;
@@ -440,54 +455,54 @@ RelabelRow relabel_case(const phantom::Phantom& ph, const phantom::ImagingSpec& 
   return row;
 }
 
-int relabel_main(const std::vector<std::uint64_t>& seeds, const std::vector<double>& snrs,
-                 const std::vector<double>& blurs, const std::vector<double>& pressures, index_t size, double z) {
-  std::printf("forward-model relabelling, %lld³, flat-interface z %g\n", static_cast<long long>(size), z);
-  std::vector<std::string> lines;
-  for (double snr : snrs)
-    for (double blur : blurs)
-      for (double p : pressures) {
-        Mean cb, ca, ct, cf, ctl, pb, pa, pt, cpu;
-        std::array<Mean, 3> db, da, dc;
-        int refused = 0;
-        for (std::uint64_t seed : seeds) {
-          const auto ph = composite_at(seed, size, p);
-          const phantom::ImagingSpec im = ct_imaging(seed, snr, blur);
-          const RelabelRow r = relabel_case(ph, im, z);
-          if (r.refused) {
-            ++refused;
-            std::printf("case seed %llu SNR %g blur %g P %g: refused\n", static_cast<unsigned long long>(seed), snr,
-                        blur, p);
-            continue;
-          }
-          std::printf(
-              "case seed %llu SNR %g blur %g P %g: contact − truth auto %+.4f icm %+.4f icm(true model) %+.4f "
-              "icm(from truth) %+.4f truth labels %+.4f | Dice auto %.3f/%.3f/%.3f icm %.3f/%.3f/%.3f ceiling "
-              "%.3f/%.3f/%.3f | label porosity − truth auto %+.4f icm %+.4f icm(true) %+.4f | flips %lld in %d "
-              "sweeps, CPU %.2f s\n",
-              static_cast<unsigned long long>(seed), snr, blur, p, r.before.contact - r.truth,
-              r.after.contact - r.truth, r.after_true_model.contact - r.truth, r.from_truth.contact - r.truth,
-              r.truth_labels.contact - r.truth, r.before.dice[0], r.before.dice[1], r.before.dice[2], r.after.dice[0],
-              r.after.dice[1], r.after.dice[2], r.ceiling[0], r.ceiling[1], r.ceiling[2],
-              r.before.porosity - r.porosity_truth, r.after.porosity - r.porosity_truth,
-              r.after_true_model.porosity - r.porosity_truth, static_cast<long long>(r.flips), r.sweeps, r.cpu_icm);
-          std::fflush(stdout);
-          cb.add(r.before.contact - r.truth), ca.add(r.after.contact - r.truth);
-          ct.add(r.after_true_model.contact - r.truth), cf.add(r.from_truth.contact - r.truth);
-          ctl.add(r.truth_labels.contact - r.truth);
-          pb.add(r.before.porosity - r.porosity_truth), pa.add(r.after.porosity - r.porosity_truth);
-          pt.add(r.after_true_model.porosity - r.porosity_truth), cpu.add(r.cpu_icm);
-          for (int k = 0; k < 3; ++k) db[k].add(r.before.dice[k]), da[k].add(r.after.dice[k]), dc[k].add(r.ceiling[k]);
+int relabel_main(const Grid& grid, double z) {
+  std::printf("forward-model relabelling, %lld³, flat-interface z %g\n", static_cast<long long>(grid.size), z);
+  struct Stats {
+    Mean cb, ca, ct, cf, ctl, pb, pa, pt, cpu;
+    std::array<Mean, 3> db, da, dc;
+    int refused = 0;
+  };
+  const auto lines = grid_rows<Stats>(
+      grid,
+      [&](Stats& m, const Cell& c, std::uint64_t seed, const CompositeScan& s) {
+        const RelabelRow r = relabel_case(s, z);
+        if (r.refused) {
+          ++m.refused;
+          std::printf("case seed %llu SNR %g blur %g P %g: refused\n", static_cast<unsigned long long>(seed), c.snr,
+                      c.blur, c.p);
+          return;
         }
+        std::printf(
+            "case seed %llu SNR %g blur %g P %g: contact − truth auto %+.4f icm %+.4f icm(true model) %+.4f "
+            "icm(from truth) %+.4f truth labels %+.4f | Dice auto %.3f/%.3f/%.3f icm %.3f/%.3f/%.3f ceiling "
+            "%.3f/%.3f/%.3f | label porosity − truth auto %+.4f icm %+.4f icm(true) %+.4f | flips %lld in %d "
+            "sweeps, CPU %.2f s\n",
+            static_cast<unsigned long long>(seed), c.snr, c.blur, c.p, r.before.contact - r.truth,
+            r.after.contact - r.truth, r.after_true_model.contact - r.truth, r.from_truth.contact - r.truth,
+            r.truth_labels.contact - r.truth, r.before.dice[0], r.before.dice[1], r.before.dice[2], r.after.dice[0],
+            r.after.dice[1], r.after.dice[2], r.ceiling[0], r.ceiling[1], r.ceiling[2],
+            r.before.porosity - r.porosity_truth, r.after.porosity - r.porosity_truth,
+            r.after_true_model.porosity - r.porosity_truth, static_cast<long long>(r.flips), r.sweeps, r.cpu_icm);
+        std::fflush(stdout);
+        m.cb.add(r.before.contact - r.truth), m.ca.add(r.after.contact - r.truth);
+        m.ct.add(r.after_true_model.contact - r.truth), m.cf.add(r.from_truth.contact - r.truth);
+        m.ctl.add(r.truth_labels.contact - r.truth);
+        m.pb.add(r.before.porosity - r.porosity_truth), m.pa.add(r.after.porosity - r.porosity_truth);
+        m.pt.add(r.after_true_model.porosity - r.porosity_truth), m.cpu.add(r.cpu_icm);
+        for (int k = 0; k < 3; ++k)
+          m.db[k].add(r.before.dice[k]), m.da[k].add(r.after.dice[k]), m.dc[k].add(r.ceiling[k]);
+      },
+      [&](const Stats& m, const Cell& c) {
         char line[640];
         std::snprintf(line, sizeof line,
                       "| %g | %g | %g | %+.3f → %+.3f | %+.3f | %+.3f | %+.3f | %.3f/%.3f/%.3f → %.3f/%.3f/%.3f | "
                       "%.3f/%.3f/%.3f | %+.4f → %+.4f | %+.4f | %.2f | %d/%zu |\n",
-                      snr, blur, p, cb.get(), ca.get(), ct.get(), cf.get(), ctl.get(), db[0].get(), db[1].get(),
-                      db[2].get(), da[0].get(), da[1].get(), da[2].get(), dc[0].get(), dc[1].get(), dc[2].get(),
-                      pb.get(), pa.get(), pt.get(), cpu.get(), refused, seeds.size());
-        lines.push_back(line);
-      }
+                      c.snr, c.blur, c.p, m.cb.get(), m.ca.get(), m.ct.get(), m.cf.get(), m.ctl.get(), m.db[0].get(),
+                      m.db[1].get(), m.db[2].get(), m.da[0].get(), m.da[1].get(), m.da[2].get(), m.dc[0].get(),
+                      m.dc[1].get(), m.dc[2].get(), m.pb.get(), m.pa.get(), m.pt.get(), m.cpu.get(), m.refused,
+                      grid.seeds.size());
+        return std::string(line);
+      });
   std::printf(
       "\n| SNR | blur σ | P MPa | contact − truth: auto → ICM | ICM, true end members/PSF/noise | ICM from the truth "
       "labels (true model) | truth labels | pore/SE/AM Dice auto → ICM | ceiling | label porosity − truth auto → "
@@ -600,15 +615,13 @@ void measure_films(const Volume<float>& g, const LabelVolume& truth, FilmRow& ro
   row.split_after = split_contact_faces(l, truth);
 }
 
-FilmRow films_case(const phantom::Phantom& ph, const phantom::ImagingSpec& im) {
+FilmRow films_case(const CompositeScan& s) {
+  const phantom::Phantom& ph = s.phantom;
   FilmRow row;
   row.truth = ph.truth.contact_area_fraction;
   row.porosity_truth = ph.truth.volume_fraction.at("pore");
-  row.ceiling = score(vp::testing::blur_ceiling_labels(ph.labels, im), ph.labels);
-  const auto g16 = phantom::ct_image(ph, im);
-  Volume<float> g = g16.like<float>(g16.dims());
-  for (index_t i = 0; i < g.size(); ++i) g[i] = g16[i];
-  measure_films(g, ph.labels, row, g_true_model ? &im : nullptr);
+  row.ceiling = score(vp::testing::blur_ceiling_labels(ph.labels, s.imaging), ph.labels);
+  measure_films(s.grey, ph.labels, row, g_true_model ? &s.imaging : nullptr);
   return row;
 }
 
@@ -657,78 +670,75 @@ void films_series(const std::string& dir) {
   }
 }
 
-int films_main(const std::vector<std::uint64_t>& seeds, const std::vector<double>& snrs,
-               const std::vector<double>& blurs, const std::vector<double>& pressures, index_t size,
-               const std::string& series) {
+int films_main(const Grid& grid, const std::string& series) {
   if (!series.empty()) {
     films_series(series);
     return 0;
   }
   std::printf("pore films from a per-face profile fit, %lld³, false-alarm rate %g per face (threshold %.2f)\n",
-              static_cast<long long>(size), g_false_alarm, film_threshold(g_false_alarm));
-  std::vector<std::string> lines;
+              static_cast<long long>(grid.size), g_false_alarm, film_threshold(g_false_alarm));
   int better = 0, worse = 0, cells = 0;
-  for (double snr : snrs)
-    for (double blur : blurs)
-      for (double p : pressures) {
-        Mean cb, ca, cc, ctl, pb, pa, pc, cpu;
-        std::array<Mean, 3> db, da, dc;
-        int refused = 0;
-        for (std::uint64_t seed : seeds) {
-          const auto ph = composite_at(seed, size, p);
-          const phantom::ImagingSpec im = ct_imaging(seed, snr, blur);
-          const FilmRow r = films_case(ph, im);
-          if (r.refused) {
-            ++refused;
-            std::printf("case seed %llu SNR %g blur %g P %g: refused\n", static_cast<unsigned long long>(seed), snr,
-                        blur, p);
-            continue;
-          }
-          auto split = [](const FaceSplit& s) {
-            char b[256];
-            std::snprintf(b, sizeof b,
-                          "AM|SE faces %.4f = true contact %.4f + film 1/2/3 %.4f/%.4f/%.4f + other pore %.4f + other "
-                          "%.4f (on AM the labels lost %.4f, added %.4f)",
-                          (s.contact + s.film[0] + s.film[1] + s.film[2] + s.pore_other + s.other) / s.faces,
-                          s.contact / s.faces, s.film[0] / s.faces, s.film[1] / s.faces, s.film[2] / s.faces,
-                          s.pore_other / s.faces, s.other / s.faces, s.am_lost / s.faces, s.false_am / s.faces);
-            return std::string(b);
-          };
-          std::printf(
-              "case seed %llu SNR %g blur %g P %g: contact − truth ceiling %+.4f auto %+.4f films %+.4f truth labels "
-              "%+.4f | Dice ceiling %.3f/%.3f/%.3f auto %.3f/%.3f/%.3f films %.3f/%.3f/%.3f | label porosity − truth "
-              "ceiling %+.4f auto %+.4f films %+.4f | faces fitted %lld, films %lld, voxels %lld, CPU %.2f s\n"
-              "  truth: %s\n  auto: %s\n  films: %s\n",
-              static_cast<unsigned long long>(seed), snr, blur, p, r.ceiling.contact - r.truth,
-              r.before.contact - r.truth, r.after.contact - r.truth, r.truth_labels.contact - r.truth,
-              r.ceiling.dice[0], r.ceiling.dice[1], r.ceiling.dice[2], r.before.dice[0], r.before.dice[1],
-              r.before.dice[2], r.after.dice[0], r.after.dice[1], r.after.dice[2],
-              r.ceiling.porosity - r.porosity_truth, r.before.porosity - r.porosity_truth,
-              r.after.porosity - r.porosity_truth, static_cast<long long>(r.films.faces_fitted),
-              static_cast<long long>(r.films.films_accepted), static_cast<long long>(r.films.voxels_relabelled),
-              r.cpu_films, split(r.split_truth).c_str(), split(r.split_before).c_str(), split(r.split_after).c_str());
-          std::fflush(stdout);
-          cb.add(r.before.contact - r.truth), ca.add(r.after.contact - r.truth);
-          cc.add(r.ceiling.contact - r.truth), ctl.add(r.truth_labels.contact - r.truth);
-          pb.add(r.before.porosity - r.porosity_truth), pa.add(r.after.porosity - r.porosity_truth);
-          pc.add(r.ceiling.porosity - r.porosity_truth), cpu.add(r.cpu_films);
-          for (int k = 0; k < 3; ++k)
-            db[k].add(r.before.dice[k]), da[k].add(r.after.dice[k]), dc[k].add(r.ceiling.dice[k]);
+  struct Stats {
+    Mean cb, ca, cc, ctl, pb, pa, pc, cpu;
+    std::array<Mean, 3> db, da, dc;
+    int refused = 0;
+  };
+  const auto lines = grid_rows<Stats>(
+      grid,
+      [&](Stats& m, const Cell& c, std::uint64_t seed, const CompositeScan& s) {
+        const FilmRow r = films_case(s);
+        if (r.refused) {
+          ++m.refused;
+          std::printf("case seed %llu SNR %g blur %g P %g: refused\n", static_cast<unsigned long long>(seed), c.snr,
+                      c.blur, c.p);
+          return;
         }
-        if (cb.n) {
+        auto split = [](const FaceSplit& f) {
+          char b[256];
+          std::snprintf(b, sizeof b,
+                        "AM|SE faces %.4f = true contact %.4f + film 1/2/3 %.4f/%.4f/%.4f + other pore %.4f + other "
+                        "%.4f (on AM the labels lost %.4f, added %.4f)",
+                        (f.contact + f.film[0] + f.film[1] + f.film[2] + f.pore_other + f.other) / f.faces,
+                        f.contact / f.faces, f.film[0] / f.faces, f.film[1] / f.faces, f.film[2] / f.faces,
+                        f.pore_other / f.faces, f.other / f.faces, f.am_lost / f.faces, f.false_am / f.faces);
+          return std::string(b);
+        };
+        std::printf(
+            "case seed %llu SNR %g blur %g P %g: contact − truth ceiling %+.4f auto %+.4f films %+.4f truth labels "
+            "%+.4f | Dice ceiling %.3f/%.3f/%.3f auto %.3f/%.3f/%.3f films %.3f/%.3f/%.3f | label porosity − truth "
+            "ceiling %+.4f auto %+.4f films %+.4f | faces fitted %lld, films %lld, voxels %lld, CPU %.2f s\n"
+            "  truth: %s\n  auto: %s\n  films: %s\n",
+            static_cast<unsigned long long>(seed), c.snr, c.blur, c.p, r.ceiling.contact - r.truth,
+            r.before.contact - r.truth, r.after.contact - r.truth, r.truth_labels.contact - r.truth, r.ceiling.dice[0],
+            r.ceiling.dice[1], r.ceiling.dice[2], r.before.dice[0], r.before.dice[1], r.before.dice[2], r.after.dice[0],
+            r.after.dice[1], r.after.dice[2], r.ceiling.porosity - r.porosity_truth,
+            r.before.porosity - r.porosity_truth, r.after.porosity - r.porosity_truth,
+            static_cast<long long>(r.films.faces_fitted), static_cast<long long>(r.films.films_accepted),
+            static_cast<long long>(r.films.voxels_relabelled), r.cpu_films, split(r.split_truth).c_str(),
+            split(r.split_before).c_str(), split(r.split_after).c_str());
+        std::fflush(stdout);
+        m.cb.add(r.before.contact - r.truth), m.ca.add(r.after.contact - r.truth);
+        m.cc.add(r.ceiling.contact - r.truth), m.ctl.add(r.truth_labels.contact - r.truth);
+        m.pb.add(r.before.porosity - r.porosity_truth), m.pa.add(r.after.porosity - r.porosity_truth);
+        m.pc.add(r.ceiling.porosity - r.porosity_truth), m.cpu.add(r.cpu_films);
+        for (int k = 0; k < 3; ++k)
+          m.db[k].add(r.before.dice[k]), m.da[k].add(r.after.dice[k]), m.dc[k].add(r.ceiling.dice[k]);
+      },
+      [&](const Stats& m, const Cell& c) {
+        if (m.cb.n) {
           ++cells;
-          better += std::fabs(ca.get()) < std::fabs(cb.get());
-          worse += std::fabs(ca.get()) > std::fabs(cb.get()) + 0.005;
+          better += std::fabs(m.ca.get()) < std::fabs(m.cb.get());
+          worse += std::fabs(m.ca.get()) > std::fabs(m.cb.get()) + 0.005;
         }
         char line[640];
         std::snprintf(line, sizeof line,
                       "| %g | %g | %g | %+.3f | %+.3f → %+.3f | %+.3f | %.3f/%.3f/%.3f → %.3f/%.3f/%.3f | "
                       "%.3f/%.3f/%.3f | %+.4f → %+.4f | %+.4f | %.2f | %d/%zu |\n",
-                      snr, blur, p, cc.get(), cb.get(), ca.get(), ctl.get(), db[0].get(), db[1].get(), db[2].get(),
-                      da[0].get(), da[1].get(), da[2].get(), dc[0].get(), dc[1].get(), dc[2].get(), pb.get(), pa.get(),
-                      pc.get(), cpu.get(), refused, seeds.size());
-        lines.push_back(line);
-      }
+                      c.snr, c.blur, c.p, m.cc.get(), m.cb.get(), m.ca.get(), m.ctl.get(), m.db[0].get(), m.db[1].get(),
+                      m.db[2].get(), m.da[0].get(), m.da[1].get(), m.da[2].get(), m.dc[0].get(), m.dc[1].get(),
+                      m.dc[2].get(), m.pb.get(), m.pa.get(), m.pc.get(), m.cpu.get(), m.refused, grid.seeds.size());
+        return std::string(line);
+      });
   std::printf(
       "\n| SNR | blur σ | P MPa | contact − truth: ceiling | auto → films | truth labels | pore/SE/AM Dice auto → "
       "films | ceiling | label porosity − truth auto → films | ceiling | films CPU s | refused |\n"
@@ -847,7 +857,10 @@ double contact_of(const Volume<std::uint8_t>& labels, const LabelVolume& truth) 
   return contact_area(lv).fraction;
 }
 
-SurfaceRow surface_case(const phantom::Phantom& ph, const phantom::ImagingSpec& im) {
+SurfaceRow surface_case(const CompositeScan& s) {
+  const phantom::Phantom& ph = s.phantom;
+  const phantom::ImagingSpec& im = s.imaging;
+  const Volume<float>& g = s.grey;
   SurfaceRow row;
   const LabelVolume& t = ph.labels;
   row.truth = ph.truth.contact_area_fraction;
@@ -856,7 +869,6 @@ SurfaceRow surface_case(const phantom::Phantom& ph, const phantom::ImagingSpec& 
     const auto l = vp::testing::blur_ceiling_labels(t, im);
     for (int k = 0; k < 3; ++k) row.ceiling[k] = vp::testing::dice(l, t, k);
   }
-  const Volume<float> g = vp::testing::grey_as_float(phantom::ct_image(ph, im));
   SegmentOptions so;
   so.classes = 3;
   SegmentResult r;
@@ -929,58 +941,57 @@ SurfaceRow surface_case(const phantom::Phantom& ph, const phantom::ImagingSpec& 
   return row;
 }
 
-int surface_main(const std::vector<std::uint64_t>& seeds, const std::vector<double>& snrs,
-                 const std::vector<double>& blurs, const std::vector<double>& pressures, index_t size) {
-  std::vector<std::string> lines;
-  for (double snr : snrs)
-    for (double blur : blurs)
-      for (double p : pressures) {
-        Mean ca, c1, c2, c3, ctl, lost, added, lse, ut, ua, sc, fa, fs, da, ds, dc;
-        int refused = 0;
-        for (std::uint64_t seed : seeds) {
-          const auto ph = composite_at(seed, size, p);
-          const SurfaceRow r = surface_case(ph, ct_imaging(seed, snr, blur));
-          if (r.refused) {
-            ++refused;
-            std::printf("case seed %llu SNR %g blur %g P %g: refused\n", static_cast<unsigned long long>(seed), snr,
-                        blur, p);
-            continue;
-          }
-          std::printf(
-              "case seed %llu SNR %g blur %g P %g: contact truth %.4f, − truth: truth labels %+.4f auto %+.4f | true "
-              "AM + "
-              "auto rest %+.4f | auto AM + true rest %+.4f | auto + regrown true AM layer %+.4f | AM lost %.3f (as SE "
-              "%.2f), added %.3f per AM surface voxel | AM fraction truth %.4f auto %.4f | Dice %.3f/%.3f/%.3f ceiling "
-              "%.3f/%.3f/%.3f\n",
-              static_cast<unsigned long long>(seed), snr, blur, p, r.truth, r.truth_labels - r.truth,
-              r.auto_contact - r.truth, r.true_am_auto_rest - r.truth, r.auto_am_true_rest - r.truth,
-              r.regrown_oracle - r.truth, r.lost, r.lost_as_se, r.added, r.am_fraction_truth, r.am_fraction_auto,
-              r.dice_auto[0], r.dice_auto[1], r.dice_auto[2], r.ceiling[0], r.ceiling[1], r.ceiling[2]);
-          std::printf(
-              "  sandwiched SE split: contact %+.4f, voxels %lld (truly SE %.2f), AM fraction %.4f, Dice "
-              "%.3f/%.3f/%.3f\n  beside AM unmixed: true AM %+.4f (true model %+.4f), auto AM %+.4f\n",
-              r.sandwich_contact - r.truth, static_cast<long long>(r.sandwich_voxels), r.sandwich_truly_se,
-              r.sandwich_am_fraction, r.dice_sandwich[0], r.dice_sandwich[1], r.dice_sandwich[2],
-              r.unmixed_true_am - r.truth, r.unmixed_true_model - r.truth, r.unmixed_auto_am - r.truth);
-          std::fflush(stdout);
-          ca.add(r.auto_contact - r.truth), c1.add(r.true_am_auto_rest - r.truth),
-              c2.add(r.auto_am_true_rest - r.truth);
-          c3.add(r.regrown_oracle - r.truth), ctl.add(r.truth_labels - r.truth);
-          lost.add(r.lost), added.add(r.added), lse.add(r.lost_as_se);
-          ut.add(r.unmixed_true_am - r.truth), ua.add(r.unmixed_auto_am - r.truth),
-              sc.add(r.sandwich_contact - r.truth);
-          fa.add(r.am_fraction_auto - r.am_fraction_truth), fs.add(r.sandwich_am_fraction - r.am_fraction_truth);
-          da.add(r.dice_auto[2]), ds.add(r.dice_sandwich[2]), dc.add(r.ceiling[2]);
+int surface_main(const Grid& grid) {
+  struct Stats {
+    Mean ca, c1, c2, c3, ctl, lost, added, lse, ut, ua, sc, fa, fs, da, ds, dc;
+    int refused = 0;
+  };
+  const auto lines = grid_rows<Stats>(
+      grid,
+      [&](Stats& m, const Cell& c, std::uint64_t seed, const CompositeScan& s) {
+        const SurfaceRow r = surface_case(s);
+        if (r.refused) {
+          ++m.refused;
+          std::printf("case seed %llu SNR %g blur %g P %g: refused\n", static_cast<unsigned long long>(seed), c.snr,
+                      c.blur, c.p);
+          return;
         }
+        std::printf(
+            "case seed %llu SNR %g blur %g P %g: contact truth %.4f, − truth: truth labels %+.4f auto %+.4f | true "
+            "AM + "
+            "auto rest %+.4f | auto AM + true rest %+.4f | auto + regrown true AM layer %+.4f | AM lost %.3f (as SE "
+            "%.2f), added %.3f per AM surface voxel | AM fraction truth %.4f auto %.4f | Dice %.3f/%.3f/%.3f ceiling "
+            "%.3f/%.3f/%.3f\n",
+            static_cast<unsigned long long>(seed), c.snr, c.blur, c.p, r.truth, r.truth_labels - r.truth,
+            r.auto_contact - r.truth, r.true_am_auto_rest - r.truth, r.auto_am_true_rest - r.truth,
+            r.regrown_oracle - r.truth, r.lost, r.lost_as_se, r.added, r.am_fraction_truth, r.am_fraction_auto,
+            r.dice_auto[0], r.dice_auto[1], r.dice_auto[2], r.ceiling[0], r.ceiling[1], r.ceiling[2]);
+        std::printf(
+            "  sandwiched SE split: contact %+.4f, voxels %lld (truly SE %.2f), AM fraction %.4f, Dice "
+            "%.3f/%.3f/%.3f\n  beside AM unmixed: true AM %+.4f (true model %+.4f), auto AM %+.4f\n",
+            r.sandwich_contact - r.truth, static_cast<long long>(r.sandwich_voxels), r.sandwich_truly_se,
+            r.sandwich_am_fraction, r.dice_sandwich[0], r.dice_sandwich[1], r.dice_sandwich[2],
+            r.unmixed_true_am - r.truth, r.unmixed_true_model - r.truth, r.unmixed_auto_am - r.truth);
+        std::fflush(stdout);
+        m.ca.add(r.auto_contact - r.truth), m.c1.add(r.true_am_auto_rest - r.truth),
+            m.c2.add(r.auto_am_true_rest - r.truth);
+        m.c3.add(r.regrown_oracle - r.truth), m.ctl.add(r.truth_labels - r.truth);
+        m.lost.add(r.lost), m.added.add(r.added), m.lse.add(r.lost_as_se);
+        m.ut.add(r.unmixed_true_am - r.truth), m.ua.add(r.unmixed_auto_am - r.truth),
+            m.sc.add(r.sandwich_contact - r.truth);
+        m.fa.add(r.am_fraction_auto - r.am_fraction_truth), m.fs.add(r.sandwich_am_fraction - r.am_fraction_truth);
+        m.da.add(r.dice_auto[2]), m.ds.add(r.dice_sandwich[2]), m.dc.add(r.ceiling[2]);
+      },
+      [&](const Stats& m, const Cell& c) {
         char line[600];
         std::snprintf(line, sizeof line,
                       "| %g | %g | %g | %+.3f | %+.3f | %+.3f | %+.3f | %+.3f | %+.3f | %+.3f | %+.4f → %+.4f | "
                       "%.3f → %.3f (%.3f) | %+.3f | %.3f (%.2f) / %.3f | %d/%zu |\n",
-                      snr, blur, p, ca.get(), c1.get(), c2.get(), c3.get(), ut.get(), ua.get(), sc.get(), fa.get(),
-                      fs.get(), da.get(), ds.get(), dc.get(), ctl.get(), lost.get(), lse.get(), added.get(), refused,
-                      seeds.size());
-        lines.push_back(line);
-      }
+                      c.snr, c.blur, c.p, m.ca.get(), m.c1.get(), m.c2.get(), m.c3.get(), m.ut.get(), m.ua.get(),
+                      m.sc.get(), m.fa.get(), m.fs.get(), m.da.get(), m.ds.get(), m.dc.get(), m.ctl.get(), m.lost.get(),
+                      m.lse.get(), m.added.get(), m.refused, grid.seeds.size());
+        return std::string(line);
+      });
   std::printf(
       "\n| SNR | blur σ | P MPa | contact − truth: auto | true AM + auto pore/SE | auto AM + true pore/SE | auto + "
       "true AM layer regrown | beside true AM unmixed | beside auto AM unmixed | sandwiched SE split | "
@@ -994,21 +1005,18 @@ int surface_main(const std::vector<std::uint64_t>& seeds, const std::vector<doub
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::vector<std::uint64_t> seeds{1};
-  std::vector<double> snrs{8}, blurs{1.0}, pressures{10, 250};
-  index_t size = 64;
+  Grid grid;
   std::string series;
   bool relabel = false, films = false, am_surface = false;
   double flat_z = ForwardModelOptions{}.flat_interface_z;
   for (int a = 1; a < argc; ++a) {
     const std::string arg = argv[a];
     if (arg == "--full") {
-      seeds = {1, 2, 3}, snrs = {5, 8, 12}, blurs = {0.7, 1.0, 1.5}, pressures = {10, 50, 125, 250, 370};
-      size = 96;
+      grid = {{1, 2, 3}, {5, 8, 12}, {0.7, 1.0, 1.5}, {10, 50, 125, 250, 370}, 96};
     } else if (arg == "--size" && a + 1 < argc) {
-      size = std::stoll(argv[++a]);
+      grid.size = std::stoll(argv[++a]);
     } else if (arg == "--seeds" && a + 1 < argc) {
-      seeds = vp::testing::seed_range(argv[++a]);
+      grid.seeds = vp::testing::seed_range(argv[++a]);
     } else if (arg == "--series" && a + 1 < argc) {
       series = argv[++a];
     } else if (arg == "--relabel") {
@@ -1039,14 +1047,9 @@ int main(int argc, char** argv) {
     } else if (arg == "--z" && a + 1 < argc) {
       flat_z = std::stod(argv[++a]);
     } else if ((arg == "--pressures" || arg == "--snr" || arg == "--blur") && a + 1 < argc) {
-      std::vector<double>& values = arg == "--pressures" ? pressures : arg == "--snr" ? snrs : blurs;
-      values.clear();
-      std::string list = argv[++a];
-      for (std::size_t at = 0; at <= list.size();) {
-        const std::size_t comma = std::min(list.find(',', at), list.size());
-        values.push_back(std::stod(list.substr(at, comma - at)));
-        at = comma + 1;
-      }
+      (arg == "--pressures" ? grid.pressures
+       : arg == "--snr"     ? grid.snrs
+                            : grid.blurs) = vp::testing::number_list(argv[++a]);
     } else {
       std::fprintf(stderr,
                    "usage: bench_segment_contact [--full] [--size N] [--seeds N|A-B] [--series DIR] [--relabel [--z Z] "
@@ -1056,58 +1059,55 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  if (relabel) return relabel_main(seeds, snrs, blurs, pressures, size, flat_z);
-  if (am_surface) return surface_main(seeds, snrs, blurs, pressures, size);
-  if (films) return films_main(seeds, snrs, blurs, pressures, size, series);
+  if (relabel) return relabel_main(grid, flat_z);
+  if (am_surface) return surface_main(grid);
+  if (films) return films_main(grid, series);
   std::printf(
       "| SNR | blur σ | P MPa | truth | label − truth (mean, worst) | shell − truth | boot − truth | ii − truth "
       "| ii CI covers | truth labels − truth | refused |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
-  std::vector<std::string> lines;
   Acc all_label, all_shell, all_boot, all_ii;
   int within_label = 0, within_ii = 0, within_boot = 0, cells = 0, covered = 0, with_ci = 0;
-  for (double snr : snrs)
-    for (double blur : blurs)
-      for (double p : pressures) {
-        Acc label, shell, boot, ii, tl;
-        int refused = 0, cov = 0, nci = 0;
-        double truth = NAN;
-        for (std::uint64_t seed : seeds) {
-          const auto ph = composite_at(seed, size, p);
-          const phantom::ImagingSpec im = ct_imaging(seed, snr, blur);
-          const auto g16 = phantom::ct_image(ph, im);
-          Volume<float> g = g16.like<float>(g16.dims());
-          for (index_t i = 0; i < g.size(); ++i) g[i] = g16[i];
-          const Row r = measure_case(g, ph.labels, ph.truth.contact_area_fraction);
-          char tag[96];
-          std::snprintf(tag, sizeof tag, "case %lld seed %llu SNR %g blur %g P %g:", static_cast<long long>(size),
-                        static_cast<unsigned long long>(seed), snr, blur, p);
-          print_row(tag, r);
-          truth = r.truth;
-          tl.add(r.truth_labels - r.truth);
-          if (r.refused) {
-            ++refused;
-            continue;
-          }
-          label.add(r.label - r.truth), shell.add(r.shell - r.truth), boot.add(r.boot - r.truth),
-              ii.add(r.ii - r.truth);
-          all_label.add(r.label - r.truth), all_shell.add(r.shell - r.truth), all_boot.add(r.boot - r.truth);
-          all_ii.add(r.ii - r.truth);
-          if (!std::isnan(r.ii_ci)) ++nci, cov += std::fabs(r.ii - r.truth) <= r.ii_ci;
+  struct Stats {
+    Acc label, shell, boot, ii, tl;
+    int refused = 0, cov = 0, nci = 0;
+    double truth = NAN;
+  };
+  const auto lines = grid_rows<Stats>(
+      grid,
+      [&](Stats& m, const Cell& c, std::uint64_t seed, const CompositeScan& s) {
+        const Row r = measure_case(s.grey, s.phantom.labels, s.phantom.truth.contact_area_fraction);
+        char tag[96];
+        std::snprintf(tag, sizeof tag, "case %lld seed %llu SNR %g blur %g P %g:", static_cast<long long>(grid.size),
+                      static_cast<unsigned long long>(seed), c.snr, c.blur, c.p);
+        print_row(tag, r);
+        m.truth = r.truth;
+        m.tl.add(r.truth_labels - r.truth);
+        if (r.refused) {
+          ++m.refused;
+          return;
         }
-        covered += cov, with_ci += nci;
-        if (label.n) {
+        m.label.add(r.label - r.truth), m.shell.add(r.shell - r.truth), m.boot.add(r.boot - r.truth),
+            m.ii.add(r.ii - r.truth);
+        all_label.add(r.label - r.truth), all_shell.add(r.shell - r.truth), all_boot.add(r.boot - r.truth);
+        all_ii.add(r.ii - r.truth);
+        if (!std::isnan(r.ii_ci)) ++m.nci, m.cov += std::fabs(r.ii - r.truth) <= r.ii_ci;
+      },
+      [&](const Stats& m, const Cell& c) {
+        covered += m.cov, with_ci += m.nci;
+        if (m.label.n) {
           ++cells;
-          within_label += label.worst <= 0.03, within_boot += boot.n && boot.worst <= 0.03,
-              within_ii += ii.n && ii.worst <= 0.03;
+          within_label += m.label.worst <= 0.03, within_boot += m.boot.n && m.boot.worst <= 0.03,
+              within_ii += m.ii.n && m.ii.worst <= 0.03;
         }
         char line[512];
         std::snprintf(line, sizeof line,
                       "| %g | %g | %g | %.3f | %+.3f, %.3f | %+.3f, %.3f | %+.3f, %.3f | %+.3f, %.3f | %d/%d | %+.3f | "
                       "%d/%zu |\n",
-                      snr, blur, p, truth, label.mean(), label.worst, shell.mean(), shell.worst, boot.mean(),
-                      boot.worst, ii.mean(), ii.worst, cov, nci, tl.mean(), refused, seeds.size());
-        lines.push_back(line);
-      }
+                      c.snr, c.blur, c.p, m.truth, m.label.mean(), m.label.worst, m.shell.mean(), m.shell.worst,
+                      m.boot.mean(), m.boot.worst, m.ii.mean(), m.ii.worst, m.cov, m.nci, m.tl.mean(), m.refused,
+                      grid.seeds.size());
+        return std::string(line);
+      });
   std::printf(
       "\n| SNR | blur σ | P MPa | truth | label − truth (mean, worst) | shell − truth | boot − truth | ii − truth "
       "| ii CI covers | truth labels − truth | refused |\n|---|---|---|---|---|---|---|---|---|---|---|\n");

@@ -266,17 +266,10 @@ int main(int argc, char** argv) {
     for (double blur : blurs)
       for (double p : pressures)
         for (std::uint64_t seed : seed_list) {
-          phantom::CompositeSpec spec;
-          spec.dims = {size, size, size};
-          spec.seed = static_cast<std::uint64_t>(seed);
-          const phantom::Phantom ph = phantom::generate_composite(spec, p);
-          phantom::ImagingSpec im;
-          im.seed = spec.seed;
-          im.snr = snr;
-          im.blur_sigma_vox = {blur, blur, blur};
-          const Volume<std::uint16_t> g16 = phantom::ct_image(ph, im);
-          Volume<float> grey = g16.like<float>(g16.dims());
-          for (index_t i = 0; i < grey.size(); ++i) grey[i] = g16[i];
+          const vp::testing::CompositeScan scan = vp::testing::composite_scan(seed, p, snr, blur, size);
+          const phantom::Phantom& ph = scan.phantom;
+          const Volume<float>& grey = scan.grey;
+          const phantom::ImagingSpec& im = scan.imaging;
           const double truth = ph.truth.volume_fraction.at("pore");
           SegmentOptions o;
           o.classes = 3;

@@ -280,6 +280,47 @@ TEST(PartialVolume, PoreAmEdgeDoesNotInventAnSeRim) {
   EXPECT_NEAR(r.partial_volume->fraction_pv[0], 12.0 / 48, 0.003);
 }
 
+// Six classes (grey 1000 + 100 c, c = 0..5), so the rim pass compares the end members itself on
+// the label grey rather than reading the labelling pass's decisions (those fit the labels' spare
+// bits only up to 5 classes). For y < 12 the columns run class 0 | 1 | a two-voxel layer of grey
+// 1180, 1220 | 3 | 4; for y ≥ 12 a class-2 block beside a class-5 block. Next to the class-2 block
+// (rows 10–11, where class 2 is a candidate) the layer is labelled 2: a middle-class run between
+// class 1 and class 3, so each voxel goes to the nearer outer end member, 1180 to class 1 and 1220
+// to class 3; further from the block the candidates alone give the same. The 2|5 face, smoothed by
+// the labelling's σ 0.5, has a class-3 voxel between 2 and 5 beside the class-3 region (row 12),
+// which goes back to 2. With the comparison inverted, rows 10–11 read 3, 1 and that voxel 5.
+TEST(PartialVolume, SandwichedRunsTakeTheNearerOuterClassWithMoreThanFiveClasses) {
+  const Dims d{24, 24, 8};
+  Volume<float> g(d, {1, 1, 1});
+  Volume<std::uint8_t> want(d, {1, 1, 1});
+  auto level = [](int c) { return 1000.0 + 100.0 * c; };
+  for (index_t z = 0; z < d.z; ++z)
+    for (index_t y = 0; y < d.y; ++y)
+      for (index_t x = 0; x < d.x; ++x) {
+        const int c = y >= 12 ? (x < 16 ? 2 : 5) : x < 4 ? 0 : x < 10 ? 1 : x < 12 ? -1 : x < 20 ? 3 : 4;
+        g(x, y, z) = static_cast<float>(c >= 0 ? level(c) : x == 10 ? 1180 : 1220);
+        want(x, y, z) = static_cast<std::uint8_t>(c >= 0 ? c : x == 10 ? 1 : 3);
+      }
+  PartialVolumeMixture fit;
+  for (int c = 0; c < 6; ++c) {
+    fit.means.push_back(level(c));
+    fit.sigmas.push_back(10);
+    fit.weights.push_back(1.0 / 6);
+  }
+  PartialVolumeOptions o;
+  o.psf_sigma_vox = {0.5, 0.5, 0.5};
+  const PartialVolumeResult r = partial_volume_segmentation(g, fit, o);
+  ASSERT_EQ(r.labels.dims(), d);
+  index_t wrong = 0;
+  for (index_t z = 0; z < d.z; ++z)
+    for (index_t y = 0; y < d.y; ++y)
+      for (index_t x = 0; x < d.x; ++x)
+        if (r.labels(x, y, z) != want(x, y, z) && ++wrong <= 10)
+          ADD_FAILURE() << "voxel (" << x << ", " << y << ", " << z << "): label " << int{r.labels(x, y, z)}
+                        << ", want " << int{want(x, y, z)};
+  EXPECT_EQ(wrong, 0);
+}
+
 // A composite at 10 MPa under a PSF of σ 1.5 voxels: SE grains ~3 voxels across are flat near
 // almost every pore|AM edge, so the neighbourhood rule allows SE there, and each edge holds three
 // or more voxels of SE grey (too many for the sandwich rule). Voxels on a true pore|AM face
