@@ -305,6 +305,12 @@ struct Cell {
   double snr, blur, p;
 };
 
+// The case line of a scan `auto` refused (exit 2 through the CLI).
+void print_refused_case(std::uint64_t seed, const Cell& c) {
+  std::printf("case seed %llu SNR %g blur %g P %g: refused\n", static_cast<unsigned long long>(seed), c.snr, c.blur,
+              c.p);
+}
+
 // The modes' one loop over the grid, cells in the tables' row order (SNR × blur × pressure): per
 // cell a fresh `Stats`, `scan(stats, cell, seed, composite)` for each seed's composite_scan, then
 // `row(stats, cell)`, the cell's table row. Returns the rows.
@@ -468,8 +474,7 @@ int relabel_main(const Grid& grid, double z) {
         const RelabelRow r = relabel_case(s, z);
         if (r.refused) {
           ++m.refused;
-          std::printf("case seed %llu SNR %g blur %g P %g: refused\n", static_cast<unsigned long long>(seed), c.snr,
-                      c.blur, c.p);
+          print_refused_case(seed, c);
           return;
         }
         std::printf(
@@ -689,8 +694,7 @@ int films_main(const Grid& grid, const std::string& series) {
         const FilmRow r = films_case(s);
         if (r.refused) {
           ++m.refused;
-          std::printf("case seed %llu SNR %g blur %g P %g: refused\n", static_cast<unsigned long long>(seed), c.snr,
-                      c.blur, c.p);
+          print_refused_case(seed, c);
           return;
         }
         auto split = [](const FaceSplit& f) {
@@ -952,8 +956,7 @@ int surface_main(const Grid& grid) {
         const SurfaceRow r = surface_case(s);
         if (r.refused) {
           ++m.refused;
-          std::printf("case seed %llu SNR %g blur %g P %g: refused\n", static_cast<unsigned long long>(seed), c.snr,
-                      c.blur, c.p);
+          print_refused_case(seed, c);
           return;
         }
         std::printf(
