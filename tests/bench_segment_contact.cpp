@@ -305,10 +305,14 @@ struct Cell {
   double snr, blur, p;
 };
 
-// The case line of a scan `auto` refused (exit 2 through the CLI).
-void print_refused_case(std::uint64_t seed, const Cell& c) {
+// A scan `auto` refused (exit 2 through the CLI): counted and its case line printed; true then,
+// and the caller skips the scan.
+bool count_refused_case(bool refused, int& count, std::uint64_t seed, const Cell& c) {
+  if (!refused) return false;
+  ++count;
   std::printf("case seed %llu SNR %g blur %g P %g: refused\n", static_cast<unsigned long long>(seed), c.snr, c.blur,
               c.p);
+  return true;
 }
 
 // The modes' one loop over the grid, cells in the tables' row order (SNR × blur × pressure): per
@@ -472,11 +476,7 @@ int relabel_main(const Grid& grid, double z) {
       grid,
       [&](Stats& m, const Cell& c, std::uint64_t seed, const CompositeScan& s) {
         const RelabelRow r = relabel_case(s, z);
-        if (r.refused) {
-          ++m.refused;
-          print_refused_case(seed, c);
-          return;
-        }
+        if (count_refused_case(r.refused, m.refused, seed, c)) return;
         std::printf(
             "case seed %llu SNR %g blur %g P %g: contact − truth auto %+.4f icm %+.4f icm(true model) %+.4f "
             "icm(from truth) %+.4f truth labels %+.4f | Dice auto %.3f/%.3f/%.3f icm %.3f/%.3f/%.3f ceiling "
@@ -692,11 +692,7 @@ int films_main(const Grid& grid, const std::string& series) {
       grid,
       [&](Stats& m, const Cell& c, std::uint64_t seed, const CompositeScan& s) {
         const FilmRow r = films_case(s);
-        if (r.refused) {
-          ++m.refused;
-          print_refused_case(seed, c);
-          return;
-        }
+        if (count_refused_case(r.refused, m.refused, seed, c)) return;
         auto split = [](const FaceSplit& f) {
           char b[256];
           std::snprintf(b, sizeof b,
@@ -954,11 +950,7 @@ int surface_main(const Grid& grid) {
       grid,
       [&](Stats& m, const Cell& c, std::uint64_t seed, const CompositeScan& s) {
         const SurfaceRow r = surface_case(s);
-        if (r.refused) {
-          ++m.refused;
-          print_refused_case(seed, c);
-          return;
-        }
+        if (count_refused_case(r.refused, m.refused, seed, c)) return;
         std::printf(
             "case seed %llu SNR %g blur %g P %g: contact truth %.4f, − truth: truth labels %+.4f auto %+.4f | true "
             "AM + "

@@ -68,18 +68,15 @@ TEST(PartialVolumeInterval, NarrowWhereTheEstimateIsGood) {
 TEST(PartialVolumeInterval, CoversTheTenMpaScanUnderAWidePsf) {
   const CompositeScan scan = composite_scan(1, 10, 12, 1.5, 96);
   const double truth = scan.phantom.truth.volume_fraction.at("pore");
-  SegmentOptions o;
-  o.classes = 3;
-  o.partial_volume.refit_end_members = false;
-  const SegmentResult r = segment_grey(scan.grey, o);
-  const PartialVolumeResult& pv = *r.partial_volume;
+  SegmentOptions fit_only;
+  fit_only.partial_volume.refit_end_members = false;
+  const PartialVolumeResult pv = three_class_pv(scan, fit_only);
   EXPECT_LT(pv.pure_voxels[1], 200);
   const double err = pv.fraction_pv[0] - truth;
   const double ci = pv.fraction_pv_ci95[0];
   EXPECT_LE(std::fabs(err), ci) << "porosity_pv " << pv.fraction_pv[0] << " ± " << ci;
   EXPECT_LT(ci, 2 * std::fabs(err));
-  o.partial_volume.refit_end_members = true;
-  const PartialVolumeResult refit = *segment_grey(scan.grey, o).partial_volume;
+  const PartialVolumeResult refit = three_class_pv(scan);
   EXPECT_LT(std::fabs(refit.fraction_pv[0] - truth), std::fabs(err));
   EXPECT_LE(std::fabs(refit.fraction_pv[0] - truth), refit.fraction_pv_ci95[0])
       << "porosity_pv " << refit.fraction_pv[0] << " ± " << refit.fraction_pv_ci95[0];
