@@ -44,6 +44,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -189,6 +190,17 @@ ShellEstimate shell_contact(const Volume<float>& grey, const Volume<std::uint8_t
   return {se_share / total, se_labels / total, 1.96 * noise_sigma * std::sqrt(std::max(0.0, var))};
 }
 
+// `auto` with three classes on a grey scan, or nothing where it refuses (exit 2 through the CLI).
+std::optional<SegmentResult> auto_three_classes(const Volume<float>& grey) {
+  SegmentOptions so;
+  so.classes = 3;
+  try {
+    return segment_grey(grey, so);
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
 struct Row {
   double truth = NAN, truth_labels = NAN, label = NAN, shell = NAN, boot = NAN, ii = NAN, ii_ci = NAN;
   double cpu_segment = NAN, cpu_shell = NAN, cpu_all = NAN;
@@ -200,16 +212,12 @@ Row measure_case(const Volume<float>& grey, const LabelVolume& truth_labels, dou
   row.truth = truth;
   row.truth_labels = contact_area(truth_labels).fraction;
   const double t0 = cpu_seconds();
-  SegmentOptions so;
-  so.method = SegmentMethod::automatic;
-  so.classes = 3;
-  SegmentResult r;
-  try {
-    r = segment_grey(grey, so);
-  } catch (const std::exception&) {
+  const std::optional<SegmentResult> segmented = auto_three_classes(grey);
+  if (!segmented) {
     row.refused = true;
     return row;
   }
+  const SegmentResult& r = *segmented;
   const double t1 = cpu_seconds();
   const auto& pv = *r.partial_volume;
   const double noise = r.auto_fit->noise_sigma;
@@ -236,7 +244,8 @@ Row measure_case(const Volume<float>& grey, const LabelVolume& truth_labels, dou
   for (index_t i = 0; i < field.size(); ++i)
     if (r.labels[i] == 1 && beside[i] == 1) ranks.push_back(field[i]);
   std::sort(ranks.begin(), ranks.end());
-  SegmentOptions fixed = so;
+  SegmentOptions fixed;
+  fixed.classes = 3;
   fixed.partial_volume.psf_sigma_vox = r.psf_sigma_vox;
   struct Sim {
     double shell, ci95, contact;
@@ -415,15 +424,12 @@ RelabelRow relabel_case(const CompositeScan& s, double z) {
     const auto l = vp::testing::blur_ceiling_labels(ph.labels, im);
     for (int k = 0; k < 3; ++k) row.ceiling[k] = vp::testing::dice(l, ph.labels, k);
   }
-  SegmentOptions so;
-  so.classes = 3;
-  SegmentResult r;
-  try {
-    r = segment_grey(g, so);
-  } catch (const std::exception&) {
+  const std::optional<SegmentResult> segmented = auto_three_classes(g);
+  if (!segmented) {
     row.refused = true;
     return row;
   }
+  const SegmentResult& r = *segmented;
   row.before = score(r.labels, ph.labels);
   ForwardModelOptions fo;
   fo.psf_sigma_vox = r.psf_sigma_vox;
@@ -588,15 +594,12 @@ void measure_films(const Volume<float>& g, const LabelVolume& truth, FilmRow& ro
                    const phantom::ImagingSpec* true_model) {
   row.truth_labels = score(truth, truth);
   row.split_truth = split_contact_faces(truth, truth, true);
-  SegmentOptions so;
-  so.classes = 3;
-  SegmentResult r;
-  try {
-    r = segment_grey(g, so);
-  } catch (const std::exception&) {
+  const std::optional<SegmentResult> segmented = auto_three_classes(g);
+  if (!segmented) {
     row.refused = true;
     return;
   }
+  const SegmentResult& r = *segmented;
   row.before = score(r.labels, truth);
   row.split_before = split_contact_faces(r.labels, truth);
   Volume<std::uint8_t> l = r.labels;
@@ -869,15 +872,12 @@ SurfaceRow surface_case(const CompositeScan& s) {
     const auto l = vp::testing::blur_ceiling_labels(t, im);
     for (int k = 0; k < 3; ++k) row.ceiling[k] = vp::testing::dice(l, t, k);
   }
-  SegmentOptions so;
-  so.classes = 3;
-  SegmentResult r;
-  try {
-    r = segment_grey(g, so);
-  } catch (const std::exception&) {
+  const std::optional<SegmentResult> segmented = auto_three_classes(g);
+  if (!segmented) {
     row.refused = true;
     return row;
   }
+  const SegmentResult& r = *segmented;
   const auto& a = r.labels;
   const auto& means = r.partial_volume->means;
   const double cut = 0.5 * (means[0] + means[1]);
