@@ -1,5 +1,5 @@
 // Contact-area fraction from the grey beside AM (issue 11 item 6): candidate estimators measured
-// against phantoms with exact truth and the bundled series (docs/segmentation.md, "A contact
+// against phantoms with exact truth and the bundled series (docs/segmentation-studies.md, "A contact
 // fraction from the grey beside AM: measured, not shipped"). Not wired into the pipeline: none of
 // them beats the label-based `contact_area_fraction` across the grid.
 //
@@ -18,17 +18,17 @@
 //           and measured with `shell`; the contact of the film-inserted labels interpolated to
 //           the q whose simulated `shell` equals the observed one (q = 0 and 0.2).
 // --relabel: forward-model MAP relabelling of the `auto` labels (filters/segment/forward_model.h;
-// docs/segmentation.md, "Forward-model MAP relabelling: measured, not shipped"): contact, Dice and
+// docs/segmentation-studies.md, "Forward-model MAP relabelling: measured, not shipped"): contact, Dice and
 // label porosity before and after, with the fitted and with the true end members / PSF / noise σ,
 // and started from the truth labels; --z, --single-beta, --anneal SWEEPS T, --refit, --sweeps set
 // its options; --snr, --blur, --pressures restrict the grid.
 // --films: `auto` without and with the pore films of a per-face profile fit
-// (filters/segment/film_profile.h; docs/segmentation.md, "Pore films from a per-face profile fit"):
+// (filters/segment/film_profile.h; docs/segmentation-studies.md, "Pore films from a per-face profile fit"):
 // contact, Dice and label porosity against the blur ceiling, and where `auto`'s AM|SE faces lie on
 // the truth; --false-alarm A sets α, --true-model fits with the true end members / PSF / noise σ,
 // --restore-am turns on FilmProfileOptions::restore_am;
 // with --series DIR it reads every <name>.truth.json, <name>.tif, <name>_labels.tif there instead.
-// --am-surface: how much of the label contact's bias `auto`'s receded AM explains (docs/segmentation.md,
+// --am-surface: how much of the label contact's bias `auto`'s receded AM explains (docs/segmentation-studies.md,
 // "The AM surface and the contact bias"): contact with the true AM and `auto`'s pore/SE, with
 // `auto`'s AM and the true pore/SE, with the lost AM layer given back, with the voxels beside the
 // (true or `auto`) AM re-read with AM's blur taken out; and one candidate, SE runs of ≤ K voxels

@@ -1,16 +1,17 @@
 // End members of classes without pure voxels (filters/segment/end_members.h): per phantom cell,
 // the histogram fit's end members and the inferred ones against the true grey levels, and
 // porosity_pv with and without the inference, in-process through segment_grey (method auto,
-// 3 classes). Prints a markdown table (docs/segmentation.md, "End members of classes without
+// 3 classes). Prints a markdown table (docs/segmentation-studies.md, "End members of classes without
 // pure voxels"), then Heckel k per seed and imaging (least squares of −ln porosity_pv on P over the
 // pressures that segmented) with and without.
 // --refit compares refit_end_members (off, then on) instead of infer_end_members; --refit-side N sets
 // its central block's side (PartialVolumeOptions::refit_max_side; N ≥ the size: the whole scan). --explore prints, per
-// scan, the candidates measured before refit_end_members was built (docs/segmentation.md, "End members refitted by
-// forward-model MAP"): the ICM + least-squares refit's end members, unmixing with them (A1, A2) and the grey-mean split
-// with the AM fraction unmixed, from the ICM labels, or true (B1–B3); --icm-z, --icm-anneal, --icm-sweeps set that
-// ICM's flat_interface_z, anneal_sweeps and max_sweeps (no early stop). --extrapolate prints, per scan, the darkest end
-// member where auto extrapolated it against the truth (extrapolation_cell). Usage: bench_segment_end_members [--size N]
+// scan, the candidates measured before refit_end_members was built (docs/segmentation-studies.md, "End members refitted
+// by forward-model MAP"): the ICM + least-squares refit's end members, unmixing with them (A1, A2) and the grey-mean
+// split with the AM fraction unmixed, from the ICM labels, or true (B1–B3); --icm-z, --icm-anneal, --icm-sweeps set
+// that ICM's flat_interface_z, anneal_sweeps and max_sweeps (no early stop). --extrapolate prints, per scan, the
+// darkest end member where auto extrapolated it against the truth (extrapolation_cell). Usage:
+// bench_segment_end_members [--size N]
 // [--seeds N | A-B] [--snr S,...] [--blur B,...] [--pressures P,...]
 //                                  [--refit [--refit-side N] | --explore [--icm-z Z] [--icm-anneal N] [--icm-sweeps N]
 //                                   | --extrapolate]
@@ -112,7 +113,7 @@ void explore_cell(const Volume<float>& grey, const phantom::Phantom& ph, Forward
 }
 
 // The darkest end member where auto extrapolated it (mixture_model.h dark_end_member_profile)
-// against the truth, per scan (docs/segmentation.md, "The extrapolated pore end member"): the
+// against the truth, per scan (docs/segmentation-studies.md, "The extrapolated pore end member"): the
 // end member and its interval, 2 ΔLL of the profile at the generator's pore grey, porosity_pv, how
 // far the truth's pore reaches under the PSF (its blurred indicator f: the share of a voxel's
 // noise-free grey deficit that pore makes, 1 in pure pore), and porosity_pv with the exact end

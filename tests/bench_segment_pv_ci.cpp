@@ -4,9 +4,9 @@
 // and ambiguity they scale) beside the actual error and the error with the true end members, and
 // the end members against the generator's grey levels: the pure-voxel mean and the histogram fit's
 // mean (the old interval took half their disagreement as an uncertainty). Prints one CSV row per cell
-// (docs/segmentation.md, "How wide the porosity_pv interval is, and why"), then the coverage and
+// (docs/segmentation-studies.md, "How wide the porosity_pv interval is, and why"), then the coverage and
 // the median half-width / |error|. The last columns take the error apart by the conserved grey mean
-// (the AM fraction's term, each end member's, the rest; docs/segmentation.md, "The 10 MPa σ 1.5
+// (the AM fraction's term, each end member's, the rest; docs/segmentation-studies.md, "The 10 MPa σ 1.5
 // error taken apart"); --bootstrap 1 adds, per cell, the error of the same segmentation on auto's
 // and on the truth's labels re-imaged with the estimated end members, PSF and noise σ ("#" lines).
 // --refit-min-pure-share sets PartialVolumeOptions::refit_min_pure_share (0: the rule off).

@@ -1,7 +1,7 @@
 // Forward-model MAP relabelling (filters/segment/forward_model.h) against phantoms with exact
 // truth: the energy it descends is the imaging model's, exactly (also within 4σ of a face, where
 // the clamped blur is not symmetric), and on a 10 MPa composite it removes most of the contact
-// bias of the `auto` labels. Annealing is not part of `auto` (docs/segmentation.md, "Forward-model
+// bias of the `auto` labels. Annealing is not part of `auto` (docs/segmentation-studies.md, "Forward-model
 // MAP relabelling: measured, not shipped"): elsewhere its prior biases the contact fraction; plain
 // ICM is `auto`'s opt-in map_relabel (tests/test_segment_pv.cpp).
 #include <gtest/gtest.h>

@@ -715,7 +715,7 @@ TEST(PartialVolume, EndMemberRefitIsTheDefaultAndACentralBlockGivesTheWholeScans
 // to refuse it, exit 2) and its porosity_pv's wide interval holds the truth (0.0340 ± 0.0262 for
 // 0.0300); with the 10 MPa scan's `segment --json` as end members it segments with them. Measured: porosity_pv 0.0355
 // low (truth 0.0300) with a half-width of 0.0335 — the 10 MPa scan's own end members are biased (SE 18 300 for 22 000:
-// its SE grains have no pure voxels), and even the exact grey levels read 0.014 low here (docs/segmentation.md,
+// its SE grains have no pure voxels), and even the exact grey levels read 0.014 low here (docs/segmentation-studies.md,
 // "Reference end members"); the tolerance has that margin.
 TEST(PartialVolume, RefusedDenseScanSegmentsWithTheLowPressureScansEndMembers) {
   const fs::path dir = fs::temp_directory_path() / ("vp_test_pv_ref_" + std::to_string(::getpid()));

@@ -1,5 +1,5 @@
 // The 95 % interval of porosity_pv (issue 11: "say how sure it is") on phantoms with exact truth:
-// narrow where the estimate is good, covering where it is not (docs/segmentation.md, "How wide
+// narrow where the estimate is good, covering where it is not (docs/segmentation-studies.md, "How wide
 // the porosity_pv interval is, and why"). Tuning seed 1 (and 85–87 for the last two); the
 // held-out check is the bench (bench_segment_pv_ci --seeds 71-73, 88-90).
 #include <gtest/gtest.h>
@@ -85,7 +85,7 @@ TEST(PartialVolumeInterval, CoversTheTenMpaScanUnderAWidePsf) {
   EXPECT_LT(refit.fraction_pv_ci95[0], 1.5 * ci) << "refit ± " << refit.fraction_pv_ci95[0] << ", fit ± " << ci;
 }
 
-// A sharp PSF at 370 MPa (96³ seed 87, SNR 5, σ 0.7; tuning seed of docs/segmentation.md, "The
+// A sharp PSF at 370 MPa (96³ seed 87, SNR 5, σ 0.7; tuning seed of docs/segmentation-studies.md, "The
 // porosity_pv interval at a sharp PSF and where the SE end member is refitted"): the pore lies
 // only in films thinner than the PSF (no pure pore voxels), and the unmixing reads part of them as
 // SE: porosity_pv is 0.006 low. The interval was ± 0.0054 (pairing and middle share only); the
@@ -117,7 +117,7 @@ TEST(PartialVolumeInterval, TracksTheErrorWhereTheSeEndMemberIsRefitted) {
 // the generator's end members), which the interval's pairing term (± 0.042) does not cover: since
 // the refitted and the kept classes' end members are varied together (TracksTheError... above)
 // the interval is ± 0.062 here, the error's size, so coverage is not asserted
-// (docs/segmentation.md, "The 10 MPa σ 1.5 error taken apart").
+// (docs/segmentation-studies.md, "The 10 MPa σ 1.5 error taken apart").
 TEST(PartialVolumeInterval, RefitsAnEndMemberWhosePureVoxelsAreATinyShareOfItsLabels) {
   const CompositeScan scan = composite_scan(79, 10, 5, 1.5, 96);
   const double truth = scan.phantom.truth.volume_fraction.at("pore");

@@ -13,7 +13,7 @@
 // the physics so that noise alone moves a voxel of a flat a|b interface (a flip that adds 4 unlike
 // pairs) with probability Φ(−z): s/2 + 4β/s = z, β = max(0, s (z − s/2) / 4).
 // Plain ICM is `auto`'s opt-in last labelling step (PartialVolumeOptions::map_relabel); measured in
-// docs/segmentation.md, "Forward-model MAP relabelling" (both sections).
+// docs/segmentation-studies.md, "Forward-model MAP relabelling" (both sections).
 #pragma once
 
 #include <array>

@@ -77,7 +77,7 @@ struct ClassEvidence {
 // the voxels touching pore hold at most 0.75 of it), and the profile's lower crossing is an
 // artefact of blends assumed to reach it. The data bound the end member from above only: the
 // range runs from the histogram's darkest grey to the profile's upper crossing, and its 1σ
-// uncertainty spans it (docs/segmentation.md, "The extrapolated pore end member is a bound").
+// uncertainty spans it (docs/segmentation-studies.md, "The extrapolated pore end member is a bound").
 struct ExtrapolatedEndMember {
   double mean = 0;
   double ci95_low = 0;     // the histogram's darkest occupied grey (the profile's start)

@@ -32,14 +32,14 @@ constexpr std::int64_t kMinPureVoxels = 200;
 // The interval's model terms, one standard deviation each, calibrated on phantoms with exact truth
 // (96³ seeds 1–3, SNR 5/8/12, PSF σ 0.7/1/1.5, 10–370 MPa: truth inside 129 of 131 intervals at a
 // median half-width of 0.025, was 0.058 with the old terms) and checked on the unseen seeds 71–73
-// and the bundled series (docs/segmentation.md, "How wide the porosity_pv interval is, and why"):
+// and the bundled series (docs/segmentation-studies.md, "How wide the porosity_pv interval is, and why"):
 // the pairing error as a share of the three-phase ambiguity; the error of a fixed middle share as
 // a share of it; a pure-voxel mean's selection bias as a share of its pure window.
 constexpr double kPairingShare = 0.08;
 constexpr double kMiddleShareError = 0.15;
 constexpr double kPureWindowBias = 0.5;
 // The share of the darkest class hidden in films thinner than the PSF, one standard deviation,
-// where that class has no pure voxels (96³ seeds 85–87; docs/segmentation.md, "The porosity_pv
+// where that class has no pure voxels (96³ seeds 85–87; docs/segmentation-studies.md, "The porosity_pv
 // interval at a sharp PSF and where the SE end member is refitted").
 constexpr double kHiddenFilmShare = 0.1;
 // Least slope of a bridged middle-class voxel, as a share of the darker|brighter edge's peak
@@ -50,7 +50,7 @@ constexpr double kHiddenFilmShare = 0.1;
 constexpr double kBridgeSlope = 0.8;
 // ΔRSS/σ_n² by which a sandwiched run's profile must favour a middle layer over a blurred
 // darker|brighter step or film (or the reverse) to be read as one (rim_profile).
-// Tuned on 96³ seed 103 (SNR 5/8/12, σ 0.7, 10–370 MPa; docs/segmentation.md, "Sandwiched runs
+// Tuned on 96³ seed 103 (SNR 5/8/12, σ 0.7, 10–370 MPa; docs/segmentation-studies.md, "Sandwiched runs
 // read by their profile"): 2 and 4 gain more Dice at 50–125 MPa but raise the 10 and 250 MPa
 // contact further; 6 has the least summed contact error, every Dice at or above the rim rule's.
 constexpr double kRunProfileMargin = 6.0;
@@ -287,7 +287,7 @@ int single_fit_only_class(const UnmixingSums& sums, const std::vector<std::int64
 // labels, which the ICM makes explain the grey). Only that end member is taken: the others are
 // measured on pure voxels. On the central block of at most refit_max_side voxels per axis: one
 // number, which 128³ voxels give well inside its uncertainty at an eighth of 256³'s CPU and bytes
-// (docs/segmentation.md, "The end-member refit on a central block"). Returns false where it would
+// (docs/segmentation-studies.md, "The end-member refit on a central block"). Returns false where it would
 // not move brighter and stay below its brighter neighbour (the fit's end member stays; only its
 // uncertainty may narrow to the refit's disagreement with it). Its uncertainty
 // is the fit's statistical one (`fit_statistical`) and half the shift, as for infer_end_members:
@@ -683,7 +683,7 @@ PartialVolumeResult partial_volume_segmentation(const Volume<float>& grey, const
       // Statistical error, and the pure window's selection bias: a voxel inside it may still hold
       // some of a neighbour. Not the disagreement with the histogram fit: that is the fit's bias
       // (blends pull it), measured at 10–50× this mean's error against the generator's grey levels
-      // (docs/segmentation.md, "How wide the porosity_pv interval is, and why").
+      // (docs/segmentation-studies.md, "How wide the porosity_pv interval is, and why").
       const double window = kPureWindow * loo_noise * pure_sigma[c];
       out.mean_uncertainty[c] = std::sqrt(var / n + kPureWindowBias * kPureWindowBias * window * window);
     } else {

@@ -34,7 +34,7 @@ struct PartialVolumeOptions {
   // pressed against the brighter class (likelihood ratio with the noise σ, the PSF and the end
   // members). Only where every axis's PSF σ is below 0.85 voxel. Opt-in: at σ 0.7 it gains up to
   // 0.014 Dice and brings the 50–125 MPa contact nearer the truth, but moves the 10 and 250–370 MPa
-  // contact away and costs ≈ 1.45× auto's CPU there (docs/segmentation.md, "Sandwiched runs read
+  // contact away and costs ≈ 1.45× auto's CPU there (docs/segmentation-studies.md, "Sandwiched runs read
   // by their profile").
   bool rim_profile = false;
   // The scan's noise σ (0: each class's fitted σ). The pure-voxel window reads min(fitted σ,
@@ -61,7 +61,7 @@ struct PartialVolumeOptions {
   // a copy of the labels), and the fractions of that class and the darkest re-split by the
   // conserved grey mean (split_by_grey_mean); the other classes keep theirs. Only where the
   // refit moves it brighter. Not with reference end members or infer_end_members. On by default
-  // (docs/segmentation.md, "End members refitted by forward-model MAP" and "The end-member refit on
+  // (docs/segmentation-studies.md, "End members refitted by forward-model MAP" and "The end-member refit on
   // a central block"); false restores the fit's end member.
   bool refit_end_members = true;
   // The refit reads the central block of at most this many voxels per axis (end_members.h
@@ -69,7 +69,7 @@ struct PartialVolumeOptions {
   index_t refit_max_side = 128;
   // A class whose pure voxels are fewer than this share of its labelled voxels is refitted as if
   // it had none (they are blends the pure window admits; the 200 pure voxels that replace the
-  // fit's end member grow with the volume). 0: only below those 200 (docs/segmentation.md, "The
+  // fit's end member grow with the volume). 0: only below those 200 (docs/segmentation-studies.md, "The
   // 10 MPa σ 1.5 error taken apart").
   double refit_min_pure_share = 0.001;
 };
