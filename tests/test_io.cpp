@@ -59,7 +59,17 @@ void expect_spacing(const Vec3& want, const Vec3& got, double rel = 1e-6) {
 }
 
 AnyVolume read_path(const std::string& path);
-void expect_input_error_naming(const std::function<void()>& f, const std::string& file, const std::string& what);
+// f throws an InputError whose message names `file` and each of `what`.
+template <class... What>
+void expect_input_error_naming(const std::function<void()>& f, const std::string& file, const What&... what) {
+  try {
+    f();
+    ADD_FAILURE() << "no error for " << file;
+  } catch (const InputError& e) {
+    const std::string m = e.what();
+    for (const std::string& part : {file, std::string(what)...}) EXPECT_NE(m.find(part), std::string::npos) << m;
+  }
+}
 
 template <class T>
 class RoundTrip : public ::testing::Test {};
@@ -511,15 +521,7 @@ TEST(Raw, SizeMismatchSaysExpectedAndActualBytes) {
   o.path = path;
   o.dims = Dims{10, 10, 10};
   o.dtype = DType::u8;
-  try {
-    read_volume(o);
-    FAIL() << "no error";
-  } catch (const InputError& e) {
-    const std::string m = e.what();
-    EXPECT_NE(m.find(path), std::string::npos) << m;
-    EXPECT_NE(m.find("1000 bytes"), std::string::npos) << m;
-    EXPECT_NE(m.find("999 bytes"), std::string::npos) << m;
-  }
+  expect_input_error_naming([&] { read_volume(o); }, path, "1000 bytes", "999 bytes");
   o.dims.reset();
   EXPECT_THROW(read_volume(o), InputError);  // raw needs dims
 }
@@ -644,15 +646,8 @@ TEST(Hdf5, WithoutANameExactlyOne3DDatasetIsRequired) {
   }
   ReadOptions o;
   o.path = path;
-  try {
-    read_volume(o);
-    FAIL() << "no error";
-  } catch (const InputError& e) {
-    const std::string m = e.what();
-    EXPECT_NE(m.find("2 3-D datasets"), std::string::npos) << m;
-    EXPECT_NE(m.find("/exchange/data (2, 2, 2) uint8"), std::string::npos) << m;
-    EXPECT_NE(m.find("/exchange/data_dark (1, 2, 3) uint16"), std::string::npos) << m;
-  }
+  expect_input_error_naming([&] { read_volume(o); }, path, "2 3-D datasets", "/exchange/data (2, 2, 2) uint8",
+                            "/exchange/data_dark (1, 2, 3) uint16");
   o.dataset = "/exchange/data_dark";
   EXPECT_EQ(dims_of(read_volume(o).volume), (Dims{3, 2, 1}));
 }
@@ -665,30 +660,11 @@ TEST(Hdf5, MissingDatasetListsTheDatasetsFound) {
   ReadOptions o;
   o.path = path;
   o.dataset = "/exchange/data_white";
-  try {
-    read_volume(o);
-    FAIL() << "no error";
-  } catch (const InputError& e) {
-    const std::string m = e.what();
-    EXPECT_NE(m.find(path), std::string::npos) << m;
-    EXPECT_NE(m.find("'/exchange/data_white' not found"), std::string::npos) << m;
-    EXPECT_NE(m.find("/exchange/data (2, 2, 2) uint8"), std::string::npos) << m;
-    EXPECT_NE(m.find("/exchange/theta (2) float64"), std::string::npos) << m;
-  }
+  expect_input_error_naming([&] { read_volume(o); }, path, "'/exchange/data_white' not found",
+                            "/exchange/data (2, 2, 2) uint8", "/exchange/theta (2) float64");
 }
 
 // ---- bad input: InputError naming the file, and no partial output ----
-
-void expect_input_error_naming(const std::function<void()>& f, const std::string& file, const std::string& what) {
-  try {
-    f();
-    ADD_FAILURE() << "no error for " << file;
-  } catch (const InputError& e) {
-    const std::string m = e.what();
-    EXPECT_NE(m.find(file), std::string::npos) << m;
-    EXPECT_NE(m.find(what), std::string::npos) << m;
-  }
-}
 
 TEST(BadInput, EachGivesInputErrorNamingTheFile) {
   const fs::path dir = scratch("bad");

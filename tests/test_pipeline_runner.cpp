@@ -313,11 +313,7 @@ TEST_F(RunnerTest, WritesTheInputSlicesForTheReportGallery) {
                                          "  - {path: g.mha, pressure_MPa: 10, name: grey}\n"
                                          "  - {path: s0.mha, kind: labels, pressure_MPa: 20, name: labels}\n"
                                          "stages:\n  - stage: fail_for_bad\n";
-  const Config c = load_config(dir_ / "slices.yaml", reg_);
-  RunOptions o;
-  o.out_dir = dir_ / "run";
-  Progress quiet(true);
-  const RunResult r = run_batch(c, o, quiet);
+  const RunResult r = run(0, 0, "run", "slices.yaml");
   ASSERT_EQ(r.failed_samples, 0);
   auto is_png = [](const fs::path& p) {
     std::ifstream in(p, std::ios::binary);
@@ -388,19 +384,15 @@ TEST_F(RunnerTest, ReportStagesRunAfterTheMetricsAreWrittenAndTheirFailuresCount
          "samples:\n  - {path: s0.mha, kind: labels}\n  - {path: s2.mha, kind: labels}\n"
          "stages:\n  - stage: volume_fraction\n"
          "report:\n  - stage: count_lines\n  - {stage: count_lines, fail: true}\n";
-  const Config c = load_config(dir_ / "report.yaml", reg_);
-  RunOptions o;
-  o.out_dir = dir_ / "report_run";
-  Progress quiet(true);
-  const RunResult r = run_batch(c, o, quiet);
+  const RunResult r = run(0, 0, "report_run", "report.yaml");
   EXPECT_EQ(r.failed_samples, 0);
   EXPECT_EQ(r.failed_report_stages, 1);
   EXPECT_EQ(r.exit_code(), 4);
-  std::ifstream lines(o.out_dir / "lines.txt");
+  std::ifstream lines(r.run_dir / "lines.txt");
   int n = 0;
   lines >> n;
   EXPECT_EQ(n, 1 + 2 * 3);  // header + 2 samples × (2 fractions + porosity)
-  const auto j = nlohmann::json::parse(std::ifstream(o.out_dir / "metrics.json"));
+  const auto j = nlohmann::json::parse(std::ifstream(r.run_dir / "metrics.json"));
   ASSERT_EQ(j["report"].size(), 2u);
   EXPECT_EQ(j["report"][0]["status"], "ok");
   EXPECT_EQ(j["report"][1]["status"], "failed");
@@ -665,11 +657,7 @@ TEST_F(RunnerTest, PhantomFractionsMatchGroundTruthThroughTheBatch) {
                                           "  - {name: am, label: 2, role: active}\n"
                                           "samples:\n  - {path: phantom.tif, kind: labels, pressure_MPa: 125}\n"
                                           "stages:\n  - stage: volume_fraction\n";
-  const Config c = load_config(dir_ / "phantom.yaml", reg_);
-  RunOptions o;
-  o.out_dir = dir_ / "phantom_run";
-  Progress quiet(true);
-  const RunResult r = run_batch(c, o, quiet);
+  const RunResult r = run(0, 0, "phantom_run", "phantom.yaml");
   ASSERT_EQ(r.exit_code(), 0) << r.record.samples[0].error;
   const auto& rows = r.record.samples[0].rows;
   ASSERT_EQ(rows.size(), 4u);

@@ -525,36 +525,48 @@ std::optional<ExtrapolatedEndMember> dark_end_member_profile(const Histogram& h,
   return e;
 }
 
+// The rules an auto fit of `classes` classes breaks, each worded for the refusal, in the order
+// the message names the first: the decision and the error read the same list, so a rule added
+// here is both enforced and explained. Empty when the fit is kept.
+std::vector<std::string> refusal_reasons(const AutoSegmentFit& f, int classes) {
+  std::vector<std::string> reasons;
+  int best_k = 1;
+  for (const auto& e : f.evidence)
+    if (e.bic < f.evidence[best_k - 1].bic) best_k = e.classes;
+  if (best_k < classes) reasons.push_back("BIC is lowest at K = " + std::to_string(best_k));
+  const double separation = f.evidence.back().min_separation_noise;
+  if (!(separation >= kMinClassSeparation)) {
+    std::ostringstream s;
+    s << "two fitted classes are only " << separation << " σ apart (σ = min(fitted σ, scan noise σ " << f.noise_sigma
+      << "))";
+    reasons.push_back(s.str());
+  }
+  const std::vector<double> share = class_shares(f.mixture);
+  const double min_share = *std::min_element(share.begin(), share.end());
+  if (min_share < kMinClassShare) {
+    std::ostringstream s;
+    s << "a fitted class holds only " << min_share * 100 << " % of the voxels";
+    reasons.push_back(s.str());
+  }
+  return reasons;
+}
+
 }  // namespace
 
 AutoSegmentFit fit_auto_segmentation(const Histogram& scan_histogram, int classes, double noise_sigma) {
   const Histogram h = without_clipping_spikes(scan_histogram);
   PartialVolumeMixture coarser;
   AutoSegmentFit out = scan_fit(h, classes, noise_sigma, &coarser);
-  const auto best_k_of = [](const AutoSegmentFit& f) {
-    int best = 1;
-    for (const auto& e : f.evidence)
-      if (e.bic < f.evidence[best - 1].bic) best = e.classes;
-    return best;
-  };
-  const auto min_share = [](const PartialVolumeMixture& mixture) {
-    const std::vector<double> share = class_shares(mixture);
-    return *std::min_element(share.begin(), share.end());
-  };
-  const auto refused = [&](const AutoSegmentFit& f) {
-    return best_k_of(f) < classes || f.evidence.back().min_separation_noise < kMinClassSeparation ||
-           min_share(f.mixture) < kMinClassShare;
-  };
   // Refused as fitted: the darkest class may be a phase with no pure voxels, known by its blends
   // alone (dark_end_member_profile). Kept only where that fit passes the same rules.
-  if (refused(out) && classes > 1) {
+  if (!refusal_reasons(out, classes).empty() && classes > 1) {
     PartialVolumeMixture tail;
     if (const auto e = dark_end_member_profile(h, coarser, out.noise_sigma, tail)) {
       AutoSegmentFit alt = out;
       alt.mixture = tail;
       alt.evidence.back() = evidence_of(tail, out.noise_sigma);
       alt.resolving_separations = resolving_separations(tail, out.noise_sigma);
-      if (!refused(alt)) {
+      if (refusal_reasons(alt, classes).empty()) {
         alt.dark_end_member = e;
         std::ostringstream w;
         w << "class 0 has no pure voxels: its end member is extrapolated from its blends, at most " << e->ci95_high
@@ -566,22 +578,14 @@ AutoSegmentFit fit_auto_segmentation(const Histogram& scan_histogram, int classe
       }
     }
   }
-  const auto& m = out.mixture;
-  const int best_k = best_k_of(out);
-  const double min_weight = min_share(m);
-  const bool separable = out.evidence.back().min_separation_noise >= kMinClassSeparation;
-  if (best_k < classes || !separable || min_weight < kMinClassShare) {
+  const std::vector<std::string> reasons = refusal_reasons(out, classes);
+  if (!reasons.empty()) {
     std::ostringstream s;
-    s << "auto segmentation: the grey histogram does not support " << classes << " distinguishable classes (";
-    if (best_k < classes) s << "BIC is lowest at K = " << best_k;
-    else if (!separable)
-      s << "two fitted classes are only " << out.evidence.back().min_separation_noise
-        << " σ apart (σ = min(fitted σ, scan noise σ " << out.noise_sigma << "))";
-    else s << "a fitted class holds only " << min_weight * 100 << " % of the voxels";
-    s << "); BIC per K:";
+    s << "auto segmentation: the grey histogram does not support " << classes << " distinguishable classes ("
+      << reasons.front() << "); BIC per K:";
     for (const auto& e : out.evidence) s << " K=" << e.classes << ": " << e.bic << ";";
     s << " fitted means:";
-    for (double mu : m.means) s << " " << mu;
+    for (double mu : out.mixture.means) s << " " << mu;
     s << ". Ask for fewer classes (--classes / classes:), use method threshold, or give the end members of "
          "another scan of the series (--end-members / end_members:)";
     throw InputError(s.str());

@@ -109,29 +109,15 @@ nlohmann::json segmentation_summary(const Volume<float>& grey, const SegmentResu
     }
     summary["volume_fraction_pv"] = f;
     summary["volume_fraction_pv_ci95"] = ci;
-    nlohmann::json evidence = nlohmann::json::array(), interfaces = nlohmann::json::array();
-    for (const auto& e : r.auto_fit->evidence)
-      evidence.push_back({{"classes", e.classes},
-                          {"bic", e.bic},
-                          {"min_separation_sigma", json_number(e.min_separation)},
-                          {"min_separation_resolving", json_number(e.min_separation_noise)}});
+    nlohmann::json interfaces = nlohmann::json::array();
     for (const auto& p : m.interfaces) interfaces.push_back({{"labels", {p.a, p.b}}, {"weight", p.weight}});
-    summary["fit"] = {{"pure_weights", m.weights},
-                      {"interfaces", interfaces},
-                      {"fit_ks", m.ks},
-                      {"log_likelihood_per_voxel", m.log_likelihood},
-                      {"bic_per_k", evidence},
-                      {"separation_sigma", m.separations()},
-                      {"noise_sigma", r.auto_fit->noise_sigma},
-                      {"separation_resolving", r.auto_fit->resolving_separations},
-                      {"end_member_uncertainty", pv.mean_uncertainty},
-                      {"pairing_ambiguity", pv.pairing_ambiguity},
-                      {"pure_voxels", pv.pure_voxels},
-                      {"mixed_voxels", pv.mixed_voxels},
-                      {"thin_pore_voxels", pv.thin_pore_voxels},
-                      {"rim_voxels_avoided", pv.rim_voxels_avoided},
-                      {"rim_layers_kept", pv.rim_layers_kept},
-                      {"map_flips", pv.map_flips}};
+    nlohmann::json& fit = summary["fit"] = partial_volume_counters_json(r);
+    fit.update({{"pure_weights", m.weights},
+                {"interfaces", interfaces},
+                {"log_likelihood_per_voxel", m.log_likelihood},
+                {"separation_sigma", m.separations()},
+                {"end_member_uncertainty", pv.mean_uncertainty},
+                {"pure_voxels", pv.pure_voxels}});
     // Reference end members: the scan's own free fit beside them (the drift check's evidence).
     if (!r.auto_fit->scan_fit_means.empty()) {
       summary["fit"]["scan_fit_means"] = r.auto_fit->scan_fit_means;

@@ -157,42 +157,37 @@ int solve_main(const std::vector<std::string>& args) {
   CLI::App app("Effective conductivity, tortuosity factor and MacMullin number by a voxel conduction solve", "solve");
   VolumeArgs volume;
   add_volume_flags(app, volume);
-  std::string phase_flag, cond_flag, axis = "z", labels_flag, roles_flag, out_dir, unit = "1";
+  std::string labels_flag, roles_flag;
   bool json = false;
-  int threads = 0;
-  std::string engine = "native";
+  // The flags fill the request solve_sample takes (its defaults are the flags' defaults).
   SolveRequest request;
-  app.add_option("--phase", phase_flag, "conducting phase(s), conductivity 1: names or labels, A-B ranges (0-89)");
-  app.add_option("--cond", cond_flag, "conductivities: LABEL=VALUE,... (names or labels; others 0)");
-  app.add_option("--axis", axis, "x, y, z or all")->check(CLI::IsMember({"x", "y", "z", "all"}))->capture_default_str();
+  app.add_option("--phase", request.phase, "conducting phase(s), conductivity 1: names or labels, A-B ranges (0-89)");
+  app.add_option("--cond", request.cond, "conductivities: LABEL=VALUE,... (names or labels; others 0)");
+  app.add_option("--axis", request.axis, "x, y, z or all")
+      ->check(CLI::IsMember({"x", "y", "z", "all"}))
+      ->capture_default_str();
   add_stage_flags(app, transport_stage(), kSolveFlags, request.params);
-  app.add_option("--unit", unit, "unit of the conductivities (e.g. mS/cm; 1 = normalised)")->capture_default_str();
+  app.add_option("--unit", request.unit, "unit of the conductivities (e.g. mS/cm; 1 = normalised)")
+      ->capture_default_str();
   app.add_option("--labels", labels_flag, "phase names: NAME=VALUE,... (e.g. pore=0,se=1,am=2)");
   app.add_option("--roles", roles_flag, "phase roles: NAME=ROLE,...");
   app.add_option(
-      "--out", out_dir,
+      "--out", request.out_dir,
       "folder for potential/current volumes (TIFF), potential_*.png, current_*.png, transport_profile_*.csv");
-  app.add_option("--threads", threads, "worker threads (0 = all)");
-  app.add_option("--engine", engine, "solver: native (threads) or petsc (PETSc + MPI: mpirun -np N voxpress solve ...)")
+  app.add_option("--threads", request.threads, "worker threads (0 = all)");
+  app.add_option("--engine", request.engine,
+                 "solver: native (threads) or petsc (PETSc + MPI: mpirun -np N voxpress solve ...)")
       ->check(CLI::IsMember({"native", "petsc"}))
       ->capture_default_str();
   app.add_flag("--json", json, "print one JSON object");
   if (parse_cli(app, args)) return 0;
-  if (phase_flag.empty() && cond_flag.empty())
+  if (request.phase.empty() && request.cond.empty())
     throw InputError("name the conducting phase(s): --phase LABEL[,LABEL...] or --cond LABEL=VALUE,...");
-
-  request.phase = phase_flag;
-  request.cond = cond_flag;
-  request.axis = axis;
-  request.unit = unit;
-  request.out_dir = out_dir;
-  request.threads = threads;
-  request.engine = engine;
 
   SampleContext ctx;
   nlohmann::json result, input_json;
   int ranks = 0;  // 0: native (no "ranks" key)
-  if (engine == "petsc") {
+  if (request.engine == "petsc") {
 #if VP_MPI
     // Every rank reads only its z-slab; rank 0 prints, the others only return the exit code.
     const bool under_mpirun = launched_by_mpirun();  // before MPI starts: a singleton sets the same variables
@@ -223,7 +218,7 @@ int solve_main(const std::vector<std::string>& args) {
         "OpenMPI, then cmake -DVP_MPI=ON)");
 #endif
   } else {
-    if (!out_dir.empty()) create_output_folder(out_dir, "--out");
+    if (!request.out_dir.empty()) create_output_folder(request.out_dir, "--out");
     ReadResult input = load_volume(volume);
     const std::string format = input.format;
     ctx = label_sample_context(std::move(input), labels_flag, roles_flag);
@@ -251,7 +246,7 @@ int solve_main(const std::vector<std::string>& args) {
     std::cout << volume.path << "  " << to_string(dims) << " voxels of " << format_number(spacing[0]) << " x "
               << format_number(spacing[1]) << " x " << format_number(spacing[2]) << " µm\n";
     if (ranks > 0) std::cout << "engine petsc on " << ranks << (ranks == 1 ? " MPI rank\n" : " MPI ranks\n");
-    print_table(ctx.details["axes"], ctx.details["phase"].get<std::string>(), unit);
+    print_table(ctx.details["axes"], ctx.details["phase"].get<std::string>(), request.unit);
     for (const auto& f : ctx.artifacts) std::cout << "wrote " << f.string() << "\n";
   }
   if (!converged) {

@@ -431,8 +431,7 @@ class SegmentStage : public Stage {
                                  SampleContext& ctx) {
     const PartialVolumeResult& pv = *r.partial_volume;
     const PartialVolumeMixture& m = r.auto_fit->mixture;
-    nlohmann::json pure = nlohmann::json::array(), evidence = nlohmann::json::array(),
-                   interfaces = nlohmann::json::array();
+    nlohmann::json pure = nlohmann::json::array(), interfaces = nlohmann::json::array();
     for (int c = 0; c < r.classes; ++c) {
       const Phase* phase = table.by_label(label_of[c]);
       const std::string name = phase ? phase->name : "phase" + std::to_string(label_of[c]);
@@ -450,28 +449,14 @@ class SegmentStage : public Stage {
                       {"pure_weight", m.weights[c]},
                       {"pure_voxels", pv.pure_voxels[c]}});
     }
-    for (const auto& e : r.auto_fit->evidence)
-      evidence.push_back({{"classes", e.classes},
-                          {"bic", e.bic},
-                          {"min_separation_sigma", json_number(e.min_separation)},
-                          {"min_separation_resolving", json_number(e.min_separation_noise)}});
     for (const auto& q : m.interfaces) interfaces.push_back({{"classes", {q.a, q.b}}, {"weight", q.weight}});
-    ctx.details["partial_volume"] = {{"classes", pure},
-                                     {"interfaces", interfaces},
-                                     {"fit_ks", m.ks},
-                                     {"bic_per_k", evidence},
-                                     {"noise_sigma", r.auto_fit->noise_sigma},
-                                     {"separation_resolving", r.auto_fit->resolving_separations},
-                                     {"mixed_voxels", pv.mixed_voxels},
-                                     {"thin_pore_voxels", pv.thin_pore_voxels},
-                                     {"rim_voxels_avoided", pv.rim_voxels_avoided},
-                                     {"rim_layers_kept", pv.rim_layers_kept},
-                                     {"map_flips", pv.map_flips},
-                                     {"pairing_ambiguity", pv.pairing_ambiguity},
-                                     {"psf_sigma_vox", r.psf_sigma_vox},
-                                     {"psf_estimated", r.psf.has_value()},
-                                     {"end_members_source", r.auto_fit->end_members_source},
-                                     {"warnings", r.auto_fit->warnings}};
+    nlohmann::json& partial_volume = ctx.details["partial_volume"] = partial_volume_counters_json(r);
+    partial_volume.update({{"classes", pure},
+                           {"interfaces", interfaces},
+                           {"psf_sigma_vox", r.psf_sigma_vox},
+                           {"psf_estimated", r.psf.has_value()},
+                           {"end_members_source", r.auto_fit->end_members_source},
+                           {"warnings", r.auto_fit->warnings}});
     for (const auto& w : r.auto_fit->warnings) ctx.report("segment: warning: " + w);
   }
 
@@ -672,6 +657,21 @@ class ParticlesStage : public Stage {
 };
 
 }  // namespace
+
+nlohmann::json partial_volume_counters_json(const SegmentResult& r) {
+  const PartialVolumeResult& pv = *r.partial_volume;
+  nlohmann::json evidence = nlohmann::json::array();
+  for (const auto& e : r.auto_fit->evidence)
+    evidence.push_back({{"classes", e.classes},
+                        {"bic", e.bic},
+                        {"min_separation_sigma", json_number(e.min_separation)},
+                        {"min_separation_resolving", json_number(e.min_separation_noise)}});
+  return {{"fit_ks", r.auto_fit->mixture.ks},          {"bic_per_k", evidence},
+          {"noise_sigma", r.auto_fit->noise_sigma},    {"separation_resolving", r.auto_fit->resolving_separations},
+          {"pairing_ambiguity", pv.pairing_ambiguity}, {"mixed_voxels", pv.mixed_voxels},
+          {"thin_pore_voxels", pv.thin_pore_voxels},   {"rim_voxels_avoided", pv.rim_voxels_avoided},
+          {"rim_layers_kept", pv.rim_layers_kept},     {"map_flips", pv.map_flips}};
+}
 
 SegmentOptions segment_options(const Params& p) {
   SegmentOptions o;
