@@ -9,9 +9,10 @@
 // (the AM fraction's term, each end member's, the rest; docs/segmentation-studies.md, "The 10 MPa σ 1.5
 // error taken apart"); --bootstrap 1 adds, per cell, the error of the same segmentation on auto's
 // and on the truth's labels re-imaged with the estimated end members, PSF and noise σ ("#" lines).
-// --refit-min-pure-share sets PartialVolumeOptions::refit_min_pure_share (0: the rule off).
+// --refit-min-pure-share sets PartialVolumeOptions::refit_min_pure_share (0: the rule off);
+// --profile-pairing sets PartialVolumeOptions::profile_pairing (before/after in one binary).
 // Usage: bench_segment_pv_ci [--size N] [--seeds N | A-B] [--snr S,...] [--blur B,...] [--pressures P,...]
-//                            [--refit-min-pure-share S] [--bootstrap 0|1]
+//                            [--refit-min-pure-share S] [--profile-pairing 0|1] [--bootstrap 0|1]
 //   default: 48³, seed 1, SNR 8, blur 1, 50 MPa (a quick run for `ninja bench`).
 // Timings are not asserted; this is a measurement, not a test.
 #include <algorithm>
@@ -49,13 +50,13 @@ int main(int argc, char** argv) {
   std::vector<std::uint64_t> seeds{1};
   std::vector<double> snrs{8}, blurs{1.0}, pressures{50};
   double min_pure_share = PartialVolumeOptions{}.refit_min_pure_share;
-  bool bootstrap = false;
+  bool bootstrap = false, profile_pairing = PartialVolumeOptions{}.profile_pairing;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (i + 1 >= argc) {
       std::fprintf(stderr,
                    "usage: bench_segment_pv_ci [--size N] [--seeds N | A-B] [--snr S,...] [--blur B,...] "
-                   "[--pressures P,...] [--refit-min-pure-share S] [--bootstrap 0|1]\n");
+                   "[--pressures P,...] [--refit-min-pure-share S] [--profile-pairing 0|1] [--bootstrap 0|1]\n");
       return 2;
     }
     if (a == "--size") size = std::stoll(argv[++i]);
@@ -65,6 +66,7 @@ int main(int argc, char** argv) {
     else if (a == "--pressures") pressures = number_list(argv[++i]);
     else if (a == "--refit-min-pure-share") min_pure_share = std::stod(argv[++i]);
     else if (a == "--bootstrap") bootstrap = std::stoi(argv[++i]) != 0;
+    else if (a == "--profile-pairing") profile_pairing = std::stoi(argv[++i]) != 0;
     else {
       std::fprintf(stderr, "unknown option %s\n", a.c_str());
       return 2;
@@ -90,6 +92,7 @@ int main(int argc, char** argv) {
           SegmentOptions o;
           o.classes = 3;
           o.partial_volume.refit_min_pure_share = min_pure_share;
+          o.partial_volume.profile_pairing = profile_pairing;
           SegmentResult r;
           try {
             r = segment_grey(grey, o);

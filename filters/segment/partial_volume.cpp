@@ -48,6 +48,12 @@ constexpr double kHiddenFilmShare = 0.1;
 // 0.8 → +0.31/+0.08/+0.08, 0.836. At 0.7 the demo (auto + one-voxel SE opening) reads
 // contact at 50 MPa 0.08 low and porosity 0.016 high: SE films coating AM are eaten.
 constexpr double kBridgeSlope = 0.8;
+// How far a profile end must reach from the class beside it towards an end class, as a share of
+// their step, for the profile to run to that class (profile_pairing). Chosen on 64³ tuning seeds
+// 115–117 (SNR 8, σ 1 and 1.5, 10–370 MPa) from 0.5 / 0.25 / 0.1 / 0 by the pairing's own error
+// (porosity unmixed with the true end members); docs/segmentation-studies.md, "Pore|AM blends
+// unmixed by their profile".
+constexpr double kProfileEndReach = 0.25;
 // ΔRSS/σ_n² by which a sandwiched run's profile must favour a middle layer over a blurred
 // darker|brighter step or film (or the reverse) to be read as one (rim_profile).
 // Tuned on 96³ seed 103 (SNR 5/8/12, σ 0.7, 10–370 MPa; docs/segmentation-studies.md, "Sandwiched runs
@@ -198,17 +204,15 @@ double trilinear(const Volume<float>& v, double px, double py, double pz) {
   return acc;
 }
 
-// A middle-class voxel on a blurred darker|brighter edge (a pore|AM edge at SE grey): along the
-// gradient of the smoothed grey, the profile falls below the middle class's lower midpoint on
-// one side and rises above its upper midpoint on the other within 1.25 σ_tot each way (σ_tot:
-// PSF ⊕ smoothing), which a blurred step does and a resolved middle layer does not. Samples at
-// 0.25–1.25 σ_tot both ways, trilinear; min_slope is the least gradient a bridged voxel has
-// (kBridgeSlope × the pore|AM-type edge's peak slope). A reach of 1 σ_tot leaves the outer third
-// of the blend at middle grey; 1.5–2 σ_tot eats SE layers 3–4 voxels thick (96³ seed 1 SNR 8
-// σ 1.5, 50 MPa: contact −0.09 / −0.13 against −0.02 at 1.25). Returns the {darker, brighter}
-// end classes, or {-1, -1}.
-std::pair<int, int> bridged_middle_class(const Volume<float>& gs, index_t x, index_t y, index_t z, int m,
-                                         const std::vector<double>& cut, double sigma_tot, double min_slope) {
+// The grey profile across a voxel along the gradient of the smoothed grey: the slope there and
+// the extreme samples at 0.25–1.25 σ_tot each way (σ_tot: PSF ⊕ smoothing), trilinear. `low` is
+// the darkest sample on the dark side, `high` the brightest on the bright side; slope 0 (and no
+// samples) where the grey is flat.
+struct GradientProfile {
+  double slope = 0, low = 0, high = 0;
+};
+GradientProfile gradient_profile(const Volume<float>& gs, index_t x, index_t y, index_t z, double sigma_tot,
+                                 double min_slope) {
   const Dims d = gs.dims();
   const index_t xm = x > 0 ? x - 1 : x, xp = x + 1 < d.x ? x + 1 : x;
   const index_t ym = y > 0 ? y - 1 : y, yp = y + 1 < d.y ? y + 1 : y;
@@ -216,24 +220,106 @@ std::pair<int, int> bridged_middle_class(const Volume<float>& gs, index_t x, ind
   double n[3] = {(gs(xp, y, z) - gs(xm, y, z)) / std::max<index_t>(xp - xm, 1),
                  (gs(x, yp, z) - gs(x, ym, z)) / std::max<index_t>(yp - ym, 1),
                  (gs(x, y, zp) - gs(x, y, zm)) / std::max<index_t>(zp - zm, 1)};
+  GradientProfile out;
   const double len = std::sqrt(n[0] * n[0] + n[1] * n[1] + n[2] * n[2]);
-  if (!(len > 0)) return {-1, -1};
-  // Steep as a blurred darker|brighter step at middle grey; a thin middle layer between them is
-  // shallower.
-  if (len < min_slope) return {-1, -1};
+  if (!(len > 0) || len < min_slope) return out;
+  out.slope = len;
   for (double& c : n) c /= len;
-  double low = std::numeric_limits<double>::max(), high = std::numeric_limits<double>::lowest();
+  out.low = std::numeric_limits<double>::max();
+  out.high = std::numeric_limits<double>::lowest();
   for (double f : {0.25, 0.5, 0.75, 1.0, 1.25}) {
     const double t = f * sigma_tot;
-    const double fx = x + t * n[0], fy = y + t * n[1], fz = z + t * n[2];
-    const double bx = x - t * n[0], by = y - t * n[1], bz = z - t * n[2];
-    high = std::max(high, trilinear(gs, fx, fy, fz));
-    low = std::min(low, trilinear(gs, bx, by, bz));
+    out.high = std::max(out.high, trilinear(gs, x + t * n[0], y + t * n[1], z + t * n[2]));
+    out.low = std::min(out.low, trilinear(gs, x - t * n[0], y - t * n[1], z - t * n[2]));
   }
-  if (!(low < cut[m - 1] && high > cut[m])) return {-1, -1};
-  const auto dark = static_cast<int>(std::upper_bound(cut.begin(), cut.end(), low) - cut.begin());
-  const auto bright = static_cast<int>(std::upper_bound(cut.begin(), cut.end(), high) - cut.begin());
+  return out;
+}
+
+// A middle-class voxel on a blurred darker|brighter edge (a pore|AM edge at SE grey): along the
+// gradient of the smoothed grey, the profile falls below the middle class's lower midpoint on
+// one side and rises above its upper midpoint on the other within 1.25 σ_tot each way
+// (gradient_profile), which a blurred step does and a resolved middle layer does not. min_slope
+// is the least gradient a bridged voxel has (kBridgeSlope × the pore|AM-type edge's peak slope):
+// steep as a blurred darker|brighter step at middle grey; a thin middle layer between them is
+// shallower. A reach of 1 σ_tot leaves the outer third of the blend at middle grey; 1.5–2 σ_tot
+// eats SE layers 3–4 voxels thick (96³ seed 1 SNR 8 σ 1.5, 50 MPa: contact −0.09 / −0.13 against
+// −0.02 at 1.25). Returns the {darker, brighter} end classes, or {-1, -1}.
+std::pair<int, int> bridged_middle_class(const Volume<float>& gs, index_t x, index_t y, index_t z, int m,
+                                         const std::vector<double>& cut, double sigma_tot, double min_slope) {
+  const GradientProfile pr = gradient_profile(gs, x, y, z, sigma_tot, min_slope);
+  if (!(pr.slope > 0)) return {-1, -1};
+  if (!(pr.low < cut[m - 1] && pr.high > cut[m])) return {-1, -1};
+  const auto dark = static_cast<int>(std::upper_bound(cut.begin(), cut.end(), pr.low) - cut.begin());
+  const auto bright = static_cast<int>(std::upper_bound(cut.begin(), cut.end(), pr.high) - cut.begin());
   return {dark, bright};
+}
+
+// φ(Φ⁻¹(u)) for u in (0, 1): the slope, per unit step and per σ, a blurred step has where it has
+// risen by the share u. Tabulated once (bisection on erfc), read linearly.
+double step_slope_at_share(double u) {
+  constexpr int kTable = 512;
+  static const std::array<double, kTable + 1> table = [] {
+    std::array<double, kTable + 1> t{};
+    for (int j = 0; j <= kTable; ++j) {
+      const double q = std::clamp(static_cast<double>(j) / kTable, 1e-6, 1 - 1e-6);
+      double lo = -8, hi = 8;
+      for (int it = 0; it < 60; ++it) {
+        const double mid = 0.5 * (lo + hi);
+        (0.5 * std::erfc(-mid / std::sqrt(2.0)) < q ? lo : hi) = mid;
+      }
+      const double x = 0.5 * (lo + hi);
+      t[static_cast<std::size_t>(j)] = std::exp(-0.5 * x * x) / kSqrt2Pi;
+    }
+    return t;
+  }();
+  const double p = std::clamp(u, 0.0, 1.0) * kTable;
+  const int j = std::min(static_cast<int>(p), kTable - 1);
+  return table[static_cast<std::size_t>(j)] +
+         (p - j) * (table[static_cast<std::size_t>(j) + 1] - table[static_cast<std::size_t>(j)]);
+}
+
+// The profile's reading of a non-pure voxel's unmixing pair (profile_pairing): where the grey
+// profile across it (gradient_profile) runs from a dark end class to a bright end class with a
+// class between them (pore to AM across SE grey), how much of the voxel is a blend of the two
+// ends rather than of one end and the middle layer between them. An end is read where the
+// profile reaches kProfileEndReach of the step from the class beside it: pore films and necks
+// under a wide PSF never reach the pore's grey, only dip below the SE's. Two 1-D models at the
+// voxel's leave-one-out grey g: a blurred dark|bright step has slope Δ φ(Φ⁻¹(u)) / σ_tot there
+// (u its rise to g); a middle layer thick enough to be resolved has that of the dark|middle or
+// middle|bright step that g lies on (0 at the middle end member). The weight is where the
+// measured slope lies between the two, clamped to [0, 1]: a soft split (a hard switch moves
+// whole voxels on the slope's noise). Returns the {dark, bright} end classes and the weight, or
+// weight 0.
+struct ProfilePairing {
+  int dark = -1, bright = -1;
+  double weight = 0;
+};
+ProfilePairing profile_unmixing_pair(const Volume<float>& gs, index_t x, index_t y, index_t z, double g,
+                                     const std::vector<double>& mu, double sigma_tot) {
+  ProfilePairing out;
+  const GradientProfile pr = gradient_profile(gs, x, y, z, sigma_tot, 0);
+  if (!(pr.slope > 0)) return out;
+  // The profile's ends: the darkest class it dips towards and the brightest it rises towards by
+  // kProfileEndReach of the step from the class beside it.
+  const int k = static_cast<int>(mu.size());
+  int dark = k - 1, bright = 0;
+  for (int c = 0; c + 1 < k && dark == k - 1; ++c)
+    if (pr.low < mu[c + 1] - kProfileEndReach * (mu[c + 1] - mu[c])) dark = c;
+  for (int c = k - 1; c > 0 && bright == 0; --c)
+    if (pr.high > mu[c - 1] + kProfileEndReach * (mu[c] - mu[c - 1])) bright = c;
+  if (bright - dark < 2) return out;
+  const double span = mu[bright] - mu[dark];
+  const double step = span * step_slope_at_share((g - mu[dark]) / span) / sigma_tot;
+  // The middle layer's edge that g lies on: between the two end members around g.
+  const int above = static_cast<int>(std::upper_bound(mu.begin() + dark, mu.begin() + bright + 1, g) - mu.begin());
+  const int hi = std::clamp(above, dark + 1, bright), lo = hi - 1;
+  const double edge = mu[hi] - mu[lo];
+  const double layer = edge * step_slope_at_share((g - mu[lo]) / edge) / sigma_tot;
+  if (!(step > layer)) return out;
+  out.dark = dark;
+  out.bright = bright;
+  out.weight = std::clamp((pr.slope - layer) / (step - layer), 0.0, 1.0);
+  return out;
 }
 
 // End members with fewer than kMinPureVoxels pure voxels are the histogram fit's means, pulled by
@@ -606,22 +692,36 @@ PartialVolumeResult partial_volume_segmentation(const Volume<float>& grey, const
                 for (index_t yy = std::max<index_t>(y - 1, 0); yy <= std::min(y + 1, d.y - 1); ++yy)
                   for (index_t xx = std::max<index_t>(x - 1, 0); xx <= std::min(x + 1, d.x - 1); ++xx, ++box)
                     for (int c = lo + 1; c < hi; ++c) count[c] += confident(xx + d.x * (yy + d.y * zz), c);
-              const int q = lo * k + hi;
               for (int m = lo + 1; m < hi; ++m) {
-                const double share = static_cast<double>(count[m]) / box;
-                st.pair_share[static_cast<std::size_t>(q * k + m)] += share;
-                share_of[m] = share;
-                shared += share;
+                share_of[m] = static_cast<double>(count[m]) / box;
+                shared += share_of[m];
               }
             }
           } else {
             ab = unmixing_pair(gl, cand, centre, k);
           }
-          st.pair_weight[ab.first * k + ab.second] += 1 - shared;
+          // The profile across the voxel may read it as a blend of two classes further apart (a
+          // pore|AM edge at SE grey): that reading takes its weight of the voxel, the pair above
+          // the rest (with its middle shares scaled alike).
+          ProfilePairing read;
+          if (o.profile_pairing && bridge.first < 0 && (ab != std::pair{0, k - 1} || shared > 0))
+            read = profile_unmixing_pair(gs, x, y, z, gl, centre, slope_sigma);
+          const double kept = 1 - read.weight;
+          if (read.weight > 0) {
+            const int q = read.dark * k + read.bright;
+            st.pair_weight[q] += read.weight;
+            st.pair_grey[q] += read.weight * g;
+          }
           const auto [a, b] = ab;
+          st.pair_weight[a * k + b] += kept * (1 - shared);
+          if (shared > 0)
+            for (int m = a + 1; m < b; ++m)
+              st.pair_share[static_cast<std::size_t>((a * k + b) * k + m)] += kept * share_of[m];
           if (std::popcount(cand) >= 3) add_pairing_ambiguity(gl, ab, share_of, shared, cand, centre, st.ambiguity);
-          ++st.pair_count[a * k + b];
-          st.pair_grey[a * k + b] += g;
+          // The noise term counts a voxel once, with the reading that holds most of it.
+          if (read.weight > 0.5) ++st.pair_count[read.dark * k + read.bright];
+          else ++st.pair_count[a * k + b];
+          st.pair_grey[a * k + b] += kept * g;
         }
     });
   }

@@ -72,6 +72,15 @@ struct PartialVolumeOptions {
   // fit's end member grow with the volume). 0: only below those 200 (docs/segmentation-studies.md, "The
   // 10 MPa σ 1.5 error taken apart").
   double refit_min_pure_share = 0.001;
+  // Non-pure voxels with the darkest and brightest class near them take part of their unmixing
+  // pair from the grey profile across them: where it runs from a dark end class to a bright end
+  // class over a middle one (a pore|AM edge at SE grey), the share the slope gives a blurred
+  // step of the two ends over a resolved middle layer is unmixed with the two ends (partial_volume.cpp,
+  // profile_unmixing_pair). Opt-in: it removes most of the pairing's low bias at σ 1.5 and 10–50 MPa
+  // (held out: mean |porosity_pv error| 0.050 → 0.029, 0.018 → 0.003) but at 125 MPa that bias
+  // offset the pore's fit-only end member (0.004 → 0.018), and it overshoots at σ 1 50 MPa and σ 0.7
+  // (docs/segmentation-studies.md, "Pore|AM blends unmixed by their profile").
+  bool profile_pairing = false;
 };
 
 // Fractions from per-pair sums (exposed for the uncertainty and for tests): pure voxel counts
