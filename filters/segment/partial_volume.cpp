@@ -799,9 +799,10 @@ PartialVolumeResult partial_volume_segmentation(const Volume<float>& grey, const
   // Pairing: a fixed share of the three-phase ambiguity, as one standard deviation (calibrated
   // with the other model terms, above).
   out.pairing_ambiguity.resize(k);
+  out.pairing_share = kPairingShare;
   for (int c = 0; c < k; ++c) {
     out.pairing_ambiguity[c] = ambiguity[c] / n_total;
-    const double sd = kPairingShare * out.pairing_ambiguity[c];
+    const double sd = out.pairing_share * out.pairing_ambiguity[c];
     var[c] += sd * sd;
   }
   // Films of the darkest class thinner than the PSF: where it has no pure voxels it lies only in
