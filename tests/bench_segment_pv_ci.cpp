@@ -9,6 +9,9 @@
 // (the AM fraction's term, each end member's, the rest; docs/segmentation-studies.md, "The 10 MPa σ 1.5
 // error taken apart"); --bootstrap 1 adds, per cell, the error of the same segmentation on auto's
 // and on the truth's labels re-imaged with the estimated end members, PSF and noise σ ("#" lines).
+// The last four columns (the widest PSF σ estimate, the pore's pairing ambiguity, the half-width
+// and the pairing term's 1.96 × SD, at full precision) replay another pairing share from the rows
+// (docs/segmentation-studies.md, "The pairing share that follows the PSF").
 // --refit-min-pure-share sets PartialVolumeOptions::refit_min_pure_share (0: the rule off);
 // --profile-pairing sets PartialVolumeOptions::profile_pairing (before/after in one binary).
 // Usage: bench_segment_pv_ci [--size N] [--seeds N | A-B] [--snr S,...] [--blur B,...] [--pressures P,...]
@@ -77,7 +80,8 @@ int main(int argc, char** argv) {
       "seed,snr,blur,P,truth,pv,err,ci95,hw_noise,hw_em0,hw_em1,hw_em2,hw_share_pairing,"
       "d0,d1,d2,stat0,stat1,stat2,mu0,mu1,mu2,fit0,fit1,fit2,true0,true1,true2,pure0,pure1,pure2,u0,u1,u2,"
       "ambiguity0,mid_share,mixed,err_true_em,sigma0,sigma1,sigma2,noise_sigma,w0,w1,w2,n01,n02,n12,thin,label0,"
-      "shift1,labels1,err_am,dec_am,dec_em0,dec_em1,dec_em2,dec_grey,err_true_em1\n");
+      "shift1,labels1,err_am,dec_am,dec_em0,dec_em1,dec_em2,dec_grey,err_true_em1,psf,ambiguity0_exact,ci95_exact,"
+      "hw_pairing\n");
   std::vector<double> widths, errors;
   int n = 0, in = 0;
   for (double snr : snrs)
@@ -163,10 +167,15 @@ int main(int argc, char** argv) {
             dec_em[c] = pv.fraction_pv[c] * (pv.means[c] - tru[c]) / span;
           }
           const double err_am = pv.fraction_pv[2] - phi[2];
-          std::printf(",%.1f,%.0f,%+.5f,%+.5f,%+.5f,%+.5f,%+.5f,%+.5f,%+.5f\n", pv.end_member_shift[1],
-                      pv.fraction_labels[1] * N, err_am, err_am * (tru[2] - tru[1]) / span, dec_em[0], dec_em[1],
-                      dec_em[2], (unmixed - imaged) / span,
-                      unmixed_fractions(s, {pv.means[0], tru[1], pv.means[2]})[0] - truth);
+          // The interval's inputs at full precision, so that another pairing share can be replayed
+          // from these rows (the pairing term adds (share × ambiguity)² to the variance): the widest
+          // PSF σ estimate, the pore's ambiguity, the half-width and the pairing's own 1.96 × SD.
+          const double psf = *std::max_element(r.psf_sigma_vox.begin(), r.psf_sigma_vox.end());
+          std::printf(",%.1f,%.0f,%+.5f,%+.5f,%+.5f,%+.5f,%+.5f,%+.5f,%+.5f,%.4f,%.8g,%.8g,%.8g\n",
+                      pv.end_member_shift[1], pv.fraction_labels[1] * N, err_am, err_am * (tru[2] - tru[1]) / span,
+                      dec_em[0], dec_em[1], dec_em[2], (unmixed - imaged) / span,
+                      unmixed_fractions(s, {pv.means[0], tru[1], pv.means[2]})[0] - truth, psf, pv.pairing_ambiguity[0],
+                      pv.fraction_pv_ci95[0], 1.96 * pv.pairing_share * pv.pairing_ambiguity[0]);
           if (bootstrap) {
             // The unmixing's bias on labels of known fractions (auto's, then the truth's), imaged with
             // the estimated end members, PSF and noise σ and segmented the same way: where the truth's

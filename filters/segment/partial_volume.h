@@ -104,6 +104,7 @@ struct PartialVolumeResult {
   std::vector<double> fraction_pv;        // partial-volume fraction per class
   std::vector<double> fraction_pv_ci95;   // 95 % half-width (end members, noise and pairing)
   std::vector<double> pairing_ambiguity;  // per class: how far the pairing of three-phase voxels could move it
+  double pairing_share = 0;               // the share of pairing_ambiguity taken as one standard deviation
   std::vector<std::int64_t> pure_voxels;  // voxels taken as pure, per class
   std::vector<double> end_member_shift;   // inferred end member − the histogram fit's, per class (0: not inferred)
   std::int64_t mixed_voxels = 0;          // voxels unmixed with a pair
