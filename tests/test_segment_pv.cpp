@@ -309,6 +309,7 @@ TEST(PartialVolume, SandwichedRunsTakeTheNearerOuterClassWithMoreThanFiveClasses
   }
   PartialVolumeOptions o;
   o.psf_sigma_vox = {0.5, 0.5, 0.5};
+  o.sharp_psf_sweep = false;  // the rim rule's own labels: the noise-free grey is not imaged by this PSF
   const PartialVolumeResult r = partial_volume_segmentation(g, fit, o);
   ASSERT_EQ(r.labels.dims(), d);
   index_t wrong = 0;
@@ -373,6 +374,7 @@ TEST(PartialVolume, ThinPoreRuleCostsLittleDiceOnASharpScan) {
   };
   SegmentOptions o;
   o.classes = 3;
+  o.partial_volume.sharp_psf_sweep = false;  // the rule's own labels, before the forward-model sweep
   const SegmentResult with_rule = segment_grey(scan.grey, o);
   o.partial_volume.thin_pores = false;
   const SegmentResult without = segment_grey(scan.grey, o);
@@ -396,6 +398,7 @@ TEST(PartialVolume, SandwichedRunsReadByTheirProfileKeepSeLayersOnASharpScan) {
   SegmentOptions o;
   o.classes = 3;
   o.partial_volume.rim_profile = true;
+  o.partial_volume.sharp_psf_sweep = false;  // the profile's own labels, before the forward-model sweep
   const SegmentResult r = segment_grey(scan.grey, o);
   ASSERT_EQ(r.classes, 3);
   EXPECT_GT(r.partial_volume->rim_layers_kept, 0);
