@@ -30,11 +30,11 @@ std::vector<double> taps(double sigma) {
   return k;
 }
 
-Volume<float> blur(const Volume<float>& v, const std::array<double, 3>& sigma) {
-  Volume<float> out = v;
+// B v in place: the callers' volumes are their own scratch, and a copy would be the relabelling's
+// peak (4 B/voxel more than c, which is all the sweep keeps).
+void blur_in_place(Volume<float>& v, const std::array<double, 3>& sigma) {
   for (int a = 0; a < 3; ++a)
-    if (v.dims()[a] > 1) gaussian_blur_axis(out, a, sigma[a], kTruncate);
-  return out;
+    if (v.dims()[a] > 1) gaussian_blur_axis(v, a, sigma[a], kTruncate);
 }
 
 // One axis of B as a matrix: M[i][j] = Σ of the taps t with clamp(i + t) = j (edges clamped, as
@@ -223,7 +223,7 @@ Volume<float> residual(const Volume<float>& grey, const Volume<std::uint8_t>& la
                        const std::array<double, 3>& sigma) {
   Volume<float> model = grey.like<float>(grey.dims());
   for (index_t i = 0; i < model.size(); ++i) model[i] = static_cast<float>(mu[labels[i]]);
-  model = blur(model, sigma);
+  blur_in_place(model, sigma);
   for (index_t i = 0; i < model.size(); ++i) model[i] = grey[i] - model[i];
   return model;
 }
@@ -271,7 +271,8 @@ std::vector<double> refit_means(const Volume<float>& grey, const Volume<std::uin
     std::int64_t n = 0;
     for (index_t i = 0; i < ind.size(); ++i) n += (ind[i] = labels[i] == c ? 1.f : 0.f) > 0;
     if (n == 0) return mu;
-    basis.push_back(blur(ind, sigma));
+    blur_in_place(ind, sigma);
+    basis.push_back(std::move(ind));
   }
   std::vector<double> a(static_cast<std::size_t>(k * (k + 1)), 0.0);
   for (int c = 0; c < k; ++c) {
