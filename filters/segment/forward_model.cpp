@@ -74,38 +74,54 @@ AxisOperator make_axis(double sigma, index_t n) {
   return op;
 }
 
-// Mᵀ along one axis, in place (the adjoint of gaussian_blur_axis's clamped convolution): away from
-// the two end voxels Mᵀ is the convolution with the (symmetric) taps, the line padded with zeros; the
-// end voxels also collect the folded taps, (Mᵀ v)[0] = Σ_i v_i Σ_{t ≤ −i} k_t and likewise at n − 1.
+// Mᵀ on `width` neighbouring lines (consecutive x, `w` ≤ width of them inside the volume) starting
+// at voxel `base`: away from the two end voxels Mᵀ is the convolution with the (symmetric) taps, the
+// line padded with zeros; the end voxels also collect the folded taps, (Mᵀ v)[0] = Σ_i v_i Σ_{t ≤ −i}
+// k_t and likewise at n − 1.
+template <index_t width>
+void adjoint_lines(Volume<float>& v, index_t base, index_t w, index_t n, index_t stride, const AxisOperator& op) {
+  const int r = op.radius;
+  const double* k = op.taps.data();
+  std::vector<double> in(static_cast<std::size_t>((n + 2 * r) * width), 0.0);
+  for (index_t i = 0; i < n; ++i)
+    for (index_t u = 0; u < w; ++u) in[(i + r) * width + u] = v[base + i * stride + u];
+  const double* p = in.data() + r * width;
+  for (index_t j = 1; j + 1 < n; ++j) {
+    double acc[width] = {};
+    for (int t = -r; t <= r; ++t)
+      for (index_t u = 0; u < width; ++u) acc[u] += k[t + r] * p[(j - t) * width + u];
+    for (index_t u = 0; u < w; ++u) v[base + j * stride + u] = static_cast<float>(acc[u]);
+  }
+  double first[width] = {}, last[width] = {};
+  for (int i = 0; i <= r && i < n; ++i) {
+    double fold = 0;  // Σ_{t = −r}^{−i} k_t = Σ_{t = i}^{r} k_t (the taps are symmetric)
+    for (int t = -r; t <= -i; ++t) fold += k[t + r];
+    for (index_t u = 0; u < width; ++u)
+      first[u] += fold * p[i * width + u], last[u] += fold * p[(n - 1 - i) * width + u];
+  }
+  for (index_t u = 0; u < w; ++u) {
+    v[base + u] = static_cast<float>(first[u]);
+    v[base + (n - 1) * stride + u] = static_cast<float>(last[u]);
+  }
+}
+
+// Mᵀ along one axis, in place (the adjoint of gaussian_blur_axis's clamped convolution). Along y
+// and z 16 neighbouring lines go together, as in gaussian_blur_axis: the same sums per voxel.
 void adjoint_axis(Volume<float>& v, int axis, const AxisOperator& op) {
   const Dims d = v.dims();
   const index_t n = d[axis];
   if (op.radius == 0 || n == 1) return;
-  const index_t stride = axis == 0 ? 1 : axis == 1 ? d.x : d.x * d.y;
-  const index_t lines = d.count() / n;
-  const int r = op.radius;
-  const double* k = op.taps.data();
-  tbb::parallel_for(index_t{0}, lines, [&](index_t line) {
-    index_t base;
-    if (axis == 0) base = line * d.x;
-    else if (axis == 1) base = (line / d.x) * d.x * d.y + line % d.x;
-    else base = line;
-    std::vector<double> in(static_cast<std::size_t>(n + 2 * r), 0.0);
-    for (index_t i = 0; i < n; ++i) in[i + r] = v[base + i * stride];
-    const double* p = in.data() + r;
-    for (index_t j = 1; j + 1 < n; ++j) {
-      double acc = 0;
-      for (int t = -r; t <= r; ++t) acc += k[t + r] * p[j - t];
-      v[base + j * stride] = static_cast<float>(acc);
-    }
-    double first = 0, last = 0;
-    for (int i = 0; i <= r && i < n; ++i) {
-      double fold = 0;  // Σ_{t = −r}^{−i} k_t = Σ_{t = i}^{r} k_t (the taps are symmetric)
-      for (int t = -r; t <= -i; ++t) fold += k[t + r];
-      first += fold * p[i], last += fold * p[n - 1 - i];
-    }
-    v[base] = static_cast<float>(first);
-    v[base + (n - 1) * stride] = static_cast<float>(last);
+  if (axis == 0) {
+    tbb::parallel_for(index_t{0}, d.y * d.z, [&](index_t line) { adjoint_lines<1>(v, line * d.x, 1, n, 1, op); });
+    return;
+  }
+  constexpr index_t kWidth = 16;
+  const index_t stride = axis == 1 ? d.x : d.x * d.y;
+  const index_t groups_x = (d.x + kWidth - 1) / kWidth;
+  tbb::parallel_for(index_t{0}, groups_x * (d.count() / (n * d.x)), [&](index_t g) {
+    const index_t outer = g / groups_x, x0 = (g % groups_x) * kWidth;  // z (axis y) or y (axis z), x
+    const index_t base = (axis == 1 ? outer * d.x * d.y : outer * d.x) + x0;
+    adjoint_lines<kWidth>(v, base, std::min(kWidth, d.x - x0), n, stride, op);
   });
 }
 
