@@ -118,18 +118,18 @@ int main(int argc, char** argv) {
   row("segment kmeans k=3", d, [&] { segment_grey(grey, {SegmentMethod::kmeans, 3}); });
   row("segment gmm k=3", d, [&] { segment_grey(grey, {SegmentMethod::gmm, 3}); });
   row("segment auto k=2 + PV fractions", d, [&] { segment_grey(grey, {SegmentMethod::automatic, 2}); });
-  if (only.empty() || std::string("segment auto k=2, PSF 0.7").find(only) != std::string::npos) {
-    // The same spheres under a σ 0.7 PSF (the same noise draw's σ), where `auto` runs the sweep.
+  const std::string sharp_rows[2] = {"segment auto k=2, PSF 0.7, no sweep",
+                                     "segment auto k=2, PSF 0.7 (sharp-PSF sweep)"};
+  if (only.empty() || sharp_rows[0].find(only) != std::string::npos || sharp_rows[1].find(only) != std::string::npos) {
+    // The same spheres under a σ 0.7 PSF (noise of the same σ, its own draw), where `auto` runs the sweep.
     Volume<float> sharp = gaussian_smooth(clean, 0.35);
     std::mt19937 rng_sharp(3);
     for (auto& v : sharp.storage()) v += static_cast<float>(noise(rng_sharp));
     SegmentOptions no_sweep{SegmentMethod::automatic, 2};
     no_sweep.partial_volume.sharp_psf_sweep = false;
-    row("segment auto k=2, PSF 0.7, no sweep", d, [&] { segment_grey(sharp, no_sweep); });
+    row(sharp_rows[0], d, [&] { segment_grey(sharp, no_sweep); });
     SegmentResult sr;
-    row("segment auto k=2, PSF 0.7 (sharp-PSF sweep)", d, [&] {
-      sr = segment_grey(sharp, {SegmentMethod::automatic, 2});
-    });
+    row(sharp_rows[1], d, [&] { sr = segment_grey(sharp, {SegmentMethod::automatic, 2}); });
     if (sr.partial_volume)
       std::printf("  (PSF estimate %.2f voxel, sweep flips %lld)\n", sr.psf_sigma_vox[0],
                   static_cast<long long>(sr.partial_volume->map_flips));
