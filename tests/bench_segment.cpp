@@ -1,10 +1,17 @@
 // Throughput of each preprocessing / segmentation step on a 256³ CT-like volume (AM spheres on
-// a jittered lattice in SE, blur σ = 1 voxel, SNR 5). Prints a table of Mvoxel/s. Denoising
-// quality (PSNR) and CPU time: bench_segment_denoise.
+// a jittered lattice in SE, blur σ = 1 voxel, SNR 5). Prints per step the wall and CPU seconds
+// (all threads), Mvoxel/s of wall time and the peak memory in bytes per voxel beyond the step's
+// inputs (the rise of the resident high-water mark above the resident size at its start, as
+// bench_pipeline). Two rows repeat `segment auto` on the same spheres under a σ 0.7 PSF, without
+// and with the sharp-PSF sweep that `auto` runs there (partial_volume.h): the sweep's own cost.
+// Denoising quality (PSNR) and CPU time: bench_segment_denoise.
 // Benchmarks link vp_segment only (tests/CMakeLists.txt), so the input is made here rather than
 // by phantoms/; it is a workload, not a ground truth.
+#include <malloc.h>
+
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <functional>
 #include <string>
 
@@ -12,6 +19,7 @@
 #include <tbb/info.h>
 
 #include <random>
+#include "bench_measure.h"
 #include "filters/preprocess/artifacts.h"
 #include "filters/preprocess/denoise.h"
 #include "filters/preprocess/intensity.h"
@@ -28,19 +36,36 @@ namespace {
 
 std::string only;  // bench_segment N STEP: only the rows whose name contains STEP
 
+// VmRSS or VmHWM of this process in bytes (0 when /proc is unavailable).
+double status_bytes(const std::string& key) {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind(key + ":", 0) == 0) return 1024.0 * std::stod(line.substr(key.size() + 1));
+  return 0;
+}
+
 void row(const std::string& step, const Dims& d, const std::function<void()>& f) {
   if (!only.empty() && step.find(only) == std::string::npos) return;
+  std::ofstream("/proc/self/clear_refs") << "5";  // reset the high-water mark to the resident size
+  const double rss0 = status_bytes("VmRSS"), cpu0 = bench::cpu_seconds();
   const auto t0 = std::chrono::steady_clock::now();
   f();
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::printf("| %-40s | %-11s | %8.2f | %9.3g |\n", step.c_str(), to_string(d).c_str(), s,
-              static_cast<double>(d.count()) / s / 1e6);
+  const double cpu = bench::cpu_seconds() - cpu0;
+  const double voxels = static_cast<double>(d.count());
+  std::printf("| %-44s | %-11s | %8.2f | %8.2f | %9.3g | %6.1f |\n", step.c_str(), to_string(d).c_str(), s, cpu,
+              voxels / s / 1e6, std::max(0.0, status_bytes("VmHWM") - rss0) / voxels);
   std::fflush(stdout);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Every large buffer mapped on allocation and returned when freed, so that each row's peak counts
+  // its own buffers (bench_pipeline's reason).
+  mallopt(M_MMAP_THRESHOLD, 1 << 20);
+  mallopt(M_TRIM_THRESHOLD, 1 << 20);
   const index_t n = argc > 1 ? std::stoll(argv[1]) : 256;
   if (argc > 2) only = argv[2];
   const auto t0 = std::chrono::steady_clock::now();
@@ -66,9 +91,10 @@ int main(int argc, char** argv) {
   const double setup = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::printf("bench_segment: %s phantom (%d spheres) made in %.1f s; %d threads\n\n", to_string(grey.dims()).c_str(),
               spheres, setup, tbb::info::default_concurrency());
-  std::printf("| %-40s | %-11s | %8s | %9s |\n", "step", "volume", "s", "Mvoxel/s");
-  std::printf("|%s|%s|%s|%s|\n", std::string(42, '-').c_str(), std::string(13, '-').c_str(),
-              std::string(10, '-').c_str(), std::string(11, '-').c_str());
+  std::printf("| %-44s | %-11s | %8s | %8s | %9s | %6s |\n", "step", "volume", "s", "CPU s", "Mvoxel/s", "B/vox");
+  std::printf("|%s|%s|%s|%s|%s|%s|\n", std::string(46, '-').c_str(), std::string(13, '-').c_str(),
+              std::string(10, '-').c_str(), std::string(10, '-').c_str(), std::string(11, '-').c_str(),
+              std::string(8, '-').c_str());
   const Dims d = grey.dims();
 
   row("bin 2x (mean)", d, [&] { bin_mean(grey, 2); });
@@ -92,6 +118,22 @@ int main(int argc, char** argv) {
   row("segment kmeans k=3", d, [&] { segment_grey(grey, {SegmentMethod::kmeans, 3}); });
   row("segment gmm k=3", d, [&] { segment_grey(grey, {SegmentMethod::gmm, 3}); });
   row("segment auto k=2 + PV fractions", d, [&] { segment_grey(grey, {SegmentMethod::automatic, 2}); });
+  const std::string sharp_rows[2] = {"segment auto k=2, PSF 0.7, no sweep",
+                                     "segment auto k=2, PSF 0.7 (sharp-PSF sweep)"};
+  if (only.empty() || sharp_rows[0].find(only) != std::string::npos || sharp_rows[1].find(only) != std::string::npos) {
+    // The same spheres under a σ 0.7 PSF (noise of the same σ, its own draw), where `auto` runs the sweep.
+    Volume<float> sharp = gaussian_smooth(clean, 0.35);
+    std::mt19937 rng_sharp(3);
+    for (auto& v : sharp.storage()) v += static_cast<float>(noise(rng_sharp));
+    SegmentOptions no_sweep{SegmentMethod::automatic, 2};
+    no_sweep.partial_volume.sharp_psf_sweep = false;
+    row(sharp_rows[0], d, [&] { segment_grey(sharp, no_sweep); });
+    SegmentResult sr;
+    row(sharp_rows[1], d, [&] { sr = segment_grey(sharp, {SegmentMethod::automatic, 2}); });
+    if (sr.partial_volume)
+      std::printf("  (PSF estimate %.2f voxel, sweep flips %lld)\n", sr.psf_sigma_vox[0],
+                  static_cast<long long>(sr.partial_volume->map_flips));
+  }
   SegmentOptions hy;
   hy.method = SegmentMethod::hysteresis;
   if (r.thresholds.empty()) r = segment_grey(grey, {SegmentMethod::otsu});  // its row was filtered out

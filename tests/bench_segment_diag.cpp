@@ -1,8 +1,9 @@
 // Where auto's labels go wrong on one phantom cell (issue 11, σ 0.7): Dice per phase of the
-// blur ceiling, of plain thresholds (true and fitted end members, raw and σ 0.5 grey), of auto
-// and of auto without the thin-pore rule; per reading the confusion counts truth > label and the
-// wrong voxels by Chebyshev distance (1..4, 5 = farther) from the nearest voxel of another truth
-// phase. Usage: bench_segment_diag [SNR [blur σ [P MPa [seed [size]]]]] (default 12 0.7 50 1 96).
+// blur ceiling, of plain thresholds (true and fitted end members, raw and σ 0.5 grey), of the
+// rules alone (sharp_psf_sweep off; also without the thin-pore rule, and with rim_profile), of
+// auto as shipped and of auto with map_relabel; per reading the confusion counts truth > label
+// and the wrong voxels by Chebyshev distance (1..4, 5 = farther) from the nearest voxel of another
+// truth phase. Usage: bench_segment_diag [SNR [blur σ [P MPa [seed [size]]]]] (default 12 0.7 50 1 96).
 #include <array>
 #include <cmath>
 #include <cstdio>
@@ -89,6 +90,8 @@ int main(int argc, char** argv) {
     lv.phases = ph.labels.phases;
     return contact_area(lv).fraction;
   };
+  // The rules alone first (no sharp-PSF sweep), then auto as shipped, then the opt-in readings.
+  o.partial_volume.sharp_psf_sweep = false;
   const SegmentResult r = segment_grey(grey, o);
   const auto& mu = r.auto_fit->mixture.means;
   std::printf("fit means %.0f %.0f %.0f (true %.0f %.0f %.0f), label thresholds %.0f %.0f, PSF σ %.3f %.3f %.3f\n",
@@ -99,11 +102,24 @@ int main(int argc, char** argv) {
   report("fit midpoints on σ 0.5 grey", apply_thresholds(g05, {0.5 * (mu[0] + mu[1]), 0.5 * (mu[1] + mu[2])}), truth,
          dist);
   report("label thresholds on σ 0.5 grey", apply_thresholds(g05, r.thresholds), truth, dist);
-  report("auto", r.labels, truth, dist);
+  report("rules (sharp_psf_sweep off)", r.labels, truth, dist);
   o.partial_volume.thin_pores = false;
   const SegmentResult no_thin = segment_grey(grey, o);
-  report("auto without thin_pores", no_thin.labels, truth, dist);
-  std::printf("contact: truth %.4f, auto %.4f, auto without thin_pores %.4f\n", ph.truth.contact_area_fraction,
-              contact(r.labels), contact(no_thin.labels));
+  report("rules without thin_pores", no_thin.labels, truth, dist);
+  o.partial_volume.thin_pores = true;
+  o.partial_volume.rim_profile = true;
+  const SegmentResult profiled = segment_grey(grey, o);
+  report("rules with rim_profile", profiled.labels, truth, dist);
+  o.partial_volume.rim_profile = false;
+  o.partial_volume.sharp_psf_sweep = true;
+  const SegmentResult shipped = segment_grey(grey, o);
+  report("auto (one sweep under a sharp PSF)", shipped.labels, truth, dist);
+  o.partial_volume.map_relabel = true;
+  const SegmentResult mapped = segment_grey(grey, o);
+  report("auto with map_relabel (full ICM)", mapped.labels, truth, dist);
+  std::printf(
+      "contact: truth %.4f, rules %.4f, without thin_pores %.4f, rim_profile %.4f, auto %.4f, map_relabel %.4f\n",
+      ph.truth.contact_area_fraction, contact(r.labels), contact(no_thin.labels), contact(profiled.labels),
+      contact(shipped.labels), contact(mapped.labels));
   return 0;
 }

@@ -30,11 +30,11 @@ std::vector<double> taps(double sigma) {
   return k;
 }
 
-Volume<float> blur(const Volume<float>& v, const std::array<double, 3>& sigma) {
-  Volume<float> out = v;
+// B v in place: the callers' volumes are their own scratch, and a copy would be the relabelling's
+// peak (4 B/voxel more than c, which is all the sweep keeps).
+void blur_in_place(Volume<float>& v, const std::array<double, 3>& sigma) {
   for (int a = 0; a < 3; ++a)
-    if (v.dims()[a] > 1) gaussian_blur_axis(out, a, sigma[a], kTruncate);
-  return out;
+    if (v.dims()[a] > 1) gaussian_blur_axis(v, a, sigma[a], kTruncate);
 }
 
 // One axis of B as a matrix: M[i][j] = Σ of the taps t with clamp(i + t) = j (edges clamped, as
@@ -74,38 +74,54 @@ AxisOperator make_axis(double sigma, index_t n) {
   return op;
 }
 
-// Mᵀ along one axis, in place (the adjoint of gaussian_blur_axis's clamped convolution): away from
-// the two end voxels Mᵀ is the convolution with the (symmetric) taps, the line padded with zeros; the
-// end voxels also collect the folded taps, (Mᵀ v)[0] = Σ_i v_i Σ_{t ≤ −i} k_t and likewise at n − 1.
+// Mᵀ on `width` neighbouring lines (consecutive x, `w` ≤ width of them inside the volume) starting
+// at voxel `base`: away from the two end voxels Mᵀ is the convolution with the (symmetric) taps, the
+// line padded with zeros; the end voxels also collect the folded taps, (Mᵀ v)[0] = Σ_i v_i Σ_{t ≤ −i}
+// k_t and likewise at n − 1.
+template <index_t width>
+void adjoint_lines(Volume<float>& v, index_t base, index_t w, index_t n, index_t stride, const AxisOperator& op) {
+  const int r = op.radius;
+  const double* k = op.taps.data();
+  std::vector<double> in(static_cast<std::size_t>((n + 2 * r) * width), 0.0);
+  for (index_t i = 0; i < n; ++i)
+    for (index_t u = 0; u < w; ++u) in[(i + r) * width + u] = v[base + i * stride + u];
+  const double* p = in.data() + r * width;
+  for (index_t j = 1; j + 1 < n; ++j) {
+    double acc[width] = {};
+    for (int t = -r; t <= r; ++t)
+      for (index_t u = 0; u < width; ++u) acc[u] += k[t + r] * p[(j - t) * width + u];
+    for (index_t u = 0; u < w; ++u) v[base + j * stride + u] = static_cast<float>(acc[u]);
+  }
+  double first[width] = {}, last[width] = {};
+  for (int i = 0; i <= r && i < n; ++i) {
+    double fold = 0;  // Σ_{t = −r}^{−i} k_t = Σ_{t = i}^{r} k_t (the taps are symmetric)
+    for (int t = -r; t <= -i; ++t) fold += k[t + r];
+    for (index_t u = 0; u < width; ++u)
+      first[u] += fold * p[i * width + u], last[u] += fold * p[(n - 1 - i) * width + u];
+  }
+  for (index_t u = 0; u < w; ++u) {
+    v[base + u] = static_cast<float>(first[u]);
+    v[base + (n - 1) * stride + u] = static_cast<float>(last[u]);
+  }
+}
+
+// Mᵀ along one axis, in place (the adjoint of gaussian_blur_axis's clamped convolution). Along y
+// and z 16 neighbouring lines go together, as in gaussian_blur_axis: the same sums per voxel.
 void adjoint_axis(Volume<float>& v, int axis, const AxisOperator& op) {
   const Dims d = v.dims();
   const index_t n = d[axis];
   if (op.radius == 0 || n == 1) return;
-  const index_t stride = axis == 0 ? 1 : axis == 1 ? d.x : d.x * d.y;
-  const index_t lines = d.count() / n;
-  const int r = op.radius;
-  const double* k = op.taps.data();
-  tbb::parallel_for(index_t{0}, lines, [&](index_t line) {
-    index_t base;
-    if (axis == 0) base = line * d.x;
-    else if (axis == 1) base = (line / d.x) * d.x * d.y + line % d.x;
-    else base = line;
-    std::vector<double> in(static_cast<std::size_t>(n + 2 * r), 0.0);
-    for (index_t i = 0; i < n; ++i) in[i + r] = v[base + i * stride];
-    const double* p = in.data() + r;
-    for (index_t j = 1; j + 1 < n; ++j) {
-      double acc = 0;
-      for (int t = -r; t <= r; ++t) acc += k[t + r] * p[j - t];
-      v[base + j * stride] = static_cast<float>(acc);
-    }
-    double first = 0, last = 0;
-    for (int i = 0; i <= r && i < n; ++i) {
-      double fold = 0;  // Σ_{t = −r}^{−i} k_t = Σ_{t = i}^{r} k_t (the taps are symmetric)
-      for (int t = -r; t <= -i; ++t) fold += k[t + r];
-      first += fold * p[i], last += fold * p[n - 1 - i];
-    }
-    v[base] = static_cast<float>(first);
-    v[base + (n - 1) * stride] = static_cast<float>(last);
+  if (axis == 0) {
+    tbb::parallel_for(index_t{0}, d.y * d.z, [&](index_t line) { adjoint_lines<1>(v, line * d.x, 1, n, 1, op); });
+    return;
+  }
+  constexpr index_t kWidth = 16;
+  const index_t stride = axis == 1 ? d.x : d.x * d.y;
+  const index_t groups_x = (d.x + kWidth - 1) / kWidth;
+  tbb::parallel_for(index_t{0}, groups_x * (d.count() / (n * d.x)), [&](index_t g) {
+    const index_t outer = g / groups_x, x0 = (g % groups_x) * kWidth;  // z (axis y) or y (axis z), x
+    const index_t base = (axis == 1 ? outer * d.x * d.y : outer * d.x) + x0;
+    adjoint_lines<kWidth>(v, base, std::min(kWidth, d.x - x0), n, stride, op);
   });
 }
 
@@ -148,11 +164,21 @@ std::vector<int> update_reach(const std::array<AxisOperator, 3>& axis) {
   return reach;
 }
 
-// c −= Δμ BᵀB e_v after the flip of v = (x, y, z), over the band that update_reach keeps. Cloned for
-// AVX2 where the CPU has it (no FMA: a product then a difference, so the same floats as the SSE2
-// clone): ≈ 40 % of the relabelling's CPU at 256³ is here (1.26 M flips, ≈ 2 250 floats each).
+// The rows (y, z) of c that a sweep still reads: row y + n_y z ≥ from and z ≤ to, or z < below. In
+// the last sweep a row already visited is never read again (c is not needed after it), so a flip
+// need not update it: in slab order that is the slab's rows before the flip's and, for the second
+// parity, the first parity's slabs beside it. Every row is read in any other sweep.
+struct LiveRows {
+  index_t from = 0, to = 0, below = 0;
+};
+
+// c −= Δμ BᵀB e_v after the flip of v = (x, y, z), over the band that update_reach keeps, on the
+// rows still read. Cloned for AVX2 where the CPU has it (no FMA: a product then a difference, so the
+// same floats as the SSE2 clone): ≈ 40 % of the relabelling's CPU at 256³ is here (1.26 M flips,
+// ≈ 2 250 floats each).
 __attribute__((target_clones("avx2", "default"))) void subtract_flip(Volume<float>& c, const Model& m, index_t x,
-                                                                     index_t y, index_t z, double dmu) {
+                                                                     index_t y, index_t z, double dmu,
+                                                                     const LiveRows& live) {
   const Dims d = c.dims();
   const int r2[3] = {2 * m.axis[0].radius, 2 * m.axis[1].radius, 2 * m.axis[2].radius};
   const index_t z0 = std::max<index_t>(z - r2[2], 0), z1 = std::min<index_t>(z + r2[2], d.z - 1);
@@ -164,9 +190,11 @@ __attribute__((target_clones("avx2", "default"))) void subtract_flip(Volume<floa
   for (index_t zz = z0; zz <= z1; ++zz) {
     const double wz = dmu * gz[zz - z];
     const int* reach = &m.reach_x[static_cast<std::size_t>(zz - z + r2[2]) * (2 * r2[1] + 1) + r2[1]];
+    const bool live_z = zz < live.below;
+    const bool read_z = zz <= live.to;
     for (index_t yy = y0; yy <= y1; ++yy) {
       const int h = reach[yy - y];
-      if (h < 0) continue;
+      if (h < 0 || !(live_z || (read_z && yy + d.y * zz >= live.from))) continue;
       const auto wyz = static_cast<float>(wz * gy[yy - y]);
       float* row = &c[d.x * (yy + d.y * zz)];
       const index_t xa = std::max(x0, x - h), xb = std::min(x1, x + h);
@@ -223,7 +251,7 @@ Volume<float> residual(const Volume<float>& grey, const Volume<std::uint8_t>& la
                        const std::array<double, 3>& sigma) {
   Volume<float> model = grey.like<float>(grey.dims());
   for (index_t i = 0; i < model.size(); ++i) model[i] = static_cast<float>(mu[labels[i]]);
-  model = blur(model, sigma);
+  blur_in_place(model, sigma);
   for (index_t i = 0; i < model.size(); ++i) model[i] = grey[i] - model[i];
   return model;
 }
@@ -271,7 +299,8 @@ std::vector<double> refit_means(const Volume<float>& grey, const Volume<std::uin
     std::int64_t n = 0;
     for (index_t i = 0; i < ind.size(); ++i) n += (ind[i] = labels[i] == c ? 1.f : 0.f) > 0;
     if (n == 0) return mu;
-    basis.push_back(blur(ind, sigma));
+    blur_in_place(ind, sigma);
+    basis.push_back(std::move(ind));
   }
   std::vector<double> a(static_cast<std::size_t>(k * (k + 1)), 0.0);
   for (int c = 0; c < k; ++c) {
@@ -344,11 +373,18 @@ ForwardModelRelabelling forward_model_relabel(const Volume<float>& grey, Volume<
       c = correlation(grey, labels, mu, o, m, &energy_now);
     }
     const double* beta = m.beta.data();
-    auto visit = [&](index_t s) {
+    const bool last = sweep + 1 == total;
+    auto visit = [&](index_t s, index_t parity) {
       std::int64_t boundary = 0, flips = 0;
       double gain = 0;
       for (index_t z = s * slab; z < std::min((s + 1) * slab, d.z); ++z)
         for (index_t y = 0; y < d.y; ++y) {
+          LiveRows live{0, d.z, 0};
+          if (last) {
+            live.from = y + d.y * z;
+            live.to = parity == 0 ? d.z : std::min((s + 1) * slab, d.z) - 1;
+            live.below = parity == 0 ? s * slab : 0;
+          }
           // The labels present in the 26-neighbourhood as the OR of three columns (x − 1, x, x + 1),
           // each the OR over the ≤ 9 rows (y ± 1, z ± 1): 9 reads a voxel instead of 27. A flip
           // changes only its own column, which is then read again.
@@ -428,13 +464,13 @@ ForwardModelRelabelling forward_model_relabel(const Volume<float>& grey, Volume<
             labels[i] = static_cast<std::uint8_t>(best);
             left = column(x);
             ++flips;
-            subtract_flip(c, m, x, y, z, dmu);
+            subtract_flip(c, m, x, y, z, dmu, live);
           }
         }
       slab_boundary[s] = boundary, slab_flips[s] = flips, slab_gain[s] = gain;
     };
     for (index_t parity = 0; parity < 2; ++parity)
-      tbb::parallel_for(index_t{0}, (slabs - parity + 1) / 2, [&](index_t j) { visit(2 * j + parity); });
+      tbb::parallel_for(index_t{0}, (slabs - parity + 1) / 2, [&](index_t j) { visit(2 * j + parity, parity); });
     std::int64_t boundary = 0, flips = 0;
     for (index_t s = 0; s < slabs; ++s)
       boundary += slab_boundary[s], flips += slab_flips[s], energy_now += slab_gain[s];

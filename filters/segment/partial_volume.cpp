@@ -75,8 +75,15 @@ constexpr double kRunProfileMargin = 6.0;
 // pore|AM edge and a one-voxel SE layer differ by less than what the 1-D models leave out (the
 // neighbours across the line, the end members' blend pull): read there it kept blends as SE
 // (64³ seed 103, σ 1, 10 MPa: pore Dice −0.003 to −0.009, contact +0.03 to +0.07 at margin 2).
-// Held-out scans estimate 0.65–0.70 at σ 0.7, 0.96–1.07 at σ 1.
-constexpr double kRunProfileMaxPsf = 0.85;
+// Held-out scans estimate 0.65–0.70 at σ 0.7, 0.96–1.07 at σ 1. The sharp-PSF sweep below uses
+// the same bound: σ 1 and 1.5 scans keep the rules' labels bit for bit.
+constexpr double kSharpPsf = 0.85;
+// ICM sweeps of the forward model run by default under a sharp PSF (sharp_psf_sweep). Chosen on
+// 96³ seeds 139–141, SNR 8, σ 0.7, 10–370 MPa (docs/segmentation-studies.md, "Labels under a sharp
+// PSF: one forward-model sweep"): one sweep closes the worst Dice gap to the ceiling from 0.036 to
+// 0.013; a second adds 0.008 pore Dice on seed 139 at 125 MPa for +0.7 CPU-s more at 256³ (+1.6
+// for the first), which the ≥ 5 Mvoxel/s of `auto` has no room for.
+constexpr int kSharpPsfSweeps = 1;
 
 // OR of the bitmasks within ±r voxels along each axis (a box), borders clamped. Along x, each
 // row ORs shifted copies of itself; along y and z, whole rows of x are ORed with the rows ±r
@@ -830,7 +837,7 @@ PartialVolumeResult partial_volume_segmentation(const Volume<float>& grey, const
   conf = near = adjacent = Volume<std::uint8_t>();
   std::optional<RunProfileModel> profile;
   const double widest_psf = *std::max_element(o.psf_sigma_vox.begin(), o.psf_sigma_vox.end());
-  if (o.rim_profile && widest_psf < kRunProfileMaxPsf) {
+  if (o.rim_profile && widest_psf < kSharpPsf) {
     profile.emplace();
     profile->grey = &grey;
     profile->means = out.means;
@@ -842,8 +849,13 @@ PartialVolumeResult partial_volume_segmentation(const Volume<float>& grey, const
       relabel_sandwiched_rims(out.labels, grey, label_sigma_um, centre, rims_decided, profile ? &*profile : nullptr);
   out.rim_voxels_avoided += rims.relabelled;
   out.rim_layers_kept = rims.kept;
-  if (o.map_relabel) {
+  // Under a sharp PSF the labels' loss to the blur ceiling is noise on boundary voxels, which no
+  // per-voxel rule removes (thresholds at the true end members' midpoints lose more than the
+  // rules): one sweep of the forward model reads each boundary voxel with its neighbours.
+  const bool sharp_sweep = o.sharp_psf_sweep && !o.map_relabel && widest_psf < kSharpPsf;
+  if (o.map_relabel || sharp_sweep) {
     ForwardModelOptions fm;
+    if (sharp_sweep) fm.max_sweeps = kSharpPsfSweeps;
     fm.psf_sigma_vox = o.psf_sigma_vox;
     fm.noise_sigma = o.noise_sigma > 0 ? o.noise_sigma : *std::min_element(sigma.begin(), sigma.end());
     out.map_flips = forward_model_relabel(grey, out.labels, out.means, fm).flips;

@@ -244,6 +244,10 @@ class SegmentStage : public Stage {
               "auto: relabel boundary voxels last by forward-model MAP (iterated conditional modes with the "
               "scan's PSF, noise σ and end members as the imaging model)",
               "", PartialVolumeOptions{}.map_relabel ? "true" : "false"),
+        param("sharp_psf_sweep", ParamType::boolean,
+              "auto: where the PSF estimate is below 0.85 voxel on every axis, one sweep of that MAP relabelling "
+              "last (false keeps the rules' labels)",
+              "", PartialVolumeOptions{}.sharp_psf_sweep ? "true" : "false"),
         param("end_members", ParamType::string,
               "auto: reference end members held fixed, K ascending grey values (6000,20000,43000) or the path of "
               "an earlier segment --json output (e.g. the series' low-pressure scan)",
@@ -686,6 +690,7 @@ SegmentOptions segment_options(const Params& p) {
   o.pore_films = p.boolean("pore_films");
   o.partial_volume.infer_end_members = p.boolean("infer_end_members");
   o.partial_volume.map_relabel = p.boolean("map_relabel");
+  o.partial_volume.sharp_psf_sweep = p.boolean("sharp_psf_sweep");
   o.partial_volume.refit_end_members = p.boolean("refit_end_members");
   o.end_members = SegmentStage::reference_end_members(p);
   return o;
