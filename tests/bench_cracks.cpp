@@ -29,30 +29,15 @@ namespace {
 using namespace vp;
 using vp::bench::cpu_seconds;
 
-// Peak resident memory (VmHWM, MiB); writing 5 to clear_refs resets it to the current RSS.
-double peak_mib() {
-  std::ifstream s("/proc/self/status");
-  for (std::string line; std::getline(s, line);)
-    if (line.rfind("VmHWM:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;
-  return 0;
-}
-double rss_mib() {
-  std::ifstream s("/proc/self/status");
-  for (std::string line; std::getline(s, line);)
-    if (line.rfind("VmRSS:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;
-  return 0;
-}
-void reset_peak() { std::ofstream("/proc/self/clear_refs") << "5"; }
-
 void step(const std::string& name, index_t voxels, const std::function<void()>& f) {
-  reset_peak();
-  const double before = rss_mib();
+  vp::bench::reset_peak_memory();
+  const double before = vp::bench::status_bytes("VmRSS");
   const double c0 = cpu_seconds();
   const auto t0 = std::chrono::steady_clock::now();
   f();
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::printf("| %-44s | %8.2f | %8.2f | %8.2f | %8.0f |\n", name.c_str(), s, cpu_seconds() - c0, voxels / s / 1e6,
-              peak_mib() - before);
+              (vp::bench::status_bytes("VmHWM") - before) / 1048576.0);
   std::fflush(stdout);
 }
 

@@ -13,6 +13,7 @@
 #include <tbb/global_control.h>
 #include <tbb/info.h>
 
+#include "bench_measure.h"
 #include "filters/io/volume_io.h"
 
 namespace fs = std::filesystem;
@@ -23,15 +24,6 @@ namespace {
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
-
-// Resident-set figures of this process in MiB (VmRSS now, VmHWM = peak since the last reset).
-double status_mib(const char* key) {
-  std::ifstream in("/proc/self/status");
-  for (std::string line; std::getline(in, line);)
-    if (line.rfind(key, 0) == 0) return std::stod(line.substr(std::string(key).size())) / 1024.0;
-  return -1;
-}
-void reset_peak() { std::ofstream("/proc/self/clear_refs") << "5"; }
 
 }  // namespace
 
@@ -71,12 +63,12 @@ int main(int argc, char** argv) {
       o.dims = d;
       o.dtype = DType::u16;
     }
-    reset_peak();
-    const double before = status_mib("VmRSS:");
+    vp::bench::reset_peak_memory();
+    const double before = vp::bench::status_bytes("VmRSS") / 1048576.0;
     const auto t0 = std::chrono::steady_clock::now();
     ReadResult r = read_volume(o);
     const double read_s = seconds_since(t0);
-    const double peak = status_mib("VmHWM:");
+    const double peak = vp::bench::status_bytes("VmHWM") / 1048576.0;
     std::printf("| %s | %.1f | %.3f | %.3f | %.1f |\n", cases[k].first.c_str(), fs::file_size(path) / 1048576.0,
                 write_s[k], read_s, peak - before - mib);
   }

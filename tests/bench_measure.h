@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <fstream>
+#include <string>
 
 #include "core/volume.h"
 
@@ -17,6 +19,23 @@ inline double cpu_seconds() {
   getrusage(RUSAGE_SELF, &u);
   return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
          1e-6 * static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+}
+
+// A resident-set figure of this process from /proc/self/status, in bytes: "VmRSS" now, "VmHWM"
+// the peak since the last reset_peak_memory(); 0 where /proc cannot be read.
+inline double status_bytes(const std::string& key) {
+  std::ifstream in("/proc/self/status");
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind(key + ":", 0) == 0) return 1024.0 * std::stod(line.substr(key.size() + 1));
+  return 0;
+}
+
+// Resets VmHWM to the current resident size (writing 5 to clear_refs, Linux >= 4.0), so that the
+// next peak is one step's own; false where it cannot.
+inline bool reset_peak_memory() {
+  std::ofstream out("/proc/self/clear_refs");
+  out << "5";
+  return static_cast<bool>(out);
 }
 
 // Mean of the finite values added (NaN when none): a cell's mean over the seeds that gave a number.

@@ -43,34 +43,20 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// VmRSS or VmHWM of this process in bytes (0 when /proc is unavailable).
-double status_bytes(const std::string& key) {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind(key + ":", 0) == 0) return 1024.0 * std::stod(line.substr(key.size() + 1));
-  return 0;
-}
-
-void reset_high_water_mark() {
-  std::ofstream out("/proc/self/clear_refs");
-  out << "5";
-}
-
 struct Measure {
   double wall = 0, cpu = 0, peak_bytes = 0;
 };
 
 Measure measure(const std::function<void()>& f) {
-  reset_high_water_mark();
-  const double rss0 = status_bytes("VmRSS");
+  vp::bench::reset_peak_memory();
+  const double rss0 = vp::bench::status_bytes("VmRSS");
   const double cpu0 = cpu_seconds();
   const auto t0 = std::chrono::steady_clock::now();
   f();
   Measure m;
   m.wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   m.cpu = cpu_seconds() - cpu0;
-  m.peak_bytes = std::max(0.0, status_bytes("VmHWM") - rss0);
+  m.peak_bytes = std::max(0.0, vp::bench::status_bytes("VmHWM") - rss0);
   return m;
 }
 

@@ -36,26 +36,17 @@ namespace {
 
 std::string only;  // bench_segment N STEP: only the rows whose name contains STEP
 
-// VmRSS or VmHWM of this process in bytes (0 when /proc is unavailable).
-double status_bytes(const std::string& key) {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind(key + ":", 0) == 0) return 1024.0 * std::stod(line.substr(key.size() + 1));
-  return 0;
-}
-
 void row(const std::string& step, const Dims& d, const std::function<void()>& f) {
   if (!only.empty() && step.find(only) == std::string::npos) return;
-  std::ofstream("/proc/self/clear_refs") << "5";  // reset the high-water mark to the resident size
-  const double rss0 = status_bytes("VmRSS"), cpu0 = bench::cpu_seconds();
+  bench::reset_peak_memory();
+  const double rss0 = bench::status_bytes("VmRSS"), cpu0 = bench::cpu_seconds();
   const auto t0 = std::chrono::steady_clock::now();
   f();
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const double cpu = bench::cpu_seconds() - cpu0;
   const double voxels = static_cast<double>(d.count());
   std::printf("| %-44s | %-11s | %8.2f | %8.2f | %9.3g | %6.1f |\n", step.c_str(), to_string(d).c_str(), s, cpu,
-              voxels / s / 1e6, std::max(0.0, status_bytes("VmHWM") - rss0) / voxels);
+              voxels / s / 1e6, std::max(0.0, bench::status_bytes("VmHWM") - rss0) / voxels);
   std::fflush(stdout);
 }
 

@@ -24,25 +24,6 @@
 
 using vp::bench::cpu_seconds;
 
-namespace {
-
-long status_kib(const char* key) {
-  std::ifstream f("/proc/self/status");
-  for (std::string line; std::getline(f, line);)
-    if (line.rfind(key, 0) == 0) return std::atol(line.c_str() + std::string(key).size());
-  return -1;
-}
-
-// User + system CPU seconds of this process: on a shared machine wall time includes waiting for
-// a core; CPU time / threads is what the solve takes on an idle machine.
-bool reset_peak() {
-  std::ofstream f("/proc/self/clear_refs");
-  f << "5";
-  return static_cast<bool>(f);
-}
-
-}  // namespace
-
 int main(int argc, char** argv) {
   const long max_size = argc > 1 ? std::atol(argv[1]) : 512;
   // Fixed mmap threshold: every large block is mapped and unmapped, so freed memory of one case
@@ -59,15 +40,15 @@ int main(int argc, char** argv) {
       vp::Volume<std::uint8_t> labels = vp::test::random_blobs({n, n, n}, phi, 2024);
       vp::ConductivityTable k{};
       k[1] = 1.0;
-      const bool peak_ok = reset_peak();
-      const long before = status_kib("VmRSS:");
+      const bool peak_ok = vp::bench::reset_peak_memory();
+      const double before = vp::bench::status_bytes("VmRSS");
       const double cpu0 = cpu_seconds();
       vp::TransportOptions o;
       o.axis = 2;
       const vp::TransportResult r = vp::solve_transport(labels, k, o);
-      const long peak = status_kib("VmHWM:");
+      const double peak = vp::bench::status_bytes("VmHWM");
       const double cpu = cpu_seconds() - cpu0;
-      const double bytes = peak_ok ? static_cast<double>(peak - before) * 1024.0 / static_cast<double>(n * n * n) : -1;
+      const double bytes = peak_ok ? (peak - before) / static_cast<double>(n * n * n) : -1;
       std::printf("%5ld³ %6.2f %9.4f %9.4f %8.2f %8.2f %7ld %10.2e %9.2e %9.1f  %s\n", n, phi, r.percolating_fraction,
                   r.tau, r.seconds, cpu, r.iterations, r.residual, r.flux_balance, bytes, r.status.c_str());
       std::fflush(stdout);
