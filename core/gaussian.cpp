@@ -39,21 +39,8 @@ void gaussian_blur_axis(Volume<float>& v, int axis, double sigma, double truncat
   double sum = 0;
   for (int i = -radius; i <= radius; ++i) sum += k[i + radius] = std::exp(-0.5 * i * i / (sigma * sigma));
   for (double& x : k) x /= sum;
-  const index_t n = d[axis];
-  if (axis == 0) {
-    tbb::parallel_for(index_t{0}, d.y * d.z, [&](index_t line) { blur_lines<1>(v, line * d.x, 1, n, 1, k, radius); });
-    return;
-  }
-  // Along y and z the lines are strided: kWidth neighbouring lines (consecutive x) go together, so
-  // that each read and write touches kWidth floats of a row rather than one per cache line. Every
-  // voxel's sum is the same taps in the same order as along x, so the result does not change.
-  constexpr index_t kWidth = 16;
-  const index_t stride = axis == 1 ? d.x : d.x * d.y;
-  const index_t groups_x = (d.x + kWidth - 1) / kWidth;
-  tbb::parallel_for(index_t{0}, groups_x * (d.count() / (n * d.x)), [&](index_t g) {
-    const index_t outer = g / groups_x, x0 = (g % groups_x) * kWidth;  // z (axis y) or y (axis z), x
-    const index_t base = (axis == 1 ? outer * d.x * d.y : outer * d.x) + x0;
-    blur_lines<kWidth>(v, base, std::min(kWidth, d.x - x0), n, stride, k, radius);
+  for_each_line_group(d, axis, [&](auto width, index_t base, index_t w, index_t n, index_t stride) {
+    blur_lines<decltype(width)::value>(v, base, w, n, stride, k, radius);
   });
 }
 

@@ -109,19 +109,9 @@ void adjoint_lines(Volume<float>& v, index_t base, index_t w, index_t n, index_t
 // and z 16 neighbouring lines go together, as in gaussian_blur_axis: the same sums per voxel.
 void adjoint_axis(Volume<float>& v, int axis, const AxisOperator& op) {
   const Dims d = v.dims();
-  const index_t n = d[axis];
-  if (op.radius == 0 || n == 1) return;
-  if (axis == 0) {
-    tbb::parallel_for(index_t{0}, d.y * d.z, [&](index_t line) { adjoint_lines<1>(v, line * d.x, 1, n, 1, op); });
-    return;
-  }
-  constexpr index_t kWidth = 16;
-  const index_t stride = axis == 1 ? d.x : d.x * d.y;
-  const index_t groups_x = (d.x + kWidth - 1) / kWidth;
-  tbb::parallel_for(index_t{0}, groups_x * (d.count() / (n * d.x)), [&](index_t g) {
-    const index_t outer = g / groups_x, x0 = (g % groups_x) * kWidth;  // z (axis y) or y (axis z), x
-    const index_t base = (axis == 1 ? outer * d.x * d.y : outer * d.x) + x0;
-    adjoint_lines<kWidth>(v, base, std::min(kWidth, d.x - x0), n, stride, op);
+  if (op.radius == 0 || d[axis] == 1) return;
+  for_each_line_group(d, axis, [&](auto width, index_t base, index_t w, index_t n, index_t stride) {
+    adjoint_lines<decltype(width)::value>(v, base, w, n, stride, op);
   });
 }
 
