@@ -66,6 +66,26 @@ void add_noise(Volume<float>& v, double sigma, unsigned seed) {
   for (auto& x : v.storage()) x = static_cast<float>(x + n(rng));
 }
 
+// Segments a sharp scan at 1 and 2 threads: the labels must be the same, and every phase's Dice
+// within 0.02 of its blur ceiling (ideal midpoints on the noise-free blurred image), the issue's
+// SNR 8 bar. Returns the 1-thread result.
+SegmentResult segment_within_the_dice_ceiling(const CompositeScan& scan, const SegmentOptions& o) {
+  const LabelVolume& truth = scan.phantom.labels;
+  const auto ideal = vp::testing::blur_ceiling_labels(truth, scan.imaging);
+  std::vector<SegmentResult> runs;
+  for (int threads : {1, 2}) {
+    tbb::global_control limit(tbb::global_control::max_allowed_parallelism, threads);
+    runs.push_back(segment_grey(scan.grey, o));
+  }
+  EXPECT_TRUE(runs[0].labels.storage() == runs[1].labels.storage()) << "labels differ at 1 and 2 threads";
+  for (int phase : {0, 1, 2}) {
+    const double ceiling = vp::testing::dice(ideal, truth, phase),
+                 got = vp::testing::dice(runs[0].labels, truth, phase);
+    EXPECT_GT(got, ceiling - 0.02) << "phase " << phase << ": Dice " << got << ", ceiling " << ceiling;
+  }
+  return std::move(runs[0]);
+}
+
 }  // namespace
 
 TEST(MixtureModel, RecoversAKnownThreePhaseMixtureWithInterfaces) {
@@ -448,24 +468,11 @@ TEST(PartialVolume, SandwichedRunsReadByTheirProfileKeepSeLayersOnASharpScan) {
 // the ceiling (ideal midpoints on the noise-free blurred image), the SNR 8 target, and give
 // the same labels at 1 and 2 threads.
 TEST(PartialVolume, MapRelabellingReachesTheDiceCeilingOnASharpScan) {
-  const CompositeScan scan = composite_scan(1, 50, 8, 0.7);
-  const LabelVolume& truth = scan.phantom.labels;
-  const auto ideal = vp::testing::blur_ceiling_labels(truth, scan.imaging);
   SegmentOptions o;
   o.classes = 3;
   o.partial_volume.map_relabel = true;
-  std::vector<SegmentResult> runs;
-  for (int threads : {1, 2}) {
-    tbb::global_control limit(tbb::global_control::max_allowed_parallelism, threads);
-    runs.push_back(segment_grey(scan.grey, o));
-  }
-  const SegmentResult& r = runs[0];
-  EXPECT_TRUE(r.labels.storage() == runs[1].labels.storage()) << "labels differ at 1 and 2 threads";
+  const SegmentResult r = segment_within_the_dice_ceiling(composite_scan(1, 50, 8, 0.7), o);
   EXPECT_GT(r.partial_volume->map_flips, 0);
-  for (int phase : {0, 1, 2}) {
-    const double ceiling = vp::testing::dice(ideal, truth, phase), got = vp::testing::dice(r.labels, truth, phase);
-    EXPECT_GT(got, ceiling - 0.02) << "phase " << phase << ": Dice " << got << ", ceiling " << ceiling;
-  }
 }
 
 // Under a sharp PSF `auto` runs one forward-model sweep by default (sharp_psf_sweep): at SNR 8
@@ -473,21 +480,9 @@ TEST(PartialVolume, MapRelabellingReachesTheDiceCeilingOnASharpScan) {
 // voxels. σ ≥ 1 scans keep the rules' labels bit for bit.
 TEST(PartialVolume, SharpPsfSweepBringsDefaultLabelsToTheDiceCeiling) {
   const CompositeScan scan = composite_scan(139, 125, 8, 0.7);
-  const LabelVolume& truth = scan.phantom.labels;
-  const auto ideal = vp::testing::blur_ceiling_labels(truth, scan.imaging);
   SegmentOptions o;
   o.classes = 3;
-  std::vector<SegmentResult> runs;
-  for (int threads : {1, 2}) {
-    tbb::global_control limit(tbb::global_control::max_allowed_parallelism, threads);
-    runs.push_back(segment_grey(scan.grey, o));
-  }
-  const SegmentResult& r = runs[0];
-  EXPECT_TRUE(r.labels.storage() == runs[1].labels.storage()) << "labels differ at 1 and 2 threads";
-  for (int phase : {0, 1, 2}) {
-    const double ceiling = vp::testing::dice(ideal, truth, phase), got = vp::testing::dice(r.labels, truth, phase);
-    EXPECT_GT(got, ceiling - 0.02) << "phase " << phase << ": Dice " << got << ", ceiling " << ceiling;
-  }
+  const SegmentResult r = segment_within_the_dice_ceiling(scan, o);
   // The fractions do not read the labels.
   o.partial_volume.sharp_psf_sweep = false;
   const SegmentResult rules = segment_grey(scan.grey, o);
