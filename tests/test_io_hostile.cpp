@@ -346,6 +346,13 @@ TEST(HostileItk, NiftiWithoutSingleFileMagicIsRefused) {
                  {"not a single-file NIfTI-1/-2 image", "sizeof_hdr is 16777564"});
 }
 
+// fuzz_nifti: sizeof_hdr says little-endian, dim[0] (1280) says big-endian, which is the order
+// the NIfTI library goes by; read that way srow_z holds a NaN and ITK aborted (vnl's assert_finite).
+TEST(HostileItk, NiftiWhoseDim0AndSizeofHdrDisagreeOnByteOrderIsRefused) {
+  expect_refused(fs::path(VP_SOURCE_DIR) / "tests" / "data" / "fuzz_nifti_dim0_order.nii",
+                 {"dim[0] is 1280", "byte order"});
+}
+
 // fuzz_nifti hang (> 60 s in ITK's SVD of the affine): srow_x holds 8.2e23 next to a subnormal.
 TEST(HostileItk, NiftiAffineOfSubnormalsAndHugeValuesIsRefused) {
   expect_refused(fs::path(VP_SOURCE_DIR) / "tests" / "data" / "fuzz_nifti_svd_hang.nii",

@@ -411,46 +411,86 @@ struct NiftiLayout {
   std::uint64_t offset = 0;
 };
 
+// A single-file NIfTI-1 or -2 header as read (plain or gzip), and the byte order it is in.
+struct NiftiHeader {
+  unsigned char bytes[540] = {};
+  bool swap = false;  // the file's byte order is not this machine's
+  bool two = false;   // NIfTI-2 (540 bytes, doubles) rather than NIfTI-1 (348, floats)
+
+  std::uint64_t u(int offset, int width) const {
+    std::uint64_t v = 0;
+    if (width == 2) {
+      std::uint16_t w;
+      std::memcpy(&w, bytes + offset, 2);
+      v = swap ? __builtin_bswap16(w) : w;
+    } else if (width == 4) {
+      std::uint32_t w;
+      std::memcpy(&w, bytes + offset, 4);
+      v = swap ? __builtin_bswap32(w) : w;
+    } else {
+      std::memcpy(&v, bytes + offset, 8);
+      if (swap) v = __builtin_bswap64(v);
+    }
+    return v;
+  }
+  double real(int offset) const {  // a float (NIfTI-1) or double (NIfTI-2) field
+    if (two) {
+      const std::uint64_t w = u(offset, 8);
+      double d;
+      std::memcpy(&d, &w, 8);
+      return d;
+    }
+    const auto w = static_cast<std::uint32_t>(u(offset, 4));
+    float f;
+    std::memcpy(&f, &w, 4);
+    return f;
+  }
+};
+
 // Only a single-file NIfTI-1 or -2 header (its size 348 or 540 in either byte order, magic
 // "n+1" or "n+2") says where its voxels are. ITK reads anything else named .nii as an Analyze
 // 7.5 header whose sizes nothing bounds: fuzz_nifti turned a 437-byte file into a 780 MB float
 // volume of invented values, exit 0 (tests/data/fuzz_nifti_analyze.nii).
-NiftiLayout nifti_layout(const std::string& path) {
+// The NIfTI library takes the byte order from dim[0] (1..7 in the right one), sizeof_hdr only
+// when dim[0] fits neither: so dim[0] must agree with sizeof_hdr, or our checks below read the
+// fields in one byte order while ITK reads them in the other (fuzz_nifti: a NaN in srow_z that
+// only the swapped reading shows aborted ITK, tests/data/fuzz_nifti_dim0_order.nii).
+NiftiHeader read_nifti_header(const std::string& path) {
+  NiftiHeader h;
   gzFile gz = gzopen(path.c_str(), "rb");  // reads plain files as they are
   if (!gz) throw InputError(path + ": cannot open");
-  unsigned char hdr[540] = {};
-  const int got = gzread(gz, hdr, sizeof hdr);
+  const int got = gzread(gz, h.bytes, sizeof h.bytes);
   gzclose(gz);
   std::uint32_t size_native = 0;
-  std::memcpy(&size_native, hdr, 4);
+  std::memcpy(&size_native, h.bytes, 4);
   const std::uint32_t size_swapped = __builtin_bswap32(size_native);
-  const bool swap = size_native != 348 && size_native != 540 && (size_swapped == 348 || size_swapped == 540);
-  const std::uint32_t sizeof_hdr = swap ? size_swapped : size_native;
-  const bool one = sizeof_hdr == 348 && got >= 348 && std::memcmp(hdr + 344, "n+1", 4) == 0;
-  const bool two = sizeof_hdr == 540 && got >= 540 && std::memcmp(hdr + 4, "n+2", 4) == 0;
-  if (!one && !two)
+  h.swap = size_native != 348 && size_native != 540 && (size_swapped == 348 || size_swapped == 540);
+  const std::uint32_t sizeof_hdr = h.swap ? size_swapped : size_native;
+  const bool one = sizeof_hdr == 348 && got >= 348 && std::memcmp(h.bytes + 344, "n+1", 4) == 0;
+  h.two = sizeof_hdr == 540 && got >= 540 && std::memcmp(h.bytes + 4, "n+2", 4) == 0;
+  if (!one && !h.two)
     throw InputError(path + ": not a single-file NIfTI-1/-2 image: header field sizeof_hdr is " +
                      std::to_string(size_native) + " with no 'n+1'/'n+2' magic (expected 348 with 'n+1' or 540 with " +
                      "'n+2'; Analyze .hdr/.img pairs are not read)");
-  NiftiLayout L;
-  if (one) {
-    std::uint32_t u;
-    std::memcpy(&u, hdr + 108, 4);
-    if (swap) u = __builtin_bswap32(u);
-    float f;
-    std::memcpy(&f, &u, 4);
-    if (!(f >= 0 && f < 1e18f)) throw InputError(path + ": NIfTI header field vox_offset is " + std::to_string(f));
-    L = {true, static_cast<std::uint64_t>(f)};
-  } else {
-    std::uint64_t u;
-    std::memcpy(&u, hdr + 168, 8);
-    if (swap) u = __builtin_bswap64(u);
-    const auto o = static_cast<std::int64_t>(u);
-    if (o < 0 || static_cast<std::uint64_t>(o) > kMaxHeaderBytes)
-      throw InputError(path + ": NIfTI header field vox_offset is " + std::to_string(o));
-    L = {true, static_cast<std::uint64_t>(o)};
+  const auto dim0 = static_cast<std::int64_t>(h.two ? h.u(16, 8) : static_cast<std::int16_t>(h.u(40, 2)));
+  if (dim0 < 1 || dim0 > 7)
+    throw InputError(path + ": NIfTI header field dim[0] is " + std::to_string(dim0) + " read in the byte order " +
+                     "sizeof_hdr gives; expected 1 to 7 (a header whose dim[0] and sizeof_hdr disagree on byte " +
+                     "order is damaged)");
+  return h;
+}
+
+NiftiLayout nifti_layout(const std::string& path) {
+  const NiftiHeader h = read_nifti_header(path);
+  if (!h.two) {
+    const double f = h.real(108);
+    if (!(f >= 0 && f < 1e18)) throw InputError(path + ": NIfTI header field vox_offset is " + std::to_string(f));
+    return {true, static_cast<std::uint64_t>(f)};
   }
-  return L;
+  const auto o = static_cast<std::int64_t>(h.u(168, 8));
+  if (o < 0 || static_cast<std::uint64_t>(o) > kMaxHeaderBytes)
+    throw InputError(path + ": NIfTI header field vox_offset is " + std::to_string(o));
+  return {true, static_cast<std::uint64_t>(o)};
 }
 
 // ITK 5.2's NIfTI reader builds the orientation from pixdim, the quaternion and the srow
@@ -460,34 +500,7 @@ NiftiLayout nifti_layout(const std::string& path) {
 void check_nifti_geometry(const std::string& path) {
   // Before ITK parses anything: its reader accepts a sizeof_hdr of 0x0100015C and then aborts
   // on the NaN in srow_y we would not have looked at (fuzz_nifti, fuzz_nifti_sizeof_hdr.nii).
-  nifti_layout(path);
-  gzFile gz = gzopen(path.c_str(), "rb");
-  if (!gz) throw InputError(path + ": cannot open");
-  unsigned char hdr[540] = {};
-  const int got = gzread(gz, hdr, sizeof hdr);
-  gzclose(gz);
-  if (got < 4) return;
-  std::uint32_t size_native = 0;
-  std::memcpy(&size_native, hdr, 4);
-  const std::uint32_t size_swapped = __builtin_bswap32(size_native);
-  const bool swap = size_native != 348 && size_native != 540 && (size_swapped == 348 || size_swapped == 540);
-  const std::uint32_t sizeof_hdr = swap ? size_swapped : size_native;
-  auto value = [&](int offset, bool wide) {
-    if (wide) {
-      std::uint64_t u;
-      std::memcpy(&u, hdr + offset, 8);
-      if (swap) u = __builtin_bswap64(u);
-      double v;
-      std::memcpy(&v, &u, 8);
-      return v;
-    }
-    std::uint32_t u;
-    std::memcpy(&u, hdr + offset, 4);
-    if (swap) u = __builtin_bswap32(u);
-    float v;
-    std::memcpy(&v, &u, 4);
-    return static_cast<double>(v);
-  };
+  const NiftiHeader h = read_nifti_header(path);
   struct Field {
     const char* name;
     int offset1, offset2, count;
@@ -495,16 +508,14 @@ void check_nifti_geometry(const std::string& path) {
   static constexpr Field kFields[] = {{"pixdim", 76, 104, 8},         {"quatern_b/c/d", 256, 352, 3},
                                       {"qoffset_x/y/z", 268, 376, 3}, {"srow_x", 280, 400, 4},
                                       {"srow_y", 296, 432, 4},        {"srow_z", 312, 464, 4}};
-  const bool two = sizeof_hdr == 540;
-  if (!(sizeof_hdr == 348 || two) || got < static_cast<int>(sizeof_hdr)) return;  // ITK refuses those itself
   // Finite is not enough: a subnormal next to 8e23 in srow_x made ITK's SVD of the affine (vnl,
   // netlib ssvdc) spin for minutes (fuzz_nifti hang, tests/data/fuzz_nifti_svd_hang.nii). Voxel
   // sizes, quaternion and affine must be normal numbers (or 0) within 1e9 mm.
+  const double smallest = h.two ? std::numeric_limits<double>::min() : std::numeric_limits<float>::min();
   for (const Field& f : kFields)
     for (int i = 0; i < f.count; ++i) {
-      const double v = value((two ? f.offset2 : f.offset1) + i * (two ? 8 : 4), two);
+      const double v = h.real((h.two ? f.offset2 : f.offset1) + i * (h.two ? 8 : 4));
       const bool spatial = std::string_view(f.name) != "pixdim" || (i >= 1 && i <= 3);
-      const double smallest = two ? std::numeric_limits<double>::min() : std::numeric_limits<float>::min();
       if (!std::isfinite(v))
         throw InputError(path + ": NIfTI header field " + f.name + "[" + std::to_string(i) + "] is " +
                          std::to_string(v) + "; expected a finite number (voxel size and orientation)");
