@@ -13,9 +13,15 @@
 // and the pairing term's 1.96 × SD, at full precision) replay another pairing share from the rows
 // (docs/segmentation-studies.md, "The pairing share that follows the PSF").
 // --refit-min-pure-share sets PartialVolumeOptions::refit_min_pure_share (0: the rule off);
-// --profile-pairing sets PartialVolumeOptions::profile_pairing (before/after in one binary).
+// --profile-pairing and --film-pairing set PartialVolumeOptions::profile_pairing / film_pairing
+// (before/after in one binary).
+// After the cells, one "# heckel" line per (SNR, blur, seed) over the pressures that segmented: k from
+// porosity_pv, from the unmixing with the generator's end members (err_true_em: the pairing's share
+// of the bias) and from the truth (pipeline/report/fits.h fit_heckel; docs/segmentation-studies.md,
+// "The sharp-PSF porosity_pv bias taken apart"). A run at SNR 1000 is the noiseless re-imaging.
 // Usage: bench_segment_pv_ci [--size N] [--seeds N | A-B] [--snr S,...] [--blur B,...] [--pressures P,...]
-//                            [--refit-min-pure-share S] [--profile-pairing 0|1] [--bootstrap 0|1]
+//                            [--refit-min-pure-share S] [--profile-pairing 0|1] [--film-pairing 0|1]
+//                            [--bootstrap 0|1]
 //   default: 48³, seed 1, SNR 8, blur 1, 50 MPa (a quick run for `ninja bench`).
 // Timings are not asserted; this is a measurement, not a test.
 #include <algorithm>
@@ -29,9 +35,11 @@
 #include "filters/segment/end_members.h"
 #include "filters/segment/segmenter.h"
 #include "phantoms/phantom.h"
+#include "pipeline/report/fits.h"
 #include "test_composite_scan.h"
 
 using namespace vp;
+using vp::report::fit_heckel;
 using vp::testing::composite_scan;
 using vp::testing::CompositeScan;
 using vp::testing::number_list;
@@ -54,6 +62,7 @@ int main(int argc, char** argv) {
   std::vector<double> snrs{8}, blurs{1.0}, pressures{50};
   double min_pure_share = PartialVolumeOptions{}.refit_min_pure_share;
   bool bootstrap = false, profile_pairing = PartialVolumeOptions{}.profile_pairing;
+  bool film_pairing = PartialVolumeOptions{}.film_pairing;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (i + 1 >= argc) {
@@ -70,6 +79,7 @@ int main(int argc, char** argv) {
     else if (a == "--refit-min-pure-share") min_pure_share = std::stod(argv[++i]);
     else if (a == "--bootstrap") bootstrap = std::stoi(argv[++i]) != 0;
     else if (a == "--profile-pairing") profile_pairing = std::stoi(argv[++i]) != 0;
+    else if (a == "--film-pairing") film_pairing = std::stoi(argv[++i]) != 0;
     else {
       std::fprintf(stderr, "unknown option %s\n", a.c_str());
       return 2;
@@ -84,6 +94,19 @@ int main(int argc, char** argv) {
       "hw_pairing\n");
   std::vector<double> widths, errors;
   int n = 0, in = 0;
+  // Per (SNR, blur, seed): the pressures and porosities that go into the Heckel lines.
+  struct Series {
+    double snr, blur;
+    std::uint64_t seed;
+    std::vector<double> p, pv, true_em, truth;
+  };
+  std::vector<Series> series;
+  auto series_of = [&](double snr, double blur, std::uint64_t seed) -> Series& {
+    for (Series& s : series)
+      if (s.snr == snr && s.blur == blur && s.seed == seed) return s;
+    series.push_back({snr, blur, seed, {}, {}, {}, {}});
+    return series.back();
+  };
   for (double snr : snrs)
     for (double blur : blurs)
       for (double p : pressures)
@@ -97,6 +120,7 @@ int main(int argc, char** argv) {
           o.classes = 3;
           o.partial_volume.refit_min_pure_share = min_pure_share;
           o.partial_volume.profile_pairing = profile_pairing;
+          o.partial_volume.film_pairing = film_pairing;
           SegmentResult r;
           try {
             r = segment_grey(grey, o);
@@ -203,10 +227,22 @@ int main(int argc, char** argv) {
               }
             }
           }
+          Series& line = series_of(snr, blur, seed);
+          line.p.push_back(p), line.pv.push_back(pv.fraction_pv[0]);
+          line.true_em.push_back(truth + err_true_em), line.truth.push_back(truth);
           std::fflush(stdout);
           ++n, in += std::fabs(err) <= pv.fraction_pv_ci95[0];
           widths.push_back(pv.fraction_pv_ci95[0]), errors.push_back(std::fabs(err));
         }
+  for (const Series& s : series) {
+    const double k_truth = fit_heckel(s.p, s.truth).k_per_MPa;
+    const double k_pv = fit_heckel(s.p, s.pv).k_per_MPa, k_em = fit_heckel(s.p, s.true_em).k_per_MPa;
+    std::printf(
+        "# heckel SNR %g blur %g seed %llu: k porosity_pv %.5f (%+.1f %%), true end members %.5f (%+.1f %%), "
+        "truth %.5f\n",
+        s.snr, s.blur, static_cast<unsigned long long>(s.seed), k_pv, 100 * (k_pv / k_truth - 1), k_em,
+        100 * (k_em / k_truth - 1), k_truth);
+  }
   std::printf(
       "# cells %d, truth inside the interval %d (%.1f %%), median half-width %.4f / median |error| %.4f = %.2f\n", n,
       in, n ? 100.0 * in / n : NAN, median(widths), median(errors), median(widths) / median(errors));

@@ -228,6 +228,24 @@ double trilinear(const Volume<float>& v, double px, double py, double pz) {
   return acc;
 }
 
+// Whether the smoothed grey at (x, y, z) is a valley darker than `depth` along some axis, with a
+// curvature (m + q − 2c) above that axis's `curvature`: a film of the darkest class thinner than the
+// PSF (the thin_pores label rule, and film_pairing's darkest phase present).
+bool darkest_film_valley(const Volume<float>& gs, index_t x, index_t y, index_t z, double depth,
+                         const std::array<double, 3>& curvature) {
+  const Dims d = gs.dims();
+  const index_t i = x + d.x * (y + d.y * z);
+  if (!(gs[i] < depth)) return false;
+  const index_t step[3] = {1, d.x, d.x * d.y};
+  const index_t pos[3] = {x, y, z};
+  for (int a = 0; a < 3; ++a) {
+    if (pos[a] == 0 || pos[a] + 1 >= d[a]) continue;
+    const double m = gs[i - step[a]], c = gs[i], q = gs[i + step[a]];
+    if (c <= m && c <= q && m + q - 2 * c > curvature[a]) return true;
+  }
+  return false;
+}
+
 // The grey profile across a voxel along the gradient of the smoothed grey: the slope there and
 // the extreme samples at 0.25–1.25 σ_tot each way (σ_tot: PSF ⊕ smoothing), trilinear. `low` is
 // the darkest sample on the dark side, `high` the brightest on the bright side; slope 0 (and no
@@ -501,6 +519,26 @@ PartialVolumeResult partial_volume_segmentation(const Volume<float>& grey, const
   const double loo_noise = std::sqrt(std::max(w2 - w0 * w0, 0.0)) / (1 - w0);  // σ(g_loo) / σ(noise)
   auto loo = [&](index_t i) { return (static_cast<double>(gs[i]) - w0 * grey[i]) / (1 - w0); };
 
+  const double valley_depth = mu_fit[1] - 0.25 * (mu_fit[1] - mu_fit[0]);
+  // Per axis: half the curvature a one-voxel film of the darkest class has across it on the
+  // smoothed grey (σ = PSF ⊕ smoothing), and at least 5 % of μ₁ − μ₀. Under a σ 0.7 PSF a film's
+  // valley is deep (curvature 0.17 (μ₁ − μ₀)); the 5 % floor alone took SE voxels beside every
+  // curved pore for films (96³ SNR 8 σ 0.7: pore Dice 0.004–0.010 lower). From σ ≈ 1.1 on the
+  // film's valley is shallower than twice the floor, which then decides (σ 1.5 is unchanged).
+  std::array<double, 3> valley_curvature{};
+  for (int a = 0; a < 3; ++a) {
+    const double s = std::hypot(o.psf_sigma_vox[a], smooth_um / sp[a]);
+    auto share = [&](double x) {  // of the film across it, in the voxel at x
+      return 0.5 * (std::erfc(-(x + 0.5) / (s * std::sqrt(2.0))) - std::erfc(-(x - 0.5) / (s * std::sqrt(2.0))));
+    };
+    const double film = 2 * (share(0) - share(1)) * (mu_fit[1] - mu_fit[0]);
+    valley_curvature[a] = std::max(0.05 * (mu_fit[1] - mu_fit[0]), 0.5 * film);
+  }
+  const bool film_pairing = o.thin_pores && o.film_pairing;
+  // A valley of the smoothed grey below the middle class's end member by more than twice the
+  // smoothed grey's noise holds some of the darkest class (no blend of the brighter classes is that
+  // dark): films between SE and AM never fall to the labels' valley depth.
+  const double film_depth = mu_fit[1] - kPureWindow * std::sqrt(w2) * pure_sigma[1];
   // Which phases are confidently present at each voxel (bit k), from the leave-one-out grey.
   std::vector<double> cut = fit.thresholds(), flat(static_cast<std::size_t>(k), 0.0);
   for (int c = 1; c + 1 < k; ++c) flat[c] = 0.5 * (mu_fit[c + 1] - mu_fit[c - 1]) / (kSqrt2Pi * slope_sigma);
@@ -517,6 +555,7 @@ PartialVolumeResult partial_volume_segmentation(const Volume<float>& grey, const
         const double g = loo(i);
         std::uint8_t bits = 0;
         if (g < dark_limit) bits |= 1;
+        if (film_pairing && darkest_film_valley(gs, x, y, z, film_depth, valley_curvature)) bits |= 1;
         if (g > bright_limit) bits |= static_cast<std::uint8_t>(1u << (k - 1));
         const auto c = static_cast<int>(std::upper_bound(cut.begin(), cut.end(), g) - cut.begin());
         if (c > 0 && c < k - 1) {
@@ -621,21 +660,6 @@ PartialVolumeResult partial_volume_segmentation(const Volume<float>& grey, const
   // Per middle class: the least slope of a bridged voxel (bridged_middle_class).
   for (int c = 1; c + 1 < k; ++c)
     bridge_slope[c] = kBridgeSlope * ((centre[c + 1] - centre[c - 1]) / (kSqrt2Pi * slope_sigma));
-  const double valley_depth = mu_fit[1] - 0.25 * (mu_fit[1] - mu_fit[0]);
-  // Per axis: half the curvature a one-voxel film of the darkest class has across it on the
-  // smoothed grey (σ = PSF ⊕ smoothing), and at least 5 % of μ₁ − μ₀. Under a σ 0.7 PSF a film's
-  // valley is deep (curvature 0.17 (μ₁ − μ₀)); the 5 % floor alone took SE voxels beside every
-  // curved pore for films (96³ SNR 8 σ 0.7: pore Dice 0.004–0.010 lower). From σ ≈ 1.1 on the
-  // film's valley is shallower than twice the floor, which then decides (σ 1.5 is unchanged).
-  std::array<double, 3> valley_curvature{};
-  for (int a = 0; a < 3; ++a) {
-    const double s = std::hypot(o.psf_sigma_vox[a], smooth_um / sp[a]);
-    auto share = [&](double x) {  // of the film across it, in the voxel at x
-      return 0.5 * (std::erfc(-(x + 0.5) / (s * std::sqrt(2.0))) - std::erfc(-(x - 0.5) / (s * std::sqrt(2.0))));
-    };
-    const double film = 2 * (share(0) - share(1)) * (mu_fit[1] - mu_fit[0]);
-    valley_curvature[a] = std::max(0.05 * (mu_fit[1] - mu_fit[0]), 0.5 * film);
-  }
   GaussianSlabs glab(grey, label_sigma_um);
   const bool rims_decided = k <= kMaxDecidedClasses;  // relabel_sandwiched_rims reads its comparisons from the labels
   for (index_t z0 = 0; z0 < d.z; z0 += kLabelSlab) {
@@ -670,18 +694,10 @@ PartialVolumeResult partial_volume_segmentation(const Volume<float>& grey, const
           }
           // A valley of the smoothed grey darker than class 1 is a film of the darkest class
           // thinner than the PSF: keep it in the labels so that connectivity sees it.
-          if (o.thin_pores && best != 0 && (cand & 1u) && gs[i] < valley_depth) {
-            const index_t step[3] = {1, d.x, d.x * d.y};
-            const index_t pos[3] = {x, y, z};
-            for (int a = 0; a < 3; ++a) {
-              if (pos[a] == 0 || pos[a] + 1 >= d[a]) continue;
-              const double m = gs[i - step[a]], c = gs[i], q = gs[i + step[a]];
-              if (c <= m && c <= q && m + q - 2 * c > valley_curvature[a]) {
-                best = 0;
-                ++st.thin;
-                break;
-              }
-            }
+          if (o.thin_pores && best != 0 && (cand & 1u) &&
+              darkest_film_valley(gs, x, y, z, valley_depth, valley_curvature)) {
+            best = 0;
+            ++st.thin;
           }
           // The rim pass's comparisons for this voxel, made here on the label grey it would smooth again.
           const unsigned rims = rims_decided && best > 0 && best < k - 1 ? rim_decisions(gv, best, centre) : 0u;
