@@ -24,6 +24,8 @@ constexpr double kStudentT9 = 2.262;  // two-sided 95 % quantile, 9 degrees of f
 // Relative systematic error of the edge model on phantoms (curvature, nearby interfaces, normal
 // noise), measured in docs/segmentation.md; added in quadrature to the jackknife half-width.
 constexpr double kSystematic = 0.05;
+// Variance of a voxel-sampled step against a smooth one, voxels² (see fit_axis).
+constexpr double kVoxelSampling = 1.0 / 12;
 constexpr double kSmooth[3] = {1, 2, 1};
 constexpr double kLateralVariance = 0.5;  // variance of [1 2 1] / 4, voxels²
 constexpr double kLateralNoise = 0.375;   // noise σ factor of [1 2 1] ⊗ [1 2 1] / 16: √36 / 16
@@ -374,7 +376,10 @@ AxisFit fit_axis(const EdgeSet& set, std::vector<char>& used, int axis, const st
   double ss = 0;
   for (double v : loo) ss += (v - mean) * (v - mean);
   const double statistical = kStudentT9 * std::sqrt((kJackknifeGroups - 1.0) / kJackknifeGroups * ss);
-  fit.ci95 = std::hypot(statistical, kSystematic * fit.sigma);
+  // The edge model cannot tell a voxel-quantised pure-phase image (each line's step on a voxel
+  // boundary: s² = σ² − 1/12 on faces along the grid) from a smooth one: that ambiguity in s², as σ.
+  const double sampling = kVoxelSampling / (2 * fit.sigma);
+  fit.ci95 = std::sqrt(statistical * statistical + std::pow(kSystematic * fit.sigma, 2) + sampling * sampling);
   return fit;
 }
 

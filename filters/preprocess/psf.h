@@ -15,10 +15,14 @@
 // interface's tilt of a plateau instead of widening the edge). The oblique-normal term uses the other axes' current σ
 // (three sweeps) and is debiased for the noise of the Sobel normal. Edges whose residual exceeds a χ² bound (nearby
 // interfaces in the window: thin films, contacts) are dropped after the first sweep. Measured on composite phantoms
-// (docs/segmentation.md, "Grey-scan accuracy"): within 5 % for isotropic blur 0.7–1.5 voxels at SNR 5–12; biased high
-// (up to +11 %) on the sharpest axis of a strongly anisotropic PSF (0.7 / 1.0 / 1.5). Uncertainty: delete-a-group
-// jackknife over 10 interleaved groups of edges (t₉ · SE), combined in quadrature with a 5 % systematic term (the model
-// bias measured on phantoms). Deterministic for a given input, independent of the thread count.
+// (docs/segmentation.md, "Grey-scan accuracy"): mostly within 5 % for isotropic blur 0.7–1.5 voxels at SNR 5–12 (worst
+// on 96³: −8 % at σ 0.7 and 370 MPa, the voxel sampling below; +8 % at SNR 5, σ 1.5, 50 MPa under Poisson noise, whose
+// mixture-fit SE level sits low); biased high (up to +11 %) on the sharpest axis of a strongly anisotropic PSF (0.7
+// / 1.0 / 1.5). Uncertainty: delete-a-group jackknife over 10 interleaved groups of edges (t₉ · SE), combined in
+// quadrature with a 5 % systematic term (the model bias measured on phantoms) and a voxel-sampling term 1/(24σ): a step
+// of a voxel label image lies on a voxel boundary on every line, which reads as s² = σ² − 1/12 on faces along the grid
+// (σ 0.7 at 370 MPa: 6–8 % low), and the edge model cannot tell that from a smooth interface. Deterministic for a given
+// input, independent of the thread count.
 #pragma once
 
 #include <array>
