@@ -13,9 +13,11 @@
 // and the pairing term's 1.96 × SD, at full precision) replay another pairing share from the rows
 // (docs/segmentation-studies.md, "The pairing share that follows the PSF").
 // --refit-min-pure-share sets PartialVolumeOptions::refit_min_pure_share (0: the rule off);
-// --profile-pairing sets PartialVolumeOptions::profile_pairing (before/after in one binary).
+// --profile-pairing sets PartialVolumeOptions::profile_pairing and --refit-pore-end-member
+// refit_pore_end_member (before/after in one binary; the stage key profile_pairing sets both).
 // Usage: bench_segment_pv_ci [--size N] [--seeds N | A-B] [--snr S,...] [--blur B,...] [--pressures P,...]
-//                            [--refit-min-pure-share S] [--profile-pairing 0|1] [--bootstrap 0|1]
+//                            [--refit-min-pure-share S] [--profile-pairing 0|1] [--refit-pore-end-member 0|1]
+//                            [--bootstrap 0|1]
 //   default: 48³, seed 1, SNR 8, blur 1, 50 MPa (a quick run for `ninja bench`).
 // Timings are not asserted; this is a measurement, not a test.
 #include <algorithm>
@@ -54,12 +56,15 @@ int main(int argc, char** argv) {
   std::vector<double> snrs{8}, blurs{1.0}, pressures{50};
   double min_pure_share = PartialVolumeOptions{}.refit_min_pure_share;
   bool bootstrap = false, profile_pairing = PartialVolumeOptions{}.profile_pairing;
+  bool refit_pore = PartialVolumeOptions{}.refit_pore_end_member;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (i + 1 >= argc) {
-      std::fprintf(stderr,
-                   "usage: bench_segment_pv_ci [--size N] [--seeds N | A-B] [--snr S,...] [--blur B,...] "
-                   "[--pressures P,...] [--refit-min-pure-share S] [--profile-pairing 0|1] [--bootstrap 0|1]\n");
+      std::fprintf(
+          stderr,
+          "usage: bench_segment_pv_ci [--size N] [--seeds N | A-B] [--snr S,...] [--blur B,...] "
+          "[--pressures P,...] [--refit-min-pure-share S] [--profile-pairing 0|1] [--refit-pore-end-member 0|1] "
+          "[--bootstrap 0|1]\n");
       return 2;
     }
     if (a == "--size") size = std::stoll(argv[++i]);
@@ -70,6 +75,7 @@ int main(int argc, char** argv) {
     else if (a == "--refit-min-pure-share") min_pure_share = std::stod(argv[++i]);
     else if (a == "--bootstrap") bootstrap = std::stoi(argv[++i]) != 0;
     else if (a == "--profile-pairing") profile_pairing = std::stoi(argv[++i]) != 0;
+    else if (a == "--refit-pore-end-member") refit_pore = std::stoi(argv[++i]) != 0;
     else {
       std::fprintf(stderr, "unknown option %s\n", a.c_str());
       return 2;
@@ -97,6 +103,7 @@ int main(int argc, char** argv) {
           o.classes = 3;
           o.partial_volume.refit_min_pure_share = min_pure_share;
           o.partial_volume.profile_pairing = profile_pairing;
+          o.partial_volume.refit_pore_end_member = refit_pore;
           SegmentResult r;
           try {
             r = segment_grey(grey, o);
