@@ -13,14 +13,16 @@
 // and the pairing term's 1.96 × SD, at full precision) replay another pairing share from the rows
 // (docs/segmentation-studies.md, "The pairing share that follows the PSF").
 // --refit-min-pure-share sets PartialVolumeOptions::refit_min_pure_share (0: the rule off);
-// --profile-pairing and --film-pairing set PartialVolumeOptions::profile_pairing / film_pairing
-// (before/after in one binary).
+// --profile-pairing, --refit-pore-end-member and --film-pairing set PartialVolumeOptions::
+// profile_pairing / refit_pore_end_member / film_pairing (before/after in one binary; the stage key
+// profile_pairing sets the first two).
 // After the cells, one "# heckel" line per (SNR, blur, seed) over the pressures that segmented: k from
 // porosity_pv, from the unmixing with the generator's end members (err_true_em: the pairing's share
 // of the bias) and from the truth (pipeline/report/fits.h fit_heckel; docs/segmentation-studies.md,
 // "The sharp-PSF porosity_pv bias taken apart"). A run at SNR 1000 is the noiseless re-imaging.
 // Usage: bench_segment_pv_ci [--size N] [--seeds N | A-B] [--snr S,...] [--blur B,...] [--pressures P,...]
-//                            [--refit-min-pure-share S] [--profile-pairing 0|1] [--film-pairing 0|1]
+//                            [--refit-min-pure-share S] [--profile-pairing 0|1] [--refit-pore-end-member 0|1]
+//                            [--film-pairing 0|1]
 //                            [--bootstrap 0|1]
 //   default: 48³, seed 1, SNR 8, blur 1, 50 MPa (a quick run for `ninja bench`).
 // Timings are not asserted; this is a measurement, not a test.
@@ -63,12 +65,15 @@ int main(int argc, char** argv) {
   double min_pure_share = PartialVolumeOptions{}.refit_min_pure_share;
   bool bootstrap = false, profile_pairing = PartialVolumeOptions{}.profile_pairing;
   bool film_pairing = PartialVolumeOptions{}.film_pairing;
+  bool refit_pore = PartialVolumeOptions{}.refit_pore_end_member;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (i + 1 >= argc) {
-      std::fprintf(stderr,
-                   "usage: bench_segment_pv_ci [--size N] [--seeds N | A-B] [--snr S,...] [--blur B,...] "
-                   "[--pressures P,...] [--refit-min-pure-share S] [--profile-pairing 0|1] [--bootstrap 0|1]\n");
+      std::fprintf(
+          stderr,
+          "usage: bench_segment_pv_ci [--size N] [--seeds N | A-B] [--snr S,...] [--blur B,...] "
+          "[--pressures P,...] [--refit-min-pure-share S] [--profile-pairing 0|1] [--refit-pore-end-member 0|1] "
+          "[--bootstrap 0|1]\n");
       return 2;
     }
     if (a == "--size") size = std::stoll(argv[++i]);
@@ -80,6 +85,7 @@ int main(int argc, char** argv) {
     else if (a == "--bootstrap") bootstrap = std::stoi(argv[++i]) != 0;
     else if (a == "--profile-pairing") profile_pairing = std::stoi(argv[++i]) != 0;
     else if (a == "--film-pairing") film_pairing = std::stoi(argv[++i]) != 0;
+    else if (a == "--refit-pore-end-member") refit_pore = std::stoi(argv[++i]) != 0;
     else {
       std::fprintf(stderr, "unknown option %s\n", a.c_str());
       return 2;
@@ -121,6 +127,7 @@ int main(int argc, char** argv) {
           o.partial_volume.refit_min_pure_share = min_pure_share;
           o.partial_volume.profile_pairing = profile_pairing;
           o.partial_volume.film_pairing = film_pairing;
+          o.partial_volume.refit_pore_end_member = refit_pore;
           SegmentResult r;
           try {
             r = segment_grey(grey, o);

@@ -278,8 +278,8 @@ Volume<float> correlation(const Volume<float>& grey, const Volume<std::uint8_t>&
   return c;
 }
 
-// Least-squares end members for fixed labels: the normal equations of g ≈ Σ_c μ_c B 1[L = c].
-// Returns `mu` unchanged when a class is empty or the system is singular.
+}  // namespace
+
 std::vector<double> refit_means(const Volume<float>& grey, const Volume<std::uint8_t>& labels,
                                 const std::vector<double>& mu, const std::array<double, 3>& sigma) {
   const int k = static_cast<int>(mu.size());
@@ -322,8 +322,6 @@ std::vector<double> refit_means(const Volume<float>& grey, const Volume<std::uin
     if (!(out[c + 1] > out[c])) return mu;
   return out;
 }
-
-}  // namespace
 
 double forward_model_energy(const Volume<float>& grey, const Volume<std::uint8_t>& labels,
                             const std::vector<double>& means, const ForwardModelOptions& options) {

@@ -62,6 +62,12 @@ struct ForwardModelRelabelling {
 ForwardModelRelabelling forward_model_relabel(const Volume<float>& grey, Volume<std::uint8_t>& labels,
                                               const std::vector<double>& means, const ForwardModelOptions& options);
 
+// Least-squares end members for fixed labels: the normal equations of g ≈ Σ_c μ_c B 1[L = c], B
+// the PSF of σ `sigma` (voxels per axis). Returns `mu` unchanged when a class is empty, the system is
+// singular or the result is not ascending.
+std::vector<double> refit_means(const Volume<float>& grey, const Volume<std::uint8_t>& labels,
+                                const std::vector<double>& mu, const std::array<double, 3>& sigma);
+
 // E(L) as above, for tests and diagnostics.
 double forward_model_energy(const Volume<float>& grey, const Volume<std::uint8_t>& labels,
                             const std::vector<double>& means, const ForwardModelOptions& options);

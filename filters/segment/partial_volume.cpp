@@ -394,6 +394,30 @@ void infer_fit_only_end_members(const Volume<float>& grey, const PartialVolumeMi
   out.fraction_pv = unmixed_fractions(sums, out.means);
 }
 
+// The darkest class's end member where it has no pure voxels (pore films and necks under a wide
+// PSF, ≥ 125 MPa at σ 1.5): the histogram fit's mean, or the one extrapolated from its blends, is
+// pulled bright by the film blends (96³ seeds 151–153, SNR 8, σ 1.5: 8 300–9 400 at 125 MPa,
+// 10 900–13 500 at 250–370, for 6 000), which offset the pairing's low bias where it was not read
+// from the profile. Refitted by least squares on the labels, g ≈ Σ_c μ_c B 1[L = c] (refit_means of
+// forward_model.h, the scan's PSF B, the central block as refit_fit_only_end_member): the labels
+// hold the films the thin-pore rule keeps, so their blurred image carries the blend the fit's mean
+// absorbed (6 180 / 8 280 / 8 890 on the same scans; indirect inference, end_members.h, left it at
+// 6 820 / 10 110 / 11 990, and costs three simulated scans and fits). Kept below the next class's end member;
+// at SNR 5 it can overshoot dark (docs/segmentation-studies.md, "The pore end member without pure
+// voxels refitted with the pairing").
+// Half the shift joins its uncertainty, as for the other refitted end members.
+void refit_pore_end_member(const Volume<float>& grey, const UnmixingSums& sums, double fit_statistical,
+                           const PartialVolumeOptions& o, PartialVolumeResult& out) {
+  const Box block = central_block(grey.dims(), o.refit_max_side);
+  const double mu = refit_means(grey.crop(block), out.labels.crop(block), out.means, o.psf_sigma_vox)[0];
+  if (!(mu < out.means[1]) || mu == out.means[0]) return;  // unchanged: a class empty in the block
+  const double shift = mu - out.means[0];
+  out.end_member_shift[0] = shift;
+  out.means[0] = mu;
+  out.mean_uncertainty[0] = std::hypot(fit_statistical, 0.5 * shift);
+  out.fraction_pv = unmixed_fractions(sums, out.means);
+}
+
 // The one class other than the darkest whose end member is not measured, or −1 (none, or several:
 // one grey mean splits volume between two classes only). Not measured: fewer than kMinPureVoxels
 // pure voxels, or fewer than `min_share` of the class's labelled voxels — a count that grows with
@@ -660,6 +684,10 @@ PartialVolumeResult partial_volume_segmentation(const Volume<float>& grey, const
   // Per middle class: the least slope of a bridged voxel (bridged_middle_class).
   for (int c = 1; c + 1 < k; ++c)
     bridge_slope[c] = kBridgeSlope * ((centre[c + 1] - centre[c - 1]) / (kSqrt2Pi * slope_sigma));
+  // The profile's pairing reads blends under a wide PSF only: under a sharp one the pairing is not
+  // the low bias (docs/segmentation-studies.md, "Pore|AM blends unmixed by their profile").
+  const double widest_psf = *std::max_element(o.psf_sigma_vox.begin(), o.psf_sigma_vox.end());
+  const bool profile_pairing = o.profile_pairing && widest_psf >= kSharpPsf;
   GaussianSlabs glab(grey, label_sigma_um);
   const bool rims_decided = k <= kMaxDecidedClasses;  // relabel_sandwiched_rims reads its comparisons from the labels
   for (index_t z0 = 0; z0 < d.z; z0 += kLabelSlab) {
@@ -744,7 +772,7 @@ PartialVolumeResult partial_volume_segmentation(const Volume<float>& grey, const
           // pore|AM edge at SE grey): that reading takes its weight of the voxel, the pair above
           // the rest (with its middle shares scaled alike).
           ProfilePairing read;
-          if (o.profile_pairing && bridge.first < 0 && (ab != std::pair{0, k - 1} || shared > 0))
+          if (profile_pairing && bridge.first < 0 && (ab != std::pair{0, k - 1} || shared > 0))
             read = profile_unmixing_pair(gs, x, y, z, gl, centre, slope_sigma);
           const double kept = 1 - read.weight;
           if (read.weight > 0) {
@@ -852,7 +880,6 @@ PartialVolumeResult partial_volume_segmentation(const Volume<float>& grey, const
   gs = Volume<float>();
   conf = near = adjacent = Volume<std::uint8_t>();
   std::optional<RunProfileModel> profile;
-  const double widest_psf = *std::max_element(o.psf_sigma_vox.begin(), o.psf_sigma_vox.end());
   if (o.rim_profile && widest_psf < kSharpPsf) {
     profile.emplace();
     profile->grey = &grey;
@@ -880,6 +907,11 @@ PartialVolumeResult partial_volume_segmentation(const Volume<float>& grey, const
   for (int c = 0; c < k; ++c) out.fraction_labels[c] = static_cast<double>(label_count[c]) / n_total;
   for (int q = 0; q < k * k; ++q) out.mixed_voxels += sums.pair_count[q];
   out.end_member_shift.assign(k, 0.0);
+  // The pore's end member without pure voxels, where the pairing is read from the profile (together:
+  // each alone moves porosity_pv away from the truth where they cancelled).
+  if (widest_psf >= kSharpPsf && o.refit_pore_end_member && (!reference || o.dark_end_member_extrapolated) &&
+      sums.pure[0] < kMinPureVoxels)
+    refit_pore_end_member(grey, sums, fitted_end_member_uncertainty(sigma[0], fit.weights[0], n_total), o, out);
   if (o.infer_end_members && !reference) infer_fit_only_end_members(grey, fit, sums, o, out);
   // The fractions as a function of the end members (the interval below differentiates it): plain
   // unmixing, or with a refitted end member, the classes with measured end members unmixed with

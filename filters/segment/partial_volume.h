@@ -93,8 +93,19 @@ struct PartialVolumeOptions {
   // profile_unmixing_pair). Opt-in: it removes most of the pairing's low bias at σ 1.5 and 10–50 MPa
   // (held out: mean |porosity_pv error| 0.050 → 0.029, 0.018 → 0.003) but at 125 MPa that bias
   // offset the pore's fit-only end member (0.004 → 0.018), and it overshoots at σ 1 50 MPa and σ 0.7
-  // (docs/segmentation-studies.md, "Pore|AM blends unmixed by their profile").
+  // (docs/segmentation-studies.md, "Pore|AM blends unmixed by their profile"). Read only where the
+  // widest PSF σ is ≥ 0.85 voxel. The stage key `profile_pairing` sets it with refit_pore_end_member:
+  // together they still overshoot at σ 1 50 MPa and read low at σ 1.5 250–370 MPa ("The pore end
+  // member without pure voxels refitted with the pairing").
   bool profile_pairing = false;
+  // Where the widest PSF σ is ≥ 0.85 voxel and the darkest class has no pure voxels (pore films at
+  // high pressure): its end member refitted by least squares on the labels, g ≈ Σ_c μ_c B 1[L = c],
+  // instead of the fit's blend-pulled mean (partial_volume.cpp, refit_pore_end_member).
+  bool refit_pore_end_member = false;
+  // Set by segment_grey where the fit placed the darkest end member from its blends alone
+  // (AutoSegmentFit::dark_end_member): end_member_uncertainty then holds its uncertainty, not a
+  // reference's, and the darkest end member may be refitted as above.
+  bool dark_end_member_extrapolated = false;
 };
 
 // Fractions from per-pair sums (exposed for the uncertainty and for tests): pure voxel counts

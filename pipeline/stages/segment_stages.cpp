@@ -248,6 +248,12 @@ class SegmentStage : public Stage {
               "auto: where the PSF estimate is below 0.85 voxel on every axis, one sweep of that MAP relabelling "
               "last (false keeps the rules' labels)",
               "", PartialVolumeOptions{}.sharp_psf_sweep ? "true" : "false"),
+        param("profile_pairing", ParamType::boolean,
+              "auto: where the PSF estimate is at least 0.85 voxel, non-pure voxels with pore and AM near them take "
+              "part of their unmixing pair from the grey profile across them (pore|AM blends at SE grey), and the "
+              "pore end member without pure voxels is refitted by least squares on the labels (opt-in; helps at 10-50 "
+              "MPa, overshoots at blur sigma 1 near 50 MPa and reads low at 250-370 MPa)",
+              "", PartialVolumeOptions{}.profile_pairing ? "true" : "false"),
         param("end_members", ParamType::string,
               "auto: reference end members held fixed, K ascending grey values (6000,20000,43000) or the path of "
               "an earlier segment --json output (e.g. the series' low-pressure scan)",
@@ -691,6 +697,7 @@ SegmentOptions segment_options(const Params& p) {
   o.partial_volume.infer_end_members = p.boolean("infer_end_members");
   o.partial_volume.map_relabel = p.boolean("map_relabel");
   o.partial_volume.sharp_psf_sweep = p.boolean("sharp_psf_sweep");
+  o.partial_volume.profile_pairing = o.partial_volume.refit_pore_end_member = p.boolean("profile_pairing");
   o.partial_volume.refit_end_members = p.boolean("refit_end_members");
   o.end_members = SegmentStage::reference_end_members(p);
   return o;
