@@ -66,10 +66,10 @@ void add_noise(Volume<float>& v, double sigma, unsigned seed) {
   for (auto& x : v.storage()) x = static_cast<float>(x + n(rng));
 }
 
-// Segments a sharp scan at 1 and 2 threads: the labels must be the same, and every phase's Dice
-// within 0.02 of its blur ceiling (ideal midpoints on the noise-free blurred image), the issue's
-// SNR 8 bar. Returns the 1-thread result.
-SegmentResult segment_within_the_dice_ceiling(const CompositeScan& scan, const SegmentOptions& o) {
+// Segments a scan at 1 and 2 threads: the labels must be the same, and every phase's Dice within
+// `bar` of its blur ceiling (ideal midpoints on the noise-free blurred image; the bar is
+// 0.02 at SNR 8, 0.04 at SNR 5). Returns the 1-thread result.
+SegmentResult segment_within_the_dice_ceiling(const CompositeScan& scan, const SegmentOptions& o, double bar = 0.02) {
   const LabelVolume& truth = scan.phantom.labels;
   const auto ideal = vp::testing::blur_ceiling_labels(truth, scan.imaging);
   std::vector<SegmentResult> runs;
@@ -81,7 +81,7 @@ SegmentResult segment_within_the_dice_ceiling(const CompositeScan& scan, const S
   for (int phase : {0, 1, 2}) {
     const double ceiling = vp::testing::dice(ideal, truth, phase),
                  got = vp::testing::dice(runs[0].labels, truth, phase);
-    EXPECT_GT(got, ceiling - 0.02) << "phase " << phase << ": Dice " << got << ", ceiling " << ceiling;
+    EXPECT_GT(got, ceiling - bar) << "phase " << phase << ": Dice " << got << ", ceiling " << ceiling;
   }
   return std::move(runs[0]);
 }
@@ -552,6 +552,35 @@ TEST(PartialVolume, SharpPsfSweepLeavesAWideBlurScanAlone) {
   o.partial_volume.sharp_psf_sweep = false;
   const SegmentResult without = segment_grey(scan.grey, o);
   EXPECT_GT(*std::min_element(with.psf_sigma_vox.begin(), with.psf_sigma_vox.end()), 0.85);
+  EXPECT_EQ(with.partial_volume->map_flips, 0);
+  EXPECT_TRUE(with.labels.storage() == without.labels.storage());
+}
+
+// At a low SNR `auto` can run one forward-model sweep last under any PSF (low_snr_sweep): at SNR 5,
+// σ 1, 50 MPa the rules alone leave pore / SE Dice 0.036 / 0.032 under the blur ceiling (noise on
+// boundary voxels); with the sweep every phase is within 0.02, tighter than the SNR 5 bar of 0.04.
+// A scan whose SNR is above the gate keeps the rules' labels bit for bit.
+TEST(PartialVolume, LowSnrSweepBringsDefaultLabelsToTheDiceCeiling) {
+  const CompositeScan scan = composite_scan(169, 50, 5, 1.0);
+  SegmentOptions o;
+  o.classes = 3;
+  o.partial_volume.low_snr_sweep = true;
+  const SegmentResult r = segment_within_the_dice_ceiling(scan, o, 0.02);
+  EXPECT_GT(r.partial_volume->map_flips, 0);
+  o.partial_volume.low_snr_sweep = false;
+  const SegmentResult rules = segment_grey(scan.grey, o);
+  EXPECT_EQ(rules.partial_volume->map_flips, 0);
+  EXPECT_TRUE(rules.partial_volume->fraction_pv == r.partial_volume->fraction_pv);  // not read from the labels
+}
+
+TEST(PartialVolume, LowSnrSweepLeavesAnSnr8ScanAlone) {
+  const CompositeScan scan = composite_scan(169, 10, 8, 1.5);
+  SegmentOptions o;
+  o.classes = 3;
+  o.partial_volume.low_snr_sweep = true;
+  const SegmentResult with = segment_grey(scan.grey, o);
+  o.partial_volume.low_snr_sweep = false;
+  const SegmentResult without = segment_grey(scan.grey, o);
   EXPECT_EQ(with.partial_volume->map_flips, 0);
   EXPECT_TRUE(with.labels.storage() == without.labels.storage());
 }

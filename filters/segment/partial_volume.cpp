@@ -84,6 +84,25 @@ constexpr double kSharpPsf = 0.85;
 // 0.013; a second adds 0.008 pore Dice on seed 139 at 125 MPa for +0.7 CPU-s more at 256³ (+1.6
 // for the first), which the ≥ 5 Mvoxel/s of `auto` has no room for.
 constexpr int kSharpPsfSweeps = 1;
+// The scan SNR (scan_snr) below which the opt-in low_snr_sweep runs the sweep under any PSF, and
+// how many. Chosen on 96³ tuning seeds 169–171, SNR 5, σ 1 and 1.5, 10–370 MPa
+// (docs/segmentation-studies.md, "Labels at SNR 5: one forward-model sweep"): scans of SNR 5 / 8 /
+// 12 estimate 4.8–5.7 / 7.7–8.6 / 11.1–12.0, so 6.5 leaves SNR 8 and above bit for bit. One sweep
+// with the prior neutral beside the brightest class takes the worst gap 0.040 → 0.015 with every
+// cell's contact nearer the truth; a second adds ≤ 0.019 Dice but moves the 50 MPa contact past the
+// truth (+0.013 → −0.021) for another sweep's CPU; the pair β's sweep raised contact by up to 0.038.
+constexpr double kLowSnr = 6.5;
+constexpr int kLowSnrSweeps = 1;
+
+// The scan's SNR as the phantoms and issue 11 define it (a step between two phases' grey over the
+// noise σ), from its best-resolved step: the widest between adjacent end members. The others
+// only shrink where an end member is pulled by its blends (the pore's at high pressure under a
+// wide PSF).
+double scan_snr(const std::vector<double>& means, double noise_sigma) {
+  double step = 0;
+  for (std::size_t c = 0; c + 1 < means.size(); ++c) step = std::max(step, means[c + 1] - means[c]);
+  return step / noise_sigma;
+}
 
 // OR of the bitmasks within ±r voxels along each axis (a box), borders clamped. Along x, each
 // row ORs shifted copies of itself; along y and z, whole rows of x are ORed with the rows ±r
@@ -896,11 +915,18 @@ PartialVolumeResult partial_volume_segmentation(const Volume<float>& grey, const
   // per-voxel rule removes (thresholds at the true end members' midpoints lose more than the
   // rules): one sweep of the forward model reads each boundary voxel with its neighbours.
   const bool sharp_sweep = o.sharp_psf_sweep && !o.map_relabel && widest_psf < kSharpPsf;
-  if (o.map_relabel || sharp_sweep) {
+  // At a low SNR the loss to the blur ceiling is the same boundary noise under any PSF: σ 1 and
+  // 1.5 scans may take the sweep too (opt-in), with the prior neutral beside the brightest class (the pair β
+  // filled one-voxel pore films between AM and SE, raising the contact fraction).
+  const double model_noise = o.noise_sigma > 0 ? o.noise_sigma : *std::min_element(sigma.begin(), sigma.end());
+  const bool low_snr_sweep =
+      o.low_snr_sweep && !o.map_relabel && !sharp_sweep && scan_snr(out.means, model_noise) < kLowSnr;
+  if (o.map_relabel || sharp_sweep || low_snr_sweep) {
     ForwardModelOptions fm;
     if (sharp_sweep) fm.max_sweeps = kSharpPsfSweeps;
+    if (low_snr_sweep) fm.max_sweeps = kLowSnrSweeps, fm.neutral_beside_brightest = true;
     fm.psf_sigma_vox = o.psf_sigma_vox;
-    fm.noise_sigma = o.noise_sigma > 0 ? o.noise_sigma : *std::min_element(sigma.begin(), sigma.end());
+    fm.noise_sigma = model_noise;
     out.map_flips = forward_model_relabel(grey, out.labels, out.means, fm).flips;
   }
   for (auto v : out.labels.storage()) ++label_count[v];  // exact counts, divided once

@@ -254,6 +254,10 @@ class SegmentStage : public Stage {
               "pore end member without pure voxels is refitted by least squares on the labels (opt-in; helps at 10-50 "
               "MPa, overshoots at blur sigma 1 near 50 MPa and reads low at 250-370 MPa)",
               "", PartialVolumeOptions{}.profile_pairing ? "true" : "false"),
+        param("low_snr_sweep", ParamType::boolean,
+              "auto: where the scan's SNR (widest end-member step over the noise σ) is below 6.5, one sweep of "
+              "that MAP relabelling last under any PSF, its prior neutral beside the brightest class (opt-in)",
+              "", PartialVolumeOptions{}.low_snr_sweep ? "true" : "false"),
         param("end_members", ParamType::string,
               "auto: reference end members held fixed, K ascending grey values (6000,20000,43000) or the path of "
               "an earlier segment --json output (e.g. the series' low-pressure scan)",
@@ -698,6 +702,7 @@ SegmentOptions segment_options(const Params& p) {
   o.partial_volume.map_relabel = p.boolean("map_relabel");
   o.partial_volume.sharp_psf_sweep = p.boolean("sharp_psf_sweep");
   o.partial_volume.profile_pairing = o.partial_volume.refit_pore_end_member = p.boolean("profile_pairing");
+  o.partial_volume.low_snr_sweep = p.boolean("low_snr_sweep");
   o.partial_volume.refit_end_members = p.boolean("refit_end_members");
   o.end_members = SegmentStage::reference_end_members(p);
   return o;
