@@ -34,6 +34,15 @@ Volume<float> blurred_spheres(const Vec3& sigma, double snr, std::vector<double>
   return grey_as_float(phantom::ct_image(ph.labels, im));
 }
 
+// A 64³ composite phantom pressed at `pressure_mpa` and imaged with `im` (whose seed it shares).
+Volume<float> composite_grey(double pressure_mpa, const phantom::ImagingSpec& im) {
+  phantom::CompositeSpec c;
+  c.dims = {64, 64, 64};
+  c.seed = im.seed;
+  const phantom::Phantom ph = phantom::generate_composite(c, pressure_mpa);
+  return grey_as_float(phantom::ct_image(ph.labels, im));
+}
+
 }  // namespace
 
 TEST(Psf, RecoversIsotropicSigmaWithinTenPercent) {
@@ -59,13 +68,9 @@ TEST(Psf, RecoversAnisotropicSigmaPerAxis) {
 }
 
 TEST(Psf, CompositePhantomWithFittedLevels) {
-  phantom::CompositeSpec c;
-  c.dims = {64, 64, 64};
-  c.seed = 2;
-  const phantom::Phantom ph = phantom::generate_composite(c, 50);
   phantom::ImagingSpec im;
   im.seed = 2;
-  const Volume<float> g = grey_as_float(phantom::ct_image(ph.labels, im));  // σ = 1, SNR 8
+  const Volume<float> g = composite_grey(50, im);  // σ = 1, SNR 8
   // Levels as a user has them: fitted (the partial-volume mixture), not the generator's.
   const PsfEstimate e = estimate_psf(g, pure_phase_levels(g, 3));
   for (int a = 0; a < 3; ++a) EXPECT_NEAR(e.sigma_vox[a], 1.0, 0.1) << "axis " << a;
@@ -75,15 +80,11 @@ TEST(Psf, CompositePhantomWithFittedLevels) {
 // line's step in the voxel label image sits on a voxel boundary, which reads as s² = σ² − 1/12,
 // so σ 0.7 comes out ~6 % low; the 95 % interval must still hold the truth on every axis.
 TEST(Psf, IntervalHoldsTheTruthUnderASharpPsfOnAPressedComposite) {
-  phantom::CompositeSpec c;
-  c.dims = {64, 64, 64};
-  c.seed = 175;
-  const phantom::Phantom ph = phantom::generate_composite(c, 370);
   phantom::ImagingSpec im;
   im.seed = 175;
   im.snr = 12;
   im.blur_sigma_vox = {0.7, 0.7, 0.7};
-  const Volume<float> g = grey_as_float(phantom::ct_image(ph.labels, im));
+  const Volume<float> g = composite_grey(370, im);
   const PsfEstimate e = estimate_psf(g, {im.grey_level("pore"), im.grey_level("se"), im.grey_level("am")});
   for (int a = 0; a < 3; ++a) {
     EXPECT_NEAR(e.sigma_vox[a], 0.7, 0.1 * 0.7) << "axis " << a;
