@@ -237,10 +237,38 @@ Model make_model(const Volume<std::uint8_t>& labels, const std::vector<double>& 
   return m;
 }
 
+// Each class's end-member offset δ_c (ForwardModelOptions::local_means_sigma) on a grid 2× coarser
+// per axis (0.5 B/voxel a class; while they are made, with their weights and r, 4 + k B/voxel: the
+// sweep's peak, 4 B/voxel above c's at 192³), read trilinearly at the voxel centres; no classes: none.
+struct LocalOffsets {
+  std::vector<Volume<float>> offset;  // per class, on the coarse grid
+  // Per axis and fine index j: the two coarse cells around j's centre and the second one's weight.
+  std::array<std::vector<index_t>, 3> lo, hi;
+  std::array<std::vector<float>, 3> w;
+  bool empty() const { return offset.empty(); }
+  float at(int c, index_t x, index_t y, index_t z) const {
+    const Volume<float>& v = offset[c];
+    const Dims d = v.dims();
+    auto row = [&](index_t yy, index_t zz) {
+      const float* p = v.data() + d.x * (yy + d.y * zz);
+      return p[lo[0][x]] + w[0][x] * (p[hi[0][x]] - p[lo[0][x]]);
+    };
+    auto plane = [&](index_t zz) { return row(lo[1][y], zz) + w[1][y] * (row(hi[1][y], zz) - row(lo[1][y], zz)); };
+    return plane(lo[2][z]) + w[2][z] * (plane(hi[2][z]) - plane(lo[2][z]));
+  }
+};
+
 Volume<float> residual(const Volume<float>& grey, const Volume<std::uint8_t>& labels, const std::vector<double>& mu,
-                       const std::array<double, 3>& sigma) {
+                       const std::array<double, 3>& sigma, const LocalOffsets& offsets = {}) {
   Volume<float> model = grey.like<float>(grey.dims());
-  for (index_t i = 0; i < model.size(); ++i) model[i] = static_cast<float>(mu[labels[i]]);
+  const Dims d = grey.dims();
+  tbb::parallel_for(index_t{0}, d.z, [&](index_t z) {
+    for (index_t y = 0; y < d.y; ++y)
+      for (index_t x = 0; x < d.x; ++x) {
+        const index_t i = x + d.x * (y + d.y * z);
+        model[i] = static_cast<float>(mu[labels[i]]) + (offsets.empty() ? 0.f : offsets.at(labels[i], x, y, z));
+      }
+  });
   blur_in_place(model, sigma);
   for (index_t i = 0; i < model.size(); ++i) model[i] = grey[i] - model[i];
   return model;
@@ -271,11 +299,67 @@ double energy(const Volume<float>& grey, const Volume<std::uint8_t>& labels, con
 
 // c = Bᵀ (g − B(μ[L])), and E of the labels from the same residual.
 Volume<float> correlation(const Volume<float>& grey, const Volume<std::uint8_t>& labels, const std::vector<double>& mu,
-                          const ForwardModelOptions& o, const Model& m, double* energy_out) {
-  Volume<float> c = residual(grey, labels, mu, o.psf_sigma_vox);
+                          const ForwardModelOptions& o, const Model& m, double* energy_out,
+                          const LocalOffsets& offsets = {}) {
+  Volume<float> c = residual(grey, labels, mu, o.psf_sigma_vox, offsets);
   if (energy_out) *energy_out = energy_of_residual(c, labels, o, m);
   for (int a = 0; a < 3; ++a) adjoint_axis(c, a, m.axis[a]);
   return c;
+}
+
+// δ_c = G * (r 1[interior c]) / (G * 1[interior c] + kOffsetShrink) on the coarse grid: r = g − B(μ[L])
+// with the global end members, and the count, summed over each 2³ block as a share of its 8, G
+// the Gaussian of σ `sigma` / 2 coarse cells; interior: the voxel and its 6 face neighbours labelled
+// c (faces of the volume count as c). The shrink weighs a class with few interior voxels near (a
+// pore film, a thin SE layer) towards its global end member.
+constexpr double kOffsetShrink = 0.1;
+
+LocalOffsets local_offsets(const Volume<float>& grey, const Volume<std::uint8_t>& labels, const std::vector<double>& mu,
+                           const std::array<double, 3>& psf, double sigma) {
+  const int k = static_cast<int>(mu.size());
+  const Dims d = labels.dims();
+  const Dims cd{(d.x + 1) / 2, (d.y + 1) / 2, (d.z + 1) / 2};
+  LocalOffsets out;
+  std::vector<Volume<float>> den;
+  for (int c = 0; c < k; ++c) out.offset.push_back(grey.like<float>(cd)), den.push_back(grey.like<float>(cd));
+  {
+    const Volume<float> r = residual(grey, labels, mu, psf);
+    const index_t step[3] = {1, d.x, d.x * d.y};
+    // One coarse z plane per task: its cells are summed in the same order at any thread count.
+    tbb::parallel_for(index_t{0}, cd.z, [&](index_t cz) {
+      for (index_t z = 2 * cz; z < std::min(2 * cz + 2, d.z); ++z)
+        for (index_t y = 0; y < d.y; ++y)
+          for (index_t x = 0; x < d.x; ++x) {
+            const index_t i = x + d.x * (y + d.y * z), pos[3] = {x, y, z};
+            const int c = labels[i];
+            bool interior = true;
+            for (int a = 0; a < 3 && interior; ++a)
+              interior = (pos[a] == 0 || labels[i - step[a]] == c) && (pos[a] + 1 == d[a] || labels[i + step[a]] == c);
+            if (!interior) continue;
+            const index_t j = x / 2 + cd.x * (y / 2 + cd.y * cz);
+            out.offset[c][j] += 0.125f * r[i];
+            den[c][j] += 0.125f;
+          }
+    });
+  }
+  for (int c = 0; c < k; ++c) {
+    for (int a = 0; a < 3; ++a)
+      if (cd[a] > 1)
+        gaussian_blur_axis(out.offset[c], a, 0.5 * sigma, kTruncate),
+            gaussian_blur_axis(den[c], a, 0.5 * sigma, kTruncate);
+    for (index_t j = 0; j < cd.count(); ++j)
+      out.offset[c][j] = static_cast<float>(out.offset[c][j] / (den[c][j] + kOffsetShrink));
+  }
+  for (int a = 0; a < 3; ++a)
+    for (index_t j = 0; j < d[a]; ++j) {
+      // Fine voxel j's centre on the coarse grid: j / 2 − 0.25, clamped to the end cells.
+      const double u = std::clamp(0.5 * static_cast<double>(j) - 0.25, 0.0, static_cast<double>(cd[a] - 1));
+      const auto l = static_cast<index_t>(u);
+      out.lo[a].push_back(l);
+      out.hi[a].push_back(std::min(l + 1, cd[a] - 1));
+      out.w[a].push_back(static_cast<float>(u - static_cast<double>(l)));
+    }
+  return out;
 }
 
 // Least-squares end members for fixed labels: the normal equations of g ≈ Σ_c μ_c B 1[L = c].
@@ -340,7 +424,12 @@ ForwardModelRelabelling forward_model_relabel(const Volume<float>& grey, Volume<
   out.beta = m.beta;
   // c is kept exact by the local update after each flip, so the two separable passes run once (and
   // again only where the end members change): recomputing them every sweep cost half the CPU.
-  Volume<float> c = correlation(grey, labels, mu, o, m, &out.energy_before);
+  const LocalOffsets offsets =
+      o.local_means_sigma > 0 ? local_offsets(grey, labels, mu, o.psf_sigma_vox, o.local_means_sigma) : LocalOffsets{};
+  auto end_member = [&](int j, index_t x, index_t y, index_t z) {
+    return mu[j] + (offsets.empty() ? 0.f : offsets.at(j, x, y, z));
+  };
+  Volume<float> c = correlation(grey, labels, mu, o, m, &out.energy_before, offsets);
   const double inv2s2 = 1.0 / (2 * o.noise_sigma * o.noise_sigma);
   const index_t step[3] = {1, d.x, d.x * d.y};
   // Slabs along z, visited in raster order each, the even ones at once and then the odd ones. A flip
@@ -360,7 +449,7 @@ ForwardModelRelabelling forward_model_relabel(const Volume<float>& grey, Volume<
         sweep < o.anneal_sweeps ? o.anneal_temperature * (1 - static_cast<double>(sweep) / o.anneal_sweeps) : 0.0;
     if (o.refit_means && sweep > 0) {
       mu = refit_means(grey, labels, mu, o.psf_sigma_vox);
-      c = correlation(grey, labels, mu, o, m, &energy_now);
+      c = correlation(grey, labels, mu, o, m, &energy_now, offsets);
     }
     const double* beta = m.beta.data();
     const bool last = sweep + 1 == total;
@@ -417,7 +506,7 @@ ForwardModelRelabelling forward_model_relabel(const Volume<float>& grey, Volume<
               const double* beta_b = &beta[b * k];
               double prior = 0;
               for (int j = 0; j < faces; ++j) prior += beta_b[face[j]] - beta_a[face[j]];
-              const double dmu = mu[b] - mu[a];
+              const double dmu = end_member(b, x, y, z) - end_member(a, x, y, z);
               const double de = (-2 * dmu * ci + dmu * dmu * kk) * inv2s2 + prior;
               de_of[b] = de;
               if (de < best_de) best_de = de, best = b;
@@ -450,7 +539,7 @@ ForwardModelRelabelling forward_model_relabel(const Volume<float>& grey, Volume<
             if (best == a) continue;
             gain += de_of[best];
             // Flip, and c −= Δμ (BᵀB δ_v) over its band.
-            const double dmu = mu[best] - mu[a];
+            const double dmu = end_member(best, x, y, z) - end_member(a, x, y, z);
             labels[i] = static_cast<std::uint8_t>(best);
             left = column(x);
             ++flips;

@@ -84,6 +84,16 @@ constexpr double kSharpPsf = 0.85;
 // 0.013; a second adds 0.008 pore Dice on seed 139 at 125 MPa for +0.7 CPU-s more at 256³ (+1.6
 // for the first), which the ≥ 5 Mvoxel/s of `auto` has no room for.
 constexpr int kSharpPsfSweeps = 1;
+// The sweep reads each class's end member locally (ForwardModelOptions::local_means_sigma, voxels)
+// and with β(AM, c) the same for every other class c (neutral_beside_brightest). Under realistic
+// imaging (AM grains ± 4 %, the 8 % cup) the global end members took darker grains' surface voxels,
+// and voxels 2–4 inside them, for SE or pore (96³ SNR 12: AM Dice 0.007–0.010 below the rules'),
+// and at SNR 12 the pair β, smallest for pore|AM, ate SE layers between pore and AM (contact
+// further from the truth than the rules' at 50–125 MPa). Chosen on 96³ tuning seed 164 cells (σ 2
+// vs 3, every class vs AM only, neutral β or not) and the tuning table of seeds 163–165, σ 0.7, SNR
+// 5/8/12, 10–370 MPa, default and realistic imaging (docs/segmentation-studies.md, "The sharp-PSF
+// sweep under textured AM").
+constexpr double kSharpPsfLocalMeansSigma = 2.0;
 
 // OR of the bitmasks within ±r voxels along each axis (a box), borders clamped. Along x, each
 // row ORs shifted copies of itself; along y and z, whole rows of x are ORed with the rows ±r
@@ -855,7 +865,11 @@ PartialVolumeResult partial_volume_segmentation(const Volume<float>& grey, const
   const bool sharp_sweep = o.sharp_psf_sweep && !o.map_relabel && widest_psf < kSharpPsf;
   if (o.map_relabel || sharp_sweep) {
     ForwardModelOptions fm;
-    if (sharp_sweep) fm.max_sweeps = kSharpPsfSweeps;
+    if (sharp_sweep) {
+      fm.max_sweeps = kSharpPsfSweeps;
+      fm.local_means_sigma = kSharpPsfLocalMeansSigma;
+      fm.neutral_beside_brightest = true;
+    }
     fm.psf_sigma_vox = o.psf_sigma_vox;
     fm.noise_sigma = o.noise_sigma > 0 ? o.noise_sigma : *std::min_element(sigma.begin(), sigma.end());
     out.map_flips = forward_model_relabel(grey, out.labels, out.means, fm).flips;
