@@ -7,6 +7,10 @@
 
 #include <tbb/parallel_for.h>
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
 #include "core/axis.h"
 #include "core/error.h"
 #include "core/gaussian.h"
@@ -238,8 +242,8 @@ Model make_model(const Volume<std::uint8_t>& labels, const std::vector<double>& 
 }
 
 // Each class's end-member offset δ_c (ForwardModelOptions::local_means_sigma) on a grid 2× coarser
-// per axis (0.5 B/voxel a class; while they are made, with their weights and r, 4 + k B/voxel: the
-// sweep's peak, 4 B/voxel above c's at 192³), read trilinearly at the voxel centres; no classes: none.
+// per axis (0.5 B/voxel a class, k B/voxel with their weights while they are made from r plane by
+// plane; beside c, k/2 B/voxel), read trilinearly at the voxel centres; no classes: none.
 struct LocalOffsets {
   std::vector<Volume<float>> offset;  // per class, on the coarse grid
   // Per axis and fine index j: the two coarse cells around j's centre and the second one's weight.
@@ -258,20 +262,64 @@ struct LocalOffsets {
   }
 };
 
+// r = g − B(μ[L] + δ_L) one z plane at a time, ascending, handed to f(z, r of plane z): each model
+// plane gets its x and y passes once, and the z pass reads a ring of the 2R_z + 1 planes around it,
+// so no full-size model is held (local_offsets sums r straight onto its coarse grid). The same sums
+// in the same order as blur_in_place on the whole volume, hence the same floats.
+template <class F>
+void for_each_residual_plane(const Volume<float>& grey, const Volume<std::uint8_t>& labels,
+                             const std::vector<double>& mu, const std::array<double, 3>& sigma,
+                             const LocalOffsets& offsets, F&& f) {
+  const Dims d = grey.dims();
+  const index_t plane = d.x * d.y;
+  const bool blur_z = d.z > 1 && sigma[2] > 0;
+  const std::vector<double> kz = taps(blur_z ? sigma[2] : 0.0);
+  const auto rz = static_cast<index_t>(kz.size() / 2);
+  const index_t ring = 2 * rz + 1;
+  std::vector<Volume<float>> xy;
+  for (index_t s = 0; s < std::min(ring, d.z); ++s) xy.push_back(grey.like<float>(Dims{d.x, d.y, 1}));
+  Volume<float> r = grey.like<float>(Dims{d.x, d.y, 1});
+  std::vector<const float*> src(static_cast<std::size_t>(2 * rz + 1));
+  index_t made = 0;  // planes [0, made) have had their x and y passes
+  for (index_t z = 0; z < d.z; ++z) {
+    for (; made < std::min(z + rz + 1, d.z); ++made) {
+      Volume<float>& p = xy[made % ring];
+      tbb::parallel_for(index_t{0}, d.y, [&](index_t y) {
+        for (index_t x = 0; x < d.x; ++x) {
+          const index_t i = x + d.x * (y + d.y * made);
+          p[x + d.x * y] =
+              static_cast<float>(mu[labels[i]]) + (offsets.empty() ? 0.f : offsets.at(labels[i], x, y, made));
+        }
+      });
+      for (int a = 0; a < 2; ++a)
+        if (d[a] > 1) gaussian_blur_axis(p, a, sigma[a], kTruncate);
+    }
+    // The planes z + t, t = −R_z..R_z, clamped to the volume: gaussian_blur_axis's convolution along z.
+    for (index_t t = -rz; t <= rz; ++t) src[t + rz] = xy[std::clamp<index_t>(z + t, 0, d.z - 1) % ring].data();
+    tbb::parallel_for(index_t{0}, d.y, [&](index_t y) {
+      for (index_t x = 0; x < d.x; ++x) {
+        const index_t j = x + d.x * y;
+        float model = src[rz][j];
+        if (blur_z) {
+          double acc = 0;
+          for (index_t t = 0; t <= 2 * rz; ++t) acc += kz[t] * src[t][j];
+          model = static_cast<float>(acc);
+        }
+        r[j] = grey[j + plane * z] - model;
+      }
+    });
+    f(z, static_cast<const Volume<float>&>(r));
+  }
+}
+
 Volume<float> residual(const Volume<float>& grey, const Volume<std::uint8_t>& labels, const std::vector<double>& mu,
                        const std::array<double, 3>& sigma, const LocalOffsets& offsets = {}) {
-  Volume<float> model = grey.like<float>(grey.dims());
-  const Dims d = grey.dims();
-  tbb::parallel_for(index_t{0}, d.z, [&](index_t z) {
-    for (index_t y = 0; y < d.y; ++y)
-      for (index_t x = 0; x < d.x; ++x) {
-        const index_t i = x + d.x * (y + d.y * z);
-        model[i] = static_cast<float>(mu[labels[i]]) + (offsets.empty() ? 0.f : offsets.at(labels[i], x, y, z));
-      }
+  Volume<float> out = grey.like<float>(grey.dims());
+  const index_t plane = grey.dims().x * grey.dims().y;
+  for_each_residual_plane(grey, labels, mu, sigma, offsets, [&](index_t z, const Volume<float>& r) {
+    std::copy(r.data(), r.data() + plane, out.data() + plane * z);
   });
-  blur_in_place(model, sigma);
-  for (index_t i = 0; i < model.size(); ++i) model[i] = grey[i] - model[i];
-  return model;
+  return out;
 }
 
 // E of the labels whose residual is r = g − B(μ[L]).
@@ -323,12 +371,13 @@ LocalOffsets local_offsets(const Volume<float>& grey, const Volume<std::uint8_t>
   std::vector<Volume<float>> den;
   for (int c = 0; c < k; ++c) out.offset.push_back(grey.like<float>(cd)), den.push_back(grey.like<float>(cd));
   {
-    const Volume<float> r = residual(grey, labels, mu, psf);
     const index_t step[3] = {1, d.x, d.x * d.y};
-    // One coarse z plane per task: its cells are summed in the same order at any thread count.
-    tbb::parallel_for(index_t{0}, cd.z, [&](index_t cz) {
-      for (index_t z = 2 * cz; z < std::min(2 * cz + 2, d.z); ++z)
-        for (index_t y = 0; y < d.y; ++y)
+    // r plane by plane, never the whole of it; one coarse y row per task: each cell is summed in z,
+    // y, x order at any thread count.
+    for_each_residual_plane(grey, labels, mu, psf, LocalOffsets{}, [&](index_t z, const Volume<float>& r) {
+      const index_t cz = z / 2;
+      tbb::parallel_for(index_t{0}, cd.y, [&](index_t cy) {
+        for (index_t y = 2 * cy; y < std::min(2 * cy + 2, d.y); ++y)
           for (index_t x = 0; x < d.x; ++x) {
             const index_t i = x + d.x * (y + d.y * z), pos[3] = {x, y, z};
             const int c = labels[i];
@@ -337,9 +386,10 @@ LocalOffsets local_offsets(const Volume<float>& grey, const Volume<std::uint8_t>
               interior = (pos[a] == 0 || labels[i - step[a]] == c) && (pos[a] + 1 == d[a] || labels[i + step[a]] == c);
             if (!interior) continue;
             const index_t j = x / 2 + cd.x * (y / 2 + cd.y * cz);
-            out.offset[c][j] += 0.125f * r[i];
+            out.offset[c][j] += 0.125f * r[x + d.x * y];
             den[c][j] += 0.125f;
           }
+      });
     });
   }
   for (int c = 0; c < k; ++c) {
@@ -426,6 +476,12 @@ ForwardModelRelabelling forward_model_relabel(const Volume<float>& grey, Volume<
   // again only where the end members change): recomputing them every sweep cost half the CPU.
   const LocalOffsets offsets =
       o.local_means_sigma > 0 ? local_offsets(grey, labels, mu, o.psf_sigma_vox, o.local_means_sigma) : LocalOffsets{};
+#if defined(__GLIBC__)
+  // The offsets' weights (k/2 B/voxel) were freed inside glibc's heap, whose pages it keeps
+  // resident (so are the rules' scratch before them): hand them back before c is the peak
+  // (256³ σ 0.7 realistic: 41 MB).
+  if (!offsets.empty()) malloc_trim(0);
+#endif
   auto end_member = [&](int j, index_t x, index_t y, index_t z) {
     return mu[j] + (offsets.empty() ? 0.f : offsets.at(j, x, y, z));
   };
