@@ -7,6 +7,10 @@
 
 #include <tbb/parallel_for.h>
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
 #include "core/axis.h"
 #include "core/error.h"
 #include "core/gaussian.h"
@@ -237,13 +241,85 @@ Model make_model(const Volume<std::uint8_t>& labels, const std::vector<double>& 
   return m;
 }
 
+// Each class's end-member offset δ_c (ForwardModelOptions::local_means_sigma) on a grid 2× coarser
+// per axis (0.5 B/voxel a class, k B/voxel with their weights while they are made from r plane by
+// plane; beside c, k/2 B/voxel), read trilinearly at the voxel centres; no classes: none.
+struct LocalOffsets {
+  std::vector<Volume<float>> offset;  // per class, on the coarse grid
+  // Per axis and fine index j: the two coarse cells around j's centre and the second one's weight.
+  std::array<std::vector<index_t>, 3> lo, hi;
+  std::array<std::vector<float>, 3> w;
+  bool empty() const { return offset.empty(); }
+  float at(int c, index_t x, index_t y, index_t z) const {
+    const Volume<float>& v = offset[c];
+    const Dims d = v.dims();
+    auto row = [&](index_t yy, index_t zz) {
+      const float* p = v.data() + d.x * (yy + d.y * zz);
+      return p[lo[0][x]] + w[0][x] * (p[hi[0][x]] - p[lo[0][x]]);
+    };
+    auto plane = [&](index_t zz) { return row(lo[1][y], zz) + w[1][y] * (row(hi[1][y], zz) - row(lo[1][y], zz)); };
+    return plane(lo[2][z]) + w[2][z] * (plane(hi[2][z]) - plane(lo[2][z]));
+  }
+};
+
+// r = g − B(μ[L] + δ_L) one z plane at a time, ascending, handed to f(z, r of plane z): each model
+// plane gets its x and y passes once, and the z pass reads a ring of the 2R_z + 1 planes around it,
+// so no full-size model is held (local_offsets sums r straight onto its coarse grid). The same sums
+// in the same order as blur_in_place on the whole volume, hence the same floats.
+template <class F>
+void for_each_residual_plane(const Volume<float>& grey, const Volume<std::uint8_t>& labels,
+                             const std::vector<double>& mu, const std::array<double, 3>& sigma,
+                             const LocalOffsets& offsets, F&& f) {
+  const Dims d = grey.dims();
+  const index_t plane = d.x * d.y;
+  const bool blur_z = d.z > 1 && sigma[2] > 0;
+  const std::vector<double> kz = taps(blur_z ? sigma[2] : 0.0);
+  const auto rz = static_cast<index_t>(kz.size() / 2);
+  const index_t ring = 2 * rz + 1;
+  std::vector<Volume<float>> xy;
+  for (index_t s = 0; s < std::min(ring, d.z); ++s) xy.push_back(grey.like<float>(Dims{d.x, d.y, 1}));
+  Volume<float> r = grey.like<float>(Dims{d.x, d.y, 1});
+  std::vector<const float*> src(static_cast<std::size_t>(2 * rz + 1));
+  index_t made = 0;  // planes [0, made) have had their x and y passes
+  for (index_t z = 0; z < d.z; ++z) {
+    for (; made < std::min(z + rz + 1, d.z); ++made) {
+      Volume<float>& p = xy[made % ring];
+      tbb::parallel_for(index_t{0}, d.y, [&](index_t y) {
+        for (index_t x = 0; x < d.x; ++x) {
+          const index_t i = x + d.x * (y + d.y * made);
+          p[x + d.x * y] =
+              static_cast<float>(mu[labels[i]]) + (offsets.empty() ? 0.f : offsets.at(labels[i], x, y, made));
+        }
+      });
+      for (int a = 0; a < 2; ++a)
+        if (d[a] > 1) gaussian_blur_axis(p, a, sigma[a], kTruncate);
+    }
+    // The planes z + t, t = −R_z..R_z, clamped to the volume: gaussian_blur_axis's convolution along z.
+    for (index_t t = -rz; t <= rz; ++t) src[t + rz] = xy[std::clamp<index_t>(z + t, 0, d.z - 1) % ring].data();
+    tbb::parallel_for(index_t{0}, d.y, [&](index_t y) {
+      for (index_t x = 0; x < d.x; ++x) {
+        const index_t j = x + d.x * y;
+        float model = src[rz][j];
+        if (blur_z) {
+          double acc = 0;
+          for (index_t t = 0; t <= 2 * rz; ++t) acc += kz[t] * src[t][j];
+          model = static_cast<float>(acc);
+        }
+        r[j] = grey[j + plane * z] - model;
+      }
+    });
+    f(z, static_cast<const Volume<float>&>(r));
+  }
+}
+
 Volume<float> residual(const Volume<float>& grey, const Volume<std::uint8_t>& labels, const std::vector<double>& mu,
-                       const std::array<double, 3>& sigma) {
-  Volume<float> model = grey.like<float>(grey.dims());
-  for (index_t i = 0; i < model.size(); ++i) model[i] = static_cast<float>(mu[labels[i]]);
-  blur_in_place(model, sigma);
-  for (index_t i = 0; i < model.size(); ++i) model[i] = grey[i] - model[i];
-  return model;
+                       const std::array<double, 3>& sigma, const LocalOffsets& offsets = {}) {
+  Volume<float> out = grey.like<float>(grey.dims());
+  const index_t plane = grey.dims().x * grey.dims().y;
+  for_each_residual_plane(grey, labels, mu, sigma, offsets, [&](index_t z, const Volume<float>& r) {
+    std::copy(r.data(), r.data() + plane, out.data() + plane * z);
+  });
+  return out;
 }
 
 // E of the labels whose residual is r = g − B(μ[L]).
@@ -271,11 +347,69 @@ double energy(const Volume<float>& grey, const Volume<std::uint8_t>& labels, con
 
 // c = Bᵀ (g − B(μ[L])), and E of the labels from the same residual.
 Volume<float> correlation(const Volume<float>& grey, const Volume<std::uint8_t>& labels, const std::vector<double>& mu,
-                          const ForwardModelOptions& o, const Model& m, double* energy_out) {
-  Volume<float> c = residual(grey, labels, mu, o.psf_sigma_vox);
+                          const ForwardModelOptions& o, const Model& m, double* energy_out,
+                          const LocalOffsets& offsets = {}) {
+  Volume<float> c = residual(grey, labels, mu, o.psf_sigma_vox, offsets);
   if (energy_out) *energy_out = energy_of_residual(c, labels, o, m);
   for (int a = 0; a < 3; ++a) adjoint_axis(c, a, m.axis[a]);
   return c;
+}
+
+// δ_c = G * (r 1[interior c]) / (G * 1[interior c] + kOffsetShrink) on the coarse grid: r = g − B(μ[L])
+// with the global end members, and the count, summed over each 2³ block as a share of its 8, G
+// the Gaussian of σ `sigma` / 2 coarse cells; interior: the voxel and its 6 face neighbours labelled
+// c (faces of the volume count as c). The shrink weighs a class with few interior voxels near (a
+// pore film, a thin SE layer) towards its global end member.
+constexpr double kOffsetShrink = 0.1;
+
+LocalOffsets local_offsets(const Volume<float>& grey, const Volume<std::uint8_t>& labels, const std::vector<double>& mu,
+                           const std::array<double, 3>& psf, double sigma) {
+  const int k = static_cast<int>(mu.size());
+  const Dims d = labels.dims();
+  const Dims cd{(d.x + 1) / 2, (d.y + 1) / 2, (d.z + 1) / 2};
+  LocalOffsets out;
+  std::vector<Volume<float>> den;
+  for (int c = 0; c < k; ++c) out.offset.push_back(grey.like<float>(cd)), den.push_back(grey.like<float>(cd));
+  {
+    const index_t step[3] = {1, d.x, d.x * d.y};
+    // r plane by plane, never the whole of it; one coarse y row per task: each cell is summed in z,
+    // y, x order at any thread count.
+    for_each_residual_plane(grey, labels, mu, psf, LocalOffsets{}, [&](index_t z, const Volume<float>& r) {
+      const index_t cz = z / 2;
+      tbb::parallel_for(index_t{0}, cd.y, [&](index_t cy) {
+        for (index_t y = 2 * cy; y < std::min(2 * cy + 2, d.y); ++y)
+          for (index_t x = 0; x < d.x; ++x) {
+            const index_t i = x + d.x * (y + d.y * z), pos[3] = {x, y, z};
+            const int c = labels[i];
+            bool interior = true;
+            for (int a = 0; a < 3 && interior; ++a)
+              interior = (pos[a] == 0 || labels[i - step[a]] == c) && (pos[a] + 1 == d[a] || labels[i + step[a]] == c);
+            if (!interior) continue;
+            const index_t j = x / 2 + cd.x * (y / 2 + cd.y * cz);
+            out.offset[c][j] += 0.125f * r[x + d.x * y];
+            den[c][j] += 0.125f;
+          }
+      });
+    });
+  }
+  for (int c = 0; c < k; ++c) {
+    for (int a = 0; a < 3; ++a)
+      if (cd[a] > 1)
+        gaussian_blur_axis(out.offset[c], a, 0.5 * sigma, kTruncate),
+            gaussian_blur_axis(den[c], a, 0.5 * sigma, kTruncate);
+    for (index_t j = 0; j < cd.count(); ++j)
+      out.offset[c][j] = static_cast<float>(out.offset[c][j] / (den[c][j] + kOffsetShrink));
+  }
+  for (int a = 0; a < 3; ++a)
+    for (index_t j = 0; j < d[a]; ++j) {
+      // Fine voxel j's centre on the coarse grid: j / 2 − 0.25, clamped to the end cells.
+      const double u = std::clamp(0.5 * static_cast<double>(j) - 0.25, 0.0, static_cast<double>(cd[a] - 1));
+      const auto l = static_cast<index_t>(u);
+      out.lo[a].push_back(l);
+      out.hi[a].push_back(std::min(l + 1, cd[a] - 1));
+      out.w[a].push_back(static_cast<float>(u - static_cast<double>(l)));
+    }
+  return out;
 }
 
 }  // namespace
@@ -338,7 +472,18 @@ ForwardModelRelabelling forward_model_relabel(const Volume<float>& grey, Volume<
   out.beta = m.beta;
   // c is kept exact by the local update after each flip, so the two separable passes run once (and
   // again only where the end members change): recomputing them every sweep cost half the CPU.
-  Volume<float> c = correlation(grey, labels, mu, o, m, &out.energy_before);
+  const LocalOffsets offsets =
+      o.local_means_sigma > 0 ? local_offsets(grey, labels, mu, o.psf_sigma_vox, o.local_means_sigma) : LocalOffsets{};
+#if defined(__GLIBC__)
+  // The offsets' weights (k/2 B/voxel) were freed inside glibc's heap, whose pages it keeps
+  // resident (so are the rules' scratch before them): hand them back before c is the peak
+  // (256³ σ 0.7 realistic: 41 MB).
+  if (!offsets.empty()) malloc_trim(0);
+#endif
+  auto end_member = [&](int j, index_t x, index_t y, index_t z) {
+    return mu[j] + (offsets.empty() ? 0.f : offsets.at(j, x, y, z));
+  };
+  Volume<float> c = correlation(grey, labels, mu, o, m, &out.energy_before, offsets);
   const double inv2s2 = 1.0 / (2 * o.noise_sigma * o.noise_sigma);
   const index_t step[3] = {1, d.x, d.x * d.y};
   // Slabs along z, visited in raster order each, the even ones at once and then the odd ones. A flip
@@ -358,7 +503,7 @@ ForwardModelRelabelling forward_model_relabel(const Volume<float>& grey, Volume<
         sweep < o.anneal_sweeps ? o.anneal_temperature * (1 - static_cast<double>(sweep) / o.anneal_sweeps) : 0.0;
     if (o.refit_means && sweep > 0) {
       mu = refit_means(grey, labels, mu, o.psf_sigma_vox);
-      c = correlation(grey, labels, mu, o, m, &energy_now);
+      c = correlation(grey, labels, mu, o, m, &energy_now, offsets);
     }
     const double* beta = m.beta.data();
     const bool last = sweep + 1 == total;
@@ -415,7 +560,7 @@ ForwardModelRelabelling forward_model_relabel(const Volume<float>& grey, Volume<
               const double* beta_b = &beta[b * k];
               double prior = 0;
               for (int j = 0; j < faces; ++j) prior += beta_b[face[j]] - beta_a[face[j]];
-              const double dmu = mu[b] - mu[a];
+              const double dmu = end_member(b, x, y, z) - end_member(a, x, y, z);
               const double de = (-2 * dmu * ci + dmu * dmu * kk) * inv2s2 + prior;
               de_of[b] = de;
               if (de < best_de) best_de = de, best = b;
@@ -448,7 +593,7 @@ ForwardModelRelabelling forward_model_relabel(const Volume<float>& grey, Volume<
             if (best == a) continue;
             gain += de_of[best];
             // Flip, and c −= Δμ (BᵀB δ_v) over its band.
-            const double dmu = mu[best] - mu[a];
+            const double dmu = end_member(best, x, y, z) - end_member(a, x, y, z);
             labels[i] = static_cast<std::uint8_t>(best);
             left = column(x);
             ++flips;

@@ -39,6 +39,14 @@ struct ForwardModelOptions {
   // Before each sweep after the first, the end members refitted to the current labels by least
   // squares, g ≈ Σ_c μ_c B 1[L = c] (a class's histogram mean is pulled by the blends it sits in).
   bool refit_means = false;
+  // > 0: each class's end member varies in space, μ_c + δ_c(x), δ_c the Gaussian-weighted (this σ,
+  // voxels) mean of the residual g − B(μ[L]) over the input labels' interior voxels of class c
+  // (all 6 face neighbours c), shrunk towards 0 where few are near; held on a grid 2× coarser per
+  // axis (0.5 B/voxel a class) and read trilinearly. A smooth bias of the grey (AM grain texture,
+  // cupping) enters c = Bᵀr at its full size but the noise only at σ_n ‖k‖ (‖k‖ 0.26 at σ 0.7):
+  // with global end members a darker grain's surface voxels were read as SE or pore. The offsets
+  // are taken once, from the input labels (+3 blur passes). 0: global end members.
+  double local_means_sigma = 0;
   int max_sweeps = 20;        // raster (ICM) sweeps at most
   double stop_share = 0.002;  // stop once a sweep flips fewer than this share of boundary voxels
 };

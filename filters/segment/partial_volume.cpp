@@ -84,6 +84,16 @@ constexpr double kSharpPsf = 0.85;
 // 0.013; a second adds 0.008 pore Dice on seed 139 at 125 MPa for +0.7 CPU-s more at 256³ (+1.6
 // for the first), which the ≥ 5 Mvoxel/s of `auto` has no room for.
 constexpr int kSharpPsfSweeps = 1;
+// The sweep reads each class's end member locally (ForwardModelOptions::local_means_sigma, voxels)
+// and with β(AM, c) the same for every other class c (neutral_beside_brightest). Under realistic
+// imaging (AM grains ± 4 %, the 8 % cup) the global end members took darker grains' surface voxels,
+// and voxels 2–4 inside them, for SE or pore (96³ SNR 12: AM Dice 0.007–0.010 below the rules'),
+// and at SNR 12 the pair β, smallest for pore|AM, ate SE layers between pore and AM (contact
+// further from the truth than the rules' at 50–125 MPa). Chosen on 96³ tuning seed 164 cells (σ 2
+// vs 3, every class vs AM only, neutral β or not) and the tuning table of seeds 163–165, σ 0.7, SNR
+// 5/8/12, 10–370 MPa, default and realistic imaging (docs/segmentation-studies.md, "The sharp-PSF
+// sweep under textured AM").
+constexpr double kSharpPsfLocalMeansSigma = 2.0;
 // The scan SNR (scan_snr) below which the opt-in low_snr_sweep runs the sweep under any PSF, and
 // how many. Chosen on 96³ tuning seeds 169–171, SNR 5, σ 1 and 1.5, 10–370 MPa
 // (docs/segmentation-studies.md, "Labels at SNR 5: one forward-model sweep"): scans of SNR 5 / 8 /
@@ -923,8 +933,15 @@ PartialVolumeResult partial_volume_segmentation(const Volume<float>& grey, const
       o.low_snr_sweep && !o.map_relabel && !sharp_sweep && scan_snr(out.means, model_noise) < kLowSnr;
   if (o.map_relabel || sharp_sweep || low_snr_sweep) {
     ForwardModelOptions fm;
-    if (sharp_sweep) fm.max_sweeps = kSharpPsfSweeps;
-    if (low_snr_sweep) fm.max_sweeps = kLowSnrSweeps, fm.neutral_beside_brightest = true;
+    if (sharp_sweep) {
+      fm.max_sweeps = kSharpPsfSweeps;
+      fm.local_means_sigma = kSharpPsfLocalMeansSigma;
+      fm.neutral_beside_brightest = true;
+    }
+    if (low_snr_sweep) {  // global end members, as tuned (the local ones are the sharp sweep's)
+      fm.max_sweeps = kLowSnrSweeps;
+      fm.neutral_beside_brightest = true;
+    }
     fm.psf_sigma_vox = o.psf_sigma_vox;
     fm.noise_sigma = model_noise;
     out.map_flips = forward_model_relabel(grey, out.labels, out.means, fm).flips;

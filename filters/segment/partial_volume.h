@@ -65,9 +65,11 @@ struct PartialVolumeOptions {
   // whose blurred image explains the grey best (issue 11 item 2; docs/segmentation.md).
   bool map_relabel = false;
   // Where every axis's PSF σ is below 0.85 voxel and map_relabel is off: one sweep of that
-  // relabelling. Under a sharp PSF the rules' labels lose 0.02–0.04 Dice to the blur ceiling at
-  // SNR 8, all of it noise on boundary voxels (docs/segmentation-studies.md, "Labels under a
-  // sharp PSF: one forward-model sweep"); σ ≥ 1 scans are not touched.
+  // relabelling, with each class's end member taken locally (σ 2 voxels, local_means_sigma) and
+  // β(AM, SE) = β(AM, pore) (neutral_beside_brightest). Under a sharp PSF the rules' labels lose
+  // 0.02–0.04 Dice to the blur ceiling at SNR 8, all of it noise on boundary voxels
+  // (docs/segmentation-studies.md, "Labels under a sharp PSF: one forward-model sweep", and "The
+  // sharp-PSF sweep under textured AM" for the local end members); σ ≥ 1 scans are not touched.
   bool sharp_psf_sweep = true;
   // Where the scan's SNR (its widest adjacent end-member step over the noise σ) is below 6.5 and
   // neither of the two above runs: one sweep of that relabelling under any PSF, its prior neutral
