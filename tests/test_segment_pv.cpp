@@ -606,7 +606,7 @@ TEST(PartialVolume, SharpPsfSweepLeavesAWideBlurScanAlone) {
   EXPECT_TRUE(with.labels.storage() == without.labels.storage());
 }
 
-// At a low SNR `auto` can run one forward-model sweep last under any PSF (low_snr_sweep): at SNR 5,
+// At a low SNR `auto` runs one forward-model sweep last under any PSF (low_snr_sweep, default): at SNR 5,
 // σ 1, 50 MPa the rules alone leave pore / SE Dice 0.036 / 0.032 under the blur ceiling (noise on
 // boundary voxels); with the sweep every phase is within 0.02, tighter than the SNR 5 bar of 0.04.
 // A scan whose SNR is above the gate keeps the rules' labels bit for bit.
@@ -614,7 +614,6 @@ TEST(PartialVolume, LowSnrSweepBringsDefaultLabelsToTheDiceCeiling) {
   const CompositeScan scan = composite_scan(169, 50, 5, 1.0);
   SegmentOptions o;
   o.classes = 3;
-  o.partial_volume.low_snr_sweep = true;
   const SegmentResult r = segment_within_the_dice_ceiling(scan, o, 0.02);
   EXPECT_GT(r.partial_volume->map_flips, 0);
   o.partial_volume.low_snr_sweep = false;

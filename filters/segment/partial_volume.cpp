@@ -94,7 +94,7 @@ constexpr int kSharpPsfSweeps = 1;
 // 5/8/12, 10–370 MPa, default and realistic imaging (docs/segmentation-studies.md, "The sharp-PSF
 // sweep under textured AM").
 constexpr double kSharpPsfLocalMeansSigma = 2.0;
-// The scan SNR (scan_snr) below which the opt-in low_snr_sweep runs the sweep under any PSF, and
+// The scan SNR (scan_snr) below which low_snr_sweep (on by default) runs the sweep under any PSF, and
 // how many. Chosen on 96³ tuning seeds 169–171, SNR 5, σ 1 and 1.5, 10–370 MPa
 // (docs/segmentation-studies.md, "Labels at SNR 5: one forward-model sweep"): scans of SNR 5 / 8 /
 // 12 estimate 4.8–5.7 / 7.7–8.6 / 11.1–12.0, so 6.5 leaves SNR 8 and above bit for bit. One sweep
@@ -926,7 +926,7 @@ PartialVolumeResult partial_volume_segmentation(const Volume<float>& grey, const
   // rules): one sweep of the forward model reads each boundary voxel with its neighbours.
   const bool sharp_sweep = o.sharp_psf_sweep && !o.map_relabel && widest_psf < kSharpPsf;
   // At a low SNR the loss to the blur ceiling is the same boundary noise under any PSF: σ 1 and
-  // 1.5 scans may take the sweep too (opt-in), with the prior neutral beside the brightest class (the pair β
+  // 1.5 scans take the sweep too (low_snr_sweep), with the prior neutral beside the brightest class (the pair β
   // filled one-voxel pore films between AM and SE, raising the contact fraction).
   const double model_noise = o.noise_sigma > 0 ? o.noise_sigma : *std::min_element(sigma.begin(), sigma.end());
   const bool low_snr_sweep =

@@ -73,12 +73,12 @@ struct PartialVolumeOptions {
   bool sharp_psf_sweep = true;
   // Where the scan's SNR (its widest adjacent end-member step over the noise σ) is below 6.5 and
   // neither of the two above runs: one sweep of that relabelling under any PSF, its prior neutral
-  // beside the brightest class. Opt-in: at SNR 5, σ 1–1.5 it brings every phase within 0.015 of the
-  // blur ceiling (held out: worst gap 0.081 → 0.015) with the contact nearer the truth in 8 of 10
-  // cells, but moves two cells' contact 0.011 / 0.020 further and costs ≈ 1 CPU-s at 256³ (auto
-  // 5.1–5.8 → 4.1–4.3 Mvoxel/s; docs/segmentation-studies.md, "Labels at SNR 5: one forward-model
-  // sweep, opt-in"). SNR ≥ 8 scans are not touched either way.
-  bool low_snr_sweep = false;
+  // beside the brightest class. At SNR 5, σ 1–1.5 it brings every phase within 0.015 of the blur
+  // ceiling (held out: worst gap 0.081 → 0.015, the issue's SNR 5 bar 0.04) with the contact nearer
+  // the truth in 8 of 10 cells; two cells' contact moves 0.011 / 0.020 further. ≈ 1 CPU-s at 256³
+  // (bench_segment, idle 2 cores: auto 11 → 8.3 Mvoxel/s; docs/segmentation-studies.md, "Labels at
+  // SNR 5: one forward-model sweep"). SNR ≥ 8 scans are not touched either way.
+  bool low_snr_sweep = true;
   // The end member of the one class other than the darkest with too few pure voxels (the SE
   // under a wide PSF at low pressure) refitted with the labels by forward-model MAP
   // (forward_model.h: ICM with the least-squares refit g ≈ Σ μ_c B 1[L = c] before each sweep, on

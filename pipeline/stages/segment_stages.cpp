@@ -256,7 +256,8 @@ class SegmentStage : public Stage {
               "", PartialVolumeOptions{}.profile_pairing ? "true" : "false"),
         param("low_snr_sweep", ParamType::boolean,
               "auto: where the scan's SNR (widest end-member step over the noise σ) is below 6.5, one sweep of "
-              "that MAP relabelling last under any PSF, its prior neutral beside the brightest class (opt-in)",
+              "that MAP relabelling last under any PSF, its prior neutral beside the brightest class (false keeps the "
+              "rules' labels)",
               "", PartialVolumeOptions{}.low_snr_sweep ? "true" : "false"),
         param("end_members", ParamType::string,
               "auto: reference end members held fixed, K ascending grey values (6000,20000,43000) or the path of "
