@@ -369,7 +369,10 @@ LocalOffsets local_offsets(const Volume<float>& grey, const Volume<std::uint8_t>
   const Dims cd{(d.x + 1) / 2, (d.y + 1) / 2, (d.z + 1) / 2};
   LocalOffsets out;
   std::vector<Volume<float>> den;
-  for (int c = 0; c < k; ++c) out.offset.push_back(grey.like<float>(cd)), den.push_back(grey.like<float>(cd));
+  for (int c = 0; c < k; ++c) {
+    out.offset.push_back(grey.like<float>(cd));
+    den.push_back(grey.like<float>(cd));
+  }
   {
     const index_t step[3] = {1, d.x, d.x * d.y};
     // r plane by plane, never the whole of it; one coarse y row per task: each cell is summed in z,
@@ -394,9 +397,10 @@ LocalOffsets local_offsets(const Volume<float>& grey, const Volume<std::uint8_t>
   }
   for (int c = 0; c < k; ++c) {
     for (int a = 0; a < 3; ++a)
-      if (cd[a] > 1)
-        gaussian_blur_axis(out.offset[c], a, 0.5 * sigma, kTruncate),
-            gaussian_blur_axis(den[c], a, 0.5 * sigma, kTruncate);
+      if (cd[a] > 1) {
+        gaussian_blur_axis(out.offset[c], a, 0.5 * sigma, kTruncate);
+        gaussian_blur_axis(den[c], a, 0.5 * sigma, kTruncate);
+      }
     for (index_t j = 0; j < cd.count(); ++j)
       out.offset[c][j] = static_cast<float>(out.offset[c][j] / (den[c][j] + kOffsetShrink));
   }
