@@ -220,45 +220,46 @@ class SegmentStage : public Stage {
         bounded(param("psf_sigma", ParamType::number, "auto: point-spread-function σ (0: estimated from the scan)",
                       "voxels", "0"),
                 0, 10),
-        param("thin_pores", ParamType::boolean, "auto: label darkest-phase films thinner than the PSF", "", "true"),
+        param("thin_pores", ParamType::boolean, "auto: label darkest-phase films thinner than the PSF", "",
+              bool_default(PartialVolumeOptions{}.thin_pores)),
         param("rim_profile", ParamType::boolean,
               "auto: a middle-class run of 1-2 voxels between a darker and a brighter class keeps its label where "
               "its grey profile reads as a middle layer, not a blurred darker|brighter edge or a darker film "
               "(opt-in; only where the PSF σ is below 0.85 voxel)",
-              "", PartialVolumeOptions{}.rim_profile ? "true" : "false"),
+              "", bool_default(PartialVolumeOptions{}.rim_profile)),
         param("pore_films", ParamType::boolean,
               "auto, 3 classes: relabel as pore the films along AM|SE faces found by a per-face profile fit "
               "(opt-in; lowers the contact fraction's PSF bias in most cells, not at blur σ 0.7 near 50 MPa)",
-              "", "false"),
+              "", bool_default(SegmentOptions{}.pore_films)),
         param("infer_end_members", ParamType::boolean,
               "auto: end members of classes other than the darkest with under 200 pure voxels inferred by "
               "re-imaging the labels with the scan's PSF and noise, not the histogram fit's blend-pulled means "
               "(opt-in; helps at low pressure under a wide PSF, not at 50-125 MPa)",
-              "", PartialVolumeOptions{}.infer_end_members ? "true" : "false"),
+              "", bool_default(PartialVolumeOptions{}.infer_end_members)),
         param("refit_end_members", ParamType::boolean,
               "auto: the end member of the one class other than the darkest with under 200 pure voxels refitted "
               "with the labels by forward-model MAP, and that class's and the darkest's fractions split by the "
               "conserved grey mean (default true; acts at low pressure under a wide PSF; false keeps the fit's)",
-              "", PartialVolumeOptions{}.refit_end_members ? "true" : "false"),
+              "", bool_default(PartialVolumeOptions{}.refit_end_members)),
         param("map_relabel", ParamType::boolean,
               "auto: relabel boundary voxels last by forward-model MAP (iterated conditional modes with the "
               "scan's PSF, noise σ and end members as the imaging model)",
-              "", PartialVolumeOptions{}.map_relabel ? "true" : "false"),
+              "", bool_default(PartialVolumeOptions{}.map_relabel)),
         param("sharp_psf_sweep", ParamType::boolean,
               "auto: where the PSF estimate is below 0.85 voxel on every axis, one sweep of that MAP relabelling "
               "last (false keeps the rules' labels)",
-              "", PartialVolumeOptions{}.sharp_psf_sweep ? "true" : "false"),
+              "", bool_default(PartialVolumeOptions{}.sharp_psf_sweep)),
         param("profile_pairing", ParamType::boolean,
               "auto: where the PSF estimate is at least 0.85 voxel, non-pure voxels with pore and AM near them take "
               "part of their unmixing pair from the grey profile across them (pore|AM blends at SE grey), and the "
               "pore end member without pure voxels is refitted by least squares on the labels (opt-in; helps at 10-50 "
               "MPa, overshoots at blur sigma 1 near 50 MPa and reads low at 250-370 MPa)",
-              "", PartialVolumeOptions{}.profile_pairing ? "true" : "false"),
+              "", bool_default(PartialVolumeOptions{}.profile_pairing)),
         param("low_snr_sweep", ParamType::boolean,
               "auto: where the scan's SNR (widest end-member step over the noise σ) is below 6.5, one sweep of "
               "that MAP relabelling last under any PSF, its prior neutral beside the brightest class (false keeps the "
               "rules' labels)",
-              "", PartialVolumeOptions{}.low_snr_sweep ? "true" : "false"),
+              "", bool_default(PartialVolumeOptions{}.low_snr_sweep)),
         param("end_members", ParamType::string,
               "auto: reference end members held fixed, K ascending grey values (6000,20000,43000) or the path of "
               "an earlier segment --json output (e.g. the series' low-pressure scan)",
