@@ -349,7 +349,11 @@ int main(int argc, char** argv) {
   std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   int covered = 0, with_ci = 0, failed = 0;
   Max worst_pv, worst_contact, worst_psf, worst_gap8, worst_gap5, worst_mo_pv, worst_mo_contact, worst_auto_porosity;
-  Mean deconv_gain_250;
+  // Item "pore Dice beats the ceiling by >= 0.05 at 250 MPa with deconvolution or partial-volume labelling":
+  // auto's labels are the partial-volume labelling (thin pores kept), so their gain is measured beside the
+  // deconvolved one; least_pv_label_gain_250 holds the least gain of any 250 MPa cell (negated, as Max keeps the most).
+  Mean deconv_gain_250, pv_label_gain_250;
+  Max least_pv_label_gain_250;
   for (double snr : s.snrs)
     for (double blur : s.blurs)
       for (double pressure : s.pressures) {
@@ -386,8 +390,12 @@ int main(int argc, char** argv) {
             if (snr == 8) worst_gap8.add(c.ceiling[k] - c.dice[k]);
             if (snr == 5) worst_gap5.add(c.ceiling[k] - c.dice[k]);
           }
-          if (pressure == 250) deconv_gain_250.add(c.deconvolved_pore_dice - c.ceiling[0]);
+          if (pressure == 250) {
+            deconv_gain_250.add(c.deconvolved_pore_dice - c.ceiling[0]);
+            pv_label_gain_250.add(c.dice[0] - c.ceiling[0]);
+          }
         }
+        if (pressure == 250) least_pv_label_gain_250.add(ceil[0].get() - d[0].get());
         covered += in, with_ci += n;
         worst_pv.add(pv.v);
         std::printf(
@@ -544,7 +552,9 @@ int main(int argc, char** argv) {
               verdict(worst_pv.v <= 0.005));
   std::printf("| truth inside porosity_pv CI ≥ 90 %% | %.1f %% (%d/%d) | %s |\n", coverage, covered, with_ci,
               verdict(coverage >= 90));
-  std::printf("| Heckel k within 5 %% | worst %.1f %% | %s |\n", 100 * worst_k.v, verdict(worst_k.v <= 0.05));
+  if (std::isfinite(worst_k.v))
+    std::printf("| Heckel k within 5 %% | worst %.1f %% | %s |\n", 100 * worst_k.v, verdict(worst_k.v <= 0.05));
+  else std::printf("| Heckel k within 5 %% | not measured (a fit needs two pressures that segment) | — |\n");
   std::printf("| (generator k inside the fit's 95 %% interval) | %d/%d | — |\n", k_covered, k_fits);
   std::printf("| contact fraction within 0.03 | worst %.3f | %s |\n", worst_contact.v,
               verdict(worst_contact.v <= 0.03));
@@ -554,8 +564,15 @@ int main(int argc, char** argv) {
   if (std::isfinite(worst_gap5.v))
     std::printf("| auto Dice ≥ ceiling − 0.04 at SNR 5 | worst gap %.3f | %s |\n", worst_gap5.v,
                 verdict(worst_gap5.v <= 0.04));
-  std::printf("| deconvolved pore Dice ≥ ceiling + 0.05 at 250 MPa | mean gain %+.3f | %s |\n", deconv_gain_250.get(),
-              verdict(deconv_gain_250.get() >= 0.05));
+  if (std::isfinite(pv_label_gain_250.get()))
+    std::printf(
+        "| partial-volume labelled (auto) pore Dice ≥ ceiling + 0.05 at 250 MPa | mean gain %+.3f, least cell %+.3f | "
+        "%s |\n",
+        pv_label_gain_250.get(), -least_pv_label_gain_250.v, verdict(pv_label_gain_250.get() >= 0.05));
+  if (s.deconvolve)
+    std::printf("| deconvolved pore Dice ≥ ceiling + 0.05 at 250 MPa | mean gain %+.3f | %s |\n", deconv_gain_250.get(),
+                verdict(deconv_gain_250.get() >= 0.05));
+  else std::printf("| deconvolved pore Dice ≥ ceiling + 0.05 at 250 MPa | not measured (--no-deconvolve) | — |\n");
   std::printf("| PSF σ within 10 %% | worst %.1f %% | %s |\n", 100 * worst_psf.v, verdict(worst_psf.v <= 0.10));
   std::printf(
       "| (multi-Otsu k = 3, same cells) porosity within 0.005 / contact within 0.03 | worst %.4f / %.3f | %s / %s |\n",
