@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <iterator>
 #include <map>
 #include <sstream>
 #include <string>
@@ -31,12 +32,25 @@ std::vector<double> numbers(const std::string& list) {
   return out;
 }
 
+// Planted crack area bins (µm²) for recall by size: AM facets span 4–26 µm², and the small ones
+// decide AM recall (docs/cracks.md, "Recall at realistic SNR").
+constexpr double kAreaBins[] = {6, 10, 15};
+constexpr int kAreaBinCount = 4;
+
 struct Totals {
   int planted = 0, found = 0;
   index_t false_voxels = 0, host_voxels = 0, detected = 0;
-  void add(const crack_recall::Score& s) {
+  int planted_by_area[kAreaBinCount] = {}, found_by_area[kAreaBinCount] = {};
+  void add(const crack_recall::Score& s, const phantom::Phantom& ph, const std::string& host) {
     planted += s.planted, found += s.found, false_voxels += s.false_voxels, host_voxels += s.host_voxels,
         detected += s.detected_voxels;
+    for (const auto& c : ph.truth.cracks) {
+      if (c.host != host) continue;
+      const int bin = static_cast<int>(std::upper_bound(std::begin(kAreaBins), std::end(kAreaBins), c.area_um2) -
+                                       std::begin(kAreaBins));
+      ++planted_by_area[bin];
+      found_by_area[bin] += std::binary_search(s.found_ids.begin(), s.found_ids.end(), c.id);
+    }
   }
 };
 
@@ -75,11 +89,12 @@ void explain_planted(const phantom::Phantom& ph, const std::string& host, const 
     std::fprintf(
         stderr,
         "    planted %u: %lld voxels (labelled pore %lld, se %lld, am %lld), %.1f um2; %lld within one voxel of "
-        "a detection; best detected crack %u: %lld voxels, aspect %.2f\n",
+        "a detection; best detected crack %u: %lld voxels, aspect %.2f, within one voxel of %lld of them\n",
         c.id, static_cast<long long>(n), static_cast<long long>(by_label[0]), static_cast<long long>(by_label[1]),
         static_cast<long long>(by_label[2]), c.area_um2, static_cast<long long>(near), best,
         static_cast<long long>(voxels.size()),
-        voxels.empty() ? 0.0 : sheet_aspect(principal_axes(voxels, d, labels.spacing_um)));
+        voxels.empty() ? 0.0 : sheet_aspect(principal_axes(voxels, d, labels.spacing_um)),
+        static_cast<long long>(best ? cover[best] : 0));
   }
 }
 
@@ -137,7 +152,7 @@ void evaluate(const std::string& name, const phantom::Phantom& ph, const phantom
     if (const char* v = std::getenv("VP_BRIDGE_ACCEPTED")) o.bridge_accepted = std::atoi(v) != 0;
     const CrackDetection det = detect_cracks(labels, &grey, o);
     const crack_recall::Score s = crack_recall::score(ph, host, det.ids, det.count);
-    totals[host].add(s);
+    totals[host].add(s, ph, host);
     if (std::getenv("VP_DEBUG"))
       std::fprintf(stderr,
                    "  %s: contrast %.0f, void %lld, sheet %lld, enclosed %lld, thin %lld, small %u, shape %u, cut %u, "
@@ -219,6 +234,16 @@ int main(int argc, char** argv) {
         "cracked, host %s: found %d of %d planted (recall %.1f %%), precision %.3f, false volume %.4f %% of host\n",
         host.c_str(), t.found, t.planted, t.planted ? 100.0 * t.found / t.planted : 100.0,
         t.detected ? 1.0 - double(t.false_voxels) / t.detected : 1.0, 100.0 * t.false_voxels / t.host_voxels);
+  for (const auto& [host, t] : cracked) {
+    std::printf("cracked, host %s, found by planted area:", host.c_str());
+    for (int b = 0; b < kAreaBinCount; ++b) {
+      if (b == 0) std::printf(" < %g um2", kAreaBins[0]);
+      else if (b + 1 == kAreaBinCount) std::printf(", >= %g um2", kAreaBins[b - 1]);
+      else std::printf(", %g-%g um2", kAreaBins[b - 1], kAreaBins[b]);
+      std::printf(" %d of %d", t.found_by_area[b], t.planted_by_area[b]);
+    }
+    std::printf("\n");
+  }
   for (const auto& [host, t] : clean)
     std::printf("crack-free, host %s: false crack volume %.4f %% of host (%lld voxels)\n", host.c_str(),
                 100.0 * t.false_voxels / t.host_voxels, static_cast<long long>(t.false_voxels));

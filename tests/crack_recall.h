@@ -27,6 +27,7 @@ struct Score {
   index_t false_voxels = 0;     // of those, farther than one voxel from any planted crack
   index_t host_voxels = 0;      // host region: host voxels ∪ planted cracks of the host (truth)
   std::uint32_t detected_cracks = 0;
+  std::vector<std::uint32_t> found_ids;  // the planted ids found, ascending
   double recall() const { return planted ? double(found) / planted : 1.0; }
   double false_fraction() const { return host_voxels ? double(false_voxels) / host_voxels : 0.0; }
   double precision() const { return detected_voxels ? 1.0 - double(false_voxels) / detected_voxels : 1.0; }
@@ -93,7 +94,9 @@ inline Score score(const phantom::Phantom& truth, const std::string& host, const
   std::vector<std::uint8_t> found(of_host.size(), 0);
   for (const auto& [id, b] : best)
     if (b.second) found[b.second] = 1;
-  for (std::uint32_t t = 1; t < of_host.size(); ++t) s.found += found[t];
+  for (std::uint32_t t = 1; t < of_host.size(); ++t)
+    if (found[t]) s.found_ids.push_back(t);
+  s.found = static_cast<int>(s.found_ids.size());
   return s;
 }
 

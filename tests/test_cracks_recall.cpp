@@ -39,6 +39,22 @@ TEST(CrackRecall, TruthScoredAgainstItselfIsPerfect) {
   EXPECT_EQ(crack_recall::score(ph, "am", ph.cracks, 3).planted, 0);
 }
 
+// The bench's recall by planted crack size reads which planted cracks were found, not only how many.
+TEST(CrackRecall, FoundIdsNameThePlantedCracksFound) {
+  const phantom::Phantom ph = three_discs();
+  EXPECT_EQ(crack_recall::score(ph, "se", ph.cracks, 3).found_ids, (std::vector<std::uint32_t>{1, 2, 3}));
+  // Disc 1 cut to its x < 19 part (under half of it): discs 2 and 3 found.
+  Volume<std::uint32_t> part = ph.cracks;
+  const Dims d = part.dims();
+  for (index_t z = 0; z < d.z; ++z)
+    for (index_t y = 0; y < d.y; ++y)
+      for (index_t x = 19; x < d.x; ++x)
+        if (part(x, y, z) == 1) part(x, y, z) = 0;
+  const crack_recall::Score s = crack_recall::score(ph, "se", part, 3);
+  EXPECT_EQ(s.found_ids, (std::vector<std::uint32_t>{2, 3}));
+  EXPECT_EQ(s.found, 2);
+}
+
 TEST(CrackRecall, MergedCracksCountOnce) {
   const phantom::Phantom ph = three_discs();
   Volume<std::uint32_t> merged = ph.cracks;
