@@ -1008,7 +1008,8 @@ int surface_main(const Grid& grid) {
 struct TraceRow {
   bool refused = false;
   double truth = NAN, truth_labels = NAN, auto_contact = NAN, psf = NAN;
-  double surface = 0;  // auto AM surface (weighted crossings AM → non-AM)
+  double ceiling_contact = NAN;  // the blur ceiling's labels (midpoint thresholds on the noise-free blurred image)
+  double surface = 0;            // auto AM surface (weighted crossings AM → non-AM)
   // Each AM|SE crossing by the truth's first non-AM phase along its line, outward from auto's AM
   // face (from the SE voxel where the truth has AM there: auto's AM receded): SE (a true contact,
   // displaced or not), pore ≤ 2 voxels then SE (b: a pore film missed), other pore (a: an SE skin
@@ -1114,6 +1115,7 @@ TraceRow trace_case(const CompositeScan& s) {
   const LabelVolume& t = s.phantom.labels;
   row.truth = s.phantom.truth.contact_area_fraction;
   row.truth_labels = contact_of(t, t);
+  row.ceiling_contact = contact_of(vp::testing::blur_ceiling_labels(t, s.imaging), t);
   const std::optional<SegmentResult> segmented = auto_three_classes(s.grey);
   if (!segmented) {
     row.refused = true;
@@ -1225,17 +1227,18 @@ int trace_main(const Grid& grid) {
           auto sum3 = [](const double* v) { return v[0] + v[1] + v[2]; };
           const double contact = sum3(r.contact) / S, film = sum3(r.film) / S, skin = sum3(r.skin) / S;
           std::printf(
-              "PSF estimate %.3f; contact truth %.4f, truth labels %.4f, auto %.4f (auto − truth labels %+.4f)\n"
+              "PSF estimate %.3f; contact truth %.4f, truth labels %.4f, blur ceiling %.4f, auto %.4f (auto − truth "
+              "labels %+.4f)\n"
               "shares of auto's AM surface: true contact %.4f (AM receded %.4f, at the face %.4f, AM grown %.4f) | "
               "(a) SE skin on a true AM|pore edge %.4f (receded %.4f, at the face %.4f, grown %.4f; auto SE run 1 "
               "%.4f, 2 %.4f, 3 %.4f, ≥4 %.4f, not ending in pore %.4f, of it ending in AM %.4f) | (b) pore film missed "
               "%.4f (receded %.4f, at the face %.4f, grown %.4f) | true contacts read AM|pore %.4f\n"
               "auto − truth labels %+.4f = (a) %+.4f + (b) %+.4f + (c: true contact on auto's surface − truth "
               "labels' fraction) %+.4f\n",
-              r.psf, r.truth, r.truth_labels, r.auto_contact, r.auto_contact - r.truth_labels, contact,
-              r.contact[0] / S, r.contact[1] / S, r.contact[2] / S, skin, r.skin[0] / S, r.skin[1] / S, r.skin[2] / S,
-              r.skin_run[1] / S, r.skin_run[2] / S, r.skin_run[3] / S, r.skin_run[4] / S, r.skin_run[5] / S,
-              r.skin_to_am / S, film, r.film[0] / S, r.film[1] / S, r.film[2] / S, r.lost / S,
+              r.psf, r.truth, r.truth_labels, r.ceiling_contact, r.auto_contact, r.auto_contact - r.truth_labels,
+              contact, r.contact[0] / S, r.contact[1] / S, r.contact[2] / S, skin, r.skin[0] / S, r.skin[1] / S,
+              r.skin[2] / S, r.skin_run[1] / S, r.skin_run[2] / S, r.skin_run[3] / S, r.skin_run[4] / S,
+              r.skin_run[5] / S, r.skin_to_am / S, film, r.film[0] / S, r.film[1] / S, r.film[2] / S, r.lost / S,
               r.auto_contact - r.truth_labels, skin, film, contact - r.truth_labels);
           if (!std::isnan(r.gap_contact))
             std::printf(
