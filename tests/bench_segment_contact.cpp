@@ -35,9 +35,11 @@
 // (--run K; default from the PSF σ) between AM and pore split at the AM|pore grey midpoint. The
 // truth enters only these diagnostics, never the candidate.
 // --trace: where `auto`'s contact excess lies (docs/segmentation-studies.md, "The contact excess at
-// 10 MPa traced"): every Crofton crossing from `auto`'s AM to SE classified by the truth along its
-// line (a true contact, an SE skin on a true AM|pore edge by `auto`'s SE run length, a pore film
-// missed; AM receded or grown), per scan, and the runs AM | SE (m ≤ 3) | pore by that class.
+// σ ≥ 1, 10 MPa, traced"): every Crofton crossing from `auto`'s AM to SE classified by the truth along
+// its line (a true contact, an SE skin on a true AM|pore edge by `auto`'s SE run length, a pore film
+// missed; AM receded or grown), per scan, and the runs AM | SE (m ≤ 3) | pore by that class;
+// --gap-margin M also runs a candidate (SE runs between two AM faces read as a pore or an SE gap by
+// a blurred-profile fit, `relabel_pore_gaps`) and prints its contact, Dice and label porosity.
 // Usage: bench_segment_contact [--full] [--size N] [--seeds N | A-B] [--series DIR]
 //   default: seed 1, SNR 8, blur 1, 64³, 10 and 250 MPa; --full: seeds 1–3, SNR 5/8/12, blur
 //   0.7/1.0/1.5, 10/50/125/250/370 MPa, 96³. CPU seconds (user + sys) are printed per case.
