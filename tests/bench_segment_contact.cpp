@@ -34,6 +34,12 @@
 // (true or `auto`) AM re-read with AM's blur taken out; and one candidate, SE runs of ≤ K voxels
 // (--run K; default from the PSF σ) between AM and pore split at the AM|pore grey midpoint. The
 // truth enters only these diagnostics, never the candidate.
+// --trace: where `auto`'s contact excess lies (docs/segmentation-studies.md, "The contact excess at
+// σ ≥ 1, 10 MPa, traced"): every Crofton crossing from `auto`'s AM to SE classified by the truth along
+// its line (a true contact, an SE skin on a true AM|pore edge by `auto`'s SE run length, a pore film
+// missed; AM receded or grown), per scan, and the runs AM | SE (m ≤ 3) | pore by that class;
+// --gap-margin M also runs a candidate (SE runs between two AM faces read as a pore or an SE gap by
+// a blurred-profile fit, `relabel_pore_gaps`) and prints its contact, Dice and label porosity.
 // Usage: bench_segment_contact [--full] [--size N] [--seeds N | A-B] [--series DIR]
 //   default: seed 1, SNR 8, blur 1, 64³, 10 and 250 MPa; --full: seeds 1–3, SNR 5/8/12, blur
 //   0.7/1.0/1.5, 10/50/125/250/370 MPa, 96³. CPU seconds (user + sys) are printed per case.
@@ -51,6 +57,7 @@
 #include <nlohmann/json.hpp>
 
 #include "bench_measure.h"
+#include "core/neighbourhood.h"
 #include "filters/io/volume_io.h"
 #include "filters/preprocess/psf.h"
 #include "filters/segment/film_profile.h"
@@ -997,12 +1004,269 @@ int surface_main(const Grid& grid) {
   return 0;
 }
 
+// ---- Where `auto`'s contact excess lies (`--trace`; issue 11 item 6): every Crofton crossing from
+// `auto`'s AM to a non-AM voxel (13 directions, both senses, weighted as the metric weighs them),
+// and each AM|SE one classified by the truth along its line. Diagnostic only.
+struct TraceRow {
+  bool refused = false;
+  double truth = NAN, truth_labels = NAN, auto_contact = NAN, psf = NAN;
+  double ceiling_contact = NAN;  // the blur ceiling's labels (midpoint thresholds on the noise-free blurred image)
+  double surface = 0;            // auto AM surface (weighted crossings AM → non-AM)
+  // Each AM|SE crossing by the truth's first non-AM phase along its line, outward from auto's AM
+  // face (from the SE voxel where the truth has AM there: auto's AM receded): SE (a true contact,
+  // displaced or not), pore ≤ 2 voxels then SE (b: a pore film missed), other pore (a: an SE skin
+  // on a true AM|pore edge). [0] auto's AM voxel is AM in the truth and so is the SE voxel
+  // (receded), [1] the SE voxel is the truth's first non-AM voxel, [2] auto's AM voxel is not AM in
+  // the truth (AM grown; the truth at that voxel decides). Skins also by auto's SE run from the face
+  // (1, 2, 3, ≥ 4 voxels then pore; [5] not ending in pore).
+  double contact[3] = {}, film[3] = {}, skin[3] = {};
+  std::array<double, 6> skin_run{};
+  double skin_to_am = 0;  // skins whose auto SE run ends in AM: a pore between two AM faces read as SE
+  double lost = 0;        // auto AM|pore crossings where the truth's first non-AM phase is SE
+  // Runs AM | SE (m = 1, 2, 3) | pore in `auto`'s labels: [m − 1][the crossing's class: skin /
+  // true contact / film][auto pore beyond ≥ 3 voxels].
+  double runs[3][3][2] = {};
+  // The gap candidate: contact, Dice and label porosity before → after, voxels changed (truly pore / SE / AM).
+  double gap_contact = NAN, porosity_truth = NAN, porosity_auto = NAN, porosity_gap = NAN;
+  std::array<double, 3> dice_auto{NAN, NAN, NAN}, dice_gap{NAN, NAN, NAN};
+  std::int64_t gap_voxels = 0;
+  std::array<std::int64_t, 3> gap_truth{};
+};
+
+// Candidate (`--trace --gap-margin M`): an SE run between two AM voxels along one of the 13 line
+// directions is a gap between two AM faces, of pore or of SE. Its grey along the line (the run and
+// two voxels beyond each end) is fitted by least squares with AM | X (width W, centre c) | AM blurred
+// by σ_line, X = pore and X = SE, W, c and σ_line ∈ {1, 1.25, 1.67} σ (the line's obliquity) free;
+// where pore beats SE by margin · σ_n², the run's voxels become pore or AM by the AM|pore midpoint.
+// Runs of up to `max_run` voxels.
+double g_gap_margin = -1;  // < 0: the candidate not run
+Volume<std::uint8_t> relabel_pore_gaps(const Volume<std::uint8_t>& a, const Volume<float>& g,
+                                       const std::vector<double>& mu, double psf, double noise, double margin,
+                                       std::int64_t* changed) {
+  const Dims d = a.dims();
+  constexpr int P = phantom::kPore, S = phantom::kElectrolyte, A = phantom::kActive;
+  const int max_run = std::max(2, static_cast<int>(std::ceil(4 * psf)));
+  const double cut = 0.5 * (mu[P] + mu[A]);
+  Volume<std::uint8_t> out = a;
+  std::int64_t n = 0;
+  auto inside = [&](index_t x, index_t y, index_t z) {
+    return x >= 0 && y >= 0 && z >= 0 && x < d.x && y < d.y && z < d.z;
+  };
+  auto phi = [](double z) { return 0.5 * std::erfc(-z / std::sqrt(2.0)); };
+  for (index_t z = 0; z < d.z; ++z)
+    for (index_t y = 0; y < d.y; ++y)
+      for (index_t x = 0; x < d.x; ++x) {
+        if (a(x, y, z) != S) continue;
+        bool pore_gap = false, se_gap = false;
+        for (int k = 0; k < 13 && !se_gap; ++k) {
+          const auto st = kHalfNeighbourhood26[k];
+          int lo = 0, hi = 0;  // run from lo to hi (steps from the voxel)
+          while (lo > -max_run && inside(x + (lo - 1) * st[0], y + (lo - 1) * st[1], z + (lo - 1) * st[2]) &&
+                 a(x + (lo - 1) * st[0], y + (lo - 1) * st[1], z + (lo - 1) * st[2]) == S)
+            --lo;
+          while (hi < max_run && inside(x + (hi + 1) * st[0], y + (hi + 1) * st[1], z + (hi + 1) * st[2]) &&
+                 a(x + (hi + 1) * st[0], y + (hi + 1) * st[1], z + (hi + 1) * st[2]) == S)
+            ++hi;
+          const int m = hi - lo + 1;
+          if (m > max_run) continue;
+          auto lab = [&](int t) {
+            const index_t xx = x + t * st[0], yy = y + t * st[1], zz = z + t * st[2];
+            return inside(xx, yy, zz) ? a(xx, yy, zz) : -1;
+          };
+          if (lab(lo - 1) != A || lab(hi + 1) != A) continue;
+          double sv[32], yv[32];
+          int ns = 0;
+          for (int t = lo - 2; t <= hi + 2 && ns < 32; ++t) {
+            const index_t xx = x + t * st[0], yy = y + t * st[1], zz = z + t * st[2];
+            if (!inside(xx, yy, zz)) continue;
+            sv[ns] = t, yv[ns] = g(xx, yy, zz), ++ns;
+          }
+          const double len = std::sqrt(double(st[0] * st[0] + st[1] * st[1] + st[2] * st[2]));
+          auto best = [&](double mx) {
+            double r = INFINITY;
+            for (double f : {1.0, 1.25, 1.67}) {
+              const double sl = f * psf / len;  // σ along the line, in steps
+              for (double c = lo - 0.5; c <= hi + 0.5; c += 0.5)
+                for (double w = 0.5; w <= m + 1.0; w += 0.5) {
+                  double rr = 0;
+                  for (int j = 0; j < ns && rr < r; ++j) {
+                    const double e =
+                        yv[j] -
+                        (mu[A] + (mx - mu[A]) * (phi((sv[j] - c + w / 2) / sl) - phi((sv[j] - c - w / 2) / sl)));
+                    rr += e * e;
+                  }
+                  r = std::min(r, rr);
+                }
+            }
+            return r;
+          };
+          const double rp = best(mu[P]), rs = best(mu[S]);
+          if (rs > rp + margin * noise * noise) pore_gap = true;
+          if (rp > rs + margin * noise * noise) se_gap = true;
+        }
+        if (!pore_gap || se_gap) continue;
+        out(x, y, z) = static_cast<std::uint8_t>(g(x, y, z) >= cut ? A : P);
+        ++n;
+      }
+  if (changed) *changed = n;
+  return out;
+}
+
+TraceRow trace_case(const CompositeScan& s) {
+  TraceRow row;
+  const LabelVolume& t = s.phantom.labels;
+  row.truth = s.phantom.truth.contact_area_fraction;
+  row.truth_labels = contact_of(t, t);
+  row.ceiling_contact = contact_of(vp::testing::blur_ceiling_labels(t, s.imaging), t);
+  const std::optional<SegmentResult> segmented = auto_three_classes(s.grey);
+  if (!segmented) {
+    row.refused = true;
+    return row;
+  }
+  const auto& a = segmented->labels;
+  row.auto_contact = contact_of(a, t);
+  row.psf = segmented->psf_sigma_vox[0];
+  if (g_gap_margin >= 0) {
+    const auto& mu = segmented->partial_volume->means;
+    const auto gl =
+        relabel_pore_gaps(a, s.grey, mu, row.psf, segmented->auto_fit->noise_sigma, g_gap_margin, &row.gap_voxels);
+    row.gap_contact = contact_of(gl, t);
+    double pt = 0, pa = 0, pg = 0;
+    for (index_t i = 0; i < a.size(); ++i) {
+      pt += t[i] == phantom::kPore, pa += a[i] == phantom::kPore, pg += gl[i] == phantom::kPore;
+      if (gl[i] != a[i]) ++row.gap_truth[t[i]];
+    }
+    row.porosity_truth = pt / a.size(), row.porosity_auto = pa / a.size(), row.porosity_gap = pg / a.size();
+    for (int c = 0; c < 3; ++c)
+      row.dice_auto[c] = vp::testing::dice(a, t, c), row.dice_gap[c] = vp::testing::dice(gl, t, c);
+  }
+  const Dims d = a.dims();
+  const auto dirs = crofton_directions(a.spacing_um);
+  const Vec3 h = a.spacing_um;
+  constexpr int P = phantom::kPore, S = phantom::kElectrolyte, A = phantom::kActive;
+  auto inside = [&](index_t x, index_t y, index_t z) {
+    return x >= 0 && y >= 0 && z >= 0 && x < d.x && y < d.y && z < d.z;
+  };
+  for (int k = 0; k < 13; ++k) {
+    const auto st = dirs.step[k];
+    const double w =
+        dirs.weight[k] / std::sqrt(std::pow(st[0] * h[0], 2) + std::pow(st[1] * h[1], 2) + std::pow(st[2] * h[2], 2));
+    for (int sg : {-1, 1}) {
+      const index_t sx = sg * st[0], sy = sg * st[1], sz = sg * st[2];
+      // The run of `value` in `l` along the line from (x, y, z) and the label after it (-1: border).
+      auto run_of = [&](const Volume<std::uint8_t>& l, index_t x, index_t y, index_t z, int value, int& after) {
+        int n = 0;
+        while (inside(x, y, z) && l(x, y, z) == value) ++n, x += sx, y += sy, z += sz;
+        after = inside(x, y, z) ? l(x, y, z) : -1;
+        return n;
+      };
+      for (index_t z = 0; z < d.z; ++z)
+        for (index_t y = 0; y < d.y; ++y)
+          for (index_t x = 0; x < d.x; ++x) {
+            if (a(x, y, z) != A || !inside(x + sx, y + sy, z + sz)) continue;
+            const index_t qx = x + sx, qy = y + sy, qz = z + sz;
+            const int aq = a(qx, qy, qz);
+            if (aq == A) continue;
+            row.surface += w;
+            if (aq == P) {
+              index_t fx = qx, fy = qy, fz = qz;
+              if (t(x, y, z) != A) {
+                fx = x, fy = y, fz = z;
+              } else {
+                int after = -1;
+                const int n = run_of(t, qx, qy, qz, A, after);
+                fx += n * sx, fy += n * sy, fz += n * sz;
+              }
+              if (inside(fx, fy, fz) && t(fx, fy, fz) == S) row.lost += w;
+            }
+            if (aq != S) continue;
+            int where = 1;
+            index_t fx = qx, fy = qy, fz = qz;  // the truth's first non-AM voxel along the line
+            if (t(x, y, z) != A) {
+              where = 2, fx = x, fy = y, fz = z;
+            } else if (t(qx, qy, qz) == A) {
+              where = 0;
+              int after = -1;
+              const int n = run_of(t, qx, qy, qz, A, after);
+              fx += n * sx, fy += n * sy, fz += n * sz;
+            }
+            int cls = 0;  // 0 skin, 1 contact, 2 film
+            if (!inside(fx, fy, fz) || t(fx, fy, fz) == S) {
+              cls = 1;
+            } else if (t(fx, fy, fz) == P) {
+              int after = -1;
+              const int n = run_of(t, fx, fy, fz, P, after);
+              cls = after == S && n <= 2 ? 2 : 0;
+            }
+            (cls == 0 ? row.skin : cls == 1 ? row.contact : row.film)[where] += w;
+            int a_after = -1;
+            const int m = run_of(a, qx, qy, qz, S, a_after);
+            if (cls == 0) row.skin_run[static_cast<std::size_t>(a_after == P ? std::min(m, 4) : 5)] += w;
+            if (cls == 0 && a_after == A) row.skin_to_am += w;
+            if (a_after == P && m <= 3) {
+              int after = -1;
+              const int beyond = run_of(a, qx + m * sx, qy + m * sy, qz + m * sz, P, after);
+              row.runs[m - 1][cls][beyond >= 3] += w;
+            }
+          }
+    }
+  }
+  return row;
+}
+
+int trace_main(const Grid& grid) {
+  for (double snr : grid.snrs)
+    for (double blur : grid.blurs)
+      for (double p : grid.pressures)
+        for (std::uint64_t seed : grid.seeds) {
+          const TraceRow r = trace_case(vp::testing::composite_scan(seed, p, snr, blur, grid.size));
+          std::printf("\n### seed %llu SNR %g σ %g P %g\n", static_cast<unsigned long long>(seed), snr, blur, p);
+          if (r.refused) {
+            std::printf("refused\n");
+            continue;
+          }
+          const double S = r.surface;
+          auto sum3 = [](const double* v) { return v[0] + v[1] + v[2]; };
+          const double contact = sum3(r.contact) / S, film = sum3(r.film) / S, skin = sum3(r.skin) / S;
+          std::printf(
+              "PSF estimate %.3f; contact truth %.4f, truth labels %.4f, blur ceiling %.4f, auto %.4f (auto − truth "
+              "labels %+.4f)\n"
+              "shares of auto's AM surface: true contact %.4f (AM receded %.4f, at the face %.4f, AM grown %.4f) | "
+              "(a) SE skin on a true AM|pore edge %.4f (receded %.4f, at the face %.4f, grown %.4f; auto SE run 1 "
+              "%.4f, 2 %.4f, 3 %.4f, ≥4 %.4f, not ending in pore %.4f, of it ending in AM %.4f) | (b) pore film missed "
+              "%.4f (receded %.4f, at the face %.4f, grown %.4f) | true contacts read AM|pore %.4f\n"
+              "auto − truth labels %+.4f = (a) %+.4f + (b) %+.4f + (c: true contact on auto's surface − truth "
+              "labels' fraction) %+.4f\n",
+              r.psf, r.truth, r.truth_labels, r.ceiling_contact, r.auto_contact, r.auto_contact - r.truth_labels,
+              contact, r.contact[0] / S, r.contact[1] / S, r.contact[2] / S, skin, r.skin[0] / S, r.skin[1] / S,
+              r.skin[2] / S, r.skin_run[1] / S, r.skin_run[2] / S, r.skin_run[3] / S, r.skin_run[4] / S,
+              r.skin_run[5] / S, r.skin_to_am / S, film, r.film[0] / S, r.film[1] / S, r.film[2] / S, r.lost / S,
+              r.auto_contact - r.truth_labels, skin, film, contact - r.truth_labels);
+          if (!std::isnan(r.gap_contact))
+            std::printf(
+                "gap candidate: contact − truth %+.4f → %+.4f, voxels %lld (truly pore %lld, SE %lld, AM %lld), Dice "
+                "%.4f/%.4f/%.4f → %.4f/%.4f/%.4f, label porosity − truth %+.4f → %+.4f\n",
+                r.auto_contact - r.truth, r.gap_contact - r.truth, static_cast<long long>(r.gap_voxels),
+                static_cast<long long>(r.gap_truth[0]), static_cast<long long>(r.gap_truth[1]),
+                static_cast<long long>(r.gap_truth[2]), r.dice_auto[0], r.dice_auto[1], r.dice_auto[2], r.dice_gap[0],
+                r.dice_gap[1], r.dice_gap[2], r.porosity_auto - r.porosity_truth, r.porosity_gap - r.porosity_truth);
+          std::printf(
+              "auto runs AM|SE(m)|pore, shares of auto's AM surface, by class (skin / true contact / film), auto "
+              "pore beyond < 3 | ≥ 3 voxels:\n");
+          for (int m = 0; m < 3; ++m)
+            std::printf("  m %d: skin %.4f | %.4f, contact %.4f | %.4f, film %.4f | %.4f\n", m + 1, r.runs[m][0][0] / S,
+                        r.runs[m][0][1] / S, r.runs[m][1][0] / S, r.runs[m][1][1] / S, r.runs[m][2][0] / S,
+                        r.runs[m][2][1] / S);
+          std::fflush(stdout);
+        }
+  return 0;
+}
 }  // namespace
 
 int main(int argc, char** argv) {
   Grid grid;
   std::string series;
-  bool relabel = false, films = false, am_surface = false;
+  bool relabel = false, films = false, am_surface = false, trace = false;
   double flat_z = ForwardModelOptions{}.flat_interface_z;
   for (int a = 1; a < argc; ++a) {
     const std::string arg = argv[a];
@@ -1020,6 +1284,10 @@ int main(int argc, char** argv) {
       films = true;
     } else if (arg == "--am-surface") {
       am_surface = true;
+    } else if (arg == "--trace") {
+      trace = true;
+    } else if (arg == "--gap-margin" && a + 1 < argc) {
+      g_gap_margin = std::stod(argv[++a]);
     } else if (arg == "--run" && a + 1 < argc) {
       g_sandwich_run = std::stoi(argv[++a]);
     } else if (arg == "--restore-am") {
@@ -1049,13 +1317,14 @@ int main(int argc, char** argv) {
       std::fprintf(stderr,
                    "usage: bench_segment_contact [--full] [--size N] [--seeds N|A-B] [--series DIR] [--relabel [--z Z] "
                    "[--single-beta] [--neutral] [--anneal SWEEPS T] [--refit] [--sweeps N]] [--films [--false-alarm A] "
-                   "[--true-model]] [--am-surface [--run K]] [--snr S,...] [--blur B,...] "
+                   "[--true-model]] [--am-surface [--run K]] [--trace [--gap-margin M]] [--snr S,...] [--blur B,...] "
                    "[--pressures P,...]\n");
       return 2;
     }
   }
   if (relabel) return relabel_main(grid, flat_z);
   if (am_surface) return surface_main(grid);
+  if (trace) return trace_main(grid);
   if (films) return films_main(grid, series);
   std::printf(
       "| SNR | blur σ | P MPa | truth | label − truth (mean, worst) | shell − truth | boot − truth | ii − truth "
