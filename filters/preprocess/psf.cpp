@@ -460,7 +460,7 @@ PsfEstimate estimate_psf(const Volume<float>& grey, const std::vector<double>& c
   est.noise_sigma = o.noise_sigma > 0 ? o.noise_sigma : estimate_noise_sigma(grey);
   // Noise-free or integer-rounded scans: rounding alone leaves 1/√12 grey levels.
   const double noise = std::max({est.noise_sigma, 1e-3 * min_step, 1 / std::sqrt(12.0)});
-  levels = middle_levels_from_plateaus(grey, levels, noise, o);
+  if (o.reread_middle_levels) levels = middle_levels_from_plateaus(grey, levels, noise, o);
 
   std::array<double, 3> sigma{1, 1, 1};
   std::array<AxisFit, 3> fits;
