@@ -97,22 +97,16 @@ constexpr double kSharpPsfLocalMeansSigma = 2.0;
 // The scan SNR (scan_snr) below which low_snr_sweep (on by default) runs the sweep under any PSF, and
 // how many. Chosen on 96³ tuning seeds 169–171, SNR 5, σ 1 and 1.5, 10–370 MPa
 // (docs/segmentation-studies.md, "Labels at SNR 5: one forward-model sweep"): scans of SNR 5 / 8 /
-// 12 estimate 4.8–5.7 / 7.7–8.6 / 11.1–12.0, so 6.5 leaves SNR 8 and above bit for bit. One sweep
+// 12 estimate 4.8–5.7 / 7.7–8.6 / 11.1–12.0, so 6.5 leaves SNR 8 and above bit for bit (read then
+// with the scan-wide noise σ; with the noise of the step's two classes, 64³ tuning seeds 192–194
+// read 4.4–6.0 / 7.5–8.6 / 11.2–12.6 under default and realistic imaging, where the scan-wide σ
+// read realistic SNR 5 scans as 4.9–7.4: docs/segmentation-studies.md, "The low-SNR gate under
+// photon-counting noise"). One sweep
 // with the prior neutral beside the brightest class takes the worst gap 0.040 → 0.015 with every
 // cell's contact nearer the truth; a second adds ≤ 0.019 Dice but moves the 50 MPa contact past the
 // truth (+0.013 → −0.021) for another sweep's CPU; the pair β's sweep raised contact by up to 0.038.
 constexpr double kLowSnr = 6.5;
 constexpr int kLowSnrSweeps = 1;
-
-// The scan's SNR as the phantoms and issue 11 define it (a step between two phases' grey over the
-// noise σ), from its best-resolved step: the widest between adjacent end members. The others
-// only shrink where an end member is pulled by its blends (the pore's at high pressure under a
-// wide PSF).
-double scan_snr(const std::vector<double>& means, double noise_sigma) {
-  double step = 0;
-  for (std::size_t c = 0; c + 1 < means.size(); ++c) step = std::max(step, means[c + 1] - means[c]);
-  return step / noise_sigma;
-}
 
 // OR of the bitmasks within ±r voxels along each axis (a box), borders clamped. Along x, each
 // row ORs shifted copies of itself; along y and z, whole rows of x are ORed with the rows ±r
@@ -528,6 +522,25 @@ std::vector<double> unmixed_fractions(const UnmixingSums& s, const std::vector<d
   return f;
 }
 
+std::vector<double> class_noise_sigmas(const UnmixingSums& s, const std::vector<double>& fallback) {
+  std::vector<double> noise = fallback;
+  for (int c = 0; c < s.classes; ++c) {
+    if (s.pure[c] < kMinPureVoxels) continue;
+    const auto n = static_cast<double>(s.pure[c]);
+    const double m = s.pure_grey[c] / n;
+    noise[c] = std::sqrt(std::max(s.pure_grey2[c] / n - m * m, 0.0));
+  }
+  return noise;
+}
+
+double scan_snr(const std::vector<double>& means, const std::vector<double>& class_noise) {
+  std::size_t widest = 0;
+  for (std::size_t c = 1; c + 1 < means.size(); ++c)
+    if (means[c + 1] - means[c] > means[widest + 1] - means[widest]) widest = c;
+  const double a = class_noise[widest], b = class_noise[widest + 1];
+  return (means[widest + 1] - means[widest]) / std::sqrt(0.5 * (a * a + b * b));
+}
+
 PartialVolumeResult partial_volume_segmentation(const Volume<float>& grey, const PartialVolumeMixture& fit,
                                                 const PartialVolumeOptions& o) {
   const int k = fit.classes();
@@ -929,8 +942,11 @@ PartialVolumeResult partial_volume_segmentation(const Volume<float>& grey, const
   // 1.5 scans take the sweep too (low_snr_sweep), with the prior neutral beside the brightest class (the pair β
   // filled one-voxel pore films between AM and SE, raising the contact fraction).
   const double model_noise = o.noise_sigma > 0 ? o.noise_sigma : *std::min_element(sigma.begin(), sigma.end());
-  const bool low_snr_sweep =
-      o.low_snr_sweep && !o.map_relabel && !sharp_sweep && scan_snr(out.means, model_noise) < kLowSnr;
+  // The gate reads the noise of the classes its step joins, not the scan's one σ (the median second
+  // difference over every class): under photon-counting noise the quiet pore pulled that down and
+  // realistic SNR 5 scans read above 6.5. A class with too few pure voxels reads min(fitted, scan σ).
+  out.scan_snr = scan_snr(out.means, class_noise_sigmas(sums, pure_sigma));
+  const bool low_snr_sweep = o.low_snr_sweep && !o.map_relabel && !sharp_sweep && out.scan_snr < kLowSnr;
   if (o.map_relabel || sharp_sweep || low_snr_sweep) {
     ForwardModelOptions fm;
     if (sharp_sweep) {

@@ -71,13 +71,14 @@ struct PartialVolumeOptions {
   // (docs/segmentation-studies.md, "Labels under a sharp PSF: one forward-model sweep", and "The
   // sharp-PSF sweep under textured AM" for the local end members); σ ≥ 1 scans are not touched.
   bool sharp_psf_sweep = true;
-  // Where the scan's SNR (its widest adjacent end-member step over the noise σ) is below 6.5 and
-  // neither of the two above runs: one sweep of that relabelling under any PSF, its prior neutral
-  // beside the brightest class. At SNR 5, σ 1–1.5 it brings every phase within 0.015 of the blur
-  // ceiling (held out: worst gap 0.081 → 0.015, the issue's SNR 5 bar 0.04) with the contact nearer
-  // the truth in 8 of 10 cells; two cells' contact moves 0.011 / 0.020 further. ≈ 1 CPU-s at 256³
-  // (bench_segment, idle 2 cores: auto 11 → 8.3 Mvoxel/s; docs/segmentation-studies.md, "Labels at
-  // SNR 5: one forward-model sweep"). SNR ≥ 8 scans are not touched either way.
+  // Where the scan's SNR (scan_snr: its widest adjacent end-member step over those two classes'
+  // noise σ) is below 6.5 and neither of the two above runs: one sweep of that relabelling under
+  // any PSF, its prior neutral beside the brightest class. At SNR 5, σ 1–1.5 it brings every phase
+  // within 0.015 of the blur ceiling (held out: worst gap 0.081 → 0.015, the issue's SNR 5 bar
+  // 0.04) with the contact nearer the truth in 8 of 10 cells; two cells' contact moves 0.011 /
+  // 0.020 further. ≈ 1 CPU-s at 256³ (bench_segment, idle 2 cores: auto 11 → 8.3 Mvoxel/s;
+  // docs/segmentation-studies.md, "Labels at SNR 5: one forward-model sweep"). SNR ≥ 8 scans are
+  // not touched either way.
   bool low_snr_sweep = true;
   // The end member of the one class other than the darkest with too few pure voxels (the SE
   // under a wide PSF at low pressure) refitted with the labels by forward-model MAP
@@ -147,6 +148,7 @@ struct PartialVolumeResult {
   std::int64_t rim_voxels_avoided = 0;    // middle-class grey voxels labelled with a nearby pair
   std::int64_t rim_layers_kept = 0;       // sandwiched-run voxels kept as a middle layer (rim_profile)
   std::int64_t map_flips = 0;             // labels changed by the forward-model MAP relabelling (map_relabel)
+  double scan_snr = 0;                    // the SNR low_snr_sweep's gate read (scan_snr below)
   UnmixingSums unmixing;                  // the sums fraction_pv was unmixed from (unmixed_fractions)
 };
 
@@ -156,5 +158,18 @@ PartialVolumeResult partial_volume_segmentation(const Volume<float>& grey, const
                                                 const PartialVolumeOptions& options = {});
 
 std::vector<double> unmixed_fractions(const UnmixingSums& sums, const std::vector<double>& means);
+
+// Each class's noise σ as the scan shows it: the standard deviation of its pure voxels (chosen by
+// their neighbours' grey, so their own noise is whole), `fallback[c]` where it has under 200.
+std::vector<double> class_noise_sigmas(const UnmixingSums& sums, const std::vector<double>& fallback);
+
+// The scan's SNR as the phantoms and issue 11 define it (a step between two phases' grey over the
+// noise σ of the grey between them), from its best-resolved step: the widest between adjacent end
+// members (the others only shrink where an end member is pulled by its blends, the pore's at high
+// pressure under a wide PSF), over the root mean square of the two classes' noise σ
+// (`class_noise`). Under photon-counting noise the variance grows linearly with the grey, so this
+// is the noise at the step's midpoint, where its boundary voxels are decided; under Gaussian noise
+// it is the one σ.
+double scan_snr(const std::vector<double>& means, const std::vector<double>& class_noise);
 
 }  // namespace vp
