@@ -647,6 +647,9 @@ TEST(PartialVolume, ScanSnrReadsTheNoiseOfTheTwoClassesItsStepJoins) {
   // The widest step decides, not the quietest pair: a noisy pore does not move it.
   EXPECT_NEAR(scan_snr(means, {3 * midpoint_sigma, midpoint_sigma, midpoint_sigma}), 5.0, 1e-12);
   EXPECT_NEAR(scan_snr({6000, 30000, 44000}, std::vector<double>(3, 4000.0)), 6.0, 1e-12);
+  // One class has no step to read: NaN, which no gate passes (not a read past the end).
+  EXPECT_TRUE(std::isnan(scan_snr({6000}, {4000.0})));
+  EXPECT_TRUE(std::isnan(scan_snr(means, {4000.0})));
 }
 
 TEST(PartialVolume, ClassNoiseIsThePureVoxelsSpreadWhereThereAreEnough) {

@@ -169,7 +169,7 @@ std::vector<double> class_noise_sigmas(const UnmixingSums& sums, const std::vect
 // pressure under a wide PSF), over the root mean square of the two classes' noise σ
 // (`class_noise`). Under photon-counting noise the variance grows linearly with the grey, so this
 // is the noise at the step's midpoint, where its boundary voxels are decided; under Gaussian noise
-// it is the one σ.
+// it is the one σ. NaN (the gate stays shut) with fewer than two classes.
 double scan_snr(const std::vector<double>& means, const std::vector<double>& class_noise);
 
 }  // namespace vp
