@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -13,11 +15,22 @@
 
 namespace vp::testing {
 
-// The benches' --seeds argument: "N" is seeds 1..N, "A-B" seeds A..B (held-out seeds).
+// The benches' --seeds argument: "N" is seeds 1..N, "A-B" seeds A..B (held-out seeds). A count
+// above kMaxSeedCount is refused: "--seeds 198" meant as seed 198 ran seeds 1..198 (three helper
+// sessions' slip); seed 198 alone is "198-198".
+inline constexpr std::uint64_t kMaxSeedCount = 9;
 inline std::vector<std::uint64_t> seed_range(const std::string& range) {
   const std::size_t dash = range.find('-');
   const std::uint64_t first = dash == std::string::npos ? 1 : std::stoull(range.substr(0, dash));
   const std::uint64_t last = std::stoull(dash == std::string::npos ? range : range.substr(dash + 1));
+  if (dash == std::string::npos && last > kMaxSeedCount) {
+    std::fprintf(stderr,
+                 "--seeds %s would run seeds 1..%s: a count above %llu is refused as a likely slip; write %s-%s for "
+                 "seed %s alone, or A-B for a range\n",
+                 range.c_str(), range.c_str(), static_cast<unsigned long long>(kMaxSeedCount), range.c_str(),
+                 range.c_str(), range.c_str());
+    std::exit(2);
+  }
   std::vector<std::uint64_t> seeds;
   for (std::uint64_t k = first; k <= last; ++k) seeds.push_back(k);
   return seeds;
