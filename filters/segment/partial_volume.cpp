@@ -943,7 +943,6 @@ PartialVolumeResult partial_volume_segmentation(const Volume<float>& grey, const
   // At a low SNR the loss to the blur ceiling is the same boundary noise under any PSF: σ 1 and
   // 1.5 scans take the sweep too (low_snr_sweep), with the prior neutral beside the brightest class (the pair β
   // filled one-voxel pore films between AM and SE, raising the contact fraction).
-  const double model_noise = o.noise_sigma > 0 ? o.noise_sigma : *std::min_element(sigma.begin(), sigma.end());
   // The gate reads the noise of the classes its step joins, not the scan's one σ (the median second
   // difference over every class): under photon-counting noise the quiet pore pulled that down and
   // realistic SNR 5 scans read above 6.5. A class with too few pure voxels reads min(fitted, scan σ).
@@ -961,7 +960,7 @@ PartialVolumeResult partial_volume_segmentation(const Volume<float>& grey, const
       fm.neutral_beside_brightest = true;
     }
     fm.psf_sigma_vox = o.psf_sigma_vox;
-    fm.noise_sigma = model_noise;
+    fm.noise_sigma = o.noise_sigma > 0 ? o.noise_sigma : *std::min_element(sigma.begin(), sigma.end());
     out.map_flips = forward_model_relabel(grey, out.labels, out.means, fm).flips;
   }
   for (auto v : out.labels.storage()) ++label_count[v];  // exact counts, divided once
