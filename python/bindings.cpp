@@ -484,20 +484,21 @@ PYBIND11_MODULE(_voxpress, m) {
   m.def("segment", &vp::py_segment);
   m.def("run_command", &vp::py_run_command);
   m.def("run", &vp::py_run);
-  // A stage's parameter names as `voxpress stages --json` lists them (the package's option sets).
-  m.def("stage_param_names", [](const std::string& stage) {
+  // A stage's parameter names as `voxpress stages --json` lists them (the package's option sets), and the
+  // keys it no longer takes (Stage::removed_params: vp.segment passes them on to be refused with why).
+  auto stage_named = [](const std::string& stage) -> const Stage& {
     const Stage* s = Registry::global().stage(stage);
     if (!s) throw InputError("no stage '" + stage + "'");
+    return *s;
+  };
+  m.def("stage_param_names", [stage_named](const std::string& stage) {
     std::vector<std::string> names;
-    for (const ParamSpec& spec : s->params()) names.push_back(spec.name);
+    for (const ParamSpec& spec : stage_named(stage).params()) names.push_back(spec.name);
     return names;
   });
-  // The keys it no longer takes (Stage::removed_params): vp.segment passes them on to be refused with why.
-  m.def("stage_removed_param_names", [](const std::string& stage) {
-    const Stage* s = Registry::global().stage(stage);
-    if (!s) throw InputError("no stage '" + stage + "'");
+  m.def("stage_removed_param_names", [stage_named](const std::string& stage) {
     std::vector<std::string> names;
-    for (const RemovedParam& gone : s->removed_params()) names.push_back(gone.name);
+    for (const RemovedParam& gone : stage_named(stage).removed_params()) names.push_back(gone.name);
     return names;
   });
 }

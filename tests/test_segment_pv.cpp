@@ -970,6 +970,29 @@ TEST(PartialVolume, EndMembersFarFromTheScansOwnFitWarnOfDrift) {
 
 namespace {
 
+// A fresh folder `tag` holding g.mha, a 32³ composite at 10 MPa (seed 1, SNR 8, σ 1): what the
+// refusal tests segment.
+fs::path folder_with_a_scan(const std::string& tag) {
+  const fs::path dir = fs::temp_directory_path() / (tag + "_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  write_volume(composite_scan(1, 10, 8, 1.0, 32).grey, (dir / "g.mha").string());
+  return dir;
+}
+
+// dir/cfg.yaml: g.mha segmented into pore, SE and AM, the segment stage's other keys `keys` (YAML
+// flow-map entries) on line 8, from column 22.
+void write_segment_config(const fs::path& dir, const std::string& keys) {
+  std::ofstream(dir / "cfg.yaml") << "phases:\n"
+                                     "  - {name: pore, label: 0, role: pore}\n"
+                                     "  - {name: se, label: 1, role: electrolyte}\n"
+                                     "  - {name: am, label: 2, role: active}\n"
+                                     "samples:\n"
+                                     "  - {path: g.mha, pressure_MPa: 10, name: s}\n"
+                                     "stages:\n"
+                                     "  - {stage: segment, "
+                                  << keys << ", phases: {0: pore, 1: se, 2: am}}\n";
+}
+
 // `voxpress segment g.mha` in dir with each case's flags exits 2, naming `key` and the case's
 // expected words in its error.
 void expect_segment_refused(const fs::path& dir, const std::string& key,
@@ -986,10 +1009,7 @@ void expect_segment_refused(const fs::path& dir, const std::string& key,
 
 // Bad end members exit 2 naming the key and what was expected.
 TEST(PartialVolume, BadEndMembersExitTwoNamingWhatWasExpected) {
-  const fs::path dir = fs::temp_directory_path() / ("vp_test_pv_badref_" + std::to_string(::getpid()));
-  fs::create_directories(dir);
-  const CompositeScan scan = composite_scan(1, 10, 8, 1.0, 32);
-  write_volume(scan.grey, (dir / "g.mha").string());
+  const fs::path dir = folder_with_a_scan("vp_test_pv_badref");
   std::ofstream(dir / "info.json") << R"({"dims": [32, 32, 32]})";
   std::ofstream(dir / "notjson.json") << "classes: [1, 2, 3]";
   const std::vector<std::pair<std::string, std::string>> cases = {
@@ -1003,15 +1023,7 @@ TEST(PartialVolume, BadEndMembersExitTwoNamingWhatWasExpected) {
   };
   expect_segment_refused(dir, "end_members", cases);
   // The YAML key, checked by validate with its line and column.
-  std::ofstream(dir / "cfg.yaml")
-      << "phases:\n"
-         "  - {name: pore, label: 0, role: pore}\n"
-         "  - {name: se, label: 1, role: electrolyte}\n"
-         "  - {name: am, label: 2, role: active}\n"
-         "samples:\n"
-         "  - {path: g.mha, pressure_MPa: 10, name: s}\n"
-         "stages:\n"
-         "  - {stage: segment, end_members: \"6000,43000\", phases: {0: pore, 1: se, 2: am}}\n";
+  write_segment_config(dir, "end_members: \"6000,43000\"");
   const auto v = vp::testing::run_voxpress("validate cfg.yaml", dir);
   EXPECT_EQ(v.code, 2) << v.out << v.err;
   EXPECT_NE((v.out + v.err).find("cfg.yaml:8:"), std::string::npos) << v.out << v.err;
@@ -1021,10 +1033,7 @@ TEST(PartialVolume, BadEndMembersExitTwoNamingWhatWasExpected) {
 
 // --refit-end-members where it would do nothing exits 2 naming the key, instead of being ignored.
 TEST(PartialVolume, RefitEndMembersWhereItCannotApplyExitsTwo) {
-  const fs::path dir = fs::temp_directory_path() / ("vp_test_pv_badrefit_" + std::to_string(::getpid()));
-  fs::create_directories(dir);
-  const CompositeScan scan = composite_scan(1, 10, 8, 1.0, 32);
-  write_volume(scan.grey, (dir / "g.mha").string());
+  const fs::path dir = folder_with_a_scan("vp_test_pv_badrefit");
   expect_segment_refused(
       dir, "refit_end_members",
       {{"--method gmm --refit-end-members true", "refitting end members is for method auto; method is gmm"},
@@ -1038,10 +1047,7 @@ TEST(PartialVolume, RefitEndMembersWhereItCannotApplyExitsTwo) {
 // exits 2 saying that the key was removed, why, and where that was measured, not "unknown key" or
 // an unexpected flag.
 TEST(PartialVolume, RemovedKeysExitTwoSayingWhyAndWhereTheyWereMeasured) {
-  const fs::path dir = fs::temp_directory_path() / ("vp_test_pv_removed_" + std::to_string(::getpid()));
-  fs::create_directories(dir);
-  const CompositeScan scan = composite_scan(1, 10, 8, 1.0, 32);
-  write_volume(scan.grey, (dir / "g.mha").string());
+  const fs::path dir = folder_with_a_scan("vp_test_pv_removed");
   const std::vector<std::pair<std::string, std::string>> removed = {
       {"rim_profile", "\"Sandwiched runs read by their profile\""},
       {"infer_end_members", "\"End members of classes without pure voxels\""},
@@ -1052,21 +1058,11 @@ TEST(PartialVolume, RemovedKeysExitTwoSayingWhyAndWhereTheyWereMeasured) {
     std::replace(flag.begin(), flag.end(), '_', '-');
     const std::string said = "segment stage key '" + key + "' was removed (measured, ";
     expect_segment_refused(dir, said, {{flag, section}, {flag + " false", "docs/segmentation-studies.md"}});
-    std::ofstream(dir / "cfg.yaml") << "phases:\n"
-                                       "  - {name: pore, label: 0, role: pore}\n"
-                                       "  - {name: se, label: 1, role: electrolyte}\n"
-                                       "  - {name: am, label: 2, role: active}\n"
-                                       "samples:\n"
-                                       "  - {path: g.mha, pressure_MPa: 10, name: s}\n"
-                                       "stages:\n"
-                                       "  - stage: segment\n"
-                                       "    phases: {0: pore, 1: se, 2: am}\n"
-                                       "    "
-                                    << key << ": true\n";
+    write_segment_config(dir, key + ": true");
     const auto v = vp::testing::run_voxpress("validate cfg.yaml", dir);
     EXPECT_EQ(v.code, 2) << v.out << v.err;
     const std::string all = v.out + v.err;
-    EXPECT_NE(all.find("cfg.yaml:10:5: stages[0]." + key + ": " + said), std::string::npos) << all;
+    EXPECT_NE(all.find("cfg.yaml:8:22: stages[0]." + key + ": " + said), std::string::npos) << all;
     EXPECT_NE(all.find("docs/segmentation-studies.md, " + section), std::string::npos) << all;
     EXPECT_EQ(all.find("unknown key"), std::string::npos) << all;
   }
