@@ -232,8 +232,9 @@ class SegmentStage : public Stage {
               "conserved grey mean (default true; acts at low pressure under a wide PSF; false keeps the fit's)",
               "", bool_default(PartialVolumeOptions{}.refit_end_members)),
         param("sharp_psf_sweep", ParamType::boolean,
-              "auto: where the PSF estimate is below 0.85 voxel on every axis, one sweep of that MAP relabelling "
-              "last (false keeps the rules' labels)",
+              "auto: where the PSF estimate is below 0.85 voxel on every axis, one sweep of forward-model MAP "
+              "relabelling last (iterated conditional modes with the scan's PSF, noise σ and end members as the "
+              "imaging model; false keeps the rules' labels)",
               "", bool_default(PartialVolumeOptions{}.sharp_psf_sweep)),
         param("profile_pairing", ParamType::boolean,
               "auto: where the PSF estimate is at least 0.85 voxel, non-pure voxels with pore and AM near them take "
