@@ -1258,8 +1258,11 @@ std::vector<JoinedFragments> bridge_fragments(const std::vector<std::vector<inde
     // The larger fragment's plane holds the smaller's centroid (a plane fitted to a piece a few
     // voxels across does not reach a piece 10 voxels away).
     const bool a_larger = fragments[pairs[k].first].size() >= fragments[pairs[k].second].size();
+    // Two cracks accepted apart are held to 1.5 voxels; where a fragment is in the pair, the two
+    // pieces' own slabs allow up to bridge_fragment_offset_vox (see the option).
+    const double offset_max = pairs[k].second < anchors ? 1.5 : o.bridge_fragment_offset_vox;
     if (std::abs(n[0] * m[0] + n[1] * m[1] + n[2] * m[2]) < std::cos(20 * M_PI / 180) ||
-        plane_offset((a_larger ? fa : fb).axes, (a_larger ? fb : fa).axes.centroid_um) > 1.5 * h_max)
+        plane_offset((a_larger ? fa : fb).axes, (a_larger ? fb : fa).axes.centroid_um) > offset_max * h_max)
       return;
     const VoxelPair closest =
         closest_voxel_pair(fragments[pairs[k].first], fa.lo, fa.hi, fragments[pairs[k].second], reach, d, h);
@@ -1294,7 +1297,19 @@ std::vector<JoinedFragments> bridge_fragments(const std::vector<std::vector<inde
     for (std::size_t f : set) crack.insert(crack.end(), fragments[f].begin(), fragments[f].end());
     if (static_cast<index_t>(crack.size()) < least) continue;
     const PrincipalAxes plane = principal_axes(crack, d, h);
-    if (sheet_aspect(plane) < std::max(o.min_aspect, o.cut_min_aspect)) continue;
+    if (sheet_aspect(plane) < std::max(o.min_aspect, o.cut_min_aspect)) {
+      // Short of the cut aspect, a set of fragments alone is judged as one lone fragment is: the
+      // joining is more evidence of one sheet, not less.
+      if (o.joined_judged_as_lone && set[0] >= anchors &&
+          lone_fragment_is_crack(crack, void_mask, labels, host, grey, dark_below, valley_floor, contrast,
+                                 valley_kernels, o)) {
+        JoinedFragments j;
+        std::sort(crack.begin(), crack.end());
+        j.voxels = std::move(crack);
+        found.push_back(std::move(j));
+      }
+      continue;
+    }
     std::size_t walled = 0;
     const Sandwich walls(plane.axis[2], void_mask, labels, host, max_aperture_um);
     for (index_t i : crack) walled += walls(i);
