@@ -150,8 +150,6 @@ void evaluate(const std::string& name, const phantom::Phantom& ph, const phantom
     if (const char* v = std::getenv("VP_CUT_REFIT_OUTSIDE")) o.cut_refit_outside = std::atof(v);
     // VP_BRIDGE_ACCEPTED=0: cracks accepted apart are not joined to each other.
     if (const char* v = std::getenv("VP_BRIDGE_ACCEPTED")) o.bridge_accepted = std::atoi(v) != 0;
-    // VP_BRIDGE_FRAGMENT_OFFSET=1.5: fragments held to accepted cracks' coplanarity, as before.
-    if (const char* v = std::getenv("VP_BRIDGE_FRAGMENT_OFFSET")) o.bridge_fragment_offset_vox = std::atof(v);
     // VP_JOINED_AS_LONE=0: joined fragments short of the cut aspect dropped, as before.
     if (const char* v = std::getenv("VP_JOINED_AS_LONE")) o.joined_judged_as_lone = std::atoi(v) != 0;
     const CrackDetection det = detect_cracks(labels, &grey, o);

@@ -1258,11 +1258,8 @@ std::vector<JoinedFragments> bridge_fragments(const std::vector<std::vector<inde
     // The larger fragment's plane holds the smaller's centroid (a plane fitted to a piece a few
     // voxels across does not reach a piece 10 voxels away).
     const bool a_larger = fragments[pairs[k].first].size() >= fragments[pairs[k].second].size();
-    // Two cracks accepted apart are held to 1.5 voxels; where a fragment is in the pair, the two
-    // pieces' own slabs allow up to bridge_fragment_offset_vox (see the option).
-    const double offset_max = pairs[k].second < anchors ? 1.5 : o.bridge_fragment_offset_vox;
     if (std::abs(n[0] * m[0] + n[1] * m[1] + n[2] * m[2]) < std::cos(20 * M_PI / 180) ||
-        plane_offset((a_larger ? fa : fb).axes, (a_larger ? fb : fa).axes.centroid_um) > offset_max * h_max)
+        plane_offset((a_larger ? fa : fb).axes, (a_larger ? fb : fa).axes.centroid_um) > 1.5 * h_max)
       return;
     const VoxelPair closest =
         closest_voxel_pair(fragments[pairs[k].first], fa.lo, fa.hi, fragments[pairs[k].second], reach, d, h);

@@ -44,13 +44,11 @@
 //    cut_long_min_sandwiched sandwiched and a valley ratio of cut_long_valley_ratio (a crack
 //    through a thick pore). Each plane tried is removed, up to cut_max_planes per group. Of
 //    groups with no cut crack, the planes that pass as pieces (≥ min_voxels, aspect ≥ 2, sandwiched and dark) are
-//    fragments; coplanar fragments of different groups within bridge_max_um (the smaller's centroid
-//    within bridge_fragment_offset_vox of the larger's plane: each piece lies within 1.5 voxels of
-//    its own cut plane), with no intact host between them (with grey, host beside a solid brighter
-//    than the host counts as that solid: a crack along a particle's surface), are joined and judged
-//    as one cut crack (the valley by its depth alone), or, short only of the cut aspect, as one lone
-//    fragment (below; joined_judged_as_lone); cracks accepted apart are joined to each other by the
-//    same tests, their centroids within 1.5 voxels of each other's plane
+//    fragments; coplanar fragments of different groups within bridge_max_um, with no intact host
+//    between them (with grey, host beside a solid brighter than the host counts as that solid: a
+//    crack along a particle's surface), are joined and judged as one cut crack (the valley by its
+//    depth alone), or, short only of the cut aspect, as one lone fragment (below;
+//    joined_judged_as_lone); cracks accepted apart are joined to each other by the same tests
 //    (bridge_accepted: two halves of one disc that were split into two groups). With grey, a
 //    fragment no other joined that passes every test of a cut crack but
 //    its aspect (≥ min_aspect only) is one when its valley runs on past its void: the host on its
@@ -124,12 +122,6 @@ struct CrackDetectionOptions {
   // coplanar, no intact host between, and the joined set passing a cut crack's tests as one — the
   // two halves of a disc that a particle or the PSF split into two groups, each a crack alone.
   bool bridge_accepted = true;
-  // A fragment and the piece it joins (another fragment or an accepted crack) are coplanar when,
-  // besides normals within 20°, the smaller's centroid lies within this many voxels of the larger's
-  // plane. A fragment is the voxels within 1.5 voxels of the plane it was cut on, so a crack's own
-  // plane may lie up to 1.5 voxels off its centroid, and as far off the other piece's: 2 × 1.5. Two
-  // cracks accepted apart keep 1.5 (parallel discs 2–3 voxels apart are not one crack).
-  double bridge_fragment_offset_vox = 3;
   // A joined set of fragments short only of cut_min_aspect (≥ min_aspect) is a crack when it passes
   // the tests of a lone fragment (lone fragments: valley with its ratio, valley beyond its void ≥
   // cut_min_beyond); otherwise only a lone fragment is judged so.
