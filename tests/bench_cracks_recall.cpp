@@ -150,6 +150,8 @@ void evaluate(const std::string& name, const phantom::Phantom& ph, const phantom
     if (const char* v = std::getenv("VP_CUT_REFIT_OUTSIDE")) o.cut_refit_outside = std::atof(v);
     // VP_BRIDGE_ACCEPTED=0: cracks accepted apart are not joined to each other.
     if (const char* v = std::getenv("VP_BRIDGE_ACCEPTED")) o.bridge_accepted = std::atoi(v) != 0;
+    // VP_JOINED_AS_LONE=0: joined fragments short of the cut aspect dropped, as before.
+    if (const char* v = std::getenv("VP_JOINED_AS_LONE")) o.joined_judged_as_lone = std::atoi(v) != 0;
     const CrackDetection det = detect_cracks(labels, &grey, o);
     const crack_recall::Score s = crack_recall::score(ph, host, det.ids, det.count);
     totals[host].add(s, ph, host);

@@ -440,6 +440,9 @@ TEST(PartialVolume, PoreEndMemberWithoutPureVoxelsIsRefittedFromTheLabels) {
   o.classes = 3;
   o.partial_volume.profile_pairing = true;
   o.partial_volume.refit_pore_end_member = false;
+  // The rules' labels, as measured: the default sweep labels with the fit's pull-bright pore end member,
+  // and a least-squares refit on those labels returns it (8 934 → 8 911).
+  o.partial_volume.low_snr_sweep = false;
   const SegmentResult fit = segment_grey(scan.grey, o);
   o.partial_volume.refit_pore_end_member = true;
   const SegmentResult refit = segment_grey(scan.grey, o);
@@ -563,14 +566,14 @@ TEST(PartialVolume, SharpPsfSweepLeavesAWideBlurScanAlone) {
   o.partial_volume.sharp_psf_sweep = false;
   const SegmentResult without = segment_grey(scan.grey, o);
   EXPECT_GT(*std::min_element(with.psf_sigma_vox.begin(), with.psf_sigma_vox.end()), 0.85);
-  EXPECT_EQ(with.partial_volume->map_flips, 0);
+  // The σ ≥ 0.85 sweep (low_snr_sweep) runs either way, the same.
+  EXPECT_EQ(with.partial_volume->map_flips, without.partial_volume->map_flips);
   EXPECT_TRUE(with.labels.storage() == without.labels.storage());
 }
 
-// At a low SNR `auto` runs one forward-model sweep last under any PSF (low_snr_sweep, default): at SNR 5,
+// Under a PSF of σ ≥ 0.85 `auto` runs one forward-model sweep last (low_snr_sweep, default): at SNR 5,
 // σ 1, 50 MPa the rules alone leave pore / SE Dice 0.036 / 0.032 under the blur ceiling (noise on
 // boundary voxels); with the sweep every phase is within 0.02, tighter than the SNR 5 bar of 0.04.
-// A scan whose SNR is above the gate keeps the rules' labels bit for bit.
 TEST(PartialVolume, LowSnrSweepBringsDefaultLabelsToTheDiceCeiling) {
   const CompositeScan scan = composite_scan(169, 50, 5, 1.0);
   SegmentOptions o;
@@ -583,21 +586,28 @@ TEST(PartialVolume, LowSnrSweepBringsDefaultLabelsToTheDiceCeiling) {
   EXPECT_TRUE(rules.partial_volume->fraction_pv == r.partial_volume->fraction_pv);  // not read from the labels
 }
 
-TEST(PartialVolume, LowSnrSweepLeavesAnSnr8ScanAlone) {
-  const CompositeScan scan = composite_scan(169, 10, 8, 1.5);
+// The sweep is not a low-SNR rescue only: at SNR 8, σ 1.5 the rules' boundary noise costs every phase
+// as much (it ran only below a scan SNR of 6.5 before; docs/segmentation-studies.md, "The σ ≥ 0.85
+// sweep at every SNR"). Each phase's Dice against the truth rises, the pore's by more than 0.02.
+TEST(PartialVolume, LowSnrSweepRaisesEveryDiceAtSnr8) {
+  const CompositeScan scan = composite_scan(169, 50, 8, 1.5);
   SegmentOptions o;
   o.classes = 3;
-  o.partial_volume.low_snr_sweep = true;
   const SegmentResult with = segment_grey(scan.grey, o);
   o.partial_volume.low_snr_sweep = false;
-  const SegmentResult without = segment_grey(scan.grey, o);
-  EXPECT_EQ(with.partial_volume->map_flips, 0);
-  EXPECT_TRUE(with.labels.storage() == without.labels.storage());
+  const SegmentResult rules = segment_grey(scan.grey, o);
+  EXPECT_GT(with.partial_volume->scan_snr, 6.5);
+  EXPECT_GT(with.partial_volume->map_flips, 0);
+  const LabelVolume& truth = scan.phantom.labels;
+  for (int phase : {0, 1, 2}) {
+    const double gain = vp::testing::dice(with.labels, truth, phase) - vp::testing::dice(rules.labels, truth, phase);
+    EXPECT_GT(gain, phase == 0 ? 0.02 : 0.0) << "phase " << phase;
+  }
 }
 
 // Photon-counting noise: the variance grows linearly with the grey, so at SNR 5 (the AM|SE step over
 // the noise σ at their midpoint grey, as the phantoms define it) the pore is 2.3× quieter than that
-// and AM 1.15× noisier. The gate reads the noise of the two classes its step joins.
+// and AM 1.15× noisier. scan_snr reads the noise of the two classes its step joins.
 TEST(PartialVolume, ScanSnrReadsTheNoiseOfTheTwoClassesItsStepJoins) {
   const std::vector<double> means{6000, 22000, 44000};
   const double midpoint_sigma = 22000 / 5.0;  // at grey 33 000
@@ -608,7 +618,7 @@ TEST(PartialVolume, ScanSnrReadsTheNoiseOfTheTwoClassesItsStepJoins) {
   // The widest step decides, not the quietest pair: a noisy pore does not move it.
   EXPECT_NEAR(scan_snr(means, {3 * midpoint_sigma, midpoint_sigma, midpoint_sigma}), 5.0, 1e-12);
   EXPECT_NEAR(scan_snr({6000, 30000, 44000}, std::vector<double>(3, 4000.0)), 6.0, 1e-12);
-  // One class has no step to read: NaN, which no gate passes (not a read past the end).
+  // One class has no step to read: NaN (not a read past the end).
   EXPECT_TRUE(std::isnan(scan_snr({6000}, {4000.0})));
   EXPECT_TRUE(std::isnan(scan_snr(means, {4000.0})));
 }
@@ -627,23 +637,18 @@ TEST(PartialVolume, ClassNoiseIsThePureVoxelsSpreadWhereThereAreEnough) {
 
 // Under realistic imaging (Poisson noise, the cup, AM grain texture) at SNR 5, σ 1.5, 50 MPa the scan's
 // own noise σ (the median second difference over every class) is pulled down by the quiet pore and the
-// SE end member by its blends: the SNR read from them was 6.8–7.0 on such scans and the low-SNR sweep
-// did not run (the worst realistic SNR 5 Dice gap, 0.066). Read with the noise of the AM|SE step's two
-// classes, the gate passes; at SNR 8 it still leaves the rules' labels alone.
-TEST(PartialVolume, LowSnrSweepRunsOnARealisticSnr5Scan) {
+// SE end member by its blends: the SNR read from them was 6.8–7.0 on such scans. Read with the noise of
+// the AM|SE step's two classes (fit.scan_snr), the scan reads below its SNR 8 twin's 6.5.
+TEST(PartialVolume, ScanSnrReadsARealisticSnr5ScanBelowItsSnr8Twin) {
   SegmentOptions o;
   o.classes = 3;
   const SegmentResult r = segment_grey(composite_scan(192, 50, 5, 1.5, 64, true).grey, o);
   EXPECT_LT(r.partial_volume->scan_snr, 6.5);
   EXPECT_GT(r.partial_volume->scan_snr, 4.0);
   EXPECT_GT(r.partial_volume->map_flips, 0);
-
-  const CompositeScan snr8 = composite_scan(192, 50, 8, 1.5, 64, true);
-  const SegmentResult with = segment_grey(snr8.grey, o);
-  EXPECT_GT(with.partial_volume->scan_snr, 6.5);
-  EXPECT_EQ(with.partial_volume->map_flips, 0);
-  o.partial_volume.low_snr_sweep = false;
-  EXPECT_TRUE(segment_grey(snr8.grey, o).labels.storage() == with.labels.storage());
+  const SegmentResult snr8 = segment_grey(composite_scan(192, 50, 8, 1.5, 64, true).grey, o);
+  EXPECT_GT(snr8.partial_volume->scan_snr, 6.5);
+  EXPECT_LT(snr8.partial_volume->scan_snr, 10.0);
 }
 
 // The bundled series: grey scans with exact truth (data_samples/README.md).
@@ -948,6 +953,7 @@ TEST(PartialVolume, EndMembersFarFromTheScansOwnFitWarnOfDrift) {
   ASSERT_EQ(reference.code, 0) << reference.err;
   auto ref = nlohmann::json::parse(reference.out);
   const double noise = ref["fit"]["noise_sigma"].get<double>();
+  EXPECT_NEAR(ref["fit"]["scan_snr"].get<double>(), 8.0, 1.0);  // the phantom's SNR, read back from the scan
   std::ofstream(dir / "same.json") << ref.dump();
   const auto same = vp::testing::run_voxpress("segment p010.mha --out l.tif --json --end-members same.json", dir);
   ASSERT_EQ(same.code, 0) << same.err;

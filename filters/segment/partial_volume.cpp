@@ -86,18 +86,14 @@ constexpr int kSharpPsfSweeps = 1;
 // 5/8/12, 10–370 MPa, default and realistic imaging (docs/segmentation-studies.md, "The sharp-PSF
 // sweep under textured AM").
 constexpr double kSharpPsfLocalMeansSigma = 2.0;
-// The scan SNR (scan_snr) below which low_snr_sweep (on by default) runs the sweep under any PSF, and
-// how many. Chosen on 96³ tuning seeds 169–171, SNR 5, σ 1 and 1.5, 10–370 MPa
-// (docs/segmentation-studies.md, "Labels at SNR 5: one forward-model sweep"): scans of SNR 5 / 8 /
-// 12 estimate 4.8–5.7 / 7.7–8.6 / 11.1–12.0, so 6.5 leaves SNR 8 and above bit for bit (read then
-// with the scan-wide noise σ; with the noise of the step's two classes, 64³ tuning seeds 192–194
-// read 4.4–6.0 / 7.5–8.6 / 11.2–12.6 under default and realistic imaging, where the scan-wide σ
-// read realistic SNR 5 scans as 4.9–7.4: docs/segmentation-studies.md, "The low-SNR gate under
-// photon-counting noise"). One sweep
-// with the prior neutral beside the brightest class takes the worst gap 0.040 → 0.015 with every
-// cell's contact nearer the truth; a second adds ≤ 0.019 Dice but moves the 50 MPa contact past the
-// truth (+0.013 → −0.021) for another sweep's CPU; the pair β's sweep raised contact by up to 0.038.
-constexpr double kLowSnr = 6.5;
+// How many sweeps low_snr_sweep (on by default) runs where the PSF is not sharp. Chosen on 96³
+// tuning seeds 169–171, SNR 5, σ 1 and 1.5, 10–370 MPa (docs/segmentation-studies.md, "Labels at
+// SNR 5: one forward-model sweep"): one sweep with the prior neutral beside the brightest class
+// takes the worst gap 0.040 → 0.015 with every cell's contact nearer the truth; a second adds
+// ≤ 0.019 Dice but moves the 50 MPa contact past the truth (+0.013 → −0.021) for another sweep's
+// CPU; the pair β's sweep raised contact by up to 0.038. It runs at every SNR: above SNR 6.5 it
+// gains as much (fresh seeds 227–228, SNR 6–12: pore Dice +0.02 … +0.08, contact nearer the truth
+// in 37 of 38 scans; docs/segmentation-studies.md, "The σ ≥ 0.85 sweep at every SNR").
 constexpr int kLowSnrSweeps = 1;
 
 // OR of the bitmasks within ±r voxels along each axis (a box), borders clamped. Along x, each
@@ -890,14 +886,14 @@ PartialVolumeResult partial_volume_segmentation(const Volume<float>& grey, const
   // per-voxel rule removes (thresholds at the true end members' midpoints lose more than the
   // rules): one sweep of the forward model reads each boundary voxel with its neighbours.
   const bool sharp_sweep = o.sharp_psf_sweep && widest_psf < kSharpPsf;
-  // At a low SNR the loss to the blur ceiling is the same boundary noise under any PSF: σ 1 and
-  // 1.5 scans take the sweep too (low_snr_sweep), with the prior neutral beside the brightest class (the pair β
+  // Under a wider PSF the loss is the same boundary noise, at every SNR: σ ≥ 0.85 scans take the
+  // sweep too (low_snr_sweep), with the prior neutral beside the brightest class (the pair β
   // filled one-voxel pore films between AM and SE, raising the contact fraction).
-  // The gate reads the noise of the classes its step joins, not the scan's one σ (the median second
-  // difference over every class): under photon-counting noise the quiet pore pulled that down and
-  // realistic SNR 5 scans read above 6.5. A class with too few pure voxels reads min(fitted, scan σ).
+  const bool low_snr_sweep = o.low_snr_sweep && widest_psf >= kSharpPsf;
+  // Reported with the fit: the noise of the classes the widest step joins, not the scan's one σ
+  // (under photon-counting noise the quiet pore pulls the median second difference down). A
+  // class with too few pure voxels reads min(fitted, scan σ).
   out.scan_snr = scan_snr(out.means, class_noise_sigmas(sums, pure_sigma));
-  const bool low_snr_sweep = o.low_snr_sweep && !sharp_sweep && out.scan_snr < kLowSnr;
   if (sharp_sweep || low_snr_sweep) {
     ForwardModelOptions fm;
     if (sharp_sweep) {

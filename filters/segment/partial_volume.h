@@ -53,14 +53,13 @@ struct PartialVolumeOptions {
   // (docs/segmentation-studies.md, "Labels under a sharp PSF: one forward-model sweep", and "The
   // sharp-PSF sweep under textured AM" for the local end members); σ ≥ 1 scans are not touched.
   bool sharp_psf_sweep = true;
-  // Where the scan's SNR (scan_snr: its widest adjacent end-member step over those two classes'
-  // noise σ) is below 6.5 and neither of the two above runs: one sweep of that relabelling under
-  // any PSF, its prior neutral beside the brightest class. At SNR 5, σ 1–1.5 it brings every phase
-  // within 0.015 of the blur ceiling (held out: worst gap 0.081 → 0.015, the issue's SNR 5 bar
-  // 0.04) with the contact nearer the truth in 8 of 10 cells; two cells' contact moves 0.011 /
-  // 0.020 further. ≈ 1 CPU-s at 256³ (bench_segment, idle 2 cores: auto 11 → 8.3 Mvoxel/s;
-  // docs/segmentation-studies.md, "Labels at SNR 5: one forward-model sweep"). SNR ≥ 8 scans are
-  // not touched either way.
+  // Where sharp_psf_sweep does not run (a PSF σ ≥ 0.85 voxel on some axis):
+  // one sweep of that relabelling with global end members, its prior neutral beside the brightest
+  // class, at every SNR. Named for the SNR 5 scans where it was first measured (worst gap to the
+  // blur ceiling 0.081 → 0.015 held out); at SNR 6–12 it gains as much (fresh seeds 227–228: pore
+  // Dice +0.02 … +0.08, SE −0.005 … +0.04, contact nearer the truth in 37 of 38 scans). ≈ 1 CPU-s
+  // at 256³ (auto 11 → 8.3 Mvoxel/s; docs/segmentation-studies.md, "Labels at SNR 5: one
+  // forward-model sweep" and "The σ ≥ 0.85 sweep at every SNR"). false keeps the rules' labels.
   bool low_snr_sweep = true;
   // The end member of the one class other than the darkest with too few pure voxels (the SE
   // under a wide PSF at low pressure) refitted with the labels by forward-model MAP
@@ -129,7 +128,7 @@ struct PartialVolumeResult {
   std::int64_t thin_pore_voxels = 0;      // darkest-class labels from valleys (thin_pores)
   std::int64_t rim_voxels_avoided = 0;    // middle-class grey voxels labelled with a nearby pair
   std::int64_t map_flips = 0;  // labels changed by the forward-model MAP sweep (sharp_psf_sweep, low_snr_sweep)
-  double scan_snr = 0;         // the SNR low_snr_sweep's gate read (scan_snr below)
+  double scan_snr = 0;         // widest end-member step over its classes' noise (scan_snr below)
   UnmixingSums unmixing;       // the sums fraction_pv was unmixed from (unmixed_fractions)
 };
 
@@ -150,7 +149,8 @@ std::vector<double> class_noise_sigmas(const UnmixingSums& sums, const std::vect
 // pressure under a wide PSF), over the root mean square of the two classes' noise σ
 // (`class_noise`). Under photon-counting noise the variance grows linearly with the grey, so this
 // is the noise at the step's midpoint, where its boundary voxels are decided; under Gaussian noise
-// it is the one σ. NaN (the gate stays shut) with fewer than two classes.
+// it is the one σ. NaN with fewer than two classes. Reported with the fit (`segment --json`
+// fit.scan_snr): how well the scan separates its phases.
 double scan_snr(const std::vector<double>& means, const std::vector<double>& class_noise);
 
 }  // namespace vp

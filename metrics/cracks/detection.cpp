@@ -1294,7 +1294,19 @@ std::vector<JoinedFragments> bridge_fragments(const std::vector<std::vector<inde
     for (std::size_t f : set) crack.insert(crack.end(), fragments[f].begin(), fragments[f].end());
     if (static_cast<index_t>(crack.size()) < least) continue;
     const PrincipalAxes plane = principal_axes(crack, d, h);
-    if (sheet_aspect(plane) < std::max(o.min_aspect, o.cut_min_aspect)) continue;
+    if (sheet_aspect(plane) < std::max(o.min_aspect, o.cut_min_aspect)) {
+      // Short of the cut aspect, a set of fragments alone is judged as one lone fragment is: the
+      // joining is more evidence of one sheet, not less.
+      if (o.joined_judged_as_lone && set[0] >= anchors &&
+          lone_fragment_is_crack(crack, void_mask, labels, host, grey, dark_below, valley_floor, contrast,
+                                 valley_kernels, o)) {
+        JoinedFragments j;
+        std::sort(crack.begin(), crack.end());
+        j.voxels = std::move(crack);
+        found.push_back(std::move(j));
+      }
+      continue;
+    }
     std::size_t walled = 0;
     const Sandwich walls(plane.axis[2], void_mask, labels, host, max_aperture_um);
     for (index_t i : crack) walled += walls(i);

@@ -47,7 +47,8 @@
 //    fragments; coplanar fragments of different groups within bridge_max_um, with no intact host
 //    between them (with grey, host beside a solid brighter than the host counts as that solid: a
 //    crack along a particle's surface), are joined and judged as one cut crack (the valley by its
-//    depth alone); cracks accepted apart are joined to each other by the same tests
+//    depth alone), or, short only of the cut aspect, as one lone fragment (below;
+//    joined_judged_as_lone); cracks accepted apart are joined to each other by the same tests
 //    (bridge_accepted: two halves of one disc that were split into two groups). With grey, a
 //    fragment no other joined that passes every test of a cut crack but
 //    its aspect (≥ min_aspect only) is one when its valley runs on past its void: the host on its
@@ -121,6 +122,10 @@ struct CrackDetectionOptions {
   // coplanar, no intact host between, and the joined set passing a cut crack's tests as one — the
   // two halves of a disc that a particle or the PSF split into two groups, each a crack alone.
   bool bridge_accepted = true;
+  // A joined set of fragments short only of cut_min_aspect (≥ min_aspect) is a crack when it passes
+  // the tests of a lone fragment (lone fragments: valley with its ratio, valley beyond its void ≥
+  // cut_min_beyond); otherwise only a lone fragment is judged so.
+  bool joined_judged_as_lone = true;
   // Grey-image branch (used only when a grey image is passed).
   double sheet_threshold = 0.5;
   SheetnessOptions sheetness;  // contrast ≤ 0: host median − void median of the grey

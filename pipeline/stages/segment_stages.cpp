@@ -243,9 +243,9 @@ class SegmentStage : public Stage {
               "MPa, overshoots at blur sigma 1 near 50 MPa and reads low at 250-370 MPa)",
               "", bool_default(PartialVolumeOptions{}.profile_pairing)),
         param("low_snr_sweep", ParamType::boolean,
-              "auto: where the scan's SNR (widest end-member step over the noise σ) is below 6.5, one sweep of "
-              "that MAP relabelling last under any PSF, its prior neutral beside the brightest class (false keeps the "
-              "rules' labels)",
+              "auto: where the PSF estimate is at least 0.85 voxel on some axis, one sweep of that MAP relabelling "
+              "last at any SNR, its prior neutral beside the brightest class (named for the SNR 5 scans where it was "
+              "first measured; false keeps the rules' labels)",
               "", bool_default(PartialVolumeOptions{}.low_snr_sweep)),
         param("end_members", ParamType::string,
               "auto: reference end members held fixed, K ascending grey values (6000,20000,43000) or the path of "
@@ -680,7 +680,8 @@ nlohmann::json partial_volume_counters_json(const SegmentResult& r) {
           {"mixed_voxels", pv.mixed_voxels},
           {"thin_pore_voxels", pv.thin_pore_voxels},
           {"rim_voxels_avoided", pv.rim_voxels_avoided},
-          {"map_flips", pv.map_flips}};
+          {"map_flips", pv.map_flips},
+          {"scan_snr", json_number(pv.scan_snr)}};
 }
 
 SegmentOptions segment_options(const Params& p) {
