@@ -288,6 +288,12 @@ void Params::check(Diagnostics& diags) const {
     for (const auto& kv : node_) {
       const std::string key = kv.first.Scalar();
       if (key == "stage" || spec(key)) continue;
+      const auto gone =
+          std::find_if(removed_.begin(), removed_.end(), [&](const RemovedParam& r) { return r.name == key; });
+      if (gone != removed_.end()) {
+        diags.error(kv.first, key_path(key), removed_owner_ + " key '" + key + "' was removed (" + gone->why + ")");
+        continue;
+      }
       std::vector<std::string> names;
       for (const auto& s : specs_) names.push_back(s.name);
       const std::string best = closest_name(key, names);

@@ -45,6 +45,13 @@ std::string number_list_default(const std::vector<double>& values);  // "[1, 2, 
 inline std::string bool_default(bool value) { return value ? "true" : "false"; }
 ParamSpec required(ParamSpec spec);
 
+// A key that is no longer taken (an option folded out of the code): naming it fails with why it went
+// and where that was measured, not as an unknown key.
+struct RemovedParam {
+  std::string name;
+  std::string why;  // one clause and the docs section: "measured, ...: docs/x.md, 'Section'"
+};
+
 struct Diagnostic {
   std::string where;           // "configs/demo.yaml:12:7" (1-based), or the file alone
   std::string key_path;        // "stages[2].method"
@@ -85,8 +92,15 @@ class Params {
   static Params from_strings(const std::map<std::string, std::string>& values, std::vector<ParamSpec> specs,
                              std::string origin = "command line");
 
-  // Generic checks against the specs: unknown keys (with the closest known name), types,
-  // choices, bounds, required keys.
+  // Keys that `owner` ("segment stage") no longer takes: check() names them as removed, with why.
+  Params& removed(std::string owner, std::vector<RemovedParam> keys) {
+    removed_owner_ = std::move(owner);
+    removed_ = std::move(keys);
+    return *this;
+  }
+
+  // Generic checks against the specs: removed keys, unknown keys (with the closest known name),
+  // types, choices, bounds, required keys.
   void check(Diagnostics& diags) const;
 
   bool has(const std::string& key) const;  // given explicitly
@@ -120,6 +134,8 @@ class Params {
   std::string file_;
   std::string key_path_;
   std::filesystem::path folder_;  // relative paths resolve here (empty: the working directory)
+  std::string removed_owner_;
+  std::vector<RemovedParam> removed_;
 };
 
 }  // namespace vp

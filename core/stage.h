@@ -118,6 +118,8 @@ class Stage {
   virtual std::string name() const = 0;     // the YAML `stage:` value
   virtual std::string summary() const = 0;  // one line for `voxpress stages`
   virtual std::vector<ParamSpec> params() const = 0;
+  // Keys it took once and no longer does: a config or flag naming one fails saying why (Params::removed).
+  virtual std::vector<RemovedParam> removed_params() const { return {}; }
   // The metrics its rows carry (ctx.add refuses others); `voxpress stages --json` lists them.
   virtual std::vector<MetricSpec> metrics() const { return {}; }
   virtual unsigned needs() const = 0;  // DataFlag bits that must be present

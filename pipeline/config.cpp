@@ -464,7 +464,7 @@ class ConfigParser {
       }
       if (!stage) continue;
       Params p(n, stage->params(), file_, kp);
-      p.relative_to(base_).check(diags_);
+      p.relative_to(base_).removed(stage->name() + " stage", stage->removed_params()).check(diags_);
       config_.stages.push_back({stage, p});
       stage_nodes.push_back(n);
     }

@@ -332,6 +332,9 @@ py::tuple py_segment(const py::array& grey, const Vec3& spacing, const std::stri
   // Every segment parameter but `phases` (the command writes class indices, as the CLI does).
   for (const ParamSpec& spec : segment_stage.params())
     if (spec.name != "phases" && given(spec.name)) segment_values[spec.name] = yaml_of(o[spec.name.c_str()]);
+  // A removed key reaches the stage's check, which says why it went.
+  for (const RemovedParam& gone : segment_stage.removed_params())
+    if (given(gone.name)) segment_values[gone.name] = yaml_of(o[gone.name.c_str()]);
   const std::string model_path = get("model", std::string());
   // The command's default: forest with a model, else auto (K then follows the stage's rule).
   const std::string method = get("method", std::string(model_path.empty() ? "auto" : "forest"));
@@ -481,12 +484,21 @@ PYBIND11_MODULE(_voxpress, m) {
   m.def("segment", &vp::py_segment);
   m.def("run_command", &vp::py_run_command);
   m.def("run", &vp::py_run);
-  // A stage's parameter names as `voxpress stages --json` lists them (the package's option sets).
-  m.def("stage_param_names", [](const std::string& stage) {
+  // A stage's parameter names as `voxpress stages --json` lists them (the package's option sets), and the
+  // keys it no longer takes (Stage::removed_params: vp.segment passes them on to be refused with why).
+  auto stage_named = [](const std::string& stage) -> const Stage& {
     const Stage* s = Registry::global().stage(stage);
     if (!s) throw InputError("no stage '" + stage + "'");
+    return *s;
+  };
+  m.def("stage_param_names", [stage_named](const std::string& stage) {
     std::vector<std::string> names;
-    for (const ParamSpec& spec : s->params()) names.push_back(spec.name);
+    for (const ParamSpec& spec : stage_named(stage).params()) names.push_back(spec.name);
+    return names;
+  });
+  m.def("stage_removed_param_names", [stage_named](const std::string& stage) {
+    std::vector<std::string> names;
+    for (const RemovedParam& gone : stage_named(stage).removed_params()) names.push_back(gone.name);
     return names;
   });
 }

@@ -1,7 +1,7 @@
 // Where auto's labels go wrong on one phantom cell (issue 11, σ 0.7): Dice per phase of the
 // blur ceiling, of plain thresholds (true and fitted end members, raw and σ 0.5 grey), of the
-// rules alone (sharp_psf_sweep off; also without the thin-pore rule, and with rim_profile), of
-// auto as shipped and of auto with map_relabel; per reading the confusion counts truth > label
+// rules alone (sharp_psf_sweep off; also without the thin-pore rule) and of auto as shipped;
+// per reading the confusion counts truth > label
 // and the wrong voxels by Chebyshev distance (1..4, 5 = farther) from the nearest voxel of another
 // truth phase; the sweep's flips by truth and label change, with the grey and the local offset of
 // the classes (as the sweep's local end members, from the raw grey); AM|SE faces and AM|pore faces
@@ -117,10 +117,6 @@ int main(int argc, char** argv) {
   const SegmentResult no_thin = segment_grey(grey, o);
   report("rules without thin_pores", no_thin.labels, truth, dist);
   o.partial_volume.thin_pores = true;
-  o.partial_volume.rim_profile = true;
-  const SegmentResult profiled = segment_grey(grey, o);
-  report("rules with rim_profile", profiled.labels, truth, dist);
-  o.partial_volume.rim_profile = false;
   o.partial_volume.sharp_psf_sweep = true;
   const SegmentResult shipped = segment_grey(grey, o);
   report("auto (one sweep under a sharp PSF)", shipped.labels, truth, dist);
@@ -198,12 +194,7 @@ int main(int argc, char** argv) {
     faces("rules", r.labels);
     faces("sweep", shipped.labels);
   }
-  o.partial_volume.map_relabel = true;
-  const SegmentResult mapped = segment_grey(grey, o);
-  report("auto with map_relabel (full ICM)", mapped.labels, truth, dist);
-  std::printf(
-      "contact: truth %.4f, rules %.4f, without thin_pores %.4f, rim_profile %.4f, auto %.4f, map_relabel %.4f\n",
-      ph.truth.contact_area_fraction, contact(r.labels), contact(no_thin.labels), contact(profiled.labels),
-      contact(shipped.labels), contact(mapped.labels));
+  std::printf("contact: truth %.4f, rules %.4f, without thin_pores %.4f, auto %.4f\n", ph.truth.contact_area_fraction,
+              contact(r.labels), contact(no_thin.labels), contact(shipped.labels));
   return 0;
 }

@@ -1,11 +1,12 @@
 // End members of classes without pure voxels (filters/segment/end_members.h): per phantom cell,
-// the histogram fit's end members and the inferred ones against the true grey levels, and
-// porosity_pv with and without the inference, in-process through segment_grey (method auto,
-// 3 classes). Prints a markdown table (docs/segmentation-studies.md, "End members of classes without
-// pure voxels"), then Heckel k per seed and imaging (least squares of −ln porosity_pv on P over the
-// pressures that segmented) with and without.
-// --refit compares refit_end_members (off, then on) instead of infer_end_members; --refit-side N sets
-// its central block's side (PartialVolumeOptions::refit_max_side; N ≥ the size: the whole scan). --explore prints, per
+// the histogram fit's end members and the refitted ones (refit_end_members, off then on) against the
+// true grey levels, and porosity_pv with and without the refit, in-process through segment_grey
+// (method auto, 3 classes). Prints a markdown table (docs/segmentation-studies.md, "End members
+// refitted by forward-model MAP"), then Heckel k per seed and imaging (least squares of −ln
+// porosity_pv on P over the pressures that segmented) with and without. (It compared
+// infer_end_members until that was removed; --refit, which chose the refit then, is still taken.)
+// --refit-side N sets the refit's central block's side (PartialVolumeOptions::refit_max_side; N ≥ the
+// size: the whole scan). --explore prints, per
 // scan, the candidates measured before refit_end_members was built (docs/segmentation-studies.md, "End members refitted
 // by forward-model MAP"): the ICM + least-squares refit's end members, unmixing with them (A1, A2) and the grey-mean
 // split with the AM fraction unmixed, from the ICM labels, or true (B1–B3); --icm-z, --icm-anneal, --icm-sweeps set
@@ -13,7 +14,8 @@
 // darkest end member where auto extrapolated it against the truth (extrapolation_cell). Usage:
 // bench_segment_end_members [--size N]
 // [--seeds N | A-B] [--snr S,...] [--blur B,...] [--pressures P,...]
-//                                  [--refit [--refit-side N] | --explore [--icm-z Z] [--icm-anneal N] [--icm-sweeps N]
+//                                  [[--refit] [--refit-side N] | --explore [--icm-z Z] [--icm-anneal N] [--icm-sweeps
+//                                  N]
 //                                   | --extrapolate]
 //   default: 64³, seed 1, SNR 8, blur 1.5, pressures 10/250 MPa.
 // Timings are not asserted; this is a measurement, not a test.
@@ -49,7 +51,7 @@ double slope(const std::vector<double>& x, const std::vector<double>& y) {
 }
 
 struct Series {
-  std::vector<double> pressure, fitted, inferred;  // −ln porosity_pv
+  std::vector<double> pressure, fitted, refitted;  // −ln porosity_pv
 };
 
 // Candidates for the end members of classes without pure voxels, printed per scan.
@@ -142,7 +144,7 @@ void extrapolation_cell(const vp::testing::CompositeScan& s, std::uint64_t seed,
       std::printf(" %.0f (%.0f–%.0f) | %.1f |", e->mean, e->ci95_low, e->ci95_high, 2 * (top - ll[at]));
       // Indirect inference (scratch): the labels re-imaged with a trial pore end member, the scan's
       // PSF, noise and other end members; the same fit's darkest end member on that histogram.
-      EndMemberInferenceOptions eo;
+      SimulatedScanOptions eo;
       eo.psf_sigma_vox = r.psf_sigma_vox;
       eo.noise_sigma = r.auto_fit->noise_sigma;
       eo.integral = true;
@@ -209,21 +211,22 @@ void extrapolation_cell(const vp::testing::CompositeScan& s, std::uint64_t seed,
 int main(int argc, char** argv) {
   index_t size = 64;
   std::vector<std::uint64_t> seed_list{1};
-  bool explore = false, refit = false, extrapolate = false;
+  bool explore = false, extrapolate = false;
   ForwardModelOptions icm;
   index_t refit_side = PartialVolumeOptions{}.refit_max_side;
   std::vector<double> snrs{8}, blurs{1.5}, pressures{10, 250};
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    if (a == "--explore" || a == "--refit" || a == "--extrapolate") {
-      (a == "--refit" ? refit : a == "--extrapolate" ? extrapolate : explore) = true;
+    if (a == "--refit") continue;  // the only comparison now
+    if (a == "--explore" || a == "--extrapolate") {
+      (a == "--extrapolate" ? extrapolate : explore) = true;
       continue;
     }
     if (i + 1 >= argc) {
       std::fprintf(
           stderr,
           "usage: bench_segment_end_members [--size N] [--seeds N | A-B] [--snr S,...] [--blur B,...] "
-          "[--pressures P,...] [--refit [--refit-side N] | --explore [--icm-z Z] [--icm-anneal N] [--icm-sweeps N] | "
+          "[--pressures P,...] [[--refit] [--refit-side N] | --explore [--icm-z Z] [--icm-anneal N] [--icm-sweeps N] | "
           "--extrapolate]\n");
       return 2;
     }
@@ -256,7 +259,7 @@ int main(int argc, char** argv) {
             extrapolation_cell(vp::testing::composite_scan(seed, p, snr, blur, size), seed, snr, blur, p);
     return 0;
   }
-  const char* moved = refit ? "refitted" : "inferred";
+  const char* moved = "refitted";
   std::printf(
       "| seed | SNR | σ | P MPa | pure voxels pore/SE/AM | fit end members | %s | truth | porosity | "
       "porosity_pv − truth: fit → %s | ci95: fit → %s | segment s (%s) |\n"
@@ -280,10 +283,9 @@ int main(int argc, char** argv) {
             continue;
           }
           try {
-            o.partial_volume.infer_end_members = false;
             o.partial_volume.refit_end_members = false;  // on by default
             const SegmentResult off = segment_grey(grey, o);
-            (refit ? o.partial_volume.refit_end_members : o.partial_volume.infer_end_members) = true;
+            o.partial_volume.refit_end_members = true;
             const auto t0 = std::chrono::steady_clock::now();
             const SegmentResult on = segment_grey(grey, o);
             const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -299,7 +301,7 @@ int main(int argc, char** argv) {
             Series& h = heckel[{snr, blur, static_cast<double>(seed)}];
             h.pressure.push_back(p);
             h.fitted.push_back(-std::log(a.fraction_pv[0]));
-            h.inferred.push_back(-std::log(b.fraction_pv[0]));
+            h.refitted.push_back(-std::log(b.fraction_pv[0]));
           } catch (const InputError&) {
             std::printf("| %d | %g | %g | %g | refused | | | | | | | |\n", static_cast<int>(seed), snr, blur, p);
           }
@@ -311,7 +313,7 @@ int main(int argc, char** argv) {
       moved, phantom::CompactionSpec{}.heckel_k);
   for (const auto& [key, h] : heckel) {
     if (h.pressure.size() < 3) continue;
-    const double k0 = slope(h.pressure, h.fitted), k1 = slope(h.pressure, h.inferred);
+    const double k0 = slope(h.pressure, h.fitted), k1 = slope(h.pressure, h.refitted);
     const double g = phantom::CompactionSpec{}.heckel_k;
     std::printf("| %g | %g | %g | %zu | %.5f → %.5f | %+.1f %% → %+.1f %% |\n", key[0], key[1], key[2],
                 h.pressure.size(), k0, k1, 100 * (k0 / g - 1), 100 * (k1 / g - 1));

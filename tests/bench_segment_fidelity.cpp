@@ -22,7 +22,7 @@
 //   --segment-flags "F": appended to every `voxpress segment` call (before/after tables of an
 //   option, e.g. --segment-flags "--infer-end-members false").
 //   --compare-flags "F": every scan segmented a second time with F appended too; a last table gives
-//   Dice, label porosity, porosity_pv and contact per cell without → with F (e.g. "--map-relabel true").
+//   Dice, label porosity, porosity_pv and contact per cell without → with F (e.g. "--profile-pairing").
 // Timings are not asserted; this is a measurement, not a test.
 #include <algorithm>
 #include <array>
@@ -220,9 +220,6 @@ int throughput() {
   SegmentOptions auto_options;
   auto_options.classes = 3;
   row("segment auto: fit + PSF estimate + PV labels and fractions", [&] { (void)segment_grey(grey, auto_options); });
-  auto_options.partial_volume.map_relabel = true;
-  row("segment auto, map_relabel", [&] { (void)segment_grey(grey, auto_options); });
-  auto_options.partial_volume.map_relabel = false;
   auto_options.partial_volume.psf_sigma_vox = {1.0, 1.0, 1.0};
   row("segment auto, PSF σ given", [&] { (void)segment_grey(grey, auto_options); });
   PsfEstimate e;

@@ -245,7 +245,7 @@ int main(int argc, char** argv) {
               for (int which = 0; which < 2; ++which) {
                 const Volume<std::uint8_t>& L =
                     which == 0 ? r.labels : static_cast<const Volume<std::uint8_t>&>(ph.labels);
-                EndMemberInferenceOptions eo;
+                SimulatedScanOptions eo;
                 eo.psf_sigma_vox = r.psf_sigma_vox;
                 eo.noise_sigma = r.auto_fit->noise_sigma;
                 eo.integral = true;

@@ -2,8 +2,8 @@
 // truth: the energy it descends is the imaging model's, exactly (also within 4σ of a face, where
 // the clamped blur is not symmetric), and on a 10 MPa composite it removes most of the contact
 // bias of the `auto` labels. Annealing is not part of `auto` (docs/segmentation-studies.md, "Forward-model
-// MAP relabelling: measured, not shipped"): elsewhere its prior biases the contact fraction; plain
-// ICM is `auto`'s opt-in map_relabel (tests/test_segment_pv.cpp).
+// MAP relabelling: measured, not shipped"): elsewhere its prior biases the contact fraction; one
+// sweep of plain ICM is `auto`'s sharp_psf_sweep and low_snr_sweep (tests/test_segment_pv.cpp).
 #include <gtest/gtest.h>
 
 #include <cmath>

@@ -492,45 +492,6 @@ TEST(PartialVolume, ThinPoreRuleCostsLittleDiceOnASharpScan) {
         << dice(without.labels, phase);
 }
 
-// A sharp scan (64³ composite at 50 MPa, seed 103, SNR 8, blur σ 0.7 voxel, PSF estimated): the SE
-// layers of one or two voxels between pore and AM are real here, and the sandwiched-rim rule, built
-// for σ ≈ 1 where such a run is a blurred pore|AM edge, took them for blends: SE Dice 0.937 against a ceiling of
-// 0.966, contact 0.774 for 0.839 (rim_profile off, the default: both bounds below fail). Read by
-// their grey profile (rim_profile) they stay SE: 0.945 and 0.807.
-TEST(PartialVolume, SandwichedRunsReadByTheirProfileKeepSeLayersOnASharpScan) {
-  const CompositeScan scan = composite_scan(103, 50, 8, 0.7);
-  const LabelVolume& truth = scan.phantom.labels;
-  const auto ideal = vp::testing::blur_ceiling_labels(truth, scan.imaging);
-  SegmentOptions o;
-  o.classes = 3;
-  o.partial_volume.rim_profile = true;
-  o.partial_volume.sharp_psf_sweep = false;  // the profile's own labels, before the forward-model sweep
-  const SegmentResult r = segment_grey(scan.grey, o);
-  ASSERT_EQ(r.classes, 3);
-  EXPECT_GT(r.partial_volume->rim_layers_kept, 0);
-  const double ceiling = vp::testing::dice(ideal, truth, 1), got = vp::testing::dice(r.labels, truth, 1);
-  EXPECT_GT(got, ceiling - 0.025) << "SE Dice " << got << ", ceiling " << ceiling;
-  LabelVolume labels;
-  static_cast<Volume<std::uint8_t>&>(labels) = r.labels;
-  labels.phases = truth.phases;
-  const double contact = contact_area(labels).fraction, want = scan.phantom.truth.contact_area_fraction;
-  EXPECT_NEAR(contact, want, 0.045);
-}
-
-// A sharp scan (64³ composite at 50 MPa, seed 1, SNR 8, blur σ 0.7 voxel), the cell furthest
-// below its Dice ceiling: the rules built for σ ≈ 1 trade the ceiling's pore→SE errors for SE→pore
-// and SE→AM ones (pore / SE Dice 0.917 / 0.937 against a ceiling of 0.944 / 0.964 without
-// map_relabel). The forward-model MAP relabelling must bring every phase's Dice to within 0.02 of
-// the ceiling (ideal midpoints on the noise-free blurred image), the issue's SNR 8 target, and give
-// the same labels at 1 and 2 threads.
-TEST(PartialVolume, MapRelabellingReachesTheDiceCeilingOnASharpScan) {
-  SegmentOptions o;
-  o.classes = 3;
-  o.partial_volume.map_relabel = true;
-  const SegmentResult r = segment_within_the_dice_ceiling(composite_scan(1, 50, 8, 0.7), o);
-  EXPECT_GT(r.partial_volume->map_flips, 0);
-}
-
 // Under a sharp PSF `auto` runs one forward-model sweep by default (sharp_psf_sweep): at SNR 8
 // the rules alone leave pore Dice 0.03–0.04 under the blur ceiling, all of it noise on boundary
 // voxels. σ ≥ 1 scans keep the rules' labels bit for bit.
@@ -834,47 +795,6 @@ TEST(PartialVolume, LabellingUsesTheScansOwnPsf) {
   EXPECT_LT(std::fabs(err), 0.01);
 }
 
-// A composite at 10 MPa under a PSF of σ 1.5 voxels: SE grains of ~3-voxel radius have almost
-// no pure voxels (22 here), so the histogram fit's SE mean is pulled dark by the pore|SE blends
-// (20 915 for a true 22 000). Re-imaging the labels with trial end members and matching the
-// simulated fit to the observed one (end_members.h) moves it towards the truth (21 183; the
-// labels under-count the pore, so the simulated blends pull less than the real ones and part of
-// the bias stays) and porosity_pv with it: −0.0552 → −0.0507, inside its interval (± 0.0525).
-// Opt-in (infer_end_members): at 50–125 MPa it moves the SE end member the wrong way.
-TEST(PartialVolume, EndMemberWithoutPureVoxelsIsInferredFromTheLabels) {
-  const CompositeScan scan = composite_scan(1, 10, 8, 1.5);
-  const double se = scan.imaging.grey_level("se");
-  const double truth = scan.phantom.truth.volume_fraction.at("pore");
-  SegmentOptions o;
-  o.classes = 3;
-  o.partial_volume.infer_end_members = true;
-  const SegmentResult r = segment_grey(scan.grey, o);
-  ASSERT_EQ(r.classes, 3);
-  const PartialVolumeResult& pv = *r.partial_volume;
-  ASSERT_LT(pv.pure_voxels[1], 200) << "the case this test is about: SE only in the histogram fit";
-  const double fitted = r.auto_fit->mixture.means[1];
-  EXPECT_LT(fitted, se - 800) << "the fit's blend-pulled SE mean";
-  EXPECT_GT(pv.means[1], fitted + 200) << "inferred SE end member";
-  EXPECT_LT(pv.means[1], se + 200) << "no overshoot past the true grey level";
-  EXPECT_NEAR(pv.end_member_shift[1], pv.means[1] - fitted, 1e-9);
-  EXPECT_EQ(pv.end_member_shift[0], 0.0) << "the pore has pure voxels here";
-  const double err = pv.fraction_pv[0] - truth;
-  EXPECT_LE(std::fabs(err), pv.fraction_pv_ci95[0]);
-
-  o.partial_volume.infer_end_members = false;
-  o.partial_volume.refit_end_members = false;  // the fit's end member, not the (default) refit's
-  const SegmentResult fit_only = segment_grey(scan.grey, o);
-  EXPECT_DOUBLE_EQ(fit_only.partial_volume->means[1], fitted);
-  const double err_fit = fit_only.partial_volume->fraction_pv[0] - truth;
-  EXPECT_LT(std::fabs(err), std::fabs(err_fit) - 0.003) << "inferred " << err << ", fitted " << err_fit;
-
-  // Deterministic: the simulated noise is counter-based, so a second run gives the same numbers.
-  o.partial_volume.infer_end_members = true;
-  const SegmentResult again = segment_grey(scan.grey, o);
-  EXPECT_EQ(again.partial_volume->means, pv.means);
-  EXPECT_EQ(again.partial_volume->fraction_pv, pv.fraction_pv);
-}
-
 // The grey-mean split (end_members.h), exactly: fractions 0.2 / 0.5 / 0.3 of end members
 // 6 000 / 20 000 / 44 000 have the mean 24 400; with the middle end member moved to 22 000 and
 // the bright class's 0.3 kept, φ_0 + φ_1 = 0.7 and 6 000 φ_0 + 22 000 φ_1 = 24 400 − 13 200
@@ -1056,6 +976,29 @@ TEST(PartialVolume, EndMembersFarFromTheScansOwnFitWarnOfDrift) {
 
 namespace {
 
+// A fresh folder `tag` holding g.mha, a 32³ composite at 10 MPa (seed 1, SNR 8, σ 1): what the
+// refusal tests segment.
+fs::path folder_with_a_scan(const std::string& tag) {
+  const fs::path dir = fs::temp_directory_path() / (tag + "_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  write_volume(composite_scan(1, 10, 8, 1.0, 32).grey, (dir / "g.mha").string());
+  return dir;
+}
+
+// dir/cfg.yaml: g.mha segmented into pore, SE and AM, the segment stage's other keys `keys` (YAML
+// flow-map entries) on line 8, from column 22.
+void write_segment_config(const fs::path& dir, const std::string& keys) {
+  std::ofstream(dir / "cfg.yaml") << "phases:\n"
+                                     "  - {name: pore, label: 0, role: pore}\n"
+                                     "  - {name: se, label: 1, role: electrolyte}\n"
+                                     "  - {name: am, label: 2, role: active}\n"
+                                     "samples:\n"
+                                     "  - {path: g.mha, pressure_MPa: 10, name: s}\n"
+                                     "stages:\n"
+                                     "  - {stage: segment, "
+                                  << keys << ", phases: {0: pore, 1: se, 2: am}}\n";
+}
+
 // `voxpress segment g.mha` in dir with each case's flags exits 2, naming `key` and the case's
 // expected words in its error.
 void expect_segment_refused(const fs::path& dir, const std::string& key,
@@ -1072,10 +1015,7 @@ void expect_segment_refused(const fs::path& dir, const std::string& key,
 
 // Bad end members exit 2 naming the key and what was expected.
 TEST(PartialVolume, BadEndMembersExitTwoNamingWhatWasExpected) {
-  const fs::path dir = fs::temp_directory_path() / ("vp_test_pv_badref_" + std::to_string(::getpid()));
-  fs::create_directories(dir);
-  const CompositeScan scan = composite_scan(1, 10, 8, 1.0, 32);
-  write_volume(scan.grey, (dir / "g.mha").string());
+  const fs::path dir = folder_with_a_scan("vp_test_pv_badref");
   std::ofstream(dir / "info.json") << R"({"dims": [32, 32, 32]})";
   std::ofstream(dir / "notjson.json") << "classes: [1, 2, 3]";
   const std::vector<std::pair<std::string, std::string>> cases = {
@@ -1089,15 +1029,7 @@ TEST(PartialVolume, BadEndMembersExitTwoNamingWhatWasExpected) {
   };
   expect_segment_refused(dir, "end_members", cases);
   // The YAML key, checked by validate with its line and column.
-  std::ofstream(dir / "cfg.yaml")
-      << "phases:\n"
-         "  - {name: pore, label: 0, role: pore}\n"
-         "  - {name: se, label: 1, role: electrolyte}\n"
-         "  - {name: am, label: 2, role: active}\n"
-         "samples:\n"
-         "  - {path: g.mha, pressure_MPa: 10, name: s}\n"
-         "stages:\n"
-         "  - {stage: segment, end_members: \"6000,43000\", phases: {0: pore, 1: se, 2: am}}\n";
+  write_segment_config(dir, "end_members: \"6000,43000\"");
   const auto v = vp::testing::run_voxpress("validate cfg.yaml", dir);
   EXPECT_EQ(v.code, 2) << v.out << v.err;
   EXPECT_NE((v.out + v.err).find("cfg.yaml:8:"), std::string::npos) << v.out << v.err;
@@ -1105,28 +1037,41 @@ TEST(PartialVolume, BadEndMembersExitTwoNamingWhatWasExpected) {
   fs::remove_all(dir);
 }
 
-// --infer-end-members (or --refit-end-members) where it would do nothing exits 2 naming the key, instead of being
-// ignored.
-TEST(PartialVolume, InferEndMembersOrMapRelabelWhereTheyCannotApplyExitTwo) {
-  const fs::path dir = fs::temp_directory_path() / ("vp_test_pv_badinfer_" + std::to_string(::getpid()));
-  fs::create_directories(dir);
-  const CompositeScan scan = composite_scan(1, 10, 8, 1.0, 32);
-  write_volume(scan.grey, (dir / "g.mha").string());
-  const std::vector<std::pair<std::string, std::string>> cases = {
-      {"--method multi-otsu --infer-end-members", "inferring end members is for method auto; method is multi-otsu"},
-      {"--infer-end-members --end-members 6000,22000,43000", "reference end_members are held fixed"},
-  };
-  expect_segment_refused(dir, "infer_end_members", cases);
+// --refit-end-members where it would do nothing exits 2 naming the key, instead of being ignored.
+TEST(PartialVolume, RefitEndMembersWhereItCannotApplyExitsTwo) {
+  const fs::path dir = folder_with_a_scan("vp_test_pv_badrefit");
   expect_segment_refused(
       dir, "refit_end_members",
       {{"--method gmm --refit-end-members true", "refitting end members is for method auto; method is gmm"},
        {"--refit-end-members true --end-members 6000,22000,43000", "reference end_members are held fixed"},
-       {"--refit-end-members true --infer-end-members", "infer_end_members also replaces the fit-only end members"},
        // A bare flag (scripts written while the refit was opt-in) still means true.
        {"--method gmm --refit-end-members", "refitting end members is for method auto; method is gmm"}});
-  expect_segment_refused(
-      dir, "map_relabel",
-      {{"--method kmeans --map-relabel", "MAP relabelling uses the auto fit's end members and PSF; method is kmeans"}});
+  fs::remove_all(dir);
+}
+
+// Options folded out of the code (Stage::removed_params): a command or a config still naming one
+// exits 2 saying that the key was removed, why, and where that was measured, not "unknown key" or
+// an unexpected flag.
+TEST(PartialVolume, RemovedKeysExitTwoSayingWhyAndWhereTheyWereMeasured) {
+  const fs::path dir = folder_with_a_scan("vp_test_pv_removed");
+  const std::vector<std::pair<std::string, std::string>> removed = {
+      {"rim_profile", "\"Sandwiched runs read by their profile\""},
+      {"infer_end_members", "\"End members of classes without pure voxels\""},
+      {"map_relabel", "\"Forward-model MAP relabelling of `auto`'s labels\""},
+  };
+  for (const auto& [key, section] : removed) {
+    std::string flag = "--" + key;
+    std::replace(flag.begin(), flag.end(), '_', '-');
+    const std::string said = "segment stage key '" + key + "' was removed (measured, ";
+    expect_segment_refused(dir, said, {{flag, section}, {flag + " false", "docs/segmentation-studies.md"}});
+    write_segment_config(dir, key + ": true");
+    const auto v = vp::testing::run_voxpress("validate cfg.yaml", dir);
+    EXPECT_EQ(v.code, 2) << v.out << v.err;
+    const std::string all = v.out + v.err;
+    EXPECT_NE(all.find("cfg.yaml:8:22: stages[0]." + key + ": " + said), std::string::npos) << all;
+    EXPECT_NE(all.find("docs/segmentation-studies.md, " + section), std::string::npos) << all;
+    EXPECT_EQ(all.find("unknown key"), std::string::npos) << all;
+  }
   fs::remove_all(dir);
 }
 

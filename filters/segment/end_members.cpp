@@ -32,7 +32,7 @@ Box central_block(Dims d, index_t max_side) {
 }
 
 Volume<float> simulated_scan(const Volume<std::uint8_t>& labels, const std::vector<double>& mu,
-                             const EndMemberInferenceOptions& o) {
+                             const SimulatedScanOptions& o) {
   const Box box = central_block(labels.dims(), o.max_side);
   const Dims b{box.size[0], box.size[1], box.size[2]};
   const index_t x0 = box.min[0], y0 = box.min[1], z0 = box.min[2];
@@ -60,35 +60,6 @@ Volume<float> simulated_scan(const Volume<std::uint8_t>& labels, const std::vect
       }
   });
   return g;
-}
-
-EndMemberInference infer_end_members(const Volume<std::uint8_t>& labels, const PartialVolumeMixture& observed,
-                                     const Histogram& binning, const std::vector<double>& start,
-                                     const std::vector<bool>& infer, const EndMemberInferenceOptions& o) {
-  const int k = observed.classes();
-  if (static_cast<int>(start.size()) != k || static_cast<int>(infer.size()) != k)
-    throw ComputeError("end-member inference: " + std::to_string(start.size()) + " start values for " +
-                       std::to_string(k) + " classes");
-  EndMemberInference out;
-  out.means = start;
-  out.residual.assign(k, 0.0);
-  const int bins = static_cast<int>(binning.counts.size());
-  for (int it = 0; it < o.iterations; ++it) {
-    const Volume<float> sim = simulated_scan(labels, out.means, o);
-    const PartialVolumeMixture fit =
-        refit_partial_volume_mixture(histogram(sim, bins, binning.lo, binning.hi), observed, o.noise_sigma);
-    std::vector<double> next = out.means;
-    for (int c = 0; c < k; ++c) {
-      out.residual[c] = observed.means[c] - fit.means[c];
-      if (infer[c]) next[c] += out.residual[c];
-    }
-    // Ascending end members only: a step that would cross a neighbour stops the inference.
-    if (!std::is_sorted(next.begin(), next.end(), std::less_equal<>())) break;
-    out.means = next;
-  }
-  out.shift.resize(k);
-  for (int c = 0; c < k; ++c) out.shift[c] = out.means[c] - start[c];
-  return out;
 }
 
 std::vector<double> split_by_grey_mean(const std::vector<double>& fractions, const std::vector<double>& means,

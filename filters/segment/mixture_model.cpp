@@ -303,17 +303,6 @@ PureSigmaBounds pure_sigma_bounds(double noise_sigma) {
 
 }  // namespace
 
-PartialVolumeMixture refit_partial_volume_mixture(const Histogram& h, PartialVolumeMixture m, double noise_sigma,
-                                                  int max_iterations) {
-  if (!(h.total() > 0)) throw InputError("partial-volume mixture: empty histogram");
-  const PureSigmaBounds pure = pure_sigma_bounds(noise_sigma);
-  m.bin_width = h.bin_width();
-  run_em(h, m, max_iterations, pure.min, pure.max);
-  sort_phases(m);
-  finish(h, m);
-  return m;
-}
-
 std::vector<double> resolving_separations(const PartialVolumeMixture& m, double noise_sigma) {
   std::vector<double> d;
   for (int k = 0; k + 1 < m.classes(); ++k) {

@@ -56,12 +56,6 @@ PartialVolumeMixture fit_partial_volume_mixture(const Histogram& h, int classes,
 std::vector<PartialVolumeMixture> partial_volume_optima(const Histogram& h, int classes, int max_iterations = 400,
                                                         double max_sigma = 0, double min_sigma = 0);
 
-// The same EM from a given mixture (its weights, means and σ as the start) on histogram `h`, every
-// pure σ capped and floored as fit_auto_segmentation does for the scan's `noise_sigma`: the fit
-// of a simulated scan that must land on the optimum matching the observed one (end_members.h).
-PartialVolumeMixture refit_partial_volume_mixture(const Histogram& h, PartialVolumeMixture start, double noise_sigma,
-                                                  int max_iterations = 400);
-
 // Evidence for the number of classes: the fit for K = 1..asked with its BIC.
 struct ClassEvidence {
   int classes = 0;

@@ -5,7 +5,6 @@
 #include <cmath>
 #include <limits>
 #include <numeric>
-#include <optional>
 
 #include <tbb/blocked_range.h>
 #include <tbb/enumerable_thread_specific.h>
@@ -65,18 +64,11 @@ constexpr double kBridgeSlope = 0.8;
 // (porosity unmixed with the true end members); docs/segmentation-studies.md, "Pore|AM blends
 // unmixed by their profile".
 constexpr double kProfileEndReach = 0.25;
-// ΔRSS/σ_n² by which a sandwiched run's profile must favour a middle layer over a blurred
-// darker|brighter step or film (or the reverse) to be read as one (rim_profile).
-// Tuned on 96³ seed 103 (SNR 5/8/12, σ 0.7, 10–370 MPa; docs/segmentation-studies.md, "Sandwiched runs
-// read by their profile"): 2 and 4 gain more Dice at 50–125 MPa but raise the 10 and 250 MPa
-// contact further; 6 has the least summed contact error, every Dice at or above the rim rule's.
-constexpr double kRunProfileMargin = 6.0;
-// The profile is read only where the widest PSF σ estimate is below this (voxels). Under σ ≥ 1 a
-// pore|AM edge and a one-voxel SE layer differ by less than what the 1-D models leave out (the
-// neighbours across the line, the end members' blend pull): read there it kept blends as SE
-// (64³ seed 103, σ 1, 10 MPa: pore Dice −0.003 to −0.009, contact +0.03 to +0.07 at margin 2).
-// Held-out scans estimate 0.65–0.70 at σ 0.7, 0.96–1.07 at σ 1. The sharp-PSF sweep below uses
-// the same bound: σ 1 and 1.5 scans keep the rules' labels bit for bit.
+// The widest PSF σ estimate (voxels) below which a scan is read as sharp: the sharp-PSF sweep runs
+// there, the profile pairing and the pore end member's refit only at or above it. Held-out scans
+// estimate 0.65–0.70 at σ 0.7, 0.96–1.07 at σ 1, so σ 1 and 1.5 scans keep the rules' labels bit for
+// bit. First chosen for a profile reading of sandwiched runs, since removed (docs/segmentation-studies.md,
+// "Sandwiched runs read by their profile").
 constexpr double kSharpPsf = 0.85;
 // ICM sweeps of the forward model run by default under a sharp PSF (sharp_psf_sweep). Chosen on
 // 96³ seeds 139–141, SNR 8, σ 0.7, 10–370 MPa (docs/segmentation-studies.md, "Labels under a sharp
@@ -383,36 +375,6 @@ ProfilePairing profile_unmixing_pair(const Volume<float>& gs, index_t x, index_t
   return out;
 }
 
-// End members with fewer than kMinPureVoxels pure voxels are the histogram fit's means, pulled by
-// the blends the fit cannot separate from them; infer them from the labels re-imaged with the
-// scan's PSF and noise (end_members.h), and unmix with those. Half the shift joins their
-// uncertainty: the labels the inference images are themselves biased (they under-count a phase
-// thinner than the PSF), so the correction is known no better than that.
-// Not the darkest class: its fit-only end member (pore films at ≥ 125 MPa, pulled bright) offsets
-// the low bias of the pairing of three-phase voxels; inferring it alone made porosity_pv worse
-// (96³ seed 1 SNR 8 σ 1.5: −0.016 → −0.030 at 125 MPa, −0.004 → −0.015 at 250 MPa).
-void infer_fit_only_end_members(const Volume<float>& grey, const PartialVolumeMixture& fit, const UnmixingSums& sums,
-                                const PartialVolumeOptions& o, PartialVolumeResult& out) {
-  const int k = fit.classes();
-  std::vector<bool> fit_only(static_cast<std::size_t>(k));
-  for (int c = 1; c < k; ++c) fit_only[c] = sums.pure[c] < kMinPureVoxels;
-  if (std::none_of(fit_only.begin(), fit_only.end(), [](bool b) { return b; })) return;
-  EndMemberInferenceOptions eo;
-  eo.psf_sigma_vox = o.psf_sigma_vox;
-  eo.noise_sigma = o.noise_sigma > 0 ? o.noise_sigma : *std::min_element(fit.sigmas.begin(), fit.sigmas.end());
-  // The simulated scans are binned as the observed one was; integer grey is simulated integer.
-  const Histogram binning = histogram(grey, o.histogram_bins);
-  eo.integral = std::all_of(grey.storage().begin(), grey.storage().end(), [](float v) { return std::floor(v) == v; });
-  const EndMemberInference inferred = infer_end_members(out.labels, fit, binning, out.means, fit_only, eo);
-  for (int c = 0; c < k; ++c) {
-    if (!fit_only[c]) continue;
-    out.end_member_shift[c] = inferred.shift[c];
-    out.means[c] = inferred.means[c];
-    out.mean_uncertainty[c] = std::hypot(out.mean_uncertainty[c], 0.5 * inferred.shift[c]);
-  }
-  out.fraction_pv = unmixed_fractions(sums, out.means);
-}
-
 // The darkest class's end member where it has no pure voxels (pore films and necks under a wide
 // PSF, ≥ 125 MPa at σ 1.5): the histogram fit's mean, or the one extrapolated from its blends, is
 // pulled bright by the film blends (96³ seeds 151–153, SNR 8, σ 1.5: 8 300–9 400 at 125 MPa,
@@ -420,8 +382,8 @@ void infer_fit_only_end_members(const Volume<float>& grey, const PartialVolumeMi
 // from the profile. Refitted by least squares on the labels, g ≈ Σ_c μ_c B 1[L = c] (refit_means of
 // forward_model.h, the scan's PSF B, the central block as refit_fit_only_end_member): the labels
 // hold the films the thin-pore rule keeps, so their blurred image carries the blend the fit's mean
-// absorbed (6 180 / 8 280 / 8 890 on the same scans; indirect inference, end_members.h, left it at
-// 6 820 / 10 110 / 11 990, and costs three simulated scans and fits). Kept below the next class's end member;
+// absorbed (6 180 / 8 280 / 8 890 on the same scans; indirect inference, since removed, left it at
+// 6 820 / 10 110 / 11 990, and cost three simulated scans and fits). Kept below the next class's end member;
 // at SNR 5 it can overshoot dark (docs/segmentation-studies.md, "The pore end member without pure
 // voxels refitted with the pairing").
 // Half the shift joins its uncertainty, as for the other refitted end members.
@@ -461,7 +423,7 @@ int single_fit_only_class(const UnmixingSums& sums, const std::vector<std::int64
 // (docs/segmentation-studies.md, "The end-member refit on a central block"). Returns false where it would
 // not move brighter and stay below its brighter neighbour (the fit's end member stays; only its
 // uncertainty may narrow to the refit's disagreement with it). Its uncertainty
-// is the fit's statistical one (`fit_statistical`) and half the shift, as for infer_end_members:
+// is the fit's statistical one (`fit_statistical`) and half the shift, as for the pore's refit above:
 // not the blend term of a fit-only end member, which bounds the blend pull the refit removed.
 bool refit_fit_only_end_member(const Volume<float>& grey, const std::vector<double>& sigma, int moved,
                                double fit_statistical, const PartialVolumeOptions& o, PartialVolumeResult& out) {
@@ -919,32 +881,20 @@ PartialVolumeResult partial_volume_segmentation(const Volume<float>& grey, const
   // the rim pass copies the labels.
   gs = Volume<float>();
   conf = near = adjacent = Volume<std::uint8_t>();
-  std::optional<RunProfileModel> profile;
-  if (o.rim_profile && widest_psf < kSharpPsf) {
-    profile.emplace();
-    profile->grey = &grey;
-    profile->means = out.means;
-    profile->psf_sigma_vox = o.psf_sigma_vox;
-    profile->noise_sigma = o.noise_sigma > 0 ? o.noise_sigma : *std::min_element(sigma.begin(), sigma.end());
-    profile->margin = kRunProfileMargin;
-  }
-  const RimCounts rims =
-      relabel_sandwiched_rims(out.labels, grey, label_sigma_um, centre, rims_decided, profile ? &*profile : nullptr);
-  out.rim_voxels_avoided += rims.relabelled;
-  out.rim_layers_kept = rims.kept;
+  out.rim_voxels_avoided += relabel_sandwiched_rims(out.labels, grey, label_sigma_um, centre, rims_decided);
   // Under a sharp PSF the labels' loss to the blur ceiling is noise on boundary voxels, which no
   // per-voxel rule removes (thresholds at the true end members' midpoints lose more than the
   // rules): one sweep of the forward model reads each boundary voxel with its neighbours.
-  const bool sharp_sweep = o.sharp_psf_sweep && !o.map_relabel && widest_psf < kSharpPsf;
+  const bool sharp_sweep = o.sharp_psf_sweep && widest_psf < kSharpPsf;
   // Under a wider PSF the loss is the same boundary noise, at every SNR: σ ≥ 0.85 scans take the
   // sweep too (low_snr_sweep), with the prior neutral beside the brightest class (the pair β
   // filled one-voxel pore films between AM and SE, raising the contact fraction).
-  const bool low_snr_sweep = o.low_snr_sweep && !o.map_relabel && widest_psf >= kSharpPsf;
+  const bool low_snr_sweep = o.low_snr_sweep && widest_psf >= kSharpPsf;
   // Reported with the fit: the noise of the classes the widest step joins, not the scan's one σ
   // (under photon-counting noise the quiet pore pulls the median second difference down). A
   // class with too few pure voxels reads min(fitted, scan σ).
   out.scan_snr = scan_snr(out.means, class_noise_sigmas(sums, pure_sigma));
-  if (o.map_relabel || sharp_sweep || low_snr_sweep) {
+  if (sharp_sweep || low_snr_sweep) {
     ForwardModelOptions fm;
     if (sharp_sweep) {
       fm.max_sweeps = kSharpPsfSweeps;
@@ -968,13 +918,12 @@ PartialVolumeResult partial_volume_segmentation(const Volume<float>& grey, const
   if (widest_psf >= kSharpPsf && o.refit_pore_end_member && (!reference || o.dark_end_member_extrapolated) &&
       sums.pure[0] < kMinPureVoxels)
     refit_pore_end_member(grey, sums, fitted_end_member_uncertainty(sigma[0], fit.weights[0], n_total), o, out);
-  if (o.infer_end_members && !reference) infer_fit_only_end_members(grey, fit, sums, o, out);
   // The fractions as a function of the end members (the interval below differentiates it): plain
   // unmixing, or with a refitted end member, the classes with measured end members unmixed with
   // the fit's end member for it and the rest split by the grey mean that unmixing conserves.
   int moved = -1;
   double moved_fit_mean = 0, grey_mean = 0;
-  if (o.refit_end_members && !reference && !o.infer_end_members) {
+  if (o.refit_end_members && !reference) {
     const int m = single_fit_only_class(sums, label_count, o.refit_min_pure_share);
     moved_fit_mean = m >= 0 ? out.means[m] : 0;
     for (int c = 0; c < k; ++c) grey_mean += out.fraction_pv[c] * out.means[c];

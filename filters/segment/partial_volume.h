@@ -37,15 +37,6 @@ struct PartialVolumeOptions {
   // voxels' middle share is under-counted (docs/segmentation-studies.md, "The sharp-PSF
   // porosity_pv bias taken apart").
   bool film_pairing = false;
-  // A sandwiched middle-class run (one or two voxels between a darker and a brighter class along
-  // an axis, relabelled as the blend of a darker|brighter edge) keeps its label where its grey
-  // profile is told a middle layer rather than a blurred darker|brighter step or a darker film
-  // pressed against the brighter class (likelihood ratio with the noise σ, the PSF and the end
-  // members). Only where every axis's PSF σ is below 0.85 voxel. Opt-in: at σ 0.7 it gains up to
-  // 0.014 Dice and brings the 50–125 MPa contact nearer the truth, but moves the 10 and 250–370 MPa
-  // contact away and costs ≈ 1.45× auto's CPU there (docs/segmentation-studies.md, "Sandwiched runs read
-  // by their profile").
-  bool rim_profile = false;
   // The scan's noise σ (0: each class's fitted σ). The pure-voxel window reads min(fitted σ,
   // noise σ): a fitted σ widened by unresolved blend must not widen the window in which voxels
   // holding some of a thin neighbour are counted pure.
@@ -54,24 +45,15 @@ struct PartialVolumeOptions {
   // class), the fit's means are the end members as they are — not replaced by this scan's
   // pure-voxel means — and this is their uncertainty in the interval.
   std::vector<double> end_member_uncertainty;
-  // End members of classes other than the darkest with too few pure voxels (SE grains under a
-  // wide PSF) inferred by re-imaging the labels (end_members.h) instead of the histogram fit's
-  // blend-pulled means. Not with reference end members. Opt-in: it helps at 10 MPa under σ 1.5
-  // and moves the SE end member the wrong way at 50–125 MPa (docs/segmentation.md).
-  bool infer_end_members = false;
-  int histogram_bins = 256;  // the bins of the histogram the mixture was fitted on (histogram(grey, bins))
-  // The labels of the rules above relabelled last by forward-model MAP (forward_model.h: plain
-  // ICM, pair β, the scan's PSF, noise σ and these end members): boundary voxels take the label
-  // whose blurred image explains the grey best (issue 11 item 2; docs/segmentation.md).
-  bool map_relabel = false;
-  // Where every axis's PSF σ is below 0.85 voxel and map_relabel is off: one sweep of that
-  // relabelling, with each class's end member taken locally (σ 2 voxels, local_means_sigma) and
-  // β(AM, SE) = β(AM, pore) (neutral_beside_brightest). Under a sharp PSF the rules' labels lose
+  // Where every axis's PSF σ is below 0.85 voxel: one sweep of forward-model MAP relabelling
+  // (forward_model.h: ICM, pair β, the scan's PSF, noise σ and end members), each class's end
+  // member taken locally (σ 2 voxels, local_means_sigma), β(AM, SE) = β(AM, pore)
+  // (neutral_beside_brightest). Under a sharp PSF the rules' labels lose
   // 0.02–0.04 Dice to the blur ceiling at SNR 8, all of it noise on boundary voxels
   // (docs/segmentation-studies.md, "Labels under a sharp PSF: one forward-model sweep", and "The
   // sharp-PSF sweep under textured AM" for the local end members); σ ≥ 1 scans are not touched.
   bool sharp_psf_sweep = true;
-  // Where sharp_psf_sweep does not run (a PSF σ ≥ 0.85 voxel on some axis) and map_relabel is off:
+  // Where sharp_psf_sweep does not run (a PSF σ ≥ 0.85 voxel on some axis):
   // one sweep of that relabelling with global end members, its prior neutral beside the brightest
   // class, at every SNR. Named for the SNR 5 scans where it was first measured (worst gap to the
   // blur ceiling 0.081 → 0.015 held out); at SNR 6–12 it gains as much (fresh seeds 227–228: pore
@@ -84,7 +66,7 @@ struct PartialVolumeOptions {
   // (forward_model.h: ICM with the least-squares refit g ≈ Σ μ_c B 1[L = c] before each sweep, on
   // a copy of the labels), and the fractions of that class and the darkest re-split by the
   // conserved grey mean (split_by_grey_mean); the other classes keep theirs. Only where the
-  // refit moves it brighter. Not with reference end members or infer_end_members. On by default
+  // refit moves it brighter. Not with reference end members. On by default
   // (docs/segmentation-studies.md, "End members refitted by forward-model MAP" and "The end-member refit on
   // a central block"); false restores the fit's end member.
   bool refit_end_members = true;
@@ -141,14 +123,13 @@ struct PartialVolumeResult {
   std::vector<double> pairing_ambiguity;  // per class: how far the pairing of three-phase voxels could move it
   double pairing_share = 0;               // the share of pairing_ambiguity taken as one standard deviation
   std::vector<std::int64_t> pure_voxels;  // voxels taken as pure, per class
-  std::vector<double> end_member_shift;   // inferred end member − the histogram fit's, per class (0: not inferred)
+  std::vector<double> end_member_shift;   // refitted end member − the histogram fit's, per class (0: not refitted)
   std::int64_t mixed_voxels = 0;          // voxels unmixed with a pair
   std::int64_t thin_pore_voxels = 0;      // darkest-class labels from valleys (thin_pores)
   std::int64_t rim_voxels_avoided = 0;    // middle-class grey voxels labelled with a nearby pair
-  std::int64_t rim_layers_kept = 0;       // sandwiched-run voxels kept as a middle layer (rim_profile)
-  std::int64_t map_flips = 0;             // labels changed by the forward-model MAP relabelling (map_relabel)
-  double scan_snr = 0;                    // widest end-member step over its classes' noise (scan_snr below)
-  UnmixingSums unmixing;                  // the sums fraction_pv was unmixed from (unmixed_fractions)
+  std::int64_t map_flips = 0;  // labels changed by the forward-model MAP sweep (sharp_psf_sweep, low_snr_sweep)
+  double scan_snr = 0;         // widest end-member step over its classes' noise (scan_snr below)
+  UnmixingSums unmixing;       // the sums fraction_pv was unmixed from (unmixed_fractions)
 };
 
 // Labels and fractions in one pass over the volume (plus a smoothing and a dilation).

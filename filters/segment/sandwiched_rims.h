@@ -4,7 +4,6 @@
 // grey (a pore|AM edge at SE grey, or a pore film against AM). partial_volume_segmentation calls
 // relabel_sandwiched_rims after its labelling pass (docs/segmentation.md, "Method auto").
 
-#include <array>
 #include <cstdint>
 #include <vector>
 
@@ -23,21 +22,6 @@ inline int rim_pair_bit(int dark, int bright, int m, int k) { return dark * (k -
 // the brighter one: the comparison relabel_sandwiched_rims makes, as bits (rim_pair_bit).
 unsigned rim_decisions(double g, int m, const std::vector<double>& centre);
 
-// What reading a run's profile needs: the raw grey, the end members, the PSF σ per axis (voxels),
-// the noise σ, and the least ΔRSS/σ_n² by which one shape must beat the other to decide.
-struct RunProfileModel {
-  const Volume<float>* grey = nullptr;
-  std::vector<double> means;
-  std::array<double, 3> psf_sigma_vox{};
-  double noise_sigma = 0;
-  double margin = 0;
-};
-
-// How many sandwiched voxels were relabelled, and how many kept as read as a middle layer.
-struct RimCounts {
-  std::int64_t relabelled = 0, kept = 0;
-};
-
 // A middle-class run of one or two voxels along an axis with a darker class on one side and a
 // brighter one on the other is the blend of a darker|brighter edge (a pore|AM edge at SE grey,
 // or a pore film against AM): each such voxel takes the nearer of the two outer end members.
@@ -45,10 +29,8 @@ struct RimCounts {
 // compares with the end members is `grey` smoothed by `sigma_um`, computed one z-slab at a time;
 // or, with `decided`, the labelling pass already made every such comparison on that grey and
 // left it in the labels' high bits (kRimBits: with at most kMaxDecidedClasses classes), which
-// this pass clears.
-// With `profile` (rim_profile), each run's grey profile is also read against a blurred step, a
-// middle layer and a dark film: a voxel is kept where some axis reads a layer and none an edge.
-RimCounts relabel_sandwiched_rims(Volume<std::uint8_t>& labels, const Volume<float>& grey, double sigma_um,
-                                  const std::vector<double>& centre, bool decided, const RunProfileModel* profile);
+// this pass clears. Returns how many voxels were relabelled.
+std::int64_t relabel_sandwiched_rims(Volume<std::uint8_t>& labels, const Volume<float>& grey, double sigma_um,
+                                     const std::vector<double>& centre, bool decided);
 
 }  // namespace vp

@@ -107,7 +107,6 @@ SegmentResult segment_grey(const Volume<float>& grey, const SegmentOptions& o) {
         pvo.dark_end_member_extrapolated = true;
       }
       if (!(pvo.noise_sigma > 0)) pvo.noise_sigma = r.auto_fit->noise_sigma;
-      pvo.histogram_bins = o.bins;
       pvo.psf_sigma_vox = labelling_psf(grey, *r.auto_fit, pvo.psf_sigma_vox, r);
       r.psf_sigma_vox = pvo.psf_sigma_vox;
       r.partial_volume = partial_volume_segmentation(grey, r.auto_fit->mixture, pvo);

@@ -48,9 +48,9 @@ void add_preprocess_flags(CLI::App& app, std::map<std::string, std::string>& val
 // segment's `phases` (the command writes class indices), and cleanup's and particles'
 // `connectivity` (--connectivity is segment's; both keep their default, 26).
 const std::vector<std::string> kSegmentFlags = {
-    "method",      "classes",         "thresholds",      "bins",         "connectivity",      "model",
-    "thin_pores",  "rim_profile",     "end_members",     "pore_films",   "infer_end_members", "refit_end_members",
-    "map_relabel", "sharp_psf_sweep", "profile_pairing", "low_snr_sweep"};
+    "method",          "classes",         "thresholds",   "bins",       "connectivity",
+    "model",           "thin_pores",      "end_members",  "pore_films", "refit_end_members",
+    "sharp_psf_sweep", "profile_pairing", "low_snr_sweep"};
 const std::vector<std::string> kCleanupFlags = {"min_island_voxels"};
 const std::vector<std::string> kParticlesFlags = {"phase", "h", "min_volume"};
 
@@ -261,6 +261,7 @@ int segment_main(const std::vector<std::string>& args) {
   // Training from --scribbles makes the forest here: the stage's "forest needs a model file"
   // preflight does not apply, its declared types, bounds and choices do.
   Params segment_params = Params::from_strings(segment_values, segment.params(), origin);
+  segment_params.removed("segment stage", segment.removed_params());
   {
     Diagnostics diags(origin);
     segment_params.check(diags);

@@ -222,32 +222,19 @@ class SegmentStage : public Stage {
                 0, 10),
         param("thin_pores", ParamType::boolean, "auto: label darkest-phase films thinner than the PSF", "",
               bool_default(PartialVolumeOptions{}.thin_pores)),
-        param("rim_profile", ParamType::boolean,
-              "auto: a middle-class run of 1-2 voxels between a darker and a brighter class keeps its label where "
-              "its grey profile reads as a middle layer, not a blurred darker|brighter edge or a darker film "
-              "(opt-in; only where the PSF σ is below 0.85 voxel)",
-              "", bool_default(PartialVolumeOptions{}.rim_profile)),
         param("pore_films", ParamType::boolean,
               "auto, 3 classes: relabel as pore the films along AM|SE faces found by a per-face profile fit "
               "(opt-in; lowers the contact fraction's PSF bias in most cells, not at blur σ 0.7 near 50 MPa)",
               "", bool_default(SegmentOptions{}.pore_films)),
-        param("infer_end_members", ParamType::boolean,
-              "auto: end members of classes other than the darkest with under 200 pure voxels inferred by "
-              "re-imaging the labels with the scan's PSF and noise, not the histogram fit's blend-pulled means "
-              "(opt-in; helps at low pressure under a wide PSF, not at 50-125 MPa)",
-              "", bool_default(PartialVolumeOptions{}.infer_end_members)),
         param("refit_end_members", ParamType::boolean,
               "auto: the end member of the one class other than the darkest with under 200 pure voxels refitted "
               "with the labels by forward-model MAP, and that class's and the darkest's fractions split by the "
               "conserved grey mean (default true; acts at low pressure under a wide PSF; false keeps the fit's)",
               "", bool_default(PartialVolumeOptions{}.refit_end_members)),
-        param("map_relabel", ParamType::boolean,
-              "auto: relabel boundary voxels last by forward-model MAP (iterated conditional modes with the "
-              "scan's PSF, noise σ and end members as the imaging model)",
-              "", bool_default(PartialVolumeOptions{}.map_relabel)),
         param("sharp_psf_sweep", ParamType::boolean,
-              "auto: where the PSF estimate is below 0.85 voxel on every axis, one sweep of that MAP relabelling "
-              "last (false keeps the rules' labels)",
+              "auto: where the PSF estimate is below 0.85 voxel on every axis, one sweep of forward-model MAP "
+              "relabelling last (iterated conditional modes with the scan's PSF, noise σ and end members as the "
+              "imaging model; false keeps the rules' labels)",
               "", bool_default(PartialVolumeOptions{}.sharp_psf_sweep)),
         param("profile_pairing", ParamType::boolean,
               "auto: where the PSF estimate is at least 0.85 voxel, non-pure voxels with pore and AM near them take "
@@ -266,6 +253,21 @@ class SegmentStage : public Stage {
               "grey"),
         param("phases", ParamType::map,
               "class index -> phase name of the config's phase table, e.g. {0: pore, 1: se, 2: am}"),
+    };
+  }
+  // Opt-in options of `auto` that measured studies rejected, folded out of the code on 2026-12-07.
+  std::vector<RemovedParam> removed_params() const override {
+    return {
+        {"rim_profile",
+         "measured, it moved the 10 and 250-370 MPa contact away and gains less pore and SE Dice than the "
+         "default sharp-PSF sweep: docs/segmentation-studies.md, \"Sandwiched runs read by their profile\""},
+        {"infer_end_members",
+         "measured, it moved the SE end member the wrong way at 50-125 MPa and the default refit_end_members "
+         "replaced it: docs/segmentation-studies.md, \"End members of classes without pure voxels\""},
+        {"map_relabel",
+         "measured, it raised the contact error at SNR 5 and the default one-sweep relabellings (sharp_psf_sweep, "
+         "low_snr_sweep) keep most of its Dice: docs/segmentation-studies.md, \"Forward-model MAP relabelling "
+         "of `auto`'s labels\""},
     };
   }
   std::vector<MetricSpec> metrics() const override {
@@ -324,13 +326,6 @@ class SegmentStage : public Stage {
           bad(d, p, "end_members", at == std::string::npos ? what : what.substr(at + tag.size()));
         }
     }
-    if (p.boolean("infer_end_members")) {
-      if (method != "auto")
-        bad(d, p, "infer_end_members", "inferring end members is for method auto; method is " + method);
-      else if (p.has("end_members"))
-        bad(d, p, "infer_end_members",
-            "reference end_members are held fixed, so none would be inferred: give one of the two");
-    }
     // On by default, where it applies: only a refit asked for where it cannot act is an error.
     if (p.has("refit_end_members") && p.boolean("refit_end_members")) {
       if (method != "auto")
@@ -338,12 +333,7 @@ class SegmentStage : public Stage {
       else if (p.has("end_members"))
         bad(d, p, "refit_end_members",
             "reference end_members are held fixed, so none would be refitted: give one of the two");
-      else if (p.boolean("infer_end_members"))
-        bad(d, p, "refit_end_members", "infer_end_members also replaces the fit-only end members: give one of the two");
     }
-    // The MAP relabelling reads auto's end members, noise σ and PSF: elsewhere it would be silently skipped.
-    if (p.boolean("map_relabel") && method != "auto")
-      bad(d, p, "map_relabel", "MAP relabelling uses the auto fit's end members and PSF; method is " + method);
     // The film fit reads faces between the auto fit's SE and AM classes, so it needs that fit's
     // three classes (pore, electrolyte, active): elsewhere it would be silently skipped.
     if (p.boolean("pore_films")) {
@@ -682,11 +672,15 @@ nlohmann::json partial_volume_counters_json(const SegmentResult& r) {
                         {"bic", e.bic},
                         {"min_separation_sigma", json_number(e.min_separation)},
                         {"min_separation_resolving", json_number(e.min_separation_noise)}});
-  return {{"fit_ks", r.auto_fit->mixture.ks},          {"bic_per_k", evidence},
-          {"noise_sigma", r.auto_fit->noise_sigma},    {"separation_resolving", r.auto_fit->resolving_separations},
-          {"pairing_ambiguity", pv.pairing_ambiguity}, {"mixed_voxels", pv.mixed_voxels},
-          {"thin_pore_voxels", pv.thin_pore_voxels},   {"rim_voxels_avoided", pv.rim_voxels_avoided},
-          {"rim_layers_kept", pv.rim_layers_kept},     {"map_flips", pv.map_flips},
+  return {{"fit_ks", r.auto_fit->mixture.ks},
+          {"bic_per_k", evidence},
+          {"noise_sigma", r.auto_fit->noise_sigma},
+          {"separation_resolving", r.auto_fit->resolving_separations},
+          {"pairing_ambiguity", pv.pairing_ambiguity},
+          {"mixed_voxels", pv.mixed_voxels},
+          {"thin_pore_voxels", pv.thin_pore_voxels},
+          {"rim_voxels_avoided", pv.rim_voxels_avoided},
+          {"map_flips", pv.map_flips},
           {"scan_snr", json_number(pv.scan_snr)}};
 }
 
@@ -699,10 +693,7 @@ SegmentOptions segment_options(const Params& p) {
   o.connectivity = static_cast<int>(p.integer("connectivity"));
   o.partial_volume.psf_sigma_vox.fill(p.number("psf_sigma"));
   o.partial_volume.thin_pores = p.boolean("thin_pores");
-  o.partial_volume.rim_profile = p.boolean("rim_profile");
   o.pore_films = p.boolean("pore_films");
-  o.partial_volume.infer_end_members = p.boolean("infer_end_members");
-  o.partial_volume.map_relabel = p.boolean("map_relabel");
   o.partial_volume.sharp_psf_sweep = p.boolean("sharp_psf_sweep");
   o.partial_volume.profile_pairing = o.partial_volume.refit_pore_end_member = p.boolean("profile_pairing");
   o.partial_volume.low_snr_sweep = p.boolean("low_snr_sweep");

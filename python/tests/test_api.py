@@ -135,6 +135,14 @@ def test_segment_cleanup_label_outside_the_classes_is_an_input_error(series):
         vp.segment(vp.read(series / "p010.tif"), method="multi-otsu", classes=3, open=0.5, cleanup_label=5)
 
 
+def test_segment_removed_option_is_refused_saying_why(series):
+    # As the CLI and configs: the key was removed, why, and the study that measured it; not "unknown option".
+    with pytest.raises(vp.InputError, match="segment stage key 'map_relabel' was removed \\(measured, .*"
+                       "docs/segmentation-studies.md"):
+        vp.segment(vp.read(series / "p010.tif"), map_relabel=True)
+    assert "map_relabel" not in vp._SEGMENT_PARAMS
+
+
 def test_cracks_equals_cli(series):
     path = series / "p370_labels.tif"
     ref = cli_json("cracks", path, "--labels", PHASES_FLAG, "--roles", "se=electrolyte,am=active")

@@ -257,6 +257,8 @@ def info(volume, spacing_um=None, name=None, **reader_options):
 _PREPROCESS_PARAMS = frozenset(_voxpress.stage_param_names("preprocess"))
 # The segment stage's, likewise (all but `phases`: the function returns class indices).
 _SEGMENT_PARAMS = frozenset(_voxpress.stage_param_names("segment")) - {"phases", "method"}
+# Its removed keys: passed on, so that the stage's check says why each went.
+_SEGMENT_REMOVED = frozenset(_voxpress.stage_removed_param_names("segment"))
 
 
 def segment(grey, method=None, spacing_um=None, name=None, progress=None, **options):
@@ -275,7 +277,7 @@ def segment(grey, method=None, spacing_um=None, name=None, progress=None, **opti
     min_island, fill_holes, open, close, cleanup_label."""
     known = {"nlmeans_patch", "min_island", "fill_holes", "open", "close", "cleanup_label"} | _SEGMENT_PARAMS | \
         _PREPROCESS_PARAMS
-    unknown = set(options) - known
+    unknown = set(options) - known - _SEGMENT_REMOVED
     if unknown:
         raise InputError(f"segment: unknown option(s) {sorted(unknown)}; expected one of {sorted(known)}")
     o = dict(options)
