@@ -12,8 +12,8 @@
 // under blur (0.3–2.1 at SNR 5–8, σ 1–1.5), so the prior decides most flips: β(a, b) is set from
 // the physics so that noise alone moves a voxel of a flat a|b interface (a flip that adds 4 unlike
 // pairs) with probability Φ(−z): s/2 + 4β/s = z, β = max(0, s (z − s/2) / 4).
-// One sweep of plain ICM is `auto`'s last labelling step under a sharp PSF or a low SNR
-// (PartialVolumeOptions::sharp_psf_sweep, low_snr_sweep), and the end-member refit runs it to
+// One sweep of plain ICM is `auto`'s last labelling step, with local end members under a sharp PSF
+// and global ones under a wider PSF (PartialVolumeOptions::sharp_psf_sweep, low_snr_sweep), and the end-member refit runs it to
 // convergence on a copy of the labels (refit_end_members); measured in docs/segmentation-studies.md,
 // "Forward-model MAP relabelling" (both sections).
 #pragma once

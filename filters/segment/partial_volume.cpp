@@ -493,7 +493,7 @@ std::vector<double> class_noise_sigmas(const UnmixingSums& s, const std::vector<
 
 double scan_snr(const std::vector<double>& means, const std::vector<double>& class_noise) {
   if (means.size() < 2 || class_noise.size() < means.size())
-    return std::numeric_limits<double>::quiet_NaN();  // no step: the gate stays shut
+    return std::numeric_limits<double>::quiet_NaN();  // no step to read
   std::size_t widest = 0;
   for (std::size_t c = 1; c + 1 < means.size(); ++c)
     if (means[c + 1] - means[c] > means[widest + 1] - means[widest]) widest = c;

@@ -58,8 +58,9 @@ struct PartialVolumeOptions {
   // class, at every SNR. Named for the SNR 5 scans where it was first measured (worst gap to the
   // blur ceiling 0.081 → 0.015 held out); at SNR 6–12 it gains as much (fresh seeds 227–228: pore
   // Dice +0.02 … +0.08, SE −0.005 … +0.04, contact nearer the truth in 37 of 38 scans). ≈ 1.4 CPU-s
-  // at 256³ (bench_segment, load ≈ 1.5: auto 10.3 → 7.0 Mvoxel/s; docs/segmentation-studies.md, "Labels at SNR 5: one
-  // forward-model sweep" and "The σ ≥ 0.85 sweep at every SNR"). false keeps the rules' labels.
+  // at 256³ (bench_segment, load ≈ 1.5: auto 10.3 → 7.0 Mvoxel/s; docs/segmentation-studies.md,
+  // "Labels at SNR 5: one forward-model sweep" and "The σ ≥ 0.85 sweep at every SNR"). false keeps
+  // the rules' labels.
   bool low_snr_sweep = true;
   // The end member of the one class other than the darkest with too few pure voxels (the SE
   // under a wide PSF at low pressure) refitted with the labels by forward-model MAP
