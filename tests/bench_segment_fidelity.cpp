@@ -22,7 +22,7 @@
 //   --segment-flags "F": appended to every `voxpress segment` call (before/after tables of an
 //   option, e.g. --segment-flags "--infer-end-members false").
 //   --compare-flags "F": every scan segmented a second time with F appended too; a last table gives
-//   Dice, label porosity, porosity_pv and contact per cell without → with F (e.g. "--profile-pairing").
+//   Dice, label porosity, porosity_pv and contact per cell without → with F (e.g. "--pore-films").
 //   --cases-csv PATH: one row per segmented scan (per seed; with --compare-flags a row without and one
 //   with F), with the `voxpress segment` call's CPU seconds, for per-seed tables made elsewhere.
 // Timings are not asserted; this is a measurement, not a test.
@@ -91,7 +91,7 @@ struct Case {
   std::string psf_source;
   // multi-Otsu (k = 3) on the same scan: what a user gets without auto.
   double porosity_mo = NAN, contact_mo = NAN, pore_dice_mo = NAN;
-  int drift_warnings = 0;  // --series-end-members: warnings that the scan's own fit disagrees with the reference
+  int drift_warnings = 0;      // --series-end-members: warnings that the scan's own fit disagrees with the reference
   double segment_cpu_s = NAN;  // user + system CPU of the `voxpress segment` call
 };
 
