@@ -22,7 +22,9 @@
 //   --segment-flags "F": appended to every `voxpress segment` call (before/after tables of an
 //   option, e.g. --segment-flags "--infer-end-members false").
 //   --compare-flags "F": every scan segmented a second time with F appended too; a last table gives
-//   Dice, label porosity, porosity_pv and contact per cell without → with F (e.g. "--profile-pairing").
+//   Dice, label porosity, porosity_pv and contact per cell without → with F (e.g. "--pore-films").
+//   --cases-csv PATH: one row per segmented scan (per seed; with --compare-flags a row without and one
+//   with F), with the `voxpress segment` call's CPU seconds, for per-seed tables made elsewhere.
 // Timings are not asserted; this is a measurement, not a test.
 #include <algorithm>
 #include <array>
@@ -31,6 +33,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iomanip>
 #include <map>
 #include <memory>
 #include <sstream>
@@ -72,6 +75,7 @@ struct Settings {
   bool series_end_members = false;
   std::string segment_flags;  // appended to every `voxpress segment` call (e.g. "--infer-end-members false")
   std::string compare_flags;  // --compare-flags: a second segmentation of every scan with these appended
+  std::string cases_csv;      // --cases-csv: every case's numbers, one row per segmentation
 };
 
 struct Case {
@@ -87,7 +91,8 @@ struct Case {
   std::string psf_source;
   // multi-Otsu (k = 3) on the same scan: what a user gets without auto.
   double porosity_mo = NAN, contact_mo = NAN, pore_dice_mo = NAN;
-  int drift_warnings = 0;  // --series-end-members: warnings that the scan's own fit disagrees with the reference
+  int drift_warnings = 0;      // --series-end-members: warnings that the scan's own fit disagrees with the reference
+  double segment_cpu_s = NAN;  // user + system CPU of the `voxpress segment` call
 };
 
 std::string run_capture(const std::string& command, int& rc) {
@@ -98,6 +103,21 @@ std::string run_capture(const std::string& command, int& rc) {
   while ((n = fread(buf, 1, sizeof buf, pipe.get())) > 0) out.append(buf, n);
   rc = pclose(pipe.release());
   return out;
+}
+
+// User + system CPU seconds of the waited-for child processes so far.
+double children_cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_CHILDREN, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + 1e-6 * (u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+}
+
+// One row per case: `with` 0 for the plain segmentation, 1 for the one with --compare-flags.
+void write_case_row(std::ofstream& csv, const Case& c, int with) {
+  csv << c.seed << ',' << c.snr << ',' << c.blur << ',' << c.pressure << ',' << with << ',' << (c.ok ? 1 : 0);
+  for (int k = 0; k < 3; ++k) csv << ',' << c.dice[k];
+  csv << ',' << c.porosity_truth << ',' << c.porosity_pv << ',' << c.porosity_seg << ',' << c.contact_truth << ','
+      << c.contact << ',' << c.segment_cpu_s << std::endl;  // flushed: a stopped run keeps its rows
 }
 
 double number_or_nan(const nlohmann::json& j) { return j.is_number() ? j.get<double>() : NAN; }
@@ -121,11 +141,13 @@ void measure(const std::string& grey_path, const Volume<float>& grey, const Labe
   int rc = 0;
   // stderr apart: with reference end members the warnings reach it beside the JSON.
   const std::string err_path = labels_path.string() + ".stderr";
+  const double cpu_before = children_cpu_seconds();
   const std::string out =
       run_capture(s.voxpress + " segment " + grey_path + " --out " + labels_path.string() +
                       " --method auto --classes 3 --json" + (s.segment_flags.empty() ? "" : " " + s.segment_flags) +
                       (reference.empty() ? "" : " --end-members " + reference) + " 2>" + err_path,
                   rc);
+  c.segment_cpu_s = children_cpu_seconds() - cpu_before;
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(out);
@@ -253,6 +275,7 @@ int main(int argc, char** argv) {
     else if (a == "--series-end-members") s.series_end_members = true;
     else if (a == "--segment-flags" && i + 1 < argc) s.segment_flags = argv[++i];
     else if (a == "--compare-flags" && i + 1 < argc) s.compare_flags = argv[++i];
+    else if (a == "--cases-csv" && i + 1 < argc) s.cases_csv = argv[++i];
     else if ((a == "--pressures" || a == "--snr" || a == "--blur") && i + 1 < argc) {
       // A subset (comma-separated), e.g. --pressures 250 for the deconvolution target, --blur 1.5.
       std::vector<double>& values = a == "--pressures" ? s.pressures : a == "--snr" ? s.snrs : s.blurs;
@@ -263,7 +286,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr,
                    "usage: bench_segment_fidelity [--full] [--realistic] [--size N] [--voxpress PATH] [--series DIR] "
                    "[--seeds N | A-B] [--no-deconvolve] [--pressures P,...] [--snr S,...] [--blur B,...] "
-                   "[--series-end-members] [--segment-flags F] [--compare-flags F]\n");
+                   "[--series-end-members] [--segment-flags F] [--compare-flags F] [--cases-csv PATH]\n");
       return 2;
     }
   }
@@ -283,6 +306,13 @@ int main(int argc, char** argv) {
   Settings with = s;
   with.segment_flags += " " + s.compare_flags;
   std::map<std::uint64_t, double> generator_k;
+  std::ofstream csv;
+  if (!s.cases_csv.empty()) {
+    csv.open(s.cases_csv);
+    csv << std::setprecision(9)
+        << "seed,snr,blur,pressure,with_flags,ok,dice_pore,dice_se,dice_am,porosity_truth,porosity_pv,porosity_seg,"
+           "contact_truth,contact,segment_cpu_s\n";
+  }
   for (std::uint64_t seed : s.seeds)
     for (double pressure : s.pressures) {
       phantom::CompositeSpec spec;
@@ -325,6 +355,7 @@ int main(int argc, char** argv) {
                     s.series_end_members && is_reference ? reference : "");
           }
           cases.push_back(c);
+          if (csv.is_open()) write_case_row(csv, c, 0);
           std::fprintf(stderr, "seed %llu P %g snr %g blur %g: %s\n", static_cast<unsigned long long>(seed), pressure,
                        snr, blur, c.ok ? "ok" : c.error.c_str());
           if (!s.compare_flags.empty() && !s.series_end_members) {
@@ -334,6 +365,7 @@ int main(int argc, char** argv) {
             measure(path, grey_as_float(g16), ph.labels, {}, with, w);
             if (!w.ok) std::fprintf(stderr, "  with %s: %s\n", s.compare_flags.c_str(), w.error.c_str());
             compared.push_back(w);
+            if (csv.is_open()) write_case_row(csv, w, 1);
           }
         }
     }

@@ -6,9 +6,7 @@
 // fires; then per cell the mean / max |error| and coverage, and the summed estimate_psf time.
 // Usage: bench_segment_psf [--realistic | --poisson --cup C --grain G] [--size N] [--seeds N | A-B] [--snr S,...]
 //                          [--blur B,...] [--pressures P,...] [--rows] [--no-truth-levels]
-//                          [--reread-middle-levels]
 //   --realistic: Poisson noise, 8 % cup, ± 4 % AM grain texture; --poisson / --cup / --grain one of them alone.
-//   --reread-middle-levels: PsfOptions::reread_middle_levels (opt-in) on.
 //   --rows: one row per scan (σ ± ci95 per axis, edges, fitted levels); --no-truth-levels skips the
 //   second estimate with the generator's levels (half the time).
 // Timings are not asserted; this is a measurement, not a test.
@@ -53,7 +51,7 @@ struct CellStats {
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool realistic = false, rows = false, poisson = false, truth_levels = true, reread = false;
+  bool realistic = false, rows = false, poisson = false, truth_levels = true;
   double cup = 0, grain = 0;
   index_t size = 64;
   std::vector<std::uint64_t> seeds{1};
@@ -67,7 +65,6 @@ int main(int argc, char** argv) {
     else if (a == "--grain" && i + 1 < argc) realistic = true, grain = std::stod(argv[++i]);
     else if (a == "--rows") rows = true;
     else if (a == "--no-truth-levels") truth_levels = false;
-    else if (a == "--reread-middle-levels") reread = true;
     else if (a == "--size" && i + 1 < argc) size = std::stoll(argv[++i]);
     else if (a == "--seeds" && i + 1 < argc) seeds = seed_range(argv[++i]);
     else if (a == "--snr" && i + 1 < argc) snrs = number_list(argv[++i]);
@@ -76,8 +73,7 @@ int main(int argc, char** argv) {
     else {
       std::fprintf(stderr,
                    "usage: bench_segment_psf [--realistic | --poisson --cup C --grain G] [--size N] [--seeds N | A-B] "
-                   "[--snr S,...] [--blur B,...] [--pressures P,...] [--rows] [--no-truth-levels] "
-                   "[--reread-middle-levels]\n");
+                   "[--snr S,...] [--blur B,...] [--pressures P,...] [--rows] [--no-truth-levels]\n");
       return 2;
     }
   }
@@ -120,7 +116,6 @@ int main(int argc, char** argv) {
           }
           PsfOptions po;
           po.noise_sigma = fit.noise_sigma;
-          po.reread_middle_levels = reread;
           const auto t0 = std::chrono::steady_clock::now();
           const PsfEstimate e = estimate_psf(grey, fit.mixture.means, po);
           const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

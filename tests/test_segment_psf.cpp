@@ -7,8 +7,6 @@
 #include "core/error.h"
 #include "filters/preprocess/preprocess.h"
 #include "filters/preprocess/psf.h"
-#include "filters/segment/histogram.h"
-#include "filters/segment/mixture_model.h"
 #include "phantoms/phantom.h"
 #include "test_composite_scan.h"
 
@@ -93,32 +91,6 @@ TEST(Psf, IntervalHoldsTheTruthUnderASharpPsfOnAPressedComposite) {
     EXPECT_LE(std::fabs(e.sigma_vox[a] - 0.7), e.ci95_vox[a])
         << "axis " << a << ": " << e.sigma_vox[a] << " ± " << e.ci95_vox[a];
   }
-}
-
-// Realistic imaging (Poisson noise, 8 % cup, ± 4 % AM texture) at SNR 5 and σ 1.5 on a 50 MPa composite, with the
-// levels segment auto hands estimate_psf: the mixture fit's SE level sits low (~18 300 for 22 000), and SE|AM edges
-// whose SE plateau a nearby pore pulls down pass the plateau test and read wide (z +12 %, as by default); with the
-// middle level re-read from the plateaus (opt-in) within 10 %.
-TEST(Psf, RealisticImagingWithMixtureLevelsWithinTenPercentWithTheMiddleLevelReread) {
-  phantom::CompositeSpec c;
-  c.dims = {64, 64, 64};
-  c.seed = 210;
-  const phantom::Phantom ph = phantom::generate_composite(c, 50);
-  phantom::ImagingSpec im;
-  im.seed = 210;
-  im.snr = 5;
-  im.blur_sigma_vox = {1.5, 1.5, 1.5};
-  im.noise = phantom::NoiseModel::poisson;
-  im.cupping = phantom::kRealisticCupping;
-  im.grain_contrast = phantom::kRealisticGrainContrast;
-  const Volume<float> g = grey_as_float(phantom::ct_image(ph, im));
-  const AutoSegmentFit fit = fit_auto_segmentation(histogram(g, 256), 3, scan_noise_sigma(g));
-  PsfOptions po;
-  po.noise_sigma = fit.noise_sigma;
-  po.reread_middle_levels = true;
-  const PsfEstimate e = estimate_psf(g, fit.mixture.means, po);
-  EXPECT_EQ(e.status, "ok");
-  for (int a = 0; a < 3; ++a) EXPECT_NEAR(e.sigma_vox[a], 1.5, 0.1 * 1.5) << "axis " << a;
 }
 
 TEST(Psf, TooFewEdgesIsNaNWithAStatusAndBadLevelsThrow) {

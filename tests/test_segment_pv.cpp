@@ -374,92 +374,6 @@ TEST(PartialVolume, PoreAmFacesUnderWideBlurAreNotLabelledSe) {
   EXPECT_LT(static_cast<double>(face_se) / face, 0.6) << face_se << " of " << face << " pore|AM face voxels read SE";
 }
 
-// A composite at 10 MPa under a PSF of σ 1.5 voxels (64³, tuning seed 115, SNR 8): almost every
-// voxel is a blend (0.1 % pure pore), and pore films and necks between SE and AM never reach the
-// pore's grey. Unmixed with the pair of the phases adjacent, their pore reads as SE: porosity
-// unmixed with the generator's own end members reads 0.046 low (the pairing's own error), and
-// porosity_pv 0.036 low. Read by the profile across each voxel (profile_pairing), the pore|AM
-// share of those blends is unmixed with pore and AM: −0.026 and −0.016.
-TEST(PartialVolume, ProfilePairingUnmixesPoreAmBlendsUnderWideBlur) {
-  const CompositeScan scan = composite_scan(115, 10, 8, 1.5);
-  const double truth = scan.phantom.truth.volume_fraction.at("pore");
-  const std::vector<double> generator{scan.imaging.grey_level("pore"), scan.imaging.grey_level("se"),
-                                      scan.imaging.grey_level("am")};
-  SegmentOptions o;
-  o.classes = 3;
-  const SegmentResult paired = segment_grey(scan.grey, o);
-  o.partial_volume.profile_pairing = true;
-  const SegmentResult profiled = segment_grey(scan.grey, o);
-  ASSERT_EQ(paired.classes, 3);
-  ASSERT_EQ(profiled.classes, 3);
-  const double pairing_before = unmixed_fractions(paired.partial_volume->unmixing, generator)[0] - truth;
-  const double pairing_after = unmixed_fractions(profiled.partial_volume->unmixing, generator)[0] - truth;
-  const double before = paired.partial_volume->fraction_pv[0] - truth;
-  const double after = profiled.partial_volume->fraction_pv[0] - truth;
-  // Before −0.0464 / −0.0357; after −0.0264 / −0.0161.
-  EXPECT_LT(std::fabs(pairing_after), std::fabs(pairing_before) - 0.015) << pairing_before << " → " << pairing_after;
-  EXPECT_LT(std::fabs(after), std::fabs(before) - 0.015) << before << " → " << after;
-  EXPECT_LE(std::fabs(after), profiled.partial_volume->fraction_pv_ci95[0]);
-  // The labels are not the fractions' business.
-  EXPECT_EQ(paired.labels.storage(), profiled.labels.storage());
-}
-
-// A sharp scan at 370 MPa (96³ composite, seed 157, SNR 8, blur σ 0.7 voxel, PSF estimated): the
-// pore is films between grains, whose leave-one-out grey never reads dark, so the pairing unmixes
-// them and their neighbours as SE|AM blends and gives their volume to the SE: with the generator's
-// end members porosity is 0.0059 low (noiseless too: a model bias, not noise; at 64³ this seed has
-// too few films to show it). film_pairing takes a valley of the smoothed grey below the SE end
-// member for the pore present: the pairing's own error must fall below 0.003 (0.0014 measured).
-TEST(PartialVolume, FilmPairingUnmixesPoreFilmsBetweenSeAndAmOnASharpScan) {
-  const CompositeScan scan = composite_scan(157, 370, 8, 0.7, 96);
-  const double truth = scan.phantom.truth.volume_fraction.at("pore");
-  const std::vector<double> generator{scan.imaging.grey_level("pore"), scan.imaging.grey_level("se"),
-                                      scan.imaging.grey_level("am")};
-  SegmentOptions o;
-  o.classes = 3;
-  o.partial_volume.film_pairing = true;
-  const SegmentResult films = segment_grey(scan.grey, o);
-  ASSERT_EQ(films.classes, 3);
-  const double pairing = unmixed_fractions(films.partial_volume->unmixing, generator)[0] - truth;
-  EXPECT_LT(std::fabs(pairing), 0.003) << "porosity with the generator's end members " << pairing;
-}
-
-// A wide-PSF scan at high pressure (64³ composite, tuning seed 152, SNR 8, blur σ 1.5, 125 MPa,
-// PSF estimated): the pore lies in films and necks whose blends never reach its grey, so it has no
-// pure voxels and the histogram fit's pore end member is pulled bright by those blends; with the
-// pairing read from the profile (profile_pairing) that pull no longer offsets a low bias and
-// porosity_pv reads high. Refitted by least squares on the labels (refit_pore_end_member), the end
-// member comes back near the generator's and porosity_pv near the truth, inside its interval:
-// 18 pure pore voxels; 8 934 → 6 592 for 6 000, porosity_pv +0.0261 → +0.0047 (± 0.061). With the
-// refit skipped (the code before it) the end member and error stay and two checks fail.
-TEST(PartialVolume, PoreEndMemberWithoutPureVoxelsIsRefittedFromTheLabels) {
-  const CompositeScan scan = composite_scan(152, 125, 8, 1.5);
-  const double truth = scan.phantom.truth.volume_fraction.at("pore");
-  const double pore_grey = scan.imaging.grey_level("pore"), se_grey = scan.imaging.grey_level("se");
-  SegmentOptions o;
-  o.classes = 3;
-  o.partial_volume.profile_pairing = true;
-  o.partial_volume.refit_pore_end_member = false;
-  // The rules' labels, as measured: the default sweep labels with the fit's pull-bright pore end member,
-  // and a least-squares refit on those labels returns it (8 934 → 8 911).
-  o.partial_volume.low_snr_sweep = false;
-  const SegmentResult fit = segment_grey(scan.grey, o);
-  o.partial_volume.refit_pore_end_member = true;
-  const SegmentResult refit = segment_grey(scan.grey, o);
-  ASSERT_EQ(fit.classes, 3);
-  ASSERT_EQ(refit.classes, 3);
-  const PartialVolumeResult &before = *fit.partial_volume, &after = *refit.partial_volume;
-  ASSERT_LT(after.pure_voxels[0], 200);
-  const double pull = before.means[0] - pore_grey, left = after.means[0] - pore_grey;
-  EXPECT_GT(pull, 0.1 * (se_grey - pore_grey)) << "the fit's pore end member " << before.means[0];
-  EXPECT_LT(std::fabs(left), 0.5 * pull) << before.means[0] << " → " << after.means[0];
-  const double err_before = before.fraction_pv[0] - truth, err_after = after.fraction_pv[0] - truth;
-  EXPECT_LT(std::fabs(err_after), std::fabs(err_before)) << err_before << " → " << err_after;
-  EXPECT_LE(std::fabs(err_after), after.fraction_pv_ci95[0]);
-  // The labels are not the end member's business.
-  EXPECT_EQ(fit.labels.storage(), refit.labels.storage());
-}
-
 // A sharp scan (64³ composite at 50 MPa, seed 1, SNR 12, blur σ 0.7 voxel, PSF estimated): a
 // one-voxel pore film is a deep valley of the smoothed grey, and a valley as shallow as 5 % of
 // μ₁ − μ₀ is mostly an SE voxel beside a curved pore. The thin-pore rule, there for films
@@ -1058,6 +972,7 @@ TEST(PartialVolume, RemovedKeysExitTwoSayingWhyAndWhereTheyWereMeasured) {
       {"rim_profile", "\"Sandwiched runs read by their profile\""},
       {"infer_end_members", "\"End members of classes without pure voxels\""},
       {"map_relabel", "\"Forward-model MAP relabelling of `auto`'s labels\""},
+      {"profile_pairing", "\"Pore|AM blends unmixed by their profile\""},
   };
   for (const auto& [key, section] : removed) {
     std::string flag = "--" + key;

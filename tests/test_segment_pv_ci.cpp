@@ -113,7 +113,7 @@ TEST(PartialVolumeInterval, TracksTheErrorWhereTheSeEndMemberIsRefitted) {
 // SE has 232 "pure" voxels of ~459 000 labelled (0.05 %), enough to replace the fit's end member
 // (≥ 200) but only the noise tail of blends the pure window admits, 780 grey dark. Without the
 // refit porosity_pv reads −0.066 and the truth is outside its interval (± 0.049); the rule
-// (PartialVolumeOptions::refit_min_pure_share) refits that end member, which moves it brighter:
+// (kRefitMinPureShare of partial_volume.cpp) refits that end member, which moves it brighter:
 // the error shrinks a little. What is left (−0.062) is the pairing of pore|AM blends (−0.054 with
 // the generator's end members), which the pairing term at the fixed 8 % share (± 0.042) did not cover: since
 // the refitted and the kept classes' end members are varied together (TracksTheError... above)
@@ -128,9 +128,10 @@ TEST(PartialVolumeInterval, RefitsAnEndMemberWhosePureVoxelsAreATinyShareOfItsLa
   EXPECT_LT(static_cast<double>(pv.pure_voxels[1]), 0.001 * pv.fraction_labels[1] * scan.grey.size());
   EXPECT_GT(pv.end_member_shift[1], 0) << "the SE end member is refitted";
   const double err = pv.fraction_pv[0] - truth;
-  SegmentOptions without_share_rule;
-  without_share_rule.partial_volume.refit_min_pure_share = 0;
-  const PartialVolumeResult kept = three_class_pv(scan, without_share_rule);
+  // Without the refit the SE keeps its pure-voxel mean, as it did without the share rule.
+  SegmentOptions without_refit;
+  without_refit.partial_volume.refit_end_members = false;
+  const PartialVolumeResult kept = three_class_pv(scan, without_refit);
   EXPECT_EQ(kept.end_member_shift[1], 0);
   const double kept_err = kept.fraction_pv[0] - truth;
   EXPECT_GT(std::fabs(kept_err), kept.fraction_pv_ci95[0]) << "the pure-voxel mean's interval misses";

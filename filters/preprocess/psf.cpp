@@ -55,10 +55,6 @@ struct Strides {
   index_t s[3];
 };
 
-// Plateau means (mean of the three outermost samples of each side's window) of every midpoint
-// crossing, per level the side faces: what the pure levels look like beside real interfaces.
-using PlateauSurvey = std::vector<std::vector<float>>;
-
 // Sobel gradient (central difference along b, [1 2 1] smoothing across), divided by 32 so a
 // unit ramp gives 1. p must have all 26 neighbours.
 std::array<double, 3> sobel(const Volume<float>& g, index_t x, index_t y, index_t z) {
@@ -80,10 +76,9 @@ std::array<double, 3> sobel(const Volume<float>& g, index_t x, index_t y, index_
   return out;
 }
 
-// Every usable interface crossing along the grid lines of `axis`. With `survey`, instead: the
-// plateau means of every midpoint crossing, untested, and no edges.
+// Every usable interface crossing along the grid lines of `axis`.
 EdgeSet collect_edges(const Volume<float>& g, int axis, const std::vector<double>& levels, double noise, int half_width,
-                      const PsfOptions& o, PlateauSurvey* survey = nullptr) {
+                      const PsfOptions& o) {
   EdgeSet set;
   set.half_width = half_width;
   const int len = set.length();
@@ -103,7 +98,6 @@ EdgeSet collect_edges(const Volume<float>& g, int axis, const std::vector<double
     std::vector<float> samples;
     std::vector<EdgeProfile> edges;
     std::vector<std::size_t> first;
-    PlateauSurvey plateaus;
   };
   // Lines across x (along y or z) are smoothed a plane at a time: every line at one slow
   // coordinate, row by row along x, so the 3 × 3 average reads whole rows instead of one float per
@@ -115,7 +109,6 @@ EdgeSet collect_edges(const Volume<float>& g, int axis, const std::vector<double
   tbb::parallel_for(index_t{1}, ns - 1, [&](index_t sl) {
     Found& f = per_slow[static_cast<std::size_t>(sl)];
     f.first.assign(static_cast<std::size_t>(nf + 1), 0);
-    if (survey) f.plateaus.resize(levels.size());
     std::vector<float> plane(static_cast<std::size_t>(axis == 0 ? 0 : n * nf));  // [k][fast] across x
     std::vector<double> acc(static_cast<std::size_t>(axis == 0 ? n : nf));
     std::vector<float> line(static_cast<std::size_t>(n));
@@ -136,14 +129,6 @@ EdgeSet collect_edges(const Volume<float>& g, int axis, const std::vector<double
             for (int s = 0; s < len; ++s) {
               const index_t at = rising ? k - half_width + s : k + half_width + 1 - s;
               window[s] = static_cast<float>((line[at] - lo) / step);
-            }
-            if (survey) {
-              double low = 0, high = 0;
-              for (int s = 0; s < 3; ++s) low += window[s], high += window[len - 1 - s];
-              f.plateaus[i].push_back(static_cast<float>(lo + step * low / 3));
-              f.plateaus[j].push_back(static_cast<float>(lo + step * high / 3));
-              k += half_width;
-              continue;
             }
             // Both plateaus reached: the three outermost samples on each side lie within the
             // tolerance (or 3 noise σ of the averaged line, if larger) of their level.
@@ -226,13 +211,6 @@ EdgeSet collect_edges(const Volume<float>& g, int axis, const std::vector<double
         for (std::size_t e = f.first[v]; e < f.first[v + 1]; ++e) visit(f, f.edges[e]);
       }
   };
-  if (survey) {
-    survey->resize(levels.size());
-    for (const Found& f : per_slow)
-      for (std::size_t c = 0; c < f.plateaus.size(); ++c)
-        (*survey)[c].insert((*survey)[c].end(), f.plateaus[c].begin(), f.plateaus[c].end());
-    return set;
-  }
   std::size_t total = 0;
   for (const Found& f : per_slow) total += f.edges.size();
   // Thin evenly (deterministically) beyond the cap.
@@ -324,43 +302,6 @@ double parabolic_minimum(const std::vector<double>& x, const std::vector<double>
   const double den = (x1 - x0) * (f1 - f2) - (x1 - x2) * (f1 - f0);
   if (!(std::fabs(den) > 0)) return x1;
   return std::clamp(x1 - 0.5 * num / den, x0, x2);
-}
-
-// Half-sample mode (Bickel & Frühwirth): the shortest interval holding half the values, halved
-// again until three remain; their mean. Robust to a long one-sided tail.
-double half_sample_mode(std::vector<float> v) {
-  std::sort(v.begin(), v.end());
-  std::size_t lo = 0, n = v.size();
-  while (n > 3) {
-    const std::size_t h = (n + 1) / 2;
-    std::size_t best = lo;
-    for (std::size_t i = lo; i + h <= lo + n; ++i)
-      if (v[i + h - 1] - v[i] < v[best + h - 1] - v[best]) best = i;
-    lo = best, n = h;
-  }
-  double sum = 0;
-  for (std::size_t i = lo; i < lo + n; ++i) sum += v[i];
-  return sum / static_cast<double>(n);
-}
-
-// The levels between the darkest and the brightest, re-read from the scan's interfaces: the mode
-// of the plateau means beside every crossing of its two midpoints (the mixture fit's middle level
-// absorbs blends, and under Poisson noise sits low: SNR 5, 50 MPa, 18 300 for 22 000). A middle
-// phase has neighbours on both sides, so nearby interfaces pull its plateaus both ways and the
-// mode stays near the pure level (not where it is mostly coatings thinner than the window: 10 MPa,
-// σ 1.5, 20 100 for 22 000); the extreme levels, pulled one way only, are kept as given.
-std::vector<double> middle_levels_from_plateaus(const Volume<float>& g, const std::vector<double>& levels, double noise,
-                                                const PsfOptions& o) {
-  if (levels.size() < 3) return levels;
-  PlateauSurvey survey;
-  for (int a = 0; a < 3; ++a) collect_edges(g, a, levels, noise, 5, o, &survey);
-  std::vector<double> refined = levels;
-  for (std::size_t c = 1; c + 1 < levels.size(); ++c) {
-    if (survey.size() <= c || survey[c].size() < o.min_edges) continue;
-    const double mode = half_sample_mode(survey[c]);
-    if (mode > levels[c - 1] && mode < levels[c + 1]) refined[c] = mode;
-  }
-  return refined;
 }
 
 struct AxisFit {
@@ -461,7 +402,6 @@ PsfEstimate estimate_psf(const Volume<float>& grey, const std::vector<double>& c
   est.noise_sigma = o.noise_sigma > 0 ? o.noise_sigma : estimate_noise_sigma(grey);
   // Noise-free or integer-rounded scans: rounding alone leaves 1/√12 grey levels.
   const double noise = std::max({est.noise_sigma, 1e-3 * min_step, 1 / std::sqrt(12.0)});
-  if (o.reread_middle_levels) levels = middle_levels_from_plateaus(grey, levels, noise, o);
 
   std::array<double, 3> sigma{1, 1, 1};
   std::array<AxisFit, 3> fits;

@@ -14,11 +14,7 @@
 // sub-voxel position t0 and its own two plateau levels (profile likelihood over σ; free levels absorb a nearby
 // interface's tilt of a plateau instead of widening the edge). The oblique-normal term uses the other axes' current σ
 // (three sweeps) and is debiased for the noise of the Sobel normal. Edges whose residual exceeds a χ² bound (nearby
-// interfaces in the window: thin films, contacts) are dropped after the first sweep. Opt-in (reread_middle_levels):
-// a level between the darkest and the brightest is replaced, before the fit, by the half-sample mode of the plateau
-// means beside every crossing of its two midpoints (the mixture fit's SE level sits low under Poisson noise, SNR 5,
-// 50 MPa: 18 300 for 22 000, and lets SE plateaus that a nearby pore pulls down pass the plateau test); the outer
-// levels, whose plateaus are pulled one way only, are kept as given. Measured on composite phantoms
+// interfaces in the window: thin films, contacts) are dropped after the first sweep. Measured on composite phantoms
 // (docs/segmentation.md, "Grey-scan accuracy"): mostly within 5 % for isotropic blur 0.7–1.5 voxels at SNR 5–12 (worst
 // on 96³: −8 % at σ 0.7 and 370 MPa, the voxel sampling below; +8 % at SNR 5, σ 1.5, 50 MPa under Poisson noise, whose
 // mixture-fit SE level sits low); biased high (up to +11 %) on the sharpest axis of a strongly anisotropic PSF (0.7
@@ -52,10 +48,6 @@ struct PsfOptions {
   std::size_t max_edges_per_axis = 5000;  // evenly thinned beyond this (speed)
   std::size_t min_edges = 30;             // fewer on an axis: that σ is NaN and the status says so
   double noise_sigma = 0;                 // grey-value noise σ; 0 = estimate_noise_sigma(grey)
-  // Opt-in: re-read each middle level as the half-sample mode of its crossings' plateau means before the fit
-  // (docs/segmentation-studies.md, "PSF σ under realistic imaging: the middle level re-read"): SNR 5 Poisson cells
-  // at 50 MPa 11 → 6 % worst, but SNR 8–12 σ 1.5 50 MPa reads 2–3 points higher and 10 MPa 1–3 points lower.
-  bool reread_middle_levels = false;
 };
 
 // class_means: the pure-phase grey levels, ascending (at least two); edges between consecutive

@@ -28,6 +28,11 @@ constexpr double kSqrt2Pi = 2.5066282746310002;
 constexpr double kPureWindow = 2.0;
 // Pure voxels needed before their mean replaces the histogram fit's end member.
 constexpr std::int64_t kMinPureVoxels = 200;
+// A class whose pure voxels are fewer than this share of its labelled voxels is refitted as if it
+// had none (refit_end_members): they are blends the pure window admits, and the 200 pure voxels
+// that replace the fit's end member grow with the volume. Chosen on 96³ tuning seeds 79–81, held
+// out 82–84 (docs/segmentation-studies.md, "The 10 MPa σ 1.5 error taken apart").
+constexpr double kRefitMinPureShare = 0.001;
 // The interval's model terms, one standard deviation each, calibrated on phantoms with exact truth
 // (96³ seeds 1–3, SNR 5/8/12, PSF σ 0.7/1/1.5, 10–370 MPa: truth inside 129 of 131 intervals at a
 // median half-width of 0.025, was 0.058 with the old terms) and checked on the unseen seeds 71–73
@@ -58,14 +63,8 @@ constexpr double kHiddenFilmShare = 0.1;
 // 0.8 → +0.31/+0.08/+0.08, 0.836. At 0.7 the demo (auto + one-voxel SE opening) reads
 // contact at 50 MPa 0.08 low and porosity 0.016 high: SE films coating AM are eaten.
 constexpr double kBridgeSlope = 0.8;
-// How far a profile end must reach from the class beside it towards an end class, as a share of
-// their step, for the profile to run to that class (profile_pairing). Chosen on 64³ tuning seeds
-// 115–117 (SNR 8, σ 1 and 1.5, 10–370 MPa) from 0.5 / 0.25 / 0.1 / 0 by the pairing's own error
-// (porosity unmixed with the true end members); docs/segmentation-studies.md, "Pore|AM blends
-// unmixed by their profile".
-constexpr double kProfileEndReach = 0.25;
 // The widest PSF σ estimate (voxels) below which a scan is read as sharp: the sharp-PSF sweep runs
-// there, the profile pairing and the pore end member's refit only at or above it. Held-out scans
+// there, the σ ≥ 0.85 sweep (low_snr_sweep) at or above it. Held-out scans
 // estimate 0.65–0.70 at σ 0.7, 0.96–1.07 at σ 1, so σ 1 and 1.5 scans keep the rules' labels bit for
 // bit. First chosen for a profile reading of sandwiched runs, since removed (docs/segmentation-studies.md,
 // "Sandwiched runs read by their profile").
@@ -241,7 +240,7 @@ double trilinear(const Volume<float>& v, double px, double py, double pz) {
 
 // Whether the smoothed grey at (x, y, z) is a valley darker than `depth` along some axis, with a
 // curvature (m + q − 2c) above that axis's `curvature`: a film of the darkest class thinner than the
-// PSF (the thin_pores label rule, and film_pairing's darkest phase present).
+// PSF (the thin_pores label rule).
 bool darkest_film_valley(const Volume<float>& gs, index_t x, index_t y, index_t z, double depth,
                          const std::array<double, 3>& curvature) {
   const Dims d = gs.dims();
@@ -307,107 +306,16 @@ std::pair<int, int> bridged_middle_class(const Volume<float>& gs, index_t x, ind
   return {dark, bright};
 }
 
-// φ(Φ⁻¹(u)) for u in (0, 1): the slope, per unit step and per σ, a blurred step has where it has
-// risen by the share u. Tabulated once (bisection on erfc), read linearly.
-double step_slope_at_share(double u) {
-  constexpr int kTable = 512;
-  static const std::array<double, kTable + 1> table = [] {
-    std::array<double, kTable + 1> t{};
-    for (int j = 0; j <= kTable; ++j) {
-      const double q = std::clamp(static_cast<double>(j) / kTable, 1e-6, 1 - 1e-6);
-      double lo = -8, hi = 8;
-      for (int it = 0; it < 60; ++it) {
-        const double mid = 0.5 * (lo + hi);
-        (0.5 * std::erfc(-mid / std::sqrt(2.0)) < q ? lo : hi) = mid;
-      }
-      const double x = 0.5 * (lo + hi);
-      t[static_cast<std::size_t>(j)] = std::exp(-0.5 * x * x) / kSqrt2Pi;
-    }
-    return t;
-  }();
-  const double p = std::clamp(u, 0.0, 1.0) * kTable;
-  const int j = std::min(static_cast<int>(p), kTable - 1);
-  return table[static_cast<std::size_t>(j)] +
-         (p - j) * (table[static_cast<std::size_t>(j) + 1] - table[static_cast<std::size_t>(j)]);
-}
-
-// The profile's reading of a non-pure voxel's unmixing pair (profile_pairing): where the grey
-// profile across it (gradient_profile) runs from a dark end class to a bright end class with a
-// class between them (pore to AM across SE grey), how much of the voxel is a blend of the two
-// ends rather than of one end and the middle layer between them. An end is read where the
-// profile reaches kProfileEndReach of the step from the class beside it: pore films and necks
-// under a wide PSF never reach the pore's grey, only dip below the SE's. Two 1-D models at the
-// voxel's leave-one-out grey g: a blurred dark|bright step has slope Δ φ(Φ⁻¹(u)) / σ_tot there
-// (u its rise to g); a middle layer thick enough to be resolved has that of the dark|middle or
-// middle|bright step that g lies on (0 at the middle end member). The weight is where the
-// measured slope lies between the two, clamped to [0, 1]: a soft split (a hard switch moves
-// whole voxels on the slope's noise). Returns the {dark, bright} end classes and the weight, or
-// weight 0.
-struct ProfilePairing {
-  int dark = -1, bright = -1;
-  double weight = 0;
-};
-ProfilePairing profile_unmixing_pair(const Volume<float>& gs, index_t x, index_t y, index_t z, double g,
-                                     const std::vector<double>& mu, double sigma_tot) {
-  ProfilePairing out;
-  const GradientProfile pr = gradient_profile(gs, x, y, z, sigma_tot, 0);
-  if (!(pr.slope > 0)) return out;
-  // The profile's ends: the darkest class it dips towards and the brightest it rises towards by
-  // kProfileEndReach of the step from the class beside it.
-  const int k = static_cast<int>(mu.size());
-  int dark = k - 1, bright = 0;
-  for (int c = 0; c + 1 < k && dark == k - 1; ++c)
-    if (pr.low < mu[c + 1] - kProfileEndReach * (mu[c + 1] - mu[c])) dark = c;
-  for (int c = k - 1; c > 0 && bright == 0; --c)
-    if (pr.high > mu[c - 1] + kProfileEndReach * (mu[c] - mu[c - 1])) bright = c;
-  if (bright - dark < 2) return out;
-  const double span = mu[bright] - mu[dark];
-  const double step = span * step_slope_at_share((g - mu[dark]) / span) / sigma_tot;
-  // The middle layer's edge that g lies on: between the two end members around g.
-  const int above = static_cast<int>(std::upper_bound(mu.begin() + dark, mu.begin() + bright + 1, g) - mu.begin());
-  const int hi = std::clamp(above, dark + 1, bright), lo = hi - 1;
-  const double edge = mu[hi] - mu[lo];
-  const double layer = edge * step_slope_at_share((g - mu[lo]) / edge) / sigma_tot;
-  if (!(step > layer)) return out;
-  out.dark = dark;
-  out.bright = bright;
-  out.weight = std::clamp((pr.slope - layer) / (step - layer), 0.0, 1.0);
-  return out;
-}
-
-// The darkest class's end member where it has no pure voxels (pore films and necks under a wide
-// PSF, ≥ 125 MPa at σ 1.5): the histogram fit's mean, or the one extrapolated from its blends, is
-// pulled bright by the film blends (96³ seeds 151–153, SNR 8, σ 1.5: 8 300–9 400 at 125 MPa,
-// 10 900–13 500 at 250–370, for 6 000), which offset the pairing's low bias where it was not read
-// from the profile. Refitted by least squares on the labels, g ≈ Σ_c μ_c B 1[L = c] (refit_means of
-// forward_model.h, the scan's PSF B, the central block as refit_fit_only_end_member): the labels
-// hold the films the thin-pore rule keeps, so their blurred image carries the blend the fit's mean
-// absorbed (6 180 / 8 280 / 8 890 on the same scans; indirect inference, since removed, left it at
-// 6 820 / 10 110 / 11 990, and cost three simulated scans and fits). Kept below the next class's end member;
-// at SNR 5 it can overshoot dark (docs/segmentation-studies.md, "The pore end member without pure
-// voxels refitted with the pairing").
-// Half the shift joins its uncertainty, as for the other refitted end members.
-void refit_pore_end_member(const Volume<float>& grey, const UnmixingSums& sums, double fit_statistical,
-                           const PartialVolumeOptions& o, PartialVolumeResult& out) {
-  const Box block = central_block(grey.dims(), o.refit_max_side);
-  const double mu = refit_means(grey.crop(block), out.labels.crop(block), out.means, o.psf_sigma_vox)[0];
-  if (!(mu < out.means[1]) || mu == out.means[0]) return;  // unchanged: a class empty in the block
-  const double shift = mu - out.means[0];
-  out.end_member_shift[0] = shift;
-  out.means[0] = mu;
-  out.mean_uncertainty[0] = std::hypot(fit_statistical, 0.5 * shift);
-  out.fraction_pv = unmixed_fractions(sums, out.means);
-}
-
 // The one class other than the darkest whose end member is not measured, or −1 (none, or several:
 // one grey mean splits volume between two classes only). Not measured: fewer than kMinPureVoxels
-// pure voxels, or fewer than `min_share` of the class's labelled voxels — a count that grows with
+// pure voxels, or fewer than kRefitMinPureShare of the class's labelled voxels — a count that grows with
 // the volume, where those few are the noise tail of blends the pure window admits (the SE of
 // 10 MPa scans under σ 1.5 at SNR 5: 205–232 pure of ~450 000 labelled, their mean 540–780 dark).
-int single_fit_only_class(const UnmixingSums& sums, const std::vector<std::int64_t>& label_count, double min_share) {
+int single_fit_only_class(const UnmixingSums& sums, const std::vector<std::int64_t>& label_count) {
   int moved = -1;
   for (int c = 1; c < sums.classes; ++c) {
-    if (sums.pure[c] >= kMinPureVoxels && static_cast<double>(sums.pure[c]) >= min_share * label_count[c]) continue;
+    if (sums.pure[c] >= kMinPureVoxels && static_cast<double>(sums.pure[c]) >= kRefitMinPureShare * label_count[c])
+      continue;
     if (moved >= 0) return -1;
     moved = c;
   }
@@ -423,7 +331,7 @@ int single_fit_only_class(const UnmixingSums& sums, const std::vector<std::int64
 // (docs/segmentation-studies.md, "The end-member refit on a central block"). Returns false where it would
 // not move brighter and stay below its brighter neighbour (the fit's end member stays; only its
 // uncertainty may narrow to the refit's disagreement with it). Its uncertainty
-// is the fit's statistical one (`fit_statistical`) and half the shift, as for the pore's refit above:
+// is the fit's statistical one (`fit_statistical`) and half the shift:
 // not the blend term of a fit-only end member, which bounds the blend pull the refit removed.
 bool refit_fit_only_end_member(const Volume<float>& grey, const std::vector<double>& sigma, int moved,
                                double fit_statistical, const PartialVolumeOptions& o, PartialVolumeResult& out) {
@@ -560,11 +468,6 @@ PartialVolumeResult partial_volume_segmentation(const Volume<float>& grey, const
     const double film = 2 * (share(0) - share(1)) * (mu_fit[1] - mu_fit[0]);
     valley_curvature[a] = std::max(0.05 * (mu_fit[1] - mu_fit[0]), 0.5 * film);
   }
-  const bool film_pairing = o.thin_pores && o.film_pairing;
-  // A valley of the smoothed grey below the middle class's end member by more than twice the
-  // smoothed grey's noise holds some of the darkest class (no blend of the brighter classes is that
-  // dark): films between SE and AM never fall to the labels' valley depth.
-  const double film_depth = mu_fit[1] - kPureWindow * std::sqrt(w2) * pure_sigma[1];
   // Which phases are confidently present at each voxel (bit k), from the leave-one-out grey.
   std::vector<double> cut = fit.thresholds(), flat(static_cast<std::size_t>(k), 0.0);
   for (int c = 1; c + 1 < k; ++c) flat[c] = 0.5 * (mu_fit[c + 1] - mu_fit[c - 1]) / (kSqrt2Pi * slope_sigma);
@@ -581,7 +484,6 @@ PartialVolumeResult partial_volume_segmentation(const Volume<float>& grey, const
         const double g = loo(i);
         std::uint8_t bits = 0;
         if (g < dark_limit) bits |= 1;
-        if (film_pairing && darkest_film_valley(gs, x, y, z, film_depth, valley_curvature)) bits |= 1;
         if (g > bright_limit) bits |= static_cast<std::uint8_t>(1u << (k - 1));
         const auto c = static_cast<int>(std::upper_bound(cut.begin(), cut.end(), g) - cut.begin());
         if (c > 0 && c < k - 1) {
@@ -686,10 +588,8 @@ PartialVolumeResult partial_volume_segmentation(const Volume<float>& grey, const
   // Per middle class: the least slope of a bridged voxel (bridged_middle_class).
   for (int c = 1; c + 1 < k; ++c)
     bridge_slope[c] = kBridgeSlope * ((centre[c + 1] - centre[c - 1]) / (kSqrt2Pi * slope_sigma));
-  // The profile's pairing reads blends under a wide PSF only: under a sharp one the pairing is not
-  // the low bias (docs/segmentation-studies.md, "Pore|AM blends unmixed by their profile").
+  // Which of the two forward-model sweeps runs (kSharpPsf).
   const double widest_psf = *std::max_element(o.psf_sigma_vox.begin(), o.psf_sigma_vox.end());
-  const bool profile_pairing = o.profile_pairing && widest_psf >= kSharpPsf;
   GaussianSlabs glab(grey, label_sigma_um);
   const bool rims_decided = k <= kMaxDecidedClasses;  // relabel_sandwiched_rims reads its comparisons from the labels
   for (index_t z0 = 0; z0 < d.z; z0 += kLabelSlab) {
@@ -770,28 +670,13 @@ PartialVolumeResult partial_volume_segmentation(const Volume<float>& grey, const
           } else {
             ab = unmixing_pair(gl, cand, centre, k);
           }
-          // The profile across the voxel may read it as a blend of two classes further apart (a
-          // pore|AM edge at SE grey): that reading takes its weight of the voxel, the pair above
-          // the rest (with its middle shares scaled alike).
-          ProfilePairing read;
-          if (profile_pairing && bridge.first < 0 && (ab != std::pair{0, k - 1} || shared > 0))
-            read = profile_unmixing_pair(gs, x, y, z, gl, centre, slope_sigma);
-          const double kept = 1 - read.weight;
-          if (read.weight > 0) {
-            const int q = read.dark * k + read.bright;
-            st.pair_weight[q] += read.weight;
-            st.pair_grey[q] += read.weight * g;
-          }
           const auto [a, b] = ab;
-          st.pair_weight[a * k + b] += kept * (1 - shared);
+          st.pair_weight[a * k + b] += 1 - shared;
           if (shared > 0)
-            for (int m = a + 1; m < b; ++m)
-              st.pair_share[static_cast<std::size_t>((a * k + b) * k + m)] += kept * share_of[m];
+            for (int m = a + 1; m < b; ++m) st.pair_share[static_cast<std::size_t>((a * k + b) * k + m)] += share_of[m];
           if (std::popcount(cand) >= 3) add_pairing_ambiguity(gl, ab, share_of, shared, cand, centre, st.ambiguity);
-          // The noise term counts a voxel once, with the reading that holds most of it.
-          if (read.weight > 0.5) ++st.pair_count[read.dark * k + read.bright];
-          else ++st.pair_count[a * k + b];
-          st.pair_grey[a * k + b] += kept * g;
+          ++st.pair_count[a * k + b];
+          st.pair_grey[a * k + b] += g;
         }
     });
   }
@@ -913,18 +798,13 @@ PartialVolumeResult partial_volume_segmentation(const Volume<float>& grey, const
   for (int c = 0; c < k; ++c) out.fraction_labels[c] = static_cast<double>(label_count[c]) / n_total;
   for (int q = 0; q < k * k; ++q) out.mixed_voxels += sums.pair_count[q];
   out.end_member_shift.assign(k, 0.0);
-  // The pore's end member without pure voxels, where the pairing is read from the profile (together:
-  // each alone moves porosity_pv away from the truth where they cancelled).
-  if (widest_psf >= kSharpPsf && o.refit_pore_end_member && (!reference || o.dark_end_member_extrapolated) &&
-      sums.pure[0] < kMinPureVoxels)
-    refit_pore_end_member(grey, sums, fitted_end_member_uncertainty(sigma[0], fit.weights[0], n_total), o, out);
   // The fractions as a function of the end members (the interval below differentiates it): plain
   // unmixing, or with a refitted end member, the classes with measured end members unmixed with
   // the fit's end member for it and the rest split by the grey mean that unmixing conserves.
   int moved = -1;
   double moved_fit_mean = 0, grey_mean = 0;
   if (o.refit_end_members && !reference) {
-    const int m = single_fit_only_class(sums, label_count, o.refit_min_pure_share);
+    const int m = single_fit_only_class(sums, label_count);
     moved_fit_mean = m >= 0 ? out.means[m] : 0;
     for (int c = 0; c < k; ++c) grey_mean += out.fraction_pv[c] * out.means[c];
     if (m >= 0 && refit_fit_only_end_member(grey, sigma, m,

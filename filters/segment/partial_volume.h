@@ -28,15 +28,6 @@ struct PartialVolumeOptions {
   double smooth_sigma_vox = 1.0;  // Gaussian that decides which phases are near (never the fractions)
   double label_sigma_vox = 0.5;   // Gaussian on the grey the labels are read from (0: raw)
   bool thin_pores = true;         // label darkest-phase valleys thinner than the PSF (films)
-  // Films of the darkest class thinner than the PSF (valleys of the smoothed grey below the middle
-  // class's end member by twice their noise) count as the darkest phase present where the pairs
-  // are chosen: their leave-one-out grey never reads dark, so a film between SE and AM and its
-  // neighbours are unmixed as SE|AM blends and its volume goes to the SE. Needs thin_pores.
-  // Opt-in: it halves the pairing's low bias at 250–370 MPa under σ 0.7–1 (noiseless Heckel k
-  // +14 → +8 %) but adds +0.004–0.006 porosity at 50–125 MPa under σ 0.7, where three-phase
-  // voxels' middle share is under-counted (docs/segmentation-studies.md, "The sharp-PSF
-  // porosity_pv bias taken apart").
-  bool film_pairing = false;
   // The scan's noise σ (0: each class's fitted σ). The pure-voxel window reads min(fitted σ,
   // noise σ): a fitted σ widened by unresolved blend must not widen the window in which voxels
   // holding some of a thin neighbour are counted pure.
@@ -74,31 +65,6 @@ struct PartialVolumeOptions {
   // The refit reads the central block of at most this many voxels per axis (end_members.h
   // central_block): bounds its CPU and bytes on a large scan.
   index_t refit_max_side = 128;
-  // A class whose pure voxels are fewer than this share of its labelled voxels is refitted as if
-  // it had none (they are blends the pure window admits; the 200 pure voxels that replace the
-  // fit's end member grow with the volume). 0: only below those 200 (docs/segmentation-studies.md, "The
-  // 10 MPa σ 1.5 error taken apart").
-  double refit_min_pure_share = 0.001;
-  // Non-pure voxels with the darkest and brightest class near them take part of their unmixing
-  // pair from the grey profile across them: where it runs from a dark end class to a bright end
-  // class over a middle one (a pore|AM edge at SE grey), the share the slope gives a blurred
-  // step of the two ends over a resolved middle layer is unmixed with the two ends (partial_volume.cpp,
-  // profile_unmixing_pair). Opt-in: it removes most of the pairing's low bias at σ 1.5 and 10–50 MPa
-  // (held out: mean |porosity_pv error| 0.050 → 0.029, 0.018 → 0.003) but at 125 MPa that bias
-  // offset the pore's fit-only end member (0.004 → 0.018), and it overshoots at σ 1 50 MPa and σ 0.7
-  // (docs/segmentation-studies.md, "Pore|AM blends unmixed by their profile"). Read only where the
-  // widest PSF σ is ≥ 0.85 voxel. The stage key `profile_pairing` sets it with refit_pore_end_member:
-  // together they still overshoot at σ 1 50 MPa and read low at σ 1.5 250–370 MPa ("The pore end
-  // member without pure voxels refitted with the pairing").
-  bool profile_pairing = false;
-  // Where the widest PSF σ is ≥ 0.85 voxel and the darkest class has no pure voxels (pore films at
-  // high pressure): its end member refitted by least squares on the labels, g ≈ Σ_c μ_c B 1[L = c],
-  // instead of the fit's blend-pulled mean (partial_volume.cpp, refit_pore_end_member).
-  bool refit_pore_end_member = false;
-  // Set by segment_grey where the fit placed the darkest end member from its blends alone
-  // (AutoSegmentFit::dark_end_member): end_member_uncertainty then holds its uncertainty, not a
-  // reference's, and the darkest end member may be refitted as above.
-  bool dark_end_member_extrapolated = false;
 };
 
 // Fractions from per-pair sums (exposed for the uncertainty and for tests): pure voxel counts

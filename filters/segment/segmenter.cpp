@@ -102,10 +102,7 @@ SegmentResult segment_grey(const Volume<float>& grey, const SegmentOptions& o) {
                                  : fit_auto_segmentation(r.histogram, o.classes, noise);
       PartialVolumeOptions pvo = o.partial_volume;
       if (o.end_members) pvo.end_member_uncertainty = r.auto_fit->reference_uncertainty;
-      if (r.auto_fit->dark_end_member) {
-        pvo.end_member_uncertainty = extrapolated_fit_uncertainty(*r.auto_fit, grey);
-        pvo.dark_end_member_extrapolated = true;
-      }
+      if (r.auto_fit->dark_end_member) pvo.end_member_uncertainty = extrapolated_fit_uncertainty(*r.auto_fit, grey);
       if (!(pvo.noise_sigma > 0)) pvo.noise_sigma = r.auto_fit->noise_sigma;
       pvo.psf_sigma_vox = labelling_psf(grey, *r.auto_fit, pvo.psf_sigma_vox, r);
       r.psf_sigma_vox = pvo.psf_sigma_vox;

@@ -48,9 +48,9 @@ void add_preprocess_flags(CLI::App& app, std::map<std::string, std::string>& val
 // segment's `phases` (the command writes class indices), and cleanup's and particles'
 // `connectivity` (--connectivity is segment's; both keep their default, 26).
 const std::vector<std::string> kSegmentFlags = {
-    "method",          "classes",         "thresholds",   "bins",       "connectivity",
-    "model",           "thin_pores",      "end_members",  "pore_films", "refit_end_members",
-    "sharp_psf_sweep", "profile_pairing", "low_snr_sweep"};
+    "method",          "classes",      "thresholds",  "bins",       "connectivity",
+    "model",           "thin_pores",   "end_members", "pore_films", "refit_end_members",
+    "sharp_psf_sweep", "low_snr_sweep"};
 const std::vector<std::string> kCleanupFlags = {"min_island_voxels"};
 const std::vector<std::string> kParticlesFlags = {"phase", "h", "min_volume"};
 

@@ -141,6 +141,10 @@ def test_segment_removed_option_is_refused_saying_why(series):
                        "docs/segmentation-studies.md"):
         vp.segment(vp.read(series / "p010.tif"), map_relabel=True)
     assert "map_relabel" not in vp._SEGMENT_PARAMS
+    with pytest.raises(vp.InputError, match="segment stage key 'profile_pairing' was removed \\(measured, .*"
+                       "docs/segmentation-studies.md"):
+        vp.segment(vp.read(series / "p010.tif"), profile_pairing=False)
+    assert "profile_pairing" not in vp._SEGMENT_PARAMS
 
 
 def test_cracks_equals_cli(series):
