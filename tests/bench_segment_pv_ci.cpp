@@ -12,13 +12,17 @@
 // The last four columns (the widest PSF σ estimate, the pore's pairing ambiguity, the half-width
 // and the pairing term's 1.96 × SD, at full precision) replay another pairing share from the rows
 // (docs/segmentation-studies.md, "The pairing share that follows the PSF").
-// --realistic images as `phantom --realistic`.
+// The last column, err_am_labels: the labels' AM fraction minus the truth's (the AM fraction read
+// another way, beside err_am; docs/segmentation-studies.md, "porosity_pv at 250–370 MPa taken apart").
+// --realistic images as `phantom --realistic`; --imaging poisson|cup|grain (overriding --realistic)
+// switches one of its parts on alone (Poisson noise, the 8 % cup, the ± 4 % AM grain texture) to say
+// which one an error follows.
 // After the cells, one "# heckel" line per (SNR, blur, seed) over the pressures that segmented: k from
 // porosity_pv, from the unmixing with the generator's end members (err_true_em: the pairing's share
 // of the bias) and from the truth (pipeline/report/fits.h fit_heckel; docs/segmentation-studies.md,
 // "The sharp-PSF porosity_pv bias taken apart"). A run at SNR 1000 is the noiseless re-imaging.
 // Usage: bench_segment_pv_ci [--size N] [--seeds N | A-B] [--snr S,...] [--blur B,...] [--pressures P,...]
-//                            [--realistic 0|1] [--bootstrap 0|1]
+//                            [--realistic 0|1] [--imaging poisson|cup|grain] [--bootstrap 0|1]
 //   default: 48³, seed 1, SNR 8, blur 1, 50 MPa (a quick run for `ninja bench`).
 // Timings are not asserted; this is a measurement, not a test.
 #include <algorithm>
@@ -57,12 +61,13 @@ int main(int argc, char** argv) {
   std::vector<std::uint64_t> seeds{1};
   std::vector<double> snrs{8}, blurs{1.0}, pressures{50};
   bool bootstrap = false, realistic = false;
+  std::string imaging_part;  // one part of the realistic imaging alone (empty: as --realistic says)
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (i + 1 >= argc) {
       std::fprintf(stderr,
                    "usage: bench_segment_pv_ci [--size N] [--seeds N | A-B] [--snr S,...] [--blur B,...] "
-                   "[--pressures P,...] [--realistic 0|1] [--bootstrap 0|1]\n");
+                   "[--pressures P,...] [--realistic 0|1] [--imaging poisson|cup|grain] [--bootstrap 0|1]\n");
       return 2;
     }
     if (a == "--size") size = std::stoll(argv[++i]);
@@ -72,10 +77,15 @@ int main(int argc, char** argv) {
     else if (a == "--pressures") pressures = number_list(argv[++i]);
     else if (a == "--bootstrap") bootstrap = std::stoi(argv[++i]) != 0;
     else if (a == "--realistic") realistic = std::stoi(argv[++i]) != 0;
+    else if (a == "--imaging") imaging_part = argv[++i];
     else {
       std::fprintf(stderr, "unknown option %s\n", a.c_str());
       return 2;
     }
+  }
+  if (!imaging_part.empty() && imaging_part != "poisson" && imaging_part != "cup" && imaging_part != "grain") {
+    std::fprintf(stderr, "--imaging %s: expected poisson, cup or grain\n", imaging_part.c_str());
+    return 2;
   }
   // Half-width terms are 1.96 × each standard deviation (they add in quadrature).
   std::printf(
@@ -83,7 +93,7 @@ int main(int argc, char** argv) {
       "d0,d1,d2,stat0,stat1,stat2,mu0,mu1,mu2,fit0,fit1,fit2,true0,true1,true2,pure0,pure1,pure2,u0,u1,u2,"
       "ambiguity0,mid_share,mixed,err_true_em,sigma0,sigma1,sigma2,noise_sigma,w0,w1,w2,n01,n02,n12,thin,label0,"
       "shift1,labels1,err_am,dec_am,dec_em0,dec_em1,dec_em2,dec_grey,err_true_em1,psf,ambiguity0_exact,ci95_exact,"
-      "hw_pairing\n");
+      "hw_pairing,err_am_labels\n");
   std::vector<double> widths, errors;
   int cells = 0, inside = 0;
   // Per (SNR, blur, seed): the pressures and porosities that go into the Heckel lines.
@@ -103,7 +113,13 @@ int main(int argc, char** argv) {
     for (double blur : blurs)
       for (double p : pressures)
         for (std::uint64_t seed : seeds) {
-          const CompositeScan scan = composite_scan(seed, p, snr, blur, size, realistic);
+          CompositeScan scan = composite_scan(seed, p, snr, blur, size, realistic && imaging_part.empty());
+          if (!imaging_part.empty()) {  // the default imaging with one realistic part on, re-imaged
+            if (imaging_part == "poisson") scan.imaging.noise = phantom::NoiseModel::poisson;
+            if (imaging_part == "cup") scan.imaging.cupping = phantom::kRealisticCupping;
+            if (imaging_part == "grain") scan.imaging.grain_contrast = phantom::kRealisticGrainContrast;
+            scan.grey = vp::testing::grey_as_float(phantom::ct_image(scan.phantom, scan.imaging));
+          }
           const phantom::Phantom& ph = scan.phantom;
           const phantom::ImagingSpec& im = scan.imaging;
           const Volume<float>& grey = scan.grey;
@@ -185,11 +201,12 @@ int main(int argc, char** argv) {
           // from these rows (the pairing term adds (share × ambiguity)² to the variance): the widest
           // PSF σ estimate, the pore's ambiguity, the half-width and the pairing's own 1.96 × SD.
           const double psf = *std::max_element(r.psf_sigma_vox.begin(), r.psf_sigma_vox.end());
-          std::printf(",%.1f,%.0f,%+.5f,%+.5f,%+.5f,%+.5f,%+.5f,%+.5f,%+.5f,%.4f,%.8g,%.8g,%.8g\n",
+          std::printf(",%.1f,%.0f,%+.5f,%+.5f,%+.5f,%+.5f,%+.5f,%+.5f,%+.5f,%.4f,%.8g,%.8g,%.8g,%+.5f\n",
                       pv.end_member_shift[1], pv.fraction_labels[1] * N, err_am, err_am * (tru[2] - tru[1]) / span,
                       dec_em[0], dec_em[1], dec_em[2], (unmixed - imaged) / span,
                       unmixed_fractions(s, {pv.means[0], tru[1], pv.means[2]})[0] - truth, psf, pv.pairing_ambiguity[0],
-                      pv.fraction_pv_ci95[0], 1.96 * pv.pairing_share * pv.pairing_ambiguity[0]);
+                      pv.fraction_pv_ci95[0], 1.96 * pv.pairing_share * pv.pairing_ambiguity[0],
+                      pv.fraction_labels[2] - phi[2]);
           if (bootstrap) {
             // The unmixing's bias on labels of known fractions (auto's, then the truth's), imaged with
             // the estimated end members, PSF and noise σ and segmented the same way: where the truth's
