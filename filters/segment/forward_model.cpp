@@ -245,13 +245,14 @@ Model make_model(const Volume<std::uint8_t>& labels, const std::vector<double>& 
 // per axis (0.5 B/voxel a class, k B/voxel with their weights while they are made from r plane by
 // plane; beside c, k/2 B/voxel), read trilinearly at the voxel centres; no classes: none.
 struct LocalOffsets {
-  std::vector<Volume<float>> offset;  // per class, on the coarse grid
+  std::vector<Volume<float>> offset;  // per class, on the coarse grid (none: the global end member)
   // Per axis and fine index j: the two coarse cells around j's centre and the second one's weight.
   std::array<std::vector<index_t>, 3> lo, hi;
   std::array<std::vector<float>, 3> w;
   bool empty() const { return offset.empty(); }
   float at(int c, index_t x, index_t y, index_t z) const {
     const Volume<float>& v = offset[c];
+    if (v.size() == 0) return 0.f;
     const Dims d = v.dims();
     auto row = [&](index_t yy, index_t zz) {
       const float* p = v.data() + d.x * (yy + d.y * zz);
@@ -359,31 +360,34 @@ Volume<float> correlation(const Volume<float>& grey, const Volume<std::uint8_t>&
 // with the global end members, and the count, summed over each 2³ block as a share of its 8, G
 // the Gaussian of σ `sigma` / 2 coarse cells; interior: the voxel and its 6 face neighbours labelled
 // c (faces of the volume count as c). The shrink weighs a class with few interior voxels near (a
-// pore film, a thin SE layer) towards its global end member.
+// pore film, a thin SE layer) towards its global end member. Only the classes of
+// ForwardModelOptions::local_means_classes; clamped to ≤ 0 under local_means_darker_only.
 constexpr double kOffsetShrink = 0.1;
 
 LocalOffsets local_offsets(const Volume<float>& grey, const Volume<std::uint8_t>& labels, const std::vector<double>& mu,
-                           const std::array<double, 3>& psf, double sigma) {
+                           const ForwardModelOptions& o) {
   const int k = static_cast<int>(mu.size());
   const Dims d = labels.dims();
   const Dims cd{(d.x + 1) / 2, (d.y + 1) / 2, (d.z + 1) / 2};
   LocalOffsets out;
   std::vector<Volume<float>> den;
   for (int c = 0; c < k; ++c) {
-    out.offset.push_back(grey.like<float>(cd));
-    den.push_back(grey.like<float>(cd));
+    const bool local = (o.local_means_classes >> c) & 1u;
+    out.offset.push_back(local ? grey.like<float>(cd) : Volume<float>());
+    den.push_back(local ? grey.like<float>(cd) : Volume<float>());
   }
   {
     const index_t step[3] = {1, d.x, d.x * d.y};
     // r plane by plane, never the whole of it; one coarse y row per task: each cell is summed in z,
     // y, x order at any thread count.
-    for_each_residual_plane(grey, labels, mu, psf, LocalOffsets{}, [&](index_t z, const Volume<float>& r) {
+    for_each_residual_plane(grey, labels, mu, o.psf_sigma_vox, LocalOffsets{}, [&](index_t z, const Volume<float>& r) {
       const index_t cz = z / 2;
       tbb::parallel_for(index_t{0}, cd.y, [&](index_t cy) {
         for (index_t y = 2 * cy; y < std::min(2 * cy + 2, d.y); ++y)
           for (index_t x = 0; x < d.x; ++x) {
             const index_t i = x + d.x * (y + d.y * z), pos[3] = {x, y, z};
             const int c = labels[i];
+            if (den[c].size() == 0) continue;
             bool interior = true;
             for (int a = 0; a < 3 && interior; ++a)
               interior = (pos[a] == 0 || labels[i - step[a]] == c) && (pos[a] + 1 == d[a] || labels[i + step[a]] == c);
@@ -396,13 +400,16 @@ LocalOffsets local_offsets(const Volume<float>& grey, const Volume<std::uint8_t>
     });
   }
   for (int c = 0; c < k; ++c) {
+    if (den[c].size() == 0) continue;
     for (int a = 0; a < 3; ++a)
       if (cd[a] > 1) {
-        gaussian_blur_axis(out.offset[c], a, 0.5 * sigma, kTruncate);
-        gaussian_blur_axis(den[c], a, 0.5 * sigma, kTruncate);
+        gaussian_blur_axis(out.offset[c], a, 0.5 * o.local_means_sigma, kTruncate);
+        gaussian_blur_axis(den[c], a, 0.5 * o.local_means_sigma, kTruncate);
       }
-    for (index_t j = 0; j < cd.count(); ++j)
-      out.offset[c][j] = static_cast<float>(out.offset[c][j] / (den[c][j] + kOffsetShrink));
+    for (index_t j = 0; j < cd.count(); ++j) {
+      const float off = static_cast<float>(out.offset[c][j] / (den[c][j] + kOffsetShrink));
+      out.offset[c][j] = o.local_means_darker_only ? std::min(off, 0.f) : off;
+    }
   }
   for (int a = 0; a < 3; ++a)
     for (index_t j = 0; j < d[a]; ++j) {
@@ -476,8 +483,9 @@ ForwardModelRelabelling forward_model_relabel(const Volume<float>& grey, Volume<
   out.beta = m.beta;
   // c is kept exact by the local update after each flip, so the two separable passes run once (and
   // again only where the end members change): recomputing them every sweep cost half the CPU.
-  const LocalOffsets offsets =
-      o.local_means_sigma > 0 ? local_offsets(grey, labels, mu, o.psf_sigma_vox, o.local_means_sigma) : LocalOffsets{};
+  const LocalOffsets offsets = o.local_means_sigma > 0 && (o.local_means_classes & ((1u << k) - 1)) != 0
+                                   ? local_offsets(grey, labels, mu, o)
+                                   : LocalOffsets{};
 #if defined(__GLIBC__)
   // The offsets' weights (k/2 B/voxel) were freed inside glibc's heap, whose pages it keeps
   // resident (so are the rules' scratch before them): hand them back before c is the peak

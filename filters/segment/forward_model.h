@@ -49,6 +49,13 @@ struct ForwardModelOptions {
   // with global end members a darker grain's surface voxels were read as SE or pore. The offsets
   // are taken once, from the input labels (+3 blur passes). 0: global end members.
   double local_means_sigma = 0;
+  // The classes (bit c for class c) whose end members are local; the others keep the global one
+  // (no offsets are summed or held for them).
+  unsigned local_means_classes = ~0u;
+  // Offsets clamped to ≤ 0: only a darker neighbourhood (a darker AM grain, the cup's centre) moves
+  // an end member. Measured for the σ ≥ 0.85 sweep with the AM alone (docs/segmentation-studies.md,
+  // "The σ ≥ 0.85 sweep with local end members for AM only"): not its default.
+  bool local_means_darker_only = false;
   int max_sweeps = 20;        // raster (ICM) sweeps at most
   double stop_share = 0.002;  // stop once a sweep flips fewer than this share of boundary voxels
 };
