@@ -53,8 +53,8 @@ struct ForwardModelOptions {
   // (no offsets are summed or held for them).
   unsigned local_means_classes = ~0u;
   // Offsets clamped to ≤ 0: only a darker neighbourhood (a darker AM grain, the cup's centre) moves
-  // an end member. Measured for the σ ≥ 0.85 sweep with the AM alone (docs/segmentation-studies.md,
-  // "The σ ≥ 0.85 sweep with local end members for AM only"): not its default.
+  // an end member. The σ ≥ 0.85 sweep (low_snr_sweep) runs with the AM alone so
+  // (docs/segmentation-studies.md, "The σ ≥ 0.85 sweep with local end members for AM only").
   bool local_means_darker_only = false;
   int max_sweeps = 20;        // raster (ICM) sweeps at most
   double stop_share = 0.002;  // stop once a sweep flips fewer than this share of boundary voxels

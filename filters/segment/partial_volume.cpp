@@ -786,9 +786,16 @@ PartialVolumeResult partial_volume_segmentation(const Volume<float>& grey, const
       fm.local_means_sigma = kSharpPsfLocalMeansSigma;
       fm.neutral_beside_brightest = true;
     }
-    if (low_snr_sweep) {  // global end members, as tuned (the local ones are the sharp sweep's)
+    if (low_snr_sweep) {
       fm.max_sweeps = kLowSnrSweeps;
       fm.neutral_beside_brightest = true;
+      // The brightest class's end member taken locally where its neighbourhood is darker (a darker
+      // AM grain, the cup's centre), the others global: global end members read darker grains'
+      // voxels as SE or pore; local ones for every class took the contact further in 35 of 40 cells
+      // (docs/segmentation-studies.md, "The σ ≥ 0.85 sweep with local end members for AM only").
+      fm.local_means_sigma = kSharpPsfLocalMeansSigma;
+      fm.local_means_classes = 1u << (k - 1);
+      fm.local_means_darker_only = true;
     }
     fm.psf_sigma_vox = o.psf_sigma_vox;
     fm.noise_sigma = o.noise_sigma > 0 ? o.noise_sigma : *std::min_element(sigma.begin(), sigma.end());

@@ -45,8 +45,9 @@ struct PartialVolumeOptions {
   // sharp-PSF sweep under textured AM" for the local end members); σ ≥ 1 scans are not touched.
   bool sharp_psf_sweep = true;
   // Where sharp_psf_sweep does not run (a PSF σ ≥ 0.85 voxel on some axis):
-  // one sweep of that relabelling with global end members, its prior neutral beside the brightest
-  // class, at every SNR. Named for the SNR 5 scans where it was first measured (worst gap to the
+  // one sweep of that relabelling, its prior neutral beside the brightest class, at every SNR; the
+  // brightest class's end member local where its neighbourhood is darker (textured AM), the others
+  // global. Named for the SNR 5 scans where it was first measured (worst gap to the
   // blur ceiling 0.081 → 0.015 held out); at SNR 6–12 it gains as much (fresh seeds 227–228: pore
   // Dice +0.02 … +0.08, SE −0.005 … +0.04, contact nearer the truth in 37 of 38 scans). ≈ 1.4 CPU-s
   // at 256³ (bench_segment, load ≈ 1.5: auto 10.3 → 7.0 Mvoxel/s; docs/segmentation-studies.md,
