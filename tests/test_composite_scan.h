@@ -61,6 +61,24 @@ inline double dice(const Volume<std::uint8_t>& a, const Volume<std::uint8_t>& b,
   return 2 * both / (na + nb);
 }
 
+// Voxels deep inside `label` in the truth (their 5³ box all `label`) that `labels` reads as
+// something else: a textured grain's interior lost to a flat forward model.
+inline int lost_inside(const Volume<std::uint8_t>& labels, const Volume<std::uint8_t>& truth, int label) {
+  const Dims d = truth.dims();
+  int lost = 0;
+  for (index_t z = 2; z + 2 < d.z; ++z)
+    for (index_t y = 2; y + 2 < d.y; ++y)
+      for (index_t x = 2; x + 2 < d.x; ++x) {
+        if (labels(x, y, z) == label) continue;
+        bool inside = true;
+        for (index_t dz = -2; dz <= 2 && inside; ++dz)
+          for (index_t dy = -2; dy <= 2 && inside; ++dy)
+            for (index_t dx = -2; dx <= 2 && inside; ++dx) inside = truth(x + dx, y + dy, z + dz) == label;
+        lost += inside;
+      }
+  return lost;
+}
+
 // The blur ceiling's labels (issue 11): midpoint thresholds between the pure grey levels applied
 // to the noise-free blurred image of the truth (no noise, cup or grain texture), so that only the
 // PSF limits them.

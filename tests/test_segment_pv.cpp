@@ -444,21 +444,7 @@ TEST(PartialVolume, SharpPsfSweepKeepsTexturedAmGrains) {
                am_rules = vp::testing::dice(rules.labels, truth, 2);
   EXPECT_GE(am_swept, am_rules) << "AM Dice with the sweep " << am_swept << ", without " << am_rules;
   // AM voxels whose 5³ box is all AM in the truth, labelled otherwise.
-  auto lost_inside = [&](const Volume<std::uint8_t>& labels) {
-    const Dims d = truth.dims();
-    int lost = 0;
-    for (index_t z = 2; z + 2 < d.z; ++z)
-      for (index_t y = 2; y + 2 < d.y; ++y)
-        for (index_t x = 2; x + 2 < d.x; ++x) {
-          if (labels(x, y, z) == 2) continue;
-          bool inside = true;
-          for (index_t dz = -2; dz <= 2 && inside; ++dz)
-            for (index_t dy = -2; dy <= 2 && inside; ++dy)
-              for (index_t dx = -2; dx <= 2 && inside; ++dx) inside = truth(x + dx, y + dy, z + dz) == 2;
-          lost += inside;
-        }
-    return lost;
-  };
+  auto lost_inside = [&](const Volume<std::uint8_t>& labels) { return vp::testing::lost_inside(labels, truth, 2); };
   EXPECT_LE(lost_inside(swept.labels), lost_inside(rules.labels));
   auto contact = [&](const Volume<std::uint8_t>& l) {
     LabelVolume labels;
