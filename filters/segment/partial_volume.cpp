@@ -64,9 +64,9 @@ constexpr double kHiddenFilmShare = 0.1;
 // contact at 50 MPa 0.08 low and porosity 0.016 high: SE films coating AM are eaten.
 constexpr double kBridgeSlope = 0.8;
 // The widest PSF σ estimate (voxels) below which a scan is read as sharp: the sharp-PSF sweep runs
-// there, the σ ≥ 0.85 sweep (low_snr_sweep) at or above it. Held-out scans
-// estimate 0.65–0.70 at σ 0.7, 0.96–1.07 at σ 1, so σ 1 and 1.5 scans keep the rules' labels bit for
-// bit. First chosen for a profile reading of sandwiched runs, since removed (docs/segmentation-studies.md,
+// there, the σ ≥ 0.85 sweep (low_snr_sweep) at or above it. Held-out scans estimate 0.65–0.70 at
+// σ 0.7, 0.96–1.07 at σ 1, so each blur of the accuracy grid takes one sweep, always the same. First
+// chosen for a profile reading of sandwiched runs, since removed (docs/segmentation-studies.md,
 // "Sandwiched runs read by their profile").
 constexpr double kSharpPsf = 0.85;
 // ICM sweeps of the forward model run by default under a sharp PSF (sharp_psf_sweep). Chosen on
