@@ -13,7 +13,8 @@
 // the physics so that noise alone moves a voxel of a flat a|b interface (a flip that adds 4 unlike
 // pairs) with probability Φ(−z): s/2 + 4β/s = z, β = max(0, s (z − s/2) / 4).
 // One sweep of plain ICM is `auto`'s last labelling step, with local end members under a sharp PSF
-// and global ones under a wider PSF (PartialVolumeOptions::sharp_psf_sweep, low_snr_sweep), and the end-member refit
+// and, under a wider PSF, global ones but the brightest class's where its neighbourhood is darker
+// (PartialVolumeOptions::sharp_psf_sweep, low_snr_sweep), and the end-member refit
 // runs it to convergence on a copy of the labels (refit_end_members); measured in docs/segmentation-studies.md,
 // "Forward-model MAP relabelling" (both sections).
 #pragma once

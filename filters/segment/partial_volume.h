@@ -42,7 +42,7 @@ struct PartialVolumeOptions {
   // (neutral_beside_brightest). Under a sharp PSF the rules' labels lose
   // 0.02–0.04 Dice to the blur ceiling at SNR 8, all of it noise on boundary voxels
   // (docs/segmentation-studies.md, "Labels under a sharp PSF: one forward-model sweep", and "The
-  // sharp-PSF sweep under textured AM" for the local end members); σ ≥ 1 scans are not touched.
+  // sharp-PSF sweep under textured AM" for the local end members); wider PSFs take low_snr_sweep below.
   bool sharp_psf_sweep = true;
   // Where sharp_psf_sweep does not run (a PSF σ ≥ 0.85 voxel on some axis):
   // one sweep of that relabelling, its prior neutral beside the brightest class, at every SNR; the

@@ -238,8 +238,9 @@ class SegmentStage : public Stage {
               "", bool_default(PartialVolumeOptions{}.sharp_psf_sweep)),
         param("low_snr_sweep", ParamType::boolean,
               "auto: where the PSF estimate is at least 0.85 voxel on some axis, one sweep of that MAP relabelling "
-              "last at any SNR, its prior neutral beside the brightest class (named for the SNR 5 scans where it was "
-              "first measured; false keeps the rules' labels)",
+              "last at any SNR, its prior neutral beside the brightest class and that class's end member local where "
+              "its neighbourhood is darker (named for the SNR 5 scans where it was first measured; false keeps the "
+              "rules' labels)",
               "", bool_default(PartialVolumeOptions{}.low_snr_sweep)),
         param("end_members", ParamType::string,
               "auto: reference end members held fixed, K ascending grey values (6000,20000,43000) or the path of "
