@@ -117,7 +117,8 @@ void write_case_row(std::ofstream& csv, const Case& c, int with) {
   csv << c.seed << ',' << c.snr << ',' << c.blur << ',' << c.pressure << ',' << with << ',' << (c.ok ? 1 : 0);
   for (int k = 0; k < 3; ++k) csv << ',' << c.dice[k];
   csv << ',' << c.porosity_truth << ',' << c.porosity_pv << ',' << c.porosity_seg << ',' << c.contact_truth << ','
-      << c.contact << ',' << c.segment_cpu_s << std::endl;  // flushed: a stopped run keeps its rows
+      << c.contact << ',' << c.segment_cpu_s << ',' << c.porosity_ci95
+      << std::endl;  // flushed: a stopped run keeps its rows
 }
 
 double number_or_nan(const nlohmann::json& j) { return j.is_number() ? j.get<double>() : NAN; }
@@ -311,7 +312,7 @@ int main(int argc, char** argv) {
     csv.open(s.cases_csv);
     csv << std::setprecision(9)
         << "seed,snr,blur,pressure,with_flags,ok,dice_pore,dice_se,dice_am,porosity_truth,porosity_pv,porosity_seg,"
-           "contact_truth,contact,segment_cpu_s\n";
+           "contact_truth,contact,segment_cpu_s,porosity_pv_ci95\n";
   }
   for (std::uint64_t seed : s.seeds)
     for (double pressure : s.pressures) {
