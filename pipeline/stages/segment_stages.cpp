@@ -461,6 +461,18 @@ class SegmentStage : public Stage {
                            {"psf_estimated", r.psf.has_value()},
                            {"end_members_source", r.auto_fit->end_members_source},
                            {"warnings", r.auto_fit->warnings}});
+    if (r.psf) {
+      // The scan's PSF estimate, which `segment --json` prints as psf_sigma_vox; where the refit
+      // moved an end member it is the second estimate, between the refitted levels.
+      nlohmann::json sigma, ci95;
+      for (int a = 0; a < 3; ++a)
+        sigma.push_back(json_number(r.psf->sigma_vox[a])), ci95.push_back(json_number(r.psf->ci95_vox[a]));
+      partial_volume["psf_estimate"] = {
+          {"sigma_vox", sigma},
+          {"ci95_vox", ci95},
+          {"status", r.psf->status},
+          {"end_members", r.psf_from_refitted_end_members ? "refitted" : "histogram_fit"}};
+    }
     for (const auto& w : r.auto_fit->warnings) ctx.report("segment: warning: " + w);
   }
 
