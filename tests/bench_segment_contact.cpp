@@ -52,6 +52,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -584,6 +585,43 @@ FaceSplit split_contact_faces(const Volume<std::uint8_t>& l, const LabelVolume& 
   return s;
 }
 
+// P(χ²_k > c) for integer k (the pooled diagnostic's null).
+double chi_square_survival(int k, double c) {
+  if (k <= 0) return c < 0 ? 1.0 : 0.0;
+  const double x = 0.5 * c;
+  double sum = 0, term = 0;
+  if (k % 2 == 0) {
+    term = std::exp(-x);
+    for (int j = 0; j < k / 2; ++j) sum += term, term *= x / (j + 1);
+    return sum;
+  }
+  sum = std::erfc(std::sqrt(x));
+  term = std::exp(-x) * std::sqrt(x) / std::tgamma(1.5);
+  for (int j = 0; j < (k - 1) / 2; ++j) sum += term, term *= x / (j + 1.5);
+  return sum;
+}
+
+// The level c with P(Σ of `lines` independent ½χ²₀ + ½χ²₁ > c) = α: the per-face criterion's null
+// summed over a face's neighbours (the pooled diagnostic; = film_threshold(α) for one line).
+double pooled_film_threshold(double false_alarm, int lines) {
+  if (!(false_alarm > 0 && false_alarm < 0.5)) throw std::invalid_argument("pooled film threshold: α in (0, 0.5)");
+  if (lines < 1) throw std::invalid_argument("pooled film threshold: at least one line");
+  auto tail = [&](double c) {  // P(Σ of `lines` independent ½χ²₀ + ½χ²₁ > c)
+    double p = 0, binom = std::pow(0.5, lines);
+    for (int k = 0; k <= lines; ++k) {
+      p += binom * chi_square_survival(k, c);
+      binom *= static_cast<double>(lines - k) / (k + 1);
+    }
+    return p;
+  };
+  double lo = 0, hi = 10.0 * lines + 40;
+  for (int i = 0; i < 200; ++i) {
+    const double mid = 0.5 * (lo + hi);
+    (tail(mid) > false_alarm ? lo : hi) = mid;
+  }
+  return 0.5 * (lo + hi);
+}
+
 // Where the film fit's decisions lie on the truth (`--films`, printed per case). Each fitted face
 // is classified by the truth along its line from the labelled face, as split_contact_faces does:
 // the truth's first non-AM voxel is SE (contact), a pore run of 1–3 voxels then SE (a film), or
@@ -794,7 +832,6 @@ struct FilmRow {
 };
 
 double g_false_alarm = FilmProfileOptions{}.false_alarm;
-double g_fdr = FilmProfileOptions{}.false_discovery_rate;  // --fdr Q
 bool g_true_model = false,
      g_restore_am = false;  // --true-model: the films fitted with the true end members, PSF and noise σ
 
@@ -815,7 +852,6 @@ void measure_films(const Volume<float>& g, const LabelVolume& truth, FilmRow& ro
   FilmProfileOptions fo;
   fo.false_alarm = g_false_alarm;
   fo.restore_am = g_restore_am;
-  fo.false_discovery_rate = g_fdr;
   fo.record_faces = true;
   const double t0 = cpu_seconds();
   if (true_model) {
@@ -827,7 +863,7 @@ void measure_films(const Volume<float>& g, const LabelVolume& truth, FilmRow& ro
     row.films = relabel_pore_films(g, l, r.partial_volume->means, r.psf_sigma_vox, r.auto_fit->noise_sigma, fo);
   }
   row.cpu_films = cpu_seconds() - t0;
-  std::printf("  film threshold %.2f, null scale %.3f\n", row.films.threshold, row.films.null_scale);
+  std::printf("  film threshold %.2f\n", row.films.threshold);
   std::printf("  end members %.0f %.0f %.0f, PSF %.3f %.3f %.3f, noise %.0f\n", r.partial_volume->means[0],
               r.partial_volume->means[1], r.partial_volume->means[2], r.psf_sigma_vox[0], r.psf_sigma_vox[1],
               r.psf_sigma_vox[2], r.auto_fit->noise_sigma);
@@ -1500,8 +1536,6 @@ int main(int argc, char** argv) {
       g_restore_am = true;
     } else if (arg == "--true-model") {
       g_true_model = true;
-    } else if (arg == "--fdr" && a + 1 < argc) {
-      g_fdr = std::stod(argv[++a]);
     } else if (arg == "--false-alarm" && a + 1 < argc) {
       g_false_alarm = std::stod(argv[++a]);
     } else if (arg == "--anneal" && a + 2 < argc) {

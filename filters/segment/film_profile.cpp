@@ -133,73 +133,6 @@ double film_threshold(double false_alarm) {
   return z * z;
 }
 
-double chi_square_survival(int k, double c) {
-  if (k <= 0) return c < 0 ? 1.0 : 0.0;
-  const double x = 0.5 * c;
-  double sum = 0, term = 0;
-  if (k % 2 == 0) {
-    term = std::exp(-x);
-    for (int j = 0; j < k / 2; ++j) sum += term, term *= x / (j + 1);
-    return sum;
-  }
-  sum = std::erfc(std::sqrt(x));
-  term = std::exp(-x) * std::sqrt(x) / std::tgamma(1.5);
-  for (int j = 0; j < (k - 1) / 2; ++j) sum += term, term *= x / (j + 1.5);
-  return sum;
-}
-
-double pooled_film_threshold(double false_alarm, int lines) {
-  if (!(false_alarm > 0 && false_alarm < 0.5)) throw InputError("film false-alarm rate must be in (0, 0.5)");
-  if (lines < 1) throw InputError("pooled film threshold: need at least one line");
-  auto tail = [&](double c) {  // P(Σ of `lines` independent ½χ²₀ + ½χ²₁ > c)
-    double p = 0, binom = std::pow(0.5, lines);
-    for (int k = 0; k <= lines; ++k) {
-      p += binom * chi_square_survival(k, c);
-      binom *= static_cast<double>(lines - k) / (k + 1);
-    }
-    return p;
-  };
-  double lo = 0, hi = 10.0 * lines + 40;
-  for (int i = 0; i < 200; ++i) {
-    const double mid = 0.5 * (lo + hi);
-    (tail(mid) > false_alarm ? lo : hi) = mid;
-  }
-  return 0.5 * (lo + hi);
-}
-
-FilmDecision film_decision_fdr(std::vector<double> statistics, double q) {
-  if (!(q > 0 && q < 1)) throw InputError("film false-discovery rate must be in (0, 1)");
-  FilmDecision dec;
-  const std::size_t m = statistics.size();
-  if (m == 0) return dec;
-  std::sort(statistics.begin(), statistics.end(), std::greater<double>());
-  // The empirical null, read from the faces themselves: under the step ΔRSS/σ_n² is ½χ²₀ + ½χ²₁;
-  // on the scans the end members, the PSF and the labels around the line add model error, so the
-  // share above 0 (p₊) and the scale κ of the positive part (its median over the χ²₁ median,
-  // 0.4549) are measured instead, and a face's p-value is p₊ P(χ²₁ > ΔRSS/(κσ_n²)). Films are a few
-  // per cent of the faces and only lift p₊ and κ, so the null read here errs toward fewer films.
-  constexpr double kChi2MedianOneDof = 0.454936;
-  const auto positive =
-      static_cast<std::size_t>(std::count_if(statistics.begin(), statistics.end(), [](double x) { return x > 0; }));
-  if (positive == 0) return dec;
-  dec.positive_share = static_cast<double>(positive) / static_cast<double>(m);
-  dec.null_scale = statistics[positive / 2] / kChi2MedianOneDof;  // sorted descending: the positive ones first
-  // Benjamini–Hochberg: the largest k whose k-th largest statistic has p ≤ q k / m.
-  auto p_value = [&](double stat) {
-    return stat > 0 ? dec.positive_share * std::erfc(std::sqrt(stat / dec.null_scale) / std::sqrt(2.0)) : 1.0;
-  };
-  for (std::size_t k = m; k >= 1; --k)
-    if (p_value(statistics[k - 1]) <= q * static_cast<double>(k) / static_cast<double>(m)) {
-      dec.accepted = static_cast<std::int64_t>(k);
-      dec.threshold = statistics[k - 1];
-      return dec;
-    }
-  // None: the level the largest statistic would have had to pass.
-  const double z = std::sqrt(film_threshold(std::min(0.49, 0.5 * q / (dec.positive_share * static_cast<double>(m)))));
-  dec.threshold = dec.null_scale * z * z;
-  return dec;
-}
-
 FilmProfileResult relabel_pore_films(const Volume<float>& grey, Volume<std::uint8_t>& labels,
                                      const std::vector<double>& means, const std::array<double, 3>& psf_sigma_vox,
                                      double noise_sigma, const FilmProfileOptions& o) {
@@ -325,14 +258,6 @@ FilmProfileResult relabel_pore_films(const Volume<float>& grey, Volume<std::uint
   std::sort(faces.begin(), faces.end(), [](const FittedFace& u, const FittedFace& v) {
     return std::tie(u.face.am_voxel, u.face.axis, u.face.dir) < std::tie(v.face.am_voxel, v.face.axis, v.face.dir);
   });
-  if (o.false_discovery_rate > 0) {
-    std::vector<double> stats(faces.size());
-    for (std::size_t i = 0; i < faces.size(); ++i) stats[i] = faces[i].face.statistic;
-    const FilmDecision dec = film_decision_fdr(stats, o.false_discovery_rate);
-    result.threshold = dec.threshold, result.null_scale = dec.null_scale;
-    result.null_positive_share = dec.positive_share;
-    for (FittedFace& f : faces) f.face.film = f.face.statistic >= dec.threshold && dec.accepted > 0;
-  }
   std::vector<index_t> pore, am;
   for (const FittedFace& f : faces) {
     if (!f.face.film) continue;
@@ -361,9 +286,7 @@ nlohmann::json pore_films_json(const FilmProfileResult& r) {
           {"films_accepted", r.films_accepted},
           {"voxels_relabelled", r.voxels_relabelled},
           {"am_voxels_restored", r.am_voxels_restored},
-          {"threshold", r.threshold},
-          {"null_scale", r.null_scale},
-          {"null_positive_share", r.null_positive_share}};
+          {"threshold", r.threshold}};
 }
 
 }  // namespace vp

@@ -39,10 +39,6 @@ struct FilmProfileOptions {
   // Where a film is accepted and its fitted surface t0 lies outward of the labelled face, the SE
   // voxels between (centres < t0) become AM again: the film had darkened AM's edge voxel.
   bool restore_am = false;
-  // > 0: instead of α per face, the films are the faces a Benjamini–Hochberg procedure at this
-  // false-discovery rate accepts over all fitted faces of the scan, with the null's scale read from
-  // the faces themselves (film_decision_fdr). 0: α per face (false_alarm).
-  double false_discovery_rate = 0;
   // Keep every fitted face in FilmProfileResult::faces (diagnostics: bench_segment_contact --films).
   bool record_faces = false;
 };
@@ -61,30 +57,16 @@ struct FilmProfileResult {
   std::int64_t films_accepted = 0;      // of them, read as AM|pore|SE
   std::int64_t voxels_relabelled = 0;   // SE voxels now labelled pore
   std::int64_t am_voxels_restored = 0;  // SE voxels now labelled AM (restore_am)
-  double threshold = 0;                 // ΔRSS/σ_n² above which a film is accepted (FDR: at or above)
-  double null_scale = 1;                // FDR: κ, the empirical null's scale of ΔRSS/σ_n²
-  double null_positive_share = 0.5;     // FDR: p₊, the share of faces whose film fits better at all
+  double threshold = 0;                 // ΔRSS/σ_n² above which a film is accepted
   std::vector<FilmFace> faces;          // record_faces: every fitted face, in index order
 };
 
-// {faces_fitted, films_accepted, voxels_relabelled, am_voxels_restored, threshold, null_scale, null_positive_share}:
-// `segment --json` and the segment stage's details.
+// {faces_fitted, films_accepted, voxels_relabelled, am_voxels_restored, threshold}: `segment --json`
+// and the segment stage's details.
 nlohmann::json pore_films_json(const FilmProfileResult& r);
 
 // ΔRSS/σ_n² above which a film is accepted at false-alarm rate α per face: the χ²₁ quantile at 2α.
 double film_threshold(double false_alarm);
-
-// The FDR decision over one scan's fitted faces (their ΔRSS/σ_n²): κ, the threshold in ΔRSS/σ_n²
-// (the faces at or above it are films) and how many pass.
-struct FilmDecision {
-  double positive_share = 0.5, null_scale = 1, threshold = 0;
-  std::int64_t accepted = 0;
-};
-FilmDecision film_decision_fdr(std::vector<double> statistics, double q);
-
-// The same for the sum of the statistics of `lines` faces with independent noise (each ½χ²₀ + ½χ²₁
-// under the step): the level c with P(Σ > c) = α. pooled_film_threshold(α, 1) = film_threshold(α).
-double pooled_film_threshold(double false_alarm, int lines);
 
 // Relabels, in `labels` (0 pore, 1 SE, 2 AM: three classes ascending in grey), the SE voxels
 // inside accepted pore films. `means` are the three end members, `psf_sigma_vox` the PSF σ per
