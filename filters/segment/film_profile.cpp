@@ -244,8 +244,9 @@ FilmProfileResult relabel_pore_films(const Volume<float>& grey, Volume<std::uint
             ++local.fitted;
             const LineFit fit = fit_profile(pos, g, base, se_run, mu_pore, mu_se, mu_am, cdf, table, noise_sigma,
                                             result.threshold, o.max_width, phi);
-            local.faces.push_back(
-                {{x + d.x * (y + d.y * z), a, dir, fit.film, fit.t0, fit.width, fit.statistic}, se_run});
+            if (fit.film || o.record_faces)  // the rest only when asked: a face list is the AM surface's size
+              local.faces.push_back(
+                  {{x + d.x * (y + d.y * z), a, dir, fit.film, fit.t0, fit.width, fit.statistic}, se_run});
           }
       }
   });
@@ -254,7 +255,7 @@ FilmProfileResult relabel_pore_films(const Volume<float>& grey, Volume<std::uint
     result.faces_fitted += local.fitted;
     faces.insert(faces.end(), local.faces.begin(), local.faces.end());
   }
-  // One order whatever the threads did: the decisions below read sorted statistics only.
+  // One order whatever the threads did (that of the recorded faces; the labels do not depend on it).
   std::sort(faces.begin(), faces.end(), [](const FittedFace& u, const FittedFace& v) {
     return std::tie(u.face.am_voxel, u.face.axis, u.face.dir) < std::tie(v.face.am_voxel, v.face.axis, v.face.dir);
   });
