@@ -737,7 +737,8 @@ void film_diagnostic(const Volume<std::uint8_t>& before, const Volume<std::uint8
                   cnt[c] > 0 ? excess[c] / cnt[c] : 0.0, cnt[c] > 0 ? acc[c] / cnt[c] : 0.0, acc[c]);
     std::printf("\n");
   }
-  // Accepted per class at other thresholds, and at the Benjamini–Hochberg threshold for FDR q.
+  // Accepted per class at other thresholds, and the Benjamini–Hochberg threshold for FDR q with the
+  // derived null (½χ²₀ + ½χ²₁; the scans' own null is wider, docs/segmentation-studies.md).
   {
     std::vector<double> st;
     for (const FilmFace& f : r.faces) st.push_back(f.statistic);
