@@ -26,7 +26,9 @@
 // (filters/segment/film_profile.h; docs/segmentation-studies.md, "Pore films from a per-face profile fit"):
 // contact, Dice and label porosity against the blur ceiling, and where `auto`'s AM|SE faces lie on
 // the truth; --false-alarm A sets α, --true-model fits with the true end members / PSF / noise σ,
-// --restore-am turns on FilmProfileOptions::restore_am;
+// --restore-am turns on FilmProfileOptions::restore_am; per case it also prints the fitted faces by
+// the truth along their lines (recall of the truth's films, false films, the statistic's quantiles,
+// the counts at other thresholds and pooled over neighbours: "Pore films: why the per-face fit finds so few");
 // with --series DIR it reads every <name>.truth.json, <name>.tif, <name>_labels.tif there instead.
 // --am-surface: how much of the label contact's bias `auto`'s receded AM explains (docs/segmentation-studies.md,
 // "The AM surface and the contact bias"): contact with the true AM and `auto`'s pore/SE, with
