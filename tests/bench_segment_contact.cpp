@@ -26,7 +26,9 @@
 // (filters/segment/film_profile.h; docs/segmentation-studies.md, "Pore films from a per-face profile fit"):
 // contact, Dice and label porosity against the blur ceiling, and where `auto`'s AM|SE faces lie on
 // the truth; --false-alarm A sets α, --true-model fits with the true end members / PSF / noise σ,
-// --restore-am turns on FilmProfileOptions::restore_am;
+// --restore-am turns on FilmProfileOptions::restore_am; per case it also prints the fitted faces by
+// the truth along their lines (recall of the truth's films, false films, the statistic's quantiles,
+// the counts at other thresholds and pooled over neighbours: "Pore films: why the per-face fit finds so few");
 // with --series DIR it reads every <name>.truth.json, <name>.tif, <name>_labels.tif there instead.
 // --am-surface: how much of the label contact's bias `auto`'s receded AM explains (docs/segmentation-studies.md,
 // "The AM surface and the contact bias"): contact with the true AM and `auto`'s pore/SE, with
@@ -49,8 +51,10 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -583,6 +587,244 @@ FaceSplit split_contact_faces(const Volume<std::uint8_t>& l, const LabelVolume& 
   return s;
 }
 
+// P(χ²_k > c) for integer k (the pooled diagnostic's null).
+double chi_square_survival(int k, double c) {
+  if (k <= 0) return c < 0 ? 1.0 : 0.0;
+  const double x = 0.5 * c;
+  double sum = 0, term = 0;
+  if (k % 2 == 0) {
+    term = std::exp(-x);
+    for (int j = 0; j < k / 2; ++j) sum += term, term *= x / (j + 1);
+    return sum;
+  }
+  sum = std::erfc(std::sqrt(x));
+  term = std::exp(-x) * std::sqrt(x) / std::tgamma(1.5);
+  for (int j = 0; j < (k - 1) / 2; ++j) sum += term, term *= x / (j + 1.5);
+  return sum;
+}
+
+// The level c with P(Σ of `lines` independent ½χ²₀ + ½χ²₁ > c) = α: the per-face criterion's null
+// summed over a face's neighbours (the pooled diagnostic; = film_threshold(α) for one line).
+double pooled_film_threshold(double false_alarm, int lines) {
+  if (!(false_alarm > 0 && false_alarm < 0.5)) throw std::invalid_argument("pooled film threshold: α in (0, 0.5)");
+  if (lines < 1) throw std::invalid_argument("pooled film threshold: at least one line");
+  auto tail = [&](double c) {  // P(Σ of `lines` independent ½χ²₀ + ½χ²₁ > c)
+    double p = 0, binom = std::pow(0.5, lines);
+    for (int k = 0; k <= lines; ++k) {
+      p += binom * chi_square_survival(k, c);
+      binom *= static_cast<double>(lines - k) / (k + 1);
+    }
+    return p;
+  };
+  double lo = 0, hi = 10.0 * lines + 40;
+  for (int i = 0; i < 200; ++i) {
+    const double mid = 0.5 * (lo + hi);
+    (tail(mid) > false_alarm ? lo : hi) = mid;
+  }
+  return 0.5 * (lo + hi);
+}
+
+// Where the film fit's decisions lie on the truth (`--films`, printed per case). Each fitted face
+// is classified by the truth along its line from the labelled face, as split_contact_faces does:
+// the truth's first non-AM voxel is SE (contact), a pore run of 1–3 voxels then SE (a film), or
+// other pore (wider, or not ending in SE); per class the faces fitted and accepted, the mean
+// statistic, and the truth under the SE voxels the accepted fits relabel. Then recall: every truth
+// AM face followed by a 1–3-voxel pore film ending in SE, by what the labels and the fit did there.
+void film_diagnostic(const Volume<std::uint8_t>& before, const Volume<std::uint8_t>& after, const LabelVolume& t,
+                     const FilmProfileResult& r) {
+  const Dims d = t.dims();
+  enum { kContact, kFilm1, kFilm2, kFilm3, kOtherPore, kOther, kClasses };
+  const char* names[kClasses] = {"contact", "film 1", "film 2", "film 3", "other pore", "other"};
+  double fitted[kClasses] = {}, accepted[kClasses] = {}, stat[kClasses] = {}, vox[kClasses][3] = {};
+  double exact[kClasses] = {}, lost_am[kClasses] = {};
+  std::map<index_t, const FilmFace*> by_line;
+  auto key = [](index_t v, int a, int dir) { return v * 6 + a * 2 + (dir > 0); };
+  auto step = [&](index_t v, int a, long k, index_t* out) {
+    index_t q[3] = {v % d.x, (v / d.x) % d.y, v / (d.x * d.y)};
+    q[a] += k;
+    if (q[a] < 0 || q[a] >= d[a]) return false;
+    *out = q[0] + d.x * (q[1] + d.y * q[2]);
+    return true;
+  };
+  for (const FilmFace& f : r.faces) {
+    by_line[key(f.am_voxel, f.axis, f.dir)] = &f;
+    // The truth's first non-AM voxel along the line, from the labels' AM voxel.
+    index_t v = f.am_voxel, w = 0;
+    int cls = kOther;
+    long k = 0;
+    if (t[v] == phantom::kActive) {
+      k = 1;
+      while (step(v, f.axis, f.dir * k, &w) && t[w] == phantom::kActive) ++k;
+    }
+    index_t first = 0;
+    if (step(v, f.axis, f.dir * k, &first)) {
+      if (t[first] == phantom::kElectrolyte) cls = kContact;
+      else if (t[first] == phantom::kPore) {
+        long run = 0;
+        while (step(v, f.axis, f.dir * (k + run), &w) && t[w] == phantom::kPore && run < 4) ++run;
+        const bool se = step(v, f.axis, f.dir * (k + run), &w) && t[w] == phantom::kElectrolyte;
+        cls = se && run <= 3 ? kFilm1 + static_cast<int>(run) - 1 : kOtherPore;
+        if (f.film && se && run <= 3) {
+          // Exact: the relabelled voxels on this line are the truth's film voxels beyond the labelled face.
+          bool ok = true;
+          for (long j = 1; j <= k + run + 1; ++j) {
+            if (!step(v, f.axis, f.dir * j, &w)) break;
+            const bool truth_pore = t[w] == phantom::kPore;
+            const bool read_pore = after[w] == 0 && before[w] == 1;
+            if (before[w] == 1 && truth_pore != read_pore) ok = false;
+          }
+          exact[cls] += ok;
+        }
+      }
+    }
+    lost_am[cls] += k > 1;
+    fitted[cls] += 1, stat[cls] += f.statistic;
+    if (!f.film) continue;
+    accepted[cls] += 1;
+    for (long j = 1; j <= 8; ++j) {
+      if (!step(v, f.axis, f.dir * j, &w)) break;
+      if (before[w] == 1 && after[w] == 0) vox[cls][t[w]] += 1;
+    }
+  }
+  // Pooled: per face the statistics of the fitted faces of the same axis and sense within ±R laterally
+  // (one per lateral position, the nearest along the axis within ±1), summed and tested at α.
+  std::map<index_t, int> cls_of;
+  for (const FilmFace& f : r.faces) {
+    index_t v = f.am_voxel, w = 0;
+    long k = 0;
+    int cls = kOther;
+    if (t[v] == phantom::kActive) {
+      k = 1;
+      while (step(v, f.axis, f.dir * k, &w) && t[w] == phantom::kActive) ++k;
+    }
+    if (step(v, f.axis, f.dir * k, &w)) {
+      if (t[w] == phantom::kElectrolyte) cls = kContact;
+      else if (t[w] == phantom::kPore) {
+        long run = 0;
+        index_t u = 0;
+        while (step(v, f.axis, f.dir * (k + run), &u) && t[u] == phantom::kPore && run < 4) ++run;
+        const bool se = step(v, f.axis, f.dir * (k + run), &u) && t[u] == phantom::kElectrolyte;
+        cls = se && run <= 3 ? kFilm1 + static_cast<int>(run) - 1 : kOtherPore;
+      }
+    }
+    cls_of[key(f.am_voxel, f.axis, f.dir)] = cls;
+  }
+  for (int R : {1, 2, 3}) {
+    double n_sum[kClasses] = {}, excess[kClasses] = {}, acc[kClasses] = {}, cnt[kClasses] = {};
+    std::map<int, double> thr;
+    for (const FilmFace& f : r.faces) {
+      double S = 0;
+      int N = 0;
+      const int b = (f.axis + 1) % 3, c2 = (f.axis + 2) % 3;
+      for (int du = -R; du <= R; ++du)
+        for (int dv = -R; dv <= R; ++dv) {
+          index_t u = 0;
+          if (!step(f.am_voxel, b, du, &u) || !step(u, c2, dv, &u)) continue;
+          for (int s : {0, -1, 1}) {
+            index_t x = 0;
+            if (!step(u, f.axis, s, &x)) continue;
+            const auto it = by_line.find(key(x, f.axis, f.dir));
+            if (it == by_line.end()) continue;
+            S += it->second->statistic, ++N;
+            break;
+          }
+        }
+      if (!thr.count(N)) thr[N] = pooled_film_threshold(0.01, N);
+      const int cls = cls_of[key(f.am_voxel, f.axis, f.dir)];
+      cnt[cls] += 1, n_sum[cls] += N, excess[cls] += S - 0.5 * N, acc[cls] += S > thr[N];
+    }
+    std::printf("  pooled ±%d: lines / mean excess over 0.5 N / accepted rate:", R);
+    for (int c = 0; c < kClasses - 1; ++c)
+      std::printf(" %s %.1f/%.2f/%.3f (%.0f);", names[c], cnt[c] > 0 ? n_sum[c] / cnt[c] : 0.0,
+                  cnt[c] > 0 ? excess[c] / cnt[c] : 0.0, cnt[c] > 0 ? acc[c] / cnt[c] : 0.0, acc[c]);
+    std::printf("\n");
+  }
+  // Accepted per class at other thresholds, and the Benjamini–Hochberg threshold for FDR q with the
+  // derived null (½χ²₀ + ½χ²₁; the scans' own null is wider, docs/segmentation-studies.md).
+  {
+    std::vector<double> st;
+    for (const FilmFace& f : r.faces) st.push_back(f.statistic);
+    std::sort(st.begin(), st.end(), std::greater<double>());
+    const double m = static_cast<double>(st.size());
+    for (double q : {0.5, 0.3, 0.2}) {
+      double c_bh = INFINITY;
+      for (std::size_t i = 0; i < st.size(); ++i) {  // largest k with p_(k) <= q k / m
+        const double p = st[i] > 0 ? 0.5 * std::erfc(std::sqrt(st[i]) / std::sqrt(2.0)) : 1.0;
+        if (p <= q * static_cast<double>(i + 1) / m) c_bh = st[i];
+      }
+      std::printf("  BH q %.1f: threshold %.2f\n", q, c_bh);
+    }
+    {  // the statistic's distribution on true contact faces (the null) and on all faces
+      for (int which = 0; which < 2; ++which) {
+        std::vector<double> v;
+        for (const FilmFace& f : r.faces)
+          if (which == 1 || cls_of[key(f.am_voxel, f.axis, f.dir)] == kContact) v.push_back(f.statistic);
+        std::sort(v.begin(), v.end());
+        const double n = static_cast<double>(v.size());
+        double pos = 0;
+        for (double x : v) pos += x > 1e-12;
+        auto q = [&](double f) { return v.empty() ? 0.0 : v[std::min(v.size() - 1, static_cast<std::size_t>(f * n))]; };
+        std::vector<double> vp(v.end() - static_cast<long>(pos), v.end());
+        std::printf(
+            "  %s: share > 0 %.3f, quantiles 0.5/0.75/0.9/0.99 %.3f/%.3f/%.3f/%.3f, median of the positive %.3f\n",
+            which ? "all faces" : "contact faces", pos / n, q(0.5), q(0.75), q(0.9), q(0.99),
+            vp.empty() ? 0.0 : vp[vp.size() / 2]);
+      }
+    }
+    for (double c : {5.41, 7.0, 9.55, 12.0, 16.0}) {
+      double a[kClasses] = {};
+      for (const FilmFace& f : r.faces) a[cls_of[key(f.am_voxel, f.axis, f.dir)]] += f.statistic > c;
+      std::printf("  at %.2f accepted: contact %.0f film 1/2/3 %.0f/%.0f/%.0f other pore %.0f\n", c, a[0], a[1], a[2],
+                  a[3], a[4]);
+    }
+  }
+  std::printf(
+      "  films by truth class: fitted / accepted (rate) / mean ΔRSS/σ² / relabelled voxels truly pore,SE,AM "
+      "/ exact films / on AM the labels lost\n");
+  for (int c = 0; c < kClasses; ++c)
+    std::printf("    %-10s %7.0f / %6.0f (%.3f) / %6.2f / %5.0f,%5.0f,%5.0f / %5.0f / %5.0f\n", names[c], fitted[c],
+                accepted[c], fitted[c] > 0 ? accepted[c] / fitted[c] : 0.0, fitted[c] > 0 ? stat[c] / fitted[c] : 0.0,
+                vox[c][0], vox[c][1], vox[c][2], exact[c], lost_am[c]);
+  // Recall over the truth's films: per truth AM face with a 1–3-voxel pore run then SE.
+  double films[3] = {}, read_pore[3] = {}, am_over[3] = {}, face_fitted[3] = {}, face_found[3] = {}, se_unfit[3] = {},
+         other[3] = {};
+  for (index_t v = 0; v < t.size(); ++v) {
+    if (t[v] != phantom::kActive) continue;
+    for (int a = 0; a < 3; ++a)
+      for (int dir : {-1, 1}) {
+        index_t w = 0;
+        long run = 0;
+        while (step(v, a, dir * (run + 1), &w) && t[w] == phantom::kPore && run < 4) ++run;
+        if (run < 1 || run > 3) continue;
+        if (!(step(v, a, dir * (run + 1), &w) && t[w] == phantom::kElectrolyte)) continue;
+        const int c = static_cast<int>(run) - 1;
+        films[c] += 1;
+        index_t f1 = 0;
+        step(v, a, dir, &f1);
+        if (before[f1] == 0) {
+          read_pore[c] += 1;
+          continue;
+        }
+        const FilmFace* hit = nullptr;
+        for (long s = -1; s <= 1 && !hit; ++s) {
+          index_t u = 0;
+          if (!step(v, a, dir * s, &u)) continue;
+          const auto it = by_line.find(key(u, a, dir));
+          if (it != by_line.end()) hit = it->second;
+        }
+        if (hit) face_fitted[c] += 1, face_found[c] += hit->film;
+        else if (before[f1] == 2) am_over[c] += 1;
+        else if (before[v] == 2 && before[f1] == 1) se_unfit[c] += 1;
+        else other[c] += 1;
+      }
+  }
+  for (int c = 0; c < 3; ++c)
+    std::printf(
+        "  truth films of %d voxel(s): %.0f faces; labels read pore %.0f; fitted %.0f (accepted %.0f); AM over "
+        "the film %.0f; AM|SE not fitted %.0f; other (AM lost, no AM|SE face) %.0f\n",
+        c + 1, films[c], read_pore[c], face_fitted[c], face_found[c], am_over[c], se_unfit[c], other[c]);
+}
+
 struct FilmRow {
   bool refused = false;
   double truth = NAN, porosity_truth = NAN, cpu_films = NAN;
@@ -613,6 +855,7 @@ void measure_films(const Volume<float>& g, const LabelVolume& truth, FilmRow& ro
   FilmProfileOptions fo;
   fo.false_alarm = g_false_alarm;
   fo.restore_am = g_restore_am;
+  fo.record_faces = true;
   const double t0 = cpu_seconds();
   if (true_model) {
     const phantom::ImagingSpec& im = *true_model;
@@ -623,11 +866,13 @@ void measure_films(const Volume<float>& g, const LabelVolume& truth, FilmRow& ro
     row.films = relabel_pore_films(g, l, r.partial_volume->means, r.psf_sigma_vox, r.auto_fit->noise_sigma, fo);
   }
   row.cpu_films = cpu_seconds() - t0;
+  std::printf("  film threshold %.2f\n", row.films.threshold);
   std::printf("  end members %.0f %.0f %.0f, PSF %.3f %.3f %.3f, noise %.0f\n", r.partial_volume->means[0],
               r.partial_volume->means[1], r.partial_volume->means[2], r.psf_sigma_vox[0], r.psf_sigma_vox[1],
               r.psf_sigma_vox[2], r.auto_fit->noise_sigma);
   row.after = score(l, truth);
   row.split_after = split_contact_faces(l, truth);
+  film_diagnostic(r.labels, l, truth, row.films);
 }
 
 FilmRow films_case(const CompositeScan& s) {
@@ -1317,6 +1562,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr,
                    "usage: bench_segment_contact [--full] [--size N] [--seeds N|A-B] [--series DIR] [--relabel [--z Z] "
                    "[--single-beta] [--neutral] [--anneal SWEEPS T] [--refit] [--sweeps N]] [--films [--false-alarm A] "
+                   "[--fdr Q] "
                    "[--true-model]] [--am-surface [--run K]] [--trace [--gap-margin M]] [--snr S,...] [--blur B,...] "
                    "[--pressures P,...]\n");
       return 2;

@@ -149,3 +149,41 @@ TEST(SegmentFilms, RestoreAmGivesTheRecededEdgeVoxelBack) {
     for (index_t x = 24; x < d.x; ++x) restored_without_film += l(x, y, 11) == phantom::kActive;
   EXPECT_LE(restored_without_film, 0.05 * 24 * 24);
 }
+
+// record_faces keeps every fitted face with its fit: as many as were fitted, the films those whose
+// statistic passes the threshold, in index order (the same for any thread count).
+TEST(SegmentFilms, RecordedFacesAreTheFitsAndTheirDecisions) {
+  const PlanarScan s = planar_scan(2, 4);
+  Volume<std::uint8_t> l = film_read_as_se(s.labels);
+  FilmProfileOptions o;
+  o.record_faces = true;
+  const FilmProfileResult r = relabel_pore_films(s.grey, l, s.means, {1, 1, 1}, s.imaging.noise_sigma(), o);
+  ASSERT_EQ(static_cast<std::int64_t>(r.faces.size()), r.faces_fitted);
+  std::int64_t films = 0, film_side = 0;
+  for (std::size_t i = 0; i < r.faces.size(); ++i) {
+    const FilmFace& f = r.faces[i];
+    EXPECT_EQ(f.film, f.statistic > r.threshold) << i;
+    films += f.film;
+    film_side += f.film && f.am_voxel % 48 < 24;                // x < 24: the film half
+    if (i > 0) EXPECT_LT(r.faces[i - 1].am_voxel, f.am_voxel);  // one face per AM voxel here (+z)
+    EXPECT_EQ(f.axis, 2);
+    EXPECT_EQ(f.dir, 1);
+  }
+  EXPECT_EQ(films, r.films_accepted);
+  EXPECT_GE(film_side, 0.9 * 24 * 24);
+  const FilmProfileResult unrecorded =
+      relabel_pore_films(s.grey, l = film_read_as_se(s.labels), s.means, {1, 1, 1}, s.imaging.noise_sigma(), {});
+  EXPECT_TRUE(unrecorded.faces.empty());
+  EXPECT_EQ(unrecorded.films_accepted, r.films_accepted);
+}
+
+// A line holds at most 32 samples (inside + outside); more is refused with a message, not overrun.
+TEST(SegmentFilms, MoreSamplesPerLineThanTheFitHoldsIsRefused) {
+  const PlanarScan s = planar_scan(2, 4);
+  Volume<std::uint8_t> l = film_read_as_se(s.labels);
+  FilmProfileOptions o;
+  o.outside_samples = 40;
+  EXPECT_THROW(relabel_pore_films(s.grey, l, s.means, {1, 1, 1}, s.imaging.noise_sigma(), o), InputError);
+  o.outside_samples = 1;
+  EXPECT_THROW(relabel_pore_films(s.grey, l, s.means, {1, 1, 1}, s.imaging.noise_sigma(), o), InputError);
+}

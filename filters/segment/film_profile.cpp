@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
+#include <tuple>
 
 #include <tbb/enumerable_thread_specific.h>
 #include <tbb/parallel_for.h>
@@ -26,6 +28,7 @@ constexpr double kSurfaceOutward = 2.0;
 constexpr double kMinWidth = 0.2;
 constexpr double kTableReach = 24.0;  // |x − c| beyond this: Φ is 0 or 1
 constexpr double kSigmaQuantum = 0.01;
+constexpr std::size_t kMaxSamples = 32;  // inside + outside samples of one line, at most
 
 double normal_cdf(double z) { return 0.5 * std::erfc(-z / std::sqrt(2.0)); }
 
@@ -63,28 +66,37 @@ long steps_of(double x) { return std::lround(x / kStep); }
 
 struct LineFit {
   bool film = false;
-  double t0 = 0, width = 0;
+  double t0 = 0, width = 0, statistic = 0;
 };
 
 // One face's profile: samples at positions c (voxel centres relative to the face at 0, AM at
 // c < 0), the labels' blurred model `base` there, and the SE run's length. Fits step and film and applies the
-// criterion.
+// criterion. t0 and t0 + w lie on one grid (multiples of kPositionStep), so Φ at every sample is
+// looked up once per grid position into `phi` (scratch), not once per (t0, w) pair.
 LineFit fit_profile(const std::vector<double>& pos, const std::vector<double>& grey, const std::vector<double>& base,
                     int se_run, double mu_pore, double mu_se, double mu_am, const CdfTables& cdf,
-                    const std::vector<double>& table, double noise_sigma, double threshold, double max_width) {
+                    const std::vector<double>& table, double noise_sigma, double threshold, double max_width,
+                    std::vector<double>& phi) {
   const std::size_t n = pos.size();
-  std::vector<double> step(n);
+  double step[kMaxSamples], phi_face[kMaxSamples];
+  long c[kMaxSamples];
   const int t_in = static_cast<int>(std::lround(1.0 / kPositionStep));
   const int t_out = static_cast<int>(std::lround(std::min(kSurfaceOutward, se_run - 1.0) / kPositionStep));
+  const int w_min = static_cast<int>(std::lround(kMinWidth / kPositionStep));
+  const int k_last = t_out + static_cast<int>(std::floor(max_width / kPositionStep + 1e-9));
   const long per = steps_of(kPositionStep);
+  for (std::size_t s = 0; s < n; ++s) c[s] = steps_of(pos[s]), phi_face[s] = cdf.at(table, -c[s]);
+  // phi[(k + t_in) n + s] = Φ at sample s of an edge at grid position k.
+  phi.resize(static_cast<std::size_t>(k_last + t_in + 1) * n);
+  for (int k = -t_in; k <= k_last; ++k)
+    for (std::size_t s = 0; s < n; ++s) phi[static_cast<std::size_t>(k + t_in) * n + s] = cdf.at(table, k * per - c[s]);
   double best_step = INFINITY, best_film = INFINITY;
   LineFit fit;
   for (int it = -t_in; it <= t_out; ++it) {
-    const long x0 = it * per;
+    const double* p0 = &phi[static_cast<std::size_t>(it + t_in) * n];
     double rss = 0;
     for (std::size_t s = 0; s < n; ++s) {
-      const long c = steps_of(pos[s]);
-      step[s] = base[s] + (mu_am - mu_se) * (cdf.at(table, x0 - c) - cdf.at(table, -c));
+      step[s] = base[s] + (mu_am - mu_se) * (p0[s] - phi_face[s]);
       const double r = grey[s] - step[s];
       rss += r * r;
     }
@@ -92,18 +104,18 @@ LineFit fit_profile(const std::vector<double>& pos, const std::vector<double>& g
     const double t0 = it * kPositionStep;
     const double widest = std::min(max_width, se_run - 0.5 - t0);
     const int w_max = static_cast<int>(std::floor(widest / kPositionStep + 1e-9));
-    for (int iw = static_cast<int>(std::lround(kMinWidth / kPositionStep)); iw <= w_max; ++iw) {
-      const long x1 = x0 + iw * per;
+    for (int iw = w_min; iw <= w_max; ++iw) {
+      const double* p1 = &phi[static_cast<std::size_t>(it + iw + t_in) * n];
       double rf = 0;
       for (std::size_t s = 0; s < n && rf < best_film; ++s) {
-        const long c = steps_of(pos[s]);
-        const double r = grey[s] - step[s] - (mu_pore - mu_se) * (cdf.at(table, x1 - c) - cdf.at(table, x0 - c));
+        const double r = grey[s] - step[s] - (mu_pore - mu_se) * (p1[s] - p0[s]);
         rf += r * r;
       }
       if (rf < best_film) best_film = rf, fit.t0 = t0, fit.width = iw * kPositionStep;
     }
   }
-  fit.film = std::isfinite(best_film) && (best_step - best_film) / (noise_sigma * noise_sigma) > threshold;
+  fit.statistic = std::isfinite(best_film) ? (best_step - best_film) / (noise_sigma * noise_sigma) : 0.0;
+  fit.film = fit.statistic > threshold;
   return fit;
 }
 
@@ -127,6 +139,10 @@ FilmProfileResult relabel_pore_films(const Volume<float>& grey, Volume<std::uint
   if (means.size() != 3)
     throw InputError("pore films: need three classes (pore, SE, AM), got " + std::to_string(means.size()));
   if (!(noise_sigma > 0)) throw InputError("pore films: the noise σ must be > 0");
+  if (o.inside_samples < 1 || o.outside_samples < 2 ||
+      static_cast<std::size_t>(o.inside_samples + o.outside_samples) > kMaxSamples)
+    throw InputError("pore films: inside_samples ≥ 1, outside_samples ≥ 2 and their sum ≤ " +
+                     std::to_string(kMaxSamples) + " expected");
   FilmProfileResult result;
   result.threshold = film_threshold(o.false_alarm);
   const Dims d = grey.dims();
@@ -145,14 +161,18 @@ FilmProfileResult relabel_pore_films(const Volume<float>& grey, Volume<std::uint
   for (index_t i = 0; i < model.size(); ++i) model[i] = static_cast<float>(means[std::min<int>(in[i], 2)]);
   model = gaussian_blur(model, psf_sigma_vox);
 
+  struct FittedFace {
+    FilmFace face;
+    int se_run = 0;
+  };
   struct Local {
-    std::vector<index_t> pore, am;
-    std::int64_t fitted = 0, films = 0;
+    std::vector<FittedFace> faces;
+    std::int64_t fitted = 0;
   };
   tbb::enumerable_thread_specific<Local> locals;
   tbb::parallel_for(index_t{0}, d.z, [&](index_t z) {
     Local& local = locals.local();
-    std::vector<double> pos, g, base;
+    std::vector<double> pos, g, base, phi;
     for (index_t y = 0; y < d.y; ++y)
       for (index_t x = 0; x < d.x; ++x) {
         if (in(x, y, z) != kAmClass) continue;
@@ -223,26 +243,42 @@ FilmProfileResult relabel_pore_films(const Volume<float>& grey, Volume<std::uint
             }
             ++local.fitted;
             const LineFit fit = fit_profile(pos, g, base, se_run, mu_pore, mu_se, mu_am, cdf, table, noise_sigma,
-                                            result.threshold, o.max_width);
-            if (!fit.film) continue;
-            ++local.films;
-            for (int j = 0; j < se_run; ++j) {
-              const double c = j + 0.5;
-              const auto v = at(j + 1);
-              if (c > fit.t0 && c < fit.t0 + fit.width) local.pore.push_back(v[0] + d.x * (v[1] + d.y * v[2]));
-              else if (o.restore_am && c < fit.t0) local.am.push_back(v[0] + d.x * (v[1] + d.y * v[2]));
-            }
+                                            result.threshold, o.max_width, phi);
+            if (fit.film || o.record_faces)  // the rest only when asked: a face list is the AM surface's size
+              local.faces.push_back(
+                  {{x + d.x * (y + d.y * z), a, dir, fit.film, fit.t0, fit.width, fit.statistic}, se_run});
           }
       }
   });
+  std::vector<FittedFace> faces;
   for (Local& local : locals) {
-    result.faces_fitted += local.fitted, result.films_accepted += local.films;
-    for (index_t i : local.pore)
-      if (labels[i] == kSeClass) labels[i] = kPoreClass, ++result.voxels_relabelled;
+    result.faces_fitted += local.fitted;
+    faces.insert(faces.end(), local.faces.begin(), local.faces.end());
   }
-  for (Local& local : locals)
-    for (index_t i : local.am)
-      if (labels[i] == kSeClass) labels[i] = kAmClass, ++result.am_voxels_restored;
+  // One order whatever the threads did (that of the recorded faces; the labels do not depend on it).
+  std::sort(faces.begin(), faces.end(), [](const FittedFace& u, const FittedFace& v) {
+    return std::tie(u.face.am_voxel, u.face.axis, u.face.dir) < std::tie(v.face.am_voxel, v.face.axis, v.face.dir);
+  });
+  std::vector<index_t> pore, am;
+  for (const FittedFace& f : faces) {
+    if (!f.face.film) continue;
+    ++result.films_accepted;
+    const index_t p[3] = {f.face.am_voxel % d.x, (f.face.am_voxel / d.x) % d.y, f.face.am_voxel / (d.x * d.y)};
+    for (int j = 0; j < f.se_run; ++j) {
+      const double c = j + 0.5;
+      index_t q[3] = {p[0], p[1], p[2]};
+      q[f.face.axis] += f.face.dir * (j + 1);
+      const index_t v = q[0] + d.x * (q[1] + d.y * q[2]);
+      if (c > f.face.t0 && c < f.face.t0 + f.face.width) pore.push_back(v);
+      else if (o.restore_am && c < f.face.t0) am.push_back(v);
+    }
+  }
+  for (index_t i : pore)
+    if (labels[i] == kSeClass) labels[i] = kPoreClass, ++result.voxels_relabelled;
+  for (index_t i : am)
+    if (labels[i] == kSeClass) labels[i] = kAmClass, ++result.am_voxels_restored;
+  if (o.record_faces)
+    for (const FittedFace& f : faces) result.faces.push_back(f.face);
   return result;
 }
 

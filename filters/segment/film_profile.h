@@ -39,6 +39,17 @@ struct FilmProfileOptions {
   // Where a film is accepted and its fitted surface t0 lies outward of the labelled face, the SE
   // voxels between (centres < t0) become AM again: the film had darkened AM's edge voxel.
   bool restore_am = false;
+  // Keep every fitted face in FilmProfileResult::faces (diagnostics: bench_segment_contact --films).
+  bool record_faces = false;
+};
+
+// One fitted face (record_faces): the AM voxel, the axis and sense of the line, the fit.
+struct FilmFace {
+  index_t am_voxel = 0;  // x + nx (y + ny z)
+  int axis = 0, dir = 1;
+  bool film = false;
+  double t0 = 0, width = 0;  // the best film's surface and width, voxels from the labelled face
+  double statistic = 0;      // ΔRSS/σ_n², step minus film
 };
 
 struct FilmProfileResult {
@@ -47,6 +58,7 @@ struct FilmProfileResult {
   std::int64_t voxels_relabelled = 0;   // SE voxels now labelled pore
   std::int64_t am_voxels_restored = 0;  // SE voxels now labelled AM (restore_am)
   double threshold = 0;                 // ΔRSS/σ_n² above which a film is accepted
+  std::vector<FilmFace> faces;          // record_faces: every fitted face, in index order
 };
 
 // {faces_fitted, films_accepted, voxels_relabelled, am_voxels_restored, threshold}: `segment --json`
