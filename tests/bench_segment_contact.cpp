@@ -646,36 +646,41 @@ void film_diagnostic(const Volume<std::uint8_t>& before, const Volume<std::uint8
     *out = q[0] + d.x * (q[1] + d.y * q[2]);
     return true;
   };
-  for (const FilmFace& f : r.faces) {
-    by_line[key(f.am_voxel, f.axis, f.dir)] = &f;
-    // The truth's first non-AM voxel along the line, from the labels' AM voxel.
-    index_t v = f.am_voxel, w = 0;
-    int cls = kOther;
-    long k = 0;
+  // The truth along a fitted face's line, from the labels' AM voxel: its class, `k` the truth's AM
+  // voxels from there (the first non-AM voxel is k steps out), `run` the pore run beyond them.
+  auto truth_class = [&](const FilmFace& f, long& k, long& run) {
+    const index_t v = f.am_voxel;
+    index_t w = 0;
+    k = 0, run = 0;
     if (t[v] == phantom::kActive) {
       k = 1;
       while (step(v, f.axis, f.dir * k, &w) && t[w] == phantom::kActive) ++k;
     }
-    index_t first = 0;
-    if (step(v, f.axis, f.dir * k, &first)) {
-      if (t[first] == phantom::kElectrolyte) cls = kContact;
-      else if (t[first] == phantom::kPore) {
-        long run = 0;
-        while (step(v, f.axis, f.dir * (k + run), &w) && t[w] == phantom::kPore && run < 4) ++run;
-        const bool se = step(v, f.axis, f.dir * (k + run), &w) && t[w] == phantom::kElectrolyte;
-        cls = se && run <= 3 ? kFilm1 + static_cast<int>(run) - 1 : kOtherPore;
-        if (f.film && se && run <= 3) {
-          // Exact: the relabelled voxels on this line are the truth's film voxels beyond the labelled face.
-          bool ok = true;
-          for (long j = 1; j <= k + run + 1; ++j) {
-            if (!step(v, f.axis, f.dir * j, &w)) break;
-            const bool truth_pore = t[w] == phantom::kPore;
-            const bool read_pore = after[w] == 0 && before[w] == 1;
-            if (before[w] == 1 && truth_pore != read_pore) ok = false;
-          }
-          exact[cls] += ok;
-        }
+    if (!step(v, f.axis, f.dir * k, &w)) return static_cast<int>(kOther);
+    if (t[w] == phantom::kElectrolyte) return static_cast<int>(kContact);
+    if (t[w] != phantom::kPore) return static_cast<int>(kOther);
+    while (step(v, f.axis, f.dir * (k + run), &w) && t[w] == phantom::kPore && run < 4) ++run;
+    const bool se = step(v, f.axis, f.dir * (k + run), &w) && t[w] == phantom::kElectrolyte;
+    return se && run <= 3 ? kFilm1 + static_cast<int>(run) - 1 : static_cast<int>(kOtherPore);
+  };
+  std::map<index_t, int> cls_of;
+  for (const FilmFace& f : r.faces) {
+    by_line[key(f.am_voxel, f.axis, f.dir)] = &f;
+    const index_t v = f.am_voxel;
+    index_t w = 0;
+    long k = 0, run = 0;
+    const int cls = truth_class(f, k, run);
+    cls_of[key(f.am_voxel, f.axis, f.dir)] = cls;
+    if (f.film && cls >= kFilm1 && cls <= kFilm3) {
+      // Exact: the relabelled voxels on this line are the truth's film voxels beyond the labelled face.
+      bool ok = true;
+      for (long j = 1; j <= k + run + 1; ++j) {
+        if (!step(v, f.axis, f.dir * j, &w)) break;
+        const bool truth_pore = t[w] == phantom::kPore;
+        const bool read_pore = after[w] == 0 && before[w] == 1;
+        if (before[w] == 1 && truth_pore != read_pore) ok = false;
       }
+      exact[cls] += ok;
     }
     lost_am[cls] += k > 1;
     fitted[cls] += 1, stat[cls] += f.statistic;
@@ -688,27 +693,6 @@ void film_diagnostic(const Volume<std::uint8_t>& before, const Volume<std::uint8
   }
   // Pooled: per face the statistics of the fitted faces of the same axis and sense within ±R laterally
   // (one per lateral position, the nearest along the axis within ±1), summed and tested at α.
-  std::map<index_t, int> cls_of;
-  for (const FilmFace& f : r.faces) {
-    index_t v = f.am_voxel, w = 0;
-    long k = 0;
-    int cls = kOther;
-    if (t[v] == phantom::kActive) {
-      k = 1;
-      while (step(v, f.axis, f.dir * k, &w) && t[w] == phantom::kActive) ++k;
-    }
-    if (step(v, f.axis, f.dir * k, &w)) {
-      if (t[w] == phantom::kElectrolyte) cls = kContact;
-      else if (t[w] == phantom::kPore) {
-        long run = 0;
-        index_t u = 0;
-        while (step(v, f.axis, f.dir * (k + run), &u) && t[u] == phantom::kPore && run < 4) ++run;
-        const bool se = step(v, f.axis, f.dir * (k + run), &u) && t[u] == phantom::kElectrolyte;
-        cls = se && run <= 3 ? kFilm1 + static_cast<int>(run) - 1 : kOtherPore;
-      }
-    }
-    cls_of[key(f.am_voxel, f.axis, f.dir)] = cls;
-  }
   for (int R : {1, 2, 3}) {
     double n_sum[kClasses] = {}, excess[kClasses] = {}, acc[kClasses] = {}, cnt[kClasses] = {};
     std::map<int, double> thr;

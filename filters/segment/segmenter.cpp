@@ -41,6 +41,13 @@ std::string to_string(SegmentMethod m) {
 
 namespace {
 
+// estimate_psf with the scan's noise σ (the mixture fit's), the same for both of auto's estimates.
+PsfOptions psf_options(double noise_sigma) {
+  PsfOptions po;
+  po.noise_sigma = noise_sigma;
+  return po;
+}
+
 // The PSF σ the partial-volume labelling uses: the given σ per axis, else the edge-spread estimate
 // from the scan between the fitted end members (its neighbourhood and edge slope must match the
 // scan's blur: a σ of 1 voxel on a scan blurred by 1.5 misses a third of every edge's blend). An
@@ -50,9 +57,7 @@ std::array<double, 3> labelling_psf(const Volume<float>& grey, AutoSegmentFit& f
                                     SegmentResult& r) {
   std::array<double, 3> sigma = given;
   if (std::all_of(given.begin(), given.end(), [](double s) { return s > 0; })) return sigma;
-  PsfOptions po;
-  po.noise_sigma = fit.noise_sigma;
-  r.psf = estimate_psf(grey, fit.mixture.means, po);
+  r.psf = estimate_psf(grey, fit.mixture.means, psf_options(fit.noise_sigma));
   double sum = 0;
   int measured = 0;
   for (int a = 0; a < 3; ++a)
@@ -94,10 +99,8 @@ void refine_psf_with_refitted_end_members(const Volume<float>& grey, double nois
   if (!r.psf || !r.partial_volume) return;
   const std::vector<double>& shift = r.partial_volume->end_member_shift;
   if (std::none_of(shift.begin(), shift.end(), [](double s) { return s != 0; })) return;
-  PsfOptions po;
-  po.noise_sigma = noise_sigma;
   try {
-    r.psf = estimate_psf(grey, r.partial_volume->means, po);
+    r.psf = estimate_psf(grey, r.partial_volume->means, psf_options(noise_sigma));
     r.psf_from_refitted_end_members = true;
   } catch (const InputError&) {
     // Refitted levels that are not distinct and ascending keep the first estimate.
@@ -105,6 +108,10 @@ void refine_psf_with_refitted_end_members(const Volume<float>& grey, double nois
 }
 
 }  // namespace
+
+const char* psf_end_members(const SegmentResult& r) {
+  return r.psf_from_refitted_end_members ? "refitted" : "histogram_fit";
+}
 
 SegmentResult segment_grey(const Volume<float>& grey, const SegmentOptions& o) {
   SegmentResult r;

@@ -65,6 +65,10 @@ struct SegmentResult {
   std::optional<FilmProfileResult> pore_films;  // auto with pore_films: faces fitted, films found
 };
 
+// auto: the end members its PSF estimate was taken between, "refitted" or "histogram_fit"
+// (`segment --json` psf_end_members, the stage's partial_volume.psf_estimate.end_members).
+const char* psf_end_members(const SegmentResult& r);
+
 // The pure-phase Gaussians of a partial-volume mixture, for histogram_png.
 GaussianMixture pure_components(const PartialVolumeMixture& m);
 

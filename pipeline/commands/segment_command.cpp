@@ -94,7 +94,7 @@ nlohmann::json segmentation_summary(const Volume<float>& grey, const SegmentResu
       summary["psf_sigma_ci95_vox"] = {json_number(e.ci95_vox[0]), json_number(e.ci95_vox[1]),
                                        json_number(e.ci95_vox[2])};
       summary["psf_status"] = e.status;
-      if (r.psf) summary["psf_end_members"] = r.psf_from_refitted_end_members ? "refitted" : "histogram_fit";
+      if (r.psf) summary["psf_end_members"] = psf_end_members(r);
     } catch (const InputError& e) {
       summary["psf_sigma_vox"] = {nullptr, nullptr, nullptr};
       summary["psf_status"] = e.what();

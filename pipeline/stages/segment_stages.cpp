@@ -468,10 +468,7 @@ class SegmentStage : public Stage {
       for (int a = 0; a < 3; ++a)
         sigma.push_back(json_number(r.psf->sigma_vox[a])), ci95.push_back(json_number(r.psf->ci95_vox[a]));
       partial_volume["psf_estimate"] = {
-          {"sigma_vox", sigma},
-          {"ci95_vox", ci95},
-          {"status", r.psf->status},
-          {"end_members", r.psf_from_refitted_end_members ? "refitted" : "histogram_fit"}};
+          {"sigma_vox", sigma}, {"ci95_vox", ci95}, {"status", r.psf->status}, {"end_members", psf_end_members(r)}};
     }
     for (const auto& w : r.auto_fit->warnings) ctx.report("segment: warning: " + w);
   }
