@@ -11,7 +11,10 @@
 //   --realistic: Poisson noise, 8 % cup, ± 4 % AM grain texture; --poisson / --cup / --grain one of them alone.
 //   --rows: one row per scan (σ ± ci95 per axis, edges, fitted levels); --no-truth-levels skips the
 //   second estimate with the generator's levels (half the time); --refit-levels takes the second
-//   estimate's levels from segment_grey (auto, 3 classes): PartialVolumeResult::means.
+//   estimate's levels from segment_grey (auto, 3 classes): PartialVolumeResult::means, on every scan —
+//   the pure-voxel means where a class has ≥ 200 pure voxels, refitted or fitted means elsewhere. So
+//   it measures an ungated second estimate; `auto` re-estimates only where its refit moved an end
+//   member (segmenter.cpp, refine_psf_with_refitted_end_members).
 // Timings are not asserted; this is a measurement, not a test.
 #include <algorithm>
 #include <chrono>
