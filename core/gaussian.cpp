@@ -31,14 +31,21 @@ void blur_lines(Volume<float>& v, index_t base, index_t w, index_t n, index_t st
 
 }  // namespace
 
-void gaussian_blur_axis(Volume<float>& v, int axis, double sigma, double truncate) {
-  if (!(sigma > 0)) return;
-  const Dims d = v.dims();
+std::vector<double> gaussian_taps(double sigma, double truncate) {
+  if (!(sigma > 0)) return {1.0};
   const int radius = static_cast<int>(std::ceil(truncate * sigma));
   std::vector<double> k(2 * radius + 1);
   double sum = 0;
   for (int i = -radius; i <= radius; ++i) sum += k[i + radius] = std::exp(-0.5 * i * i / (sigma * sigma));
   for (double& x : k) x /= sum;
+  return k;
+}
+
+void gaussian_blur_axis(Volume<float>& v, int axis, double sigma, double truncate) {
+  if (!(sigma > 0)) return;
+  const Dims d = v.dims();
+  const std::vector<double> k = gaussian_taps(sigma, truncate);
+  const int radius = static_cast<int>(k.size() / 2);
   for_each_line_group(d, axis, [&](auto width, index_t base, index_t w, index_t n, index_t stride) {
     blur_lines<decltype(width)::value>(v, base, w, n, stride, k, radius);
   });

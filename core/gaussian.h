@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <type_traits>
+#include <vector>
 
 #include <tbb/parallel_for.h>
 
@@ -12,9 +13,16 @@
 
 namespace vp {
 
-// Convolves every line along `axis` (0 = x, 1 = y, 2 = z) in place with a normalised Gaussian of
-// σ `sigma` voxels, cut at ceil(truncate · σ) voxels. σ ≤ 0: nothing. Lines are independent, so
-// the result is the same for any thread count.
+// The taps of a Gaussian of σ `sigma` voxels sampled at the voxel centres, exp(−i²/2σ²) for
+// i = −R..R with R = ceil(truncate · σ), normalised; σ ≤ 0: the single tap 1. On a voxel image
+// (uniform cubes) they blur a face along the grid like a continuum Gaussian of √(σ² − 1/12) voxels
+// (σ 0.7 reads 0.634): the phantoms' blur convention, measured against taps integrated over each
+// voxel in docs/segmentation-studies.md ("The phantoms' blur convention").
+std::vector<double> gaussian_taps(double sigma, double truncate);
+
+// Convolves every line along `axis` (0 = x, 1 = y, 2 = z) in place with gaussian_taps(σ, truncate),
+// edges clamped. σ ≤ 0: nothing. Lines are independent, so the result is the same for any thread
+// count.
 void gaussian_blur_axis(Volume<float>& v, int axis, double sigma, double truncate);
 
 // Calls f(width, base, w, n, stride) in parallel for every line of a volume of dims d along

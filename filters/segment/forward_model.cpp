@@ -23,17 +23,6 @@ namespace {
 constexpr double kTruncate = 4.0;
 constexpr int kMaxClasses = 8;  // labels are bits of an unsigned mask, per-candidate arrays are this long
 
-// The 1-D taps gaussian_blur_axis uses (a single 1 for σ ≤ 0).
-std::vector<double> taps(double sigma) {
-  if (!(sigma > 0)) return {1.0};
-  const int radius = static_cast<int>(std::ceil(kTruncate * sigma));
-  std::vector<double> k(2 * radius + 1);
-  double sum = 0;
-  for (int i = -radius; i <= radius; ++i) sum += k[i + radius] = std::exp(-0.5 * i * i / (sigma * sigma));
-  for (double& x : k) x /= sum;
-  return k;
-}
-
 // B v in place: the callers' volumes are their own scratch, and a copy would be the relabelling's
 // peak (4 B/voxel more than c, which is all the sweep keeps).
 void blur_in_place(Volume<float>& v, const std::array<double, 3>& sigma) {
@@ -54,7 +43,7 @@ struct AxisOperator {
 
 AxisOperator make_axis(double sigma, index_t n) {
   AxisOperator op;
-  op.taps = taps(sigma);
+  op.taps = gaussian_taps(sigma, kTruncate);
   const int r = static_cast<int>(op.taps.size() / 2);
   op.radius = r;
   // Dense per row i (the taps folded at the faces), then MᵀM's band.
@@ -274,7 +263,7 @@ void for_each_residual_plane(const Volume<float>& grey, const Volume<std::uint8_
   const Dims d = grey.dims();
   const index_t plane = d.x * d.y;
   const bool blur_z = d.z > 1 && sigma[2] > 0;
-  const std::vector<double> kz = taps(blur_z ? sigma[2] : 0.0);
+  const std::vector<double> kz = gaussian_taps(blur_z ? sigma[2] : 0.0, kTruncate);
   const auto rz = static_cast<index_t>(kz.size() / 2);
   const index_t ring = 2 * rz + 1;
   std::vector<Volume<float>> xy;
