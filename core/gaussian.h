@@ -16,8 +16,9 @@ namespace vp {
 // The taps of a Gaussian of σ `sigma` voxels sampled at the voxel centres, exp(−i²/2σ²) for
 // i = −R..R with R = ceil(truncate · σ), normalised; σ ≤ 0: the single tap 1. On a voxel image
 // (uniform cubes) they blur a face along the grid like a continuum Gaussian of √(σ² − 1/12) voxels
-// (σ 0.7 reads 0.634): the phantoms' blur convention, measured against taps integrated over each
-// voxel in docs/segmentation-studies.md ("The phantoms' blur convention").
+// (σ 0.7 reads 0.634): the phantoms' blur convention. Taps integrated over each voxel instead were
+// measured for the phantoms and for the forward model, and not kept (docs/segmentation-studies.md,
+// "The blur of a voxel image: sampled or voxel-integrated taps").
 std::vector<double> gaussian_taps(double sigma, double truncate);
 
 // Convolves every line along `axis` (0 = x, 1 = y, 2 = z) in place with gaussian_taps(σ, truncate),
