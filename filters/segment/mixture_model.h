@@ -87,8 +87,8 @@ struct ExtrapolatedEndMember {
 // of the pure phases then forbid the real peak width and the fit is garbage. Second differences
 // at lag 2 tell it: their σ is that at lag 1 for white noise (blurred edges raise it to at most
 // 1.76 on 66 phantoms, seeds 298-300, SNR 5-12, blur 0.7-1.5, default and realistic imaging,
-// docs/segmentation-studies.md), and 2.6 × for
-// Gaussian-smoothed noise of lag-1 correlation 0.8.
+// docs/segmentation-studies.md), and 2.9 × (2.6 in theory) for Gaussian-smoothed noise of lag-1
+// correlation 0.8.
 inline constexpr double kCorrelatedLagRatio = 2.0;
 struct ScanNoise {
   double sigma = 0;       // the σ the fit uses: `white`, or `peak_sigma` when `correlated`
