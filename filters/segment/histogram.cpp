@@ -422,4 +422,27 @@ std::vector<double> label_means(const Volume<float>& grey, const Volume<std::uin
   return m;
 }
 
+double dominant_peak_sigma(const Histogram& h) {
+  const std::vector<double>& c = h.counts;
+  if (c.size() < 3) return 0;
+  const auto top = static_cast<std::size_t>(std::max_element(c.begin(), c.end()) - c.begin());
+  const double half = 0.5 * c[top];
+  if (!(half > 0)) return 0;
+  // Distance in bins from the peak's centre to where the counts fall through half the peak,
+  // linear between bins; +inf when they never do on that side.
+  auto crossing = [&](int step) {
+    for (auto i = static_cast<std::ptrdiff_t>(top) + step; i >= 0 && i < static_cast<std::ptrdiff_t>(c.size());
+         i += step) {
+      const double inner = c[static_cast<std::size_t>(i - step)], here = c[static_cast<std::size_t>(i)];
+      if (here < half)
+        return std::fabs(static_cast<double>(i - static_cast<std::ptrdiff_t>(top))) - (half - here) / (inner - here);
+    }
+    return std::numeric_limits<double>::infinity();
+  };
+  const double hwhm_bins = std::min(crossing(-1), crossing(+1));
+  if (!std::isfinite(hwhm_bins)) return 0;
+  const double bw = h.bin_width(), s = hwhm_bins * bw / std::sqrt(2 * std::log(2.0));
+  return std::sqrt(std::max(s * s - bw * bw / 12, 0.0));
+}
+
 }  // namespace vp

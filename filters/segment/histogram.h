@@ -63,6 +63,12 @@ Volume<std::uint8_t> classify_mixture(const Volume<float>& grey, const GaussianM
 // voxel >= high (6- or 26-connectivity); 0 elsewhere.
 Volume<std::uint8_t> hysteresis_threshold(const Volume<float>& grey, double low, double high, int connectivity = 6);
 
+// σ of the histogram's highest peak from its half width at half maximum (the narrower side: the
+// other carries the blends towards the neighbouring phase), less the bin's own width (Sheppard);
+// 0 when the peak has no half-maximum crossing on either side. A phase's marginal grey spread,
+// whatever the noise's spatial correlation (scan_noise in mixture_model.h).
+double dominant_peak_sigma(const Histogram& h);
+
 // The k-th smallest value (0-based: the one std::nth_element puts at position k) of `rows` rows
 // of `width` values each, which row(r, out) writes to out[0..width): exact, and without a copy of
 // the values — a radix select on their order-preserving bit patterns, three parallel passes of

@@ -296,9 +296,10 @@ namespace {
 struct PureSigmaBounds {
   double min = 0, max = 0;
 };
-PureSigmaBounds pure_sigma_bounds(double noise_sigma) {
+// max_per_noise 0: no cap (correlated noise, ScanNoise).
+PureSigmaBounds pure_sigma_bounds(double noise_sigma, double max_per_noise) {
   if (!(noise_sigma > 0)) return {};
-  return {kMinSigmaPerNoise * noise_sigma, kMaxSigmaPerNoise * noise_sigma};
+  return {kMinSigmaPerNoise * noise_sigma, max_per_noise * noise_sigma};
 }
 
 }  // namespace
@@ -313,16 +314,16 @@ std::vector<double> resolving_separations(const PartialVolumeMixture& m, double 
   return d;
 }
 
-double scan_noise_sigma(const Volume<float>& g) {
+double lagged_noise_sigma(const Volume<float>& g, index_t lag) {
   const Dims d = g.dims();
-  if (d.x < 3) return 0;
+  if (d.x < 2 * lag + 1) return 0;
   // Second differences along x, row by row; their median, then the median of their distance to
   // it (exact order statistics, kth_smallest: no 4 B per voxel copy, and parallel).
-  const index_t rows = d.y * d.z, width = d.x - 2;
+  const index_t rows = d.y * d.z, width = d.x - 2 * lag;
   if (rows == 0) return 0;
   auto second_differences = [&](index_t r, float* out) {
     const float* p = g.data() + r * d.x;
-    for (index_t x = 1; x + 1 < d.x; ++x) out[x - 1] = p[x - 1] - 2 * p[x] + p[x + 1];
+    for (index_t x = lag; x + lag < d.x; ++x) out[x - lag] = p[x - lag] - 2 * p[x] + p[x + lag];
   };
   const std::int64_t mid = rows * width / 2;
   const float med = kth_smallest(rows, width, mid, second_differences);
@@ -331,6 +332,20 @@ double scan_noise_sigma(const Volume<float>& g) {
     for (index_t x = 0; x < width; ++x) out[x] = std::abs(out[x] - med);
   });
   return 1.4826 * mad / std::sqrt(6.0);
+}
+
+double scan_noise_sigma(const Volume<float>& g) { return lagged_noise_sigma(g, 1); }
+
+ScanNoise scan_noise(const Volume<float>& g, const Histogram& h) {
+  ScanNoise n;
+  n.white = lagged_noise_sigma(g, 1);
+  n.sigma = n.white;
+  if (!(n.white > 0)) return n;
+  n.lag_ratio = lagged_noise_sigma(g, 2) / n.white;
+  n.peak_sigma = dominant_peak_sigma(without_clipping_spikes(h));
+  n.correlated = n.lag_ratio >= kCorrelatedLagRatio && n.peak_sigma > kMaxSigmaPerNoise * n.white;
+  if (n.correlated) n.sigma = n.peak_sigma;
+  return n;
 }
 
 Histogram without_clipping_spikes(Histogram h) {
@@ -396,13 +411,13 @@ ClassEvidence evidence_of(const PartialVolumeMixture& m, double noise_sigma) {
 // The scan's own fit for K = 1..classes on `h` (clipping spikes removed): the evidence per K and
 // the asked K's fit, never refused (fit_auto_segmentation judges it). `coarser`, when given,
 // receives the (K−1)-class fit.
-AutoSegmentFit scan_fit(const Histogram& h, int classes, double noise_sigma,
+AutoSegmentFit scan_fit(const Histogram& h, int classes, double noise_sigma, double max_per_noise,
                         PartialVolumeMixture* coarser_out = nullptr) {
   AutoSegmentFit out;
   out.noise_sigma = noise_sigma > 0 ? noise_sigma : 0;
   std::vector<PartialVolumeMixture> fits;
   for (int k = 1; k <= classes; ++k) {
-    const PureSigmaBounds pure = pure_sigma_bounds(out.noise_sigma);
+    const PureSigmaBounds pure = pure_sigma_bounds(out.noise_sigma, max_per_noise);
     const auto optima = partial_volume_optima(h, k, 400, pure.max, pure.min);
     const PartialVolumeMixture* coarser = k == classes && k > 1 ? &fits.back() : nullptr;
     fits.push_back(evidence_fit(optima, coarser, out.noise_sigma));
@@ -425,6 +440,19 @@ std::vector<double> class_shares(const PartialVolumeMixture& m) {
 constexpr double kMinClassShare = 5e-4;
 constexpr double kMinPureShareForDrift = 0.5;
 
+// The fit-quality rule: fit_ks over kMaxFitKs is a histogram the model does not describe.
+void judge_fit_quality(AutoSegmentFit& out) {
+  if (!(out.mixture.ks > kMaxFitKs)) return;
+  out.fit_status = "poor";
+  std::ostringstream s;
+  s << "the histogram model does not fit this scan: fit_ks " << out.mixture.ks << " > " << kMaxFitKs
+    << " (phantoms, SNR 5-12, blur 0.7-1.5: at most 0.020); the end members, the partial-volume fractions and "
+       "the PSF are unreliable, and the fractions' intervals carry the misfit. Look at the histogram (--qc), and "
+       "prefer method threshold with cut-offs you can defend, or end members from a scan the model fits "
+       "(--end-members)";
+  out.warnings.push_back(s.str());
+}
+
 // Warnings for consecutive classes closer than kWarnClassSeparation fitted σ.
 void warn_overlaps(AutoSegmentFit& out) {
   const PartialVolumeMixture& m = out.mixture;
@@ -442,8 +470,8 @@ void warn_overlaps(AutoSegmentFit& out) {
 // The (K−1)-class fit `coarser` plus a darkest class whose mean is held at mu0: EM fits every
 // other parameter, the new class starting with almost no pure voxels (a phase mostly in blends).
 PartialVolumeMixture with_dark_end_member_at(const Histogram& h, const PartialVolumeMixture& coarser, double mu0,
-                                             double noise_sigma) {
-  const PureSigmaBounds pure = pure_sigma_bounds(noise_sigma);
+                                             double noise_sigma, double max_per_noise) {
+  const PureSigmaBounds pure = pure_sigma_bounds(noise_sigma, max_per_noise);
   PartialVolumeMixture m;
   m.bin_width = h.bin_width();
   m.weights.push_back(1e-3);
@@ -478,7 +506,8 @@ constexpr double kChi2One95 = 3.841;
 // bound of the end member, not an estimate of it (ExtrapolatedEndMember).
 // Empty when the noise σ is unknown or there is no room below the coarser fit's darkest class.
 std::optional<ExtrapolatedEndMember> dark_end_member_profile(const Histogram& h, const PartialVolumeMixture& coarser,
-                                                             double noise_sigma, PartialVolumeMixture& best) {
+                                                             double noise_sigma, double max_per_noise,
+                                                             PartialVolumeMixture& best) {
   if (!(noise_sigma > 0) || coarser.classes() < 1) return std::nullopt;
   std::size_t first = 0;
   while (first < h.counts.size() && h.counts[first] <= 0) ++first;
@@ -490,7 +519,7 @@ std::optional<ExtrapolatedEndMember> dark_end_member_profile(const Histogram& h,
   std::vector<double> grid, ll;
   std::vector<PartialVolumeMixture> fits;
   for (double mu = lo; mu <= hi; mu += step) {
-    fits.push_back(with_dark_end_member_at(h, coarser, mu, noise_sigma));
+    fits.push_back(with_dark_end_member_at(h, coarser, mu, noise_sigma, max_per_noise));
     grid.push_back(mu);
     ll.push_back(fits.back().log_likelihood * h.total());
   }
@@ -542,15 +571,16 @@ std::vector<std::string> refusal_reasons(const AutoSegmentFit& f, int classes) {
 
 }  // namespace
 
-AutoSegmentFit fit_auto_segmentation(const Histogram& scan_histogram, int classes, double noise_sigma) {
+AutoSegmentFit fit_auto_segmentation(const Histogram& scan_histogram, int classes, double noise_sigma,
+                                     double max_sigma_per_noise) {
   const Histogram h = without_clipping_spikes(scan_histogram);
   PartialVolumeMixture coarser;
-  AutoSegmentFit out = scan_fit(h, classes, noise_sigma, &coarser);
+  AutoSegmentFit out = scan_fit(h, classes, noise_sigma, max_sigma_per_noise, &coarser);
   // Refused as fitted: the darkest class may be a phase with no pure voxels, known by its blends
   // alone (dark_end_member_profile). Kept only where that fit passes the same rules.
   if (!refusal_reasons(out, classes).empty() && classes > 1) {
     PartialVolumeMixture tail;
-    if (const auto e = dark_end_member_profile(h, coarser, out.noise_sigma, tail)) {
+    if (const auto e = dark_end_member_profile(h, coarser, out.noise_sigma, max_sigma_per_noise, tail)) {
       AutoSegmentFit alt = out;
       alt.mixture = tail;
       alt.evidence.back() = evidence_of(tail, out.noise_sigma);
@@ -580,6 +610,7 @@ AutoSegmentFit fit_auto_segmentation(const Histogram& scan_histogram, int classe
     throw InputError(s.str());
   }
   warn_overlaps(out);
+  judge_fit_quality(out);
   return out;
 }
 
@@ -589,7 +620,8 @@ double fitted_end_member_uncertainty(double sigma, double weight, double voxels)
 }
 
 AutoSegmentFit fit_with_reference_end_members(const Histogram& scan_histogram, int classes,
-                                              const ReferenceEndMembers& reference, double noise_sigma) {
+                                              const ReferenceEndMembers& reference, double noise_sigma,
+                                              double max_sigma_per_noise) {
   const std::vector<double>& mu = reference.means;
   if (static_cast<int>(mu.size()) != classes)
     throw InputError("end members: " + std::to_string(mu.size()) + " given for " + std::to_string(classes) +
@@ -601,7 +633,7 @@ AutoSegmentFit fit_with_reference_end_members(const Histogram& scan_histogram, i
                        std::to_string(mu[c]) + ")");
   const Histogram h = without_clipping_spikes(scan_histogram);
   // The scan's own free fit: its evidence is reported, its resolved classes check the reference.
-  const AutoSegmentFit free = scan_fit(h, classes, noise_sigma);
+  const AutoSegmentFit free = scan_fit(h, classes, noise_sigma, max_sigma_per_noise);
   AutoSegmentFit out;
   out.noise_sigma = free.noise_sigma;
   out.evidence = free.evidence;
@@ -611,7 +643,7 @@ AutoSegmentFit fit_with_reference_end_members(const Histogram& scan_histogram, i
   out.scan_fit_means = free.mixture.means;
 
   // Start: each class's voxels between the midpoints of the reference means, spread about its mean.
-  const PureSigmaBounds pure = pure_sigma_bounds(out.noise_sigma);
+  const PureSigmaBounds pure = pure_sigma_bounds(out.noise_sigma, max_sigma_per_noise);
   const double bw = h.bin_width(), total = h.total();
   PartialVolumeMixture m;
   m.bin_width = bw;
@@ -662,6 +694,7 @@ AutoSegmentFit fit_with_reference_end_members(const Histogram& scan_histogram, i
     }
   }
   warn_overlaps(out);
+  judge_fit_quality(out);
   return out;
 }
 

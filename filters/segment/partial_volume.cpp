@@ -889,4 +889,12 @@ PartialVolumeResult partial_volume_segmentation(const Volume<float>& grey, const
   return out;
 }
 
+void widen_for_misfit(PartialVolumeResult& pv, double fit_ks) {
+  const std::size_t k = pv.fraction_pv.size();
+  for (std::size_t c = 0; c < k && c < pv.fraction_labels.size(); ++c) {
+    const double boundaries = (c > 0 ? 1.0 : 0.0) + (c + 1 < k ? 1.0 : 0.0);
+    pv.fraction_pv_ci95[c] += std::fabs(pv.fraction_pv[c] - pv.fraction_labels[c]) + boundaries * fit_ks;
+  }
+}
+
 }  // namespace vp

@@ -105,6 +105,12 @@ struct PartialVolumeResult {
 PartialVolumeResult partial_volume_segmentation(const Volume<float>& grey, const PartialVolumeMixture& fit,
                                                 const PartialVolumeOptions& options = {});
 
+// A fit the histogram model does not describe (AutoSegmentFit::fit_status "poor") widens each
+// class's fraction_pv_ci95 by the model's own error: the disagreement of its partial-volume and
+// label fractions, plus fit_ks once per class boundary (the fraction of a class is the model CDF's
+// mass between its cuts, each off by up to fit_ks). Nothing changes where the fit is good.
+void widen_for_misfit(PartialVolumeResult& pv, double fit_ks);
+
 std::vector<double> unmixed_fractions(const UnmixingSums& sums, const std::vector<double>& means);
 
 // Each class's noise σ as the scan shows it: the standard deviation of its pure voxels (chosen by

@@ -123,9 +123,12 @@ SegmentResult segment_grey(const Volume<float>& grey, const SegmentOptions& o) {
     case SegmentMethod::automatic: {
       // The scan's own noise σ decides whether fitted classes are resolvable (mixture_model.h)
       // and which voxels are pure (partial_volume.h).
-      const double noise = scan_noise_sigma(grey);
-      r.auto_fit = o.end_members ? fit_with_reference_end_members(r.histogram, o.classes, *o.end_members, noise)
-                                 : fit_auto_segmentation(r.histogram, o.classes, noise);
+      const ScanNoise sn = scan_noise(grey, r.histogram);
+      const double noise = sn.sigma;
+      const double cap = sn.correlated ? 0.0 : kMaxSigmaPerNoise;  // one peak's σ bounds no other phase
+      r.auto_fit = o.end_members ? fit_with_reference_end_members(r.histogram, o.classes, *o.end_members, noise, cap)
+                                 : fit_auto_segmentation(r.histogram, o.classes, noise, cap);
+      r.auto_fit->scan_noise = sn;
       PartialVolumeOptions pvo = o.partial_volume;
       if (o.end_members) pvo.end_member_uncertainty = r.auto_fit->reference_uncertainty;
       if (r.auto_fit->dark_end_member) pvo.end_member_uncertainty = extrapolated_fit_uncertainty(*r.auto_fit, grey);
@@ -143,6 +146,7 @@ SegmentResult segment_grey(const Volume<float>& grey, const SegmentOptions& o) {
         const double moved = static_cast<double>(r.pore_films->voxels_relabelled) / static_cast<double>(grey.size());
         r.partial_volume->fraction_labels[0] += moved, r.partial_volume->fraction_labels[1] -= moved;
       }
+      if (r.auto_fit->fit_status != "good") widen_for_misfit(*r.partial_volume, r.auto_fit->mixture.ks);
       r.thresholds = r.partial_volume->thresholds;
       r.mixture = pure_components(r.auto_fit->mixture);
       break;

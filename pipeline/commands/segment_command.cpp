@@ -124,6 +124,15 @@ nlohmann::json segmentation_summary(const Volume<float>& grey, const SegmentResu
       summary["fit"]["scan_fit_means"] = r.auto_fit->scan_fit_means;
       summary["fit"]["scan_fit_resolved"] = r.auto_fit->scan_fit_resolved;
     }
+    // How sure the fit is (mixture_model.h, kMaxFitKs) and how the noise σ was read (ScanNoise).
+    const ScanNoise& sn = r.auto_fit->scan_noise;
+    summary["fit_status"] = r.auto_fit->fit_status;
+    summary["fit"].update({{"fit_status", r.auto_fit->fit_status},
+                           {"fit_ks_bound", kMaxFitKs},
+                           {"noise_white_sigma", sn.white},
+                           {"noise_lag2_ratio", sn.lag_ratio},
+                           {"noise_peak_sigma", sn.peak_sigma},
+                           {"noise_correlated", sn.correlated}});
     summary["end_members_source"] = r.auto_fit->end_members_source;
     summary["warnings"] = r.auto_fit->warnings;
   }
@@ -334,7 +343,8 @@ int segment_main(const std::vector<std::string>& args) {
   if (prep.details.contains("deconvolve")) summary["deconvolve"] = prep.details["deconvolve"];
   summary.update(segmentation_summary(grey, r));
   // With reference end members the warnings (drift among them) reach stderr with --json too.
-  if (r.auto_fit && (!json || so.end_members))
+  // A poor fit is never silent: its warnings reach stderr with --json too.
+  if (r.auto_fit && (!json || so.end_members || r.auto_fit->fit_status != "good"))
     for (const auto& w : r.auto_fit->warnings) std::cerr << "warning: " << w << "\n";
   if (model)
     summary["model"] = {{"training_samples", model->training_samples()},
