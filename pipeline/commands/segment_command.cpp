@@ -124,15 +124,8 @@ nlohmann::json segmentation_summary(const Volume<float>& grey, const SegmentResu
       summary["fit"]["scan_fit_means"] = r.auto_fit->scan_fit_means;
       summary["fit"]["scan_fit_resolved"] = r.auto_fit->scan_fit_resolved;
     }
-    // How sure the fit is (mixture_model.h, kMaxFitKs) and how the noise σ was read (ScanNoise).
-    const ScanNoise& sn = r.auto_fit->scan_noise;
+    // How sure the fit is (mixture_model.h, kMaxFitKs; `fit` holds the figures).
     summary["fit_status"] = r.auto_fit->fit_status;
-    summary["fit"].update({{"fit_status", r.auto_fit->fit_status},
-                           {"fit_ks_bound", kMaxFitKs},
-                           {"noise_white_sigma", sn.white},
-                           {"noise_lag2_ratio", sn.lag_ratio},
-                           {"noise_peak_sigma", sn.peak_sigma},
-                           {"noise_correlated", sn.correlated}});
     summary["end_members_source"] = r.auto_fit->end_members_source;
     summary["warnings"] = r.auto_fit->warnings;
   }

@@ -454,6 +454,10 @@ class SegmentStage : public Stage {
                       {"pure_voxels", pv.pure_voxels[c]}});
     }
     for (const auto& q : m.interfaces) interfaces.push_back({{"classes", {q.a, q.b}}, {"weight", q.weight}});
+    // A histogram the model does not describe is said where a batch user reads the run (the progress
+    // lines), not only in the details: its fractions are estimates with the misfit in their interval.
+    if (r.auto_fit->fit_status != "good")
+      for (const std::string& w : r.auto_fit->warnings) ctx.report("warning: " + w);
     nlohmann::json& partial_volume = ctx.details["partial_volume"] = partial_volume_counters_json(r);
     partial_volume.update({{"classes", pure},
                            {"interfaces", interfaces},
@@ -679,9 +683,17 @@ nlohmann::json partial_volume_counters_json(const SegmentResult& r) {
                         {"bic", e.bic},
                         {"min_separation_sigma", json_number(e.min_separation)},
                         {"min_separation_resolving", json_number(e.min_separation_noise)}});
+  // How sure the fit is (mixture_model.h, kMaxFitKs) and how the noise σ was read (ScanNoise).
+  const ScanNoise& sn = r.auto_fit->scan_noise;
   return {{"fit_ks", r.auto_fit->mixture.ks},
+          {"fit_status", r.auto_fit->fit_status},
+          {"fit_ks_bound", kMaxFitKs},
           {"bic_per_k", evidence},
           {"noise_sigma", r.auto_fit->noise_sigma},
+          {"noise_white_sigma", sn.white},
+          {"noise_lag2_ratio", sn.lag_ratio},
+          {"noise_peak_sigma", sn.peak_sigma},
+          {"noise_correlated", sn.correlated},
           {"separation_resolving", r.auto_fit->resolving_separations},
           {"pairing_ambiguity", pv.pairing_ambiguity},
           {"mixed_voxels", pv.mixed_voxels},
