@@ -1,11 +1,8 @@
 #include "filters/preprocess/psf.h"
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
 #include <limits>
 #include <memory>
 #include <numeric>
@@ -22,11 +19,6 @@
 namespace vp {
 
 namespace {
-
-// Study instrumentation (VP_PSF_PROFILE=1): wall seconds per phase of estimate_psf, on stderr.
-using Clock = std::chrono::steady_clock;
-double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-double g_collect = 0, g_jack = 0, g_sweep[2][3] = {};
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 constexpr int kJackknifeGroups = 10;
@@ -118,11 +110,6 @@ std::array<double, 3> sobel(const Volume<float>& g, index_t x, index_t y, index_
 // kReuseReach samples of its crossings (a second estimate); `record` keeps this pass's crossings.
 EdgeSet collect_edges(const Volume<float>& g, int axis, const std::vector<double>& levels, double noise, int half_width,
                       const PsfOptions& o, const PsfCrossings* from = nullptr, PsfCrossings* record = nullptr) {
-  const auto tc = Clock::now();
-  struct Timer {
-    Clock::time_point t;
-    ~Timer() { g_collect += since(t); }
-  } timer{tc};
   EdgeSet set;
   set.half_width = half_width;
   const int len = set.length();
@@ -463,7 +450,6 @@ AxisFit fit_axis(const EdgeSet& set, std::vector<char>& used, int axis, const st
   if (fit.edges == 0 || !jackknife) return fit;
 
   // Fine grid ±8 % in 1 % steps, per jackknife group.
-  const auto tj = Clock::now();
   std::vector<double> fine;
   std::vector<std::vector<double>> group_cost;
   std::vector<double> full;
@@ -488,7 +474,6 @@ AxisFit fit_axis(const EdgeSet& set, std::vector<char>& used, int axis, const st
     best = fine[m];
   }
   fit.sigma = parabolic_minimum(fine, full);
-  g_jack += since(tj);
   std::vector<double> loo(kJackknifeGroups);
   for (int gi = 0; gi < kJackknifeGroups; ++gi) {
     std::vector<double> rest(fine.size());
@@ -520,9 +505,6 @@ PsfEstimate estimate_psf(const Volume<float>& grey, const std::vector<double>& c
     if (!(levels[i + 1] > levels[i]) || !std::isfinite(levels[i]) || !std::isfinite(levels[i + 1]))
       throw InputError("psf: the pure-phase grey levels must be finite and distinct");
   PsfEstimate est;
-  const auto t_all = Clock::now();
-  g_collect = g_jack = 0;
-  for (auto& r : g_sweep) r[0] = r[1] = r[2] = 0;
   double min_step = levels[1] - levels[0];
   for (std::size_t i = 0; i + 1 < levels.size(); ++i) min_step = std::min(min_step, levels[i + 1] - levels[i]);
   est.noise_sigma = o.noise_sigma > 0 ? o.noise_sigma : estimate_noise_sigma(grey);
@@ -545,10 +527,6 @@ PsfEstimate estimate_psf(const Volume<float>& grey, const std::vector<double>& c
     for (std::size_t i = 0; near && i < old.size(); ++i) near = std::fabs(levels[i] - old[i]) <= kReuseShift * old_step;
     for (int a = 0; near && a < 3; ++a)
       near = from->first[a].size() == static_cast<std::size_t>(grey.dims()[a == 0 ? 2 : (a == 1 ? 2 : 1)]) + 1;
-    if (std::getenv("VP_PSF_PROFILE"))
-      for (std::size_t i = 0; i < old.size() && i < levels.size(); ++i)
-        std::fprintf(stderr, "psf-profile: level %zu %.0f -> %.0f (%.3f of the smallest step)\n", i, old[i], levels[i],
-                     (levels[i] - old[i]) / old_step);
     if (!near) from = nullptr;
   }
   std::shared_ptr<PsfCrossings> record;
@@ -583,10 +561,7 @@ PsfEstimate estimate_psf(const Volume<float>& grey, const std::vector<double>& c
           continue;
         }
         const double lo = sweep == 0 ? 0.15 : 0.8 * sigma[a], hi = sweep == 0 ? 6.0 : 1.25 * sigma[a];
-        const auto ts = Clock::now();
-        const double jack0 = g_jack;
         fits[a] = fit_axis(sets[a], used[a], a, basis, lo, hi, sweep == 0, sweep == 2);
-        g_sweep[round][sweep] += since(ts) - (g_jack - jack0);
       }
       for (int a = 0; a < 3; ++a) {
         // An axis without its own edges borrows the mean of the others for the oblique term.
@@ -606,23 +581,6 @@ PsfEstimate estimate_psf(const Volume<float>& grey, const std::vector<double>& c
     half_width = needed;
   }
 
-  if (std::getenv("VP_PSF_PROFILE")) {
-    std::size_t kept = 0;
-    if (record && !warm)
-      for (int a = 0; a < 3; ++a) kept += record->crossings[a].size();
-    std::fprintf(
-        stderr,
-        "psf-profile: %s, %.3f s wall: collect %.3f, fine grid + jackknife %.3f, other fits %.3f; edges %zu %zu "
-        "%zu; crossings kept %zu (%.1f MB)\n",
-        warm ? (from ? "second (start + crossings)" : "second (start)") : "full", since(t_all), g_collect, g_jack,
-        since(t_all) - g_collect - g_jack, fits[0].edges, fits[1].edges, fits[2].edges, kept,
-        kept * sizeof(PsfCrossings::Crossing) / 1e6);
-    if (!warm)
-      std::fprintf(
-          stderr,
-          "psf-profile: golden-section sweeps 0 / 1 / 2: round 1 %.3f / %.3f / %.3f, round 2 %.3f / %.3f / %.3f\n",
-          g_sweep[0][0], g_sweep[0][1], g_sweep[0][2], g_sweep[1][0], g_sweep[1][1], g_sweep[1][2]);
-  }
   if (record && !warm) {
     record->levels = levels;
     record->half_width = half_width;  // the last round's: `needed` above stays within it
