@@ -125,6 +125,17 @@ TEST(Psf, AutoReportsThePsfBetweenItsRefittedEndMembers) {
   }
   EXPECT_GT(worst_first, 0.07);
   EXPECT_LT(worst, 0.07);
+
+  // Also where the refit moved no end member (pure voxels of every class): no gate any more.
+  const vp::testing::CompositeScan clean = vp::testing::composite_scan(292, 370, 12, 1.0, 64);
+  const SegmentResult rc = segment_grey(clean.grey, o);
+  ASSERT_TRUE(rc.psf && rc.partial_volume);
+  for (double shift : rc.partial_volume->end_member_shift) EXPECT_EQ(shift, 0.0);
+  EXPECT_TRUE(rc.psf_from_refitted_end_members);
+  po.noise_sigma = rc.auto_fit->noise_sigma;
+  const PsfEstimate clean_full = estimate_psf(clean.grey, rc.partial_volume->means, po);
+  for (int a = 0; a < 3; ++a)
+    EXPECT_NEAR(rc.psf->sigma_vox[a], clean_full.sigma_vox[a], 0.01 * clean_full.sigma_vox[a]) << "axis " << a;
 }
 
 // The second estimate on its own: started from the first's σ, with and without its crossings, it

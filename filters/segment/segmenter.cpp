@@ -96,8 +96,9 @@ std::vector<double> extrapolated_fit_uncertainty(const AutoSegmentFit& fit, cons
 // used (pure-voxel means, refitted where a class has none): estimate_psf's plateau test is centred
 // on the levels, and a histogram-fit SE level pulled low (Poisson noise, thin SE) admits SE plateaus
 // a nearby pore has darkened, which read wide (SNR 5, σ 1 and 1.5, 50 MPa: +8 %). Started from the
-// first estimate's σ (PsfOptions::start_sigma_vox): about half its cost. Reported, not relabelled
-// with (docs/segmentation-studies.md, "PSF σ at SNR 5 under Poisson noise" and "A cheap second PSF estimate").
+// first estimate (its σ, window and kept crossings; PsfOptions::start_sigma_vox, start_crossings):
+// about a quarter of its time. Reported, not relabelled with (docs/segmentation-studies.md, "PSF σ
+// at SNR 5 under Poisson noise" and "A cheap second PSF estimate").
 void refine_psf_with_refitted_end_members(const Volume<float>& grey, double noise_sigma, SegmentResult& r) {
   if (!r.psf || !r.partial_volume) return;
   PsfOptions po = psf_options(noise_sigma);
