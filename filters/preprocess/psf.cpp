@@ -295,7 +295,10 @@ EdgeSet collect_edges(const Volume<float>& g, int axis, const std::vector<double
   if (record) {
     std::vector<PsfCrossings::Crossing>& out = record->crossings[axis];
     std::vector<std::size_t>& first = record->first[axis];
+    std::size_t kept = 0;
+    for (const Found& f : per_slow) kept += f.crossings.size();
     out.clear(), first.assign(static_cast<std::size_t>(ns + 1), 0);
+    out.reserve(kept);  // held until the second estimate: no spare capacity
     for (index_t sl = 0; sl < ns; ++sl) {
       first[static_cast<std::size_t>(sl)] = out.size();
       const Found& f = per_slow[static_cast<std::size_t>(sl)];
