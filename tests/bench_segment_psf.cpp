@@ -13,8 +13,10 @@
 //   second estimate with the generator's levels (half the time); --refit-levels takes the second
 //   estimate's levels from segment_grey (auto, 3 classes): PartialVolumeResult::means, on every scan —
 //   the pure-voxel means where a class has ≥ 200 pure voxels, refitted or fitted means elsewhere. So
-//   it measures an ungated second estimate; `auto` re-estimates only where its refit moved an end
-//   member (segmenter.cpp, refine_psf_with_refitted_end_members).
+//   it measures a full (not started from the first) second estimate on every scan. With it, the
+//   summary also gives the PSF `auto` reports (SegmentResult::psf: its second estimate, started from
+//   the first's σ, on every scan) and the one the gated second pass reported before
+//   (2026-12-07: the full second estimate where the refit moved an end member, else the first).
 // Timings are not asserted; this is a measurement, not a test.
 #include <algorithm>
 #include <chrono>
@@ -94,10 +96,11 @@ int main(int argc, char** argv) {
     std::printf(
         "| seed | P MPa | SNR | σ | σ x, y, z (fit levels) ± ci95 | edges | %s: σ x, y, z | fitted levels |%s\n"
         "|---|---|---|---|---|---|---|---|%s\n",
-        second, refit_levels ? " refit levels |" : "", refit_levels ? "---|" : "");
+        second, refit_levels ? " refit levels | auto's reported σ x, y, z |" : "", refit_levels ? "---|---|" : "");
   std::vector<CellStats> fit_stats(snrs.size() * blurs.size() * pressures.size());
   std::vector<CellStats> truth_stats(fit_stats.size());
-  CellStats fit_all, truth_all;
+  std::vector<CellStats> auto_stats(fit_stats.size()), gated_stats(fit_stats.size());
+  CellStats fit_all, truth_all, auto_all, gated_all;
   int refused = 0;
   for (std::uint64_t seed : seeds)
     for (std::size_t pi = 0; pi < pressures.size(); ++pi) {
@@ -130,10 +133,18 @@ int main(int argc, char** argv) {
           const PsfEstimate e = estimate_psf(grey, fit.mixture.means, po);
           const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
           std::vector<double> refit;
+          PsfEstimate reported;
+          bool moved = false;
+          double auto_seconds = 0;
           if (refit_levels) {
             SegmentOptions so;
             so.classes = 3;
-            refit = segment_grey(grey, so).partial_volume->means;
+            const auto ta = std::chrono::steady_clock::now();
+            const SegmentResult sr = segment_grey(grey, so);
+            auto_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - ta).count();
+            refit = sr.partial_volume->means;
+            reported = sr.psf ? *sr.psf : e;
+            for (double d : sr.partial_volume->end_member_shift) moved = moved || d != 0;
           }
           const auto t1 = std::chrono::steady_clock::now();
           const PsfEstimate t =
@@ -143,6 +154,11 @@ int main(int argc, char** argv) {
           const std::size_t cell = (si * blurs.size() + bi) * pressures.size() + pi;
           fit_stats[cell].add(e, blurs[bi]), fit_all.add(e, blurs[bi]);
           truth_stats[cell].add(t, blurs[bi]), truth_all.add(t, blurs[bi]);
+          if (refit_levels) {
+            auto_stats[cell].add(reported, blurs[bi]), auto_all.add(reported, blurs[bi]);
+            gated_stats[cell].add(moved ? t : e, blurs[bi]), gated_all.add(moved ? t : e, blurs[bi]);
+            auto_all.seconds += auto_seconds;
+          }
           fit_stats[cell].seconds += seconds, fit_all.seconds += seconds;
           if (refit_levels || truth_levels)
             truth_all.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
@@ -154,7 +170,9 @@ int main(int argc, char** argv) {
                 e.ci95_vox[0], e.sigma_vox[1], e.ci95_vox[1], e.sigma_vox[2], e.ci95_vox[2], e.edges[0], e.edges[1],
                 e.edges[2], t.sigma_vox[0], t.sigma_vox[1], t.sigma_vox[2], fit.mixture.means[0], fit.mixture.means[1],
                 fit.mixture.means[2]);
-          if (rows && refit_levels) std::printf(" %.0f %.0f %.0f |", refit[0], refit[1], refit[2]);
+          if (rows && refit_levels)
+            std::printf(" %.0f %.0f %.0f | %.3f, %.3f, %.3f |", refit[0], refit[1], refit[2], reported.sigma_vox[0],
+                        reported.sigma_vox[1], reported.sigma_vox[2]);
           if (rows) std::printf("\n");
           std::fflush(stdout);
         }
@@ -173,6 +191,26 @@ int main(int argc, char** argv) {
                     blurs[bi], pressures[pi], 100 * f.sum / f.n, 100 * f.max, f.covered, f.n, f.triggers, seeds.size(),
                     100 * t.sum / t.n, 100 * t.max, t.covered, t.n);
       }
+  if (refit_levels) {
+    std::printf(
+        "\n| SNR | σ | P MPa | auto's reported: error mean, max | truth in CI | gated (before): error mean, max | "
+        "truth in CI |\n|---|---|---|---|---|---|---|\n");
+    for (std::size_t si = 0; si < snrs.size(); ++si)
+      for (std::size_t bi = 0; bi < blurs.size(); ++bi)
+        for (std::size_t pi = 0; pi < pressures.size(); ++pi) {
+          const std::size_t cell = (si * blurs.size() + bi) * pressures.size() + pi;
+          const CellStats& a = auto_stats[cell];
+          const CellStats& g = gated_stats[cell];
+          std::printf("| %g | %g | %g | %.1f %%, %.1f %% | %d/%d | %.1f %%, %.1f %% | %d/%d |\n", snrs[si], blurs[bi],
+                      pressures[pi], 100 * a.sum / a.n, 100 * a.max, a.covered, a.n, 100 * g.sum / g.n, 100 * g.max,
+                      g.covered, g.n);
+        }
+    std::printf(
+        "\nauto's reported PSF: error mean %.2f %%, max %.1f %%, truth in CI %d/%d (segment_grey %.2f s in all); "
+        "gated second pass (before): mean %.2f %%, max %.1f %%, %d/%d.\n",
+        100 * auto_all.sum / auto_all.n, 100 * auto_all.max, auto_all.covered, auto_all.n, auto_all.seconds,
+        100 * gated_all.sum / gated_all.n, 100 * gated_all.max, gated_all.covered, gated_all.n);
+  }
   std::printf(
       "\nAll cells: fit levels error mean %.2f %%, max %.1f %%, truth in CI %d/%d; %s mean %.2f %%, max "
       "%.1f %%, %d/%d. estimate_psf (fit levels) %.2f s, (%s) %.2f s in all; %d scans refused by auto.\n",

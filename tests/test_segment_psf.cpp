@@ -99,6 +99,9 @@ TEST(Psf, IntervalHoldsTheTruthUnderASharpPsfOnAPressedComposite) {
 // plateau test centred on it keeps SE plateaus that a nearby pore has darkened: those edges read
 // wide (here 9.6 % on z). `auto` estimates the PSF again between the end members its refit moved
 // and reports that one; its labels keep the first estimate.
+// auto estimates the PSF a second time on every scan, between the partial-volume step's end
+// members, started from the first estimate (its σ and crossings), and reports that one; the labels
+// keep the first. The started estimate lands where a full one between the same levels does.
 TEST(Psf, AutoReportsThePsfBetweenItsRefittedEndMembers) {
   const vp::testing::CompositeScan s = vp::testing::composite_scan(276, 50, 5, 1.5, 64, /*realistic=*/true);
   SegmentOptions o;
@@ -106,18 +109,71 @@ TEST(Psf, AutoReportsThePsfBetweenItsRefittedEndMembers) {
   const SegmentResult r = segment_grey(s.grey, o);
   ASSERT_TRUE(r.psf && r.partial_volume && r.auto_fit);
   EXPECT_TRUE(r.psf_from_refitted_end_members);
+  EXPECT_STREQ(psf_end_members(r), "refitted");
+  EXPECT_FALSE(r.psf->crossings) << "the first estimate's crossings are dropped once used";
   PsfOptions po;
   po.noise_sigma = r.auto_fit->noise_sigma;
   const PsfEstimate first = estimate_psf(s.grey, r.auto_fit->mixture.means, po);
+  const PsfEstimate full = estimate_psf(s.grey, r.partial_volume->means, po);
   double worst_first = 0, worst = 0;
   for (int a = 0; a < 3; ++a) {
     EXPECT_DOUBLE_EQ(r.psf_sigma_vox[a], first.sigma_vox[a]) << "the labels used the first estimate, axis " << a;
     worst_first = std::max(worst_first, std::fabs(first.sigma_vox[a] / 1.5 - 1));
     worst = std::max(worst, std::fabs(r.psf->sigma_vox[a] / 1.5 - 1));
     EXPECT_LE(std::fabs(r.psf->sigma_vox[a] - 1.5), r.psf->ci95_vox[a]) << "axis " << a;
+    EXPECT_NEAR(r.psf->sigma_vox[a], full.sigma_vox[a], 0.01 * full.sigma_vox[a]) << "axis " << a;
   }
   EXPECT_GT(worst_first, 0.07);
   EXPECT_LT(worst, 0.07);
+
+  // Also where the refit moved no end member (pure voxels of every class): no gate any more.
+  const vp::testing::CompositeScan clean = vp::testing::composite_scan(292, 370, 12, 1.0, 64);
+  const SegmentResult rc = segment_grey(clean.grey, o);
+  ASSERT_TRUE(rc.psf && rc.partial_volume);
+  for (double shift : rc.partial_volume->end_member_shift) EXPECT_EQ(shift, 0.0);
+  EXPECT_TRUE(rc.psf_from_refitted_end_members);
+  po.noise_sigma = rc.auto_fit->noise_sigma;
+  const PsfEstimate clean_full = estimate_psf(clean.grey, rc.partial_volume->means, po);
+  for (int a = 0; a < 3; ++a)
+    EXPECT_NEAR(rc.psf->sigma_vox[a], clean_full.sigma_vox[a], 0.01 * clean_full.sigma_vox[a]) << "axis " << a;
+}
+
+// The second estimate on its own: started from the first's σ, with and without its crossings, it
+// finds the σ of a full estimate between the same levels; a start 12 % off moves its grid there;
+// levels too far from the first's for its crossings fall back to smoothing every line.
+TEST(Psf, StartedSecondEstimateMatchesAFullOne) {
+  const vp::testing::CompositeScan s = vp::testing::composite_scan(292, 125, 8, 1.5, 64, /*realistic=*/false);
+  const std::vector<double> levels = pure_phase_levels(s.grey, 3);
+  PsfOptions keep;
+  keep.keep_crossings = true;
+  const PsfEstimate first = estimate_psf(s.grey, levels, keep);
+  ASSERT_TRUE(first.crossings);
+  EXPECT_EQ(first.sigma_vox, estimate_psf(s.grey, levels).sigma_vox) << "keeping the crossings changes nothing";
+  std::vector<double> moved = levels;
+  moved[1] += 0.05 * (levels[2] - levels[0]);
+  const PsfEstimate full = estimate_psf(s.grey, moved);
+  PsfOptions start;
+  start.start_sigma_vox = first.sigma_vox;
+  const PsfEstimate from_sigma = estimate_psf(s.grey, moved, start);
+  start.start_crossings = first.crossings;
+  const PsfEstimate from_crossings = estimate_psf(s.grey, moved, start);
+  PsfOptions far;
+  for (int a = 0; a < 3; ++a) far.start_sigma_vox[a] = 0.88 * first.sigma_vox[a];
+  const PsfEstimate from_far = estimate_psf(s.grey, moved, far);
+  std::vector<double> distant = levels;
+  distant[0] -= 0.5 * (levels[1] - levels[0]);
+  start.start_sigma_vox = first.sigma_vox;
+  const PsfEstimate distant_full = estimate_psf(s.grey, distant);
+  const PsfEstimate distant_started = estimate_psf(s.grey, distant, start);
+  for (int a = 0; a < 3; ++a) {
+    EXPECT_NEAR(from_sigma.sigma_vox[a], full.sigma_vox[a], 0.01 * full.sigma_vox[a]) << "axis " << a;
+    EXPECT_NEAR(from_crossings.sigma_vox[a], full.sigma_vox[a], 0.01 * full.sigma_vox[a]) << "axis " << a;
+    EXPECT_NEAR(from_far.sigma_vox[a], full.sigma_vox[a], 0.01 * full.sigma_vox[a]) << "axis " << a;
+    EXPECT_NEAR(distant_started.sigma_vox[a], distant_full.sigma_vox[a], 0.01 * distant_full.sigma_vox[a])
+        << "axis " << a;
+    EXPECT_NEAR(from_crossings.edges[a], full.edges[a], 0.02 * full.edges[a]) << "axis " << a;
+    EXPECT_GT(from_crossings.ci95_vox[a], 0) << "axis " << a;
+  }
 }
 
 TEST(Psf, TooFewEdgesIsNaNWithAStatusAndBadLevelsThrow) {

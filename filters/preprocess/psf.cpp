@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <limits>
+#include <memory>
 #include <numeric>
 
 #include <tbb/parallel_for.h>
@@ -55,6 +57,34 @@ struct Strides {
   index_t s[3];
 };
 
+}  // namespace
+
+// Where a full estimate's grid lines crossed its midpoints with both plateaus near their levels
+// (tolerance + kReuseMargin): a second estimate between nearby levels looks for its edges within
+// kReuseReach samples of these instead of smoothing every line of the scan again.
+struct PsfCrossings {
+  struct Crossing {
+    std::int32_t fast = 0, k = 0;  // the line's fast cross coordinate; the sample before the crossing
+    std::int32_t pair = 0;         // levels pair, pair + 1
+  };
+  std::vector<double> levels;
+  int half_width = 5;
+  std::array<std::vector<Crossing>, 3> crossings;  // per axis, by slow cross coordinate, fast, pair, k
+  std::array<std::vector<std::size_t>, 3> first;   // per axis: where each slow coordinate's crossings begin
+};
+
+namespace {
+
+// A second estimate's plateau band (its levels' tolerance) lies inside the first's widened by the
+// margin where no level moved by more than kReuseShift of the first's smallest step: the new band
+// reaches at most 0.12 · 2 · shift + shift = 0.372 steps further. The new crossing lies within
+// kReuseReach samples of the old one and its normal within kReuseCosine of the old one's test on
+// the phantoms (not by construction: measured, docs/segmentation-studies.md, "A cheap second PSF estimate").
+constexpr double kReuseMargin = 0.38;
+constexpr double kReuseShift = 0.3;
+constexpr int kReuseReach = 2;
+constexpr double kReuseCosine = 0.04;
+
 // Sobel gradient (central difference along b, [1 2 1] smoothing across), divided by 32 so a
 // unit ramp gives 1. p must have all 26 neighbours.
 std::array<double, 3> sobel(const Volume<float>& g, index_t x, index_t y, index_t z) {
@@ -76,9 +106,10 @@ std::array<double, 3> sobel(const Volume<float>& g, index_t x, index_t y, index_
   return out;
 }
 
-// Every usable interface crossing along the grid lines of `axis`.
+// Every usable interface crossing along the grid lines of `axis`; with `from`, only within
+// kReuseReach samples of its crossings (a second estimate); `record` keeps this pass's crossings.
 EdgeSet collect_edges(const Volume<float>& g, int axis, const std::vector<double>& levels, double noise, int half_width,
-                      const PsfOptions& o) {
+                      const PsfOptions& o, const PsfCrossings* from = nullptr, PsfCrossings* record = nullptr) {
   EdgeSet set;
   set.half_width = half_width;
   const int len = set.length();
@@ -98,6 +129,7 @@ EdgeSet collect_edges(const Volume<float>& g, int axis, const std::vector<double
     std::vector<float> samples;
     std::vector<EdgeProfile> edges;
     std::vector<std::size_t> first;
+    std::vector<PsfCrossings::Crossing> crossings;
   };
   // Lines across x (along y or z) are smoothed a plane at a time: every line at one slow
   // coordinate, row by row along x, so the 3 × 3 average reads whole rows instead of one float per
@@ -114,14 +146,18 @@ EdgeSet collect_edges(const Volume<float>& g, int axis, const std::vector<double
     std::vector<float> line(static_cast<std::size_t>(n));
     std::vector<float> window(static_cast<std::size_t>(len));
     const index_t along = st[axis];
-    // Every usable crossing of one smoothed line, appended to the task's list.
-    auto detect = [&](index_t u, index_t v) {
-      for (std::size_t i = 0; i < levels.size(); ++i)
+    // Every usable crossing of one smoothed line between samples k_begin and k_end (clamped to
+    // the windows that fit), for level pairs pair_begin … pair_end − 1, appended to the task's list;
+    // returns the sample after the last edge's skip (k_begin if none).
+    auto detect = [&](index_t u, index_t v, index_t fc, std::size_t pair_begin, std::size_t pair_end, index_t k_begin,
+                      index_t k_end) {
+      index_t next = k_begin;
+      for (std::size_t i = pair_begin; i < pair_end; ++i)
         // Consecutive levels only: the edge of a non-adjacent pair (pore|AM) often hides a film
         // of the phase between (an SE coat thinner than the PSF), which would read as blur.
         for (std::size_t j = i + 1; j < std::min(i + 2, levels.size()); ++j) {
           const double lo = levels[i], step = levels[j] - levels[i], mid = 0.5 * (levels[i] + levels[j]);
-          for (index_t k = half_width; k + half_width + 1 < n; ++k) {
+          for (index_t k = std::max<index_t>(half_width, k_begin); k + half_width + 1 < n && k < k_end; ++k) {
             const bool rising = line[k] < mid && line[k + 1] >= mid;
             const bool falling = line[k] >= mid && line[k + 1] < mid;
             if (!rising && !falling) continue;
@@ -133,10 +169,13 @@ EdgeSet collect_edges(const Volume<float>& g, int axis, const std::vector<double
             // Both plateaus reached: the three outermost samples on each side lie within the
             // tolerance (or 3 noise σ of the averaged line, if larger) of their level.
             const double tolerance = std::max(o.plateau_tolerance, 3 * kLateralNoise * noise / step);
-            bool plateaus = true;
-            for (int s = 0; s < 3 && plateaus; ++s)
-              plateaus = std::fabs(window[s]) <= tolerance && std::fabs(window[len - 1 - s] - 1) <= tolerance;
-            if (!plateaus) continue;
+            bool plateaus = true, near = record != nullptr;
+            for (int s = 0; s < 3 && (plateaus || near); ++s) {
+              const double d0 = std::fabs(window[s]), d1 = std::fabs(window[len - 1 - s] - 1);
+              plateaus = plateaus && d0 <= tolerance && d1 <= tolerance;
+              near = near && d0 <= tolerance + kReuseMargin && d1 <= tolerance + kReuseMargin;
+            }
+            if (!plateaus && !near) continue;
             // Interface normal from the Sobel gradient at the two straddling voxels.
             std::array<index_t, 3> c0{}, c1{};
             c0[axis] = k, c0[ua] = u, c0[va] = v;
@@ -146,6 +185,12 @@ EdgeSet collect_edges(const Volume<float>& g, int axis, const std::vector<double
             std::array<double, 3> grad{};
             for (int b = 0; b < 3; ++b) grad[b] = 0.5 * (g0[b] + g1[b]);
             const double norm2 = grad[0] * grad[0] + grad[1] * grad[1] + grad[2] * grad[2];
+            // Kept for a second estimate where the normal nearly passes (the crossing may move a sample).
+            const double kept_cosine = o.min_normal_cosine - kReuseCosine;
+            if (near && norm2 > 0 && grad[axis] * grad[axis] >= kept_cosine * kept_cosine * norm2)
+              f.crossings.push_back(
+                  {static_cast<std::int32_t>(fc), static_cast<std::int32_t>(k), static_cast<std::int32_t>(i)});
+            if (!plateaus) continue;
             if (!(norm2 > 0) || grad[axis] * grad[axis] < o.min_normal_cosine * o.min_normal_cosine * norm2) continue;
             EdgeProfile e;
             e.offset = f.samples.size();
@@ -159,9 +204,45 @@ EdgeSet collect_edges(const Volume<float>& g, int axis, const std::vector<double
             f.samples.insert(f.samples.end(), window.begin(), window.end());
             f.edges.push_back(e);
             k += half_width;  // one edge per interface: skip the noise wiggles around this crossing
+            next = k + 1;
           }
         }
+      return next;
     };
+    if (from) {
+      // Only the samples near the first estimate's crossings, each smoothed as the full pass does
+      // (the same nine products in the same order).
+      const std::vector<PsfCrossings::Crossing>& cs = from->crossings[axis];
+      const std::size_t b = from->first[axis][static_cast<std::size_t>(sl)],
+                        e = from->first[axis][static_cast<std::size_t>(sl) + 1];
+      const int reach = kReuseReach + half_width + 1;
+      std::vector<index_t> filled(static_cast<std::size_t>(n), -1);  // the line fc whose sample k is in `line`
+      std::size_t c = b;
+      for (index_t fc = 1; fc + 1 < nf; ++fc) {
+        f.first[fc] = f.edges.size();
+        const index_t u = fast_axis == ua ? fc : sl, v = fast_axis == ua ? sl : fc;
+        const index_t base = u * st[ua] + v * st[va];
+        index_t next = 0;  // the sample after the last edge's skip, per pair
+        std::int32_t pair = -1;
+        for (; c < e && cs[c].fast == fc; ++c) {
+          if (cs[c].pair != pair) pair = cs[c].pair, next = 0;
+          const index_t at = cs[c].k, k0 = at - kReuseReach, k1 = at + kReuseReach + 1;
+          for (index_t k = std::max<index_t>(0, at - reach); k < std::min<index_t>(n, at + reach + 1); ++k) {
+            if (filled[k] == fc) continue;
+            double acc1 = 0;
+            for (int i = -1; i <= 1; ++i)
+              for (int j = -1; j <= 1; ++j)
+                acc1 += kSmooth[i + 1] * kSmooth[j + 1] * g.data()[base + i * st[ua] + j * st[va] + k * along];
+            line[k] = static_cast<float>(acc1 / 16);
+            filled[k] = fc;
+          }
+          next = detect(u, v, fc, static_cast<std::size_t>(pair), static_cast<std::size_t>(pair) + 1,
+                        std::max(next, k0), k1);
+        }
+      }
+      f.first[nf - 1] = f.first[nf] = f.edges.size();
+      return;
+    }
     if (axis != 0) {
       // The plane of lines at this slow coordinate: row k holds sample k of every line.
       for (index_t k = 0; k < n; ++k) {
@@ -194,7 +275,7 @@ EdgeSet collect_edges(const Volume<float>& g, int axis, const std::vector<double
       } else {
         for (index_t k = 0; k < n; ++k) line[k] = plane[k * nf + fc];
       }
-      detect(u, v);
+      detect(u, v, fc, 0, levels.size(), 0, n);
     }
     f.first[nf - 1] = f.first[nf] = f.edges.size();
   });
@@ -211,6 +292,20 @@ EdgeSet collect_edges(const Volume<float>& g, int axis, const std::vector<double
         for (std::size_t e = f.first[v]; e < f.first[v + 1]; ++e) visit(f, f.edges[e]);
       }
   };
+  if (record) {
+    std::vector<PsfCrossings::Crossing>& out = record->crossings[axis];
+    std::vector<std::size_t>& first = record->first[axis];
+    std::size_t kept = 0;
+    for (const Found& f : per_slow) kept += f.crossings.size();
+    out.clear(), first.assign(static_cast<std::size_t>(ns + 1), 0);
+    out.reserve(kept);  // held until the second estimate: no spare capacity
+    for (index_t sl = 0; sl < ns; ++sl) {
+      first[static_cast<std::size_t>(sl)] = out.size();
+      const Found& f = per_slow[static_cast<std::size_t>(sl)];
+      out.insert(out.end(), f.crossings.begin(), f.crossings.end());
+    }
+    first[static_cast<std::size_t>(ns)] = out.size();
+  }
   std::size_t total = 0;
   for (const Found& f : per_slow) total += f.edges.size();
   // Thin evenly (deterministically) beyond the cap.
@@ -310,7 +405,8 @@ struct AxisFit {
 };
 
 // σ of one axis: golden-section search of the profile cost over [lo, hi], then (last sweep) a fine
-// grid around its minimum that also yields the leave-one-group-out minima of the jackknife.
+// grid around its minimum that also yields the leave-one-group-out minima of the jackknife. With
+// lo = hi (a start σ, no search) the grid is centred on it and moved while its minimum lies on an end.
 AxisFit fit_axis(const EdgeSet& set, std::vector<char>& used, int axis, const std::array<double, 3>& sigma, double lo,
                  double hi, bool reject_outliers, bool jackknife) {
   AxisFit fit;
@@ -323,14 +419,18 @@ AxisFit fit_axis(const EdgeSet& set, std::vector<char>& used, int axis, const st
     return std::accumulate(cost.begin(), cost.end(), 0.0);
   };
 
-  const double ratio = 0.6180339887498949;
-  double a = lo, b = hi, c = b - ratio * (b - a), d = a + ratio * (b - a);
-  double fc = total_at(c), fd = total_at(d);
-  while (b - a > 2e-3 * (a + b)) {
-    if (fc < fd) b = d, d = c, fd = fc, c = b - ratio * (b - a), fc = total_at(c);
-    else a = c, c = d, fc = fd, d = a + ratio * (b - a), fd = total_at(d);
+  const bool search = lo < hi;
+  double best = lo;
+  if (search) {
+    const double ratio = 0.6180339887498949;
+    double a = lo, b = hi, c = b - ratio * (b - a), d = a + ratio * (b - a);
+    double fc = total_at(c), fd = total_at(d);
+    while (b - a > 2e-3 * (a + b)) {
+      if (fc < fd) b = d, d = c, fd = fc, c = b - ratio * (b - a), fc = total_at(c);
+      else a = c, c = d, fc = fd, d = a + ratio * (b - a), fd = total_at(d);
+    }
+    best = 0.5 * (a + b);
   }
-  const double best = 0.5 * (a + b);
   fit.sigma = best;
 
   if (reject_outliers) {
@@ -354,16 +454,27 @@ AxisFit fit_axis(const EdgeSet& set, std::vector<char>& used, int axis, const st
 
   // Fine grid ±8 % in 1 % steps, per jackknife group.
   std::vector<double> fine;
-  for (int i = -8; i <= 8; ++i) fine.push_back(best * (1 + 0.01 * i));
-  std::vector<std::vector<double>> group_cost(kJackknifeGroups, std::vector<double>(fine.size(), 0.0));
-  std::vector<double> full(fine.size(), 0.0);
-  for (std::size_t i = 0; i < ne; ++i) positions[i] = set.edges[i].crossing;
-  for (std::size_t s = 0; s < fine.size(); ++s) {
-    edge_costs(set, used, axis, fine[s], sigma, positions, cost);
-    std::size_t rank = 0;
-    for (std::size_t i = 0; i < ne; ++i)
-      if (used[i]) group_cost[rank++ % kJackknifeGroups][s] += cost[i];
-    for (int gi = 0; gi < kJackknifeGroups; ++gi) full[s] += group_cost[gi][s];
+  std::vector<std::vector<double>> group_cost;
+  std::vector<double> full;
+  // Without a search the start may be off by more than the grid: move the grid onto an end
+  // minimum (a few times at most: the start is an estimate of the same scan).
+  for (int moves = 0;; ++moves) {
+    fine.clear();
+    // (±8 % in 2 % steps without a search: half the fits, the parabola through three of them.)
+    for (int i = -8; i <= 8; i += search ? 1 : 2) fine.push_back(best * (1 + 0.01 * i));
+    group_cost.assign(kJackknifeGroups, std::vector<double>(fine.size(), 0.0));
+    full.assign(fine.size(), 0.0);
+    for (std::size_t i = 0; i < ne; ++i) positions[i] = set.edges[i].crossing;
+    for (std::size_t s = 0; s < fine.size(); ++s) {
+      edge_costs(set, used, axis, fine[s], sigma, positions, cost);
+      std::size_t rank = 0;
+      for (std::size_t i = 0; i < ne; ++i)
+        if (used[i]) group_cost[rank++ % kJackknifeGroups][s] += cost[i];
+      for (int gi = 0; gi < kJackknifeGroups; ++gi) full[s] += group_cost[gi][s];
+    }
+    const std::size_t m = static_cast<std::size_t>(std::min_element(full.begin(), full.end()) - full.begin());
+    if (search || moves == 3 || (m != 0 && m + 1 != fine.size()) || !(fine[m] > 0.15 && fine[m] < 6.0)) break;
+    best = fine[m];
   }
   fit.sigma = parabolic_minimum(fine, full);
   std::vector<double> loo(kJackknifeGroups);
@@ -406,11 +517,41 @@ PsfEstimate estimate_psf(const Volume<float>& grey, const std::vector<double>& c
   std::array<double, 3> sigma{1, 1, 1};
   std::array<AxisFit, 3> fits;
   int half_width = 5;
-  for (int round = 0; round < 2; ++round) {
+  const std::array<double, 3>& start = o.start_sigma_vox;
+  const bool warm = std::all_of(start.begin(), start.end(), [](double s) { return std::isfinite(s) && s > 0; });
+  // The first estimate's crossings serve where every level moved by less than kReuseShift of its
+  // smallest step (then every edge this estimate accepts lies near one of them).
+  const PsfCrossings* from = warm ? o.start_crossings.get() : nullptr;
+  if (from) {
+    const std::vector<double>& old = from->levels;
+    bool near = old.size() == levels.size();
+    double old_step = near ? old[1] - old[0] : 0;
+    for (std::size_t i = 0; near && i + 1 < old.size(); ++i) old_step = std::min(old_step, old[i + 1] - old[i]);
+    for (std::size_t i = 0; near && i < old.size(); ++i) near = std::fabs(levels[i] - old[i]) <= kReuseShift * old_step;
+    for (int a = 0; near && a < 3; ++a)
+      near = from->first[a].size() == static_cast<std::size_t>(grey.dims()[a == 0 ? 2 : (a == 1 ? 2 : 1)]) + 1;
+    if (!near) from = nullptr;
+  }
+  std::shared_ptr<PsfCrossings> record;
+  if (o.keep_crossings) record = std::make_shared<PsfCrossings>();
+  if (warm) {
+    // The window the full estimate's last round used (or would use for this σ), and one sweep from it.
+    sigma = start;
+    half_width = from ? from->half_width
+                      : std::clamp(static_cast<int>(std::ceil(3 * *std::max_element(start.begin(), start.end()))), 5,
+                                   kMaxHalfWidth);
+    for (int a = 0; a < 3; ++a) {
+      const EdgeSet set = collect_edges(grey, a, levels, noise, half_width, o, from);
+      std::vector<char> used(set.edges.size(), 1);
+      fits[a] = set.edges.size() < o.min_edges ? AxisFit{kNaN, kNaN, set.edges.size()}
+                                               : fit_axis(set, used, a, start, start[a], start[a], true, true);
+    }
+  }
+  for (int round = 0; round < 2 && !warm; ++round) {
     std::array<EdgeSet, 3> sets;
     std::array<std::vector<char>, 3> used;
     for (int a = 0; a < 3; ++a) {
-      sets[a] = collect_edges(grey, a, levels, noise, half_width, o);
+      sets[a] = collect_edges(grey, a, levels, noise, half_width, o, nullptr, record.get());
       used[a].assign(sets[a].edges.size(), 1);
     }
     // Sweep 1 ignores the oblique term (other σ unknown) and drops outliers; sweeps 2–3 use the
@@ -443,6 +584,11 @@ PsfEstimate estimate_psf(const Volume<float>& grey, const std::vector<double>& c
     half_width = needed;
   }
 
+  if (record && !warm) {
+    record->levels = levels;
+    record->half_width = half_width;  // the last round's: `needed` above stays within it
+    est.crossings = std::move(record);
+  }
   std::string problems;
   for (int a = 0; a < 3; ++a) {
     const bool few = fits[a].edges < o.min_edges;

@@ -27,6 +27,7 @@
 
 #include <array>
 #include <cstddef>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -34,12 +35,15 @@
 
 namespace vp {
 
+struct PsfCrossings;  // psf.cpp: a full estimate's midpoint crossings (PsfOptions::keep_crossings)
+
 struct PsfEstimate {
-  std::array<double, 3> sigma_vox{};   // Gaussian PSF σ per axis (x, y, z), voxels; NaN: not measurable
-  std::array<double, 3> ci95_vox{};    // 95 % half-width of sigma_vox (NaN with it)
-  std::array<std::size_t, 3> edges{};  // interface profiles used per axis
-  std::string status;                  // "ok", or what limited the estimate (per axis)
-  double noise_sigma = 0;              // grey-value noise σ the fit assumed
+  std::array<double, 3> sigma_vox{};              // Gaussian PSF σ per axis (x, y, z), voxels; NaN: not measurable
+  std::array<double, 3> ci95_vox{};               // 95 % half-width of sigma_vox (NaN with it)
+  std::array<std::size_t, 3> edges{};             // interface profiles used per axis
+  std::string status;                             // "ok", or what limited the estimate (per axis)
+  double noise_sigma = 0;                         // grey-value noise σ the fit assumed
+  std::shared_ptr<const PsfCrossings> crossings;  // with PsfOptions::keep_crossings, for a second estimate
 };
 
 struct PsfOptions {
@@ -48,6 +52,19 @@ struct PsfOptions {
   std::size_t max_edges_per_axis = 5000;  // evenly thinned beyond this (speed)
   std::size_t min_edges = 30;             // fewer on an axis: that σ is NaN and the status says so
   double noise_sigma = 0;                 // grey-value noise σ; 0 = estimate_noise_sigma(grey)
+  // Keep in the estimate where its lines crossed the levels' midpoints near both plateaus (a wider
+  // band and normal test than an edge's), for a second estimate of the same scan (start_crossings):
+  // 12 bytes a crossing, 0.3 B/voxel on bench_segment_fidelity's 256³ scan.
+  bool keep_crossings = false;
+  // A second estimate of the same scan between nearby levels: σ of the first (all three finite and
+  // > 0; else a full estimate). It starts there instead of searching: one round with the first's
+  // window, the oblique term from the start, outliers dropped at it, and only the last sweep's fine
+  // grid (±8 % in 2 % steps, moved while its minimum lies on an end) with its jackknife, about a
+  // sixth of the fits. With the first's crossings (every level within 0.3 of the smallest step
+  // between the first's levels), only the samples near those are smoothed and searched, not every
+  // line of the scan (docs/segmentation-studies.md, "A cheap second PSF estimate").
+  std::array<double, 3> start_sigma_vox{0, 0, 0};
+  std::shared_ptr<const PsfCrossings> start_crossings;
 };
 
 // class_means: the pure-phase grey levels, ascending (at least two); edges between consecutive

@@ -57,7 +57,9 @@ std::array<double, 3> labelling_psf(const Volume<float>& grey, AutoSegmentFit& f
                                     SegmentResult& r) {
   std::array<double, 3> sigma = given;
   if (std::all_of(given.begin(), given.end(), [](double s) { return s > 0; })) return sigma;
-  r.psf = estimate_psf(grey, fit.mixture.means, psf_options(fit.noise_sigma));
+  PsfOptions po = psf_options(fit.noise_sigma);
+  po.keep_crossings = true;  // for the second estimate (refine_psf_with_refitted_end_members)
+  r.psf = estimate_psf(grey, fit.mixture.means, po);
   double sum = 0;
   int measured = 0;
   for (int a = 0; a < 3; ++a)
@@ -90,21 +92,25 @@ std::vector<double> extrapolated_fit_uncertainty(const AutoSegmentFit& fit, cons
   return u;
 }
 
-// The scan's PSF estimated again between the end members the partial-volume step refitted, where
-// the refit moved one: estimate_psf's plateau test is centred on the levels, and a histogram-fit SE
-// level pulled low (Poisson noise, thin SE) admits SE plateaus a nearby pore has darkened, which read
-// wide (SNR 5, σ 1.5, 50 MPa: +8 %). Reported, not relabelled with (docs/segmentation-studies.md,
-// "PSF σ at SNR 5 under Poisson noise").
+// The scan's PSF estimated again, on every scan, between the end members the partial-volume step
+// used (pure-voxel means, refitted where a class has none): estimate_psf's plateau test is centred
+// on the levels, and a histogram-fit SE level pulled low (Poisson noise, thin SE) admits SE plateaus
+// a nearby pore has darkened, which read wide (SNR 5, σ 1 and 1.5, 50 MPa: +8 %). Started from the
+// first estimate (its σ, window and kept crossings; PsfOptions::start_sigma_vox, start_crossings):
+// about a quarter of its time. Reported, not relabelled with (docs/segmentation-studies.md, "PSF σ
+// at SNR 5 under Poisson noise" and "A cheap second PSF estimate").
 void refine_psf_with_refitted_end_members(const Volume<float>& grey, double noise_sigma, SegmentResult& r) {
   if (!r.psf || !r.partial_volume) return;
-  const std::vector<double>& shift = r.partial_volume->end_member_shift;
-  if (std::none_of(shift.begin(), shift.end(), [](double s) { return s != 0; })) return;
+  PsfOptions po = psf_options(noise_sigma);
+  po.start_sigma_vox = r.psf->sigma_vox;
+  po.start_crossings = r.psf->crossings;
   try {
-    r.psf = estimate_psf(grey, r.partial_volume->means, psf_options(noise_sigma));
+    r.psf = estimate_psf(grey, r.partial_volume->means, po);
     r.psf_from_refitted_end_members = true;
   } catch (const InputError&) {
-    // Refitted levels that are not distinct and ascending keep the first estimate.
+    // End members that are not distinct and ascending keep the first estimate.
   }
+  r.psf->crossings.reset();
 }
 
 }  // namespace

@@ -59,8 +59,8 @@ struct SegmentResult {
   std::optional<PartialVolumeResult> partial_volume;   // auto: fractions (its labels moved out)
   std::optional<PsfEstimate> psf;                      // auto: the PSF estimated from the scan (absent when given)
   std::array<double, 3> psf_sigma_vox{NAN, NAN, NAN};  // auto: the PSF σ the partial-volume labelling used
-  // auto: `psf` was estimated again between the end members the partial-volume step refitted
-  // (where the refit moved one); the labels were made with the first estimate, psf_sigma_vox.
+  // auto: `psf` was estimated again between the end members the partial-volume step used (every
+  // scan; false where those were not distinct); the labels were made with the first estimate, psf_sigma_vox.
   bool psf_from_refitted_end_members = false;
   std::optional<FilmProfileResult> pore_films;  // auto with pore_films: faces fitted, films found
 };
