@@ -97,8 +97,8 @@ TEST(Psf, IntervalHoldsTheTruthUnderASharpPsfOnAPressedComposite) {
 
 // Poisson noise at SNR 5 pulls the histogram fit's SE level low (thin SE at 50 MPa, σ 1.5), and the
 // plateau test centred on it keeps SE plateaus that a nearby pore has darkened: those edges read
-// wide (here 9.6 % on z). `auto` estimates the PSF again between the end members its refit moved
-// and reports that one; its labels keep the first estimate.
+// wide (here 9.6 % on z). `auto` estimates the PSF again between the partial-volume end members
+// (the refitted SE level here) and reports that one; its labels keep the first estimate.
 // auto estimates the PSF a second time on every scan, between the partial-volume step's end
 // members, started from the first estimate (its σ and crossings), and reports that one; the labels
 // keep the first. The started estimate lands where a full one between the same levels does.

@@ -466,8 +466,8 @@ class SegmentStage : public Stage {
                            {"end_members_source", r.auto_fit->end_members_source},
                            {"warnings", r.auto_fit->warnings}});
     if (r.psf) {
-      // The scan's PSF estimate, which `segment --json` prints as psf_sigma_vox; where the refit
-      // moved an end member it is the second estimate, between the refitted levels.
+      // The scan's PSF estimate, which `segment --json` prints as psf_sigma_vox: the second
+      // estimate, between the partial-volume end members (the labels used the first).
       nlohmann::json sigma, ci95;
       for (int a = 0; a < 3; ++a)
         sigma.push_back(json_number(r.psf->sigma_vox[a])), ci95.push_back(json_number(r.psf->ci95_vox[a]));
