@@ -85,6 +85,11 @@ constexpr double kReuseShift = 0.3;
 constexpr int kReuseReach = 2;
 constexpr double kReuseCosine = 0.04;
 
+// The cross axes of the grid lines along `axis`, as collect_edges walks them: the fast one (x, or y
+// for lines along x) row by row, one task per coordinate of the slow one.
+int fast_cross_axis(int axis) { return axis == 0 ? 1 : 0; }
+int slow_cross_axis(int axis) { return 3 - axis - fast_cross_axis(axis); }
+
 // Sobel gradient (central difference along b, [1 2 1] smoothing across), divided by 32 so a
 // unit ramp gives 1. p must have all 26 neighbours.
 std::array<double, 3> sobel(const Volume<float>& g, index_t x, index_t y, index_t z) {
@@ -135,7 +140,7 @@ EdgeSet collect_edges(const Volume<float>& g, int axis, const std::vector<double
   // coordinate, row by row along x, so the 3 × 3 average reads whole rows instead of one float per
   // cache line (and per page, along z). Each sample is summed in the same order as one 3 × 3 loop
   // per sample, so the same bits. Lines along x stream along themselves, one at a time.
-  const int fast_axis = axis == 0 ? ua : 0, slow_axis = fast_axis == ua ? va : ua;
+  const int fast_axis = fast_cross_axis(axis), slow_axis = slow_cross_axis(axis);
   const index_t nf = d[fast_axis], ns = d[slow_axis];
   std::vector<Found> per_slow(static_cast<std::size_t>(ns));
   tbb::parallel_for(index_t{1}, ns - 1, [&](index_t sl) {
@@ -529,7 +534,7 @@ PsfEstimate estimate_psf(const Volume<float>& grey, const std::vector<double>& c
     for (std::size_t i = 0; near && i + 1 < old.size(); ++i) old_step = std::min(old_step, old[i + 1] - old[i]);
     for (std::size_t i = 0; near && i < old.size(); ++i) near = std::fabs(levels[i] - old[i]) <= kReuseShift * old_step;
     for (int a = 0; near && a < 3; ++a)
-      near = from->first[a].size() == static_cast<std::size_t>(grey.dims()[a == 0 ? 2 : (a == 1 ? 2 : 1)]) + 1;
+      near = from->first[a].size() == static_cast<std::size_t>(grey.dims()[slow_cross_axis(a)]) + 1;
     if (!near) from = nullptr;
   }
   std::shared_ptr<PsfCrossings> record;
