@@ -357,7 +357,8 @@ float from_order_key(std::uint32_t key) {
 
 }  // namespace
 
-float kth_smallest(index_t rows, index_t width, std::int64_t k, const std::function<void(index_t, float*)>& row) {
+OrderStatistic order_statistic(index_t rows, index_t width, std::int64_t k,
+                               const std::function<void(index_t, float*)>& row) {
   if (rows <= 0 || width <= 0 || k < 0 || k >= rows * width)
     throw InputError("kth_smallest: rank " + std::to_string(k) + " outside " + std::to_string(rows * width) +
                      " values");
@@ -367,7 +368,7 @@ float kth_smallest(index_t rows, index_t width, std::int64_t k, const std::funct
   // 32 KB that stay in L1), each pass counting only the keys under the prefix found so far.
   std::uint32_t prefix = 0;
   int known = 0;  // leading bits of the answer's key found
-  std::int64_t rank = k;
+  std::int64_t rank = k, equal = 0;
   for (const int bits : {12, 12, 8}) {
     const int shift = 32 - known - bits;
     const std::uint32_t mask = (1u << bits) - 1;
@@ -401,13 +402,27 @@ float kth_smallest(index_t rows, index_t width, std::int64_t k, const std::funct
     while (rank >= total[bin]) rank -= total[bin++];
     prefix |= bin << shift;
     known += bits;
+    equal = total[bin];  // after the last pass: the values with the answer's whole key
   }
-  if (!nan) return from_order_key(prefix);
+  if (!nan) return {from_order_key(prefix), k - rank, equal};
   std::vector<float> all(static_cast<std::size_t>(rows * width));
   for (index_t i = 0; i < rows; ++i) row(i, all.data() + i * width);
   auto at = all.begin() + static_cast<std::ptrdiff_t>(k);
   std::nth_element(all.begin(), at, all.end());
-  return *at;
+  // Ties and the values below by order key, as the radix passes count them (NaNs left out).
+  const std::uint32_t key = order_key(*at);
+  OrderStatistic s{*at, 0, 0};
+  for (float v : all) {
+    if (v != v) continue;
+    const std::uint32_t vk = order_key(v);
+    s.equal += vk == key;
+    s.below += vk < key;
+  }
+  return s;
+}
+
+float kth_smallest(index_t rows, index_t width, std::int64_t k, const std::function<void(index_t, float*)>& row) {
+  return order_statistic(rows, width, k, row).value;
 }
 
 std::vector<double> label_means(const Volume<float>& grey, const Volume<std::uint8_t>& labels, int n) {

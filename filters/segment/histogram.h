@@ -76,6 +76,17 @@ double dominant_peak_sigma(const Histogram& h);
 // std::nth_element on a copy in row order. k < rows · width.
 float kth_smallest(index_t rows, index_t width, std::int64_t k, const std::function<void(index_t, float*)>& row);
 
+// kth_smallest with its ties: the value, how many values lie below it and how many have its bit
+// pattern (the value's own count, k included). On grey confined to a lattice (integer scans) an
+// order statistic is a lattice value, and its ties say how far into that value the rank falls.
+struct OrderStatistic {
+  float value = 0;
+  std::int64_t below = 0;
+  std::int64_t equal = 0;
+};
+OrderStatistic order_statistic(index_t rows, index_t width, std::int64_t k,
+                               const std::function<void(index_t, float*)>& row);
+
 // Mean grey value of each label (labels 0..n-1; NaN for labels absent).
 std::vector<double> label_means(const Volume<float>& grey, const Volume<std::uint8_t>& labels, int n);
 

@@ -148,7 +148,9 @@ std::vector<double> resolving_separations(const PartialVolumeMixture& m, double 
 // Separation below which a class boundary misclassifies > 7 % of the class: warn.
 inline constexpr double kWarnClassSeparation = 3.0;
 
-// The scan's noise σ from second differences along x: 1.4826 · MAD(g(x−1) − 2g(x) + g(x+1)) / √6.
+// The scan's noise σ from second differences along x: 1.4826 · MAD(g(x−1) − 2g(x) + g(x+1)) / √6,
+// the MAD read as grouped data where the grey sits on a coarse lattice (integer scans with a noise
+// of a few grey levels), so that it does not jump from one lattice step to the next.
 // A blurred edge contributes far less to second than to first differences (at σ_psf 1.5 its
 // peak second difference is ~0.24 Δ/σ² against √6 σ of noise), so thin blurred phases do not
 // inflate it as they do the first-difference estimate of filters/preprocess/denoise.h.
