@@ -1677,6 +1677,8 @@ int main(int argc, char** argv) {
       arches = true;
     } else if (arg == "--smoothing" && a + 1 < argc) {
       g_arch_options.smoothing_vox = std::stod(argv[++a]);
+    } else if (arg == "--model-gradient") {
+      g_arch_options.model_gradient = true;
     } else if (arg == "--extent" && a + 1 < argc) {
       g_arch_options.arch_extent = std::stod(argv[++a]);
     } else if (arg == "--realistic") {
@@ -1714,7 +1716,7 @@ int main(int argc, char** argv) {
                    "[--single-beta] [--neutral] [--anneal SWEEPS T] [--refit] [--sweeps N]] [--films [--false-alarm A] "
                    "[--fdr Q] "
                    "[--true-model]] [--am-surface [--run K]] [--trace [--gap-margin M]] [--arches [--true-model] "
-                   "[--smoothing S] [--extent Z]] [--realistic] [--snr S,...] [--blur B,...] "
+                   "[--smoothing S] [--extent Z] [--model-gradient]] [--realistic] [--snr S,...] [--blur B,...] "
                    "[--pressures P,...]\n");
       return 2;
     }

@@ -117,6 +117,8 @@ InterfaceArchAreas interface_arch_areas(const Volume<float>& grey, const std::ar
 
   // Class densities at the used bins' centres.
   std::vector<std::array<double, kClasses>> density(static_cast<std::size_t>(nv * ng));
+  // Per arch, Σ density · slope, for the slope expected given the bin (model_gradient).
+  std::vector<std::array<double, 3>> slope(static_cast<std::size_t>(nv * ng), {0.0, 0.0, 0.0});
   const auto centre_v = [&](index_t iv) { return vlo + (iv + 0.5) * bv; };
   const auto centre_g = [&](index_t ig) { return (ig + 0.5) * bg; };
   for (index_t b : used) {
@@ -141,7 +143,9 @@ InterfaceArchAreas interface_arch_areas(const Volume<float>& grey, const std::ar
         const double fg = gradient_density(centre_g(ig), g0, sg) / M;
         for (index_t iv = iv0; iv <= iv1; ++iv) {
           const index_t b = iv + nv * ig;
-          if (count[b] > 0) density[b][3 + p] += fg * normal_density(centre_v(iv), v0, sv);
+          if (count[b] == 0) continue;
+          const double f = fg * normal_density(centre_v(iv), v0, sv);
+          density[b][3 + p] += f, slope[b][p] += f * g0;
         }
       }
     }
@@ -178,7 +182,11 @@ InterfaceArchAreas interface_arch_areas(const Volume<float>& grey, const std::ar
     double norm = 0;
     for (int k = 0; k < kClasses; ++k) norm += w[k] * density[b][k];
     if (norm > 0)
-      for (int p = 0; p < 3; ++p) arch[b][p] = w[3 + p] * density[b][3 + p] / norm;
+      for (int p = 0; p < 3; ++p) {
+        arch[b][p] = w[3 + p] * density[b][3 + p] / norm;
+        // model_gradient: the posterior's |∇u| in place of the voxel's, r · E[slope | bin, arch].
+        if (options.model_gradient && density[b][3 + p] > 0) arch[b][p] *= slope[b][p] / density[b][3 + p];
+      }
   }
   const double covered = 2 * normal_cdf(Z) - 1;  // the share of Δ an arch of |z| ≤ Z spans
   const Dims d = grey.dims();
@@ -193,7 +201,7 @@ InterfaceArchAreas interface_arch_areas(const Volume<float>& grey, const std::ar
         const auto& a = arch[bin_of(u[i], grad[i])];
         auto& k = block[x / B + bx * (y / B + by * (z / B))];
         for (int p = 0; p < 3; ++p) {
-          const double c = a[p] * grad[i] / (step[p] * covered);
+          const double c = a[p] * (options.model_gradient ? 1.0 : grad[i]) / (step[p] * covered);
           k[p] += c, sum[p] += c;
         }
       }

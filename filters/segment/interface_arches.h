@@ -33,6 +33,10 @@ struct InterfaceArchOptions {
   double arch_extent = 3.0;
   int max_iterations = 500;  // EM on the class weights
   index_t block_vox = 16;    // edge of the blocks the jackknife leaves out
+  // Coarea with each voxel's |∇u| replaced by the slope the arch model expects given its bin:
+  // the noise's share of |∇u| (E|∇u| − slope ≈ σ_g²/slope on an arch, 2σ_g √(2/π) on a pure voxel
+  // the posterior gives to an arch) does not enter.
+  bool model_gradient = false;
 };
 
 // Pairs in the order pore|SE, pore|AM, SE|AM (the phases ordered by grey).
