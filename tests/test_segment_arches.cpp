@@ -80,7 +80,7 @@ TEST(SegmentArches, NoiseModelMatchesPureNoise) {
 
 // Three phases under σ 1 and 1.5 at SNR 8, the true model: SE|AM 16·40 = 640, pore|AM 32·40 =
 // 1280, pore|SE 20·40 = 800 voxel faces; contact 1/3. The pore|AM part passes through SE grey.
-// At the default s 0.4 the areas read 11–16 % high where the arches' tails meet the pure phases'
+// At the default s 0.4 the areas read up to 16 % off where the arches' tails meet the pure phases'
 // noise and the triple line mixes them, and the contact 0.337 (σ 1) and 0.302 (σ 1.5): the
 // estimator's floor on ideal geometry (s 1 reads 0.316 / 0.319; docs/segmentation-studies.md).
 TEST(SegmentArches, PlanarThreePhaseAreasAndContact) {

@@ -12,12 +12,16 @@
 // the arch) — have their weights fitted by EM on the bins, the shapes
 // fixed by the end members, the noise σ (σ_v, σ_g follow from it and s exactly: white noise
 // through the smoothing taps) and the PSF. By the coarea formula the gradient summed over one
-// interface's voxels is Δ times its area, so A_ij = Σ_v r_ij(v) |∇u|_v / Δ_ij, r the posterior.
-// The contact fraction is A_SE|AM / (A_SE|AM + A_pore|AM).
+// interface's voxels is Δ times its area, so A_ij = Σ_v r_ij(v) |∇u|_v / Δ_ij, r the posterior
+// (by default with the slope the arch expects in place of |∇u|_v: model_gradient). The contact
+// fraction is A_SE|AM / (A_SE|AM + A_pore|AM).
 //
 // What it cannot see: a pore film or an SE layer thinner than the blur is, in (value, gradient),
 // close to the arch of the edge it sits on (docs/segmentation-studies.md, "The contact excess at
-// σ ≥ 1, 10 MPa, traced"). Isotropic voxels are assumed: areas are in voxel faces.
+// σ ≥ 1, 10 MPa, traced"): films read as contact, thin SE layers between pore and AM as none, and
+// a thin pore's gap sums to less than 2Δ of |∇u|. Measured, not wired into the pipeline:
+// docs/segmentation-studies.md, "Value–gradient arches and the coarea formula". Isotropic voxels
+// are assumed: areas are in voxel faces.
 #pragma once
 
 #include <array>
@@ -30,7 +34,7 @@ namespace vp {
 struct InterfaceArchOptions {
   // s, the Gaussian σ before the gradient. Smaller s keeps thin pores' arches (a blurred gap's
   // |∇u| sums to less than 2Δ) but lets more noise in: 0.4 chosen on tuning seeds 312–314 over
-  // 0.3–1.5 (docs/segmentation-studies.md, "Value–gradient arches and the coarea formula").
+  // 0–1.5 (docs/segmentation-studies.md, "Value–gradient arches and the coarea formula").
   double smoothing_vox = 0.4;
   // An arch spans |d| ≤ extent · σ_e; farther voxels are pure (their gradient is noise).
   double arch_extent = 3.0;
