@@ -42,13 +42,7 @@
 // missed; AM receded or grown), per scan, and the runs AM | SE (m ≤ 3) | pore by that class;
 // --gap-margin M also runs a candidate (SE runs between two AM faces read as a pore or an SE gap by
 // a blurred-profile fit, `relabel_pore_gaps`) and prints its contact, Dice and label porosity.
-// --arches: the label-free contact fraction of value–gradient arches and the coarea formula
-// (filters/segment/interface_arches.h; docs/segmentation-studies.md, "Value–gradient arches and the
-// coarea formula") beside the label one, with its jackknife half-width, whether that covers the
-// truth, the arch-count variant, and the SE|AM and pore|AM areas over the generator's; inputs from
-// `auto`'s fit (end members, noise σ, PSF), or the generator's with --true-model; --smoothing S, --extent Z
-// and --voxel-gradient (model_gradient off) set InterfaceArchOptions; --realistic images the grid with `phantom
-// --realistic`. Usage: bench_segment_contact [--full] [--size N] [--seeds N | A-B] [--series DIR]
+// Usage: bench_segment_contact [--full] [--size N] [--seeds N | A-B] [--series DIR]
 //   default: seed 1, SNR 8, blur 1, 64³, 10 and 250 MPa; --full: seeds 1–3, SNR 5/8/12, blur
 //   0.7/1.0/1.5, 10/50/125/250/370 MPa, 96³. CPU seconds (user + sys) are printed per case.
 #include <algorithm>
@@ -72,7 +66,6 @@
 #include "filters/preprocess/psf.h"
 #include "filters/segment/film_profile.h"
 #include "filters/segment/forward_model.h"
-#include "filters/segment/interface_arches.h"
 #include "filters/segment/partial_volume.h"
 #include "filters/segment/segmenter.h"
 #include "metrics/interfaces.h"
@@ -326,7 +319,6 @@ struct Grid {
   std::vector<std::uint64_t> seeds{1};
   std::vector<double> snrs{8}, blurs{1.0}, pressures{10, 250};
   index_t size = 64;
-  bool realistic = false;  // --realistic: Poisson noise, cup and grain texture (composite_scan)
 };
 
 struct Cell {
@@ -355,7 +347,7 @@ std::vector<std::string> grid_rows(const Grid& grid, Scan&& scan, Row&& row) {
         const Cell cell{snr, blur, p};
         Stats stats;
         for (std::uint64_t seed : grid.seeds)
-          scan(stats, cell, seed, vp::testing::composite_scan(seed, p, snr, blur, grid.size, grid.realistic));
+          scan(stats, cell, seed, vp::testing::composite_scan(seed, p, snr, blur, grid.size));
         rows.push_back(row(stats, cell));
       }
   return rows;
@@ -1498,163 +1490,12 @@ int trace_main(const Grid& grid) {
         }
   return 0;
 }
-
-// ---- Value–gradient arches and the coarea formula (filters/segment/interface_arches.h), `--arches`:
-// the label-free contact fraction beside the label one, with its jackknife half-width and whether
-// the truth lies inside it; the areas of SE|AM and pore|AM against the generator's; with
-// --true-model the generator's end members, PSF and noise σ instead of `auto`'s fit (how much of
-// the error is the fit's).
-InterfaceArchOptions g_arch_options;  // --smoothing S, --extent Z
-
-struct ArchRow {
-  bool refused = false;
-  double truth = NAN, label = NAN, arches = NAN, ci95 = NAN, count = NAN, cpu_segment = NAN, cpu_arches = NAN;
-  double sa_ratio = NAN, pa_ratio = NAN, outliers = NAN, psf = NAN;
-  std::array<double, 3> means{NAN, NAN, NAN};
-};
-
-ArchRow arch_case(const Volume<float>& grey, const LabelVolume& truth_labels, const phantom::GroundTruth& truth,
-                  const phantom::ImagingSpec* true_model) {
-  ArchRow row;
-  row.truth = truth.contact_area_fraction;
-  const double t0 = cpu_seconds();
-  const std::optional<SegmentResult> segmented = auto_three_classes(grey);
-  const double t1 = cpu_seconds();
-  if (!segmented && !true_model) {
-    row.refused = true;
-    return row;
-  }
-  std::array<double, 3> means{}, psf{};
-  double noise = NAN;
-  if (true_model) {
-    means = {true_model->grey_level("pore"), true_model->grey_level("se"), true_model->grey_level("am")};
-    psf = {true_model->blur_sigma_vox[0], true_model->blur_sigma_vox[1], true_model->blur_sigma_vox[2]};
-    noise = true_model->noise_sigma();
-  } else {
-    const auto& pv = *segmented->partial_volume;
-    means = {pv.means[0], pv.means[1], pv.means[2]};
-    psf = segmented->psf_sigma_vox;
-    noise = segmented->auto_fit->noise_sigma;
-  }
-  if (segmented) {
-    LabelVolume lv;
-    static_cast<Volume<std::uint8_t>&>(lv) = segmented->labels;
-    lv.phases = truth_labels.phases;
-    row.label = contact_area(lv).fraction;
-  }
-  const InterfaceArchAreas a = interface_arch_areas(grey, means, noise, psf, g_arch_options);
-  row.cpu_segment = t1 - t0;
-  row.cpu_arches = cpu_seconds() - t1;
-  row.arches = a.contact_fraction, row.ci95 = a.contact_ci95, row.count = a.count_contact_fraction;
-  row.outliers = a.unexplained, row.psf = (psf[0] + psf[1] + psf[2]) / 3, row.means = means;
-  const double face = truth_labels.spacing_um[0] * truth_labels.spacing_um[1];
-  const auto area = [&](const char* key) {
-    const auto it = truth.interface_area_um2.find(key);
-    return it == truth.interface_area_um2.end() ? NAN : it->second;
-  };
-  row.sa_ratio = a.area_vox2[2] * face / area("se|am");
-  row.pa_ratio = a.area_vox2[1] * face / area("pore|am");
-  return row;
-}
-
-void print_arch_row(const char* tag, const ArchRow& r) {
-  if (r.refused) {
-    std::printf("%s refused\n", tag);
-    return;
-  }
-  std::printf(
-      "%s truth %.4f | label %+.4f | arches %+.4f ± %.4f (%s) | count %+.4f | area / truth: SE|AM %.3f, pore|AM "
-      "%.3f | unexplained %.4f | PSF %.3f, end members %.0f / %.0f / %.0f | CPU s: segment %.1f, arches %.1f\n",
-      tag, r.truth, r.label - r.truth, r.arches - r.truth, r.ci95,
-      std::fabs(r.arches - r.truth) <= r.ci95 ? "covers" : "misses", r.count - r.truth, r.sa_ratio, r.pa_ratio,
-      r.outliers, r.psf, r.means[0], r.means[1], r.means[2], r.cpu_segment, r.cpu_arches);
-  std::fflush(stdout);
-}
-
-int arches_main(const Grid& grid, const std::string& series) {
-  const char* header =
-      "| SNR | blur σ | P MPa | truth | label − truth (mean, worst) | arches − truth (mean, worst) | ± (mean) | "
-      "covers | count − truth (mean) | SE\\|AM, pore\\|AM area / truth | arches CPU s | refused |\n"
-      "|---|---|---|---|---|---|---|---|---|---|---|---|\n";
-  struct Stats {
-    Acc label, arches, count;
-    double truth = NAN, ci = 0, sa = 0, pa = 0, cpu = 0;
-    int n = 0, covered = 0, refused = 0;
-  };
-  Acc all_label, all_arches;
-  int cells = 0, within_label = 0, within_arches = 0, better = 0, covered = 0, cases = 0;
-  const auto lines = grid_rows<Stats>(
-      grid,
-      [&](Stats& m, const Cell& c, std::uint64_t seed, const CompositeScan& s) {
-        const ArchRow r = arch_case(s.grey, s.phantom.labels, s.phantom.truth, g_true_model ? &s.imaging : nullptr);
-        char tag[96];
-        std::snprintf(tag, sizeof tag, "case seed %llu SNR %g blur %g P %g:", static_cast<unsigned long long>(seed),
-                      c.snr, c.blur, c.p);
-        print_arch_row(tag, r);
-        m.truth = r.truth;
-        if (r.refused) {
-          ++m.refused;
-          return;
-        }
-        m.label.add(r.label - r.truth), m.arches.add(r.arches - r.truth), m.count.add(r.count - r.truth);
-        all_label.add(r.label - r.truth), all_arches.add(r.arches - r.truth);
-        m.ci += r.ci95, m.sa += r.sa_ratio, m.pa += r.pa_ratio, m.cpu += r.cpu_arches, ++m.n;
-        m.covered += std::fabs(r.arches - r.truth) <= r.ci95;
-      },
-      [&](const Stats& m, const Cell& c) {
-        if (m.n) {
-          ++cells, covered += m.covered, cases += m.n;
-          within_label += m.label.n && m.label.worst <= 0.03, within_arches += m.arches.worst <= 0.03;
-          better += !(m.label.worst <= m.arches.worst);
-        }
-        char line[512];
-        std::snprintf(line, sizeof line,
-                      "| %g | %g | %g | %.3f | %+.3f, %.3f | %+.3f, %.3f | %.3f | %d/%d | %+.3f | %.3f, %.3f | %.1f | "
-                      "%d/%zu |\n",
-                      c.snr, c.blur, c.p, m.truth, m.label.mean(), m.label.worst, m.arches.mean(), m.arches.worst,
-                      m.n ? m.ci / m.n : NAN, m.covered, m.n, m.count.mean(), m.n ? m.sa / m.n : NAN,
-                      m.n ? m.pa / m.n : NAN, m.n ? m.cpu / m.n : NAN, m.refused, grid.seeds.size());
-        return std::string(line);
-      });
-  std::printf("\n%s", header);
-  for (const auto& l : lines) std::printf("%s", l.c_str());
-  std::printf(
-      "\nworst |error|: label %.3f, arches %.3f; cells with every seed within 0.03: label %d, arches %d of %d; cells "
-      "where the arches' worst |error| is below the label's: %d of %d; half-width covers the truth in %d of %d "
-      "scans\n",
-      all_label.worst, all_arches.worst, within_label, within_arches, cells, better, cells, covered, cases);
-  if (!series.empty()) {
-    std::printf(
-        "\n| bundled series sample | truth | label − truth | arches − truth ± half-width | covers | count − truth | "
-        "SE\\|AM, pore\\|AM area / truth |\n|---|---|---|---|---|---|---|\n");
-    for (const char* name : {"p010", "p050", "p125", "p250", "p370"}) {
-      const fs::path truth_path = fs::path(series) / (std::string(name) + ".truth.json");
-      if (!fs::exists(truth_path)) continue;
-      std::ifstream in(truth_path);
-      const phantom::GroundTruth truth = phantom::GroundTruth::from_json(nlohmann::json::parse(in));
-      ReadOptions ro;
-      ro.path = (fs::path(series) / (std::string(name) + ".tif")).string();
-      const Volume<float> grey = to_float(read_volume(ro).volume);
-      ro.path = (fs::path(series) / (std::string(name) + "_labels.tif")).string();
-      LabelVolume labels;
-      static_cast<Volume<std::uint8_t>&>(labels) = to_labels_u8(read_volume(ro).volume);
-      labels.phases = phantom::phase_table(false);
-      labels.spacing_um = grey.spacing_um;
-      const ArchRow r = arch_case(grey, labels, truth, nullptr);
-      print_arch_row(name, r);
-      std::printf("| %s | %.3f | %+.3f | %+.3f ± %.3f | %s | %+.3f | %.3f, %.3f |\n", name, r.truth, r.label - r.truth,
-                  r.arches - r.truth, r.ci95, std::fabs(r.arches - r.truth) <= r.ci95 ? "yes" : "no", r.count - r.truth,
-                  r.sa_ratio, r.pa_ratio);
-    }
-  }
-  return 0;
-}
 }  // namespace
 
 int main(int argc, char** argv) {
   Grid grid;
   std::string series;
-  bool relabel = false, films = false, am_surface = false, trace = false, arches = false;
+  bool relabel = false, films = false, am_surface = false, trace = false;
   double flat_z = ForwardModelOptions{}.flat_interface_z;
   for (int a = 1; a < argc; ++a) {
     const std::string arg = argv[a];
@@ -1674,16 +1515,6 @@ int main(int argc, char** argv) {
       am_surface = true;
     } else if (arg == "--trace") {
       trace = true;
-    } else if (arg == "--arches") {
-      arches = true;
-    } else if (arg == "--smoothing" && a + 1 < argc) {
-      g_arch_options.smoothing_vox = std::stod(argv[++a]);
-    } else if (arg == "--voxel-gradient") {
-      g_arch_options.model_gradient = false;
-    } else if (arg == "--extent" && a + 1 < argc) {
-      g_arch_options.arch_extent = std::stod(argv[++a]);
-    } else if (arg == "--realistic") {
-      grid.realistic = true;
     } else if (arg == "--gap-margin" && a + 1 < argc) {
       g_gap_margin = std::stod(argv[++a]);
     } else if (arg == "--run" && a + 1 < argc) {
@@ -1716,8 +1547,7 @@ int main(int argc, char** argv) {
                    "usage: bench_segment_contact [--full] [--size N] [--seeds N|A-B] [--series DIR] [--relabel [--z Z] "
                    "[--single-beta] [--neutral] [--anneal SWEEPS T] [--refit] [--sweeps N]] [--films [--false-alarm A] "
                    "[--fdr Q] "
-                   "[--true-model]] [--am-surface [--run K]] [--trace [--gap-margin M]] [--arches [--true-model] "
-                   "[--smoothing S] [--extent Z] [--voxel-gradient]] [--realistic] [--snr S,...] [--blur B,...] "
+                   "[--true-model]] [--am-surface [--run K]] [--trace [--gap-margin M]] [--snr S,...] [--blur B,...] "
                    "[--pressures P,...]\n");
       return 2;
     }
@@ -1725,7 +1555,6 @@ int main(int argc, char** argv) {
   if (relabel) return relabel_main(grid, flat_z);
   if (am_surface) return surface_main(grid);
   if (trace) return trace_main(grid);
-  if (arches) return arches_main(grid, series);
   if (films) return films_main(grid, series);
   std::printf(
       "| SNR | blur σ | P MPa | truth | label − truth (mean, worst) | shell − truth | boot − truth | ii − truth "
