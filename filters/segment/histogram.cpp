@@ -360,7 +360,7 @@ float from_order_key(std::uint32_t key) {
 OrderStatistic order_statistic(index_t rows, index_t width, std::int64_t k,
                                const std::function<void(index_t, float*)>& row) {
   if (rows <= 0 || width <= 0 || k < 0 || k >= rows * width)
-    throw InputError("kth_smallest: rank " + std::to_string(k) + " outside " + std::to_string(rows * width) +
+    throw InputError("order statistic: rank " + std::to_string(k) + " outside " + std::to_string(rows * width) +
                      " values");
   using Counts = std::vector<std::int64_t>;
   bool nan = false;
