@@ -181,30 +181,30 @@ int main(int argc, char** argv) {
       "\n| SNR | σ | P MPa | error mean, max (fit levels) | truth in CI | sweep trigger | error mean, max (%s) | truth "
       "in CI |\n|---|---|---|---|---|---|---|---|\n",
       second);
-  for (std::size_t si = 0; si < snrs.size(); ++si)
-    for (std::size_t bi = 0; bi < blurs.size(); ++bi)
-      for (std::size_t pi = 0; pi < pressures.size(); ++pi) {
-        const std::size_t cell = (si * blurs.size() + bi) * pressures.size() + pi;
-        const CellStats& f = fit_stats[cell];
-        const CellStats& t = truth_stats[cell];
-        std::printf("| %g | %g | %g | %.1f %%, %.1f %% | %d/%d | %d/%zu | %.1f %%, %.1f %% | %d/%d |\n", snrs[si],
-                    blurs[bi], pressures[pi], 100 * f.sum / f.n, 100 * f.max, f.covered, f.n, f.triggers, seeds.size(),
-                    100 * t.sum / t.n, 100 * t.max, t.covered, t.n);
-      }
+  // Every grid cell in table order: its SNR, σ, pressure and index into the per-cell stats.
+  const auto each_cell = [&](const auto& row) {
+    for (std::size_t si = 0; si < snrs.size(); ++si)
+      for (std::size_t bi = 0; bi < blurs.size(); ++bi)
+        for (std::size_t pi = 0; pi < pressures.size(); ++pi)
+          row(snrs[si], blurs[bi], pressures[pi], (si * blurs.size() + bi) * pressures.size() + pi);
+  };
+  each_cell([&](double snr, double blur, double pressure, std::size_t cell) {
+    const CellStats& f = fit_stats[cell];
+    const CellStats& t = truth_stats[cell];
+    std::printf("| %g | %g | %g | %.1f %%, %.1f %% | %d/%d | %d/%zu | %.1f %%, %.1f %% | %d/%d |\n", snr, blur,
+                pressure, 100 * f.sum / f.n, 100 * f.max, f.covered, f.n, f.triggers, seeds.size(), 100 * t.sum / t.n,
+                100 * t.max, t.covered, t.n);
+  });
   if (refit_levels) {
     std::printf(
         "\n| SNR | σ | P MPa | auto's reported: error mean, max | truth in CI | gated (before): error mean, max | "
         "truth in CI |\n|---|---|---|---|---|---|---|\n");
-    for (std::size_t si = 0; si < snrs.size(); ++si)
-      for (std::size_t bi = 0; bi < blurs.size(); ++bi)
-        for (std::size_t pi = 0; pi < pressures.size(); ++pi) {
-          const std::size_t cell = (si * blurs.size() + bi) * pressures.size() + pi;
-          const CellStats& a = auto_stats[cell];
-          const CellStats& g = gated_stats[cell];
-          std::printf("| %g | %g | %g | %.1f %%, %.1f %% | %d/%d | %.1f %%, %.1f %% | %d/%d |\n", snrs[si], blurs[bi],
-                      pressures[pi], 100 * a.sum / a.n, 100 * a.max, a.covered, a.n, 100 * g.sum / g.n, 100 * g.max,
-                      g.covered, g.n);
-        }
+    each_cell([&](double snr, double blur, double pressure, std::size_t cell) {
+      const CellStats& a = auto_stats[cell];
+      const CellStats& g = gated_stats[cell];
+      std::printf("| %g | %g | %g | %.1f %%, %.1f %% | %d/%d | %.1f %%, %.1f %% | %d/%d |\n", snr, blur, pressure,
+                  100 * a.sum / a.n, 100 * a.max, a.covered, a.n, 100 * g.sum / g.n, 100 * g.max, g.covered, g.n);
+    });
     std::printf(
         "\nauto's reported PSF: error mean %.2f %%, max %.1f %%, truth in CI %d/%d (segment_grey %.2f s in all); "
         "gated second pass (before): mean %.2f %%, max %.1f %%, %d/%d.\n",

@@ -121,6 +121,7 @@ struct AutoSegmentFit {
   // "good", or "poor" where mixture.ks > kMaxFitKs: the histogram model does not describe the scan,
   // a warning says so and the fractions' intervals carry the misfit (widen_for_misfit).
   std::string fit_status = "good";
+  bool poor_fit() const { return fit_status != "good"; }
 };
 
 // fit_ks (max |histogram CDF − model CDF|) above which the fit is "poor". Phantoms (66 scans, seeds 298-300,

@@ -152,7 +152,7 @@ SegmentResult segment_grey(const Volume<float>& grey, const SegmentOptions& o) {
         const double moved = static_cast<double>(r.pore_films->voxels_relabelled) / static_cast<double>(grey.size());
         r.partial_volume->fraction_labels[0] += moved, r.partial_volume->fraction_labels[1] -= moved;
       }
-      if (r.auto_fit->fit_status != "good") widen_for_misfit(*r.partial_volume, r.auto_fit->mixture.ks);
+      if (r.auto_fit->poor_fit()) widen_for_misfit(*r.partial_volume, r.auto_fit->mixture.ks);
       r.thresholds = r.partial_volume->thresholds;
       r.mixture = pure_components(r.auto_fit->mixture);
       break;

@@ -337,7 +337,7 @@ int segment_main(const std::vector<std::string>& args) {
   summary.update(segmentation_summary(grey, r));
   // With reference end members the warnings (drift among them) reach stderr with --json too.
   // A poor fit is never silent: its warnings reach stderr with --json too.
-  if (r.auto_fit && (!json || so.end_members || r.auto_fit->fit_status != "good"))
+  if (r.auto_fit && (!json || so.end_members || r.auto_fit->poor_fit()))
     for (const auto& w : r.auto_fit->warnings) std::cerr << "warning: " << w << "\n";
   if (model)
     summary["model"] = {{"training_samples", model->training_samples()},

@@ -456,7 +456,7 @@ class SegmentStage : public Stage {
     for (const auto& q : m.interfaces) interfaces.push_back({{"classes", {q.a, q.b}}, {"weight", q.weight}});
     // A histogram the model does not describe is said where a batch user reads the run (the progress
     // lines), not only in the details: its fractions are estimates with the misfit in their interval.
-    if (r.auto_fit->fit_status != "good")
+    if (r.auto_fit->poor_fit())
       for (const std::string& w : r.auto_fit->warnings) ctx.report("warning: " + w);
     nlohmann::json& partial_volume = ctx.details["partial_volume"] = partial_volume_counters_json(r);
     partial_volume.update({{"classes", pure},
